@@ -1,0 +1,5 @@
+"""``python -m ridgeline`` runs the CLI."""
+
+from .cli import entry
+
+entry()

@@ -1,0 +1,88 @@
+"""The Python API: ``load``, ``optimize``, ``compile``, ``estimate``.
+
+Each call is a thin door onto the layer that does the work, imported when first used so that
+``import ridgeline`` stays cheap and optional extras stay optional.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .ir import Graph
+from .ir.errors import ModelError
+
+__all__ = ["load", "optimize", "compile", "estimate"]
+
+
+def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
+         **preset_options: Any) -> Graph:
+    """A graph from an ``.onnx`` file, a ``.rir`` text file, or a preset name (``llama-3-70b``).
+
+    ``dims`` binds symbolic dims; ``preset_options`` (phase, batch, context, dtypes, …) go to
+    ``ridgeline.models.build`` when ``model`` names a preset.
+    """
+    if isinstance(model, Graph):
+        return model.bind(dims) if dims else model
+    text = os.fspath(model)
+    path = Path(text)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx" or (path.is_file() and suffix not in (".rir",) and _looks_like_onnx(path)):
+        from .frontends.onnx import load_onnx
+        if preset_options:
+            raise ModelError(f"options {', '.join(preset_options)} apply to presets, not to ONNX files")
+        return load_onnx(path, dims=dims)
+    if suffix == ".rir":
+        from .frontends.rir import load_rir
+        if preset_options:
+            raise ModelError(f"options {', '.join(preset_options)} apply to presets, not to .rir files")
+        g = load_rir(path)
+        return g.bind(dims) if dims else g
+    if path.exists() and path.is_file():
+        raise ModelError(f"{text}: unknown model format (expected .onnx, .rir or a preset name)")
+    try:
+        from . import models
+    except ImportError:  # pragma: no cover - models ships with the package
+        models = None
+    if models is not None and hasattr(models, "find_preset") and models.find_preset(text) is not None:
+        g = models.build(text, **preset_options)
+        return g.bind(dims) if dims else g
+    known = ", ".join(models.preset_names()) if models is not None and hasattr(models, "preset_names") else "none"
+    raise ModelError(f"{text}: no such file, and not a preset (presets: {known})")
+
+
+def _looks_like_onnx(path: Path) -> bool:
+    return path.suffix.lower() in (".pb", ".model")
+
+
+def optimize(graph: Graph, pipeline: str = "default", **options: Any) -> Graph:
+    """Run a pass pipeline (``"canonicalize,fuse-attention,dce"``) on ``graph`` in place; returns it."""
+    from .passes import run_pipeline
+    run_pipeline(graph, pipeline, **options)
+    return graph
+
+
+def compile(graph: Graph, backend: str = "numpy", *, pipeline: str | None = None, **options: Any):
+    """Compile for a backend: an ``Executable`` for executors, an ``Estimate`` for targets.
+
+    The backend's ``default_pipeline`` runs first (on a copy) unless ``pipeline`` overrides it;
+    ``pipeline=""`` compiles the graph as given.
+    """
+    from .backends.registry import get_backend
+    be = get_backend(backend)
+    pipe = be.default_pipeline if pipeline is None else pipeline
+    if pipe:
+        graph = optimize(graph.copy(), pipe)
+    return be.compile(graph, **options)
+
+
+def estimate(graph: Graph, target: str = "h100", **options: Any):
+    """Estimate ``graph`` on a hardware target; returns an ``Estimate``."""
+    from .backends.registry import get_backend
+    be = get_backend(target)
+    if getattr(be, "kind", None) != "estimate":
+        from .ir.errors import BackendError
+        raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
+                           f"(see `ridgeline targets`)")
+    return be.compile(graph, **options)

@@ -1,0 +1,49 @@
+"""The backend contract.
+
+A backend either *executes* a graph (``compile`` returns an ``Executable`` whose ``run`` maps input
+arrays to output arrays) or *estimates* it on hardware we do not have (``compile`` returns an
+``Estimate`` from ``ridgeline.cost_models``). ``default_pipeline`` names the passes the backend
+wants first; ``supports`` says which nodes it can take without falling back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..ir import Graph, Node
+
+__all__ = ["Backend", "Executable", "NodeTiming"]
+
+
+@runtime_checkable
+class Executable(Protocol):
+    """A compiled graph: call ``run`` with arrays by input name (or in input order)."""
+
+    graph: "Graph"
+
+    def run(self, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Execute once; returns outputs by name."""
+        ...
+
+
+class NodeTiming(Protocol):
+    """Per-node wall time of the last ``run(..., profile=True)``: node -> seconds."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend provides; see the module docstring."""
+
+    name: str
+    kind: Literal["execute", "estimate"]
+    default_pipeline: str
+    description: str
+
+    def supports(self, node: "Node") -> bool:
+        ...
+
+    def compile(self, graph: "Graph", **options: Any) -> Any:
+        ...

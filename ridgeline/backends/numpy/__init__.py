@@ -1,0 +1,48 @@
+"""The numpy backend: the reference that defines what every op means."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ...ir import Graph, Node
+from .interpreter import Interpreter
+from .kernels import get_kernel
+
+__all__ = ["NumpyBackend", "NumpyExecutable", "Interpreter"]
+
+
+class NumpyExecutable:
+    """A graph bound to the reference interpreter."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.interpreter = Interpreter(graph)
+
+    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        return self.interpreter.run(inputs, profile=profile)
+
+    @property
+    def timings(self) -> dict[Node, float]:
+        return self.interpreter.timings
+
+    __call__ = run
+
+
+class NumpyBackend:
+    """Reference interpreter: one plain numpy kernel per op."""
+
+    name = "numpy"
+    kind = "execute"
+    default_pipeline = ""
+    description = "reference interpreter: one plain numpy kernel per op; defines meaning"
+
+    def supports(self, node: Node) -> bool:
+        return node.op == "Fused" or get_kernel(node.op) is not None
+
+    def compile(self, graph: Graph, **options: Any) -> NumpyExecutable:
+        if options:
+            from ...ir.errors import BackendError
+            raise BackendError(f"the numpy backend takes no options, got {', '.join(options)}")
+        return NumpyExecutable(graph)

@@ -1,0 +1,239 @@
+"""Reference kernels of ``ridgeline.ir.ops.elementwise`` (and Cast, CastLike)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ....ir.dtypes import dtype as to_dtype
+from . import kernel
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # math.erf per element in float64: exact to double precision, no scipy dependency.
+    out = np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64))
+    return out.astype(x.dtype)
+
+
+_UNARY = {
+    "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal, "Exp": np.exp,
+    "Log": np.log, "Tanh": np.tanh, "Cos": np.cos, "Sin": np.sin, "Tan": np.tan, "Atan": np.arctan,
+    "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign, "Not": np.logical_not,
+    "IsNaN": np.isnan, "Erf": _erf,
+}
+
+
+@kernel(*_UNARY)
+def unary(node, x):
+    with np.errstate(all="ignore"):
+        return np.asarray(_UNARY[node.op](x)).astype(x.dtype if node.op not in ("IsNaN", "Not") else bool, copy=False)
+
+
+@kernel("IsInf")
+def isinf(node, x):
+    pos = np.isposinf(x) if node.attr("detect_positive") else np.zeros(x.shape, bool)
+    neg = np.isneginf(x) if node.attr("detect_negative") else np.zeros(x.shape, bool)
+    return pos | neg
+
+
+@kernel("Sigmoid")
+def sigmoid(node, x):
+    with np.errstate(over="ignore"):
+        xf = x.astype(np.float64)
+        return (1.0 / (1.0 + np.exp(-xf))).astype(x.dtype)
+
+
+@kernel("Relu")
+def relu(node, x):
+    return np.maximum(x, x.dtype.type(0))
+
+
+@kernel("LeakyRelu")
+def leaky_relu(node, x):
+    return np.where(x >= 0, x, x * x.dtype.type(node.attr("alpha"))).astype(x.dtype)
+
+
+@kernel("Elu")
+def elu(node, x):
+    a = node.attr("alpha")
+    with np.errstate(over="ignore"):
+        return np.where(x >= 0, x, a * (np.exp(x) - 1)).astype(x.dtype)
+
+
+@kernel("Selu")
+def selu(node, x):
+    a, g = node.attr("alpha"), node.attr("gamma")
+    with np.errstate(over="ignore"):
+        return (g * np.where(x > 0, x, a * (np.exp(x) - 1))).astype(x.dtype)
+
+
+@kernel("Celu")
+def celu(node, x):
+    a = node.attr("alpha")
+    with np.errstate(over="ignore"):
+        return (np.maximum(0, x) + np.minimum(0, a * (np.exp(x / a) - 1))).astype(x.dtype)
+
+
+@kernel("ThresholdedRelu")
+def thresholded_relu(node, x):
+    return np.where(x > node.attr("alpha"), x, 0).astype(x.dtype)
+
+
+@kernel("Softplus")
+def softplus(node, x):
+    with np.errstate(over="ignore"):
+        return np.log1p(np.exp(x)).astype(x.dtype)
+
+
+@kernel("Softsign")
+def softsign(node, x):
+    return (x / (1 + np.abs(x))).astype(x.dtype)
+
+
+@kernel("HardSigmoid")
+def hard_sigmoid(node, x):
+    return np.clip(node.attr("alpha") * x + node.attr("beta"), 0, 1).astype(x.dtype)
+
+
+@kernel("HardSwish")
+def hard_swish(node, x):
+    return (x * np.clip(x / 6 + 0.5, 0, 1)).astype(x.dtype)
+
+
+@kernel("Mish")
+def mish(node, x):
+    with np.errstate(over="ignore"):
+        return (x * np.tanh(np.log1p(np.exp(x)))).astype(x.dtype)
+
+
+@kernel("Gelu")
+def gelu(node, x):
+    xf = x.astype(np.float64)
+    if node.attr("approximate") == "tanh":
+        y = 0.5 * xf * (1.0 + np.tanh(_SQRT_2_OVER_PI * (xf + 0.044715 * xf ** 3)))
+    else:
+        y = 0.5 * xf * (1.0 + _erf(xf / math.sqrt(2.0)))
+    return y.astype(x.dtype)
+
+
+def _int_div(a, b):
+    # ONNX integer division truncates toward zero (C semantics), unlike numpy's floor division.
+    q = np.floor_divide(a, b)
+    r = np.remainder(a, b)
+    return q + ((r != 0) & ((a < 0) ^ (b < 0))).astype(q.dtype)
+
+
+@kernel("Add", "Sub", "Mul", "Div")
+def arith(node, a, b):
+    with np.errstate(all="ignore"):
+        if node.op == "Add":
+            out = a + b
+        elif node.op == "Sub":
+            out = a - b
+        elif node.op == "Mul":
+            out = a * b
+        elif a.dtype.kind in "iu":
+            out = _int_div(a, b)
+        else:
+            out = a / b
+    return np.asarray(out).astype(a.dtype, copy=False)
+
+
+@kernel("Mod")
+def mod(node, a, b):
+    with np.errstate(all="ignore"):
+        out = np.fmod(a, b) if node.attr("fmod") else np.mod(a, b)
+    return out.astype(a.dtype, copy=False)
+
+
+@kernel("Pow")
+def power(node, x, y):
+    with np.errstate(all="ignore"):
+        if x.dtype.kind in "iu":
+            out = np.power(x.astype(np.float64), y.astype(np.float64))
+        else:
+            out = np.power(x, y.astype(x.dtype))
+    return np.asarray(out).astype(x.dtype)
+
+
+@kernel("PRelu")
+def prelu(node, x, slope):
+    return np.where(x < 0, x * slope, x).astype(x.dtype)
+
+
+@kernel("Max", "Min", "Sum", "Mean")
+def variadic(node, *xs):
+    fn = {"Max": np.maximum, "Min": np.minimum, "Sum": np.add, "Mean": np.add}[node.op]
+    out = xs[0]
+    for x in xs[1:]:
+        out = fn(out, x)
+    if node.op == "Mean":
+        out = out / len(xs)
+    return np.asarray(out).astype(xs[0].dtype, copy=False)
+
+
+_COMPARE = {"Equal": np.equal, "Less": np.less, "LessOrEqual": np.less_equal, "Greater": np.greater,
+            "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
+            "Xor": np.logical_xor}
+
+
+@kernel(*_COMPARE)
+def compare(node, a, b):
+    return _COMPARE[node.op](a, b)
+
+
+@kernel("BitwiseAnd", "BitwiseOr", "BitwiseXor")
+def bitwise(node, a, b):
+    fn = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor}[node.op]
+    return fn(a, b)
+
+
+@kernel("Where")
+def where(node, cond, x, y):
+    return np.where(cond, x, y)
+
+
+@kernel("Clip")
+def clip(node, x, lo=None, hi=None):
+    out = x
+    if lo is not None:
+        out = np.maximum(out, lo.reshape(()))
+    if hi is not None:
+        out = np.minimum(out, hi.reshape(()))
+    return out.astype(x.dtype, copy=False)
+
+
+@kernel("Cast")
+def cast(node, x):
+    return _cast(x, to_dtype(node.attr("to")).np_dtype, node.attr("saturate"))
+
+
+@kernel("CastLike")
+def cast_like(node, x, target):
+    return _cast(x, target.dtype, node.attr("saturate"))
+
+
+def _cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
+    """ONNX Cast: float8 saturates to the finite range when ``saturate``; int4 rounds and clamps."""
+    import ml_dtypes
+    to = np.dtype(to)
+    src_custom = x.dtype.kind == "V" or x.dtype.name == "bfloat16" or x.dtype.name.startswith("float8")
+    if to.name.startswith("float8") or to.name == "bfloat16":
+        xf = x.astype(np.float32)
+        if saturate and to.name.startswith("float8"):
+            big = float(ml_dtypes.finfo(to).max)
+            keep_inf = to.name == "float8_e5m2"  # e5m2 has infinities; e4m3fn does not
+            clipped = np.clip(xf, -big, big)
+            xf = np.where(np.isinf(xf) & keep_inf, xf, np.where(np.isnan(xf), xf, clipped))
+        return xf.astype(to)
+    if to.name in ("int4", "uint4"):
+        info = ml_dtypes.iinfo(to)
+        xv = np.rint(x.astype(np.float64)) if (x.dtype.kind == "f" or src_custom) else x.astype(np.int64)
+        return np.clip(xv, int(info.min), int(info.max)).astype(to)
+    if src_custom:
+        x = x.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return x.astype(to)

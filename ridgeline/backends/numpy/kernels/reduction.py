@@ -1,0 +1,92 @@
+"""Reference kernels of ``ridgeline.ir.ops.reduction`` (Reduce*, ArgMax, Softmax, CumSum)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernel
+
+
+def _axes(node, x, axes):
+    if axes is None or axes.size == 0:
+        if node.attr("noop_with_empty_axes"):
+            return None
+        return tuple(range(x.ndim))
+    return tuple(int(a) % x.ndim for a in axes.reshape(-1))
+
+
+_REDUCE = {
+    "ReduceSum": lambda x, ax, k: np.sum(x, axis=ax, keepdims=k),
+    "ReduceMean": lambda x, ax, k: np.mean(x, axis=ax, keepdims=k),
+    "ReduceMax": lambda x, ax, k: np.max(x, axis=ax, keepdims=k),
+    "ReduceMin": lambda x, ax, k: np.min(x, axis=ax, keepdims=k),
+    "ReduceProd": lambda x, ax, k: np.prod(x, axis=ax, keepdims=k),
+    "ReduceL1": lambda x, ax, k: np.sum(np.abs(x), axis=ax, keepdims=k),
+    "ReduceL2": lambda x, ax, k: np.sqrt(np.sum(np.square(x), axis=ax, keepdims=k)),
+    "ReduceSumSquare": lambda x, ax, k: np.sum(np.square(x), axis=ax, keepdims=k),
+    "ReduceLogSum": lambda x, ax, k: np.log(np.sum(x, axis=ax, keepdims=k)),
+    "ReduceLogSumExp": lambda x, ax, k: np.log(np.sum(np.exp(x), axis=ax, keepdims=k)),
+}
+
+
+@kernel(*_REDUCE)
+def reduce(node, x, axes=None):
+    ax = _axes(node, x, axes)
+    if ax is None:
+        return x
+    keep = bool(node.attr("keepdims"))
+    if x.size == 0 and node.op in ("ReduceMax", "ReduceMin"):
+        shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape)) if keep else \
+            tuple(d for i, d in enumerate(x.shape) if i not in ax)
+        fill = -np.inf if node.op == "ReduceMax" else np.inf
+        if x.dtype.kind in "iu":
+            info = np.iinfo(x.dtype)
+            fill = info.min if node.op == "ReduceMax" else info.max
+        return np.full(shape, fill, dtype=x.dtype)
+    with np.errstate(all="ignore"):
+        return np.asarray(_REDUCE[node.op](x, ax, keep)).astype(x.dtype, copy=False)
+
+
+@kernel("ArgMax", "ArgMin")
+def argext(node, x):
+    axis = node.attr("axis") % x.ndim
+    fn = np.argmax if node.op == "ArgMax" else np.argmin
+    if node.attr("select_last_index"):
+        flipped = np.flip(x, axis=axis)
+        out = x.shape[axis] - 1 - fn(flipped, axis=axis)
+    else:
+        out = fn(x, axis=axis)
+    out = out.astype(np.int64)
+    return np.expand_dims(out, axis) if node.attr("keepdims") else out
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isneginf(m), 0, m)
+    e = np.exp(x - m)
+    s = np.sum(e, axis=axis, keepdims=True)
+    return e / np.where(s == 0, 1, s)
+
+
+@kernel("Softmax")
+def softmax_k(node, x):
+    return softmax(x, node.attr("axis")).astype(x.dtype, copy=False)
+
+
+@kernel("LogSoftmax")
+def log_softmax(node, x):
+    axis = node.attr("axis")
+    m = np.max(x, axis=axis, keepdims=True)
+    s = x - m
+    return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+
+
+@kernel("CumSum")
+def cumsum(node, x, axis):
+    axis = int(axis.reshape(())) % x.ndim
+    y = np.flip(x, axis) if node.attr("reverse") else x
+    out = np.cumsum(y, axis=axis)
+    if node.attr("exclusive"):
+        out = out - y
+    out = np.flip(out, axis) if node.attr("reverse") else out
+    return out.astype(x.dtype, copy=False)

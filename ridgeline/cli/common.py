@@ -1,0 +1,139 @@
+"""Helpers every command shares: the MODEL argument, ``--dim``, tables and ``--json`` output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Callable, Iterable, Sequence
+
+from ..ir import Graph
+from ..ir.errors import RidgelineError
+
+__all__ = ["add_model_argument", "load_model", "parse_dims", "emit", "table", "console", "fmt_bytes",
+           "fmt_count", "fmt_time", "to_jsonable", "UsageError"]
+
+
+class UsageError(RidgelineError):
+    """A bad flag value (the CLI reports it like any other user error)."""
+
+
+def add_model_argument(p: argparse.ArgumentParser, *, dims: bool = True) -> None:
+    p.add_argument("model", metavar="MODEL", help="an .onnx file, a .rir text-IR file, or a preset name")
+    if dims:
+        p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                       help="bind a symbolic dim (repeatable), e.g. --dim batch=1 --dim seq=128")
+
+
+def parse_dims(items: Sequence[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--dim expects NAME=SIZE, got {item!r}")
+        try:
+            size = int(value)
+        except ValueError:
+            raise UsageError(f"--dim {name}: size must be an integer, got {value!r}") from None
+        if size < 0:
+            raise UsageError(f"--dim {name}: size must be non-negative, got {size}")
+        out[name.strip()] = size
+    return out
+
+
+#: preset flags a command may define; load_model forwards those present to the preset builder
+PRESET_FLAGS = ("phase", "batch", "context", "dtype", "weight_dtype", "kv_dtype", "act_dtype", "prompt", "tp", "pp")
+
+
+def load_model(args: argparse.Namespace, *, bind: bool = True) -> Graph:
+    """Load ``args.model`` (file or preset), binding ``--dim`` values."""
+    from ..api import load
+    dims = parse_dims(getattr(args, "dim", []) or [])
+    opts = {}
+    from pathlib import Path
+    is_file = Path(args.model).suffix.lower() in (".onnx", ".rir") or Path(args.model).exists()
+    if not is_file:
+        opts = {k: getattr(args, k) for k in PRESET_FLAGS if getattr(args, k, None) is not None}
+    return load(args.model, dims=dims if (dims and bind) else None, **opts)
+
+
+def to_jsonable(x: Any) -> Any:
+    """Plain JSON values from numpy scalars, sympy expressions, tuples and dataclasses."""
+    import dataclasses
+    import numpy as np
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return to_jsonable(dataclasses.asdict(x))
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, (int, float, str, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def emit(args: argparse.Namespace, data: Any, render: Callable[[], None]) -> None:
+    """Print ``data`` as JSON with ``--json``, else call ``render`` to draw tables."""
+    if getattr(args, "json", False):
+        json.dump(to_jsonable(data), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render()
+
+
+_console = None
+
+
+def console():
+    global _console
+    if _console is None:
+        from rich.console import Console
+        _console = Console(highlight=False, soft_wrap=False)
+    return _console
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
+          justify: Sequence[str] | None = None, caption: str | None = None):
+    from rich.table import Table
+    t = Table(title=title, caption=caption, title_justify="left", header_style="bold")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify=(justify[i] if justify else ("left" if i == 0 else "right")))
+    for r in rows:
+        t.add_row(*[str(x) for x in r])
+    console().print(t)
+
+
+def fmt_bytes(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return str(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def fmt_count(n: Any) -> str:
+    if not isinstance(n, (int, float)):
+        return str(n)
+    for unit, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:g}"
+
+
+def fmt_time(s: float | None) -> str:
+    if s is None or not isinstance(s, (int, float)) or math.isnan(s):
+        return "-"
+    if s >= 1:
+        return f"{s:.3f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3f} ms"
+    return f"{s * 1e6:.2f} µs"

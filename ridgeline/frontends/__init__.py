@@ -1,0 +1,1 @@
+"""Frontends produce the IR: ONNX files and the ``.rir`` text form."""

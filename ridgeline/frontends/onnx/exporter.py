@@ -1,0 +1,142 @@
+"""IR → ONNX, so an optimized graph opens in Netron and runs in onnxruntime.
+
+Ops in the default domain are written as themselves at an opset high enough for every spec's
+``since``; ``Cast``'s dtype names go back to ONNX codes; a ``Fused`` node becomes a call of a
+model-local ONNX function whose body is its ``body``. Weightless constants cannot be saved.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ...ir import Graph, Node, TensorType, Value
+from ...ir.dtypes import dtype as to_dtype
+from ...ir.errors import ModelError
+from .attributes import to_proto
+
+__all__ = ["save_onnx", "to_onnx", "RIDGELINE_DOMAIN"]
+
+RIDGELINE_DOMAIN = "ridgeline"
+#: never export below this opset: LayerNormalization needs 17, and ORT supports 17+ well
+MIN_EXPORT_OPSET = 17
+
+
+def _value_info(v: Value) -> onnx.ValueInfoProto:
+    shape = [d if isinstance(d, int) else str(d) for d in v.type.shape]
+    return helper.make_tensor_value_info(v.name, v.type.dtype.onnx_code, shape)
+
+
+def _attrs(node: Node) -> list[onnx.AttributeProto]:
+    out = []
+    for k, val in node.attrs.items():
+        if val is None:
+            continue
+        if node.op == "Cast" and k == "to":
+            val = to_dtype(val).onnx_code
+        out.append(to_proto(k, val))
+    return out
+
+
+class _Exporter:
+    def __init__(self, graph: Graph, opset: int | None):
+        self.graph = graph
+        self.functions: list[onnx.FunctionProto] = []
+        self.opset = opset or self._pick_opset(graph)
+
+    @staticmethod
+    def _pick_opset(graph: Graph) -> int:
+        need = max(MIN_EXPORT_OPSET, int(graph.meta.get("onnx", {}).get("opset", 0)))
+        for n in _all_nodes(graph):
+            spec = n.spec
+            if spec.domain == "":
+                need = max(need, spec.since)
+        return need
+
+    def node_proto(self, n: Node) -> onnx.NodeProto:
+        ins = [v.name if v is not None else "" for v in n.inputs]
+        outs = [v.name for v in n.outputs]
+        if n.op == "Fused":
+            fname = self.function_for(n)
+            return helper.make_node(fname, ins, outs, name=n.name or None, domain=RIDGELINE_DOMAIN)
+        if n.spec.domain != "":
+            raise ModelError(f"cannot export {n.op}: it has no ONNX form (domain {n.spec.domain!r})")
+        return helper.make_node(n.op, ins, outs, name=n.name or None, **{})  # attrs added below
+
+    def function_for(self, n: Node) -> str:
+        body = n.body
+        fname = f"{n.attr('kind') or 'fused'}_{len(self.functions)}".replace("-", "_")
+        nodes = []
+        inits = []
+        for c in body.constants.values():
+            if c.data is None:
+                raise ModelError(f"fused body constant %{c.name} has no data")
+            inits.append(helper.make_node("Constant", [], [c.name], value=numpy_helper.from_array(c.data)))
+        for bn in body:
+            nodes.append(self.full_node(bn))
+        f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
+                                 [v.name for v in body.outputs], inits + nodes,
+                                 [helper.make_opsetid("", self.opset)])
+        self.functions.append(f)
+        return fname
+
+    def full_node(self, n: Node) -> onnx.NodeProto:
+        proto = self.node_proto(n)
+        if n.op != "Fused":
+            proto.attribute.extend(_attrs(n))
+        return proto
+
+    def model(self) -> onnx.ModelProto:
+        g = self.graph
+        inits = []
+        for c in g.constants.values():
+            if c.data is None:
+                raise ModelError(f"constant %{c.name} has no data (a weightless graph cannot be saved as ONNX; "
+                                 f"save it as .rir instead)")
+            inits.append(numpy_helper.from_array(np.asarray(c.data), c.name))
+        nodes = [self.full_node(n) for n in g]
+        value_info = [_value_info(v) for n in g for v in n.outputs if v not in g.outputs]
+        gp = helper.make_graph(nodes, g.name, [_value_info(v) for v in g.inputs],
+                               [_value_info(v) for v in g.outputs], initializer=inits, value_info=value_info)
+        opsets = [helper.make_opsetid("", self.opset)]
+        if self.functions:
+            opsets.append(helper.make_opsetid(RIDGELINE_DOMAIN, 1))
+        m = helper.make_model(gp, opset_imports=opsets, producer_name="ridgeline",
+                              functions=self.functions)
+        # the lowest IR version this opset allows, so older runtimes accept the file
+        m.ir_version = min(helper.find_min_ir_version_for(m.opset_import, ignore_unknown=True), onnx.IR_VERSION)
+        return m
+
+
+def _all_nodes(graph: Graph):
+    for n in graph:
+        yield n
+        if n.body is not None:
+            yield from _all_nodes(n.body)
+
+
+def to_onnx(graph: Graph, *, opset: int | None = None) -> onnx.ModelProto:
+    """The ``ModelProto`` of a graph (checked with ``onnx.checker``)."""
+    m = _Exporter(graph, opset).model()
+    try:
+        onnx.checker.check_model(m)
+    except onnx.checker.ValidationError as e:
+        raise ModelError(f"exported model fails onnx.checker: {str(e).splitlines()[0]}") from None
+    return m
+
+
+def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int | None = None) -> onnx.ModelProto:
+    """Write ``graph`` as ONNX to ``path`` (when given) and return the ``ModelProto``."""
+    m = to_onnx(graph, opset=opset)
+    if path is not None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(m.SerializeToString())
+        os.replace(tmp, path)  # never leave a half-written file behind
+    return m

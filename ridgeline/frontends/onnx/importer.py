@@ -1,0 +1,325 @@
+"""ONNX → IR.
+
+``load_onnx(path_or_proto, dims=...)`` reads a model without trusting it: the file is parsed and
+checked, every op is looked up first (one error lists every unsupported op with its count), the
+node order is checked for cycles, external data is read only from inside the model's folder, and
+types come from our own specs (ONNX's shape inference only fills in what ours cannot know). The
+input file is opened read-only and never written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import numpy_helper
+
+from ...ir import Graph, TensorType, Value
+from ...ir.dims import check_dim
+from ...ir.dtypes import from_onnx
+from ...ir.errors import IRError, ModelError, UnsupportedOpError, VerifyError
+from ...ir.infer import UNKNOWN_PREFIX, refine_types
+from ...ir.ops import find_spec
+from .attributes import from_proto
+from .external_data import load_external_tensor, uses_external_data
+from .legacy import ImportedNode, upgrade
+
+__all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET"]
+
+#: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
+MAX_MODEL_BYTES = 2 ** 31
+MIN_OPSET, MAX_OPSET = 7, 25
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+_unknown_dims = itertools.count()
+
+
+def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None, str]:
+    if isinstance(model, onnx.ModelProto):
+        return model, None, model.graph.name or "model"
+    if isinstance(model, (bytes, bytearray)):
+        data, base, label = bytes(model), None, "<bytes>"
+    else:
+        path = Path(model)
+        label = str(path)
+        if not path.exists():
+            raise ModelError(f"{label}: no such file")
+        if path.is_dir():
+            raise ModelError(f"{label}: is a directory, not an .onnx file")
+        size = path.stat().st_size
+        if size == 0:
+            raise ModelError(f"{label}: the file is empty")
+        if size > MAX_MODEL_BYTES:
+            raise ModelError(f"{label}: {size} bytes is beyond the 2 GiB protobuf limit; "
+                             f"store the weights as external data")
+        with open(path, "rb") as f:
+            data = f.read()
+        base = path.parent
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ModelError(f"{label}: not a valid ONNX model (protobuf decoding failed: {e})") from None
+    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
+        raise ModelError(f"{label}: not a valid ONNX model (no graph; truncated or not an ONNX file?)")
+    return proto, base, label
+
+
+def _opset(proto: onnx.ModelProto, label: str) -> int:
+    version = None
+    for imp in proto.opset_import:
+        if imp.domain in _DEFAULT_DOMAINS:
+            version = int(imp.version)
+    if version is None:
+        if not proto.opset_import:
+            raise ModelError(f"{label}: the model declares no opset")
+        version = MAX_OPSET
+    if not MIN_OPSET <= version <= MAX_OPSET:
+        raise ModelError(f"{label}: opset {version} is not supported (supported: {MIN_OPSET}..{MAX_OPSET})")
+    return version
+
+
+def _check_ops(graph: onnx.GraphProto, label: str) -> None:
+    missing: dict[str, int] = {}
+    for n in graph.node:
+        if n.op_type == "Constant" and n.domain in _DEFAULT_DOMAINS:
+            continue
+        key = n.op_type if n.domain in _DEFAULT_DOMAINS else f"{n.domain}.{n.op_type}"
+        if n.domain not in _DEFAULT_DOMAINS or (find_spec(n.op_type) is None and n.op_type != "Dropout"):
+            missing[key] = missing.get(key, 0) + 1
+    if missing:
+        raise UnsupportedOpError(missing, where=label)
+
+
+def _dims_of(tp: onnx.TypeProto, where: str) -> tuple | None:
+    if not tp.HasField("tensor_type"):
+        return None
+    tt = tp.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    out = []
+    for d in tt.shape.dim:
+        if d.HasField("dim_value"):
+            if d.dim_value < 0:
+                raise ModelError(f"{where}: negative dimension {d.dim_value}")
+            out.append(int(d.dim_value))
+        elif d.HasField("dim_param") and d.dim_param and not d.dim_param.startswith("unk__"):
+            try:
+                out.append(check_dim(d.dim_param))
+            except IRError:
+                out.append(_safe_name(d.dim_param))
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def _safe_name(param: str) -> str:
+    import re
+    name = re.sub(r"[^A-Za-z0-9_]", "_", param)
+    return name if re.match(r"[A-Za-z_]", name) else "d_" + name
+
+
+def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
+    if not tp.HasField("tensor_type"):
+        if tp.WhichOneof("value") is None:
+            return None
+        raise ModelError(f"{where}: only tensor values are supported (found {tp.WhichOneof('value')})")
+    if tp.tensor_type.elem_type == 0:
+        return None
+    try:
+        dt = from_onnx(tp.tensor_type.elem_type)
+    except IRError as e:
+        raise ModelError(f"{where}: {e}") from None
+    dims = _dims_of(tp, where)
+    if dims is None:
+        return None
+    return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
+
+
+def _tensor(t: onnx.TensorProto, base: Path | None, label: str) -> np.ndarray:
+    where = f"{label}: initializer {t.name!r}"
+    if t.data_type == onnx.TensorProto.STRING:
+        raise ModelError(f"{where}: string tensors are not supported")
+    try:
+        from_onnx(t.data_type)
+    except IRError as e:
+        raise ModelError(f"{where}: {e}") from None
+    if uses_external_data(t):
+        return load_external_tensor(t, base)
+    numel = int(np.prod([int(d) for d in t.dims], dtype=np.int64)) if t.dims else 1
+    if any(int(d) < 0 for d in t.dims):
+        raise ModelError(f"{where}: negative dimension in {list(t.dims)}")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:
+        raise ModelError(f"{where}: unreadable tensor data ({type(e).__name__}: {e})") from None
+    if arr.size != numel:
+        raise ModelError(f"{where}: holds {arr.size} elements, its dims say {numel}")
+    return arr
+
+
+def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[onnx.NodeProto]:
+    producers: dict[str, int] = {}
+    for i, n in enumerate(graph.node):
+        for o in n.output:
+            if o:
+                if o in producers or o in known:
+                    raise ModelError(f"{label}: value {o!r} is produced twice")
+                producers[o] = i
+    deps = []
+    for i, n in enumerate(graph.node):
+        d = set()
+        for x in n.input:
+            if not x:
+                continue
+            if x in producers:
+                d.add(producers[x])
+            elif x not in known:
+                raise ModelError(f"{label}: {n.op_type} node {n.name!r} reads {x!r}, which nothing defines")
+        deps.append(d)
+    order, state = [], [0] * len(graph.node)  # 0 new, 1 visiting, 2 done
+    for root in range(len(graph.node)):
+        if state[root]:
+            continue
+        stack = [(root, iter(sorted(deps[root])))]
+        state[root] = 1
+        while stack:
+            i, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                state[i] = 2
+                order.append(graph.node[i])
+            elif state[nxt] == 1:
+                n = graph.node[nxt]
+                raise ModelError(f"{label}: the graph has a cycle through {n.op_type} node {n.name!r}")
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(deps[nxt]))))
+    return order
+
+
+def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
+              dims: Mapping[str, int | str] | None = None, name: str | None = None) -> Graph:
+    """Import an ONNX model (a path, bytes or a ``ModelProto``) as a verified ``Graph``.
+
+    ``dims`` binds symbolic dims (``{"batch": 1, "sequence": 128}``) so shapes become static.
+    """
+    proto, base, label = _read(model)
+    opset = _opset(proto, label)
+    try:
+        return _convert(proto, base, label, opset, dims, name)
+    except VerifyError as e:
+        raise ModelError(f"{label}: {e}") from None
+    except IRError as e:
+        if isinstance(e, (ModelError, UnsupportedOpError)):
+            raise
+        raise ModelError(f"{label}: {e}") from None
+
+
+def _convert(proto, base, label, opset, dims, name) -> Graph:
+    og = proto.graph
+    _check_ops(og, label)
+    g = Graph(name or og.name or "main")
+    g.meta["onnx"] = {"opset": opset, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
+                      "ir_version": int(proto.ir_version)}
+    if proto.functions:
+        used = {(n.domain, n.op_type) for n in og.node}
+        if any((f.domain, f.name) in used for f in proto.functions):
+            raise ModelError(f"{label}: model-local functions are not supported on import")
+
+    # Shape inference only supplies types our specs cannot (data-dependent ones); errors here mean
+    # a malformed model, but we let our own verifier have the final word.
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+        vinfo = {vi.name: vi.type for vi in inferred.graph.value_info}
+    except Exception:
+        vinfo = {}
+    for vi in list(og.output) + list(og.input):
+        vinfo.setdefault(vi.name, vi.type)
+
+    values: dict[str, Value] = {}
+    init_names = set()
+    for t in og.initializer:
+        if t.name in values:
+            raise ModelError(f"{label}: initializer {t.name!r} is defined twice")
+        values[t.name] = g.add_constant(t.name, _tensor(t, base, label))
+        init_names.add(t.name)
+    if og.sparse_initializer:
+        raise ModelError(f"{label}: sparse initializers are not supported")
+    for vi in og.input:
+        if vi.name in init_names:
+            continue  # an input with a default initializer: treated as the constant
+        if vi.name in values:
+            raise ModelError(f"{label}: input {vi.name!r} is declared twice")
+        t = _value_type(vi.type, f"{label}: input {vi.name!r}")
+        if t is None:
+            raise ModelError(f"{label}: input {vi.name!r} has no tensor type or shape")
+        values[vi.name] = g.add_input(vi.name, t)
+
+    for n in _topological(og, set(values), label):
+        where = f"{label}: {n.op_type} node {n.name!r}"
+        attrs = {a.name: from_proto(a, where) for a in n.attribute}
+        if n.op_type == "Constant":
+            values[n.output[0]] = g.add_constant(n.output[0], _constant_value(attrs, where))
+            continue
+        ins = [values[x] if x else None for x in n.input]
+        while ins and ins[-1] is None:
+            ins.pop()
+        outs = list(n.output)
+        while outs and not outs[-1]:
+            outs.pop()
+        node = upgrade(ImportedNode(n.op_type, ins, attrs, outs, n.name), opset, g)
+        spec = find_spec(node.op)
+        for a in list(node.attrs):
+            if a not in spec.attrs:
+                raise ModelError(f"{where}: attribute {a!r} is not supported by ridgeline's {node.op}")
+        types = []
+        for o in node.outputs:
+            t = _value_type(vinfo[o], f"{where}: output {o!r}") if o in vinfo else None
+            types.append(t)
+        names = [o if o else None for o in node.outputs]
+        try:
+            ir_node = g.add_node(node.op, node.inputs, node.attrs, outputs=types if types else None,
+                                 names=[_fresh_if_taken(g, x) for x in names], name=n.name)
+        except VerifyError as e:
+            raise ModelError(f"{where}: {e}") from None
+        for o, v in zip(node.outputs, ir_node.outputs):
+            if o:
+                values[o] = v
+
+    outs = []
+    for vi in og.output:
+        if vi.name not in values:
+            raise ModelError(f"{label}: graph output {vi.name!r} is never produced")
+        outs.append(values[vi.name])
+    g.outputs = outs
+    refine_types(g)
+    g.verify()
+    if dims:
+        g = g.bind(dims)
+    return g
+
+
+def _fresh_if_taken(g: Graph, name: str | None) -> str | None:
+    if name is None:
+        return None
+    return name if not g.has_value(name) else g.fresh_name(name)
+
+
+def _constant_value(attrs: dict[str, Any], where: str) -> np.ndarray:
+    if "value" in attrs:
+        return np.asarray(attrs["value"])
+    if "value_float" in attrs:
+        return np.asarray(attrs["value_float"], dtype=np.float32)
+    if "value_floats" in attrs:
+        return np.asarray(attrs["value_floats"], dtype=np.float32)
+    if "value_int" in attrs:
+        return np.asarray(attrs["value_int"], dtype=np.int64)
+    if "value_ints" in attrs:
+        return np.asarray(attrs["value_ints"], dtype=np.int64)
+    raise ModelError(f"{where}: Constant with {', '.join(attrs) or 'no value'} is not supported")

@@ -1,0 +1,170 @@
+"""Older ONNX op forms rewritten to the form the IR's spec follows (the spec's ``since`` opset).
+
+ONNX moved many attributes into inputs over the years (``axes`` of Squeeze at 13 and of the
+Reduce ops at 18, ``split`` at 13, Slice's starts/ends at 10, Pad and Clip at 11). The IR keeps one
+form per op; this table upgrades the older ones as they are imported, so no later stage sees them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ...ir import Graph, Value
+from ...ir.dtypes import from_onnx
+from ...ir.errors import IRError, ModelError
+
+__all__ = ["ImportedNode", "upgrade"]
+
+
+@dataclass
+class ImportedNode:
+    """A node as read from ONNX, before it becomes an IR node."""
+
+    op: str
+    inputs: list[Value | None]
+    attrs: dict[str, Any]
+    outputs: list[str]
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> str:
+        return f"{self.op} node {self.name!r}" if self.name else f"{self.op} node"
+
+
+Upgrade = Callable[[ImportedNode, int, Graph], ImportedNode]
+_UPGRADES: dict[str, list[tuple[int, Upgrade]]] = {}
+
+
+def upgrades(*ops: str, before: int):
+    """Register an upgrade applied to ``ops`` imported at an opset lower than ``before``."""
+    def decorate(fn: Upgrade) -> Upgrade:
+        for op in ops:
+            _UPGRADES.setdefault(op, []).append((before, fn))
+        return fn
+    return decorate
+
+
+def upgrade(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    """Apply every registered upgrade for ``node.op`` at this opset, then the always-on ones."""
+    for before, fn in _UPGRADES.get(node.op, ()):
+        if opset < before:
+            node = fn(node, opset, graph)
+    for fn in _ALWAYS.get(node.op, ()):
+        node = fn(node, opset, graph)
+    return node
+
+
+_ALWAYS: dict[str, list[Upgrade]] = {}
+
+
+def always(*ops: str):
+    def decorate(fn: Upgrade) -> Upgrade:
+        for op in ops:
+            _ALWAYS.setdefault(op, []).append(fn)
+        return fn
+    return decorate
+
+
+def _const(graph: Graph, node: ImportedNode, what: str, data) -> Value:
+    hint = f"{node.name or node.op}_{what}".replace("/", "_").strip("_")
+    return graph.add_constant(hint, np.asarray(data))
+
+
+def _attr_to_input(node: ImportedNode, graph: Graph, attr: str, position: int, dtype=np.int64) -> ImportedNode:
+    if attr in node.attrs:
+        value = node.attrs.pop(attr)
+        while len(node.inputs) < position:
+            node.inputs.append(None)
+        node.inputs.insert(position, _const(graph, node, attr, np.asarray(value, dtype=dtype)))
+    return node
+
+
+@always("Cast")
+def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    to = node.attrs.get("to")
+    if isinstance(to, int):
+        try:
+            node.attrs["to"] = from_onnx(to).name
+        except IRError as e:
+            raise ModelError(f"{node.where()}: {e}") from None
+    return node
+
+
+@always("Dropout")
+def _dropout_is_identity(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Inference: Dropout passes its input through. A used mask output cannot be expressed.
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise ModelError(f"{node.where()}: the Dropout mask output is not supported")
+    node.op, node.inputs, node.attrs, node.outputs = "Identity", node.inputs[:1], {}, node.outputs[:1]
+    return node
+
+
+_REDUCE = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
+
+
+@upgrades(*_REDUCE, before=18)
+@upgrades("ReduceSum", before=13)
+def _reduce_axes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _attr_to_input(node, graph, "axes", 1)
+
+
+@upgrades("Squeeze", "Unsqueeze", before=13)
+def _squeeze_axes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _attr_to_input(node, graph, "axes", 1)
+
+
+@upgrades("Split", before=13)
+def _split_sizes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _attr_to_input(node, graph, "split", 1)
+
+
+@upgrades("Slice", before=10)
+def _slice_attrs(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    starts, ends = node.attrs.pop("starts", None), node.attrs.pop("ends", None)
+    axes = node.attrs.pop("axes", None)
+    if starts is None or ends is None:
+        raise ModelError(f"{node.where()}: opset-{opset} Slice needs starts and ends attributes")
+    node.inputs = node.inputs[:1] + [_const(graph, node, "starts", np.asarray(starts, np.int64)),
+                                     _const(graph, node, "ends", np.asarray(ends, np.int64))]
+    if axes is not None:
+        node.inputs.append(_const(graph, node, "axes", np.asarray(axes, np.int64)))
+    return node
+
+
+@upgrades("Pad", before=11)
+def _pad_attrs(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    pads = node.attrs.pop("pads", None)
+    value = node.attrs.pop("value", 0.0)
+    if pads is None:
+        raise ModelError(f"{node.where()}: opset-{opset} Pad needs a pads attribute")
+    x = node.inputs[0]
+    node.inputs = [x, _const(graph, node, "pads", np.asarray(pads, np.int64)),
+                   _const(graph, node, "value", np.asarray(value, dtype=x.type.dtype.np_dtype))]
+    return node
+
+
+@upgrades("Clip", before=11)
+def _clip_attrs(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    x = node.inputs[0]
+    lo, hi = node.attrs.pop("min", None), node.attrs.pop("max", None)
+    dt = x.type.dtype.np_dtype
+    node.inputs = [x, _const(graph, node, "min", np.asarray(lo, dt)) if lo is not None else None,
+                   _const(graph, node, "max", np.asarray(hi, dt)) if hi is not None else None]
+    return node
+
+
+@upgrades("Softmax", "LogSoftmax", before=13)
+def _softmax_axis(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Before opset 13 Softmax flattened the input to 2-D at `axis` (default 1). That equals the
+    # new per-axis form only when `axis` is the last dim.
+    rank = node.inputs[0].type.rank
+    axis = node.attrs.get("axis", 1)
+    if axis % max(rank, 1) != rank - 1:
+        raise ModelError(f"{node.where()}: opset-{opset} {node.op} over axis {axis} of a rank-{rank} "
+                         f"input (2-D coercion) is not supported; re-export at opset >= 13")
+    node.attrs["axis"] = -1
+    return node

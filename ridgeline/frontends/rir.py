@@ -1,0 +1,73 @@
+"""``.rir`` files: the text form, complete and runnable.
+
+Large constants go to a sidecar ``model.rir.npz`` beside the text (``@sidecar`` references) or
+inline as base64 blobs; nothing is silently dropped. Writes go through a temporary file and a
+rename, so an interrupted save never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..ir import Graph, parse_graph, print_graph
+from ..ir.errors import ModelError
+
+__all__ = ["load_rir", "save_rir", "sidecar_path"]
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".npz")
+
+
+def load_rir(path: str | os.PathLike) -> Graph:
+    """Parse a ``.rir`` file (and its ``.rir.npz`` sidecar when present)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: no such file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{p}: not a text IR file (not UTF-8)") from None
+    side = sidecar_path(p)
+    sidecar = None
+    if side.is_file():
+        try:
+            with np.load(side, allow_pickle=False) as z:
+                sidecar = {k: z[k] for k in z.files}
+        except (ValueError, OSError, zipfile.BadZipFile) as e:
+            raise ModelError(f"{side}: unreadable sidecar ({e})") from None
+    return parse_graph(text, sidecar=sidecar, source=str(p))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def save_rir(graph: Graph, path: str | os.PathLike, *, constants: str = "sidecar") -> Path:
+    """Write ``graph`` as text; large constants to the sidecar (default) or ``inline``."""
+    p = Path(path)
+    if constants not in ("sidecar", "inline"):
+        raise ModelError(f"constants must be 'sidecar' or 'inline', got {constants!r}")
+    text = print_graph(graph, constants=constants)  # type: ignore[arg-type]
+    big = {}
+    if constants == "sidecar":
+        from ..ir.printer import INLINE_LIMIT
+        big = {c.name: c.data for c in graph.constants.values() if c.data is not None and c.data.size > INLINE_LIMIT}
+    side = sidecar_path(p)
+    if big:
+        buf = io.BytesIO()
+        np.savez(buf, **big)
+        _atomic_write(side, buf.getvalue())
+    elif side.exists():
+        side.unlink()  # a stale sidecar would otherwise shadow nothing but confuse readers
+    _atomic_write(p, text.encode("utf-8"))
+    return p

@@ -1,0 +1,207 @@
+"""Type inference: runs each node's spec over its input types, constants and symbolic values.
+
+``infer_node`` types one node (used when a node is built without explicit output types).
+``infer_graph`` walks a graph in order, carrying the symbolic values that specs publish for small
+integer tensors (``Shape`` and the arithmetic on it), so a Reshape whose target shape is
+computed from ``Shape`` gets a precise output type, symbolic until dims are bound and static after.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from . import dims as D
+from .dtypes import DTYPES
+from .errors import VerifyError
+from .ops.registry import get_spec
+from .ops.spec import InferContext, OpSpec
+from .types import TensorType
+
+if TYPE_CHECKING:
+    from .graph import Graph, Node
+
+__all__ = ["infer_node", "infer_graph", "refine_types", "check_signature", "merge_types", "UNKNOWN_PREFIX",
+           "is_unknown"]
+
+UNKNOWN_PREFIX = "_u"
+_unknown = itertools.count()
+
+
+def is_unknown(d) -> bool:
+    """A dim nobody knows (a fresh ``_u`` symbol): consistent with any other dim."""
+    return isinstance(d, str) and d.startswith(UNKNOWN_PREFIX)
+
+
+def _fresh_unknown() -> str:
+    return f"{UNKNOWN_PREFIX}{next(_unknown)}"
+
+
+def check_signature(node: "Node", spec: OpSpec) -> dict[str, str]:
+    """Check arity, attributes and dtype constraints; returns the bound constraint letters."""
+    n = len(node.inputs)
+    if n < spec.min_inputs:
+        raise VerifyError(f"{spec.name} needs at least {spec.min_inputs} inputs, got {n}", node)
+    if spec.max_inputs is not None and n > spec.max_inputs:
+        raise VerifyError(f"{spec.name} takes at most {spec.max_inputs} inputs, got {n}", node)
+    for i, v in enumerate(node.inputs):
+        if v is None and not spec.input_port(i).optional:
+            raise VerifyError(f"{spec.name}: required input {spec.input_port(i).name} is missing", node)
+    for name, value in node.attrs.items():
+        a = spec.attrs.get(name)
+        if a is None:
+            known = ", ".join(spec.attrs) or "none"
+            raise VerifyError(f"{spec.name}: unknown attribute {name!r} (known: {known})", node)
+        why = a.check(value)
+        if why:
+            raise VerifyError(f"{spec.name}: attribute {name}: {why}", node)
+    for name, a in spec.attrs.items():
+        if a.required and name not in node.attrs:
+            raise VerifyError(f"{spec.name}: required attribute {name!r} is missing", node)
+    bound: dict[str, str] = {}
+    for i, v in enumerate(node.inputs):
+        if v is None:
+            continue
+        port = spec.input_port(i)
+        dt = v.type.dtype.name
+        allowed = spec.allowed_dtypes(port.constraint)
+        if dt not in allowed:
+            raise VerifyError(f"{spec.name}: input {port.name} has dtype {dt}, expected one of "
+                              f"{', '.join(sorted(allowed))}", node)
+        if port.constraint in spec.types and port.constraint not in spec.extra.get("heterogeneous", ()):
+            prev = bound.setdefault(port.constraint, dt)
+            if prev != dt:
+                raise VerifyError(f"{spec.name}: input {port.name} is {dt} but other {port.constraint} "
+                                  f"inputs are {prev}", node)
+    return bound
+
+
+def _input_values(node: "Node", syms: dict[int, np.ndarray] | None):
+    values, symvals = [], []
+    for v in node.inputs:
+        if v is None:
+            values.append(None)
+            symvals.append(None)
+            continue
+        values.append(v.data if v.const else None)
+        symvals.append(syms.get(id(v)) if syms is not None else None)
+    return values, symvals
+
+
+def _normalize(spec: OpSpec, node: "Node", result, bound: dict[str, str], *, fresh: bool) -> list[TensorType | None]:
+    out: list[TensorType | None] = []
+    for j, r in enumerate(result):
+        if r is None:
+            out.append(None)
+            continue
+        if isinstance(r, (TensorType, _PartialType)):
+            shape, dt = r.shape, r.dtype
+        else:
+            shape = r
+            try:
+                port = spec.output_port(j)
+            except IndexError:
+                raise VerifyError(f"{spec.name}: inference produced too many outputs", node) from None
+            c = port.constraint
+            if c in DTYPES:
+                dt = DTYPES[c]
+            elif c in bound:
+                dt = DTYPES[bound[c]]
+            else:
+                raise VerifyError(f"{spec.name}: cannot infer the dtype of output {port.name} "
+                                  f"(constraint {c} is not bound by any input)", node)
+        dims = []
+        for d in shape:
+            if d is None:
+                dims.append(_fresh_unknown() if fresh else None)
+            else:
+                dims.append(d if isinstance(d, (int, str)) else D.check_dim(d))
+        out.append(_PartialType(dt, tuple(dims)) if (not fresh and None in dims) else TensorType(dt, tuple(dims)))
+    return out
+
+
+class _PartialType:
+    """An inferred type with unknown (None) dims; only the verifier and refinement see it."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, dtype, shape):
+        self.dtype, self.shape = dtype, shape
+
+    def __str__(self) -> str:
+        return f"{self.dtype.name}[{', '.join('?' if d is None else str(d) for d in self.shape)}]"
+
+
+def _run(node: "Node", syms, num_outputs, *, fresh: bool):
+    spec = get_spec(node.op)
+    bound = check_signature(node, spec)
+    values, symvals = _input_values(node, syms)
+    ctx = InferContext(node, spec, node.input_types(), values, symvals, num_outputs)
+    try:
+        result = spec.infer(ctx)
+    except VerifyError:
+        raise
+    except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError) as e:
+        raise VerifyError(f"{spec.name}: cannot infer output types: {type(e).__name__}: {e}", node) from None
+    types = _normalize(spec, node, result, bound, fresh=fresh)
+    if num_outputs is not None and len(types) != num_outputs:
+        if len(types) > num_outputs and all(p.optional or p.variadic for p in spec.outputs[num_outputs:]):
+            types = types[:num_outputs]  # trailing optional outputs the node does not produce
+        else:
+            raise VerifyError(f"{spec.name}: node has {num_outputs} outputs, the spec gives {len(types)}", node)
+    return types, ctx.out_syms
+
+
+def infer_node(node: "Node") -> list[TensorType]:
+    """Output types of a node from its spec (unknown dims become fresh symbols)."""
+    n = len(node.outputs) or None
+    types, _ = _run(node, None, n, fresh=True)
+    return types  # type: ignore[return-value]
+
+
+def infer_graph(graph: "Graph") -> Iterator[tuple["Node", list]]:
+    """Yield ``(node, inferred_types)`` in order; unknown dims are ``None`` in partial types."""
+    syms: dict[int, np.ndarray] = {}
+    for node in graph:
+        types, out_syms = _run(node, syms, len(node.outputs), fresh=False)
+        for j, s in out_syms.items():
+            if j < len(node.outputs):
+                syms[id(node.outputs[j])] = s
+        yield node, types
+
+
+def merge_types(declared: TensorType, inferred) -> TensorType | None:
+    """The refined type (inferred dims where known), or None if the two contradict."""
+    if inferred is None:
+        return declared
+    if declared.dtype != inferred.dtype or len(declared.shape) != len(inferred.shape):
+        return None
+    dims = []
+    for a, b in zip(declared.shape, inferred.shape):
+        if b is None or a == b:
+            dims.append(a)
+        elif isinstance(a, int):
+            if isinstance(b, int):
+                return None
+            dims.append(a)  # a static annotation is more precise than a symbolic inference
+        elif isinstance(b, str) and b.startswith(UNKNOWN_PREFIX):
+            dims.append(a)  # an unknown from upstream says less than a declared name
+        else:
+            dims.append(b)  # the spec knows better than an imported or unknown annotation
+    return TensorType(declared.dtype, tuple(dims))
+
+
+def refine_types(graph: "Graph") -> bool:
+    """Replace declared output types by what inference now knows (after ``bind`` or a fold)."""
+    changed = False
+    for node, types in infer_graph(graph):
+        for v, t in zip(node.outputs, types):
+            new = merge_types(v.type, t)
+            if new is None:
+                raise VerifyError(f"{node.op} output %{v.name}: declared {v.type} but inferred {t}", node)
+            if new != v.type:
+                v.type = new
+                changed = True
+    return changed

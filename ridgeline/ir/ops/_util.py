@@ -1,0 +1,90 @@
+"""Shape helpers shared by the op families (broadcasting, symbolic elementwise values)."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .. import dims as D
+from .spec import CostContext, InferContext
+
+__all__ = ["broadcast", "broadcast_ctx", "sym_elementwise", "per_element", "normalize_axes"]
+
+
+def _broadcast_dim(a, b):
+    if a == b:
+        return a
+    if a == 1:
+        return b
+    if b == 1:
+        return a
+    if isinstance(a, int) and isinstance(b, int):
+        raise ValueError(f"dims {a} and {b} do not broadcast")
+    return None  # two different symbols (or a symbol and an int): decided only when bound
+
+
+def broadcast(*shapes: Sequence) -> tuple:
+    """Multidirectional (numpy) broadcasting of static or symbolic shapes; None where unknown."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for k in range(rank):
+        dim = 1
+        for s in shapes:
+            j = k - (rank - len(s))
+            if j < 0:
+                continue
+            d = s[j]
+            if d is None or dim is None:
+                dim = d if dim == 1 else (dim if d == 1 else None)
+                continue
+            dim = _broadcast_dim(dim, d)
+        out.append(dim)
+    return tuple(out)
+
+
+def broadcast_ctx(ctx: InferContext, indices: Sequence[int] | None = None) -> tuple:
+    idx = range(ctx.num_inputs) if indices is None else indices
+    shapes = [ctx.shape(i) for i in idx if ctx.has(i)]
+    try:
+        return broadcast(*shapes)
+    except ValueError as e:
+        ctx.fail(f"inputs {', '.join(str(s) for s in shapes)} do not broadcast: {e}")
+
+
+def sym_elementwise(ctx: InferContext, fn: Callable) -> None:
+    """Publish the symbolic result of an integer elementwise op when all inputs are known."""
+    if ctx.dtype(0).kind not in ("int", "uint"):
+        return
+    syms = [ctx.sym(i) for i in range(ctx.num_inputs)]
+    if any(s is None for s in syms) or any(s.size > 64 for s in syms):
+        return
+    try:
+        out = np.frompyfunc(fn, len(syms), 1)(*syms)
+    except Exception:
+        return
+    ctx.set_sym(0, np.asarray(out, dtype=object))
+
+
+def per_element(k: float) -> Callable[[CostContext], object]:
+    """A FLOPs function: ``k`` operations per output element."""
+    def flops(c: CostContext):
+        return k * c.out_numel(0)
+    flops.__name__ = f"flops_{k}_per_element"
+    return flops
+
+
+def normalize_axes(ctx: InferContext, axes: Sequence[int], rank: int) -> list[int]:
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -rank <= a < max(rank, 1):
+            ctx.fail(f"axis {a} is out of range for rank {rank}")
+        out.append(a % rank if rank else 0)
+    if len(set(out)) != len(out):
+        ctx.fail(f"repeated axes {list(axes)}")
+    return out
+
+
+def dim_add(a, b):
+    return D.add(a, b)

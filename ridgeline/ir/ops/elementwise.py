@@ -1,0 +1,177 @@
+"""Elementwise ops: unary math, broadcasting binary arithmetic, comparisons, logic, Where, Clip.
+
+FLOPs count operations per output element the way roofline tools do (a transcendental is one
+operation of its unit, a sigmoid four); bytes are inputs plus output.
+"""
+
+from __future__ import annotations
+
+from .. import dims as D
+from ._util import broadcast_ctx, per_element, sym_elementwise
+from .spec import ALL, FLOAT, INT, NUMERIC, SIGNED, InferContext, op
+
+__all__: list[str] = []
+
+# ---------------------------------------------------------------------------- unary
+# name -> (allowed dtypes, flops per element, attributes)
+_UNARY = {
+    "Neg": (SIGNED, 1, {}),
+    "Abs": (NUMERIC, 1, {}),
+    "Sqrt": (FLOAT, 1, {}),
+    "Reciprocal": (FLOAT, 1, {}),
+    "Exp": (FLOAT, 1, {}),
+    "Log": (FLOAT, 1, {}),
+    "Erf": (FLOAT, 1, {}),
+    "Tanh": (FLOAT, 1, {}),
+    "Sigmoid": (FLOAT, 4, {}),
+    "Relu": (SIGNED, 1, {}),
+    "Cos": (FLOAT, 1, {}),
+    "Sin": (FLOAT, 1, {}),
+    "Tan": (FLOAT, 1, {}),
+    "Atan": (FLOAT, 1, {}),
+    "Floor": (FLOAT, 1, {}),
+    "Ceil": (FLOAT, 1, {}),
+    "Round": (FLOAT, 1, {}),
+    "Sign": (NUMERIC, 1, {}),
+    "Softplus": (FLOAT, 3, {}),
+    "Softsign": (FLOAT, 3, {}),
+    "HardSigmoid": (FLOAT, 3, {"alpha": ("float", 0.2), "beta": ("float", 0.5)}),
+    "HardSwish": (FLOAT, 4, {}),
+    "LeakyRelu": (FLOAT, 2, {"alpha": ("float", 0.01)}),
+    "Elu": (FLOAT, 3, {"alpha": ("float", 1.0)}),
+    "Selu": (FLOAT, 4, {"alpha": ("float", 1.67326319217681884765625),
+                        "gamma": ("float", 1.05070102214813232421875)}),
+    "Celu": (FLOAT, 4, {"alpha": ("float", 1.0)}),
+    "ThresholdedRelu": (FLOAT, 1, {"alpha": ("float", 1.0)}),
+    "Mish": (FLOAT, 6, {}),
+    # tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); erf form 0.5 x (1 + erf(x / sqrt 2))
+    "Gelu": (FLOAT, 8, {"approximate": ("str", "none")}),
+}
+
+
+def _declare_unary(name, allowed, k, attrs):
+    def infer(ctx: InferContext):
+        if name == "Gelu" and ctx.attr("approximate") not in ("none", "tanh"):
+            ctx.fail(f"approximate must be 'none' or 'tanh', got {ctx.attr('approximate')!r}")
+        return [ctx.shape(0)]
+    infer.__doc__ = f"{name}(X) elementwise."
+    op(name, inputs=["X: T"], outputs=["Y: T"], types={"T": allowed}, attrs=attrs,
+       category="elementwise", flops=per_element(k), since=20 if name == "Gelu" else 6)(infer)
+
+
+for _name, (_allowed, _k, _attrs) in _UNARY.items():
+    _declare_unary(_name, _allowed, _k, _attrs)
+
+
+@op("Not", inputs=["X: bool"], outputs=["Y: bool"], category="elementwise", flops=per_element(1))
+def _not(ctx: InferContext):
+    """Logical negation."""
+    return [ctx.shape(0)]
+
+
+for _name in ("IsNaN", "IsInf"):
+    op(_name, inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
+       flops=per_element(1),
+       attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)} if _name == "IsInf" else {},
+       )(lambda ctx: [ctx.shape(0)])
+
+
+# ---------------------------------------------------------------------------- binary
+_SYM = {"Add": D.add, "Sub": D.sub, "Mul": D.mul, "Div": D.floordiv}
+
+# name -> (allowed dtypes, commutative, flops per element)
+_BINARY = {
+    "Add": (NUMERIC, True, 1),
+    "Sub": (NUMERIC, False, 1),
+    "Mul": (NUMERIC, True, 1),
+    "Div": (NUMERIC, False, 1),
+    "Mod": (NUMERIC, False, 1),
+    "PRelu": (SIGNED, False, 2),
+}
+
+
+def _declare_binary(name, allowed, commutative, k):
+    fn = _SYM.get(name)
+
+    def infer(ctx: InferContext):
+        if fn is not None:
+            sym_elementwise(ctx, fn)
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = f"{name}(A, B) with numpy broadcasting."
+    attrs = {"fmod": ("int", 0)} if name == "Mod" else {}
+    op(name, inputs=["A: T", "B: T"], outputs=["C: T"], types={"T": allowed}, attrs=attrs,
+       category="elementwise", commutative=commutative, flops=per_element(k), since=14)(infer)
+
+
+for _name, (_allowed, _comm, _k) in _BINARY.items():
+    _declare_binary(_name, _allowed, _comm, _k)
+
+
+@op("Pow", inputs=["X: T", "Y: T1"], outputs=["Z: T"], types={"T": NUMERIC, "T1": NUMERIC},
+    category="elementwise", flops=per_element(1), since=15)
+def _pow(ctx: InferContext):
+    """X ** Y with broadcasting; the exponent may have another numeric type."""
+    return [broadcast_ctx(ctx)]
+
+
+for _name in ("Max", "Min", "Sum", "Mean"):
+    op(_name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
+       commutative=True, flops=per_element(1), since=13)(lambda ctx: [broadcast_ctx(ctx)])
+
+
+# Comparisons give bool; Equal on shape values is used by exported Expand chains.
+_COMPARE = {"Equal": ALL, "Less": NUMERIC, "LessOrEqual": NUMERIC, "Greater": NUMERIC,
+            "GreaterOrEqual": NUMERIC}
+
+
+def _declare_compare(name, allowed):
+    def infer(ctx: InferContext):
+        if name == "Equal":
+            sym_elementwise(ctx, lambda a, b: int(a == b) if isinstance(a, int) and isinstance(b, int)
+                            else (_raise() if a != b else 1))
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = f"{name}(A, B) -> bool, with broadcasting."
+    op(name, inputs=["A: T", "B: T"], outputs=["C: bool"], types={"T": allowed}, category="elementwise",
+       commutative=name == "Equal", flops=per_element(1), since=13)(infer)
+
+
+def _raise():
+    raise ValueError("unknown comparison of symbols")
+
+
+for _name, _allowed in _COMPARE.items():
+    _declare_compare(_name, _allowed)
+
+
+for _name in ("And", "Or", "Xor"):
+    op(_name, inputs=["A: bool", "B: bool"], outputs=["C: bool"], category="elementwise",
+       commutative=True, flops=per_element(1), since=7)(lambda ctx: [broadcast_ctx(ctx)])
+
+
+for _name in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
+    op(_name, inputs=["A: T", "B: T"], outputs=["C: T"], types={"T": INT}, category="elementwise",
+       commutative=True, flops=per_element(1), since=18)(lambda ctx: [broadcast_ctx(ctx)])
+
+
+@op("Where", inputs=["condition: bool", "X: T", "Y: T"], outputs=["output: T"], types={"T": ALL},
+    category="elementwise", flops=per_element(1), since=16)
+def _where(ctx: InferContext):
+    """Select X where condition else Y, broadcasting all three."""
+    cond, x, y = ctx.sym(0), ctx.sym(1), ctx.sym(2)
+    if cond is not None and x is not None and y is not None:
+        import numpy as np
+        try:
+            ctx.set_sym(0, np.where(cond.astype(bool), x, y))
+        except ValueError:
+            pass
+    return [broadcast_ctx(ctx)]
+
+
+@op("Clip", inputs=["input: T", "min?: T", "max?: T"], outputs=["output: T"], types={"T": NUMERIC},
+    category="elementwise", flops=per_element(2), since=13)
+def _clip(ctx: InferContext):
+    """Clamp to [min, max]; min and max are optional scalars."""
+    for i in (1, 2):
+        if ctx.has(i) and ctx.rank(i) != 0 and ctx.type(i).numel != 1:
+            ctx.fail(f"{'min' if i == 1 else 'max'} must be a scalar, got {ctx.type(i)}")
+    return [ctx.shape(0)]

@@ -1,0 +1,75 @@
+"""Contractions: MatMul (numpy semantics, batched and broadcast) and Gemm.
+
+FLOPs are 2·M·N·K per output batch (one multiply and one add per MAC); bytes are both operands
+and the result, which is what an untiled kernel moves. Tiling passes refine the traffic per
+memory level in ``node.meta``; the cost models read that.
+"""
+
+from __future__ import annotations
+
+from ._util import broadcast
+from .spec import NUMERIC, CostContext, InferContext, op
+
+__all__ = ["matmul_shape"]
+
+
+def matmul_shape(a: tuple, b: tuple) -> tuple:
+    """numpy.matmul's result shape, with 1-D operands promoted and removed again."""
+    if not a or not b:
+        raise ValueError("MatMul operands must have rank >= 1")
+    a2 = (1,) + a if len(a) == 1 else a
+    b2 = b + (1,) if len(b) == 1 else b
+    k1, k2 = a2[-1], b2[-2]
+    if k1 != k2 and isinstance(k1, int) and isinstance(k2, int):
+        raise ValueError(f"contraction dims differ: {a} @ {b}")
+    batch = broadcast(a2[:-2], b2[:-2])
+    out = batch + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
+
+
+def _matmul_flops(c: CostContext):
+    k = c.in_shape(0)[-1]
+    return 2 * c.out_numel(0) * k
+
+
+@op("MatMul", inputs=["A: T", "B: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="matmul",
+    flops=_matmul_flops, since=13)
+def _matmul(ctx: InferContext):
+    """Y = A @ B with numpy broadcasting of batch dims."""
+    try:
+        return [matmul_shape(ctx.shape(0), ctx.shape(1))]
+    except ValueError as e:
+        ctx.fail(str(e))
+
+
+def _gemm_flops(c: CostContext):
+    a = c.in_shape(0)
+    k = a[0] if c.attr("transA") else a[1]
+    extra = c.out_numel(0) * (2 if len(c.in_types) > 2 and c.in_types[2] is not None else 0)
+    return 2 * c.out_numel(0) * k + extra
+
+
+@op("Gemm", inputs=["A: T", "B: T", "C?: T"], outputs=["Y: T"], types={"T": NUMERIC},
+    attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0), "transA": ("int", 0), "transB": ("int", 0)},
+    category="matmul", flops=_gemm_flops, since=13)
+def _gemm(ctx: InferContext):
+    """Y = alpha · op(A) @ op(B) + beta · C, with 2-D A and B and C broadcast to Y."""
+    a, b = ctx.shape(0), ctx.shape(1)
+    if len(a) != 2 or len(b) != 2:
+        ctx.fail(f"A and B must be 2-D, got {ctx.type(0)} and {ctx.type(1)}")
+    m, k = (a[1], a[0]) if ctx.attr("transA") else a
+    k2, n = (b[1], b[0]) if ctx.attr("transB") else b
+    if isinstance(k, int) and isinstance(k2, int) and k != k2:
+        ctx.fail(f"contraction dims differ: {k} vs {k2}")
+    if ctx.has(2):
+        try:
+            out = broadcast(ctx.shape(2), (m, n))
+        except ValueError:
+            ctx.fail(f"C {ctx.type(2)} does not broadcast to ({m}, {n})")
+        if out != (m, n) and None not in out:
+            ctx.fail(f"C {ctx.type(2)} does not broadcast to ({m}, {n})")
+    return [(m, n)]

@@ -1,0 +1,85 @@
+"""Reductions and row-wise ops: Reduce*, ArgMax/ArgMin, Softmax, LogSoftmax, CumSum.
+
+Reduce ops follow opset 18 (``axes`` is an optional input; empty axes reduce everything unless
+``noop_with_empty_axes``). Frontends rewrite the older attribute form into this one.
+"""
+
+from __future__ import annotations
+
+from ._util import normalize_axes, per_element
+from .spec import INDEX, NUMERIC, CostContext, InferContext, op
+
+__all__ = ["reduced_shape"]
+
+
+def reduced_shape(shape: tuple, axes: list[int], keepdims: bool) -> tuple:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_flops(k):
+    def flops(c: CostContext):
+        return k * c.in_numel(0)
+    return flops
+
+
+_REDUCE = {
+    "ReduceSum": 1, "ReduceMean": 1, "ReduceMax": 1, "ReduceMin": 1, "ReduceProd": 1,
+    "ReduceL1": 2, "ReduceL2": 2, "ReduceSumSquare": 2, "ReduceLogSum": 1, "ReduceLogSumExp": 3,
+}
+
+
+def _declare_reduce(name, k):
+    def infer(ctx: InferContext):
+        shape = ctx.shape(0)
+        if ctx.has(1):
+            axes = ctx.value(1)
+            if axes is None:
+                ctx.fail("axes must be a constant")
+            axes = axes.reshape(-1).tolist()
+        else:
+            axes = []
+        if not axes:
+            if ctx.attr("noop_with_empty_axes"):
+                return [shape]
+            axes = list(range(len(shape)))
+        axes = normalize_axes(ctx, axes, len(shape))
+        return [reduced_shape(shape, axes, bool(ctx.attr("keepdims")))]
+    infer.__doc__ = f"{name} over ``axes`` (all when empty), keeping reduced dims if ``keepdims``."
+    op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": NUMERIC},
+       attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, category="reduction",
+       flops=_reduce_flops(k), since=18)(infer)
+
+
+for _name, _k in _REDUCE.items():
+    _declare_reduce(_name, _k)
+
+
+for _name in ("ArgMax", "ArgMin"):
+    def _arg(ctx: InferContext):
+        shape = ctx.shape(0)
+        axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
+        return [reduced_shape(shape, [axis], bool(ctx.attr("keepdims")))]
+    op(_name, inputs=["data: T"], outputs=["reduced: i64"], types={"T": NUMERIC},
+       attrs={"axis": ("int", 0), "keepdims": ("int", 1), "select_last_index": ("int", 0)},
+       category="reduction", flops=_reduce_flops(1), since=13)(_arg)
+
+
+# Softmax: max, subtract, exp, sum, divide — five operations per element.
+for _name in ("Softmax", "LogSoftmax"):
+    def _softmax(ctx: InferContext):
+        ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+        return [ctx.shape(0)]
+    op(_name, inputs=["input: T"], outputs=["output: T"], types={"T": {"f64", "f32", "f16", "bf16"}},
+       attrs={"axis": ("int", -1)}, category="reduction", flops=per_element(5), since=13)(_softmax)
+
+
+@op("CumSum", inputs=["x: T", "axis: Tind"], outputs=["y: T"], types={"T": NUMERIC, "Tind": INDEX},
+    attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
+    flops=per_element(1), since=14)
+def _cumsum(ctx: InferContext):
+    """Running sum along the scalar ``axis`` input."""
+    if ctx.type(1).numel != 1:
+        ctx.fail("axis must be a scalar")
+    return [ctx.shape(0)]

@@ -1,0 +1,53 @@
+"""The op registry: every ``@op`` declaration lands here, keyed by op name."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from ..errors import IRError, UnsupportedOpError
+from .spec import _REGISTRY_HOOK, OpSpec
+
+__all__ = ["get_spec", "find_spec", "all_specs", "register_spec"]
+
+_SPECS: dict[str, OpSpec] = {}
+_loaded = False
+
+
+def register_spec(spec: OpSpec) -> None:
+    """Add a spec; a second spec for the same op name is an error (one op, one spec)."""
+    if spec.name in _SPECS and _SPECS[spec.name] is not spec:
+        raise IRError(f"op {spec.name} is declared twice")
+    _SPECS[spec.name] = spec
+
+
+_REGISTRY_HOOK.append(register_spec)
+
+
+def _load_builtin() -> None:
+    """Import every module of ``ridgeline.ir.ops`` once: each declares its family's specs."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from .. import ops as pkg
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("spec", "registry") and not mod.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+def find_spec(name: str) -> OpSpec | None:
+    _load_builtin()
+    return _SPECS.get(name)
+
+
+def get_spec(name: str) -> OpSpec:
+    spec = find_spec(name)
+    if spec is None:
+        raise UnsupportedOpError({name: 1}, where="graph")
+    return spec
+
+
+def all_specs() -> dict[str, OpSpec]:
+    _load_builtin()
+    return dict(sorted(_SPECS.items()))

@@ -1,0 +1,123 @@
+"""Shape ops and conversions: Shape, Size, ConstantOfShape, Range, Cast, CastLike.
+
+``Shape`` publishes its result symbolically (``[batch, seq, 768]``), which is what lets the
+shape-computation chains of exported models resolve to constants once dims are bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dims as D
+from ..dtypes import dtype as to_dtype
+from ..errors import IRError
+from ..types import TensorType
+from ._util import per_element
+from .spec import ALL, InferContext, op
+
+__all__: list[str] = []
+
+
+def _free(c):
+    return 0
+
+
+@op("Shape", inputs=["data: T"], outputs=["shape: i64"], types={"T": ALL},
+    attrs={"start": ("int", 0), "end": ("int", None)}, category="shape", bytes=_free, since=15)
+def _shape(ctx: InferContext):
+    """The dims of ``data`` (from ``start`` to ``end``) as a 1-D i64 tensor."""
+    shape = ctx.shape(0)
+    start, end = ctx.attr("start"), ctx.attr("end")
+    dims = shape[slice(start, end)]
+    ctx.set_sym(0, np.array(list(dims), dtype=object))
+    return [(len(dims),)]
+
+
+@op("Size", inputs=["data: T"], outputs=["size: i64"], types={"T": ALL}, category="shape",
+    bytes=_free, since=21)
+def _size(ctx: InferContext):
+    """The element count of ``data`` as an i64 scalar."""
+    ctx.set_sym(0, np.array(D.product(ctx.shape(0)), dtype=object))
+    return [()]
+
+
+@op("ConstantOfShape", inputs=["input: i64"], outputs=["output: T"],
+    types={"T": ALL}, attrs={"value": ("tensor", np.zeros(1, np.float32))},
+    category="shape", bytes=lambda c: c.out_bytes(0), since=20)
+def _constant_of_shape(ctx: InferContext):
+    """A tensor of the shape held by ``input``, filled with the one-element ``value``."""
+    value = ctx.attr("value")
+    if value.size != 1:
+        ctx.fail(f"value must hold one element, got {value.size}")
+    try:
+        dt = to_dtype(value.dtype)
+    except IRError as e:
+        ctx.fail(str(e))
+    shape = ctx.sym(0)
+    if ctx.rank(0) != 1:
+        ctx.fail(f"input must be 1-D, got {ctx.type(0)}")
+    if shape is None:
+        n = ctx.shape(0)[0]
+        if not isinstance(n, int):
+            ctx.fail("the rank of the result is unknown")
+        return [_partial(dt, n)]
+    dims = tuple(shape.flat)
+    if dims and all(isinstance(d, int) for d in dims) and int(np.prod(dims)) <= 64 and dt.is_integer:
+        ctx.set_sym(0, np.full(dims, int(value.reshape(())), dtype=object) if dims else
+                    np.array(int(value.reshape(())), dtype=object))
+    return [TensorType(dt, dims)]
+
+
+def _partial(dt, n):
+    from ..infer import _PartialType
+    return _PartialType(dt, (None,) * n)
+
+
+@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+    attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21)
+def _cast(ctx: InferContext):
+    """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
+    try:
+        dt = to_dtype(ctx.attr("to"))
+    except IRError as e:
+        ctx.fail(str(e))
+    s = ctx.sym(0)
+    if s is not None and dt.is_integer:
+        ctx.set_sym(0, s)
+    return [TensorType(dt, ctx.shape(0))]
+
+
+@op("CastLike", inputs=["input: T1", "target_type: T2"], outputs=["output: T2"],
+    types={"T1": ALL, "T2": ALL}, attrs={"saturate": ("int", 1)}, category="elementwise",
+    flops=per_element(1), since=21)
+def _cast_like(ctx: InferContext):
+    """Convert elements to the dtype of ``target_type``."""
+    s = ctx.sym(0)
+    if s is not None and ctx.dtype(1).is_integer:
+        ctx.set_sym(0, s)
+    return [TensorType(ctx.dtype(1), ctx.shape(0))]
+
+
+@op("Range", inputs=["start: T", "limit: T", "delta: T"], outputs=["output: T"],
+    types={"T": {"f32", "f64", "i16", "i32", "i64"}}, category="shape", since=11)
+def _range(ctx: InferContext):
+    """``arange(start, limit, delta)`` from three scalars."""
+    for i in range(3):
+        if ctx.rank(i) != 0 and ctx.type(i).numel != 1:
+            ctx.fail("start, limit and delta must be scalars")
+    s, l, d = (ctx.sym(i) for i in range(3))
+    if s is None or l is None or d is None:
+        vals = [ctx.value(i) for i in range(3)]
+        if all(v is not None for v in vals):
+            n = max(int(np.ceil((float(vals[1]) - float(vals[0])) / float(vals[2]))), 0)
+            return [(n,)]
+        return [(None,)]
+    s, l, d = (x.reshape(()).item() if isinstance(x, np.ndarray) else x for x in (s, l, d))
+    if all(isinstance(x, int) for x in (s, l, d)):
+        n = max(-(-(l - s) // d), 0)
+        if n <= 64:
+            ctx.set_sym(0, np.arange(s, l, d, dtype=np.int64).astype(object))
+        return [(n,)]
+    if d == 1:
+        return [(D.sub(l, s),)]
+    return [(None,)]

@@ -1,0 +1,60 @@
+"""Hardware-independent totals of a graph: parameters, FLOPs, bytes touched, op histogram."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from .graph import Graph
+
+__all__ = ["GraphStats", "summarize"]
+
+
+@dataclass
+class GraphStats:
+    nodes: int
+    ops: dict[str, int]
+    parameters: Any            # elements held by constants (an int, or symbolic)
+    parameter_bytes: Any
+    weightless: int            # constants that carry only a type
+    flops: Any                 # sum of spec FLOPs (sympy expression when dims are unbound)
+    bytes_touched: Any         # sum of spec bytes: what unfused kernels would move
+    symbols: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        def plain(x):
+            return x if isinstance(x, (int, float)) else str(x)
+        return {"nodes": self.nodes, "ops": self.ops, "parameters": plain(self.parameters),
+                "parameter_bytes": plain(self.parameter_bytes), "weightless_constants": self.weightless,
+                "flops": plain(self.flops), "bytes_touched": plain(self.bytes_touched), "symbols": self.symbols}
+
+
+def _simplify(x):
+    if isinstance(x, sympy.Basic):
+        x = sympy.expand(x)
+        return int(x) if x.is_Integer else x
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def summarize(graph: Graph) -> GraphStats:
+    params: Any = 0
+    pbytes: Any = 0
+    weightless = 0
+    for c in graph.constants.values():
+        n = c.type.numel
+        params = params + (n if isinstance(n, int) else sympy.sympify(n))
+        if isinstance(n, int):
+            pbytes = pbytes + c.type.dtype.nbytes(n)
+        if c.data is None:
+            weightless += 1
+    flops: Any = 0
+    moved: Any = 0
+    for n in graph:
+        spec = n.spec
+        flops = flops + spec.flops(n)
+        moved = moved + spec.bytes(n)
+    return GraphStats(nodes=len(graph), ops=graph.op_histogram(), parameters=_simplify(params),
+                      parameter_bytes=_simplify(pbytes), weightless=weightless, flops=_simplify(flops),
+                      bytes_touched=_simplify(moved), symbols=sorted(graph.symbols()))

@@ -1,0 +1,74 @@
+"""Seeded random inputs of the right dtypes and shapes for any graph.
+
+Integer inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim;
+inputs named like masks are all ones and position ids count up, so an exported transformer runs
+on what it was built for.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..ir import Graph, Value
+from ..ir.errors import IRError
+
+__all__ = ["random_inputs", "concrete_shape"]
+
+
+def concrete_shape(v: Value, dims: Mapping[str, int]) -> tuple[int, ...]:
+    """The value's shape with symbolic dims taken from ``dims`` (unbound symbols raise)."""
+    from ..ir import dims as D
+    out = []
+    for d in v.type.shape:
+        d = D.substitute(d, dims)
+        if not isinstance(d, int):
+            raise IRError(f"input %{v.name}: {v.type} has unbound dims; give them with --dim NAME=SIZE")
+        out.append(d)
+    return tuple(out)
+
+
+def _index_bound(v: Value) -> int | None:
+    """The smallest dim this integer value indexes into, following views and casts."""
+    bound = None
+    frontier, seen = [v], set()
+    while frontier:
+        x = frontier.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        for node, i in x.uses:
+            if node.op in ("Gather", "GatherElements") and i == 1:
+                data = node.inputs[0].type.shape
+                axis = node.attr("axis") % max(len(data), 1)
+                if isinstance(data[axis], int):
+                    bound = data[axis] if bound is None else min(bound, data[axis])
+            elif node.op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Cast", "Expand") and i == 0:
+                frontier.extend(node.outputs)
+    return bound
+
+
+def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """One array per graph input: normal floats, in-range indices, ones for masks."""
+    rng = np.random.default_rng(seed)
+    dims = dict(dims or {})
+    out: dict[str, np.ndarray] = {}
+    for v in graph.inputs:
+        shape = concrete_shape(v, dims)
+        dt = v.type.dtype
+        lname = v.name.lower()
+        if dt.kind == "bool":
+            arr = np.ones(shape, bool) if "mask" in lname else rng.random(shape) < 0.5
+        elif dt.is_integer:
+            if "mask" in lname:
+                arr = np.ones(shape, dt.np_dtype)
+            elif "position" in lname or lname.endswith("pos"):
+                arr = np.broadcast_to(np.arange(shape[-1]) if shape else np.array(0), shape).astype(dt.np_dtype)
+            else:
+                bound = _index_bound(v) or 8
+                arr = rng.integers(0, bound, size=shape).astype(dt.np_dtype)
+        else:
+            arr = rng.standard_normal(shape).astype(dt.np_dtype)
+        out[v.name] = np.ascontiguousarray(arr)
+    return out

@@ -1,0 +1,26 @@
+"""Shared fixtures: small graphs and ONNX models built in memory, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "tests" / "models"
+
+
+@pytest.fixture
+def run_cli():
+    """Run ``python -m ridgeline ARGS`` in a subprocess; returns the CompletedProcess."""
+    def run(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 300):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("COLUMNS", "160")
+        return subprocess.run([sys.executable, "-m", "ridgeline", *map(str, args)], capture_output=True,
+                              text=True, cwd=cwd, env=env, timeout=timeout)
+    return run
