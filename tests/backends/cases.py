@@ -222,14 +222,15 @@ case("rmsnorm", {"x": _normal(3, 5, 37), "s": _normal(37)}, lambda b, v: b.RMSNo
 
 # ------------------------------------------------------------------------------------ attention
 _Q, _K, _V = _normal(2, 4, 5, 16), _normal(2, 2, 7, 16), _normal(2, 2, 7, 16)
-case("attention-gqa-causal", {"q": _Q, "k": _K, "v": _V}, lambda b, v: b.Attention(v["q"], v["k"], v["v"], is_causal=1),
+case("attention-gqa-causal", {"q": _Q, "k": _K, "v": _V}, lambda b, v: b.Attention(v["q"], v["k"], v["v"], is_causal=1, _outputs=1),
      {"Attention"})
 case("attention-cache-mask", {"q": _normal(1, 2, 1, 8), "k": _normal(1, 2, 1, 8), "v": _normal(1, 2, 1, 8),
                               "m": _normal(1, 1, 1, 6), "pk": _normal(1, 2, 5, 8), "pv": _normal(1, 2, 5, 8)},
      lambda b, v: b.Attention(v["q"], v["k"], v["v"], v["m"], v["pk"], v["pv"], is_causal=1, _outputs=3), {"Attention"})
 case("attention-3d-boolmask-softcap", {"q": _normal(2, 3, 12), "k": _normal(2, 9, 12), "v": _normal(2, 9, 12),
                                        "m": _rng.random((3, 9)) < 0.7},
-     lambda b, v: b.Attention(v["q"], v["k"], v["v"], v["m"], q_num_heads=3, kv_num_heads=3, softcap=2.0, scale=0.3),
+     lambda b, v: b.Attention(v["q"], v["k"], v["v"], v["m"], q_num_heads=3, kv_num_heads=3, softcap=2.0, scale=0.3,
+                             _outputs=3),
      {"Attention"})
 _COS = np.cos(np.arange(16 * 4).reshape(16, 4) / 7).astype(np.float32)
 _SIN = np.sin(np.arange(16 * 4).reshape(16, 4) / 7).astype(np.float32)

@@ -14,7 +14,8 @@ from typing import Iterator, Sequence
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
-           "Var", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
+           "splat", "lane_mask", "masked_load", "masked_store",
+           "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
 
 F16 = ir.HalfType()
 F32 = ir.FloatType()
@@ -107,6 +108,24 @@ class Var:
         self.b.store(value, self.slot)
 
 
+class Array:
+    """A fixed-size stack buffer of ``n`` elements of ``ty`` (scratch for one kernel call)."""
+
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type, n: int, name: str = ""):
+        self.b, self.ty = b, ty
+        with b.goto_entry_block():
+            self.slot = b.alloca(ty, size=const(I64, max(n, 1)), name=name)
+
+    def at(self, index: ir.Value) -> ir.Value:
+        return self.b.gep(self.slot, [index], source_etype=self.ty)
+
+    def get(self, index: ir.Value) -> ir.Value:
+        return self.b.load(self.at(index), typ=self.ty)
+
+    def set(self, index: ir.Value, value: ir.Value) -> None:
+        self.b.store(value, self.at(index))
+
+
 @contextmanager
 def loop(b: ir.IRBuilder, start, stop, step: int = 1, name: str = "i") -> Iterator[ir.Value]:
     """``for (i = start; i < stop; i += step)`` over i64; the body is the ``with`` block."""
@@ -136,3 +155,28 @@ def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type, align: i
 
 def store(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, align: int | None = None) -> None:
     b.store(value, b.gep(base, [index], source_etype=value.type), align=align)
+
+
+def splat(b: ir.IRBuilder, value: ir.Value, n: int) -> ir.Value:
+    """``<n x T>`` with ``value`` in every lane."""
+    vt = ir.VectorType(value.type, n)
+    v = b.insert_element(ir.Constant(vt, None), value, const(I32, 0))
+    return b.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(ir.VectorType(I32, n), [0] * n))
+
+
+def lane_mask(n: int, active: int) -> ir.Constant:
+    """``<n x i1>`` with the first ``active`` lanes on."""
+    return ir.Constant(ir.VectorType(I1, n), [1] * active + [0] * (n - active))
+
+
+def masked_load(b: ir.IRBuilder, address: ir.Value, vt: ir.VectorType, mask: ir.Constant, align: int = 4) -> ir.Value:
+    """Load only the lanes of ``mask`` (the others read no memory and are zero)."""
+    name = f"llvm.masked.load.{mangle(vt)}.p0"
+    fn = intrinsic(b.module, name, vt, [PTR, I32, mask.type, vt])
+    return b.call(fn, [address, const(I32, align), mask, ir.Constant(vt, [const(vt.element, 0)] * vt.count)])
+
+
+def masked_store(b: ir.IRBuilder, value: ir.Value, address: ir.Value, mask: ir.Constant, align: int = 4) -> None:
+    name = f"llvm.masked.store.{mangle(value.type)}.p0"
+    fn = intrinsic(b.module, name, ir.VoidType(), [value.type, PTR, I32, mask.type])
+    b.call(fn, [value, address, const(I32, align), mask])

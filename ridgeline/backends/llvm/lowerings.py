@@ -9,6 +9,8 @@ import numpy as np
 from ...ir import Node
 from .elementwise import ElementwiseLowering, is_elementwise
 from .lowering import Lowering, Unsupported
+from .attention import AttentionLowering
+from .gemm import lower_matmul
 from .movement import CopyLowering, GatherLowering
 from .reduction import NormLowering, ReduceLowering, SoftmaxLowering
 
@@ -29,6 +31,10 @@ def lower(node: Node, in_shapes: Sequence[tuple[int, ...] | None], known: Mappin
         return ReduceLowering(node, in_shapes, known)
     if op in ("Transpose", "Slice", "Expand", "Concat", "Split"):
         return CopyLowering(node, in_shapes, known)
+    if op in ("MatMul", "Gemm"):
+        return lower_matmul(node, in_shapes, known, options)
+    if op == "Attention":
+        return AttentionLowering(node, in_shapes, known)
     if op == "Gather":
         return GatherLowering(node, in_shapes, known)
     raise Unsupported(f"{node.op} has no llvm kernel")
