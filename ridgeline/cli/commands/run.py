@@ -22,8 +22,22 @@ def register(sub) -> None:
     p.add_argument("--inputs", metavar="IN.npz", help="inputs by name (default: seeded random inputs)")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs")
+    add_backend_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=run)
+
+
+def add_backend_options(p) -> None:
+    """Options of the executing backends; each is passed only when given (a backend that does not
+    take it says so)."""
+    p.add_argument("--device", help="torch: cpu or cuda[:N] (default cpu)")
+    p.add_argument("--strict", action="store_true", default=None,
+                   help="llvm: fail instead of running ops without a kernel on numpy")
+    p.add_argument("--threads", type=int, help="llvm: cores to use (default: all available)")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k) for k in ("device", "strict", "threads") if getattr(args, k, None) is not None}
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
@@ -45,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = _load_npz(args.inputs)
     else:
         inputs = random_inputs(g, seed=args.seed, dims=dims)
-    exe = compile(g, backend=args.backend, pipeline=args.pipeline)
+    exe = compile(g, backend=args.backend, pipeline=args.pipeline, **backend_options(args))
     if not hasattr(exe, "run"):
         raise BackendError(f"{args.backend!r} estimates rather than executes; use `ridgeline estimate`")
     outs = exe.run(inputs)
