@@ -106,10 +106,9 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
                     bufs.append(None)
                     continue
                 need = max(nbytes[r], 1)
-                fit = [b for b in free if b.nbytes >= need]
+                fit = [k for k, b in enumerate(free) if b.nbytes >= need]
                 if fit:
-                    buf = min(fit, key=lambda b: b.nbytes)
-                    free.remove(buf)
+                    buf = free.pop(min(fit, key=lambda k: free[k].nbytes))
                 else:
                     buf = np.empty(need, np.uint8)
                     buffers.append(buf)

@@ -1,9 +1,14 @@
 """Splitting a kernel's outer range across the host's cores.
 
-Kernels take ``[lo, hi)`` of their outermost parallel dimension, so running on two cores is two
-calls on two halves. The calls go through ctypes, which releases the GIL, so persistent worker
-threads run them truly in parallel. Dispatch costs tens of microseconds, so only kernels whose
-estimated traffic (bytes moved plus flops) exceeds ``threshold`` are split.
+Kernels take ``[lo, hi)`` of their outermost parallel dimension, so running on two cores is
+calls on disjoint chunks. The calls go through ctypes, which releases the GIL, so persistent
+worker threads run them truly in parallel. Dispatch costs some microseconds, so only kernels
+whose estimated traffic (bytes moved plus flops) exceeds ``threshold`` are split.
+
+The range is cut into a few chunks per core that threads claim one at a time, and the calling
+thread never waits for a worker that has not started: on a shared machine (load above the core
+count) a worker may not be scheduled for milliseconds, and then the caller simply runs every
+chunk itself instead of idling — a static half-and-half split would wait for the slowest thread.
 """
 
 from __future__ import annotations
@@ -15,9 +20,58 @@ from typing import Callable, Sequence
 
 __all__ = ["Runner", "DEFAULT_THRESHOLD", "get_runner"]
 
-#: kernels below this cost (bytes + flops) run on one core: a split costs ~20-50 µs of dispatch,
+#: kernels below this cost (bytes + flops) run on one core: a split costs ~10-30 µs of dispatch,
 #: the time one core needs for about this much work (an assumption checked by bench_backends.py)
 DEFAULT_THRESHOLD = 1 << 19
+#: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
+CHUNKS_PER_THREAD = 4
+
+
+class _Launch:
+    """One split launch: chunks claimed under a lock; the caller waits only for started workers."""
+
+    __slots__ = ("fn", "ptrs", "bounds", "next", "active", "closed", "cond")
+
+    def __init__(self, fn, ptrs, bounds):
+        self.fn, self.ptrs, self.bounds = fn, ptrs, bounds
+        self.next = 0
+        self.active = 0
+        self.closed = False
+        self.cond = threading.Condition(threading.Lock())
+
+    def _claim(self) -> int:
+        with self.cond:
+            k = self.next
+            self.next += 1
+            return k
+
+    def work(self) -> None:
+        n = len(self.bounds) - 1
+        while True:
+            k = self._claim()
+            if k >= n:
+                return
+            self.fn(self.bounds[k], self.bounds[k + 1], *self.ptrs)
+
+    def join_worker(self) -> None:
+        with self.cond:
+            if self.closed:
+                return   # the caller already finished every chunk: nothing to do
+            self.active += 1
+        try:
+            self.work()
+        finally:
+            with self.cond:
+                self.active -= 1
+                self.cond.notify_all()
+
+    def finish(self) -> None:
+        """Run chunks in the caller, then wait for workers still inside a chunk."""
+        self.work()
+        with self.cond:
+            self.closed = True
+            while self.active:
+                self.cond.wait()
 
 
 class Runner:
@@ -31,33 +85,24 @@ class Runner:
                 threads = os.cpu_count() or 1
         self.threads = max(1, int(threads))
         self.threshold = threshold
-        self._jobs: list[queue.SimpleQueue] = []
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
-        self._launch_lock = threading.Lock()  # one split launch at a time: completions share a queue
 
     def _start(self) -> None:
         with self._lock:
             if self._started:
                 return
             for _ in range(self.threads - 1):
-                q: queue.SimpleQueue = queue.SimpleQueue()
-                threading.Thread(target=self._work, args=(q,), daemon=True, name="ridgeline-llvm").start()
-                self._jobs.append(q)
+                threading.Thread(target=self._work, daemon=True, name="ridgeline-llvm").start()
             self._started = True
 
-    def _work(self, q: queue.SimpleQueue) -> None:
+    def _work(self) -> None:
         while True:
-            job = q.get()
+            job = self._jobs.get()
             if job is None:
                 return
-            fn, lo, hi, ptrs = job
-            try:
-                fn(lo, hi, *ptrs)
-                self._done.put(None)
-            except BaseException as e:  # pragma: no cover - ctypes calls do not raise
-                self._done.put(e)
+            job.join_worker()
 
     def launch(self, fn: Callable[..., None], extent: int, ptrs: Sequence[int], cost: float = 0.0,
                grain: int = 1) -> None:
@@ -67,25 +112,17 @@ class Runner:
             fn(0, extent, *ptrs)
             return
         self._start()
-        with self._launch_lock:
-            self._split(fn, extent, ptrs, min(n, extent // grain), grain)
-
-    def _split(self, fn, extent, ptrs, n, grain) -> None:
-        bounds = [0] + [min(extent, (extent * k // n + grain - 1) // grain * grain) for k in range(1, n)] + [extent]
-        for k in range(1, n):
-            self._jobs[k - 1].put((fn, bounds[k], bounds[k + 1], ptrs))
-        fn(bounds[0], bounds[1], *ptrs)
-        err = None
-        for _ in range(1, n):
-            r = self._done.get()
-            err = err or r
-        if err is not None:  # pragma: no cover
-            raise err
+        chunks = max(2, min(n * CHUNKS_PER_THREAD, extent // grain))
+        bounds = sorted({min(extent, (extent * k // chunks + grain - 1) // grain * grain) for k in range(chunks)}
+                        | {extent})
+        job = _Launch(fn, ptrs, bounds)
+        for _ in range(n - 1):
+            self._jobs.put(job)
+        job.finish()
 
     def close(self) -> None:
-        for q in self._jobs:
-            q.put(None)
-        self._jobs = []
+        for _ in range(self.threads - 1):
+            self._jobs.put(None)
         self._started = False
 
 
