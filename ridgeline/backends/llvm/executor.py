@@ -130,7 +130,10 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
             body_shapes = {p.name: s for p, s in zip(node.body.inputs, in_shapes)}
             if all(s is not None for s in body_shapes.values()):
                 sub = LLVMInterpreter(orig.body, runner=runner, options=options, strict=strict)
-                sub.prepare(body_shapes)
+                try:
+                    sub.prepare(body_shapes)
+                except BackendError as e:
+                    raise BackendError(f"{e} (in the body of {describe(orig)})") from None
                 if not sub.plan.fallbacks or not strict:
                     plan.subplans[orig] = sub
                     plan.kinds[orig] = "fused-body"
