@@ -1,0 +1,315 @@
+#!/usr/bin/env python
+"""Benchmark the executing backends against onnxruntime and the host's memory bandwidth.
+
+    /work/venv/bin/python tools/bench_backends.py                 # everything, models from tests/models
+    /work/venv/bin/python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
+    /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs numpy's BLAS per shape
+    /work/venv/bin/python tools/bench_backends.py --model my.onnx --only models
+
+Sections (all timed in this one process, so that ratios compare like with like on a machine other
+jobs share — absolute numbers there vary ~3x between runs, ratios much less):
+
+models   GPT-2, BERT and Llama exports (``tests/models/manifest.json``, or ``--model`` files, or
+         ``--export-gpt2 DIR`` for a GPT-2 exported here): prefill at seq 128 and a decode step.
+         Median latency of onnxruntime (1 and 2 threads), our numpy, torch and llvm backends (llvm
+         at 1 and 2 threads), runs interleaved round-robin; printed as ratios to onnxruntime at the
+         same thread count, with each backend's max error against numpy.
+kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy's copy; then a
+         fused ``gelu(x·a + b)`` chain and a LayerNormalization at large sizes: GB/s achieved, share
+         of the measured stream bandwidth, speed-up over the numpy expression.
+gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
+
+Goals reported (not asserted anywhere): fused chains >= 70% of stream bandwidth and >= 2x the
+numpy expression; prefill within 1.5x of onnxruntime at the same thread count; decode faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ridgeline import api  # noqa: E402
+from ridgeline.backends.registry import get_backend  # noqa: E402
+from ridgeline.ir import Builder, Graph, tensor  # noqa: E402
+from ridgeline.testing.inputs import random_inputs  # noqa: E402
+
+
+def load_avg() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def interleaved(fns: dict, repeats: int, budget: float) -> dict[str, list[float]]:
+    """Call every function once per round, round after round; per-name lists of seconds."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    t_end = time.perf_counter() + budget
+    for r in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+        if r >= 2 and time.perf_counter() > t_end:
+            break
+    return times
+
+
+def med(ts: list[float]) -> float:
+    return statistics.median(ts) if ts else float("nan")
+
+
+# ------------------------------------------------------------------------------------ models
+def model_list(args) -> list[dict]:
+    out = []
+    for p in args.model or []:
+        out.append({"name": Path(p).stem, "path": p, "phase": "decode" if "decode" in Path(p).stem else "prefill"})
+    if args.model:
+        return out
+    manifest = Path(args.models) / "manifest.json"
+    if not manifest.exists():
+        print(f"(no {manifest}: pass --model FILE.onnx or --export-gpt2 DIR)")
+        return out
+    entries = json.loads(manifest.read_text())
+    entries = entries.get("models", entries) if isinstance(entries, dict) else entries
+    for e in entries:
+        fam = e.get("family", "")
+        if fam not in ("gpt2", "bert", "llama"):
+            continue
+        if args.exporter and e.get("exporter") not in (None, args.exporter):
+            continue
+        path = Path(args.models) / e.get("file", e.get("path", ""))
+        out.append({"name": path.stem, "path": str(path), "phase": e.get("phase", "prefill")})
+    return out
+
+
+def dims_for(graph, phase: str, seq: int) -> dict[str, int]:
+    syms = graph.symbols()
+    dims = {"batch": 1}
+    if phase == "decode":
+        dims.update(seq=1, past=seq - 1)
+    else:
+        dims.update(seq=seq, past=0)
+    return {k: v for k, v in dims.items() if k in syms}
+
+
+def rel_err(ref: dict, out: dict) -> float:
+    worst = 0.0
+    for k, r in ref.items():
+        o = np.asarray(out[k], dtype=np.float64)
+        r = np.asarray(r, dtype=np.float64)
+        scale = max(np.abs(r).max(initial=0.0), 1e-30)
+        worst = max(worst, float(np.abs(o - r).max(initial=0.0) / scale))
+    return worst
+
+
+def bench_model(m: dict, args) -> dict:
+    import onnxruntime as ort
+    g = api.load(m["path"])
+    dims = dims_for(g, m["phase"], args.seq)
+    gb = g.bind(dims) if dims else g
+    inputs = random_inputs(gb, seed=0)
+    fns, errs = {}, {}
+    ref = get_backend("numpy").compile(gb).run(inputs)
+    for th in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = th
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(m["path"], so, providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        feed = {i.name: inputs[i.name] for i in sess.get_inputs()}
+        res = dict(zip(names, sess.run(None, feed)))
+        errs[f"ort{th}"] = rel_err({k: v for k, v in ref.items() if k in res}, res)
+        fns[f"ort{th}"] = (lambda s=sess, f=feed: s.run(None, f))
+    compiled = {}
+    t0 = time.perf_counter()
+    compiled["llvm1"] = api.compile(gb, "llvm", threads=1)
+    compiled["llvm2"] = api.compile(gb, "llvm", threads=2)
+    compile_s = time.perf_counter() - t0
+    compiled["torch"] = api.compile(gb, "torch")
+    if not args.skip_numpy:
+        compiled["numpy"] = api.compile(gb, "numpy")
+    for k, exe in compiled.items():
+        errs[k] = rel_err(ref, exe.run(inputs))
+        fns[k] = (lambda e=exe: e.run(inputs))
+    times = interleaved(fns, args.repeats, args.budget)
+    r = {k: med(v) for k, v in times.items()}
+    plan = compiled["llvm2"].plan.summary()
+    return {"model": m["name"], "phase": m["phase"], "dims": dims, "median_s": r, "max_rel_err": errs,
+            "runs": {k: len(v) for k, v in times.items()}, "llvm_compile_s": compile_s,
+            "llvm_fallbacks": plan["fallbacks"], "llvm_kernels": plan["kernels"]}
+
+
+def print_models(rows: list[dict]) -> None:
+    print("\n== models: median latency, ratio to onnxruntime at the same thread count (lower is better)")
+    print(f"{'model':34s} {'phase':8s} {'ort1 ms':>9s} {'ort2 ms':>9s} {'llvm1':>7s} {'llvm2':>7s} "
+          f"{'torch':>7s} {'numpy':>7s}  max rel err (llvm / torch)")
+    for r in rows:
+        m = r["median_s"]
+        ratio = lambda k, ref: f"{m[k] / m[ref]:7.2f}" if k in m else "      -"  # noqa: E731
+        print(f"{r['model'][:34]:34s} {r['phase']:8s} {m['ort1'] * 1e3:9.2f} {m['ort2'] * 1e3:9.2f} "
+              f"{ratio('llvm1', 'ort1')} {ratio('llvm2', 'ort2')} {ratio('torch', 'ort2')} {ratio('numpy', 'ort2')}"
+              f"  {r['max_rel_err']['llvm2']:.1e} / {r['max_rel_err']['torch']:.1e}"
+              + (f"  fallbacks {r['llvm_fallbacks']}" if r["llvm_fallbacks"] else ""))
+    print("  (llvm1 / ort1 and llvm2 / ort2: same thread count; torch and numpy against ort2)")
+
+
+# ------------------------------------------------------------------------------------ kernels
+def _fused_graph(n: int):
+    g = Graph("chain")
+    x = g.add_input("x", tensor("f32", n))
+    a = g.add_input("a", tensor("f32", n))
+    b = g.add_input("b", tensor("f32", n))
+    body = Graph("body")
+    px, pa, pb = (body.add_input(k, tensor("f32", n)) for k in "xab")
+    bb = Builder(body)
+    body.outputs = [bb.Gelu(bb.Add(bb.Mul(px, pa), pb), approximate="tanh")]
+    g.outputs = [g.add_node("Fused", [x, a, b], {"kind": "elementwise"}, body=body).outputs[0]]
+    return g
+
+
+def bench_kernels(args) -> dict:
+    from ridgeline.backends.llvm.calibrate import _stream
+    n = args.elements
+    rng = np.random.default_rng(0)
+    out: dict = {"elements": n}
+    out["stream_llvm"] = _stream(n, None, 5)
+    out["stream_llvm_1core"] = _stream(n, 1, 5)
+    x = rng.standard_normal(n).astype(np.float32)
+    y = np.empty_like(x)
+    out["copy_numpy"] = 8 * n / min(interleaved({"c": lambda: np.copyto(y, x)}, 7, 10)["c"])
+    # fused gelu(x * a + b): reads 3 arrays, writes 1
+    a = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    exe2 = api.compile(_fused_graph(n), "llvm")
+    exe1 = api.compile(_fused_graph(n), "llvm", threads=1)
+    inp = {"x": x, "a": a, "b": b}
+    c = np.float32(np.sqrt(2 / np.pi))
+
+    def numpy_expr():
+        t = x * a + b
+        return 0.5 * t * (1 + np.tanh(c * (t + np.float32(0.044715) * t * t * t)))
+    times = interleaved({"llvm2": lambda: exe2.run(inp), "llvm1": lambda: exe1.run(inp), "numpy": numpy_expr},
+                        args.repeats, args.budget)
+    fused = {k: med(v) for k, v in times.items()}
+    moved = 16.0 * n
+    out["fused_chain"] = {"seconds": fused, "gbps": {k: moved / v for k, v in fused.items()}}
+    # layernorm over rows of 4096
+    cols = 4096
+    rows = max(1, n // cols)
+    g = Graph("ln")
+    xv = g.add_input("x", tensor("f32", rows, cols))
+    s = g.add_constant("s", rng.standard_normal(cols).astype(np.float32))
+    bv = g.add_constant("b", rng.standard_normal(cols).astype(np.float32))
+    g.outputs = [Builder(g).LayerNormalization(xv, s, bv, _outputs=1)]
+    xl = rng.standard_normal((rows, cols)).astype(np.float32)
+    ln2, ln1, lnn = api.compile(g, "llvm"), api.compile(g, "llvm", threads=1), api.compile(g, "numpy")
+    times = interleaved({"llvm2": lambda: ln2.run({"x": xl}), "llvm1": lambda: ln1.run({"x": xl}),
+                         "numpy": lambda: lnn.run({"x": xl})}, args.repeats, args.budget)
+    ln = {k: med(v) for k, v in times.items()}
+    out["layernorm"] = {"seconds": ln, "gbps": {k: 8.0 * rows * cols / v for k, v in ln.items()}, "shape": [rows, cols]}
+    return out
+
+
+def print_kernels(k: dict) -> None:
+    s2, s1 = k["stream_llvm"], k["stream_llvm_1core"]
+    print(f"\n== kernels on {k['elements']:,} f32 elements per array")
+    print(f"STREAM (llvm kernels): copy {s2['copy'] / 1e9:.1f} GB/s, triad {s2['triad'] / 1e9:.1f} GB/s on all cores; "
+          f"copy {s1['copy'] / 1e9:.1f}, triad {s1['triad'] / 1e9:.1f} on one; numpy copy {k['copy_numpy'] / 1e9:.1f} GB/s")
+    best_stream = max(s2["triad"], s2["copy"])
+    for name, moved in (("fused gelu(x*a+b)", "fused_chain"), ("layernorm", "layernorm")):
+        r = k[moved]
+        g2, g1 = r["gbps"]["llvm2"], r["gbps"]["llvm1"]
+        print(f"{name:18s}: llvm {g2 / 1e9:6.1f} GB/s all cores ({g2 / best_stream:4.0%} of stream), "
+              f"{g1 / 1e9:6.1f} GB/s one core ({g1 / max(s1['triad'], s1['copy']):4.0%} of its stream); "
+              f"numpy {r['gbps']['numpy'] / 1e9:5.1f} GB/s -> llvm is {r['seconds']['numpy'] / r['seconds']['llvm2']:.1f}x "
+              f"(one core {r['seconds']['numpy'] / r['seconds']['llvm1']:.1f}x)")
+
+
+# ------------------------------------------------------------------------------------ gemm
+GEMM_SHAPES = [(1, 768, 768), (1, 768, 3072), (1, 3072, 768), (1, 2048, 8192), (4, 768, 3072), (16, 768, 3072),
+               (128, 768, 768), (128, 768, 2304), (128, 768, 3072), (128, 3072, 768), (128, 2048, 5632),
+               (512, 1024, 1024)]
+
+
+def bench_gemm(args) -> list[dict]:
+    rng = np.random.default_rng(0)
+    rows = []
+    for m, k, n in GEMM_SHAPES:
+        g = Graph("mm")
+        x = g.add_input("x", tensor("f32", m, k))
+        w = g.add_constant("w", (rng.standard_normal((k, n)) * 0.05).astype(np.float32))
+        g.outputs = [Builder(g).MatMul(x, w)]
+        inp = {"x": rng.standard_normal((m, k)).astype(np.float32)}
+        exes = {mode: api.compile(g, "llvm", gemm=mode) for mode in ("jit", "blas")}
+        exes["jit1"] = api.compile(g, "llvm", gemm="jit", threads=1)
+        times = interleaved({kk: (lambda e=e: e.run(inp)) for kk, e in exes.items()}, args.repeats * 2, args.budget)
+        t = {kk: med(v) for kk, v in times.items()}
+        rows.append({"m": m, "k": k, "n": n, "seconds": t, "gflops": {kk: 2 * m * n * k / v / 1e9 for kk, v in t.items()}})
+    return rows
+
+
+def print_gemm(rows: list[dict]) -> None:
+    print("\n== GEMM: JIT kernel vs numpy's BLAS (median, all cores unless noted)")
+    print(f"{'M x K x N':>18s} {'jit GF/s':>9s} {'blas GF/s':>10s} {'jit 1-core':>10s} {'jit/blas time':>14s}")
+    for r in rows:
+        gf, t = r["gflops"], r["seconds"]
+        print(f"{r['m']:5d} x{r['k']:5d} x{r['n']:5d} {gf['jit']:9.1f} {gf['blas']:10.1f} {gf['jit1']:10.1f} "
+              f"{t['jit'] / t['blas']:14.2f}")
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["models", "kernels", "gemm"], action="append")
+    ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
+    ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
+    ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
+    ap.add_argument("--seq", type=int, default=128, help="prefill length; the decode step attends to seq tokens")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds per measurement before stopping early")
+    ap.add_argument("--elements", type=int, default=1 << 24, help="array length of the kernel section")
+    ap.add_argument("--skip-numpy", action="store_true", help="leave the (slow) numpy backend out of models")
+    ap.add_argument("--json", help="also write every figure here")
+    args = ap.parse_args(argv)
+    only = set(args.only or ["models", "kernels", "gemm"])
+    from ridgeline.backends.llvm import host
+    h = host()
+    print(f"host: {h.cpu} ({h.features.count('+avx512')} avx512 features), {h.cores} cores, "
+          f"{h.vector_bits}-bit vectors; load average {load_avg()}")
+    result: dict = {"host": {"cpu": h.cpu, "cores": h.cores, "vector_bits": h.vector_bits}, "load_start": load_avg()}
+    if "kernels" in only:
+        result["kernels"] = bench_kernels(args)
+        print_kernels(result["kernels"])
+    if "gemm" in only:
+        result["gemm"] = bench_gemm(args)
+        print_gemm(result["gemm"])
+    if "models" in only:
+        rows = []
+        for m in model_list(args):
+            try:
+                rows.append(bench_model(m, args))
+            except Exception as e:  # keep going: one broken export should not hide the others
+                print(f"{m['name']}: {type(e).__name__}: {e}")
+        if rows:
+            print_models(rows)
+        result["models"] = rows
+    result["load_end"] = load_avg()
+    print(f"\nload average at the end: {result['load_end']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
