@@ -33,7 +33,7 @@ __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET"]
 
 #: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
 MAX_MODEL_BYTES = 2 ** 31
-MIN_OPSET, MAX_OPSET = 7, 25
+MIN_OPSET, MAX_OPSET = 7, 28
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _unknown_dims = itertools.count()
 
