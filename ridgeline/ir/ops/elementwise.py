@@ -49,10 +49,35 @@ _UNARY = {
 }
 
 
+def _int_only(fn):
+    """A symbolic-value function defined on concrete ints only (symbols make it give up)."""
+    def apply(*xs):
+        if not all(isinstance(x, int) for x in xs):
+            raise ValueError("symbolic operand")
+        return fn(*xs)
+    return apply
+
+
+def _trunc_div(a, b):
+    # ONNX integer division truncates toward zero; sizes (symbols) are positive, so floor is exact
+    if isinstance(a, int) and isinstance(b, int):
+        q = abs(a) // abs(b)
+        return q if (a < 0) == (b < 0) else -q
+    return D.floordiv(a, b)
+
+
+# symbolic values of integer shape arithmetic
+_UNARY_SYM = {"Neg": _int_only(lambda a: -a), "Abs": _int_only(abs), "Sign": _int_only(lambda a: (a > 0) - (a < 0))}
+
+
 def _declare_unary(name, allowed, k, attrs):
+    sym = _UNARY_SYM.get(name)
+
     def infer(ctx: InferContext):
         if name == "Gelu" and ctx.attr("approximate") not in ("none", "tanh"):
             ctx.fail(f"approximate must be 'none' or 'tanh', got {ctx.attr('approximate')!r}")
+        if sym is not None:
+            sym_elementwise(ctx, sym)
         return [ctx.shape(0)]
     infer.__doc__ = f"{name}(X) elementwise."
     op(name, inputs=["X: T"], outputs=["Y: T"], types={"T": allowed}, attrs=attrs,
@@ -77,7 +102,8 @@ for _name in ("IsNaN", "IsInf"):
 
 
 # ---------------------------------------------------------------------------- binary
-_SYM = {"Add": D.add, "Sub": D.sub, "Mul": D.mul, "Div": D.floordiv}
+_SYM = {"Add": D.add, "Sub": D.sub, "Mul": D.mul, "Div": _trunc_div,
+        "Mod": _int_only(lambda a, b: a % b)}
 
 # name -> (allowed dtypes, commutative, flops per element)
 _BINARY = {
@@ -114,9 +140,23 @@ def _pow(ctx: InferContext):
     return [broadcast_ctx(ctx)]
 
 
+_VARIADIC_SYM = {"Max": _int_only(max), "Min": _int_only(min), "Sum": _int_only(lambda *xs: sum(xs))}
+
+
+def _declare_variadic(name):
+    sym = _VARIADIC_SYM.get(name)
+
+    def infer(ctx: InferContext):
+        if sym is not None:
+            sym_elementwise(ctx, sym)
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = f"Elementwise {name} of any number of inputs, with broadcasting."
+    op(name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
+       commutative=True, flops=per_element(1), since=13)(infer)
+
+
 for _name in ("Max", "Min", "Sum", "Mean"):
-    op(_name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
-       commutative=True, flops=per_element(1), since=13)(lambda ctx: [broadcast_ctx(ctx)])
+    _declare_variadic(_name)
 
 
 # Comparisons give bool; Equal on shape values is used by exported Expand chains.

@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims as D
-from ._util import broadcast, normalize_axes
-from .spec import ALL, INDEX, NUMERIC, CostContext, InferContext, op
+from ._util import broadcast, normalize_axes, static_length
+from .spec import ALL, ANY, INDEX, NUMERIC, CostContext, InferContext, op
 
 __all__ = ["slice_dim"]
 
 _INT_MAX = 2 ** 62
 
 
-@op("Transpose", inputs=["data: T"], outputs=["transposed: T"], types={"T": ALL},
+@op("Transpose", inputs=["data: T"], outputs=["transposed: T"], types={"T": ANY},
     attrs={"perm": ("ints", None)}, category="movement", since=13)
 def _transpose(ctx: InferContext):
     """Permute dims by ``perm`` (reversed when absent)."""
@@ -30,7 +30,7 @@ def _transpose(ctx: InferContext):
     return [tuple(shape[p] for p in perm)]
 
 
-@op("Concat", inputs=["inputs*: T"], outputs=["concat_result: T"], types={"T": ALL},
+@op("Concat", inputs=["inputs*: T"], outputs=["concat_result: T"], types={"T": ANY},
     attrs={"axis": ("int",)}, category="movement", since=13)
 def _concat(ctx: InferContext):
     """Join along ``axis``; other dims must agree."""
@@ -55,7 +55,7 @@ def _concat(ctx: InferContext):
     return [tuple(out)]
 
 
-@op("Split", inputs=["input: T", "split?: i64"], outputs=["outputs*: T"], types={"T": ALL},
+@op("Split", inputs=["input: T", "split?: i64"], outputs=["outputs*: T"], types={"T": ANY},
     attrs={"axis": ("int", 0), "num_outputs": ("int", None)}, category="movement", since=18)
 def _split(ctx: InferContext):
     """Split along ``axis`` into the sizes in ``split``, or ``num_outputs`` equal parts."""
@@ -64,9 +64,12 @@ def _split(ctx: InferContext):
     dim = shape[axis]
     if ctx.has(1):
         sizes = ctx.sym(1)
-        if sizes is None:
-            ctx.fail("split sizes must be constant")
-        sizes = list(sizes.flat)
+        if sizes is None:  # sizes known only at run time: one output per entry, lengths unknown
+            sizes = [None] * static_length(ctx, 1)
+        else:
+            sizes = list(sizes.flat)
+        if any(isinstance(s, int) and s < 0 for s in sizes):
+            ctx.fail(f"split sizes {sizes} must not be negative")
         if isinstance(dim, int) and all(isinstance(s, int) for s in sizes) and sum(sizes) != dim:
             ctx.fail(f"split sizes {sizes} do not sum to dim {dim}")
     else:
@@ -104,7 +107,7 @@ def slice_dim(dim, start, end, step):
 
 
 @op("Slice", inputs=["data: T", "starts: Tind", "ends: Tind", "axes?: Tind", "steps?: Tind"],
-    outputs=["output: T"], types={"T": ALL, "Tind": INDEX}, category="movement",
+    outputs=["output: T"], types={"T": ANY, "Tind": INDEX}, category="movement",
     bytes=lambda c: 2 * c.out_bytes(0), since=13)
 def _slice(ctx: InferContext):
     """numpy-style slicing along ``axes`` with clamped starts/ends and non-zero steps."""
@@ -136,7 +139,7 @@ def _gather_bytes(c: CostContext):
     return c.in_bytes(1) + 2 * c.out_bytes(0)
 
 
-@op("Gather", inputs=["data: T", "indices: Tind"], outputs=["output: T"], types={"T": ALL, "Tind": INDEX},
+@op("Gather", inputs=["data: T", "indices: Tind"], outputs=["output: T"], types={"T": ANY, "Tind": INDEX},
     attrs={"axis": ("int", 0)}, category="movement", bytes=_gather_bytes, since=13)
 def _gather(ctx: InferContext):
     """Select slices of ``data`` along ``axis`` at ``indices`` (negative indices count from the end)."""
@@ -152,7 +155,7 @@ def _gather(ctx: InferContext):
 
 
 @op("GatherElements", inputs=["data: T", "indices: Tind"], outputs=["output: T"],
-    types={"T": ALL, "Tind": INDEX}, attrs={"axis": ("int", 0)}, category="movement",
+    types={"T": ANY, "Tind": INDEX}, attrs={"axis": ("int", 0)}, category="movement",
     bytes=_gather_bytes, since=13)
 def _gather_elements(ctx: InferContext):
     """``out[i][j] = data[index[i][j]][j]`` for axis 0 (take_along_axis)."""
@@ -162,7 +165,7 @@ def _gather_elements(ctx: InferContext):
     return [ctx.shape(1)]
 
 
-@op("GatherND", inputs=["data: T", "indices: i64"], outputs=["output: T"], types={"T": ALL},
+@op("GatherND", inputs=["data: T", "indices: i64"], outputs=["output: T"], types={"T": ANY},
     attrs={"batch_dims": ("int", 0)}, category="movement", bytes=_gather_bytes, since=13)
 def _gather_nd(ctx: InferContext):
     """Gather slices addressed by the last dim of ``indices`` (after ``batch_dims`` batch dims)."""
@@ -176,7 +179,7 @@ def _gather_nd(ctx: InferContext):
     return [tuple(idx[:-1]) + tuple(data[b + k:])]
 
 
-@op("Expand", inputs=["input: T", "shape: i64"], outputs=["output: T"], types={"T": ALL},
+@op("Expand", inputs=["input: T", "shape: i64"], outputs=["output: T"], types={"T": ANY},
     category="movement", since=13)
 def _expand(ctx: InferContext):
     """Broadcast ``input`` to ``shape`` (bidirectionally, as numpy does)."""
@@ -194,7 +197,7 @@ def _expand(ctx: InferContext):
         ctx.fail(f"{ctx.type(0)} does not expand to {list(target.flat)}: {e}")
 
 
-@op("Tile", inputs=["input: T", "repeats: i64"], outputs=["output: T"], types={"T": ALL},
+@op("Tile", inputs=["input: T", "repeats: i64"], outputs=["output: T"], types={"T": ANY},
     category="movement", since=13)
 def _tile(ctx: InferContext):
     """Repeat ``input`` ``repeats[i]`` times along each dim."""
@@ -208,7 +211,7 @@ def _tile(ctx: InferContext):
 
 
 @op("Pad", inputs=["data: T", "pads: i64", "constant_value?: T", "axes?: Tind"], outputs=["output: T"],
-    types={"T": ALL, "Tind": INDEX}, attrs={"mode": ("str", "constant")}, category="movement", since=19)
+    types={"T": ANY, "Tind": INDEX}, attrs={"mode": ("str", "constant")}, category="movement", since=19)
 def _pad(ctx: InferContext):
     """Pad each axis by (begin, end) amounts; modes constant, reflect, edge, wrap."""
     if ctx.attr("mode") not in ("constant", "reflect", "edge", "wrap"):

@@ -6,7 +6,7 @@ Reduce ops follow opset 18 (``axes`` is an optional input; empty axes reduce eve
 
 from __future__ import annotations
 
-from ._util import normalize_axes, per_element
+from ._util import normalize_axes, per_element, static_length
 from .spec import INDEX, NUMERIC, CostContext, InferContext, op
 
 __all__ = ["reduced_shape"]
@@ -33,10 +33,14 @@ _REDUCE = {
 def _declare_reduce(name, k):
     def infer(ctx: InferContext):
         shape = ctx.shape(0)
+        keep = bool(ctx.attr("keepdims"))
         if ctx.has(1):
             axes = ctx.value(1)
-            if axes is None:
-                ctx.fail("axes must be a constant")
+            if axes is None:  # axes known only at run time: the rank still follows from their count
+                n = static_length(ctx, 1)
+                if n == 0:
+                    return [shape if ctx.attr("noop_with_empty_axes") else (() if not keep else (1,) * len(shape))]
+                return [(None,) * (len(shape) if keep else len(shape) - n)]
             axes = axes.reshape(-1).tolist()
         else:
             axes = []
@@ -45,9 +49,10 @@ def _declare_reduce(name, k):
                 return [shape]
             axes = list(range(len(shape)))
         axes = normalize_axes(ctx, axes, len(shape))
-        return [reduced_shape(shape, axes, bool(ctx.attr("keepdims")))]
+        return [reduced_shape(shape, axes, keep)]
     infer.__doc__ = f"{name} over ``axes`` (all when empty), keeping reduced dims if ``keepdims``."
-    op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": NUMERIC},
+    allowed = NUMERIC | {"bool"} if name in ("ReduceMax", "ReduceMin") else NUMERIC  # bool since opset 20
+    op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": allowed},
        attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, category="reduction",
        flops=_reduce_flops(k), since=18)(infer)
 

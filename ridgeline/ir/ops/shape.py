@@ -13,7 +13,7 @@ from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
-from .spec import ALL, InferContext, op
+from .spec import ANY, InferContext, op
 
 __all__: list[str] = []
 
@@ -22,7 +22,7 @@ def _free(c):
     return 0
 
 
-@op("Shape", inputs=["data: T"], outputs=["shape: i64"], types={"T": ALL},
+@op("Shape", inputs=["data: T"], outputs=["shape: i64"], types={"T": ANY},
     attrs={"start": ("int", 0), "end": ("int", None)}, category="shape", bytes=_free, since=15)
 def _shape(ctx: InferContext):
     """The dims of ``data`` (from ``start`` to ``end``) as a 1-D i64 tensor."""
@@ -33,7 +33,7 @@ def _shape(ctx: InferContext):
     return [(len(dims),)]
 
 
-@op("Size", inputs=["data: T"], outputs=["size: i64"], types={"T": ALL}, category="shape",
+@op("Size", inputs=["data: T"], outputs=["size: i64"], types={"T": ANY}, category="shape",
     bytes=_free, since=21)
 def _size(ctx: InferContext):
     """The element count of ``data`` as an i64 scalar."""
@@ -42,7 +42,7 @@ def _size(ctx: InferContext):
 
 
 @op("ConstantOfShape", inputs=["input: i64"], outputs=["output: T"],
-    types={"T": ALL}, attrs={"value": ("tensor", np.zeros(1, np.float32))},
+    types={"T": ANY}, attrs={"value": ("tensor", np.zeros(1, np.float32))},
     category="shape", bytes=lambda c: c.out_bytes(0), since=20)
 def _constant_of_shape(ctx: InferContext):
     """A tensor of the shape held by ``input``, filled with the one-element ``value``."""
@@ -73,7 +73,7 @@ def _partial(dt, n):
     return _PartialType(dt, (None,) * n)
 
 
-@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ANY, "T2": ANY},
     attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21)
 def _cast(ctx: InferContext):
     """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
@@ -88,7 +88,7 @@ def _cast(ctx: InferContext):
 
 
 @op("CastLike", inputs=["input: T1", "target_type: T2"], outputs=["output: T2"],
-    types={"T1": ALL, "T2": ALL}, attrs={"saturate": ("int", 1)}, category="elementwise",
+    types={"T1": ANY, "T2": ANY}, attrs={"saturate": ("int", 1)}, category="elementwise",
     flops=per_element(1), since=21)
 def _cast_like(ctx: InferContext):
     """Convert elements to the dtype of ``target_type``."""
