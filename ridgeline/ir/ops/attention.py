@@ -56,10 +56,18 @@ def _attention_bytes(c: CostContext):
     types={"T1": FLOAT, "T2": FLOAT, "U": FLOAT | {"bool"}},
     attrs={"is_causal": ("int", 0), "kv_num_heads": ("int", None), "q_num_heads": ("int", None),
            "qk_matmul_output_mode": ("int", 0), "scale": ("float", None), "softcap": ("float", 0.0),
-           "softmax_precision": ("int", None)},
-    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=24)
+           "softmax_precision": ("int", None), "left_window_size": ("int", -1),
+           "right_window_size": ("int", -1)},
+    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=25)
 def _attention(ctx: InferContext):
     """Scaled dot-product attention with causal/additive masks, KV cache, softcap and GQA."""
+    if ctx.attr("qk_matmul_output_mode") not in (0, 1, 2, 3):
+        ctx.fail(f"qk_matmul_output_mode must be 0..3, got {ctx.attr('qk_matmul_output_mode')}")
+    for w in ("left_window_size", "right_window_size"):
+        if ctx.attr(w) < -1:
+            ctx.fail(f"{w} must be -1 (unbounded) or >= 0, got {ctx.attr(w)}")
+    if ctx.has(6) and (ctx.has(4) or ctx.has(5)):
+        ctx.fail("nonpad_kv_seqlen (external cache) cannot be combined with past_key/past_value")
     q, k, v = ctx.shape(0), ctx.shape(1), ctx.shape(2)
     if not (len(q) == len(k) == len(v)) or len(q) not in (3, 4):
         ctx.fail(f"Q, K, V must all be 3-D or all 4-D, got {ctx.type(0)}, {ctx.type(1)}, {ctx.type(2)}")
