@@ -99,9 +99,13 @@ def _cast_like(ctx: InferContext):
 
 
 @op("Range", inputs=["start: T", "limit: T", "delta: T"], outputs=["output: T"],
-    types={"T": {"f32", "f64", "i16", "i32", "i64"}}, category="shape", since=11)
+    types={"T": {"f32", "f64", "f16", "bf16", "i16", "i32", "i64"}}, attrs={"stash_type": ("int", 1)},
+    category="shape", since=27)
 def _range(ctx: InferContext):
-    """``arange(start, limit, delta)`` from three scalars."""
+    """``start + i·delta`` for ``i < max(ceil((limit - start) / delta), 0)``, from three scalars;
+    f16/bf16 compute in the ONNX dtype ``stash_type`` (1 = f32, 11 = f64)."""
+    if ctx.attr("stash_type") not in (1, 11):
+        ctx.fail(f"stash_type must be 1 (float) or 11 (double), got {ctx.attr('stash_type')}")
     for i in range(3):
         if ctx.rank(i) != 0 and ctx.type(i).numel != 1:
             ctx.fail("start, limit and delta must be scalars")

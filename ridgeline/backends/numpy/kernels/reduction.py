@@ -39,7 +39,9 @@ def reduce(node, x, axes=None):
         shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape)) if keep else \
             tuple(d for i, d in enumerate(x.shape) if i not in ax)
         fill = -np.inf if node.op == "ReduceMax" else np.inf
-        if x.dtype.kind in "iu":
+        if x.dtype == np.bool_:
+            fill = node.op == "ReduceMin"  # the identities of any() and all()
+        elif x.dtype.kind in "iu":
             info = np.iinfo(x.dtype)
             fill = info.min if node.op == "ReduceMax" else info.max
         return np.full(shape, fill, dtype=x.dtype)
