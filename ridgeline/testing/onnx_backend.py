@@ -28,9 +28,8 @@ from ..ir.ops import all_specs
 
 __all__ = ["RidgelineBackend", "RidgelineRep", "claimed_ops", "unclaimed_ops", "IMPORTER_OPS"]
 
-#: ops the importer handles without a spec of their own: Constant becomes a graph constant and
-#: (inference-only) Dropout becomes Identity.
-IMPORTER_OPS = frozenset({"Constant", "Dropout"})
+#: ops the importer handles without a spec of their own: Constant becomes a graph constant.
+IMPORTER_OPS = frozenset({"Constant"})
 
 _ONNX_DOMAINS = ("", "ai.onnx")
 

@@ -93,11 +93,22 @@ def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return node
 
 
+@upgrades("Dropout", before=12)
+def _dropout_ratio(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Before opset 12 the ratio was an attribute and `is_test` (before 7) chose inference.
+    node.attrs.pop("is_test", None)
+    ratio = node.attrs.pop("ratio", None)
+    if ratio is not None:
+        node.inputs = node.inputs[:1] + [_const(graph, node, "ratio", np.asarray(ratio, np.float32))]
+    return node
+
+
 @always("Dropout")
 def _dropout_is_identity(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    # Inference: Dropout passes its input through. A used mask output cannot be expressed.
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise ModelError(f"{node.where()}: the Dropout mask output is not supported")
+    # Inference: Dropout passes its input through, so it becomes Identity unless its mask is used
+    # or a training_mode input is given (then the Dropout op itself says what happens).
+    if (len(node.outputs) > 1 and node.outputs[1]) or (len(node.inputs) > 2 and node.inputs[2] is not None):
+        return node
     node.op, node.inputs, node.attrs, node.outputs = "Identity", node.inputs[:1], {}, node.outputs[:1]
     return node
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import dims as D
 from ._util import normalize_axes, static_length
-from .spec import ANY, InferContext, op
+from .spec import ANY, FLOAT, FLOAT8, InferContext, op
 
 __all__: list[str] = []
 
@@ -136,3 +136,25 @@ def _identity(ctx: InferContext):
     if s is not None:
         ctx.set_sym(0, s)
     return [ctx.shape(0)]
+
+
+def _dropout_bytes(c):
+    # inference: the output aliases the input; only a requested mask is written
+    return c.out_bytes(1) if len(c.out_types) > 1 else 0
+
+
+@op("Dropout", inputs=["data: T", "ratio?: T1", "training_mode?: bool"], outputs=["output: T", "mask?: bool"],
+    types={"T": FLOAT | FLOAT8, "T1": FLOAT | FLOAT8}, attrs={"seed": ("int", None)}, category="view",
+    bytes=_dropout_bytes, since=22)
+def _dropout(ctx: InferContext):
+    """Inference-mode dropout: the input unchanged and an all-true mask. Training mode (a true
+    ``training_mode`` with a non-zero ratio) draws random numbers and is not supported."""
+    if ctx.has(1) and ctx.type(1).numel != 1:
+        ctx.fail(f"ratio must be a scalar, got {ctx.type(1)}")
+    if ctx.has(2) and ctx.type(2).numel != 1:
+        ctx.fail(f"training_mode must be a scalar, got {ctx.type(2)}")
+    mode = ctx.value(2) if ctx.has(2) else None
+    ratio = ctx.value(1) if ctx.has(1) else None
+    if mode is not None and bool(mode.reshape(())) and not (ratio is not None and float(ratio.reshape(())) == 0):
+        ctx.fail("training-mode Dropout is random and not supported (ridgeline is inference-only)")
+    return [ctx.shape(0), ctx.shape(0)]
