@@ -82,15 +82,30 @@ def _attr_to_input(node: ImportedNode, graph: Graph, attr: str, position: int, d
     return node
 
 
+def _dtype_attr_to_name(node: ImportedNode, *attrs: str) -> ImportedNode:
+    # The IR spells dtype-valued attributes by IR dtype name ("f16"); ONNX uses TensorProto codes,
+    # where 0 means "not given".
+    for attr in attrs:
+        code = node.attrs.get(attr)
+        if isinstance(code, int):
+            if code == 0 and attr != "to":
+                del node.attrs[attr]
+                continue
+            try:
+                node.attrs[attr] = from_onnx(code).name
+            except IRError as e:
+                raise ModelError(f"{node.where()}: {attr}: {e}") from None
+    return node
+
+
 @always("Cast")
 def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    to = node.attrs.get("to")
-    if isinstance(to, int):
-        try:
-            node.attrs["to"] = from_onnx(to).name
-        except IRError as e:
-            raise ModelError(f"{node.where()}: {e}") from None
-    return node
+    return _dtype_attr_to_name(node, "to")
+
+
+@always("QuantizeLinear", "DequantizeLinear")
+def _quant_dtypes_to_names(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "output_dtype", "precision")
 
 
 @upgrades("Dropout", before=12)

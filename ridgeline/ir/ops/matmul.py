@@ -7,6 +7,7 @@ memory level in ``node.meta``; the cost models read that.
 
 from __future__ import annotations
 
+from .. import dims as D
 from ._util import broadcast
 from .spec import NUMERIC, CostContext, InferContext, op
 
@@ -73,3 +74,60 @@ def _gemm(ctx: InferContext):
         if out != (m, n) and None not in out:
             ctx.fail(f"C {ctx.type(2)} does not broadcast to ({m}, {n})")
     return [(m, n)]
+
+
+def _zero_point_fits(ctx: InferContext, i: int, operand: tuple, row: bool) -> None:
+    """A zero point is a scalar, or one per row of A (``[..., M, 1]`` or ``[M]``) / column of B."""
+    if not ctx.has(i):
+        return
+    zp = ctx.shape(i)
+    if D.product(zp) == 1 and len(zp) <= 1:
+        return
+    n = operand[-2] if row else operand[-1]
+    if len(zp) == 1:
+        if isinstance(zp[0], int) and isinstance(n, int) and zp[0] != n:
+            ctx.fail(f"zero point {ctx.type(i)} has {zp[0]} entries for {n} {'rows' if row else 'columns'}")
+        return
+    want = tuple(operand[:-1]) + (1,) if row else tuple(operand[:-2]) + (1, operand[-1])
+    if len(zp) != len(want) or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(zp, want)):
+        ctx.fail(f"zero point {ctx.type(i)} does not fit operand {list(operand)}")
+
+
+@op("MatMulInteger", inputs=["A: T1", "B: T2", "a_zero_point?: T1", "b_zero_point?: T2"], outputs=["Y: i32"],
+    types={"T1": {"i8", "u8"}, "T2": {"i8", "u8"}}, category="matmul", flops=_matmul_flops, since=10)
+def _matmul_integer(ctx: InferContext):
+    """``(A - a_zero_point) @ (B - b_zero_point)`` accumulated in i32; zero points are per tensor,
+    per row of A or per column of B."""
+    try:
+        out = matmul_shape(ctx.shape(0), ctx.shape(1))
+    except ValueError as e:
+        ctx.fail(str(e))
+    _zero_point_fits(ctx, 2, ctx.shape(0), row=True)
+    _zero_point_fits(ctx, 3, ctx.shape(1), row=False)
+    return [out]
+
+
+def _qlinear_flops(c: CostContext):
+    return _matmul_flops(c) + 4 * c.out_numel(0)  # the integer matmul, then requantization
+
+
+@op("QLinearMatMul",
+    inputs=["a: T1", "a_scale: TS", "a_zero_point: T1", "b: T2", "b_scale: TS", "b_zero_point: T2",
+            "y_scale: TS", "y_zero_point: T3"],
+    outputs=["y: T3"], types={"T1": {"i8", "u8"}, "T2": {"i8", "u8"}, "T3": {"i8", "u8"},
+                              "TS": {"f32", "f16", "bf16"}},
+    category="matmul", flops=_qlinear_flops, since=21)
+def _qlinear_matmul(ctx: InferContext):
+    """Quantized matmul: dequantize a and b, multiply, requantize with y's scale and zero point
+    (round half to even, saturate). Scales are per tensor, per row of a or per column of b."""
+    try:
+        out = matmul_shape(ctx.shape(0), ctx.shape(3))
+    except ValueError as e:
+        ctx.fail(str(e))
+    for i, operand, row in ((1, ctx.shape(0), True), (2, ctx.shape(0), True), (4, ctx.shape(3), False),
+                            (5, ctx.shape(3), False)):
+        _zero_point_fits(ctx, i, operand, row)
+    for i in (6, 7):
+        if D.product(ctx.shape(i)) != 1:
+            ctx.fail(f"{ctx.spec.inputs[i].name} must have one element, got {ctx.type(i)}")
+    return [out]
