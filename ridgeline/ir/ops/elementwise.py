@@ -29,6 +29,13 @@ _UNARY = {
     "Sin": (FLOAT, 1, {}),
     "Tan": (FLOAT, 1, {}),
     "Atan": (FLOAT, 1, {}),
+    "Asin": (FLOAT, 1, {}),
+    "Acos": (FLOAT, 1, {}),
+    "Sinh": (FLOAT, 1, {}),
+    "Cosh": (FLOAT, 1, {}),
+    "Asinh": (FLOAT, 1, {}),
+    "Acosh": (FLOAT, 1, {}),
+    "Atanh": (FLOAT, 1, {}),
     "Floor": (FLOAT, 1, {}),
     "Ceil": (FLOAT, 1, {}),
     "Round": (FLOAT, 1, {}),
@@ -44,6 +51,9 @@ _UNARY = {
     "Celu": (FLOAT, 4, {"alpha": ("float", 1.0)}),
     "ThresholdedRelu": (FLOAT, 1, {"alpha": ("float", 1.0)}),
     "Mish": (FLOAT, 6, {}),
+    "Swish": (FLOAT, 5, {"alpha": ("float", 1.0)}),  # x · sigmoid(alpha · x), opset 24
+    "Shrink": (NUMERIC - {"bf16"}, 2, {"bias": ("float", 0.0), "lambd": ("float", 0.5)}),
+    "BitwiseNot": (INT, 1, {}),
     # tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); erf form 0.5 x (1 + erf(x / sqrt 2))
     "Gelu": (FLOAT, 8, {"approximate": ("str", "none")}),
 }
@@ -81,7 +91,10 @@ def _declare_unary(name, allowed, k, attrs):
         return [ctx.shape(0)]
     infer.__doc__ = f"{name}(X) elementwise."
     op(name, inputs=["X: T"], outputs=["Y: T"], types={"T": allowed}, attrs=attrs,
-       category="elementwise", flops=per_element(k), since=20 if name == "Gelu" else 6)(infer)
+       category="elementwise", flops=per_element(k), since=_SINCE.get(name, 6))(infer)
+
+
+_SINCE = {"Gelu": 20, "Swish": 24, "Shrink": 9, "BitwiseNot": 18}
 
 
 for _name, (_allowed, _k, _attrs) in _UNARY.items():
@@ -186,6 +199,26 @@ for _name, _allowed in _COMPARE.items():
 for _name in ("And", "Or", "Xor"):
     op(_name, inputs=["A: bool", "B: bool"], outputs=["C: bool"], category="elementwise",
        commutative=True, flops=per_element(1), since=7)(lambda ctx: [broadcast_ctx(ctx)])
+
+
+@op("BitShift", inputs=["X: T", "Y: T"], outputs=["Z: T"], types={"T": INT}, attrs={"direction": ("str",)},
+    category="elementwise", flops=per_element(1), since=28)
+def _bit_shift(ctx: InferContext):
+    """Shift X's bits by Y, with broadcasting; signed right shifts are arithmetic, and a shift by
+    a negative amount or by at least the bit width leaves only the sign fill (0 or -1)."""
+    if ctx.attr("direction") not in ("LEFT", "RIGHT"):
+        ctx.fail(f"direction must be 'LEFT' or 'RIGHT', got {ctx.attr('direction')!r}")
+    return [broadcast_ctx(ctx)]
+
+
+@op("SwiGLU", inputs=["A: T", "B: T"], outputs=["Y: T"], types={"T": FLOAT}, attrs={"alpha": ("float", 1.0)},
+    category="elementwise", flops=per_element(6), since=28)
+def _swiglu(ctx: InferContext):
+    """``Swish_alpha(A) · B`` for a gate A and a value B of the same shape (no broadcasting)."""
+    a, b = ctx.shape(0), ctx.shape(1)
+    if len(a) != len(b) or any(isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b)):
+        ctx.fail(f"A {ctx.type(0)} and B {ctx.type(1)} must have the same shape")
+    return [tuple(y if isinstance(x, str) and isinstance(y, int) else x for x, y in zip(a, b))]
 
 
 for _name in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):

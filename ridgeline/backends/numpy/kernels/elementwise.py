@@ -21,6 +21,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
 _UNARY = {
     "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal, "Exp": np.exp,
     "Log": np.log, "Tanh": np.tanh, "Cos": np.cos, "Sin": np.sin, "Tan": np.tan, "Atan": np.arctan,
+    "Asin": np.arcsin, "Acos": np.arccos, "Sinh": np.sinh, "Cosh": np.cosh, "Asinh": np.arcsinh,
+    "Acosh": np.arccosh, "Atanh": np.arctanh, "BitwiseNot": np.invert,
     "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign, "Not": np.logical_not,
     "IsNaN": np.isnan, "Erf": _erf,
 }
@@ -107,6 +109,43 @@ def hard_swish(node, x):
 def mish(node, x):
     with np.errstate(over="ignore"):
         return (x * np.tanh(np.log1p(np.exp(x)))).astype(x.dtype)
+
+
+@kernel("Swish")
+def swish(node, x):
+    xf = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        return (xf / (1.0 + np.exp(-node.attr("alpha") * xf))).astype(x.dtype)
+
+
+@kernel("SwiGLU")
+def swiglu(node, a, b):
+    af = a.astype(np.float64)
+    with np.errstate(over="ignore"):
+        return (af / (1.0 + np.exp(-node.attr("alpha") * af)) * b.astype(np.float64)).astype(a.dtype)
+
+
+@kernel("Shrink")
+def shrink(node, x):
+    lambd, bias = node.attr("lambd"), node.attr("bias")
+    xf = x.astype(np.float64)
+    return np.where(xf < -lambd, xf + bias, np.where(xf > lambd, xf - bias, 0.0)).astype(x.dtype)
+
+
+@kernel("BitShift")
+def bit_shift(node, x, y):
+    bits = x.dtype.itemsize * 8
+    x, y = np.broadcast_arrays(x, y)
+    y64 = y.astype(np.int64)
+    out_of_range = (y64 < 0) | (y64 >= bits)
+    amount = np.where(out_of_range, 0, y64).astype(x.dtype)
+    if node.attr("direction") == "LEFT":
+        out = np.left_shift(x, amount)
+        fill = np.zeros_like(x)
+    else:
+        out = np.right_shift(x, amount)  # arithmetic for signed types, as ONNX asks
+        fill = np.where(x < 0, -1, 0).astype(x.dtype) if x.dtype.kind == "i" else np.zeros_like(x)
+    return np.where(out_of_range, fill, out).astype(x.dtype)
 
 
 @kernel("Gelu")
