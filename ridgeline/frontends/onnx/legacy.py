@@ -103,6 +103,16 @@ def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return _dtype_attr_to_name(node, "to")
 
 
+@always("EyeLike")
+def _eye_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "dtype")
+
+
+@always("BitCast")
+def _bitcast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "to")
+
+
 @always("QuantizeLinear", "DequantizeLinear")
 def _quant_dtypes_to_names(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return _dtype_attr_to_name(node, "output_dtype", "precision")

@@ -131,3 +131,88 @@ def _qlinear_matmul(ctx: InferContext):
         if D.product(ctx.shape(i)) != 1:
             ctx.fail(f"{ctx.spec.inputs[i].name} must have one element, got {ctx.type(i)}")
     return [out]
+
+
+def parse_einsum(equation: str, shapes: list[tuple]) -> tuple[dict, tuple, tuple]:
+    """Bind an einsum equation to operand shapes.
+
+    Returns ``(sizes, ellipsis_dims, output_labels)``: the size of each letter, the broadcast
+    dims that ``...`` stands for, and the output's labels (``"..."`` marks the ellipsis). Raises
+    ``ValueError`` on a malformed equation or inconsistent sizes.
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"equation has {len(terms)} operand terms for {len(shapes)} inputs")
+    sizes: dict[str, object] = {}
+    ellipsis: tuple = ()
+    counts: dict[str, int] = {}
+    for term, shape in zip(terms, shapes):
+        labels = _einsum_labels(term)
+        n_ell = len(shape) - (len(labels) - (1 if "..." in labels else 0))
+        if ("..." not in labels and n_ell != 0) or n_ell < 0:
+            raise ValueError(f"term {term!r} does not match an operand of rank {len(shape)}")
+        pos = 0
+        for lab in labels:
+            if lab == "...":
+                ell = tuple(shape[pos:pos + n_ell])
+                ellipsis = broadcast(ellipsis, ell)
+                pos += n_ell
+                continue
+            d = shape[pos]
+            pos += 1
+            counts[lab] = counts.get(lab, 0) + 1
+            prev = sizes.get(lab)
+            if prev is None or prev == 1:
+                sizes[lab] = d
+            elif isinstance(prev, int) and isinstance(d, int) and d not in (prev, 1):
+                raise ValueError(f"label {lab!r} is {prev} in one operand and {d} in another")
+    if arrow:
+        out = _einsum_labels(rhs)
+        for lab in out:
+            if lab != "..." and lab not in sizes:
+                raise ValueError(f"output label {lab!r} appears in no input")
+    else:
+        out = (["..."] if any("..." in t for t in terms) else []) + sorted(l for l, n in counts.items() if n == 1)
+    return sizes, ellipsis, tuple(out)
+
+
+def _einsum_labels(term: str) -> list[str]:
+    labels, i = [], 0
+    while i < len(term):
+        if term.startswith("...", i):
+            labels.append("...")
+            i += 3
+        elif term[i].isalpha():
+            labels.append(term[i])
+            i += 1
+        else:
+            raise ValueError(f"bad character {term[i]!r} in einsum term {term!r}")
+    if labels.count("...") > 1:
+        raise ValueError(f"term {term!r} has more than one ellipsis")
+    return labels
+
+
+def _einsum_flops(c: CostContext):
+    # every combination of all index values costs one multiply per extra operand and one add
+    sizes, ell, _ = parse_einsum(c.attr("equation"), [c.in_shape(i) for i in range(len(c.in_types))])
+    total = 1
+    for d in list(sizes.values()) + list(ell):
+        total = total * d
+    return max(len(c.in_types), 1) * total
+
+
+@op("Einsum", inputs=["Inputs*: T"], outputs=["Output: T"], types={"T": NUMERIC}, attrs={"equation": ("str",)},
+    category="matmul", flops=_einsum_flops, since=28)
+def _einsum(ctx: InferContext):
+    """Einstein summation over the operands, as ``numpy.einsum`` (explicit or implicit output,
+    ``...`` broadcasting)."""
+    try:
+        sizes, ell, out = parse_einsum(ctx.attr("equation"), [ctx.shape(i) for i in range(ctx.num_inputs)])
+    except ValueError as e:
+        ctx.fail(f"equation {ctx.attr('equation')!r}: {e}")
+    shape: list = []
+    for lab in out:
+        shape.extend(ell if lab == "..." else (sizes[lab],))
+    return [tuple(shape)]

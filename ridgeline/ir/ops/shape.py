@@ -13,7 +13,7 @@ from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
-from .spec import ANY, InferContext, op
+from .spec import ALL, ANY, InferContext, op
 
 __all__: list[str] = []
 
@@ -125,3 +125,34 @@ def _range(ctx: InferContext):
     if d == 1:
         return [(D.sub(l, s),)]
     return [(None,)]
+
+
+@op("EyeLike", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+    attrs={"dtype": ("str", None), "k": ("int", 0)}, category="shape", bytes=lambda c: c.out_bytes(0), since=22)
+def _eye_like(ctx: InferContext):
+    """A 2-D tensor of the input's shape with ones on diagonal ``k`` (dtype ``dtype`` or the
+    input's)."""
+    if ctx.rank(0) != 2:
+        ctx.fail(f"input must be 2-D, got {ctx.type(0)}")
+    dt = ctx.dtype(0)
+    if ctx.attr("dtype") is not None:
+        try:
+            dt = to_dtype(ctx.attr("dtype"))
+        except IRError as e:
+            ctx.fail(str(e))
+        if dt.name not in ALL:
+            ctx.fail(f"dtype {dt} is not allowed")
+    return [TensorType(dt, ctx.shape(0))]
+
+
+@op("BitCast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ANY, "T2": ANY},
+    attrs={"to": ("str",)}, category="view", bytes=_free, since=26)
+def _bit_cast(ctx: InferContext):
+    """Reinterpret the bits as dtype ``to`` of the same width (little endian); no conversion."""
+    try:
+        dt = to_dtype(ctx.attr("to"))
+    except IRError as e:
+        ctx.fail(str(e))
+    if dt.bits != ctx.dtype(0).bits:
+        ctx.fail(f"cannot reinterpret {ctx.dtype(0)} as {dt}: the bit widths differ")
+    return [TensorType(dt, ctx.shape(0))]

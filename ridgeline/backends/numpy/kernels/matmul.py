@@ -47,3 +47,11 @@ def qlinear_matmul(node, a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_s
     q = np.rint(real / y_scale.astype(np.float64).reshape(())) + y_zero_point.astype(np.float64).reshape(())
     info = np.iinfo(y_zero_point.dtype)
     return np.clip(q, info.min, info.max).astype(y_zero_point.dtype)
+
+
+@kernel("Einsum")
+def einsum(node, *xs):
+    dt = xs[0].dtype
+    # low-precision floats accumulate in float32 (as matmul units do); others in their own type
+    work = [x.astype(np.float32) for x in xs] if dt in (np.float16,) or dt.name == "bfloat16" else xs
+    return np.asarray(np.einsum(node.attr("equation"), *work)).astype(dt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....ir.dtypes import dtype as to_dtype
 from . import kernel
 
 
@@ -35,3 +36,15 @@ def range_(node, start, limit, delta):
     s, l, d = (x.reshape(()).astype(work) for x in (start, limit, delta))
     n = max(int(np.ceil((l - s) / d)), 0)
     return np.arange(s, l, d, dtype=work)[:n].astype(dt)
+
+
+@kernel("EyeLike")
+def eye_like(node, x):
+    name = node.attr("dtype")
+    dt = to_dtype(name).np_dtype if name else x.dtype
+    return np.eye(x.shape[0], x.shape[1], k=node.attr("k"), dtype=dt)
+
+
+@kernel("BitCast")
+def bit_cast(node, x):
+    return np.array(x, order="C").view(to_dtype(node.attr("to")).np_dtype)
