@@ -21,12 +21,13 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-from ..backends.numpy import NumpyBackend
+from ..backends.numpy import Interpreter, NumpyBackend
 from ..frontends.onnx import load_onnx
 from ..ir import Graph
+from ..ir.errors import BackendError
 from ..ir.ops import all_specs
 
-__all__ = ["RidgelineBackend", "RidgelineRep", "claimed_ops", "unclaimed_ops", "IMPORTER_OPS"]
+__all__ = ["RidgelineBackend", "RidgelineRep", "StrictInterpreter", "claimed_ops", "unclaimed_ops", "IMPORTER_OPS"]
 
 #: ops the importer handles without a spec of their own: Constant becomes a graph constant.
 IMPORTER_OPS = frozenset({"Constant"})
@@ -52,12 +53,28 @@ def unclaimed_ops(model: onnx.ModelProto) -> list[str]:
     return sorted(missing)
 
 
+class StrictInterpreter(Interpreter):
+    """The reference interpreter, also failing when a kernel's result dtype differs from the
+    dtype the op's spec inferred (the plain interpreter converts it silently)."""
+
+    def call_kernel(self, node, args):
+        result = super().call_kernel(node, args)
+        if node.op != "Fused":
+            outs = result if isinstance(result, (tuple, list)) else (result,)
+            for v, a in zip(node.outputs, outs):
+                got = np.asarray(a).dtype
+                if got != v.type.dtype.np_dtype:
+                    raise BackendError(f"{node.op} kernel returned {got} for %{v.name}, its spec says {v.type}")
+        return result
+
+
 class RidgelineRep(BackendRep):
-    """An imported graph bound to the numpy reference interpreter."""
+    """An imported graph bound to the numpy reference interpreter (strict about dtypes)."""
 
     def __init__(self, graph: Graph):
         self.graph = graph
         self.executable = NumpyBackend().compile(graph)
+        self.executable.interpreter = StrictInterpreter(graph)
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         """Run on ``inputs`` (a sequence in graph-input order, a mapping, or one array)."""

@@ -7,16 +7,21 @@ import numpy as np
 from . import kernel
 
 
+def _accumulate_f32(x: np.ndarray) -> np.ndarray:
+    # f16/bf16 products accumulate in f32, as matrix units do; the result is rounded once
+    return x.astype(np.float32) if x.dtype == np.float16 or x.dtype.name == "bfloat16" else x
+
+
 @kernel("MatMul")
 def matmul(node, a, b):
-    return np.matmul(a, b)
+    return np.matmul(_accumulate_f32(a), _accumulate_f32(b)).astype(a.dtype, copy=False)
 
 
 @kernel("Gemm")
 def gemm(node, a, b, c=None):
     a = a.T if node.attr("transA") else a
     b = b.T if node.attr("transB") else b
-    y = node.attr("alpha") * (a @ b)
+    y = node.attr("alpha") * (_accumulate_f32(a) @ _accumulate_f32(b))
     if c is not None:
         y = y + node.attr("beta") * c
     return np.asarray(y).astype(a.dtype, copy=False)
