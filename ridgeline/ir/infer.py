@@ -154,14 +154,15 @@ def _run(node: "Node", syms, num_outputs, *, fresh: bool):
     return types, ctx.out_syms
 
 
-def infer_node(node: "Node") -> list[TensorType]:
+def infer_node(node: "Node", num_outputs: int | None = None) -> list[TensorType]:
     """Output types of a node from its spec (unknown dims become fresh symbols).
 
     Small integer inputs computed upstream (a shape built by Shape→Gather→Concat, axes from a
     Range) get their symbolic values by re-running the specs of the short chain that made them,
     so a node added after such a chain is typed as precisely as ``infer_graph`` would type it.
+    ``num_outputs`` is the output count of a node under construction (a Split without sizes).
     """
-    n = len(node.outputs) or None
+    n = len(node.outputs) or num_outputs or None
     memo: dict[int, np.ndarray | None] = {}
     syms = {id(v): s for v in node.inputs if v is not None and (s := _symbolic_value(v, memo)) is not None}
     types, _ = _run(node, syms, n, fresh=True)
