@@ -107,11 +107,25 @@ def _not(ctx: InferContext):
     return [ctx.shape(0)]
 
 
-for _name in ("IsNaN", "IsInf"):
-    op(_name, inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
-       flops=per_element(1),
-       attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)} if _name == "IsInf" else {},
-       )(lambda ctx: [ctx.shape(0)])
+def _same_shape(doc: str):
+    def infer(ctx: InferContext):
+        return [ctx.shape(0)]
+    infer.__doc__ = doc
+    return infer
+
+
+def _broadcasting(doc: str):
+    def infer(ctx: InferContext):
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = doc
+    return infer
+
+
+op("IsNaN", inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
+   flops=per_element(1), since=20)(_same_shape("True where X is NaN."))
+op("IsInf", inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
+   attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)}, flops=per_element(1),
+   since=20)(_same_shape("True where X is +inf (if detect_positive) or -inf (if detect_negative)."))
 
 
 # ---------------------------------------------------------------------------- binary
@@ -198,7 +212,7 @@ for _name, _allowed in _COMPARE.items():
 
 for _name in ("And", "Or", "Xor"):
     op(_name, inputs=["A: bool", "B: bool"], outputs=["C: bool"], category="elementwise",
-       commutative=True, flops=per_element(1), since=7)(lambda ctx: [broadcast_ctx(ctx)])
+       commutative=True, flops=per_element(1), since=7)(_broadcasting(f"Logical {_name.lower()}, with broadcasting."))
 
 
 @op("BitShift", inputs=["X: T", "Y: T"], outputs=["Z: T"], types={"T": INT}, attrs={"direction": ("str",)},
@@ -223,7 +237,7 @@ def _swiglu(ctx: InferContext):
 
 for _name in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
     op(_name, inputs=["A: T", "B: T"], outputs=["C: T"], types={"T": INT}, category="elementwise",
-       commutative=True, flops=per_element(1), since=18)(lambda ctx: [broadcast_ctx(ctx)])
+       commutative=True, flops=per_element(1), since=18)(_broadcasting(f"{_name} of integers, with broadcasting."))
 
 
 @op("Where", inputs=["condition: bool", "X: T", "Y: T"], outputs=["output: T"], types={"T": ALL},

@@ -65,11 +65,20 @@ for _name, _k in _REDUCE.items():
     _declare_reduce(_name, _k)
 
 
+def _arg(ctx: InferContext):
+    """Index of the first (or, with select_last_index, last) extreme value along ``axis``."""
+    shape = ctx.shape(0)
+    axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
+    return [reduced_shape(shape, [axis], bool(ctx.attr("keepdims")))]
+
+
+def _softmax(ctx: InferContext):
+    """Softmax (or its logarithm) along ``axis``: exp(x - max) / sum(exp(x - max))."""
+    ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+    return [ctx.shape(0)]
+
+
 for _name in ("ArgMax", "ArgMin"):
-    def _arg(ctx: InferContext):
-        shape = ctx.shape(0)
-        axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
-        return [reduced_shape(shape, [axis], bool(ctx.attr("keepdims")))]
     op(_name, inputs=["data: T"], outputs=["reduced: i64"], types={"T": NUMERIC},
        attrs={"axis": ("int", 0), "keepdims": ("int", 1), "select_last_index": ("int", 0)},
        category="reduction", flops=_reduce_flops(1), since=13)(_arg)
@@ -77,9 +86,6 @@ for _name in ("ArgMax", "ArgMin"):
 
 # Softmax: max, subtract, exp, sum, divide — five operations per element.
 for _name in ("Softmax", "LogSoftmax"):
-    def _softmax(ctx: InferContext):
-        ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
-        return [ctx.shape(0)]
     op(_name, inputs=["input: T"], outputs=["output: T"], types={"T": {"f64", "f32", "f16", "bf16"}},
        attrs={"axis": ("int", -1)}, category="reduction", flops=per_element(5), since=13)(_softmax)
 

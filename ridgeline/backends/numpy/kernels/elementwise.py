@@ -190,11 +190,14 @@ def mod(node, a, b):
 
 @kernel("Pow")
 def power(node, x, y):
+    """x ** y in X's type: integer powers exactly (wrapping like C), everything else in float64."""
     with np.errstate(all="ignore"):
-        if x.dtype.kind in "iu":
-            out = np.power(x.astype(np.float64), y.astype(np.float64))
+        if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+            base, exp = np.broadcast_arrays(x.astype(np.int64), y.astype(np.int64))
+            out = np.where(exp >= 0, np.power(base, np.maximum(exp, 0)),
+                           np.trunc(np.power(base.astype(np.float64), exp.astype(np.float64))).astype(np.int64))
         else:
-            out = np.power(x, y.astype(x.dtype))
+            out = np.power(x.astype(np.float64), y.astype(np.float64))
     return np.asarray(out).astype(x.dtype)
 
 
@@ -268,5 +271,6 @@ def _cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         try:
             return x.astype(to)
-        except (TypeError, ValueError):  # a pair ml_dtypes does not convert directly
-            return x.astype(np.float32).astype(to)
+        except (TypeError, ValueError):  # a pair ml_dtypes does not convert directly (int4 <-> uint4)
+            via = np.int64 if x.dtype.name in ("int4", "uint4") or x.dtype.kind in "iu" else np.float32
+            return x.astype(via).astype(to)
