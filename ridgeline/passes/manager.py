@@ -16,6 +16,8 @@ naming the pass.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import logging
 import os
@@ -147,6 +149,30 @@ def run_pipeline(graph: Graph, pipeline: str | Pipeline | Sequence[Any], *, veri
     ``explain`` makes rewrite passes say why their rules did not fire.
     """
     pipe = parse_pipeline(pipeline)
+    with _gc_paused():
+        return _run(graph, pipe, verify_each=verify_each, print_ir_before_all=print_ir_before_all,
+                    print_ir_after_all=print_ir_after_all, print_ir_after_change=print_ir_after_change,
+                    timing=timing, fixed_point=fixed_point, max_iterations=max_iterations, evaluator=evaluator,
+                    explain=explain, ir_stream=ir_stream, dump_dir=dump_dir)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Rewriting a big graph allocates many small reference cycles (a node and its outputs);
+    Python's cyclic collector would rescan the whole graph again and again. Pause it for the
+    pipeline and let it run normally afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, print_ir_after_all,
+         print_ir_after_change, timing, fixed_point, max_iterations, evaluator, explain, ir_stream,
+         dump_dir) -> PipelineReport:
     verify = verify_each_default() if verify_each is None else bool(verify_each)
     stream = ir_stream if ir_stream is not None else sys.stderr
     report = PipelineReport(str(pipe), nodes_before=len(graph), verified=verify)

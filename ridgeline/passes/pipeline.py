@@ -173,7 +173,9 @@ def parse_pipeline(text: str | Pipeline | Sequence[Any]) -> Pipeline:
     if not isinstance(text, str):
         items = []
         for p in text:
-            if isinstance(p, Pass):
+            if isinstance(p, PassInvocation):
+                items.append(p)
+            elif isinstance(p, Pass):
                 items.append(PassInvocation(type(p), p.option_values()))
             elif isinstance(p, str):
                 items.extend(parse_pipeline(p).passes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -145,8 +146,7 @@ def register_pipeline(name: str, text: str, *, summary: str = "", replace: bool 
         raise PluginError(f"pipeline name {name!r} is taken by a pass ({_PASSES[name].origin})")
     if name in _PIPELINES and not replace and _PIPELINES[name][0] != text:
         raise PluginError(f"pipeline {name!r} is already registered ({_PIPELINES[name][2]})")
-    import inspect
-    caller = inspect.stack()[1].frame.f_globals.get("__name__", "?")
+    caller = sys._getframe(1).f_globals.get("__name__", "?")
     _PIPELINES[name] = (text, summary, origin or _origin_for(caller))
 
 

@@ -22,8 +22,8 @@ def register(sub) -> None:
     p = sub.add_parser("opt", help="run a pass pipeline on a model; print or save the result")
     add_model_argument(p)
     p.add_argument("-p", "--pipeline", required=True, metavar="PIPELINE",
-                   help="passes to run, e.g. 'default' or 'canonicalize,fuse-attention,fuse-elementwise{max-nodes=16},dce'"
-                        " (see `ridgeline passes`)")
+                   help="passes to run, e.g. 'default' or "
+                        "'canonicalize,fuse-attention,fuse-elementwise{max-nodes=16},dce' (see `ridgeline passes`)")
     p.add_argument("-o", "--output", metavar="OUT.onnx|OUT.rir", help="save the optimized graph")
     p.add_argument("--verify-each", action="store_true", default=None,
                    help="verify the graph after every pass (default: $RIDGELINE_VERIFY_EACH)")

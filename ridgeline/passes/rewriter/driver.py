@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 from ...ir import Graph, Node, Value
 from ...ir.errors import PassError
 from .edit import RewriteBuilder, adopt_name, erase_dead, output_slots, replace_value
-from .match import Match, Matcher, node_text
+from .match import Match, Matcher, commutative, node_text
 from .pattern import OneOf, Op, Pattern, count_ops
 
 __all__ = ["Rule", "RewriteStats", "apply_rules", "explain", "try_rule"]
@@ -88,8 +88,46 @@ class RewriteStats:
         return sum(self.rewrites.values())
 
 
+def _cannot_match(p: Pattern, node: Node) -> bool:
+    """A cheap look one level up: the root's op and its inputs' producer ops (no generators)."""
+    if isinstance(p, OneOf):
+        for a in p.alternatives:
+            if not _cannot_match(a, node):
+                return False
+        return True
+    if not isinstance(p, Op):
+        return False
+    if node.op not in p.ops:
+        return True
+    wants = p.inputs
+    if wants is None:
+        return False
+    ins = node.inputs
+    n = len(ins)
+    while n and ins[n - 1] is None:
+        n -= 1
+    if n != len(wants):
+        return True
+    if _inputs_fit(wants, ins, 0, 1):
+        return False
+    return not (n == 2 and commutative(node.op) and _inputs_fit(wants, ins, 1, -1))
+
+
+def _inputs_fit(wants, ins, start: int, step: int) -> bool:
+    k = start
+    for q in wants:
+        if isinstance(q, Op):
+            v = ins[k]
+            if v is None or v.producer is None or v.producer.op not in q.ops:
+                return False
+        k += step
+    return True
+
+
 def try_rule(rule: Rule, node: Node, matcher: Matcher) -> Match | None:
     """Match ``rule`` at ``node``: structure, then interior uses, then the rule's check."""
+    if not matcher.explain and _cannot_match(rule.pattern, node):
+        return None
     matcher.reset()
     v = _root_output(rule.pattern, node)
     if v is None:

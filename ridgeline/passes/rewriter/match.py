@@ -16,7 +16,18 @@ from ...ir import Node, Value
 from ...ir.ops import find_spec
 from .pattern import Const, OneOf, Op, Pattern, Var
 
-__all__ = ["Match", "Matcher", "value_text", "node_text"]
+__all__ = ["Match", "Matcher", "value_text", "node_text", "commutative"]
+
+_COMMUTATIVE: dict[str, bool] = {}
+
+
+def commutative(op: str) -> bool:
+    """Whether the op's spec says its two inputs commute (cached: asked for every match)."""
+    got = _COMMUTATIVE.get(op)
+    if got is None:
+        spec = find_spec(op)
+        got = _COMMUTATIVE[op] = bool(spec and spec.commutative)
+    return got
 
 
 def value_text(v: Value | None) -> str:
@@ -30,6 +41,21 @@ def value_text(v: Value | None) -> str:
 def node_text(n: Node) -> str:
     out = f"%{n.outputs[0].name}" if n.outputs else "(no outputs)"
     return f"{n.op} node {out}"
+
+
+def _close(data: np.ndarray, p: Const) -> bool:
+    """``data`` equals the pattern's value within its tolerances (scalars without numpy calls)."""
+    if data.dtype.kind not in "fiub":
+        return False
+    want = p.value
+    if data.size == 1 and want.ndim == 0:
+        x, w = float(data.reshape(-1)[0]), float(want)
+        return x == w or abs(x - w) <= p.atol + p.rtol * abs(w)
+    try:
+        d = data.astype(np.float64)
+        return bool(np.all(np.abs(d - want) <= p.atol + p.rtol * np.abs(want)))
+    except ValueError:
+        return False
 
 
 class Match:
@@ -119,45 +145,53 @@ class Matcher:
                     elif self.values[p.name] is v:
                         yield
                     else:
-                        self.fail("{} must be the same value as %{}", value_text(v), self.values[p.name].name)
+                        if self.explain:
+                            self.fail("{} must be the same value as %{}", value_text(v), self.values[p.name].name)
         else:  # pragma: no cover - guarded by as_pattern
             raise TypeError(p)
 
-    def _check(self, where, subject, what: str) -> bool:
+    def _check(self, where, subject, what) -> bool:
         if where is None:
             return True
         ok = where(subject)
         if ok is None or ok is True:
             return True
-        self.fail("{}: {}", what, ok if isinstance(ok, str) else "constraint not met")
+        if self.explain:
+            self.fail("{}: {}", what(), ok if isinstance(ok, str) else "constraint not met")
         return False
 
     def _var(self, p: Var, v: Value | None) -> Iterator[None]:
         if v is None:
-            self.fail("expected a value for {!r}, the input is missing", p)
+            if self.explain:
+                self.fail("expected a value for {!r}, the input is missing", p)
             return
         if p.name is not None and p.name in self.values:
             if self.values[p.name] is v:
                 yield
             else:
-                self.fail("{} must be the same value as %{} (bound to {!r}), found {}", p, self.values[p.name].name,
-                          p.name, value_text(v))
+                if self.explain:
+                    self.fail("{} must be the same value as %{} (bound to {!r}), found {}", p, self.values[p.name].name,
+                              p.name, value_text(v))
             return
         t = v.type
         if p.dtypes is not None and t.dtype.name not in p.dtypes:
-            self.fail("{} is {}, expected dtype {}", value_text(v), t.dtype.name, "|".join(sorted(p.dtypes)))
+            if self.explain:
+                self.fail("{} is {}, expected dtype {}", value_text(v), t.dtype.name, "|".join(sorted(p.dtypes)))
             return
         if p.rank is not None and t.rank != p.rank:
-            self.fail("{} has rank {}, expected {}", value_text(v), t.rank, p.rank)
+            if self.explain:
+                self.fail("{} has rank {}, expected {}", value_text(v), t.rank, p.rank)
             return
         if p.shape is not None and (len(p.shape) != t.rank or
                                     any(a is not None and a != b for a, b in zip(p.shape, t.shape))):
-            self.fail("{} has shape {}, expected {}", value_text(v), t, p.shape)
+            if self.explain:
+                self.fail("{} has shape {}, expected {}", value_text(v), t, p.shape)
             return
         if p.constant is not None and bool(v.const) != p.constant:
-            self.fail("{} {} a constant", value_text(v), "is not" if p.constant else "is")
+            if self.explain:
+                self.fail("{} {} a constant", value_text(v), "is not" if p.constant else "is")
             return
-        if not self._check(p.where, v, f"{value_text(v)} as {p!r}"):
+        if not self._check(p.where, v, lambda: f"{value_text(v)} as {p!r}"):
             return
         if p.name is None:
             yield
@@ -168,24 +202,23 @@ class Matcher:
 
     def _const(self, p: Const, v: Value | None) -> Iterator[None]:
         if v is None or not v.const or v.data is None:
-            self.fail("{} is not a constant{}", value_text(v), f" (expected {p!r})" if p.value is not None else "")
+            if self.explain:
+                self.fail("{} is not a constant{}", value_text(v), f" (expected {p!r})" if p.value is not None else "")
             return
         data = v.data
         if p.scalar and data.size != 1:
-            self.fail("constant %{} has {} elements, expected a scalar{}", v.name, data.size,
-                      f" {p!r}" if p.value is not None else "")
+            if self.explain:
+                self.fail("constant %{} has {} elements, expected a scalar{}", v.name, data.size,
+                          f" {p!r}" if p.value is not None else "")
             return
         if p.value is not None:
-            try:
-                ok = data.dtype.kind in "fiub" and np.allclose(data.astype(np.float64), p.value, rtol=p.rtol,
-                                                               atol=p.atol)
-            except ValueError:
-                ok = False
+            ok = _close(data, p)
             if not ok:
                 shown = data.reshape(-1)[0].item() if data.size == 1 else f"{data.size} values"
-                self.fail("constant %{} is {!r}, expected {!r}", v.name, shown, p)
+                if self.explain:
+                    self.fail("constant %{} is {!r}, expected {!r}", v.name, shown, p)
                 return
-        if not self._check(p.where, v, f"constant %{v.name}"):
+        if not self._check(p.where, v, lambda: f"constant %{v.name}"):
             return
         if p.name is None:
             yield
@@ -194,7 +227,8 @@ class Matcher:
             if self.values[p.name] is v:
                 yield
             else:
-                self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
+                if self.explain:
+                    self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
             return
         self.values[p.name] = v
         yield
@@ -206,36 +240,44 @@ class Matcher:
             if seen is v:
                 yield
             else:
-                self.fail("{} must be the same value as %{}", value_text(v), seen.name)
+                if self.explain:
+                    self.fail("{} must be the same value as %{}", value_text(v), seen.name)
             return
         node = v.producer if v is not None else None
         if node is None:
-            self.fail("{} is not produced by {}", value_text(v), p.op_text)
+            if self.explain:
+                self.fail("{} is not produced by {}", value_text(v), p.op_text)
             return
         if node.op not in p.ops:
-            self.fail("{} is produced by {}, expected {}", value_text(v), node.op, p.op_text)
+            if self.explain:
+                self.fail("{} is produced by {}, expected {}", value_text(v), node.op, p.op_text)
             return
         if v.index != p.output:
-            self.fail("{} is output {} of its {} node, expected output {}", value_text(v), v.index, node.op, p.output)
+            if self.explain:
+                self.fail("{} is output {} of its {} node, expected output {}", value_text(v), v.index, node.op,
+                          p.output)
             return
         # a node reached again through another pattern object (a shared sub-expression such as
         # the cat(θ, θ) feeding both cos and sin) is matched again but counted once
         again = id(node) in self.matched_ids
         if p.name is not None and p.name in self.values and self.values[p.name] is not v:
-            self.fail("{} must be the same value as %{} ({})", value_text(v), self.values[p.name].name, p.name)
+            if self.explain:
+                self.fail("{} must be the same value as %{} ({})", value_text(v), self.values[p.name].name, p.name)
             return
         for key, want in p.attrs.items():
             got = node.attr(key)
             if callable(want):
                 ok = want(got)
                 if not (ok is None or ok is True):
-                    self.fail("{}: attribute {}: {}", node_text(node), key,
-                              ok if isinstance(ok, str) else f"{got!r} does not satisfy the constraint")
+                    if self.explain:
+                        self.fail("{}: attribute {}: {}", node_text(node), key,
+                                  ok if isinstance(ok, str) else f"{got!r} does not satisfy the constraint")
                     return
             elif got != want and not (isinstance(want, (list, tuple)) and tuple(want) == got):
-                self.fail("{}: attribute {} is {!r}, expected {!r}", node_text(node), key, got, want)
+                if self.explain:
+                    self.fail("{}: attribute {} is {!r}, expected {!r}", node_text(node), key, got, want)
                 return
-        if not self._check(p.where, node, node_text(node)):
+        if not self._check(p.where, node, lambda: node_text(node)):
             return
         if p.inputs is None:  # any inputs
             self._enter(node, p, v, again)
@@ -246,12 +288,12 @@ class Matcher:
         while inputs and inputs[-1] is None:
             inputs.pop()
         if len(inputs) != len(p.inputs):
-            self.fail("{} has {} inputs, the pattern expects {}", node_text(node), len(inputs), len(p.inputs))
+            if self.explain:
+                self.fail("{} has {} inputs, the pattern expects {}", node_text(node), len(inputs), len(p.inputs))
             return
         commute = p.commute
         if commute is None:
-            spec = find_spec(node.op)
-            commute = bool(spec and spec.commutative)
+            commute = commutative(node.op)
         orders = [inputs] if not (commute and len(inputs) == 2) else [inputs, inputs[::-1]]
         self._enter(node, p, v, again)
         for order in orders:
@@ -299,12 +341,14 @@ class Matcher:
             for out in node.outputs:
                 for user, _ in out.uses:
                     if id(user) not in self.matched_ids:
-                        self.fail("{} is also used outside the pattern, by {}", value_text(out), node_text(user),
-                                  bonus=0.5)
+                        if self.explain:
+                            self.fail("{} is also used outside the pattern, by {}", value_text(out), node_text(user),
+                                      bonus=0.5)
                         return False
                 if any(o is out for o in outs):
-                    self.fail("{} is a graph output, so {} cannot be fused away", value_text(out), node_text(node),
-                              bonus=0.5)
+                    if self.explain:
+                        self.fail("{} is a graph output, so {} cannot be fused away", value_text(out), node_text(node),
+                                  bonus=0.5)
                     return False
         del root
         return True

@@ -76,7 +76,8 @@ class Op(Pattern):
     """A node of op ``op`` (a name or a set of names) producing the value at output ``output``.
 
     ``attrs`` constrain attributes (spec defaults apply): a value compares equal, a callable is a
-    predicate. A single ``...`` as the inputs accepts any inputs (a rule's ``check`` inspects them). ``uses="any"`` allows an interior node to have users outside the match;
+    predicate. A single ``...`` as the inputs accepts any inputs (a rule's ``check`` inspects them).
+    ``uses="any"`` allows an interior node to have users outside the match;
     ``commute`` overrides the spec's ``commutative``; ``where`` is a predicate on the node.
     """
 

@@ -213,7 +213,7 @@ MATMUL_FLATTEN = Rule("matmul-flatten",
                       OneOf(ops.Reshape(ops.MatMul(flat, Var("w")), Var(), _name="y"),
                             ops.Reshape(ops.Add(ops.MatMul(flat, Var("w")), Var("bias")), Var(), _name="y")),
                       _flatten, check=_flatten_check, benefit=2,
-                      doc="Reshape(MatMul(Reshape(x, [M, K]), W) [+ b], [..., N]) = MatMul(Reshape(x, [..., K]), W) [+ b]")
+                      doc="Reshape(MatMul(Reshape(x, [M, K]), W) [+ b], [.., N]) = MatMul(x', W) [+ b]")
 
 RULES = [IDENTITY, NOOP_VIEW, NOOP_TRANSPOSE, NOOP_CAST, NEUTRAL, VIEW_CHAIN, TRANSPOSE_CHAIN, CAST_CHAIN, GEMM,
          MATMUL_FLATTEN]

@@ -2,7 +2,8 @@
 
 Two nodes are the same computation when they have the same op, the same attributes (spec defaults
 filled in, so ``Softmax`` equals ``Softmax {axis = -1}``), the same inputs (in either order for a
-two-input commutative op) and equal bodies. Walking in topological order, each node is looked up
+two-input commutative op) and structurally equal bodies (names inside a body do not matter).
+Walking in topological order, each node is looked up
 by that key; a repeat is replaced by the first. Equal small constants merge first, so the many
 ``[0]``/``[-1]`` constants an exporter writes collapse and the nodes reading them become equal.
 """
@@ -14,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ...ir import Graph, Node
-from ...ir.printer import print_graph
 from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from ..rewriter.edit import adopt_name, output_slots
@@ -43,8 +43,28 @@ def _node_key(n: Node) -> tuple:
     ins = [id(v) if v is not None else 0 for v in n.inputs]
     if spec is not None and spec.commutative and len(ins) == 2:
         ins.sort()
-    body = print_graph(n.body) if n.body is not None else None
+    body = _body_key(n.body) if n.body is not None else None
     return (n.op, tuple(ins), attrs, len(n.outputs), body)
+
+
+def _body_key(body: Graph) -> tuple:
+    """The structure of a body: constants by value, nodes by op, attributes and operand positions."""
+    index: dict[int, int] = {}
+    items: list = []
+    for v in body.inputs:
+        index[id(v)] = len(index)
+        items.append(("in", str(v.type)))
+    for c in body.constants.values():
+        index[id(c)] = len(index)
+        items.append(("const", attr_key(c.data) if c.data is not None else str(c.type)))
+    for n in body:
+        ins = tuple(index.get(id(v), -1) if v is not None else None for v in n.inputs)
+        items.append((n.op, ins, tuple(sorted((k, attr_key(v)) for k, v in n.attrs.items())),
+                      _body_key(n.body) if n.body is not None else None))
+        for v in n.outputs:
+            index[id(v)] = len(index)
+    items.append(("out", tuple(index[id(v)] for v in body.outputs)))
+    return tuple(items)
 
 
 @register_pass("cse")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ..registry import register_pass
-from ..rewriter import Const, OneOf, RewritePass, Rule, Var, ops
+from ..rewriter import OneOf, RewritePass, Rule, Var, ops
 
 __all__ = ["FuseGelu", "GELU_ERF", "GELU_TANH"]
 
