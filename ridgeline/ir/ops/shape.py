@@ -13,7 +13,10 @@ from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
-from .spec import ALL, InferContext, op
+from .spec import ALL, FLOAT8, InferContext, op
+
+# ONNX Cast (opset 21) converts to and from float8 and int4 as well; the numpy kernel does too.
+_CASTABLE = ALL | FLOAT8 | {"i4", "u4"}
 
 __all__: list[str] = []
 
@@ -73,7 +76,7 @@ def _partial(dt, n):
     return _PartialType(dt, (None,) * n)
 
 
-@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": _CASTABLE, "T2": _CASTABLE},
     attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21)
 def _cast(ctx: InferContext):
     """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
@@ -88,7 +91,7 @@ def _cast(ctx: InferContext):
 
 
 @op("CastLike", inputs=["input: T1", "target_type: T2"], outputs=["output: T2"],
-    types={"T1": ALL, "T2": ALL}, attrs={"saturate": ("int", 1)}, category="elementwise",
+    types={"T1": _CASTABLE, "T2": _CASTABLE}, attrs={"saturate": ("int", 1)}, category="elementwise",
     flops=per_element(1), since=21)
 def _cast_like(ctx: InferContext):
     """Convert elements to the dtype of ``target_type``."""
