@@ -18,7 +18,7 @@ from typing import Any
 
 from .estimate import BOUNDS, Estimate, LLMMetrics, MemoryPlan, NodeCost
 from .families import family_names, get_family, register_family
-from .model import CostModel, roofline_time
+from .model import CostModel, GraphAnalysis, roofline_time
 from .target import ComputeUnit, Field, Link, MemoryLevel, Target
 from .targets import get_target, list_targets, load_target_file, register_target, target_names
 from .work import DEVICE, Contraction, NodeWork, node_work
@@ -26,7 +26,7 @@ from .work import DEVICE, Contraction, NodeWork, node_work
 __all__ = ["estimate", "cost_model", "Estimate", "NodeCost", "MemoryPlan", "LLMMetrics", "BOUNDS", "CostModel",
            "Target", "ComputeUnit", "MemoryLevel", "Link", "Field", "get_target", "list_targets",
            "load_target_file", "register_target", "target_names", "get_family", "register_family",
-           "family_names", "NodeWork", "Contraction", "node_work", "DEVICE", "roofline_time"]
+           "family_names", "GraphAnalysis", "NodeWork", "Contraction", "node_work", "DEVICE", "roofline_time"]
 
 
 def cost_model(target: str | Target, **options: Any) -> CostModel:
@@ -35,6 +35,7 @@ def cost_model(target: str | Target, **options: Any) -> CostModel:
     return get_family(t.family)(t, **options)
 
 
-def estimate(graph, target: str | Target = "h100", *, companion: Estimate | None = None, **options: Any) -> Estimate:
+def estimate(graph, target: str | Target = "h100", *, companion: Estimate | None = None,
+             analysis: GraphAnalysis | None = None, **options: Any) -> Estimate:
     """Estimate ``graph`` on ``target`` (a name or a ``Target``); see ``CostModel.estimate``."""
-    return cost_model(target, **options).estimate(graph, companion=companion)
+    return cost_model(target, **options).estimate(graph, companion=companion, analysis=analysis)

@@ -26,12 +26,12 @@ from .collectives import collective_time
 from .estimate import Estimate, NodeCost
 from .llm import llm_metrics
 from .memory import footprint, memory_plan, plan_devices
-from .parallel import Comm, ParallelPlan, Shard, plan_parallel
+from .parallel import Comm, ParallelPlan, Shard, analyze_tensor_parallel, plan_parallel
 from .quantities import format_quantity
 from .target import Field, Target
-from .work import DEVICE, NodeWork, node_label, node_work
+from .work import DEVICE, NodeWork, node_label, shared_work, work_key
 
-__all__ = ["CostModel", "BASE_SCHEMA", "shard_work", "roofline_time"]
+__all__ = ["CostModel", "GraphAnalysis", "BASE_SCHEMA", "shard_work", "roofline_time"]
 
 #: target keys every family reads, merged under each family's own ``schema``
 BASE_SCHEMA: dict[str, dict[str, Field]] = {
@@ -103,11 +103,14 @@ class CostModel:
         return out
 
     # ----------------------------------------------------------------- the template
-    def estimate(self, graph: Graph, *, companion: Estimate | None = None) -> Estimate:
-        """Cost ``graph`` on this target; ``companion`` is the other LLM phase's estimate."""
-        _require_static(graph)
-        base = plan_parallel(graph, 1, 1)
-        fp = footprint(graph, base)
+    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
+                 analysis: "GraphAnalysis | None" = None) -> Estimate:
+        """Cost ``graph`` on this target; ``companion`` is the other LLM phase's estimate;
+        ``analysis`` reuses the target-independent work of an earlier estimate of this graph."""
+        if analysis is None or analysis.graph is not graph:
+            analysis = GraphAnalysis(graph)
+        base = analysis.plan(1, 1)
+        fp = analysis.footprint
         choice = self.plan_devices(graph, fp)
         if choice is None and fp.total_weights + fp.total_kv > 0:
             cap = self.target.device_memory.total_capacity
@@ -119,15 +122,15 @@ class CostModel:
         if tp * pp > self.target.max_devices:
             raise TargetError(f"tp={tp} × pp={pp} = {tp * pp} devices, but {self.target.name} joins at most "
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
-        plan = plan_parallel(graph, tp, pp) if (tp, pp) != (1, 1) else base
+        plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
-        records = self.price_graph(graph, plan)
+        records = self.price_graph(graph, plan, analysis)
         est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
                        time_s=sum(r.time_s for r in records), nodes=records,
                        flops=sum(r.flops for r in records), bytes=_sum_bytes(records),
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
-        est.peak_flop_per_s = self.peak_for(graph)
+        est.peak_flop_per_s = self.peak_for(analysis)
         est.detail["model_flops"] = self._model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         est.llm = llm_metrics(graph, est, companion)
@@ -157,29 +160,25 @@ class CostModel:
         """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
         return plan_devices(graph, self.target, fp)
 
-    def peak_for(self, graph: Graph) -> float:
+    def peak_for(self, analysis: "GraphAnalysis") -> float:
         """Peak FLOP/s of the precision most of the graph's contractions run at (for MFU)."""
-        by_dtype: dict[str, float] = {}
-        for n in graph:
-            if n.spec.category in ("matmul", "attention", "fused"):
-                for c in node_work(n).contractions:
-                    by_dtype[c.dtype] = by_dtype.get(c.dtype, 0.0) + c.flops
+        by_dtype = analysis.contraction_flops_by_dtype
         if not by_dtype:
             return self.target.peak("f32")
         return self.target.peak(max(by_dtype, key=by_dtype.get))
 
-    def price_graph(self, graph: Graph, plan: ParallelPlan) -> list[NodeCost]:
-        """Price every node (cached by shape and split) and every inserted collective, then schedule."""
+    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis") -> list[NodeCost]:
+        """Price every node (once per distinct shape and split) and every inserted collective, then
+        ``schedule`` them."""
         records: list[NodeCost] = []
         cache: dict[Any, tuple[NodeCost, float]] = {}
         model_flops = 0.0
-        for node in graph:
+        for node, key, kid in zip(analysis.nodes, analysis.keys, analysis.key_ids):
             shard = plan.shard_of(node)
-            key = work_key(node)
-            ck = (key, shard) if key is not None else None
+            ck = (kid, id(shard)) if kid is not None else None    # shards are interned per plan
             hit = cache.get(ck) if ck is not None else None
             if hit is None:
-                work = node_work(node)
+                work = shared_work(node, key)
                 w = shard_work(work, shard)
                 self._check_levels(w, node)
                 proto = self.price_node(w)
@@ -190,8 +189,8 @@ class CostModel:
             proto, flops = hit
             model_flops += flops
             layer = node.meta.get("layer")
-            records.append(replace(proto, name=node_label(node), layer=layer if isinstance(layer, int) else None,
-                                   stage=plan.stage_of(node), bytes=dict(proto.bytes), detail=dict(proto.detail)))
+            records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
+                                       stage=plan.stage_of(node)))
             for comm in plan.after.get(id(node), ()):
                 c = self.price_comm(comm, plan)
                 c.stage = plan.stage_of(node)
@@ -239,31 +238,40 @@ class CostModel:
         return records
 
 
-def work_key(node: Node):
-    """A hashable key of everything ``node_work`` reads (None when the node is not cacheable)."""
-    try:
-        ins = tuple((v.type, v.const) if v is not None else None for v in node.inputs)
-        outs = tuple(v.type for v in node.outputs)
-        attrs = tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in node.attrs.items()))
-        tile = repr(node.meta["tile"]) if "tile" in node.meta else None
-        body = _body_key(node.body) if node.body is not None else None
-        key = (node.op, ins, outs, attrs, tile, body)
-        hash(key)
-        return key
-    except TypeError:
-        return None
+class GraphAnalysis:
+    """What an estimate needs to know about a graph regardless of the target: per-node work keys,
+    the tensor-parallel analysis, resident bytes, parallel plans by degree. ``compare`` makes one
+    per graph and reuses it for every target; it is valid only while the graph is not edited."""
 
+    def __init__(self, graph: Graph):
+        _require_static(graph)
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.keys = [work_key(n) for n in self.nodes]
+        ids: dict[Any, int] = {}
+        self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
+        self._by_dtype: dict[str, float] | None = None
+        self.tp = analyze_tensor_parallel(graph)
+        self._plans: dict[tuple[int, int], ParallelPlan] = {}
+        self.footprint = footprint(graph, self.plan(1, 1))
 
-def _body_key(body: Graph):
-    index = {id(v): i for i, v in enumerate(body.inputs)}
-    items = []
-    for n in body:
-        ins = tuple((index.get(id(v)), v.type, v.const) if v is not None else None for v in n.inputs)
-        for v in n.outputs:
-            index[id(v)] = len(index)
-        items.append((n.op, ins, tuple(v.type for v in n.outputs),
-                      tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in n.attrs.items()))))
-    return tuple(items)
+    @property
+    def contraction_flops_by_dtype(self) -> dict[str, float]:
+        """FLOPs of all contractions by the precision they run at."""
+        if self._by_dtype is None:
+            out: dict[str, float] = {}
+            for n, key in zip(self.nodes, self.keys):
+                if n.spec.category in ("matmul", "attention", "fused"):
+                    for c in shared_work(n, key).contractions:
+                        out[c.dtype] = out.get(c.dtype, 0.0) + c.flops
+            self._by_dtype = out
+        return self._by_dtype
+
+    def plan(self, tp: int, pp: int) -> ParallelPlan:
+        p = self._plans.get((tp, pp))
+        if p is None:
+            p = self._plans[(tp, pp)] = plan_parallel(self.graph, tp, pp, self.tp)
+        return p
 
 
 def _degree(v: Any, what: str):

@@ -28,7 +28,8 @@ from ..ir import Graph, Node, Value
 from ..ir.errors import TargetError
 from .work import FREE_CATEGORIES, node_label
 
-__all__ = ["Shard", "Comm", "ParallelPlan", "plan_parallel", "check_degrees", "ParallelError"]
+__all__ = ["Shard", "Comm", "ParallelPlan", "TPAnalysis", "analyze_tensor_parallel", "plan_parallel", "check_degrees",
+           "ParallelError", "stage_layers"]
 
 R, S, P = "R", "S", "P"
 
@@ -115,94 +116,77 @@ def _count_layers(graph: Graph) -> int:
     return top + 1
 
 
-def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1) -> ParallelPlan:
-    """The split of ``graph`` over ``tp`` × ``pp`` devices (see the module docstring)."""
-    check_degrees(graph, tp, pp)
-    plan = ParallelPlan(tp, pp)
-    plan.layers = _llm_meta(graph).get("layers") or _count_layers(graph)
-    _find_kv(graph, plan)
-    if tp > 1:
-        _tensor_parallel(graph, plan)
-    else:
-        # sharding decisions are still wanted for memory planning at other degrees
-        _tensor_parallel(graph, plan, dry=True)
-    _pipeline(graph, plan)
-    return plan
+@dataclass
+class TPAnalysis:
+    """The tensor-parallel split of a graph for any degree > 1 (the states do not depend on it)."""
+
+    #: id(node) -> (contraction dim split, input states, output state, indices of sharded constants)
+    decisions: dict[int, tuple[str | None, tuple[str, ...], str, frozenset]] = field(default_factory=dict)
+    comms: list[tuple[Node, str, Value]] = field(default_factory=list)   # (after node, kind, tensor)
+    const_sharded: dict[int, bool] = field(default_factory=dict)
+    kv_values: set[int] = field(default_factory=set)
+    layers: int = 0
 
 
-def _find_kv(graph: Graph, plan: ParallelPlan) -> None:
+def _is_attention(n: Node) -> bool:
+    return n.op == "Attention" or (n.op == "Fused" and n.body is not None and any(b.op == "Attention" for b in n.body))
+
+
+def analyze_tensor_parallel(graph: Graph) -> TPAnalysis:
+    """Propagate sharding states through ``graph`` (see the module docstring)."""
+    a = TPAnalysis(layers=_llm_meta(graph).get("layers") or _count_layers(graph))
     for n in graph:
-        if n.op == "Attention":
+        if _is_attention(n):
             for i in (1, 2):
                 if i < len(n.outputs):
-                    plan.kv_values.add(id(n.outputs[i]))
-            for i in (4, 5):
-                if i < len(n.inputs) and n.inputs[i] is not None:
-                    plan.kv_values.add(id(n.inputs[i]))
-
-
-# --------------------------------------------------------------------------- tensor parallel
-def _tensor_parallel(graph: Graph, plan: ParallelPlan, *, dry: bool = False) -> None:
-    tp = plan.tp if not dry else 2
+                    a.kv_values.add(id(n.outputs[i]))
+            for i in ((4, 5) if n.op == "Attention" else (3, 4)):
+                if i < len(n.inputs) and n.inputs[i] is not None and not n.inputs[i].const:
+                    a.kv_values.add(id(n.inputs[i]))
     state: dict[int, str] = {}
     reduced: set[int] = set()
-    outputs = {id(v) for v in graph.outputs}
 
     def st(v: Value | None) -> str:
         return R if v is None else state.get(id(v), R)
 
     def all_reduce(v: Value) -> None:
         # a partial sum is reduced right after it is produced, once
+        state[id(v)] = R
         if id(v) in reduced:
-            state[id(v)] = R
             return
         reduced.add(id(v))
-        state[id(v)] = R
-        prod = v.producer
-        if prod is not None and not dry:
-            plan.after.setdefault(id(prod), []).append(
-                Comm("all_reduce", _bytes(v), plan.tp, f"all-reduce %{v.name}", prod.meta.get("layer")))
+        if v.producer is not None:
+            a.comms.append((v.producer, "all_reduce", v))
 
     def all_gather(v: Value, at: Node) -> None:
         state[id(v)] = R
-        prod = v.producer or at
-        if not dry:
-            plan.after.setdefault(id(prod), []).append(
-                Comm("all_gather", _bytes(v), plan.tp, f"all-gather %{v.name}", prod.meta.get("layer")))
+        a.comms.append((v.producer or at, "all_gather", v))
 
     for n in graph:
         cat = n.spec.category
-        ins = [st(v) for v in n.inputs]
         if cat in FREE_CATEGORIES:
-            out = P if P in ins[:1] else (S if S in ins[:1] else R)
+            first = st(n.inputs[0]) if n.inputs else R
             for v in n.outputs:
-                state[id(v)] = out
+                state[id(v)] = first
             continue
         for v in n.inputs:
             if v is not None and st(v) == P:
                 all_reduce(v)
-        ins = [st(v) for v in n.inputs]
-        shard = None
+        ins = tuple(st(v) for v in n.inputs)
+        decision = None
         weight_i = _weight_input(n)
         if n.op == "Gather" and n.inputs[0] is not None and n.inputs[0].const:
             # vocab-parallel embedding: each device looks up its slice of the vocabulary
-            plan.const_sharded[id(n.inputs[0])] = True
+            a.const_sharded[id(n.inputs[0])] = True
             out_state = P
-            shard = Shard(tp, None, _factors(n.inputs, state, tp, {0}), (1.0,) * len(n.outputs))
+            decision = (None, ins, P, frozenset({0}))
         elif weight_i is not None:
-            a_state = ins[0]
-            w = n.inputs[weight_i]
-            plan.const_sharded[id(w)] = True
-            if a_state == S:
-                out_state, dim = P, "k"            # row-parallel
-            else:
-                out_state, dim = S, "n"            # column-parallel
-            # other constants (biases, scales) follow the weight's split
-            sharded_consts = {i for i, v in enumerate(n.inputs) if v is not None and v.const}
-            for i in sharded_consts:
-                plan.const_sharded[id(n.inputs[i])] = dim == "n" or i == weight_i
-            shard = Shard(tp, dim, _factors(n.inputs, state, tp, sharded_consts),
-                          tuple((1.0 / tp if out_state == S else 1.0) for _ in n.outputs))
+            out_state, dim = (P, "k") if ins[0] == S else (S, "n")   # row- / column-parallel
+            consts = {i for i, v in enumerate(n.inputs) if v is not None and v.const}
+            split = frozenset(i for i in consts if dim == "n" or i == weight_i)  # a row-parallel bias is whole
+            for i in consts:
+                a.const_sharded[id(n.inputs[i])] = i in split
+            decision = (dim, ins, out_state, split)
         elif cat == "normalization":
             for v in n.inputs:
                 if v is not None and st(v) == S:
@@ -217,24 +201,54 @@ def _tensor_parallel(graph: Graph, plan: ParallelPlan, *, dry: bool = False) -> 
                 out_state = R
             else:
                 out_state = S
-                dim = "batch" if (n.op == "Attention" or cat == "matmul") else None
-                shard = Shard(tp, dim, _factors(n.inputs, state, tp, set()),
-                              tuple(1.0 / tp for _ in n.outputs))
+                dim = "batch" if (n.op == "Attention" or cat in ("matmul", "fused")) else None
+                decision = (dim, ins, S, frozenset())
         else:
             out_state = R
         for v in n.outputs:
             state[id(v)] = out_state
-        if shard is not None and not dry:
-            plan.shard[id(n)] = shard
-            _check_divisible(n, shard, tp)
-    if dry:
-        return
+        if decision is not None:
+            a.decisions[id(n)] = decision
     for v in graph.outputs:
         s = st(v)
         if s == P:
             all_reduce(v)
-        elif s == S and id(v) not in plan.kv_values and v.producer is not None:
+        elif s == S and id(v) not in a.kv_values and v.producer is not None:
             all_gather(v, v.producer)
+    return a
+
+
+def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1, analysis: TPAnalysis | None = None) -> ParallelPlan:
+    """The split of ``graph`` over ``tp`` × ``pp`` devices (see the module docstring).
+
+    ``analysis`` (from ``analyze_tensor_parallel``) may be passed to reuse it across degrees.
+    """
+    check_degrees(graph, tp, pp)
+    a = analysis or analyze_tensor_parallel(graph)
+    plan = ParallelPlan(tp, pp, const_sharded=a.const_sharded, kv_values=a.kv_values, layers=a.layers)
+    if tp > 1:
+        checked: set = set()
+        interned: dict[Shard, Shard] = {}
+        for n in graph:
+            d = a.decisions.get(id(n))
+            if d is None:
+                continue
+            dim, ins, out_state, consts = d
+            in_f = tuple((1.0 / tp if i in consts else 1.0) if (v is not None and v.const)
+                         else (1.0 / tp if ins[i] == S else 1.0) for i, v in enumerate(n.inputs))
+            out_f = tuple((1.0 / tp if out_state == S else 1.0) for _ in n.outputs)
+            shard = Shard(tp, dim, in_f, out_f)
+            shard = interned.setdefault(shard, shard)
+            plan.shard[id(n)] = shard
+            key = (n.op, tuple(v.type if v is not None else None for v in n.inputs), dim)
+            if key not in checked:
+                checked.add(key)
+                _check_divisible(n, shard, tp)
+        for node, kind, v in a.comms:
+            plan.after.setdefault(id(node), []).append(
+                Comm(kind, _bytes(v), tp, f"{kind.replace('_', '-')} %{v.name}", node.meta.get("layer")))
+    _pipeline(graph, plan)
+    return plan
 
 
 def _weight_input(n: Node) -> int | None:
@@ -243,26 +257,14 @@ def _weight_input(n: Node) -> int | None:
             and n.inputs[1].type.rank >= 2:
         return 1
     if n.op == "Fused" and n.body is not None:
-        from .work import node_work
-        for c in node_work(n).contractions:
+        from .work import shared_work
+        for c in shared_work(n).contractions:
             if c.b_weight:
                 consts = [i for i, v in enumerate(n.inputs) if v is not None and v.const and v.type.rank >= 2]
                 if consts:
                     # the largest constant is the weight matrix
                     return max(consts, key=lambda i: _bytes(n.inputs[i]))
     return None
-
-
-def _factors(inputs, state, tp: int, sharded_consts: set[int]) -> tuple[float, ...]:
-    out = []
-    for i, v in enumerate(inputs):
-        if v is None:
-            out.append(1.0)
-        elif v.const:
-            out.append(1.0 / tp if i in sharded_consts else 1.0)
-        else:
-            out.append(1.0 / tp if state.get(id(v), R) == S else 1.0)
-    return tuple(out)
 
 
 def _check_divisible(n: Node, shard: Shard, tp: int) -> None:
@@ -276,8 +278,8 @@ def _check_divisible(n: Node, shard: Shard, tp: int) -> None:
                 raise ParallelError(f"tp={tp} does not divide the {h} {what} heads of Attention %{node_label(n)}")
         return
     if shard.dim in ("n", "k"):
-        from .work import node_work
-        for c in node_work(n).contractions:
+        from .work import shared_work
+        for c in shared_work(n).contractions:
             size = getattr(c, shard.dim)
             if c.b_weight and size % tp:
                 kind = "column" if shard.dim == "n" else "row"

@@ -31,8 +31,8 @@ from ..ir import Node, Value
 from ..ir.errors import IRError
 from ..ir.ops.attention import attention_dims
 
-__all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "read_tile", "node_label",
-           "FREE_CATEGORIES"]
+__all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile",
+           "node_label", "FREE_CATEGORIES"]
 
 #: the traffic key of untiled bytes: the target's outermost memory level, whatever its name
 DEVICE = "device"
@@ -208,8 +208,10 @@ def node_work(node: Node) -> NodeWork:
     if node.op == "Attention":
         _attention(node, w, out_b)
     elif node.op == "Fused" and node.body is not None:
-        _fused(node, w)
-        extra = 0.0  # a fused kernel moves its inputs and outputs only
+        # a fused kernel moves its inputs and outputs only, plus what an untiled attention inside
+        # it materializes (its score matrix)
+        extra = _fused(node, w)
+        _fused_kv_alias(node, out_b, in_b)
     elif cat == "matmul":
         c = _contraction(node, node.inputs[0], node.inputs[1])
         w.contractions = (c,)
@@ -313,6 +315,7 @@ def _fused(node: Node, w: NodeWork) -> None:
     contractions = []
     vector = 0.0
     converts = 0.0
+    extra = 0.0
     for n in body:
         if n.spec.category == "matmul" and len(n.inputs) >= 2:
             chains = [_trace_operand(n.inputs[i], is_input) for i in (0, 1)]
@@ -332,6 +335,9 @@ def _fused(node: Node, w: NodeWork) -> None:
             inner = node_work(n)
             contractions.extend(inner.contractions)
             vector += inner.vector_flops
+            extra += inner.extra_bytes
+            if inner.detail.get("causal"):
+                w.causal_fraction = inner.causal_fraction
     for n in body:
         if id(n) in prologue_nodes or n.spec.category == "matmul" or n.op == "Attention":
             continue
@@ -346,6 +352,30 @@ def _fused(node: Node, w: NodeWork) -> None:
     w.detail["kind"] = node.attr("kind")
     if node.attr("label"):
         w.detail["label"] = node.attr("label")
+    return extra
+
+
+def _fused_kv_alias(node: Node, out_b: list[float], in_b: tuple[float, ...]) -> None:
+    """A fused attention updates its KV cache in place too: find the body ``Attention``'s
+    ``past_*`` inputs and ``present_*`` outputs through conversions, and write only new rows."""
+    body = node.body
+    att = next((n for n in body if n.op == "Attention"), None)
+    if att is None:
+        return
+    in_index = {id(v): i for i, v in enumerate(body.inputs)}
+    out_index = {id(v): i for i, v in enumerate(body.outputs)}
+    for out_i, in_i in ((1, 4), (2, 5)):
+        if out_i >= len(att.outputs) or in_i >= len(att.inputs) or att.inputs[in_i] is None:
+            continue
+        src = att.inputs[in_i]
+        while src.producer is not None and src.producer.op in _CONVERT_OPS and src.producer.inputs[0] is not None:
+            src = src.producer.inputs[0]
+        dst = att.outputs[out_i]
+        while id(dst) not in out_index and len(dst.uses) == 1 and dst.uses[0][0].op in _CONVERT_OPS:
+            dst = dst.uses[0][0].outputs[0]
+        i, o = in_index.get(id(src)), out_index.get(id(dst))
+        if i is not None and o is not None and o < len(out_b):
+            out_b[o] = max(0.0, out_b[o] - in_b[i])
 
 
 def _trace_operand(v: Value, is_input: Mapping[int, int]) -> tuple[list[Node], Value, str]:
@@ -366,3 +396,52 @@ def _trace_operand(v: Value, is_input: Mapping[int, int]) -> tuple[list[Node], V
         if _bits(cur.type.dtype.name) < _bits(narrow):
             narrow = cur.type.dtype.name
     return nodes, cur, narrow
+
+
+# --------------------------------------------------------------------------- caching
+_CACHE: dict = {}
+_CACHE_LIMIT = 8192
+
+
+def work_key(node: Node):
+    """A hashable key of everything ``node_work`` reads but the node's name and layer (None when
+    some attribute is not hashable). Nodes of the 126 identical layers of a 405B model share one."""
+    try:
+        ins = tuple((v.type, v.const) if v is not None else None for v in node.inputs)
+        outs = tuple(v.type for v in node.outputs)
+        attrs = tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in node.attrs.items()))
+        tile = repr(node.meta["tile"]) if "tile" in node.meta else None
+        body = _body_key(node.body) if node.body is not None else None
+        key = (node.op, ins, outs, attrs, tile, body)
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _body_key(body):
+    index = {id(v): i for i, v in enumerate(body.inputs)}
+    items = []
+    for n in body:
+        ins = tuple((index.get(id(v)), v.type, v.const, None if v.data is None else v.data.tobytes())
+                    if v is not None else None for v in n.inputs)
+        for v in n.outputs:
+            index[id(v)] = len(index)
+        items.append((n.op, ins, tuple(v.type for v in n.outputs),
+                      tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in n.attrs.items()))))
+    outs = tuple(index.get(id(v)) for v in body.outputs)
+    return tuple(items), outs
+
+
+def shared_work(node: Node, key=None) -> NodeWork:
+    """``node_work(node)``, shared between nodes with the same ``work_key`` (read-only: its
+    ``name`` and ``layer`` may be another such node's)."""
+    key = work_key(node) if key is None else key
+    if key is None:
+        return node_work(node)
+    hit = _CACHE.get(key)
+    if hit is None:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        hit = _CACHE[key] = node_work(node)
+    return hit

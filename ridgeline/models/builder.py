@@ -100,10 +100,18 @@ class _Emitter:
         self.layer: int | None = None
         self._quantized: dict[int, Value] = {}
 
-    def op(self, op: str, *inputs: Value | None, _outputs=None, _body: Graph | None = None, **attrs):
+    def op(self, op: str, *inputs: Value | None, _outputs=None, _body: Graph | None = None, _name: str | None = None,
+           _names: list[str] | None = None, **attrs):
         meta = {"layer": self.layer} if self.layer is not None else None
-        node = self.g.add_node(op, list(inputs), attrs, outputs=_outputs, body=_body, meta=meta)
+        names = [self.g.fresh_name(n) for n in (_names or ([_name] if _name else []))] or None
+        node = self.g.add_node(op, list(inputs), attrs, outputs=_outputs, body=_body, meta=meta, names=names)
         return node.outputs[0] if len(node.outputs) == 1 else tuple(node.outputs)
+
+    def _attention_names(self) -> list[str]:
+        return [self._prefix("self_attn"), f"present_key.{self.layer}", f"present_value.{self.layer}"]
+
+    def _prefix(self, what: str) -> str:
+        return f"layers.{self.layer}.{what}" if self.layer is not None else what
 
     def weight(self, name: str, dt: str, *shape: int) -> Value:
         return self.g.add_constant(name, type=TensorType(to_dtype(dt), tuple(shape)))
@@ -116,7 +124,7 @@ class _Emitter:
         if wd == base and ad == base:
             w = self.weight(f"{name}.weight", wd, k, n)
             if not bias and gelu is None:
-                return self.op("MatMul", x, w)
+                return self.op("MatMul", x, w, _name=name)
             b = self.weight(f"{name}.bias", base, n) if bias else None
             return self._epilogue(x, w, b, gelu, name)
         if _bits(ad) <= 8:
@@ -136,7 +144,7 @@ class _Emitter:
         if gelu is not None:
             y = body.add_node("Gelu", [y], {"approximate": gelu}).outputs[0]
         body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="matmul-epilogue", label=name)
+        return self.op("Fused", *ins, _body=body, kind="matmul-epilogue", label=name, _name=name)
 
     def _dequant_matmul(self, x: Value, k: int, n: int, name: str, bias: bool, gelu: str | None) -> Value:
         # weight-only quantization: narrow weights and their scales are read; the kernel widens
@@ -163,7 +171,7 @@ class _Emitter:
         ins = [x, wq, scales]
         y = self._body_epilogue(body, y, ins, n, name, bias, gelu)
         body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="dequant-matmul", label=name)
+        return self.op("Fused", *ins, _body=body, kind="dequant-matmul", label=name, _name=name)
 
     def _quant_matmul(self, x: Value, k: int, n: int, name: str, bias: bool, gelu: str | None) -> Value:
         # W8A8 / FP8: the activation is quantized once where it is produced, both operands stay
@@ -184,7 +192,7 @@ class _Emitter:
         ins = [xq, wq, ws]
         y = self._body_epilogue(body, y, ins, n, name, bias, gelu)
         body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="quant-matmul", label=name)
+        return self.op("Fused", *ins, _body=body, kind="quant-matmul", label=name, _name=name)
 
     def _body_epilogue(self, body: Graph, y: Value, ins: list, n: int, name: str, bias: bool, gelu: str | None):
         if bias:
@@ -213,7 +221,7 @@ class _Emitter:
             y = body.add_node("Clip", [y, lo, hi]).outputs[0]
         y = body.add_node("Cast", [y], {"to": ad}).outputs[0]
         body.outputs = [y]
-        out = self.op("Fused", x, _body=body, kind="elementwise", label="quantize")
+        out = self.op("Fused", x, _body=body, kind="elementwise", label="quantize", _name=f"{x.name}.quantized")
         self._quantized[id(x)] = out
         return out
 
@@ -223,7 +231,7 @@ class _Emitter:
         attrs = {"q_num_heads": cfg.heads, "kv_num_heads": cfg.kv_heads, "is_causal": int(cfg.causal)}
         if o.kv_dtype == o.base_dtype:
             ins = [q, k, v] + ([None, past[0], past[1]] if past else [])
-            return self.op("Attention", *ins, _outputs=3, **attrs)
+            return self.op("Attention", *ins, _outputs=3, _names=self._attention_names(), **attrs)
         # a narrow KV cache: stored narrow, widened in the attention kernel, new rows narrowed
         body = Graph("attention_kv_cache")
         bq, bk, bv = (body.add_input(n, t.type) for n, t in (("q", q), ("k", k), ("v", v)))
@@ -240,7 +248,7 @@ class _Emitter:
         nk = body.add_node("Cast", [pk_out], {"to": o.kv_dtype}).outputs[0]
         nv = body.add_node("Cast", [pv_out], {"to": o.kv_dtype}).outputs[0]
         body.outputs = [y, nk, nv]
-        return self.op("Fused", *ins, _body=body, kind="attention", label="attention")
+        return self.op("Fused", *ins, _body=body, kind="attention", label="attention", _names=self._attention_names())
 
 
 def build_graph(cfg: TransformerConfig, opt: BuildOptions) -> Graph:
@@ -280,7 +288,7 @@ def _last_position(e: _Emitter, h: Value) -> Value:
     if e.opt.logits == "all" or e.opt.prompt == 1:
         return h
     idx = e.g.add_constant("last_position", np.array(e.opt.prompt - 1, dtype=np.int64))
-    return e.op("Gather", h, idx, axis=1)
+    return e.op("Gather", h, idx, axis=1, _name="last_hidden")
 
 
 def _llama(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]:
@@ -288,7 +296,7 @@ def _llama(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list
     base, H, D = o.base_dtype, cfg.hidden, cfg.head_dim
     # embeddings stay in the base dtype: a lookup reads one row per token, quantizing it saves nothing
     emb = e.weight("embed_tokens.weight", base, cfg.vocab, H)
-    h = e.op("Gather", emb, ids, axis=0)
+    h = e.op("Gather", emb, ids, axis=0, _name="embed_tokens")
     positions = max(o.context, 1)
     cos = e.weight("rope.cos_cache", base, positions, D // 2)
     sin = e.weight("rope.sin_cache", base, positions, D // 2)
@@ -296,23 +304,25 @@ def _llama(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list
     for i in range(cfg.layers):
         e.layer = i
         p = f"layers.{i}"
-        x = e.op("RMSNormalization", h, e.weight(f"{p}.input_layernorm.weight", base, H), epsilon=cfg.norm_eps)
+        x = e.op("RMSNormalization", h, e.weight(f"{p}.input_layernorm.weight", base, H), epsilon=cfg.norm_eps,
+                 _name=f"{p}.input_layernorm")
         q = e.linear(x, H, cfg.heads * D, f"{p}.self_attn.q_proj")
         k = e.linear(x, H, cfg.kv_heads * D, f"{p}.self_attn.k_proj")
         v = e.linear(x, H, cfg.kv_heads * D, f"{p}.self_attn.v_proj")
-        q = e.op("RotaryEmbedding", q, cos, sin, pos, num_heads=cfg.heads)
-        k = e.op("RotaryEmbedding", k, cos, sin, pos, num_heads=cfg.kv_heads)
+        q = e.op("RotaryEmbedding", q, cos, sin, pos, num_heads=cfg.heads, _name=f"{p}.q_rope")
+        k = e.op("RotaryEmbedding", k, cos, sin, pos, num_heads=cfg.kv_heads, _name=f"{p}.k_rope")
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
-        h = e.op("Add", h, e.linear(y, cfg.heads * D, H, f"{p}.self_attn.o_proj"))
+        h = e.op("Add", h, e.linear(y, cfg.heads * D, H, f"{p}.self_attn.o_proj"), _name=f"{p}.attn_residual")
         x = e.op("RMSNormalization", h, e.weight(f"{p}.post_attention_layernorm.weight", base, H),
-                 epsilon=cfg.norm_eps)
+                 epsilon=cfg.norm_eps, _name=f"{p}.post_attention_layernorm")
         gate = e.linear(x, H, cfg.intermediate, f"{p}.mlp.gate_proj")
         up = e.linear(x, H, cfg.intermediate, f"{p}.mlp.up_proj")
-        act = e.op("Fused", gate, up, _body=_swiglu_body(gate.type), kind="elementwise", label="swiglu")
-        h = e.op("Add", h, e.linear(act, cfg.intermediate, H, f"{p}.mlp.down_proj"))
+        act = e.op("Fused", gate, up, _body=_swiglu_body(gate.type), kind="elementwise", label="swiglu",
+                   _name=f"{p}.mlp.swiglu")
+        h = e.op("Add", h, e.linear(act, cfg.intermediate, H, f"{p}.mlp.down_proj"), _name=f"{p}.mlp_residual")
     e.layer = None
-    h = e.op("RMSNormalization", h, e.weight("norm.weight", base, H), epsilon=cfg.norm_eps)
+    h = e.op("RMSNormalization", h, e.weight("norm.weight", base, H), epsilon=cfg.norm_eps, _name="norm")
     h = _last_position(e, h)
     logits = e.linear(h, H, cfg.vocab, "lm_head")
     return logits, presents
