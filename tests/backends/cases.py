@@ -276,3 +276,84 @@ case("shape-ops", {"x": _M}, lambda b, v: (b.Shape(v["x"]), b.Size(v["x"]), b.Co
      consts={"s": np.array(1, np.int64), "l": np.array(20, np.int64), "d": np.array(3, np.int64)})
 case("shape-runtime", {"x": _M, "n": np.array(7, np.int64)}, lambda b, v: b.Range(v["zero"], v["n"], v["one"]), {"Range"},
      consts={"zero": np.array(0, np.int64), "one": np.array(1, np.int64)})
+
+# ------------------------------------------------------------------------------------ more ops
+_UNIT = np.clip(_X * 0.4, -0.95, 0.95).astype(np.float32)
+for _op, _x in {"Asin": _UNIT, "Acos": _UNIT, "Atanh": _UNIT, "Sinh": _X, "Cosh": _X, "Asinh": _X * 3,
+                "Acosh": 1.0 + np.abs(_X) * 3}.items():
+    case(f"unary-{_op}", {"x": np.asarray(_x, np.float32)}, lambda b, v, op=_op: b.op(op, v["x"]), {_op})
+case("swish-shrink", {"x": _X * 3}, lambda b, v: (b.Swish(v["x"], alpha=1.7), b.Shrink(v["x"], lambd=0.8, bias=0.3)),
+     {"Swish", "Shrink"})
+case("swiglu", {"a": _normal(3, 37) * 3, "b": _normal(3, 37)}, lambda b, v: b.SwiGLU(v["a"], v["b"], alpha=1.2), {"SwiGLU"})
+case("bitwise-not-shift", {"a": _IA.astype(np.int32), "s": np.abs(_IB).astype(np.int32) % 40},
+     lambda b, v: (b.BitwiseNot(v["a"]), b.BitShift(v["a"], v["s"], direction="LEFT"),
+                   b.BitShift(v["a"], v["s"], direction="RIGHT")), {"BitwiseNot", "BitShift"})
+case("bitshift-u8", {"a": _rng.integers(0, 255, (4, 9)).astype(np.uint8), "s": _rng.integers(0, 10, (4, 9)).astype(np.uint8)},
+     lambda b, v: (b.BitShift(v["a"], v["s"], direction="LEFT"), b.BitShift(v["a"], v["s"], direction="RIGHT")),
+     {"BitShift"})
+case("cumprod", {"x": 1 + 0.1 * _RX}, lambda b, v: (b.CumProd(v["x"], v["ax"]), b.CumProd(v["x"], v["ax"], exclusive=1, reverse=1)),
+     {"CumProd"}, consts={"ax": np.array(1, np.int64)})
+case("topk-hardmax", {"x": np.round(_RX * 2) / 2}, lambda b, v: (*b.TopK(v["x"], v["k"], _outputs=2),
+                                                                 *b.TopK(v["x"], v["k"], axis=0, largest=0, _outputs=2),
+                                                                 b.Hardmax(v["x"])),
+     {"TopK", "Hardmax"}, consts={"k": np.array([3], np.int64)})
+case("det", {"x": _normal(2, 4, 4)}, lambda b, v: b.Det(v["x"]), {"Det"})
+_NCHW = _normal(2, 8, 3, 5)
+case("norms-nchw", {"x": _NCHW, "s": _normal(8), "c": _normal(8)},
+     lambda b, v: (b.InstanceNormalization(v["x"], v["s"], v["c"]), b.GroupNormalization(v["x"], v["s"], v["c"], num_groups=4),
+                   b.BatchNormalization(v["x"], v["s"], v["c"], v["m"], v["var"]), b.LpNormalization(v["x"], axis=1),
+                   b.LpNormalization(v["x"], p=1), b.MeanVarianceNormalization(v["x"])),
+     {"InstanceNormalization", "GroupNormalization", "BatchNormalization", "LpNormalization", "MeanVarianceNormalization"},
+     consts={"m": _normal(8), "var": np.abs(_normal(8)) + 0.5})
+case("space-depth", {"x": _normal(2, 8, 4, 6)}, lambda b, v: (b.DepthToSpace(v["x"], blocksize=2), b.DepthToSpace(v["x"], blocksize=2, mode="CRD"),
+                                                             b.SpaceToDepth(v["x"], blocksize=2)),
+     {"DepthToSpace", "SpaceToDepth"})
+case("scatter", {"d": _normal(5, 4), "u": _normal(2, 4), "ue": _normal(2, 3)},
+     lambda b, v: (b.ScatterND(v["d"], v["i"], v["u"]), b.ScatterND(v["d"], v["i"], v["u"], reduction="add"),
+                   b.ScatterElements(v["d"], v["ie"], v["ue"], axis=1), b.ScatterElements(v["d"], v["ie"], v["ue"], axis=1, reduction="max")),
+     {"ScatterND", "ScatterElements"}, consts={"i": np.array([[4], [-5]], np.int64), "ie": np.array([[0, 3, -1], [2, 1, 0]], np.int64)})
+case("tensor-scatter", {"cache": _normal(2, 2, 6, 4), "u": _normal(2, 2, 2, 4), "w": np.array([1, 5], np.int64)},
+     lambda b, v: (b.TensorScatter(v["cache"], v["u"], v["w"], mode="circular"), b.TensorScatter(v["cache"], v["u"])),
+     {"TensorScatter"})
+case("onehot-nonzero-compress", {"i": np.array([[0, 3, -1], [2, 1, 4]], np.int64), "x": np.where(_X > 0.5, _X, 0).astype(np.float32),
+                                 "c": np.array([True, False, True])},
+     lambda b, v: (b.OneHot(v["i"], v["depth"], v["vals"]), b.NonZero(v["x"]), b.Compress(v["x"], v["c"], axis=0),
+                   b.Compress(v["x"], v["c"])),
+     {"OneHot", "NonZero", "Compress"}, consts={"depth": np.array(5, np.int64), "vals": np.array([-1.0, 2.0], np.float32)})
+case("reverse-crop", {"x": _normal(5, 3, 4), "lens": np.array([5, 2, 0], np.int64)},
+     lambda b, v: (b.ReverseSequence(v["x"], v["lens"]), b.CenterCropPad(v["x"], v["shape"])),
+     {"ReverseSequence", "CenterCropPad"}, consts={"shape": np.array([3, 6, 3], np.int64)})
+case("eye-bitcast-dropout", {"x": _normal(3, 5)}, lambda b, v: (b.EyeLike(v["x"], k=1), b.EyeLike(v["x"], dtype="i32", k=-1),
+                                                                b.BitCast(v["x"], to="i32"), b.Dropout(v["x"], _outputs=2)[0]),
+     {"EyeLike", "BitCast", "Dropout"})
+case("einsum", {"a": _normal(2, 3, 4), "b": _normal(2, 4, 5)}, lambda b, v: (b.Einsum(v["a"], v["b"], equation="bij,bjk->bik"),
+                                                                           b.Einsum(v["a"], equation="bij->ji")),
+     {"Einsum"})
+_QA = _rng.integers(0, 255, (4, 6)).astype(np.uint8)
+_QB = _rng.integers(-128, 127, (6, 3)).astype(np.int8)
+case("quant-matmul", {"a": _QA, "b": _QB},
+     lambda b, v: (b.MatMulInteger(v["a"], v["b"], v["azp"], v["bzp"]),
+                   b.QLinearMatMul(v["a"], v["as"], v["azp"], v["b"], v["bs"], v["bzp"], v["ys"], v["yzp"])),
+     {"MatMulInteger", "QLinearMatMul"},
+     consts={"azp": np.array(128, np.uint8), "bzp": np.array(3, np.int8), "as": np.array(0.02, np.float32),
+             "bs": np.array(0.05, np.float32), "ys": np.array(0.3, np.float32), "yzp": np.array(10, np.uint8)})
+case("quantize", {"x": _normal(4, 6) * 3}, lambda b, v: (b.QuantizeLinear(v["x"], v["s"], v["zp"]),
+                                                         b.DequantizeLinear(b.QuantizeLinear(v["x"], v["sa"], v["zpa"], axis=1), v["sa"], v["zpa"], axis=1),
+                                                         *b.DynamicQuantizeLinear(v["x"], _outputs=3),
+                                                         b.QuantizeLinear(v["x"], v["s"], output_dtype="f8e4m3")),
+     {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"},
+     consts={"s": np.array(0.05, np.float32), "zp": np.array(3, np.int8), "sa": np.abs(_normal(6)) + 0.01,
+             "zpa": _rng.integers(0, 20, 6).astype(np.uint8)})
+case("linear-attention", {"q": _normal(2, 5, 8), "k": _normal(2, 5, 4), "v": _normal(2, 5, 6), "state": _normal(2, 2, 2, 3),
+                          "g": -np.abs(_normal(2, 5, 2)), "beta": 1 / (1 + np.exp(-_normal(2, 5, 2)))},
+     lambda b, v: (*b.LinearAttention(v["q"], v["k"], v["v"], v["state"], v["g"], v["beta"], q_num_heads=4, kv_num_heads=2,
+                                      _outputs=2),),
+     {"LinearAttention"})
+case("causal-conv", {"x": _normal(2, 4, 7), "w": _normal(4, 1, 3), "c": _normal(4), "s": _normal(2, 4, 2)},
+     lambda b, v: (*b.CausalConvWithState(v["x"], v["w"], v["c"], v["s"], activation="silu", _outputs=2),),
+     {"CausalConvWithState"})
+case("attention-window-external-cache", {"q": _normal(2, 4, 3, 8), "k": _normal(2, 2, 9, 8), "v": _normal(2, 2, 9, 8),
+                                         "n": np.array([9, 6], np.int64)},
+     lambda b, v: (b.Attention(v["q"], v["k"], v["v"], None, None, None, v["n"], is_causal=1, left_window_size=2, _outputs=1),
+                   b.Attention(v["q"], v["k"], v["v"], right_window_size=1, left_window_size=4, _outputs=1)),
+     {"Attention"})

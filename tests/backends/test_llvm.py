@@ -18,7 +18,12 @@ FALLS_BACK = {
     "cast": "Cast to f16", "argmax": "ArgMax/ArgMin", "softmax": "Softmax along a non-trailing axis",
     "cumsum": "CumSum", "rotary": "RotaryEmbedding", "gather-elements": "GatherElements", "gather-nd": "GatherND",
     "tile": "Tile", "pad": "Pad", "trilu": "Trilu",
-    "shape-runtime": "Range whose length is a run-time value",
+    "shape-runtime": "Range whose length is a run-time value", "cumprod": "CumProd", "topk-hardmax": "TopK, Hardmax",
+    "det": "Det", "norms-nchw": "Instance/Group/Batch/Lp/MeanVariance normalizations", "space-depth": "Depth/SpaceToDepth",
+    "scatter": "Scatter*", "tensor-scatter": "TensorScatter", "onehot-nonzero-compress": "OneHot, and shapes known at run time",
+    "reverse-crop": "ReverseSequence, CenterCropPad", "eye-bitcast-dropout": "BitCast", "einsum": "Einsum",
+    "quant-matmul": "MatMulInteger, QLinearMatMul", "quantize": "Quantize/DequantizeLinear",
+    "linear-attention": "LinearAttention", "causal-conv": "CausalConvWithState",
 }
 _rng = np.random.default_rng(7)
 

@@ -5,8 +5,10 @@ the keys in blocks of ``BK``: it computes the block's scores ``q·k · scale`` (
 the additive mask), takes the block maximum, rescales the running sum and the output
 accumulator by ``exp(m_old - m_new)`` and adds ``exp(s - m_new)·v`` (FlashAttention's
 recurrence). Scores never reach memory: the working set is one block of scores and one output
-row. Keys past the causal limit (or a batch's ``nonpad_kv_seqlen``) are skipped, which equals
-masking them. A row with every key masked gives zeros, as the reference does.
+row. Keys outside what a query may see — past the causal frontier, outside the sliding window,
+beyond a batch's ``nonpad_kv_seqlen`` — are skipped, which equals masking them (the query's
+position is ``i + offset``: the past length with a KV cache input, ``nonpad_kv_seqlen - q_len``
+for an external cache). A row with every key masked gives zeros, as the reference does.
 
 3-D inputs (batch, seq, heads·head_dim) are read in place through strides; grouped-query heads
 read their shared KV head. With a KV cache, ``present_key``/``present_value`` are the
@@ -64,6 +66,7 @@ class AttentionLowering(Lowering):
         self.scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
         self.softcap = float(node.attr("softcap") or 0.0)
         self.causal = bool(node.attr("is_causal"))
+        self.left, self.right = int(node.attr("left_window_size")), int(node.attr("right_window_size"))
         # element strides (b, h, s, d) of Q, of the K/V the kernel reads, and of Y
         if self.three_d:
             self.q_st = (s * hq * d, d, hq * d, 1)
@@ -91,8 +94,8 @@ class AttentionLowering(Lowering):
     # ------------------------------------------------------------------------------- code
     def emit(self, module, name):
         has_mask = self.mask_shape is not None
-        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 6)
-        Q, K, V, MASK, LEN, Y = ptrs
+        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 7)
+        Q, K, V, MASK, LEN, OFFS, Y = ptrs
         S, HQ, D, DV = self.s, self.hq, self.d, self.dv
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
@@ -108,15 +111,25 @@ class AttentionLowering(Lowering):
             bi = b.sdiv(row, const(I64, S * HQ))
             hk = b.sdiv(h, const(I64, group))
             qo = off4(self.q_st, bi, h, i)
+            # the keys this query may see: [start, limit) (causal frontier, window, padding)
+            pos = b.add(i, load(b, OFFS, bi, I64))
             limit = load(b, LEN, bi, I64)
+
+            def at_most(x, bound):
+                return b.select(b.icmp_signed("<", bound, x), bound, x)
             if self.causal:
-                c = b.add(i, const(I64, self.past + 1))
-                limit = b.select(b.icmp_signed("<", c, limit), c, limit)
+                limit = at_most(limit, b.add(pos, const(I64, 1)))
+            if self.right >= 0:
+                limit = at_most(limit, b.add(pos, const(I64, self.right + 1)))
+            start = const(I64, 0)
+            if self.left >= 0:
+                first = b.sub(pos, const(I64, self.left))
+                start = b.select(b.icmp_signed(">", first, start), first, start)
             m = Var(b, F32, const(F32, float("-inf")))
             lsum = Var(b, F32, const(F32, 0.0))
             with loop(b, 0, DV, name="z") as z:
                 acc.set(z, const(F32, 0.0))
-            with loop(b, 0, limit, step=BK, name="jb") as jb:
+            with loop(b, start, limit, step=BK, name="jb") as jb:
                 jend = b.add(jb, const(I64, BK))
                 jend = b.select(b.icmp_signed("<", jend, limit), jend, limit)
                 bm = Var(b, F32, const(F32, float("-inf")))
@@ -170,6 +183,7 @@ class AttentionLowering(Lowering):
         three_d, has_past = self.three_d, self.past_shape is not None
         mask_shape = self.mask_shape
         full = np.full(self.b, t, dtype=np.int64)
+        base_offsets = np.full(self.b, past, dtype=np.int64)
         expect = [(i, s) for i, s in enumerate(self.in_shapes) if s is not None]
         name = describe_node(node)
         dummy = np.zeros(1, np.float32)
@@ -194,10 +208,12 @@ class AttentionLowering(Lowering):
                         if three_d:
                             src = src.reshape(src.shape[0], src.shape[1], self.hkv, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
-            lengths = full
+            lengths, offsets = full, base_offsets
             if len(args) > 6 and args[6] is not None:
-                lengths = np.minimum(args[6].reshape(-1).astype(np.int64), t)
-                lengths = np.ascontiguousarray(np.broadcast_to(lengths, (self.b,)))
+                nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (self.b,)))
+                lengths = np.minimum(nonpad, t)
+                if not has_past:  # an external cache: queries are the last sq of the nonpad keys
+                    offsets = nonpad - self.s
             bias = dummy
             if mask_shape is not None:
                 m = args[3]
@@ -209,6 +225,6 @@ class AttentionLowering(Lowering):
                 bias = np.ascontiguousarray(m, dtype=np.float32)
             if rows:
                 runner.launch(kern, rows, [q.ctypes.data, kk.ctypes.data, vv.ctypes.data, bias.ctypes.data,
-                                           lengths.ctypes.data, outs[0].ctypes.data], cost)
+                                           lengths.ctypes.data, offsets.ctypes.data, outs[0].ctypes.data], cost)
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run

@@ -32,12 +32,15 @@ from .lowerings import lower
 from .memory import MemoryPlan, plan_memory
 from .parallel import Runner
 
-__all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "build_plan"]
+__all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "SHAPE_OPS", "build_plan"]
 
 log = logging.getLogger(__name__)
 
-#: ops that only re-describe a contiguous buffer (numpy returns a view: no data moves)
-VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+#: ops that only re-describe a contiguous buffer (numpy returns a view: no data moves); inference
+#: Dropout is the identity (plus a mask of ones)
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+#: ops whose result depends only on their first input's shape: folded when the shape is static
+SHAPE_OPS = frozenset({"Shape", "Size", "EyeLike"})
 
 
 @dataclass
@@ -98,11 +101,13 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
     lowered: list[tuple[Node, Lowering]] = []
     for orig, node in zip(graph.nodes, bound.nodes):
         ins = node.inputs
-        shape_only = node.op in ("Shape", "Size") and ins[0] is not None and ins[0].type.is_static
+        shape_only = node.op in SHAPE_OPS and ins[0] is not None and ins[0].type.is_static and \
+            all(v is None or id(v) in known for v in ins[1:])
         if shape_only or all(v is None or id(v) in known for v in ins):
             try:
-                args = [_shape_proxy(ins[0])] if shape_only else \
-                    [known.get(id(v)) if v is not None else None for v in ins]
+                args = [known.get(id(v)) if v is not None else None for v in ins]
+                if shape_only and args[0] is None:
+                    args[0] = _shape_proxy(ins[0])
                 outs = tuple(_contig(a) for a in folder.run_node(node, args))
             except BackendError:
                 outs = None  # fails on these values: leave it to run time, where it fails the same way

@@ -16,7 +16,7 @@ from typing import Callable
 import llvmlite.ir as ir
 
 from . import mathlib as M
-from .irutil import F32, F64, I1, I8, I16, I32, I64, call_intrinsic, const
+from .irutil import F32, F64, I1, I8, I16, I32, I64, call_intrinsic, const, intrinsic
 from .lowering import Unsupported
 
 __all__ = ["Scalar", "COMPUTE", "emit", "SUPPORTED_OPS", "load_scalar", "store_value", "constant"]
@@ -151,6 +151,10 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
         return b.select(pos, one, b.select(neg, m1, v if x.is_float else zero))
     if op == "Not":
         return b.xor(v, ir.Constant(I1, 1))
+    if op == "BitwiseNot":
+        if x.is_float or x.dt == "bool":
+            raise Unsupported(f"BitwiseNot on {x.dt}")
+        return b.xor(v, ir.Constant(v.type, -1))
     _float_only(x, op)
     if op == "Sqrt":
         return call_intrinsic(b, "sqrt", v)
@@ -166,8 +170,18 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
         return M.erf(b, v)
     if op == "Sigmoid":
         return M.sigmoid(b, v)
-    if op in ("Floor", "Ceil", "Sin", "Cos", "Tan", "Atan"):
-        return call_intrinsic(b, op.lower(), v)
+    if op in ("Floor", "Ceil", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh"):
+        return call_intrinsic(b, op.lower(), v)   # libm calls (no vector forms without a vector libm)
+    if op in ("Asinh", "Acosh", "Atanh"):
+        name = op.lower() + ("f" if v.type == F32 else "")
+        return b.call(intrinsic(b.module, name, v.type, [v.type]), [v])
+    if op == "Swish":
+        return b.fmul(v, M.sigmoid(b, b.fmul(_f(x, node.attr("alpha")), v)))
+    if op == "Shrink":
+        lambd, bias = node.attr("lambd"), node.attr("bias")
+        lo = b.fcmp_ordered("<", v, _f(x, -lambd))
+        hi = b.fcmp_ordered(">", v, _f(x, lambd))
+        return b.select(lo, b.fadd(v, _f(x, bias)), b.select(hi, b.fsub(v, _f(x, bias)), _f(x, 0.0)))
     if op == "Round":
         return call_intrinsic(b, "roundeven", v)  # half to even, like numpy
     if op == "IsNaN":
@@ -271,6 +285,11 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
     if op in ("Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"):
         cmp = {"Equal": "==", "Less": "<", "LessOrEqual": "<=", "Greater": ">", "GreaterOrEqual": ">="}[op]
         return _cmp(b, cmp, x, y)
+    if op == "SwiGLU":
+        _float_only(x, op)
+        return b.fmul(b.fmul(x.v, M.sigmoid(b, b.fmul(_f(x, node.attr("alpha")), x.v))), y.v)
+    if op == "BitShift":
+        return _bit_shift(b, node, x, y)
     if op in ("And", "BitwiseAnd"):
         return b.and_(x.v, y.v)
     if op in ("Or", "BitwiseOr"):
@@ -278,6 +297,24 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
     if op in ("Xor", "BitwiseXor"):
         return b.xor(x.v, y.v)
     raise Unsupported(op)
+
+
+def _bit_shift(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
+    """ONNX BitShift as the reference: shifts of the width or more (or negative) give 0 (-1 for a
+    negative value shifted right), never LLVM's poison."""
+    if x.is_float or x.dt == "bool":
+        raise Unsupported(f"BitShift on {x.dt}")
+    ty = x.v.type
+    width = ir.Constant(ty, ty.width)
+    bad = b.or_(b.icmp_signed("<", y.v, ir.Constant(ty, 0)) if not y.unsigned else ir.Constant(I1, 0),
+                b.icmp_unsigned(">=", y.v, width))
+    amount = b.select(bad, ir.Constant(ty, 0), y.v)
+    if node.attr("direction") == "LEFT":
+        return b.select(bad, ir.Constant(ty, 0), b.shl(x.v, amount))
+    if x.unsigned:
+        return b.select(bad, ir.Constant(ty, 0), b.lshr(x.v, amount))
+    fill = b.select(b.icmp_signed("<", x.v, ir.Constant(ty, 0)), ir.Constant(ty, -1), ir.Constant(ty, 0))
+    return b.select(bad, fill, b.ashr(x.v, amount))
 
 
 def _pow(b: ir.IRBuilder, x: Scalar, y: Scalar, exponent: float | None) -> ir.Value:
@@ -302,11 +339,11 @@ def _pow(b: ir.IRBuilder, x: Scalar, y: Scalar, exponent: float | None) -> ir.Va
 
 # ---------------------------------------------------------------------------------- dispatch
 _UNARY_OPS = {"Neg", "Abs", "Relu", "Sign", "Not", "Sqrt", "Reciprocal", "Exp", "Log", "Tanh", "Erf",
-              "Sigmoid", "Floor", "Ceil", "Sin", "Cos", "Tan", "Atan", "Round", "IsNaN", "IsInf",
-              "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "Softplus", "Softsign", "HardSigmoid",
-              "HardSwish", "Mish", "Gelu"}
+              "Sigmoid", "Floor", "Ceil", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh", "Asinh",
+              "Acosh", "Atanh", "Round", "IsNaN", "IsInf", "LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu",
+              "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Gelu", "Swish", "Shrink", "BitwiseNot"}
 _BINARY_OPS = {"Add", "Sub", "Mul", "Div", "Mod", "PRelu", "Equal", "Less", "LessOrEqual", "Greater",
-               "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor"}
+               "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "SwiGLU", "BitShift"}
 SUPPORTED_OPS = _UNARY_OPS | _BINARY_OPS | {"Pow", "Max", "Min", "Sum", "Mean", "Where", "Clip", "Cast",
                                             "CastLike", "Identity"}
 

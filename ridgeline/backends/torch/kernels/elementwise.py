@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ....ir.dtypes import dtype as to_dtype
@@ -16,7 +14,9 @@ _UNARY = {
     "Tan": torch.tan, "Atan": torch.atan, "Floor": torch.floor, "Ceil": torch.ceil,
     "Round": torch.round,  # half to even, like numpy
     "Sign": torch.sign, "Not": torch.logical_not, "IsNaN": torch.isnan, "Erf": torch.erf,
-    "Sigmoid": torch.sigmoid, "Relu": torch.relu,
+    "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Asin": torch.asin, "Acos": torch.acos, "Sinh": torch.sinh,
+    "Cosh": torch.cosh, "Asinh": torch.asinh, "Acosh": torch.acosh, "Atanh": torch.atanh,
+    "BitwiseNot": torch.bitwise_not,
 }
 
 
@@ -85,6 +85,45 @@ def mish(node, x):
     return x * torch.tanh(torch.log1p(torch.exp(x)))
 
 
+@kernel("Swish")
+def swish(node, x):
+    xf = x.double()
+    return (xf * torch.sigmoid(node.attr("alpha") * xf)).to(x.dtype)
+
+
+@kernel("SwiGLU")
+def swiglu(node, a, b):
+    a, b = same_device(a, b)
+    af = a.double()
+    return (af * torch.sigmoid(node.attr("alpha") * af) * b.double()).to(a.dtype)
+
+
+@kernel("Shrink")
+def shrink(node, x):
+    lambd, bias = node.attr("lambd"), node.attr("bias")
+    xf = x.double()
+    return torch.where(xf < -lambd, xf + bias, torch.where(xf > lambd, xf - bias, torch.zeros_like(xf))).to(x.dtype)
+
+
+@kernel("BitShift")
+def bit_shift(node, x, y):
+    x, y = same_device(x, y)
+    bits = x.element_size() * 8
+    x, y = torch.broadcast_tensors(x, y)
+    y64 = y.to(torch.int64)
+    out_of_range = (y64 < 0) | (y64 >= bits)
+    amount = torch.where(out_of_range, torch.zeros_like(y64), y64)
+    # unsigned types shift logically: work in int64 where every u8..u32 value is non-negative
+    wide = x.to(torch.int64) if x.dtype in (torch.uint8, torch.uint16, torch.uint32) else x
+    if node.attr("direction") == "LEFT":
+        out = torch.bitwise_left_shift(wide, amount.to(wide.dtype))
+        fill = torch.zeros_like(wide)
+    else:
+        out = torch.bitwise_right_shift(wide, amount.to(wide.dtype))
+        fill = torch.where(wide < 0, -torch.ones_like(wide), torch.zeros_like(wide))
+    return torch.where(out_of_range, fill, out).to(x.dtype)
+
+
 @kernel("Gelu")
 def gelu(node, x):
     return torch.nn.functional.gelu(x, approximate="tanh" if node.attr("approximate") == "tanh" else "none")
@@ -120,10 +159,14 @@ def mod(node, a, b):
 
 @kernel("Pow")
 def power(node, x, y):
+    """x ** y in X's type: integer powers exactly, everything else computed in float64."""
     x, y = same_device(x, y)
-    if not x.dtype.is_floating_point:
-        return torch.pow(x.double(), y.double()).to(x.dtype)
-    return torch.pow(x, y.to(x.dtype))
+    if not x.dtype.is_floating_point and not y.dtype.is_floating_point:
+        base, exp = torch.broadcast_tensors(x.to(torch.int64), y.to(torch.int64))
+        exact = torch.pow(base, torch.clamp(exp, min=0))
+        neg = torch.trunc(torch.pow(base.double(), exp.double())).to(torch.int64)
+        return torch.where(exp >= 0, exact, neg).to(x.dtype)
+    return torch.pow(x.double(), y.double()).to(x.dtype)
 
 
 @kernel("PRelu")
@@ -190,19 +233,16 @@ def _names():
 
 
 def _cast(x: torch.Tensor, to: str, saturate: int) -> torch.Tensor:
-    """ONNX Cast as the reference does it: fp8 saturates to its finite range when ``saturate``."""
+    """ONNX Cast as the reference does it: a plain conversion, except that with ``saturate`` a
+    float8 target clamps to its finite range (infinities included) while NaN stays NaN."""
     want = torch_dtype(to)
     if want in (torch.float8_e4m3fn, torch.float8_e5m2):
-        xf = x.float()
+        xf = x.float() if x.dtype != torch.float64 else x
         if saturate:
             big = torch.finfo(want).max
-            clipped = torch.clamp(xf, -big, big)
-            keep = torch.isnan(xf) | (torch.isinf(xf) & (want == torch.float8_e5m2))
-            xf = torch.where(keep, xf, clipped)
+            xf = torch.clamp(xf, -big, big)
         return xf.to(want)
     if x.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
         x = x.float()
     return x.to(want)
 
-
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)

@@ -137,3 +137,137 @@ def pad(node, x, pads, value=None, axes=None):
 def trilu(node, x, k=None):
     k = ints(k)[0] if k is not None else 0
     return torch.triu(x, k) if node.attr("upper") else torch.tril(x, k)
+
+
+_REDUCE = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+
+
+@kernel("ScatterND")
+def scatter_nd(node, data, indices, updates):
+    data, indices, updates = same_device(data, indices, updates)
+    k = indices.shape[-1]
+    lead = tuple(data.shape[:k])
+    idx = indices.to(torch.int64).reshape(-1, k)
+    flat = torch.zeros(idx.shape[0], dtype=torch.int64, device=data.device)
+    for j in range(k):  # row-major linear index over the first k dims, negatives counted from the end
+        col = idx[:, j]
+        flat = flat * lead[j] + torch.where(col < 0, col + lead[j], col)
+    out = data.clone()
+    rows = out.reshape((-1,) + tuple(data.shape[k:]))
+    ups = updates.reshape((-1,) + tuple(data.shape[k:]))
+    red = node.attr("reduction")
+    if red == "none":
+        rows[flat] = ups
+    elif red == "add":
+        rows.index_add_(0, flat, ups)
+    else:
+        rows.index_reduce_(0, flat, ups, _REDUCE[red], include_self=True)
+    return out
+
+
+@kernel("ScatterElements")
+def scatter_elements(node, data, indices, updates):
+    data, indices, updates = same_device(data, indices, updates)
+    axis = node.attr("axis") % data.dim()
+    idx = _wrap(indices, data.shape[axis])
+    red = node.attr("reduction")
+    out = data.clone()
+    if red == "none":
+        return out.scatter_(axis, idx, updates)
+    return out.scatter_reduce_(axis, idx, updates, _REDUCE[red], include_self=True)
+
+
+@kernel("TensorScatter")
+def tensor_scatter(node, past, update, write_indices=None):
+    past, update, write_indices = same_device(past, update, write_indices)
+    axis = node.attr("axis") % past.dim()
+    out = past.clone()
+    o, u = torch.movedim(out, axis, 1), torch.movedim(update, axis, 1)  # views: writes land in `out`
+    seq, cap = u.shape[1], o.shape[1]
+    starts = [0] * past.shape[0] if write_indices is None else ints(write_indices)
+    for b in range(past.shape[0]):
+        pos = starts[b] + torch.arange(seq, device=past.device)
+        if node.attr("mode") == "circular":
+            pos = pos % cap
+        o[b, pos] = u[b]
+    return out
+
+
+@kernel("OneHot")
+def one_hot(node, indices, depth, values):
+    indices, values = same_device(indices, values)
+    d = ints(depth)[0]
+    axis = node.attr("axis") % (indices.dim() + 1)
+    idx = indices.to(torch.int64)
+    idx = torch.where(idx < 0, idx + d, idx)
+    shape = [-1 if i == axis else 1 for i in range(indices.dim() + 1)]
+    hot = idx.unsqueeze(axis) == torch.arange(d, device=indices.device).reshape(shape)
+    return torch.where(hot, values[1], values[0])
+
+
+@kernel("NonZero")
+def non_zero(node, x):
+    if x.dim() == 0:
+        return torch.zeros((0, int(bool(x))), dtype=torch.int64, device=x.device)
+    return torch.nonzero(x).T.contiguous().to(torch.int64)
+
+
+@kernel("Compress")
+def compress(node, x, condition):
+    x, condition = same_device(x, condition)
+    axis = node.attr("axis")
+    keep = torch.nonzero(condition.reshape(-1).to(torch.bool)).reshape(-1)
+    if axis is None:
+        flat = x.reshape(-1)
+        return flat[keep[keep < flat.numel()]]
+    axis = axis % x.dim()
+    return x.index_select(axis, keep[keep < x.shape[axis]])
+
+
+@kernel("DepthToSpace")
+def depth_to_space(node, x):
+    b, (n, c, h, w) = node.attr("blocksize"), x.shape
+    if node.attr("mode") == "DCR":
+        t = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(n, c // (b * b), b, b, h, w).permute(0, 1, 4, 2, 5, 3)
+    return t.reshape(n, c // (b * b), h * b, w * b)
+
+
+@kernel("SpaceToDepth")
+def space_to_depth(node, x):
+    b, (n, c, h, w) = node.attr("blocksize"), x.shape
+    t = x.reshape(n, c, h // b, b, w // b, b)
+    t = t.permute(0, 3, 5, 1, 2, 4) if node.attr("mode") == "DCR" else t.permute(0, 1, 3, 5, 2, 4)
+    return t.reshape(n, c * b * b, h // b, w // b)
+
+
+@kernel("ReverseSequence")
+def reverse_sequence(node, x, lens):
+    batch_axis, time_axis = node.attr("batch_axis"), node.attr("time_axis")
+    out = x.clone()
+    for i, n in enumerate(ints(lens)):
+        src = [slice(None)] * x.dim()
+        src[batch_axis], src[time_axis] = i, slice(0, n)
+        part = x[tuple(src)]
+        out[tuple(src)] = torch.flip(part, [time_axis - (1 if batch_axis < time_axis else 0)])
+    return out
+
+
+@kernel("CenterCropPad")
+def center_crop_pad(node, x, shape):
+    axes = node.attr("axes")
+    axes = range(x.dim()) if axes is None else [a % x.dim() for a in axes]
+    out = x
+    for a, t in zip(axes, ints(shape)):
+        d = out.shape[a]
+        if d > t:
+            out = out.narrow(a, (d - t) // 2, t)
+        elif d < t:
+            before = (t - d) // 2
+            shape_ = list(out.shape)
+            shape_[a] = t
+            padded = torch.zeros(shape_, dtype=out.dtype, device=out.device)
+            padded.narrow(a, before, d).copy_(out)
+            out = padded
+    return out

@@ -50,12 +50,16 @@ def reduce(node, x, axes=None):
     if x.numel() == 0 and node.op in ("ReduceMax", "ReduceMin"):
         shape = [1 if i in ax else d for i, d in enumerate(x.shape)] if keep else \
             [d for i, d in enumerate(x.shape) if i not in ax]
-        if x.dtype.is_floating_point:
+        if x.dtype == torch.bool:
+            fill = node.op == "ReduceMin"  # the identities of any() and all()
+        elif x.dtype.is_floating_point:
             fill = float("-inf") if node.op == "ReduceMax" else float("inf")
         else:
             info = torch.iinfo(x.dtype)
             fill = info.min if node.op == "ReduceMax" else info.max
         return torch.full(shape, fill, dtype=x.dtype, device=x.device)
+    if x.dtype == torch.bool:
+        return _REDUCE[node.op](x.to(torch.uint8), ax, keep).to(torch.bool)
     if node.op == "ReduceMean" and not x.dtype.is_floating_point:
         return torch.mean(x.double(), dim=ax, keepdim=keep).to(x.dtype)
     return _REDUCE[node.op](x, ax, keep).to(x.dtype)
@@ -93,12 +97,51 @@ def log_softmax(node, x):
     return s - torch.log(torch.sum(torch.exp(s), dim=axis, keepdim=True))
 
 
-@kernel("CumSum")
-def cumsum(node, x, axis):
+def _scan(node, x, axis, fn, identity):
+    """Inclusive or exclusive (shifted by one from the identity), forward or reversed, in X's type."""
     axis = ints(axis)[0] % x.dim()
     y = torch.flip(x, [axis]) if node.attr("reverse") else x
-    out = torch.cumsum(y, dim=axis)
+    out = fn(y, dim=axis, dtype=x.dtype)
     if node.attr("exclusive"):
-        out = out - y
-    out = torch.flip(out, [axis]) if node.attr("reverse") else out
-    return out.to(x.dtype)
+        first = torch.full_like(out.narrow(axis, 0, 1), identity)
+        out = torch.cat([first, out.narrow(axis, 0, out.shape[axis] - 1)], dim=axis)
+    return torch.flip(out, [axis]) if node.attr("reverse") else out
+
+
+@kernel("CumSum")
+def cumsum(node, x, axis):
+    return _scan(node, x, axis, torch.cumsum, 0)
+
+
+@kernel("CumProd")
+def cumprod(node, x, axis):
+    return _scan(node, x, axis, torch.cumprod, 1)
+
+
+@kernel("TopK")
+def topk(node, x, k):
+    axis = node.attr("axis") % x.dim()
+    k = ints(k)[0]
+    if node.attr("largest"):
+        # stable ascending sort of the reversed axis, read backwards: descending values, equal
+        # values in increasing index order (the reference's tie rule)
+        rev = torch.argsort(torch.flip(x, [axis]), dim=axis, stable=True)
+        order = x.shape[axis] - 1 - torch.flip(rev, [axis])
+    else:
+        order = torch.argsort(x, dim=axis, stable=True)
+    idx = order.narrow(axis, 0, k)
+    return torch.gather(x, axis, idx), idx.to(torch.int64)
+
+
+@kernel("Hardmax")
+def hardmax(node, x):
+    axis = node.attr("axis") % x.dim()
+    y = torch.zeros_like(x)
+    if x.numel():
+        y.scatter_(axis, torch.argmax(x, dim=axis, keepdim=True), 1)
+    return y
+
+
+@kernel("Det")
+def det(node, x):
+    return torch.linalg.det(x.double()).to(x.dtype)

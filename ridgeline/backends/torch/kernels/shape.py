@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..convert import to_torch
+from ..convert import to_torch, torch_dtype
 from . import ints, kernel
 
 
@@ -28,7 +28,28 @@ def constant_of_shape(node, shape):
 
 @kernel("Range")
 def range_(node, start, limit, delta):
-    s, l, d = (t.reshape(()).item() for t in (start, limit, delta))
-    n = max(int(math.ceil((l - s) / d)), 0)
-    return (s + torch.arange(n, dtype=torch.float64 if start.dtype.is_floating_point else torch.int64,
-                             device=start.device) * d).to(start.dtype)
+    dt = start.dtype
+    if not dt.is_floating_point:
+        s, l, d = (int(t.reshape(()).item()) for t in (start, limit, delta))
+        n = max(-(-(l - s) // d), 0)
+        return (s + torch.arange(n, dtype=torch.int64, device=start.device) * d).to(dt)
+    # f16/bf16 accumulate in the stash type (opset 27); f32/f64 in their own type
+    work = dt if dt in (torch.float32, torch.float64) else (torch.float64 if node.attr("stash_type") == 11 else torch.float32)
+    s, l, d = (t.reshape(()).to(work) for t in (start, limit, delta))
+    n = max(int(math.ceil((float(l) - float(s)) / float(d))), 0)
+    return torch.arange(s.item(), l.item(), d.item(), dtype=work, device=start.device)[:n].to(dt)
+
+
+@kernel("EyeLike")
+def eye_like(node, x):
+    name = node.attr("dtype")
+    dt = torch_dtype(name) if name else x.dtype
+    rows, cols, k = x.shape[0], x.shape[1], node.attr("k")
+    i = torch.arange(rows, device=x.device)[:, None]
+    j = torch.arange(cols, device=x.device)[None, :]
+    return (j - i == k).to(dt)
+
+
+@kernel("BitCast")
+def bit_cast(node, x):
+    return x.contiguous().view(torch_dtype(node.attr("to")))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from . import ints, kernel
 
 
@@ -42,3 +44,12 @@ def unsqueeze(node, x, axes):
 @kernel("Identity")
 def identity(node, x):
     return x
+
+
+@kernel("Dropout")
+def dropout(node, x, ratio=None, training_mode=None):
+    if training_mode is not None and bool(training_mode.reshape(())) and \
+            not (ratio is not None and float(ratio.float().reshape(())) == 0.0):
+        from ....ir.errors import BackendError
+        raise BackendError("training-mode Dropout is random and not supported (ridgeline is inference-only)")
+    return (x, torch.ones(x.shape, dtype=torch.bool, device=x.device))[:len(node.outputs)]
