@@ -234,10 +234,15 @@ case("attention-3d-boolmask-softcap", {"q": _normal(2, 3, 12), "k": _normal(2, 9
      {"Attention"})
 _COS = np.cos(np.arange(16 * 4).reshape(16, 4) / 7).astype(np.float32)
 _SIN = np.sin(np.arange(16 * 4).reshape(16, 4) / 7).astype(np.float32)
-case("rotary", {"x": _normal(2, 3, 5, 8), "pos": np.tile(np.arange(5), (2, 1)).astype(np.int64)},
+case("rotary", {"x": _normal(2, 3, 5, 8), "pos": np.array([[0, 1, 2, 3, 4], [7, 9, 2, 15, 0]], np.int64),
+                "x3": _normal(2, 5, 36)},
      lambda b, v: (b.RotaryEmbedding(v["x"], v["cos"], v["sin"], v["pos"]),
-                   b.RotaryEmbedding(v["x"], v["cos"], v["sin"], v["pos"], interleaved=1)),
+                   b.RotaryEmbedding(v["x"], v["cos"], v["sin"], v["pos"], interleaved=1),
+                   b.RotaryEmbedding(v["x3"], v["cos"], v["sin"], v["pos"], num_heads=3, rotary_embedding_dim=8,
+                                     interleaved=1)),
      {"RotaryEmbedding"}, consts={"cos": _COS, "sin": _SIN})
+case("rotary-no-positions", {"x": _normal(2, 3, 5, 8), "cos": _normal(2, 5, 4), "sin": _normal(2, 5, 4)},
+     lambda b, v: b.RotaryEmbedding(v["x"], v["cos"], v["sin"]), {"RotaryEmbedding"})
 
 # ------------------------------------------------------------------------------------ movement and views
 _M = _normal(2, 3, 37)
@@ -253,8 +258,9 @@ case("gather", {"x": _normal(11, 37), "i": np.array([[3, -1, 0], [10, 2, 2]], np
      lambda b, v: (b.Gather(v["x"], v["i"]), b.Gather(v["x"], v["i"], axis=1)), {"Gather"})
 case("gather-elements", {"x": _normal(4, 5), "i": _rng.integers(-5, 5, (4, 3)).astype(np.int64)},
      lambda b, v: b.GatherElements(v["x"], v["i"], axis=1), {"GatherElements"})
-case("gather-nd", {"x": _normal(3, 4, 5), "i": _rng.integers(0, 3, (2, 2)).astype(np.int64)},
-     lambda b, v: b.GatherND(v["x"], v["i"]), {"GatherND"})
+case("gather-nd", {"x": _normal(3, 4, 5), "i": _rng.integers(-3, 3, (2, 2)).astype(np.int64),
+                   "ib": _rng.integers(0, 4, (3, 2, 1)).astype(np.int64)},
+     lambda b, v: (b.GatherND(v["x"], v["i"]), b.GatherND(v["x"], v["ib"], batch_dims=1)), {"GatherND"})
 case("expand", {"x": _normal(3, 1)}, lambda b, v: b.Expand(v["x"], v["shape"]), {"Expand"},
      consts={"shape": np.array([2, 1, 37], np.int64)})
 case("tile", {"x": _normal(2, 3)}, lambda b, v: b.Tile(v["x"], v["reps"]), {"Tile"}, consts={"reps": np.array([2, 3], np.int64)})

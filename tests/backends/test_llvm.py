@@ -16,7 +16,7 @@ from ridgeline.ir.errors import BackendError  # noqa: E402
 # cases with an op the llvm backend leaves to numpy (and why); every other case must run natively
 FALLS_BACK = {
     "cast": "Cast to f16", "argmax": "ArgMax/ArgMin", "softmax": "Softmax along a non-trailing axis",
-    "cumsum": "CumSum", "rotary": "RotaryEmbedding", "gather-elements": "GatherElements", "gather-nd": "GatherND",
+    "cumsum": "CumSum", "gather-elements": "GatherElements",
     "tile": "Tile", "pad": "Pad", "trilu": "Trilu",
     "shape-runtime": "Range whose length is a run-time value", "cumprod": "CumProd", "topk-hardmax": "TopK, Hardmax",
     "det": "Det", "norms-nchw": "Instance/Group/Batch/Lp/MeanVariance normalizations", "space-depth": "Depth/SpaceToDepth",

@@ -68,7 +68,8 @@ class LLVMBackend:
 
     name = "llvm"
     kind = "execute"
-    default_pipeline = ""
+    #: the fusions give it whole kernels: attention, norms, GELU, matmul epilogues, elementwise chains
+    default_pipeline = "default"
     description = "JIT-compiles fused kernels for the host CPU with llvmlite"
 
     def supports(self, node: Node) -> bool:

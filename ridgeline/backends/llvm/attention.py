@@ -26,9 +26,10 @@ from ...ir import Node
 from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
+from ...ir.errors import BackendError
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 
-__all__ = ["AttentionLowering"]
+__all__ = ["AttentionLowering", "RotaryLowering"]
 
 BK = 64   # keys per block: a block of scores stays in registers / L1
 
@@ -227,4 +228,85 @@ class AttentionLowering(Lowering):
                 runner.launch(kern, rows, [q.ctypes.data, kk.ctypes.data, vv.ctypes.data, bias.ctypes.data,
                                            lengths.ctypes.data, offsets.ctypes.data, outs[0].ctypes.data], cost)
             return outs + tuple(np.empty(s, np.float32) for s in unused)
+        return run
+
+
+class RotaryLowering(Lowering):
+    """RotaryEmbedding: each (batch, position, head) row rotates its channel pairs by the angles of
+    its position — one pass over X, the cos/sin rows read from their (cached) tables."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        if any(v is not None and v.type.dtype.name not in ("f32", "i64") for v in node.inputs):
+            raise Unsupported("rotary kernels take f32")
+        x, cs = in_shapes[0], in_shapes[1]
+        if x is None or cs is None:
+            raise Unsupported("unknown shape")
+        self.has_pos = len(node.inputs) > 3 and node.inputs[3] is not None
+        if len(x) == 4:
+            b, h, s, d = x
+            self.st = (h * s * d, s * d, d)     # strides of (b, h, s)
+        else:
+            h = node.attr("num_heads")
+            b, s, d = x[0], x[1], x[2] // h
+            self.st = (s * h * d, d, h * d)
+        self.b, self.h, self.s, self.d = b, h, s, d
+        self.rot = node.attr("rotary_embedding_dim") or d
+        self.half = self.rot // 2
+        self.interleaved = bool(node.attr("interleaved"))
+        self.cache_rows = cs[0] if self.has_pos else None
+        if cs[-1] != self.half:
+            raise Unsupported("cos/sin caches of another width than rotary_dim / 2")
+        self.in_shapes = [tuple(v) if v is not None else None for v in in_shapes]
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.cost = 6.0 * math.prod(self.out_shape) * 4
+
+    def emit(self, module, name):
+        fn, b, lo, hi, (X, COS, SIN, POS, Y) = kernel_function(module, name("main"), 5)
+        S, H, D, half = self.s, self.h, self.d, self.half
+        with loop(b, lo, hi, name="row") as row:   # rows ordered (b, s, h)
+            hh = b.srem(row, const(I64, H))
+            ss = b.srem(b.sdiv(row, const(I64, H)), const(I64, S))
+            bb = b.sdiv(row, const(I64, H * S))
+            base = b.add(b.add(b.mul(bb, const(I64, self.st[0])), b.mul(hh, const(I64, self.st[1]))),
+                         b.mul(ss, const(I64, self.st[2])))
+            bs = b.add(b.mul(bb, const(I64, S)), ss)
+            crow = load(b, POS, bs, I64) if self.has_pos else bs
+            cbase = b.mul(crow, const(I64, half))
+            with loop(b, 0, half, name="i") as i:
+                c = load(b, COS, b.add(cbase, i), F32)
+                sn = load(b, SIN, b.add(cbase, i), F32)
+                if self.interleaved:
+                    i1 = b.mul(i, const(I64, 2))
+                    i2 = b.add(i1, const(I64, 1))
+                else:
+                    i1, i2 = i, b.add(i, const(I64, half))
+                x1 = load(b, X, b.add(base, i1), F32)
+                x2 = load(b, X, b.add(base, i2), F32)
+                store(b, b.fsub(b.fmul(c, x1), b.fmul(sn, x2)), Y, b.add(base, i1))
+                store(b, b.fadd(b.fmul(sn, x1), b.fmul(c, x2)), Y, b.add(base, i2))
+            with loop(b, self.rot, D, name="p") as p:   # channels past the rotary dim pass through
+                store(b, load(b, X, b.add(base, p), F32), Y, b.add(base, p))
+        b.ret_void()
+
+    def bind(self, fn, runner):
+        kern = fn("main")
+        rows, cost = self.b * self.s * self.h, self.cost
+        shape = self.out_shape
+        expect = [(i, s) for i, s in enumerate(self.in_shapes) if s is not None]
+        name = describe_node(self.node)
+        has_pos, cache_rows = self.has_pos, self.cache_rows
+        dummy = np.zeros(1, np.int64)
+
+        def run(args, outs):
+            (out,) = outputs(outs, [shape], [np.float32])
+            check_inputs(name, args, expect)
+            pos = args[3] if has_pos else dummy
+            if has_pos and pos.size and (int(pos.min()) < 0 or int(pos.max()) >= cache_rows):
+                raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
+                                   f"the cos/sin caches have {cache_rows} rows")
+            if out.size:
+                runner.launch(kern, rows, [args[0].ctypes.data, args[1].ctypes.data, args[2].ctypes.data,
+                                           pos.ctypes.data, out.ctypes.data], cost)
+            return (out,)
         return run

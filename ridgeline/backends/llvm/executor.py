@@ -131,19 +131,16 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
             continue
         except Unsupported as e:
             reason = str(e)
-        if node.op == "Fused" and node.body is not None:
-            body_shapes = {p.name: s for p, s in zip(node.body.inputs, in_shapes)}
-            if all(s is not None for s in body_shapes.values()):
-                sub = LLVMInterpreter(orig.body, runner=runner, options=options, strict=strict)
-                try:
-                    sub.prepare(body_shapes)
-                except BackendError as e:
-                    raise BackendError(f"{e} (in the body of {describe(orig)})") from None
-                if not sub.plan.fallbacks or not strict:
-                    plan.subplans[orig] = sub
-                    plan.kinds[orig] = "fused-body"
-                    continue
-                reason = "its body has ops without kernels: " + ", ".join(sorted({n.op for n in sub.plan.fallbacks}))
+        if node.op == "Fused" and node.body is not None and all(s is not None for s in in_shapes):
+            sub = LLVMInterpreter(_specialized_body(node, in_shapes), runner=runner, options=options, strict=strict)
+            try:
+                sub.prepare({p.name: s for p, s in zip(sub.graph.inputs, in_shapes)})
+            except BackendError as e:
+                raise BackendError(f"{e} (in the body of {describe(orig)})") from None
+            if not sub.plan.fallbacks or not strict:
+                plan.subplans[orig] = sub
+                plan.kinds[orig] = "fused-body"
+                continue
         plan.fallbacks[orig] = reason
     if strict and plan.fallbacks:
         ops: dict[str, int] = {}
@@ -168,6 +165,17 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
     return plan
 
 
+def _specialized_body(node: Node, in_shapes) -> Graph:
+    """A copy of a Fused node's body typed for these input shapes (its dims may be expressions
+    such as ``batch*seq`` that binding names cannot reach; inference from the inputs can)."""
+    from ...ir import TensorType, refine_types
+    body = node.body.copy()
+    for p, shape in zip(body.inputs, in_shapes):
+        p.type = TensorType(p.type.dtype, tuple(shape))
+    refine_types(body)
+    return body
+
+
 def _shape_proxy(v) -> np.ndarray:
     """A zero-byte array with ``v``'s shape, so that Shape/Size fold without data."""
     return np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=tuple(v.type.shape),
@@ -179,8 +187,13 @@ def _contig(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
+#: every function compiled in this process, by symbol (a hash of its IR): plans that need a kernel
+#: another plan already has (another graph, another shape signature of the same layer) reuse it
+_COMPILED: dict[str, CompiledModule] = {}
+
+
 def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -> None:
-    """Emit every lowering into one module (identical functions once), compile, bind."""
+    """Emit every lowering, compile the functions not compiled before in one module, bind."""
     defs: dict[str, str] = {}       # final symbol -> definition text
     decls: dict[str, str] = {}      # declaration lines (intrinsics, libm)
     names: list[dict[str, tuple[str, int]]] = []
@@ -195,9 +208,9 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
         for n, placeholder in local.items():
             fn = m.globals[placeholder]
             text = str(fn)
-            digest = hashlib.sha1(text.encode()).hexdigest()[:16]
-            final = f"k{digest}"
-            defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
+            final = "k" + hashlib.sha1(text.encode()).hexdigest()[:16]
+            if final not in _COMPILED:
+                defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
             mine[n] = (final, len(fn.args) - 2)
         names.append(mine)
     if defs:
@@ -205,13 +218,18 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
         module = compile_ir(finalize_text(text))
         plan.modules.append(module)
         plan.n_functions = len(defs)
+        for final in defs:
+            _COMPILED[final] = module
     fns: dict[str, Any] = {}
     for (orig, lw), mine in zip(lowered, names):
         def get(local: str, mine=mine):
             final, n_ptrs = mine[local]
             f = fns.get(final)
             if f is None:
-                f = fns[final] = cfunc(plan.modules[-1].address(final), n_ptrs)
+                module = _COMPILED[final]
+                if module not in plan.modules:
+                    plan.modules.append(module)   # keep the code alive as long as this plan
+                f = fns[final] = cfunc(module.address(final), n_ptrs)
             return f
         plan.kernels[orig] = lw.bind(get, runner)
 

@@ -9,9 +9,9 @@ import numpy as np
 from ...ir import Node
 from .elementwise import ElementwiseLowering, is_elementwise
 from .lowering import Lowering, Unsupported
-from .attention import AttentionLowering
+from .attention import AttentionLowering, RotaryLowering
 from .gemm import lower_matmul
-from .movement import CopyLowering, GatherLowering
+from .movement import CopyLowering, GatherLowering, GatherNDLowering
 from .reduction import NormLowering, ReduceLowering, SoftmaxLowering
 
 __all__ = ["lower"]
@@ -37,4 +37,8 @@ def lower(node: Node, in_shapes: Sequence[tuple[int, ...] | None], known: Mappin
         return AttentionLowering(node, in_shapes, known)
     if op == "Gather":
         return GatherLowering(node, in_shapes, known)
+    if op == "GatherND":
+        return GatherNDLowering(node, in_shapes, known)
+    if op == "RotaryEmbedding":
+        return RotaryLowering(node, in_shapes, known)
     raise Unsupported(f"{node.op} has no llvm kernel")

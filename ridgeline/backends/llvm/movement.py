@@ -23,7 +23,7 @@ from .elementwise import describe_node
 from .irutil import I64, const, kernel_function, load, loop, store
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs
 
-__all__ = ["CopyLowering", "GatherLowering"]
+__all__ = ["CopyLowering", "GatherLowering", "GatherNDLowering"]
 
 _INT = {1: ir.IntType(8), 2: ir.IntType(16), 4: ir.IntType(32), 8: ir.IntType(64)}
 
@@ -218,5 +218,67 @@ class GatherLowering(Lowering):
                                    f"(indices span {int(idx.min())}..{int(idx.max())})")
             if out.size:
                 runner.launch(kern, extent, [args[0].ctypes.data, idx.ctypes.data, out.ctypes.data], cost)
+            return (out,)
+        return run
+
+
+class GatherNDLowering(Lowering):
+    """GatherND: each index tuple selects a contiguous slice, copied; indices checked first."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        data, idx = in_shapes[0], in_shapes[1]
+        if data is None or idx is None:
+            raise Unsupported("unknown shape")
+        item = node.inputs[0].type.dtype.np_dtype.itemsize
+        if item not in _INT:
+            raise Unsupported(f"elements of {item} bytes")
+        self.ty = _INT[item]
+        b = node.attr("batch_dims")
+        k = idx[-1]
+        self.b, self.k = b, k
+        self.nb = math.prod(data[:b])
+        self.per = math.prod(idx[b:-1]) if len(idx) > b + 1 else 1   # index tuples per batch entry
+        self.inner = math.prod(data[b + k:])
+        self.dims = tuple(data[b:b + k])
+        st = contiguous_strides(data[b:]) if len(data) > b else ()
+        self.strides = tuple(st[:k])
+        self.batch_stride = math.prod(data[b:])
+        self.data_shape, self.idx_shape = tuple(data), tuple(idx)
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_dtype = node.outputs[0].type.dtype.np_dtype
+        self.cost = 2.0 * math.prod(self.out_shape) * item
+
+    def emit(self, module, name):
+        ty, k = self.ty, self.k
+        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
+        with loop(b, lo, hi, name="r") as r:   # (batch entry, index tuple), flattened
+            n = b.sdiv(r, const(I64, self.per))
+            src = b.mul(n, const(I64, self.batch_stride))
+            for j in range(k):
+                raw = load(b, idx, b.add(b.mul(r, const(I64, k)), const(I64, j)), I64)
+                v = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dims[j])), raw)
+                src = b.add(src, b.mul(v, const(I64, self.strides[j])))
+            dst = b.mul(r, const(I64, self.inner))
+            with loop(b, 0, self.inner, name="c") as c:
+                store(b, load(b, data, b.add(src, c), ty), out, b.add(dst, c))
+        b.ret_void()
+
+    def bind(self, fn, runner):
+        kern = fn("main")
+        rows, cost = self.nb * self.per, self.cost
+        dims = np.array(self.dims, dtype=np.int64)
+        out_shape, out_dtype = self.out_shape, self.out_dtype
+        expect = [(0, self.data_shape), (1, self.idx_shape)]
+        name = describe_node(self.node)
+
+        def run(args, outs):
+            (out,) = outputs(outs, [out_shape], [out_dtype])
+            check_inputs(name, args, expect)
+            idx = args[1]
+            if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
+                raise BackendError(f"{name}: an index tuple is out of range for dims {dims.tolist()}")
+            if out.size:
+                runner.launch(kern, rows, [args[0].ctypes.data, idx.ctypes.data, out.ctypes.data], cost)
             return (out,)
         return run
