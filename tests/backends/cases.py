@@ -363,3 +363,16 @@ case("attention-window-external-cache", {"q": _normal(2, 4, 3, 8), "k": _normal(
      lambda b, v: (b.Attention(v["q"], v["k"], v["v"], None, None, None, v["n"], is_causal=1, left_window_size=2, _outputs=1),
                    b.Attention(v["q"], v["k"], v["v"], right_window_size=1, left_window_size=4, _outputs=1)),
      {"Attention"})
+
+
+def _epilogue(b, p):
+    y = b.Add(b.MatMul(p[0], p[1]), p[2])
+    return b.Add(b.Gelu(y, approximate="tanh"), p[3])
+
+
+case("matmul-epilogue", {"x": _normal(2, 9, 37), "w": _normal(37, 45), "bias": _normal(45), "res": _normal(2, 9, 45)},
+     lambda b, v: fused(b.graph, [v["x"], v["w"], v["bias"], v["res"]], _epilogue, kind="matmul-epilogue"), {"Fused"})
+case("matmul-epilogue-decode", {"x": _normal(1, 1, 37), "w": _normal(37, 70), "g": _normal(1, 1, 70)},
+     lambda b, v: fused(b.graph, [v["x"], v["w"], v["g"]],
+                        lambda bb, p: bb.Mul(bb.Sigmoid(bb.MatMul(p[0], p[1])), bb.Mul(p[2], bb.constant(np.float32(0.5)))),
+                        kind="matmul-epilogue"), {"Fused"})

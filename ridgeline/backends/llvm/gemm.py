@@ -89,14 +89,120 @@ class BlasLowering(Lowering):
         return run_gemm
 
 
+class Epilogue:
+    """The elementwise tail of a ``Fused`` matmul-epilogue node, applied to the accumulators in
+    registers when the last K slice is stored: the MatMul's result never goes to memory.
+
+    Operands other than the product (a bias, a residual, a gate) are read as vectors at the tile's
+    position through strides over the (M, N) output — 0 along a broadcast dim.
+    """
+
+    def __init__(self, node: Node, in_shapes, known, out_shape):
+        from .scalar_ops import SUPPORTED_OPS
+        body = node.body
+        mms = [n for n in body if n.op == "MatMul"]
+        if len(mms) != 1:
+            raise Unsupported("an epilogue body without exactly one MatMul")
+        self.mm = mms[0]
+        params = {id(p): i for i, p in enumerate(body.inputs)}
+        if any(v is None or id(v) not in params for v in self.mm.inputs):
+            raise Unsupported("a MatMul inside the body that reads computed values")
+        self.a_idx, self.b_idx = (params[id(v)] for v in self.mm.inputs)
+        self.nodes = [n for n in body if n is not self.mm]
+        self.result = body.outputs[0] if body.outputs else None
+        for n in self.nodes:
+            if n.op not in SUPPORTED_OPS or any(v.type.dtype.name not in ("f32", "bool") for v in n.outputs):
+                raise Unsupported(f"{n.op} in a matmul epilogue")
+        if len(body.outputs) != 1 or tuple(body.outputs[0].type.shape) != tuple(self.mm.outputs[0].type.shape):
+            raise Unsupported("an epilogue that is not one result of the product's shape")
+        n_cols = out_shape[-1] if out_shape else 1
+        self.out_shape = tuple(out_shape)
+        # operands: body inputs read by the tail, and the body's non-scalar constants
+        self.sources: list[tuple[str, object]] = []    # ("arg", node input index) | ("aux", array)
+        self.strides: list[tuple[int, int]] = []
+        self.env: dict[int, tuple] = {id(self.mm.outputs[0]): ("acc",)}
+        used = {id(v) for n in self.nodes for v in n.inputs if v is not None}
+        for i, p in enumerate(body.inputs):
+            if i in (self.a_idx, self.b_idx) or id(p) not in used:
+                continue
+            if p.type.dtype.name != "f32":
+                raise Unsupported("an epilogue operand that is not f32")
+            if i in known and known[i].size == 1:
+                self.env[id(p)] = ("const", float(known[i].reshape(())), "f32")
+                continue
+            if in_shapes[i] is None:
+                raise Unsupported("unknown shape")
+            self.env[id(p)] = ("operand", len(self.sources))
+            self.sources.append(("arg", i))
+            self.strides.append(self._mn_strides(in_shapes[i], n_cols))
+        for c in body.constants.values():
+            if c.data is None:
+                raise Unsupported("a body constant without data")
+            if c.data.size == 1:
+                if c.type.dtype.name not in ("f32", "bool"):
+                    raise Unsupported("an epilogue constant that is not f32")
+                self.env[id(c)] = ("const", c.data.reshape(()).item(), c.type.dtype.name)
+                continue
+            if c.type.dtype.name != "f32":
+                raise Unsupported("an epilogue constant that is not f32")
+            self.env[id(c)] = ("operand", len(self.sources))
+            self.sources.append(("aux", np.ascontiguousarray(c.data)))
+            self.strides.append(self._mn_strides(c.data.shape, n_cols))
+        self.aux = [a for kind, a in self.sources if kind == "aux"]
+
+    def _mn_strides(self, shape, n_cols) -> tuple[int, int]:
+        """(row, column) element strides of an operand over the output seen as (M, N)."""
+        from .lowering import broadcast_strides
+        st = broadcast_strides(tuple(shape), self.out_shape)
+        lead = [(d, s_) for d, s_ in zip(self.out_shape[:-1], st[:-1]) if d != 1]
+        row = lead[-1][1] if lead else 0
+        acc = row
+        for d, s_ in reversed(lead):   # the lead dims must flatten into one M stride
+            if s_ != acc:
+                raise Unsupported("an epilogue operand whose rows do not flatten into M")
+            acc = s_ * d if s_ else 0
+        if st[-1] not in (0, 1):
+            raise Unsupported("an epilogue operand strided along N")
+        return row, st[-1]
+
+    def apply(self, b, acc, load_operand) -> ir.Value:
+        """The tail on one vector of accumulators; ``load_operand(k)`` loads operand k's vector."""
+        from .scalar_ops import COMPUTE, Scalar, emit
+        vt = acc.type
+        vals: dict[int, Scalar] = {}
+        consts: dict[int, float] = {}
+        for key, src in self.env.items():
+            if src[0] == "acc":
+                vals[key] = Scalar(acc, "f32")
+            elif src[0] == "const":
+                _, value, dt = src
+                vals[key] = Scalar(const(ir.VectorType(COMPUTE[dt], vt.count), value), dt)
+                if dt == "f32":
+                    consts[key] = float(value)
+            else:
+                vals[key] = Scalar(load_operand(src[1]), "f32")
+        for n in self.nodes:
+            args = [vals[id(v)] if v is not None else None for v in n.inputs]
+            outs = emit(b, n, args, const_of=lambda i, n=n: consts.get(id(n.inputs[i])) if n.inputs[i] is not None else None)
+            for v, r in zip(n.outputs, outs):
+                vals[id(v)] = r
+        return vals[id(self.result)].v
+
+
+
 class GemmLowering(Lowering):
     """The JIT GEMM for f32 (see the module docstring)."""
 
     def __init__(self, node: Node, in_shapes, known):
         self.node = node
-        if any(v is not None and v.type.dtype.name != "f32" for v in node.inputs):
+        self.epi = None
+        self.a_arg, self.b_arg = 0, 1
+        if node.op == "Fused":
+            self.epi = Epilogue(node, in_shapes, known, tuple(node.outputs[0].type.shape))
+            self.a_arg, self.b_arg = self.epi.a_idx, self.epi.b_idx
+        if any(node.inputs[i].type.dtype.name != "f32" for i in (self.a_arg, self.b_arg)):
             raise Unsupported("the JIT GEMM takes f32")
-        if in_shapes[0] is None or in_shapes[1] is None:
+        if in_shapes[self.a_arg] is None or in_shapes[self.b_arg] is None:
             raise Unsupported("unknown shape")
         self.aux: list[np.ndarray] = []
         self.b_known = None
@@ -124,8 +230,18 @@ class GemmLowering(Lowering):
                 self.c_arg = 2
                 self.c_shape = tuple(cs)
         else:
-            batch, m, k, n, a2, b2 = matmul_dims(in_shapes[0], in_shapes[1])
+            sa, sb = in_shapes[self.a_arg], in_shapes[self.b_arg]
+            if len(sb) == 2 and len(sa) >= 2:
+                # weights: the batch dims of A are just more rows (one big product, not many small)
+                batch, m, k, n = (), math.prod(sa[:-1]), sa[-1], sb[-1]
+                a2, b2 = (m, k), tuple(sb)
+            else:
+                if self.epi is not None:
+                    raise Unsupported("an epilogue on a batched product")
+                batch, m, k, n, a2, b2 = matmul_dims(sa, sb)
         self.m, self.k, self.n = m, k, n
+        if k == 0 and self.epi is not None:
+            raise Unsupported("an empty product with an epilogue")
         self.batch = int(math.prod(batch))
         # per batch entry, the element offsets of A and B (broadcast batch dims repeat entries)
         if self.batch > 1 or len(batch):
@@ -153,10 +269,13 @@ class GemmLowering(Lowering):
         self.in_shapes = [tuple(s) if s is not None else None for s in in_shapes]
         self.out_shape = tuple(node.outputs[0].type.shape)
         self.cost = 2.0 * self.batch * m * n * k
+        if self.epi is not None:
+            self.aux_epi = self.epi.aux
 
     # ----------------------------------------------------------------------------- code
     def emit(self, module, name):
-        n_ptr = 3 + len(self.aux) + (1 if self.c_arg is not None else 0)
+        n_epi = len(self.epi.sources) if self.epi is not None else 0
+        n_ptr = 3 + len(self.aux) + (1 if self.c_arg is not None else 0) + n_epi
         fn, b, lo, hi, ptrs = kernel_function(module, name("main"), n_ptr)
         A, B, C = ptrs[0], ptrs[1], ptrs[2]
         rest = ptrs[3:]
@@ -165,6 +284,7 @@ class GemmLowering(Lowering):
             offa, offb = rest[0], rest[1]
             rest = rest[2:]
         bias = rest[0] if self.c_arg is not None else None
+        self._epi_ptrs = rest[1:] if self.c_arg is not None else rest
         M, N, K = self.m, self.n, self.k
         mr, nr, w = self.mr, self.nr, self.w
         per_batch = self.mblocks * self.nblocks
@@ -246,12 +366,26 @@ class GemmLowering(Lowering):
         for r in range(mr):
             for c in range(nv):
                 v = accs[r][c].get()
-                if alpha != 1.0 or bias is not None:
+                if alpha != 1.0 or bias is not None or self.epi is not None:
                     e = b.fmul(v, splat(b, const(F32, alpha), w)) if alpha != 1.0 else v
                     if bias is not None:
                         e = b.fadd(e, self._bias(b, bias, i, j, r, c, vload))
+                    if self.epi is not None:
+                        e = self.epi.apply(b, e, lambda k_, r=r, c=c: self._operand(b, k_, i, j, r, c, vload))
                     v = b.select(lastk, e, v)
                 vstore(v, C, b.add(crow[r], b.add(j, const(I64, c * w))), c)
+
+    def _operand(self, b, k, i, j, r, c, vload):
+        """Epilogue operand k's vector at row i + r, columns j + c·W (a splat when broadcast)."""
+        w = self.w
+        sm, sn = self.epi.strides[k]
+        base = self._epi_ptrs[k]
+        row = b.mul(b.add(i, const(I64, r)), const(I64, sm))
+        if sn == 0:
+            return splat(b, load(b, base, row, F32), w)
+        if sn != 1:
+            raise Unsupported("an epilogue operand strided along N")
+        return vload(base, b.add(row, b.add(j, const(I64, c * w))), c)
 
     def _bias(self, b, bias, i, j, r, c, vload):
         w = self.w
@@ -271,7 +405,12 @@ class GemmLowering(Lowering):
         aux = list(self.aux)
         aux_ptrs = [ptr(a) for a in aux]
         c_arg = self.c_arg
-        expect = [(0, self.in_shapes[0])] + ([] if fixed_b is not None else [(1, self.in_shapes[1])])
+        a_arg, b_arg = self.a_arg, self.b_arg
+        expect = [(a_arg, self.in_shapes[a_arg])] + ([] if fixed_b is not None else [(b_arg, self.in_shapes[b_arg])])
+        epi_srcs = self.epi.sources if self.epi is not None else []
+        epi_fixed = [ptr(src) if kind == "aux" else None for kind, src in epi_srcs]
+        expect += [(src, self.in_shapes[src]) for kind, src in epi_srcs if kind == "arg"]
+        epi_keep = self.epi.aux if self.epi is not None else []
         if c_arg is not None:
             expect.append((c_arg, self.c_shape))
         name = describe_node(self.node)
@@ -287,19 +426,24 @@ class GemmLowering(Lowering):
                     return BlasLowering(self.node, None, None).bind(None, None)(args, [out])
                 return (out,)
             check_inputs(name, args, expect)
-            ptrs = [args[0].ctypes.data, bptr if bptr is not None else args[1].ctypes.data, out.ctypes.data]
+            ptrs = [args[a_arg].ctypes.data, bptr if bptr is not None else args[b_arg].ctypes.data, out.ctypes.data]
             ptrs += aux_ptrs
             if c_arg is not None:
                 ptrs.append(args[c_arg].ctypes.data)
+            ptrs += [f if f is not None else args[src].ctypes.data for f, (kind, src) in zip(epi_fixed, epi_srcs)]
             runner.launch(kern, tasks, ptrs, cost)
             return (out,)
-        run.keep = (aux, fixed_b)
+        run.keep = (aux, fixed_b, epi_keep)
         return run
 
 
 def lower_matmul(node: Node, in_shapes, known, options) -> Lowering:
     """The JIT GEMM or BLAS for a MatMul / Gemm node, by ``options["gemm"]``."""
     mode = options.get("gemm", "auto")
+    if node.op == "Fused":   # a matmul epilogue: only the JIT kernel can fuse it
+        if mode == "blas":
+            raise Unsupported("gemm=blas leaves epilogues to run after the product")
+        return GemmLowering(node, in_shapes, known)
     if mode == "blas" or any(v is not None and v.type.dtype.name != "f32" for v in node.inputs):
         return BlasLowering(node, in_shapes, known)
     try:

@@ -22,6 +22,8 @@ def lower(node: Node, in_shapes: Sequence[tuple[int, ...] | None], known: Mappin
     """The lowering of ``node`` at these input shapes; raises ``Unsupported`` with the reason."""
     if is_elementwise(node):
         return ElementwiseLowering(node, in_shapes, dict(known))
+    if node.op == "Fused" and node.attr("kind") == "matmul-epilogue" and node.body is not None:
+        return lower_matmul(node, in_shapes, known, options)
     op = node.op
     if op in ("Softmax", "LogSoftmax"):
         return SoftmaxLowering(node, in_shapes)
