@@ -9,8 +9,11 @@
 Sections (all timed in this one process, so that ratios compare like with like on a machine other
 jobs share — absolute numbers there vary ~3x between runs, ratios much less):
 
-models   GPT-2, BERT and Llama exports (``tests/models/manifest.json``, or ``--model`` files, or
-         ``--export-gpt2 DIR`` for a GPT-2 exported here): prefill at seq 128 and a decode step.
+models   GPT-2, BERT and Llama exports: the tiny test models of ``tests/models/manifest.json``
+         (hidden 32: the runtime's overheads dominate) or, with ``--size base``, the same families
+         at GPT-2-small / BERT-base scale (12 layers, hidden 768; Llama with 4 KV heads) exported
+         here by ``tools/export_models.py`` into ``--cache`` (once; random weights), or ``--model``
+         files. Prefill at seq 128 and a decode step attending to 128 tokens.
          Median latency of onnxruntime (1 and 2 threads), our numpy, torch and llvm backends (llvm
          at 1 and 2 threads), runs interleaved round-robin; printed as ratios to onnxruntime at the
          same thread count, with each backend's max error against numpy.
@@ -70,15 +73,42 @@ def med(ts: list[float]) -> float:
 
 
 # ------------------------------------------------------------------------------------ models
+#: the families at the scale of the real models (random weights): GPT-2 small, BERT base, and a
+#: Llama-style decoder of the same width with grouped-query attention
+BASE = {"VOCAB": 50257, "HIDDEN": 768, "LAYERS": 12, "HEADS": 12, "KV_HEADS": 4, "FFN": 3072, "POSITIONS": 1024,
+        "INIT_STD": 0.02}
+
+
+def export_base(cache: Path) -> list[dict]:
+    """Export GPT-2 / BERT / Llama at base scale with the test models' exporter (legacy, opset 17)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import export_models as em
+    for k, v in BASE.items():
+        setattr(em, k, v)
+    em.HEAD_DIM = em.HIDDEN // em.HEADS
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for family, phases in em.FAMILIES.items():
+        for phase in phases:
+            path = cache / f"{family}-base-legacy17-{phase}.onnx"
+            if not path.exists():
+                print(f"exporting {path.name} (once) ...", flush=True)
+                em.export(family, "legacy", 17, phase, path)
+            out.append({"name": path.stem, "path": str(path), "phase": phase})
+    return out
+
+
 def model_list(args) -> list[dict]:
     out = []
+    if args.size == "base" and not args.model:
+        return export_base(Path(args.cache))
     for p in args.model or []:
         out.append({"name": Path(p).stem, "path": p, "phase": "decode" if "decode" in Path(p).stem else "prefill"})
     if args.model:
         return out
     manifest = Path(args.models) / "manifest.json"
     if not manifest.exists():
-        print(f"(no {manifest}: pass --model FILE.onnx or --export-gpt2 DIR)")
+        print(f"(no {manifest}: pass --model FILE.onnx or --size base)")
         return out
     entries = json.loads(manifest.read_text())
     entries = entries.get("models", entries) if isinstance(entries, dict) else entries
@@ -86,7 +116,7 @@ def model_list(args) -> list[dict]:
         fam = e.get("family", "")
         if fam not in ("gpt2", "bert", "llama"):
             continue
-        if args.exporter and e.get("exporter") not in (None, args.exporter):
+        if e.get("exporter") != args.exporter or e.get("opset") != args.opset:
             continue
         path = Path(args.models) / e.get("file", e.get("path", ""))
         out.append({"name": path.stem, "path": str(path), "phase": e.get("phase", "prefill")})
@@ -275,6 +305,10 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
+    ap.add_argument("--opset", type=int, default=17, help="which opset's exports of the manifest (default 17)")
+    ap.add_argument("--size", choices=["tiny", "base"], default="tiny",
+                    help="tiny: tests/models as committed; base: GPT-2-small-scale exports (see --cache)")
+    ap.add_argument("--cache", default="/tmp/ridgeline-bench-models", help="where --size base exports go")
     ap.add_argument("--seq", type=int, default=128, help="prefill length; the decode step attends to seq tokens")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--budget", type=float, default=60.0, help="seconds per measurement before stopping early")

@@ -157,9 +157,15 @@ class AttentionLowering(Lowering):
                 lsum.set(b.fmul(lsum.get(), alpha))
                 with loop(b, 0, DV, name="r") as r:
                     acc.set(r, b.fmul(acc.get(r), alpha))
-                with loop(b, jb, jend, name="jv") as j:
+                # exponentials over the block as one vectorizable loop, then the weighted rows of V
+                bsum = Var(b, F32, const(F32, 0.0))
+                with loop(b, jb, jend, name="je") as j:
                     p = M.exp(b, b.fsub(sblk.get(b.sub(j, jb)), m_use))
-                    lsum.set(b.fadd(lsum.get(), p))
+                    sblk.set(b.sub(j, jb), p)
+                    bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
+                lsum.set(b.fadd(lsum.get(), bsum.get()))
+                with loop(b, jb, jend, name="jv") as j:
+                    p = sblk.get(b.sub(j, jb))
                     vo = off4(self.v_st, bi, hk, j)
                     with loop(b, 0, DV, name="dv") as dd:
                         acc.set(dd, b.fadd(acc.get(dd), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
