@@ -236,3 +236,29 @@ def test_gather_index_out_of_range_is_an_error():
     exe = llvm(case.graph)
     with pytest.raises(BackendError, match="index out of range"):
         exe.run(case.inputs)
+
+
+def test_concurrent_runs_of_one_executable_are_serialized():
+    """Runs share planned buffers, so threads calling one executable must not interleave."""
+    import threading
+    case = _case("chain", {"x": _f(256, 257)}, lambda b, v: b.Tanh(b.Mul(b.Exp(b.Neg(v["x"])), v["x"])))
+    exe = llvm(case.graph, threads=1)
+    ref = get_backend("numpy").compile(case.graph)
+    name = case.graph.outputs[0].name
+    inputs = [{"x": _f(256, 257)} for _ in range(4)]
+    wants = [ref.run(i)[name] for i in inputs]
+    errors = []
+
+    def work(k):
+        for _ in range(5):
+            got = exe.run(inputs[k])[name]
+            try:
+                assert_close(wants[k], got)
+            except AssertionError as e:
+                errors.append(e)
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

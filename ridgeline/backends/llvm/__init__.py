@@ -9,6 +9,7 @@ makes that an error. See ``docs/backends.md``.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -44,11 +45,14 @@ class LLVMExecutable:
         self.strict = strict
         self.runner = get_runner(threads, parallel_threshold)
         self.interpreter = LLVMInterpreter(graph, runner=self.runner, options={"gemm": gemm}, strict=strict)
+        self._lock = threading.Lock()   # runs share the planned buffers: one at a time
         if all(v.type.is_static for v in graph.inputs):
             self.interpreter.prepare({v.name: tuple(v.type.shape) for v in graph.inputs})
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
-        return self.interpreter.run(inputs, profile=profile)
+        """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
+        with self._lock:
+            return self.interpreter.run(inputs, profile=profile)
 
     __call__ = run
 
