@@ -18,6 +18,10 @@ What the model does per node (all inputs from the target file):
   picks the fastest candidate, as a library's heuristics would.
 - **Bytes**: untiled nodes move ``spec.bytes`` at HBM (a tile schedule in ``node.meta`` replaces
   them per level), at ``efficiency.memory`` of nameplate plus the HBM latency per kernel.
+- **Overlap.** A kernel's math and its HBM loads overlap, but not perfectly: its time is the
+  smooth maximum ``(compute^p + hbm^p)^(1/p)`` (``efficiency.overlap`` = p), which is the plain
+  roofline far from the ridge and up to 2^(1/p) slower right at it; on-chip levels (L2, shared
+  memory) are a plain maximum.
 - **Launches.** Kernels are issued by the host (``overheads.kernel_launch`` each, asynchronous)
   and start no earlier than issued and ``overheads.kernel_gap`` after the previous one ends; with
   ``cuda_graphs=True`` one graph launch replaces the per-kernel host cost and the gap shrinks to
@@ -48,6 +52,16 @@ def _bytes_of(dt: str) -> float:
     return DTYPES[dt].bits / 8 if dt in DTYPES else (4.0 if dt == "tf32" else 2.0)
 
 
+def _smooth_max(c: float, m: float, p: float) -> float:
+    """max(c, m) for p = inf; for finite p a kernel whose math and loads are both large (near the
+    ridge) takes longer than either: a pipeline of a few stages never hides one behind the other
+    completely. Far from the ridge the larger term dominates and this is the plain roofline."""
+    if not math.isfinite(p) or c <= 0 or m <= 0:
+        return max(c, m)
+    hi = max(c, m)
+    return hi * ((c / hi) ** p + (m / hi) ** p) ** (1.0 / p)
+
+
 class GpuSimtModel(CostModel):
     """SIMT GPU: tensor vs CUDA cores, tiles in smem/L2, waves over SMs, launch overhead."""
 
@@ -60,6 +74,7 @@ class GpuSimtModel(CostModel):
             "pipeline_stages": Field("int", 4, "shared-memory buffers per operand in a GEMM main loop"),
             "converts_per_sm_clock": Field("int", 16, "dtype conversions per SM per clock"),
             "smem_bytes_per_clock": Field("int", 128, "shared-memory bytes per SM per clock (32 banks x 4 B)"),
+            "cluster_multicast": Field("int", 1, "CTAs of a cluster sharing each operand tile load (TMA multicast)"),
         },
         "overheads": {
             "kernel_launch": Field("time", 4e-6, "host CPU time to issue one kernel (asynchronous)"),
@@ -72,6 +87,8 @@ class GpuSimtModel(CostModel):
             "matrix": Field("fraction", 0.8, "sustained share of tensor-core peak on the best GEMM shape"),
             "vector": Field("fraction", 0.6, "sustained share of CUDA-core peak in element-wise kernels"),
             "memory": Field("fraction", 0.85, "sustained share of HBM bandwidth of a streaming kernel"),
+            "overlap": Field("float", 2.0, "p of the smooth roofline (compute^p + memory^p)^(1/p): how "
+                             "imperfectly loads and math overlap near the ridge (inf: ideal max)"),
         },
     }
     option_fields = {
@@ -92,6 +109,7 @@ class GpuSimtModel(CostModel):
         self.eff = t.efficiency
         self.ovh = t.overheads
         self.convert_rate = t.array["converts_per_sm_clock"] * self.sms * self.clock
+        self.multicast = max(1, int(t.array["cluster_multicast"]))
         smem_bw = (self.smem.bandwidth / self.smem.count) if self.smem else \
             t.array["smem_bytes_per_clock"] * self.clock
         self.smem_bw_sm = smem_bw
@@ -142,7 +160,7 @@ class GpuSimtModel(CostModel):
             rate_sm = min(peak_sm, self.smem_bw_sm * intensity)
             pro = (c.b_prologue.flops * mt + c.a_prologue.flops * nt) / vec_rate if vec_rate else 0.0
             pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.convert_rate
-            l2_bytes = (c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt
+            l2_bytes = ((c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt) / self.multicast
             for split in SPLIT_K:
                 if split > 1 and c.k / split < 2 * tk:
                     break
@@ -185,12 +203,12 @@ class GpuSimtModel(CostModel):
             units.append(unit)
             gemms.append({k: v for k, v in g.items() if k not in ("t",)} | {"role": c.role, "mnk": [c.m, c.n, c.k],
                                                                            "batch": c.batch, "unit": unit})
-        vec = w.vector_flops / vrate if vrate else 0.0
+        vec = w.vector_flops * frac / vrate if vrate else 0.0
         vec += w.converts / self.convert_rate
         compute += vec
         if not units:
             units.append(vunit)
-        flops = sum(c.flops for c in w.contractions) * frac + w.vector_flops
+        flops = (sum(c.flops for c in w.contractions) + w.vector_flops) * frac
         # memory: each level with a bandwidth; untiled nodes only know device memory
         mem_times = {dev: self.hbm.latency + nbytes.get(dev, 0.0) / (self.hbm.bandwidth * self.eff["memory"])}
         if w.traffic is not None:
@@ -202,7 +220,9 @@ class GpuSimtModel(CostModel):
             mem_times["l2"] = l2_time
             nbytes["l2"] = l2_bytes
         memory = max(mem_times.values())
-        busy = max(compute, memory)
+        # DRAM's long latency is what a few pipeline stages cannot fully hide; on-chip levels are
+        # priced as a plain roofline
+        busy = max(_smooth_max(compute, mem_times[dev], float(self.eff["overlap"])), memory)
         bound = "compute" if compute >= memory else "memory"
         detail: dict[str, Any] = {"kernels": w.kernels, "memory_level_s": mem_times}
         if gemms:
