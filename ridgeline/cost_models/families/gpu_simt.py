@@ -5,8 +5,11 @@ What the model does per node (all inputs from the target file):
 - **Unit by dtype.** A contraction runs on the tensor cores when they list its precision
   (f32 runs as TF32 unless ``tf32=False``), else on the CUDA cores. Element-wise, normalization
   and softmax work runs on the CUDA cores at the dtype's rate (f32 when the dtype is not listed);
-  dtype conversions run at ``array.converts_per_sm_clock`` (the CUDA Programming Guide's
-  throughput table), which is what makes weight-only int8/int4 GEMVs slower than their bytes.
+  standalone dtype conversions run at ``array.converts_per_sm_clock`` (the CUDA Programming
+  Guide's throughput table). A GEMM widening narrow weights tile by tile (weight-only int8/int4)
+  does it either with bit tricks at full ALU rate (``dequant="fast"``, the default: Marlin,
+  Machete, TensorRT-LLM) or with conversion instructions (``dequant="convert"``: what
+  compiler-generated kernels do), which can make the GEMV slower than its bytes.
 - **Tiles in shared memory, waves over SMs.** Each GEMM is tiled the way cuBLAS/CUTLASS kernels
   are: a CTA tile (tm × tn) with a K-step of one 128-byte row per operand, ``array.pipeline_stages``
   buffers of it in shared memory (the tile must fit), optional split-K for skinny shapes. Tiles
@@ -43,7 +46,8 @@ from ..work import Contraction, NodeWork
 __all__ = ["GpuSimtModel", "CTA_TILES"]
 
 #: CTA tile shapes (m, n) the model chooses from: the usual CUTLASS / cuBLAS configurations
-CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64))
+CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64), (32, 128),
+             (16, 128), (16, 256))   # the last ones: skinny (GEMV-like) kernels for a handful of rows
 SPLIT_K = (1, 2, 4, 8, 16)
 
 
@@ -72,7 +76,10 @@ class GpuSimtModel(CostModel):
             "sms": Field("int", None, "streaming multiprocessors"),
             "mma_min_m": Field("int", 16, "smallest M one tensor-core MMA covers (mma.sync m16; wgmma m64)"),
             "pipeline_stages": Field("int", 4, "shared-memory buffers per operand in a GEMM main loop"),
-            "converts_per_sm_clock": Field("int", 16, "dtype conversions per SM per clock"),
+            "converts_per_sm_clock": Field("int", 16, "dtype conversion instructions per SM per clock"),
+            "lanes_per_sm_clock": Field("int", 128, "thread-lane instructions an SM issues per clock (4 x 32)"),
+            "fast_dequant_ops": Field("float", 1.5, "lane instructions per weight element of a bit-trick "
+                                      "dequantization (lop3 unpack + packed subtract/scale)"),
             "smem_bytes_per_clock": Field("int", 128, "shared-memory bytes per SM per clock (32 banks x 4 B)"),
             "cluster_multicast": Field("int", 1, "CTAs of a cluster sharing each operand tile load (TMA multicast)"),
         },
@@ -87,7 +94,7 @@ class GpuSimtModel(CostModel):
             "matrix": Field("fraction", 0.8, "sustained share of tensor-core peak on the best GEMM shape"),
             "vector": Field("fraction", 0.6, "sustained share of CUDA-core peak in element-wise kernels"),
             "memory": Field("fraction", 0.85, "sustained share of HBM bandwidth of a streaming kernel"),
-            "overlap": Field("float", 2.0, "p of the smooth roofline (compute^p + memory^p)^(1/p): how "
+            "overlap": Field("float", 3.0, "p of the smooth roofline (compute^p + memory^p)^(1/p): how "
                              "imperfectly loads and math overlap near the ridge (inf: ideal max)"),
         },
     }
@@ -96,6 +103,9 @@ class GpuSimtModel(CostModel):
         "tf32": Field("bool", True, "run f32 GEMMs on tensor cores as TF32 (TensorRT / ORT default)"),
         "launch_overhead": Field("time", None, "host cost per kernel launch (overrides the target's; "
                                  "PyTorch eager dispatch is ~10-20 us)"),
+        "dequant": Field("str", "fast", "how a GEMM widens narrow weights: 'fast' (bit tricks at full ALU rate, "
+                         "as Marlin/Machete/TensorRT-LLM kernels do) or 'convert' (conversion instructions, as "
+                         "compiler-generated kernels such as Triton's do)"),
     }
 
     def __init__(self, target, **options: Any):
@@ -109,6 +119,11 @@ class GpuSimtModel(CostModel):
         self.eff = t.efficiency
         self.ovh = t.overheads
         self.convert_rate = t.array["converts_per_sm_clock"] * self.sms * self.clock
+        if self.options["dequant"] not in ("fast", "convert"):
+            from ...ir.errors import BackendError
+            raise BackendError(f"option dequant must be 'fast' or 'convert', got {self.options['dequant']!r}")
+        self.dequant_rate = (t.array["lanes_per_sm_clock"] * self.sms * self.clock / t.array["fast_dequant_ops"]
+                             if self.options["dequant"] == "fast" else self.convert_rate)
         self.multicast = max(1, int(t.array["cluster_multicast"]))
         smem_bw = (self.smem.bandwidth / self.smem.count) if self.smem else \
             t.array["smem_bytes_per_clock"] * self.clock
@@ -157,9 +172,11 @@ class GpuSimtModel(CostModel):
                 continue
             mt, nt = math.ceil(c.m / tm), math.ceil(c.n / tn)
             intensity = 2.0 * tm * tn / ((tm + tn) * elem)      # FLOP per shared-memory byte
-            rate_sm = min(peak_sm, self.smem_bw_sm * intensity)
+            # skinny (GEMV-like) kernels stream each weight straight into registers, used once:
+            # shared memory does not feed them
+            rate_sm = peak_sm if tm <= 16 else min(peak_sm, self.smem_bw_sm * intensity)
             pro = (c.b_prologue.flops * mt + c.a_prologue.flops * nt) / vec_rate if vec_rate else 0.0
-            pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.convert_rate
+            pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.dequant_rate
             l2_bytes = ((c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt) / self.multicast
             for split in SPLIT_K:
                 if split > 1 and c.k / split < 2 * tk:
