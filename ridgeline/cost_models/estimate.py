@@ -43,11 +43,10 @@ class NodeCost:
     detail: dict[str, Any] = field(default_factory=dict)   # family specifics: waves, tile, efficiency
 
     def clone(self, **changes: Any) -> "NodeCost":
-        """A copy with ``changes`` (fast: graphs of 126 identical layers clone one record per node)."""
+        """A shallow copy with ``changes``: graphs of 126 identical layers clone one priced record
+        per node, so ``bytes`` and ``detail`` are shared between clones (treat them as read-only)."""
         new = object.__new__(NodeCost)
         new.__dict__.update(self.__dict__)
-        new.bytes = dict(self.bytes)
-        new.detail = dict(self.detail)
         new.__dict__.update(changes)
         return new
 

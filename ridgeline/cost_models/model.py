@@ -26,7 +26,8 @@ from .collectives import collective_time
 from .estimate import Estimate, NodeCost
 from .llm import llm_metrics
 from .memory import footprint, memory_plan, plan_devices
-from .parallel import Comm, ParallelPlan, Shard, analyze_tensor_parallel, plan_parallel
+from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
+                       plan_parallel)
 from .quantities import format_quantity
 from .target import Field, Target
 from .work import DEVICE, NodeWork, node_label, shared_work, work_key
@@ -82,8 +83,9 @@ class CostModel:
     def __init__(self, target: Target, **options: Any):
         self.target = target
         self._model_flops = 0.0
-        self.tp = _degree(options.pop("tp", 1), "tp")
-        self.pp = _degree(options.pop("pp", 1), "pp")
+        # None: the graph's own split (a preset built with tp=…), else 1
+        self.tp = _degree(options.pop("tp", None), "tp")
+        self.pp = _degree(options.pop("pp", None), "pp")
         self.options: dict[str, Any] = {}
         for key, f in self.option_fields.items():
             if key in options:
@@ -118,7 +120,7 @@ class CostModel:
                               f"{format_quantity(fp.total_weights + fp.total_kv, 'size')} of weights and KV cache; "
                               f"a device holds {format_quantity(cap, 'size')} and the target joins at most "
                               f"{self.target.max_devices} device(s) (tp ≤ heads, pp ≤ layers)")
-        tp, pp = self._resolve_degrees(fp, choice)
+        tp, pp = self._resolve_degrees(graph, fp, choice)
         if tp * pp > self.target.max_devices:
             raise TargetError(f"tp={tp} × pp={pp} = {tp * pp} devices, but {self.target.name} joins at most "
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
@@ -139,14 +141,20 @@ class CostModel:
                              f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
         return est
 
-    def _resolve_degrees(self, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
-        tp, pp = self.tp, self.pp
+    def _resolve_degrees(self, graph: Graph, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        tp = self.tp if self.tp is not None else _degree(meta.get("tp", 1), "tp")
+        pp = self.pp if self.pp is not None else _degree(meta.get("pp", 1), "pp")
         if tp == "auto" and pp == "auto":
             return choice if choice else (1, 1)
         cap = self.target.device_memory.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
         if tp == "auto":
             for cand in (1, 2, 4, 8, 16, 32, 64):
-                if cand <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
+                try:
+                    check_degrees(graph, cand, pp)
+                except ParallelError:
+                    continue
+                if cand * pp <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
                     return cand, pp
             return (choice[0] if choice else 1), pp
         if pp == "auto":
@@ -275,8 +283,8 @@ class GraphAnalysis:
 
 
 def _degree(v: Any, what: str):
-    if v in (None, "auto"):
-        return "auto" if v == "auto" else 1
+    if v is None or v == "auto":
+        return v
     if isinstance(v, str) and v.isdigit():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -227,9 +227,11 @@ def node_work(node: Node) -> NodeWork:
     if tile is not None:
         w.tile = tile
         w.traffic = {str(k): float(v) for k, v in tile["traffic"].items()}
-        if "flops" in tile and w.contractions and w.matrix_flops:
+        if "flops" in tile and w.flops:
             # a schedule that skips work (causal blocks) states the FLOPs it executes
-            w.causal_fraction = max(0.0, min(1.0, (float(tile["flops"]) - w.vector_flops) / w.matrix_flops))
+            w.causal_fraction = max(0.0, min(1.0, float(tile["flops"]) / w.flops))
+        else:
+            w.causal_fraction = 1.0
     return w
 
 
@@ -244,8 +246,12 @@ def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
     t = skv + past
     dt = node.inputs[0].type.dtype.name
     kvdt = node.inputs[1].type.dtype.name
-    w.contractions = (Contraction("attention.qk", b * hq, sq, t, d, dt, dt, kvdt),
-                      Contraction("attention.pv", b * hq, sq, dv, t, dt, dt, node.inputs[2].type.dtype.name))
+    # Grouped-query attention kernels fold the query heads sharing a KV head into M (FlashAttention
+    # and FlashInfer "pack" GQA), so a decode step multiplies (group x d) blocks, not 1-row GEMVs.
+    group = hq // hkv if hkv and hq % hkv == 0 else 1
+    heads = hq // group
+    w.contractions = (Contraction("attention.qk", b * heads, sq * group, t, d, dt, dt, kvdt),
+                      Contraction("attention.pv", b * heads, sq * group, dv, t, dt, dt, node.inputs[2].type.dtype.name))
     w.vector_flops = max(0.0, w.flops - sum(c.flops for c in w.contractions))
     w.vector_dtype = dt
     # The KV cache is updated in place: present_* = past_* plus the new rows, which are all

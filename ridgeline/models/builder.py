@@ -99,13 +99,33 @@ class _Emitter:
         self.g, self.cfg, self.opt = graph, cfg, opt
         self.layer: int | None = None
         self._quantized: dict[int, Value] = {}
+        self._type_cache: dict = {}
+        self._pending = None
 
     def op(self, op: str, *inputs: Value | None, _outputs=None, _body: Graph | None = None, _name: str | None = None,
            _names: list[str] | None = None, **attrs):
         meta = {"layer": self.layer} if self.layer is not None else None
         names = [self.g.fresh_name(n) for n in (_names or ([_name] if _name else []))] or None
-        node = self.g.add_node(op, list(inputs), attrs, outputs=_outputs, body=_body, meta=meta, names=names)
+        self._pending = None
+        node = self.g.add_node(op, list(inputs), attrs, outputs=self._types(op, inputs, attrs, _outputs, _body),
+                               body=_body, meta=meta, names=names)
+        if self._pending is not None:
+            self._type_cache[self._pending] = tuple(v.type for v in node.outputs)
         return node.outputs[0] if len(node.outputs) == 1 else tuple(node.outputs)
+
+    def _types(self, op: str, inputs, attrs: dict, n_out, body: Graph | None):
+        """Output types known without running inference: a fused node's are its body's, and every
+        layer repeats the first one's (inference ran there). None lets ``add_node`` infer."""
+        if body is not None:
+            return [v.type for v in body.outputs]
+        if any(v is not None and v.data is not None for v in inputs):
+            return n_out  # types that depend on constant values are always inferred
+        key = (op, tuple(v.type if v is not None else None for v in inputs), tuple(sorted(attrs.items())), n_out)
+        hit = self._type_cache.get(key)
+        if hit is not None:
+            return list(hit)
+        self._pending = key
+        return n_out
 
     def _attention_names(self) -> list[str]:
         return [self._prefix("self_attn"), f"present_key.{self.layer}", f"present_value.{self.layer}"]
