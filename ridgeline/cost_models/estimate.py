@@ -38,6 +38,7 @@ class NodeCost:
     overhead_s: float = 0.0
     comm_s: float = 0.0
     layer: int | None = None
+    roofline: str = ""        # compute or memory: the bound ignoring fixed (launch) costs
     stage: int = 0            # pipeline stage
     shard: int = 1            # tensor-parallel split applied to this node's work (1 = replicated)
     detail: dict[str, Any] = field(default_factory=dict)   # family specifics: waves, tile, efficiency
@@ -65,7 +66,8 @@ class NodeCost:
         d = {"name": self.name, "op": self.op, "category": self.category, "time_s": self.time_s,
              "flops": self.flops, "bytes": dict(self.bytes), "bound": self.bound, "unit": self.unit,
              "compute_s": self.compute_s, "memory_s": self.memory_s, "overhead_s": self.overhead_s,
-             "comm_s": self.comm_s, "intensity_flop_per_byte": _finite(self.intensity), "stage": self.stage,
+             "comm_s": self.comm_s, "roofline_bound": self.roofline or self.bound,
+             "intensity_flop_per_byte": _finite(self.intensity), "stage": self.stage,
              "shard": self.shard}
         if self.layer is not None:
             d["layer"] = self.layer

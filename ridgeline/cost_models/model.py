@@ -65,7 +65,7 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
     traffic = {k: v * f for k, v in w.traffic.items()} if w.traffic is not None else None
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
-                   weight_bytes=w.weight_bytes * f, flops=w.flops * f)
+                   weight_bytes=w.weight_bytes * f, cold_bytes=w.cold_bytes * f, flops=w.flops * f)
 
 
 class CostModel:

@@ -109,6 +109,7 @@ class NodeWork:
     traffic: dict[str, float] | None = None  # from a tile schedule: level name -> bytes
     tile: dict[str, Any] | None = None
     weight_bytes: float = 0.0              # bytes of constant inputs
+    cold_bytes: float = 0.0                # bytes of inputs no node of this step produced (weights, KV cache)
     causal_fraction: float = 1.0           # share of attention blocks a tiled causal kernel visits
     layer: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -201,9 +202,10 @@ def node_work(node: Node) -> NodeWork:
     spec_bytes = _static(spec.bytes(node), node)
     extra = spec_bytes - sum(in_b) - sum(out_b)
     weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
+    cold = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.producer is None)
     out_dtype = node.outputs[0].type.dtype.name if node.outputs else "f32"
     w = NodeWork(name, node.op, cat, 1, flops, vector_dtype=out_dtype, in_bytes=in_b, weight_bytes=weight,
-                 layer=layer)
+                 cold_bytes=cold, layer=layer)
 
     if node.op == "Attention":
         _attention(node, w, out_b)

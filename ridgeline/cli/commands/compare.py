@@ -19,7 +19,7 @@ import numpy as np
 
 from ...ir.errors import BackendError, RidgelineError
 from ..common import UsageError, add_model_argument, emit, fmt_time, parse_dims, table
-from ._estimating import (add_estimate_options, add_preset_arguments, companion_for, estimate_options,
+from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           is_file_model, known_target_or_backend, load_estimable, progress)
 
 
@@ -186,6 +186,7 @@ def _host_prediction(args, row: dict, exe, g, inputs, results: dict) -> None:
 
 # --------------------------------------------------------------------------- output
 def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
+    wide_output()
     est_rows = [r for r in rows if r["kind"] == "estimate"]
     if est_rows:
         llm = any("tpot_s" in r for r in est_rows)

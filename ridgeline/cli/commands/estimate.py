@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..common import add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, table
-from ._estimating import (add_estimate_options, add_preset_arguments, companion_for, estimate_options,
+from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           load_estimable, progress, target_from_args)
 
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace, est) -> None:
+    wide_output()
     rows = [("target", f"{est.target} ({est.family})"), ("step time", fmt_time(est.time_s)),
             ("bound", f"{est.bound}  ({_shares(est)})"),
             ("FLOPs / device", fmt_count(est.flops)),
