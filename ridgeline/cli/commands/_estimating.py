@@ -155,6 +155,10 @@ def load_estimable(args: argparse.Namespace) -> Graph:
             from ...models import build
             graph = build(args.model, **opts)
     pipeline = getattr(args, "pipeline", None)
+    if pipeline is None and is_file_model(args.model):
+        # an imported model is fused first, as a compiler would (presets are built fused)
+        from ...backends.estimate import EstimateBackend
+        pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
     if pipeline:
         graph = _optimize(graph, pipeline)
     return graph
