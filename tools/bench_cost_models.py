@@ -47,7 +47,8 @@ def main() -> int:
         runs["startup"].append(_run(peer))
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     for name, rs in runs.items():
-        print(f"{name:8s} wall {statistics.median(r[0] for r in rs):.3f} s   cpu {statistics.median(r[1] for r in rs):.3f} s")
+        wall, cpu = statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs)
+        print(f"{name:8s} wall {wall:.3f} s   cpu {cpu:.3f} s")
     cw = statistics.median(r[0] for r in runs["compare"]) / statistics.median(r[0] for r in runs["startup"])
     cc = statistics.median(r[1] for r in runs["compare"]) / statistics.median(r[1] for r in runs["startup"])
     print(f"compare / start-up: wall x{cw:.2f}, cpu x{cc:.2f}")

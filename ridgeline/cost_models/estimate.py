@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["NodeCost", "Estimate", "MemoryPlan", "LLMMetrics", "BOUNDS", "dominant_bound"]
 
@@ -225,7 +225,3 @@ def _finite(x: Any) -> Any:
     if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
         return None
     return x
-
-
-def total(records: Iterable[NodeCost]) -> float:
-    return sum(r.time_s for r in records)

@@ -29,7 +29,7 @@ from ..ir.errors import TargetError
 from .work import FREE_CATEGORIES, node_label
 
 __all__ = ["Shard", "Comm", "ParallelPlan", "TPAnalysis", "analyze_tensor_parallel", "plan_parallel", "check_degrees",
-           "ParallelError", "stage_layers"]
+           "ParallelError"]
 
 R, S, P = "R", "S", "P"
 
@@ -327,9 +327,3 @@ def _pipeline(graph: Graph, plan: ParallelPlan) -> None:
 def _shard_fraction(plan: ParallelPlan, n: Node) -> float:
     sh = plan.shard.get(id(n))
     return sh.out_factors[0] if sh and sh.out_factors else 1.0
-
-
-def stage_layers(layers: int, pp: int) -> list[int]:
-    """How many layers each of ``pp`` stages gets (contiguous, as even as possible)."""
-    return [sum(1 for l in range(layers) if min(pp - 1, l * pp // layers) == s) for s in range(pp)]
-

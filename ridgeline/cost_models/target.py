@@ -180,7 +180,8 @@ class Target:
     def units_of(self, kind: str) -> list[ComputeUnit]:
         return [u for u in self.units.values() if u.kind == kind]
 
-    def best_unit(self, dt: str, kinds: Sequence[str] = ("matrix", "vector", "scalar")) -> tuple[ComputeUnit, str] | None:
+    def best_unit(self, dt: str,
+                  kinds: Sequence[str] = ("matrix", "vector", "scalar")) -> tuple[ComputeUnit, str] | None:
         """The fastest unit among ``kinds`` (in preference order) that runs ``dt``, and the key it
         runs it as (``tf32`` for f32 on a matrix unit that lists it); None if none does."""
         for kind in kinds:

@@ -361,7 +361,7 @@ def _swiglu_body(t: TensorType) -> Graph:
 
 def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]:
     cfg, o = e.cfg, e.opt
-    base, H, D = o.base_dtype, cfg.hidden, cfg.head_dim
+    base, H = o.base_dtype, cfg.hidden
     wte = e.weight("wte.weight", base, cfg.vocab, H)
     wpe = e.weight("wpe.weight", base, cfg.max_context, H)
     h = e.op("Add", e.op("Gather", wte, ids, axis=0), e.op("Gather", wpe, pos, axis=0))

@@ -15,8 +15,8 @@ from ...ir import Graph
 from ...ir.errors import TargetError
 from ..common import UsageError, load_model
 
-__all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args", "load_estimable",
-           "estimate_options", "progress", "is_file_model", "companion_for"]
+__all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
+           "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
 
 
 def wide_output(min_width: int = 160) -> None:
@@ -167,7 +167,7 @@ def load_estimable(args: argparse.Namespace) -> Graph:
 def _optimize(graph: Graph, pipeline: str) -> Graph:
     try:
         from ... import passes
-        run = getattr(passes, "run_pipeline")
+        run = passes.run_pipeline
     except (ImportError, AttributeError):
         raise UsageError("this build of ridgeline has no pass pipeline yet; run without --pipeline") from None
     run(graph, pipeline)

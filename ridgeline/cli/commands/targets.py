@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         d["implemented"] = is_implemented(t.family)
         data.append(d)
     detail = bool(args.file or args.name)
-    emit(args, data[0] if detail else data, lambda: _render_one(targets[0], data[0]) if detail else _render(targets, data))
+    if detail:
+        emit(args, data[0], lambda: _render_one(targets[0], data[0]))
+    else:
+        emit(args, data, lambda: _render(targets, data))
     return 0
 
 
