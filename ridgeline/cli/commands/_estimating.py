@@ -165,13 +165,8 @@ def load_estimable(args: argparse.Namespace) -> Graph:
 
 
 def _optimize(graph: Graph, pipeline: str) -> Graph:
-    try:
-        from ... import passes
-        run = passes.run_pipeline
-    except (ImportError, AttributeError):
-        raise UsageError("this build of ridgeline has no pass pipeline yet; run without --pipeline") from None
-    run(graph, pipeline)
-    return graph
+    from ...api import optimize
+    return optimize(graph, pipeline)
 
 
 def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
