@@ -253,9 +253,12 @@ def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1, analysis: TPAnalysis |
 
 def _weight_input(n: Node) -> int | None:
     """The input holding a weight matrix that a tensor-parallel split would cut, if any."""
-    if n.spec.category == "matmul" and len(n.inputs) >= 2 and n.inputs[1] is not None and n.inputs[1].const \
-            and n.inputs[1].type.rank >= 2:
-        return 1
+    if n.spec.category == "matmul":
+        from .work import _operands
+        ops = _operands(n)
+        if ops is not None and n.inputs[ops[1]].const and n.inputs[ops[1]].type.rank >= 2:
+            return ops[1]
+        return None
     if n.op == "Fused" and n.body is not None:
         from .work import shared_work
         for c in shared_work(n).contractions:

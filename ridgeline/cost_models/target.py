@@ -251,6 +251,8 @@ def _keys_for(dt: str, kind: str) -> tuple[str, ...]:
     # TF32 enabled); a unit listing plain f32 is preferred when it has both.
     if dt == "f32" and kind == "matrix":
         return ("f32", "tf32")
+    if dt in ("u8", "u4"):     # unsigned integers run at their signed width's rate (IMMA takes both)
+        return (dt, "i" + dt[1:])
     return (dt,)
 
 

@@ -163,3 +163,37 @@ def test_quantized_dtypes_set_bytes_and_precision():
     q = next(n for n in g8 if n.op == "Fused" and n.attr("kind") == "quant-matmul")
     (c8,) = node_work(q).contractions
     assert c8.dtype == "i8" and not c8.a_prologue and not c8.b_prologue   # consumed natively
+
+
+def test_onnx_quantization_ops_are_priced_as_the_kernels_they_are():
+    g = Graph("q")
+    a = g.add_input("a", tensor("u8", 512, 4096))
+    s = g.add_constant("s", np.array(0.05, np.float32))
+    za = g.add_constant("za", np.array(128, np.uint8))
+    b = g.add_constant("b", type=tensor("i8", 4096, 1024))
+    zb = g.add_constant("zb", np.array(0, np.int8))
+    qmm = g.add_node("QLinearMatMul", [a, s, za, b, s, zb, s, za])
+    (c,) = node_work(qmm).contractions
+    assert (c.m, c.n, c.k, c.b_weight) == (512, 1024, 4096, True)      # operands 0 and 3, not the scales
+    assert estimate_node(g, qmm, "h100").unit == "tensor_core:i8"
+    mmi = g.add_node("MatMulInteger", [a, b])
+    assert node_work(mmi).contractions[0].dtype in ("u8", "i8")
+    # weight-only int4 written with ONNX's blocked DequantizeLinear inside a fused kernel
+    f = Graph("f")
+    x = f.add_input("x", tensor("f16", 1, 4096))
+    w = f.add_constant("w", type=tensor("i4", 4096, 1024))
+    sc = f.add_constant("sc", type=tensor("f16", 32, 1024))
+    body = Graph("body")
+    bx, bw, bs = body.add_input("x", x.type), body.add_input("w", w.type), body.add_input("s", sc.type)
+    dq = body.add_node("DequantizeLinear", [bw, bs], {"axis": 0, "block_size": 128}).outputs[0]
+    body.outputs = [body.add_node("MatMul", [bx, dq]).outputs[0]]
+    fused = f.add_node("Fused", [x, w, sc], {"kind": "dequant-matmul"}, body=body)
+    (c4,) = node_work(fused).contractions
+    assert c4.dtype == "f16" and c4.b_dtype == "i4" and c4.b_weight
+    assert c4.b_prologue.converts == 4096 * 1024
+    assert node_work(fused).weight_bytes == 4096 * 1024 / 2 + 32 * 1024 * 2
+
+
+def estimate_node(g, node, target):
+    g.outputs = [node.outputs[0]]
+    return next(r for r in estimate(g, target).nodes if r.name == node.outputs[0].name)
