@@ -140,15 +140,29 @@ def test_bad_input_one_line_exit_2(cli, args, fragments):
     assert_user_error(cli(*args), *fragments)
 
 
-def test_bad_input_end_to_end(run_cli):
-    # the same contract through a real process: one line on stderr, status 2, no traceback
-    assert_user_error(run_cli("estimate", "llama-3-70b", "--target", "h100", "--tp", "3"), "tp=3")
+BROKEN_TOML = ('name = "bad"\nfamily = "gpu_simt"\n[units.tc]\nkind = "matrix"\npeak = { bf16 = "1 TFLOP/s" }\n'
+               '[[memory]]\nname = "hbm"\ncapacity = "1 GB"\nbandwidth = "quick"\n[array]\nsms = 1\n')
+
+
+@pytest.mark.parametrize("case", ["unknown target", "malformed toml", "fits no device count", "impossible degrees"])
+def test_bad_input_end_to_end(run_cli, tmp_path, case):
+    # the four bad inputs through a real process: one line on stderr, status 2, no traceback
+    if case == "unknown target":
+        proc, frags = run_cli("estimate", "llama-3-8b", "--target", "tpu-v9"), ["unknown target 'tpu-v9'", "h100"]
+    elif case == "malformed toml":
+        bad = tmp_path / "bad.toml"
+        bad.write_text(BROKEN_TOML)
+        proc, frags = run_cli("estimate", "gpt2", "--target-file", bad), ["bad.toml", "memory[0].bandwidth"]
+    elif case == "fits no device count":
+        proc, frags = run_cli("estimate", "llama-3.1-405b", "--target", "host-cpu"), ["fits no device count"]
+    else:
+        proc, frags = run_cli("estimate", "llama-3-70b", "--target", "h100", "--tp", "3"), ["tp=3", "heads"]
+    assert_user_error(proc, *frags)
 
 
 def test_bad_input_with_files(cli, tmp_path, mlp):
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "bad"\nfamily = "gpu_simt"\n[units.tc]\nkind = "matrix"\npeak = { bf16 = "1 TFLOP/s" }\n'
-                   '[[memory]]\nname = "hbm"\ncapacity = "1 GB"\nbandwidth = "quick"\n[array]\nsms = 1\n')
+    bad.write_text(BROKEN_TOML)
     before = bad.read_bytes()
     assert_user_error(cli("estimate", "gpt2", "--target-file", bad), "bad.toml", "memory[0].bandwidth")
     assert_user_error(cli("targets", "--file", bad), "memory[0].bandwidth")
