@@ -2,13 +2,14 @@
 
 ``estimate(graph)`` is a template; a family overrides the hooks it needs::
 
-    estimate(graph)
-      plan_parallel(graph, tp, pp)      shared: which node is split how, collectives, stages
-      memory_plan(...)                  shared: weights + KV cache + activations vs capacity
-      price_graph(graph, plan, analysis) per node: node_work → shard → price_node (cached by shape),
-                                        then price_comm for every collective the plan inserted,
-                                        then schedule(records) to turn costs into a timeline
-      llm_metrics(...)                  shared: TTFT, TPOT, tokens/s, KV cache, MFU
+    estimate(graph, analysis=GraphAnalysis(graph))   (the analysis is target-independent)
+      plan_devices(graph, footprint)      the smallest deployment that fits (override to scale otherwise)
+      analysis.plan(tp, pp)               shared: which node is split how, collectives, stages
+      memory_plan(...)                    shared: weights + KV cache + activations vs capacity
+      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by shape),
+                                          then price_comm for every collective the plan inserted,
+                                          then schedule(records) to turn costs into a timeline
+      llm_metrics(...)                    shared: TTFT, TPOT, tokens/s, KV cache, MFU
 
 A minimal family implements ``price_node(work) -> NodeCost`` and declares ``family`` and the
 ``schema`` of the target keys it reads; see ``families/cpu.py`` for a short one and
