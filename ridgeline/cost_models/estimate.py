@@ -176,8 +176,9 @@ class Estimate:
         """Time, FLOPs and bytes summed per op, slowest first."""
         agg: dict[str, dict[str, Any]] = {}
         for r in self.nodes:
-            a = agg.setdefault(r.op, {"op": r.op, "count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
-                                      "bounds": {}})
+            op = f"{r.op} ({r.detail['kind']})" if r.detail.get("kind") else r.op   # Fused by fusion kind
+            a = agg.setdefault(op, {"op": op, "count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
+                                    "bounds": {}})
             a["count"] += 1
             a["time_s"] += r.time_s
             a["flops"] += r.flops

@@ -189,6 +189,8 @@ class CostModel:
                 self._check_levels(w, node)
                 proto = self.price_node(w)
                 proto.shard = shard.parts
+                if "kind" in w.detail and "kind" not in proto.detail:
+                    proto.detail["kind"] = w.detail["kind"]
                 if ck is not None:
                     cache[ck] = proto
             layer = node.meta.get("layer")

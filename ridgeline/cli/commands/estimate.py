@@ -65,8 +65,9 @@ def _render(args: argparse.Namespace, est) -> None:
         rows += [("TTFT", fmt_time(llm.ttft_s)), ("TPOT", fmt_time(llm.tpot_s)),
                  ("tokens/s", f"{llm.tokens_per_s:,.1f} aggregate, {llm.tokens_per_s_per_user:,.1f} per user"
                   if llm.tokens_per_s else "-"),
-                 ("KV cache", f"{fmt_bytes(llm.kv_cache_bytes_per_token)} per token, "
-                              f"{fmt_bytes(llm.kv_cache_bytes)} at {llm.context:,} tokens × batch {llm.batch}"),
+                 ("KV cache", (f"{fmt_bytes(llm.kv_cache_bytes_per_token)} per token, "
+                               f"{fmt_bytes(llm.kv_cache_bytes)} at {llm.context:,} tokens × batch {llm.batch}")
+                  if llm.kv_cache_bytes_per_token else "none (an encoder)"),
                  ("MFU", f"{llm.mfu:.1%}"),
                  ("bandwidth", f"{llm.achieved_bandwidth / 1e9:,.0f} GB/s per device "
                                f"({llm.bandwidth_utilization:.0%} of nameplate)")]
