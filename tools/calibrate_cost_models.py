@@ -92,17 +92,17 @@ ROWS = [
      "python tools/calibrate_cost_models.py (one MatMul 1x4096 @ 4096x22016)", True),
     ("vidur Llama-2-7B up_proj fp16, 4096 tokens", "a100", 3.324, "ms", lambda: _up_proj("a100", 4096),
      "python tools/calibrate_cost_models.py (one MatMul 4096x4096 @ 4096x22016)", False),
-    *[(f"MAMF best-shape BF16 GEMM", t, meas, "TFLOP/s", (lambda t=t: _mamf(t)),
+    *[("MAMF best-shape BF16 GEMM", t, meas, "TFLOP/s", (lambda t=t: _mamf(t)),
        "python tools/calibrate_cost_models.py (best of a sweep of large GEMMs)", True)
       for t, meas in (("a100", 271), ("h100", 795), ("b200", 1745))],
     *[(f"TRT-LLM LLaMA-7B TTFT b1 {dt} {n} tokens", t, meas, "ms", (lambda t=t, n=n, dt=dt: _ttft(t, n, dt)),
        f"{PRESET} llama-2-7b --target {t} --phase prefill --context {n} --dtype {dt}", False)
       for t, dt, n, meas in (("h100", "fp8", 128, 7), ("h100", "fp8", 2048, 36), ("a100", "fp16", 128, 16),
                              ("a100", "fp16", 2048, 133))],
-    *[(f"  same, attention with FlashAttention tile records", t, meas, "ms",
+    *[("  same, attention with FlashAttention tile records", t, meas, "ms",
        (lambda t=t, n=n, dt=dt: _ttft(t, n, dt, flash=True)), "python tools/calibrate_cost_models.py", False)
       for t, dt, n, meas in (("h100", "fp8", 2048, 36), ("a100", "fp16", 2048, 133))],
-    *[(f"maxtext dense-LLM training MFU", t, meas, "MFU %", None, "(systolic family)", True)
+    *[("maxtext dense-LLM training MFU", t, meas, "MFU %", None, "(systolic family)", True)
       for t, meas in (("tpu-v6e", 43.8), ("tpu-v5p", 65.4), ("tpu-v5e", 56.0))],
     ("Cerebras Llama-3.1-8B per-user decode", "wse-3", 1800, "tok/s", None, "(wafer_scale family)", True),
     ("Groq Llama-2-7B per-user decode", "groq-lpu", 750, "tok/s", None, "(dataflow family)", True),

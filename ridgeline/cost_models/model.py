@@ -2,13 +2,14 @@
 
 ``estimate(graph)`` is a template; a family overrides the hooks it needs::
 
-    estimate(graph)
-      plan_parallel(graph, tp, pp)      shared: which node is split how, collectives, stages
-      memory_plan(...)                  shared: weights + KV cache + activations vs capacity
-      price_graph(graph, plan)          per node: node_work → shard → price_node (cached by shape),
-                                        then price_comm for every collective the plan inserted,
-                                        then schedule(records) to turn costs into a timeline
-      llm_metrics(...)                  shared: TTFT, TPOT, tokens/s, KV cache, MFU
+    estimate(graph, analysis=GraphAnalysis(graph))   (the analysis is target-independent)
+      plan_devices(graph, footprint)      the smallest deployment that fits (override to scale otherwise)
+      analysis.plan(tp, pp)               shared: which node is split how, collectives, stages
+      memory_plan(...)                    shared: weights + KV cache + activations vs capacity
+      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by shape),
+                                          then price_comm for every collective the plan inserted,
+                                          then schedule(records) to turn costs into a timeline
+      llm_metrics(...)                    shared: TTFT, TPOT, tokens/s, KV cache, MFU
 
 A minimal family implements ``price_node(work) -> NodeCost`` and declares ``family`` and the
 ``schema`` of the target keys it reads; see ``families/cpu.py`` for a short one and
@@ -65,7 +66,7 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
     traffic = {k: v * f for k, v in w.traffic.items()} if w.traffic is not None else None
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
-                   weight_bytes=w.weight_bytes * f, flops=w.flops * f)
+                   weight_bytes=w.weight_bytes * f, cold_bytes=w.cold_bytes * f, flops=w.flops * f)
 
 
 class CostModel:
@@ -82,7 +83,6 @@ class CostModel:
 
     def __init__(self, target: Target, **options: Any):
         self.target = target
-        self._model_flops = 0.0
         # None: the graph's own split (a preset built with tp=…), else 1
         self.tp = _degree(options.pop("tp", None), "tp")
         self.pp = _degree(options.pop("pp", None), "pp")
@@ -133,7 +133,7 @@ class CostModel:
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
-        est.detail["model_flops"] = self._model_flops
+        est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         est.llm = llm_metrics(graph, est, companion)
         if not mem.fits:
@@ -179,23 +179,20 @@ class CostModel:
         """Price every node (once per distinct shape and split) and every inserted collective, then
         ``schedule`` them."""
         records: list[NodeCost] = []
-        cache: dict[Any, tuple[NodeCost, float]] = {}
-        model_flops = 0.0
+        cache: dict[Any, NodeCost] = {}
         for node, key, kid in zip(analysis.nodes, analysis.keys, analysis.key_ids):
             shard = plan.shard_of(node)
             ck = (kid, id(shard)) if kid is not None else None    # shards are interned per plan
-            hit = cache.get(ck) if ck is not None else None
-            if hit is None:
-                work = shared_work(node, key)
-                w = shard_work(work, shard)
+            proto = cache.get(ck) if ck is not None else None
+            if proto is None:
+                w = shard_work(shared_work(node, key), shard)
                 self._check_levels(w, node)
                 proto = self.price_node(w)
                 proto.shard = shard.parts
-                hit = (proto, work.flops)
+                if "kind" in w.detail and "kind" not in proto.detail:
+                    proto.detail["kind"] = w.detail["kind"]
                 if ck is not None:
-                    cache[ck] = hit
-            proto, flops = hit
-            model_flops += flops
+                    cache[ck] = proto
             layer = node.meta.get("layer")
             records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
                                        stage=plan.stage_of(node)))
@@ -203,7 +200,6 @@ class CostModel:
                 c = self.price_comm(comm, plan)
                 c.stage = plan.stage_of(node)
                 records.append(c)
-        self._model_flops = model_flops
         return self.schedule(records, plan)
 
     def _check_levels(self, w: NodeWork, node: Node) -> None:
@@ -259,6 +255,7 @@ class GraphAnalysis:
         ids: dict[Any, int] = {}
         self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
         self._by_dtype: dict[str, float] | None = None
+        self._model_flops: float | None = None
         self.tp = analyze_tensor_parallel(graph)
         self._plans: dict[tuple[int, int], ParallelPlan] = {}
         self.footprint = footprint(graph, self.plan(1, 1))
@@ -274,6 +271,13 @@ class GraphAnalysis:
                         out[c.dtype] = out.get(c.dtype, 0.0) + c.flops
             self._by_dtype = out
         return self._by_dtype
+
+    @property
+    def model_flops(self) -> float:
+        """The graph's FLOPs as its op specs count them (unsplit): MFU's numerator."""
+        if self._model_flops is None:
+            self._model_flops = sum(shared_work(n, k).flops for n, k in zip(self.nodes, self.keys))
+        return self._model_flops
 
     def plan(self, tp: int, pp: int) -> ParallelPlan:
         p = self._plans.get((tp, pp))

@@ -10,9 +10,10 @@ These are what a tiling pass (``tile{target=…}``) searches over, and they prod
   re-read.
 - ``attention_traffic``: FlashAttention-2: Q is split into blocks of ``block_q`` rows (query
   heads of a KV group packed together), K and V stream through on-chip memory once per Q block,
-  the output is written once, and the N×N score matrix never leaves the chip. Outer traffic is
-  ``Q + O + (K + V)·ceil(Sq·g / block_q)`` — O(N²·d²/M) with M the on-chip bytes a block uses —
-  instead of the untiled O(N²). Causal masking skips the blocks above the diagonal.
+  the output is written once, and the N×N score matrix never leaves the chip: the traffic above
+  the tile is ``Q + O + (K + V)·ceil(Sq·g / block_q)`` — O(N²·d²/M) with M the on-chip bytes a
+  block uses — instead of the untiled O(N²); device memory sees K and V only once when a level in
+  between (L2) holds a head's K and V. Causal masking skips the blocks above the diagonal.
 - ``flash_attention_tile(node, target)``: the record for one ``Attention`` node, with the block
   size the target's on-chip memory allows.
 """
@@ -50,8 +51,14 @@ def gemm_traffic(m: int, n: int, k: int, *, tm: int, tn: int, a_bytes: float, b_
 
 def attention_traffic(*, batch: int, q_heads: int, kv_heads: int, sq: int, skv: int, d: int, dv: int,
                       elem: float, block_q: int, causal: bool = False, past: int = 0,
-                      kv_elem: float | None = None) -> dict[str, float]:
-    """FlashAttention-2 bytes at the outer level (``outer``) and through on-chip memory (``inner``)."""
+                      kv_elem: float | None = None, resident: float = 0.0) -> dict[str, float]:
+    """FlashAttention-2 bytes at the outer level (``outer``) and through on-chip memory (``inner``).
+
+    ``inner`` re-reads K and V once per Q block: ``(K+V)·ceil(Sq·g / block_q)``, the N²·d²/M term.
+    ``outer`` is the same unless one KV head's K and V fit in ``resident`` bytes of a level in
+    between (a GPU's L2): the Q blocks of a head run concurrently and share those reads, so device
+    memory sees K and V once.
+    """
     kv_elem = elem if kv_elem is None else kv_elem
     group = max(1, q_heads // max(1, kv_heads))
     t = skv + past
@@ -62,8 +69,9 @@ def attention_traffic(*, batch: int, q_heads: int, kv_heads: int, sq: int, skv: 
     visible = 1.0
     if causal and sq > 1:
         visible = (past + (sq + 1) / 2) / t          # share of K/V blocks a causal Q block reads
-    outer = q + o + kv * max(1.0, blocks * visible)
-    inner = q + o + kv * blocks * visible
+    inner = q + o + kv * max(1.0, blocks * visible)
+    per_head = t * (d + dv) * kv_elem
+    outer = q + o + kv if per_head <= resident else inner
     return {"outer": outer, "inner": inner, "q_blocks": blocks, "visible": visible}
 
 
@@ -97,8 +105,11 @@ def flash_attention_tile(node: Node, target: Target, *, block_q: int | None = No
                 block_q = cand
                 break
     causal = bool(node.attr("is_causal"))
+    levels = list(target.memory)
+    middle = levels[1] if len(levels) > 2 else None       # e.g. L2 between HBM and shared memory
     tr = attention_traffic(batch=b, q_heads=hq, kv_heads=hkv, sq=sq, skv=skv, d=d, dv=dv, elem=elem,
-                           block_q=block_q, causal=causal, past=past, kv_elem=kv_elem)
+                           block_q=block_q, causal=causal, past=past, kv_elem=kv_elem,
+                           resident=middle.total_capacity / 2 if middle is not None else 0.0)
     t = skv + past
     # the KV cache rows this step adds are written once (present_* alias past_*)
     new_kv = b * hkv * skv * (d + dv) * kv_elem if len(node.outputs) > 1 else 0.0
@@ -106,5 +117,6 @@ def flash_attention_tile(node: Node, target: Target, *, block_q: int | None = No
     foot = 2 * (block_q * (d + dv) * elem + block_kv * (d + dv) * kv_elem) + block_q * block_kv * 4
     return {"target": target.name, "shape": {"q": block_q, "kv": block_kv, "d": d},
             "order": ["batch", "kv_head", "q", "kv"], "buffers": 2, "level": level.name,
-            "traffic": {target.device_memory.name: tr["outer"] + new_kv, level.name: tr["inner"]},
+            "traffic": {target.device_memory.name: tr["outer"] + new_kv,
+                        **({middle.name: tr["inner"]} if middle is not None else {}), level.name: tr["inner"]},
             "footprint": {level.name: foot}, "flops": flops}

@@ -361,29 +361,30 @@ def _swiglu_body(t: TensorType) -> Graph:
 
 def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]:
     cfg, o = e.cfg, e.opt
-    base, H, D = o.base_dtype, cfg.hidden, cfg.head_dim
+    base, H = o.base_dtype, cfg.hidden
     wte = e.weight("wte.weight", base, cfg.vocab, H)
     wpe = e.weight("wpe.weight", base, cfg.max_context, H)
-    h = e.op("Add", e.op("Gather", wte, ids, axis=0), e.op("Gather", wpe, pos, axis=0))
+    h = e.op("Add", e.op("Gather", wte, ids, axis=0, _name="wte"), e.op("Gather", wpe, pos, axis=0, _name="wpe"),
+             _name="embeddings")
     presents = []
     for i in range(cfg.layers):
         e.layer = i
         p = f"h.{i}"
         x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_1.weight", base, H), e.weight(f"{p}.ln_1.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1)
+                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_1")
         q = e.linear(x, H, H, f"{p}.attn.q", bias=True)
         k = e.linear(x, H, H, f"{p}.attn.k", bias=True)
         v = e.linear(x, H, H, f"{p}.attn.v", bias=True)
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
-        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True))
+        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True), _name=f"{p}.attn_residual")
         x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_2.weight", base, H), e.weight(f"{p}.ln_2.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1)
+                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_2")
         x = e.linear(x, H, cfg.intermediate, f"{p}.mlp.c_fc", bias=True, gelu="tanh")
-        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True))
+        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True), _name=f"{p}.mlp_residual")
     e.layer = None
     h = e.op("LayerNormalization", h, e.weight("ln_f.weight", base, H), e.weight("ln_f.bias", base, H),
-             epsilon=cfg.norm_eps, _outputs=1)
+             epsilon=cfg.norm_eps, _outputs=1, _name="ln_f")
     h = _last_position(e, h)
     # the LM head is tied to the token embedding: logits = h · wteᵀ
     if h.type.rank == 3:
@@ -391,7 +392,7 @@ def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]
         h2 = e.op("Reshape", h, flat)
     else:
         h2 = h
-    logits = e.op("Gemm", h2, wte, transB=1)
+    logits = e.op("Gemm", h2, wte, transB=1, _name="lm_head")
     return logits, presents
 
 
@@ -412,14 +413,18 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
         q = e.linear(h, H, H, f"{p}.attention.self.query", bias=True)
         k = e.linear(h, H, H, f"{p}.attention.self.key", bias=True)
         v = e.linear(h, H, H, f"{p}.attention.self.value", bias=True)
-        y = e.op("Attention", q, k, v, q_num_heads=cfg.heads, kv_num_heads=cfg.kv_heads, _outputs=1)
-        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True))
+        y = e.op("Attention", q, k, v, q_num_heads=cfg.heads, kv_num_heads=cfg.kv_heads, _outputs=1,
+                 _name=f"{p}.attention.self")
+        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True),
+                 _name=f"{p}.attention.residual")
         h = e.op("LayerNormalization", h, e.weight(f"{p}.attention.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.attention.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1)
+                 e.weight(f"{p}.attention.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
+                 _name=f"{p}.attention.output.LayerNorm")
         x = e.linear(h, H, cfg.intermediate, f"{p}.intermediate.dense", bias=True, gelu="none")
-        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True))
+        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True), _name=f"{p}.output.residual")
         h = e.op("LayerNormalization", h, e.weight(f"{p}.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1)
+                 e.weight(f"{p}.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
+                 _name=f"{p}.output.LayerNorm")
     e.layer = None
     return h, []
 

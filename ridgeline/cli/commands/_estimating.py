@@ -15,8 +15,18 @@ from ...ir import Graph
 from ...ir.errors import TargetError
 from ..common import UsageError, load_model
 
-__all__ = ["add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args", "load_estimable",
-           "estimate_options", "progress", "is_file_model", "companion_for"]
+__all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
+           "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
+
+
+def wide_output(min_width: int = 160) -> None:
+    """Tables of estimates are wide: when stdout is not a terminal (a pipe, a file, a test), render
+    them at least ``min_width`` columns wide instead of wrapping every cell at 80."""
+    if not sys.stdout.isatty():
+        from ..common import console
+        c = console()
+        if c.width < min_width:
+            c.width = min_width
 
 
 def parse_degree(text: str) -> int | str:
@@ -145,19 +155,18 @@ def load_estimable(args: argparse.Namespace) -> Graph:
             from ...models import build
             graph = build(args.model, **opts)
     pipeline = getattr(args, "pipeline", None)
+    if pipeline is None and is_file_model(args.model):
+        # an imported model is fused first, as a compiler would (presets are built fused)
+        from ...backends.estimate import EstimateBackend
+        pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
     if pipeline:
         graph = _optimize(graph, pipeline)
     return graph
 
 
 def _optimize(graph: Graph, pipeline: str) -> Graph:
-    try:
-        from ... import passes
-        run = getattr(passes, "run_pipeline")
-    except (ImportError, AttributeError):
-        raise UsageError("this build of ridgeline has no pass pipeline yet; run without --pipeline") from None
-    run(graph, pipeline)
-    return graph
+    from ...api import optimize
+    return optimize(graph, pipeline)
 
 
 def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:

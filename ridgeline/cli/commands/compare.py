@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ...ir.errors import BackendError, RidgelineError
+from ...ir.errors import RidgelineError
 from ..common import UsageError, add_model_argument, emit, fmt_time, parse_dims, table
-from ._estimating import (add_estimate_options, add_preset_arguments, companion_for, estimate_options,
+from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           is_file_model, known_target_or_backend, load_estimable, progress)
 
 
@@ -93,7 +93,10 @@ def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[di
         except UsageError:
             raise
         except RidgelineError as e:
-            row["error"] = str(e).split("\n")[0]
+            msg = str(e).split("\n")[0]
+            if "not implemented yet" in msg:
+                msg = f"skipped: the {target.family} cost model is not implemented yet"
+            row["error"] = msg
             rows.append(row)
             continue
         results[name] = est
@@ -136,6 +139,10 @@ def _run_executors(args, graph, executors: list[str], targets: list[str], result
                     times.append(time.perf_counter() - t)
         except RidgelineError as e:
             row["error"] = str(e).split("\n")[0]
+            rows.append(row)
+            continue
+        except ImportError as e:   # a built-in backend whose module is not in this build yet
+            row["error"] = f"backend {name!r} is not available in this build ({e})"
             rows.append(row)
             continue
         measured = statistics.median(times)
@@ -186,6 +193,7 @@ def _host_prediction(args, row: dict, exe, g, inputs, results: dict) -> None:
 
 # --------------------------------------------------------------------------- output
 def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
+    wide_output()
     est_rows = [r for r in rows if r["kind"] == "estimate"]
     if est_rows:
         llm = any("tpot_s" in r for r in est_rows)
@@ -205,7 +213,8 @@ def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
                          _num(r.get("tokens_per_s_per_user")), f"{r.get('mfu', 0):.1%}"]
             line.append("")
             out.append(line)
-        table(f"{args.model}: estimated", cols, out)
+        table(f"{args.model}: estimated", cols, out,
+              justify=["left", "left"] + ["right"] * (len(cols) - 3) + ["left"])
     ex_rows = [r for r in rows if r["kind"] == "execute"]
     if ex_rows:
         cols = ["backend", "measured", "max |error| vs numpy", "host-cpu predicted", "predicted / measured", "note"]
@@ -232,5 +241,3 @@ def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
 def _num(x) -> str:
     return "-" if x is None else f"{x:,.1f}"
 
-
-_ = BackendError

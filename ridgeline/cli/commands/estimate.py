@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, table
-from ._estimating import (add_estimate_options, add_preset_arguments, companion_for, estimate_options,
+from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           load_estimable, progress, target_from_args)
 
 
@@ -67,6 +67,7 @@ def _write_schedule(args: argparse.Namespace, est) -> None:
 
 
 def _render(args: argparse.Namespace, est) -> None:
+    wide_output()
     rows = [("target", f"{est.target} ({est.family})"), ("step time", fmt_time(est.time_s)),
             ("bound", f"{est.bound}  ({_shares(est)})"),
             ("FLOPs / device", fmt_count(est.flops)),
@@ -84,8 +85,9 @@ def _render(args: argparse.Namespace, est) -> None:
         rows += [("TTFT", fmt_time(llm.ttft_s)), ("TPOT", fmt_time(llm.tpot_s)),
                  ("tokens/s", f"{llm.tokens_per_s:,.1f} aggregate, {llm.tokens_per_s_per_user:,.1f} per user"
                   if llm.tokens_per_s else "-"),
-                 ("KV cache", f"{fmt_bytes(llm.kv_cache_bytes_per_token)} per token, "
-                              f"{fmt_bytes(llm.kv_cache_bytes)} at {llm.context:,} tokens × batch {llm.batch}"),
+                 ("KV cache", (f"{fmt_bytes(llm.kv_cache_bytes_per_token)} per token, "
+                               f"{fmt_bytes(llm.kv_cache_bytes)} at {llm.context:,} tokens × batch {llm.batch}")
+                  if llm.kv_cache_bytes_per_token else "none (an encoder)"),
                  ("MFU", f"{llm.mfu:.1%}"),
                  ("bandwidth", f"{llm.achieved_bandwidth / 1e9:,.0f} GB/s per device "
                                f"({llm.bandwidth_utilization:.0%} of nameplate)")]

@@ -36,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
         d["implemented"] = is_implemented(t.family)
         data.append(d)
     detail = bool(args.file or args.name)
-    emit(args, data[0] if detail else data, lambda: _render_one(targets[0], data[0]) if detail else _render(targets, data))
+    if detail:
+        emit(args, data[0], lambda: _render_one(targets[0], data[0]))
+    else:
+        emit(args, data, lambda: _render(targets, data))
     return 0
 
 
@@ -45,6 +48,8 @@ def _tflops(x: float) -> str:
 
 
 def _render(targets, data) -> None:
+    from ._estimating import wide_output
+    wide_output()
     rows = []
     for t, d in zip(targets, data):
         dt = "bf16" if t.peak("bf16") else ("f16" if t.peak("f16") else (t.dtypes()[0] if t.dtypes() else "f32"))
@@ -59,6 +64,8 @@ def _render(targets, data) -> None:
 
 
 def _render_one(t, d) -> None:
+    from ._estimating import wide_output
+    wide_output()
     table(f"{t.name}: {t.title} ({t.family}; {t.source})", ["unit", "kind", "count", "shape", "dtype", "peak",
                                                            "ridge FLOP/B"],
           [(u.name, u.kind, u.count, "×".join(map(str, u.shape)) or "-", dt, f"{_tflops(r)}FLOP/s",

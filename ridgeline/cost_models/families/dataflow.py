@@ -319,7 +319,6 @@ class DataflowModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        self._model_flops = sum(w.flops for w in works.values())
         part = self.partition(graph, works)
         self.partition_ = part
         result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None

@@ -249,7 +249,7 @@ class GpuSimtModel(CostModel):
         if w.detail:
             detail.update({k: v for k, v in w.detail.items() if k not in detail})
         return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, bound, unit=units[0],
-                        compute_s=compute, memory_s=memory, detail=detail)
+                        compute_s=compute, memory_s=memory, roofline=bound, detail=detail)
 
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)

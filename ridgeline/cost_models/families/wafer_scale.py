@@ -260,7 +260,6 @@ class WaferScaleModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        self._model_flops = sum(w.flops for w in works.values())
         res = resident_bytes(graph)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
         stream = placement == "stream"
