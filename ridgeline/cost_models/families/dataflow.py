@@ -548,7 +548,7 @@ class DataflowModel(CostModel):
         bound = max(busy, key=busy.get)
         flops = (w.matrix_flops + w.vector_flops) if w is not None and w.contractions else (w.flops if w else 0.0)
         nbytes = {self.sram.name: w.device_bytes} if w is not None else {}
-        return NodeCost(label, op, cat, 0.0, flops, nbytes, bound, unit=ops[0].unit,
+        return NodeCost(label, op, cat, 0.0, flops, nbytes, bound, unit=ops[0].unit, roofline=bound,
                         compute_s=busy["compute"] / self.clock, memory_s=busy["memory"] / self.clock,
                         comm_s=busy["communication"] / self.clock, layer=layer,
                         detail={"kernels": 1, "chips": sorted({o.chip for o in ops}), "ops": len(ops),

@@ -30,9 +30,11 @@ What the model does per node (every figure from the target file):
 - **Multi-chip.** Tensor-parallel all-reduces and pipeline sends are priced on the ICI /
   NeuronLink links (α–β, ring steps per torus dimension) by the framework.
 
-Bounds: a node is ``compute`` when the arrays or the vector unit take longest, ``memory`` when
-HBM or VMEM bytes do (a decode GEMV: its weights arrive from HBM slower than the array could
-consume them), ``overhead`` when the fixed per-op cost exceeds both.
+Bounds: a node is ``compute`` when MACs streaming through the arrays or the vector unit take
+longest; ``memory`` when bytes do — HBM, VMEM, or stationary tiles shifting into the arrays (a
+fold that waits for its next tile is moving bytes, not multiplying: a decode GEMV, or GQA decode
+attention whose K/V tiles are the stationary operand); ``overhead`` when the fixed per-op cost
+exceeds both. ``detail["memory_level_s"]["array_load"]`` is the tile-load time.
 """
 
 from __future__ import annotations
@@ -212,7 +214,10 @@ class SystolicModel(CostModel):
         frac = w.causal_fraction if w.traffic is not None else 1.0
         vunit, vrate = self.vector_rate(w.vector_dtype)
         gemms = [self.gemm(c) for c in w.contractions]
-        matrix_s = sum(g["compute_s"] for g in gemms) * frac
+        # array time waiting on stationary tiles to shift in moves bytes, not MACs: it counts as
+        # data movement (the VMEM -> array path), MAC streaming as compute
+        load_s = sum(g["compute_s"] for g in gemms if g["load_bound"]) * frac
+        matrix_s = sum(g["compute_s"] for g in gemms if not g["load_bound"]) * frac
         # prologues (dequantizing weights) run on the vector unit once per tile row of the other operand
         pro = 0.0
         for c, g in zip(w.contractions, gemms):
@@ -235,22 +240,25 @@ class SystolicModel(CostModel):
             m = self.target.level(level)
             bw = m.bandwidth * (self.eff["memory"] if level == dev else 1.0)
             times[level] = b / bw if bw else 0.0
+        if load_s:
+            times["array_load"] = load_s
         memory = max(times.values(), default=0.0)
-        busy = max(compute, memory)
+        busy = max(compute, memory, matrix_s + load_s)
         overhead = float(self.ovh["op"]) * w.kernels
         if overhead > busy:
             bound = "overhead"
         else:
             bound = "compute" if compute >= memory else "memory"
         flops = (w.matrix_flops + w.vector_flops) * frac
-        unit = gemms[0]["unit"] if gemms and matrix_s >= vector_s else vunit
+        unit = gemms[0]["unit"] if gemms and matrix_s + load_s >= vector_s else vunit
         detail: dict[str, Any] = {"kernels": w.kernels, "memory_level_s": times}
         if gemms:
             detail["gemms"] = gemms
         if w.tile is not None:
             detail["tile"] = w.tile
         return NodeCost(w.name, w.op, w.category, busy + overhead, flops, nbytes, bound, unit=unit,
-                        compute_s=compute, memory_s=memory, overhead_s=overhead, detail=detail)
+                        compute_s=compute, memory_s=memory, overhead_s=overhead,
+                        roofline="compute" if compute >= memory else "memory", detail=detail)
 
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)

@@ -302,7 +302,7 @@ class WaferScaleModel(CostModel):
             if stream and w.weight_bytes:
                 nbytes["memoryx"] = w.weight_bytes
             flops = w.matrix_flops + w.vector_flops
-            rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"],
+            rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"], roofline=cyc["bound"],
                            unit=f"pe x{pes}", compute_s=cyc["compute_cycles"] / self.clock,
                            memory_s=max(cyc["stream_cycles"], cyc["weight_stream_cycles"]) / self.clock,
                            layer=layer, detail={"kernels": 1, "wafer": wafer_of[id(n)], **cyc})
