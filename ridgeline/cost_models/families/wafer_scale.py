@@ -210,10 +210,10 @@ class WaferScaleModel(CostModel):
 
     # ----------------------------------------------------------------- one node
     def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *,
-                    weight_stream_bw: float = 0.0) -> dict[str, Any]:
+                    weight_stream_bw: float = 0.0, streamed: float = 0.0) -> dict[str, Any]:
         """Per-token ``latency``, whole-step ``occupancy`` (cycles) and bound of one node on a
-        region of ``pes`` PEs, for ``tokens`` activation vectors of ``k_in`` values each (see the
-        module docstring)."""
+        region of ``pes`` PEs, for ``tokens`` activation vectors of ``k_in`` values each, with
+        ``streamed`` weight bytes arriving from MemoryX at ``weight_stream_bw`` (module docstring)."""
         side = max(1, math.isqrt(pes))
         hops = 2 * side * self.hop
         eff = float(self.target.efficiency["matrix"])
@@ -238,7 +238,7 @@ class WaferScaleModel(CostModel):
             # a streaming op works on values as they pass: only arithmetic that cannot keep pace delays
             latency = int(self.target.overheads["vector_latency"]) + max(0.0, compute_tok - stream_tok)
         occupancy = max(stream_all, compute)
-        wcyc = math.ceil(w.weight_bytes / weight_stream_bw * self.clock) if weight_stream_bw else 0
+        wcyc = math.ceil(streamed / weight_stream_bw * self.clock) if weight_stream_bw and streamed else 0
         if wcyc:
             latency += wcyc
             occupancy = max(occupancy, wcyc)
@@ -269,6 +269,7 @@ class WaferScaleModel(CostModel):
         finish: dict[int, float] = {}        # id(value) -> cycle its first token is ready
         wafer_at: dict[int, int] = {}        # id(value) -> wafer that produced it
         recs: list[tuple[NodeCost, float, float]] = []    # (record, end cycle, occupancy beyond latency)
+        arrived: dict[tuple[int, int], float] = {}          # (id(value), wafer) -> its first token there
         sram = self.sram.name
         for n in nodes:
             w = works[id(n)]
@@ -279,9 +280,13 @@ class WaferScaleModel(CostModel):
                 if v is not None and id(v) in finish:
                     t = finish[id(v)]
                     src = wafer_at.get(id(v), 0)
-                    if src != wafer_of.get(id(n), 0):
-                        t, rec = self._hop(v, t, src, wafer_of[id(n)], layer)
-                        recs.append(rec)
+                    dst = wafer_of.get(id(n), 0)
+                    if src != dst:
+                        if (id(v), dst) not in arrived:       # a value crosses to a wafer once
+                            hop_end, rec = self._hop(v, t, src, dst, layer)
+                            recs.append(rec)
+                            arrived[(id(v), dst)] = hop_end
+                        t = arrived[(id(v), dst)]
                     ready = max(ready, t)
             if n.spec.category in FREE_CATEGORIES or w.kernels == 0:
                 for v in n.outputs:
@@ -290,24 +295,27 @@ class WaferScaleModel(CostModel):
                 continue
             pes = regions[id(n)]
             tokens, k_in = _tokens(n)
-            key = (id(w), pes, tokens, k_in)
+            streamed = res.get(id(n), (0.0, 0.0))[0] if stream else 0.0
+            key = (id(w), pes, tokens, k_in, streamed)
             cyc = cache.get(key)
             if cyc is None:
-                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, weight_stream_bw=mx_bw)
+                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, weight_stream_bw=mx_bw, streamed=streamed)
             end = ready + cyc["latency"]
             for v in n.outputs:
                 finish[id(v)] = end
                 wafer_at[id(v)] = wafer_of[id(n)]
             nbytes = {sram: w.device_bytes}
-            if stream and w.weight_bytes:
-                nbytes["memoryx"] = w.weight_bytes
+            if streamed:
+                nbytes["memoryx"] = streamed
             flops = w.matrix_flops + w.vector_flops
             rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"], roofline=cyc["bound"],
                            unit=f"pe x{pes}", compute_s=cyc["compute_cycles"] / self.clock,
                            memory_s=max(cyc["stream_cycles"], cyc["weight_stream_cycles"]) / self.clock,
                            layer=layer, detail={"kernels": 1, "wafer": wafer_of[id(n)], **cyc})
             recs.append((rec, end, max(0.0, cyc["occupancy"] - cyc["latency"])))
-        return self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes)
+        # MemoryX is one link: the step cannot end before every weight has streamed through it
+        floor = sum(wb for wb, _ in res.values()) / mx_bw * self.clock if stream else 0.0
+        return self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
 
     def _hop(self, v, t: float, src: int, dst: int, layer) -> tuple[float, tuple[NodeCost, float, float]]:
         """A value crossing from wafer ``src`` to ``dst`` (its first token, then the rest streams)."""
@@ -320,9 +328,10 @@ class WaferScaleModel(CostModel):
                        detail={"payload_bytes": nb, "from": src, "to": dst})
         return t + cyc, (rec, t + cyc, 0.0)
 
-    def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes) -> list[NodeCost]:
+    def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes, floor: float) -> list[NodeCost]:
         """Each record's increment of the critical path; the bottleneck region also carries the
-        pipeline's remaining occupancy (tokens after the first)."""
+        pipeline's remaining occupancy (tokens after the first), and with weights streamed the
+        wait for the MemoryX link (``floor`` cycles) lands on the node with the most weights."""
         frontier = 0.0
         for rec, end, _ in sorted(recs, key=lambda x: x[1]):
             rec.time_s = max(0.0, end - frontier) / self.clock
@@ -331,6 +340,12 @@ class WaferScaleModel(CostModel):
         if extra is not None and extra[2] > 0:
             extra[0].time_s += extra[2] / self.clock
             extra[0].detail["pipeline_bottleneck"] = True
+            frontier += extra[2]
+        if floor > frontier and recs:
+            heavy = max(recs, key=lambda x: x[0].bytes.get("memoryx", 0.0))[0]
+            heavy.time_s += (floor - frontier) / self.clock
+            heavy.detail["memoryx_wait_cycles"] = floor - frontier
+            frontier = floor
         step = float(self.target.overheads["step"])
         out = [r for r, _, _ in recs]
         if step and out:
