@@ -139,3 +139,21 @@ def test_cli_schedule_and_gantt(run_cli, tmp_path):
                       "--schedule applies to", "dataflow", "h100")
     assert_user_error(run_cli("estimate", "gpt2", "--target", "groq-lpu", "--gantt", str(tmp_path / "g.txt")),
                       "--gantt", ".png")
+
+
+def test_tile_records_are_read_and_checked():
+    from ridgeline.cost_models.traffic import flash_attention_tile
+    from ridgeline.ir.errors import TargetError
+    t = get_target("groq-lpu")
+    g = models.build("llama-2-7b", phase="prefill", context=1024, dtype="fp16")
+    plain = estimate(g, t, companion=None)
+    for n in g:
+        if n.op == "Attention":
+            n.meta["tile"] = flash_attention_tile(n, t)
+    tiled = estimate(g, t, companion=None)
+    check_schedule(tiled.schedule.to_json())
+    att = lambda e: sum(r.compute_s + r.memory_s for r in e.nodes if r.op == "Attention")   # noqa: E731
+    assert att(tiled) < att(plain)                      # causal blocks above the diagonal are skipped
+    next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"hbm": 1e6}}
+    with pytest.raises(TargetError, match="level 'hbm'.*groq-lpu"):
+        estimate(g, t, companion=None)

@@ -100,3 +100,31 @@ def test_degrees_do_not_apply_and_estimates_repeat():
     a = GraphAnalysis(g)
     e1, e2 = estimate(g, "wse-3", analysis=a, companion=None), estimate(g, "wse-3", analysis=a, companion=None)
     assert e1.time_s == e2.time_s and [r.time_s for r in e1.nodes] == [r.time_s for r in e2.nodes]
+
+
+def test_narrow_weights_need_fewer_wafers():
+    bf16 = _est("llama-3-70b", context=2048)
+    int8 = _est("llama-3-70b", context=2048, weight_dtype="int8")
+    assert int8.devices < bf16.devices
+    assert int8.memory.total_weights_bytes == pytest.approx(bf16.memory.total_weights_bytes / 2, rel=0.02)
+    # half the wafers also means half the PEs per layer: the regions' MACs (and the dequantizing
+    # prologue) now take longer than the streams on the big GEMMs
+    gate = next(r for r in int8.nodes if r.name.endswith("layers.0.mlp.gate_proj"))
+    assert gate.detail["compute_cycles"] > next(r for r in bf16.nodes if r.name.endswith(
+        "layers.0.mlp.gate_proj")).detail["compute_cycles"]
+
+
+def test_tile_records_are_read_and_checked():
+    from ridgeline.cost_models.traffic import flash_attention_tile
+    from ridgeline.ir.errors import TargetError
+    g = models.build("llama-3-8b", phase="prefill", context=2048)
+    plain = estimate(g, "wse-3", companion=None)
+    for n in g:
+        if n.op == "Attention":
+            n.meta["tile"] = flash_attention_tile(n, WSE)
+    tiled = estimate(g, "wse-3", companion=None)
+    att = lambda e: sum(r.compute_s for r in e.nodes if r.op == "Attention")   # noqa: E731
+    assert att(tiled) < att(plain)                       # causal blocks above the diagonal are skipped
+    next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"vmem": 1e6}}
+    with pytest.raises(TargetError, match="level 'vmem'"):
+        estimate(g, "wse-3", companion=None)

@@ -259,10 +259,11 @@ class DataflowModel(CostModel):
         ov = self.target.overheads
         ops: list[tuple[str, str, int, str, dict]] = []
         rows, cols = self.plane
+        frac = w.causal_fraction if w.traffic is not None else 1.0     # a tile record's skipped blocks
         for c in w.contractions:
             key, peak = self._mxm_peak(c.dtype)
             passes = math.ceil(c.k / rows) * math.ceil(c.n / cols) * c.m * c.batch
-            compute = math.ceil(passes * self.geometry_peak / peak / self.mxm.count)
+            compute = math.ceil(passes * self.geometry_peak / peak / self.mxm.count * frac)
             b_bytes = c.batch * c.k * c.n * (_bits(c.b_dtype) / 8)
             install = math.ceil(b_bytes / self.install_bpc)
             cyc = int(ov["mxm_latency"]) + max(compute, install)
@@ -278,7 +279,7 @@ class DataflowModel(CostModel):
         if w.contractions:
             if vec:
                 ops.append(self._vector(vec, 0.0))
-            return ops
+            return self._tile_floor(w, ops)
         nbytes = w.device_bytes
         if w.op == "Gather" or w.category == "other":
             cyc = int(ov["mem_latency"]) + math.ceil(sum(w.out_bytes) / self.mem_bpc)
@@ -287,6 +288,19 @@ class DataflowModel(CostModel):
             cyc = int(ov["sxm_latency"]) + math.ceil(nbytes / self.switch_bpc)
             return [("switch", "sxm", cyc, "memory", {"unit": "sxm", "bytes": nbytes})]
         return [self._vector(vec, nbytes)]
+
+    def _tile_floor(self, w: NodeWork, ops: list) -> list:
+        """A tile record's SRAM traffic cannot move faster than the SRAM reads: stretch the
+        node's longest op to it when its ops are shorter."""
+        if w.traffic is None or not ops:
+            return ops
+        need = math.ceil(w.bytes_at(self.sram.name).get(self.sram.name, 0.0) / self.mem_bpc)
+        have = sum(o[2] for o in ops)
+        if need > have:
+            i = max(range(len(ops)), key=lambda k: ops[k][2])
+            kind, unit, cyc, _bound, info = ops[i]
+            ops[i] = (kind, unit, cyc + need - have, "memory", {**info, "tile_sram_cycles": need})
+        return ops
 
     def _vector(self, flops: float, nbytes: float) -> tuple[str, str, int, str, dict]:
         per_cycle = (self.vxm.peak.get("f32") or max(self.vxm.peak.values())) / self.clock if self.vxm else 1.0
@@ -319,6 +333,9 @@ class DataflowModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        for n in nodes:
+            if works[id(n)].traffic is not None:
+                self._check_levels(works[id(n)], n)
         part = self.partition(graph, works)
         self.partition_ = part
         result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None
@@ -547,7 +564,7 @@ class DataflowModel(CostModel):
             busy[o.bound] += o.cycles
         bound = max(busy, key=busy.get)
         flops = (w.matrix_flops + w.vector_flops) if w is not None and w.contractions else (w.flops if w else 0.0)
-        nbytes = {self.sram.name: w.device_bytes} if w is not None else {}
+        nbytes = w.bytes_at(self.sram.name) if w is not None else {}
         return NodeCost(label, op, cat, 0.0, flops, nbytes, bound, unit=ops[0].unit, roofline=bound,
                         compute_s=busy["compute"] / self.clock, memory_s=busy["memory"] / self.clock,
                         comm_s=busy["communication"] / self.clock, layer=layer,

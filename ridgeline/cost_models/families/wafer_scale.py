@@ -223,8 +223,9 @@ class WaferScaleModel(CostModel):
             (w.category == "fused" and w.detail.get("kind") not in ("elementwise", None))
         compute = math.ceil((w.vector_flops + w.converts) / (pes * self.fmac * 2))
         reduce_tok = 0
+        frac = w.causal_fraction if w.traffic is not None else 1.0     # a tile record's skipped blocks
         if w.contractions:
-            macs = sum(c.batch * c.m * c.n * c.k for c in w.contractions)
+            macs = sum(c.batch * c.m * c.n * c.k for c in w.contractions) * frac
             compute += math.ceil(macs / (pes * self.fmac * self._speed(w.contractions[0].dtype) * eff))
             n_out = sum(c.n for c in w.contractions if c.role == "matmul") or k_in
             reduce_tok = math.ceil(math.ceil(n_out / side) / vpw)    # partial sums leaving the column chains
@@ -238,6 +239,11 @@ class WaferScaleModel(CostModel):
             # a streaming op works on values as they pass: only arithmetic that cannot keep pace delays
             latency = int(self.target.overheads["vector_latency"]) + max(0.0, compute_tok - stream_tok)
         occupancy = max(stream_all, compute)
+        if w.traffic is not None:
+            # a tile record's SRAM bytes, read by the region's PEs at their share of the SRAM bandwidth
+            sram = w.bytes_at(self.sram.name).get(self.sram.name, 0.0)
+            stream_all = max(stream_all, math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock))
+            occupancy = max(occupancy, stream_all)
         wcyc = math.ceil(streamed / weight_stream_bw * self.clock) if weight_stream_bw and streamed else 0
         if wcyc:
             latency += wcyc
@@ -260,6 +266,9 @@ class WaferScaleModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        for n in nodes:
+            if works[id(n)].traffic is not None:
+                self._check_levels(works[id(n)], n)
         res = resident_bytes(graph)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
         stream = placement == "stream"
@@ -304,7 +313,7 @@ class WaferScaleModel(CostModel):
             for v in n.outputs:
                 finish[id(v)] = end
                 wafer_at[id(v)] = wafer_of[id(n)]
-            nbytes = {sram: w.device_bytes}
+            nbytes = w.bytes_at(sram)
             if streamed:
                 nbytes["memoryx"] = streamed
             flops = w.matrix_flops + w.vector_flops
