@@ -26,11 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ridgeline import models  # noqa: E402
-from ridgeline.cost_models import estimate, get_target  # noqa: E402
-from ridgeline.cost_models.traffic import flash_attention_tile  # noqa: E402
+from ridgeline import models
+from ridgeline.cost_models import estimate, get_target
+from ridgeline.cost_models.traffic import flash_attention_tile
 
-__all__ = ["maxtext_mfu", "decode_tokens_per_s", "ROWS"]
+__all__ = ["ROWS", "decode_tokens_per_s", "maxtext_mfu"]
 
 
 def maxtext_mfu(target: str) -> float:

@@ -76,7 +76,7 @@ UseRamulatorTrace: False
 def _ensure_venv(venv: Path) -> Path:
     py = venv / "bin" / "python"
     probe = [str(py), "-c", "import scalesim, numpy; assert tuple(map(int, numpy.__version__.split('.')[:2])) < (2, 4)"]
-    if py.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    if py.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return py
     print(f"creating {venv} with scalesim and numpy<2.4 ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -89,7 +89,7 @@ def _run_case(m: int, n: int, k: int, rows: int, cols: int, dataflow: str) -> di
     import contextlib
     import io
 
-    from scalesim.scale_sim import scalesim   # noqa: import inside the worker venv only
+    from scalesim.scale_sim import scalesim  # only importable inside the SCALE-Sim venv
 
     work = Path(tempfile.mkdtemp(prefix="scalesim-"))
     try:
@@ -146,7 +146,7 @@ def main() -> int:
     if args.worker:
         return _worker(args.out, command)
     py = _ensure_venv(args.venv)
-    return subprocess.run([str(py), __file__, "--worker", "--out", str(args.out.resolve())]).returncode
+    return subprocess.run([str(py), __file__, "--worker", "--out", str(args.out.resolve())], check=False).returncode
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import heapq
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["Op", "Schedule", "list_schedule", "SCHEDULE_FORMAT"]
+__all__ = ["SCHEDULE_FORMAT", "Op", "Schedule", "list_schedule"]
 
 SCHEDULE_FORMAT = "ridgeline.schedule/1"
 
@@ -208,7 +209,7 @@ class Schedule:
         return path
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Schedule":
+    def from_json(cls, data: Mapping[str, Any]) -> Schedule:
         if data.get("format") != SCHEDULE_FORMAT:
             raise RidgelineError(f"not a ridgeline schedule (format {data.get('format')!r}, expected {SCHEDULE_FORMAT})")
         ops = [Op(id=o["id"], node=o["node"], op=o["op"], kind=o["kind"], unit=o["unit"], chip=o["chip"],

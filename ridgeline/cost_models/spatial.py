@@ -17,7 +17,7 @@ from .estimate import Estimate, MemoryPlan
 from .llm import llm_metrics
 from .quantities import format_quantity
 
-__all__ = ["require_no_degrees", "resident_bytes", "finish_estimate"]
+__all__ = ["finish_estimate", "require_no_degrees", "resident_bytes"]
 
 
 def require_no_degrees(model: Any) -> None:

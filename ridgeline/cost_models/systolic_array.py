@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["DATAFLOWS", "ArrayMapping", "canonical_dataflow", "map_gemm", "scalesim_cycles", "pipelined_cycles"]
+__all__ = ["DATAFLOWS", "ArrayMapping", "canonical_dataflow", "map_gemm", "pipelined_cycles", "scalesim_cycles"]
 
 #: SCALE-Sim's dataflow names; the long spellings are accepted too
 DATAFLOWS = ("ws", "os", "is")

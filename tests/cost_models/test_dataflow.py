@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import assert_user_error
 from schedule_checker import check_schedule
 
-from helpers import assert_user_error
 from ridgeline import models
 from ridgeline.cost_models import estimate, get_target
 from ridgeline.cost_models.families import dataflow as df_mod
@@ -15,11 +15,11 @@ from ridgeline.cost_models.schedule import Op, Schedule, list_schedule
 from ridgeline.ir.errors import BackendError, RidgelineError
 
 CASES = [
-    ("gpt2", dict(phase="decode", context=512)),
-    ("gpt2", dict(phase="prefill", context=128)),
-    ("llama-2-7b", dict(phase="decode", context=2048, dtype="fp16")),
-    ("llama-2-7b", dict(phase="decode", context=512, weight_dtype="int4")),     # dequantizing prologues
-    ("llama-3-8b", dict(phase="prefill", context=256, batch=2)),
+    ("gpt2", {"phase": "decode", "context": 512}),
+    ("gpt2", {"phase": "prefill", "context": 128}),
+    ("llama-2-7b", {"phase": "decode", "context": 2048, "dtype": "fp16"}),
+    ("llama-2-7b", {"phase": "decode", "context": 512, "weight_dtype": "int4"}),     # dequantizing prologues
+    ("llama-3-8b", {"phase": "prefill", "context": 256, "batch": 2}),
 ]
 
 
@@ -152,7 +152,7 @@ def test_tile_records_are_read_and_checked():
             n.meta["tile"] = flash_attention_tile(n, t)
     tiled = estimate(g, t, companion=None)
     check_schedule(tiled.schedule.to_json())
-    att = lambda e: sum(r.compute_s + r.memory_s for r in e.nodes if r.op == "Attention")   # noqa: E731
+    att = lambda e: sum(r.compute_s + r.memory_s for r in e.nodes if r.op == "Attention")
     assert att(tiled) < att(plain)                      # causal blocks above the diagonal are skipped
     next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"hbm": 1e6}}
     with pytest.raises(TargetError, match="level 'hbm'.*groq-lpu"):

@@ -9,9 +9,9 @@ import pytest
 
 from ridgeline import models
 from ridgeline.cost_models import estimate, get_target
+from ridgeline.cost_models import targets as targets_pkg
 from ridgeline.cost_models.families.systolic import SystolicModel
 from ridgeline.cost_models.systolic_array import map_gemm, pipelined_cycles
-from ridgeline.cost_models import targets as targets_pkg
 from ridgeline.cost_models.targets import load_target_file
 from ridgeline.ir import Graph, tensor
 from ridgeline.ir.errors import BackendError, TargetError

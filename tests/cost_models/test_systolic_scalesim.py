@@ -13,8 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ridgeline.cost_models.systolic_array import (DATAFLOWS, canonical_dataflow, map_gemm, pipelined_cycles,
-                                                  scalesim_cycles)
+from ridgeline.cost_models.systolic_array import (
+    DATAFLOWS,
+    canonical_dataflow,
+    map_gemm,
+    pipelined_cycles,
+    scalesim_cycles,
+)
 
 TABLE = Path(__file__).with_name("scalesim_reference.csv")
 

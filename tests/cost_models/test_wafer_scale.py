@@ -123,7 +123,7 @@ def test_tile_records_are_read_and_checked():
         if n.op == "Attention":
             n.meta["tile"] = flash_attention_tile(n, WSE)
     tiled = estimate(g, "wse-3", companion=None)
-    att = lambda e: sum(r.compute_s for r in e.nodes if r.op == "Attention")   # noqa: E731
+    att = lambda e: sum(r.compute_s for r in e.nodes if r.op == "Attention")
     assert att(tiled) < att(plain)                       # causal blocks above the diagonal are skipped
     next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"vmem": 1e6}}
     with pytest.raises(TargetError, match="level 'vmem'"):

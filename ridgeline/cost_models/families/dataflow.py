@@ -43,9 +43,11 @@ out.json --gantt out.png``) and its summary in ``est.detail["schedule"]``.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
@@ -58,7 +60,7 @@ from ..spatial import finish_estimate, require_no_degrees, resident_bytes
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
-__all__ = ["DataflowModel", "Partition", "REPLICATE_ABOVE"]
+__all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
 
 #: op count above which identical layers are scheduled once and replicated
 REPLICATE_ABOVE = 3000
@@ -89,7 +91,7 @@ class DataflowModel(CostModel):
     family = "dataflow"
     device_word = "chip"
     description = "deterministic dataflow (Groq LPU): SRAM-resident partition, cycle-exact list schedule, C2C"
-    schema = {
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
         "array": {
             "vector_bytes": Field("int", 320, "bytes of one stream vector (320 lanes x 1 byte)"),
             "install_streams": Field("int", 32, "stream vectors per cycle that carry weights into the MXM"),
@@ -107,7 +109,7 @@ class DataflowModel(CostModel):
             "c2c_latency": Field("time", 5e-7, "one chip-to-chip hop"),
         },
     }
-    option_fields = {
+    option_fields: ClassVar[Mapping[str, Field]] = {
         "replicate": Field("bool", True, "schedule one layer and replicate it for large models of identical layers"),
     }
 
@@ -231,7 +233,7 @@ class DataflowModel(CostModel):
             part.resident, part.kv = [0.0], [0.0]
         if big_layers and len(part.first_layer_chip) > 1:
             firsts = sorted(part.first_layer_chip.items())
-            strides = {b[1] - a[1] for a, b in zip(firsts, firsts[1:])}
+            strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
             part.layer_chips = strides.pop() if len(strides) == 1 else 0
         if part.chips > self.target.max_devices:
             name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \

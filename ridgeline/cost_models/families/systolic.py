@@ -40,7 +40,8 @@ exceeds both. ``detail["memory_level_s"]["array_load"]`` is the tile-load time.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ...ir.errors import BackendError, TargetError
 from ..estimate import NodeCost
@@ -50,7 +51,7 @@ from ..systolic_array import ArrayMapping, canonical_dataflow, map_gemm, pipelin
 from ..target import Field
 from ..work import Contraction, NodeWork
 
-__all__ = ["SystolicModel", "GemmPlan"]
+__all__ = ["GemmPlan", "SystolicModel"]
 
 
 def _bytes_of(dt: str) -> float:
@@ -72,7 +73,7 @@ class SystolicModel(CostModel):
 
     family = "systolic"
     description = "systolic arrays: GEMM folds with fill/drain and padding waste, vector unit, VMEM tiles, HBM, ICI"
-    schema = {
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
         "array": {
             "cores": Field("int", 1, "TensorCores / NeuronCores per chip (the matrix units are spread over them)"),
             "dataflow": Field("str", "ws", "how GEMMs map onto the arrays: ws, os or is (SCALE-Sim's names)"),
@@ -91,7 +92,7 @@ class SystolicModel(CostModel):
             "memory": Field("fraction", 0.85, "sustained share of HBM bandwidth"),
         },
     }
-    option_fields = {
+    option_fields: ClassVar[Mapping[str, Field]] = {
         "dataflow": Field("str", None, "override the target's dataflow: ws, os or is"),
         "double_buffered": Field("bool", None, "override whether stationary tiles are double-buffered"),
     }

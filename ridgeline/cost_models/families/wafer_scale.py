@@ -42,7 +42,8 @@ wafers and the PEs per node.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError, TargetError
@@ -54,7 +55,7 @@ from ..spatial import finish_estimate, require_no_degrees, resident_bytes
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
-__all__ = ["WaferScaleModel", "PLACEMENTS"]
+__all__ = ["PLACEMENTS", "WaferScaleModel"]
 
 PLACEMENTS = ("auto", "resident", "stream")
 #: categories whose every output needs every input: a token waits for its whole stream
@@ -72,7 +73,7 @@ class WaferScaleModel(CostModel):
     family = "wafer_scale"
     description = "wafer-scale (Cerebras): SRAM-resident regions per node, fabric streams, layer pipeline over wafers"
     device_word = "wafer"
-    schema = {
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
         "array": {
             "pes": Field("int", None, "processing elements on the wafer"),
             "pe_sram": Field("size", None, "SRAM per PE"),
@@ -91,7 +92,7 @@ class WaferScaleModel(CostModel):
             "matrix": Field("fraction", 1.0, "sustained share of the PEs' MAC rate"),
         },
     }
-    option_fields = {
+    option_fields: ClassVar[Mapping[str, Field]] = {
         "placement": Field("str", "auto", "auto | resident (weights in SRAM, wafers in a pipeline) | stream "
                            "(weights streamed from MemoryX each step)"),
     }
