@@ -63,6 +63,7 @@ def argext(node, x):
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Masked-row-safe softmax for attention: a row that is all -inf gives zeros, not NaN."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isneginf(m), 0, m)
     e = np.exp(x - m)
@@ -72,15 +73,19 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 @kernel("Softmax")
 def softmax_k(node, x):
-    return softmax(x, node.attr("axis")).astype(x.dtype, copy=False)
+    # ONNX's definition exp(x - max) / sum(exp(x - max)): an all -inf row is NaN, as it is there
+    axis = node.attr("axis")
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
 @kernel("LogSoftmax")
 def log_softmax(node, x):
     axis = node.attr("axis")
-    m = np.max(x, axis=axis, keepdims=True)
-    s = x - m
-    return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = x - np.max(x, axis=axis, keepdims=True)
+        return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
 
 
 def _scan(node, x, axis, fn, identity):
