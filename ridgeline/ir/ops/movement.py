@@ -81,8 +81,9 @@ def _split(ctx: InferContext):
             sizes = [part] * (n - 1) + [dim - part * (n - 1)]
             if sizes[-1] < 0:
                 ctx.fail(f"cannot split {dim} into {n} parts")
-        else:
-            sizes = [D.floordiv(dim, n)] * n
+        else:  # ceil-sized parts, the last one takes the rest
+            part = D.ceildiv(dim, n)
+            sizes = [part] * (n - 1) + [D.sub(dim, D.mul(part, n - 1))]
     if ctx.num_outputs is not None and ctx.num_outputs != len(sizes):
         ctx.fail(f"node has {ctx.num_outputs} outputs for {len(sizes)} splits")
     return [tuple(s if k == axis else d for k, d in enumerate(shape)) for s in sizes]
