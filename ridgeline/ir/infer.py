@@ -23,8 +23,8 @@ from .types import TensorType
 if TYPE_CHECKING:
     from .graph import Graph, Node
 
-__all__ = ["infer_node", "infer_graph", "refine_types", "check_signature", "merge_types", "UNKNOWN_PREFIX",
-           "is_unknown"]
+__all__ = ["infer_node", "infer_graph", "infer_node_symbolic", "refine_types", "check_signature", "merge_types",
+           "UNKNOWN_PREFIX", "is_unknown"]
 
 UNKNOWN_PREFIX = "_u"
 _unknown = itertools.count()
@@ -198,15 +198,26 @@ def _symbolic_value(v, memo: dict[int, np.ndarray | None], depth: int = 0) -> np
     return memo.get(id(v))
 
 
-def infer_graph(graph: "Graph") -> Iterator[tuple["Node", list]]:
-    """Yield ``(node, inferred_types)`` in order; unknown dims are ``None`` in partial types."""
-    syms: dict[int, np.ndarray] = {}
+def infer_graph(graph: "Graph", syms: dict[int, np.ndarray] | None = None) -> Iterator[tuple["Node", list]]:
+    """Yield ``(node, inferred_types)`` in order; unknown dims are ``None`` in partial types.
+
+    ``syms``, when given, collects the symbolic values the specs publish, keyed by ``id(value)``.
+    """
+    syms = {} if syms is None else syms
     for node in graph:
-        types, out_syms = _run(node, syms, len(node.outputs), fresh=False)
-        for j, s in out_syms.items():
-            if j < len(node.outputs):
-                syms[id(node.outputs[j])] = s
-        yield node, types
+        yield node, infer_node_symbolic(node, syms)
+
+
+def infer_node_symbolic(node: "Node", syms: dict[int, np.ndarray]) -> list:
+    """Infer one node given the symbolic values of its inputs in ``syms``; adds its outputs' values.
+
+    Returns the inferred types (``None`` dims where unknown), as ``infer_graph`` yields them.
+    """
+    types, out_syms = _run(node, syms, len(node.outputs), fresh=False)
+    for j, s in out_syms.items():
+        if j < len(node.outputs):
+            syms[id(node.outputs[j])] = s
+    return types
 
 
 def merge_types(declared: TensorType, inferred) -> TensorType | None:

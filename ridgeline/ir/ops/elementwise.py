@@ -7,7 +7,7 @@ operation of its unit, a sigmoid four); bytes are inputs plus output.
 from __future__ import annotations
 
 from .. import dims as D
-from ._util import broadcast_ctx, per_element, sym_elementwise
+from ._util import broadcast_ctx, compare_dims, per_element, sym_elementwise
 from .spec import ALL, FLOAT, INT, NUMERIC, SIGNED, InferContext, op
 
 __all__: list[str] = []
@@ -186,28 +186,29 @@ for _name in ("Max", "Min", "Sum", "Mean"):
     _declare_variadic(_name)
 
 
-# Comparisons give bool; Equal on shape values is used by exported Expand chains.
-_COMPARE = {"Equal": ALL, "Less": NUMERIC, "LessOrEqual": NUMERIC, "Greater": NUMERIC,
-            "GreaterOrEqual": NUMERIC}
+# Comparisons give bool. On symbolic shape values they are decided when the answer holds for all
+# sizes (``Equal(batch, -1)`` in the legacy exporter's Expand chains is False for any batch).
+_COMPARE = {"Equal": (ALL, "eq"), "Less": (NUMERIC, "lt"), "LessOrEqual": (NUMERIC, "le"),
+            "Greater": (NUMERIC, "gt"), "GreaterOrEqual": (NUMERIC, "ge")}
 
 
-def _declare_compare(name, allowed):
+def _declare_compare(name, allowed, how):
+    def decide(a, b):
+        r = compare_dims(a, b, how)
+        if r is None:
+            raise ValueError("undecided comparison of symbols")  # sym_elementwise then publishes nothing
+        return int(r)
+
     def infer(ctx: InferContext):
-        if name == "Equal":
-            sym_elementwise(ctx, lambda a, b: int(a == b) if isinstance(a, int) and isinstance(b, int)
-                            else (_raise() if a != b else 1))
+        sym_elementwise(ctx, decide)
         return [broadcast_ctx(ctx)]
     infer.__doc__ = f"{name}(A, B) -> bool, with broadcasting."
     op(name, inputs=["A: T", "B: T"], outputs=["C: bool"], types={"T": allowed}, category="elementwise",
        commutative=name == "Equal", flops=per_element(1), since=13)(infer)
 
 
-def _raise():
-    raise ValueError("unknown comparison of symbols")
-
-
-for _name, _allowed in _COMPARE.items():
-    _declare_compare(_name, _allowed)
+for _name, (_allowed, _how) in _COMPARE.items():
+    _declare_compare(_name, _allowed, _how)
 
 
 for _name in ("And", "Or", "Xor"):

@@ -288,7 +288,11 @@ class InferContext:
     def set_sym(self, out: int, dims: np.ndarray) -> None:
         """Publish the symbolic value of output ``out`` (an object array of ints / names)."""
         arr = np.asarray(dims, dtype=object)
-        self.out_syms[out] = np.vectorize(_canon_dim, otypes=[object])(arr) if arr.size else arr
+        if arr.size:  # a list comprehension: np.vectorize costs ~15 µs even for one element
+            canon = np.empty(arr.shape, dtype=object)
+            canon.reshape(-1)[:] = [_canon_dim(x) for x in arr.reshape(-1)]
+            arr = canon
+        self.out_syms[out] = arr
 
     def fail(self, message: str):
         raise VerifyError(f"{self.spec.name}: {message}", self.node)
