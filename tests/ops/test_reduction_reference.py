@@ -109,3 +109,46 @@ def test_det_of_batches():
     rng = np.random.default_rng(4)
     check_op("Det", [rng.standard_normal((2, 3, 3)).astype(np.float32)], rtol=1e-4)
     check_op("Det", [rng.standard_normal((4, 4)).astype(np.float64)])
+
+
+@pytest.mark.parametrize("op", ["NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"])
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("weighted,ignore,extra_dims", [(False, None, 0), (True, None, 1), (False, 2, 2),
+                                                        (True, 0, 1)])
+def test_losses(op, reduction, weighted, ignore, extra_dims):
+    rng = np.random.default_rng(10)
+    shape = (3, 5) + (2,) * extra_dims
+    x = rng.standard_normal(shape).astype(np.float32)
+    target = rng.integers(0, 5, size=(3,) + (2,) * extra_dims).astype(np.int64)
+    attrs = {"reduction": reduction}
+    if ignore is not None:
+        attrs["ignore_index"] = ignore
+    inputs = [x, target] + ([rng.uniform(0.5, 2, size=5).astype(np.float32)] if weighted else [])
+    outputs = 2 if op == "SoftmaxCrossEntropyLoss" else 1
+    check_op(op, inputs, attrs, outputs=outputs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("outputs", [1, 4])
+def test_unique_sorted_and_in_order_of_appearance(outputs):
+    from op_harness import one_node_model
+    from ridgeline.frontends.onnx import load_onnx
+    from ridgeline.testing.onnx_backend import StrictInterpreter
+    x = np.array([2, 1, 1, 3, 4, 3], np.int64)
+    check_op("Unique", [x], {"sorted": 1}, outputs=outputs, static_outputs=False)
+    # sorted=0 keeps first-occurrence order (the schema's example 1)
+    g = load_onnx(one_node_model("Unique", [x], {"sorted": 0}, outputs=4))
+    y, idx, inv, counts = (StrictInterpreter(g).run({"in0": x})[f"out{j}"] for j in range(4))
+    assert y.tolist() == [2, 1, 3, 4] and idx.tolist() == [0, 1, 3, 4]
+    assert inv.tolist() == [0, 1, 1, 2, 3, 2] and counts.tolist() == [1, 2, 2, 1]
+    # along an axis, unique rows
+    rows = np.array([[1, 0, 0], [1, 0, 0], [2, 3, 4]], np.float32)
+    g = load_onnx(one_node_model("Unique", [rows], {"axis": 0, "sorted": 0}, outputs=4))
+    y, idx, inv, counts = (StrictInterpreter(g).run({"in0": rows})[f"out{j}"] for j in range(4))
+    assert y.tolist() == [[1, 0, 0], [2, 3, 4]] and inv.tolist() == [0, 0, 1] and counts.tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("op", ["HannWindow", "HammingWindow", "BlackmanWindow"])
+@pytest.mark.parametrize("periodic", [0, 1])
+def test_window_functions(op, periodic):
+    check_op(op, [np.array(10, np.int64)], {"periodic": periodic}, const={0}, rtol=1e-6, atol=1e-7)
+    check_op(op, [np.array(7, np.int32)], {"periodic": periodic, "output_datatype": 11}, static_outputs=False)

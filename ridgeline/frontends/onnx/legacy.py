@@ -108,6 +108,11 @@ def _eye_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> Imported
     return _dtype_attr_to_name(node, "dtype")
 
 
+@always("HannWindow", "HammingWindow", "BlackmanWindow")
+def _window_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "output_datatype")
+
+
 @always("BitCast")
 def _bitcast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return _dtype_attr_to_name(node, "to")

@@ -410,3 +410,16 @@ def _center_crop_pad(ctx: InferContext):
     for a, t in zip(axes, target):
         out[a] = t
     return [tuple(out)]
+
+
+@op("Unique", inputs=["X: T"], outputs=["Y: T", "indices?: i64", "inverse_indices?: i64", "counts?: i64"],
+    types={"T": ALL}, attrs={"axis": ("int", None), "sorted": ("int", 1)}, category="movement", since=11)
+def _unique(ctx: InferContext):
+    """The distinct elements (or slices along ``axis``), sorted or in order of first occurrence,
+    with their first indices, the inverse map and the counts; how many depends on the data."""
+    shape = ctx.shape(0)
+    axis = ctx.attr("axis")
+    if axis is None:
+        return [(None,), (None,), (D.product(shape),), (None,)]
+    axis = ctx.normalize_axis(axis, len(shape))
+    return [shape[:axis] + (None,) + shape[axis + 1:], (None,), (shape[axis],), (None,)]
