@@ -78,7 +78,7 @@ def instance_norm(node, x, scale, bias):
 
 @kernel("GroupNormalization")
 def group_norm(node, x, scale, bias):
-    n, c, g = x.shape[0], x.shape[1], node.attr("num_groups")
+    n, g = x.shape[0], node.attr("num_groups")
     xs = x.astype(_stash(node, x)).reshape(n, g, -1)
     mean = np.mean(xs, axis=-1, keepdims=True)
     var = np.mean(np.square(xs - mean), axis=-1, keepdims=True)
