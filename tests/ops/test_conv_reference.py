@@ -186,3 +186,91 @@ def test_global_lp_pool_by_definition():
     got = StrictInterpreter(load_onnx(one_node_model("GlobalLpPool", [x], {"p": 3}))).run({"in0": x})["out0"]
     want = (np.abs(x.astype(np.float64)) ** 3).sum(axis=(2, 3), keepdims=True) ** (1 / 3)
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def _conv_transpose_case(seed, reference_safe):
+    rng = np.random.default_rng(300 + seed)
+    n = int(rng.integers(1, 3))
+    kernel = [int(rng.integers(1, 4)) for _ in range(n)]
+    strides = [int(rng.integers(1, 3)) for _ in range(n)]
+    dil = [int(rng.integers(1, 3)) for _ in range(n)]
+    # onnx.reference handles neither groups nor output_shape (it fails to reshape), and sizes SAME
+    # without dilation: those are checked by definition
+    g = 1 if reference_safe else int(rng.choice([1, 2]))
+    spatial = [int(rng.integers(1, 5)) for _ in range(n)]
+    attrs = {"strides": strides, "dilations": dil, "group": g}
+    mode = rng.choice(["pads", "same"] if reference_safe else ["pads", "output_shape", "same"])
+    if mode == "pads":
+        full = [s * (d - 1) + (k - 1) * dl + 1 for s, d, k, dl in zip(strides, spatial, kernel, dil)]
+        attrs["pads"] = [int(rng.integers(0, min(k, (f + 1) // 2))) for k, f in zip(kernel, full)] * 2
+        attrs["output_padding"] = [int(rng.integers(0, s)) for s in strides]
+    elif mode == "output_shape":
+        full = [s * (d - 1) + (k - 1) * dl + 1 for s, d, k, dl in zip(strides, spatial, kernel, dil)]
+        attrs["output_shape"] = [f + int(rng.integers(-1, 2)) for f in full]
+    else:
+        attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER"]))
+        if reference_safe:
+            attrs["dilations"] = [1] * n
+            strides[:] = [min(s, k) for s, k in zip(strides, kernel)]
+    x = rng.standard_normal([2, 2 * g] + spatial).astype(np.float32)
+    w = rng.standard_normal([2 * g, 3] + kernel).astype(np.float32)
+    b = rng.standard_normal(3 * g).astype(np.float32)
+    return [x, w, b], attrs
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_conv_transpose_random_geometry(seed):
+    inputs, attrs = _conv_transpose_case(seed, reference_safe=True)
+    check_op("ConvTranspose", inputs, attrs, rtol=1e-4, atol=1e-4)
+
+
+def _conv_transpose_by_definition(x, w, b, attrs):
+    """y[n, m, o] = B[m] + Σ x[n, c, p] · w[c, m', j] over p·s + j·d - begin = o, per group."""
+    import itertools
+    n = x.ndim - 2
+    s, d, g = attrs["strides"], attrs["dilations"], attrs["group"]
+    k = w.shape[2:]
+    full = [s[i] * (x.shape[2 + i] - 1) + (k[i] - 1) * d[i] + 1 for i in range(n)]
+    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET").startswith("SAME"):
+        out = attrs.get("output_shape") or [x.shape[2 + i] * s[i] for i in range(n)]
+        total = [full[i] - out[i] for i in range(n)]
+        begin = [t // 2 if attrs.get("auto_pad") == "SAME_UPPER" else t - t // 2 for t in total]
+    else:
+        pads, op = attrs["pads"], attrs["output_padding"]
+        begin = pads[:n]
+        out = [full[i] + op[i] - pads[i] - pads[n + i] for i in range(n)]
+    cg, mg = x.shape[1] // g, w.shape[1]
+    y = np.zeros((x.shape[0], mg * g) + tuple(out))
+    y += b.astype(np.float64).reshape((-1,) + (1,) * n)
+    for p in itertools.product(*[range(v) for v in x.shape[2:]]):
+        for j in itertools.product(*[range(v) for v in k]):
+            o = tuple(p[i] * s[i] + j[i] * d[i] - begin[i] for i in range(n))
+            if not all(0 <= o[i] < out[i] for i in range(n)):
+                continue
+            for grp in range(g):
+                xc = x[(slice(None), slice(grp * cg, (grp + 1) * cg)) + p].astype(np.float64)  # (N, cg)
+                wc = w[(slice(grp * cg, (grp + 1) * cg), slice(None)) + j].astype(np.float64)  # (cg, mg)
+                y[(slice(None), slice(grp * mg, (grp + 1) * mg)) + o] += xc @ wc
+    return y.astype(x.dtype)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_conv_transpose_by_definition(seed):
+    from op_harness import one_node_model
+    from ridgeline.frontends.onnx import load_onnx
+    from ridgeline.testing.onnx_backend import StrictInterpreter
+    (x, w, b), attrs = _conv_transpose_case(seed, reference_safe=False)
+    g = load_onnx(one_node_model("ConvTranspose", [x, w, b], attrs))
+    got = StrictInterpreter(g).run({"in0": x, "in1": w, "in2": b})["out0"]
+    want = _conv_transpose_by_definition(x, w, b, attrs)
+    assert g.outputs[0].type.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_transpose_pads_that_crop_everything_are_named():
+    from op_harness import one_node_model
+    from ridgeline.frontends.onnx import load_onnx
+    from ridgeline.ir.errors import ModelError
+    x, w = np.zeros((1, 2, 3, 1), np.float32), np.zeros((2, 3, 2, 3), np.float32)
+    with pytest.raises(ModelError, match="spatial dim 1 of the output would have size -1"):
+        load_onnx(one_node_model("ConvTranspose", [x, w], {"strides": [2, 2], "pads": [1, 2, 1, 2]}))

@@ -184,3 +184,68 @@ for _name, _doc, _attrs in (("GlobalAveragePool", "Mean over all spatial dims (k
     op(_name, inputs=["X: T"], outputs=["Y: T"], types={"T": FLOAT}, attrs=_attrs, category="reduction",
        flops=lambda c: c.in_numel(0), since=22)(_global)
 
+
+
+def conv_transpose_geometry(spatial, kernel, strides, dilations, pads, output_padding, output_shape, auto_pad):
+    """Per spatial dim of ConvTranspose: (output length, begin pad). The full result of
+    scattering each input position over its dilated kernel has ``s·(D - 1) + (k - 1)·d + 1``
+    positions; ``output_padding`` extends it at the end and the pads crop it. An explicit
+    ``output_shape`` (or SAME auto_pad, which asks for ``D·s``) decides the pads instead: their total
+    is split evenly, the odd one at the end for SAME_UPPER and at the beginning otherwise."""
+    n = len(spatial)
+    out = []
+    for i in range(n):
+        full = D.add(D.mul(strides[i], D.sub(spatial[i], 1)), (kernel[i] - 1) * dilations[i] + 1 + output_padding[i])
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            target = output_shape[i] if output_shape is not None else D.mul(spatial[i], strides[i])
+            total = D.sub(full, target)
+            if isinstance(total, int):
+                begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            else:
+                begin = None
+            out.append((target, begin))
+        else:
+            b, e = (0, 0) if auto_pad == "VALID" else (pads[i], pads[n + i])
+            out.append((D.sub(full, b + e), b))
+    return out
+
+
+@op("ConvTranspose", inputs=["X: T", "W: T", "B?: T"], outputs=["Y: T"], types={"T": FLOAT},
+    attrs={**_CONV_ATTRS, "output_padding": ("ints", None), "output_shape": ("ints", None)},
+    category="matmul", flops=lambda c: 2 * c.in_numel(0) * _prod(c.in_shape(1)[1:]), since=22)
+def _conv_transpose(ctx: InferContext):
+    """The transpose (gradient) of Conv: every input position adds its value times the kernel
+    into a strided window of the output; W is ``(C, M / group, k1, ...)``."""
+    x, w = ctx.shape(0), ctx.shape(1)
+    if len(x) < 3 or len(w) != len(x):
+        ctx.fail(f"X must be (N, C, D1, ...) and W (C, M/group, k1, ...), got {ctx.type(0)}, {ctx.type(1)}")
+    n, g = len(x) - 2, ctx.attr("group")
+    if isinstance(x[1], int) and isinstance(w[0], int) and x[1] != w[0]:
+        ctx.fail(f"{x[1]} input channels differ from W's {w[0]}")
+    kernel = tuple(ctx.attr("kernel_shape") or w[2:])
+    if not all(isinstance(k, int) for k in kernel) or len(kernel) != n:
+        ctx.fail("the kernel shape must be static and match the spatial rank")
+    strides = ctx.attr("strides") or (1,) * n
+    dilations = ctx.attr("dilations") or (1,) * n
+    pads = ctx.attr("pads") or (0,) * (2 * n)
+    out_pad = ctx.attr("output_padding") or (0,) * n
+    out_shape = ctx.attr("output_shape")
+    if out_shape is not None and len(out_shape) == len(x):
+        out_shape = out_shape[2:]  # some exporters give the full (N, C, ...) shape
+    if ctx.attr("auto_pad") not in AUTO_PADS:
+        ctx.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {ctx.attr('auto_pad')!r}")
+    if len(strides) != n or len(dilations) != n or len(pads) != 2 * n or len(out_pad) != n or \
+            (out_shape is not None and len(out_shape) != n):
+        ctx.fail(f"strides/dilations/output_padding/output_shape need {n} values and pads {2 * n}")
+    geo = conv_transpose_geometry(x[2:], kernel, strides, dilations, pads, out_pad, out_shape, ctx.attr("auto_pad"))
+    for i, (o, _) in enumerate(geo):
+        if isinstance(o, int) and o < 1:
+            ctx.fail(f"spatial dim {i} of the output would have size {o} (pads crop more than the result)")
+    return [(x[0], D.mul(w[1], g), *(o for o, _ in geo))]
+
+
+def _prod(dims):
+    out = 1
+    for d in dims:
+        out = out * d
+    return out

@@ -177,3 +177,42 @@ def global_pool(node, x):
         p = node.attr("p")
         y = np.sum(np.abs(xf) ** p, axis=axes, keepdims=True) ** (1.0 / p)
     return y.astype(x.dtype)
+
+
+@kernel("ConvTranspose")
+def conv_transpose(node, x, w, b=None):
+    from ....ir.ops.conv import conv_transpose_geometry
+    n = x.ndim - 2
+    kernel_shape = tuple(w.shape[2:])
+    strides = node.attr("strides") or (1,) * n
+    dil = node.attr("dilations") or (1,) * n
+    out_shape = node.attr("output_shape")
+    if out_shape is not None and len(out_shape) == x.ndim:
+        out_shape = out_shape[2:]
+    geo = conv_transpose_geometry(x.shape[2:], kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
+                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    g = node.attr("group")
+    nb, c = x.shape[:2]
+    m = w.shape[1] * g
+    full = [s * (d - 1) + (k - 1) * dl + 1 for s, d, k, dl in zip(strides, x.shape[2:], kernel_shape, dil)]
+    canvas = np.zeros((nb, g, m // g) + tuple(full))
+    xg = x.astype(np.float64).reshape((nb, g, c // g) + x.shape[2:])
+    wg = w.astype(np.float64).reshape((g, c // g, m // g) + kernel_shape)
+    letters = "abcdefghij"[:n]
+    for offset in np.ndindex(*kernel_shape):
+        contrib = np.einsum(f"NGC{letters},GCM->NGM{letters}", xg, wg[(slice(None),) * 3 + offset])
+        dst = tuple(slice(o * dl, o * dl + s * (d - 1) + 1, s)
+                    for o, dl, s, d in zip(offset, dil, strides, x.shape[2:]))
+        canvas[(slice(None),) * 3 + dst] += contrib
+    canvas = canvas.reshape((nb, m) + tuple(full))
+    # crop by the begin pads (zeros outside the full result: output_padding, negative pads)
+    y = np.zeros((nb, m) + tuple(o for o, _ in geo))
+    src, dst = [], []
+    for (o, begin), f in zip(geo, full):
+        lo, hi = max(begin, 0), min(begin + o, f)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
+    y[(slice(None), slice(None)) + tuple(dst)] = canvas[(slice(None), slice(None)) + tuple(src)]
+    if b is not None:
+        y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
+    return y.astype(x.dtype)
