@@ -7,7 +7,10 @@ embedding lookup does not touch the whole table), a Slice only the slice.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import sympy
 
 from .. import dims as D
 from ._util import broadcast, normalize_axes, per_element, static_length
@@ -412,8 +415,17 @@ def _center_crop_pad(ctx: InferContext):
     return [tuple(out)]
 
 
+def _sort_flops(c: CostContext):
+    # a comparison sort of n elements: about n·log2(n) comparisons
+    n = c.in_numel(0)
+    if isinstance(n, int):
+        return n * max(1, math.ceil(math.log2(max(n, 2))))
+    return n * sympy.ceiling(sympy.log(sympy.Max(n, 2), 2))
+
+
 @op("Unique", inputs=["X: T"], outputs=["Y: T", "indices?: i64", "inverse_indices?: i64", "counts?: i64"],
-    types={"T": ALL}, attrs={"axis": ("int", None), "sorted": ("int", 1)}, category="movement", since=11)
+    types={"T": ALL}, attrs={"axis": ("int", None), "sorted": ("int", 1)}, category="movement",
+    flops=_sort_flops, since=11)
 def _unique(ctx: InferContext):
     """The distinct elements (or slices along ``axis``), sorted or in order of first occurrence,
     with their first indices, the inverse map and the counts; how many depends on the data."""
