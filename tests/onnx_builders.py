@@ -33,8 +33,9 @@ def mlp_model(opset: int = 18) -> onnx.ModelProto:
 
 
 def unsupported_model() -> onnx.ModelProto:
-    nodes = [helper.make_node("Conv", ["x", "w"], ["a"]), helper.make_node("Conv", ["a", "w"], ["b"]),
-             helper.make_node("MaxPool", ["b"], ["c"], kernel_shape=[2, 2]),
+    # ops ridgeline has no spec for (image resampling); the importer must list both with counts
+    nodes = [helper.make_node("Resize", ["x", "", "w"], ["a"]), helper.make_node("Resize", ["a", "", "w"], ["b"]),
+             helper.make_node("GridSample", ["b", "w"], ["c"]),
              helper.make_node("Relu", ["c"], ["y"])]
     w = numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w")
     g = helper.make_graph(nodes, "convnet", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],

@@ -19,7 +19,7 @@ def write(tmp_path, name, data: bytes) -> Path:
 @pytest.mark.parametrize("name, data, fragments", [
     ("trunc.onnx", mlp_model().SerializeToString()[:60], ["not a valid onnx"]),
     ("garbage.onnx", b"\xde\xad\xbe\xef" * 64, ["not a valid onnx"]),
-    ("conv.onnx", unsupported_model().SerializeToString(), ["Conv (x2)", "MaxPool (x1)"]),
+    ("resize.onnx", unsupported_model().SerializeToString(), ["Resize (x2)", "GridSample (x1)"]),
     ("cycle.onnx", cyclic_model().SerializeToString(), ["cycle"]),
     ("mismatch.onnx", shape_mismatch_model().SerializeToString(), ["MatMul"]),
     ("bad.rir", b"graph @g(%x: f32[2]) -> (%y: f32[2]) {\n  %y = Relu(%nope) : f32[2]\n  return %y\n}\n",
