@@ -86,9 +86,13 @@ class _Sidecar(Mapping):
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def save_rir(graph: Graph, path: str | os.PathLike, *, constants: str = "sidecar") -> Path:

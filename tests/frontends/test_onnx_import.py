@@ -224,3 +224,14 @@ def test_external_data_absurd_dims_are_refused_before_reading(tmp_path):
 def test_external_data_needs_a_path_to_resolve_against():
     with pytest.raises(ModelError, match="load it by path"):
         load_onnx(external_data_model("w.bin"))
+
+
+def test_save_to_an_unwritable_place_is_a_model_error(tmp_path):
+    from ridgeline.frontends.rir import save_rir
+    g = load_onnx(mlp_model())
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(ModelError, match="cannot write"):
+        save_onnx(g, tmp_path / "dir.onnx")
+    with pytest.raises(ModelError, match="cannot write"):
+        save_rir(g, tmp_path / "missing" / "m.rir")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["dir.onnx"]  # no temporary files left
