@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["load", "optimize", "compile", "estimate"]
+__all__ = ["load", "optimize", "compile", "estimate", "reference_evaluator"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -57,10 +57,24 @@ def _looks_like_onnx(path: Path) -> bool:
 
 
 def optimize(graph: Graph, pipeline: str = "default", **options: Any) -> Graph:
-    """Run a pass pipeline (``"canonicalize,fuse-attention,dce"``) on ``graph`` in place; returns it."""
+    """Run a pass pipeline (``"canonicalize,fuse-attention,dce"``) on ``graph`` in place; returns it.
+
+    ``options`` go to ``ridgeline.passes.run_pipeline``; constant folding evaluates with the numpy
+    reference unless ``evaluator=`` says otherwise.
+    """
     from .passes import run_pipeline
+    options.setdefault("evaluator", reference_evaluator())
     run_pipeline(graph, pipeline, **options)
     return graph
+
+
+def reference_evaluator():
+    """``fn(node, arrays) -> arrays`` by the numpy reference kernels, for ``fold-constants``.
+
+    Passes sit below backends and may not import them; this top layer hands them the reference.
+    """
+    from .backends.numpy import Interpreter
+    return Interpreter(Graph("fold-constants")).run_node
 
 
 def compile(graph: Graph, backend: str = "numpy", *, pipeline: str | None = None, **options: Any):

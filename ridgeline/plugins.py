@@ -16,7 +16,7 @@ from typing import Any
 
 from .ir.errors import PluginError
 
-__all__ = ["PluginRef", "discover", "load", "GROUPS"]
+__all__ = ["PluginRef", "discover", "discover_lenient", "load", "GROUPS"]
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,32 @@ class PluginRef:
 
 
 @lru_cache(maxsize=None)
-def discover(group: str) -> tuple[PluginRef, ...]:
-    """The plugins registered in ``group``; two with one name (from any packages) are an error."""
+def _scan(group: str) -> tuple[tuple[PluginRef, ...], dict[str, PluginError]]:
     refs: dict[str, PluginRef] = {}
+    clashes: dict[str, PluginError] = {}
     for ep in metadata.entry_points(group=group):
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
         ref = PluginRef(group, ep.name, ep.value, dist)
         if ep.name in refs and refs[ep.name].value != ep.value:
             other = refs[ep.name]
-            raise PluginError(f"{group} plugin name {ep.name!r} is registered twice: by {other.distribution} "
-                              f"({other.value}) and by {dist} ({ep.value}); uninstall one")
-        refs[ep.name] = ref
-    return tuple(refs.values())
+            clashes[ep.name] = PluginError(
+                f"{group} plugin name {ep.name!r} is registered twice: by {other.distribution} "
+                f"({other.value}) and by {dist} ({ep.value}); uninstall one")
+        refs.setdefault(ep.name, ref)
+    return tuple(r for n, r in refs.items() if n not in clashes), clashes
+
+
+def discover(group: str) -> tuple[PluginRef, ...]:
+    """The plugins registered in ``group``; two with one name (from any packages) are an error."""
+    refs, clashes = _scan(group)
+    if clashes:
+        raise next(iter(clashes.values()))
+    return refs
+
+
+def discover_lenient(group: str) -> tuple[tuple[PluginRef, ...], dict[str, PluginError]]:
+    """Like ``discover``, but a name clash only disables that name: ``(refs, {name: error})``."""
+    return _scan(group)
 
 
 def load(ref: PluginRef) -> Any:

@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "models"
 
 
+@pytest.fixture(autouse=True)
+def _verify_each(request, monkeypatch):
+    """Every pipeline in the tests verifies the graph after each pass (in-process and in CLI
+    subprocesses, through the environment); ``@pytest.mark.no_verify_each`` opts out."""
+    if request.node.get_closest_marker("no_verify_each") is None:
+        monkeypatch.setenv("RIDGELINE_VERIFY_EACH", "1")
+    else:
+        monkeypatch.delenv("RIDGELINE_VERIFY_EACH", raising=False)
+
+
 @pytest.fixture
 def run_cli():
     """Run ``python -m ridgeline ARGS`` in a subprocess; returns the CompletedProcess."""

@@ -208,6 +208,7 @@ class Graph:
         self._tail: Node | None = None
         self._count = 0
         self._fresh = itertools.count()
+        self._suffix: dict[str, int] = {}  # next suffix to try per hint: fresh names stay O(1)
 
     # ----------------------------------------------------------------- names and values
     def fresh_name(self, hint: str | None = None) -> str:
@@ -215,9 +216,10 @@ class Graph:
         if hint and hint not in self._values:
             return hint
         if hint:
-            for k in itertools.count(1):
+            for k in itertools.count(self._suffix.get(hint, 1)):
                 cand = f"{hint}_{k}"
                 if cand not in self._values:
+                    self._suffix[hint] = k + 1
                     return cand
         while True:
             cand = str(next(self._fresh))
@@ -301,7 +303,7 @@ class Graph:
             types = list(outputs)
         if any(t is None for t in types) or not types:
             from .infer import infer_node
-            inferred = infer_node(node)
+            inferred = infer_node(node, len(types) or None)
             if not types:
                 types = [None] * len(inferred)
             types = [t if t is not None else inferred[i] for i, t in enumerate(types)]

@@ -31,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
             **stats.as_dict()}
     after = None
     if args.pipeline:
-        from ...passes import run_pipeline
-        opt = g.copy()
-        run_pipeline(opt, args.pipeline)
+        from ...api import optimize
+        opt = optimize(g.copy(), args.pipeline)
         after = summarize(opt)
         data["pipeline"] = args.pipeline
         data["after"] = after.as_dict()

@@ -34,7 +34,7 @@ __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", 
 
 #: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
 MAX_MODEL_BYTES = 2 ** 31
-MIN_OPSET, MAX_OPSET = 7, 25
+MIN_OPSET, MAX_OPSET = 7, 28
 #: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
 #: that declares one is refused before anything could try to allocate it
 MAX_DIM, MAX_ELEMENTS = 2 ** 40, 2 ** 48
@@ -105,7 +105,7 @@ def _check_ops(proto: onnx.ModelProto, label: str) -> None:
         key = (n.op_type if default else f"{n.domain}.{n.op_type}") or "''"
         if (n.domain, n.op_type) in local or (default and ("", n.op_type) in local):
             notes[key] = "a model-local function (inline it first: onnx.inliner.inline_local_functions)"
-        elif default and find_spec(n.op_type) is not None or default and n.op_type == "Dropout":
+        elif default and find_spec(n.op_type) is not None:
             continue
         elif default and n.op_type in _CONTROL_FLOW:
             notes[key] = "control flow (sub-graphs are not supported)"

@@ -11,7 +11,8 @@ import sympy
 from .. import dims as D
 from .spec import CostContext, InferContext
 
-__all__ = ["broadcast", "broadcast_ctx", "sym_elementwise", "per_element", "normalize_axes", "compare_dims"]
+__all__ = ["broadcast", "broadcast_ctx", "sym_elementwise", "per_element", "normalize_axes", "static_length",
+           "compare_dims"]
 
 
 def _broadcast_dim(a, b):
@@ -86,6 +87,16 @@ def normalize_axes(ctx: InferContext, axes: Sequence[int], rank: int) -> list[in
     if len(set(out)) != len(out):
         ctx.fail(f"repeated axes {list(axes)}")
     return out
+
+
+def static_length(ctx: InferContext, i: int) -> int:
+    """The element count of input ``i``, a 1-D (or scalar) tensor whose values are known only at
+    run time (dynamic axes, split sizes): its length still fixes the result's rank."""
+    shape = ctx.shape(i)
+    n = D.product(shape)
+    if len(shape) > 1 or not isinstance(n, int):
+        ctx.fail(f"input {i} must be a 1-D tensor of static length, got {ctx.type(i)}")
+    return n
 
 
 def dim_add(a, b):

@@ -1,0 +1,87 @@
+"""``ridgeline opt MODEL -p PIPELINE``: run passes and print or save the optimized graph.
+
+Without ``-o`` the optimized IR goes to stdout (constants elided) and a one-line summary to
+stderr; ``-o out.onnx`` or ``-o out.rir`` saves it instead (never over the input file).
+``--timing`` prints nodes before/after and the time of every pass; ``--print-ir-after-all``
+dumps the IR after each pass to stderr; ``--verify-each`` checks the graph after every pass and
+names the pass that broke it; ``--explain`` says why fusion rules did not fire.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ...ir import print_graph
+from ..common import UsageError, add_model_argument, console, emit, fmt_time, load_model, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("opt", help="run a pass pipeline on a model; print or save the result")
+    add_model_argument(p)
+    p.add_argument("-p", "--pipeline", required=True, metavar="PIPELINE",
+                   help="passes to run, e.g. 'default' or "
+                        "'canonicalize,fuse-attention,fuse-elementwise{max-nodes=16},dce' (see `ridgeline passes`)")
+    p.add_argument("-o", "--output", metavar="OUT.onnx|OUT.rir", help="save the optimized graph")
+    p.add_argument("--verify-each", action="store_true", default=None,
+                   help="verify the graph after every pass (default: $RIDGELINE_VERIFY_EACH)")
+    p.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass to stderr")
+    p.add_argument("--print-ir-before-all", action="store_true", help="print the IR before every pass to stderr")
+    p.add_argument("--timing", action="store_true", help="report nodes before/after and time per pass")
+    p.add_argument("--fixed-point", action="store_true", help="repeat the pipeline until nothing changes")
+    p.add_argument("--explain", action="store_true", help="say why rewrite rules did not fire")
+    p.add_argument("--dump-dir", metavar="DIR", help="where --verify-each saves the IR before a failing pass "
+                   "(default: the system temp directory)")
+    p.add_argument("--json", action="store_true", help="print the pass report as JSON")
+    p.set_defaults(func=run)
+
+
+def _check_output(args: argparse.Namespace) -> str | None:
+    out = args.output
+    if not out:
+        return None
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".onnx", ".rir"):
+        raise UsageError(f"-o {out}: the output must end in .onnx or .rir")
+    if os.path.exists(args.model) and os.path.exists(out) and os.path.samefile(args.model, out):
+        raise UsageError(f"-o {out} is the input model; write the optimized graph to another file")
+    return suffix
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...api import reference_evaluator
+    from ...passes import run_pipeline
+    suffix = _check_output(args)
+    g = load_model(args)
+    report = run_pipeline(g, args.pipeline, verify_each=args.verify_each,
+                          print_ir_after_all=args.print_ir_after_all, print_ir_before_all=args.print_ir_before_all,
+                          fixed_point=args.fixed_point, evaluator=reference_evaluator(), explain=args.explain,
+                          ir_stream=sys.stderr, dump_dir=args.dump_dir)
+    if suffix == ".onnx":
+        from ...frontends.onnx import save_onnx
+        save_onnx(g, args.output)
+    elif suffix == ".rir":
+        from ...frontends.rir import save_rir
+        save_rir(g, args.output)
+
+    def render() -> None:
+        if args.timing:
+            rows = [(r.pass_text, r.nodes_before, r.nodes_after, fmt_time(r.seconds), "yes" if r.modified else "no")
+                    for r in report.records]
+            rows.append(("total", report.nodes_before, report.nodes_after, fmt_time(report.seconds), ""))
+            table(f"{args.model}: {report.pipeline}", ["pass", "nodes before", "after", "time", "changed"], rows,
+                  caption=None)
+        if args.explain:
+            for r in report.records:
+                for note in r.notes:
+                    console().print(f"[dim]{r.pass_text}:[/dim] {note}", markup=True, highlight=False)
+        if not suffix and not args.timing and not args.explain:
+            sys.stdout.write(print_graph(g, constants="elide"))
+        sys.stdout.flush()
+        where = f"; wrote {args.output}" if suffix else ""
+        sys.stderr.write(f"{args.model}: {report.nodes_before} -> {report.nodes_after} nodes "
+                         f"in {fmt_time(report.seconds)} ({len(report.records)} passes){where}\n")
+    emit(args, {"model": args.model, **report.as_dict(), "output": args.output}, render)
+    return 0

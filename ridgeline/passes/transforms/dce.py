@@ -1,0 +1,30 @@
+"""``dce``: remove nodes and constants whose results nothing reads.
+
+Graph inputs and outputs are the model's interface and always stay. Walking the nodes from the
+last to the first removes whole dead chains in one sweep: a node's users come after it.
+"""
+
+from __future__ import annotations
+
+from ...ir import Graph
+from ..base import Pass, PassContext, PassResult
+from ..registry import register_pass
+
+__all__ = ["DeadCodeElimination"]
+
+
+@register_pass("dce")
+class DeadCodeElimination(Pass):
+    """Remove nodes and constants whose results are never used."""
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        outputs = {id(v) for v in graph.outputs}
+        nodes = 0
+        for n in reversed(graph.nodes):  # users before producers
+            if not any(v.uses or id(v) in outputs for v in n.outputs):
+                graph.erase_node(n)
+                nodes += 1
+        dead = [c for c in graph.constants.values() if not c.uses and id(c) not in outputs]
+        for c in dead:
+            graph.remove_constant(c)
+        return PassResult(graph, bool(nodes or dead), stats={"nodes": nodes, "constants": len(dead)})

@@ -1,0 +1,153 @@
+"""``fold-constants``: replace what is computable at compile time by constants.
+
+Two sources of compile-time values:
+
+1. **Symbolic values from the op specs.** ``Shape`` publishes ``[batch, seq, 768]`` and the
+   Gather/Concat/Unsqueeze/Slice/arithmetic specs carry such values along, so once the dims are
+   bound (``--dim batch=1 --dim seq=128``) every shape-computation chain of an exported model
+   resolves to integers and becomes a constant — no evaluator needed.
+2. **The evaluator** (see ``ridgeline.passes.evaluate``) for any other node whose inputs are all
+   constants with data: ``Transpose(W)``, the ``Range``/``LessOrEqual`` causal mask, ``Sqrt`` of
+   a scale. Results larger than ``size-limit`` elements that would also be larger than their
+   inputs are left alone (folding a broadcast would bloat the model).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Graph, Node, Value
+from ...ir.errors import RidgelineError
+from ...ir.infer import infer_node_symbolic
+from ..base import Pass, PassContext, PassResult
+from ..registry import register_pass
+
+__all__ = ["FoldConstants"]
+
+#: symbolic values are tracked for small integer tensors only (the specs' own limit)
+_SYM_LIMIT = 64
+_SHAPE_SOURCES = frozenset({"Shape", "Size"})
+
+
+def _small_int(v: Value) -> bool:
+    t = v.type
+    return (t.dtype.is_integer or t.dtype.name == "bool") and t.is_static and t.numel <= _SYM_LIMIT
+
+
+def _int_value(sym: np.ndarray) -> bool:
+    return all(isinstance(x, (int, np.integer)) for x in sym.flat)
+
+
+@register_pass("fold-constants")
+class FoldConstants(Pass):
+    """Fold shape computations and constant sub-graphs into constants."""
+
+    #: largest folded result (elements) allowed to exceed the size of its inputs
+    size_limit: int = 1 << 20
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        # Phase 1 computes every foldable value in order; phase 2 turns into constants only the
+        # values something unfolded still reads (a 10-node shape chain becomes one constant).
+        outputs = {id(v) for v in graph.outputs}
+        known: dict[int, np.ndarray] = {}       # folded value -> its array
+        syms: dict[int, np.ndarray] = {}        # symbolic values (what the specs publish)
+        folded: list[Node] = []
+        counts = {"symbolic": 0, "evaluated": 0}
+        no_evaluator = skipped_big = failed = 0
+        for node in graph.nodes:
+            if not node.outputs or any(id(v) in outputs for v in node.outputs):
+                continue
+            arrays = [_data(v, known) for v in node.inputs]
+            if node.inputs and all(a is not None or v is None for a, v in zip(arrays, node.inputs)):
+                if ctx.evaluator is not None:
+                    out_size = sum(_numel(v) for v in node.outputs)
+                    if out_size > self.size_limit and out_size > sum(a.size for a in arrays if a is not None):
+                        skipped_big += 1
+                        continue
+                    try:
+                        results = list(ctx.evaluator(node, arrays))
+                    except (RidgelineError, ArithmeticError, ValueError, TypeError, IndexError) as e:
+                        ctx.log.debug("not folding %s: %s", node.op, e)
+                        failed += 1
+                        continue
+                    self._record(node, results, known, syms)
+                    folded.append(node)
+                    counts["evaluated"] += 1
+                    continue
+                if not all(_small_int(v) for v in node.outputs):
+                    no_evaluator += 1
+                    continue
+            results = self._symbolic(node, syms, known)
+            if results is not None:
+                self._record(node, results, known, syms)
+                folded.append(node)
+                counts["symbolic"] += 1
+        self._materialize(graph, folded, known)
+        if no_evaluator:
+            ctx.note(f"fold-constants: {no_evaluator} node(s) with constant inputs left unevaluated (no evaluator; "
+                     f"ridgeline.optimize and the CLI provide the numpy reference)")
+        if skipped_big:
+            ctx.note(f"fold-constants: {skipped_big} node(s) not folded: result above size-limit={self.size_limit}")
+        if failed:
+            ctx.note(f"fold-constants: {failed} node(s) could not be evaluated (see -v)")
+        return PassResult(graph, bool(folded), stats=counts)
+
+    @staticmethod
+    def _symbolic(node: Node, syms: dict[int, np.ndarray], known: dict[int, np.ndarray]):
+        if not all(_small_int(v) for v in node.outputs):
+            return None
+        if node.op not in _SHAPE_SOURCES and not any(
+                v is not None and (id(v) in syms or (v.const and v.data is not None)) for v in node.inputs):
+            return None
+        try:
+            infer_node_symbolic(node, syms)
+        except RidgelineError:
+            return None
+        values = [syms.get(id(v)) for v in node.outputs]
+        if any(s is None or not _int_value(s) for s in values):
+            return None
+        return [np.asarray(s.astype(np.int64)).astype(v.type.dtype.np_dtype).reshape(v.type.shape)
+                for s, v in zip(values, node.outputs)]
+
+    @staticmethod
+    def _record(node: Node, results: list[np.ndarray], known: dict[int, np.ndarray],
+                syms: dict[int, np.ndarray]) -> None:
+        for v, a in zip(node.outputs, results):
+            a = np.asarray(a)
+            if a.dtype != v.type.dtype.np_dtype:
+                a = a.astype(v.type.dtype.np_dtype)
+            if v.type.is_static:
+                a = a.reshape(tuple(int(d) for d in v.type.shape))
+            known[id(v)] = a
+            if a.dtype.kind in "iub" and a.size <= _SYM_LIMIT:
+                syms[id(v)] = a.astype(np.int64).astype(object)
+
+    @staticmethod
+    def _materialize(graph: Graph, folded: list[Node], known: dict[int, np.ndarray]) -> None:
+        gone = {id(n) for n in folded}
+        for node in folded:
+            for v in node.outputs:
+                if not any(id(u) not in gone for u, _ in v.uses):
+                    continue
+                name = v.name
+                v.name = graph.fresh_name(name + "_folding")  # free the name (renaming a node output is cheap)
+                c = graph.add_constant(name, known[id(v)])
+                for u, i in list(v.uses):
+                    if id(u) not in gone:
+                        u.set_input(i, c)
+        for node in reversed(folded):
+            if not any(v.uses for v in node.outputs):
+                graph.erase_node(node)
+
+
+def _data(v: Value | None, known: dict[int, np.ndarray]) -> np.ndarray | None:
+    if v is None:
+        return None
+    if v.const:
+        return v.data
+    return known.get(id(v))
+
+
+def _numel(v: Value) -> int:
+    n = v.type.numel
+    return n if isinstance(n, int) else 1 << 62

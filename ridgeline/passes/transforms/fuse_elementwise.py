@@ -1,0 +1,88 @@
+"""``fuse-elementwise``: chains and broadcast trees of elementwise ops → one ``Fused`` node
+(kind ``elementwise``) whose ``body`` is the sub-graph.
+
+One rule, applied to a fixed point: an elementwise op (or an elementwise Fused node) absorbs a
+producer that is itself elementwise (or such a Fused node) when every use of the producer's
+result is by that op. The driver grows each group from its last op backwards, so a group is a
+single-result DAG: all its other values stay inside, which is what makes it one kernel that
+reads its inputs once and writes one result — and what rules out cycles through the rest of the
+graph. ``max-nodes`` bounds a group (register pressure, compile time). Constants of at most
+16 elements move into the body.
+"""
+
+from __future__ import annotations
+
+from ...ir import Node, Value
+from ...ir.ops import all_specs
+from ..registry import register_pass
+from ..rewriter import Match, RewriteBuilder, RewritePass, Rule, fuse_nodes
+from ..rewriter.pattern import Op
+
+__all__ = ["FuseElementwise", "ELEMENTWISE_OPS"]
+
+KIND = "elementwise"
+
+
+def _elementwise_ops() -> frozenset[str]:
+    return frozenset(name for name, spec in all_specs().items() if spec.category == "elementwise")
+
+
+ELEMENTWISE_OPS = _elementwise_ops()
+
+
+def _fusible(n: Node | None) -> bool:
+    if n is None:
+        return False
+    if n.op == "Fused":
+        return n.attr("kind") == KIND
+    return n.op in ELEMENTWISE_OPS
+
+
+def _size(n: Node) -> int:
+    return len(n.body) if n.op == "Fused" and n.body is not None else 1
+
+
+def _producer_to_absorb(root: Node, max_nodes: int) -> Node | None:
+    seen: set[int] = set()
+    for v in root.inputs:
+        if v is None or v.producer is None or id(v.producer) in seen:
+            continue
+        p = v.producer
+        seen.add(id(p))
+        if not _fusible(p) or len(p.outputs) != 1 or _size(p) + _size(root) > max_nodes:
+            continue
+        if all(u is root for u, _ in p.outputs[0].uses) and not _is_output(p.outputs[0]):
+            return p
+    return None
+
+
+def _is_output(v: Value) -> bool:
+    g = v.graph
+    return g is not None and any(o is v for o in g.outputs)
+
+
+@register_pass("fuse-elementwise")
+class FuseElementwise(RewritePass):
+    """Fuse chains and trees of elementwise ops into Fused nodes of at most max-nodes ops."""
+
+    #: most ops in one fused body
+    max_nodes: int = 16
+
+    def rules(self):
+        limit = self.max_nodes
+
+        def check(m: Match) -> bool | str:
+            if m.root.op == "Fused" and m.root.attr("kind") != KIND:
+                return f"a {m.root.attr('kind')} Fused node is not elementwise"
+            if len(m.root.outputs) != 1:
+                return "has several outputs"
+            if _producer_to_absorb(m.root, limit) is None:
+                return f"no elementwise producer used only here (within max-nodes={limit})"
+            return True
+
+        def rewrite(m: Match, b: RewriteBuilder):
+            p = _producer_to_absorb(m.root, limit)
+            return fuse_nodes(b, [p, m.root], [m.root.outputs[0]], kind=KIND)[0]
+
+        return [Rule("absorb-producer", Op(ELEMENTWISE_OPS | {"Fused"}, ...), rewrite, check=check,
+                     doc="f(g(x), y) = Fused[f∘g](x, y) when g's result is only used by f")]

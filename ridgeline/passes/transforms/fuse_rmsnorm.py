@@ -1,0 +1,57 @@
+"""``fuse-rmsnorm``: a decomposed RMS normalization → ``RMSNormalization`` (ONNX opset 23).
+
+The math matched (over the trailing axes from ``axis`` on)::
+
+    r = √(mean(x²) + ε)              Sqrt(Add(ReduceMean(Pow(x, 2) | x·x), ε))
+    y = x / r                        Div(x, r)  or  x · 1/r  (Reciprocal, or Div(1, r))
+    y = y · γ                        an optional per-channel scale (Llama's weight)
+
+A missing γ becomes ones (the op requires it).
+"""
+
+from __future__ import annotations
+
+from ..registry import register_pass
+from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
+from ._norm import ones_like_norm, scale_operand, trailing_axis
+
+__all__ = ["FuseRMSNorm", "RMS_NORM"]
+
+x = Var("x")
+ms = ops.ReduceMean(OneOf(ops.Pow(x, 2.0), ops.Mul(x, x)), Var(), _name="mean")     # mean(x²)
+rms = ops.Sqrt(ops.Add(ms, Const(name="eps")))                                      # √(mean(x²) + ε)
+normed = OneOf(ops.Div(x, rms), ops.Mul(x, ops.Reciprocal(rms)), ops.Mul(x, ops.Div(1.0, rms)))
+PATTERN = OneOf(ops.Mul(normed, Var("scale")), normed)                             # · γ
+
+
+def _check(m: Match) -> bool | str:
+    axis = trailing_axis(m, "mean")
+    if isinstance(axis, str):
+        return axis
+    if m["x"].type.dtype.name not in ("f32", "f16", "bf16", "f64"):
+        return f"x is {m['x'].type.dtype.name}, not a float"
+    why = scale_operand(m, "scale", axis)
+    if isinstance(why, str):
+        return why
+    if "scale" not in m and not all(isinstance(dm, int) for dm in m["x"].type.shape[axis:]):
+        return "no scale and symbolic normalized dims: cannot build a ones scale"
+    return True
+
+
+def _rewrite(m: Match, b: RewriteBuilder):
+    axis = trailing_axis(m, "mean")
+    scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
+    rank = m["x"].type.rank
+    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=m.scalar("eps"))
+
+
+RMS_NORM = Rule("rms-norm", PATTERN, _rewrite, check=_check, benefit=5,
+                doc="x / sqrt(mean(x²) + ε) · γ")
+
+
+@register_pass("fuse-rmsnorm")
+class FuseRMSNorm(RewritePass):
+    """Fuse decomposed RMS normalization into RMSNormalization."""
+
+    def rules(self):
+        return [RMS_NORM]

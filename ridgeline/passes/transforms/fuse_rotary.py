@@ -1,0 +1,105 @@
+"""``fuse-rotary``: rotary position embedding (RoPE, rotate-half form) → ``RotaryEmbedding``
+(ONNX opset 23).
+
+The math matched, with x of shape [B, H, S, D] split into halves x₁ = x[..., :D/2] and
+x₂ = x[..., D/2:], and per-position angles θ of shape [B, S, D/2]::
+
+    y = x · cos(cat(θ, θ)) + cat(−x₂, x₁) · sin(cat(θ, θ))          (HF ``apply_rotary_pos_emb``)
+      = RotaryEmbedding(x, cos θ, sin θ)                            (non-interleaved)
+
+The cos/sin tables are unsqueezed at axis 1 to broadcast over heads, and may carry a constant
+``attention_scaling`` factor, which moves onto the half-size tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Node
+from ..registry import register_pass
+from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
+
+__all__ = ["FuseRotary", "ROTARY"]
+
+x, theta = Var("x", rank=4), Var("theta", rank=3)
+
+
+def _table(fn: str, name: str):
+    """unsqueeze(cos(cat(θ, θ)) [· scale], 1): shared by every RoPE of the model."""
+    wave = getattr(ops, fn)(ops.Concat(theta, theta, _uses="any", axis=lambda a: a in (-1, 2) or "not the last axis"),
+                            _uses="any")
+    scaled = OneOf(ops.Mul(wave, Const(name=f"{name}_scale"), _uses="any"), wave)
+    return ops.Unsqueeze(scaled, Var(), _name=name, _uses="any")
+
+
+half1 = ops.Slice(x, Var(), Var(), Var(), _name="x1")
+half1_steps = ops.Slice(x, Var(), Var(), Var(), Var(), _name="x1")
+half2 = ops.Slice(x, Var(), Var(), Var(), _name="x2")
+half2_steps = ops.Slice(x, Var(), Var(), Var(), Var(), _name="x2")
+rotated = ops.Concat(ops.Neg(OneOf(half2, half2_steps)), OneOf(half1, half1_steps), _name="rot")
+PATTERN = ops.Add(ops.Mul(x, _table("Cos", "cos")), ops.Mul(rotated, _table("Sin", "sin")))
+
+
+def _const_list(n: Node, i: int) -> list[int] | None:
+    if i >= len(n.inputs) or n.inputs[i] is None:
+        return None
+    v = n.inputs[i]
+    if v.data is None:
+        return None
+    return [int(a) for a in np.asarray(v.data).reshape(-1)]
+
+
+def _slice(n: Node, rank: int):
+    starts, ends, axes = _const_list(n, 1), _const_list(n, 2), _const_list(n, 3)
+    steps = _const_list(n, 4) or [1]
+    if not starts or not ends or not axes or len(starts) != 1 or steps != [1]:
+        return None
+    return starts[0], ends[0], axes[0] % rank
+
+
+def _check(m: Match) -> bool | str:
+    xt = m["x"].type
+    d = xt.shape[3]
+    if not isinstance(d, int) or d % 2:
+        return f"head size {d} is not a known even number"
+    h = d // 2
+    s1, s2 = _slice(m.node("x1"), 4), _slice(m.node("x2"), 4)
+    if s1 is None or s2 is None or s1[2] != 3 or s2[2] != 3:
+        return "the halves are not constant slices of the last axis"
+    if s1[0] != 0 or s1[1] != h or s2[0] not in (h, h - d) or s2[1] < d:
+        return f"slices {s1[:2]} and {s2[:2]} are not the two halves of {d}"
+    if m.node("rot").attr("axis") % 4 != 3:
+        return "the rotated halves are not concatenated on the last axis"
+    for t in ("cos", "sin"):
+        if _const_list(m.node(t), 1) != [1]:
+            return f"the {t} table is not unsqueezed at axis 1"
+        if f"{t}_scale" in m and m.const(f"{t}_scale").size != 1:
+            return f"the {t} scale is not a scalar"
+    th = m["theta"].type.shape
+    if th[2] != h or th[1] != xt.shape[2] or th[0] not in (xt.shape[0], 1):
+        return f"angles {m['theta'].type} do not match x {xt}"
+    if m["theta"].type.dtype != xt.dtype:
+        return "angles and x have different dtypes"
+    return True
+
+
+def _rewrite(m: Match, b: RewriteBuilder):
+    tables = []
+    for fn, t in (("Cos", "cos"), ("Sin", "sin")):
+        table = b.op(fn, m["theta"])
+        if f"{t}_scale" in m:
+            table = b.Mul(table, m[f"{t}_scale"])
+        tables.append(table)
+    return b.RotaryEmbedding(m["x"], tables[0], tables[1])
+
+
+ROTARY = Rule("rope-rotate-half", PATTERN, _rewrite, check=_check, benefit=5,
+              doc="x·cos(cat(θ,θ)) + cat(−x₂, x₁)·sin(cat(θ,θ)) = RotaryEmbedding(x, cos θ, sin θ)")
+
+
+@register_pass("fuse-rotary")
+class FuseRotary(RewritePass):
+    """Fuse rotate-half rotary position embeddings into RotaryEmbedding."""
+
+    def rules(self):
+        return [ROTARY]
