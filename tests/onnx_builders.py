@@ -99,7 +99,7 @@ def hostile_models() -> dict[str, tuple[onnx.ModelProto, list[str]]]:
     many = [helper.make_node("If", ["c"], ["i"], then_branch=branch, else_branch=branch),
             helper.make_node("FusedMatMul", ["i", "i"], ["j"], domain="com.microsoft"),
             helper.make_node("FusedMatMul", ["j", "j"], ["k"], domain="com.microsoft"),
-            helper.make_node("Conv", ["k", "k"], ["y"])]
+            helper.make_node("StringNormalizer", ["k"], ["y"])]  # strings: never in the IR
     return {
         "control-flow": (_model([helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)],
                                 [x], [y], [cond]), ["If (x1)", "control flow"]),
@@ -107,7 +107,8 @@ def hostile_models() -> dict[str, tuple[onnx.ModelProto, list[str]]]:
                                   [x], [y], extra_opsets=[helper.make_opsetid("com.microsoft", 1)]),
                            ["com.microsoft.FusedMatMul (x1)", "domain 'com.microsoft'"]),
         "every-unsupported-op-at-once": (_model(many, [x], [y], [cond], extra_opsets=[helper.make_opsetid(
-            "com.microsoft", 1)]), ["3 unsupported op(s)", "Conv (x1)", "com.microsoft.FusedMatMul (x2)", "If (x1)"]),
+            "com.microsoft", 1)]), ["3 unsupported op(s)", "StringNormalizer (x1)", "com.microsoft.FusedMatMul (x2)",
+                                              "If (x1)"]),
         "local-function": (_model([helper.make_node("myfn", ["x"], ["y"], domain="local")], [x], [y],
                                   functions=[fn], extra_opsets=[helper.make_opsetid("local", 1)]),
                            ["local.myfn (x1)", "model-local function", "inline"]),
