@@ -73,10 +73,11 @@ ROWS = [
      lambda: decode_tokens_per_s("llama-3.1-405b", "wse-3", context=2048),
      f"{EST} llama-3.1-405b --target wse-3 --context 2048", "check (not in REFERENCE)",
      "Cerebras announcement, Nov 2024 (a later software release than the 8B/70B rows)"),
-    ("Groq Llama-2-70B per-user decode (4096 context)", "groq-lpu", 300, "tok/s",
-     lambda: decode_tokens_per_s("llama-2-70b", "groq-lpu", context=4096, dtype="fp16"),
-     f"{EST} llama-2-70b --target groq-lpu --context 4096 --dtype fp16", "check (not in REFERENCE)",
-     "Groq vendor figures, Feb 2024 (TechPowerUp coverage; ~576 chips)"),
+    *[(f"Groq Llama-2-70B per-user decode (4096 context), {label}", "groq-lpu", 300, "tok/s",
+       (lambda dt=dt: decode_tokens_per_s("llama-2-70b", "groq-lpu", context=4096, dtype=dt)),
+       f"{EST} llama-2-70b --target groq-lpu --context 4096 --dtype {dt}", "check (not in REFERENCE)",
+       "Groq vendor figures, Feb 2024 (TechPowerUp coverage; ~576 chips)")
+      for label, dt in (("16-bit", "fp16"), ("8-bit (W8A8)", "int8"))],
 ]
 
 
