@@ -191,8 +191,11 @@ class WaferScaleModel(CostModel):
         # buffers) is what leaves PEs over for regions that need compute more than storage
         usable_pe = self.pe_sram
         regions: dict[int, int] = {}
-        for wi in range(wafers):
-            members = [n for n in nodes if wafer_of[id(n)] == wi and works[id(n)].kernels]
+        by_wafer: list[list[Node]] = [[] for _ in range(wafers)]
+        for n in nodes:
+            if works[id(n)].kernels:
+                by_wafer[wafer_of[id(n)]].append(n)
+        for wi, members in enumerate(by_wafer):
             mins = {id(n): (0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / usable_pe)) for n in members}
             for n in members:
                 # element-wise work keeps pace with its stream: at least the PEs that do one
