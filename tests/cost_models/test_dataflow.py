@@ -157,3 +157,31 @@ def test_tile_records_are_read_and_checked():
     next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"hbm": 1e6}}
     with pytest.raises(TargetError, match="level 'hbm'.*groq-lpu"):
         estimate(g, t, companion=None)
+
+
+def test_target_schema_errors_name_the_field(tmp_path):
+    from pathlib import Path
+
+    from ridgeline.cost_models import targets as targets_pkg
+    from ridgeline.cost_models.targets import load_target_file
+    from ridgeline.ir.errors import TargetError
+    src = Path(targets_pkg.__file__).with_name("groq-lpu.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("install_streams = 32", 'install_streams = "many"'))
+    with pytest.raises(TargetError, match=r"bad.toml: array.install_streams: expected a non-negative integer"):
+        load_target_file(bad)
+    bad.write_text(src.replace('c2c_latency = "500 ns"', 'c2c_latency = "fast"'))
+    with pytest.raises(TargetError, match=r"overheads.c2c_latency"):
+        load_target_file(bad)
+
+
+def test_compare_runs_every_family(run_cli):
+    proc = run_cli("compare", "llama-2-7b", "--targets", "tpu-v5e,trainium2,wse-3,groq-lpu,h100", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)["rows"]}
+    for name in ("tpu-v5e", "trainium2", "wse-3", "groq-lpu", "h100"):
+        assert "error" not in rows[name], rows[name]
+        assert rows[name]["tokens_per_s_per_user"] > 0 and rows[name]["fits"]
+    # SRAM machines decode a 7B model per user far faster than one HBM chip can stream it
+    assert rows["wse-3"]["tokens_per_s_per_user"] > rows["groq-lpu"]["tokens_per_s_per_user"] \
+        > 5 * rows["tpu-v5e"]["tokens_per_s_per_user"]

@@ -128,3 +128,19 @@ def test_tile_records_are_read_and_checked():
     next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"vmem": 1e6}}
     with pytest.raises(TargetError, match="level 'vmem'"):
         estimate(g, "wse-3", companion=None)
+
+
+def test_target_schema_errors_name_the_field(tmp_path):
+    from pathlib import Path
+
+    from ridgeline.cost_models import targets as targets_pkg
+    from ridgeline.cost_models.targets import load_target_file
+    from ridgeline.ir.errors import TargetError
+    src = Path(targets_pkg.__file__).with_name("wse-3.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("pes = 900000 ", "# pes removed "))
+    with pytest.raises(TargetError, match=r"array.pes: missing"):
+        load_target_file(bad)
+    bad.write_text(src.replace('pe_sram = "48 KiB"', 'pe_sram = "lots"'))
+    with pytest.raises(TargetError, match=r"array.pe_sram"):
+        load_target_file(bad)
