@@ -222,8 +222,9 @@ class Schedule:
 
     # ----------------------------------------------------------------- drawing
     def gantt(self, path: str | Path, *, max_chips: int = 8, title: str | None = None) -> Path:
-        """A Gantt chart (PNG, SVG or PDF): one row per (chip, unit), ops as bars coloured by kind;
-        only the first ``max_chips`` chips are drawn for big deployments."""
+        """A Gantt chart (PNG, SVG or PDF): one row per (chip, unit), ops as bars coloured by kind.
+        Big deployments show their first ``max_chips`` chips that compute (chips that only hold
+        a split embedding and forward it are skipped)."""
         path = Path(path)
         if path.suffix.lower() not in (".png", ".svg", ".pdf"):
             raise RidgelineError(f"--gantt {path}: use a .png, .svg or .pdf file name")
@@ -236,14 +237,16 @@ class Schedule:
         colors = {"matmul": "#d62728", "vector": "#1f77b4", "memory": "#9467bd", "switch": "#8c564b",
                   "transfer": "#2ca02c"}
         units = list(self.capacity)
-        chips = min(self.chips, max_chips)
-        rows = [(c, u) for c in range(chips) for u in units]
+        computing = sorted({o.chip for o in self.ops if o.kind in ("matmul", "vector")})
+        shown = (computing or list(range(self.chips)))[:max_chips]
+        chosen = set(shown)
+        rows = [(c, u) for c in shown for u in units]
         ypos = {r: i for i, r in enumerate(rows)}
         scale = 1e6 / self.clock_hz             # cycles -> microseconds
         fig, ax = plt.subplots(figsize=(11, max(2.5, 0.28 * len(rows) + 1.2)))
         bars: dict[tuple[tuple[int, str], str], list[tuple[float, float]]] = {}
         for o in self.ops:
-            if o.chip >= chips:
+            if o.chip not in chosen:
                 continue
             bars.setdefault(((o.chip, o.unit), o.kind), []).append((o.start * scale, max(o.cycles * scale, 1e-4)))
         for ((row, kind)), spans in bars.items():
@@ -251,15 +254,18 @@ class Schedule:
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels([f"chip {c} {u}" for c, u in rows], fontsize=7)
         ax.invert_yaxis()
-        end = max((o.end for o in self.ops if o.chip < chips), default=self.makespan)
-        ax.set_xlim(0, end * scale * 1.01 or 1)
+        spans = [(o.start, o.end) for o in self.ops if o.chip in chosen]
+        lo = min((a for a, _ in spans), default=0)
+        hi = max((b for _, b in spans), default=self.makespan)
+        ax.set_xlim(lo * scale, (hi + (hi - lo) * 0.01) * scale or 1)
         ax.set_xlabel("time (µs)")
         from matplotlib.patches import Patch
         ax.legend(handles=[Patch(color=c, label=k) for k, c in colors.items()], fontsize=7, loc="upper right",
                   ncol=5)
-        shown = f"chips 0–{chips - 1} of {self.chips}" if chips < self.chips else f"{self.chips} chip(s)"
+        which = (f"chips {shown[0]}–{shown[-1]} of {self.chips}" if len(shown) < self.chips
+                 else f"{self.chips} chip(s)")
         ax.set_title(title or f"{self.target}: static schedule, {self.makespan:,} cycles "
-                              f"({self.seconds * 1e6:,.1f} µs), {shown}", fontsize=9)
+                              f"({self.seconds * 1e6:,.1f} µs), {which}", fontsize=9)
         fig.tight_layout()
         try:
             fig.savefig(path)
