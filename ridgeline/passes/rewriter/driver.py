@@ -209,7 +209,7 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], *, explain: bool = False,
 
 def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> bool:
     root = m.root
-    b = RewriteBuilder(graph, before=root)
+    b = RewriteBuilder(graph, before=root, hint=root.outputs[0].name if root.outputs else "")
     result = rule.rewrite(m, b)
     if result is None:
         erase_dead(graph, reversed(b.created))
@@ -221,6 +221,14 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
         erase_dead(graph, reversed(b.created))
         return False
     created = {id(n) for n in b.created}
+    for old, new in zip(root.outputs, news):
+        # an output replaced by an input, a constant or another output would only move its name
+        # onto an Identity: no progress, and a fixed point would never be reached
+        if (new is not None and new is not old and output_slots(graph, old) and
+                (new.producer is None or id(new.producer) not in created) and
+                (new.producer is None or output_slots(graph, new))):
+            erase_dead(graph, reversed(b.created))
+            return False
     renames = []
     for old, new in zip(root.outputs, news):
         if new is None:

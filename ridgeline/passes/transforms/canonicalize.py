@@ -94,7 +94,8 @@ def _view_chain_check(m: Match) -> bool | str:
 
 
 def _view_chain(m: Match, b: RewriteBuilder):
-    if m["y"].type == m["x"].type:
+    y = m["y"]
+    if y.type == m["x"].type and not (y.graph is not None and any(o is y for o in y.graph.outputs)):
         return m["x"]
     shape = np.array(m["y"].type.shape, dtype=np.int64)
     return b.Reshape(m["x"], b.constant(shape, "shape"))

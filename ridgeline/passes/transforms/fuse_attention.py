@@ -27,6 +27,7 @@ import numpy as np
 from ...ir import Value
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
+from ._norm import attr_float
 
 __all__ = ["FuseAttention", "ATTENTION"]
 
@@ -167,6 +168,8 @@ def _merge_users(y: Value):
 def _rewrite(m: Match, b: RewriteBuilder):
     qv, vv = m["q"], m["v"]
     scale = _scale(m)
+    if qv.type.dtype.name == "f32":
+        scale = attr_float(np.float32(scale))
     k = _key(m, b)
     k_src = _repeat_kv(k) or k
     v_src = _repeat_kv(vv) or vv

@@ -86,7 +86,7 @@ def _check(m: Match) -> bool | str:
 def _rewrite(m: Match, b: RewriteBuilder):
     tables = []
     for fn, t in (("Cos", "cos"), ("Sin", "sin")):
-        table = b.op(fn, m["theta"])
+        table = b.op(fn, m["theta"], _names=[f"{m['theta'].name}_{t}"])
         if f"{t}_scale" in m:
             table = b.Mul(table, m[f"{t}_scale"])
         tables.append(table)
