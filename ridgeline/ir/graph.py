@@ -303,7 +303,7 @@ class Graph:
             types = list(outputs)
         if any(t is None for t in types) or not types:
             from .infer import infer_node
-            inferred = infer_node(node)
+            inferred = infer_node(node, len(types) or None)
             if not types:
                 types = [None] * len(inferred)
             types = [t if t is not None else inferred[i] for i, t in enumerate(types)]

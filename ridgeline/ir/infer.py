@@ -154,11 +154,48 @@ def _run(node: "Node", syms, num_outputs, *, fresh: bool):
     return types, ctx.out_syms
 
 
-def infer_node(node: "Node") -> list[TensorType]:
-    """Output types of a node from its spec (unknown dims become fresh symbols)."""
-    n = len(node.outputs) or None
-    types, _ = _run(node, None, n, fresh=True)
+def infer_node(node: "Node", num_outputs: int | None = None) -> list[TensorType]:
+    """Output types of a node from its spec (unknown dims become fresh symbols).
+
+    Small integer inputs computed upstream (a shape built by Shape→Gather→Concat, axes from a
+    Range) get their symbolic values by re-running the specs of the short chain that made them,
+    so a node added after such a chain is typed as precisely as ``infer_graph`` would type it.
+    ``num_outputs`` is the output count of a node under construction (a Split without sizes).
+    """
+    n = len(node.outputs) or num_outputs or None
+    memo: dict[int, np.ndarray | None] = {}
+    syms = {id(v): s for v in node.inputs if v is not None and (s := _symbolic_value(v, memo)) is not None}
+    types, _ = _run(node, syms, n, fresh=True)
     return types  # type: ignore[return-value]
+
+
+_SYM_DEPTH = 64  # a shape computation is a short chain; anything deeper is not one
+
+
+def _is_small_int(v) -> bool:
+    t = v.type
+    if not t.dtype.is_integer:
+        return False
+    return t.rank <= 1 or (t.is_static and t.numel <= 64)
+
+
+def _symbolic_value(v, memo: dict[int, np.ndarray | None], depth: int = 0) -> np.ndarray | None:
+    """The symbolic value of a small integer, non-constant value, from its producer chain."""
+    if v.const or v.producer is None or not _is_small_int(v) or depth > _SYM_DEPTH:
+        return None
+    if id(v) in memo:
+        return memo[id(v)]
+    memo[id(v)] = None  # guards against cycles in a graph under construction
+    p = v.producer
+    syms = {id(x): s for x in p.inputs if x is not None and (s := _symbolic_value(x, memo, depth + 1)) is not None}
+    try:
+        _, out_syms = _run(p, syms, len(p.outputs), fresh=True)
+    except VerifyError:
+        out_syms = {}
+    for j, o in enumerate(p.outputs):
+        if j in out_syms:
+            memo[id(o)] = out_syms[j]
+    return memo.get(id(v))
 
 
 def infer_graph(graph: "Graph", syms: dict[int, np.ndarray] | None = None) -> Iterator[tuple["Node", list]]:

@@ -19,6 +19,7 @@ from ...ir import Graph, Node, TensorType, Value
 from ...ir.dtypes import dtype as to_dtype
 from ...ir.errors import ModelError
 from .attributes import to_proto
+from .opsets import required_opset
 
 __all__ = ["save_onnx", "to_onnx", "RIDGELINE_DOMAIN"]
 
@@ -53,9 +54,8 @@ class _Exporter:
     def _pick_opset(graph: Graph) -> int:
         need = max(MIN_EXPORT_OPSET, int(graph.meta.get("onnx", {}).get("opset", 0)))
         for n in _all_nodes(graph):
-            spec = n.spec
-            if spec.domain == "":
-                need = max(need, spec.since)
+            if n.spec.domain == "":
+                need = max(need, required_opset(n))
         return need
 
     def node_proto(self, n: Node) -> onnx.NodeProto:

@@ -33,7 +33,7 @@ __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET"]
 
 #: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
 MAX_MODEL_BYTES = 2 ** 31
-MIN_OPSET, MAX_OPSET = 7, 25
+MIN_OPSET, MAX_OPSET = 7, 28
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _unknown_dims = itertools.count()
 
@@ -89,7 +89,7 @@ def _check_ops(graph: onnx.GraphProto, label: str) -> None:
         if n.op_type == "Constant" and n.domain in _DEFAULT_DOMAINS:
             continue
         key = n.op_type if n.domain in _DEFAULT_DOMAINS else f"{n.domain}.{n.op_type}"
-        if n.domain not in _DEFAULT_DOMAINS or (find_spec(n.op_type) is None and n.op_type != "Dropout"):
+        if n.domain not in _DEFAULT_DOMAINS or (find_spec(n.op_type) is None):
             missing[key] = missing.get(key, 0) + 1
     if missing:
         raise UnsupportedOpError(missing, where=label)

@@ -82,22 +82,58 @@ def _attr_to_input(node: ImportedNode, graph: Graph, attr: str, position: int, d
     return node
 
 
+def _dtype_attr_to_name(node: ImportedNode, *attrs: str) -> ImportedNode:
+    # The IR spells dtype-valued attributes by IR dtype name ("f16"); ONNX uses TensorProto codes,
+    # where 0 means "not given".
+    for attr in attrs:
+        code = node.attrs.get(attr)
+        if isinstance(code, int):
+            if code == 0 and attr != "to":
+                del node.attrs[attr]
+                continue
+            try:
+                node.attrs[attr] = from_onnx(code).name
+            except IRError as e:
+                raise ModelError(f"{node.where()}: {attr}: {e}") from None
+    return node
+
+
 @always("Cast")
 def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    to = node.attrs.get("to")
-    if isinstance(to, int):
-        try:
-            node.attrs["to"] = from_onnx(to).name
-        except IRError as e:
-            raise ModelError(f"{node.where()}: {e}") from None
+    return _dtype_attr_to_name(node, "to")
+
+
+@always("EyeLike")
+def _eye_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "dtype")
+
+
+@always("BitCast")
+def _bitcast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "to")
+
+
+@always("QuantizeLinear", "DequantizeLinear")
+def _quant_dtypes_to_names(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "output_dtype", "precision")
+
+
+@upgrades("Dropout", before=12)
+def _dropout_ratio(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Before opset 12 the ratio was an attribute and `is_test` (before 7) chose inference.
+    node.attrs.pop("is_test", None)
+    ratio = node.attrs.pop("ratio", None)
+    if ratio is not None:
+        node.inputs = node.inputs[:1] + [_const(graph, node, "ratio", np.asarray(ratio, np.float32))]
     return node
 
 
 @always("Dropout")
 def _dropout_is_identity(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    # Inference: Dropout passes its input through. A used mask output cannot be expressed.
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise ModelError(f"{node.where()}: the Dropout mask output is not supported")
+    # Inference: Dropout passes its input through, so it becomes Identity unless its mask is used
+    # or a training_mode input is given (then the Dropout op itself says what happens).
+    if (len(node.outputs) > 1 and node.outputs[1]) or (len(node.inputs) > 2 and node.inputs[2] is not None):
+        return node
     node.op, node.inputs, node.attrs, node.outputs = "Identity", node.inputs[:1], {}, node.outputs[:1]
     return node
 

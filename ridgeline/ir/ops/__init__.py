@@ -5,10 +5,11 @@ of the package on first use, so adding an op family is adding a file.
 """
 
 from .registry import all_specs, find_spec, get_spec, register_spec
-from .spec import (ALL, FLOAT, INDEX, INT, NUMERIC, REQUIRED, SIGNED, AttrSpec, CostContext,
-                   InferContext, OpSpec, PortSpec, op)
+from .spec import (ALL, ANY, FLOAT, FLOAT8, INDEX, INT, INT4, NUMERIC, REQUIRED, SIGNED, AttrSpec,
+                   CostContext, InferContext, OpSpec, PortSpec, op)
 
 __all__ = [
     "all_specs", "find_spec", "get_spec", "register_spec", "op", "OpSpec", "AttrSpec", "PortSpec",
-    "InferContext", "CostContext", "REQUIRED", "FLOAT", "INT", "SIGNED", "NUMERIC", "ALL", "INDEX",
+    "InferContext", "CostContext", "REQUIRED", "FLOAT", "FLOAT8", "INT", "INT4", "SIGNED", "NUMERIC", "ALL",
+    "ANY", "INDEX",
 ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
+import sympy
 
 from .. import dims as D
 from .spec import CostContext, InferContext
 
-__all__ = ["broadcast", "broadcast_ctx", "sym_elementwise", "per_element", "normalize_axes"]
+__all__ = ["broadcast", "broadcast_ctx", "sym_elementwise", "per_element", "normalize_axes", "static_length",
+           "compare_dims"]
 
 
 def _broadcast_dim(a, b):
@@ -86,5 +89,54 @@ def normalize_axes(ctx: InferContext, axes: Sequence[int], rank: int) -> list[in
     return out
 
 
+def static_length(ctx: InferContext, i: int) -> int:
+    """The element count of input ``i``, a 1-D (or scalar) tensor whose values are known only at
+    run time (dynamic axes, split sizes): its length still fixes the result's rank."""
+    shape = ctx.shape(i)
+    n = D.product(shape)
+    if len(shape) > 1 or not isinstance(n, int):
+        ctx.fail(f"input {i} must be a 1-D tensor of static length, got {ctx.type(i)}")
+    return n
+
+
 def dim_add(a, b):
     return D.add(a, b)
+
+
+@lru_cache(maxsize=4096)
+def _as_nonnegative(d) -> sympy.Expr:
+    # Dims may be 0 (an empty KV cache), so decide comparisons only for what holds at every size
+    # >= 0, not under the positive-symbol assumption dims.py uses for simplification.
+    e = D.to_sympy(d)
+    return e.subs({s: sympy.Symbol(s.name, integer=True, nonnegative=True) for s in e.free_symbols})
+
+
+_DECIDE = {  # op -> (predicate on a - b meaning True, predicate meaning False)
+    "eq": (lambda e: e.is_zero, lambda e: e.is_zero is False),
+    "lt": (lambda e: e.is_negative, lambda e: e.is_nonnegative),
+    "le": (lambda e: e.is_nonpositive, lambda e: e.is_positive),
+    "gt": (lambda e: e.is_positive, lambda e: e.is_nonpositive),
+    "ge": (lambda e: e.is_nonnegative, lambda e: e.is_negative),
+}
+
+
+@lru_cache(maxsize=8192)
+def _compare_symbolic(a, b, op: str) -> bool | None:
+    diff = sympy.simplify(_as_nonnegative(a) - _as_nonnegative(b))
+    yes, no = _DECIDE[op]
+    if yes(diff):
+        return True
+    if no(diff):
+        return False
+    return None
+
+
+def compare_dims(a, b, op: str) -> bool | None:
+    """``a <op> b`` for dims or symbolic shape values (op: eq, lt, le, gt, ge).
+
+    True or False when it holds for every non-negative value of the symbols (``batch == -1`` is
+    False, ``past + seq > seq - 1`` is True), None when it depends on them.
+    """
+    if isinstance(a, int) and isinstance(b, int):
+        return {"eq": a == b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+    return _compare_symbolic(a, b, op)

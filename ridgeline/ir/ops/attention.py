@@ -56,10 +56,18 @@ def _attention_bytes(c: CostContext):
     types={"T1": FLOAT, "T2": FLOAT, "U": FLOAT | {"bool"}},
     attrs={"is_causal": ("int", 0), "kv_num_heads": ("int", None), "q_num_heads": ("int", None),
            "qk_matmul_output_mode": ("int", 0), "scale": ("float", None), "softcap": ("float", 0.0),
-           "softmax_precision": ("int", None)},
-    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=24)
+           "softmax_precision": ("int", None), "left_window_size": ("int", -1),
+           "right_window_size": ("int", -1)},
+    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=25)
 def _attention(ctx: InferContext):
     """Scaled dot-product attention with causal/additive masks, KV cache, softcap and GQA."""
+    if ctx.attr("qk_matmul_output_mode") not in (0, 1, 2, 3):
+        ctx.fail(f"qk_matmul_output_mode must be 0..3, got {ctx.attr('qk_matmul_output_mode')}")
+    for w in ("left_window_size", "right_window_size"):
+        if ctx.attr(w) < -1:
+            ctx.fail(f"{w} must be -1 (unbounded) or >= 0, got {ctx.attr(w)}")
+    if ctx.has(6) and (ctx.has(4) or ctx.has(5)):
+        ctx.fail("nonpad_kv_seqlen (external cache) cannot be combined with past_key/past_value")
     q, k, v = ctx.shape(0), ctx.shape(1), ctx.shape(2)
     if not (len(q) == len(k) == len(v)) or len(q) not in (3, 4):
         ctx.fail(f"Q, K, V must all be 3-D or all 4-D, got {ctx.type(0)}, {ctx.type(1)}, {ctx.type(2)}")
@@ -124,3 +132,76 @@ def _rotary(ctx: InferContext):
     if ctx.shape(1) != ctx.shape(2):
         ctx.fail("cos_cache and sin_cache must have the same shape")
     return [x]
+
+
+_UPDATE_RULES = ("linear", "gated", "delta", "gated_delta")
+
+
+def _linear_attention_flops(c: CostContext):
+    b, t, qd = c.in_shape(0)
+    hq, hkv = c.attr("q_num_heads"), c.attr("kv_num_heads")
+    dk, dv = qd / hq, c.in_shape(2)[2] / hkv
+    per_step = 2 * hkv * dk * dv + 2 * hq * dk * dv  # state write (outer product) and read
+    if c.attr("update_rule") in ("delta", "gated_delta"):
+        per_step = per_step + 2 * hkv * dk * dv  # the retrieval S^T k
+    if c.attr("update_rule") in ("gated", "gated_delta"):
+        per_step = per_step + hkv * dk * dv  # the decay of the state
+    return b * t * per_step
+
+
+@op("LinearAttention",
+    inputs=["query: T", "key: T", "value: T", "past_state?: S", "decay?: T", "beta?: T"],
+    outputs=["output: T", "present_state: S"], types={"T": FLOAT, "S": FLOAT},
+    attrs={"chunk_size": ("int", 64), "kv_num_heads": ("int",), "q_num_heads": ("int",),
+           "scale": ("float", 0.0), "update_rule": ("str", "gated_delta")},
+    category="attention", flops=_linear_attention_flops, since=27)
+def _linear_attention(ctx: InferContext):
+    """Recurrent linear attention over packed ``(B, T, H·D)`` inputs with a ``(B, Hkv, dk, dv)``
+    state: ``S_t = a_t·S_{t-1} + k_t ⊗ v'_t``, ``o_t = scale · q_tᵀ S_t`` where the decay a_t = exp(g_t)
+    (gated rules) and the delta rules write ``v'_t = β_t (v_t - a_t S_{t-1}ᵀ k_t)``; GQA shares each
+    KV head's state among its query heads."""
+    rule = ctx.attr("update_rule")
+    if rule not in _UPDATE_RULES:
+        ctx.fail(f"update_rule must be one of {', '.join(_UPDATE_RULES)}, got {rule!r}")
+    gated, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    if ctx.has(4) != gated:
+        ctx.fail(f"update_rule {rule!r} {'needs' if gated else 'takes no'} decay input")
+    if ctx.has(5) != delta:
+        ctx.fail(f"update_rule {rule!r} {'needs' if delta else 'takes no'} beta input")
+    q, k, v = ctx.shape(0), ctx.shape(1), ctx.shape(2)
+    if not len(q) == len(k) == len(v) == 3:
+        ctx.fail("query, key and value must be 3-D (B, T, H·D)")
+    hq, hkv = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+    if hq <= 0 or hkv <= 0 or hq % hkv:
+        ctx.fail(f"q_num_heads {hq} must be a positive multiple of kv_num_heads {hkv}")
+    for what, dim, h in (("query", q[2], hq), ("key", k[2], hkv), ("value", v[2], hkv)):
+        if isinstance(dim, int) and dim % h:
+            ctx.fail(f"{what} width {dim} is not divisible by {h} heads")
+    dk, dv = D.floordiv(q[2], hq), D.floordiv(v[2], hkv)
+    state = (q[0], hkv, dk, dv)
+    if ctx.has(3) and len(ctx.shape(3)) != 4:
+        ctx.fail(f"past_state must be 4-D (B, Hkv, dk, dv), got {ctx.type(3)}")
+    sdt = ctx.dtype(3) if ctx.has(3) else ctx.dtype(0)
+    return [TensorType(ctx.dtype(0), (q[0], q[1], D.mul(hq, dv))), TensorType(sdt, state)]
+
+
+def _causal_conv_flops(c: CostContext):
+    k = c.in_shape(1)[2]
+    extra = 4 if c.attr("activation") in ("silu", "swish") else 0
+    return c.out_numel(0) * (2 * k + extra)
+
+
+@op("CausalConvWithState", inputs=["input: T", "weight: T", "bias?: T", "past_state?: T"],
+    outputs=["output: T", "present_state: T"], types={"T": FLOAT}, attrs={"activation": ("str", "none")},
+    category="other", flops=_causal_conv_flops, since=27)
+def _causal_conv(ctx: InferContext):
+    """Depthwise causal 1-D convolution of ``(B, C, L)`` with a ``(C, 1, k)`` kernel over the
+    carried ``(B, C, k-1)`` state (zeros if absent), optional SiLU; also returns the new state."""
+    if ctx.attr("activation") not in ("none", "silu", "swish"):
+        ctx.fail(f"activation must be 'none', 'silu' or 'swish', got {ctx.attr('activation')!r}")
+    x, w = ctx.shape(0), ctx.shape(1)
+    if len(x) != 3 or len(w) != 3:
+        ctx.fail(f"input must be (B, C, L) and weight (C, 1, k), got {ctx.type(0)}, {ctx.type(1)}")
+    if w[1] != 1 or (isinstance(w[0], int) and isinstance(x[1], int) and w[0] != x[1]):
+        ctx.fail(f"weight {ctx.type(1)} is not a depthwise (C, 1, k) kernel for {x[1]} channels")
+    return [x, (x[0], x[1], D.sub(w[2], 1))]

@@ -7,7 +7,7 @@ operation of its unit, a sigmoid four); bytes are inputs plus output.
 from __future__ import annotations
 
 from .. import dims as D
-from ._util import broadcast_ctx, per_element, sym_elementwise
+from ._util import broadcast_ctx, compare_dims, per_element, sym_elementwise
 from .spec import ALL, FLOAT, INT, NUMERIC, SIGNED, InferContext, op
 
 __all__: list[str] = []
@@ -29,6 +29,13 @@ _UNARY = {
     "Sin": (FLOAT, 1, {}),
     "Tan": (FLOAT, 1, {}),
     "Atan": (FLOAT, 1, {}),
+    "Asin": (FLOAT, 1, {}),
+    "Acos": (FLOAT, 1, {}),
+    "Sinh": (FLOAT, 1, {}),
+    "Cosh": (FLOAT, 1, {}),
+    "Asinh": (FLOAT, 1, {}),
+    "Acosh": (FLOAT, 1, {}),
+    "Atanh": (FLOAT, 1, {}),
     "Floor": (FLOAT, 1, {}),
     "Ceil": (FLOAT, 1, {}),
     "Round": (FLOAT, 1, {}),
@@ -44,19 +51,50 @@ _UNARY = {
     "Celu": (FLOAT, 4, {"alpha": ("float", 1.0)}),
     "ThresholdedRelu": (FLOAT, 1, {"alpha": ("float", 1.0)}),
     "Mish": (FLOAT, 6, {}),
+    "Swish": (FLOAT, 5, {"alpha": ("float", 1.0)}),  # x · sigmoid(alpha · x), opset 24
+    "Shrink": (NUMERIC - {"bf16"}, 2, {"bias": ("float", 0.0), "lambd": ("float", 0.5)}),
+    "BitwiseNot": (INT, 1, {}),
     # tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); erf form 0.5 x (1 + erf(x / sqrt 2))
     "Gelu": (FLOAT, 8, {"approximate": ("str", "none")}),
 }
 
 
+def _int_only(fn):
+    """A symbolic-value function defined on concrete ints only (symbols make it give up)."""
+    def apply(*xs):
+        if not all(isinstance(x, int) for x in xs):
+            raise ValueError("symbolic operand")
+        return fn(*xs)
+    return apply
+
+
+def _trunc_div(a, b):
+    # ONNX integer division truncates toward zero; sizes (symbols) are positive, so floor is exact
+    if isinstance(a, int) and isinstance(b, int):
+        q = abs(a) // abs(b)
+        return q if (a < 0) == (b < 0) else -q
+    return D.floordiv(a, b)
+
+
+# symbolic values of integer shape arithmetic
+_UNARY_SYM = {"Neg": _int_only(lambda a: -a), "Abs": _int_only(abs), "Sign": _int_only(lambda a: (a > 0) - (a < 0))}
+
+
 def _declare_unary(name, allowed, k, attrs):
+    sym = _UNARY_SYM.get(name)
+
     def infer(ctx: InferContext):
         if name == "Gelu" and ctx.attr("approximate") not in ("none", "tanh"):
             ctx.fail(f"approximate must be 'none' or 'tanh', got {ctx.attr('approximate')!r}")
+        if sym is not None:
+            sym_elementwise(ctx, sym)
         return [ctx.shape(0)]
     infer.__doc__ = f"{name}(X) elementwise."
     op(name, inputs=["X: T"], outputs=["Y: T"], types={"T": allowed}, attrs=attrs,
-       category="elementwise", flops=per_element(k), since=20 if name == "Gelu" else 6)(infer)
+       category="elementwise", flops=per_element(k), since=_SINCE.get(name, 6))(infer)
+
+
+_SINCE = {"Gelu": 20, "Swish": 24, "Shrink": 9, "BitwiseNot": 18}
 
 
 for _name, (_allowed, _k, _attrs) in _UNARY.items():
@@ -69,15 +107,30 @@ def _not(ctx: InferContext):
     return [ctx.shape(0)]
 
 
-for _name in ("IsNaN", "IsInf"):
-    op(_name, inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
-       flops=per_element(1),
-       attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)} if _name == "IsInf" else {},
-       )(lambda ctx: [ctx.shape(0)])
+def _same_shape(doc: str):
+    def infer(ctx: InferContext):
+        return [ctx.shape(0)]
+    infer.__doc__ = doc
+    return infer
+
+
+def _broadcasting(doc: str):
+    def infer(ctx: InferContext):
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = doc
+    return infer
+
+
+op("IsNaN", inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
+   flops=per_element(1), since=20)(_same_shape("True where X is NaN."))
+op("IsInf", inputs=["X: T"], outputs=["Y: bool"], types={"T": FLOAT}, category="elementwise",
+   attrs={"detect_negative": ("int", 1), "detect_positive": ("int", 1)}, flops=per_element(1),
+   since=20)(_same_shape("True where X is +inf (if detect_positive) or -inf (if detect_negative)."))
 
 
 # ---------------------------------------------------------------------------- binary
-_SYM = {"Add": D.add, "Sub": D.sub, "Mul": D.mul, "Div": D.floordiv}
+_SYM = {"Add": D.add, "Sub": D.sub, "Mul": D.mul, "Div": _trunc_div,
+        "Mod": _int_only(lambda a, b: a % b)}
 
 # name -> (allowed dtypes, commutative, flops per element)
 _BINARY = {
@@ -114,43 +167,78 @@ def _pow(ctx: InferContext):
     return [broadcast_ctx(ctx)]
 
 
-for _name in ("Max", "Min", "Sum", "Mean"):
-    op(_name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
-       commutative=True, flops=per_element(1), since=13)(lambda ctx: [broadcast_ctx(ctx)])
+_VARIADIC_SYM = {"Max": _int_only(max), "Min": _int_only(min), "Sum": _int_only(lambda *xs: sum(xs))}
 
 
-# Comparisons give bool; Equal on shape values is used by exported Expand chains.
-_COMPARE = {"Equal": ALL, "Less": NUMERIC, "LessOrEqual": NUMERIC, "Greater": NUMERIC,
-            "GreaterOrEqual": NUMERIC}
+def _declare_variadic(name):
+    sym = _VARIADIC_SYM.get(name)
 
-
-def _declare_compare(name, allowed):
     def infer(ctx: InferContext):
-        if name == "Equal":
-            sym_elementwise(ctx, lambda a, b: int(a == b) if isinstance(a, int) and isinstance(b, int)
-                            else (_raise() if a != b else 1))
+        if sym is not None:
+            sym_elementwise(ctx, sym)
+        return [broadcast_ctx(ctx)]
+    infer.__doc__ = f"Elementwise {name} of any number of inputs, with broadcasting."
+    op(name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
+       commutative=True, flops=per_element(1), since=13)(infer)
+
+
+for _name in ("Max", "Min", "Sum", "Mean"):
+    _declare_variadic(_name)
+
+
+# Comparisons give bool. On symbolic shape values they are decided when the answer holds for all
+# sizes (``Equal(batch, -1)`` in the legacy exporter's Expand chains is False for any batch).
+_COMPARE = {"Equal": (ALL, "eq"), "Less": (NUMERIC, "lt"), "LessOrEqual": (NUMERIC, "le"),
+            "Greater": (NUMERIC, "gt"), "GreaterOrEqual": (NUMERIC, "ge")}
+
+
+def _declare_compare(name, allowed, how):
+    def decide(a, b):
+        r = compare_dims(a, b, how)
+        if r is None:
+            raise ValueError("undecided comparison of symbols")  # sym_elementwise then publishes nothing
+        return int(r)
+
+    def infer(ctx: InferContext):
+        sym_elementwise(ctx, decide)
         return [broadcast_ctx(ctx)]
     infer.__doc__ = f"{name}(A, B) -> bool, with broadcasting."
     op(name, inputs=["A: T", "B: T"], outputs=["C: bool"], types={"T": allowed}, category="elementwise",
        commutative=name == "Equal", flops=per_element(1), since=13)(infer)
 
 
-def _raise():
-    raise ValueError("unknown comparison of symbols")
-
-
-for _name, _allowed in _COMPARE.items():
-    _declare_compare(_name, _allowed)
+for _name, (_allowed, _how) in _COMPARE.items():
+    _declare_compare(_name, _allowed, _how)
 
 
 for _name in ("And", "Or", "Xor"):
     op(_name, inputs=["A: bool", "B: bool"], outputs=["C: bool"], category="elementwise",
-       commutative=True, flops=per_element(1), since=7)(lambda ctx: [broadcast_ctx(ctx)])
+       commutative=True, flops=per_element(1), since=7)(_broadcasting(f"Logical {_name.lower()}, with broadcasting."))
+
+
+@op("BitShift", inputs=["X: T", "Y: T"], outputs=["Z: T"], types={"T": INT}, attrs={"direction": ("str",)},
+    category="elementwise", flops=per_element(1), since=28)
+def _bit_shift(ctx: InferContext):
+    """Shift X's bits by Y, with broadcasting; signed right shifts are arithmetic, and a shift by
+    a negative amount or by at least the bit width leaves only the sign fill (0 or -1)."""
+    if ctx.attr("direction") not in ("LEFT", "RIGHT"):
+        ctx.fail(f"direction must be 'LEFT' or 'RIGHT', got {ctx.attr('direction')!r}")
+    return [broadcast_ctx(ctx)]
+
+
+@op("SwiGLU", inputs=["A: T", "B: T"], outputs=["Y: T"], types={"T": FLOAT}, attrs={"alpha": ("float", 1.0)},
+    category="elementwise", flops=per_element(6), since=28)
+def _swiglu(ctx: InferContext):
+    """``Swish_alpha(A) · B`` for a gate A and a value B of the same shape (no broadcasting)."""
+    a, b = ctx.shape(0), ctx.shape(1)
+    if len(a) != len(b) or any(isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b)):
+        ctx.fail(f"A {ctx.type(0)} and B {ctx.type(1)} must have the same shape")
+    return [tuple(y if isinstance(x, str) and isinstance(y, int) else x for x, y in zip(a, b))]
 
 
 for _name in ("BitwiseAnd", "BitwiseOr", "BitwiseXor"):
     op(_name, inputs=["A: T", "B: T"], outputs=["C: T"], types={"T": INT}, category="elementwise",
-       commutative=True, flops=per_element(1), since=18)(lambda ctx: [broadcast_ctx(ctx)])
+       commutative=True, flops=per_element(1), since=18)(_broadcasting(f"{_name} of integers, with broadcasting."))
 
 
 @op("Where", inputs=["condition: bool", "X: T", "Y: T"], outputs=["output: T"], types={"T": ALL},

@@ -8,7 +8,11 @@ whole point of fusing. ``kind`` says which fusion made it (``elementwise``, ``ma
 
 from __future__ import annotations
 
-from .spec import ALL, CostContext, InferContext, op
+from ..dtypes import DTYPES
+from .spec import CostContext, InferContext, op
+
+# a fused kernel takes whatever its body takes: quantized kernels read fp8 and int4 tensors
+_ANY = frozenset(DTYPES)
 
 __all__: list[str] = []
 
@@ -23,7 +27,7 @@ def _body_flops(c: CostContext):
     return total
 
 
-@op("Fused", inputs=["inputs*: T"], outputs=["outputs*: T"], types={"T": ALL},
+@op("Fused", inputs=["inputs*: T"], outputs=["outputs*: T"], types={"T": _ANY},
     attrs={"kind": ("str", "elementwise"), "label": ("str", "")}, category="fused",
     flops=_body_flops, domain="ridgeline", heterogeneous=("T",))
 def _fused(ctx: InferContext):

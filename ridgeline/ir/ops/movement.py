@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims as D
-from ._util import broadcast, normalize_axes
-from .spec import ALL, INDEX, NUMERIC, CostContext, InferContext, op
+from ._util import broadcast, normalize_axes, per_element, static_length
+from .spec import ALL, ANY, INDEX, NUMERIC, CostContext, InferContext, op
 
 __all__ = ["slice_dim"]
 
 _INT_MAX = 2 ** 62
 
 
-@op("Transpose", inputs=["data: T"], outputs=["transposed: T"], types={"T": ALL},
+@op("Transpose", inputs=["data: T"], outputs=["transposed: T"], types={"T": ANY},
     attrs={"perm": ("ints", None)}, category="movement", since=13)
 def _transpose(ctx: InferContext):
     """Permute dims by ``perm`` (reversed when absent)."""
@@ -30,7 +30,7 @@ def _transpose(ctx: InferContext):
     return [tuple(shape[p] for p in perm)]
 
 
-@op("Concat", inputs=["inputs*: T"], outputs=["concat_result: T"], types={"T": ALL},
+@op("Concat", inputs=["inputs*: T"], outputs=["concat_result: T"], types={"T": ANY},
     attrs={"axis": ("int",)}, category="movement", since=13)
 def _concat(ctx: InferContext):
     """Join along ``axis``; other dims must agree."""
@@ -55,7 +55,7 @@ def _concat(ctx: InferContext):
     return [tuple(out)]
 
 
-@op("Split", inputs=["input: T", "split?: i64"], outputs=["outputs*: T"], types={"T": ALL},
+@op("Split", inputs=["input: T", "split?: i64"], outputs=["outputs*: T"], types={"T": ANY},
     attrs={"axis": ("int", 0), "num_outputs": ("int", None)}, category="movement", since=18)
 def _split(ctx: InferContext):
     """Split along ``axis`` into the sizes in ``split``, or ``num_outputs`` equal parts."""
@@ -64,9 +64,12 @@ def _split(ctx: InferContext):
     dim = shape[axis]
     if ctx.has(1):
         sizes = ctx.sym(1)
-        if sizes is None:
-            ctx.fail("split sizes must be constant")
-        sizes = list(sizes.flat)
+        if sizes is None:  # sizes known only at run time: one output per entry, lengths unknown
+            sizes = [None] * static_length(ctx, 1)
+        else:
+            sizes = list(sizes.flat)
+        if any(isinstance(s, int) and s < 0 for s in sizes):
+            ctx.fail(f"split sizes {sizes} must not be negative")
         if isinstance(dim, int) and all(isinstance(s, int) for s in sizes) and sum(sizes) != dim:
             ctx.fail(f"split sizes {sizes} do not sum to dim {dim}")
     else:
@@ -104,7 +107,7 @@ def slice_dim(dim, start, end, step):
 
 
 @op("Slice", inputs=["data: T", "starts: Tind", "ends: Tind", "axes?: Tind", "steps?: Tind"],
-    outputs=["output: T"], types={"T": ALL, "Tind": INDEX}, category="movement",
+    outputs=["output: T"], types={"T": ANY, "Tind": INDEX}, category="movement",
     bytes=lambda c: 2 * c.out_bytes(0), since=13)
 def _slice(ctx: InferContext):
     """numpy-style slicing along ``axes`` with clamped starts/ends and non-zero steps."""
@@ -136,7 +139,7 @@ def _gather_bytes(c: CostContext):
     return c.in_bytes(1) + 2 * c.out_bytes(0)
 
 
-@op("Gather", inputs=["data: T", "indices: Tind"], outputs=["output: T"], types={"T": ALL, "Tind": INDEX},
+@op("Gather", inputs=["data: T", "indices: Tind"], outputs=["output: T"], types={"T": ANY, "Tind": INDEX},
     attrs={"axis": ("int", 0)}, category="movement", bytes=_gather_bytes, since=13)
 def _gather(ctx: InferContext):
     """Select slices of ``data`` along ``axis`` at ``indices`` (negative indices count from the end)."""
@@ -152,7 +155,7 @@ def _gather(ctx: InferContext):
 
 
 @op("GatherElements", inputs=["data: T", "indices: Tind"], outputs=["output: T"],
-    types={"T": ALL, "Tind": INDEX}, attrs={"axis": ("int", 0)}, category="movement",
+    types={"T": ANY, "Tind": INDEX}, attrs={"axis": ("int", 0)}, category="movement",
     bytes=_gather_bytes, since=13)
 def _gather_elements(ctx: InferContext):
     """``out[i][j] = data[index[i][j]][j]`` for axis 0 (take_along_axis)."""
@@ -162,7 +165,7 @@ def _gather_elements(ctx: InferContext):
     return [ctx.shape(1)]
 
 
-@op("GatherND", inputs=["data: T", "indices: i64"], outputs=["output: T"], types={"T": ALL},
+@op("GatherND", inputs=["data: T", "indices: i64"], outputs=["output: T"], types={"T": ANY},
     attrs={"batch_dims": ("int", 0)}, category="movement", bytes=_gather_bytes, since=13)
 def _gather_nd(ctx: InferContext):
     """Gather slices addressed by the last dim of ``indices`` (after ``batch_dims`` batch dims)."""
@@ -176,7 +179,7 @@ def _gather_nd(ctx: InferContext):
     return [tuple(idx[:-1]) + tuple(data[b + k:])]
 
 
-@op("Expand", inputs=["input: T", "shape: i64"], outputs=["output: T"], types={"T": ALL},
+@op("Expand", inputs=["input: T", "shape: i64"], outputs=["output: T"], types={"T": ANY},
     category="movement", since=13)
 def _expand(ctx: InferContext):
     """Broadcast ``input`` to ``shape`` (bidirectionally, as numpy does)."""
@@ -194,7 +197,7 @@ def _expand(ctx: InferContext):
         ctx.fail(f"{ctx.type(0)} does not expand to {list(target.flat)}: {e}")
 
 
-@op("Tile", inputs=["input: T", "repeats: i64"], outputs=["output: T"], types={"T": ALL},
+@op("Tile", inputs=["input: T", "repeats: i64"], outputs=["output: T"], types={"T": ANY},
     category="movement", since=13)
 def _tile(ctx: InferContext):
     """Repeat ``input`` ``repeats[i]`` times along each dim."""
@@ -208,7 +211,7 @@ def _tile(ctx: InferContext):
 
 
 @op("Pad", inputs=["data: T", "pads: i64", "constant_value?: T", "axes?: Tind"], outputs=["output: T"],
-    types={"T": ALL, "Tind": INDEX}, attrs={"mode": ("str", "constant")}, category="movement", since=19)
+    types={"T": ANY, "Tind": INDEX}, attrs={"mode": ("str", "constant")}, category="movement", since=19)
 def _pad(ctx: InferContext):
     """Pad each axis by (begin, end) amounts; modes constant, reflect, edge, wrap."""
     if ctx.attr("mode") not in ("constant", "reflect", "edge", "wrap"):
@@ -235,3 +238,174 @@ def _trilu(ctx: InferContext):
     if ctx.rank(0) < 2:
         ctx.fail("input must have rank >= 2")
     return [ctx.shape(0)]
+
+
+_REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+@op("ScatterND", inputs=["data: T", "indices: i64", "updates: T"], outputs=["output: T"], types={"T": ANY},
+    attrs={"reduction": ("str", "none")}, category="movement", since=18)
+def _scatter_nd(ctx: InferContext):
+    """A copy of ``data`` with the slices addressed by the last dim of ``indices`` replaced by
+    (or reduced with) ``updates``."""
+    if ctx.attr("reduction") not in _REDUCTIONS:
+        ctx.fail(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {ctx.attr('reduction')!r}")
+    data, idx, upd = ctx.shape(0), ctx.shape(1), ctx.shape(2)
+    if not idx:
+        ctx.fail("indices must have rank >= 1")
+    k = idx[-1]
+    if isinstance(k, int):
+        if k > len(data):
+            ctx.fail(f"indices address {k} dims of a rank-{len(data)} tensor")
+        want = tuple(idx[:-1]) + tuple(data[k:])
+        if len(upd) != len(want) or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                        for a, b in zip(upd, want)):
+            ctx.fail(f"updates {ctx.type(2)} should have shape {list(want)}")
+    return [data]
+
+
+@op("ScatterElements", inputs=["data: T", "indices: Tind", "updates: T"], outputs=["output: T"],
+    types={"T": ANY, "Tind": INDEX}, attrs={"axis": ("int", 0), "reduction": ("str", "none")},
+    category="movement", since=18)
+def _scatter_elements(ctx: InferContext):
+    """A copy of ``data`` where ``output[..., indices[i, j], ...] = updates[i, j]`` along ``axis``
+    (or reduced with add/mul/max/min)."""
+    if ctx.attr("reduction") not in _REDUCTIONS:
+        ctx.fail(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {ctx.attr('reduction')!r}")
+    if not ctx.rank(0) == ctx.rank(1) == ctx.rank(2):
+        ctx.fail("data, indices and updates must have the same rank")
+    ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+    return [ctx.shape(0)]
+
+
+def _tensor_scatter_bytes(c: CostContext):
+    # an in-place KV-cache write: read the update (and write indices), write the same bytes
+    return 2 * c.in_bytes(1) + (c.in_bytes(2) if len(c.in_types) > 2 else 0)
+
+
+@op("TensorScatter", inputs=["past_cache: T", "update: T", "write_indices?: i64"], outputs=["present_cache: T"],
+    types={"T": ANY}, attrs={"axis": ("int", -2), "mode": ("str", "linear")}, category="movement",
+    bytes=_tensor_scatter_bytes, since=24)
+def _tensor_scatter(ctx: InferContext):
+    """KV-cache update: write ``update`` into the cache along ``axis`` from each batch's write
+    index (wrapping around in ``circular`` mode); the cache keeps its shape."""
+    if ctx.attr("mode") not in ("linear", "circular"):
+        ctx.fail(f"mode must be 'linear' or 'circular', got {ctx.attr('mode')!r}")
+    past, upd = ctx.shape(0), ctx.shape(1)
+    if len(past) != len(upd):
+        ctx.fail(f"update {ctx.type(1)} must have the rank of the cache {ctx.type(0)}")
+    axis = ctx.normalize_axis(ctx.attr("axis"), len(past))
+    if axis == 0:
+        ctx.fail("axis cannot be 0 (the batch dim)")
+    for k, (a, b) in enumerate(zip(past, upd)):
+        if isinstance(a, int) and isinstance(b, int) and (a < b if k == axis else a != b):
+            ctx.fail(f"update {ctx.type(1)} does not fit the cache {ctx.type(0)} (dim {k})")
+    if ctx.has(2) and ctx.rank(2) != 1:
+        ctx.fail(f"write_indices must be 1-D (one per batch), got {ctx.type(2)}")
+    return [past]
+
+
+@op("OneHot", inputs=["indices: T1", "depth: T2", "values: T3"], outputs=["output: T3"],
+    types={"T1": NUMERIC, "T2": NUMERIC, "T3": ALL}, attrs={"axis": ("int", -1)}, category="movement", since=28)
+def _one_hot(ctx: InferContext):
+    """``values[1]`` where the new ``axis`` position equals the index (negative indices count
+    from ``depth``), ``values[0]`` elsewhere; out-of-range indices give an all-off row."""
+    if ctx.type(1).numel != 1:
+        ctx.fail(f"depth must be a scalar, got {ctx.type(1)}")
+    if ctx.type(2).numel != 2 or ctx.rank(2) != 1:
+        ctx.fail(f"values must be [off_value, on_value], got {ctx.type(2)}")
+    shape = ctx.shape(0)
+    axis = ctx.attr("axis")
+    if not -len(shape) - 1 <= axis <= len(shape):
+        ctx.fail(f"axis {axis} is out of range for rank {len(shape) + 1}")
+    axis = axis % (len(shape) + 1)
+    depth = ctx.value(1)
+    d = int(depth.reshape(-1)[0]) if depth is not None else None
+    return [shape[:axis] + (d,) + shape[axis:]]
+
+
+@op("NonZero", inputs=["X: T"], outputs=["Y: i64"], types={"T": ALL}, category="movement",
+    flops=per_element(1), since=13)
+def _non_zero(ctx: InferContext):
+    """The indices of non-zero elements, ``(rank, count)``; the count depends on the data."""
+    return [(ctx.rank(0), None)]
+
+
+@op("Compress", inputs=["input: T", "condition: bool"], outputs=["output: T"], types={"T": ALL},
+    attrs={"axis": ("int", None)}, category="movement", since=28)
+def _compress(ctx: InferContext):
+    """The slices along ``axis`` (or elements of the flattened input) where ``condition`` is
+    true; how many depends on the data."""
+    if ctx.rank(1) != 1:
+        ctx.fail(f"condition must be 1-D, got {ctx.type(1)}")
+    if ctx.attr("axis") is None:
+        return [(None,)]
+    shape = ctx.shape(0)
+    axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
+    return [shape[:axis] + (None,) + shape[axis + 1:]]
+
+
+def _check_blocks(ctx: InferContext):
+    if ctx.rank(0) != 4:
+        ctx.fail(f"input must be 4-D (N, C, H, W), got {ctx.type(0)}")
+    if ctx.attr("blocksize") <= 0:
+        ctx.fail(f"blocksize must be positive, got {ctx.attr('blocksize')}")
+    if ctx.attr("mode") not in ("DCR", "CRD"):
+        ctx.fail(f"mode must be 'DCR' or 'CRD', got {ctx.attr('mode')!r}")
+    return ctx.shape(0), ctx.attr("blocksize")
+
+
+@op("DepthToSpace", inputs=["input: T"], outputs=["output: T"], types={"T": ANY},
+    attrs={"blocksize": ("int",), "mode": ("str", "DCR")}, category="movement", since=13)
+def _depth_to_space(ctx: InferContext):
+    """Move blocks of channels into ``blocksize × blocksize`` spatial blocks."""
+    (n, c, h, w), b = _check_blocks(ctx)
+    if isinstance(c, int) and c % (b * b):
+        ctx.fail(f"{c} channels are not a multiple of blocksize² = {b * b}")
+    return [(n, D.floordiv(c, b * b), D.mul(h, b), D.mul(w, b))]
+
+
+@op("SpaceToDepth", inputs=["input: T"], outputs=["output: T"], types={"T": ANY},
+    attrs={"blocksize": ("int",), "mode": ("str", "DCR")}, category="movement", since=28)
+def _space_to_depth(ctx: InferContext):
+    """Move ``blocksize × blocksize`` spatial blocks into channels."""
+    (n, c, h, w), b = _check_blocks(ctx)
+    for d in (h, w):
+        if isinstance(d, int) and d % b:
+            ctx.fail(f"spatial dims {h}x{w} are not multiples of blocksize {b}")
+    return [(n, D.mul(c, b * b), D.floordiv(h, b), D.floordiv(w, b))]
+
+
+@op("ReverseSequence", inputs=["input: T", "sequence_lens: i64"], outputs=["Y: T"], types={"T": ANY},
+    attrs={"batch_axis": ("int", 1), "time_axis": ("int", 0)}, category="movement", since=28)
+def _reverse_sequence(ctx: InferContext):
+    """Reverse the first ``sequence_lens[b]`` steps along ``time_axis`` of each batch entry."""
+    axes = {ctx.attr("batch_axis"), ctx.attr("time_axis")}
+    if axes != {0, 1}:
+        ctx.fail("batch_axis and time_axis must be 0 and 1 (in either order)")
+    if ctx.rank(0) < 2 or ctx.rank(1) != 1:
+        ctx.fail(f"input must have rank >= 2 and sequence_lens be 1-D, got {ctx.type(0)}, {ctx.type(1)}")
+    return [ctx.shape(0)]
+
+
+@op("CenterCropPad", inputs=["input_data: T", "shape: Tind"], outputs=["output_data: T"],
+    types={"T": ANY, "Tind": INDEX}, attrs={"axes": ("ints", None)}, category="movement", since=18)
+def _center_crop_pad(ctx: InferContext):
+    """Crop (centred, start rounded down) or zero-pad (extra element on the right) ``axes`` to
+    ``shape``."""
+    shape = ctx.shape(0)
+    axes = ctx.attr("axes")
+    axes = normalize_axes(ctx, axes, len(shape)) if axes is not None else list(range(len(shape)))
+    target = ctx.sym(1)
+    if target is None:
+        out = list(shape)
+        for a in axes:
+            out[a] = None
+        return [tuple(out)]
+    target = list(target.flat)
+    if len(target) != len(axes):
+        ctx.fail(f"shape has {len(target)} entries for {len(axes)} axes")
+    out = list(shape)
+    for a, t in zip(axes, target):
+        out[a] = t
+    return [tuple(out)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..dtypes import DTYPES
 from ..types import TensorType
-from ._util import broadcast, per_element
+from ._util import broadcast, normalize_axes, per_element
 from .spec import FLOAT, InferContext, op
 
 __all__: list[str] = []
@@ -58,3 +58,72 @@ def _rms_norm(ctx: InferContext):
     axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
     _check_param(ctx, 1, axis, "scale")
     return [shape]
+
+
+@op("LpNormalization", inputs=["input: T"], outputs=["output: T"], types={"T": FLOAT},
+    attrs={"axis": ("int", -1), "p": ("int", 2)}, category="normalization", flops=per_element(3), since=22)
+def _lp_norm(ctx: InferContext):
+    """``x / ||x||_p`` along ``axis`` (p is 1 or 2); a zero norm gives 0."""
+    ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+    if ctx.attr("p") not in (1, 2):
+        ctx.fail(f"p must be 1 or 2, got {ctx.attr('p')}")
+    return [ctx.shape(0)]
+
+
+@op("MeanVarianceNormalization", inputs=["X: T"], outputs=["Y: T"], types={"T": FLOAT},
+    attrs={"axes": ("ints", (0, 2, 3))}, category="normalization", flops=per_element(7), since=13)
+def _mvn(ctx: InferContext):
+    """``(x - E[x]) / (sqrt(E[x²] - E[x]²) + 1e-9)`` over ``axes``, as ONNX's function body."""
+    normalize_axes(ctx, ctx.attr("axes"), ctx.rank(0))
+    return [ctx.shape(0)]
+
+
+def _channel_param(ctx: InferContext, i: int, what: str) -> None:
+    c = ctx.shape(0)[1]
+    p = ctx.shape(i)
+    if len(p) != 1 or (isinstance(p[0], int) and isinstance(c, int) and p[0] != c):
+        ctx.fail(f"{what} must be 1-D with one entry per channel ({c}), got {ctx.type(i)}")
+
+
+@op("InstanceNormalization", inputs=["input: T", "scale: T", "B: T"], outputs=["output: T"], types={"T": FLOAT},
+    attrs={"epsilon": ("float", 1e-5)}, category="normalization", flops=per_element(8), since=22)
+def _instance_norm(ctx: InferContext):
+    """Normalize each (instance, channel) over the spatial dims of ``(N, C, D1, ...)``; then
+    per-channel scale and bias."""
+    if ctx.rank(0) < 2:
+        ctx.fail(f"input must be (N, C, ...), got {ctx.type(0)}")
+    _channel_param(ctx, 1, "scale")
+    _channel_param(ctx, 2, "B")
+    return [ctx.shape(0)]
+
+
+@op("GroupNormalization", inputs=["X: T", "scale: T", "bias: T"], outputs=["Y: T"], types={"T": FLOAT},
+    attrs={"epsilon": ("float", 1e-5), "num_groups": ("int",), "stash_type": ("int", 1)},
+    category="normalization", flops=per_element(8), since=21)
+def _group_norm(ctx: InferContext):
+    """Normalize each group of ``C / num_groups`` channels per instance (in the stash type); then
+    per-channel scale and bias in the input type."""
+    if ctx.rank(0) < 2:
+        ctx.fail(f"X must be (N, C, ...), got {ctx.type(0)}")
+    g, c = ctx.attr("num_groups"), ctx.shape(0)[1]
+    if g <= 0 or (isinstance(c, int) and c % g):
+        ctx.fail(f"{c} channels do not split into {g} groups")
+    _channel_param(ctx, 1, "scale")
+    _channel_param(ctx, 2, "bias")
+    return [ctx.shape(0)]
+
+
+@op("BatchNormalization", inputs=["X: T", "scale: T1", "B: T1", "input_mean: T2", "input_var: T2"],
+    outputs=["Y: T"], types={"T": FLOAT, "T1": FLOAT, "T2": FLOAT},
+    attrs={"epsilon": ("float", 1e-5), "momentum": ("float", 0.9), "training_mode": ("int", 0)},
+    category="normalization", flops=per_element(4), since=15)
+def _batch_norm(ctx: InferContext):
+    """Inference form: ``scale · (x - mean) / sqrt(var + epsilon) + B`` per channel of
+    ``(N, C, ...)`` with the running statistics (training mode is not supported)."""
+    if ctx.attr("training_mode"):
+        ctx.fail("training_mode=1 computes batch statistics; ridgeline supports the inference form only")
+    if ctx.rank(0) < 2:
+        ctx.fail(f"X must be (N, C, ...), got {ctx.type(0)}")
+    for i, what in ((1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")):
+        _channel_param(ctx, i, what)
+    return [ctx.shape(0)]

@@ -6,8 +6,12 @@ Reduce ops follow opset 18 (``axes`` is an optional input; empty axes reduce eve
 
 from __future__ import annotations
 
-from ._util import normalize_axes, per_element
-from .spec import INDEX, NUMERIC, CostContext, InferContext, op
+import math
+
+import sympy
+
+from ._util import normalize_axes, per_element, static_length
+from .spec import FLOAT, INDEX, NUMERIC, CostContext, InferContext, op
 
 __all__ = ["reduced_shape"]
 
@@ -33,10 +37,14 @@ _REDUCE = {
 def _declare_reduce(name, k):
     def infer(ctx: InferContext):
         shape = ctx.shape(0)
+        keep = bool(ctx.attr("keepdims"))
         if ctx.has(1):
             axes = ctx.value(1)
-            if axes is None:
-                ctx.fail("axes must be a constant")
+            if axes is None:  # axes known only at run time: the rank still follows from their count
+                n = static_length(ctx, 1)
+                if n == 0:
+                    return [shape if ctx.attr("noop_with_empty_axes") else (() if not keep else (1,) * len(shape))]
+                return [(None,) * (len(shape) if keep else len(shape) - n)]
             axes = axes.reshape(-1).tolist()
         else:
             axes = []
@@ -45,9 +53,10 @@ def _declare_reduce(name, k):
                 return [shape]
             axes = list(range(len(shape)))
         axes = normalize_axes(ctx, axes, len(shape))
-        return [reduced_shape(shape, axes, bool(ctx.attr("keepdims")))]
+        return [reduced_shape(shape, axes, keep)]
     infer.__doc__ = f"{name} over ``axes`` (all when empty), keeping reduced dims if ``keepdims``."
-    op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": NUMERIC},
+    allowed = NUMERIC | {"bool"} if name in ("ReduceMax", "ReduceMin") else NUMERIC  # bool since opset 20
+    op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": allowed},
        attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, category="reduction",
        flops=_reduce_flops(k), since=18)(infer)
 
@@ -56,11 +65,20 @@ for _name, _k in _REDUCE.items():
     _declare_reduce(_name, _k)
 
 
+def _arg(ctx: InferContext):
+    """Index of the first (or, with select_last_index, last) extreme value along ``axis``."""
+    shape = ctx.shape(0)
+    axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
+    return [reduced_shape(shape, [axis], bool(ctx.attr("keepdims")))]
+
+
+def _softmax(ctx: InferContext):
+    """Softmax (or its logarithm) along ``axis``: exp(x - max) / sum(exp(x - max))."""
+    ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+    return [ctx.shape(0)]
+
+
 for _name in ("ArgMax", "ArgMin"):
-    def _arg(ctx: InferContext):
-        shape = ctx.shape(0)
-        axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
-        return [reduced_shape(shape, [axis], bool(ctx.attr("keepdims")))]
     op(_name, inputs=["data: T"], outputs=["reduced: i64"], types={"T": NUMERIC},
        attrs={"axis": ("int", 0), "keepdims": ("int", 1), "select_last_index": ("int", 0)},
        category="reduction", flops=_reduce_flops(1), since=13)(_arg)
@@ -68,9 +86,6 @@ for _name in ("ArgMax", "ArgMin"):
 
 # Softmax: max, subtract, exp, sum, divide — five operations per element.
 for _name in ("Softmax", "LogSoftmax"):
-    def _softmax(ctx: InferContext):
-        ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
-        return [ctx.shape(0)]
     op(_name, inputs=["input: T"], outputs=["output: T"], types={"T": {"f64", "f32", "f16", "bf16"}},
        attrs={"axis": ("int", -1)}, category="reduction", flops=per_element(5), since=13)(_softmax)
 
@@ -83,3 +98,66 @@ def _cumsum(ctx: InferContext):
     if ctx.type(1).numel != 1:
         ctx.fail("axis must be a scalar")
     return [ctx.shape(0)]
+
+
+def _topk_flops(c: CostContext):
+    # a heap keeps the k best: about log2(k) comparisons per element scanned
+    k = c.out_shape(0)[c.attr("axis") % len(c.out_shape(0))]
+    if isinstance(k, int):
+        return c.in_numel(0) * max(1, math.ceil(math.log2(max(k, 2))))
+    return c.in_numel(0) * sympy.ceiling(sympy.log(sympy.Max(k, 2), 2))
+
+
+@op("TopK", inputs=["X: T", "K: i64"], outputs=["Values: T", "Indices: i64"], types={"T": NUMERIC},
+    attrs={"axis": ("int", -1), "largest": ("int", 1), "sorted": ("int", 1)}, category="reduction",
+    flops=_topk_flops, since=24)
+def _topk(ctx: InferContext):
+    """The k largest (or smallest) elements along ``axis`` and their indices, best first; equal
+    values keep their order (the lower index first)."""
+    shape = ctx.shape(0)
+    axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
+    if ctx.type(1).numel != 1 or ctx.rank(1) > 1:
+        ctx.fail(f"K must be a one-element 1-D tensor, got {ctx.type(1)}")
+    k = ctx.sym(1)
+    k = k.reshape(-1)[0] if k is not None else None
+    if isinstance(k, int) and isinstance(shape[axis], int) and not 0 <= k <= shape[axis]:
+        ctx.fail(f"K = {k} is out of range for dim {axis} of size {shape[axis]}")
+    out = shape[:axis] + (k,) + shape[axis + 1:]
+    return [out, out]
+
+
+@op("Hardmax", inputs=["input: T"], outputs=["output: T"], types={"T": FLOAT}, attrs={"axis": ("int", -1)},
+    category="reduction", flops=per_element(2), since=13)
+def _hardmax(ctx: InferContext):
+    """1 at the first maximum along ``axis``, 0 elsewhere."""
+    ctx.normalize_axis(ctx.attr("axis"), ctx.rank(0))
+    return [ctx.shape(0)]
+
+
+@op("CumProd", inputs=["x: T", "axis: Tind"], outputs=["y: T"],
+    types={"T": FLOAT | {"i32", "i64", "u32", "u64"}, "Tind": INDEX},
+    attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
+    flops=per_element(1), since=26)
+def _cumprod(ctx: InferContext):
+    """Running product along the scalar ``axis`` input (exclusive: starts from 1)."""
+    if ctx.type(1).numel != 1:
+        ctx.fail("axis must be a scalar")
+    return [ctx.shape(0)]
+
+
+def _det_flops(c: CostContext):
+    n = c.in_shape(0)[-1]
+    return c.out_numel(0) * 2 * n ** 3 / 3  # LU factorization per matrix
+
+
+@op("Det", inputs=["X: T"], outputs=["Y: T"], types={"T": FLOAT}, category="reduction", flops=_det_flops,
+    since=22)
+def _det(ctx: InferContext):
+    """Determinants of the square matrices in the last two dims."""
+    shape = ctx.shape(0)
+    if len(shape) < 2:
+        ctx.fail(f"X must have rank >= 2, got {ctx.type(0)}")
+    a, b = shape[-2:]
+    if isinstance(a, int) and isinstance(b, int) and a != b:
+        ctx.fail(f"matrices must be square, got {a}x{b}")
+    return [shape[:-2]]

@@ -13,7 +13,7 @@ from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
-from .spec import ALL, InferContext, op
+from .spec import ALL, ANY, InferContext, op
 
 __all__: list[str] = []
 
@@ -22,7 +22,7 @@ def _free(c):
     return 0
 
 
-@op("Shape", inputs=["data: T"], outputs=["shape: i64"], types={"T": ALL},
+@op("Shape", inputs=["data: T"], outputs=["shape: i64"], types={"T": ANY},
     attrs={"start": ("int", 0), "end": ("int", None)}, category="shape", bytes=_free, since=15)
 def _shape(ctx: InferContext):
     """The dims of ``data`` (from ``start`` to ``end``) as a 1-D i64 tensor."""
@@ -33,7 +33,7 @@ def _shape(ctx: InferContext):
     return [(len(dims),)]
 
 
-@op("Size", inputs=["data: T"], outputs=["size: i64"], types={"T": ALL}, category="shape",
+@op("Size", inputs=["data: T"], outputs=["size: i64"], types={"T": ANY}, category="shape",
     bytes=_free, since=21)
 def _size(ctx: InferContext):
     """The element count of ``data`` as an i64 scalar."""
@@ -42,7 +42,7 @@ def _size(ctx: InferContext):
 
 
 @op("ConstantOfShape", inputs=["input: i64"], outputs=["output: T"],
-    types={"T": ALL}, attrs={"value": ("tensor", np.zeros(1, np.float32))},
+    types={"T": ANY}, attrs={"value": ("tensor", np.zeros(1, np.float32))},
     category="shape", bytes=lambda c: c.out_bytes(0), since=20)
 def _constant_of_shape(ctx: InferContext):
     """A tensor of the shape held by ``input``, filled with the one-element ``value``."""
@@ -73,7 +73,7 @@ def _partial(dt, n):
     return _PartialType(dt, (None,) * n)
 
 
-@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+@op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ANY, "T2": ANY},
     attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21)
 def _cast(ctx: InferContext):
     """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
@@ -88,7 +88,7 @@ def _cast(ctx: InferContext):
 
 
 @op("CastLike", inputs=["input: T1", "target_type: T2"], outputs=["output: T2"],
-    types={"T1": ALL, "T2": ALL}, attrs={"saturate": ("int", 1)}, category="elementwise",
+    types={"T1": ANY, "T2": ANY}, attrs={"saturate": ("int", 1)}, category="elementwise",
     flops=per_element(1), since=21)
 def _cast_like(ctx: InferContext):
     """Convert elements to the dtype of ``target_type``."""
@@ -99,9 +99,13 @@ def _cast_like(ctx: InferContext):
 
 
 @op("Range", inputs=["start: T", "limit: T", "delta: T"], outputs=["output: T"],
-    types={"T": {"f32", "f64", "i16", "i32", "i64"}}, category="shape", since=11)
+    types={"T": {"f32", "f64", "f16", "bf16", "i16", "i32", "i64"}}, attrs={"stash_type": ("int", 1)},
+    category="shape", since=27)
 def _range(ctx: InferContext):
-    """``arange(start, limit, delta)`` from three scalars."""
+    """``start + i·delta`` for ``i < max(ceil((limit - start) / delta), 0)``, from three scalars;
+    f16/bf16 compute in the ONNX dtype ``stash_type`` (1 = f32, 11 = f64)."""
+    if ctx.attr("stash_type") not in (1, 11):
+        ctx.fail(f"stash_type must be 1 (float) or 11 (double), got {ctx.attr('stash_type')}")
     for i in range(3):
         if ctx.rank(i) != 0 and ctx.type(i).numel != 1:
             ctx.fail("start, limit and delta must be scalars")
@@ -121,3 +125,34 @@ def _range(ctx: InferContext):
     if d == 1:
         return [(D.sub(l, s),)]
     return [(None,)]
+
+
+@op("EyeLike", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ALL, "T2": ALL},
+    attrs={"dtype": ("str", None), "k": ("int", 0)}, category="shape", bytes=lambda c: c.out_bytes(0), since=22)
+def _eye_like(ctx: InferContext):
+    """A 2-D tensor of the input's shape with ones on diagonal ``k`` (dtype ``dtype`` or the
+    input's)."""
+    if ctx.rank(0) != 2:
+        ctx.fail(f"input must be 2-D, got {ctx.type(0)}")
+    dt = ctx.dtype(0)
+    if ctx.attr("dtype") is not None:
+        try:
+            dt = to_dtype(ctx.attr("dtype"))
+        except IRError as e:
+            ctx.fail(str(e))
+        if dt.name not in ALL:
+            ctx.fail(f"dtype {dt} is not allowed")
+    return [TensorType(dt, ctx.shape(0))]
+
+
+@op("BitCast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ANY, "T2": ANY},
+    attrs={"to": ("str",)}, category="view", bytes=_free, since=26)
+def _bit_cast(ctx: InferContext):
+    """Reinterpret the bits as dtype ``to`` of the same width (little endian); no conversion."""
+    try:
+        dt = to_dtype(ctx.attr("to"))
+    except IRError as e:
+        ctx.fail(str(e))
+    if dt.bits != ctx.dtype(0).bits:
+        ctx.fail(f"cannot reinterpret {ctx.dtype(0)} as {dt}: the bit widths differ")
+    return [TensorType(dt, ctx.shape(0))]

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REQUIRED", "AttrSpec", "PortSpec", "OpSpec", "InferContext", "CostContext", "op",
-    "FLOAT", "SIGNED", "INT", "NUMERIC", "ALL", "INDEX", "CATEGORIES",
+    "FLOAT", "FLOAT8", "SIGNED", "INT", "INT4", "NUMERIC", "ALL", "ANY", "INDEX", "CATEGORIES",
 ]
 
 REQUIRED = object()
@@ -43,8 +43,11 @@ FLOAT = frozenset({"f64", "f32", "f16", "bf16"})
 FLOAT8 = frozenset({"f8e4m3", "f8e5m2"})
 INT = frozenset({"i64", "i32", "i16", "i8", "u64", "u32", "u16", "u8"})
 SIGNED = FLOAT | frozenset({"i64", "i32", "i16", "i8"})
+INT4 = frozenset({"i4", "u4"})
 NUMERIC = FLOAT | INT
 ALL = NUMERIC | {"bool"}
+#: every dtype of the IR, incl. fp8 and int4: for ops that only move or convert data
+ANY = frozenset(DTYPES)
 INDEX = frozenset({"i32", "i64"})
 
 # What the cost models and fusion passes key on.

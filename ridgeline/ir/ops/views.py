@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims as D
-from ._util import normalize_axes
-from .spec import ALL, InferContext, op
+from ._util import normalize_axes, static_length
+from .spec import ANY, FLOAT, FLOAT8, InferContext, op
 
 __all__: list[str] = []
 
@@ -55,7 +55,7 @@ def _reshape_target(ctx: InferContext, shape_in: tuple, spec, allowzero: int) ->
     return tuple(out)
 
 
-@op("Reshape", inputs=["data: T", "shape: i64"], outputs=["reshaped: T"], types={"T": ALL},
+@op("Reshape", inputs=["data: T", "shape: i64"], outputs=["reshaped: T"], types={"T": ANY},
     attrs={"allowzero": ("int", 0)}, category="view", bytes=_zero_bytes, since=14)
 def _reshape(ctx: InferContext):
     """Reshape ``data`` to the shape held by the ``shape`` tensor (-1 inferred, 0 copies)."""
@@ -74,7 +74,7 @@ def _reshape(ctx: InferContext):
     return [out]
 
 
-@op("Flatten", inputs=["input: T"], outputs=["output: T"], types={"T": ALL}, attrs={"axis": ("int", 1)},
+@op("Flatten", inputs=["input: T"], outputs=["output: T"], types={"T": ANY}, attrs={"axis": ("int", 1)},
     category="view", bytes=_zero_bytes, since=13)
 def _flatten(ctx: InferContext):
     """Flatten to 2-D: dims before ``axis`` and dims from ``axis`` on."""
@@ -83,11 +83,11 @@ def _flatten(ctx: InferContext):
     r = len(shape)
     if not -r <= axis <= r:
         ctx.fail(f"axis {axis} is out of range for rank {r}")
-    axis = axis % (r + 1) if axis < 0 else axis
+    axis = axis + r if axis < 0 else axis
     return [(D.product(shape[:axis]), D.product(shape[axis:]))]
 
 
-@op("Squeeze", inputs=["data: T", "axes?: i64"], outputs=["squeezed: T"], types={"T": ALL},
+@op("Squeeze", inputs=["data: T", "axes?: i64"], outputs=["squeezed: T"], types={"T": ANY},
     category="view", bytes=_zero_bytes, since=13)
 def _squeeze(ctx: InferContext):
     """Remove size-1 dims at ``axes`` (all size-1 dims when absent)."""
@@ -95,7 +95,7 @@ def _squeeze(ctx: InferContext):
     if ctx.has(1):
         axes = ctx.value(1)
         if axes is None:
-            ctx.fail("axes must be a constant")
+            return [(None,) * (len(shape) - static_length(ctx, 1))]
         axes = normalize_axes(ctx, axes.reshape(-1).tolist(), len(shape))
         for a in axes:
             if shape[a] != 1 and isinstance(shape[a], int):
@@ -110,14 +110,14 @@ def _squeeze(ctx: InferContext):
     return [tuple(d for i, d in enumerate(shape) if i not in axes)]
 
 
-@op("Unsqueeze", inputs=["data: T", "axes: i64"], outputs=["expanded: T"], types={"T": ALL},
+@op("Unsqueeze", inputs=["data: T", "axes: i64"], outputs=["expanded: T"], types={"T": ANY},
     category="view", bytes=_zero_bytes, since=13)
 def _unsqueeze(ctx: InferContext):
     """Insert size-1 dims at ``axes`` (positions in the result)."""
     shape = ctx.shape(0)
     axes = ctx.value(1)
     if axes is None:
-        ctx.fail("axes must be a constant")
+        return [(None,) * (len(shape) + static_length(ctx, 1))]
     rank = len(shape) + axes.size
     axes = normalize_axes(ctx, axes.reshape(-1).tolist(), rank)
     it = iter(shape)
@@ -128,7 +128,7 @@ def _unsqueeze(ctx: InferContext):
     return [out]
 
 
-@op("Identity", inputs=["input: T"], outputs=["output: T"], types={"T": ALL}, category="view",
+@op("Identity", inputs=["input: T"], outputs=["output: T"], types={"T": ANY}, category="view",
     bytes=_zero_bytes, since=19)
 def _identity(ctx: InferContext):
     """The input, unchanged."""
@@ -138,5 +138,23 @@ def _identity(ctx: InferContext):
     return [ctx.shape(0)]
 
 
-def _np_shape(x) -> tuple:
-    return tuple(np.shape(x))
+def _dropout_bytes(c):
+    # inference: the output aliases the input; only a requested mask is written
+    return c.out_bytes(1) if len(c.out_types) > 1 else 0
+
+
+@op("Dropout", inputs=["data: T", "ratio?: T1", "training_mode?: bool"], outputs=["output: T", "mask?: bool"],
+    types={"T": FLOAT | FLOAT8, "T1": FLOAT | FLOAT8}, attrs={"seed": ("int", None)}, category="view",
+    bytes=_dropout_bytes, since=22)
+def _dropout(ctx: InferContext):
+    """Inference-mode dropout: the input unchanged and an all-true mask. Training mode (a true
+    ``training_mode`` with a non-zero ratio) draws random numbers and is not supported."""
+    if ctx.has(1) and ctx.type(1).numel != 1:
+        ctx.fail(f"ratio must be a scalar, got {ctx.type(1)}")
+    if ctx.has(2) and ctx.type(2).numel != 1:
+        ctx.fail(f"training_mode must be a scalar, got {ctx.type(2)}")
+    mode = ctx.value(2) if ctx.has(2) else None
+    ratio = ctx.value(1) if ctx.has(1) else None
+    if mode is not None and bool(mode.reshape(())) and not (ratio is not None and float(ratio.reshape(())) == 0):
+        ctx.fail("training-mode Dropout is random and not supported (ridgeline is inference-only)")
+    return [ctx.shape(0), ctx.shape(0)]

@@ -114,3 +114,118 @@ def pad(node, x, pads, value=None, axes=None):
 def trilu(node, x, k=None):
     k = int(k.reshape(())) if k is not None else 0
     return np.triu(x, k) if node.attr("upper") else np.tril(x, k)
+
+
+_UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+
+
+def _scatter(out: np.ndarray, index: tuple, updates: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        out[index] = updates
+    else:
+        _UFUNCS[reduction].at(out, index, updates)
+    return out
+
+
+@kernel("ScatterND")
+def scatter_nd(node, data, indices, updates):
+    out = data.copy()
+    k = indices.shape[-1]
+    idx = indices.astype(np.int64)
+    index = tuple(np.where(idx[..., j] < 0, idx[..., j] + data.shape[j], idx[..., j]) for j in range(k))
+    return _scatter(out, index, updates, node.attr("reduction"))
+
+
+@kernel("ScatterElements")
+def scatter_elements(node, data, indices, updates):
+    axis = node.attr("axis") % data.ndim
+    idx = indices.astype(np.int64)
+    idx = np.where(idx < 0, idx + data.shape[axis], idx)
+    grid = list(np.indices(idx.shape, sparse=True))
+    grid[axis] = idx
+    return _scatter(data.copy(), tuple(grid), updates, node.attr("reduction"))
+
+
+@kernel("TensorScatter")
+def tensor_scatter(node, past, update, write_indices=None):
+    axis = node.attr("axis") % past.ndim
+    out = past.copy()
+    o, u = np.moveaxis(out, axis, 1), np.moveaxis(update, axis, 1)  # views: writes land in `out`
+    seq, cap = u.shape[1], o.shape[1]
+    starts = np.zeros(past.shape[0], np.int64) if write_indices is None else write_indices.astype(np.int64)
+    for b in range(past.shape[0]):
+        pos = starts[b] + np.arange(seq)
+        if node.attr("mode") == "circular":
+            pos = pos % cap
+        o[b, pos] = u[b]
+    return out
+
+
+@kernel("OneHot")
+def one_hot(node, indices, depth, values):
+    d = int(depth.reshape(-1)[0])
+    axis = node.attr("axis") % (indices.ndim + 1)
+    idx = indices.astype(np.int64)
+    idx = np.where(idx < 0, idx + d, idx)
+    hot = np.expand_dims(idx, axis) == np.arange(d).reshape([-1 if i == axis else 1 for i in range(indices.ndim + 1)])
+    return np.where(hot, values[1], values[0]).astype(values.dtype)
+
+
+@kernel("NonZero")
+def non_zero(node, x):
+    if x.ndim == 0:
+        return np.zeros((0, int(bool(x))), np.int64)
+    return np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)
+
+
+@kernel("Compress")
+def compress(node, x, condition):
+    return np.compress(condition, x, axis=node.attr("axis"))
+
+
+@kernel("DepthToSpace")
+def depth_to_space(node, x):
+    b, (n, c, h, w) = node.attr("blocksize"), x.shape
+    if node.attr("mode") == "DCR":
+        t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
+    else:
+        t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
+    return t.reshape(n, c // (b * b), h * b, w * b)
+
+
+@kernel("SpaceToDepth")
+def space_to_depth(node, x):
+    b, (n, c, h, w) = node.attr("blocksize"), x.shape
+    t = x.reshape(n, c, h // b, b, w // b, b)
+    t = t.transpose(0, 3, 5, 1, 2, 4) if node.attr("mode") == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
+    return t.reshape(n, c * b * b, h // b, w // b)
+
+
+@kernel("ReverseSequence")
+def reverse_sequence(node, x, lens):
+    batch_axis, time_axis = node.attr("batch_axis"), node.attr("time_axis")
+    out = x.copy()
+    for i, n in enumerate(lens.astype(np.int64)):
+        src = [slice(None)] * x.ndim
+        src[batch_axis], src[time_axis] = i, slice(0, int(n))
+        dst = list(src)
+        dst[time_axis] = slice(int(n) - 1, None, -1) if n > 0 else slice(0, 0)
+        out[tuple(src)] = x[tuple(dst)]
+    return out
+
+
+@kernel("CenterCropPad")
+def center_crop_pad(node, x, shape):
+    axes = node.attr("axes")
+    axes = range(x.ndim) if axes is None else [a % x.ndim for a in axes]
+    out = x
+    for a, t in zip(axes, (int(s) for s in shape.reshape(-1))):
+        d = out.shape[a]
+        if d > t:
+            start = (d - t) // 2
+            out = np.take(out, np.arange(start, start + t), axis=a)
+        elif d < t:
+            width = [(0, 0)] * x.ndim
+            width[a] = ((t - d) // 2, t - d - (t - d) // 2)
+            out = np.pad(out, width)
+    return out

@@ -39,7 +39,9 @@ def reduce(node, x, axes=None):
         shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape)) if keep else \
             tuple(d for i, d in enumerate(x.shape) if i not in ax)
         fill = -np.inf if node.op == "ReduceMax" else np.inf
-        if x.dtype.kind in "iu":
+        if x.dtype == np.bool_:
+            fill = node.op == "ReduceMin"  # the identities of any() and all()
+        elif x.dtype.kind in "iu":
             info = np.iinfo(x.dtype)
             fill = info.min if node.op == "ReduceMax" else info.max
         return np.full(shape, fill, dtype=x.dtype)
@@ -81,12 +83,52 @@ def log_softmax(node, x):
     return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
 
 
-@kernel("CumSum")
-def cumsum(node, x, axis):
+def _scan(node, x, axis, fn, identity):
+    # inclusive or exclusive (shifted by one, starting from the identity), forward or reversed
     axis = int(axis.reshape(())) % x.ndim
     y = np.flip(x, axis) if node.attr("reverse") else x
-    out = np.cumsum(y, axis=axis)
+    out = fn(y, axis=axis, dtype=x.dtype)
     if node.attr("exclusive"):
-        out = out - y
+        first = np.full_like(np.take(out, [0], axis=axis), identity)
+        out = np.concatenate([first, np.delete(out, -1, axis=axis)], axis=axis)
     out = np.flip(out, axis) if node.attr("reverse") else out
-    return out.astype(x.dtype, copy=False)
+    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+
+
+@kernel("CumSum")
+def cumsum(node, x, axis):
+    return _scan(node, x, axis, np.cumsum, 0)
+
+
+@kernel("CumProd")
+def cumprod(node, x, axis):
+    return _scan(node, x, axis, np.cumprod, 1)
+
+
+@kernel("TopK")
+def topk(node, x, k):
+    axis = node.attr("axis") % x.ndim
+    k = int(k.reshape(-1)[0])
+    if node.attr("largest"):
+        # stable ascending sort of the reversed axis, read backwards: descending values with
+        # equal values in increasing index order
+        rev = np.argsort(np.flip(x, axis), axis=axis, kind="stable")
+        order = x.shape[axis] - 1 - np.flip(rev, axis)
+    else:
+        order = np.argsort(x, axis=axis, kind="stable")
+    idx = np.take(order, np.arange(k), axis=axis)
+    return np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)
+
+
+@kernel("Hardmax")
+def hardmax(node, x):
+    axis = node.attr("axis") % x.ndim
+    y = np.zeros_like(x)
+    if x.size:
+        np.put_along_axis(y, np.expand_dims(np.argmax(x, axis=axis), axis), 1, axis=axis)
+    return y
+
+
+@kernel("Det")
+def det(node, x):
+    return np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)

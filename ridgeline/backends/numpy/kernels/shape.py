@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....ir.dtypes import dtype as to_dtype
 from . import kernel
 
 
@@ -25,6 +26,25 @@ def constant_of_shape(node, shape):
 
 @kernel("Range")
 def range_(node, start, limit, delta):
-    s, l, d = (x.reshape(()).item() for x in (start, limit, delta))
+    dt = start.dtype
+    if dt.kind in "iu":
+        s, l, d = (int(x.reshape(())) for x in (start, limit, delta))
+        n = max(-(-(l - s) // d), 0)
+        return (s + np.arange(n, dtype=np.int64) * d).astype(dt)
+    # f16/bf16 accumulate in the stash type, as opset 27 specifies; f32/f64 in their own type
+    work = dt if dt in (np.float32, np.float64) else np.dtype(np.float64 if node.attr("stash_type") == 11 else np.float32)
+    s, l, d = (x.reshape(()).astype(work) for x in (start, limit, delta))
     n = max(int(np.ceil((l - s) / d)), 0)
-    return (s + np.arange(n) * d).astype(start.dtype)
+    return np.arange(s, l, d, dtype=work)[:n].astype(dt)
+
+
+@kernel("EyeLike")
+def eye_like(node, x):
+    name = node.attr("dtype")
+    dt = to_dtype(name).np_dtype if name else x.dtype
+    return np.eye(x.shape[0], x.shape[1], k=node.attr("k"), dtype=dt)
+
+
+@kernel("BitCast")
+def bit_cast(node, x):
+    return np.array(x, order="C").view(to_dtype(node.attr("to")).np_dtype)

@@ -43,3 +43,12 @@ def unsqueeze(node, x, axes):
 @kernel("Identity")
 def identity(node, x):
     return x
+
+
+@kernel("Dropout")
+def dropout(node, x, ratio=None, training_mode=None):
+    if training_mode is not None and bool(training_mode.reshape(())) and \
+            not (ratio is not None and float(ratio.astype(np.float32).reshape(())) == 0.0):
+        from ....ir.errors import BackendError
+        raise BackendError("training-mode Dropout is random and not supported (ridgeline is inference-only)")
+    return (x, np.ones(x.shape, dtype=bool))[:len(node.outputs)]

@@ -1,0 +1,94 @@
+"""The llvm backend: kernels generated as LLVM IR and JIT-compiled for the host CPU.
+
+Fused elementwise bodies, row reductions (softmax, layer and RMS norm), attention and GEMM get
+kernels specialized on their shapes, compiled at -O3 with the host's CPU features once per graph
+and set of input shapes, and run on numpy buffers without copies, on all cores when a kernel is
+big enough. Other ops fall back to the numpy reference kernel per node, unless ``strict=True``
+makes that an error. See ``docs/backends.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ...ir import Graph, Node
+from ...ir.errors import BackendError
+from .jit import HostInfo, host
+from .executor import VIEW_OPS, LLVMInterpreter, Plan
+from .parallel import DEFAULT_THRESHOLD, get_runner
+
+__all__ = ["LLVMBackend", "LLVMExecutable", "LLVMInterpreter", "host", "HostInfo"]
+
+_OPTIONS = {"strict": "fail instead of running ops without a kernel on numpy",
+            "threads": "cores to use (default: all this process may run on)",
+            "gemm": "auto, jit or blas: who runs matrix products",
+            "parallel_threshold": "smallest kernel cost (bytes + flops) split across cores"}
+
+
+class LLVMExecutable:
+    """A graph compiled for the host: ``run(inputs, profile=False)`` -> outputs by name.
+
+    Plans are cached per set of input shapes; a graph whose input shapes are all static is
+    compiled here, at compile time, so that ``strict`` errors surface before the first run.
+    """
+
+    def __init__(self, graph: Graph, *, strict: bool = False, threads: int | None = None,
+                 gemm: str = "auto", parallel_threshold: float = DEFAULT_THRESHOLD):
+        if gemm not in ("auto", "jit", "blas"):
+            raise BackendError(f"gemm must be auto, jit or blas, got {gemm!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise BackendError(f"threads must be a positive integer, got {threads!r}")
+        self.graph = graph
+        self.strict = strict
+        self.runner = get_runner(threads, parallel_threshold)
+        self.interpreter = LLVMInterpreter(graph, runner=self.runner, options={"gemm": gemm}, strict=strict)
+        if all(v.type.is_static for v in graph.inputs):
+            self.interpreter.prepare({v.name: tuple(v.type.shape) for v in graph.inputs})
+
+    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        return self.interpreter.run(inputs, profile=profile)
+
+    __call__ = run
+
+    @property
+    def timings(self) -> dict[Node, float]:
+        """Per-node wall times of the last ``run(..., profile=True)``."""
+        return self.interpreter.timings
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan of the last run (or of the static shapes compiled up front)."""
+        return self.interpreter.plan
+
+
+class LLVMBackend:
+    """JIT-compiles kernels for the host CPU with llvmlite."""
+
+    name = "llvm"
+    kind = "execute"
+    default_pipeline = ""
+    description = "JIT-compiles fused kernels for the host CPU with llvmlite"
+
+    def supports(self, node: Node) -> bool:
+        """True when ``node`` gets a kernel (or is free) at any static shape it may take."""
+        from .lowerings import lower
+        from .lowering import Unsupported
+        if node.op in VIEW_OPS:
+            return True
+        if not all(v.type.is_static for v in node.outputs) or any(
+                v is not None and not v.type.is_static for v in node.inputs):
+            return False
+        try:
+            lower(node, [tuple(v.type.shape) if v is not None else None for v in node.inputs], {}, {"gemm": "auto"})
+            return True
+        except Unsupported:
+            return False
+
+    def compile(self, graph: Graph, **options: Any) -> LLVMExecutable:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise BackendError(f"unknown option(s) for the llvm backend: {', '.join(unknown)} "
+                               f"(it takes {', '.join(_OPTIONS)})")
+        return LLVMExecutable(graph, **options)

@@ -1,0 +1,214 @@
+"""Attention (ONNX opset 23/24) as one blocked kernel with an online softmax.
+
+Per query row (a batch, head and position — the rows are split across cores) the kernel walks
+the keys in blocks of ``BK``: it computes the block's scores ``q·k · scale`` (softcapped, plus
+the additive mask), takes the block maximum, rescales the running sum and the output
+accumulator by ``exp(m_old - m_new)`` and adds ``exp(s - m_new)·v`` (FlashAttention's
+recurrence). Scores never reach memory: the working set is one block of scores and one output
+row. Keys past the causal limit (or a batch's ``nonpad_kv_seqlen``) are skipped, which equals
+masking them. A row with every key masked gives zeros, as the reference does.
+
+3-D inputs (batch, seq, heads·head_dim) are read in place through strides; grouped-query heads
+read their shared KV head. With a KV cache, ``present_key``/``present_value`` are the
+concatenation (written into the output buffers), and the kernel reads them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import Node
+from . import mathlib as M
+from .elementwise import describe_node
+from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
+from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
+
+__all__ = ["AttentionLowering"]
+
+BK = 64   # keys per block: a block of scores stays in registers / L1
+
+
+def _needed(v) -> bool:
+    return bool(v.uses) or (v.graph is not None and any(o is v for o in v.graph.outputs))
+
+
+class AttentionLowering(Lowering):
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        ins = node.inputs
+        if any(v is not None and v.type.dtype.name not in ("f32", "bool") for v in ins[:6]):
+            raise Unsupported("attention kernels take f32")
+        if len(node.outputs) > 3 and _needed(node.outputs[3]):
+            raise Unsupported("the qk_matmul_output output")
+        if any(s is None for i, s in enumerate(in_shapes) if i < len(ins) and ins[i] is not None):
+            raise Unsupported("unknown shape")
+        q, k, v = in_shapes[0], in_shapes[1], in_shapes[2]
+        self.three_d = len(q) == 3
+        get = lambda i: in_shapes[i] if i < len(ins) and ins[i] is not None else None  # noqa: E731
+        self.mask_shape, self.past_shape, self.nonpad_shape = get(3), get(4), get(6)
+        if self.three_d:
+            hq, hkv = node.attr("q_num_heads"), node.attr("kv_num_heads")
+            b, s = q[0], q[1]
+            d, dv = q[2] // hq, v[2] // hkv
+            skv = k[1]
+        else:
+            b, hq, s, d = q
+            hkv, skv, dv = k[1], k[2], v[3]
+        self.past = self.past_shape[2] if self.past_shape is not None else 0
+        self.b, self.hq, self.hkv, self.s, self.d, self.dv = b, hq, hkv, s, d, dv
+        self.t = self.past + skv
+        scale = node.attr("scale")
+        self.scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+        self.softcap = float(node.attr("softcap") or 0.0)
+        self.causal = bool(node.attr("is_causal"))
+        # element strides (b, h, s, d) of Q, of the K/V the kernel reads, and of Y
+        if self.three_d:
+            self.q_st = (s * hq * d, d, hq * d, 1)
+            self.y_st = (s * hq * dv, dv, hq * dv, 1)
+        else:
+            self.q_st = (hq * s * d, s * d, d, 1)
+            self.y_st = (hq * s * dv, s * dv, dv, 1)
+        if self.three_d and self.past_shape is None:
+            self.k_st = (skv * hkv * d, d, hkv * d, 1)
+            self.v_st = (skv * hkv * dv, dv, hkv * dv, 1)
+        else:  # 4-D K/V, or the 4-D present cache
+            self.k_st = (hkv * self.t * d, self.t * d, d, 1)
+            self.v_st = (hkv * self.t * dv, self.t * dv, dv, 1)
+        if self.mask_shape is not None:
+            ms = tuple(self.mask_shape[:-1]) + (self.t,)
+            try:
+                self.m_st = broadcast_strides(ms, (b, hq, s, self.t))
+            except Unsupported:
+                raise Unsupported("a mask that does not broadcast to (batch, heads, q, kv)") from None
+        self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
+        self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
+        self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
+        self.cost = 4.0 * b * hq * s * self.t * (d + dv)
+
+    # ------------------------------------------------------------------------------- code
+    def emit(self, module, name):
+        has_mask = self.mask_shape is not None
+        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 6)
+        Q, K, V, MASK, LEN, Y = ptrs
+        S, HQ, D, DV = self.s, self.hq, self.d, self.dv
+        group = HQ // self.hkv
+        scale, cap = self.scale, self.softcap
+        sblk = Array(b, F32, BK)      # one block of scores
+        acc = Array(b, F32, DV)        # the output row being accumulated
+
+        def off4(st, bi, h, pos):
+            return b.add(b.add(b.mul(bi, const(I64, st[0])), b.mul(h, const(I64, st[1]))), b.mul(pos, const(I64, st[2])))
+
+        with loop(b, lo, hi, name="row") as row:
+            i = b.srem(row, const(I64, S))
+            h = b.srem(b.sdiv(row, const(I64, S)), const(I64, HQ))
+            bi = b.sdiv(row, const(I64, S * HQ))
+            hk = b.sdiv(h, const(I64, group))
+            qo = off4(self.q_st, bi, h, i)
+            limit = load(b, LEN, bi, I64)
+            if self.causal:
+                c = b.add(i, const(I64, self.past + 1))
+                limit = b.select(b.icmp_signed("<", c, limit), c, limit)
+            m = Var(b, F32, const(F32, float("-inf")))
+            lsum = Var(b, F32, const(F32, 0.0))
+            with loop(b, 0, DV, name="z") as z:
+                acc.set(z, const(F32, 0.0))
+            with loop(b, 0, limit, step=BK, name="jb") as jb:
+                jend = b.add(jb, const(I64, BK))
+                jend = b.select(b.icmp_signed("<", jend, limit), jend, limit)
+                bm = Var(b, F32, const(F32, float("-inf")))
+                with loop(b, jb, jend, name="j") as j:
+                    ko = off4(self.k_st, bi, hk, j)
+                    dot = Var(b, F32, const(F32, 0.0))
+                    with loop(b, 0, D, name="d") as dd:
+                        qv = load(b, Q, b.add(qo, dd), F32)
+                        kv = load(b, K, b.add(ko, dd), F32)
+                        dot.set(b.fadd(dot.get(), b.fmul(qv, kv), flags=REDUCE_FLAGS))
+                    sc = b.fmul(dot.get(), const(F32, scale))
+                    if cap:
+                        sc = b.fmul(const(F32, cap), M.tanh(b, b.fdiv(sc, const(F32, cap))))
+                    if has_mask:
+                        mo = b.add(b.add(b.mul(bi, const(I64, self.m_st[0])), b.mul(h, const(I64, self.m_st[1]))),
+                                   b.add(b.mul(i, const(I64, self.m_st[2])), b.mul(j, const(I64, self.m_st[3]))))
+                        sc = b.fadd(sc, load(b, MASK, mo, F32))
+                    sblk.set(b.sub(j, jb), sc)
+                    bm.set(call_intrinsic(b, "maximum", bm.get(), sc))
+                m_old = m.get()
+                m_new = call_intrinsic(b, "maximum", m_old, bm.get())
+                m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
+                alpha = M.exp(b, b.fsub(m_old, m_use))
+                lsum.set(b.fmul(lsum.get(), alpha))
+                with loop(b, 0, DV, name="r") as r:
+                    acc.set(r, b.fmul(acc.get(r), alpha))
+                with loop(b, jb, jend, name="jv") as j:
+                    p = M.exp(b, b.fsub(sblk.get(b.sub(j, jb)), m_use))
+                    lsum.set(b.fadd(lsum.get(), p))
+                    vo = off4(self.v_st, bi, hk, j)
+                    with loop(b, 0, DV, name="dv") as dd:
+                        acc.set(dd, b.fadd(acc.get(dd), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
+                m.set(m_new)
+            tot = lsum.get()
+            inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
+                           b.fdiv(const(F32, 1.0), tot))
+            yo = off4(self.y_st, bi, h, i)
+            with loop(b, 0, DV, name="w") as w:
+                store(b, b.fmul(acc.get(w), inv), Y, b.add(yo, w))
+        b.ret_void()
+
+    # ------------------------------------------------------------------------------- running
+    def bind(self, fn, runner):
+        kern = fn("main")
+        node = self.node
+        rows, cost = self.b * self.hq * self.s, self.cost
+        out_shapes = self.out_shapes
+        dts = [np.float32] * len(out_shapes)
+        n_out = len(out_shapes)
+        t, past = self.t, self.past
+        three_d, has_past = self.three_d, self.past_shape is not None
+        mask_shape = self.mask_shape
+        full = np.full(self.b, t, dtype=np.int64)
+        expect = [(i, s) for i, s in enumerate(self.in_shapes) if s is not None]
+        name = describe_node(node)
+        dummy = np.zeros(1, np.float32)
+        unused = [tuple(o.type.shape) for o in node.outputs[3:]]
+
+        def run(args, outs):
+            outs = outputs(outs, out_shapes, dts)
+            check_inputs(name, args, expect)
+            q, k, v = args[0], args[1], args[2]
+            if has_past:
+                pk, pv = args[4], args[5]
+                kk = outs[1] if n_out > 1 else np.empty((pk.shape[0], pk.shape[1], t, pk.shape[3]), np.float32)
+                vv = outs[2] if n_out > 2 else np.empty((pv.shape[0], pv.shape[1], t, pv.shape[3]), np.float32)
+                k4 = k if not three_d else k.reshape(k.shape[0], k.shape[1], pk.shape[1], -1).transpose(0, 2, 1, 3)
+                v4 = v if not three_d else v.reshape(v.shape[0], v.shape[1], pv.shape[1], -1).transpose(0, 2, 1, 3)
+                np.concatenate([pk, k4], axis=2, out=kk)
+                np.concatenate([pv, v4], axis=2, out=vv)
+            else:
+                kk, vv = k, v
+                for j, src in ((1, k), (2, v)):
+                    if n_out > j:
+                        if three_d:
+                            src = src.reshape(src.shape[0], src.shape[1], self.hkv, -1).transpose(0, 2, 1, 3)
+                        np.copyto(outs[j], src)
+            lengths = full
+            if len(args) > 6 and args[6] is not None:
+                lengths = np.minimum(args[6].reshape(-1).astype(np.int64), t)
+                lengths = np.ascontiguousarray(np.broadcast_to(lengths, (self.b,)))
+            bias = dummy
+            if mask_shape is not None:
+                m = args[3]
+                if m.dtype == np.bool_:
+                    m = np.where(m, np.float32(0), np.float32(-np.inf))
+                if m.shape[-1] < t:
+                    pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
+                    m = np.pad(m, pad, constant_values=-np.inf)
+                bias = np.ascontiguousarray(m, dtype=np.float32)
+            if rows:
+                runner.launch(kern, rows, [q.ctypes.data, kk.ctypes.data, vv.ctypes.data, bias.ctypes.data,
+                                           lengths.ctypes.data, outs[0].ctypes.data], cost)
+            return outs + tuple(np.empty(s, np.float32) for s in unused)
+        return run

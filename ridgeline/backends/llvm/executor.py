@@ -1,0 +1,261 @@
+"""Running a graph with JIT-compiled kernels: the plan per input shapes, and the interpreter.
+
+``LLVMInterpreter`` is the numpy reference ``Interpreter`` with ``call_kernel`` overridden: a
+node runs its compiled kernel, a value folded at compile time, a zero-copy view, or — only when
+there is no kernel and ``strict`` is off — the numpy kernel.
+
+A ``Plan`` is built once per set of input shapes: symbolic dims are bound, everything computable
+from constants and static shapes is folded (the shape arithmetic of exported models), every
+other node is lowered, and all kernels are emitted into one LLVM module compiled once (kernels
+with identical code are shared — the 12 layers of GPT-2 use one copy of each).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import Graph, Node
+from ...ir import dims as D
+from ...ir.errors import BackendError, IRError
+from ...ir.verifier import describe
+from ..numpy.interpreter import Interpreter, bind_inputs
+from .jit import CompiledModule, compile_ir, finalize_text
+from .lowering import Lowering, Unsupported, cfunc
+from .lowerings import lower
+from .memory import MemoryPlan, plan_memory
+from .parallel import Runner
+
+__all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "build_plan"]
+
+log = logging.getLogger(__name__)
+
+#: ops that only re-describe a contiguous buffer (numpy returns a view: no data moves)
+VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+
+
+@dataclass
+class Plan:
+    """How each node of a graph runs at one set of input shapes."""
+
+    kernels: dict[Node, Callable] = field(default_factory=dict)      # node -> run(args) -> outputs
+    folded: dict[Node, tuple] = field(default_factory=dict)          # node -> outputs computed at compile time
+    subplans: dict[Node, "LLVMInterpreter"] = field(default_factory=dict)  # Fused bodies run node by node
+    views: set[Node] = field(default_factory=set)
+    fallbacks: dict[Node, str] = field(default_factory=dict)         # node -> why it runs on numpy
+    kinds: dict[Node, str] = field(default_factory=dict)             # node -> lowering name
+    modules: list[CompiledModule] = field(default_factory=list)
+    memory: MemoryPlan = field(default_factory=MemoryPlan)
+    compile_seconds: float = 0.0
+    n_functions: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        kinds: dict[str, int] = {}
+        for k in self.kinds.values():
+            kinds[k] = kinds.get(k, 0) + 1
+        fallbacks: dict[str, int] = {}
+        for n in self.fallbacks:
+            fallbacks[n.op] = fallbacks.get(n.op, 0) + 1
+        return {"kernels": kinds, "folded": len(self.folded), "views": len(self.views),
+                "fused_bodies": len(self.subplans), "fallbacks": fallbacks,
+                "functions": self.n_functions, "compile_seconds": self.compile_seconds,
+                "arena_bytes": self.memory.arena_bytes}
+
+
+def _bind_dims(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, int]:
+    dims: dict[str, int] = {}
+    for v in graph.inputs:
+        for d, n in zip(v.type.shape, shapes[v.name]):
+            if isinstance(d, str) and D.is_name(d):
+                dims[d] = int(n)
+    return dims
+
+
+def _static(t) -> tuple[int, ...] | None:
+    return tuple(t.shape) if t.is_static else None
+
+
+def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: Runner,
+               options: Mapping[str, Any], strict: bool = False) -> Plan:
+    """Fold, lower and compile ``graph`` for inputs of ``shapes``; see the module docstring."""
+    t0 = time.perf_counter()
+    dims = _bind_dims(graph, shapes)
+    bound = graph
+    if dims:
+        try:
+            bound = graph.bind(dims)
+        except IRError as e:  # keep going with what is static; the rest falls back
+            log.warning("could not bind %s: %s", dims, e)
+    plan = Plan()
+    folder = Interpreter(bound, check=False)
+    known: dict[int, np.ndarray] = {id(c): c.data for c in bound.constants.values() if c.data is not None}
+    lowered: list[tuple[Node, Lowering]] = []
+    for orig, node in zip(graph.nodes, bound.nodes):
+        ins = node.inputs
+        shape_only = node.op in ("Shape", "Size") and ins[0] is not None and ins[0].type.is_static
+        if shape_only or all(v is None or id(v) in known for v in ins):
+            try:
+                args = [_shape_proxy(ins[0])] if shape_only else \
+                    [known.get(id(v)) if v is not None else None for v in ins]
+                outs = tuple(_contig(a) for a in folder.run_node(node, args))
+            except BackendError:
+                outs = None  # fails on these values: leave it to run time, where it fails the same way
+            if outs is not None:
+                plan.folded[orig] = outs
+                for v, a in zip(node.outputs, outs):
+                    known[id(v)] = a
+                continue
+        if node.op in VIEW_OPS:
+            plan.views.add(orig)
+            continue
+        in_shapes = [_static(v.type) if v is not None else None for v in ins]
+        kn = {i: known[id(v)] for i, v in enumerate(ins) if v is not None and id(v) in known}
+        if not all(v.type.is_static for v in node.outputs):
+            plan.fallbacks[orig] = "its output shape is not static after binding the input dims"
+            continue
+        try:
+            lw = lower(node, in_shapes, kn, options)
+            lowered.append((orig, lw))
+            plan.kinds[orig] = type(lw).__name__.replace("Lowering", "").lower()
+            continue
+        except Unsupported as e:
+            reason = str(e)
+        if node.op == "Fused" and node.body is not None:
+            body_shapes = {p.name: s for p, s in zip(node.body.inputs, in_shapes)}
+            if all(s is not None for s in body_shapes.values()):
+                sub = LLVMInterpreter(orig.body, runner=runner, options=options, strict=strict)
+                sub.prepare(body_shapes)
+                if not sub.plan.fallbacks or not strict:
+                    plan.subplans[orig] = sub
+                    plan.kinds[orig] = "fused-body"
+                    continue
+                reason = "its body has ops without kernels: " + ", ".join(sorted({n.op for n in sub.plan.fallbacks}))
+        plan.fallbacks[orig] = reason
+    if strict and plan.fallbacks:
+        ops: dict[str, int] = {}
+        for n in plan.fallbacks:
+            ops[n.op] = ops.get(n.op, 0) + 1
+        first = next(iter(plan.fallbacks.items()))
+        raise BackendError("strict: the llvm backend has no kernel for "
+                           + ", ".join(f"{op} (x{k})" for op, k in sorted(ops.items()))
+                           + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
+    _compile(plan, lowered, runner)
+    nbytes, dtypes, shapes_of = {}, {}, {}
+    for orig, node in zip(graph.nodes, bound.nodes):
+        if orig in plan.kernels:
+            for vo, vb in zip(orig.outputs, node.outputs):
+                dt = vb.type.dtype.np_dtype
+                shapes_of[id(vo)] = tuple(vb.type.shape)
+                dtypes[id(vo)] = dt
+                nbytes[id(vo)] = int(np.prod(vb.type.shape, dtype=np.int64)) * dt.itemsize
+    plan.memory = plan_memory(graph, plan.kernels, plan.folded, nbytes, dtypes, shapes_of)
+    plan.compile_seconds = time.perf_counter() - t0
+    log.info("llvm plan for @%s: %s", graph.name, plan.summary())
+    return plan
+
+
+def _shape_proxy(v) -> np.ndarray:
+    """A zero-byte array with ``v``'s shape, so that Shape/Size fold without data."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=tuple(v.type.shape),
+                                           strides=(0,) * v.type.rank)
+
+
+def _contig(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -> None:
+    """Emit every lowering into one module (identical functions once), compile, bind."""
+    defs: dict[str, str] = {}       # final symbol -> definition text
+    decls: dict[str, str] = {}      # declaration lines (intrinsics, libm)
+    names: list[dict[str, tuple[str, int]]] = []
+    for _, lw in lowered:
+        m = ir.Module(name="k")
+        local: dict[str, str] = {}
+        lw.emit(m, lambda n, local=local: local.setdefault(n, f"KERNEL.{n}"))
+        mine: dict[str, tuple[str, int]] = {}
+        for fn in m.functions:
+            if fn.is_declaration:
+                decls[fn.name] = str(fn).strip()
+        for n, placeholder in local.items():
+            fn = m.globals[placeholder]
+            text = str(fn)
+            digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+            final = f"k{digest}"
+            defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
+            mine[n] = (final, len(fn.args) - 2)
+        names.append(mine)
+    if defs:
+        text = "\n".join(decls.values()) + "\n\n" + "\n\n".join(defs.values())
+        module = compile_ir(finalize_text(text))
+        plan.modules.append(module)
+        plan.n_functions = len(defs)
+    fns: dict[str, Any] = {}
+    for (orig, lw), mine in zip(lowered, names):
+        def get(local: str, mine=mine):
+            final, n_ptrs = mine[local]
+            f = fns.get(final)
+            if f is None:
+                f = fns[final] = cfunc(plan.modules[-1].address(final), n_ptrs)
+            return f
+        plan.kernels[orig] = lw.bind(get, runner)
+
+
+class LLVMInterpreter(Interpreter):
+    """The reference interpreter running JIT-compiled kernels; see the module docstring."""
+
+    def __init__(self, graph: Graph, *, check: bool = True, runner: Runner | None = None,
+                 options: Mapping[str, Any] | None = None, strict: bool = False):
+        super().__init__(graph, check=check)
+        self.runner = runner if runner is not None else Runner()
+        self.options = dict(options or {})
+        self.strict = strict
+        self._plans: dict[tuple, Plan] = {}
+        self.plan: Plan | None = None
+
+    def prepare(self, shapes: Mapping[str, tuple[int, ...]]) -> Plan:
+        """The plan for these input shapes (built and compiled on first use)."""
+        key = tuple(tuple(shapes[v.name]) for v in self.graph.inputs)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = build_plan(self.graph, shapes, runner=self.runner, options=self.options,
+                                                 strict=self.strict)
+        self.plan = plan
+        return plan
+
+    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        env = bind_inputs(self.graph, inputs)   # checks dtypes and shapes before anything compiles
+        arrays = {v.name: _contig(env[id(v)]) for v in self.graph.inputs}
+        self.prepare({k: a.shape for k, a in arrays.items()})
+        return super().run(arrays, profile=profile)
+
+    def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
+        plan = self.plan
+        k = plan.kernels.get(node)
+        if k is not None:
+            res = k([a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in args],
+                    plan.memory.outs(node))
+            plan.memory.keep(node, res)
+            return res
+        f = plan.folded.get(node)
+        if f is not None:
+            return f
+        sub = plan.subplans.get(node)
+        if sub is not None:
+            res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})
+            return tuple(res[v.name] for v in node.body.outputs)
+        if node in plan.views:
+            return super().call_kernel(node, args)
+        if self.strict:  # pragma: no cover - build_plan refuses such graphs
+            raise BackendError(f"strict: no llvm kernel for {describe(node)}: {plan.fallbacks.get(node)}")
+        out = super().call_kernel(node, args)
+        if isinstance(out, tuple):
+            return tuple(_contig(a) for a in out)
+        return _contig(out)

@@ -1,0 +1,310 @@
+"""Matrix products: a tiled, vectorized f32 GEMM generated for the host, or the BLAS numpy has.
+
+The JIT kernel follows the GotoBLAS/BLIS loop order without packing: for each task (a block of
+MC rows x NC columns of one batch entry), K is walked in KC slices; within a slice the MR x NR
+micro-kernel keeps MR x NR/W accumulators in vector registers (W = SIMD lanes: NR = 2W, so 8 x 32
+on AVX-512 uses 16 of the 32 zmm registers), broadcasting one A element per row and loading two
+B vectors per k. The KC x NR panel of B stays in L1 across the MR-row tiles and the MC x KC block
+of A in L2 across the column tiles. Column tails use masked loads and stores (no access past the
+row's end), row tails a smaller micro-kernel, all fixed at code generation since shapes are.
+Tasks are independent, so the executor splits them across cores. Gemm's alpha and beta·C are
+applied when the last K slice is stored.
+
+``gemm="auto"`` picks the JIT kernel or numpy's BLAS (``np.matmul`` into the planned buffer) per
+shape by the rule in ``choose``, set from measurements on the host (docs/backends.md);
+``gemm="jit"`` / ``"blas"`` force one. Non-f32 products and transposed non-constant operands
+always use BLAS; a transposed constant B is transposed once at compile time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import Node
+from .elementwise import describe_node
+from .irutil import (F32, I64, PTR, Var, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
+                     masked_store, splat, store)
+from .jit import host
+from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
+
+__all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
+
+KC = 256   # K slice: an NR-wide B panel of KC rows (32 KiB at NR=32) fits the L1 data cache
+MC = 64    # rows per task: the MC x KC slice of A (64 KiB) stays in L2
+
+
+def choose(m: int, n: int, k: int, batch: int) -> str:
+    """The faster GEMM for this shape on hosts like ours (measured by tools/bench_backends.py
+    --gemm; see docs/backends.md): our kernel for skinny products (decode steps, M <= 16), whose
+    time is reading B once and where BLAS's threading and packing do not pay, BLAS otherwise."""
+    return "jit" if m <= 16 else "blas"
+
+
+def matmul_dims(a: Sequence[int], b: Sequence[int]):
+    """(batch shape, M, K, N) of numpy's matmul, with 1-D operands promoted."""
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    batch = np.broadcast_shapes(a2[:-2], b2[:-2])
+    return batch, a2[-2], a2[-1], b2[-1], a2, b2
+
+
+class BlasLowering(Lowering):
+    """MatMul / Gemm through ``np.matmul`` (numpy's OpenBLAS for floats) into the planned buffer."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_dtype = node.outputs[0].type.dtype.np_dtype
+        self.cost = 0.0
+
+    def bind(self, fn, runner):
+        node = self.node
+        shape, dt = self.out_shape, self.out_dtype
+        if node.op == "MatMul":
+            def run(args, outs):
+                (out,) = outputs(outs, [shape], [dt])
+                np.matmul(args[0], args[1], out=out)
+                return (out,)
+            return run
+        ta, tb = node.attr("transA"), node.attr("transB")
+        alpha, beta = node.attr("alpha"), node.attr("beta")
+
+        def run_gemm(args, outs):
+            (out,) = outputs(outs, [shape], [dt])
+            a = args[0].T if ta else args[0]
+            b = args[1].T if tb else args[1]
+            np.matmul(a, b, out=out)
+            if alpha != 1.0:
+                out *= dt.type(alpha)
+            if len(args) > 2 and args[2] is not None:
+                out += (dt.type(beta) * args[2]).astype(dt, copy=False)
+            return (out,)
+        return run_gemm
+
+
+class GemmLowering(Lowering):
+    """The JIT GEMM for f32 (see the module docstring)."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        if any(v is not None and v.type.dtype.name != "f32" for v in node.inputs):
+            raise Unsupported("the JIT GEMM takes f32")
+        if in_shapes[0] is None or in_shapes[1] is None:
+            raise Unsupported("unknown shape")
+        self.aux: list[np.ndarray] = []
+        self.b_known = None
+        self.alpha, self.beta = 1.0, 0.0
+        self.c_arg = None
+        if node.op == "Gemm":
+            if node.attr("transA"):
+                raise Unsupported("transA")
+            (m, k) = in_shapes[0]
+            if node.attr("transB"):
+                if 1 not in known:
+                    raise Unsupported("transB of a computed B")
+                self.b_known = np.ascontiguousarray(known[1].T)  # once, at compile time
+                n = self.b_known.shape[1]
+            else:
+                n = in_shapes[1][1]
+            batch, a2, b2 = (), (m, k), (k, n)
+            self.alpha, self.beta = float(node.attr("alpha")), float(node.attr("beta"))
+            if len(node.inputs) > 2 and node.inputs[2] is not None:
+                cs = in_shapes[2]
+                if cs is None:
+                    raise Unsupported("unknown shape")
+                from .lowering import broadcast_strides
+                self.c_strides = broadcast_strides(cs, (m, n))
+                self.c_arg = 2
+                self.c_shape = tuple(cs)
+        else:
+            batch, m, k, n, a2, b2 = matmul_dims(in_shapes[0], in_shapes[1])
+        self.m, self.k, self.n = m, k, n
+        self.batch = int(math.prod(batch))
+        # per batch entry, the element offsets of A and B (broadcast batch dims repeat entries)
+        if self.batch > 1 or len(batch):
+            ia = np.broadcast_to(np.arange(math.prod(a2[:-2]) or 1).reshape(a2[:-2] or (1,)), batch).reshape(-1)
+            ib = np.broadcast_to(np.arange(math.prod(b2[:-2]) or 1).reshape(b2[:-2] or (1,)), batch).reshape(-1)
+            self.aux = [np.ascontiguousarray(ia * m * k, dtype=np.int64), np.ascontiguousarray(ib * k * n, dtype=np.int64)]
+        self.w = host().vector_width_f32
+        threads = max(1, host().cores)
+        if m >= 8:
+            # 8 rows x 2 vectors: 16 accumulators; B panels reused from L1 across row tiles
+            self.mr, self.nv, self.kc = 8 if self.w >= 16 else 6, 2, KC
+        else:
+            # skinny (decode): every row in one tile, B streamed row by row in wide strips
+            # (reading B once is the whole cost), no K slices
+            self.mr, self.nv, self.kc = max(m, 1), max(2, 16 // max(m, 1)), max(k, 1)
+            while self.nv > 2 and math.ceil(n / (self.nv * self.w)) < 4 * threads:
+                self.nv //= 2
+        self.nr = self.nv * self.w
+        cols = max(1, math.ceil(n / self.nr))
+        per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
+        self.nc = per * self.nr
+        self.mblocks = math.ceil(m / MC) if m else 0
+        self.nblocks = math.ceil(n / self.nc) if n else 0
+        self.tasks = self.batch * self.mblocks * self.nblocks
+        self.in_shapes = [tuple(s) if s is not None else None for s in in_shapes]
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.cost = 2.0 * self.batch * m * n * k
+
+    # ----------------------------------------------------------------------------- code
+    def emit(self, module, name):
+        n_ptr = 3 + len(self.aux) + (1 if self.c_arg is not None else 0)
+        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), n_ptr)
+        A, B, C = ptrs[0], ptrs[1], ptrs[2]
+        rest = ptrs[3:]
+        offa = offb = None
+        if self.aux:
+            offa, offb = rest[0], rest[1]
+            rest = rest[2:]
+        bias = rest[0] if self.c_arg is not None else None
+        M, N, K = self.m, self.n, self.k
+        mr, nr, w = self.mr, self.nr, self.w
+        per_batch = self.mblocks * self.nblocks
+        with loop(b, lo, hi, name="t") as t:
+            bt = b.sdiv(t, const(I64, per_batch))
+            rem = b.srem(t, const(I64, per_batch))
+            ib = b.mul(b.sdiv(rem, const(I64, self.nblocks)), const(I64, MC))
+            jb = b.mul(b.srem(rem, const(I64, self.nblocks)), const(I64, self.nc))
+            a0 = load(b, offa, bt, I64) if offa is not None else const(I64, 0)
+            b0 = load(b, offb, bt, I64) if offb is not None else const(I64, 0)
+            c0 = b.mul(bt, const(I64, M * N))
+            # full tiles end before the static tails of the last blocks
+            last_i = b.icmp_signed(">=", b.add(ib, const(I64, MC)), const(I64, M))
+            last_j = b.icmp_signed(">=", b.add(jb, const(I64, self.nc)), const(I64, N))
+            i_full = b.select(last_i, const(I64, M - M % mr), b.add(ib, const(I64, MC)))
+            j_full = b.select(last_j, const(I64, N - N % nr), b.add(jb, const(I64, self.nc)))
+            KCs = self.kc
+            with loop(b, 0, K, step=KCs, name="kc") as kc:
+                kend = b.select(b.icmp_signed("<", b.add(kc, const(I64, KCs)), const(I64, K)),
+                                b.add(kc, const(I64, KCs)), const(I64, K))
+                first = b.icmp_signed("==", kc, const(I64, 0))
+                lastk = b.icmp_signed(">=", kend, const(I64, K))
+                args = (A, B, C, a0, b0, c0, kc, kend, first, lastk, bias)
+                with loop(b, jb, j_full, step=nr, name="j") as j:
+                    with loop(b, ib, i_full, step=mr, name="i") as i:
+                        self._micro(b, mr, nr, i, j, *args)
+                    if M % mr:
+                        with b.if_then(last_i):
+                            self._micro(b, M % mr, nr, const(I64, M - M % mr), j, *args)
+                if N % nr:
+                    with b.if_then(last_j):
+                        jt = const(I64, N - N % nr)
+                        with loop(b, ib, i_full, step=mr, name="it") as i:
+                            self._micro(b, mr, N % nr, i, jt, *args)
+                        if M % mr:
+                            with b.if_then(last_i):
+                                self._micro(b, M % mr, N % nr, const(I64, M - M % mr), jt, *args)
+        b.ret_void()
+
+    def _micro(self, b, mr, ncols, i, j, A, B, C, a0, b0, c0, kc, kend, first, lastk, bias):
+        """C[i:i+mr, j:j+ncols] (+)= A[i:i+mr, kc:kend] @ B[kc:kend, j:j+ncols]."""
+        w = self.w
+        N, K = self.n, self.k
+        vt = ir.VectorType(F32, w)
+        nv = math.ceil(ncols / w)
+        masks = [None if (c + 1) * w <= ncols else lane_mask(w, ncols - c * w) for c in range(nv)]
+
+        def vload(base, idx, c):
+            addr = b.gep(base, [idx], source_etype=F32)
+            if masks[c] is None:
+                return b.load(addr, typ=vt, align=4)
+            return masked_load(b, addr, vt, masks[c])
+
+        def vstore(v, base, idx, c):
+            addr = b.gep(base, [idx], source_etype=F32)
+            if masks[c] is None:
+                b.store(v, addr, align=4)
+            else:
+                masked_store(b, v, addr, masks[c])
+
+        crow = [b.add(c0, b.mul(b.add(i, const(I64, r)), const(I64, N))) for r in range(mr)]
+        accs = []
+        for r in range(mr):
+            row = []
+            for c in range(nv):
+                cidx = b.add(crow[r], b.add(j, const(I64, c * w)))
+                init = b.select(first, ir.Constant(vt, [const(F32, 0.0)] * w), vload(C, cidx, c))
+                row.append(Var(b, vt, init))
+            accs.append(row)
+        arow = [b.add(a0, b.mul(b.add(i, const(I64, r)), const(I64, K))) for r in range(mr)]
+        with loop(b, kc, kend, name="k") as k:
+            brow = b.add(b0, b.mul(k, const(I64, N)))
+            bv = [vload(B, b.add(brow, b.add(j, const(I64, c * w))), c) for c in range(nv)]
+            for r in range(mr):
+                av = splat(b, load(b, A, b.add(arow[r], k), F32), w)
+                for c in range(nv):
+                    accs[r][c].set(call_intrinsic(b, "fma", av, bv[c], accs[r][c].get()))
+        alpha, beta = self.alpha, self.beta
+        for r in range(mr):
+            for c in range(nv):
+                v = accs[r][c].get()
+                if alpha != 1.0 or bias is not None:
+                    e = b.fmul(v, splat(b, const(F32, alpha), w)) if alpha != 1.0 else v
+                    if bias is not None:
+                        e = b.fadd(e, self._bias(b, bias, i, j, r, c, vload))
+                    v = b.select(lastk, e, v)
+                vstore(v, C, b.add(crow[r], b.add(j, const(I64, c * w))), c)
+
+    def _bias(self, b, bias, i, j, r, c, vload):
+        w = self.w
+        si, sj = self.c_strides
+        row = b.mul(b.add(i, const(I64, r)), const(I64, si))
+        if sj == 0:
+            v = splat(b, load(b, bias, row, F32), w)
+        else:
+            v = vload(bias, b.add(row, b.add(j, const(I64, c * w))), c)
+        return b.fmul(v, splat(b, const(F32, self.beta), w))
+
+    # ----------------------------------------------------------------------------- running
+    def bind(self, fn, runner):
+        kern = fn("main")
+        shape, tasks, cost = self.out_shape, self.tasks, self.cost
+        fixed_b = self.b_known
+        aux = list(self.aux)
+        aux_ptrs = [ptr(a) for a in aux]
+        c_arg = self.c_arg
+        expect = [(0, self.in_shapes[0])] + ([] if fixed_b is not None else [(1, self.in_shapes[1])])
+        if c_arg is not None:
+            expect.append((c_arg, self.c_shape))
+        name = describe_node(self.node)
+        bptr = ptr(fixed_b) if fixed_b is not None else None
+
+        def run(args, outs):
+            (out,) = outputs(outs, [shape], [np.float32])
+            if out.size == 0:
+                return (out,)
+            if self.k == 0:
+                out[...] = 0  # an empty sum (then the epilogue, done here by numpy)
+                if c_arg is not None or self.alpha != 1.0:
+                    return BlasLowering(self.node, None, None).bind(None, None)(args, [out])
+                return (out,)
+            check_inputs(name, args, expect)
+            ptrs = [args[0].ctypes.data, bptr if bptr is not None else args[1].ctypes.data, out.ctypes.data]
+            ptrs += aux_ptrs
+            if c_arg is not None:
+                ptrs.append(args[c_arg].ctypes.data)
+            runner.launch(kern, tasks, ptrs, cost)
+            return (out,)
+        run.keep = (aux, fixed_b)
+        return run
+
+
+def lower_matmul(node: Node, in_shapes, known, options) -> Lowering:
+    """The JIT GEMM or BLAS for a MatMul / Gemm node, by ``options["gemm"]``."""
+    mode = options.get("gemm", "auto")
+    if mode == "blas" or any(v is not None and v.type.dtype.name != "f32" for v in node.inputs):
+        return BlasLowering(node, in_shapes, known)
+    try:
+        low = GemmLowering(node, in_shapes, known)
+    except Unsupported:
+        if mode == "jit":
+            raise
+        return BlasLowering(node, in_shapes, known)
+    if mode == "auto" and choose(low.m, low.n, low.k, low.batch) == "blas":
+        return BlasLowering(node, in_shapes, known)
+    return low

@@ -1,0 +1,182 @@
+"""Small helpers over ``llvmlite.ir`` for writing kernels: types, loops, locals, intrinsics.
+
+Kernels share one calling convention: ``void f(i64 lo, i64 hi, ptr a0, ptr a1, ...)`` where
+``[lo, hi)`` is the slice of the kernel's outermost parallel range this call computes (the
+executor splits it across cores) and every operand is a ``noalias`` pointer to a buffer.
+Mutable locals are ``alloca`` slots (SROA turns them into registers at -O3), as clang does.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import llvmlite.ir as ir
+
+__all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
+           "splat", "lane_mask", "masked_load", "masked_store",
+           "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
+
+F16 = ir.HalfType()
+F32 = ir.FloatType()
+F64 = ir.DoubleType()
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I16 = ir.IntType(16)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+
+#: IR dtype name -> how elements are stored in memory (bool is a byte, as in numpy)
+STORAGE: dict[str, ir.Type] = {"f32": F32, "f64": F64, "i64": I64, "i32": I32, "i16": I16, "i8": I8,
+                               "u8": I8, "u16": I16, "u32": I32, "u64": I64, "bool": I8}
+
+#: fast-math flags for reductions: reassociation lets LLVM vectorize a sum into several lanes
+REDUCE_FLAGS = ("reassoc", "contract")
+
+
+def vec(ty: ir.Type, n: int) -> ir.VectorType:
+    return ir.VectorType(ty, n)
+
+
+def mangle(ty: ir.Type) -> str:
+    """The overload suffix of an intrinsic for ``ty`` (``f32``, ``v16f32``, ``i64``)."""
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{mangle(ty.element)}"
+    if isinstance(ty, ir.FloatType):
+        return "f32"
+    if isinstance(ty, ir.DoubleType):
+        return "f64"
+    if isinstance(ty, ir.HalfType):
+        return "f16"
+    if isinstance(ty, ir.IntType):
+        return f"i{ty.width}"
+    raise TypeError(f"no intrinsic suffix for {ty}")
+
+
+def intrinsic(module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type]) -> ir.Function:
+    """Declare (once) the function ``name`` with the given signature."""
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ret, list(args)), name)
+    return fn
+
+
+def call_intrinsic(b: ir.IRBuilder, base: str, *args: ir.Value, ret: ir.Type | None = None,
+                   overload: Sequence[ir.Type] | None = None) -> ir.Value:
+    """``llvm.<base>.<suffix>(args)``, overloaded on the first argument's type by default."""
+    over = overload if overload is not None else [args[0].type]
+    name = f"llvm.{base}." + ".".join(mangle(t) for t in over)
+    fn = intrinsic(b.module, name, ret if ret is not None else args[0].type, [a.type for a in args])
+    return b.call(fn, list(args))
+
+
+def const(ty: ir.Type, v) -> ir.Constant:
+    """A constant of ``ty``; a vector type gets ``v`` in every lane."""
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [const(ty.element, v)] * ty.count)
+    if isinstance(ty, (ir.FloatType, ir.DoubleType, ir.HalfType)):
+        return ir.Constant(ty, float(v))
+    return ir.Constant(ty, int(v))
+
+
+def kernel_function(module: ir.Module, name: str, n_ptrs: int) -> tuple[ir.Function, ir.IRBuilder, ir.Value, ir.Value, list[ir.Value]]:
+    """Define ``void name(i64 lo, i64 hi, ptr...)``; returns (fn, builder at entry, lo, hi, ptrs)."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n_ptrs), name)
+    fn.attributes.add("nounwind")
+    for a in fn.args[2:]:
+        a.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    return fn, b, fn.args[0], fn.args[1], list(fn.args[2:])
+
+
+class Var:
+    """A mutable local (a stack slot promoted to a register by the optimizer)."""
+
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type, init: ir.Value | None = None, name: str = ""):
+        self.b = b
+        self.ty = ty
+        with b.goto_entry_block():
+            self.slot = b.alloca(ty, name=name)
+        if init is not None:
+            b.store(init, self.slot)
+
+    def get(self) -> ir.Value:
+        return self.b.load(self.slot, typ=self.ty)
+
+    def set(self, value: ir.Value) -> None:
+        self.b.store(value, self.slot)
+
+
+class Array:
+    """A fixed-size stack buffer of ``n`` elements of ``ty`` (scratch for one kernel call)."""
+
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type, n: int, name: str = ""):
+        self.b, self.ty = b, ty
+        with b.goto_entry_block():
+            self.slot = b.alloca(ty, size=const(I64, max(n, 1)), name=name)
+
+    def at(self, index: ir.Value) -> ir.Value:
+        return self.b.gep(self.slot, [index], source_etype=self.ty)
+
+    def get(self, index: ir.Value) -> ir.Value:
+        return self.b.load(self.at(index), typ=self.ty)
+
+    def set(self, index: ir.Value, value: ir.Value) -> None:
+        self.b.store(value, self.at(index))
+
+
+@contextmanager
+def loop(b: ir.IRBuilder, start, stop, step: int = 1, name: str = "i") -> Iterator[ir.Value]:
+    """``for (i = start; i < stop; i += step)`` over i64; the body is the ``with`` block."""
+    start = start if isinstance(start, ir.Value) else const(I64, start)
+    stop = stop if isinstance(stop, ir.Value) else const(I64, stop)
+    pre = b.block
+    head = b.append_basic_block(f"{name}.head")
+    body = b.append_basic_block(f"{name}.body")
+    end = b.append_basic_block(f"{name}.end")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name=name)
+    i.add_incoming(start, pre)
+    b.cbranch(b.icmp_signed("<", i, stop), body, end)
+    b.position_at_end(body)
+    yield i
+    nxt = b.add(i, const(I64, step), name=f"{name}.next")
+    i.add_incoming(nxt, b.block)
+    b.branch(head)
+    b.position_at_end(end)
+
+
+def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type, align: int | None = None) -> ir.Value:
+    """``base[index]`` for elements of ``ty``."""
+    return b.load(b.gep(base, [index], source_etype=ty), typ=ty, align=align)
+
+
+def store(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, align: int | None = None) -> None:
+    b.store(value, b.gep(base, [index], source_etype=value.type), align=align)
+
+
+def splat(b: ir.IRBuilder, value: ir.Value, n: int) -> ir.Value:
+    """``<n x T>`` with ``value`` in every lane."""
+    vt = ir.VectorType(value.type, n)
+    v = b.insert_element(ir.Constant(vt, None), value, const(I32, 0))
+    return b.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(ir.VectorType(I32, n), [0] * n))
+
+
+def lane_mask(n: int, active: int) -> ir.Constant:
+    """``<n x i1>`` with the first ``active`` lanes on."""
+    return ir.Constant(ir.VectorType(I1, n), [1] * active + [0] * (n - active))
+
+
+def masked_load(b: ir.IRBuilder, address: ir.Value, vt: ir.VectorType, mask: ir.Constant, align: int = 4) -> ir.Value:
+    """Load only the lanes of ``mask`` (the others read no memory and are zero)."""
+    name = f"llvm.masked.load.{mangle(vt)}.p0"
+    fn = intrinsic(b.module, name, vt, [PTR, I32, mask.type, vt])
+    return b.call(fn, [address, const(I32, align), mask, ir.Constant(vt, [const(vt.element, 0)] * vt.count)])
+
+
+def masked_store(b: ir.IRBuilder, value: ir.Value, address: ir.Value, mask: ir.Constant, align: int = 4) -> None:
+    name = f"llvm.masked.store.{mangle(value.type)}.p0"
+    fn = intrinsic(b.module, name, ir.VoidType(), [value.type, PTR, I32, mask.type])
+    b.call(fn, [value, address, const(I32, align), mask])

@@ -1,0 +1,141 @@
+"""The JIT: one LLVM target machine for this host, modules compiled at -O3 into executable code.
+
+``host()`` describes the CPU as LLVM sees it (name, features, SIMD width, cores). ``compile_ir``
+optimizes a module with the new pass manager at -O3 (loop and SLP vectorizers on) for the host's
+CPU and features, then hands it to MCJIT; the returned ``CompiledModule`` owns the machine code
+and gives function addresses. llvmlite 0.50 (LLVM 22) drops ``llvm.initialize()``: only the
+native target and asm printer are initialized.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from ...ir.errors import BackendError
+
+try:
+    import llvmlite.binding as llvm
+except ImportError:  # pragma: no cover - the registry checks first; this guards direct imports
+    raise BackendError("backend 'llvm' needs llvmlite, which is not installed: pip install 'ridgeline[llvm]'") from None
+
+__all__ = ["HostInfo", "host", "CompiledModule", "compile_ir", "FUNCTION_ATTRIBUTES"]
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The host CPU as the JIT targets it."""
+
+    triple: str
+    cpu: str                 # LLVM's name, e.g. "znver5", "emeraldrapids"
+    features: str            # "+avx2,+fma,..." as LLVM spells them
+    vector_bits: int         # widest SIMD register the kernels use: 512, 256 or 128
+    cores: int               # CPUs this process may run on
+
+    @property
+    def vector_width_f32(self) -> int:
+        return self.vector_bits // 32
+
+    def has(self, feature: str) -> bool:
+        return f"+{feature}" in self.features.split(",")
+
+
+def _new_target_machine(triple: str, cpu: str, features: str):
+    target = llvm.Target.from_triple(triple)
+    return target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault", jit=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _target_machine():
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    triple = llvm.get_process_triple()
+    cpu = llvm.get_host_cpu_name()
+    features = llvm.get_host_cpu_features().flatten()
+    tm = _new_target_machine(triple, cpu, features)
+    bits = 512 if "+avx512f" in features.split(",") else 256 if "+avx2" in features.split(",") else 128
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return tm, HostInfo(triple, cpu, features, bits, cores)
+
+
+def host() -> HostInfo:
+    """The host CPU (name, features, SIMD width, cores)."""
+    return _target_machine()[1]
+
+
+def FUNCTION_ATTRIBUTES() -> str:
+    """Attributes every kernel gets: no unwinding, and the full SIMD width.
+
+    LLVM prefers 256-bit vectors on AVX-512 machines unless told otherwise
+    (``prefer-vector-width``), which halves the throughput of streaming kernels on CPUs whose
+    512-bit units run at full rate.
+    """
+    info = host()
+    return f'nounwind "prefer-vector-width"="{info.vector_bits}" "min-legal-vector-width"="0"'
+
+
+_DEFINE = re.compile(r"^(define [^\n]*\))([^\n]*)$", re.M)
+
+
+def finalize_text(text: str) -> str:
+    """Give every defined function the kernel attribute group (llvmlite.ir cannot spell string
+    attributes such as ``"prefer-vector-width"``)."""
+    text = _DEFINE.sub(lambda m: f"{m.group(1)} #0{m.group(2).replace(' nounwind', '')}", text)
+    return text + f"\nattributes #0 = {{ {FUNCTION_ATTRIBUTES()} }}\n"
+
+
+class CompiledModule:
+    """Machine code for one module; keep it alive as long as its functions are called."""
+
+    def __init__(self, engine, names: list[str], seconds: float, ir_text: str):
+        self._engine = engine
+        self.names = names
+        self.compile_seconds = seconds
+        self.ir = ir_text
+
+    def address(self, name: str) -> int:
+        addr = self._engine.get_function_address(name)
+        if not addr:
+            raise BackendError(f"internal error: JIT function {name!r} was not emitted")
+        return addr
+
+
+def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
+    """Parse, verify, optimize (-O3 for the host) and JIT-compile ``module_text``."""
+    tm, info = _target_machine()
+    t0 = time.perf_counter()
+    text = module_text.replace('target triple = "unknown-unknown-unknown"', f'target triple = "{info.triple}"')
+    text = text.replace('target datalayout = ""', f'target datalayout = "{tm.target_data}"')
+    with _lock:  # LLVM contexts are not thread-safe
+        try:
+            mod = llvm.parse_assembly(text)
+            mod.verify()
+        except RuntimeError as e:  # a code generator bug, not a user error: keep the IR for the report
+            raise RuntimeError(f"generated LLVM IR does not verify: {e}\n{text}") from None
+        if optimize:
+            pto = llvm.create_pipeline_tuning_options(speed_level=3)
+            pto.loop_vectorization = True
+            pto.slp_vectorization = True
+            pto.loop_unrolling = True
+            pto.loop_interleaving = True
+            pb = llvm.create_pass_builder(tm, pto)
+            pb.getModulePassManager().run(mod, pb)
+        # an engine takes ownership of its target machine: give each its own
+        engine = llvm.create_mcjit_compiler(mod, _new_target_machine(info.triple, info.cpu, info.features))
+        engine.finalize_object()
+        names = [f.name for f in mod.functions if not f.is_declaration]
+        optimized = str(mod)
+    seconds = time.perf_counter() - t0
+    log.info("JIT-compiled %d function(s) in %.1f ms", len(names), seconds * 1e3)
+    return CompiledModule(engine, names, seconds, optimized)

@@ -1,0 +1,130 @@
+"""What a lowering produces, and the layout arithmetic every kernel shares.
+
+A ``Lowering`` is one node's kernel at fixed shapes: it ``emit``s LLVM functions into a module
+and, once they are compiled, ``bind`` returns the Python callable that runs them on numpy
+buffers (``args -> outputs``). Lowerings may also be plain Python (the BLAS GEMM path).
+
+Every value the llvm backend passes between nodes is C-contiguous, so a kernel's layout follows
+from shapes alone and kernels are specialized on them (constant trip counts and strides).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from typing import Any, Callable, Sequence
+
+import llvmlite.ir as ir
+import numpy as np
+
+__all__ = ["Lowering", "Unsupported", "KernelFn", "contiguous_strides", "broadcast_strides", "coalesce",
+           "ptr", "cfunc", "outputs", "check_inputs"]
+
+
+class Unsupported(Exception):
+    """A node this backend has no kernel for at these shapes; the message says why."""
+
+
+KernelFn = Callable[..., None]
+
+
+class Lowering:
+    """Base of every node lowering; see the module docstring."""
+
+    #: bytes moved plus flops of one run, to decide whether splitting across cores pays
+    cost: float = 0.0
+
+    def emit(self, module: ir.Module, name: Callable[[str], str]) -> None:
+        """Define this lowering's functions in ``module``; ``name(local)`` gives their symbols."""
+
+    def bind(self, fn: Callable[[str], KernelFn], runner: Any) -> Callable[[list, list], tuple]:
+        """The runnable kernel ``run(args, outs) -> outputs``, given ``fn(local)`` -> compiled
+        function and the core runner. ``outs[j]`` is a buffer to write output j into (planned
+        by the executor) or None to allocate one; kernels never return their inputs."""
+        raise NotImplementedError
+
+
+def outputs(outs: Sequence[np.ndarray | None], shapes, dtypes) -> tuple[np.ndarray, ...]:
+    """The planned output buffers, allocating the ones not planned."""
+    return tuple(o if o is not None else np.empty(s, d) for o, s, d in zip(outs, shapes, dtypes))
+
+
+def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
+    """Refuse to run a kernel on buffers other than the ones it was compiled for (no reads out of
+    bounds, whatever happens upstream)."""
+    for i, shape in expect:
+        a = args[i]
+        if a.shape != shape or not a.flags.c_contiguous:
+            from ...ir.errors import BackendError
+            raise BackendError(f"{name}: llvm kernel compiled for input {i} of shape {list(shape)}, "
+                               f"got {list(a.shape)}{'' if a.flags.c_contiguous else ' (not contiguous)'}")
+
+
+def ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+_CFUNC: dict[int, Any] = {}
+
+
+def cfunc(address: int, n_ptrs: int) -> KernelFn:
+    """A ctypes callable ``f(lo, hi, *pointers)`` for a kernel (ctypes releases the GIL)."""
+    proto = _CFUNC.get(n_ptrs)
+    if proto is None:
+        proto = _CFUNC[n_ptrs] = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64,
+                                                  *([ctypes.c_void_p] * n_ptrs))
+    return proto(address)
+
+
+def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """C-order strides in elements."""
+    out = []
+    acc = 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return tuple(reversed(out))
+
+
+def broadcast_strides(shape: Sequence[int], target: Sequence[int]) -> tuple[int, ...]:
+    """Element strides reading a contiguous ``shape`` broadcast (right-aligned) to ``target``."""
+    if len(shape) > len(target):
+        raise Unsupported(f"shape {list(shape)} does not broadcast to {list(target)}")
+    own = contiguous_strides(shape)
+    pad = len(target) - len(shape)
+    out = [0] * pad
+    for d, n in enumerate(shape):
+        t = target[pad + d]
+        if n == t:
+            out.append(own[d] if n != 1 else 0)
+        elif n == 1:
+            out.append(0)
+        else:
+            raise Unsupported(f"shape {list(shape)} does not broadcast to {list(target)}")
+    return tuple(out)
+
+
+def coalesce(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    """Drop size-1 dims and merge neighbours every operand walks contiguously (numpy's nditer
+    does the same): a [B, S, D] add with a [D] bias becomes a 2-D loop, a plain add 1-D."""
+    keep = [d for d, n in enumerate(shape) if n != 1]
+    dims = [shape[d] for d in keep]
+    st = [[s[d] for d in keep] for s in strides]
+    if not dims:
+        return (1,), [(0,) for _ in strides]
+    out_dims = [dims[0]]
+    out_st = [[s[0]] for s in st]
+    for d in range(1, len(dims)):
+        if all(s_[-1] == s[d] * dims[d] for s_, s in zip(out_st, st)):
+            out_dims[-1] *= dims[d]
+            for s_, s in zip(out_st, st):
+                s_[-1] = s[d]
+        else:
+            out_dims.append(dims[d])
+            for s_, s in zip(out_st, st):
+                s_.append(s[d])
+    return tuple(out_dims), [tuple(s) for s in out_st]
+
+
+def numel(shape: Sequence[int]) -> int:
+    return math.prod(shape)

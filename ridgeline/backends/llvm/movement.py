@@ -1,0 +1,222 @@
+"""Data movement as strided copies: Transpose, Slice, Expand, Concat, Split, Gather.
+
+Each op is one or more copy nests ``dst[offset + i·dst_strides] = src[offset + i·src_strides]``
+over an index space coalesced like an elementwise kernel's, with the byte width of the dtype as
+the element (so any dtype moves, bf16 and fp8 included). A transposed read is a strided load and
+the write is contiguous; a slice is an offset and strides; Expand reads with stride 0; Concat and
+Split write or read sub-blocks. Gather copies rows selected at run time, after checking every
+index (out-of-range indices are an error, as in the reference, never a wild read).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import llvmlite.ir as ir
+import numpy as np
+
+from ...ir import Node
+from ...ir.errors import BackendError
+from .elementwise import describe_node
+from .irutil import I64, const, kernel_function, load, loop, store
+from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs
+
+__all__ = ["CopyLowering", "GatherLowering"]
+
+_INT = {1: ir.IntType(8), 2: ir.IntType(16), 4: ir.IntType(32), 8: ir.IntType(64)}
+
+
+@dataclass(frozen=True)
+class _Nest:
+    src: int                  # node input index
+    dst: int                  # node output index
+    shape: tuple[int, ...]    # coalesced index space
+    src_off: int
+    src_strides: tuple[int, ...]
+    dst_off: int
+    dst_strides: tuple[int, ...]
+
+
+def _nest(src, dst, shape, src_off, src_strides, dst_off, dst_strides) -> _Nest | None:
+    if math.prod(shape) == 0:
+        return None
+    dims, (ss, ds) = coalesce(shape, [src_strides, dst_strides])
+    return _Nest(src, dst, dims, src_off, ss, dst_off, ds)
+
+
+class CopyLowering(Lowering):
+    """Transpose / Slice / Expand / Concat / Split as strided copies."""
+
+    def __init__(self, node: Node, in_shapes: Sequence[tuple[int, ...] | None], known):
+        self.node = node
+        x = in_shapes[0]
+        if x is None or any(not v.type.is_static for v in node.outputs):
+            raise Unsupported("unknown shape")
+        item = node.inputs[0].type.dtype.np_dtype.itemsize
+        if item not in _INT:
+            raise Unsupported(f"elements of {item} bytes")
+        self.ty = _INT[item]
+        self.out_shapes = [tuple(v.type.shape) for v in node.outputs]
+        self.out_dtypes = [v.type.dtype.np_dtype for v in node.outputs]
+        self.in_shapes = [tuple(s) if s is not None else None for s in in_shapes]
+        op = node.op
+        nests: list[_Nest | None] = []
+        if op == "Transpose":
+            perm = node.attr("perm")
+            perm = tuple(range(len(x)))[::-1] if perm is None else tuple(perm)
+            st = contiguous_strides(x)
+            out = self.out_shapes[0]
+            nests.append(_nest(0, 0, out, 0, tuple(st[p] for p in perm), 0, contiguous_strides(out)))
+        elif op == "Expand":
+            out = self.out_shapes[0]
+            nests.append(_nest(0, 0, out, 0, broadcast_strides(x, out), 0, contiguous_strides(out)))
+        elif op == "Slice":
+            nests.append(self._slice(x, known))
+        elif op == "Concat":
+            axis = node.attr("axis") % len(x)
+            out = self.out_shapes[0]
+            ost = contiguous_strides(out)
+            off = 0
+            for i, s in enumerate(self.in_shapes):
+                if s is None:
+                    raise Unsupported("unknown shape")
+                nests.append(_nest(i, 0, s, 0, contiguous_strides(s), off * ost[axis], ost))
+                off += s[axis]
+        elif op == "Split":
+            axis = node.attr("axis") % len(x)
+            st = contiguous_strides(x)
+            off = 0
+            for j, s in enumerate(self.out_shapes):
+                nests.append(_nest(0, j, s, off * st[axis], st, 0, contiguous_strides(s)))
+                off += s[axis]
+        else:
+            raise Unsupported(f"{op} has no llvm kernel")
+        self.nests = [n for n in nests if n is not None]
+        self.cost = 2.0 * sum(math.prod(s) for s in self.out_shapes) * item
+
+    def _slice(self, x, known) -> _Nest | None:
+        node = self.node
+        for i in range(1, len(node.inputs)):
+            if node.inputs[i] is not None and i not in known:
+                raise Unsupported("Slice bounds not constant")
+        starts = known[1].reshape(-1).tolist()
+        ends = known[2].reshape(-1).tolist()
+        axes = known[3].reshape(-1).tolist() if len(node.inputs) > 3 and node.inputs[3] is not None else list(range(len(starts)))
+        steps = known[4].reshape(-1).tolist() if len(node.inputs) > 4 and node.inputs[4] is not None else [1] * len(starts)
+        st = contiguous_strides(x)
+        offset, strides = 0, list(st)
+        probe = node.outputs[0].type.shape
+        for a, s, e, k in zip(axes, starts, ends, steps):
+            a = a % len(x)
+            sel = range(x[a])[_py_slice(x[a], s, e, k)]
+            if len(sel) != probe[a]:
+                raise Unsupported("Slice shape disagrees with inference")
+            if len(sel):
+                offset += sel[0] * st[a]
+            strides[a] = st[a] * k
+        return _nest(0, 0, self.out_shapes[0], offset, tuple(strides), 0, contiguous_strides(self.out_shapes[0]))
+
+    def emit(self, module, name):
+        ty = self.ty
+        for k, n in enumerate(self.nests):
+            fn, b, lo, hi, (src, dst) = kernel_function(module, name(f"c{k}"), 2)
+
+            def nest(d, so, do):
+                start, stop = (lo, hi) if d == 0 else (0, n.shape[d])
+                with loop(b, start, stop, name=f"i{d}") as i:
+                    s2 = b.add(so, b.mul(i, const(I64, n.src_strides[d])))
+                    d2 = b.add(do, b.mul(i, const(I64, n.dst_strides[d])))
+                    if d == len(n.shape) - 1:
+                        store(b, load(b, src, s2, ty), dst, d2)
+                    else:
+                        nest(d + 1, s2, d2)
+            nest(0, const(I64, n.src_off), const(I64, n.dst_off))
+            b.ret_void()
+
+    def bind(self, fn, runner):
+        calls = [(fn(f"c{k}"), n.src, n.dst, n.shape[0], self.cost / max(len(self.nests), 1)) for k, n in enumerate(self.nests)]
+        out_shapes, out_dtypes = self.out_shapes, self.out_dtypes
+        data_inputs = range(len(self.in_shapes)) if self.node.op == "Concat" else (0,)
+        expect = [(i, self.in_shapes[i]) for i in data_inputs]
+        name = describe_node(self.node)
+
+        def run(args, outs):
+            outs = outputs(outs, out_shapes, out_dtypes)
+            check_inputs(name, args, expect)
+            for kern, s, d, extent, cost in calls:
+                runner.launch(kern, extent, [args[s].ctypes.data, outs[d].ctypes.data], cost)
+            return outs
+        return run
+
+
+def _py_slice(n: int, s: int, e: int, k: int) -> slice:
+    """ONNX's clamping of Slice bounds, as the reference kernel applies it."""
+    s = max(min(s, n), -n - 1)
+    e = max(min(e, n), -n - 1)
+    if k < 0 and e < -n:
+        return slice(s, None, k)
+    if e == -n - 1 and k > 0:
+        e = 0
+    return slice(s, e, k)
+
+
+class GatherLowering(Lowering):
+    """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        self.node = node
+        data, idx = in_shapes[0], in_shapes[1]
+        if data is None or idx is None:
+            raise Unsupported("unknown shape")
+        item = node.inputs[0].type.dtype.np_dtype.itemsize
+        if item not in _INT:
+            raise Unsupported(f"elements of {item} bytes")
+        if node.inputs[1].type.dtype.name not in ("i64", "i32"):
+            raise Unsupported("indices of another dtype than i64/i32")
+        self.ty = _INT[item]
+        self.ity = _INT[node.inputs[1].type.dtype.np_dtype.itemsize]
+        self.axis = node.attr("axis") % len(data)
+        self.outer = math.prod(data[:self.axis])
+        self.dim = data[self.axis]
+        self.inner = math.prod(data[self.axis + 1:])
+        self.nidx = math.prod(idx)
+        self.data_shape, self.idx_shape = tuple(data), tuple(idx)
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_dtype = node.outputs[0].type.dtype.np_dtype
+        self.cost = 2.0 * math.prod(self.out_shape) * item
+
+    def emit(self, module, name):
+        ty, ity = self.ty, self.ity
+        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
+        with loop(b, lo, hi, name="o") as o:   # outer x indices, flattened
+            oi = b.sdiv(o, const(I64, self.nidx))
+            i = b.srem(o, const(I64, self.nidx))
+            raw = load(b, idx, i, ity)
+            raw = b.sext(raw, I64) if ity.width < 64 else raw
+            k = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dim)), raw)
+            src = b.mul(b.add(b.mul(oi, const(I64, self.dim)), k), const(I64, self.inner))
+            dst = b.mul(o, const(I64, self.inner))
+            with loop(b, 0, self.inner, name="r") as r:
+                store(b, load(b, data, b.add(src, r), ty), out, b.add(dst, r))
+        b.ret_void()
+
+    def bind(self, fn, runner):
+        kern = fn("main")
+        dim, extent, cost = self.dim, self.outer * self.nidx, self.cost
+        out_shape, out_dtype = self.out_shape, self.out_dtype
+        expect = [(0, self.data_shape), (1, self.idx_shape)]
+        name = describe_node(self.node)
+
+        def run(args, outs):
+            (out,) = outputs(outs, [out_shape], [out_dtype])
+            check_inputs(name, args, expect)
+            idx = args[1]
+            if idx.size and (int(idx.min()) < -dim or int(idx.max()) >= dim):
+                raise BackendError(f"{name}: index out of range for a dim of size {dim} "
+                                   f"(indices span {int(idx.min())}..{int(idx.max())})")
+            if out.size:
+                runner.launch(kern, extent, [args[0].ctypes.data, idx.ctypes.data, out.ctypes.data], cost)
+            return (out,)
+        return run

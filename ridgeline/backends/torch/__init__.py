@@ -1,0 +1,117 @@
+"""The torch backend: the IR mapped to torch ops on ``cpu`` or ``cuda``, optionally ``torch.compile``d.
+
+Every op with a spec has a torch kernel in ``kernels/`` that computes what the numpy reference
+computes; a ``Fused`` node runs its body as one function, which ``compile=True`` hands to
+``torch.compile`` (inductor then emits one kernel per fused body).
+
+The CUDA path is written against torch's public API (tensors placed with ``device=``, host syncs
+only to read shape values and to time nodes) but has not been run on a GPU by our tests, which run
+on CPU-only machines: treat it as untested.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ...ir import Graph, Node
+from ...ir.errors import BackendError
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - the registry checks first; this guards direct imports
+    raise BackendError("backend 'torch' needs torch, which is not installed: pip install 'ridgeline[torch]'") from None
+
+from .convert import supported_dtype
+from .interpreter import TorchInterpreter
+from .kernels import get_kernel
+
+__all__ = ["TorchBackend", "TorchExecutable", "TorchInterpreter"]
+
+_OPTIONS = ("device", "compile")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N``, checked against what this machine has."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise BackendError(f"unknown torch device {device!r}; use cpu or cuda[:N]") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no visible CUDA device"
+            raise BackendError(f"device {device!r} asked for, but CUDA is not available here ({build}); "
+                               f"use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BackendError(f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise BackendError(f"the torch backend runs on cpu or cuda, not {dev.type!r}")
+    return dev
+
+
+class TorchExecutable:
+    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name."""
+
+    def __init__(self, graph: Graph, device: torch.device, compile: bool = False):
+        self.graph = graph
+        self.device = device
+        self.compiled = bool(compile)
+        self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
+
+    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        try:
+            return self.interpreter.run(inputs, profile=profile)
+        except BackendError:
+            raise
+        except Exception as e:  # torch.compile's backend (inductor needs a C++ compiler) failing
+            if self.compiled and type(e).__module__.startswith("torch"):
+                raise BackendError(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                                   f"run without compile") from None
+            raise
+
+    @property
+    def timings(self) -> dict[Node, float]:
+        """Per-node wall times of the last ``run(..., profile=True)`` (device-synchronized)."""
+        return self.interpreter.timings
+
+    __call__ = run
+
+
+def _torch_compile(fn):
+    return torch.compile(fn, dynamic=False)
+
+
+class TorchBackend:
+    """Executes graphs with torch on cpu or cuda."""
+
+    name = "torch"
+    kind = "execute"
+    default_pipeline = ""
+    description = "maps the IR to torch ops on cpu or cuda, optionally torch.compile"
+
+    def supports(self, node: Node) -> bool:
+        if not all(supported_dtype(v.type.dtype) for v in node.outputs):
+            return False
+        if node.op == "Fused":
+            return node.body is not None and all(self.supports(n) for n in node.body)
+        return get_kernel(node.op) is not None
+
+    def compile(self, graph: Graph, *, device: str = "cpu", compile: bool = False, **options: Any) -> TorchExecutable:
+        """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile."""
+        if options:
+            raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
+                               f"(it takes {', '.join(_OPTIONS)})")
+        dev = resolve_device(device)
+        bad = sorted({n.op for n in _all_nodes(graph) if not self.supports(n)})
+        if bad:
+            raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
+                               f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
+        return TorchExecutable(graph, dev, compile=compile)
+
+
+def _all_nodes(graph: Graph):
+    for n in graph:
+        yield n
+        if n.body is not None:
+            yield from _all_nodes(n.body)

@@ -1,0 +1,120 @@
+"""``cpu``: the host — SIMD cores behind a cache hierarchy — on the same roofline machinery.
+
+Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × ``efficiency.matrix``,
+with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``); element-wise work and
+conversions on the vector unit. The same cores do both, so the two add. Bytes are priced at the
+bandwidth of the innermost cache level that holds the node's whole footprint (inputs + outputs),
+else at DRAM (a tile schedule gives bytes per level instead). Kernels smaller than
+``array.parallel_min_bytes`` run on one core. Each kernel pays ``overheads.kernel`` (the executing
+runtime's per-node dispatch). Nodes run one after another.
+
+The point of this family is to be checked against real runs: ``ridgeline compare MODEL
+--backends numpy,llvm,host-cpu`` prints predicted and measured times side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..estimate import NodeCost
+from ..model import CostModel
+from ..target import Field
+from ..work import NodeWork
+
+__all__ = ["CpuModel"]
+
+
+class CpuModel(CostModel):
+    """Host CPU: SIMD roofline over a cache hierarchy, per-kernel dispatch cost."""
+
+    family = "cpu"
+    description = "host CPU: SIMD roofline, cache-level bandwidth by footprint, per-kernel dispatch"
+    schema = {
+        "array": {
+            "cores": Field("int", None, "cores the runtime uses"),
+            "gemm_rows": Field("int", 8, "rows of the GEMM micro-kernel (M is padded to it)"),
+            "parallel_min_bytes": Field("size", 256 * 1024, "kernels touching fewer bytes run on one core"),
+        },
+        "overheads": {
+            "kernel": Field("time", 2.5e-6, "runtime dispatch cost per kernel"),
+        },
+        "efficiency": {
+            "matrix": Field("fraction", 0.5, "sustained share of SIMD FMA peak in GEMMs"),
+            "vector": Field("fraction", 0.25, "sustained share of SIMD peak in element-wise kernels"),
+            "memory": Field("fraction", 0.9, "sustained share of each level's bandwidth"),
+        },
+    }
+    option_fields = {
+        "kernel_overhead": Field("time", None, "per-kernel dispatch cost (overrides the target's)"),
+    }
+
+    def __init__(self, target, **options: Any):
+        super().__init__(target, **options)
+        self.cores = max(1, int(self.target.array["cores"]))
+
+    def _rate(self, dt: str, kinds: tuple[str, ...], eff: str) -> tuple[str, float]:
+        hit = self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
+        if hit is None:
+            return "none", 0.0
+        unit, key = hit
+        return f"{unit.name}:{key}", unit.peak[key] * self.target.efficiency[eff]
+
+    def price_node(self, w: NodeWork) -> NodeCost:
+        t = self.target
+        dev = t.device_memory
+        if w.kernels == 0:
+            return NodeCost(w.name, w.op, w.category, 0.0, 0.0, {}, "overhead", detail={"kernels": 0})
+        nbytes = w.bytes_at(dev.name)
+        footprint = nbytes[dev.name]
+        cores = self.cores if footprint >= t.array["parallel_min_bytes"] else 1
+        share = cores / self.cores
+        rows = int(t.array["gemm_rows"])
+        compute = 0.0
+        unit = ""
+        flops = w.vector_flops
+        for c in w.contractions:
+            unit, rate = self._rate(c.dtype, ("matrix",), "matrix")
+            m_pad = c.m if c.m == 1 else math.ceil(c.m / rows) * rows   # M = 1 is a GEMV: no padding
+            executed = 2.0 * c.batch * m_pad * c.n * c.k
+            frac = w.causal_fraction if w.traffic is not None else 1.0
+            compute += executed * frac / (rate * share) if rate else 0.0
+            pro = c.b_prologue.flops + c.b_prologue.converts + c.a_prologue.flops + c.a_prologue.converts
+            compute += pro * math.ceil(c.m / rows) / (self._rate("f32", ("vector",), "vector")[1] * share)
+            flops += c.flops * frac
+        vunit, vrate = self._rate(w.vector_dtype, ("vector",), "vector")
+        compute += (w.vector_flops + w.converts) / (vrate * share) if vrate else 0.0
+        unit = unit or vunit
+        eff = t.efficiency["memory"]
+        if w.traffic is not None:
+            times = {lvl: b / (t.level(lvl).bandwidth * eff * share) for lvl, b in nbytes.items()}
+            times[dev.name] += dev.latency
+        else:
+            # the innermost level that holds the whole footprint serves it
+            level = dev
+            for m in reversed(t.memory):
+                if footprint <= m.capacity * (m.count if m.per == "device" else min(m.count, cores)):
+                    level = m
+                    break
+            if level is not dev:
+                nbytes = {dev.name: 0.0, level.name: footprint}
+            times = {level.name: level.latency + footprint / (level.bandwidth * eff * share)}
+        memory = max(times.values())
+        busy = max(compute, memory)
+        return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, "compute" if compute >= memory else "memory",
+                        unit=unit, compute_s=compute, memory_s=memory,
+                        detail={"kernels": w.kernels, "cores": cores, "memory_level_s": times})
+
+    def schedule(self, records: list[NodeCost], plan) -> list[NodeCost]:
+        ovh = self.options["kernel_overhead"]
+        per = float(self.target.overheads["kernel"] if ovh is None else ovh)
+        for r in records:
+            k = int(r.detail.get("kernels", 1))
+            if k == 0 or r.category in ("collective", "transfer"):
+                continue
+            busy = r.time_s
+            r.overhead_s = per * k
+            r.time_s = busy + r.overhead_s
+            if r.overhead_s > busy:
+                r.bound = "overhead"
+        return records

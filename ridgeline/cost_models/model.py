@@ -1,0 +1,304 @@
+"""``CostModel``: the base every architecture family subclasses.
+
+``estimate(graph)`` is a template; a family overrides the hooks it needs::
+
+    estimate(graph)
+      plan_parallel(graph, tp, pp)      shared: which node is split how, collectives, stages
+      memory_plan(...)                  shared: weights + KV cache + activations vs capacity
+      price_graph(graph, plan)          per node: node_work → shard → price_node (cached by shape),
+                                        then price_comm for every collective the plan inserted,
+                                        then schedule(records) to turn costs into a timeline
+      llm_metrics(...)                  shared: TTFT, TPOT, tokens/s, KV cache, MFU
+
+A minimal family implements ``price_node(work) -> NodeCost`` and declares ``family`` and the
+``schema`` of the target keys it reads; see ``families/cpu.py`` for a short one and
+``docs/cost_models.md`` for a walk-through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, ClassVar, Mapping
+
+from ..ir import Graph, Node
+from ..ir.errors import BackendError, IRError, TargetError
+from .collectives import collective_time
+from .estimate import Estimate, NodeCost
+from .llm import llm_metrics
+from .memory import footprint, memory_plan, plan_devices
+from .parallel import Comm, ParallelPlan, Shard, analyze_tensor_parallel, plan_parallel
+from .quantities import format_quantity
+from .target import Field, Target
+from .work import DEVICE, NodeWork, node_label, shared_work, work_key
+
+__all__ = ["CostModel", "GraphAnalysis", "BASE_SCHEMA", "shard_work", "roofline_time"]
+
+#: target keys every family reads, merged under each family's own ``schema``
+BASE_SCHEMA: dict[str, dict[str, Field]] = {
+    "efficiency": {
+        "capacity_usable": Field("fraction", 0.9, "share of device memory a runtime can use "
+                                 "(vLLM's default gpu_memory_utilization is 0.9)"),
+    },
+    "overheads": {
+        "collective": Field("time", 0.0, "fixed software cost of one collective (launch + handshake)"),
+    },
+}
+
+
+def roofline_time(flops: float, peak: float, nbytes: float, bandwidth: float) -> float:
+    """The roofline: a kernel takes as long as the slower of its arithmetic and its bytes."""
+    c = flops / peak if peak else (float("inf") if flops else 0.0)
+    m = nbytes / bandwidth if bandwidth else (float("inf") if nbytes else 0.0)
+    return max(c, m)
+
+
+def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
+    """The part of ``w`` one device of the tensor-parallel group does."""
+    if shard.parts <= 1:
+        return w
+    f = 1.0 / shard.parts
+    dim = shard.dim or "batch"
+    cons = tuple(c.split(dim, shard.parts) for c in w.contractions)
+    ins = tuple(b * (shard.in_factors[i] if i < len(shard.in_factors) else 1.0) for i, b in enumerate(w.in_bytes))
+    outs = tuple(b * (shard.out_factors[i] if i < len(shard.out_factors) else 1.0) for i, b in enumerate(w.out_bytes))
+    traffic = {k: v * f for k, v in w.traffic.items()} if w.traffic is not None else None
+    return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
+                   vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
+                   weight_bytes=w.weight_bytes * f, flops=w.flops * f)
+
+
+class CostModel:
+    """Base of the architecture families; see the module docstring."""
+
+    #: the ``family`` name target files use
+    family: ClassVar[str] = ""
+    #: one line for ``ridgeline backends`` / docs
+    description: ClassVar[str] = ""
+    #: keys read from the target: section ("array", "overheads", "efficiency", "units") -> fields
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {}
+    #: estimate options this family takes besides tp/pp (``--option`` style), with defaults
+    option_fields: ClassVar[Mapping[str, Field]] = {}
+
+    def __init__(self, target: Target, **options: Any):
+        self.target = target
+        self._model_flops = 0.0
+        self.tp = _degree(options.pop("tp", 1), "tp")
+        self.pp = _degree(options.pop("pp", 1), "pp")
+        self.options: dict[str, Any] = {}
+        for key, f in self.option_fields.items():
+            if key in options:
+                self.options[key] = f.parse(options.pop(key), f"option {key}")
+            else:
+                self.options[key] = f.default
+        if options:
+            known = ", ".join(["tp", "pp", *self.option_fields]) or "none"
+            raise BackendError(f"target {target.name} ({self.family}): unknown option(s) "
+                               f"{', '.join(sorted(options))}; known: {known}")
+
+    @classmethod
+    def full_schema(cls) -> dict[str, dict[str, Field]]:
+        out: dict[str, dict[str, Field]] = {k: dict(v) for k, v in BASE_SCHEMA.items()}
+        for sec, fields in cls.schema.items():
+            out.setdefault(sec, {}).update(fields)
+        return out
+
+    # ----------------------------------------------------------------- the template
+    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
+                 analysis: "GraphAnalysis | None" = None) -> Estimate:
+        """Cost ``graph`` on this target; ``companion`` is the other LLM phase's estimate;
+        ``analysis`` reuses the target-independent work of an earlier estimate of this graph."""
+        if analysis is None or analysis.graph is not graph:
+            analysis = GraphAnalysis(graph)
+        base = analysis.plan(1, 1)
+        fp = analysis.footprint
+        choice = self.plan_devices(graph, fp)
+        if choice is None and fp.total_weights + fp.total_kv > 0:
+            cap = self.target.device_memory.total_capacity
+            raise TargetError(f"{_model_name(graph)} fits no device count of {self.target.name}: it needs "
+                              f"{format_quantity(fp.total_weights + fp.total_kv, 'size')} of weights and KV cache; "
+                              f"a device holds {format_quantity(cap, 'size')} and the target joins at most "
+                              f"{self.target.max_devices} device(s) (tp ≤ heads, pp ≤ layers)")
+        tp, pp = self._resolve_degrees(fp, choice)
+        if tp * pp > self.target.max_devices:
+            raise TargetError(f"tp={tp} × pp={pp} = {tp * pp} devices, but {self.target.name} joins at most "
+                              f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
+        plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
+        mem = memory_plan(graph, self.target, plan, fp, choice=choice)
+        records = self.price_graph(graph, plan, analysis)
+        est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
+                       time_s=sum(r.time_s for r in records), nodes=records,
+                       flops=sum(r.flops for r in records), bytes=_sum_bytes(records),
+                       parallel={"tp": tp, "pp": pp}, memory=mem,
+                       options={k: v for k, v in self.options.items()})
+        est.peak_flop_per_s = self.peak_for(analysis)
+        est.detail["model_flops"] = self._model_flops
+        est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
+        est.llm = llm_metrics(graph, est, companion)
+        if not mem.fits:
+            est.notes.append(f"does not fit: {format_quantity(mem.per_device_bytes, 'size')} per device > "
+                             f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
+        return est
+
+    def _resolve_degrees(self, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
+        tp, pp = self.tp, self.pp
+        if tp == "auto" and pp == "auto":
+            return choice if choice else (1, 1)
+        cap = self.target.device_memory.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
+        if tp == "auto":
+            for cand in (1, 2, 4, 8, 16, 32, 64):
+                if cand <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
+                    return cand, pp
+            return (choice[0] if choice else 1), pp
+        if pp == "auto":
+            for cand in range(1, max(1, fp.layers) + 1):
+                if sum(fp.per_device(tp, cand)) <= cap:
+                    return tp, cand
+            return tp, 1
+        return tp, pp
+
+    def plan_devices(self, graph: Graph, fp) -> tuple[int, int] | None:
+        """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
+        return plan_devices(graph, self.target, fp)
+
+    def peak_for(self, analysis: "GraphAnalysis") -> float:
+        """Peak FLOP/s of the precision most of the graph's contractions run at (for MFU)."""
+        by_dtype = analysis.contraction_flops_by_dtype
+        if not by_dtype:
+            return self.target.peak("f32")
+        return self.target.peak(max(by_dtype, key=by_dtype.get))
+
+    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis") -> list[NodeCost]:
+        """Price every node (once per distinct shape and split) and every inserted collective, then
+        ``schedule`` them."""
+        records: list[NodeCost] = []
+        cache: dict[Any, tuple[NodeCost, float]] = {}
+        model_flops = 0.0
+        for node, key, kid in zip(analysis.nodes, analysis.keys, analysis.key_ids):
+            shard = plan.shard_of(node)
+            ck = (kid, id(shard)) if kid is not None else None    # shards are interned per plan
+            hit = cache.get(ck) if ck is not None else None
+            if hit is None:
+                work = shared_work(node, key)
+                w = shard_work(work, shard)
+                self._check_levels(w, node)
+                proto = self.price_node(w)
+                proto.shard = shard.parts
+                hit = (proto, work.flops)
+                if ck is not None:
+                    cache[ck] = hit
+            proto, flops = hit
+            model_flops += flops
+            layer = node.meta.get("layer")
+            records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
+                                       stage=plan.stage_of(node)))
+            for comm in plan.after.get(id(node), ()):
+                c = self.price_comm(comm, plan)
+                c.stage = plan.stage_of(node)
+                records.append(c)
+        self._model_flops = model_flops
+        return self.schedule(records, plan)
+
+    def _check_levels(self, w: NodeWork, node: Node) -> None:
+        if w.traffic is None:
+            return
+        for level in w.traffic:
+            if level != DEVICE and not self.target.has_level(level):
+                raise TargetError(f"the tile schedule of {node.op} %{w.name} moves bytes at memory level {level!r}, "
+                                  f"which target {self.target.name} does not have "
+                                  f"(levels: {', '.join(m.name for m in self.target.memory)})")
+        fp = (w.tile or {}).get("footprint") or {}
+        for level, b in fp.items():
+            if level == DEVICE:
+                continue
+            if not self.target.has_level(level):
+                raise TargetError(f"the tile schedule of {node.op} %{w.name} uses memory level {level!r}, "
+                                  f"which target {self.target.name} does not have")
+            cap = self.target.level(level).capacity
+            if b > cap:
+                raise TargetError(f"the tile schedule of {node.op} %{w.name} needs {format_quantity(b, 'size')} "
+                                  f"of {level}; {self.target.name} has {format_quantity(cap, 'size')}")
+
+    # ----------------------------------------------------------------- hooks
+    def price_node(self, work: NodeWork) -> NodeCost:
+        """The cost of one node's (already sharded) work on one device. Families implement this."""
+        raise NotImplementedError(f"{type(self).__name__} must implement price_node")
+
+    def price_comm(self, comm: Comm, plan: ParallelPlan) -> NodeCost:
+        """A collective or pipeline transfer on the target's links (α–β model)."""
+        devices = comm.devices if comm.kind != "send" else plan.devices
+        t, link = collective_time(self.target, comm.kind, comm.bytes, comm.devices if comm.kind != "send" else 2,
+                                  link=self.target.link_for(devices) if comm.kind == "send" else None)
+        return NodeCost(name=comm.label, op=comm.kind, category="collective" if comm.kind != "send" else "transfer",
+                        time_s=t, flops=0.0, bytes={}, bound="communication",
+                        unit=f"link:{link.name}" if link else "", comm_s=t, layer=comm.layer,
+                        detail={"payload_bytes": comm.bytes, "devices": comm.devices})
+
+    def schedule(self, records: list[NodeCost], plan: ParallelPlan) -> list[NodeCost]:
+        """Turn per-node costs into the step's timeline; the default runs them one after another."""
+        return records
+
+
+class GraphAnalysis:
+    """What an estimate needs to know about a graph regardless of the target: per-node work keys,
+    the tensor-parallel analysis, resident bytes, parallel plans by degree. ``compare`` makes one
+    per graph and reuses it for every target; it is valid only while the graph is not edited."""
+
+    def __init__(self, graph: Graph):
+        _require_static(graph)
+        self.graph = graph
+        self.nodes = graph.nodes
+        self.keys = [work_key(n) for n in self.nodes]
+        ids: dict[Any, int] = {}
+        self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
+        self._by_dtype: dict[str, float] | None = None
+        self.tp = analyze_tensor_parallel(graph)
+        self._plans: dict[tuple[int, int], ParallelPlan] = {}
+        self.footprint = footprint(graph, self.plan(1, 1))
+
+    @property
+    def contraction_flops_by_dtype(self) -> dict[str, float]:
+        """FLOPs of all contractions by the precision they run at."""
+        if self._by_dtype is None:
+            out: dict[str, float] = {}
+            for n, key in zip(self.nodes, self.keys):
+                if n.spec.category in ("matmul", "attention", "fused"):
+                    for c in shared_work(n, key).contractions:
+                        out[c.dtype] = out.get(c.dtype, 0.0) + c.flops
+            self._by_dtype = out
+        return self._by_dtype
+
+    def plan(self, tp: int, pp: int) -> ParallelPlan:
+        p = self._plans.get((tp, pp))
+        if p is None:
+            p = self._plans[(tp, pp)] = plan_parallel(self.graph, tp, pp, self.tp)
+        return p
+
+
+def _degree(v: Any, what: str):
+    if v in (None, "auto"):
+        return "auto" if v == "auto" else 1
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise BackendError(f"{what} must be a positive integer or 'auto', got {v!r}")
+    return v
+
+
+def _require_static(graph: Graph) -> None:
+    syms = sorted(graph.symbols())
+    if syms:
+        raise IRError(f"graph @{graph.name} has unbound dims {', '.join(syms)}; estimates need sizes: bind them "
+                      f"with --dim NAME=SIZE (or graph.bind(...))")
+
+
+def _model_name(graph: Graph) -> str:
+    m = graph.meta.get("llm")
+    return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
+
+
+def _sum_bytes(records: list[NodeCost]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in records:
+        for k, v in r.bytes.items():
+            out[k] = out.get(k, 0.0) + v
+    return out

@@ -1,0 +1,447 @@
+"""What a node asks of the hardware, independent of any target: ``NodeWork``.
+
+This is where the cost models read what passes leave in the IR:
+
+- **Contractions** (MatMul, Gemm, the two products inside ``Attention``, MatMuls inside a fused
+  body) become ``Contraction`` records with their M, N, K, batch and the precision the multiply
+  runs at, so a family can map them onto tensor cores, systolic arrays or SIMD lanes.
+- **Fused nodes** (``Fused`` with a ``body``): FLOPs are the body's, bytes are only the node's
+  inputs and outputs (intermediates stay on chip). Element-wise chains in the body that feed a
+  MatMul operand (``Cast`` of int4 weights, ``Mul`` by scales) are that operand's *prologue*:
+  work redone for every tile of the other operand, which is how a dequantizing GEMM behaves.
+- **Quantized dtypes**: bytes follow the dtype's bits (``i4`` is half a byte). A MatMul operand
+  whose narrowest dtype on its way from memory is 8-bit or less on *both* sides runs at that
+  precision (W8A8, FP8); when only the weight is narrow it is dequantized and the multiply runs
+  at the activation's precision (weight-only quantization).
+- **Tile schedules**: ``node.meta["tile"]`` (contract in ``docs/cost_models.md`` and
+  ``read_tile``) gives the bytes moved at each named memory level; untiled nodes move
+  ``spec.bytes(node)`` at device memory (``DEVICE``), except that an ``Attention`` KV cache is
+  updated in place (``present_*`` alias ``past_*``, so only the new rows are written), as every
+  serving runtime does.
+- **Free ops**: views and host-side shape arithmetic launch no kernel and move nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from ..ir import Node, Value
+from ..ir.errors import IRError
+from ..ir.ops.attention import attention_dims
+
+__all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile",
+           "node_label", "FREE_CATEGORIES"]
+
+#: the traffic key of untiled bytes: the target's outermost memory level, whatever its name
+DEVICE = "device"
+FREE_CATEGORIES = frozenset({"view", "shape"})
+_CONVERT_OPS = frozenset({"Cast", "CastLike", "QuantizeLinear", "DequantizeLinear"})
+# ops that can sit between a tensor in memory and a MatMul operand and are done per tile
+_PROLOGUE_OPS = _CONVERT_OPS | {"Mul", "Div", "Sub", "Add", "Round", "Clip", "Reshape", "Transpose",
+                                "Unsqueeze", "Squeeze", "Flatten", "Identity", "Expand", "Neg"}
+
+
+@dataclass(frozen=True)
+class Prologue:
+    """Element-wise work applied to a contraction operand each time a tile of it is loaded."""
+
+    flops: float = 0.0      # per full pass over the operand
+    converts: float = 0.0   # dtype conversions per full pass
+    source_dtype: str = ""  # the operand's dtype in memory
+
+    def __bool__(self) -> bool:
+        return bool(self.flops or self.converts)
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """``batch`` independent products of an (m×k) and a (k×n) matrix."""
+
+    role: str               # "matmul", "attention.qk", "attention.pv"
+    batch: int
+    m: int
+    n: int
+    k: int
+    dtype: str              # precision of the multiply-accumulate
+    a_dtype: str            # operand dtypes as stored in memory
+    b_dtype: str
+    b_weight: bool = False  # B is a constant (a weight): it can be sharded and stays resident
+    a_prologue: Prologue = Prologue()
+    b_prologue: Prologue = Prologue()
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.batch * self.m * self.n * self.k
+
+    def split(self, dim: str, parts: int) -> "Contraction":
+        """This contraction with ``dim`` (m, n, k or batch) divided into ``parts`` (tensor parallel)."""
+        if parts <= 1:
+            return self
+        size = max(1, math.ceil(getattr(self, dim) / parts))
+        scale = size / getattr(self, dim)
+        pro_a = _scale_pro(self.a_prologue, scale if dim in ("k", "batch", "m") else 1.0)
+        pro_b = _scale_pro(self.b_prologue, scale if dim in ("k", "batch", "n") else 1.0)
+        return replace(self, **{dim: size}, a_prologue=pro_a, b_prologue=pro_b)
+
+
+def _scale_pro(p: Prologue, f: float) -> Prologue:
+    return p if f == 1.0 or not p else replace(p, flops=p.flops * f, converts=p.converts * f)
+
+
+@dataclass
+class NodeWork:
+    """A node's work: contractions, vector arithmetic, conversions and bytes per memory level."""
+
+    name: str
+    op: str
+    category: str
+    kernels: int                           # kernel launches (0 for views and shape arithmetic)
+    flops: float                           # the spec's FLOPs (nominal model FLOPs)
+    contractions: tuple[Contraction, ...] = ()
+    vector_flops: float = 0.0              # arithmetic outside contractions and prologues
+    vector_dtype: str = "f32"
+    converts: float = 0.0                  # dtype conversions outside prologues
+    in_bytes: tuple[float, ...] = ()       # per input, as stored (0 for a missing optional input)
+    out_bytes: tuple[float, ...] = ()      # per output, as written (KV cache: the new rows only)
+    extra_bytes: float = 0.0               # device traffic beyond inputs and outputs (materialized scores)
+    traffic: dict[str, float] | None = None  # from a tile schedule: level name -> bytes
+    tile: dict[str, Any] | None = None
+    weight_bytes: float = 0.0              # bytes of constant inputs
+    causal_fraction: float = 1.0           # share of attention blocks a tiled causal kernel visits
+    layer: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device_bytes(self) -> float:
+        """Bytes at device memory: the tile's record for it, else inputs + outputs + extra."""
+        return sum(self.in_bytes) + sum(self.out_bytes) + self.extra_bytes
+
+    @property
+    def matrix_flops(self) -> float:
+        return sum(c.flops for c in self.contractions)
+
+    def bytes_at(self, device_level: str) -> dict[str, float]:
+        """Bytes per level, with ``device_level`` naming the target's outermost memory."""
+        if self.traffic is None:
+            return {device_level: self.device_bytes}
+        out = {device_level: self.device_bytes}
+        out.update({(device_level if k == DEVICE else k): float(v) for k, v in self.traffic.items()})
+        return out
+
+
+# --------------------------------------------------------------------------- tile records
+def read_tile(node: Node) -> dict[str, Any] | None:
+    """The node's tile schedule, checked against the contract (see docs/cost_models.md)."""
+    tile = node.meta.get("tile")
+    if tile is None:
+        return None
+    if hasattr(tile, "to_meta"):
+        tile = tile.to_meta()
+    where = f"{node.op} node %{node.outputs[0].name if node.outputs else '?'}: meta tile"
+    if not isinstance(tile, Mapping):
+        raise IRError(f"{where}: expected a table, got {type(tile).__name__}")
+    traffic = tile.get("traffic")
+    if not isinstance(traffic, Mapping) or not traffic:
+        raise IRError(f"{where}: 'traffic' must be a table of memory level = bytes moved")
+    for level, b in traffic.items():
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or b < 0 or b != b:
+            raise IRError(f"{where}: traffic.{level} must be a non-negative number of bytes, got {b!r}")
+    for key in ("footprint",):
+        fp = tile.get(key)
+        if fp is not None and (not isinstance(fp, Mapping) or
+                               not all(isinstance(v, (int, float)) and v >= 0 for v in fp.values())):
+            raise IRError(f"{where}: '{key}' must be a table of memory level = bytes")
+    if "flops" in tile and (not isinstance(tile["flops"], (int, float)) or tile["flops"] < 0):
+        raise IRError(f"{where}: 'flops' must be a non-negative number")
+    return dict(tile)
+
+
+# --------------------------------------------------------------------------- extraction
+def node_label(node: Node) -> str:
+    return node.outputs[0].name if node.outputs else (node.name or node.op)
+
+
+def _static(x: Any, node: Node) -> float:
+    if isinstance(x, (int, float)):
+        return float(x)
+    raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes ({x}); bind the model's dims "
+                  f"first (--dim NAME=SIZE or graph.bind(...))")
+
+
+def _vbytes(v: Value | None) -> float:
+    if v is None:
+        return 0.0
+    n = v.type.numel
+    if not isinstance(n, int):
+        raise IRError(f"value %{v.name}: {v.type} has unbound dims; bind them first (--dim NAME=SIZE)")
+    return float(v.type.dtype.nbytes(n))
+
+
+def _numel(v: Value) -> int:
+    n = v.type.numel
+    if not isinstance(n, int):
+        raise IRError(f"value %{v.name}: {v.type} has unbound dims; bind them first (--dim NAME=SIZE)")
+    return n
+
+
+def node_work(node: Node) -> NodeWork:
+    """The target-independent work of ``node`` (see the module docstring)."""
+    spec = node.spec
+    cat = spec.category
+    name = node_label(node)
+    layer = node.meta.get("layer")
+    layer = layer if isinstance(layer, int) else None
+    if cat in FREE_CATEGORIES:
+        return NodeWork(name, node.op, cat, 0, 0.0, layer=layer)
+    flops = _static(spec.flops(node), node)
+    in_b = tuple(_vbytes(v) for v in node.inputs)
+    out_b = [_vbytes(v) for v in node.outputs]
+    spec_bytes = _static(spec.bytes(node), node)
+    extra = spec_bytes - sum(in_b) - sum(out_b)
+    weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
+    out_dtype = node.outputs[0].type.dtype.name if node.outputs else "f32"
+    w = NodeWork(name, node.op, cat, 1, flops, vector_dtype=out_dtype, in_bytes=in_b, weight_bytes=weight,
+                 layer=layer)
+
+    if node.op == "Attention":
+        _attention(node, w, out_b)
+    elif node.op == "Fused" and node.body is not None:
+        # a fused kernel moves its inputs and outputs only, plus what an untiled attention inside
+        # it materializes (its score matrix)
+        extra = _fused(node, w)
+        _fused_kv_alias(node, out_b, in_b)
+    elif cat == "matmul":
+        c = _contraction(node, node.inputs[0], node.inputs[1])
+        w.contractions = (c,)
+        w.vector_flops = max(0.0, flops - c.flops)  # bias / alpha epilogues
+    elif node.op in _CONVERT_OPS or cat == "quant":
+        w.converts = float(_numel(node.outputs[0]))
+        w.vector_flops = max(0.0, flops - w.converts)
+    else:
+        w.vector_flops = flops
+    w.out_bytes = tuple(out_b)
+    w.extra_bytes = extra
+    tile = read_tile(node)
+    if tile is not None:
+        w.tile = tile
+        w.traffic = {str(k): float(v) for k, v in tile["traffic"].items()}
+        if "flops" in tile and w.contractions and w.matrix_flops:
+            # a schedule that skips work (causal blocks) states the FLOPs it executes
+            w.causal_fraction = max(0.0, min(1.0, (float(tile["flops"]) - w.vector_flops) / w.matrix_flops))
+    return w
+
+
+def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
+    c_in = [v.type.shape if v is not None else None for v in node.inputs]
+    b, hq, sq, d, hkv, skv, dv = attention_dims(c_in[0], c_in[1], c_in[2], node.attr("q_num_heads"),
+                                                node.attr("kv_num_heads"))
+    past = c_in[4][2] if len(c_in) > 4 and c_in[4] is not None else 0
+    dims = (b, hq, sq, d, hkv, skv, dv, past)
+    if not all(isinstance(x, int) for x in dims):
+        raise IRError(f"Attention node %{w.name} has symbolic sizes; bind the model's dims first")
+    t = skv + past
+    dt = node.inputs[0].type.dtype.name
+    kvdt = node.inputs[1].type.dtype.name
+    w.contractions = (Contraction("attention.qk", b * hq, sq, t, d, dt, dt, kvdt),
+                      Contraction("attention.pv", b * hq, sq, dv, t, dt, dt, node.inputs[2].type.dtype.name))
+    w.vector_flops = max(0.0, w.flops - sum(c.flops for c in w.contractions))
+    w.vector_dtype = dt
+    # The KV cache is updated in place: present_* = past_* plus the new rows, which are all
+    # that is written (the past rows are read, once, as inputs).
+    for out_i, in_i in ((1, 4), (2, 5)):
+        if out_i < len(out_b) and in_i < len(node.inputs) and node.inputs[in_i] is not None:
+            out_b[out_i] = max(0.0, out_b[out_i] - _vbytes(node.inputs[in_i]))
+    if node.attr("is_causal") and sq > 1:
+        w.causal_fraction = (past + (sq + 1) / 2) / t if t else 1.0
+        w.detail["causal"] = True
+
+
+def _dtype_name(v: Value) -> str:
+    return v.type.dtype.name
+
+
+def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro: Prologue = Prologue(),
+                 b_pro: Prologue = Prologue(), a_narrow: str | None = None, b_narrow: str | None = None,
+                 b_weight: bool | None = None) -> Contraction:
+    sa, sb = a.type.shape, b.type.shape
+    if node.op == "Gemm":
+        m, k = (sa[1], sa[0]) if node.attr("transA") else (sa[0], sa[1])
+        n = sb[0] if node.attr("transB") else sb[1]
+        batch = 1
+    else:
+        m = 1 if len(sa) == 1 else sa[-2]
+        k = sa[-1]
+        n = 1 if len(sb) == 1 else sb[-1]
+        out = node.outputs[0].type.numel
+        if not all(isinstance(x, int) for x in (m, n, k)) or not isinstance(out, int):
+            raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
+        batch = max(1, out // max(1, m * n))
+    if not all(isinstance(x, int) for x in (m, n, k)):
+        raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
+    adt, bdt = _dtype_name(a), _dtype_name(b)
+    an, bn = a_narrow or adt, b_narrow or bdt
+    dt = _compute_dtype(adt, an, bn)
+    # An operand the matrix unit consumes in its stored precision (an fp8 weight in an fp8 GEMM)
+    # needs no conversion: the body's upcast only spells out the arithmetic; scales go to the epilogue.
+    if an == dt and an != adt:
+        a_pro = Prologue(source_dtype=a_pro.source_dtype)
+    if bn == dt and bn != bdt:
+        b_pro = Prologue(source_dtype=b_pro.source_dtype)
+    return Contraction(role, batch, m, n, k, dt, a_pro.source_dtype or adt, b_pro.source_dtype or bdt,
+                       b.const if b_weight is None else b_weight, a_pro, b_pro)
+
+
+def _bits(name: str) -> int:
+    from ..ir.dtypes import DTYPES
+    return DTYPES[name].bits if name in DTYPES else 32
+
+
+def _compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
+    """The precision a MatMul runs at, from the narrowest dtype each operand passes through."""
+    if _bits(a_narrow) <= 8 and _bits(b_narrow) <= 8:
+        # both sides quantized (W8A8, FP8, W4A8): the multiply runs at the wider of the two
+        return a_narrow if _bits(a_narrow) >= _bits(b_narrow) else b_narrow
+    return operand
+
+
+# --------------------------------------------------------------------------- fused bodies
+def _fused(node: Node, w: NodeWork) -> None:
+    body = node.body
+    is_input = {id(v): i for i, v in enumerate(body.inputs)}
+    outer_const = {i for i, v in enumerate(node.inputs) if v is not None and v.const}
+    prologue_nodes: set[int] = set()
+    contractions = []
+    vector = 0.0
+    converts = 0.0
+    extra = 0.0
+    for n in body:
+        if n.spec.category == "matmul" and len(n.inputs) >= 2:
+            chains = [_trace_operand(n.inputs[i], is_input) for i in (0, 1)]
+            (a_nodes, a_src, a_narrow), (b_nodes, b_src, b_narrow) = chains
+            pros = []
+            for nodes, src in ((a_nodes, a_src), (b_nodes, b_src)):
+                prologue_nodes.update(id(x) for x in nodes)
+                fl = sum(_static(x.spec.flops(x), x) for x in nodes if x.op not in _CONVERT_OPS)
+                cv = sum(float(_numel(x.outputs[0])) for x in nodes if x.op in _CONVERT_OPS)
+                pros.append(Prologue(fl, cv, src.type.dtype.name))
+            b_weight = b_src.const or is_input.get(id(b_src), -1) in outer_const
+            c = _contraction(n, n.inputs[0], n.inputs[1], a_pro=pros[0], b_pro=pros[1], a_narrow=a_narrow,
+                             b_narrow=b_narrow, b_weight=b_weight)
+            contractions.append(c)
+            vector += max(0.0, _static(n.spec.flops(n), n) - c.flops)
+        elif n.op == "Attention":
+            inner = node_work(n)
+            contractions.extend(inner.contractions)
+            vector += inner.vector_flops
+            extra += inner.extra_bytes
+            if inner.detail.get("causal"):
+                w.causal_fraction = inner.causal_fraction
+    for n in body:
+        if id(n) in prologue_nodes or n.spec.category == "matmul" or n.op == "Attention":
+            continue
+        if n.op in _CONVERT_OPS:
+            converts += float(_numel(n.outputs[0]))
+        elif n.spec.category not in FREE_CATEGORIES:
+            vector += _static(n.spec.flops(n), n)
+    w.contractions = tuple(contractions)
+    w.vector_flops = vector
+    w.converts = converts
+    w.weight_bytes = sum(_vbytes(v) for v in node.inputs if v is not None and v.const)
+    w.detail["kind"] = node.attr("kind")
+    if node.attr("label"):
+        w.detail["label"] = node.attr("label")
+    return extra
+
+
+def _fused_kv_alias(node: Node, out_b: list[float], in_b: tuple[float, ...]) -> None:
+    """A fused attention updates its KV cache in place too: find the body ``Attention``'s
+    ``past_*`` inputs and ``present_*`` outputs through conversions, and write only new rows."""
+    body = node.body
+    att = next((n for n in body if n.op == "Attention"), None)
+    if att is None:
+        return
+    in_index = {id(v): i for i, v in enumerate(body.inputs)}
+    out_index = {id(v): i for i, v in enumerate(body.outputs)}
+    for out_i, in_i in ((1, 4), (2, 5)):
+        if out_i >= len(att.outputs) or in_i >= len(att.inputs) or att.inputs[in_i] is None:
+            continue
+        src = att.inputs[in_i]
+        while src.producer is not None and src.producer.op in _CONVERT_OPS and src.producer.inputs[0] is not None:
+            src = src.producer.inputs[0]
+        dst = att.outputs[out_i]
+        while id(dst) not in out_index and len(dst.uses) == 1 and dst.uses[0][0].op in _CONVERT_OPS:
+            dst = dst.uses[0][0].outputs[0]
+        i, o = in_index.get(id(src)), out_index.get(id(dst))
+        if i is not None and o is not None and o < len(out_b):
+            out_b[o] = max(0.0, out_b[o] - in_b[i])
+
+
+def _trace_operand(v: Value, is_input: Mapping[int, int]) -> tuple[list[Node], Value, str]:
+    """Walk back from a MatMul operand through single-use element-wise conversion ops.
+
+    Returns the prologue nodes, the value the chain starts from (a body input, a constant, or
+    another computation's result) and the narrowest dtype seen on the way.
+    """
+    nodes: list[Node] = []
+    narrow = v.type.dtype.name
+    cur = v
+    while cur.producer is not None and cur.producer.op in _PROLOGUE_OPS and len(cur.uses) <= 1:
+        p = cur.producer
+        if p.inputs[0] is None:
+            break
+        nodes.append(p)
+        cur = p.inputs[0]
+        if _bits(cur.type.dtype.name) < _bits(narrow):
+            narrow = cur.type.dtype.name
+    return nodes, cur, narrow
+
+
+# --------------------------------------------------------------------------- caching
+_CACHE: dict = {}
+_CACHE_LIMIT = 8192
+
+
+def work_key(node: Node):
+    """A hashable key of everything ``node_work`` reads but the node's name and layer (None when
+    some attribute is not hashable). Nodes of the 126 identical layers of a 405B model share one."""
+    try:
+        ins = tuple((v.type, v.const) if v is not None else None for v in node.inputs)
+        outs = tuple(v.type for v in node.outputs)
+        attrs = tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in node.attrs.items()))
+        tile = repr(node.meta["tile"]) if "tile" in node.meta else None
+        body = _body_key(node.body) if node.body is not None else None
+        key = (node.op, ins, outs, attrs, tile, body)
+        hash(key)
+        return key
+    except TypeError:
+        return None
+
+
+def _body_key(body):
+    index = {id(v): i for i, v in enumerate(body.inputs)}
+    items = []
+    for n in body:
+        ins = tuple((index.get(id(v)), v.type, v.const, None if v.data is None else v.data.tobytes())
+                    if v is not None else None for v in n.inputs)
+        for v in n.outputs:
+            index[id(v)] = len(index)
+        items.append((n.op, ins, tuple(v.type for v in n.outputs),
+                      tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in n.attrs.items()))))
+    outs = tuple(index.get(id(v)) for v in body.outputs)
+    return tuple(items), outs
+
+
+def shared_work(node: Node, key=None) -> NodeWork:
+    """``node_work(node)``, shared between nodes with the same ``work_key`` (read-only: its
+    ``name`` and ``layer`` may be another such node's)."""
+    key = work_key(node) if key is None else key
+    if key is None:
+        return node_work(node)
+    hit = _CACHE.get(key)
+    if hit is None:
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        hit = _CACHE[key] = node_work(node)
+    return hit
