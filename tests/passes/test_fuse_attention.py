@@ -123,7 +123,7 @@ graph @mha(%x: f32[2, 4, 16], %wq: f32[16, 16], %wk: f32[16, 8], %wv: f32[16, 8]
   %q = MatMul(%x, %wq) : f32[2, 4, 16]
   %k = MatMul(%x, %wk) : f32[2, 4, 8]
   %v = MatMul(%x, %wv) : f32[2, 4, 8]
-  %y = Attention(%q, %k, %v) {q_num_heads = 4, kv_num_heads = 2, scale = 0.5} : f32[2, 4, 16]
+  %y = Attention(%q, %k, %v) {scale = 0.5, q_num_heads = 4, kv_num_heads = 2} : f32[2, 4, 16]
   return %y
 }
 """)

@@ -2,7 +2,9 @@
 
 A ``Rule`` is a pattern rooted at an op, an optional ``check`` on the match (returning a reason
 when it rejects), and a ``rewrite`` that builds the replacement before the root and returns the
-value(s) replacing the root's outputs (or ``None`` to decline). The driver works like MLIR's
+value(s) replacing the root's outputs — or a ``{old: new}`` dict to also replace other values of
+the match (an attention absorbing the KV-cache Concats that are graph outputs) — or ``None`` to
+decline. The driver works like MLIR's
 greedy pattern rewriter: a worklist seeded with every node, consumers first (so the largest
 pattern ending at a node is tried before its parts are); a node is tried against
 the rules indexed by its op (highest ``benefit`` first); after a rewrite the new nodes, the
@@ -207,6 +209,15 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], *, explain: bool = False,
     return stats
 
 
+def _pairs(root: Node, result) -> list[tuple[Value, Value | None]]:
+    """(old, new) replacements: the root's outputs in order, or an explicit {old: new} mapping."""
+    if isinstance(result, dict):
+        return list(result.items())
+    news = [result] if isinstance(result, Value) else list(result)
+    news += [None] * (len(root.outputs) - len(news))
+    return list(zip(root.outputs, news))
+
+
 def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> bool:
     root = m.root
     b = RewriteBuilder(graph, before=root, hint=root.outputs[0].name if root.outputs else "")
@@ -214,14 +225,9 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
     if result is None:
         erase_dead(graph, reversed(b.created))
         return False
-    news = [result] if isinstance(result, Value) else list(result)
-    if len(news) < len(root.outputs):
-        news += [None] * (len(root.outputs) - len(news))
-    if all(n is old for n, old in zip(news, root.outputs)):
-        erase_dead(graph, reversed(b.created))
-        return False
+    pairs = _pairs(root, result)
     created = {id(n) for n in b.created}
-    for old, new in zip(root.outputs, news):
+    for old, new in pairs:
         # an output replaced by an input, a constant or another output would only move its name
         # onto an Identity: no progress, and a fixed point would never be reached
         if (new is not None and new is not old and output_slots(graph, old) and
@@ -229,10 +235,13 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
                 (new.producer is None or output_slots(graph, new))):
             erase_dead(graph, reversed(b.created))
             return False
+    if all(new is old or new is None for old, new in pairs):
+        erase_dead(graph, reversed(b.created))
+        return False
     renames = []
-    for old, new in zip(root.outputs, news):
-        if new is None:
-            if old.uses or output_slots(graph, old):
+    for old, new in pairs:
+        if new is None or new is old:
+            if new is None and (old.uses or output_slots(graph, old)) and old.producer is root:
                 raise PassError(f"rule {rule.name} gave no replacement for %{old.name}, which is still used")
             continue
         renames.append((old.name, new, output_slots(graph, old)))
@@ -243,7 +252,8 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
         for v in n.inputs:
             if v is not None and v.producer is not None:
                 touched.append(v.producer)
-    erase_dead(graph, [root] + m.matched[1:] + b.created[::-1], on_erase=on_erase)
+    replaced = [old.producer for old, _ in pairs if old.producer is not None and old.producer is not root]
+    erase_dead(graph, [root] + m.matched[1:] + replaced + b.created[::-1], on_erase=on_erase)
     for name, new, slots in renames:
         adopt_name(graph, new, name, created=new.producer is not None and id(new.producer) in created, slots=slots)
     for n in b.created:
