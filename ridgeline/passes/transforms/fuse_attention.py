@@ -157,14 +157,23 @@ def _check(m: Match) -> bool | str:
     return True
 
 
+def _data_users(v: Value) -> list:
+    """Users that read the values of ``v`` (a Shape only reads its type, which a rewrite keeps)."""
+    return [u for u, _ in v.uses if u.op not in ("Shape", "Size")]
+
+
 def _merge_users(y: Value):
     """The head merge after attention: ``Reshape(Transpose(y, [0, 2, 1, 3]), [B, S, H·Dv])``."""
-    if len(y.uses) != 1:
+    users = _data_users(y)
+    if len(users) != 1:
         return None
-    t = y.uses[0][0]
-    if t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3) or len(t.outputs[0].uses) != 1:
+    t = users[0]
+    if t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3):
         return None
-    r = t.outputs[0].uses[0][0]
+    after = _data_users(t.outputs[0])
+    if len(after) != 1:
+        return None
+    r = after[0]
     if r.op != "Reshape" or r.outputs[0].type.rank != 3:
         return None
     return r
