@@ -95,7 +95,7 @@ def test_each_pass_alone_keeps_outputs(e):
         report = run_pipeline(work, name, evaluator=reference_evaluator())
         fired[name] = report.modified
         assert_outputs_close(e, Interpreter(work).run(feeds), ref, feeds, dims, rtol=RTOL, what=f"after {name}")
-    assert fired["fuse-matmul-epilogue"] and fired["canonicalize"] is not None
+    assert fired["fuse-matmul-epilogue"]
     if e["opset"] < 23:  # opset-23 dynamo exports already use Attention, RMSNormalization, RotaryEmbedding
         assert fired["fuse-attention"]
     if e["family"] == "llama" and e["opset"] < 23:
