@@ -8,7 +8,8 @@ from passes.golden import assert_same_outputs, check_golden, optimize_text
 from ridgeline.passes import run_pipeline
 
 SDPA = """
-graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4]) -> (%y: f32[1, 2, 4, 8]) {
+graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4])
+    -> (%y: f32[1, 2, 4, 8]) {
   const %scale: f32[] = 0.3535533905932738
   %kt = Transpose(%k) {perm = [0, 1, 3, 2]} : f32[1, 2, 8, 4]
   %s = MatMul(%q, %kt) : f32[1, 2, 4, 4]
@@ -23,7 +24,8 @@ graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask
 
 def test_scale_and_additive_mask():
     check_golden(SDPA, "fuse-attention,dce", """
-graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4]) -> (%y: f32[1, 2, 4, 8]) {
+graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4])
+    -> (%y: f32[1, 2, 4, 8]) {
   %y = Attention(%q, %k, %v, %mask) {scale = 0.35355338} : f32[1, 2, 4, 8]
   return %y
 }
@@ -35,7 +37,8 @@ def test_mask_first_in_the_add_and_division_by_the_root():
         "const %scale: f32[] = 0.3535533905932738", "const %scale: f32[] = 2.0").replace(
         "%sm = Add(%ss, %mask)", "%sm = Add(%mask, %ss)")
     after = check_golden(before, "fuse-attention,dce", """
-graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4]) -> (%y: f32[1, 2, 4, 8]) {
+graph @sdpa(%q: f32[1, 2, 4, 8], %k: f32[1, 2, 4, 8], %v: f32[1, 2, 4, 8], %mask: f32[1, 1, 4, 4])
+    -> (%y: f32[1, 2, 4, 8]) {
   %y = Attention(%q, %k, %v, %mask) {scale = 0.5} : f32[1, 2, 4, 8]
   return %y
 }
@@ -153,3 +156,58 @@ def test_probabilities_used_elsewhere_block_the_fusion():
         "return %y", "return %y, %p")
     _, after = optimize_text(before, "fuse-attention,dce")
     assert "Attention" not in after.op_histogram()
+
+
+# a decode step: K and V grow by the new positions; the Concats are the model's present outputs
+KV = """
+graph @decode(%q: f32[1, 2, 3, 8], %k: f32[1, 2, 3, 8], %v: f32[1, 2, 3, 8],
+              %pk: f32[1, 2, 5, 8], %pv: f32[1, 2, 5, 8], %mask: f32[1, 1, 3, 8])
+    -> (%y: f32[1, 2, 3, 8], %present_key: f32[1, 2, 8, 8], %present_value: f32[1, 2, 8, 8]) {
+  const %scale: f32[] = 0.3535533905932738
+  %present_key = Concat(%pk, %k) {axis = 2} : f32[1, 2, 8, 8]
+  %present_value = Concat(%pv, %v) {axis = -2} : f32[1, 2, 8, 8]
+  %kt = Transpose(%present_key) {perm = [0, 1, 3, 2]} : f32[1, 2, 8, 8]
+  %s = MatMul(%q, %kt) : f32[1, 2, 3, 8]
+  %ss = Mul(%s, %scale) : f32[1, 2, 3, 8]
+  %sm = Add(%ss, %mask) : f32[1, 2, 3, 8]
+  %p = Softmax(%sm) {axis = -1} : f32[1, 2, 3, 8]
+  %y = MatMul(%p, %present_value) : f32[1, 2, 3, 8]
+  return %y, %present_key, %present_value
+}
+"""
+
+
+def test_kv_cache_concats_become_the_attention_cache():
+    check_golden(KV, "fuse-attention,dce", """
+graph @decode(%q: f32[1, 2, 3, 8], %k: f32[1, 2, 3, 8], %v: f32[1, 2, 3, 8],
+              %pk: f32[1, 2, 5, 8], %pv: f32[1, 2, 5, 8], %mask: f32[1, 1, 3, 8])
+    -> (%y: f32[1, 2, 3, 8], %present_key: f32[1, 2, 8, 8], %present_value: f32[1, 2, 8, 8]) {
+  %y, %present_key, %present_value = Attention(%q, %k, %v, %mask, %pk, %pv) {scale = 0.35355338}
+      : f32[1, 2, 3, 8], f32[1, 2, 8, 8], f32[1, 2, 8, 8]
+  return %y, %present_key, %present_value
+}
+""")
+
+
+def test_an_exported_attention_gets_the_3d_form():
+    # what the opset-23 dynamo exporter writes: its own Attention between head split and merge
+    before = """
+graph @exp(%x: f32[2, 4, 16], %m: bool[2, 1, 4, 4]) -> (%y: f32[2, 4, 16]) {
+  const %s4: i64[4] = [2, 4, 4, 4]
+  const %s3: i64[3] = [2, 4, 16]
+  %a = Reshape(%x, %s4) : f32[2, 4, 4, 4]
+  %q = Transpose(%a) {perm = [0, 2, 1, 3]} : f32[2, 4, 4, 4]
+  %o = Attention(%q, %q, %q, %m) {scale = 0.5, is_causal = 0, softcap = 0.0} : f32[2, 4, 4, 4]
+  %t = Transpose(%o) {perm = [0, 2, 1, 3]} : f32[2, 4, 4, 4]
+  %y = Reshape(%t, %s3) : f32[2, 4, 16]
+  return %y
+}
+"""
+    g, after = optimize_text(before, "fuse-attention,canonicalize,dce")
+    (att,) = after.nodes
+    assert att.op == "Attention" and att.attr("q_num_heads") == 4 and att.inputs[0].name == "x"
+    assert att.outputs[0].name == "y" and att.attr("softcap") == 0.0
+    inputs = {"x": np.random.default_rng(0).standard_normal((2, 4, 16)).astype(np.float32),
+              "m": np.tril(np.ones((4, 4), bool))[None, None].repeat(2, 0)}
+    from ridgeline.backends.numpy import Interpreter
+    np.testing.assert_allclose(Interpreter(after).run(inputs)["y"], Interpreter(g).run(inputs)["y"], rtol=1e-5)

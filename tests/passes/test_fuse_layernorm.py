@@ -59,7 +59,8 @@ def test_square_as_product_and_reciprocal_sqrt():
 def test_two_trailing_axes():
     before = LN.replace("const %axes: i64[1] = [-1]", "const %axes: i64[2] = [1, 2]") \
                .replace("f32[2, 5, 1]", "f32[2, 1, 1]") \
-               .replace("const %gamma: f32[8] = [1.0, 2.0, 0.5, 1.5, 1.0, 1.0, 3.0, 0.25]", "const %gamma: f32[] = 2.0") \
+               .replace("const %gamma: f32[8] = [1.0, 2.0, 0.5, 1.5, 1.0, 1.0, 3.0, 0.25]",
+                        "const %gamma: f32[] = 2.0") \
                .replace("const %beta: f32[8] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]", "const %beta: f32[] = 0.5")
     _, after = optimize_text(before, "fuse-layernorm,dce")
     (ln,) = after.nodes
@@ -67,7 +68,8 @@ def test_two_trailing_axes():
 
 
 def test_mean_over_a_leading_axis_is_not_a_layernorm():
-    before = LN.replace("const %axes: i64[1] = [-1]", "const %axes: i64[1] = [1]").replace("f32[2, 5, 1]", "f32[2, 1, 8]")
+    before = LN.replace("const %axes: i64[1] = [-1]", "const %axes: i64[1] = [1]") \
+               .replace("f32[2, 5, 1]", "f32[2, 1, 8]")
     _, after = optimize_text(before, "fuse-layernorm,dce")
     assert "LayerNormalization" not in after.op_histogram()
 

@@ -82,3 +82,14 @@ def test_slices_that_are_not_halves_do_not_match():
         .replace("%nx2 = Neg(%x2) : f32[1, 2, 3, 3]", "%nx2 = Neg(%x2) : f32[1, 2, 3, 5]")
     _, after = optimize_text(before, "fuse-rotary,dce")
     assert "RotaryEmbedding" not in after.op_histogram()
+
+
+def test_rotation_moves_before_the_head_split():
+    before = ROPE.replace("(%x: f32[1, 2, 3, 8], %pos", "(%x3: f32[1, 3, 16], %pos").replace(
+        "  %pu = Unsqueeze", "  const %hs: i64[4] = [1, 3, 2, 8]\n  %x4 = Reshape(%x3, %hs) : f32[1, 3, 2, 8]\n"
+        "  %x = Transpose(%x4) {perm = [0, 2, 1, 3]} : f32[1, 2, 3, 8]\n  %pu = Unsqueeze")
+    g, after = optimize_text(before, "fuse-rotary,dce")
+    (rope,) = [n for n in after if n.op == "RotaryEmbedding"]
+    assert rope.inputs[0].name == "x3" and rope.attr("num_heads") == 2
+    assert [n.op for n in after][-2:] == ["Reshape", "Transpose"]  # the head split, now after the rotation
+    assert_same_outputs(g, after)

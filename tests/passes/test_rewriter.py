@@ -7,7 +7,7 @@ import pytest
 
 from ridgeline.ir import Builder, Graph, parse_graph, print_graph, tensor
 from ridgeline.ir.errors import PassError
-from ridgeline.passes.rewriter import Const, OneOf, Rule, Var, apply_rules, explain, ops
+from ridgeline.passes.rewriter import OneOf, Rule, Var, apply_rules, explain, ops
 
 x = Var("x")
 
