@@ -76,6 +76,9 @@ def test_example_plugin_installs_and_its_pass_runs_from_the_cli(tmp_path):
                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     if "No module named 'ridgeline.cost_models.targets'" not in probe.stderr:  # the cost models exist
         assert probe.returncode == 0 and probe.stdout.strip() == "rpi5", probe.stderr
+        backends = _run(py, "backends", "--json", cwd=tmp_path)
+        (rpi5,) = [b for b in json.loads(backends.stdout) if b["name"] == "rpi5"]
+        assert rpi5["kind"] == "estimate" and "Raspberry Pi 5" in rpi5["description"]
 
 
 def test_a_broken_plugin_is_named_while_other_passes_work(tmp_path):
