@@ -9,6 +9,8 @@ Named pipelines registered here:
 
 from ..registry import register_pipeline
 
+__all__ = ["CLEANUP", "DEFAULT"]
+
 CLEANUP = "fold-constants,canonicalize,cse,dce"
 DEFAULT = ("fold-constants,canonicalize,fold-constants,cse,dce,"
            "fuse-rotary,fuse-attention,fuse-layernorm,fuse-rmsnorm,fuse-gelu,cse,canonicalize,"

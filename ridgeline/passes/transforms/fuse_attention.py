@@ -34,7 +34,7 @@ from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 from ._norm import attr_float
 
-__all__ = ["FuseAttention", "ATTENTION"]
+__all__ = ["FuseAttention", "ATTENTION", "KV_CACHE", "LAYOUT_3D"]
 
 #: fill values at or below this count as "masked" (exporters use -inf, finfo.min or -10000)
 MASKED = -1.0e4

@@ -21,7 +21,7 @@ from ...ir import Node
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseRotary", "ROTARY"]
+__all__ = ["FuseRotary", "ROTARY", "LAYOUT_3D"]
 
 x, theta = Var("x", rank=4), Var("theta", rank=3)
 
