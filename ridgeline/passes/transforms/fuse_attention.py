@@ -16,6 +16,11 @@ layout idioms exporters emit:
 * a constant mask that is exactly causal (0 on and below the diagonal, ≤ −10⁴ above) becomes
   ``is_causal=1``.
 
+A query row whose keys are all masked is a softmax over nothing: exported graphs give it a
+uniform average (additive finfo.min masks) and ``Attention`` gives zeros. An additive mask is
+passed through as is, so the fused op computes what the graph did; ``where(C, ·, fill)`` becomes a
+boolean mask, which differs from the graph only on such rows (padding queries nobody reads).
+
 Two more rules shape any ``Attention`` node, fused here or written by an exporter:
 
 * ``kv-cache``: K and V built as ``Concat(past, new)`` on the sequence axis become the op's
