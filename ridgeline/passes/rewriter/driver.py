@@ -27,7 +27,7 @@ from ...ir import Graph, Node, Value
 from ...ir.errors import PassError
 from .edit import RewriteBuilder, adopt_name, erase_dead, output_slots, replace_value
 from .match import Match, Matcher, commutative, node_text
-from .pattern import OneOf, Op, Pattern, count_ops
+from .pattern import Const, OneOf, Op, Pattern, count_ops
 
 __all__ = ["Rule", "RewriteStats", "apply_rules", "explain", "try_rule"]
 
@@ -121,6 +121,10 @@ def _inputs_fit(wants, ins, start: int, step: int) -> bool:
         if isinstance(q, Op):
             v = ins[k]
             if v is None or v.producer is None or v.producer.op not in q.ops:
+                return False
+        elif isinstance(q, Const):
+            v = ins[k]
+            if v is None or v.data is None or (q.scalar and v.data.size != 1):
                 return False
         k += step
     return True
