@@ -7,6 +7,7 @@ model-local ONNX function whose body is its ``body``. Weightless constants canno
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class _Exporter:
         f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
                                  [v.name for v in body.outputs], inits + nodes,
                                  [helper.make_opsetid("", self.opset)])
+        # what the importer needs to rebuild the Fused node exactly (kind may contain '-')
+        f.doc_string = json.dumps({"kind": n.attr("kind"), "label": n.attr("label") or ""})
         self.functions.append(f)
         return fname
 
@@ -135,8 +138,13 @@ def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int
     m = to_onnx(graph, opset=opset)
     if path is not None:
         path = Path(path)
+        data = m.SerializeToString()
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(m.SerializeToString())
-        os.replace(tmp, path)  # never leave a half-written file behind
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)  # never leave a half-written file behind
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ModelError(f"{path}: cannot write the model: {e.strerror or e}") from None
     return m
