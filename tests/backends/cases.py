@@ -376,3 +376,37 @@ case("matmul-epilogue-decode", {"x": _normal(1, 1, 37), "w": _normal(37, 70), "g
      lambda b, v: fused(b.graph, [v["x"], v["w"], v["g"]],
                         lambda bb, p: bb.Mul(bb.Sigmoid(bb.MatMul(p[0], p[1])), bb.Mul(p[2], bb.constant(np.float32(0.5)))),
                         kind="matmul-epilogue"), {"Fused"})
+
+# ------------------------------------------------------------------------------------ conv, pools, losses
+_IMG = _normal(2, 4, 7, 9)
+case("conv", {"x": _IMG, "w": _normal(6, 2, 3, 2), "c": _normal(6)},
+     lambda b, v: (b.Conv(v["x"], v["w"], v["c"], group=2, pads=[1, 0, 2, 1], strides=[2, 1], dilations=[1, 2]),
+                   b.Conv(v["x"], v["w"], group=2, auto_pad="SAME_UPPER")),
+     {"Conv"})
+case("conv-1d-integer", {"x": _rng.integers(0, 255, (1, 3, 11)).astype(np.uint8), "w": _rng.integers(-20, 20, (4, 3, 3)).astype(np.int8)},
+     lambda b, v: b.ConvInteger(v["x"], v["w"], v["xz"], pads=[1, 1]), {"ConvInteger"},
+     consts={"xz": np.array(100, np.uint8)})
+case("conv-transpose", {"x": _normal(1, 4, 3, 5), "w": _normal(4, 3, 3, 2)},
+     lambda b, v: (b.ConvTranspose(v["x"], v["w"], strides=[2, 3], pads=[1, 0, 0, 1], output_padding=[1, 0]),
+                   b.ConvTranspose(v["x"], v["w"], group=2, auto_pad="SAME_LOWER", strides=[2, 1])),
+     {"ConvTranspose"})
+case("pools", {"x": _IMG},
+     lambda b, v: (b.AveragePool(v["x"], kernel_shape=[3, 2], pads=[1, 1, 1, 0], strides=[2, 2], count_include_pad=1),
+                   b.AveragePool(v["x"], kernel_shape=[2, 3], ceil_mode=1, strides=[2, 2]),
+                   *b.MaxPool(v["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2], dilations=[1, 2], _outputs=2),
+                   *b.MaxPool(v["x"], kernel_shape=[2, 2], storage_order=1, _outputs=2),
+                   b.LpPool(v["x"], kernel_shape=[2, 2], p=3), b.GlobalAveragePool(v["x"]), b.GlobalMaxPool(v["x"]),
+                   b.GlobalLpPool(v["x"], p=3)),
+     {"AveragePool", "MaxPool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
+case("losses", {"s": _normal(4, 5, 3), "t": np.array([[0, 4, 2], [1, 1, -1], [3, 0, 0], [2, 2, 4]], np.int64),
+                "w": np.abs(_normal(5)) + 0.1},
+     lambda b, v: (b.NegativeLogLikelihoodLoss(v["s"], v["t"], v["w"], ignore_index=-1),
+                   b.NegativeLogLikelihoodLoss(v["s"], v["t"], reduction="none", ignore_index=-1),
+                   *b.SoftmaxCrossEntropyLoss(v["s"], v["t"], ignore_index=-1, reduction="sum", _outputs=2)),
+     {"NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss"})
+case("windows", {}, lambda b, v: (b.HannWindow(v["n"]), b.HammingWindow(v["n"], periodic=0), b.BlackmanWindow(v["n"])),
+     {"HannWindow", "HammingWindow", "BlackmanWindow"}, consts={"n": np.array(10, np.int64)})
+case("unique", {"x": np.array([[2, 1, 2], [3, 1, 2], [2, 1, 2]], np.int64)},
+     lambda b, v: (*b.Unique(v["x"], _outputs=4), *b.Unique(v["x"], sorted=0, _outputs=4),
+                   *b.Unique(v["x"], axis=0, _outputs=4)),
+     {"Unique"})

@@ -23,7 +23,9 @@ FALLS_BACK = {
     "scatter": "Scatter*", "tensor-scatter": "TensorScatter", "onehot-nonzero-compress": "OneHot, and shapes known at run time",
     "reverse-crop": "ReverseSequence, CenterCropPad", "eye-bitcast-dropout": "BitCast", "einsum": "Einsum",
     "quant-matmul": "MatMulInteger, QLinearMatMul", "quantize": "Quantize/DequantizeLinear",
-    "linear-attention": "LinearAttention", "causal-conv": "CausalConvWithState",
+    "linear-attention": "LinearAttention", "causal-conv": "CausalConvWithState", "conv": "Conv",
+    "conv-1d-integer": "ConvInteger", "conv-transpose": "ConvTranspose", "pools": "pools", "losses": "losses",
+    "unique": "Unique (shape known at run time)",
 }
 _rng = np.random.default_rng(7)
 

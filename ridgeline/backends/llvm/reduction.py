@@ -96,9 +96,7 @@ class SoftmaxLowering(_RowLowering):
             m = Var(b, ty, const(ty, float("-inf")))
             with loop(b, 0, n, name="j") as j:
                 m.set(call_intrinsic(b, "maximum", m.get(), load(b, x, b.add(base, j), ty)))
-            mx = m.get()
-            if not self.log:  # a row of -inf gives 0s, as the reference does
-                mx = b.select(b.fcmp_ordered("==", mx, const(ty, float("-inf"))), const(ty, 0.0), mx)
+            mx = m.get()   # an all -inf row gives NaN, as ONNX's definition does
             s = Var(b, ty, const(ty, 0.0))
             with loop(b, 0, n, name="k") as k:
                 e = M.exp(b, b.fsub(load(b, x, b.add(base, k), ty), mx))
@@ -111,7 +109,7 @@ class SoftmaxLowering(_RowLowering):
                 with loop(b, 0, n, name="w") as w:
                     store(b, b.fsub(load(b, x, b.add(base, w), ty), shift), y, b.add(base, w))
             else:
-                inv = b.fdiv(const(ty, 1.0), b.select(b.fcmp_ordered("==", tot, const(ty, 0.0)), const(ty, 1.0), tot))
+                inv = b.fdiv(const(ty, 1.0), tot)
                 with loop(b, 0, n, name="w") as w:
                     idx = b.add(base, w)
                     store(b, b.fmul(load(b, y, idx, ty), inv), y, idx)

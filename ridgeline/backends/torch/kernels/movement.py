@@ -271,3 +271,26 @@ def center_crop_pad(node, x, shape):
             padded.narrow(a, before, d).copy_(out)
             out = padded
     return out
+
+
+@kernel("Unique")
+def unique(node, x):
+    """np.unique's results (sorted values, first indices, inverse, counts), renumbered by first
+    occurrence when ``sorted`` is 0."""
+    axis = node.attr("axis")
+    flat = x.reshape(-1) if axis is None else x
+    dim = 0 if axis is None else axis % x.dim()
+    y, inverse, counts = torch.unique(flat, sorted=True, return_inverse=True, return_counts=True,
+                                      dim=None if axis is None else dim)
+    n = flat.shape[dim]
+    inverse = inverse.reshape(-1)
+    first = torch.full((counts.numel(),), n, dtype=torch.int64, device=x.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(n, device=x.device), "amin")
+    if not node.attr("sorted"):
+        order = torch.argsort(first, stable=True)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel(), device=x.device)
+        y = torch.index_select(y, 0 if axis is None else dim, order)
+        first, counts, inverse = first[order], counts[order], rank[inverse]
+    outs = (y, first, inverse.to(torch.int64), counts.to(torch.int64))
+    return outs[:len(node.outputs)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from . import ints, kernel
+from . import ints, kernel, same_device
 
 
 def _axes(node, x, axes):
@@ -87,7 +87,10 @@ def softmax(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 @kernel("Softmax")
 def softmax_k(node, x):
-    return softmax(x, node.attr("axis") % x.dim())
+    # ONNX's definition exp(x - max) / sum(exp(x - max)): an all -inf row is NaN, as it is there
+    axis = node.attr("axis") % x.dim()
+    e = torch.exp(x - torch.amax(x, dim=axis, keepdim=True))
+    return e / torch.sum(e, dim=axis, keepdim=True)
 
 
 @kernel("LogSoftmax")
@@ -145,3 +148,37 @@ def hardmax(node, x):
 @kernel("Det")
 def det(node, x):
     return torch.linalg.det(x.double()).to(x.dtype)
+
+
+def _nll(node, logp: torch.Tensor, target: torch.Tensor, weight) -> torch.Tensor:
+    """Negative log-likelihood of float64 log-probabilities (N, C, ...) at integer targets."""
+    ignore = node.attr("ignore_index")
+    target = target.to(torch.int64)
+    counted = target != ignore if ignore is not None else torch.ones_like(target, dtype=torch.bool)
+    safe = torch.where(counted, target, torch.zeros_like(target))
+    picked = torch.gather(logp, 1, safe.unsqueeze(1)).squeeze(1)
+    w = weight.double()[safe] if weight is not None else torch.ones(target.shape, dtype=torch.float64, device=logp.device)
+    w = torch.where(counted, w, torch.zeros_like(w))
+    loss = -picked * w
+    reduction = node.attr("reduction")
+    if reduction == "sum":
+        return torch.sum(loss)
+    if reduction == "mean":
+        return torch.sum(loss) / torch.sum(w)
+    return loss
+
+
+@kernel("NegativeLogLikelihoodLoss")
+def nll_loss(node, x, target, weight=None):
+    x, target, weight = same_device(x, target, weight)
+    return _nll(node, x.double(), target, weight).to(x.dtype)
+
+
+@kernel("SoftmaxCrossEntropyLoss")
+def softmax_cross_entropy(node, scores, labels, weights=None):
+    scores, labels, weights = same_device(scores, labels, weights)
+    s = scores.double()
+    shifted = s - torch.amax(s, dim=1, keepdim=True)
+    logp = shifted - torch.log(torch.sum(torch.exp(shifted), dim=1, keepdim=True))
+    loss = _nll(node, logp, labels, weights).to(scores.dtype)
+    return (loss, logp.to(scores.dtype))[:len(node.outputs)]

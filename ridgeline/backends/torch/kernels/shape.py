@@ -53,3 +53,17 @@ def eye_like(node, x):
 @kernel("BitCast")
 def bit_cast(node, x):
     return x.contiguous().view(torch_dtype(node.attr("to")))
+
+
+@kernel("HannWindow", "HammingWindow", "BlackmanWindow")
+def window(node, size):
+    n = ints(size)[0]
+    period = n if node.attr("periodic") else n - 1
+    t = 2.0 * math.pi * torch.arange(n, dtype=torch.float64, device=size.device) / period
+    if node.op == "HannWindow":
+        y = torch.sin(t / 2.0) ** 2
+    elif node.op == "HammingWindow":
+        y = 25.0 / 46.0 - (21.0 / 46.0) * torch.cos(t)
+    else:
+        y = 0.42 - 0.5 * torch.cos(t) + 0.08 * torch.cos(2.0 * t)
+    return y.to(torch_dtype(node.attr("output_datatype")))
