@@ -13,7 +13,7 @@ models   GPT-2, BERT and Llama exports: the tiny test models of ``tests/models/m
          (hidden 32: the runtime's overheads dominate) or, with ``--size base``, the same families
          at GPT-2-small / BERT-base scale (12 layers, hidden 768; Llama with 4 KV heads) exported
          here by ``tools/export_models.py`` into ``--cache`` (once; random weights), or ``--model``
-         files. Prefill at seq 128 and a decode step attending to 128 tokens.
+         files. Prefill at seq 128 (32 for the tiny models) and a decode step attending to as many tokens.
          Median latency of onnxruntime (1 and 2 threads), our numpy, torch and llvm backends (llvm
          at 1 and 2 threads), runs interleaved round-robin; printed as ratios to onnxruntime at the
          same thread count, with each backend's max error against numpy.
@@ -94,8 +94,27 @@ def export_base(cache: Path) -> list[dict]:
             if not path.exists():
                 print(f"exporting {path.name} (once) ...", flush=True)
                 em.export(family, "legacy", 17, phase, path)
-            out.append({"name": path.stem, "path": str(path), "phase": phase})
+            out.append({"name": path.stem, "path": str(path), "phase": phase, "family": family})
     return out
+
+
+def eager_step(m: dict):
+    """The PyTorch model itself (transformers, eager) and its input names, for --size base."""
+    import export_models as em
+    import torch
+    model = em.build(m["family"], "eager")
+    step = em.make_step(model, m["family"], m["phase"] == "decode")
+    names = [p.name for p in em.signature(m["family"], m["phase"] == "decode").inputs]
+
+    def run(inputs, threads):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                return step(*[torch.from_numpy(inputs[n]) for n in names])
+        finally:
+            torch.set_num_threads(before)
+    return run
 
 
 def model_list(args) -> list[dict]:
@@ -166,12 +185,17 @@ def bench_model(m: dict, args) -> dict:
     compiled["llvm1"] = api.compile(gb, "llvm", threads=1)
     compiled["llvm2"] = api.compile(gb, "llvm", threads=2)
     compile_s = time.perf_counter() - t0
-    compiled["torch"] = api.compile(gb, "torch")
+    compiled["torch1"] = api.compile(gb, "torch", threads=1)
+    compiled["torch2"] = api.compile(gb, "torch", threads=2)
     if not args.skip_numpy:
         compiled["numpy"] = api.compile(gb, "numpy")
     for k, exe in compiled.items():
         errs[k] = rel_err(ref, exe.run(inputs))
         fns[k] = (lambda e=exe: e.run(inputs))
+    if m.get("family"):
+        eager = eager_step(m)
+        for th in (1, 2):
+            fns[f"eager{th}"] = (lambda th=th: eager(inputs, th))
     times = interleaved(fns, args.repeats, args.budget)
     r = {k: med(v) for k, v in times.items()}
     plan = compiled["llvm2"].plan.summary()
@@ -182,16 +206,18 @@ def bench_model(m: dict, args) -> dict:
 
 def print_models(rows: list[dict]) -> None:
     print("\n== models: median latency, ratio to onnxruntime at the same thread count (lower is better)")
-    print(f"{'model':34s} {'phase':8s} {'ort1 ms':>9s} {'ort2 ms':>9s} {'llvm1':>7s} {'llvm2':>7s} "
-          f"{'torch':>7s} {'numpy':>7s}  max rel err (llvm / torch)")
+    print(f"{'model':28s} {'phase':7s} {'ort1 ms':>8s} {'ort2 ms':>8s} {'llvm1':>6s} {'llvm2':>6s} {'torch1':>6s} "
+          f"{'torch2':>6s} {'eager1':>6s} {'eager2':>6s} {'numpy':>6s}  max rel err llvm / torch")
     for r in rows:
         m = r["median_s"]
-        ratio = lambda k, ref: f"{m[k] / m[ref]:7.2f}" if k in m else "      -"  # noqa: E731
-        print(f"{r['model'][:34]:34s} {r['phase']:8s} {m['ort1'] * 1e3:9.2f} {m['ort2'] * 1e3:9.2f} "
-              f"{ratio('llvm1', 'ort1')} {ratio('llvm2', 'ort2')} {ratio('torch', 'ort2')} {ratio('numpy', 'ort2')}"
-              f"  {r['max_rel_err']['llvm2']:.1e} / {r['max_rel_err']['torch']:.1e}"
+        ratio = lambda k, ref: f"{m[k] / m[ref]:6.2f}" if k in m else "     -"  # noqa: E731
+        print(f"{r['model'][:28]:28s} {r['phase']:7s} {m['ort1'] * 1e3:8.2f} {m['ort2'] * 1e3:8.2f} "
+              f"{ratio('llvm1', 'ort1')} {ratio('llvm2', 'ort2')} {ratio('torch1', 'ort1')} {ratio('torch2', 'ort2')} "
+              f"{ratio('eager1', 'ort1')} {ratio('eager2', 'ort2')} {ratio('numpy', 'ort1')}"
+              f"  {r['max_rel_err']['llvm2']:.1e} / {r['max_rel_err']['torch2']:.1e}"
               + (f"  fallbacks {r['llvm_fallbacks']}" if r["llvm_fallbacks"] else ""))
-    print("  (llvm1 / ort1 and llvm2 / ort2: same thread count; torch and numpy against ort2)")
+    print("  ratios to onnxruntime at the same thread count (…1: one thread, …2: two); torch: our torch backend,\n"
+          "  eager: the transformers model run by PyTorch (--size base only); numpy against ort1")
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -309,13 +335,16 @@ def main(argv=None) -> int:
     ap.add_argument("--size", choices=["tiny", "base"], default="tiny",
                     help="tiny: tests/models as committed; base: GPT-2-small-scale exports (see --cache)")
     ap.add_argument("--cache", default="/tmp/ridgeline-bench-models", help="where --size base exports go")
-    ap.add_argument("--seq", type=int, default=128, help="prefill length; the decode step attends to seq tokens")
+    ap.add_argument("--seq", type=int, help="prefill length; the decode step attends to seq tokens (default 128, "
+                    "32 for the tiny models, whose position tables hold 64)")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--budget", type=float, default=60.0, help="seconds per measurement before stopping early")
     ap.add_argument("--elements", type=int, default=1 << 24, help="array length of the kernel section")
     ap.add_argument("--skip-numpy", action="store_true", help="leave the (slow) numpy backend out of models")
     ap.add_argument("--json", help="also write every figure here")
     args = ap.parse_args(argv)
+    if args.seq is None:
+        args.seq = 128 if args.size == "base" or args.model else 32
     only = set(args.only or ["models", "kernels", "gemm"])
     from ridgeline.backends.llvm import host
     h = host()

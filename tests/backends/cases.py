@@ -219,6 +219,10 @@ case("layernorm-axis", {"x": _normal(2, 3, 37)}, lambda b, v: b.LayerNormalizati
      {"LayerNormalization"}, consts={"s": _normal(37)})
 case("rmsnorm", {"x": _normal(3, 5, 37), "s": _normal(37)}, lambda b, v: b.RMSNormalization(v["x"], v["s"], epsilon=1e-6),
      {"RMSNormalization"})
+case("norms-stash-f64", {"x": _normal(3, 5, 37) * 3 + 2, "s": _normal(37), "c": _normal(37)},
+     lambda b, v: (b.LayerNormalization(v["x"], v["s"], v["c"], stash_type=11, _outputs=1),
+                   b.RMSNormalization(v["x"], v["s"], stash_type=11)),
+     {"LayerNormalization", "RMSNormalization"})
 
 # ------------------------------------------------------------------------------------ attention
 _Q, _K, _V = _normal(2, 4, 5, 16), _normal(2, 2, 7, 16), _normal(2, 2, 7, 16)

@@ -110,7 +110,7 @@ def test_device_cuda_without_cuda(capsys, model):
 
 
 @pytest.mark.parametrize("args,fragment", [(["--backend", "numpy", "--strict"], "takes no options"),
-                                           (["--backend", "torch", "--threads", "2"], "unknown option"),
+                                           (["--backend", "torch", "--strict"], "unknown option"),
                                            (["--backend", "llvm", "--threads", "0"], "threads must be")])
 def test_options_a_backend_does_not_take(capsys, model, args, fragment):
     assert_one_line_error(*cli(capsys, "run", model, *args)[::2], fragment)

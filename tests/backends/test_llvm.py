@@ -82,13 +82,17 @@ def test_row_kernels_odd_sizes(rows, n):
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (1, 37, 1), (1, 64, 300), (2, 5, 33), (7, 9, 17), (8, 16, 32),
                                    (9, 300, 31), (17, 257, 65), (64, 64, 64), (65, 129, 47)])
-@pytest.mark.parametrize("mode", ["jit", "blas"])
+@pytest.mark.parametrize("mode", ["jit", "jit-packed", "blas"])
 def test_gemm_tails(m, k, n, mode):
-    """Every tail of the micro-kernel (rows < MR, columns < NR, K not a multiple of KC)."""
-    case = _case("mm", {"a": _f(m, k), "b": _f(k, n)}, lambda b, v: b.MatMul(v["a"], v["b"]))
-    exe = llvm(case.graph, gemm=mode)
+    """Every tail of the micro-kernel (rows < MR, columns < NR, K not a multiple of KC), with B
+    read in place or packed at compile time (a constant B: the weights)."""
+    if mode == "jit-packed":
+        case = _case("mm", {"a": _f(m, k)}, lambda b, v: b.MatMul(v["a"], v["w"]), consts={"w": _f(k, n)})
+    else:
+        case = _case("mm", {"a": _f(m, k), "b": _f(k, n)}, lambda b, v: b.MatMul(v["a"], v["b"]))
+    exe = llvm(case.graph, gemm=mode.split("-")[0])
     compare(case, exe)
-    assert exe.plan.kinds[case.graph.nodes[0]] == ("gemm" if mode == "jit" else "blas")
+    assert exe.plan.kinds[case.graph.nodes[0]] == ("blas" if mode == "blas" else "gemm")
 
 
 def test_gemm_with_transposed_constant_and_bias():

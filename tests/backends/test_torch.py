@@ -68,3 +68,13 @@ def test_torch_compile_runs_fused_bodies():
     exe = get_backend("torch").compile(g, compile=True)
     compare(case, exe)
     compare(case, exe)  # the second call reuses the compiled body
+
+
+def test_threads_option_is_scoped_to_the_run():
+    before = torch.get_num_threads()
+    case = CASES["matmul-2d"]
+    exe = get_backend("torch").compile(case.graph, threads=1)
+    compare(case, exe)
+    assert torch.get_num_threads() == before
+    with pytest.raises(BackendError, match="threads must be"):
+        get_backend("torch").compile(case.graph, threads=0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-import llvmlite.ir as ir
 import numpy as np
 
 from ...ir import Node
@@ -27,7 +26,7 @@ from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from ...ir.errors import BackendError
-from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
+from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 

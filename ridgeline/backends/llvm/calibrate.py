@@ -11,7 +11,6 @@ so a busy machine lowers them; ``ridgeline calibrate`` prints them and writes a 
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -163,7 +162,7 @@ def _pingpong(n: int, fmas: int, reps: int, threads: int) -> float:
     multiply-adds (0: a scaled copy). Each sweep reads what the last one wrote, so the optimizer
     cannot drop any, and the repetitions run inside the kernel: no per-call overhead is timed.
     Threads split the elements; each sweeps its own part."""
-    from .irutil import F32, I64, const, kernel_function, load, loop, store
+    from .irutil import F32, const, kernel_function, load, loop, store
     from .jit import compile_ir, finalize_text
     from .lowering import cfunc
     from .parallel import Runner

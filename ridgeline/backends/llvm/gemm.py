@@ -26,8 +26,8 @@ import numpy as np
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import (F32, I64, PTR, Var, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
-                     masked_store, splat, store)
+from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
+                     masked_store, splat)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
@@ -260,6 +260,16 @@ class GemmLowering(Lowering):
             while self.nv > 2 and math.ceil(n / (self.nv * self.w)) < 4 * threads:
                 self.nv //= 2
         self.nr = self.nv * self.w
+        # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
+        # K x NR panel (the tail zero-padded), so the micro-kernel streams B without TLB misses or masks
+        self.packed = False
+        b_const = self.b_known if self.b_known is not None else known.get(self.b_arg)
+        if b_const is not None and self.batch == 1 and b_const.ndim == 2 and b_const.dtype == np.float32 and n and k:
+            tiles = math.ceil(n / self.nr)
+            padded = np.zeros((k, tiles * self.nr), np.float32)
+            padded[:, :n] = b_const
+            self.b_known = np.ascontiguousarray(padded.reshape(k, tiles, self.nr).transpose(1, 0, 2))
+            self.packed = True
         cols = max(1, math.ceil(n / self.nr))
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
@@ -286,7 +296,7 @@ class GemmLowering(Lowering):
         bias = rest[0] if self.c_arg is not None else None
         self._epi_ptrs = rest[1:] if self.c_arg is not None else rest
         M, N, K = self.m, self.n, self.k
-        mr, nr, w = self.mr, self.nr, self.w
+        mr, nr = self.mr, self.nr
         per_batch = self.mblocks * self.nblocks
         with loop(b, lo, hi, name="t") as t:
             bt = b.sdiv(t, const(I64, per_batch))
@@ -356,13 +366,18 @@ class GemmLowering(Lowering):
             accs.append(row)
         arow = [b.add(a0, b.mul(b.add(i, const(I64, r)), const(I64, K))) for r in range(mr)]
         with loop(b, kc, kend, name="k") as k:
-            brow = b.add(b0, b.mul(k, const(I64, N)))
-            bv = [vload(B, b.add(brow, b.add(j, const(I64, c * w))), c) for c in range(nv)]
+            if self.packed:   # panel j // NR, row k: NR contiguous floats, zero past N
+                prow = b.mul(b.add(b.mul(b.sdiv(j, const(I64, self.nr)), const(I64, K)), k), const(I64, self.nr))
+                bv = [b.load(b.gep(B, [b.add(prow, const(I64, c * w))], source_etype=F32), typ=vt, align=4)
+                      for c in range(nv)]
+            else:
+                brow = b.add(b0, b.mul(k, const(I64, N)))
+                bv = [vload(B, b.add(brow, b.add(j, const(I64, c * w))), c) for c in range(nv)]
             for r in range(mr):
                 av = splat(b, load(b, A, b.add(arow[r], k), F32), w)
                 for c in range(nv):
                     accs[r][c].set(call_intrinsic(b, "fma", av, bv[c], accs[r][c].get()))
-        alpha, beta = self.alpha, self.beta
+        alpha = self.alpha
         for r in range(mr):
             for c in range(nv):
                 v = accs[r][c].get()

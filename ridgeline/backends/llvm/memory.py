@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ...ir import Graph, Node, Value
+from ...ir import Graph, Node
 
 __all__ = ["MemoryPlan", "plan_memory"]
 
@@ -37,7 +37,7 @@ class MemoryPlan:
         if not self.escaping:
             return bufs
         out = list(bufs)
-        for j, v in enumerate(node.outputs):
+        for j in range(len(node.outputs)):
             key = (id(node), j)
             if key in self.escaping:
                 prev = self._recycled.get(key)

@@ -14,7 +14,7 @@ one row of R elements per output when ``inner`` is 1.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import llvmlite.ir as ir
 import numpy as np
@@ -247,7 +247,7 @@ class ReduceLowering(Lowering):
         self.cost = 2.0 * math.prod(shape) * (4 if self.ty == F32 else 8)
 
     def _accumulate(self, b, acc, v):
-        op, ty = self.node.op, self.ty
+        op = self.node.op
         if op in ("ReduceMax", "ReduceMin"):
             return call_intrinsic(b, "maximum" if op == "ReduceMax" else "minimum", acc, v)
         if op == "ReduceProd":

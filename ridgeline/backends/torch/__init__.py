@@ -29,7 +29,7 @@ from .kernels import get_kernel
 
 __all__ = ["TorchBackend", "TorchExecutable", "TorchInterpreter"]
 
-_OPTIONS = ("device", "compile")
+_OPTIONS = ("device", "compile", "threads")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -53,13 +53,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class TorchExecutable:
     """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name."""
 
-    def __init__(self, graph: Graph, device: torch.device, compile: bool = False):
+    def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
         self.graph = graph
         self.device = device
         self.compiled = bool(compile)
+        self.threads = threads
         self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
+        before = torch.get_num_threads()
+        if self.threads is not None and self.threads != before:
+            torch.set_num_threads(self.threads)   # torch's setting is process-wide: restored below
         try:
             return self.interpreter.run(inputs, profile=profile)
         except BackendError:
@@ -69,6 +74,9 @@ class TorchExecutable:
                 raise BackendError(f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                                    f"run without compile") from None
             raise
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
     @property
     def timings(self) -> dict[Node, float]:
@@ -97,8 +105,12 @@ class TorchBackend:
             return node.body is not None and all(self.supports(n) for n in node.body)
         return get_kernel(node.op) is not None
 
-    def compile(self, graph: Graph, *, device: str = "cpu", compile: bool = False, **options: Any) -> TorchExecutable:
-        """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile."""
+    def compile(self, graph: Graph, *, device: str = "cpu", compile: bool = False, threads: int | None = None,
+                **options: Any) -> TorchExecutable:
+        """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
+        ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``: process-wide)."""
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise BackendError(f"threads must be a positive integer, got {threads!r}")
         if options:
             raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
                                f"(it takes {', '.join(_OPTIONS)})")
@@ -107,7 +119,7 @@ class TorchBackend:
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
                                f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
-        return TorchExecutable(graph, dev, compile=compile)
+        return TorchExecutable(graph, dev, compile=compile, threads=threads)
 
 
 def _all_nodes(graph: Graph):

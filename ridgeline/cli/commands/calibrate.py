@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from ...ir.errors import BackendError
 from ..common import UsageError, emit, fmt_time, table
 
 

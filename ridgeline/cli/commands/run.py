@@ -33,7 +33,7 @@ def add_backend_options(p) -> None:
     p.add_argument("--device", help="torch: cpu or cuda[:N] (default cpu)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="llvm: fail instead of running ops without a kernel on numpy")
-    p.add_argument("--threads", type=int, help="llvm: cores to use (default: all available)")
+    p.add_argument("--threads", type=int, help="llvm, torch: cores to use (default: all available)")
 
 
 def backend_options(args: argparse.Namespace) -> dict:

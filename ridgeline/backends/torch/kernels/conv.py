@@ -20,7 +20,7 @@ def _kind(spatial, dims, kernel_shape, device) -> torch.Tensor:
 def windows(x: torch.Tensor, dims, kernel_shape, fill) -> torch.Tensor:
     """``(N, C, *out, *kernel)`` windows of x padded with ``fill`` (the reference's layout)."""
     pad = []
-    for (out, b, e, s, dl), k, size in zip(dims, kernel_shape, x.shape[2:]):
+    for (out, b, _, s, dl), k, size in zip(dims, kernel_shape, x.shape[2:]):
         need = (out - 1) * s + (k - 1) * dl + 1
         pad.append((b, max(0, need - size - b)))
     flat = [p for pair in reversed(pad) for p in pair]   # F.pad lists the last dim first

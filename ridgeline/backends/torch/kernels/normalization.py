@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from ....ir.ops.normalization import STASH_TYPES
+from ..convert import torch_dtype
 from . import kernel
 
 
 def _stash(node, x):
-    if x.dtype == torch.float64:
-        return torch.float64
-    return torch.float32 if node.attr("stash_type") == 1 else x.dtype
+    """The dtype of the statistics stage, as ``stash_type`` names it (an ONNX dtype code)."""
+    return torch_dtype(STASH_TYPES[node.attr("stash_type")])
 
 
 @kernel("LayerNormalization")
@@ -26,8 +27,7 @@ def layer_norm(node, x, scale, bias=None):
     y = ((xs - mean) * inv).to(x.dtype) * scale
     if bias is not None:
         y = y + bias
-    stat = torch.float32 if node.attr("stash_type") == 1 else x.dtype
-    outs = (y.to(x.dtype), mean.to(stat), inv.to(stat))
+    outs = (y.to(x.dtype), mean.to(xs.dtype), inv.to(xs.dtype))
     return outs[:len(node.outputs)]
 
 
@@ -73,9 +73,8 @@ def instance_norm(node, x, scale, bias):
 
 @kernel("GroupNormalization")
 def group_norm(node, x, scale, bias):
-    n, c, g = x.shape[0], x.shape[1], node.attr("num_groups")
-    stash = torch.float64 if x.dtype == torch.float64 else (torch.float32 if node.attr("stash_type") == 1 else x.dtype)
-    xs = x.to(stash).reshape(n, g, -1)
+    n, g = x.shape[0], node.attr("num_groups")
+    xs = x.to(_stash(node, x)).reshape(n, g, -1)
     mean = torch.mean(xs, dim=-1, keepdim=True)
     var = torch.mean(torch.square(xs - mean), dim=-1, keepdim=True)
     normalized = ((xs - mean) / torch.sqrt(var + node.attr("epsilon"))).reshape(x.shape).to(x.dtype)
