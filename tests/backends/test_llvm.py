@@ -268,3 +268,17 @@ def test_concurrent_runs_of_one_executable_are_serialized():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_values_folded_at_compile_time_cannot_be_changed_by_the_caller():
+    g = Graph("f")
+    x = g.add_input("x", tensor("f32", 2, 3))
+    b = Builder(g)
+    g.outputs = [b.Shape(x), b.Add(x, x)]
+    exe = llvm(g)
+    out = exe.run({"x": _f(2, 3)})
+    shape = out[g.outputs[0].name]
+    assert shape.tolist() == [2, 3]
+    with pytest.raises(ValueError):
+        shape[0] = 7   # read-only: the next run returns the same folded array
+    assert exe.run({"x": _f(2, 3)})[g.outputs[0].name].tolist() == [2, 3]

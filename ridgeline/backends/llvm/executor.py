@@ -112,6 +112,8 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
             except BackendError:
                 outs = None  # fails on these values: leave it to run time, where it fails the same way
             if outs is not None:
+                for a in outs:   # handed to every run (and maybe to the caller): nobody may write them
+                    a.setflags(write=False)
                 plan.folded[orig] = outs
                 for v, a in zip(node.outputs, outs):
                     known[id(v)] = a
