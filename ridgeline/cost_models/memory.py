@@ -93,7 +93,7 @@ def footprint(graph: Graph, plan: ParallelPlan | None = None) -> Footprint:
             else:
                 tgt = post if seen_layer else pre
                 tgt[0 if split else 1] += b
-        if n.op == "Attention":
+        if id(n.outputs[1]) in plan.kv_values if len(n.outputs) > 2 else False:
             b = sum(_vbytes(v) for v in n.outputs[1:3])
             total_kv += b
             if layer is not None:
