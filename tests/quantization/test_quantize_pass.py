@@ -15,6 +15,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 import pytest
+from exported_models import MODELS, assert_outputs_close, dims_for, entries, feeds_for
 
 import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
@@ -27,15 +28,13 @@ from ridgeline.passes.transforms.quantize import quantize_inputs
 from ridgeline.passes.transforms.quantize_rewrite import find_candidates
 from ridgeline.passes.transforms.quantize_schemes import step_bound
 
-from exported_models import MODELS, assert_outputs_close, dims_for, entries, feeds_for
-
 ALL = entries()
 IDS = [e["file"] for e in ALL]
 DIMS = (2, 5, 3)
 EVAL = rl.api.reference_evaluator()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fp32(file: str) -> Graph:
     e = next(x for x in ALL if x["file"] == file)
     g = rl.load(MODELS / file, dims=dims_for(e, *DIMS))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from exported_models import MODELS
 from helpers import assert_user_error
 

@@ -9,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ridgeline.ir.errors import PassError
-from ridgeline.passes.transforms.quantize_schemes import (QMAX, block_amax, fit_scales, parse_scheme,
-                                                           quantize_array, scale_for, step_bound)
+from ridgeline.passes.transforms.quantize_schemes import (
+    QMAX,
+    block_amax,
+    fit_scales,
+    parse_scheme,
+    quantize_array,
+    scale_for,
+    step_bound,
+)
 
 DTYPES = ["i8", "i4", "f8e4m3", "f8e5m2"]
 

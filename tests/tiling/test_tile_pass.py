@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from exported_models import MODELS, dims_for, entries, feeds_for, max_rel_error
+from helpers import assert_user_error
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +20,6 @@ from ridgeline.cost_models.work import read_tile
 from ridgeline.ir import Graph, parse_graph, print_graph, tensor
 from ridgeline.ir.errors import PipelineError, RidgelineError, TargetError
 from ridgeline.passes import run_pipeline
-
-from exported_models import MODELS, dims_for, entries, feeds_for, max_rel_error
-from helpers import assert_user_error
 
 ALL = entries()
 KERNELS = {"gemm", "attention", "rows", "elementwise"}
@@ -235,3 +234,23 @@ def test_tile_pass_preserves_random_graphs(case, toy_path):
     assert spy.tiled == len(tiled_nodes(g))
     for k in ref:
         assert max_rel_error(got[k], ref[k]) <= 1e-5
+
+
+def test_estimate_shows_the_tile_chosen_per_node(run_cli):
+    import json
+    args = ["estimate", "llama-3-8b", "--target", "h100", "--phase", "prefill", "--context", "1024",
+            "-p", "tile{target=h100}"]
+    proc = run_cli(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    nodes = json.loads(proc.stdout)["nodes"]
+    tiles = {n["op"]: n["detail"]["tile"] for n in nodes if "tile" in n.get("detail", {})}
+    assert {"MatMul", "Attention", "RMSNormalization"} <= set(tiles)
+    assert set(tiles["MatMul"]["shape"]) == {"m", "n", "k"} and tiles["Attention"]["kernel"] == "attention"
+    for n in nodes:       # the estimate's bytes are the schedule's
+        if "tile" in n.get("detail", {}):
+            assert n["bytes"] == pytest.approx(n["detail"]["tile"]["traffic"])
+    table = run_cli(*args, "--top", "5")
+    assert table.returncode == 0, table.stderr
+    shown = {"×".join(str(v) for v in n["detail"]["tile"]["shape"].values()) for n in nodes
+             if "tile" in n.get("detail", {})}
+    assert any(s in table.stdout for s in shown)

@@ -44,8 +44,8 @@ def run_both(g: Graph, feeds: dict) -> tuple[dict, dict, int]:
 
 def assert_close(got: dict, ref: dict, rtol: float = RTOL) -> None:
     assert got.keys() == ref.keys()
-    for k in ref:
-        g, r = np.asarray(got[k]), np.asarray(ref[k])
+    for k, r in ref.items():
+        g, r = np.asarray(got[k]), np.asarray(r)
         assert g.shape == r.shape and g.dtype == r.dtype, (k, g.shape, r.shape, g.dtype, r.dtype)
         r64 = r.astype(np.float64)
         scale = float(np.max(np.abs(r64))) if r.size else 0.0
@@ -169,11 +169,11 @@ def attention_cases(draw):
     past = draw(st.integers(0, 7))
     d = draw(st.sampled_from([4, 8]))
     dv = draw(st.sampled_from([4, 8]))
-    return dict(b=b, hkv=hkv, hq=hkv * group, sq=sq, past=past, d=d, dv=dv,
-                three_d=draw(st.booleans()), causal=draw(st.booleans()),
-                left=draw(st.sampled_from([-1, 0, 2, 5])), right=draw(st.sampled_from([-1, 0, 3])),
-                softcap=draw(st.sampled_from([0.0, 5.0])), mask=draw(st.sampled_from([None, "bool", "float"])),
-                bq=draw(st.integers(1, 12)), bkv=draw(st.integers(1, 10)), seed=draw(st.integers(0, 2**16)))
+    return {"b": b, "hkv": hkv, "hq": hkv * group, "sq": sq, "past": past, "d": d, "dv": dv,
+            "three_d": draw(st.booleans()), "causal": draw(st.booleans()),
+            "left": draw(st.sampled_from([-1, 0, 2, 5])), "right": draw(st.sampled_from([-1, 0, 3])),
+            "softcap": draw(st.sampled_from([0.0, 5.0])), "mask": draw(st.sampled_from([None, "bool", "float"])),
+            "bq": draw(st.integers(1, 12)), "bkv": draw(st.integers(1, 10)), "seed": draw(st.integers(0, 2**16))}
 
 
 @SETTINGS

@@ -27,7 +27,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
 
-__all__ = ["run_tiled", "block_ranges", "gemm_blocks"]
+__all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ nodes it replaces are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,11 +32,19 @@ from ...ir.errors import PassError
 from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
-from .quantize_rewrite import (add_dynamic_quantizer, add_static_quantizer, find_candidates, kv_sites,
-                               quantize_weight, rewrite_attention_kv, rewrite_concat_kv, rewrite_matmul)
+from .quantize_rewrite import (
+    add_dynamic_quantizer,
+    add_static_quantizer,
+    find_candidates,
+    kv_sites,
+    quantize_weight,
+    rewrite_attention_kv,
+    rewrite_concat_kv,
+    rewrite_matmul,
+)
 from .quantize_schemes import Scheme, parse_scheme
 
-__all__ = ["Quantize", "quantize_graph", "QuantizeSummary", "quantize_inputs"]
+__all__ = ["Quantize", "QuantizeSummary", "quantize_graph", "quantize_inputs"]
 
 
 @dataclass

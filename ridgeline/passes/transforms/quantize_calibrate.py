@@ -12,14 +12,14 @@ with symbolic dims bound to small sizes.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 
-__all__ = ["calibrate", "default_samples", "CALIBRATION_METHODS"]
+__all__ = ["CALIBRATION_METHODS", "calibrate", "default_samples"]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 #: samples kept per value for a percentile (a reservoir of |x|, enough for the 99.99th)

@@ -35,8 +35,15 @@ from ...ir.dtypes import DTYPES
 from ...ir.types import TensorType
 from .quantize_schemes import QMAX, fit_scales, quantize_array, scale_for
 
-__all__ = ["Candidate", "find_candidates", "quantize_weight", "rewrite_matmul", "add_dynamic_quantizer",
-           "add_static_quantizer", "rewrite_attention_kv"]
+__all__ = [
+    "Candidate",
+    "add_dynamic_quantizer",
+    "add_static_quantizer",
+    "find_candidates",
+    "quantize_weight",
+    "rewrite_attention_kv",
+    "rewrite_matmul",
+]
 
 _CONSUMER_OPS = ("MatMul", "Gemm")
 #: readers of a value that only look at its shape (its dtype may change under them)
@@ -146,19 +153,18 @@ def quantize_weight(graph: Graph, c: Candidate, dtype: str, group: int) -> tuple
     return q, s, attrs
 
 
-def _new_body(c: Candidate, kind: str) -> tuple[Graph, Node, dict[int, Value]]:
-    """A copy of the node's body (or a one-node body for a plain MatMul/Gemm), its MatMul, and a
-    map from the outer inputs kept to the body inputs."""
+def _new_body(c: Candidate, kind: str) -> tuple[Graph, Node]:
+    """A copy of the node's body (or a one-node body for a plain MatMul/Gemm) and its product,
+    body inputs in the order of the node's inputs."""
     if c.node.op == "Fused":
         body = c.node.body.copy()
-        idx = [i for i, n in enumerate(c.node.body) if n is c.mm][0]
-        mm = body.nodes[idx]
-        return body, mm, {}
+        idx = next(i for i, n in enumerate(c.node.body) if n is c.mm)
+        return body, body.nodes[idx]
     body = Graph(f"{kind.replace('-', '_')}_{c.label}")
     ins = [body.add_input(v.name, v.type) if v is not None else None for v in c.node.inputs]
     mm = body.add_node(c.mm.op, ins, c.mm.attrs, outputs=[v.type for v in c.mm.outputs])
     body.outputs = list(mm.outputs)
-    return body, mm, {}
+    return body, mm
 
 
 def rewrite_matmul(graph: Graph, c: Candidate, q: Value, s: Value, dq_attrs: dict, *,
@@ -166,10 +172,10 @@ def rewrite_matmul(graph: Graph, c: Candidate, q: Value, s: Value, dq_attrs: dic
     """Replace ``c.node`` by a Fused quantized GEMM: the weight becomes DequantizeLinear(q, s);
     with ``act`` = (xq, x_scale, attrs) the activation becomes DequantizeLinear(xq, x_scale) too."""
     kind = "quant-matmul" if act is not None else "dequant-matmul"
-    body, mm, _ = _new_body(c, kind)
+    body, mm = _new_body(c, kind)
     outer = list(c.node.inputs)
     # the weight: body input bound to c.w -> DequantizeLinear(qweight, scales)
-    wpos = [i for i, v in enumerate(outer) if v is c.w][0]
+    wpos = next(i for i, v in enumerate(outer) if v is c.w)
     bw = body.inputs[wpos]
     bq = body.add_input(graph.fresh_name(f"{c.w.name}.q"), q.type)
     bs = body.add_input(graph.fresh_name(f"{c.w.name}.scale"), s.type)

@@ -37,8 +37,17 @@ import numpy as np
 from ...ir.dtypes import DTYPES
 from ...ir.errors import PassError
 
-__all__ = ["Scheme", "parse_scheme", "SCHEME_NAMES", "QMAX", "quantize_array", "block_amax", "step_bound",
-           "scale_for", "fit_scales"]
+__all__ = [
+    "QMAX",
+    "SCHEME_NAMES",
+    "Scheme",
+    "block_amax",
+    "fit_scales",
+    "parse_scheme",
+    "quantize_array",
+    "scale_for",
+    "step_bound",
+]
 
 #: the largest magnitude a symmetric quantized value takes
 QMAX = {"i8": 127.0, "i4": 7.0, "f8e4m3": float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max),
@@ -72,7 +81,7 @@ def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) 
     parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
     if not parts:
         raise PassError(f"empty quantization scheme; use one of {', '.join(SCHEME_NAMES)}")
-    weights = act = act_dt = kv_dt = None
+    weights = act_dt = kv_dt = None
     g = 0
     activations = "none"
     for part in parts:
@@ -216,7 +225,7 @@ def step_bound(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: i
     s = np.abs(_expand(scale, x.shape, axis, block).astype(np.float64))
     y = np.abs(x.astype(np.float64)) / s
     if dtype in _INT_RANGE:
-        lo, hi = _INT_RANGE[dtype]
+        hi = _INT_RANGE[dtype][1]
         return np.maximum(0.5, y - hi) * s           # rounding, or the clip to the range
     info = ml_dtypes.finfo(DTYPES[dtype].np_dtype)
     ulp_half = np.where(y >= float(info.smallest_normal), y * 2.0 ** -(info.nmant + 1),

@@ -26,7 +26,7 @@ from ..registry import register_pass
 from .tile_problems import problem_of
 from .tile_search import Hierarchy, hierarchy, search
 
-__all__ = ["Tile", "tile_graph", "load_target", "tile_node"]
+__all__ = ["Tile", "load_target", "tile_graph", "tile_node"]
 
 log = logging.getLogger(__name__)
 

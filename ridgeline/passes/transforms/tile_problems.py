@@ -26,8 +26,18 @@ from typing import Union
 from ...ir import Node, Value
 from ...ir.ops.attention import attention_dims
 
-__all__ = ["GemmProblem", "AttentionProblem", "RowsProblem", "ElementwiseProblem", "Problem", "problem_of",
-           "principal_node", "ROW_REDUCTIONS", "SPLITTABLE_REDUCTIONS", "ELEMENTWISE_QUANT"]
+__all__ = [
+    "ELEMENTWISE_QUANT",
+    "ROW_REDUCTIONS",
+    "SPLITTABLE_REDUCTIONS",
+    "AttentionProblem",
+    "ElementwiseProblem",
+    "GemmProblem",
+    "Problem",
+    "RowsProblem",
+    "principal_node",
+    "problem_of",
+]
 
 #: row-wise ops the numpy executor can also run with the reduced extent split in column blocks
 SPLITTABLE_REDUCTIONS = frozenset({"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
@@ -120,7 +130,7 @@ class ElementwiseProblem:
     dtype: str
 
 
-Problem = Union[GemmProblem, AttentionProblem, RowsProblem, ElementwiseProblem]
+Problem = Union[GemmProblem, AttentionProblem, RowsProblem, ElementwiseProblem]  # noqa: UP007 (a runtime alias)
 
 
 # --------------------------------------------------------------------------- helpers

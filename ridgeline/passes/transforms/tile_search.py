@@ -42,8 +42,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -51,8 +52,16 @@ from ...cost_models import Target
 from ...ir.errors import TargetError
 from .tile_problems import AttentionProblem, ElementwiseProblem, GemmProblem, Problem, RowsProblem
 
-__all__ = ["Level", "Hierarchy", "hierarchy", "Schedule", "search", "evaluate_gemm", "evaluate_attention",
-           "GEMM_ORDERS"]
+__all__ = [
+    "GEMM_ORDERS",
+    "Hierarchy",
+    "Level",
+    "Schedule",
+    "evaluate_attention",
+    "evaluate_gemm",
+    "hierarchy",
+    "search",
+]
 
 GEMM_ORDERS = tuple(itertools.permutations(("m", "n", "k")))
 _BUFFERS = (1, 2)
