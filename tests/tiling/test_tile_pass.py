@@ -254,3 +254,10 @@ def test_estimate_shows_the_tile_chosen_per_node(run_cli):
     shown = {"×".join(str(v) for v in n["detail"]["tile"]["shape"].values()) for n in nodes
              if "tile" in n.get("detail", {})}
     assert any(s in table.stdout for s in shown)
+
+
+def test_cli_estimate_on_a_target_without_the_tile_levels_is_one_line_exit_2(run_cli, tmp_path):
+    out = tmp_path / "tiled.rir"
+    assert run_cli("opt", "gpt2", "-p", "tile{target=h100}", "-o", out).returncode == 0
+    assert_user_error(run_cli("estimate", out, "--target", "host-cpu"), "tile schedule", "which target host-cpu does "
+                      "not have")
