@@ -15,6 +15,8 @@ import os
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from exported_models import MODELS, assert_outputs_close, dims_for, entries, feeds_for
 
 import ridgeline as rl
@@ -134,8 +136,10 @@ def check_gemm_bounds(g32: Graph, gq: Graph, feeds) -> int:
         yq = x_hat @ w_hat
         bound = np.abs(x) @ dW + dx @ np.abs(W) + dx @ dW + 1e-9 * (np.abs(x) @ np.abs(W))
         assert np.all(np.abs(y32 - yq) <= bound * (1 + 1e-9)), node.outputs[0].name
-        # and the bound is not vacuous: the error uses a fair share of it
-        assert np.abs(y32 - yq).max() >= 1e-3 * bound.max()
+        # and the bound is not vacuous: the error uses a fair share of it (given enough weights that
+        # some do not land on the grid: a lone weight equal to max |w| quantizes exactly)
+        if W.size >= 64:
+            assert np.abs(y32 - yq).max() >= 1e-3 * bound.max()
         checked += 1
     return checked
 
@@ -371,3 +375,43 @@ def test_cli_bad_group_is_one_line_exit_2(run_cli):
     assert_user_error(run_cli("opt", "llama-3-8b", "-p", "quantize{scheme=int4-g100}"),
                       "group size 100 does not divide the 4096 input channels")
 
+
+
+# --------------------------------------------------------------------------- random GEMMs
+@st.composite
+def random_gemms(draw):
+    """A graph of one GEMM (MatMul with batch dims, or Gemm with transB and a bias) on a
+    heavy-tailed weight, a scheme, and inputs."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    m, k, n = draw(st.integers(1, 9)), draw(st.integers(1, 80)), draw(st.integers(1, 20))
+    scheme = draw(st.sampled_from(["int8", "int4", "fp8", "fp8-e5m2", "w8a8", "w8a8-fp8", "w8a8-static", "group"]))
+    if scheme == "group":
+        divisors = [d for d in (2, 4, 8, 16, 32) if k % d == 0 and d < k]
+        scheme = f"int4-g{draw(st.sampled_from(divisors))}" if divisors else "int4"
+    w = (rng.standard_normal((k, n)) * rng.lognormal(0, 1, (k, n))).astype(np.float32)
+    g = Graph("gemm")
+    if draw(st.booleans()):
+        batch = draw(st.sampled_from([(), (2,), (2, 3)]))
+        x = g.add_input("x", tensor("f32", *batch, m, k))
+        node = g.add_node("MatMul", [x, g.add_constant("w", w)], names=["y"])
+    else:
+        x = g.add_input("x", tensor("f32", m, k))
+        bias = g.add_constant("b", rng.standard_normal(n).astype(np.float32))
+        node = g.add_node("Gemm", [x, g.add_constant("w", np.ascontiguousarray(w.T)), bias], {"transB": 1},
+                          names=["y"])
+    g.outputs = [node.outputs[0]]
+    feeds = {"x": (rng.standard_normal(x.type.shape) * 2).astype(np.float32)}
+    return g, scheme, feeds
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=random_gemms())
+def test_random_gemms_stay_within_their_step_bounds(case):
+    g32, scheme, feeds = case
+    gq = g32.copy()
+    run_pipeline(gq, f"quantize{{scheme={scheme}}}", evaluator=EVAL)
+    gq.verify()
+    assert check_gemm_bounds(g32, gq, feeds) == 1
+    # the node itself (its epilogue included) computes what the bound was checked on
+    got = Interpreter(gq).run(feeds)["y"]
+    assert got.shape == Interpreter(g32).run(feeds)["y"].shape and np.isfinite(got).all()
