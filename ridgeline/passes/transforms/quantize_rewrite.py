@@ -287,7 +287,7 @@ def rewrite_attention_kv(graph: Graph, att: Node, dtype: str, amax: dict[int, np
     pv = att.inputs[5] if len(att.inputs) > 5 else None
     outs = set(map(id, graph.outputs))
     for v in (pk, pv):
-        if v is not None and (not v.is_input or len(v.uses) != 1):
+        if v is not None and (not v.is_input or any(u is not att and u.op not in _SHAPE_ONLY for u, _ in v.uses)):
             return f"its past %{v.name} is not a graph input read only by this Attention"
     for v in att.outputs[1:3]:
         if id(v) not in outs or v.uses:
