@@ -171,3 +171,18 @@ def test_causal_attention_skips_the_blocks_above_the_diagonal():
     est_f, est_c = estimate(full[0], h100), estimate(causal[0], h100)
     assert est_c.flops == pytest.approx(c["flops"], rel=1e-6)
     assert est_c.time_s < 0.6 * est_f.time_s
+
+
+@pytest.mark.parametrize("target", ["tpu-v6e", "trainium2", "groq-lpu", "wse-3", "host-cpu", "b200"])
+def test_every_family_prices_the_schedules(target):
+    """Systolic, wafer-scale, dataflow and CPU models read the same records: the estimate works,
+    its bytes per level are the records', and FlashAttention removes the score matrices."""
+    g = rl.load("llama-3-8b", phase="prefill", batch=1, context=2048)
+    untiled = estimate(g, target, tp="auto")
+    rl.optimize(g, f"tile{{target={target}}}")
+    tiled = estimate(g, target, tp="auto")
+    dev = get_target(target).device_memory.name
+    att = [r for r in tiled.nodes if r.op == "Attention"]
+    att0 = [r for r in untiled.nodes if r.op == "Attention"]
+    assert att and sum(r.bytes[dev] for r in att) < 0.5 * sum(r.bytes[dev] for r in att0)
+    assert tiled.time_s <= untiled.time_s * 1.05

@@ -32,8 +32,9 @@ modelled).
 orders; single or double buffering) is priced at once with numpy: its footprint must fit the tile
 level (per instance), its time is ``max(compute, traffic/bandwidth per level)`` when
 double-buffered (loads overlap compute) and their sum when not, where compute and bandwidth are
-scaled by the share of the tile level's instances the tiles keep busy. The fastest wins; ties go
-to the least bandwidth-weighted traffic, then to fewer tiles. Results are cached per
+scaled by the share of the tile level's instances the tiles keep busy. Among the schedules within
+2% of the fastest (``TIME_RESOLUTION``: the model resolves no finer), the one with the least
+bandwidth-weighted traffic wins, then the one with fewer loop steps. Results are cached per
 (problem, hierarchy), so a 126-layer model searches each distinct shape once.
 """
 
@@ -172,13 +173,21 @@ def _level_times(h: Hierarchy, traffic: list, util) -> list:
     return [t / (lvl.bandwidth * util) for lvl, t in zip(h.levels, traffic)]
 
 
+#: modelled times within this share of the fastest count as equal: the model does not resolve
+#: finer, and among such schedules the one moving fewer bytes is the robust choice
+TIME_RESOLUTION = 0.02
+
+
 def _best(time, weighted, steps, feasible) -> int | None:
+    """The index of the schedule to take: the least bandwidth-weighted traffic (then the fewest
+    loop steps) among the feasible ones within ``TIME_RESOLUTION`` of the fastest."""
     idx = np.flatnonzero(feasible)
     if idx.size == 0:
         return None
     t = time[idx]
-    t = np.round(t / t.min(), 9)
-    order = np.lexsort((steps[idx], np.round(weighted[idx] / max(weighted[idx].min(), 1e-300), 9), t))
+    idx = idx[t <= t.min() * (1 + TIME_RESOLUTION)]
+    w = weighted[idx]
+    order = np.lexsort((steps[idx], np.round(w / max(w.min(), 1e-300), 9)))
     return int(idx[order[0]])
 
 
@@ -290,18 +299,12 @@ def _search_gemm(p: GemmProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict
     grid = np.array(list(itertools.product(cm, cn, ck, buffers)), dtype=np.float64)
     tm, tn, tk, bufs = grid.T
     middle = _gemm_middle(p, h, tm, tn, tk, bufs)
-    best = None
-    for order in GEMM_ORDERS:
-        ev = evaluate_gemm(p, h, tm, tn, tk, order, bufs, middle)
-        i = _best(ev["time"], ev["weighted"], ev["steps"], ev["feasible"])
-        if i is None:
-            continue
-        key = (ev["time"][i], ev["weighted"][i], ev["steps"][i])
-        if best is None or _better(key, best[0]):
-            best = (key, order, i, ev)
-    if best is None:
+    evs = [evaluate_gemm(p, h, tm, tn, tk, order, bufs, middle) for order in GEMM_ORDERS]
+    j = _best(*(np.concatenate([ev[key] for ev in evs]) for key in ("time", "weighted", "steps", "feasible")))
+    if j is None:
         return None
-    _, order, i, ev = best
+    order, i = GEMM_ORDERS[j // tm.size], j % tm.size
+    ev = evs[j // tm.size]
     names = [lvl.name for lvl in h.levels]
     rec: dict[str, Any] = {
         "kernel": "gemm", "level": h.tile.name,
@@ -315,15 +318,6 @@ def _search_gemm(p: GemmProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict
         rec["groups"] = {lvl.name: {"m": int(g[0][i]), "n": int(g[1][i])}
                          for lvl, g in zip(h.levels[1:-1], ev["groups"])}
     return rec
-
-
-def _better(a: tuple, b: tuple) -> bool:
-    ta, tb = a[0], b[0]
-    if not math.isclose(ta, tb, rel_tol=1e-9):
-        return ta < tb
-    if not math.isclose(a[1], b[1], rel_tol=1e-9):
-        return a[1] < b[1]
-    return a[2] < b[2]
 
 
 # --------------------------------------------------------------------------- attention
@@ -407,20 +401,14 @@ def _search_attention(p: AttentionProblem, h: Hierarchy, buffers: tuple[int, ...
     rows = p.sq * p.group
     cq = _candidates(rows, 16, 8192)
     ckv = _candidates(p.total, 16, 1024)
-    best = None
-    for bq in cq:
-        grid = np.array(list(itertools.product(ckv, buffers)), dtype=np.float64)
-        bkv, bufs = grid.T
-        ev = evaluate_attention(p, h, int(bq), bkv, bufs)
-        i = _best(ev["time"], ev["weighted"], ev["steps"], ev["feasible"])
-        if i is None:
-            continue
-        key = (ev["time"][i], ev["weighted"][i], ev["steps"][i])
-        if best is None or _better(key, best[0]):
-            best = (key, int(bq), int(bkv[i]), int(bufs[i]), i, ev)
-    if best is None:
+    grid = np.array(list(itertools.product(ckv, buffers)), dtype=np.float64)
+    bkvs, bufss = grid.T
+    evs = [evaluate_attention(p, h, int(bq), bkvs, bufss) for bq in cq]
+    j = _best(*(np.concatenate([ev[key] for ev in evs]) for key in ("time", "weighted", "steps", "feasible")))
+    if j is None:
         return None
-    _, bq, bkv, bufs, i, ev = best
+    ev, i = evs[j // bkvs.size], j % bkvs.size
+    bq, bkv, bufs = int(cq[j // bkvs.size]), int(bkvs[i]), int(bufss[i])
     names = [lvl.name for lvl in h.levels]
     rec: dict[str, Any] = {
         "kernel": "attention", "level": h.tile.name,
