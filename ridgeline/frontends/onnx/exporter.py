@@ -34,9 +34,11 @@ def _value_info(v: Value) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(v.name, v.type.dtype.onnx_code, shape)
 
 
-#: attributes the IR spells as dtype names and ONNX as TensorProto codes (the importer's inverse)
-_DTYPE_ATTRS = {"Cast": ("to",), "EyeLike": ("dtype",), "BitCast": ("to",),
-                "QuantizeLinear": ("output_dtype", "precision"), "DequantizeLinear": ("output_dtype",)}
+#: attributes the IR spells as dtype names ("f16") and ONNX as TensorProto codes (the importer's
+#: legacy.py converts the other way)
+DTYPE_ATTRS = {"Cast": ("to",), "BitCast": ("to",), "EyeLike": ("dtype",), "HannWindow": ("output_datatype",),
+               "HammingWindow": ("output_datatype",), "BlackmanWindow": ("output_datatype",),
+               "QuantizeLinear": ("output_dtype", "precision"), "DequantizeLinear": ("output_dtype",)}
 
 
 def _attrs(node: Node) -> list[onnx.AttributeProto]:
@@ -44,7 +46,7 @@ def _attrs(node: Node) -> list[onnx.AttributeProto]:
     for k, val in node.attrs.items():
         if val is None:
             continue
-        if k in _DTYPE_ATTRS.get(node.op, ()) and isinstance(val, str):
+        if k in DTYPE_ATTRS.get(node.op, ()) and isinstance(val, str):
             val = to_dtype(val).onnx_code
         out.append(to_proto(k, val))
     return out
