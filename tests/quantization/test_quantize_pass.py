@@ -413,3 +413,19 @@ def test_random_gemms_stay_within_their_step_bounds(case):
     # the node itself (its epilogue included) computes what the bound was checked on
     got = Interpreter(gq).run(feeds)["y"]
     assert got.shape == Interpreter(g32).run(feeds)["y"].shape and np.isfinite(got).all()
+
+
+def test_static_scales_of_a_constant_activation_are_calibrated():
+    """A product of two constants (left unfolded): the activation is a constant, calibrated too
+    (found by check_pass on random graphs)."""
+    rng = np.random.default_rng(2)
+    g = Graph("consts")
+    x = g.add_input("x", tensor("f32", 3, 4))
+    a = g.add_constant("a", rng.standard_normal((3, 4)).astype(np.float32))
+    w = g.add_constant("w", rng.standard_normal((4, 5)).astype(np.float32))
+    w2 = g.add_constant("w2", rng.standard_normal((4, 5)).astype(np.float32))
+    y = g.add_node("MatMul", [a, w]).outputs[0]
+    g.outputs = [g.add_node("Add", [y, g.add_node("MatMul", [x, w2]).outputs[0]]).outputs[0]]
+    rl.optimize(g, "quantize{scheme=w8a8-static}")
+    q = next(n for n in g if n.op == "QuantizeLinear" and n.inputs[0].name == "a")
+    assert float(q.inputs[1].data) == pytest.approx(np.abs(a.data).max() / 127, rel=1e-6)

@@ -62,7 +62,7 @@ def calibrate(graph: Graph, targets: Mapping[str, int | None], samples: Sequence
                 raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
             env[id(c)] = c.data
         keep = method == "percentile"
-        _record(graph.inputs, env, wanted, stats, keep)
+        _record(list(graph.inputs) + list(graph.constants.values()), env, wanted, stats, keep)
         for node in graph:
             outs = evaluator(node, [env[id(v)] if v is not None else None for v in node.inputs])
             for v, a in zip(node.outputs, outs):
@@ -70,6 +70,8 @@ def calibrate(graph: Graph, targets: Mapping[str, int | None], samples: Sequence
             _record(node.outputs, env, wanted, stats, keep)
     out = {}
     for name, parts in stats.items():
+        if not parts:      # pragma: no cover - every value is an input, a constant or a node output
+            continue
         if method == "minmax":
             out[name] = np.max(np.stack(parts), axis=0)
         else:
