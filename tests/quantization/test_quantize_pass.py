@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from exported_models import MODELS, assert_outputs_close, dims_for, entries, feeds_for
+from exported_models import MODELS, accuracy_entries, assert_outputs_close, dims_for, entries, feeds_for
 
 import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
@@ -178,6 +178,26 @@ def test_exported_models_quantized_run_and_keep_their_logits(e):
     assert cos["int8+kv-int8"] >= 0.999
     ratio = (1 - cos["int4-g128"]) / (1 - cos["int8"])
     assert 0.25 * (127 / 7) ** 2 <= ratio <= 2 * (127 / 7) ** 2, (cos, ratio)
+
+
+@pytest.mark.parametrize("e", accuracy_entries(), ids=lambda e: e["file"])
+def test_default_init_exports_meet_the_issue_bounds(e):
+    """Issue 6's bounds on random-weight exports at transformers' default init: int8 weight-only
+    logits cosine >= 0.999 and int4 g128 >= 0.99. (The sharp 10x-init set above is far more
+    sensitive to weight noise; there the int4/int8 ratio is checked instead.)"""
+    dims = dims_for(e, *DIMS)
+    g = rl.load(MODELS / e["file"], dims=dims)
+    rl.optimize(g, "default")
+    feeds = feeds_for(e, dims, seed=9)
+    out = e["outputs"][0]["name"]
+    ref = Interpreter(g).run(feeds)[out]
+    cos = {}
+    for scheme in ("int8", "int4-g128"):
+        gq = quantized(g, scheme)
+        cos[scheme] = cosine(Interpreter(gq).run(quantize_inputs(gq, feeds))[out], ref)
+    assert cos["int8"] >= 0.999, cos
+    assert cos["int4-g128"] >= 0.99, cos
+    assert cos["int4-g128"] < cos["int8"], cos   # int4 did quantize something
 
 
 def _ort_basic(path: str, feeds):
