@@ -11,9 +11,12 @@ MODEL  ?= tests/models/gpt2.onnx
 
 .PHONY: demo test setup clean
 
+BACKENDS ?= numpy,torch,llvm,host-cpu,h100,tpu-v6e,wse-3,groq-lpu
+DIMS   ?= --dim batch=1 --dim seq=32
+
 demo: $(STAMP)
-	$(BIN)/ridgeline show $(MODEL) --dim batch=1 --dim seq=16
-	$(BIN)/ridgeline run $(MODEL) --dim batch=1 --dim seq=16
+	$(BIN)/ridgeline show $(MODEL) $(DIMS) -p default
+	$(BIN)/ridgeline compare $(MODEL) $(DIMS) -p default --backends $(BACKENDS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

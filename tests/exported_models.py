@@ -39,8 +39,13 @@ def entries(**match) -> list[dict]:
     return [e for e in _manifest()["models"] if all(e[k] == v for k, v in match.items())]
 
 
+def accuracy_entries(**match) -> list[dict]:
+    """The default-init exports (``init_std`` 0.02) kept for quantization-accuracy checks."""
+    return [e for e in _manifest().get("accuracy_models", []) if all(e[k] == v for k, v in match.items())]
+
+
 def entry(file: str) -> dict:
-    return next(e for e in _manifest()["models"] if e["file"] == file)
+    return next(e for e in _manifest()["models"] + _manifest().get("accuracy_models", []) if e["file"] == file)
 
 
 def dims_for(e: dict, batch: int, seq: int, past: int) -> dict[str, int]:

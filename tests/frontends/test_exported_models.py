@@ -22,7 +22,7 @@ from ridgeline.frontends.rir import load_rir, save_rir
 from ridgeline.ir import parse_graph, print_graph
 from ridgeline.ir.infer import is_unknown
 
-from exported_models import (MODELS, assert_outputs_close, dims_for, entries, entry, feeds_for, ort_run)
+from exported_models import (MODELS, accuracy_entries, assert_outputs_close, dims_for, entries, entry, feeds_for, ort_run)
 
 ALL = entries()
 IDS = [e["file"] for e in ALL]
@@ -38,10 +38,12 @@ def imported(file: str):
 
 def test_manifest_describes_every_model_file():
     files = {p.name for p in MODELS.glob("*.onnx")}
-    listed = {e["file"] for e in ALL}
+    accuracy = accuracy_entries()
+    listed = {e["file"] for e in ALL + accuracy}
     assert files - listed == {"gpt2.onnx"}  # the demo default, a copy of the legacy GPT-2 prefill
     assert listed <= files
-    for e in ALL:
+    assert accuracy and all(e["init_std"] == 0.02 for e in accuracy)
+    for e in ALL + accuracy:
         assert hashlib.sha256((MODELS / e["file"]).read_bytes()).hexdigest() == e["sha256"], e["file"]
     # every family and exporter variant the issue names is there
     have = {(e["family"], e["exporter"], e["opset"], e["phase"]) for e in ALL}
