@@ -109,7 +109,7 @@ def test_device_cuda_without_cuda(capsys, model):
                           "CUDA is not available", "--device cpu")
 
 
-@pytest.mark.parametrize("args,fragment", [(["--backend", "numpy", "--strict"], "takes no options"),
+@pytest.mark.parametrize("args,fragment", [(["--backend", "numpy", "--strict"], "numpy backend takes"),
                                            (["--backend", "torch", "--strict"], "unknown option"),
                                            (["--backend", "llvm", "--threads", "0"], "threads must be")])
 def test_options_a_backend_does_not_take(capsys, model, args, fragment):

@@ -282,3 +282,19 @@ def test_values_folded_at_compile_time_cannot_be_changed_by_the_caller():
     with pytest.raises(ValueError):
         shape[0] = 7   # read-only: the next run returns the same folded array
     assert exe.run({"x": _f(2, 3)})[g.outputs[0].name].tolist() == [2, 3]
+
+
+def test_gemm_follows_a_cpu_tile_schedule():
+    """``tile{target=host-cpu}`` records blocks in node.meta["tile"]; the JIT GEMM uses them (and
+    ignores schedules made for other kinds of chip)."""
+    for target, expect in (("host-cpu", (16, 64, 32)), ("h100", None)):
+        case = _case("mm", {"a": _f(50, 70)}, lambda b, v: b.MatMul(v["a"], v["w"]), consts={"w": _f(70, 130)})
+        node = case.graph.nodes[0]
+        node.meta["tile"] = {"kernel": "gemm", "target": target, "shape": {"m": 16, "n": 64, "k": 32},
+                             "traffic": {"dram": 1.0}}
+        exe = llvm(case.graph, gemm="jit")
+        compare(case, exe)
+        lw = exe.plan.lowerings[node]
+        assert lw.tile == expect
+        if expect:
+            assert (lw.mc, lw.nc, lw.kc) == (16, 64, 32)

@@ -53,6 +53,7 @@ class Plan:
     views: set[Node] = field(default_factory=set)
     fallbacks: dict[Node, str] = field(default_factory=dict)         # node -> why it runs on numpy
     kinds: dict[Node, str] = field(default_factory=dict)             # node -> lowering name
+    lowerings: dict[Node, Lowering] = field(default_factory=dict)    # node -> its lowering (introspection)
     modules: list[CompiledModule] = field(default_factory=list)
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     compile_seconds: float = 0.0
@@ -129,6 +130,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         try:
             lw = lower(node, in_shapes, kn, options)
             lowered.append((orig, lw))
+            plan.lowerings[orig] = lw
             plan.kinds[orig] = type(lw).__name__.replace("Lowering", "").lower()
             continue
         except Unsupported as e:

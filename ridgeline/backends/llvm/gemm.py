@@ -273,7 +273,15 @@ class GemmLowering(Lowering):
         cols = max(1, math.ceil(n / self.nr))
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
-        self.mblocks = math.ceil(m / MC) if m else 0
+        self.mc = MC
+        self.tile = _cpu_tile(node)
+        if self.tile is not None:   # a tile{target=<cpu>} schedule chose the blocks
+            tm, tn, tk = self.tile
+            self.mc = max(self.mr, tm // self.mr * self.mr)
+            self.nc = max(self.nr, tn // self.nr * self.nr)
+            if m >= 8:
+                self.kc = max(1, tk)
+        self.mblocks = math.ceil(m / self.mc) if m else 0
         self.nblocks = math.ceil(n / self.nc) if n else 0
         self.tasks = self.batch * self.mblocks * self.nblocks
         self.in_shapes = [tuple(s) if s is not None else None for s in in_shapes]
@@ -301,15 +309,15 @@ class GemmLowering(Lowering):
         with loop(b, lo, hi, name="t") as t:
             bt = b.sdiv(t, const(I64, per_batch))
             rem = b.srem(t, const(I64, per_batch))
-            ib = b.mul(b.sdiv(rem, const(I64, self.nblocks)), const(I64, MC))
+            ib = b.mul(b.sdiv(rem, const(I64, self.nblocks)), const(I64, self.mc))
             jb = b.mul(b.srem(rem, const(I64, self.nblocks)), const(I64, self.nc))
             a0 = load(b, offa, bt, I64) if offa is not None else const(I64, 0)
             b0 = load(b, offb, bt, I64) if offb is not None else const(I64, 0)
             c0 = b.mul(bt, const(I64, M * N))
             # full tiles end before the static tails of the last blocks
-            last_i = b.icmp_signed(">=", b.add(ib, const(I64, MC)), const(I64, M))
+            last_i = b.icmp_signed(">=", b.add(ib, const(I64, self.mc)), const(I64, M))
             last_j = b.icmp_signed(">=", b.add(jb, const(I64, self.nc)), const(I64, N))
-            i_full = b.select(last_i, const(I64, M - M % mr), b.add(ib, const(I64, MC)))
+            i_full = b.select(last_i, const(I64, M - M % mr), b.add(ib, const(I64, self.mc)))
             j_full = b.select(last_j, const(I64, N - N % nr), b.add(jb, const(I64, self.nc)))
             KCs = self.kc
             with loop(b, 0, K, step=KCs, name="kc") as kc:
@@ -450,6 +458,23 @@ class GemmLowering(Lowering):
             return (out,)
         run.keep = (aux, fixed_b, epi_keep)
         return run
+
+
+def _cpu_tile(node: Node) -> tuple[int, int, int] | None:
+    """(m, n, k) blocks of a GEMM tile schedule made for a cpu-family target (``tile{target=…}``
+    records them in ``node.meta["tile"]``); a schedule for another kind of chip is ignored."""
+    rec = node.meta.get("tile")
+    if not isinstance(rec, dict) or rec.get("kernel", "gemm") != "gemm":
+        return None
+    shape = rec.get("shape") or {}
+    try:
+        from ...cost_models.targets import get_target
+        if get_target(rec.get("target", "")).family != "cpu":
+            return None
+        tm, tn, tk = (int(shape[d]) for d in ("m", "n", "k"))
+    except Exception:  # no such target, or a record without m/n/k: keep the built-in blocking
+        return None
+    return (tm, tn, tk) if min(tm, tn, tk) > 0 else None
 
 
 def lower_matmul(node: Node, in_shapes, known, options) -> Lowering:
