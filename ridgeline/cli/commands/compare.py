@@ -34,25 +34,55 @@ def register(sub) -> None:
     add_estimate_options(p)
     p.add_argument("--repeat", type=int, default=3, help="runs per executing backend (median is shown; default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    p.add_argument("--per-node", action="store_true", help="host-cpu predicted vs measured per node")
+    p.add_argument("--target-file", action="append", default=[], metavar="FILE.toml",
+                   help="a target from a file (repeatable), compared like the named ones; a cpu-family file "
+                   "(e.g. from `ridgeline calibrate -o host.toml`) becomes the host model the executing "
+                   "backends are predicted with")
+    p.add_argument("--per-node", action="store_true", help="host model predicted vs measured per node")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
-def _names(args: argparse.Namespace) -> list[str]:
+def _names(args: argparse.Namespace, allow_empty: bool = False) -> list[str]:
     from ...cost_models import target_names
     out: list[str] = []
     for text in (args.targets, args.backends):
         for name in filter(None, (s.strip() for s in text.split(","))):
             names = target_names() if name == "all" else [name]
             out.extend(n for n in names if n not in out)
-    if not out:
+    if not out and not allow_empty:
         raise UsageError("name what to compare: --targets h100,tpu-v6e,… and/or --backends numpy,llvm,host-cpu")
     return out
 
 
+def _file_targets(args: argparse.Namespace) -> list[str]:
+    """Register each --target-file (in-process) and return their names."""
+    from ...cost_models import get_target, load_target_file, register_target, target_names
+    out = []
+    for path in args.target_file:
+        t = load_target_file(path)
+        if t.name not in target_names():
+            register_target(t)
+        elif get_target(t.name) != t:
+            raise UsageError(f"--target-file {path}: its name {t.name!r} is already a target; rename it "
+                             f"(`name = ...` in the file, or `ridgeline calibrate --name`)")
+        out.append(t.name)
+    return out
+
+
+def _host_model(names: list[str], file_targets: list[str]) -> str | None:
+    """The cpu target executors are predicted with: a cpu file given, else host-cpu when listed."""
+    from ...cost_models import get_target
+    for n in file_targets:
+        if get_target(n).family == "cpu":
+            return n
+    return "host-cpu" if "host-cpu" in names else None
+
+
 def run(args: argparse.Namespace) -> int:
-    names = _names(args)
+    file_targets = _file_targets(args)
+    names = _names(args, allow_empty=bool(file_targets))
+    names += [n for n in file_targets if n not in names]
     kinds = {n: known_target_or_backend(n) for n in names}
     executors = [n for n in names if kinds[n] == "backend"]
     targets = [n for n in names if kinds[n] == "target"]
@@ -67,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if targets:
         rows += _estimate_targets(args, graph, targets, results)
     if executors:
-        rows += _run_executors(args, graph, executors, targets, results)
+        rows += _run_executors(args, graph, executors, _host_model(names, file_targets), results)
     data = {"model": args.model, "rows": rows, "elapsed_s": time.perf_counter() - t0}
     emit(args, data, lambda: _render(args, rows, results))
     return 0
@@ -111,14 +141,13 @@ def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[di
 
 
 # --------------------------------------------------------------------------- executing backends
-def _run_executors(args, graph, executors: list[str], targets: list[str], results: dict) -> list[dict[str, Any]]:
+def _run_executors(args, graph, executors: list[str], host: str | None, results: dict) -> list[dict[str, Any]]:
     from ...backends.registry import get_backend
     from ...testing.inputs import random_inputs
     dims = parse_dims(args.dim)
     inputs = random_inputs(graph, seed=args.seed, dims=dims)
     ref_exe = get_backend("numpy").compile(graph)
     reference = ref_exe.run(inputs)
-    host = "host-cpu" if "host-cpu" in targets else None
     rows = []
     for name in executors:
         row: dict[str, Any] = {"name": name, "kind": "execute"}
@@ -148,7 +177,7 @@ def _run_executors(args, graph, executors: list[str], targets: list[str], result
         measured = statistics.median(times)
         row.update({"measured_s": measured, "max_abs_error": _max_error(reference, outs)})
         if host is not None:
-            _host_prediction(args, row, exe, g, inputs, results)
+            _host_prediction(args, row, exe, g, inputs, results, host)
         rows.append(row)
     return rows
 
@@ -168,11 +197,12 @@ def _max_error(ref: dict[str, np.ndarray], outs: dict[str, np.ndarray]) -> float
     return worst
 
 
-def _host_prediction(args, row: dict, exe, g, inputs, results: dict) -> None:
+def _host_prediction(args, row: dict, exe, g, inputs, results: dict, host: str) -> None:
     from ...cost_models import estimate
     graph = getattr(exe, "graph", g)
+    row["host_model"] = host
     try:
-        est = estimate(graph.bind(parse_dims(args.dim)) if graph.symbols() else graph, "host-cpu")
+        est = estimate(graph.bind(parse_dims(args.dim)) if graph.symbols() else graph, host)
     except RidgelineError as e:
         row["host_cpu_error"] = str(e)
         return
@@ -188,7 +218,7 @@ def _host_prediction(args, row: dict, exe, g, inputs, results: dict) -> None:
         row["per_node"] = [{"node": r.name, "op": r.op, "predicted_s": r.time_s, "measured_s": measured.get(r.name),
                             "ratio": (r.time_s / measured[r.name]) if measured.get(r.name) else None}
                            for r in est.nodes if r.detail.get("kernels", 1)]
-    results[f"{row['name']}/host-cpu"] = est
+    results[f"{row['name']}/{host}"] = est
 
 
 # --------------------------------------------------------------------------- output
@@ -217,7 +247,8 @@ def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
               justify=["left", "left"] + ["right"] * (len(cols) - 3) + ["left"])
     ex_rows = [r for r in rows if r["kind"] == "execute"]
     if ex_rows:
-        cols = ["backend", "measured", "max |error| vs numpy", "host-cpu predicted", "predicted / measured", "note"]
+        host = next((r["host_model"] for r in ex_rows if r.get("host_model")), "host-cpu")
+        cols = ["backend", "measured", "max |error| vs numpy", f"{host} predicted", "predicted / measured", "note"]
         out = []
         for r in ex_rows:
             if "error" in r:
@@ -232,7 +263,7 @@ def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
         for r in ex_rows:
             if r.get("per_node"):
                 nodes = sorted(r["per_node"], key=lambda x: x["measured_s"] or 0, reverse=True)[:20]
-                table(f"{r['name']}: host-cpu predicted vs measured per node (slowest 20)",
+                table(f"{r['name']}: {host} predicted vs measured per node (slowest 20)",
                       ["node", "op", "predicted", "measured", "ratio"],
                       [(x["node"], x["op"], fmt_time(x["predicted_s"]), fmt_time(x["measured_s"]),
                         "-" if x["ratio"] is None else f"{x['ratio']:.2f}") for x in nodes])
