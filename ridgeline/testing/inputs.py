@@ -1,20 +1,30 @@
 """Seeded random inputs of the right dtypes and shapes for any graph.
 
-Integer inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim;
-inputs named like masks are all ones and position ids count up, so an exported transformer runs
-on what it was built for.
+Graphs made by ``ridgeline.testing.strategies`` say in ``graph.meta["testing"]`` where each input
+must lie (``ranges``: inside Log's or Acosh's domain, away from a divisor's zero), how to fill
+special ones (``kinds``: ``rowmask`` is a boolean attention mask that keeps one key per row) and
+the sizes of their symbolic dims (``dims``); those inputs follow that. For any other graph, integer
+inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim; inputs
+named like masks are all ones and position ids count up, so an exported transformer runs on what
+it was built for.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..ir import Graph, Value
 from ..ir.errors import IRError
 
-__all__ = ["random_inputs", "concrete_shape"]
+__all__ = ["random_inputs", "concrete_shape", "testing_meta"]
+
+
+def testing_meta(graph: Graph) -> dict[str, Any]:
+    """What the generator recorded about ``graph``'s inputs (empty for other graphs)."""
+    meta = graph.meta.get("testing")
+    return dict(meta) if isinstance(meta, Mapping) else {}
 
 
 def concrete_shape(v: Value, dims: Mapping[str, int]) -> tuple[int, ...]:
@@ -49,16 +59,41 @@ def _index_bound(v: Value) -> int | None:
     return bound
 
 
+def _in_range(rng: np.random.Generator, shape: tuple[int, ...], dt, lo: float, hi: float) -> np.ndarray:
+    if dt.kind == "bool":
+        return rng.random(shape) < 0.5
+    if dt.is_integer:
+        return rng.integers(int(lo), int(hi) + 1, size=shape).astype(dt.np_dtype)
+    return rng.uniform(lo, hi, size=shape).astype(dt.np_dtype)
+
+
+def _rowmask(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    arr = rng.random(shape) < 0.6
+    if arr.ndim:
+        arr[..., 0] = True  # every query keeps at least one key: no all-masked softmax row
+    return arr
+
+
 def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
-    """One array per graph input: normal floats, in-range indices, ones for masks."""
+    """One array per graph input: values inside the ranges the generator recorded, else normal
+    floats, in-range indices, ones for masks. ``dims`` sizes symbolic dims (default: the sizes the
+    generator bound them to)."""
     rng = np.random.default_rng(seed)
-    dims = dict(dims or {})
+    meta = testing_meta(graph)
+    ranges = meta.get("ranges") or {}
+    kinds = meta.get("kinds") or {}
+    dims = {**dict(meta.get("dims") or {}), **dict(dims or {})}
     out: dict[str, np.ndarray] = {}
     for v in graph.inputs:
         shape = concrete_shape(v, dims)
         dt = v.type.dtype
         lname = v.name.lower()
-        if dt.kind == "bool":
+        if kinds.get(v.name) == "rowmask":
+            arr = _rowmask(rng, shape)
+        elif v.name in ranges:
+            lo, hi = ranges[v.name]
+            arr = _in_range(rng, shape, dt, lo, hi)
+        elif dt.kind == "bool":
             arr = np.ones(shape, bool) if "mask" in lname else rng.random(shape) < 0.5
         elif dt.is_integer:
             if "mask" in lname:
@@ -70,5 +105,5 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
                 arr = rng.integers(0, bound, size=shape).astype(dt.np_dtype)
         else:
             arr = rng.standard_normal(shape).astype(dt.np_dtype)
-        out[v.name] = np.ascontiguousarray(arr)
+        out[v.name] = np.array(arr, order="C")  # ascontiguousarray would make a 0-d array 1-d
     return out
