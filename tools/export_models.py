@@ -43,8 +43,11 @@ What it takes to export these with torch 2.13 and transformers 5.x (found by try
   are switched to ``torch.nn.functional.rms_norm`` and ``apply_rotary_pos_emb`` to
   ``torch.onnx.ops.rotary_embedding`` (the ONNX op as a torch op). Transformers' own Llama
   computes RMSNorm and RoPE with elementwise ops, so without these swaps the exporter emits
-  none of the three. Both swaps compute the same function as the originals (checked against
-  eager torch before export).
+  ``Attention`` (from SDPA) but neither ``RMSNormalization`` nor ``RotaryEmbedding``. Both
+  swaps compute the same function as the originals (checked against eager torch at export).
+  Transformers calls SDPA with ``enable_gqa`` only when there is no mask; with one it repeats
+  the KV heads itself, so ``TRANSFORMERS_SDPA_FORCE_GQA=1`` is set for these exports to keep
+  the GQA inside the ``Attention`` op (2 KV heads for 4 query heads).
 
 The files are deterministic (fixed seeds, no timestamps in ONNX); rerunning rewrites the same
 bytes. ``tests/models/manifest.json`` describes every file for the tests.

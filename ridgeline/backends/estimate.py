@@ -36,7 +36,7 @@ class EstimateBackend:
 
     @property
     def default_pipeline(self) -> str:
-        """The fusion pipeline when the passes package provides one; presets are already fused."""
+        """The fusion pipeline when the passes package provides one (``default``), else none."""
         try:
             from .. import passes
         except ImportError:  # pragma: no cover - passes ship with the package

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = ["NodeCost", "Estimate", "MemoryPlan", "LLMMetrics", "BOUNDS", "dominant_bound"]
 
@@ -38,16 +38,16 @@ class NodeCost:
     overhead_s: float = 0.0
     comm_s: float = 0.0
     layer: int | None = None
+    roofline: str = ""        # compute or memory: the bound ignoring fixed (launch) costs
     stage: int = 0            # pipeline stage
     shard: int = 1            # tensor-parallel split applied to this node's work (1 = replicated)
     detail: dict[str, Any] = field(default_factory=dict)   # family specifics: waves, tile, efficiency
 
     def clone(self, **changes: Any) -> "NodeCost":
-        """A copy with ``changes`` (fast: graphs of 126 identical layers clone one record per node)."""
+        """A shallow copy with ``changes``: graphs of 126 identical layers clone one priced record
+        per node, so ``bytes`` and ``detail`` are shared between clones (treat them as read-only)."""
         new = object.__new__(NodeCost)
         new.__dict__.update(self.__dict__)
-        new.bytes = dict(self.bytes)
-        new.detail = dict(self.detail)
         new.__dict__.update(changes)
         return new
 
@@ -66,7 +66,8 @@ class NodeCost:
         d = {"name": self.name, "op": self.op, "category": self.category, "time_s": self.time_s,
              "flops": self.flops, "bytes": dict(self.bytes), "bound": self.bound, "unit": self.unit,
              "compute_s": self.compute_s, "memory_s": self.memory_s, "overhead_s": self.overhead_s,
-             "comm_s": self.comm_s, "intensity_flop_per_byte": _finite(self.intensity), "stage": self.stage,
+             "comm_s": self.comm_s, "roofline_bound": self.roofline or self.bound,
+             "intensity_flop_per_byte": _finite(self.intensity), "stage": self.stage,
              "shard": self.shard}
         if self.layer is not None:
             d["layer"] = self.layer
@@ -175,8 +176,9 @@ class Estimate:
         """Time, FLOPs and bytes summed per op, slowest first."""
         agg: dict[str, dict[str, Any]] = {}
         for r in self.nodes:
-            a = agg.setdefault(r.op, {"op": r.op, "count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
-                                      "bounds": {}})
+            op = f"{r.op} ({r.detail['kind']})" if r.detail.get("kind") else r.op   # Fused by fusion kind
+            a = agg.setdefault(op, {"op": op, "count": 0, "time_s": 0.0, "flops": 0.0, "bytes": 0.0,
+                                    "bounds": {}})
             a["count"] += 1
             a["time_s"] += r.time_s
             a["flops"] += r.flops
@@ -224,7 +226,3 @@ def _finite(x: Any) -> Any:
     if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
         return None
     return x
-
-
-def total(records: Iterable[NodeCost]) -> float:
-    return sum(r.time_s for r in records)

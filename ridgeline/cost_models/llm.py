@@ -33,7 +33,8 @@ def kv_cache_bytes_per_token(graph: Graph) -> float:
     """KV-cache bytes one sequence position costs, summed over all attention layers."""
     total = 0.0
     for n in graph:
-        if n.op != "Attention":
+        if not (n.op == "Attention" or (n.op == "Fused" and n.body is not None
+                                        and any(b.op == "Attention" for b in n.body))):
             continue
         for v in n.outputs[1:3]:
             shape = v.type.shape

@@ -43,7 +43,8 @@ class Footprint:
         """(weights, kv, activations) on the busiest device of a tp × pp split."""
         L = self.layers
         if L == 0 or pp == 1:
-            w = (sum(self.sharded) + self.pre[0] + self.post[0]) / tp + sum(self.replicated) + self.pre[1] + self.post[1]
+            split = sum(self.sharded) + self.pre[0] + self.post[0]
+            w = split / tp + sum(self.replicated) + self.pre[1] + self.post[1]
             return w, sum(self.kv) / tp, self.activation / tp
         stages_w = [0.0] * pp
         stages_kv = [0.0] * pp
@@ -93,7 +94,7 @@ def footprint(graph: Graph, plan: ParallelPlan | None = None) -> Footprint:
             else:
                 tgt = post if seen_layer else pre
                 tgt[0 if split else 1] += b
-        if n.op == "Attention":
+        if id(n.outputs[1]) in plan.kv_values if len(n.outputs) > 2 else False:
             b = sum(_vbytes(v) for v in n.outputs[1:3])
             total_kv += b
             if layer is not None:

@@ -2,13 +2,14 @@
 
 ``estimate(graph)`` is a template; a family overrides the hooks it needs::
 
-    estimate(graph)
-      plan_parallel(graph, tp, pp)      shared: which node is split how, collectives, stages
-      memory_plan(...)                  shared: weights + KV cache + activations vs capacity
-      price_graph(graph, plan)          per node: node_work → shard → price_node (cached by shape),
-                                        then price_comm for every collective the plan inserted,
-                                        then schedule(records) to turn costs into a timeline
-      llm_metrics(...)                  shared: TTFT, TPOT, tokens/s, KV cache, MFU
+    estimate(graph, analysis=GraphAnalysis(graph))   (the analysis is target-independent)
+      plan_devices(graph, footprint)      the smallest deployment that fits (override to scale otherwise)
+      analysis.plan(tp, pp)               shared: which node is split how, collectives, stages
+      memory_plan(...)                    shared: weights + KV cache + activations vs capacity
+      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by shape),
+                                          then price_comm for every collective the plan inserted,
+                                          then schedule(records) to turn costs into a timeline
+      llm_metrics(...)                    shared: TTFT, TPOT, tokens/s, KV cache, MFU
 
 A minimal family implements ``price_node(work) -> NodeCost`` and declares ``family`` and the
 ``schema`` of the target keys it reads; see ``families/cpu.py`` for a short one and
@@ -26,7 +27,8 @@ from .collectives import collective_time
 from .estimate import Estimate, NodeCost
 from .llm import llm_metrics
 from .memory import footprint, memory_plan, plan_devices
-from .parallel import Comm, ParallelPlan, Shard, analyze_tensor_parallel, plan_parallel
+from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
+                       plan_parallel)
 from .quantities import format_quantity
 from .target import Field, Target
 from .work import DEVICE, NodeWork, node_label, shared_work, work_key
@@ -64,7 +66,7 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
     traffic = {k: v * f for k, v in w.traffic.items()} if w.traffic is not None else None
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
-                   weight_bytes=w.weight_bytes * f, flops=w.flops * f)
+                   weight_bytes=w.weight_bytes * f, cold_bytes=w.cold_bytes * f, flops=w.flops * f)
 
 
 class CostModel:
@@ -81,9 +83,9 @@ class CostModel:
 
     def __init__(self, target: Target, **options: Any):
         self.target = target
-        self._model_flops = 0.0
-        self.tp = _degree(options.pop("tp", 1), "tp")
-        self.pp = _degree(options.pop("pp", 1), "pp")
+        # None: the graph's own split (a preset built with tp=…), else 1
+        self.tp = _degree(options.pop("tp", None), "tp")
+        self.pp = _degree(options.pop("pp", None), "pp")
         self.options: dict[str, Any] = {}
         for key, f in self.option_fields.items():
             if key in options:
@@ -118,7 +120,7 @@ class CostModel:
                               f"{format_quantity(fp.total_weights + fp.total_kv, 'size')} of weights and KV cache; "
                               f"a device holds {format_quantity(cap, 'size')} and the target joins at most "
                               f"{self.target.max_devices} device(s) (tp ≤ heads, pp ≤ layers)")
-        tp, pp = self._resolve_degrees(fp, choice)
+        tp, pp = self._resolve_degrees(graph, fp, choice)
         if tp * pp > self.target.max_devices:
             raise TargetError(f"tp={tp} × pp={pp} = {tp * pp} devices, but {self.target.name} joins at most "
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
@@ -131,7 +133,7 @@ class CostModel:
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
-        est.detail["model_flops"] = self._model_flops
+        est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         est.llm = llm_metrics(graph, est, companion)
         if not mem.fits:
@@ -139,14 +141,20 @@ class CostModel:
                              f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
         return est
 
-    def _resolve_degrees(self, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
-        tp, pp = self.tp, self.pp
+    def _resolve_degrees(self, graph: Graph, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        tp = self.tp if self.tp is not None else _degree(meta.get("tp", 1), "tp")
+        pp = self.pp if self.pp is not None else _degree(meta.get("pp", 1), "pp")
         if tp == "auto" and pp == "auto":
             return choice if choice else (1, 1)
         cap = self.target.device_memory.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
         if tp == "auto":
             for cand in (1, 2, 4, 8, 16, 32, 64):
-                if cand <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
+                try:
+                    check_degrees(graph, cand, pp)
+                except ParallelError:
+                    continue
+                if cand * pp <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
                     return cand, pp
             return (choice[0] if choice else 1), pp
         if pp == "auto":
@@ -171,23 +179,20 @@ class CostModel:
         """Price every node (once per distinct shape and split) and every inserted collective, then
         ``schedule`` them."""
         records: list[NodeCost] = []
-        cache: dict[Any, tuple[NodeCost, float]] = {}
-        model_flops = 0.0
+        cache: dict[Any, NodeCost] = {}
         for node, key, kid in zip(analysis.nodes, analysis.keys, analysis.key_ids):
             shard = plan.shard_of(node)
             ck = (kid, id(shard)) if kid is not None else None    # shards are interned per plan
-            hit = cache.get(ck) if ck is not None else None
-            if hit is None:
-                work = shared_work(node, key)
-                w = shard_work(work, shard)
+            proto = cache.get(ck) if ck is not None else None
+            if proto is None:
+                w = shard_work(shared_work(node, key), shard)
                 self._check_levels(w, node)
                 proto = self.price_node(w)
                 proto.shard = shard.parts
-                hit = (proto, work.flops)
+                if "kind" in w.detail and "kind" not in proto.detail:
+                    proto.detail["kind"] = w.detail["kind"]
                 if ck is not None:
-                    cache[ck] = hit
-            proto, flops = hit
-            model_flops += flops
+                    cache[ck] = proto
             layer = node.meta.get("layer")
             records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
                                        stage=plan.stage_of(node)))
@@ -195,7 +200,6 @@ class CostModel:
                 c = self.price_comm(comm, plan)
                 c.stage = plan.stage_of(node)
                 records.append(c)
-        self._model_flops = model_flops
         return self.schedule(records, plan)
 
     def _check_levels(self, w: NodeWork, node: Node) -> None:
@@ -251,6 +255,7 @@ class GraphAnalysis:
         ids: dict[Any, int] = {}
         self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
         self._by_dtype: dict[str, float] | None = None
+        self._model_flops: float | None = None
         self.tp = analyze_tensor_parallel(graph)
         self._plans: dict[tuple[int, int], ParallelPlan] = {}
         self.footprint = footprint(graph, self.plan(1, 1))
@@ -267,6 +272,13 @@ class GraphAnalysis:
             self._by_dtype = out
         return self._by_dtype
 
+    @property
+    def model_flops(self) -> float:
+        """The graph's FLOPs as its op specs count them (unsplit): MFU's numerator."""
+        if self._model_flops is None:
+            self._model_flops = sum(shared_work(n, k).flops for n, k in zip(self.nodes, self.keys))
+        return self._model_flops
+
     def plan(self, tp: int, pp: int) -> ParallelPlan:
         p = self._plans.get((tp, pp))
         if p is None:
@@ -275,8 +287,8 @@ class GraphAnalysis:
 
 
 def _degree(v: Any, what: str):
-    if v in (None, "auto"):
-        return "auto" if v == "auto" else 1
+    if v is None or v == "auto":
+        return v
     if isinstance(v, str) and v.isdigit():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -29,7 +29,7 @@ from ..ir.errors import TargetError
 from .work import FREE_CATEGORIES, node_label
 
 __all__ = ["Shard", "Comm", "ParallelPlan", "TPAnalysis", "analyze_tensor_parallel", "plan_parallel", "check_degrees",
-           "ParallelError", "stage_layers"]
+           "ParallelError"]
 
 R, S, P = "R", "S", "P"
 
@@ -253,9 +253,12 @@ def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1, analysis: TPAnalysis |
 
 def _weight_input(n: Node) -> int | None:
     """The input holding a weight matrix that a tensor-parallel split would cut, if any."""
-    if n.spec.category == "matmul" and len(n.inputs) >= 2 and n.inputs[1] is not None and n.inputs[1].const \
-            and n.inputs[1].type.rank >= 2:
-        return 1
+    if n.spec.category == "matmul":
+        from .work import _operands
+        ops = _operands(n)
+        if ops is not None and n.inputs[ops[1]].const and n.inputs[ops[1]].type.rank >= 2:
+            return ops[1]
+        return None
     if n.op == "Fused" and n.body is not None:
         from .work import shared_work
         for c in shared_work(n).contractions:
@@ -327,9 +330,3 @@ def _pipeline(graph: Graph, plan: ParallelPlan) -> None:
 def _shard_fraction(plan: ParallelPlan, n: Node) -> float:
     sh = plan.shard.get(id(n))
     return sh.out_factors[0] if sh and sh.out_factors else 1.0
-
-
-def stage_layers(layers: int, pp: int) -> list[int]:
-    """How many layers each of ``pp`` stages gets (contiguous, as even as possible)."""
-    return [sum(1 for l in range(layers) if min(pp - 1, l * pp // layers) == s) for s in range(pp)]
-

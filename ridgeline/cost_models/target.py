@@ -180,7 +180,8 @@ class Target:
     def units_of(self, kind: str) -> list[ComputeUnit]:
         return [u for u in self.units.values() if u.kind == kind]
 
-    def best_unit(self, dt: str, kinds: Sequence[str] = ("matrix", "vector", "scalar")) -> tuple[ComputeUnit, str] | None:
+    def best_unit(self, dt: str,
+                  kinds: Sequence[str] = ("matrix", "vector", "scalar")) -> tuple[ComputeUnit, str] | None:
         """The fastest unit among ``kinds`` (in preference order) that runs ``dt``, and the key it
         runs it as (``tf32`` for f32 on a matrix unit that lists it); None if none does."""
         for kind in kinds:
@@ -250,6 +251,8 @@ def _keys_for(dt: str, kind: str) -> tuple[str, ...]:
     # TF32 enabled); a unit listing plain f32 is preferred when it has both.
     if dt == "f32" and kind == "matrix":
         return ("f32", "tf32")
+    if dt in ("u8", "u4"):     # unsigned integers run at their signed width's rate (IMMA takes both)
+        return (dt, "i" + dt[1:])
     return (dt,)
 
 

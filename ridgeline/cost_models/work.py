@@ -109,6 +109,7 @@ class NodeWork:
     traffic: dict[str, float] | None = None  # from a tile schedule: level name -> bytes
     tile: dict[str, Any] | None = None
     weight_bytes: float = 0.0              # bytes of constant inputs
+    cold_bytes: float = 0.0                # bytes of inputs no node of this step produced (weights, KV cache)
     causal_fraction: float = 1.0           # share of attention blocks a tiled causal kernel visits
     layer: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -201,9 +202,10 @@ def node_work(node: Node) -> NodeWork:
     spec_bytes = _static(spec.bytes(node), node)
     extra = spec_bytes - sum(in_b) - sum(out_b)
     weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
+    cold = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.producer is None)
     out_dtype = node.outputs[0].type.dtype.name if node.outputs else "f32"
     w = NodeWork(name, node.op, cat, 1, flops, vector_dtype=out_dtype, in_bytes=in_b, weight_bytes=weight,
-                 layer=layer)
+                 cold_bytes=cold, layer=layer)
 
     if node.op == "Attention":
         _attention(node, w, out_b)
@@ -213,9 +215,11 @@ def node_work(node: Node) -> NodeWork:
         extra = _fused(node, w)
         _fused_kv_alias(node, out_b, in_b)
     elif cat == "matmul":
-        c = _contraction(node, node.inputs[0], node.inputs[1])
+        ops = _operands(node)
+        c = (_contraction(node, node.inputs[ops[0]], node.inputs[ops[1]]) if ops is not None
+             else _generic_contraction(node, flops))
         w.contractions = (c,)
-        w.vector_flops = max(0.0, flops - c.flops)  # bias / alpha epilogues
+        w.vector_flops = max(0.0, flops - c.flops)  # bias / alpha / zero-point epilogues
     elif node.op in _CONVERT_OPS or cat == "quant":
         w.converts = float(_numel(node.outputs[0]))
         w.vector_flops = max(0.0, flops - w.converts)
@@ -227,10 +231,35 @@ def node_work(node: Node) -> NodeWork:
     if tile is not None:
         w.tile = tile
         w.traffic = {str(k): float(v) for k, v in tile["traffic"].items()}
-        if "flops" in tile and w.contractions and w.matrix_flops:
+        if "flops" in tile and w.flops:
             # a schedule that skips work (causal blocks) states the FLOPs it executes
-            w.causal_fraction = max(0.0, min(1.0, (float(tile["flops"]) - w.vector_flops) / w.matrix_flops))
+            w.causal_fraction = max(0.0, min(1.0, float(tile["flops"]) / w.flops))
+        else:
+            w.causal_fraction = 1.0
     return w
+
+
+#: which inputs are the two matrices of a matmul-category op (others: scales, zero points, bias)
+_OPERANDS = {"MatMul": (0, 1), "Gemm": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}
+
+
+def _operands(node: Node) -> tuple[int, int] | None:
+    ops = _OPERANDS.get(node.op)
+    if ops is None or max(ops) >= len(node.inputs) or any(node.inputs[i] is None for i in ops):
+        return None
+    return ops
+
+
+def _generic_contraction(node: Node, flops: float) -> Contraction:
+    """A contraction of an op whose operand layout is not known here (Einsum, a plugin's
+    quantized matmul): N is the output's last dim, K follows from the spec's FLOPs."""
+    out = node.outputs[0]
+    numel = max(1, _numel(out))
+    n = out.type.shape[-1] if out.type.shape and isinstance(out.type.shape[-1], int) else 1
+    k = max(1, round(flops / (2 * numel)))
+    dt = node.inputs[0].type.dtype.name if node.inputs and node.inputs[0] is not None else out.type.dtype.name
+    return Contraction("matmul", 1, max(1, numel // max(1, n)), n, k, dt, dt, dt,
+                       any(v is not None and v.const for v in node.inputs[1:]))
 
 
 def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
@@ -244,8 +273,12 @@ def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
     t = skv + past
     dt = node.inputs[0].type.dtype.name
     kvdt = node.inputs[1].type.dtype.name
-    w.contractions = (Contraction("attention.qk", b * hq, sq, t, d, dt, dt, kvdt),
-                      Contraction("attention.pv", b * hq, sq, dv, t, dt, dt, node.inputs[2].type.dtype.name))
+    # Grouped-query attention kernels fold the query heads sharing a KV head into M (FlashAttention
+    # and FlashInfer "pack" GQA), so a decode step multiplies (group x d) blocks, not 1-row GEMVs.
+    group = hq // hkv if hkv and hq % hkv == 0 else 1
+    heads = hq // group
+    w.contractions = (Contraction("attention.qk", b * heads, sq * group, t, d, dt, dt, kvdt),
+                      Contraction("attention.pv", b * heads, sq * group, dv, t, dt, dt, node.inputs[2].type.dtype.name))
     w.vector_flops = max(0.0, w.flops - sum(c.flops for c in w.contractions))
     w.vector_dtype = dt
     # The KV cache is updated in place: present_* = past_* plus the new rows, which are all
@@ -317,8 +350,9 @@ def _fused(node: Node, w: NodeWork) -> None:
     converts = 0.0
     extra = 0.0
     for n in body:
-        if n.spec.category == "matmul" and len(n.inputs) >= 2:
-            chains = [_trace_operand(n.inputs[i], is_input) for i in (0, 1)]
+        if n.spec.category == "matmul" and _operands(n) is not None:
+            ia, ib = _operands(n)
+            chains = [_trace_operand(n.inputs[i], is_input) for i in (ia, ib)]
             (a_nodes, a_src, a_narrow), (b_nodes, b_src, b_narrow) = chains
             pros = []
             for nodes, src in ((a_nodes, a_src), (b_nodes, b_src)):
@@ -327,7 +361,7 @@ def _fused(node: Node, w: NodeWork) -> None:
                 cv = sum(float(_numel(x.outputs[0])) for x in nodes if x.op in _CONVERT_OPS)
                 pros.append(Prologue(fl, cv, src.type.dtype.name))
             b_weight = b_src.const or is_input.get(id(b_src), -1) in outer_const
-            c = _contraction(n, n.inputs[0], n.inputs[1], a_pro=pros[0], b_pro=pros[1], a_narrow=a_narrow,
+            c = _contraction(n, n.inputs[ia], n.inputs[ib], a_pro=pros[0], b_pro=pros[1], a_narrow=a_narrow,
                              b_narrow=b_narrow, b_weight=b_weight)
             contractions.append(c)
             vector += max(0.0, _static(n.spec.flops(n), n) - c.flops)
@@ -339,7 +373,8 @@ def _fused(node: Node, w: NodeWork) -> None:
             if inner.detail.get("causal"):
                 w.causal_fraction = inner.causal_fraction
     for n in body:
-        if id(n) in prologue_nodes or n.spec.category == "matmul" or n.op == "Attention":
+        if id(n) in prologue_nodes or (n.spec.category == "matmul" and _operands(n) is not None) \
+                or n.op == "Attention":
             continue
         if n.op in _CONVERT_OPS:
             converts += float(_numel(n.outputs[0]))

@@ -11,6 +11,7 @@ import io
 import os
 import zipfile
 from pathlib import Path
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,22 +35,64 @@ def load_rir(path: str | os.PathLike) -> Graph:
         text = p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ModelError(f"{p}: not a text IR file (not UTF-8)") from None
+    except OSError as e:
+        raise ModelError(f"{p}: cannot read the file: {e.strerror or e}") from None
     side = sidecar_path(p)
-    sidecar = None
-    if side.is_file():
+    if not side.is_file():
+        return parse_graph(text, sidecar=None, source=str(p))
+    try:
+        with np.load(side, allow_pickle=False) as z:
+            _check_sidecar(z, side)
+            # lazily: only the arrays the text refers to are read
+            return parse_graph(text, sidecar=_Sidecar(z, side), source=str(p))
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ModelError(f"{side}: unreadable sidecar ({e})") from None
+
+
+#: np.savez stores arrays uncompressed; a member that inflates more than this is a zip bomb
+_MAX_INFLATION = 100
+
+
+def _check_sidecar(z, side: Path) -> None:
+    for info in z.zip.infolist():
+        if info.file_size > _MAX_INFLATION * max(info.compress_size, 1) + 2 ** 20:
+            raise ModelError(f"{side}: member {info.filename!r} inflates {info.compress_size} bytes to "
+                             f"{info.file_size}; refusing it")
+
+
+class _Sidecar(Mapping):
+    """The sidecar's arrays by name, read on first use (errors become ``ModelError``)."""
+
+    def __init__(self, z, side: Path):
+        self._z, self._side = z, side
+
+    def __getitem__(self, name: str) -> np.ndarray:
         try:
-            with np.load(side, allow_pickle=False) as z:
-                sidecar = {k: z[k] for k in z.files}
-        except (ValueError, OSError, zipfile.BadZipFile) as e:
-            raise ModelError(f"{side}: unreadable sidecar ({e})") from None
-    return parse_graph(text, sidecar=sidecar, source=str(p))
+            return self._z[name]
+        except KeyError:
+            raise
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise ModelError(f"{self._side}: array {name!r} is unreadable ({e})") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._z.files
+
+    def __iter__(self):
+        return iter(self._z.files)
+
+    def __len__(self) -> int:
+        return len(self._z.files)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{path}: cannot write: {e.strerror or e}") from None
 
 
 def save_rir(graph: Graph, path: str | os.PathLike, *, constants: str = "sidecar") -> Path:

@@ -8,6 +8,7 @@ only consulted (and cached) when a symbol is involved.
 
 from __future__ import annotations
 
+import keyword
 import re
 from functools import lru_cache
 from typing import Mapping, Union
@@ -41,14 +42,63 @@ def _symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, integer=True, positive=True)
 
 
+_FUNCTIONS = frozenset({"floor", "ceiling", "Max", "Min", "Mod"})
+_TOKEN = re.compile(r"\s+|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>[0-9]+)|(?P<pow>\*\*)|(?P<op>[-+*/(),])")
+_MAX_EXPR_CHARS, _MAX_INT_DIGITS, _MAX_POWERS, _MAX_DEPTH = 512, 19, 4, 16
+
+
+def _check_expression(expr: str) -> None:
+    """Refuse anything but arithmetic on names, ints and floor/ceiling/Max/Min/Mod.
+
+    sympy parses with ``eval``, and dims arrive from untrusted files (an ONNX ``dim_param``, a
+    ``.rir`` type): without this check ``(lambda: 1)()`` or attribute access would run, and
+    ``9**9**9**9`` would never finish. Exponents are single digits, unchained, at most four.
+    """
+    if len(expr) > _MAX_EXPR_CHARS:
+        raise IRError(f"symbolic dimension is too long ({len(expr)} characters)")
+    pos, powers, depth, tokens = 0, 0, 0, []
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if m is None:
+            raise IRError(f"malformed symbolic dimension {expr!r}: unexpected {expr[pos]!r} at {pos + 1}")
+        pos = m.end()
+        if m.lastgroup:
+            tokens.append((m.lastgroup, m.group()))
+    for i, (kind, text) in enumerate(tokens):
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
+        if kind == "name":
+            if keyword.iskeyword(text):
+                raise IRError(f"malformed symbolic dimension {expr!r}: {text!r} is not a dimension name")
+            if (text in _FUNCTIONS) != (nxt[1] == "("):
+                raise IRError(f"malformed symbolic dimension {expr!r}: only floor, ceiling, Max, Min and Mod "
+                              f"can be called")
+        elif kind == "int" and len(text) > _MAX_INT_DIGITS:
+            raise IRError(f"malformed symbolic dimension {expr!r}: integer {text[:12]}... is too large")
+        elif kind == "pow":
+            powers += 1
+            after = tokens[i + 2][0] if i + 2 < len(tokens) else None
+            if nxt[0] != "int" or len(nxt[1]) != 1 or after == "pow" or powers > _MAX_POWERS:
+                raise IRError(f"malformed symbolic dimension {expr!r}: exponents must be single digits "
+                              f"(at most {_MAX_POWERS})")
+        elif text == "(":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise IRError(f"malformed symbolic dimension {expr!r}: nested too deeply")
+        elif text == ")":
+            depth -= 1
+
+
 @lru_cache(maxsize=16384)
 def _parse(expr: str) -> sympy.Expr:
     if is_name(expr):
+        if keyword.iskeyword(expr):
+            raise IRError(f"{expr!r} is not a dimension name (a Python keyword)")
         return _symbol(expr)
-    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr)) - {"floor", "ceiling", "Max", "Min", "Mod"}
+    _check_expression(expr)
+    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr)) - _FUNCTIONS
     try:
         return sympy.sympify(expr, locals={n: _symbol(n) for n in names})
-    except (sympy.SympifyError, SyntaxError, TypeError) as e:
+    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, ZeroDivisionError) as e:
         raise IRError(f"malformed symbolic dimension {expr!r}: {e}") from None
 
 
@@ -78,8 +128,13 @@ def check_dim(d: object) -> Dim:
         return v
     if isinstance(d, str):
         if is_name(d):
+            if keyword.iskeyword(d) or d in _FUNCTIONS:
+                raise IRError(f"{d!r} cannot name a dimension (it is reserved)")
             return d
-        return from_sympy(_parse(d))
+        try:
+            return from_sympy(_parse(d))
+        except ValueError as e:  # e.g. an integer beyond Python's int-to-str digit limit
+            raise IRError(f"malformed symbolic dimension {d[:40]!r}: {e}") from None
     raise IRError(f"dimension must be an int or a name, got {d!r}")
 
 

@@ -4,7 +4,8 @@ Presets are published architectures (``preset_names()``) built as graphs whose w
 their types, so the cost models can estimate a 405B-parameter model in milliseconds. Options:
 
 - ``phase``: ``"prefill"`` (process ``prompt`` tokens, default the whole ``context``) or
-  ``"decode"`` (one new token attending to ``context - 1`` cached ones);
+  ``"decode"`` (one new token attending to ``context - 1`` cached ones); default decode
+  (prefill for encoders such as bert-base);
 - ``batch``, ``context`` (KV-cache length after the step), ``prompt``;
 - ``dtype`` (weights and activations: bf16, fp16, fp32, fp8, int8, int4 — below 8 bits weights
   only), ``weight_dtype``, ``act_dtype``, ``kv_dtype`` override one side; ``weight_group``
@@ -54,7 +55,7 @@ def _positive(value: Any, what: str) -> int:
     return v
 
 
-def build(preset: str, *, phase: str = "prefill", batch: int = 1, context: int | None = None,
+def build(preset: str, *, phase: str | None = None, batch: int = 1, context: int | None = None,
           prompt: int | None = None, dtype: str | None = None, weight_dtype: str | None = None,
           act_dtype: str | None = None, kv_dtype: str | None = None, weight_group: int | None = None,
           logits: str = "last", tp: int | None = None, pp: int | None = None) -> Graph:
@@ -64,6 +65,8 @@ def build(preset: str, *, phase: str = "prefill", batch: int = 1, context: int |
         close = difflib.get_close_matches(str(preset).lower(), list(PRESETS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ModelError(f"unknown preset {preset!r}{hint}; presets: {', '.join(PRESETS)}")
+    if phase is None:
+        phase = "decode" if cfg.causal else "prefill"
     if phase not in ("prefill", "decode"):
         raise ModelError(f"phase must be 'prefill' or 'decode', got {phase!r}")
     if phase == "decode" and not cfg.causal:

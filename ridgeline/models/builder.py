@@ -99,13 +99,33 @@ class _Emitter:
         self.g, self.cfg, self.opt = graph, cfg, opt
         self.layer: int | None = None
         self._quantized: dict[int, Value] = {}
+        self._type_cache: dict = {}
+        self._pending = None
 
     def op(self, op: str, *inputs: Value | None, _outputs=None, _body: Graph | None = None, _name: str | None = None,
            _names: list[str] | None = None, **attrs):
         meta = {"layer": self.layer} if self.layer is not None else None
         names = [self.g.fresh_name(n) for n in (_names or ([_name] if _name else []))] or None
-        node = self.g.add_node(op, list(inputs), attrs, outputs=_outputs, body=_body, meta=meta, names=names)
+        self._pending = None
+        node = self.g.add_node(op, list(inputs), attrs, outputs=self._types(op, inputs, attrs, _outputs, _body),
+                               body=_body, meta=meta, names=names)
+        if self._pending is not None:
+            self._type_cache[self._pending] = tuple(v.type for v in node.outputs)
         return node.outputs[0] if len(node.outputs) == 1 else tuple(node.outputs)
+
+    def _types(self, op: str, inputs, attrs: dict, n_out, body: Graph | None):
+        """Output types known without running inference: a fused node's are its body's, and every
+        layer repeats the first one's (inference ran there). None lets ``add_node`` infer."""
+        if body is not None:
+            return [v.type for v in body.outputs]
+        if any(v is not None and v.data is not None for v in inputs):
+            return n_out  # types that depend on constant values are always inferred
+        key = (op, tuple(v.type if v is not None else None for v in inputs), tuple(sorted(attrs.items())), n_out)
+        hit = self._type_cache.get(key)
+        if hit is not None:
+            return list(hit)
+        self._pending = key
+        return n_out
 
     def _attention_names(self) -> list[str]:
         return [self._prefix("self_attn"), f"present_key.{self.layer}", f"present_value.{self.layer}"]
@@ -341,29 +361,30 @@ def _swiglu_body(t: TensorType) -> Graph:
 
 def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]:
     cfg, o = e.cfg, e.opt
-    base, H, D = o.base_dtype, cfg.hidden, cfg.head_dim
+    base, H = o.base_dtype, cfg.hidden
     wte = e.weight("wte.weight", base, cfg.vocab, H)
     wpe = e.weight("wpe.weight", base, cfg.max_context, H)
-    h = e.op("Add", e.op("Gather", wte, ids, axis=0), e.op("Gather", wpe, pos, axis=0))
+    h = e.op("Add", e.op("Gather", wte, ids, axis=0, _name="wte"), e.op("Gather", wpe, pos, axis=0, _name="wpe"),
+             _name="embeddings")
     presents = []
     for i in range(cfg.layers):
         e.layer = i
         p = f"h.{i}"
         x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_1.weight", base, H), e.weight(f"{p}.ln_1.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1)
+                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_1")
         q = e.linear(x, H, H, f"{p}.attn.q", bias=True)
         k = e.linear(x, H, H, f"{p}.attn.k", bias=True)
         v = e.linear(x, H, H, f"{p}.attn.v", bias=True)
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
-        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True))
+        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True), _name=f"{p}.attn_residual")
         x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_2.weight", base, H), e.weight(f"{p}.ln_2.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1)
+                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_2")
         x = e.linear(x, H, cfg.intermediate, f"{p}.mlp.c_fc", bias=True, gelu="tanh")
-        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True))
+        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True), _name=f"{p}.mlp_residual")
     e.layer = None
     h = e.op("LayerNormalization", h, e.weight("ln_f.weight", base, H), e.weight("ln_f.bias", base, H),
-             epsilon=cfg.norm_eps, _outputs=1)
+             epsilon=cfg.norm_eps, _outputs=1, _name="ln_f")
     h = _last_position(e, h)
     # the LM head is tied to the token embedding: logits = h · wteᵀ
     if h.type.rank == 3:
@@ -371,7 +392,7 @@ def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]
         h2 = e.op("Reshape", h, flat)
     else:
         h2 = h
-    logits = e.op("Gemm", h2, wte, transB=1)
+    logits = e.op("Gemm", h2, wte, transB=1, _name="lm_head")
     return logits, presents
 
 
@@ -392,14 +413,18 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
         q = e.linear(h, H, H, f"{p}.attention.self.query", bias=True)
         k = e.linear(h, H, H, f"{p}.attention.self.key", bias=True)
         v = e.linear(h, H, H, f"{p}.attention.self.value", bias=True)
-        y = e.op("Attention", q, k, v, q_num_heads=cfg.heads, kv_num_heads=cfg.kv_heads, _outputs=1)
-        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True))
+        y = e.op("Attention", q, k, v, q_num_heads=cfg.heads, kv_num_heads=cfg.kv_heads, _outputs=1,
+                 _name=f"{p}.attention.self")
+        h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True),
+                 _name=f"{p}.attention.residual")
         h = e.op("LayerNormalization", h, e.weight(f"{p}.attention.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.attention.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1)
+                 e.weight(f"{p}.attention.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
+                 _name=f"{p}.attention.output.LayerNorm")
         x = e.linear(h, H, cfg.intermediate, f"{p}.intermediate.dense", bias=True, gelu="none")
-        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True))
+        h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True), _name=f"{p}.output.residual")
         h = e.op("LayerNormalization", h, e.weight(f"{p}.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1)
+                 e.weight(f"{p}.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
+                 _name=f"{p}.output.LayerNorm")
     e.layer = None
     return h, []
 

@@ -11,6 +11,7 @@ it was built for.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,7 +19,10 @@ import numpy as np
 from ..ir import Graph, Value
 from ..ir.errors import IRError
 
-__all__ = ["random_inputs", "concrete_shape", "testing_meta"]
+__all__ = ["random_inputs", "concrete_shape", "testing_meta", "MAX_RANDOM_BYTES"]
+
+#: random inputs are for trying a model out: refuse to invent more than this many bytes of them
+MAX_RANDOM_BYTES = 2 ** 31
 
 
 def testing_meta(graph: Graph) -> dict[str, Any]:
@@ -84,8 +88,13 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
     kinds = meta.get("kinds") or {}
     dims = {**dict(meta.get("dims") or {}), **dict(dims or {})}
     out: dict[str, np.ndarray] = {}
+    shapes = {v.name: concrete_shape(v, dims) for v in graph.inputs}
+    total = sum(v.type.dtype.nbytes(math.prod(shapes[v.name])) for v in graph.inputs)
+    if total > MAX_RANDOM_BYTES:
+        raise IRError(f"random inputs for these dims would take {total / 2 ** 30:.3g} GiB "
+                      f"(limit {MAX_RANDOM_BYTES / 2 ** 30:g} GiB); bind smaller dims or pass your own inputs")
     for v in graph.inputs:
-        shape = concrete_shape(v, dims)
+        shape = shapes[v.name]
         dt = v.type.dtype
         lname = v.name.lower()
         if kinds.get(v.name) == "rowmask":

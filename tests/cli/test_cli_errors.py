@@ -19,7 +19,7 @@ def write(tmp_path, name, data: bytes) -> Path:
 @pytest.mark.parametrize("name, data, fragments", [
     ("trunc.onnx", mlp_model().SerializeToString()[:60], ["not a valid onnx"]),
     ("garbage.onnx", b"\xde\xad\xbe\xef" * 64, ["not a valid onnx"]),
-    ("conv.onnx", unsupported_model().SerializeToString(), ["Conv (x2)", "MaxPool (x1)"]),
+    ("resize.onnx", unsupported_model().SerializeToString(), ["Resize (x2)", "GridSample (x1)"]),
     ("cycle.onnx", cyclic_model().SerializeToString(), ["cycle"]),
     ("mismatch.onnx", shape_mismatch_model().SerializeToString(), ["MatMul"]),
     ("bad.rir", b"graph @g(%x: f32[2]) -> (%y: f32[2]) {\n  %y = Relu(%nope) : f32[2]\n  return %y\n}\n",
@@ -66,3 +66,93 @@ def test_run_show_ir_work(tmp_path, run_cli):
     assert (tmp_path / "m.rir.npz").exists() or "dense<" not in rir.read_text()
     again = run_cli("run", rir, "--dim", "batch=3", "--json")
     assert json.loads(again.stdout)["outputs"] == data["outputs"]
+
+
+# ---------------------------------------------------------------------------- hostile input
+from onnx_builders import external_data_model, hostile_models  # noqa: E402
+
+HOSTILE = hostile_models()
+# every case is checked through the API in tests/frontends/test_onnx_import.py; these go through the CLI too
+CLI_CASES = ["control-flow", "local-function", "duplicate-producer", "attribute-of-wrong-kind",
+             "absurd-computed-shape", "initializer-size-mismatch", "too-many-outputs"]
+
+
+def _unchanged(tmp_path, files: dict[str, str]) -> None:
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(files)
+    for name, digest in files.items():
+        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == digest, name
+
+
+def _digests(tmp_path) -> dict[str, str]:
+    return {x.name: hashlib.sha256(x.read_bytes()).hexdigest() for x in tmp_path.iterdir() if x.is_file()}
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_hostile_onnx_one_line_exit_2(tmp_path, run_cli, case):
+    model, fragments = HOSTILE[case]
+    p = write(tmp_path, f"{case}.onnx", model.SerializeToString())
+    before = _digests(tmp_path)
+    assert_user_error(run_cli("run", p, "--dim", "batch=1"), *fragments)
+    _unchanged(tmp_path, before)
+
+
+@pytest.mark.parametrize("location", ["../secret.bin", "/etc/hostname", "w.bin"])
+def test_external_data_escapes_one_line_exit_2(tmp_path, run_cli, location):
+    d = tmp_path / "model"
+    d.mkdir()
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 16)
+    if location == "w.bin":  # a symlink inside the folder that points out of it
+        (d / "w.bin").symlink_to(tmp_path / "secret.bin")
+    p = write(d, "m.onnx", external_data_model(location).SerializeToString())
+    before = _digests(d)
+    for cmd in ("show", "run"):
+        assert_user_error(run_cli(cmd, p), "external data", location)
+    _unchanged(d, before)
+
+
+def test_dim_param_code_is_not_run(tmp_path, run_cli):
+    marker = tmp_path / "pwned"
+    m = mlp_model()
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = f"__import__('os').system('touch {marker}')"
+    p = write(tmp_path, "m.onnx", m.SerializeToString())
+    proc = run_cli("show", p, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists()
+
+
+_GOOD_RIR = "graph @g(%x: f32[n, 2]) -> (%y: f32[n, 2]) {\n  %y = Relu(%x) : f32[n, 2]\n  return %y\n}\n"
+
+
+@pytest.mark.parametrize("text, fragments", [
+    (_GOOD_RIR[:40], ["bad.rir:"]),                                                       # truncated
+    (_GOOD_RIR.replace("Relu", "Frobnicate"), ["bad.rir:2:", "Frobnicate"]),               # unknown op
+    (_GOOD_RIR.replace("f32[n, 2]) {", "f99[n, 2]) {"), ["bad.rir:1:", "f99"]),             # unknown dtype
+    (_GOOD_RIR.replace("%y: f32[n, 2]) {", "%y: f32[n, 3]) {"), ["bad.rir"]),             # type contradicts
+    (_GOOD_RIR.replace("f32[n, 2]", 'f32["(lambda: 1)()", 2]', 1), ["bad.rir:1:", "lambda"]),  # code as a dim
+    (_GOOD_RIR.replace("return %y", "return %x"), ["bad.rir"]),                           # wrong output
+    (_GOOD_RIR + "graph @h() -> () {\n}\n", ["bad.rir:5:"]),                              # trailing junk
+    ("\ufeff" + "\x00" * 10, ["bad.rir:1:"]),                                             # binary
+])
+def test_malformed_ir_text_one_line_exit_2(tmp_path, run_cli, text, fragments):
+    p = write(tmp_path, "bad.rir", text.encode("utf-8"))
+    before = _digests(tmp_path)
+    assert_user_error(run_cli("run", p, "--dim", "n=2"), *fragments)
+    _unchanged(tmp_path, before)
+
+
+def test_rir_with_broken_sidecar_one_line_exit_2(tmp_path, run_cli):
+    p = write(tmp_path, "m.onnx", mlp_model().SerializeToString())
+    rir = tmp_path / "m.rir"
+    assert run_cli("ir", p, "-o", rir).returncode == 0
+    side = tmp_path / "m.rir.npz"
+    if not side.exists():
+        pytest.skip("the model's constants are all inline")
+    side.write_bytes(side.read_bytes()[:100])  # truncated zip
+    before = _digests(tmp_path)
+    assert_user_error(run_cli("run", rir, "--dim", "batch=2"), "sidecar")
+    _unchanged(tmp_path, before)
+
+
+def test_absurd_dims_on_the_command_line(tmp_path, run_cli):
+    p = write(tmp_path, "m.onnx", mlp_model().SerializeToString())
+    assert_user_error(run_cli("run", p, "--dim", f"batch={10 ** 11}"), "GiB", "smaller dims")

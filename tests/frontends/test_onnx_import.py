@@ -11,10 +11,14 @@ import pytest
 
 from ridgeline.backends.numpy import NumpyBackend
 from ridgeline.frontends.onnx import load_onnx, save_onnx
-from ridgeline.ir.errors import ModelError, UnsupportedOpError
+from ridgeline.ir import dims
+from ridgeline.ir.errors import IRError
+from ridgeline.ir.errors import ModelError, RidgelineError, UnsupportedOpError
 
-from onnx_builders import (cyclic_model, external_data_model, mlp_model, shape_mismatch_model,
+from onnx_builders import (cyclic_model, external_data_model, hostile_models, mlp_model, shape_mismatch_model,
                            unsupported_model)
+
+HOSTILE = hostile_models()
 
 
 def ort_run(model: onnx.ModelProto, feeds):
@@ -52,8 +56,8 @@ def test_dims_bind_on_load():
 def test_unsupported_ops_listed_once_with_counts():
     with pytest.raises(UnsupportedOpError) as ei:
         load_onnx(unsupported_model())
-    assert ei.value.counts == {"Conv": 2, "MaxPool": 1}
-    assert "Conv (x2)" in str(ei.value) and "MaxPool (x1)" in str(ei.value)
+    assert ei.value.counts == {"Resize": 2, "GridSample": 1}
+    assert "Resize (x2)" in str(ei.value) and "GridSample (x1)" in str(ei.value)
 
 
 def test_cycle_is_refused():
@@ -120,3 +124,114 @@ def test_input_file_is_never_modified(tmp_path):
     before = hashlib.sha256(p.read_bytes()).hexdigest()
     load_onnx(p)
     assert hashlib.sha256(p.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_model_gives_one_clear_error(case, tmp_path):
+    model, fragments = HOSTILE[case]
+    p = tmp_path / f"{case}.onnx"
+    p.write_bytes(model.SerializeToString())
+    before = p.read_bytes()
+    with pytest.raises(RidgelineError) as ei:
+        load_onnx(p)
+    message = str(ei.value)
+    assert "\n" not in message and message.startswith(str(p)), message
+    for f in fragments:
+        assert f.lower() in message.lower(), (f, message)
+    assert p.read_bytes() == before and [x.name for x in tmp_path.iterdir()] == [p.name]
+
+
+def test_unsupported_ops_are_checked_before_anything_else():
+    # one message for all of them, even though the graph has other problems further on
+    model, _ = HOSTILE["every-unsupported-op-at-once"]
+    with pytest.raises(UnsupportedOpError) as ei:
+        load_onnx(model)
+    assert ei.value.counts == {"If": 1, "com.microsoft.FusedMatMul": 2, "StringNormalizer": 1}
+
+
+@pytest.mark.parametrize("param", [
+    "__import__('os').system('touch {marker}')",
+    "(lambda: open('{marker}', 'w'))()",
+    "().__class__.__base__.__subclasses__()",
+    "a if open('{marker}', 'w') else b",
+    "9**9**9**9",
+    "x" * 5000,
+    "lambda",
+])
+def test_dim_params_are_never_evaluated(param, tmp_path):
+    """dim_param is untrusted text: it becomes a (sanitized) name, never Python."""
+    marker = tmp_path / "marker"
+    m = mlp_model()
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = param.format(marker=marker)
+    m.graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    g = load_onnx(m)
+    (dim,) = g.inputs[0].type.shape[:1]
+    assert isinstance(dim, str) and dims.is_name(dim)
+    assert not marker.exists()
+    assert g.outputs[0].type.shape[0] == dim  # inference carries the sanitized name through
+
+
+@pytest.mark.parametrize("text", ["(lambda: 1)()", "a.__class__", "x[0]", "9**9**9**9", "seq**99", "a;b",
+                                  "floor", "open(x)", "((((((((((((((((((a))))))))))))))))))", "1" * 30])
+def test_malformed_dim_expressions_are_refused(text):
+    with pytest.raises(IRError):
+        dims.check_dim(text)
+
+
+@pytest.mark.parametrize("text, canonical", [("past + seq", "past + seq"), ("seq+past", "past + seq"),
+                                             ("batch*seq**2", "batch*seq**2"), ("floor(seq/2)", "floor(seq/2)"),
+                                             ("Max(b, a) + 0", "Max(a, b)"), ("-seq + 3", "3 - seq")])
+def test_well_formed_dim_expressions_still_parse(text, canonical):
+    assert dims.check_dim(text) == canonical
+
+
+@pytest.mark.parametrize("location, fragment", [("w\x00.bin", "malformed"), ("sub", "does not exist"),
+                                                ("C:/w.bin", "absolute")])
+def test_external_data_malformed_locations(tmp_path, location, fragment):
+    (tmp_path / "sub").mkdir()
+    p = tmp_path / "m.onnx"
+    p.write_bytes(external_data_model(location).SerializeToString())
+    with pytest.raises(ModelError, match=fragment):
+        load_onnx(p)
+
+
+@pytest.mark.parametrize("offset, length, fragment", [(0, 2 ** 40, "needs 16"), (8, 16, "runs past the end"),
+                                                      (-4, 16, "outside"), (1 << 50, 16, "outside")])
+def test_external_data_offsets_and_lengths_are_checked(tmp_path, offset, length, fragment):
+    (tmp_path / "w.bin").write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    m = external_data_model("w.bin")
+    t = m.graph.initializer[0]
+    for key, value in (("offset", offset), ("length", length)):
+        e = t.external_data.add()
+        e.key, e.value = key, str(value)
+    p = tmp_path / "m.onnx"
+    p.write_bytes(m.SerializeToString())
+    with pytest.raises(ModelError, match=fragment):
+        load_onnx(p)
+
+
+def test_external_data_absurd_dims_are_refused_before_reading(tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"\0" * 16)
+    m = external_data_model("w.bin")
+    del m.graph.initializer[0].dims[:]
+    m.graph.initializer[0].dims.extend([2 ** 40, 2 ** 40])
+    p = tmp_path / "m.onnx"
+    p.write_bytes(m.SerializeToString())
+    with pytest.raises(ModelError, match="beyond any real tensor"):
+        load_onnx(p)
+
+
+def test_external_data_needs_a_path_to_resolve_against():
+    with pytest.raises(ModelError, match="load it by path"):
+        load_onnx(external_data_model("w.bin"))
+
+
+def test_save_to_an_unwritable_place_is_a_model_error(tmp_path):
+    from ridgeline.frontends.rir import save_rir
+    g = load_onnx(mlp_model())
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(ModelError, match="cannot write"):
+        save_onnx(g, tmp_path / "dir.onnx")
+    with pytest.raises(ModelError, match="cannot write"):
+        save_rir(g, tmp_path / "missing" / "m.rir")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["dir.onnx"]  # no temporary files left

@@ -146,6 +146,6 @@ def test_tensor_scatter_bytes_count_only_the_written_slice():
 
 def test_matmul_flops_are_2mnk():
     g = Graph("mm")
-    node = _cost_matmul(g)
+    _cost_matmul(g)
     sn = next(iter(g.bind(n=3)))
     assert sn.spec.flops(sn) == 2 * 3 * 8 * 16

@@ -1,10 +1,10 @@
 """``cpu``: the host — SIMD cores behind a cache hierarchy — on the same roofline machinery.
 
 Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × ``efficiency.matrix``,
-with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``); element-wise work and
-conversions on the vector unit. The same cores do both, so the two add. Bytes are priced at the
-bandwidth of the innermost cache level that holds the node's whole footprint (inputs + outputs),
-else at DRAM (a tile schedule gives bytes per level instead). Kernels smaller than
+with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; M = 1 is a GEMV); element-wise
+work and conversions on the vector unit. The same cores do both, so the two add. Weights and the
+KV cache come from DRAM unless all of them fit in a cache; activations from the innermost cache
+level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels smaller than
 ``array.parallel_min_bytes`` run on one core. Each kernel pays ``overheads.kernel`` (the executing
 runtime's per-node dispatch). Nodes run one after another.
 
@@ -52,6 +52,7 @@ class CpuModel(CostModel):
     def __init__(self, target, **options: Any):
         super().__init__(target, **options)
         self.cores = max(1, int(self.target.array["cores"]))
+        self._weights_total = 0.0
 
     def _rate(self, dt: str, kinds: tuple[str, ...], eff: str) -> tuple[str, float]:
         hit = self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
@@ -90,20 +91,39 @@ class CpuModel(CostModel):
             times = {lvl: b / (t.level(lvl).bandwidth * eff * share) for lvl, b in nbytes.items()}
             times[dev.name] += dev.latency
         else:
-            # the innermost level that holds the whole footprint serves it
-            level = dev
-            for m in reversed(t.memory):
-                if footprint <= m.capacity * (m.count if m.per == "device" else min(m.count, cores)):
-                    level = m
-                    break
-            if level is not dev:
-                nbytes = {dev.name: 0.0, level.name: footprint}
-            times = {level.name: level.latency + footprint / (level.bandwidth * eff * share)}
+            # Weights and the KV cache ("cold" inputs no node of this step produced) come from DRAM
+            # unless all of the step's cold data fits in a cache (then it stays resident from one run
+            # to the next); activations come from the innermost level holding the node's footprint.
+            weights = w.cold_bytes
+            acts = max(0.0, footprint - weights)
+            w_level = self._level_for(self._weights_total, cores) if weights else dev
+            a_level = self._level_for(acts, cores)
+            nbytes = {dev.name: 0.0}
+            for lvl, b in ((w_level, weights), (a_level, acts)):
+                nbytes[lvl.name] = nbytes.get(lvl.name, 0.0) + b
+            times = {name: b / (t.level(name).bandwidth * eff * share) for name, b in nbytes.items() if b}
+            if not times:
+                times = {dev.name: 0.0}
+            first = dev if nbytes[dev.name] else (w_level if weights else a_level)
+            times[first.name] = times.get(first.name, 0.0) + first.latency
         memory = max(times.values())
         busy = max(compute, memory)
-        return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, "compute" if compute >= memory else "memory",
+        bound = "compute" if compute >= memory else "memory"
+        return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, bound, roofline=bound,
                         unit=unit, compute_s=compute, memory_s=memory,
                         detail={"kernels": w.kernels, "cores": cores, "memory_level_s": times})
+
+    def _level_for(self, nbytes: float, cores: int):
+        """The innermost level that holds ``nbytes`` (per-core levels count the cores in use)."""
+        for m in reversed(self.target.memory):
+            if nbytes <= m.capacity * (m.count if m.per == "device" else min(m.count, cores)):
+                return m
+        return self.target.device_memory
+
+    def price_graph(self, graph, plan, analysis):
+        fp = analysis.footprint
+        self._weights_total = fp.total_weights + fp.total_kv
+        return super().price_graph(graph, plan, analysis)
 
     def schedule(self, records: list[NodeCost], plan) -> list[NodeCost]:
         ovh = self.options["kernel_overhead"]

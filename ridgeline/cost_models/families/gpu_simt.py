@@ -5,8 +5,11 @@ What the model does per node (all inputs from the target file):
 - **Unit by dtype.** A contraction runs on the tensor cores when they list its precision
   (f32 runs as TF32 unless ``tf32=False``), else on the CUDA cores. Element-wise, normalization
   and softmax work runs on the CUDA cores at the dtype's rate (f32 when the dtype is not listed);
-  dtype conversions run at ``array.converts_per_sm_clock`` (the CUDA Programming Guide's
-  throughput table), which is what makes weight-only int8/int4 GEMVs slower than their bytes.
+  standalone dtype conversions run at ``array.converts_per_sm_clock`` (the CUDA Programming
+  Guide's throughput table). A GEMM widening narrow weights tile by tile (weight-only int8/int4)
+  does it either with bit tricks at full ALU rate (``dequant="fast"``, the default: Marlin,
+  Machete, TensorRT-LLM) or with conversion instructions (``dequant="convert"``: what
+  compiler-generated kernels do), which can make the GEMV slower than its bytes.
 - **Tiles in shared memory, waves over SMs.** Each GEMM is tiled the way cuBLAS/CUTLASS kernels
   are: a CTA tile (tm × tn) with a K-step of one 128-byte row per operand, ``array.pipeline_stages``
   buffers of it in shared memory (the tile must fit), optional split-K for skinny shapes. Tiles
@@ -18,6 +21,10 @@ What the model does per node (all inputs from the target file):
   picks the fastest candidate, as a library's heuristics would.
 - **Bytes**: untiled nodes move ``spec.bytes`` at HBM (a tile schedule in ``node.meta`` replaces
   them per level), at ``efficiency.memory`` of nameplate plus the HBM latency per kernel.
+- **Overlap.** A kernel's math and its HBM loads overlap, but not perfectly: its time is the
+  smooth maximum ``(compute^p + hbm^p)^(1/p)`` (``efficiency.overlap`` = p), which is the plain
+  roofline far from the ridge and up to 2^(1/p) slower right at it; on-chip levels (L2, shared
+  memory) are a plain maximum.
 - **Launches.** Kernels are issued by the host (``overheads.kernel_launch`` each, asynchronous)
   and start no earlier than issued and ``overheads.kernel_gap`` after the previous one ends; with
   ``cuda_graphs=True`` one graph launch replaces the per-kernel host cost and the gap shrinks to
@@ -39,13 +46,24 @@ from ..work import Contraction, NodeWork
 __all__ = ["GpuSimtModel", "CTA_TILES"]
 
 #: CTA tile shapes (m, n) the model chooses from: the usual CUTLASS / cuBLAS configurations
-CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64))
+CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64), (32, 128),
+             (16, 128), (16, 256))   # the last ones: skinny (GEMV-like) kernels for a handful of rows
 SPLIT_K = (1, 2, 4, 8, 16)
 
 
 def _bytes_of(dt: str) -> float:
     from ...ir.dtypes import DTYPES
     return DTYPES[dt].bits / 8 if dt in DTYPES else (4.0 if dt == "tf32" else 2.0)
+
+
+def _smooth_max(c: float, m: float, p: float) -> float:
+    """max(c, m) for p = inf; for finite p a kernel whose math and loads are both large (near the
+    ridge) takes longer than either: a pipeline of a few stages never hides one behind the other
+    completely. Far from the ridge the larger term dominates and this is the plain roofline."""
+    if not math.isfinite(p) or c <= 0 or m <= 0:
+        return max(c, m)
+    hi = max(c, m)
+    return hi * ((c / hi) ** p + (m / hi) ** p) ** (1.0 / p)
 
 
 class GpuSimtModel(CostModel):
@@ -58,8 +76,12 @@ class GpuSimtModel(CostModel):
             "sms": Field("int", None, "streaming multiprocessors"),
             "mma_min_m": Field("int", 16, "smallest M one tensor-core MMA covers (mma.sync m16; wgmma m64)"),
             "pipeline_stages": Field("int", 4, "shared-memory buffers per operand in a GEMM main loop"),
-            "converts_per_sm_clock": Field("int", 16, "dtype conversions per SM per clock"),
+            "converts_per_sm_clock": Field("int", 16, "dtype conversion instructions per SM per clock"),
+            "lanes_per_sm_clock": Field("int", 128, "thread-lane instructions an SM issues per clock (4 x 32)"),
+            "fast_dequant_ops": Field("float", 1.5, "lane instructions per weight element of a bit-trick "
+                                      "dequantization (lop3 unpack + packed subtract/scale)"),
             "smem_bytes_per_clock": Field("int", 128, "shared-memory bytes per SM per clock (32 banks x 4 B)"),
+            "cluster_multicast": Field("int", 1, "CTAs of a cluster sharing each operand tile load (TMA multicast)"),
         },
         "overheads": {
             "kernel_launch": Field("time", 4e-6, "host CPU time to issue one kernel (asynchronous)"),
@@ -72,6 +94,8 @@ class GpuSimtModel(CostModel):
             "matrix": Field("fraction", 0.8, "sustained share of tensor-core peak on the best GEMM shape"),
             "vector": Field("fraction", 0.6, "sustained share of CUDA-core peak in element-wise kernels"),
             "memory": Field("fraction", 0.85, "sustained share of HBM bandwidth of a streaming kernel"),
+            "overlap": Field("float", 3.0, "p of the smooth roofline (compute^p + memory^p)^(1/p): how "
+                             "imperfectly loads and math overlap near the ridge (inf: ideal max)"),
         },
     }
     option_fields = {
@@ -79,6 +103,9 @@ class GpuSimtModel(CostModel):
         "tf32": Field("bool", True, "run f32 GEMMs on tensor cores as TF32 (TensorRT / ORT default)"),
         "launch_overhead": Field("time", None, "host cost per kernel launch (overrides the target's; "
                                  "PyTorch eager dispatch is ~10-20 us)"),
+        "dequant": Field("str", "fast", "how a GEMM widens narrow weights: 'fast' (bit tricks at full ALU rate, "
+                         "as Marlin/Machete/TensorRT-LLM kernels do) or 'convert' (conversion instructions, as "
+                         "compiler-generated kernels such as Triton's do)"),
     }
 
     def __init__(self, target, **options: Any):
@@ -92,6 +119,12 @@ class GpuSimtModel(CostModel):
         self.eff = t.efficiency
         self.ovh = t.overheads
         self.convert_rate = t.array["converts_per_sm_clock"] * self.sms * self.clock
+        if self.options["dequant"] not in ("fast", "convert"):
+            from ...ir.errors import BackendError
+            raise BackendError(f"option dequant must be 'fast' or 'convert', got {self.options['dequant']!r}")
+        self.dequant_rate = (t.array["lanes_per_sm_clock"] * self.sms * self.clock / t.array["fast_dequant_ops"]
+                             if self.options["dequant"] == "fast" else self.convert_rate)
+        self.multicast = max(1, int(t.array["cluster_multicast"]))
         smem_bw = (self.smem.bandwidth / self.smem.count) if self.smem else \
             t.array["smem_bytes_per_clock"] * self.clock
         self.smem_bw_sm = smem_bw
@@ -139,10 +172,12 @@ class GpuSimtModel(CostModel):
                 continue
             mt, nt = math.ceil(c.m / tm), math.ceil(c.n / tn)
             intensity = 2.0 * tm * tn / ((tm + tn) * elem)      # FLOP per shared-memory byte
-            rate_sm = min(peak_sm, self.smem_bw_sm * intensity)
+            # skinny (GEMV-like) kernels stream each weight straight into registers, used once:
+            # shared memory does not feed them
+            rate_sm = peak_sm if tm <= 16 else min(peak_sm, self.smem_bw_sm * intensity)
             pro = (c.b_prologue.flops * mt + c.a_prologue.flops * nt) / vec_rate if vec_rate else 0.0
-            pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.convert_rate
-            l2_bytes = (c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt
+            pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.dequant_rate
+            l2_bytes = ((c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt) / self.multicast
             for split in SPLIT_K:
                 if split > 1 and c.k / split < 2 * tk:
                     break
@@ -185,12 +220,12 @@ class GpuSimtModel(CostModel):
             units.append(unit)
             gemms.append({k: v for k, v in g.items() if k not in ("t",)} | {"role": c.role, "mnk": [c.m, c.n, c.k],
                                                                            "batch": c.batch, "unit": unit})
-        vec = w.vector_flops / vrate if vrate else 0.0
+        vec = w.vector_flops * frac / vrate if vrate else 0.0
         vec += w.converts / self.convert_rate
         compute += vec
         if not units:
             units.append(vunit)
-        flops = sum(c.flops for c in w.contractions) * frac + w.vector_flops
+        flops = (sum(c.flops for c in w.contractions) + w.vector_flops) * frac
         # memory: each level with a bandwidth; untiled nodes only know device memory
         mem_times = {dev: self.hbm.latency + nbytes.get(dev, 0.0) / (self.hbm.bandwidth * self.eff["memory"])}
         if w.traffic is not None:
@@ -202,7 +237,9 @@ class GpuSimtModel(CostModel):
             mem_times["l2"] = l2_time
             nbytes["l2"] = l2_bytes
         memory = max(mem_times.values())
-        busy = max(compute, memory)
+        # DRAM's long latency is what a few pipeline stages cannot fully hide; on-chip levels are
+        # priced as a plain roofline
+        busy = max(_smooth_max(compute, mem_times[dev], float(self.eff["overlap"])), memory)
         bound = "compute" if compute >= memory else "memory"
         detail: dict[str, Any] = {"kernels": w.kernels, "memory_level_s": mem_times}
         if gemms:
@@ -212,7 +249,7 @@ class GpuSimtModel(CostModel):
         if w.detail:
             detail.update({k: v for k, v in w.detail.items() if k not in detail})
         return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, bound, unit=units[0],
-                        compute_s=compute, memory_s=memory, detail=detail)
+                        compute_s=compute, memory_s=memory, roofline=bound, detail=detail)
 
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)

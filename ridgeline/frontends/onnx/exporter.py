@@ -135,8 +135,13 @@ def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int
     m = to_onnx(graph, opset=opset)
     if path is not None:
         path = Path(path)
+        data = m.SerializeToString()
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(m.SerializeToString())
-        os.replace(tmp, path)  # never leave a half-written file behind
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)  # never leave a half-written file behind
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ModelError(f"{path}: cannot write the model: {e.strerror or e}") from None
     return m

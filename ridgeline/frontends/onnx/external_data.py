@@ -7,6 +7,7 @@ the file and the tensor's declared size. Anything else is a ``ModelError``, befo
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None) -> np.ndarr
     if base_dir is None:
         raise ModelError(f"initializer {name!r} uses external data {location!r}, but the model was not "
                          f"loaded from a file; load it by path")
+    if "\x00" in location or len(location) > 4096:
+        raise ModelError(f"initializer {name!r}: external data path {location[:64]!r} is malformed")
     if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location.split("/")[0]:
         raise ModelError(f"initializer {name!r}: external data path {location!r} is absolute; "
                          f"only files inside the model's folder are read")
@@ -53,7 +56,7 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None) -> np.ndarr
     shape = tuple(int(d) for d in t.dims)
     if any(d < 0 for d in shape):
         raise ModelError(f"initializer {name!r} has a negative dim {shape}")
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)  # Python ints: np.prod would wrap around on absurd dims
     need = dt.nbytes(numel) if dt.bits < 8 else numel * dt.np_dtype.itemsize
     try:
         offset = int(info.get("offset", 0))
@@ -71,9 +74,14 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None) -> np.ndarr
                          f"needs {need}")
     if offset + length > size:
         raise ModelError(f"initializer {name!r}: external data runs past the end of {location!r}")
-    with open(path, "rb") as f:
-        f.seek(offset)
-        raw = f.read(length)
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            raw = f.read(length)
+    except OSError as e:
+        raise ModelError(f"initializer {name!r}: cannot read external data {location!r}: {e.strerror or e}") from None
+    if len(raw) != length:  # the file shrank while we read it
+        raise ModelError(f"initializer {name!r}: external data {location!r} ended early")
     # Rebuild the tensor with raw_data so onnx's own decoding (packing of int4, endianness) applies.
     tmp = onnx.TensorProto()
     tmp.CopyFrom(t)

@@ -10,6 +10,7 @@ input file is opened read-only and never written.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,19 +23,24 @@ from onnx import numpy_helper
 from ...ir import Graph, TensorType, Value
 from ...ir.dims import check_dim
 from ...ir.dtypes import from_onnx
-from ...ir.errors import IRError, ModelError, UnsupportedOpError, VerifyError
+from ...ir.errors import IRError, ModelError, RidgelineError, UnsupportedOpError, VerifyError
 from ...ir.infer import UNKNOWN_PREFIX, refine_types
 from ...ir.ops import find_spec
 from .attributes import from_proto
 from .external_data import load_external_tensor, uses_external_data
 from .legacy import ImportedNode, upgrade
 
-__all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET"]
+__all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
 
 #: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
 MAX_MODEL_BYTES = 2 ** 31
 MIN_OPSET, MAX_OPSET = 7, 28
+#: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
+#: that declares one is refused before anything could try to allocate it
+MAX_DIM, MAX_ELEMENTS = 2 ** 40, 2 ** 48
 _DEFAULT_DOMAINS = ("", "ai.onnx")
+#: ops whose attributes are sub-graphs: the IR has no control flow
+_CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _unknown_dims = itertools.count()
 
 
@@ -56,8 +62,11 @@ def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.Mode
         if size > MAX_MODEL_BYTES:
             raise ModelError(f"{label}: {size} bytes is beyond the 2 GiB protobuf limit; "
                              f"store the weights as external data")
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ModelError(f"{label}: cannot read the file: {e.strerror or e}") from None
         base = path.parent
     proto = onnx.ModelProto()
     try:
@@ -83,16 +92,31 @@ def _opset(proto: onnx.ModelProto, label: str) -> int:
     return version
 
 
-def _check_ops(graph: onnx.GraphProto, label: str) -> None:
+def _check_ops(proto: onnx.ModelProto, label: str) -> None:
+    """One error naming every op we cannot import, with counts and why for the special kinds."""
+    graph = proto.graph
+    local = {(f.domain, f.name) for f in proto.functions}
     missing: dict[str, int] = {}
+    notes: dict[str, str] = {}
     for n in graph.node:
-        if n.op_type == "Constant" and n.domain in _DEFAULT_DOMAINS:
+        default = n.domain in _DEFAULT_DOMAINS
+        if default and n.op_type == "Constant":
             continue
-        key = n.op_type if n.domain in _DEFAULT_DOMAINS else f"{n.domain}.{n.op_type}"
-        if n.domain not in _DEFAULT_DOMAINS or (find_spec(n.op_type) is None):
-            missing[key] = missing.get(key, 0) + 1
+        key = (n.op_type if default else f"{n.domain}.{n.op_type}") or "''"
+        if (n.domain, n.op_type) in local or (default and ("", n.op_type) in local):
+            notes[key] = "a model-local function (inline it first: onnx.inliner.inline_local_functions)"
+        elif default and find_spec(n.op_type) is not None:
+            continue
+        elif default and n.op_type in _CONTROL_FLOW:
+            notes[key] = "control flow (sub-graphs are not supported)"
+        elif not default:
+            notes.setdefault(key, f"from domain {n.domain!r}, which ridgeline does not implement")
+        missing[key] = missing.get(key, 0) + 1
     if missing:
-        raise UnsupportedOpError(missing, where=label)
+        e = UnsupportedOpError(missing, where=label)
+        if notes:
+            e.args = (f"{e.args[0]}; " + "; ".join(f"{k} is {v}" for k, v in sorted(notes.items())),)
+        raise e
 
 
 def _dims_of(tp: onnx.TypeProto, where: str) -> tuple | None:
@@ -106,6 +130,8 @@ def _dims_of(tp: onnx.TypeProto, where: str) -> tuple | None:
         if d.HasField("dim_value"):
             if d.dim_value < 0:
                 raise ModelError(f"{where}: negative dimension {d.dim_value}")
+            if d.dim_value > MAX_DIM:
+                raise ModelError(f"{where}: dimension {d.dim_value} is beyond any real tensor (limit 2^40)")
             out.append(int(d.dim_value))
         elif d.HasField("dim_param") and d.dim_param and not d.dim_param.startswith("unk__"):
             try:
@@ -118,9 +144,14 @@ def _dims_of(tp: onnx.TypeProto, where: str) -> tuple | None:
 
 
 def _safe_name(param: str) -> str:
+    """A dim_param that is not a valid dim expression becomes a name (never evaluated)."""
     import re
-    name = re.sub(r"[^A-Za-z0-9_]", "_", param)
-    return name if re.match(r"[A-Za-z_]", name) else "d_" + name
+    name = re.sub(r"[^A-Za-z0-9_]", "_", param[:64])
+    name = name if re.match(r"[A-Za-z_]", name) else "d_" + name
+    try:
+        return check_dim(name)
+    except IRError:  # a reserved word such as "lambda"
+        return "d_" + name
 
 
 def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
@@ -140,19 +171,32 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
 
 
+def _numel(dims, where: str) -> int:
+    dims = [int(d) for d in dims]
+    if any(d < 0 for d in dims):
+        raise ModelError(f"{where}: negative dimension in {dims}")
+    if len(dims) > 64:
+        raise ModelError(f"{where}: rank {len(dims)} is beyond any real tensor")
+    numel = math.prod(dims)
+    if numel > MAX_ELEMENTS or any(d > MAX_DIM for d in dims):
+        raise ModelError(f"{where}: dims {dims[:8]} declare {numel:.3g} elements, beyond any real tensor")
+    return numel
+
+
 def _tensor(t: onnx.TensorProto, base: Path | None, label: str) -> np.ndarray:
     where = f"{label}: initializer {t.name!r}"
     if t.data_type == onnx.TensorProto.STRING:
         raise ModelError(f"{where}: string tensors are not supported")
     try:
-        from_onnx(t.data_type)
+        dt = from_onnx(t.data_type)
     except IRError as e:
         raise ModelError(f"{where}: {e}") from None
+    numel = _numel(t.dims, where)
     if uses_external_data(t):
         return load_external_tensor(t, base)
-    numel = int(np.prod([int(d) for d in t.dims], dtype=np.int64)) if t.dims else 1
-    if any(int(d) < 0 for d in t.dims):
-        raise ModelError(f"{where}: negative dimension in {list(t.dims)}")
+    if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
+        raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "
+                         f"{dt.nbytes(numel)}")
     try:
         arr = numpy_helper.to_array(t)
     except Exception as e:
@@ -214,7 +258,9 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
     try:
         return _convert(proto, base, label, opset, dims, name)
     except VerifyError as e:
-        raise ModelError(f"{label}: {e}") from None
+        node = getattr(e, "node", None)
+        at = f" {node.op} node {node.name!r}:" if node is not None and f"node {node.name!r}" not in str(e) else ""
+        raise ModelError(f"{label}:{at} {e}") from None
     except IRError as e:
         if isinstance(e, (ModelError, UnsupportedOpError)):
             raise
@@ -223,22 +269,23 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
 
 def _convert(proto, base, label, opset, dims, name) -> Graph:
     og = proto.graph
-    _check_ops(og, label)
+    _check_ops(proto, label)
     g = Graph(name or og.name or "main")
     g.meta["onnx"] = {"opset": opset, "producer": f"{proto.producer_name} {proto.producer_version}".strip(),
                       "ir_version": int(proto.ir_version)}
-    if proto.functions:
-        used = {(n.domain, n.op_type) for n in og.node}
-        if any((f.domain, f.name) in used for f in proto.functions):
-            raise ModelError(f"{label}: model-local functions are not supported on import")
+    if not og.output:
+        raise ModelError(f"{label}: the graph declares no outputs")
+    # structure first (duplicates, undefined names, cycles): onnx's C++ shape inference below
+    # should only ever see a well-formed graph
+    order = _topological(og, {t.name for t in og.initializer} | {vi.name for vi in og.input}, label)
 
-    # Shape inference only supplies types our specs cannot (data-dependent ones); errors here mean
-    # a malformed model, but we let our own verifier have the final word.
+    # Node types are built from ONNX's shape inference and then refined by our specs, which carry
+    # the symbolic shape values through (refine_types); the specs have the final word.
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
         vinfo = {vi.name: vi.type for vi in inferred.graph.value_info}
-    except Exception:
-        vinfo = {}
+    except Exception:  # a malformed model: our own verifier reports it, naming the node
+        vinfo = {vi.name: vi.type for vi in og.value_info}
     for vi in list(og.output) + list(og.input):
         vinfo.setdefault(vi.name, vi.type)
 
@@ -261,36 +308,15 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
             raise ModelError(f"{label}: input {vi.name!r} has no tensor type or shape")
         values[vi.name] = g.add_input(vi.name, t)
 
-    for n in _topological(og, set(values), label):
+    for n in order:
         where = f"{label}: {n.op_type} node {n.name!r}"
-        attrs = {a.name: from_proto(a, where) for a in n.attribute}
-        if n.op_type == "Constant":
-            values[n.output[0]] = g.add_constant(n.output[0], _constant_value(attrs, where))
-            continue
-        ins = [values[x] if x else None for x in n.input]
-        while ins and ins[-1] is None:
-            ins.pop()
-        outs = list(n.output)
-        while outs and not outs[-1]:
-            outs.pop()
-        node = upgrade(ImportedNode(n.op_type, ins, attrs, outs, n.name), opset, g)
-        spec = find_spec(node.op)
-        for a in list(node.attrs):
-            if a not in spec.attrs:
-                raise ModelError(f"{where}: attribute {a!r} is not supported by ridgeline's {node.op}")
-        types = []
-        for o in node.outputs:
-            t = _value_type(vinfo[o], f"{where}: output {o!r}") if o in vinfo else None
-            types.append(t)
-        names = [o if o else None for o in node.outputs]
         try:
-            ir_node = g.add_node(node.op, node.inputs, node.attrs, outputs=types if types else None,
-                                 names=[_fresh_if_taken(g, x) for x in names], name=n.name)
-        except VerifyError as e:
-            raise ModelError(f"{where}: {e}") from None
-        for o, v in zip(node.outputs, ir_node.outputs):
-            if o:
-                values[o] = v
+            _import_node(g, n, values, vinfo, opset, where)
+        except RidgelineError:
+            raise
+        except (IndexError, ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as e:
+            # hostile input we did not foresee still gets one line naming the node
+            raise ModelError(f"{where}: cannot import it ({type(e).__name__}: {e})") from None
 
     outs = []
     for vi in og.output:
@@ -300,9 +326,62 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
     g.outputs = outs
     refine_types(g)
     g.verify()
+    _check_sizes(g, label)
     if dims:
         g = g.bind(dims)
     return g
+
+
+def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: dict, opset: int,
+                 where: str) -> None:
+    attrs = {a.name: from_proto(a, where) for a in n.attribute}
+    if len(set(a.name for a in n.attribute)) != len(n.attribute):
+        raise ModelError(f"{where}: an attribute is given twice")
+    if n.op_type == "Constant":
+        if len(n.output) != 1 or n.input:
+            raise ModelError(f"{where}: a Constant has no inputs and one output")
+        values[n.output[0]] = g.add_constant(n.output[0], _constant_value(attrs, where))
+        return
+    ins = [values[x] if x else None for x in n.input]
+    while ins and ins[-1] is None:
+        ins.pop()
+    outs = list(n.output)
+    while outs and not outs[-1]:
+        outs.pop()
+    if not outs:
+        raise ModelError(f"{where}: the node has no outputs")
+    node = upgrade(ImportedNode(n.op_type, ins, attrs, outs, n.name), opset, g)
+    spec = find_spec(node.op)
+    for a in list(node.attrs):
+        if a not in spec.attrs:
+            raise ModelError(f"{where}: attribute {a!r} is not supported by ridgeline's {node.op}")
+    if len(node.outputs) > len(spec.outputs) and not spec.outputs[-1].variadic:
+        raise ModelError(f"{where}: {len(node.outputs)} outputs, but {node.op} has {len(spec.outputs)}")
+    types = []
+    for o in node.outputs:
+        t = _value_type(vinfo[o], f"{where}: output {o!r}") if o in vinfo else None
+        types.append(t)
+    names = [o if o else None for o in node.outputs]
+    try:
+        ir_node = g.add_node(node.op, node.inputs, node.attrs, outputs=types if types else None,
+                             names=[_fresh_if_taken(g, x) for x in names], name=n.name)
+    except VerifyError as e:
+        raise ModelError(f"{where}: {e}") from None
+    for o, v in zip(node.outputs, ir_node.outputs):
+        if o:
+            values[o] = v
+
+
+def _check_sizes(g: Graph, label: str) -> None:
+    """Refuse values no machine could hold (``ConstantOfShape([2^40, 2^40])``) before a run tries."""
+    for v in g.values():
+        shape = v.type.shape
+        if all(isinstance(d, int) for d in shape):
+            numel = math.prod(shape)
+            if numel > MAX_ELEMENTS or any(d > MAX_DIM for d in shape):
+                where = f"{v.producer.op} node {v.producer.name!r}" if v.producer is not None else f"%{v.name}"
+                raise ModelError(f"{label}: {where} makes {v.type.dtype}{list(shape)[:6]}, {numel:.3g} elements, "
+                                 f"beyond any real tensor")
 
 
 def _fresh_if_taken(g: Graph, name: str | None) -> str | None:

@@ -108,6 +108,11 @@ def _eye_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> Imported
     return _dtype_attr_to_name(node, "dtype")
 
 
+@always("HannWindow", "HammingWindow", "BlackmanWindow")
+def _window_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    return _dtype_attr_to_name(node, "output_datatype")
+
+
 @always("BitCast")
 def _bitcast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return _dtype_attr_to_name(node, "to")
@@ -193,7 +198,7 @@ def _clip_attrs(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     return node
 
 
-@upgrades("Softmax", "LogSoftmax", before=13)
+@upgrades("Softmax", "LogSoftmax", "Hardmax", before=13)
 def _softmax_axis(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     # Before opset 13 Softmax flattened the input to 2-D at `axis` (default 1). That equals the
     # new per-axis form only when `axis` is the last dim.
@@ -203,4 +208,41 @@ def _softmax_axis(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
         raise ModelError(f"{node.where()}: opset-{opset} {node.op} over axis {axis} of a rank-{rank} "
                          f"input (2-D coercion) is not supported; re-export at opset >= 13")
     node.attrs["axis"] = -1
+    return node
+
+
+@upgrades("TopK", before=10)
+def _topk_k_input(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Before opset 10 k was an attribute.
+    k = node.attrs.pop("k", None)
+    if k is None:
+        raise ModelError(f"{node.where()}: opset-{opset} TopK needs a k attribute")
+    node.inputs = node.inputs[:1] + [_const(graph, node, "k", np.asarray([k], np.int64))]
+    return node
+
+
+@upgrades("BatchNormalization", before=9)
+def _batch_norm_spatial(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Opsets 7-8 had `spatial` (1: per-channel statistics, the only form later opsets kept).
+    if node.attrs.pop("spatial", 1) != 1:
+        raise ModelError(f"{node.where()}: BatchNormalization with spatial=0 (per-element statistics) "
+                         f"is not supported; re-export at opset >= 9")
+    return node
+
+
+@upgrades("GroupNormalization", before=21)
+def _group_norm_per_channel(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
+    # Opset 18 gave scale and bias one entry per group; opset 21 one per channel. A group's
+    # value applies to each of its C / num_groups channels, so constant tensors are repeated.
+    x = node.inputs[0]
+    channels, groups = x.type.shape[1], node.attrs.get("num_groups")
+    if not isinstance(channels, int) or not groups or channels % groups:
+        raise ModelError(f"{node.where()}: opset-{opset} GroupNormalization needs a static channel count "
+                         f"divisible by num_groups")
+    for i, what in ((1, "scale"), (2, "bias")):
+        v = node.inputs[i]
+        if v is None or not v.const or v.data is None:
+            raise ModelError(f"{node.where()}: opset-{opset} GroupNormalization with a computed {what} "
+                             f"(per group) is not supported; re-export at opset >= 21")
+        node.inputs[i] = _const(graph, node, what, np.repeat(v.data.reshape(-1), channels // groups))
     return node

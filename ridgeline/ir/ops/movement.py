@@ -7,7 +7,10 @@ embedding lookup does not touch the whole table), a Slice only the slice.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import sympy
 
 from .. import dims as D
 from ._util import broadcast, normalize_axes, per_element, static_length
@@ -81,8 +84,9 @@ def _split(ctx: InferContext):
             sizes = [part] * (n - 1) + [dim - part * (n - 1)]
             if sizes[-1] < 0:
                 ctx.fail(f"cannot split {dim} into {n} parts")
-        else:
-            sizes = [D.floordiv(dim, n)] * n
+        else:  # ceil-sized parts, the last one takes the rest
+            part = D.ceildiv(dim, n)
+            sizes = [part] * (n - 1) + [D.sub(dim, D.mul(part, n - 1))]
     if ctx.num_outputs is not None and ctx.num_outputs != len(sizes):
         ctx.fail(f"node has {ctx.num_outputs} outputs for {len(sizes)} splits")
     return [tuple(s if k == axis else d for k, d in enumerate(shape)) for s in sizes]
@@ -409,3 +413,25 @@ def _center_crop_pad(ctx: InferContext):
     for a, t in zip(axes, target):
         out[a] = t
     return [tuple(out)]
+
+
+def _sort_flops(c: CostContext):
+    # a comparison sort of n elements: about n·log2(n) comparisons
+    n = c.in_numel(0)
+    if isinstance(n, int):
+        return n * max(1, math.ceil(math.log2(max(n, 2))))
+    return n * sympy.ceiling(sympy.log(sympy.Max(n, 2), 2))
+
+
+@op("Unique", inputs=["X: T"], outputs=["Y: T", "indices?: i64", "inverse_indices?: i64", "counts?: i64"],
+    types={"T": ALL}, attrs={"axis": ("int", None), "sorted": ("int", 1)}, category="movement",
+    flops=_sort_flops, since=11)
+def _unique(ctx: InferContext):
+    """The distinct elements (or slices along ``axis``), sorted or in order of first occurrence,
+    with their first indices, the inverse map and the counts; how many depends on the data."""
+    shape = ctx.shape(0)
+    axis = ctx.attr("axis")
+    if axis is None:
+        return [(None,), (None,), (D.product(shape),), (None,)]
+    axis = ctx.normalize_axis(axis, len(shape))
+    return [shape[:axis] + (None,) + shape[axis + 1:], (None,), (shape[axis],), (None,)]

@@ -14,7 +14,19 @@ from ..types import TensorType
 from ._util import broadcast, normalize_axes, per_element
 from .spec import FLOAT, InferContext, op
 
-__all__: list[str] = []
+__all__ = ["STASH_TYPES", "stash_dtype"]
+
+
+#: ONNX dtype codes a ``stash_type`` may name: the precision of the statistics stage
+STASH_TYPES = {1: "f32", 10: "f16", 11: "f64", 16: "bf16"}
+
+
+def stash_dtype(ctx: InferContext):
+    """The IR dtype ``stash_type`` names: the precision of the statistics (normalization) stage."""
+    code = ctx.attr("stash_type")
+    if code not in STASH_TYPES:
+        ctx.fail(f"stash_type {code} is not a float dtype code (1 float, 10 float16, 11 double, 16 bfloat16)")
+    return DTYPES[STASH_TYPES[code]]
 
 
 def _stats_shape(shape: tuple, axis: int) -> tuple:
@@ -43,8 +55,7 @@ def _layer_norm(ctx: InferContext):
     axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
     _check_param(ctx, 1, axis, "Scale")
     _check_param(ctx, 2, axis, "B")
-    stash = DTYPES["f32"] if ctx.attr("stash_type") == 1 else ctx.dtype(0)
-    stats = TensorType(stash, _stats_shape(shape, axis))
+    stats = TensorType(stash_dtype(ctx), _stats_shape(shape, axis))
     return [shape, stats, stats]
 
 
@@ -57,6 +68,7 @@ def _rms_norm(ctx: InferContext):
     shape = ctx.shape(0)
     axis = ctx.normalize_axis(ctx.attr("axis"), len(shape))
     _check_param(ctx, 1, axis, "scale")
+    stash_dtype(ctx)
     return [shape]
 
 
@@ -110,6 +122,7 @@ def _group_norm(ctx: InferContext):
         ctx.fail(f"{c} channels do not split into {g} groups")
     _channel_param(ctx, 1, "scale")
     _channel_param(ctx, 2, "bias")
+    stash_dtype(ctx)
     return [ctx.shape(0)]
 
 

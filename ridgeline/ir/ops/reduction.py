@@ -161,3 +161,39 @@ def _det(ctx: InferContext):
     if isinstance(a, int) and isinstance(b, int) and a != b:
         ctx.fail(f"matrices must be square, got {a}x{b}")
     return [shape[:-2]]
+
+
+def _loss_shape(ctx: InferContext, what: str) -> tuple:
+    x, t = ctx.shape(0), ctx.shape(1)
+    if len(x) < 2 or len(t) != len(x) - 1:
+        ctx.fail(f"{what} must be (N, C, d1, ...) and the targets (N, d1, ...), got {ctx.type(0)}, {ctx.type(1)}")
+    for a, b in zip((x[0],) + tuple(x[2:]), t):
+        if isinstance(a, int) and isinstance(b, int) and a != b:
+            ctx.fail(f"targets {ctx.type(1)} do not match {what} {ctx.type(0)}")
+    if ctx.has(2) and (ctx.rank(2) != 1 or (isinstance(ctx.shape(2)[0], int) and isinstance(x[1], int)
+                                           and ctx.shape(2)[0] != x[1])):
+        ctx.fail(f"weight must be 1-D with one entry per class ({x[1]}), got {ctx.type(2)}")
+    reduction = ctx.attr("reduction")
+    if reduction not in ("none", "sum", "mean"):
+        ctx.fail(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
+    return tuple(t) if reduction == "none" else ()
+
+
+_LOSS_ATTRS = {"ignore_index": ("int", None), "reduction": ("str", "mean")}
+
+
+@op("NegativeLogLikelihoodLoss", inputs=["input: T", "target: Tind", "weight?: T"], outputs=["loss: T"],
+    types={"T": FLOAT, "Tind": INDEX}, attrs=_LOSS_ATTRS, category="reduction",
+    flops=lambda c: 3 * c.in_numel(1), since=22)
+def _nll_loss(ctx: InferContext):
+    """``-input[n, target[n, d], d] · weight[target]`` (0 at ``ignore_index``); reduced by sum, or
+    by mean = sum / Σ weights of the counted targets."""
+    return [_loss_shape(ctx, "input")]
+
+
+@op("SoftmaxCrossEntropyLoss", inputs=["scores: T", "labels: Tind", "weights?: T"],
+    outputs=["output: T", "log_prob?: T"], types={"T": FLOAT, "Tind": INDEX}, attrs=_LOSS_ATTRS,
+    category="reduction", flops=lambda c: 5 * c.in_numel(0) + 3 * c.in_numel(1), since=13)
+def _softmax_cross_entropy(ctx: InferContext):
+    """NegativeLogLikelihoodLoss of LogSoftmax over the class dim (1); also the log-probabilities."""
+    return [_loss_shape(ctx, "scores"), ctx.shape(0)]

@@ -13,7 +13,7 @@ from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
-from .spec import ALL, ANY, InferContext, op
+from .spec import ALL, ANY, NUMERIC, InferContext, op
 
 __all__: list[str] = []
 
@@ -156,3 +156,26 @@ def _bit_cast(ctx: InferContext):
     if dt.bits != ctx.dtype(0).bits:
         ctx.fail(f"cannot reinterpret {ctx.dtype(0)} as {dt}: the bit widths differ")
     return [TensorType(dt, ctx.shape(0))]
+
+
+def _window(ctx: InferContext):
+    if ctx.type(0).numel != 1:
+        ctx.fail(f"size must be a scalar, got {ctx.type(0)}")
+    try:
+        dt = to_dtype(ctx.attr("output_datatype"))
+    except IRError as e:
+        ctx.fail(str(e))
+    size = ctx.sym(0)
+    if size is None:
+        return [_partial(dt, 1)]  # as long as the run-time size
+    return [TensorType(dt, (size.reshape(-1)[0],))]
+
+
+for _name, _formula in (("HannWindow", "sin²(π n / N)"), ("HammingWindow", "25/46 - 21/46 cos(2π n / N)"),
+                        ("BlackmanWindow", "0.42 - 0.5 cos(2π n / N) + 0.08 cos(4π n / N)")):
+    def _infer(ctx: InferContext):
+        return _window(ctx)
+    _infer.__doc__ = f"The {_name[:-6]} window {_formula}, n < size, N = size (periodic) or size - 1."
+    op(_name, inputs=["size: T1"], outputs=["output: T2"], types={"T1": {"i32", "i64"}, "T2": NUMERIC},
+       attrs={"output_datatype": ("str", "f32"), "periodic": ("int", 1)}, category="shape",
+       flops=per_element(4), since=17)(_infer)

@@ -4,8 +4,6 @@ Unsqueeze, Identity). They cost no FLOPs and, in a fused or well-laid-out progra
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import dims as D
 from ._util import normalize_axes, static_length
 from .spec import ANY, FLOAT, FLOAT8, InferContext, op

@@ -131,9 +131,9 @@ def linear_attention(node, q, k, v, past_state=None, decay=None, beta=None):
     out = np.zeros((b, hq, t, dv))
     for i in range(t):
         kt, vt = k4[:, :, i], v4[:, :, i]
-        if decay is not None:
+        if rule in ("gated", "gated_delta"):
             state = state * np.exp(g[:, :, i])[..., None]
-        if beta is not None:
+        if rule in ("delta", "gated_delta"):
             vt = bt[:, :, i] * (vt - np.einsum("bhdm,bhd->bhm", state, kt))
         state = state + kt[..., :, None] * vt[..., None, :]
         read = np.repeat(state, hq // hkv, axis=1)
@@ -145,7 +145,7 @@ def linear_attention(node, q, k, v, past_state=None, decay=None, beta=None):
 
 @kernel("CausalConvWithState")
 def causal_conv(node, x, w, bias=None, past_state=None):
-    b, c, length = x.shape
+    b, c, _ = x.shape
     k = w.shape[2]
     pad = past_state if past_state is not None else np.zeros((b, c, k - 1), x.dtype)
     padded = np.concatenate([pad, x], axis=2)

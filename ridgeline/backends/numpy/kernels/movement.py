@@ -229,3 +229,20 @@ def center_crop_pad(node, x, shape):
             width[a] = ((t - d) // 2, t - d - (t - d) // 2)
             out = np.pad(out, width)
     return out
+
+
+@kernel("Unique")
+def unique(node, x):
+    axis = node.attr("axis")
+    flat = x.reshape(-1) if axis is None else x
+    y, first, inverse, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True,
+                                          axis=None if axis is None else axis % x.ndim)
+    inverse = inverse.reshape(-1)
+    if not node.attr("sorted"):  # renumber the unique values in order of first occurrence
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        y = np.take(y, order, axis=0 if axis is None else axis % x.ndim)
+        first, counts, inverse = first[order], counts[order], rank[inverse]
+    outs = (y, first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64))
+    return outs[:len(node.outputs)]

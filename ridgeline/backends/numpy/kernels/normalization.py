@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ....ir.dtypes import DTYPES
+from ....ir.ops.normalization import STASH_TYPES
 from . import kernel
+
+
+def _stash(node, x: np.ndarray) -> np.dtype:
+    """The dtype of the statistics stage, as ``stash_type`` names it."""
+    return DTYPES[STASH_TYPES[node.attr("stash_type")]].np_dtype
 
 
 @kernel("LayerNormalization")
 def layer_norm(node, x, scale, bias=None):
     axis = node.attr("axis") % x.ndim
     eps = node.attr("epsilon")
-    stash = np.float32 if node.attr("stash_type") == 1 else x.dtype
-    xs = x.astype(np.float64 if x.dtype == np.float64 else stash)
+    stash = _stash(node, x)
+    xs = x.astype(stash)
     red = tuple(range(axis, x.ndim))
     mean = np.mean(xs, axis=red, keepdims=True)
     var = np.mean(np.square(xs - mean), axis=red, keepdims=True)
@@ -22,8 +29,7 @@ def layer_norm(node, x, scale, bias=None):
     if bias is not None:
         y = y + bias
     outs = [y.astype(x.dtype)]
-    stat_dt = np.dtype(stash) if node.attr("stash_type") == 1 else x.dtype
-    outs += [mean.astype(stat_dt), inv.astype(stat_dt)]
+    outs += [mean.astype(stash), inv.astype(stash)]
     return tuple(outs[:len(node.outputs)])
 
 
@@ -31,8 +37,7 @@ def layer_norm(node, x, scale, bias=None):
 def rms_norm(node, x, scale):
     axis = node.attr("axis") % x.ndim
     eps = node.attr("epsilon")
-    stash = np.float32 if node.attr("stash_type") == 1 else x.dtype
-    xs = x.astype(np.float64 if x.dtype == np.float64 else stash)
+    xs = x.astype(_stash(node, x))
     red = tuple(range(axis, x.ndim))
     ms = np.mean(np.square(xs), axis=red, keepdims=True)
     y = xs / np.sqrt(ms + eps) * scale
@@ -73,9 +78,8 @@ def instance_norm(node, x, scale, bias):
 
 @kernel("GroupNormalization")
 def group_norm(node, x, scale, bias):
-    n, c, g = x.shape[0], x.shape[1], node.attr("num_groups")
-    stash = np.float32 if node.attr("stash_type") == 1 else x.dtype
-    xs = x.astype(np.float64 if x.dtype == np.float64 else stash).reshape(n, g, -1)
+    n, g = x.shape[0], node.attr("num_groups")
+    xs = x.astype(_stash(node, x)).reshape(n, g, -1)
     mean = np.mean(xs, axis=-1, keepdims=True)
     var = np.mean(np.square(xs - mean), axis=-1, keepdims=True)
     normalized = ((xs - mean) / np.sqrt(var + node.attr("epsilon"))).reshape(x.shape).astype(x.dtype)

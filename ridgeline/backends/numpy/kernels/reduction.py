@@ -63,6 +63,7 @@ def argext(node, x):
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Masked-row-safe softmax for attention: a row that is all -inf gives zeros, not NaN."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isneginf(m), 0, m)
     e = np.exp(x - m)
@@ -72,15 +73,19 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 @kernel("Softmax")
 def softmax_k(node, x):
-    return softmax(x, node.attr("axis")).astype(x.dtype, copy=False)
+    # ONNX's definition exp(x - max) / sum(exp(x - max)): an all -inf row is NaN, as it is there
+    axis = node.attr("axis")
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype, copy=False)
 
 
 @kernel("LogSoftmax")
 def log_softmax(node, x):
     axis = node.attr("axis")
-    m = np.max(x, axis=axis, keepdims=True)
-    s = x - m
-    return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = x - np.max(x, axis=axis, keepdims=True)
+        return (s - np.log(np.sum(np.exp(s), axis=axis, keepdims=True))).astype(x.dtype, copy=False)
 
 
 def _scan(node, x, axis, fn, identity):
@@ -132,3 +137,36 @@ def hardmax(node, x):
 @kernel("Det")
 def det(node, x):
     return np.asarray(np.linalg.det(x.astype(np.float64))).astype(x.dtype)
+
+
+def _nll(node, logp: np.ndarray, target: np.ndarray, weight) -> np.ndarray:
+    """Negative log-likelihood of float64 log-probabilities (N, C, ...) at integer targets."""
+    ignore = node.attr("ignore_index")
+    target = target.astype(np.int64)
+    counted = target != ignore if ignore is not None else np.ones(target.shape, bool)
+    safe = np.where(counted, target, 0)
+    picked = np.take_along_axis(logp, np.expand_dims(safe, 1), axis=1)[:, 0]
+    w = weight.astype(np.float64)[safe] if weight is not None else np.ones(target.shape)
+    w = np.where(counted, w, 0.0)
+    loss = -picked * w
+    reduction = node.attr("reduction")
+    if reduction == "sum":
+        return np.sum(loss)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.sum(loss) / np.sum(w)
+    return loss
+
+
+@kernel("NegativeLogLikelihoodLoss")
+def nll_loss(node, x, target, weight=None):
+    return np.asarray(_nll(node, x.astype(np.float64), target, weight)).astype(x.dtype)
+
+
+@kernel("SoftmaxCrossEntropyLoss")
+def softmax_cross_entropy(node, scores, labels, weights=None):
+    s = scores.astype(np.float64)
+    shifted = s - np.max(s, axis=1, keepdims=True)
+    logp = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+    loss = np.asarray(_nll(node, logp, labels, weights)).astype(scores.dtype)
+    return (loss, logp.astype(scores.dtype))[:len(node.outputs)]

@@ -48,3 +48,17 @@ def eye_like(node, x):
 @kernel("BitCast")
 def bit_cast(node, x):
     return np.array(x, order="C").view(to_dtype(node.attr("to")).np_dtype)
+
+
+@kernel("HannWindow", "HammingWindow", "BlackmanWindow")
+def window(node, size):
+    n = int(size.reshape(-1)[0])
+    period = n if node.attr("periodic") else n - 1
+    t = 2.0 * np.pi * np.arange(n) / period
+    if node.op == "HannWindow":
+        y = np.sin(t / 2.0) ** 2
+    elif node.op == "HammingWindow":
+        y = 25.0 / 46.0 - (21.0 / 46.0) * np.cos(t)
+    else:
+        y = 0.42 - 0.5 * np.cos(t) + 0.08 * np.cos(2.0 * t)
+    return y.astype(to_dtype(node.attr("output_datatype")).np_dtype)

@@ -1,0 +1,218 @@
+"""Reference kernels of ``ridgeline.ir.ops.conv``: windows are cut with numpy stride tricks and
+reduced in float64; see the spec module for the geometry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import kernel
+
+
+def geometry(node, spatial: tuple, kernel_shape: tuple):
+    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
+    n = len(spatial)
+    strides = node.attr("strides") or (1,) * n
+    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
+    pads = node.attr("pads") or (0,) * (2 * n)
+    auto = node.attr("auto_pad")
+    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
+    dims = []
+    for i in range(n):
+        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
+        w = (k - 1) * dl + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-d // s)
+            total = max(0, (out - 1) * s + w - d)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            e = total - b
+        elif auto == "VALID":
+            b = e = 0
+            out = (d - w) // s + 1
+        else:
+            b, e = pads[i], pads[n + i]
+            span = d + b + e - w
+            if ceil:
+                out = math.ceil(span / s) + 1
+                if (out - 1) * s >= d + b:
+                    out -= 1
+            else:
+                out = span // s + 1
+        dims.append((out, b, e, s, dl))
+    return dims
+
+
+def windows(x: np.ndarray, dims, kernel_shape, fill) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, C, *out, *kernel)`` windows of x, and a same-shaped code: 0 input, 1 explicit
+    padding, 2 positions only ``ceil_mode`` reaches. Padding holds ``fill``."""
+    n = len(dims)
+    pad_width, kind_axes = [(0, 0), (0, 0)], []
+    for (out, b, e, s, dl), k, size in zip(dims, kernel_shape, x.shape[2:]):
+        need = (out - 1) * s + (k - 1) * dl + 1
+        right = max(0, need - size - b)
+        pad_width.append((b, right))
+        pos = np.arange(-b, size + right)
+        kind_axes.append(np.where((pos >= 0) & (pos < size), 0, np.where(pos < size + e, 1, 2)))
+    xp = np.pad(x, pad_width, constant_values=fill)
+    kind = np.zeros(xp.shape[2:], np.int8)
+    for i, ka in enumerate(kind_axes):
+        shape = [1] * n
+        shape[i] = -1
+        kind = np.maximum(kind, ka.reshape(shape))
+    spans = [(k - 1) * dl + 1 for (_, _, _, _, dl), k in zip(dims, kernel_shape)]
+    axes = tuple(range(2, 2 + n))
+    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=axes)
+    kwin = np.lib.stride_tricks.sliding_window_view(kind, spans, axis=tuple(range(n)))
+    sel = tuple(slice(0, (out - 1) * s + 1, s) for out, _, _, s, _ in dims)
+    dil = tuple(slice(None, None, dl) for _, _, _, _, dl in dims)
+    win = win[(slice(None), slice(None)) + sel + dil]
+    kwin = kwin[sel + dil]
+    return win, np.broadcast_to(kwin, win.shape)
+
+
+def _conv(x, w, node, fill=0.0):
+    n = x.ndim - 2
+    kernel_shape = tuple(w.shape[2:])
+    dims = geometry(node, x.shape[2:], kernel_shape)
+    win, _ = windows(x, dims, kernel_shape, fill)  # (N, C, *O, *k)
+    g = node.attr("group")
+    nb, c = x.shape[:2]
+    m = w.shape[0]
+    outs = tuple(d[0] for d in dims)
+    win = win.reshape((nb, g, c // g) + outs + kernel_shape)
+    wg = w.reshape((g, m // g, c // g) + kernel_shape)
+    letters = "abcdefghij"[:n]
+    ks = "klmnopqrst"[:n]
+    y = np.einsum(f"NGC{letters}{ks},GMC{ks}->NGM{letters}", win, wg, optimize=True)
+    return y.reshape((nb, m) + outs)
+
+
+@kernel("Conv")
+def conv(node, x, w, b=None):
+    y = _conv(x.astype(np.float64), w.astype(np.float64), node)
+    if b is not None:
+        y = y + b.astype(np.float64).reshape((-1,) + (1,) * (x.ndim - 2))
+    return y.astype(x.dtype)
+
+
+@kernel("ConvInteger")
+def conv_integer(node, x, w, x_zero_point=None, w_zero_point=None):
+    xs = x.astype(np.int64) - (x_zero_point.astype(np.int64) if x_zero_point is not None else 0)
+    ws = w.astype(np.int64)
+    if w_zero_point is not None:
+        zp = w_zero_point.astype(np.int64)
+        ws = ws - (zp.reshape((-1,) + (1,) * (w.ndim - 1)) if zp.size > 1 else zp.reshape(()))
+    return _conv(xs, ws, node, fill=0).astype(np.int32)
+
+
+def _pool(node, x, reduce):
+    kernel_shape = tuple(node.attr("kernel_shape"))
+    dims = geometry(node, x.shape[2:], kernel_shape)
+    win, kind = windows(x.astype(np.float64), dims, kernel_shape, 0.0)
+    axes = tuple(range(-len(kernel_shape), 0))
+    return reduce(win, kind, axes)
+
+
+@kernel("AveragePool")
+def average_pool(node, x):
+    def avg(win, kind, axes):
+        total = np.sum(np.where(kind == 0, win, 0.0), axis=axes)
+        counted = (kind == 0) | ((kind == 1) & bool(node.attr("count_include_pad")))
+        return total / np.sum(counted, axis=axes)
+    return _pool(node, x, avg).astype(x.dtype)
+
+
+@kernel("LpPool")
+def lp_pool(node, x):
+    p = node.attr("p")
+    return _pool(node, x, lambda win, kind, axes: np.sum(np.where(kind == 0, np.abs(win) ** p, 0.0),
+                                                         axis=axes) ** (1.0 / p)).astype(x.dtype)
+
+
+@kernel("MaxPool")
+def max_pool(node, x):
+    kernel_shape = tuple(node.attr("kernel_shape"))
+    dims = geometry(node, x.shape[2:], kernel_shape)
+    win, kind = windows(x.astype(np.float64), dims, kernel_shape, 0.0)
+    n = len(kernel_shape)
+    axes = tuple(range(-n, 0))
+    masked = np.where(kind == 0, win, -np.inf)
+    y = np.max(masked, axis=axes).astype(x.dtype)
+    if len(node.outputs) == 1:
+        return y
+    # the flat index of the first maximum: window position -> input coordinate -> offset into X
+    flat = masked.reshape(masked.shape[: 2 + n] + (-1,))
+    best = np.unravel_index(np.argmax(flat, axis=-1), kernel_shape)
+    spatial = x.shape[2:]
+    coords = []
+    for i, ((out, b, _, s, dl), k) in enumerate(zip(dims, kernel_shape)):
+        shape = [1] * (2 + n)
+        shape[2 + i] = out
+        start = (np.arange(out) * s - b).reshape(shape)
+        coords.append(start + best[i] * dl)
+    nb, c = x.shape[:2]
+    base = (np.arange(nb).reshape(-1, 1) * c + np.arange(c).reshape(1, -1)).reshape((nb, c) + (1,) * n)
+    if node.attr("storage_order"):  # column-major over the spatial dims
+        offset, stride = 0, 1
+        for i in range(n):
+            offset = offset + coords[i] * stride
+            stride *= spatial[i]
+    else:
+        offset = 0
+        for i in range(n):
+            offset = offset * spatial[i] + coords[i]
+    return y, (base * int(np.prod(spatial)) + offset).astype(np.int64)
+
+
+@kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
+def global_pool(node, x):
+    axes = tuple(range(2, x.ndim))
+    xf = x.astype(np.float64)
+    if node.op == "GlobalAveragePool":
+        y = np.mean(xf, axis=axes, keepdims=True)
+    elif node.op == "GlobalMaxPool":
+        y = np.max(xf, axis=axes, keepdims=True)
+    else:
+        p = node.attr("p")
+        y = np.sum(np.abs(xf) ** p, axis=axes, keepdims=True) ** (1.0 / p)
+    return y.astype(x.dtype)
+
+
+@kernel("ConvTranspose")
+def conv_transpose(node, x, w, b=None):
+    from ....ir.ops.conv import conv_transpose_geometry
+    n = x.ndim - 2
+    kernel_shape = tuple(w.shape[2:])
+    strides = node.attr("strides") or (1,) * n
+    dil = node.attr("dilations") or (1,) * n
+    out_shape = node.attr("output_shape")
+    if out_shape is not None and len(out_shape) == x.ndim:
+        out_shape = out_shape[2:]
+    geo = conv_transpose_geometry(x.shape[2:], kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
+                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    g = node.attr("group")
+    nb, c = x.shape[:2]
+    m = w.shape[1] * g
+    full = [s * (d - 1) + (k - 1) * dl + 1 for s, d, k, dl in zip(strides, x.shape[2:], kernel_shape, dil)]
+    canvas = np.zeros((nb, g, m // g) + tuple(full))
+    xg = x.astype(np.float64).reshape((nb, g, c // g) + x.shape[2:])
+    wg = w.astype(np.float64).reshape((g, c // g, m // g) + kernel_shape)
+    letters = "abcdefghij"[:n]
+    for offset in np.ndindex(*kernel_shape):
+        contrib = np.einsum(f"NGC{letters},GCM->NGM{letters}", xg, wg[(slice(None),) * 3 + offset])
+        dst = tuple(slice(o * dl, o * dl + s * (d - 1) + 1, s)
+                    for o, dl, s, d in zip(offset, dil, strides, x.shape[2:]))
+        canvas[(slice(None),) * 3 + dst] += contrib
+    canvas = canvas.reshape((nb, m) + tuple(full))
+    # crop by the begin pads (zeros outside the full result: output_padding, negative pads)
+    y = np.zeros((nb, m) + tuple(o for o, _ in geo))
+    src, dst = [], []
+    for (o, begin), f in zip(geo, full):
+        lo, hi = max(begin, 0), min(begin + o, f)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
+    y[(slice(None), slice(None)) + tuple(dst)] = canvas[(slice(None), slice(None)) + tuple(src)]
+    if b is not None:
+        y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
+    return y.astype(x.dtype)

@@ -1,0 +1,202 @@
+"""What ``estimate``, ``compare`` and ``targets`` share: target selection, preset flags, options.
+
+(A leading underscore keeps this module from being registered as a command.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from ...ir import Graph
+from ...ir.errors import TargetError
+from ..common import UsageError, load_model
+
+__all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
+           "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
+
+
+def wide_output(min_width: int = 160) -> None:
+    """Tables of estimates are wide: when stdout is not a terminal (a pipe, a file, a test), render
+    them at least ``min_width`` columns wide instead of wrapping every cell at 80."""
+    if not sys.stdout.isatty():
+        from ..common import console
+        c = console()
+        if c.width < min_width:
+            c.width = min_width
+
+
+def parse_degree(text: str) -> int | str:
+    """A parallel degree: a positive integer or ``auto``."""
+    if text == "auto":
+        return "auto"
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
+    return v
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+_DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
+
+
+def add_preset_arguments(p: argparse.ArgumentParser, *, tp_default: str | None = None) -> None:
+    g = p.add_argument_group("LLM presets (ignored for .onnx/.rir files)")
+    g.add_argument("--phase", choices=("prefill", "decode"), help="the step to estimate (default: decode; "
+                   "the other phase is estimated too, for TTFT and TPOT)")
+    g.add_argument("--batch", type=_positive, help="sequences per step (default 1)")
+    g.add_argument("--context", type=_positive, help="tokens in the KV cache after the step (default 2048)")
+    g.add_argument("--prompt", type=_positive, help="prefill: tokens processed (default: the whole context)")
+    g.add_argument("--dtype", choices=_DTYPES, help="weights and activations (int4: weights only)")
+    g.add_argument("--weight-dtype", choices=_DTYPES, help="override the weights' dtype")
+    g.add_argument("--kv-dtype", choices=("bf16", "fp16", "fp32", "fp8", "int8"), help="the KV cache's dtype")
+    g.add_argument("--weight-group", type=int, metavar="G",
+                   help="quantized weights: scales per G input channels (default 128 for int4, 0 = per channel)")
+    g.add_argument("--logits", choices=("last", "all"), help="prefill: logits of the last position (default) or all")
+    p.add_argument("--tp", type=parse_degree, default=tp_default,
+                   help=f"tensor-parallel degree or 'auto' (default: {tp_default or 1})")
+    p.add_argument("--pp", type=parse_degree, default=tp_default,
+                   help=f"pipeline-parallel degree or 'auto' (default: {tp_default or 1})")
+
+
+def add_estimate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuda-graphs", action="store_true", help="gpu_simt: replay the step as one CUDA graph")
+    p.add_argument("-O", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a cost-model option (e.g. -O launch_overhead=15us, -O tf32=false); repeatable")
+    p.add_argument("-p", "--pipeline", default=None,
+                   help="passes to run before estimating (default: none for presets, the backend's for files)")
+
+
+def _option_value(text: str) -> Any:
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def estimate_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
+    """Cost-model options from the flags (tp/pp, --cuda-graphs, -O KEY=VALUE)."""
+    opts: dict[str, Any] = {}
+    for item in getattr(args, "option", []) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option expects KEY=VALUE, got {item!r}")
+        opts[key.strip().replace("-", "_")] = _option_value(value)
+    if getattr(args, "cuda_graphs", False):
+        if family != "gpu_simt":
+            raise UsageError(f"--cuda-graphs applies to GPU targets, not to the {family} family")
+        opts["cuda_graphs"] = True
+    for key in ("tp", "pp"):
+        v = getattr(args, key, None)
+        if v is not None:
+            opts[key] = v
+    return opts
+
+
+def target_from_args(args: argparse.Namespace):
+    """The target named by ``--target`` or given by ``--target-file``."""
+    from ...cost_models import get_target, load_target_file
+    if getattr(args, "target_file", None):
+        return load_target_file(args.target_file)
+    if not getattr(args, "target", None):
+        raise UsageError("give a target with --target NAME (see `ridgeline targets`) or --target-file my.toml")
+    return get_target(args.target)
+
+
+def is_file_model(name: str) -> bool:
+    p = Path(name)
+    return p.suffix.lower() in (".onnx", ".rir") or p.exists()
+
+
+_PRESET_OPTIONS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
+                   "tp", "pp")
+
+
+def load_estimable(args: argparse.Namespace) -> Graph:
+    """Load MODEL; preset flags with a file are an error rather than silently ignored."""
+    if is_file_model(args.model):
+        given = [f"--{k.replace('_', '-')}" for k in _PRESET_OPTIONS[:-2] if getattr(args, k, None) is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to presets; for a model "
+                             f"file bind its dims with --dim NAME=SIZE")
+    if is_file_model(args.model):
+        graph = load_model(args)
+    else:
+        from ...api import load
+        from ...models import find_preset
+        opts = {k: getattr(args, k) for k in _PRESET_OPTIONS if getattr(args, k, None) is not None}
+        if find_preset(args.model) is None:
+            graph = load(args.model)   # the standard "no such file, and not a preset" error
+        else:
+            from ...models import build
+            graph = build(args.model, **opts)
+    pipeline = getattr(args, "pipeline", None)
+    if pipeline is None and is_file_model(args.model):
+        # an imported model is fused first, as a compiler would (presets are built fused)
+        from ...backends.estimate import EstimateBackend
+        pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
+    if pipeline:
+        graph = _optimize(graph, pipeline)
+    return graph
+
+
+def _optimize(graph: Graph, pipeline: str) -> Graph:
+    from ...api import optimize
+    return optimize(graph, pipeline)
+
+
+def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
+    """The other phase of a preset graph, through the same pipeline."""
+    from ...models import companion
+    other = companion(graph)
+    if other is not None and pipeline:
+        other = _optimize(other, pipeline)
+    return other
+
+
+@contextlib.contextmanager
+def progress(message: str, *, enabled: bool = True) -> Iterator[Any]:
+    """A rich spinner on stderr for long steps (only on a terminal, so logs and tests stay clean)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    with Console(stderr=True).status(message) as status:
+        yield status
+
+
+def known_target_or_backend(name: str) -> str:
+    """'target' or 'backend' for a name given to compare; unknown names list what exists."""
+    from ...backends.registry import list_backends
+    from ...cost_models import target_names
+    if name in target_names():
+        return "target"
+    names = {b.name: b for b in list_backends()}
+    if name in names:
+        return "backend" if names[name].kind != "estimate" else "target"
+    raise TargetError(f"unknown target or backend {name!r}; targets: {', '.join(target_names())}; "
+                      f"executing backends: {', '.join(n for n, b in names.items() if b.kind == 'execute')}")
