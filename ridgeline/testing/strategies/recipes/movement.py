@@ -363,3 +363,17 @@ def compress(ctx: GenContext, op: str) -> None:
     length = ctx.integer(1, n)
     cond = ctx.constant(ctx.rng().random(length) < 0.6, pool=False)
     ctx.add(op, [x, cond], attrs, ranges=_range(ctx, x), dynamic=True)
+
+
+@recipe("Unique")
+def unique(ctx: GenContext, op: str) -> None:
+    x = ctx.pick(ALL, min_rank=1, exact=True, static=True)
+    attrs = {}
+    if ctx.flag():
+        attrs["axis"] = ctx.integer(-x.type.rank, x.type.rank - 1)
+    if ctx.flag():
+        attrs["sorted"] = 0
+    outputs = ctx.integer(1, 4)
+    n = int(np.prod(x.type.shape))
+    i = ctx.info_of(x)
+    ctx.add(op, [x], attrs, outputs=outputs, ranges=[(i.lo, i.hi), (0, n), (0, n), (1, n)], dynamic=True)

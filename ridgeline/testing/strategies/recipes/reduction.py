@@ -142,3 +142,39 @@ def det(ctx: GenContext, op: str) -> None:
     m = max(ctx.info_of(x).magnitude, 1.0)
     bound = math.factorial(n) * m ** n
     ctx.add(op, [x], ranges=[(-bound, bound)])
+
+
+@recipe("NegativeLogLikelihoodLoss", "SoftmaxCrossEntropyLoss")
+def loss(ctx: GenContext, op: str) -> None:
+    """(N, C, d...) scores and (N, d...) class targets; with ``ignore_index``, targets are a
+    constant that keeps one counted entry (a mean over no targets divides by zero)."""
+    x = ctx.pick(FLOAT, min_rank=2, max_rank=3, static=True)
+    n, c = x.type.shape[:2]
+    tshape = (n,) + tuple(x.type.shape[2:])
+    tdt = ctx.choice(sorted(INDEX, reverse=True))
+    attrs = {}
+    if ctx.rare():
+        ignore = ctx.integer(0, c - 1)
+        attrs["ignore_index"] = ignore
+        data = ctx.rng().integers(0, c, size=tshape)
+        data.reshape(-1)[0] = (ignore + 1) % c if c > 1 else ignore
+        if c == 1:
+            del attrs["ignore_index"]
+        target = ctx.constant(data.astype(np.dtype(tdt.replace("i", "int"))), pool=False)
+    else:
+        target = ctx.leaf(tdt, tshape, lo=0, hi=c - 1)
+    inputs = [x, target]
+    wm = 1.0
+    if ctx.flag():
+        w = ctx.leaf(x.type.dtype.name, (c,), lo=0.25, hi=2.0)
+        inputs.append(w)
+        wm = 2.0 / 0.25  # a weighted mean divides by the counted weights
+    red = ctx.choice(["mean", "sum", "none"])
+    if red != "mean":
+        attrs["reduction"] = red
+    i = ctx.info_of(x)
+    count = math.prod(tshape) if red == "sum" else 1
+    per = (i.magnitude if op == "NegativeLogLikelihoodLoss" else (i.hi - i.lo) + math.log(c)) * wm * count
+    outputs = 2 if op == "SoftmaxCrossEntropyLoss" and ctx.rare() else 1
+    logp = (-(i.hi - i.lo) - math.log(c) - 1e-6, 0.0)
+    ctx.add(op, inputs, attrs, outputs=outputs, ranges=[(-per, per), logp])

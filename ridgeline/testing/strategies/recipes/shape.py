@@ -81,3 +81,16 @@ def eye_like(ctx: GenContext, op: str) -> None:
     if ctx.flag():
         attrs["k"] = ctx.integer(-2, 2)
     ctx.add(op, [x], attrs, ranges=[(0, 1)])
+
+
+@recipe("HannWindow", "HammingWindow", "BlackmanWindow")
+def window(ctx: GenContext, op: str) -> None:
+    size = ctx.integer(1, 8)
+    attrs = {}
+    out = ctx.dtype(get_spec(op).allowed_dtypes("T2") & FLOATS) if ctx.flag() else "f32"
+    if out != "f32":
+        attrs["output_datatype"] = out
+    if size > 1 and ctx.flag():  # a symmetric window of one point divides by zero
+        attrs["periodic"] = 0
+    n = ctx.constant(np.asarray(size, dtype=DTYPES[ctx.choice(["i64", "i32"])].np_dtype), pool=False)
+    ctx.add(op, [n], attrs, ranges=[(-0.1, 1.0)])
