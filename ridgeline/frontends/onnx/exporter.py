@@ -33,12 +33,19 @@ def _value_info(v: Value) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(v.name, v.type.dtype.onnx_code, shape)
 
 
+#: attributes the IR spells as dtype names ("f16") and ONNX as TensorProto codes (the importer's
+#: legacy.py converts the other way)
+DTYPE_ATTRS = {"Cast": ("to",), "BitCast": ("to",), "EyeLike": ("dtype",), "HannWindow": ("output_datatype",),
+               "HammingWindow": ("output_datatype",), "BlackmanWindow": ("output_datatype",),
+               "QuantizeLinear": ("output_dtype", "precision"), "DequantizeLinear": ("output_dtype",)}
+
+
 def _attrs(node: Node) -> list[onnx.AttributeProto]:
     out = []
     for k, val in node.attrs.items():
         if val is None:
             continue
-        if node.op == "Cast" and k == "to":
+        if k in DTYPE_ATTRS.get(node.op, ()) and isinstance(val, str):
             val = to_dtype(val).onnx_code
         out.append(to_proto(k, val))
     return out
