@@ -54,7 +54,8 @@ def to_torch(a: np.ndarray, device: torch.device) -> torch.Tensor:
     a = np.asarray(a)
     via = _VIA_INT.get(a.dtype)
     if not a.flags.writeable or not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a).copy()  # torch.from_numpy wants writeable memory it may alias
+        # torch.from_numpy wants writeable memory it may alias (np.ascontiguousarray would make a 0-d array 1-d)
+        a = np.array(a, order="C", copy=True)
     if via is not None:
         t = torch.from_numpy(a.view(via[0])).view(TORCH_DTYPES[_IR_NAME[a.dtype]])
     else:
