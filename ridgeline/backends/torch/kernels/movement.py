@@ -102,7 +102,8 @@ def expand(node, x, shape):
 
 @kernel("Tile")
 def tile(node, x, reps):
-    return x.repeat(*ints(reps))
+    r = ints(reps)
+    return x.repeat(*r) if r else x.clone()  # a scalar tiles by no repeats: Tensor.repeat() wants some
 
 
 @kernel("Pad")
