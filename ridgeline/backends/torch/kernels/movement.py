@@ -11,7 +11,8 @@ from . import ints, kernel, same_device
 @kernel("Transpose")
 def transpose(node, x):
     perm = node.attr("perm")
-    return x.permute(*(perm if perm is not None else reversed(range(x.dim()))))
+    perm = tuple(perm if perm is not None else reversed(range(x.dim())))
+    return x.permute(*perm) if perm else x  # a scalar: permute() wants at least one dim
 
 
 @kernel("Concat")
