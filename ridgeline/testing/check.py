@@ -134,9 +134,14 @@ class Failure:
     backend: str = "numpy"
     repro: "Repro | None" = None
     culprit: str | None = None   # the first pass of a pipeline after which the check fails
+    #: what was compared with the reference: "pass" (the graph before and after it), "backend"
+    #: (``backend`` against numpy) or "onnxruntime" (the ONNX export)
+    check: str = "pass"
 
     def describe(self) -> str:
-        lines = [f"check_pass({self.target.label}): {self.message}"]
+        head = {"pass": f"check_pass({self.target.label})", "backend": f"check_backend({self.backend})",
+                "onnxruntime": "check_onnxruntime"}[self.check]
+        lines = [f"{head}: {self.message}"]
         lines += [f"  {m}" for m in self.mismatches]
         if self.culprit:
             lines.append(f"the first pass after which this happens: {self.culprit}")
@@ -198,7 +203,16 @@ def save_repro(failure: Failure, directory: str | os.PathLike | None = None) -> 
         onnx_path = None
     be = "" if failure.backend == "numpy" else f" -b {failure.backend}"
     cmds = []
-    if failure.target.pipeline is not None:
+    run = f"python -m ridgeline run {rir} --inputs {npz}"
+    if failure.check == "onnxruntime":
+        cmds.append(f"python -c \"import numpy as np, onnxruntime as ort; s = ort.InferenceSession('{onnx_path}'); "
+                    f"z = np.load('{npz}'); print(s.run(None, dict(z)))\"   # onnxruntime")
+        cmds.append(f"{run} -p \"\"   # the reference")
+    elif failure.check == "backend":
+        pipe = f' -p "{failure.target.pipeline}"' if failure.target.pipeline else ' -p ""'
+        cmds.append(f"{run}{be}{pipe}   # {failure.backend}")
+        cmds.append(f"{run} -p \"\"   # the reference")
+    elif failure.target.pipeline is not None:
         pipe = failure.target.pipeline
         cmds.append(f"python -m ridgeline run {rir} --inputs {npz}{be} -p \"{pipe}\"   # after the pass")
         cmds.append(f"python -m ridgeline run {rir} --inputs {npz}{be} -p \"\"   # the reference")

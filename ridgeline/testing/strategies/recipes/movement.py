@@ -331,7 +331,8 @@ def one_hot(ctx: GenContext, op: str) -> None:
     spec = get_spec(op)
     depth_n = ctx.integer(1, ctx.config.max_dim)
     # float indices are allowed, but runtimes truncate them differently: integers only
-    idx = ctx.pick(spec.allowed_dtypes("T1") - FLOATS, max_rank=ctx.config.max_rank - 1, exact=True,
+    # rank >= 1: ONNX's shape inference rejects scalar indices (the spec and kernel accept them)
+    idx = ctx.pick(spec.allowed_dtypes("T1") - FLOATS, min_rank=1, max_rank=ctx.config.max_rank - 1, exact=True,
                    within=(-depth_n - 1, depth_n))
     depth = ctx.scalar(depth_n, ctx.dtype(spec.allowed_dtypes("T2") - FLOATS))
     vdt = ctx.dtype(spec.allowed_dtypes("T3"))

@@ -64,10 +64,7 @@ def reduce(ctx: GenContext, op: str) -> None:
         axes = list(range(r))
     n = int(np.prod([sizes[a % r] for a in axes], dtype=np.int64)) if axes else 1
     i = ctx.info_of(x)
-    if not axes and attrs.get("noop_with_empty_axes"):
-        bounds = (i.lo, i.hi)
-    else:
-        bounds = _reduce_bounds(op, i.lo, i.hi, max(n, 1))
+    bounds = _reduce_bounds(op, i.lo, i.hi, max(n, 1))  # no axes: the op applied elementwise
     exact = i.exact if op in ("ReduceMax", "ReduceMin") else None
     ctx.add(op, inputs, attrs, ranges=[bounds], exact=exact)
 
