@@ -33,7 +33,8 @@ __all__ = [
     "graphs", "Shapes", "inputs_for", "default_graphs", "unfused", "attention_blocks", "gelu_idioms",
     "layernorm_idioms", "rmsnorm_idioms", "rotary_idioms", "matmul_epilogues", "elementwise_chains",
     "canonicalize_idioms", "duplicate_idioms", "folding_idioms", "coverage_table", "op_names", "IDIOMS",
-    "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe",
+    "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe", "pattern",
+    "PatternBuilder",
 ]
 
 
@@ -120,3 +121,65 @@ def unfused(**kw) -> st.SearchStrategy[Graph]:
 def default_graphs() -> st.SearchStrategy[Graph]:
     """What ``check_pass`` draws by default: random graphs over every op, and graphs of idioms."""
     return st.one_of(graphs(), unfused())
+
+
+# ---------------------------------------------------------------------------- your own patterns
+class PatternBuilder:
+    """What a ``pattern`` function builds with: ``b.Relu(x)``, ``b.Min(y, 6.0)`` (numbers become
+    constants of the pattern's dtype), ``b.const(v)``, and draws that shrink to the first choice:
+    ``b.choice([...])``, ``b.flag()``, ``b.draw(strategy)``."""
+
+    def __init__(self, ctx: GenContext, dtype: str):
+        self._ctx, self.dtype = ctx, dtype
+
+    def const(self, value, dtype: str | None = None):
+        return self._ctx.scalar(value, dtype or self.dtype)
+
+    def choice(self, options):
+        return self._ctx.choice(options)
+
+    def flag(self) -> bool:
+        return self._ctx.flag()
+
+    def draw(self, strategy):
+        return self._ctx.draw(strategy)
+
+    def op(self, op: str, *inputs, _ranges=None, _outputs=None, **attrs):
+        ins = [self.const(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in inputs]
+        node = self._ctx.add(op, ins, attrs, outputs=_outputs, ranges=_ranges)
+        return node.outputs[0] if len(node.outputs) == 1 else tuple(node.outputs)
+
+    def __getattr__(self, op: str):
+        if op.startswith("_") or not op[:1].isupper():
+            raise AttributeError(op)
+        return lambda *inputs, **attrs: self.op(op, *inputs, **attrs)
+
+
+def pattern(fn, *, inputs: int = 1, dtypes: Iterable[str] = ("f32", "f16", "f64"),
+            within: tuple[float, float] | None = None, name: str | None = None, max_nodes: int = 16,
+            context: bool = True) -> st.SearchStrategy[Graph]:
+    """Graphs holding the pattern ``fn(b, *inputs)`` builds — the unfused form your own fusion
+    looks for — among a few random nodes that read its inputs and results::
+
+        relu6 = pattern(lambda b, x: b.Min(b.Relu(x), 6.0), within=(-10.0, 10.0))
+        check_pass("fuse-relu6", graphs=relu6)
+
+    ``inputs`` values are read from the graph or created (the first of a dtype in ``dtypes``, the
+    others broadcasting with it), with values in ``within`` when given. Draws made through ``b``
+    (``b.choice``, ``b.flag``) are the pattern's variations; hypothesis shrinks them to the first."""
+    label = f"pattern:{name or getattr(fn, '__qualname__', 'fn')}"
+    dts = tuple(dtypes)
+
+    def step(ctx: GenContext) -> None:
+        if within is not None:
+            dt = ctx.dtype(dts)
+            x = ctx.leaf(dt, ctx.shape(), lo=within[0], hi=within[1])
+        else:
+            x = ctx.pick(dts)
+        vals = [x] + [ctx.operand_for(x) if within is None else
+                      ctx.leaf(x.type.dtype.name, x.type.shape, lo=within[0], hi=within[1])
+                      for _ in range(inputs - 1)]
+        fn(PatternBuilder(ctx, x.type.dtype.name), *vals)
+    step.__name__ = label
+    IDIOMS[label] = step
+    return _idioms([label], max_nodes=max_nodes, context=context)
