@@ -95,8 +95,9 @@ def hostile_models() -> dict[str, tuple[onnx.ModelProto, list[str]]]:
     branch = helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "branch", [],
                                [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2])])
     cond = numpy_helper.from_array(np.array(True), "c")
-    fn = helper.make_function("local", "myfn", ["a"], ["b"], [helper.make_node("Relu", ["a"], ["b"])],
-                              [helper.make_opsetid("", 18)])
+    # a model-local function that calls itself: inlining it would never end
+    fn = helper.make_function("local", "myfn", ["a"], ["b"], [helper.make_node("myfn", ["a"], ["b"], domain="local")],
+                              [helper.make_opsetid("", 18), helper.make_opsetid("local", 1)])
     many = [helper.make_node("If", ["c"], ["i"], then_branch=branch, else_branch=branch),
             helper.make_node("FusedMatMul", ["i", "i"], ["j"], domain="com.microsoft"),
             helper.make_node("FusedMatMul", ["j", "j"], ["k"], domain="com.microsoft"),
@@ -110,9 +111,9 @@ def hostile_models() -> dict[str, tuple[onnx.ModelProto, list[str]]]:
         "every-unsupported-op-at-once": (_model(many, [x], [y], [cond], extra_opsets=[helper.make_opsetid(
             "com.microsoft", 1)]), ["3 unsupported op(s)", "StringNormalizer (x1)", "com.microsoft.FusedMatMul (x2)",
                                               "If (x1)"]),
-        "local-function": (_model([helper.make_node("myfn", ["x"], ["y"], domain="local")], [x], [y],
-                                  functions=[fn], extra_opsets=[helper.make_opsetid("local", 1)]),
-                           ["local.myfn (x1)", "model-local function", "inline"]),
+        "recursive-local-function": (_model([helper.make_node("myfn", ["x"], ["y"], domain="local")], [x], [y],
+                                            functions=[fn], extra_opsets=[helper.make_opsetid("local", 1)]),
+                                     ["local.myfn", "calls itself"]),
         "duplicate-producer": (_model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["y"])],
                                       [x], [y]), ["'y' is produced twice"]),
         "duplicate-input": (_model([helper.make_node("Relu", ["x"], ["y"])], [x, x], [y]), ["'x' is declared twice"]),

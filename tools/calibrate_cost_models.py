@@ -28,6 +28,9 @@ from ridgeline.cost_models.families import is_implemented  # noqa: E402
 from ridgeline.cost_models.traffic import flash_attention_tile  # noqa: E402
 from ridgeline.ir import Graph, tensor  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibrate_non_gpu import ROWS as _NON_GPU_ROWS  # noqa: E402
+
 
 def _decode(preset, target, *, tp=1, context=256, dequant="fast", **kw):
     g = models.build(preset, phase="decode", context=context, **kw)
@@ -102,10 +105,9 @@ ROWS = [
     *[("  same, attention with FlashAttention tile records", t, meas, "ms",
        (lambda t=t, n=n, dt=dt: _ttft(t, n, dt, flash=True)), "python tools/calibrate_cost_models.py", False)
       for t, dt, n, meas in (("h100", "fp8", 2048, 36), ("a100", "fp16", 2048, 133))],
-    *[("maxtext dense-LLM training MFU", t, meas, "MFU %", None, "(systolic family)", True)
-      for t, meas in (("tpu-v6e", 43.8), ("tpu-v5p", 65.4), ("tpu-v5e", 56.0))],
-    ("Cerebras Llama-3.1-8B per-user decode", "wse-3", 1800, "tok/s", None, "(wafer_scale family)", True),
-    ("Groq Llama-2-7B per-user decode", "groq-lpu", 750, "tok/s", None, "(dataflow family)", True),
+    # the systolic / wafer_scale / dataflow rows (and checks beyond REFERENCE.md): tools/calibrate_non_gpu.py
+    *[(label, target, meas, unit, fn, command, use == "calibrated on")
+      for label, target, meas, unit, fn, command, use, _source in _NON_GPU_ROWS if "not in REFERENCE" not in use],
 ]
 
 

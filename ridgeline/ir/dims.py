@@ -13,8 +13,8 @@ import re
 from functools import lru_cache
 from typing import Mapping, Union
 
-import sympy
 
+from ._lazy import sympy
 from .errors import IRError
 
 __all__ = [

@@ -386,6 +386,37 @@ class Graph:
             self._unregister(v)
         self._unlink(node)
 
+    def erase_nodes(self, nodes: Iterable[Node]) -> None:
+        """Erase a set of nodes at once; their outputs may only be read by each other.
+
+        Each input's use list is filtered once, so erasing k readers of a value with n uses costs
+        O(n), not O(n·k) as k ``erase_node`` calls would (a shape constant read by thousands of
+        folded nodes).
+        """
+        group = [n for n in nodes]
+        ids = {id(n) for n in group}
+        outs = set(map(id, self.outputs))
+        for n in group:
+            if n.graph is not self:
+                raise IRError(f"{n!r} is not in graph @{self.name}")
+            for v in n.outputs:
+                outside = [u for u, _ in v.uses if id(u) not in ids]
+                if outside or id(v) in outs:
+                    users = ", ".join(u.op for u in outside) or "graph output"
+                    raise IRError(f"cannot erase {n.op} node: its output %{v.name} is still used by {users}")
+        touched: dict[int, Value] = {}
+        for n in group:
+            for v in n.inputs:
+                if v is not None:
+                    touched[id(v)] = v
+        for v in touched.values():
+            v.uses = [(u, i) for u, i in v.uses if id(u) not in ids]
+        for n in group:
+            n.inputs = [None] * len(n.inputs)
+            for v in n.outputs:
+                self._unregister(v)
+            self._unlink(n)
+
     def remove_constant(self, value: Value) -> None:
         if value.uses or any(v is value for v in self.outputs):
             raise IRError(f"constant %{value.name} is still used")

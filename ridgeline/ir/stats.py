@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import sympy
 
+from ._lazy import is_sympy, sympy
 from .graph import Graph
 
 __all__ = ["GraphStats", "summarize"]
@@ -32,7 +32,7 @@ class GraphStats:
 
 
 def _simplify(x):
-    if isinstance(x, sympy.Basic):
+    if is_sympy(x):
         x = sympy.expand(x)
         return int(x) if x.is_Integer else x
     return int(x) if isinstance(x, float) and x.is_integer() else x

@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
 
 from ..ir import Graph
 from ..ir.errors import PipelineError
@@ -275,7 +275,3 @@ def check_result(result: Any, name: str, graph: Graph) -> PassResult:
     if isinstance(result, bool):
         return PassResult(graph, result)
     raise TypeError(f"pass {name} returned {type(result).__name__}; return a PassResult or a bool")
-
-
-def describe_options(options: Sequence[OptionSpec]) -> str:
-    return ", ".join(str(o) for o in options) or "no options"

@@ -78,8 +78,8 @@ def _as_pass_class(obj: Any, name: str | None) -> type[Pass]:
         if not issubclass(cls, Pass):
             if not callable(getattr(cls, "run", None)):
                 raise TypeError(f"{cls.__qualname__} is not a pass: give it a run(graph, ctx) method")
-            cls = type(cls.__name__, (cls, Pass), {"__doc__": cls.__doc__, "__module__": cls.__module__,
-                                                   "__qualname__": cls.__qualname__})
+            cls = type(cls.__name__, (ensure_dataclass(cls), Pass),
+                       {"__doc__": cls.__doc__, "__module__": cls.__module__, "__qualname__": cls.__qualname__})
         cls = ensure_dataclass(cls)
         pass_name = name or cls.__dict__.get("name") or kebab(cls.__name__)
     elif callable(obj):

@@ -73,7 +73,7 @@ from onnx_builders import external_data_model, hostile_models  # noqa: E402
 
 HOSTILE = hostile_models()
 # every case is checked through the API in tests/frontends/test_onnx_import.py; these go through the CLI too
-CLI_CASES = ["control-flow", "local-function", "duplicate-producer", "attribute-of-wrong-kind",
+CLI_CASES = ["control-flow", "recursive-local-function", "duplicate-producer", "attribute-of-wrong-kind",
              "absurd-computed-shape", "initializer-size-mismatch", "too-many-outputs"]
 
 

@@ -14,11 +14,11 @@ __all__ = ["NumpyBackend", "NumpyExecutable", "Interpreter"]
 
 
 class NumpyExecutable:
-    """A graph bound to the reference interpreter."""
+    """A graph bound to the reference interpreter (``tiles=False``: ignore tile schedules)."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, *, tiles: bool = True):
         self.graph = graph
-        self.interpreter = Interpreter(graph)
+        self.interpreter = Interpreter(graph, tiles=tiles)
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         return self.interpreter.run(inputs, profile=profile)
@@ -41,8 +41,9 @@ class NumpyBackend:
     def supports(self, node: Node) -> bool:
         return node.op == "Fused" or get_kernel(node.op) is not None
 
-    def compile(self, graph: Graph, **options: Any) -> NumpyExecutable:
+    def compile(self, graph: Graph, *, tiles: bool = True, **options: Any) -> NumpyExecutable:
+        """``tiles``: run nodes with a tile schedule block by block (default) or as one kernel."""
         if options:
             from ...ir.errors import BackendError
-            raise BackendError(f"the numpy backend takes no options, got {', '.join(options)}")
-        return NumpyExecutable(graph)
+            raise BackendError(f"the numpy backend takes only the option tiles, got {', '.join(options)}")
+        return NumpyExecutable(graph, tiles=bool(tiles))

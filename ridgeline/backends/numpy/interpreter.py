@@ -5,7 +5,8 @@ Like torch.fx's ``Interpreter`` it is meant to be subclassed. The call hierarchy
     run(inputs)                  bind inputs (checking dtypes and shapes), then for each node:
       run_node(node, args)         look up and call the node's kernel, check the results
         call_kernel(node, args)    the kernel itself; ``Fused`` runs its body with a nested
-                                   interpreter
+                                   interpreter; a node with a tile schedule (``meta["tile"]``)
+          call_tiled(node, args)   runs block by block (``tiled.py``) unless ``tiles=False``
 
 Override ``call_kernel`` to swap kernels (the llvm backend does, falling back to this one),
 ``run_node`` to observe every node (profilers, debuggers). Values are freed after their last use.
@@ -22,10 +23,7 @@ from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
 
-__all__ = ["Interpreter", "bind_inputs", "tiled_kernel_hook"]
-
-#: a hook the tiling issue's executor installs: (node, args) -> outputs, or None to decline
-tiled_kernel_hook = None
+__all__ = ["Interpreter", "bind_inputs"]
 
 
 def bind_inputs(graph: Graph, inputs: Mapping[str, Any] | Sequence[Any]) -> dict[int, np.ndarray]:
@@ -62,11 +60,14 @@ def bind_inputs(graph: Graph, inputs: Mapping[str, Any] | Sequence[Any]) -> dict
 
 
 class Interpreter:
-    """Runs ``graph`` with numpy kernels; see the module docstring for the hooks."""
+    """Runs ``graph`` with numpy kernels; see the module docstring for the hooks.
 
-    def __init__(self, graph: Graph, *, check: bool = True):
+    ``tiles=False`` ignores tile schedules (the untiled reference of a tiled graph)."""
+
+    def __init__(self, graph: Graph, *, check: bool = True, tiles: bool = True):
         self.graph = graph
         self.check = check
+        self.tiles = tiles
         self.timings: dict[Node, float] = {}
         self._last_use = self._compute_last_use(graph)
 
@@ -134,12 +135,13 @@ class Interpreter:
 
     def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
         """The kernel for ``node``; trailing missing optional inputs are dropped."""
-        if tiled_kernel_hook is not None and "tile" in node.meta:
-            out = tiled_kernel_hook(node, args)
+        if self.tiles and "tile" in node.meta:
+            out = self.call_tiled(node, args)
             if out is not None:
                 return out
         if node.op == "Fused":
             sub = type(self)(node.body, check=self.check)
+            sub.tiles = self.tiles
             res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})
             return tuple(res[v.name] for v in node.body.outputs)
         fn = get_kernel(node.op)
@@ -148,6 +150,11 @@ class Interpreter:
         while args and args[-1] is None:
             args = args[:-1]
         return fn(node, *args)
+
+    def call_tiled(self, node: Node, args: list[np.ndarray | None]) -> Any:
+        """``node`` run block by block by its tile schedule; None falls back to ``call_kernel``."""
+        from .tiled import run_tiled
+        return run_tiled(node, args)
 
 
 def _check_shape(node: Node, v: Value, a: np.ndarray) -> None:

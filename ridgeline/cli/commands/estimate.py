@@ -2,14 +2,15 @@
 
 Prints the step's time and bound, LLM serving metrics (TTFT, TPOT, tokens/s, KV cache, MFU,
 memory fit and devices) and the slowest nodes; ``--json`` gives all of it per node, ``--plot``
-draws the roofline.
+draws the roofline; for statically scheduled targets ``--schedule`` writes the schedule (JSON)
+and ``--gantt`` draws it.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..common import add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, table
+from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, table
 from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           load_estimable, progress, target_from_args)
 
@@ -25,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--top", type=int, default=15, help="nodes to list, slowest first (default 15; 0: all)")
     p.add_argument("--by-op", action="store_true", help="list time per op instead of per node")
     p.add_argument("--plot", metavar="OUT.png|OUT.svg", help="write a roofline plot of the nodes")
+    p.add_argument("--schedule", metavar="OUT.json", help="dataflow targets: write the static schedule (every op's "
+                   "chip, unit, start cycle and duration)")
+    p.add_argument("--gantt", metavar="OUT.png|OUT.svg", help="dataflow targets: draw the static schedule as a "
+                   "Gantt chart")
     p.add_argument("--json", action="store_true", help="machine-readable output (every node)")
     p.set_defaults(func=run)
 
@@ -35,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     opts = estimate_options(args, target.family)
     backend = EstimateBackend(target)
     backend.model(**opts)  # unknown options and unimplemented families fail before any work
+    if (args.schedule or args.gantt) and target.family != "dataflow":
+        flag = "--schedule" if args.schedule else "--gantt"
+        raise UsageError(f"{flag} applies to statically scheduled (dataflow) targets such as groq-lpu, "
+                         f"not to {target.name} ({target.family})")
     with progress(f"estimating {args.model} on {target.name}"):
         graph = load_estimable(args)
         other = companion_for(graph, args.pipeline)
@@ -42,8 +51,19 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ...cost_models.plot import roofline_plot
         roofline_plot(est, target, args.plot)
+    _write_schedule(args, est)
     emit(args, est.to_json(), lambda: _render(args, est))
     return 0
+
+
+def _write_schedule(args: argparse.Namespace, est) -> None:
+    sched = getattr(est, "schedule", None)
+    if sched is None:
+        return
+    if args.schedule:
+        sched.write_json(args.schedule)
+    if args.gantt:
+        sched.gantt(args.gantt)
 
 
 def _render(args: argparse.Namespace, est) -> None:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
               [("input", v.name, v.type) for v in g.inputs] + [("output", v.name, v.type) for v in g.outputs])
         rows = [("nodes", stats.nodes), ("parameters", fmt_count(stats.parameters)),
                 ("parameter bytes", fmt_bytes(stats.parameter_bytes)), ("FLOPs", fmt_count(stats.flops)),
-                ("bytes touched (unfused)", fmt_bytes(stats.bytes_touched))]
+                ("bytes touched (est. HBM)", fmt_bytes(stats.bytes_touched))]
         if stats.weightless:
             rows.append(("weightless constants", stats.weightless))
         if stats.symbols:
@@ -59,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
 
 def _rows(s) -> list[tuple]:
     return [("nodes", s.nodes), ("parameters", fmt_count(s.parameters)), ("parameter bytes", fmt_bytes(s.parameter_bytes)),
-            ("FLOPs", fmt_count(s.flops)), ("bytes touched (unfused)", fmt_bytes(s.bytes_touched))]
+            ("FLOPs", fmt_count(s.flops)), ("bytes touched (est. HBM)", fmt_bytes(s.bytes_touched))]

@@ -7,6 +7,7 @@ model-local ONNX function whose body is its ``body``. Weightless constants canno
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class _Exporter:
         f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
                                  [v.name for v in body.outputs], inits + nodes,
                                  [helper.make_opsetid("", self.opset)])
+        # what the importer needs to rebuild the Fused node exactly (kind may contain '-')
+        f.doc_string = json.dumps({"kind": n.attr("kind"), "label": n.attr("label") or ""})
         self.functions.append(f)
         return fname
 

@@ -10,13 +10,16 @@ input file is opened read-only and never written.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import onnx
+import onnx.inliner
 from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
@@ -27,6 +30,7 @@ from ...ir.errors import IRError, ModelError, RidgelineError, UnsupportedOpError
 from ...ir.infer import UNKNOWN_PREFIX, refine_types
 from ...ir.ops import find_spec
 from .attributes import from_proto
+from .exporter import RIDGELINE_DOMAIN
 from .external_data import load_external_tensor, uses_external_data
 from .legacy import ImportedNode, upgrade
 
@@ -95,7 +99,8 @@ def _opset(proto: onnx.ModelProto, label: str) -> int:
 def _check_ops(proto: onnx.ModelProto, label: str) -> None:
     """One error naming every op we cannot import, with counts and why for the special kinds."""
     graph = proto.graph
-    local = {(f.domain, f.name) for f in proto.functions}
+    local = {(f.domain, f.name) for f in proto.functions if f.domain != RIDGELINE_DOMAIN}
+    fused = {f.name for f in proto.functions if f.domain == RIDGELINE_DOMAIN}
     missing: dict[str, int] = {}
     notes: dict[str, str] = {}
     for n in graph.node:
@@ -103,6 +108,8 @@ def _check_ops(proto: onnx.ModelProto, label: str) -> None:
         if default and n.op_type == "Constant":
             continue
         key = (n.op_type if default else f"{n.domain}.{n.op_type}") or "''"
+        if n.domain == RIDGELINE_DOMAIN and n.op_type in fused:
+            continue
         if (n.domain, n.op_type) in local or (default and ("", n.op_type) in local):
             notes[key] = "a model-local function (inline it first: onnx.inliner.inline_local_functions)"
         elif default and find_spec(n.op_type) is not None:
@@ -255,6 +262,7 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
     """
     proto, base, label = _read(model)
     opset = _opset(proto, label)
+    proto = _inline_foreign_functions(proto, label)
     try:
         return _convert(proto, base, label, opset, dims, name)
     except VerifyError as e:
@@ -308,10 +316,11 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
             raise ModelError(f"{label}: input {vi.name!r} has no tensor type or shape")
         values[vi.name] = g.add_input(vi.name, t)
 
+    functions = {f.name: f for f in proto.functions if f.domain == RIDGELINE_DOMAIN}
     for n in order:
         where = f"{label}: {n.op_type} node {n.name!r}"
         try:
-            _import_node(g, n, values, vinfo, opset, where)
+            _import_node(g, n, values, vinfo, opset, where, functions)
         except RidgelineError:
             raise
         except (IndexError, ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as e:
@@ -333,7 +342,10 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
 
 
 def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: dict, opset: int,
-                 where: str) -> None:
+                 where: str, functions: dict[str, onnx.FunctionProto] | None = None) -> None:
+    if functions and n.domain == RIDGELINE_DOMAIN and n.op_type in functions:
+        _import_fused(g, n, values, opset, where, functions)
+        return
     attrs = {a.name: from_proto(a, where) for a in n.attribute}
     if len(set(a.name for a in n.attribute)) != len(n.attribute):
         raise ModelError(f"{where}: an attribute is given twice")
@@ -370,6 +382,60 @@ def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: d
     for o, v in zip(node.outputs, ir_node.outputs):
         if o:
             values[o] = v
+
+
+def _inline_foreign_functions(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
+    """Inline model-local functions, except ridgeline's own (they become ``Fused`` nodes again)."""
+    foreign = [(f.domain, f.name) for f in proto.functions if f.domain != RIDGELINE_DOMAIN]
+    if not foreign:
+        return proto
+    calls = {(f.domain, f.name): {(n.domain, n.op_type) for n in f.node} for f in proto.functions}
+    seen: set = set()
+
+    def cyclic(fid, path) -> bool:
+        if fid in path:
+            return True
+        if fid in seen or fid not in calls:
+            return False
+        seen.add(fid)
+        return any(cyclic(c, path | {fid}) for c in calls[fid])
+    for fid in calls:
+        if cyclic(fid, frozenset()):
+            raise ModelError(f"{label}: model-local function {fid[0]}.{fid[1]} calls itself (recursion)")
+    try:
+        return onnx.inliner.inline_selected_functions(proto, foreign, exclude=False)
+    except Exception as e:  # the inliner is C++: a malformed function body surfaces here
+        raise ModelError(f"{label}: cannot inline model-local functions ({type(e).__name__}: {e})") from None
+
+
+def _import_fused(g: Graph, n: onnx.NodeProto, values: dict[str, Value], opset: int, where: str,
+                  functions: dict[str, onnx.FunctionProto]) -> None:
+    """A call of a function ridgeline exported becomes the ``Fused`` node it was written from."""
+    fn = functions[n.op_type]
+    if len(n.input) != len(fn.input) or len(n.output) != len(fn.output):
+        raise ModelError(f"{where}: calls {fn.name} with {len(n.input)} inputs and {len(n.output)} outputs; "
+                         f"it takes {len(fn.input)} and returns {len(fn.output)}")
+    ins = [values[x] for x in n.input]
+    body = Graph(fn.name)
+    local: dict[str, Value] = {p: body.add_input(p, v.type) for p, v in zip(fn.input, ins)}
+    for bn in fn.node:
+        _import_node(body, bn, local, {}, opset, f"{where} (body {fn.name})", functions)
+    missing = [o for o in fn.output if o not in local]
+    if missing:
+        raise ModelError(f"{where}: function {fn.name} never produces {', '.join(missing)}")
+    body.outputs = [local[o] for o in fn.output]
+    refine_types(body)
+    try:
+        info = json.loads(fn.doc_string) if fn.doc_string else {}
+    except ValueError:
+        info = {}
+    kind = info.get("kind") if isinstance(info.get("kind"), str) else re.sub(r"_\d+$", "", fn.name).replace("_", "-")
+    attrs = {"kind": kind}
+    if isinstance(info.get("label"), str) and info["label"]:
+        attrs["label"] = info["label"]
+    node = g.add_node("Fused", ins, attrs, body=body, names=[_fresh_if_taken(g, o) for o in n.output], name=n.name)
+    for o, v in zip(n.output, node.outputs):
+        values[o] = v
 
 
 def _check_sizes(g: Graph, label: str) -> None:

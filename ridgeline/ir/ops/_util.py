@@ -6,8 +6,8 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
-import sympy
 
+from .._lazy import sympy
 from .. import dims as D
 from .spec import CostContext, InferContext
 

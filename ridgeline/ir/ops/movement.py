@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy
 
+from .._lazy import sympy
 from .. import dims as D
 from ._util import broadcast, normalize_axes, per_element, static_length
 from .spec import ALL, ANY, INDEX, NUMERIC, CostContext, InferContext, op

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-import sympy
 
+from .._lazy import sympy
 from ._util import normalize_axes, per_element, static_length
 from .spec import FLOAT, INDEX, NUMERIC, CostContext, InferContext, op
 

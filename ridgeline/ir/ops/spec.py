@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
-import sympy
 
+from .._lazy import is_sympy, sympy
 from .. import dims as D
 from ..dtypes import DTYPES, DType
 from ..errors import VerifyError
@@ -197,7 +197,7 @@ class OpSpec:
 
 
 def _as_number(x):
-    if isinstance(x, sympy.Basic):
+    if is_sympy(x):
         x = sympy.simplify(x)
         return int(x) if x.is_Integer else x
     if isinstance(x, float) and x.is_integer():
@@ -314,7 +314,7 @@ def _canon_dim(x):
         return int(x)
     if isinstance(x, str):
         return x
-    if isinstance(x, sympy.Basic):
+    if is_sympy(x):
         return D.from_sympy(x)
     raise TypeError(f"not a dimension: {x!r}")
 

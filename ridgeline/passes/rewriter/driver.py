@@ -2,7 +2,9 @@
 
 A ``Rule`` is a pattern rooted at an op, an optional ``check`` on the match (returning a reason
 when it rejects), and a ``rewrite`` that builds the replacement before the root and returns the
-value(s) replacing the root's outputs (or ``None`` to decline). The driver works like MLIR's
+value(s) replacing the root's outputs — or a ``{old: new}`` dict to also replace other values of
+the match (an attention absorbing the KV-cache Concats that are graph outputs) — or ``None`` to
+decline. The driver works like MLIR's
 greedy pattern rewriter: a worklist seeded with every node, consumers first (so the largest
 pattern ending at a node is tried before its parts are); a node is tried against
 the rules indexed by its op (highest ``benefit`` first); after a rewrite the new nodes, the
@@ -25,7 +27,7 @@ from ...ir import Graph, Node, Value
 from ...ir.errors import PassError
 from .edit import RewriteBuilder, adopt_name, erase_dead, output_slots, replace_value
 from .match import Match, Matcher, commutative, node_text
-from .pattern import OneOf, Op, Pattern, count_ops
+from .pattern import Const, OneOf, Op, Pattern, count_ops
 
 __all__ = ["Rule", "RewriteStats", "apply_rules", "explain", "try_rule"]
 
@@ -120,6 +122,10 @@ def _inputs_fit(wants, ins, start: int, step: int) -> bool:
             v = ins[k]
             if v is None or v.producer is None or v.producer.op not in q.ops:
                 return False
+        elif isinstance(q, Const):
+            v = ins[k]
+            if v is None or v.data is None or (q.scalar and v.data.size != 1):
+                return False
         k += step
     return True
 
@@ -207,24 +213,39 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], *, explain: bool = False,
     return stats
 
 
+def _pairs(root: Node, result) -> list[tuple[Value, Value | None]]:
+    """(old, new) replacements: the root's outputs in order, or an explicit {old: new} mapping."""
+    if isinstance(result, dict):
+        return list(result.items())
+    news = [result] if isinstance(result, Value) else list(result)
+    news += [None] * (len(root.outputs) - len(news))
+    return list(zip(root.outputs, news))
+
+
 def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> bool:
     root = m.root
-    b = RewriteBuilder(graph, before=root)
+    b = RewriteBuilder(graph, before=root, hint=root.outputs[0].name if root.outputs else "")
     result = rule.rewrite(m, b)
     if result is None:
         erase_dead(graph, reversed(b.created))
         return False
-    news = [result] if isinstance(result, Value) else list(result)
-    if len(news) < len(root.outputs):
-        news += [None] * (len(root.outputs) - len(news))
-    if all(n is old for n, old in zip(news, root.outputs)):
+    pairs = _pairs(root, result)
+    created = {id(n) for n in b.created}
+    for old, new in pairs:
+        # an output replaced by an input, a constant or another output would only move its name
+        # onto an Identity: no progress, and a fixed point would never be reached
+        if (new is not None and new is not old and output_slots(graph, old) and
+                (new.producer is None or id(new.producer) not in created) and
+                (new.producer is None or output_slots(graph, new))):
+            erase_dead(graph, reversed(b.created))
+            return False
+    if all(new is old or new is None for old, new in pairs):
         erase_dead(graph, reversed(b.created))
         return False
-    created = {id(n) for n in b.created}
     renames = []
-    for old, new in zip(root.outputs, news):
-        if new is None:
-            if old.uses or output_slots(graph, old):
+    for old, new in pairs:
+        if new is None or new is old:
+            if new is None and (old.uses or output_slots(graph, old)) and old.producer is root:
                 raise PassError(f"rule {rule.name} gave no replacement for %{old.name}, which is still used")
             continue
         renames.append((old.name, new, output_slots(graph, old)))
@@ -235,7 +256,8 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
         for v in n.inputs:
             if v is not None and v.producer is not None:
                 touched.append(v.producer)
-    erase_dead(graph, [root] + m.matched[1:] + b.created[::-1], on_erase=on_erase)
+    replaced = [old.producer for old, _ in pairs if old.producer is not None and old.producer is not root]
+    erase_dead(graph, [root] + m.matched[1:] + replaced + b.created[::-1], on_erase=on_erase)
     for name, new, slots in renames:
         adopt_name(graph, new, name, created=new.producer is not None and id(new.producer) in created, slots=slots)
     for n in b.created:

@@ -19,13 +19,17 @@ __all__ = ["RewriteBuilder", "replace_value", "erase_dead", "adopt_name", "outpu
 class RewriteBuilder(Builder):
     """A ``Builder`` that remembers the nodes it creates (the driver revisits them)."""
 
-    def __init__(self, graph: Graph, *, before: Node | None = None, after: Node | None = None):
+    def __init__(self, graph: Graph, *, before: Node | None = None, after: Node | None = None, hint: str = ""):
         super().__init__(graph, before=before, after=after)
         self.created: list[Node] = []
+        #: new values are named ``<hint>_<op>`` (the value they help replace), not by a counter
+        self.hint = hint
 
     def op(self, op: str, *inputs: Value | None, _outputs=None, _names=None, _name: str = "", _meta=None,
            _body=None, **attrs: Any):
         inputs = _strip(inputs)
+        if _names is None and self.hint:
+            _names = [f"{self.hint}_{op.lower()}"]
         node = self.graph.add_node(op, inputs, attrs, outputs=_outputs, names=_names, body=_body, meta=_meta,
                                    name=_name, before=self.before, after=self.after)
         if self.after is not None:
@@ -76,7 +80,8 @@ def adopt_name(graph: Graph, value: Value, name: str, *, created: bool, slots: S
         return
     others = [k for k, o in enumerate(graph.outputs) if o is value and k not in slots]
     if value.producer is None or others:
-        ident = graph.add_node("Identity", [value], names=[name])
+        where = {"after": value.producer} if value.producer is not None else {"before": next(iter(graph), None)}
+        ident = graph.add_node("Identity", [value], names=[name], **where)
         for k in slots:
             graph.outputs[k] = ident.outputs[0]
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import ml_dtypes
 import numpy as np
 
 from ...ir import Node, Value
@@ -44,16 +45,24 @@ def node_text(n: Node) -> str:
 
 
 def _close(data: np.ndarray, p: Const) -> bool:
-    """``data`` equals the pattern's value within its tolerances (scalars without numpy calls)."""
-    if data.dtype.kind not in "fiub":
+    """``data`` equals the pattern's value within its tolerances, widened to the precision of the
+    constant's dtype (0.044715 is 0.04471 in f16). Scalars compare without numpy calls."""
+    kind = data.dtype.kind
+    rtol = p.rtol
+    if kind in "fV":
+        try:
+            rtol = max(rtol, 2.0 * float(ml_dtypes.finfo(data.dtype).eps)) if rtol else 0.0
+        except ValueError:
+            return False
+    elif kind not in "iub":
         return False
     want = p.value
     if data.size == 1 and want.ndim == 0:
         x, w = float(data.reshape(-1)[0]), float(want)
-        return x == w or abs(x - w) <= p.atol + p.rtol * abs(w)
+        return x == w or abs(x - w) <= p.atol + rtol * abs(w)
     try:
         d = data.astype(np.float64)
-        return bool(np.all(np.abs(d - want) <= p.atol + p.rtol * np.abs(want)))
+        return bool(np.all(np.abs(d - want) <= p.atol + rtol * np.abs(want)))
     except ValueError:
         return False
 
@@ -122,7 +131,7 @@ class Matcher:
         if not self.explain:
             return
         score = len(self.matched) + bonus
-        if self.best is None or score >= self.best[0]:
+        if self.best is None or score > self.best[0]:  # the first failure at a depth is the natural one
             self.best = (score, reason.format(*args) if args else str(reason))
 
     # ------------------------------------------------------------------ matching

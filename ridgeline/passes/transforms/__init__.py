@@ -9,9 +9,11 @@ Named pipelines registered here:
 
 from ..registry import register_pipeline
 
+__all__ = ["CLEANUP", "DEFAULT"]
+
 CLEANUP = "fold-constants,canonicalize,cse,dce"
 DEFAULT = ("fold-constants,canonicalize,fold-constants,cse,dce,"
-           "fuse-attention,fuse-rotary,fuse-layernorm,fuse-rmsnorm,fuse-gelu,cse,canonicalize,"
+           "fuse-rotary,fuse-attention,fuse-layernorm,fuse-rmsnorm,fuse-gelu,cse,canonicalize,"
            "fuse-matmul-epilogue,fuse-elementwise,cse,dce")
 
 register_pipeline("cleanup", CLEANUP, summary="fold constants, canonicalize, merge duplicates, remove dead code",

@@ -7,7 +7,17 @@ import numpy as np
 from ...ir import Value
 from ..rewriter import Match, RewriteBuilder
 
-__all__ = ["trailing_axis", "scale_operand"]
+__all__ = ["trailing_axis", "scale_operand", "ones_like_norm", "attr_float"]
+
+
+def attr_float(value: np.ndarray | float) -> float:
+    """A float attribute from a constant: float32 data keeps its shortest spelling (1e-05, not
+    9.999999747378752e-06), which is the same float32 the ONNX attribute stores."""
+    arr = np.asarray(value)
+    x = arr.reshape(-1)[0]
+    if arr.dtype == np.float32:
+        return float(repr(np.float32(x)).removeprefix("np.float32(").removesuffix(")"))
+    return float(x)
 
 
 def trailing_axis(m: Match, *names: str) -> int | str:

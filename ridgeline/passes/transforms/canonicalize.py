@@ -94,14 +94,17 @@ def _view_chain_check(m: Match) -> bool | str:
 
 
 def _view_chain(m: Match, b: RewriteBuilder):
-    if m["y"].type == m["x"].type:
+    y = m["y"]
+    if y.type == m["x"].type and not (y.graph is not None and any(o is y for o in y.graph.outputs)):
         return m["x"]
     shape = np.array(m["y"].type.shape, dtype=np.int64)
     return b.Reshape(m["x"], b.constant(shape, "shape"))
 
 
-inner_view = OneOf(ops.Reshape(x, Var()), ops.Squeeze(x), ops.Squeeze(x, Var()), ops.Unsqueeze(x, Var()),
-                   ops.Flatten(x))
+# the inner view may have other users (a Shape of it, say): it stays for them, and is free anyway
+inner_view = OneOf(ops.Reshape(x, Var(), _uses="any"), ops.Squeeze(x, _uses="any"),
+                   ops.Squeeze(x, Var(), _uses="any"),
+                   ops.Unsqueeze(x, Var(), _uses="any"), ops.Flatten(x, _uses="any"))
 VIEW_CHAIN = Rule("view-chain",
                   OneOf(ops.Reshape(inner_view, Var(), _name="y"), ops.Squeeze(inner_view, _name="y"),
                         ops.Squeeze(inner_view, Var(), _name="y"), ops.Unsqueeze(inner_view, Var(), _name="y"),
@@ -122,7 +125,8 @@ def _compose(m: Match, b: RewriteBuilder):
     return b.Transpose(m["x"], perm=perm)
 
 
-TRANSPOSE_CHAIN = Rule("transpose-chain", ops.Transpose(ops.Transpose(x, _name="t1"), _name="t2"), _compose,
+TRANSPOSE_CHAIN = Rule("transpose-chain", ops.Transpose(ops.Transpose(x, _name="t1", _uses="any"), _name="t2"),
+                       _compose,
                        doc="Transpose(Transpose(x, p1), p2) = Transpose(x, p1[p2])")
 
 # casts that change nothing about the values they carry
@@ -185,7 +189,7 @@ def _flatten_check(m: Match) -> bool | str:
     lead = tuple(out[:-1])
     if out[-1] != w[1] or D.product(lead) != inner[0]:
         return f"the outer reshape {m['y'].type} does not unflatten the matmul's rows {inner[0]}"
-    if not (tuple(xs) == lead + (inner[1],) or all(isinstance(d, int) for d in lead)):
+    if not (tuple(xs) == lead + (inner[1],) or all(isinstance(d, int) for d in lead) or tuple(xs[:len(lead)]) == lead):
         return f"{m['x'].type} cannot be reshaped to {lead + (inner[1],)} with a constant shape"
     bias = m.get("bias")
     if bias is not None:
@@ -200,7 +204,11 @@ def _flatten(m: Match, b: RewriteBuilder):
     out = m["y"].type.shape
     rows = tuple(out[:-1]) + (m["x2"].type.shape[1],)
     if x.type.shape != rows:
-        x = b.Reshape(x, b.constant(np.array(rows, dtype=np.int64), "shape"))
+        if all(isinstance(d, int) for d in rows):
+            shape = rows
+        else:  # symbolic leading dims: copy them from x (a 0 in Reshape's shape keeps that dim)
+            shape = (0,) * (len(rows) - 1) + (rows[-1],)
+        x = b.Reshape(x, b.constant(np.array(shape, dtype=np.int64), "shape"))
     y = b.MatMul(x, m["w"])
     bias = m.get("bias")
     if bias is not None:

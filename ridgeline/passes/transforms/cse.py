@@ -35,16 +35,29 @@ def attr_key(value: Any) -> Any:
     return value
 
 
+_NO_DEFAULT = object()
+
+
 def _node_key(n: Node) -> tuple:
     spec = n.spec_or_none
-    names = list(spec.attrs) if spec is not None else []
-    names += [k for k in n.attrs if k not in names]
-    attrs = tuple((k, attr_key(n.attr(k))) for k in names)
+    attrs = n.attrs
+    if spec is None:
+        key_attrs = tuple(sorted((k, attr_key(v)) for k, v in attrs.items()))
+        commutative = False
+    else:
+        items = []
+        for name, a in spec.attrs.items():  # spec defaults filled in: Softmax == Softmax{axis=-1}
+            v = attrs.get(name, a.default if a.has_default else _NO_DEFAULT)
+            if v is not _NO_DEFAULT:
+                items.append((name, attr_key(v)))
+        items += sorted((k, attr_key(v)) for k, v in attrs.items() if k not in spec.attrs)
+        key_attrs = tuple(items)
+        commutative = spec.commutative
     ins = [id(v) if v is not None else 0 for v in n.inputs]
-    if spec is not None and spec.commutative and len(ins) == 2:
+    if commutative and len(ins) == 2:
         ins.sort()
     body = _body_key(n.body) if n.body is not None else None
-    return (n.op, tuple(ins), attrs, len(n.outputs), body)
+    return (n.op, tuple(ins), key_attrs, len(n.outputs), body)
 
 
 def _body_key(body: Graph) -> tuple:

@@ -19,11 +19,12 @@ class DeadCodeElimination(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         outputs = {id(v) for v in graph.outputs}
-        nodes = 0
-        for n in reversed(graph.nodes):  # users before producers
-            if not any(v.uses or id(v) in outputs for v in n.outputs):
-                graph.erase_node(n)
-                nodes += 1
+        dead_nodes: dict[int, object] = {}
+        for n in reversed(graph.nodes):  # users before producers: a node is dead if only dead nodes read it
+            if not any(id(v) in outputs or any(id(u) not in dead_nodes for u, _ in v.uses) for v in n.outputs):
+                dead_nodes[id(n)] = n
+        graph.erase_nodes(dead_nodes.values())
+        nodes = len(dead_nodes)
         dead = [c for c in graph.constants.values() if not c.uses and id(c) not in outputs]
         for c in dead:
             graph.remove_constant(c)

@@ -57,8 +57,8 @@ class FoldConstants(Pass):
         for node in graph.nodes:
             if not node.outputs or any(id(v) in outputs for v in node.outputs):
                 continue
-            arrays = [_data(v, known) for v in node.inputs]
-            if node.inputs and all(a is not None or v is None for a, v in zip(arrays, node.inputs)):
+            arrays = _constant_inputs(node, known)
+            if arrays is not None:
                 if ctx.evaluator is not None:
                     out_size = sum(_numel(v) for v in node.outputs)
                     if out_size > self.size_limit and out_size > sum(a.size for a in arrays if a is not None):
@@ -135,17 +135,23 @@ class FoldConstants(Pass):
                 for u, i in list(v.uses):
                     if id(u) not in gone:
                         u.set_input(i, c)
-        for node in reversed(folded):
-            if not any(v.uses for v in node.outputs):
-                graph.erase_node(node)
+        graph.erase_nodes(folded)  # every remaining use is by another folded node
 
 
-def _data(v: Value | None, known: dict[int, np.ndarray]) -> np.ndarray | None:
-    if v is None:
+def _constant_inputs(node: Node, known: dict[int, np.ndarray]) -> list[np.ndarray | None] | None:
+    """The node's input arrays if every input is known (a constant with data or a folded value)."""
+    if not node.inputs:
         return None
-    if v.const:
-        return v.data
-    return known.get(id(v))
+    arrays: list[np.ndarray | None] = []
+    for v in node.inputs:
+        if v is None:
+            arrays.append(None)
+            continue
+        a = v.data if v.const else known.get(id(v))
+        if a is None:
+            return None
+        arrays.append(a)
+    return arrays
 
 
 def _numel(v: Value) -> int:

@@ -13,11 +13,21 @@ layout idioms exporters emit:
 * grouped-query attention: ``repeat_kv`` — ``Reshape(Expand(Unsqueeze(K, 2)))`` repeating each of
   the Hkv heads n times — is dropped, since ``Attention`` shares each KV head among Hq/Hkv query
   heads itself;
-* when Q, K and V are head splits of ``[B, S, H·D]`` tensors
-  (``Transpose(Reshape(x, [B, S, H, D]), [0, 2, 1, 3])``) and the result is merged back the same
-  way, the 3-D form (``q_num_heads``/``kv_num_heads``) absorbs all of those reshapes and transposes;
 * a constant mask that is exactly causal (0 on and below the diagonal, ≤ −10⁴ above) becomes
   ``is_causal=1``.
+
+A query row whose keys are all masked is a softmax over nothing: exported graphs give it a
+uniform average (additive finfo.min masks) and ``Attention`` gives zeros. An additive mask is
+passed through as is, so the fused op computes what the graph did; ``where(C, ·, fill)`` becomes a
+boolean mask, which differs from the graph only on such rows (padding queries nobody reads).
+
+Two more rules shape any ``Attention`` node, fused here or written by an exporter:
+
+* ``kv-cache``: K and V built as ``Concat(past, new)`` on the sequence axis become the op's
+  ``past_key``/``past_value`` inputs, and its ``present_*`` outputs replace those Concats;
+* ``head-layout-3d``: when Q, K and V are head splits of ``[B, S, H·D]`` tensors
+  (``Transpose(Reshape(x, [B, S, H, D]), [0, 2, 1, 3])``) and the result is merged back the same
+  way, the 3-D form (``q_num_heads``/``kv_num_heads``) absorbs all of those reshapes and transposes.
 """
 
 from __future__ import annotations
@@ -27,8 +37,9 @@ import numpy as np
 from ...ir import Value
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
+from ._norm import attr_float
 
-__all__ = ["FuseAttention", "ATTENTION"]
+__all__ = ["FuseAttention", "ATTENTION", "KV_CACHE", "LAYOUT_3D"]
 
 #: fill values at or below this count as "masked" (exporters use -inf, finfo.min or -10000)
 MASKED = -1.0e4
@@ -151,14 +162,23 @@ def _check(m: Match) -> bool | str:
     return True
 
 
+def _data_users(v: Value) -> list:
+    """Users that read the values of ``v`` (a Shape only reads its type, which a rewrite keeps)."""
+    return [u for u, _ in v.uses if u.op not in ("Shape", "Size")]
+
+
 def _merge_users(y: Value):
     """The head merge after attention: ``Reshape(Transpose(y, [0, 2, 1, 3]), [B, S, H·Dv])``."""
-    if len(y.uses) != 1:
+    users = _data_users(y)
+    if len(users) != 1:
         return None
-    t = y.uses[0][0]
-    if t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3) or len(t.outputs[0].uses) != 1:
+    t = users[0]
+    if t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3):
         return None
-    r = t.outputs[0].uses[0][0]
+    after = _data_users(t.outputs[0])
+    if len(after) != 1:
+        return None
+    r = after[0]
     if r.op != "Reshape" or r.outputs[0].type.rank != 3:
         return None
     return r
@@ -167,6 +187,8 @@ def _merge_users(y: Value):
 def _rewrite(m: Match, b: RewriteBuilder):
     qv, vv = m["q"], m["v"]
     scale = _scale(m)
+    if qv.type.dtype.name == "f32":
+        scale = attr_float(np.float32(scale))
     k = _key(m, b)
     k_src = _repeat_kv(k) or k
     v_src = _repeat_kv(vv) or vv
@@ -191,16 +213,84 @@ def _rewrite(m: Match, b: RewriteBuilder):
             attrs["is_causal"] = 1
         else:
             mask = cv
-    split = [_head_split(x) for x in (qv, k_src, v_src)]
-    merge = _merge_users(m["pv"] if "pv" in m else m.root.outputs[0])
-    if all(s is not None for s in split) and merge is not None:
-        (q3, hq3), (k3, hk3), (v3, _) = split  # type: ignore[misc]
-        y3 = b.Attention(q3, k3, v3, mask, q_num_heads=hq3, kv_num_heads=hk3, _outputs=1, **attrs)
-        # hand back the 4-D view; canonicalize folds it into the head merge that follows
-        dv = vv.type.shape[3]
-        y4 = b.Reshape(y3, b.constant(np.array([0, 0, hq3, dv], dtype=np.int64), "heads"))
-        return b.Transpose(y4, perm=[0, 2, 1, 3])
     return b.Attention(qv, k_src, v_src, mask, _outputs=1, **attrs)
+
+
+# ------------------------------------------------------------------ the layout of an Attention node
+def _attention_node(n) -> bool | str:
+    if len(n.outputs) not in (1, 3):
+        return "the Attention node also returns its QK product"
+    if n.attr("q_num_heads") is not None:
+        return "already in the 3-D form"
+    return True
+
+
+att_inputs = [Var("q", rank=4), Var("k", rank=4), Var("v", rank=4)]
+ATT = OneOf(ops.Attention(*att_inputs, _name="att", _where=_attention_node),
+            ops.Attention(*att_inputs, Var("mask"), _name="att", _where=_attention_node),
+            ops.Attention(*att_inputs, Var("mask"), Var("pk"), Var("pv"), _name="att", _where=_attention_node))
+
+
+def _concat_seq(v: Value):
+    """``v = Concat(past, new, axis=2)`` of 4-D tensors → (past, new), else None."""
+    c = v.producer
+    if c is None or c.op != "Concat" or len(c.inputs) != 2 or c.attr("axis") % 4 != 2:
+        return None
+    past, new = c.inputs
+    if past is None or new is None or past.type.rank != 4 or past.type.shape[:2] != new.type.shape[:2]:
+        return None
+    return past, new
+
+
+def _kv_check(m: Match) -> bool | str:
+    if "pk" in m:
+        return "the KV cache is already an input"
+    if _concat_seq(m["k"]) is None or _concat_seq(m["v"]) is None:
+        return "K and V are not Concat(past, new) along the sequence axis"
+    return True
+
+
+def _kv_cache(m: Match, b: RewriteBuilder):
+    att = m.node("att")
+    (pk, k), (pv, v) = _concat_seq(m["k"]), _concat_seq(m["v"])
+    node = b.node("Attention", [m["q"], k, v, m.get("mask"), pk, pv], dict(att.attrs), outputs=3)
+    y, present_k, present_v = node.outputs
+    return {att.outputs[0]: y, m["k"]: present_k, m["v"]: present_v}
+
+
+# Attention(Q, Concat(past_k, K), Concat(past_v, V)) = Attention(Q, K, V, past_k, past_v) and its
+# present outputs are those Concats: the KV cache becomes explicit for backends and cost models.
+KV_CACHE = Rule("kv-cache", ATT, _kv_cache, check=_kv_check, benefit=8,
+                doc="Attention(Q, cat(Pk, K), cat(Pv, V)) = Attention(Q, K, V, Pk, Pv)")
+
+
+def _layout_check(m: Match) -> bool | str:
+    if any(_head_split(m[x]) is None for x in ("q", "k", "v")):
+        return "Q, K and V are not all head splits of [B, S, H·D] tensors"
+    if _merge_users(m.node("att").outputs[0]) is None:
+        return "the result is not merged back to [B, S, H·D]"
+    return True
+
+
+def _layout(m: Match, b: RewriteBuilder):
+    att = m.node("att")
+    (q3, hq), (k3, hkv), (v3, _) = (_head_split(m[x]) for x in ("q", "k", "v"))
+    attrs = {**att.attrs, "q_num_heads": hq, "kv_num_heads": hkv}
+    ins = [q3, k3, v3, m.get("mask"), m.get("pk"), m.get("pv")]
+    names = [att.outputs[0].name + "_3d"] + [v.name + "_3d" for v in att.outputs[1:]]
+    node = b.node("Attention", ins, attrs, outputs=len(att.outputs), names=[b.graph.fresh_name(n) for n in names])
+    # hand back the 4-D view; canonicalize folds it into the head merge that follows
+    dv = m["v"].type.shape[3]
+    y4 = b.Reshape(node.outputs[0], b.constant(np.array([0, 0, hq, dv], dtype=np.int64), "heads"))
+    out = {att.outputs[0]: b.Transpose(y4, perm=[0, 2, 1, 3])}
+    out.update(zip(att.outputs[1:], node.outputs[1:]))
+    return out
+
+
+# Attention(Tr(Rs(q)), Tr(Rs(k)), Tr(Rs(v))) merged back = Attention3D(q, k, v, q_num_heads=H):
+# the head split and merge (2 nodes per tensor) move inside the op.
+LAYOUT_3D = Rule("head-layout-3d", ATT, _layout, check=_layout_check, benefit=6,
+                 doc="head split → Attention → head merge = Attention(q, k, v, q_num_heads, kv_num_heads)")
 
 
 ATTENTION = Rule("sdpa", PATTERN, _rewrite, check=_check, benefit=10,
@@ -212,4 +302,4 @@ class FuseAttention(RewritePass):
     """Fuse scaled dot-product attention (scale, causal/additive mask, GQA) into Attention."""
 
     def rules(self):
-        return [ATTENTION]
+        return [ATTENTION, KV_CACHE, LAYOUT_3D]

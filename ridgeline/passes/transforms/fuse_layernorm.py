@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
-from ._norm import ones_like_norm, scale_operand, trailing_axis
+from ._norm import attr_float, ones_like_norm, scale_operand, trailing_axis
 
 __all__ = ["FuseLayerNorm", "LAYER_NORM"]
 
@@ -49,7 +49,7 @@ def _rewrite(m: Match, b: RewriteBuilder):
     scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
     bias = scale_operand(m, "bias", axis, b)
     rank = m["x"].type.rank
-    return b.LayerNormalization(m["x"], scale, bias, axis=axis - rank, epsilon=m.scalar("eps"), _outputs=1)
+    return b.LayerNormalization(m["x"], scale, bias, axis=axis - rank, epsilon=attr_float(m.const("eps")), _outputs=1)
 
 
 LAYER_NORM = Rule("layer-norm", PATTERN, _rewrite, check=_check, benefit=5,

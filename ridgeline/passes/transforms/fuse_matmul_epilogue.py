@@ -52,6 +52,8 @@ def _make_check(max_ops: int):
         inside = {id(n) for n in m.matched}
         if any(id(u) not in inside for u, _ in a.uses):
             return f"%{a.name} is also used outside the epilogue"
+        if a.graph is not None and any(o is a for o in a.graph.outputs):
+            return f"%{a.name} is a graph output"
         y = m.root.outputs[0]
         if y.type.shape != a.type.shape:
             return f"the epilogue broadcasts %{a.name} {a.type} to {y.type}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
-from ._norm import ones_like_norm, scale_operand, trailing_axis
+from ._norm import attr_float, ones_like_norm, scale_operand, trailing_axis
 
 __all__ = ["FuseRMSNorm", "RMS_NORM"]
 
@@ -42,7 +42,7 @@ def _rewrite(m: Match, b: RewriteBuilder):
     axis = trailing_axis(m, "mean")
     scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
     rank = m["x"].type.rank
-    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=m.scalar("eps"))
+    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=attr_float(m.const("eps")))
 
 
 RMS_NORM = Rule("rms-norm", PATTERN, _rewrite, check=_check, benefit=5,

@@ -8,7 +8,9 @@ x₂ = x[..., D/2:], and per-position angles θ of shape [B, S, D/2]::
       = RotaryEmbedding(x, cos θ, sin θ)                            (non-interleaved)
 
 The cos/sin tables are unsqueezed at axis 1 to broadcast over heads, and may carry a constant
-``attention_scaling`` factor, which moves onto the half-size tables.
+``attention_scaling`` factor, which moves onto the half-size tables. A second rule rotates before
+the head split instead of after it (``num_heads``, 3-D input), so that ``fuse-attention`` can use
+its 3-D form and drop the layout ops around the attention.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ...ir import Node
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseRotary", "ROTARY"]
+__all__ = ["FuseRotary", "ROTARY", "LAYOUT_3D"]
 
 x, theta = Var("x", rank=4), Var("theta", rank=3)
 
@@ -86,7 +88,7 @@ def _check(m: Match) -> bool | str:
 def _rewrite(m: Match, b: RewriteBuilder):
     tables = []
     for fn, t in (("Cos", "cos"), ("Sin", "sin")):
-        table = b.op(fn, m["theta"])
+        table = b.op(fn, m["theta"], _names=[f"{m['theta'].name}_{t}"])
         if f"{t}_scale" in m:
             table = b.Mul(table, m[f"{t}_scale"])
         tables.append(table)
@@ -97,9 +99,40 @@ ROTARY = Rule("rope-rotate-half", PATTERN, _rewrite, check=_check, benefit=5,
               doc="x·cos(cat(θ,θ)) + cat(−x₂, x₁)·sin(cat(θ,θ)) = RotaryEmbedding(x, cos θ, sin θ)")
 
 
+def _head_split_of(v):
+    from .fuse_attention import _head_split
+    return _head_split(v)
+
+
+def _layout_check(m: Match) -> bool | str:
+    n = m.node("rope")
+    if n.attr("num_heads"):
+        return "already in the 3-D form"
+    if _head_split_of(m["x4"]) is None:
+        return f"%{m['x4'].name} is not a head split of a [B, S, H·D] tensor"
+    return True
+
+
+def _layout(m: Match, b: RewriteBuilder):
+    n = m.node("rope")
+    x3, heads = _head_split_of(m["x4"])
+    y3 = b.RotaryEmbedding(*[x3] + list(n.inputs[1:]), **{**n.attrs, "num_heads": heads})
+    d = m["x4"].type.shape[3]
+    y4 = b.Reshape(y3, b.constant(np.array([0, 0, heads, d], dtype=np.int64), "heads"))
+    return b.Transpose(y4, perm=[0, 2, 1, 3])
+
+
+# RoPE(Transpose(Reshape(x, [B, S, H, D]))) = Transpose(Reshape(RoPE₃ᴅ(x, num_heads=H))): the head
+# split moves after the rotation, where fuse-attention's 3-D form can absorb it.
+LAYOUT_3D = Rule("rope-layout-3d", OneOf(ops.RotaryEmbedding(Var("x4", rank=4), Var(), Var(), _name="rope"),
+                                         ops.RotaryEmbedding(Var("x4", rank=4), Var(), Var(), Var(), _name="rope")),
+                 _layout, check=_layout_check, benefit=1,
+                 doc="RoPE(head_split(x)) = head_split(RoPE_3d(x, num_heads))")
+
+
 @register_pass("fuse-rotary")
 class FuseRotary(RewritePass):
     """Fuse rotate-half rotary position embeddings into RotaryEmbedding."""
 
     def rules(self):
-        return [ROTARY]
+        return [ROTARY, LAYOUT_3D]

@@ -1,0 +1,627 @@
+"""``dataflow``: compile-time scheduled SRAM machines (Groq LPU) — a static schedule, cycle-exact.
+
+The model does what the machine's compiler does:
+
+1. **Partition** the model across as many chips as its resident bytes need: weights and the KV
+   cache live in each chip's SRAM (there is no DRAM), ``efficiency.capacity_usable`` of it minus
+   ``array.activation_reserve`` for activations. Whole layers are packed onto chips when a layer
+   fits one; a layer bigger than a chip gets chips of its own (so every layer is laid out alike),
+   and a node bigger than a chip (a 1 GB LM head) is split by output columns across several.
+2. **Lower** every node to operations on the chip's functional units (``schedule.Op``):
+
+   - ``mxm`` (matrix): a contraction installs its B operand (the weights, or K/V in attention)
+     into the 320×320 planes at ``array.install_streams`` × ``array.vector_bytes`` bytes per
+     cycle while activation vectors stream through; weight installs are double-buffered, so it
+     takes ``max(install, compute)`` cycles plus ``overheads.mxm_latency`` — a decode GEMV is
+     install-bound (memory: bytes from SRAM), a prefill GEMM compute-bound. Compute cycles are
+     ``ceil(k/320)·ceil(n/320)·m`` vector passes at the dtype's share of the MXM peak.
+   - ``vxm`` (vector): element-wise, normalization, softmax, conversions at the vector ALUs' rate
+     (``units.<vector>.count`` ops per cycle), no faster than its operands stream in.
+   - ``mem``: lookups (``Gather``) at the SRAM's bandwidth; ``sxm`` (switch): transposes,
+     concatenations, slices at ``array.switch_streams`` vectors per cycle.
+   - ``c2c``: a value crossing chips is sent on one of ``array.c2c_links`` links:
+     ``overheads.c2c_latency`` per hop plus bytes at the link's bandwidth (the first
+     ``[[interconnect]]``), scheduled like any other op.
+
+   Attention is three ops (QKᵀ on the MXM, softmax on the VXM, PV on the MXM); a fused kernel with
+   a contraction is its matrix op followed by its epilogue on the VXM.
+3. **List-schedule** the ops (``schedule.list_schedule``): exact cycle counts, no arbitration,
+   no caches, so the same graph gives the same cycles on every run. Models whose layers are
+   identical and laid out on chips of their own are scheduled one layer exactly and the layer is
+   replicated (shifted in cycles and chips; ``Schedule.replicated`` says so) once the op count
+   passes ``REPLICATE_ABOVE`` — the cycle counts stay exact because consecutive layers share no
+   unit.
+
+Per-node records: a node's ``time_s`` is how much it moves the end of the schedule (ops sorted by
+end; the increments sum to the makespan), so nodes that overlap others add nothing. Bounds:
+``memory`` for install-bound contractions and lookups (the units wait on bytes from SRAM),
+``compute`` for compute-bound contractions and vector work, ``communication`` for transfers.
+
+The estimate carries the ``Schedule`` as ``est.schedule`` (``ridgeline estimate … --schedule
+out.json --gantt out.png``) and its summary in ``est.detail["schedule"]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ...ir import Graph, Node
+from ...ir.errors import TargetError
+from ..estimate import Estimate, NodeCost
+from ..model import CostModel, GraphAnalysis
+from ..parallel import ParallelPlan
+from ..quantities import format_quantity
+from ..schedule import Op, Schedule, list_schedule
+from ..spatial import finish_estimate, require_no_degrees, resident_bytes
+from ..target import Field
+from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
+
+__all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
+
+#: op count above which identical layers are scheduled once and replicated
+REPLICATE_ABOVE = 3000
+
+UNITS = ("mxm", "vxm", "mem", "sxm", "c2c")
+
+
+def _bits(dt: str) -> int:
+    from ...ir.dtypes import DTYPES
+    return DTYPES[dt].bits if dt in DTYPES else 16
+
+
+@dataclass
+class Partition:
+    """Which chips hold which node's resident bytes."""
+
+    chips: int
+    of: dict[int, list[int]] = field(default_factory=dict)     # id(node) -> chips (several: split by columns)
+    resident: list[float] = field(default_factory=list)        # bytes per chip
+    kv: list[float] = field(default_factory=list)              # KV-cache bytes per chip
+    layer_chips: int = 0                                       # chips per layer when layers own their chips
+    first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
+
+
+class DataflowModel(CostModel):
+    """Static list schedule over the LPU's functional units, model partitioned across chips' SRAM."""
+
+    family = "dataflow"
+    device_word = "chip"
+    description = "deterministic dataflow (Groq LPU): SRAM-resident partition, cycle-exact list schedule, C2C"
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
+        "array": {
+            "vector_bytes": Field("int", 320, "bytes of one stream vector (320 lanes x 1 byte)"),
+            "install_streams": Field("int", 32, "stream vectors per cycle that carry weights into the MXM"),
+            "switch_streams": Field("int", 16, "stream vectors per cycle through the switch (SXM)"),
+            "operand_streams": Field("int", 32, "stream vectors per cycle feeding the vector unit"),
+            "c2c_links": Field("int", 16, "chip-to-chip links per chip"),
+            "chips_per_node": Field("int", 8, "chips fewer than this apart are one hop; farther chips two"),
+            "activation_reserve": Field("size", 16 * 2 ** 20, "SRAM per chip kept for activations and buffers"),
+        },
+        "overheads": {
+            "mxm_latency": Field("int", 100, "cycles from a vector entering the MXM to its result leaving"),
+            "vxm_latency": Field("int", 20, "pipeline cycles of a vector-unit op"),
+            "mem_latency": Field("int", 10, "cycles of an SRAM read/write op"),
+            "sxm_latency": Field("int", 20, "pipeline cycles of a switch op"),
+            "c2c_latency": Field("time", 5e-7, "one chip-to-chip hop"),
+        },
+    }
+    option_fields: ClassVar[Mapping[str, Field]] = {
+        "replicate": Field("bool", True, "schedule one layer and replicate it for large models of identical layers"),
+    }
+
+    def __init__(self, target, **options: Any):
+        super().__init__(target, **options)
+        t = self.target
+        if not t.clock_hz:
+            raise TargetError(f"{t.source}: clock: the dataflow family needs the chip clock (cycles are exact)")
+        mats = t.units_of("matrix")
+        if not mats:
+            raise TargetError(f"{t.source}: units: the dataflow family needs a matrix unit (kind = \"matrix\")")
+        self.mxm = mats[0]
+        self.plane = tuple(self.mxm.shape) if len(self.mxm.shape) == 2 else (320, 320)
+        vec = t.units_of("vector")
+        self.vxm = vec[0] if vec else None
+        self.clock = t.clock_hz
+        self.sram = t.device_memory
+        a = t.array
+        self.vbytes = int(a["vector_bytes"])
+        self.install_bpc = int(a["install_streams"]) * self.vbytes
+        self.switch_bpc = int(a["switch_streams"]) * self.vbytes
+        self.operand_bpc = int(a["operand_streams"]) * self.vbytes
+        self.mem_bpc = self.sram.bandwidth / self.clock
+        self.link = t.interconnect[0] if t.interconnect else None
+        self.capacity = {"mxm": 1, "vxm": 1, "mem": 1, "sxm": 1, "c2c": max(1, int(a["c2c_links"]))}
+        self.geometry_peak = self.mxm.count * self.plane[0] * self.plane[1] * 2.0 * self.clock
+        self.schedule_: Schedule | None = None
+        self.partition_: Partition | None = None
+
+    # ----------------------------------------------------------------- devices
+    def plan_devices(self, graph, fp) -> tuple[int, int]:
+        # the chip count comes from the partition (``partition``), not from (tp, pp)
+        return (1, 1)
+
+    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
+                 analysis: GraphAnalysis | None = None) -> Estimate:
+        require_no_degrees(self)
+        est = super().estimate(graph, companion=companion, analysis=analysis)
+        part, sched = self.partition_, self.schedule_
+        assert part is not None and sched is not None
+        busiest = max(range(part.chips), key=lambda c: part.resident[c])
+        est.time_s = sched.seconds      # exactly the makespan (the records sum to it up to rounding)
+        est = finish_estimate(self, graph, est, companion, devices=part.chips,
+                              weights=part.resident[busiest] - part.kv[busiest], kv=part.kv[busiest],
+                              capacity=self._usable(),
+                              note=f"partitioned across {part.chips} chip(s) of "
+                                   f"{format_quantity(self.sram.capacity, 'size')} SRAM",
+                              detail={"schedule": sched.summary()})
+        est.schedule = sched            # the full op list: --schedule / --gantt
+        return est
+
+    def _usable(self) -> float:
+        return self.sram.capacity * float(self.target.efficiency.get("capacity_usable", 1.0)) \
+            - float(self.target.array["activation_reserve"])
+
+    # ----------------------------------------------------------------- partition
+    def partition(self, graph: Graph, works: dict[int, NodeWork]) -> Partition:
+        """Place resident bytes (weights, KV cache) on chips; see the module docstring."""
+        cap = self._usable()
+        if cap <= 0:
+            raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
+        part = Partition(0)
+        res = resident_bytes(graph)
+        resident = {k: w + kv for k, (w, kv) in res.items()}
+        kv_of = {k: kv for k, (_, kv) in res.items()}
+        blocks = _blocks(graph)
+        layer_bytes = [sum(resident.get(id(n), 0.0) for n in nodes) for key, nodes in blocks if key is not None]
+        big_layers = bool(layer_bytes) and max(layer_bytes) > cap
+
+        chip = -1
+        room = 0.0
+
+        def new_chip() -> None:
+            nonlocal chip, room
+            chip += 1
+            room = cap
+            part.resident.append(0.0)
+            part.kv.append(0.0)
+
+        def place(n: Node) -> None:
+            nonlocal room
+            b = resident.get(id(n), 0.0)
+            if chip < 0:
+                new_chip()
+            if b <= room:
+                part.of[id(n)] = [chip]
+                part.resident[chip] += b
+                part.kv[chip] += kv_of.get(id(n), 0.0)
+                room -= b
+                return
+            if b <= cap:
+                new_chip()
+                place(n)
+                return
+            parts = math.ceil(b / cap)          # split by output columns over chips of its own
+            chips = []
+            for _ in range(parts):
+                new_chip()
+                chips.append(chip)
+                part.resident[chip] += b / parts
+                part.kv[chip] += kv_of.get(id(n), 0.0) / parts
+                room -= b / parts
+            part.of[id(n)] = chips
+
+        for key, nodes in blocks:
+            size = sum(resident.get(id(n), 0.0) for n in nodes)
+            if key is not None and big_layers:
+                new_chip()                       # every layer starts on a fresh chip: identical layouts
+                part.first_layer_chip[key] = chip
+                for n in nodes:
+                    place(n)
+                continue
+            if key is not None and size > room:
+                new_chip()                       # whole layers per chip when they fit one
+            if key is not None:
+                part.first_layer_chip.setdefault(key, max(chip, 0))
+            for n in nodes:
+                place(n)
+        part.chips = chip + 1 if chip >= 0 else 1
+        if not part.resident:
+            part.resident, part.kv = [0.0], [0.0]
+        if big_layers and len(part.first_layer_chip) > 1:
+            firsts = sorted(part.first_layer_chip.items())
+            strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
+            part.layer_chips = strides.pop() if len(strides) == 1 else 0
+        if part.chips > self.target.max_devices:
+            name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \
+                else graph.name
+            raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {part.chips} chips of "
+                              f"{format_quantity(self.sram.capacity, 'size')} SRAM for its weights and KV cache; the "
+                              f"interconnect joins at most {self.target.max_devices}")
+        return part
+
+    # ----------------------------------------------------------------- lowering
+    def _mxm_peak(self, dt: str) -> tuple[str, float]:
+        peak = self.mxm.peak
+        if dt in peak:
+            return dt, peak[dt]
+        if _bits(dt) <= 8 and "i8" in peak and not dt.startswith("f8"):
+            return "i8", peak["i8"]
+        # fp8 / bf16 / f32 without a listed rate run on the 16-bit path (f32: 2 passes, assumption)
+        key = "f16" if "f16" in peak else min(peak, key=peak.get)
+        return (key, peak[key] / 2) if dt == "f32" else (key, peak[key])
+
+    def lower(self, w: NodeWork) -> list[tuple[str, str, int, str, dict]]:
+        """The unit ops of one node's (per-chip share of) work: (kind, unit, cycles, bound, info)."""
+        if w.kernels == 0:
+            return []
+        ov = self.target.overheads
+        ops: list[tuple[str, str, int, str, dict]] = []
+        rows, cols = self.plane
+        frac = w.causal_fraction if w.traffic is not None else 1.0     # a tile record's skipped blocks
+        for c in w.contractions:
+            key, peak = self._mxm_peak(c.dtype)
+            passes = math.ceil(c.k / rows) * math.ceil(c.n / cols) * c.m * c.batch
+            compute = math.ceil(passes * self.geometry_peak / peak / self.mxm.count * frac)
+            b_bytes = c.batch * c.k * c.n * (_bits(c.b_dtype) / 8)
+            install = math.ceil(b_bytes / self.install_bpc)
+            cyc = int(ov["mxm_latency"]) + max(compute, install)
+            bound = "memory" if install > compute else "compute"
+            ops.append(("matmul", "mxm", cyc, bound, {"role": c.role, "mnk": [c.m, c.n, c.k], "batch": c.batch,
+                                                       "install_cycles": install, "compute_cycles": compute,
+                                                       "unit": f"mxm:{key}", "bytes": b_bytes}))
+            if c.role == "attention.qk" and w.vector_flops:
+                ops.append(self._vector(w.vector_flops, 0.0))      # softmax between the two products
+        vec = w.vector_flops if not any(c.role == "attention.qk" for c in w.contractions) else 0.0
+        vec += w.converts + sum(c.b_prologue.flops + c.b_prologue.converts + c.a_prologue.flops
+                                + c.a_prologue.converts for c in w.contractions)
+        if w.contractions:
+            if vec:
+                ops.append(self._vector(vec, 0.0))
+            return self._tile_floor(w, ops)
+        nbytes = w.device_bytes
+        if w.op == "Gather" or w.category == "other":
+            cyc = int(ov["mem_latency"]) + math.ceil(sum(w.out_bytes) / self.mem_bpc)
+            return [("memory", "mem", cyc, "memory", {"unit": "mem", "bytes": sum(w.out_bytes)})]
+        if w.category == "movement":
+            cyc = int(ov["sxm_latency"]) + math.ceil(nbytes / self.switch_bpc)
+            return [("switch", "sxm", cyc, "memory", {"unit": "sxm", "bytes": nbytes})]
+        return [self._vector(vec, nbytes)]
+
+    def _tile_floor(self, w: NodeWork, ops: list) -> list:
+        """A tile record's SRAM traffic cannot move faster than the SRAM reads: stretch the
+        node's longest op to it when its ops are shorter."""
+        if w.traffic is None or not ops:
+            return ops
+        need = math.ceil(w.bytes_at(self.sram.name).get(self.sram.name, 0.0) / self.mem_bpc)
+        have = sum(o[2] for o in ops)
+        if need > have:
+            i = max(range(len(ops)), key=lambda k: ops[k][2])
+            kind, unit, cyc, _bound, info = ops[i]
+            ops[i] = (kind, unit, cyc + need - have, "memory", {**info, "tile_sram_cycles": need})
+        return ops
+
+    def _vector(self, flops: float, nbytes: float) -> tuple[str, str, int, str, dict]:
+        per_cycle = (self.vxm.peak.get("f32") or max(self.vxm.peak.values())) / self.clock if self.vxm else 1.0
+        compute = math.ceil(flops / per_cycle)
+        stream = math.ceil(nbytes / self.operand_bpc)
+        cyc = int(self.target.overheads["vxm_latency"]) + max(compute, stream)
+        return ("vector", "vxm", cyc, "compute" if compute >= stream else "memory",
+                {"unit": f"{self.vxm.name if self.vxm else 'vxm'}", "bytes": nbytes})
+
+    def _split(self, w: NodeWork, parts: int) -> NodeWork:
+        """One chip's share of a node split by output columns across ``parts`` chips."""
+        from dataclasses import replace
+        if parts <= 1:
+            return w
+        return replace(w, contractions=tuple(c.split("n", parts) for c in w.contractions),
+                       vector_flops=w.vector_flops / parts, converts=w.converts / parts,
+                       in_bytes=tuple(b / parts for b in w.in_bytes), out_bytes=tuple(b / parts for b in w.out_bytes),
+                       extra_bytes=w.extra_bytes / parts, weight_bytes=w.weight_bytes / parts, flops=w.flops / parts)
+
+    def _transfer_cycles(self, nbytes: float, src: int, dst: int) -> int:
+        # the compiler numbers chips along the pipeline so that chips fewer than a node apart are
+        # directly linked (a node is all-to-all; its 16 links also reach the next nodes)
+        per = int(self.target.array["chips_per_node"]) or 1
+        hops = 1 if abs(dst - src) < per else 2
+        lat = float(self.target.overheads["c2c_latency"]) * hops
+        bw = self.link.bandwidth if self.link else 1e9
+        return max(1, math.ceil(lat * self.clock + nbytes / bw * self.clock))
+
+    # ----------------------------------------------------------------- the schedule
+    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
+        nodes = list(analysis.nodes)
+        works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        for n in nodes:
+            if works[id(n)].traffic is not None:
+                self._check_levels(works[id(n)], n)
+        part = self.partition(graph, works)
+        self.partition_ = part
+        result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None
+        if result is None:
+            ops, _ = self._ops(nodes, works, part)
+            makespan = list_schedule(ops, self.capacity)
+            sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, ops, makespan)
+            records = self._records(nodes, works, ops)
+        else:
+            sched, records = result
+        sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
+                           and works[id(n)].weight_bytes > 0}
+        self.schedule_ = sched
+        # each record's time is its increment of the schedule's end (they sum to the makespan)
+        frontier = 0
+        for r in sorted(records, key=lambda r: r.detail.get("end_cycle", 0)):
+            end = r.detail.get("end_cycle", 0)
+            r.time_s = max(0, end - frontier) / self.clock
+            frontier = max(frontier, end)
+        return records
+
+    def _ops(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition, *,
+             first_id: int = 0, inputs: dict[int, list[tuple[int, int]]] | None = None) -> tuple[list[Op], dict]:
+        """Ops for ``nodes`` in order. ``inputs`` maps id(value) -> [(op id, chip)] for values
+        produced outside ``nodes``; returns the ops and id(value) -> the ops producing it."""
+        ops: list[Op] = []
+        out_ops: dict[int, list[tuple[int, int]]] = dict(inputs or {})   # id(value) -> [(op id, chip)]
+        sent: dict[tuple[int, int, int], int] = {}                      # (id(value), part op, dst) -> send op
+        lowered_cache: dict[tuple[int, int], list] = {}
+        cur_chip = 0
+        for n in nodes:
+            w = works[id(n)]
+            if n.spec.category in FREE_CATEGORIES or w.kernels == 0:
+                # views produce no op: their outputs are their input's
+                src = next((out_ops[id(v)] for v in n.inputs if v is not None and id(v) in out_ops), [])
+                for v in n.outputs:
+                    out_ops[id(v)] = src
+                continue
+            chips = part.of.get(id(n)) or [cur_chip]
+            cur_chip = chips[-1]
+            parts = len(chips)
+            lowered = lowered_cache.get((id(w), parts))
+            if lowered is None:
+                lowered = lowered_cache[(id(w), parts)] = self.lower(self._split(w, parts))
+            layer = n.meta.get("layer") if isinstance(n.meta.get("layer"), int) else None
+            label = node_label(n)
+            finals = []
+            for pi, chip in enumerate(chips):
+                deps: list[int] = []
+                for v in n.inputs:
+                    if v is None or id(v) not in out_ops:
+                        continue
+                    producers = out_ops[id(v)]
+                    for op_id, src_chip in producers:
+                        if src_chip == chip:
+                            deps.append(op_id)
+                            continue
+                        k = (id(v), op_id, chip)
+                        if k not in sent:
+                            vb = _value_bytes(v) / max(1, len(producers))
+                            sid = first_id + len(ops)
+                            ops.append(Op(sid, f"send {v.name} {src_chip}->{chip}", "send", "transfer", "c2c",
+                                          src_chip, self._transfer_cycles(vb, src_chip, chip), (op_id,), dst=chip,
+                                          layer=layer, bound="communication", value=v.name))
+                            sent[k] = sid
+                        deps.append(sent[k])
+                prev = None
+                for kind, unit, cyc, bound, _info in lowered:
+                    oid = first_id + len(ops)
+                    d = tuple(sorted(set(deps))) if prev is None else (prev,)
+                    ops.append(Op(oid, label, n.op, kind, unit, chip, cyc, d, layer=layer, bound=bound,
+                                  part=(pi, parts)))
+                    prev = oid
+                if prev is not None:
+                    finals.append((prev, chip))
+            for v in n.outputs:
+                out_ops[id(v)] = finals
+        return ops, out_ops
+
+    def _replicated(self, nodes: list[Node], works: dict[int, NodeWork],
+                    part: Partition) -> tuple[Schedule, list[NodeCost]] | None:
+        """Schedule one layer exactly and replicate it (models of identical layers on chips of
+        their own). The pre-layer nodes and layers 0-2 are lowered and list-scheduled exactly;
+        layer 2 must come out as layer 1 shifted by ``shift`` cycles and ``part.layer_chips``
+        chips, and layers 3.. are then layer 2 shifted again (their ops are built only when the
+        schedule is exported; their records are renamed copies); the post-layer nodes are
+        list-scheduled after the last layer. None (schedule everything) when the model is small or
+        its layers are not laid out alike."""
+        pre, layers, post = _split_layers(nodes)
+        L = len(layers)
+        if L < 4:
+            return None
+        sig = [tuple(id(works[id(n)]) for n in layer) for layer in layers]
+        if any(x != sig[1] for x in sig[2:]):
+            return None
+        head_nodes = pre + layers[0] + layers[1] + layers[2]
+        head, outs = self._ops(head_nodes, works, part)
+        spans: dict[int, list[int]] = {}
+        for o in head:
+            if o.layer is not None:
+                sp = spans.setdefault(o.layer, [o.id, o.id + 1])
+                sp[1] = o.id + 1
+        if sorted(spans) != [0, 1, 2] or any(o.layer not in (None, 0, 1, 2) for o in head):
+            return None
+        (b1s, b1e), (b2s, b2e) = spans[1], spans[2]
+        size = b2e - b2s
+        total = len(head) + (L - 3) * size
+        if b1e - b1s != size or b2e != len(head) or total <= REPLICATE_ABOVE:
+            return None
+        list_schedule(head, self.capacity)
+        shift = head[b2s].start - head[b1s].start
+        stride = part.layer_chips
+        for a, b in zip(head[b1s:b1e], head[b2s:b2e]):
+            if (b.start - a.start, b.chip - a.chip, b.cycles, b.unit, b.kind) != (shift, stride, a.cycles, a.unit,
+                                                                                  a.kind):
+                return None
+        block = head[b2s:b2e]
+        n_head = len(head)
+
+        def end_of(op_id: int) -> int:          # the end cycle of any op, copies included
+            if op_id < n_head:
+                return head[op_id].end
+            j, k = divmod(op_id - n_head, size)
+            return block[k].end + (j + 1) * shift
+
+        def dep_of(d: int, j: int) -> int:      # a block op's dependency, in copy j (3..L-1)
+            base = n_head + (j - 3) * size
+            if d >= b2s:
+                return base + d - b2s
+            return (base - size) + d - b1s if d >= b1s else d
+
+        # the post-layer nodes read the last layer's values: map them to its copy's ops
+        last = L - 1
+        tail_in = dict(outs)
+        for x, y in zip(layers[2], layers[last]):
+            for va, vb in zip(x.outputs, y.outputs):
+                if id(va) in outs:
+                    tail_in[id(vb)] = [(dep_of(op, last), chip + (last - 2) * stride) for op, chip in outs[id(va)]]
+        post_ops, _ = self._ops(post, works, part, first_id=total, inputs=tail_in)
+        busy_until: dict[tuple[int, str], int] = {}
+        for o in head:
+            busy_until[(o.chip, o.unit)] = max(busy_until.get((o.chip, o.unit), 0), o.end)
+        block_last: dict[tuple[int, str], int] = {}
+        for o in block:
+            block_last[(o.chip, o.unit)] = max(block_last.get((o.chip, o.unit), 0), o.end)
+        for j in range(3, L):
+            for (chip, unit), end in block_last.items():
+                key = (chip + (j - 2) * stride, unit)
+                busy_until[key] = max(busy_until.get(key, 0), end + (j - 2) * shift)
+        list_schedule(post_ops, self.capacity, external_end=end_of, busy_until=busy_until)
+        makespan = max([o.end for o in head] + [end_of(total - 1)] + [o.end for o in post_ops])
+        busy: dict[str, int] = {}
+        for o in head + post_ops:
+            busy[o.unit] = busy.get(o.unit, 0) + o.cycles
+        for o in block:
+            busy[o.unit] += o.cycles * (L - 3)
+
+        def expand() -> list[Op]:
+            ops = list(head)
+            for j in range(3, L):
+                nodes_j = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
+                values_j = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
+                cs, ts, base = (j - 2) * stride, (j - 2) * shift, n_head + (j - 3) * size
+                for k, o in enumerate(block):
+                    v = values_j.get(o.value, o.value) if o.kind == "transfer" else None
+                    name = f"send {v} {o.chip + cs}->{o.dst + cs}" if v is not None else nodes_j.get(o.node, o.node)
+                    ops.append(Op(base + k, name, o.op, o.kind, o.unit, o.chip + cs, o.cycles,
+                                  tuple(dep_of(d, j) for d in o.deps), None if o.dst is None else o.dst + cs, j,
+                                  o.bound, o.part, o.start + ts, v))
+            return ops + post_ops
+
+        sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, [], makespan,
+                         replicated={"block": "layer 2", "copies": L - 3, "shift_cycles": shift,
+                                     "chip_stride": stride, "ops_per_block": size,
+                                     "exact": "the pre-layer nodes, layers 0-2 and the post-layer nodes are "
+                                              "list-scheduled; layers 3.. are layer 2 shifted"},
+                         expand=expand, stats={"ops": total + len(post_ops), "busy": busy})
+        records = self._records(head_nodes, works, head)
+        layer2 = [r for r in records if r.layer == 2]
+        for j in range(3, L):
+            names = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
+            values = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
+            cs, ts = (j - 2) * stride, (j - 2) * shift
+            for r in layer2:
+                d = dict(r.detail)
+                d["chips"] = [c + cs for c in d["chips"]]
+                d["start_cycle"] += ts
+                d["end_cycle"] += ts
+                if r.category == "transfer":
+                    d["value"] = values.get(d["value"], d["value"])
+                    name = f"send %{d['value']}"
+                else:
+                    name = names.get(r.name, r.name)
+                records.append(r.clone(name=name, layer=j, detail=d))
+        records += self._records(post, works, post_ops)
+        return sched, records
+
+    def _records(self, nodes: list[Node], works: dict[int, NodeWork], ops: list[Op]) -> list[NodeCost]:
+        """One record per node of ``nodes`` and one per value sent between chips (all its sends,
+        to every chip that reads it) among ``ops``; times are set by ``price_graph``."""
+        by_node: dict[str, list[Op]] = {}
+        sends: dict[str, list[Op]] = {}
+        for o in ops:
+            if o.kind == "transfer":
+                sends.setdefault(o.value or o.node, []).append(o)
+            else:
+                by_node.setdefault(o.node, []).append(o)
+        records: list[NodeCost] = []
+        for n in nodes:
+            label = node_label(n)
+            layer = n.meta.get("layer")
+            records.append(self._record(label, n.op, n.spec.category, works[id(n)], by_node.pop(label, []), layer))
+        for value, group in sends.items():
+            r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)
+            r.detail["value"] = value
+            r.detail["sends"] = len(group)
+            records.append(r)
+        return records
+
+    def _record(self, label: str, op: str, cat: str, w: NodeWork | None, ops: list[Op], layer) -> NodeCost:
+        layer = layer if isinstance(layer, int) else None
+        if not ops:
+            return NodeCost(label, op, cat, 0.0, 0.0, {}, "overhead", layer=layer, detail={"kernels": 0})
+        busy = {"compute": 0, "memory": 0, "communication": 0}
+        for o in ops:
+            busy[o.bound] += o.cycles
+        bound = max(busy, key=busy.get)
+        flops = (w.matrix_flops + w.vector_flops) if w is not None and w.contractions else (w.flops if w else 0.0)
+        nbytes = w.bytes_at(self.sram.name) if w is not None else {}
+        return NodeCost(label, op, cat, 0.0, flops, nbytes, bound, unit=ops[0].unit, roofline=bound,
+                        compute_s=busy["compute"] / self.clock, memory_s=busy["memory"] / self.clock,
+                        comm_s=busy["communication"] / self.clock, layer=layer,
+                        detail={"kernels": 1, "chips": sorted({o.chip for o in ops}), "ops": len(ops),
+                                "start_cycle": min(o.start for o in ops), "end_cycle": max(o.end for o in ops),
+                                "busy_cycles": sum(o.cycles for o in ops)})
+
+
+# --------------------------------------------------------------------------- helpers
+_NBYTES: dict = {}
+
+
+def _value_bytes(v) -> float:
+    t = v.type
+    b = _NBYTES.get(t)
+    if b is None:
+        n = t.numel
+        b = _NBYTES[t] = float(t.dtype.nbytes(n)) if isinstance(n, int) else 0.0
+    return b
+
+
+def _split_layers(nodes: list[Node]) -> tuple[list[Node], list[list[Node]], list[Node]]:
+    """(nodes before the layers, the nodes of each layer 0..L-1, nodes after); ([], [], nodes)
+    when the layers are not numbered 0..L-1 in order."""
+    pre: list[Node] = []
+    layers: list[list[Node]] = []
+    post: list[Node] = []
+    for n in nodes:
+        layer = n.meta.get("layer")
+        if isinstance(layer, int):
+            if post or layer > len(layers) or layer < len(layers) - 1:
+                return [], [], nodes
+            if layer == len(layers):
+                layers.append([])
+            layers[layer].append(n)
+        elif layers:
+            post.append(n)
+        else:
+            pre.append(n)
+    return pre, layers, post
+
+
+def _value_names(a: list[Node], b: list[Node]) -> dict[str, str]:
+    """Output value names of the nodes of ``a`` -> those of the corresponding nodes of ``b``."""
+    return {va.name: vb.name for x, y in zip(a, b) for va, vb in zip(x.outputs, y.outputs)}
+
+
+def _blocks(graph: Graph) -> list[tuple[int | None, list[Node]]]:
+    """Consecutive runs of nodes by layer (None: outside the layers)."""
+    out: list[tuple[int | None, list[Node]]] = []
+    for n in graph:
+        l = n.meta.get("layer")
+        key = l if isinstance(l, int) else None
+        if out and out[-1][0] == key:
+            out[-1][1].append(n)
+        else:
+            out.append((key, [n]))
+    return out

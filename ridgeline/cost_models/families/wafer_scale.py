@@ -1,0 +1,422 @@
+"""``wafer_scale``: Cerebras WSE — a wafer of PEs in a 2D mesh, each with its own SRAM, layers laid
+out spatially, activations streaming over the fabric.
+
+What the model does (every figure from the target file, ``wse-3.toml``):
+
+1. **Placement.** A model's resident bytes (weights, KV cache) must sit in SRAM. When they fit
+   ``efficiency.capacity_usable`` of one wafer it runs on one; otherwise its layers are cut into a
+   pipeline of as many wafers as needed (consecutive layers, a transfer over the first
+   ``[[interconnect]]`` between wafers). With ``placement="stream"`` (or when the pipeline would
+   need more wafers than the system joins) the weights instead stream from MemoryX every step at
+   ``array.memoryx_bandwidth`` — Cerebras' training mode, slow for decode.
+2. **Regions in proportion to work.** Each node gets a rectangle of PEs: enough to hold its
+   resident bytes (``array.pe_sram`` per PE), the rest of the wafer shared in proportion to the
+   node's FLOPs (so every region finishes its share of a step at the same pace).
+3. **Per-node latency on its region** (a ``side × side`` square of P PEs), in cycles at ``clock``:
+
+   - a token's activation vector arrives as **one wavelet stream on one fabric route**
+     (``array.wavelet_bits``-bit wavelets, one per cycle per link: ``k / values_per_wavelet``
+     cycles for k values); a region takes up to ``side`` tokens' streams at once (batch,
+     prefill), so streaming does not limit large-M work;
+   - its MACs run on the region's PEs (``array.fmac_per_pe`` 16-bit FMACs per PE per cycle, at
+     the dtype's share of the listed peak) while the stream arrives;
+   - crossing the region and reducing partial sums along its columns costs ``2·side`` hops of
+     ``array.hop_cycles``, plus the partial sums streaming out.
+
+   Contractions and normalizations (every output needs every input) are *blocking*: a token's
+   latency through them is its whole input stream plus hops. Element-wise nodes stream through
+   (``overheads.vector_latency``).
+4. **The pipeline.** The step's latency is the critical path of the per-token latencies through
+   the graph (parallel branches such as Q/K/V overlap) plus, when several tokens flow (batch,
+   prefill), the busiest region's remaining occupancy (pipeline fill + bottleneck). A decode step
+   at batch 1 is therefore bounded by the pipeline's depth and its streams, not by the SRAM's
+   21 PB/s — which is what REFERENCE.md observes of SRAM machines.
+
+Bounds: ``memory`` when a node waits on data movement (activations streaming over the fabric,
+weights from MemoryX) — every decode node; ``compute`` when its region's MACs take longer (large
+prefill GEMMs); ``communication`` for transfers between wafers. Node records are each node's
+increment of the critical path (they sum to the step time). ``est.detail["layout"]`` lists the
+wafers and the PEs per node.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ...ir import Graph, Node
+from ...ir.errors import BackendError, TargetError
+from ..estimate import Estimate, NodeCost
+from ..model import CostModel, GraphAnalysis
+from ..parallel import ParallelPlan
+from ..quantities import format_quantity
+from ..spatial import finish_estimate, require_no_degrees, resident_bytes
+from ..target import Field
+from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
+
+__all__ = ["PLACEMENTS", "WaferScaleModel"]
+
+PLACEMENTS = ("auto", "resident", "stream")
+#: categories whose every output needs every input: a token waits for its whole stream
+_BLOCKING = frozenset({"matmul", "attention", "normalization", "reduction"})
+
+
+def _bits(dt: str) -> int:
+    from ...ir.dtypes import DTYPES
+    return DTYPES[dt].bits if dt in DTYPES else 16
+
+
+class WaferScaleModel(CostModel):
+    """Spatial layout of the graph over the wafer's PEs; latency = the fabric pipeline's critical path."""
+
+    family = "wafer_scale"
+    description = "wafer-scale (Cerebras): SRAM-resident regions per node, fabric streams, layer pipeline over wafers"
+    device_word = "wafer"
+    schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
+        "array": {
+            "pes": Field("int", None, "processing elements on the wafer"),
+            "pe_sram": Field("size", None, "SRAM per PE"),
+            "fmac_per_pe": Field("int", 8, "16-bit fused multiply-adds per PE per cycle"),
+            "wavelet_bits": Field("int", 32, "bits of one fabric message (wavelet); one per link per cycle"),
+            "hop_cycles": Field("int", 1, "cycles for a wavelet to cross one PE's router"),
+            "memoryx_bandwidth": Field("bandwidth", None, "weight-streaming bandwidth from MemoryX into the wafer"),
+            "memoryx_capacity": Field("size", None, "MemoryX weight store"),
+            "fabric_bandwidth": Field("bandwidth", None, "aggregate on-wafer fabric bandwidth (informational)"),
+        },
+        "overheads": {
+            "vector_latency": Field("int", 10, "pipeline cycles of an element-wise op on a streaming vector"),
+            "step": Field("time", 0.0, "once per step"),
+        },
+        "efficiency": {
+            "matrix": Field("fraction", 1.0, "sustained share of the PEs' MAC rate"),
+        },
+    }
+    option_fields: ClassVar[Mapping[str, Field]] = {
+        "placement": Field("str", "auto", "auto | resident (weights in SRAM, wafers in a pipeline) | stream "
+                           "(weights streamed from MemoryX each step)"),
+    }
+
+    def __init__(self, target, **options: Any):
+        super().__init__(target, **options)
+        t = self.target
+        if self.options["placement"] not in PLACEMENTS:
+            raise BackendError(f"option placement must be one of {', '.join(PLACEMENTS)}, "
+                               f"got {self.options['placement']!r}")
+        if not t.clock_hz:
+            raise TargetError(f"{t.source}: clock: the wafer_scale family needs the PE clock")
+        a = t.array
+        self.clock = t.clock_hz
+        self.pes = int(a["pes"])
+        self.pe_sram = float(a["pe_sram"])
+        self.fmac = int(a["fmac_per_pe"])
+        self.wavelet = int(a["wavelet_bits"])
+        self.hop = int(a["hop_cycles"])
+        self.sram = t.device_memory
+        mats = t.units_of("matrix")
+        self.pe_unit = mats[0] if mats else None
+        self.geometry_peak = self.pes * self.fmac * 2.0 * self.clock
+        self.link = t.interconnect[0] if t.interconnect else None
+        self.layout_: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- deployment
+    def plan_devices(self, graph, fp) -> tuple[int, int]:
+        return (1, 1)       # wafers come from the layout (``_wafers``), not from (tp, pp)
+
+    def _usable(self) -> float:
+        return self.sram.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
+
+    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
+                 analysis: GraphAnalysis | None = None) -> Estimate:
+        require_no_degrees(self)
+        est = super().estimate(graph, companion=companion, analysis=analysis)
+        lay = self.layout_
+        per = lay["resident_per_wafer"]
+        busiest = max(range(len(per)), key=lambda i: per[i][0] + per[i][1]) if per else 0
+        w, kv = per[busiest] if per else (0.0, 0.0)
+        note = (f"weights streamed from MemoryX ({format_quantity(self.target.array['memoryx_bandwidth'], 'bandwidth')})"
+                if lay["placement"] == "stream" else
+                f"resident in SRAM over {lay['wafers']} wafer(s) of {format_quantity(self.sram.total_capacity, 'size')}")
+        if lay["placement"] == "stream":
+            w = 0.0
+        return finish_estimate(self, graph, est, companion, devices=lay["wafers"], weights=w, kv=kv,
+                               capacity=self._usable(), note=note,
+                               detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}})
+
+    # ----------------------------------------------------------------- layout
+    def _wafers(self, graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]]) -> tuple[str, dict[int, int], int]:
+        """(placement, id(node) -> wafer, wafers)."""
+        total_w = sum(w for w, _ in res.values())
+        total_kv = sum(kv for _, kv in res.values())
+        cap = self._usable()
+        want = self.options["placement"]
+        need = max(1, math.ceil((total_w + total_kv) / cap)) if cap > 0 else 1
+        if want == "auto":
+            want = "resident" if need <= self.target.max_devices else "stream"
+        if want == "stream":
+            if total_kv > cap:
+                raise TargetError(f"the KV cache ({format_quantity(total_kv, 'size')}) does not fit one wafer's SRAM "
+                                  f"even with the weights streamed from MemoryX")
+            mx = float(self.target.array["memoryx_capacity"])
+            if total_w > mx:
+                raise TargetError(f"the weights ({format_quantity(total_w, 'size')}) exceed MemoryX "
+                                  f"({format_quantity(mx, 'size')})")
+            return "stream", {id(n): 0 for n in nodes}, 1
+        if need > self.target.max_devices:
+            name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \
+                else graph.name
+            raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {need} wafers of SRAM; "
+                              f"the system joins at most {self.target.max_devices} (try -O placement=stream)")
+        # consecutive layers fill a wafer up to its usable SRAM (whole layers; a layer bigger
+        # than a wafer spills node by node)
+        wafer_of: dict[int, int] = {}
+        w, room = 0, cap
+        for _key, block in _blocks(nodes):
+            size = sum(sum(res.get(id(n), (0.0, 0.0))) for n in block)
+            if size > room and room < cap:
+                w, room = w + 1, cap
+            for n in block:
+                b = sum(res.get(id(n), (0.0, 0.0)))
+                if b > room and room < cap:
+                    w, room = w + 1, cap
+                wafer_of[id(n)] = w
+                room -= b
+        used = max(wafer_of.values(), default=0) + 1
+        return "resident", wafer_of, used
+
+    def _regions(self, nodes: list[Node], works: dict[int, NodeWork], res: dict[int, tuple[float, float]],
+                 wafer_of: dict[int, int], wafers: int, stream: bool) -> dict[int, int]:
+        """PEs per node: its resident bytes' minimum, then the rest of its wafer by FLOPs."""
+        # a region's PEs hold its bytes densely; the wafer-level capacity_usable margin (code,
+        # buffers) is what leaves PEs over for regions that need compute more than storage
+        usable_pe = self.pe_sram
+        regions: dict[int, int] = {}
+        by_wafer: list[list[Node]] = [[] for _ in range(wafers)]
+        for n in nodes:
+            if works[id(n)].kernels:
+                by_wafer[wafer_of[id(n)]].append(n)
+        for wi, members in enumerate(by_wafer):
+            mins = {id(n): (0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / usable_pe)) for n in members}
+            for n in members:
+                # element-wise work keeps pace with its stream: at least the PEs that do one
+                # token's arithmetic in the time its vector streams past
+                w = works[id(n)]
+                if not w.contractions and w.vector_flops:
+                    tokens, k_in = _tokens(n)
+                    vpw = max(1, self.wavelet // max(1, _bits(w.vector_dtype)))
+                    per_cycle = (w.vector_flops + w.converts) / tokens / max(1, math.ceil(k_in / vpw))
+                    mins[id(n)] = max(mins[id(n)], math.ceil(per_cycle / (2 * self.fmac)))
+            free = self.pes - sum(mins.values())
+            if free < 0:
+                raise TargetError(f"wafer {wi} holds more than its SRAM: {sum(mins.values())} PEs needed of {self.pes}")
+            regions.update(_share(self.pes, mins, {id(n): works[id(n)].flops for n in members}))
+        return regions
+
+    # ----------------------------------------------------------------- one node
+    def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *,
+                    weight_stream_bw: float = 0.0, streamed: float = 0.0) -> dict[str, Any]:
+        """Per-token ``latency``, whole-step ``occupancy`` (cycles) and bound of one node on a
+        region of ``pes`` PEs, for ``tokens`` activation vectors of ``k_in`` values each, with
+        ``streamed`` weight bytes arriving from MemoryX at ``weight_stream_bw`` (module docstring)."""
+        side = max(1, math.isqrt(pes))
+        hops = 2 * side * self.hop
+        eff = float(self.target.efficiency["matrix"])
+        dt = w.contractions[0].a_dtype if w.contractions else w.vector_dtype
+        vpw = max(1, self.wavelet // max(1, _bits(dt)))
+        blocking = bool(w.contractions) or w.category in _BLOCKING or \
+            (w.category == "fused" and w.detail.get("kind") not in ("elementwise", None))
+        compute = math.ceil((w.vector_flops + w.converts) / (pes * self.fmac * 2))
+        reduce_tok = 0
+        frac = w.causal_fraction if w.traffic is not None else 1.0     # a tile record's skipped blocks
+        if w.contractions:
+            macs = sum(c.batch * c.m * c.n * c.k for c in w.contractions) * frac
+            compute += math.ceil(macs / (pes * self.fmac * self._speed(w.contractions[0].dtype) * eff))
+            n_out = sum(c.n for c in w.contractions if c.role == "matmul") or k_in
+            reduce_tok = math.ceil(math.ceil(n_out / side) / vpw)    # partial sums leaving the column chains
+        routes = max(1, min(tokens, side))
+        stream_tok = math.ceil(k_in / vpw)
+        stream_all = math.ceil(tokens / routes) * stream_tok
+        compute_tok = compute / tokens
+        if blocking:
+            latency = max(stream_tok, compute_tok) + hops + reduce_tok
+        else:
+            # a streaming op works on values as they pass: only arithmetic that cannot keep pace delays
+            latency = int(self.target.overheads["vector_latency"]) + max(0.0, compute_tok - stream_tok)
+        occupancy = max(stream_all, compute)
+        if w.traffic is not None:
+            # a tile record's SRAM bytes, read by the region's PEs at their share of the SRAM bandwidth
+            sram = w.bytes_at(self.sram.name).get(self.sram.name, 0.0)
+            stream_all = max(stream_all, math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock))
+            occupancy = max(occupancy, stream_all)
+        wcyc = math.ceil(streamed / weight_stream_bw * self.clock) if weight_stream_bw and streamed else 0
+        if wcyc:
+            latency += wcyc
+            occupancy = max(occupancy, wcyc)
+        bound = "compute" if compute >= max(stream_all, wcyc) else "memory"
+        return {"latency": latency, "occupancy": occupancy, "compute_cycles": compute, "stream_cycles": stream_all,
+                "weight_stream_cycles": wcyc, "hops": hops, "pes": pes, "side": side, "tokens": tokens,
+                "routes": routes, "bound": bound, "blocking": blocking}
+
+    def _speed(self, dt: str) -> float:
+        """The dtype's MAC rate relative to the 16-bit geometry (listed peak / geometry peak)."""
+        if self.pe_unit is None:
+            return 1.0
+        peak = self.pe_unit.peak
+        key = dt if dt in peak else ("bf16" if "bf16" in peak else max(peak, key=peak.get))
+        r = peak[key] / self.geometry_peak
+        return r / 2 if dt == "f32" and "f32" not in peak else r
+
+    # ----------------------------------------------------------------- the step
+    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
+        nodes = list(analysis.nodes)
+        works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        for n in nodes:
+            if works[id(n)].traffic is not None:
+                self._check_levels(works[id(n)], n)
+        res = resident_bytes(graph)
+        placement, wafer_of, wafers = self._wafers(graph, nodes, res)
+        stream = placement == "stream"
+        regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
+        mx_bw = float(self.target.array["memoryx_bandwidth"]) if stream else 0.0
+        cache: dict[tuple, dict] = {}
+        finish: dict[int, float] = {}        # id(value) -> cycle its first token is ready
+        wafer_at: dict[int, int] = {}        # id(value) -> wafer that produced it
+        recs: list[tuple[NodeCost, float, float]] = []    # (record, end cycle, occupancy beyond latency)
+        arrived: dict[tuple[int, int], float] = {}          # (id(value), wafer) -> its first token there
+        sram = self.sram.name
+        for n in nodes:
+            w = works[id(n)]
+            label = node_label(n)
+            layer = n.meta.get("layer") if isinstance(n.meta.get("layer"), int) else None
+            ready = 0.0
+            for v in n.inputs:
+                if v is not None and id(v) in finish:
+                    t = finish[id(v)]
+                    src = wafer_at.get(id(v), 0)
+                    dst = wafer_of.get(id(n), 0)
+                    if src != dst:
+                        if (id(v), dst) not in arrived:       # a value crosses to a wafer once
+                            hop_end, rec = self._hop(v, t, src, dst, layer)
+                            recs.append(rec)
+                            arrived[(id(v), dst)] = hop_end
+                        t = arrived[(id(v), dst)]
+                    ready = max(ready, t)
+            if n.spec.category in FREE_CATEGORIES or w.kernels == 0:
+                for v in n.outputs:
+                    finish[id(v)] = ready
+                    wafer_at[id(v)] = wafer_of.get(id(n), 0)
+                continue
+            pes = regions[id(n)]
+            tokens, k_in = _tokens(n)
+            streamed = res.get(id(n), (0.0, 0.0))[0] if stream else 0.0
+            key = (id(w), pes, tokens, k_in, streamed)
+            cyc = cache.get(key)
+            if cyc is None:
+                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, weight_stream_bw=mx_bw, streamed=streamed)
+            end = ready + cyc["latency"]
+            for v in n.outputs:
+                finish[id(v)] = end
+                wafer_at[id(v)] = wafer_of[id(n)]
+            nbytes = w.bytes_at(sram)
+            if streamed:
+                nbytes["memoryx"] = streamed
+            flops = w.matrix_flops + w.vector_flops
+            rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"], roofline=cyc["bound"],
+                           unit=f"pe x{pes}", compute_s=cyc["compute_cycles"] / self.clock,
+                           memory_s=max(cyc["stream_cycles"], cyc["weight_stream_cycles"]) / self.clock,
+                           layer=layer, detail={"kernels": 1, "wafer": wafer_of[id(n)], **cyc})
+            recs.append((rec, end, max(0.0, cyc["occupancy"] - cyc["latency"])))
+        # MemoryX is one link: the step cannot end before every weight has streamed through it
+        floor = sum(wb for wb, _ in res.values()) / mx_bw * self.clock if stream else 0.0
+        return self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
+
+    def _hop(self, v, t: float, src: int, dst: int, layer) -> tuple[float, tuple[NodeCost, float, float]]:
+        """A value crossing from wafer ``src`` to ``dst`` (its first token, then the rest streams)."""
+        nb = float(v.type.dtype.nbytes(v.type.numel)) if isinstance(v.type.numel, int) else 0.0
+        lat = (self.link.latency if self.link else 0.0) * abs(dst - src)
+        bw = self.link.bandwidth if self.link else 1e12
+        cyc = (lat + nb / bw) * self.clock
+        rec = NodeCost(f"wafer {src}->{dst} %{v.name}", "send", "transfer", 0.0, 0.0, {}, "communication",
+                       unit=f"link:{self.link.name}" if self.link else "", comm_s=cyc / self.clock, layer=layer,
+                       detail={"payload_bytes": nb, "from": src, "to": dst})
+        return t + cyc, (rec, t + cyc, 0.0)
+
+    def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes, floor: float) -> list[NodeCost]:
+        """Each record's increment of the critical path; the bottleneck region also carries the
+        pipeline's remaining occupancy (tokens after the first), and with weights streamed the
+        wait for the MemoryX link (``floor`` cycles) lands on the node with the most weights."""
+        frontier = 0.0
+        for rec, end, _ in sorted(recs, key=lambda x: x[1]):
+            rec.time_s = max(0.0, end - frontier) / self.clock
+            frontier = max(frontier, end)
+        extra = max(recs, key=lambda x: x[2], default=None)
+        if extra is not None and extra[2] > 0:
+            extra[0].time_s += extra[2] / self.clock
+            extra[0].detail["pipeline_bottleneck"] = True
+            frontier += extra[2]
+        if floor > frontier and recs:
+            heavy = max(recs, key=lambda x: x[0].bytes.get("memoryx", 0.0))[0]
+            heavy.time_s += (floor - frontier) / self.clock
+            heavy.detail["memoryx_wait_cycles"] = floor - frontier
+            frontier = floor
+        step = float(self.target.overheads["step"])
+        out = [r for r, _, _ in recs]
+        if step and out:
+            out[0].time_s += step
+            out[0].overhead_s += step
+        per_wafer = [[0.0, 0.0] for _ in range(wafers)]
+        for n in nodes:
+            wgt, kv = res.get(id(n), (0.0, 0.0))
+            per_wafer[wafer_of.get(id(n), 0)][0] += wgt
+            per_wafer[wafer_of.get(id(n), 0)][1] += kv
+        self.layout_ = {"placement": placement, "wafers": wafers, "pes_per_wafer": self.pes,
+                        "pes_used": sum(regions.values()), "critical_path_cycles": frontier,
+                        "resident_per_wafer": [tuple(x) for x in per_wafer]}
+        return out
+
+
+def _blocks(nodes: list[Node]) -> list[tuple[int | None, list[Node]]]:
+    """Consecutive runs of nodes by ``meta["layer"]`` (None: outside the layers)."""
+    out: list[tuple[int | None, list[Node]]] = []
+    for n in nodes:
+        layer = n.meta.get("layer")
+        key = layer if isinstance(layer, int) else None
+        if out and out[-1][0] == key:
+            out[-1][1].append(n)
+        else:
+            out.append((key, [n]))
+    return out
+
+
+def _share(total: int, mins: dict[int, int], work: dict[int, float]) -> dict[int, int]:
+    """PEs per node in proportion to ``work``, but never below ``mins``: nodes whose share is
+    under their minimum get the minimum, the others split what is left by work (water-filling)."""
+    fixed: dict[int, int] = {}
+    while True:
+        free = total - sum(fixed.values())
+        rest = {k: w for k, w in work.items() if k not in fixed}
+        wsum = sum(rest.values())
+        newly = {k: mins[k] for k in rest if (free * rest[k] / wsum if wsum else 0.0) < mins[k]}
+        if not newly:
+            break
+        fixed.update(newly)
+    free = total - sum(fixed.values())
+    wsum = sum(w for k, w in work.items() if k not in fixed)
+    out = dict(fixed)
+    for k, w in work.items():
+        if k not in fixed:
+            out[k] = max(1, mins[k], int(free * w / wsum) if wsum else mins[k])
+    return {k: max(1, v) for k, v in out.items()}
+
+
+def _tokens(n: Node) -> tuple[int, int]:
+    """(activation vectors, values per vector) a node streams in: rows and width of its first
+    non-constant input (``Attention``'s query: batch·sequence vectors of heads·head_dim)."""
+    v = next((x for x in n.inputs if x is not None and not x.const), None)
+    if v is None or not v.type.shape:
+        return 1, 1
+    shape = [d if isinstance(d, int) else 1 for d in v.type.shape]
+    if n.op == "Attention" and len(shape) == 4:
+        return max(1, shape[0] * shape[2]), max(1, shape[1] * shape[3])
+    width = max(1, shape[-1])
+    return max(1, math.prod(shape) // width), width

@@ -1,0 +1,235 @@
+"""``quantize{scheme=int4-g128}``: weight-only int8/int4/fp8, W8A8 and a narrow KV cache.
+
+The scheme (``quantize_schemes``) says what to quantize; the rewrites (``quantize_rewrite``) say
+how it is represented: QuantizeLinear/DequantizeLinear (blocked, as ONNX opset 21+) inside
+``Fused`` quantized-GEMM and attention kernels, so the result runs on the numpy backend, exports
+to ONNX that onnxruntime runs, and is priced by the cost models at its narrow bytes. Weightless
+graphs (the presets) get typed constants: the estimate sees quantized bytes without any data.
+
+Options: ``scheme`` (``int8``, ``int4-g128``, ``fp8``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``,
+``w8a8-fp8``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
+weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
+``calibration`` (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the
+seeded random inputs static scales are calibrated on (``quantize_graph(..., samples=[feeds])``
+takes real ones), ``exclude`` (comma-separated name fragments of GEMMs to keep in full precision,
+e.g. ``lm_head``).
+
+A group size that does not divide a GEMM's input channels is an error (a layer with fewer input
+channels than the group is one group: per-channel). Run it before ``tile``: schedules of the
+nodes it replaces are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ...ir import Graph
+from ...ir.errors import PassError
+from ..base import Pass, PassContext, PassResult
+from ..registry import register_pass
+from .quantize_calibrate import calibrate, default_samples
+from .quantize_rewrite import (
+    add_dynamic_quantizer,
+    add_static_quantizer,
+    find_candidates,
+    kv_sites,
+    quantize_weight,
+    rewrite_attention_kv,
+    rewrite_concat_kv,
+    rewrite_matmul,
+)
+from .quantize_schemes import Scheme, parse_scheme
+
+__all__ = ["Quantize", "QuantizeSummary", "quantize_graph", "quantize_inputs"]
+
+
+@dataclass
+class QuantizeSummary:
+    """What ``quantize_graph`` did."""
+
+    scheme: str
+    gemms: int = 0
+    activations: int = 0
+    kv_layers: int = 0
+    notes: list[str] = field(default_factory=list)
+    calibrated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.gemms or self.activations or self.kv_layers)
+
+
+def _excluded(c, fragments: Sequence[str]) -> bool:
+    names = (c.node.outputs[0].name, c.node.name, c.w.name, c.node.attr("label") if c.node.op == "Fused" else "")
+    return any(f and f in (n or "") for f in fragments for n in names)
+
+
+def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 0, kv: str = "",
+                   calibration: str = "minmax", percentile: float = 99.99,
+                   samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
+                   exclude: Sequence[str] | str = (), evaluator: Callable | None = None) -> QuantizeSummary:
+    """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
+    how many seeded random ones to draw. Returns a summary; bad options raise ``PassError``."""
+    s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
+    if isinstance(exclude, str):
+        exclude = [e.strip() for e in exclude.split(",") if e.strip()]
+    summary = QuantizeSummary(s.name)
+    cands, skipped = find_candidates(graph) if s.weights else ([], [])
+    summary.notes += skipped
+    cands = [c for c in cands if not _excluded(c, exclude)]
+    if s.weights and s.group:
+        for c in cands:
+            if c.k > s.group and c.k % s.group:
+                raise PassError(f"quantize: group size {s.group} does not divide the {c.k} input channels of "
+                                f"{c.mm.op} %{c.label} (weight %{c.w.name} {c.w.type}); choose a divisor of "
+                                f"{c.k}, or group=0 for one scale per output channel")
+    sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
+    summary.notes += kv_notes
+    # ---- calibration: static activation scales and KV-cache scales
+    ranges: dict[str, np.ndarray] = {}
+    wanted: dict[str, int | None] = {}
+    if s.activations == "static":
+        wanted.update({c.x.name: None for c in cands})
+    for _, _, values in sites:
+        for v in values:
+            wanted[v.name] = 1
+    weightless = any(c.data is None for c in graph.constants.values())
+    if wanted and not weightless:
+        if isinstance(samples, int) or samples is None:
+            feeds = default_samples(graph, max(1, int(samples or 1)), seed)
+        else:
+            feeds = list(samples)
+        target = graph if not graph.symbols() else _bound_for(graph, feeds)
+        ranges = calibrate(target, wanted, feeds, evaluator=evaluator, method=calibration, percentile=percentile)
+        summary.calibrated = True
+    elif wanted:
+        summary.notes.append("weightless graph: static scales are typed constants without data (estimates only)")
+    # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
+    act_of: dict[int, tuple] = {}
+    for c in cands:
+        act = None
+        if s.activations != "none":
+            if c.mm.op == "Gemm" and c.mm.attr("transA"):
+                continue
+            hit = act_of.get(id(c.x))
+            if hit is None:
+                if s.activations == "dynamic":
+                    hit = add_dynamic_quantizer(graph, c.x, s.act_dtype, c.node)
+                else:
+                    amax = ranges.get(c.x.name)
+                    hit = add_static_quantizer(graph, c.x, s.act_dtype,
+                                               None if amax is None else float(np.max(amax)), c.node)
+                act_of[id(c.x)] = hit
+                summary.activations += 1
+            act = hit
+        q, sc, attrs = quantize_weight(graph, c, s.weights, s.group)
+        w = c.w
+        rewrite_matmul(graph, c, q, sc, attrs, act=act)
+        if not w.uses and not any(o is w for o in graph.outputs):
+            graph.remove_constant(w)
+        summary.gemms += 1
+    # ---- the KV cache
+    concat_sites = 0
+    for kind, n, values in sites:
+        if kind == "concat":
+            rewrite_concat_kv(graph, n, s.kv, ranges.get(values[0].name))
+            concat_sites += 1
+            continue
+        res = rewrite_attention_kv(graph, n, s.kv, {i: ranges.get(v.name) for i, v in zip((1, 2), values)})
+        if isinstance(res, str):
+            summary.notes.append(f"KV cache of %{n.outputs[0].name} kept: {res}")
+        else:
+            summary.kv_layers += 1
+    summary.kv_layers += concat_sites // 2      # keys and values: two Concat sites per layer
+    if summary.changed:
+        graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
+                                      if summary.calibrated else "none"}
+    return summary
+
+
+def quantize_inputs(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``feeds`` for a graph whose KV-cache inputs became narrow: each full-precision array given
+    for a narrow input is quantized with the scale the graph dequantizes it with."""
+    from .quantize_schemes import quantize_array
+    out = dict(feeds)
+    for v in graph.inputs:
+        a = out.get(v.name)
+        if a is None or np.asarray(a).dtype == v.type.dtype.np_dtype:
+            continue
+        dq = _dequantizer_of(v)
+        if dq is None:
+            raise PassError(f"input %{v.name} is {v.type} but got {np.asarray(a).dtype}, and no DequantizeLinear "
+                            f"says how to quantize it")
+        node, scale = dq
+        axis = node.attr("axis") % max(1, v.type.rank)
+        shape = [1] * v.type.rank
+        if scale.data.size > 1:
+            shape[axis] = scale.data.size
+        out[v.name] = quantize_array(np.asarray(a), scale.data.reshape(shape), v.type.dtype.name, axis, 0)
+    return out
+
+
+def _dequantizer_of(v):
+    """(DequantizeLinear node, its constant outer scale) reading graph input ``v``."""
+    for user, i in v.uses:
+        if user.op == "DequantizeLinear" and i == 0 and user.inputs[1].data is not None:
+            return user, user.inputs[1]
+        if user.op == "Fused" and user.body is not None:
+            inner = user.body.inputs[i]
+            for n, j in inner.uses:
+                if n.op == "DequantizeLinear" and j == 0:
+                    k = next((m for m, b in enumerate(user.body.inputs) if b is n.inputs[1]), None)
+                    scale = user.inputs[k] if k is not None else n.inputs[1]
+                    if scale is not None and scale.data is not None:
+                        return n, scale
+    return None
+
+
+def _bound_for(graph: Graph, feeds: Sequence[Mapping[str, np.ndarray]]) -> Graph:
+    """A copy of ``graph`` with its symbolic dims bound to the sample's sizes (for calibration)."""
+    binding: dict[str, int] = {}
+    first = feeds[0]
+    for v in graph.inputs:
+        arr = first.get(v.name)
+        if arr is None:
+            continue
+        for d, n in zip(v.type.shape, np.shape(arr)):
+            if isinstance(d, str) and d.isidentifier():
+                binding.setdefault(d, int(n))
+    return graph.bind(binding)
+
+
+@register_pass("quantize")
+class Quantize(Pass):
+    """Quantize weights (int8/int4/fp8, per channel or group), activations (W8A8) and the KV cache."""
+
+    #: int8, int4, fp8, fp8-e5m2, w8a8, w8a8-static, w8a8-fp8, kv-int8, kv-fp8, none (join with +; -gN: groups)
+    scheme: str = "int8"
+    #: input channels per weight scale (0: one scale per output channel)
+    group: int = 0
+    #: also store the KV cache narrow: int8 or fp8
+    kv: str = ""
+    #: how static scales are calibrated
+    calibration: Literal["minmax", "percentile"] = "minmax"
+    #: the percentile of |x| a static scale covers (calibration=percentile)
+    percentile: float = 99.99
+    #: seeded random input sets to calibrate on
+    samples: int = 4
+    #: seed of the calibration inputs
+    seed: int = 0
+    #: comma-separated name fragments of GEMMs to keep in full precision
+    exclude: str = ""
+
+    def run(self, graph: Graph, ctx: PassContext) -> PassResult:
+        summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
+                                 percentile=self.percentile, samples=self.samples, seed=self.seed,
+                                 exclude=self.exclude, evaluator=ctx.evaluator)
+        for note in summary.notes[:8]:
+            ctx.note(note)
+        stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,
+                                 "kv_layers": summary.kv_layers}
+        return PassResult(graph, summary.changed, tuple(ctx.notes), stats=stats)

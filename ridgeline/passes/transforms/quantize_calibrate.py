@@ -1,0 +1,101 @@
+"""Calibration: the range of activations (and KV-cache entries) over sample inputs.
+
+Static scales need a range before the model runs: ``calibrate`` runs the graph node by node on
+each sample (with the pass context's evaluator — the numpy reference, injected by
+``ridgeline.api`` since passes do not import backends) and records, for every value asked for,
+``max |x|`` (``minmax``) or a percentile of ``|x|`` (``percentile``: robust to outliers, at the
+price of clipping them). ``axis`` keeps one range per slice along that axis (a KV head).
+
+Without samples, ``default_samples`` draws seeded random inputs (``ridgeline.testing.inputs``)
+with symbolic dims bound to small sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from ...ir import Graph, Value
+from ...ir.errors import PassError
+
+__all__ = ["CALIBRATION_METHODS", "calibrate", "default_samples"]
+
+CALIBRATION_METHODS = ("minmax", "percentile")
+#: samples kept per value for a percentile (a reservoir of |x|, enough for the 99.99th)
+_RESERVOIR = 1 << 20
+
+
+def default_samples(graph: Graph, count: int, seed: int = 0, size: int = 8) -> list[dict[str, np.ndarray]]:
+    """``count`` seeded random input sets; symbolic dims are bound to ``size`` (batch to 1)."""
+    from ...testing.inputs import random_inputs
+    dims = {s: (1 if "batch" in s else size) for s in graph.symbols()}
+    return [random_inputs(graph, seed=seed + i, dims=dims) for i in range(count)]
+
+
+def calibrate(graph: Graph, targets: Mapping[str, int | None], samples: Sequence[Mapping[str, np.ndarray]], *,
+              evaluator: Callable, method: str = "minmax", percentile: float = 99.99) -> dict[str, np.ndarray]:
+    """The range of each value named in ``targets`` (name -> axis to keep, or None for one range)
+    over ``samples``; returns name -> ``max |x|`` (or its percentile), per slice of the axis."""
+    if method not in CALIBRATION_METHODS:
+        raise PassError(f"calibration must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+    if not 0 < percentile <= 100:
+        raise PassError(f"percentile must be in (0, 100], got {percentile}")
+    if evaluator is None:
+        raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
+    if not samples:
+        raise PassError("calibration needs at least one sample input")
+    wanted = dict(targets)
+    stats: dict[str, list[np.ndarray]] = {k: [] for k in wanted}
+    by_name = {v.name: v for v in graph.values()}
+    missing = [k for k in wanted if k not in by_name]
+    if missing:
+        raise PassError(f"calibration: no value named {', '.join(missing)}")
+    for feeds in samples:
+        env: dict[int, np.ndarray] = {}
+        for v in graph.inputs:
+            if v.name not in feeds:
+                raise PassError(f"calibration sample has no input %{v.name}")
+            env[id(v)] = np.asarray(feeds[v.name])
+        for c in graph.constants.values():
+            if c.data is None:
+                raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
+            env[id(c)] = c.data
+        keep = method == "percentile"
+        _record(list(graph.inputs) + list(graph.constants.values()), env, wanted, stats, keep)
+        for node in graph:
+            outs = evaluator(node, [env[id(v)] if v is not None else None for v in node.inputs])
+            for v, a in zip(node.outputs, outs):
+                env[id(v)] = np.asarray(a)
+            _record(node.outputs, env, wanted, stats, keep)
+    out = {}
+    for name, parts in stats.items():
+        if not parts:      # pragma: no cover - every value is an input, a constant or a node output
+            continue
+        if method == "minmax":
+            out[name] = np.max(np.stack(parts), axis=0)
+        else:
+            values = np.concatenate(parts, axis=1)
+            out[name] = np.percentile(values, percentile, axis=1)
+    return out
+
+
+def _flat_abs(a: np.ndarray, axis: int | None) -> np.ndarray:
+    """|a| as (slices along axis, elements per slice)."""
+    x = np.abs(np.asarray(a, dtype=np.float64))
+    if axis is None:
+        return x.reshape(1, -1)
+    return np.moveaxis(x, axis % x.ndim, 0).reshape(x.shape[axis % x.ndim], -1)
+
+
+def _record(values: Sequence[Value], env, wanted, stats, keep: bool) -> None:
+    for v in values:
+        if v.name not in wanted:
+            continue
+        flat = _flat_abs(env[id(v)], wanted[v.name])
+        if not keep:
+            stats[v.name].append(flat.max(axis=1) if flat.size else np.zeros(flat.shape[0]))
+            continue
+        if flat.shape[1] > _RESERVOIR:   # a fixed-stride subsample keeps the percentile honest
+            flat = flat[:, :: -(-flat.shape[1] // _RESERVOIR)]
+        stats[v.name].append(flat)

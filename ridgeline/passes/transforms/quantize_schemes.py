@@ -1,0 +1,233 @@
+"""Quantization schemes: their names, the arithmetic of symmetric linear quantization, and the
+error bound each quantized element carries.
+
+A scheme is written like ``int4-g128``, ``w8a8`` or ``int8+kv-int8`` (parts joined by ``+``):
+
+========================  ===================================================================
+``int8`` / ``int4``       weight-only, symmetric, per output channel; ``-gN``: groups of N input
+                          channels share a scale (blocked DequantizeLinear, ONNX opset 21+)
+``fp8`` (``fp8-e4m3``),   weight-only float8 with a per-channel (or ``-gN`` group) scale
+``fp8-e5m2``
+``w8a8``                  int8 weights per channel, activations quantized per token at run time
+                          (scale = max |x| over the row / 127)
+``w8a8-static``           int8 weights, activations with one calibrated scale per tensor
+``w8a8-fp8``              float8 e4m3 weights and per-token dynamic float8 activations
+``kv-int8`` / ``kv-fp8``  the KV cache stored narrow, one calibrated scale per KV head
+``none``                  nothing (a baseline; combine with ``kv-…``)
+========================  ===================================================================
+
+Symmetric quantization of a block of values with ``amax = max |x|`` over the block:
+``scale = amax / qmax`` (127 for int8, 7 for int4, the largest finite float8), ``q =
+round_half_even(x / scale)`` clamped to the type's range, ``x̂ = q · scale``; integer weights take
+the clipping range (a share of ``amax``) that minimizes each block's squared error (``fit_scales``). The scale is rounded
+to its storage dtype first, and ``q`` is computed with the stored scale, so ``x̂`` is exactly what
+``DequantizeLinear`` returns. Each element's error is bounded by ``step_bound``: half a step
+(``scale / 2``) for integers; for float8 half a unit in the last place of ``x / scale`` (relative
+``2^-(mantissa bits + 1)``, or half the smallest subnormal) times the scale.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from ...ir.dtypes import DTYPES
+from ...ir.errors import PassError
+
+__all__ = [
+    "QMAX",
+    "SCHEME_NAMES",
+    "Scheme",
+    "block_amax",
+    "fit_scales",
+    "parse_scheme",
+    "quantize_array",
+    "scale_for",
+    "step_bound",
+]
+
+#: the largest magnitude a symmetric quantized value takes
+QMAX = {"i8": 127.0, "i4": 7.0, "f8e4m3": float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max),
+        "f8e5m2": float(ml_dtypes.finfo(ml_dtypes.float8_e5m2).max)}
+_INT_RANGE = {"i8": (-128, 127), "i4": (-8, 7)}
+
+_WEIGHTS = {"int8": "i8", "int4": "i4", "fp8": "f8e4m3", "fp8-e4m3": "f8e4m3", "fp8-e5m2": "f8e5m2"}
+_W8A8 = {"w8a8": ("i8", "dynamic"), "w8a8-static": ("i8", "static"), "w8a8-fp8": ("f8e4m3", "dynamic")}
+_KV = {"kv-int8": "i8", "kv-fp8": "f8e4m3"}
+SCHEME_NAMES = tuple(_WEIGHTS) + tuple(_W8A8) + tuple(_KV) + ("none",)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """What to quantize and how (see the module docstring for the spelling)."""
+
+    name: str
+    weights: str | None = None        # i8, i4, f8e4m3, f8e5m2
+    group: int = 0                    # input channels per weight scale (0: per output channel)
+    activations: str = "none"         # none | dynamic (per token) | static (calibrated, per tensor)
+    act_dtype: str | None = None
+    kv: str | None = None             # i8 | f8e4m3
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.activations == "static" or self.kv is not None
+
+
+def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) -> Scheme:
+    """``int4-g128``, ``w8a8``, ``int8+kv-int8`` → a ``Scheme``; bad spellings are ``PassError``s."""
+    parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
+    if not parts:
+        raise PassError(f"empty quantization scheme; use one of {', '.join(SCHEME_NAMES)}")
+    weights = act_dt = kv_dt = None
+    g = 0
+    activations = "none"
+    for part in parts:
+        m = re.fullmatch(r"(.+?)-g(\d+)", part)
+        base, grp = (m.group(1), int(m.group(2))) if m else (part, None)
+        if base in _KV and grp is None:
+            if kv_dt is not None:
+                raise PassError(f"scheme {text!r} names the KV cache twice")
+            kv_dt = _KV[base]
+            continue
+        if base == "none" and grp is None:
+            continue
+        if base in _WEIGHTS or base in _W8A8:
+            if weights is not None:
+                raise PassError(f"scheme {text!r} names two weight schemes; combine one with kv-int8 or kv-fp8")
+            if base in _WEIGHTS:
+                weights = _WEIGHTS[base]
+            else:
+                weights, activations = _W8A8[base]
+                act_dt = weights
+                if grp:
+                    raise PassError(f"scheme {part!r}: W8A8 uses one scale per output channel (the integer "
+                                    f"product is rescaled once); group sizes apply to weight-only schemes")
+            if grp is not None:
+                if grp < 1:
+                    raise PassError(f"scheme {part!r}: the group size must be a positive number of input channels")
+                g = grp
+            continue
+        raise PassError(f"unknown quantization scheme {part!r}; schemes: {', '.join(SCHEME_NAMES)} "
+                        f"(weight schemes take -gN for groups of N input channels, e.g. int4-g128; "
+                        f"join a KV scheme with +, e.g. int8+kv-int8)")
+    if group is not None and group:
+        if g and g != group:
+            raise PassError(f"scheme {text!r} says group {g} but the group option says {group}")
+        if weights is None:
+            raise PassError("a group size applies to weight quantization; the scheme quantizes no weights")
+        if activations != "none":
+            raise PassError(f"scheme {text!r}: W8A8 uses one scale per output channel; drop the group option")
+        if group < 0:
+            raise PassError(f"group must be >= 0, got {group}")
+        g = group
+    if kv:
+        if kv.lower() not in ("int8", "fp8", "none"):
+            raise PassError(f"kv must be int8, fp8 or none, got {kv!r}")
+        if kv.lower() != "none":
+            want = {"int8": "i8", "fp8": "f8e4m3"}[kv.lower()]
+            if kv_dt is not None and kv_dt != want:
+                raise PassError(f"scheme {text!r} and option kv={kv} disagree on the KV cache")
+            kv_dt = want
+    canon = []
+    if weights is not None:
+        if activations != "none":
+            canon.append(next(k for k, v in _W8A8.items() if v == (weights, activations)))
+        else:
+            canon.append(next(k for k, v in _WEIGHTS.items() if v == weights) + (f"-g{g}" if g else ""))
+    if kv_dt is not None:
+        canon.append(next(k for k, v in _KV.items() if v == kv_dt))
+    return Scheme("+".join(canon) or "none", weights, g, activations, act_dt, kv_dt)
+
+
+# --------------------------------------------------------------------------- arithmetic
+def block_amax(x: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """max |x| per block of ``block`` elements along ``axis`` (0: the whole axis), keeping dims;
+    the last block may be short, as ONNX's blocked quantization allows."""
+    a = np.abs(x.astype(np.float64))
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if not block or block >= n:
+        return a.max(axis=axis, keepdims=True)
+    starts = np.arange(0, n, block)
+    return np.maximum.reduceat(a, starts, axis=axis)
+
+
+def scale_for(amax: np.ndarray, dtype: str, scale_dtype: np.dtype) -> np.ndarray:
+    """The stored scale for blocks of magnitude ``amax`` (an all-zero block gets scale 1)."""
+    s = np.where(amax > 0, amax / QMAX[dtype], 1.0)
+    s = s.astype(scale_dtype)
+    # a scale that rounds to zero or underflows in its storage type would divide by zero
+    return np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
+
+
+def quantize_array(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int) -> np.ndarray:
+    """``x / scale`` rounded into ``dtype`` (``scale`` per block along ``axis``, broadcastable)."""
+    s = _expand(scale, x.shape, axis, block).astype(np.float64)
+    y = x.astype(np.float64) / s
+    if dtype in _INT_RANGE:
+        lo, hi = _INT_RANGE[dtype]
+        return np.clip(np.rint(y), lo, hi).astype(DTYPES[dtype].np_dtype)
+    big = QMAX[dtype]
+    return np.clip(y, -big, big).astype(np.float32).astype(DTYPES[dtype].np_dtype)
+
+
+#: shares of max |x| tried as the clipping range of integer weights (1.0: no clipping)
+CLIP_RATIOS = tuple(np.round(np.linspace(0.6, 1.0, 21), 3))
+
+
+def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype) -> np.ndarray:
+    """Per-block scales for weights ``x``: for integer types the clipping range that minimizes the
+    block's squared rounding error among ``CLIP_RATIOS`` of max |x| (clipping a few outliers buys
+    a finer step for all others: llama.cpp's and AWQ's clip search); float8 keeps max |x|."""
+    amax = block_amax(x, axis, block)
+    best = scale_for(amax, dtype, scale_dtype)
+    if dtype not in _INT_RANGE:
+        return best
+    data = x.astype(np.float64)
+    best_err = None
+    for r in CLIP_RATIOS:
+        s = scale_for(amax * r, dtype, scale_dtype)
+        q = quantize_array(data, s, dtype, axis, block).astype(np.float64)
+        err = np.square(data - q * _expand(s, data.shape, axis, block).astype(np.float64))
+        err = _block_sum(err, axis, block)
+        if best_err is None:
+            best, best_err = s, err
+            continue
+        better = err < best_err
+        best = np.where(better, s, best)
+        best_err = np.where(better, err, best_err)
+    return best
+
+
+def _block_sum(a: np.ndarray, axis: int, block: int) -> np.ndarray:
+    axis = axis % a.ndim
+    n = a.shape[axis]
+    if not block or block >= n:
+        return a.sum(axis=axis, keepdims=True)
+    return np.add.reduceat(a, np.arange(0, n, block), axis=axis)
+
+
+def _expand(scale: np.ndarray, shape: tuple, axis: int, block: int) -> np.ndarray:
+    axis = axis % len(shape)
+    if not block or scale.shape[axis] == 1:
+        return scale
+    return np.repeat(scale, block, axis=axis).take(range(shape[axis]), axis=axis)
+
+
+def step_bound(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int) -> np.ndarray:
+    """The largest error ``|x - dequantize(quantize(x))|`` each element of ``x`` can carry under
+    ``scale``: half a step for integers; for float8 half an ulp of ``x / scale`` (relative
+    2^-(mantissa+1) for normals, half the smallest subnormal below), times the scale. A value
+    beyond the range is clipped: its bound is its distance to the range, if that is larger."""
+    s = np.abs(_expand(scale, x.shape, axis, block).astype(np.float64))
+    y = np.abs(x.astype(np.float64)) / s
+    if dtype in _INT_RANGE:
+        hi = _INT_RANGE[dtype][1]
+        return np.maximum(0.5, y - hi) * s           # rounding, or the clip to the range
+    info = ml_dtypes.finfo(DTYPES[dtype].np_dtype)
+    ulp_half = np.where(y >= float(info.smallest_normal), y * 2.0 ** -(info.nmant + 1),
+                        float(info.smallest_subnormal) / 2)
+    return np.maximum(ulp_half, y - float(info.max)) * s

@@ -1,0 +1,187 @@
+"""The dataflow family (Groq LPU): every schedule it makes is valid and deterministic."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import assert_user_error
+from schedule_checker import check_schedule
+
+from ridgeline import models
+from ridgeline.cost_models import estimate, get_target
+from ridgeline.cost_models.families import dataflow as df_mod
+from ridgeline.cost_models.schedule import Op, Schedule, list_schedule
+from ridgeline.ir.errors import BackendError, RidgelineError
+
+CASES = [
+    ("gpt2", {"phase": "decode", "context": 512}),
+    ("gpt2", {"phase": "prefill", "context": 128}),
+    ("llama-2-7b", {"phase": "decode", "context": 2048, "dtype": "fp16"}),
+    ("llama-2-7b", {"phase": "decode", "context": 512, "weight_dtype": "int4"}),     # dequantizing prologues
+    ("llama-3-8b", {"phase": "prefill", "context": 256, "batch": 2}),
+]
+
+
+def _est(preset, **kw):
+    return estimate(models.build(preset, **kw), "groq-lpu", companion=None)
+
+
+@pytest.mark.parametrize("preset,kw", CASES, ids=[f"{p}-{'-'.join(f'{k}{v}' for k, v in kw.items())}" for p, kw in CASES])
+def test_every_schedule_is_valid(preset, kw):
+    est = _est(preset, **kw)
+    data = est.schedule.to_json()
+    check_schedule(data)
+    assert data["makespan_cycles"] / data["clock_hz"] == pytest.approx(est.time_s)
+    # node records are increments of the schedule's end: they sum to the makespan
+    assert sum(r.time_s for r in est.nodes) == pytest.approx(est.time_s)
+    # the partition holds every resident byte within each chip's SRAM
+    assert est.memory.fits and est.devices == data["chips"]
+    assert est.memory.total_weights_bytes <= data["chips"] * get_target("groq-lpu").device_memory.capacity
+
+
+def test_same_input_same_schedule_in_process():
+    a = _est("llama-2-7b", context=1024, dtype="fp16")
+    b = _est("llama-2-7b", context=1024, dtype="fp16")
+    assert a.time_s == b.time_s
+    assert a.schedule.to_json() == b.schedule.to_json()
+
+
+def test_same_schedule_in_a_fresh_process(run_cli, tmp_path):
+    out = tmp_path / "s.json"
+    proc = run_cli("estimate", "llama-2-7b", "--target", "groq-lpu", "--context", "1024", "--dtype", "fp16",
+                   "--schedule", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    fresh = json.loads(out.read_text())
+    check_schedule(fresh)
+    here = _est("llama-2-7b", context=1024, dtype="fp16").schedule.to_json()
+    assert fresh == json.loads(json.dumps(here))
+    assert json.loads(proc.stdout)["time_s"] == pytest.approx(fresh["seconds"], rel=0, abs=0)
+
+
+def test_replicated_layers_equal_the_exact_schedule(monkeypatch):
+    g = models.build("llama-2-7b", context=512, dtype="fp16")
+    exact = estimate(g, "groq-lpu", companion=None, replicate=False)
+    monkeypatch.setattr(df_mod, "REPLICATE_ABOVE", 100)
+    rep = estimate(g, "groq-lpu", companion=None)
+    assert rep.schedule.replicated and rep.schedule.replicated["copies"] == 29    # layers 3..31
+    assert exact.schedule.replicated is None
+    check_schedule(rep.schedule.to_json())
+    assert rep.schedule.makespan == exact.schedule.makespan
+    assert [(o.node, o.start, o.chip, o.unit, o.deps) for o in rep.schedule.ops] == \
+        [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
+    assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+
+
+def test_decode_is_install_bound_prefill_compute_bound():
+    dec = _est("llama-2-7b", context=2048, dtype="fp16")
+    pre = _est("llama-2-7b", phase="prefill", context=2048, dtype="fp16")
+    proj = [r for r in dec.nodes if r.op == "MatMul"]
+    assert proj and all(r.bound == "memory" for r in proj)                        # weights from SRAM
+    big = [r for r in pre.nodes if r.op == "MatMul" and r.name.endswith("gate_proj")]
+    assert big and all(r.bound == "compute" for r in big)
+    assert dec.bound == "memory"
+
+
+def test_quantized_weights_need_fewer_chips_and_decode_faster():
+    fp16 = _est("llama-2-7b", context=2048, dtype="fp16")
+    int8 = _est("llama-2-7b", context=2048, dtype="int8")
+    assert int8.devices < fp16.devices
+    assert int8.time_s < fp16.time_s
+
+
+def test_chip_count_follows_sram_capacity():
+    est = _est("llama-2-7b", context=2048, dtype="fp16")
+    cap = get_target("groq-lpu").device_memory.capacity
+    total = est.memory.total_weights_bytes + est.memory.total_kv_cache_bytes
+    assert est.devices >= total / cap
+    assert est.devices <= 2 * total / cap + 4          # layer-aligned packing wastes less than half
+
+
+def test_tensor_parallel_degrees_do_not_apply():
+    g = models.build("gpt2")
+    with pytest.raises(BackendError, match="--tp does not apply"):
+        estimate(g, "groq-lpu", tp=2)
+    estimate(g, "groq-lpu", tp="auto", pp="auto", companion=None)   # compare's defaults are fine
+
+
+def test_list_scheduler_capacity_and_dependencies():
+    def ops():
+        return [Op(0, "a", "X", "vector", "vxm", 0, 10), Op(1, "b", "X", "vector", "vxm", 0, 10),
+                Op(2, "c", "X", "matmul", "mxm", 0, 5, deps=(0, 1))]
+    one = ops()
+    assert list_schedule(one, {"vxm": 1, "mxm": 1}) == 25          # a and b share one vector unit
+    two = ops()
+    assert list_schedule(two, {"vxm": 2, "mxm": 1}) == 15          # two instances: side by side
+    assert two[0].start == two[1].start == 0 and two[2].start == 10
+    with pytest.raises(RidgelineError, match="does not precede"):
+        list_schedule([Op(0, "a", "X", "vector", "vxm", 0, 1, deps=(1,)), Op(1, "b", "X", "vector", "vxm", 0, 1)],
+                      {"vxm": 1})
+    with pytest.raises(RidgelineError, match="unit 'tpu'"):
+        list_schedule([Op(0, "a", "X", "vector", "tpu", 0, 1)], {"vxm": 1})
+
+
+def test_schedule_json_round_trip():
+    s = _est("gpt2", context=256).schedule
+    back = Schedule.from_json(json.loads(json.dumps(s.to_json())))
+    assert back.to_json() == s.to_json()
+    with pytest.raises(RidgelineError, match="not a ridgeline schedule"):
+        Schedule.from_json({"format": "other"})
+
+
+def test_cli_schedule_and_gantt(run_cli, tmp_path):
+    sj, png = tmp_path / "s.json", tmp_path / "s.svg"
+    proc = run_cli("estimate", "gpt2", "--target", "groq-lpu", "--schedule", str(sj), "--gantt", str(png))
+    assert proc.returncode == 0, proc.stderr
+    check_schedule(json.loads(sj.read_text()))
+    assert png.read_text().lstrip().startswith("<?xml")
+    assert_user_error(run_cli("estimate", "gpt2", "--target", "h100", "--schedule", str(sj)),
+                      "--schedule applies to", "dataflow", "h100")
+    assert_user_error(run_cli("estimate", "gpt2", "--target", "groq-lpu", "--gantt", str(tmp_path / "g.txt")),
+                      "--gantt", ".png")
+
+
+def test_tile_records_are_read_and_checked():
+    from ridgeline.cost_models.traffic import flash_attention_tile
+    from ridgeline.ir.errors import TargetError
+    t = get_target("groq-lpu")
+    g = models.build("llama-2-7b", phase="prefill", context=1024, dtype="fp16")
+    plain = estimate(g, t, companion=None)
+    for n in g:
+        if n.op == "Attention":
+            n.meta["tile"] = flash_attention_tile(n, t)
+    tiled = estimate(g, t, companion=None)
+    check_schedule(tiled.schedule.to_json())
+    att = lambda e: sum(r.compute_s + r.memory_s for r in e.nodes if r.op == "Attention")
+    assert att(tiled) < att(plain)                      # causal blocks above the diagonal are skipped
+    next(n for n in g if n.op == "Attention").meta["tile"] = {"traffic": {"hbm": 1e6}}
+    with pytest.raises(TargetError, match="level 'hbm'.*groq-lpu"):
+        estimate(g, t, companion=None)
+
+
+def test_target_schema_errors_name_the_field(tmp_path):
+    from pathlib import Path
+
+    from ridgeline.cost_models import targets as targets_pkg
+    from ridgeline.cost_models.targets import load_target_file
+    from ridgeline.ir.errors import TargetError
+    src = Path(targets_pkg.__file__).with_name("groq-lpu.toml").read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(src.replace("install_streams = 32", 'install_streams = "many"'))
+    with pytest.raises(TargetError, match=r"bad.toml: array.install_streams: expected a non-negative integer"):
+        load_target_file(bad)
+    bad.write_text(src.replace('c2c_latency = "500 ns"', 'c2c_latency = "fast"'))
+    with pytest.raises(TargetError, match=r"overheads.c2c_latency"):
+        load_target_file(bad)
+
+
+def test_compare_runs_every_family(run_cli):
+    proc = run_cli("compare", "llama-2-7b", "--targets", "tpu-v5e,trainium2,wse-3,groq-lpu,h100", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)["rows"]}
+    for name in ("tpu-v5e", "trainium2", "wse-3", "groq-lpu", "h100"):
+        assert "error" not in rows[name], rows[name]
+        assert rows[name]["tokens_per_s_per_user"] > 0 and rows[name]["fits"]
+    # SRAM machines decode a 7B model per user far faster than one HBM chip can stream it
+    assert rows["wse-3"]["tokens_per_s_per_user"] > rows["groq-lpu"]["tokens_per_s_per_user"] \
+        > 5 * rows["tpu-v5e"]["tokens_per_s_per_user"]
