@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["CI_EXAMPLES", "SOAK_EXAMPLES", "register_profiles"]
+__all__ = ["CI_EXAMPLES", "SOAK_EXAMPLES", "register_profiles", "import_all_of_ridgeline"]
 
 #: examples per check under the CI profile (a few seconds per pass on two cores)
 CI_EXAMPLES = 40
@@ -58,6 +58,35 @@ def register_profiles() -> None:
 
 
 register_profiles()
+
+
+def import_all_of_ridgeline() -> None:
+    """Import every module of ridgeline (optional backends too, when their extras are installed).
+
+    Hypothesis biases some draws toward constants it finds in the local modules loaded so far, so
+    the graphs a derandomized run draws would depend on what earlier tests happened to import
+    (and, under pytest-xdist, on which worker ran them). Loading everything before the first test
+    makes the CI profile's examples the same on every run."""
+    import importlib
+    import pkgutil
+
+    import ridgeline
+    for mod in pkgutil.walk_packages(ridgeline.__path__, "ridgeline."):
+        if mod.name.endswith("__main__"):
+            continue  # running the CLI is not importing it
+        try:
+            importlib.import_module(mod.name)
+        except Exception:  # an optional extra that is not installed
+            continue
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    try:
+        from hypothesis import settings
+    except ImportError:  # pragma: no cover
+        return
+    if settings.default.derandomize:
+        import_all_of_ridgeline()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -17,7 +17,7 @@ inputs. How they are built — op recipes over the specs, value ranges, exactnes
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 from hypothesis import strategies as st
@@ -34,7 +34,7 @@ __all__ = [
     "layernorm_idioms", "rmsnorm_idioms", "rotary_idioms", "matmul_epilogues", "elementwise_chains",
     "canonicalize_idioms", "duplicate_idioms", "folding_idioms", "coverage_table", "op_names", "IDIOMS",
     "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe", "pattern",
-    "PatternBuilder",
+    "PatternBuilder", "PASS_IDIOMS", "for_pass",
 ]
 
 
@@ -173,13 +173,31 @@ def pattern(fn, *, inputs: int = 1, dtypes: Iterable[str] = ("f32", "f16", "f64"
     def step(ctx: GenContext) -> None:
         if within is not None:
             dt = ctx.dtype(dts)
-            x = ctx.leaf(dt, ctx.shape(), lo=within[0], hi=within[1])
+            x = ctx.leaf(dt, ctx.shape(), lo=within[0], hi=within[1], const=False)
         else:
             x = ctx.pick(dts)
         vals = [x] + [ctx.operand_for(x) if within is None else
-                      ctx.leaf(x.type.dtype.name, x.type.shape, lo=within[0], hi=within[1])
+                      ctx.leaf(x.type.dtype.name, x.type.shape, lo=within[0], hi=within[1], const=False)
                       for _ in range(inputs - 1)]
         fn(PatternBuilder(ctx, x.type.dtype.name), *vals)
     step.__name__ = label
     IDIOMS[label] = step
     return _idioms([label], max_nodes=max_nodes, context=context)
+
+
+#: the idioms that exercise each built-in pass (the rest get random graphs and every idiom)
+PASS_IDIOMS: dict[str, Callable[..., st.SearchStrategy[Graph]]] = {
+    "canonicalize": canonicalize_idioms, "cse": duplicate_idioms, "fold-constants": folding_idioms,
+    "fuse-attention": attention_blocks, "fuse-elementwise": elementwise_chains, "fuse-gelu": gelu_idioms,
+    "fuse-layernorm": layernorm_idioms, "fuse-matmul-epilogue": matmul_epilogues, "fuse-rmsnorm": rmsnorm_idioms,
+    "fuse-rotary": rotary_idioms,
+}
+
+
+def for_pass(name: str) -> st.SearchStrategy[Graph]:
+    """Graphs for testing the pass ``name``: its idioms when it is a built-in fusion or cleanup,
+    mixed with random graphs (its "does not apply" path); else ``default_graphs()``."""
+    fn = PASS_IDIOMS.get(name)
+    if fn is None:
+        return default_graphs()
+    return st.one_of(fn(), graphs())

@@ -243,7 +243,8 @@ class GenContext:
              fresh_shape: Callable[[], Sequence[D.Dim]] | None = None) -> Value:
         """A value to read: one already in the pool that satisfies the constraints (the oldest
         first when shrinking), or a fresh leaf that does (of ``shape``, or ``fresh_shape()``)."""
-        dtypes = list(dtypes)
+        # the configured dtypes when the op takes any of them: other dtypes only where an op needs them
+        dtypes = [d for d in dtypes if d in self.config.dtypes] or list(dtypes)
         cands = [] if fresh else self.candidates(dtypes, min_rank=min_rank, max_rank=max_rank, static=static,
                                                   within=within, exact=exact, where=where,
                                                   allow_dynamic=allow_dynamic)
@@ -489,7 +490,7 @@ class GenContext:
                 if not v.uses:
                     if not (dead_allowed and self.rare()):
                         outs.append(v)
-                elif id(v) not in self.private and self.draw(st.integers(0, 7)) == 7:
+                elif id(v) not in self.private and self.draw(st.integers(0, 15)) == 15:
                     outs.append(v)
         if not outs:
             last = g.nodes[-1] if len(g) else None

@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 from hypothesis import strategies as st
 
 from ...ir import Graph
-from ...ir.errors import UnsupportedOpError
+from ...ir.errors import IRError
 from ...ir.ops import all_specs
 from ...ir.ops.spec import CATEGORIES
 from ._context import GenContext, GraphConfig
@@ -52,7 +52,7 @@ def op_names(ops: Iterable[str] | str | None = None) -> tuple[str, ...]:
             elif name in specs:
                 wanted.add(name)
             else:
-                raise UnsupportedOpError(f"graphs(ops=...): unknown op or category {name!r}")
+                raise IRError(f"graphs(ops=...): unknown op or category {name!r}")
     usable = [n for n in wanted if get_recipe(n) is not None]
 
     def key(n: str):
@@ -91,10 +91,10 @@ def graphs(ops: Iterable[str] | str | None = None, *, dtypes: Iterable[str] | No
     idioms = tuple(idioms)
     for name in idioms:
         if name not in IDIOMS:
-            raise UnsupportedOpError(f"graphs(idioms=...): unknown idiom {name!r}; known: {', '.join(IDIOMS)}")
+            raise IRError(f"graphs(idioms=...): unknown idiom {name!r}; known: {', '.join(IDIOMS)}")
     names = op_names(ops) if ops is not None or not idioms else ()
     if not names and not idioms:
-        raise UnsupportedOpError(f"graphs(ops={ops!r}): no op there has a generator recipe")
+        raise IRError(f"graphs(ops={ops!r}): no op there has a generator recipe")
     cfg = GraphConfig(ops=names, idioms=idioms, dtypes=tuple(dtypes) if dtypes is not None else DEFAULT_DTYPES,
                       min_nodes=min_nodes, max_nodes=max(max_nodes, min_nodes), max_rank=sh.max_rank,
                       max_dim=sh.max_dim, symbolic=sh.symbolic, dead_code=dead_code)
@@ -110,14 +110,19 @@ def _graph(draw, cfg: GraphConfig, steps) -> Graph:
         dims = ["batch", "seq"][:ctx.integer(1, 2)]
         ctx.binding.update({d: ctx.integer(1, cfg.max_dim) for d in dims})
     ctx._seed = ctx.integer(0, 1 << 16)
-    target = ctx.integer(cfg.min_nodes, cfg.max_nodes)
     attempts = 0
     if cfg.idioms:  # an idiom strategy always holds its idiom
         for _ in range(4):
             attempts += 1
             if ctx.step(IDIOMS[ctx.choice(cfg.idioms)]):
                 break
-    while len(ctx.graph) < target and attempts < 4 * target + 4:
+    # One "go on?" draw before each step, as hypothesis' own lists do: the shrinker deletes a
+    # step by deleting its draws, and ends the graph early by zeroing a "go on?". (Drawing the
+    # node count up front would tie every deletion to a change of that count, and leave shrunk
+    # graphs padded with the simplest op.)
+    while len(ctx.graph) < cfg.max_nodes and attempts < 4 * cfg.max_nodes + 4:
+        if len(ctx.graph) >= cfg.min_nodes and ctx.draw(st.integers(0, 7)) == 0:
+            break
         attempts += 1
         _, fn = ctx.choice(steps)
         ctx.step(fn)

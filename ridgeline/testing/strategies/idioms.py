@@ -69,6 +69,14 @@ def _weight(ctx: GenContext, dt: str, shape, scale: float | None = None) -> Valu
     return ctx.leaf(dt, shape, lo=-s, hi=s, const=None if ctx.rare() else True)
 
 
+def _other_float(ctx: GenContext, dt: str) -> str:
+    """Another float dtype among the configured ones (a cast's target)."""
+    others = [d for d in ctx.config.dtypes if d in _FLOAT and d != dt]
+    if not others:
+        raise Skip(f"no float dtype but {dt} configured")
+    return ctx.choice(others)
+
+
 def _commute(ctx: GenContext, a, b):
     return (b, a) if ctx.rare() else (a, b)
 
@@ -342,7 +350,7 @@ def attention(ctx: GenContext) -> None:
         mask = None
         if ctx.rare():
             mask = ctx.leaf(dt, (1, 1, s, t), lo=-3.0, hi=0.0)
-        scale = ctx.choice([1 / math.sqrt(d), 1.0, 0.125])
+        scale = ctx.choice([1.0, 1 / math.sqrt(d), 0.125])  # unscaled is the plainest form
         sdpa(ctx, q, kt, v, scale=scale, causal=ctx.rare() and s <= t, mask=mask)
         return
     e = hq * d
@@ -377,7 +385,7 @@ def attention(ctx: GenContext) -> None:
     v = _split_heads(ctx, v3, hq, d)
     mask = None
     if style == "bert" and ctx.flag():
-        am = ctx.leaf(ctx.choice(["i64", "f32"]), (b, s), lo=0, hi=1)
+        am = ctx.leaf(ctx.dtype(["i64", "f32"]), (b, s), lo=0, hi=1)
         ext = _op(ctx, "Unsqueeze", am, ctx.ints([1, 2]), ranges=[(0, 1)])
         ext = _op(ctx, "Cast", ext, to=dt) if am.type.dtype.name != dt else ext
         inv = _op(ctx, "Sub", _c(ctx, 1.0, dt), ext)
@@ -437,7 +445,7 @@ def matmul_epilogue(ctx: GenContext) -> None:
         r = ctx.pick([dt], shape=tuple(y.type.shape))
         y = _op(ctx, "Add", *_commute(ctx, y, r))
     if ctx.rare():
-        _op(ctx, "Cast", y, to=ctx.choice([d for d in _FLOAT if d != dt]))
+        _op(ctx, "Cast", y, to=_other_float(ctx, dt))
 
 
 # ---------------------------------------------------------------------------- elementwise chains
@@ -469,8 +477,7 @@ def elementwise_chain(ctx: GenContext) -> None:
             elif op == "Div":
                 nxt = _op(ctx, op, cur, ctx.operand_for(cur, within=(0.5, 2.0)))
             elif op == "Cast":
-                other = ctx.choice([d for d in _FLOAT if d != dt])
-                nxt = _op(ctx, "Cast", _op(ctx, "Cast", cur, to=other), to=dt)
+                nxt = _op(ctx, "Cast", _op(ctx, "Cast", cur, to=_other_float(ctx, dt)), to=dt)
             elif op == "Where":
                 nxt = _op(ctx, op, ctx.operand_for(cur, ["bool"], exact=True), cur, ctx.operand_for(cur))
             else:
@@ -507,10 +514,12 @@ def noise(ctx: GenContext) -> None:
         _op(ctx, "Transpose", t, perm=[int(a) for a in p2])
     elif kind == "cast":
         wide = {"f16": "f32", "bf16": "f32", "f32": "f64", "i32": "i64"}.get(dt)
-        mid = wide if wide and ctx.flag() else ctx.choice([d for d in ("f16", "i32", "f32") if d != dt])
+        choices = [d for d in ("f16", "i32", "f32") if d != dt and d in ctx.config.dtypes]
+        mid = wide if wide and wide in ctx.config.dtypes and (ctx.flag() or not choices) else ctx.choice(choices)
         if mid.startswith("i") and dt in FLOATS and not ctx.info_of(x).exact:
             raise Skip("inexact float to integer")
-        _op(ctx, "Cast", _op(ctx, "Cast", x, to=mid), to=ctx.choice([dt, "f32"]))
+        _op(ctx, "Cast", _op(ctx, "Cast", x, to=mid), to=ctx.choice([d for d in (dt, "f32") if d in ctx.config.dtypes]
+                                                                 or [dt]))
     elif kind == "neutral":
         op, val = ctx.choice([("Mul", 1.0), ("Add", 0.0), ("Div", 1.0), ("Sub", 0.0)])
         # a constant that broadcasts x to a larger shape is not neutral: canonicalize must keep it
@@ -542,6 +551,9 @@ def duplicates(ctx: GenContext) -> None:
         from hypothesis import strategies as st
         r = x.type.rank
         values = [list(ctx.draw(st.permutations(list(range(r))))), list(range(r))[::-1]]
+    elif op == "Cast":
+        values = [d for d in ctx.config.dtypes if d in _FLOAT] * 2
+        values = [values[0], ctx.choice(values)]
     a = values[0]
     b = values[0] if ctx.flag() else values[1]
     ranges = None if op not in ("Softmax", "Transpose", "ReduceSum") else \
