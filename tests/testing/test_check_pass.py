@@ -271,3 +271,20 @@ graph @random(%x0: f32[]) -> (%7: f32[1]) {
 def test_gelu_whose_one_broadcasts_a_scalar_keeps_its_shape(pipeline):
     from ridgeline.ir import parse_graph
     check_graph(pipeline, parse_graph(GELU_BROADCAST))
+
+
+VIEW_CHAIN_OUTPUT = """
+graph @random(%x0: f32[1, batch, 1]) -> (%3: f32[1, batch, 1]) {
+  meta {testing = {dims = {batch = 2}}}
+  const %k: i64[1] = [0]
+  const %k_1: i64[1] = [0]
+  %2 = Unsqueeze(%x0, %k) : f32[1, 1, batch, 1]
+  %3 = Squeeze(%2, %k_1) : f32[1, batch, 1]
+  return %3
+}
+"""
+
+
+def test_symbolic_view_chain_ending_in_an_output():
+    from ridgeline.ir import parse_graph
+    check_graph("default", parse_graph(VIEW_CHAIN_OUTPUT))
