@@ -19,7 +19,7 @@ import numpy as np
 from ..ir import Graph, Value
 from ..ir.errors import IRError
 
-__all__ = ["random_inputs", "concrete_shape", "testing_meta", "MAX_RANDOM_BYTES"]
+__all__ = ["random_inputs", "concrete_shape", "testing_meta", "restore_dtypes", "MAX_RANDOM_BYTES"]
 
 #: random inputs are for trying a model out: refuse to invent more than this many bytes of them
 MAX_RANDOM_BYTES = 2 ** 31
@@ -115,4 +115,17 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
         else:
             arr = rng.standard_normal(shape).astype(dt.np_dtype)
         out[v.name] = np.array(arr, order="C")  # ascontiguousarray would make a 0-d array 1-d
+    return out
+
+
+def restore_dtypes(graph: Graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays read back from ``.npz`` with the graph inputs' dtypes: numpy saves bf16, fp8 and
+    int4 arrays (ml_dtypes) as raw void bytes, which this views as the dtype the input declares."""
+    want = {v.name: v.type.dtype.np_dtype for v in graph.inputs}
+    out = {}
+    for name, a in arrays.items():
+        dt = want.get(name)
+        if dt is not None and a.dtype.kind == "V" and a.dtype != dt and a.dtype.itemsize == dt.itemsize:
+            a = a.view(dt)
+        out[name] = a
     return out
