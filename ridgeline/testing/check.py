@@ -42,7 +42,7 @@ from .compare import Mismatch, ReferenceRun, compare_outputs, reference_run
 from .inputs import random_inputs
 
 __all__ = ["check_pass", "check_graph", "CheckReport", "Failure", "PassCheckError", "PassTarget", "as_target",
-           "save_repro", "Repro"]
+           "save_repro", "Repro", "reduce_failure", "prune"]
 
 log = logging.getLogger("ridgeline.testing")
 
@@ -349,6 +349,46 @@ def _find_culprit(failure: Failure, rtol, atol) -> str | None:
     return None
 
 
+def prune(graph: Graph) -> Graph:
+    """Drop what no output needs: dead nodes, then unread constants and graph inputs."""
+    outs = {id(v) for v in graph.outputs}
+    for n in reversed(graph.nodes):
+        if not any(v.uses or id(v) in outs for v in n.outputs):
+            graph.erase_node(n)
+    for c in [c for c in graph.constants.values() if not c.uses and id(c) not in outs]:
+        graph.remove_constant(c)
+    for v in [v for v in graph.inputs if not v.uses and id(v) not in outs]:
+        graph.inputs.remove(v)
+        graph._unregister(v)  # the Graph API has no remove_input; nothing reads this one
+    return graph
+
+
+def reduce_failure(failure: Failure, check: Callable[[Graph, dict], None]) -> Failure:
+    """Hypothesis shrinks the draws; this shrinks the graph it ends with, dropping one graph output
+    (and what only it needed) at a time while ``check`` still fails the same way."""
+    current = failure
+    progress = True
+    while progress and len(current.graph.outputs) > 1:
+        progress = False
+        for i in range(len(current.graph.outputs)):
+            cand = current.graph.copy()
+            cand.outputs = [v for k, v in enumerate(cand.outputs) if k != i]
+            prune(cand)
+            names = {v.name for v in cand.inputs}
+            inputs = {k: a for k, a in current.inputs.items() if k in names}
+            try:
+                check(cand, inputs)
+            except PassCheckError as e:
+                if e.failure.kind == current.kind:
+                    e.failure.backend, e.failure.check = current.backend, current.check
+                    current, progress = e.failure, True
+                    break
+            except Exception:  # a candidate the reference cannot run: not a reduction
+                continue
+    current.target = failure.target
+    return current
+
+
 # ---------------------------------------------------------------------------- many graphs
 @dataclass
 class CheckReport:
@@ -427,7 +467,7 @@ def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph |
             prop.hypothesis.inner_test._hypothesis_internal_add_digest = target.label.encode()  # type: ignore
             _settings(settings, max_examples)(prop)()
     except PassCheckError as e:
-        failure = e.failure
+        failure = reduce_failure(e.failure, lambda g, inputs: check_graph(target, g, inputs, **opts))
         failure.culprit = _find_culprit(failure, rtol, atol)
         save_repro(failure, repro_dir)
         raise PassCheckError(failure) from None

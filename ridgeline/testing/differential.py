@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from ..ir import Graph
 from ..ir.errors import BackendError
-from .check import Failure, PassCheckError, PassTarget, _settings, save_repro
+from .check import Failure, PassCheckError, PassTarget, _settings, reduce_failure, save_repro
 from .compare import compare_outputs, reference_run
 from .inputs import random_inputs
 
@@ -111,8 +111,9 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
             prop.hypothesis.inner_test._hypothesis_internal_add_digest = name.encode()  # type: ignore
             _settings(settings, max_examples)(prop)()
     except BackendCheckError as e:
-        save_repro(e.failure, repro_dir)
-        raise BackendCheckError(e.failure) from None
+        failure = reduce_failure(e.failure, one)
+        save_repro(failure, repro_dir)
+        raise BackendCheckError(failure) from None
     report.seconds = time.perf_counter() - t0
     return report
 

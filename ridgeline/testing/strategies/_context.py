@@ -46,6 +46,9 @@ BOUND = {"f64": 1e7, "f32": 1e7, "f16": 2e3, "bf16": 2e3, "f8e4m3": 200.0, "f8e5
 
 #: range of fresh floating-point leaves (inputs and constants) unless an op asks for another domain
 DEFAULT_RANGE = (-2.0, 2.0)
+#: a value is read from the pool with a draw in [0, _REUSE]: below the pool's size it picks that
+#: value, above it a fresh leaf
+_REUSE = 8
 _INT_RANGE = (-8, 8)
 
 #: ops whose float results are exactly determined by exact inputs (no rounding a backend may change)
@@ -250,10 +253,11 @@ class GenContext:
                                                   allow_dynamic=allow_dynamic)
         if shape is not None:
             cands = [v for v in cands if tuple(v.type.shape) == tuple(shape)]
-        if cands:
-            k = self.integer(0, len(cands))
-            if k < len(cands):
-                return cands[k]
+        # the same draw whatever the pool holds: deleting an earlier step then leaves the draws of
+        # later ones aligned, which is what lets the shrinker delete it
+        k = self.integer(0, _REUSE)
+        if k < len(cands):
+            return cands[k]
         dt = self.dtype(dtypes)
         if shape is None and fresh_shape is not None:
             shape = tuple(fresh_shape())
@@ -361,10 +365,9 @@ class GenContext:
             return all(a == b or b == 1 for a, b in zip(xs[len(xs) - len(vs):], vs))
 
         cands = self.candidates(dtypes, within=within, exact=exact, where=fits)
-        if cands:
-            k = self.integer(0, len(cands))
-            if k < len(cands):
-                return cands[k]
+        k = self.integer(0, _REUSE)
+        if k < len(cands):
+            return cands[k]
         if same_shape:
             shape = xs
         else:

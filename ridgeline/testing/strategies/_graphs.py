@@ -116,20 +116,37 @@ def _graph(draw, cfg: GraphConfig, steps) -> Graph:
             attempts += 1
             if ctx.step(IDIOMS[ctx.choice(cfg.idioms)]):
                 break
-    # One "go on?" draw before each step, as hypothesis' own lists do: the shrinker deletes a
-    # step by deleting its draws, and ends the graph early by zeroing a "go on?". (Drawing the
-    # node count up front would tie every deletion to a change of that count, and leave shrunk
-    # graphs padded with the simplest op.)
+    # Each step is one span of draws, preceded by its "go on?" draws (as hypothesis' own lists
+    # do), so the shrinker deletes a step as a unit and ends a graph early by zeroing a "go on?".
+    # (Drawing the node count up front would tie every deletion to a change of that count.)
     while len(ctx.graph) < cfg.max_nodes and attempts < 4 * cfg.max_nodes + 4:
-        if len(ctx.graph) >= cfg.min_nodes and ctx.draw(st.integers(0, 7)) == 0:
-            break
         attempts += 1
-        _, fn = ctx.choice(steps)
-        ctx.step(fn)
+        if not draw(_step(ctx, steps, len(ctx.graph) >= cfg.min_nodes)):
+            break
     if len(ctx.graph) < cfg.min_nodes:
         from hypothesis import reject
         reject()
     return ctx.finish()
+
+
+@st.composite
+def _step(draw, ctx: GenContext, steps, may_stop: bool) -> bool:
+    """One step of the graph (False: the graph ends here)."""
+    outer = ctx._draw
+    ctx._draw = draw
+    try:
+        # two draws must both be 0 to stop: hypothesis draws 0 far more often than 1 in 16, and
+        # a shrinker cutting the graph short replays zeros, which must mean "stop" (not "pad")
+        # (drawn even when the graph may not stop yet, so every step's draws line up the same)
+        stop = ctx.integer(0, 15) == 0
+        stop = ctx.integer(0, 3) == 0 and stop
+        if stop and may_stop:
+            return False
+        _, fn = ctx.choice(steps)
+        ctx.step(fn)
+        return True
+    finally:
+        ctx._draw = outer
 
 
 def _op_step(op: str):
