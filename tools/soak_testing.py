@@ -30,7 +30,7 @@ def _worker(args: tuple) -> dict:
     from hypothesis import strategies as st
 
     from ridgeline.testing import PassCheckError, check_graph, random_inputs
-    from ridgeline.testing.check import as_target, save_repro
+    from ridgeline.testing.check import _find_culprit, as_target, save_repro
     from ridgeline.testing.strategies import default_graphs
 
     target = as_target(pipeline)
@@ -53,7 +53,9 @@ def _worker(args: tuple) -> dict:
             check_graph(target, g, random_inputs(g, seed=s))
         except PassCheckError as e:
             f = e.failure
-            key = f"{f.kind}: {f.message.splitlines()[0][:160]}"
+            culprit = _find_culprit(f, None, None)  # which pass of the pipeline, for grouping
+            where = culprit.split(":")[0] if culprit else pipeline
+            key = f"{f.kind} after {where}: {f.message.splitlines()[0][:120]}"
             kinds[key] += 1
             if key not in saved and len(saved) < 50:
                 saved[key] = str(save_repro(f, out).rir)

@@ -170,6 +170,12 @@ def layernorm(ctx: GenContext) -> None:
     """(x − mean(x)) / √(mean((x − mean(x))²) + ε) · γ + β over the trailing axes."""
     x = _norm_input(ctx)
     dt = x.type.dtype.name
+    cast_back = None
+    if dt in ("f16", "bf16"):
+        # x − mean(x) cancels: in 8 mantissa bits a near-constant slice is all rounding noise,
+        # which the division then scales up. Exporters compute it in f32, as here.
+        cast_back, x = dt, _op(ctx, "Cast", x, to="f32")
+        dt = "f32"
     axes, n = _trailing_axes(ctx, x)
     i = ctx.info_of(x)
     mean = _op(ctx, "ReduceMean", x, ctx.ints(axes), ranges=[(i.lo, i.hi)])
@@ -178,6 +184,9 @@ def layernorm(ctx: GenContext) -> None:
     var = _op(ctx, "ReduceMean", sq, ctx.ints(axes), ranges=_keep(ctx, sq))
     std = _op(ctx, "Sqrt", _op(ctx, "Add", *_commute(ctx, var, _c(ctx, _eps(ctx, dt), dt))))
     y = _normed(ctx, d, std, n, dt)
+    if cast_back:
+        y = _op(ctx, "Cast", y, to=cast_back)
+        dt = cast_back
     _affine(ctx, y, tuple(x.type.shape[len(x.type.shape) - len(axes):]), dt, bias=True)
 
 
