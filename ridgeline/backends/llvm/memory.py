@@ -109,7 +109,9 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
                 fit = [b for b in free if b.nbytes >= need]
                 if fit:
                     buf = min(fit, key=lambda b: b.nbytes)
-                    free.remove(buf)
+                    # by identity: list.remove compares arrays with ==, elementwise (and fails
+                    # when two free buffers differ in size)
+                    del free[next(i for i, b in enumerate(free) if b is buf)]
                 else:
                     buf = np.empty(need, np.uint8)
                     buffers.append(buf)
