@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -278,6 +278,7 @@ def onnxruntime_gaps(graph: Graph) -> list[str]:
 def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
     import onnxruntime as ort
+
     from ..frontends.onnx import to_onnx
     ort.set_default_logger_severity(4)  # failures are raised, not also logged to stderr
     model = to_onnx(graph)
@@ -303,7 +304,8 @@ def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph]
     """The ONNX export of random graphs, run by onnxruntime, agrees with the numpy reference."""
     if importlib.util.find_spec("onnxruntime") is None:
         raise BackendError("check_onnxruntime needs onnxruntime: pip install 'ridgeline[test]'")
-    from .strategies import graphs as random_graphs, op_names
+    from .strategies import graphs as random_graphs
+    from .strategies import op_names
     ops = [op for op in op_names() if op not in ORT_UNSUPPORTED]
     strategy = graphs if graphs is not None else random_graphs(ops=ops)
     reasons: dict[str, int] = {}

@@ -24,9 +24,8 @@ def test_torch_runs_fused_graphs_like_numpy(check_backend):
 
 
 def test_llvm_agrees_with_numpy(check_backend):
-    # f32 graphs: on integer ops the JIT raises instead of falling back to numpy (reported)
     pytest.importorskip("llvmlite")
-    report = check_backend("llvm", graphs=rs.graphs(dtypes=["f32"]))
+    report = check_backend("llvm", graphs=rs.graphs(dtypes=["f32", "i64", "bool", "f16"]))
     assert report.compared > 0
 
 

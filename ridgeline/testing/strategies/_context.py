@@ -23,7 +23,7 @@ size 1, the preferred dtype (the first in ``dtypes``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np

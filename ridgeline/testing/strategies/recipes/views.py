@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....ir.dtypes import DTYPES
-from ....ir.ops import ANY, FLOAT, get_spec
+from ....ir.ops import ANY, FLOAT
 from .._context import FLOATS, GenContext, Skip, dtype_limits
 from . import recipe
 
