@@ -88,3 +88,10 @@ def test_supported_ops_of_torch_are_those_with_kernels():
     from ridgeline.backends.torch.kernels import get_kernel
     ops = supported_ops("torch")
     assert "MatMul" in ops and all(get_kernel(op) is not None or op == "Fused" for op in ops)
+
+
+def test_check_pass_runs_before_and_after_on_another_backend(check_pass):
+    pytest.importorskip("torch")
+    report = check_pass("fuse-gelu", graphs=rs.gelu_idioms(dtypes=["f32"], context=False), backend="torch",
+                        max_examples=10)
+    assert report.examples == 10 and report.modified > 0
