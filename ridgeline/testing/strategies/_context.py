@@ -110,11 +110,6 @@ def dtype_limits(name: str) -> tuple[float, float]:
     return float(info.min), float(info.max)
 
 
-@dataclass
-class _Leaf:
-    kind: str = ""            # "" or "rowmask" (bool masks whose every row keeps one True)
-
-
 class GenContext:
     """One graph under construction; recipes call its helpers (see the module docstring)."""
 

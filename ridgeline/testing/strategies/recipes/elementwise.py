@@ -7,7 +7,7 @@ import math
 
 from ....ir.ops import get_spec
 from ....ir.ops.spec import OpSpec
-from .._context import FLOATS, GenContext, Skip
+from .._context import FLOATS, GenContext, Skip, dtype_limits
 from . import recipe
 
 __all__ = ["DOMAINS", "DISCONTINUOUS", "ATTRS", "generic_elementwise", "generic_applies", "draw_attrs"]
@@ -95,11 +95,6 @@ def generic_elementwise(ctx: GenContext, op: str) -> None:
     ctx.add(op, inputs, draw_attrs(ctx, op, spec))
 
 
-def _ints_within(dtype: str) -> tuple[float, float]:
-    from .._context import dtype_limits
-    return dtype_limits(dtype)
-
-
 @recipe("Cast", "CastLike")
 def cast(ctx: GenContext, op: str) -> None:
     """A target dtype first; float sources going to integers must be exact and inside the target's
@@ -110,14 +105,14 @@ def cast(ctx: GenContext, op: str) -> None:
     exact = False
     if to not in FLOATS:
         exact = True
-        lo, hi = _ints_within(to) if to != "bool" else (-INF, INF)
+        lo, hi = dtype_limits(to) if to != "bool" else (-INF, INF)
         within = (lo, hi)
     x = ctx.pick(spec.allowed_dtypes("T1"), within=within, exact=exact, allow_dynamic=op == "Cast")
     if x.type.dtype.name in FLOATS and to not in FLOATS:
         if not ctx.info_of(x).exact:
             raise Skip("inexact float to integer")
     elif x.type.dtype.name not in FLOATS and to not in FLOATS and to != "bool":
-        lo, hi = _ints_within(to)
+        lo, hi = dtype_limits(to)
         if not ctx.info_of(x).within(lo, hi):
             raise Skip("integer narrowing that wraps")  # defined, but runtimes disagree on the sign
     attrs = {}
