@@ -9,9 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "tests" / "models"
+
+# hypothesis profiles (ci, soak) and the check_pass fixtures; installed ridgeline also loads the
+# plugin through its pytest11 entry point, which is registered under this same module name
+pytest_plugins = ["ridgeline.testing.pytest_plugin"]
+# bounded and derandomized unless --hypothesis-profile says otherwise (e.g. =soak)
+settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -114,7 +114,7 @@ def _literal(arr: np.ndarray) -> str:
     kind = arr.dtype.kind
     if kind == "b":
         fmt = lambda x: "true" if x else "false"  # noqa: E731
-    elif kind in "iu" or (kind == "V" or arr.dtype.name in ("int4", "uint4")):
+    elif kind in "iu" or arr.dtype.name in ("int4", "uint4"):  # bf16 and fp8 are kind "V" too: floats
         fmt = lambda x: str(int(x))  # noqa: E731
     else:
         fmt = lambda x: _format_float(float(x))  # noqa: E731

@@ -1,24 +1,34 @@
 """Seeded random inputs of the right dtypes and shapes for any graph.
 
-Integer inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim;
-inputs named like masks are all ones and position ids count up, so an exported transformer runs
-on what it was built for.
+Graphs made by ``ridgeline.testing.strategies`` say in ``graph.meta["testing"]`` where each input
+must lie (``ranges``: inside Log's or Acosh's domain, away from a divisor's zero), how to fill
+special ones (``kinds``: ``rowmask`` is a boolean attention mask that keeps one key per row) and
+the sizes of their symbolic dims (``dims``); those inputs follow that. For any other graph, integer
+inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim; inputs
+named like masks are all ones and position ids count up, so an exported transformer runs on what
+it was built for.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from ..ir import Graph, Value
 from ..ir.errors import IRError
 
-__all__ = ["random_inputs", "concrete_shape", "MAX_RANDOM_BYTES"]
+__all__ = ["random_inputs", "concrete_shape", "testing_meta", "restore_dtypes", "MAX_RANDOM_BYTES"]
 
 #: random inputs are for trying a model out: refuse to invent more than this many bytes of them
 MAX_RANDOM_BYTES = 2 ** 31
+
+
+def testing_meta(graph: Graph) -> dict[str, Any]:
+    """What the generator recorded about ``graph``'s inputs (empty for other graphs)."""
+    meta = graph.meta.get("testing")
+    return dict(meta) if isinstance(meta, Mapping) else {}
 
 
 def concrete_shape(v: Value, dims: Mapping[str, int]) -> tuple[int, ...]:
@@ -53,10 +63,30 @@ def _index_bound(v: Value) -> int | None:
     return bound
 
 
+def _in_range(rng: np.random.Generator, shape: tuple[int, ...], dt, lo: float, hi: float) -> np.ndarray:
+    if dt.kind == "bool":
+        return rng.random(shape) < 0.5
+    if dt.is_integer:
+        return rng.integers(int(lo), int(hi) + 1, size=shape).astype(dt.np_dtype)
+    return rng.uniform(lo, hi, size=shape).astype(dt.np_dtype)
+
+
+def _rowmask(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    arr = rng.random(shape) < 0.6
+    if arr.ndim:
+        arr[..., 0] = True  # every query keeps at least one key: no all-masked softmax row
+    return arr
+
+
 def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
-    """One array per graph input: normal floats, in-range indices, ones for masks."""
+    """One array per graph input: values inside the ranges the generator recorded, else normal
+    floats, in-range indices, ones for masks. ``dims`` sizes symbolic dims (default: the sizes the
+    generator bound them to)."""
     rng = np.random.default_rng(seed)
-    dims = dict(dims or {})
+    meta = testing_meta(graph)
+    ranges = meta.get("ranges") or {}
+    kinds = meta.get("kinds") or {}
+    dims = {**dict(meta.get("dims") or {}), **dict(dims or {})}
     out: dict[str, np.ndarray] = {}
     shapes = {v.name: concrete_shape(v, dims) for v in graph.inputs}
     total = sum(v.type.dtype.nbytes(math.prod(shapes[v.name])) for v in graph.inputs)
@@ -67,7 +97,12 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
         shape = shapes[v.name]
         dt = v.type.dtype
         lname = v.name.lower()
-        if dt.kind == "bool":
+        if kinds.get(v.name) == "rowmask":
+            arr = _rowmask(rng, shape)
+        elif v.name in ranges:
+            lo, hi = ranges[v.name]
+            arr = _in_range(rng, shape, dt, lo, hi)
+        elif dt.kind == "bool":
             arr = np.ones(shape, bool) if "mask" in lname else rng.random(shape) < 0.5
         elif dt.is_integer:
             if "mask" in lname:
@@ -79,5 +114,18 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
                 arr = rng.integers(0, bound, size=shape).astype(dt.np_dtype)
         else:
             arr = rng.standard_normal(shape).astype(dt.np_dtype)
-        out[v.name] = np.ascontiguousarray(arr)
+        out[v.name] = np.array(arr, order="C")  # ascontiguousarray would make a 0-d array 1-d
+    return out
+
+
+def restore_dtypes(graph: Graph, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Arrays read back from ``.npz`` with the graph inputs' dtypes: numpy saves bf16, fp8 and
+    int4 arrays (ml_dtypes) as raw void bytes, which this views as the dtype the input declares."""
+    want = {v.name: v.type.dtype.np_dtype for v in graph.inputs}
+    out = {}
+    for name, a in arrays.items():
+        dt = want.get(name)
+        if dt is not None and a.dtype.kind == "V" and a.dtype != dt and a.dtype.itemsize == dt.itemsize:
+            a = a.view(dt)
+        out[name] = a
     return out

@@ -146,6 +146,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 plan.kinds[orig] = "fused-body"
                 continue
         plan.fallbacks[orig] = reason
+    _compile(plan, lowered, runner)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
         ops: dict[str, int] = {}
         for n in plan.fallbacks:
@@ -154,7 +155,6 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         raise BackendError("strict: the llvm backend has no kernel for "
                            + ", ".join(f"{op} (x{k})" for op, k in sorted(ops.items()))
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
-    _compile(plan, lowered, runner)
     nbytes, dtypes, shapes_of = {}, {}, {}
     for orig, node in zip(graph.nodes, bound.nodes):
         if orig in plan.kernels:
@@ -201,10 +201,17 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
     defs: dict[str, str] = {}       # final symbol -> definition text
     decls: dict[str, str] = {}      # declaration lines (intrinsics, libm)
     names: list[dict[str, tuple[str, int]]] = []
-    for _, lw in lowered:
+    emitted: list[tuple[Node, Lowering]] = []
+    for orig, lw in lowered:
         m = ir.Module(name="k")
         local: dict[str, str] = {}
-        lw.emit(m, lambda n, local=local: local.setdefault(n, f"KERNEL.{n}"))
+        try:
+            lw.emit(m, lambda n, local=local: local.setdefault(n, f"KERNEL.{n}"))
+        except Unsupported as e:  # found only while emitting (an op on a dtype with no scalar code)
+            plan.fallbacks[orig] = str(e)
+            plan.kinds.pop(orig, None)
+            continue
+        emitted.append((orig, lw))
         mine: dict[str, tuple[str, int]] = {}
         for fn in m.functions:
             if fn.is_declaration:
@@ -225,7 +232,7 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
         for final in defs:
             _COMPILED[final] = module
     fns: dict[str, Any] = {}
-    for (orig, lw), mine in zip(lowered, names):
+    for (orig, lw), mine in zip(emitted, names):
         def get(local: str, mine=mine):
             final, n_ptrs = mine[local]
             f = fns.get(final)

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     g = load_model(args, bind=False)
     dims = parse_dims(args.dim)
     if args.inputs:
-        inputs = _load_npz(args.inputs)
+        from ...testing.inputs import restore_dtypes
+        inputs = restore_dtypes(g, _load_npz(args.inputs))  # bf16/fp8/int4 come back from .npz as bytes
     else:
         inputs = random_inputs(g, seed=args.seed, dims=dims)
     exe = compile(g, backend=args.backend, pipeline=args.pipeline, **backend_options(args))

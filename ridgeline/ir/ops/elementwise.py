@@ -178,7 +178,9 @@ def _declare_variadic(name):
             sym_elementwise(ctx, sym)
         return [broadcast_ctx(ctx)]
     infer.__doc__ = f"Elementwise {name} of any number of inputs, with broadcasting."
-    op(name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="elementwise",
+    # ONNX's Max and Min take every numeric type, Sum and Mean floats only
+    allowed = NUMERIC if name in ("Max", "Min") else FLOAT
+    op(name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": allowed}, category="elementwise",
        commutative=True, flops=per_element(1), since=13)(infer)
 
 

@@ -222,6 +222,13 @@ def _pairs(root: Node, result) -> list[tuple[Value, Value | None]]:
     return list(zip(root.outputs, news))
 
 
+def _same_type(a, b) -> bool:
+    """Same dtype and shape, a dim nobody knows (``_u…``) matching any other."""
+    from ...ir.infer import is_unknown
+    return a.dtype == b.dtype and a.rank == b.rank and all(
+        x == y or is_unknown(x) or is_unknown(y) for x, y in zip(a.shape, b.shape))
+
+
 def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> bool:
     root = m.root
     b = RewriteBuilder(graph, before=root, hint=root.outputs[0].name if root.outputs else "")
@@ -231,6 +238,11 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
         return False
     pairs = _pairs(root, result)
     created = {id(n) for n in b.created}
+    if any(new is not None and not _same_type(old.type, new.type) for old, new in pairs):
+        # a replacement of another type is a rule that overlooked a broadcast (Gelu(x) for
+        # ½·x·(1 + tanh(...)) whose constant 1 is [1] while x is a scalar): keep the original
+        erase_dead(graph, reversed(b.created))
+        return False
     for old, new in pairs:
         # an output replaced by an input, a constant or another output would only move its name
         # onto an Identity: no progress, and a fixed point would never be reached

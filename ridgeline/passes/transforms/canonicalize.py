@@ -88,7 +88,13 @@ NEUTRAL = Rule("neutral-element",
 # --------------------------------------------------------------------------- chains
 def _view_chain_check(m: Match) -> bool | str:
     y = m["y"]
-    if y.type.is_static or (y.type == m["x"].type and _known(y.type)):
+    if y.type.is_static:
+        return True
+    if y.type == m["x"].type and _known(y.type):
+        if y.graph is not None and any(o is y for o in y.graph.outputs):
+            # an output keeps its node (its name is the interface), and a Reshape to a symbolic
+            # shape cannot be written as a constant
+            return f"the result {y.type} is a graph output with symbolic dims"
         return True
     return f"the result type {y.type} is not static"
 

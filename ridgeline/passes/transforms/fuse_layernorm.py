@@ -44,12 +44,19 @@ def _check(m: Match) -> bool | str:
     return True
 
 
+def _stash(m: Match) -> dict:
+    # the statistics default to f32 (stash_type=1): an f64 decomposition keeps its precision only
+    # with stash_type=11
+    return {"stash_type": 11} if m["x"].type.dtype.name == "f64" else {}
+
+
 def _rewrite(m: Match, b: RewriteBuilder):
     axis = trailing_axis(m, "mean", "var")
     scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
     bias = scale_operand(m, "bias", axis, b)
     rank = m["x"].type.rank
-    return b.LayerNormalization(m["x"], scale, bias, axis=axis - rank, epsilon=attr_float(m.const("eps")), _outputs=1)
+    return b.LayerNormalization(m["x"], scale, bias, axis=axis - rank, epsilon=attr_float(m.const("eps")),
+                                _outputs=1, **_stash(m))
 
 
 LAYER_NORM = Rule("layer-norm", PATTERN, _rewrite, check=_check, benefit=5,

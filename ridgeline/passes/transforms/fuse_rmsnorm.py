@@ -38,11 +38,17 @@ def _check(m: Match) -> bool | str:
     return True
 
 
+def _stash(m: Match) -> dict:
+    # the statistics default to f32 (stash_type=1): an f64 decomposition keeps its precision only
+    # with stash_type=11
+    return {"stash_type": 11} if m["x"].type.dtype.name == "f64" else {}
+
+
 def _rewrite(m: Match, b: RewriteBuilder):
     axis = trailing_axis(m, "mean")
     scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
     rank = m["x"].type.rank
-    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=attr_float(m.const("eps")))
+    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=attr_float(m.const("eps")), **_stash(m))
 
 
 RMS_NORM = Rule("rms-norm", PATTERN, _rewrite, check=_check, benefit=5,

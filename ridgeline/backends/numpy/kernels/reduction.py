@@ -10,7 +10,7 @@ from . import kernel
 def _axes(node, x, axes):
     if axes is None or axes.size == 0:
         if node.attr("noop_with_empty_axes"):
-            return None
+            return ()  # reduce over no axis: ReduceL2 still gives |x|, ReduceLogSum log(x) (onnx.reference)
         return tuple(range(x.ndim))
     return tuple(int(a) % x.ndim for a in axes.reshape(-1))
 
@@ -32,8 +32,6 @@ _REDUCE = {
 @kernel(*_REDUCE)
 def reduce(node, x, axes=None):
     ax = _axes(node, x, axes)
-    if ax is None:
-        return x
     keep = bool(node.attr("keepdims"))
     if x.size == 0 and node.op in ("ReduceMax", "ReduceMin"):
         shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape)) if keep else \

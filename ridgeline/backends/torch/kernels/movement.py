@@ -11,7 +11,8 @@ from . import ints, kernel, same_device
 @kernel("Transpose")
 def transpose(node, x):
     perm = node.attr("perm")
-    return x.permute(*(perm if perm is not None else reversed(range(x.dim()))))
+    perm = tuple(perm if perm is not None else reversed(range(x.dim())))
+    return x.permute(*perm) if perm else x  # a scalar: permute() wants at least one dim
 
 
 @kernel("Concat")
@@ -102,7 +103,8 @@ def expand(node, x, shape):
 
 @kernel("Tile")
 def tile(node, x, reps):
-    return x.repeat(*ints(reps))
+    r = ints(reps)
+    return x.repeat(*r) if r else x.clone()  # a scalar tiles by no repeats: Tensor.repeat() wants some
 
 
 @kernel("Pad")

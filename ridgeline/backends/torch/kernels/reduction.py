@@ -41,11 +41,17 @@ _REDUCE = {
 }
 
 
+# with noop_with_empty_axes and no axes, a reduction reduces nothing but its elementwise part still
+# applies (onnx.reference); torch's dim=() would reduce every dim instead
+_NOOP = {"ReduceL1": torch.abs, "ReduceL2": lambda x: torch.sqrt(x * x), "ReduceSumSquare": lambda x: x * x,
+         "ReduceLogSum": torch.log, "ReduceLogSumExp": lambda x: torch.log(torch.exp(x))}
+
+
 @kernel(*_REDUCE)
 def reduce(node, x, axes=None):
     ax = _axes(node, x, axes)
     if ax is None:
-        return x
+        return _NOOP.get(node.op, lambda v: v)(x)
     keep = bool(node.attr("keepdims"))
     if x.numel() == 0 and node.op in ("ReduceMax", "ReduceMin"):
         shape = [1 if i in ax else d for i, d in enumerate(x.shape)] if keep else \
