@@ -274,11 +274,11 @@ def _path(kind: str | None) -> str:
 
 
 def _rate(v: float) -> str:
-    return f"{v / 1e9:.1f} GFLOP/s"
+    return f"{v / 1e9:.4g} GFLOP/s"   # 4 digits: a slow host (2.03 GB/s) must not round by 2%
 
 
 def _bw(v: float) -> str:
-    return f"{v / 1e9:.1f} GB/s"
+    return f"{v / 1e9:.4g} GB/s"
 
 
 def _size(v: int) -> str:
@@ -344,7 +344,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
         "",
         "[overheads]",
-        f'kernel = "{cal.kernel_overhead_s * 1e6:.2f} us"   # measured: one more node in an llvm-backend run',
+        f'kernel = "{cal.kernel_overhead_s * 1e6:.4g} us"   # measured: one more node in an llvm-backend run',
         "",
         "[efficiency]",
         "matrix = 1.0                  # the peaks above are achieved figures, not datasheet ones",
