@@ -211,6 +211,12 @@ def _ints(node, name: str) -> tuple:
     return tuple(node.attr(name) or ())
 
 
+def _seq(v) -> object:
+    """Sequence length of an Attention operand: [b, h, s, d] or [b, s, hidden]."""
+    shape = v.type.shape
+    return shape[-2] if len(shape) == 4 else shape[1]
+
+
 def onnxruntime_gap(node) -> str | None:
     """Why onnxruntime cannot take ``node`` as we export it (a limitation of the runtime, checked
     against onnx.reference), or None."""
@@ -246,13 +252,20 @@ def onnxruntime_gap(node) -> str | None:
         return "QLinearMatMul: onnxruntime takes per-tensor scales and zero points only"
     if op == "Attention" and len(node.inputs) > 4 and node.inputs[4] is not None and len(node.outputs) < 3:
         return "Attention: onnxruntime wants present_key/value whenever past_key/value are given"
+    if op == "Attention" and node.attr("is_causal") and len(node.inputs) > 4 and node.inputs[4] is not None \
+            and _seq(node.inputs[0]) != _seq(node.inputs[1]):
+        # queries and new keys of different lengths: onnx.reference (and ridgeline) put query i at
+        # past + i, onnxruntime at total - q_len + i
+        return "Attention: onnxruntime offsets is_causal by total - q_len, onnx.reference by the past length"
     if op == "RMSNormalization" and node.inputs[0].type.dtype != node.inputs[1].type.dtype:
         return "RMSNormalization: onnxruntime's function body fails on a scale of another dtype"
     if op == "MeanVarianceNormalization":
         shape = node.inputs[0].type.shape
-        if all(shape[a] == 1 for a in node.attr("axes")):
+        x = node.inputs[0]
+        flat = x.producer is not None and x.producer.op == "ConstantOfShape"
+        if all(shape[a] == 1 for a in node.attr("axes")) or flat:
             # onnx.reference gives 0 (x - E[x] = 0); onnxruntime's E[x²] - E[x]² comes out negative
-            return "MeanVarianceNormalization: onnxruntime gives NaN for one-element slices"
+            return "MeanVarianceNormalization: onnxruntime gives NaN for constant (or one-element) slices"
     return None
 
 

@@ -14,7 +14,7 @@ from . import kernel, same_device
 def _kind(spatial, dims, kernel_shape, device) -> torch.Tensor:
     """The reference's window codes (0 input, 1 explicit pad, 2 ceil-mode overhang), from shapes."""
     _, kind = _np_windows(np.zeros((1, 1) + tuple(spatial), np.int8), dims, kernel_shape, 0)
-    return torch.from_numpy(np.ascontiguousarray(kind[0, 0])).to(device)
+    return torch.from_numpy(np.array(kind[0, 0], order="C")).to(device)   # a copy: kind may be a read-only strided view
 
 
 def windows(x: torch.Tensor, dims, kernel_shape, fill) -> torch.Tensor:
