@@ -19,7 +19,7 @@ def _gemm(m, n, k, *, weight=True):
 
 def test_small_working_sets_come_from_cache_big_weights_from_dram():
     host = get_target("host-cpu")
-    small = estimate(_gemm(64, 64, 64), host).nodes[0]
+    small = estimate(_gemm(32, 32, 32), host).nodes[0]   # 12 KiB + 65 kFLOP: below the split threshold
     assert small.bytes["dram"] == 0 and small.bytes.get("l1", 0) + small.bytes.get("l2", 0) > 0
     big = estimate(_gemm(1, 8192, 8192), host).nodes[0]         # a 256 MiB weight: streamed from DRAM
     assert big.bytes["dram"] >= 8192 * 8192 * 4 and big.bound == "memory"
@@ -46,3 +46,38 @@ def test_gpt2_decode_on_the_host_is_memory_bound_and_fits():
     e = estimate(models.build("gpt2", phase="decode", context=256), "host-cpu", companion=None)
     assert e.memory.fits and e.bound in ("memory", "overhead")
     assert e.llm.tokens_per_s > 0
+
+
+def _host_with(tmp_path, overheads: str):
+    from ridgeline.cost_models.targets import load_target_file
+    import ridgeline
+    from pathlib import Path
+    text = (Path(ridgeline.__file__).parent / "cost_models" / "targets" / "host-cpu.toml").read_text()
+    text = text.replace('name = "host-cpu"', 'name = "my-host"')
+    head, rest = text.split("[overheads]\n", 1)
+    tail = rest[rest.index("\n["):] if "\n[" in rest else ""
+    path = tmp_path / "my-host.toml"
+    path.write_text(head + "[overheads]\n" + overheads + "\n" + tail)
+    return load_target_file(path)
+
+
+def test_runtime_fixed_costs_land_where_the_runtime_pays_them(tmp_path):
+    g = Graph("g")
+    x = g.add_input("x", tensor("f32", 4, 8))
+    shape = g.add_constant("s", __import__("numpy").array([8, 4], "int64"))
+    r = g.add_node("Reshape", [x, shape]).outputs[0]          # a view: no kernel
+    small = g.add_node("Neg", [r]).outputs[0]                 # one core
+    big_in = g.add_input("y", tensor("f32", 1 << 20))
+    big = g.add_node("Neg", [big_in]).outputs[0]              # 8 MiB touched: split across the cores
+    g.outputs = [small, big]
+    plain = estimate(g, _host_with(tmp_path, 'kernel = "5 us"'))
+    host = _host_with(tmp_path, 'kernel = "5 us"\nnode = "2 us"\nrun = "30 us"\nparallel = "20 us"')
+    e = estimate(g, host)
+    by_op = {(n.op, n.detail.get("cores")): n for n in e.nodes}
+    base = {(n.op, n.detail.get("cores")): n for n in plain.nodes}
+    assert by_op[("Reshape", None)].time_s == pytest.approx(2e-6)
+    assert by_op[("Neg", 1)].time_s == pytest.approx(base[("Neg", 1)].time_s)
+    assert by_op[("Neg", 2)].time_s - base[("Neg", 2)].time_s == pytest.approx(20e-6)
+    run = [n for n in e.nodes if n.op == "run"]
+    assert len(run) == 1 and run[0].time_s == pytest.approx(30e-6)
+    assert e.time_s - plain.time_s == pytest.approx(2e-6 + 20e-6 + 30e-6)

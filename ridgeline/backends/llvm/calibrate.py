@@ -44,8 +44,9 @@ class Calibration:
     level_bandwidth: dict[str, float] = field(default_factory=dict)   # "L1d"/"L2"/"L3" -> copy B/s, all cores
     vector_flops: float = 0.0          # f32 element-wise FLOP/s on cache-resident data, all cores
     memory_bytes: int = 0
-    kernel_overhead_s: float = 0.0     # one more node in a run
-    run_overhead_s: float = 0.0        # a run of one tiny node
+    kernel_overhead_s: float = 0.0     # one more kernel node in a run
+    view_overhead_s: float = 0.0       # one more view node (no kernel) in a run
+    run_overhead_s: float = 0.0        # a run, beyond its nodes
     parallel_dispatch_s: float = 0.0   # splitting one kernel across the cores
     seconds: float = 0.0
 
@@ -207,21 +208,25 @@ def _vector_peak(threads: int) -> float:
     return 64.0 * n * reps / _pingpong(n, 32, reps, threads)
 
 
-def _overheads(repeats: int) -> tuple[float, float]:
-    def chain(k: int):
+def _overheads(repeats: int) -> tuple[float, float, float]:
+    """Per kernel node, per view node, per run: slopes and intercept of chains of 1 and 65 nodes."""
+    def chain(k: int, op: str):
         g = Graph(f"chain{k}")
         v = g.add_input("x", tensor("f32", 1))
         b = Builder(g)
-        for _ in range(k):
-            v = b.Neg(v)
+        for j in range(k):
+            v = b.Neg(v) if op == "Neg" else (b.Unsqueeze(v, g.add_constant(f"a{j}", np.array([0], np.int64)))
+                                              if j % 2 == 0 else b.Squeeze(v, g.add_constant(f"a{j}", np.array([0], np.int64))))
         g.outputs = [v]
         return _compile(g, threads=1)
     x = {"x": np.ones(1, np.float32)}
-    e1, e65 = chain(1), chain(65)
-    t1 = _best(lambda: e1.run(x), repeats * 20)
-    t65 = _best(lambda: e65.run(x), repeats * 5)
-    per = max((t65 - t1) / 64, 0.0)
-    return per, t1
+    times = {}
+    for op in ("Neg", "view"):
+        e1, e65 = chain(1, op), chain(65, op)
+        times[op] = (_best(lambda: e1.run(x), repeats * 20), _best(lambda: e65.run(x), repeats * 5))
+    per = max((times["Neg"][1] - times["Neg"][0]) / 64, 0.0)
+    view = max((times["view"][1] - times["view"][0]) / 64, 0.0)
+    return per, view, max(times["Neg"][0] - per, 0.0)
 
 
 def _dispatch(repeats: int) -> float:
@@ -262,7 +267,7 @@ def calibrate(*, quick: bool = False, threads: int | None = None) -> Calibration
         cal.level_bandwidth[level] = _level_bandwidth(size, cores if level != "L3" else 1, cores)
     cal.vector_flops = _vector_peak(cores)
     cal.memory_bytes = _mem_total()
-    cal.kernel_overhead_s, cal.run_overhead_s = _overheads(repeats)
+    cal.kernel_overhead_s, cal.view_overhead_s, cal.run_overhead_s = _overheads(repeats)
     cal.parallel_dispatch_s = _dispatch(repeats)
     cal.seconds = time.perf_counter() - t0
     log.info("calibrated in %.1f s", cal.seconds)
@@ -344,7 +349,10 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
         "",
         "[overheads]",
-        f'kernel = "{cal.kernel_overhead_s * 1e6:.4g} us"   # measured: one more node in an llvm-backend run',
+        f'kernel = "{cal.kernel_overhead_s * 1e6:.4g} us"   # measured: one more kernel node in an llvm-backend run',
+        f'node = "{cal.view_overhead_s * 1e6:.4g} us"   # measured: one more view node (Squeeze/Unsqueeze)',
+        f'run = "{cal.run_overhead_s * 1e6:.4g} us"   # measured: a one-node run less its node',
+        f'parallel = "{cal.parallel_dispatch_s * 1e6:.4g} us"   # measured: a split launch beyond its share of the one-core time',
         "",
         "[efficiency]",
         "matrix = 1.0                  # the peaks above are achieved figures, not datasheet ones",

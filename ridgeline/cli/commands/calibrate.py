@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("element-wise f32 (L1)", f"{g(cal.vector_flops)} GFLOP/s", "-"))
         rows += [(f"STREAM {k}", f"{g(cal.stream[k])} GB/s", f"{g(cal.stream[k + '_1core'])} GB/s") for k in ("copy", "triad")]
         rows += [(f"{lvl} copy ({cal.caches[lvl] // 1024} KiB)", f"{g(v)} GB/s", "-") for lvl, v in cal.level_bandwidth.items()]
-        rows += [("overhead per node", fmt_time(cal.kernel_overhead_s), "-"),
+        rows += [("overhead per kernel node", fmt_time(cal.kernel_overhead_s), "-"),
+                 ("overhead per view node", fmt_time(cal.view_overhead_s), "-"),
                  ("overhead per run", fmt_time(cal.run_overhead_s), "-"),
                  ("split across cores", fmt_time(cal.parallel_dispatch_s), "-")]
         table(f"{cal.cpu} ({cal.llvm_cpu}), {cal.vector_bits}-bit SIMD, measured in {cal.seconds:.1f} s",

@@ -209,15 +209,20 @@ def _host_prediction(args, row: dict, exe, g, inputs, results: dict, host: str) 
     row["host_cpu_predicted_s"] = est.time_s
     row["predicted_over_measured"] = est.time_s / row["measured_s"] if row["measured_s"] else None
     if args.per_node:
+        # the median of --repeat profiled runs per node: one run's node times are as noisy as its total
+        samples: dict[str, list[float]] = {}
         try:
-            exe.run(inputs, profile=True)
-            timings = getattr(exe, "timings", {}) or {}
+            for _ in range(max(1, args.repeat)):
+                exe.run(inputs, profile=True)
+                for n, t in (getattr(exe, "timings", {}) or {}).items():
+                    if n.outputs:
+                        samples.setdefault(n.outputs[0].name, []).append(t)
         except (TypeError, RidgelineError):
-            timings = {}
-        measured = {n.outputs[0].name: t for n, t in timings.items() if n.outputs}
+            samples = {}
+        measured = {k: statistics.median(v) for k, v in samples.items()}
         row["per_node"] = [{"node": r.name, "op": r.op, "predicted_s": r.time_s, "measured_s": measured.get(r.name),
                             "ratio": (r.time_s / measured[r.name]) if measured.get(r.name) else None}
-                           for r in est.nodes if r.detail.get("kernels", 1)]
+                           for r in est.nodes if r.time_s > 0 and r.op != "run"]
     results[f"{row['name']}/{host}"] = est
 
 

@@ -4,9 +4,12 @@ Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × 
 with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; M = 1 is a GEMV); element-wise
 work and conversions on the vector unit. The same cores do both, so the two add. Weights and the
 KV cache come from DRAM unless all of them fit in a cache; activations from the innermost cache
-level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels smaller than
-``array.parallel_min_bytes`` run on one core. Each kernel pays ``overheads.kernel`` (the executing
-runtime's per-node dispatch). Nodes run one after another.
+level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels whose
+work (bytes touched plus flops, the split rule of the llvm backend) is below ``array.parallel_min_bytes`` run
+on one core; a kernel split across cores pays ``overheads.parallel`` once. Nodes run one after another, and
+the runtime's fixed costs are priced where it pays them: ``overheads.kernel`` per kernel launch,
+``overheads.node`` per node that launches none (a view the interpreter still steps through), and
+``overheads.run`` once per run (binding inputs, returning outputs) as a record of its own.
 
 The point of this family is to be checked against real runs: ``ridgeline compare MODEL
 --backends numpy,llvm,host-cpu`` prints predicted and measured times side by side.
@@ -34,10 +37,14 @@ class CpuModel(CostModel):
         "array": {
             "cores": Field("int", None, "cores the runtime uses"),
             "gemm_rows": Field("int", 8, "rows of the GEMM micro-kernel (M is padded to it)"),
-            "parallel_min_bytes": Field("size", 256 * 1024, "kernels touching fewer bytes run on one core"),
+            "parallel_min_bytes": Field("size", 256 * 1024,
+                                        "kernels whose bytes touched plus flops are fewer run on one core"),
         },
         "overheads": {
             "kernel": Field("time", 2.5e-6, "runtime dispatch cost per kernel"),
+            "node": Field("time", 0.0, "runtime cost of a node that launches no kernel (a view)"),
+            "run": Field("time", 0.0, "runtime cost per run: binding inputs, returning outputs"),
+            "parallel": Field("time", 0.0, "cost of splitting one kernel across the cores"),
         },
         "efficiency": {
             "matrix": Field("fraction", 0.5, "sustained share of SIMD FMA peak in GEMMs"),
@@ -68,7 +75,8 @@ class CpuModel(CostModel):
             return NodeCost(w.name, w.op, w.category, 0.0, 0.0, {}, "overhead", detail={"kernels": 0})
         nbytes = w.bytes_at(dev.name)
         footprint = nbytes[dev.name]
-        cores = self.cores if footprint >= t.array["parallel_min_bytes"] else 1
+        work = footprint + w.flops
+        cores = self.cores if work >= t.array["parallel_min_bytes"] else 1
         share = cores / self.cores
         rows = int(t.array["gemm_rows"])
         compute = 0.0
@@ -127,14 +135,22 @@ class CpuModel(CostModel):
 
     def schedule(self, records: list[NodeCost], plan) -> list[NodeCost]:
         ovh = self.options["kernel_overhead"]
-        per = float(self.target.overheads["kernel"] if ovh is None else ovh)
+        o = self.target.overheads
+        per = float(o["kernel"] if ovh is None else ovh)
+        out = []
         for r in records:
-            k = int(r.detail.get("kernels", 1))
-            if k == 0 or r.category in ("collective", "transfer"):
+            if r.category in ("collective", "transfer"):
+                out.append(r)
                 continue
-            busy = r.time_s
-            r.overhead_s = per * k
-            r.time_s = busy + r.overhead_s
-            if r.overhead_s > busy:
-                r.bound = "overhead"
-        return records
+            k = int(r.detail.get("kernels", 1))
+            extra = per * k if k else float(o["node"])
+            if k and r.detail.get("cores", 1) > 1:
+                extra += float(o["parallel"])
+            if extra:
+                r = r.clone(overhead_s=extra, time_s=r.time_s + extra,
+                            bound="overhead" if extra > r.time_s else r.bound)
+            out.append(r)
+        if o["run"]:
+            out.append(NodeCost("(run)", "run", "overhead", float(o["run"]), 0.0, {}, "overhead",
+                                overhead_s=float(o["run"]), detail={"kernels": 0}))
+        return out

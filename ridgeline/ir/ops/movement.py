@@ -232,6 +232,8 @@ def _pad(ctx: InferContext):
     out = list(shape)
     for k, a in enumerate(axes):
         out[a] = D.add(D.add(shape[a], pads[k]), pads[k + len(axes)])
+        if isinstance(out[a], int) and out[a] < 0:
+            ctx.fail(f"pads {pads[k]}, {pads[k + len(axes)]} crop axis {a} of size {shape[a]} below zero")
     return [tuple(out)]
 
 

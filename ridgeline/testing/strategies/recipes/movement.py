@@ -260,7 +260,8 @@ def pad(ctx: GenContext, op: str) -> None:
         hi = {"reflect": d - 1, "wrap": d}.get(mode, 2)
         lo = -(d - 1) if mode == "constant" and ctx.rare() else 0
         begin.append(ctx.integer(lo, max(lo, min(hi, 2))))
-        end.append(ctx.integer(lo, max(lo, min(hi, 2))))
+        lo_end = max(lo, -(d + begin[-1]))   # negative pads may crop the axis to nothing, not below
+        end.append(ctx.integer(lo_end, max(lo_end, min(hi, 2))))
     inputs = [x, ctx.ints(begin + end), None]
     extra = []
     if mode == "constant":
