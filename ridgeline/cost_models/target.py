@@ -51,7 +51,7 @@ TOPOLOGIES = ("switch", "ring", "torus-2d", "torus-3d", "mesh", "point-to-point"
 @dataclass(frozen=True)
 class Field:
     """A family-specific key: ``kind`` is a quantity kind (size, time, …) or int, float,
-    fraction (0..1], bool, str, ints; ``default`` None means required."""
+    fraction (0..1], bool, str, ints, times (a table of name = time); ``default`` None means required."""
 
     kind: str
     default: Any = None
@@ -82,6 +82,10 @@ class Field:
                 if not isinstance(value, str):
                     raise ValueError(f"expected a string, got {value!r}")
                 return value
+            if k == "times":
+                if not isinstance(value, dict):
+                    raise ValueError(f"expected a table of times, got {value!r}")
+                return MappingProxyType({str(n): parse_quantity(t, "time") for n, t in value.items()})
             if k == "ints":
                 if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool)
                                                           and x > 0 for x in value):

@@ -37,6 +37,11 @@ def test_quick_calibration_writes_a_cpu_target(capsys, tmp_path):
     assert t.peak("f32") == pytest.approx(data["gemm_flops"]["f32"], rel=0.01)
     assert t.device_memory.bandwidth == pytest.approx(data["stream"]["triad"], rel=0.01)
     assert t.overheads["kernel"] == pytest.approx(data["kernel_overhead_s"], rel=0.01)
+    assert t.overheads["run"] == pytest.approx(data["run_overhead_s"], rel=0.01, abs=1e-9)
+    assert t.overheads["node"] == pytest.approx(data["view_overhead_s"], rel=0.01, abs=1e-9)
+    assert t.overheads["parallel"] == pytest.approx(data["parallel_dispatch_s"], rel=0.01, abs=1e-9)
+    assert dict(t.overheads["ops"]) == pytest.approx(data["op_overhead_s"], rel=0.01)
+    assert t.array["attention_score"] + t.array["attention_channel"] * 16 > 0   # attention costs something per score
 
 
 def test_refuses_to_overwrite_or_touch_packaged_targets(capsys, tmp_path):

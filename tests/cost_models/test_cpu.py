@@ -81,3 +81,34 @@ def test_runtime_fixed_costs_land_where_the_runtime_pays_them(tmp_path):
     run = [n for n in e.nodes if n.op == "run"]
     assert len(run) == 1 and run[0].time_s == pytest.approx(30e-6)
     assert e.time_s - plain.time_s == pytest.approx(2e-6 + 20e-6 + 30e-6)
+
+
+def _attention_graph(s: int, d: int) -> Graph:
+    g = Graph("att")
+    q = g.add_input("q", tensor("f32", 1, 4, s, d))
+    g.outputs = [g.add_node("Attention", [q, q, q]).outputs[0]]
+    return g
+
+
+def test_measured_op_dispatch_and_attention_per_score(tmp_path):
+    host = _host_with(tmp_path, 'kernel = "5 us"\nops = { Attention = "20 us", MatMul = "7 us" }')
+    e = estimate(_gemm(4, 8, 8), host)
+    assert e.nodes[0].overhead_s == pytest.approx(7e-6)
+    a = estimate(_attention_graph(16, 8), host).nodes[0]
+    assert a.overhead_s == pytest.approx(20e-6)
+    text = (tmp_path / "my-host.toml").read_text().replace(
+        "[array]\n", '[array]\nattention_score = "2 ns"\nattention_channel = "0.05 ns"\n')
+    (tmp_path / "my-host.toml").write_text(text)
+    from ridgeline.cost_models.targets import load_target_file
+    timed = load_target_file(tmp_path / "my-host.toml")
+    for s, d in ((64, 8), (128, 64)):
+        r = estimate(_attention_graph(s, d), timed).nodes[0]
+        assert r.compute_s == pytest.approx(4 * s * s * (2e-9 + 0.05e-9 * 2 * d), rel=1e-6)
+
+
+def test_a_gemm_of_one_task_runs_on_one_core():
+    host = get_target("host-cpu")
+    one = estimate(_gemm(32, 256, 32), host).nodes[0]        # 0.5 MFLOP but one 64 x 256 task
+    two = estimate(_gemm(128, 256, 32), host).nodes[0]       # two tasks
+    gemv = estimate(_gemm(1, 4096, 64), host).nodes[0]        # a row: split by columns
+    assert one.detail["cores"] == 1 and two.detail["cores"] == 2 and gemv.detail["cores"] == 2

@@ -47,6 +47,9 @@ class Calibration:
     kernel_overhead_s: float = 0.0     # one more kernel node in a run
     view_overhead_s: float = 0.0       # one more view node (no kernel) in a run
     run_overhead_s: float = 0.0        # a run, beyond its nodes
+    op_overhead_s: dict[str, float] = field(default_factory=dict)   # op -> per kernel, where not kernel_overhead_s
+    attention_score_s: float = 0.0     # attention kernel, one core: per score
+    attention_channel_s: float = 0.0   # ... and per score and head channel (d + dv)
     parallel_dispatch_s: float = 0.0   # splitting one kernel across the cores
     seconds: float = 0.0
 
@@ -229,6 +232,65 @@ def _overheads(repeats: int) -> tuple[float, float, float]:
     return per, view, max(times["Neg"][0] - per, 0.0)
 
 
+def _first(v):
+    return v[0] if isinstance(v, (tuple, list)) else v
+
+
+#: ops whose kernels cost more to dispatch than a unary element-wise one (more operands, more
+#: glue): chains of each on tiny tensors; ``x`` is [4, 8] f32, ``c(name, array)`` adds a constant
+_OP_CHAINS: dict[str, Callable] = {
+    "Add": lambda b, v, x, c: b.Add(v, x),
+    "MatMul": lambda b, v, x, c: b.MatMul(v, c("w", np.eye(8, dtype=np.float32))),
+    "LayerNormalization": lambda b, v, x, c: _first(b.LayerNormalization(v, c("s", np.ones(8, np.float32)),
+                                                                  c("o", np.zeros(8, np.float32)), axis=-1)),
+    "RMSNormalization": lambda b, v, x, c: b.RMSNormalization(v, c("s", np.ones(8, np.float32)), axis=-1),
+    "Gather": lambda b, v, x, c: b.Gather(v, c("i", np.array([3, 2, 1, 0], np.int64)), axis=0),
+    "Softmax": lambda b, v, x, c: b.Softmax(v, axis=-1),
+    "Attention": lambda b, v, x, c: b.Reshape(_first(b.Attention(*(b.Reshape(v, c("s3", np.array([1, 4, 8], np.int64))),) * 3,
+                                                                 q_num_heads=2, kv_num_heads=2)),
+                                              c("s2", np.array([4, 8], np.int64))),
+}
+
+
+def _op_overheads(repeats: int, base: float, view: float) -> dict[str, float]:
+    """Dispatch cost per kernel of each op in ``_OP_CHAINS`` (slope of chains of 1 and 17), kept
+    where it differs from the unary element-wise ``base`` by more than 10%."""
+    def chain(k: int, make):
+        g = Graph(f"chain{k}")
+        v = x = g.add_input("x", tensor("f32", 4, 8))
+        b = Builder(g)
+        for j in range(k):
+            v = _first(make(b, v, x, lambda n, a, j=j: g.add_constant(f"{n}{j}", a)))
+        g.outputs = [v]
+        return _compile(g, threads=1)
+    inp = {"x": np.ones((4, 8), np.float32)}
+    out = {}
+    for op, make in _OP_CHAINS.items():
+        e1, e17 = chain(1, make), chain(17, make)
+        t = (_best(lambda: e17.run(inp), repeats * 10) - _best(lambda: e1.run(inp), repeats * 10)) / 16
+        if op == "Attention":
+            t -= 2 * view   # its chain steps through two reshapes per link
+        if abs(t - base) > 0.1 * base:
+            out[op] = max(t, 0.0)
+    return out
+
+
+def _attention_per_score(repeats: int) -> tuple[float, float]:
+    """Per score, one core: (fixed part, part per head channel) of the attention kernel, fitted to
+    two head sizes at 4 heads × 128 queries × 128 keys (dispatch costs cancel in the fit)."""
+    pts = []
+    for d in (8, 64):
+        g = Graph("att")
+        q = g.add_input("q", tensor("f32", 1, 4, 128, d))
+        g.outputs = [_first(Builder(g).Attention(q, q, q))]
+        exe = _compile(g, threads=1)
+        inp = {"q": np.random.default_rng(0).standard_normal((1, 4, 128, d)).astype(np.float32) * 0.1}
+        pts.append((2 * d, _best(lambda: exe.run(inp), repeats * 4) / (4 * 128 * 128)))
+    (c1, t1), (c2, t2) = pts
+    chan = max((t2 - t1) / (c2 - c1), 0.0)
+    return max(t1 - chan * c1, 0.0), chan
+
+
 def _dispatch(repeats: int) -> float:
     """What splitting costs: a split launch's time beyond an ideal share of the single-core time."""
     n = 1 << 16
@@ -268,6 +330,8 @@ def calibrate(*, quick: bool = False, threads: int | None = None) -> Calibration
     cal.vector_flops = _vector_peak(cores)
     cal.memory_bytes = _mem_total()
     cal.kernel_overhead_s, cal.view_overhead_s, cal.run_overhead_s = _overheads(repeats)
+    cal.op_overhead_s = _op_overheads(repeats, cal.kernel_overhead_s, cal.view_overhead_s)
+    cal.attention_score_s, cal.attention_channel_s = _attention_per_score(repeats)
     cal.parallel_dispatch_s = _dispatch(repeats)
     cal.seconds = time.perf_counter() - t0
     log.info("calibrated in %.1f s", cal.seconds)
@@ -346,13 +410,18 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         "[array]",
         f"cores = {cal.cores}",
         "gemm_rows = 8                 # rows of the llvm backend's GEMM micro-kernel",
+        "gemm_task = [64, 256]         # the llvm backend's GEMM task: MC rows x up to 256 columns",
         f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
+        f'attention_score = "{cal.attention_score_s * 1e9:.4g} ns"   # measured: the attention kernel per score, one core',
+        f'attention_channel = "{cal.attention_channel_s * 1e9:.4g} ns"   # measured: per score and head channel (d + dv)',
         "",
         "[overheads]",
         f'kernel = "{cal.kernel_overhead_s * 1e6:.4g} us"   # measured: one more kernel node in an llvm-backend run',
         f'node = "{cal.view_overhead_s * 1e6:.4g} us"   # measured: one more view node (Squeeze/Unsqueeze)',
         f'run = "{cal.run_overhead_s * 1e6:.4g} us"   # measured: a one-node run less its node',
         f'parallel = "{cal.parallel_dispatch_s * 1e6:.4g} us"   # measured: a split launch beyond its share of the one-core time',
+        "# measured: chains of each op on [4, 8] tensors, where they differ from `kernel` by over 10%",
+        "ops = { " + ", ".join(f'{op} = "{t * 1e6:.4g} us"' for op, t in cal.op_overhead_s.items()) + " }",
         "",
         "[efficiency]",
         "matrix = 1.0                  # the peaks above are achieved figures, not datasheet ones",

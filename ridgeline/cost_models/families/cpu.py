@@ -39,9 +39,16 @@ class CpuModel(CostModel):
             "gemm_rows": Field("int", 8, "rows of the GEMM micro-kernel (M is padded to it)"),
             "parallel_min_bytes": Field("size", 256 * 1024,
                                         "kernels whose bytes touched plus flops are fewer run on one core"),
+            "gemm_task": Field("ints", (64, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
+                               "one core (products of fewer than gemm_rows rows split by columns)"),
+            "attention_score": Field("time", 0.0, "attention kernel time per score on one core, beyond the "
+                                     "roofline (0: roofline only)"),
+            "attention_channel": Field("time", 0.0, "attention kernel time per score and head channel (d + dv)"),
         },
         "overheads": {
             "kernel": Field("time", 2.5e-6, "runtime dispatch cost per kernel"),
+            "ops": Field("times", {}, "dispatch cost per kernel of these ops, where it differs from kernel "
+                                      "(a Fused node with a matrix product counts as MatMul)"),
             "node": Field("time", 0.0, "runtime cost of a node that launches no kernel (a view)"),
             "run": Field("time", 0.0, "runtime cost per run: binding inputs, returning outputs"),
             "parallel": Field("time", 0.0, "cost of splitting one kernel across the cores"),
@@ -76,7 +83,7 @@ class CpuModel(CostModel):
         nbytes = w.bytes_at(dev.name)
         footprint = nbytes[dev.name]
         work = footprint + w.flops
-        cores = self.cores if work >= t.array["parallel_min_bytes"] else 1
+        cores = self.cores if work >= t.array["parallel_min_bytes"] and self._splits(w) else 1
         share = cores / self.cores
         rows = int(t.array["gemm_rows"])
         compute = 0.0
@@ -93,6 +100,9 @@ class CpuModel(CostModel):
             flops += c.flops * frac
         vunit, vrate = self._rate(w.vector_dtype, ("vector",), "vector")
         compute += (w.vector_flops + w.converts) / (vrate * share) if vrate else 0.0
+        if any(c.role.startswith("attention.") for c in w.contractions):
+            # the measured per-score cost covers the whole kernel (dots, softmax, rescaling)
+            compute = max(compute, self._attention_time(w) / share)
         unit = unit or vunit
         eff = t.efficiency["memory"]
         if w.traffic is not None:
@@ -115,11 +125,36 @@ class CpuModel(CostModel):
             first = dev if nbytes[dev.name] else (w_level if weights else a_level)
             times[first.name] = times.get(first.name, 0.0) + first.latency
         memory = max(times.values())
+        key = "MatMul" if w.op == "Fused" and w.contractions and not any(
+            c.role.startswith("attention.") for c in w.contractions) else w.op
         busy = max(compute, memory)
         bound = "compute" if compute >= memory else "memory"
         return NodeCost(w.name, w.op, w.category, busy, flops, nbytes, bound, roofline=bound,
                         unit=unit, compute_s=compute, memory_s=memory,
-                        detail={"kernels": w.kernels, "cores": cores, "memory_level_s": times})
+                        detail={"kernels": w.kernels, "cores": cores, "memory_level_s": times, "overhead_key": key})
+
+    def _splits(self, w: NodeWork) -> bool:
+        """Whether the kernel has more than one task to share: a plain GEMM needs two tiles."""
+        mm = [c for c in w.contractions if c.role == "matmul"]
+        if not mm or len(mm) != len(w.contractions):
+            return True
+        tm, tn = self.target.array["gemm_task"][:2]
+        rows = int(self.target.array["gemm_rows"])
+        return any(c.m < rows or c.batch * math.ceil(c.m / tm) * math.ceil(c.n / tn) >= 2 for c in mm)
+
+    def _attention_time(self, w: NodeWork) -> float:
+        """A row-at-a-time attention kernel's time on one core: per score, a fixed part (the
+        online-softmax bookkeeping, one exp) plus a part per head channel (the q·k and p·v work)."""
+        a = self.target.array
+        score, chan = float(a["attention_score"]), float(a["attention_channel"])
+        if not (score or chan):
+            return 0.0
+        qk = next((c for c in w.contractions if c.role == "attention.qk"), None)
+        pv = next((c for c in w.contractions if c.role == "attention.pv"), None)
+        if qk is None:
+            return 0.0
+        scores = qk.batch * qk.m * qk.n * w.causal_fraction   # the kernel skips masked-off keys
+        return scores * (score + chan * (qk.k + (pv.n if pv is not None else qk.k)))
 
     def _level_for(self, nbytes: float, cores: int):
         """The innermost level that holds ``nbytes`` (per-core levels count the cores in use)."""
@@ -143,7 +178,8 @@ class CpuModel(CostModel):
                 out.append(r)
                 continue
             k = int(r.detail.get("kernels", 1))
-            extra = per * k if k else float(o["node"])
+            launch = per if ovh is not None else o["ops"].get(r.detail.get("overhead_key", r.op), per)
+            extra = launch * k if k else float(o["node"])
             if k and r.detail.get("cores", 1) > 1:
                 extra += float(o["parallel"])
             if extra:
