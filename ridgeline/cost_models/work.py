@@ -203,6 +203,10 @@ def node_work(node: Node) -> NodeWork:
     extra = spec_bytes - sum(in_b) - sum(out_b)
     weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
     cold = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.producer is None)
+    if extra < 0:
+        # the op touches part of its inputs (a Gather reads the embedding rows it selects, not
+        # the table): it cannot read more cold bytes than it touches
+        cold = min(cold, max(spec_bytes - sum(out_b), 0.0))
     out_dtype = node.outputs[0].type.dtype.name if node.outputs else "f32"
     w = NodeWork(name, node.op, cat, 1, flops, vector_dtype=out_dtype, in_bytes=in_b, weight_bytes=weight,
                  cold_bytes=cold, layer=layer)

@@ -112,3 +112,12 @@ def test_a_gemm_of_one_task_runs_on_one_core():
     two = estimate(_gemm(128, 256, 32), host).nodes[0]       # two tasks
     gemv = estimate(_gemm(1, 4096, 64), host).nodes[0]        # a row: split by columns
     assert one.detail["cores"] == 1 and two.detail["cores"] == 2 and gemv.detail["cores"] == 2
+
+
+def test_an_embedding_gather_reads_the_rows_it_selects_not_the_table():
+    g = Graph("emb")
+    ids = g.add_input("ids", tensor("i64", 1, 1))
+    table = g.add_constant("wte", type=tensor("f32", 50257, 768))
+    g.outputs = [g.add_node("Gather", [ids, table][::-1]).outputs[0]]
+    r = estimate(g, "host-cpu").nodes[0]
+    assert sum(r.bytes.values()) < 10 * 768 * 4          # one row (plus the index), not 154 MB
