@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from ...ir import Graph
 from ...ir.stats import summarize
 from ..common import add_model_argument, emit, fmt_bytes, fmt_count, load_model, table
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ...ir import Graph, Node, TensorType, Value
+from ...ir import Graph, Node, Value
 from ...ir.dtypes import dtype as to_dtype
 from ...ir.errors import ModelError
 from .attributes import to_proto
