@@ -11,12 +11,14 @@ MODEL  ?= tests/models/gpt2.onnx
 
 .PHONY: demo test setup clean
 
-BACKENDS ?= numpy,torch,llvm,host-cpu,h100,tpu-v6e,wse-3,groq-lpu
+BACKENDS ?= numpy,torch,llvm,h100,tpu-v6e,wse-3,groq-lpu
 DIMS   ?= --dim batch=1 --dim seq=32
+HOST   := $(VENV)/host-calibrated.toml
 
 demo: $(STAMP)
 	$(BIN)/ridgeline show $(MODEL) $(DIMS) -p default
-	$(BIN)/ridgeline compare $(MODEL) $(DIMS) -p default --backends $(BACKENDS)
+	$(BIN)/ridgeline calibrate --quick --force -o $(HOST)
+	$(BIN)/ridgeline compare $(MODEL) $(DIMS) -p default --backends $(BACKENDS) --target-file $(HOST) --repeat 21
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
