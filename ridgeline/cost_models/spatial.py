@@ -9,15 +9,25 @@ record once the family knows its device count.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from ..ir.errors import BackendError
 from .estimate import Estimate, MemoryPlan
 from .llm import llm_metrics
 from .quantities import format_quantity
 
-__all__ = ["finish_estimate", "require_no_degrees", "resident_bytes"]
+__all__ = ["finish_estimate", "layer_blocks", "require_no_degrees", "resident_bytes"]
+
+
+def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:
+    """Consecutive runs of nodes by ``meta["layer"]`` (None: outside the layers)."""
+    def layer(n: Node) -> int | None:
+        v = n.meta.get("layer")
+        return v if isinstance(v, int) else None
+    return [(k, list(g)) for k, g in itertools.groupby(nodes, key=layer)]
 
 
 def require_no_degrees(model: Any) -> None:

@@ -35,6 +35,7 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
+from .kernels.attention import heads_and_cache
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -350,15 +351,8 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
     past_k = inputs[4] if len(inputs) > 4 else None
     past_v = inputs[5] if len(inputs) > 5 else None
     three_d = q.ndim == 3
-    if three_d:
-        qh, kvh = node.attr("q_num_heads"), node.attr("kv_num_heads")
-        b = q.shape[0]
-        q = q.reshape(b, q.shape[1], qh, -1).transpose(0, 2, 1, 3)
-        k = k.reshape(b, k.shape[1], kvh, -1).transpose(0, 2, 1, 3)
-        v = v.reshape(b, v.shape[1], kvh, -1).transpose(0, 2, 1, 3)
+    q, present_k, present_v = heads_and_cache(node, q, k, v, past_k, past_v)
     dt = q.dtype
-    present_k = np.concatenate([past_k, k], axis=2) if past_k is not None else k
-    present_v = np.concatenate([past_v, v], axis=2) if past_v is not None else v
     batch, hq, sq, d = q.shape
     hkv, t, dv = present_k.shape[1], present_k.shape[2], present_v.shape[3]
     g = hq // hkv

@@ -56,7 +56,7 @@ from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
-from ..spatial import finish_estimate, require_no_degrees, resident_bytes
+from ..spatial import finish_estimate, layer_blocks, require_no_degrees, resident_bytes
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
@@ -175,7 +175,7 @@ class DataflowModel(CostModel):
         res = resident_bytes(graph)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
-        blocks = _blocks(graph)
+        blocks = layer_blocks(graph)
         layer_bytes = [sum(resident.get(id(n), 0.0) for n in nodes) for key, nodes in blocks if key is not None]
         big_layers = bool(layer_bytes) and max(layer_bytes) > cap
 
@@ -614,14 +614,3 @@ def _value_names(a: list[Node], b: list[Node]) -> dict[str, str]:
     return {va.name: vb.name for x, y in zip(a, b) for va, vb in zip(x.outputs, y.outputs)}
 
 
-def _blocks(graph: Graph) -> list[tuple[int | None, list[Node]]]:
-    """Consecutive runs of nodes by layer (None: outside the layers)."""
-    out: list[tuple[int | None, list[Node]]] = []
-    for n in graph:
-        l = n.meta.get("layer")
-        key = l if isinstance(l, int) else None
-        if out and out[-1][0] == key:
-            out[-1][1].append(n)
-        else:
-            out.append((key, [n]))
-    return out

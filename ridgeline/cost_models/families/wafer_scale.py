@@ -51,7 +51,7 @@ from ..estimate import Estimate, NodeCost
 from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
-from ..spatial import finish_estimate, require_no_degrees, resident_bytes
+from ..spatial import finish_estimate, layer_blocks, require_no_degrees, resident_bytes
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
@@ -171,7 +171,7 @@ class WaferScaleModel(CostModel):
         # than a wafer spills node by node)
         wafer_of: dict[int, int] = {}
         w, room = 0, cap
-        for _key, block in _blocks(nodes):
+        for _key, block in layer_blocks(nodes):
             size = sum(sum(res.get(id(n), (0.0, 0.0))) for n in block)
             if size > room and room < cap:
                 w, room = w + 1, cap
@@ -373,19 +373,6 @@ class WaferScaleModel(CostModel):
                         "pes_used": sum(regions.values()), "critical_path_cycles": frontier,
                         "resident_per_wafer": [tuple(x) for x in per_wafer]}
         return out
-
-
-def _blocks(nodes: list[Node]) -> list[tuple[int | None, list[Node]]]:
-    """Consecutive runs of nodes by ``meta["layer"]`` (None: outside the layers)."""
-    out: list[tuple[int | None, list[Node]]] = []
-    for n in nodes:
-        layer = n.meta.get("layer")
-        key = layer if isinstance(layer, int) else None
-        if out and out[-1][0] == key:
-            out[-1][1].append(n)
-        else:
-            out.append((key, [n]))
-    return out
 
 
 def _share(total: int, mins: dict[int, int], work: dict[int, float]) -> dict[int, int]:

@@ -8,6 +8,20 @@ from . import kernel
 from .reduction import softmax
 
 
+def heads_and_cache(node, q, k, v, past_k=None, past_v=None):
+    """Attention operands as (batch, heads, seq, head) — 3-D inputs split by ``q_num_heads`` /
+    ``kv_num_heads`` — with the past keys and values in front: ``q, present_k, present_v``."""
+    if q.ndim == 3:
+        qh, kvh = node.attr("q_num_heads"), node.attr("kv_num_heads")
+        b = q.shape[0]
+        q = q.reshape(b, q.shape[1], qh, -1).transpose(0, 2, 1, 3)
+        k = k.reshape(b, k.shape[1], kvh, -1).transpose(0, 2, 1, 3)
+        v = v.reshape(b, v.shape[1], kvh, -1).transpose(0, 2, 1, 3)
+    present_k = np.concatenate([past_k, k], axis=2) if past_k is not None else k
+    present_v = np.concatenate([past_v, v], axis=2) if past_v is not None else v
+    return q, present_k, present_v
+
+
 @kernel("Attention")
 def attention(node, q, k, v, mask=None, past_k=None, past_v=None, nonpad=None):
     """ONNX Attention (opset 23-25): see ridgeline.ir.ops.attention for the formula.
@@ -20,15 +34,8 @@ def attention(node, q, k, v, mask=None, past_k=None, past_v=None, nonpad=None):
     that may see no key yields zeros, not NaN.
     """
     three_d = q.ndim == 3
-    if three_d:
-        qh, kvh = node.attr("q_num_heads"), node.attr("kv_num_heads")
-        b = q.shape[0]
-        q = q.reshape(b, q.shape[1], qh, -1).transpose(0, 2, 1, 3)
-        k = k.reshape(b, k.shape[1], kvh, -1).transpose(0, 2, 1, 3)
-        v = v.reshape(b, v.shape[1], kvh, -1).transpose(0, 2, 1, 3)
+    q, present_k, present_v = heads_and_cache(node, q, k, v, past_k, past_v)
     dt = q.dtype
-    present_k = np.concatenate([past_k, k], axis=2) if past_k is not None else k
-    present_v = np.concatenate([past_v, v], axis=2) if past_v is not None else v
     batch, sq, t = q.shape[0], q.shape[2], present_k.shape[2]
     scale = node.attr("scale")
     scale = 1.0 / np.sqrt(q.shape[3]) if scale is None else scale
