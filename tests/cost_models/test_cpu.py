@@ -121,3 +121,13 @@ def test_an_embedding_gather_reads_the_rows_it_selects_not_the_table():
     g.outputs = [g.add_node("Gather", [ids, table][::-1]).outputs[0]]
     r = estimate(g, "host-cpu").nodes[0]
     assert sum(r.bytes.values()) < 10 * 768 * 4          # one row (plus the index), not 154 MB
+
+
+def test_a_gemm_task_that_is_not_rows_by_columns_is_refused(tmp_path):
+    from ridgeline.cost_models.targets import load_target_file
+    from ridgeline.ir.errors import TargetError
+    _host_with(tmp_path, 'kernel = "5 us"')
+    path = tmp_path / "my-host.toml"
+    path.write_text(path.read_text().replace("[array]\n", "[array]\ngemm_task = [64]\n"))
+    with pytest.raises(TargetError, match=r"gemm_task must be \[rows, columns\]"):
+        estimate(_gemm(4, 8, 8), load_target_file(path))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ...ir.errors import TargetError
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..target import Field
@@ -66,6 +67,9 @@ class CpuModel(CostModel):
     def __init__(self, target, **options: Any):
         super().__init__(target, **options)
         self.cores = max(1, int(self.target.array["cores"]))
+        if len(self.target.array["gemm_task"]) != 2:
+            raise TargetError(f"{self.target.name}: array.gemm_task must be [rows, columns], "
+                              f"got {list(self.target.array['gemm_task'])}")
         self._weights_total = 0.0
 
     def _rate(self, dt: str, kinds: tuple[str, ...], eff: str) -> tuple[str, float]:
