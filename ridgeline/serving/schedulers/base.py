@@ -1,0 +1,277 @@
+"""What every scheduler shares: a sequence's state, the KV block pool, the step record, commit.
+
+A scheduler is one serving engine's policy (one replica, one pool member or one pipeline
+micro-batch group). The simulator calls ``add`` when a request reaches it, ``plan`` when the
+engine is free (a ``Step`` or None to idle) and ``commit`` when that step ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..step_table import StepTime
+from ..workload import Request
+
+__all__ = ["Seq", "Step", "EngineConfig", "SpecDecode", "Scheduler"]
+
+
+class Seq:
+    """A request inside an engine: how much of its prompt is in the KV cache, what it generated."""
+
+    __slots__ = ("req", "need", "prefilled", "generated", "first", "last", "finish", "cached",
+                 "preemptions", "swapped", "blocks", "itl")
+
+    def __init__(self, req: Request):
+        self.req = req
+        self.need = req.prompt          # tokens to prefill (prompt + generated after a recompute)
+        self.prefilled = 0              # of ``need``, in the KV cache
+        self.generated = 0
+        self.first: float | None = None
+        self.last = 0.0
+        self.finish: float | None = None
+        self.cached = 0                 # prompt tokens served by the prefix cache
+        self.preemptions = 0
+        self.swapped = False
+        self.blocks = 0                 # KV blocks held on the device
+        self.itl: list[float] = []
+
+    @property
+    def context(self) -> int:
+        """Tokens in the KV cache."""
+        return self.prefilled + max(0, self.generated - (self.need - self.req.prompt) - 1)
+
+    @property
+    def decoding(self) -> bool:
+        return self.prefilled >= self.need and self.generated > 0
+
+
+@dataclass
+class Step:
+    """One iteration: sequences decoding, prefill chunks ``(seq, tokens)``, and its duration."""
+
+    decode: list[Seq]
+    chunks: list[tuple[Seq, int]]
+    duration: float
+    tokens: list[int] | None = None     # decode tokens per sequence (speculative decoding), else 1 each
+    extra: float = 0.0                  # swap traffic, draft model steps (already in duration)
+
+
+@dataclass(frozen=True)
+class SpecDecode:
+    """Speculative decoding: ``k`` drafted tokens per step, each accepted with ``acceptance``.
+
+    ``draft`` prices the draft model's steps (a ``StepTime``); None is an n-gram/lookahead draft
+    whose cost is negligible next to the target's step.
+    """
+
+    k: int
+    acceptance: float
+    draft: StepTime | None = None
+
+    def expected_tokens(self) -> float:
+        """Tokens per verification step, (1 − α^(k+1)) / (1 − α) (Leviathan et al., ICML 2023)."""
+        a = self.acceptance
+        return self.k + 1.0 if a >= 1 else (1 - a ** (self.k + 1)) / (1 - a)
+
+
+@dataclass
+class EngineConfig:
+    """Knobs of one engine (one replica's devices)."""
+
+    step: StepTime
+    kv_blocks: int = 1 << 30              # KV cache capacity in blocks
+    block_size: int = 16                  # tokens per KV block (vLLM's default)
+    max_batch: int = 256                  # sequences per step (vLLM max_num_seqs default)
+    token_budget: int = 8192              # tokens per step (prefill budget; chunked prefill's chunk budget)
+    preemption: str = "recompute"         # recompute | swap
+    swap_bandwidth: float = 32e9          # B/s device<->host for swapped KV (assumption: ~half of PCIe 5.0 x16)
+    kv_bytes_per_token: float = 0.0
+    prefix_hit: float = 0.0               # fraction of each prompt served by a prefix cache (hit-rate mode)
+    prefix_cache: bool = True             # cache shared prefixes of requests with a group
+    spec: SpecDecode | None = None
+    handoff: bool = False                 # disaggregated prefill pool: hand sequences on after prefill
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Scheduler:
+    """Base policy: FCFS queues, KV blocks, prefix cache, speculative decoding, commit."""
+
+    name = "base"
+
+    def __init__(self, cfg: EngineConfig):
+        self.cfg = cfg
+        self.waiting: deque[Seq] = deque()
+        self.running: list[Seq] = []
+        self.used = 0                     # KV blocks in use
+        self.prefixes: set[int] = set()   # groups whose shared prefix is cached
+        self.preempted_at: list[float] = []
+        self.rng = np.random.default_rng(cfg.seed)
+
+    # -- queue and memory -----------------------------------------------------------------------
+    def add(self, seq: Seq, now: float) -> bool:
+        """Queue ``seq``; False (rejected) when its prompt can never fit the KV cache."""
+        if self.blocks_for(seq.req.prompt + 1) > self.cfg.kv_blocks:
+            return False
+        self.waiting.append(seq)
+        return True
+
+    def admit_ready(self, seq: Seq) -> tuple[bool, float]:
+        """Put a swapped or already-prefilled (handed-on) head of the queue back on the device.
+
+        Returns (handled, swap-in time); handled is False for a sequence that needs a prefill.
+        """
+        if not (seq.swapped or seq.decoding):
+            return False, 0.0
+        if not self.grow(seq, seq.context + 1):
+            return True, -1.0
+        self.waiting.popleft()
+        self.running.append(seq)
+        return True, (self.resume_swapped(seq) if seq.swapped else 0.0)
+
+    def load(self) -> int:
+        return len(self.waiting) + len(self.running)
+
+    def blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.cfg.block_size)
+
+    def grow(self, seq: Seq, tokens: int) -> bool:
+        """Give ``seq`` the blocks to hold ``tokens`` tokens; False when the pool cannot."""
+        need = self.blocks_for(tokens) - seq.blocks
+        if need <= 0:
+            return True
+        if self.used + need > self.cfg.kv_blocks:
+            return False
+        self.used += need
+        seq.blocks += need
+        return True
+
+    def release(self, seq: Seq) -> None:
+        self.used -= seq.blocks
+        seq.blocks = 0
+
+    def start_prefill(self, seq: Seq) -> None:
+        """Serve what the prefix cache holds before the first chunk of a fresh sequence."""
+        if seq.prefilled or seq.generated:
+            return
+        r = seq.req
+        cached = 0
+        if self.cfg.prefix_cache and r.group >= 0 and r.group in self.prefixes:
+            cached = r.prefix
+        if self.cfg.prefix_hit:
+            cached = max(cached, int(self.cfg.prefix_hit * r.prompt))
+        seq.cached = min(cached, r.prompt - 1)       # the last prompt token is always computed
+        seq.prefilled = seq.cached
+
+    def preempt(self, seq: Seq, now: float) -> float:
+        """Take ``seq`` off the device (``recompute`` or ``swap``); returns the swap-out time."""
+        self.running.remove(seq)
+        seq.preemptions += 1
+        self.preempted_at.append(now)
+        t = 0.0
+        if self.cfg.preemption == "swap":
+            seq.swapped = True
+            t = seq.context * self.cfg.kv_bytes_per_token / self.cfg.swap_bandwidth
+        else:
+            # recompute: the prompt and every token generated so far are prefilled again
+            seq.need = seq.req.prompt + seq.generated
+            seq.prefilled = 0
+        self.release(seq)
+        self.waiting.appendleft(seq)
+        return t
+
+    def resume_swapped(self, seq: Seq) -> float:
+        seq.swapped = False
+        return seq.context * self.cfg.kv_bytes_per_token / self.cfg.swap_bandwidth
+
+    def ensure_decode_room(self, now: float, tokens: int = 1) -> float:
+        """Blocks for one more step of every running decode; preempt the newest until they fit."""
+        extra = 0.0
+        for seq in sorted((s for s in self.running if s.decoding), key=lambda s: s.req.arrival):
+            if seq not in self.running:
+                continue
+            while not self.grow(seq, seq.context + tokens):
+                victims = [s for s in self.running if s is not seq]
+                if not victims:
+                    break
+                extra += self.preempt(max(victims, key=lambda s: (s.req.arrival, s.req.id)), now)
+            else:
+                continue
+            extra += self.preempt(seq, now)     # alone and still too big: wait for memory
+        return extra
+
+    # -- pricing --------------------------------------------------------------------------------
+    def price(self, decode: list[Seq], chunks: list[tuple[Seq, int]], extra: float = 0.0,
+              padded_batch: int | None = None, padded_ctx: float | None = None) -> Step:
+        st = self.cfg.step
+        b = padded_batch if padded_batch is not None else len(decode)
+        ctx = padded_ctx if padded_ctx is not None else (
+            sum(s.context for s in decode) / len(decode) + 1 if decode else 0.0)
+        pre = [(n, s.prefilled + n) for s, n in chunks]
+        tokens = None
+        spec = self.cfg.spec
+        if spec is not None and decode:
+            # draft k tokens (k draft steps), verify them in one target step of k+1 tokens per sequence
+            pre.append((b * spec.k, ctx + spec.k))
+            if spec.draft is not None:
+                extra += spec.k * spec.draft.time(b, ctx)
+            a = spec.acceptance
+            if a >= 1:
+                acc = np.full(len(decode), spec.k)
+            elif a <= 0:
+                acc = np.zeros(len(decode), dtype=int)
+            else:
+                acc = np.minimum(self.rng.geometric(1 - a, len(decode)) - 1, spec.k)
+            tokens = [int(x) + 1 for x in acc]
+        t = st.time(b, ctx, pre) + extra
+        return Step(decode, chunks, t, tokens, extra)
+
+    # -- effects --------------------------------------------------------------------------------
+    def plan(self, now: float) -> Step | None:  # pragma: no cover - each policy defines it
+        raise NotImplementedError
+
+    def commit(self, step: Step, now: float) -> tuple[list[Seq], list[Seq]]:
+        """Apply a finished step at time ``now``: (finished sequences, sequences handed on)."""
+        done: list[Seq] = []
+        handed: list[Seq] = []
+        for i, seq in enumerate(step.decode):
+            if seq.finish is not None or seq not in self.running:
+                continue          # padded slot of a static batch, or preempted meanwhile
+            n = step.tokens[i] if step.tokens else 1
+            n = min(n, seq.req.output - seq.generated)
+            seq.generated += n
+            seq.itl.append(now - seq.last)
+            seq.last = now
+            if seq.generated >= seq.req.output:
+                done.append(seq)
+        for seq, n in step.chunks:
+            seq.prefilled += n
+            if seq.prefilled >= seq.need:
+                if seq.req.group >= 0 and self.cfg.prefix_cache:
+                    self.prefixes.add(seq.req.group)
+                if seq.generated == 0:            # the prefill step emits the first token
+                    seq.generated = 1
+                    seq.first = now
+                else:                               # a recompute's prefill emits the next token
+                    seq.generated += 1
+                    seq.itl.append(now - seq.last)
+                seq.last = now
+                if seq.generated >= seq.req.output:
+                    done.append(seq)
+                elif self.cfg.handoff:
+                    handed.append(seq)
+        for seq in done:
+            seq.finish = now
+            if seq in self.running:
+                self.running.remove(seq)
+            self.release(seq)
+        for seq in handed:
+            if seq in self.running:
+                self.running.remove(seq)
+            self.release(seq)
+        return done, handed

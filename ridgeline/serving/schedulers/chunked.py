@@ -1,0 +1,57 @@
+"""Chunked prefill with a token budget per iteration (Sarathi-Serve; vLLM's V1 scheduler).
+
+Every iteration carries all running decodes (one token each, k+1 with speculative decoding) and
+fills the rest of ``token_budget`` with prefill chunks: first of prompts already started, then of
+waiting requests admitted FCFS while the KV pool has blocks for their chunk. Decodes never stall
+behind a long prompt; a prompt's prefill spreads over several iterations.
+"""
+
+from __future__ import annotations
+
+from .base import Scheduler, Step
+
+__all__ = ["ChunkedScheduler"]
+
+
+class ChunkedScheduler(Scheduler):
+    name = "chunked"
+
+    def plan(self, now: float) -> Step | None:
+        cfg = self.cfg
+        per_seq = cfg.spec.k + 1 if cfg.spec else 1
+        extra = self.ensure_decode_room(now, per_seq)
+        dec = [s for s in self.running if s.decoding]
+        budget = cfg.token_budget - len(dec) * per_seq
+        chunks = []
+        for seq in self.running:
+            if budget <= 0:
+                break
+            if not seq.decoding:
+                n = min(seq.need - seq.prefilled, budget)
+                if n > 0 and self.grow(seq, seq.prefilled + n):
+                    chunks.append((seq, n))
+                    budget -= n
+        while self.waiting and budget > 0 and len(self.running) < cfg.max_batch:
+            seq = self.waiting[0]
+            handled, t = self.admit_ready(seq)
+            if handled:
+                if t < 0:
+                    break
+                extra += t
+                continue
+            self.start_prefill(seq)
+            n = min(seq.need - seq.prefilled, budget)
+            if not self.grow(seq, seq.prefilled + n):
+                break
+            self.waiting.popleft()
+            self.running.append(seq)
+            chunks.append((seq, n))
+            budget -= n
+        if not dec and not chunks:
+            stuck = [s for s in self.running if not s.decoding]
+            if not stuck:
+                return None
+            # partial prefills filled the pool: drop the newest, let the oldest finish (recompute)
+            extra += self.preempt(max(stuck, key=lambda s: (s.req.arrival, s.req.id)), now)
+            return self.plan(now) if self.running or self.waiting else None
+        return self.price(dec, chunks, extra)
