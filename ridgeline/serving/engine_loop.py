@@ -108,6 +108,11 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         push(t + step.duration, "step", (idx, step))
 
     now = 0.0
+    due: list[int] = []        # engines to offer work once every event at ``now`` is in
+
+    def kick_later(idx: int, t: float) -> None:
+        due.append(idx)
+
     while heap:
         now, _, kind, data = heapq.heappop(heap)
         if kind == "arrive":
@@ -115,7 +120,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             e = least_loaded(entry)
             if e.sched.add(seq, now):
                 seqs.append(seq)
-                kick(engines.index(e), now)
+                kick_later(engines.index(e), now)
             else:
                 rejected.append(data)
                 if closed:
@@ -132,12 +137,16 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             if closed:
                 for seq in done:
                     issue(seq.req.user, now + workload.think)
-            kick(idx, now)
+            kick_later(idx, now)
         elif kind == "handoff":
             e = least_loaded(decode_pool)
             e.sched.add(data, now)
-            kick(engines.index(e), now)
-        # engines idle while others work may now have room (a hand-off freed nothing elsewhere)
+            kick_later(engines.index(e), now)
+        if not heap or heap[0][0] > now:
+            # simultaneous arrivals and step ends all land before any engine plans its next step
+            for idx in sorted(set(due)):
+                kick(idx, now)
+            due.clear()
     preempt = sorted(t for e in engines for t in e.sched.preempted_at)
     unfinished = [s for s in seqs if s.finish is None]
     if unfinished:

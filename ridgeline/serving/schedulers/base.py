@@ -24,7 +24,7 @@ class Seq:
     """A request inside an engine: how much of its prompt is in the KV cache, what it generated."""
 
     __slots__ = ("req", "need", "prefilled", "generated", "first", "last", "finish", "cached",
-                 "preemptions", "swapped", "blocks", "itl")
+                 "preemptions", "swapped", "blocks", "itl", "active")
 
     def __init__(self, req: Request):
         self.req = req
@@ -39,6 +39,7 @@ class Seq:
         self.swapped = False
         self.blocks = 0                 # KV blocks held on the device
         self.itl: list[float] = []
+        self.active = False             # in its engine's running list
 
     @property
     def context(self) -> int:
@@ -131,7 +132,7 @@ class Scheduler:
         if not self.grow(seq, seq.context + 1):
             return True, -1.0
         self.waiting.popleft()
-        self.running.append(seq)
+        self.enter(seq)
         return True, (self.resume_swapped(seq) if seq.swapped else 0.0)
 
     def load(self) -> int:
@@ -171,6 +172,7 @@ class Scheduler:
     def preempt(self, seq: Seq, now: float) -> float:
         """Take ``seq`` off the device (``recompute`` or ``swap``); returns the swap-out time."""
         self.running.remove(seq)
+        seq.active = False
         seq.preemptions += 1
         self.preempted_at.append(now)
         t = 0.0
@@ -192,8 +194,15 @@ class Scheduler:
     def ensure_decode_room(self, now: float, tokens: int = 1) -> float:
         """Blocks for one more step of every running decode; preempt the newest until they fit."""
         extra = 0.0
-        for seq in sorted((s for s in self.running if s.decoding), key=lambda s: s.req.arrival):
-            if seq not in self.running:
+        dec = [s for s in self.running if s.decoding]
+        bs = self.cfg.block_size
+        need = sum(max(0, -(-(s.context + tokens) // bs) - s.blocks) for s in dec)
+        if self.used + need <= self.cfg.kv_blocks:       # the common case: room for everyone
+            for s in dec:
+                self.grow(s, s.context + tokens)
+            return 0.0
+        for seq in sorted(dec, key=lambda s: (s.req.arrival, s.req.id)):
+            if not seq.active:
                 continue
             while not self.grow(seq, seq.context + tokens):
                 victims = [s for s in self.running if s is not seq]
@@ -240,7 +249,7 @@ class Scheduler:
         done: list[Seq] = []
         handed: list[Seq] = []
         for i, seq in enumerate(step.decode):
-            if seq.finish is not None or seq not in self.running:
+            if seq.finish is not None or not seq.active:
                 continue          # padded slot of a static batch, or preempted meanwhile
             n = step.tokens[i] if step.tokens else 1
             n = min(n, seq.req.output - seq.generated)
@@ -265,13 +274,17 @@ class Scheduler:
                     done.append(seq)
                 elif self.cfg.handoff:
                     handed.append(seq)
+        gone = done + handed
         for seq in done:
             seq.finish = now
-            if seq in self.running:
-                self.running.remove(seq)
+        for seq in gone:
+            seq.active = False
             self.release(seq)
-        for seq in handed:
-            if seq in self.running:
-                self.running.remove(seq)
-            self.release(seq)
+        if gone:
+            self.running = [s for s in self.running if s.active]
         return done, handed
+
+    def enter(self, seq: Seq) -> None:
+        """Move ``seq`` onto the device's running list."""
+        seq.active = True
+        self.running.append(seq)

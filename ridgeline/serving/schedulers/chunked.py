@@ -44,7 +44,7 @@ class ChunkedScheduler(Scheduler):
             if not self.grow(seq, seq.prefilled + n):
                 break
             self.waiting.popleft()
-            self.running.append(seq)
+            self.enter(seq)
             chunks.append((seq, n))
             budget -= n
         if not dec and not chunks:

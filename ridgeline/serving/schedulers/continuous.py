@@ -39,7 +39,7 @@ class ContinuousScheduler(Scheduler):
             if not self.grow(seq, seq.need + 1):
                 break
             self.waiting.popleft()
-            self.running.append(seq)
+            self.enter(seq)
             admitted.append(seq)
             budget -= n
         if admitted:

@@ -39,7 +39,7 @@ class StaticScheduler(Scheduler):
                 break
             self.waiting.popleft()
             self.start_prefill(seq)
-            self.running.append(seq)
+            self.enter(seq)
             self.batch.append(seq)
         if not self.batch:
             return None
