@@ -147,6 +147,16 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             for idx in sorted(set(due)):
                 kick(idx, now)
             due.clear()
+        while not heap:
+            # nothing left to happen: an idle engine still holding requests would wait forever
+            # (a policy corner: its queue's head cannot be placed); stop that head, retry
+            stalled = [i for i, e in enumerate(engines) if not e.running and e.sched.waiting]
+            if not stalled:
+                break
+            for i in stalled:
+                kick(i, now)
+                if not engines[i].running and engines[i].sched.waiting:
+                    engines[i].sched.stop(engines[i].sched.waiting.popleft(), now)
     preempt = sorted(t for e in engines for t in e.sched.preempted_at)
     unfinished = [s for s in seqs if s.finish is None]
     if unfinished:

@@ -82,6 +82,7 @@ class Metrics:
 
     requests: int
     rejected: int
+    truncated: int                       # stopped at the KV capacity before their output length
     duration_s: float
     ttft: dict[str, float | None]
     tpot: dict[str, float | None]
@@ -110,7 +111,7 @@ class Metrics:
 
 def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400) -> Metrics:
     """Metrics of a finished run."""
-    seqs = trace.seqs
+    seqs = [s for s in trace.seqs if s.first is not None]     # stopped before a token: counted apart
     arr = np.array([s.req.arrival for s in seqs])
     first = np.array([s.first for s in seqs])
     fin = np.array([s.finish for s in seqs])
@@ -153,7 +154,8 @@ def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400)
               "preemptions": list(trace.preemptions)}
     spec_steps = [len(s.itl) for s in seqs if s.req.output > 1]
     return Metrics(
-        requests=len(seqs), rejected=len(trace.rejected), duration_s=span,
+        requests=len(seqs), rejected=len(trace.rejected) + len(trace.seqs) - len(seqs),
+        truncated=sum(len(e.sched.truncated) for e in trace.engines), duration_s=span,
         ttft=percentiles(ttft), tpot=percentiles(tpot[outs > 1]), itl=percentiles(itl), e2e=percentiles(e2e),
         request_rate=(len(seqs) - 1) / arr_span if arr_span > 0 else float("inf"),
         throughput_rps=len(seqs) / span, output_tokens_per_s=float(outs.sum()) / span,

@@ -112,6 +112,7 @@ class Scheduler:
         self.used = 0                     # KV blocks in use
         self.prefixes: set[int] = set()   # groups whose shared prefix is cached
         self.preempted_at: list[float] = []
+        self.truncated: list[Seq] = []     # stopped at the KV capacity before their output length
         self.rng = np.random.default_rng(cfg.seed)
 
     # -- queue and memory -----------------------------------------------------------------------
@@ -184,8 +185,20 @@ class Scheduler:
             seq.need = seq.req.prompt + seq.generated
             seq.prefilled = 0
         self.release(seq)
-        self.waiting.appendleft(seq)
+        if self.blocks_for(seq.context + 2 if seq.swapped else seq.need + 1) > self.cfg.kv_blocks:
+            self.stop(seq, now)     # could never come back: capped at the KV capacity
+        else:
+            self.waiting.appendleft(seq)
         return t
+
+    def stop(self, seq: Seq, now: float) -> None:
+        """End ``seq`` early at the KV capacity, as engines cap a sequence at their maximum length."""
+        if seq.active:
+            self.running.remove(seq)
+            seq.active = False
+        seq.finish = now
+        self.release(seq)
+        self.truncated.append(seq)
 
     def resume_swapped(self, seq: Seq) -> float:
         seq.swapped = False
@@ -211,7 +224,7 @@ class Scheduler:
                 extra += self.preempt(max(victims, key=lambda s: (s.req.arrival, s.req.id)), now)
             else:
                 continue
-            extra += self.preempt(seq, now)     # alone and still too big: wait for memory
+            self.stop(seq, now)     # alone and still too big for the whole pool
         return extra
 
     # -- pricing --------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ __all__ = ["ChunkedScheduler"]
 class ChunkedScheduler(Scheduler):
     name = "chunked"
 
-    def plan(self, now: float) -> Step | None:
+    def plan(self, now: float, retry: bool = True) -> Step | None:
         cfg = self.cfg
         per_seq = cfg.spec.k + 1 if cfg.spec else 1
+        before = len(self.preempted_at) + len(self.truncated)
         extra = self.ensure_decode_room(now, per_seq)
         dec = [s for s in self.running if s.decoding]
         budget = cfg.token_budget - len(dec) * per_seq
@@ -48,10 +49,14 @@ class ChunkedScheduler(Scheduler):
             chunks.append((seq, n))
             budget -= n
         if not dec and not chunks:
+            dec = [s for s in self.running if s.decoding]    # swapped back in just now
+        if not dec and not chunks:
             stuck = [s for s in self.running if not s.decoding]
             if not stuck:
-                return None
+                # preemption emptied the batch: the freed blocks may admit the queue's head now
+                changed = len(self.preempted_at) + len(self.truncated) != before
+                return self.plan(now, False) if retry and changed and self.waiting else None
             # partial prefills filled the pool: drop the newest, let the oldest finish (recompute)
             extra += self.preempt(max(stuck, key=lambda s: (s.req.arrival, s.req.id)), now)
-            return self.plan(now) if self.running or self.waiting else None
+            return self.plan(now, False) if retry and (self.running or self.waiting) else None
         return self.price(dec, chunks, extra)

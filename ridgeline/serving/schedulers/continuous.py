@@ -19,7 +19,7 @@ __all__ = ["ContinuousScheduler"]
 class ContinuousScheduler(Scheduler):
     name = "continuous"
 
-    def plan(self, now: float) -> Step | None:
+    def plan(self, now: float, retry: bool = True) -> Step | None:
         cfg = self.cfg
         extra = 0.0
         admitted = []
@@ -45,8 +45,11 @@ class ContinuousScheduler(Scheduler):
         if admitted:
             return self.price([], [(s, s.need - s.prefilled) for s in admitted], extra)
         per_seq = cfg.spec.k + 1 if cfg.spec else 1
+        before = len(self.preempted_at) + len(self.truncated)
         extra += self.ensure_decode_room(now, per_seq)
         dec = [s for s in self.running if s.decoding]
         if not dec:
-            return None
+            # preemption emptied the batch: the freed blocks may admit the queue's head now
+            changed = len(self.preempted_at) + len(self.truncated) != before
+            return self.plan(now, False) if retry and changed and self.waiting else None
         return self.price(dec, [], extra)
