@@ -102,7 +102,10 @@ def sim_kwargs(args: argparse.Namespace) -> dict:
                      shared_prefix=getattr(args, "shared_prefix", None), prefix_groups=getattr(args, "prefix_groups", None))
     kw: dict = dict(workload=w, rate=args.rate, requests=args.requests, scheduler=args.scheduler, slo=args.slo,
                     replicas=args.replicas, seed=args.seed)
-    if w.arrival not in ("closed", "trace") and args.rate is None:
+    from ...serving.schedulers import SCHEDULERS
+    if args.scheduler is not None and args.scheduler not in SCHEDULERS:
+        raise UsageError(f"unknown scheduler {args.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
+    if w.arrival not in ("closed", "trace") and args.rate is None and not getattr(args, "max_rate", False):
         raise UsageError("give an arrival rate with --rate R (requests/s), or --users N for a closed loop")
     return kw
 

@@ -1,0 +1,38 @@
+"""serve-sim on the command line: bad input is one line and exit status 2; a small run prints JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--workload", "nosuch", "--rate", "1"], "unknown workload"),
+    (["--workload", "chat", "--rate", "1", "--scheduler", "fifo"], "unknown scheduler"),
+    (["--workload", "/nonexistent/trace.csv"], "cannot read trace"),
+    (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
+])
+def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_an_slo_no_rate_meets_is_one_line(run_cli):
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", "chat", "--prompt-len", "100", "--output-len", "10", "--requests", "20",
+                "--slo", "ttft=1e-7,tpot=1e-7", "--max-rate")
+    assert r.returncode == 2 and "no arrival rate meets the SLO" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_trace_file_runs_and_prints_json(run_cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival,prompt,output\n0,100,5\n0.5,200,3\n1.0,50,8\n")
+    before = trace.read_bytes()
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", str(trace), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["metrics"]["requests"] == 3 and data["workload"]["arrival"] == "trace"
+    assert data["metrics"]["ttft"]["p50"] > 0
+    assert trace.read_bytes() == before
