@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["load", "optimize", "compile", "estimate", "reference_evaluator"]
+__all__ = ["load", "optimize", "compile", "estimate", "simulate", "reference_evaluator"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -100,3 +100,13 @@ def estimate(graph: Graph, target: str = "h100", **options: Any):
         raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
                            f"(see `ridgeline targets`)")
     return be.compile(graph, **options)
+
+
+def simulate(model: str, target: str = "h100", **options: Any):
+    """Simulate serving a preset on a target under a workload; returns a ``ServeResult``.
+
+    ``options`` go to ``ridgeline.serving.simulate`` (workload, rate, scheduler, tp, pp, replicas,
+    slo, seed, …; see docs/serving.md).
+    """
+    from .serving import simulate as _simulate
+    return _simulate(model, target, **options)
