@@ -24,7 +24,7 @@ class Seq:
     """A request inside an engine: how much of its prompt is in the KV cache, what it generated."""
 
     __slots__ = ("req", "need", "prefilled", "generated", "first", "last", "finish", "cached",
-                 "preemptions", "swapped", "blocks", "itl", "active")
+                 "preemptions", "swapped", "blocks", "itl", "active", "ctx", "decoding")
 
     def __init__(self, req: Request):
         self.req = req
@@ -40,15 +40,13 @@ class Seq:
         self.blocks = 0                 # KV blocks held on the device
         self.itl: list[float] = []
         self.active = False             # in its engine's running list
+        self.ctx = 0                    # tokens in the KV cache
+        self.decoding = False           # prefill done, generating
 
     @property
     def context(self) -> int:
-        """Tokens in the KV cache."""
-        return self.prefilled + max(0, self.generated - (self.need - self.req.prompt) - 1)
-
-    @property
-    def decoding(self) -> bool:
-        return self.prefilled >= self.need and self.generated > 0
+        """Tokens in the KV cache (the prompt's, then one more per generated token but the last)."""
+        return self.ctx
 
 
 @dataclass
@@ -168,7 +166,7 @@ class Scheduler:
         if self.cfg.prefix_hit:
             cached = max(cached, int(self.cfg.prefix_hit * r.prompt))
         seq.cached = min(cached, r.prompt - 1)       # the last prompt token is always computed
-        seq.prefilled = seq.cached
+        seq.prefilled = seq.ctx = seq.cached
 
     def preempt(self, seq: Seq, now: float) -> float:
         """Take ``seq`` off the device (``recompute`` or ``swap``); returns the swap-out time."""
@@ -183,7 +181,8 @@ class Scheduler:
         else:
             # recompute: the prompt and every token generated so far are prefilled again
             seq.need = seq.req.prompt + seq.generated
-            seq.prefilled = 0
+            seq.prefilled = seq.ctx = 0
+            seq.decoding = False
         self.release(seq)
         if self.blocks_for(seq.context + 2 if seq.swapped else seq.need + 1) > self.cfg.kv_blocks:
             self.stop(seq, now)     # could never come back: capped at the KV capacity
@@ -209,10 +208,18 @@ class Scheduler:
         extra = 0.0
         dec = [s for s in self.running if s.decoding]
         bs = self.cfg.block_size
-        need = sum(max(0, -(-(s.context + tokens) // bs) - s.blocks) for s in dec)
+        need = 0
+        for s in dec:
+            short = s.ctx + tokens - s.blocks * bs
+            if short > 0:
+                need += -(-short // bs)
         if self.used + need <= self.cfg.kv_blocks:       # the common case: room for everyone
-            for s in dec:
-                self.grow(s, s.context + tokens)
+            if need:
+                for s in dec:
+                    short = s.ctx + tokens - s.blocks * bs
+                    if short > 0:
+                        s.blocks += -(-short // bs)
+                self.used += need
             return 0.0
         for seq in sorted(dec, key=lambda s: (s.req.arrival, s.req.id)):
             if not seq.active:
@@ -233,7 +240,7 @@ class Scheduler:
         st = self.cfg.step
         b = padded_batch if padded_batch is not None else len(decode)
         ctx = padded_ctx if padded_ctx is not None else (
-            sum(s.context for s in decode) / len(decode) + 1 if decode else 0.0)
+            sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
         pre = [(n, s.prefilled + n) for s, n in chunks]
         tokens = None
         spec = self.cfg.spec
@@ -261,19 +268,24 @@ class Scheduler:
         """Apply a finished step at time ``now``: (finished sequences, sequences handed on)."""
         done: list[Seq] = []
         handed: list[Seq] = []
+        tokens = step.tokens
         for i, seq in enumerate(step.decode):
             if seq.finish is not None or not seq.active:
                 continue          # padded slot of a static batch, or preempted meanwhile
-            n = step.tokens[i] if step.tokens else 1
-            n = min(n, seq.req.output - seq.generated)
+            n = tokens[i] if tokens else 1
+            left = seq.req.output - seq.generated
+            if n >= left:
+                n = left
+                done.append(seq)
             seq.generated += n
+            seq.ctx += n
             seq.itl.append(now - seq.last)
             seq.last = now
-            if seq.generated >= seq.req.output:
-                done.append(seq)
         for seq, n in step.chunks:
             seq.prefilled += n
+            seq.ctx += n
             if seq.prefilled >= seq.need:
+                seq.decoding = True
                 if seq.req.group >= 0 and self.cfg.prefix_cache:
                     self.prefixes.add(seq.req.group)
                 if seq.generated == 0:            # the prefill step emits the first token
