@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
@@ -92,6 +93,7 @@ class EstimateTable:
     def __init__(self, estimator: Callable[[str, int, int, int], float]):
         self._estimate = estimator
         self._cache: dict[tuple[str, int, int, int], float] = {}
+        self.seconds = 0.0      # spent in the estimator
         self.floor = self.decode(1, self.CONTEXT_MIN)
 
     # -- grid points --------------------------------------------------------------------------
@@ -99,7 +101,9 @@ class EstimateTable:
         key = (phase, batch, context, prompt)
         t = self._cache.get(key)
         if t is None:
+            t0 = time.perf_counter()
             t = float(self._estimate(phase, batch, context, prompt))
+            self.seconds += time.perf_counter() - t0
             if not (t > 0 and math.isfinite(t)):
                 raise ValueError(f"step-time estimator returned {t} for {key}")
             self._cache[key] = t

@@ -238,5 +238,6 @@ def render(res, search=None) -> None:
     if m.rejected:
         rows2.append(("rejected", f"{m.rejected} requests whose prompt never fits the KV cache"))
     rows2.append(("Little's law", f"L = {m.littles_law['L']:.3g} in system, λW = {m.littles_law['lambda_W']:.3g}"))
-    rows2.append(("simulation", f"{res.wall_s:.2f} s for {m.requests} requests · {res.estimates} cost-model estimates"))
+    rows2.append(("simulation", f"{res.wall_s:.2f} s for {m.requests} requests · {res.estimates} cost-model "
+                  f"estimates in {res.table_s:.1f} s"))
     table(None, ["metric", "value"], rows2, justify=["left", "left"])
