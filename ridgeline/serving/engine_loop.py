@@ -103,10 +103,14 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         e.steps += 1
         if e.steps % sample_every == 0:
             s = e.sched
-            samples.append((t, idx, s.used / s.cfg.kv_blocks if s.cfg.kv_blocks < (1 << 30) else 0.0,
+            samples.append((t, idx, s.pool.used / s.pool.total if s.pool.total < (1 << 30) else 0.0,
                             len(s.running), len(s.waiting)))
         push(t + step.duration, "step", (idx, step))
 
+    pools: dict[int, list[int]] = {}
+    for i, e in enumerate(engines):
+        pools.setdefault(id(e.sched.pool), []).append(i)
+    shared = {i: group for group in pools.values() if len(group) > 1 for i in group}
     now = 0.0
     due: list[int] = []        # engines to offer work once every event at ``now`` is in
 
@@ -138,6 +142,9 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
                 for seq in done:
                     issue(seq.req.user, now + workload.think)
             kick_later(idx, now)
+            if shared:
+                # blocks freed here may admit another micro-batch group's queue (one KV pool)
+                due.extend(i for i in shared.get(idx, ()) if not engines[i].running and engines[i].sched.waiting)
         elif kind == "handoff":
             e = least_loaded(decode_pool)
             e.sched.add(data, now)

@@ -17,6 +17,7 @@ from .energy import IDLE_FRACTION, energy_report
 from .engine_loop import Engine, run
 from .metrics import SLO, Metrics, measure, parse_slo
 from .schedulers import ENGINE_POLICIES, SCHEDULERS, EngineConfig, SpecDecode
+from .schedulers.base import BlockPool
 from .step_table import EstimateTable, StepTime, preset_estimator
 from .workload import Workload, WorkloadError, get_workload
 
@@ -44,6 +45,8 @@ class Deployment:
     layers: int = 1
     weights_bytes_per_device: float = 0.0
     note: str = ""
+    tp: int = 1
+    pp: int = 1
 
 
 @dataclass
@@ -68,9 +71,10 @@ class ServeResult:
         return d
 
 
-def deployment_for(model: str, target: str, *, tp: int = 1, pp: int = 1, max_batch: int = 256,
+def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str = 1, max_batch: int = 256,
                    ref_context: int = 4096, preset_options: dict[str, Any] | None = None) -> Deployment:
-    """Devices, KV capacity, power and links of one replica, from one estimate of the preset."""
+    """Devices, KV capacity, power and links of one replica, from one estimate of the preset
+    (``tp``/``pp`` may be ``"auto"``: the smallest deployment that fits)."""
     from ..api import estimate, load
     from ..cost_models import get_target
     t = get_target(target)
@@ -83,6 +87,8 @@ def deployment_for(model: str, target: str, *, tp: int = 1, pp: int = 1, max_bat
         raise SimulationError(f"{model}: serve-sim needs an LLM preset (a transformer config), not a graph file")
     est = estimate(g, target=target, companion=None, **opts)
     mem = est.memory
+    if not spatial:
+        tp, pp = int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1))
     kv_tok = est.llm.kv_cache_bytes_per_token if est.llm else 0.0
     devices = mem.devices if mem else tp * pp
     if spatial:
@@ -103,7 +109,8 @@ def deployment_for(model: str, target: str, *, tp: int = 1, pp: int = 1, max_bat
     link = links[0] if links else None
     return Deployment(target, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
                       link.bandwidth if link else float("inf"), link.latency if link else 0.0,
-                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note)
+                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note,
+                      int(tp) if not spatial else 1, int(pp) if not spatial else 1)
 
 
 def _engines(policy: str, dep: Deployment, cfg: EngineConfig, replicas: int, prefill_replicas: int | None,
@@ -131,10 +138,12 @@ def _engines(policy: str, dep: Deployment, cfg: EngineConfig, replicas: int, pre
         return engines, transfer
     if policy == "pipeline":
         s = stages or max(1, min(dep.devices, dep.layers))
-        group = replace(cfg, kv_blocks=max(1, blocks // s) if blocks < (1 << 30) else blocks,
-                        max_batch=max(1, cfg.max_batch // s))
-        engines = [Engine(ENGINE_POLICIES["continuous"](replace(group, seed=cfg.seed + r * s + i)),
-                          dep.devices / s) for r in range(replicas) for i in range(s)]
+        group = replace(cfg, kv_blocks=blocks, max_batch=max(1, cfg.max_batch // s))
+        engines = []
+        for r in range(replicas):
+            pool = BlockPool(blocks)     # one KV cache per replica, shared by its micro-batch groups
+            engines += [Engine(ENGINE_POLICIES["continuous"](replace(group, seed=cfg.seed + r * s + i), pool),
+                               dep.devices / s) for i in range(s)]
         return engines, None
     cls = ENGINE_POLICIES[policy]
     return [Engine(cls(replace(cfg, kv_blocks=blocks, seed=cfg.seed + i)), dep.devices)
@@ -168,12 +177,20 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
         raise SimulationError("speculative decoding needs k >= 0 and an acceptance rate in [0, 1]")
     for name, v in (("replicas", replicas), ("tp", tp), ("pp", pp)):
+        if v == "auto" and name != "replicas":
+            continue
         if not isinstance(v, int) or v < 1:
             raise SimulationError(f"--{name} must be a positive integer, got {v!r}")
     slo_ = parse_slo(slo)
     ref_context = int(min(32768, max(512, 2 * (w.prompt.mean + w.output.mean)))) if w.arrival != "trace" else \
         int(min(32768, max(512, 2 * max(r.prompt + r.output for r in w.trace))))
     popts = dict(preset_options or {})
+    if step_time is None and table is None and "auto" in (tp, pp):
+        from ..cost_models import get_target
+        spatial = get_target(target).family in SPATIAL
+        deployment = deployment or deployment_for(model, target, tp=tp, pp=pp, max_batch=max_batch or (32 if spatial else 256),
+                                                  ref_context=ref_context, preset_options=popts)
+        tp, pp = deployment.tp, deployment.pp
     if step_time is None:
         if table is None:
             from ..cost_models import get_target

@@ -17,7 +17,7 @@ import numpy as np
 from ..step_table import StepTime
 from ..workload import Request
 
-__all__ = ["Seq", "Step", "EngineConfig", "SpecDecode", "Scheduler"]
+__all__ = ["Seq", "Step", "EngineConfig", "SpecDecode", "Scheduler", "BlockPool"]
 
 
 class Seq:
@@ -98,16 +98,27 @@ class EngineConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class BlockPool:
+    """KV blocks in use out of ``total``; pipeline micro-batch groups share one (the KV of every
+    sequence in flight lives on the same stages)."""
+
+    __slots__ = ("used", "total")
+
+    def __init__(self, total: int):
+        self.used = 0
+        self.total = total
+
+
 class Scheduler:
     """Base policy: FCFS queues, KV blocks, prefix cache, speculative decoding, commit."""
 
     name = "base"
 
-    def __init__(self, cfg: EngineConfig):
+    def __init__(self, cfg: EngineConfig, pool: BlockPool | None = None):
         self.cfg = cfg
         self.waiting: deque[Seq] = deque()
         self.running: list[Seq] = []
-        self.used = 0                     # KV blocks in use
+        self.pool = pool or BlockPool(cfg.kv_blocks)
         self.prefixes: set[int] = set()   # groups whose shared prefix is cached
         self.preempted_at: list[float] = []
         self.truncated: list[Seq] = []     # stopped at the KV capacity before their output length
@@ -116,7 +127,7 @@ class Scheduler:
     # -- queue and memory -----------------------------------------------------------------------
     def add(self, seq: Seq, now: float) -> bool:
         """Queue ``seq``; False (rejected) when its prompt can never fit the KV cache."""
-        if self.blocks_for(seq.req.prompt + 1) > self.cfg.kv_blocks:
+        if self.blocks_for(seq.req.prompt + 1) > self.pool.total:
             return False
         self.waiting.append(seq)
         return True
@@ -145,14 +156,14 @@ class Scheduler:
         need = self.blocks_for(tokens) - seq.blocks
         if need <= 0:
             return True
-        if self.used + need > self.cfg.kv_blocks:
+        if self.pool.used + need > self.pool.total:
             return False
-        self.used += need
+        self.pool.used += need
         seq.blocks += need
         return True
 
     def release(self, seq: Seq) -> None:
-        self.used -= seq.blocks
+        self.pool.used -= seq.blocks
         seq.blocks = 0
 
     def start_prefill(self, seq: Seq) -> None:
@@ -184,7 +195,7 @@ class Scheduler:
             seq.prefilled = seq.ctx = 0
             seq.decoding = False
         self.release(seq)
-        if self.blocks_for(seq.context + 2 if seq.swapped else seq.need + 1) > self.cfg.kv_blocks:
+        if self.blocks_for(seq.context + 2 if seq.swapped else seq.need + 1) > self.pool.total:
             self.stop(seq, now)     # could never come back: capped at the KV capacity
         else:
             self.waiting.appendleft(seq)
@@ -213,13 +224,13 @@ class Scheduler:
             short = s.ctx + tokens - s.blocks * bs
             if short > 0:
                 need += -(-short // bs)
-        if self.used + need <= self.cfg.kv_blocks:       # the common case: room for everyone
+        if self.pool.used + need <= self.pool.total:       # the common case: room for everyone
             if need:
                 for s in dec:
                     short = s.ctx + tokens - s.blocks * bs
                     if short > 0:
                         s.blocks += -(-short // bs)
-                self.used += need
+                self.pool.used += need
             return 0.0
         for seq in sorted(dec, key=lambda s: (s.req.arrival, s.req.id)):
             if not seq.active:
@@ -231,7 +242,7 @@ class Scheduler:
                 extra += self.preempt(max(victims, key=lambda s: (s.req.arrival, s.req.id)), now)
             else:
                 continue
-            self.stop(seq, now)     # alone and still too big for the whole pool
+            extra += self.preempt(seq, now)   # alone: wait for blocks (stopped if it can never fit)
         return extra
 
     # -- pricing --------------------------------------------------------------------------------

@@ -17,12 +17,12 @@ __all__ = ["StaticScheduler"]
 class StaticScheduler(Scheduler):
     name = "static"
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, pool=None):
+        super().__init__(cfg, pool)
         self.batch: list[Seq] = []
 
     def add(self, seq: Seq, now: float) -> bool:
-        if self.blocks_for(seq.req.prompt + seq.req.output) > self.cfg.kv_blocks:
+        if self.blocks_for(seq.req.prompt + seq.req.output) > self.pool.total:
             return False
         self.waiting.append(seq)
         return True
