@@ -19,8 +19,20 @@ from .ir.errors import RidgelineError
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "optimize", "compile", "estimate", "simulate", "models", "Graph", "Node", "Value", "TensorType",
-           "RidgelineError", "__version__"]
+__all__ = [
+    "Graph",
+    "Node",
+    "RidgelineError",
+    "TensorType",
+    "Value",
+    "__version__",
+    "compile",
+    "estimate",
+    "load",
+    "models",
+    "optimize",
+    "simulate",
+]
 
 
 def __getattr__(name: str):

@@ -7,13 +7,14 @@ Each call is a thin door onto the layer that does the work, imported when first 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["load", "optimize", "compile", "estimate", "simulate", "reference_evaluator"]
+__all__ = ["compile", "estimate", "load", "optimize", "reference_evaluator", "simulate"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,

@@ -48,11 +48,11 @@ def main() -> int:
 
     table = EstimateTable(preset_estimator(a.model, a.target, {"tp": a.tp}, {}))
     dep, dw, dc = _timed(lambda: deployment_for(a.model, a.target, tp=a.tp, ref_context=4096))
-    kw = dict(workload="chat", rate=a.rate, requests=n, scheduler=a.scheduler, tp=a.tp, deployment=dep, seed=0)
-    res, w1, c1 = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))
+    kw = {"workload": "chat", "rate": a.rate, "requests": n, "scheduler": a.scheduler, "tp": a.tp, "deployment": dep, "seed": 0}
+    res, _w1, c1 = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))
     stub = LinearStepTime(table.decode(1, 1024), (table.decode(64, 1024) - table.decode(1, 1024)) / 63, 0,
                           (table.prefill(1024, 1024) - table.floor) / 1024)
-    peer, w2, c2 = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
+    peer, _w2, c2 = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
     sim_w = res.wall_s
     print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {a.scheduler}")
     print(f"  deployment estimate         {dw:7.2f} s wall {dc:7.2f} s CPU")

@@ -15,6 +15,24 @@ from .simulator import Deployment, ServeResult, SimulationError, deployment_for,
 from .step_table import EstimateTable, LinearStepTime, StepTime
 from .workload import NAMED, Lengths, Request, Workload, WorkloadError, get_workload, read_trace
 
-__all__ = ["simulate", "max_rate", "Deployment", "ServeResult", "SimulationError", "deployment_for", "SLO",
-           "Metrics", "parse_slo", "EstimateTable", "LinearStepTime", "StepTime", "NAMED", "Lengths", "Request",
-           "Workload", "WorkloadError", "get_workload", "read_trace"]
+__all__ = [
+           "NAMED",
+           "SLO",
+           "Deployment",
+           "EstimateTable",
+           "Lengths",
+           "LinearStepTime",
+           "Metrics",
+           "Request",
+           "ServeResult",
+           "SimulationError",
+           "StepTime",
+           "Workload",
+           "WorkloadError",
+           "deployment_for",
+           "get_workload",
+           "max_rate",
+           "parse_slo",
+           "read_trace",
+           "simulate",
+]

@@ -14,7 +14,7 @@ from typing import Any
 
 from .engine_loop import Trace
 
-__all__ = ["energy_report", "IDLE_FRACTION"]
+__all__ = ["IDLE_FRACTION", "energy_report"]
 
 IDLE_FRACTION = 0.2
 

@@ -9,8 +9,8 @@ power. Ties are broken by insertion order, so a run is deterministic for a seed.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from .schedulers.base import Scheduler, Seq, Step
 from .workload import Request, Workload

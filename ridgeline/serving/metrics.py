@@ -16,7 +16,7 @@ import numpy as np
 
 from .engine_loop import Trace
 
-__all__ = ["SLO", "Metrics", "measure", "percentiles", "parse_slo"]
+__all__ = ["SLO", "Metrics", "measure", "parse_slo", "percentiles"]
 
 QUANTILES = (50, 90, 99)
 

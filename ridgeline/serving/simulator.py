@@ -21,7 +21,7 @@ from .schedulers.base import BlockPool
 from .step_table import EstimateTable, StepTime, preset_estimator
 from .workload import Workload, WorkloadError, get_workload
 
-__all__ = ["simulate", "max_rate", "Deployment", "ServeResult", "SimulationError", "deployment_for"]
+__all__ = ["Deployment", "ServeResult", "SimulationError", "deployment_for", "max_rate", "simulate"]
 
 SPATIAL = ("wafer_scale", "dataflow")
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
-__all__ = ["StepTime", "LinearStepTime", "EstimateTable", "compose"]
+__all__ = ["EstimateTable", "LinearStepTime", "StepTime", "compose"]
 
 log = logging.getLogger(__name__)
 

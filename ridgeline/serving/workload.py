@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["Request", "Lengths", "Workload", "WorkloadError", "NAMED", "get_workload", "read_trace",
-           "parse_lengths"]
+__all__ = [
+    "NAMED",
+    "Lengths",
+    "Request",
+    "Workload",
+    "WorkloadError",
+    "get_workload",
+    "parse_lengths",
+    "read_trace",
+]
 
 
 class WorkloadError(RidgelineError):
@@ -112,7 +120,7 @@ class Workload:
     trace: tuple[Request, ...] = ()
     source: str = ""                # where the statistics come from
 
-    def with_rate(self, rate: float) -> "Workload":
+    def with_rate(self, rate: float) -> Workload:
         if self.arrival in ("closed", "trace"):
             raise WorkloadError(f"workload {self.name!r} ({self.arrival}) has no rate to set")
         return replace(self, rate=float(rate))

@@ -36,3 +36,15 @@ def test_trace_file_runs_and_prints_json(run_cli, tmp_path):
     assert data["metrics"]["requests"] == 3 and data["workload"]["arrival"] == "trace"
     assert data["metrics"]["ttft"]["p50"] > 0
     assert trace.read_bytes() == before
+
+
+def test_compare_targets_as_servers(run_cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival,prompt,output\n" + "".join(f"{i * 0.05},{64 + i},{4 + i % 5}\n" for i in range(40)))
+    r = run_cli("compare", "gpt2", "--targets", "h100,a100", "--workload", str(trace), "--rate", "2",
+                "--requests", "40", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["target"]: row for row in json.loads(r.stdout)["rows"]}
+    assert set(rows) == {"h100", "a100"}
+    # same requests on both: the faster target's median TTFT is not the slower one's
+    assert rows["h100"]["ttft"]["p50"] <= rows["a100"]["ttft"]["p50"]

@@ -66,8 +66,8 @@ def test_throughput_saturates_at_the_offline_maximum(sched, b, p, o):
 
 
 def test_deterministic_for_a_seed():
-    kw = dict(workload="chat", rate=20.0, requests=300, step_time=LinearStepTime(0.02, 1e-3, 0, 2e-5),
-              deployment=Deployment("stub", kv_tokens=60000), spec_k=3, spec_acceptance=0.6)
+    kw = {"workload": "chat", "rate": 20.0, "requests": 300, "step_time": LinearStepTime(0.02, 1e-3, 0, 2e-5),
+              "deployment": Deployment("stub", kv_tokens=60000), "spec_k": 3, "spec_acceptance": 0.6}
     a = simulate("stub", "stub", seed=7, **kw).metrics.to_json()
     b = simulate("stub", "stub", seed=7, **kw).metrics.to_json()
     c = simulate("stub", "stub", seed=8, **kw).metrics.to_json()

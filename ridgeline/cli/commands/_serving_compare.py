@@ -33,8 +33,8 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
         raise UsageError("--workload needs --rate R and/or --slo ttft=…,tpot=…")
     rows: list[dict[str, Any]] = []
     for t in targets:
-        kw: dict[str, Any] = dict(workload=args.workload, requests=args.requests, tp=args.tp or "auto",
-                                  pp=args.pp or "auto", seed=args.seed, slo=args.slo)
+        kw: dict[str, Any] = {"workload": args.workload, "requests": args.requests, "tp": args.tp or "auto",
+                                  "pp": args.pp or "auto", "seed": args.seed, "slo": args.slo}
         row: dict[str, Any] = {"target": t}
         res = None
         if args.rate is not None:

@@ -19,8 +19,17 @@ import numpy as np
 
 from ...ir.errors import RidgelineError
 from ..common import UsageError, add_model_argument, emit, fmt_time, parse_dims, table
-from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
-                          is_file_model, known_target_or_backend, load_estimable, progress)
+from ._estimating import (
+    add_estimate_options,
+    add_preset_arguments,
+    companion_for,
+    estimate_options,
+    is_file_model,
+    known_target_or_backend,
+    load_estimable,
+    progress,
+    wide_output,
+)
 
 
 def register(sub) -> None:

@@ -100,8 +100,8 @@ def sim_kwargs(args: argparse.Namespace) -> dict:
     w = get_workload(args.workload or "chat", arrival=args.arrival, cv=args.cv, users=args.users,
                      think=args.think, prompt=args.prompt_len, output=args.output_len,
                      shared_prefix=getattr(args, "shared_prefix", None), prefix_groups=getattr(args, "prefix_groups", None))
-    kw: dict = dict(workload=w, rate=args.rate, requests=args.requests, scheduler=args.scheduler, slo=args.slo,
-                    replicas=args.replicas, seed=args.seed)
+    kw: dict = {"workload": w, "rate": args.rate, "requests": args.requests, "scheduler": args.scheduler, "slo": args.slo,
+                    "replicas": args.replicas, "seed": args.seed}
     from ...serving.schedulers import SCHEDULERS
     if args.scheduler is not None and args.scheduler not in SCHEDULERS:
         raise UsageError(f"unknown scheduler {args.scheduler!r} (choose from {', '.join(SCHEDULERS)})")
@@ -111,10 +111,10 @@ def sim_kwargs(args: argparse.Namespace) -> dict:
 
 
 def _engine_kwargs(args: argparse.Namespace) -> dict:
-    kw: dict = dict(tp=args.tp, pp=args.pp, max_batch=args.max_batch, token_budget=args.token_budget,
-                    block_size=args.block_size, preemption=args.preemption, prefill_replicas=args.prefill_replicas,
-                    stages=args.stages, prefix_hit=args.prefix_hit, power_w=args.power,
-                    idle_fraction=args.idle_fraction, price=args.price)
+    kw: dict = {"tp": args.tp, "pp": args.pp, "max_batch": args.max_batch, "token_budget": args.token_budget,
+                    "block_size": args.block_size, "preemption": args.preemption, "prefill_replicas": args.prefill_replicas,
+                    "stages": args.stages, "prefix_hit": args.prefix_hit, "power_w": args.power,
+                    "idle_fraction": args.idle_fraction, "price": args.price}
     if not 0 <= args.prefix_hit < 1:
         raise UsageError(f"--prefix-hit must be in [0, 1), got {args.prefix_hit}")
     if args.spec:
@@ -212,32 +212,39 @@ def render(res, search=None) -> None:
     rows = [(name, _ms(d, "p50"), _ms(d, "p90"), _ms(d, "p99"), _ms(d, "mean"))
             for name, d in (("TTFT", m.ttft), ("TPOT", m.tpot), ("ITL", m.itl), ("E2E", m.e2e))]
     devices = dep["devices"] * dep["replicas"]
-    table(f"{_title(res)} · {rate} · {res.options['requests']} requests · {devices} devices", 
+    table(f"{_title(res)} · {rate} · {res.options['requests']} requests · {devices} devices",
           ["latency", "p50", "p90", "p99", "mean"], rows)
     e = m.energy
-    rows2 = [("throughput", f"{m.throughput_rps:.3g} req/s · {m.output_tokens_per_s:.4g} output tok/s · "
-              f"{m.total_tokens_per_s:.4g} tok/s in+out")]
+    rows2: list[tuple[str, str]] = []
+
+    def add(name: str, *parts: str) -> None:
+        rows2.append((name, "".join(parts)))
+
+    add("throughput", f"{m.throughput_rps:.3g} req/s · {m.output_tokens_per_s:.4g} output tok/s · ",
+        f"{m.total_tokens_per_s:.4g} tok/s in+out")
     if m.goodput_rps is not None:
-        rows2.append(("goodput", f"{m.goodput_rps:.3g} req/s within {res.options['slo']} "
-                      f"({100 * m.slo_attained:.1f}% of requests; SLO {'met' if m.slo_met else 'missed'})"))
+        add("goodput", f"{m.goodput_rps:.3g} req/s within {res.options['slo']} ",
+            f"({100 * m.slo_attained:.1f}% of requests; SLO {'met' if m.slo_met else 'missed'})")
     if search:
-        rows2.append(("max rate meeting SLO", f"{search['max_rate']:.3g} req/s "
-                      f"(offline max {search['offline_max_rps']:.3g} req/s)"))
-    rows2 += [("KV cache", f"mean {100 * m.kv_occupancy['mean']:.1f}%, peak {100 * m.kv_occupancy['peak']:.1f}% of "
-               f"{dep['kv_tokens'] or '∞'} tokens/replica · {m.preemptions} preemptions"),
-              ("utilization", f"{100 * m.utilization:.1f}% of device time in steps")]
+        add("max rate meeting SLO", f"{search['max_rate']:.3g} req/s ",
+            f"(offline max {search['offline_max_rps']:.3g} req/s)")
+    add("KV cache", f"mean {100 * m.kv_occupancy['mean']:.1f}%, peak {100 * m.kv_occupancy['peak']:.1f}% of ",
+        f"{dep['kv_tokens'] or '∞'} tokens/replica · {m.preemptions} preemptions")
+    add("utilization", f"{100 * m.utilization:.1f}% of device time in steps")
     if e.get("j_per_output_token") is not None:
-        rows2.append(("energy", f"{e['j_per_output_token']:.3g} J/output token · {e['j_per_token']:.3g} J/token · "
-                      f"avg {e['average_w'] / 1e3:.3g} kW"))
+        add("energy", f"{e['j_per_output_token']:.3g} J/output token · {e['j_per_token']:.3g} J/token · ",
+            f"avg {e['average_w'] / 1e3:.3g} kW")
     else:
-        rows2.append(("energy", e.get("note", "-")))
+        add("energy", e.get("note", "-"))
     if e.get("usd_per_million_output_tokens") is not None:
-        rows2.append(("cost", f"${e['usd_per_million_output_tokens']:.3g} per million output tokens"))
+        add("cost", f"${e['usd_per_million_output_tokens']:.3g} per million output tokens")
     if m.prefix_cached_tokens:
-        rows2.append(("prefix cache", f"{m.prefix_cached_tokens} prompt tokens served from cache"))
+        add("prefix cache", f"{m.prefix_cached_tokens} prompt tokens served from cache")
     if m.rejected:
-        rows2.append(("rejected", f"{m.rejected} requests whose prompt never fits the KV cache"))
-    rows2.append(("Little's law", f"L = {m.littles_law['L']:.3g} in system, λW = {m.littles_law['lambda_W']:.3g}"))
-    rows2.append(("simulation", f"{res.wall_s:.2f} s for {m.requests} requests · {res.estimates} cost-model "
-                  f"estimates in {res.table_s:.1f} s"))
+        add("rejected", f"{m.rejected} requests whose prompt never fits the KV cache")
+    if m.truncated:
+        add("truncated", f"{m.truncated} requests stopped at the KV capacity")
+    add("Little's law", f"L = {m.littles_law['L']:.3g} in system, λW = {m.littles_law['lambda_W']:.3g}")
+    add("simulation", f"{res.wall_s:.2f} s for {m.requests} requests · {res.estimates} cost-model ",
+        f"estimates in {res.table_s:.1f} s")
     table(None, ["metric", "value"], rows2, justify=["left", "left"])

@@ -10,8 +10,18 @@ from .chunked import ChunkedScheduler
 from .continuous import ContinuousScheduler
 from .static import StaticScheduler
 
-__all__ = ["SCHEDULERS", "ENGINE_POLICIES", "EngineConfig", "Scheduler", "Seq", "SpecDecode", "Step",
-           "ChunkedScheduler", "ContinuousScheduler", "StaticScheduler"]
+__all__ = [
+           "ENGINE_POLICIES",
+           "SCHEDULERS",
+           "ChunkedScheduler",
+           "ContinuousScheduler",
+           "EngineConfig",
+           "Scheduler",
+           "Seq",
+           "SpecDecode",
+           "StaticScheduler",
+           "Step",
+]
 
 #: one engine's policy by name
 ENGINE_POLICIES = {"static": StaticScheduler, "continuous": ContinuousScheduler, "chunked": ChunkedScheduler}

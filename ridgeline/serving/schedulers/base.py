@@ -7,7 +7,6 @@ engine is free (a ``Step`` or None to idle) and ``commit`` when that step ends.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,14 +16,29 @@ import numpy as np
 from ..step_table import StepTime
 from ..workload import Request
 
-__all__ = ["Seq", "Step", "EngineConfig", "SpecDecode", "Scheduler", "BlockPool"]
+__all__ = ["BlockPool", "EngineConfig", "Scheduler", "Seq", "SpecDecode", "Step"]
 
 
 class Seq:
     """A request inside an engine: how much of its prompt is in the KV cache, what it generated."""
 
-    __slots__ = ("req", "need", "prefilled", "generated", "first", "last", "finish", "cached",
-                 "preemptions", "swapped", "blocks", "itl", "active", "ctx", "decoding")
+    __slots__ = (
+        "active",
+        "blocks",
+        "cached",
+        "ctx",
+        "decoding",
+        "finish",
+        "first",
+        "generated",
+        "itl",
+        "last",
+        "need",
+        "preemptions",
+        "prefilled",
+        "req",
+        "swapped",
+    )
 
     def __init__(self, req: Request):
         self.req = req
@@ -102,7 +116,7 @@ class BlockPool:
     """KV blocks in use out of ``total``; pipeline micro-batch groups share one (the KV of every
     sequence in flight lives on the same stages)."""
 
-    __slots__ = ("used", "total")
+    __slots__ = ("total", "used")
 
     def __init__(self, total: int):
         self.used = 0
