@@ -147,8 +147,10 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
                 due.extend(i for i in shared.get(idx, ()) if not engines[i].running and engines[i].sched.waiting)
         elif kind == "handoff":
             e = least_loaded(decode_pool)
-            e.sched.add(data, now)
-            kick_later(engines.index(e), now)
+            if e.sched.add(data, now):
+                kick_later(engines.index(e), now)
+            else:                        # the decode pool's KV cache can never hold it
+                e.sched.stop(data, now)
         if not heap or heap[0][0] > now:
             # simultaneous arrivals and step ends all land before any engine plans its next step
             for idx in sorted(set(due)):

@@ -40,8 +40,11 @@ class Deployment:
     kv_tokens: int | None = None         # KV-cache capacity per replica (None: unbounded)
     kv_bytes_per_token: float = 0.0
     power_w: float | None = None
-    link_bandwidth: float = float("inf")  # B/s per device, for KV hand-offs
+    link_bandwidth: float = float("inf")  # B/s per device, for KV hand-offs inside the fast domain
     link_latency: float = 0.0
+    domain_devices: int = 1 << 30           # devices the fast link joins (NVLink domain, ICI slice)
+    scaleout_bandwidth: float | None = None  # the next link out (InfiniBand, …), None: same as link
+    scaleout_latency: float = 0.0
     layers: int = 1
     weights_bytes_per_device: float = 0.0
     note: str = ""
@@ -107,8 +110,11 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
     n_dev = tp * pp * 1 if not spatial else devices
     links = t.interconnect
     link = links[0] if links else None
+    out = links[-1] if len(links) > 1 else None
     return Deployment(target, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
                       link.bandwidth if link else float("inf"), link.latency if link else 0.0,
+                      link.max_devices if link else 1 << 30, out.bandwidth if out else None,
+                      out.latency if out else 0.0,
                       int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note,
                       int(tp) if not spatial else 1, int(pp) if not spatial else 1)
 
@@ -128,12 +134,14 @@ def _engines(policy: str, dep: Deployment, cfg: EngineConfig, replicas: int, pre
                    for i in range(p)]
         engines += [Engine(ENGINE_POLICIES["continuous"](replace(dec, seed=cfg.seed + p + i)), dep.devices, "decode")
                     for i in range(replicas - p)]
-        # KV moves from the prefill replica's tp shards to the decode replica's, each shard on its own link
-        same_domain = True
+        # KV moves from the prefill replica's shards to the decode replica's, each device on its own
+        # link: the fast link when both pools fit its domain (one NVLink board), else the scale-out one
+        inside = replicas * dep.devices <= dep.domain_devices or dep.scaleout_bandwidth is None
+        bw = dep.link_bandwidth if inside else dep.scaleout_bandwidth
+        lat = dep.link_latency if inside else dep.scaleout_latency
 
         def transfer(seq) -> float:
-            nbytes = seq.need * dep.kv_bytes_per_token
-            return dep.link_latency + nbytes / (dep.link_bandwidth * max(dep.devices, 1)) if same_domain else 0.0
+            return lat + seq.need * dep.kv_bytes_per_token / (bw * max(dep.devices, 1))
 
         return engines, transfer
     if policy == "pipeline":

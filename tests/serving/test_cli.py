@@ -30,8 +30,10 @@ def test_trace_file_runs_and_prints_json(run_cli, tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrival,prompt,output\n0,100,5\n0.5,200,3\n1.0,50,8\n")
     before = trace.read_bytes()
-    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", str(trace), "--json")
+    png = tmp_path / "timeline.png"
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", str(trace), "--json", "--plot", str(png))
     assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
     data = json.loads(r.stdout)
     assert data["metrics"]["requests"] == 3 and data["workload"]["arrival"] == "trace"
     assert data["metrics"]["ttft"]["p50"] > 0
