@@ -176,6 +176,22 @@ class Scheduler:
         seq.blocks += need
         return True
 
+    def next_fresh(self) -> tuple[Seq | None, float]:
+        """The queue's head that needs a prefill (its cached prefix served), after putting swapped
+        and handed-on heads back on the device; None when the queue is empty, the batch is full or
+        the head must wait for blocks. Also returns the swap-in time spent."""
+        extra = 0.0
+        while self.waiting and len(self.running) < self.cfg.max_batch:
+            seq = self.waiting[0]
+            handled, t = self.admit_ready(seq)
+            if not handled:
+                self.start_prefill(seq)
+                return seq, extra
+            if t < 0:
+                break
+            extra += t
+        return None, extra
+
     def release(self, seq: Seq) -> None:
         self.pool.used -= seq.blocks
         seq.blocks = 0

@@ -32,15 +32,11 @@ class ChunkedScheduler(Scheduler):
                 if n > 0 and self.grow(seq, seq.prefilled + n):
                     chunks.append((seq, n))
                     budget -= n
-        while self.waiting and budget > 0 and len(self.running) < cfg.max_batch:
-            seq = self.waiting[0]
-            handled, t = self.admit_ready(seq)
-            if handled:
-                if t < 0:
-                    break
-                extra += t
-                continue
-            self.start_prefill(seq)
+        while budget > 0:
+            seq, t = self.next_fresh()
+            extra += t
+            if seq is None:
+                break
             n = min(seq.need - seq.prefilled, budget)
             if not self.grow(seq, seq.prefilled + n):
                 break

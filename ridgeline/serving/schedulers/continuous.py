@@ -24,15 +24,11 @@ class ContinuousScheduler(Scheduler):
         extra = 0.0
         admitted = []
         budget = cfg.token_budget
-        while self.waiting and len(self.running) < cfg.max_batch:
-            seq = self.waiting[0]
-            handled, t = self.admit_ready(seq)
-            if handled:
-                if t < 0:
-                    break
-                extra += t
-                continue
-            self.start_prefill(seq)
+        while True:
+            seq, t = self.next_fresh()
+            extra += t
+            if seq is None:
+                break
             n = seq.need - seq.prefilled
             if admitted and n > budget:
                 break
