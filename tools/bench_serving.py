@@ -48,20 +48,24 @@ def main() -> int:
 
     table = EstimateTable(preset_estimator(a.model, a.target, {"tp": a.tp}, {}))
     dep, dw, dc = _timed(lambda: deployment_for(a.model, a.target, tp=a.tp, ref_context=4096))
-    kw = {"workload": "chat", "rate": a.rate, "requests": n, "scheduler": a.scheduler, "tp": a.tp, "deployment": dep, "seed": 0}
-    res, _w1, c1 = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))
+    kw = {"workload": "chat", "rate": a.rate, "requests": n, "scheduler": a.scheduler, "tp": a.tp,
+          "deployment": dep, "seed": 0}
+    cold, cw, cc = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))      # builds the table
+    warm, ww, wc = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))      # table cached
     stub = LinearStepTime(table.decode(1, 1024), (table.decode(64, 1024) - table.decode(1, 1024)) / 63, 0,
                           (table.prefill(1024, 1024) - table.floor) / 1024)
-    peer, _w2, c2 = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
-    sim_w = res.wall_s
-    print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {a.scheduler}")
-    print(f"  deployment estimate         {dw:7.2f} s wall {dc:7.2f} s CPU")
-    print(f"  step table: {table.points:3d} estimates {table.seconds:7.2f} s (paid once per deployment)")
-    print(f"  simulation (table)          {sim_w:7.2f} s wall -> {n / sim_w:9.0f} requests/s "
-          f"({res.metrics.throughput_rps:.2f} req/s served, {res.metrics.preemptions} preemptions)")
-    print(f"  simulation (linear stub)    {peer.wall_s:7.2f} s wall -> {n / peer.wall_s:9.0f} requests/s")
-    print(f"  ratio table / stub          {sim_w / peer.wall_s:7.2f}x   (process CPU incl. table: {c1:.2f} s, "
-          f"stub run {c2:.2f} s)")
+    peer, pw, pc = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
+    assert warm.metrics.to_json() == cold.metrics.to_json()
+    m = warm.metrics
+    print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {a.scheduler} "
+          f"({m.throughput_rps:.2f} req/s served, {m.preemptions} preemptions)")
+    print(f"  deployment estimate          {dw:7.2f} s wall {dc:7.2f} s CPU")
+    print(f"  first run, building table    {cw:7.2f} s wall {cc:7.2f} s CPU  ({table.points} estimates, "
+          f"{table.seconds:.1f} s wall of them)")
+    print(f"  simulation, table cached     {ww:7.2f} s wall {wc:7.2f} s CPU -> {n / wc:7.0f} requests/s (CPU), "
+          f"{n / ww:7.0f} (wall)")
+    print(f"  peer: linear-stub steps      {pw:7.2f} s wall {pc:7.2f} s CPU -> {n / pc:7.0f} requests/s (CPU)")
+    print(f"  ratio cached table / stub    {wc / pc:7.2f}x CPU")
     return 0
 
 

@@ -18,16 +18,20 @@ lengths = st.one_of(st.integers(1, 600).map(lambda n: Lengths("fixed", n)),
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(step=steps, prompt=lengths, output=lengths, rate=st.floats(0.5, 200), sched=st.sampled_from(
     ["static", "continuous", "chunked", "disaggregated", "pipeline"]), kv=st.one_of(st.none(), st.integers(800, 20000)),
-    mode=st.sampled_from(["recompute", "swap"]), seed=st.integers(0, 2 ** 16), arrival=st.sampled_from(["poisson", "gamma"]))
-def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, seed, arrival):
+    mode=st.sampled_from(["recompute", "swap"]), seed=st.integers(0, 2 ** 16), arrival=st.sampled_from(["poisson", "gamma"]),
+    spec=st.sampled_from([(0, 0.0), (3, 0.6), (2, 1.0)]), prefix_hit=st.sampled_from([0.0, 0.4]))
+def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, seed, arrival, spec, prefix_hit):
     w = Workload("g", arrival, rate=rate, cv=2.0, prompt=prompt, output=output)
     dep = Deployment("stub", family="dataflow" if sched == "pipeline" else "stub", devices=4, layers=8,
                      kv_tokens=kv, kv_bytes_per_token=1e5, link_bandwidth=1e10)
     r = simulate("stub", "stub", workload=w, requests=40, step_time=step, deployment=dep, scheduler=sched,
                  replicas=2 if sched == "disaggregated" else 1, preemption=mode, seed=seed, max_batch=16,
-                 token_budget=256 if sched == "chunked" else None, slo="ttft=1,tpot=0.1")
+                 token_budget=256 if sched == "chunked" else None, slo="ttft=1,tpot=0.1",
+                 spec_k=spec[0], spec_acceptance=spec[1], prefix_hit=prefix_hit)
     m = r.metrics
     assert m.requests + m.rejected == 40
+    # every served request got all its tokens, or was stopped at the KV capacity
+    assert m.output_tokens_per_s * m.duration_s <= 40 * 1e6
     if m.requests:
         # the time integral of requests in the system equals arrival rate x mean time in system
         assert m.littles_law["L"] == pytest.approx(m.littles_law["lambda_W"], rel=1e-9)
