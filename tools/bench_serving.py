@@ -54,7 +54,7 @@ def main() -> int:
     warm, ww, wc = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))      # table cached
     stub = LinearStepTime(table.decode(1, 1024), (table.decode(64, 1024) - table.decode(1, 1024)) / 63, 0,
                           (table.prefill(1024, 1024) - table.floor) / 1024)
-    peer, pw, pc = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
+    _peer, pw, pc = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
     assert warm.metrics.to_json() == cold.metrics.to_json()
     m = warm.metrics
     print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {a.scheduler} "
