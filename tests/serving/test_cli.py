@@ -43,9 +43,11 @@ def test_trace_file_runs_and_prints_json(run_cli, tmp_path):
 def test_compare_targets_as_servers(run_cli, tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text("arrival,prompt,output\n" + "".join(f"{i * 0.05},{64 + i},{4 + i % 5}\n" for i in range(40)))
+    png = tmp_path / "lat.png"
     r = run_cli("compare", "gpt2", "--targets", "h100,a100", "--workload", str(trace), "--rate", "2",
-                "--requests", "40", "--json")
+                "--requests", "40", "--json", "--sweep", "1,4", "--plot", str(png))
     assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
     rows = {row["target"]: row for row in json.loads(r.stdout)["rows"]}
     assert set(rows) == {"h100", "a100"}
     # same requests on both: the faster target's median TTFT is not the slower one's
