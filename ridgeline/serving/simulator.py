@@ -271,6 +271,10 @@ def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 
     if slo_ is None:
         raise SimulationError("max_rate needs an SLO")
     kwargs.pop("rate", None)
+    w = get_workload(kwargs.get("workload", "chat"))
+    if w.arrival in ("closed", "trace"):
+        raise SimulationError(f"the highest rate meeting an SLO needs an open-loop workload, not a {w.arrival} "
+                              f"({w.name}): its arrivals are given")
     if kwargs.get("step_time") is None and kwargs.get("table") is None:
         from ..cost_models import get_target
         fam = get_target(kwargs.get("target", "h100")).family
