@@ -92,8 +92,8 @@ def test_max_rate_meets_the_slo_and_grows_with_a_looser_one():
     from ridgeline.serving import SimulationError, max_rate
     kw = {"model": "x", "target": "stub", "step_time": LinearStepTime(0.014, 2e-4, 0, 3e-5),
               "deployment": Deployment("stub", kv_tokens=300000), "workload": "chat", "requests": 150}
-    tight = max_rate("ttft=0.3,tpot=0.03", **kw)
-    loose = max_rate("ttft=1,tpot=0.06", **kw)
+    tight = max_rate("ttft=0.8,tpot=0.03", **kw)
+    loose = max_rate("ttft=2,tpot=0.06", **kw)
     assert tight["at_max"].metrics.slo_met and loose["at_max"].metrics.slo_met
     assert 0 < tight["max_rate"] <= loose["max_rate"] <= 1.5 * loose["offline_max_rps"]
     with pytest.raises(SimulationError, match="no arrival rate meets"):
