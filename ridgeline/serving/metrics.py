@@ -115,7 +115,7 @@ def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400)
     arr = np.array([s.req.arrival for s in seqs])
     first = np.array([s.first for s in seqs])
     fin = np.array([s.finish for s in seqs])
-    outs = np.array([s.req.output for s in seqs])
+    outs = np.array([s.generated for s in seqs])     # = the asked output unless stopped at the KV capacity
     ttft = first - arr
     e2e = fin - arr
     tpot = np.where(outs > 1, (fin - first) / np.maximum(outs - 1, 1), 0.0)

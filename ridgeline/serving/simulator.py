@@ -246,7 +246,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if not trace.seqs:
         raise SimulationError("no request fits this deployment's KV cache (every request was rejected)")
     m = measure(trace, slo_)
-    out_tokens = sum(s.req.output for s in trace.seqs)
+    out_tokens = sum(s.generated for s in trace.seqs)
     m.energy = energy_report(trace, m.duration_s, out_tokens, out_tokens + sum(s.req.prompt for s in trace.seqs),
                              power_w=deployment.power_w, idle_fraction=idle_fraction, price_per_device_hour=price)
     from dataclasses import asdict
