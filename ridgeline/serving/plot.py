@@ -59,7 +59,11 @@ def plot_timeline(metrics: Any, path: str | Path, *, title: str = "") -> None:
     ax.set_xlabel("time (s)")
     ax.set_ylabel("sequences")
     ax.set_title(title or "serving timeline (purple: preemptions)")
-    ax.legend(loc="upper left", fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    if tl:
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
