@@ -13,19 +13,31 @@ have (GPU SIMT, systolic arrays, wafer-scale SRAM, deterministic dataflow).
 
 from __future__ import annotations
 
-from .api import compile, estimate, load, optimize
+from .api import compile, estimate, load, optimize, simulate
 from .ir import Graph, Node, TensorType, Value
 from .ir.errors import RidgelineError
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "optimize", "compile", "estimate", "models", "Graph", "Node", "Value", "TensorType",
-           "RidgelineError", "__version__"]
+__all__ = [
+    "Graph",
+    "Node",
+    "RidgelineError",
+    "TensorType",
+    "Value",
+    "__version__",
+    "compile",
+    "estimate",
+    "load",
+    "models",
+    "optimize",
+    "simulate",
+]
 
 
 def __getattr__(name: str):
     # `ridgeline.models` and friends import on first touch, keeping `import ridgeline` light.
-    if name in ("models", "passes", "backends", "cost_models", "frontends", "testing"):
+    if name in ("models", "passes", "backends", "cost_models", "frontends", "testing", "serving"):
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ridgeline' has no attribute {name!r}")

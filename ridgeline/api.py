@@ -7,13 +7,14 @@ Each call is a thin door onto the layer that does the work, imported when first 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["load", "optimize", "compile", "estimate", "reference_evaluator"]
+__all__ = ["compile", "estimate", "load", "optimize", "reference_evaluator", "simulate"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -100,3 +101,13 @@ def estimate(graph: Graph, target: str = "h100", **options: Any):
         raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
                            f"(see `ridgeline targets`)")
     return be.compile(graph, **options)
+
+
+def simulate(model: str, target: str = "h100", **options: Any):
+    """Simulate serving a preset on a target under a workload; returns a ``ServeResult``.
+
+    ``options`` go to ``ridgeline.serving.simulate`` (workload, rate, scheduler, tp, pp, replicas,
+    slo, seed, …; see docs/serving.md).
+    """
+    from .serving import simulate as _simulate
+    return _simulate(model, target, **options)

@@ -19,8 +19,17 @@ import numpy as np
 
 from ...ir.errors import RidgelineError
 from ..common import UsageError, add_model_argument, emit, fmt_time, parse_dims, table
-from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
-                          is_file_model, known_target_or_backend, load_estimable, progress)
+from ._estimating import (
+    add_estimate_options,
+    add_preset_arguments,
+    companion_for,
+    estimate_options,
+    is_file_model,
+    known_target_or_backend,
+    load_estimable,
+    progress,
+    wide_output,
+)
 
 
 def register(sub) -> None:
@@ -40,6 +49,8 @@ def register(sub) -> None:
                    "backends are predicted with")
     p.add_argument("--per-node", action="store_true", help="host model predicted vs measured per node")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    from ._serving_compare import add_workload_arguments
+    add_workload_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -86,6 +97,11 @@ def run(args: argparse.Namespace) -> int:
     kinds = {n: known_target_or_backend(n) for n in names}
     executors = [n for n in names if kinds[n] == "backend"]
     targets = [n for n in names if kinds[n] == "target"]
+    if getattr(args, "workload", None):
+        from ._serving_compare import compare_serving
+        if executors:
+            raise UsageError("--workload compares targets as servers; executing backends do not serve")
+        return compare_serving(args, targets)
     if executors and not is_file_model(args.model):
         raise UsageError(f"{args.model} is a weightless preset: executing backends ({', '.join(executors)}) need a "
                          f"model with weights (an .onnx or .rir file); estimate presets with --targets")

@@ -1,0 +1,54 @@
+"""serve-sim on the command line: bad input is one line and exit status 2; a small run prints JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--workload", "nosuch", "--rate", "1"], "unknown workload"),
+    (["--workload", "chat", "--rate", "1", "--scheduler", "fifo"], "unknown scheduler"),
+    (["--workload", "/nonexistent/trace.csv"], "cannot read trace"),
+    (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
+])
+def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
+    assert r.returncode == 2, r.stderr
+    assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_an_slo_no_rate_meets_is_one_line(run_cli):
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", "chat", "--prompt-len", "100", "--output-len", "10", "--requests", "20",
+                "--slo", "ttft=1e-7,tpot=1e-7", "--max-rate")
+    assert r.returncode == 2 and "no arrival rate meets the SLO" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_trace_file_runs_and_prints_json(run_cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival,prompt,output\n0,100,5\n0.5,200,3\n1.0,50,8\n")
+    before = trace.read_bytes()
+    png = tmp_path / "timeline.png"
+    r = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", str(trace), "--json", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(r.stdout)
+    assert data["metrics"]["requests"] == 3 and data["workload"]["arrival"] == "trace"
+    assert data["metrics"]["ttft"]["p50"] > 0
+    assert trace.read_bytes() == before
+
+
+def test_compare_targets_as_servers(run_cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival,prompt,output\n" + "".join(f"{i * 0.05},{64 + i},{4 + i % 5}\n" for i in range(40)))
+    png = tmp_path / "lat.png"
+    r = run_cli("compare", "gpt2", "--targets", "h100,a100", "--workload", str(trace), "--rate", "2",
+                "--requests", "40", "--json", "--sweep", "1,4", "--plot", str(png))
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    rows = {row["target"]: row for row in json.loads(r.stdout)["rows"]}
+    assert set(rows) == {"h100", "a100"}
+    # same requests on both: the faster target's median TTFT is not the slower one's
+    assert rows["h100"]["ttft"]["p50"] <= rows["a100"]["ttft"]["p50"]

@@ -1,0 +1,100 @@
+"""Trust checks on generated configurations: Little's law, causality, low-rate limits, saturation, seeds."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ridgeline.serving import Deployment, LinearStepTime, Request, Workload, simulate
+from ridgeline.serving.workload import Lengths
+
+steps = st.builds(LinearStepTime, fixed=st.floats(1e-3, 0.05), per_seq=st.floats(0, 2e-3),
+                  per_ctx=st.floats(0, 1e-6), per_token=st.floats(0, 1e-4), per_token_ctx=st.floats(0, 1e-8))
+lengths = st.one_of(st.integers(1, 600).map(lambda n: Lengths("fixed", n)),
+                    st.tuples(st.integers(2, 400), st.floats(0.1, 1.2)).map(lambda a: Lengths("lognormal", *a)))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(step=steps, prompt=lengths, output=lengths, rate=st.floats(0.5, 200), sched=st.sampled_from(
+    ["static", "continuous", "chunked", "disaggregated", "pipeline"]), kv=st.one_of(st.none(), st.integers(800, 20000)),
+    mode=st.sampled_from(["recompute", "swap"]), seed=st.integers(0, 2 ** 16), arrival=st.sampled_from(["poisson", "gamma"]),
+    spec=st.sampled_from([(0, 0.0), (3, 0.6), (2, 1.0)]), prefix_hit=st.sampled_from([0.0, 0.4]))
+def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, seed, arrival, spec, prefix_hit):
+    w = Workload("g", arrival, rate=rate, cv=2.0, prompt=prompt, output=output)
+    dep = Deployment("stub", family="dataflow" if sched == "pipeline" else "stub", devices=4, layers=8,
+                     kv_tokens=kv, kv_bytes_per_token=1e5, link_bandwidth=1e10)
+    r = simulate("stub", "stub", workload=w, requests=40, step_time=step, deployment=dep, scheduler=sched,
+                 replicas=2 if sched == "disaggregated" else 1, preemption=mode, seed=seed, max_batch=16,
+                 token_budget=256 if sched == "chunked" else None, slo="ttft=1,tpot=0.1",
+                 spec_k=spec[0], spec_acceptance=spec[1], prefix_hit=prefix_hit)
+    m = r.metrics
+    assert m.requests + m.rejected == 40
+    # every served request got all its tokens, or was stopped at the KV capacity
+    assert m.output_tokens_per_s * m.duration_s <= 40 * 1e6
+    if m.requests:
+        # the time integral of requests in the system equals arrival rate x mean time in system
+        assert m.littles_law["L"] == pytest.approx(m.littles_law["lambda_W"], rel=1e-9)
+        # causality: nothing before its arrival, tokens after the first, at least one step each
+        assert m.ttft["p50"] >= step.fixed * 0.999 and m.e2e["mean"] >= m.ttft["mean"] - 1e-12
+        assert 0 <= m.utilization <= 1 + 1e-9
+        assert 0 <= m.kv_occupancy["peak"] <= 1 + 1e-9
+        assert 0 <= m.goodput_rps <= m.throughput_rps + 1e-12
+
+
+@pytest.mark.parametrize("sched", ["static", "continuous", "chunked"])
+def test_low_rate_limits_are_the_prefill_and_the_batch_one_step(sched):
+    # one request at a time: TTFT is the prompt's prefill, TPOT the batch-1 decode step
+    step = LinearStepTime(fixed=0.02, per_seq=0.001, per_ctx=2e-7, per_token=5e-5, per_token_ctx=1e-9)
+    w = Workload("slow", "poisson", rate=0.01, prompt=Lengths("fixed", 500), output=Lengths("fixed", 51))
+    r = simulate("stub", "stub", workload=w, requests=30, step_time=step, deployment=Deployment("stub"),
+                 scheduler=sched, token_budget=4096)
+    m = r.metrics
+    assert m.ttft["p50"] == pytest.approx(step.time(0, 0, [(500, 500)]), rel=1e-6)
+    # decode contexts run 501..550: TPOT is the mean of those batch-1 steps
+    mean_step = sum(step.time(1, c) for c in range(501, 551)) / 50
+    assert m.tpot["p50"] == pytest.approx(mean_step, rel=1e-6)
+
+
+@pytest.mark.parametrize("sched", ["continuous", "static"])
+@given(b=st.integers(1, 24), p=st.integers(1, 300), o=st.integers(2, 60))
+@settings(max_examples=5, deadline=None)
+def test_throughput_saturates_at_the_offline_maximum(sched, b, p, o):
+    # everything arrives at once: the engine cycles prefill(b x p) + (o - 1) decodes of batch b
+    step = LinearStepTime(fixed=0.01, per_seq=1e-3, per_token=2e-5)
+    w = Workload("flood", "trace", trace=tuple(Request(i, 0.0, p, o) for i in range(4 * b)))
+    r = simulate("stub", "stub", workload=w, requests=4 * b, step_time=step, deployment=Deployment("stub"),
+                 scheduler=sched, max_batch=b, token_budget=10 ** 6)
+    cycle = step.time(0, 0, [(b * p, p)]) + (o - 1) * step.time(b, 0)
+    assert r.metrics.throughput_rps == pytest.approx(b / cycle, rel=1e-3)
+
+
+def test_deterministic_for_a_seed():
+    kw = {"workload": "chat", "rate": 20.0, "requests": 300, "step_time": LinearStepTime(0.02, 1e-3, 0, 2e-5),
+              "deployment": Deployment("stub", kv_tokens=60000), "spec_k": 3, "spec_acceptance": 0.6}
+    a = simulate("stub", "stub", seed=7, **kw).metrics.to_json()
+    b = simulate("stub", "stub", seed=7, **kw).metrics.to_json()
+    c = simulate("stub", "stub", seed=8, **kw).metrics.to_json()
+    assert a == b
+    assert a != c
+
+
+def test_closed_loop_keeps_n_users_in_the_system():
+    step = LinearStepTime(fixed=0.01, per_seq=1e-3)
+    w = Workload("closed", "closed", users=5, prompt=Lengths("fixed", 10), output=Lengths("fixed", 10))
+    r = simulate("stub", "stub", workload=w, requests=50, step_time=step, deployment=Deployment("stub"))
+    assert r.metrics.requests == 50
+    # zero think time: 5 in the system at every instant until the last few
+    assert r.metrics.littles_law["L"] == pytest.approx(5, rel=0.1)
+
+
+def test_max_rate_meets_the_slo_and_grows_with_a_looser_one():
+    from ridgeline.serving import SimulationError, max_rate
+    kw = {"model": "x", "target": "stub", "step_time": LinearStepTime(0.014, 2e-4, 0, 3e-5),
+              "deployment": Deployment("stub", kv_tokens=300000), "workload": "chat", "requests": 150}
+    tight = max_rate("ttft=0.8,tpot=0.03", **kw)
+    loose = max_rate("ttft=2,tpot=0.06", **kw)
+    assert tight["at_max"].metrics.slo_met and loose["at_max"].metrics.slo_met
+    assert 0 < tight["max_rate"] <= loose["max_rate"] <= 1.5 * loose["offline_max_rps"]
+    with pytest.raises(SimulationError, match="no arrival rate meets"):
+        max_rate("ttft=0.001,tpot=0.001", **kw)
