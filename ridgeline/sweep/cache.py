@@ -1,0 +1,73 @@
+"""What a worker keeps between points: built graphs with their analyses, resolved targets, and
+(within a chunk) estimates, so shared per-graph work is done once.
+
+Every cached object is what the public API would compute for the point anyway; the cache only
+decides how often. ``tests/sweep`` checks rows from the cache against naive per-point estimates.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Hashable, Mapping
+
+from ..cost_models import GraphAnalysis, Target, get_target
+from ..ir import Graph
+from .variants import apply_overrides
+
+__all__ = ["GraphCache", "TargetCache", "graph_key"]
+
+
+def graph_key(graph: Graph) -> Hashable:
+    """The identity of a preset graph: everything ``build`` decided (its ``meta["llm"]``)."""
+    meta = graph.meta.get("llm") or {}
+    return tuple(sorted((k, v) for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))))
+
+
+class GraphCache:
+    """Built preset graphs and their ``GraphAnalysis`` by build arguments, least recently used out.
+
+    ``capacity`` bounds memory: a 405B graph with its analysis is a few MB, and chunks arrive
+    grouped by graph, so a handful of entries gives nearly every hit."""
+
+    def __init__(self, capacity: int = 12):
+        self.capacity = capacity
+        self._items: OrderedDict[Hashable, tuple[Graph, GraphAnalysis | None]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, kwargs: Mapping[str, Any]) -> tuple[Graph, GraphAnalysis | None]:
+        """(graph, analysis) of ``models.build(**kwargs)``; the analysis is None for a graph that
+        cannot be analysed (its error is raised again when estimated)."""
+        key = tuple(sorted(kwargs.items()))
+        hit = self._items.get(key)
+        if hit is not None:
+            self.hits += 1
+            self._items.move_to_end(key)
+            return hit
+        self.misses += 1
+        from ..models import build
+        g = build(**kwargs)
+        item = (g, GraphAnalysis(g))
+        self._items[key] = item
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return item
+
+
+class TargetCache:
+    """Targets and spec variants by name (a variant is its base target with overrides applied)."""
+
+    def __init__(self, variants: Mapping[str, Mapping[str, Any]]):
+        self.variants = variants
+        self._items: dict[str, Target] = {}
+
+    def get(self, name: str) -> Target:
+        t = self._items.get(name)
+        if t is None:
+            v = self.variants.get(name)
+            if v is None:
+                t = get_target(name)
+            else:
+                over = {k: x for k, x in v.items() if k != "base"}
+                t = apply_overrides(get_target(v["base"]), over, name=name)
+            self._items[name] = t
+        return t
