@@ -13,19 +13,19 @@ have (GPU SIMT, systolic arrays, wafer-scale SRAM, deterministic dataflow).
 
 from __future__ import annotations
 
-from .api import compile, estimate, load, optimize
+from .api import compile, estimate, load, optimize, sweep
 from .ir import Graph, Node, TensorType, Value
 from .ir.errors import RidgelineError
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "optimize", "compile", "estimate", "models", "Graph", "Node", "Value", "TensorType",
+__all__ = ["load", "optimize", "compile", "estimate", "sweep", "models", "Graph", "Node", "Value", "TensorType",
            "RidgelineError", "__version__"]
 
 
 def __getattr__(name: str):
     # `ridgeline.models` and friends import on first touch, keeping `import ridgeline` light.
-    if name in ("models", "passes", "backends", "cost_models", "frontends", "testing"):
+    if name in ("models", "passes", "backends", "cost_models", "frontends", "testing"):  # sweep: rl.sweep()
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'ridgeline' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["load", "optimize", "compile", "estimate", "reference_evaluator"]
+__all__ = ["load", "optimize", "compile", "estimate", "reference_evaluator", "sweep"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -100,3 +100,10 @@ def estimate(graph: Graph, target: str = "h100", **options: Any):
         raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
                            f"(see `ridgeline targets`)")
     return be.compile(graph, **options)
+
+
+def sweep(spec: Any, engine: str = "local", **options: Any):
+    """Run a design-space sweep (a TOML path, its dict, or a ``SweepSpec``) on ``engine`` (local,
+    ray, dask); returns a pyarrow Table, one row per point. See ``ridgeline.sweep.sweep``."""
+    from .sweep import sweep as run_sweep
+    return run_sweep(spec, engine=engine, **options)

@@ -17,7 +17,7 @@ from ..ir.errors import RidgelineError
 from .cache import GraphCache, TargetCache, graph_key
 from .spec import BUILD_AXES, OPTION_PREFIX
 
-__all__ = ["evaluate_chunk", "evaluate_naive", "estimate_row", "Evaluator"]
+__all__ = ["evaluate_chunk", "evaluate_naive", "estimate_row", "derived", "Evaluator"]
 
 _COMPANION_KEYS = ("batch", "context", "weight_dtype", "act_dtype", "kv_dtype", "weight_group", "logits")
 
@@ -94,6 +94,7 @@ class Evaluator:
             est = self._estimate(graph, analysis, target, opts)
             est.llm = llm_metrics(graph, est, comp)    # what CostModel.estimate does with a companion
             row.update(estimate_row(est, skip=row))
+            row.update(derived(row, target))
         except Exception as e:      # a failed point is a row, never a lost sweep
             row["error"] = _one_line(e)
         return row
@@ -129,8 +130,10 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
         row: dict[str, Any] = {"point": pid, **dict(zip(names, values)), "error": None}
         try:
             kw, tname, opts = _split(names, values)
-            est = EstimateBackend(targets.get(tname)).compile(build(**kw), **opts)
+            target = targets.get(tname)
+            est = EstimateBackend(target).compile(build(**kw), **opts)
             row.update(estimate_row(est, skip=row))
+            row.update(derived(row, target))
         except Exception as e:
             row["error"] = _one_line(e)
         out.append(row)
@@ -143,6 +146,20 @@ def estimate_row(est: Estimate, *, skip: Mapping[str, Any] = {}) -> dict[str, An
     out: dict[str, Any] = {}
     _flatten(est.to_json(nodes=False), "", out)
     return {k: v for k, v in out.items() if k not in skip}
+
+
+def derived(row: Mapping[str, Any], target) -> dict[str, Any]:
+    """Columns the report ranks by that ``estimate --json`` does not print: throughput per device,
+    and energy per token where the target states its power (``power = "700 W"``; board power at
+    full load, so an upper bound for memory-bound decode)."""
+    devices = row.get("devices") or 1
+    tps = row.get("tokens_per_s")
+    out: dict[str, Any] = {"target_power_w": target.power_w,
+                           "tokens_per_s_per_device": tps / devices if tps else None,
+                           "joules_per_token": None}
+    if tps and target.power_w:
+        out["joules_per_token"] = target.power_w * devices / tps
+    return out
 
 
 def _flatten(d: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:

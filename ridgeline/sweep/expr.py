@@ -79,11 +79,11 @@ class Constraint:
                             f"arithmetic, comparisons, and/or/not, `in [..]`)")
 
     def __call__(self, env: Mapping[str, Any]) -> bool:
-        """True when the point satisfies the constraint (a None operand, i.e. an unset axis, passes)."""
+        """True when the point satisfies the constraint; a comparison that cannot be made (a None
+        default, ``"auto"`` against a number) does not exclude the point."""
         try:
             return bool(self._eval(self._tree, env))
         except TypeError:
-            # comparing "auto" with a number: such a point is not excluded by an arithmetic bound
             return True
         except (ZeroDivisionError, OverflowError, ValueError) as e:
             raise ExprError(f"constraint {self.text!r}: {e} at {dict(env)}") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Any, Iterable, Iterator
 
-from .spec import BUILD_AXES, SpecError, SweepSpec
+from .spec import BUILD_AXES, DEFAULTS, ESTIMATE_AXES, SpecError, SweepSpec
 
 __all__ = ["points", "chunks", "Point", "default_chunk"]
 
@@ -23,9 +23,10 @@ Point = tuple[int, tuple[Any, ...]]
 def points(spec: SweepSpec) -> Iterator[Point]:
     """Every point of the product that satisfies all constraints, in id order."""
     names = list(spec.axes)
+    base = {a: DEFAULTS.get(a) for a in BUILD_AXES + ESTIMATE_AXES if a not in spec.axes}
     for i, values in enumerate(itertools.product(*spec.axes.values())):
         if spec.constraints:
-            env = dict(zip(names, values))
+            env = {**base, **dict(zip(names, values))}
             if not all(c(env) for c in spec.constraints):
                 continue
         yield i, values

@@ -45,6 +45,9 @@ BUILD_AXES = ("model", "batch", "context", "prompt", "dtype", "weight_dtype", "a
 #: axes that configure the estimate of a built graph
 ESTIMATE_AXES = ("target", "tp", "pp")
 OPTION_PREFIX = "option."
+#: what a constraint reads for an axis the spec leaves out (the estimate's own defaults; None: the
+#: preset decides, and a comparison with it does not exclude the point)
+DEFAULTS = {"batch": 1, "tp": 1, "pp": 1, "logits": "last"}
 #: a grid larger than this is refused before any work (10⁷ points is days of CPU)
 MAX_POINTS = 10_000_000
 _SWEEP_KEYS = {"constraints", "chunk", "name", "description"}
@@ -134,7 +137,8 @@ def parse_spec(data: Mapping[str, Any] | SweepSpec, *, source: str = "<dict>") -
     constraints = []
     for i, text in enumerate(_list(sweep.get("constraints", []), f"{source}: sweep.constraints")):
         try:
-            constraints.append(Constraint(text, allowed=axes))
+            constraints.append(Constraint(text, allowed=[*axes, *(a for a in BUILD_AXES + ESTIMATE_AXES
+                                                                   if a not in axes)]))
         except ExprError as e:
             raise SpecError(f"{source}: sweep.constraints[{i}]: {e}") from None
     chunk = sweep.get("chunk")
