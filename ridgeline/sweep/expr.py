@@ -86,7 +86,8 @@ class Constraint:
         except TypeError:
             return True
         except (ZeroDivisionError, OverflowError, ValueError) as e:
-            raise ExprError(f"constraint {self.text!r}: {e} at {dict(env)}") from None
+            at = ", ".join(f"{k}={env.get(k)!r}" for k in sorted(self.names))
+            raise ExprError(f"constraint {self.text!r}: {e} at {at}") from None
 
     def _eval(self, n: ast.AST, env: Mapping[str, Any]) -> Any:
         if isinstance(n, ast.Constant):

@@ -38,7 +38,7 @@ class SweepStats:
         return self.evaluated / self.seconds if self.seconds else 0.0
 
 
-def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, *, engine: str = "local",
+def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, *, engine: Any = "local",
           output: str | os.PathLike | None = None, workers: int | None = None, address: str | None = None,
           resume: bool = False, chunk: int | None = None, progress: bool = False, naive: bool = False,
           stats: SweepStats | None = None):
@@ -52,7 +52,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, *, engine: st
         spec = load_spec(spec)
     spec = parse_spec(spec)
     st = stats if stats is not None else SweepStats()
-    st.engine = engine
+    st.engine = engine if isinstance(engine, str) else getattr(engine, "name", type(engine).__name__)
     t0 = time.perf_counter()
     pts = list(points(spec))
     if not pts:
@@ -66,7 +66,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, *, engine: st
     work = make_chunks(spec, todo, size) if todo else []
     st.chunks = len(work)
     fn = evaluate_naive if naive else evaluate_chunk
-    bar = _Progress(len(todo), f"sweep {spec.name} on {engine}", enabled=progress)
+    bar = _Progress(len(todo), f"sweep {spec.name} on {st.engine}", enabled=progress)
     with eng, bar:
         st.extra["startup_s"] = time.perf_counter() - t0
         for i, rows in eng.map(fn, spec.payload(), work):
@@ -77,7 +77,7 @@ def sweep(spec: SweepSpec | Mapping[str, Any] | str | os.PathLike, *, engine: st
     table = store.finish()
     st.seconds = time.perf_counter() - t0
     log.info("sweep %s: %d points (%d already written), %d evaluated in %.1f s on %s", spec.name, st.points,
-             st.skipped, st.evaluated, st.seconds, engine)
+             st.skipped, st.evaluated, st.seconds, st.engine)
     return table
 
 

@@ -31,8 +31,11 @@ class Engine(Protocol):
     def map(self, fn: Callable, payload: Any, chunks: Sequence[Any]) -> Iterator[tuple[int, Any]]: ...
 
 
-def get_engine(name: str, *, workers: int | None = None, address: str | None = None) -> Engine:
-    """The engine called ``name`` (``address``: an existing Ray or Dask cluster to join)."""
+def get_engine(name: "str | Engine", *, workers: int | None = None, address: str | None = None) -> Engine:
+    """The engine called ``name`` (``address``: an existing Ray or Dask cluster to join); an
+    engine object (e.g. ``DaskEngine(processes=False)``) is returned as it is."""
+    if not isinstance(name, str) and hasattr(name, "map"):
+        return name
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise EngineError(f"workers must be a positive integer, got {workers!r}")
     if name == "local":
