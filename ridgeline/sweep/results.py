@@ -92,7 +92,7 @@ def read_results(path: str | os.PathLike):
     try:
         if p.suffix.lower() == ".csv":
             import pyarrow.csv as pacsv
-            return pacsv.read_csv(p)
+            return pacsv.read_csv(p, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         return pa.parquet.read_table(p)
     except (pa.ArrowInvalid, OSError) as e:
         raise ResultsError(f"{p}: not a readable results table ({' '.join(str(e).split())[:200]})") from None
