@@ -12,9 +12,10 @@ from typing import Any, Hashable, Mapping
 
 from ..cost_models import GraphAnalysis, Target, get_target
 from ..ir import Graph
+from ..ir.errors import RidgelineError
 from .variants import apply_overrides
 
-__all__ = ["GraphCache", "TargetCache", "graph_key"]
+__all__ = ["GraphCache", "TargetCache", "graph_key", "canonical_build"]
 
 
 def graph_key(graph: Graph) -> Hashable:
@@ -34,10 +35,9 @@ class GraphCache:
         self._items: OrderedDict[Hashable, tuple[Graph, GraphAnalysis | None]] = OrderedDict()
         self.hits = self.misses = 0
 
-    def get(self, kwargs: Mapping[str, Any]) -> tuple[Graph, GraphAnalysis | None]:
-        """(graph, analysis) of ``models.build(**kwargs)``; the analysis is None for a graph that
-        cannot be analysed (its error is raised again when estimated)."""
-        key = tuple(sorted(kwargs.items()))
+    def get(self, kwargs: Mapping[str, Any]) -> tuple[Graph, GraphAnalysis]:
+        """(graph, analysis) of ``models.build(**kwargs)``."""
+        key = canonical_build(kwargs)
         hit = self._items.get(key)
         if hit is not None:
             self.hits += 1
@@ -51,6 +51,30 @@ class GraphCache:
         if len(self._items) > self.capacity:
             self._items.popitem(last=False)
         return item
+
+
+def canonical_build(kw: Mapping[str, Any]) -> Hashable:
+    """One key for build arguments that build the same graph: ``dtype="fp8"`` and the resolved
+    ``weight_dtype``/``act_dtype`` a companion is built with, defaults spelled out or left out.
+    Arguments this cannot prove equivalent keep their own key (a second build, never a wrong one)."""
+    from ..models import find_preset
+    from ..models.builder import resolve_dtypes
+    raw = ("raw",) + tuple(sorted(kw.items()))
+    cfg = find_preset(kw.get("preset", ""))
+    if cfg is None or kw.get("prompt") is not None:
+        return raw
+    try:
+        wd, ad, base, kv = resolve_dtypes(kw.get("dtype"), kw.get("weight_dtype"), kw.get("act_dtype"),
+                                          kw.get("kv_dtype"))
+        if resolve_dtypes(None, wd, ad, kv) != (wd, ad, base, kv):
+            return raw
+    except RidgelineError:
+        return raw
+    phase = kw.get("phase") or ("decode" if cfg.causal else "prefill")
+    context = kw.get("context") or min(2048, cfg.max_context)
+    group = kw.get("weight_group")
+    group = (128 if wd == "i4" else 0) if group is None else group
+    return (cfg.name, phase, kw.get("batch", 1), context, wd, ad, kv, group, kw.get("logits") or "last")
 
 
 class TargetCache:

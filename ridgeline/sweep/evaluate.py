@@ -67,18 +67,21 @@ class Evaluator:
         self.graphs = GraphCache()
         self._memo: dict[Any, Estimate | Exception] = {}
 
-    def _estimate(self, graph, analysis, target, opts: Mapping[str, Any]) -> Estimate:
+    def _estimate(self, graph, analysis, target, opts: Mapping[str, Any], companion: Estimate | None = None
+                  ) -> tuple[Estimate, bool]:
+        """The memoized estimate, and whether its LLM metrics already account for ``companion``."""
         key = (graph_key(graph), target.name, tuple(sorted(opts.items())))
         hit = self._memo.get(key)
-        if hit is None:
+        fresh = hit is None
+        if fresh:
             try:
-                hit = estimate(graph, target, analysis=analysis, **opts)
+                hit = estimate(graph, target, analysis=analysis, companion=companion, **opts)
             except RidgelineError as e:
                 hit = e
             self._memo[key] = hit
         if isinstance(hit, Exception):
             raise hit
-        return hit
+        return hit, fresh
 
     def row(self, pid: int, values: Sequence[Any]) -> dict[str, Any]:
         row: dict[str, Any] = {"point": pid, **dict(zip(self.names, values)), "error": None}
@@ -90,9 +93,10 @@ class Evaluator:
             ckw = _companion_kwargs(graph)
             if ckw is not None:     # first, as the estimate backend does: its error is the point's error
                 cgraph, canalysis = self.graphs.get(ckw)
-                comp = self._estimate(cgraph, canalysis, target, opts)
-            est = self._estimate(graph, analysis, target, opts)
-            est.llm = llm_metrics(graph, est, comp)    # what CostModel.estimate does with a companion
+                comp, _ = self._estimate(cgraph, canalysis, target, opts)
+            est, fresh = self._estimate(graph, analysis, target, opts, comp)
+            if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
+                est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
             row.update(estimate_row(est, skip=row))
             row.update(derived(row, target))
         except Exception as e:      # a failed point is a row, never a lost sweep

@@ -17,13 +17,22 @@ def _content(table):
     return table.to_pylist()
 
 
-def test_cached_rows_equal_one_public_estimate_per_point(small_spec):
-    spec = parse_spec(small_spec)
-    pts = list(points(spec))[::3]                    # the naive path is slow: a third of the grid
-    cached = [r for c in chunks(spec, pts, 7) for r in evaluate_chunk(spec.payload(), c)]
-    naive = evaluate_naive(spec.payload(), pts)
-    assert sorted(cached, key=lambda r: r["point"]) == naive
-    assert any(r["error"] for r in naive) and any(r["error"] is None for r in naive)
+@pytest.mark.parametrize("axes", [
+    {"model": ["gpt2", "llama-2-7b"], "target": ["h100", "tpu-v6e", "h100-fast"], "phase": ["prefill", "decode"],
+     "batch": [1, 8], "context": [1024], "tp": [1, 2]},
+    # dtypes: graphs built with dtype= and a companion's resolved weight/act dtypes share one cache entry
+    # only when they are the same graph
+    {"model": ["gpt2"], "target": ["h100", "tpu-v6e"], "phase": ["decode", "prefill"], "context": [256],
+     "dtype": ["bf16", "fp8", "int4", "fp16"], "kv_dtype": ["fp8"], "act_dtype": ["bf16", "fp8"]},
+])
+def test_cached_rows_equal_one_public_estimate_per_point(small_spec, axes):
+    spec = parse_spec({**small_spec, "axes": axes})
+    pts = list(points(spec))
+    sample = pts[::3]                                 # the naive path is slow: a third of the grid
+    cached = {r["point"]: r for c in chunks(spec, pts, 16) for r in evaluate_chunk(spec.payload(), c)}
+    naive = evaluate_naive(spec.payload(), sample)
+    assert [cached[r["point"]] for r in naive] == naive
+    assert any(r["error"] is None for r in naive)
 
 
 @pytest.fixture(scope="module")
