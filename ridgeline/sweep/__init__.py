@@ -20,5 +20,18 @@ from .run import SweepStats, sweep
 from .spec import SpecError, SweepSpec, load_spec, parse_spec
 from .variants import VariantError, apply_overrides
 
-__all__ = ["sweep", "SweepSpec", "SweepStats", "load_spec", "parse_spec", "SpecError", "EngineError", "ResultsError",
-           "VariantError", "apply_overrides", "read_results", "Constraint", "ENGINES"]
+__all__ = [
+           "ENGINES",
+           "Constraint",
+           "EngineError",
+           "ResultsError",
+           "SpecError",
+           "SweepSpec",
+           "SweepStats",
+           "VariantError",
+           "apply_overrides",
+           "load_spec",
+           "parse_spec",
+           "read_results",
+           "sweep",
+]

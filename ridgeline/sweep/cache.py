@@ -8,14 +8,15 @@ decides how often. ``tests/sweep`` checks rows from the cache against naive per-
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
 from ..cost_models import GraphAnalysis, Target, get_target
 from ..ir import Graph
 from ..ir.errors import RidgelineError
 from .variants import apply_overrides
 
-__all__ = ["GraphCache", "TargetCache", "graph_key", "canonical_build"]
+__all__ = ["GraphCache", "TargetCache", "canonical_build", "graph_key"]
 
 
 def graph_key(graph: Graph) -> Hashable:

@@ -9,7 +9,8 @@ the oracle the tests compare the cache against.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..cost_models import Estimate, estimate
 from ..cost_models.llm import llm_metrics
@@ -17,7 +18,7 @@ from ..ir.errors import RidgelineError
 from .cache import GraphCache, TargetCache, graph_key
 from .spec import BUILD_AXES, OPTION_PREFIX
 
-__all__ = ["evaluate_chunk", "evaluate_naive", "estimate_row", "derived", "Evaluator"]
+__all__ = ["Evaluator", "derived", "estimate_row", "evaluate_chunk", "evaluate_naive"]
 
 _COMPANION_KEYS = ("batch", "context", "weight_dtype", "act_dtype", "kv_dtype", "weight_group", "logits")
 
@@ -99,7 +100,7 @@ class Evaluator:
                 est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
             row.update(estimate_row(est, skip=row))
             row.update(derived(row, target))
-        except Exception as e:      # a failed point is a row, never a lost sweep
+        except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
             row["error"] = _one_line(e)
         return row
 
@@ -138,7 +139,7 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
             est = EstimateBackend(target).compile(build(**kw), **opts)
             row.update(estimate_row(est, skip=row))
             row.update(derived(row, target))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - as above
             row["error"] = _one_line(e)
         out.append(row)
     return out

@@ -11,11 +11,12 @@ the other's TTFT/TPOT companion without a second estimate).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from .spec import BUILD_AXES, DEFAULTS, ESTIMATE_AXES, SpecError, SweepSpec
 
-__all__ = ["points", "chunks", "Point", "default_chunk"]
+__all__ = ["Point", "chunks", "default_chunk", "points"]
 
 Point = tuple[int, tuple[Any, ...]]
 

@@ -8,12 +8,13 @@ where targets state their power.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["pareto_front", "report", "plot_pareto", "plot_roofline", "MINIMIZE", "ReportError"]
+__all__ = ["MINIMIZE", "ReportError", "pareto_front", "plot_pareto", "plot_roofline", "report"]
 
 #: columns where smaller is better (everything else is maximised)
 MINIMIZE = frozenset({"time_s", "ttft_s", "tpot_s", "joules_per_token", "devices", "memory.per_device_bytes",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["ResultStore", "ResultsError", "rows_to_table", "read_results", "write_table"]
+__all__ = ["ResultStore", "ResultsError", "read_results", "rows_to_table", "write_table"]
 
 SPEC_FILE = "spec.json"
 
@@ -29,8 +30,8 @@ class ResultsError(RidgelineError):
 def _pa():
     try:
         import pyarrow as pa
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.compute
+        import pyarrow.parquet
     except ImportError:
         raise ResultsError("sweeps write tables with pyarrow: pip install 'ridgeline[sweep]'") from None
     return pa

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .engines import get_engine
 from .evaluate import evaluate_chunk, evaluate_naive
@@ -15,7 +16,7 @@ from .grid import default_chunk, points
 from .results import ResultStore
 from .spec import SweepSpec, load_spec, parse_spec
 
-__all__ = ["sweep", "SweepStats"]
+__all__ = ["SweepStats", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,14 @@ class _Progress:
     def __enter__(self):
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                TextColumn("points"), TimeElapsedColumn(), TimeRemainingColumn(),
                                console=Console(stderr=True), transient=False)

@@ -28,16 +28,18 @@ import hashlib
 import json
 import math
 import os
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+import tomllib
 
 from ..ir.errors import RidgelineError
 from .expr import Constraint, ExprError
 from .variants import VariantError, apply_overrides, flatten_overrides
 
-__all__ = ["SweepSpec", "SpecError", "load_spec", "parse_spec", "BUILD_AXES", "ESTIMATE_AXES", "MAX_POINTS"]
+__all__ = ["BUILD_AXES", "ESTIMATE_AXES", "MAX_POINTS", "SpecError", "SweepSpec", "load_spec", "parse_spec"]
 
 #: axes that shape the graph (``models.build`` arguments); their order is the chunking order
 BUILD_AXES = ("model", "batch", "context", "prompt", "dtype", "weight_dtype", "act_dtype", "kv_dtype",
@@ -176,7 +178,7 @@ def _values(raw: Any, where: str) -> tuple[Any, ...]:
             while x <= stop * (1 + 1e-12) and len(out) <= MAX_POINTS:
                 out.append(x)
                 x = x * raw["factor"]
-        values = tuple(int(round(v)) if all(isinstance(raw.get(k), int) for k in ("start", "step", "factor")
+        values = tuple(round(v) if all(isinstance(raw.get(k), int) for k in ("start", "step", "factor")
                                              if k in raw) else v for v in out)
     elif isinstance(raw, list):
         values = tuple(raw)

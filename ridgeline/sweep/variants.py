@@ -18,16 +18,17 @@ target's family declares them. Values are checked as the target loader checks a 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..cost_models import Target, get_target
 from ..cost_models.families import find_family
 from ..cost_models.quantities import parse_quantity
 from ..ir.errors import RidgelineError
 
-__all__ = ["apply_overrides", "VariantError", "flatten_overrides"]
+__all__ = ["VariantError", "apply_overrides", "flatten_overrides"]
 
 _FACTOR = re.compile(r"\s*[x×*]\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*\Z")
 _MEM_FIELDS = {"capacity": "size", "bandwidth": "bandwidth", "latency": "time", "count": "int"}

@@ -50,7 +50,7 @@ def test_table_has_a_row_per_point_with_axes_metrics_and_errors(reference, small
     ok = [r for r in rows if r["error"] is None]
     assert ok and all(r["time_s"] > 0 and r["ttft_s"] > 0 and r["tpot_s"] > 0 for r in ok)
     # a decode row's TTFT is the prefill row's time of the same configuration (the companion)
-    key = lambda r: (r["model"], r["target"], r["batch"], r["tp"])      # noqa: E731
+    key = lambda r: (r["model"], r["target"], r["batch"], r["tp"])
     prefill = {key(r): r for r in ok if r["phase"] == "prefill"}
     for r in ok:
         if r["phase"] == "decode" and key(r) in prefill:

@@ -72,7 +72,7 @@ def test_ranges_include_stop_and_nothing_past_it(start, n, step, factor):
     gstop = start * factor ** min(n, 6)
     geo = parse_spec({"axes": {"model": ["gpt2"], "target": ["h100"],
                                "batch": {"start": start, "stop": gstop, "factor": factor}}}).axes["batch"]
-    assert geo[0] == start and geo[-1] == gstop and all(b == a * factor for a, b in zip(geo, geo[1:]))
+    assert geo[0] == start and geo[-1] == gstop and all(b == a * factor for a, b in itertools.pairwise(geo))
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,11 +8,12 @@ same table).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 from ...ir.errors import RidgelineError
 
-__all__ = ["Engine", "EngineError", "get_engine", "ENGINES"]
+__all__ = ["ENGINES", "Engine", "EngineError", "get_engine"]
 
 ENGINES = ("local", "ray", "dask")
 
@@ -24,14 +25,14 @@ class EngineError(RidgelineError):
 class Engine(Protocol):
     name: str
 
-    def __enter__(self) -> "Engine": ...
+    def __enter__(self) -> Engine: ...  # noqa: PYI034 - Self needs Python 3.11
 
-    def __exit__(self, *exc: Any) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
 
     def map(self, fn: Callable, payload: Any, chunks: Sequence[Any]) -> Iterator[tuple[int, Any]]: ...
 
 
-def get_engine(name: "str | Engine", *, workers: int | None = None, address: str | None = None) -> Engine:
+def get_engine(name: str | Engine, *, workers: int | None = None, address: str | None = None) -> Engine:
     """The engine called ``name`` (``address``: an existing Ray or Dask cluster to join); an
     engine object (e.g. ``DaskEngine(processes=False)``) is returned as it is."""
     if not isinstance(name, str) and hasattr(name, "map"):

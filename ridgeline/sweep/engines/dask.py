@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import EngineError, check_reachable, require
 
@@ -18,7 +19,7 @@ class DaskEngine:
         self.workers, self.address, self.processes = workers, address, processes
         self._client = self._cluster = None
 
-    def __enter__(self) -> "DaskEngine":
+    def __enter__(self) -> DaskEngine:  # noqa: PYI034 - Self needs Python 3.11
         d = self.distributed
         try:
             if self.address:
@@ -35,7 +36,7 @@ class DaskEngine:
             raise EngineError(f"cannot start or join Dask at {self.address or 'a LocalCluster'}: {e}") from None
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None

@@ -7,8 +7,9 @@ runs in this process (no pickling, easiest to profile).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["LocalEngine"]
 
@@ -21,14 +22,14 @@ class LocalEngine:
                                       else (os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
 
-    def __enter__(self) -> "LocalEngine":
+    def __enter__(self) -> LocalEngine:  # noqa: PYI034 - Self needs Python 3.11
         if self.workers > 1:
             import multiprocessing as mp
             # spawn: workers must not inherit the parent's threads (progress bar, Ray/Dask clients)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
             self._pool = None

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from . import EngineError, check_reachable, require
 
@@ -18,7 +19,7 @@ class RayEngine:
         self.workers, self.address = workers, address
         self._started = False
 
-    def __enter__(self) -> "RayEngine":
+    def __enter__(self) -> RayEngine:  # noqa: PYI034 - Self needs Python 3.11
         ray = self.ray
         if not ray.is_initialized():
             if self.address and self.address != "auto":
@@ -35,7 +36,7 @@ class RayEngine:
             self._started = True
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._started:
             self.ray.shutdown()
             self._started = False
