@@ -131,6 +131,7 @@ def parse_spec(data: Mapping[str, Any] | SweepSpec, *, source: str = "<dict>") -
             raise SpecError(f"{source}: axes.{required} is required")
     axes["target"] = _targets(axes["target"], variants, source)
     _check_models(axes["model"], source)
+    _check_build_values(axes, source)
     for key in ("tp", "pp"):
         if key in axes:
             for v in axes[key]:
@@ -219,6 +220,29 @@ def _check_models(values: tuple[Any, ...], source: str) -> None:
     for v in values:
         if not isinstance(v, str) or find_preset(v) is None:
             raise SpecError(f"{source}: axes.model: unknown preset {v!r} (presets: {', '.join(preset_names())})")
+
+
+def _check_build_values(axes: Mapping[str, tuple[Any, ...]], source: str) -> None:
+    """Values the preset builder would refuse at every point are refused once, here."""
+    from ..models.builder import resolve_dtypes
+    choices = {"phase": ("prefill", "decode"), "logits": ("last", "all")}
+    for name, allowed in choices.items():
+        for v in axes.get(name, ()):
+            if v not in allowed:
+                raise SpecError(f"{source}: axes.{name}: expected one of {', '.join(allowed)}, got {v!r}")
+    for name in ("batch", "context", "prompt"):
+        for v in axes.get(name, ()):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SpecError(f"{source}: axes.{name}: expected positive integers, got {v!r}")
+    for v in axes.get("weight_group", ()):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise SpecError(f"{source}: axes.weight_group: expected integers >= 0, got {v!r}")
+    for name in ("dtype", "weight_dtype", "act_dtype", "kv_dtype"):
+        for v in axes.get(name, ()):
+            try:
+                resolve_dtypes(**{name: v})
+            except RidgelineError as e:
+                raise SpecError(f"{source}: axes.{name}: {e}") from None
 
 
 def _variants(raw: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:

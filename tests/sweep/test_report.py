@@ -18,7 +18,7 @@ def _dominates(a, b, x, y):
     return ge and gt
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(pts=coords, y=st.sampled_from(["tokens_per_s_per_device", "joules_per_token"]))
 def test_front_is_exactly_the_non_dominated_points(pts, y):
     x = "tokens_per_s_per_user"

@@ -111,6 +111,9 @@ def test_chunks_partition_the_grid_and_keep_shared_work_together(batches, tps, p
      "reads no overheads key"),
     ({"axes": {"model": ["gpt2"], "target": ["v"]}, "variants": {"v": {"memory.hbm.bandwidth": "x2"}}}, "base"),
     ({"axes": {"model": ["gpt2"], "target": ["h100"], "tp": [0]}}, "positive"),
+    ({"axes": {"model": ["gpt2"], "target": ["h100"], "phase": ["decoding"]}}, "prefill, decode"),
+    ({"axes": {"model": ["gpt2"], "target": ["h100"], "kv_dtype": ["int3"]}}, "kv_dtype"),
+    ({"axes": {"model": ["gpt2"], "target": ["h100"], "context": [0.5]}}, "positive integers"),
     ({"axes": {"model": ["gpt2"], "target": ["h100"]}, "sweep": {"chunks": 3}}, "unknown key"),
 ])
 def test_bad_specs_name_the_problem(bad, match):
