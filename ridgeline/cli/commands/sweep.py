@@ -12,16 +12,7 @@ import sys
 from pathlib import Path
 
 from ..common import emit, table
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+from ._estimating import _positive
 
 
 def register(sub) -> None:
