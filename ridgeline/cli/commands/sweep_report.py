@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..common import emit, fmt_time, table
+from ._estimating import wide_output
 
 
 def register(sub) -> None:
@@ -51,6 +52,7 @@ def _fmt(col: str, v) -> str:
 
 
 def _render(rep: dict, written: list[str]) -> None:
+    wide_output()
     c = rep["counts"]
     x, y = rep["x"], rep["y"]
     for g, front in rep["fronts"].items():
