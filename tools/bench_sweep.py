@@ -45,9 +45,8 @@ def main() -> int:
     ap.add_argument("--engines", default="local", help="comma-separated: local,ray,dask")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--naive", type=int, default=96, help="points in the naive sample (default 96; 0: skip)")
-    ap.add_argument("--cache-every", type=int, default=1, help="without a local pool run: measure the cached "
-                    "evaluator in this process on every K-th chunk (chunks are whole graph groups, so a "
-                    "stride is a uniform sample)")
+    ap.add_argument("--cache-chunks", type=int, default=0, help="without a local pool run: measure the cached "
+                    "evaluator in this process on N chunks drawn at random (seed 0; 0: every chunk)")
     ap.add_argument("--out", default=None, help="directory for the Parquet files (default: a temporary one)")
     args = ap.parse_args()
 
@@ -89,7 +88,9 @@ def main() -> int:
 
     if "cached_cpu_s_per_point" not in report:       # no pool ran: the cached evaluator in this process
         ev = Evaluator(spec.payload())
-        work = chunks(spec, pts, default_chunk(len(pts), args.workers))[::args.cache_every]
+        work = chunks(spec, pts, default_chunk(len(pts), args.workers))
+        if args.cache_chunks:     # a random draw: a stride would follow the chunk order's axes
+            work = random.Random(0).sample(work, min(args.cache_chunks, len(work)))
         t = time.process_time()
         for c in work:
             ev.run(c)
