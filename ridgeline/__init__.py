@@ -13,7 +13,7 @@ have (GPU SIMT, systolic arrays, wafer-scale SRAM, deterministic dataflow).
 
 from __future__ import annotations
 
-from .api import compile, estimate, load, optimize, simulate
+from .api import compile, estimate, load, optimize, simulate, sweep
 from .ir import Graph, Node, TensorType, Value
 from .ir.errors import RidgelineError
 
@@ -32,6 +32,7 @@ __all__ = [
     "models",
     "optimize",
     "simulate",
+    "sweep",
 ]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["compile", "estimate", "load", "optimize", "reference_evaluator", "simulate"]
+__all__ = ["compile", "estimate", "load", "optimize", "reference_evaluator", "simulate", "sweep"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -111,3 +111,10 @@ def simulate(model: str, target: str = "h100", **options: Any):
     """
     from .serving import simulate as _simulate
     return _simulate(model, target, **options)
+
+
+def sweep(spec: Any, engine: str = "local", **options: Any):
+    """Run a design-space sweep (a TOML path, its dict, or a ``SweepSpec``) on ``engine`` (local,
+    ray, dask); returns a pyarrow Table, one row per point. See ``ridgeline.sweep.sweep``."""
+    from .sweep import sweep as run_sweep
+    return run_sweep(spec, engine=engine, **options)

@@ -1,0 +1,195 @@
+"""Evaluating points: one row per point with its axes and every metric of ``estimate --json``.
+
+``evaluate_chunk`` is the task every engine runs (a plain function of plain data, so any
+scheduler can ship it). ``evaluate_naive`` estimates each point from scratch through the public
+API, as a user calling ``estimate`` once per point would: the baseline of the cache's speedup and
+the oracle the tests compare the cache against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..cost_models import Estimate, estimate
+from ..cost_models.llm import llm_metrics
+from ..ir.errors import RidgelineError
+from .cache import GraphCache, TargetCache, graph_key
+from .spec import BUILD_AXES, OPTION_PREFIX
+
+__all__ = ["Evaluator", "derived", "estimate_row", "evaluate_chunk", "evaluate_naive"]
+
+_COMPANION_KEYS = ("batch", "context", "weight_dtype", "act_dtype", "kv_dtype", "weight_group", "logits")
+
+
+def _split(names: Sequence[str], values: Sequence[Any]) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """(build kwargs, target name, estimate options) of one point."""
+    build: dict[str, Any] = {}
+    opts: dict[str, Any] = {}
+    target = ""
+    for n, v in zip(names, values):
+        if n == "model":
+            build["preset"] = v
+        elif n in BUILD_AXES:
+            build[n] = v
+        elif n == "target":
+            target = v
+        elif n.startswith(OPTION_PREFIX):
+            opts[n[len(OPTION_PREFIX):]] = v
+        else:   # tp, pp
+            opts[n] = v
+    return build, target, opts
+
+
+def _companion_kwargs(graph) -> dict[str, Any] | None:
+    """``models.companion``'s build arguments for ``graph`` (None: an encoder, no other phase)."""
+    from ..models import find_preset
+    m = graph.meta.get("llm") or {}
+    cfg = find_preset(m.get("preset", ""))
+    if cfg is None or not cfg.causal:
+        return None
+    other = "decode" if m.get("phase") == "prefill" else "prefill"
+    if other == "decode" and int(m.get("context", 2)) < 2:
+        return None
+    kw = {"preset": cfg.name, "phase": other, **{k: m.get(k) for k in _COMPANION_KEYS}}
+    kw["batch"] = m.get("batch", 1)
+    kw["logits"] = m.get("logits", "last")
+    return kw
+
+
+class Evaluator:
+    """Estimates points of one spec in one worker, reusing graphs across chunks and estimates
+    within a chunk (a configuration's prefill and decode are each other's companions)."""
+
+    def __init__(self, payload: Mapping[str, Any]):
+        self.names: list[str] = list(payload["axes"])
+        self.targets = TargetCache(payload.get("variants", {}))
+        self.graphs = GraphCache()
+        self._memo: dict[Any, Estimate | Exception] = {}
+
+    def _estimate(self, graph, analysis, target, opts: Mapping[str, Any], companion: Estimate | None = None
+                  ) -> tuple[Estimate, bool]:
+        """The memoized estimate, and whether its LLM metrics already account for ``companion``."""
+        key = (graph_key(graph), target.name, tuple(sorted(opts.items())))
+        hit = self._memo.get(key)
+        fresh = hit is None
+        if fresh:
+            try:
+                hit = estimate(graph, target, analysis=analysis, companion=companion, **opts)
+            except RidgelineError as e:
+                hit = e
+            self._memo[key] = hit
+        if isinstance(hit, Exception):
+            raise hit
+        return hit, fresh
+
+    def row(self, pid: int, values: Sequence[Any]) -> dict[str, Any]:
+        row: dict[str, Any] = {"point": pid, **dict(zip(self.names, values)), "error": None}
+        try:
+            build, tname, opts = _split(self.names, values)
+            target = self.targets.get(tname)
+            graph, analysis = self.graphs.get(build)
+            comp = None
+            ckw = _companion_kwargs(graph)
+            if ckw is not None:     # first, as the estimate backend does: its error is the point's error
+                cgraph, canalysis = self.graphs.get(ckw)
+                comp, _ = self._estimate(cgraph, canalysis, target, opts)
+            est, fresh = self._estimate(graph, analysis, target, opts, comp)
+            if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
+                est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
+            row.update(estimate_row(est, skip=row))
+            row.update(derived(row, target))
+        except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
+            row["error"] = _one_line(e)
+        return row
+
+    def run(self, chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
+        try:
+            return [self.row(pid, values) for pid, values in chunk]
+        finally:
+            self._memo.clear()       # estimates hold every node's record: keep them for one chunk
+
+
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def evaluate_chunk(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
+    """Rows of ``chunk``'s points; the worker's caches persist across the chunks of one spec."""
+    key = repr(sorted(payload.items(), key=lambda kv: kv[0]))
+    ev = _EVALUATORS.get(key)
+    if ev is None:
+        _EVALUATORS.clear()
+        ev = _EVALUATORS[key] = Evaluator(payload)
+    return ev.run(chunk)
+
+
+def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
+    """Rows by one public ``estimate`` per point (graph built, companion built and priced each time)."""
+    from ..backends.estimate import EstimateBackend
+    from ..models import build
+    names = list(payload["axes"])
+    targets = TargetCache(payload.get("variants", {}))
+    out = []
+    for pid, values in chunk:
+        row: dict[str, Any] = {"point": pid, **dict(zip(names, values)), "error": None}
+        try:
+            kw, tname, opts = _split(names, values)
+            target = targets.get(tname)
+            est = EstimateBackend(target).compile(build(**kw), **opts)
+            row.update(estimate_row(est, skip=row))
+            row.update(derived(row, target))
+        except Exception as e:  # noqa: BLE001 - as above
+            row["error"] = _one_line(e)
+        out.append(row)
+    return out
+
+
+def estimate_row(est: Estimate, *, skip: Mapping[str, Any] = {}) -> dict[str, Any]:
+    """The scalar metrics of ``est.to_json()`` flattened (``memory.fits``, ``breakdown_s.memory``);
+    keys already in ``skip`` (the point's axes: target, phase, batch, context) are left out."""
+    out: dict[str, Any] = {}
+    _flatten(est.to_json(nodes=False), "", out)
+    return {k: v for k, v in out.items() if k not in skip}
+
+
+def derived(row: Mapping[str, Any], target) -> dict[str, Any]:
+    """Columns the report ranks by that ``estimate --json`` does not print: throughput per device,
+    and energy per token where the target states its power (``power = "700 W"``; board power at
+    full load, so an upper bound for memory-bound decode)."""
+    devices = row.get("devices") or 1
+    tps = row.get("tokens_per_s")
+    out: dict[str, Any] = {"target_power_w": target.power_w,
+                           "tokens_per_s_per_device": tps / devices if tps else None,
+                           "joules_per_token": None}
+    if tps and target.power_w:
+        out["joules_per_token"] = target.power_w * devices / tps
+    return out
+
+
+def _flatten(d: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            _flatten(v, key + ".", out)
+        elif k == "notes" and isinstance(v, list):
+            out[key] = "; ".join(map(str, v))
+        elif isinstance(v, (list, tuple)):
+            continue          # per-node or per-stage detail: not a column
+        else:
+            out[key] = _scalar(v)
+
+
+def _scalar(v: Any) -> Any:
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, RidgelineError) else f"{type(e).__name__}: {text}"
