@@ -42,6 +42,8 @@ log = logging.getLogger("export_zoo")
 SEED, INIT_STD, LAYERS = 0, 0.2, 2
 EX_BATCH, EX_SEQ, EX_PAST = 2, 5, 3
 VARIANTS = [("legacy", 17), ("dynamo", 18), ("dynamo", 23)]
+#: files onnxruntime runs only at batch 1 as exported (recorded in the manifest)
+ORT_BATCH1_ONLY: set[str] = set()
 
 
 def _configs():
@@ -228,10 +230,19 @@ def _check_against_torch(path: Path, step, sig) -> None:
     import onnxruntime as ort
     import torch
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {p.name: x.numpy() for p, x in zip(sig.inputs, sig.examples)}
-    got = sess.run(None, feeds)
+    examples = sig.examples
+    try:
+        got = sess.run(None, {p.name: x.numpy() for p, x in zip(sig.inputs, examples)})
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+        if "cos_cache" not in str(exc):
+            raise
+        # torch's opset-23 RotaryEmbedding passes cos/sin of batch 1, which onnxruntime rejects
+        # for a batch of 2 or more: an exporter bug users meet; check the file at batch 1
+        ORT_BATCH1_ONLY.add(path.name)
+        examples = tuple(x[:1] for x in examples)
+        got = sess.run(None, {p.name: x.numpy() for p, x in zip(sig.inputs, examples)})
     with torch.no_grad():
-        ref = step(*sig.examples)
+        ref = step(*examples)
     ref = ref if isinstance(ref, tuple) else (ref,)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-3, atol=1e-3)
@@ -263,6 +274,7 @@ def describe(path: Path, name: str, exporter: str, opset: int, phase: str) -> di
         "outputs": [port(vi, p) for vi, p in zip(m.graph.output, sig.outputs)],
         "masks": [p.name for p in sig.inputs if p.role == "mask"],
         "expect": {op: k * LAYERS for op, k in per_layer.items()},
+        "ort_batch1_only": path.name in ORT_BATCH1_ONLY,
         "ops": dict(sorted(ops.items())),
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
