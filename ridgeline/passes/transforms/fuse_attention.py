@@ -64,8 +64,20 @@ masked = OneOf(ops.Add(ops.Add(scaled, Var("mask")), Var("mask2")),
                scaled)
 sm = ops.Softmax(masked, _name="sm", axis=_last_axis)
 # the fully-masked-row guard: where(isnan(P), 0, P) — what Attention does on such rows anyway
-probs = OneOf(ops.Where(ops.IsNaN(sm), Const(0.0), sm, _name="guard"), sm)
-PATTERN = ops.MatMul(probs, v, _name="pv")
+probs = OneOf(sm, ops.Where(ops.IsNaN(sm), Const(0.0), sm, _name="guard"))
+
+
+def _attention_shaped(n) -> bool | str:
+    """Only a MatMul reading a softmax (maybe through the guard) is a candidate, so ``--explain``
+    names an attention sub-graph that almost matched rather than any MatMul of the model."""
+    p = n.inputs[0].producer if n.inputs and n.inputs[0] is not None else None
+    if p is not None and p.op == "Where":
+        p = next((i.producer for i in p.inputs if i is not None and i.producer is not None
+                  and i.producer.op == "Softmax"), p)
+    return p is not None and p.op == "Softmax" or "its first operand is not a softmax (not attention-shaped)"
+
+
+PATTERN = ops.MatMul(probs, v, _name="pv", _where=_attention_shaped)
 
 
 def _scale(m: Match) -> float:
