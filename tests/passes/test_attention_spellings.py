@@ -4,7 +4,7 @@ GQA groups, query/key lengths, head size, a KV cache) and a spelling for every p
 is written (Transpose of [B,H,T,D] or of [B,T,H,D], the reshape-transpose-reshape of the dynamo
 exporter), the mask (none, additive, a boolean through Where with −inf or finfo.min, a causal mask
 from Range and a comparison, an additive mask built from a boolean), the isnan guard after
-Softmax, repeat-kv for GQA/MQA, Concat with a past cache. The fusion must leave exactly one
+Softmax, repeat-kv for GQA/MQA (Expand or Tile), Concat with a past cache. The fusion must leave exactly one
 Attention and ``ridgeline.testing.check_graph`` must find the outputs unchanged.
 """
 
@@ -39,7 +39,7 @@ def spellings(draw):
         scale_at=draw(st.sampled_from(["scores", "scores-div", "q", "k", "both", "q-div"])),
         kt_form=draw(st.sampled_from(["transpose", "bthd", "flat"])),
         mask=draw(st.sampled_from(["none", "add", "where-inf", "where-min", "causal-range", "bool-to-add"])),
-        guard=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+        guard=draw(st.booleans()), tile=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
 
 
 def build(p: dict) -> Graph:
@@ -58,9 +58,12 @@ def build(p: dict) -> Graph:
     if past:
         k = b.Concat(g.add_input("past_k", tensor("f32", *(bsz, hkv, past, d))), k, axis=2)
         v = b.Concat(g.add_input("past_v", tensor("f32", *(bsz, hkv, past, d))), v, axis=2)
-    if n > 1:  # repeat_kv: [B, Hkv, T, D] -> [B, Hkv, n, T, D] -> [B, Hkv·n, T, D]
-        k = b.Reshape(b.Expand(b.Unsqueeze(k, _i64(b, [2])), _i64(b, [bsz, hkv, n, t, d])), _i64(b, [bsz, hq, t, d]))
-        v = b.Reshape(b.Expand(b.Unsqueeze(v, _i64(b, [2])), _i64(b, [bsz, hkv, n, t, d])), _i64(b, [bsz, hq, t, d]))
+    if n > 1:  # repeat_kv: [B, Hkv, T, D] -> [B, Hkv, n, T, D] (Expand or Tile) -> [B, Hkv·n, T, D]
+        def rep(x):
+            x5 = b.Unsqueeze(x, _i64(b, [2]))
+            x5 = b.Tile(x5, _i64(b, [1, 1, n, 1, 1])) if p["tile"] else b.Expand(x5, _i64(b, [bsz, hkv, n, t, d]))
+            return b.Reshape(x5, _i64(b, [bsz, hq, t, d]))
+        k, v = rep(k), rep(v)
     if p["kt_form"] == "flat":
         kt = b.Reshape(b.Transpose(b.Reshape(k, _i64(b, [bsz * hq, t, d])), perm=[0, 2, 1]), _i64(b, [bsz, hq, d, t]))
     else:

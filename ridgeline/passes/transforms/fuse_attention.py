@@ -110,13 +110,19 @@ def _head_split(x: Value, heads_dim: int = 1):
 
 
 def _repeat_kv(x: Value):
-    """``Reshape(Expand(Unsqueeze(K, [2]), [B, Hkv, n, T, D]), [B, Hkv·n, T, D])`` → K, else None."""
+    """``Reshape(Expand(Unsqueeze(K, [2]), [B, Hkv, n, T, D]), [B, Hkv·n, T, D])`` (or Tile by
+    ``[1, 1, n, 1, 1]``) → K, else None."""
     r = x.producer
     if r is None or r.op != "Reshape":
         return None
     e = r.inputs[0].producer
-    if e is None or e.op != "Expand":
+    if e is None or e.op not in ("Expand", "Tile"):
         return None
+    if e.op == "Tile":  # Tile(Unsqueeze(K, 2), [1, 1, n, 1, 1]) repeats like the Expand
+        reps = e.inputs[1].data if e.inputs[1] is not None else None
+        if reps is None or [int(a) for a in np.asarray(reps).reshape(-1)][:2] + \
+                [int(a) for a in np.asarray(reps).reshape(-1)][3:] != [1, 1, 1, 1]:
+            return None
     u = e.inputs[0].producer
     if u is None or u.op != "Unsqueeze" or u.inputs[1] is None or u.inputs[1].data is None:
         return None
