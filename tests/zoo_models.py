@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
-
 from exported_models import _size
 
 ZOO = Path(__file__).resolve().parent / "models" / "zoo"
 _NP = {"f32": np.float32, "i64": np.int64}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _manifest() -> dict:
     path = ZOO / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {"models": []}

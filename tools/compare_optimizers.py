@@ -44,7 +44,7 @@ NORMS = {"LayerNormalization", "RMSNormalization", "SkipLayerNormalization", "Si
 ROTARY = {"RotaryEmbedding"}
 GELU = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
 ORT_TYPES = {"gpt2": "gpt2", "gpt_neox": "gpt_neox", "bert": "bert", "roberta": "bert", "distilbert": "bert",
-             "vit": "vit", "phi3": "phi"}
+             "vit": "vit"}  # others (Llama-like, Phi-3) get the generic gpt2 fusions
 
 
 def _ops(model) -> dict[str, int]:
@@ -100,7 +100,8 @@ def compare(e: dict, runs: int, seq: int) -> list[dict]:
                          "seconds": time.perf_counter() - t})
         except Exception as exc:  # noqa: BLE001 - a failing optimizer is a result
             rows.append({"optimizer": name, "proto": None, "data": None, "error": f"{type(exc).__name__}: {exc}"})
-    dims = zoo_dims(e, seq=seq, past=seq)
+    # past + seq stays below Gemma 3's sliding window (16) in the zoo config
+    dims = zoo_dims(e, seq=seq, past=seq // 2)
     feeds = zoo_feeds(e, dims, seed=0)
     base = _session(original)
     ref = dict(zip([o.name for o in base.get_outputs()], base.run(None, feeds)))
@@ -133,6 +134,8 @@ def compare(e: dict, runs: int, seq: int) -> list[dict]:
             t = time.perf_counter()
             r["session"].run(None, feeds)
             times[r["optimizer"]].append(time.perf_counter() - t)
+    if "none" not in times:
+        raise RuntimeError(f"the original file does not run: {rows[0]['runs']}")
     base_ms = statistics.median(times["none"]) * 1e3
     for r in live:
         r["ms"] = statistics.median(times[r["optimizer"]]) * 1e3
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", help="only zoo files whose name contains this")
     ap.add_argument("--runs", type=int, default=20, help="timed runs per file (median; default 20)")
-    ap.add_argument("--seq", type=int, default=16, help="sequence (and past) length of the timed runs")
+    ap.add_argument("--seq", type=int, default=8, help="sequence length of the timed runs (past: half of it)")
     ap.add_argument("--ci", action="store_true", help="a smoke run: 3 models, 5 runs")
     args = ap.parse_args(argv)
     from zoo_models import zoo_entries
@@ -159,7 +162,11 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     wins = 0
     for e in es:
-        rows = compare(e, args.runs, args.seq)
+        try:
+            rows = compare(e, args.runs, args.seq)
+        except Exception as exc:  # noqa: BLE001 - the original file itself fails at these dims
+            print(f"| {e['file'].removesuffix('.onnx')} | none | | | | | | no ({str(exc).splitlines()[0][:80]}) | | |")
+            continue
         for r in rows:
             if "nodes" not in r:
                 print(f"| {e['file']} | {r['optimizer']} | | | | | | {r['runs']} {r.get('error', '')[:60]} | | |")

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "models" / "zoo"
 sys.path.insert(0, str(ROOT / "tools"))
-import export_models as em  # noqa: E402  (the dynamo-output normalization is shared)
+import export_models as em
 
 log = logging.getLogger("export_zoo")
 SEED, INIT_STD, LAYERS = 0, 0.2, 2
@@ -49,8 +49,8 @@ ORT_BATCH1_ONLY: set[str] = set()
 def _configs():
     """name -> (kind, config factory, expected fusions per layer). kind: decoder | encoder | vision."""
     import transformers as tf
-    common = dict(num_hidden_layers=LAYERS, max_position_embeddings=64, initializer_range=0.02)
-    dec = dict(bos_token_id=0, eos_token_id=0, pad_token_id=0, **common)
+    common = {"num_hidden_layers": LAYERS, "max_position_embeddings": 64, "initializer_range": 0.02}
+    dec = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0, **common}
     return {
         # head dim 24, MHA, learned positions, tanh GELU, LayerNorm
         "gpt2": ("decoder", lambda: tf.GPT2Config(vocab_size=67, n_positions=64, n_embd=48, n_layer=LAYERS,
@@ -174,7 +174,7 @@ def make_step(model, kind: str, decode: bool):
             input_ids, attention_mask, *past = args
             if kind == "encoder":
                 return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            kw = dict(input_ids=input_ids, attention_mask=attention_mask)
+            kw = {"input_ids": input_ids, "attention_mask": attention_mask}
             if decode:
                 pairs = [(past[2 * i], past[2 * i + 1]) for i in range(LAYERS)]
                 kw["past_key_values"] = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
@@ -233,7 +233,7 @@ def _check_against_torch(path: Path, step, sig) -> None:
     examples = sig.examples
     try:
         got = sess.run(None, {p.name: x.numpy() for p, x in zip(sig.inputs, examples)})
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes
+    except Exception as exc:
         if "cos_cache" not in str(exc):
             raise
         # torch's opset-23 RotaryEmbedding passes cos/sin of batch 1, which onnxruntime rejects
@@ -298,7 +298,7 @@ def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
                     export(name, exporter, opset, phase, path)
                     keep[path.name] = describe(path, name, exporter, opset, phase)
                     failed.pop(path.name, None)
-                except Exception as exc:  # an exporter limitation is a zoo fact, recorded
+                except Exception as exc:  # noqa: BLE001 - an exporter limitation is a zoo fact, recorded
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                     log.warning("  failed: %s", reason)
                     path.unlink(missing_ok=True)

@@ -33,13 +33,14 @@ def _f32(b: Builder, value: float) -> object:
 @st.composite
 def spellings(draw):
     hkv = draw(st.sampled_from([1, 2]))
-    return dict(
-        batch=draw(st.integers(1, 2)), hkv=hkv, group=draw(st.sampled_from([1, 2, 3])),
-        seq=draw(st.integers(1, 4)), past=draw(st.sampled_from([0, 0, 2])), d=draw(st.sampled_from([2, 3, 4, 8])),
-        scale_at=draw(st.sampled_from(["scores", "scores-div", "q", "k", "both", "q-div"])),
-        kt_form=draw(st.sampled_from(["transpose", "bthd", "flat"])),
-        mask=draw(st.sampled_from(["none", "add", "where-inf", "where-min", "causal-range", "bool-to-add"])),
-        guard=draw(st.booleans()), tile=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    return {
+        "batch": draw(st.integers(1, 2)), "hkv": hkv, "group": draw(st.sampled_from([1, 2, 3])),
+        "seq": draw(st.integers(1, 4)), "past": draw(st.sampled_from([0, 0, 2])),
+        "d": draw(st.sampled_from([2, 3, 4, 8])),
+        "scale_at": draw(st.sampled_from(["scores", "scores-div", "q", "k", "both", "q-div"])),
+        "kt_form": draw(st.sampled_from(["transpose", "bthd", "flat"])),
+        "mask": draw(st.sampled_from(["none", "add", "where-inf", "where-min", "causal-range", "bool-to-add"])),
+        "guard": draw(st.booleans()), "tile": draw(st.booleans()), "seed": draw(st.integers(0, 2**16))}
 
 
 def build(p: dict) -> Graph:

@@ -12,13 +12,13 @@ constants first. Nothing here reads node names: counts and outputs only.
 from __future__ import annotations
 
 import pytest
-
 from exported_models import ort_run
+from zoo_models import ZOO, assert_zoo_close, zoo_dims, zoo_entries, zoo_feeds
+
 from ridgeline.api import reference_evaluator
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import load_onnx, to_onnx
 from ridgeline.passes import run_pipeline
-from zoo_models import ZOO, assert_zoo_close, zoo_dims, zoo_entries, zoo_feeds
 
 ALL = zoo_entries()
 if not ALL:  # pragma: no cover - the zoo ships with the repo
