@@ -119,3 +119,19 @@ def test_every_spelling_fuses_to_one_attention_and_keeps_outputs(p):
     hist = fused.op_histogram()
     assert hist.get("Attention") == 1 and "Softmax" not in hist, (p, hist)
     assert outcome.nodes_after < outcome.nodes_before
+
+
+def test_explain_names_the_attention_that_almost_matched():
+    # a softcap (tanh) between the scores and the mask is not SDPA: --explain must point at the
+    # attention's MatMul and the failed step, not at some other MatMul of the graph
+    from ridgeline.passes import run_pipeline
+    g = build({"batch": 1, "hkv": 1, "group": 1, "seq": 3, "past": 0, "d": 4, "scale_at": "both",
+               "kt_form": "flat", "mask": "add", "guard": True, "tile": False, "seed": 1})
+    add = next(n for n in g if n.op == "Softmax").inputs[0].producer
+    add.set_input(0, Builder(g, before=add).Tanh(add.inputs[0]))
+    w = g.add_constant("w", np.ones((4, 4), np.float32))
+    out = Builder(g).MatMul(g.outputs[0], w)  # an unrelated MatMul after the attention
+    g.outputs = [out]
+    notes = " ".join(run_pipeline(g, "fuse-attention", explain=True).records[0].notes)
+    assert "Attention" not in g.op_histogram()
+    assert "Tanh" in notes and "expected Add" in notes, notes

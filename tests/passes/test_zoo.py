@@ -81,3 +81,19 @@ def test_default_with_dims_bound(e):
     dims = zoo_dims(e)
     g = load_onnx(ZOO / e["file"])
     _optimize_and_check(e, g.bind({k: v for k, v in dims.items() if k in g.symbols()}), dims)
+
+
+def test_cli_opt_without_dims_leaves_one_attention_per_layer(run_cli, tmp_path):
+    # what a user runs on a default-setting export with dynamic axes: no --dim at all
+    import onnx
+    e = next(e for e in ALL if (e["family"], e["exporter"], e["phase"]) == ("llama", "dynamo", "decode")
+             and e["opset"] == 18)
+    out = tmp_path / "opt.onnx"
+    proc = run_cli("opt", ZOO / e["file"], "-p", "default", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert ops.count("Attention") == e["expect"]["Attention"] and ops.count("RotaryEmbedding") >= 1
+    dims = zoo_dims(e)
+    feeds = zoo_feeds(e, dims, seed=4)
+    assert_zoo_close(e, ort_run(out, feeds), ort_run(ZOO / e["file"], feeds), feeds, dims, rtol=1e-4,
+                     what="ridgeline opt output in onnxruntime")
