@@ -62,3 +62,14 @@ def test_a_layernorm_is_the_rmsnorm_of_centered_x():
     assert len(rms) == 1 and rms[0].inputs[0].producer.op == "Sub"
     _, both = optimize_text(LN, "fuse-layernorm,fuse-rmsnorm,dce")
     assert both.op_histogram() == {"LayerNormalization": 1}
+
+
+def test_power_spellings_of_the_root():
+    # x · (mean(x²) + ε)^-½ (a rsqrt written as Pow) and x / (mean(x²) + ε)^½
+    inv_pow = RMS.replace("const %one: f32[] = 1.0", "const %one: f32[] = 1.0\n  const %mhalf: f32[] = -0.5").replace(
+        "%r = Sqrt(%a) : f32[2, 4, 1]\n  %inv = Div(%one, %r)", "%inv = Pow(%a, %mhalf)")
+    check_golden(inv_pow, "fuse-rmsnorm,dce", FUSED)
+    div_pow = RMS.replace("const %one: f32[] = 1.0", "const %half: f32[] = 0.5").replace(
+        "%r = Sqrt(%a) : f32[2, 4, 1]\n  %inv = Div(%one, %r) : f32[2, 4, 1]\n  %n = Mul(%x, %inv)",
+        "%r = Pow(%a, %half) : f32[2, 4, 1]\n  %n = Div(%x, %r)")
+    check_golden(div_pow, "fuse-rmsnorm,dce", FUSED)

@@ -84,8 +84,9 @@ class _Exporter:
             if c.data is None:
                 raise ModelError(f"fused body constant %{c.name} has no data")
             inits.append(helper.make_node("Constant", [], [c.name], value=numpy_helper.from_array(c.data)))
+        shared: dict = {}
         for bn in body:
-            nodes.append(self.full_node(bn))
+            nodes.extend(self.full_nodes(bn, shared))
         f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
                                  [v.name for v in body.outputs], inits + nodes,
                                  [helper.make_opsetid("", self.opset)])
@@ -100,6 +101,12 @@ class _Exporter:
             proto.attribute.extend(_attrs(n))
         return proto
 
+    def full_nodes(self, n: Node, shared: dict | None = None) -> list[onnx.NodeProto]:
+        """``n`` as ONNX, after the nodes that adapt its inputs to what onnxruntime demands
+        (``shared`` reuses such adapted inputs across the nodes of one graph)."""
+        proto = self.full_node(n)
+        return _rotary_batch(n, proto, {} if shared is None else shared) + [proto]
+
     def model(self) -> onnx.ModelProto:
         g = self.graph
         inits = []
@@ -108,7 +115,8 @@ class _Exporter:
                 raise ModelError(f"constant %{c.name} has no data (a weightless graph cannot be saved as ONNX; "
                                  f"save it as .rir instead)")
             inits.append(numpy_helper.from_array(np.asarray(c.data), c.name))
-        nodes = [self.full_node(n) for n in g]
+        shared: dict = {}
+        nodes = [p for n in g for p in self.full_nodes(n, shared)]
         value_info = [_value_info(v) for n in g for v in n.outputs if v not in g.outputs]
         gp = helper.make_graph(nodes, g.name, [_value_info(v) for v in g.inputs],
                                [_value_info(v) for v in g.outputs], initializer=inits, value_info=value_info)
@@ -120,6 +128,35 @@ class _Exporter:
         # the lowest IR version this opset allows, so older runtimes accept the file
         m.ir_version = min(helper.find_min_ir_version_for(m.opset_import, ignore_unknown=True), onnx.IR_VERSION)
         return m
+
+
+def _rotary_batch(n: Node, proto: onnx.NodeProto, shared: dict) -> list[onnx.NodeProto]:
+    """``RotaryEmbedding`` without position ids: the IR broadcasts cos/sin ``[1, S, R]`` over the
+    batch, onnxruntime demands ``[B, S, R]`` exactly (it rejects batch 1 for x's batch 2): expand
+    them to x's batch in the file (nodes only where the batch is not already known to match)."""
+    if n.op != "RotaryEmbedding" or len(n.inputs) < 3 or (len(n.inputs) > 3 and n.inputs[3] is not None):
+        return []
+    x, cos = n.inputs[0], n.inputs[1]
+    if cos.type.rank != 3 or cos.type.shape[0] == x.type.shape[0]:
+        return []
+    key = (cos.name, n.inputs[2].name, str(x.type.shape[0]))
+    if not isinstance(x.type.shape[0], (int, str)) or str(x.type.shape[0]).startswith("_"):
+        key = None  # a batch nobody knows: may differ between nodes, adapt each on its own
+    if key in shared:  # every RoPE of the model shares its tables: expand them once
+        proto.input[1], proto.input[2] = shared[key]
+        return []
+    base = proto.output[0]
+    out = [helper.make_node("Shape", [x.name], [f"{base}__batch"], start=0, end=1),
+           helper.make_node("Constant", [], [f"{base}__ones"], value=numpy_helper.from_array(
+               np.ones(2, dtype=np.int64), f"{base}__ones")),
+           helper.make_node("Concat", [f"{base}__batch", f"{base}__ones"], [f"{base}__bss"], axis=0)]
+    for i in (1, 2):
+        name = f"{base}__{'cos' if i == 1 else 'sin'}_b"
+        out.append(helper.make_node("Expand", [proto.input[i], f"{base}__bss"], [name]))
+        proto.input[i] = name
+    if key is not None:
+        shared[key] = (proto.input[1], proto.input[2])
+    return out
 
 
 def _all_nodes(graph: Graph):

@@ -105,8 +105,10 @@ def slice_dim(dim, start, end, step):
             return None
     if step == 1 and isinstance(start, str) and isinstance(end, int) and end >= _INT_MAX // 2:
         return D.sub(dim, start)
-    if step == 1 and isinstance(start, int) and start < 0 and isinstance(end, int) and end >= _INT_MAX // 2:
-        return -start  # the last |start| elements (assumes dim >= |start|)
+    if step == 1 and start == -1 and isinstance(end, int) and end >= _INT_MAX // 2:
+        return 1  # the last element (every dim is >= 1)
+    # x[-n:] of a symbolic dim is min(dim, n): a sliding-window KV cache keeps the last n keys of
+    # a cache that may be shorter, so the length is not n
     return None
 
 

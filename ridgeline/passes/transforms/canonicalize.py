@@ -38,6 +38,10 @@ def _same_type(m: Match, a: str, b: str) -> bool | str:
     ta, tb = m[a].type, m[b].type
     if ta == tb and _known(ta):
         return True
+    if ta == tb:
+        return f"type {ta} has a dim nobody knows: the result may not be x's shape"
+    if str(ta) == str(tb):  # never "f32 differs from f32": say what differs
+        return f"types print alike ({ta}) but differ: shape {ta.shape!r} vs {tb.shape!r}, {ta.dtype!r} vs {tb.dtype!r}"
     return f"type {ta} differs from {tb}"
 
 

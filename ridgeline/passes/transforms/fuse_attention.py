@@ -49,24 +49,45 @@ def _last_axis(axis) -> bool | str:
     return axis == -1 or axis == 3 or f"softmax over axis {axis}, not the keys"
 
 
+def _scaled(x, mul: str, div: str):
+    """``x``, ``x·c`` or ``x/c`` with a scalar constant ``c`` (bound as ``mul`` or ``div``)."""
+    return OneOf(ops.Mul(x, Const(name=mul, scalar=True)), ops.Div(x, Const(name=div, scalar=True)), x)
+
+
 q, kt, v = Var("q", rank=4), Var("kt", rank=4), Var("v", rank=4)
-qk = OneOf(ops.MatMul(q, kt, _name="qk"),
-           ops.MatMul(ops.Mul(q, Const(name="sq")), ops.Mul(kt, Const(name="sk")), _name="qk"))
-scaled = OneOf(ops.Mul(qk, Const(name="s")), ops.Div(qk, Const(name="d")), qk)
-masked = OneOf(ops.Add(scaled, Var("mask")),
+# the scale may sit on Q, on Kᵀ, on both (√s·√s, the SDPA decomposition), on the scores, or several
+qk = ops.MatMul(_scaled(q, "sq", "dq"), _scaled(kt, "sk", "dk"), _name="qk")
+scaled = _scaled(qk, "s", "d")
+masked = OneOf(ops.Add(ops.Add(scaled, Var("mask")), Var("mask2")),
+               ops.Add(scaled, Var("mask")),
                ops.Where(Var("cond", dtype="bool"), scaled, Const(name="fill")),
                scaled)
-PATTERN = ops.MatMul(ops.Softmax(masked, _name="sm", axis=_last_axis), v, _name="pv")
+sm = ops.Softmax(masked, _name="sm", axis=_last_axis)
+# the fully-masked-row guard: where(isnan(P), 0, P) — what Attention does on such rows anyway
+probs = OneOf(sm, ops.Where(ops.IsNaN(sm), Const(0.0), sm, _name="guard"))
+
+
+def _attention_shaped(n) -> bool | str:
+    """Only a MatMul reading a softmax (maybe through the guard) is a candidate, so ``--explain``
+    names an attention sub-graph that almost matched rather than any MatMul of the model."""
+    p = n.inputs[0].producer if n.inputs and n.inputs[0] is not None else None
+    if p is not None and p.op == "Where":
+        p = next((i.producer for i in p.inputs if i is not None and i.producer is not None
+                  and i.producer.op == "Softmax"), p)
+    return p is not None and p.op == "Softmax" or "its first operand is not a softmax (not attention-shaped)"
+
+
+PATTERN = ops.MatMul(probs, v, _name="pv", _where=_attention_shaped)
 
 
 def _scale(m: Match) -> float:
     s = 1.0
-    if "s" in m:
-        s *= m.scalar("s")
-    if "d" in m:
-        s /= m.scalar("d")
-    if "sq" in m:
-        s *= m.scalar("sq") * m.scalar("sk")
+    for name in ("s", "sq", "sk"):
+        if name in m:
+            s *= m.scalar(name)
+    for name in ("d", "dq", "dk"):
+        if name in m:
+            s /= m.scalar(name)
     return s
 
 
@@ -89,13 +110,19 @@ def _head_split(x: Value, heads_dim: int = 1):
 
 
 def _repeat_kv(x: Value):
-    """``Reshape(Expand(Unsqueeze(K, [2]), [B, Hkv, n, T, D]), [B, Hkv·n, T, D])`` → K, else None."""
+    """``Reshape(Expand(Unsqueeze(K, [2]), [B, Hkv, n, T, D]), [B, Hkv·n, T, D])`` (or Tile by
+    ``[1, 1, n, 1, 1]``) → K, else None."""
     r = x.producer
     if r is None or r.op != "Reshape":
         return None
     e = r.inputs[0].producer
-    if e is None or e.op != "Expand":
+    if e is None or e.op not in ("Expand", "Tile"):
         return None
+    if e.op == "Tile":  # Tile(Unsqueeze(K, 2), [1, 1, n, 1, 1]) repeats like the Expand
+        reps = e.inputs[1].data if e.inputs[1] is not None else None
+        if reps is None or [int(a) for a in np.asarray(reps).reshape(-1)][:2] + \
+                [int(a) for a in np.asarray(reps).reshape(-1)][3:] != [1, 1, 1, 1]:
+            return None
     u = e.inputs[0].producer
     if u is None or u.op != "Unsqueeze" or u.inputs[1] is None or u.inputs[1].data is None:
         return None
@@ -114,9 +141,31 @@ def _repeat_kv(x: Value):
     return k
 
 
+def _unflattened_transpose(kt_: Value):
+    """``Kᵀ = Reshape(Transpose(Reshape(K, [N, T, D]), [0, 2, 1]), [B, H, D, T])`` → K, else None
+    (the dynamo exporter's spelling of ``K.transpose(-2, -1)``)."""
+    r2 = kt_.producer
+    if r2 is None or r2.op != "Reshape":
+        return None
+    t = r2.inputs[0].producer
+    if t is None or t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1):
+        return None
+    r1 = t.inputs[0].producer
+    if r1 is None or r1.op != "Reshape":
+        return None
+    k = r1.inputs[0]
+    ks, flat, kts = k.type.shape, r1.outputs[0].type.shape, kt_.type.shape
+    if len(ks) != 4 or len(flat) != 3 or flat[1:] != ks[2:] or kts != (ks[0], ks[1], ks[3], ks[2]):
+        return None
+    return k
+
+
 def _key(m: Match, b: RewriteBuilder) -> Value:
     """K from Kᵀ: compose a feeding Transpose with the swap of the last two dims."""
     kt_ = m["kt"]
+    k = _unflattened_transpose(kt_)
+    if k is not None:
+        return k
     t = kt_.producer
     if t is not None and t.op == "Transpose":
         p = tuple(t.attr("perm") or (3, 2, 1, 0))
@@ -148,15 +197,16 @@ def _check(m: Match) -> bool | str:
     b, hq, sq, d = qv.type.shape
     if ktv.type.shape[2] != d and isinstance(d, int) and isinstance(ktv.type.shape[2], int):
         return f"Kᵀ {ktv.type} does not contract with Q {qv.type}"
-    for name in ("s", "d", "sq", "sk"):
+    for name in ("s", "d", "sq", "sk", "dq", "dk"):
         if name in m and m.const(name).size != 1:
             return f"the scale %{m[name].name} is not a scalar"
     if "fill" in m and float(np.max(m.const("fill"))) > MASKED:
         return f"Where fills with {float(np.max(m.const('fill')))}, not a masking value (<= {MASKED:g})"
-    if "mask" in m:
-        mt = m["mask"].type
-        if mt.dtype.name != qv.type.dtype.name or mt.rank > 4:
-            return f"mask {mt} is not an additive {qv.type.dtype.name} mask of rank <= 4"
+    for name in ("mask", "mask2"):
+        if name in m:
+            mt = m[name].type
+            if mt.dtype.name != qv.type.dtype.name or mt.rank > 4:
+                return f"mask {mt} is not an additive {qv.type.dtype.name} mask of rank <= 4"
     if vv.type.shape[3] is None:
         return "V's head size is unknown"
     return True
@@ -201,7 +251,9 @@ def _rewrite(m: Match, b: RewriteBuilder):
     attrs: dict = {"scale": scale}
     mask = None
     sq, t = qv.type.shape[2], k_src.type.shape[2]
-    if "mask" in m:
+    if "mask2" in m:
+        mask = b.Add(m["mask"], m["mask2"])
+    elif "mask" in m:
         mv = m["mask"]
         if mv.const and mv.data is not None and _causal(mv.data, sq, t):
             attrs["is_causal"] = 1
@@ -242,11 +294,30 @@ def _concat_seq(v: Value):
     return past, new
 
 
+def _feeds(users, node) -> bool:
+    """Does any of ``users`` compute an input of ``node`` (directly or not)?"""
+    targets = {id(u) for u in users}
+    seen, todo = set(), [v for v in node.inputs if v is not None]
+    while todo:
+        p = todo.pop().producer
+        if p is None or id(p) in seen:
+            continue
+        if id(p) in targets:
+            return True
+        seen.add(id(p))
+        todo.extend(v for v in p.inputs if v is not None)
+    return False
+
+
 def _kv_check(m: Match) -> bool | str:
     if "pk" in m:
         return "the KV cache is already an input"
     if _concat_seq(m["k"]) is None or _concat_seq(m["v"]) is None:
         return "K and V are not Concat(past, new) along the sequence axis"
+    att = m.node("att")
+    others = [u for x in ("k", "v") for u, _ in m[x].uses if u is not att]
+    if others and _feeds(others, att):  # e.g. the mask's length read off the cache: a cycle
+        return "the concatenated cache feeds the attention's own inputs"
     return True
 
 
@@ -303,3 +374,9 @@ class FuseAttention(RewritePass):
 
     def rules(self):
         return [ATTENTION, KV_CACHE, LAYOUT_3D]
+
+    def run(self, graph, ctx):
+        result = super().run(graph, ctx)
+        if result.modified:  # present_* now come out of the Attention: users of the old Concat may precede it
+            graph.topological_sort()
+        return result

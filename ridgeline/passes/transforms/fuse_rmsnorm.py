@@ -2,8 +2,8 @@
 
 The math matched (over the trailing axes from ``axis`` on)::
 
-    r = √(mean(x²) + ε)              Sqrt(Add(ReduceMean(Pow(x, 2) | x·x), ε))
-    y = x / r                        Div(x, r)  or  x · 1/r  (Reciprocal, or Div(1, r))
+    r = √(mean(x²) + ε)              Sqrt(Add(ReduceMean(Pow(x, 2) | x·x), ε)), or Pow(·, 0.5)
+    y = x / r                        Div(x, r)  or  x · 1/r  (Reciprocal, Div(1, r), or Pow(·, -0.5))
     y = y · γ                        an optional per-channel scale (Llama's weight)
 
 A missing γ becomes ones (the op requires it).
@@ -19,8 +19,10 @@ __all__ = ["FuseRMSNorm", "RMS_NORM"]
 
 x = Var("x")
 ms = ops.ReduceMean(OneOf(ops.Pow(x, 2.0), ops.Mul(x, x)), Var(), _name="mean")     # mean(x²)
-rms = ops.Sqrt(ops.Add(ms, Const(name="eps")))                                      # √(mean(x²) + ε)
-normed = OneOf(ops.Div(x, rms), ops.Mul(x, ops.Reciprocal(rms)), ops.Mul(x, ops.Div(1.0, rms)))
+var_eps = ops.Add(ms, Const(name="eps"))
+rms = OneOf(ops.Sqrt(var_eps), ops.Pow(var_eps, 0.5))                               # √(mean(x²) + ε)
+normed = OneOf(ops.Div(x, rms), ops.Mul(x, ops.Reciprocal(rms)), ops.Mul(x, ops.Div(1.0, rms)),
+               ops.Mul(x, ops.Pow(var_eps, -0.5)))                                  # x · (mean(x²) + ε)^-½
 PATTERN = OneOf(ops.Mul(normed, Var("scale")), normed)                             # · γ
 
 

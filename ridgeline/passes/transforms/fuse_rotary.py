@@ -31,7 +31,8 @@ def _table(fn: str, name: str):
     wave = getattr(ops, fn)(ops.Concat(theta, theta, _uses="any", axis=lambda a: a in (-1, 2) or "not the last axis"),
                             _uses="any")
     scaled = OneOf(ops.Mul(wave, Const(name=f"{name}_scale"), _uses="any"), wave)
-    return ops.Unsqueeze(scaled, Var(), _name=name, _uses="any")
+    # once dims are bound, fold-constants has computed the whole table: [B|1, 1, S, D]
+    return OneOf(ops.Unsqueeze(scaled, Var(), _name=name, _uses="any"), Const(name=f"{name}_table"))
 
 
 half1 = ops.Slice(x, Var(), Var(), Var(), _name="x1")
@@ -72,6 +73,8 @@ def _check(m: Match) -> bool | str:
         return f"slices {s1[:2]} and {s2[:2]} are not the two halves of {d}"
     if m.node("rot").attr("axis") % 4 != 3:
         return "the rotated halves are not concatenated on the last axis"
+    if "cos_table" in m or "sin_table" in m:
+        return _check_tables(m, xt, h)
     for t in ("cos", "sin"):
         if _const_list(m.node(t), 1) != [1]:
             return f"the {t} table is not unsqueezed at axis 1"
@@ -85,7 +88,28 @@ def _check(m: Match) -> bool | str:
     return True
 
 
+def _check_tables(m: Match, xt, h: int) -> bool | str:
+    """Folded tables: both constant, [B|1, 1, S, D], the two halves equal (cat(θ, θ))."""
+    if "cos_table" not in m or "sin_table" not in m:
+        return "one of the cos/sin tables is folded to a constant, the other is not"
+    for t in ("cos", "sin"):
+        c = m.const(f"{t}_table")
+        if c.ndim != 4 or c.shape[1] != 1 or c.shape[2] != xt.shape[2] or c.shape[3] != 2 * h \
+                or c.shape[0] not in (xt.shape[0], 1):
+            return f"the constant {t} table {c.shape} is not [B, 1, S, D] for x {xt}"
+        if not np.array_equal(c[..., :h], c[..., h:]):
+            return f"the constant {t} table is not cat(θ, θ) (its halves differ)"
+    if m.const("cos_table").dtype != xt.dtype.np_dtype:
+        return "the tables and x have different dtypes"
+    return True
+
+
 def _rewrite(m: Match, b: RewriteBuilder):
+    if "cos_table" in m:
+        h = m["x"].type.shape[3] // 2
+        tables = [b.constant(np.ascontiguousarray(m.const(f"{t}_table")[:, 0, :, :h]), f"{t}_half")
+                  for t in ("cos", "sin")]
+        return b.RotaryEmbedding(m["x"], tables[0], tables[1])
     tables = []
     for fn, t in (("Cos", "cos"), ("Sin", "sin")):
         table = b.op(fn, m["theta"], _names=[f"{m['theta'].name}_{t}"])

@@ -1,0 +1,99 @@
+"""``-p default`` on the model zoo: default-setting transformers exports (SDPA attention, no
+position_ids, dynamic axes) of a dozen architectures, both exporters, prefill and decode.
+
+Every file (through `-p default`; with verify-each on one file per architecture and on the bound runs),
+with its symbolic dims left unbound (the model users deploy): one Attention per layer
+and the norms/rotary/GELU the manifest expects, outputs equal to onnxruntime on the original file
+(numpy reference, 1e-5 relative), and the optimized file runs in onnxruntime (1e-4 relative). A
+subset again with the dims bound, where fold-constants turns the shape chains and RoPE tables into
+constants first. Nothing here reads node names: counts and outputs only.
+"""
+
+from __future__ import annotations
+
+import pytest
+from exported_models import ort_run
+from zoo_models import ZOO, assert_zoo_close, zoo_dims, zoo_entries, zoo_feeds
+
+from ridgeline.api import reference_evaluator
+from ridgeline.backends.numpy import Interpreter
+from ridgeline.frontends.onnx import load_onnx, to_onnx
+from ridgeline.passes import run_pipeline
+
+ALL = zoo_entries()
+if not ALL:  # pragma: no cover - the zoo ships with the repo
+    pytest.skip("tests/models/zoo/manifest.json is missing", allow_module_level=True)
+# bound: every architecture once (legacy prefill) and the dynamo decode steps of the rotary decoders
+BOUND = [e for e in ALL if (e["exporter"], e["phase"]) == ("legacy", "prefill")
+         or e["phase"] == "decode" and e["opset"] == 18 and e["family"] in ("llama", "gemma3")]
+
+
+def _ids(es):
+    return [e["file"].removesuffix(".onnx") for e in es]
+
+
+def _histogram(g) -> dict[str, int]:
+    """Op counts including the bodies of Fused nodes (a Gelu inside a matmul epilogue counts)."""
+    hist: dict[str, int] = {}
+    for n in g:
+        hist[n.op] = hist.get(n.op, 0) + 1
+        if n.body is not None:
+            for k, v in _histogram(n.body).items():
+                hist[k] = hist.get(k, 0) + v
+    return hist
+
+
+def _optimize_and_check(e, g, dims, verify_each: bool = True):
+    opt = g.copy()
+    # verifying after each of the 16 passes is 8x the pipeline's time: every architecture gets
+    # it (legacy prefill, and the bound runs); the other files verify the result once
+    run_pipeline(opt, "default", evaluator=reference_evaluator(), verify_each=verify_each)
+    opt.verify()
+    hist = _histogram(opt)
+    assert hist.get("Attention", 0) == e["expect"]["Attention"], (e["file"], hist)
+    for op, n in e["expect"].items():
+        assert hist.get(op, 0) >= n, (e["file"], op, hist)
+    assert len(opt) < len(g)
+    feeds = zoo_feeds(e, dims, seed=1)
+    ref = ort_run(ZOO / e["file"], feeds)
+    assert_zoo_close(e, Interpreter(opt).run(feeds), ref, feeds, dims, rtol=1e-5, what="numpy after -p default")
+    data = to_onnx(opt).SerializeToString()
+    assert_zoo_close(e, ort_run(data, feeds), ref, feeds, dims, rtol=1e-4, what="optimized in onnxruntime")
+    return opt, data
+
+
+@pytest.mark.parametrize("e", ALL, ids=_ids(ALL))
+def test_default_with_dims_unbound(e):
+    g = load_onnx(ZOO / e["file"])
+    opt, data = _optimize_and_check(e, g, zoo_dims(e), verify_each=(e["exporter"], e["phase"]) == ("legacy", "prefill"))
+    named = {s for s in g.symbols() if not s.startswith("_")}  # "_u…" stand for dims nobody knows
+    assert {s for s in opt.symbols() if not s.startswith("_")} == named
+    if e.get("ort_batch1_only"):
+        # as exported onnxruntime rejects batch >= 2 (cos/sin of batch 1); the optimized file runs
+        dims = zoo_dims({**e, "ort_batch1_only": False})
+        feeds = zoo_feeds(e, dims, seed=3)
+        assert_zoo_close(e, ort_run(data, feeds), Interpreter(g).run(feeds), feeds, dims, rtol=1e-4,
+                         what="optimized in onnxruntime at batch 2")
+
+
+@pytest.mark.parametrize("e", BOUND, ids=_ids(BOUND))
+def test_default_with_dims_bound(e):
+    dims = zoo_dims(e)
+    g = load_onnx(ZOO / e["file"])
+    _optimize_and_check(e, g.bind({k: v for k, v in dims.items() if k in g.symbols()}), dims)
+
+
+def test_cli_opt_without_dims_leaves_one_attention_per_layer(run_cli, tmp_path):
+    # what a user runs on a default-setting export with dynamic axes: no --dim at all
+    import onnx
+    e = next(e for e in ALL if (e["family"], e["exporter"], e["phase"]) == ("llama", "dynamo", "decode")
+             and e["opset"] == 18)
+    out = tmp_path / "opt.onnx"
+    proc = run_cli("opt", ZOO / e["file"], "-p", "default", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    ops = [n.op_type for n in onnx.load(out).graph.node]
+    assert ops.count("Attention") == e["expect"]["Attention"] and ops.count("RotaryEmbedding") >= 1
+    dims = zoo_dims(e)
+    feeds = zoo_feeds(e, dims, seed=4)
+    assert_zoo_close(e, ort_run(out, feeds), ort_run(ZOO / e["file"], feeds), feeds, dims, rtol=1e-4,
+                     what="ridgeline opt output in onnxruntime")

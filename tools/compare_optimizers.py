@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""ridgeline ``-p default`` next to onnxruntime's and onnxscript's optimizers, on the model zoo.
+
+    python tools/compare_optimizers.py                      # every zoo model, markdown table on stdout
+    python tools/compare_optimizers.py --only llama --runs 40
+    python tools/compare_optimizers.py --ci                 # 3 models, 5 runs (a smoke run)
+
+For each zoo model (``tests/models/zoo``, default-setting transformers exports) and each optimizer —
+ridgeline (``load_onnx`` → ``-p default`` → ``save_onnx``, dims left symbolic),
+``onnxruntime.transformers.optimizer.optimize_model`` (python fusions only, ``opt_level=0``; the
+session applies onnxruntime's own graph optimizations to every file alike) and
+``onnxscript.optimizer.optimize`` — it reports, all measured in this one run:
+
+* nodes in the optimized graph (top level; a model-local function call counts as one);
+* fused ops, counted in the graph and in model-local functions: Attention (ONNX ``Attention`` and
+  the com.microsoft ``Attention``/``MultiHeadAttention``/``GroupQueryAttention``), norms
+  (LayerNormalization, RMSNormalization, SkipLayerNormalization, SimplifiedLayerNormalization and
+  its Skip form), rotary (RotaryEmbedding), gelu (Gelu, FastGelu, BiasGelu);
+* whether onnxruntime loads and runs the file with outputs equal to the original's (1e-4 relative,
+  at the query positions that attend to something);
+* onnxruntime CPU latency (1 thread, all graph optimizations on): the median of ``--runs`` runs,
+  the files run in turn (alternating) so drift in the machine's load hits them alike; as a ratio
+  to the unoptimized file (< 1 is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+ATTENTION = {"Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention"}
+NORMS = {"LayerNormalization", "RMSNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+         "SkipSimplifiedLayerNormalization", "EmbedLayerNormalization"}
+ROTARY = {"RotaryEmbedding"}
+GELU = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu"}
+ORT_TYPES = {"gpt2": "gpt2", "gpt_neox": "gpt_neox", "bert": "bert", "roberta": "bert", "distilbert": "bert",
+             "vit": "vit"}  # others (Llama-like, Phi-3) get the generic gpt2 fusions
+
+
+def _ops(model) -> dict[str, int]:
+    hist: dict[str, int] = {}
+    for n in list(model.graph.node) + [n for f in model.functions for n in f.node]:
+        hist[n.op_type] = hist.get(n.op_type, 0) + 1
+    return hist
+
+
+def ridgeline_opt(path: Path):
+    from ridgeline.api import reference_evaluator
+    from ridgeline.frontends.onnx import load_onnx, to_onnx
+    from ridgeline.passes import run_pipeline
+    g = load_onnx(path)
+    run_pipeline(g, "default", evaluator=reference_evaluator())
+    return to_onnx(g)
+
+
+def ort_opt(path: Path, e: dict):
+    from onnxruntime.transformers.optimizer import optimize_model
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = optimize_model(str(path), model_type=ORT_TYPES.get(e["family"], "gpt2"), num_heads=0, hidden_size=0,
+                           opt_level=0)
+    return m.model
+
+
+def onnxscript_opt(path: Path):
+    import onnx
+    import onnxscript.optimizer
+    return onnxscript.optimizer.optimize(onnx.load(path))
+
+
+def _session(data: bytes):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def compare(e: dict, runs: int, seq: int) -> list[dict]:
+    from zoo_models import ZOO, assert_zoo_close, zoo_dims, zoo_feeds
+    path = ZOO / e["file"]
+    original = path.read_bytes()
+    rows = [{"optimizer": "none", "proto": None, "data": original, "seconds": 0.0}]
+    for name, fn in (("ridgeline", lambda: ridgeline_opt(path)), ("onnxruntime", lambda: ort_opt(path, e)),
+                     ("onnxscript", lambda: onnxscript_opt(path))):
+        t = time.perf_counter()
+        try:
+            proto = fn()
+            rows.append({"optimizer": name, "proto": proto, "data": proto.SerializeToString(),
+                         "seconds": time.perf_counter() - t})
+        except Exception as exc:  # noqa: BLE001 - a failing optimizer is a result
+            rows.append({"optimizer": name, "proto": None, "data": None, "error": f"{type(exc).__name__}: {exc}"})
+    # past + seq stays below Gemma 3's sliding window (16) in the zoo config
+    dims = zoo_dims(e, seq=seq, past=seq // 2)
+    feeds = zoo_feeds(e, dims, seed=0)
+    base = _session(original)
+    ref = dict(zip([o.name for o in base.get_outputs()], base.run(None, feeds)))
+    live = []
+    for r in rows:
+        import onnx
+        if r["data"] is None:
+            r["runs"] = "no (optimizer failed)"
+            continue
+        proto = r["proto"] or onnx.load_from_string(r["data"])
+        hist = _ops(proto)
+        r["nodes"] = len(proto.graph.node)
+        for key, group in (("attention", ATTENTION), ("norm", NORMS), ("rotary", ROTARY), ("gelu", GELU)):
+            r[key] = sum(v for k, v in hist.items() if k in group)
+        try:
+            sess = _session(r["data"])
+            got = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
+            assert_zoo_close(e, got, ref, feeds, dims, rtol=1e-4)
+            r["runs"], r["session"] = "yes", sess
+            live.append(r)
+        except AssertionError as exc:
+            r["runs"] = f"wrong ({str(exc).split(':')[-1].strip()[:40]})"
+        except Exception as exc:  # noqa: BLE001
+            r["runs"] = f"no ({str(exc).splitlines()[0][:60]})"
+    times: dict[str, list[float]] = {r["optimizer"]: [] for r in live}
+    for r in live:  # warm up
+        r["session"].run(None, feeds)
+    for _ in range(runs):
+        for r in live:
+            t = time.perf_counter()
+            r["session"].run(None, feeds)
+            times[r["optimizer"]].append(time.perf_counter() - t)
+    if "none" not in times:
+        raise RuntimeError(f"the original file does not run: {rows[0]['runs']}")
+    base_ms = statistics.median(times["none"]) * 1e3
+    for r in live:
+        r["ms"] = statistics.median(times[r["optimizer"]]) * 1e3
+        r["ratio"] = r["ms"] / base_ms
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="only zoo files whose name contains this")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs per file (median; default 20)")
+    ap.add_argument("--seq", type=int, default=8, help="sequence length of the timed runs (past: half of it)")
+    ap.add_argument("--ci", action="store_true", help="a smoke run: 3 models, 5 runs")
+    args = ap.parse_args(argv)
+    from zoo_models import zoo_entries
+    es = [e for e in zoo_entries() if not args.only or args.only in e["file"]]
+    if args.ci:
+        es, args.runs = es[:3], 5
+    if not es:
+        print("error: no zoo model matches", file=sys.stderr)
+        return 2
+    print(f"| model | optimizer | nodes | Attention | norm | rotary | gelu | runs in onnxruntime | "
+          f"latency ms (median of {args.runs}) | ratio to original |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    wins = 0
+    for e in es:
+        try:
+            rows = compare(e, args.runs, args.seq)
+        except Exception as exc:  # noqa: BLE001 - the original file itself fails at these dims
+            print(f"| {e['file'].removesuffix('.onnx')} | none | | | | | | no ({str(exc).splitlines()[0][:80]}) | | |")
+            continue
+        for r in rows:
+            if "nodes" not in r:
+                print(f"| {e['file']} | {r['optimizer']} | | | | | | {r['runs']} {r.get('error', '')[:60]} | | |")
+                continue
+            lat = f"{r['ms']:.3f}" if "ms" in r else "-"
+            ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
+            print(f"| {e['file'].removesuffix('.onnx')} | {r['optimizer']} | {r['nodes']} | {r['attention']} | "
+                  f"{r['norm']} | {r['rotary']} | {r['gelu']} | {r['runs']} | {lat} | {ratio} |", flush=True)
+        by = {r["optimizer"]: r for r in rows}
+        if "ms" in by.get("ridgeline", {}) and ("ms" not in by.get("onnxruntime", {})
+                                                or by["ridgeline"]["ms"] <= by["onnxruntime"]["ms"] * 1.05):
+            wins += 1
+    print(f"\nridgeline's output runs in onnxruntime at most 5 % slower than onnxruntime's optimizer's "
+          f"(or that one fails) on {wins} of {len(es)} models")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
