@@ -145,6 +145,11 @@ def analyze_tensor_parallel(graph: Graph) -> TPAnalysis:
                     a.kv_values.add(id(n.inputs[i]))
     state: dict[int, str] = {}
     reduced: set[int] = set()
+    for v in graph.inputs:
+        if id(v) in a.kv_values:
+            # a KV cache in memory is split by heads like the attention that reads it: each rank
+            # holds (and reads) its own heads' share, as the memory plan counts it
+            state[id(v)] = S
 
     def st(v: Value | None) -> str:
         return R if v is None else state.get(id(v), R)
