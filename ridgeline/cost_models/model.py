@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Mapping
 from ..ir import Graph, Node
 from ..ir.errors import BackendError, IRError, TargetError
 from .collectives import collective_time
-from .estimate import Estimate, NodeCost
+from .estimate import Estimate, NodeCost, bytes_by_device
 from .llm import llm_metrics
 from .memory import footprint, memory_plan, plan_devices
 from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
@@ -127,9 +127,11 @@ class CostModel:
         plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
         records = self.price_graph(graph, plan, analysis)
+        # under pp each stage is its own device: "per device" is the busiest stage, not the sum
+        per_dev, all_dev = bytes_by_device(records, tp)
         est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
                        time_s=sum(r.time_s for r in records), nodes=records,
-                       flops=sum(r.flops for r in records), bytes=_sum_bytes(records),
+                       flops=sum(r.flops for r in records), bytes=per_dev, total_bytes=all_dev,
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
@@ -306,11 +308,3 @@ def _require_static(graph: Graph) -> None:
 def _model_name(graph: Graph) -> str:
     m = graph.meta.get("llm")
     return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
-
-
-def _sum_bytes(records: list[NodeCost]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for r in records:
-        for k, v in r.bytes.items():
-            out[k] = out.get(k, 0.0) + v
-    return out
