@@ -167,6 +167,7 @@ class WaferScaleModel(CostModel):
                 else graph.name
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {need} wafers of SRAM; "
                               f"the system joins at most {self.target.max_devices} (try -O placement=stream)")
+        _check_nodes_fit(graph, nodes, res, cap, self.target.name)
         # consecutive layers fill a wafer up to its usable SRAM (whole layers; a layer bigger
         # than a wafer spills node by node)
         wafer_of: dict[int, int] = {}
@@ -208,7 +209,9 @@ class WaferScaleModel(CostModel):
                     mins[id(n)] = max(mins[id(n)], math.ceil(per_cycle / (2 * self.fmac)))
             free = self.pes - sum(mins.values())
             if free < 0:
-                raise TargetError(f"wafer {wi} holds more than its SRAM: {sum(mins.values())} PEs needed of {self.pes}")
+                raise TargetError(f"no wafer count of {self.target.name} fits: the nodes placed on wafer {wi} need "
+                                  f"{sum(mins.values())} PEs of its {self.pes} for their bytes and per-token work; "
+                                  f"lower the batch or context")
             regions.update(_share(self.pes, mins, {id(n): works[id(n)].flops for n in members}))
         return regions
 
@@ -407,3 +410,24 @@ def _tokens(n: Node) -> tuple[int, int]:
         return max(1, shape[0] * shape[2]), max(1, shape[1] * shape[3])
     width = max(1, shape[-1])
     return max(1, math.prod(shape) // width), width
+
+
+def _check_nodes_fit(graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]], cap: float,
+                     target: str) -> None:
+    """A node's resident bytes cannot be split across wafers here (a layer spills node by node):
+    one node larger than a wafer means no wafer count fits; say which, and what batch would."""
+    big = max(nodes, key=lambda n: sum(res.get(id(n), (0.0, 0.0))), default=None)
+    size = sum(res.get(id(big), (0.0, 0.0))) if big is not None else 0.0
+    if big is None or size <= cap:
+        return
+    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    w, kv = res[id(big)]
+    batch = int(meta.get("batch", 1) or 1)
+    hint = ""
+    if kv > 0 and w < cap:
+        fit = int(batch * (cap - w) / kv)
+        hint = (f"; at this context a batch ≤ {fit} keeps it within one wafer" if fit >= 1
+                else "; even batch 1 needs a shorter context")
+    raise TargetError(f"{meta.get('preset', graph.name)} fits no device count of {target}: {big.op} "
+                      f"%{node_label(big)} keeps {format_quantity(size, 'size')} resident (weights + KV cache) "
+                      f"and a wafer holds {format_quantity(cap, 'size')} usable{hint}")
