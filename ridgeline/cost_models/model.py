@@ -138,6 +138,7 @@ class CostModel:
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         est.llm = llm_metrics(graph, est, companion)
+        est.notes.extend(self.upcast_notes(analysis))
         if not mem.fits:
             est.notes.append(f"does not fit: {format_quantity(mem.per_device_bytes, 'size')} per device > "
                              f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
@@ -169,6 +170,16 @@ class CostModel:
     def plan_devices(self, graph: Graph, fp) -> tuple[int, int] | None:
         """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
         return plan_devices(graph, self.target, fp)
+
+    def upcast_notes(self, analysis: "GraphAnalysis") -> list[str]:
+        """One line per contraction precision this chip's matrix units do not list (and run wider)."""
+        out = []
+        for dt in sorted(analysis.contraction_flops_by_dtype):
+            hit = self.target.upcast_unit(dt)
+            if hit is not None:
+                out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
+                           f"{hit[1]} (operands widened per tile, as real kernels do)")
+        return out
 
     def peak_for(self, analysis: "GraphAnalysis") -> float:
         """Peak FLOP/s of the precision most of the graph's contractions run at (for MFU)."""
