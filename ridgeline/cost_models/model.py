@@ -159,7 +159,10 @@ class CostModel:
                     continue
                 if cand * pp <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
                     return cand, pp
-            return (choice[0] if choice else 1), pp
+            # no tensor-parallel degree fits at this pp: say what would, never return one that does not fit
+            hint = f"tp={choice[0]} pp={choice[1]} fits (or use --pp auto)" if choice else "no deployment fits"
+            raise ParallelError(f"--tp auto: no tensor-parallel degree of {self.target.name} fits "
+                                f"{_model_name(graph)} with pp={pp}; {hint}")
         if pp == "auto":
             for cand in range(1, max(1, fp.layers) + 1):
                 if sum(fp.per_device(tp, cand)) <= cap:
