@@ -79,6 +79,9 @@ def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate
         est.notes.append(f"does not fit: {format_quantity(est.memory.per_device_bytes, 'size')} per "
                          f"{model.device_word} > {format_quantity(capacity, 'size')} usable")
     est.detail.update(detail)
+    # what bounds a step of an SRAM machine is not its SRAM bandwidth (petabytes/s) but how
+    # vectors flow through the layout: say so, so the roofline bound is not mistaken for it
+    est.detail.setdefault("mechanism", model.mechanism)
     est.llm = llm_metrics(graph, est, companion)
     return est
 

@@ -73,6 +73,8 @@ class WaferScaleModel(CostModel):
     family = "wafer_scale"
     description = "wafer-scale (Cerebras): SRAM-resident regions per node, fabric streams, layer pipeline over wafers"
     device_word = "wafer"
+    mechanism = ("per-token latency through the fabric pipeline of layer regions (streams, hops, wafer "
+                 "transfers), not SRAM bandwidth")
     schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
         "array": {
             "pes": Field("int", None, "processing elements on the wafer"),
