@@ -218,11 +218,30 @@ class WaferScaleModel(CostModel):
         return regions
 
     # ----------------------------------------------------------------- one node
-    def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *,
+    def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *, min_pes: int = 0,
                     weight_stream_bw: float = 0.0, streamed: float = 0.0) -> dict[str, Any]:
         """Per-token ``latency``, whole-step ``occupancy`` (cycles) and bound of one node on a
-        region of ``pes`` PEs, for ``tokens`` activation vectors of ``k_in`` values each, with
-        ``streamed`` weight bytes arriving from MemoryX at ``weight_stream_bw`` (module docstring)."""
+        region of up to ``pes`` PEs (at least ``min_pes``, what its bytes need), for ``tokens``
+        activation vectors of ``k_in`` values each, with ``streamed`` weight bytes arriving from
+        MemoryX at ``weight_stream_bw`` (module docstring).
+
+        A wider region does more MACs per cycle but every token crosses more hops, so the layout
+        uses the part of its share that is fastest (a compiler would not spread a stream-bound
+        GEMV over PEs that only add hops): narrower weights then never cost latency."""
+        lo = max(1, min(pes, min_pes or pes))
+        cands = {pes, lo}
+        if lo < pes:
+            steps = 12
+            cands.update(max(lo, min(pes, round(lo * (pes / lo) ** (i / steps)))) for i in range(1, steps))
+        best = None
+        for p in sorted(cands):
+            c = self._cycles_on(w, p, tokens, k_in, weight_stream_bw, streamed)
+            if best is None or c["latency"] + c["occupancy"] < best["latency"] + best["occupancy"]:
+                best = c
+        return best
+
+    def _cycles_on(self, w: NodeWork, pes: int, tokens: int, k_in: int, weight_stream_bw: float,
+                   streamed: float) -> dict[str, Any]:
         side = max(1, math.isqrt(pes))
         hops = 2 * side * self.hop
         eff = float(self.target.efficiency["matrix"])
@@ -314,10 +333,12 @@ class WaferScaleModel(CostModel):
             pes = regions[id(n)]
             tokens, k_in = _tokens(n)
             streamed = res.get(id(n), (0.0, 0.0))[0] if stream else 0.0
-            key = (id(w), pes, tokens, k_in, streamed)
+            need = 0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / self.pe_sram)
+            key = (id(w), pes, need, tokens, k_in, streamed)
             cyc = cache.get(key)
             if cyc is None:
-                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, weight_stream_bw=mx_bw, streamed=streamed)
+                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
+                                                    streamed=streamed)
             end = ready + cyc["latency"]
             for v in n.outputs:
                 finish[id(v)] = end
