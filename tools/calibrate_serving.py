@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ridgeline import models  # noqa: E402
-from ridgeline.cost_models import estimate  # noqa: E402
+from ridgeline import models
+from ridgeline.cost_models import estimate
 
 SOURCE = "TensorRT-LLM blog H200launch.md (release/0.5.0), H200 FP8 max throughput"
 # (preset, target, dtype, batch, tp, isl, osl, measured output tokens/s)

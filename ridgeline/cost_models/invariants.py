@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["Case", "INVARIANTS", "ROOFLINE_FACTOR", "check", "estimate_case"]
+__all__ = ["INVARIANTS", "ROOFLINE_FACTOR", "Case", "check", "estimate_case"]
 
 ROOFLINE_FACTOR = 2.0
 INVARIANTS = ("bandwidth", "flop_rate", "batch", "context", "weight_only", "tp", "roofline", "fits", "deterministic")

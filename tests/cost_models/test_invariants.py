@@ -37,14 +37,14 @@ def _holds(case: Case, which: tuple[str, ...]) -> None:
     assert not broken, "\n".join(broken)
 
 
-@_settings(30)
+@_settings(20)
 @given(cases(phases=("decode", "prefill")))
 def test_rates_fit_and_determinism(case):
     # per device, per step: bytes/s <= nameplate, FLOP/s <= peak; fits agrees with bytes; same twice
     _holds(case, ("bandwidth", "flop_rate", "fits", "deterministic"))
 
 
-@_settings(25)
+@_settings(20)
 @given(cases())
 def test_decode_scales_with_batch_and_context(case):
     # tokens/s does not fall when the batch doubles (and stays ~linear while weight-bound);
@@ -52,14 +52,14 @@ def test_decode_scales_with_batch_and_context(case):
     _holds(case, ("batch", "context"))
 
 
-@_settings(25)
+@_settings(20)
 @given(cases(weight_only=False).filter(lambda c: c.batch == 1 or c.tp > 1))
 def test_weight_only_and_tensor_parallel(case):
     # weight-only int8/int4 never slower than 16-bit at batch 1; tp k never more than k x faster
     _holds(case, ("weight_only", "tp"))
 
 
-@_settings(35)
+@_settings(25)
 @given(cases(weight_only=False))
 def test_within_twice_the_roofline(case):
     # 16-bit / fp8 steps at batch <= 256: within 2x of max((weights+KV)/tp / BW, FLOPs/tp / peak)
@@ -67,7 +67,7 @@ def test_within_twice_the_roofline(case):
     _holds(case, ("roofline",))
 
 
-@_settings(15)
+@_settings(12)
 @given(cases(targets=SPATIAL, weight_only=False))
 def test_spatial_rates_and_fits(case):
     _holds(case, ("bandwidth", "flop_rate", "fits", "deterministic"))

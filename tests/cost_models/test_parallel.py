@@ -137,3 +137,16 @@ def test_auto_degrees_pick_the_fitting_deployment():
     e2 = estimate(g, "h100", tp=8, pp="auto", companion=None)
     assert e2.parallel == e.parallel
     assert np.isfinite(e.llm.tokens_per_s)
+
+
+@pytest.mark.parametrize("target, kw", [("h100", {"pp": 2}), ("h100", {"tp": 2, "pp": 2}), ("groq-lpu", {})])
+def test_bytes_are_per_device_and_total_counts_each_device_once(target, kw):
+    # "bytes / device" under pp is the busiest stage's, not the whole model's; the deployment's
+    # total reads each resident byte about once (the 114 TiB-per-token bug multiplied per-chip sums)
+    g = models.build("llama-2-7b", phase="decode", batch=1, context=512)
+    e = estimate(g, target, companion=None, **kw)
+    level = next(iter(e.bytes))
+    resident = e.memory.total_weights_bytes + e.memory.total_kv_cache_bytes
+    assert e.total_bytes[level] == pytest.approx(resident, rel=0.15)
+    if e.devices > 1:
+        assert e.bytes[level] < 0.7 * e.total_bytes[level]
