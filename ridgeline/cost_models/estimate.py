@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["NodeCost", "Estimate", "MemoryPlan", "LLMMetrics", "BOUNDS", "dominant_bound"]
+__all__ = ["NodeCost", "Estimate", "MemoryPlan", "LLMMetrics", "BOUNDS", "dominant_bound", "bytes_by_device"]
 
 BOUNDS = ("compute", "memory", "overhead", "communication")
 
@@ -137,7 +137,7 @@ class Estimate:
     time_s: float
     nodes: list[NodeCost]
     flops: float
-    bytes: dict[str, float]
+    bytes: dict[str, float]              # per device: the busiest pipeline stage's (or chip's) bytes
     parallel: dict[str, int]
     memory: MemoryPlan | None = None
     llm: LLMMetrics | None = None
@@ -145,6 +145,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)   # family-specific (schedules, layouts)
+    total_bytes: dict[str, float] = field(default_factory=dict)  # all devices of the deployment together
 
     @property
     def breakdown(self) -> dict[str, float]:
@@ -193,7 +194,7 @@ class Estimate:
         d: dict[str, Any] = {
             "target": self.target, "family": self.family, "graph": self.graph, "time_s": self.time_s,
             "bound": self.bound, "breakdown_s": self.breakdown, "flops": self.flops, "bytes": dict(self.bytes),
-            "parallel": dict(self.parallel), "devices": self.devices, "peak_flop_per_s": self.peak_flop_per_s,
+            "total_bytes": dict(self.total_bytes or self.bytes), "parallel": dict(self.parallel), "devices": self.devices, "peak_flop_per_s": self.peak_flop_per_s,
         }
         if self.memory is not None:
             d["fits"] = self.memory.fits
@@ -210,6 +211,22 @@ class Estimate:
         if nodes:
             d["nodes"] = [n.to_json() for n in self.nodes]
         return d
+
+
+def bytes_by_device(records: list[NodeCost], tp: int = 1, key=lambda r: r.stage) -> tuple[dict, dict]:
+    """(the busiest device's bytes per level, all devices' bytes per level) of a step whose records
+    run on the device ``key(record)`` names (a pipeline stage), each split over ``tp`` ranks."""
+    per: dict[Any, dict[str, float]] = {}
+    total: dict[str, float] = {}
+    for r in records:
+        d = per.setdefault(key(r), {})
+        for k, v in r.bytes.items():
+            d[k] = d.get(k, 0.0) + v
+            total[k] = total.get(k, 0.0) + v * tp
+    if not per:
+        return {}, {}
+    busiest = max(per.values(), key=lambda d: next(iter(d.values()), 0.0) if d else 0.0)
+    return busiest, total
 
 
 def dominant_bound(seconds: dict[str, float]) -> str:

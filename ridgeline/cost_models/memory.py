@@ -14,11 +14,11 @@ link domain first (powers of two dividing the heads), then pipeline stages acros
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..ir import Graph
 from .estimate import MemoryPlan
-from .parallel import ParallelError, ParallelPlan, check_degrees, plan_parallel
+from .parallel import ParallelError, ParallelPlan, _is_attention, check_degrees, plan_parallel
 from .target import Target
 from .work import FREE_CATEGORIES
 
@@ -38,20 +38,24 @@ class Footprint:
     activation: float         # largest single-node working set, unsharded
     total_weights: float
     total_kv: float
+    kv_heads: int = 0          # KV heads per attention (0: unknown): tp beyond it replicates them
+    kv_weights: list[float] = field(default_factory=list)   # per layer: K/V projection weights
 
     def per_device(self, tp: int, pp: int) -> tuple[float, float, float]:
         """(weights, kv, activations) on the busiest device of a tp × pp split."""
         L = self.layers
+        kvp = min(tp, self.kv_heads) if self.kv_heads else tp   # ranks holding distinct KV heads
+        kvw = self.kv_weights or [0.0] * L
         if L == 0 or pp == 1:
             split = sum(self.sharded) + self.pre[0] + self.post[0]
-            w = split / tp + sum(self.replicated) + self.pre[1] + self.post[1]
-            return w, sum(self.kv) / tp, self.activation / tp
+            w = split / tp + sum(kvw) / kvp + sum(self.replicated) + self.pre[1] + self.post[1]
+            return w, sum(self.kv) / kvp, self.activation / tp
         stages_w = [0.0] * pp
         stages_kv = [0.0] * pp
         for l in range(L):
             s = min(pp - 1, l * pp // L)
-            stages_w[s] += self.sharded[l] / tp + self.replicated[l]
-            stages_kv[s] += self.kv[l] / tp
+            stages_w[s] += self.sharded[l] / tp + kvw[l] / kvp + self.replicated[l]
+            stages_kv[s] += self.kv[l] / kvp
         stages_w[0] += self.pre[0] / tp + self.pre[1]
         stages_w[-1] += self.post[0] / tp + self.post[1]
         i = max(range(pp), key=lambda s: stages_w[s] + stages_kv[s])
@@ -70,6 +74,7 @@ def footprint(graph: Graph, plan: ParallelPlan | None = None) -> Footprint:
     sh = [0.0] * max(L, 0)
     rep = [0.0] * max(L, 0)
     kv = [0.0] * max(L, 0)
+    kvw = [0.0] * max(L, 0)
     pre = [0.0, 0.0]
     post = [0.0, 0.0]
     seen_layer = False
@@ -89,7 +94,9 @@ def footprint(graph: Graph, plan: ParallelPlan | None = None) -> Footprint:
             b = _vbytes(v)
             total_w += b
             split = plan.const_sharded.get(id(v), False)
-            if layer is not None:
+            if layer is not None and split and id(n) in plan.kv_heads and not _is_attention(n):
+                kvw[layer] += b       # a K/V projection: split by KV heads, not by tp
+            elif layer is not None:
                 (sh if split else rep)[layer] += b
             else:
                 tgt = post if seen_layer else pre
@@ -105,10 +112,12 @@ def footprint(graph: Graph, plan: ParallelPlan | None = None) -> Footprint:
             live = sum(_vbytes(v) for v in n.inputs if v is not None and not v.const and id(v) not in plan.kv_values)
             live += sum(_vbytes(v) for v in n.outputs if id(v) not in plan.kv_values)
             act = max(act, live)
+    heads = min(plan.kv_heads.values(), default=0)
     if L == 0:
         # one block: everything is "pre"
-        return Footprint(0, [], [], [], (pre[0] + post[0], pre[1] + post[1]), (0.0, 0.0), act, total_w, total_kv)
-    return Footprint(L, sh, rep, kv, (pre[0], pre[1]), (post[0], post[1]), act, total_w, total_kv)
+        return Footprint(0, [], [], [], (pre[0] + post[0], pre[1] + post[1]), (0.0, 0.0), act, total_w, total_kv,
+                         heads)
+    return Footprint(L, sh, rep, kv, (pre[0], pre[1]), (post[0], post[1]), act, total_w, total_kv, heads, kvw)
 
 
 def _usable(target: Target) -> float:

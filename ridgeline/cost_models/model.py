@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Mapping
 from ..ir import Graph, Node
 from ..ir.errors import BackendError, IRError, TargetError
 from .collectives import collective_time
-from .estimate import Estimate, NodeCost
+from .estimate import Estimate, NodeCost, bytes_by_device
 from .llm import llm_metrics
 from .memory import footprint, memory_plan, plan_devices
 from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
@@ -127,15 +127,18 @@ class CostModel:
         plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
         records = self.price_graph(graph, plan, analysis)
+        # under pp each stage is its own device: "per device" is the busiest stage, not the sum
+        per_dev, all_dev = bytes_by_device(records, tp)
         est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
                        time_s=sum(r.time_s for r in records), nodes=records,
-                       flops=sum(r.flops for r in records), bytes=_sum_bytes(records),
+                       flops=sum(r.flops for r in records), bytes=per_dev, total_bytes=all_dev,
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         est.llm = llm_metrics(graph, est, companion)
+        est.notes.extend(self.upcast_notes(analysis))
         if not mem.fits:
             est.notes.append(f"does not fit: {format_quantity(mem.per_device_bytes, 'size')} per device > "
                              f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
@@ -156,7 +159,10 @@ class CostModel:
                     continue
                 if cand * pp <= self.target.max_devices and sum(fp.per_device(cand, pp)) <= cap:
                     return cand, pp
-            return (choice[0] if choice else 1), pp
+            # no tensor-parallel degree fits at this pp: say what would, never return one that does not fit
+            hint = f"tp={choice[0]} pp={choice[1]} fits (or use --pp auto)" if choice else "no deployment fits"
+            raise ParallelError(f"--tp auto: no tensor-parallel degree of {self.target.name} fits "
+                                f"{_model_name(graph)} with pp={pp}; {hint}")
         if pp == "auto":
             for cand in range(1, max(1, fp.layers) + 1):
                 if sum(fp.per_device(tp, cand)) <= cap:
@@ -167,6 +173,16 @@ class CostModel:
     def plan_devices(self, graph: Graph, fp) -> tuple[int, int] | None:
         """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
         return plan_devices(graph, self.target, fp)
+
+    def upcast_notes(self, analysis: "GraphAnalysis") -> list[str]:
+        """One line per contraction precision this chip's matrix units do not list (and run wider)."""
+        out = []
+        for dt in sorted(analysis.contraction_flops_by_dtype):
+            hit = self.target.upcast_unit(dt)
+            if hit is not None:
+                out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
+                           f"{hit[1]} (operands widened per tile, as real kernels do)")
+        return out
 
     def peak_for(self, analysis: "GraphAnalysis") -> float:
         """Peak FLOP/s of the precision most of the graph's contractions run at (for MFU)."""
@@ -306,11 +322,3 @@ def _require_static(graph: Graph) -> None:
 def _model_name(graph: Graph) -> str:
     m = graph.meta.get("llm")
     return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
-
-
-def _sum_bytes(records: list[NodeCost]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for r in records:
-        for k, v in r.bytes.items():
-            out[k] = out.get(k, 0.0) + v
-    return out

@@ -69,6 +69,7 @@ class ParallelPlan:
     const_sharded: dict[int, bool] = field(default_factory=dict)  # id(constant) -> split across tp
     kv_values: set[int] = field(default_factory=set)            # id(value) of KV-cache tensors
     layers: int = 0
+    kv_heads: dict[int, int] = field(default_factory=dict)      # see TPAnalysis.kv_heads
 
     @property
     def devices(self) -> int:
@@ -97,11 +98,12 @@ def check_degrees(graph: Graph, tp: int, pp: int) -> None:
     heads, kv, layers = meta.get("heads"), meta.get("kv_heads"), meta.get("layers")
     name = meta.get("preset", graph.name)
     if tp > 1 and heads:
-        if heads % tp:
-            raise ParallelError(f"tp={tp} does not divide the {heads} attention heads of {name}")
-        if kv and kv % tp:
-            raise ParallelError(f"tp={tp} does not divide the {kv} KV heads of {name} (ridgeline does not "
-                                f"model replicated KV heads; use tp ≤ {kv} and add pipeline stages)")
+        if heads % tp or (kv and kv % tp and tp % kv):
+            fit = [t for t in range(2, heads + 1) if not heads % t and (not kv or not kv % t or not t % kv)]
+            what = (f"the {heads} attention heads" if heads % tp else
+                    f"the {kv} KV heads (nor is it a multiple of them, which would replicate each KV head)")
+            raise ParallelError(f"tp={tp} does not divide {what} of {name}; tp could be "
+                                f"{', '.join(map(str, fit[:8])) or '1'}")
     n_layers = layers or _count_layers(graph)
     if pp > 1 and n_layers and pp > n_layers:
         raise ParallelError(f"pp={pp} exceeds the {n_layers} layers of {name}: each stage needs at least one layer")
@@ -122,6 +124,9 @@ class TPAnalysis:
 
     #: id(node) -> (contraction dim split, input states, output state, indices of sharded constants)
     decisions: dict[int, tuple[str | None, tuple[str, ...], str, frozenset]] = field(default_factory=dict)
+    #: id(node) -> its KV-head count, for attention nodes and the K/V projections feeding them: when
+    #: tp exceeds it each KV head is replicated on tp/kv ranks (vLLM, TensorRT-LLM do this)
+    kv_heads: dict[int, int] = field(default_factory=dict)
     comms: list[tuple[Node, str, Value]] = field(default_factory=list)   # (after node, kind, tensor)
     const_sharded: dict[int, bool] = field(default_factory=dict)
     kv_values: set[int] = field(default_factory=set)
@@ -145,6 +150,20 @@ def analyze_tensor_parallel(graph: Graph) -> TPAnalysis:
                     a.kv_values.add(id(n.inputs[i]))
     state: dict[int, str] = {}
     reduced: set[int] = set()
+    for n in graph:
+        if _is_attention(n):
+            hkv = _kv_heads_of(n)
+            if hkv:
+                a.kv_heads[id(n)] = hkv
+                for i in (1, 2):
+                    p = _projection_of(n.inputs[i] if i < len(n.inputs) else None)
+                    if p is not None:
+                        a.kv_heads[id(p)] = hkv
+    for v in graph.inputs:
+        if id(v) in a.kv_values:
+            # a KV cache in memory is split by heads like the attention that reads it: each rank
+            # holds (and reads) its own heads' share, as the memory plan counts it
+            state[id(v)] = S
 
     def st(v: Value | None) -> str:
         return R if v is None else state.get(id(v), R)
@@ -225,7 +244,8 @@ def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1, analysis: TPAnalysis |
     """
     check_degrees(graph, tp, pp)
     a = analysis or analyze_tensor_parallel(graph)
-    plan = ParallelPlan(tp, pp, const_sharded=a.const_sharded, kv_values=a.kv_values, layers=a.layers)
+    plan = ParallelPlan(tp, pp, const_sharded=a.const_sharded, kv_values=a.kv_values, layers=a.layers,
+                        kv_heads=a.kv_heads)
     if tp > 1:
         checked: set = set()
         interned: dict[Shard, Shard] = {}
@@ -234,10 +254,22 @@ def plan_parallel(graph: Graph, tp: int = 1, pp: int = 1, analysis: TPAnalysis |
             if d is None:
                 continue
             dim, ins, out_state, consts = d
+            hkv = a.kv_heads.get(id(n), tp)
+            kv_parts = min(tp, hkv)      # ranks holding distinct KV heads (the rest replicate them)
             in_f = tuple((1.0 / tp if i in consts else 1.0) if (v is not None and v.const)
                          else (1.0 / tp if ins[i] == S else 1.0) for i, v in enumerate(n.inputs))
             out_f = tuple((1.0 / tp if out_state == S else 1.0) for _ in n.outputs)
-            shard = Shard(tp, dim, in_f, out_f)
+            parts = tp
+            if kv_parts < tp:
+                if _is_attention(n):     # K, V and the cache are one head per rank; Q and O stay split by tp
+                    kv_in = {1, 2} | {i for i, v in enumerate(n.inputs) if v is not None and id(v) in a.kv_values}
+                    in_f = tuple(f * tp / kv_parts if i in kv_in and f < 1 else f for i, f in enumerate(in_f))
+                    out_f = tuple(f * tp / kv_parts if 0 < i < 3 and f < 1 else f for i, f in enumerate(out_f))
+                else:                    # a K/V projection: each rank computes its replicated head
+                    parts = kv_parts
+                    in_f = tuple(f * tp / kv_parts if f < 1 else f for f in in_f)
+                    out_f = tuple(f * tp / kv_parts if f < 1 else f for f in out_f)
+            shard = Shard(parts, dim, in_f, out_f)
             shard = interned.setdefault(shard, shard)
             plan.shard[id(n)] = shard
             key = (n.op, tuple(v.type if v is not None else None for v in n.inputs), dim)
@@ -277,17 +309,42 @@ def _check_divisible(n: Node, shard: Shard, tp: int) -> None:
         _, hq, _, _, hkv, _, _ = attention_dims(shapes[0], shapes[1], shapes[2], n.attr("q_num_heads"),
                                                 n.attr("kv_num_heads"))
         for what, h in (("query", hq), ("KV", hkv)):
-            if isinstance(h, int) and h % tp:
+            if isinstance(h, int) and h % tp and (what == "query" or tp % h):
                 raise ParallelError(f"tp={tp} does not divide the {h} {what} heads of Attention %{node_label(n)}")
         return
     if shard.dim in ("n", "k"):
         from .work import shared_work
         for c in shared_work(n).contractions:
             size = getattr(c, shard.dim)
-            if c.b_weight and size % tp:
+            if c.b_weight and size % shard.parts:
                 kind = "column" if shard.dim == "n" else "row"
                 raise ParallelError(f"tp={tp} does not divide dim {shard.dim}={size} of {n.op} %{node_label(n)} "
                                     f"({kind}-parallel)")
+
+
+def _kv_heads_of(n: Node) -> int | None:
+    att = n if n.op == "Attention" else next((b for b in n.body if b.op == "Attention"), None)
+    if att is None:
+        return None
+    h = att.attr("kv_num_heads")
+    if isinstance(h, int) and h > 0:
+        return h
+    k = att.inputs[1].type.shape if len(att.inputs) > 1 and att.inputs[1] is not None else ()
+    return k[1] if len(k) == 4 and isinstance(k[1], int) else None
+
+
+def _projection_of(v: Value | None) -> Node | None:
+    """The weight MatMul a K/V operand comes from, through views and element-wise ops (RoPE)."""
+    for _ in range(16):
+        if v is None or v.producer is None:
+            return None
+        p = v.producer
+        if _weight_input(p) is not None:
+            return p
+        if p.spec.category in ("matmul", "attention", "normalization"):
+            return None
+        v = next((x for x in p.inputs if x is not None and not x.const), None)
+    return None
 
 
 def _bytes(v: Value) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..ir import Graph, Node
 from ..ir.errors import BackendError
-from .estimate import Estimate, MemoryPlan
+from .estimate import Estimate, MemoryPlan, NodeCost, bytes_by_device
 from .llm import llm_metrics
 from .quantities import format_quantity
 
@@ -67,6 +67,8 @@ def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate
     """Record the family's own deployment (``devices`` wafers/chips, the busiest one holding
     ``weights`` + ``kv`` of ``capacity``) on ``est`` and recompute its LLM metrics."""
     est.parallel = {"tp": 1, "pp": devices}
+    # bytes per device: the busiest wafer / chip (a node split over chips counts on its first)
+    est.bytes, est.total_bytes = bytes_by_device(est.nodes, 1, _device_of)
     total_w = est.memory.total_weights_bytes if est.memory else 0.0
     total_kv = est.memory.total_kv_cache_bytes if est.memory else 0.0
     est.memory = MemoryPlan(weights_bytes=weights, kv_cache_bytes=kv, activation_bytes=0.0, capacity_bytes=capacity,
@@ -77,5 +79,13 @@ def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate
         est.notes.append(f"does not fit: {format_quantity(est.memory.per_device_bytes, 'size')} per "
                          f"{model.device_word} > {format_quantity(capacity, 'size')} usable")
     est.detail.update(detail)
+    # what bounds a step of an SRAM machine is not its SRAM bandwidth (petabytes/s) but how
+    # vectors flow through the layout: say so, so the roofline bound is not mistaken for it
+    est.detail.setdefault("mechanism", model.mechanism)
     est.llm = llm_metrics(graph, est, companion)
     return est
+
+
+def _device_of(r: NodeCost) -> int:
+    chips = r.detail.get("chips")
+    return int(chips[0]) if chips else int(r.detail.get("wafer", 0))

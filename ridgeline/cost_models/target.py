@@ -199,9 +199,32 @@ class Target:
                 return best
         return None
 
+    def upcast_unit(self, dt: str, kind: str = "matrix") -> tuple[ComputeUnit, str] | None:
+        """The unit of ``kind`` a ``dt`` product runs on when no such unit lists ``dt``: the nearest
+        wider precision one lists (fp8 weights upcast to bf16 on an A100, int4 widens to int8), as
+        real kernels do; None when it lists ``dt`` itself or nothing wider."""
+        if self.best_unit(dt, (kind,)) is not None:
+            return None
+        bits = _dtype_bits(dt)
+        integer = dt.startswith(("i", "u"))
+        best: tuple[tuple, ComputeUnit, str] | None = None
+        for u in self.units_of(kind):
+            for key, rate in u.peak.items():
+                kb = _dtype_bits(key)
+                if kb < bits or not rate or (key.startswith("i") and not integer):
+                    continue
+                # nearest width first; an integer product stays integer when it can; then speed
+                rank = (kb, 0 if key.startswith("i") == integer else 1, -rate)
+                if best is None or rank < best[0]:
+                    best = (rank, u, key)
+        return (best[1], best[2]) if best else None
+
     def peak(self, dt: str, kinds: Sequence[str] = ("matrix", "vector", "scalar")) -> float:
-        """Peak FLOP/s for ``dt`` on the best unit of ``kinds`` (0 when no unit runs it)."""
+        """Peak FLOP/s for ``dt`` on the best unit of ``kinds`` (0 when no unit runs it), or of the
+        precision a matrix unit upcasts it to."""
         hit = self.best_unit(dt, kinds)
+        if hit is None and "matrix" in kinds:
+            hit = self.upcast_unit(dt)
         return hit[0].peak[hit[1]] if hit else 0.0
 
     def dtypes(self) -> list[str]:
@@ -248,6 +271,11 @@ class Target:
             "ridge_flop_per_byte": {dt: self.ridge(dt) for dt in self.dtypes()},
             "calibrated_on": list(self.calibrated_on),
         }
+
+
+def _dtype_bits(key: str) -> int:
+    from ..ir.dtypes import DTYPES
+    return 32 if key == "tf32" else (DTYPES[key].bits if key in DTYPES else 32)
 
 
 def _keys_for(dt: str, kind: str) -> tuple[str, ...]:

@@ -315,6 +315,10 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
         if not all(isinstance(x, int) for x in (m, n, k)) or not isinstance(out, int):
             raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
         batch = max(1, out // max(1, m * n))
+        if len(sb) <= 2 and len(sa) > 2:
+            # one matrix B shared by every leading index of A ([B,S,K] x [K,N]): matmul broadcasting
+            # makes this one GEMM of B*S rows that reads B once, not B products re-reading it
+            m, batch = m * batch, 1
     if not all(isinstance(x, int) for x in (m, n, k)):
         raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
     adt, bdt = _dtype_name(a), _dtype_name(b)

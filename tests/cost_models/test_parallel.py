@@ -93,14 +93,29 @@ def test_devices_needed():
 
 @pytest.mark.parametrize("kw, fragment", [
     ({"tp": 3}, "tp=3 does not divide the 64 attention heads"),
-    ({"tp": 16}, "does not divide the 8 KV heads"),
+    ({"tp": 8, "kv_heads": 12}, "does not divide the 12 KV heads.*tp could be 2, 4$"),
     ({"pp": 81}, "pp=81 exceeds the 80 layers"),
     ({"tp": 0}, "positive integer"),
 ])
 def test_impossible_degrees(kw, fragment):
     g = models.build("llama-3-70b", phase="decode", context=256)
+    if "kv_heads" in kw:        # a config whose KV heads tp neither divides nor is a multiple of
+        g.meta["llm"]["kv_heads"] = kw.pop("kv_heads")
     with pytest.raises(Exception, match=fragment):
         estimate(g, "h100", companion=None, **kw)
+
+
+def test_tp_beyond_kv_heads_replicates_them():
+    # tp 16 on 8 KV heads: each rank holds one KV head (two ranks share it), as vLLM does: the KV
+    # cache per device and the bytes its attention reads stop shrinking at tp = 8; weights keep shrinking
+    g = models.build("llama-3-70b", phase="decode", batch=8, context=2048)
+    a = GraphAnalysis(g)
+    e8, e16 = (estimate(g, "h100", companion=None, tp=tp, analysis=a) for tp in (8, 16))
+    assert e16.memory.kv_cache_bytes == pytest.approx(e8.memory.kv_cache_bytes)
+    assert e16.memory.kv_cache_bytes == pytest.approx(e8.memory.total_kv_cache_bytes / 8)
+    assert e16.memory.weights_bytes < 0.6 * e8.memory.weights_bytes
+    att = {tp: next(r for r in e.nodes if r.op == "Attention").outer_bytes for tp, e in ((8, e8), (16, e16))}
+    assert att[16] == pytest.approx(att[8], rel=0.1)   # Q and O still halve
 
 
 def test_more_devices_than_the_links_join():
@@ -122,3 +137,16 @@ def test_auto_degrees_pick_the_fitting_deployment():
     e2 = estimate(g, "h100", tp=8, pp="auto", companion=None)
     assert e2.parallel == e.parallel
     assert np.isfinite(e.llm.tokens_per_s)
+
+
+@pytest.mark.parametrize("target, kw", [("h100", {"pp": 2}), ("h100", {"tp": 2, "pp": 2}), ("groq-lpu", {})])
+def test_bytes_are_per_device_and_total_counts_each_device_once(target, kw):
+    # "bytes / device" under pp is the busiest stage's, not the whole model's; the deployment's
+    # total reads each resident byte about once (the 114 TiB-per-token bug multiplied per-chip sums)
+    g = models.build("llama-2-7b", phase="decode", batch=1, context=512)
+    e = estimate(g, target, companion=None, **kw)
+    level = next(iter(e.bytes))
+    resident = e.memory.total_weights_bytes + e.memory.total_kv_cache_bytes
+    assert e.total_bytes[level] == pytest.approx(resident, rel=0.15)
+    if e.devices > 1:
+        assert e.bytes[level] < 0.7 * e.total_bytes[level]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ridgeline import models
 from ridgeline.cost_models import estimate, get_target, node_work
@@ -30,10 +34,25 @@ def test_matmul_work():
     n = g.add_node("MatMul", [x, w])
     w_ = node_work(n)
     (c,) = w_.contractions
-    assert (c.batch, c.m, c.n, c.k, c.dtype, c.b_weight) == (2, 8, 32, 64, "bf16", True)
+    assert (c.batch, c.m, c.n, c.k, c.dtype, c.b_weight) == (1, 16, 32, 64, "bf16", True)
     assert c.flops == w_.flops == 2 * 2 * 8 * 32 * 64
     assert w_.device_bytes == (2 * 8 * 64 + 64 * 32 + 2 * 8 * 32) * 2
     assert w_.weight_bytes == 64 * 32 * 2 and w_.kernels == 1
+
+
+@given(lead=st.lists(st.integers(1, 5), min_size=1, max_size=3), m=st.integers(1, 9), k=st.integers(1, 70),
+       n=st.integers(1, 70), b3=st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_matmul_shape_semantics(lead, m, k, n, b3):
+    # a 2-D B is one matrix shared by every leading index of A: one GEMM of prod(lead)*m rows;
+    # a B with the same leading dims is a batch of independent products
+    g = Graph("mm")
+    x = g.add_input("x", tensor("bf16", *lead, m, k))
+    w = g.add_input("w", tensor("bf16", *lead, k, n)) if b3 else g.add_constant("w", type=tensor("bf16", k, n))
+    (c,) = node_work(g.add_node("MatMul", [x, w])).contractions
+    rows = math.prod(lead)
+    assert (c.batch, c.m) == ((rows, m) if b3 else (1, rows * m))
+    assert c.flops == 2 * rows * m * n * k
 
 
 def test_views_are_free():

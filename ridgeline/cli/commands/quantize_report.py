@@ -142,10 +142,10 @@ def _cost(g: Graph, companion: Graph | None, target, opts: dict[str, Any]) -> di
         batch = max(1, llm.batch)
         out.update(tpot_s=llm.tpot_s, ttft_s=llm.ttft_s, tokens_per_s=llm.tokens_per_s,
                    kv_bytes_per_token=llm.kv_cache_bytes_per_token)
-        step_bytes = est.bytes.get(dev, 0.0) * est.devices
+        step_bytes = (est.total_bytes or est.bytes).get(dev, 0.0)   # all devices, each counted once
         out["bytes_per_token"] = step_bytes / batch if llm.phase == "decode" else None
     else:
-        out["bytes_per_step"] = est.bytes.get(dev, 0.0) * est.devices
+        out["bytes_per_step"] = (est.total_bytes or est.bytes).get(dev, 0.0)
         tokens = opts_tokens(g)
         if tokens:
             out["tokens_per_s"] = tokens / est.time_s if est.time_s else None

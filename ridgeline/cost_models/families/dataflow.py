@@ -89,6 +89,8 @@ class DataflowModel(CostModel):
     """Static list schedule over the LPU's functional units, model partitioned across chips' SRAM."""
 
     family = "dataflow"
+    mechanism = ("the compiled static schedule: vectors streaming through each chip's MXM/VXM pipelines and "
+                 "chip-to-chip hops, not SRAM bandwidth")
     device_word = "chip"
     description = "deterministic dataflow (Groq LPU): SRAM-resident partition, cycle-exact list schedule, C2C"
     schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {

@@ -133,7 +133,8 @@ class GpuSimtModel(CostModel):
     # ----------------------------------------------------------------- units
     def _matrix_unit(self, dt: str) -> tuple[str, float]:
         kinds = ("matrix", "vector") if (dt != "f32" or self.options["tf32"]) else ("vector",)
-        hit = self.target.best_unit(dt, kinds)
+        hit = self.target.best_unit(dt, kinds[:1]) or (self.target.upcast_unit(dt) if kinds[0] == "matrix" else None) \
+            or self.target.best_unit(dt, kinds)
         if hit is None:
             hit = self.target.best_unit("f32", ("vector",))
             if hit is None:

@@ -73,6 +73,8 @@ class WaferScaleModel(CostModel):
     family = "wafer_scale"
     description = "wafer-scale (Cerebras): SRAM-resident regions per node, fabric streams, layer pipeline over wafers"
     device_word = "wafer"
+    mechanism = ("per-token latency through the fabric pipeline of layer regions (streams, hops, wafer "
+                 "transfers), not SRAM bandwidth")
     schema: ClassVar[Mapping[str, Mapping[str, Field]]] = {
         "array": {
             "pes": Field("int", None, "processing elements on the wafer"),
@@ -167,6 +169,7 @@ class WaferScaleModel(CostModel):
                 else graph.name
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {need} wafers of SRAM; "
                               f"the system joins at most {self.target.max_devices} (try -O placement=stream)")
+        _check_nodes_fit(graph, nodes, res, cap, self.target.name)
         # consecutive layers fill a wafer up to its usable SRAM (whole layers; a layer bigger
         # than a wafer spills node by node)
         wafer_of: dict[int, int] = {}
@@ -208,16 +211,37 @@ class WaferScaleModel(CostModel):
                     mins[id(n)] = max(mins[id(n)], math.ceil(per_cycle / (2 * self.fmac)))
             free = self.pes - sum(mins.values())
             if free < 0:
-                raise TargetError(f"wafer {wi} holds more than its SRAM: {sum(mins.values())} PEs needed of {self.pes}")
+                raise TargetError(f"no wafer count of {self.target.name} fits: the nodes placed on wafer {wi} need "
+                                  f"{sum(mins.values())} PEs of its {self.pes} for their bytes and per-token work; "
+                                  f"lower the batch or context")
             regions.update(_share(self.pes, mins, {id(n): works[id(n)].flops for n in members}))
         return regions
 
     # ----------------------------------------------------------------- one node
-    def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *,
+    def node_cycles(self, w: NodeWork, pes: int, tokens: int, k_in: int, *, min_pes: int = 0,
                     weight_stream_bw: float = 0.0, streamed: float = 0.0) -> dict[str, Any]:
         """Per-token ``latency``, whole-step ``occupancy`` (cycles) and bound of one node on a
-        region of ``pes`` PEs, for ``tokens`` activation vectors of ``k_in`` values each, with
-        ``streamed`` weight bytes arriving from MemoryX at ``weight_stream_bw`` (module docstring)."""
+        region of up to ``pes`` PEs (at least ``min_pes``, what its bytes need), for ``tokens``
+        activation vectors of ``k_in`` values each, with ``streamed`` weight bytes arriving from
+        MemoryX at ``weight_stream_bw`` (module docstring).
+
+        A wider region does more MACs per cycle but every token crosses more hops, so the layout
+        uses the part of its share that is fastest (a compiler would not spread a stream-bound
+        GEMV over PEs that only add hops): narrower weights then never cost latency."""
+        lo = max(1, min(pes, min_pes or pes))
+        cands = {pes, lo}
+        if lo < pes:
+            steps = 12
+            cands.update(max(lo, min(pes, round(lo * (pes / lo) ** (i / steps)))) for i in range(1, steps))
+        best = None
+        for p in sorted(cands):
+            c = self._cycles_on(w, p, tokens, k_in, weight_stream_bw, streamed)
+            if best is None or c["latency"] + c["occupancy"] < best["latency"] + best["occupancy"]:
+                best = c
+        return best
+
+    def _cycles_on(self, w: NodeWork, pes: int, tokens: int, k_in: int, weight_stream_bw: float,
+                   streamed: float) -> dict[str, Any]:
         side = max(1, math.isqrt(pes))
         hops = 2 * side * self.hop
         eff = float(self.target.efficiency["matrix"])
@@ -309,10 +333,12 @@ class WaferScaleModel(CostModel):
             pes = regions[id(n)]
             tokens, k_in = _tokens(n)
             streamed = res.get(id(n), (0.0, 0.0))[0] if stream else 0.0
-            key = (id(w), pes, tokens, k_in, streamed)
+            need = 0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / self.pe_sram)
+            key = (id(w), pes, need, tokens, k_in, streamed)
             cyc = cache.get(key)
             if cyc is None:
-                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, weight_stream_bw=mx_bw, streamed=streamed)
+                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
+                                                    streamed=streamed)
             end = ready + cyc["latency"]
             for v in n.outputs:
                 finish[id(v)] = end
@@ -407,3 +433,24 @@ def _tokens(n: Node) -> tuple[int, int]:
         return max(1, shape[0] * shape[2]), max(1, shape[1] * shape[3])
     width = max(1, shape[-1])
     return max(1, math.prod(shape) // width), width
+
+
+def _check_nodes_fit(graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]], cap: float,
+                     target: str) -> None:
+    """A node's resident bytes cannot be split across wafers here (a layer spills node by node):
+    one node larger than a wafer means no wafer count fits; say which, and what batch would."""
+    big = max(nodes, key=lambda n: sum(res.get(id(n), (0.0, 0.0))), default=None)
+    size = sum(res.get(id(big), (0.0, 0.0))) if big is not None else 0.0
+    if big is None or size <= cap:
+        return
+    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    w, kv = res[id(big)]
+    batch = int(meta.get("batch", 1) or 1)
+    hint = ""
+    if kv > 0 and w < cap:
+        fit = int(batch * (cap - w) / kv)
+        hint = (f"; at this context a batch ≤ {fit} keeps it within one wafer" if fit >= 1
+                else "; even batch 1 needs a shorter context")
+    raise TargetError(f"{meta.get('preset', graph.name)} fits no device count of {target}: {big.op} "
+                      f"%{node_label(big)} keeps {format_quantity(size, 'size')} resident (weights + KV cache) "
+                      f"and a wafer holds {format_quantity(cap, 'size')} usable{hint}")

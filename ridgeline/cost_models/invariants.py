@@ -1,0 +1,175 @@
+"""Physical invariants every estimate must satisfy, checked over generated deployments.
+
+A ``Case`` is one deployment (preset × target × phase × batch × context × dtypes × tp/pp);
+``check(case)`` estimates it (and the neighbouring deployments an invariant compares it with)
+and returns the broken invariants, each naming the case. Used by ``tests/cost_models`` (a few
+hundred generated cases) and ``tools/soak_cost_models.py`` (thousands).
+
+The invariants (the issue-14 list):
+
+- ``bandwidth``: bytes at device memory per second ≤ the nameplate bandwidth, per device;
+- ``flop_rate``: FLOPs per second ≤ the device's peak over all its units;
+- ``batch``: decode tokens/s does not fall when the batch doubles, and while a step is
+  weight-bandwidth-bound (weights ≥ 90 % of its bytes, memory-bound) doubling the batch keeps
+  tokens/s within 20 % of doubling;
+- ``context``: decode time per token does not fall as the context grows;
+- ``weight_only``: int8/int4 weights are never slower than 16-bit ones at batch 1;
+- ``tp``: tensor parallelism over k devices is never more than k× faster than one device;
+- ``roofline``: the step is within ``ROOFLINE_FACTOR`` of max((weights + KV)/tp ÷ nameplate
+  bandwidth, FLOPs/tp ÷ peak) at batch ≤ 256, unless the estimate names what costs more
+  (communication or overhead seconds in its breakdown, or ``detail["mechanism"]``);
+- ``fits``: the fits flag agrees with the bytes, and a device holds at least its share;
+- ``deterministic``: the same case estimates to the same time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, replace
+
+from ..ir.errors import RidgelineError
+
+__all__ = ["INVARIANTS", "ROOFLINE_FACTOR", "Case", "check", "estimate_case"]
+
+ROOFLINE_FACTOR = 2.0
+INVARIANTS = ("bandwidth", "flop_rate", "batch", "context", "weight_only", "tp", "roofline", "fits", "deterministic")
+_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Case:
+    preset: str
+    target: str
+    phase: str = "decode"
+    batch: int = 1
+    context: int = 1024
+    dtype: str = "bf16"
+    weight_dtype: str | None = None
+    tp: int = 1
+    pp: int = 1
+
+    def __str__(self) -> str:
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        return " ".join(f"{k}={v}" for k, v in d.items())
+
+
+@functools.lru_cache(maxsize=256)
+def estimate_case(case: Case):
+    """The estimate of ``case`` (cached), or None when the deployment cannot be expressed or fit
+    (impossible degrees, no device count fits): invariants speak about estimates that exist."""
+    from .. import models
+    from . import estimate
+    try:
+        g = models.build(case.preset, phase=case.phase, batch=case.batch, context=case.context,
+                         prompt=case.context if case.phase == "prefill" else None, dtype=case.dtype,
+                         weight_dtype=case.weight_dtype)
+        spatial = case.target in _spatial_targets()
+        kw = {} if spatial else {"tp": case.tp, "pp": case.pp}
+        return estimate(g, case.target, companion=None, **kw)
+    except RidgelineError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _spatial_targets() -> frozenset:
+    from .targets import get_target, target_names
+    return frozenset(n for n in target_names() if get_target(n).family in ("wafer_scale", "dataflow"))
+
+
+def _device_peak(target) -> float:
+    """All units of one device running at once, at their fastest listed precision."""
+    return sum(max(u.peak.values(), default=0.0) for u in target.units.values())
+
+
+def _weights_bytes(est) -> float:
+    return est.memory.total_weights_bytes if est.memory else 0.0
+
+
+def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
+    """The invariants ``case`` breaks (empty when it holds them all or cannot be estimated)."""
+    from .targets import get_target
+    est = estimate_case(case)
+    if est is None:
+        return []
+    t = get_target(case.target)
+    out: list[str] = []
+
+    def fail(name: str, msg: str) -> None:
+        out.append(f"{name}: {msg} [{case}]")
+
+    time_s = est.time_s
+    dev = t.device_memory
+    devices = max(1, est.devices)
+    if "bandwidth" in which and time_s > 0:
+        per_dev = next(iter(est.bytes.values()), 0.0) if est.bytes else 0.0
+        # device bytes are the busiest device's for the whole step: its rate cannot beat nameplate
+        bw = per_dev / time_s
+        if bw > dev.bandwidth * (1 + 1e-3):
+            fail("bandwidth", f"{bw / 1e9:.1f} GB/s per device > nameplate {dev.bandwidth / 1e9:.1f} GB/s")
+    if "flop_rate" in which and time_s > 0:
+        peak = _device_peak(t)
+        spatial = case.target in _spatial_targets()
+        rate = est.flops / time_s / (devices if spatial else 1)
+        if peak and rate > peak * (1 + 1e-3):
+            fail("flop_rate", f"{rate / 1e12:.1f} TFLOP/s per device > peak {peak / 1e12:.1f}")
+    if "fits" in which and est.memory is not None:
+        m = est.memory
+        if m.fits != (m.per_device_bytes <= m.capacity_bytes):
+            fail("fits", f"fits={m.fits} but {m.per_device_bytes:.3g} B per device vs {m.capacity_bytes:.3g} usable")
+        share = (m.total_weights_bytes + m.total_kv_cache_bytes) / devices
+        if m.per_device_bytes < share * (1 - 1e-3) / 2:
+            # replicated KV heads and replicated norms only ever add; a device holding less than
+            # half its share of the resident bytes has lost some
+            fail("fits", f"{m.per_device_bytes:.3g} B per device < half its share {share:.3g} B")
+    if "deterministic" in which:
+        again = estimate_case.__wrapped__(case)
+        if again is None or again.time_s != time_s:
+            fail("deterministic", f"{time_s} then {getattr(again, 'time_s', None)}")
+    if "roofline" in which and case.batch <= 256 and time_s > 0:
+        tp = est.parallel.get("tp", 1)
+        spatial = case.target in _spatial_targets()
+        resident = _weights_bytes(est) + (est.memory.total_kv_cache_bytes if est.memory else 0.0)
+        bw = dev.bandwidth * (devices if spatial else tp)
+        peak = (est.peak_flop_per_s or t.peak("bf16")) * (devices if spatial else tp)
+        model_flops = float(est.detail.get("model_flops", est.flops))
+        bound = max(resident / bw if bw else 0.0, model_flops / peak if peak else 0.0)
+        named = est.breakdown.get("communication", 0.0) + est.breakdown.get("overhead", 0.0)
+        if bound > 0 and time_s > ROOFLINE_FACTOR * bound and time_s - named > ROOFLINE_FACTOR * bound \
+                and "mechanism" not in est.detail:
+            fail("roofline", f"step {time_s * 1e3:.3f} ms is {time_s / bound:.1f}x the roofline bound "
+                             f"{bound * 1e3:.3f} ms with no mechanism named")
+    if case.phase == "decode":
+        if "batch" in which:
+            _batch(case, est, fail)
+        if "context" in which:
+            bigger = estimate_case(replace(case, context=case.context * 2))
+            if bigger is not None and bigger.time_s < time_s * (1 - _TOL):
+                fail("context", f"time per token falls from {time_s * 1e3:.3f} ms to {bigger.time_s * 1e3:.3f} ms "
+                                f"at context {case.context * 2}")
+        if "weight_only" in which and case.batch == 1 and case.weight_dtype is None and case.dtype in ("bf16", "fp16"):
+            for wd in ("int8", "int4"):
+                q = estimate_case(replace(case, weight_dtype=wd))
+                if q is not None and q.time_s > time_s * (1 + _TOL):
+                    fail("weight_only", f"{wd} weights {q.time_s * 1e3:.3f} ms > {case.dtype} {time_s * 1e3:.3f} ms")
+    if "tp" in which and case.tp > 1 and case.target not in _spatial_targets():
+        one = estimate_case(replace(case, tp=1))
+        if one is not None and time_s > 0 and one.time_s / time_s > case.tp * (1 + _TOL):
+            fail("tp", f"tp={case.tp} is {one.time_s / time_s:.2f}x faster than tp=1")
+    return out
+
+
+def _batch(case: Case, est, fail) -> None:
+    big = estimate_case(replace(case, batch=case.batch * 2))
+    if big is None or not est.llm or not big.llm or not est.time_s:
+        return
+    tps, tps2 = case.batch / est.time_s, 2 * case.batch / big.time_s
+    compute_bound = big.bound == "compute" or est.bound == "compute"
+    if tps2 < tps * (1 - _TOL) and not compute_bound:
+        fail("batch", f"tokens/s falls from {tps:.1f} to {tps2:.1f} when the batch doubles")
+    total = sum((big.total_bytes or big.bytes).values()) if (big.total_bytes or big.bytes) else 0.0
+    outer = next(iter((big.total_bytes or big.bytes).values()), 0.0) if (big.total_bytes or big.bytes) else total
+    weights = _weights_bytes(big)
+    if outer and weights >= 0.9 * outer and big.bound == "memory" and est.bound == "memory" \
+            and tps2 < 0.8 * 2 * tps and math.isfinite(tps2):
+        fail("batch", f"weight-bandwidth-bound, yet doubling the batch gives {tps2 / tps:.2f}x tokens/s (< 1.6x)")

@@ -1,0 +1,100 @@
+"""Physical invariants of the estimates over generated deployments (the CI profile; the soak
+profile is ``tools/soak_cost_models.py``). Each failure names the deployment that breaks it."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ridgeline.cost_models.invariants import Case, check, estimate_case
+
+GPU_TPU = ("a100", "h100", "h200", "b200", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "trainium2")
+SPATIAL = ("wse-3", "groq-lpu")
+PRESETS = ("gpt2", "llama-2-7b", "llama-3-8b", "llama-2-13b", "llama-2-70b", "llama-3-70b")
+
+
+
+def _settings(n: int):
+    # CI profile: ~80 generated deployments in all, each with its neighbours (the soak profile draws thousands)
+    return settings(max_examples=n, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+@st.composite
+def cases(draw, targets=GPU_TPU, phases=("decode",), weight_only=True):
+    wd = draw(st.sampled_from((None, None, "int8", "int4"))) if weight_only else None
+    phase = draw(st.sampled_from(phases))
+    return Case(draw(st.sampled_from(PRESETS)), draw(st.sampled_from(targets)), phase,
+                draw(st.sampled_from((1, 2, 8, 32, 128, 256) if phase == "decode" else (1, 2, 8))),
+                draw(st.sampled_from((128, 512, 2048, 8192) if phase == "decode" else (128, 512, 2048))),
+                "bf16" if wd else draw(st.sampled_from(("bf16", "fp16", "fp8"))), wd,
+                draw(st.sampled_from((1, 1, 2, 4, 8))), draw(st.sampled_from((1, 1, 2))))
+
+
+def _holds(case: Case, which: tuple[str, ...]) -> None:
+    broken = check(case, which)
+    assert not broken, "\n".join(broken)
+
+
+@_settings(15)
+@given(cases(phases=("decode", "prefill")))
+def test_rates_fit_and_determinism(case):
+    # per device, per step: bytes/s <= nameplate, FLOP/s <= peak; fits agrees with bytes; same twice
+    _holds(case, ("bandwidth", "flop_rate", "fits", "deterministic"))
+
+
+@_settings(12)
+@given(cases())
+def test_decode_scales_with_batch_and_context(case):
+    # tokens/s does not fall when the batch doubles (and stays ~linear while weight-bound);
+    # a longer context never makes a token cheaper
+    _holds(case, ("batch", "context"))
+
+
+@_settings(15)
+@given(cases(weight_only=False).filter(lambda c: c.batch == 1 or c.tp > 1))
+def test_weight_only_and_tensor_parallel(case):
+    # weight-only int8/int4 never slower than 16-bit at batch 1; tp k never more than k x faster
+    _holds(case, ("weight_only", "tp"))
+
+
+@_settings(25)
+@given(cases(weight_only=False))
+def test_within_twice_the_roofline(case):
+    # 16-bit / fp8 steps at batch <= 256: within 2x of max((weights+KV)/tp / BW, FLOPs/tp / peak)
+    # unless collectives or launches (named in the breakdown) take the rest
+    _holds(case, ("roofline",))
+
+
+@_settings(12)
+@given(cases(targets=SPATIAL, weight_only=False))
+def test_spatial_rates_and_fits(case):
+    _holds(case, ("bandwidth", "flop_rate", "fits", "deterministic"))
+
+
+def test_the_issue_example_is_near_the_roofline():
+    # llama-2-70b fp8 tp2 at batch 64 was 133 ms (13% of nameplate): one GEMM per projection and
+    # each rank reading its share of the KV cache put it within 2x of the bandwidth bound
+    e = estimate_case(Case("llama-2-70b", "h100", "decode", 64, 1024, "fp8", None, 2, 1))
+    assert e.time_s < 0.035 and e.llm.bandwidth_utilization > 0.5
+
+
+def test_a_broken_invariant_names_its_deployment(monkeypatch):
+    c = Case("gpt2", "h100", "decode", 1, 128)
+    e = estimate_case(c)
+    monkeypatch.setattr(e, "time_s", e.time_s * 1e-6)      # an impossibly fast step
+    broken = check(c, ("bandwidth",))
+    assert broken and "preset=gpt2 target=h100" in broken[0]
+
+
+@pytest.mark.xfail(strict=True, reason="known: the spatial families' chip/wafer count follows batch x "
+                   "context, so doubling the batch can add chips and hops (issue 14 item 5, open)")
+def test_spatial_batch_monotone_known_case():
+    _holds(Case("llama-2-13b", "groq-lpu", "decode", 256, 1024, "fp16"), ("batch",))
+
+
+@pytest.mark.xfail(strict=True, reason="known: narrower weights need fewer wafers, and fewer wafers give each "
+                   "layer fewer PEs, so int8 70B on wse-3 is slower than 16-bit (issue 14 item 5, open)")
+def test_spatial_weight_only_known_case():
+    _holds(Case("llama-3-70b", "wse-3", "decode", 1, 2048), ("weight_only",))
