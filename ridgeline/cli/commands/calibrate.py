@@ -10,10 +10,10 @@ an existing file with ``--force``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from ...ir.safe_files import write_atomic
 from ..common import UsageError, emit, fmt_time, table
 
 
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     cal = calibrate(quick=args.quick, threads=args.threads)
     text = target_toml(cal, name=args.name, command="ridgeline calibrate" + (" --quick" if args.quick else ""))
     if out is not None:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        write_atomic(out, text.encode(), "--output")
 
     def render() -> None:
         g = lambda v: f"{v / 1e9:.1f}"  # noqa: E731
