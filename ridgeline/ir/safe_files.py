@@ -160,8 +160,9 @@ class NpzArrays(Mapping):
             self._info[name] = info
 
     def __getitem__(self, name: str):
-        import numpy as np
         import zipfile
+
+        import numpy as np
         from numpy.lib import format as npf
         info = self._info[name]
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,8 +16,8 @@ from onnx import helper, numpy_helper
 
 from ...ir import Graph, Node, Value
 from ...ir.dtypes import dtype as to_dtype
-from ...ir.safe_files import write_atomic
 from ...ir.errors import ModelError
+from ...ir.safe_files import write_atomic
 from .attributes import to_proto
 from .opsets import required_opset
 
