@@ -36,7 +36,7 @@ def load_rir(path: str | os.PathLike) -> Graph:
     if p.is_dir():
         raise ModelError(f"{p}: is a directory, not a .rir file")
     if not p.is_file():
-        raise ModelError(f"{p}: no such file")
+        raise ModelError(f"{p}: not a regular file" if p.exists() else f"{p}: no such file")
     try:
         with open(p, "rb") as f:
             raw = f.read(MAX_TEXT_BYTES + 1)

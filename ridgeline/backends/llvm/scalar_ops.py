@@ -223,7 +223,9 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
             t = M.tanh(b, inner)
         else:
             t = M.erf(b, b.fmul(v, _f(x, 1.0 / math.sqrt(2.0))))
-        return b.fmul(b.fmul(_f(x, 0.5), v), b.fadd(_f(x, 1.0), t))
+        y = b.fmul(b.fmul(_f(x, 0.5), v), b.fadd(_f(x, 1.0), t))
+        # Gelu(-inf) is 0, as in the reference (the formula gives -inf * 0 = NaN)
+        return b.select(b.fcmp_ordered("==", v, _f(x, -math.inf)), _f(x, 0.0), y)
     raise Unsupported(op)
 
 

@@ -75,7 +75,58 @@ def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.Mode
         raise ModelError(f"{label}: not a valid ONNX model (protobuf decoding failed: {e})") from None
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise ModelError(f"{label}: not a valid ONNX model (no graph; truncated or not an ONNX file?)")
+    _check_text(proto, label)
     return proto, base, label
+
+
+def _check_text(proto: onnx.ModelProto, label: str) -> None:
+    """Refuse names that are not UTF-8: protobuf's upb parser hands them over as ``bytes``, which
+    every later step (messages, the exporter) would trip over."""
+    def bad(where: str, value) -> None:
+        raise ModelError(f"{label}: {where} {bytes(value)[:40]!r} is not valid UTF-8")
+
+    def check_values(infos, kind: str) -> None:
+        for vi in infos:
+            if isinstance(vi.name, bytes):
+                bad(f"{kind} name", vi.name)
+            if vi.type.HasField("tensor_type"):
+                for d in vi.type.tensor_type.shape.dim:
+                    if d.HasField("dim_param") and isinstance(d.dim_param, bytes):
+                        bad(f"{kind} {vi.name!r} dim name", d.dim_param)
+
+    def check_nodes(nodes, where: str) -> None:
+        for i, n in enumerate(nodes):
+            for field in ("name", "op_type", "domain"):
+                if isinstance(getattr(n, field), bytes):
+                    bad(f"{where}node #{i} {field}", getattr(n, field))
+            for x in list(n.input) + list(n.output):
+                if isinstance(x, bytes):
+                    bad(f"{where}node #{i} ({n.op_type}) value name", x)
+            for a in n.attribute:
+                if isinstance(a.name, bytes) or isinstance(a.ref_attr_name, bytes):
+                    bad(f"{where}node #{i} ({n.op_type}) attribute name", a.name)
+
+    g = proto.graph
+    if isinstance(g.name, bytes):
+        bad("graph name", g.name)
+    check_values(list(g.input) + list(g.output) + list(g.value_info), "value")
+    for t in g.initializer:
+        if isinstance(t.name, bytes):
+            bad("initializer name", t.name)
+        for e in t.external_data:
+            if isinstance(e.key, bytes) or isinstance(e.value, bytes):
+                bad(f"initializer {t.name!r} external data field", e.value)
+    for imp in proto.opset_import:
+        if isinstance(imp.domain, bytes):
+            bad("opset domain", imp.domain)
+    check_nodes(g.node, "")
+    for f in proto.functions:
+        if isinstance(f.name, bytes) or isinstance(f.domain, bytes):
+            bad("function name", f.name)
+        for x in list(f.input) + list(f.output):
+            if isinstance(x, bytes):
+                bad(f"function {f.name!r} parameter", x)
+        check_nodes(f.node, f"function {f.name!r} ")
 
 
 def _opset(proto: onnx.ModelProto, label: str) -> int:
