@@ -127,8 +127,10 @@ def bit_shift(node, x, y):
 @kernel("Gelu")
 def gelu(node, x):
     y = torch.nn.functional.gelu(x, approximate="tanh" if node.attr("approximate") == "tanh" else "none")
-    # the limits, as the reference gives them: Gelu(inf) = inf, Gelu(-inf) = 0 (torch gives NaN)
-    return torch.where(torch.isinf(x), torch.where(x > 0, x, torch.zeros_like(x)), y)
+    # the tails as the reference (float64) gives them: Gelu(x) = x for x > 10 and 0 below -10
+    # (|Gelu(-10)| < 1e-22); in f32 torch overflows near the max (inf), gives NaN at -inf and
+    # -4e31 for the tanh form at -1e30
+    return torch.where(x > 10, x, torch.where(x < -10, torch.zeros_like(x), y))
 
 
 @kernel("Sign")
@@ -173,10 +175,10 @@ def mod(node, a, b):
         out = torch.fmod(a, safe) if node.attr("fmod") else torch.remainder(a, safe)
         return torch.where(zero | minus_one, torch.zeros_like(out), out)
     out = torch.fmod(a, b) if node.attr("fmod") else torch.remainder(a, b)
-    # torch's vectorized CPU loop treats a subnormal divisor as 0 (NaN out); those elements are
-    # computed exactly in float64 (every f32/f16/bf16 value is exact there, and so is the result)
-    tiny = torch.finfo(b.dtype).tiny
-    sub = (b != 0) & (b.abs() < tiny)
+    # torch's vectorized CPU loop gives NaN where the exact result is finite: a subnormal divisor
+    # (read as 0) or a quotient beyond the dtype's range. Those elements are computed exactly in
+    # float64 (every f32/f16/bf16 value is exact there, and so is the result).
+    sub = torch.isnan(out) & torch.isfinite(a) & torch.isfinite(b) & (b != 0)
     if bool(sub.any()):
         a64, b64 = torch.broadcast_tensors(a.to(torch.float64), b.to(torch.float64))
         fix = _exact_mod(a64.cpu().numpy(), b64.cpu().numpy(), bool(node.attr("fmod")))
