@@ -589,8 +589,10 @@ def _one(seed: int, timeout: float, scratch: str, repro: str | None) -> tuple[Ou
 
 
 def campaign(runs: int, *, seed: int = 0, jobs: int = 1, timeout: float = 60.0, repro: str | None = None,
-             progress: bool = False) -> dict:
-    """Run ``runs`` hostile commands; returns counts per outcome, per mutator, and the distinct failures."""
+             progress: bool = False, log: str | None = None) -> dict:
+    """Run ``runs`` hostile commands; returns counts per outcome, per mutator, and the distinct failures.
+    ``log``: append one JSON line per run there (a long soak can be tabulated while it runs)."""
+    log_file = open(log, "a", buffering=1) if log else None  # noqa: SIM115 - closed in the finally below
     counts: collections.Counter = collections.Counter()
     by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     distinct: dict[str, dict] = {}
@@ -602,6 +604,9 @@ def campaign(runs: int, *, seed: int = 0, jobs: int = 1, timeout: float = 60.0, 
             futures = [pool.submit(_one, seed + i, timeout, scratch, repro) for i in range(runs)]
             for k, f in enumerate(cf.as_completed(futures), 1):
                 o, saved = f.result()
+                if log_file is not None:
+                    log_file.write(json.dumps({"kind": o.kind, "outcome": o.outcome, "seconds": round(o.seconds, 2),
+                                               "args": o.args, "detail": o.detail}) + "\n")
                 counts[o.outcome] += 1
                 by_kind[o.kind.split("/")[0]][o.outcome] += 1
                 slowest = max(slowest, o.seconds)
@@ -614,6 +619,8 @@ def campaign(runs: int, *, seed: int = 0, jobs: int = 1, timeout: float = 60.0, 
                     print(f"{k}/{runs} runs, {fails} failures, {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if log_file is not None:
+            log_file.close()
     return {"runs": runs, "seconds": time.monotonic() - t0, "slowest_run_s": slowest, "outcomes": dict(counts),
             "by_mutator": {k: dict(v) for k, v in by_kind.items()}, "failures": sum(counts[c] for c in FAILURES),
             "distinct_failures": distinct}
@@ -627,11 +634,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--timeout", type=float, help="seconds per run (default 60)")
     ap.add_argument("--repro", help="save each distinct failure here")
+    ap.add_argument("--log", help="append one JSON line per run to this file")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     prof = PROFILES[args.profile]
     res = campaign(args.runs or prof["runs"], seed=args.seed, jobs=args.jobs, timeout=args.timeout or prof["timeout"],
-                   repro=args.repro, progress=not args.json)
+                   repro=args.repro, progress=not args.json, log=args.log)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
