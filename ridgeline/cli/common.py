@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..ir import Graph
 from ..ir.errors import RidgelineError
+from ..models import MAX_BATCH, MAX_CONTEXT  # noqa: F401 - the flags' bounds are the builder's
 
 __all__ = ["add_model_argument", "load_model", "parse_dims", "emit", "table", "console", "fmt_bytes",
            "fmt_count", "fmt_time", "to_jsonable", "UsageError", "parse_int", "int_arg"]
@@ -30,8 +31,6 @@ def add_model_argument(p: argparse.ArgumentParser, *, dims: bool = True) -> None
 #: bounds of the numbers flags take: far beyond any real use, small enough that nothing built from
 #: them allocates without bound (assumptions, not hardware figures)
 MAX_SEED = 2 ** 63 - 1
-MAX_BATCH = 2 ** 20          # sequences in one step
-MAX_CONTEXT = 2 ** 30        # tokens in one sequence's context
 MAX_DEGREE = 2 ** 16         # tensor/pipeline-parallel degree
 #: the largest dim a user may bind (the importer refuses any tensor dim above it too)
 MAX_DIM = 2 ** 40
