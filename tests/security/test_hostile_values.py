@@ -197,3 +197,27 @@ def test_invalid_utf8_names_are_one_error(tmp_path):
                                               [helper.make_tensor_value_info("y", 1, [2])]))
     with pytest.raises(RidgelineError, match="UTF-8"):
         load_onnx(bad.SerializeToString().replace(b"\x02QQ", b"\x02\xff\xfe"))
+
+
+def test_torch_refuses_an_int4_input_at_compile_time():
+    g = Graph("g")
+    x = g.add_input("x", TensorType(DTYPES["i4"], (4,)))
+    n = g.add_node("Cast", [x], {"to": "f32"})
+    g.outputs = [n.outputs[0]]
+    with pytest.raises(RidgelineError, match="i4"):
+        rl.compile(g, backend="torch")
+
+
+@pytest.mark.parametrize("kw", [{"batch": 10 ** 12}, {"context": 10 ** 15}, {"batch": 0}, {"context": -1},
+                                {"batch": "1_000"}, {"batch": True and 2.5}])
+def test_presets_refuse_unbounded_sizes(kw):
+    from ridgeline import models
+    with pytest.raises(RidgelineError):
+        models.build("llama-3-8b", **kw)
+
+
+def test_an_estimate_beyond_the_interconnect_says_so_before_placing():
+    from ridgeline import models
+    g = models.build("llama-3-8b", batch=2 ** 20, context=2 ** 30)
+    with pytest.raises(RidgelineError, match="fits no device count"):
+        rl.estimate(g, target="groq-lpu")

@@ -134,6 +134,10 @@ class TorchBackend:
             raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
                                f"(it takes {', '.join(_OPTIONS)})")
         dev = resolve_device(device)
+        narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
+        if narrow:  # said here, at compile time, not as a TypeError inside the first run
+            raise BackendError(f"the torch backend cannot take input {', '.join(narrow)} (torch has no such "
+                               f"dtype); use numpy")
         bad = sorted({n.op for n in _all_nodes(graph) if not self.supports(n)})
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
