@@ -40,11 +40,13 @@ _INT = re.compile(r"-?[0-9]{1,20}")
 def parse_int(text: str, what: str, lo: int, hi: int) -> int:
     """``text`` as a whole number in ``lo..hi``, written in plain ASCII digits (no ``1_000``, no
     ``٣`` or ``２``, no 4,000-digit strings), else a ``ValueError`` saying what was expected."""
+    kind = {1: "a positive integer", 0: "a non-negative integer"}.get(lo, f"an integer from {lo}")
+    expected = f"{kind} (digits 0-9, at most {hi})"
     if not isinstance(text, str) or not _INT.fullmatch(text.strip()):
-        raise ValueError(f"{what} must be a whole number written in digits 0-9, got {str(text)[:40]!r}")
+        raise ValueError(f"{what} must be {expected}, got {str(text)[:40]!r}")
     v = int(text.strip())
     if not lo <= v <= hi:
-        raise ValueError(f"{what} must be between {lo} and {hi}, got {text.strip()[:40]}")
+        raise ValueError(f"{what} must be {expected}, got {text.strip()[:40]}")
     return v
 
 

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 from .errors import ModelError
 
-__all__ = ["resolve_inside", "read_inside", "read_npz", "NpzArrays", "write_atomic", "check_output_path", "OutputError"]
+__all__ = ["NpzArrays", "OutputError", "check_output_path", "read_inside", "read_npz", "resolve_inside", "write_atomic"]
 
 #: longest relative name a model may use for a file (PATH_MAX on Linux)
 MAX_NAME = 4096
@@ -156,7 +156,7 @@ class NpzArrays(Mapping):
             if info.file_size > _MAX_INFLATION * max(info.compress_size, 1) + 2 ** 20:
                 raise ModelError(f"{what}: member {info.filename[:64]!r} inflates {info.compress_size} bytes to "
                                  f"{info.file_size}; refusing it")
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            name = info.filename.removesuffix(".npy")
             self._info[name] = info
 
     def __getitem__(self, name: str):
@@ -202,7 +202,7 @@ class NpzArrays(Mapping):
         if self._file is not None:
             self._file.close()
 
-    def __enter__(self) -> "NpzArrays":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

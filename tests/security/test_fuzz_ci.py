@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-import fuzz_inputs  # noqa: E402
+import fuzz_inputs
 
 
 def test_fuzz_ci_profile_finds_no_failure(tmp_path):

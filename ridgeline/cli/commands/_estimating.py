@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from ...ir import Graph
 from ...ir.errors import TargetError
-from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, load_model
+from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, load_model, parse_int
 
 __all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
            "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
@@ -35,7 +35,10 @@ def parse_degree(text: str) -> int | str:
     """A parallel degree: a positive integer or ``auto``."""
     if text == "auto":
         return "auto"
-    return int_arg(1, MAX_DEGREE)(text)
+    try:
+        return parse_int(text, "the degree", 1, MAX_DEGREE)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (or 'auto')") from None
 
 
 _DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")

@@ -19,7 +19,7 @@ from ...ir.dtypes import from_onnx
 from ...ir.errors import IRError, ModelError
 from ...ir.safe_files import read_inside
 
-__all__ = ["load_external_tensor", "uses_external_data", "tensor_to_array", "MAX_DIM", "MAX_ELEMENTS"]
+__all__ = ["MAX_DIM", "MAX_ELEMENTS", "load_external_tensor", "tensor_to_array", "uses_external_data"]
 
 #: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
 #: that declares one is refused before anything could try to allocate it
@@ -56,7 +56,7 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str 
     if base_dir is None:
         raise ModelError(f"{where} uses external data {location!r}, but the model was not "
                          f"loaded from a file; load it by path")
-    dt, shape, numel = _declared(t, where)
+    dt, _, numel = _declared(t, where)
     need = dt.nbytes(numel)
     try:
         offset = int(info.get("offset", 0))
@@ -80,7 +80,7 @@ def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str) -> n
         raise ModelError(f"{where}: string tensors are not supported")
     if uses_external_data(t):
         return load_external_tensor(t, base_dir, where)
-    dt, shape, numel = _declared(t, where)
+    dt, _, numel = _declared(t, where)
     if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
         raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "
                          f"{dt.nbytes(numel)}")

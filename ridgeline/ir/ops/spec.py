@@ -17,6 +17,7 @@ Declaring an op::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -131,7 +132,7 @@ class AttrSpec:
         if not ok:
             return f"expected {k}, got {type(value).__name__} {str(value)[:60]}"
         if k in ("int", "float") and not isinstance(value, bool):
-            if k == "float" and value != value:
+            if k == "float" and math.isnan(value):
                 return "is NaN"
             if self.choices is not None and value not in self.choices:
                 return f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
