@@ -86,7 +86,7 @@ def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str) -> n
                          f"{dt.nbytes(numel)}")
     try:
         arr = numpy_helper.to_array(t)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  (onnx decoding a hostile tensor may raise anything)
         raise ModelError(f"{where}: unreadable tensor data ({type(e).__name__}: {e})") from None
     if arr.size != numel:
         raise ModelError(f"{where}: holds {arr.size} elements, its dims say {numel}")
