@@ -244,7 +244,7 @@ def _rir_seed(rng: random.Random) -> tuple[str, bytes]:
     return text, buf.getvalue()
 
 
-_RIR_TOKEN = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[A-Za-z_][A-Za-z0-9_.]*|%[A-Za-z0-9_.]+|@[A-Za-z0-9_]+|\S")
+_RIR_TOKEN = re.compile(r"->|-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|[A-Za-z_][A-Za-z0-9_.]*|%[A-Za-z0-9_.]+|@[A-Za-z0-9_]+|\S")
 _HOSTILE_NUMBERS = ["-1e999", "1e999", "9" * 5000, "-9223372036854775808", "18446744073709551616", "1e-400",
                     "nan", "-0", "٣", "２", "1_000", "0x10", "99999999999999999999"]
 

@@ -42,3 +42,15 @@ def test_the_classifier_sees_a_breach(tmp_path):
         "traceback"
     assert fuzz_inputs._classify(case, ws, -8, "", before, before, log)[0] == "signal"
     assert fuzz_inputs._classify(case, ws, None, "", before, before, log)[0] == "hang"
+
+
+def test_the_rir_token_mutator_starts_from_parseable_text():
+    """Mutations must start from text the parser accepts, or they only ever test the lexer."""
+    import random
+
+    import numpy as np
+
+    from ridgeline.ir import parse_graph
+    text, side = fuzz_inputs._rir_seed(random.Random(0))
+    n = int(text.split("f32[batch, ")[1].split("]")[0])
+    parse_graph(" ".join(fuzz_inputs._RIR_TOKEN.findall(text)), sidecar={"w": np.eye(n, dtype=np.float32)})
