@@ -221,3 +221,13 @@ def test_an_estimate_beyond_the_interconnect_says_so_before_placing():
     g = models.build("llama-3-8b", batch=2 ** 20, context=2 ** 30)
     with pytest.raises(RidgelineError, match="fits no device count"):
         rl.estimate(g, target="groq-lpu")
+
+
+@pytest.mark.parametrize("size", [2 ** 41, 2 ** 70, 10 ** 30])
+def test_bind_refuses_dims_beyond_any_tensor(size):
+    from onnx_builders import mlp_model
+
+    from ridgeline.frontends.onnx import load_onnx
+    g = load_onnx(mlp_model())
+    with pytest.raises(RidgelineError, match="beyond"):
+        g.bind(batch=size)
