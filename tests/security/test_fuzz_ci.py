@@ -51,6 +51,6 @@ def test_the_rir_token_mutator_starts_from_parseable_text():
     import numpy as np
 
     from ridgeline.ir import parse_graph
-    text, side = fuzz_inputs._rir_seed(random.Random(0))
+    text, _ = fuzz_inputs._rir_seed(random.Random(0))
     n = int(text.split("f32[batch, ")[1].split("]")[0])
     parse_graph(" ".join(fuzz_inputs._RIR_TOKEN.findall(text)), sidecar={"w": np.eye(n, dtype=np.float32)})
