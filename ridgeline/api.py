@@ -42,6 +42,10 @@ def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | No
         return g.bind(dims) if dims else g
     if path.exists() and path.is_file():
         raise ModelError(f"{text}: unknown model format (expected .onnx, .rir or a preset name)")
+    if path.is_dir():
+        raise ModelError(f"{text}: is a directory; name an .onnx or .rir file inside it")
+    if path.exists():
+        raise ModelError(f"{text}: not a regular file (a device or a pipe); name an .onnx or .rir file")
     try:
         from . import models
     except ImportError:  # pragma: no cover - models ships with the package

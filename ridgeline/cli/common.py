@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from typing import Any, Callable, Iterable, Sequence
 
 from ..ir import Graph
 from ..ir.errors import RidgelineError
+from ..models import MAX_BATCH, MAX_CONTEXT  # noqa: F401 - the flags' bounds are the builder's
 
 __all__ = ["add_model_argument", "load_model", "parse_dims", "emit", "table", "console", "fmt_bytes",
-           "fmt_count", "fmt_time", "to_jsonable", "UsageError"]
+           "fmt_count", "fmt_time", "to_jsonable", "UsageError", "parse_int", "int_arg"]
 
 
 class UsageError(RidgelineError):
@@ -26,19 +28,65 @@ def add_model_argument(p: argparse.ArgumentParser, *, dims: bool = True) -> None
                        help="bind a symbolic dim (repeatable), e.g. --dim batch=1 --dim seq=128")
 
 
+#: bounds of the numbers flags take: far beyond any real use, small enough that nothing built from
+#: them allocates without bound (assumptions, not hardware figures)
+MAX_SEED = 2 ** 63 - 1
+MAX_DEGREE = 2 ** 16         # tensor/pipeline-parallel degree
+#: the largest dim a user may bind (the importer refuses any tensor dim above it too)
+MAX_DIM = 2 ** 40
+_INT = re.compile(r"-?[0-9]{1,20}")
+
+
+def parse_int(text: str, what: str, lo: int, hi: int) -> int:
+    """``text`` as a whole number in ``lo..hi``, written in plain ASCII digits (no ``1_000``, no
+    ``٣`` or ``２``, no 4,000-digit strings), else a ``ValueError`` saying what was expected."""
+    kind = {1: "a positive integer", 0: "a non-negative integer"}.get(lo, f"an integer from {lo}")
+    expected = f"{kind} (digits 0-9, at most {hi})"
+    if not isinstance(text, str) or not _INT.fullmatch(text.strip()):
+        raise ValueError(f"{what} must be {expected}, got {str(text)[:40]!r}")
+    v = int(text.strip())
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} must be {expected}, got {text.strip()[:40]}")
+    return v
+
+
+def int_arg(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for a whole number in ``lo..hi`` (see ``parse_int``)."""
+    def parse(text: str) -> int:
+        try:
+            return parse_int(text, "the value", lo, hi)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    parse.__name__ = "integer"  # argparse names the type in its message
+    return parse
+
+
+def float_arg(lo: float, hi: float, *, open_lo: bool = False):
+    """An argparse ``type=`` for a finite number in ``lo..hi`` (``(lo, hi]`` with ``open_lo``)."""
+    what = f"a finite number {'>' if open_lo else '>='} {lo:g}" + ("" if math.isinf(hi) else f" and <= {hi:g}")
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+        if not math.isfinite(v) or v < lo or (open_lo and v == lo) or v > hi:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}")
+        return v
+    parse.__name__ = "number"
+    return parse
+
+
 def parse_dims(items: Sequence[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items or ():
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--dim expects NAME=SIZE, got {item!r}")
+            raise UsageError(f"--dim expects NAME=SIZE, got {item[:80]!r}")
         try:
-            size = int(value)
-        except ValueError:
-            raise UsageError(f"--dim {name}: size must be an integer, got {value!r}") from None
-        if size < 0:
-            raise UsageError(f"--dim {name}: size must be non-negative, got {size}")
-        out[name.strip()] = size
+            out[name.strip()] = parse_int(value, f"--dim {name.strip()[:40]}", 0, MAX_DIM)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     return out
 
 

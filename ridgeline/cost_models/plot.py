@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from ..ir.errors import RidgelineError
+from ..ir.safe_files import write_atomic
 from .estimate import Estimate
 from .target import Target
 
@@ -78,9 +79,9 @@ def roofline_plot(est: Estimate, target: Target, path: str | Path, *, title: str
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     try:
-        fig.savefig(path)
-    except OSError as e:
-        raise RidgelineError(f"--plot {path}: cannot write: {e}") from None
+        write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:].lower() or "png"), "--plot")
+    except ValueError as e:  # a format matplotlib does not write
+        raise RidgelineError(f"--plot {path}: {e}") from None
     finally:
         plt.close(fig)
     return path

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ir.errors import RidgelineError
+from ..ir.safe_files import write_atomic
 
 __all__ = ["SCHEDULE_FORMAT", "Op", "Schedule", "list_schedule"]
 
@@ -202,10 +203,7 @@ class Schedule:
 
     def write_json(self, path: str | Path) -> Path:
         path = Path(path)
-        try:
-            path.write_text(json.dumps(self.to_json(), indent=1) + "\n")
-        except OSError as e:
-            raise RidgelineError(f"cannot write the schedule to {path}: {e.strerror or e}") from None
+        write_atomic(path, (json.dumps(self.to_json(), indent=1) + "\n").encode(), "schedule")
         return path
 
     @classmethod
@@ -268,9 +266,9 @@ class Schedule:
                               f"({self.seconds * 1e6:,.1f} µs), {which}", fontsize=9)
         fig.tight_layout()
         try:
-            fig.savefig(path)
-        except OSError as e:
-            raise RidgelineError(f"cannot write the Gantt chart to {path}: {e.strerror or e}") from None
+            write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:].lower() or "png"), "Gantt chart")
+        except ValueError as e:  # a format matplotlib does not write
+            raise RidgelineError(f"Gantt chart {path}: {e}") from None
         finally:
             plt.close(fig)
         return path

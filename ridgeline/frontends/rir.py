@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from pathlib import Path
-from collections.abc import Mapping
 
 import numpy as np
 
 from ..ir import Graph, parse_graph, print_graph
 from ..ir.errors import ModelError
+from ..ir.safe_files import read_npz, resolve_inside, write_atomic
 
 __all__ = ["load_rir", "save_rir", "sidecar_path"]
 
@@ -27,72 +26,39 @@ def sidecar_path(path: str | os.PathLike) -> Path:
 
 
 def load_rir(path: str | os.PathLike) -> Graph:
-    """Parse a ``.rir`` file (and its ``.rir.npz`` sidecar when present)."""
+    """Parse a ``.rir`` file (and its ``.rir.npz`` sidecar when present).
+
+    The sidecar is a file the model names, so it is read under the file-access policy of
+    ``ir.safe_files``: after symlinks it must be a regular file inside the model's folder, and each
+    array's header must match its stored size before the array is allocated.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise ModelError(f"{p}: is a directory, not a .rir file")
     if not p.is_file():
-        raise ModelError(f"{p}: no such file")
+        raise ModelError(f"{p}: not a regular file" if p.exists() else f"{p}: no such file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ModelError(f"{p}: not a text IR file (not UTF-8)") from None
+        with open(p, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
     except OSError as e:
         raise ModelError(f"{p}: cannot read the file: {e.strerror or e}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise ModelError(f"{p}: more than {MAX_TEXT_BYTES} bytes of IR text; store large constants in the sidecar")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{p}: not a text IR file (not UTF-8)") from None
     side = sidecar_path(p)
-    if not side.is_file():
+    if not os.path.lexists(side):
         return parse_graph(text, sidecar=None, source=str(p))
-    try:
-        with np.load(side, allow_pickle=False) as z:
-            _check_sidecar(z, side)
-            # lazily: only the arrays the text refers to are read
-            return parse_graph(text, sidecar=_Sidecar(z, side), source=str(p))
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ModelError(f"{side}: unreadable sidecar ({e})") from None
+    real = resolve_inside(p.parent, side.name, f"{p}: sidecar")
+    with read_npz(real, str(side)) as z:
+        # lazily: only the arrays the text refers to are read
+        return parse_graph(text, sidecar=z, source=str(p))
 
 
-#: np.savez stores arrays uncompressed; a member that inflates more than this is a zip bomb
-_MAX_INFLATION = 100
-
-
-def _check_sidecar(z, side: Path) -> None:
-    for info in z.zip.infolist():
-        if info.file_size > _MAX_INFLATION * max(info.compress_size, 1) + 2 ** 20:
-            raise ModelError(f"{side}: member {info.filename!r} inflates {info.compress_size} bytes to "
-                             f"{info.file_size}; refusing it")
-
-
-class _Sidecar(Mapping):
-    """The sidecar's arrays by name, read on first use (errors become ``ModelError``)."""
-
-    def __init__(self, z, side: Path):
-        self._z, self._side = z, side
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        try:
-            return self._z[name]
-        except KeyError:
-            raise
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-            raise ModelError(f"{self._side}: array {name!r} is unreadable ({e})") from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._z.files
-
-    def __iter__(self):
-        return iter(self._z.files)
-
-    def __len__(self) -> int:
-        return len(self._z.files)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"{path}: cannot write: {e.strerror or e}") from None
+#: IR text beyond this is not something a person or the printer writes (constants go to the sidecar)
+MAX_TEXT_BYTES = 2 ** 30
 
 
 def save_rir(graph: Graph, path: str | os.PathLike, *, constants: str = "sidecar") -> Path:
@@ -109,8 +75,8 @@ def save_rir(graph: Graph, path: str | os.PathLike, *, constants: str = "sidecar
     if big:
         buf = io.BytesIO()
         np.savez(buf, **big)
-        _atomic_write(side, buf.getvalue())
-    elif side.exists():
+        write_atomic(side, buf.getvalue(), "sidecar")
+    elif os.path.lexists(side):
         side.unlink()  # a stale sidecar would otherwise shadow nothing but confuse readers
-    _atomic_write(p, text.encode("utf-8"))
+    write_atomic(p, text.encode("utf-8"))
     return p

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Value", "Node", "Graph", "Builder", "normalize_attr"]
 
+#: the largest size ``bind`` accepts for a dim (the importers refuse larger declared dims too)
+MAX_BIND = 2 ** 40
+
 
 class Value:
     """A typed SSA value: a graph input, a constant, or output ``index`` of ``producer``."""
@@ -550,6 +553,9 @@ class Graph:
             raise IRError(f"cannot bind {', '.join(unknown)}: graph @{self.name} has dims "
                           f"{', '.join(sorted(known)) or '(none)'}")
         binding = {k: D.check_dim(v) for k, v in binding.items()}
+        for k, v in binding.items():  # a user's number: no real tensor has a dim beyond 2^40
+            if isinstance(v, int) and v > MAX_BIND:
+                raise IRError(f"cannot bind {k} = {v}: beyond any real tensor (limit 2^40)")
         new = self.copy()
         new._bind_in_place(binding)
         return new

@@ -30,7 +30,15 @@ _TOKEN = re.compile(r"""
   | (?P<str>"(?:[^"\\\n]|\\.)*")
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
   | (?P<punct>[()\[\]{}<>,:=])
-""", re.VERBOSE)
+""", re.VERBOSE | re.ASCII)  # ASCII: `\d` must not take ٣ or ２ as digits
+
+#: nesting deeper than this (lists, dicts, fused bodies) is refused: no real graph comes close, and
+#: recursion must end long before Python's limit
+MAX_DEPTH = 100
+#: longest integer literal (int64 needs 19 digits; Python refuses int() of 4,300+ digits)
+_MAX_INT_DIGITS = 24
+#: the largest dim and element count a declared type may have (as the ONNX importer refuses)
+MAX_DIM, MAX_ELEMENTS = 2 ** 40, 2 ** 48
 
 
 class _Tok:
@@ -77,6 +85,13 @@ class _Parser:
         self.source = source
         self.sidecar = sidecar
         self.node_pos: dict[int, tuple[int, int]] = {}
+        self.depth = 0
+
+    def enter(self) -> None:
+        """One level deeper (a list, a dict, a body); refused past ``MAX_DEPTH``."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.error(f"nested more than {MAX_DEPTH} levels deep")
 
     # ------------------------------------------------------------------ token helpers
     @property
@@ -127,6 +142,12 @@ class _Parser:
         return _unquote(body) if body.startswith('"') else body
 
     def parse_graph(self) -> Graph:
+        self.enter()
+        g = self._parse_graph()
+        self.depth -= 1
+        return g
+
+    def _parse_graph(self) -> Graph:
         self.expect("graph")
         g = Graph(self._name(self.expect_kind("gname", "a graph name like @main")))
         self.expect("(")
@@ -198,6 +219,8 @@ class _Parser:
             while True:
                 d = self.next()
                 if d.kind == "num" and re.fullmatch(r"\d+", d.text):
+                    if len(d.text) > 13 or int(d.text) > MAX_DIM:
+                        self.error(f"dimension {d.text[:20]} is beyond any real tensor (limit 2^40)", d)
                     dims.append(int(d.text))
                 elif d.kind == "ident":
                     dims.append(d.text)
@@ -211,6 +234,13 @@ class _Parser:
                 if not self.accept(","):
                     break
         self.expect("]")
+        if len(dims) > 64:
+            self.error(f"rank {len(dims)} is beyond any real tensor", t)
+        numel = 1
+        for d in dims:
+            numel *= d if isinstance(d, int) else 1
+        if numel > MAX_ELEMENTS:
+            self.error(f"{numel:.3g} elements is beyond any real tensor", t)
         return TensorType(DTYPES[t.text], tuple(dims))
 
     def parse_const(self, g: Graph) -> None:
@@ -252,9 +282,13 @@ class _Parser:
         value = self.parse_literal()
         try:
             arr = np.array(value, dtype=np.float64 if typ.dtype.is_float else None)
-            arr = arr.astype(typ.dtype.np_dtype)
+            with np.errstate(all="ignore"):  # out-of-range values are reported below, not warned about
+                cast = arr.astype(typ.dtype.np_dtype)
         except (ValueError, TypeError, OverflowError) as e:
             self.error(f"bad data for constant %{name}: {e}", t)
+        if arr.dtype.kind == "O" or not _fits(arr, cast):
+            self.error(f"data of constant %{name} does not fit {typ.dtype}", t)
+        arr = cast
         if tuple(arr.shape) != typ.shape:
             self.error(f"constant %{name} has {list(arr.shape)} data, its type says {typ}", t)
         return arr
@@ -276,6 +310,7 @@ class _Parser:
     def parse_literal(self) -> Any:
         t = self.tok
         if self.accept("["):
+            self.enter()
             items = []
             if not self.at("]"):
                 while True:
@@ -283,10 +318,13 @@ class _Parser:
                     if not self.accept(","):
                         break
             self.expect("]")
+            self.depth -= 1
             return items
         if t.kind == "num":
             self.next()
             if re.fullmatch(r"-?\d+", t.text):
+                if len(t.text) > _MAX_INT_DIGITS:
+                    self.error(f"integer {t.text[:20]}... has more digits than any dtype holds", t)
                 return int(t.text)
             return float(t.text)
         if t.kind == "ident" and t.text in ("inf", "nan", "true", "false", "none"):
@@ -311,6 +349,7 @@ class _Parser:
             self.expect(">")
             return arr
         if self.accept("["):
+            self.enter()
             items = []
             if not self.at("]"):
                 while True:
@@ -318,11 +357,13 @@ class _Parser:
                     if not self.accept(","):
                         break
             self.expect("]")
+            self.depth -= 1
             return items
         return self.parse_literal()
 
     def parse_dict(self) -> dict:
         self.expect("{")
+        self.enter()
         out: dict[str, Any] = {}
         if not self.at("}"):
             while True:
@@ -340,6 +381,7 @@ class _Parser:
                 if not self.accept(","):
                     break
         self.expect("}")
+        self.depth -= 1
         return out
 
     def parse_node(self, g: Graph) -> None:
@@ -406,6 +448,19 @@ def parse_graph(text: str, *, sidecar: Mapping[str, np.ndarray] | None = None, s
         except UnsupportedOpError as e:  # pragma: no cover - caught per node above
             raise ParseError(str(e), 1, 1, source) from None
     return g
+
+
+def _fits(value: np.ndarray, cast: np.ndarray) -> bool:
+    """True when casting ``value`` to ``cast``'s dtype kept every value (up to float rounding):
+    no finite float became inf, no integer wrapped around."""
+    if value.size == 0:
+        return True
+    if cast.dtype.kind in "iub":
+        return bool(np.array_equal(cast.astype(value.dtype), value)) or cast.dtype.kind == "b"
+    with np.errstate(all="ignore"):
+        widened = cast.astype(np.float64)
+    finite = np.isfinite(value.astype(np.float64))
+    return bool(np.all(np.isfinite(widened[finite])))
 
 
 def _node_of(e: VerifyError) -> Node | None:

@@ -45,13 +45,20 @@ def find_preset(name: str) -> TransformerConfig | None:
     return PRESETS.get(key) or PRESETS.get(_ALIASES.get(key, ""))
 
 
-def _positive(value: Any, what: str) -> int:
+#: the largest batch and context a preset is built for: far beyond real use (assumptions, not
+#: hardware figures), small enough that no estimate built from them runs or allocates without bound
+MAX_BATCH, MAX_CONTEXT = 2 ** 20, 2 ** 30
+
+
+def _positive(value: Any, what: str, limit: int = MAX_CONTEXT) -> int:
     try:
         v = int(value)
-    except (TypeError, ValueError):
-        raise ModelError(f"{what} must be a positive integer, got {value!r}") from None
-    if v != value and not (isinstance(value, str) and value.strip().isdigit()) or v < 1:
-        raise ModelError(f"{what} must be a positive integer, got {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise ModelError(f"{what} must be a positive integer, got {str(value)[:40]!r}") from None
+    if v != value and not (isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()) or v < 1:
+        raise ModelError(f"{what} must be a positive integer, got {str(value)[:40]!r}")
+    if v > limit:
+        raise ModelError(f"{what} {v} is beyond the {limit} ridgeline builds presets for")
     return v
 
 
@@ -71,7 +78,7 @@ def build(preset: str, *, phase: str | None = None, batch: int = 1, context: int
         raise ModelError(f"phase must be 'prefill' or 'decode', got {phase!r}")
     if phase == "decode" and not cfg.causal:
         raise ModelError(f"{cfg.name} is an encoder: it has no decode phase (use phase=prefill)")
-    batch = _positive(batch, "batch")
+    batch = _positive(batch, "batch", MAX_BATCH)
     context = _positive(context, "context") if context is not None else min(2048, cfg.max_context)
     if not cfg.causal or cfg.arch == "gpt2":
         if context > cfg.max_context:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Mapping
@@ -86,6 +88,23 @@ class OptionSpec:
     default: Any = dataclasses.MISSING
     choices: tuple[str, ...] = ()
     doc: str = ""
+    #: inclusive bounds of an int/float option (``field(metadata={"lo": 1, "hi": 100})``); an int
+    #: option without a declared ``lo`` is a count or size and may not be negative
+    lo: float | None = None
+    hi: float | None = None
+
+    def check(self, value: Any, pass_name: str) -> None:
+        """A ``PipelineError`` naming the option unless ``value`` fits its kind and bounds."""
+        if self.kind in ("int", "float") and not isinstance(value, bool) and isinstance(value, (int, float)):
+            if self.kind == "int" and not isinstance(value, int):
+                raise PipelineError(f"pass {pass_name}: option {self.name} expects an integer, got {value!r}")
+            if not math.isfinite(value):
+                raise PipelineError(f"pass {pass_name}: option {self.name} expects a finite number, got {value!r}")
+            if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+                lo = "" if self.lo is None else f"at least {self.lo:g}"
+                hi = "" if self.hi is None else f"at most {self.hi:g}"
+                raise PipelineError(f"pass {pass_name}: option {self.name} must be {' and '.join(x for x in (lo, hi) if x)}, "
+                                    f"got {value!r}")
 
     @property
     def required(self) -> bool:
@@ -126,7 +145,9 @@ def options_of(cls: type) -> tuple[OptionSpec, ...]:
         default = f.default
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
-        out.append(OptionSpec(kebab(f.name), f.name, kind, default, choices, f.metadata.get("doc", "")))
+        lo = f.metadata.get("lo", 0 if kind == "int" else None)
+        out.append(OptionSpec(kebab(f.name), f.name, kind, default, choices, f.metadata.get("doc", ""),
+                              lo, f.metadata.get("hi")))
     return tuple(out)
 
 
@@ -139,15 +160,17 @@ def parse_option_value(spec: OptionSpec, text: str, *, pass_name: str) -> Any:
     def bad(expected: str):
         return PipelineError(f"pass {pass_name}: option {spec.name} expects {expected}, got {text!r}")
     if spec.kind == "int":
-        try:
-            return int(text)
-        except ValueError:
-            raise bad("an integer") from None
+        if not re.fullmatch(r"[-+]?[0-9]{1,19}", text.strip()):  # ASCII digits: no 1_000, no ٣
+            raise bad("an integer")
+        value = int(text)
+        spec.check(value, pass_name)
+        return value
     if spec.kind == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise bad("a number") from None
+        if not re.fullmatch(r"[-+]?([0-9]{1,30}\.?[0-9]{0,30}|\.[0-9]{1,30})([eE][-+]?[0-9]{1,4})?", text.strip()):
+            raise bad("a number")
+        value = float(text)
+        spec.check(value, pass_name)
+        return value
     if spec.kind == "bool":
         low = text.lower()
         if low in _TRUE:
@@ -193,6 +216,7 @@ class Pass:
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> PassResult:
         """Run once, outside a pipeline; a bool result becomes a ``PassResult``."""
         ctx = ctx or PassContext()
+        self.check_options()
         result = self.run(graph, ctx)
         if isinstance(result, PassResult):
             if ctx.notes and not result.notes:
@@ -205,6 +229,11 @@ class Pass:
     @classmethod
     def options(cls) -> tuple[OptionSpec, ...]:
         return options_of(cls)
+
+    def check_options(self) -> None:
+        """A ``PipelineError`` naming the first option whose value is outside its declared range."""
+        for o in self.options():
+            o.check(getattr(self, o.field), self.name)
 
     @classmethod
     def summary(cls) -> str:

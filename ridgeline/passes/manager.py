@@ -196,6 +196,7 @@ def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, prin
             ctx = PassContext(evaluator=evaluator, explain=explain,
                               logger=logging.getLogger(f"ridgeline.passes.{p.name}"))
             before = len(graph)
+            p.check_options()
             t0 = time.perf_counter()
             try:
                 result = check_result(p.run(graph, ctx), p.name, graph)

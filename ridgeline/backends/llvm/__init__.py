@@ -16,6 +16,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
+from ..threads import check_threads
 from .jit import HostInfo, host
 from .executor import VIEW_OPS, LLVMInterpreter, Plan
 from .parallel import DEFAULT_THRESHOLD, get_runner
@@ -39,8 +40,7 @@ class LLVMExecutable:
                  gemm: str = "auto", parallel_threshold: float = DEFAULT_THRESHOLD):
         if gemm not in ("auto", "jit", "blas"):
             raise BackendError(f"gemm must be auto, jit or blas, got {gemm!r}")
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise BackendError(f"threads must be a positive integer, got {threads!r}")
+        check_threads(threads)
         self.graph = graph
         self.strict = strict
         self.runner = get_runner(threads, parallel_threshold)

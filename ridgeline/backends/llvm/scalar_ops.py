@@ -223,7 +223,11 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
             t = M.tanh(b, inner)
         else:
             t = M.erf(b, b.fmul(v, _f(x, 1.0 / math.sqrt(2.0))))
-        return b.fmul(b.fmul(_f(x, 0.5), v), b.fadd(_f(x, 1.0), t))
+        y = b.fmul(b.fmul(_f(x, 0.5), v), b.fadd(_f(x, 1.0), t))
+        # the tails as the reference (float64) gives them: Gelu(x) = x for x > 10 and 0 below -10
+        # (in f32 the formula overflows near the max and gives -inf * 0 = NaN at -inf)
+        y = b.select(b.fcmp_ordered(">", v, _f(x, 10.0)), v, y)
+        return b.select(b.fcmp_ordered("<", v, _f(x, -10.0)), _f(x, 0.0), y)
     raise Unsupported(op)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
+from ..threads import check_threads
 
 try:
     import torch
@@ -128,12 +129,15 @@ class TorchBackend:
         """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
         ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
         restored); by default one for small working sets (``SMALL_WORKING_SET``), else torch's own."""
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise BackendError(f"threads must be a positive integer, got {threads!r}")
+        check_threads(threads)
         if options:
             raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
                                f"(it takes {', '.join(_OPTIONS)})")
         dev = resolve_device(device)
+        narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
+        if narrow:  # said here, at compile time, not as a TypeError inside the first run
+            raise BackendError(f"the torch backend cannot take input {', '.join(narrow)} (torch has no such "
+                               f"dtype); use numpy")
         bad = sorted({n.op for n in _all_nodes(graph) if not self.supports(n)})
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from ...ir import Graph
 from ...ir.errors import TargetError
-from ..common import UsageError, load_model
+from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, load_model, parse_int
 
 __all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
            "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
@@ -34,22 +36,9 @@ def parse_degree(text: str) -> int | str:
     if text == "auto":
         return "auto"
     try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}")
-    return v
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+        return parse_int(text, "the degree", 1, MAX_DEGREE)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"{e} (or 'auto')") from None
 
 
 _DTYPES = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
@@ -59,13 +48,13 @@ def add_preset_arguments(p: argparse.ArgumentParser, *, tp_default: str | None =
     g = p.add_argument_group("LLM presets (ignored for .onnx/.rir files)")
     g.add_argument("--phase", choices=("prefill", "decode"), help="the step to estimate (default: decode; "
                    "the other phase is estimated too, for TTFT and TPOT)")
-    g.add_argument("--batch", type=_positive, help="sequences per step (default 1)")
-    g.add_argument("--context", type=_positive, help="tokens in the KV cache after the step (default 2048)")
-    g.add_argument("--prompt", type=_positive, help="prefill: tokens processed (default: the whole context)")
+    g.add_argument("--batch", type=int_arg(1, MAX_BATCH), help="sequences per step (default 1)")
+    g.add_argument("--context", type=int_arg(1, MAX_CONTEXT), help="tokens in the KV cache after the step (default 2048)")
+    g.add_argument("--prompt", type=int_arg(1, MAX_CONTEXT), help="prefill: tokens processed (default: the whole context)")
     g.add_argument("--dtype", choices=_DTYPES, help="weights and activations (int4: weights only)")
     g.add_argument("--weight-dtype", choices=_DTYPES, help="override the weights' dtype")
     g.add_argument("--kv-dtype", choices=("bf16", "fp16", "fp32", "fp8", "int8"), help="the KV cache's dtype")
-    g.add_argument("--weight-group", type=int, metavar="G",
+    g.add_argument("--weight-group", type=int_arg(0, 2 ** 20), metavar="G",
                    help="quantized weights: scales per G input channels (default 128 for int4, 0 = per channel)")
     g.add_argument("--logits", choices=("last", "all"), help="prefill: logits of the last position (default) or all")
     p.add_argument("--tp", type=parse_degree, default=tp_default,
@@ -88,14 +77,14 @@ def _option_value(text: str) -> Any:
         return True
     if low in ("false", "no", "off"):
         return False
-    try:
+    if re.fullmatch(r"[-+]?[0-9]{1,20}", text.strip()):
         return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    if re.fullmatch(r"[-+]?([0-9]{1,20}\.?[0-9]{0,20}|\.[0-9]{1,20})([eE][-+]?[0-9]{1,3})?", text.strip()):
+        v = float(text)
+        if math.isfinite(v):
+            return v
+        raise UsageError(f"--option value {text.strip()[:40]!r} is not a finite number")
+    return text
 
 
 def estimate_options(args: argparse.Namespace, family: str) -> dict[str, Any]:

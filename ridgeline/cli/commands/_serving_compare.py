@@ -8,9 +8,10 @@ rate per device — the comparison at equal SLO. (A leading underscore: not a co
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
-from ..common import UsageError, emit, fmt_time, table
+from ..common import UsageError, emit, float_arg, fmt_time, int_arg, table
 from ._estimating import wide_output
 
 __all__ = ["add_workload_arguments", "compare_serving"]
@@ -20,9 +21,9 @@ def add_workload_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("serving (with --workload; see `ridgeline serve-sim`)")
     g.add_argument("--workload", help="compare targets as servers under this workload (chat, code, "
                    "summarization, sharegpt, or a CSV trace)")
-    g.add_argument("--rate", type=float, help="arrival rate in requests/s")
+    g.add_argument("--rate", type=float_arg(0.0, math.inf, open_lo=True), help="arrival rate in requests/s")
     g.add_argument("--slo", help="ttft=…,tpot=…[,p=99]: also find each target's highest rate meeting it")
-    g.add_argument("--requests", type=int, default=500, help="requests per simulation (default 500)")
+    g.add_argument("--requests", type=int_arg(1, 2 ** 20), default=500, help="requests per simulation (default 500)")
     g.add_argument("--sweep", help="arrival rates, e.g. 0.5,1,2,4: latency percentiles vs rate per target (--plot)")
     g.add_argument("--plot", metavar="OUT.png", help="with --sweep: p50/p99 TTFT and TPOT vs rate, one line per target")
 

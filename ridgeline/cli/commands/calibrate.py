@@ -10,18 +10,18 @@ an existing file with ``--force``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from ..common import UsageError, emit, fmt_time, table
+from ...ir.safe_files import write_atomic
+from ..common import UsageError, emit, fmt_time, int_arg, table
 
 
 def register(sub) -> None:
     p = sub.add_parser("calibrate", help="measure this host (GEMM, bandwidth, overhead); write a target file")
     p.add_argument("-o", "--output", metavar="HOST.toml", help="write the measurements as a cpu target file")
     p.add_argument("--name", default="host-calibrated", help="the target's name in the file (default: host-calibrated)")
-    p.add_argument("--threads", type=int, help="cores to measure with (default: all this process may use)")
+    p.add_argument("--threads", type=int_arg(1, 2 ** 31), help="cores to measure with (default: all this process may use)")
     p.add_argument("--quick", action="store_true", help="small sizes: a rough calibration in a few seconds")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--json", action="store_true", help="machine-readable measurements")
@@ -48,8 +48,8 @@ def _check_output(path: str, force: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    from ...backends.threads import check_threads
+    check_threads(args.threads)
     out = _check_output(args.output, args.force) if args.output else None
     from ...backends.registry import get_backend
     get_backend("llvm")  # the measurements run on it: a missing llvmlite is reported here, naming the extra
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     cal = calibrate(quick=args.quick, threads=args.threads)
     text = target_toml(cal, name=args.name, command="ridgeline calibrate" + (" --quick" if args.quick else ""))
     if out is not None:
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
+        write_atomic(out, text.encode(), "--output")
 
     def render() -> None:
         g = lambda v: f"{v / 1e9:.1f}"  # noqa: E731

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...ir.errors import RidgelineError
-from ..common import UsageError, add_model_argument, emit, fmt_time, parse_dims, table
+from ..common import MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, parse_dims, table
 from ._estimating import (
     add_estimate_options,
     add_preset_arguments,
@@ -41,8 +41,8 @@ def register(sub) -> None:
                    "and/or targets (host-cpu, h100, …)")
     add_preset_arguments(p, tp_default="auto")
     add_estimate_options(p)
-    p.add_argument("--repeat", type=int, default=3, help="runs per executing backend (median is shown; default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--repeat", type=int_arg(1, 1000), default=3, help="runs per executing backend (median is shown; default 3)")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--target-file", action="append", default=[], metavar="FILE.toml",
                    help="a target from a file (repeatable), compared like the named ones; a cpu-family file "
                    "(e.g. from `ridgeline calibrate -o host.toml`) becomes the host model the executing "

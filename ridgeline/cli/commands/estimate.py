@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, table
+from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, int_arg, table
 from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
                           load_estimable, progress, target_from_args)
 
@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--target-file", metavar="FILE.toml", help="a target spec file of your own")
     add_preset_arguments(p)
     add_estimate_options(p)
-    p.add_argument("--top", type=int, default=15, help="nodes to list, slowest first (default 15; 0: all)")
+    p.add_argument("--top", type=int_arg(0, 2 ** 31), default=15, help="nodes to list, slowest first (default 15; 0: all)")
     p.add_argument("--by-op", action="store_true", help="list time per op instead of per node")
     p.add_argument("--plot", metavar="OUT.png|OUT.svg", help="write a roofline plot of the nodes")
     p.add_argument("--schedule", metavar="OUT.json", help="dataflow targets: write the static schedule (every op's "

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ...ir import print_graph
+from ...ir.safe_files import check_output_path
 from ..common import UsageError, add_model_argument, load_model
 
 
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         if not args.output.endswith(".rir"):
             raise UsageError(f"-o {args.output}: the output file must end in .rir")
+        check_output_path(args.output, "-o")
         from ...frontends.rir import save_rir
         save_rir(g, args.output, constants=args.constants if args.constants in ("inline", "sidecar") else "sidecar")
         sys.stderr.write(f"wrote {args.output}\n")

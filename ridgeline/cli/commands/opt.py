@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ...ir import print_graph
+from ...ir.safe_files import check_output_path
 from ..common import UsageError, add_model_argument, console, emit, fmt_time, load_model, table
 
 
@@ -47,6 +48,7 @@ def _check_output(args: argparse.Namespace) -> str | None:
         raise UsageError(f"-o {out}: the output must end in .onnx or .rir")
     if os.path.exists(args.model) and os.path.exists(out) and os.path.samefile(args.model, out):
         raise UsageError(f"-o {out} is the input model; write the optimized graph to another file")
+    check_output_path(out, "-o")  # before the passes run, not after
     return suffix
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from ...ir import Graph
 from ...ir.errors import RidgelineError
-from ..common import UsageError, add_model_argument, console, emit, fmt_bytes, fmt_time, table
+from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_SEED, UsageError, add_model_argument, console, emit, fmt_bytes,
+                      fmt_time, int_arg, table)
 
 DEFAULT_SCHEMES = "int8,int4-g128,fp8,w8a8"
 DEFAULT_TARGETS = "h100"
@@ -33,16 +34,16 @@ def register(sub) -> None:
     p.add_argument("--schemes", default=DEFAULT_SCHEMES,
                    help=f"comma-separated schemes (default {DEFAULT_SCHEMES}; see `ridgeline passes`: quantize)")
     p.add_argument("--targets", default=DEFAULT_TARGETS, help="comma-separated targets (default h100)")
-    p.add_argument("--samples", type=int, default=2, help="seeded input sets to compare on (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the inputs (calibration uses others)")
+    p.add_argument("--samples", type=int_arg(1, 1000), default=2, help="seeded input sets to compare on (default 2)")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="seed of the inputs (calibration uses others)")
     p.add_argument("-p", "--pipeline", default=None,
                    help="passes before quantizing (default: 'default' for model files, none for presets)")
     p.add_argument("--tp", default="1", help="tensor-parallel degree for the estimates, or 'auto' (default 1)")
     p.add_argument("--cuda-graphs", action="store_true", help="gpu_simt targets: replay each step as a CUDA graph")
     g = p.add_argument_group("LLM presets")
     g.add_argument("--phase", choices=("prefill", "decode"), default=None, help="the step (default decode)")
-    g.add_argument("--batch", type=int, default=None, help="sequences per step (default 1)")
-    g.add_argument("--context", type=int, default=None, help="tokens in the KV cache (default 2048)")
+    g.add_argument("--batch", type=int_arg(1, MAX_BATCH), default=None, help="sequences per step (default 1)")
+    g.add_argument("--context", type=int_arg(1, MAX_CONTEXT), default=None, help="tokens in the KV cache (default 2048)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

@@ -6,12 +6,12 @@ import argparse
 import io
 import os
 import sys
-import zipfile
 
 import numpy as np
 
 from ...ir.errors import BackendError
-from ..common import UsageError, add_model_argument, emit, load_model, parse_dims, table
+from ...ir.safe_files import check_output_path, read_npz, write_atomic
+from ..common import MAX_SEED, UsageError, add_model_argument, emit, int_arg, load_model, parse_dims, table
 
 
 def register(sub) -> None:
@@ -20,7 +20,7 @@ def register(sub) -> None:
     p.add_argument("-b", "--backend", default="numpy", help="executing backend (default: numpy)")
     p.add_argument("-p", "--pipeline", default=None, help="passes to run first (default: the backend's own)")
     p.add_argument("--inputs", metavar="IN.npz", help="inputs by name (default: seeded random inputs)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="seed for random inputs (default 0)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs")
     add_backend_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
@@ -33,7 +33,7 @@ def add_backend_options(p) -> None:
     p.add_argument("--device", help="torch: cpu or cuda[:N] (default cpu)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="llvm: fail instead of running ops without a kernel on numpy")
-    p.add_argument("--threads", type=int, help="llvm, torch: cores to use (default: all available)")
+    p.add_argument("--threads", type=int_arg(1, 2 ** 31), help="llvm, torch: cores to use (default: all available)")
 
 
 def backend_options(args: argparse.Namespace) -> dict:
@@ -43,16 +43,15 @@ def backend_options(args: argparse.Namespace) -> dict:
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     if not os.path.isfile(path):
         raise UsageError(f"--inputs {path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        raise UsageError(f"--inputs {path}: not a readable .npz file ({e})") from None
+    with read_npz(path, f"--inputs {path}") as z:  # headers checked before any array is allocated
+        return {k: z[k] for k in z}
 
 
 def run(args: argparse.Namespace) -> int:
     from ...api import compile
     from ...testing.inputs import random_inputs
+    if args.output:
+        check_output_path(args.output, "--output")  # before the work, not after
     g = load_model(args, bind=False)
     dims = parse_dims(args.dim)
     if args.inputs:
@@ -67,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         buf = io.BytesIO()
         np.savez(buf, **outs)
-        with open(args.output, "wb") as f:
-            f.write(buf.getvalue())
+        write_atomic(args.output, buf.getvalue(), "--output")
     summary = [{"name": k, "dtype": str(v.dtype), "shape": list(v.shape),
                 **(_stats(v) if v.size and v.dtype.kind in "fiu" else {})} for k, v in outs.items()]
 

@@ -10,20 +10,14 @@ timeline. See docs/serving.md.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
-from ..common import UsageError, emit, fmt_time, table
+from ..common import MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, table
 from ._estimating import parse_degree, wide_output
 
 
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+_pos_float = float_arg(0.0, math.inf, open_lo=True)
 
 
 def _pos_int(text: str) -> int:
@@ -41,9 +35,9 @@ def add_serving_arguments(p: argparse.ArgumentParser) -> None:
                    "(arrival,prompt,output[,prefix,group])")
     g.add_argument("--rate", type=_pos_float, help="arrivals per second (Poisson unless --arrival gamma)")
     g.add_argument("--arrival", choices=("poisson", "gamma"), help="open-loop arrival process")
-    g.add_argument("--cv", type=float, help="gamma arrivals: coefficient of variation (burstiness)")
+    g.add_argument("--cv", type=float_arg(0.0, 100.0, open_lo=True), help="gamma arrivals: coefficient of variation (burstiness)")
     g.add_argument("--users", type=_pos_int, help="closed loop of N users instead of an arrival rate")
-    g.add_argument("--think", type=float, help="closed loop: seconds between a reply and the next request")
+    g.add_argument("--think", type=float_arg(0.0, 1e9), help="closed loop: seconds between a reply and the next request")
     g.add_argument("--prompt-len", help="prompt tokens: N or lognormal:MEDIAN,SIGMA (overrides the workload)")
     g.add_argument("--output-len", help="output tokens: N or lognormal:MEDIAN,SIGMA")
     g.add_argument("--requests", type=_pos_int, default=1000, help="requests to simulate (default 1000)")
@@ -51,7 +45,7 @@ def add_serving_arguments(p: argparse.ArgumentParser) -> None:
                    "wafer-scale and dataflow targets)")
     g.add_argument("--slo", help="latency bounds, e.g. ttft=0.2,tpot=0.05[,p=99] (seconds or 200ms)")
     g.add_argument("--replicas", type=_pos_int, default=1, help="engine replicas (each --tp x --pp devices)")
-    g.add_argument("--seed", type=int, default=0, help="random seed of arrivals and lengths (default 0)")
+    g.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed of arrivals and lengths (default 0)")
 
 
 def register(sub) -> None:
@@ -75,12 +69,12 @@ def register(sub) -> None:
                    "one per device, at most one per layer)")
     g.add_argument("--spec", metavar="K,ACCEPT[,DRAFT]", help="speculative decoding: K drafted tokens, "
                    "acceptance rate, and a draft preset (omit for an n-gram draft), e.g. 4,0.7,llama-3-8b")
-    g.add_argument("--prefix-hit", type=float, default=0.0, help="share of each prompt served by a prefix cache")
+    g.add_argument("--prefix-hit", type=float_arg(0.0, 1.0), default=0.0, help="share of each prompt served by a prefix cache")
     g.add_argument("--shared-prefix", type=_pos_int, help="a shared prefix of N tokens per group (prefix caching)")
     g.add_argument("--prefix-groups", type=_pos_int, help="distinct shared prefixes (default 1)")
     g = p.add_argument_group("energy and cost")
     g.add_argument("--power", type=_pos_float, help="watts per device (default: the target file's power)")
-    g.add_argument("--idle-fraction", type=float, default=0.2, help="idle power as a share of rated (default 0.2)")
+    g.add_argument("--idle-fraction", type=float_arg(0.0, 1.0), default=0.2, help="idle power as a share of rated (default 0.2)")
     g.add_argument("--price", type=_pos_float, help="USD per device-hour, for cost per million tokens")
     g = p.add_argument_group("output")
     g.add_argument("--max-rate", action="store_true", help="search the highest rate meeting --slo")

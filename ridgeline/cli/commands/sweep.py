@@ -11,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..common import emit, table
-from ._estimating import _positive
+from ..common import emit, int_arg, table
 
 
 def register(sub) -> None:
@@ -25,8 +24,8 @@ def register(sub) -> None:
                    help="where points run: a local process pool (default), Ray or Dask")
     p.add_argument("--address", help="ray/dask: an existing cluster (ray: auto or ray://HOST:10001; "
                    "dask: tcp://HOST:8786); default: a local one started for the sweep")
-    p.add_argument("--workers", type=_positive, help="worker processes (default: the CPUs available)")
-    p.add_argument("--chunk", type=_positive, help="points per task (default: chosen from the grid size)")
+    p.add_argument("--workers", type=int_arg(1, 4096), help="worker processes (default: the CPUs available)")
+    p.add_argument("--chunk", type=int_arg(1, 2 ** 20), help="points per task (default: chosen from the grid size)")
     p.add_argument("--resume", action="store_true", help="skip points already written to OUT (or its .parts)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     p.set_defaults(func=run)

@@ -177,6 +177,9 @@ class DataflowModel(CostModel):
         res = resident_bytes(graph)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
+        # at least this many chips hold the resident bytes: when it is already more than the
+        # interconnect joins, say so before placing (a batch of 10^6 would place 10^9 chips)
+        self._check_chips(graph, math.ceil(sum(resident.values()) / cap))
         blocks = layer_blocks(graph)
         layer_bytes = [sum(resident.get(id(n), 0.0) for n in nodes) for key, nodes in blocks if key is not None]
         big_layers = bool(layer_bytes) and max(layer_bytes) > cap
@@ -237,13 +240,16 @@ class DataflowModel(CostModel):
             firsts = sorted(part.first_layer_chip.items())
             strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
             part.layer_chips = strides.pop() if len(strides) == 1 else 0
-        if part.chips > self.target.max_devices:
+        self._check_chips(graph, part.chips)
+        return part
+
+    def _check_chips(self, graph: Graph, chips: int) -> None:
+        if chips > self.target.max_devices:
             name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \
                 else graph.name
-            raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {part.chips} chips of "
+            raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {chips} chips of "
                               f"{format_quantity(self.sram.capacity, 'size')} SRAM for its weights and KV cache; the "
                               f"interconnect joins at most {self.target.max_devices}")
-        return part
 
     # ----------------------------------------------------------------- lowering
     def _mxm_peak(self, dt: str) -> tuple[str, float]:

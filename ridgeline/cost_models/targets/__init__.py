@@ -52,15 +52,38 @@ def load_target_file(path: str | os.PathLike) -> Target:
     """Read and validate a target TOML file; errors name the file and the field."""
     p = Path(path)
     if not p.is_file():
-        raise TargetError(f"{p}: no such target file")
+        raise TargetError(f"{p}: no such target file" if not p.exists() else f"{p}: not a regular file")
     try:
         with open(p, "rb") as f:
-            data = tomllib.load(f)
+            raw = f.read(MAX_TARGET_BYTES + 1)
+        if len(raw) > MAX_TARGET_BYTES:
+            raise TargetError(f"{p}: more than {MAX_TARGET_BYTES} bytes; a target file is a page of numbers")
+        data = tomllib.loads(raw.decode("utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise TargetError(f"{p.name}: not valid TOML: {e}") from None
+    except (ValueError, RecursionError) as e:  # integers of 4,300+ digits; nesting past Python's stack
+        raise TargetError(f"{p.name}: not a usable TOML file ({type(e).__name__}: {str(e)[:120]})") from None
     except (OSError, UnicodeDecodeError) as e:
         raise TargetError(f"{p}: cannot read target file: {e}") from None
+    _check_depth(data, p.name)
     return load_target_dict(data, source=p.name, default_name=p.stem)
+
+
+#: a target file is a page of numbers; these bound what a hostile one can make the loader do
+MAX_TARGET_BYTES, MAX_TARGET_DEPTH = 2 ** 20, 16
+
+
+def _check_depth(data: Any, source: str) -> None:
+    """Refuse tables/arrays nested deeper than ``MAX_TARGET_DEPTH`` (checked without recursion)."""
+    stack = [(data, 1)]
+    while stack:
+        x, d = stack.pop()
+        if d > MAX_TARGET_DEPTH:
+            raise TargetError(f"{source}: tables or arrays nested more than {MAX_TARGET_DEPTH} deep")
+        if isinstance(x, dict):
+            stack.extend((v, d + 1) for v in x.values())
+        elif isinstance(x, list):
+            stack.extend((v, d + 1) for v in x)
 
 
 @lru_cache(maxsize=None)

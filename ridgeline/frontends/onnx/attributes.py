@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import onnx
 from onnx import AttributeProto, helper, numpy_helper
 
 from ...ir.errors import ModelError
+from .external_data import tensor_to_array
 
 __all__ = ["from_proto", "to_proto", "f32_to_float"]
 
@@ -18,7 +20,9 @@ def f32_to_float(x: float) -> float:
     return float(np.float32(x))
 
 
-def from_proto(a: AttributeProto, where: str) -> Any:
+def from_proto(a: AttributeProto, where: str, base: Path | None = None) -> Any:
+    """The IR value of attribute ``a``; a tensor stored as external data is read from inside ``base``
+    (the model's folder) under the same policy as initializers."""
     t = a.type
     if t == AttributeProto.INT:
         return int(a.i)
@@ -34,12 +38,12 @@ def from_proto(a: AttributeProto, where: str) -> Any:
     if t == AttributeProto.FLOATS:
         return tuple(f32_to_float(x) for x in a.floats)
     if t == AttributeProto.STRINGS:
-        return tuple(s.decode("utf-8", "replace") for s in a.strings)
-    if t == AttributeProto.TENSOR:
         try:
-            return numpy_helper.to_array(a.t)
-        except Exception as e:
-            raise ModelError(f"{where}: attribute {a.name} holds an unreadable tensor: {e}") from None
+            return tuple(s.decode("utf-8") for s in a.strings)
+        except UnicodeDecodeError:
+            raise ModelError(f"{where}: attribute {a.name} is not valid UTF-8") from None
+    if t == AttributeProto.TENSOR:
+        return tensor_to_array(a.t, base, f"{where}: attribute {a.name}")
     if t in (AttributeProto.GRAPH, AttributeProto.GRAPHS):
         raise ModelError(f"{where}: attribute {a.name} is a sub-graph (control flow is not supported)")
     if a.ref_attr_name:

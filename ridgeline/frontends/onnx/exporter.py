@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,6 +17,7 @@ from onnx import helper, numpy_helper
 from ...ir import Graph, Node, Value
 from ...ir.dtypes import dtype as to_dtype
 from ...ir.errors import ModelError
+from ...ir.safe_files import write_atomic
 from .attributes import to_proto
 from .opsets import required_opset
 
@@ -180,14 +180,5 @@ def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int
     """Write ``graph`` as ONNX to ``path`` (when given) and return the ``ModelProto``."""
     m = to_onnx(graph, opset=opset)
     if path is not None:
-        path = Path(path)
-        data = m.SerializeToString()
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)  # never leave a half-written file behind
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise ModelError(f"{path}: cannot write the model: {e.strerror or e}") from None
+        write_atomic(path, m.SerializeToString())  # never through a planted symlink, never half-written
     return m

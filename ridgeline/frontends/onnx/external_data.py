@@ -1,14 +1,14 @@
-"""Loading ONNX external data without trusting the file.
+"""Every ONNX tensor (initializer or attribute) to numpy, without trusting the file.
 
-An initializer stored outside the model names a ``location``: it must be a relative path that
-resolves (after symlinks) inside the model's folder, and its ``offset``/``length`` must fit both
-the file and the tensor's declared size. Anything else is a ``ModelError``, before any byte is read.
+A tensor stored outside the model names a ``location``; it is read only through the file-access
+policy of ``ir.safe_files`` (relative, inside the model's folder after symlinks, a regular file,
+exactly the declared size). onnx's ``numpy_helper.to_array`` is only ever handed tensors whose
+data is inline: on external data it would resolve the location against the working directory.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,71 +17,53 @@ from onnx import numpy_helper
 
 from ...ir.dtypes import from_onnx
 from ...ir.errors import IRError, ModelError
+from ...ir.safe_files import read_inside
 
-__all__ = ["load_external_tensor", "uses_external_data"]
+__all__ = ["MAX_DIM", "MAX_ELEMENTS", "load_external_tensor", "tensor_to_array", "uses_external_data"]
+
+#: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
+#: that declares one is refused before anything could try to allocate it
+MAX_DIM, MAX_ELEMENTS = 2 ** 40, 2 ** 48
 
 
 def uses_external_data(t: onnx.TensorProto) -> bool:
-    return t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
+    return (t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL) or len(t.external_data) > 0
 
 
-def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None) -> np.ndarray:
-    info = {e.key: e.value for e in t.external_data}
-    name = t.name or "?"
-    location = info.get("location")
-    if not location:
-        raise ModelError(f"initializer {name!r} uses external data but names no location")
-    if base_dir is None:
-        raise ModelError(f"initializer {name!r} uses external data {location!r}, but the model was not "
-                         f"loaded from a file; load it by path")
-    if "\x00" in location or len(location) > 4096:
-        raise ModelError(f"initializer {name!r}: external data path {location[:64]!r} is malformed")
-    if os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location.split("/")[0]:
-        raise ModelError(f"initializer {name!r}: external data path {location!r} is absolute; "
-                         f"only files inside the model's folder are read")
-    parts = Path(location).parts
-    if ".." in parts:
-        raise ModelError(f"initializer {name!r}: external data path {location!r} leaves the model's folder")
-    base = base_dir.resolve()
-    path = (base / location).resolve()
-    if base != path and base not in path.parents:
-        raise ModelError(f"initializer {name!r}: external data path {location!r} resolves outside the "
-                         f"model's folder (symlink?)")
-    if not path.is_file():
-        raise ModelError(f"initializer {name!r}: external data file {location!r} does not exist")
+def _declared(t: onnx.TensorProto, where: str):
     try:
         dt = from_onnx(t.data_type)
     except IRError as e:
-        raise ModelError(f"initializer {name!r}: {e}") from None
+        raise ModelError(f"{where}: {e}") from None
     shape = tuple(int(d) for d in t.dims)
     if any(d < 0 for d in shape):
-        raise ModelError(f"initializer {name!r} has a negative dim {shape}")
+        raise ModelError(f"{where}: negative dimension in {list(shape)[:8]}")
+    if len(shape) > 64:
+        raise ModelError(f"{where}: rank {len(shape)} is beyond any real tensor")
     numel = math.prod(shape)  # Python ints: np.prod would wrap around on absurd dims
-    need = dt.nbytes(numel) if dt.bits < 8 else numel * dt.np_dtype.itemsize
+    if numel > MAX_ELEMENTS or any(d > MAX_DIM for d in shape):
+        raise ModelError(f"{where}: dims {list(shape)[:8]} declare {numel:.3g} elements, beyond any real tensor")
+    return dt, shape, numel
+
+
+def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str | None = None) -> np.ndarray:
+    """The array of a tensor whose data is in a file beside the model (``ModelError`` otherwise)."""
+    where = where or f"initializer {t.name or '?'!r}"
+    info = {e.key: e.value for e in t.external_data}
+    location = info.get("location")
+    if not location:
+        raise ModelError(f"{where} uses external data but names no location")
+    if base_dir is None:
+        raise ModelError(f"{where} uses external data {location!r}, but the model was not "
+                         f"loaded from a file; load it by path")
+    dt, _, numel = _declared(t, where)
+    need = dt.nbytes(numel)
     try:
         offset = int(info.get("offset", 0))
         length = int(info["length"]) if "length" in info else None
     except ValueError:
-        raise ModelError(f"initializer {name!r}: external data offset/length are not integers") from None
-    size = path.stat().st_size
-    if offset < 0 or offset > size:
-        raise ModelError(f"initializer {name!r}: external data offset {offset} is outside {location!r} "
-                         f"({size} bytes)")
-    if length is None:
-        length = size - offset
-    if length != need:
-        raise ModelError(f"initializer {name!r}: external data holds {length} bytes but {dt}{list(shape)} "
-                         f"needs {need}")
-    if offset + length > size:
-        raise ModelError(f"initializer {name!r}: external data runs past the end of {location!r}")
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            raw = f.read(length)
-    except OSError as e:
-        raise ModelError(f"initializer {name!r}: cannot read external data {location!r}: {e.strerror or e}") from None
-    if len(raw) != length:  # the file shrank while we read it
-        raise ModelError(f"initializer {name!r}: external data {location!r} ended early")
+        raise ModelError(f"{where}: external data offset/length are not integers") from None
+    raw = read_inside(base_dir, location, offset, length, need, f"{where}: external data")
     # Rebuild the tensor with raw_data so onnx's own decoding (packing of int4, endianness) applies.
     tmp = onnx.TensorProto()
     tmp.CopyFrom(t)
@@ -89,3 +71,23 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None) -> np.ndarr
     tmp.data_location = onnx.TensorProto.DEFAULT
     tmp.raw_data = raw
     return numpy_helper.to_array(tmp)
+
+
+def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str) -> np.ndarray:
+    """Any tensor of the model (initializer, ``Constant`` value, attribute) as numpy, the sizes
+    checked against the declared type before decoding."""
+    if t.data_type == onnx.TensorProto.STRING:
+        raise ModelError(f"{where}: string tensors are not supported")
+    if uses_external_data(t):
+        return load_external_tensor(t, base_dir, where)
+    dt, _, numel = _declared(t, where)
+    if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
+        raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "
+                         f"{dt.nbytes(numel)}")
+    try:
+        arr = numpy_helper.to_array(t)
+    except Exception as e:  # noqa: BLE001  (onnx decoding a hostile tensor may raise anything)
+        raise ModelError(f"{where}: unreadable tensor data ({type(e).__name__}: {e})") from None
+    if arr.size != numel:
+        raise ModelError(f"{where}: holds {arr.size} elements, its dims say {numel}")
+    return arr

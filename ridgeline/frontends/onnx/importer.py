@@ -21,7 +21,6 @@ import numpy as np
 import onnx
 import onnx.inliner
 from google.protobuf.message import DecodeError
-from onnx import numpy_helper
 
 from ...ir import Graph, TensorType, Value
 from ...ir.dims import check_dim
@@ -31,7 +30,7 @@ from ...ir.infer import UNKNOWN_PREFIX, refine_types
 from ...ir.ops import find_spec
 from .attributes import from_proto
 from .exporter import RIDGELINE_DOMAIN
-from .external_data import load_external_tensor, uses_external_data
+from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
 from .legacy import ImportedNode, upgrade
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
@@ -39,9 +38,6 @@ __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", 
 #: refuse protobufs above this size outright (protobuf itself caps messages at 2 GiB)
 MAX_MODEL_BYTES = 2 ** 31
 MIN_OPSET, MAX_OPSET = 7, 28
-#: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
-#: that declares one is refused before anything could try to allocate it
-MAX_DIM, MAX_ELEMENTS = 2 ** 40, 2 ** 48
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops whose attributes are sub-graphs: the IR has no control flow
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
@@ -79,7 +75,58 @@ def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.Mode
         raise ModelError(f"{label}: not a valid ONNX model (protobuf decoding failed: {e})") from None
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise ModelError(f"{label}: not a valid ONNX model (no graph; truncated or not an ONNX file?)")
+    _check_text(proto, label)
     return proto, base, label
+
+
+def _check_text(proto: onnx.ModelProto, label: str) -> None:
+    """Refuse names that are not UTF-8: protobuf's upb parser hands them over as ``bytes``, which
+    every later step (messages, the exporter) would trip over."""
+    def bad(where: str, value) -> None:
+        raise ModelError(f"{label}: {where} {bytes(value)[:40]!r} is not valid UTF-8")
+
+    def check_values(infos, kind: str) -> None:
+        for vi in infos:
+            if isinstance(vi.name, bytes):
+                bad(f"{kind} name", vi.name)
+            if vi.type.HasField("tensor_type"):
+                for d in vi.type.tensor_type.shape.dim:
+                    if d.HasField("dim_param") and isinstance(d.dim_param, bytes):
+                        bad(f"{kind} {vi.name!r} dim name", d.dim_param)
+
+    def check_nodes(nodes, where: str) -> None:
+        for i, n in enumerate(nodes):
+            for field in ("name", "op_type", "domain"):
+                if isinstance(getattr(n, field), bytes):
+                    bad(f"{where}node #{i} {field}", getattr(n, field))
+            for x in list(n.input) + list(n.output):
+                if isinstance(x, bytes):
+                    bad(f"{where}node #{i} ({n.op_type}) value name", x)
+            for a in n.attribute:
+                if isinstance(a.name, bytes) or isinstance(a.ref_attr_name, bytes):
+                    bad(f"{where}node #{i} ({n.op_type}) attribute name", a.name)
+
+    g = proto.graph
+    if isinstance(g.name, bytes):
+        bad("graph name", g.name)
+    check_values(list(g.input) + list(g.output) + list(g.value_info), "value")
+    for t in g.initializer:
+        if isinstance(t.name, bytes):
+            bad("initializer name", t.name)
+        for e in t.external_data:
+            if isinstance(e.key, bytes) or isinstance(e.value, bytes):
+                bad(f"initializer {t.name!r} external data field", e.value)
+    for imp in proto.opset_import:
+        if isinstance(imp.domain, bytes):
+            bad("opset domain", imp.domain)
+    check_nodes(g.node, "")
+    for f in proto.functions:
+        if isinstance(f.name, bytes) or isinstance(f.domain, bytes):
+            bad("function name", f.name)
+        for x in list(f.input) + list(f.output):
+            if isinstance(x, bytes):
+                bad(f"function {f.name!r} parameter", x)
+        check_nodes(f.node, f"function {f.name!r} ")
 
 
 def _opset(proto: onnx.ModelProto, label: str) -> int:
@@ -178,39 +225,8 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
 
 
-def _numel(dims, where: str) -> int:
-    dims = [int(d) for d in dims]
-    if any(d < 0 for d in dims):
-        raise ModelError(f"{where}: negative dimension in {dims}")
-    if len(dims) > 64:
-        raise ModelError(f"{where}: rank {len(dims)} is beyond any real tensor")
-    numel = math.prod(dims)
-    if numel > MAX_ELEMENTS or any(d > MAX_DIM for d in dims):
-        raise ModelError(f"{where}: dims {dims[:8]} declare {numel:.3g} elements, beyond any real tensor")
-    return numel
-
-
 def _tensor(t: onnx.TensorProto, base: Path | None, label: str) -> np.ndarray:
-    where = f"{label}: initializer {t.name!r}"
-    if t.data_type == onnx.TensorProto.STRING:
-        raise ModelError(f"{where}: string tensors are not supported")
-    try:
-        dt = from_onnx(t.data_type)
-    except IRError as e:
-        raise ModelError(f"{where}: {e}") from None
-    numel = _numel(t.dims, where)
-    if uses_external_data(t):
-        return load_external_tensor(t, base)
-    if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
-        raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "
-                         f"{dt.nbytes(numel)}")
-    try:
-        arr = numpy_helper.to_array(t)
-    except Exception as e:
-        raise ModelError(f"{where}: unreadable tensor data ({type(e).__name__}: {e})") from None
-    if arr.size != numel:
-        raise ModelError(f"{where}: holds {arr.size} elements, its dims say {numel}")
-    return arr
+    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}")
 
 
 def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[onnx.NodeProto]:
@@ -320,7 +336,7 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
     for n in order:
         where = f"{label}: {n.op_type} node {n.name!r}"
         try:
-            _import_node(g, n, values, vinfo, opset, where, functions)
+            _import_node(g, n, values, vinfo, opset, where, functions, base)
         except RidgelineError:
             raise
         except (IndexError, ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as e:
@@ -342,11 +358,12 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
 
 
 def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: dict, opset: int,
-                 where: str, functions: dict[str, onnx.FunctionProto] | None = None) -> None:
+                 where: str, functions: dict[str, onnx.FunctionProto] | None = None,
+                 base: Path | None = None) -> None:
     if functions and n.domain == RIDGELINE_DOMAIN and n.op_type in functions:
-        _import_fused(g, n, values, opset, where, functions)
+        _import_fused(g, n, values, opset, where, functions, base)
         return
-    attrs = {a.name: from_proto(a, where) for a in n.attribute}
+    attrs = {a.name: from_proto(a, where, base) for a in n.attribute}
     if len(set(a.name for a in n.attribute)) != len(n.attribute):
         raise ModelError(f"{where}: an attribute is given twice")
     if n.op_type == "Constant":
@@ -409,7 +426,7 @@ def _inline_foreign_functions(proto: onnx.ModelProto, label: str) -> onnx.ModelP
 
 
 def _import_fused(g: Graph, n: onnx.NodeProto, values: dict[str, Value], opset: int, where: str,
-                  functions: dict[str, onnx.FunctionProto]) -> None:
+                  functions: dict[str, onnx.FunctionProto], base: Path | None = None) -> None:
     """A call of a function ridgeline exported becomes the ``Fused`` node it was written from."""
     fn = functions[n.op_type]
     if len(n.input) != len(fn.input) or len(n.output) != len(fn.output):
@@ -419,7 +436,7 @@ def _import_fused(g: Graph, n: onnx.NodeProto, values: dict[str, Value], opset: 
     body = Graph(fn.name)
     local: dict[str, Value] = {p: body.add_input(p, v.type) for p, v in zip(fn.input, ins)}
     for bn in fn.node:
-        _import_node(body, bn, local, {}, opset, f"{where} (body {fn.name})", functions)
+        _import_node(body, bn, local, {}, opset, f"{where} (body {fn.name})", functions, base)
     missing = [o for o in fn.output if o not in local]
     if missing:
         raise ModelError(f"{where}: function {fn.name} never produces {', '.join(missing)}")

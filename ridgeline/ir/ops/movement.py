@@ -150,8 +150,15 @@ def _gather_bytes(c: CostContext):
 def _gather(ctx: InferContext):
     """Select slices of ``data`` along ``axis`` at ``indices`` (negative indices count from the end)."""
     data, idx = ctx.shape(0), ctx.shape(1)
+    if not data:
+        ctx.fail("data must have rank >= 1 (ONNX Gather), got a scalar")
     axis = ctx.normalize_axis(ctx.attr("axis"), len(data))
     s, iv = ctx.sym(0), ctx.value(1)
+    dim = data[axis]
+    if iv is not None and iv.size and isinstance(dim, int):
+        lo, hi = int(iv.min()), int(iv.max())  # constant indices: checked here, not at run time
+        if lo < -dim or hi >= dim:
+            ctx.fail(f"indices span {lo}..{hi}, out of range for a dim of size {dim} (allowed {-dim}..{dim - 1})")
     if s is not None and iv is not None and s.ndim >= 1:
         try:
             ctx.set_sym(0, np.take(s, iv.astype(np.int64), axis=axis))

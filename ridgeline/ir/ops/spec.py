@@ -17,8 +17,9 @@ Declaring an op::
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -66,6 +67,25 @@ CATEGORIES = {
 }
 
 _ATTR_KINDS = {"int", "float", "str", "ints", "floats", "strs", "tensor"}
+#: ONNX attributes that are 0/1 flags wherever they appear (the ONNX operator docs): a spec need not
+#: repeat it, and ``allowzero = 100`` is refused instead of read as true
+_FLAGS = frozenset({"allowzero", "keepdims", "noop_with_empty_axes", "is_causal", "interleaved", "transA",
+                    "transB", "ceil_mode", "count_include_pad", "detect_negative", "detect_positive", "fmod",
+                    "upper", "exclusive", "reverse", "largest", "sorted", "select_last_index", "saturate",
+                    "training_mode", "periodic"})
+#: attributes that are non-negative wherever they appear (a variance epsilon below 0 gives NaN)
+_NON_NEGATIVE = frozenset({"epsilon"})
+
+
+def _conventional(a: AttrSpec) -> AttrSpec:
+    """``a`` with the constraints its name implies, unless the spec declared its own."""
+    if a.choices is not None or a.lo is not None or a.hi is not None:
+        return a
+    if a.kind == "int" and a.name in _FLAGS:
+        return replace(a, choices=(0, 1))
+    if a.kind == "float" and a.name in _NON_NEGATIVE:
+        return replace(a, lo=0.0)
+    return a
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,11 @@ class AttrSpec:
     kind: str
     default: Any = REQUIRED
     doc: str = ""
+    #: allowed values (e.g. ``(0, 1)`` for an ONNX flag), or None for any value of the kind
+    choices: tuple | None = None
+    #: inclusive bounds of an int/float attribute (each None for unbounded)
+    lo: float | None = None
+    hi: float | None = None
 
     @property
     def has_default(self) -> bool:
@@ -104,7 +129,18 @@ class AttrSpec:
             ok = isinstance(value, np.ndarray)
         else:  # pragma: no cover - guarded at declaration
             ok = False
-        return None if ok else f"expected {k}, got {type(value).__name__} {value!r}"
+        if not ok:
+            return f"expected {k}, got {type(value).__name__} {str(value)[:60]}"
+        if k in ("int", "float") and not isinstance(value, bool):
+            if k == "float" and math.isnan(value):
+                return "is NaN"
+            if self.choices is not None and value not in self.choices:
+                return f"must be one of {', '.join(map(str, self.choices))}, got {value!r}"
+            if self.lo is not None and not value >= self.lo:
+                return f"must be at least {self.lo}, got {value!r}"
+            if self.hi is not None and not value <= self.hi:
+                return f"must be at most {self.hi}, got {value!r}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -408,13 +444,13 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
     for aname, a in (attrs or {}).items():
         if not isinstance(a, AttrSpec):
             kind, default = (a[0], a[1]) if len(a) > 1 else (a[0], REQUIRED)
-            a = AttrSpec(aname, kind, default)
+            a = AttrSpec(aname, kind, default, **(a[2] if len(a) > 2 else {}))
         if a.kind not in _ATTR_KINDS:
             raise ValueError(f"{name}.{aname}: unknown attribute kind {a.kind!r}")
         if a.has_default:
             from ..graph import normalize_attr
-            a = AttrSpec(a.name, a.kind, normalize_attr(a.default), a.doc)
-        attr_specs[aname] = a
+            a = replace(a, default=normalize_attr(a.default))
+        attr_specs[aname] = _conventional(a)
 
     def decorate(fn):
         spec = OpSpec(

@@ -12,6 +12,8 @@ graph. ``max-nodes`` bounds a group (register pressure, compile time). Constants
 
 from __future__ import annotations
 
+from dataclasses import field
+
 from ...ir import Node, Value
 from ...ir.ops import all_specs
 from ..registry import register_pass
@@ -66,7 +68,7 @@ class FuseElementwise(RewritePass):
     """Fuse chains and trees of elementwise ops into Fused nodes of at most max-nodes ops."""
 
     #: most ops in one fused body
-    max_nodes: int = 16
+    max_nodes: int = field(default=16, metadata={"lo": 1})
 
     def rules(self):
         limit = self.max_nodes

@@ -216,9 +216,9 @@ class Quantize(Pass):
     #: how static scales are calibrated
     calibration: Literal["minmax", "percentile"] = "minmax"
     #: the percentile of |x| a static scale covers (calibration=percentile)
-    percentile: float = 99.99
+    percentile: float = field(default=99.99, metadata={"lo": 0, "hi": 100})
     #: seeded random input sets to calibrate on
-    samples: int = 4
+    samples: int = field(default=4, metadata={"lo": 1})
     #: seed of the calibration inputs
     seed: int = 0
     #: comma-separated name fragments of GEMMs to keep in full precision

@@ -151,10 +151,13 @@ def bit_shift(node, x, y):
 @kernel("Gelu")
 def gelu(node, x):
     xf = x.astype(np.float64)
-    if node.attr("approximate") == "tanh":
-        y = 0.5 * xf * (1.0 + np.tanh(_SQRT_2_OVER_PI * (xf + 0.044715 * xf ** 3)))
-    else:
-        y = 0.5 * xf * (1.0 + _erf(xf / math.sqrt(2.0)))
+    with np.errstate(all="ignore"):  # inf in, the limits below out
+        if node.attr("approximate") == "tanh":
+            y = 0.5 * xf * (1.0 + np.tanh(_SQRT_2_OVER_PI * (xf + 0.044715 * xf ** 3)))
+        else:
+            y = 0.5 * xf * (1.0 + _erf(xf / math.sqrt(2.0)))
+    # the limits (the formula gives -inf * 0 = NaN at -inf): Gelu(inf) = inf, Gelu(-inf) = 0
+    y = np.where(np.isinf(xf), np.where(xf > 0, xf, 0.0), y)
     return y.astype(x.dtype)
 
 

@@ -13,7 +13,7 @@ _UNARY = {
     "Exp": torch.exp, "Log": torch.log, "Tanh": torch.tanh, "Cos": torch.cos, "Sin": torch.sin,
     "Tan": torch.tan, "Atan": torch.atan, "Floor": torch.floor, "Ceil": torch.ceil,
     "Round": torch.round,  # half to even, like numpy
-    "Sign": torch.sign, "Not": torch.logical_not, "IsNaN": torch.isnan, "Erf": torch.erf,
+    "Not": torch.logical_not, "IsNaN": torch.isnan, "Erf": torch.erf,
     "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Asin": torch.asin, "Acos": torch.acos, "Sinh": torch.sinh,
     "Cosh": torch.cosh, "Asinh": torch.asinh, "Acosh": torch.acosh, "Atanh": torch.atanh,
     "BitwiseNot": torch.bitwise_not,
@@ -126,7 +126,17 @@ def bit_shift(node, x, y):
 
 @kernel("Gelu")
 def gelu(node, x):
-    return torch.nn.functional.gelu(x, approximate="tanh" if node.attr("approximate") == "tanh" else "none")
+    y = torch.nn.functional.gelu(x, approximate="tanh" if node.attr("approximate") == "tanh" else "none")
+    # the tails as the reference (float64) gives them: Gelu(x) = x for x > 10 and 0 below -10
+    # (|Gelu(-10)| < 1e-22); in f32 torch overflows near the max (inf), gives NaN at -inf and
+    # -4e31 for the tanh form at -1e30
+    return torch.where(x > 10, x, torch.where(x < -10, torch.zeros_like(x), y))
+
+
+@kernel("Sign")
+def sign(node, x):
+    # Sign(NaN) is NaN, as in numpy and C; torch.sign gives 0
+    return torch.where(torch.isnan(x), x, torch.sign(x)) if x.dtype.is_floating_point else torch.sign(x)
 
 
 @kernel("Add", "Sub", "Mul", "Div")
@@ -139,22 +149,47 @@ def arith(node, a, b):
     if node.op == "Mul":
         return a * b
     if not a.dtype.is_floating_point:
-        # ONNX integer division truncates toward zero; numpy's reference gives 0 for x / 0
-        zero = b == 0
-        q = torch.div(a, torch.where(zero, torch.ones_like(b), b), rounding_mode="trunc")
+        # ONNX integer division truncates toward zero; numpy's reference gives 0 for x / 0, and
+        # INT_MIN / -1 wraps to INT_MIN as in two's complement. The CPU's divide instruction traps
+        # (SIGFPE) on both, so neither divisor ever reaches it.
+        zero, minus_one = _trapping_divisors(b)
+        q = torch.div(a, torch.where(zero | minus_one, torch.ones_like(b), b), rounding_mode="trunc")
+        q = torch.where(minus_one, -a, q)  # negation wraps instead of trapping
         return torch.where(zero, torch.zeros_like(q), q)
     return a / b
+
+
+def _trapping_divisors(b):
+    """Masks of the integer divisors a hardware divide traps on: 0, and -1 (for INT_MIN / -1)."""
+    zero = b == 0
+    signed = b.dtype in (torch.int8, torch.int16, torch.int32, torch.int64)
+    return zero, (b == -1) if signed else torch.zeros_like(zero)
 
 
 @kernel("Mod")
 def mod(node, a, b):
     a, b = same_device(a, b)
     if not a.dtype.is_floating_point:
-        zero = b == 0
-        safe = torch.where(zero, torch.ones_like(b), b)
+        zero, minus_one = _trapping_divisors(b)  # x mod -1 is 0; x mod 0 is 0 in the reference
+        safe = torch.where(zero | minus_one, torch.ones_like(b), b)
         out = torch.fmod(a, safe) if node.attr("fmod") else torch.remainder(a, safe)
-        return torch.where(zero, torch.zeros_like(out), out)
-    return torch.fmod(a, b) if node.attr("fmod") else torch.remainder(a, b)
+        return torch.where(zero | minus_one, torch.zeros_like(out), out)
+    out = torch.fmod(a, b) if node.attr("fmod") else torch.remainder(a, b)
+    # torch's vectorized CPU loop gives NaN where the exact result is finite: a subnormal divisor
+    # (read as 0) or a quotient beyond the dtype's range. Those elements are computed exactly in
+    # float64 (every f32/f16/bf16 value is exact there, and so is the result).
+    sub = torch.isnan(out) & torch.isfinite(a) & torch.isfinite(b) & (b != 0)
+    if bool(sub.any()):
+        a64, b64 = torch.broadcast_tensors(a.to(torch.float64), b.to(torch.float64))
+        fix = _exact_mod(a64.cpu().numpy(), b64.cpu().numpy(), bool(node.attr("fmod")))
+        out = torch.where(sub.expand_as(out), torch.from_numpy(fix).to(out.device, out.dtype), out)
+    return out
+
+
+def _exact_mod(a, b, fmod: bool):
+    import numpy as np
+    with np.errstate(all="ignore"):
+        return np.fmod(a, b) if fmod else np.mod(a, b)
 
 
 @kernel("Pow")

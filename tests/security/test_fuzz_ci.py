@@ -1,0 +1,56 @@
+"""The CI profile of tools/fuzz_inputs.py: a few hostile commands, each in a child process with a
+memory limit and a timeout; none may read outside the model's folder, write outside its named
+output, change an input, print a traceback, die of a signal, run out of memory or hang."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import fuzz_inputs
+
+
+def test_fuzz_ci_profile_finds_no_failure(tmp_path):
+    res = fuzz_inputs.campaign(8, seed=20_000, jobs=2, timeout=120, repro=str(tmp_path))
+    assert res["runs"] == 8 and sum(res["outcomes"].values()) == 8
+    assert res["failures"] == 0, res["distinct_failures"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_mutator_builds_a_runnable_case(seed):
+    import random
+    case = fuzz_inputs.make_case(random.Random(seed))
+    assert case.args and case.args[0] in {"show", "opt", "run", "ir", "estimate"}
+
+
+def test_the_classifier_sees_a_breach(tmp_path):
+    """The harness would notice: a run that reads a secret is a failure, not an error."""
+    case = fuzz_inputs.Case("self-test", ["show", "gpt2"], {})
+    ws = tmp_path / "ws"
+    fuzz_inputs._setup(ws, case)
+    before = fuzz_inputs._snapshot(ws)
+    log = tmp_path / "log"
+    log.write_text(f'["{ws / "secret" / "secret.bin"}", false]\n')
+    assert fuzz_inputs._classify(case, ws, 0, "", before, before, log)[0] == "read-outside"
+    log.write_text("")
+    (ws / "model" / "new").write_bytes(b"x")
+    assert fuzz_inputs._classify(case, ws, 0, "", before, fuzz_inputs._snapshot(ws), log)[0] == "modified-input"
+    assert fuzz_inputs._classify(case, ws, 1, "Traceback (most recent call last):\nX", before, before, log)[0] == \
+        "traceback"
+    assert fuzz_inputs._classify(case, ws, -8, "", before, before, log)[0] == "signal"
+    assert fuzz_inputs._classify(case, ws, None, "", before, before, log)[0] == "hang"
+
+
+def test_the_rir_token_mutator_starts_from_parseable_text():
+    """Mutations must start from text the parser accepts, or they only ever test the lexer."""
+    import random
+
+    import numpy as np
+
+    from ridgeline.ir import parse_graph
+    text, _ = fuzz_inputs._rir_seed(random.Random(0))
+    n = int(text.split("f32[batch, ")[1].split("]")[0])
+    parse_graph(" ".join(fuzz_inputs._RIR_TOKEN.findall(text)), sidecar={"w": np.eye(n, dtype=np.float32)})
