@@ -16,7 +16,6 @@ from pathlib import Path
 from ..common import MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, table
 from ._estimating import parse_degree, wide_output
 
-
 _pos_float = float_arg(0.0, math.inf, open_lo=True)
 
 
