@@ -280,7 +280,8 @@ def check_graph(target: Any, graph: Graph, inputs: Mapping[str, np.ndarray] | No
         expected = reference_run(graph, inputs)
         if backend != "numpy":
             base = _execute(graph, inputs, backend)
-            expected = ReferenceRun(expected.names, [base[n] for n in expected.names], expected.floor, expected.scale)
+            expected = ReferenceRun(expected.names, [base[n] for n in expected.names], expected.floor, expected.scale,
+                                    expected.oracle, expected.arbitrary)
     work = graph.copy()
     consts = _digests(work)
     before_text = print_graph(work)
