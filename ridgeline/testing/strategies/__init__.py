@@ -27,6 +27,7 @@ from ..inputs import random_inputs, testing_meta
 from ._context import GenContext, GraphConfig, Info, Skip
 from ._graphs import DEFAULT_DTYPES, Shapes, graphs, op_names
 from .idioms import IDIOMS, idiom
+from . import edges  # noqa: F401  (registers the edge-value idioms)
 from .recipes import coverage_table, get_recipe, recipe
 
 __all__ = [
@@ -34,7 +35,7 @@ __all__ = [
     "layernorm_idioms", "rmsnorm_idioms", "rotary_idioms", "matmul_epilogues", "elementwise_chains",
     "canonicalize_idioms", "duplicate_idioms", "folding_idioms", "coverage_table", "op_names", "IDIOMS",
     "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe", "pattern",
-    "PatternBuilder", "PASS_IDIOMS", "for_pass",
+    "PatternBuilder", "PASS_IDIOMS", "for_pass", "targeted",
 ]
 
 
@@ -185,6 +186,32 @@ def pattern(fn, *, inputs: int = 1, dtypes: Iterable[str] = ("f32", "f16", "f64"
     return _idioms([label], max_nodes=max_nodes, context=context)
 
 
+def targeted(touches: Iterable[str]) -> st.SearchStrategy[Graph] | None:
+    """Graphs holding what a pass declares it rewrites (``Pass.touches``: idiom names and op or
+    category names), mixed with random graphs (its "does not apply" path); None when it declares
+    nothing this generator knows."""
+    touches = list(touches)
+    idioms = [t for t in touches if t in IDIOMS]
+    ops = [t for t in touches if t not in IDIOMS and _generates(t)]
+    parts: list[st.SearchStrategy[Graph]] = []
+    if idioms:
+        # each declared idiom as often as the others, and now and then all of them together
+        parts += [_idioms([name]) for name in idioms] + [_idioms(idioms, max_nodes=32)]
+    if ops:
+        parts.append(graphs(ops=ops, max_nodes=10))
+    if not parts:
+        return None
+    return st.one_of(*parts, graphs(max_nodes=10))
+
+
+def _generates(name: str) -> bool:
+    """Whether ``name`` is an op or category the generator has a recipe for."""
+    try:
+        return bool(op_names([name]))
+    except Exception:
+        return False
+
+
 #: the idioms that exercise each built-in pass (the rest get random graphs and every idiom)
 PASS_IDIOMS: dict[str, Callable[..., st.SearchStrategy[Graph]]] = {
     "canonicalize": canonicalize_idioms, "cse": duplicate_idioms, "fold-constants": folding_idioms,
@@ -195,9 +222,7 @@ PASS_IDIOMS: dict[str, Callable[..., st.SearchStrategy[Graph]]] = {
 
 
 def for_pass(name: str) -> st.SearchStrategy[Graph]:
-    """Graphs for testing the pass ``name``: its idioms when it is a built-in fusion or cleanup,
-    mixed with random graphs (its "does not apply" path); else ``default_graphs()``."""
-    fn = PASS_IDIOMS.get(name)
-    if fn is None:
-        return default_graphs()
-    return st.one_of(fn(), graphs())
+    """Graphs for testing the registered pass ``name``: what it declares it touches (``targeted``),
+    else ``default_graphs()``."""
+    from ...passes import get_pass
+    return targeted(getattr(get_pass(name), "touches", ())) or default_graphs()
