@@ -92,11 +92,15 @@ def norm_edge(ctx: GenContext) -> None:
     dt = ctx.choice(["f32", "f64", "f16"])
     n = ctx.integer(2, 6)
     shape = tuple(ctx.shape(min_rank=0, max_rank=2, static=True)) + (n,)
+    two = ctx.rare()  # normalize over the two trailing axes (the fused op's axis=-2)
+    if two:
+        shape = shape + (ctx.integer(1, 3),)
     base = ctx.choice([1.0, -3.0, 100.0, 0.0])
     noise = ctx.choice([1e-4, 1e-2, 0.5])
     x = ctx.leaf(dt, shape, lo=base - noise, hi=base + noise, const=False)
     eps = ctx.choice(EPSILONS[1:] if dt == "f16" else EPSILONS)
-    axes = ctx.ints([-1])
+    axes = ctx.ints([-2, -1] if two else [-1])
+    n = n * shape[-1] if two else n
     big = abs(base) + noise
     if ctx.flag():   # layer norm
         mean = _op(ctx, "ReduceMean", x, axes, ranges=[(base - noise, base + noise)], pool=False)
@@ -112,7 +116,8 @@ def norm_edge(ctx: GenContext) -> None:
     b = math.sqrt(n) * 1.01 + 1e-3
     y = _op(ctx, "Div", num, den, ranges=[(-b, b)], pool=False)
     if ctx.flag():
-        _op(ctx, "Mul", y, ctx.leaf(dt, (n,), lo=0.5, hi=1.5, const=True), ranges=[(-2 * b, 2 * b)], pool=False)
+        _op(ctx, "Mul", y, ctx.leaf(dt, shape[-2:] if two else shape[-1:], lo=0.5, hi=1.5, const=True),
+            ranges=[(-2 * b, 2 * b)], pool=False)
 
 
 # ---------------------------------------------------------------------------- masked softmax
