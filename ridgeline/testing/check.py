@@ -401,6 +401,11 @@ def reduce_failure(failure: Failure, check: Callable[[Graph, dict], None]) -> Fa
 SHRINK_SECONDS = 8.0
 
 
+class _OutOfTime(BaseException):
+    """Raised inside the property when the shrinking budget is spent: hypothesis lets a
+    ``BaseException`` through at once instead of shrinking further."""
+
+
 class VacuousCheckError(AssertionError):
     """``check_pass`` ran and the pass changed none of its graphs: nothing was checked."""
 
@@ -478,10 +483,6 @@ def _strategy_for(target: PassTarget) -> tuple[st.SearchStrategy[Graph], str]:
     return strategy, f"graphs holding what the pass {how} ({', '.join(touches)}) and random graphs"
 
 
-def _key(g: Graph, seed: int) -> str:
-    return hashlib.sha1(f"{seed}\n{print_graph(g)}".encode()).hexdigest()
-
-
 def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
                backend: str = "numpy", rtol: float | None = None, atol: float | None = None,
                idempotent: bool = False, max_examples: int | None = None, settings: hsettings | None = None,
@@ -529,12 +530,12 @@ def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph |
             else:
                 strategy = graphs
             first: list[float] = []
-            failing: set[str] = set()
+            best: list[PassCheckError] = []  # the smallest failure seen so far
 
             @given(g=strategy, seed=st.integers(0, 2 ** 31 - 1))
             def prop(g: Graph, seed: int) -> None:
-                if first and time.perf_counter() - first[0] > budget and _key(g, seed) not in failing:
-                    return  # out of shrinking time: only failures already seen still fail
+                if first and time.perf_counter() - first[0] > budget:
+                    raise _OutOfTime()  # stop shrinking: the smallest failure so far is reported
                 try:
                     one(g, random_inputs(g, seed=seed))
                 except PassCheckError as e:
@@ -543,11 +544,16 @@ def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph |
                         log.warning("check_pass(%s): failed after %.1fs on a graph of %d nodes (%s); shrinking "
                                     "for at most %gs", target.label, first[0] - t0, len(g),
                                     e.failure.message.splitlines()[0], budget)
-                    failing.add(_key(g, seed))
+                    if not best or (len(g), len(g.inputs)) < (len(best[0].failure.graph),
+                                                             len(best[0].failure.graph.inputs)):
+                        best[:] = [e]
                     raise
             # one example database entry per checked target, not one for every check_pass call
             prop.hypothesis.inner_test._hypothesis_internal_add_digest = target.label.encode()  # type: ignore
-            _settings(settings, max_examples)(prop)()
+            try:
+                _settings(settings, max_examples)(prop)()
+            except _OutOfTime:
+                raise best[0] from None
     except PassCheckError as e:
         failure = reduce_failure(e.failure, lambda g, inputs: check_graph(target, g, inputs, **opts))
         failure.culprit = _find_culprit(failure, rtol, atol)

@@ -158,10 +158,14 @@ def equal_axes(ctx: GenContext) -> None:
     x = ctx.leaf(dt, (n,) * rank, lo=-4, hi=4, const=ctx.rare())
     perms = [list(p) for p in itertools.permutations(range(rank)) if list(p) != list(range(rank))]
     y = _op(ctx, "Transpose", x, perm=ctx.choice(perms), pool=False)
-    form = ctx.integer(0, 2)
-    if form == 0:
-        _op(ctx, "Transpose", y, perm=ctx.choice(perms), pool=False)
+    form = ctx.integer(0, 3)
+    if form == 0:   # two views of one tensor, the same type: only the perms tell them apart
+        z = _op(ctx, "Transpose", x, perm=ctx.choice(perms), pool=False) if ctx.flag() else \
+            _op(ctx, "Identity", x, pool=False)
+        _op(ctx, "Sub", y, z, ranges=[(-8, 8)], pool=False)
     elif form == 1:
+        _op(ctx, "Transpose", y, perm=ctx.choice(perms), pool=False)
+    elif form == 2:
         axes = sorted(set(ctx.choice([[0], [rank - 1], [0, 1], list(range(1, rank))])))
         m = 4 * n ** rank
         _op(ctx, "ReduceSum", y, ctx.ints(axes), ranges=[(-m, m)], pool=False, keepdims=ctx.choice([1, 0]))
