@@ -28,10 +28,10 @@ def score(names: list[str] | None = None, *, profile: str = "ci", examples: int 
           out=print) -> tuple[int, int, list[tuple[str, str, float]]]:
     """Run the mutants; return (caught, total, [(name, outcome, seconds)])."""
     from hypothesis import settings
+    from mutants import MUTANTS, register_all  # type: ignore[import-not-found]
 
     import ridgeline.testing.pytest_plugin  # noqa: F401  (registers the ci and soak profiles)
     from ridgeline.testing import PassCheckError, VacuousCheckError, check_pass
-    from mutants import MUTANTS, register_all  # type: ignore[import-not-found]
     register_all()
     base = settings.get_profile(profile)
     chosen = [MUTANTS[n] for n in names] if names else list(MUTANTS.values())

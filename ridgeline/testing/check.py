@@ -456,7 +456,7 @@ def probe_idioms(target: Any, *, per_idiom: int = 3) -> list[str]:
         @hsettings(max_examples=per_idiom, derandomize=True, database=None, deadline=None,
                    phases=[Phase.generate], suppress_health_check=list(HealthCheck))
         @given(g=graphs(idioms=[name], max_nodes=16))
-        def draw(g: Graph) -> None:
+        def draw(g: Graph, found: list[bool] = found) -> None:
             if found:
                 return
             try:

@@ -16,7 +16,7 @@ from ridgeline.testing import PassCheckError, VacuousCheckError, check_graph, ch
 from ridgeline.testing.check import as_target, probe_idioms
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mutants import MUTANTS, register_all  # noqa: E402
+from mutants import MUTANTS, register_all
 
 NAMES = sorted(MUTANTS)
 

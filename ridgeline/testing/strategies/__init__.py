@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 from ...ir import Graph
 from ..inputs import random_inputs, testing_meta
+from . import edges  # noqa: F401  (registers the edge-value idioms)
 from ._context import GenContext, GraphConfig, Info, Skip
 from ._graphs import DEFAULT_DTYPES, Shapes, graphs, op_names
 from .idioms import IDIOMS, idiom
-from . import edges  # noqa: F401  (registers the edge-value idioms)
 from .recipes import coverage_table, get_recipe, recipe
 
 __all__ = [

@@ -20,7 +20,7 @@ import numpy as np
 from ...ir import Value
 from ...ir.dtypes import DTYPES
 from ._context import GenContext, Skip
-from .idioms import _FLOAT, _c, _op, idiom, sdpa
+from .idioms import _c, _op, idiom, sdpa
 
 __all__ = ["EPSILONS", "MASK_FILLS"]
 
@@ -73,7 +73,7 @@ def int_arith(ctx: GenContext) -> None:
                 ranges=[(-60, 60)], pool=False)
         return
     # products that wrap: operands near √max
-    m = int(math.isqrt(int(info.max))) * 2
+    m = math.isqrt(int(info.max)) * 2
     x = _int_leaf(ctx, dt, shape, -m, m)
     y = _int_leaf(ctx, dt, shape if ctx.flag() else shape[-1:], -m, m)
     p = _op(ctx, "Mul", x, y, ranges=[(info.min, info.max)], pool=False)

@@ -63,4 +63,4 @@ def register_all() -> list[str]:
     return out
 
 
-from . import attention, attributes, broadcast, classic, folding, integers  # noqa: E402,F401  (they register)
+from . import attention, attributes, broadcast, classic, folding, integers  # noqa: F401  (they register)
