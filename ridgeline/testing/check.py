@@ -452,23 +452,27 @@ def probe_idioms(target: Any, *, per_idiom: int = 3) -> list[str]:
     hits: list[str] = []
     for name in list(IDIOMS):
         found: list[bool] = []
-
-        @hsettings(max_examples=per_idiom, derandomize=True, database=None, deadline=None,
-                   phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(g=graphs(idioms=[name], max_nodes=16))
-        def draw(g: Graph, found: list[bool] = found) -> None:
-            if found:
-                return
-            try:
-                modified = t.run(g.copy())[1]
-            except Exception:
-                modified = True  # it acts here (the check proper says how it fails)
-            if modified:
-                found.append(True)
-        draw()
+        _probe_one(t, graphs(idioms=[name], max_nodes=16), per_idiom, found)
         if found:
             hits.append(name)
     return hits
+
+
+def _probe_one(t: PassTarget, strategy: st.SearchStrategy[Graph], n: int, found: list[bool]) -> None:
+    """Append True to ``found`` when ``t`` changes (or raises on) one of ``n`` drawn graphs."""
+    @hsettings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+               suppress_health_check=list(HealthCheck))
+    @given(g=strategy)
+    def draw(g: Graph) -> None:
+        if found:
+            return
+        try:
+            modified = t.run(g.copy())[1]
+        except Exception:
+            modified = True  # it acts here (the check proper says how it fails)
+        if modified:
+            found.append(True)
+    draw()
 
 
 def _strategy_for(target: PassTarget) -> tuple[st.SearchStrategy[Graph], str]:

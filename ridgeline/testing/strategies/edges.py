@@ -51,7 +51,7 @@ def int_arith(ctx: GenContext) -> None:
     dt = ctx.choice(["i32", "i64", "i8"])
     shape = ctx.shape(min_rank=1, max_rank=3, static=True)
     info = np.iinfo(DTYPES[dt].np_dtype)
-    if ctx.flag():
+    if not ctx.rare():  # a division or modulo, then (below) a product that wraps
         x = _int_leaf(ctx, dt, shape, -20, 20)
         form = ctx.integer(0, 2)
         if form == 0:   # x / c, c of either sign
@@ -68,10 +68,9 @@ def int_arith(ctx: GenContext) -> None:
         op = ctx.choice(["Div", "Mod"])
         attrs = {"fmod": ctx.choice([0, 1])} if op == "Mod" else {}
         r = _op(ctx, op, a, b, ranges=[(-20, 20)], pool=False, **attrs)
-        if ctx.flag():  # and read again, as index arithmetic does
-            _op(ctx, "Mul", r, ctx.constant(np.asarray(ctx.choice([2, -1, 3]), DTYPES[dt].np_dtype), pool=False),
-                ranges=[(-60, 60)], pool=False)
-        return
+        if ctx.flag():  # and read again, as index arithmetic does: (x / c) · c is not x
+            k = b if ctx.flag() else ctx.constant(np.asarray(ctx.choice([2, -1, 3]), DTYPES[dt].np_dtype), pool=False)
+            _op(ctx, "Mul", r, k, ranges=[(-400, 400)], pool=False)
     # products that wrap: operands near √max
     m = math.isqrt(int(info.max)) * 2
     x = _int_leaf(ctx, dt, shape, -m, m)
@@ -179,7 +178,9 @@ def broadcast_chain(ctx: GenContext) -> None:
     """Elementwise chains whose operands have size-1 axes in every position (and lower rank), so
     a fused group must broadcast inside itself."""
     dt = ctx.choice(["f32", "f16", "i32"])
-    full = tuple(ctx.integer(2, 3) for _ in range(ctx.integer(2, 3)))
+    rank = ctx.integer(2, 3)
+    # equal dims make a misplaced size-1 axis type-check: only the values tell
+    full = (ctx.integer(2, 3),) * rank if ctx.flag() else tuple(ctx.integer(2, 3) for _ in range(rank))
     cur = None
     for _ in range(ctx.integer(2, 4)):
         ones = [ctx.flag() for _ in full]
