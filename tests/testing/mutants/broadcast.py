@@ -13,12 +13,18 @@ from ._build import const, graph, op
 _BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min")
 
 
-def _same_type(n, old) -> bool:
+def _reshape_operand(g: Graph, n, i: int, shape) -> bool:
+    """Feed operand ``i`` of ``n`` through Reshape(shape); keep it only if ``n``'s type stays."""
     from ridgeline.ir.infer import infer_node
+    v, old = n.inputs[i], n.outputs[0].type
+    n.set_input(i, g.add_node("Reshape", [v, const(g, list(shape), np.int64)], before=n).outputs[0])
     try:
-        return infer_node(n)[0] == old
+        same = infer_node(n)[0] == old
     except Exception:
-        return False
+        same = False
+    if not same:
+        n.set_input(i, v)
+    return same
 
 
 def _w_col():
@@ -38,14 +44,7 @@ def squeeze_ones(g: Graph) -> bool:
             shape = v.type.shape
             if v.type.rank < 2 or 1 not in shape or not v.type.is_static or all(d == 1 for d in shape):
                 continue
-            squeezed = [d for d in shape if d != 1]
-            r = g.add_node("Reshape", [v, const(g, squeezed, np.int64)], before=n).outputs[0]
-            old = n.outputs[0].type
-            n.set_input(i, r)
-            if _same_type(n, old):
-                changed = True
-            else:
-                n.set_input(i, v)
+            changed |= _reshape_operand(g, n, i, [d for d in shape if d != 1])
     return changed
 
 
@@ -71,13 +70,7 @@ def broadcast_left_aligned(g: Graph) -> bool:
         for i, (v, other) in enumerate(((a, b), (b, a))):
             if 0 < v.type.rank < other.type.rank and v.type.is_static:
                 shape = list(v.type.shape) + [1] * (other.type.rank - v.type.rank)
-                r = g.add_node("Reshape", [v, const(g, shape, np.int64)], before=n).outputs[0]
-                old = n.outputs[0].type
-                n.set_input(i, r)
-                if _same_type(n, old):
-                    changed = True
-                else:
-                    n.set_input(i, v)
+                changed |= _reshape_operand(g, n, i, shape)
                 break
     return changed
 
