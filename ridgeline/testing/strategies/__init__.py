@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from ...ir import Graph
 from ..inputs import random_inputs, testing_meta
-from . import edges  # noqa: F401  (registers the edge-value idioms)
+from . import edges  # registers the edge-value idioms
 from ._context import GenContext, GraphConfig, Info, Skip
 from ._graphs import DEFAULT_DTYPES, Shapes, graphs, op_names
 from .idioms import IDIOMS, idiom
@@ -35,7 +35,7 @@ __all__ = [
     "layernorm_idioms", "rmsnorm_idioms", "rotary_idioms", "matmul_epilogues", "elementwise_chains",
     "canonicalize_idioms", "duplicate_idioms", "folding_idioms", "coverage_table", "op_names", "IDIOMS",
     "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe", "pattern",
-    "PatternBuilder", "PASS_IDIOMS", "for_pass", "targeted",
+    "PatternBuilder", "PASS_IDIOMS", "for_pass", "targeted", "edge_values",
 ]
 
 
@@ -115,13 +115,22 @@ def folding_idioms(**kw) -> st.SearchStrategy[Graph]:
 
 
 def unfused(**kw) -> st.SearchStrategy[Graph]:
-    """Any of the idioms, several in one graph."""
-    return _idioms(list(IDIOMS), max_nodes=kw.pop("max_nodes", 40), **kw)
+    """Any of the unfused idioms the fusions look for, several in one graph (not the edge-value
+    idioms: see ``edge_values``)."""
+    return _idioms([n for n in IDIOMS if n not in edges.EDGE_IDIOMS], max_nodes=kw.pop("max_nodes", 40), **kw)
+
+
+def edge_values(**kw) -> st.SearchStrategy[Graph]:
+    """The idioms at values that break compilers (``edges.py``): integer division, modulo and
+    wrap-around, tiny-variance norms, masked softmax with q ≠ k, equal-size axes, size-1
+    broadcasts, per-axis quantized weights, NaN and ±inf."""
+    return _idioms(list(edges.EDGE_IDIOMS), max_nodes=kw.pop("max_nodes", 24), **kw)
 
 
 def default_graphs() -> st.SearchStrategy[Graph]:
-    """What ``check_pass`` draws by default: random graphs over every op, and graphs of idioms."""
-    return st.one_of(graphs(), unfused())
+    """What ``check_pass`` draws for a pass that declares nothing the probe finds: random graphs
+    over every op, graphs of unfused idioms, and graphs of edge values."""
+    return st.one_of(graphs(), unfused(), edge_values())
 
 
 # ---------------------------------------------------------------------------- your own patterns

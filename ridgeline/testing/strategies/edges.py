@@ -22,7 +22,13 @@ from ...ir.dtypes import DTYPES
 from ._context import GenContext, Skip
 from .idioms import _c, _op, idiom, sdpa
 
-__all__ = ["EPSILONS", "MASK_FILLS"]
+__all__ = ["EPSILONS", "MASK_FILLS", "EDGE_IDIOMS"]
+
+#: the idioms of this module: in ``rs.edge_values()`` and ``check_pass``'s draws, not in
+#: ``rs.unfused()`` (which backends are compared on, where NaN inputs and integer wrap-around are
+#: each runtime's own business)
+EDGE_IDIOMS = ("int-arith", "norm-edge", "masked-softmax", "equal-axes", "broadcast-chain", "quantized-weights",
+               "nonfinite")
 
 #: normalization epsilons: exporters write 1e-5 and 1e-6 (LLaMA), 1e-12 (BERT), up to 1e-3
 EPSILONS = (1e-12, 1e-8, 1e-6, 1e-5, 1e-4, 1e-3)
@@ -185,7 +191,7 @@ def broadcast_chain(ctx: GenContext) -> None:
     for _ in range(ctx.integer(2, 4)):
         ones = [ctx.flag() for _ in full]
         shape = tuple(1 if o else d for o, d in zip(ones, full))
-        if ctx.rare():
+        if ctx.flag():  # lower rank: broadcast prepends the missing axes
             shape = shape[ctx.integer(1, len(shape) - 1):]
         x = ctx.leaf(dt, shape, lo=-2, hi=2, const=None)
         if cur is None:
