@@ -197,8 +197,8 @@ def pattern(fn, *, inputs: int = 1, dtypes: Iterable[str] = ("f32", "f16", "f64"
 
 def targeted(touches: Iterable[str]) -> st.SearchStrategy[Graph] | None:
     """Graphs holding what a pass declares it rewrites (``Pass.touches``: idiom names and op or
-    category names), mixed with random graphs (its "does not apply" path); None when it declares
-    nothing this generator knows."""
+    category names), mixed with edge-value idioms and random graphs (its "does not apply" path);
+    None when it declares nothing this generator knows."""
     touches = list(touches)
     idioms = [t for t in touches if t in IDIOMS]
     ops = [t for t in touches if t not in IDIOMS and _generates(t)]
@@ -210,7 +210,8 @@ def targeted(touches: Iterable[str]) -> st.SearchStrategy[Graph] | None:
         parts.append(graphs(ops=ops, max_nodes=10))
     if not parts:
         return None
-    return st.one_of(*parts, graphs(max_nodes=10))
+    # and the edge values, where any pass may break, and random graphs (the "does not apply" path)
+    return st.one_of(*parts, edge_values(), graphs(max_nodes=10))
 
 
 def _generates(name: str) -> bool:

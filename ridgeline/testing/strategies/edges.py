@@ -59,7 +59,7 @@ def int_arith(ctx: GenContext) -> None:
     info = np.iinfo(DTYPES[dt].np_dtype)
     if not ctx.rare():  # a division or modulo, then (below) a product that wraps
         x = _int_leaf(ctx, dt, shape, -20, 20)
-        form = ctx.integer(0, 2)
+        form = 0 if ctx.flag() else ctx.integer(1, 2)
         if form == 0:   # x / c, c of either sign
             d = ctx.constant(np.asarray(ctx.choice([-3, 2, -1, 4, 7, -8, 3]), DTYPES[dt].np_dtype), pool=False)
             a, b = x, d
@@ -74,7 +74,7 @@ def int_arith(ctx: GenContext) -> None:
         op = ctx.choice(["Div", "Mod"])
         attrs = {"fmod": ctx.choice([0, 1])} if op == "Mod" else {}
         r = _op(ctx, op, a, b, ranges=[(-20, 20)], pool=False, **attrs)
-        if ctx.flag():  # and read again, as index arithmetic does: (x / c) · c is not x
+        if not ctx.rare():  # and read again, as index arithmetic does: (x / c) · c is not x
             k = b if ctx.flag() else ctx.constant(np.asarray(ctx.choice([2, -1, 3]), DTYPES[dt].np_dtype), pool=False)
             _op(ctx, "Mul", r, k, ranges=[(-400, 400)], pool=False)
     # products that wrap: operands near √max
@@ -160,6 +160,12 @@ def equal_axes(ctx: GenContext) -> None:
     dt = ctx.choice(["f32", "i32", "f16"])
     rank = ctx.integer(2, 4)
     n = ctx.integer(2, 3)
+    if dt != "i32" and ctx.rare():  # Gemm of square operands: transA/transB change values, not types
+        a, b = (ctx.leaf(dt, (n, n), lo=-2, hi=2, const=ctx.flag()) for _ in range(2))
+        attrs = {"transA": ctx.choice([0, 1]), "transB": ctx.choice([1, 0])}
+        _op(ctx, "Gemm", a, b, ctx.leaf(dt, (n,), lo=-1, hi=1) if ctx.flag() else None,
+            ranges=[(-4.0 * n - 1, 4.0 * n + 1)], pool=False, **attrs)
+        return
     x = ctx.leaf(dt, (n,) * rank, lo=-4, hi=4, const=ctx.rare())
     perms = [list(p) for p in itertools.permutations(range(rank)) if list(p) != list(range(rank))]
     y = _op(ctx, "Transpose", x, perm=ctx.choice(perms), pool=False)
@@ -186,7 +192,7 @@ def broadcast_chain(ctx: GenContext) -> None:
     dt = ctx.choice(["f32", "f16", "i32"])
     rank = ctx.integer(2, 3)
     # equal dims make a misplaced size-1 axis type-check: only the values tell
-    full = (ctx.integer(2, 3),) * rank if ctx.flag() else tuple(ctx.integer(2, 3) for _ in range(rank))
+    full = tuple(ctx.integer(2, 3) for _ in range(rank)) if ctx.rare() else (ctx.integer(2, 3),) * rank
     cur = None
     for _ in range(ctx.integer(2, 4)):
         ones = [ctx.flag() for _ in full]
