@@ -71,11 +71,12 @@ def int_arith(ctx: GenContext) -> None:
             a = ctx.constant(np.asarray(ctx.choice([-7, 7, -20, 0]), DTYPES[dt].np_dtype), pool=False) \
                 if form == 1 else x
             b = y
-        op = ctx.choice(["Div", "Mod"])
-        attrs = {"fmod": ctx.choice([0, 1])} if op == "Mod" else {}
-        r = _op(ctx, op, a, b, ranges=[(-20, 20)], pool=False, **attrs)
+        # both: truncating division, and the modulo (either sign convention) of the same operands
+        r = _op(ctx, "Div", a, b, ranges=[(-20, 20)], pool=False)
+        _op(ctx, "Mod", a, b, ranges=[(-20, 20)], pool=False, fmod=ctx.choice([1, 0]))
         if not ctx.rare():  # and read again, as index arithmetic does: (x / c) · c is not x
-            k = b if ctx.flag() else ctx.constant(np.asarray(ctx.choice([2, -1, 3]), DTYPES[dt].np_dtype), pool=False)
+            k = b if not ctx.rare() else ctx.constant(np.asarray(ctx.choice([2, -1, 3]), DTYPES[dt].np_dtype),
+                                                       pool=False)
             _op(ctx, "Mul", r, k, ranges=[(-400, 400)], pool=False)
     # products that wrap: operands near √max
     m = math.isqrt(int(info.max)) * 2
