@@ -287,7 +287,7 @@ def check_graph(target: Any, graph: Graph, inputs: Mapping[str, np.ndarray] | No
         if backend != "numpy":
             base = _execute(graph, inputs, backend)
             expected = ReferenceRun(expected.names, [base[n] for n in expected.names], expected.floor, expected.scale,
-                                    expected.oracle, expected.arbitrary)
+                                    expected.oracle, expected.arbitrary, expected.envelope)
     work = graph.copy()
     consts = _digests(work)
     before_text = print_graph(work)

@@ -12,8 +12,9 @@ far it moves each element from the oracle compared with how far the original alr
 
     |got - oracle| <= K · max(|own - oracle|, mean over the output of |own - oracle|) + N · ulp(oracle)
 
-per element and per output, with ``ulp`` taken in the output's dtype (K = 8, N = 8). Nothing is
-scaled by magnitudes elsewhere in the graph, so a −1e4 or ``finfo.min`` mask upstream gives no
+per element and per output, with ``ulp`` taken in the output's dtype at the magnitude the element
+was computed from (its own, or its operands' through elementwise ops — a cancelling ``a − b`` —
+and ``|A|·|B|`` through MatMul) (K = 8, N = 8). Nothing is scaled by magnitudes elsewhere in the graph, so a −1e4 or ``finfo.min`` mask upstream gives no
 allowance: an additive error behind it is judged like any other. Integer and boolean outputs must
 equal the original's exactly. Non-finite values must match the original's in kind (NaN, +inf,
 −inf) and position, except elements the op spec declares arbitrary (``arbitrary="masked-rows"``:
@@ -65,6 +66,8 @@ class ReferenceRun:
     oracle: list[np.ndarray | None] = field(default_factory=list)
     #: per output: elements whose value the specs leave arbitrary (None: none)
     arbitrary: list[np.ndarray | None] = field(default_factory=list)
+    #: per output: the magnitude each element was computed from (ulps are counted at it)
+    envelope: list[np.ndarray | None] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return dict(zip(self.names, self.outputs))
@@ -105,6 +108,8 @@ class _Oracle(Interpreter):
     def __init__(self, graph: Graph):
         super().__init__(graph, check=False)
         self.tainted: set[int] = set()
+        #: per value: the magnitude its elements were computed from (see ``_envelope``)
+        self.env: dict[int, np.ndarray] = {}
 
     def run_node(self, node: Node, args):
         res, wide = None, None
@@ -126,9 +131,38 @@ class _Oracle(Interpreter):
                 else a.astype(v.type.dtype.np_dtype) for v, a in zip(node.outputs, outs)]
         if any(id(v) in self.tainted for v in node.inputs if v is not None):
             self.tainted.update(id(v) for v in node.outputs)
+        for v, a in zip(node.outputs, outs):
+            if _is_float(a):
+                self.env[id(v)] = self._envelope(node, args, a)
         if node.spec is not None and node.spec.extra.get("arbitrary") == "masked-rows":
             self._masked_rows(node, wide if wide is not None else list(args), outs)
         return outs
+
+    def _envelope(self, node: Node, args, out: np.ndarray) -> np.ndarray:
+        """The magnitudes an element was computed from: for elementwise ops the largest of its
+        operands' envelopes (``a − b`` cancelling still rounded ``a`` and ``b``), for MatMul
+        ``|A|·|B|`` (the dot product's error bound), else its own magnitude."""
+        own = np.abs(out.astype(np.float64))
+        with np.errstate(all="ignore"):
+            try:
+                ins = [self._env_of(v, a) for v, a in zip(node.inputs, args) if a is not None and _is_float(a)]
+                if node.spec is not None and node.spec.category == "elementwise" and ins:
+                    env = own
+                    for e in ins:
+                        env = np.maximum(env, e)
+                    if env.shape == own.shape:
+                        return np.where(np.isfinite(env), env, own)
+                elif node.op == "MatMul" and len(ins) == 2:
+                    env = np.matmul(ins[0], ins[1])
+                    if env.shape == own.shape:
+                        return np.where(np.isfinite(env), np.maximum(env, own), own)
+            except (ValueError, TypeError):
+                pass
+        return own
+
+    def _env_of(self, v, a: np.ndarray) -> np.ndarray:
+        e = self.env.get(id(v)) if v is not None else None
+        return e if e is not None else np.abs(np.asarray(a, dtype=np.float64))
 
     def _masked_rows(self, node: Node, args, outs) -> None:
         """Rows that see no key: NaN in the oracle (any value is right there)."""
@@ -188,9 +222,10 @@ def reference_run(graph: Graph, inputs: Mapping[str, Any]) -> ReferenceRun:
             floor[id(v)] = _least_precise(f_in + [own, body])
     names = [v.name for v in graph.outputs]
     outputs = [out[v.name] for v in graph.outputs]
-    orc, arb = [], []
+    orc, arb, env = [], [], []
     for v, own in zip(graph.outputs, outputs):
         e = exact.get(v.name)
+        env.append(oracle.env.get(id(v)))
         if e is None or not _is_float(np.asarray(own)):
             orc.append(None)
             arb.append(None)
@@ -199,7 +234,7 @@ def reference_run(graph: Graph, inputs: Mapping[str, Any]) -> ReferenceRun:
         orc.append(e)
         arb.append(np.isnan(e) if id(v) in oracle.tainted else None)
     return ReferenceRun(names, outputs, [floor.get(id(v)) for v in graph.outputs],
-                        [_max_abs(a) for a in outputs], orc, arb)
+                        [_max_abs(a) for a in outputs], orc, arb, env)
 
 
 def _body_floor(n: Node) -> str | None:
@@ -242,7 +277,8 @@ def compare_outputs(expected: ReferenceRun, got: Mapping[str, np.ndarray] | Sequ
             continue
         oracle = expected.oracle[i] if i < len(expected.oracle) else None
         arbitrary = expected.arbitrary[i] if i < len(expected.arbitrary) else None
-        m = _compare_one(want, have, oracle, arbitrary, rtol, atol)
+        envelope = expected.envelope[i] if i < len(expected.envelope) else None
+        m = _compare_one(want, have, oracle, arbitrary, rtol, atol, envelope)
         if m is not None:
             out.append(Mismatch(i, name, *m))
     return out
@@ -268,7 +304,7 @@ def _kind(a: np.ndarray) -> np.ndarray:
 
 
 def _compare_one(want: np.ndarray, have: np.ndarray, oracle: np.ndarray | None, arbitrary: np.ndarray | None,
-                 rtol: float | None, atol: float | None) -> tuple[str, str] | None:
+                 rtol: float | None, atol: float | None, envelope: np.ndarray | None = None) -> tuple[str, str] | None:
     if not _is_float(want):
         w = want.astype(np.int64) if want.dtype.kind != "b" else want
         h = have.astype(np.int64) if have.dtype.kind != "b" else have
@@ -296,7 +332,10 @@ def _compare_one(want: np.ndarray, have: np.ndarray, oracle: np.ndarray | None, 
         e_own = np.where(fin & (kw == 0), np.abs(w - o), 0.0)
         e_new = np.where(fin, np.abs(h - o), 0.0)
         typical = e_own[fin & (kw == 0)].mean() if np.any(fin & (kw == 0)) else 0.0
-        limit = ERROR_FACTOR * np.maximum(e_own, typical) + ULPS * ulp(want.dtype, o.astype(np.float64))
+        mag = np.abs(o.astype(np.float64))
+        if envelope is not None and envelope.shape == mag.shape:
+            mag = np.maximum(mag, np.where(np.isfinite(envelope), envelope, 0.0))
+        limit = ERROR_FACTOR * np.maximum(e_own, typical) + ULPS * ulp(want.dtype, mag)
         if rtol is not None or atol is not None:
             given = (atol or 0.0) + (rtol or 0.0) * np.abs(o)
             limit = np.maximum(limit, np.where(np.isnan(given), np.inf, given))

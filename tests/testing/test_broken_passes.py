@@ -59,7 +59,7 @@ CASES = [
 def test_check_pass_catches_and_shrinks(broken, graphs, kind, most, tmp_path):
     assert settings.default.derandomize  # the CI profile: the same graphs on every run
     with pytest.raises(PassCheckError) as e:
-        check_pass(broken, graphs=graphs(), repro_dir=tmp_path)
+        check_pass(broken, graphs=graphs(), repro_dir=tmp_path, shrink_seconds=60)
     f = e.value.failure
     assert f.kind in kind.split("|"), e.value
     assert len(f.graph) <= most, f"shrunk to {len(f.graph)} nodes:\n{e.value}"
