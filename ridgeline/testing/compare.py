@@ -142,8 +142,8 @@ class _Oracle(Interpreter):
         """The magnitudes an element was computed from: for elementwise ops the largest of its
         operands' envelopes (``a − b`` cancelling still rounded ``a`` and ``b``), for MatMul
         ``|A|·|B|`` (the dot product's error bound), else its own magnitude."""
-        own = np.abs(out.astype(np.float64))
         with np.errstate(all="ignore"):
+            own = np.abs(out.astype(np.float64))  # beyond float64: inf, no allowance from it
             try:
                 ins = [self._env_of(v, a) for v, a in zip(node.inputs, args) if a is not None and _is_float(a)]
                 if node.spec is not None and node.spec.category == "elementwise" and ins:
