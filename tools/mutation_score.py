@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,11 +36,12 @@ def score(names: list[str] | None = None, *, profile: str = "ci", examples: int 
     register_all()
     base = settings.get_profile(profile)
     chosen = [MUTANTS[n] for n in names] if names else list(MUTANTS.values())
+    repro = tempfile.mkdtemp(prefix="mutation-score-")  # the caught mutants' graphs, not the checkout
     rows = []
     for m in chosen:
         t0 = time.perf_counter()
         try:
-            report = check_pass(m.pass_name, settings=base, max_examples=examples, repro_dir=ROOT / ".mutants-repro")
+            report = check_pass(m.pass_name, settings=base, max_examples=examples, repro_dir=repro)
             outcome, detail = "MISSED", f"{report.examples} graphs, {report.modified} changed"
         except PassCheckError as e:
             outcome, detail = "caught", f"{e.failure.kind}, shrunk to {len(e.failure.graph)} nodes"
