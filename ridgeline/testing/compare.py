@@ -152,6 +152,15 @@ class _Oracle(Interpreter):
                         env = np.maximum(env, e)
                     if env.shape == own.shape:
                         return np.where(np.isfinite(env), env, own)
+                elif node.op == "Attention" and len(args) > 2 and args[2] is not None and own.size:
+                    # each output row is a convex combination of V's rows: its error scales with |V|
+                    return np.maximum(own, float(np.max(self._env_of(node.inputs[2], args[2]), initial=0.0)))
+                elif node.spec is not None and node.spec.category == "attention" and len(args) > 2 \
+                        and all(a is not None for a in args[:3]) and own.size:
+                    # other attention (a recurrent state q·Σ k⊗v): bounded by |q|·|k|·|v|·length
+                    q, k, v = (float(np.max(self._env_of(u, a), initial=0.0))
+                               for u, a in zip(node.inputs[:3], args[:3]))
+                    return np.maximum(own, q * k * v * max(args[1].shape[-2] if args[1].ndim > 1 else 1, 1))
                 elif node.op == "MatMul" and len(ins) == 2:
                     env = np.matmul(ins[0], ins[1])
                     if env.shape == own.shape:
