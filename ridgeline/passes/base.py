@@ -209,6 +209,9 @@ class Pass:
     name: ClassVar[str] = ""
     #: where the pass comes from: "built-in", "plugin <package>" or "local <module>"
     origin: ClassVar[str] = "local"
+    #: what the pass rewrites: idiom names of ``ridgeline.testing.strategies.IDIOMS`` and op or
+    #: category names; ``check_pass`` generates graphs holding them (empty: random graphs only)
+    touches: ClassVar[tuple[str, ...]] = ()
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult | bool:  # pragma: no cover - abstract
         raise NotImplementedError(f"pass {self.name} does not implement run()")

@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import sys
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Sequence, TypeVar
 
 from ..ir.errors import PipelineError, PluginError
 from ..plugins import PluginRef, discover_lenient, load
@@ -106,12 +106,14 @@ def _register(cls: type[Pass], *, replace: bool, origin: str) -> None:
     _PASSES[name] = cls
 
 
-def register_pass(obj: Any = None, /, name: str | None = None, *, replace: bool = False) -> Any:
+def register_pass(obj: Any = None, /, name: str | None = None, *, replace: bool = False,
+                  touches: Sequence[str] | None = None) -> Any:
     """Register a pass class or function under ``name`` (default: its name in kebab case).
 
     Usable bare (``@register_pass``) or with a name (``@register_pass("my-pass")``). Returns the
     decorated object unchanged (a function keeps working as a function; its pass class is
-    ``fn.pass_class``).
+    ``fn.pass_class``). ``touches`` names the idioms and ops the pass rewrites (``Pass.touches``),
+    which ``check_pass`` generates for it.
     """
     if isinstance(obj, str) and name is None:
         obj, name = None, obj
@@ -120,6 +122,8 @@ def register_pass(obj: Any = None, /, name: str | None = None, *, replace: bool 
         if name is None and not isinstance(target, type):
             _load_builtin()
         cls = _as_pass_class(target, name)
+        if touches is not None:
+            cls.touches = tuple(touches)
         module = target.__module__ if hasattr(target, "__module__") else cls.__module__
         _register(cls, replace=replace, origin=_origin_for(module))
         if not isinstance(target, type):

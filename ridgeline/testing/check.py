@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
@@ -42,7 +42,7 @@ from .compare import Mismatch, ReferenceRun, compare_outputs, reference_run
 from .inputs import random_inputs
 
 __all__ = ["check_pass", "check_graph", "CheckReport", "Failure", "PassCheckError", "PassTarget", "as_target",
-           "save_repro", "Repro", "reduce_failure", "prune"]
+           "save_repro", "Repro", "reduce_failure", "prune", "VacuousCheckError", "probe_idioms", "SHRINK_SECONDS"]
 
 log = logging.getLogger("ridgeline.testing")
 
@@ -61,6 +61,8 @@ class PassTarget:
     pipeline: str | None = None
     #: the pipeline's passes one by one, to find the first that goes wrong
     steps: tuple[str, ...] = ()
+    #: what its passes declare they rewrite (``Pass.touches``); None when none declares anything
+    touches: tuple[str, ...] | None = None
 
 
 def as_target(obj: Any) -> PassTarget:
@@ -78,9 +80,13 @@ def as_target(obj: Any) -> PassTarget:
         pipe = parse_pipeline(obj if not is_pass or isinstance(obj, Pipeline) else [obj])
         text = str(pipe)
         label = obj if isinstance(obj, str) else text
-        return PassTarget(label, _pipeline_runner(pipe), pipeline=text, steps=tuple(str(p) for p in pipe))
+        touches = tuple(dict.fromkeys(t for p in pipe for t in getattr(p.cls, "touches", ())))
+        return PassTarget(label, _pipeline_runner(pipe), pipeline=text, steps=tuple(str(p) for p in pipe),
+                          touches=touches or None)
     if callable(obj):
-        return PassTarget(getattr(obj, "__qualname__", repr(obj)), _function_runner(obj))
+        declared = getattr(obj, "touches", None) or getattr(type(obj), "touches", None)
+        return PassTarget(getattr(obj, "__qualname__", repr(obj)), _function_runner(obj),
+                          touches=tuple(declared) if declared else None)
     raise PipelineError(f"check_pass: {obj!r} is not a pass, a pipeline or a function of a graph")
 
 
@@ -280,7 +286,8 @@ def check_graph(target: Any, graph: Graph, inputs: Mapping[str, np.ndarray] | No
         expected = reference_run(graph, inputs)
         if backend != "numpy":
             base = _execute(graph, inputs, backend)
-            expected = ReferenceRun(expected.names, [base[n] for n in expected.names], expected.floor, expected.scale)
+            expected = ReferenceRun(expected.names, [base[n] for n in expected.names], expected.floor, expected.scale,
+                                    expected.oracle, expected.arbitrary, expected.envelope)
     work = graph.copy()
     consts = _digests(work)
     before_text = print_graph(work)
@@ -390,6 +397,19 @@ def reduce_failure(failure: Failure, check: Callable[[Graph, dict], None]) -> Fa
 
 
 # ---------------------------------------------------------------------------- many graphs
+#: seconds a failure is shrunk for before the smallest graph found so far is reported
+SHRINK_SECONDS = 8.0
+
+
+class _OutOfTime(BaseException):
+    """Raised inside the property when the shrinking budget is spent: hypothesis lets a
+    ``BaseException`` through at once instead of shrinking further."""
+
+
+class VacuousCheckError(AssertionError):
+    """``check_pass`` ran and the pass changed none of its graphs: nothing was checked."""
+
+
 @dataclass
 class CheckReport:
     """What ``check_pass`` saw: how many graphs, how many the pass changed, which rules fired."""
@@ -424,24 +444,76 @@ def _settings(base: hsettings | None, max_examples: int | None) -> hsettings:
     return hsettings(parent, **kw)
 
 
+def probe_idioms(target: Any, *, per_idiom: int = 3) -> list[str]:
+    """The idioms a pass that declares nothing (``Pass.touches``) changes: a few derandomized
+    graphs of each idiom run through it; an idiom where it raises counts too."""
+    from .strategies import IDIOMS, graphs
+    t = as_target(target)
+    hits: list[str] = []
+    for name in list(IDIOMS):
+        found: list[bool] = []
+        _probe_one(t, graphs(idioms=[name], max_nodes=16), per_idiom, found)
+        if found:
+            hits.append(name)
+    return hits
+
+
+def _probe_one(t: PassTarget, strategy: st.SearchStrategy[Graph], n: int, found: list[bool]) -> None:
+    """Append True to ``found`` when ``t`` changes (or raises on) one of ``n`` drawn graphs."""
+    @hsettings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+               suppress_health_check=list(HealthCheck))
+    @given(g=strategy)
+    def draw(g: Graph) -> None:
+        if found:
+            return
+        try:
+            modified = t.run(g.copy())[1]
+        except Exception:
+            modified = True  # it acts here (the check proper says how it fails)
+        if modified:
+            found.append(True)
+    draw()
+
+
+def _strategy_for(target: PassTarget) -> tuple[st.SearchStrategy[Graph], str]:
+    """What ``check_pass`` draws by default, and a phrase saying so."""
+    from .strategies import default_graphs, targeted
+    touches, how = target.touches, "declares"
+    if touches is None:
+        touches, how = tuple(probe_idioms(target)), "was seen to change"
+    strategy = targeted(touches) if touches else None
+    if strategy is None:
+        return default_graphs(), "random graphs and every idiom (the pass declares no touches=)"
+    return strategy, f"graphs holding what the pass {how} ({', '.join(touches)}) and random graphs"
+
+
 def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
                backend: str = "numpy", rtol: float | None = None, atol: float | None = None,
                idempotent: bool = False, max_examples: int | None = None, settings: hsettings | None = None,
-               repro_dir: str | os.PathLike | None = None) -> CheckReport:
+               repro_dir: str | os.PathLike | None = None, require_change: bool | None = None,
+               shrink_seconds: float | None = None) -> CheckReport:
     """Check that ``pass_or_pipeline`` keeps the meaning of ``graphs``; return what it saw.
 
-    ``graphs``: a hypothesis strategy (default: ``strategies.default_graphs()``, random graphs
-    over every op mixed with the unfused idioms the fusions look for), or concrete graphs, which
-    are checked as given. ``backend`` runs the graph before and after the pass. ``rtol``/``atol``
-    override the dtype-derived tolerances. ``idempotent`` also checks that a second run changes
-    nothing. ``max_examples`` and ``settings`` control hypothesis (default: the active profile,
-    e.g. ``--hypothesis-profile=ci``). A failure raises ``PassCheckError`` (an ``AssertionError``)
-    describing the shrunk graph and the files written to ``repro_dir``.
+    ``graphs``: a hypothesis strategy, or concrete graphs (checked as given). By default, graphs
+    holding what the pass declares it rewrites (``touches=`` on ``register_pass``, ``Pass.touches``;
+    for a pass declaring nothing, the idioms a quick probe sees it change) mixed with random
+    graphs — and the check *fails* (``VacuousCheckError``) if the pass changed none of them
+    (``require_change``, default: only for the default graphs). ``backend`` runs the graph before
+    and after the pass. ``rtol``/``atol`` widen the oracle's bound. ``idempotent`` also checks that
+    a second run changes nothing. ``max_examples`` and ``settings`` control hypothesis (default:
+    the active profile, e.g. ``--hypothesis-profile=ci``). A failure is logged as soon as it is
+    found, shrunk for at most ``shrink_seconds`` (default ``SHRINK_SECONDS``), and raised as
+    ``PassCheckError`` (an ``AssertionError``) describing the graph and the files written to
+    ``repro_dir``.
     """
     target = as_target(pass_or_pipeline)
     report = CheckReport(target.label)
     t0 = time.perf_counter()
     opts = dict(backend=backend, rtol=rtol, atol=atol, idempotent=idempotent)
+    budget = SHRINK_SECONDS if shrink_seconds is None else shrink_seconds
+    described = "the given graphs"
+    if require_change is None:
+        require_change = graphs is None
 
     def one(g: Graph, inputs: Mapping[str, np.ndarray]) -> None:
         outcome = check_graph(target, g, inputs, **opts)
@@ -457,15 +529,35 @@ def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph |
             for g in ([graphs] if isinstance(graphs, Graph) else list(graphs)):
                 one(g, random_inputs(g, seed=0))
         else:
-            from .strategies import default_graphs
-            strategy = graphs if graphs is not None else default_graphs()
+            if graphs is None:
+                strategy, described = _strategy_for(target)
+            else:
+                strategy = graphs
+            first: list[float] = []
+            best: list[PassCheckError] = []  # the smallest failure seen so far
 
             @given(g=strategy, seed=st.integers(0, 2 ** 31 - 1))
             def prop(g: Graph, seed: int) -> None:
-                one(g, random_inputs(g, seed=seed))
+                if first and time.perf_counter() - first[0] > budget:
+                    raise _OutOfTime()  # stop shrinking: the smallest failure so far is reported
+                try:
+                    one(g, random_inputs(g, seed=seed))
+                except PassCheckError as e:
+                    if not first:
+                        first.append(time.perf_counter())
+                        log.warning("check_pass(%s): failed after %.1fs on a graph of %d nodes (%s); shrinking "
+                                    "for at most %gs", target.label, first[0] - t0, len(g),
+                                    e.failure.message.splitlines()[0], budget)
+                    if not best or (len(g), len(g.inputs)) < (len(best[0].failure.graph),
+                                                             len(best[0].failure.graph.inputs)):
+                        best[:] = [e]
+                    raise
             # one example database entry per checked target, not one for every check_pass call
             prop.hypothesis.inner_test._hypothesis_internal_add_digest = target.label.encode()  # type: ignore
-            _settings(settings, max_examples)(prop)()
+            try:
+                _settings(settings, max_examples)(prop)()
+            except _OutOfTime:
+                raise best[0] from None
     except PassCheckError as e:
         failure = reduce_failure(e.failure, lambda g, inputs: check_graph(target, g, inputs, **opts))
         failure.culprit = _find_culprit(failure, rtol, atol)
@@ -473,4 +565,8 @@ def check_pass(pass_or_pipeline: Any, graphs: st.SearchStrategy[Graph] | Graph |
         raise PassCheckError(failure) from None
     report.seconds = time.perf_counter() - t0
     log.info("%s", report)
+    if require_change and report.examples and not report.modified:
+        raise VacuousCheckError(f"check_pass({target.label}): the pass changed none of the {report.examples} graphs "
+                                f"it was given ({described}), so nothing was checked; declare what it rewrites "
+                                f"with register_pass(..., touches=[idioms or ops]) or pass graphs=")
     return report

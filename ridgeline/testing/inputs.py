@@ -2,7 +2,8 @@
 
 Graphs made by ``ridgeline.testing.strategies`` say in ``graph.meta["testing"]`` where each input
 must lie (``ranges``: inside Log's or Acosh's domain, away from a divisor's zero), how to fill
-special ones (``kinds``: ``rowmask`` is a boolean attention mask that keeps one key per row) and
+special ones (``kinds``: ``rowmask`` is a boolean attention mask that keeps one key per row,
+``specials`` holds NaN and ±inf among in-range values) and
 the sizes of their symbolic dims (``dims``); those inputs follow that. For any other graph, integer
 inputs that index something (token ids feeding a ``Gather``) stay inside the indexed dim; inputs
 named like masks are all ones and position ids count up, so an exported transformer runs on what
@@ -78,6 +79,15 @@ def _rowmask(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+def _specials(rng: np.random.Generator, arr: np.ndarray) -> np.ndarray:
+    """``arr`` with about a third of its elements replaced by NaN, +inf or -inf."""
+    arr = np.array(arr)
+    if arr.size:
+        hit = rng.random(arr.shape) < 0.35
+        arr[hit] = rng.choice(np.array([np.nan, np.inf, -np.inf]), size=int(hit.sum())).astype(arr.dtype)
+    return arr
+
+
 def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """One array per graph input: values inside the ranges the generator recorded, else normal
     floats, in-range indices, ones for masks. ``dims`` sizes symbolic dims (default: the sizes the
@@ -99,6 +109,8 @@ def random_inputs(graph: Graph, *, seed: int = 0, dims: Mapping[str, int] | None
         lname = v.name.lower()
         if kinds.get(v.name) == "rowmask":
             arr = _rowmask(rng, shape)
+        elif kinds.get(v.name) == "specials" and v.name in ranges:
+            arr = _specials(rng, _in_range(rng, shape, dt, *ranges[v.name]))
         elif v.name in ranges:
             lo, hi = ranges[v.name]
             arr = _in_range(rng, shape, dt, lo, hi)

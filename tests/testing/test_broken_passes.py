@@ -9,26 +9,25 @@ low a precision, a pass that writes into the constants it shares with the caller
 
 from __future__ import annotations
 
-import ml_dtypes
-import numpy as np
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import settings
 
 from ridgeline.ir import Graph
-from ridgeline.passes import PassResult, get_pass
+from ridgeline.passes import PassResult
 from ridgeline.passes.base import PassContext
 from ridgeline.passes.transforms.cse import CommonSubexpressionElimination
 from ridgeline.testing import PassCheckError, check_pass
 from ridgeline.testing import strategies as rs
 
-
-def fuse_attention_dropping_scale(g: Graph) -> PassResult:
-    """fuse-attention, then the scale attribute forgotten (the op falls back to 1/√d)."""
-    result = get_pass("fuse-attention")()(g)
-    for n in g:
-        if n.op == "Attention" and "scale" in n.attrs:
-            n.attrs = {k: v for k, v in n.attrs.items() if k != "scale"}
-    return result
+sys.path.insert(0, str(Path(__file__).parent))
+from mutants.attention import attention_scale_dropped as fuse_attention_dropping_scale
+from mutants.classic import dce_bypasses_used_nodes as dce_bypassing_used_nodes
+from mutants.classic import transpose_as_reshape
+from mutants.folding import fold_constants_bf16 as fold_constants_in_bf16
+from mutants.folding import scale_weights_in_place
 
 
 class CSEIgnoringAttributes(CommonSubexpressionElimination):
@@ -42,61 +41,6 @@ class CSEIgnoringAttributes(CommonSubexpressionElimination):
             return super().run(graph, ctx)
         finally:
             cse._node_key = original
-
-
-def dce_bypassing_used_nodes(g: Graph) -> bool:
-    """A dead-code pass that takes any same-typed unary node read once for a leftover copy
-    and removes it, wiring its reader to its input."""
-    changed = False
-    outputs = {id(v) for v in g.outputs}
-    for n in list(g):
-        if len(n.inputs) == 1 and len(n.outputs) == 1 and n.inputs[0] is not None:
-            x, y = n.inputs[0], n.outputs[0]
-            if x.type == y.type and len(y.uses) == 1 and id(y) not in outputs:
-                y.replace_all_uses_with(x)
-                g.erase_node(n)
-                changed = True
-    return changed
-
-
-def transpose_as_reshape(g: Graph) -> bool:
-    """Rewrites Transpose(x) into Reshape(x, shape of the result): the same shape, and the same
-    data only when the permuted dims are 1."""
-    changed = False
-    for n in list(g):
-        if n.op == "Transpose" and n.outputs[0].type.is_static:
-            shape = g.add_constant(None, np.array(n.outputs[0].type.shape, dtype=np.int64))
-            r = g.add_node("Reshape", [n.inputs[0], shape], before=n)
-            n.outputs[0].replace_all_uses_with(r.outputs[0])
-            g.erase_node(n)
-            changed = True
-    return changed
-
-
-def fold_constants_in_bf16(g: Graph) -> PassResult:
-    """fold-constants whose evaluator computes in bfloat16 and casts back."""
-    from ridgeline.api import reference_evaluator
-    ev = reference_evaluator()
-
-    def low(node, arrays):
-        cast = [a.astype(ml_dtypes.bfloat16) if a is not None and a.dtype == np.float32 else a for a in arrays]
-        try:
-            out = ev(node, cast)
-        except Exception:
-            out = ev(node, arrays)
-        return [np.asarray(o).astype(v.type.dtype.np_dtype) for o, v in zip(out, node.outputs)]
-    return get_pass("fold-constants")()(g, PassContext(evaluator=low))
-
-
-def scale_weights_in_place(g: Graph) -> bool:
-    """Folds x·2 into constants by writing into their arrays — shared with the caller's graph."""
-    changed = False
-    for c in list(g.constants.values()):
-        if c.data is not None and c.data.dtype == np.float32 and c.data.flags.owndata and c.data.size > 1:
-            c.data.setflags(write=True)
-            c.data *= 1.0 + 2 ** -10
-            changed = True
-    return changed
 
 
 CASES = [
@@ -115,7 +59,7 @@ CASES = [
 def test_check_pass_catches_and_shrinks(broken, graphs, kind, most, tmp_path):
     assert settings.default.derandomize  # the CI profile: the same graphs on every run
     with pytest.raises(PassCheckError) as e:
-        check_pass(broken, graphs=graphs(), repro_dir=tmp_path)
+        check_pass(broken, graphs=graphs(), repro_dir=tmp_path, shrink_seconds=60)
     f = e.value.failure
     assert f.kind in kind.split("|"), e.value
     assert len(f.graph) <= most, f"shrunk to {len(f.graph)} nodes:\n{e.value}"

@@ -16,6 +16,7 @@ from ridgeline.ir.errors import IRError
 from ridgeline.ir.ops import all_specs
 from ridgeline.testing import random_inputs
 from ridgeline.testing import strategies as rs
+from ridgeline.testing.inputs import testing_meta as _meta
 
 FAST = settings(max_examples=25, database=None, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -87,7 +88,9 @@ def test_generated_graphs_verify_run_and_stay_finite(g, seed):
 @given(rs.unfused(), st.integers(0, 1000))
 def test_idiom_graphs_verify_run_and_stay_finite(g, seed):
     g.verify()
-    assert _finite(NumpyBackend().compile(g).run(random_inputs(g, seed=seed)).values())
+    out = NumpyBackend().compile(g).run(random_inputs(g, seed=seed))
+    # the nonfinite idiom feeds NaN and ±inf on purpose (input kind "specials")
+    assert _finite(out.values()) or "specials" in (_meta(g).get("kinds") or {}).values()
 
 
 @pytest.mark.parametrize("strategy, ops", [

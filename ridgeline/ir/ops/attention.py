@@ -58,7 +58,8 @@ def _attention_bytes(c: CostContext):
            "qk_matmul_output_mode": ("int", 0), "scale": ("float", None), "softcap": ("float", 0.0),
            "softmax_precision": ("int", None), "left_window_size": ("int", -1),
            "right_window_size": ("int", -1)},
-    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=25)
+    category="attention", flops=_attention_flops, bytes=_attention_bytes, since=25,
+    arbitrary="masked-rows")  # a query that sees no key: zeros here, NaN in ONNX's formula; either is right
 def _attention(ctx: InferContext):
     """Scaled dot-product attention with causal/additive masks, KV cache, softcap and GQA."""
     if ctx.attr("qk_matmul_output_mode") not in (0, 1, 2, 3):

@@ -87,7 +87,8 @@ for _name in ("ArgMax", "ArgMin"):
 # Softmax: max, subtract, exp, sum, divide — five operations per element.
 for _name in ("Softmax", "LogSoftmax"):
     op(_name, inputs=["input: T"], outputs=["output: T"], types={"T": {"f64", "f32", "f16", "bf16"}},
-       attrs={"axis": ("int", -1)}, category="reduction", flops=per_element(5), since=13)(_softmax)
+       attrs={"axis": ("int", -1)}, category="reduction", flops=per_element(5), since=13,
+       arbitrary="masked-rows")(_softmax)  # a row of all -inf is NaN by ONNX's formula; any value is right
 
 
 @op("CumSum", inputs=["x: T", "axis: Tind"], outputs=["y: T"], types={"T": NUMERIC, "Tind": INDEX},

@@ -83,6 +83,7 @@ def _body_key(body: Graph) -> tuple:
 @register_pass("cse")
 class CommonSubexpressionElimination(Pass):
     """Merge identical computations and equal small constants."""
+    touches = ("duplicates", "equal-axes")  # what check_pass generates for it
 
     #: constants with at most this many elements are compared by value
     max_constant_elements: int = 4096

@@ -41,6 +41,7 @@ def _int_value(sym: np.ndarray) -> bool:
 @register_pass("fold-constants")
 class FoldConstants(Pass):
     """Fold shape computations and constant sub-graphs into constants."""
+    touches = ("shape-chain", "constant-subgraph", "quantized-weights", "int-arith")  # what check_pass generates for it
 
     #: largest folded result (elements) allowed to exceed the size of its inputs
     size_limit: int = 1 << 20

@@ -371,6 +371,7 @@ ATTENTION = Rule("sdpa", PATTERN, _rewrite, check=_check, benefit=10,
 @register_pass("fuse-attention")
 class FuseAttention(RewritePass):
     """Fuse scaled dot-product attention (scale, causal/additive mask, GQA) into Attention."""
+    touches = ("attention", "masked-softmax")  # what check_pass generates for it
 
     def rules(self):
         return [ATTENTION, KV_CACHE, LAYOUT_3D]

@@ -66,6 +66,7 @@ def _is_output(v: Value) -> bool:
 @register_pass("fuse-elementwise")
 class FuseElementwise(RewritePass):
     """Fuse chains and trees of elementwise ops into Fused nodes of at most max-nodes ops."""
+    touches = ("elementwise-chain", "broadcast-chain", "int-arith", "nonfinite")  # what check_pass generates for it
 
     #: most ops in one fused body
     max_nodes: int = field(default=16, metadata={"lo": 1})

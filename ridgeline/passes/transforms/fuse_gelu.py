@@ -42,6 +42,7 @@ GELU_TANH = Rule("gelu-tanh", _product(tanh_term), lambda m, b: b.Gelu(m["x"], a
 @register_pass("fuse-gelu")
 class FuseGelu(RewritePass):
     """Fuse the erf and tanh forms of GELU into Gelu."""
+    touches = ("gelu",)  # what check_pass generates for it
 
     def rules(self):
         return [GELU_ERF, GELU_TANH]

@@ -66,6 +66,7 @@ LAYER_NORM = Rule("layer-norm", PATTERN, _rewrite, check=_check, benefit=5,
 @register_pass("fuse-layernorm")
 class FuseLayerNorm(RewritePass):
     """Fuse decomposed layer normalization into LayerNormalization."""
+    touches = ("layernorm", "norm-edge")  # what check_pass generates for it
 
     def rules(self):
         return [LAYER_NORM]

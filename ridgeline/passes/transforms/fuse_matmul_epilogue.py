@@ -72,6 +72,7 @@ def _rewrite(m: Match, b: RewriteBuilder):
 @register_pass("fuse-matmul-epilogue")
 class FuseMatmulEpilogue(RewritePass):
     """Fuse bias, activation and residual ops into the MatMul that feeds them."""
+    touches = ("matmul-epilogue", "quantized-weights")  # what check_pass generates for it
 
     #: most epilogue ops per fused node
     max_ops: int = 4

@@ -157,6 +157,7 @@ LAYOUT_3D = Rule("rope-layout-3d", OneOf(ops.RotaryEmbedding(Var("x4", rank=4), 
 @register_pass("fuse-rotary")
 class FuseRotary(RewritePass):
     """Fuse rotate-half rotary position embeddings into RotaryEmbedding."""
+    touches = ("rotary",)  # what check_pass generates for it
 
     def rules(self):
         return [ROTARY, LAYOUT_3D]

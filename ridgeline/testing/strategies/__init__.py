@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from ...ir import Graph
 from ..inputs import random_inputs, testing_meta
+from . import edges  # registers the edge-value idioms
 from ._context import GenContext, GraphConfig, Info, Skip
 from ._graphs import DEFAULT_DTYPES, Shapes, graphs, op_names
 from .idioms import IDIOMS, idiom
@@ -34,7 +35,7 @@ __all__ = [
     "layernorm_idioms", "rmsnorm_idioms", "rotary_idioms", "matmul_epilogues", "elementwise_chains",
     "canonicalize_idioms", "duplicate_idioms", "folding_idioms", "coverage_table", "op_names", "IDIOMS",
     "DEFAULT_DTYPES", "GenContext", "GraphConfig", "Info", "Skip", "recipe", "idiom", "get_recipe", "pattern",
-    "PatternBuilder", "PASS_IDIOMS", "for_pass",
+    "PatternBuilder", "PASS_IDIOMS", "for_pass", "targeted", "edge_values",
 ]
 
 
@@ -114,13 +115,22 @@ def folding_idioms(**kw) -> st.SearchStrategy[Graph]:
 
 
 def unfused(**kw) -> st.SearchStrategy[Graph]:
-    """Any of the idioms, several in one graph."""
-    return _idioms(list(IDIOMS), max_nodes=kw.pop("max_nodes", 40), **kw)
+    """Any of the unfused idioms the fusions look for, several in one graph (not the edge-value
+    idioms: see ``edge_values``)."""
+    return _idioms([n for n in IDIOMS if n not in edges.EDGE_IDIOMS], max_nodes=kw.pop("max_nodes", 40), **kw)
+
+
+def edge_values(**kw) -> st.SearchStrategy[Graph]:
+    """The idioms at values that break compilers (``edges.py``): integer division, modulo and
+    wrap-around, tiny-variance norms, masked softmax with q ≠ k, equal-size axes, size-1
+    broadcasts, per-axis quantized weights, NaN and ±inf."""
+    return _idioms(list(edges.EDGE_IDIOMS), max_nodes=kw.pop("max_nodes", 24), **kw)
 
 
 def default_graphs() -> st.SearchStrategy[Graph]:
-    """What ``check_pass`` draws by default: random graphs over every op, and graphs of idioms."""
-    return st.one_of(graphs(), unfused())
+    """What ``check_pass`` draws for a pass that declares nothing the probe finds: random graphs
+    over every op, graphs of unfused idioms, and graphs of edge values."""
+    return st.one_of(graphs(), unfused(), edge_values())
 
 
 # ---------------------------------------------------------------------------- your own patterns
@@ -185,6 +195,33 @@ def pattern(fn, *, inputs: int = 1, dtypes: Iterable[str] = ("f32", "f16", "f64"
     return _idioms([label], max_nodes=max_nodes, context=context)
 
 
+def targeted(touches: Iterable[str]) -> st.SearchStrategy[Graph] | None:
+    """Graphs holding what a pass declares it rewrites (``Pass.touches``: idiom names and op or
+    category names), mixed with edge-value idioms and random graphs (its "does not apply" path);
+    None when it declares nothing this generator knows."""
+    touches = list(touches)
+    idioms = [t for t in touches if t in IDIOMS]
+    ops = [t for t in touches if t not in IDIOMS and _generates(t)]
+    parts: list[st.SearchStrategy[Graph]] = []
+    if idioms:
+        # each declared idiom as often as the others, and now and then all of them together
+        parts += [_idioms([name]) for name in idioms] + [_idioms(idioms, max_nodes=32)]
+    if ops:
+        parts.append(graphs(ops=ops, max_nodes=10))
+    if not parts:
+        return None
+    # and the edge values, where any pass may break, and random graphs (the "does not apply" path)
+    return st.one_of(*parts, edge_values(), graphs(max_nodes=10))
+
+
+def _generates(name: str) -> bool:
+    """Whether ``name`` is an op or category the generator has a recipe for."""
+    try:
+        return bool(op_names([name]))
+    except Exception:
+        return False
+
+
 #: the idioms that exercise each built-in pass (the rest get random graphs and every idiom)
 PASS_IDIOMS: dict[str, Callable[..., st.SearchStrategy[Graph]]] = {
     "canonicalize": canonicalize_idioms, "cse": duplicate_idioms, "fold-constants": folding_idioms,
@@ -195,9 +232,7 @@ PASS_IDIOMS: dict[str, Callable[..., st.SearchStrategy[Graph]]] = {
 
 
 def for_pass(name: str) -> st.SearchStrategy[Graph]:
-    """Graphs for testing the pass ``name``: its idioms when it is a built-in fusion or cleanup,
-    mixed with random graphs (its "does not apply" path); else ``default_graphs()``."""
-    fn = PASS_IDIOMS.get(name)
-    if fn is None:
-        return default_graphs()
-    return st.one_of(fn(), graphs())
+    """Graphs for testing the registered pass ``name``: what it declares it touches (``targeted``),
+    else ``default_graphs()``."""
+    from ...passes import get_pass
+    return targeted(getattr(get_pass(name), "touches", ())) or default_graphs()
