@@ -26,7 +26,7 @@ from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from ...ir.errors import BackendError
-from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs
+from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
@@ -230,8 +230,8 @@ class AttentionLowering(Lowering):
                     m = np.pad(m, pad, constant_values=-np.inf)
                 bias = np.ascontiguousarray(m, dtype=np.float32)
             if rows:
-                runner.launch(kern, rows, [q.ctypes.data, kk.ctypes.data, vv.ctypes.data, bias.ctypes.data,
-                                           lengths.ctypes.data, offsets.ctypes.data, outs[0].ctypes.data], cost)
+                runner.launch(kern, rows, [ptr(q), ptr(kk), ptr(vv), ptr(bias),
+                                           ptr(lengths), ptr(offsets), ptr(outs[0])], cost)
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
 
@@ -323,7 +323,7 @@ class RotaryLowering(Lowering):
                 raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
                                    f"the cos/sin caches have {cache_rows} rows")
             if out.size:
-                runner.launch(kern, rows, [args[0].ctypes.data, args[1].ctypes.data, args[2].ctypes.data,
-                                           pos.ctypes.data, out.ctypes.data], cost)
+                runner.launch(kern, rows, [ptr(args[0]), ptr(args[1]), ptr(args[2]),
+                                           ptr(pos), ptr(out)], cost)
             return (out,)
         return run
