@@ -30,6 +30,7 @@ from .compare import compare_outputs, reference_run
 from .inputs import random_inputs
 
 __all__ = ["check_backend", "check_onnxruntime", "BackendCheckError", "DiffReport", "supported_ops",
+           "run_twice", "first_difference", "Nondeterministic",
            "run_onnxruntime", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
 
 
@@ -80,6 +81,9 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
         expected = reference_run(g, inputs)
         try:
             got = fn(g, inputs)
+        except Nondeterministic as e:
+            raise BackendCheckError(Failure("nondeterministic", str(e), g, inputs, target, backend=name,
+                                            check="onnxruntime" if name == "onnxruntime" else "backend")) from None
         except Exception as e:
             raise BackendCheckError(Failure("run", f"{name} fails on a graph the reference runs: "
                                             f"{type(e).__name__}: {str(e)[:2000]}", g, inputs, target,
@@ -154,13 +158,51 @@ def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Itera
         except BackendError as e:
             _skip(reasons, str(e).split(":")[0])
             return None
-        out = exe.run(inputs)
+        out = run_twice(exe.run, inputs, backend)
         return {v.name: out[w.name] for v, w in zip(g.outputs, work.outputs)}
 
     report = _run(backend, run, strategy, rtol=rtol, atol=atol, max_examples=max_examples, settings=settings,
                   repro_dir=repro_dir, pipeline=pipeline)
     report.reasons = reasons
     return report
+
+
+class Nondeterministic(AssertionError):
+    """Two runs of one executable on the same inputs gave different bits."""
+
+
+def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> str | None:
+    """Where two runs' outputs differ bit for bit (NaN payloads included), or None."""
+    if list(a) != list(b):
+        return f"outputs {list(a)} then {list(b)}"
+    for name in a:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return f"output {name}: {x.dtype}{list(x.shape)} then {y.dtype}{list(y.shape)}"
+        xb = np.ascontiguousarray(x).view(np.uint8).reshape(-1)
+        yb = np.ascontiguousarray(y).view(np.uint8).reshape(-1)
+        if not np.array_equal(xb, yb):
+            at = int(np.flatnonzero(xb != yb)[0]) // max(x.itemsize, 1)
+            idx = np.unravel_index(at, x.shape) if x.shape else ()
+            return f"output {name} at {list(map(int, idx))}: {x.reshape(-1)[at]!r} then {y.reshape(-1)[at]!r}"
+    return None
+
+
+def run_twice(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]], inputs: Mapping[str, np.ndarray],
+              what: str) -> dict[str, np.ndarray]:
+    """``run(inputs)`` twice; the outputs must be bitwise equal (threaded kernels included),
+    else ``Nondeterministic``. The inputs must not change either."""
+    before = {k: np.array(v, copy=True) for k, v in inputs.items()}
+    first = {k: np.array(v, copy=True) for k, v in run(inputs).items()}
+    second = dict(run(inputs))
+    diff = first_difference(first, second)
+    if diff is None:
+        diff = first_difference(before, {k: np.asarray(v) for k, v in inputs.items()})
+        if diff is not None:
+            diff = "the run wrote into its inputs: " + diff
+    if diff is not None:
+        raise Nondeterministic(f"{what} is not deterministic: two runs on the same inputs differ ({diff})")
+    return first
 
 
 def _nodes(graph: Graph):
@@ -329,7 +371,7 @@ def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph]
             _skip(reasons, gaps[0])
             return None
         try:
-            return run_onnxruntime(g, inputs)
+            return run_twice(lambda x: run_onnxruntime(g, x), inputs, "onnxruntime")
         except Exception as e:  # onnxruntime's own errors carry no common type
             text = str(e)
             if any(m in text for m in ("NOT_IMPLEMENTED", "Could not find an implementation", "is not supported")):
