@@ -259,6 +259,11 @@ def _seq(v) -> object:
     return shape[-2] if len(shape) == 4 else shape[1]
 
 
+def _batch_seq(x) -> tuple:
+    shape = tuple(x.type.shape)
+    return (shape[0], shape[2]) if len(shape) == 4 else shape[:2]
+
+
 def onnxruntime_gap(node) -> str | None:
     """Why onnxruntime cannot take ``node`` as we export it (a limitation of the runtime, checked
     against onnx.reference), or None."""
@@ -276,6 +281,9 @@ def onnxruntime_gap(node) -> str | None:
         seq = node.inputs[3].type.shape[1]
         if not isinstance(seq, int) or node.inputs[1].type.shape[0] < seq:
             return "RotaryEmbedding: onnxruntime wants a cos/sin table at least as long as the sequence"
+    if op == "RotaryEmbedding" and (len(node.inputs) < 4 or node.inputs[3] is None) \
+            and tuple(node.inputs[1].type.shape[:2]) != _batch_seq(node.inputs[0]):
+        return "RotaryEmbedding: onnxruntime does not broadcast cos/sin caches over batch or sequence"
     if op in ("Conv", "ConvInteger", "ConvTranspose") and node.attr("auto_pad") in ("SAME_UPPER", "SAME_LOWER") \
             and any(d != 1 for d in _ints(node, "dilations")):
         return f"{op}: onnxruntime has no dilations with SAME padding"
