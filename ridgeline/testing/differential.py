@@ -184,7 +184,7 @@ def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -
         if not np.array_equal(xb, yb):
             at = int(np.flatnonzero(xb != yb)[0]) // max(x.itemsize, 1)
             idx = np.unravel_index(at, x.shape) if x.shape else ()
-            return f"output {name} at {list(map(int, idx))}: {x.reshape(-1)[at]!r} then {y.reshape(-1)[at]!r}"
+            return f"output {name} at {list(map(int, idx))}: {x.reshape(-1)[at].item()!r} then {y.reshape(-1)[at].item()!r}"
     return None
 
 

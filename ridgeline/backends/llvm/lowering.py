@@ -58,11 +58,11 @@ def outputs(outs: Sequence[np.ndarray | None], shapes, dtypes) -> tuple[np.ndarr
 
 def _poison(a: np.ndarray) -> None:
     if a.dtype.kind == "f" or a.dtype.kind == "V":
-        a.view(np.uint8).fill(0xFF)       # a NaN in every float format
+        a.reshape(-1).view(np.uint8).fill(0xFF)   # a NaN in every float format
     elif a.dtype.kind in "iu":
         a.fill(np.iinfo(a.dtype).max)
     elif a.dtype == np.bool_:
-        a.view(np.uint8).fill(0x7F)       # neither True (1) nor False (0)
+        a.reshape(-1).view(np.uint8).fill(0x7F)   # neither True (1) nor False (0)
 
 
 def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
