@@ -18,8 +18,18 @@ from hypothesis import strategies as st
 
 from ..ir import Builder, Graph, tensor
 
-__all__ = ["KERNEL_SPACES", "attention_graphs", "rotary_graphs", "matmul_graphs", "gemm_graphs",
-           "elementwise_graphs", "norm_graphs", "reduce_graphs", "movement_graphs", "gather_graphs"]
+__all__ = [
+    "KERNEL_SPACES",
+    "attention_graphs",
+    "elementwise_graphs",
+    "gather_graphs",
+    "gemm_graphs",
+    "matmul_graphs",
+    "movement_graphs",
+    "norm_graphs",
+    "reduce_graphs",
+    "rotary_graphs",
+]
 
 #: sizes around vector widths (4, 8, 16 lanes) and the GEMM micro-tile (6/8 rows, 2 vectors)
 EDGE = st.sampled_from([1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 65])

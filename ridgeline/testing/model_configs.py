@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from ..ir import Builder, Graph, tensor
 
-__all__ = ["ModelConfig", "model_configs", "build_model", "model_graphs", "HEAD_DIMS"]
+__all__ = ["HEAD_DIMS", "ModelConfig", "build_model", "model_configs", "model_graphs"]
 
 HEAD_DIMS = (8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 128)
 

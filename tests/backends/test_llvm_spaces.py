@@ -14,13 +14,18 @@ from hypothesis import HealthCheck, settings
 
 pytest.importorskip("llvmlite")
 
-from ridgeline.backends.registry import get_backend  # noqa: E402
-from ridgeline.ir import Builder, Graph, tensor  # noqa: E402
-from ridgeline.ir.errors import BackendError  # noqa: E402
-from ridgeline.testing.differential import (BackendCheckError, Nondeterministic, check_backend,  # noqa: E402
-                                            check_onnxruntime, run_twice)
-from ridgeline.testing.kernel_spaces import KERNEL_SPACES  # noqa: E402
-from ridgeline.testing.model_configs import ModelConfig, build_model, model_graphs  # noqa: E402
+from ridgeline.backends.registry import get_backend
+from ridgeline.ir import Builder, Graph, tensor
+from ridgeline.ir.errors import BackendError
+from ridgeline.testing.differential import (
+    BackendCheckError,
+    Nondeterministic,
+    check_backend,
+    check_onnxruntime,
+    run_twice,
+)
+from ridgeline.testing.kernel_spaces import KERNEL_SPACES
+from ridgeline.testing.model_configs import ModelConfig, build_model, model_graphs
 
 _CI = settings(max_examples=25, deadline=None, derandomize=True, database=None,
                suppress_health_check=list(HealthCheck))

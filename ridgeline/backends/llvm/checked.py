@@ -11,13 +11,14 @@ kernel, the node being run and the index.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ...ir.errors import BackendError
 
-__all__ = ["CheckedKernel", "running", "current_node", "UNKNOWN_SIZE"]
+__all__ = ["UNKNOWN_SIZE", "CheckedKernel", "current_node", "running"]
 
 #: the size handed for an address without one (a plain int from outside the executor): unchecked
 UNKNOWN_SIZE = 1 << 62
