@@ -29,8 +29,8 @@ from ridgeline.backends.registry import get_backend
 from ridgeline.testing.differential import run_twice
 
 #: the issue's shape: GQA 6/2, head dim 16, hidden 96, intermediate 160, vocab 777 (one layer here)
-CONFIG = dict(hidden_size=96, num_attention_heads=6, num_key_value_heads=2, head_dim=16, intermediate_size=160,
-              vocab_size=777, num_hidden_layers=1, max_position_embeddings=256)
+CONFIG = {"hidden_size": 96, "num_attention_heads": 6, "num_key_value_heads": 2, "head_dim": 16,
+          "intermediate_size": 160, "vocab_size": 777, "num_hidden_layers": 1, "max_position_embeddings": 256}
 VARIANTS = [("legacy", 17), ("dynamo", 18)]
 RTOL = 1e-4
 
