@@ -164,3 +164,11 @@ def test_named_configs_on_llvm_and_torch(cfg):
         report = check_backend(backend, g, pipeline=pipeline, rtol=1e-4,
                                options={"strict": True} if backend == "llvm" else None)
         assert report.compared == 1, report
+
+
+@pytest.mark.parametrize("family", sorted(KERNEL_SPACES))
+def test_kernel_space_on_torch(family):
+    """The same shape spaces on the torch backend (its broadcasts of caches, masks, indices)."""
+    pytest.importorskip("torch")
+    report = check_backend("torch", KERNEL_SPACES[family], settings=settings(_CI, max_examples=12))
+    assert report.compared >= 6, report
