@@ -33,7 +33,10 @@ __all__ = [
 
 #: sizes around vector widths (4, 8, 16 lanes) and the GEMM micro-tile (6/8 rows, 2 vectors)
 EDGE = st.sampled_from([1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 65])
-SMALL = st.integers(1, 5)
+#: K past one 256-deep K slice of the JIT GEMM, N past one block of columns (and worth splitting
+#: across cores)
+EDGE_K = st.one_of(EDGE, st.sampled_from([255, 257, 513]))
+EDGE_N = st.one_of(EDGE, st.sampled_from([257, 300]))
 
 
 def _graph(name: str) -> tuple[Graph, Builder]:
@@ -163,7 +166,7 @@ def attention_graphs(draw) -> Graph:
 def matmul_graphs(draw) -> Graph:
     """MatMul at sizes around the micro-tile, ranks 1…4, broadcast batch dims, constant or
     computed weights, and a bias/residual epilogue for the fusion to take."""
-    m, k, n = draw(EDGE), draw(EDGE), draw(EDGE)
+    m, k, n = draw(EDGE), draw(EDGE_K), draw(EDGE_N)
     batch_a, batch_b = draw(_broadcast_pair(2))
     ra, rb = draw(st.sampled_from(["1d", "nd"])), draw(st.sampled_from(["1d", "2d", "nd", "const"]))
     g, b = _graph("matmul")
@@ -189,7 +192,7 @@ def matmul_graphs(draw) -> Graph:
 @st.composite
 def gemm_graphs(draw) -> Graph:
     """Gemm with transposes (a constant or computed B), alpha/beta and C of every broadcast shape."""
-    m, k, n = draw(EDGE), draw(EDGE), draw(EDGE)
+    m, k, n = draw(EDGE), draw(EDGE_K), draw(EDGE_N)
     ta, tb = draw(st.booleans()), draw(st.booleans())
     g, b = _graph("gemm")
     a = g.add_input("a", tensor("f32", *((k, m) if ta else (m, k))))
