@@ -43,7 +43,8 @@ def _each(strategy, n: int, seed: int, fn) -> None:
     go()
 
 
-def soak(configs: int, kernels: int, backends: list[str], out: Path | None, seed: int, rtol: float) -> dict:
+def soak(configs: int, kernels: int, backends: list[str], out: Path | None, seed: int, rtol: float,
+         minutes: float | None = None) -> dict:
 
     from ridgeline.ir.errors import BackendError
     from ridgeline.testing.differential import BackendCheckError, check_backend
@@ -71,12 +72,16 @@ def soak(configs: int, kernels: int, backends: list[str], out: Path | None, seed
 
     done = [0]
 
+    deadline = t0 + minutes * 60 if minutes else None
+
     def model(cfg) -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            return   # out of time: the remaining draws are skipped (and not counted)
         g = build_model(cfg)
         for be in backends:
             one(f"model/{be}", be, g, pipeline="default" if be == "llvm" else None)
         done[0] += 1
-        if done[0] % 50 == 0:
+        if done[0] % 10 == 0:
             print(f"{done[0]} configs, {time.perf_counter() - t0:.0f}s: "
                   + json.dumps({k: dict(v) for k, v in counts.items()}), flush=True)
     if configs:
@@ -84,8 +89,9 @@ def soak(configs: int, kernels: int, backends: list[str], out: Path | None, seed
     if "llvm" in backends and kernels:
         for k, (fam, space) in enumerate(KERNEL_SPACES.items()):
             _each(space, kernels, seed + k + 1,
-                  lambda g, fam=fam: one(f"kernel/{fam}", "llvm", g, options={"strict": True}))
-    return {"seconds": round(time.perf_counter() - t0, 1), "counts": {k: dict(v) for k, v in counts.items()},
+                  lambda g, fam=fam: None if deadline is not None and time.perf_counter() > deadline
+                  else one(f"kernel/{fam}", "llvm", g, options={"strict": True}))
+    return {"seconds": round(time.perf_counter() - t0, 1), "configs": done[0], "counts": {k: dict(v) for k, v in counts.items()},
             "kernel_ops": {k: dict(v) for k, v in examples.items() if k.startswith("kernel/")}}
 
 
@@ -99,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtol", type=float, default=1e-4)
     ap.add_argument("--unchecked", action="store_true", help="llvm without bounds checks (faster)")
     ap.add_argument("--out", type=Path, help="folder for the repros of failures")
+    ap.add_argument("--minutes", type=float, help="stop drawing new graphs after this long")
     a = ap.parse_args(argv)
     prof = PROFILES[a.profile]
     if not a.unchecked:
         os.environ["RIDGELINE_LLVM_CHECKED"] = "1"
     res = soak(a.configs if a.configs is not None else prof["configs"],
                a.kernels if a.kernels is not None else prof["kernels"],
-               [b for b in a.backends.split(",") if b], a.out, a.seed, a.rtol)
+               [b for b in a.backends.split(",") if b], a.out, a.seed, a.rtol, a.minutes)
     print(json.dumps(res, indent=1))
     bad = sum(n for c in res["counts"].values() for k, n in c.items() if k not in ("checked", "skipped"))
     return 1 if bad else 0
