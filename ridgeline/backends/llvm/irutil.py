@@ -91,12 +91,14 @@ def checked_mode() -> bool:
     return os.environ.get("RIDGELINE_LLVM_CHECKED", "").strip() not in ("", "0")
 
 
-def kernel_function(module: ir.Module, name: str, n_ptrs: int) -> tuple[ir.Function, ir.IRBuilder, ir.Value, ir.Value, list[ir.Value]]:
+def kernel_function(module: ir.Module, name: str, n_ptrs: int, *,
+                    checked: bool | None = None) -> tuple[ir.Function, ir.IRBuilder, ir.Value, ir.Value, list[ir.Value]]:
     """Define ``void name(i64 lo, i64 hi, ptr...)``; returns (fn, builder at entry, lo, hi, ptrs).
 
-    In checked mode the function takes, after the pointers, one i64 size in bytes per pointer and
-    a pointer to an i64[4] error record (see the module docstring)."""
-    checked = checked_mode()
+    In checked mode (``checked``, by default ``checked_mode()``) the function takes, after the
+    pointers, one i64 size in bytes per pointer and a pointer to an i64[4] error record (see the
+    module docstring); callers outside the executor pass ``checked=False``."""
+    checked = checked_mode() if checked is None else checked
     extra = [I64] * n_ptrs + [PTR] if checked else []
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n_ptrs + extra), name)
     fn.attributes.add("nounwind")
