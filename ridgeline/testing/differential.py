@@ -31,7 +31,7 @@ from .inputs import random_inputs
 
 __all__ = ["check_backend", "check_onnxruntime", "BackendCheckError", "DiffReport", "supported_ops",
            "run_twice", "first_difference", "Nondeterministic",
-           "run_onnxruntime", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
+           "run_onnxruntime", "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
 
 
 class BackendCheckError(PassCheckError):
@@ -338,8 +338,9 @@ def onnxruntime_gaps(graph: Graph) -> list[str]:
     return gaps + [r for r in (onnxruntime_gap(n) for n in _nodes(graph)) if r]
 
 
-def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
+def onnxruntime_runner(graph: Graph) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Export ``graph`` to ONNX once and open an onnxruntime CPU session; the returned function
+    runs it on inputs by name and gives outputs by name."""
     import onnxruntime as ort
 
     from ..frontends.onnx import to_onnx
@@ -351,14 +352,22 @@ def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str,
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    res = sess.run(names, {k: np.asarray(v) for k, v in inputs.items()})
-    out = {}
-    for v, name, arr in zip(graph.outputs, names, res):
-        want = v.type.dtype.np_dtype
-        if arr.dtype != want and arr.dtype.itemsize == want.itemsize and want.kind == "V":
-            arr = arr.view(want)  # float8 comes back as its raw bytes
-        out[name] = arr
-    return out
+
+    def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = sess.run(names, {k: np.asarray(v) for k, v in inputs.items()})
+        out = {}
+        for v, name, arr in zip(graph.outputs, names, res):
+            want = v.type.dtype.np_dtype
+            if arr.dtype != want and arr.dtype.itemsize == want.itemsize and want.kind == "V":
+                arr = arr.view(want)  # float8 comes back as its raw bytes
+            out[name] = arr
+        return out
+    return run
+
+
+def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
+    return onnxruntime_runner(graph)(inputs)
 
 
 def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
@@ -379,7 +388,7 @@ def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph]
             _skip(reasons, gaps[0])
             return None
         try:
-            return run_twice(lambda x: run_onnxruntime(g, x), inputs, "onnxruntime")
+            return run_twice(onnxruntime_runner(g), inputs, "onnxruntime")
         except Exception as e:  # onnxruntime's own errors carry no common type
             text = str(e)
             if any(m in text for m in ("NOT_IMPLEMENTED", "Could not find an implementation", "is not supported")):
