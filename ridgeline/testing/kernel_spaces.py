@@ -158,8 +158,14 @@ def attention_graphs(draw) -> Graph:
     if draw(st.integers(0, 4)) == 0:
         attrs["softcap"] = 3.0
     n_out = 3 if past else draw(st.sampled_from([1, 3]))
-    outs = b.Attention(q, k, v, mask, pk, pv, _outputs=n_out, **attrs)
-    return _finish(g, outs, kinds=kinds)
+    ranges = {}
+    nonpad = None
+    if not past and skv >= sq and draw(st.integers(0, 3)) == 0:
+        # an external cache: each batch entry's valid keys, queries the last sq of them
+        nonpad = g.add_input("nonpad_kv_seqlen", tensor("i64", bsz))
+        ranges["nonpad_kv_seqlen"] = (sq, skv)
+    outs = b.Attention(q, k, v, mask, pk, pv, nonpad, _outputs=n_out, **attrs)
+    return _finish(g, outs, ranges, kinds)
 
 
 @st.composite
