@@ -30,7 +30,8 @@ from .compare import compare_outputs, reference_run
 from .inputs import random_inputs
 
 __all__ = ["check_backend", "check_onnxruntime", "BackendCheckError", "DiffReport", "supported_ops",
-           "run_onnxruntime", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
+           "run_twice", "first_difference", "Nondeterministic",
+           "run_onnxruntime", "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
 
 
 class BackendCheckError(PassCheckError):
@@ -80,6 +81,9 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
         expected = reference_run(g, inputs)
         try:
             got = fn(g, inputs)
+        except Nondeterministic as e:
+            raise BackendCheckError(Failure("nondeterministic", str(e), g, inputs, target, backend=name,
+                                            check="onnxruntime" if name == "onnxruntime" else "backend")) from None
         except Exception as e:
             raise BackendCheckError(Failure("run", f"{name} fails on a graph the reference runs: "
                                             f"{type(e).__name__}: {str(e)[:2000]}", g, inputs, target,
@@ -154,13 +158,51 @@ def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Itera
         except BackendError as e:
             _skip(reasons, str(e).split(":")[0])
             return None
-        out = exe.run(inputs)
+        out = run_twice(exe.run, inputs, backend)
         return {v.name: out[w.name] for v, w in zip(g.outputs, work.outputs)}
 
     report = _run(backend, run, strategy, rtol=rtol, atol=atol, max_examples=max_examples, settings=settings,
                   repro_dir=repro_dir, pipeline=pipeline)
     report.reasons = reasons
     return report
+
+
+class Nondeterministic(AssertionError):
+    """Two runs of one executable on the same inputs gave different bits."""
+
+
+def first_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> str | None:
+    """Where two runs' outputs differ bit for bit (NaN payloads included), or None."""
+    if list(a) != list(b):
+        return f"outputs {list(a)} then {list(b)}"
+    for name in a:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        if x.dtype != y.dtype or x.shape != y.shape:
+            return f"output {name}: {x.dtype}{list(x.shape)} then {y.dtype}{list(y.shape)}"
+        xb = np.ascontiguousarray(x).view(np.uint8).reshape(-1)
+        yb = np.ascontiguousarray(y).view(np.uint8).reshape(-1)
+        if not np.array_equal(xb, yb):
+            at = int(np.flatnonzero(xb != yb)[0]) // max(x.itemsize, 1)
+            idx = np.unravel_index(at, x.shape) if x.shape else ()
+            return f"output {name} at {list(map(int, idx))}: {x.reshape(-1)[at].item()!r} then {y.reshape(-1)[at].item()!r}"
+    return None
+
+
+def run_twice(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]], inputs: Mapping[str, np.ndarray],
+              what: str) -> dict[str, np.ndarray]:
+    """``run(inputs)`` twice; the outputs must be bitwise equal (threaded kernels included),
+    else ``Nondeterministic``. The inputs must not change either."""
+    before = {k: np.array(v, copy=True) for k, v in inputs.items()}
+    first = {k: np.array(v, copy=True) for k, v in run(inputs).items()}
+    second = dict(run(inputs))
+    diff = first_difference(first, second)
+    if diff is None:
+        diff = first_difference(before, {k: np.asarray(v) for k, v in inputs.items()})
+        if diff is not None:
+            diff = "the run wrote into its inputs: " + diff
+    if diff is not None:
+        raise Nondeterministic(f"{what} is not deterministic: two runs on the same inputs differ ({diff})")
+    return first
 
 
 def _nodes(graph: Graph):
@@ -217,6 +259,11 @@ def _seq(v) -> object:
     return shape[-2] if len(shape) == 4 else shape[1]
 
 
+def _batch_seq(x) -> tuple:
+    shape = tuple(x.type.shape)
+    return (shape[0], shape[2]) if len(shape) == 4 else shape[:2]
+
+
 def onnxruntime_gap(node) -> str | None:
     """Why onnxruntime cannot take ``node`` as we export it (a limitation of the runtime, checked
     against onnx.reference), or None."""
@@ -234,6 +281,9 @@ def onnxruntime_gap(node) -> str | None:
         seq = node.inputs[3].type.shape[1]
         if not isinstance(seq, int) or node.inputs[1].type.shape[0] < seq:
             return "RotaryEmbedding: onnxruntime wants a cos/sin table at least as long as the sequence"
+    if op == "RotaryEmbedding" and (len(node.inputs) < 4 or node.inputs[3] is None) \
+            and tuple(node.inputs[1].type.shape[:2]) != _batch_seq(node.inputs[0]):
+        return "RotaryEmbedding: onnxruntime does not broadcast cos/sin caches over batch or sequence"
     if op in ("Conv", "ConvInteger", "ConvTranspose") and node.attr("auto_pad") in ("SAME_UPPER", "SAME_LOWER") \
             and any(d != 1 for d in _ints(node, "dilations")):
         return f"{op}: onnxruntime has no dilations with SAME padding"
@@ -288,8 +338,9 @@ def onnxruntime_gaps(graph: Graph) -> list[str]:
     return gaps + [r for r in (onnxruntime_gap(n) for n in _nodes(graph)) if r]
 
 
-def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
+def onnxruntime_runner(graph: Graph) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Export ``graph`` to ONNX once and open an onnxruntime CPU session; the returned function
+    runs it on inputs by name and gives outputs by name."""
     import onnxruntime as ort
 
     from ..frontends.onnx import to_onnx
@@ -301,14 +352,22 @@ def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str,
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    res = sess.run(names, {k: np.asarray(v) for k, v in inputs.items()})
-    out = {}
-    for v, name, arr in zip(graph.outputs, names, res):
-        want = v.type.dtype.np_dtype
-        if arr.dtype != want and arr.dtype.itemsize == want.itemsize and want.kind == "V":
-            arr = arr.view(want)  # float8 comes back as its raw bytes
-        out[name] = arr
-    return out
+
+    def run(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = sess.run(names, {k: np.asarray(v) for k, v in inputs.items()})
+        out = {}
+        for v, name, arr in zip(graph.outputs, names, res):
+            want = v.type.dtype.np_dtype
+            if arr.dtype != want and arr.dtype.itemsize == want.itemsize and want.kind == "V":
+                arr = arr.view(want)  # float8 comes back as its raw bytes
+            out[name] = arr
+        return out
+    return run
+
+
+def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
+    return onnxruntime_runner(graph)(inputs)
 
 
 def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
@@ -329,7 +388,7 @@ def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph]
             _skip(reasons, gaps[0])
             return None
         try:
-            return run_onnxruntime(g, inputs)
+            return run_twice(onnxruntime_runner(g), inputs, "onnxruntime")
         except Exception as e:  # onnxruntime's own errors carry no common type
             text = str(e)
             if any(m in text for m in ("NOT_IMPLEMENTED", "Could not find an implementation", "is not supported")):

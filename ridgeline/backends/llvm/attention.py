@@ -26,7 +26,7 @@ from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from ...ir.errors import BackendError
-from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs
+from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
@@ -230,8 +230,8 @@ class AttentionLowering(Lowering):
                     m = np.pad(m, pad, constant_values=-np.inf)
                 bias = np.ascontiguousarray(m, dtype=np.float32)
             if rows:
-                runner.launch(kern, rows, [q.ctypes.data, kk.ctypes.data, vv.ctypes.data, bias.ctypes.data,
-                                           lengths.ctypes.data, offsets.ctypes.data, outs[0].ctypes.data], cost)
+                runner.launch(kern, rows, [ptr(q), ptr(kk), ptr(vv), ptr(bias),
+                                           ptr(lengths), ptr(offsets), ptr(outs[0])], cost)
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
 
@@ -259,9 +259,21 @@ class RotaryLowering(Lowering):
         self.rot = node.attr("rotary_embedding_dim") or d
         self.half = self.rot // 2
         self.interleaved = bool(node.attr("interleaved"))
-        self.cache_rows = cs[0] if self.has_pos else None
-        if cs[-1] != self.half:
+        if cs[-1] != self.half or in_shapes[2] != cs:
             raise Unsupported("cos/sin caches of another width than rotary_dim / 2")
+        # which cos/sin row each (batch, position) reads: the caches (no position ids) or the
+        # position ids broadcast over batch and sequence like numpy does — size-1 axes read with
+        # stride 0 (a [1, S, D/2] cache is shared by every batch entry)
+        if self.has_pos:
+            if len(cs) != 2 or in_shapes[3] is None or len(in_shapes[3]) != 2:
+                raise Unsupported("position ids that are not [batch, seq] into [positions, rotary_dim/2] caches")
+            self.row_st = broadcast_strides(in_shapes[3], (b, s))
+            self.cache_rows = cs[0]
+        else:
+            if len(cs) != 3:
+                raise Unsupported("cos/sin caches that are not [batch, seq, rotary_dim/2]")
+            self.row_st = broadcast_strides(cs[:2], (b, s))
+            self.cache_rows = None
         self.in_shapes = [tuple(v) if v is not None else None for v in in_shapes]
         self.out_shape = tuple(node.outputs[0].type.shape)
         self.cost = 6.0 * math.prod(self.out_shape) * 4
@@ -275,7 +287,7 @@ class RotaryLowering(Lowering):
             bb = b.sdiv(row, const(I64, H * S))
             base = b.add(b.add(b.mul(bb, const(I64, self.st[0])), b.mul(hh, const(I64, self.st[1]))),
                          b.mul(ss, const(I64, self.st[2])))
-            bs = b.add(b.mul(bb, const(I64, S)), ss)
+            bs = b.add(b.mul(bb, const(I64, self.row_st[0])), b.mul(ss, const(I64, self.row_st[1])))
             crow = load(b, POS, bs, I64) if self.has_pos else bs
             cbase = b.mul(crow, const(I64, half))
             with loop(b, 0, half, name="i") as i:
@@ -311,7 +323,7 @@ class RotaryLowering(Lowering):
                 raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
                                    f"the cos/sin caches have {cache_rows} rows")
             if out.size:
-                runner.launch(kern, rows, [args[0].ctypes.data, args[1].ctypes.data, args[2].ctypes.data,
-                                           pos.ctypes.data, out.ctypes.data], cost)
+                runner.launch(kern, rows, [ptr(args[0]), ptr(args[1]), ptr(args[2]),
+                                           ptr(pos), ptr(out)], cost)
             return (out,)
         return run

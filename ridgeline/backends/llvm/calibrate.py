@@ -172,7 +172,7 @@ def _pingpong(n: int, fmas: int, reps: int, threads: int) -> float:
     from .parallel import Runner
     import llvmlite.ir as lir
     m = lir.Module(name="calibrate")
-    fn, b, lo, hi, (pa, pb) = kernel_function(m, "pingpong", 2)
+    fn, b, lo, hi, (pa, pb) = kernel_function(m, "pingpong", 2, checked=False)
 
     def sweep(src, dst):
         with loop(b, lo, hi, name="i") as i:

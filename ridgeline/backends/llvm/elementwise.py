@@ -183,8 +183,8 @@ class ElementwiseLowering(Lowering):
             check_inputs(name, args, expect)
             ptrs = list(fixed)
             for k, i in args_idx:
-                ptrs[k] = args[i].ctypes.data
-            ptrs += [o.ctypes.data for o in outs]
+                ptrs[k] = ptr(args[i])
+            ptrs += [ptr(o) for o in outs]
             runner.launch(kern, extent, ptrs, cost, grain)
             return outs
         run.keep = aux_keep

@@ -26,6 +26,8 @@ from ...ir import dims as D
 from ...ir.errors import BackendError, IRError
 from ...ir.verifier import describe
 from ..numpy.interpreter import Interpreter, bind_inputs
+from .checked import CheckedKernel, running
+from .irutil import checked_mode
 from .jit import CompiledModule, compile_ir, finalize_text
 from .lowering import Lowering, Unsupported, cfunc
 from .lowerings import lower
@@ -222,7 +224,8 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
             final = "k" + hashlib.sha1(text.encode()).hexdigest()[:16]
             if final not in _COMPILED:
                 defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
-            mine[n] = (final, len(fn.args) - 2)
+            bounds = getattr(fn, "bounds", None)
+            mine[n] = (final, len(fn.args) - 2, len(bounds) if bounds is not None else None)
         names.append(mine)
     if defs:
         text = "\n".join(decls.values()) + "\n\n" + "\n\n".join(defs.values())
@@ -234,13 +237,15 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
     fns: dict[str, Any] = {}
     for (orig, lw), mine in zip(emitted, names):
         def get(local: str, mine=mine):
-            final, n_ptrs = mine[local]
+            final, n_ptrs, n_checked = mine[local]
             f = fns.get(final)
             if f is None:
                 module = _COMPILED[final]
                 if module not in plan.modules:
                     plan.modules.append(module)   # keep the code alive as long as this plan
                 f = fns[final] = cfunc(module.address(final), n_ptrs)
+                if n_checked is not None:   # compiled with bounds checks: sizes and a record per launch
+                    f = fns[final] = CheckedKernel(f, final, n_checked)
             return f
         plan.kernels[orig] = lw.bind(get, runner)
 
@@ -277,6 +282,8 @@ class LLVMInterpreter(Interpreter):
         plan = self.plan
         k = plan.kernels.get(node)
         if k is not None:
+            if checked_mode():
+                running(describe(node))
             res = k([a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in args],
                     plan.memory.outs(node))
             plan.memory.keep(node, res)

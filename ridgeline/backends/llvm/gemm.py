@@ -26,7 +26,7 @@ import numpy as np
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
+from .irutil import (F32, I64, Var, address, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
                      masked_store, splat)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
@@ -350,14 +350,16 @@ class GemmLowering(Lowering):
         nv = math.ceil(ncols / w)
         masks = [None if (c + 1) * w <= ncols else lane_mask(w, ncols - c * w) for c in range(nv)]
 
+        lanes = [min(w, ncols - c * w) for c in range(nv)]
+
         def vload(base, idx, c):
-            addr = b.gep(base, [idx], source_etype=F32)
+            addr = address(b, base, idx, F32, lanes[c])
             if masks[c] is None:
                 return b.load(addr, typ=vt, align=4)
             return masked_load(b, addr, vt, masks[c])
 
         def vstore(v, base, idx, c):
-            addr = b.gep(base, [idx], source_etype=F32)
+            addr = address(b, base, idx, F32, lanes[c], is_store=True)
             if masks[c] is None:
                 b.store(v, addr, align=4)
             else:
@@ -376,7 +378,7 @@ class GemmLowering(Lowering):
         with loop(b, kc, kend, name="k") as k:
             if self.packed:   # panel j // NR, row k: NR contiguous floats, zero past N
                 prow = b.mul(b.add(b.mul(b.sdiv(j, const(I64, self.nr)), const(I64, K)), k), const(I64, self.nr))
-                bv = [b.load(b.gep(B, [b.add(prow, const(I64, c * w))], source_etype=F32), typ=vt, align=4)
+                bv = [b.load(address(b, B, b.add(prow, const(I64, c * w)), F32, w), typ=vt, align=4)
                       for c in range(nv)]
             else:
                 brow = b.add(b0, b.mul(k, const(I64, N)))
@@ -449,11 +451,11 @@ class GemmLowering(Lowering):
                     return BlasLowering(self.node, None, None).bind(None, None)(args, [out])
                 return (out,)
             check_inputs(name, args, expect)
-            ptrs = [args[a_arg].ctypes.data, bptr if bptr is not None else args[b_arg].ctypes.data, out.ctypes.data]
+            ptrs = [ptr(args[a_arg]), bptr if bptr is not None else ptr(args[b_arg]), ptr(out)]
             ptrs += aux_ptrs
             if c_arg is not None:
-                ptrs.append(args[c_arg].ctypes.data)
-            ptrs += [f if f is not None else args[src].ctypes.data for f, (kind, src) in zip(epi_fixed, epi_srcs)]
+                ptrs.append(ptr(args[c_arg]))
+            ptrs += [f if f is not None else ptr(args[src]) for f, (kind, src) in zip(epi_fixed, epi_srcs)]
             runner.launch(kern, tasks, ptrs, cost)
             return (out,)
         run.keep = (aux, fixed_b, epi_keep)

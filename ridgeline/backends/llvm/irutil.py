@@ -4,17 +4,23 @@ Kernels share one calling convention: ``void f(i64 lo, i64 hi, ptr a0, ptr a1, .
 ``[lo, hi)`` is the slice of the kernel's outermost parallel range this call computes (the
 executor splits it across cores) and every operand is a ``noalias`` pointer to a buffer.
 Mutable locals are ``alloca`` slots (SROA turns them into registers at -O3), as clang does.
+
+With ``RIDGELINE_LLVM_CHECKED=1`` (a debug mode, on in the tests) every kernel also takes each
+buffer's size in bytes and an error record: every ``load``/``store``/``address`` is checked
+against its buffer, and an access outside it is recorded (kernel, buffer, index) and redirected
+to a scratch slot instead of touching memory; the executor turns the record into an error.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
-           "splat", "lane_mask", "masked_load", "masked_store",
+           "splat", "lane_mask", "masked_load", "masked_store", "checked_mode", "address",
            "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
 
 F16 = ir.HalfType()
@@ -80,14 +86,59 @@ def const(ty: ir.Type, v) -> ir.Constant:
     return ir.Constant(ty, int(v))
 
 
-def kernel_function(module: ir.Module, name: str, n_ptrs: int) -> tuple[ir.Function, ir.IRBuilder, ir.Value, ir.Value, list[ir.Value]]:
-    """Define ``void name(i64 lo, i64 hi, ptr...)``; returns (fn, builder at entry, lo, hi, ptrs)."""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n_ptrs), name)
+def checked_mode() -> bool:
+    """True when kernels are generated with bounds checks (``RIDGELINE_LLVM_CHECKED=1``)."""
+    return os.environ.get("RIDGELINE_LLVM_CHECKED", "").strip() not in ("", "0")
+
+
+def kernel_function(module: ir.Module, name: str, n_ptrs: int, *,
+                    checked: bool | None = None) -> tuple[ir.Function, ir.IRBuilder, ir.Value, ir.Value, list[ir.Value]]:
+    """Define ``void name(i64 lo, i64 hi, ptr...)``; returns (fn, builder at entry, lo, hi, ptrs).
+
+    In checked mode (``checked``, by default ``checked_mode()``) the function takes, after the
+    pointers, one i64 size in bytes per pointer and a pointer to an i64[4] error record (see the
+    module docstring); callers outside the executor pass ``checked=False``."""
+    checked = checked_mode() if checked is None else checked
+    extra = [I64] * n_ptrs + [PTR] if checked else []
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64] + [PTR] * n_ptrs + extra), name)
     fn.attributes.add("nounwind")
-    for a in fn.args[2:]:
+    for a in fn.args[2:2 + n_ptrs]:
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    return fn, b, fn.args[0], fn.args[1], list(fn.args[2:])
+    ptrs = list(fn.args[2:2 + n_ptrs])
+    if checked:
+        sizes, rec = fn.args[2 + n_ptrs:2 + 2 * n_ptrs], fn.args[2 + 2 * n_ptrs]
+        scratch = b.bitcast(b.alloca(I8, size=const(I64, 256), name="oob.scratch"), PTR)  # wider than any vector
+        fn.bounds = {id(p): (k, sizes[k], rec, scratch) for k, p in enumerate(ptrs)}
+    return fn, b, fn.args[0], fn.args[1], ptrs
+
+
+def _nbytes(ty: ir.Type) -> int:
+    if isinstance(ty, ir.VectorType):
+        return ty.count * _nbytes(ty.element)
+    if isinstance(ty, ir.IntType):
+        return max(1, ty.width // 8)
+    return {ir.FloatType: 4, ir.DoubleType: 8, ir.HalfType: 2}[type(ty)]
+
+
+def address(b: ir.IRBuilder, base: ir.Value, index: ir.Value, etype: ir.Type, lanes: int = 1,
+            is_store: bool = False) -> ir.Value:
+    """The address of ``base[index]`` (elements of ``etype``) for an access of ``lanes`` elements;
+    bounds-checked in checked mode."""
+    addr = b.gep(base, [index], source_etype=etype)
+    bounds = getattr(b.function, "bounds", None)
+    entry = bounds.get(id(base)) if bounds else None
+    if entry is None or lanes <= 0:
+        return addr
+    k, size, rec, scratch = entry
+    esize = _nbytes(etype)
+    end = b.add(b.mul(index, const(I64, esize)), const(I64, lanes * esize))
+    ok = b.and_(b.icmp_signed(">=", index, const(I64, 0)), b.icmp_signed("<=", end, size))
+    with b.if_then(b.not_(ok)):
+        with b.if_then(b.icmp_signed("==", b.load(rec, typ=I64), const(I64, 0))):   # the first one is kept
+            for slot, v in enumerate((const(I64, 1), const(I64, k), index, const(I64, int(is_store)))):
+                b.store(v, b.gep(rec, [const(I64, slot)], source_etype=I64))
+    return b.select(ok, addr, scratch)
 
 
 class Var:
@@ -150,11 +201,11 @@ def loop(b: ir.IRBuilder, start, stop, step: int = 1, name: str = "i") -> Iterat
 
 def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type, align: int | None = None) -> ir.Value:
     """``base[index]`` for elements of ``ty``."""
-    return b.load(b.gep(base, [index], source_etype=ty), typ=ty, align=align)
+    return b.load(address(b, base, index, ty), typ=ty, align=align)
 
 
 def store(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, align: int | None = None) -> None:
-    b.store(value, b.gep(base, [index], source_etype=value.type), align=align)
+    b.store(value, address(b, base, index, value.type, is_store=True), align=align)
 
 
 def splat(b: ir.IRBuilder, value: ir.Value, n: int) -> ir.Value:

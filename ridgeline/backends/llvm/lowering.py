@@ -17,8 +17,10 @@ from typing import Any, Callable, Sequence
 import llvmlite.ir as ir
 import numpy as np
 
+from .irutil import checked_mode
+
 __all__ = ["Lowering", "Unsupported", "KernelFn", "contiguous_strides", "broadcast_strides", "coalesce",
-           "ptr", "cfunc", "outputs", "check_inputs"]
+           "ptr", "Ptr", "cfunc", "outputs", "check_inputs"]
 
 
 class Unsupported(Exception):
@@ -45,8 +47,22 @@ class Lowering:
 
 
 def outputs(outs: Sequence[np.ndarray | None], shapes, dtypes) -> tuple[np.ndarray, ...]:
-    """The planned output buffers, allocating the ones not planned."""
-    return tuple(o if o is not None else np.empty(s, d) for o, s, d in zip(outs, shapes, dtypes))
+    """The planned output buffers, allocating the ones not planned; in checked mode filled with
+    NaN (integers: their largest value) so that an element no kernel wrote cannot pass as a number."""
+    res = tuple(o if o is not None else np.empty(s, d) for o, s, d in zip(outs, shapes, dtypes))
+    if checked_mode():
+        for o in res:
+            _poison(o)
+    return res
+
+
+def _poison(a: np.ndarray) -> None:
+    if a.dtype.kind == "f" or a.dtype.kind == "V":
+        a.reshape(-1).view(np.uint8).fill(0xFF)   # a NaN in every float format
+    elif a.dtype.kind in "iu":
+        a.fill(np.iinfo(a.dtype).max)
+    elif a.dtype == np.bool_:
+        a.reshape(-1).view(np.uint8).fill(0x7F)   # neither True (1) nor False (0)
 
 
 def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
@@ -60,8 +76,15 @@ def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[
                                f"got {list(a.shape)}{'' if a.flags.c_contiguous else ' (not contiguous)'}")
 
 
+class Ptr(int):
+    """A buffer's address that also knows the buffer's size (``nbytes``), for checked mode."""
+
+
 def ptr(a: np.ndarray) -> int:
-    return a.ctypes.data
+    """The address of ``a``'s data, tagged with its size in bytes."""
+    p = Ptr(a.ctypes.data)
+    p.nbytes = a.nbytes
+    return p
 
 
 _CFUNC: dict[int, Any] = {}

@@ -21,7 +21,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from .elementwise import describe_node
 from .irutil import I64, const, kernel_function, load, loop, store
-from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs
+from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
+                       ptr)
 
 __all__ = ["CopyLowering", "GatherLowering", "GatherNDLowering"]
 
@@ -146,7 +147,7 @@ class CopyLowering(Lowering):
             outs = outputs(outs, out_shapes, out_dtypes)
             check_inputs(name, args, expect)
             for kern, s, d, extent, cost in calls:
-                runner.launch(kern, extent, [args[s].ctypes.data, outs[d].ctypes.data], cost)
+                runner.launch(kern, extent, [ptr(args[s]), ptr(outs[d])], cost)
             return outs
         return run
 
@@ -217,7 +218,7 @@ class GatherLowering(Lowering):
                 raise BackendError(f"{name}: index out of range for a dim of size {dim} "
                                    f"(indices span {int(idx.min())}..{int(idx.max())})")
             if out.size:
-                runner.launch(kern, extent, [args[0].ctypes.data, idx.ctypes.data, out.ctypes.data], cost)
+                runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
             return (out,)
         return run
 
@@ -279,6 +280,6 @@ class GatherNDLowering(Lowering):
             if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
                 raise BackendError(f"{name}: an index tuple is out of range for dims {dims.tolist()}")
             if out.size:
-                runner.launch(kern, rows, [args[0].ctypes.data, idx.ctypes.data, out.ctypes.data], cost)
+                runner.launch(kern, rows, [ptr(args[0]), ptr(idx), ptr(out)], cost)
             return (out,)
         return run

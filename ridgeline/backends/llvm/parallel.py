@@ -107,6 +107,15 @@ class Runner:
     def launch(self, fn: Callable[..., None], extent: int, ptrs: Sequence[int], cost: float = 0.0,
                grain: int = 1) -> None:
         """``fn(lo, hi, *ptrs)`` over ``[0, extent)``, split across cores when it pays."""
+        verify = getattr(fn, "verify", None)
+        if verify is not None:   # a bounds-checked kernel: sizes and an error record appended
+            plain, (full, rec) = fn.fn, fn.expand(ptrs)
+            self._launch(plain, extent, full, cost, grain)
+            verify(rec, ptrs)
+            return
+        self._launch(fn, extent, ptrs, cost, grain)
+
+    def _launch(self, fn: Callable[..., None], extent: int, ptrs: Sequence[int], cost: float, grain: int) -> None:
         n = self.threads
         if n == 1 or cost < self.threshold or extent < 2 * grain:
             fn(0, extent, *ptrs)

@@ -64,7 +64,7 @@ class _RowLowering(Lowering):
             if rows == 0 or any(o.size == 0 for o in outs):
                 return outs
             check_inputs(name, args, expect)
-            runner.launch(kern, rows, [args[i].ctypes.data for i in args_idx] + fixed + [o.ctypes.data for o in outs],
+            runner.launch(kern, rows, [ptr(args[i]) for i in args_idx] + fixed + [ptr(o) for o in outs],
                           cost)
             return outs
         run.keep = aux
@@ -307,6 +307,6 @@ class ReduceLowering(Lowering):
             if out.size == 0:
                 return (out,)
             check_inputs(name, args, [(0, shape)])
-            runner.launch(kern, outer, [args[0].ctypes.data, out.ctypes.data], cost)
+            runner.launch(kern, outer, [ptr(args[0]), ptr(out)], cost)
             return (out,)
         return run
