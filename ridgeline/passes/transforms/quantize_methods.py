@@ -96,8 +96,8 @@ def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, b
     """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``): returns (scales, zero points or
     None, the adjusted float weight) in the layout ``quantize_weight`` stores — quantizing the
     adjusted weight with these scales gives GPTQ's codes exactly."""
-    if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
-        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8")
+    if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
+        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
     k, n = w.shape
     g = scheme.group if scheme.group and scheme.group < k else k
     W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels

@@ -38,8 +38,10 @@ from .quantize_schemes import (
     QMAX,
     block_amax,
     fit_asym,
+    fit_min,
     fit_scales,
     quantize_array,
+    quantize_min,
     quantize_nf4,
     scale_for,
 )
@@ -146,6 +148,7 @@ class QuantizedWeight:
     zero_point: Value | None = None
     codebook: np.ndarray | None = None
     group_index: np.ndarray | None = None
+    minimum: Value | None = None
 
 
 def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None = None,
@@ -177,7 +180,7 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
         sshape[k_axis] = -(-c.k // group) if blocked else 1
     block = group if blocked else 0
     axis = k_axis if blocked or nf4 else n_axis
-    qdata = sdata = zdata = None
+    qdata = sdata = zdata = mdata = None
     src = w.data if data is None else data
     if src is not None:
         x = np.asarray(src, dtype=np.float64)
@@ -196,6 +199,10 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
             qdata = quantize_array(x, keep, scheme.stored, k_axis, block, zk)
             if zdata is not None:
                 zdata = np.asarray(zdata).astype(DTYPES[scheme.stored].np_dtype)
+        elif scheme.asym == "min":
+            sc, mn = fit_min(x, dtype, k_axis, block, scale_dt.np_dtype)       # keep dims
+            qdata = quantize_min(x, sc, mn, dtype, k_axis, block)
+            sdata, mdata = (sc, mn) if blocked else (sc.reshape(-1), mn.reshape(-1))
         elif scheme.asym:
             sc, zp = fit_asym(x, dtype, k_axis, block, scale_dt.np_dtype)      # keep dims
             qdata = quantize_array(x, sc, scheme.stored, k_axis, block, zp)
@@ -211,6 +218,11 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
     if qdata is not None and q.type != qtype:     # ml_dtypes arrays infer their IR dtype; keep it exact
         q.type = qtype
     zv = None
+    if scheme.asym == "min":    # a float minimum per group, added after DequantizeLinear
+        mv = graph.add_constant(f"{w.name}.minimum", mdata, type=None if mdata is not None else stype)
+        out = QuantizedWeight(q, sv, attrs, minimum=mv)
+        out.group_index = (np.arange(c.k, dtype=np.int64) // group) if blocked else None
+        return out
     if scheme.asym:
         ztype = TensorType(DTYPES[scheme.stored], tuple(sshape))
         zv = graph.add_constant(f"{w.name}.zero_point", zdata, type=None if zdata is not None else ztype)
@@ -244,10 +256,22 @@ def _dequantize_weight(graph: Graph, body: Graph, c: Candidate, qw: QuantizedWei
     the weight, the new body inputs and the outer values bound to them."""
     wtype = TensorType(c.w.type.dtype, c.w.type.shape)
     outer = [qw.q, qw.scale] + ([qw.zero_point] if qw.zero_point is not None else [])
-    ins = [body.add_input(graph.fresh_name(v.name), v.type) for v in outer]
+    extra = [qw.minimum] if qw.minimum is not None else []
+    ins = [body.add_input(graph.fresh_name(v.name), v.type) for v in outer + extra]
     if qw.codebook is None:
-        dq = body.add_node("DequantizeLinear", ins, qw.attrs, before=before, outputs=[wtype])
-        return dq, dq.outputs[0], ins, outer
+        dq = body.add_node("DequantizeLinear", ins[:len(outer)], qw.attrs, before=before, outputs=[wtype])
+        if qw.minimum is None:
+            return dq, dq.outputs[0], ins, outer
+        # scale and minimum: q · s + m, the minimum gathered along K when blocked
+        m = ins[-1]
+        if qw.group_index is not None:
+            gidx = body.add_constant(graph.fresh_name("group_index"), qw.group_index)
+            m = body.add_node("Gather", [m, gidx], {"axis": c.k_axis}, before=before).outputs[0]
+        elif c.k_axis == 1:     # per output channel, the weight N × K: the minimum is a column
+            m = body.add_node("Unsqueeze", [m, body.add_constant(graph.fresh_name("axes"), np.array([1]))],
+                              before=before).outputs[0]
+        w = body.add_node("Add", [dq.outputs[0], m], before=before, outputs=[wtype]).outputs[0]
+        return dq, w, ins, outer + extra
     # NF4: codebook[q] · scale, the scale gathered along K when blocked (a short last group too)
     book = body.add_constant(graph.fresh_name("nf4_codebook"), qw.codebook.astype(c.w.type.dtype.np_dtype))
     idx = body.add_node("Cast", [ins[0]], {"to": "i64"}, before=before).outputs[0]

@@ -45,9 +45,11 @@ __all__ = [
     "block_amax",
     "dequantize_nf4",
     "fit_asym",
+    "fit_min",
     "fit_scales",
     "parse_scheme",
     "quantize_array",
+    "quantize_min",
     "quantize_nf4",
     "scale_for",
     "step_bound",
@@ -71,6 +73,7 @@ NF4_CODEBOOK = np.array([
 # name -> (weight dtype, asymmetric, granularity default, activations, activation dtype)
 _WEIGHTS = {"int8": ("i8", False, "channel"), "int4": ("i4", False, "channel"),
             "int8-asym": ("i8", True, "channel"), "int4-asym": ("i4", True, "channel"),
+            "int8-min": ("i8", "min", "channel"), "int4-min": ("i4", "min", "channel"),
             "fp8": ("f8e4m3", False, "channel"), "fp8-e4m3": ("f8e4m3", False, "channel"),
             "fp8-tensor": ("f8e4m3", False, "tensor"), "fp8-e5m2": ("f8e5m2", False, "channel"),
             "nf4": ("nf4", False, "channel")}
@@ -92,7 +95,7 @@ class Scheme:
     activations: str = "none"         # none | dynamic (per token) | static (calibrated, per tensor)
     act_dtype: str | None = None
     kv: str | None = None             # i8 | f8e4m3
-    asym: bool = False                # integer weights with zero points (stored unsigned)
+    asym: bool | str = False          # True: integer zero points; "min": a float minimum (stored unsigned)
     per_tensor: bool = False          # one weight scale for the whole tensor
 
     @property
@@ -280,6 +283,30 @@ def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.d
         best, best_z = np.where(better, s, best), np.where(better, z, best_z)
         best_err = np.where(better, err, best_err)
     return best.astype(scale_dtype), best_z.astype(DTYPES[udt].np_dtype)
+
+
+def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and float minimum per block, as llama.cpp's Q4_1/Q8_1 store them: ``x ≈ q · s + m``
+    with ``m`` the block's minimum and ``s = (max − min) / (2^bits − 1)``; weights already on such
+    a grid (a model dequantized from Q4_1) come back exactly. Returns (scale, minimum)."""
+    top = float(_INT_RANGE[UNSIGNED[dtype]][1])
+    data = x.astype(np.float64)
+    lo = _block_reduce(np.minimum, data, axis, block).astype(scale_dtype)
+    hi = _block_reduce(np.maximum, data, axis, block)
+    s = np.where(hi > lo, (hi - lo.astype(np.float64)) / top, 1.0).astype(scale_dtype)
+    s = np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
+    return s, lo
+
+
+def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
+                 block: int) -> np.ndarray:
+    """Unsigned codes ``round((x − m) / s)`` of the scale-and-minimum form."""
+    udt = UNSIGNED[dtype]
+    lo, hi = _INT_RANGE[udt]
+    y = (x.astype(np.float64) - _expand(minimum, x.shape, axis, block).astype(np.float64)) \
+        / _expand(scale, x.shape, axis, block).astype(np.float64)
+    return np.clip(np.rint(y), lo, hi).astype(DTYPES[udt].np_dtype)
 
 
 def quantize_nf4(x: np.ndarray, scale: np.ndarray, axis: int, block: int) -> np.ndarray:
