@@ -54,7 +54,7 @@ def _gemm(rng, m: int, k: int, n: int, trans_b: bool) -> tuple[Graph, np.ndarray
 
 def _weight_of(gq: Graph, k_axis: int) -> np.ndarray:
     """The weight the quantized kernel multiplies by (K × N), from its prologue run alone."""
-    node = next(n for n in gq if n.op == "Fused")
+    node = next(n for n in gq if n.op == "Fused" and n.attr("kind") in ("dequant-matmul", "quant-matmul"))
     mm = next(n for n in node.body if n.op in ("MatMul", "Gemm"))
     env = {id(b): o.data for b, o in zip(node.body.inputs, node.inputs) if o.const}
     for c in node.body.constants.values():

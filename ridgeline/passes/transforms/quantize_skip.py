@@ -89,7 +89,7 @@ def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str]) -> li
     layers = gemm_layers(graph, cands) if any(p in ("first", "last") or p.startswith("layer:")
                                               for p in patterns) else {}
     known = [x for x in layers.values() if x >= 0]
-    heads = _heads(graph, cands) if "lm_head" in patterns else set()
+    heads = _heads(graph, cands)       # the head is no transformer layer: first/last/layer:N leave it
     out = []
     for c in cands:
         names = [x for x in (c.node.outputs[0].name, c.node.name, c.w.name,
