@@ -227,6 +227,9 @@ def test_every_scheme_runs_in_onnxruntime_from_the_saved_file(llama, tmp_path, s
     assert np.max(np.abs(out - got)) <= tol * scale
     cos = float((ref * got).sum() / np.linalg.norm(ref) / np.linalg.norm(got))
     assert cos > 0.95
+    for backend in ("torch", "llvm"):     # the executing backends run it too (llvm: its numpy fallback)
+        out = np.asarray(rl.compile(g, backend=backend).run(feeds)[g.outputs[0].name])
+        assert np.max(np.abs(out - got)) <= tol * scale, backend
 
 
 def test_text_scores_are_perplexity_and_agreement():

@@ -274,7 +274,7 @@ def _dequantize_weight(graph: Graph, body: Graph, c: Candidate, qw: QuantizedWei
         return dq, w, ins, outer + extra
     # NF4: codebook[q] · scale, the scale gathered along K when blocked (a short last group too)
     book = body.add_constant(graph.fresh_name("nf4_codebook"), qw.codebook.astype(c.w.type.dtype.np_dtype))
-    idx = body.add_node("Cast", [ins[0]], {"to": "i64"}, before=before).outputs[0]
+    idx = body.add_node("Cast", [ins[0]], {"to": "i32"}, before=before).outputs[0]
     first = idx.producer
     vals = body.add_node("Gather", [book, idx], {"axis": 0}, before=before).outputs[0]
     scale = ins[1]
