@@ -248,3 +248,34 @@ def test_text_scores_are_perplexity_and_agreement():
     assert s2.perplexity == pytest.approx(1.0, abs=1e-6)
     f = lm_feeds(["input_ids", "attention_mask", "position_ids"], ws[1])
     assert f["input_ids"].shape == (1, length) and f["position_ids"][0, -1] == length - 1
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer(tmp_path_factory):
+    """A word-level tokenizer of the bundled passage with at most 256 ids (the tiny models' vocab)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from ridgeline.testing.text_accuracy import passage
+    words = []
+    for w in passage().split():
+        if w not in words:
+            words.append(w)
+    vocab = {"[UNK]": 0, **{w: i + 1 for i, w in enumerate(words[:255])}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    out = tmp_path_factory.mktemp("tok")
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(out)
+    return str(out)
+
+
+def test_quantize_report_scores_real_text(run_cli, word_tokenizer):
+    """Perplexity and top-1 agreement on held-out text next to the seeded-input columns."""
+    import json
+    proc = run_cli("quantize-report", LLAMA, "--schemes", "int8,int4-asym-g16:gptq", "--targets", "h100",
+                   "--tokenizer", word_tokenizer, "--positions", "48", "--samples", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["scheme"]: r["text"] for r in json.loads(proc.stdout)["rows"]}
+    assert rows["baseline"]["top1"] == 1.0 and rows["baseline"]["positions"] == 48
+    assert all(np.isfinite(r["perplexity"]) and r["perplexity"] > 1 for r in rows.values())
+    assert rows["int8"]["top1"] >= 0.9

@@ -6,17 +6,20 @@ how it is represented: QuantizeLinear/DequantizeLinear (blocked, as ONNX opset 2
 to ONNX that onnxruntime runs, and is priced by the cost models at its narrow bytes. Weightless
 graphs (the presets) get typed constants: the estimate sees quantized bytes without any data.
 
-Options: ``scheme`` (``int8``, ``int4-g128``, ``fp8``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``,
-``w8a8-fp8``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
+Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32``, ``int4-min-g32``, ``nf4-g64``,
+``fp8``, ``fp8-tensor``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``, ``w8a8-fp8``, ``w4a8``,
+``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
-``calibration`` (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the
-seeded random inputs static scales are calibrated on (``quantize_graph(..., samples=[feeds])``
-takes real ones), ``exclude`` (comma-separated name fragments of GEMMs to keep in full precision,
-e.g. ``lm_head``).
+``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``smoothquant``), ``calibration``
+(``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
+inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
+real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
+``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling).
 
-A group size that does not divide a GEMM's input channels is an error (a layer with fewer input
-channels than the group is one group: per-channel). Run it before ``tile``: schedules of the
-nodes it replaces are dropped.
+Any group size works: when it does not divide a GEMM's input channels the last group is shorter
+(ONNX blocked quantization's ``ceil(K / block_size)`` scales); a layer with fewer input channels
+than the group is one group (per-channel). Run it before ``tile``: schedules of the nodes it
+replaces are dropped.
 """
 
 from __future__ import annotations

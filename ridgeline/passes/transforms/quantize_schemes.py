@@ -13,6 +13,14 @@ A scheme is written like ``int4-g128``, ``w8a8`` or ``int8+kv-int8`` (parts join
 ``w8a8-static``           int8 weights, activations with one calibrated scale per tensor
 ``w8a8-fp8``              float8 e4m3 weights and per-token dynamic float8 activations
 ``kv-int8`` / ``kv-fp8``  the KV cache stored narrow, one calibrated scale per KV head
+``int4-asym`` /           asymmetric: unsigned codes and an integer zero point per channel or
+``int8-asym``             group (AWQ/GPTQ checkpoints, ONNX DequantizeLinear's zero point)
+``int4-min`` /            unsigned codes, a scale and a float minimum per group (llama.cpp's
+``int8-min``              Q4_1/Q8_1): ``x = q·s + m``
+``nf4``                   NF4 (QLoRA): u4 indices into 16 normal quantiles, times max |x|
+``fp8-tensor``            float8 e4m3 with one scale for the whole weight
+``w4a8``                  int4 weights (``-gN`` allowed), activations int8 per token at run time
+``w4a16`` / ``w8a16``     spellings of ``int4-asym-g128`` / ``int8``
 ``none``                  nothing (a baseline; combine with ``kv-…``)
 ========================  ===================================================================
 
