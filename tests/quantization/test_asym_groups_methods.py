@@ -128,7 +128,7 @@ def test_zero_points_fit_each_block_within_half_a_step(seed, k, n, bits, group):
 def test_int4_g128_on_a_576_channel_layer():
     """The issue's refusal: 576 input channels, groups of 128 — four full groups and one of 64."""
     rng = np.random.default_rng(0)
-    g, w = _gemm(rng, 3, 576, 40, False)
+    g, _ = _gemm(rng, 3, 576, 40, False)
     rl.optimize(g, "quantize{scheme=int4,group=128}")
     node = next(n for n in g if n.op == "Fused")
     scale = next(v for v in node.inputs if v.name.endswith(".scale"))

@@ -15,9 +15,9 @@ import os
 import numpy as np
 import onnxruntime as ort
 import pytest
+from exported_models import MODELS, accuracy_entries, assert_outputs_close, dims_for, entries, feeds_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from exported_models import MODELS, accuracy_entries, assert_outputs_close, dims_for, entries, feeds_for
 
 import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter

@@ -14,7 +14,7 @@ import torch
 from ...ir.dtypes import DType
 from ...ir.errors import BackendError
 
-__all__ = ["TORCH_DTYPES", "torch_dtype", "to_torch", "to_numpy", "supported_dtype"]
+__all__ = ["TORCH_DTYPES", "supported_dtype", "to_numpy", "to_torch", "torch_dtype"]
 
 #: IR dtype name -> torch dtype (int4/uint4 have no torch counterpart)
 TORCH_DTYPES: dict[str, torch.dtype] = {

@@ -124,8 +124,9 @@ class _Text:
     """Held-out windows of real text (and calibration windows before them) for a causal LM."""
 
     def __init__(self, args, graph: Graph):
-        from ...testing import text_accuracy as ta
         from pathlib import Path
+
+        from ...testing import text_accuracy as ta
         if args.positions < 2:
             raise UsageError(f"--positions must be at least 2, got {args.positions}")
         if args.text is not None and not Path(args.text).is_file():

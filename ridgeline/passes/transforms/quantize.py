@@ -35,9 +35,8 @@ from ...ir.errors import PassError
 from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
-from .quantize_methods import METHODS
 from .quantize_calibrated import apply_method
-from .quantize_skip import select_skipped
+from .quantize_methods import METHODS
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -49,6 +48,7 @@ from .quantize_rewrite import (
     rewrite_matmul,
 )
 from .quantize_schemes import Scheme, parse_scheme
+from .quantize_skip import select_skipped
 
 __all__ = ["Quantize", "QuantizeSummary", "quantize_graph", "quantize_inputs"]
 

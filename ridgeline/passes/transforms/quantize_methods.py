@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import UNSIGNED, _INT_RANGE, fit_asym, fit_scales, quantize_array
+from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_scales, quantize_array
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "smooth_scales"]
 
