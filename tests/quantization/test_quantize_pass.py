@@ -405,7 +405,7 @@ def random_gemms(draw):
     m, k, n = draw(st.integers(1, 9)), draw(st.integers(1, 80)), draw(st.integers(1, 20))
     scheme = draw(st.sampled_from(["int8", "int4", "fp8", "fp8-e5m2", "w8a8", "w8a8-fp8", "w8a8-static", "group"]))
     if scheme == "group":
-        scheme = f"int4-g{draw(st.integers(1, 40))}"       # dividing K or not: a short last group
+        scheme = f"int4-g{draw(st.integers(3, 40))}"       # dividing K or not: a short last group
     w = (rng.standard_normal((k, n)) * rng.lognormal(0, 1, (k, n))).astype(np.float32)
     g = Graph("gemm")
     if draw(st.booleans()):
