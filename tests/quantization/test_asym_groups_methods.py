@@ -125,6 +125,27 @@ def test_zero_points_fit_each_block_within_half_a_step(seed, k, n, bits, group):
     assert np.all(np.abs(w - w_hat) <= step_bound(w, s, bits, 0, block, z) * (1 + 1e-6))
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), blocks=st.integers(1, 6), n=st.integers(1, 8), short=st.integers(0, 31))
+def test_min_form_reproduces_weights_on_a_q4_1_grid(seed, blocks, n, short):
+    """Weights dequantized from llama.cpp's Q4_1 (blocks of 32: ``q·d + m``, q in 0..15 with both
+    ends used) come back exactly from ``int4-min-g32`` — a short last block too."""
+    rng = np.random.default_rng(seed)
+    k = blocks * 32 + short
+    nb = -(-k // 32)
+    d = rng.uniform(1e-3, 0.1, (nb, n)).astype(np.float32)
+    m = (-rng.uniform(0, 1, (nb, n)) * d * 15).astype(np.float32)
+    q = rng.integers(0, 16, (k, n))
+    q[::32] = 0
+    q[1::32] = 15
+    w = (q * np.repeat(d, 32, axis=0)[:k] + np.repeat(m, 32, axis=0)[:k]).astype(np.float32)
+    g = Graph("gemm")
+    x = g.add_input("x", tensor("f32", 2, k))
+    g.outputs = [g.add_node("MatMul", [x, g.add_constant("w", w)], names=["y"]).outputs[0]]
+    rl.optimize(g, "quantize{scheme=int4-min-g32}")
+    np.testing.assert_allclose(_weight_of(g, 0), w, rtol=0, atol=2e-7 * np.abs(w).max())
+
+
 def test_int4_g128_on_a_576_channel_layer():
     """The issue's refusal: 576 input channels, groups of 128 — four full groups and one of 64."""
     rng = np.random.default_rng(0)
