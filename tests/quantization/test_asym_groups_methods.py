@@ -300,3 +300,20 @@ def test_quantize_report_scores_real_text(run_cli, word_tokenizer):
     assert rows["baseline"]["top1"] == 1.0 and rows["baseline"]["positions"] == 48
     assert all(np.isfinite(r["perplexity"]) and r["perplexity"] > 1 for r in rows.values())
     assert rows["int8"]["top1"] >= 0.9
+
+
+def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
+    """The benchmark's CI profile on a tiny export: saved files run in onnxruntime, rows written."""
+    import importlib.util
+    import json
+    monkeypatch.setenv("RIDGELINE_BENCH_CACHE", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("bench_quant_accuracy", "tools/bench_quant_accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "rows.json"
+    assert bench.main(["--model", LLAMA, "--tokenizer", word_tokenizer, "--profile", "ci", "--schemes", "int8",
+                       "--window", "16", "--positions", "32", "--calib-windows", "1", "--targets", "h100",
+                       "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["scheme"] for r in rows] == ["fp32", "int8"]
+    assert rows[1]["top1"] > 0.9 and rows[1]["file_mb"] < rows[0]["file_mb"]
