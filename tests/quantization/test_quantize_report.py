@@ -55,7 +55,8 @@ def test_report_table(run_cli):
 def test_bad_inputs_are_one_line_exit_2(run_cli):
     assert_user_error(run_cli("quantize-report", "llama-3-8b", "--schemes", "int8,int3"),
                       "unknown quantization scheme 'int3'")
-    assert_user_error(run_cli("quantize-report", "llama-3-8b", "--schemes", "int4-g100", "--targets", "h100"),
-                      "group size 100 does not divide")
+    assert_user_error(run_cli("quantize-report", "llama-3-8b", "--schemes", "int4:best", "--targets", "h100"),
+                      "unknown method 'best'")
+    assert_user_error(run_cli("quantize-report", "llama-3-8b", "--tokenizer", "x.gguf"), "presets have no weights")
     assert_user_error(run_cli("quantize-report", "llama-3-8b", "--targets", "h1000"), "h1000")
     assert_user_error(run_cli("quantize-report", LLAMA, "--phase", "decode"), "apply to presets")

@@ -14,7 +14,7 @@ import torch
 from ...ir.dtypes import DType
 from ...ir.errors import BackendError
 
-__all__ = ["TORCH_DTYPES", "torch_dtype", "to_torch", "to_numpy", "supported_dtype"]
+__all__ = ["TORCH_DTYPES", "supported_dtype", "to_numpy", "to_torch", "torch_dtype"]
 
 #: IR dtype name -> torch dtype (int4/uint4 have no torch counterpart)
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -30,6 +30,7 @@ _VIA_INT = {
     np.dtype(ml_dtypes.float8_e4m3fn): (np.uint8, torch.uint8),
     np.dtype(ml_dtypes.float8_e5m2): (np.uint8, torch.uint8),
 }
+_WIDEN = {np.dtype(ml_dtypes.int4): np.int8, np.dtype(ml_dtypes.uint4): np.uint8}
 _TORCH_TO_NUMPY = {
     torch.bfloat16: (torch.int16, np.dtype(ml_dtypes.bfloat16)),
     torch.float8_e4m3fn: (torch.uint8, np.dtype(ml_dtypes.float8_e4m3fn)),
@@ -52,6 +53,8 @@ def torch_dtype(dt: DType | str) -> torch.dtype:
 def to_torch(a: np.ndarray, device: torch.device) -> torch.Tensor:
     """A tensor with ``a``'s data (shared with numpy on the CPU when ``a`` is writeable)."""
     a = np.asarray(a)
+    if a.dtype in _WIDEN:       # int4/uint4 codes (quantized weights) compute as int8/uint8 values
+        a = a.astype(_WIDEN[a.dtype])
     via = _VIA_INT.get(a.dtype)
     if not a.flags.writeable or not a.flags.c_contiguous:
         a = a.copy(order="C")  # torch.from_numpy wants writeable memory it may alias

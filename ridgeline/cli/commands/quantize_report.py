@@ -44,6 +44,11 @@ def register(sub) -> None:
     g.add_argument("--phase", choices=("prefill", "decode"), default=None, help="the step (default decode)")
     g.add_argument("--batch", type=int_arg(1, MAX_BATCH), default=None, help="sequences per step (default 1)")
     g.add_argument("--context", type=int_arg(1, MAX_CONTEXT), default=None, help="tokens in the KV cache (default 2048)")
+    t = p.add_argument_group("accuracy on real text (causal LM files)")
+    t.add_argument("--tokenizer", default=None,
+                   help="tokenizer directory/name or .gguf file: adds perplexity and top-1 agreement on text")
+    t.add_argument("--text", default=None, help="text file to measure on (default: a bundled public-domain passage)")
+    t.add_argument("--positions", type=int_arg(1, 2 ** 20), default=256, help="held-out token positions to score (default 256)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -86,14 +91,65 @@ def _load(args) -> tuple[Graph, Graph | None, dict[str, int]]:
     return g, other, dims
 
 
+def _load_unbound(args) -> Graph:
+    """The model file with its default pipeline and symbolic dims kept (text windows size them)."""
+    from ...api import load, optimize
+    g = load(args.model)
+    pipe = "default" if args.pipeline is None else args.pipeline
+    if pipe:
+        optimize(g, pipe)
+    return g
+
+
 def _schemes(text: str) -> list[str]:
+    from ...passes.transforms.quantize_methods import METHODS
     from ...passes.transforms.quantize_schemes import parse_scheme
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
         raise UsageError("--schemes is empty; e.g. --schemes int8,int4-g128,fp8,w8a8")
     for n in names:
-        parse_scheme(n)                    # unknown schemes fail here, before any work
+        scheme, _, method = n.partition(":")
+        parse_scheme(scheme)               # unknown schemes fail here, before any work
+        if method and method not in METHODS:
+            raise UsageError(f"scheme {n!r}: unknown method {method!r}; write scheme:method with one of "
+                             f"{', '.join(METHODS)} (e.g. int4-asym-g128:gptq)")
     return names
+
+
+def _pipeline(name: str, seed: int) -> str:
+    scheme, _, method = name.partition(":")
+    return f"quantize{{scheme={scheme},seed={seed}" + (f",method={method}" if method else "") + "}"
+
+
+class _Text:
+    """Held-out windows of real text (and calibration windows before them) for a causal LM."""
+
+    def __init__(self, args, graph: Graph):
+        from pathlib import Path
+
+        from ...testing import text_accuracy as ta
+        if args.positions < 2:
+            raise UsageError(f"--positions must be at least 2, got {args.positions}")
+        if args.text is not None and not Path(args.text).is_file():
+            raise UsageError(f"--text {args.text}: no such file")
+        text = Path(args.text).read_text(encoding="utf-8", errors="replace") if args.text else ta.passage()
+        ids = ta.tokenize(text, args.tokenizer)
+        window = min(128, args.positions)
+        wins = ta.windows(ids, window)
+        n_eval = -(-args.positions // window)
+        if len(wins) < n_eval + 1:
+            raise UsageError(f"the text has {len(ids)} tokens: too few for {args.positions} held-out positions "
+                             f"plus a calibration window; give a longer --text or fewer --positions")
+        self.names = [v.name for v in graph.inputs]
+        self.evals = wins[-n_eval:]
+        self.calib = [ta.lm_feeds(self.names, w) for w in wins[:min(4, len(wins) - n_eval)]]
+        self.ta = ta
+
+    def score(self, graph: Graph, reference=None):
+        from ...backends.numpy import Interpreter
+        interp = Interpreter(graph)
+        first = graph.outputs[0].name
+        return self.ta.score(lambda f: interp.run(f)[first], self.names, self.evals, reference)
 
 
 def _targets(text: str) -> list:
@@ -193,6 +249,14 @@ def run(args: argparse.Namespace) -> int:
     if tp is None or tp == 0:
         raise UsageError(f"--tp expects a positive integer or 'auto', got {args.tp!r}")
     opts: dict[str, Any] = {"tp": tp}
+    text = None
+    if args.tokenizer:
+        if not _is_file(args.model):
+            raise UsageError("--tokenizer measures a model file on text; presets have no weights")
+        args.dim = list(args.dim or [])
+        base_unbound = _load_unbound(args)
+        text = _Text(args, base_unbound)
+        text_ref, text_ref_logits = text.score(base_unbound)
     base, other, dims = _load(args)
     evaluator = reference_evaluator()
     weights = _has_weights(base)
@@ -210,10 +274,10 @@ def run(args: argparse.Namespace) -> int:
         summary = {}
         if name != "none":
             # calibration samples are seeded apart from the evaluation inputs
-            rep = run_pipeline(g, f"quantize{{scheme={name},seed={args.seed + 1000}}}", evaluator=evaluator)
+            rep = run_pipeline(g, _pipeline(name, args.seed + 1000), evaluator=evaluator)
             summary = dict(rep.records[0].stats)
             if comp is not None:
-                run_pipeline(comp, f"quantize{{scheme={name},seed={args.seed + 1000}}}", evaluator=evaluator)
+                run_pipeline(comp, _pipeline(name, args.seed + 1000), evaluator=evaluator)
         row: dict[str, Any] = {"scheme": "baseline" if name == "none" else name, "quantized": summary,
                                "weight_bytes": sum(c.type.dtype.nbytes(c.type.numel) for c in g.constants.values()
                                                    if isinstance(c.type.numel, int)),
@@ -224,6 +288,19 @@ def run(args: argparse.Namespace) -> int:
             first = g.outputs[0].name
             got = [interp.run(quantize_inputs(g, f))[first] for f in feeds]
             row["accuracy"] = accuracy(ref_out, got)
+        if text is not None:
+            from ...passes.transforms.quantize import quantize_graph
+            from ...passes.transforms.quantize_schemes import parse_scheme
+            if name == "none":
+                sc = text_ref
+            else:    # quantized at the text's shapes, calibrated on the text's first windows
+                gt = _load_unbound(args)
+                scheme, _, method = name.partition(":")
+                quantize_graph(gt, parse_scheme(scheme), method=method or "rtn", samples=text.calib,
+                               evaluator=evaluator)
+                sc, _ = text.score(gt, text_ref_logits)
+            row["text"] = {"perplexity": sc.perplexity, "top1": 1.0 if name == "none" else sc.top1,
+                           "positions": sum(len(w) for w in text.evals)}
         for t in targets:
             row["targets"][t.name] = _cost(g, comp, t, {**opts, **({"cuda_graphs": True} if args.cuda_graphs and
                                                                    t.family == "gpu_simt" else {})})
@@ -251,11 +328,16 @@ def _render(args, data: dict, targets) -> None:
         table(f"{args.model}: quantization schemes ({data['accuracy_note']})", acc_cols,
               [(r["scheme"], fmt_bytes(r["weight_bytes"])) for r in rows])
     else:
-        table(f"{args.model}: error of the first output vs the unquantized model ({data['samples']} seeded inputs)",
-              ["scheme", "weights", "max |Δ|", "mean |Δ|", "cosine", "top-1"],
+        text = "text" in rows[0]
+        table(f"{args.model}: error of the first output vs the unquantized model ({data['samples']} seeded inputs)"
+              + (f"; on text ({rows[0]['text']['positions']} held-out positions)" if text else ""),
+              ["scheme", "weights", "max |Δ|", "mean |Δ|", "cosine", "top-1"]
+              + (["perplexity", "text top-1"] if text else []),
               [(r["scheme"], fmt_bytes(r["weight_bytes"]), _f(r["accuracy"]["max_abs"]),
                 _f(r["accuracy"]["mean_abs"]), _f(r["accuracy"]["cosine"], "{:.6f}"),
-                _f(r["accuracy"]["top1"], "{:.1%}")) for r in rows])
+                _f(r["accuracy"]["top1"], "{:.1%}"))
+               + ((_f(r["text"]["perplexity"], "{:.3f}"), _f(r["text"]["top1"], "{:.2%}")) if text else ())
+               for r in rows])
     for t in targets:
         base = rows[0]["targets"][t.name]
         errors = {r["targets"][t.name].get("error") for r in rows} - {None}

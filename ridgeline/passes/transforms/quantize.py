@@ -6,17 +6,20 @@ how it is represented: QuantizeLinear/DequantizeLinear (blocked, as ONNX opset 2
 to ONNX that onnxruntime runs, and is priced by the cost models at its narrow bytes. Weightless
 graphs (the presets) get typed constants: the estimate sees quantized bytes without any data.
 
-Options: ``scheme`` (``int8``, ``int4-g128``, ``fp8``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``,
-``w8a8-fp8``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
+Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32``, ``int4-min-g32``, ``nf4-g64``,
+``fp8``, ``fp8-tensor``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``, ``w8a8-fp8``, ``w4a8``,
+``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
-``calibration`` (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the
-seeded random inputs static scales are calibrated on (``quantize_graph(..., samples=[feeds])``
-takes real ones), ``exclude`` (comma-separated name fragments of GEMMs to keep in full precision,
-e.g. ``lm_head``).
+``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``smoothquant``), ``calibration``
+(``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
+inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
+real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
+``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling).
 
-A group size that does not divide a GEMM's input channels is an error (a layer with fewer input
-channels than the group is one group: per-channel). Run it before ``tile``: schedules of the
-nodes it replaces are dropped.
+Any group size works: when it does not divide a GEMM's input channels the last group is shorter
+(ONNX blocked quantization's ``ceil(K / block_size)`` scales); a layer with fewer input channels
+than the group is one group (per-channel). Run it before ``tile``: schedules of the nodes it
+replaces are dropped.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from ...ir.errors import PassError
 from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
+from .quantize_calibrated import apply_method
+from .quantize_methods import METHODS
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -43,6 +48,7 @@ from .quantize_rewrite import (
     rewrite_matmul,
 )
 from .quantize_schemes import Scheme, parse_scheme
+from .quantize_skip import select_skipped
 
 __all__ = ["Quantize", "QuantizeSummary", "quantize_graph", "quantize_inputs"]
 
@@ -63,30 +69,33 @@ class QuantizeSummary:
         return bool(self.gemms or self.activations or self.kv_layers)
 
 
-def _excluded(c, fragments: Sequence[str]) -> bool:
-    names = (c.node.outputs[0].name, c.node.name, c.w.name, c.node.attr("label") if c.node.op == "Fused" else "")
-    return any(f and f in (n or "") for f in fragments for n in names)
+def _split(x: Sequence[str] | str) -> list[str]:
+    return [e.strip() for e in x.split(",") if e.strip()] if isinstance(x, str) else list(x)
 
 
 def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 0, kv: str = "",
                    calibration: str = "minmax", percentile: float = 99.99,
                    samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
-                   exclude: Sequence[str] | str = (), evaluator: Callable | None = None) -> QuantizeSummary:
+                   exclude: Sequence[str] | str = (), skip: Sequence[str] | str = (), method: str = "rtn",
+                   evaluator: Callable | None = None) -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
-    how many seeded random ones to draw. Returns a summary; bad options raise ``PassError``."""
+    how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
+    ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq`` or ``smoothquant`` (calibrated).
+    Returns a summary; bad options raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
-    if isinstance(exclude, str):
-        exclude = [e.strip() for e in exclude.split(",") if e.strip()]
+    if method not in METHODS:
+        raise PassError(f"quantize: method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "smoothquant" and s.activations == "none":
+        raise PassError(f"quantize: method=smoothquant moves activation outliers into the weights for schemes "
+                        f"that quantize activations (w8a8, w4a8); scheme {s.name} does not — use awq")
+    skip = _split(skip) + _split(exclude)
     summary = QuantizeSummary(s.name)
     cands, skipped = find_candidates(graph) if s.weights else ([], [])
     summary.notes += skipped
-    cands = [c for c in cands if not _excluded(c, exclude)]
-    if s.weights and s.group:
-        for c in cands:
-            if c.k > s.group and c.k % s.group:
-                raise PassError(f"quantize: group size {s.group} does not divide the {c.k} input channels of "
-                                f"{c.mm.op} %{c.label} (weight %{c.w.name} {c.w.type}); choose a divisor of "
-                                f"{c.k}, or group=0 for one scale per output channel")
+    skipped_by = select_skipped(graph, cands, skip)
+    if skipped_by:
+        summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
+    cands = [c for c in cands if not any(c is d for d in skipped_by)]
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
     summary.notes += kv_notes
     # ---- calibration: static activation scales and KV-cache scales
@@ -108,6 +117,20 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         summary.calibrated = True
     elif wanted:
         summary.notes.append("weightless graph: static scales are typed constants without data (estimates only)")
+    # ---- calibrated methods: scaled or error-compensated weights (and activation scales)
+    adjusted: dict[int, np.ndarray] = {}
+    params: dict[int, tuple] = {}
+    if method != "rtn" and cands:
+        if weightless:
+            summary.notes.append(f"weightless graph: method={method} needs weights; rounded to nearest")
+        else:
+            if isinstance(samples, int) or samples is None:
+                feeds = default_samples(graph, max(1, int(samples or 1)), seed)
+            else:
+                feeds = list(samples)
+            target = graph if not graph.symbols() else _bound_for(graph, feeds)
+            adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed)
+            summary.calibrated = True
     # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
     act_of: dict[int, tuple] = {}
     for c in cands:
@@ -126,9 +149,9 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                 act_of[id(c.x)] = hit
                 summary.activations += 1
             act = hit
-        q, sc, attrs = quantize_weight(graph, c, s.weights, s.group)
+        qw = quantize_weight(graph, c, s, adjusted.get(id(c)), params.get(id(c)))
         w = c.w
-        rewrite_matmul(graph, c, q, sc, attrs, act=act)
+        rewrite_matmul(graph, c, qw, act=act)
         if not w.uses and not any(o is w for o in graph.outputs):
             graph.remove_constant(w)
         summary.gemms += 1
@@ -147,7 +170,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     summary.kv_layers += concat_sites // 2      # keys and values: two Concat sites per layer
     if summary.changed:
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
-                                      if summary.calibrated else "none"}
+                                      if summary.calibrated else "none", "method": method}
     return summary
 
 
@@ -221,13 +244,18 @@ class Quantize(Pass):
     samples: int = field(default=4, metadata={"lo": 1})
     #: seed of the calibration inputs
     seed: int = 0
-    #: comma-separated name fragments of GEMMs to keep in full precision
+    #: comma-separated name fragments of GEMMs to keep in full precision (same as skip)
     exclude: str = ""
+    #: GEMMs kept in full precision: name globs/fragments, lm_head, first, last, layer:N, layer:A-B
+    skip: str = ""
+    #: rtn (round to nearest), awq, gptq, smoothquant (calibrated on the samples)
+    method: Literal["rtn", "awq", "gptq", "smoothquant"] = "rtn"
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
                                  percentile=self.percentile, samples=self.samples, seed=self.seed,
-                                 exclude=self.exclude, evaluator=ctx.evaluator)
+                                 exclude=self.exclude, skip=self.skip, method=self.method,
+                                 evaluator=ctx.evaluator)
         for note in summary.notes[:8]:
             ctx.note(note)
         stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,

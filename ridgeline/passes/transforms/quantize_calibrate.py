@@ -19,7 +19,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 
-__all__ = ["CALIBRATION_METHODS", "calibrate", "default_samples"]
+__all__ = ["CALIBRATION_METHODS", "ActivationStats", "activation_stats", "calibrate", "default_samples"]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 #: samples kept per value for a percentile (a reservoir of |x|, enough for the 99.99th)
@@ -51,23 +51,8 @@ def calibrate(graph: Graph, targets: Mapping[str, int | None], samples: Sequence
     missing = [k for k in wanted if k not in by_name]
     if missing:
         raise PassError(f"calibration: no value named {', '.join(missing)}")
-    for feeds in samples:
-        env: dict[int, np.ndarray] = {}
-        for v in graph.inputs:
-            if v.name not in feeds:
-                raise PassError(f"calibration sample has no input %{v.name}")
-            env[id(v)] = np.asarray(feeds[v.name])
-        for c in graph.constants.values():
-            if c.data is None:
-                raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
-            env[id(c)] = c.data
-        keep = method == "percentile"
-        _record(list(graph.inputs) + list(graph.constants.values()), env, wanted, stats, keep)
-        for node in graph:
-            outs = evaluator(node, [env[id(v)] if v is not None else None for v in node.inputs])
-            for v, a in zip(node.outputs, outs):
-                env[id(v)] = np.asarray(a)
-            _record(node.outputs, env, wanted, stats, keep)
+    keep = method == "percentile"
+    _walk(graph, samples, evaluator, lambda v, a: _record(v, a, wanted, stats, keep), set(wanted))
     out = {}
     for name, parts in stats.items():
         if not parts:      # pragma: no cover - every value is an input, a constant or a node output
@@ -80,6 +65,96 @@ def calibrate(graph: Graph, targets: Mapping[str, int | None], samples: Sequence
     return out
 
 
+def _walk(graph: Graph, samples: Sequence[Mapping[str, np.ndarray]], evaluator: Callable,
+          visit: Callable[[Value, np.ndarray], None], names: set[str]) -> None:
+    """Run ``graph`` node by node on each sample, calling ``visit(value, array)`` for every value
+    named in ``names`` (inputs, constants and node outputs); arrays no later node reads are freed."""
+    last_use: dict[int, int] = {}
+    for i, node in enumerate(graph):
+        for v in node.inputs:
+            if v is not None:
+                last_use[id(v)] = i
+    for feeds in samples:
+        env: dict[int, np.ndarray] = {}
+        for v in graph.inputs:
+            if v.name not in feeds:
+                raise PassError(f"calibration sample has no input %{v.name}")
+            env[id(v)] = np.asarray(feeds[v.name])
+        for c in graph.constants.values():
+            if c.data is None:
+                raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
+            env[id(c)] = c.data
+        for v in list(graph.inputs) + list(graph.constants.values()):
+            if v.name in names:
+                visit(v, env[id(v)])
+        for i, node in enumerate(graph):
+            outs = evaluator(node, [env[id(v)] if v is not None else None for v in node.inputs])
+            for v, a in zip(node.outputs, outs):
+                env[id(v)] = np.asarray(a)
+                if v.name in names:
+                    visit(v, env[id(v)])
+            for v in node.inputs:
+                if v is not None and last_use.get(id(v)) == i and not v.const:
+                    env.pop(id(v), None)
+
+
+class ActivationStats:
+    """What the calibrated methods need to know about one GEMM input: ``XᵀX`` (GPTQ's Hessian,
+    float64), mean and max ``|x|`` per channel, and up to ``max_rows`` rows kept (AWQ's search)."""
+
+    def __init__(self, k: int, gram: bool, max_rows: int, rng: np.random.Generator):
+        self.rows = 0
+        self.gram = np.zeros((k, k)) if gram else None
+        self.abs_sum = np.zeros(k)
+        self.amax = np.zeros(k)
+        self.kept: list[np.ndarray] = []
+        self._kept_rows = 0
+        self._max_rows = max_rows
+        self._rng = rng
+
+    def add(self, a: np.ndarray) -> None:
+        x = np.asarray(a, np.float64).reshape(-1, a.shape[-1])
+        self.rows += x.shape[0]
+        if self.gram is not None:
+            self.gram += x.T @ x
+        ax = np.abs(x)
+        self.abs_sum += ax.sum(axis=0)
+        self.amax = np.maximum(self.amax, ax.max(axis=0, initial=0.0))
+        room = self._max_rows - self._kept_rows
+        if room > 0:
+            pick = x if x.shape[0] <= room else x[self._rng.choice(x.shape[0], room, replace=False)]
+            self.kept.append(pick)
+            self._kept_rows += pick.shape[0]
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        return self.abs_sum / max(1, self.rows)
+
+    @property
+    def sample(self) -> np.ndarray:
+        return np.concatenate(self.kept) if self.kept else np.zeros((0, self.abs_sum.size))
+
+
+def activation_stats(graph: Graph, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]], *,
+                     evaluator: Callable, gram: bool = False, max_rows: int = 512,
+                     seed: int = 0) -> dict[str, ActivationStats]:
+    """``ActivationStats`` of each named value (a GEMM's input, last axis = input channels)."""
+    if evaluator is None:
+        raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
+    if not samples:
+        raise PassError("calibration needs at least one sample input")
+    by_name = {v.name: v for v in graph.values()}
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in names:
+        v = by_name.get(n)
+        if v is None:
+            raise PassError(f"calibration: no value named {n}")
+        out[n] = ActivationStats(int(v.type.shape[-1]), gram, max_rows, rng)
+    _walk(graph, samples, evaluator, lambda v, a: out[v.name].add(a), set(out))
+    return out
+
+
 def _flat_abs(a: np.ndarray, axis: int | None) -> np.ndarray:
     """|a| as (slices along axis, elements per slice)."""
     x = np.abs(np.asarray(a, dtype=np.float64))
@@ -88,14 +163,11 @@ def _flat_abs(a: np.ndarray, axis: int | None) -> np.ndarray:
     return np.moveaxis(x, axis % x.ndim, 0).reshape(x.shape[axis % x.ndim], -1)
 
 
-def _record(values: Sequence[Value], env, wanted, stats, keep: bool) -> None:
-    for v in values:
-        if v.name not in wanted:
-            continue
-        flat = _flat_abs(env[id(v)], wanted[v.name])
-        if not keep:
-            stats[v.name].append(flat.max(axis=1) if flat.size else np.zeros(flat.shape[0]))
-            continue
-        if flat.shape[1] > _RESERVOIR:   # a fixed-stride subsample keeps the percentile honest
-            flat = flat[:, :: -(-flat.shape[1] // _RESERVOIR)]
-        stats[v.name].append(flat)
+def _record(v: Value, a: np.ndarray, wanted, stats, keep: bool) -> None:
+    flat = _flat_abs(a, wanted[v.name])
+    if not keep:
+        stats[v.name].append(flat.max(axis=1) if flat.size else np.zeros(flat.shape[0]))
+        return
+    if flat.shape[1] > _RESERVOIR:   # a fixed-stride subsample keeps the percentile honest
+        flat = flat[:, :: -(-flat.shape[1] // _RESERVOIR)]
+    stats[v.name].append(flat)

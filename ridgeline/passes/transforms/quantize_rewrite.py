@@ -33,10 +33,22 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.dtypes import DTYPES
 from ...ir.types import TensorType
-from .quantize_schemes import QMAX, fit_scales, quantize_array, scale_for
+from .quantize_schemes import (
+    NF4_CODEBOOK,
+    QMAX,
+    block_amax,
+    fit_asym,
+    fit_min,
+    fit_scales,
+    quantize_array,
+    quantize_min,
+    quantize_nf4,
+    scale_for,
+)
 
 __all__ = [
     "Candidate",
+    "QuantizedWeight",
     "add_dynamic_quantizer",
     "add_static_quantizer",
     "find_candidates",
@@ -124,33 +136,104 @@ def find_candidates(graph: Graph) -> tuple[list[Candidate], list[str]]:
 
 
 # --------------------------------------------------------------------------- weights
-def quantize_weight(graph: Graph, c: Candidate, dtype: str, group: int) -> tuple[Value, Value, dict]:
-    """New constants (quantized weight, scales) for ``c.w`` and the DequantizeLinear attributes."""
+@dataclass
+class QuantizedWeight:
+    """The constants standing for a float weight and how the kernel turns them back into it:
+    ``DequantizeLinear(q, scale[, zero_point], **attrs)``, or for NF4 (``codebook``) a lookup
+    ``codebook[q] · scale`` with the blocked scale gathered along K (``group_index``)."""
+
+    q: Value
+    scale: Value
+    attrs: dict
+    zero_point: Value | None = None
+    codebook: np.ndarray | None = None
+    group_index: np.ndarray | None = None
+    minimum: Value | None = None
+
+
+def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None = None,
+                    params: tuple | None = None) -> QuantizedWeight:
+    """New constants for ``c.w`` under ``scheme`` (a ``Scheme``): codes, scales, zero points.
+    ``data``: the float weight to quantize instead of ``c.w``'s (calibrated methods scale or
+    correct it first). Any group size works: a last group shorter than the others covers the
+    remaining input channels (ONNX blocked quantization's ``ceil(K / block_size)`` scales).
+    ``params``: fixed (scales, zero points) in the stored layout (GPTQ chose them)."""
     w = c.w
     k_axis = c.k_axis
     n_axis = 1 - k_axis
     scale_dt = w.type.dtype
+    dtype, group = scheme.weights, scheme.group
     blocked = bool(group) and group < c.k
-    if blocked:
+    nf4 = dtype == "nf4"
+    if scheme.per_tensor:
+        attrs: dict = {}
+        sshape: list = []
+    elif blocked:
         attrs = {"axis": k_axis, "block_size": group}
         sshape = list(w.type.shape)
-        sshape[k_axis] = c.k // group
+        sshape[k_axis] = -(-c.k // group)
     else:
         attrs = {"axis": n_axis}
         sshape = [c.n]
-    qdata = sdata = None
-    if w.data is not None:
-        data = np.asarray(w.data, dtype=np.float64)
-        scale = fit_scales(data, dtype, k_axis, group if blocked else 0, scale_dt.np_dtype)   # keeps dims
-        qdata = quantize_array(data, scale, dtype, k_axis, group if blocked else 0)
-        sdata = scale if blocked else scale.reshape(-1)
-    qtype = TensorType(DTYPES[dtype], tuple(w.type.shape))
+    if nf4:    # the lookup multiplies by a scale of the weight's rank (gathered along K when blocked)
+        sshape = list(w.type.shape)
+        sshape[k_axis] = -(-c.k // group) if blocked else 1
+    block = group if blocked else 0
+    axis = k_axis if blocked or nf4 else n_axis
+    qdata = sdata = zdata = mdata = None
+    src = w.data if data is None else data
+    if src is not None:
+        x = np.asarray(src, dtype=np.float64)
+        if scheme.per_tensor:
+            sdata = fit_scales(x.reshape(1, -1), dtype, 1, 0, scale_dt.np_dtype).reshape(())
+            qdata = quantize_array(x, sdata, dtype, 0, 0)
+        elif nf4:
+            amax = block_amax(x, k_axis, block)                # codes span [-1, 1]: scale = max |x|
+            sdata = np.where(amax > 0, amax, 1.0).astype(scale_dt.np_dtype)
+            qdata = quantize_nf4(x, sdata, k_axis, block)
+        elif params is not None:
+            sdata, zdata = params
+            sdata = np.asarray(sdata).astype(scale_dt.np_dtype)
+            keep = sdata if blocked else np.expand_dims(sdata, k_axis)
+            zk = None if zdata is None else (zdata if blocked else np.expand_dims(zdata, k_axis))
+            qdata = quantize_array(x, keep, scheme.stored, k_axis, block, zk)
+            if zdata is not None:
+                zdata = np.asarray(zdata).astype(DTYPES[scheme.stored].np_dtype)
+        elif scheme.asym == "min":
+            sc, mn = fit_min(x, dtype, k_axis, block, scale_dt.np_dtype)       # keep dims
+            qdata = quantize_min(x, sc, mn, dtype, k_axis, block)
+            sdata, mdata = (sc, mn) if blocked else (sc.reshape(-1), mn.reshape(-1))
+        elif scheme.asym:
+            sc, zp = fit_asym(x, dtype, k_axis, block, scale_dt.np_dtype)      # keep dims
+            qdata = quantize_array(x, sc, scheme.stored, k_axis, block, zp)
+            sdata, zdata = (sc, zp) if blocked else (sc.reshape(-1), zp.reshape(-1))
+        else:
+            sc = fit_scales(x, dtype, k_axis, block, scale_dt.np_dtype)       # keeps dims
+            qdata = quantize_array(x, sc, dtype, k_axis, block)
+            sdata = sc if blocked else sc.reshape(-1)
+    qtype = TensorType(DTYPES[scheme.stored], tuple(w.type.shape))
     stype = TensorType(scale_dt, tuple(sshape))
     q = graph.add_constant(f"{w.name}.q", qdata, type=None if qdata is not None else qtype)
-    s = graph.add_constant(f"{w.name}.scale", sdata, type=None if sdata is not None else stype)
+    sv = graph.add_constant(f"{w.name}.scale", sdata, type=None if sdata is not None else stype)
     if qdata is not None and q.type != qtype:     # ml_dtypes arrays infer their IR dtype; keep it exact
         q.type = qtype
-    return q, s, attrs
+    zv = None
+    if scheme.asym == "min":    # a float minimum per group, added after DequantizeLinear
+        mv = graph.add_constant(f"{w.name}.minimum", mdata, type=None if mdata is not None else stype)
+        out = QuantizedWeight(q, sv, attrs, minimum=mv)
+        out.group_index = (np.arange(c.k, dtype=np.int64) // group) if blocked else None
+        return out
+    if scheme.asym:
+        ztype = TensorType(DTYPES[scheme.stored], tuple(sshape))
+        zv = graph.add_constant(f"{w.name}.zero_point", zdata, type=None if zdata is not None else ztype)
+        if zdata is not None and zv.type != ztype:
+            zv.type = ztype
+    out = QuantizedWeight(q, sv, attrs, zv)
+    if nf4:
+        out.attrs = {"axis": axis}
+        out.codebook = NF4_CODEBOOK
+        out.group_index = (np.arange(c.k, dtype=np.int64) // group) if blocked else None
+    return out
 
 
 def _new_body(c: Candidate, kind: str) -> tuple[Graph, Node]:
@@ -167,21 +250,54 @@ def _new_body(c: Candidate, kind: str) -> tuple[Graph, Node]:
     return body, mm
 
 
-def rewrite_matmul(graph: Graph, c: Candidate, q: Value, s: Value, dq_attrs: dict, *,
+def _dequantize_weight(graph: Graph, body: Graph, c: Candidate, qw: QuantizedWeight, before: Node
+                       ) -> tuple[Node, Value, list[Value], list[Value]]:
+    """The kernel's prologue turning ``qw`` back into the float weight; returns its first node,
+    the weight, the new body inputs and the outer values bound to them."""
+    wtype = TensorType(c.w.type.dtype, c.w.type.shape)
+    outer = [qw.q, qw.scale] + ([qw.zero_point] if qw.zero_point is not None else [])
+    extra = [qw.minimum] if qw.minimum is not None else []
+    ins = [body.add_input(graph.fresh_name(v.name), v.type) for v in outer + extra]
+    if qw.codebook is None:
+        dq = body.add_node("DequantizeLinear", ins[:len(outer)], qw.attrs, before=before, outputs=[wtype])
+        if qw.minimum is None:
+            return dq, dq.outputs[0], ins, outer
+        # scale and minimum: q · s + m, the minimum gathered along K when blocked
+        m = ins[-1]
+        if qw.group_index is not None:
+            gidx = body.add_constant(graph.fresh_name("group_index"), qw.group_index)
+            m = body.add_node("Gather", [m, gidx], {"axis": c.k_axis}, before=before).outputs[0]
+        elif c.k_axis == 1:     # per output channel, the weight N × K: the minimum is a column
+            m = body.add_node("Unsqueeze", [m, body.add_constant(graph.fresh_name("axes"), np.array([1]))],
+                              before=before).outputs[0]
+        w = body.add_node("Add", [dq.outputs[0], m], before=before, outputs=[wtype]).outputs[0]
+        return dq, w, ins, outer + extra
+    # NF4: codebook[q] · scale, the scale gathered along K when blocked (a short last group too)
+    book = body.add_constant(graph.fresh_name("nf4_codebook"), qw.codebook.astype(c.w.type.dtype.np_dtype))
+    idx = body.add_node("Cast", [ins[0]], {"to": "i32"}, before=before).outputs[0]
+    first = idx.producer
+    vals = body.add_node("Gather", [book, idx], {"axis": 0}, before=before).outputs[0]
+    scale = ins[1]
+    if qw.group_index is not None:
+        gidx = body.add_constant(graph.fresh_name("group_index"), qw.group_index)
+        scale = body.add_node("Gather", [scale, gidx], {"axis": c.k_axis}, before=before).outputs[0]
+    w = body.add_node("Mul", [vals, scale], before=before, outputs=[wtype]).outputs[0]
+    return first, w, ins, outer
+
+
+def rewrite_matmul(graph: Graph, c: Candidate, qw: QuantizedWeight, *,
                    act: tuple[Value, Value, dict] | None = None) -> Node:
-    """Replace ``c.node`` by a Fused quantized GEMM: the weight becomes DequantizeLinear(q, s);
-    with ``act`` = (xq, x_scale, attrs) the activation becomes DequantizeLinear(xq, x_scale) too."""
+    """Replace ``c.node`` by a Fused quantized GEMM: the weight becomes DequantizeLinear(q, s[, z])
+    (or NF4's lookup); with ``act`` = (xq, x_scale, attrs) the activation becomes
+    DequantizeLinear(xq, x_scale) too."""
     kind = "quant-matmul" if act is not None else "dequant-matmul"
     body, mm = _new_body(c, kind)
     outer = list(c.node.inputs)
-    # the weight: body input bound to c.w -> DequantizeLinear(qweight, scales)
+    # the weight: body input bound to c.w -> DequantizeLinear(qweight, scales[, zero points])
     wpos = next(i for i, v in enumerate(outer) if v is c.w)
     bw = body.inputs[wpos]
-    bq = body.add_input(graph.fresh_name(f"{c.w.name}.q"), q.type)
-    bs = body.add_input(graph.fresh_name(f"{c.w.name}.scale"), s.type)
-    dq = body.add_node("DequantizeLinear", [bq, bs], dq_attrs, before=mm,
-                       outputs=[TensorType(c.w.type.dtype, c.w.type.shape)])
-    mm.set_input(1, dq.outputs[0])
+    dq, wv, w_ins, w_outer = _dequantize_weight(graph, body, c, qw, mm)
+    mm.set_input(1, wv)
     new_inputs: list = []
     keep = []
     for i, (bv, ov) in enumerate(zip(body.inputs[:len(outer)], outer)):
@@ -204,8 +320,8 @@ def rewrite_matmul(graph: Graph, c: Candidate, q: Value, s: Value, dq_attrs: dic
             new_inputs.pop(k)
         keep += [bxq, bxs]
         new_inputs += [xq, xs]
-    keep += [bq, bs]
-    new_inputs += [q, s]
+    keep += w_ins
+    new_inputs += w_outer
     if bw.uses:   # pragma: no cover - find_candidates ensures the weight feeds only the product
         raise AssertionError("the weight is still used in the body")
     body.inputs = keep

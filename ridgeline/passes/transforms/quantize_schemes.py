@@ -13,6 +13,14 @@ A scheme is written like ``int4-g128``, ``w8a8`` or ``int8+kv-int8`` (parts join
 ``w8a8-static``           int8 weights, activations with one calibrated scale per tensor
 ``w8a8-fp8``              float8 e4m3 weights and per-token dynamic float8 activations
 ``kv-int8`` / ``kv-fp8``  the KV cache stored narrow, one calibrated scale per KV head
+``int4-asym`` /           asymmetric: unsigned codes and an integer zero point per channel or
+``int8-asym``             group (AWQ/GPTQ checkpoints, ONNX DequantizeLinear's zero point)
+``int4-min`` /            unsigned codes, a scale and a float minimum per group (llama.cpp's
+``int8-min``              Q4_1/Q8_1): ``x = q·s + m``
+``nf4``                   NF4 (QLoRA): u4 indices into 16 normal quantiles, times max |x|
+``fp8-tensor``            float8 e4m3 with one scale for the whole weight
+``w4a8``                  int4 weights (``-gN`` allowed), activations int8 per token at run time
+``w4a16`` / ``w8a16``     spellings of ``int4-asym-g128`` / ``int8``
 ``none``                  nothing (a baseline; combine with ``kv-…``)
 ========================  ===================================================================
 
@@ -38,13 +46,19 @@ from ...ir.dtypes import DTYPES
 from ...ir.errors import PassError
 
 __all__ = [
+    "NF4_CODEBOOK",
     "QMAX",
     "SCHEME_NAMES",
     "Scheme",
     "block_amax",
+    "dequantize_nf4",
+    "fit_asym",
+    "fit_min",
     "fit_scales",
     "parse_scheme",
     "quantize_array",
+    "quantize_min",
+    "quantize_nf4",
     "scale_for",
     "step_bound",
 ]
@@ -52,12 +66,31 @@ __all__ = [
 #: the largest magnitude a symmetric quantized value takes
 QMAX = {"i8": 127.0, "i4": 7.0, "f8e4m3": float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max),
         "f8e5m2": float(ml_dtypes.finfo(ml_dtypes.float8_e5m2).max)}
-_INT_RANGE = {"i8": (-128, 127), "i4": (-8, 7)}
+_INT_RANGE = {"i8": (-128, 127), "i4": (-8, 7), "u8": (0, 255), "u4": (0, 15)}
+#: asymmetric (zero-point) schemes store unsigned codes, as AWQ/GPTQ checkpoints and MatMulNBits do
+UNSIGNED = {"i8": "u8", "i4": "u4"}
 
-_WEIGHTS = {"int8": "i8", "int4": "i4", "fp8": "f8e4m3", "fp8-e4m3": "f8e4m3", "fp8-e5m2": "f8e5m2"}
-_W8A8 = {"w8a8": ("i8", "dynamic"), "w8a8-static": ("i8", "static"), "w8a8-fp8": ("f8e4m3", "dynamic")}
+#: NF4 (QLoRA, Dettmers et al. 2023, arXiv:2305.14314, appendix E; bitsandbytes' table): the 16
+#: quantiles of a unit normal, scaled to [-1, 1], with an exact zero. Codes are u4 indices.
+NF4_CODEBOOK = np.array([
+    -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635,
+    -0.18477343022823334, -0.09105003625154495, 0.0, 0.07958029955625534, 0.16093020141124725,
+    0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941,
+    0.7229568362236023, 1.0], dtype=np.float32)
+
+# name -> (weight dtype, asymmetric, granularity default, activations, activation dtype)
+_WEIGHTS = {"int8": ("i8", False, "channel"), "int4": ("i4", False, "channel"),
+            "int8-asym": ("i8", True, "channel"), "int4-asym": ("i4", True, "channel"),
+            "int8-min": ("i8", "min", "channel"), "int4-min": ("i4", "min", "channel"),
+            "fp8": ("f8e4m3", False, "channel"), "fp8-e4m3": ("f8e4m3", False, "channel"),
+            "fp8-tensor": ("f8e4m3", False, "tensor"), "fp8-e5m2": ("f8e5m2", False, "channel"),
+            "nf4": ("nf4", False, "channel")}
+_W8A8 = {"w8a8": ("i8", "dynamic", "i8"), "w8a8-static": ("i8", "static", "i8"),
+         "w8a8-fp8": ("f8e4m3", "dynamic", "f8e4m3"), "w4a8": ("i4", "dynamic", "i8")}
+#: spellings users know from other tools, and what they mean here (W4A16: AWQ's asymmetric g128)
+_ALIASES = {"w4a16": "int4-asym-g128", "w8a16": "int8"}
 _KV = {"kv-int8": "i8", "kv-fp8": "f8e4m3"}
-SCHEME_NAMES = tuple(_WEIGHTS) + tuple(_W8A8) + tuple(_KV) + ("none",)
+SCHEME_NAMES = tuple(_WEIGHTS) + tuple(_W8A8) + tuple(_ALIASES) + tuple(_KV) + ("none",)
 
 
 @dataclass(frozen=True)
@@ -65,24 +98,35 @@ class Scheme:
     """What to quantize and how (see the module docstring for the spelling)."""
 
     name: str
-    weights: str | None = None        # i8, i4, f8e4m3, f8e5m2
+    weights: str | None = None        # i8, i4, f8e4m3, f8e5m2, nf4
     group: int = 0                    # input channels per weight scale (0: per output channel)
     activations: str = "none"         # none | dynamic (per token) | static (calibrated, per tensor)
     act_dtype: str | None = None
     kv: str | None = None             # i8 | f8e4m3
+    asym: bool | str = False          # True: integer zero points; "min": a float minimum (stored unsigned)
+    per_tensor: bool = False          # one weight scale for the whole tensor
 
     @property
     def needs_calibration(self) -> bool:
         return self.activations == "static" or self.kv is not None
 
+    @property
+    def stored(self) -> str | None:
+        """The IR dtype the weight codes are stored in."""
+        if self.weights == "nf4":
+            return "u4"
+        return UNSIGNED[self.weights] if self.asym and self.weights in UNSIGNED else self.weights
+
 
 def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) -> Scheme:
-    """``int4-g128``, ``w8a8``, ``int8+kv-int8`` → a ``Scheme``; bad spellings are ``PassError``s."""
-    parts = [p.strip().lower() for p in str(text).split("+") if p.strip()]
+    """``int4-g128``, ``int4-asym-g32``, ``nf4``, ``w8a8``, ``int8+kv-int8`` → a ``Scheme``; bad
+    spellings are ``PassError``s."""
+    parts = [_ALIASES.get(p.strip().lower(), p.strip().lower()) for p in str(text).split("+") if p.strip()]
     if not parts:
         raise PassError(f"empty quantization scheme; use one of {', '.join(SCHEME_NAMES)}")
-    weights = act_dt = kv_dt = None
+    base_name = weights = act_dt = kv_dt = None
     g = 0
+    asym = per_tensor = False
     activations = "none"
     for part in parts:
         m = re.fullmatch(r"(.+?)-g(\d+)", part)
@@ -97,17 +141,20 @@ def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) 
         if base in _WEIGHTS or base in _W8A8:
             if weights is not None:
                 raise PassError(f"scheme {text!r} names two weight schemes; combine one with kv-int8 or kv-fp8")
+            base_name = base
             if base in _WEIGHTS:
-                weights = _WEIGHTS[base]
+                weights, asym, gran = _WEIGHTS[base]
+                per_tensor = gran == "tensor"
             else:
-                weights, activations = _W8A8[base]
-                act_dt = weights
-                if grp:
+                weights, activations, act_dt = _W8A8[base]
+                if grp and weights != "i4":
                     raise PassError(f"scheme {part!r}: W8A8 uses one scale per output channel (the integer "
-                                    f"product is rescaled once); group sizes apply to weight-only schemes")
+                                    f"product is rescaled once); group sizes apply to weight-only schemes and w4a8")
             if grp is not None:
                 if grp < 1:
                     raise PassError(f"scheme {part!r}: the group size must be a positive number of input channels")
+                if per_tensor:
+                    raise PassError(f"scheme {part!r}: a per-tensor scale takes no group size")
                 g = grp
             continue
         raise PassError(f"unknown quantization scheme {part!r}; schemes: {', '.join(SCHEME_NAMES)} "
@@ -118,8 +165,10 @@ def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) 
             raise PassError(f"scheme {text!r} says group {g} but the group option says {group}")
         if weights is None:
             raise PassError("a group size applies to weight quantization; the scheme quantizes no weights")
-        if activations != "none":
+        if activations != "none" and weights != "i4":
             raise PassError(f"scheme {text!r}: W8A8 uses one scale per output channel; drop the group option")
+        if per_tensor:
+            raise PassError(f"scheme {text!r}: a per-tensor scale takes no group size")
         if group < 0:
             raise PassError(f"group must be >= 0, got {group}")
         g = group
@@ -133,13 +182,12 @@ def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) 
             kv_dt = want
     canon = []
     if weights is not None:
-        if activations != "none":
-            canon.append(next(k for k, v in _W8A8.items() if v == (weights, activations)))
-        else:
-            canon.append(next(k for k, v in _WEIGHTS.items() if v == weights) + (f"-g{g}" if g else ""))
+        if base_name == "fp8-e4m3":
+            base_name = "fp8"
+        canon.append(base_name + (f"-g{g}" if g else ""))
     if kv_dt is not None:
         canon.append(next(k for k, v in _KV.items() if v == kv_dt))
-    return Scheme("+".join(canon) or "none", weights, g, activations, act_dt, kv_dt)
+    return Scheme("+".join(canon) or "none", weights, g, activations, act_dt, kv_dt, asym, per_tensor)
 
 
 # --------------------------------------------------------------------------- arithmetic
@@ -163,13 +211,18 @@ def scale_for(amax: np.ndarray, dtype: str, scale_dtype: np.dtype) -> np.ndarray
     return np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
 
 
-def quantize_array(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int) -> np.ndarray:
-    """``x / scale`` rounded into ``dtype`` (``scale`` per block along ``axis``, broadcastable)."""
+def quantize_array(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int,
+                   zero_point: np.ndarray | None = None) -> np.ndarray:
+    """``x / scale (+ zero_point)`` rounded into ``dtype`` (``scale`` per block along ``axis``,
+    broadcastable; a zero point has the scale's shape)."""
     s = _expand(scale, x.shape, axis, block).astype(np.float64)
     y = x.astype(np.float64) / s
     if dtype in _INT_RANGE:
         lo, hi = _INT_RANGE[dtype]
-        return np.clip(np.rint(y), lo, hi).astype(DTYPES[dtype].np_dtype)
+        y = np.rint(y)
+        if zero_point is not None:
+            y = y + _expand(zero_point, x.shape, axis, block).astype(np.float64)
+        return np.clip(y, lo, hi).astype(DTYPES[dtype].np_dtype)
     big = QMAX[dtype]
     return np.clip(y, -big, big).astype(np.float32).astype(DTYPES[dtype].np_dtype)
 
@@ -202,6 +255,80 @@ def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np
     return best
 
 
+def _block_reduce(ufunc, a: np.ndarray, axis: int, block: int) -> np.ndarray:
+    axis = axis % a.ndim
+    n = a.shape[axis]
+    if not block or block >= n:
+        return ufunc.reduce(a, axis=axis, keepdims=True)
+    return ufunc.reduceat(a, np.arange(0, n, block), axis=axis)
+
+
+def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Asymmetric (zero-point) scales and zero points per block for integer weights ``x``:
+    ``x ≈ (q - z) · s`` with unsigned codes ``q`` in ``[0, 2^bits - 1]`` (``dtype``: i8/i4, the
+    signedness of the scheme; codes are stored as u8/u4). The range ``[min, max]`` of each block
+    (shrunk by ``CLIP_RATIOS``, keeping the one with the least squared error, as AWQ's clip
+    search does) is mapped onto the codes; ``z = round(-min / s)``, an integer as ONNX
+    DequantizeLinear and MatMulNBits store it. Returns (scale, zero point), both keeping dims."""
+    udt = UNSIGNED[dtype]
+    top = float(_INT_RANGE[udt][1])
+    data = x.astype(np.float64)
+    lo0 = np.minimum(_block_reduce(np.minimum, data, axis, block), 0.0)
+    hi0 = np.maximum(_block_reduce(np.maximum, data, axis, block), 0.0)
+    best = best_z = best_err = None
+    for r in CLIP_RATIOS:
+        lo, hi = lo0 * r, hi0 * r
+        s = scale_for((hi - lo) * QMAX[dtype] / top, dtype, scale_dtype)   # scale_for divides by QMAX
+        z = np.clip(np.rint(-lo / s.astype(np.float64)), 0, top)
+        q = quantize_array(data, s, udt, axis, block, z).astype(np.float64)
+        deq = (q - _expand(z, data.shape, axis, block)) * _expand(s, data.shape, axis, block).astype(np.float64)
+        err = _block_sum(np.square(data - deq), axis, block)
+        if best_err is None:
+            best, best_z, best_err = s, z, err
+            continue
+        better = err < best_err
+        best, best_z = np.where(better, s, best), np.where(better, z, best_z)
+        best_err = np.where(better, err, best_err)
+    return best.astype(scale_dtype), best_z.astype(DTYPES[udt].np_dtype)
+
+
+def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and float minimum per block, as llama.cpp's Q4_1/Q8_1 store them: ``x ≈ q · s + m``
+    with ``m`` the block's minimum and ``s = (max − min) / (2^bits − 1)``; weights already on such
+    a grid (a model dequantized from Q4_1) come back exactly. Returns (scale, minimum)."""
+    top = float(_INT_RANGE[UNSIGNED[dtype]][1])
+    data = x.astype(np.float64)
+    lo = _block_reduce(np.minimum, data, axis, block).astype(scale_dtype)
+    hi = _block_reduce(np.maximum, data, axis, block)
+    s = np.where(hi > lo, (hi - lo.astype(np.float64)) / top, 1.0).astype(scale_dtype)
+    s = np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
+    return s, lo
+
+
+def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
+                 block: int) -> np.ndarray:
+    """Unsigned codes ``round((x − m) / s)`` of the scale-and-minimum form."""
+    udt = UNSIGNED[dtype]
+    lo, hi = _INT_RANGE[udt]
+    y = (x.astype(np.float64) - _expand(minimum, x.shape, axis, block).astype(np.float64)) \
+        / _expand(scale, x.shape, axis, block).astype(np.float64)
+    return np.clip(np.rint(y), lo, hi).astype(DTYPES[udt].np_dtype)
+
+
+def quantize_nf4(x: np.ndarray, scale: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """NF4 codes (u4 indices into ``NF4_CODEBOOK``) of ``x / scale``: the nearest code."""
+    y = x.astype(np.float64) / _expand(scale, x.shape, axis, block).astype(np.float64)
+    mids = (NF4_CODEBOOK[1:].astype(np.float64) + NF4_CODEBOOK[:-1]) / 2
+    return np.searchsorted(mids, np.clip(y, -1.0, 1.0)).astype(ml_dtypes.uint4)
+
+
+def dequantize_nf4(q: np.ndarray, scale: np.ndarray, axis: int, block: int) -> np.ndarray:
+    """The values NF4 codes stand for (float64)."""
+    return NF4_CODEBOOK.astype(np.float64)[q.astype(np.int64)] * _expand(scale, q.shape, axis, block)
+
+
 def _block_sum(a: np.ndarray, axis: int, block: int) -> np.ndarray:
     axis = axis % a.ndim
     n = a.shape[axis]
@@ -217,12 +344,22 @@ def _expand(scale: np.ndarray, shape: tuple, axis: int, block: int) -> np.ndarra
     return np.repeat(scale, block, axis=axis).take(range(shape[axis]), axis=axis)
 
 
-def step_bound(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int) -> np.ndarray:
+def step_bound(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, block: int,
+               zero_point: np.ndarray | None = None) -> np.ndarray:
     """The largest error ``|x - dequantize(quantize(x))|`` each element of ``x`` can carry under
     ``scale``: half a step for integers; for float8 half an ulp of ``x / scale`` (relative
     2^-(mantissa+1) for normals, half the smallest subnormal below), times the scale. A value
     beyond the range is clipped: its bound is its distance to the range, if that is larger."""
     s = np.abs(_expand(scale, x.shape, axis, block).astype(np.float64))
+    if dtype == "nf4":          # half the gap between the two codes around x / scale
+        y = np.clip(x.astype(np.float64) / s, -1.0, 1.0)
+        i = np.clip(np.searchsorted(NF4_CODEBOOK, y) - 1, 0, 14)
+        gap = (NF4_CODEBOOK[i + 1].astype(np.float64) - NF4_CODEBOOK[i]) / 2
+        return np.maximum(gap, np.abs(x) / s - 1.0) * s
+    if zero_point is not None:  # asymmetric: codes in the unsigned range, shifted by the zero point
+        lo, hi = _INT_RANGE[UNSIGNED.get(dtype, dtype)]
+        y = x.astype(np.float64) / s + _expand(zero_point, x.shape, axis, block).astype(np.float64)
+        return np.maximum(0.5, np.maximum(lo - y, y - hi)) * s
     y = np.abs(x.astype(np.float64)) / s
     if dtype in _INT_RANGE:
         hi = _INT_RANGE[dtype][1]

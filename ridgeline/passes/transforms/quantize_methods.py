@@ -1,0 +1,154 @@
+"""Calibrated weight quantization: AWQ-style activation-aware scaling, GPTQ-style
+error-compensating rounding and SmoothQuant, from statistics of each GEMM's input activation.
+
+All three see a GEMM ``y = x · W`` (``W``: K input × N output channels) through the calibration
+activations ``X`` (rows × K) of the unquantized model:
+
+* **AWQ** (Lin et al. 2024, arXiv:2306.00978): input channels that carry large activations matter
+  more; scale them up in the weight before rounding, ``W' = diag(s) · W``, and divide the
+  activation by ``s`` (``x' = x / s``, folded into the preceding normalization where possible).
+  ``s = mean|x|^α`` per channel, α on a grid in [0, 1], picked to minimize ``‖X W − X Ŵ‖²`` summed
+  over the GEMMs sharing the activation (they must share ``s``).
+* **GPTQ** (Frantar et al. 2023, arXiv:2210.17323): quantize input channels one by one and push
+  each one's rounding error onto the channels not yet quantized, weighted by the inverse of the
+  Hessian ``H = 2 XᵀX / rows`` (dampened by 1% of its mean diagonal); blocks of 128 channels with
+  lazy updates, the scale of each group fitted when the loop reaches it.
+* **SmoothQuant** (Xiao et al. 2023, arXiv:2211.10438): for W8A8, migrate activation outliers into
+  the weights, ``s_j = max|x_j|^α / max|W_j|^(1−α)`` with α = 0.5, the same transform as AWQ's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ...ir.errors import PassError
+from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_scales, quantize_array
+
+__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "smooth_scales"]
+
+METHODS = ("rtn", "awq", "gptq", "smoothquant")
+#: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
+AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def dequantized(w: np.ndarray, scheme) -> np.ndarray:
+    """Round-trip ``w`` (K × N, K the input channels) through ``scheme``'s weight grid, with the
+    scales fitted as ``quantize`` fits them (no clip search: this is the inner loop of AWQ)."""
+    from .quantize_schemes import block_amax, dequantize_nf4, quantize_nf4, scale_for
+    block = scheme.group if scheme.group and scheme.group < w.shape[0] else 0
+    if scheme.weights == "nf4":
+        amax = block_amax(w, 0, block)
+        s = np.where(amax > 0, amax, 1.0)
+        return dequantize_nf4(quantize_nf4(w, s, 0, block), s, 0, block)
+    if scheme.per_tensor:
+        s = scale_for(np.abs(w).max().reshape(1, 1), scheme.weights, np.dtype(np.float32)).astype(np.float64)
+        return quantize_array(w, s, scheme.weights, 0, 0).astype(np.float64) * s
+    from .quantize_schemes import _expand
+    if scheme.asym:
+        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
+        lo = np.minimum(_block_min(w, block), 0.0)
+        hi = np.maximum(-_block_min(-w, block), 0.0)
+        s = np.where(hi > lo, (hi - lo) / top, 1.0)
+        z = np.clip(np.rint(-lo / s), 0, top)
+        q = quantize_array(w, s, UNSIGNED[scheme.weights], 0, block, z).astype(np.float64)
+        return (q - _expand(z, w.shape, 0, block)) * _expand(s, w.shape, 0, block)
+    s = scale_for(block_amax(w, 0, block), scheme.weights, np.dtype(np.float32)).astype(np.float64)
+    return quantize_array(w, s, scheme.weights, 0, block).astype(np.float64) * _expand(s, w.shape, 0, block)
+
+
+def _block_min(w: np.ndarray, block: int) -> np.ndarray:
+    if not block:
+        return w.min(axis=0, keepdims=True)
+    return np.minimum.reduceat(w, np.arange(0, w.shape[0], block), axis=0)
+
+
+def awq_scales(weights: list[np.ndarray], rows: np.ndarray, mean_abs: np.ndarray, scheme,
+               round_trip: Callable = dequantized) -> tuple[np.ndarray, float]:
+    """The per-input-channel scale ``s`` (and its α) that minimizes the output error of the GEMMs
+    ``rows · W`` sharing one activation (``weights``: K × N each) once ``diag(s)·W`` is quantized."""
+    x = np.asarray(rows, np.float64)
+    refs = [x @ w for w in weights]
+    base = np.maximum(np.asarray(mean_abs, np.float64), 1e-8)
+    best, best_err, best_a = np.ones_like(base), None, 0.0
+    for a in AWQ_ALPHAS:
+        s = base ** a
+        s = s / np.sqrt(s.max() * s.min())         # centred, as AWQ does, to keep the range sane
+        err = 0.0
+        for w, ref in zip(weights, refs):
+            wq = round_trip(w * s[:, None], scheme) / s[:, None]
+            err += float(np.square(x @ wq - ref).sum())
+        if best_err is None or err < best_err:
+            best, best_err, best_a = s, err, float(a)
+    return best, best_a
+
+
+def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """SmoothQuant's ``s_j = max|x_j|^α / max|W_j|^(1−α)`` over the GEMMs sharing the activation."""
+    wmax = np.max([np.abs(w).max(axis=1) for w in weights], axis=0)
+    s = np.maximum(np.asarray(amax, np.float64), 1e-5) ** alpha / np.maximum(wmax, 1e-5) ** (1 - alpha)
+    return np.where(np.isfinite(s) & (s > 0), s, 1.0)
+
+
+def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, block: int = 128,
+         damp: float = 0.01) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``): returns (scales, zero points or
+    None, the adjusted float weight) in the layout ``quantize_weight`` stores — quantizing the
+    adjusted weight with these scales gives GPTQ's codes exactly."""
+    if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
+        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
+    k, n = w.shape
+    g = scheme.group if scheme.group and scheme.group < k else k
+    W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
+    H = np.array(hessian, np.float64)
+    dead = np.diag(H) <= 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
+    try:
+        hinv = np.linalg.cholesky(np.linalg.inv(H)).T           # upper: Hinv = Uᵀ U
+    except np.linalg.LinAlgError:
+        raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
+                        "give more calibration samples") from None
+    groups = -(-k // g)
+    scales = np.ones((groups, n), np.float64)
+    zeros = np.zeros((groups, n), np.float64) if scheme.asym else None
+    stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights
+    lo, hi = _INT_RANGE[stored]
+
+    def fit(j: int) -> None:
+        cols = W[:, j:j + g]                                    # N × g, the current (updated) values
+        if scheme.asym:
+            s, z = fit_asym(cols, scheme.weights, 1, 0, scale_dtype)
+            zeros[j // g] = z.reshape(-1).astype(np.float64)
+        else:
+            s = fit_scales(cols, scheme.weights, 1, 0, scale_dtype)
+        scales[j // g] = s.reshape(-1).astype(np.float64)
+
+    for i1 in range(0, k, block):
+        i2 = min(i1 + block, k)
+        W1 = W[:, i1:i2].copy()
+        E1 = np.zeros_like(W1)
+        U1 = hinv[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            col = i1 + i
+            if col % g == 0:
+                W[:, i1:i2] = W1
+                fit(col)
+            s = scales[col // g]
+            z = zeros[col // g] if zeros is not None else 0.0
+            q = np.clip(np.rint(W1[:, i] / s) + z, lo, hi)
+            deq = (q - z) * s
+            e = (W1[:, i] - deq) / U1[i, i]
+            W1[:, i] = deq
+            W1[:, i + 1:] -= np.outer(e, U1[i, i + 1:])
+            E1[:, i] = e
+        W[:, i1:i2] = W1
+        W[:, i2:] -= E1 @ hinv[i1:i2, i2:]
+    # the layout quantize_weight stores: blocked scales are (groups × N), per-channel ones (N,)
+    s_out = scales.astype(scale_dtype)
+    z_out = zeros.astype(np.float64) if zeros is not None else None
+    if g == k:
+        s_out, z_out = s_out.reshape(-1), (z_out.reshape(-1) if z_out is not None else None)
+    return s_out, z_out, W.T

