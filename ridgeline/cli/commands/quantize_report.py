@@ -48,7 +48,8 @@ def register(sub) -> None:
     t.add_argument("--tokenizer", default=None,
                    help="tokenizer directory/name or .gguf file: adds perplexity and top-1 agreement on text")
     t.add_argument("--text", default=None, help="text file to measure on (default: a bundled public-domain passage)")
-    t.add_argument("--positions", type=int_arg(1, 2 ** 20), default=256, help="held-out token positions to score (default 256)")
+    t.add_argument("--positions", type=int_arg(1, 2 ** 20), default=256,
+                   help="held-out token positions to score (default 256)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
