@@ -146,6 +146,19 @@ class _Oracle(Interpreter):
             own = np.abs(out.astype(np.float64))  # beyond float64: inf, no allowance from it
             try:
                 ins = [self._env_of(v, a) for v, a in zip(node.inputs, args) if a is not None and _is_float(a)]
+                if not ins and own.size and node.op != "Cast":
+                    # a generator (windows, EyeLike, ConstantOfShape, ...): its elements come from
+                    # terms of order one (Blackman's 0.42 - 0.5·cos + 0.08·cos), not from their own
+                    # tiny values; the exact generators lose nothing by the wider envelope
+                    finite = own[np.isfinite(own)]
+                    return np.maximum(own, max(float(finite.max(initial=0.0)), 1.0))
+                if node.spec is not None and node.spec.category in ("movement", "view") and args \
+                        and args[0] is not None and _is_float(args[0]):
+                    # data moved, not computed: each element keeps the envelope of the one it came from
+                    moved = self.call_kernel(node, [self._env_of(node.inputs[0], args[0]), *args[1:]])
+                    moved = np.asarray(moved[0] if isinstance(moved, (tuple, list)) else moved, dtype=np.float64)
+                    if moved.shape == own.shape:
+                        return np.maximum(own, np.where(np.isfinite(moved), moved, own))
                 if node.spec is not None and node.spec.category == "elementwise" and ins:
                     env = own
                     for e in ins:

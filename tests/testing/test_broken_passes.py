@@ -45,7 +45,9 @@ class CSEIgnoringAttributes(CommonSubexpressionElimination):
 
 CASES = [
     # (broken pass, graphs, failure kind, most nodes in the shrunk graph)
-    (fuse_attention_dropping_scale, rs.attention_blocks, "mismatch", 6),
+    # the attention recipe draws the Q projection, its split and the head reshape as one step, so
+    # a shrunk failure can keep them (7 nodes) once fuse-attention matches a Q made that way
+    (fuse_attention_dropping_scale, rs.attention_blocks, "mismatch", 7),
     (CSEIgnoringAttributes, lambda: rs.duplicate_idioms(max_nodes=8), "mismatch|interface", 4),
     (dce_bypassing_used_nodes, lambda: rs.graphs(ops=["Relu", "Neg", "Add", "Tanh", "Exp"], max_nodes=10),
      "mismatch", 3),
