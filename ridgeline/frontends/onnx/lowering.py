@@ -124,6 +124,26 @@ def _rotary(n: Node, b: _Body) -> tuple[list[str], list[str]]:
     return ["X", "cos_cache", "sin_cache"] + (["position_ids"] if pos else []), ["Y"]
 
 
+def _without_constant_of_shape(nodes) -> list[onnx.NodeProto]:
+    """``ConstantOfShape(s, value=v)`` as ``Expand(v, s)``: the same tensor, and the version
+    converter has no adapter for ConstantOfShape below opset 19 (its changes only added types)."""
+    out = []
+    for k, nd in enumerate(nodes):
+        if nd.op_type != "ConstantOfShape" or nd.domain not in ("", "ai.onnx"):
+            out.append(nd)
+            continue
+        value = next((a.t for a in nd.attribute if a.name == "value"), None)
+        if value is None:
+            value = helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])
+        scalar = onnx.TensorProto()
+        scalar.CopyFrom(value)
+        del scalar.dims[:]  # a one-element tensor as a scalar: Expand then gives exactly the shape
+        fill = f"__fill{k}"
+        out += [helper.make_node("Constant", [], [fill], value=scalar),
+                helper.make_node("Expand", [fill, nd.input[0]], list(nd.output))]
+    return out
+
+
 def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], list[str], list[onnx.NodeProto]]:
     schema = defs.get_schema("Attention", 23)
     node = onnx.NodeProto()
@@ -140,7 +160,7 @@ def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], l
         raise ModelError("cannot export Attention below opset 23: its ONNX body lacks an output it uses")
     # the version converter works on models: wrap the body as a graph, convert, unwrap
     ins = [helper.make_value_info(name, _type(v)) for name, v in zip(f.input, n.inputs) if v is not None]
-    g = helper.make_graph(list(f.node), "body", ins,
+    g = helper.make_graph(_without_constant_of_shape(f.node), "body", ins,
                           [helper.make_tensor_value_info(o, n.outputs[0].type.dtype.onnx_code, None) for o in outs])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 23)])
     try:
