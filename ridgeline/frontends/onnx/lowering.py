@@ -19,12 +19,17 @@ from onnx import TensorProto, defs, helper, version_converter
 from ...ir import Node
 from ...ir.errors import ModelError
 
-__all__ = ["STD_DOMAIN", "LOWERABLE", "FunctionLowering"]
+__all__ = ["STD_DOMAIN", "LOWERABLE", "FunctionLowering", "standard_op"]
 
 #: the domain of functions standing for standard ops (not ridgeline's Fused bodies: the importer
 #: inlines these, so a re-import sees the decomposition)
 STD_DOMAIN = "ridgeline.std"
 LOWERABLE = ("Attention", "RotaryEmbedding", "RMSNormalization", "Gelu")
+
+
+def standard_op(node: onnx.NodeProto) -> str:
+    """The standard op an exported node stands for (a call ``ridgeline.std.Attention_3`` → ``Attention``)."""
+    return node.op_type.rsplit("_", 1)[0] if node.domain == STD_DOMAIN else node.op_type
 
 
 def _type(v) -> onnx.TypeProto:
