@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_user_error
 from passes.test_fuse_attention import MHA
+
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import load_onnx, save_onnx
 from ridgeline.frontends.onnx.lowering import STD_DOMAIN, standard_op

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from passes.golden import assert_same_outputs, check_golden, optimize_text
 
 TANH = """

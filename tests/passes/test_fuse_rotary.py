@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from passes.golden import assert_same_outputs, check_golden, optimize_text
+
 from ridgeline.backends.numpy import Interpreter
 
 ROPE = """
@@ -168,8 +168,9 @@ def test_interleaved_with_tables_that_do_not_repeat_does_not_fuse():
 
 
 def test_interleaved_survives_default_and_runs_in_onnxruntime_below_opset_23():
-    from ridgeline.frontends.onnx import to_onnx
     from frontends.test_onnx_lowering import _ort
+
+    from ridgeline.frontends.onnx import to_onnx
     g, after = optimize_text(_interleaved(2, 2, 4, 8), "default")
     assert sum(n.op == "RotaryEmbedding" for n in after) == 1
     inputs = {"x": np.random.default_rng(0).standard_normal((2, 2, 4, 8), np.float32),

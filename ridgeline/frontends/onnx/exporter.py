@@ -22,7 +22,7 @@ from .attributes import to_proto
 from .lowering import LOWERABLE, STD_DOMAIN, FunctionLowering
 from .opsets import required_opset
 
-__all__ = ["save_onnx", "to_onnx", "RIDGELINE_DOMAIN"]
+__all__ = ["RIDGELINE_DOMAIN", "save_onnx", "to_onnx"]
 
 RIDGELINE_DOMAIN = "ridgeline"
 #: never export below this opset: LayerNormalization needs 17, and ORT supports 17+ well
@@ -83,7 +83,7 @@ class _Exporter:
             return helper.make_node(fname, ins, outs, name=n.name or None, domain=RIDGELINE_DOMAIN)
         if n.spec.domain != "":
             raise ModelError(f"cannot export {n.op}: it has no ONNX form (domain {n.spec.domain!r})")
-        return helper.make_node(n.op, ins, outs, name=n.name or None, **{})  # attrs added below
+        return helper.make_node(n.op, ins, outs, name=n.name or None)  # attrs added below
 
     def function_for(self, n: Node) -> str:
         body = n.body

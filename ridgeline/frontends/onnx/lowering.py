@@ -19,7 +19,7 @@ from onnx import TensorProto, defs, helper, version_converter
 from ...ir import Node
 from ...ir.errors import ModelError
 
-__all__ = ["STD_DOMAIN", "LOWERABLE", "FunctionLowering", "standard_op"]
+__all__ = ["LOWERABLE", "STD_DOMAIN", "FunctionLowering", "standard_op"]
 
 #: the domain of functions standing for standard ops (not ridgeline's Fused bodies: the importer
 #: inlines these, so a re-import sees the decomposition)

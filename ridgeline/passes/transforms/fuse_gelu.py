@@ -19,7 +19,7 @@ import math
 from ..registry import register_pass
 from ..rewriter import OneOf, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseGelu", "GELU_ERF", "GELU_TANH"]
+__all__ = ["GELU_ERF", "GELU_TANH", "FuseGelu"]
 
 x = Var("x", dtype={"f16", "bf16", "f32", "f64"})
 

@@ -21,7 +21,7 @@ from ...ir import Node
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseRotary", "ROTARY", "INTERLEAVED", "LAYOUT_3D"]
+__all__ = ["INTERLEAVED", "LAYOUT_3D", "ROTARY", "FuseRotary"]
 
 x, theta = Var("x", rank=4), Var("theta", rank=3)
 
@@ -207,7 +207,7 @@ def _check_interleaved(m: Match) -> bool | str:
 
 def _rewrite_interleaved(m: Match, b: RewriteBuilder):
     d = m["x"].type.shape[3]
-    i64 = lambda name, *v: b.constant(np.array(v, dtype=np.int64), name)  # noqa: E731
+    i64 = lambda name, *v: b.constant(np.array(v, dtype=np.int64), name)
     halves = [b.Squeeze(b.Slice(m[t], i64("i0", 0), i64("id", d), i64("ilast", -1), i64("i2", 2)), i64("i1", 1))
               for t in ("cos_t", "sin_t")]
     return b.RotaryEmbedding(m["x"], halves[0], halves[1], interleaved=1)
