@@ -1,6 +1,7 @@
 """Fused ops newer than the file's opset (Attention, RotaryEmbedding, RMSNormalization at 23, Gelu
 at 20) saved at opset 17/18 as model-local functions: onnxruntime runs the file at that opset and
-agrees with the numpy reference, over generated shapes, head layouts and attributes."""
+agrees with the numpy reference, and load_onnx reads the op back, over generated shapes, head
+layouts and attributes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ridgeline.backends.numpy import Interpreter
-from ridgeline.frontends.onnx import to_onnx
+from ridgeline.frontends.onnx import load_onnx, to_onnx
 from ridgeline.frontends.onnx.lowering import STD_DOMAIN, standard_op
 from ridgeline.ir import Builder, Graph, tensor
 
@@ -30,6 +31,12 @@ def _check(g: Graph, opset: int, feeds: dict, op: str) -> None:
     assert {o.domain: o.version for o in m.opset_import}[""] == opset
     calls = [n for n in m.graph.node if n.domain == STD_DOMAIN]
     assert [standard_op(n) for n in calls] == [op]
+    # and load_onnx reads the call back as the op itself, attributes and all
+    (orig,) = [n for n in g if n.op == op]
+    (back,) = [n for n in load_onnx(m) if n.op == op]
+    def f32(attrs):  # ONNX stores float attributes as f32
+        return {k: float(np.float32(v)) if isinstance(v, float) else v for k, v in attrs.items() if v is not None}
+    assert f32(back.attrs) == f32(orig.attrs)
     want = Interpreter(g).run(feeds)
     for got, name in zip(_ort(m, feeds), want):
         np.testing.assert_allclose(got, want[name], rtol=1e-4, atol=1e-5, err_msg=f"{op} at opset {opset}")

@@ -196,7 +196,11 @@ class FunctionLowering:
             self.functions.append(self._function(n, proto, name))
             self._seen[key] = name
         ins = [i for i, v in zip(proto.input, n.inputs) if v is not None]
-        return helper.make_node(name, ins, self._outs(n, proto), name=proto.name or None, domain=STD_DOMAIN)
+        call = helper.make_node(name, ins, self._outs(n, proto), name=proto.name or None, domain=STD_DOMAIN)
+        # the op's own attributes ride on the call (declared by the function, unused by its body),
+        # so the importer can rebuild the op exactly
+        call.attribute.extend(proto.attribute)
+        return call
 
     @staticmethod
     def _outs(n: Node, proto: onnx.NodeProto) -> list[str]:
@@ -209,6 +213,7 @@ class FunctionLowering:
             b = _Body(self.opset)
             ins, outs = {"RMSNormalization": _rms, "Gelu": _gelu, "RotaryEmbedding": _rotary}[n.op](n, b)
             nodes = b.nodes
-        f = helper.make_function(STD_DOMAIN, name, ins, outs, nodes, [helper.make_opsetid("", self.opset)])
+        f = helper.make_function(STD_DOMAIN, name, ins, outs, nodes, [helper.make_opsetid("", self.opset)],
+                                 attributes=[a.name for a in proto.attribute])
         f.doc_string = f"ONNX {n.op} (opset {defs.get_schema(n.op).since_version}) at opset {self.opset}"
         return f
