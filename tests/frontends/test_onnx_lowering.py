@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,3 +115,17 @@ def test_gelu_below_20(opset, approximate, n, seed):
     x = g.add_input("x", tensor("f32", 2, n))
     g.outputs = [Builder(g).Gelu(x, approximate=approximate)]
     _check(g, opset, {"x": np.random.default_rng(seed).uniform(-6, 6, (2, n)).astype(np.float32)}, "Gelu")
+
+
+def test_a_ridgeline_std_call_of_an_unknown_op_is_a_one_line_error(tmp_path):
+    from ridgeline.ir.errors import ModelError
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])
+    f = onnx.helper.make_function(STD_DOMAIN, "Softmax_0", ["X"], ["Y"], [onnx.helper.make_node("Identity", ["X"], ["Y"])],
+                                  [onnx.helper.make_opsetid("", 17)])
+    g = onnx.helper.make_graph([onnx.helper.make_node("Softmax_0", ["x"], ["y"], domain=STD_DOMAIN)], "g", [x],
+                               [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    m = onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17), onnx.helper.make_opsetid(STD_DOMAIN, 1)],
+                               functions=[f])
+    with pytest.raises(ModelError, match="Softmax_0") as e:
+        load_onnx(m)
+    assert "\n" not in str(e.value)
