@@ -131,3 +131,26 @@ def test_show_with_a_pipeline_reports_nodes_and_bytes_before_and_after(run_cli, 
     assert data["after"]["bytes_touched"] < data["bytes_touched"]
     text = run_cli("show", block_onnx, "-p", "default")
     assert "after -p default" in text.stdout
+
+
+def test_opt_opset_23_writes_the_fused_ops_natively(run_cli, block_onnx, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    out = tmp_path / "opt23.onnx"
+    proc = run_cli("opt", block_onnx, "-p", "default", "-o", out, "--opset", "23")
+    assert proc.returncode == 0, proc.stderr
+    proto = onnx.load(str(out))
+    assert {o.domain: o.version for o in proto.opset_import}[""] == 23
+    assert [n.op_type for n in proto.graph.node].count("Attention") == 1
+    assert not any(f.domain == STD_DOMAIN for f in proto.functions)
+    g = load_onnx(block_onnx)
+    inputs = random_inputs(g, seed=5)
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    np.testing.assert_allclose(got, Interpreter(g).run(inputs)["out"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, fragment", [(["--opset", "5"], "--opset 5"), (["--opset", "99"], "--opset 99")])
+def test_opt_bad_opset_is_a_user_error(run_cli, block_onnx, tmp_path, args, fragment):
+    out = tmp_path / "x.onnx"
+    assert_user_error(run_cli("opt", block_onnx, "-p", "dce", "-o", out, *args), fragment)
+    assert not out.exists()
