@@ -108,11 +108,11 @@ def _rotary(n: Node, b: _Body) -> tuple[list[str], list[str]]:
         xs = b("Reshape", "X", b.const([0, 0, int(n.attr("num_heads")), -1]))
         cos, sin = b.unsqueeze(cos, 2), b.unsqueeze(sin, 2)
     rot = n.attr("rotary_embedding_dim") or head
-    if not isinstance(rot, int):  # 3-D input without a rotary dim: the head size from the attribute
+    if not four and not rot:  # 3-D input without a rotary dim: the head size from num_heads
         d = x.type.shape[2]
-        if not isinstance(d, int):
-            raise ModelError("cannot export RotaryEmbedding below opset 23: hidden size is symbolic")
-        rot = d // int(n.attr("num_heads"))
+        rot = d // int(n.attr("num_heads")) if isinstance(d, int) else None
+    if not isinstance(rot, int):  # the slices need the rotated width as a number
+        raise ModelError(f"cannot export RotaryEmbedding below opset 23: the head size of {x.type} is symbolic")
     xr = b.slice(xs, 0, rot)
     if n.attr("interleaved"):
         x1, x2 = b.slice(xr, 0, rot, 2), b.slice(xr, 1, rot, 2)
