@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
-
 from helpers import assert_user_error
 from passes.test_fuse_attention import MHA
+
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import load_onnx, save_onnx
+from ridgeline.frontends.onnx.lowering import STD_DOMAIN, standard_op
 from ridgeline.frontends.rir import load_rir
 from ridgeline.ir import parse_graph
 from ridgeline.testing.inputs import random_inputs
@@ -58,11 +59,14 @@ def test_opt_to_onnx_runs_in_onnxruntime_with_the_same_outputs(run_cli, block_on
     assert "wrote" in proc.stderr and "nodes" in proc.stderr
     import onnx
     proto = onnx.load(str(out))
-    ops = [n.op_type for n in proto.graph.node]
+    # the block keeps its opset (< 23): Attention is a call of a model-local function
+    opset = {o.domain: o.version for o in onnx.load(str(block_onnx)).opset_import}[""]
+    assert opset < 23 and {o.domain: o.version for o in proto.opset_import}[""] == opset
+    ops = [standard_op(n) for n in proto.graph.node]
     assert ops.count("Attention") == 1 and ops.count("LayerNormalization") == 1 and "Erf" not in ops
     # fused nodes are calls of model-local functions whose bodies are the Fused bodies
     local = {f.name for f in proto.functions}
-    assert local and all(n.domain == "ridgeline" for n in proto.graph.node if n.op_type in local)
+    assert local and all(n.domain in ("ridgeline", STD_DOMAIN) for n in proto.graph.node if n.op_type in local)
     g = load_onnx(block_onnx)
     inputs = random_inputs(g, seed=3)
     want = Interpreter(g).run(inputs)["out"]
@@ -127,3 +131,26 @@ def test_show_with_a_pipeline_reports_nodes_and_bytes_before_and_after(run_cli, 
     assert data["after"]["bytes_touched"] < data["bytes_touched"]
     text = run_cli("show", block_onnx, "-p", "default")
     assert "after -p default" in text.stdout
+
+
+def test_opt_opset_23_writes_the_fused_ops_natively(run_cli, block_onnx, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    out = tmp_path / "opt23.onnx"
+    proc = run_cli("opt", block_onnx, "-p", "default", "-o", out, "--opset", "23")
+    assert proc.returncode == 0, proc.stderr
+    proto = onnx.load(str(out))
+    assert {o.domain: o.version for o in proto.opset_import}[""] == 23
+    assert [n.op_type for n in proto.graph.node].count("Attention") == 1
+    assert not any(f.domain == STD_DOMAIN for f in proto.functions)
+    g = load_onnx(block_onnx)
+    inputs = random_inputs(g, seed=5)
+    got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, inputs)[0]
+    np.testing.assert_allclose(got, Interpreter(g).run(inputs)["out"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, fragment", [(["--opset", "5"], "--opset 5"), (["--opset", "99"], "--opset 99")])
+def test_opt_bad_opset_is_a_user_error(run_cli, block_onnx, tmp_path, args, fragment):
+    out = tmp_path / "x.onnx"
+    assert_user_error(run_cli("opt", block_onnx, "-p", "dce", "-o", out, *args), fragment)
+    assert not out.exists()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from passes.golden import check_golden, optimize_text
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from passes.golden import assert_same_outputs, check_golden, optimize_text
 
 TANH = """
 graph @mlp(%x: f32[2, 8], %w: f32[8, 16]) -> (%y: f32[2, 16]) {
@@ -101,3 +102,30 @@ def test_other_float_dtypes(dtype):
     before = ERF.replace("f32", dtype)
     _, after = optimize_text(before, "fuse-gelu,dce")
     assert after.op_histogram() == {"Gelu": 1}
+
+
+# quick-GELU (CLIP, some GPT-2 variants): x·σ(1.702·x) is NOT GELU (it differs by up to ~0.02), so
+# fuse-gelu must leave it alone; -p default fuses the chain into one elementwise Fused node instead
+@settings(max_examples=10, deadline=None)
+@given(rows=st.integers(1, 4), k=st.integers(1, 24), n=st.integers(1, 40), swap_mul=st.booleans(),
+       const_first=st.booleans(), seed=st.integers(0, 99))
+def test_quick_gelu_is_one_elementwise_node_never_gelu(rows, k, n, swap_mul, const_first, seed):
+    scaled = "Mul(%c, %h)" if const_first else "Mul(%h, %c)"
+    gated = "Mul(%s, %h)" if swap_mul else "Mul(%h, %s)"
+    before = f"""
+graph @quick(%x: f32[{rows}, {k}], %w: f32[{k}, {n}]) -> (%y: f32[{rows}, {n}]) {{
+  const %c: f32[] = 1.702
+  %h = MatMul(%x, %w) : f32[{rows}, {n}]
+  %a = {scaled} : f32[{rows}, {n}]
+  %s = Sigmoid(%a) : f32[{rows}, {n}]
+  %y = {gated} : f32[{rows}, {n}]
+  return %y
+}}
+"""
+    g, after = optimize_text(before, "fuse-gelu")
+    assert "Gelu" not in after.op_histogram()
+    g, after = optimize_text(before, "default")
+    (fused,) = [nd for nd in after if nd.op == "Fused"]
+    inner = fused.body.op_histogram()
+    assert "Gelu" not in inner and inner.get("Sigmoid") == 1 and not any(nd.op in ("Sigmoid", "Mul") for nd in after)
+    assert_same_outputs(g, after, seed=seed)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...ir import print_graph
 from ...ir.safe_files import check_output_path
-from ..common import UsageError, add_model_argument, console, emit, fmt_time, load_model, table
+from ..common import UsageError, add_model_argument, console, emit, fmt_time, int_arg, load_model, table
 
 
 def register(sub) -> None:
@@ -36,6 +36,10 @@ def register(sub) -> None:
     p.add_argument("--dump-dir", metavar="DIR", help="where --verify-each saves the IR before a failing pass "
                    "(default: the system temp directory)")
     p.add_argument("--json", action="store_true", help="print the pass report as JSON")
+    p.add_argument("--opset", type=int_arg(1, 1000), metavar="N",
+                   help="ONNX opset of the saved .onnx (default: the model's own; fused ops newer than it are "
+                        "model-local functions. 23 writes Attention/RotaryEmbedding/RMSNormalization as themselves, "
+                        "which onnxruntime runs faster)")
     p.set_defaults(func=run)
 
 
@@ -48,6 +52,13 @@ def _check_output(args: argparse.Namespace) -> str | None:
         raise UsageError(f"-o {out}: the output must end in .onnx or .rir")
     if os.path.exists(args.model) and os.path.exists(out) and os.path.samefile(args.model, out):
         raise UsageError(f"-o {out} is the input model; write the optimized graph to another file")
+    if getattr(args, "opset", None) is not None:
+        import onnx
+        newest = onnx.defs.onnx_opset_version()
+        if suffix != ".onnx":
+            raise UsageError("--opset applies to an .onnx output only")
+        if not 17 <= args.opset <= newest:
+            raise UsageError(f"--opset {args.opset}: ridgeline writes opsets 17..{newest}")
     check_output_path(out, "-o")  # before the passes run, not after
     return suffix
 
@@ -63,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                           ir_stream=sys.stderr, dump_dir=args.dump_dir)
     if suffix == ".onnx":
         from ...frontends.onnx import save_onnx
-        save_onnx(g, args.output)
+        save_onnx(g, args.output, opset=args.opset)
     elif suffix == ".rir":
         from ...frontends.rir import save_rir
         save_rir(g, args.output)

@@ -19,9 +19,10 @@ from ...ir.dtypes import dtype as to_dtype
 from ...ir.errors import ModelError
 from ...ir.safe_files import write_atomic
 from .attributes import to_proto
+from .lowering import LOWERABLE, STD_DOMAIN, FunctionLowering
 from .opsets import required_opset
 
-__all__ = ["save_onnx", "to_onnx", "RIDGELINE_DOMAIN"]
+__all__ = ["RIDGELINE_DOMAIN", "save_onnx", "to_onnx"]
 
 RIDGELINE_DOMAIN = "ridgeline"
 #: never export below this opset: LayerNormalization needs 17, and ORT supports 17+ well
@@ -56,14 +57,23 @@ class _Exporter:
         self.graph = graph
         self.functions: list[onnx.FunctionProto] = []
         self.opset = opset or self._pick_opset(graph)
+        # fused ops newer than the file's opset become model-local functions (see lowering.py)
+        self.lowering = FunctionLowering(self.opset)
 
     @staticmethod
     def _pick_opset(graph: Graph) -> int:
-        need = max(MIN_EXPORT_OPSET, int(graph.meta.get("onnx", {}).get("opset", 0)))
+        """The model's own opset (an imported file keeps it: ops newer than that become
+        functions), raised only for ops that have no function form; a graph built in Python
+        takes the lowest opset every node accepts."""
+        own = int(graph.meta.get("onnx", {}).get("opset", 0))
+        need = max(MIN_EXPORT_OPSET, own)
         for n in _all_nodes(graph):
-            if n.spec.domain == "":
+            if n.spec.domain == "" and not (own and n.op in LOWERABLE):
                 need = max(need, required_opset(n))
         return need
+
+    def _lowered(self, n: Node) -> bool:
+        return n.spec.domain == "" and n.op in LOWERABLE and required_opset(n) > self.opset
 
     def node_proto(self, n: Node) -> onnx.NodeProto:
         ins = [v.name if v is not None else "" for v in n.inputs]
@@ -73,7 +83,7 @@ class _Exporter:
             return helper.make_node(fname, ins, outs, name=n.name or None, domain=RIDGELINE_DOMAIN)
         if n.spec.domain != "":
             raise ModelError(f"cannot export {n.op}: it has no ONNX form (domain {n.spec.domain!r})")
-        return helper.make_node(n.op, ins, outs, name=n.name or None, **{})  # attrs added below
+        return helper.make_node(n.op, ins, outs, name=n.name or None)  # attrs added below
 
     def function_for(self, n: Node) -> str:
         body = n.body
@@ -87,9 +97,11 @@ class _Exporter:
         shared: dict = {}
         for bn in body:
             nodes.extend(self.full_nodes(bn, shared))
+        imports = [helper.make_opsetid("", self.opset)]
+        if any(p.domain == STD_DOMAIN for p in nodes):  # a body op newer than the opset, as a function
+            imports.append(helper.make_opsetid(STD_DOMAIN, 1))
         f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
-                                 [v.name for v in body.outputs], inits + nodes,
-                                 [helper.make_opsetid("", self.opset)])
+                                 [v.name for v in body.outputs], inits + nodes, imports)
         # what the importer needs to rebuild the Fused node exactly (kind may contain '-')
         f.doc_string = json.dumps({"kind": n.attr("kind"), "label": n.attr("label") or ""})
         self.functions.append(f)
@@ -99,6 +111,8 @@ class _Exporter:
         proto = self.node_proto(n)
         if n.op != "Fused":
             proto.attribute.extend(_attrs(n))
+        if self._lowered(n):
+            proto = self.lowering.call(n, proto)
         return proto
 
     def full_nodes(self, n: Node, shared: dict | None = None) -> list[onnx.NodeProto]:
@@ -123,8 +137,10 @@ class _Exporter:
         opsets = [helper.make_opsetid("", self.opset)]
         if self.functions:
             opsets.append(helper.make_opsetid(RIDGELINE_DOMAIN, 1))
+        if self.lowering.functions:
+            opsets.append(helper.make_opsetid(STD_DOMAIN, 1))
         m = helper.make_model(gp, opset_imports=opsets, producer_name="ridgeline",
-                              functions=self.functions)
+                              functions=self.functions + self.lowering.functions)
         # the lowest IR version this opset allows, so older runtimes accept the file
         m.ir_version = min(helper.find_min_ir_version_for(m.opset_import, ignore_unknown=True), onnx.IR_VERSION)
         return m

@@ -32,6 +32,7 @@ from .attributes import from_proto
 from .exporter import RIDGELINE_DOMAIN
 from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
 from .legacy import ImportedNode, upgrade
+from .lowering import LOWERABLE, STD_DOMAIN, standard_op
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
 
@@ -146,8 +147,8 @@ def _opset(proto: onnx.ModelProto, label: str) -> int:
 def _check_ops(proto: onnx.ModelProto, label: str) -> None:
     """One error naming every op we cannot import, with counts and why for the special kinds."""
     graph = proto.graph
-    local = {(f.domain, f.name) for f in proto.functions if f.domain != RIDGELINE_DOMAIN}
-    fused = {f.name for f in proto.functions if f.domain == RIDGELINE_DOMAIN}
+    local = {(f.domain, f.name) for f in proto.functions if f.domain not in (RIDGELINE_DOMAIN, STD_DOMAIN)}
+    fused = {f.name for f in proto.functions if f.domain in (RIDGELINE_DOMAIN, STD_DOMAIN)}
     missing: dict[str, int] = {}
     notes: dict[str, str] = {}
     for n in graph.node:
@@ -155,7 +156,7 @@ def _check_ops(proto: onnx.ModelProto, label: str) -> None:
         if default and n.op_type == "Constant":
             continue
         key = (n.op_type if default else f"{n.domain}.{n.op_type}") or "''"
-        if n.domain == RIDGELINE_DOMAIN and n.op_type in fused:
+        if n.domain in (RIDGELINE_DOMAIN, STD_DOMAIN) and n.op_type in fused:
             continue
         if (n.domain, n.op_type) in local or (default and ("", n.op_type) in local):
             notes[key] = "a model-local function (inline it first: onnx.inliner.inline_local_functions)"
@@ -363,6 +364,8 @@ def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: d
     if functions and n.domain == RIDGELINE_DOMAIN and n.op_type in functions:
         _import_fused(g, n, values, opset, where, functions, base)
         return
+    if n.domain == STD_DOMAIN:  # a standard op the exporter wrote as a function (below its opset)
+        n = _standard_call(n, where)
     attrs = {a.name: from_proto(a, where, base) for a in n.attribute}
     if len(set(a.name for a in n.attribute)) != len(n.attribute):
         raise ModelError(f"{where}: an attribute is given twice")
@@ -403,7 +406,7 @@ def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: d
 
 def _inline_foreign_functions(proto: onnx.ModelProto, label: str) -> onnx.ModelProto:
     """Inline model-local functions, except ridgeline's own (they become ``Fused`` nodes again)."""
-    foreign = [(f.domain, f.name) for f in proto.functions if f.domain != RIDGELINE_DOMAIN]
+    foreign = [(f.domain, f.name) for f in proto.functions if f.domain not in (RIDGELINE_DOMAIN, STD_DOMAIN)]
     if not foreign:
         return proto
     calls = {(f.domain, f.name): {(n.domain, n.op_type) for n in f.node} for f in proto.functions}
@@ -423,6 +426,18 @@ def _inline_foreign_functions(proto: onnx.ModelProto, label: str) -> onnx.ModelP
         return onnx.inliner.inline_selected_functions(proto, foreign, exclude=False)
     except Exception as e:  # the inliner is C++: a malformed function body surfaces here
         raise ModelError(f"{label}: cannot inline model-local functions ({type(e).__name__}: {e})") from None
+
+
+def _standard_call(n: onnx.NodeProto, where: str) -> onnx.NodeProto:
+    """A call ``ridgeline.std.Attention_3`` as the ``Attention`` node it stands for (attributes ride
+    on the call; the function body is only for runtimes without the op)."""
+    op = standard_op(n)
+    if op not in LOWERABLE:
+        raise ModelError(f"{where}: {n.domain}.{n.op_type} does not name an op ridgeline writes as a function")
+    out = onnx.NodeProto()
+    out.CopyFrom(n)
+    out.op_type, out.domain = op, ""
+    return out
 
 
 def _import_fused(g: Graph, n: onnx.NodeProto, values: dict[str, Value], opset: int, where: str,

@@ -7,6 +7,9 @@ The math matched::
 
 with the product ½·x·(1 + …) in any association (``(x·½)·g``, ``x·(g·½)``, ``(x·g)·½``,
 ``(x·g)/2``), x/√2 also as x·(1/√2), and x³ as ``Pow(x, 3)``, ``x·(x·x)`` or ``(x·x)·x``.
+
+Quick-GELU ``x·sigmoid(1.702·x)`` (CLIP) is deliberately not matched: it is not GELU (it differs by
+up to ~0.02), so no rule may call it ``Gelu``; ``fuse-elementwise`` makes it one ``Fused`` node.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import math
 from ..registry import register_pass
 from ..rewriter import OneOf, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseGelu", "GELU_ERF", "GELU_TANH"]
+__all__ = ["GELU_ERF", "GELU_TANH", "FuseGelu"]
 
 x = Var("x", dtype={"f16", "bf16", "f32", "f64"})
 

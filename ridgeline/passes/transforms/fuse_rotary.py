@@ -1,4 +1,4 @@
-"""``fuse-rotary``: rotary position embedding (RoPE, rotate-half form) → ``RotaryEmbedding``
+"""``fuse-rotary``: rotary position embedding (RoPE, rotate-half and interleaved) → ``RotaryEmbedding``
 (ONNX opset 23).
 
 The math matched, with x of shape [B, H, S, D] split into halves x₁ = x[..., :D/2] and
@@ -21,7 +21,7 @@ from ...ir import Node
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 
-__all__ = ["FuseRotary", "ROTARY", "LAYOUT_3D"]
+__all__ = ["INTERLEAVED", "LAYOUT_3D", "ROTARY", "FuseRotary"]
 
 x, theta = Var("x", rank=4), Var("theta", rank=3)
 
@@ -123,6 +123,101 @@ ROTARY = Rule("rope-rotate-half", PATTERN, _rewrite, check=_check, benefit=5,
               doc="x·cos(cat(θ,θ)) + cat(−x₂, x₁)·sin(cat(θ,θ)) = RotaryEmbedding(x, cos θ, sin θ)")
 
 
+# interleaved (GPT-J/CodeGen ``rotate_every_two``): pairs (x₂ᵢ, x₂ᵢ₊₁) rotate by θᵢ, the tables
+# repeat each angle twice (repeat_interleave), and the rotated tensor is stack(−x_odd, x_even).flatten
+#     y = x · C + flatten(stack(−x[..., 1::2], x[..., 0::2])) · S,   C[..., 2i] = C[..., 2i+1] = cos θᵢ
+#       = RotaryEmbedding(x, C[..., ::2], S[..., ::2], interleaved=1)
+even = ops.Slice(x, Var(), Var(), Var(), Var(), _name="xe")
+odd = ops.Slice(x, Var(), Var(), Var(), Var(), _name="xo")
+pairs = ops.Concat(ops.Unsqueeze(ops.Neg(odd), Var(), _name="u1"), ops.Unsqueeze(even, Var(), _name="u2"),
+                   _name="pairs")
+PATTERN_INTERLEAVED = ops.Add(ops.Mul(x, Var("cos_t", rank=4)),
+                              ops.Mul(ops.Reshape(pairs, Var(), _name="flat"), Var("sin_t", rank=4)))
+
+
+def _step_slice(n: Node, rank: int):
+    starts, ends, axes, steps = (_const_list(n, i) for i in (1, 2, 3, 4))
+    if not starts or not ends or not axes or not steps or len(starts) != 1:
+        return None
+    return starts[0], ends[0], axes[0] % rank, steps[0]
+
+
+def _repeated_pairs(v, depth: int = 0) -> bool:
+    """Whether v[..., 2i] == v[..., 2i+1] everywhere, from how v is computed: a constant checked
+    entry by entry, a function applied elementwise (Cos, Sin, a scalar factor, Unsqueeze at a
+    leading axis) of such a value, or stack((t, t), -1).flatten(-2) of one t."""
+    if depth > 6:
+        return False
+    if v.data is not None:
+        a = np.asarray(v.data)
+        return a.ndim >= 1 and a.shape[-1] % 2 == 0 and np.array_equal(a[..., 0::2], a[..., 1::2])
+    n = v.producer
+    if n is None:
+        return False
+    if n.op in ("Cos", "Sin", "Neg", "Cast"):
+        return _repeated_pairs(n.inputs[0], depth + 1)
+    if n.op == "Mul":
+        a, b = n.inputs
+        for t, c in ((a, b), (b, a)):
+            if c.data is not None and np.asarray(c.data).size == 1:
+                return _repeated_pairs(t, depth + 1)
+        return False
+    if n.op == "Unsqueeze":
+        axes = _const_list(n, 1)
+        return axes is not None and all(a % n.outputs[0].type.rank != n.outputs[0].type.rank - 1 for a in axes) \
+            and _repeated_pairs(n.inputs[0], depth + 1)
+    if n.op == "Reshape":  # flatten(-2) of stack((t, t), -1): [..., R, 2] -> [..., 2R]
+        c = n.inputs[0].producer
+        if c is None or c.op != "Concat" or len(c.inputs) != 2 or c.attr("axis") % c.outputs[0].type.rank \
+                != c.outputs[0].type.rank - 1 or c.outputs[0].type.shape[-1] != 2:
+            return False
+        srcs = [u.producer for u in c.inputs]
+        if any(s is None or s.op != "Unsqueeze" for s in srcs) or srcs[0].inputs[0] is not srcs[1].inputs[0]:
+            return False
+        return list(n.outputs[0].type.shape[:-1]) == list(c.outputs[0].type.shape[:-2])
+    return False
+
+
+def _check_interleaved(m: Match) -> bool | str:
+    xt = m["x"].type
+    d = xt.shape[3]
+    if not isinstance(d, int) or d % 2:
+        return f"head size {d} is not a known even number"
+    e, o = _step_slice(m.node("xe"), 4), _step_slice(m.node("xo"), 4)
+    if e is None or o is None or e[2] != 3 or o[2] != 3 or e[3] != 2 or o[3] != 2:
+        return "the halves are not constant step-2 slices of the last axis"
+    if e[0] != 0 or o[0] != 1 or e[1] < d or o[1] < d:
+        return "the slices are not the even and odd elements"
+    for u in ("u1", "u2"):
+        if _const_list(m.node(u), 1) not in ([-1], [4]):
+            return "the halves are not stacked on a new last axis"
+    if m.node("pairs").attr("axis") % 5 != 4:
+        return "the halves are not stacked on the last axis"
+    if list(m.node("flat").outputs[0].type.shape) != list(xt.shape):
+        return "the stacked pairs are not flattened back to x's shape"
+    for t in ("cos_t", "sin_t"):
+        tt = m[t].type
+        if tt.dtype != xt.dtype or tt.shape[1] != 1 or tt.shape[2] != xt.shape[2] or tt.shape[3] != d \
+                or tt.shape[0] not in (xt.shape[0], 1):
+            return f"the table {tt} is not [B, 1, S, D] for x {xt}"
+        if not _repeated_pairs(m[t]):
+            return f"the table %{m[t].name} does not repeat each angle for both elements of a pair"
+    return True
+
+
+def _rewrite_interleaved(m: Match, b: RewriteBuilder):
+    d = m["x"].type.shape[3]
+    i64 = lambda name, *v: b.constant(np.array(v, dtype=np.int64), name)
+    halves = [b.Squeeze(b.Slice(m[t], i64("i0", 0), i64("id", d), i64("ilast", -1), i64("i2", 2)), i64("i1", 1))
+              for t in ("cos_t", "sin_t")]
+    return b.RotaryEmbedding(m["x"], halves[0], halves[1], interleaved=1)
+
+
+INTERLEAVED = Rule("rope-interleaved", PATTERN_INTERLEAVED, _rewrite_interleaved, check=_check_interleaved,
+                   benefit=5, doc="x·C + flatten(stack(−x_odd, x_even))·S = RotaryEmbedding(x, C[..., ::2], "
+                                  "S[..., ::2], interleaved=1) when C, S repeat each angle twice")
+
+
 def _head_split_of(v):
     from .fuse_attention import _head_split
     return _head_split(v)
@@ -160,4 +255,4 @@ class FuseRotary(RewritePass):
     touches = ("rotary",)  # what check_pass generates for it
 
     def rules(self):
-        return [ROTARY, LAYOUT_3D]
+        return [ROTARY, INTERLEAVED, LAYOUT_3D]
