@@ -35,7 +35,7 @@ def tokenize(text: str, tokenizer: str) -> np.ndarray:
     try:
         from transformers import AutoTokenizer
     except ImportError:   # pragma: no cover - an optional dependency
-        raise ModelError("tokenizing text needs transformers (pip install transformers), "
+        raise ModelError("tokenizing text needs transformers (pip install 'ridgeline[text]'), "
                          "or give token ids instead") from None
     p = Path(tokenizer)
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import importlib.util
+
 import pytest
 
 from tests.sweep.conftest import SMALL_TOML
@@ -29,7 +31,10 @@ BASE = '[axes]\nmodel = ["gpt2"]\ntarget = ["h100"]\n'
     ('[axes\n', (), "not valid TOML"),
     ('[sweep]\nconstraints = ["__import__(\'os\')"]\n' + BASE, (), "not allowed"),
     (BASE, ("--engine", "dask", "--address", "tcp://127.0.0.1:9"), "cannot reach the Dask cluster"),
-    (BASE, ("--engine", "ray", "--address", "127.0.0.1:9"), "cannot reach the Ray cluster"),
+    pytest.param(BASE, ("--engine", "ray", "--address", "127.0.0.1:9"), "cannot reach the Ray cluster",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")),
+    pytest.param(BASE, ("--engine", "ray"), "pip install 'ridgeline[ray]'",
+                 marks=pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")),
     (BASE, ("--engine", "local", "--address", "127.0.0.1:9"), "--address applies"),
     (BASE, ("-o", "out.json"), ".parquet"),
 ])
