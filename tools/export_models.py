@@ -131,10 +131,26 @@ def build(family: str, attn: str, init_std: float = INIT_STD):
     return model
 
 
+def cached_step(model, kwargs: dict, past: tuple, decode: bool, layers: int):
+    """One causal-LM step: logits alone (prefill), or logits and each layer's present key/value
+    fed from ``past`` (a KV-cache decode step), as transformers' DynamicCache holds them."""
+    from transformers import DynamicCache
+    if decode:
+        pairs = [(past[2 * i], past[2 * i + 1]) for i in range(layers)]
+        kwargs["past_key_values"] = DynamicCache(ddp_cache_data=pairs, config=model.config)
+    kwargs["use_cache"] = decode
+    out = model(**kwargs)
+    if not decode:
+        return out.logits
+    present = []
+    for layer in out.past_key_values.layers[:layers]:
+        present += [layer.keys, layer.values]
+    return (out.logits, *present)
+
+
 def make_step(model, family: str, decode: bool):
     """A module whose forward takes plain tensors only (what both exporters need)."""
     import torch
-    from transformers import DynamicCache
 
     class _Step(torch.nn.Module):
         def __init__(self):
@@ -146,20 +162,7 @@ def make_step(model, family: str, decode: bool):
             if family == "bert":
                 kwargs["token_type_ids"] = torch.zeros_like(input_ids)
                 return self.model(**kwargs).last_hidden_state
-            if decode:
-                pairs = [(past[2 * i], past[2 * i + 1]) for i in range(LAYERS)]
-                kwargs["past_key_values"] = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
-                kwargs["use_cache"] = True
-            else:
-                kwargs["use_cache"] = False
-            out = self.model(**kwargs)
-            if not decode:
-                return out.logits
-            cache = out.past_key_values
-            present = []
-            for layer in cache.layers[:LAYERS]:
-                present += [layer.keys, layer.values]
-            return (out.logits, *present)
+            return cached_step(self.model, kwargs, past, decode, LAYERS)
 
     return _Step().eval()
 

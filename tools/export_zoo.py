@@ -161,7 +161,6 @@ def signature(name: str, model, decode: bool) -> em.Signature:
 def make_step(model, kind: str, decode: bool):
     """A module taking plain tensors (what both exporters need); no position_ids."""
     import torch
-    from transformers import DynamicCache
 
     class _Step(torch.nn.Module):
         def __init__(self):
@@ -175,19 +174,7 @@ def make_step(model, kind: str, decode: bool):
             if kind == "encoder":
                 return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             kw = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if decode:
-                pairs = [(past[2 * i], past[2 * i + 1]) for i in range(LAYERS)]
-                kw["past_key_values"] = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
-                kw["use_cache"] = True
-            else:
-                kw["use_cache"] = False
-            out = self.model(**kw)
-            if not decode:
-                return out.logits
-            present = []
-            for layer in out.past_key_values.layers[:LAYERS]:
-                present += [layer.keys, layer.values]
-            return (out.logits, *present)
+            return em.cached_step(self.model, kw, past, decode, LAYERS)
 
     return _Step().eval()
 
