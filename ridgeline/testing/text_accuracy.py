@@ -38,6 +38,9 @@ def tokenize(text: str, tokenizer: str) -> np.ndarray:
         raise ModelError("tokenizing text needs transformers (pip install 'ridgeline[text]'), "
                          "or give token ids instead") from None
     p = Path(tokenizer)
+    if (p.suffix.lower() == ".gguf" and not p.is_file()) or (("/" in tokenizer or "\\" in tokenizer) and not p.exists()):
+        # a path, not a hub name: say so instead of transformers' hub advice
+        raise ModelError(f"{tokenizer}: no such tokenizer file or folder")
     try:
         if p.suffix.lower() == ".gguf":
             tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
