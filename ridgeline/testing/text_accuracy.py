@@ -38,7 +38,8 @@ def tokenize(text: str, tokenizer: str) -> np.ndarray:
         raise ModelError("tokenizing text needs transformers (pip install 'ridgeline[text]'), "
                          "or give token ids instead") from None
     p = Path(tokenizer)
-    if (p.suffix.lower() == ".gguf" and not p.is_file()) or (("/" in tokenizer or "\\" in tokenizer) and not p.exists()):
+    looks_like_path = p.suffix.lower() == ".gguf" or "/" in tokenizer or "\\" in tokenizer
+    if looks_like_path and not p.exists():
         # a path, not a hub name: say so instead of transformers' hub advice
         raise ModelError(f"{tokenizer}: no such tokenizer file or folder")
     try:
