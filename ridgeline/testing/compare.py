@@ -31,6 +31,7 @@ import numpy as np
 
 from ..backends.numpy import Interpreter
 from ..ir import Graph, Node
+from ..ir.ops import envelopes
 
 __all__ = ["TOLERANCES", "ReferenceRun", "Mismatch", "reference_run", "compare_outputs", "assert_outputs_close",
            "tolerance_for", "ERROR_FACTOR", "ULPS"]
@@ -100,21 +101,6 @@ WIDE = np.longdouble if np.finfo(np.longdouble).nmant > 52 else np.float64
 _SHAPE_FROM_VALUES = frozenset({"Range"})
 
 
-def _normalized_axes(node: Node, rank: int) -> tuple[int, ...]:
-    """The axes a normalization op takes its statistics over (empty where unknown)."""
-    op = node.op
-    if op in ("LayerNormalization", "RMSNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization",
-              "SkipSimplifiedLayerNormalization"):
-        axis = node.attr("axis") if "axis" in node.spec.attrs else -1
-        axis = axis + rank if axis < 0 else axis
-        return tuple(range(axis, rank))
-    if op == "MeanVarianceNormalization":
-        return tuple(sorted(a + rank if a < 0 else a for a in node.attr("axes")))
-    if op in ("InstanceNormalization", "GroupNormalization") and rank > 2:
-        return tuple(range(2, rank)) if op == "InstanceNormalization" else tuple(range(1, rank))
-    return ()
-
-
 class _Oracle(Interpreter):
     """The reference interpreter with every float op computed in float64.
 
@@ -159,80 +145,26 @@ class _Oracle(Interpreter):
         return outs
 
     def _envelope(self, node: Node, args, out: np.ndarray) -> np.ndarray:
-        """The magnitudes an element was computed from: for elementwise ops the largest of its
-        operands' envelopes (``a − b`` cancelling still rounded ``a`` and ``b``), for MatMul
-        ``|A|·|B|`` (the dot product's error bound), else its own magnitude."""
+        """The magnitudes an element was computed from, by the rule the op's spec declares
+        (``ridgeline.ir.ops.envelopes``); the element's own magnitude where it declares none."""
         with np.errstate(all="ignore"):
             own = np.abs(out.astype(np.float64))  # beyond float64: inf, no allowance from it
+            floats = any(a is not None and _is_float(a) for a in args)
+            rule = envelopes.default_rule(node, floats)
+            if rule is None:
+                return own
+
+            def run(substitute):
+                res = self.call_kernel(node, list(substitute))
+                return np.asarray(res[0] if isinstance(res, (tuple, list)) else res, dtype=np.float64)
+
+            ctx = envelopes.EnvelopeContext(
+                node, args, own, lambda i: self._env_of(node.inputs[i], args[i]), run)
             try:
-                ins = [self._env_of(v, a) for v, a in zip(node.inputs, args) if a is not None and _is_float(a)]
-                if not ins and own.size and node.op != "Cast":
-                    # a generator (windows, EyeLike, ConstantOfShape, ...): its elements come from
-                    # terms of order one (Blackman's 0.42 - 0.5·cos + 0.08·cos), not from their own
-                    # tiny values; the exact generators lose nothing by the wider envelope
-                    finite = own[np.isfinite(own)]
-                    return np.maximum(own, max(float(finite.max(initial=0.0)), 1.0))
-                if node.spec is not None and node.spec.category in ("movement", "view") and args \
-                        and args[0] is not None and _is_float(args[0]):
-                    # data moved, not computed: each element keeps the envelope of the one it came from
-                    moved = self.call_kernel(node, [self._env_of(node.inputs[0], args[0]), *args[1:]])
-                    moved = np.asarray(moved[0] if isinstance(moved, (tuple, list)) else moved, dtype=np.float64)
-                    if moved.shape == own.shape:
-                        return np.maximum(own, np.where(np.isfinite(moved), moved, own))
-                if node.spec is not None and node.spec.category == "elementwise" and ins:
-                    env = own
-                    for e in ins:
-                        env = np.maximum(env, e)
-                    if env.shape == own.shape:
-                        return np.where(np.isfinite(env), env, own)
-                elif node.op == "Attention" and len(args) > 2 and args[2] is not None and own.size:
-                    # each output row is a convex combination of V's rows: its error scales with |V|
-                    return np.maximum(own, float(np.max(self._env_of(node.inputs[2], args[2]), initial=0.0)))
-                elif node.spec is not None and node.spec.category == "attention" and len(args) > 2 \
-                        and all(a is not None for a in args[:3]) and own.size:
-                    # other attention (a recurrent state q·Σ k⊗v): bounded by |q|·|k|·|v|·length
-                    q, k, v = (float(np.max(self._env_of(u, a), initial=0.0))
-                               for u, a in zip(node.inputs[:3], args[:3]))
-                    return np.maximum(own, q * k * v * max(args[1].shape[-2] if args[1].ndim > 1 else 1, 1))
-                elif node.op == "Gemm" and len(ins) >= 2:
-                    a = ins[0].T if node.attr("transA") else ins[0]
-                    b = ins[1].T if node.attr("transB") else ins[1]
-                    env = abs(node.attr("alpha")) * np.matmul(a, b)
-                    if len(ins) > 2:
-                        env = env + abs(node.attr("beta")) * ins[2]
-                    if env.shape == own.shape:
-                        return np.where(np.isfinite(env), np.maximum(env, own), own)
-                elif node.spec is not None and node.spec.category == "normalization" and args \
-                        and _is_float(args[0]) and own.ndim:
-                    axes = _normalized_axes(node, own.ndim)
-                    if axes:
-                        # y = (x - mean)/sigma·scale: x - mean rounds at ulp(|x|), which 1/sigma scales, so
-                        # a row's error is ulps of max|y| · max|x| / max|x - mean| (all over the row)
-                        x = np.abs(np.asarray(args[0], dtype=np.float64))
-                        dev = np.abs(args[0] - np.mean(args[0], axis=axes, keepdims=True, dtype=np.float64))
-                        with np.errstate(all="ignore"):
-                            cond = np.max(x, axis=axes, keepdims=True) / np.max(dev, axis=axes, keepdims=True)
-                        cond = np.where(np.isfinite(cond), np.maximum(cond, 1.0), 1.0)
-                        row = np.max(np.where(np.isfinite(own), own, 0.0), axis=axes, keepdims=True) * cond
-                        if x.shape == own.shape:
-                            return np.maximum(own, np.broadcast_to(row, own.shape))
-                        # the statistics outputs (mean, 1/sigma): a mean cancels at ulps of mean(|x|)
-                        stat = np.mean(x, axis=axes, keepdims=True)
-                        if stat.shape == own.shape:
-                            return np.maximum(own, stat)
-                elif node.op in ("ReduceSum", "ReduceMean") and ins:
-                    # a sum that cancels still rounded its terms: ulps of the sum of |x|
-                    env = self.call_kernel(node, [ins[0], *args[1:]])
-                    env = np.asarray(env[0] if isinstance(env, (tuple, list)) else env, dtype=np.float64)
-                    if env.shape == own.shape:
-                        return np.where(np.isfinite(env), np.maximum(env, own), own)
-                elif node.op == "MatMul" and len(ins) == 2:
-                    env = np.matmul(ins[0], ins[1])
-                    if env.shape == own.shape:
-                        return np.where(np.isfinite(env), np.maximum(env, own), own)
+                env = rule(ctx)
             except (ValueError, TypeError):
-                pass
-        return own
+                env = None
+        return own if env is None else env
 
     def _env_of(self, v, a: np.ndarray) -> np.ndarray:
         e = self.env.get(id(v)) if v is not None else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .. import dims as D
 from ..types import TensorType
+from . import envelopes
 from .spec import FLOAT, CostContext, InferContext, op
 
 __all__ = ["attention_dims"]
@@ -59,6 +60,7 @@ def _attention_bytes(c: CostContext):
            "softmax_precision": ("int", None), "left_window_size": ("int", -1),
            "right_window_size": ("int", -1)},
     category="attention", flops=_attention_flops, bytes=_attention_bytes, since=25,
+    envelope=envelopes.convex_in(2),  # each output row is a convex combination of V's rows
     arbitrary="masked-rows")  # a query that sees no key: zeros here, NaN in ONNX's formula; either is right
 def _attention(ctx: InferContext):
     """Scaled dot-product attention with causal/additive masks, KV cache, softcap and GQA."""
@@ -155,7 +157,8 @@ def _linear_attention_flops(c: CostContext):
     outputs=["output: T", "present_state: S"], types={"T": FLOAT, "S": FLOAT},
     attrs={"chunk_size": ("int", 64), "kv_num_heads": ("int",), "q_num_heads": ("int",),
            "scale": ("float", 0.0), "update_rule": ("str", "gated_delta")},
-    category="attention", flops=_linear_attention_flops, since=27)
+    category="attention", flops=_linear_attention_flops, since=27,
+    envelope=envelopes.product_of_inputs((0, 1, 2), (1, -2)))  # q·Σ k⊗v over the sequence
 def _linear_attention(ctx: InferContext):
     """Recurrent linear attention over packed ``(B, T, H·D)`` inputs with a ``(B, Hkv, dk, dv)``
     state: ``S_t = a_t·S_{t-1} + k_t ⊗ v'_t``, ``o_t = scale · q_tᵀ S_t`` where the decay a_t = exp(g_t)

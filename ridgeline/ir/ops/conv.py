@@ -18,6 +18,7 @@ explicit pads (never the extra positions ``ceil_mode`` reaches).
 from __future__ import annotations
 
 from .. import dims as D
+from . import envelopes
 from ._util import broadcast
 from .spec import FLOAT, CostContext, InferContext, op
 
@@ -104,7 +105,7 @@ _CONV_ATTRS = {"auto_pad": ("str", "NOTSET"), "dilations": ("ints", None), "grou
 
 
 @op("Conv", inputs=["X: T", "W: T", "B?: T"], outputs=["Y: T"], types={"T": FLOAT}, attrs=_CONV_ATTRS,
-    category="matmul", flops=_conv_flops, since=22)
+    category="matmul", flops=_conv_flops, since=22, envelope=envelopes.multilinear)
 def _conv(ctx: InferContext):
     """N-D cross-correlation of X with W (``group``s of channels), plus the per-channel bias B."""
     out = _conv_shape(ctx, 1)
@@ -212,7 +213,8 @@ def conv_transpose_geometry(spatial, kernel, strides, dilations, pads, output_pa
 
 @op("ConvTranspose", inputs=["X: T", "W: T", "B?: T"], outputs=["Y: T"], types={"T": FLOAT},
     attrs={**_CONV_ATTRS, "output_padding": ("ints", None), "output_shape": ("ints", None)},
-    category="matmul", flops=lambda c: 2 * c.in_numel(0) * _prod(c.in_shape(1)[1:]), since=22)
+    category="matmul", flops=lambda c: 2 * c.in_numel(0) * _prod(c.in_shape(1)[1:]), since=22,
+    envelope=envelopes.multilinear)
 def _conv_transpose(ctx: InferContext):
     """The transpose (gradient) of Conv: every input position adds its value times the kernel
     into a strided window of the output; W is ``(C, M / group, k1, ...)``."""

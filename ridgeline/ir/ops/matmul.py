@@ -8,6 +8,7 @@ memory level in ``node.meta``; the cost models read that.
 from __future__ import annotations
 
 from .. import dims as D
+from . import envelopes
 from ._util import broadcast
 from .spec import NUMERIC, CostContext, InferContext, op
 
@@ -38,7 +39,7 @@ def _matmul_flops(c: CostContext):
 
 
 @op("MatMul", inputs=["A: T", "B: T"], outputs=["Y: T"], types={"T": NUMERIC}, category="matmul",
-    flops=_matmul_flops, since=13)
+    flops=_matmul_flops, since=13, envelope=envelopes.dot(0, 1))
 def _matmul(ctx: InferContext):
     """Y = A @ B with numpy broadcasting of batch dims."""
     try:
@@ -56,7 +57,7 @@ def _gemm_flops(c: CostContext):
 
 @op("Gemm", inputs=["A: T", "B: T", "C?: T"], outputs=["Y: T"], types={"T": NUMERIC},
     attrs={"alpha": ("float", 1.0), "beta": ("float", 1.0), "transA": ("int", 0), "transB": ("int", 0)},
-    category="matmul", flops=_gemm_flops, since=13)
+    category="matmul", flops=_gemm_flops, since=13, envelope=envelopes.gemm)
 def _gemm(ctx: InferContext):
     """Y = alpha · op(A) @ op(B) + beta · C, with 2-D A and B and C broadcast to Y."""
     a, b = ctx.shape(0), ctx.shape(1)
@@ -204,7 +205,7 @@ def _einsum_flops(c: CostContext):
 
 
 @op("Einsum", inputs=["Inputs*: T"], outputs=["Output: T"], types={"T": NUMERIC}, attrs={"equation": ("str",)},
-    category="matmul", flops=_einsum_flops, since=28)
+    category="matmul", flops=_einsum_flops, since=28, envelope=envelopes.multilinear)
 def _einsum(ctx: InferContext):
     """Einstein summation over the operands, as ``numpy.einsum`` (explicit or implicit output,
     ``...`` broadcasting)."""

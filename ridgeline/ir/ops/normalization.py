@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..dtypes import DTYPES
 from ..types import TensorType
+from . import envelopes
 from ._util import broadcast, normalize_axes, per_element
 from .spec import FLOAT, InferContext, op
 
@@ -33,6 +34,20 @@ def _stats_shape(shape: tuple, axis: int) -> tuple:
     return tuple(shape[:axis]) + (1,) * (len(shape) - axis)
 
 
+# the axes each op takes its statistics over, for its error envelope (see ``envelopes.normalized``)
+def _trailing(node, rank: int) -> range:
+    axis = node.attr("axis")
+    return range(axis + rank if axis < 0 else axis, rank)
+
+
+def _spatial(node, rank: int) -> range:
+    return range(2, rank) if rank > 2 else range(0)
+
+
+def _per_instance(node, rank: int) -> range:
+    return range(1, rank) if rank > 2 else range(0)
+
+
 def _check_param(ctx: InferContext, i: int, axis: int, what: str) -> None:
     if not ctx.has(i):
         return
@@ -48,7 +63,7 @@ def _check_param(ctx: InferContext, i: int, axis: int, what: str) -> None:
 @op("LayerNormalization", inputs=["X: T", "Scale: T", "B?: T"],
     outputs=["Y: T", "Mean?: U", "InvStdDev?: U"], types={"T": FLOAT, "U": {"f32", "bf16", "f16", "f64"}},
     attrs={"axis": ("int", -1), "epsilon": ("float", 1e-5), "stash_type": ("int", 1)},
-    category="normalization", flops=per_element(8), since=17)
+    category="normalization", flops=per_element(8), since=17, envelope=envelopes.normalized(_trailing))
 def _layer_norm(ctx: InferContext):
     """Normalize over dims ``axis``.. to zero mean, unit variance; then scale and shift."""
     shape = ctx.shape(0)
@@ -62,7 +77,7 @@ def _layer_norm(ctx: InferContext):
 @op("RMSNormalization", inputs=["X: T", "scale: V"], outputs=["Y: V"],
     types={"T": FLOAT, "V": FLOAT},
     attrs={"axis": ("int", -1), "epsilon": ("float", 1e-5), "stash_type": ("int", 1)},
-    category="normalization", flops=per_element(4), since=23)
+    category="normalization", flops=per_element(4), since=23, envelope=envelopes.normalized(_trailing))
 def _rms_norm(ctx: InferContext):
     """Divide by the root mean square over dims ``axis``..; then scale."""
     shape = ctx.shape(0)
@@ -83,7 +98,8 @@ def _lp_norm(ctx: InferContext):
 
 
 @op("MeanVarianceNormalization", inputs=["X: T"], outputs=["Y: T"], types={"T": FLOAT},
-    attrs={"axes": ("ints", (0, 2, 3))}, category="normalization", flops=per_element(7), since=13)
+    attrs={"axes": ("ints", (0, 2, 3))}, category="normalization", flops=per_element(7), since=13,
+    envelope=envelopes.normalized(lambda node, rank: node.attr("axes")))
 def _mvn(ctx: InferContext):
     """``(x - E[x]) / (sqrt(E[x²] - E[x]²) + 1e-9)`` over ``axes``, as ONNX's function body."""
     normalize_axes(ctx, ctx.attr("axes"), ctx.rank(0))
@@ -98,7 +114,8 @@ def _channel_param(ctx: InferContext, i: int, what: str) -> None:
 
 
 @op("InstanceNormalization", inputs=["input: T", "scale: T", "B: T"], outputs=["output: T"], types={"T": FLOAT},
-    attrs={"epsilon": ("float", 1e-5)}, category="normalization", flops=per_element(8), since=22)
+    attrs={"epsilon": ("float", 1e-5)}, category="normalization", flops=per_element(8), since=22,
+    envelope=envelopes.normalized(_spatial))
 def _instance_norm(ctx: InferContext):
     """Normalize each (instance, channel) over the spatial dims of ``(N, C, D1, ...)``; then
     per-channel scale and bias."""
@@ -111,7 +128,8 @@ def _instance_norm(ctx: InferContext):
 
 @op("GroupNormalization", inputs=["X: T", "scale: T", "bias: T"], outputs=["Y: T"], types={"T": FLOAT},
     attrs={"epsilon": ("float", 1e-5), "num_groups": ("int",), "stash_type": ("int", 1)},
-    category="normalization", flops=per_element(8), since=21)
+    category="normalization", flops=per_element(8), since=21,
+    envelope=envelopes.normalized(_per_instance))
 def _group_norm(ctx: InferContext):
     """Normalize each group of ``C / num_groups`` channels per instance (in the stash type); then
     per-channel scale and bias in the input type."""

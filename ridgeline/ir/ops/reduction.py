@@ -10,6 +10,7 @@ import math
 
 
 from .._lazy import sympy
+from . import envelopes
 from ._util import normalize_axes, per_element, static_length
 from .spec import FLOAT, INDEX, NUMERIC, CostContext, InferContext, op
 
@@ -58,7 +59,9 @@ def _declare_reduce(name, k):
     allowed = NUMERIC | {"bool"} if name in ("ReduceMax", "ReduceMin") else NUMERIC  # bool since opset 20
     op(name, inputs=["data: T", "axes?: i64"], outputs=["reduced: T"], types={"T": allowed},
        attrs={"keepdims": ("int", 1), "noop_with_empty_axes": ("int", 0)}, category="reduction",
-       flops=_reduce_flops(k), since=18)(infer)
+       flops=_reduce_flops(k), since=18,
+       # a sum that cancels still rounded its terms: ulps of the sum of |x|
+       envelope=envelopes.linear_in(0) if name in ("ReduceSum", "ReduceMean") else None)(infer)
 
 
 for _name, _k in _REDUCE.items():

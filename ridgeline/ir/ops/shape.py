@@ -12,6 +12,7 @@ from .. import dims as D
 from ..dtypes import dtype as to_dtype
 from ..errors import IRError
 from ..types import TensorType
+from . import envelopes
 from ._util import per_element
 from .spec import ALL, ANY, NUMERIC, InferContext, op
 
@@ -74,7 +75,8 @@ def _partial(dt, n):
 
 
 @op("Cast", inputs=["input: T1"], outputs=["output: T2"], types={"T1": ANY, "T2": ANY},
-    attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21)
+    attrs={"to": ("str",), "saturate": ("int", 1)}, category="elementwise", flops=per_element(1), since=21,
+    envelope=envelopes.elementwise)  # from an integer: nothing wider went in (not a generator)
 def _cast(ctx: InferContext):
     """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
     try:
