@@ -34,7 +34,7 @@ from .quantities import format_quantity
 from .target import Field, Target
 from .work import DEVICE, NodeWork, node_label, shared_work, work_key
 
-__all__ = ["CostModel", "GraphAnalysis", "BASE_SCHEMA", "PRICES", "PriceCache", "shard_work", "roofline_time"]
+__all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "roofline_time", "shard_work"]
 
 #: target keys every family reads, merged under each family's own ``schema``
 BASE_SCHEMA: dict[str, dict[str, Field]] = {
@@ -87,7 +87,7 @@ class PriceCache:
         self._tables: OrderedDict[tuple, dict[Any, NodeCost]] = OrderedDict()
         self._targets: dict[int, tuple[Target, str]] = {}    # holds the target: its id cannot be reused
 
-    def table(self, model: "CostModel") -> dict[Any, NodeCost]:
+    def table(self, model: CostModel) -> dict[Any, NodeCost]:
         """The prices of ``model``'s configuration (a fresh throwaway dict when disabled)."""
         if not self.enabled:
             return {}

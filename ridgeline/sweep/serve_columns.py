@@ -24,7 +24,7 @@ from typing import Any
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["SERVE_KEYS", "ServeColumns", "parse_serve"]
+__all__ = ["SERVE_KEYS", "ServeColumns", "ServeSettingsError", "parse_serve"]
 
 #: the keys ``[metrics.serve]`` takes, with their defaults
 SERVE_KEYS: dict[str, Any] = {"workload": "chat", "rate": None, "slo": None, "requests": 500, "scheduler": None,
@@ -34,35 +34,39 @@ _DEPLOY_BUILD = ("dtype", "weight_dtype", "act_dtype", "kv_dtype", "weight_group
 _MAX_REQUESTS = 100_000
 
 
+class ServeSettingsError(RidgelineError):
+    """``[metrics.serve]`` settings that cannot run (one line naming the key)."""
+
+
 def parse_serve(raw: Any, where: str) -> dict[str, Any]:
-    """Validated ``[metrics.serve]`` settings (defaults filled in); raises ``ValueError`` with one line."""
+    """Validated ``[metrics.serve]`` settings (defaults filled in); raises ``ServeSettingsError``."""
     from ..serving import get_workload, parse_slo
     from ..serving.schedulers import SCHEDULERS
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where}: expected a table such as {{workload = \"chat\", rate = 5}}")
+        raise ServeSettingsError(f"{where}: expected a table such as {{workload = \"chat\", rate = 5}}")
     extra = sorted(set(raw) - set(SERVE_KEYS))
     if extra:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(SERVE_KEYS)})")
+        raise ServeSettingsError(f"{where}: unknown key(s) {', '.join(extra)} (allowed: {', '.join(SERVE_KEYS)})")
     out = {**SERVE_KEYS, **raw}
     rate = out["rate"]
     if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0):
-        raise ValueError(f"{where}.rate: expected requests per second > 0, got {rate!r}")
+        raise ServeSettingsError(f"{where}.rate: expected requests per second > 0, got {rate!r}")
     for key, hi in (("requests", _MAX_REQUESTS), ("replicas", 1024)):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-            raise ValueError(f"{where}.{key}: expected an integer in 1..{hi}, got {v!r}")
+            raise ServeSettingsError(f"{where}.{key}: expected an integer in 1..{hi}, got {v!r}")
     if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
-        raise ValueError(f"{where}.seed: expected an integer, got {out['seed']!r}")
+        raise ServeSettingsError(f"{where}.seed: expected an integer, got {out['seed']!r}")
     if out["scheduler"] is not None and out["scheduler"] not in SCHEDULERS:
-        raise ValueError(f"{where}.scheduler: unknown scheduler {out['scheduler']!r} "
-                         f"(choose from {', '.join(SCHEDULERS)})")
+        raise ServeSettingsError(f"{where}.scheduler: unknown scheduler {out['scheduler']!r} "
+                                 f"(choose from {', '.join(SCHEDULERS)})")
+    if not isinstance(out["workload"], str):
+        raise ServeSettingsError(f"{where}.workload: expected a workload name, got {out['workload']!r}")
     try:
-        if not isinstance(out["workload"], str):
-            raise ValueError(f"expected a workload name, got {out['workload']!r}")
         get_workload(out["workload"], rate=rate)
         parse_slo(out["slo"])
-    except (RidgelineError, ValueError) as e:
-        raise ValueError(f"{where}: {e}") from None
+    except RidgelineError as e:
+        raise ServeSettingsError(f"{where}: {e}") from None
     return out
 
 

@@ -280,10 +280,10 @@ def _serve(raw: Any, source: str) -> dict[str, Any] | None:
         return None
     metrics = _table(raw, f"{source}: [metrics]")
     _unknown(metrics, {"serve"}, f"{source}: [metrics]")
-    from .serve_columns import parse_serve
+    from .serve_columns import ServeSettingsError, parse_serve
     try:
         return parse_serve(metrics["serve"], f"{source}: metrics.serve")
-    except ValueError as e:
+    except ServeSettingsError as e:
         raise SpecError(str(e)) from None
 
 

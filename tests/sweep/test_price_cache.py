@@ -71,8 +71,8 @@ def test_labels_of_twin_layers_survive_a_shared_price(cold_prices):
 
 
 def test_a_target_variant_gets_its_own_prices(cold_prices):
-    from ridgeline.sweep.variants import apply_overrides
     from ridgeline.cost_models import get_target
+    from ridgeline.sweep.variants import apply_overrides
     g = build("llama-2-7b", phase="decode", batch=8, context=1024)
     base = estimate(g, "h100")
     fast = estimate(g, apply_overrides(get_target("h100"), {"memory.hbm.bandwidth": "x2"}, name="h100"))
