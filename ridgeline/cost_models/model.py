@@ -6,7 +6,8 @@
       plan_devices(graph, footprint)      the smallest deployment that fits (override to scale otherwise)
       analysis.plan(tp, pp)               shared: which node is split how, collectives, stages
       memory_plan(...)                    shared: weights + KV cache + activations vs capacity
-      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by shape),
+      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by structural
+                                          key and shard, across estimates too: ``PRICES``),
                                           then price_comm for every collective the plan inserted,
                                           then schedule(records) to turn costs into a timeline
       llm_metrics(...)                    shared: TTFT, TPOT, tokens/s, KV cache, MFU
