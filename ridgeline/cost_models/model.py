@@ -6,7 +6,8 @@
       plan_devices(graph, footprint)      the smallest deployment that fits (override to scale otherwise)
       analysis.plan(tp, pp)               shared: which node is split how, collectives, stages
       memory_plan(...)                    shared: weights + KV cache + activations vs capacity
-      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by shape),
+      price_graph(graph, plan, analysis)  per node: node_work → shard → price_node (cached by structural
+                                          key and shard, across estimates too: ``PRICES``),
                                           then price_comm for every collective the plan inserted,
                                           then schedule(records) to turn costs into a timeline
       llm_metrics(...)                    shared: TTFT, TPOT, tokens/s, KV cache, MFU
@@ -18,6 +19,7 @@ A minimal family implements ``price_node(work) -> NodeCost`` and declares ``fami
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, ClassVar, Mapping
 
@@ -33,7 +35,7 @@ from .quantities import format_quantity
 from .target import Field, Target
 from .work import DEVICE, NodeWork, node_label, shared_work, work_key
 
-__all__ = ["CostModel", "GraphAnalysis", "BASE_SCHEMA", "shard_work", "roofline_time"]
+__all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "roofline_time", "shard_work"]
 
 #: target keys every family reads, merged under each family's own ``schema``
 BASE_SCHEMA: dict[str, dict[str, Field]] = {
@@ -67,6 +69,59 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
                    weight_bytes=w.weight_bytes * f, cold_bytes=w.cold_bytes * f, flops=w.flops * f)
+
+
+class PriceCache:
+    """Node prices shared across estimates: one table per priced model (family, the target's full
+    content, options and every scalar attribute of the instance, so per-estimate state such as the
+    CPU family's resident bytes is part of the key), each mapping (structural work key, shard) to the
+    priced record. A sweep's points differ in batch, context and degrees but repeat most node shapes
+    (decode's projections do not depend on the context), so most nodes are priced once per worker.
+
+    Prices are a function of (work, shard, model) only, so a hit is exactly what ``price_node`` would
+    return. A family whose ``price_node`` reads non-scalar per-estimate state must fold it into
+    ``price_state``. ``max_entries`` bounds memory (a record is ~1 KB); tables are dropped oldest first."""
+
+    def __init__(self, max_entries: int = 100_000):
+        self.max_entries = max_entries
+        self.enabled = True
+        self._tables: OrderedDict[tuple, dict[Any, NodeCost]] = OrderedDict()
+        self._targets: dict[int, tuple[Target, str]] = {}    # holds the target: its id cannot be reused
+
+    def table(self, model: CostModel) -> dict[Any, NodeCost]:
+        """The prices of ``model``'s configuration (a fresh throwaway dict when disabled)."""
+        if not self.enabled:
+            return {}
+        key = (type(model).__module__, type(model).__qualname__, self._target_key(model.target),
+               repr(sorted(model.options.items())), model.price_state())
+        t = self._tables.get(key)
+        if t is None:
+            t = self._tables[key] = {}
+            self._trim()
+        else:
+            self._tables.move_to_end(key)
+        return t
+
+    def clear(self) -> None:
+        self._tables.clear()
+        self._targets.clear()
+
+    def _target_key(self, target: Target) -> str:
+        hit = self._targets.get(id(target))
+        if hit is None or hit[0] is not target:
+            if len(self._targets) > 256:
+                self._targets.clear()
+            hit = self._targets[id(target)] = (target, repr(target))
+        return hit[1]
+
+    def _trim(self) -> None:
+        total = sum(len(t) for t in self._tables.values())
+        while total > self.max_entries and len(self._tables) > 1:
+            total -= len(self._tables.popitem(last=False)[1])
+
+
+#: the process-wide price cache ``CostModel.price_graph`` uses (``PRICES.enabled = False`` turns it off)
+PRICES = PriceCache()
 
 
 class CostModel:
@@ -192,31 +247,48 @@ class CostModel:
         return self.target.peak(max(by_dtype, key=by_dtype.get))
 
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis") -> list[NodeCost]:
-        """Price every node (once per distinct shape and split) and every inserted collective, then
-        ``schedule`` them."""
+        """Price every node (once per distinct shape and split, reusing ``PRICES`` across estimates)
+        and every inserted collective, then ``schedule`` them."""
         records: list[NodeCost] = []
         cache: dict[Any, NodeCost] = {}
-        for node, key, kid in zip(analysis.nodes, analysis.keys, analysis.key_ids):
-            shard = plan.shard_of(node)
-            ck = (kid, id(shard)) if kid is not None else None    # shards are interned per plan
+        table = PRICES.table(self)
+        names, layers = analysis.labels()
+        shards, stages = analysis.placement(plan)
+        pkeys, pids, fused_labels = analysis.price_keys()
+        for i, (node, key, pid) in enumerate(zip(analysis.nodes, analysis.keys, pids)):
+            shard = shards[i]
+            ck = (pid, id(shard)) if pid is not None else None    # shards are interned per plan
             proto = cache.get(ck) if ck is not None else None
             if proto is None:
-                w = shard_work(shared_work(node, key), shard)
-                self._check_levels(w, node)
-                proto = self.price_node(w)
-                proto.shard = shard.parts
-                if "kind" in w.detail and "kind" not in proto.detail:
-                    proto.detail["kind"] = w.detail["kind"]
+                gk = (pkeys[pid], shard) if pid is not None and pkeys[pid] is not None else None
+                proto = table.get(gk) if gk is not None else None
+                if proto is None:
+                    w = shard_work(shared_work(node, key), shard)
+                    self._check_levels(w, node)
+                    proto = self.price_node(w)
+                    proto.shard = shard.parts
+                    if "kind" in w.detail and "kind" not in proto.detail:
+                        proto.detail["kind"] = w.detail["kind"]
+                    if gk is not None:
+                        table[gk] = proto
                 if ck is not None:
                     cache[ck] = proto
-            layer = node.meta.get("layer")
-            records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
-                                       stage=plan.stage_of(node)))
+            rec = proto.clone(name=names[i], layer=layers[i], stage=stages[i])
+            label = fused_labels[i]
+            if label and proto.detail.get("label", label) != label:    # a layer's twin: its own label
+                rec.detail = {**proto.detail, "label": label}
+            records.append(rec)
             for comm in plan.after.get(id(node), ()):
                 c = self.price_comm(comm, plan)
-                c.stage = plan.stage_of(node)
+                c.stage = stages[i]
                 records.append(c)
         return self.schedule(records, plan)
+
+    def price_state(self) -> tuple:
+        """What ``price_node`` reads besides the work, the target and the options: by default every
+        scalar attribute of the instance (degrees, derived clock rates, per-estimate totals)."""
+        return tuple(sorted((k, v) for k, v in vars(self).items()
+                            if v is None or isinstance(v, (bool, int, float, str))))
 
     def _check_levels(self, w: NodeWork, node: Node) -> None:
         if w.traffic is None:
@@ -274,6 +346,9 @@ class GraphAnalysis:
         self._model_flops: float | None = None
         self.tp = analyze_tensor_parallel(graph)
         self._plans: dict[tuple[int, int], ParallelPlan] = {}
+        self._placements: dict[tuple[int, int], tuple[list[Shard], list[int]]] = {}
+        self._price_keys: tuple[list[Any], list[int | None], list[str]] | None = None
+        self._labels: tuple[list[str], list[int | None]] | None = None
         self.footprint = footprint(graph, self.plan(1, 1))
 
     @property
@@ -301,6 +376,51 @@ class GraphAnalysis:
             p = self._plans[(tp, pp)] = plan_parallel(self.graph, tp, pp, self.tp)
         return p
 
+    def price_keys(self) -> tuple[list[Any], list[int | None], list[str]]:
+        """(distinct price keys, per node the index of its price key, per node its Fused label).
+
+        A price key is the node's work key without a Fused node's ``label`` (a layer's name, which
+        ``node_work`` only copies into ``detail``), so the twin nodes of identical layers share one
+        price; ``None`` where the work key names an array attribute by ``id()`` (not portable to
+        another graph: such a price is cached within this estimate only)."""
+        if self._price_keys is None:
+            index: dict[Any, int] = {}
+            keys: list[Any] = []
+            pids: list[int | None] = []
+            labels: list[str] = []
+            for node, key in zip(self.nodes, self.keys):
+                label = node.attr("label") if node.op == "Fused" else ""
+                labels.append(label or "")
+                if key is None:
+                    pids.append(None)
+                    continue
+                if label:
+                    key = key[:3] + (tuple(a for a in key[3] if a[0] != "label") + (("label?", True),),) + key[4:]
+                pid = index.get(key)
+                if pid is None:
+                    pid = index[key] = len(keys)
+                    keys.append(None if _has_array_attr(node) else key)
+                pids.append(pid)
+            self._price_keys = (keys, pids, labels)
+        return self._price_keys
+
+    def labels(self) -> tuple[list[str], list[int | None]]:
+        """Per node: its record's name and layer (target-independent, so computed once)."""
+        if self._labels is None:
+            layers = [n.meta.get("layer") for n in self.nodes]
+            self._labels = ([node_label(n) for n in self.nodes], [x if isinstance(x, int) else None for x in layers])
+        return self._labels
+
+    def placement(self, plan: ParallelPlan) -> tuple[list[Shard], list[int]]:
+        """Per node: its shard and pipeline stage under ``plan`` (kept for this analysis' own plans)."""
+        mine = self._plans.get((plan.tp, plan.pp)) is plan
+        hit = self._placements.get((plan.tp, plan.pp)) if mine else None
+        if hit is None:
+            hit = ([plan.shard_of(n) for n in self.nodes], [plan.stage_of(n) for n in self.nodes])
+            if mine:
+                self._placements[(plan.tp, plan.pp)] = hit
+        return hit
+
 
 def _degree(v: Any, what: str):
     if v is None or v == "auto":
@@ -322,3 +442,11 @@ def _require_static(graph: Graph) -> None:
 def _model_name(graph: Graph) -> str:
     m = graph.meta.get("llm")
     return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
+
+
+
+def _has_array_attr(node: Node) -> bool:
+    """Whether ``node`` (or its body) has an array attribute, which ``work_key`` names by ``id()``."""
+    if any(hasattr(v, "tobytes") for v in node.attrs.values()):
+        return True
+    return node.body is not None and any(_has_array_attr(n) for n in node.body)

@@ -18,7 +18,7 @@ from .engine_loop import Engine, run
 from .metrics import SLO, Metrics, measure, parse_slo
 from .schedulers import ENGINE_POLICIES, SCHEDULERS, EngineConfig, SpecDecode
 from .schedulers.base import BlockPool
-from .step_table import EstimateTable, StepTime, preset_estimator
+from .step_table import EstimateTable, StepTime, estimate_on, preset_estimator
 from .workload import Workload, WorkloadError, get_workload
 
 __all__ = ["Deployment", "ServeResult", "SimulationError", "deployment_for", "max_rate", "simulate"]
@@ -78,7 +78,7 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                    ref_context: int = 4096, preset_options: dict[str, Any] | None = None) -> Deployment:
     """Devices, KV capacity, power and links of one replica, from one estimate of the preset
     (``tp``/``pp`` may be ``"auto"``: the smallest deployment that fits)."""
-    from ..api import estimate, load
+    from ..api import load
     from ..cost_models import get_target
     t = get_target(target)
     spatial = t.family in SPATIAL
@@ -88,7 +88,7 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
     llm = g.meta.get("llm")
     if not isinstance(llm, dict) or not llm.get("preset"):
         raise SimulationError(f"{model}: serve-sim needs an LLM preset (a transformer config), not a graph file")
-    est = estimate(g, target=target, companion=None, **opts)
+    est = estimate_on(g, t, **opts)
     mem = est.memory
     if not spatial:
         tp, pp = int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1))
@@ -111,7 +111,7 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
     links = t.interconnect
     link = links[0] if links else None
     out = links[-1] if len(links) > 1 else None
-    return Deployment(target, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
+    return Deployment(t.name, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
                       link.bandwidth if link else float("inf"), link.latency if link else 0.0,
                       link.max_devices if link else 1 << 30, out.bandwidth if out else None,
                       out.latency if out else 0.0,
@@ -253,7 +253,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     wl = {"name": w.name, "arrival": w.arrival, "rate": w.rate if w.arrival != "closed" else None,
           "users": w.users or None, "mean_prompt": float(sum(s.req.prompt for s in trace.seqs) / len(trace.seqs)),
           "mean_output": out_tokens / len(trace.seqs), "source": w.source}
-    return ServeResult(model, str(target), policy, wl, asdict(deployment) | {"replicas": replicas, "tp": tp, "pp": pp},
+    return ServeResult(model, getattr(target, "name", str(target)), policy, wl, asdict(deployment) | {"replicas": replicas, "tp": tp, "pp": pp},
                        m, step_time.points if isinstance(step_time, EstimateTable) else 0, wall,
                        step_time.seconds if isinstance(step_time, EstimateTable) else 0.0,
                        {"slo": str(slo_) if slo_ else None, "max_batch": mb, "token_budget": budget,

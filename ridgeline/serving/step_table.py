@@ -150,16 +150,23 @@ class EstimateTable:
         return compose(dec, [self.prefill(n, c) for n, c in chunks], self.floor)
 
 
+def estimate_on(graph, target: Any, **options: Any):
+    """``ridgeline.estimate`` of ``graph`` without a companion; ``target`` a name or a ``Target``
+    (a sweep's variant, which no registry knows by name)."""
+    from ..backends.estimate import EstimateBackend
+    return EstimateBackend(target).compile(graph, companion=None, **options)
+
+
 def preset_estimator(model: str, target: Any, options: dict[str, Any],
                      preset_options: dict[str, Any]) -> Callable[[str, int, int, int], float]:
     """``(phase, batch, context, prompt) -> seconds`` through ``ridgeline.estimate`` of a preset."""
-    from ..api import estimate, load
+    from ..api import load
 
     def run(phase: str, batch: int, context: int, prompt: int) -> float:
         kw = dict(preset_options, phase=phase, batch=batch, context=max(context, 2))
         if phase == "prefill":
             kw["prompt"] = min(prompt, kw["context"])
         g = load(model, **kw)
-        return estimate(g, target=target, companion=None, **options).time_s
+        return estimate_on(g, target, **options).time_s
 
     return run

@@ -171,24 +171,27 @@ NAMED: dict[str, Workload] = {
     "chat": Workload("chat", prompt=Lengths("lognormal", 1020, 1.0, 4, 32768),
                      output=Lengths("lognormal", 129, 1.0, 1, 4096),
                      source="Splitwise (Patel et al., ISCA 2024), Azure conversation trace: median 1020 "
-                            "prompt / 129 output tokens; sigma 1.0 assumed"),
+                            "prompt / 129 output tokens (trace attribution verified, medians not: see docs/serving.md); "
+                            "sigma 1.0 assumed"),
     # Splitwise, Azure trace "coding": median 1500 prompt tokens, 13 output tokens.
     "code": Workload("code", prompt=Lengths("lognormal", 1500, 0.8, 4, 32768),
                      output=Lengths("lognormal", 13, 1.0, 1, 2048),
                      source="Splitwise (Patel et al., ISCA 2024), Azure coding trace: median 1500 prompt / "
-                            "13 output tokens; sigma assumed"),
+                            "13 output tokens (medians not verified: see docs/serving.md); sigma assumed"),
     # arXiv summarization (Cohan et al., NAACL 2018): articles 4,938 words, abstracts 220 words
     # on average; x1.3 tokens per word (assumption, Llama tokenizers on English prose), as
     # medians, capped at an 8K-token context.
     "summarization": Workload("summarization", prompt=Lengths("lognormal", 6400, 0.5, 256, 7900),
                               output=Lengths("lognormal", 290, 0.4, 16, 1024),
                               source="arXiv summarization (Cohan et al., NAACL 2018): 4,938-word articles, "
-                                     "220-word abstracts; 1.3 tokens/word and spreads assumed"),
+                                     "220-word abstracts (not verified: see docs/serving.md); 1.3 tokens/word and "
+                                     "spreads assumed"),
     # ShareGPT as used by vLLM (Kwon et al., SOSP 2023): mean 161 input / 338 output tokens.
     "sharegpt": Workload("sharegpt", prompt=Lengths("lognormal", 161 / math.exp(0.5), 1.0, 4, 4096),
                          output=Lengths("lognormal", 338 / math.exp(0.5), 1.0, 1, 4096),
                          source="ShareGPT statistics in vLLM (Kwon et al., SOSP 2023): mean 161 input / "
-                                "338 output tokens; sigma 1.0 assumed (medians set so the means match)"),
+                                "338 output tokens (not verified; vLLM's benchmark sample of 200 measures ~213 / "
+                                "~214 with Llama-3's tokenizer, see docs/serving.md); sigma 1.0 assumed"),
 }
 
 

@@ -16,6 +16,8 @@ from ..cost_models import Estimate, estimate
 from ..cost_models.llm import llm_metrics
 from ..ir.errors import RidgelineError
 from .cache import GraphCache, TargetCache, graph_key
+from .serve_columns import COLUMNS as SERVE_COLUMNS
+from .serve_columns import ServeColumns
 from .spec import BUILD_AXES, OPTION_PREFIX
 
 __all__ = ["Evaluator", "derived", "estimate_row", "evaluate_chunk", "evaluate_naive"]
@@ -66,6 +68,7 @@ class Evaluator:
         self.names: list[str] = list(payload["axes"])
         self.targets = TargetCache(payload.get("variants", {}))
         self.graphs = GraphCache()
+        self.serve = ServeColumns(payload["serve"]) if payload.get("serve") else None
         self._memo: dict[Any, Estimate | Exception] = {}
 
     def _estimate(self, graph, analysis, target, opts: Mapping[str, Any], companion: Estimate | None = None
@@ -102,6 +105,8 @@ class Evaluator:
             row.update(derived(row, target))
         except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
             row["error"] = _one_line(e)
+        if self.serve is not None:
+            row.update(_serve_row(self.serve, self.targets, self.names, values, row["error"]))
         return row
 
     def run(self, chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
@@ -130,6 +135,7 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
     from ..models import build
     names = list(payload["axes"])
     targets = TargetCache(payload.get("variants", {}))
+    serve = ServeColumns(payload["serve"]) if payload.get("serve") else None
     out = []
     for pid, values in chunk:
         row: dict[str, Any] = {"point": pid, **dict(zip(names, values)), "error": None}
@@ -141,8 +147,22 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
             row.update(derived(row, target))
         except Exception as e:  # noqa: BLE001 - as above
             row["error"] = _one_line(e)
+        if serve is not None:
+            row.update(_serve_row(serve, targets, names, values, row["error"]))
         out.append(row)
     return out
+
+
+def _serve_row(serve: ServeColumns, targets: TargetCache, names: Sequence[str], values: Sequence[Any],
+               row_error: str | None) -> dict[str, Any]:
+    """The serve-sim columns of a point's deployment (``[metrics.serve]``)."""
+    if row_error is not None:       # e.g. --tp on a wafer: serve-sim would quietly ignore what failed here
+        return {**{c: None for c in SERVE_COLUMNS}, "serve.error": "not simulated: the point's estimate failed"}
+    build, tname, opts = _split(names, values)
+    try:
+        return serve.columns(build, targets.get(tname), opts)
+    except RidgelineError as e:      # an unresolvable target: the estimate's error says it too
+        return {**{c: None for c in SERVE_COLUMNS}, "serve.error": _one_line(e)}
 
 
 def estimate_row(est: Estimate, *, skip: Mapping[str, Any] = {}) -> dict[str, Any]:

@@ -53,7 +53,7 @@ DEFAULTS = {"batch": 1, "tp": 1, "pp": 1, "logits": "last"}
 #: a grid larger than this is refused before any work (10⁷ points is days of CPU)
 MAX_POINTS = 10_000_000
 _SWEEP_KEYS = {"constraints", "chunk", "name", "description"}
-_TOP_KEYS = {"sweep", "axes", "variants"}
+_TOP_KEYS = {"sweep", "axes", "variants", "metrics"}
 
 
 class SpecError(RidgelineError):
@@ -70,6 +70,7 @@ class SweepSpec:
     chunk: int | None = None
     name: str = "sweep"
     source: str = "<dict>"
+    serve: dict[str, Any] | None = None      # [metrics.serve]: serve-sim columns per point (serve_columns)
 
     @property
     def size(self) -> int:
@@ -78,12 +79,17 @@ class SweepSpec:
 
     def payload(self) -> dict[str, Any]:
         """What workers need (plain data, cheap to pickle): axis names and the variants."""
-        return {"axes": list(self.axes), "variants": self.variants}
+        out: dict[str, Any] = {"axes": list(self.axes), "variants": self.variants}
+        if self.serve is not None:
+            out["serve"] = self.serve
+        return out
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the points and their results (resume checks it)."""
         doc = {"axes": {k: list(v) for k, v in self.axes.items()}, "constraints": [c.text for c in self.constraints],
                "variants": self.variants}
+        if self.serve is not None:
+            doc["serve"] = self.serve
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -144,12 +150,13 @@ def parse_spec(data: Mapping[str, Any] | SweepSpec, *, source: str = "<dict>") -
                                                                    if a not in axes)]))
         except ExprError as e:
             raise SpecError(f"{source}: sweep.constraints[{i}]: {e}") from None
+    serve = _serve(data.get("metrics"), source)
     chunk = sweep.get("chunk")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise SpecError(f"{source}: sweep.chunk: expected a positive integer, got {chunk!r}")
     spec = SweepSpec(axes=axes, constraints=tuple(constraints), variants=variants, chunk=chunk,
                      name=str(sweep.get("name", Path(source).stem if source != "<dict>" else "sweep")),
-                     source=source)
+                     source=source, serve=serve)
     if spec.size > MAX_POINTS:
         raise SpecError(f"{source}: the grid has {spec.size:,} points; the limit is {MAX_POINTS:,} (split the sweep)")
     return spec
@@ -265,6 +272,19 @@ def _variants(raw: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
             raise SpecError(f"{source}: {e}") from None
         out[name] = {"base": base, **overrides}
     return out
+
+
+def _serve(raw: Any, source: str) -> dict[str, Any] | None:
+    """``[metrics]``: ``serve = {...}`` asks for serve-sim columns (see ``serve_columns``)."""
+    if raw is None:
+        return None
+    metrics = _table(raw, f"{source}: [metrics]")
+    _unknown(metrics, {"serve"}, f"{source}: [metrics]")
+    from .serve_columns import ServeSettingsError, parse_serve
+    try:
+        return parse_serve(metrics["serve"], f"{source}: metrics.serve")
+    except ServeSettingsError as e:
+        raise SpecError(str(e)) from None
 
 
 def _table(data: Any, where: str) -> Mapping[str, Any]:
