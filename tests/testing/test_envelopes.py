@@ -76,3 +76,22 @@ def test_rules_are_read_from_the_spec_then_the_category():
     assert envelopes.default_rule(tr, True).__name__ == "linear_in(0)"
     assert envelopes.default_rule(sm, True) is None          # restarts at its own magnitude
     assert envelopes.default_rule(relu, False) is envelopes.generator
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 4), st.integers(2, 8), st.integers(1, 5), st.integers(0, 2 ** 16))
+def test_a_fused_group_keeps_the_envelopes_of_its_body(m, k, n, seed):
+    """fuse-matmul-epilogue wraps MatMul + Add + Relu in one Fused node: its output is still held
+    to ulps of |x|·|w| (the MatMul inside), not of its own, possibly cancelled, value."""
+    from ridgeline.api import optimize
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.uniform(-2, 2, (m, k)), rng.uniform(-2, 2, (k, n)), rng.uniform(-1, 1, n)
+    g = Graph("epilogue")
+    xi = g.add_input("x", tensor("f64", m, k))
+    y = g.add_node("MatMul", [xi, g.add_constant("w", w)]).outputs[0]
+    y = g.add_node("Add", [y, g.add_constant("b", b)]).outputs[0]
+    g.outputs = [g.add_node("Relu", [y]).outputs[0]]
+    fused = optimize(g.copy(), "fuse-matmul-epilogue")
+    assert any(nd.op == "Fused" for nd in fused)
+    terms = np.abs(x) @ np.abs(w)
+    assert np.all(_envelope_of(fused, {"x": x}) >= terms * (1 - 1e-12))
