@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schemes", help="comma-separated scheme[:method] (default: per profile)")
     ap.add_argument("--window", type=int, default=None, help="tokens per window (default 128 soak, 32 ci)")
     ap.add_argument("--positions", type=int, default=None, help="held-out positions (default 640 soak, 64 ci)")
-    ap.add_argument("--calib-windows", type=int, default=4, help="calibration windows (default 4)")
+    ap.add_argument("--calib-windows", type=int, default=None,
+                    help="calibration windows (default: every window before the held-out ones)")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--json", help="also write the rows as JSON here")
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(wins) < n_eval + 1:
         ap.error(f"the text has {len(ids)} tokens: too few for {positions} held-out positions and calibration")
     evals = wins[-n_eval:]                       # held out: the end of the text
-    calib = wins[:min(args.calib_windows, len(wins) - n_eval)]
+    calib = wins[:min(args.calib_windows or len(wins), len(wins) - n_eval)]   # never a held-out token
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
           f"= {len(evals) * window} positions", flush=True)
 
