@@ -32,8 +32,8 @@ from .attributes import from_proto
 from .exporter import RIDGELINE_DOMAIN
 from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
 from .legacy import ImportedNode, upgrade
-from .matmul_nbits import expand_matmul_nbits
 from .lowering import LOWERABLE, STD_DOMAIN, standard_op
+from .matmul_nbits import expand_matmul_nbits
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
 

@@ -59,7 +59,7 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
 
 
 def matmul_nbits_reference(a: np.ndarray, b: np.ndarray, scales: np.ndarray, zero_points: np.ndarray | None,
-                           *, K: int, N: int, bits: int, block_size: int) -> np.ndarray:  # noqa: N803
+                           *, K: int, N: int, bits: int, block_size: int) -> np.ndarray:
     """The op's value, in numpy (float64 accumulation, cast to ``a``'s dtype)."""
     return (np.asarray(a, np.float64) @ _dequantized(b, scales, zero_points, K, N, bits, block_size)).astype(a.dtype)
 

@@ -137,7 +137,7 @@ def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, b
     stay contiguous in K, as ONNX blocked quantization and MatMulNBits store them."""
     if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
         raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
-    k, n = w.shape
+    k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
     H = np.array(hessian, np.float64)
