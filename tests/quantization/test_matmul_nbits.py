@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
-from ridgeline.frontends.onnx import load_onnx
+from ridgeline.frontends.onnx import load_onnx, save_onnx
 from ridgeline.frontends.onnx.matmul_nbits import (
     MS_DOMAIN,
     matmul_nbits_reference,
@@ -135,3 +135,14 @@ def test_unreadable_forms_are_one_line_errors(tmp_path):
         with pytest.raises(ModelError, match=msg) as e:
             load_onnx(m)
         assert "\n" not in str(e.value)
+
+
+def test_opt_writes_matmul_nbits(run_cli, tmp_path):
+    src = tmp_path / "g.onnx"
+    save_onnx(_gemm(2, 96, 40, 3), src)
+    out = tmp_path / "q.onnx"
+    r = run_cli("opt", src, "-p", "quantize{scheme=int4-asym-g32}", "-o", out, "--matmul-nbits")
+    assert r.returncode == 0, r.stderr
+    assert [nd.op_type for nd in onnx.load(str(out)).graph.node] == ["MatMulNBits"]
+    bad = run_cli("opt", src, "-p", "quantize{scheme=int4-asym-g32}", "-o", tmp_path / "q.rir", "--matmul-nbits")
+    assert bad.returncode == 2 and "--matmul-nbits" in bad.stderr and "Traceback" not in bad.stderr
