@@ -74,7 +74,7 @@ def test_act_order_gptq_stays_on_the_stored_grid_and_beats_rounding(k, n, group,
     codes = wq / scale
     np.testing.assert_allclose(codes, np.rint(codes), atol=1e-6)
     assert np.abs(np.rint(codes)).max() <= 8
-    err = lambda v: float(np.square(x @ (v - w)).sum())  # noqa: E731
+    err = lambda v: float(np.square(x @ (v - w)).sum())
     assert err(wq) < err(roundtrip(w, sch, np.dtype(np.float32)))
 
 
