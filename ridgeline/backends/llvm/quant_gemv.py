@@ -25,7 +25,7 @@ from .elementwise import describe_node
 from .irutil import F32, F64, I1, I8, I32, I64, Var, const, kernel_function, load, loop, store
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
-__all__ = ["QuantGemvLowering", "MAX_ROWS"]
+__all__ = ["MAX_ROWS", "QuantGemvLowering"]
 
 #: rows (tokens) up to which the packed kernel runs; larger products are compute-bound and go
 #: to the float GEMM on the weight dequantized once at plan time
