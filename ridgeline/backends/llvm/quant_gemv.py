@@ -87,33 +87,32 @@ class QuantGemvLowering(Lowering):
         self.cost = float(self.packed.nbytes + 4 * rows * (k + n) + 2 * rows * k * n)
 
     def emit(self, module, name):
-        fn, b, lo, hi, (X, P, S, Z, Y) = kernel_function(module, name("main"), 5)
+        _, b, lo, hi, (X, P, S, Z, Y) = kernel_function(module, name("main"), 5)
         M, N, K, B, G = self.m, self.n, self.k, self.block, self.groups
         row_bytes = self.packed.shape[1]
-        with loop(b, lo, hi, name="n") as nn:
-            with loop(b, 0, M, name="m") as m:
-                acc = Var(b, F64, const(F64, 0.0), "acc")
-                xrow = b.mul(m, const(I64, K))
-                prow = b.mul(nn, const(I64, row_bytes))
-                with loop(b, 0, G, name="g") as g:
-                    k0 = b.mul(g, const(I64, B))
-                    k1 = b.add(k0, const(I64, B))
-                    k1 = b.select(b.icmp_signed("<", k1, const(I64, K)), k1, const(I64, K))
-                    gi = b.add(b.mul(nn, const(I64, G)), g)
-                    sc, zp = b.fpext(load(b, S, gi, F32), F64), b.fpext(load(b, Z, gi, F32), F64)
-                    with loop(b, k0, k1, name="k") as kk:
-                        if self.bits == 4:
-                            byte = load(b, P, b.add(prow, b.ashr(kk, const(I64, 1))), I8)
-                            wide = b.zext(byte, I32)
-                            odd = b.trunc(b.and_(kk, const(I64, 1)), I1)
-                            code = b.select(odd, b.lshr(wide, const(I32, 4)), b.and_(wide, const(I32, 15)))
-                        else:
-                            code = b.zext(load(b, P, b.add(prow, kk), I8), I32)
-                        # the weight as DequantizeLinear rounds it, (q - z) · s, then the product
-                        wv = b.fmul(b.fsub(b.uitofp(code, F64), zp), sc)
-                        xv = load(b, X, b.add(xrow, kk), F32)
-                        acc.set(b.fadd(acc.get(), b.fmul(b.fpext(xv, F64), wv)))
-                store(b, b.fptrunc(acc.get(), F32), Y, b.add(b.mul(m, const(I64, N)), nn))
+        with loop(b, lo, hi, name="n") as nn, loop(b, 0, M, name="m") as m:
+            acc = Var(b, F64, const(F64, 0.0), "acc")
+            xrow = b.mul(m, const(I64, K))
+            prow = b.mul(nn, const(I64, row_bytes))
+            with loop(b, 0, G, name="g") as g:
+                k0 = b.mul(g, const(I64, B))
+                k1 = b.add(k0, const(I64, B))
+                k1 = b.select(b.icmp_signed("<", k1, const(I64, K)), k1, const(I64, K))
+                gi = b.add(b.mul(nn, const(I64, G)), g)
+                sc, zp = b.fpext(load(b, S, gi, F32), F64), b.fpext(load(b, Z, gi, F32), F64)
+                with loop(b, k0, k1, name="k") as kk:
+                    if self.bits == 4:
+                        byte = load(b, P, b.add(prow, b.ashr(kk, const(I64, 1))), I8)
+                        wide = b.zext(byte, I32)
+                        odd = b.trunc(b.and_(kk, const(I64, 1)), I1)
+                        code = b.select(odd, b.lshr(wide, const(I32, 4)), b.and_(wide, const(I32, 15)))
+                    else:
+                        code = b.zext(load(b, P, b.add(prow, kk), I8), I32)
+                    # the weight as DequantizeLinear rounds it, (q - z) · s, then the product
+                    wv = b.fmul(b.fsub(b.uitofp(code, F64), zp), sc)
+                    xv = load(b, X, b.add(xrow, kk), F32)
+                    acc.set(b.fadd(acc.get(), b.fmul(b.fpext(xv, F64), wv)))
+            store(b, b.fptrunc(acc.get(), F32), Y, b.add(b.mul(m, const(I64, N)), nn))
         b.ret_void()
 
     def bind(self, fn, runner):

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...ir import Graph, Value
 from ...ir.errors import PassError
-from .quantize_calibrate import ActivationStats
+from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
 from .quantize_methods import awq_scales, gptq, roundtrip, smooth_scales
 
 __all__ = ["apply_method"]
@@ -102,25 +102,10 @@ def _walk_sequential(target: Graph, feeds: Sequence[Mapping[str, np.ndarray]], e
                      quantized: dict[str, np.ndarray]) -> None:
     """Run ``target`` on all samples at once, node by node; before the first GEMM of a group runs,
     ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight."""
-    last_use: dict[int, int] = {}
+    last_use = last_uses(target)
     nodes = list(target)
-    for i, node in enumerate(nodes):
-        for v in node.inputs:
-            if v is not None:
-                last_use[id(v)] = i
-    envs: list[dict[int, np.ndarray]] = []
-    for f in feeds:
-        env: dict[int, np.ndarray] = {}
-        for v in target.inputs:
-            if v.name not in f:
-                raise PassError(f"calibration sample has no input %{v.name}")
-            env[id(v)] = np.asarray(f[v.name])
-        envs.append(env)
-    consts: dict[int, np.ndarray] = {}
-    for c in target.constants.values():
-        if c.data is None:
-            raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
-        consts[id(c)] = c.data
+    envs = [sample_env(target, f) for f in feeds]
+    consts = constant_arrays(target)
     done: set[str] = set()
     for i, node in enumerate(nodes):
         c = by_out.get(node.outputs[0].name) if node.outputs else None
