@@ -6,8 +6,9 @@
 
 The packed kernel (``backends/llvm/quant_gemv.py``) reads 0.5 byte per int4 weight; the path
 the llvm backend took before it ("dequantize") runs the kernel's body node by node: the
-DequantizeLinear on numpy at every call, then the JIT GEMM on the float32 weight it wrote. Printed per shape: the median time of each, their ratio,
-and the weight bytes each streams per second (the memory roofline is the host's bandwidth).
+DequantizeLinear on numpy at every call, then the JIT GEMM on the float32 weight it wrote.
+Printed per shape: the median time of each, their ratio, and the packed kernel's weight bytes
+per second (the memory roofline is the host's bandwidth).
 """
 
 from __future__ import annotations
