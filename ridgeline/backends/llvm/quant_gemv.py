@@ -22,7 +22,7 @@ import numpy as np
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import F32, F64, I1, I8, I32, I64, Var, const, kernel_function, load, loop, store
+from .irutil import F32, F64, I1, I8, I32, I64, REDUCE_FLAGS, Var, const, kernel_function, load, loop, store
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
 __all__ = ["MAX_ROWS", "QuantGemvLowering"]
@@ -111,7 +111,7 @@ class QuantGemvLowering(Lowering):
                     # the weight as DequantizeLinear rounds it, (q - z) · s, then the product
                     wv = b.fmul(b.fsub(b.uitofp(code, F64), zp), sc)
                     xv = load(b, X, b.add(xrow, kk), F32)
-                    acc.set(b.fadd(acc.get(), b.fmul(b.fpext(xv, F64), wv)))
+                    acc.set(b.fadd(acc.get(), b.fmul(b.fpext(xv, F64), wv), flags=REDUCE_FLAGS))   # lanes
             store(b, b.fptrunc(acc.get(), F32), Y, b.add(b.mul(m, const(I64, N)), nn))
         b.ret_void()
 
