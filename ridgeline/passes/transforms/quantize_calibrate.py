@@ -19,7 +19,8 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 
-__all__ = ["CALIBRATION_METHODS", "ActivationStats", "activation_stats", "calibrate", "default_samples"]
+__all__ = ["CALIBRATION_METHODS", "ActivationStats", "calibrate", "constant_arrays", "default_samples", "last_uses",
+           "sample_env"]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 #: samples kept per value for a percentile (a reservoir of |x|, enough for the 99.99th)
@@ -152,26 +153,6 @@ class ActivationStats:
     @property
     def sample(self) -> np.ndarray:
         return np.concatenate(self.kept) if self.kept else np.zeros((0, self.abs_sum.size))
-
-
-def activation_stats(graph: Graph, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]], *,
-                     evaluator: Callable, gram: bool = False, max_rows: int = 512,
-                     seed: int = 0) -> dict[str, ActivationStats]:
-    """``ActivationStats`` of each named value (a GEMM's input, last axis = input channels)."""
-    if evaluator is None:
-        raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
-    if not samples:
-        raise PassError("calibration needs at least one sample input")
-    by_name = {v.name: v for v in graph.values()}
-    rng = np.random.default_rng(seed)
-    out = {}
-    for n in names:
-        v = by_name.get(n)
-        if v is None:
-            raise PassError(f"calibration: no value named {n}")
-        out[n] = ActivationStats(int(v.type.shape[-1]), gram, max_rows, rng)
-    _walk(graph, samples, evaluator, lambda v, a: out[v.name].add(a), set(out))
-    return out
 
 
 def _flat_abs(a: np.ndarray, axis: int | None) -> np.ndarray:
