@@ -7,10 +7,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...ir import Node
-from .attention import AttentionLowering, RotaryLowering
 from .elementwise import ElementwiseLowering, is_elementwise
-from .gemm import lower_matmul
 from .lowering import Lowering, Unsupported
+from .attention import AttentionLowering, RotaryLowering
+from .gemm import lower_matmul
 from .movement import CopyLowering, GatherLowering, GatherNDLowering
 from .quant_gemv import lower_quant_gemv
 from .reduction import NormLowering, ReduceLowering, SoftmaxLowering
