@@ -105,9 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schemes", help="comma-separated scheme[:method] (default: per profile)")
     ap.add_argument("--window", type=int, default=None, help="tokens per window (default 128 soak, 32 ci)")
     ap.add_argument("--positions", type=int, default=None, help="held-out positions (default 640 soak, 64 ci)")
-    ap.add_argument("--calib-windows", type=int, default=4, help="calibration windows (default 4)")
+    ap.add_argument("--calib-windows", type=int, default=None,
+                    help="calibration windows (default: every window before the held-out ones)")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
+    ap.add_argument("--matmul-nbits", action="store_true",
+                    help="save int4/int8 group schemes as com.microsoft.MatMulNBits (what onnxruntime then runs)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(wins) < n_eval + 1:
         ap.error(f"the text has {len(ids)} tokens: too few for {positions} held-out positions and calibration")
     evals = wins[-n_eval:]                       # held out: the end of the text
-    calib = wins[:min(args.calib_windows, len(wins) - n_eval)]
+    calib = wins[:min(args.calib_windows or len(wins), len(wins) - n_eval)]   # never a held-out token
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
           f"= {len(evals) * window} positions", flush=True)
 
@@ -155,7 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip, evaluator=rl.api.reference_evaluator())
         took = time.perf_counter() - t0
         path = CACHE / f"{model.stem}.{spec.replace(':', '.')}.{os.getpid()}.onnx"
-        save_onnx(g, path)
+        if args.matmul_nbits:
+            from ridgeline.frontends.onnx.matmul_nbits import save_matmul_nbits
+            save_matmul_nbits(g, path)
+        else:
+            save_onnx(g, path)
         qrun, qnames = ort_runner(path)
         sc, _ = ta.score(qrun, qnames, evals, ref)
         row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1, "file_mb": path.stat().st_size / 1e6,

@@ -40,6 +40,9 @@ def register(sub) -> None:
                    help="ONNX opset of the saved .onnx (default: the model's own; fused ops newer than it are "
                         "model-local functions. 23 writes Attention/RotaryEmbedding/RMSNormalization as themselves, "
                         "which onnxruntime runs faster)")
+    p.add_argument("--matmul-nbits", action="store_true",
+                   help="write int4/int8 GEMMs quantized in groups of 16, 32, 64... as onnxruntime's "
+                        "com.microsoft.MatMulNBits (packed, 0.5 byte per int4 weight)")
     p.set_defaults(func=run)
 
 
@@ -52,6 +55,8 @@ def _check_output(args: argparse.Namespace) -> str | None:
         raise UsageError(f"-o {out}: the output must end in .onnx or .rir")
     if os.path.exists(args.model) and os.path.exists(out) and os.path.samefile(args.model, out):
         raise UsageError(f"-o {out} is the input model; write the optimized graph to another file")
+    if getattr(args, "matmul_nbits", False) and suffix != ".onnx":
+        raise UsageError(f"--matmul-nbits writes ONNX; -o {out} is not an .onnx file")
     if getattr(args, "opset", None) is not None:
         import onnx
         newest = onnx.defs.onnx_opset_version()
@@ -72,7 +77,12 @@ def run(args: argparse.Namespace) -> int:
                           print_ir_after_all=args.print_ir_after_all, print_ir_before_all=args.print_ir_before_all,
                           fixed_point=args.fixed_point, evaluator=reference_evaluator(), explain=args.explain,
                           ir_stream=sys.stderr, dump_dir=args.dump_dir)
-    if suffix == ".onnx":
+    if suffix == ".onnx" and args.matmul_nbits:
+        from ...frontends.onnx.matmul_nbits import save_matmul_nbits
+        kept = save_matmul_nbits(g, args.output, opset=args.opset)
+        if kept:
+            sys.stderr.write(f"{len(kept)} GEMMs kept as DequantizeLinear+MatMul, e.g. {kept[0]}\n")
+    elif suffix == ".onnx":
         from ...frontends.onnx import save_onnx
         save_onnx(g, args.output, opset=args.opset)
     elif suffix == ".rir":

@@ -33,6 +33,7 @@ from .exporter import RIDGELINE_DOMAIN
 from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
 from .legacy import ImportedNode, upgrade
 from .lowering import LOWERABLE, STD_DOMAIN, standard_op
+from .matmul_nbits import expand_matmul_nbits
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
 
@@ -293,6 +294,7 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
 
 
 def _convert(proto, base, label, opset, dims, name) -> Graph:
+    proto = expand_matmul_nbits(proto)   # com.microsoft.MatMulNBits: DequantizeLinear + MatMul
     og = proto.graph
     _check_ops(proto, label)
     g = Graph(name or og.name or "main")

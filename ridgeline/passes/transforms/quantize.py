@@ -24,6 +24,7 @@ replaces are dropped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,6 +52,8 @@ from .quantize_schemes import Scheme, parse_scheme
 from .quantize_skip import select_skipped
 
 __all__ = ["Quantize", "QuantizeSummary", "quantize_graph", "quantize_inputs"]
+
+log = logging.getLogger("ridgeline.passes")
 
 
 @dataclass
@@ -168,6 +171,10 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         else:
             summary.kv_layers += 1
     summary.kv_layers += concat_sites // 2      # keys and values: two Concat sites per layer
+    if s.weights and not summary.gemms and not skipped_by:    # say why, not silently nothing
+        why = next((n for n in summary.notes if "fold it first" in n), None) or (
+            summary.notes[0] if summary.notes else "no MatMul/Gemm reads a constant 2-D float weight")
+        log.warning("quantize{scheme=%s}: no GEMM quantized: %s", s.name, why)
     if summary.changed:
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
                                       if summary.calibrated else "none", "method": method}

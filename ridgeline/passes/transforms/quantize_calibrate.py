@@ -19,7 +19,8 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 
-__all__ = ["CALIBRATION_METHODS", "ActivationStats", "activation_stats", "calibrate", "default_samples"]
+__all__ = ["CALIBRATION_METHODS", "ActivationStats", "calibrate", "constant_arrays", "default_samples", "last_uses",
+           "sample_env"]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 #: samples kept per value for a percentile (a reservoir of |x|, enough for the 99.99th)
@@ -69,21 +70,10 @@ def _walk(graph: Graph, samples: Sequence[Mapping[str, np.ndarray]], evaluator: 
           visit: Callable[[Value, np.ndarray], None], names: set[str]) -> None:
     """Run ``graph`` node by node on each sample, calling ``visit(value, array)`` for every value
     named in ``names`` (inputs, constants and node outputs); arrays no later node reads are freed."""
-    last_use: dict[int, int] = {}
-    for i, node in enumerate(graph):
-        for v in node.inputs:
-            if v is not None:
-                last_use[id(v)] = i
+    last_use = last_uses(graph)
     for feeds in samples:
-        env: dict[int, np.ndarray] = {}
-        for v in graph.inputs:
-            if v.name not in feeds:
-                raise PassError(f"calibration sample has no input %{v.name}")
-            env[id(v)] = np.asarray(feeds[v.name])
-        for c in graph.constants.values():
-            if c.data is None:
-                raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
-            env[id(c)] = c.data
+        env = sample_env(graph, feeds)
+        env.update(constant_arrays(graph))
         for v in list(graph.inputs) + list(graph.constants.values()):
             if v.name in names:
                 visit(v, env[id(v)])
@@ -96,6 +86,36 @@ def _walk(graph: Graph, samples: Sequence[Mapping[str, np.ndarray]], evaluator: 
             for v in node.inputs:
                 if v is not None and last_use.get(id(v)) == i and not v.const:
                     env.pop(id(v), None)
+
+
+def last_uses(graph: Graph) -> dict[int, int]:
+    """id(value) -> the index of the last node reading it (when its array may be freed)."""
+    out: dict[int, int] = {}
+    for i, node in enumerate(graph):
+        for v in node.inputs:
+            if v is not None:
+                out[id(v)] = i
+    return out
+
+
+def sample_env(graph: Graph, feeds: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """id(input) -> its array in one calibration sample."""
+    env: dict[int, np.ndarray] = {}
+    for v in graph.inputs:
+        if v.name not in feeds:
+            raise PassError(f"calibration sample has no input %{v.name}")
+        env[id(v)] = np.asarray(feeds[v.name])
+    return env
+
+
+def constant_arrays(graph: Graph) -> dict[int, np.ndarray]:
+    """id(constant) -> its data (a weightless graph cannot be calibrated)."""
+    out: dict[int, np.ndarray] = {}
+    for c in graph.constants.values():
+        if c.data is None:
+            raise PassError(f"constant %{c.name} has no data: a weightless graph cannot be calibrated")
+        out[id(c)] = c.data
+    return out
 
 
 class ActivationStats:
@@ -133,26 +153,6 @@ class ActivationStats:
     @property
     def sample(self) -> np.ndarray:
         return np.concatenate(self.kept) if self.kept else np.zeros((0, self.abs_sum.size))
-
-
-def activation_stats(graph: Graph, names: Sequence[str], samples: Sequence[Mapping[str, np.ndarray]], *,
-                     evaluator: Callable, gram: bool = False, max_rows: int = 512,
-                     seed: int = 0) -> dict[str, ActivationStats]:
-    """``ActivationStats`` of each named value (a GEMM's input, last axis = input channels)."""
-    if evaluator is None:
-        raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
-    if not samples:
-        raise PassError("calibration needs at least one sample input")
-    by_name = {v.name: v for v in graph.values()}
-    rng = np.random.default_rng(seed)
-    out = {}
-    for n in names:
-        v = by_name.get(n)
-        if v is None:
-            raise PassError(f"calibration: no value named {n}")
-        out[n] = ActivationStats(int(v.type.shape[-1]), gram, max_rows, rng)
-    _walk(graph, samples, evaluator, lambda v, a: out[v.name].add(a), set(out))
-    return out
 
 
 def _flat_abs(a: np.ndarray, axis: int | None) -> np.ndarray:

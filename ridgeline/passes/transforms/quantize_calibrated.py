@@ -1,11 +1,18 @@
 """Applying a calibrated method (``quantize{method=awq|gptq|smoothquant}``) to a graph.
 
-The calibration samples run through the unquantized graph once; each GEMM input's statistics
-(``quantize_calibrate.activation_stats``) drive the method (``quantize_methods``). AWQ and
-SmoothQuant divide an activation by per-channel scales: folded into the normalization that
-produces it (its scale, and bias) when nothing else reads that output, else an explicit ``Mul``
-in front of the GEMMs sharing it; the GEMMs' weights are multiplied by the same scales, so the
-unquantized function is unchanged. GPTQ changes only the weights (and fixes their scales).
+Sequential, as the GPTQ paper and AutoGPTQ/AutoAWQ calibrate: the samples run through the graph
+node by node, all samples in lockstep; when the walk reaches the first GEMM reading an
+activation, that activation's statistics (``quantize_calibrate.ActivationStats``, from the
+*already quantized* upstream layers) drive the method (``quantize_methods``) for every GEMM
+sharing it, and from then on the walk computes those GEMMs with their quantized weights. So
+layer l+1 is calibrated on what the quantized layers 0..l hand it, and each GEMM's rounding
+error is compensated for the inputs it will really see.
+
+AWQ and SmoothQuant divide an activation by per-channel scales: folded into the normalization
+that produces it (its scale, and bias) when nothing else reads that output, else an explicit
+``Mul`` in front of the GEMMs sharing it (applied after the walk); the GEMMs' weights are
+multiplied by the same scales, so the unquantized function is unchanged. GPTQ changes only the
+weights (and fixes their scales). Activation quantization (W8A8) is not simulated in the walk.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ...ir import Graph, Value
-from .quantize_calibrate import activation_stats
-from .quantize_methods import awq_scales, gptq, smooth_scales
+from ...ir.errors import PassError
+from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
+from .quantize_methods import awq_scales, gptq, roundtrip, smooth_scales
 
 __all__ = ["apply_method"]
 
@@ -25,7 +33,7 @@ _AWQ_BUDGET = 4e8
 
 
 def _kn(c, data: np.ndarray) -> np.ndarray:
-    """The weight as K × N (input × output channels)."""
+    """The weight as K × N (input × output channels) — or back: the transpose is its own inverse."""
     return data if c.k_axis == 0 else data.T
 
 
@@ -33,27 +41,39 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
                  feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int
                  ) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
     """Run ``method`` for ``cands`` (GEMM candidates of ``graph``; ``target``: ``graph`` or a copy
-    bound to the samples' dims, to run them on). Returns id(candidate) -> the float weight to
-    quantize, and id(candidate) -> fixed (scales, zero points) (GPTQ)."""
+    bound to the samples' dims, to run them on; its nodes are found by output name). Returns
+    id(candidate) -> the float weight to quantize, and id(candidate) -> fixed (scales, zero
+    points) (GPTQ)."""
+    if evaluator is None:
+        raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
+    if not feeds:
+        raise PassError("calibration needs at least one sample input")
     groups: dict[str, list] = {}
     for c in cands:
         groups.setdefault(c.x.name, []).append(c)
-    stats = activation_stats(target, list(groups), feeds, evaluator=evaluator, gram=method == "gptq",
-                             max_rows=512, seed=seed)
+    by_out = {c.node.outputs[0].name: c for c in cands}
+    rng = np.random.default_rng(seed)
     adjusted: dict[int, np.ndarray] = {}
     params: dict[int, tuple] = {}
-    for name, members in groups.items():
-        st = stats[name]
+    scaled: list[tuple[list, np.ndarray]] = []     # (members, s): activations divided after the walk
+    quantized: dict[str, np.ndarray] = {}          # node output name -> the weight it now computes with
+
+    def calibrate_group(members: list, xs: list[np.ndarray]) -> None:
+        st = ActivationStats(members[0].k, method == "gptq", 512, rng)
+        for a in xs:
+            st.add(a)
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
+        sd = members[0].w.type.dtype.np_dtype
         if method == "gptq":
             for c, w in zip(members, ws):
-                s, z, wq = gptq(w, st.gram, scheme, c.w.type.dtype.np_dtype)
+                s, z, wq = gptq(w, st.gram, scheme, sd)
                 if c.k_axis == 1:
                     s = s.T if s.ndim == 2 else s
                     z = z.T if z is not None and z.ndim == 2 else z
                 adjusted[id(c)] = _kn(c, wq)
                 params[id(c)] = (s, z)
-            continue
+                quantized[c.node.outputs[0].name] = _kn(c, wq)
+            return
         if method == "awq":
             rows = st.sample
             n_total = sum(w.shape[1] for w in ws)
@@ -61,12 +81,54 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
             s, _ = awq_scales(ws, rows[:cap], st.mean_abs, scheme)
         else:
             s = smooth_scales(ws, st.amax)
-        if np.allclose(s, 1.0):
-            continue
-        _divide_activation(graph, members, s)
+        unit = np.allclose(s, 1.0)
+        if not unit:
+            scaled.append((members, s))
         for c, w in zip(members, ws):
-            adjusted[id(c)] = _kn(c, w * s[:, None])
+            ww = w if unit else w * s[:, None]
+            if not unit:
+                adjusted[id(c)] = _kn(c, ww)
+            eff = roundtrip(ww, scheme, sd)
+            quantized[c.node.outputs[0].name] = _kn(c, eff if unit else eff / s[:, None])
+
+    _walk_sequential(target, feeds, evaluator, by_out, groups, calibrate_group, quantized)
+    for members, s in scaled:
+        _divide_activation(graph, members, s)
     return adjusted, params
+
+
+def _walk_sequential(target: Graph, feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable,
+                     by_out: dict, groups: dict[str, list], calibrate_group: Callable,
+                     quantized: dict[str, np.ndarray]) -> None:
+    """Run ``target`` on all samples at once, node by node; before the first GEMM of a group runs,
+    ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight."""
+    last_use = last_uses(target)
+    nodes = list(target)
+    envs = [sample_env(target, f) for f in feeds]
+    consts = constant_arrays(target)
+    done: set[str] = set()
+    for i, node in enumerate(nodes):
+        c = by_out.get(node.outputs[0].name) if node.outputs else None
+        if c is not None and c.x.name not in done:
+            done.add(c.x.name)
+            xv = node.inputs[c.x_index]
+            calibrate_group(groups[c.x.name], [_get(env, consts, xv) for env in envs])
+        wpos = c.node.inputs.index(c.w) if c is not None else -1
+        override = quantized.get(node.outputs[0].name) if c is not None else None
+        for env in envs:
+            args = [_get(env, consts, v) if v is not None else None for v in node.inputs]
+            if override is not None:
+                args[wpos] = override.astype(args[wpos].dtype)
+            for v, a in zip(node.outputs, evaluator(node, args)):
+                env[id(v)] = np.asarray(a)
+            for v in node.inputs:
+                if v is not None and last_use.get(id(v)) == i and not v.const:
+                    env.pop(id(v), None)
+
+
+def _get(env: dict, consts: dict, v: Value) -> np.ndarray:
+    a = env.get(id(v))
+    return consts[id(v)] if a is None else a
 
 
 def _divide_activation(graph: Graph, members: Sequence, s: np.ndarray) -> None:

@@ -2,7 +2,8 @@
 error-compensating rounding and SmoothQuant, from statistics of each GEMM's input activation.
 
 All three see a GEMM ``y = x · W`` (``W``: K input × N output channels) through the calibration
-activations ``X`` (rows × K) of the unquantized model:
+activations ``X`` (rows × K) it receives from the already quantized layers before it
+(``quantize_calibrated`` walks the graph sequentially):
 
 * **AWQ** (Lin et al. 2024, arXiv:2306.00978): input channels that carry large activations matter
   more; scale them up in the weight before rounding, ``W' = diag(s) · W``, and divide the
@@ -11,8 +12,9 @@ activations ``X`` (rows × K) of the unquantized model:
   over the GEMMs sharing the activation (they must share ``s``).
 * **GPTQ** (Frantar et al. 2023, arXiv:2210.17323): quantize input channels one by one and push
   each one's rounding error onto the channels not yet quantized, weighted by the inverse of the
-  Hessian ``H = 2 XᵀX / rows`` (dampened by 1% of its mean diagonal); blocks of 128 channels with
-  lazy updates, the scale of each group fitted when the loop reaches it.
+  Hessian ``H = 2 XᵀX / rows`` (dampened by 1% of its mean diagonal, AutoGPTQ's ``percdamp``);
+  channels in order of decreasing Hessian diagonal (``desc_act``) with static groups, blocks of
+  128 channels with lazy updates.
 * **SmoothQuant** (Xiao et al. 2023, arXiv:2211.10438): for W8A8, migrate activation outliers into
   the weights, ``s_j = max|x_j|^α / max|W_j|^(1−α)`` with α = 0.5, the same transform as AWQ's.
 """
@@ -26,7 +28,7 @@ import numpy as np
 from ...ir.errors import PassError
 from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_scales, quantize_array
 
-__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "smooth_scales"]
+__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "roundtrip", "smooth_scales"]
 
 METHODS = ("rtn", "awq", "gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
@@ -91,14 +93,51 @@ def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.
     return np.where(np.isfinite(s) & (s > 0), s, 1.0)
 
 
+def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype) -> np.ndarray:
+    """``w`` (K × N) as ``quantize`` stores and dequantizes it (the same scale fits, clip search
+    included): the weight a quantized GEMM computes with, for the sequential calibration walk."""
+    from .quantize_schemes import (
+        _expand,
+        block_amax,
+        dequantize_nf4,
+        fit_min,
+        quantize_min,
+        quantize_nf4,
+    )
+    x = np.asarray(w, np.float64)
+    dt = scheme.weights
+    block = scheme.group if scheme.group and scheme.group < x.shape[0] else 0
+    if scheme.per_tensor:
+        s = fit_scales(x.reshape(1, -1), dt, 1, 0, scale_dtype).reshape(()).astype(np.float64)
+        return quantize_array(x, s, dt, 0, 0).astype(np.float64) * s
+    if dt == "nf4":
+        amax = block_amax(x, 0, block)
+        s = np.where(amax > 0, amax, 1.0).astype(scale_dtype).astype(np.float64)
+        return dequantize_nf4(quantize_nf4(x, s, 0, block), s, 0, block)
+    if scheme.asym == "min":
+        s, m = fit_min(x, dt, 0, block, scale_dtype)
+        q = quantize_min(x, s, m, dt, 0, block).astype(np.float64)
+        return q * _expand(s, x.shape, 0, block).astype(np.float64) + _expand(m, x.shape, 0, block).astype(np.float64)
+    if scheme.asym:
+        s, z = fit_asym(x, dt, 0, block, scale_dtype)
+        q = quantize_array(x, s, UNSIGNED[dt], 0, block, z).astype(np.float64)
+        return (q - _expand(z, x.shape, 0, block).astype(np.float64)) * _expand(s, x.shape, 0, block).astype(np.float64)
+    s = fit_scales(x, dt, 0, block, scale_dtype)
+    return quantize_array(x, s, dt, 0, block).astype(np.float64) * _expand(s, x.shape, 0, block).astype(np.float64)
+
+
 def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, block: int = 128,
-         damp: float = 0.01) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+         damp: float = 0.01, act_order: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``): returns (scales, zero points or
     None, the adjusted float weight) in the layout ``quantize_weight`` stores — quantizing the
-    adjusted weight with these scales gives GPTQ's codes exactly."""
+    adjusted weight with these scales gives GPTQ's codes exactly. ``damp``: AutoGPTQ's
+    ``percdamp`` (share of the mean diagonal added to it); ``act_order``: AutoGPTQ's
+    ``desc_act`` — channels in order of decreasing Hessian diagonal, with *static groups* (each
+    group's scale fitted on the weights before any update, as ``static_groups=True``) so groups
+    stay contiguous in K, as ONNX blocked quantization and MatMulNBits store them."""
     if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
         raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
-    k, n = w.shape
+    k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
     H = np.array(hessian, np.float64)
@@ -106,38 +145,33 @@ def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, b
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
     H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
+    gb = g if g < k else 0
+    if scheme.asym:                                          # static groups: N × groups
+        s0, z0 = fit_asym(W, scheme.weights, 1, gb, scale_dtype)
+        zeros = z0.T.astype(np.float64)
+    else:
+        s0 = fit_scales(W, scheme.weights, 1, gb, scale_dtype)
+        zeros = None
+    scales = s0.T.astype(np.float64)                          # groups × N
+    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
+    W = W[:, perm]
+    H = H[np.ix_(perm, perm)]
+    gid = perm // g                                           # the group of each walked channel
     try:
         hinv = np.linalg.cholesky(np.linalg.inv(H)).T           # upper: Hinv = Uᵀ U
     except np.linalg.LinAlgError:
         raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
                         "give more calibration samples") from None
-    groups = -(-k // g)
-    scales = np.ones((groups, n), np.float64)
-    zeros = np.zeros((groups, n), np.float64) if scheme.asym else None
     stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights
     lo, hi = _INT_RANGE[stored]
-
-    def fit(j: int) -> None:
-        cols = W[:, j:j + g]                                    # N × g, the current (updated) values
-        if scheme.asym:
-            s, z = fit_asym(cols, scheme.weights, 1, 0, scale_dtype)
-            zeros[j // g] = z.reshape(-1).astype(np.float64)
-        else:
-            s = fit_scales(cols, scheme.weights, 1, 0, scale_dtype)
-        scales[j // g] = s.reshape(-1).astype(np.float64)
-
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
         W1 = W[:, i1:i2].copy()
         E1 = np.zeros_like(W1)
         U1 = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
-            col = i1 + i
-            if col % g == 0:
-                W[:, i1:i2] = W1
-                fit(col)
-            s = scales[col // g]
-            z = zeros[col // g] if zeros is not None else 0.0
+            s = scales[gid[i1 + i]]
+            z = zeros[gid[i1 + i]] if zeros is not None else 0.0
             q = np.clip(np.rint(W1[:, i] / s) + z, lo, hi)
             deq = (q - z) * s
             e = (W1[:, i] - deq) / U1[i, i]
@@ -146,9 +180,10 @@ def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, b
             E1[:, i] = e
         W[:, i1:i2] = W1
         W[:, i2:] -= E1 @ hinv[i1:i2, i2:]
+    W = W[:, np.argsort(perm)]
     # the layout quantize_weight stores: blocked scales are (groups × N), per-channel ones (N,)
     s_out = scales.astype(scale_dtype)
-    z_out = zeros.astype(np.float64) if zeros is not None else None
+    z_out = zeros
     if g == k:
         s_out, z_out = s_out.reshape(-1), (z_out.reshape(-1) if z_out is not None else None)
     return s_out, z_out, W.T

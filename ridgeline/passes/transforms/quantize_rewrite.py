@@ -120,6 +120,10 @@ def find_candidates(graph: Graph) -> tuple[list[Candidate], list[str]]:
         if mm.op == "Gemm" and mm.attr("transA"):
             skipped.append(f"%{node.outputs[0].name}: Gemm with transA")
             continue
+        if w is not None and not w.const and x is not None and _computed_from_constants(w):
+            skipped.append(f"%{node.outputs[0].name}: its weight %{w.name} is computed from constants by "
+                           f"{w.producer.op}, not stored; fold it first: -p 'default,quantize{{...}}'")
+            continue
         if w is None or not w.const or w.type.rank != 2 or x is None:
             continue
         if not all(isinstance(d, int) for d in w.type.shape):
@@ -133,6 +137,15 @@ def find_candidates(graph: Graph) -> tuple[list[Candidate], list[str]]:
             continue
         out.append(Candidate(node, mm, ia, w, _weight_axis(mm)))
     return out, skipped
+
+
+def _computed_from_constants(v: Value, depth: int = 8) -> bool:
+    """Whether ``v`` is a node output computed from constants only (a raw export's
+    ``Transpose(weight)`` or ``Cast(weight)``, which ``fold-constants`` turns into a constant)."""
+    p = v.producer
+    if p is None or depth == 0 or p.op == "Fused" or not p.inputs:
+        return False
+    return all(i is None or i.const or _computed_from_constants(i, depth - 1) for i in p.inputs)
 
 
 # --------------------------------------------------------------------------- weights
