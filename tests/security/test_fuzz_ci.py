@@ -4,6 +4,7 @@ output, change an input, print a traceback, die of a signal, run out of memory o
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -42,6 +43,17 @@ def test_the_classifier_sees_a_breach(tmp_path):
         "traceback"
     assert fuzz_inputs._classify(case, ws, -8, "", before, before, log)[0] == "signal"
     assert fuzz_inputs._classify(case, ws, None, "", before, before, log)[0] == "hang"
+    # over the CPU-time limit (RLIMIT_CPU sends SIGXCPU) is a hang, whatever the wall time was
+    assert fuzz_inputs._classify(case, ws, -signal.SIGXCPU, "", before, before, log)[0] == "hang"
+
+
+def test_fork_and_spawn_isolation_give_the_same_outcome_per_seed():
+    """The fork servers (the default, ~5x cheaper) must judge each case as a fresh interpreter would."""
+    fork = fuzz_inputs.campaign(6, seed=100, jobs=2, timeout=120, isolation="fork")
+    spawn = fuzz_inputs.campaign(6, seed=100, jobs=2, timeout=120, isolation="spawn")
+    assert sorted(fork["per_seed"]) == list(range(100, 106))
+    assert fork["per_seed"] == spawn["per_seed"]
+    assert all(r is not None and r > 0 for r in [fork["slowest_cpu_s"]])  # fork mode measures the child's CPU
 
 
 def test_the_rir_token_mutator_starts_from_parseable_text():
