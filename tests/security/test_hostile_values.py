@@ -261,3 +261,19 @@ def test_run_summarizes_outputs_holding_inf_without_a_warning(tmp_path, capsys):
         warnings.simplefilter("error")
         assert main(["run", str(p), "--dim", "batch=2"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Gemm", "Add", "Div", "ReduceSum"])
+def test_the_reference_computes_on_nan_and_inf_without_warnings(op):
+    """Fuzz seed 63989: a weight of inf times an input of 0 made numpy warn (invalid value in
+    matmul) on stderr beside the result; the reference follows IEEE silently, as the other backends."""
+    from ridgeline.backends.numpy import Interpreter
+    g = Graph("g")
+    x = g.add_input("x", TensorType(DTYPES["f32"], (2, 2)))
+    w = g.add_constant("w", np.array([[np.inf, -np.inf], [np.nan, 0.0]], np.float32))
+    y = g.add_node(op, [x, w] if op != "ReduceSum" else [w]).outputs[0]
+    g.outputs = [y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Interpreter(g).run({"x": np.array([[0.0, 1e38], [0.0, -0.0]], np.float32)})
+    assert np.isnan(out[y.name]).any()
