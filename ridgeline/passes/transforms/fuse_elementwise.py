@@ -20,7 +20,7 @@ from ..registry import register_pass
 from ..rewriter import Match, RewriteBuilder, RewritePass, Rule, fuse_nodes
 from ..rewriter.pattern import Op
 
-__all__ = ["FuseElementwise", "ELEMENTWISE_OPS"]
+__all__ = ["ELEMENTWISE_OPS", "FuseElementwise"]
 
 KIND = "elementwise"
 
