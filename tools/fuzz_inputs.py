@@ -836,6 +836,24 @@ def campaign(runs: int, *, seed: int = 0, jobs: int = 1, timeout: float = 60.0, 
             "isolation": isolation}
 
 
+def table(log: str) -> str:
+    """A markdown table of a ``--log`` file: outcomes by mutator, the seeds, the slowest runs."""
+    rows = [json.loads(x) for x in Path(log).read_text().splitlines() if x.strip()]
+    kinds = sorted({r["kind"].split("/")[0] for r in rows})
+    outcomes = ["ok", "error", *FAILURES] + sorted({r["outcome"] for r in rows} - {"ok", "error", *FAILURES})
+    count = collections.Counter((r["outcome"], r["kind"].split("/")[0]) for r in rows)
+    lines = ["| outcome | all | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 2) + "|"]
+    for o in outcomes:
+        lines.append(f"| {o} | {sum(count[o, k] for k in kinds):,} | " + " | ".join(f"{count[o, k]:,}" for k in kinds) + " |")
+    lines.append(f"| runs | {len(rows):,} | " + " | ".join(f"{sum(count[o, k] for o in outcomes):,}" for k in kinds) + " |")
+    seeds = sorted(r["seed"] for r in rows)
+    wall = max(rows, key=lambda r: r["seconds"])
+    cpu = max(rows, key=lambda r: r["cpu"] or 0.0)
+    lines += ["", (f"Seeds {seeds[0]}–{seeds[-1]} ({len(seeds):,} runs). Slowest run: {wall['seconds']:.1f} s wall "
+                   f"(`{shlex.join(wall['args'])}`); most CPU: {cpu['cpu'] or 0:.1f} s (`{shlex.join(cpu['args'])}`).")]
+    return "\n".join(lines)
+
+
 def _serve(spec: str) -> int:
     a = json.loads(spec)
     _fork_server(a["seeds"], lambda s: _one(s, a["timeout"], a["scratch"], a["repro"], a["wall"], "fork"))
@@ -859,7 +877,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repro", help="save each distinct failure here")
     ap.add_argument("--log", help="append one JSON line per run to this file")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--table", metavar="LOG", help="print the markdown table of a --log file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     prof = PROFILES[args.profile]
     res = campaign(args.runs or prof["runs"], seed=args.seed, jobs=args.jobs, timeout=args.timeout or prof["timeout"],
                    repro=args.repro, progress=not args.json, log=args.log, wall=args.wall, isolation=args.isolation)

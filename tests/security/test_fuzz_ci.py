@@ -66,3 +66,13 @@ def test_the_rir_token_mutator_starts_from_parseable_text():
     text, _ = fuzz_inputs._rir_seed(random.Random(0))
     n = int(text.split("f32[batch, ")[1].split("]")[0])
     parse_graph(" ".join(fuzz_inputs._RIR_TOKEN.findall(text)), sidecar={"w": np.eye(n, dtype=np.float32)})
+
+
+def test_the_soak_table_counts_every_logged_run(tmp_path):
+    import json
+    log = tmp_path / "log.jsonl"
+    rows = [{"seed": 5, "kind": "cli/run", "outcome": "ok", "seconds": 1.5, "cpu": 0.5, "args": ["run", "m"]},
+            {"seed": 6, "kind": "toml/nest", "outcome": "hang", "seconds": 600.0, "cpu": 0.1, "args": ["estimate"]}]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = fuzz_inputs.table(str(log))
+    assert "| hang | 1 | 0 | 1 |" in text and "| runs | 2 | 1 | 1 |" in text and "Seeds 5–6" in text
