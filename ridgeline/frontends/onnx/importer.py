@@ -26,6 +26,7 @@ from ...ir import Graph, TensorType, Value
 from ...ir.dims import check_dim
 from ...ir.dtypes import from_onnx
 from ...ir.errors import IRError, ModelError, RidgelineError, UnsupportedOpError, VerifyError
+from ...ir.gc_pause import gc_paused
 from ...ir.infer import UNKNOWN_PREFIX, refine_types
 from ...ir.ops import find_spec
 from ...ir.verifier import verify
@@ -282,7 +283,8 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
     opset = _opset(proto, label)
     proto = _inline_foreign_functions(proto, label)
     try:
-        return _convert(proto, base, label, opset, dims, name)
+        with gc_paused():
+            return _convert(proto, base, label, opset, dims, name)
     except VerifyError as e:
         node = getattr(e, "node", None)
         at = f" {node.op} node {node.name!r}:" if node is not None and f"node {node.name!r}" not in str(e) else ""
