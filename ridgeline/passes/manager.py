@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..ir import Graph
-from ..ir.gc_pause import gc_paused as _gc_paused
 from ..ir.errors import PassError, RidgelineError, VerifyError
+from ..ir.gc_pause import gc_paused as _gc_paused
 from ..ir.printer import print_graph
 from .base import PassContext, PassResult, check_result
 from .evaluate import Evaluator
