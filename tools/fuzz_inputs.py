@@ -741,6 +741,9 @@ def _fork_server(seeds, run_one) -> None:
         importlib.import_module(name)
     from ridgeline.cli import build_parser
     build_parser()  # imports every command module
+    here = Path(sys.modules["ridgeline"].__file__).resolve().parent.parent
+    if here != ROOT:
+        raise RuntimeError(f"fuzz_inputs: the fork server imported ridgeline from {here}, not {ROOT}")
     for s in seeds:
         o, saved = run_one(s)
         sys.stdout.write(json.dumps(_record(s, o, saved)) + "\n")
@@ -755,8 +758,10 @@ def _forked_results(seeds, jobs, run_one, server_args):
         mine = seeds[k::jobs]
         if not mine:
             continue
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
         p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve",
-                              json.dumps({**server_args, "seeds": mine})], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                              json.dumps({**server_args, "seeds": mine})], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             env=env)  # the ridgeline of this checkout, as spawn mode's children import it
         procs.append(p)
         sel.register(p.stdout, selectors.EVENT_READ, bytearray())
     try:
