@@ -277,3 +277,18 @@ def test_the_reference_computes_on_nan_and_inf_without_warnings(op):
         warnings.simplefilter("error")
         out = Interpreter(g).run({"x": np.array([[0.0, 1e38], [0.0, -0.0]], np.float32)})
     assert np.isnan(out[y.name]).any()
+
+
+def test_llvm_buffers_beyond_the_memory_limit_are_one_line(tmp_path):
+    """Fuzz seed 69187: a Reshape to (2^31, 100) that cannot bind made llvm's memory plan allocate
+    16 GiB for the Gather after it; under the harness's 3 GiB address-space limit that was a
+    MemoryError traceback. The case is rebuilt from its seed and run as the soak ran it."""
+    import random
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import fuzz_inputs
+    case = fuzz_inputs.make_case(random.Random(69187))
+    assert case.args[:1] == ["run"] and "llvm" in case.args
+    o = fuzz_inputs.run_case(case, tmp_path / "ws", 120, isolation="spawn")
+    assert o.outcome in ("ok", "error"), (o.outcome, o.detail)
