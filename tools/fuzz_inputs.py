@@ -1,7 +1,16 @@
 """Hostile-input fuzzing of the ``ridgeline`` command: every run fails cleanly or succeeds.
 
 Each case builds a hostile input in a fresh workspace and runs one ``ridgeline`` command in a child
-process with a memory limit (``RLIMIT_AS``) and a timeout. Inputs come from mutators of
+process with a memory limit (``RLIMIT_AS``), a CPU-time limit (``RLIMIT_CPU``) and a wall-clock
+limit. Two ways to start that child (``--isolation``):
+
+* ``fork`` (the default): each of the ``--jobs`` workers imports numpy, onnx and ridgeline's CLI once,
+  then forks one child per case, which installs the audit hook, applies the limits and calls the
+  CLI's ``main`` with the case's arguments -- about a tenth of the CPU of a fresh interpreter;
+* ``spawn``: each case runs ``python -c _CHILD`` (a fresh interpreter, nothing shared); the tests run
+  the same seeds both ways and require the same outcome per seed.
+
+Inputs come from mutators of
 
 * ONNX files: byte flips, varint overwrites, truncation (byte level) and structured edits — extreme
   dims and attribute values, hostile external-data locations on initializers *and* ``Constant``
@@ -19,7 +28,9 @@ hash of every file in the workspace before and after. A run counts as a failure 
 
 * reads a file in ``secret/`` or ``work/`` or a planted absolute path (``read-outside``),
 * writes anywhere but the named output (``write-outside``) or changes an input (``modified-input``),
-* prints a Python traceback, dies of a signal, runs out of memory, or exceeds the timeout, or
+* prints a Python traceback, dies of a signal, runs out of memory, or hangs: more than ``--timeout``
+  seconds of CPU time (``RLIMIT_CPU`` sends SIGXCPU) or more than ``--wall`` seconds without exiting
+  (a read from a FIFO or a lock blocks without using CPU), or
 * exits with a status other than 0 or 2, or exits 2 with more than one line on stderr.
 
 Each distinct failure (class + the last line of stderr) is saved under ``--repro DIR`` with the
@@ -27,6 +38,9 @@ command and its inputs. Profiles: ``--profile ci`` (a handful of runs, used by t
 ``--profile soak`` (10,000 runs); ``--runs`` and ``--jobs`` override.
 
     python tools/fuzz_inputs.py --profile soak --jobs 2 --repro /tmp/fuzz-repros
+
+The CPU-time limit is what makes "hang" mean the same on a machine shared with other jobs: a run
+starved of CPU at load 20 is slow in wall time, not hung.
 """
 
 from __future__ import annotations
@@ -40,18 +54,27 @@ import os
 import random
 import re
 import resource
+import selectors
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = {"ci": {"runs": 24, "timeout": 60.0}, "soak": {"runs": 10_000, "timeout": 60.0}}
+#: wall-clock seconds after which a run that has not used its CPU-time limit counts as blocked (hang)
+WALL_LIMIT = 600.0
+#: modules a fork server imports once before forking (torch is left to the runs that use it: it
+#: adds 0.5 GB of address space, which would shrink RLIMIT_AS for every other run)
+PRELOAD = ("numpy", "onnx", "onnx.numpy_helper", "ridgeline.cli", "ridgeline.frontends.onnx", "ridgeline.backends")
 #: address-space limit of a child: generous for the small models here, far below the machine
 MEMORY_LIMIT = 3 * 2 ** 30
 #: absolute paths the mutators plant; reading any of them is a breach
@@ -59,9 +82,9 @@ PLANTED_ABSOLUTE = ("/etc/passwd", "/etc/hostname", "/proc/self/environ", "/dev/
 SECRET = b"TOP-SECRET-" * 8  # 88 bytes: 22 f32, so a length check alone cannot refuse it
 
 # ----------------------------------------------------------------------------- child wrapper
-#: runs in the child before ridgeline is imported: logs every open to the file named by
-#: RIDGELINE_FUZZ_LOG (one JSON line each), then runs ``python -m ridgeline`` with argv
-_CHILD = r"""
+#: the audit hook, installed in the child only (never in a fork server): logs every open to the file
+#: named by RIDGELINE_FUZZ_LOG, one JSON line [path, is_write] each
+_HOOK = r"""
 import json, os, sys
 _log = open(os.environ["RIDGELINE_FUZZ_LOG"], "w", buffering=1)
 def _hook(event, args):
@@ -77,6 +100,10 @@ def _hook(event, args):
             w = any(c in str(mode) for c in "wax+")
         _log.write(json.dumps([p, w]) + "\n")
 sys.addaudithook(_hook)
+"""
+#: spawn mode: a fresh interpreter installs the hook before ridgeline is imported, then runs
+#: ``python -m ridgeline`` with argv
+_CHILD = _HOOK + r"""
 import runpy
 sys.argv = ["ridgeline"] + sys.argv[1:]
 runpy.run_module("ridgeline", run_name="__main__", alter_sys=True)
@@ -476,10 +503,13 @@ def _snapshot(ws: Path) -> dict[str, str]:
     return out
 
 
-def _limits(memory: int):
+def _limits(memory: int, cpu: float):
+    """The child's limits: address space, CPU seconds (SIGXCPU, then SIGKILL 5 s later), no core
+    files, and a session of its own so a timeout can kill everything it started."""
     def apply():
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 5))
         os.setsid()
     return apply
 
@@ -491,27 +521,124 @@ class Outcome:
     args: list[str]
     seconds: float
     detail: str = ""
+    cpu: float | None = None  # CPU seconds of the child (fork mode; None in spawn mode)
 
 
-def run_case(case: Case, ws: Path, timeout: float, memory: int = MEMORY_LIMIT) -> Outcome:
-    _setup(ws, case)
-    before = _snapshot(ws)
-    log = ws.parent / (ws.name + ".opens")
+def _child_env(ws: Path, log: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDGELINE_")}
     env.update(PYTHONPATH=str(ROOT), RIDGELINE_FUZZ_LOG=str(log), COLUMNS="120", OMP_NUM_THREADS="1",
                PYTHONDONTWRITEBYTECODE="1", MPLCONFIGDIR=str(ws.parent / "mpl"))  # shared: the font cache once
+    return env
+
+
+def run_case(case: Case, ws: Path, timeout: float, memory: int = MEMORY_LIMIT, *, wall: float = WALL_LIMIT,
+             isolation: str = "spawn") -> Outcome:
+    """Set up ``case`` in ``ws``, run it in a child (``isolation``: "spawn" or "fork") limited to
+    ``timeout`` CPU seconds, ``wall`` seconds and ``memory`` bytes of address space, and classify it."""
+    _setup(ws, case)
+    before = _snapshot(ws)
+    log = ws.parent / (ws.name + ".opens")
+    env = _child_env(ws, log)
     argv = [a if a.startswith("/") or not a.startswith(("model/", "out/")) else str(ws / a) for a in case.args]
     t0 = time.monotonic()
-    try:
-        p = subprocess.run([sys.executable, "-c", _CHILD, *argv], check=False, cwd=ws / "work", env=env, capture_output=True,
-                           timeout=timeout, preexec_fn=_limits(memory))
-        code, err = p.returncode, p.stderr.decode("utf-8", "replace")
-    except subprocess.TimeoutExpired as e:
-        code, err = None, (e.stderr or b"").decode("utf-8", "replace")
+    run = _run_forked if isolation == "fork" else _run_spawned
+    code, err, cpu = run(argv, ws / "work", env, ws.parent / (ws.name + ".stderr"), memory, timeout, wall)
     seconds = time.monotonic() - t0
     after = _snapshot(ws)
     outcome, detail = _classify(case, ws, code, err, before, after, log)
-    return Outcome(case.kind, outcome, case.args, seconds, detail)
+    return Outcome(case.kind, outcome, case.args, seconds, detail, cpu)
+
+
+def _run_spawned(argv, cwd, env, err_path, memory, cpu, wall):
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         preexec_fn=_limits(memory, cpu))  # noqa: PLW1509 - limits must precede exec; the threads only wait
+    try:
+        _, err = p.communicate(timeout=wall)
+        code = p.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(p.pid)
+        _, err = p.communicate()
+        code = None
+    return code, err.decode("utf-8", "replace"), None
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except OSError:  # not yet its own session leader, or already gone
+            pass
+
+
+def _run_forked(argv, cwd, env, err_path, memory, cpu, wall):
+    """Fork this (preloaded, single-threaded) process; the child becomes ``ridgeline argv``."""
+    if threading.active_count() != 1 or len(os.listdir("/proc/self/task")) != 1:
+        raise RuntimeError("fuzz_inputs: a fork server must have exactly one thread when it forks")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the server
+        code = 70
+        try:
+            code = _child_main(argv, cwd, env, err_path, memory, cpu)
+        finally:
+            os._exit(code)
+    deadline, delay = time.monotonic() + wall, 0.002
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        if time.monotonic() > deadline:
+            _kill_group(pid)
+            _, status, usage = os.wait4(pid, 0)
+            code = None
+            break
+        time.sleep(delay)
+        delay = min(2 * delay, 0.05)
+    try:
+        err = err_path.read_bytes().decode("utf-8", "replace")
+    finally:
+        err_path.unlink(missing_ok=True)
+    return code, err, usage.ru_utime + usage.ru_stime
+
+
+def _child_main(argv, cwd, env, err_path, memory, cpu) -> int:
+    """What ``_CHILD`` does in a fresh interpreter, done in a forked one: limits, own session, stdin
+    and stdout to /dev/null, stderr to a file, cwd, environment, the audit hook, then the CLI."""
+    _limits(memory, cpu)()
+    fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 2)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    # relative import paths ('' or "tools" of the server) would make lazy imports look in the case's cwd
+    sys.path[:] = [os.path.abspath(p) for p in sys.path]
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["ridgeline", *argv]
+    exec(_HOOK, {"__name__": "_fuzz_hook"})  # noqa: S102 - our own constant
+    from ridgeline.cli import main as cli_main
+    try:
+        code = cli_main(argv)
+    except SystemExit as e:  # as the interpreter would report it
+        code = e.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            sys.stderr.write(f"{code}\n")
+            code = 1
+    except BaseException:  # noqa: BLE001 - an uncaught exception: print it as the interpreter would
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001, S110 - as at interpreter exit
+            pass
+    return int(code) & 0xFF
 
 
 def _classify(case: Case, ws: Path, code, err: str, before, after, log: Path) -> tuple[str, str]:
@@ -541,7 +668,9 @@ def _classify(case: Case, ws: Path, code, err: str, before, after, log: Path) ->
             return "write-outside", f"{rel} appeared or changed"
     # 3. how the process ended
     if code is None:
-        return "hang", last
+        return "hang", f"blocked: no exit within the wall-clock limit: {last}"
+    if code == -signal.SIGXCPU:
+        return "hang", f"CPU-time limit: {last}"
     if code < 0:
         return "signal", f"signal {-code}: {last}"
     if "MemoryError" in err or "Cannot allocate memory" in err or "std::bad_alloc" in err:
@@ -568,12 +697,13 @@ def _signature(o: Outcome) -> str:
     return f"{o.outcome}: {o.kind}: {detail[:160]}"
 
 
-def _one(seed: int, timeout: float, scratch: str, repro: str | None) -> tuple[Outcome, str | None]:
+def _one(seed: int, timeout: float, scratch: str, repro: str | None, wall: float = WALL_LIMIT,
+         isolation: str = "spawn") -> tuple[Outcome, str | None]:
     rng = random.Random(seed)
     case = make_case(rng)
     ws = Path(tempfile.mkdtemp(prefix=f"case{seed}-", dir=scratch))
     try:
-        o = run_case(case, ws, timeout)
+        o = run_case(case, ws, timeout, wall=wall, isolation=isolation)
         saved = None
         if o.outcome in FAILURES and repro:
             dest = Path(repro) / f"{o.outcome}-{seed}"
@@ -588,62 +718,183 @@ def _one(seed: int, timeout: float, scratch: str, repro: str | None) -> tuple[Ou
         Path(str(ws) + ".opens").unlink(missing_ok=True)
 
 
+def _record(seed: int, o: Outcome, saved: str | None) -> dict:
+    return {"seed": seed, "kind": o.kind, "outcome": o.outcome, "seconds": round(o.seconds, 2),
+            "cpu": None if o.cpu is None else round(o.cpu, 2), "args": o.args, "detail": o.detail, "repro": saved}
+
+
+def _spawned_results(seeds, jobs, run_one):
+    """Spawn mode: a thread per job, each starting one interpreter per case."""
+    with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(run_one, s): s for s in seeds}
+        for f in cf.as_completed(futures):
+            o, saved = f.result()
+            yield _record(futures[f], o, saved)
+
+
+def _fork_server(seeds, run_one) -> None:
+    """A worker (a fresh interpreter, so the caller's threads do not matter): import the heavy
+    modules once, then fork one child per case; one JSON line per result on stdout."""
+    import importlib
+    os.environ["OMP_NUM_THREADS"] = "1"  # no BLAS thread pool in a process that forks
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from ridgeline.cli import build_parser
+    build_parser()  # imports every command module
+    here = Path(sys.modules["ridgeline"].__file__).resolve().parent.parent
+    if here != ROOT:
+        raise RuntimeError(f"fuzz_inputs: the fork server imported ridgeline from {here}, not {ROOT}")
+    for s in seeds:
+        o, saved = run_one(s)
+        sys.stdout.write(json.dumps(_record(s, o, saved)) + "\n")
+        sys.stdout.flush()
+
+
+def _forked_results(seeds, jobs, run_one, server_args):
+    """Fork mode: ``jobs`` fork servers, each taking every ``jobs``-th seed and streaming its
+    results back through a pipe."""
+    procs, sel = [], selectors.DefaultSelector()
+    for k in range(jobs):
+        mine = seeds[k::jobs]
+        if not mine:
+            continue
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+        p = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve",
+                              json.dumps({**server_args, "seeds": mine})], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             env=env)  # the ridgeline of this checkout, as spawn mode's children import it
+        procs.append(p)
+        sel.register(p.stdout, selectors.EVENT_READ, bytearray())
+    try:
+        open_pipes = len(procs)
+        while open_pipes:
+            for key, _ in sel.select():
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_pipes -= 1
+                    continue
+                key.data.extend(chunk)
+                while b"\n" in key.data:
+                    line, _, rest = bytes(key.data).partition(b"\n")
+                    key.data[:] = rest
+                    yield json.loads(line)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+        if any(p.returncode for p in procs):
+            raise RuntimeError("fuzz_inputs: a fork server died; see its traceback above")
+
+
 def campaign(runs: int, *, seed: int = 0, jobs: int = 1, timeout: float = 60.0, repro: str | None = None,
-             progress: bool = False, log: str | None = None) -> dict:
-    """Run ``runs`` hostile commands; returns counts per outcome, per mutator, and the distinct failures.
+             progress: bool = False, log: str | None = None, wall: float = WALL_LIMIT,
+             isolation: str = "fork") -> dict:
+    """Run ``runs`` hostile commands (seeds ``seed`` ..); returns counts per outcome, per mutator, the
+    distinct failures and ``per_seed`` outcomes. ``timeout``: CPU seconds per run; ``wall``: seconds
+    per run; ``isolation``: "fork" (fork servers) or "spawn" (a fresh interpreter per run).
     ``log``: append one JSON line per run there (a long soak can be tabulated while it runs)."""
+    if isolation not in ("fork", "spawn"):
+        raise ValueError(f"isolation must be 'fork' or 'spawn', not {isolation!r}")
     log_file = open(log, "a", buffering=1) if log else None  # noqa: SIM115 - closed in the finally below
     counts: collections.Counter = collections.Counter()
     by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     distinct: dict[str, dict] = {}
-    slowest = 0.0
+    per_seed: dict[int, str] = {}
+    slowest, slowest_cpu = 0.0, 0.0
     scratch = tempfile.mkdtemp(prefix="ridgeline-fuzz-")
     t0 = time.monotonic()
+    seeds = [seed + i for i in range(runs)]
+
+    def run_one(s):
+        return _one(s, timeout, scratch, repro, wall, isolation)
+
+    if isolation == "fork":
+        results = _forked_results(seeds, jobs, run_one, {"timeout": timeout, "wall": wall, "scratch": scratch,
+                                                         "repro": repro})
+    else:
+        results = _spawned_results(seeds, jobs, run_one)
     try:
-        with cf.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_one, seed + i, timeout, scratch, repro) for i in range(runs)]
-            for k, f in enumerate(cf.as_completed(futures), 1):
-                o, saved = f.result()
-                if log_file is not None:
-                    log_file.write(json.dumps({"kind": o.kind, "outcome": o.outcome, "seconds": round(o.seconds, 2),
-                                               "args": o.args, "detail": o.detail}) + "\n")
-                counts[o.outcome] += 1
-                by_kind[o.kind.split("/")[0]][o.outcome] += 1
-                slowest = max(slowest, o.seconds)
-                if o.outcome in FAILURES:
-                    sig = _signature(o)
-                    if sig not in distinct:
-                        distinct[sig] = {"args": o.args, "detail": o.detail, "repro": saved}
-                if progress and k % 50 == 0:
-                    fails = sum(counts[c] for c in FAILURES)
-                    print(f"{k}/{runs} runs, {fails} failures, {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+        for k, r in enumerate(results, 1):
+            if log_file is not None:
+                log_file.write(json.dumps(r) + "\n")
+            per_seed[r["seed"]] = r["outcome"]
+            counts[r["outcome"]] += 1
+            by_kind[r["kind"].split("/")[0]][r["outcome"]] += 1
+            slowest = max(slowest, r["seconds"])
+            slowest_cpu = max(slowest_cpu, r["cpu"] or 0.0)
+            if r["outcome"] in FAILURES:
+                o = Outcome(r["kind"], r["outcome"], r["args"], r["seconds"], r["detail"])
+                distinct.setdefault(_signature(o), {"args": r["args"], "detail": r["detail"], "repro": r["repro"]})
+            if progress and k % 50 == 0:
+                fails = sum(counts[c] for c in FAILURES)
+                print(f"{k}/{runs} runs, {fails} failures, {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     finally:
+        results.close()
         shutil.rmtree(scratch, ignore_errors=True)
         if log_file is not None:
             log_file.close()
-    return {"runs": runs, "seconds": time.monotonic() - t0, "slowest_run_s": slowest, "outcomes": dict(counts),
-            "by_mutator": {k: dict(v) for k, v in by_kind.items()}, "failures": sum(counts[c] for c in FAILURES),
-            "distinct_failures": distinct}
+    return {"runs": runs, "seconds": time.monotonic() - t0, "slowest_run_s": slowest, "slowest_cpu_s": slowest_cpu,
+            "outcomes": dict(counts), "by_mutator": {k: dict(v) for k, v in by_kind.items()},
+            "failures": sum(counts[c] for c in FAILURES), "distinct_failures": distinct, "per_seed": per_seed,
+            "isolation": isolation}
+
+
+def table(log: str) -> str:
+    """A markdown table of a ``--log`` file: outcomes by mutator, the seeds, the slowest runs."""
+    rows = [json.loads(x) for x in Path(log).read_text().splitlines() if x.strip()]
+    kinds = sorted({r["kind"].split("/")[0] for r in rows})
+    outcomes = ["ok", "error", *FAILURES] + sorted({r["outcome"] for r in rows} - {"ok", "error", *FAILURES})
+    count = collections.Counter((r["outcome"], r["kind"].split("/")[0]) for r in rows)
+    lines = ["| outcome | all | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 2) + "|"]
+    for o in outcomes:
+        lines.append(f"| {o} | {sum(count[o, k] for k in kinds):,} | " + " | ".join(f"{count[o, k]:,}" for k in kinds) + " |")
+    lines.append(f"| runs | {len(rows):,} | " + " | ".join(f"{sum(count[o, k] for o in outcomes):,}" for k in kinds) + " |")
+    seeds = sorted(r["seed"] for r in rows)
+    wall = max(rows, key=lambda r: r["seconds"])
+    cpu = max(rows, key=lambda r: r["cpu"] or 0.0)
+    lines += ["", (f"Seeds {seeds[0]}–{seeds[-1]} ({len(seeds):,} runs). Slowest run: {wall['seconds']:.1f} s wall "
+                   f"(`{shlex.join(wall['args'])}`); most CPU: {cpu['cpu'] or 0:.1f} s (`{shlex.join(cpu['args'])}`).")]
+    return "\n".join(lines)
+
+
+def _serve(spec: str) -> int:
+    a = json.loads(spec)
+    _fork_server(a["seeds"], lambda s: _one(s, a["timeout"], a["scratch"], a["repro"], a["wall"], "fork"))
+    return 0
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:  # internal: a fork server started by campaign()
+        return _serve(argv[1])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=sorted(PROFILES), default="ci")
     ap.add_argument("--runs", type=int, help="override the profile's number of runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--timeout", type=float, help="seconds per run (default 60)")
+    ap.add_argument("--timeout", type=float, help="CPU seconds per run before it counts as a hang (default 60)")
+    ap.add_argument("--wall", type=float, default=WALL_LIMIT,
+                    help=f"wall-clock seconds per run before it counts as blocked (default {WALL_LIMIT:.0f})")
+    ap.add_argument("--isolation", choices=("fork", "spawn"), default="fork",
+                    help="fork: fork servers that import ridgeline once (default); spawn: a fresh interpreter per run")
     ap.add_argument("--repro", help="save each distinct failure here")
     ap.add_argument("--log", help="append one JSON line per run to this file")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--table", metavar="LOG", help="print the markdown table of a --log file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
     prof = PROFILES[args.profile]
     res = campaign(args.runs or prof["runs"], seed=args.seed, jobs=args.jobs, timeout=args.timeout or prof["timeout"],
-                   repro=args.repro, progress=not args.json, log=args.log)
+                   repro=args.repro, progress=not args.json, log=args.log, wall=args.wall, isolation=args.isolation)
     if args.json:
         print(json.dumps(res, indent=1))
     else:
-        print(f"{res['runs']} hostile commands in {res['seconds']:.0f} s (slowest run {res['slowest_run_s']:.1f} s)")
+        print(f"{res['runs']} hostile commands in {res['seconds']:.0f} s ({res['isolation']}; slowest run "
+              f"{res['slowest_run_s']:.1f} s, {res['slowest_cpu_s']:.1f} CPU s)")
         print(f"{'outcome':<18}{'runs':>8}")
         for k in ["ok", "error", *FAILURES]:
             print(f"{k:<18}{res['outcomes'].get(k, 0):>8}")

@@ -16,8 +16,6 @@ naming the pass.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 import logging
 import os
@@ -30,6 +28,7 @@ from typing import Any, Sequence, TextIO
 
 from ..ir import Graph
 from ..ir.errors import PassError, RidgelineError, VerifyError
+from ..ir.gc_pause import gc_paused as _gc_paused
 from ..ir.printer import print_graph
 from .base import PassContext, PassResult, check_result
 from .evaluate import Evaluator
@@ -154,20 +153,6 @@ def run_pipeline(graph: Graph, pipeline: str | Pipeline | Sequence[Any], *, veri
                     print_ir_after_all=print_ir_after_all, print_ir_after_change=print_ir_after_change,
                     timing=timing, fixed_point=fixed_point, max_iterations=max_iterations, evaluator=evaluator,
                     explain=explain, ir_stream=ir_stream, dump_dir=dump_dir)
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Rewriting a big graph allocates many small reference cycles (a node and its outputs);
-    Python's cyclic collector would rescan the whole graph again and again. Pause it for the
-    pipeline and let it run normally afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, print_ir_after_all,

@@ -231,3 +231,64 @@ def test_bind_refuses_dims_beyond_any_tensor(size):
     g = load_onnx(mlp_model())
     with pytest.raises(RidgelineError, match="beyond"):
         g.bind(batch=size)
+
+
+def _onnx_reshape_to(shape: list[int]):
+    from onnx import TensorProto, helper, numpy_helper
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "s"], ["y"])], "r",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(np.array(shape, np.int64), "s")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def test_a_reshape_that_cannot_bind_is_one_line_on_llvm(tmp_path, run_cli):
+    """Fuzz seed 60093: llvm logged a warning that the dims would not bind, then the error: two lines.
+    (A subprocess: pytest's log capture would swallow the warning in-process.)"""
+    p = tmp_path / "m.onnx"
+    p.write_bytes(_onnx_reshape_to([100, 4]).SerializeToString())
+    r = run_cli("run", p, "--dim", "batch=3", "-b", "llvm")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Reshape" in r.stderr, r.stderr
+
+
+def test_run_summarizes_outputs_holding_inf_without_a_warning(tmp_path, capsys):
+    """Fuzz seed 60278: a constant of 1e999 (inf) made the output summary's std warn on stderr."""
+    from ridgeline.cli import main
+    p = tmp_path / "m.rir"
+    p.write_text("graph @g(%x: f32[batch, 2]) -> (%y: f32[batch, 2]) {\n  const %b: f32[2] = [1e999, 0.5]\n"
+                 "  %y = Add(%x, %b) : f32[batch, 2]\n  return %y\n}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["run", str(p), "--dim", "batch=2"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Gemm", "Add", "Div", "ReduceSum"])
+def test_the_reference_computes_on_nan_and_inf_without_warnings(op):
+    """Fuzz seed 63989: a weight of inf times an input of 0 made numpy warn (invalid value in
+    matmul) on stderr beside the result; the reference follows IEEE silently, as the other backends."""
+    from ridgeline.backends.numpy import Interpreter
+    g = Graph("g")
+    x = g.add_input("x", TensorType(DTYPES["f32"], (2, 2)))
+    w = g.add_constant("w", np.array([[np.inf, -np.inf], [np.nan, 0.0]], np.float32))
+    y = g.add_node(op, [x, w] if op != "ReduceSum" else [w]).outputs[0]
+    g.outputs = [y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = Interpreter(g).run({"x": np.array([[0.0, 1e38], [0.0, -0.0]], np.float32)})
+    assert np.isnan(out[y.name]).any()
+
+
+def test_llvm_buffers_beyond_the_memory_limit_are_one_line(tmp_path):
+    """Fuzz seed 69187: a Reshape to (2^31, 100) that cannot bind made llvm's memory plan allocate
+    16 GiB for the Gather after it; under the harness's 3 GiB address-space limit that was a
+    MemoryError traceback. The case is rebuilt from its seed and run as the soak ran it."""
+    import random
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+    import fuzz_inputs
+    case = fuzz_inputs.make_case(random.Random(69187))
+    assert case.args[:1] == ["run"] and "llvm" in case.args
+    o = fuzz_inputs.run_case(case, tmp_path / "ws", 120, isolation="spawn")
+    assert o.outcome in ("ok", "error"), (o.outcome, o.detail)

@@ -96,8 +96,8 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
     if dims:
         try:
             bound = graph.bind(dims)
-        except IRError as e:  # keep going with what is static; the rest falls back
-            log.warning("could not bind %s: %s", dims, e)
+        except IRError as e:  # keep going with what is static; the rest falls back (and a real
+            log.info("could not bind %s: %s", dims, e)  # mismatch fails at run time: one line, not two)
     plan = Plan()
     folder = Interpreter(bound, check=False)
     known: dict[int, np.ndarray] = {id(c): c.data for c in bound.constants.values() if c.data is not None}

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ...ir import Graph, Node
+from ...ir.errors import BackendError
 
 __all__ = ["MemoryPlan", "plan_memory"]
 
@@ -110,7 +111,11 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
                 if fit:
                     buf = free.pop(min(fit, key=lambda k: free[k].nbytes))
                 else:
-                    buf = np.empty(need, np.uint8)
+                    try:
+                        buf = np.empty(need, np.uint8)
+                    except MemoryError:  # declared shapes no input could fill (a hostile Reshape)
+                        raise BackendError(f"{n.op} node %{v.name}: its output of {v.type} needs {need:,} bytes, "
+                                           "more than this process can allocate") from None
                     buffers.append(buf)
                 slot_of[r] = buf
                 bufs.append(buf[:nbytes[r]].view(dtypes[r]).reshape(shapes[r]))

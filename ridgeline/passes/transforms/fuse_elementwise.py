@@ -20,7 +20,7 @@ from ..registry import register_pass
 from ..rewriter import Match, RewriteBuilder, RewritePass, Rule, fuse_nodes
 from ..rewriter.pattern import Op
 
-__all__ = ["FuseElementwise", "ELEMENTWISE_OPS"]
+__all__ = ["ELEMENTWISE_OPS", "FuseElementwise"]
 
 KIND = "elementwise"
 
@@ -58,6 +58,46 @@ def _producer_to_absorb(root: Node, max_nodes: int) -> Node | None:
     return None
 
 
+def _group(root: Node, max_nodes: int) -> list[Node]:
+    """``root`` and every producer it can absorb now, transitively, in topological order.
+
+    The same condition as ``_producer_to_absorb`` applied to the growing group (a producer whose
+    result only the group reads, within ``max_nodes``), so one rewrite builds the body once where
+    absorbing one producer per rewrite rebuilt it for each op (about ten body nodes built per node
+    of a long chain). A producer whose other readers join later is left to the next firing.
+    """
+    members = {id(root): root}
+    size = _size(root)
+    queue = [root]
+    while queue:
+        n = queue.pop(0)
+        for v in n.inputs:
+            p = v.producer if v is not None else None
+            if p is None or id(p) in members or not _fusible(p) or len(p.outputs) != 1:
+                continue
+            if size + _size(p) > max_nodes or _is_output(p.outputs[0]):
+                continue
+            if all(id(u) in members for u, _ in p.outputs[0].uses):
+                members[id(p)] = p
+                size += _size(p)
+                queue.append(p)
+    order: list[Node] = []
+    done: set[int] = set()
+    for start in members.values():  # iterative post-order: producers before their readers
+        stack = [(start, iter([v.producer for v in start.inputs if v is not None and id(v.producer) in members]))]
+        while stack:
+            n, it = stack[-1]
+            p = next(it, None)
+            if p is None:
+                stack.pop()
+                if id(n) not in done:
+                    done.add(id(n))
+                    order.append(n)
+            elif id(p) not in done:
+                stack.append((p, iter([v.producer for v in p.inputs if v is not None and id(v.producer) in members])))
+    return order
+
+
 def _is_output(v: Value) -> bool:
     g = v.graph
     return g is not None and any(o is v for o in g.outputs)
@@ -84,8 +124,7 @@ class FuseElementwise(RewritePass):
             return True
 
         def rewrite(m: Match, b: RewriteBuilder):
-            p = _producer_to_absorb(m.root, limit)
-            return fuse_nodes(b, [p, m.root], [m.root.outputs[0]], kind=KIND)[0]
+            return fuse_nodes(b, _group(m.root, limit), [m.root.outputs[0]], kind=KIND)[0]
 
         return [Rule("absorb-producer", Op(ELEMENTWISE_OPS | {"Fused"}, ...), rewrite, check=check,
                      doc="f(g(x), y) = Fused[f∘g](x, y) when g's result is only used by f")]
