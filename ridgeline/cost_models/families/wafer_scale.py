@@ -14,10 +14,10 @@ What the model does (every figure from the target file, ``wse-3.toml``):
    node's FLOPs (so every region finishes its share of a step at the same pace).
 3. **Per-node latency on its region** (a ``side × side`` square of P PEs), in cycles at ``clock``:
 
-   - a token's activation vector arrives as **one wavelet stream on one fabric route**
-     (``array.wavelet_bits``-bit wavelets, one per cycle per link: ``k / values_per_wavelet``
-     cycles for k values); a region takes up to ``side`` tokens' streams at once (batch,
-     prefill), so streaming does not limit large-M work;
+   - a token's activation vector arrives **split over the region's ``side`` rows**, one wavelet
+     stream per row (``array.wavelet_bits``-bit wavelets, one per cycle per link:
+     ``k / side / values_per_wavelet`` cycles for k values), as the SDK's GEMV tutorials lay x
+     over the PE grid; further tokens (batch, prefill) queue behind it on the same routes;
    - its MACs run on the region's PEs (``array.fmac_per_pe`` 16-bit FMACs per PE per cycle, at
      the dtype's share of the listed peak) while the stream arrives;
    - crossing the region and reducing partial sums along its columns costs ``2·side`` hops of
@@ -51,7 +51,8 @@ from ..estimate import Estimate, NodeCost
 from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
-from ..spatial import finish_estimate, layer_blocks, require_no_degrees, resident_bytes
+from ..spatial import (fastest_weight_form, finish_estimate, layer_blocks, require_no_degrees, resident_bytes,
+                       sized_for_window, widened)
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
@@ -120,6 +121,7 @@ class WaferScaleModel(CostModel):
         self.geometry_peak = self.pes * self.fmac * 2.0 * self.clock
         self.link = t.interconnect[0] if t.interconnect else None
         self.layout_: dict[str, Any] = {}
+        self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
 
     # ----------------------------------------------------------------- deployment
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -131,6 +133,9 @@ class WaferScaleModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
+        return fastest_weight_form(self, graph, lambda: self._estimate(graph, companion, analysis))
+
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None) -> Estimate:
         est = super().estimate(graph, companion=companion, analysis=analysis)
         lay = self.layout_
         per = lay["resident_per_wafer"]
@@ -257,9 +262,13 @@ class WaferScaleModel(CostModel):
             compute += math.ceil(macs / (pes * self.fmac * self._speed(w.contractions[0].dtype) * eff))
             n_out = sum(c.n for c in w.contractions if c.role == "matmul") or k_in
             reduce_tok = math.ceil(math.ceil(n_out / side) / vpw)    # partial sums leaving the column chains
-        routes = max(1, min(tokens, side))
-        stream_tok = math.ceil(k_in / vpw)
-        stream_all = math.ceil(tokens / routes) * stream_tok
+        # a token's vector arrives split over the region's ``side`` rows, each row's share on its
+        # own route (the Cerebras SDK GEMV tutorials distribute x across the PE grid this way;
+        # a contraction's outputs leave split over its columns, so the next region's input
+        # already is): tokens then queue on the same routes
+        routes = side
+        stream_tok = math.ceil(math.ceil(k_in / side) / vpw)
+        stream_all = tokens * stream_tok
         compute_tok = compute / tokens
         if blocking:
             latency = max(stream_tok, compute_tok) + hops + reduce_tok
@@ -294,10 +303,13 @@ class WaferScaleModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        if self.widen:
+            memo: dict[int, NodeWork] = {}
+            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
-        res = resident_bytes(graph)
+        res = sized_for_window(resident_bytes(graph, self.widen), graph, self._usable() * self.target.max_devices)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
         stream = placement == "stream"
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
