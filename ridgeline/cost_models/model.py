@@ -31,7 +31,8 @@ from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_
                        plan_parallel)
 from .quantities import format_quantity
 from .target import Field, Target
-from .work import DEVICE, NodeWork, node_label, shared_work, work_key
+from .pipeline import default_microbatches, pipeline_step
+from .work import DEVICE, NodeWork, microbatch_work, node_label, shared_work, work_key
 
 __all__ = ["CostModel", "GraphAnalysis", "BASE_SCHEMA", "shard_work", "roofline_time"]
 
@@ -86,6 +87,10 @@ class CostModel:
         # None: the graph's own split (a preset built with tp=…), else 1
         self.tp = _degree(options.pop("tp", None), "tp")
         self.pp = _degree(options.pop("pp", None), "pp")
+        # micro-batches per step under pp (None: fill the pipeline; ``pipeline.default_microbatches``)
+        mb = options.pop("microbatches", None)
+        self.microbatches = None if mb in (None, "auto") else _degree(mb, "microbatches")
+        self._mb = 1                # the micro-batch count price_graph prices one micro-batch of
         self.options: dict[str, Any] = {}
         for key, f in self.option_fields.items():
             if key in options:
@@ -126,7 +131,16 @@ class CostModel:
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
         plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
-        records = self.price_graph(graph, plan, analysis)
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        pipe = None
+        if pp > 1:
+            self._mb = default_microbatches(graph, pp, self.microbatches)
+        try:
+            records = self.price_graph(graph, plan, analysis)
+        finally:
+            m, self._mb = self._mb, 1
+        if pp > 1:
+            _, pipe = pipeline_step(records, pp, m, meta.get("phase", "prefill"))
         # under pp each stage is its own device: "per device" is the busiest stage, not the sum
         per_dev, all_dev = bytes_by_device(records, tp)
         est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
@@ -137,6 +151,10 @@ class CostModel:
         est.peak_flop_per_s = self.peak_for(analysis)
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
+        if pipe is not None:
+            est.detail["pipeline"] = pipe
+            est.notes.append(f"pipeline: {pp} stages x {pipe['microbatches']} micro-batch(es), {pipe['schedule']}; "
+                             f"bubble {pipe['bubble_fraction']:.0%} of the step")
         est.llm = llm_metrics(graph, est, companion)
         est.notes.extend(self.upcast_notes(analysis))
         if not mem.fits:
@@ -202,6 +220,8 @@ class CostModel:
             proto = cache.get(ck) if ck is not None else None
             if proto is None:
                 w = shard_work(shared_work(node, key), shard)
+                if self._mb > 1:
+                    w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in node.inputs))
                 self._check_levels(w, node)
                 proto = self.price_node(w)
                 proto.shard = shard.parts
@@ -213,6 +233,8 @@ class CostModel:
             records.append(proto.clone(name=node_label(node), layer=layer if isinstance(layer, int) else None,
                                        stage=plan.stage_of(node)))
             for comm in plan.after.get(id(node), ()):
+                if self._mb > 1 and comm.kind == "send":       # a micro-batch's activations
+                    comm = replace(comm, bytes=comm.bytes / self._mb)
                 c = self.price_comm(comm, plan)
                 c.stage = plan.stage_of(node)
                 records.append(c)

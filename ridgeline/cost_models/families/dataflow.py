@@ -59,7 +59,7 @@ from ..schedule import Op, Schedule, list_schedule
 from ..spatial import (fastest_weight_form, finish_estimate, layer_blocks, require_no_degrees, resident_bytes,
                        sized_for_window, widened)
 from ..target import Field
-from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
+from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
 
@@ -633,24 +633,12 @@ def _microbatch_counts(graph: Graph) -> list[int]:
 
 
 def _microbatched(works: dict[int, NodeWork], k: int) -> dict[int, NodeWork]:
-    """Each node's work for one of ``k`` micro-batches: the sequences' rows (a shared weight's
-    m, attention's per-sequence batch) and their vector work and activations divide by ``k``;
-    the weights do not (every micro-batch installs them again)."""
+    """Each node's work for one of ``k`` micro-batches (``microbatch_work``): every micro-batch
+    installs the weights again."""
     if k == 1:
         return works
-    from dataclasses import replace
     memo: dict[int, NodeWork] = {}
-    out = {}
-    for key, w in works.items():
-        if id(w) not in memo:
-            cs = tuple(c.split("batch" if not c.b_weight and c.batch % k == 0 else "m", k) for c in w.contractions)
-            act = max(0.0, sum(w.in_bytes) - w.weight_bytes)
-            memo[id(w)] = replace(w, contractions=cs, vector_flops=w.vector_flops / k, converts=w.converts / k,
-                                  in_bytes=(w.weight_bytes + act / k,) if w.in_bytes else (),
-                                  out_bytes=tuple(b / k for b in w.out_bytes), extra_bytes=w.extra_bytes / k,
-                                  flops=w.flops / k)
-        out[key] = memo[id(w)]
-    return out
+    return {key: memo.setdefault(id(w), microbatch_work(w, k)) for key, w in works.items()}
 
 
 def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:
