@@ -70,6 +70,9 @@ def resident_bytes(graph: Graph, widen: bool = False) -> dict[int, tuple[float, 
     return out
 
 
+_LONGEST = 1 << 20      # the longest window a deployment is sized for (tokens)
+
+
 def context_window(graph: Graph, res: dict[int, tuple[float, float]], system_bytes: float) -> int | None:
     """The context the deployment is sized for: the model's whole window (``max_context``) when its
     KV cache fits the system, else the largest halving of it that still holds this context.
@@ -81,14 +84,23 @@ def context_window(graph: Graph, res: dict[int, tuple[float, float]], system_byt
     the time per token then grows with context by construction). None: not an LLM preset."""
     meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
     ctx, top = meta.get("context"), meta.get("max_context")
-    if not isinstance(ctx, int) or not isinstance(top, int) or ctx <= 0 or top <= ctx:
+    if not isinstance(ctx, int) or not isinstance(top, int) or ctx <= 0 or top <= 0:
         return None
     w = sum(x for x, _ in res.values())
     kv = sum(x for _, x in res.values())
+
+    def fits(window: int) -> bool:
+        return w + kv * window / ctx <= system_bytes
+
     window = top
-    while window // 2 >= ctx and w + kv * window / ctx > system_bytes:
+    if ctx > top:
+        # past the learned window (RoPE models run longer): the longest doubling of it the
+        # system holds, so that this deployment too does not follow the step's context
+        while window < ctx or (window < _LONGEST and fits(window * 2)):
+            window *= 2
+    while window // 2 >= ctx and not fits(window):
         window //= 2
-    return window if w + kv * window / ctx <= system_bytes else ctx
+    return window if fits(window) else ctx
 
 
 def sized_for_window(res: dict[int, tuple[float, float]], graph: Graph,

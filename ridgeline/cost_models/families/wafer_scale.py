@@ -17,7 +17,11 @@ What the model does (every figure from the target file, ``wse-3.toml``):
    - a token's activation vector arrives **split over the region's ``side`` rows**, one wavelet
      stream per row (``array.wavelet_bits``-bit wavelets, one per cycle per link:
      ``k / side / values_per_wavelet`` cycles for k values), as the SDK's GEMV tutorials lay x
-     over the PE grid; further tokens (batch, prefill) queue behind it on the same routes;
+     over the PE grid; further tokens (batch, prefill) queue behind it on the same routes.
+     ``-O vector_layout=route`` streams each token's vector on one route instead (``k /
+     values_per_wavelet`` cycles; up to ``side`` tokens at once): the launch release's figures
+     (Aug 2024: per-layer time growing with the hidden size) fit it, the Nov 2024 405B figure
+     only the split layout;
    - its MACs run on the region's PEs (``array.fmac_per_pe`` 16-bit FMACs per PE per cycle, at
      the dtype's share of the listed peak) while the stream arrives;
    - crossing the region and reducing partial sums along its columns costs ``2·side`` hops of
@@ -98,11 +102,16 @@ class WaferScaleModel(CostModel):
     option_fields: ClassVar[Mapping[str, Field]] = {
         "placement": Field("str", "auto", "auto | resident (weights in SRAM, wafers in a pipeline) | stream "
                            "(weights streamed from MemoryX each step)"),
+        "vector_layout": Field("str", "rows", "rows: a token's vector arrives split over its region's rows "
+                               "(the SDK's GEMV layout; Cerebras' Nov 2024 405B release) | route: on one fabric "
+                               "route (what the Aug 2024 launch figures fit: per-layer time growing with the width)"),
     }
 
     def __init__(self, target, **options: Any):
         super().__init__(target, **options)
         t = self.target
+        if self.options["vector_layout"] not in ("rows", "route"):
+            raise BackendError(f"option vector_layout must be 'rows' or 'route', got {self.options['vector_layout']!r}")
         if self.options["placement"] not in PLACEMENTS:
             raise BackendError(f"option placement must be one of {', '.join(PLACEMENTS)}, "
                                f"got {self.options['placement']!r}")
@@ -205,6 +214,7 @@ class WaferScaleModel(CostModel):
                 by_wafer[wafer_of[id(n)]].append(n)
         for wi, members in enumerate(by_wafer):
             mins = {id(n): (0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / usable_pe)) for n in members}
+            wish: dict[int, int] = {}
             for n in members:
                 # element-wise work keeps pace with its stream: at least the PEs that do one
                 # token's arithmetic in the time its vector streams past
@@ -214,6 +224,18 @@ class WaferScaleModel(CostModel):
                     vpw = max(1, self.wavelet // max(1, _bits(w.vector_dtype)))
                     per_cycle = (w.vector_flops + w.converts) / tokens / max(1, math.ceil(k_in / vpw))
                     mins[id(n)] = max(mins[id(n)], math.ceil(per_cycle / (2 * self.fmac)))
+                    # and a norm would like rows enough that its vector streams in about as fast
+                    # as it crosses the region (side ≈ √(k / 2·values per wavelet) balances
+                    # k/side/vpw with 2·side hops): its reduction then costs hops, not a narrow
+                    # stream. A wish, granted from the PEs the bytes leave over
+                    if w.category in _BLOCKING and self.options["vector_layout"] == "rows":
+                        wish[id(n)] = max(0, math.ceil(k_in / (2 * vpw)) - mins[id(n)])
+            room = self.pes - sum(mins.values())
+            want = sum(wish.values())
+            if want > 0 and room > 0:
+                f = min(1.0, room / 2 / want)        # at most half of what is left over
+                for k, extra in wish.items():
+                    mins[k] += int(extra * f)
             free = self.pes - sum(mins.values())
             if free < 0:
                 raise TargetError(f"no wafer count of {self.target.name} fits: the nodes placed on wafer {wi} need "
@@ -266,9 +288,14 @@ class WaferScaleModel(CostModel):
         # own route (the Cerebras SDK GEMV tutorials distribute x across the PE grid this way;
         # a contraction's outputs leave split over its columns, so the next region's input
         # already is): tokens then queue on the same routes
-        routes = side
-        stream_tok = math.ceil(math.ceil(k_in / side) / vpw)
-        stream_all = tokens * stream_tok
+        if self.options["vector_layout"] == "rows":
+            routes = side
+            stream_tok = math.ceil(math.ceil(k_in / side) / vpw)
+            stream_all = tokens * stream_tok
+        else:       # one route per token vector; up to ``side`` tokens' routes at once
+            routes = max(1, min(tokens, side))
+            stream_tok = math.ceil(k_in / vpw)
+            stream_all = math.ceil(tokens / routes) * stream_tok
         compute_tok = compute / tokens
         if blocking:
             latency = max(stream_tok, compute_tok) + hops + reduce_tok
