@@ -149,6 +149,12 @@ class CostModel:
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
+        c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
+        if est.time_s and min(c, m) > 0.25 * est.time_s:
+            # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
+            # kernels bound by different resources run one after another
+            est.detail["mechanism"] = (f"compute-bound kernels ({c * 1e3:.3g} ms) and memory-bound kernels "
+                                       f"({m * 1e3:.3g} ms) run in turn")
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         if pipe is not None:
