@@ -114,6 +114,18 @@ def sized_for_window(res: dict[int, tuple[float, float]], graph: Graph,
     return {k: (w, kv * f) for k, (w, kv) in res.items()}
 
 
+def _weight_only(graph: Graph) -> bool:
+    """Narrow integer weights widened before a 16-bit multiply (not W8A8, whose products stay
+    narrow): a preset says so in its metadata, an imported graph by what reads the weights."""
+    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else None
+    if meta is not None:
+        wd, ad = str(meta.get("weight_dtype", "")), str(meta.get("act_dtype", ""))
+        return wd in ("i8", "u8", "i4", "u4") and ad not in ("i8", "u8", "i4", "u4")
+    return any(v.const and _narrow_int(v.type.dtype) and len(v.type.shape) >= 2
+               and any(u.op in ("Cast", "DequantizeLinear", "MatMulNBits") for u, _ in v.uses)
+               for v in graph.constants.values())
+
+
 def widened(w: NodeWork) -> NodeWork:
     """``w`` with its weights stored at the multiply's 16-bit dtype: no dequantization prologue."""
     cs = tuple(replace(c, b_dtype=c.dtype, b_prologue=Prologue()) if c.b_weight and c.b_prologue else c
@@ -133,7 +145,7 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[], Estimate]) -
     MACs and (LPU) fewer install streams. A deployer whose narrow weights come out slower stores
     them wide instead, which is always possible: the 16-bit model's deployment holds them."""
     model.widen = False
-    if not any(v.const and _narrow_int(v.type.dtype) and len(v.type.shape) >= 2 for v in graph.constants.values()):
+    if not _weight_only(graph):
         return run()
     try:
         narrow: Estimate | None = run()
