@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             violations.append(v)
             by_inv[v.split(":", 1)[0]] += 1
             print(v, flush=True)
+        if (i + 1) % 100 == 0:
+            print(f"... {i + 1} cases, {estimated} estimable, {len(violations)} violations "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     dt = time.perf_counter() - t0
     print(f"{a.cases} cases ({estimated} estimable) in {dt:.0f} s: {len(violations)} violations "
           f"{dict(by_inv) if by_inv else ''}")
