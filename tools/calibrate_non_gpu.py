@@ -64,8 +64,8 @@ ROWS = [
       for t, meas in (("tpu-v5e", 61.5), ("tpu-v5p", 65.4), ("tpu-v6e", 43.8))],
     ("Cerebras Llama-3.1-8B 16-bit per-user decode", "wse-3", 1800, "tok/s",
      lambda: decode_tokens_per_s("llama-3-8b", "wse-3", LAUNCH, context=2048),
-     f"{EST} llama-3-8b --target wse-3 --context 2048 -O vector_layout=route   (Llama 3.1 8B = the Llama 3 8B "
-     "architecture; launch release)", "check",
+     (f"{EST} llama-3-8b --target wse-3 --context 2048 -O vector_layout=route   (Llama 3.1 8B = the Llama 3 8B "
+      "architecture; launch release)"), "check",
      "REFERENCE.md (Cerebras launch blog, Aug 2024)"),
     ("Groq Llama-2-7B per-user decode (2048 context)", "groq-lpu", 750, "tok/s",
      lambda: decode_tokens_per_s("llama-2-7b", "groq-lpu", context=2048, dtype="fp16"),

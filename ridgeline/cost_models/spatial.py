@@ -21,8 +21,16 @@ from .llm import llm_metrics
 from .quantities import format_quantity
 from .work import NodeWork, Prologue
 
-__all__ = ["context_window", "fastest_weight_form", "finish_estimate", "widened", "layer_blocks", "require_no_degrees", "resident_bytes",
-           "sized_for_window"]
+__all__ = [
+    "context_window",
+    "fastest_weight_form",
+    "finish_estimate",
+    "layer_blocks",
+    "require_no_degrees",
+    "resident_bytes",
+    "sized_for_window",
+    "widened",
+]
 
 
 def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:

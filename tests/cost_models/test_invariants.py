@@ -3,7 +3,6 @@ profile is ``tools/soak_cost_models.py``). Each failure names the deployment tha
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

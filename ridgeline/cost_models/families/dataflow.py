@@ -56,8 +56,15 @@ from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
-from ..spatial import (fastest_weight_form, finish_estimate, layer_blocks, require_no_degrees, resident_bytes,
-                       sized_for_window, widened)
+from ..spatial import (
+    fastest_weight_form,
+    finish_estimate,
+    layer_blocks,
+    require_no_degrees,
+    resident_bytes,
+    sized_for_window,
+    widened,
+)
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
