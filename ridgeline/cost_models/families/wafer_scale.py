@@ -385,6 +385,12 @@ class WaferScaleModel(CostModel):
             if cyc is None:
                 cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
                                                     streamed=streamed)
+            rb = sum(res.get(id(n), (0.0, 0.0)))
+            if cyc["bound"] == "compute" and w.contractions and rb and \
+                    sum(c.batch * c.m * c.n * c.k for c in w.contractions) < 4 * rb / 2:
+                # fewer than ~4 MACs per resident 16-bit value (decode): the FMACs do little more
+                # than take each weight from the PE's SRAM once -- data movement, not arithmetic
+                cyc = {**cyc, "bound": "memory"}
             end = ready + cyc["latency"]
             for v in n.outputs:
                 finish[id(v)] = end
