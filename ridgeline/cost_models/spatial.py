@@ -48,6 +48,9 @@ def require_no_degrees(model: Any) -> None:
         if v not in (None, 1, "auto"):
             raise BackendError(f"target {model.target.name} ({model.family}): --{key} does not apply; the model is "
                                f"laid out across as many {model.device_word}s as its weights and KV cache need")
+    if getattr(model, "microbatches", None) is not None:
+        raise BackendError(f"target {model.target.name} ({model.family}): --microbatches does not apply; the layout "
+                           f"streams the batch through its own pipeline")
     model.tp = model.pp = 1
 
 
