@@ -1,7 +1,7 @@
 """Soak the cost models' physical invariants over generated deployments.
 
     python tools/soak_cost_models.py                 # soak profile: 2000 cases
-    python tools/soak_cost_models.py --cases 200     # about the CI profile
+    python tools/soak_cost_models.py --profile ci    # 200 cases (about the CI tests' size)
     python tools/soak_cost_models.py --seed 3 --json out.json
 
 Cases are drawn at random (seeded) from preset × target × phase × batch × context × dtypes ×
@@ -44,11 +44,14 @@ def draw(rng: random.Random, targets: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", type=int, default=2000)
+    ap.add_argument("--profile", choices=("ci", "soak"), default="soak", help="ci: 200 cases; soak: 2000")
+    ap.add_argument("--cases", type=int, default=None, help="override the profile's case count")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--targets", default="all", help="comma-separated target names or 'all'")
     ap.add_argument("--json", metavar="OUT", help="write cases and violations here")
     a = ap.parse_args(argv)
+    if a.cases is None:
+        a.cases = 200 if a.profile == "ci" else 2000
     from ridgeline.cost_models.invariants import check, estimate_case
     from ridgeline.cost_models.targets import target_names
     targets = target_names() if a.targets == "all" else a.targets.split(",")
@@ -65,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             violations.append(v)
             by_inv[v.split(":", 1)[0]] += 1
             print(v, flush=True)
+        if (i + 1) % 100 == 0:
+            print(f"... {i + 1} cases, {estimated} estimable, {len(violations)} violations "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
     dt = time.perf_counter() - t0
     print(f"{a.cases} cases ({estimated} estimable) in {dt:.0f} s: {len(violations)} violations "
           f"{dict(by_inv) if by_inv else ''}")

@@ -15,6 +15,7 @@ The invariants (the issue-14 list):
 - ``context``: decode time per token does not fall as the context grows;
 - ``weight_only``: int8/int4 weights are never slower than 16-bit ones at batch 1;
 - ``tp``: tensor parallelism over k devices is never more than k× faster than one device;
+- ``pp``: k pipeline stages (micro-batched) never give more than k× the tokens/s of one stage;
 - ``roofline``: the step is within ``ROOFLINE_FACTOR`` of max((weights + KV)/tp ÷ nameplate
   bandwidth, FLOPs/tp ÷ peak) at batch ≤ 256, unless the estimate names what costs more
   (communication or overhead seconds in its breakdown, or ``detail["mechanism"]``);
@@ -33,7 +34,8 @@ from ..ir.errors import RidgelineError
 __all__ = ["INVARIANTS", "ROOFLINE_FACTOR", "Case", "check", "estimate_case"]
 
 ROOFLINE_FACTOR = 2.0
-INVARIANTS = ("bandwidth", "flop_rate", "batch", "context", "weight_only", "tp", "roofline", "fits", "deterministic")
+INVARIANTS = ("bandwidth", "flop_rate", "batch", "context", "weight_only", "tp", "pp", "roofline", "fits",
+              "deterministic")
 _TOL = 1e-6
 
 
@@ -156,6 +158,10 @@ def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
         one = estimate_case(replace(case, tp=1))
         if one is not None and time_s > 0 and one.time_s / time_s > case.tp * (1 + _TOL):
             fail("tp", f"tp={case.tp} is {one.time_s / time_s:.2f}x faster than tp=1")
+    if "pp" in which and case.pp > 1 and case.target not in _spatial_targets():
+        one = estimate_case(replace(case, pp=1))
+        if one is not None and time_s > 0 and one.time_s / time_s > case.pp * (1 + _TOL):
+            fail("pp", f"pp={case.pp} gives {one.time_s / time_s:.2f}x the tokens/s of pp=1")
     return out
 
 

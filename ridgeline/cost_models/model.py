@@ -33,7 +33,8 @@ from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_
                        plan_parallel)
 from .quantities import format_quantity
 from .target import Field, Target
-from .work import DEVICE, NodeWork, node_label, shared_work, work_key
+from .pipeline import default_microbatches, pipeline_step
+from .work import DEVICE, NodeWork, microbatch_work, node_label, shared_work, work_key
 
 __all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "roofline_time", "shard_work"]
 
@@ -141,6 +142,10 @@ class CostModel:
         # None: the graph's own split (a preset built with tp=…), else 1
         self.tp = _degree(options.pop("tp", None), "tp")
         self.pp = _degree(options.pop("pp", None), "pp")
+        # micro-batches per step under pp (None: fill the pipeline; ``pipeline.default_microbatches``)
+        mb = options.pop("microbatches", None)
+        self.microbatches = None if mb in (None, "auto") else _degree(mb, "microbatches")
+        self._mb = 1                # the micro-batch count price_graph prices one micro-batch of
         self.options: dict[str, Any] = {}
         for key, f in self.option_fields.items():
             if key in options:
@@ -181,7 +186,16 @@ class CostModel:
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
         plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
-        records = self.price_graph(graph, plan, analysis)
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        pipe = None
+        if pp > 1:
+            self._mb = default_microbatches(graph, pp, self.microbatches)
+        try:
+            records = self.price_graph(graph, plan, analysis)
+        finally:
+            m, self._mb = self._mb, 1
+        if pp > 1:
+            _, pipe = pipeline_step(records, pp, m, meta.get("phase", "prefill"))
         # under pp each stage is its own device: "per device" is the busiest stage, not the sum
         per_dev, all_dev = bytes_by_device(records, tp)
         est = Estimate(target=self.target.name, family=self.family, graph=graph.name,
@@ -190,8 +204,18 @@ class CostModel:
                        parallel={"tp": tp, "pp": pp}, memory=mem,
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
+        c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
+        if est.time_s and min(c, m) > 0.25 * est.time_s:
+            # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
+            # kernels bound by different resources run one after another
+            est.detail["mechanism"] = (f"compute-bound kernels ({c * 1e3:.3g} ms) and memory-bound kernels "
+                                       f"({m * 1e3:.3g} ms) run in turn")
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
+        if pipe is not None:
+            est.detail["pipeline"] = pipe
+            est.notes.append(f"pipeline: {pp} stages x {pipe['microbatches']} micro-batch(es), {pipe['schedule']}; "
+                             f"bubble {pipe['bubble_fraction']:.0%} of the step")
         est.llm = llm_metrics(graph, est, companion)
         est.notes.extend(self.upcast_notes(analysis))
         if not mem.fits:
@@ -264,6 +288,8 @@ class CostModel:
                 proto = table.get(gk) if gk is not None else None
                 if proto is None:
                     w = shard_work(shared_work(node, key), shard)
+                    if self._mb > 1:    # (the table is per micro-batch count: price_state has _mb)
+                        w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in node.inputs))
                     self._check_levels(w, node)
                     proto = self.price_node(w)
                     proto.shard = shard.parts
@@ -279,6 +305,8 @@ class CostModel:
                 rec.detail = {**proto.detail, "label": label}
             records.append(rec)
             for comm in plan.after.get(id(node), ()):
+                if self._mb > 1 and comm.kind == "send":       # a micro-batch's activations
+                    comm = replace(comm, bytes=comm.bytes / self._mb)
                 c = self.price_comm(comm, plan)
                 c.stage = stages[i]
                 records.append(c)

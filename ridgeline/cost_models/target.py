@@ -213,6 +213,8 @@ class Target:
                 kb = _dtype_bits(key)
                 if kb < bits or not rate or (key.startswith("i") and not integer):
                     continue
+                if integer and not key.startswith(("i", "u")) and _SIGNIFICAND.get(key, 0) < bits:
+                    continue        # int8 is not exact in fp8 (4 significant bits): it widens to bf16
                 # nearest width first; an integer product stays integer when it can; then speed
                 rank = (kb, 0 if key.startswith("i") == integer else 1, -rate)
                 if best is None or rank < best[0]:
@@ -271,6 +273,10 @@ class Target:
             "ridge_flop_per_byte": {dt: self.ridge(dt) for dt in self.dtypes()},
             "calibrated_on": list(self.calibrated_on),
         }
+
+
+#: significant bits of a float format (an integer product may run on it only when they hold it)
+_SIGNIFICAND = {"f8e5m2": 3, "f8e4m3": 4, "bf16": 8, "f16": 11, "tf32": 11, "f32": 24, "f64": 53}
 
 
 def _dtype_bits(key: str) -> int:

@@ -488,3 +488,22 @@ def shared_work(node: Node, key=None) -> NodeWork:
             _CACHE.clear()
         hit = _CACHE[key] = node_work(node)
     return hit
+
+
+def microbatch_work(w: NodeWork, k: int, const: tuple[bool, ...] = ()) -> NodeWork:
+    """``w`` for one of ``k`` micro-batches of the step's sequences: rows of a shared weight (m)
+    or per-sequence products (attention's batch), vector work and activation / KV-cache bytes
+    divide by ``k``; weights (inputs flagged in ``const``, else ``weight_bytes``) do not, since
+    every micro-batch reads them again."""
+    if k <= 1:
+        return w
+    cs = tuple(c.split("batch" if not c.b_weight and c.batch % k == 0 else "m", k) for c in w.contractions)
+    if const and len(const) == len(w.in_bytes):
+        ins = tuple(b if c else b / k for b, c in zip(w.in_bytes, const))
+    else:
+        act = max(0.0, sum(w.in_bytes) - w.weight_bytes)
+        ins = (w.weight_bytes + act / k,) if w.in_bytes else ()
+    traffic = {lv: v / k for lv, v in w.traffic.items()} if w.traffic is not None else None
+    return replace(w, contractions=cs, vector_flops=w.vector_flops / k, converts=w.converts / k, in_bytes=ins,
+                   out_bytes=tuple(b / k for b in w.out_bytes), extra_bytes=w.extra_bytes / k, traffic=traffic,
+                   cold_bytes=w.weight_bytes + max(0.0, w.cold_bytes - w.weight_bytes) / k, flops=w.flops / k)

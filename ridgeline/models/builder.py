@@ -300,6 +300,7 @@ def build_graph(cfg: TransformerConfig, opt: BuildOptions) -> Graph:
         "phase": opt.phase, "batch": B, "context": opt.context, "prompt": opt.prompt, "past": opt.past,
         "weight_dtype": opt.weight_dtype, "act_dtype": opt.act_dtype, "base_dtype": base, "kv_dtype": opt.kv_dtype,
         "weight_group": opt.weight_group, "logits": opt.logits, "parameters": cfg.parameters(),
+        "max_context": cfg.max_context,     # the window a deployment is sized for (spatial cost models)
     }
     return g
 

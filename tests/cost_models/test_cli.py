@@ -171,3 +171,12 @@ def test_bad_input_with_files(cli, tmp_path, mlp):
     assert_user_error(cli("estimate", mlp, "--target", "h100", "--phase", "decode", "--dim", "batch=1"),
                       "--phase", "presets")
     assert_user_error(cli("estimate", "gpt2", "--target", "h100", "--plot", tmp_path / "x.gif"), "png")
+
+
+def test_microbatches_flag(cli):
+    r = cli("estimate", "llama-2-7b", "--target", "h100", "--pp", "2", "--batch", "8", "--microbatches", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["detail"]["pipeline"]["microbatches"] == 4
+    assert_user_error(cli("estimate", "llama-2-7b", "--target", "h100", "--pp", "2", "--batch", "8",
+                          "--microbatches", "3"), "microbatches=3", "divide the batch")
+    assert_user_error(cli("estimate", "gpt2", "--target", "groq-lpu", "--microbatches", "2"), "does not apply")

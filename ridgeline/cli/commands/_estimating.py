@@ -61,6 +61,8 @@ def add_preset_arguments(p: argparse.ArgumentParser, *, tp_default: str | None =
                    help=f"tensor-parallel degree or 'auto' (default: {tp_default or 1})")
     p.add_argument("--pp", type=parse_degree, default=tp_default,
                    help=f"pipeline-parallel degree or 'auto' (default: {tp_default or 1})")
+    p.add_argument("--microbatches", type=int_arg(1, MAX_BATCH), default=None,
+                   help="with --pp: micro-batches the batch is cut into (default: fill the pipeline)")
 
 
 def add_estimate_options(p: argparse.ArgumentParser) -> None:
@@ -99,7 +101,7 @@ def estimate_options(args: argparse.Namespace, family: str) -> dict[str, Any]:
         if family != "gpu_simt":
             raise UsageError(f"--cuda-graphs applies to GPU targets, not to the {family} family")
         opts["cuda_graphs"] = True
-    for key in ("tp", "pp"):
+    for key in ("tp", "pp", "microbatches"):
         v = getattr(args, key, None)
         if v is not None:
             opts[key] = v

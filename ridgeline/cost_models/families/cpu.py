@@ -99,8 +99,10 @@ class CpuModel(CostModel):
             executed = 2.0 * c.batch * m_pad * c.n * c.k
             frac = w.causal_fraction if w.traffic is not None else 1.0
             compute += executed * frac / (rate * share) if rate else 0.0
+            # weights are widened once per step (packed int4/int8 GEMV/GEMM kernels unpack each
+            # block once and reuse it for every row of the batch)
             pro = c.b_prologue.flops + c.b_prologue.converts + c.a_prologue.flops + c.a_prologue.converts
-            compute += pro * math.ceil(c.m / rows) / (self._rate("f32", ("vector",), "vector")[1] * share)
+            compute += pro / (self._rate("f32", ("vector",), "vector")[1] * share)
             flops += c.flops * frac
         vunit, vrate = self._rate(w.vector_dtype, ("vector",), "vector")
         compute += (w.vector_flops + w.converts) / (vrate * share) if vrate else 0.0

@@ -56,9 +56,17 @@ from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
-from ..spatial import finish_estimate, layer_blocks, require_no_degrees, resident_bytes
+from ..spatial import (
+    fastest_weight_form,
+    finish_estimate,
+    layer_blocks,
+    require_no_degrees,
+    resident_bytes,
+    sized_for_window,
+    widened,
+)
 from ..target import Field
-from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
+from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
 
@@ -83,6 +91,7 @@ class Partition:
     kv: list[float] = field(default_factory=list)              # KV-cache bytes per chip
     layer_chips: int = 0                                       # chips per layer when layers own their chips
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
+    kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
 
 
 class DataflowModel(CostModel):
@@ -139,7 +148,11 @@ class DataflowModel(CostModel):
         self.capacity = {"mxm": 1, "vxm": 1, "mem": 1, "sxm": 1, "c2c": max(1, int(a["c2c_links"]))}
         self.geometry_peak = self.mxm.count * self.plane[0] * self.plane[1] * 2.0 * self.clock
         self.schedule_: Schedule | None = None
+        self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
         self.partition_: Partition | None = None
+        self.pipeline_: dict[str, Any] = {}
+        self._whole: dict[int, NodeWork] = {}
+        self._microbatches = 1
 
     # ----------------------------------------------------------------- devices
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -149,17 +162,21 @@ class DataflowModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
+        return fastest_weight_form(self, graph, lambda: self._estimate(graph, companion, analysis))
+
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None) -> Estimate:
         est = super().estimate(graph, companion=companion, analysis=analysis)
         part, sched = self.partition_, self.schedule_
         assert part is not None and sched is not None
         busiest = max(range(part.chips), key=lambda c: part.resident[c])
-        est.time_s = sched.seconds      # exactly the makespan (the records sum to it up to rounding)
+        pipe = self.pipeline_
+        est.time_s = pipe["step_cycles"] / self.clock     # the micro-batch makespan + (k-1) bottleneck turns
         est = finish_estimate(self, graph, est, companion, devices=part.chips,
                               weights=part.resident[busiest] - part.kv[busiest], kv=part.kv[busiest],
                               capacity=self._usable(),
                               note=f"partitioned across {part.chips} chip(s) of "
                                    f"{format_quantity(self.sram.capacity, 'size')} SRAM",
-                              detail={"schedule": sched.summary()})
+                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)})
         est.schedule = sched            # the full op list: --schedule / --gantt
         return est
 
@@ -174,9 +191,10 @@ class DataflowModel(CostModel):
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
         part = Partition(0)
-        res = resident_bytes(graph)
+        res = sized_for_window(resident_bytes(graph, self.widen), graph, cap * self.target.max_devices)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
+        part.kv_nodes = {k for k, kv in kv_of.items() if kv > 0}
         # at least this many chips hold the resident bytes: when it is already more than the
         # interconnect joins, say so before placing (a batch of 10^6 would place 10^9 chips)
         self._check_chips(graph, math.ceil(sum(resident.values()) / cap))
@@ -343,29 +361,49 @@ class DataflowModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        if self.widen:
+            memo: dict[int, NodeWork] = {}
+            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
         part = self.partition(graph, works)
         self.partition_ = part
-        result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None
-        if result is None:
-            ops, _ = self._ops(nodes, works, part)
-            makespan = list_schedule(ops, self.capacity)
-            sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, ops, makespan)
-            records = self._records(nodes, works, ops)
-        else:
-            sched, records = result
+        self._whole = works
+        best = None
+        for k in _microbatch_counts(graph):
+            self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
+            sched, records = self._schedule(nodes, _microbatched(works, k), part)
+            bottleneck = _bottleneck(sched, self.capacity)
+            step = sched.makespan + (k - 1) * bottleneck
+            if best is not None and step >= best[0]:
+                break           # a longer pipeline only adds re-installs from here (unimodal in k)
+            best = (step, k, bottleneck, sched, records)
+        step, k, bottleneck, sched, records = best
         sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
                            and works[id(n)].weight_bytes > 0}
         self.schedule_ = sched
-        # each record's time is its increment of the schedule's end (they sum to the makespan)
+        self.pipeline_ = {"microbatches": k, "microbatch_cycles": sched.makespan, "bottleneck_cycles": bottleneck,
+                          "step_cycles": step, "bubble_fraction": 1.0 - k * bottleneck / step if step else 0.0}
+        # each record's time is its increment of the schedule's end (they sum to the makespan);
+        # the (k-1) further micro-batches stretch every node's share alike
         frontier = 0
+        stretch = step / sched.makespan if sched.makespan else 1.0
         for r in sorted(records, key=lambda r: r.detail.get("end_cycle", 0)):
             end = r.detail.get("end_cycle", 0)
-            r.time_s = max(0, end - frontier) / self.clock
+            r.time_s = max(0, end - frontier) / self.clock * stretch
             frontier = max(frontier, end)
         return records
+
+    def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition) -> tuple[Schedule, list]:
+        """The list schedule of one (micro-)batch and its records (flops and bytes of the whole step)."""
+        result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None
+        if result is not None:
+            return result
+        ops, _ = self._ops(nodes, works, part)
+        makespan = list_schedule(ops, self.capacity)
+        sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, ops, makespan)
+        return sched, self._records(nodes, works, ops)
 
     def _ops(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition, *,
              first_id: int = 0, inputs: dict[int, list[tuple[int, int]]] | None = None) -> tuple[list[Op], dict]:
@@ -386,6 +424,10 @@ class DataflowModel(CostModel):
                 continue
             chips = part.of.get(id(n)) or [cur_chip]
             cur_chip = chips[-1]
+            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1:
+                # a KV cache split over chips is split by sequence: a micro-batch's attention
+                # runs on the chips that hold its own sequences' keys and values
+                chips = chips[:max(1, math.ceil(len(chips) / self._microbatches))]
             parts = len(chips)
             lowered = lowered_cache.get((id(w), parts))
             if lowered is None:
@@ -405,7 +447,7 @@ class DataflowModel(CostModel):
                             continue
                         k = (id(v), op_id, chip)
                         if k not in sent:
-                            vb = _value_bytes(v) / max(1, len(producers))
+                            vb = _value_bytes(v) / max(1, len(producers)) / self._microbatches
                             sid = first_id + len(ops)
                             ops.append(Op(sid, f"send {v.name} {src_chip}->{chip}", "send", "transfer", "c2c",
                                           src_chip, self._transfer_cycles(vb, src_chip, chip), (op_id,), dst=chip,
@@ -523,6 +565,7 @@ class DataflowModel(CostModel):
                                      "exact": "the pre-layer nodes, layers 0-2 and the post-layer nodes are "
                                               "list-scheduled; layers 3.. are layer 2 shifted"},
                          expand=expand, stats={"ops": total + len(post_ops), "busy": busy})
+        sched.stats_ops = head + post_ops       # the copies repeat layer 2's per-chip busy cycles
         records = self._records(head_nodes, works, head)
         layer2 = [r for r in records if r.layer == 2]
         for j in range(3, L):
@@ -557,7 +600,8 @@ class DataflowModel(CostModel):
         for n in nodes:
             label = node_label(n)
             layer = n.meta.get("layer")
-            records.append(self._record(label, n.op, n.spec.category, works[id(n)], by_node.pop(label, []), layer))
+            w = getattr(self, "_whole", {}).get(id(n), works[id(n)])      # the whole step's flops and bytes
+            records.append(self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer))
         for value, group in sends.items():
             r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)
             r.detail["value"] = value
@@ -581,6 +625,36 @@ class DataflowModel(CostModel):
                         detail={"kernels": 1, "chips": sorted({o.chip for o in ops}), "ops": len(ops),
                                 "start_cycle": min(o.start for o in ops), "end_cycle": max(o.end for o in ops),
                                 "busy_cycles": sum(o.cycles for o in ops)})
+
+
+# --------------------------------------------------------------------------- micro-batches
+def _microbatch_counts(graph: Graph) -> list[int]:
+    """Micro-batch counts to try: powers of two dividing the batch (1 first)."""
+    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    batch = meta.get("batch", 1) if isinstance(meta.get("batch", 1), int) else 1
+    out, k = [], 1
+    while k <= batch and batch % k == 0:
+        out.append(k)
+        k *= 2
+    return out
+
+
+def _microbatched(works: dict[int, NodeWork], k: int) -> dict[int, NodeWork]:
+    """Each node's work for one of ``k`` micro-batches (``microbatch_work``): every micro-batch
+    installs the weights again."""
+    if k == 1:
+        return works
+    memo: dict[int, NodeWork] = {}
+    return {key: memo.setdefault(id(w), microbatch_work(w, k)) for key, w in works.items()}
+
+
+def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:
+    """Cycles the busiest (chip, unit) works per micro-batch: the pipeline's steady-state turn."""
+    busy: dict[tuple[int, str], int] = {}
+    ops = sched.stats_ops if hasattr(sched, "stats_ops") else sched.ops
+    for o in ops:
+        busy[(o.chip, o.unit)] = busy.get((o.chip, o.unit), 0) + o.cycles
+    return max((math.ceil(c / capacity.get(u, 1)) for (_, u), c in busy.items()), default=0)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -176,8 +176,13 @@ class GpuSimtModel(CostModel):
             # skinny (GEMV-like) kernels stream each weight straight into registers, used once:
             # shared memory does not feed them
             rate_sm = peak_sm if tm <= 16 else min(peak_sm, self.smem_bw_sm * intensity)
-            pro = (c.b_prologue.flops * mt + c.a_prologue.flops * nt) / vec_rate if vec_rate else 0.0
-            pro += (c.b_prologue.converts * mt + c.a_prologue.converts * nt) / self.dequant_rate
+            # a weight is widened once per step: W4A16 kernels (Marlin, TensorRT-LLM's
+            # fpA_intB) dequantize each B fragment in registers once and reuse it for every row
+            # tile the CTA owns, on the ALUs while the tensor cores run the previous k-step
+            # (overlapped below); an activation prologue is paid per column tile
+            pro_b = (c.b_prologue.flops / vec_rate if vec_rate else 0.0) + c.b_prologue.converts / self.dequant_rate
+            pro = (c.a_prologue.flops * nt / vec_rate if vec_rate else 0.0) + \
+                c.a_prologue.converts * nt / self.dequant_rate
             l2_bytes = ((c.batch * c.m * c.k * a_b) * nt + (c.batch * c.k * c.n * b_b) * mt) / self.multicast
             for split in SPLIT_K:
                 if split > 1 and c.k / split < 2 * tk:
@@ -185,7 +190,7 @@ class GpuSimtModel(CostModel):
                 tiles = mt * nt * c.batch * split
                 per_sm = math.ceil(tiles / self.sms)
                 ksteps = math.ceil(math.ceil(c.k / split) / tk) + fill
-                t_mma = per_sm * (2.0 * tm * tn * tk * ksteps) / rate_sm
+                t_mma = max(per_sm * (2.0 * tm * tn * tk * ksteps) / rate_sm, pro_b)
                 partial = 2.0 * c.batch * c.m * c.n * 4 * split if split > 1 else 0.0
                 t_l2 = (l2_bytes + partial) / l2_bw
                 t = max(t_mma + pro, t_l2)
@@ -193,7 +198,7 @@ class GpuSimtModel(CostModel):
                     best = {"t": t, "compute_s": t_mma + pro, "l2_s": t_l2, "l2_bytes": l2_bytes + partial,
                             "tile": [tm, tn, tk], "split_k": split, "waves": math.ceil(tiles / self.sms),
                             "wave_efficiency": tiles / (math.ceil(tiles / self.sms) * self.sms),
-                            "padding_efficiency": (c.m * c.n) / (mt * tm * nt * tn), "prologue_s": pro}
+                            "padding_efficiency": (c.m * c.n) / (mt * tm * nt * tn), "prologue_s": pro + pro_b}
         if best is None:  # no tile fits shared memory: stream at the unit's rate
             t = c.flops / unit_peak if unit_peak else 0.0
             best = {"t": t, "compute_s": t, "l2_s": 0.0, "l2_bytes": 0.0, "tile": None, "split_k": 1}

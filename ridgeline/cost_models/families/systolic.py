@@ -219,11 +219,13 @@ class SystolicModel(CostModel):
         # data movement (the VMEM -> array path), MAC streaming as compute
         load_s = sum(g["compute_s"] for g in gemms if g["load_bound"]) * frac
         matrix_s = sum(g["compute_s"] for g in gemms if not g["load_bound"]) * frac
-        # prologues (dequantizing weights) run on the vector unit once per tile row of the other operand
+        # prologues run on the vector unit, overlapped with the array: a weight is widened once
+        # as its tile is staged for the array (the tile then stays stationary for every row
+        # tile that streams past it); an activation prologue once per column tile
         pro = 0.0
         for c, g in zip(w.contractions, gemms):
-            tm, tn = (g["tile"] or (c.m, c.n))[:2]
-            pro += (c.b_prologue.flops + c.b_prologue.converts) * math.ceil(c.m / tm) \
+            tn = (g["tile"] or (c.m, c.n))[1]
+            pro += (c.b_prologue.flops + c.b_prologue.converts) \
                 + (c.a_prologue.flops + c.a_prologue.converts) * math.ceil(c.n / tn)
         vector_s = ((w.vector_flops + w.converts) * frac + pro) / vrate if vrate else 0.0
         compute = max(matrix_s, vector_s)
@@ -260,6 +262,17 @@ class SystolicModel(CostModel):
         return NodeCost(w.name, w.op, w.category, busy + overhead, flops, nbytes, bound, unit=unit,
                         compute_s=compute, memory_s=memory, overhead_s=overhead,
                         roofline="compute" if compute >= memory else "memory", detail=detail)
+
+    def estimate(self, graph, *, companion=None, analysis=None):
+        est = super().estimate(graph, companion=companion, analysis=analysis)
+        # narrow weights arrive from HBM faster than the arrays can shift them in as tiles:
+        # the tile loads, not HBM, then bound the GEMVs; name it where it takes most of the step
+        load = sum(r.time_s for r in est.nodes
+                   if (lv := r.detail.get("memory_level_s")) and lv.get("array_load", 0.0) >= max(lv.values()) > 0)
+        if est.time_s and load > 0.5 * est.time_s:
+            est.detail["mechanism"] = (f"weight tiles shifting into the systolic arrays bound {load / est.time_s:.0%} "
+                                       f"of the step (array_load), not HBM")
+        return est
 
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)

@@ -14,10 +14,14 @@ What the model does (every figure from the target file, ``wse-3.toml``):
    node's FLOPs (so every region finishes its share of a step at the same pace).
 3. **Per-node latency on its region** (a ``side × side`` square of P PEs), in cycles at ``clock``:
 
-   - a token's activation vector arrives as **one wavelet stream on one fabric route**
-     (``array.wavelet_bits``-bit wavelets, one per cycle per link: ``k / values_per_wavelet``
-     cycles for k values); a region takes up to ``side`` tokens' streams at once (batch,
-     prefill), so streaming does not limit large-M work;
+   - a token's activation vector arrives **split over the region's ``side`` rows**, one wavelet
+     stream per row (``array.wavelet_bits``-bit wavelets, one per cycle per link:
+     ``k / side / values_per_wavelet`` cycles for k values), as the SDK's GEMV tutorials lay x
+     over the PE grid; further tokens (batch, prefill) queue behind it on the same routes.
+     ``-O vector_layout=route`` streams each token's vector on one route instead (``k /
+     values_per_wavelet`` cycles; up to ``side`` tokens at once): the launch release's figures
+     (Aug 2024: per-layer time growing with the hidden size) fit it, the Nov 2024 405B figure
+     only the split layout;
    - its MACs run on the region's PEs (``array.fmac_per_pe`` 16-bit FMACs per PE per cycle, at
      the dtype's share of the listed peak) while the stream arrives;
    - crossing the region and reducing partial sums along its columns costs ``2·side`` hops of
@@ -51,7 +55,15 @@ from ..estimate import Estimate, NodeCost
 from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
-from ..spatial import finish_estimate, layer_blocks, require_no_degrees, resident_bytes
+from ..spatial import (
+    fastest_weight_form,
+    finish_estimate,
+    layer_blocks,
+    require_no_degrees,
+    resident_bytes,
+    sized_for_window,
+    widened,
+)
 from ..target import Field
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
@@ -97,11 +109,16 @@ class WaferScaleModel(CostModel):
     option_fields: ClassVar[Mapping[str, Field]] = {
         "placement": Field("str", "auto", "auto | resident (weights in SRAM, wafers in a pipeline) | stream "
                            "(weights streamed from MemoryX each step)"),
+        "vector_layout": Field("str", "rows", "rows: a token's vector arrives split over its region's rows "
+                               "(the SDK's GEMV layout; Cerebras' Nov 2024 405B release) | route: on one fabric "
+                               "route (what the Aug 2024 launch figures fit: per-layer time growing with the width)"),
     }
 
     def __init__(self, target, **options: Any):
         super().__init__(target, **options)
         t = self.target
+        if self.options["vector_layout"] not in ("rows", "route"):
+            raise BackendError(f"option vector_layout must be 'rows' or 'route', got {self.options['vector_layout']!r}")
         if self.options["placement"] not in PLACEMENTS:
             raise BackendError(f"option placement must be one of {', '.join(PLACEMENTS)}, "
                                f"got {self.options['placement']!r}")
@@ -120,6 +137,7 @@ class WaferScaleModel(CostModel):
         self.geometry_peak = self.pes * self.fmac * 2.0 * self.clock
         self.link = t.interconnect[0] if t.interconnect else None
         self.layout_: dict[str, Any] = {}
+        self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
 
     # ----------------------------------------------------------------- deployment
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -131,6 +149,9 @@ class WaferScaleModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
+        return fastest_weight_form(self, graph, lambda: self._estimate(graph, companion, analysis))
+
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None) -> Estimate:
         est = super().estimate(graph, companion=companion, analysis=analysis)
         lay = self.layout_
         per = lay["resident_per_wafer"]
@@ -200,6 +221,7 @@ class WaferScaleModel(CostModel):
                 by_wafer[wafer_of[id(n)]].append(n)
         for wi, members in enumerate(by_wafer):
             mins = {id(n): (0 if stream else math.ceil(sum(res.get(id(n), (0.0, 0.0))) / usable_pe)) for n in members}
+            wish: dict[int, int] = {}
             for n in members:
                 # element-wise work keeps pace with its stream: at least the PEs that do one
                 # token's arithmetic in the time its vector streams past
@@ -209,6 +231,18 @@ class WaferScaleModel(CostModel):
                     vpw = max(1, self.wavelet // max(1, _bits(w.vector_dtype)))
                     per_cycle = (w.vector_flops + w.converts) / tokens / max(1, math.ceil(k_in / vpw))
                     mins[id(n)] = max(mins[id(n)], math.ceil(per_cycle / (2 * self.fmac)))
+                    # and a norm would like rows enough that its vector streams in about as fast
+                    # as it crosses the region (side ≈ √(k / 2·values per wavelet) balances
+                    # k/side/vpw with 2·side hops): its reduction then costs hops, not a narrow
+                    # stream. A wish, granted from the PEs the bytes leave over
+                    if w.category in _BLOCKING and self.options["vector_layout"] == "rows":
+                        wish[id(n)] = max(0, math.ceil(k_in / (2 * vpw)) - mins[id(n)])
+            room = self.pes - sum(mins.values())
+            want = sum(wish.values())
+            if want > 0 and room > 0:
+                f = min(1.0, room / 2 / want)        # at most half of what is left over
+                for k, extra in wish.items():
+                    mins[k] += int(extra * f)
             free = self.pes - sum(mins.values())
             if free < 0:
                 raise TargetError(f"no wafer count of {self.target.name} fits: the nodes placed on wafer {wi} need "
@@ -257,9 +291,18 @@ class WaferScaleModel(CostModel):
             compute += math.ceil(macs / (pes * self.fmac * self._speed(w.contractions[0].dtype) * eff))
             n_out = sum(c.n for c in w.contractions if c.role == "matmul") or k_in
             reduce_tok = math.ceil(math.ceil(n_out / side) / vpw)    # partial sums leaving the column chains
-        routes = max(1, min(tokens, side))
-        stream_tok = math.ceil(k_in / vpw)
-        stream_all = math.ceil(tokens / routes) * stream_tok
+        # a token's vector arrives split over the region's ``side`` rows, each row's share on its
+        # own route (the Cerebras SDK GEMV tutorials distribute x across the PE grid this way;
+        # a contraction's outputs leave split over its columns, so the next region's input
+        # already is): tokens then queue on the same routes
+        if self.options["vector_layout"] == "rows":
+            routes = side
+            stream_tok = math.ceil(math.ceil(k_in / side) / vpw)
+            stream_all = tokens * stream_tok
+        else:       # one route per token vector; up to ``side`` tokens' routes at once
+            routes = max(1, min(tokens, side))
+            stream_tok = math.ceil(k_in / vpw)
+            stream_all = math.ceil(tokens / routes) * stream_tok
         compute_tok = compute / tokens
         if blocking:
             latency = max(stream_tok, compute_tok) + hops + reduce_tok
@@ -294,10 +337,13 @@ class WaferScaleModel(CostModel):
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
+        if self.widen:
+            memo: dict[int, NodeWork] = {}
+            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
-        res = resident_bytes(graph)
+        res = sized_for_window(resident_bytes(graph, self.widen), graph, self._usable() * self.target.max_devices)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
         stream = placement == "stream"
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
@@ -339,6 +385,12 @@ class WaferScaleModel(CostModel):
             if cyc is None:
                 cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
                                                     streamed=streamed)
+            rb = sum(res.get(id(n), (0.0, 0.0)))
+            if cyc["bound"] == "compute" and w.contractions and rb and \
+                    sum(c.batch * c.m * c.n * c.k for c in w.contractions) < 4 * rb / 2:
+                # fewer than ~4 MACs per resident 16-bit value (decode): the FMACs do little more
+                # than take each weight from the PE's SRAM once -- data movement, not arithmetic
+                cyc = {**cyc, "bound": "memory"}
             end = ready + cyc["latency"]
             for v in n.outputs:
                 finish[id(v)] = end
