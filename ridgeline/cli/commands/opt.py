@@ -40,6 +40,11 @@ def register(sub) -> None:
                    help="ONNX opset of the saved .onnx (default: the model's own; fused ops newer than it are "
                         "model-local functions. 23 writes Attention/RotaryEmbedding/RMSNormalization as themselves, "
                         "which onnxruntime runs faster)")
+    p.add_argument("--emit", choices=("std", "ort-contrib"), default="std",
+                   help="how fused ops newer than the opset are written: 'std' as model-local functions of "
+                        "standard ops (any runtime); 'ort-contrib' as onnxruntime's com.microsoft contrib ops "
+                        "(MultiHeadAttention, RotaryEmbedding, Gelu/FastGelu, SkipSimplifiedLayerNormalization) "
+                        "where they compute exactly the same, functions elsewhere (--explain lists those)")
     p.set_defaults(func=run)
 
 
@@ -59,6 +64,8 @@ def _check_output(args: argparse.Namespace) -> str | None:
             raise UsageError("--opset applies to an .onnx output only")
         if not 17 <= args.opset <= newest:
             raise UsageError(f"--opset {args.opset}: ridgeline writes opsets 17..{newest}")
+    if getattr(args, "emit", "std") != "std" and suffix != ".onnx":
+        raise UsageError("--emit applies to an .onnx output only")
     check_output_path(out, "-o")  # before the passes run, not after
     return suffix
 
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ...api import reference_evaluator
     from ...passes import run_pipeline
     suffix = _check_output(args)
+    export_notes: list[str] = []  # fused nodes --emit ort-contrib kept as functions, and why
     g = load_model(args)
     report = run_pipeline(g, args.pipeline, verify_each=args.verify_each,
                           print_ir_after_all=args.print_ir_after_all, print_ir_before_all=args.print_ir_before_all,
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                           ir_stream=sys.stderr, dump_dir=args.dump_dir)
     if suffix == ".onnx":
         from ...frontends.onnx import save_onnx
-        save_onnx(g, args.output, opset=args.opset)
+        save_onnx(g, args.output, opset=args.opset, emit=args.emit, notes=export_notes)
     elif suffix == ".rir":
         from ...frontends.rir import save_rir
         save_rir(g, args.output)
@@ -90,11 +98,16 @@ def run(args: argparse.Namespace) -> int:
             for r in report.records:
                 for note in r.notes:
                     console().print(f"[dim]{r.pass_text}:[/dim] {note}", markup=True, highlight=False)
+            for note in export_notes:
+                console().print(f"[dim]--emit {args.emit}:[/dim] {note}", markup=True, highlight=False)
         if not suffix and not args.timing and not args.explain:
             sys.stdout.write(print_graph(g, constants="elide"))
         sys.stdout.flush()
         where = f"; wrote {args.output}" if suffix else ""
+        if export_notes:
+            where += f" ({len(export_notes)} fused node(s) kept as functions: see --explain)"
         sys.stderr.write(f"{args.model}: {report.nodes_before} -> {report.nodes_after} nodes "
                          f"in {fmt_time(report.seconds)} ({len(report.records)} passes){where}\n")
-    emit(args, {"model": args.model, **report.as_dict(), "output": args.output}, render)
+    emit(args, {"model": args.model, **report.as_dict(), "output": args.output,
+                **({"kept_as_functions": export_notes} if args.emit != "std" else {})}, render)
     return 0

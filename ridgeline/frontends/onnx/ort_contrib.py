@@ -50,9 +50,12 @@ class _Nodes:
     def __init__(self, base: str, tag: str = "ct"):
         self.base, self.tag, self.k, self.nodes = base, tag, 0, []
 
-    def __call__(self, op: str, *ins: str, out: str | None = None, domain: str = "", **attrs) -> str:
+    def fresh(self) -> str:
         self.k += 1
-        name = out or f"{self.base}__{self.tag}{self.k}"
+        return f"{self.base}__{self.tag}{self.k}"
+
+    def __call__(self, op: str, *ins: str, out: str | None = None, domain: str = "", **attrs) -> str:
+        name = out or self.fresh()
         self.nodes.append(helper.make_node(op, list(ins), [name], domain=domain or None, **attrs))
         return name
 
@@ -149,8 +152,7 @@ class ContribLowering:
         mask = n.inputs[3] if len(n.inputs) > 3 else None
         pk = n.inputs[4] if len(n.inputs) > 4 else None
         pv = n.inputs[5] if len(n.inputs) > 5 else None
-        if q.type.rank != 3:
-            return "4-D Q/K/V (MultiHeadAttention takes (batch, seq, hidden))"
+        four = q.type.rank == 4
         for attr, neutral, what in (("is_causal", 0, "is_causal"), ("softcap", 0.0, "softcap"),
                                     ("left_window_size", -1, "a window"), ("right_window_size", -1, "a window"),
                                     ("qk_matmul_output_mode", 0, "qk output")):
@@ -164,43 +166,66 @@ class ContribLowering:
             return "its qk output is read"
         if not all(_f32(x) for x in (q, k, v)) or (mask is not None and mask.type.dtype.name not in ("f32", "bool")):
             return "a dtype other than float32"
-        hq, hkv = int(n.attr("q_num_heads")), int(n.attr("kv_num_heads"))
-        dk, dv = D.floordiv(k.type.shape[2], hkv), D.floordiv(v.type.shape[2], hkv)
+        if four:  # (B, H, S, D): heads from the shapes; MultiHeadAttention's query is (B, S, H·D)
+            hq, hkv, dk, dv, sq, skv = q.type.shape[1], k.type.shape[1], k.type.shape[3], v.type.shape[3], \
+                q.type.shape[2], k.type.shape[2]
+            if not all(isinstance(x, int) for x in (hq, hkv, dv)):
+                return "4-D Q/K/V with a symbolic head count or size"
+        else:
+            hq, hkv = int(n.attr("q_num_heads")), int(n.attr("kv_num_heads"))
+            dk, dv = D.floordiv(k.type.shape[2], hkv), D.floordiv(v.type.shape[2], hkv)
+            sq, skv = q.type.shape[1], k.type.shape[1]
+        if hq % hkv:
+            return f"{hq} query heads for {hkv} KV heads"
         b = _Nodes(n.outputs[0].name)
         scale = n.attr("scale")
         attrs = {"num_heads": hq}
         if scale is not None:
             attrs["scale"] = float(scale)
-        total = D.add(pk.type.shape[2], k.type.shape[1]) if pk is not None else k.type.shape[1]
-        bias = self._bias(b, mask, q, k, pk, total) if mask is not None else ""
+        q3 = b("Reshape", b("Transpose", q.name, perm=[0, 2, 1, 3]), b.const([0, 0, -1])) if four else q.name
+        total = D.add(pk.type.shape[2], skv) if pk is not None else skv
+        bias = self._bias(b, mask, (q3, sq), (k.name, 2 if four else 1), pk, total) if mask is not None else ""
         present = [o.name if _live(o) else "" for o in n.outputs[1:3]] + ["", ""]
-        if hq == hkv:
-            ins = [q.name, k.name, v.name, "", "", bias, pk.name if pk is not None else "",
+        y = b.fresh() if four else n.outputs[0].name  # the (B, S, H·Dv) result
+        if hq == hkv and not four:  # MultiHeadAttention's own KV cache (BNSH past and present)
+            ins = [q3, k.name, v.name, "", "", bias, pk.name if pk is not None else "",
                    pv.name if pv is not None else ""]
-            outs = [n.outputs[0].name] + present[:2]
-        else:  # GQA/MQA: the present K/V in standard ops, each KV head repeated for its query group
-            if not (isinstance(dk, int) and isinstance(dv, int)) or hq % hkv:
+            outs = [y] + present[:2]
+        else:  # present K/V in standard ops; with GQA each KV head repeated for its query group
+            if not (isinstance(dk, int) and isinstance(dv, int)):
                 return "a symbolic head size with fewer KV heads than query heads"
             keys = []
             for x, past, d, out in ((k, pk, dk, present[0]), (v, pv, dv, present[1])):
-                bnsh = b("Transpose", b("Reshape", x.name, b.const([0, 0, hkv, d])), perm=[0, 2, 1, 3],
-                         out=None if past is not None else (out or None))
-                full = b("Concat", past.name, bnsh, axis=2, out=out or None) if past is not None else bnsh
-                rep = b("Expand", b("Unsqueeze", full, b.const([2])), b.const([1, 1, hq // hkv, 1, 1]))
-                keys.append(b("Reshape", rep, b.const([0, hq, -1, d])))
-            ins = [q.name, keys[0], keys[1], "", "", bias]
-            outs = [n.outputs[0].name]
+                if four:
+                    bnsh = x.name
+                else:
+                    bnsh = b("Transpose", b("Reshape", x.name, b.const([0, 0, hkv, d])), perm=[0, 2, 1, 3],
+                             out=None if past is not None else (out or None))
+                if past is not None:
+                    full = b("Concat", past.name, bnsh, axis=2, out=out or None)
+                else:
+                    full = bnsh if bnsh != x.name or not out else b("Identity", bnsh, out=out)
+                if hq != hkv:
+                    rep = b("Expand", b("Unsqueeze", full, b.const([2])), b.const([1, 1, hq // hkv, 1, 1]))
+                    full = b("Reshape", rep, b.const([0, hq, -1, d]))
+                keys.append(full)
+            ins = [q3, keys[0], keys[1], "", "", bias]
+            outs = [y]
         while ins and not ins[-1]:
             ins.pop()
         while outs and not outs[-1]:
             outs.pop()
         b.nodes.append(helper.make_node("MultiHeadAttention", ins, outs, domain=CONTRIB_DOMAIN,
                                         name=proto.name or None, **attrs))
+        if four:  # back to (B, H, S, Dv)
+            b("Transpose", b("Reshape", y, b.const([0, 0, hq, dv])), perm=[0, 2, 1, 3], out=n.outputs[0].name)
         return b.nodes
 
-    def _bias(self, b: _Nodes, mask, q, k, pk, total) -> str:
-        """The mask as MultiHeadAttention's ``attention_bias``: float, 4-D, (B|1, H|1, S, T) exactly."""
-        key = ("bias", mask.name, str(q.type.shape[1]), str(total))
+    def _bias(self, b: _Nodes, mask, q: tuple, k: tuple, pk, total) -> str:
+        """The mask as MultiHeadAttention's ``attention_bias``: float, 4-D, (B|1, H|1, S, T) exactly
+        (``q``: the 3-D query's name and its length S; ``k``: the key's name and its length axis)."""
+        (qname, sq), (kname, kaxis) = q, k
+        key = ("bias", mask.name, str(sq), str(total))
         if key in self._shared:
             return self._shared[key]
         # -inf becomes the lowest float: a masked key still gets weight exp(lowest - max) = 0, and a
@@ -215,11 +240,11 @@ class ContribLowering:
         if len(shape) < 4:  # right-aligned broadcasting: prepend ones
             m = b("Unsqueeze", m, b.const(list(range(4 - len(shape)))))
             shape = (1,) * (4 - len(shape)) + tuple(shape)
-        if shape[2] != q.type.shape[1] or shape[3] != total:  # broadcast rows/columns written out
-            t = b.shape(k.name, 1, 2)
+        if shape[2] != sq or shape[3] != total:  # broadcast rows/columns written out
+            t = b.shape(kname, kaxis, kaxis + 1)
             if pk is not None:
                 t = b("Add", b.shape(pk.name, 2, 3), t)
-            m = b("Expand", m, b("Concat", b.const([1, 1]), b.shape(q.name, 1, 2), t, axis=0))
+            m = b("Expand", m, b("Concat", b.const([1, 1]), b.shape(qname, 1, 2), t, axis=0))
         self._shared[key] = m
         return m
 
