@@ -148,8 +148,7 @@ def build(name: str):
     torch.manual_seed(SEED)
     cfg = factory()
     if name in _PARTS:
-        cls, half = _PARTS[name]
-        model = getattr(tf, cls)(cfg)
+        model = getattr(tf, _PARTS[name][0])(cfg)
     elif kind == "decoder":
         model = tf.AutoModelForCausalLM.from_config(cfg)
     else:
@@ -190,7 +189,11 @@ def signature(name: str, model, decode: bool) -> em.Signature:
         if name.startswith("t5"):  # Whisper's decoder takes no encoder mask
             ins.append(em.Port("encoder_attention_mask", "i64", ["batch", "enc"], "mask"))
             ex.append(torch.ones(EX_BATCH, EX_ENC, dtype=torch.int64))
-        return em.Signature(ins, [em.Port("last_hidden_state", "f32", ["batch", "seq", hidden], "output")], tuple(ex))
+        outs = [em.Port("last_hidden_state", "f32", ["batch", "seq", hidden], "output")]
+        if decode:  # the self-attention cache; cross-attention K/V come from the encoder states
+            _past_ports(ins, outs, ex, cfg.num_attention_heads, hidden // cfg.num_attention_heads
+                        if not name.startswith("t5") else cfg.d_kv, g)
+        return em.Signature(ins, outs, tuple(ex))
     total = "past + seq" if decode else "seq"
     past = EX_PAST if decode else 0
     vocab = cfg.vocab_size
@@ -206,12 +209,18 @@ def signature(name: str, model, decode: bool) -> em.Signature:
     if decode:
         kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        for i in range(LAYERS):
-            for kind_ in ("key", "value"):
-                ins.append(em.Port(f"past_{kind_}_{i}", "f32", ["batch", kvh, "past", hd], "past"))
-                outs.append(em.Port(f"present_{kind_}_{i}", "f32", ["batch", kvh, "past + seq", hd], "present"))
-                ex.append(torch.randn(EX_BATCH, kvh, past, hd, generator=g))
+        _past_ports(ins, outs, ex, kvh, hd, g)
     return em.Signature(ins, outs, tuple(ex))
+
+
+def _past_ports(ins: list, outs: list, ex: list, kvh: int, hd: int, g) -> None:
+    """Each layer's past key/value inputs and present outputs, with example tensors."""
+    import torch
+    for i in range(LAYERS):
+        for kind_ in ("key", "value"):
+            ins.append(em.Port(f"past_{kind_}_{i}", "f32", ["batch", kvh, "past", hd], "past"))
+            outs.append(em.Port(f"present_{kind_}_{i}", "f32", ["batch", kvh, "past + seq", hd], "present"))
+            ex.append(torch.randn(EX_BATCH, kvh, EX_PAST, hd, generator=g))
 
 
 def make_step(model, kind: str, decode: bool):
@@ -229,9 +238,9 @@ def make_step(model, kind: str, decode: bool):
             if kind == "speech":
                 return self.model(input_features=args[0]).last_hidden_state
             if kind == "seq2seq":
-                ids, states, *mask = args
-                kw = {"encoder_attention_mask": mask[0]} if mask else {}
-                return self.model(input_ids=ids, encoder_hidden_states=states, use_cache=False, **kw).last_hidden_state
+                ids, states, *rest = args
+                kw = {"encoder_attention_mask": rest[0]} if len(rest) % 2 else {}
+                return _seq2seq_step(self.model, ids, states, kw, rest[len(rest) % 2:], decode)
             input_ids, attention_mask, *past = args
             if kind == "encoder":
                 return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -239,6 +248,21 @@ def make_step(model, kind: str, decode: bool):
             return em.cached_step(self.model, kw, past, decode, LAYERS)
 
     return _Step().eval()
+
+
+def _seq2seq_step(model, ids, states, kw: dict, past, decode: bool):
+    """A decoder step over encoder states: the hidden states, and (decode) the self-attention
+    cache grown from ``past`` (the cross-attention cache starts empty: K/V from ``states``)."""
+    if not decode:
+        return model(input_ids=ids, encoder_hidden_states=states, use_cache=False, **kw).last_hidden_state
+    from transformers import DynamicCache, EncoderDecoderCache
+    pairs = [(past[2 * i], past[2 * i + 1]) for i in range(LAYERS)]
+    cache = EncoderDecoderCache(DynamicCache(ddp_cache_data=pairs, config=model.config), DynamicCache())
+    out = model(input_ids=ids, encoder_hidden_states=states, past_key_values=cache, use_cache=True, **kw)
+    present = []
+    for layer in out.past_key_values.self_attention_cache.layers[:LAYERS]:
+        present += [layer.keys, layer.values]
+    return (out.last_hidden_state, *present)
 
 
 def export(name: str, exporter: str, opset: int, phase: str, path: Path) -> None:
@@ -339,7 +363,7 @@ def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
     failed = {f["file"]: f for f in manifest.get("failed", [])}
     for name, (kind, _, _) in _configs().items():
         for exporter, opset in VARIANTS:
-            for phase in ("prefill", "decode") if kind == "decoder" else ("prefill",):
+            for phase in ("prefill", "decode") if kind in ("decoder", "seq2seq") else ("prefill",):
                 path = out / f"{name}-{exporter}{opset}-{phase}.onnx"
                 if (only and only not in path.name) or (resume and path.name in keep and path.is_file()):
                     continue

@@ -50,8 +50,8 @@ def _check(g: Graph, opset: int, feeds: dict, op: str, contrib: str, rtol: float
 @given(opset=OPSETS, b=st.integers(1, 3), s=st.integers(1, 5), past=st.integers(0, 3),
        hkv=st.integers(1, 3), group=st.sampled_from([1, 2, 4]), d=st.sampled_from([4, 8, 12, 24]),
        four_d=st.booleans(), mask=st.sampled_from(["none", "float", "bool", "inf", "keys"]),
-       scale=st.sampled_from([None, 1.0, 0.3]), seed=st.integers(0, 99))
-def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, four_d, mask, scale, seed):
+       scale=st.sampled_from([None, 1.0, 0.3]), present=st.booleans(), seed=st.integers(0, 99))
+def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, four_d, mask, scale, present, seed):
     hq, t = hkv * group, s + past
     rng = np.random.default_rng(seed)
     g = Graph("attn")
@@ -86,7 +86,7 @@ def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, fou
     if scale is not None:
         attrs["scale"] = scale
     y = Builder(g).Attention(*ins, *extra, **attrs)
-    g.outputs = list(y[:3]) if past else [y[0] if isinstance(y, tuple) else y]
+    g.outputs = list(y[:3]) if past or present else [y[0]]  # present K/V even without a past
     _check(g, opset, feeds, "Attention", "MultiHeadAttention")
 
 

@@ -22,8 +22,8 @@ from ...ir.errors import ModelError
 from ...ir.safe_files import write_atomic
 from .attributes import to_proto
 from .lowering import LOWERABLE, STD_DOMAIN, FunctionLowering
-from .ort_contrib import CONTRIB_DOMAIN, EMIT_CHOICES, ContribLowering
 from .opsets import required_opset
+from .ort_contrib import CONTRIB_DOMAIN, EMIT_CHOICES, ContribLowering
 
 __all__ = ["EMIT_CHOICES", "RIDGELINE_DOMAIN", "save_onnx", "to_onnx"]
 

@@ -36,7 +36,7 @@ from onnx import TensorProto, helper
 from ...ir import Node
 from ...ir import dims as D
 
-__all__ = ["CONTRIB_DOMAIN", "EMIT_CHOICES", "ContribLowering", "to_standard", "is_contrib"]
+__all__ = ["CONTRIB_DOMAIN", "EMIT_CHOICES", "ContribImportError", "ContribLowering", "is_contrib", "to_standard"]
 
 CONTRIB_DOMAIN = "com.microsoft"
 #: what ``save_onnx(emit=...)`` / ``opt --emit`` accept: standard ops and ridgeline.std functions,
