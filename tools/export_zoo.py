@@ -348,11 +348,24 @@ def describe(path: Path, name: str, exporter: str, opset: int, phase: str) -> di
         "outputs": [port(vi, p) for vi, p in zip(m.graph.output, sig.outputs)],
         "masks": [p.name for p in sig.inputs if p.role == "mask"],
         "expect": {op: k * LAYERS for op, k in per_layer.items()},
+        **_attention_facts(name, kind),
         "ort_batch1_only": path.name in ORT_BATCH1_ONLY,
         "ops": dict(sorted(ops.items())),
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
+
+
+def _attention_facts(name: str, kind: str) -> dict:
+    """What the fused Attention nodes of an encoder-decoder part must look like: ``cross_attention``
+    per file (K/V of the encoder's length ``enc``, no causal mask), and T5's ``attention_scale`` 1
+    (T5 folds the scale into its weights; its relative position bias arrives as the additive mask)."""
+    facts = {}
+    if kind == "seq2seq":
+        facts["cross_attention"] = LAYERS
+    if name.startswith("t5"):
+        facts["attention_scale"] = 1.0
+    return facts
 
 
 def export_all(out: Path, only: str | None, resume: bool = False) -> dict:

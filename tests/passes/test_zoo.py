@@ -59,6 +59,7 @@ def _optimize_and_check(e, g, dims, verify_each: bool = True):
     for op, n in e["expect"].items():
         assert hist.get(op, 0) >= n, (e["file"], op, hist)
     assert len(opt) < len(g)
+    _check_attention_facts(e, opt)
     feeds = zoo_feeds(e, dims, seed=1)
     ref = ort_run(ZOO / e["file"], feeds)
     assert_zoo_close(e, Interpreter(opt).run(feeds), ref, feeds, dims, rtol=1e-5, what="numpy after -p default")
@@ -68,6 +69,20 @@ def _optimize_and_check(e, g, dims, verify_each: bool = True):
     data = model.SerializeToString()
     assert_zoo_close(e, ort_run(data, feeds), ref, feeds, dims, rtol=1e-4, what="optimized in onnxruntime")
     return opt, data
+
+
+def _check_attention_facts(e, opt):
+    """Encoder-decoder parts: ``cross_attention`` Attention nodes read K/V of the encoder's length
+    (not the query's) and mask no future; T5's are unscaled (``attention_scale``)."""
+    attn = [n for n in opt if n.op == "Attention"]
+    if "cross_attention" in e:
+        enc = e["inputs"][1]["dims"][1]  # encoder_hidden_states: (batch, enc, hidden)
+        cross = [n for n in attn if enc in str(n.inputs[1].type.shape[-2 if n.inputs[1].type.rank == 4 else 1])]
+        assert len(cross) == e["cross_attention"], (e["file"], [str(n.inputs[1].type) for n in attn])
+        assert not any(n.attr("is_causal") for n in cross), e["file"]
+    if "attention_scale" in e:
+        assert all(n.attr("scale") is not None and abs(n.attr("scale") - e["attention_scale"]) < 1e-6 for n in attn), \
+            (e["file"], [n.attr("scale") for n in attn])
 
 
 def _check_ort_contrib(e, opt):
