@@ -205,3 +205,19 @@ def test_cli_opt_emit_ort_contrib(tmp_path, capsys):
     capsys.readouterr()
     assert main(["opt", str(src), "-p", "dce", "-o", str(tmp_path / "o.rir"), "--emit", "ort-contrib"]) == 2
     assert "--emit" in capsys.readouterr().err
+
+
+def test_a_lone_rms_norm_function_is_refused_by_onnxruntime(tmp_path):
+    # no contrib op for it (SimplifiedLayerNormalization sits in the default domain): its function
+    # is spelled the way onnxruntime's SimplifiedLayerNormFusion matches after inlining
+    import onnxruntime as ort
+    g = Graph("rms")
+    x = g.add_input("x", tensor("f32", "batch", 5, 24))
+    w = g.add_constant("w", np.linspace(0.5, 2, 24, dtype=np.float32))
+    g.outputs = [Builder(g).RMSNormalization(x, w, axis=-1, epsilon=1e-6)]
+    m = to_onnx(g, opset=17, emit="ort-contrib")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.optimized_model_filepath = str(tmp_path / "ort.onnx")
+    ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    assert [n.op_type for n in onnx.load(tmp_path / "ort.onnx").graph.node] == ["SimplifiedLayerNormalization"]
