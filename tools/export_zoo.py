@@ -386,6 +386,8 @@ def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
                     keep[path.name] = describe(path, name, exporter, opset, phase)
                     failed.pop(path.name, None)
                 except Exception as exc:  # noqa: BLE001 - an exporter limitation is a zoo fact, recorded
+                    while exc.__cause__ is not None:  # the exporter's own error, not its wrapper
+                        exc = exc.__cause__
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                     log.warning("  failed: %s", reason)
                     path.unlink(missing_ok=True)
