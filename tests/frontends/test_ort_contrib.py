@@ -221,3 +221,20 @@ def test_a_lone_rms_norm_function_is_refused_by_onnxruntime(tmp_path):
     so.optimized_model_filepath = str(tmp_path / "ort.onnx")
     ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     assert [n.op_type for n in onnx.load(tmp_path / "ort.onnx").graph.node] == ["SimplifiedLayerNormalization"]
+
+
+def test_two_rms_norms_of_one_sum():
+    # the first takes the Add into its Skip* node (the sum as its 4th output), the second reads that
+    rng = np.random.default_rng(3)
+    g = Graph("two")
+    a, r = g.add_input("a", tensor("f32", 2, 3, 16)), g.add_input("r", tensor("f32", 2, 3, 16))
+    bld = Builder(g)
+    total = bld.Add(a, r)
+    g.outputs = [bld.RMSNormalization(total, g.add_constant(f"w{i}", rng.standard_normal(16).astype(np.float32)),
+                                      axis=-1, epsilon=1e-6) for i in range(2)]
+    m = to_onnx(g, opset=17, emit="ort-contrib")
+    assert [n.op_type for n in m.graph.node if n.domain == CONTRIB_DOMAIN] == ["SkipSimplifiedLayerNormalization"]
+    feeds = {"a": rng.standard_normal((2, 3, 16)).astype(np.float32), "r": rng.standard_normal((2, 3, 16)).astype(np.float32)}
+    want = Interpreter(g).run(feeds)
+    for got, name in zip(_ort(m, feeds), want):
+        np.testing.assert_allclose(got, want[name], rtol=1e-4, atol=1e-5)

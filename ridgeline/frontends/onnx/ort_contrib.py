@@ -88,7 +88,7 @@ class ContribLowering:
         self.fallbacks: list[str] = []
         self.used = False
         self._shared: dict = {}
-        self._absorbed: set[int] = set()  # ids of Add nodes written inside a Skip*Normalization
+        self._absorbed: set[int] = set()  # ids of norms written with their Add as one Skip* node
 
     # -- the exporter's hooks ------------------------------------------------------------------
     def plan(self, nodes) -> dict[int, Node]:
@@ -96,7 +96,7 @@ class ContribLowering:
         plan: dict[int, Node] = {}
         for n in nodes:
             add = self._skip_add(n)
-            if add is not None:
+            if add is not None and id(add) not in plan:  # two norms of one sum: the first takes it
                 plan[id(add)] = n
                 self._absorbed.add(id(n))
         return plan
@@ -140,7 +140,7 @@ class ContribLowering:
         if rank != 3 or n.attr("axis") % rank != rank - 1 or n.attr("stash_type") not in (None, 1):
             return None
         add = x.producer
-        if add is None or add.op != "Add" or scale.producer is not None or scale.type.rank != 1:
+        if add is None or add.op != "Add" or scale.producer is not None or scale.type.rank != 1 or not _f32(scale):
             return None
         a, b = add.inputs
         if a.type != b.type or a.type != x.type:  # no broadcasting: Skip* wants equal shapes
