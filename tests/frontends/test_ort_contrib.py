@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from fused_op_cases import TABLES, rotary_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,28 +94,9 @@ def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, fou
 @settings(max_examples=20, deadline=None)
 @given(opset=OPSETS, b=st.integers(1, 3), s=st.integers(1, 4), h=st.integers(1, 3),
        d=st.sampled_from([4, 8, 12, 16]), partial=st.booleans(), interleaved=st.booleans(),
-       four_d=st.booleans(), tables=st.sampled_from(["positions", "per-batch", "shared"]), seed=st.integers(0, 99))
+       four_d=st.booleans(), tables=st.sampled_from(TABLES), seed=st.integers(0, 99))
 def test_rotary_as_contrib_rotary(opset, b, s, h, d, partial, interleaved, four_d, tables, seed):
-    rot = d // 2 if partial and d % 4 == 0 else d
-    rng = np.random.default_rng(seed)
-    g = Graph("rope")
-    shape = (b, h, s, d) if four_d else (b, s, h * d)
-    x = g.add_input("x", tensor("f32", *shape))
-    feeds = {"x": rng.standard_normal(shape).astype(np.float32)}
-    # position ids into (max, R/2) tables, or tables already gathered per position, per batch
-    # row or shared by the batch (B or 1 rows)
-    table = {"positions": (7, rot // 2), "per-batch": (b, s, rot // 2), "shared": (1, s, rot // 2)}[tables]
-    cos, sin = g.add_input("cos", tensor("f32", *table)), g.add_input("sin", tensor("f32", *table))
-    angles = rng.uniform(-3, 3, table)
-    feeds["cos"], feeds["sin"] = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
-    ins = [x, cos, sin]
-    if tables == "positions":
-        ins.append(g.add_input("pos", tensor("i64", b, s)))
-        feeds["pos"] = rng.integers(0, 7, (b, s))
-    attrs = {"interleaved": int(interleaved), "rotary_embedding_dim": rot if partial else 0}
-    if not four_d:
-        attrs["num_heads"] = h
-    g.outputs = [Builder(g).RotaryEmbedding(*ins, **attrs)]
+    g, feeds = rotary_case(b, s, h, d, partial, interleaved, four_d, tables, seed)
     _check(g, opset, feeds, "RotaryEmbedding", "RotaryEmbedding")
 
 
