@@ -76,8 +76,9 @@ def _check_attention_facts(e, opt):
     (not the query's) and mask no future; T5's are unscaled (``attention_scale``)."""
     attn = [n for n in opt if n.op == "Attention"]
     if "cross_attention" in e:
-        enc = e["inputs"][1]["dims"][1]  # encoder_hidden_states: (batch, enc, hidden)
-        cross = [n for n in attn if enc in str(n.inputs[1].type.shape[-2 if n.inputs[1].type.rank == 4 else 1])]
+        states = next(v for v in opt.inputs if v.name == e["inputs"][1]["name"])  # (batch, enc, hidden)
+        enc = states.type.shape[1]  # "enc", or its value when the dims are bound
+        cross = [n for n in attn if n.inputs[1].type.shape[-2 if n.inputs[1].type.rank == 4 else 1] == enc]
         assert len(cross) == e["cross_attention"], (e["file"], [str(n.inputs[1].type) for n in attn])
         assert not any(n.attr("is_causal") for n in cross), e["file"]
     if "attention_scale" in e:
