@@ -51,8 +51,10 @@ def _check(g: Graph, opset: int, feeds: dict, op: str, contrib: str, rtol: float
 @given(opset=OPSETS, b=st.integers(1, 3), s=st.integers(1, 5), past=st.integers(0, 3),
        hkv=st.integers(1, 3), group=st.sampled_from([1, 2, 4]), d=st.sampled_from([4, 8, 12, 24]),
        four_d=st.booleans(), mask=st.sampled_from(["none", "float", "bool", "inf", "keys"]),
-       scale=st.sampled_from([None, 1.0, 0.3]), present=st.booleans(), seed=st.integers(0, 99))
-def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, four_d, mask, scale, present, seed):
+       scale=st.sampled_from([None, 1.0, 0.3]), present=st.booleans(), causal=st.booleans(),
+       seed=st.integers(0, 99))
+def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, four_d, mask, scale, present, causal,
+                                           seed):
     hq, t = hkv * group, s + past
     rng = np.random.default_rng(seed)
     g = Graph("attn")
@@ -84,6 +86,8 @@ def test_attention_as_multi_head_attention(opset, b, s, past, hkv, group, d, fou
     while extra and extra[-1] is None:
         extra.pop()
     attrs = {} if four_d else {"q_num_heads": hq, "kv_num_heads": hkv}
+    if causal:  # key 0 stays visible to every query under the causal frontier too
+        attrs["is_causal"] = 1
     if scale is not None:
         attrs["scale"] = scale
     y = Builder(g).Attention(*ins, *extra, **attrs)
@@ -127,14 +131,14 @@ def test_rmsnorm_of_a_sum_as_skip_simplified_layer_norm(opset, b, s, h, eps, sum
 
 
 def test_cases_without_an_exact_contrib_op_stay_functions_with_a_note():
-    # a causal flag (MultiHeadAttention's unidirectional aligns differently with a cache) and f64
+    # a softcap: MultiHeadAttention has none
     g = Graph("fallback")
     q = g.add_input("q", tensor("f32", 1, 3, 8))
-    g.outputs = [Builder(g).Attention(q, q, q, q_num_heads=2, kv_num_heads=2, is_causal=1)[0]]
+    g.outputs = [Builder(g).Attention(q, q, q, q_num_heads=2, kv_num_heads=2, softcap=5.0)[0]]
     notes: list[str] = []
     m = to_onnx(g, opset=17, emit="ort-contrib", notes=notes)
     assert [n.domain for n in m.graph.node] == [STD_DOMAIN]
-    assert len(notes) == 1 and "is_causal" in notes[0]
+    assert len(notes) == 1 and "softcap" in notes[0]
     feeds = {"q": np.random.default_rng(0).standard_normal((1, 3, 8)).astype(np.float32)}
     np.testing.assert_allclose(_ort(m, feeds)[0], Interpreter(g).run(feeds)[g.outputs[0].name], rtol=1e-4, atol=1e-5)
 

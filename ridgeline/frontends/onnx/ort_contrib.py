@@ -5,7 +5,7 @@ export writes them as model-local functions, which onnxruntime inlines back into
 decomposition. For onnxruntime the exporter can instead write the contrib ops onnxruntime documents
 (``docs/ContribOperators.md``), only where they compute exactly the same thing:
 
-* ``Attention`` (3-D Q/K/V, no causal flag/softcap/windows) → ``MultiHeadAttention``: Q
+* ``Attention`` (no softcap/windows; a causal flag written into the bias) → ``MultiHeadAttention``: Q
   ``(B, S, Hq·D)``, K/V ``(B, L, H·D)``, past/present ``(B, H, P(+L), D)`` (BNSH), the mask as
   ``attention_bias`` ``(B|1, H|1, S, P+L)`` (-inf, and false in boolean masks, as the lowest float). With fewer KV heads than
   query heads (GQA/MQA) the present K/V are concatenated in standard ops and each KV head repeated
@@ -153,7 +153,7 @@ class ContribLowering:
         pk = n.inputs[4] if len(n.inputs) > 4 else None
         pv = n.inputs[5] if len(n.inputs) > 5 else None
         four = q.type.rank == 4
-        for attr, neutral, what in (("is_causal", 0, "is_causal"), ("softcap", 0.0, "softcap"),
+        for attr, neutral, what in (("softcap", 0.0, "softcap"),
                                     ("left_window_size", -1, "a window"), ("right_window_size", -1, "a window"),
                                     ("qk_matmul_output_mode", 0, "qk output")):
             if (n.attr(attr) or neutral) != neutral:
@@ -184,7 +184,12 @@ class ContribLowering:
             attrs["scale"] = float(scale)
         q3 = b("Reshape", b("Transpose", q.name, perm=[0, 2, 1, 3]), b.const([0, 0, -1])) if four else q.name
         total = D.add(pk.type.shape[2], skv) if pk is not None else skv
-        bias = self._bias(b, mask, (q3, sq), (k.name, 2 if four else 1), pk, total) if mask is not None else ""
+        if mask is not None and isinstance(mask.type.shape[-1], int) and isinstance(total, int) \
+                and mask.type.shape[-1] not in (1, total):  # the IR pads such a mask with "masked"
+            return "a mask shorter than the keys"
+        bias = ""
+        if mask is not None or n.attr("is_causal"):
+            bias = self._bias(b, mask, (q3, sq), (k.name, 2 if four else 1), pk, total, bool(n.attr("is_causal")))
         present = [o.name if _live(o) else "" for o in n.outputs[1:3]] + ["", ""]
         y = b.fresh() if four else n.outputs[0].name  # the (B, S, H·Dv) result
         if hq == hkv and not four:  # MultiHeadAttention's own KV cache (BNSH past and present)
@@ -221,30 +226,45 @@ class ContribLowering:
             b("Transpose", b("Reshape", y, b.const([0, 0, hq, dv])), perm=[0, 2, 1, 3], out=n.outputs[0].name)
         return b.nodes
 
-    def _bias(self, b: _Nodes, mask, q: tuple, k: tuple, pk, total) -> str:
-        """The mask as MultiHeadAttention's ``attention_bias``: float, 4-D, (B|1, H|1, S, T) exactly
-        (``q``: the 3-D query's name and its length S; ``k``: the key's name and its length axis)."""
+    def _bias(self, b: _Nodes, mask, q: tuple, k: tuple, pk, total, causal: bool) -> str:
+        """The mask (and the causal frontier) as MultiHeadAttention's ``attention_bias``: float, 4-D,
+        (B|1, H|1, S, T) exactly (``q``: the 3-D query's name and its length S; ``k``: the key's name
+        and its length axis)."""
         (qname, sq), (kname, kaxis) = q, k
-        key = ("bias", mask.name, str(sq), str(total))
+        key = ("bias", mask.name if mask is not None else None, str(sq), str(total), causal,
+               str(pk.type.shape[2]) if pk is not None else None)
         if key in self._shared:
             return self._shared[key]
         # -inf becomes the lowest float: a masked key still gets weight exp(lowest - max) = 0, and a
         # query that sees no key gets finite weights instead of NaN (whose NaN output would reach
         # the unmasked rows of the next layer through its K/V); the IR leaves such rows arbitrary
         lowest = b.const(float(np.finfo(np.float32).min), TensorProto.FLOAT, scalar=True)
-        if mask.type.dtype.name == "bool":  # ONNX Attention: a false entry adds -inf
-            m = b("Where", mask.name, b.const(0.0, TensorProto.FLOAT, scalar=True), lowest)
-        else:
-            m = b("Max", mask.name, lowest)
-        shape = mask.type.shape
-        if len(shape) < 4:  # right-aligned broadcasting: prepend ones
-            m = b("Unsqueeze", m, b.const(list(range(4 - len(shape)))))
-            shape = (1,) * (4 - len(shape)) + tuple(shape)
-        if shape[2] != sq or shape[3] != total:  # broadcast rows/columns written out
-            t = b.shape(kname, kaxis, kaxis + 1)
-            if pk is not None:
-                t = b("Add", b.shape(pk.name, 2, 3), t)
-            m = b("Expand", m, b("Concat", b.const([1, 1]), b.shape(qname, 1, 2), t, axis=0))
+        zero = b.const(0.0, TensorProto.FLOAT, scalar=True)
+        t = b.shape(kname, kaxis, kaxis + 1)
+        if pk is not None:
+            t = b("Add", b.shape(pk.name, 2, 3), t)
+        m = None
+        if mask is not None:
+            if mask.type.dtype.name == "bool":  # ONNX Attention: a false entry adds -inf
+                m = b("Where", mask.name, zero, lowest)
+            else:
+                m = b("Max", mask.name, lowest)
+            shape = mask.type.shape
+            if len(shape) < 4:  # right-aligned broadcasting: prepend ones
+                m = b("Unsqueeze", m, b.const(list(range(4 - len(shape)))))
+                shape = (1,) * (4 - len(shape)) + tuple(shape)
+            if shape[2] != sq or shape[3] != total:  # broadcast rows/columns written out
+                m = b("Expand", m, b("Concat", b.const([1, 1]), b.shape(qname, 1, 2), t, axis=0))
+        if causal:  # key j visible to query i when j <= i + past (bottom-right with a KV cache)
+            def scalar(x):
+                return b("Squeeze", x, b.const([0]))
+            first = scalar(b.shape(pk.name, 2, 3)) if pk is not None else b.const(0, scalar=True)
+            one = b.const(1, scalar=True)
+            rows = b("Range", first, b("Add", first, scalar(b.shape(qname, 1, 2))), one)
+            cols = b("Range", b.const(0, scalar=True), scalar(t), one)
+            seen = b("LessOrEqual", b("Unsqueeze", cols, b.const([0])), b("Unsqueeze", rows, b.const([1])))
+            seen = b("Unsqueeze", seen, b.const([0, 1]))
+            m = b("Where", seen, m if m is not None else zero, lowest)
         self._shared[key] = m
         return m
 
