@@ -5,10 +5,10 @@ export writes them as model-local functions, which onnxruntime inlines back into
 decomposition. For onnxruntime the exporter can instead write the contrib ops onnxruntime documents
 (``docs/ContribOperators.md``), only where they compute exactly the same thing:
 
-* ``Attention`` (no softcap/windows; a causal flag written into the bias) → ``MultiHeadAttention``: Q
-  ``(B, S, Hq·D)``, K/V ``(B, L, H·D)``, past/present ``(B, H, P(+L), D)`` (BNSH), the mask as
-  ``attention_bias`` ``(B|1, H|1, S, P+L)`` (-inf, and false in boolean masks, as the lowest float). With fewer KV heads than
-  query heads (GQA/MQA) the present K/V are concatenated in standard ops and each KV head repeated
+* ``Attention`` (no softcap/windows) → ``MultiHeadAttention``: Q ``(B, S, Hq·D)``, K/V
+  ``(B, L, H·D)``, past/present ``(B, H, P(+L), D)`` (BNSH), the mask and a causal flag as
+  ``attention_bias`` ``(B|1, H|1, S, P+L)`` (-inf, and false in boolean masks, as the lowest
+  float; 4-D Q/K/V transposed to that layout and back). With fewer KV heads than query heads (GQA/MQA) the present K/V are concatenated in standard ops and each KV head repeated
   for its query group, then passed as 4-D BNSH key/value (MultiHeadAttention's cross-attention
   form). ``GroupQueryAttention`` is not used: it is causal by construction and masks through
   ``seqlens_k`` (right padding), which is not an arbitrary additive mask.
