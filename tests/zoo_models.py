@@ -31,12 +31,13 @@ def zoo_entries(**match) -> list[dict]:
     return [e for e in _manifest()["models"] if all(e[k] == v for k, v in match.items())]
 
 
-def zoo_dims(e: dict, batch: int = 2, seq: int = 5, past: int = 3) -> dict[str, int]:
-    """Dims for a run; batch 1 for the files onnxruntime rejects at batch >= 2 as exported."""
+def zoo_dims(e: dict, batch: int = 2, seq: int = 5, past: int = 3, enc: int = 7) -> dict[str, int]:
+    """Dims for a run (``enc``: the encoder length an encoder-decoder's cross-attention reads);
+    batch 1 for the files onnxruntime rejects at batch >= 2 as exported."""
     if e.get("ort_batch1_only"):
         batch = 1
     names = {d for p in e["inputs"] for d in p["dims"] if isinstance(d, str) and " " not in d}
-    return {k: v for k, v in {"batch": batch, "seq": seq, "past": past}.items() if k in names}
+    return {k: v for k, v in {"batch": batch, "seq": seq, "past": past, "enc": enc}.items() if k in names}
 
 
 def zoo_feeds(e: dict, dims: Mapping[str, int], *, seed: int = 0) -> dict[str, np.ndarray]:

@@ -47,7 +47,9 @@ ORT_BATCH1_ONLY: set[str] = set()
 
 
 def _configs():
-    """name -> (kind, config factory, expected fusions per layer). kind: decoder | encoder | vision."""
+    """name -> (kind, config factory, expected fusions per layer). kind: decoder | encoder | vision |
+    speech (an audio encoder on log-mel frames) | seq2seq (the decoder of an encoder-decoder: causal
+    self-attention plus cross-attention over the encoder's states, whose length ``enc`` differs)."""
     import transformers as tf
     common = {"num_hidden_layers": LAYERS, "max_position_embeddings": 64, "initializer_range": 0.02}
     dec = {"bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0, **common}
@@ -102,7 +104,41 @@ def _configs():
         "vit": ("vision", lambda: tf.ViTConfig(image_size=32, patch_size=8, hidden_size=48, num_attention_heads=4,
                                                intermediate_size=48, num_hidden_layers=LAYERS),
                 {"Attention": 1, "LayerNormalization": 2, "Gelu": 1}),
+        # T5 encoder: no attention scale, relative position bias added to the mask, RMS norms
+        # (T5LayerNorm), ReLU FFN; head dim 20
+        "t5": ("encoder", lambda: _t5(), {"Attention": 1, "RMSNormalization": 2}),
+        # T5 decoder: causal self-attention with the bias, then cross-attention (no causal mask,
+        # no position bias, key length enc != seq)
+        "t5_decoder": ("seq2seq", lambda: _t5(), {"Attention": 2, "RMSNormalization": 3}),
+        # Whisper encoder: 2 conv layers over 8 mel bins, sinusoidal positions, no key bias; head dim 12
+        "whisper": ("speech", lambda: _whisper(), {"Attention": 1, "LayerNormalization": 2, "Gelu": 1}),
+        # Whisper decoder: causal self-attention (no padding mask) and cross-attention
+        "whisper_decoder": ("seq2seq", lambda: _whisper(), {"Attention": 2, "LayerNormalization": 3, "Gelu": 1}),
     }
+
+
+def _t5():
+    import transformers as tf
+    return tf.T5Config(vocab_size=57, d_model=40, d_kv=20, d_ff=48, num_layers=LAYERS, num_decoder_layers=LAYERS,
+                       num_heads=2, relative_attention_num_buckets=8, relative_attention_max_distance=16,
+                       decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+
+
+def _whisper():
+    import transformers as tf
+    return tf.WhisperConfig(vocab_size=61, num_mel_bins=8, encoder_layers=LAYERS, decoder_layers=LAYERS,
+                            encoder_attention_heads=2, decoder_attention_heads=2, d_model=24, encoder_ffn_dim=32,
+                            decoder_ffn_dim=32, max_source_positions=WHISPER_FRAMES // 2, max_target_positions=32,
+                            pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0)
+
+
+#: encoder-decoder parts: name -> (model class, which half)
+_PARTS = {"t5": ("T5ForConditionalGeneration", "encoder"), "t5_decoder": ("T5ForConditionalGeneration", "decoder"),
+          "whisper": ("WhisperForConditionalGeneration", "encoder"),
+          "whisper_decoder": ("WhisperForConditionalGeneration", "decoder")}
+#: Whisper's encoder takes exactly 2 x max_source_positions mel frames
+WHISPER_FRAMES = 24
+EX_ENC = 6
 
 
 def build(name: str):
@@ -111,7 +147,9 @@ def build(name: str):
     kind, factory, _ = _configs()[name]
     torch.manual_seed(SEED)
     cfg = factory()
-    if kind == "decoder":
+    if name in _PARTS:
+        model = getattr(tf, _PARTS[name][0])(cfg)
+    elif kind == "decoder":
         model = tf.AutoModelForCausalLM.from_config(cfg)
     else:
         model = tf.AutoModel.from_config(cfg, add_pooling_layer=False) if name in ("bert", "roberta", "vit") \
@@ -121,6 +159,8 @@ def build(name: str):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(INIT_STD * torch.randn(p.shape, generator=g))
+    if name in _PARTS:  # the half, after perturbing the whole model (shared embeddings alike)
+        model = model.get_encoder() if _PARTS[name][1] == "encoder" else model.get_decoder()
     return model
 
 
@@ -135,6 +175,25 @@ def signature(name: str, model, decode: bool) -> em.Signature:
                             [em.Port("last_hidden_state", "f32", ["batch", (s // cfg.patch_size) ** 2 + 1,
                                                                   cfg.hidden_size], "output")],
                             (torch.randn(EX_BATCH, c, s, s, generator=g),))
+    if kind == "speech":
+        c, hidden = cfg.num_mel_bins, cfg.d_model
+        return em.Signature([em.Port("input_features", "f32", ["batch", c, WHISPER_FRAMES], "pixels")],
+                            [em.Port("last_hidden_state", "f32", ["batch", WHISPER_FRAMES // 2, hidden], "output")],
+                            (torch.randn(EX_BATCH, c, WHISPER_FRAMES, generator=g),))
+    if kind == "seq2seq":
+        hidden = cfg.d_model
+        ins = [em.Port("input_ids", "i64", ["batch", "seq"], "tokens"),
+               em.Port("encoder_hidden_states", "f32", ["batch", "enc", hidden], "states")]
+        ex = [torch.randint(2, cfg.vocab_size, (EX_BATCH, EX_SEQ), generator=g),
+              torch.randn(EX_BATCH, EX_ENC, hidden, generator=g)]
+        if name.startswith("t5"):  # Whisper's decoder takes no encoder mask
+            ins.append(em.Port("encoder_attention_mask", "i64", ["batch", "enc"], "mask"))
+            ex.append(torch.ones(EX_BATCH, EX_ENC, dtype=torch.int64))
+        outs = [em.Port("last_hidden_state", "f32", ["batch", "seq", hidden], "output")]
+        if decode:  # the self-attention cache; cross-attention K/V come from the encoder states
+            _past_ports(ins, outs, ex, cfg.num_attention_heads, hidden // cfg.num_attention_heads
+                        if not name.startswith("t5") else cfg.d_kv, g)
+        return em.Signature(ins, outs, tuple(ex))
     total = "past + seq" if decode else "seq"
     past = EX_PAST if decode else 0
     vocab = cfg.vocab_size
@@ -150,12 +209,18 @@ def signature(name: str, model, decode: bool) -> em.Signature:
     if decode:
         kvh = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        for i in range(LAYERS):
-            for kind_ in ("key", "value"):
-                ins.append(em.Port(f"past_{kind_}_{i}", "f32", ["batch", kvh, "past", hd], "past"))
-                outs.append(em.Port(f"present_{kind_}_{i}", "f32", ["batch", kvh, "past + seq", hd], "present"))
-                ex.append(torch.randn(EX_BATCH, kvh, past, hd, generator=g))
+        _past_ports(ins, outs, ex, kvh, hd, g)
     return em.Signature(ins, outs, tuple(ex))
+
+
+def _past_ports(ins: list, outs: list, ex: list, kvh: int, hd: int, g) -> None:
+    """Each layer's past key/value inputs and present outputs, with example tensors."""
+    import torch
+    for i in range(LAYERS):
+        for kind_ in ("key", "value"):
+            ins.append(em.Port(f"past_{kind_}_{i}", "f32", ["batch", kvh, "past", hd], "past"))
+            outs.append(em.Port(f"present_{kind_}_{i}", "f32", ["batch", kvh, "past + seq", hd], "present"))
+            ex.append(torch.randn(EX_BATCH, kvh, EX_PAST, hd, generator=g))
 
 
 def make_step(model, kind: str, decode: bool):
@@ -170,6 +235,12 @@ def make_step(model, kind: str, decode: bool):
         def forward(self, *args):
             if kind == "vision":
                 return self.model(pixel_values=args[0]).last_hidden_state
+            if kind == "speech":
+                return self.model(input_features=args[0]).last_hidden_state
+            if kind == "seq2seq":
+                ids, states, *rest = args
+                kw = {"encoder_attention_mask": rest[0]} if len(rest) % 2 else {}
+                return _seq2seq_step(self.model, ids, states, kw, rest[len(rest) % 2:], decode)
             input_ids, attention_mask, *past = args
             if kind == "encoder":
                 return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -177,6 +248,21 @@ def make_step(model, kind: str, decode: bool):
             return em.cached_step(self.model, kw, past, decode, LAYERS)
 
     return _Step().eval()
+
+
+def _seq2seq_step(model, ids, states, kw: dict, past, decode: bool):
+    """A decoder step over encoder states: the hidden states, and (decode) the self-attention
+    cache grown from ``past`` (the cross-attention cache starts empty: K/V from ``states``)."""
+    if not decode:
+        return model(input_ids=ids, encoder_hidden_states=states, use_cache=False, **kw).last_hidden_state
+    from transformers import DynamicCache, EncoderDecoderCache
+    pairs = [(past[2 * i], past[2 * i + 1]) for i in range(LAYERS)]
+    cache = EncoderDecoderCache(DynamicCache(ddp_cache_data=pairs, config=model.config), DynamicCache())
+    out = model(input_ids=ids, encoder_hidden_states=states, past_key_values=cache, use_cache=True, **kw)
+    present = []
+    for layer in out.past_key_values.self_attention_cache.layers[:LAYERS]:
+        present += [layer.keys, layer.values]
+    return (out.last_hidden_state, *present)
 
 
 def export(name: str, exporter: str, opset: int, phase: str, path: Path) -> None:
@@ -200,8 +286,9 @@ def export(name: str, exporter: str, opset: int, phase: str, path: Path) -> None
             m = onnx.load_from_string(buf.getvalue())
             data = em._normalize_dynamo(m, sig)
         else:
-            shapes = [{i: d for i, d in enumerate(p.dims) if d in ("batch", "seq", "past")} for p in sig.inputs]
-            if kind != "vision":
+            shapes = [{i: d for i, d in enumerate(p.dims) if d in ("batch", "seq", "past", "enc")}
+                      for p in sig.inputs]
+            if kind in ("decoder", "encoder"):
                 shapes[1] = {0: "batch", 1: torch.export.Dim.DYNAMIC}
             dyn = (tuple(shapes),)  # forward(*args): torch.export sees one varargs entry
             prog = torch.onnx.export(step, sig.examples, dynamo=True, opset_version=opset, input_names=names_in,
@@ -261,11 +348,24 @@ def describe(path: Path, name: str, exporter: str, opset: int, phase: str) -> di
         "outputs": [port(vi, p) for vi, p in zip(m.graph.output, sig.outputs)],
         "masks": [p.name for p in sig.inputs if p.role == "mask"],
         "expect": {op: k * LAYERS for op, k in per_layer.items()},
+        **_attention_facts(name, kind),
         "ort_batch1_only": path.name in ORT_BATCH1_ONLY,
         "ops": dict(sorted(ops.items())),
         "bytes": path.stat().st_size,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
     }
+
+
+def _attention_facts(name: str, kind: str) -> dict:
+    """What the fused Attention nodes of an encoder-decoder part must look like: ``cross_attention``
+    per file (K/V of the encoder's length ``enc``, no causal mask), and T5's ``attention_scale`` 1
+    (T5 folds the scale into its weights; its relative position bias arrives as the additive mask)."""
+    facts = {}
+    if kind == "seq2seq":
+        facts["cross_attention"] = LAYERS
+    if name.startswith("t5"):
+        facts["attention_scale"] = 1.0
+    return facts
 
 
 def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
@@ -276,7 +376,7 @@ def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
     failed = {f["file"]: f for f in manifest.get("failed", [])}
     for name, (kind, _, _) in _configs().items():
         for exporter, opset in VARIANTS:
-            for phase in ("prefill", "decode") if kind == "decoder" else ("prefill",):
+            for phase in ("prefill", "decode") if kind in ("decoder", "seq2seq") else ("prefill",):
                 path = out / f"{name}-{exporter}{opset}-{phase}.onnx"
                 if (only and only not in path.name) or (resume and path.name in keep and path.is_file()):
                     continue
@@ -286,6 +386,8 @@ def export_all(out: Path, only: str | None, resume: bool = False) -> dict:
                     keep[path.name] = describe(path, name, exporter, opset, phase)
                     failed.pop(path.name, None)
                 except Exception as exc:  # noqa: BLE001 - an exporter limitation is a zoo fact, recorded
+                    while exc.__cause__ is not None:  # the exporter's own error, not its wrapper
+                        exc = exc.__cause__
                     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
                     log.warning("  failed: %s", reason)
                     path.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from fused_op_cases import rotary_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -73,24 +74,7 @@ def test_attention_below_23(opset, b, s, past, hkv, group, d, masked, causal, se
        d=st.sampled_from([4, 8, 12, 16]), partial=st.booleans(), interleaved=st.booleans(),
        four_d=st.booleans(), positions=st.booleans(), seed=st.integers(0, 99))
 def test_rotary_below_23(opset, b, s, h, d, partial, interleaved, four_d, positions, seed):
-    rot = d // 2 if partial and d % 4 == 0 else d
-    rng = np.random.default_rng(seed)
-    g = Graph("rope")
-    shape = (b, h, s, d) if four_d else (b, s, h * d)
-    x = g.add_input("x", tensor("f32", *shape))
-    feeds = {"x": rng.standard_normal(shape, np.float32)}
-    table = (7, rot // 2) if positions else (b, s, rot // 2)
-    cos, sin = g.add_input("cos", tensor("f32", *table)), g.add_input("sin", tensor("f32", *table))
-    angles = rng.uniform(-3, 3, table)
-    feeds["cos"], feeds["sin"] = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
-    ins = [x, cos, sin]
-    if positions:
-        ins.append(g.add_input("pos", tensor("i64", b, s)))
-        feeds["pos"] = rng.integers(0, 7, (b, s))
-    attrs = {"interleaved": int(interleaved), "rotary_embedding_dim": rot if partial else 0}
-    if not four_d:
-        attrs["num_heads"] = h
-    g.outputs = [Builder(g).RotaryEmbedding(*ins, **attrs)]
+    g, feeds = rotary_case(b, s, h, d, partial, interleaved, four_d, "positions" if positions else "per-batch", seed)
     _check(g, opset, feeds, "RotaryEmbedding")
 
 

@@ -1,6 +1,9 @@
 """``-p default`` on the model zoo: default-setting transformers exports (SDPA attention, no
 position_ids, dynamic axes) of a dozen architectures, both exporters, prefill and decode.
 
+Every file below opset 23 also saved with ``emit="ort-contrib"``: every Attention and RoPE a
+com.microsoft contrib op, onnxruntime agreeing at batch 1 and 3 (and a KV cache for decode steps).
+
 Every file (through `-p default`; with verify-each on one file per architecture and on the bound runs),
 with its symbolic dims left unbound (the model users deploy): one Attention per layer
 and the norms/rotary/GELU the manifest expects, outputs equal to onnxruntime on the original file
@@ -18,7 +21,8 @@ from zoo_models import ZOO, assert_zoo_close, zoo_dims, zoo_entries, zoo_feeds
 from ridgeline.api import reference_evaluator
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import load_onnx, to_onnx
-from ridgeline.frontends.onnx.lowering import standard_op
+from ridgeline.frontends.onnx.lowering import STD_DOMAIN, standard_op
+from ridgeline.frontends.onnx.ort_contrib import CONTRIB_DOMAIN
 from ridgeline.passes import run_pipeline
 
 ALL = zoo_entries()
@@ -55,6 +59,7 @@ def _optimize_and_check(e, g, dims, verify_each: bool = True):
     for op, n in e["expect"].items():
         assert hist.get(op, 0) >= n, (e["file"], op, hist)
     assert len(opt) < len(g)
+    _check_attention_facts(e, opt)
     feeds = zoo_feeds(e, dims, seed=1)
     ref = ort_run(ZOO / e["file"], feeds)
     assert_zoo_close(e, Interpreter(opt).run(feeds), ref, feeds, dims, rtol=1e-5, what="numpy after -p default")
@@ -66,10 +71,47 @@ def _optimize_and_check(e, g, dims, verify_each: bool = True):
     return opt, data
 
 
+def _check_attention_facts(e, opt):
+    """Encoder-decoder parts: ``cross_attention`` Attention nodes read K/V of the encoder's length
+    (not the query's) and mask no future; T5's are unscaled (``attention_scale``)."""
+    attn = [n for n in opt if n.op == "Attention"]
+    if "cross_attention" in e:
+        states = next(v for v in opt.inputs if v.name == e["inputs"][1]["name"])  # (batch, enc, hidden)
+        enc = states.type.shape[1]  # "enc", or its value when the dims are bound
+        cross = [n for n in attn if n.inputs[1].type.shape[-2 if n.inputs[1].type.rank == 4 else 1] == enc]
+        assert len(cross) == e["cross_attention"], (e["file"], [str(n.inputs[1].type) for n in attn])
+        assert not any(n.attr("is_causal") for n in cross), e["file"]
+    if "attention_scale" in e:
+        assert all(n.attr("scale") is not None and abs(n.attr("scale") - e["attention_scale"]) < 1e-6 for n in attn), \
+            (e["file"], [n.attr("scale") for n in attn])
+
+
+def _check_ort_contrib(e, g, opt, runs=None):
+    """--emit ort-contrib: every Attention/RotaryEmbedding a com.microsoft contrib op (none left a
+    function), and onnxruntime agrees with the original at batch 1 and 3 (a KV cache for decode),
+    or at the given ``runs`` (dims) for a bound graph."""
+    notes: list[str] = []
+    model = to_onnx(opt, emit="ort-contrib", notes=notes)
+    std = [standard_op(n) for n in model.graph.node if n.domain == STD_DOMAIN]
+    assert not notes and "Attention" not in std and "RotaryEmbedding" not in std, (e["file"], notes, std)
+    contrib = [n.op_type for n in model.graph.node if n.domain == CONTRIB_DOMAIN]
+    assert contrib.count("MultiHeadAttention") == e["expect"]["Attention"], (e["file"], contrib)
+    data = model.SerializeToString()
+    for dims in runs or [zoo_dims({**e, "ort_batch1_only": False}, batch=b, seq=4, past=2) for b in (1, 3)]:
+        batch = dims.get("batch", 1)
+        feeds = zoo_feeds(e, dims, seed=batch)
+        # the original in onnxruntime; the numpy reference of it where onnxruntime rejects the
+        # original at batch >= 2 (torch's opset-23 RoPE, ort_batch1_only)
+        ref = Interpreter(g).run(feeds) if e.get("ort_batch1_only") and batch > 1 else ort_run(ZOO / e["file"], feeds)
+        assert_zoo_close(e, ort_run(data, feeds), ref, feeds, dims, rtol=1e-4, what=f"ort-contrib at batch {batch}")
+
+
 @pytest.mark.parametrize("e", ALL, ids=_ids(ALL))
 def test_default_with_dims_unbound(e):
     g = load_onnx(ZOO / e["file"])
     opt, data = _optimize_and_check(e, g, zoo_dims(e), verify_each=(e["exporter"], e["phase"]) == ("legacy", "prefill"))
+    if e["opset"] < 23:
+        _check_ort_contrib(e, g, opt)
     named = {s for s in g.symbols() if not s.startswith("_")}  # "_u…" stand for dims nobody knows
     assert {s for s in opt.symbols() if not s.startswith("_")} == named
     if e.get("ort_batch1_only"):
@@ -84,7 +126,9 @@ def test_default_with_dims_unbound(e):
 def test_default_with_dims_bound(e):
     dims = zoo_dims(e)
     g = load_onnx(ZOO / e["file"])
-    _optimize_and_check(e, g.bind({k: v for k, v in dims.items() if k in g.symbols()}), dims)
+    opt, _ = _optimize_and_check(e, g.bind({k: v for k, v in dims.items() if k in g.symbols()}), dims)
+    if e["opset"] < 23:  # the contrib ops also where fold-constants made shapes and tables constant
+        _check_ort_contrib(e, g, opt, runs=[dims])
 
 
 def test_cli_opt_without_dims_leaves_one_attention_per_layer(run_cli, tmp_path):

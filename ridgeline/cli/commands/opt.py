@@ -43,6 +43,11 @@ def register(sub) -> None:
     p.add_argument("--matmul-nbits", action="store_true",
                    help="write int4/int8 GEMMs quantized in groups of 16, 32, 64... as onnxruntime's "
                         "com.microsoft.MatMulNBits (packed, 0.5 byte per int4 weight)")
+    p.add_argument("--emit", choices=("std", "ort-contrib"), default="std",
+                   help="how fused ops newer than the opset are written: 'std' as model-local functions of "
+                        "standard ops (any runtime); 'ort-contrib' as onnxruntime's com.microsoft contrib ops "
+                        "(MultiHeadAttention, RotaryEmbedding, Gelu/FastGelu, SkipSimplifiedLayerNormalization) "
+                        "where they compute exactly the same, functions elsewhere (--explain lists those)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +69,8 @@ def _check_output(args: argparse.Namespace) -> str | None:
             raise UsageError("--opset applies to an .onnx output only")
         if not 17 <= args.opset <= newest:
             raise UsageError(f"--opset {args.opset}: ridgeline writes opsets 17..{newest}")
+    if getattr(args, "emit", "std") != "std" and suffix != ".onnx":
+        raise UsageError("--emit applies to an .onnx output only")
     check_output_path(out, "-o")  # before the passes run, not after
     return suffix
 
@@ -72,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ...api import reference_evaluator
     from ...passes import run_pipeline
     suffix = _check_output(args)
+    export_notes: list[str] = []  # fused nodes --emit ort-contrib kept as functions, and why
     g = load_model(args)
     report = run_pipeline(g, args.pipeline, verify_each=args.verify_each,
                           print_ir_after_all=args.print_ir_after_all, print_ir_before_all=args.print_ir_before_all,
@@ -84,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{len(kept)} GEMMs kept as DequantizeLinear+MatMul, e.g. {kept[0]}\n")
     elif suffix == ".onnx":
         from ...frontends.onnx import save_onnx
-        save_onnx(g, args.output, opset=args.opset)
+        save_onnx(g, args.output, opset=args.opset, emit=args.emit, notes=export_notes)
     elif suffix == ".rir":
         from ...frontends.rir import save_rir
         save_rir(g, args.output)
@@ -100,11 +108,16 @@ def run(args: argparse.Namespace) -> int:
             for r in report.records:
                 for note in r.notes:
                     console().print(f"[dim]{r.pass_text}:[/dim] {note}", markup=True, highlight=False)
+            for note in export_notes:
+                console().print(f"[dim]--emit {args.emit}:[/dim] {note}", markup=True, highlight=False)
         if not suffix and not args.timing and not args.explain:
             sys.stdout.write(print_graph(g, constants="elide"))
         sys.stdout.flush()
         where = f"; wrote {args.output}" if suffix else ""
+        if export_notes:
+            where += f" ({len(export_notes)} fused node(s) kept as functions: see --explain)"
         sys.stderr.write(f"{args.model}: {report.nodes_before} -> {report.nodes_after} nodes "
                          f"in {fmt_time(report.seconds)} ({len(report.records)} passes){where}\n")
-    emit(args, {"model": args.model, **report.as_dict(), "output": args.output}, render)
+    emit(args, {"model": args.model, **report.as_dict(), "output": args.output,
+                **({"kept_as_functions": export_notes} if args.emit != "std" else {})}, render)
     return 0

@@ -3,6 +3,8 @@
 Ops in the default domain are written as themselves at an opset high enough for every spec's
 ``since``; ``Cast``'s dtype names go back to ONNX codes; a ``Fused`` node becomes a call of a
 model-local ONNX function whose body is its ``body``. Weightless constants cannot be saved.
+With ``emit="ort-contrib"`` fused ops newer than the opset become onnxruntime's ``com.microsoft``
+contrib ops where those are exact (see ort_contrib.py), functions elsewhere.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from ...ir.safe_files import write_atomic
 from .attributes import to_proto
 from .lowering import LOWERABLE, STD_DOMAIN, FunctionLowering
 from .opsets import required_opset
+from .ort_contrib import CONTRIB_DOMAIN, EMIT_CHOICES, ContribLowering
 
-__all__ = ["RIDGELINE_DOMAIN", "save_onnx", "to_onnx"]
+__all__ = ["EMIT_CHOICES", "RIDGELINE_DOMAIN", "save_onnx", "to_onnx"]
 
 RIDGELINE_DOMAIN = "ridgeline"
 #: never export below this opset: LayerNormalization needs 17, and ORT supports 17+ well
@@ -53,12 +56,17 @@ def _attrs(node: Node) -> list[onnx.AttributeProto]:
 
 
 class _Exporter:
-    def __init__(self, graph: Graph, opset: int | None):
+    def __init__(self, graph: Graph, opset: int | None, emit: str = "std"):
+        if emit not in EMIT_CHOICES:
+            raise ModelError(f"unknown emit {emit!r}: choose one of {', '.join(EMIT_CHOICES)}")
         self.graph = graph
         self.functions: list[onnx.FunctionProto] = []
         self.opset = opset or self._pick_opset(graph)
-        # fused ops newer than the file's opset become model-local functions (see lowering.py)
+        # fused ops newer than the file's opset become model-local functions (see lowering.py),
+        # or onnxruntime contrib ops where exact (ort_contrib.py)
         self.lowering = FunctionLowering(self.opset)
+        self.contrib = ContribLowering() if emit == "ort-contrib" else None
+        self._skip: dict[int, Node] = {}
 
     @staticmethod
     def _pick_opset(graph: Graph) -> int:
@@ -98,6 +106,8 @@ class _Exporter:
         for bn in body:
             nodes.extend(self.full_nodes(bn, shared))
         imports = [helper.make_opsetid("", self.opset)]
+        if any(p.domain == CONTRIB_DOMAIN for p in nodes):
+            imports.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
         if any(p.domain == STD_DOMAIN for p in nodes):  # a body op newer than the opset, as a function
             imports.append(helper.make_opsetid(STD_DOMAIN, 1))
         f = helper.make_function(RIDGELINE_DOMAIN, fname, [v.name for v in body.inputs],
@@ -118,6 +128,17 @@ class _Exporter:
     def full_nodes(self, n: Node, shared: dict | None = None) -> list[onnx.NodeProto]:
         """``n`` as ONNX, after the nodes that adapt its inputs to what onnxruntime demands
         (``shared`` reuses such adapted inputs across the nodes of one graph)."""
+        if self.contrib is not None:
+            if self.contrib.absorbed(n):  # written with the Add it reads, as one Skip* norm
+                return []
+            if id(n) in self._skip:
+                return self.contrib.skip_norm(n, self._skip[id(n)])
+            if self._lowered(n):
+                proto = self.node_proto(n)
+                proto.attribute.extend(_attrs(n))
+                out = self.contrib.lower(n, proto)
+                if out is not None:
+                    return out
         proto = self.full_node(n)
         return _rotary_batch(n, proto, {} if shared is None else shared) + [proto]
 
@@ -130,6 +151,8 @@ class _Exporter:
                                  f"save it as .rir instead)")
             inits.append(numpy_helper.from_array(np.asarray(c.data), c.name))
         shared: dict = {}
+        if self.contrib is not None:
+            self._skip = self.contrib.plan(n for n in g if self._lowered(n))
         nodes = [p for n in g for p in self.full_nodes(n, shared)]
         value_info = [_value_info(v) for n in g for v in n.outputs if v not in g.outputs]
         gp = helper.make_graph(nodes, g.name, [_value_info(v) for v in g.inputs],
@@ -139,6 +162,8 @@ class _Exporter:
             opsets.append(helper.make_opsetid(RIDGELINE_DOMAIN, 1))
         if self.lowering.functions:
             opsets.append(helper.make_opsetid(STD_DOMAIN, 1))
+        if self.contrib is not None and self.contrib.used:
+            opsets.append(helper.make_opsetid(CONTRIB_DOMAIN, 1))
         m = helper.make_model(gp, opset_imports=opsets, producer_name="ridgeline",
                               functions=self.functions + self.lowering.functions)
         # the lowest IR version this opset allows, so older runtimes accept the file
@@ -182,9 +207,15 @@ def _all_nodes(graph: Graph):
             yield from _all_nodes(n.body)
 
 
-def to_onnx(graph: Graph, *, opset: int | None = None) -> onnx.ModelProto:
-    """The ``ModelProto`` of a graph (checked with ``onnx.checker``)."""
-    m = _Exporter(graph, opset).model()
+def to_onnx(graph: Graph, *, opset: int | None = None, emit: str = "std",
+            notes: list[str] | None = None) -> onnx.ModelProto:
+    """The ``ModelProto`` of a graph (checked with ``onnx.checker``). ``emit="ort-contrib"`` writes
+    fused ops newer than the opset as onnxruntime contrib ops where exact; ``notes`` (when given)
+    receives one line per node that stayed a function instead."""
+    ex = _Exporter(graph, opset, emit)
+    m = ex.model()
+    if ex.contrib is not None and notes is not None:
+        notes.extend(ex.contrib.fallbacks)
     try:
         onnx.checker.check_model(m)
     except onnx.checker.ValidationError as e:
@@ -192,9 +223,11 @@ def to_onnx(graph: Graph, *, opset: int | None = None) -> onnx.ModelProto:
     return m
 
 
-def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int | None = None) -> onnx.ModelProto:
-    """Write ``graph`` as ONNX to ``path`` (when given) and return the ``ModelProto``."""
-    m = to_onnx(graph, opset=opset)
+def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int | None = None,
+              emit: str = "std", notes: list[str] | None = None) -> onnx.ModelProto:
+    """Write ``graph`` as ONNX to ``path`` (when given) and return the ``ModelProto`` (``emit`` and
+    ``notes`` as for :func:`to_onnx`)."""
+    m = to_onnx(graph, opset=opset, emit=emit, notes=notes)
     if path is not None:
         write_atomic(path, m.SerializeToString())  # never through a planted symlink, never half-written
     return m

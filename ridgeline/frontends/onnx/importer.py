@@ -36,6 +36,7 @@ from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
 from .legacy import ImportedNode, upgrade
 from .lowering import LOWERABLE, STD_DOMAIN, standard_op
 from .matmul_nbits import expand_matmul_nbits
+from .ort_contrib import ContribImportError, is_contrib, to_standard
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
 
@@ -159,7 +160,7 @@ def _check_ops(proto: onnx.ModelProto, label: str) -> None:
         if default and n.op_type == "Constant":
             continue
         key = (n.op_type if default else f"{n.domain}.{n.op_type}") or "''"
-        if n.domain in (RIDGELINE_DOMAIN, STD_DOMAIN) and n.op_type in fused:
+        if n.domain in (RIDGELINE_DOMAIN, STD_DOMAIN) and n.op_type in fused or is_contrib(n):
             continue
         if (n.domain, n.op_type) in local or (default and ("", n.op_type) in local):
             notes[key] = "a model-local function (inline it first: onnx.inliner.inline_local_functions)"
@@ -371,6 +372,14 @@ def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: d
         return
     if n.domain == STD_DOMAIN:  # a standard op the exporter wrote as a function (below its opset)
         n = _standard_call(n, where)
+    if is_contrib(n):  # an onnxruntime contrib op ridgeline writes: read as the standard ops it is
+        try:
+            parts = to_standard(n, lambda name: values[name].type.rank)
+        except ContribImportError as e:
+            raise ModelError(f"{where}: {e}") from None
+        for part in parts:
+            _import_node(g, part, values, vinfo, opset, where, functions, base)
+        return
     attrs = {a.name: from_proto(a, where, base) for a in n.attribute}
     if len(set(a.name for a in n.attribute)) != len(n.attribute):
         raise ModelError(f"{where}: an attribute is given twice")

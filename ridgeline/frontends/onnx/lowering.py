@@ -67,17 +67,24 @@ class _Body:
 
 
 def _rms(n: Node, b: _Body) -> tuple[list[str], list[str]]:
+    # x / sqrt(mean(x², axes) + eps) · scale, spelled Pow → ReduceMean → Add → Sqrt → Div → Mul (no
+    # Cast when x is already the stash type): the form onnxruntime's SimplifiedLayerNormFusion turns
+    # back into one kernel after inlining the function
     x, scale = n.inputs[0], n.inputs[1]
     rank = x.type.rank
     axes = list(range(n.attr("axis") % rank, rank))
     stash = n.attr("stash_type")
     stash = TensorProto.FLOAT if stash in (None, 1) else int(stash)
-    xs = b("Cast", "X", to=stash)
-    ms = b.reduce_mean(b("Mul", xs, xs), axes)
-    eps = b("Cast", b.const(float(n.attr("epsilon") if n.attr("epsilon") is not None else 1e-5),
-                            TensorProto.FLOAT), to=stash)
+    xs = "X" if x.type.dtype.onnx_code == stash else b("Cast", "X", to=stash)
+    two = b.const(2.0, TensorProto.FLOAT) if stash == TensorProto.FLOAT else b("Cast", b.const(2.0, TensorProto.FLOAT), to=stash)
+    ms = b.reduce_mean(b("Pow", xs, two), axes)
+    eps = b.const(float(n.attr("epsilon") if n.attr("epsilon") is not None else 1e-5), TensorProto.FLOAT)
+    if stash != TensorProto.FLOAT:
+        eps = b("Cast", eps, to=stash)
     y = b("Div", xs, b("Sqrt", b("Add", ms, eps)))
-    b.nodes.append(helper.make_node("Mul", [b("Cast", y, to=scale.type.dtype.onnx_code), "scale"], ["Y"]))
+    if scale.type.dtype.onnx_code != stash:
+        y = b("Cast", y, to=scale.type.dtype.onnx_code)
+    b.nodes.append(helper.make_node("Mul", [y, "scale"], ["Y"]))
     return ["X", "scale"], ["Y"]
 
 
