@@ -11,6 +11,7 @@ on CPU-only machines: treat it as untested.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -51,15 +52,29 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-#: below this working set (weights + inputs) a CPU run uses one intra-op thread by default: its
-#: kernels are microseconds long, and a parallel region's barrier costs milliseconds whenever the
-#: other cores are busy (measured on 2 shared vCPUs: a tiny GPT-2 took 0.97 ms on one thread and
-#: 110-190 ms on two). Larger graphs keep torch's own default; ``threads=`` always wins.
-SMALL_WORKING_SET = 8 * 2**20
+#: runs shorter than this are timed twice at each thread count when choosing (one timing of a
+#: millisecond run on a loaded machine is mostly noise)
+_SHORT_RUN = 0.02
+
+
+def _size_bucket(inputs) -> tuple:
+    """Inputs of the same ranks and dtypes within a factor of two in size share a thread choice
+    (a decode step whose cache grows by one token is not measured again)."""
+    arrays = inputs.values() if isinstance(inputs, Mapping) else inputs
+    arrays = [np.asarray(a) for a in arrays]
+    total = sum(a.size for a in arrays)
+    return tuple((a.ndim, a.dtype.str) for a in arrays) + (int(total).bit_length(),)
 
 
 class TorchExecutable:
-    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name."""
+    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name.
+
+    On CPU without ``threads=``, the first run of each size class times the graph at one
+    intra-op thread and at torch's default and keeps the faster (``thread_choice``): a parallel
+    region's barrier costs milliseconds when the other cores are busy, which makes small graphs
+    4-11x slower on all threads, while large prefills gain from them — a measurement decides,
+    not a size cutoff.
+    """
 
     def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
         self.graph = graph
@@ -67,22 +82,45 @@ class TorchExecutable:
         self.compiled = bool(compile)
         self.threads = threads
         self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
-        self._weights = sum(c.data.nbytes for c in graph.constants.values() if c.data is not None)
+        #: size class of the inputs -> the intra-op threads measured fastest, and the timings (s)
+        self.thread_choice: dict[tuple, tuple[int, dict[int, float]]] = {}
 
-    def _threads_for(self, inputs) -> int | None:
-        if self.threads is not None or self.device.type != "cpu":
-            return self.threads
-        arrays = inputs.values() if isinstance(inputs, Mapping) else inputs
-        size = self._weights + sum(getattr(a, "nbytes", 0) for a in arrays)
-        return 1 if size < SMALL_WORKING_SET else None
+    def _measure(self, inputs, profile: bool) -> dict[str, np.ndarray]:
+        """Run at torch's default threads (a warm-up whose outputs are returned), then time one
+        thread against the default, alternating; remember the faster for this size class."""
+        many = torch.get_num_threads()
+        out = self.interpreter.run(inputs, profile=profile)
+        if many <= 1:
+            self.thread_choice[_size_bucket(inputs)] = (1, {})
+            return out
+        best: dict[int, float] = {1: float("inf"), many: float("inf")}
+        rounds = 1
+        r = 0
+        while r < rounds:
+            for n in (1, many):
+                torch.set_num_threads(n)
+                t0 = time.perf_counter()
+                self.interpreter.run(inputs)
+                best[n] = min(best[n], time.perf_counter() - t0)
+            if max(best.values()) < _SHORT_RUN:
+                rounds = 2
+            r += 1
+        torch.set_num_threads(many)
+        self.thread_choice[_size_bucket(inputs)] = (1 if best[1] <= best[many] else many, best)
+        return out
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
         before = torch.get_num_threads()
-        threads = self._threads_for(inputs)
+        threads = self.threads
+        if threads is None and self.device.type == "cpu":
+            choice = self.thread_choice.get(_size_bucket(inputs))
+            threads = choice[0] if choice is not None else None
         if threads is not None and threads != before:
             torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
         try:
+            if threads is None and self.device.type == "cpu":
+                return self._measure(inputs, profile)
             return self.interpreter.run(inputs, profile=profile)
         except BackendError:
             raise
@@ -128,7 +166,8 @@ class TorchBackend:
                 **options: Any) -> TorchExecutable:
         """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
         ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
-        restored); by default one for small working sets (``SMALL_WORKING_SET``), else torch's own."""
+        restored); by default the faster of one and torch's default, measured on the first run of
+        each input size class (``TorchExecutable.thread_choice``)."""
         check_threads(threads)
         if options:
             raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
