@@ -78,3 +78,31 @@ def test_threads_option_is_scoped_to_the_run():
     assert torch.get_num_threads() == before
     with pytest.raises(BackendError, match="threads must be"):
         get_backend("torch").compile(case.graph, threads=0)
+
+
+def test_default_threads_are_measured_once_per_size_class(monkeypatch):
+    """Without ``threads=``, the first run times one thread against torch's default and keeps
+    the faster; later runs of that size class reuse the choice, a larger class measures again."""
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)   # a 2-core host, whatever this one is
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    case = CASES["matmul-2d"]
+    exe = get_backend("torch").compile(case.graph)
+    compare(case, exe)
+    assert len(exe.thread_choice) == 1
+    (threads, timings), = exe.thread_choice.values()
+    assert set(timings) == {1, 2} and threads == min(timings, key=timings.get)
+    assert 1 in seen and 2 in seen
+    n = len(seen)
+    exe.run(case.inputs)
+    assert len(exe.thread_choice) == 1 and len(seen) <= n + 2   # no new measurement
+    monkeypatch.undo()
+    assert torch.get_num_threads() == before
+
+
+def test_explicit_threads_are_not_measured():
+    case = CASES["matmul-2d"]
+    exe = get_backend("torch").compile(case.graph, threads=1)
+    compare(case, exe)
+    assert exe.thread_choice == {}
