@@ -318,7 +318,9 @@ def bench_generation(path: str, args) -> dict:
         fns.update({f"llvm{th}": (lambda e=e: e.run(feeds)) for th, e in llvm.items()})
         fns["torch"] = lambda: torch_exe.run(feeds)
         for f in fns.values():
-            f()   # warm: plans, sessions, the torch thread measurement
+            f()   # warm: plans, sessions
+        for _ in range(4):
+            fns["torch"]()   # the torch backend's thread measurement (its first five runs)
         times = interleaved(fns, max(args.repeats, 10), args.budget)
         out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
                               "runs": min(len(v) for v in times.values()), "load": load_avg(),

@@ -69,11 +69,13 @@ def _size_bucket(inputs) -> tuple:
 class TorchExecutable:
     """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name.
 
-    On CPU without ``threads=``, the first run of each size class times the graph at one
-    intra-op thread and at torch's default and keeps the faster (``thread_choice``): a parallel
-    region's barrier costs milliseconds when the other cores are busy, which makes small graphs
-    4-11x slower on all threads, while large prefills gain from them — a measurement decides,
-    not a size cutoff.
+    On CPU without ``threads=``, the first runs of each input size class measure: the first at
+    torch's default threads (a warm-up), then one at a single intra-op thread and one at the
+    default (twice each when runs are shorter than 20 ms), and later runs use the faster
+    (``thread_choice``). A parallel region's barrier costs milliseconds when other processes hold
+    the cores, which made graphs 4-11x slower on all threads on a shared machine, while a quiet
+    one gains from them: a measurement decides, not a size cutoff. The measuring runs are the
+    caller's own runs — nothing is run twice.
     """
 
     def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
@@ -82,46 +84,49 @@ class TorchExecutable:
         self.compiled = bool(compile)
         self.threads = threads
         self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
-        #: size class of the inputs -> the intra-op threads measured fastest, and the timings (s)
+        #: size class of the inputs -> (the intra-op threads measured fastest, best seconds per count)
         self.thread_choice: dict[tuple, tuple[int, dict[int, float]]] = {}
+        self._samples: dict[tuple, list[tuple[int, float]]] = {}
 
-    def _measure(self, inputs, profile: bool) -> dict[str, np.ndarray]:
-        """Run at torch's default threads (a warm-up whose outputs are returned), then time one
-        thread against the default, alternating; remember the faster for this size class."""
+    def _next_threads(self, bucket: tuple) -> int | None:
+        """The thread count for this run of ``bucket``: chosen, or the next one to measure."""
+        choice = self.thread_choice.get(bucket)
+        if choice is not None:
+            return choice[0]
         many = torch.get_num_threads()
-        out = self.interpreter.run(inputs, profile=profile)
         if many <= 1:
-            self.thread_choice[_size_bucket(inputs)] = (1, {})
-            return out
-        best: dict[int, float] = {1: float("inf"), many: float("inf")}
-        rounds = 1
-        r = 0
-        while r < rounds:
-            for n in (1, many):
-                torch.set_num_threads(n)
-                t0 = time.perf_counter()
-                self.interpreter.run(inputs)
-                best[n] = min(best[n], time.perf_counter() - t0)
-            if max(best.values()) < _SHORT_RUN:
-                rounds = 2
-            r += 1
-        torch.set_num_threads(many)
-        self.thread_choice[_size_bucket(inputs)] = (1 if best[1] <= best[many] else many, best)
-        return out
+            self.thread_choice[bucket] = (many, {})
+            return many
+        done = len(self._samples.setdefault(bucket, []))
+        return many if done % 2 == 0 else 1   # warm-up at the default, then 1, default, 1, default
+
+    def _record(self, bucket: tuple, threads: int, seconds: float) -> None:
+        samples = self._samples[bucket]
+        samples.append((threads, seconds))
+        timed = samples[1:]   # the first run pays the warm-up
+        if len(timed) < 2 or (len(timed) < 4 and max(t for _, t in timed) < _SHORT_RUN):
+            return
+        best: dict[int, float] = {}
+        for n, t in timed:
+            best[n] = min(best.get(n, float("inf")), t)
+        self.thread_choice[bucket] = (min(best, key=best.get), best)
+        del self._samples[bucket]
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
         before = torch.get_num_threads()
-        threads = self.threads
+        threads, bucket = self.threads, None
         if threads is None and self.device.type == "cpu":
-            choice = self.thread_choice.get(_size_bucket(inputs))
-            threads = choice[0] if choice is not None else None
+            bucket = _size_bucket(inputs)
+            threads = self._next_threads(bucket)
         if threads is not None and threads != before:
             torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
         try:
-            if threads is None and self.device.type == "cpu":
-                return self._measure(inputs, profile)
-            return self.interpreter.run(inputs, profile=profile)
+            t0 = time.perf_counter()
+            out = self.interpreter.run(inputs, profile=profile)
+            if bucket is not None and bucket not in self.thread_choice:
+                self._record(bucket, threads, time.perf_counter() - t0)
+            return out
         except BackendError:
             raise
         except Exception as e:  # torch.compile's backend (inductor needs a C++ compiler) failing
