@@ -84,6 +84,7 @@ class Plan:
     refold: set[Node] = field(default_factory=set)   # shape arithmetic of runtime dims: numpy at each run
     exact: set[Node] = field(default_factory=set)    # exact ops reached by runtime dims: numpy at each run
     runtime: frozenset = frozenset()                  # the dims this plan reads at run time
+    numpy_bodies: dict[Node, Interpreter] = field(default_factory=dict)   # Fused nodes of refold/exact
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     compile_seconds: float = 0.0
     n_functions: int = 0
@@ -416,6 +417,12 @@ class LLVMInterpreter(Interpreter):
         if f is not None:
             return f
         if node in plan.refold or node in plan.exact:
+            if node.op == "Fused":   # the body on the numpy reference (not a nested llvm plan per run)
+                ref = plan.numpy_bodies.get(node)
+                if ref is None:
+                    ref = plan.numpy_bodies[node] = Interpreter(node.body, check=False)
+                res = ref.run({p.name: a for p, a in zip(node.body.inputs, args)})
+                return tuple(_contig(res[v.name]) for v in node.body.outputs)
             out = super().call_kernel(node, args)
             return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
         sub = plan.subplans.get(node)
