@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 pytest.importorskip("llvmlite")
 
 from ridgeline import api
+from ridgeline.backends.llvm.executor import STATS
 from ridgeline.backends.numpy import NumpyBackend
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -127,8 +128,12 @@ def test_generation_compiles_once_and_matches_per_shape_bits(name, batch, past, 
         if step == 0:
             counts = dict(poly.compile_count)
             assert counts["plans"] == 1
+            built = dict(STATS)   # process-wide: nested plans (of fused bodies) count too
         assert poly.compile_count == counts, f"step {step} planned or compiled again"
-        want = api.compile(graph, backend="llvm", pipeline="", polymorphic=False).run(feeds)
+        assert STATS == built, f"step {step} planned or compiled again"
+        per_shape = api.compile(graph, backend="llvm", pipeline="", polymorphic=False)
+        want = per_shape.run(feeds)
+        built = dict(STATS)
         for k in want:
             assert got[k].shape == want[k].shape
             assert np.array_equal(got[k], want[k], equal_nan=True), f"{k} differs from the per-shape plan at step {step}"
