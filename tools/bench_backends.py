@@ -278,13 +278,14 @@ def bench_generation(path: str, args) -> dict:
     steps at each --past and prefills at each --prefill against onnxruntime, interleaved."""
     import subprocess
     import tempfile
+
     import onnxruntime as ort
     out: dict = {"model": path, "load_start": load_avg()}
     cache = tempfile.mkdtemp(prefix="ridgeline-bench-cache-")
     for label in ("cold", "warm"):
         env = {**os.environ, "RIDGELINE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
         r = subprocess.run([sys.executable, __file__, "--probe", path, "--prompt", str(args.prompt)],
-                           capture_output=True, text=True, env=env)
+                           capture_output=True, text=True, env=env, check=False)
         out[label] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-400:]}
     g = api.optimize(api.load(path), "default")
     rng = np.random.default_rng(0)
@@ -314,9 +315,9 @@ def bench_generation(path: str, args) -> dict:
     out["points"] = []
     for phase, past, seq in points:
         feeds = _gen_feeds(g, rng, 1, past, seq)
-        fns = {f"ort{th}": (lambda s=sess: s.run(None, feeds)) for th, sess in sessions.items()}
-        fns.update({f"llvm{th}": (lambda e=e: e.run(feeds)) for th, e in llvm.items()})
-        fns["torch"] = lambda: torch_exe.run(feeds)
+        fns = {f"ort{th}": (lambda s=sess, f=feeds: s.run(None, f)) for th, sess in sessions.items()}
+        fns.update({f"llvm{th}": (lambda e=e, f=feeds: e.run(f)) for th, e in llvm.items()})
+        fns["torch"] = lambda f=feeds: torch_exe.run(f)
         for f in fns.values():
             f()   # warm: plans, sessions
         for _ in range(4):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,7 @@ def _export_default() -> Path:
     return path
 
 
-@lru_cache(maxsize=None)
+@cache
 def _graph(name: str):
     path = _export_default() if name == "llama-default-with-past" else MODELS / f"{name}.onnx"
     return api.optimize(api.load(str(path)), "default")

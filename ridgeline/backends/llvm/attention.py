@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-import llvmlite.ir as ir
+from llvmlite import ir
 import numpy as np
 
 from ...ir import Node

@@ -18,7 +18,7 @@ import struct
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "entry_key", "load", "store", "STATS"]
+__all__ = ["STATS", "cache_dir", "entry_key", "load", "store"]
 
 log = logging.getLogger(__name__)
 
