@@ -116,14 +116,6 @@ def _static(t) -> tuple[int, ...] | None:
     return tuple(t.shape) if t.is_static else None
 
 
-def _symbols(t) -> set[str]:
-    out: set[str] = set()
-    for d in t.shape:
-        if isinstance(d, str):
-            out |= D.free_symbols(d)
-    return out
-
-
 def _exact(node: Node) -> bool:
     """True when numpy and the llvm kernel compute ``node`` to the same bits (``EXACT_OPS``)."""
     if node.op == "Fused":
@@ -145,7 +137,7 @@ def runtime_dims(graph: Graph) -> frozenset[str]:
     through shapes, only views, shape arithmetic, exact ops and the key axes of attention."""
     candidates: set[str] = set()
     for v in graph.inputs:
-        candidates |= _symbols(v.type)
+        candidates |= v.type.symbols
     data = {id(v) for v in graph.inputs}   # values computed from the inputs' data (not only shapes)
     blocked: set[str] = set()
     for node in graph.nodes:
@@ -166,13 +158,13 @@ def runtime_dims(graph: Graph) -> frozenset[str]:
                 else:
                     fixed.append(v.type)
             for t in fixed:
-                blocked |= _symbols(t)
+                blocked |= t.symbols
             continue
         if _exact(node):
             continue
         for v in list(node.inputs) + list(node.outputs):
             if v is not None:
-                blocked |= _symbols(v.type)
+                blocked |= v.type.symbols
     if blocked - candidates:   # a dim no input names (an exporter's unknown): it may vary with any
         return frozenset()
     return frozenset(candidates - blocked)
@@ -199,8 +191,8 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
     for orig, node in zip(graph.nodes, bound.nodes):
         ins = node.inputs
         if runtime:
-            varies = any(_symbols(v.type) & runtime for v in list(orig.inputs) + list(orig.outputs) if v is not None)
-            if node.op in SHAPE_OPS and ins[0] is not None and _symbols(orig.inputs[0].type) & runtime or \
+            varies = any(v.type.symbols & runtime for v in list(orig.inputs) + list(orig.outputs) if v is not None)
+            if node.op in SHAPE_OPS and ins[0] is not None and orig.inputs[0].type.symbols & runtime or \
                     any(v is not None and id(v) in symbolic for v in ins) and \
                     all(v is None or id(v) in known or id(v) in symbolic for v in ins[1 if node.op in SHAPE_OPS else 0:]):
                 plan.refold.add(orig)
@@ -267,7 +259,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
     nbytes, dtypes, shapes_of = {}, {}, {}
     for orig, node in zip(graph.nodes, bound.nodes):
-        if orig in plan.kernels and not (runtime and any(_symbols(v.type) & runtime for v in orig.outputs)):
+        if orig in plan.kernels and not (runtime and any(v.type.symbols & runtime for v in orig.outputs)):
             for vo, vb in zip(orig.outputs, node.outputs):
                 dt = vb.type.dtype.np_dtype
                 shapes_of[id(vo)] = tuple(vb.type.shape)
