@@ -234,7 +234,8 @@ def _gen_feeds(graph, rng, batch: int, past: int, seq: int) -> dict[str, np.ndar
     for v in graph.inputs:
         shape = tuple(d if isinstance(d, int) else int(eval(d, {}, env)) for d in v.type.shape)
         if v.name == "input_ids":
-            feeds[v.name] = rng.integers(0, 1000, shape).astype(np.int64)
+            vocab = graph.outputs[0].type.shape[-1]
+            feeds[v.name] = rng.integers(0, min(1000, vocab if isinstance(vocab, int) else 1000), shape).astype(np.int64)
         elif v.name == "attention_mask":
             feeds[v.name] = np.ones(shape, np.int64)
         elif v.name == "position_ids":
@@ -326,8 +327,29 @@ def bench_generation(path: str, args) -> dict:
         out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
                               "runs": min(len(v) for v in times.values()), "load": load_avg(),
                               "torch_threads": [c[0] for c in torch_exe.thread_choice.values()]})
+    out["roofline"] = gemv_roofline(g, llvm, rng, args)
     out["load_end"] = load_avg()
     return out
+
+
+def gemv_roofline(g, llvm: dict, rng, args) -> dict:
+    """The decode step's matrix products (one row each) against the memory bandwidth that
+    ``ridgeline calibrate`` measures (STREAM through llvm kernels), at 1 and 2 threads: the
+    weights each product reads once, divided by its time (best of a few profiled runs)."""
+    from ridgeline.backends.llvm.calibrate import calibrate
+    cal = calibrate(quick=True)
+    feeds = _gen_feeds(g, rng, 1, args.past[0], 1)
+    res = {"stream_GBps": {k: v / 1e9 for k, v in cal.stream.items()}}
+    for th, exe in llvm.items():
+        best = float("inf")
+        for _ in range(5):
+            exe.run(feeds, profile=True)
+            gemms = [n for n in exe.plan.kinds if exe.plan.kinds[n] == "gemm"]
+            best = min(best, sum(exe.timings[n] for n in gemms))
+        weights = sum(v.data.nbytes for n in gemms for v in n.inputs if v is not None and v.data is not None)
+        res[f"llvm{th}"] = {"gemm_s": best, "weight_bytes": weights, "GBps": weights / best / 1e9}
+    res["load"] = load_avg()
+    return res
 
 
 def print_generation(r: dict) -> None:
@@ -353,6 +375,11 @@ def print_generation(r: dict) -> None:
               f"{m['llvm1'] / m['ort1']:6.2f} {m['llvm2'] / m['ort2']:6.2f} {m['torch'] / m['ort1']:6.2f}  "
               f"{p['runs']:4d}  {p['load']}")
     print("  llvm1/llvm2: ratio to onnxruntime at the same threads; torch (threads measured) against ort1")
+    rf = r["roofline"]
+    print(f"  GEMV roofline (decode step, past {r['points'][0]['past']}): STREAM via llvm "
+          + ", ".join(f"{k} {v:.1f}" for k, v in rf["stream_GBps"].items()) + " GB/s; "
+          + "; ".join(f"{k}: {rf[k]['weight_bytes'] / 2**20:.0f} MiB of weights in {rf[k]['gemm_s'] * 1e3:.1f} ms = "
+                      f"{rf[k]['GBps']:.1f} GB/s" for k in ("llvm1", "llvm2")) + f"  (load {rf['load']})")
 
 
 # ------------------------------------------------------------------------------------ kernels
