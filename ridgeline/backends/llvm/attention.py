@@ -256,6 +256,9 @@ class AttentionLowering(Lowering):
                 m = args[3]
                 if m.dtype == np.bool_:
                     m = np.where(m, np.float32(0), np.float32(-np.inf))
+                if m.shape[-1] > t:
+                    raise BackendError(f"{name}: a mask over {m.shape[-1]} keys, attention has {t} "
+                                       f"(past {past} + {skv} new)")
                 if m.shape[-1] < t:
                     pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
                     m = np.pad(m, pad, constant_values=-np.inf)
