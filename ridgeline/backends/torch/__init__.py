@@ -69,13 +69,14 @@ def _size_bucket(inputs) -> tuple:
 class TorchExecutable:
     """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name.
 
-    On CPU without ``threads=``, the first runs of each input size class measure: the first at
-    torch's default threads (a warm-up), then one at a single intra-op thread and one at the
-    default (twice each when runs are shorter than 20 ms), and later runs use the faster
-    (``thread_choice``). A parallel region's barrier costs milliseconds when other processes hold
-    the cores, which made graphs 4-11x slower on all threads on a shared machine, while a quiet
-    one gains from them: a measurement decides, not a size cutoff. The measuring runs are the
-    caller's own runs — nothing is run twice.
+    On CPU without ``threads=``, the first run of each input size class first measures: a
+    warm-up at torch's default threads, then one intra-op thread against the default,
+    alternating (twice each when runs are shorter than 20 ms); then it runs at the faster
+    (``thread_choice``), as every later run of that class does — so runs never mix thread
+    counts (torch's reductions split by thread count: the bits would differ). A parallel
+    region's barrier costs milliseconds when other processes hold the cores, which made graphs
+    4-11x slower on all threads on a shared machine, while a quiet one gains from them: a
+    measurement decides, not a size cutoff.
     """
 
     def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
@@ -86,47 +87,39 @@ class TorchExecutable:
         self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
         #: size class of the inputs -> (the intra-op threads measured fastest, best seconds per count)
         self.thread_choice: dict[tuple, tuple[int, dict[int, float]]] = {}
-        self._samples: dict[tuple, list[tuple[int, float]]] = {}
 
-    def _next_threads(self, bucket: tuple) -> int | None:
-        """The thread count for this run of ``bucket``: chosen, or the next one to measure."""
-        choice = self.thread_choice.get(bucket)
-        if choice is not None:
-            return choice[0]
+    def _choose(self, bucket: tuple, inputs) -> int:
+        """Time the graph at one thread and at torch's default on ``inputs``; keep the faster."""
         many = torch.get_num_threads()
         if many <= 1:
             self.thread_choice[bucket] = (many, {})
             return many
-        done = len(self._samples.setdefault(bucket, []))
-        return many if done % 2 == 0 else 1   # warm-up at the default, then 1, default, 1, default
-
-    def _record(self, bucket: tuple, threads: int, seconds: float) -> None:
-        samples = self._samples[bucket]
-        samples.append((threads, seconds))
-        timed = samples[1:]   # the first run pays the warm-up
-        if len(timed) < 2 or (len(timed) < 4 and max(t for _, t in timed) < _SHORT_RUN):
-            return
-        best: dict[int, float] = {}
-        for n, t in timed:
-            best[n] = min(best.get(n, float("inf")), t)
+        self.interpreter.run(inputs)   # warm-up (first-touch allocation, caches)
+        best = {1: float("inf"), many: float("inf")}
+        for r in range(2):
+            for n in (1, many):
+                torch.set_num_threads(n)
+                t0 = time.perf_counter()
+                self.interpreter.run(inputs)
+                best[n] = min(best[n], time.perf_counter() - t0)
+            if max(best.values()) >= _SHORT_RUN:
+                break
+        torch.set_num_threads(many)
         self.thread_choice[bucket] = (min(best, key=best.get), best)
-        del self._samples[bucket]
+        return self.thread_choice[bucket][0]
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
         before = torch.get_num_threads()
-        threads, bucket = self.threads, None
-        if threads is None and self.device.type == "cpu":
-            bucket = _size_bucket(inputs)
-            threads = self._next_threads(bucket)
-        if threads is not None and threads != before:
-            torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
+        threads = self.threads
         try:
-            t0 = time.perf_counter()
-            out = self.interpreter.run(inputs, profile=profile)
-            if bucket is not None and bucket not in self.thread_choice:
-                self._record(bucket, threads, time.perf_counter() - t0)
-            return out
+            if threads is None and self.device.type == "cpu":
+                bucket = _size_bucket(inputs)
+                choice = self.thread_choice.get(bucket)
+                threads = choice[0] if choice is not None else self._choose(bucket, inputs)
+            if threads is not None and threads != torch.get_num_threads():
+                torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
+            return self.interpreter.run(inputs, profile=profile)
         except BackendError:
             raise
         except Exception as e:  # torch.compile's backend (inductor needs a C++ compiler) failing
