@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ MODELS = ROOT / "tests" / "models"
 pytest_plugins = ["ridgeline.testing.pytest_plugin"]
 # bounded and derandomized unless --hypothesis-profile says otherwise (e.g. =soak)
 settings.load_profile("ci")
+# the llvm backend's on-disk object cache: a folder of this run, never the user's ~/.cache
+os.environ.setdefault("RIDGELINE_CACHE_DIR", tempfile.mkdtemp(prefix="ridgeline-cache-"))
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@
     /work/venv/bin/python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
     /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs numpy's BLAS per shape
     /work/venv/bin/python tools/bench_backends.py --model my.onnx --only models
+    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache)
 
 Sections (all timed in this one process, so that ratios compare like with like on a machine other
 jobs share — absolute numbers there vary ~3x between runs, ratios much less):
@@ -21,6 +22,11 @@ kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy'
          fused ``gelu(x·a + b)`` chain and a LayerNormalization at large sizes: GB/s achieved, share
          of the measured stream bandwidth, speed-up over the numpy expression.
 gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
+generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
+         (two fresh processes), first token and first decode step; a generation on one executable
+         (per-token time, plans and compiles after the first step); then steady decode steps at
+         ``--past`` 64,512 and prefills at ``--prefill`` 64,256: median of >= 10 interleaved runs
+         of onnxruntime, llvm (1 and 2 threads) and torch, with the load average of each point.
 
 Goals reported (not asserted anywhere): fused chains >= 70% of stream bandwidth and >= 2x the
 numpy expression; prefill within 1.5x of onnxruntime at the same thread count; decode faster.
@@ -220,6 +226,162 @@ def print_models(rows: list[dict]) -> None:
           "  eager: the transformers model run by PyTorch (--size base only); numpy against ort1")
 
 
+# ------------------------------------------------------------------------------- generation
+def _gen_feeds(graph, rng, batch: int, past: int, seq: int) -> dict[str, np.ndarray]:
+    """Inputs of a with-past export (input_ids, attention_mask, [position_ids], past K/V)."""
+    env = {"batch": batch, "seq": seq, "past": past, "total": past + seq}
+    feeds = {}
+    for v in graph.inputs:
+        shape = tuple(d if isinstance(d, int) else int(eval(d, {}, env)) for d in v.type.shape)
+        if v.name == "input_ids":
+            vocab = graph.outputs[0].type.shape[-1]
+            feeds[v.name] = rng.integers(0, min(1000, vocab if isinstance(vocab, int) else 1000), shape).astype(np.int64)
+        elif v.name == "attention_mask":
+            feeds[v.name] = np.ones(shape, np.int64)
+        elif v.name == "position_ids":
+            feeds[v.name] = np.broadcast_to(np.arange(past, past + seq), shape).astype(np.int64).copy()
+        else:
+            feeds[v.name] = rng.standard_normal(shape).astype(np.float32)
+    return feeds
+
+
+def _present_to_past(graph, outs: dict) -> dict:
+    past = [v.name for v in graph.inputs if v.type.rank == 4]
+    present = [v.name for v in graph.outputs if v.type.rank == 4]
+    return {p: outs[q] for p, q in zip(past, present)}
+
+
+def compile_probe(path: str, prompt: int) -> dict:
+    """One process's cold start: load, optimize, compile; the first token (a prefill of
+    ``prompt`` tokens) and the first decode step, each including its compilation."""
+    from ridgeline.backends.llvm import objcache
+    t0 = time.perf_counter()
+    g = api.optimize(api.load(path), "default")
+    load_s = time.perf_counter() - t0
+    exe = api.compile(g, "llvm", pipeline="")
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    out = exe.run(_gen_feeds(g, rng, 1, 0, prompt))
+    first = time.perf_counter() - t0
+    feeds = _gen_feeds(g, rng, 1, prompt, 1)
+    feeds.update(_present_to_past(g, out))
+    t0 = time.perf_counter()
+    exe.run(feeds)
+    second = time.perf_counter() - t0
+    return {"load_opt_s": load_s, "first_token_s": first, "first_decode_s": second,
+            "llvm_compile_s": sum(p.compile_seconds for p in exe.interpreter._plans.values()),
+            "cache": dict(objcache.STATS), "counts": exe.compile_count}
+
+
+def bench_generation(path: str, args) -> dict:
+    """Cold/warm compile (two subprocesses sharing a fresh object cache), a generation loop on one
+    llvm executable (per-token times, plans/compiles after the first step), then steady decode
+    steps at each --past and prefills at each --prefill against onnxruntime, interleaved."""
+    import subprocess
+    import tempfile
+
+    import onnxruntime as ort
+    out: dict = {"model": path, "load_start": load_avg()}
+    cache = tempfile.mkdtemp(prefix="ridgeline-bench-cache-")
+    for label in ("cold", "warm"):
+        env = {**os.environ, "RIDGELINE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+        r = subprocess.run([sys.executable, __file__, "--probe", path, "--prompt", str(args.prompt)],
+                           capture_output=True, text=True, env=env, check=False)
+        out[label] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-400:]}
+    g = api.optimize(api.load(path), "default")
+    rng = np.random.default_rng(0)
+    llvm = {th: api.compile(g, "llvm", pipeline="", threads=th) for th in (1, 2)}
+    # a generation on one executable: prompt, then --steps tokens, the cache growing by one each
+    exe = llvm[1]
+    res = exe.run(_gen_feeds(g, rng, 1, 0, args.prompt))
+    steps = []
+    counts = []
+    for k in range(args.steps):
+        feeds = _gen_feeds(g, rng, 1, args.prompt + k, 1)
+        feeds.update(_present_to_past(g, res))
+        t0 = time.perf_counter()
+        res = exe.run(feeds)
+        steps.append(time.perf_counter() - t0)
+        counts.append(dict(exe.compile_count))
+    out["generation"] = {"step_s": steps, "counts_after_first": counts[0], "counts_at_end": counts[-1],
+                         "runtime_dims": sorted(exe.runtime_dims)}
+    sessions = {}
+    for th in (1, 2):
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = th
+        so.inter_op_num_threads = 1
+        sessions[th] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    torch_exe = api.compile(g, "torch", pipeline="")
+    points = [("decode", p, 1) for p in args.past] + [("prefill", 0, s) for s in args.prefill]
+    out["points"] = []
+    for phase, past, seq in points:
+        feeds = _gen_feeds(g, rng, 1, past, seq)
+        fns = {f"ort{th}": (lambda s=sess, f=feeds: s.run(None, f)) for th, sess in sessions.items()}
+        fns.update({f"llvm{th}": (lambda e=e, f=feeds: e.run(f)) for th, e in llvm.items()})
+        fns["torch"] = lambda f=feeds: torch_exe.run(f)
+        for f in fns.values():
+            f()   # warm: plans, sessions
+        for _ in range(4):
+            fns["torch"]()   # the torch backend's thread measurement (its first five runs)
+        times = interleaved(fns, max(args.repeats, 10), args.budget)
+        out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
+                              "runs": min(len(v) for v in times.values()), "load": load_avg(),
+                              "torch_threads": [c[0] for c in torch_exe.thread_choice.values()]})
+    out["roofline"] = gemv_roofline(g, llvm, rng, args)
+    out["load_end"] = load_avg()
+    return out
+
+
+def gemv_roofline(g, llvm: dict, rng, args) -> dict:
+    """The decode step's matrix products (one row each) against the memory bandwidth that
+    ``ridgeline calibrate`` measures (STREAM through llvm kernels), at 1 and 2 threads: the
+    weights each product reads once, divided by its time (best of a few profiled runs)."""
+    from ridgeline.backends.llvm.calibrate import calibrate
+    cal = calibrate(quick=True)
+    feeds = _gen_feeds(g, rng, 1, args.past[0], 1)
+    res = {"stream_GBps": {k: v / 1e9 for k, v in cal.stream.items()}}
+    for th, exe in llvm.items():
+        best = float("inf")
+        for _ in range(5):
+            exe.run(feeds, profile=True)
+            gemms = [n for n in exe.plan.kinds if exe.plan.kinds[n] == "gemm"]
+            best = min(best, sum(exe.timings[n] for n in gemms))
+        weights = sum(v.data.nbytes for n in gemms for v in n.inputs if v is not None and v.data is not None)
+        res[f"llvm{th}"] = {"gemm_s": best, "weight_bytes": weights, "GBps": weights / best / 1e9}
+    res["load"] = load_avg()
+    return res
+
+
+def print_generation(r: dict) -> None:
+    print(f"\n== generation: {r['model']}")
+    for label in ("cold", "warm"):
+        c = r[label]
+        if "error" in c:
+            print(f"  {label} cache: failed: {c['error']}")
+            continue
+        print(f"  {label} object cache: load+optimize {c['load_opt_s']:.1f} s, llvm plans {c['llvm_compile_s']:.1f} s, "
+              f"first token (prefill, with compile) {c['first_token_s']:.2f} s, first decode step {c['first_decode_s']:.2f} s; "
+              f"cache {c['cache']}")
+    gen = r["generation"]
+    st_ = gen["step_s"]
+    print(f"  generation on one executable ({len(st_)} steps, runtime dims {gen['runtime_dims']}): first step "
+          f"{st_[0] * 1e3:.0f} ms, median of the rest {med(st_[1:]) * 1e3:.1f} ms; plans/functions after the first "
+          f"step {gen['counts_after_first']}, at the end {gen['counts_at_end']}")
+    print(f"  {'phase':8s} {'past':>5s} {'seq':>4s} {'ort1 ms':>8s} {'ort2 ms':>8s} {'llvm1':>6s} {'llvm2':>6s} "
+          f"{'torch':>6s}  runs  load")
+    for p in r["points"]:
+        m = p["median_s"]
+        print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} {m['ort1'] * 1e3:8.1f} {m['ort2'] * 1e3:8.1f} "
+              f"{m['llvm1'] / m['ort1']:6.2f} {m['llvm2'] / m['ort2']:6.2f} {m['torch'] / m['ort1']:6.2f}  "
+              f"{p['runs']:4d}  {p['load']}")
+    print("  llvm1/llvm2: ratio to onnxruntime at the same threads; torch (threads measured) against ort1")
+    rf = r["roofline"]
+    print(f"  GEMV roofline (decode step, past {r['points'][0]['past']}): STREAM via llvm "
+          + ", ".join(f"{k} {v:.1f}" for k, v in rf["stream_GBps"].items()) + " GB/s; "
+          + "; ".join(f"{k}: {rf[k]['weight_bytes'] / 2**20:.0f} MiB of weights in {rf[k]['gemm_s'] * 1e3:.1f} ms = "
+                      f"{rf[k]['GBps']:.1f} GB/s" for k in ("llvm1", "llvm2")) + f"  (load {rf['load']})")
+
+
 # ------------------------------------------------------------------------------------ kernels
 def _fused_graph(n: int):
     g = Graph("chain")
@@ -327,7 +489,7 @@ def print_gemm(rows: list[dict]) -> None:
 # ------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["models", "kernels", "gemm"], action="append")
+    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation"], action="append")
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
@@ -342,10 +504,22 @@ def main(argv=None) -> int:
     ap.add_argument("--elements", type=int, default=1 << 24, help="array length of the kernel section")
     ap.add_argument("--skip-numpy", action="store_true", help="leave the (slow) numpy backend out of models")
     ap.add_argument("--json", help="also write every figure here")
+    ap.add_argument("--with-past", action="append", default=[],
+                    help="generation section: an ONNX export with a KV cache (inputs past_*, outputs present_*)")
+    ap.add_argument("--past", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512],
+                    help="decode steps at these cache lengths (default 64,512)")
+    ap.add_argument("--prefill", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256],
+                    help="prefills of these lengths (default 64,256)")
+    ap.add_argument("--prompt", type=int, default=16, help="prompt length of the generation loop")
+    ap.add_argument("--steps", type=int, default=12, help="tokens of the generation loop")
+    ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.probe:
+        print(json.dumps(compile_probe(args.probe, args.prompt), default=float))
+        return 0
     if args.seq is None:
         args.seq = 128 if args.size == "base" or args.model else 32
-    only = set(args.only or ["models", "kernels", "gemm"])
+    only = set(args.only or (["generation"] if args.with_past else ["models", "kernels", "gemm"]))
     from ridgeline.backends.llvm import host
     h = host()
     print(f"host: {h.cpu} ({h.features.count('+avx512')} avx512 features), {h.cores} cores, "
@@ -367,6 +541,12 @@ def main(argv=None) -> int:
         if rows:
             print_models(rows)
         result["models"] = rows
+    if "generation" in only:
+        result["generation"] = []
+        for path in args.with_past:
+            r = bench_generation(path, args)
+            print_generation(r)
+            result["generation"].append(r)
     result["load_end"] = load_avg()
     print(f"\nload average at the end: {result['load_end']}")
     if args.json:

@@ -18,3 +18,10 @@ def _llvm_checked(monkeypatch):
     """The llvm JIT bounds-checks every load and store and NaN-fills the buffers it hands to
     kernels in these tests (``RIDGELINE_LLVM_CHECKED=1``; CLI subprocesses inherit it)."""
     monkeypatch.setenv("RIDGELINE_LLVM_CHECKED", "1")
+
+
+@pytest.fixture(autouse=True)
+def _llvm_object_cache(tmp_path_factory, monkeypatch):
+    """Compiled llvm objects go to a cache of this test session, never the user's
+    ``~/.cache/ridgeline`` (tests of the cache itself point it at their own folder)."""
+    monkeypatch.setenv("RIDGELINE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ridgeline-cache"))

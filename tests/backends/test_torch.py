@@ -78,3 +78,32 @@ def test_threads_option_is_scoped_to_the_run():
     assert torch.get_num_threads() == before
     with pytest.raises(BackendError, match="threads must be"):
         get_backend("torch").compile(case.graph, threads=0)
+
+
+def test_default_threads_are_measured_once_per_size_class(monkeypatch):
+    """Without ``threads=``, the first run times one thread against torch's default and every
+    run of that size class (the first included) uses the faster: runs never mix thread counts."""
+    before = torch.get_num_threads()
+    state = {"n": 2}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: state["n"])   # a 2-core host, whatever this one is
+    seen: list[int] = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), state.update(n=n)))
+    case = CASES["matmul-2d"]
+    exe = get_backend("torch").compile(case.graph)
+    compare(case, exe)
+    assert state["n"] == 2   # restored after the run
+    assert len(exe.thread_choice) == 1
+    (threads, best), = exe.thread_choice.values()
+    assert set(best) == {1, 2} and threads == min(best, key=best.get)
+    n = len(seen)
+    exe.run(case.inputs)
+    assert seen[n:] == ([] if threads == 2 else [1, 2])   # the choice, then the default restored
+    monkeypatch.undo()
+    assert torch.get_num_threads() == before
+
+
+def test_explicit_threads_are_not_measured():
+    case = CASES["matmul-2d"]
+    exe = get_backend("torch").compile(case.graph, threads=1)
+    compare(case, exe)
+    assert exe.thread_choice == {}

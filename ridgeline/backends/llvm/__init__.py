@@ -2,8 +2,9 @@
 
 Fused elementwise bodies, row reductions (softmax, layer and RMS norm), attention and GEMM get
 kernels specialized on their shapes, compiled at -O3 with the host's CPU features once per graph
-and set of input shapes, and run on numpy buffers without copies, on all cores when a kernel is
-big enough. Other ops fall back to the numpy reference kernel per node, unless ``strict=True``
+and set of input shapes — except the KV-cache length, which attention reads at run time, so one
+plan serves a whole generation — and run on numpy buffers without copies, on all cores when a
+kernel is big enough. Other ops fall back to the numpy reference kernel per node, unless ``strict=True``
 makes that an error. See ``docs/backends.md``.
 """
 
@@ -26,7 +27,8 @@ __all__ = ["LLVMBackend", "LLVMExecutable", "LLVMInterpreter", "host", "HostInfo
 _OPTIONS = {"strict": "fail instead of running ops without a kernel on numpy",
             "threads": "cores to use (default: all this process may run on)",
             "gemm": "auto, jit or blas: who runs matrix products",
-            "parallel_threshold": "smallest kernel cost (bytes + flops) split across cores"}
+            "parallel_threshold": "smallest kernel cost (bytes + flops) split across cores",
+            "polymorphic": "one plan for every KV-cache length (default True; False: a plan per shape)"}
 
 
 class LLVMExecutable:
@@ -37,14 +39,14 @@ class LLVMExecutable:
     """
 
     def __init__(self, graph: Graph, *, strict: bool = False, threads: int | None = None,
-                 gemm: str = "auto", parallel_threshold: float = DEFAULT_THRESHOLD):
+                 gemm: str = "auto", parallel_threshold: float = DEFAULT_THRESHOLD, polymorphic: bool = True):
         if gemm not in ("auto", "jit", "blas"):
             raise BackendError(f"gemm must be auto, jit or blas, got {gemm!r}")
         check_threads(threads)
         self.graph = graph
         self.strict = strict
         self.runner = get_runner(threads, parallel_threshold)
-        self.interpreter = LLVMInterpreter(graph, runner=self.runner, options={"gemm": gemm}, strict=strict)
+        self.interpreter = LLVMInterpreter(graph, runner=self.runner, options={"gemm": gemm, "polymorphic": bool(polymorphic)}, strict=strict)
         self._lock = threading.Lock()   # runs share the planned buffers: one at a time
         if all(v.type.is_static for v in graph.inputs):
             self.interpreter.prepare({v.name: tuple(v.type.shape) for v in graph.inputs})
@@ -60,6 +62,17 @@ class LLVMExecutable:
     def timings(self) -> dict[Node, float]:
         """Per-node wall times of the last ``run(..., profile=True)``."""
         return self.interpreter.timings
+
+    @property
+    def runtime_dims(self) -> frozenset[str]:
+        """The input dims one plan serves at any value (see ``executor.runtime_dims``)."""
+        return self.interpreter.runtime
+
+    @property
+    def compile_count(self) -> dict[str, int]:
+        """Plans built and LLVM functions compiled by this executable so far (a decode loop's
+        counts stop growing after its first step)."""
+        return {"plans": self.interpreter.plans_built, "functions": self.interpreter.functions_compiled}
 
     @property
     def plan(self) -> Plan | None:

@@ -13,12 +13,18 @@ for an external cache). A row with every key masked gives zeros, as the referenc
 3-D inputs (batch, seq, heads·head_dim) are read in place through strides; grouped-query heads
 read their shared KV head. With a KV cache, ``present_key``/``present_value`` are the
 concatenation (written into the output buffers), and the kernel reads them.
+
+The key count is a run-time argument, not a constant of the code: the K/V and mask strides that
+depend on it come in an i64 array, and the lengths, offsets and present buffers are sized from the
+arrays of each run — so one compiled kernel serves a whole generation while the KV cache grows
+(llama.cpp's runtime-sized loops; the executor's polymorphic plans rely on it).
 """
 
 from __future__ import annotations
 
 import math
 
+from llvmlite import ir
 import numpy as np
 
 from ...ir import Node
@@ -94,16 +100,24 @@ class AttentionLowering(Lowering):
     # ------------------------------------------------------------------------------- code
     def emit(self, module, name):
         has_mask = self.mask_shape is not None
-        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 7)
-        Q, K, V, MASK, LEN, OFFS, Y = ptrs
+        fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 8)
+        Q, K, V, MASK, LEN, OFFS, Y, ST = ptrs
         S, HQ, D, DV = self.s, self.hq, self.d, self.dv
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
         sblk = Array(b, F32, BK)      # one block of scores
         acc = Array(b, F32, DV)        # the output row being accumulated
+        # strides that depend on the key count, read once per launch: (K b, K h, V b, V h, mask b, h, q, k)
+        rt = [load(b, ST, const(I64, j), I64) for j in range(8)]
+        k_st = (rt[0], rt[1], const(I64, self.k_st[2]))
+        v_st = (rt[2], rt[3], const(I64, self.v_st[2]))
+        m_st = rt[4:8]
+
+        def c(x):
+            return x if isinstance(x, ir.Value) else const(I64, x)
 
         def off4(st, bi, h, pos):
-            return b.add(b.add(b.mul(bi, const(I64, st[0])), b.mul(h, const(I64, st[1]))), b.mul(pos, const(I64, st[2])))
+            return b.add(b.add(b.mul(bi, c(st[0])), b.mul(h, c(st[1]))), b.mul(pos, c(st[2])))
 
         with loop(b, lo, hi, name="row") as row:
             i = b.srem(row, const(I64, S))
@@ -134,7 +148,7 @@ class AttentionLowering(Lowering):
                 jend = b.select(b.icmp_signed("<", jend, limit), jend, limit)
                 bm = Var(b, F32, const(F32, float("-inf")))
                 with loop(b, jb, jend, name="j") as j:
-                    ko = off4(self.k_st, bi, hk, j)
+                    ko = off4(k_st, bi, hk, j)
                     dot = Var(b, F32, const(F32, 0.0))
                     with loop(b, 0, D, name="d") as dd:
                         qv = load(b, Q, b.add(qo, dd), F32)
@@ -144,8 +158,8 @@ class AttentionLowering(Lowering):
                     if cap:
                         sc = b.fmul(const(F32, cap), M.tanh(b, b.fdiv(sc, const(F32, cap))))
                     if has_mask:
-                        mo = b.add(b.add(b.mul(bi, const(I64, self.m_st[0])), b.mul(h, const(I64, self.m_st[1]))),
-                                   b.add(b.mul(i, const(I64, self.m_st[2])), b.mul(j, const(I64, self.m_st[3]))))
+                        mo = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])),
+                                   b.add(b.mul(i, m_st[2]), b.mul(j, m_st[3])))
                         sc = b.fadd(sc, load(b, MASK, mo, F32))
                     sblk.set(b.sub(j, jb), sc)
                     bm.set(call_intrinsic(b, "maximum", bm.get(), sc))
@@ -165,7 +179,7 @@ class AttentionLowering(Lowering):
                 lsum.set(b.fadd(lsum.get(), bsum.get()))
                 with loop(b, jb, jend, name="jv") as j:
                     p = sblk.get(b.sub(j, jb))
-                    vo = off4(self.v_st, bi, hk, j)
+                    vo = off4(v_st, bi, hk, j)
                     with loop(b, 0, DV, name="dv") as dd:
                         acc.set(dd, b.fadd(acc.get(dd), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
                 m.set(m_new)
@@ -178,60 +192,86 @@ class AttentionLowering(Lowering):
         b.ret_void()
 
     # ------------------------------------------------------------------------------- running
+    def _key_axes(self) -> dict[int, int]:
+        """Input index -> the axis holding a key count (read from the arrays of each run)."""
+        axes = {1: 1 if self.three_d else 2, 2: 1 if self.three_d else 2}
+        if self.mask_shape is not None:
+            axes[3] = len(self.mask_shape) - 1
+        if self.past_shape is not None:
+            axes[4] = axes[5] = 2
+        return axes
+
     def bind(self, fn, runner):
         kern = fn("main")
         node = self.node
-        rows, cost = self.b * self.hq * self.s, self.cost
-        out_shapes = self.out_shapes
-        dts = [np.float32] * len(out_shapes)
-        n_out = len(out_shapes)
-        t, past = self.t, self.past
+        B, HQ, HKV, S, D, DV = self.b, self.hq, self.hkv, self.s, self.d, self.dv
+        rows = B * HQ * S
+        n_out = len(self.out_shapes)
+        dts = [np.float32] * n_out
         three_d, has_past = self.three_d, self.past_shape is not None
         mask_shape = self.mask_shape
-        full = np.full(self.b, t, dtype=np.int64)
-        base_offsets = np.full(self.b, past, dtype=np.int64)
-        expect = [(i, s) for i, s in enumerate(self.in_shapes) if s is not None]
+        axes = self._key_axes()
+        expect = [(i, tuple(None if axes.get(i) == a else n for a, n in enumerate(s)))
+                  for i, s in enumerate(self.in_shapes) if s is not None]
         name = describe_node(node)
         dummy = np.zeros(1, np.float32)
         unused = [tuple(o.type.shape) for o in node.outputs[3:]]
+        y_shape = self.out_shapes[0]
 
         def run(args, outs):
-            outs = outputs(outs, out_shapes, dts)
             check_inputs(name, args, expect)
             q, k, v = args[0], args[1], args[2]
+            skv = k.shape[axes[1]]
+            past = args[4].shape[2] if has_past else 0
+            t = past + skv
+            shapes = [y_shape] + [(B, HKV, t, D), (B, HKV, t, DV)][:n_out - 1]
+            outs = outputs([o if o is None or o.shape == s else None for o, s in zip(outs, shapes)], shapes, dts)
             if has_past:
                 pk, pv = args[4], args[5]
-                kk = outs[1] if n_out > 1 else np.empty((pk.shape[0], pk.shape[1], t, pk.shape[3]), np.float32)
-                vv = outs[2] if n_out > 2 else np.empty((pv.shape[0], pv.shape[1], t, pv.shape[3]), np.float32)
-                k4 = k if not three_d else k.reshape(k.shape[0], k.shape[1], pk.shape[1], -1).transpose(0, 2, 1, 3)
-                v4 = v if not three_d else v.reshape(v.shape[0], v.shape[1], pv.shape[1], -1).transpose(0, 2, 1, 3)
+                kk = outs[1] if n_out > 1 else np.empty((B, HKV, t, D), np.float32)
+                vv = outs[2] if n_out > 2 else np.empty((B, HKV, t, DV), np.float32)
+                k4 = k if not three_d else k.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
+                v4 = v if not three_d else v.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                 np.concatenate([pk, k4], axis=2, out=kk)
                 np.concatenate([pv, v4], axis=2, out=vv)
+                st = [HKV * t * D, t * D, HKV * t * DV, t * DV]
             else:
                 kk, vv = k, v
                 for j, src in ((1, k), (2, v)):
                     if n_out > j:
                         if three_d:
-                            src = src.reshape(src.shape[0], src.shape[1], self.hkv, -1).transpose(0, 2, 1, 3)
+                            src = src.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
-            lengths, offsets = full, base_offsets
+                st = [skv * HKV * D, D, skv * HKV * DV, DV] if three_d else [HKV * t * D, t * D, HKV * t * DV, t * DV]
+            lengths = np.full(B, t, dtype=np.int64)
+            offsets = np.full(B, past, dtype=np.int64)
             if len(args) > 6 and args[6] is not None:
-                nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (self.b,)))
+                nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (B,)))
                 lengths = np.minimum(nonpad, t)
                 if not has_past:  # an external cache: queries are the last sq of the nonpad keys
-                    offsets = nonpad - self.s
+                    offsets = nonpad - S
             bias = dummy
+            m_st = (0, 0, 0, 0)
             if mask_shape is not None:
                 m = args[3]
                 if m.dtype == np.bool_:
                     m = np.where(m, np.float32(0), np.float32(-np.inf))
+                if m.shape[-1] > t:
+                    raise BackendError(f"{name}: a mask over {m.shape[-1]} keys, attention has {t} "
+                                       f"(past {past} + {skv} new)")
                 if m.shape[-1] < t:
                     pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
                     m = np.pad(m, pad, constant_values=-np.inf)
                 bias = np.ascontiguousarray(m, dtype=np.float32)
+                try:
+                    m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
+                except Unsupported:
+                    raise BackendError(f"{name}: a mask of shape {list(m.shape)} does not broadcast to "
+                                       f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
+            strides = np.array(st + list(m_st), dtype=np.int64)
             if rows:
-                runner.launch(kern, rows, [ptr(q), ptr(kk), ptr(vv), ptr(bias),
-                                           ptr(lengths), ptr(offsets), ptr(outs[0])], cost)
+                runner.launch(kern, rows, [ptr(q), ptr(kk), ptr(vv), ptr(bias), ptr(lengths), ptr(offsets),
+                                           ptr(outs[0]), ptr(strides)], 4.0 * rows * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
 

@@ -8,6 +8,16 @@ A ``Plan`` is built once per set of input shapes: symbolic dims are bound, every
 from constants and static shapes is folded (the shape arithmetic of exported models), every
 other node is lowered, and all kernels are emitted into one LLVM module compiled once (kernels
 with identical code are shared — the 12 layers of GPT-2 use one copy of each).
+
+Plans are shape-polymorphic in the dims that only reach kernels which read their sizes at run
+time (``runtime_dims``): in a decode step those are the KV-cache length (``past``, ``past +
+seq``), which reach the attention kernels, the shape arithmetic of the mask and cache positions,
+and small exact ops on the mask. One plan then serves every value of them — no new plan, no
+compilation while the cache grows — and gives the bits the plan specialized on that shape would:
+its shape arithmetic runs on numpy at each run instead of being folded (the same numpy code),
+exact ops (integer and comparison arithmetic, selects, casts, copies) run on numpy instead of a
+kernel (the same IEEE results), and attention runs the same kernel. Dims that reach any other
+kernel (batch and seq reach every GEMM) are specialized: a new value builds a new plan.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -34,7 +45,7 @@ from .lowerings import lower
 from .memory import MemoryPlan, plan_memory
 from .parallel import Runner
 
-__all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "SHAPE_OPS", "build_plan"]
+__all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "SHAPE_OPS", "EXACT_OPS", "build_plan", "runtime_dims", "STATS"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +54,19 @@ log = logging.getLogger(__name__)
 VIEW_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 #: ops whose result depends only on their first input's shape: folded when the shape is static
 SHAPE_OPS = frozenset({"Shape", "Size", "EyeLike"})
+#: ops whose numpy reference and llvm kernel give the same bits (integer, comparison and logic
+#: arithmetic, selects, casts, data movement; IEEE-rounded f32/f64 add/sub/mul): where a runtime
+#: dim reaches them, a polymorphic plan runs them on numpy (see the module docstring)
+EXACT_OPS = frozenset({"Cast", "CastLike", "Where", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+                       "Not", "And", "Or", "Xor", "Add", "Sub", "Mul", "Neg", "Abs", "Min", "Max", "Sign",
+                       "Identity", "Gather", "GatherElements", "GatherND", "Concat", "Slice", "Expand",
+                       "Transpose", "Tile", "Split", "Trilu"}) | VIEW_OPS
+#: ops that read their key-count sizes from the arrays of each run (see attention.py)
+RUNTIME_SIZED_OPS = frozenset({"Attention"})
+#: plans kept per executable (the least recently used is dropped beyond this)
+MAX_PLANS = 16
+#: process-wide counts, read by tests and tools/bench_backends.py: plans built, functions compiled
+STATS = {"plans": 0, "functions": 0}
 
 
 @dataclass
@@ -57,6 +81,10 @@ class Plan:
     kinds: dict[Node, str] = field(default_factory=dict)             # node -> lowering name
     lowerings: dict[Node, Lowering] = field(default_factory=dict)    # node -> its lowering (introspection)
     modules: list[CompiledModule] = field(default_factory=list)
+    refold: set[Node] = field(default_factory=set)   # shape arithmetic of runtime dims: numpy at each run
+    exact: set[Node] = field(default_factory=set)    # exact ops reached by runtime dims: numpy at each run
+    runtime: frozenset = frozenset()                  # the dims this plan reads at run time
+    numpy_bodies: dict[Node, Interpreter] = field(default_factory=dict)   # Fused nodes of refold/exact
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     compile_seconds: float = 0.0
     n_functions: int = 0
@@ -71,6 +99,7 @@ class Plan:
         return {"kernels": kinds, "folded": len(self.folded), "views": len(self.views),
                 "fused_bodies": len(self.subplans), "fallbacks": fallbacks,
                 "functions": self.n_functions, "compile_seconds": self.compile_seconds,
+                "runtime_dims": sorted(self.runtime), "refold": len(self.refold), "exact_numpy": len(self.exact),
                 "arena_bytes": self.memory.arena_bytes}
 
 
@@ -87,10 +116,66 @@ def _static(t) -> tuple[int, ...] | None:
     return tuple(t.shape) if t.is_static else None
 
 
+def _exact(node: Node) -> bool:
+    """True when numpy and the llvm kernel compute ``node`` to the same bits (``EXACT_OPS``)."""
+    if node.op == "Fused":
+        return node.attr("kind") == "elementwise" and node.body is not None and all(_exact(n) for n in node.body)
+    return node.op in EXACT_OPS and all(v.type.dtype.name not in ("f16", "bf16") and
+                                        not v.type.dtype.name.startswith("f8") for v in node.outputs)
+
+
+def _key_inputs(node: Node) -> dict[int, int]:
+    """Attention: input index -> the axis holding a key count (the sizes its kernel reads per run)."""
+    ins = node.inputs
+    three_d = ins[0].type.rank == 3
+    axes = {1: 1 if three_d else 2, 2: 1 if three_d else 2, 3: -1, 4: 2, 5: 2}
+    return {i: a for i, a in axes.items() if i < len(ins) and ins[i] is not None}
+
+
+def runtime_dims(graph: Graph) -> frozenset[str]:
+    """The input dims a plan can leave to run time (see the module docstring): those that reach,
+    through shapes, only views, shape arithmetic, exact ops and the key axes of attention."""
+    candidates: set[str] = set()
+    for v in graph.inputs:
+        candidates |= v.type.symbols
+    data = {id(v) for v in graph.inputs}   # values computed from the inputs' data (not only shapes)
+    blocked: set[str] = set()
+    for node in graph.nodes:
+        if node.op in SHAPE_OPS or not any(v is not None and id(v) in data for v in node.inputs):
+            continue   # shape arithmetic: refolded on numpy at each run, whatever its op
+        for v in node.outputs:
+            data.add(id(v))
+        if node.op in RUNTIME_SIZED_OPS:
+            keys = _key_inputs(node)
+            fixed = [v.type for v in node.outputs[:1]]
+            for i, v in enumerate(node.inputs):
+                if v is None:
+                    continue
+                if i in keys:
+                    axis = keys[i] % v.type.rank if v.type.rank else 0
+                    rest = [d for a, d in enumerate(v.type.shape) if a != axis and isinstance(d, str)]
+                    blocked |= set().union(*(D.free_symbols(d) for d in rest)) if rest else set()
+                else:
+                    fixed.append(v.type)
+            for t in fixed:
+                blocked |= t.symbols
+            continue
+        if _exact(node):
+            continue
+        for v in list(node.inputs) + list(node.outputs):
+            if v is not None:
+                blocked |= v.type.symbols
+    if blocked - candidates:   # a dim no input names (an exporter's unknown): it may vary with any
+        return frozenset()
+    return frozenset(candidates - blocked)
+
+
 def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: Runner,
-               options: Mapping[str, Any], strict: bool = False) -> Plan:
-    """Fold, lower and compile ``graph`` for inputs of ``shapes``; see the module docstring."""
+               options: Mapping[str, Any], strict: bool = False, runtime: frozenset = frozenset()) -> Plan:
+    """Fold, lower and compile ``graph`` for inputs of ``shapes``, leaving the dims in ``runtime``
+    to each run; see the module docstring."""
     t0 = time.perf_counter()
+    STATS["plans"] += 1
     dims = _bind_dims(graph, shapes)
     bound = graph
     if dims:
@@ -98,12 +183,27 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
             bound = graph.bind(dims)
         except IRError as e:  # keep going with what is static; the rest falls back (and a real
             log.info("could not bind %s: %s", dims, e)  # mismatch fails at run time: one line, not two)
-    plan = Plan()
+    plan = Plan(runtime=runtime)
     folder = Interpreter(bound, check=False)
     known: dict[int, np.ndarray] = {id(c): c.data for c in bound.constants.values() if c.data is not None}
+    symbolic: set[int] = set()   # values of the shape arithmetic of runtime dims (bound-graph ids)
     lowered: list[tuple[Node, Lowering]] = []
     for orig, node in zip(graph.nodes, bound.nodes):
         ins = node.inputs
+        if runtime:
+            varies = any(v.type.symbols & runtime for v in list(orig.inputs) + list(orig.outputs) if v is not None)
+            if node.op in SHAPE_OPS and ins[0] is not None and orig.inputs[0].type.symbols & runtime or \
+                    any(v is not None and id(v) in symbolic for v in ins) and \
+                    all(v is None or id(v) in known or id(v) in symbolic for v in ins[1 if node.op in SHAPE_OPS else 0:]):
+                plan.refold.add(orig)
+                symbolic.update(id(v) for v in node.outputs)
+                continue
+            if varies and node.op not in RUNTIME_SIZED_OPS:
+                if node.op in VIEW_OPS:
+                    plan.views.add(orig)
+                else:   # exact by construction (runtime_dims): numpy gives the kernel's bits
+                    plan.exact.add(orig)
+                continue
         shape_only = node.op in SHAPE_OPS and ins[0] is not None and ins[0].type.is_static and \
             all(v is None or id(v) in known for v in ins[1:])
         if shape_only or all(v is None or id(v) in known for v in ins):
@@ -159,13 +259,15 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
     nbytes, dtypes, shapes_of = {}, {}, {}
     for orig, node in zip(graph.nodes, bound.nodes):
-        if orig in plan.kernels:
+        if orig in plan.kernels and not (runtime and any(v.type.symbols & runtime for v in orig.outputs)):
             for vo, vb in zip(orig.outputs, node.outputs):
                 dt = vb.type.dtype.np_dtype
                 shapes_of[id(vo)] = tuple(vb.type.shape)
                 dtypes[id(vo)] = dt
                 nbytes[id(vo)] = int(np.prod(vb.type.shape, dtype=np.int64)) * dt.itemsize
-    plan.memory = plan_memory(graph, plan.kernels, plan.folded, nbytes, dtypes, shapes_of)
+    # kernels whose outputs vary with the runtime dims allocate them at each run
+    plan.memory = plan_memory(graph, [n for n in plan.kernels if id(n.outputs[0]) in nbytes], plan.folded,
+                              nbytes, dtypes, shapes_of)
     plan.compile_seconds = time.perf_counter() - t0
     log.info("llvm plan for @%s: %s", graph.name, plan.summary())
     return plan
@@ -232,6 +334,7 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
         module = compile_ir(finalize_text(text))
         plan.modules.append(module)
         plan.n_functions = len(defs)
+        STATS["functions"] += len(defs)
         for final in defs:
             _COMPILED[final] = module
     fns: dict[str, Any] = {}
@@ -259,16 +362,30 @@ class LLVMInterpreter(Interpreter):
         self.runner = runner if runner is not None else Runner()
         self.options = dict(options or {})
         self.strict = strict
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
         self.plan: Plan | None = None
+        self.runtime = runtime_dims(graph) if self.options.get("polymorphic", True) else frozenset()
+        # per input, the axes a runtime dim reaches: left out of the plan key
+        self._free = [{a for a, d in enumerate(v.type.shape) if isinstance(d, str) and D.free_symbols(d) & self.runtime}
+                      for v in graph.inputs]
+        self.plans_built = 0
+        self.functions_compiled = 0
 
     def prepare(self, shapes: Mapping[str, tuple[int, ...]]) -> Plan:
-        """The plan for these input shapes (built and compiled on first use)."""
-        key = tuple(tuple(shapes[v.name]) for v in self.graph.inputs)
+        """The plan for these input shapes (built and compiled on first use; one plan serves every
+        value of the runtime dims)."""
+        key = tuple(tuple(None if a in free else n for a, n in enumerate(shapes[v.name]))
+                    for v, free in zip(self.graph.inputs, self._free))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = build_plan(self.graph, shapes, runner=self.runner, options=self.options,
-                                                 strict=self.strict)
+                                                 strict=self.strict, runtime=self.runtime)
+            self.plans_built += 1
+            self.functions_compiled += plan.n_functions
+            while len(self._plans) > MAX_PLANS:
+                self._plans.popitem(last=False)
+        else:
+            self._plans.move_to_end(key)
         self.plan = plan
         return plan
 
@@ -291,6 +408,15 @@ class LLVMInterpreter(Interpreter):
         f = plan.folded.get(node)
         if f is not None:
             return f
+        if node in plan.refold or node in plan.exact:
+            if node.op == "Fused":   # the body on the numpy reference (not a nested llvm plan per run)
+                ref = plan.numpy_bodies.get(node)
+                if ref is None:
+                    ref = plan.numpy_bodies[node] = Interpreter(node.body, check=False)
+                res = ref.run({p.name: a for p, a in zip(node.body.inputs, args)})
+                return tuple(_contig(res[v.name]) for v in node.body.outputs)
+            out = super().call_kernel(node, args)
+            return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
         sub = plan.subplans.get(node)
         if sub is not None:
             res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})

@@ -4,7 +4,9 @@
 optimizes a module with the new pass manager at -O3 (loop and SLP vectorizers on) for the host's
 CPU and features, then hands it to MCJIT; the returned ``CompiledModule`` owns the machine code
 and gives function addresses. llvmlite 0.50 (LLVM 22) drops ``llvm.initialize()``: only the
-native target and asm printer are initialized.
+native target and asm printer are initialized. Object code is cached on disk across processes
+(``objcache``): a module compiled before, for this CPU and LLVM, is loaded instead of optimized
+and code-generated again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from ...ir.errors import BackendError
+from . import objcache
 
 try:
     import llvmlite.binding as llvm
@@ -28,6 +31,7 @@ __all__ = ["HostInfo", "host", "CompiledModule", "compile_ir", "FUNCTION_ATTRIBU
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
+_LLVMLITE_VERSION = getattr(__import__("llvmlite"), "__version__", "unknown")
 
 
 @dataclass(frozen=True)
@@ -117,13 +121,17 @@ def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
     t0 = time.perf_counter()
     text = module_text.replace('target triple = "unknown-unknown-unknown"', f'target triple = "{info.triple}"')
     text = text.replace('target datalayout = ""', f'target datalayout = "{tm.target_data}"')
+    folder = objcache.cache_dir()
+    key = objcache.entry_key(text, triple=info.triple, cpu=info.cpu, features=info.features, optimize=optimize,
+                             llvmlite_version=_LLVMLITE_VERSION) if folder is not None else ""
+    cached = objcache.load(folder, key)
     with _lock:  # LLVM contexts are not thread-safe
         try:
             mod = llvm.parse_assembly(text)
             mod.verify()
         except RuntimeError as e:  # a code generator bug, not a user error: keep the IR for the report
             raise RuntimeError(f"generated LLVM IR does not verify: {e}\n{text}") from None
-        if optimize:
+        if optimize and cached is None:   # a cached object was optimized before it was stored
             pto = llvm.create_pipeline_tuning_options(speed_level=3)
             pto.loop_vectorization = True
             pto.slp_vectorization = True
@@ -133,9 +141,13 @@ def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
             pb.getModulePassManager().run(mod, pb)
         # an engine takes ownership of its target machine: give each its own
         engine = llvm.create_mcjit_compiler(mod, _new_target_machine(info.triple, info.cpu, info.features))
+        if folder is not None:
+            engine.set_object_cache(lambda _m, obj: None if cached is not None else objcache.store(folder, key, obj),
+                                    lambda _m: cached)
         engine.finalize_object()
         names = [f.name for f in mod.functions if not f.is_declaration]
         optimized = str(mod)
     seconds = time.perf_counter() - t0
-    log.info("JIT-compiled %d function(s) in %.1f ms", len(names), seconds * 1e3)
+    log.info("JIT-%s %d function(s) in %.1f ms", "loaded" if cached is not None else "compiled", len(names),
+             seconds * 1e3)
     return CompiledModule(engine, names, seconds, optimized)

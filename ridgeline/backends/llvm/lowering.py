@@ -67,12 +67,14 @@ def _poison(a: np.ndarray) -> None:
 
 def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
     """Refuse to run a kernel on buffers other than the ones it was compiled for (no reads out of
-    bounds, whatever happens upstream)."""
+    bounds, whatever happens upstream); a None in an expected shape is a size read at run time."""
     for i, shape in expect:
         a = args[i]
-        if a.shape != shape or not a.flags.c_contiguous:
+        if len(a.shape) != len(shape) or any(e is not None and n != e for n, e in zip(a.shape, shape)) \
+                or not a.flags.c_contiguous:
             from ...ir.errors import BackendError
-            raise BackendError(f"{name}: llvm kernel compiled for input {i} of shape {list(shape)}, "
+            raise BackendError(f"{name}: llvm kernel compiled for input {i} of shape "
+                               f"{['?' if e is None else e for e in shape]}, "
                                f"got {list(a.shape)}{'' if a.flags.c_contiguous else ' (not contiguous)'}")
 
 

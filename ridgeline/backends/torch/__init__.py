@@ -11,6 +11,7 @@ on CPU-only machines: treat it as untested.
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -51,15 +52,32 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-#: below this working set (weights + inputs) a CPU run uses one intra-op thread by default: its
-#: kernels are microseconds long, and a parallel region's barrier costs milliseconds whenever the
-#: other cores are busy (measured on 2 shared vCPUs: a tiny GPT-2 took 0.97 ms on one thread and
-#: 110-190 ms on two). Larger graphs keep torch's own default; ``threads=`` always wins.
-SMALL_WORKING_SET = 8 * 2**20
+#: runs shorter than this are timed twice at each thread count when choosing (one timing of a
+#: millisecond run on a loaded machine is mostly noise)
+_SHORT_RUN = 0.02
+
+
+def _size_bucket(inputs) -> tuple:
+    """Inputs of the same ranks and dtypes within a factor of two in size share a thread choice
+    (a decode step whose cache grows by one token is not measured again)."""
+    arrays = inputs.values() if isinstance(inputs, Mapping) else inputs
+    arrays = [np.asarray(a) for a in arrays]
+    total = sum(a.size for a in arrays)
+    return tuple((a.ndim, a.dtype.str) for a in arrays) + (int(total).bit_length(),)
 
 
 class TorchExecutable:
-    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name."""
+    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name.
+
+    On CPU without ``threads=``, the first run of each input size class first measures: a
+    warm-up at torch's default threads, then one intra-op thread against the default,
+    alternating (twice each when runs are shorter than 20 ms); then it runs at the faster
+    (``thread_choice``), as every later run of that class does — so runs never mix thread
+    counts (torch's reductions split by thread count: the bits would differ). A parallel
+    region's barrier costs milliseconds when other processes hold the cores, which made graphs
+    4-11x slower on all threads on a shared machine, while a quiet one gains from them: a
+    measurement decides, not a size cutoff.
+    """
 
     def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
         self.graph = graph
@@ -67,22 +85,40 @@ class TorchExecutable:
         self.compiled = bool(compile)
         self.threads = threads
         self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
-        self._weights = sum(c.data.nbytes for c in graph.constants.values() if c.data is not None)
+        #: size class of the inputs -> (the intra-op threads measured fastest, best seconds per count)
+        self.thread_choice: dict[tuple, tuple[int, dict[int, float]]] = {}
 
-    def _threads_for(self, inputs) -> int | None:
-        if self.threads is not None or self.device.type != "cpu":
-            return self.threads
-        arrays = inputs.values() if isinstance(inputs, Mapping) else inputs
-        size = self._weights + sum(getattr(a, "nbytes", 0) for a in arrays)
-        return 1 if size < SMALL_WORKING_SET else None
+    def _choose(self, bucket: tuple, inputs) -> int:
+        """Time the graph at one thread and at torch's default on ``inputs``; keep the faster."""
+        many = torch.get_num_threads()
+        if many <= 1:
+            self.thread_choice[bucket] = (many, {})
+            return many
+        self.interpreter.run(inputs)   # warm-up (first-touch allocation, caches)
+        best = {1: float("inf"), many: float("inf")}
+        for r in range(2):
+            for n in (1, many):
+                torch.set_num_threads(n)
+                t0 = time.perf_counter()
+                self.interpreter.run(inputs)
+                best[n] = min(best[n], time.perf_counter() - t0)
+            if max(best.values()) >= _SHORT_RUN:
+                break
+        torch.set_num_threads(many)
+        self.thread_choice[bucket] = (min(best, key=best.get), best)
+        return self.thread_choice[bucket][0]
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
         before = torch.get_num_threads()
-        threads = self._threads_for(inputs)
-        if threads is not None and threads != before:
-            torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
+        threads = self.threads
         try:
+            if threads is None and self.device.type == "cpu":
+                bucket = _size_bucket(inputs)
+                choice = self.thread_choice.get(bucket)
+                threads = choice[0] if choice is not None else self._choose(bucket, inputs)
+            if threads is not None and threads != torch.get_num_threads():
+                torch.set_num_threads(threads)   # torch's setting is process-wide: restored below
             return self.interpreter.run(inputs, profile=profile)
         except BackendError:
             raise
@@ -128,7 +164,8 @@ class TorchBackend:
                 **options: Any) -> TorchExecutable:
         """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
         ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
-        restored); by default one for small working sets (``SMALL_WORKING_SET``), else torch's own."""
+        restored); by default the faster of one and torch's default, measured on the first run of
+        each input size class (``TorchExecutable.thread_choice``)."""
         check_threads(threads)
         if options:
             raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
