@@ -127,5 +127,5 @@ def sweep(spec: Any, engine: str = "local", **options: Any):
 def generate(prefill: Any, decode: Any = None, input_ids: Any = (), max_new_tokens: int = 16, **options: Any):
     """A KV-cache decode loop (greedy, or sampled with a seed) on a backend; returns a
     ``GenerateResult``. See ``ridgeline.runtime.generate`` for the options."""
-    from .runtime.generate import generate as _generate
+    from .runtime import generate as _generate
     return _generate(prefill, decode, input_ids, max_new_tokens, **options)

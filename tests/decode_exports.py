@@ -116,9 +116,9 @@ def export_decode(cfg: dict, exporter: str = "legacy", opset: int = 17, position
             tmp.write_bytes(buf.getvalue())
         else:
             from torch.export import Dim
-            batch, seq, pst = Dim("batch", min=1, max=64), Dim("seq", min=1, max=256), Dim("past", min=0, max=256)
-            shapes = [{0: batch, 1: seq}, {0: batch, 1: seq + pst}] + ([{0: batch, 1: seq}] if position_ids else [])
-            shapes += [{0: batch, 2: pst}] * len(pn)
+            dyn = Dim.DYNAMIC  # torch.export relates seq, past and the mask's length itself
+            rest = ([{0: dyn, 1: dyn}] if position_ids else []) + [{0: dyn, 2: dyn}] * len(pn)
+            shapes = ({0: dyn, 1: dyn}, {0: dyn, 1: dyn}, tuple(rest))  # forward(ids, mask, *rest)
             prog = torch.onnx.export(Step(), args, dynamo=True, opset_version=opset, dynamic_shapes=shapes,
                                      input_names=in_names, output_names=["logits", *on], verbose=False)
             prog.save(str(tmp))
