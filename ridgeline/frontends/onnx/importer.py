@@ -226,8 +226,9 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
 
 
-def _tensor(t: onnx.TensorProto, base: Path | None, label: str) -> np.ndarray:
-    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}")
+def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | None = None):
+    """An initializer: an array, or a memory-mapped ``LazyTensor`` for external data."""
+    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}", maps=maps)
 
 
 def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[onnx.NodeProto]:
@@ -316,10 +317,11 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
 
     values: dict[str, Value] = {}
     init_names = set()
+    maps: dict = {}  # one read-only mapping per external-data file
     for t in og.initializer:
         if t.name in values:
             raise ModelError(f"{label}: initializer {t.name!r} is defined twice")
-        values[t.name] = g.add_constant(t.name, _tensor(t, base, label))
+        values[t.name] = g.add_constant(t.name, _tensor(t, base, label, maps))
         init_names.add(t.name)
     if og.sparse_initializer:
         raise ModelError(f"{label}: sparse initializers are not supported")
