@@ -28,7 +28,7 @@ def materializations() -> int:
 class LazyTensor:
     """An array of known ``shape`` and ``dtype`` whose data comes from ``load()`` on first use."""
 
-    __slots__ = ("shape", "dtype", "_load", "_array", "source")
+    __slots__ = ("_array", "_load", "dtype", "shape", "source")
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, load: Callable[[], np.ndarray], source: str = ""):
         self.shape = tuple(int(d) for d in shape)
