@@ -111,3 +111,18 @@ def test_bad_arguments_are_one_line_errors(steps):
         rl.generate(step, None, np.ones((1, 3), np.int64), 2, temperature=1.0, top_p=2.0)
     with pytest.raises(ModelError, match="no weights"):
         rl.generate("llama-3-8b", input_ids=[[1, 2]], max_new_tokens=1)
+
+
+def test_separate_decode_model_and_a_cacheless_prefill(steps):
+    """A distinct decode executable (here torch after a numpy prefill) continues the same cache;
+    a graph without a cache is re-run on the whole sequence and gives the same tokens."""
+    ids, mask = prompts(GPT2, 2, 4, seed=9)
+    one = rl.generate(steps[("gpt2", "numpy")], None, ids, 4, attention_mask=mask).new_tokens
+    two = rl.generate(steps[("gpt2", "numpy")], steps[("gpt2", "torch")], ids, 4, attention_mask=mask).new_tokens
+    assert two.tolist() == one.tolist()
+    models = Path(__file__).resolve().parents[1] / "models"
+    cached = rl.generate(models / "gpt2-legacy17-decode.onnx", input_ids=ids % 64, max_new_tokens=3,
+                         attention_mask=mask).new_tokens
+    rerun = rl.generate(models / "gpt2-legacy17-prefill.onnx", input_ids=ids % 64, max_new_tokens=3,
+                        attention_mask=mask).new_tokens
+    assert rerun.tolist() == cached.tolist()
