@@ -247,14 +247,15 @@ def _feeds(step: StepModel, ids: np.ndarray, mask: np.ndarray, cache: Mapping[st
         if cache is not None:
             feeds[p.past] = cache[p.present]
             continue
-        shape = []
+        shape, batch_seen = [], False
         for i, d in enumerate(p.shape):
             if i == p.axis:
                 shape.append(0)
-            elif i == 0:
-                shape.append(batch)
             elif isinstance(d, (int, np.integer)):
                 shape.append(int(d))
+            elif not batch_seen:  # the first symbolic dim is the batch ([2, batch, …] when k/v are stacked)
+                shape.append(batch)
+                batch_seen = True
             else:
                 raise ModelError(f"cache input {p.past!r} has a symbolic dim {d!r} at axis {i}; "
                                  f"cannot build an empty cache for it")

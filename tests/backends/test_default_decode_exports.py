@@ -20,11 +20,11 @@ pytest.importorskip("transformers")
 ort = pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from decode_exports import LLAMA, export_decode, kv_shape  # noqa: E402
+from decode_exports import LLAMA, export_decode, kv_shape
 
-from ridgeline import api  # noqa: E402
-from ridgeline.backends.registry import get_backend  # noqa: E402
-from ridgeline.testing.differential import run_twice  # noqa: E402
+from ridgeline import api
+from ridgeline.backends.registry import get_backend
+from ridgeline.testing.differential import run_twice
 
 VARIANTS = [("legacy", 17), ("dynamo", 18)]
 RTOL = 1e-4

@@ -15,8 +15,8 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from decode_exports import LLAMA, export_decode  # noqa: E402
-from helpers import assert_user_error  # noqa: E402
+from decode_exports import LLAMA, export_decode
+from helpers import assert_user_error
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

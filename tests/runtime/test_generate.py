@@ -19,11 +19,11 @@ pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from decode_exports import GPT2, LLAMA, export_decode, prompts, torch_greedy  # noqa: E402
+from decode_exports import GPT2, LLAMA, export_decode, prompts, torch_greedy
 
-import ridgeline as rl  # noqa: E402
-from ridgeline.ir.errors import ModelError  # noqa: E402
-from ridgeline.runtime import kv_pairs, step_model  # noqa: E402
+import ridgeline as rl
+from ridgeline.ir.errors import ModelError
+from ridgeline.runtime import kv_pairs, step_model
 
 MODELS = {"llama": (LLAMA, False), "gpt2": (GPT2, True)}
 
