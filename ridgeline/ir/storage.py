@@ -64,6 +64,10 @@ class LazyTensor:
             _materialized += 1
         return self._array
 
+    def __reduce__(self):
+        # pickled (a process pool, deepcopy) as the plain array: a mapping does not cross processes
+        return np.array, (self.numpy(),)
+
     def __repr__(self) -> str:
         state = "loaded" if self.loaded else "not loaded"
         return f"LazyTensor({self.dtype}{list(self.shape)}, {self.source or '?'}, {state})"

@@ -92,3 +92,12 @@ def test_mapping_keeps_the_file_checks(tmp_path):
     data.write_bytes(data.read_bytes()[:-4])  # shorter than the declared tensors
     with pytest.raises(ModelError, match="runs past the end|declared type needs"):
         rl.load(path)
+
+
+def test_a_mapped_graph_pickles_as_plain_arrays(tmp_path):
+    import pickle
+    path, arrays = _mlp(tmp_path, 8, 12)
+    g = pickle.loads(pickle.dumps(rl.load(path)))  # process pools and deepcopy see arrays, not mappings
+    for name, want in arrays.items():
+        assert isinstance(g.constants[name].stored, np.ndarray)
+        np.testing.assert_array_equal(g.constants[name].data, want)
