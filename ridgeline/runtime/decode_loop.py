@@ -57,7 +57,7 @@ def kv_pairs(inputs: Mapping[str, Any], outputs: Sequence[str]) -> list[KVPair]:
     out: list[KVPair] = []
     outs = set(outputs)
     for name, (dtype, shape) in inputs.items():
-        if "past" not in name:
+        if "past" not in name or len(shape) < 3:  # a scalar like past_sequence_length is not a cache
             continue
         present = next((p.sub(r, name) for p, r in _PAST_TO_PRESENT if p.match(name) and p.sub(r, name) in outs),
                        None)
