@@ -16,18 +16,20 @@ pytest.importorskip("onnxruntime")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from decode_exports import LLAMA, export_decode
-from helpers import assert_user_error
+
+from ridgeline.cli import main
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 @pytest.mark.slow
-def test_decode_steps_side_by_side(run_cli):
+def test_decode_steps_side_by_side(capsys):
     path = export_decode(LLAMA, "legacy", 17)
-    proc = run_cli("compare", path, "--backends", "numpy,host-cpu", "--decode-steps", "3", "--dim", "batch=2",
-                   "--dim", "seq=5", "--repeat", "1", "--json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    rc = main(["compare", str(path), "--backends", "numpy,host-cpu", "--decode-steps", "3", "--dim", "batch=2",
+               "--dim", "seq=5", "--repeat", "1", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    data = json.loads(out.out)
     rows = {r["name"]: r for r in data["rows"]}
     assert set(rows) == {"numpy", "onnxruntime"}
     for r in rows.values():
@@ -38,6 +40,7 @@ def test_decode_steps_side_by_side(run_cli):
         assert r["predicted_over_measured"] == pytest.approx(r["host_predicted_s"] / r["per_token_s"])
 
 
-def test_a_model_without_a_cache_is_a_one_line_error(run_cli):
-    proc = run_cli("compare", MODELS / "gpt2-legacy17-prefill.onnx", "--backends", "numpy", "--decode-steps", "2")
-    assert_user_error(proc, "no KV-cache inputs")
+def test_a_model_without_a_cache_is_a_one_line_error(capsys):
+    rc = main(["compare", str(MODELS / "gpt2-legacy17-prefill.onnx"), "--backends", "numpy", "--decode-steps", "2"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert rc == 2 and len(err) == 1 and "no KV-cache inputs" in err[0], err
