@@ -13,7 +13,7 @@ have (GPU SIMT, systolic arrays, wafer-scale SRAM, deterministic dataflow).
 
 from __future__ import annotations
 
-from .api import compile, estimate, load, optimize, simulate, sweep
+from .api import compile, estimate, generate, load, optimize, simulate, sweep
 from .ir import Graph, Node, TensorType, Value
 from .ir.errors import RidgelineError
 
@@ -28,6 +28,7 @@ __all__ = [
     "__version__",
     "compile",
     "estimate",
+    "generate",
     "load",
     "models",
     "optimize",

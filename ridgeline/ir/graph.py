@@ -20,6 +20,7 @@ import numpy as np
 from . import dims as D
 from .dtypes import from_numpy
 from .errors import IRError
+from .storage import LazyTensor
 from .types import TensorType
 
 if TYPE_CHECKING:
@@ -35,17 +36,17 @@ MAX_BIND = 2 ** 40
 class Value:
     """A typed SSA value: a graph input, a constant, or output ``index`` of ``producer``."""
 
-    __slots__ = ("_name", "type", "producer", "index", "uses", "data", "const", "graph", "meta")
+    __slots__ = ("_name", "type", "producer", "index", "uses", "_data", "const", "graph", "meta")
 
     def __init__(self, name: str, type: TensorType, *, producer: Node | None = None, index: int = 0,
-                 const: bool = False, data: np.ndarray | None = None):
+                 const: bool = False, data: np.ndarray | LazyTensor | None = None):
         self._name = name
         self.type = type
         self.producer = producer
         self.index = index
         self.uses: list[tuple[Node, int]] = []
         self.const = const
-        self.data = data
+        self._data = data
         self.graph: Graph | None = None
         self.meta: dict[str, Any] = {}
 
@@ -74,7 +75,28 @@ class Value:
 
     @property
     def has_data(self) -> bool:
-        return self.data is not None
+        return self._data is not None
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The constant's array (a file-backed weight is mapped on first access), or None."""
+        d = self._data
+        return d.numpy() if isinstance(d, LazyTensor) else d
+
+    @data.setter
+    def data(self, value: np.ndarray | LazyTensor | None) -> None:
+        self._data = value
+
+    @property
+    def stored(self) -> np.ndarray | LazyTensor | None:
+        """The data as stored: an array, a ``LazyTensor`` not yet read, or None (weightless).
+        Code that only moves constants around (copy, export) passes this on untouched."""
+        return self._data
+
+    @property
+    def is_lazy(self) -> bool:
+        """True while the data is a file-backed ``LazyTensor`` nobody has read yet."""
+        return isinstance(self._data, LazyTensor) and not self._data.loaded
 
     @property
     def is_input(self) -> bool:
@@ -274,10 +296,14 @@ class Graph:
         self.inputs.append(v)
         return v
 
-    def add_constant(self, name: str | None, data: np.ndarray | None = None, *,
+    def add_constant(self, name: str | None, data: np.ndarray | LazyTensor | None = None, *,
                      type: TensorType | None = None) -> Value:
-        """A constant with ``data``, or a weightless one with only ``type``."""
-        if data is not None:
+        """A constant with ``data`` (an array, or a ``LazyTensor`` read on first use), or a
+        weightless one with only ``type``."""
+        if isinstance(data, LazyTensor):
+            if type is None:
+                type = TensorType(from_numpy(data.dtype), data.shape)
+        elif data is not None:
             data = np.asarray(data)
             if type is None:
                 type = TensorType(from_numpy(data.dtype), tuple(int(s) for s in data.shape))
@@ -514,7 +540,7 @@ class Graph:
             nv.meta = dict(v.meta)
             vmap[id(v)] = nv
         for v in self.constants.values():
-            nv = new._register(Value(v.name, v.type, const=True, data=v.data))
+            nv = new._register(Value(v.name, v.type, const=True, data=v.stored))
             nv.meta = dict(v.meta)
             new.constants[nv.name] = nv
             vmap[id(v)] = nv

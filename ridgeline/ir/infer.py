@@ -85,7 +85,8 @@ def _input_values(node: "Node", syms: dict[int, np.ndarray] | None):
             values.append(None)
             symvals.append(None)
             continue
-        values.append(v.data if v.const else None)
+        # a file-backed weight not yet read stays unread: no shape depends on a float weight
+        values.append(v.data if v.const and not (v.is_lazy and v.type.dtype.is_float) else None)
         symvals.append(syms.get(id(v)) if syms is not None else None)
     return values, symvals
 

@@ -160,8 +160,12 @@ def _print(graph, lines: list[str], ind: str, mode: ConstantMode, limit: int) ->
         lines.append(f"{inner}meta {format_value(_printable_meta(graph.meta))}")
     for v in graph.constants.values():
         head = f"{inner}const {format_name(v.name)}: {v.type}"
-        if v.data is None:
+        stored = v.stored
+        if stored is None:
             lines.append(head)
+        elif mode != "inline" and stored.size > limit:  # printed without reading a file-backed weight
+            lines.append(f"{head} = @sidecar" if mode == "sidecar" else
+                         f"{head} = <elided {_human_bytes(stored.nbytes)}>")
         elif v.data.size <= limit:
             lines.append(f"{head} = {_literal(v.data)}")
         elif mode == "sidecar":

@@ -47,7 +47,7 @@ def summarize(graph: Graph) -> GraphStats:
         params = params + (n if isinstance(n, int) else sympy.sympify(n))
         if isinstance(n, int):
             pbytes = pbytes + c.type.dtype.nbytes(n)
-        if c.data is None:
+        if not c.has_data:
             weightless += 1
     flops: Any = 0
     moved: Any = 0

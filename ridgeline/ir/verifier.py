@@ -64,12 +64,13 @@ def _check_structure(graph: "Graph") -> None:
     for name, v in graph.constants.items():
         if v.name != name or graph._values.get(name) is not v or not v.const:
             _fail(graph, None, f"constant table entry {name!r} is inconsistent")
-        if v.data is not None:
-            if tuple(v.data.shape) != v.type.shape:
-                _fail(graph, None, f"constant %{v.name} holds data of shape {tuple(v.data.shape)}, "
+        data = v.stored  # shape and dtype only: a file-backed weight is not read
+        if data is not None:
+            if tuple(data.shape) != v.type.shape:
+                _fail(graph, None, f"constant %{v.name} holds data of shape {tuple(data.shape)}, "
                                    f"its type says {v.type}")
-            if np.dtype(v.data.dtype) != v.type.dtype.np_dtype:
-                _fail(graph, None, f"constant %{v.name} holds {v.data.dtype} data, its type says {v.type}")
+            if np.dtype(data.dtype) != v.type.dtype.np_dtype:
+                _fail(graph, None, f"constant %{v.name} holds {data.dtype} data, its type says {v.type}")
         defined.add(id(v))
 
     order = graph.nodes

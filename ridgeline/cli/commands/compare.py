@@ -48,6 +48,8 @@ def register(sub) -> None:
                    "(e.g. from `ridgeline calibrate -o host.toml`) becomes the host model the executing "
                    "backends are predicted with")
     p.add_argument("--per-node", action="store_true", help="host model predicted vs measured per node")
+    p.add_argument("--decode-steps", type=int_arg(1, 100000), default=None, metavar="N",
+                   help="time a KV-cache decode loop of N tokens per backend (and onnxruntime), per token")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     from ._serving_compare import add_workload_arguments
     add_workload_arguments(p)
@@ -102,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         if executors:
             raise UsageError("--workload compares targets as servers; executing backends do not serve")
         return compare_serving(args, targets)
+    if getattr(args, "decode_steps", None):
+        from ._decode_compare import compare_decode
+        if not executors:
+            raise UsageError("--decode-steps times executing backends: name them with --backends numpy,llvm,…")
+        return compare_decode(args, executors, _host_model(names, file_targets))
     if executors and not is_file_model(args.model):
         raise UsageError(f"{args.model} is a weightless preset: executing backends ({', '.join(executors)}) need a "
                          f"model with weights (an .onnx or .rir file); estimate presets with --targets")

@@ -142,14 +142,17 @@ class _Exporter:
         proto = self.full_node(n)
         return _rotary_batch(n, proto, {} if shared is None else shared) + [proto]
 
-    def model(self) -> onnx.ModelProto:
+    def model(self, initializer=None) -> onnx.ModelProto:
+        """The model; ``initializer(value) -> TensorProto | None`` may write a constant itself
+        (as external data) instead of inline."""
         g = self.graph
         inits = []
         for c in g.constants.values():
-            if c.data is None:
+            if not c.has_data:
                 raise ModelError(f"constant %{c.name} has no data (a weightless graph cannot be saved as ONNX; "
                                  f"save it as .rir instead)")
-            inits.append(numpy_helper.from_array(np.asarray(c.data), c.name))
+            t = initializer(c) if initializer is not None else None
+            inits.append(t if t is not None else numpy_helper.from_array(np.asarray(c.data), c.name))
         shared: dict = {}
         if self.contrib is not None:
             self._skip = self.contrib.plan(n for n in g if self._lowered(n))
@@ -208,25 +211,52 @@ def _all_nodes(graph: Graph):
 
 
 def to_onnx(graph: Graph, *, opset: int | None = None, emit: str = "std",
-            notes: list[str] | None = None) -> onnx.ModelProto:
+            notes: list[str] | None = None, initializer=None) -> onnx.ModelProto:
     """The ``ModelProto`` of a graph (checked with ``onnx.checker``). ``emit="ort-contrib"`` writes
     fused ops newer than the opset as onnxruntime contrib ops where exact; ``notes`` (when given)
-    receives one line per node that stayed a function instead."""
+    receives one line per node that stayed a function instead. ``initializer(constant)`` may
+    return a TensorProto for a constant (an external-data reference) instead of its bytes."""
     ex = _Exporter(graph, opset, emit)
-    m = ex.model()
+    m = ex.model(initializer)
     if ex.contrib is not None and notes is not None:
         notes.extend(ex.contrib.fallbacks)
     try:
-        onnx.checker.check_model(m)
+        onnx.checker.check_model(_without_external(m))
     except onnx.checker.ValidationError as e:
         raise ModelError(f"exported model fails onnx.checker: {str(e).splitlines()[0]}") from None
     return m
 
 
+def _without_external(m: onnx.ModelProto) -> onnx.ModelProto:
+    """``m`` for the checker: external initializers as graph inputs (the checker would look for
+    their file relative to the working directory, before the file is even written)."""
+    ext = [t for t in m.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not ext:
+        return m
+    c = onnx.ModelProto()
+    c.CopyFrom(m)  # small: external weights are references only
+    keep = [t for t in c.graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL]
+    del c.graph.initializer[:]
+    c.graph.initializer.extend(keep)
+    c.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in ext)
+    return c
+
+
 def save_onnx(graph: Graph, path: str | os.PathLike | None = None, *, opset: int | None = None,
-              emit: str = "std", notes: list[str] | None = None) -> onnx.ModelProto:
+              emit: str = "std", notes: list[str] | None = None,
+              external_data: bool | None = None) -> onnx.ModelProto:
     """Write ``graph`` as ONNX to ``path`` (when given) and return the ``ModelProto`` (``emit`` and
-    ``notes`` as for :func:`to_onnx`)."""
+    ``notes`` as for :func:`to_onnx`).
+
+    ``external_data`` writes the weights to ``<path>.data`` one tensor at a time (the returned
+    proto then holds references, not bytes); by default that happens when the graph's weights came
+    from external data or would not fit a protobuf comfortably (see ``weights_out``).
+    """
+    if path is not None:
+        from .weights_out import save_with_external_data, wants_external_data
+        if wants_external_data(graph, external_data):
+            return save_with_external_data(
+                graph, path, lambda init: to_onnx(graph, opset=opset, emit=emit, notes=notes, initializer=init))
     m = to_onnx(graph, opset=opset, emit=emit, notes=notes)
     if path is not None:
         write_atomic(path, m.SerializeToString())  # never through a planted symlink, never half-written

@@ -9,6 +9,7 @@ data is inline: on external data it would resolve the location against the worki
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ from onnx import numpy_helper
 
 from ...ir.dtypes import from_onnx
 from ...ir.errors import IRError, ModelError
-from ...ir.safe_files import read_inside
+from ...ir.safe_files import map_inside, read_inside
+from ...ir.storage import LazyTensor
 
 __all__ = ["MAX_DIM", "MAX_ELEMENTS", "load_external_tensor", "tensor_to_array", "uses_external_data"]
 
@@ -46,8 +48,13 @@ def _declared(t: onnx.TensorProto, where: str):
     return dt, shape, numel
 
 
-def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str | None = None) -> np.ndarray:
-    """The array of a tensor whose data is in a file beside the model (``ModelError`` otherwise)."""
+def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str | None = None, *,
+                         maps: dict | None = None) -> np.ndarray | LazyTensor:
+    """The array of a tensor whose data is in a file beside the model (``ModelError`` otherwise).
+
+    With ``maps`` (one dict per model: a mapping per file), a byte-aligned tensor comes back as a
+    ``LazyTensor`` over a read-only memory map: checked now, read when first used, never copied.
+    """
     where = where or f"initializer {t.name or '?'!r}"
     info = {e.key: e.value for e in t.external_data}
     location = info.get("location")
@@ -56,13 +63,18 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str 
     if base_dir is None:
         raise ModelError(f"{where} uses external data {location!r}, but the model was not "
                          f"loaded from a file; load it by path")
-    dt, _, numel = _declared(t, where)
+    dt, shape, numel = _declared(t, where)
     need = dt.nbytes(numel)
     try:
         offset = int(info.get("offset", 0))
         length = int(info["length"]) if "length" in info else None
     except ValueError:
         raise ModelError(f"{where}: external data offset/length are not integers") from None
+    if maps is not None and dt.bits % 8 == 0 and sys.byteorder == "little" and dt.np_dtype.kind != "O":
+        view = map_inside(base_dir, location, offset, length, need, f"{where}: external data", maps)
+        np_dtype = dt.np_dtype
+        return LazyTensor(shape, np_dtype, lambda: np.frombuffer(view, dtype=np_dtype).reshape(shape),
+                          source=f"{location} @ {offset}")
     raw = read_inside(base_dir, location, offset, length, need, f"{where}: external data")
     # Rebuild the tensor with raw_data so onnx's own decoding (packing of int4, endianness) applies.
     tmp = onnx.TensorProto()
@@ -73,13 +85,15 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str 
     return numpy_helper.to_array(tmp)
 
 
-def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str) -> np.ndarray:
+def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str, *,
+                    maps: dict | None = None) -> np.ndarray | LazyTensor:
     """Any tensor of the model (initializer, ``Constant`` value, attribute) as numpy, the sizes
-    checked against the declared type before decoding."""
+    checked against the declared type before decoding; external data is a memory-mapped
+    ``LazyTensor`` when ``maps`` is given (see ``load_external_tensor``)."""
     if t.data_type == onnx.TensorProto.STRING:
         raise ModelError(f"{where}: string tensors are not supported")
     if uses_external_data(t):
-        return load_external_tensor(t, base_dir, where)
+        return load_external_tensor(t, base_dir, where, maps=maps)
     dt, _, numel = _declared(t, where)
     if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
         raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "

@@ -230,8 +230,38 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
 
 
-def _tensor(t: onnx.TensorProto, base: Path | None, label: str) -> np.ndarray:
-    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}")
+def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | None = None):
+    """An initializer: an array, or a memory-mapped ``LazyTensor`` for external data."""
+    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}", maps=maps)
+
+
+#: initializers above this many bytes are typed inputs for onnx's shape inference: no shape is
+#: computed from a weight, and serializing them for the C++ side cost half of loading a 500 MiB model
+_SHAPE_INFERENCE_INLINE = 1 << 16
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` for onnx's shape inference: large initializers become typed graph inputs, so the
+    weights are neither serialized nor copied (their sizes come from dims, not data)."""
+    og = proto.graph
+    big = [t for t in og.initializer
+           if t.data_type != onnx.TensorProto.STRING and math.prod(t.dims) * 4 > _SHAPE_INFERENCE_INLINE]
+    if not big:
+        return proto
+    names = {t.name for t in big}
+    m = onnx.ModelProto()
+    m.ir_version = proto.ir_version
+    m.opset_import.extend(proto.opset_import)
+    m.functions.extend(proto.functions)
+    g = m.graph
+    g.name = og.name
+    g.node.extend(og.node)
+    g.input.extend(vi for vi in og.input if vi.name not in names)
+    g.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in big)
+    g.output.extend(og.output)
+    g.value_info.extend(og.value_info)
+    g.initializer.extend(t for t in og.initializer if t.name not in names)
+    return m
 
 
 def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[onnx.NodeProto]:
@@ -313,7 +343,7 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
     # Node types are built from ONNX's shape inference and then refined by our specs, which carry
     # the symbolic shape values through (refine_types); the specs have the final word.
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(proto), strict_mode=False, data_prop=True)
         vinfo = {vi.name: vi.type for vi in inferred.graph.value_info}
     except Exception:  # a malformed model: our own verifier reports it, naming the node
         vinfo = {vi.name: vi.type for vi in og.value_info}
@@ -322,10 +352,11 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
 
     values: dict[str, Value] = {}
     init_names = set()
+    maps: dict = {}  # one read-only mapping per external-data file
     for t in og.initializer:
         if t.name in values:
             raise ModelError(f"{label}: initializer {t.name!r} is defined twice")
-        values[t.name] = g.add_constant(t.name, _tensor(t, base, label))
+        values[t.name] = g.add_constant(t.name, _tensor(t, base, label, maps))
         init_names.add(t.name)
     if og.sparse_initializer:
         raise ModelError(f"{label}: sparse initializers are not supported")

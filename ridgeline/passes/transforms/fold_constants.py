@@ -10,6 +10,11 @@ Two sources of compile-time values:
    constants with data: ``Transpose(W)``, the ``Range``/``LessOrEqual`` causal mask, ``Sqrt`` of
    a scale. Results larger than ``size-limit`` elements that would also be larger than their
    inputs are left alone (folding a broadcast would bloat the model).
+
+A weight that other nodes also read is never duplicated: ``Transpose(W)`` of a tied embedding
+(``lm_head = embed_tokens.T``) stays a transposed *use* of the one ``W`` — a view for numpy and
+torch — instead of a second copy of the largest tensor in the model. Folding a node whose result
+is at least as large as a constant input with other users needs ``duplicate-shared=true``.
 """
 
 from __future__ import annotations
@@ -45,6 +50,10 @@ class FoldConstants(Pass):
 
     #: largest folded result (elements) allowed to exceed the size of its inputs
     size_limit: int = 1 << 20
+    #: fold even when that copies a constant other nodes still read (a tied weight)
+    duplicate_shared: bool = False
+    #: constants below this many elements may be duplicated (shape tables, scalars: no real bytes)
+    _SHARED_MIN = 1024
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         # Phase 1 computes every foldable value in order; phase 2 turns into constants only the
@@ -54,7 +63,7 @@ class FoldConstants(Pass):
         syms: dict[int, np.ndarray] = {}        # symbolic values (what the specs publish)
         folded: list[Node] = []
         counts = {"symbolic": 0, "evaluated": 0}
-        no_evaluator = skipped_big = failed = 0
+        no_evaluator = skipped_big = failed = kept_shared = 0
         for node in graph.nodes:
             if not node.outputs or any(id(v) in outputs for v in node.outputs):
                 continue
@@ -64,6 +73,9 @@ class FoldConstants(Pass):
                     out_size = sum(_numel(v) for v in node.outputs)
                     if out_size > self.size_limit and out_size > sum(a.size for a in arrays if a is not None):
                         skipped_big += 1
+                        continue
+                    if not self.duplicate_shared and self._duplicates_shared(node, out_size):
+                        kept_shared += 1
                         continue
                     try:
                         results = list(ctx.evaluator(node, arrays))
@@ -89,9 +101,22 @@ class FoldConstants(Pass):
                      f"ridgeline.optimize and the CLI provide the numpy reference)")
         if skipped_big:
             ctx.note(f"fold-constants: {skipped_big} node(s) not folded: result above size-limit={self.size_limit}")
+        if kept_shared:
+            ctx.note(f"fold-constants: {kept_shared} node(s) not folded: each would copy a constant other nodes "
+                     f"still read (a tied weight); duplicate-shared=true folds them")
         if failed:
             ctx.note(f"fold-constants: {failed} node(s) could not be evaluated (see -v)")
         return PassResult(graph, bool(folded), stats=counts)
+
+    def _duplicates_shared(self, node: Node, out_size: int) -> bool:
+        """Folding ``node`` would store a second tensor as large as a constant input that other
+        nodes keep reading (so the input cannot go away)."""
+        for v in node.inputs:
+            if v is None or not v.const or not isinstance(v.type.numel, int) or v.type.numel < self._SHARED_MIN:
+                continue
+            if out_size >= v.type.numel and any(u is not node for u in v.users):
+                return True
+        return False
 
     @staticmethod
     def _symbolic(node: Node, syms: dict[int, np.ndarray], known: dict[int, np.ndarray]):
