@@ -15,7 +15,7 @@ from typing import Any
 from ..ir.errors import BackendError, PluginError, TargetError
 from ..plugins import discover, load
 
-__all__ = ["BackendInfo", "get_backend", "list_backends", "register_backend"]
+__all__ = ["BackendInfo", "get_backend", "get_estimator", "list_backends", "register_backend"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,12 @@ def get_backend(name: str, **options: Any):
             return EstimateBackend(target, **options)
     known = [b.name for b in list_backends()]
     raise BackendError(f"unknown backend {name!r}; known: {', '.join(known)}")
+
+
+def get_estimator(target: str, **options: Any):
+    """The estimating backend of ``target``; an executing backend's name is a clear error."""
+    be = get_backend(target, **options)
+    if getattr(be, "kind", None) != "estimate":
+        raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
+                           f"(see `ridgeline targets`)")
+    return be

@@ -115,7 +115,7 @@ class PipelineReport:
 
 def _dump_before(snapshot: Graph, pass_text: str, dump_dir: str | os.PathLike | None) -> Path | None:
     """Save the IR from before a failing pass as a runnable .rir (+ .rir.npz); None if that fails."""
-    from ..frontends.rir import save_rir
+    from ..ir.rir_file import save_rir
     directory = Path(dump_dir) if dump_dir is not None else Path(tempfile.gettempdir())
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pass_text)[:60]
     try:

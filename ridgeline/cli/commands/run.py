@@ -49,13 +49,13 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     from ...api import compile
-    from ...testing.inputs import random_inputs
+    from ...ir.inputs import random_inputs
     if args.output:
         check_output_path(args.output, "--output")  # before the work, not after
     g = load_model(args, bind=False)
     dims = parse_dims(args.dim)
     if args.inputs:
-        from ...testing.inputs import restore_dtypes
+        from ...ir.inputs import restore_dtypes
         inputs = restore_dtypes(g, _load_npz(args.inputs))  # bf16/fp8/int4 come back from .npz as bytes
     else:
         inputs = random_inputs(g, seed=args.seed, dims=dims)
