@@ -53,14 +53,6 @@ def _missing(mods: tuple[str, ...]) -> list[str]:
     return [m for m in mods if importlib.util.find_spec(m) is None]
 
 
-def _target_names() -> list[str]:
-    try:
-        from ..cost_models.targets import list_targets
-    except ImportError:
-        return []
-    return [t.name for t in list_targets()]
-
-
 def list_backends() -> list[BackendInfo]:
     """Every backend: built-ins (with availability), plugins, then one per target."""
     out = []
