@@ -9,6 +9,8 @@ The convention (also in docs/testing.md, "Commands in the docs"):
   copies those repository files into the scratch folder first (same relative paths),
   ``<!-- doc-test: slow -->`` runs the block only in the slow profile, and
   ``<!-- doc-test: skip REASON -->`` never runs it (the reason shows in the test report);
+  ``<!-- doc-test: python -->`` above a ``python`` block runs it as one program (other Python
+  blocks are fragments of a page and are not run);
 - a command's trailing comment may say ``needs: X, Y``: a Python module (``torch``, ``ray``…) runs
   only where it imports; ``slow`` only in the slow profile; anything else (``network``, ``your
   model``) is never run here and shows as skipped with that reason.
@@ -55,6 +57,7 @@ class Block:
     files: list[str] = field(default_factory=list)
     slow: bool = False
     skip: str | None = None
+    python: bool = False
 
     @property
     def id(self) -> str:
@@ -79,15 +82,7 @@ def blocks(path: Path, root: Path = REPO) -> list[Block]:
             body.append((i + 1, lines[i]))
             i += 1
         i += 1
-        if tag in SHELL_TAGS:
-            cmds = [(n, t.strip()) for n, t in body if t.strip() and not t.lstrip().startswith("#")]
-        elif tag in ("console", ""):
-            cmds = [(n, t.strip()[2:]) for n, t in body if t.strip().startswith("$ ")]
-        else:
-            continue
-        if not cmds:
-            continue
-        block = Block(doc, start + 1, cmds)
+        block = Block(doc, start + 1, [])
         j = start - 1
         while j >= 0 and (mk := _MARKER.search(lines[j])):
             kind, arg = mk.group(1), mk.group(2)
@@ -97,10 +92,19 @@ def blocks(path: Path, root: Path = REPO) -> list[Block]:
                 block.slow = True
             elif kind == "skip":
                 block.skip = arg or "marked skip"
+            elif kind == "python":
+                block.python = True
             else:
-                raise ValueError(f"{doc}:{j + 1}: unknown doc-test marker {kind!r} (files, slow, skip)")
+                raise ValueError(f"{doc}:{j + 1}: unknown doc-test marker {kind!r} (files, slow, skip, python)")
             j -= 1
-        out.append(block)
+        if tag in SHELL_TAGS:
+            block.commands = [(n, t.strip()) for n, t in body if t.strip() and not t.lstrip().startswith("#")]
+        elif tag in ("console", ""):
+            block.commands = [(n, t.strip()[2:]) for n, t in body if t.strip().startswith("$ ")]
+        elif tag == "python" and block.python:  # a whole program, run as one `python -c`
+            block.commands = [(start + 2, shlex.join(["python", "-c", "\n".join(t for _, t in body)]))]
+        if block.commands:
+            out.append(block)
     return out
 
 
@@ -143,10 +147,11 @@ def why_not(block: Block, command: str) -> str | None:
     return None
 
 
-def _repo_state() -> str:
+def _repo_state() -> set[str]:
+    """The files in the repository that git does not know (and does not ignore)."""
     r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
                        capture_output=True, text=True, check=False)
-    return r.stdout if r.returncode == 0 else ""
+    return {line[3:] for line in r.stdout.splitlines() if line.startswith("??")}
 
 
 def _scratch(tmp_path: Path, block: Block) -> dict[str, str]:
@@ -206,7 +211,8 @@ def test_doc_commands_run_verbatim(block: Block, tmp_path: Path, monkeypatch):
             code, out, err = r.returncode, r.stdout, r.stderr
         assert code == 0, (f"{block.doc}:{n}: `{command}` exited {code}\n"
                            f"--- stderr ---\n{err[-3000:]}\n--- stdout ---\n{out[-1500:]}")
-    assert _repo_state() == before, f"{block.id}: the commands left files in the repository"
+    new = _repo_state() - before
+    assert not new, f"{block.id}: the commands left files in the repository: {sorted(new)}"
 
 
 def _plain_ridgeline(command: str) -> list[str] | None:
