@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default="all", help="comma-separated target names or 'all'")
     ap.add_argument("--json", metavar="OUT", help="write cases and violations here")
     a = ap.parse_args(argv)
-    from ridgeline.testing.cost_invariants import check, estimate_case
     from ridgeline.cost_models.targets import target_names
+    from ridgeline.testing.cost_invariants import check, estimate_case
     targets = target_names() if a.targets == "all" else a.targets.split(",")
     rng = random.Random(a.seed)
     t0 = time.perf_counter()

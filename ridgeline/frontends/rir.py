@@ -3,4 +3,4 @@ module keeps ``ridgeline.frontends.rir`` importable beside the other model forma
 
 from ..ir.rir_file import MAX_TEXT_BYTES, load_rir, save_rir, sidecar_path
 
-__all__ = ["load_rir", "save_rir", "sidecar_path", "MAX_TEXT_BYTES"]
+__all__ = ["MAX_TEXT_BYTES", "load_rir", "save_rir", "sidecar_path"]

@@ -9,7 +9,7 @@ from typing import Any
 from ._lazy import is_sympy, sympy
 from .graph import Graph
 
-__all__ = ["GraphStats", "summarize", "STRUCTURE_DTYPES"]
+__all__ = ["STRUCTURE_DTYPES", "GraphStats", "summarize"]
 
 #: constants of these dtypes are the graph's structure, not its weights: shapes and indices (i64,
 #: ONNX's shape dtype) and masks (bool). fold-constants turns shape arithmetic into such constants

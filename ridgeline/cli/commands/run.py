@@ -49,8 +49,8 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     from ...api import compile
-    from ...ir.inputs import random_inputs
     from ...backends.registry import get_backend
+    from ...ir.inputs import random_inputs
     if args.output:
         check_output_path(args.output, "--output")  # before the work, not after
     # a target estimates: say so before compiling it, which would first ask for bound dims
