@@ -74,12 +74,10 @@ def optimize(graph: Graph, pipeline: str = "default", **options: Any) -> Graph:
 
 
 def reference_evaluator():
-    """``fn(node, arrays) -> arrays`` by the numpy reference kernels, for ``fold-constants``.
-
-    Passes sit below backends and may not import them; this top layer hands them the reference.
-    """
-    from .backends.numpy import Interpreter
-    return Interpreter(Graph("fold-constants")).run_node
+    """``fn(node, arrays) -> arrays`` by the numpy reference kernels, for ``fold-constants``
+    (``ridgeline.backends.numpy.reference_evaluator``)."""
+    from .backends.numpy import reference_evaluator as numpy_reference
+    return numpy_reference()
 
 
 def compile(graph: Graph, backend: str = "numpy", *, pipeline: str | None = None, **options: Any):
@@ -93,18 +91,24 @@ def compile(graph: Graph, backend: str = "numpy", *, pipeline: str | None = None
     pipe = be.default_pipeline if pipeline is None else pipeline
     if pipe:
         graph = optimize(graph.copy(), pipe)
+    if getattr(be, "kind", None) == "estimate":
+        options = _with_companion(graph, options)
     return be.compile(graph, **options)
 
 
 def estimate(graph: Graph, target: str = "h100", **options: Any):
     """Estimate ``graph`` on a hardware target; returns an ``Estimate``."""
-    from .backends.registry import get_backend
-    be = get_backend(target)
-    if getattr(be, "kind", None) != "estimate":
-        from .ir.errors import BackendError
-        raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
-                           f"(see `ridgeline targets`)")
-    return be.compile(graph, **options)
+    from .backends.registry import get_estimator
+    return get_estimator(target).compile(graph, **_with_companion(graph, options))
+
+
+def _with_companion(graph: Graph, options: dict[str, Any]) -> dict[str, Any]:
+    """``companion="auto"`` (the default) becomes the other phase of a preset graph, built here
+    because the estimating backend sits below the preset zoo; None for any other graph."""
+    if isinstance(options.get("companion", "auto"), str) and options.get("companion", "auto") == "auto":
+        from .models import companion
+        options = {**options, "companion": companion(graph)}
+    return options
 
 
 def simulate(model: str, target: str = "h100", **options: Any):

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ridgeline.cost_models import get_target
-from ridgeline.cost_models.invariants import Case, estimate_case
+from ridgeline.testing.cost_invariants import Case, estimate_case
 
 TARGETS = ("h100", "a100", "tpu-v5p", "tpu-v7", "trainium2")
 BATCHES = (1, 8, 64, 256)

@@ -5,7 +5,7 @@
     python tools/soak_cost_models.py --seed 3 --json out.json
 
 Cases are drawn at random (seeded) from preset × target × phase × batch × context × dtypes ×
-tp/pp; each is checked by ``ridgeline.cost_models.invariants.check``. Prints the number of cases,
+tp/pp; each is checked by ``ridgeline.testing.cost_invariants.check``. Prints the number of cases,
 how many could be estimated, and every violation with its configuration; exit 1 on any.
 """
 
@@ -32,7 +32,7 @@ PPS = (1, 1, 1, 2, 4)
 
 
 def draw(rng: random.Random, targets: list[str]):
-    from ridgeline.cost_models.invariants import Case
+    from ridgeline.testing.cost_invariants import Case
     preset = rng.choice(PRESETS)
     phase = "prefill" if rng.random() < 0.2 else "decode"
     ctx = rng.choice(CONTEXTS[:6] if phase == "prefill" else CONTEXTS)
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.cases is None:
         a.cases = 200 if a.profile == "ci" else 2000
-    from ridgeline.cost_models.invariants import check, estimate_case
     from ridgeline.cost_models.targets import target_names
+    from ridgeline.testing.cost_invariants import check, estimate_case
     targets = target_names() if a.targets == "all" else a.targets.split(",")
     rng = random.Random(a.seed)
     t0 = time.perf_counter()

@@ -4,10 +4,10 @@
 returns an ``Estimate`` instead of an executable. Options (``tp``, ``pp``, family options such as
 ``cuda_graphs``) can be given to the constructor or to ``compile``.
 
-For LLM preset graphs (``graph.meta["llm"]`` names a preset) the backend also builds and costs
-the *other* phase (prefill for a decode graph and vice versa) so the estimate reports both time to
-first token and time per output token; pass ``companion=None`` to skip it, or an ``Estimate`` /
-``Graph`` to supply your own (e.g. one that went through the same passes).
+For LLM graphs, ``companion`` (an ``Estimate`` or a ``Graph`` of the *other* phase: prefill for a
+decode graph and vice versa) lets the estimate report both time to first token and time per
+output token. ``ridgeline.estimate`` / ``ridgeline.compile`` build it for preset graphs
+(``companion="auto"``, their default); this layer sits below the preset zoo and does not.
 """
 
 from __future__ import annotations
@@ -51,24 +51,13 @@ class EstimateBackend:
         """The configured cost model (raises a clear error for families not implemented yet)."""
         return get_family(self.target.family)(self.target, **{**self.options, **options})
 
-    def compile(self, graph: Graph, *, companion: Any = "auto", **options: Any) -> Estimate:
+    def compile(self, graph: Graph, *, companion: Estimate | Graph | None = None, **options: Any) -> Estimate:
         """Estimate ``graph``; see the module docstring for ``companion``."""
         model = self.model(**options)
-        comp = None
-        if isinstance(companion, Estimate):
-            comp = companion
-        elif isinstance(companion, Graph):
-            comp = model.estimate(companion)
-        elif companion == "auto":
-            other = _companion_graph(graph)
-            if other is not None:
-                comp = self.model(**options).estimate(other)
+        # the other phase on a model of its own: a family model may keep state between pricing and totals
+        comp = self.model(**options).estimate(companion) if isinstance(companion, Graph) else companion
+        if comp is not None and not isinstance(comp, Estimate):
+            from ..ir.errors import BackendError
+            raise BackendError(f"companion must be an Estimate, a Graph or None, got {companion!r} "
+                               f"(ridgeline.estimate builds the 'auto' one for presets)")
         return model.estimate(graph, companion=comp)
-
-
-def _companion_graph(graph: Graph) -> Graph | None:
-    meta = graph.meta.get("llm")
-    if not isinstance(meta, dict) or not meta.get("preset"):
-        return None
-    from ..models import companion
-    return companion(graph)

@@ -15,7 +15,7 @@ from typing import Any
 from ..ir.errors import BackendError, PluginError, TargetError
 from ..plugins import discover, load
 
-__all__ = ["BackendInfo", "get_backend", "list_backends", "register_backend"]
+__all__ = ["BackendInfo", "get_backend", "get_estimator", "list_backends", "register_backend"]
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,6 @@ def register_backend(name: str, factory: Any) -> None:
 
 def _missing(mods: tuple[str, ...]) -> list[str]:
     return [m for m in mods if importlib.util.find_spec(m) is None]
-
-
-def _target_names() -> list[str]:
-    try:
-        from ..cost_models.targets import list_targets
-    except ImportError:
-        return []
-    return [t.name for t in list_targets()]
 
 
 def list_backends() -> list[BackendInfo]:
@@ -109,3 +101,12 @@ def get_backend(name: str, **options: Any):
             return EstimateBackend(target, **options)
     known = [b.name for b in list_backends()]
     raise BackendError(f"unknown backend {name!r}; known: {', '.join(known)}")
+
+
+def get_estimator(target: str, **options: Any):
+    """The estimating backend of ``target``; an executing backend's name is a clear error."""
+    be = get_backend(target, **options)
+    if getattr(be, "kind", None) != "estimate":
+        raise BackendError(f"{target!r} is an executing backend; estimate() takes a target "
+                           f"(see `ridgeline targets`)")
+    return be

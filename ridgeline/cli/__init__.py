@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import re
 import sys
 from typing import Sequence
 
@@ -26,6 +27,19 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+
+_ROLE = re.compile(r":[a-z]+:`([^`]*)`")
+
+
+def plain_text(text: str) -> str:
+    """Help from docstrings, as a terminal shows it: reST roles, ``literals`` and `quotes` lose
+    their markup and a paragraph's closing ``::`` becomes ``:``."""
+    text = _ROLE.sub(r"\1", text).replace("``", "").replace("`", "")
+    return re.sub(r"(?<=\S)::(?=\s|$)", ":", text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
+from ..ir.dtypes import bits
 from ..ir.dtypes import dtype as to_dtype
 from ..ir.errors import IRError, TargetError
 from .quantities import KINDS, parse_quantity
@@ -205,13 +206,13 @@ class Target:
         real kernels do; None when it lists ``dt`` itself or nothing wider."""
         if self.best_unit(dt, (kind,)) is not None:
             return None
-        bits = _dtype_bits(dt)
+        width = _dtype_bits(dt)
         integer = dt.startswith(("i", "u"))
         best: tuple[tuple, ComputeUnit, str] | None = None
         for u in self.units_of(kind):
             for key, rate in u.peak.items():
                 kb = _dtype_bits(key)
-                if kb < bits or not rate or (key.startswith("i") and not integer):
+                if kb < width or not rate or (key.startswith("i") and not integer):
                     continue
                 if integer and not key.startswith(("i", "u")) and _SIGNIFICAND.get(key, 0) < bits:
                     continue        # int8 is not exact in fp8 (4 significant bits): it widens to bf16
@@ -280,8 +281,8 @@ _SIGNIFICAND = {"f8e5m2": 3, "f8e4m3": 4, "bf16": 8, "f16": 11, "tf32": 11, "f32
 
 
 def _dtype_bits(key: str) -> int:
-    from ..ir.dtypes import DTYPES
-    return 32 if key == "tf32" else (DTYPES[key].bits if key in DTYPES else 32)
+    # tf32 is a matrix unit's precision, not an IR dtype: its operands are stored as f32
+    return 32 if key == "tf32" else bits(key)
 
 
 def _keys_for(dt: str, kind: str) -> tuple[str, ...]:

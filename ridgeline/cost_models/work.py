@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from ..ir import Node, Value
+from ..ir.dtypes import bits
 from ..ir.errors import IRError
 from ..ir.ops.attention import attention_dims
 
@@ -334,16 +335,11 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
                        b.const if b_weight is None else b_weight, a_pro, b_pro)
 
 
-def _bits(name: str) -> int:
-    from ..ir.dtypes import DTYPES
-    return DTYPES[name].bits if name in DTYPES else 32
-
-
 def _compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
     """The precision a MatMul runs at, from the narrowest dtype each operand passes through."""
-    if _bits(a_narrow) <= 8 and _bits(b_narrow) <= 8:
+    if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
         # both sides quantized (W8A8, FP8, W4A8): the multiply runs at the wider of the two
-        return a_narrow if _bits(a_narrow) >= _bits(b_narrow) else b_narrow
+        return a_narrow if bits(a_narrow) >= bits(b_narrow) else b_narrow
     return operand
 
 
@@ -436,7 +432,7 @@ def _trace_operand(v: Value, is_input: Mapping[int, int]) -> tuple[list[Node], V
             break
         nodes.append(p)
         cur = p.inputs[0]
-        if _bits(cur.type.dtype.name) < _bits(narrow):
+        if bits(cur.type.dtype.name) < bits(narrow):
             narrow = cur.type.dtype.name
     return nodes, cur, narrow
 

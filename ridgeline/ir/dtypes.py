@@ -15,7 +15,7 @@ import numpy as np
 from .errors import IRError
 
 __all__ = [
-    "DType", "DTYPES", "dtype", "from_numpy", "from_onnx",
+    "DType", "DTYPES", "dtype", "bits", "from_numpy", "from_onnx",
     "f64", "f32", "f16", "bf16", "f8e4m3", "f8e5m2",
     "i64", "i32", "i16", "i8", "u64", "u32", "u16", "u8", "i4", "u4", "boolean",
 ]
@@ -103,6 +103,12 @@ def dtype(spec: str | DType | np.dtype | type) -> DType:
             return DTYPES[key]
         raise IRError(f"unknown dtype {spec!r}; known: {', '.join(DTYPES)}")
     return from_numpy(np.dtype(spec))
+
+
+def bits(spec: str | DType) -> int:
+    """Bits per element of a dtype (IR name, alias or ``DType``). An unknown name raises
+    ``IRError``: a guessed width would silently mis-count every byte derived from it."""
+    return dtype(spec).bits
 
 
 def from_numpy(np_dtype: np.dtype) -> DType:

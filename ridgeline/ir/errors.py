@@ -6,6 +6,8 @@ bug in ridgeline and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "RidgelineError", "IRError", "VerifyError", "ParseError", "UnsupportedOpError",
     "ModelError", "PipelineError", "PassError", "BackendError", "TargetError", "PluginError",
@@ -54,7 +56,18 @@ class PipelineError(RidgelineError):
 
 
 class PassError(RidgelineError):
-    """A pass failed or left the graph invalid; the message names the pass."""
+    """A pass failed or left the graph invalid; the message names the pass.
+
+    The pass manager fills the fields: ``pass_name`` (as written in the pipeline), ``node`` (the
+    offending node when one is known), ``reason`` (the underlying error's text), and for a pass
+    that broke the graph ``ir_before`` (the graph before it) and ``ir_before_path`` (its saved .rir).
+    """
+
+    def __init__(self, message: str, *, pass_name: str | None = None, node: Any = None,
+                 reason: str | None = None, ir_before: Any = None, ir_before_path: Any = None):
+        super().__init__(message)
+        self.pass_name, self.node, self.reason = pass_name, node, reason
+        self.ir_before, self.ir_before_path = ir_before, ir_before_path
 
 
 class BackendError(RidgelineError):

@@ -70,10 +70,6 @@ class Value:
         return self.type.shape
 
     @property
-    def is_constant(self) -> bool:
-        return self.const
-
-    @property
     def has_data(self) -> bool:
         return self._data is not None
 
@@ -451,9 +447,6 @@ class Graph:
             raise IRError(f"constant %{value.name} is still used")
         self.constants.pop(value.name, None)
         self._unregister(value)
-
-    def replace_all_uses(self, old: Value, new: Value) -> None:
-        old.replace_all_uses_with(new)
 
     def move_before(self, node: Node, anchor: Node) -> None:
         """Relink ``node`` just before ``anchor`` (both in this graph)."""

@@ -9,14 +9,19 @@ from typing import Any
 from ._lazy import is_sympy, sympy
 from .graph import Graph
 
-__all__ = ["GraphStats", "summarize"]
+__all__ = ["STRUCTURE_DTYPES", "GraphStats", "summarize"]
+
+#: constants of these dtypes are the graph's structure, not its weights: shapes and indices (i64,
+#: ONNX's shape dtype) and masks (bool). fold-constants turns shape arithmetic into such constants
+#: (a causal mask once ``seq`` is bound), so counting them made ``-p default`` "add" parameters.
+STRUCTURE_DTYPES = frozenset({"i64", "bool"})
 
 
 @dataclass
 class GraphStats:
     nodes: int
     ops: dict[str, int]
-    parameters: Any            # elements held by constants (an int, or symbolic)
+    parameters: Any            # elements of weight constants (an int, or symbolic); see STRUCTURE_DTYPES
     parameter_bytes: Any
     weightless: int            # constants that carry only a type
     flops: Any                 # sum of spec FLOPs (sympy expression when dims are unbound)
@@ -43,6 +48,8 @@ def summarize(graph: Graph) -> GraphStats:
     pbytes: Any = 0
     weightless = 0
     for c in graph.constants.values():
+        if c.type.dtype.name in STRUCTURE_DTYPES:
+            continue
         n = c.type.numel
         params = params + (n if isinstance(n, int) else sympy.sympify(n))
         if isinstance(n, int):

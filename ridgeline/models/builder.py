@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Value
+from ..ir.dtypes import bits
 from ..ir.dtypes import dtype as to_dtype
 from ..ir.errors import IRError, ModelError
 from ..ir.types import TensorType
@@ -88,10 +89,6 @@ def resolve_dtypes(dtype: Any = None, weight_dtype: Any = None, act_dtype: Any =
     return wd, ad, base, kv
 
 
-def _bits(name: str) -> int:
-    return to_dtype(name).bits
-
-
 class _Emitter:
     """Adds nodes to a graph, tagging each with the current layer."""
 
@@ -147,7 +144,7 @@ class _Emitter:
                 return self.op("MatMul", x, w, _name=name)
             b = self.weight(f"{name}.bias", base, n) if bias else None
             return self._epilogue(x, w, b, gelu, name)
-        if _bits(ad) <= 8:
+        if bits(ad) <= 8:
             return self._quant_matmul(x, k, n, name, bias, gelu)
         return self._dequant_matmul(x, k, n, name, bias, gelu)
 

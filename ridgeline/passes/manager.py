@@ -114,7 +114,7 @@ class PipelineReport:
 
 def _dump_before(snapshot: Graph, pass_text: str, dump_dir: str | os.PathLike | None) -> Path | None:
     """Save the IR from before a failing pass as a runnable .rir (+ .rir.npz); None if that fails."""
-    from ..frontends.rir import save_rir
+    from ..ir.rir_file import save_rir
     directory = Path(dump_dir) if dump_dir is not None else Path(tempfile.gettempdir())
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pass_text)[:60]
     try:
@@ -185,10 +185,12 @@ def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, prin
             t0 = time.perf_counter()
             try:
                 result = check_result(p.run(graph, ctx), p.name, graph)
-            except PassError:
+            except PassError as e:
+                e.pass_name = e.pass_name or text
                 raise
             except RidgelineError as e:
-                raise PassError(f"pass {text} failed: {e}" + _history(history)) from None
+                raise PassError(f"pass {text} failed: {e}" + _history(history), pass_name=text,
+                                node=getattr(e, "node", None), reason=str(e)) from None
             except Exception as e:
                 if hasattr(e, "add_note"):  # Python >= 3.11: keep the traceback, name the pass
                     e.add_note(f"(in pass {text} of pipeline {report.pipeline})")
@@ -206,9 +208,8 @@ def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, prin
                 except VerifyError as e:
                     path = _dump_before(snapshot, text, dump_dir)  # type: ignore[arg-type]
                     where = f"; the IR before it is in {path}" if path else ""
-                    err = PassError(f"pass {text} broke the graph: {e}{where}" + _history(history[:-1]))
-                    err.pass_name, err.ir_before, err.ir_before_path = text, snapshot, path  # type: ignore[attr-defined]
-                    raise err from None
+                    raise PassError(f"pass {text} broke the graph: {e}{where}" + _history(history[:-1]),
+                                    pass_name=text, reason=str(e), ir_before=snapshot, ir_before_path=path) from None
             if print_ir_after_all or (print_ir_after_change and result.modified):
                 _print_ir(stream, f"after {text}" + ("" if result.modified else " (no change)"), graph)
             changed |= result.modified

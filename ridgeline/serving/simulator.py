@@ -18,7 +18,7 @@ from .engine_loop import Engine, run
 from .metrics import SLO, Metrics, measure, parse_slo
 from .schedulers import ENGINE_POLICIES, SCHEDULERS, EngineConfig, SpecDecode
 from .schedulers.base import BlockPool
-from .step_table import EstimateTable, StepTime, estimate_on, preset_estimator
+from .step_table import EstimateTable, StepTime, estimate_on, preset_estimator, preset_step
 from .workload import Workload, WorkloadError, get_workload
 
 __all__ = ["Deployment", "ServeResult", "SimulationError", "deployment_for", "max_rate", "simulate"]
@@ -78,17 +78,13 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                    ref_context: int = 4096, preset_options: dict[str, Any] | None = None) -> Deployment:
     """Devices, KV capacity, power and links of one replica, from one estimate of the preset
     (``tp``/``pp`` may be ``"auto"``: the smallest deployment that fits)."""
-    from ..api import load
     from ..cost_models import get_target
     t = get_target(target)
     spatial = t.family in SPATIAL
     opts = {} if spatial else {"tp": tp, "pp": pp}
-    g = load(model, phase="decode", batch=max_batch if spatial else 1, context=ref_context,
-             **(preset_options or {}))
-    llm = g.meta.get("llm")
-    if not isinstance(llm, dict) or not llm.get("preset"):
-        raise SimulationError(f"{model}: serve-sim needs an LLM preset (a transformer config), not a graph file")
-    est = estimate_on(g, t, **opts)
+    g, est = preset_step(model, target, opts, phase="decode", batch=max_batch if spatial else 1,
+                         context=ref_context, **(preset_options or {}))
+    llm = g.meta["llm"]
     mem = est.memory
     if not spatial:
         tp, pp = int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1))

@@ -159,14 +159,26 @@ def estimate_on(graph, target: Any, **options: Any):
 
 def preset_estimator(model: str, target: Any, options: dict[str, Any],
                      preset_options: dict[str, Any]) -> Callable[[str, int, int, int], float]:
-    """``(phase, batch, context, prompt) -> seconds`` through ``ridgeline.estimate`` of a preset."""
-    from ..api import load
+    """``(phase, batch, context, prompt) -> seconds`` through one estimate of a preset's step."""
 
     def run(phase: str, batch: int, context: int, prompt: int) -> float:
         kw = dict(preset_options, phase=phase, batch=batch, context=max(context, 2))
         if phase == "prefill":
             kw["prompt"] = min(prompt, kw["context"])
-        g = load(model, **kw)
-        return estimate_on(g, target, **options).time_s
+        return preset_step(model, target, options, **kw)[1].time_s
 
     return run
+
+
+def preset_step(model: str, target: Any, options: dict[str, Any], **build: Any) -> tuple[Any, Any]:
+    """``(graph, estimate)`` of one step of the preset ``model`` (no companion phase): what serve-sim
+    prices. A graph file is refused by name: serving needs a transformer config."""
+    import os
+
+    from ..ir.errors import ModelError
+    from ..models import build as build_preset
+    from ..models import find_preset
+    if find_preset(model) is None and os.path.exists(model):
+        raise ModelError(f"{model}: serve-sim needs an LLM preset (a transformer config), not a graph file")
+    g = build_preset(model, **build)
+    return g, estimate_on(g, target, **options)   # a Target (a sweep's variant) too

@@ -132,7 +132,7 @@ def evaluate_chunk(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
 def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
     """Rows by one public ``estimate`` per point (graph built, companion built and priced each time)."""
     from ..backends.estimate import EstimateBackend
-    from ..models import build
+    from ..models import build, companion
     names = list(payload["axes"])
     targets = TargetCache(payload.get("variants", {}))
     serve = ServeColumns(payload["serve"]) if payload.get("serve") else None
@@ -142,7 +142,8 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
         try:
             kw, tname, opts = _split(names, values)
             target = targets.get(tname)
-            est = EstimateBackend(target).compile(build(**kw), **opts)
+            g = build(**kw)
+            est = EstimateBackend(target).compile(g, companion=companion(g), **opts)
             row.update(estimate_row(est, skip=row))
             row.update(derived(row, target))
         except Exception as e:  # noqa: BLE001 - as above

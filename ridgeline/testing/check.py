@@ -91,7 +91,7 @@ def as_target(obj: Any) -> PassTarget:
 
 
 def _pipeline_runner(pipe):
-    from ..api import reference_evaluator
+    from ..backends.numpy import reference_evaluator
     from ..passes import run_pipeline
     evaluator = reference_evaluator()
 

@@ -156,3 +156,11 @@ def test_rir_with_broken_sidecar_one_line_exit_2(tmp_path, run_cli):
 def test_absurd_dims_on_the_command_line(tmp_path, run_cli):
     p = write(tmp_path, "m.onnx", mlp_model().SerializeToString())
     assert_user_error(run_cli("run", p, "--dim", f"batch={10 ** 11}"), "GiB", "smaller dims")
+
+
+def test_run_on_a_target_says_it_estimates(tmp_path, run_cli):
+    # dims bound with --dim: the error is that a target estimates, not that dims are unbound
+    p = write(tmp_path, "m.onnx", mlp_model().SerializeToString())
+    proc = run_cli("run", p, "-b", "host-cpu", "--dim", "batch=1")
+    assert_user_error(proc, "'host-cpu' is a target", "ridgeline estimate")
+    assert "--dim" not in proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ridgeline.cost_models.invariants import Case, check, estimate_case
+from ridgeline.testing.cost_invariants import Case, check, estimate_case
 
 GPU_TPU = ("a100", "h100", "h200", "b200", "tpu-v5e", "tpu-v5p", "tpu-v6e", "tpu-v7", "trainium2")
 SPATIAL = ("wse-3", "groq-lpu")

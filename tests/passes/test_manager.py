@@ -64,6 +64,8 @@ def test_verify_each_names_the_pass_and_saves_the_ir_before_it(breaker, tmp_path
     assert "\n" not in msg
     assert msg.startswith("pass test-break-types broke the graph:")
     assert "Relu" in msg and "after canonicalize" in msg
+    assert e.value.pass_name == "test-break-types" and e.value.reason and e.value.reason in msg
+    assert e.value.ir_before.op_histogram() == {"Relu": 1, "Neg": 1}
     saved = e.value.ir_before_path
     assert saved is not None and str(saved) in msg and os.path.dirname(saved) == str(tmp_path)
     before = load_rir(saved)

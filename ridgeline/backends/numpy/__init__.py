@@ -10,7 +10,15 @@ from ...ir import Graph, Node
 from .interpreter import Interpreter
 from .kernels import get_kernel
 
-__all__ = ["NumpyBackend", "NumpyExecutable", "Interpreter"]
+__all__ = ["NumpyBackend", "NumpyExecutable", "Interpreter", "reference_evaluator"]
+
+
+def reference_evaluator():
+    """``fn(node, arrays) -> arrays`` by the numpy reference kernels, for ``fold-constants``.
+
+    Passes sit below backends and may not import them; the layers above hand them this.
+    """
+    return Interpreter(Graph("fold-constants")).run_node
 
 
 class NumpyExecutable:

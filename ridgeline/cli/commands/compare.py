@@ -166,7 +166,7 @@ def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[di
 # --------------------------------------------------------------------------- executing backends
 def _run_executors(args, graph, executors: list[str], host: str | None, results: dict) -> list[dict[str, Any]]:
     from ...backends.registry import get_backend
-    from ...testing.inputs import random_inputs
+    from ...ir.inputs import random_inputs
     dims = parse_dims(args.dim)
     inputs = random_inputs(graph, seed=args.seed, dims=dims)
     ref_exe = get_backend("numpy").compile(graph)

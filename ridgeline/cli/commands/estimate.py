@@ -16,8 +16,9 @@ from ._estimating import (wide_output, add_estimate_options, add_preset_argument
 
 
 def register(sub) -> None:
+    from ...models import preset_names
     p = sub.add_parser("estimate", help="estimate a model on a hardware target (time, bound, tokens/s, fit)",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.split("\n\n")[0], epilog=f"presets: {', '.join(preset_names())}")
     add_model_argument(p)
     p.add_argument("-t", "--target", help="a target name (see `ridgeline targets`)")
     p.add_argument("--target-file", metavar="FILE.toml", help="a target spec file of your own")

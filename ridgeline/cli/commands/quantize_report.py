@@ -167,7 +167,7 @@ def _has_weights(g: Graph) -> bool:
 
 
 def _feeds(g: Graph, count: int, seed: int, dims: dict[str, int]) -> list[dict[str, np.ndarray]]:
-    from ...testing.inputs import random_inputs
+    from ...ir.inputs import random_inputs
     return [random_inputs(g, seed=seed + i, dims=dims) for i in range(count)]
 
 

@@ -49,19 +49,22 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
 
 def run(args: argparse.Namespace) -> int:
     from ...api import compile
-    from ...testing.inputs import random_inputs
+    from ...backends.registry import get_backend
+    from ...ir.inputs import random_inputs
     if args.output:
         check_output_path(args.output, "--output")  # before the work, not after
+    # a target estimates: say so before compiling it, which would first ask for bound dims
+    if getattr(get_backend(args.backend), "kind", "execute") != "execute":
+        raise BackendError(f"{args.backend!r} is a target: it estimates rather than executes; "
+                           f"use `ridgeline estimate {args.model} --target {args.backend}`")
     g = load_model(args, bind=False)
     dims = parse_dims(args.dim)
     if args.inputs:
-        from ...testing.inputs import restore_dtypes
+        from ...ir.inputs import restore_dtypes
         inputs = restore_dtypes(g, _load_npz(args.inputs))  # bf16/fp8/int4 come back from .npz as bytes
     else:
         inputs = random_inputs(g, seed=args.seed, dims=dims)
     exe = compile(g, backend=args.backend, pipeline=args.pipeline, **backend_options(args))
-    if not hasattr(exe, "run"):
-        raise BackendError(f"{args.backend!r} estimates rather than executes; use `ridgeline estimate`")
     outs = exe.run(inputs)
     if args.output:
         buf = io.BytesIO()

@@ -1,12 +1,20 @@
-"""The op registry: every ``@op`` declaration lands here, keyed by op name."""
+"""The op registry: every ``@op`` declaration lands here, keyed by op name.
+
+It owns the table and fills it lazily: the first lookup imports every op module of the package,
+whose ``@op`` decorators call ``register_spec``. So ``Graph.add_node`` can infer types whenever
+it runs, and ``spec.py`` needs no hook to reach it.
+"""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
 from ..errors import IRError, UnsupportedOpError
-from .spec import _REGISTRY_HOOK, OpSpec
+
+if TYPE_CHECKING:
+    from .spec import OpSpec
 
 __all__ = ["get_spec", "find_spec", "all_specs", "register_spec"]
 
@@ -20,8 +28,6 @@ def register_spec(spec: OpSpec) -> None:
         raise IRError(f"op {spec.name} is declared twice")
     _SPECS[spec.name] = spec
 
-
-_REGISTRY_HOOK.append(register_spec)
 
 
 def _load_builtin() -> None:

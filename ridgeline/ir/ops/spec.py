@@ -29,6 +29,7 @@ from .. import dims as D
 from ..dtypes import DTYPES, DType
 from ..errors import VerifyError
 from ..types import TensorType
+from .registry import register_spec
 
 if TYPE_CHECKING:
     from ..graph import Graph, Node
@@ -419,9 +420,6 @@ def _type_bytes(t: TensorType, dims: tuple):
     return n * t.dtype.bits / 8
 
 
-_REGISTRY_HOOK: list[Callable[[OpSpec], None]] = []
-
-
 def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
        attrs: Mapping[str, AttrSpec | tuple] | None = None,
        types: Mapping[str, frozenset[str] | set[str]] | None = None, category: str,
@@ -465,8 +463,7 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
         for port in spec.inputs + spec.outputs:
             if port.constraint not in spec.types and port.constraint not in DTYPES:
                 raise ValueError(f"{name}: port {port.name} uses undeclared type constraint {port.constraint!r}")
-        for hook in _REGISTRY_HOOK:
-            hook(spec)
+        register_spec(spec)
         fn.spec = spec
         return fn
 

@@ -6,7 +6,7 @@ each sample (with the pass context's evaluator — the numpy reference, injected
 ``max |x|`` (``minmax``) or a percentile of ``|x|`` (``percentile``: robust to outliers, at the
 price of clipping them). ``axis`` keeps one range per slice along that axis (a KV head).
 
-Without samples, ``default_samples`` draws seeded random inputs (``ridgeline.testing.inputs``)
+Without samples, ``default_samples`` draws seeded random inputs (``ridgeline.ir.inputs``)
 with symbolic dims bound to small sizes.
 """
 
@@ -29,7 +29,7 @@ _RESERVOIR = 1 << 20
 
 def default_samples(graph: Graph, count: int, seed: int = 0, size: int = 8) -> list[dict[str, np.ndarray]]:
     """``count`` seeded random input sets; symbolic dims are bound to ``size`` (batch to 1)."""
-    from ...testing.inputs import random_inputs
+    from ...ir.inputs import random_inputs
     dims = {s: (1 if "batch" in s else size) for s in graph.symbols()}
     return [random_inputs(graph, seed=seed + i, dims=dims) for i in range(count)]
 

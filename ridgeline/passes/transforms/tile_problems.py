@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ...ir import Node, Value
+from ...ir.dtypes import bits
 from ...ir.ops.attention import attention_dims
 
 __all__ = [
@@ -280,20 +281,15 @@ def _narrowest(v: Value, srcs: list[int], outer: Node) -> str:
     best = _dtype(v)
     for i in srcs:
         x = outer.inputs[i]
-        if x is not None and x.type.dtype.bits < _bits(best):
+        if x is not None and x.type.dtype.bits < bits(best):
             best = _dtype(x)
     return best
 
 
-def _bits(name: str) -> int:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[name].bits
-
-
 def _compute_dtype(stored: str, a_narrow: str, b_narrow: str) -> str:
     # as the cost models read it: both operands narrow -> the multiply runs narrow (W8A8, FP8)
-    if _bits(a_narrow) <= 8 and _bits(b_narrow) <= 8:
-        return a_narrow if _bits(a_narrow) >= _bits(b_narrow) else b_narrow
+    if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
+        return a_narrow if bits(a_narrow) >= bits(b_narrow) else b_narrow
     return stored
 
 

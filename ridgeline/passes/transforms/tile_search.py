@@ -43,7 +43,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +56,6 @@ __all__ = [
     "GEMM_ORDERS",
     "Hierarchy",
     "Level",
-    "Schedule",
     "evaluate_attention",
     "evaluate_gemm",
     "hierarchy",
@@ -136,13 +134,6 @@ def hierarchy(target: Target, level: str | None = None) -> Hierarchy:
     acc_regs = target.family == "gpu_simt"
     multicast = max(1, int(arr.get("cluster_multicast", 1) or 1))
     return Hierarchy(target.name, levels, (gm, gn, gk), stationary, peaks, vec, acc_regs, multicast)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A chosen schedule: the ``node.meta["tile"]`` record without the target name."""
-
-    record: Mapping[str, Any]
 
 
 # --------------------------------------------------------------------------- helpers

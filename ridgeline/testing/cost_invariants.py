@@ -1,4 +1,5 @@
-"""Physical invariants every estimate must satisfy, checked over generated deployments.
+"""Physical invariants every estimate must satisfy, checked over generated deployments (a checker
+of the cost models: it builds presets, so it lives with the other checkers in ``testing``).
 
 A ``Case`` is one deployment (preset × target × phase × batch × context × dtypes × tp/pp);
 ``check(case)`` estimates it (and the neighbouring deployments an invariant compares it with)
@@ -61,7 +62,7 @@ def estimate_case(case: Case):
     """The estimate of ``case`` (cached), or None when the deployment cannot be expressed or fit
     (impossible degrees, no device count fits): invariants speak about estimates that exist."""
     from .. import models
-    from . import estimate
+    from ..cost_models import estimate
     try:
         g = models.build(case.preset, phase=case.phase, batch=case.batch, context=case.context,
                          prompt=case.context if case.phase == "prefill" else None, dtype=case.dtype,
@@ -75,7 +76,7 @@ def estimate_case(case: Case):
 
 @functools.lru_cache(maxsize=1)
 def _spatial_targets() -> frozenset:
-    from .targets import get_target, target_names
+    from ..cost_models.targets import get_target, target_names
     return frozenset(n for n in target_names() if get_target(n).family in ("wafer_scale", "dataflow"))
 
 
@@ -90,7 +91,7 @@ def _weights_bytes(est) -> float:
 
 def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
     """The invariants ``case`` breaks (empty when it holds them all or cannot be estimated)."""
-    from .targets import get_target
+    from ..cost_models.targets import get_target
     est = estimate_case(case)
     if est is None:
         return []
