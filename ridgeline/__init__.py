@@ -13,7 +13,8 @@ have (GPU SIMT, systolic arrays, wafer-scale SRAM, deterministic dataflow).
 
 from __future__ import annotations
 
-from .api import compile, estimate, generate, load, optimize, simulate, sweep
+from .api import compile, estimate, load, optimize, simulate, sweep
+from .runtime import generate  # a decode loop over the API: above it, like the CLI
 from .ir import Graph, Node, TensorType, Value
 from .ir.errors import RidgelineError
 

@@ -14,7 +14,7 @@ from typing import Any
 from .ir import Graph
 from .ir.errors import ModelError
 
-__all__ = ["compile", "estimate", "generate", "load", "optimize", "reference_evaluator", "simulate", "sweep"]
+__all__ = ["compile", "estimate", "load", "optimize", "reference_evaluator", "simulate", "sweep"]
 
 
 def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | None = None,
@@ -126,10 +126,3 @@ def sweep(spec: Any, engine: str = "local", **options: Any):
     ray, dask); returns a pyarrow Table, one row per point. See ``ridgeline.sweep.sweep``."""
     from .sweep import sweep as run_sweep
     return run_sweep(spec, engine=engine, **options)
-
-
-def generate(prefill: Any, decode: Any = None, input_ids: Any = (), max_new_tokens: int = 16, **options: Any):
-    """A KV-cache decode loop (greedy, or sampled with a seed) on a backend; returns a
-    ``GenerateResult``. See ``ridgeline.runtime.generate`` for the options."""
-    from .runtime import generate as _generate
-    return _generate(prefill, decode, input_ids, max_new_tokens, **options)

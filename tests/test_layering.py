@@ -34,10 +34,12 @@ ALLOWED: dict[str, set[str]] = {
     "sweep": _CORE | {"frontends", "models", "passes", "cost_models", "backends", "plugins", "serving"},
     "api": _CORE | {"frontends", "models", "passes", "cost_models", "backends", "plugins", "serving", "sweep"},
 }
-ALLOWED["cli"] = ALLOWED["api"] | {"api", "testing", "data", "__version__"}
+#: ``runtime`` (the decode loop) drives load and compile: an application over ``api``
+ALLOWED["runtime"] = ALLOWED["api"] | {"api"}
+ALLOWED["cli"] = ALLOWED["api"] | {"api", "runtime", "testing", "data", "__version__"}
 ALLOWED["__main__"] = {"cli"}
 #: the package's ``__init__``: the public names of the Python API
-ALLOWED[""] = _CORE | {"api", "__version__"}
+ALLOWED[""] = _CORE | {"api", "runtime", "__version__"}
 ALLOWED["py.typed"] = set()
 
 
