@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from ridgeline import models
 from ridgeline.cost_models import estimate
 from ridgeline.cost_models.estimate import NodeCost
-from ridgeline.cost_models.invariants import Case, check
+from ridgeline.testing.cost_invariants import Case, check
 from ridgeline.cost_models.pipeline import default_microbatches, pipeline_step
 from ridgeline.ir.errors import BackendError
 
