@@ -206,7 +206,11 @@ class NpzArrays(Mapping):
                 if version not in ((1, 0), (2, 0), (3, 0)):
                     raise ValueError(f"unknown .npy version {version}")
                 read_header = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
-                shape, fortran, dtype = read_header(f)
+                try:
+                    shape, fortran, dtype = read_header(f)
+                except Exception as e:  # noqa: BLE001 - numpy parses hostile header text with the
+                    # tokenizer and ast: it can raise TokenError, SyntaxError, ... on any bytes
+                    raise ValueError(f"its .npy header is malformed ({type(e).__name__})") from None
                 if dtype.hasobject:
                     raise ValueError("holds Python objects (pickles are never loaded)")
                 numel = 1

@@ -182,6 +182,9 @@ def _npy(shape: str, descr: str = "<f4", payload: bytes = b"\0" * 256) -> bytes:
     (_npy("(2,)", "|O"), "objects"),
     (_npy("(64,)", "<f4", b"\0" * 8), "declares"),
     (b"PK\x03\x04garbage", "not a readable .npz"),
+    # numpy tokenizes the header: unclosed brackets raise tokenize.TokenError (the fuzz soak's find)
+    (_npy("(2, [("), "malformed|unreadable"),
+    (_npy("(2,) ) ]"), "malformed|unreadable"),
 ])
 def test_sidecar_headers_are_checked_before_allocation(tmp_path, data, fragment):
     p = _rir(tmp_path)
