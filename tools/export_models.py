@@ -252,6 +252,17 @@ def signature(family: str, decode: bool) -> Signature:
 
 
 # --------------------------------------------------------------------------- export
+def legacy_export(step, sig: Signature, opset: int) -> bytes:
+    """``step`` through torch's legacy (TorchScript) exporter with every named dim dynamic."""
+    import torch
+    axes = {p.name: {i: d for i, d in enumerate(p.dims) if isinstance(d, str)} for p in sig.inputs + sig.outputs}
+    buf = io.BytesIO()
+    torch.onnx.export(step, sig.examples, buf, dynamo=False, opset_version=opset,
+                      input_names=[p.name for p in sig.inputs], output_names=[p.name for p in sig.outputs],
+                      dynamic_axes=axes, do_constant_folding=True)
+    return buf.getvalue()
+
+
 def export(family: str, exporter: str, opset: int, phase: str, path: Path, init_std: float = INIT_STD) -> None:
     import torch
     decode = phase == "decode"
@@ -268,13 +279,7 @@ def export(family: str, exporter: str, opset: int, phase: str, path: Path, init_
         if opset >= 23:
             _check_swaps_are_exact(family, decode, sig, reference)
         if exporter == "legacy":
-            axes = {p.name: {i: d for i, d in enumerate(p.dims) if isinstance(d, str)}
-                    for p in sig.inputs + sig.outputs}
-            buf = io.BytesIO()
-            torch.onnx.export(step, sig.examples, buf, dynamo=False, opset_version=opset,
-                              input_names=names_in, output_names=names_out, dynamic_axes=axes,
-                              do_constant_folding=True)
-            data = buf.getvalue()
+            data = legacy_export(step, sig, opset)
         else:
             shapes = {p.name: {i: d for i, d in enumerate(p.dims) if d in ("batch", "seq", "past")}
                       for p in sig.inputs}

@@ -276,14 +276,8 @@ def export(name: str, exporter: str, opset: int, phase: str, path: Path) -> None
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         if exporter == "legacy":
-            axes = {p.name: {i: d for i, d in enumerate(p.dims) if isinstance(d, str)}
-                    for p in sig.inputs + sig.outputs}
-            buf = io.BytesIO()
-            torch.onnx.export(step, sig.examples, buf, dynamo=False, opset_version=opset,
-                              input_names=names_in, output_names=names_out, dynamic_axes=axes,
-                              do_constant_folding=True)
             import onnx
-            m = onnx.load_from_string(buf.getvalue())
+            m = onnx.load_from_string(em.legacy_export(step, sig, opset))
             data = em._normalize_dynamo(m, sig)
         else:
             shapes = [{i: d for i, d in enumerate(p.dims) if d in ("batch", "seq", "past", "enc")}
