@@ -4,7 +4,8 @@ A guard for refactors of the IR and pass machinery (issue 16): a change that is 
 behaviour must keep these hashes. The hashes live in ``golden_ir.json`` beside this file; they
 were generated on main at afe5910. Constants above 16 elements print as ``<elided N bytes>`` so
 that a folded table computed with a CPU's own SIMD ``sin`` cannot make the hash machine-specific;
-the structure, types, names, attributes and every small constant are covered.
+the structure, types, names, attributes and every small constant are covered. Unknown dims
+(``_ui<N>``) are renumbered by first appearance: their counter is process-wide.
 
 When a change is *meant* to alter the IR, regenerate with
 ``RIDGELINE_UPDATE_GOLDEN=1 python -m pytest tests/passes/test_golden_ir.py`` and say why in the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,14 @@ def _cases() -> list[tuple[str, str]]:
 
 def _digest(model: str, pipeline: str) -> str:
     g = optimize(load(MODELS / model), pipeline)
-    return hashlib.sha256(print_graph(g, constants="elide").encode()).hexdigest()
+    return hashlib.sha256(_unknown_dims_renumbered(print_graph(g, constants="elide")).encode()).hexdigest()
+
+
+def _unknown_dims_renumbered(text: str) -> str:
+    """Unknown dims are named ``_ui<N>`` from a process-wide counter, so their numbers depend on
+    what ran before in the process; number them in order of appearance instead."""
+    seen: dict[str, str] = {}
+    return re.sub(r"\b_ui\d+\b", lambda m: seen.setdefault(m.group(0), f"_ui{len(seen)}"), text)
 
 
 def _key(model: str, pipeline: str) -> str:
@@ -56,8 +65,9 @@ def _key(model: str, pipeline: str) -> str:
 def golden():
     data = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     yield data
-    if os.environ.get("RIDGELINE_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(dict(sorted(data.items())), indent=1) + "\n")
+    if os.environ.get("RIDGELINE_UPDATE_GOLDEN") == "1":  # merged: xdist workers each hold a share
+        merged = {**(json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}), **data}
+        GOLDEN.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 @pytest.mark.no_verify_each  # the hash is the check; verifying each pass doubles the time
