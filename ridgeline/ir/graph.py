@@ -1,7 +1,9 @@
 """The IR: ``Value`` (typed SSA edge), ``Node`` (an op application) and ``Graph``.
 
 Use-def is kept exact by the graph's editing helpers: every ``Value`` knows its producer and the
-``(node, input_index)`` pairs that read it. Nodes live in a doubly linked list in topological
+``(node, input_index)`` pairs that read it. The graph's outputs are uses too: they are the inputs
+of a ``return`` node that is never in the node list (like xDSL's ``func.return``), so "is this
+value live" is ``bool(value.uses)`` everywhere. Nodes live in a doubly linked list in topological
 order, so inserting before an anchor or erasing a node is O(1) — a rewriter applying thousands
 of rewrites to a 20,000-node graph never rescans it.
 
@@ -27,7 +29,10 @@ if TYPE_CHECKING:
     import networkx
     from .ops.spec import OpSpec
 
-__all__ = ["Value", "Node", "Graph", "Builder", "normalize_attr"]
+__all__ = ["Value", "Node", "Graph", "Builder", "normalize_attr", "RETURN"]
+
+#: the op of the output sentinel whose inputs are a graph's outputs
+RETURN = "return"
 
 #: the largest size ``bind`` accepts for a dim (the importers refuse larger declared dims too)
 MAX_BIND = 2 ** 40
@@ -99,6 +104,11 @@ class Value:
         return self.producer is None and not self.const
 
     @property
+    def is_output(self) -> bool:
+        """True if the value is one of its graph's outputs."""
+        return any(u.is_return for u, _ in self.uses)
+
+    @property
     def users(self) -> list[Node]:
         """Distinct nodes reading this value, in use order."""
         seen: dict[int, Node] = {}
@@ -107,14 +117,11 @@ class Value:
         return list(seen.values())
 
     def replace_all_uses_with(self, other: Value) -> None:
-        """Point every reader of this value (and graph outputs) at ``other``."""
+        """Point every reader of this value (graph outputs included) at ``other``."""
         if other is self:
             return
         for node, i in list(self.uses):
             node.set_input(i, other)
-        g = self.graph
-        if g is not None:
-            g.outputs = [other if v is self else v for v in g.outputs]
 
     def __repr__(self) -> str:
         return f"%{self._name}: {self.type}"
@@ -184,6 +191,11 @@ class Node:
         return find_spec(self.op)
 
     @property
+    def is_return(self) -> bool:
+        """True for a graph's output sentinel (its inputs are the graph outputs)."""
+        return self.graph is not None and self.graph._return is self
+
+    @property
     def output(self) -> Value:
         """The single output; raises if the node has several."""
         if len(self.outputs) != 1:
@@ -221,7 +233,8 @@ class Graph:
     def __init__(self, name: str = "main"):
         self.name = name
         self.inputs: list[Value] = []
-        self.outputs: list[Value] = []
+        self._return = Node(RETURN, [], [])  # never linked: its inputs are the graph outputs
+        self._return.graph = self
         self.constants: dict[str, Value] = {}
         self.meta: dict[str, Any] = {}
         self._values: dict[str, Value] = {}
@@ -230,6 +243,26 @@ class Graph:
         self._count = 0
         self._fresh = itertools.count()
         self._suffix: dict[str, int] = {}  # next suffix to try per hint: fresh names stay O(1)
+
+    @property
+    def outputs(self) -> list[Value]:
+        """The graph outputs (a new list; assign to change them, which keeps uses exact)."""
+        return list(self._return.inputs)
+
+    @outputs.setter
+    def outputs(self, values: Iterable[Value]) -> None:
+        ret = self._return
+        for i, v in enumerate(ret.inputs):
+            if v is not None:
+                v.uses.remove((ret, i))
+        ret.inputs = list(values)
+        for i, v in enumerate(ret.inputs):
+            v.uses.append((ret, i))
+
+    @property
+    def output_node(self) -> Node:
+        """The ``return`` sentinel: ``(graph.output_node, k)`` is the use of graph output k."""
+        return self._return
 
     # ----------------------------------------------------------------- names and values
     def fresh_name(self, hint: str | None = None) -> str:
@@ -398,12 +431,11 @@ class Graph:
 
     def erase_node(self, node: Node) -> None:
         """Remove a node whose outputs are unused (not read, not graph outputs)."""
-        if node.graph is not self:
+        if node.graph is not self or node is self._return:
             raise IRError(f"{node!r} is not in graph @{self.name}")
-        outs = set(map(id, self.outputs))
         for v in node.outputs:
-            if v.uses or id(v) in outs:
-                users = ", ".join(f"{u.op}" for u, _ in v.uses) or "graph output"
+            if v.uses:
+                users = ", ".join(_user_text(u) for u, _ in v.uses)
                 raise IRError(f"cannot erase {node.op} node: its output %{v.name} is still used by {users}")
         for i in range(len(node.inputs)):
             node.set_input(i, None)
@@ -420,14 +452,13 @@ class Graph:
         """
         group = [n for n in nodes]
         ids = {id(n) for n in group}
-        outs = set(map(id, self.outputs))
         for n in group:
-            if n.graph is not self:
+            if n.graph is not self or n is self._return:
                 raise IRError(f"{n!r} is not in graph @{self.name}")
             for v in n.outputs:
                 outside = [u for u, _ in v.uses if id(u) not in ids]
-                if outside or id(v) in outs:
-                    users = ", ".join(u.op for u in outside) or "graph output"
+                if outside:
+                    users = ", ".join(_user_text(u) for u in outside)
                     raise IRError(f"cannot erase {n.op} node: its output %{v.name} is still used by {users}")
         touched: dict[int, Value] = {}
         for n in group:
@@ -443,9 +474,20 @@ class Graph:
             self._unlink(n)
 
     def remove_constant(self, value: Value) -> None:
-        if value.uses or any(v is value for v in self.outputs):
+        """Remove an unused constant."""
+        if value.uses:
             raise IRError(f"constant %{value.name} is still used")
         self.constants.pop(value.name, None)
+        self._unregister(value)
+
+    def remove_input(self, value: Value) -> None:
+        """Remove an unused graph input."""
+        if not any(v is value for v in self.inputs):
+            raise IRError(f"%{value.name} is not an input of graph @{self.name}")
+        if value.uses:
+            raise IRError(f"input %{value.name} is still used by "
+                          f"{', '.join(_user_text(u) for u, _ in value.uses)}")
+        self.inputs = [v for v in self.inputs if v is not value]
         self._unregister(value)
 
     def move_before(self, node: Node, anchor: Node) -> None:
@@ -609,6 +651,10 @@ class Graph:
     def __repr__(self) -> str:
         return f"<Graph @{self.name}: {len(self.inputs)} inputs, {len(self.constants)} constants, " \
                f"{len(self)} nodes, {len(self.outputs)} outputs>"
+
+
+def _user_text(node: Node) -> str:
+    return "graph output" if node.is_return else node.op
 
 
 def _copy_meta(meta: Mapping[str, Any]) -> dict[str, Any]:

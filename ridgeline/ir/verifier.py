@@ -104,9 +104,12 @@ def _check_structure(graph: "Graph") -> None:
         for user, i in v.uses:
             if user.graph is not graph or i >= len(user.inputs) or user.inputs[i] is not v:
                 _fail(graph, None, f"dangling use: %{v.name} lists a {user.op} node that does not read it")
+    ret = graph.output_node
     for k, v in enumerate(graph.outputs):
         if v.graph is not graph or id(v) not in defined:
             _fail(graph, None, f"graph output {k} %{v.name} is not defined in the graph")
+        if (id(v), id(ret), k) not in edges:
+            _fail(graph, None, f"use-def broken: graph output {k} %{v.name} does not list the output as a use")
 
 
 def _order_message(graph: "Graph", node: "Node", value: "Value") -> str:

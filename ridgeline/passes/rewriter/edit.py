@@ -55,7 +55,7 @@ def _strip(inputs: Sequence[Value | None]) -> list[Value | None]:
 
 
 def is_graph_output(graph: Graph, v: Value) -> bool:
-    return any(o is v for o in graph.outputs)
+    return v.is_output
 
 
 def replace_value(graph: Graph, old: Value, new: Value) -> None:
@@ -83,13 +83,13 @@ def adopt_name(graph: Graph, value: Value, name: str, *, created: bool, slots: S
         where = {"after": value.producer} if value.producer is not None else {"before": next(iter(graph), None)}
         ident = graph.add_node("Identity", [value], names=[name], **where)
         for k in slots:
-            graph.outputs[k] = ident.outputs[0]
+            graph.output_node.set_input(k, ident.outputs[0])
         return
     value.name = name
 
 
 def output_slots(graph: Graph, value: Value) -> list[int]:
-    return [k for k, o in enumerate(graph.outputs) if o is value]
+    return sorted(k for u, k in value.uses if u.is_return)
 
 
 def erase_dead(graph: Graph, nodes: Iterable[Node], *, on_erase=None) -> list[Node]:
@@ -97,14 +97,13 @@ def erase_dead(graph: Graph, nodes: Iterable[Node], *, on_erase=None) -> list[No
 
     Returns the erased nodes; ``on_erase(node)`` is called for each before it goes.
     """
-    outputs = {id(v) for v in graph.outputs}
     stack = list(nodes)
     erased: list[Node] = []
     while stack:
         n = stack.pop()
         if n.graph is not graph:
             continue
-        if any(v.uses or id(v) in outputs for v in n.outputs):
+        if any(v.uses for v in n.outputs):
             continue
         producers = [v.producer for v in n.inputs if v is not None and v.producer is not None]
         if on_erase is not None:

@@ -345,20 +345,18 @@ class Matcher:
         for node, p in self.matched[1:]:
             if p.uses == "any":
                 continue
-            g = node.graph
-            outs = g.outputs if g is not None else []
             for out in node.outputs:
                 for user, _ in out.uses:
+                    if user.is_return:
+                        if self.explain:
+                            self.fail("{} is a graph output, so {} cannot be fused away", value_text(out),
+                                      node_text(node), bonus=0.5)
+                        return False
                     if id(user) not in self.matched_ids:
                         if self.explain:
                             self.fail("{} is also used outside the pattern, by {}", value_text(out), node_text(user),
                                       bonus=0.5)
                         return False
-                if any(o is out for o in outs):
-                    if self.explain:
-                        self.fail("{} is a graph output, so {} cannot be fused away", value_text(out), node_text(node),
-                                  bonus=0.5)
-                    return False
         del root
         return True
 

@@ -130,7 +130,7 @@ def find_candidates(graph: Graph) -> tuple[list[Candidate], list[str]]:
             continue
         if w.type.dtype.name not in ("f32", "f16", "bf16"):
             continue
-        others = [u for u, _ in w.uses if u is not node]
+        others = [u for u, _ in w.uses if u is not node and not u.is_return]
         if others:
             skipped.append(f"%{node.outputs[0].name}: weight %{w.name} is also read by {others[0].op} (tied); "
                            f"kept in {w.type.dtype.name}")
@@ -414,12 +414,11 @@ def rewrite_attention_kv(graph: Graph, att: Node, dtype: str, amax: dict[int, np
         return "it also returns its score matrix"
     pk = att.inputs[4] if len(att.inputs) > 4 else None
     pv = att.inputs[5] if len(att.inputs) > 5 else None
-    outs = set(map(id, graph.outputs))
     for v in (pk, pv):
         if v is not None and (not v.is_input or any(u is not att and u.op not in _SHAPE_ONLY for u, _ in v.uses)):
             return f"its past %{v.name} is not a graph input read only by this Attention"
     for v in att.outputs[1:3]:
-        if id(v) not in outs or v.uses:
+        if not v.uses or not all(u.is_return for u, _ in v.uses):
             return f"its present %{v.name} is not only a graph output"
     heads = att.outputs[1].type.shape[1]
     if not isinstance(heads, int):
@@ -473,7 +472,6 @@ def kv_sites(graph: Graph) -> tuple[list[tuple[str, Node, list[Value]]], list[st
     form ``present = Concat(past, new)`` feeding an Attention (past input and present output
     quantized around the Concat). Returns (kind, node, values to calibrate) and notes."""
     sites, notes = [], []
-    outs = set(map(id, graph.outputs))
     for att in graph:
         if att.op != "Attention":
             continue
@@ -484,7 +482,7 @@ def kv_sites(graph: Graph) -> tuple[list[tuple[str, Node, list[Value]]], list[st
         for kv in att.inputs[1:3]:
             cat = kv.producer if kv is not None else None
             past = cat.inputs[0] if cat is not None and cat.op == "Concat" else None
-            if (past is not None and cat.attr("axis") in (2, -2) and past.is_input and id(kv) in outs
+            if (past is not None and cat.attr("axis") in (2, -2) and past.is_input and kv.is_output
                     and kv.type.rank == 4 and all(u is cat or u.op in _SHAPE_ONLY for u, _ in past.uses)):
                 found.append(cat)
         if len(found) == 2:
