@@ -358,15 +358,13 @@ def _find_culprit(failure: Failure, rtol, atol) -> str | None:
 
 def prune(graph: Graph) -> Graph:
     """Drop what no output needs: dead nodes, then unread constants and graph inputs."""
-    outs = {id(v) for v in graph.outputs}
     for n in reversed(graph.nodes):
-        if not any(v.uses or id(v) in outs for v in n.outputs):
+        if not any(v.uses for v in n.outputs):
             graph.erase_node(n)
-    for c in [c for c in graph.constants.values() if not c.uses and id(c) not in outs]:
+    for c in [c for c in graph.constants.values() if not c.uses]:
         graph.remove_constant(c)
-    for v in [v for v in graph.inputs if not v.uses and id(v) not in outs]:
-        graph.inputs.remove(v)
-        graph._unregister(v)  # the Graph API has no remove_input; nothing reads this one
+    for v in [v for v in graph.inputs if not v.uses]:
+        graph.remove_input(v)
     return graph
 
 

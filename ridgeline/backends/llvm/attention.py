@@ -40,7 +40,7 @@ BK = 64   # keys per block: a block of scores stays in registers / L1
 
 
 def _needed(v) -> bool:
-    return bool(v.uses) or (v.graph is not None and any(o is v for o in v.graph.outputs))
+    return bool(v.uses)
 
 
 class AttentionLowering(Lowering):

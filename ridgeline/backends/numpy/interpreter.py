@@ -14,6 +14,7 @@ Override ``call_kernel`` to swap kernels (the llvm backend does, falling back to
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any, Mapping, Sequence
 
@@ -73,19 +74,16 @@ class Interpreter:
 
     @staticmethod
     def _compute_last_use(graph: Graph) -> dict[int, list[Value]]:
-        keep = {id(v) for v in graph.outputs}
-        last: dict[int, Node] = {}
-        for n in graph:
-            for v in n.inputs:
-                if v is not None and not v.const:
-                    last[id(v)] = n
+        """The values each node reads for the last time (graph outputs, read by the output
+        sentinel after every node, are never freed)."""
+        order = {id(n): i for i, n in enumerate(graph)}
+        end = len(order)
         free: dict[int, list[Value]] = {}
-        for n in graph:
-            for v in n.inputs:
-                if v is not None and not v.const and id(v) not in keep and last.get(id(v)) is n:
-                    lst = free.setdefault(id(n), [])
-                    if v not in lst:
-                        lst.append(v)
+        for v in itertools.chain(graph.inputs, (o for n in graph for o in n.outputs)):
+            if v.uses:
+                last = max(v.uses, key=lambda use: order.get(id(use[0]), end))[0]
+                if id(last) in order:
+                    free.setdefault(id(last), []).append(v)
         return free
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:

@@ -257,7 +257,7 @@ def _apply(graph: Graph, rule: Rule, m: Match, push: Callable[[Node], None]) -> 
     renames = []
     for old, new in pairs:
         if new is None or new is old:
-            if new is None and (old.uses or output_slots(graph, old)) and old.producer is root:
+            if new is None and old.uses and old.producer is root:
                 raise PassError(f"rule {rule.name} gave no replacement for %{old.name}, which is still used")
             continue
         renames.append((old.name, new, output_slots(graph, old)))

@@ -95,7 +95,7 @@ def _view_chain_check(m: Match) -> bool | str:
     if y.type.is_static:
         return True
     if y.type == m["x"].type and _known(y.type):
-        if y.graph is not None and any(o is y for o in y.graph.outputs):
+        if y.is_output:
             # an output keeps its node (its name is the interface), and a Reshape to a symbolic
             # shape cannot be written as a constant
             return f"the result {y.type} is a graph output with symbolic dims"
@@ -105,7 +105,7 @@ def _view_chain_check(m: Match) -> bool | str:
 
 def _view_chain(m: Match, b: RewriteBuilder):
     y = m["y"]
-    if y.type == m["x"].type and not (y.graph is not None and any(o is y for o in y.graph.outputs)):
+    if y.type == m["x"].type and not y.is_output:
         return m["x"]
     shape = np.array(m["y"].type.shape, dtype=np.int64)
     return b.Reshape(m["x"], b.constant(shape, "shape"))

@@ -112,9 +112,8 @@ class CommonSubexpressionElimination(Pass):
     def _merge_constants(self, graph: Graph) -> int:
         seen: dict[tuple, Any] = {}
         merged = 0
-        outputs = {id(v) for v in graph.outputs}
         for c in list(graph.constants.values()):
-            if c.data is None or c.data.size > self.max_constant_elements or id(c) in outputs:
+            if c.data is None or c.data.size > self.max_constant_elements or c.is_output:
                 continue
             key = (c.data.dtype.str, c.data.shape, c.data.tobytes())
             first = seen.get(key)

@@ -19,14 +19,13 @@ class DeadCodeElimination(Pass):
     touches = ("elementwise", "movement")  # what check_pass generates for it
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
-        outputs = {id(v) for v in graph.outputs}
         dead_nodes: dict[int, object] = {}
         for n in reversed(graph.nodes):  # users before producers: a node is dead if only dead nodes read it
-            if not any(id(v) in outputs or any(id(u) not in dead_nodes for u, _ in v.uses) for v in n.outputs):
+            if not any(id(u) not in dead_nodes for v in n.outputs for u, _ in v.uses):
                 dead_nodes[id(n)] = n
         graph.erase_nodes(dead_nodes.values())
         nodes = len(dead_nodes)
-        dead = [c for c in graph.constants.values() if not c.uses and id(c) not in outputs]
+        dead = [c for c in graph.constants.values() if not c.uses]
         for c in dead:
             graph.remove_constant(c)
         return PassResult(graph, bool(nodes or dead), stats={"nodes": nodes, "constants": len(dead)})

@@ -58,14 +58,13 @@ class FoldConstants(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         # Phase 1 computes every foldable value in order; phase 2 turns into constants only the
         # values something unfolded still reads (a 10-node shape chain becomes one constant).
-        outputs = {id(v) for v in graph.outputs}
         known: dict[int, np.ndarray] = {}       # folded value -> its array
         syms: dict[int, np.ndarray] = {}        # symbolic values (what the specs publish)
         folded: list[Node] = []
         counts = {"symbolic": 0, "evaluated": 0}
         no_evaluator = skipped_big = failed = kept_shared = 0
         for node in graph.nodes:
-            if not node.outputs or any(id(v) in outputs for v in node.outputs):
+            if not node.outputs or any(v.is_output for v in node.outputs):
                 continue
             arrays = _constant_inputs(node, known)
             if arrays is not None:

@@ -53,7 +53,7 @@ def _producer_to_absorb(root: Node, max_nodes: int) -> Node | None:
         seen.add(id(p))
         if not _fusible(p) or len(p.outputs) != 1 or _size(p) + _size(root) > max_nodes:
             continue
-        if all(u is root for u, _ in p.outputs[0].uses) and not _is_output(p.outputs[0]):
+        if all(u is root for u, _ in p.outputs[0].uses):
             return p
     return None
 
@@ -75,7 +75,7 @@ def _group(root: Node, max_nodes: int) -> list[Node]:
             p = v.producer if v is not None else None
             if p is None or id(p) in members or not _fusible(p) or len(p.outputs) != 1:
                 continue
-            if size + _size(p) > max_nodes or _is_output(p.outputs[0]):
+            if size + _size(p) > max_nodes or p.outputs[0].is_output:
                 continue
             if all(id(u) in members for u, _ in p.outputs[0].uses):
                 members[id(p)] = p
@@ -97,10 +97,6 @@ def _group(root: Node, max_nodes: int) -> list[Node]:
                 stack.append((p, iter([v.producer for v in p.inputs if v is not None and id(v.producer) in members])))
     return order
 
-
-def _is_output(v: Value) -> bool:
-    g = v.graph
-    return g is not None and any(o is v for o in g.outputs)
 
 
 @register_pass("fuse-elementwise")
