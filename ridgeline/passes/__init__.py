@@ -10,7 +10,8 @@ and the cleanup and fusion passes themselves (``ridgeline.passes.transforms``).
 
 from .base import OptionSpec, Pass, PassContext, PassResult
 from .evaluate import Evaluator
-from .manager import PassRecord, PipelineReport, run_pass, run_pipeline, verify_each_default
+from .instrument import DumpOnFailure, Instrument, PrintIR, Timing, VerifyEach
+from .manager import PassOptions, PassRecord, PipelineReport, run_pass, run_passes, run_pipeline, verify_each_default
 from .pipeline import PassInvocation, Pipeline, parse_pipeline
 from .registry import PassInfo, get_pass, get_pipeline, list_passes, register_pass, register_pipeline, unregister_pass
 
@@ -18,4 +19,5 @@ __all__ = [
     "run_pipeline", "run_pass", "PipelineReport", "PassRecord", "register_pass", "register_pipeline",
     "unregister_pass", "get_pass", "get_pipeline", "list_passes", "PassInfo", "parse_pipeline", "Pipeline",
     "PassInvocation", "Pass", "PassContext", "PassResult", "OptionSpec", "Evaluator", "verify_each_default",
+    "run_passes", "PassOptions", "Instrument", "VerifyEach", "DumpOnFailure", "PrintIR", "Timing",
 ]

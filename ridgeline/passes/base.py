@@ -216,6 +216,12 @@ class Pass:
     def run(self, graph: Graph, ctx: PassContext) -> PassResult | bool:  # pragma: no cover - abstract
         raise NotImplementedError(f"pass {self.name} does not implement run()")
 
+    def requires(self, graph: Graph) -> None:
+        """Check the pass's precondition on ``graph``; raise to refuse (the manager names the pass)."""
+
+    def ensures(self, graph: Graph) -> None:
+        """Check the pass's postcondition after it ran; raise to report a broken promise."""
+
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> PassResult:
         """Run once, outside a pipeline; a bool result becomes a ``PassResult``."""
         ctx = ctx or PassContext()

@@ -1,13 +1,12 @@
 """The pass manager: runs a pipeline on a graph, in place, and reports what each pass did.
 
-Like XLA's ``HloPassPipeline`` with its invariant checker and MLIR's pass instrumentation, it can
-
-* verify the graph after every pass (``verify_each``; on by default when the environment variable
-  ``RIDGELINE_VERIFY_EACH=1`` is set, as the test suite does) and name the pass that broke it,
-  saving the IR from before that pass to a ``.rir`` file the error message points at;
-* time every pass and count nodes before and after;
-* print the IR before/after every pass (``print_ir_after_all``);
-* repeat the whole pipeline until no pass changes anything (``fixed_point``).
+Like XLA's ``HloPassPipeline`` and MLIR's pass manager, the core loop (``run_passes``) knows
+passes, ``PassOptions`` and instrumentation objects (``ridgeline.passes.instrument``) with hooks
+around every pass; verifying after each pass (``VerifyEach``; on by default when
+``RIDGELINE_VERIFY_EACH=1``, as in the test suite), saving the IR before a pass that broke the
+graph (``DumpOnFailure``), printing IR (``PrintIR``) and timing (``Timing``) are such objects.
+``run_pipeline``'s flags build them. A pass's ``requires``/``ensures`` hooks run before/after it;
+``fixed_point`` repeats the whole pipeline until no pass changes anything.
 
 Errors raised inside a pass keep their type and gain the pass's name: a ``RidgelineError``
 becomes a one-line ``PassError``; anything else is a bug and keeps its traceback, with a note
@@ -16,25 +15,23 @@ naming the pass.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence, TextIO
 
 from ..ir import Graph
-from ..ir.errors import PassError, RidgelineError, VerifyError
+from ..ir.errors import PassError, RidgelineError
 from ..ir.gc_pause import gc_paused as _gc_paused
-from ..ir.printer import print_graph
 from .base import PassContext, PassResult, check_result
 from .evaluate import Evaluator
+from .instrument import DumpOnFailure, Instrument, PrintIR, Timing, VerifyEach
 from .pipeline import Pipeline, parse_pipeline
 
-__all__ = ["run_pipeline", "PipelineReport", "PassRecord", "verify_each_default", "VERIFY_EACH_ENV"]
+__all__ = ["run_pipeline", "run_passes", "PassOptions", "PipelineReport", "PassRecord", "verify_each_default",
+           "VERIFY_EACH_ENV"]
 
 log = logging.getLogger("ridgeline.passes")
 
@@ -112,60 +109,55 @@ class PipelineReport:
         return self.format()
 
 
-def _dump_before(snapshot: Graph, pass_text: str, dump_dir: str | os.PathLike | None) -> Path | None:
-    """Save the IR from before a failing pass as a runnable .rir (+ .rir.npz); None if that fails."""
-    from ..ir.rir_file import save_rir
-    directory = Path(dump_dir) if dump_dir is not None else Path(tempfile.gettempdir())
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pass_text)[:60]
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"ridgeline-before-{safe}-", suffix=".rir", dir=directory)
-        os.close(fd)
-        return save_rir(snapshot, name)
-    except (OSError, RidgelineError, TypeError, ValueError) as e:  # never mask the real error
-        log.warning("could not save the IR before pass %s: %s", pass_text, e)
-        return None
+@dataclass(frozen=True)
+class PassOptions:
+    """What every pass of a run sees besides the graph, and how often the pipeline repeats.
 
+    ``evaluator`` lets ``fold-constants`` compute constant nodes; ``explain`` makes rewrite passes
+    say why their rules did not fire; ``fixed_point`` repeats the pipeline until nothing changes
+    (at most ``max_iterations`` times).
+    """
 
-def _print_ir(stream: TextIO, title: str, graph: Graph) -> None:
-    stream.write(f"// ----- IR {title} ----- //\n")
-    stream.write(print_graph(graph, constants="elide"))
-    stream.flush()
+    evaluator: Evaluator | None = None
+    explain: bool = False
+    fixed_point: bool = False
+    max_iterations: int = 8
 
 
 def run_pipeline(graph: Graph, pipeline: str | Pipeline | Sequence[Any], *, verify_each: bool | None = None,
                  print_ir_before_all: bool = False, print_ir_after_all: bool = False,
                  print_ir_after_change: bool = False, timing: bool = False, fixed_point: bool = False,
                  max_iterations: int = 8, evaluator: Evaluator | None = None, explain: bool = False,
-                 ir_stream: TextIO | None = None, dump_dir: str | os.PathLike | None = None) -> PipelineReport:
+                 ir_stream: TextIO | None = None, dump_dir: str | os.PathLike | None = None,
+                 instruments: Sequence[Instrument] = ()) -> PipelineReport:
     """Run ``pipeline`` on ``graph`` in place and return a ``PipelineReport``.
 
     ``verify_each`` (default: ``RIDGELINE_VERIFY_EACH``) verifies the input and the graph after
     every pass; a failure raises ``PassError`` naming the pass and the file holding the IR from
-    before it. ``print_ir_*`` write the IR to ``ir_stream`` (default stderr); ``timing`` writes
-    the report table there too. ``fixed_point`` repeats the pipeline until nothing changes (at
-    most ``max_iterations`` times). ``evaluator`` lets ``fold-constants`` compute constant nodes;
-    ``explain`` makes rewrite passes say why their rules did not fire.
+    before it (in ``dump_dir``). ``print_ir_*`` write the IR to ``ir_stream`` (default stderr);
+    ``timing`` writes the report table there too. The other flags are ``PassOptions``; the flags
+    become ``instruments`` (see ``ridgeline.passes.instrument``), after which ``instruments`` run.
     """
-    pipe = parse_pipeline(pipeline)
-    with _gc_paused():
-        return _run(graph, pipe, verify_each=verify_each, print_ir_before_all=print_ir_before_all,
-                    print_ir_after_all=print_ir_after_all, print_ir_after_change=print_ir_after_change,
-                    timing=timing, fixed_point=fixed_point, max_iterations=max_iterations, evaluator=evaluator,
-                    explain=explain, ir_stream=ir_stream, dump_dir=dump_dir)
-
-
-def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, print_ir_after_all,
-         print_ir_after_change, timing, fixed_point, max_iterations, evaluator, explain, ir_stream,
-         dump_dir) -> PipelineReport:
     verify = verify_each_default() if verify_each is None else bool(verify_each)
     stream = ir_stream if ir_stream is not None else sys.stderr
-    report = PipelineReport(str(pipe), nodes_before=len(graph), verified=verify)
-    if verify:
-        try:
-            graph.verify()
-        except VerifyError as e:
-            raise PassError(f"the input graph is invalid before any pass ran: {e}") from None
+    built: list[Instrument] = [DumpOnFailure(dump_dir), VerifyEach()] if verify else []
+    if print_ir_before_all or print_ir_after_all or print_ir_after_change:
+        built.append(PrintIR(stream, before_all=print_ir_before_all, after_all=print_ir_after_all,
+                             after_change=print_ir_after_change))
+    if timing:
+        built.append(Timing(stream))
+    options = PassOptions(evaluator=evaluator, explain=explain, fixed_point=fixed_point,
+                          max_iterations=max_iterations)
+    with _gc_paused():
+        return run_passes(graph, parse_pipeline(pipeline), options, [*built, *instruments])
+
+
+def run_passes(graph: Graph, pipe: Pipeline, options: PassOptions = PassOptions(),
+               instruments: Sequence[Instrument] = ()) -> PipelineReport:
+    """Run a parsed pipeline with ``options``, calling the ``instruments``' hooks around it."""
+    report = PipelineReport(str(pipe), nodes_before=len(graph))
+    for ins in instruments:
+        ins.before_pipeline(graph, report)
     t_start = time.perf_counter()
     history: list[str] = []
     iteration = 0
@@ -173,61 +165,76 @@ def _run(graph: Graph, pipe: Pipeline, *, verify_each, print_ir_before_all, prin
         iteration += 1
         changed = False
         for inv in pipe:
-            p = inv.instantiate()
-            text = str(inv)
-            snapshot = graph.copy() if verify else None
-            if print_ir_before_all:
-                _print_ir(stream, f"before {text}", graph)
-            ctx = PassContext(evaluator=evaluator, explain=explain,
-                              logger=logging.getLogger(f"ridgeline.passes.{p.name}"))
-            before = len(graph)
-            p.check_options()
-            t0 = time.perf_counter()
-            try:
-                result = check_result(p.run(graph, ctx), p.name, graph)
-            except PassError as e:
-                e.pass_name = e.pass_name or text
-                raise
-            except RidgelineError as e:
-                raise PassError(f"pass {text} failed: {e}" + _history(history), pass_name=text,
-                                node=getattr(e, "node", None), reason=str(e)) from None
-            except Exception as e:
-                if hasattr(e, "add_note"):  # Python >= 3.11: keep the traceback, name the pass
-                    e.add_note(f"(in pass {text} of pipeline {report.pipeline})")
-                raise
-            dt = time.perf_counter() - t0
-            history.append(text)
-            notes = tuple(ctx.notes) + tuple(n for n in result.notes if n not in ctx.notes)
-            report.records.append(PassRecord(text, iteration, before, len(graph), dt, result.modified, notes,
-                                             dict(result.stats)))
-            log.debug("%s: %d -> %d nodes in %.2f ms%s", text, before, len(graph), dt * 1e3,
-                      "" if result.modified else " (no change)")
-            if verify:
-                try:
-                    graph.verify()
-                except VerifyError as e:
-                    path = _dump_before(snapshot, text, dump_dir)  # type: ignore[arg-type]
-                    where = f"; the IR before it is in {path}" if path else ""
-                    raise PassError(f"pass {text} broke the graph: {e}{where}" + _history(history[:-1]),
-                                    pass_name=text, reason=str(e), ir_before=snapshot, ir_before_path=path) from None
-            if print_ir_after_all or (print_ir_after_change and result.modified):
-                _print_ir(stream, f"after {text}" + ("" if result.modified else " (no change)"), graph)
-            changed |= result.modified
-        if not fixed_point or not changed:
+            record = _run_one(graph, inv, iteration, options, instruments, history, report.pipeline)
+            report.records.append(record)
+            changed |= record.modified
+        if not options.fixed_point or not changed:
             break
-        if iteration >= max_iterations:
+        if iteration >= options.max_iterations:
             report.converged = False
             log.warning("pipeline %s did not reach a fixed point in %d iterations", report.pipeline, iteration)
             break
     report.iterations = iteration
     report.seconds = time.perf_counter() - t_start
     report.nodes_after = len(graph)
-    if timing:
-        buf = io.StringIO()
-        buf.write(f"// ----- pass timing: {report.pipeline} ----- //\n{report.format()}\n")
-        stream.write(buf.getvalue())
-        stream.flush()
+    for ins in instruments:
+        ins.after_pipeline(graph, report)
     return report
+
+
+def _run_one(graph: Graph, inv: Any, iteration: int, options: PassOptions, instruments: Sequence[Instrument],
+             history: list[str], pipeline: str) -> PassRecord:
+    """One pass with its hooks: requires, run, ensures, then the instruments' ``after``."""
+    p = inv.instantiate()
+    text = str(inv)
+    for ins in instruments:
+        ins.before(text, graph)
+    ctx = PassContext(evaluator=options.evaluator, explain=options.explain,
+                      logger=logging.getLogger(f"ridgeline.passes.{p.name}"))
+    before = len(graph)
+    p.check_options()
+    _condition(p.requires, graph, text, "precondition")
+    t0 = time.perf_counter()
+    try:
+        result = check_result(p.run(graph, ctx), p.name, graph)
+    except PassError as e:
+        e.pass_name = e.pass_name or text
+        raise
+    except RidgelineError as e:
+        raise PassError(f"pass {text} failed: {e}" + _history(history), pass_name=text,
+                        node=getattr(e, "node", None), reason=str(e)) from None
+    except Exception as e:
+        if hasattr(e, "add_note"):  # Python >= 3.11: keep the traceback, name the pass
+            e.add_note(f"(in pass {text} of pipeline {pipeline})")
+        raise
+    dt = time.perf_counter() - t0
+    _condition(p.ensures, graph, text, "postcondition")
+    history.append(text)
+    notes = tuple(ctx.notes) + tuple(n for n in result.notes if n not in ctx.notes)
+    record = PassRecord(text, iteration, before, len(graph), dt, result.modified, notes, dict(result.stats))
+    log.debug("%s: %d -> %d nodes in %.2f ms%s", text, before, len(graph), dt * 1e3,
+              "" if result.modified else " (no change)")
+    try:
+        for ins in instruments:
+            ins.after(text, graph, record)
+    except PassError as e:
+        for ins in instruments:
+            ins.on_broken(text, e)
+        where = f"; the IR before it is in {e.ir_before_path}" if e.ir_before_path else ""
+        raise PassError(f"{e}{where}" + _history(history[:-1]), pass_name=text, node=e.node, reason=e.reason,
+                        ir_before=e.ir_before, ir_before_path=e.ir_before_path) from None
+    return record
+
+
+def _condition(hook: Any, graph: Graph, text: str, what: str) -> None:
+    """Run a pass's ``requires``/``ensures``; any failure becomes a ``PassError`` naming the pass."""
+    try:
+        hook(graph)
+    except PassError:
+        raise
+    except Exception as e:
+        raise PassError(f"pass {text}: {what} failed: {e}", pass_name=text, node=getattr(e, "node", None),
+                        reason=str(e)) from e
 
 
 def _history(passes: list[str]) -> str:
