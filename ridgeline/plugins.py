@@ -1,22 +1,29 @@
-"""Entry-point plugins: the groups ``ridgeline.passes``, ``ridgeline.backends``, ``ridgeline.targets``.
+"""Entry-point plugins (the groups ``ridgeline.passes``, ``ridgeline.backends``,
+``ridgeline.targets``) and ``Registry[T]``, the one registry behind backends and families.
 
 A leaf utility (it imports only ``ridgeline.ir.errors``), so every layer may use it. Plugins are
 listed eagerly (cheap metadata) but imported only when asked for; an import failure becomes a
 ``PluginError`` naming the plugin, its distribution and the cause, and never hides the
-built-ins or other plugins.
+built-ins or other plugins. A name given twice (two packages, or a package and a built-in) is an
+error naming both, raised when that name is asked for.
 """
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from .ir.errors import PluginError
+from .ir.errors import PluginError, RidgelineError
 
-__all__ = ["PluginRef", "discover", "discover_lenient", "load", "GROUPS"]
+__all__ = ["GROUPS", "PluginRef", "Registry", "discover", "discover_lenient", "import_ref", "load"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +75,112 @@ def discover_lenient(group: str) -> tuple[tuple[PluginRef, ...], dict[str, Plugi
 
 def load(ref: PluginRef) -> Any:
     """Import the object an entry point names; failures name the plugin and its package."""
-    module, _, attr = ref.value.partition(":")
     try:
-        import importlib
-        obj = importlib.import_module(module.strip())
-        for part in filter(None, attr.strip().split(".")):
-            obj = getattr(obj, part)
+        obj = import_ref(ref.value)
     except Exception as e:  # any failure inside third-party code is reported, not raised raw
         raise PluginError(f"{ref.group} plugin {ref.name!r} from package {ref.distribution} failed to load "
                           f"({ref.value}): {type(e).__name__}: {e}") from None
     return obj
+
+
+def import_ref(ref: str) -> Any:
+    """The object ``"package.module:attr.sub"`` names (imports the module)."""
+    module, _, attr = ref.partition(":")
+    obj = importlib.import_module(module.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+class Registry(Generic[T]):
+    """Named things of one ``kind``: built-ins and in-process registrations (each a lazy factory,
+    called once on first ``get``) and the plugins of an entry-point ``group``.
+
+    ``convert(obj, ref)`` turns a loaded plugin object into a ``T``. Errors are ``error`` (a
+    ``RidgelineError`` subclass): a clash names both sides, an unknown name lists near matches.
+    """
+
+    def __init__(self, kind: str, *, group: str | None = None, error: type[RidgelineError] = PluginError,
+                 convert: Callable[[Any, PluginRef], T] | None = None):
+        self.kind, self.group, self.error = kind, group, error
+        self._convert = convert
+        self._entries: dict[str, tuple[Callable[[], T], str]] = {}   # name -> (factory, origin)
+        self._loaded: dict[str, T] = {}
+
+    def add(self, name: str, factory: Callable[[], T] | str, *, origin: str = "built-in",
+            replace: bool = False) -> None:
+        """Register ``name``: a zero-argument factory, or ``"module:attr"`` imported on first use."""
+        old = self._entries.get(name)
+        if old is not None and not replace:
+            raise self.error(f"{self.kind} {name!r} is already registered ({old[1]}); the {origin} one "
+                             f"needs another name")
+        if isinstance(factory, str):
+            ref = factory
+            factory = lambda: import_ref(ref)  # imported on first get
+        self._entries[name] = (factory, origin)
+        self._loaded.pop(name, None)
+
+    def remove(self, name: str) -> None:
+        """Forget an in-process registration (tests and notebooks)."""
+        self._entries.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def plugins(self) -> dict[str, PluginRef]:
+        """The group's plugins by name (two packages giving one name are left out: see ``get``)."""
+        return {r.name: r for r in discover_lenient(self.group)[0]} if self.group else {}
+
+    def names(self) -> list[str]:
+        """Registered names, then plugin names, in order."""
+        return [*self._entries, *(n for n in self.plugins() if n not in self._entries)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries or (isinstance(name, str) and self._plugin(name) is not None)
+
+    def origin(self, name: str) -> str:
+        entry = self._entries.get(name)
+        return entry[1] if entry is not None else self._ref(name).origin
+
+    def get(self, name: str) -> T:
+        """The thing called ``name``, loaded on first use."""
+        if name in self._loaded:
+            return self._loaded[name]
+        entry = self._entries.get(name)
+        ref = self._plugin(name)
+        if entry is not None and ref is not None:
+            raise self.error(f"{self.kind} {name!r} is given twice: {entry[1]} and {ref.origin} "
+                             f"({ref.value}); uninstall or rename one")
+        if entry is not None:
+            obj = entry[0]()
+        else:
+            ref = self._ref(name)
+            loaded = load(ref)
+            try:
+                obj = self._convert(loaded, ref) if self._convert is not None else loaded
+            except RidgelineError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a malformed object inside third-party code
+                raise self.error(f"{ref.group} plugin {name!r} from package {ref.distribution} is not a "
+                                 f"valid {self.kind}: {type(e).__name__}: {e}") from None
+        self._loaded[name] = obj
+        return obj
+
+    def unknown(self, name: str, known: list[str] | None = None) -> RidgelineError:
+        """The error for a name nobody registered: near matches first, then every known name."""
+        known = self.names() if known is None else known
+        near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
+        return self.error(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(known) or '(none)'}")
+
+    def _plugin(self, name: str) -> PluginRef | None:
+        if not self.group:
+            return None
+        refs, clashes = discover_lenient(self.group)
+        if name in clashes:
+            raise clashes[name]
+        return next((r for r in refs if r.name == name), None)
+
+    def _ref(self, name: str) -> PluginRef:
+        ref = self._plugin(name)
+        if ref is None:
+            raise self.unknown(name)
+        return ref

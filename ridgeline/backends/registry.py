@@ -7,13 +7,12 @@ matters when that backend is asked for, and then the error names the extra to in
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from ..ir.errors import BackendError, PluginError, TargetError
-from ..plugins import discover, load
+from ..ir.errors import BackendError, TargetError
+from ..plugins import Registry
 
 __all__ = ["BackendInfo", "get_backend", "get_estimator", "list_backends", "register_backend"]
 
@@ -39,14 +38,15 @@ _BUILTIN: dict[str, tuple[str, str, str, tuple[str, ...], str]] = {
              "JIT-compiles fused kernels for the host CPU with llvmlite", ("llvmlite",), "llvm"),
 }
 
-_LOCAL: dict[str, Any] = {}
+#: name -> backend class or factory: the built-ins, in-process registrations and plugins
+BACKENDS: Registry[Any] = Registry("backend", group="ridgeline.backends", error=BackendError)
+for _name, (_path, *_) in _BUILTIN.items():
+    BACKENDS.add(_name, _path)
 
 
 def register_backend(name: str, factory: Any) -> None:
     """Register an in-process backend (a class or a zero-argument factory)."""
-    if name in _BUILTIN or name in _LOCAL:
-        raise PluginError(f"backend {name!r} is already registered")
-    _LOCAL[name] = factory
+    BACKENDS.add(name, lambda: factory, origin="local")
 
 
 def _missing(mods: tuple[str, ...]) -> list[str]:
@@ -54,15 +54,19 @@ def _missing(mods: tuple[str, ...]) -> list[str]:
 
 
 def list_backends() -> list[BackendInfo]:
-    """Every backend: built-ins (with availability), plugins, then one per target."""
+    """Every backend: built-ins (with availability), local ones, plugins, then one per target."""
     out = []
-    for name, (_, kind, desc, req, extra) in _BUILTIN.items():
-        out.append(BackendInfo(name, kind, "built-in", desc, req, extra, not _missing(req)))
-    for name, factory in _LOCAL.items():
-        out.append(BackendInfo(name, getattr(factory, "kind", "execute"), "local",
-                               (getattr(factory, "__doc__", "") or "").strip().split("\n")[0]))
-    for ref in discover("ridgeline.backends"):
-        out.append(BackendInfo(ref.name, "?", ref.origin, f"from {ref.value}"))
+    for name in BACKENDS.names():
+        origin = BACKENDS.origin(name)
+        if name in _BUILTIN:
+            _, kind, desc, req, extra = _BUILTIN[name]
+            out.append(BackendInfo(name, kind, origin, desc, req, extra, not _missing(req)))
+        elif origin == "local":
+            factory = BACKENDS.get(name)
+            out.append(BackendInfo(name, getattr(factory, "kind", "execute"), origin,
+                                   (getattr(factory, "__doc__", "") or "").strip().split("\n")[0]))
+        else:
+            out.append(BackendInfo(name, "?", origin, f"from {BACKENDS.plugins()[name].value}"))
     try:
         from ..cost_models.targets import list_targets
         for t in list_targets():
@@ -75,18 +79,13 @@ def list_backends() -> list[BackendInfo]:
 def get_backend(name: str, **options: Any):
     """The backend called ``name`` (an executor, a plugin, or a target's estimator)."""
     if name in _BUILTIN:
-        path, _, _, req, extra = _BUILTIN[name]
+        _, _, _, req, extra = _BUILTIN[name]
         missing = _missing(req)
         if missing:
             raise BackendError(f"backend {name!r} needs {', '.join(missing)}, which is not installed: "
                                f"pip install 'ridgeline[{extra}]'")
-        module, _, cls = path.partition(":")
-        return getattr(importlib.import_module(module), cls)(**options)
-    if name in _LOCAL:
-        return _LOCAL[name](**options)
-    for ref in discover("ridgeline.backends"):
-        if ref.name == name:
-            return load(ref)(**options)
+    if name in BACKENDS:
+        return BACKENDS.get(name)(**options)
     try:
         from ..cost_models.targets import get_target
     except ImportError:
@@ -99,8 +98,7 @@ def get_backend(name: str, **options: Any):
         if target is not None:
             from .estimate import EstimateBackend
             return EstimateBackend(target, **options)
-    known = [b.name for b in list_backends()]
-    raise BackendError(f"unknown backend {name!r}; known: {', '.join(known)}")
+    raise BACKENDS.unknown(name, [b.name for b in list_backends()])
 
 
 def get_estimator(target: str, **options: Any):

@@ -176,15 +176,18 @@ def test_plugin_targets_from_entry_points(tmp_path, monkeypatch):
         targets_mod._plugin.cache_clear()
 
 
-def test_unimplemented_family_is_a_clear_error(monkeypatch):
+def test_unimplemented_family_is_a_clear_error():
     import ridgeline.cost_models.families as fam
-    monkeypatch.setitem(fam.BUILTIN_FAMILIES, "neuromorphic", "ridgeline.cost_models.families.neuromorphic:Model")
-    fam._CACHE.pop("neuromorphic", None)
-    assert not is_implemented("neuromorphic")
-    t = load_target_dict(tomllib.loads(GOOD.replace('family = "gpu_simt"', 'family = "neuromorphic"')), source="x")
-    assert t.family == "neuromorphic"                     # it loads and lists ...
-    with pytest.raises(TargetError, match="neuromorphic cost model is not implemented yet"):
-        get_family("neuromorphic")                        # ... but cannot be estimated
+    fam.add_family("neuromorphic", "ridgeline.cost_models.families.neuromorphic:Model")
+    try:
+        assert not is_implemented("neuromorphic")
+        t = load_target_dict(tomllib.loads(GOOD.replace('family = "gpu_simt"', 'family = "neuromorphic"')),
+                             source="x")
+        assert t.family == "neuromorphic"                     # it loads and lists ...
+        with pytest.raises(TargetError, match="neuromorphic cost model is not implemented yet"):
+            get_family("neuromorphic")                        # ... but cannot be estimated
+    finally:
+        fam.FAMILIES.remove("neuromorphic")
 
 
 def test_max_devices_and_links():

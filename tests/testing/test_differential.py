@@ -49,7 +49,7 @@ def test_onnx_export_of_idioms_runs_in_onnxruntime_like_numpy(check_onnxruntime)
 def test_a_disagreeing_backend_is_reported_with_the_graph(tmp_path):
     """A backend whose Relu is off by one ulp of 1: caught, shrunk, saved."""
     from ridgeline.backends.numpy import NumpyBackend
-    from ridgeline.backends.registry import _LOCAL, register_backend
+    from ridgeline.backends.registry import BACKENDS, register_backend
     from ridgeline.testing import check_backend
 
     class OffByOne(NumpyBackend):
@@ -71,7 +71,7 @@ def test_a_disagreeing_backend_is_reported_with_the_graph(tmp_path):
         assert f.check == "backend" and len(f.graph) <= 1 and f.repro.rir.exists()
         assert "-b off-by-one" in str(e.value)
     finally:
-        _LOCAL.pop("off-by-one", None)
+        BACKENDS.remove("off-by-one")
 
 
 def test_onnxruntime_gaps_name_the_runtime_limitation():

@@ -12,11 +12,13 @@ import importlib
 from typing import TYPE_CHECKING
 
 from ...ir.errors import TargetError
+from ...plugins import Registry
 
 if TYPE_CHECKING:
     from ..model import CostModel
 
-__all__ = ["BUILTIN_FAMILIES", "family_names", "find_family", "get_family", "register_family", "is_implemented"]
+__all__ = ["BUILTIN_FAMILIES", "FAMILIES", "add_family", "family_names", "find_family", "get_family", "register_family",
+           "is_implemented"]
 
 #: family name -> "module:Class" of its cost model
 BUILTIN_FAMILIES: dict[str, str] = {
@@ -27,19 +29,20 @@ BUILTIN_FAMILIES: dict[str, str] = {
     "cpu": "ridgeline.cost_models.families.cpu:CpuModel",
 }
 
-_LOCAL: dict[str, type] = {}
-_CACHE: dict[str, type | None] = {}
+
+def add_family(name: str, ref: str, *, origin: str = "built-in") -> None:
+    """Name a family whose class ``"module:Class"`` is imported on first use (None if the module
+    does not exist yet: a planned family)."""
+    FAMILIES.add(name, lambda: _import(ref, name), origin=origin)
 
 
 def family_names() -> list[str]:
-    return sorted({*BUILTIN_FAMILIES, *_LOCAL})
+    return sorted(FAMILIES.names())
 
 
 def register_family(name: str, cls: type) -> None:
     """Register a family class in-process (notebooks, tests, plugins)."""
-    if name in BUILTIN_FAMILIES or name in _LOCAL:
-        raise TargetError(f"family {name!r} is already registered")
-    _LOCAL[name] = cls
+    FAMILIES.add(name, lambda: cls, origin="local")
 
 
 def _import(ref: str, name: str) -> type | None:
@@ -58,26 +61,25 @@ def _import(ref: str, name: str) -> type | None:
     return cls
 
 
+#: family name -> its cost model class (None: planned, not written yet)
+FAMILIES: Registry[type | None] = Registry("family", error=TargetError)
+for _name, _ref in BUILTIN_FAMILIES.items():
+    add_family(_name, _ref)
+
+
 def find_family(name: str) -> "type[CostModel] | None":
     """The family's class; None when it is a known family not implemented yet.
 
     Raises ``TargetError`` for a name that is no family at all.
     """
-    if name in _LOCAL:
-        return _LOCAL[name]
-    if name in _CACHE:
-        return _CACHE[name]
-    if name in BUILTIN_FAMILIES:
-        cls = _import(BUILTIN_FAMILIES[name], name)
-    elif ":" in name:
-        cls = _import(name, name)
-        if cls is None:
+    if name not in FAMILIES and ":" in name:
+        add_family(name, name, origin=f"module {name}")
+        if FAMILIES.get(name) is None:
+            FAMILIES.remove(name)
             raise TargetError(f"family {name!r}: module not found")
-    else:
-        raise TargetError(f"unknown family {name!r}; known: {', '.join(family_names())} "
-                          f"(or 'package.module:Class' for a plugin family)")
-    _CACHE[name] = cls
-    return cls
+    if name not in FAMILIES:
+        raise TargetError(f"{FAMILIES.unknown(name, family_names())} (or 'package.module:Class' for a plugin family)")
+    return FAMILIES.get(name)
 
 
 def is_implemented(name: str) -> bool:
