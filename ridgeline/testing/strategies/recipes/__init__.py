@@ -18,12 +18,14 @@ import pkgutil
 from typing import Callable
 
 from ....ir.ops import all_specs, get_spec
+from ....plugins import Registry
 from .._context import GenContext
 
 __all__ = ["recipe", "get_recipe", "coverage_table", "Recipe", "RECIPES"]
 
 Recipe = Callable[[GenContext, str], None]
-RECIPES: dict[str, Recipe] = {}
+#: op name -> the recipe generating it (a clash between two recipe modules is an error naming both)
+RECIPES: Registry[Recipe] = Registry("recipe")
 _loaded = False
 
 
@@ -31,9 +33,7 @@ def recipe(*ops: str):
     """Register the decorated function as the recipe of each op in ``ops``."""
     def decorate(fn: Recipe) -> Recipe:
         for name in ops:
-            if name in RECIPES:
-                raise ValueError(f"two recipes for {name}")
-            RECIPES[name] = fn
+            RECIPES.add(name, lambda: fn, origin=f"{fn.__module__}.{fn.__name__}")
         return fn
     return decorate
 
@@ -51,9 +51,8 @@ def _load() -> None:
 def get_recipe(op: str) -> Recipe | None:
     """The recipe for ``op``: its own, the generic elementwise one if its spec allows, else None."""
     _load()
-    fn = RECIPES.get(op)
-    if fn is not None:
-        return fn
+    if op in RECIPES:
+        return RECIPES.get(op)
     from .elementwise import generic_applies, generic_elementwise
     try:
         spec = get_spec(op)
