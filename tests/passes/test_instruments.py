@@ -22,14 +22,7 @@ from ridgeline.passes import (
 )
 from ridgeline.passes.pipeline import parse_pipeline
 
-GRAPH = """
-graph @g(%x: f32[4]) -> (%y: f32[4]) {
-  %a = Identity(%x) : f32[4]
-  %b = Relu(%a) : f32[4]
-  %y = Neg(%b) : f32[4]
-  return %y
-}
-"""
+from passes.test_manager import GRAPH  # x -> Identity -> Relu -> Neg
 
 
 class Recorder(Instrument):
