@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import networkx
     from .ops.spec import OpSpec
 
-__all__ = ["Value", "Node", "Graph", "Builder", "normalize_attr", "RETURN"]
+__all__ = ["RETURN", "Builder", "Graph", "Node", "Value", "normalize_attr"]
 
 #: the op of the output sentinel whose inputs are a graph's outputs
 RETURN = "return"

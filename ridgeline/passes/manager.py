@@ -30,8 +30,15 @@ from .evaluate import Evaluator
 from .instrument import DumpOnFailure, Instrument, PrintIR, Timing, VerifyEach
 from .pipeline import Pipeline, parse_pipeline
 
-__all__ = ["run_pipeline", "run_passes", "PassOptions", "PipelineReport", "PassRecord", "verify_each_default",
-           "VERIFY_EACH_ENV"]
+__all__ = [
+    "VERIFY_EACH_ENV",
+    "PassOptions",
+    "PassRecord",
+    "PipelineReport",
+    "run_passes",
+    "run_pipeline",
+    "verify_each_default",
+]
 
 log = logging.getLogger("ridgeline.passes")
 

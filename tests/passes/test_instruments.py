@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from passes.test_manager import GRAPH  # x -> Identity -> Relu -> Neg
 
 from ridgeline.ir import parse_graph
 from ridgeline.ir.errors import IRError, PassError
@@ -21,8 +22,6 @@ from ridgeline.passes import (
     unregister_pass,
 )
 from ridgeline.passes.pipeline import parse_pipeline
-
-from passes.test_manager import GRAPH  # x -> Identity -> Relu -> Neg
 
 
 class Recorder(Instrument):

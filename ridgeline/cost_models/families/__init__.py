@@ -17,8 +17,16 @@ from ...plugins import Registry
 if TYPE_CHECKING:
     from ..model import CostModel
 
-__all__ = ["BUILTIN_FAMILIES", "FAMILIES", "add_family", "family_names", "find_family", "get_family", "register_family",
-           "is_implemented"]
+__all__ = [
+    "BUILTIN_FAMILIES",
+    "FAMILIES",
+    "add_family",
+    "family_names",
+    "find_family",
+    "get_family",
+    "is_implemented",
+    "register_family",
+]
 
 #: family name -> "module:Class" of its cost model
 BUILTIN_FAMILIES: dict[str, str] = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from ...ir import Node, Value
+from ...ir import Node
 from ...ir.ops import all_specs
 from ..registry import register_pass
 from ..rewriter import Match, RewriteBuilder, RewritePass, Rule, fuse_nodes
