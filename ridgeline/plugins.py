@@ -96,13 +96,15 @@ class Registry(Generic[T]):
     """Named things of one ``kind``: built-ins and in-process registrations (each a lazy factory,
     called once on first ``get``) and the plugins of an entry-point ``group``.
 
-    ``convert(obj, ref)`` turns a loaded plugin object into a ``T``. Errors are ``error`` (a
-    ``RidgelineError`` subclass): a clash names both sides, an unknown name lists near matches.
+    ``convert(obj, ref)`` turns a loaded plugin object into a ``T``. A clash (two registrations,
+    two packages, or a package and a registration under one name) and a broken plugin are
+    ``PluginError``s naming both sides; an unknown name is an ``error`` listing near matches.
     """
 
     def __init__(self, kind: str, *, group: str | None = None, error: type[RidgelineError] = PluginError,
-                 convert: Callable[[Any, PluginRef], T] | None = None):
+                 convert: Callable[[Any, PluginRef], T] | None = None, plural: str = ""):
         self.kind, self.group, self.error = kind, group, error
+        self.plural = plural or f"{kind}s"
         self._convert = convert
         self._entries: dict[str, tuple[Callable[[], T], str]] = {}   # name -> (factory, origin)
         self._loaded: dict[str, T] = {}
@@ -112,8 +114,8 @@ class Registry(Generic[T]):
         """Register ``name``: a zero-argument factory, or ``"module:attr"`` imported on first use."""
         old = self._entries.get(name)
         if old is not None and not replace:
-            raise self.error(f"{self.kind} {name!r} is already registered ({old[1]}); the {origin} one "
-                             f"needs another name")
+            raise PluginError(f"{self.kind} {name!r} is already registered ({old[1]}); the {origin} one "
+                              f"needs another name")
         if isinstance(factory, str):
             ref = factory
             factory = lambda: import_ref(ref)  # imported on first get
@@ -130,11 +132,16 @@ class Registry(Generic[T]):
         return {r.name: r for r in discover_lenient(self.group)[0]} if self.group else {}
 
     def names(self) -> list[str]:
-        """Registered names, then plugin names, in order."""
-        return [*self._entries, *(n for n in self.plugins() if n not in self._entries)]
+        """Registered names, then plugin names (a clashing one too: ``get`` says why), in order."""
+        plugin_names = [*self.plugins(), *(discover_lenient(self.group)[1] if self.group else ())]
+        return [*self._entries, *dict.fromkeys(n for n in plugin_names if n not in self._entries)]
+
+    def registered(self, name: str) -> bool:
+        """True for a built-in or in-process registration (plugins not counted)."""
+        return name in self._entries
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries or (isinstance(name, str) and self._plugin(name) is not None)
+        return name in self._entries or name in self.names()
 
     def origin(self, name: str) -> str:
         entry = self._entries.get(name)
@@ -147,8 +154,8 @@ class Registry(Generic[T]):
         entry = self._entries.get(name)
         ref = self._plugin(name)
         if entry is not None and ref is not None:
-            raise self.error(f"{self.kind} {name!r} is given twice: {entry[1]} and {ref.origin} "
-                             f"({ref.value}); uninstall or rename one")
+            raise PluginError(f"{self.kind} {name!r} is given twice: {entry[1]} and {ref.origin} "
+                              f"({ref.value}); uninstall or rename one")
         if entry is not None:
             obj = entry[0]()
         else:
@@ -159,8 +166,8 @@ class Registry(Generic[T]):
             except RidgelineError:
                 raise
             except Exception as e:  # noqa: BLE001 - a malformed object inside third-party code
-                raise self.error(f"{ref.group} plugin {name!r} from package {ref.distribution} is not a "
-                                 f"valid {self.kind}: {type(e).__name__}: {e}") from None
+                raise PluginError(f"{ref.group} plugin {name!r} from package {ref.distribution} is not a "
+                                  f"valid {self.kind}: {type(e).__name__}: {e}") from None
         self._loaded[name] = obj
         return obj
 
@@ -169,7 +176,7 @@ class Registry(Generic[T]):
         known = self.names() if known is None else known
         near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
-        return self.error(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(known) or '(none)'}")
+        return self.error(f"unknown {self.kind} {name!r}{hint}; known {self.plural}: {', '.join(known) or '(none)'}")
 
     def _plugin(self, name: str) -> PluginRef | None:
         if not self.group:

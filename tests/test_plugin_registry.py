@@ -24,7 +24,7 @@ def test_factories_run_once_on_first_get():
 def test_a_second_registration_names_both_and_replace_or_remove_allow_it():
     reg: Registry[int] = Registry("widget", error=BackendError)
     reg.add("w", lambda: 1)
-    with pytest.raises(BackendError, match=r"widget 'w' is already registered \(built-in\); the local one"):
+    with pytest.raises(PluginError, match=r"widget 'w' is already registered \(built-in\); the local one"):
         reg.add("w", lambda: 2, origin="local")
     reg.add("w", lambda: 2, origin="local", replace=True)
     assert reg.get("w") == 2 and reg.origin("w") == "local"
@@ -36,9 +36,9 @@ def test_unknown_names_list_near_matches():
     reg: Registry[int] = Registry("widget")
     for n in ("numpy", "torch", "llvm"):
         reg.add(n, lambda: 0)
-    with pytest.raises(PluginError, match=r"unknown widget 'nmupy' \(did you mean 'numpy'\?\); known: numpy, torch"):
+    with pytest.raises(PluginError, match=r"unknown widget 'nmupy' \(did you mean 'numpy'\?\); known widgets: numpy, torch"):
         reg.get("nmupy")
-    with pytest.raises(PluginError, match=r"^unknown widget 'zzz'; known: numpy, torch, llvm$"):
+    with pytest.raises(PluginError, match=r"^unknown widget 'zzz'; known widgets: numpy, torch, llvm$"):
         reg.get("zzz")
 
 
@@ -49,7 +49,7 @@ def test_plugins_load_lazily_and_clashes_name_both_packages(monkeypatch):
     monkeypatch.setattr(plugins, "discover_lenient", lambda group: (refs, clash))
     reg: Registry[object] = Registry("widget", group="g", convert=lambda obj, ref: (obj, ref.distribution))
     reg.add("builtin", lambda: "mine")
-    assert reg.names() == ["builtin", "dumps", "odd"]
+    assert reg.names() == ["builtin", "dumps", "odd", "twice"]
     import json
     assert reg.get("dumps") == (json.dumps, "pkg-a") and reg.origin("dumps") == "plugin pkg-a"
     with pytest.raises(PluginError, match=r"'builtin' is given twice: built-in and plugin pkg-b"):

@@ -9,7 +9,6 @@ broken plugin never hides the others. Names are unique: a clash is an error nami
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
 import sys
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence, TypeVar
 
 from ..ir.errors import PipelineError, PluginError
-from ..plugins import PluginRef, discover_lenient, load
+from ..plugins import PluginRef, Registry
 from .base import OptionSpec, Pass, ensure_dataclass, kebab, options_of, pass_from_function
 
 __all__ = ["PassInfo", "register_pass", "register_pipeline", "get_pass", "get_pipeline", "list_passes",
@@ -43,10 +42,33 @@ class PassInfo:
     cls: type[Pass] | None = None
 
 
-_PASSES: dict[str, type[Pass]] = {}
 _PIPELINES: dict[str, tuple[str, str, str]] = {}   # name -> (text, summary, origin)
-_PLUGIN_FAILURES: dict[str, PluginError] = {}
 _builtin_loaded = False
+
+
+def _plugin_pass(obj: Any, ref: PluginRef) -> type[Pass]:
+    """The pass class a ``ridgeline.passes`` entry point names (its module may have registered
+    it in-process while importing: that registration becomes the plugin's)."""
+    made = obj if isinstance(obj, type) else getattr(obj, "pass_class", None)
+    if (isinstance(made, type) and issubclass(made, Pass) and made.name == ref.name
+            and PASSES.registered(ref.name)):  # registered by its own module's import
+        PASSES.remove(ref.name)
+        cls = made
+    else:
+        cls = _as_pass_class(obj, ref.name)
+    if cls.name != ref.name:
+        raise PluginError(f"{PLUGIN_GROUP} plugin {ref.name!r} from package {ref.distribution}: the entry "
+                          f"point is named {ref.name!r} but the pass calls itself {cls.name!r}")
+    if ref.name in _PIPELINES:
+        raise PluginError(f"{PLUGIN_GROUP} plugin {ref.name!r} from package {ref.distribution} clashes with "
+                          f"the {_PIPELINES[ref.name][2]} pipeline of the same name; uninstall or rename one")
+    cls.origin = ref.origin
+    return cls
+
+
+#: pass name -> pass class: built-ins, in-process registrations and ``ridgeline.passes`` plugins
+PASSES: Registry[type[Pass]] = Registry("pass", group=PLUGIN_GROUP, error=PipelineError, convert=_plugin_pass,
+                                     plural="passes")
 
 
 def _load_builtin() -> None:
@@ -98,12 +120,12 @@ def _register(cls: type[Pass], *, replace: bool, origin: str) -> None:
         raise PipelineError(f"invalid pass name {name!r}: use kebab-case letters, digits and dashes")
     if name in _PIPELINES:
         raise PluginError(f"pass name {name!r} is taken by a pipeline ({_PIPELINES[name][2]})")
-    old = _PASSES.get(name)
+    old = PASSES.get(name) if PASSES.registered(name) else None
     if old is not None and not replace and not _same_definition(old, cls):
         raise PluginError(f"pass {name!r} is already registered ({old.origin}: {old.__module__}); "
                           f"choose another name or register with replace=True")
     cls.origin = origin
-    _PASSES[name] = cls
+    PASSES.add(name, lambda: cls, origin=origin, replace=True)
 
 
 def register_pass(obj: Any = None, /, name: str | None = None, *, replace: bool = False,
@@ -139,64 +161,19 @@ def register_pass(obj: Any = None, /, name: str | None = None, *, replace: bool 
 
 def unregister_pass(name: str) -> None:
     """Remove an in-process registration (tests and notebooks)."""
-    _PASSES.pop(name, None)
+    PASSES.remove(name)
     _PIPELINES.pop(name, None)
 
 
 def register_pipeline(name: str, text: str, *, summary: str = "", replace: bool = False,
                       origin: str | None = None) -> None:
     """Name a pipeline: ``register_pipeline("cleanup", "canonicalize,cse,dce")``."""
-    if name in _PASSES:
-        raise PluginError(f"pipeline name {name!r} is taken by a pass ({_PASSES[name].origin})")
+    if PASSES.registered(name):
+        raise PluginError(f"pipeline name {name!r} is taken by a pass ({PASSES.origin(name)})")
     if name in _PIPELINES and not replace and _PIPELINES[name][0] != text:
         raise PluginError(f"pipeline {name!r} is already registered ({_PIPELINES[name][2]})")
     caller = sys._getframe(1).f_globals.get("__name__", "?")
     _PIPELINES[name] = (text, summary, origin or _origin_for(caller))
-
-
-def _plugin_refs() -> dict[str, PluginRef]:
-    refs, clashes = discover_lenient(PLUGIN_GROUP)
-    _PLUGIN_FAILURES.update({n: e for n, e in clashes.items() if n not in _PLUGIN_FAILURES})
-    out = {r.name: r for r in refs}
-    for n, e in clashes.items():
-        out.setdefault(n, PluginRef(PLUGIN_GROUP, n, "", str(e)))
-    return out
-
-
-def _load_plugin(ref: PluginRef) -> type[Pass]:
-    if ref.name in _PLUGIN_FAILURES:
-        raise _PLUGIN_FAILURES[ref.name]
-    existing = _PASSES.get(ref.name)
-    if existing is not None and existing.origin.startswith("plugin "):
-        return existing
-    if existing is not None or ref.name in _PIPELINES:
-        what = existing.origin if existing is not None else _PIPELINES[ref.name][2]
-        err = PluginError(f"{PLUGIN_GROUP} plugin {ref.name!r} from package {ref.distribution} clashes with "
-                          f"the {what} pass of the same name; uninstall or rename one")
-        _PLUGIN_FAILURES[ref.name] = err
-        raise err
-    try:
-        obj = load(ref)
-        already = {id(c): n for n, c in _PASSES.items()}
-        if isinstance(obj, type) and id(obj) in already:
-            cls = obj
-        elif getattr(obj, "pass_class", None) is not None and id(obj.pass_class) in already:
-            cls = obj.pass_class
-        else:
-            cls = _as_pass_class(obj, ref.name)
-        if cls.name != ref.name:
-            raise PluginError(f"{PLUGIN_GROUP} plugin {ref.name!r} from package {ref.distribution}: the entry "
-                              f"point is named {ref.name!r} but the pass calls itself {cls.name!r}")
-        _register(cls, replace=True, origin=ref.origin)
-    except PluginError as e:
-        _PLUGIN_FAILURES[ref.name] = e
-        raise
-    except Exception as e:  # a malformed pass object inside third-party code
-        err = PluginError(f"{PLUGIN_GROUP} plugin {ref.name!r} from package {ref.distribution} is not a valid "
-                          f"pass: {type(e).__name__}: {e}")
-        _PLUGIN_FAILURES[ref.name] = err
-        raise err from None
-    return cls
 
 
 def get_pipeline(name: str) -> str | None:
@@ -209,31 +186,17 @@ def get_pipeline(name: str) -> str | None:
 def pass_names() -> list[str]:
     """Every known pass and pipeline name (plugins by entry-point name, without importing them)."""
     _load_builtin()
-    names = set(_PASSES) | set(_PIPELINES)
-    try:
-        names |= set(_plugin_refs())
-    except PluginError:  # pragma: no cover - lenient discovery does not raise
-        pass
-    return sorted(names)
+    return sorted({*PASSES.names(), *_PIPELINES})
 
 
 def get_pass(name: str) -> type[Pass]:
     """The pass class called ``name``; unknown names list the known ones."""
     _load_builtin()
-    cls = _PASSES.get(name)
-    if cls is not None and cls.origin.startswith("plugin "):
-        return cls
-    refs = _plugin_refs()
-    if name in refs:
-        return _load_plugin(refs[name])  # a clash with a built-in or local pass raises here
-    if cls is not None:
-        return cls
-    if name in _PIPELINES:
+    if name in _PIPELINES and name not in PASSES:
         raise PipelineError(f"{name!r} is a pipeline, not a single pass ({_PIPELINES[name][0]})")
-    known = pass_names()
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    raise PipelineError(f"unknown pass {name!r}; {hint}known passes: {', '.join(known)}")
+    if name not in PASSES:
+        raise PASSES.unknown(name, pass_names())
+    return PASSES.get(name)  # a plugin clashing with a built-in or local pass raises here
 
 
 def _info(cls: type[Pass]) -> PassInfo:
@@ -244,14 +207,12 @@ def list_passes() -> list[PassInfo]:
     """Every pass and named pipeline with summary, options and origin (plugins are imported)."""
     _load_builtin()
     out: dict[str, PassInfo] = {}
-    for ref in _plugin_refs().values():
+    for name in PASSES.names():
         try:
-            cls = _load_plugin(ref)
-            out[ref.name] = _info(cls)
+            out[name] = _info(PASSES.get(name))
         except PluginError as e:
-            out[f"{ref.name}\0{ref.distribution}"] = PassInfo(ref.name, "", (), ref.origin, error=str(e))
-    for name, cls in _PASSES.items():
-        out.setdefault(name, _info(cls))
+            ref = PASSES.plugins().get(name)
+            out[name] = PassInfo(name, "", (), ref.origin if ref else "plugin", error=str(e))
     for name, (text, summary, origin) in _PIPELINES.items():
         out.setdefault(name, PassInfo(name, summary, (), origin, kind="pipeline", expansion=text))
     order = {"built-in": 0}

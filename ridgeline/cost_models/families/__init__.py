@@ -70,7 +70,7 @@ def _import(ref: str, name: str) -> type | None:
 
 
 #: family name -> its cost model class (None: planned, not written yet)
-FAMILIES: Registry[type | None] = Registry("family", error=TargetError)
+FAMILIES: Registry[type | None] = Registry("family", error=TargetError, plural="families")
 for _name, _ref in BUILTIN_FAMILIES.items():
     add_family(_name, _ref)
 
