@@ -142,8 +142,8 @@ class _Freezer:
             return self.array(x)
         if isinstance(x, np.dtype):
             return ("dtype", str(x))
-        if isinstance(x, llir.Type):
-            return ("llvm-type", str(x))   # its IR spelling ("float", "i32", "<8 x float>")
+        if isinstance(x, (llir.Type, llir.Constant)):
+            return ("llvm", str(x))   # its IR spelling ("float", "<8 x float>", "float 0x3FE0000000000000")
         if isinstance(x, DType):
             return ("DType", x.name)
         if isinstance(x, TensorType):
