@@ -34,8 +34,8 @@ def _model(shapes, dtype, names, pad: str) -> tuple[onnx.ModelProto, dict]:
 
 
 @settings(max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
-@given(rows=st.integers(1, 300), cols=st.sampled_from([64, 128, 257]), n=st.integers(1, 3),
-       dtype=st.sampled_from([np.float32, np.float16, np.float64]), pad=st.text(max_size=7))
+@given(rows=st.integers(1, 1100), cols=st.sampled_from([64, 128, 257]), n=st.integers(1, 3),
+       dtype=st.sampled_from([np.float32, np.float16, np.float64, np.int64, np.int8]), pad=st.text(max_size=7))
 def test_inline_weights_are_mapped_lazily_with_the_files_values(tmp_path_factory, rows, cols, n, dtype, pad):
     shapes = [(rows, cols)] * n
     proto, arrays = _model(shapes, dtype, [f"w{i}" for i in range(n)], pad)
