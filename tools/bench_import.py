@@ -111,7 +111,7 @@ _LOAD = ("import os, sys, time; sys.path.insert(0, {root!r}); import ridgeline a
 def _fresh(cmd: list[str]) -> float:
     import subprocess
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
     return time.perf_counter() - t
 
 

@@ -25,7 +25,7 @@ from ...ir import Graph, Node, TensorType, Value
 from ...ir.dtypes import DType
 from .irutil import checked_mode
 
-__all__ = ["lowering_signature", "SMALL_ARRAY"]
+__all__ = ["SMALL_ARRAY", "lowering_signature"]
 
 #: arrays up to this many elements are part of a signature by value (a constant a kernel may
 #: emit, such as a scalar), larger ones by dtype and shape only (an operand read through a pointer)

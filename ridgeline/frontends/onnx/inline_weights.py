@@ -15,7 +15,7 @@ the ones users see.
 
 from __future__ import annotations
 
-__all__ = ["split_inline_weights", "MIN_SPLIT_BYTES"]
+__all__ = ["MIN_SPLIT_BYTES", "split_inline_weights"]
 
 #: ``raw_data`` fields at least this long are left in the file; smaller ones (shape constants,
 #: norms' small vectors) are parsed as usual. Equal to the importer's shape-inference cutoff so
