@@ -2,6 +2,11 @@
 """Benchmark (not a test): ONNX import + verify time for the exported models and a 2,000-node graph.
 
     /work/venv/bin/python tools/bench_import.py [--repeat 7] [--nodes 2000] [--json]
+    python tools/bench_import.py --big /work/models/smollm2/ext/with_past.onnx --big /work/models/smollm2/with_past.onnx
+
+``--big FILE`` (repeatable) times, on a real model, the median of 3 fresh processes each of
+``rl.load`` (wall and CPU seconds; the process's first load, as a user's script pays it),
+``ridgeline show`` and ``ridgeline opt -o`` (wall), with the machine's load average printed.
 
 For each model: the median over ``--repeat`` runs of ``load_onnx`` (parse, op check, ONNX shape
 inference, conversion, our own type inference, verify), of a separate ``graph.verify()``, and of
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -97,12 +103,51 @@ def bench(path: Path, repeat: int) -> dict:
             "peer_ms": 1e3 * _median(lambda: _peer(path), repeat)}
 
 
+_LOAD = ("import os, sys, time; sys.path.insert(0, {root!r}); import ridgeline as rl; "
+         "t = time.perf_counter(); c = time.process_time(); rl.load({path!r}); "
+         "print(time.perf_counter() - t, time.process_time() - c)")
+
+
+def _fresh(cmd: list[str]) -> float:
+    import subprocess
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - t
+
+
+def bench_big(path: Path, repeat: int = 3) -> dict:
+    """``rl.load`` (wall, CPU), ``show`` and ``opt -o`` on a real model, each a fresh process."""
+    import subprocess
+    loads = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, "-c", _LOAD.format(root=str(ROOT), path=str(path))], check=True,
+                             capture_output=True, text=True, cwd=ROOT).stdout.split()
+        loads.append((float(out[0]), float(out[1])))
+    cli = [sys.executable, "-m", "ridgeline"]
+    with tempfile.TemporaryDirectory() as tmp:
+        show = statistics.median(_fresh(cli + ["show", str(path)]) for _ in range(repeat))
+        opt = statistics.median(_fresh(cli + ["opt", str(path), "-p", "default", "-o", str(Path(tmp) / "o.onnx")]) for _ in range(repeat))
+    return {"model": str(path), "load_s": statistics.median(w for w, _ in loads),
+            "load_cpu_s": statistics.median(c for _, c in loads), "show_s": show, "opt_s": opt,
+            "loadavg": os.getloadavg()[0]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=7, help="runs per measurement (median reported)")
     ap.add_argument("--nodes", type=int, default=2000, help="size of the synthetic graph")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--big", action="append", default=[], type=Path,
+                    help="a real model: rl.load / show / opt -o in fresh processes (repeatable)")
     args = ap.parse_args(argv)
+    if args.big:
+        print(f"fresh processes, median of 3; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(f"{'model':50s} {'rl.load s':>9s} {'(cpu s)':>8s} {'show s':>7s} {'opt -o s':>9s}")
+        for p in args.big:
+            r = bench_big(p)
+            print(f"{r['model']:50s} {r['load_s']:9.2f} {r['load_cpu_s']:8.2f} {r['show_s']:7.2f} {r['opt_s']:9.2f}")
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return 0
     manifest = json.loads((ROOT / "tests" / "models" / "manifest.json").read_text())
     paths = [ROOT / "tests" / "models" / e["file"] for e in manifest["models"]]
     rows = [bench(p, args.repeat) for p in paths]

@@ -78,6 +78,14 @@ def check_signature(node: "Node", spec: OpSpec) -> dict[str, str]:
     return bound
 
 
+#: integer constants above this many elements are never read to infer types (see _input_values)
+_MAX_SHAPE_VALUES = 1 << 12
+
+
+def _large(v) -> bool:
+    return v.stored.size > _MAX_SHAPE_VALUES
+
+
 def _input_values(node: "Node", syms: dict[int, np.ndarray] | None):
     values, symvals = [], []
     for v in node.inputs:
@@ -85,8 +93,9 @@ def _input_values(node: "Node", syms: dict[int, np.ndarray] | None):
             values.append(None)
             symvals.append(None)
             continue
-        # a file-backed weight not yet read stays unread: no shape depends on a float weight
-        values.append(v.data if v.const and not (v.is_lazy and v.type.dtype.is_float) else None)
+        # a file-backed weight not yet read stays unread: no shape depends on a float weight, nor
+        # on a large integer one (quantized codes); shape tensors have at most a few dozen values
+        values.append(v.data if v.const and not (v.is_lazy and (v.type.dtype.is_float or _large(v))) else None)
         symvals.append(syms.get(id(v)) if syms is not None else None)
     return values, symvals
 

@@ -71,19 +71,24 @@ def _open_checked(base: Path, name: str, offset: int, length: int | None, need: 
         st = os.fstat(f.fileno())  # the file we opened, not the one we checked: no swap in between
         if not stat.S_ISREG(st.st_mode):
             raise ModelError(f"{what}: {name!r} is not a regular file")
-        size = st.st_size
-        if offset < 0 or offset > size:
-            raise ModelError(f"{what}: offset {offset} is outside {name!r} ({size} bytes)")
-        if length is None:
-            length = size - offset
-        if length != need:
-            raise ModelError(f"{what}: {name!r} holds {length} bytes at offset {offset}, the declared type needs {need}")
-        if offset + length > size:
-            raise ModelError(f"{what}: {length} bytes at offset {offset} runs past the end of {name!r} ({size} bytes)")
+        length = _checked_span(offset, length, need, st.st_size, name, what)
     except BaseException:
         f.close()
         raise
     return f, length, st
+
+
+def _checked_span(offset: int, length: int | None, need: int, size: int, name: str, what: str) -> int:
+    """``length`` (default: to the end), refused unless it is exactly ``need`` bytes inside the file."""
+    if offset < 0 or offset > size:
+        raise ModelError(f"{what}: offset {offset} is outside {name!r} ({size} bytes)")
+    if length is None:
+        length = size - offset
+    if length != need:
+        raise ModelError(f"{what}: {name!r} holds {length} bytes at offset {offset}, the declared type needs {need}")
+    if offset + length > size:
+        raise ModelError(f"{what}: {length} bytes at offset {offset} runs past the end of {name!r} ({size} bytes)")
+    return length
 
 
 def read_inside(base: Path, name: str, offset: int, length: int | None, need: int, what: str) -> bytes:
@@ -108,6 +113,11 @@ def map_inside(base: Path, name: str, offset: int, length: int | None, need: int
     keeps for one model) shares one mapping per file. A file truncated *after* mapping faults on
     access, as with every memory-mapped weight file (onnxruntime's too)."""
     import mmap
+    mapped = maps.get(("name", str(base), name)) if maps is not None else None
+    if mapped is not None:  # this model's file of that name, checked and mapped before: its size is known
+        mm, size = mapped
+        length = _checked_span(offset, length, need, size, name, what)
+        return memoryview(mm)[offset:offset + length]
     f, length, st = _open_checked(base, name, offset, length, need, what)
     with f:
         if length == 0:
@@ -121,6 +131,8 @@ def map_inside(base: Path, name: str, offset: int, length: int | None, need: int
                 raise ModelError(f"{what}: cannot map {name!r}: {e}") from None
             if maps is not None:
                 maps[key] = mm
+        if maps is not None:
+            maps[("name", str(base), name)] = (mm, st.st_size)
     return memoryview(mm)[offset:offset + length]
 
 

@@ -56,12 +56,20 @@ def summarize(graph: Graph) -> GraphStats:
             pbytes = pbytes + c.type.dtype.nbytes(n)
         if not c.has_data:
             weightless += 1
-    flops: Any = 0
-    moved: Any = 0
+    flops: list = []
+    moved: list = []
     for n in graph:
         spec = n.spec
-        flops = flops + spec.flops(n)
-        moved = moved + spec.bytes(n)
+        flops.append(spec.flops(n))
+        moved.append(spec.bytes(n))
     return GraphStats(nodes=len(graph), ops=graph.op_histogram(), parameters=_simplify(params),
-                      parameter_bytes=_simplify(pbytes), weightless=weightless, flops=_simplify(flops),
-                      bytes_touched=_simplify(moved), symbols=sorted(graph.symbols()))
+                      parameter_bytes=_simplify(pbytes), weightless=weightless, flops=_simplify(_total(flops)),
+                      bytes_touched=_simplify(_total(moved)), symbols=sorted(graph.symbols()))
+
+
+def _total(terms: list) -> Any:
+    """The sum, symbolic terms added in one sympy ``Add`` (adding them one at a time re-flattens
+    the growing sum at every step: quadratic in the number of nodes)."""
+    plain = sum(t for t in terms if not is_sympy(t))
+    symbolic = [t for t in terms if is_sympy(t)]
+    return sympy.Add(plain, *symbolic) if symbolic else plain

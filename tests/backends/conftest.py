@@ -25,3 +25,10 @@ def _llvm_object_cache(tmp_path_factory, monkeypatch):
     """Compiled llvm objects go to a cache of this test session, never the user's
     ``~/.cache/ridgeline`` (tests of the cache itself point it at their own folder)."""
     monkeypatch.setenv("RIDGELINE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ridgeline-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _llvm_verify_signatures(monkeypatch):
+    """Every lowering is emitted even when a kernel with its signature was emitted before, and a
+    signature that hides different IR fails the test (``RIDGELINE_LLVM_VERIFY_SIGNATURES=1``)."""
+    monkeypatch.setenv("RIDGELINE_LLVM_VERIFY_SIGNATURES", "1")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ RUNTIME_SIZED_OPS = frozenset({"Attention"})
 #: plans kept per executable (the least recently used is dropped beyond this)
 MAX_PLANS = 16
 #: process-wide counts, read by tests and tools/bench_backends.py: plans built, functions compiled
-STATS = {"plans": 0, "functions": 0}
+STATS = {"plans": 0, "functions": 0, "emits_skipped": 0}
 
 
 @dataclass
@@ -300,34 +301,69 @@ def _contig(a: np.ndarray) -> np.ndarray:
 _COMPILED: dict[str, CompiledModule] = {}
 
 
+#: every lowering emitted in this process, by structural signature (``signature.py``): its
+#: functions' final symbols, pointer counts and checked-mode bound counts, or why it has no code.
+#: A lowering with a known signature is not emitted again (the 30 layers of a model share kernels).
+_EMITTED: dict[tuple, dict[str, tuple[str, int, int | None]] | str] = {}
+
+
+def _emit(lw: Lowering, decls: dict[str, str], defs: dict[str, str]) -> dict[str, tuple[str, int, int | None]]:
+    """Emit one lowering: its functions' definitions go to ``defs`` (by final symbol, a hash of
+    the IR) unless compiled before, its declarations to ``decls``; returns local name -> symbol."""
+    m = ir.Module(name="k")
+    local: dict[str, str] = {}
+    lw.emit(m, lambda n, local=local: local.setdefault(n, f"KERNEL.{n}"))
+    mine: dict[str, tuple[str, int, int | None]] = {}
+    for fn in m.functions:
+        if fn.is_declaration:
+            decls[fn.name] = str(fn).strip()
+    for n, placeholder in local.items():
+        fn = m.globals[placeholder]
+        text = str(fn)
+        final = "k" + hashlib.sha1(text.encode()).hexdigest()[:16]
+        if final not in _COMPILED:
+            defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
+        bounds = getattr(fn, "bounds", None)
+        mine[n] = (final, len(fn.args) - 2, len(bounds) if bounds is not None else None)
+    return mine
+
+
+def _verify_signatures() -> bool:
+    """``RIDGELINE_LLVM_VERIFY_SIGNATURES=1``: emit every lowering anyway and fail if one whose
+    signature was seen emits different IR (the tests set it)."""
+    return os.environ.get("RIDGELINE_LLVM_VERIFY_SIGNATURES", "").strip() not in ("", "0")
+
+
 def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -> None:
-    """Emit every lowering, compile the functions not compiled before in one module, bind."""
+    """Emit every lowering not emitted before (by signature), compile the functions not compiled
+    before in one module, bind."""
     defs: dict[str, str] = {}       # final symbol -> definition text
     decls: dict[str, str] = {}      # declaration lines (intrinsics, libm)
-    names: list[dict[str, tuple[str, int]]] = []
+    names: list[dict[str, tuple[str, int, int | None]]] = []
     emitted: list[tuple[Node, Lowering]] = []
+    fresh: dict[tuple, dict | str] = {}   # signatures first emitted here: kept once compiled
+    verify = _verify_signatures()
     for orig, lw in lowered:
-        m = ir.Module(name="k")
-        local: dict[str, str] = {}
-        try:
-            lw.emit(m, lambda n, local=local: local.setdefault(n, f"KERNEL.{n}"))
-        except Unsupported as e:  # found only while emitting (an op on a dtype with no scalar code)
-            plan.fallbacks[orig] = str(e)
+        sig = lw.signature()
+        known = None if sig is None else fresh.get(sig, _EMITTED.get(sig))
+        if known is None or verify:
+            try:
+                mine: dict | str = _emit(lw, decls, defs)
+            except Unsupported as e:  # found only while emitting (an op on a dtype with no scalar code)
+                mine = str(e)
+            if known is not None and known != mine:
+                raise BackendError(f"llvm: {describe(orig)} emits other code than a kernel with the same "
+                                   f"signature ({type(lw).__name__}.signature is incomplete)")
+            if sig is not None:
+                fresh[sig] = mine
+        else:
+            mine = known
+            STATS["emits_skipped"] += 1
+        if isinstance(mine, str):
+            plan.fallbacks[orig] = mine
             plan.kinds.pop(orig, None)
             continue
         emitted.append((orig, lw))
-        mine: dict[str, tuple[str, int]] = {}
-        for fn in m.functions:
-            if fn.is_declaration:
-                decls[fn.name] = str(fn).strip()
-        for n, placeholder in local.items():
-            fn = m.globals[placeholder]
-            text = str(fn)
-            final = "k" + hashlib.sha1(text.encode()).hexdigest()[:16]
-            if final not in _COMPILED:
-                defs.setdefault(final, text.replace(f'@"{placeholder}"', f'@"{final}"'))
-            bounds = getattr(fn, "bounds", None)
-            mine[n] = (final, len(fn.args) - 2, len(bounds) if bounds is not None else None)
         names.append(mine)
     if defs:
         text = "\n".join(decls.values()) + "\n\n" + "\n\n".join(defs.values())
@@ -337,6 +373,7 @@ def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -
         STATS["functions"] += len(defs)
         for final in defs:
             _COMPILED[final] = module
+    _EMITTED.update(fresh)
     fns: dict[str, Any] = {}
     for (orig, lw), mine in zip(emitted, names):
         def get(local: str, mine=mine):

@@ -39,6 +39,12 @@ class Lowering:
     def emit(self, module: ir.Module, name: Callable[[str], str]) -> None:
         """Define this lowering's functions in ``module``; ``name(local)`` gives their symbols."""
 
+    def signature(self) -> tuple | None:
+        """Everything ``emit`` depends on, as a key: lowerings with equal signatures emit the same
+        IR, so the executor emits one of them (see ``signature.py``); None emits every time."""
+        from .signature import lowering_signature
+        return lowering_signature(self)
+
     def bind(self, fn: Callable[[str], KernelFn], runner: Any) -> Callable[[list, list], tuple]:
         """The runnable kernel ``run(args, outs) -> outputs``, given ``fn(local)`` -> compiled
         function and the core runner. ``outs[j]`` is a buffer to write output j into (planned

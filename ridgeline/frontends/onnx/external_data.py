@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from ...ir.errors import IRError, ModelError
 from ...ir.safe_files import map_inside, read_inside
 from ...ir.storage import LazyTensor
 
-__all__ = ["MAX_DIM", "MAX_ELEMENTS", "load_external_tensor", "tensor_to_array", "uses_external_data"]
+__all__ = ["MAX_DIM", "MAX_ELEMENTS", "InlineWeights", "load_external_tensor", "tensor_to_array", "uses_external_data"]
 
 #: no real tensor has a dim above 2^40 (10^12) or more than 2^48 elements (1 PB of f32); a file
 #: that declares one is refused before anything could try to allocate it
@@ -85,15 +86,49 @@ def load_external_tensor(t: onnx.TensorProto, base_dir: Path | None, where: str 
     return numpy_helper.to_array(tmp)
 
 
+@dataclass
+class InlineWeights:
+    """Initializer bytes left in the read-only mapping of the model file by
+    ``inline_weights.split_inline_weights``: ``places[name] = (offset, length)`` in ``whole``."""
+    whole: object  # the file's mmap
+    places: dict[str, tuple[int, int]]
+    source: str    # the file's name, for messages
+
+
+def _inline_tensor(t: onnx.TensorProto, inline: InlineWeights, where: str) -> np.ndarray | LazyTensor:
+    """An initializer whose ``raw_data`` stayed in the mapped model file, checked as inline
+    bytes are: a ``LazyTensor`` over the mapping (copied on first use only if misaligned)."""
+    dt, shape, numel = _declared(t, where)
+    offset, length = inline.places[t.name]
+    if length != dt.nbytes(numel):
+        raise ModelError(f"{where}: holds {length} bytes, its dims {list(t.dims)} of {dt} need {dt.nbytes(numel)}")
+    view = memoryview(inline.whole)[offset:offset + length]
+    np_dtype = dt.np_dtype
+    if dt.bits % 8 or sys.byteorder != "little" or np_dtype.kind == "O":
+        tmp = onnx.TensorProto()  # sub-byte or big-endian: onnx's own decoding, as for any raw_data
+        tmp.CopyFrom(t)
+        tmp.raw_data = bytes(view)
+        return numpy_helper.to_array(tmp)
+    aligned = offset % np_dtype.alignment == 0  # kernels may assume natural alignment
+
+    def load() -> np.ndarray:
+        a = np.frombuffer(view, dtype=np_dtype).reshape(shape)
+        return a if aligned else a.copy()
+    return LazyTensor(shape, np_dtype, load, source=f"{inline.source} @ {offset}")
+
+
 def tensor_to_array(t: onnx.TensorProto, base_dir: Path | None, where: str, *,
-                    maps: dict | None = None) -> np.ndarray | LazyTensor:
+                    maps: dict | None = None, inline: InlineWeights | None = None) -> np.ndarray | LazyTensor:
     """Any tensor of the model (initializer, ``Constant`` value, attribute) as numpy, the sizes
     checked against the declared type before decoding; external data is a memory-mapped
-    ``LazyTensor`` when ``maps`` is given (see ``load_external_tensor``)."""
+    ``LazyTensor`` when ``maps`` is given (see ``load_external_tensor``), and so is an initializer
+    whose bytes ``inline`` left in the model file."""
     if t.data_type == onnx.TensorProto.STRING:
         raise ModelError(f"{where}: string tensors are not supported")
     if uses_external_data(t):
         return load_external_tensor(t, base_dir, where, maps=maps)
+    if inline is not None and t.name in inline.places:
+        return _inline_tensor(t, inline, where)
     dt, _, numel = _declared(t, where)
     if t.HasField("raw_data") and len(t.raw_data) != dt.nbytes(numel):
         raise ModelError(f"{where}: holds {len(t.raw_data)} bytes, its dims {list(t.dims)} of {dt} need "

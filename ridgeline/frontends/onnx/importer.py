@@ -32,10 +32,11 @@ from ...ir.ops import find_spec
 from ...ir.verifier import verify
 from .attributes import from_proto
 from .exporter import RIDGELINE_DOMAIN
-from .external_data import MAX_DIM, MAX_ELEMENTS, tensor_to_array
+from .external_data import MAX_DIM, MAX_ELEMENTS, InlineWeights, tensor_to_array
+from .inline_weights import MIN_SPLIT_BYTES, split_inline_weights
 from .legacy import ImportedNode, upgrade
 from .lowering import LOWERABLE, STD_DOMAIN, standard_op
-from .matmul_nbits import expand_matmul_nbits
+from .matmul_nbits import MS_DOMAIN, expand_matmul_nbits
 from .ort_contrib import ContribImportError, is_contrib, to_standard
 
 __all__ = ["load_onnx", "MAX_MODEL_BYTES", "MIN_OPSET", "MAX_OPSET", "MAX_DIM", "MAX_ELEMENTS"]
@@ -49,9 +50,13 @@ _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _unknown_dims = itertools.count()
 
 
-def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, Path | None, str]:
+def _read(model: str | os.PathLike | bytes | onnx.ModelProto
+          ) -> tuple[onnx.ModelProto, Path | None, str, InlineWeights | None]:
+    """The parsed model, the folder its external data is read from, its name for messages, and
+    the inline weights left in the mapped file (None when the proto holds them)."""
+    inline = None
     if isinstance(model, onnx.ModelProto):
-        return model, None, model.graph.name or "model"
+        return model, None, model.graph.name or "model", None
     if isinstance(model, (bytes, bytearray)):
         data, base, label = bytes(model), None, "<bytes>"
     else:
@@ -69,19 +74,44 @@ def _read(model: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.Mode
                              f"store the weights as external data")
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                data, inline = _read_mapped(f, size)
         except OSError as e:
             raise ModelError(f"{label}: cannot read the file: {e.strerror or e}") from None
         base = path.parent
+    proto = _parse(data, label)
+    if inline is not None and any(n.domain == MS_DOMAIN and n.op_type == "MatMulNBits" for n in proto.graph.node):
+        # expand_matmul_nbits decodes its weights from the proto: it gets the whole file
+        proto, inline = _parse(bytes(inline.whole), label), None
+    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
+        raise ModelError(f"{label}: not a valid ONNX model (no graph; truncated or not an ONNX file?)")
+    _check_text(proto, label)
+    return proto, base, label, inline
+
+
+def _parse(data: bytes, label: str) -> onnx.ModelProto:
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
         raise ModelError(f"{label}: not a valid ONNX model (protobuf decoding failed: {e})") from None
-    if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
-        raise ModelError(f"{label}: not a valid ONNX model (no graph; truncated or not an ONNX file?)")
-    _check_text(proto, label)
-    return proto, base, label
+    return proto
+
+
+def _read_mapped(f, size: int) -> tuple[bytes, InlineWeights | None]:
+    """The model's bytes to parse: without its large inline weights when it has any (those stay
+    in a read-only mapping of the file, see ``inline_weights``), else the whole file."""
+    import mmap
+    if size >= MIN_SPLIT_BYTES:
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            mm = None
+        if mm is not None:
+            split = split_inline_weights(mm)
+            if split is not None:
+                return split[0], InlineWeights(mm, split[1], Path(f.name).name)
+            mm.close()
+    return f.read(), None
 
 
 def _check_text(proto: onnx.ModelProto, label: str) -> None:
@@ -230,9 +260,11 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
 
 
-def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | None = None):
-    """An initializer: an array, or a memory-mapped ``LazyTensor`` for external data."""
-    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}", maps=maps)
+def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | None = None,
+            inline: InlineWeights | None = None):
+    """An initializer: an array, or a memory-mapped ``LazyTensor`` for external data and for
+    large weights inside the model file."""
+    return tensor_to_array(t, base, f"{label}: initializer {t.name!r}", maps=maps, inline=inline)
 
 
 #: initializers above this many bytes are typed inputs for onnx's shape inference: no shape is
@@ -240,12 +272,15 @@ def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | Non
 _SHAPE_INFERENCE_INLINE = 1 << 16
 
 
-def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """``proto`` for onnx's shape inference: large initializers become typed graph inputs, so the
-    weights are neither serialized nor copied (their sizes come from dims, not data)."""
+def _without_weights(proto: onnx.ModelProto, inline: InlineWeights | None = None) -> onnx.ModelProto:
+    """``proto`` for onnx's shape inference: large initializers (and those whose bytes were left in
+    the file) become typed graph inputs, so the weights are neither serialized nor copied (their
+    sizes come from dims, not data)."""
     og = proto.graph
+    lazy = inline.places if inline is not None else {}
     big = [t for t in og.initializer
-           if t.data_type != onnx.TensorProto.STRING and math.prod(t.dims) * 4 > _SHAPE_INFERENCE_INLINE]
+           if t.data_type != onnx.TensorProto.STRING
+           and (math.prod(t.dims) * 4 > _SHAPE_INFERENCE_INLINE or t.name in lazy)]
     if not big:
         return proto
     names = {t.name for t in big}
@@ -311,12 +346,12 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
 
     ``dims`` binds symbolic dims (``{"batch": 1, "sequence": 128}``) so shapes become static.
     """
-    proto, base, label = _read(model)
+    proto, base, label, inline = _read(model)
     opset = _opset(proto, label)
     proto = _inline_foreign_functions(proto, label)
     try:
         with gc_paused():
-            return _convert(proto, base, label, opset, dims, name)
+            return _convert(proto, base, label, opset, dims, name, inline)
     except VerifyError as e:
         node = getattr(e, "node", None)
         at = f" {node.op} node {node.name!r}:" if node is not None and f"node {node.name!r}" not in str(e) else ""
@@ -327,7 +362,7 @@ def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
         raise ModelError(f"{label}: {e}") from None
 
 
-def _convert(proto, base, label, opset, dims, name) -> Graph:
+def _convert(proto, base, label, opset, dims, name, inline=None) -> Graph:
     proto = expand_matmul_nbits(proto)   # com.microsoft.MatMulNBits: DequantizeLinear + MatMul
     og = proto.graph
     _check_ops(proto, label)
@@ -343,7 +378,8 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
     # Node types are built from ONNX's shape inference and then refined by our specs, which carry
     # the symbolic shape values through (refine_types); the specs have the final word.
     try:
-        inferred = onnx.shape_inference.infer_shapes(_without_weights(proto), strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(_without_weights(proto, inline), strict_mode=False,
+                                                     data_prop=True)
         vinfo = {vi.name: vi.type for vi in inferred.graph.value_info}
     except Exception:  # a malformed model: our own verifier reports it, naming the node
         vinfo = {vi.name: vi.type for vi in og.value_info}
@@ -356,7 +392,7 @@ def _convert(proto, base, label, opset, dims, name) -> Graph:
     for t in og.initializer:
         if t.name in values:
             raise ModelError(f"{label}: initializer {t.name!r} is defined twice")
-        values[t.name] = g.add_constant(t.name, _tensor(t, base, label, maps))
+        values[t.name] = g.add_constant(t.name, _tensor(t, base, label, maps, inline))
         init_names.add(t.name)
     if og.sparse_initializer:
         raise ModelError(f"{label}: sparse initializers are not supported")

@@ -122,12 +122,17 @@ _DECIDE = {  # op -> (predicate on a - b meaning True, predicate meaning False)
 
 @lru_cache(maxsize=8192)
 def _compare_symbolic(a, b, op: str) -> bool | None:
-    diff = sympy.simplify(_as_nonnegative(a) - _as_nonnegative(b))
+    # sympy's automatic canonical form decides most comparisons (``past + seq`` against -1);
+    # simplify() only for the rest: its first call imports half of sympy (physics, solvers)
     yes, no = _DECIDE[op]
-    if yes(diff):
-        return True
-    if no(diff):
-        return False
+    raw = _as_nonnegative(a) - _as_nonnegative(b)
+    for diff in (raw, None):
+        if diff is None:
+            diff = sympy.simplify(raw)
+        if yes(diff):
+            return True
+        if no(diff):
+            return False
     return None
 
 

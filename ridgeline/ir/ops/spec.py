@@ -17,6 +17,8 @@ Declaring an op::
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -233,9 +235,15 @@ class OpSpec:
         return f"<OpSpec {self.name}>"
 
 
+@lru_cache(maxsize=4096)
+def _simplified(x):
+    # the layers of a model repeat the same few cost expressions; simplify() is ~80 ms each
+    return sympy.simplify(x)
+
+
 def _as_number(x):
     if is_sympy(x):
-        x = sympy.simplify(x)
+        x = _simplified(x)
         return int(x) if x.is_Integer else x
     if isinstance(x, float) and x.is_integer():
         return int(x)
