@@ -152,6 +152,8 @@ class CostModel:
                 self.options[key] = f.parse(options.pop(key), f"option {key}")
             else:
                 self.options[key] = f.default
+        if self.options.get("attention", "flash") not in ("flash", "materialized"):
+            raise BackendError(f"option attention must be 'flash' or 'materialized', got {self.options['attention']!r}")
         if options:
             known = ", ".join(["tp", "pp", *self.option_fields]) or "none"
             raise BackendError(f"target {target.name} ({self.family}): unknown option(s) "
@@ -287,7 +289,7 @@ class CostModel:
                 gk = (pkeys[pid], shard) if pid is not None and pkeys[pid] is not None else None
                 proto = table.get(gk) if gk is not None else None
                 if proto is None:
-                    w = shard_work(shared_work(node, key), shard)
+                    w = shard_work(self.node_work(node, key), shard)
                     if self._mb > 1:    # (the table is per micro-batch count: price_state has _mb)
                         w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in node.inputs))
                     self._check_levels(w, node)
@@ -311,6 +313,16 @@ class CostModel:
                 c.stage = stages[i]
                 records.append(c)
         return self.schedule(records, plan)
+
+    def node_work(self, node: Node, key: Any = None) -> NodeWork:
+        """The work ``price_node`` prices for ``node``: its shared ``NodeWork``, with a fused
+        attention run as FlashAttention on this target when the family's ``attention`` option
+        says so (an untiled ``Attention`` otherwise writes its score matrix to device memory)."""
+        w = shared_work(node, key)
+        if self.options.get("attention") == "flash" and w.traffic is None and w.extra_bytes > 0:
+            from .traffic import flash_attention_work
+            w = flash_attention_work(node, w, self.target)
+        return w
 
     def price_state(self) -> tuple:
         """What ``price_node`` reads besides the work, the target and the options: by default every
