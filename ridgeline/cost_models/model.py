@@ -212,6 +212,12 @@ class CostModel:
             # kernels bound by different resources run one after another
             est.detail["mechanism"] = (f"compute-bound kernels ({c * 1e3:.3g} ms) and memory-bound kernels "
                                        f"({m * 1e3:.3g} ms) run in turn")
+        eff = float(self.target.efficiency.get("matrix", 1.0) or 1.0)
+        if est.time_s and c > 0.5 * est.time_s and eff < 0.5 and "mechanism" not in est.detail:
+            # the nameplate roofline assumes the arrays run at peak; this target states (and says
+            # where from, in its file) that they sustain under half of it
+            est.detail["mechanism"] = (f"compute-bound kernels ({c / est.time_s:.0%} of the step) run the matrix "
+                                       f"units at {eff:.0%} of peak ({self.target.name}'s efficiency.matrix)")
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         if pipe is not None:
