@@ -207,9 +207,10 @@ class CostModel:
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
         c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
-        if est.time_s and min(c, m) > 0.25 * est.time_s:
+        if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
-            # kernels bound by different resources run one after another
+            # kernels bound by different resources run one after another (the share is of the
+            # kernels' own time: collectives and launch gaps are named separately)
             est.detail["mechanism"] = (f"compute-bound kernels ({c * 1e3:.3g} ms) and memory-bound kernels "
                                        f"({m * 1e3:.3g} ms) run in turn")
         eff = float(self.target.efficiency.get("matrix", 1.0) or 1.0)
