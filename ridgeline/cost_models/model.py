@@ -223,6 +223,12 @@ class CostModel:
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         if pipe is not None:
             est.detail["pipeline"] = pipe
+            if pipe["bubble_fraction"] >= 0.25:
+                # each stage's devices idle while the others run: the step-wide bound (all devices
+                # busy all the time) cannot see that
+                bubble = (f"pipeline bubble: each of {pp} stages idles {pipe['bubble_fraction']:.0%} of the step "
+                          f"({pipe['microbatches']} micro-batch(es))")
+                est.detail["mechanism"] = "; ".join(x for x in (est.detail.get("mechanism"), bubble) if x)
             est.notes.append(f"pipeline: {pp} stages x {pipe['microbatches']} micro-batch(es), {pipe['schedule']}; "
                              f"bubble {pipe['bubble_fraction']:.0%} of the step")
         est.llm = llm_metrics(graph, est, companion)
