@@ -302,7 +302,7 @@ class CostModel:
                 gk = (pkeys[pid], shard) if pid is not None and pkeys[pid] is not None else None
                 proto = table.get(gk) if gk is not None else None
                 if proto is None:
-                    w = shard_work(self.node_work(node, key), shard)
+                    w = self.node_work(node, key, shard)
                     if self._mb > 1:    # (the table is per micro-batch count: price_state has _mb)
                         w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in node.inputs))
                     self._check_levels(w, node)
@@ -327,14 +327,16 @@ class CostModel:
                 records.append(c)
         return self.schedule(records, plan)
 
-    def node_work(self, node: Node, key: Any = None) -> NodeWork:
-        """The work ``price_node`` prices for ``node``: its shared ``NodeWork``, with a fused
-        attention run as FlashAttention on this target when the family's ``attention`` option
-        says so (an untiled ``Attention`` otherwise writes its score matrix to device memory)."""
-        w = shared_work(node, key)
+    def node_work(self, node: Node, key: Any = None, shard: Shard | None = None) -> NodeWork:
+        """The work ``price_node`` prices for ``node`` (one device's ``shard`` of it): its shared
+        ``NodeWork``, with a fused attention run as FlashAttention on this target when the family's
+        ``attention`` option says so (an untiled ``Attention`` otherwise writes its score matrix to
+        device memory)."""
+        whole = shared_work(node, key)
+        w = shard_work(whole, shard) if shard is not None else whole
         if self.options.get("attention") == "flash" and w.traffic is None and w.extra_bytes > 0:
             from .traffic import flash_attention_work
-            w = flash_attention_work(node, w, self.target)
+            w = flash_attention_work(node, w, self.target, whole)
         return w
 
     def price_state(self) -> tuple:
