@@ -152,6 +152,8 @@ class CostModel:
                 self.options[key] = f.parse(options.pop(key), f"option {key}")
             else:
                 self.options[key] = f.default
+        if self.options.get("attention", "flash") not in ("flash", "materialized"):
+            raise BackendError(f"option attention must be 'flash' or 'materialized', got {self.options['attention']!r}")
         if options:
             known = ", ".join(["tp", "pp", *self.option_fields]) or "none"
             raise BackendError(f"target {target.name} ({self.family}): unknown option(s) "
@@ -205,15 +207,28 @@ class CostModel:
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
         c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
-        if est.time_s and min(c, m) > 0.25 * est.time_s:
+        if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
-            # kernels bound by different resources run one after another
+            # kernels bound by different resources run one after another (the share is of the
+            # kernels' own time: collectives and launch gaps are named separately)
             est.detail["mechanism"] = (f"compute-bound kernels ({c * 1e3:.3g} ms) and memory-bound kernels "
                                        f"({m * 1e3:.3g} ms) run in turn")
+        eff = float(self.target.efficiency.get("matrix", 1.0) or 1.0)
+        if est.time_s and c > 0.5 * est.time_s and eff < 0.5 and "mechanism" not in est.detail:
+            # the nameplate roofline assumes the arrays run at peak; this target states (and says
+            # where from, in its file) that they sustain under half of it
+            est.detail["mechanism"] = (f"compute-bound kernels ({c / est.time_s:.0%} of the step) run the matrix "
+                                       f"units at {eff:.0%} of peak ({self.target.name}'s efficiency.matrix)")
         est.detail["model_flops"] = analysis.model_flops
         est.detail["device_bandwidth"] = self.target.device_memory.bandwidth
         if pipe is not None:
             est.detail["pipeline"] = pipe
+            if pipe["bubble_fraction"] >= 0.25:
+                # each stage's devices idle while the others run: the step-wide bound (all devices
+                # busy all the time) cannot see that
+                bubble = (f"pipeline bubble: each of {pp} stages idles {pipe['bubble_fraction']:.0%} of the step "
+                          f"({pipe['microbatches']} micro-batch(es))")
+                est.detail["mechanism"] = "; ".join(x for x in (est.detail.get("mechanism"), bubble) if x)
             est.notes.append(f"pipeline: {pp} stages x {pipe['microbatches']} micro-batch(es), {pipe['schedule']}; "
                              f"bubble {pipe['bubble_fraction']:.0%} of the step")
         est.llm = llm_metrics(graph, est, companion)
@@ -287,7 +302,7 @@ class CostModel:
                 gk = (pkeys[pid], shard) if pid is not None and pkeys[pid] is not None else None
                 proto = table.get(gk) if gk is not None else None
                 if proto is None:
-                    w = shard_work(shared_work(node, key), shard)
+                    w = self.node_work(node, key, shard)
                     if self._mb > 1:    # (the table is per micro-batch count: price_state has _mb)
                         w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in node.inputs))
                     self._check_levels(w, node)
@@ -311,6 +326,18 @@ class CostModel:
                 c.stage = stages[i]
                 records.append(c)
         return self.schedule(records, plan)
+
+    def node_work(self, node: Node, key: Any = None, shard: Shard | None = None) -> NodeWork:
+        """The work ``price_node`` prices for ``node`` (one device's ``shard`` of it): its shared
+        ``NodeWork``, with a fused attention run as FlashAttention on this target when the family's
+        ``attention`` option says so (an untiled ``Attention`` otherwise writes its score matrix to
+        device memory)."""
+        whole = shared_work(node, key)
+        w = shard_work(whole, shard) if shard is not None else whole
+        if self.options.get("attention") == "flash" and w.traffic is None and w.extra_bytes > 0:
+            from .traffic import flash_attention_work
+            w = flash_attention_work(node, w, self.target, whole)
+        return w
 
     def price_state(self) -> tuple:
         """What ``price_node`` reads besides the work, the target and the options: by default every

@@ -214,7 +214,7 @@ class Target:
                 kb = _dtype_bits(key)
                 if kb < width or not rate or (key.startswith("i") and not integer):
                     continue
-                if integer and not key.startswith(("i", "u")) and _SIGNIFICAND.get(key, 0) < bits:
+                if integer and not key.startswith(("i", "u")) and _SIGNIFICAND.get(key, 0) < width:
                     continue        # int8 is not exact in fp8 (4 significant bits): it widens to bf16
                 # nearest width first; an integer product stays integer when it can; then speed
                 rank = (kb, 0 if key.startswith("i") == integer else 1, -rate)

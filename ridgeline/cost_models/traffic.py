@@ -26,8 +26,9 @@ from typing import Any
 from ..ir import Node
 from ..ir.ops.attention import attention_dims
 from .target import Target
+from .work import NodeWork, node_work, with_tile
 
-__all__ = ["gemm_traffic", "attention_traffic", "flash_attention_tile", "on_chip_level"]
+__all__ = ["gemm_traffic", "attention_traffic", "flash_attention_tile", "flash_attention_work", "on_chip_level"]
 
 
 def gemm_traffic(m: int, n: int, k: int, *, tm: int, tn: int, a_bytes: float, b_bytes: float,
@@ -120,3 +121,32 @@ def flash_attention_tile(node: Node, target: Target, *, block_q: int | None = No
             "traffic": {target.device_memory.name: tr["outer"] + new_kv,
                         **({middle.name: tr["inner"]} if middle is not None else {}), level.name: tr["inner"]},
             "footprint": {level.name: foot}, "flops": flops}
+
+
+def flash_attention_work(node: Node, w: NodeWork, target: Target, whole: NodeWork | None = None) -> NodeWork:
+    """``w`` (the work of an untiled ``Attention`` node, or of a ``Fused`` kernel around one, possibly
+    one device's shard of ``whole``) as a FlashAttention kernel runs it on ``target``: the score
+    matrix stays on chip, K/V blocks stream through the on-chip level once per Q block, causal
+    blocks above the diagonal are skipped — what every serving runtime's fused attention does
+    (FlashAttention-2/3 and FlashInfer on GPUs, splash attention on TPUs, NKI flash attention on
+    Trainium).
+
+    The kernel's own inputs and outputs stay as ``w`` counts them (a narrow KV cache is read
+    narrow; KV heads replicated under tensor parallelism are read whole); device memory
+    additionally sees the K/V re-reads a block order cannot avoid, in the shard's share."""
+    whole = w if whole is None else whole
+    att = node if node.op == "Attention" else next((n for n in node.body or () if n.op == "Attention"), None)
+    if att is None or w.traffic is not None or w.extra_bytes <= 0 or not whole.flops:
+        return w
+    share = w.flops / whole.flops
+    tile = flash_attention_tile(att, target)
+    dev = target.device_memory.name
+    own = node_work(att) if att is not node else whole
+    rereads = max(0.0, tile["traffic"][dev] - (own.device_bytes - own.extra_bytes)) * share
+    traffic = {lv: b * share for lv, b in tile["traffic"].items()}
+    traffic[dev] = w.device_bytes - w.extra_bytes + rereads
+    flops = (float(tile["flops"]) + (whole.flops - own.flops)) * share
+    out = with_tile(w, {**tile, "traffic": traffic, "flops": flops})
+    out.extra_bytes = 0.0
+    out.detail["attention"] = "flash"
+    return out

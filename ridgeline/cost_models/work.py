@@ -32,7 +32,7 @@ from ..ir.dtypes import bits
 from ..ir.errors import IRError
 from ..ir.ops.attention import attention_dims
 
-__all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile",
+__all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile", "with_tile",
            "node_label", "FREE_CATEGORIES"]
 
 #: the traffic key of untiled bytes: the target's outermost memory level, whatever its name
@@ -234,14 +234,25 @@ def node_work(node: Node) -> NodeWork:
     w.extra_bytes = extra
     tile = read_tile(node)
     if tile is not None:
-        w.tile = tile
-        w.traffic = {str(k): float(v) for k, v in tile["traffic"].items()}
-        if "flops" in tile and w.flops:
-            # a schedule that skips work (causal blocks) states the FLOPs it executes
-            w.causal_fraction = max(0.0, min(1.0, float(tile["flops"]) / w.flops))
-        else:
-            w.causal_fraction = 1.0
+        _set_tile(w, tile)
     return w
+
+
+def _set_tile(w: NodeWork, tile: Mapping[str, Any]) -> None:
+    w.tile = dict(tile)
+    w.traffic = {str(k): float(v) for k, v in tile["traffic"].items()}
+    if "flops" in tile and w.flops:
+        # a schedule that skips work (causal blocks) states the FLOPs it executes
+        w.causal_fraction = max(0.0, min(1.0, float(tile["flops"]) / w.flops))
+    else:
+        w.causal_fraction = 1.0
+
+
+def with_tile(w: NodeWork, tile: Mapping[str, Any]) -> NodeWork:
+    """A copy of ``w`` priced under the tile schedule ``tile`` (``w`` may be shared: it is not changed)."""
+    out = replace(w, detail=dict(w.detail))
+    _set_tile(out, tile)
+    return out
 
 
 #: which inputs are the two matrices of a matmul-category op (others: scales, zero points, bias)

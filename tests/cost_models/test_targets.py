@@ -197,3 +197,21 @@ def test_max_devices_and_links():
     assert h100.link_for(1) is None
     assert get_target("host-cpu").max_devices == 1
     assert math.isfinite(get_target("groq-lpu").device_memory.capacity)
+
+
+@pytest.mark.parametrize("name", sorted(t.name for t in list_targets()))
+def test_upcast_unit_holds_the_product_exactly(name):
+    """A product a chip's matrix units do not list runs on the nearest wider precision that holds
+    its operands: an integer never on a float format with fewer significant bits than it has
+    (int8 on an fp8-only chip runs as bf16). Every target, every narrow dtype."""
+    from ridgeline.cost_models.target import _SIGNIFICAND
+    from ridgeline.ir.dtypes import bits
+    t = get_target(name)
+    for dt in ("i4", "i8", "u8", "f8e4m3", "f8e5m2", "f16", "bf16"):
+        hit = t.upcast_unit(dt)
+        if hit is None:
+            continue
+        key = hit[1]
+        assert (32 if key == "tf32" else bits(key)) >= bits(dt)
+        if dt.startswith(("i", "u")) and not key.startswith(("i", "u")):
+            assert _SIGNIFICAND[key] >= bits(dt), (dt, key)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from ridgeline import models
@@ -89,12 +89,44 @@ def test_attention_untiled_materializes_scores_tiled_does_not():
     tiled = node_work(n)
     assert tiled.traffic["hbm"] == pytest.approx(io)          # K/V re-reads hit L2, not HBM
     assert tiled.traffic["l2"] > io
-    e_untiled = estimate(attention_graph(2048)[0], h100)
+    e_untiled = estimate(attention_graph(2048)[0], h100, attention="materialized")
     e_tiled = estimate(g, h100)
     assert e_tiled.bytes["hbm"] < e_untiled.bytes["hbm"] / 10
     assert e_tiled.time_s < e_untiled.time_s
     # causal block skipping, declared by the record, halves the executed work
     assert e_tiled.flops == pytest.approx(e_untiled.flops * (2049 / 2 / 2048), rel=1e-6)
+
+
+@settings(max_examples=8, deadline=None, phases=(Phase.explicit, Phase.generate))
+@given(st.sampled_from(["h100", "a100", "b200", "tpu-v5p", "tpu-v6e", "trainium2"]),
+       st.sampled_from(["llama-3-8b", "llama-2-7b", "gpt2"]), st.sampled_from(["prefill", "decode"]),
+       st.sampled_from([1, 4]), st.sampled_from([128, 1000, 4096]), st.sampled_from([None, "fp8"]))
+def test_default_attention_is_flash_equal_to_its_tile_records(target, preset, phase, batch, ctx, kv):
+    """Serving runtimes run a fused Attention op FlashAttention-style; the GPU and systolic
+    families price it so by default, exactly as if the IR carried the FlashAttention tile record
+    (for a narrow-KV Fused attention too), and never above the score-materializing kernel."""
+    t = get_target(target)
+    ctx = min(ctx, 1024) if preset == "gpt2" else ctx          # its learned positions
+    g = models.build(preset, phase=phase, batch=batch, context=ctx, prompt=ctx if phase == "prefill" else None,
+                     kv_dtype=kv)
+    by_default = estimate(g, t, companion=None)
+    materialized = estimate(g, t, companion=None, attention="materialized")
+    assert by_default.time_s <= materialized.time_s * (1 + 1e-9)
+    assert by_default.flops <= materialized.flops * (1 + 1e-9)
+    if kv is None:
+        for n in g.nodes:
+            if n.op == "Attention":
+                n.meta["tile"] = flash_attention_tile(n, t)
+        tiled = estimate(g, t, companion=None, attention="materialized")
+        assert tiled.time_s == pytest.approx(by_default.time_s, rel=1e-9)
+        assert tiled.bytes == pytest.approx(by_default.bytes, rel=1e-9)
+    att = [r for r in by_default.nodes if r.op == "Attention"]
+    assert all(r.detail.get("tile") for r in att)
+
+
+def test_attention_option_is_checked():
+    with pytest.raises(Exception, match="attention must be 'flash' or 'materialized'"):
+        estimate(attention_graph(64)[0], "h100", attention="paged")
 
 
 def test_flash_traffic_grows_like_n2_d2_over_m_untiled_like_n2():

@@ -99,6 +99,9 @@ class GpuSimtModel(CostModel):
         },
     }
     option_fields = {
+        "attention": Field("str", "flash", "how a fused Attention op runs: 'flash' (FlashAttention-style: scores "
+                           "stay on chip, causal blocks skipped — what serving runtimes run) or 'materialized' "
+                           "(the score matrix goes through device memory); a tile record in the IR overrides both"),
         "cuda_graphs": Field("bool", False, "replay the step as one CUDA graph"),
         "tf32": Field("bool", True, "run f32 GEMMs on tensor cores as TF32 (TensorRT / ORT default)"),
         "launch_overhead": Field("time", None, "host cost per kernel launch (overrides the target's; "

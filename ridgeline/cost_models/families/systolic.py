@@ -93,6 +93,9 @@ class SystolicModel(CostModel):
         },
     }
     option_fields: ClassVar[Mapping[str, Field]] = {
+        "attention": Field("str", "flash", "how a fused Attention op runs: 'flash' (FlashAttention-style: scores "
+                           "stay on chip, causal blocks skipped — what serving runtimes run) or 'materialized' "
+                           "(the score matrix goes through device memory); a tile record in the IR overrides both"),
         "dataflow": Field("str", None, "override the target's dataflow: ws, os or is"),
         "double_buffered": Field("bool", None, "override whether stationary tiles are double-buffered"),
     }
