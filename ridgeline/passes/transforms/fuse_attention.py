@@ -42,7 +42,7 @@ from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 from ._norm import attr_float
 
-__all__ = ["FuseAttention", "ATTENTION", "KV_CACHE", "LAYOUT_3D", "REPEAT_KV"]
+__all__ = ["ATTENTION", "KV_CACHE", "LAYOUT_3D", "REPEAT_KV", "FuseAttention"]
 
 #: fill values at or below this count as "masked" (exporters use -inf, finfo.min or -10000)
 MASKED = -1.0e4
@@ -197,7 +197,7 @@ def _causal(mask: np.ndarray, sq, t) -> bool:
 
 def _check(m: Match) -> bool | str:
     qv, vv, ktv = m["q"], m["v"], m["kt"]
-    b, hq, sq, d = qv.type.shape
+    d = qv.type.shape[3]
     if ktv.type.shape[2] != d and isinstance(d, int) and isinstance(ktv.type.shape[2], int):
         return f"Kᵀ {ktv.type} does not contract with Q {qv.type}"
     for name in ("s", "d", "sq", "sk", "dq", "dk"):
