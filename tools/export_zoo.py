@@ -114,6 +114,10 @@ def _configs():
         "whisper": ("speech", lambda: _whisper(), {"Attention": 1, "LayerNormalization": 2, "Gelu": 1}),
         # Whisper decoder: causal self-attention (no padding mask) and cross-attention
         "whisper_decoder": ("seq2seq", lambda: _whisper(), {"Attention": 2, "LayerNormalization": 3, "Gelu": 1}),
+        # BART encoder: learned positions (offset 2), a LayerNorm on the embeddings, erf GELU; head dim 28
+        "bart": ("encoder", lambda: _bart(), {"Attention": 1, "LayerNormalization": 2, "Gelu": 1}),
+        # BART decoder: causal self-attention, then cross-attention over the encoder's states
+        "bart_decoder": ("seq2seq", lambda: _bart(), {"Attention": 2, "LayerNormalization": 3, "Gelu": 1}),
     }
 
 
@@ -132,10 +136,19 @@ def _whisper():
                             pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0)
 
 
+def _bart():
+    import transformers as tf
+    return tf.BartConfig(vocab_size=59, d_model=56, encoder_layers=LAYERS, decoder_layers=LAYERS,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=48,
+                         decoder_ffn_dim=48, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
+                         eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2)
+
+
 #: encoder-decoder parts: name -> (model class, which half)
 _PARTS = {"t5": ("T5ForConditionalGeneration", "encoder"), "t5_decoder": ("T5ForConditionalGeneration", "decoder"),
           "whisper": ("WhisperForConditionalGeneration", "encoder"),
-          "whisper_decoder": ("WhisperForConditionalGeneration", "decoder")}
+          "whisper_decoder": ("WhisperForConditionalGeneration", "decoder"),
+          "bart": ("BartForConditionalGeneration", "encoder"), "bart_decoder": ("BartForConditionalGeneration", "decoder")}
 #: Whisper's encoder takes exactly 2 x max_source_positions mel frames
 WHISPER_FRAMES = 24
 EX_ENC = 6

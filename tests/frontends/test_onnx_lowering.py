@@ -113,3 +113,41 @@ def test_a_ridgeline_std_call_of_an_unknown_op_is_a_one_line_error(tmp_path):
     with pytest.raises(ModelError, match="Softmax_0") as e:
         load_onnx(m)
     assert "\n" not in str(e.value)
+
+
+@settings(max_examples=15, deadline=None)
+@given(opset=OPSETS, b=st.integers(1, 2), s=st.integers(1, 4), past=st.integers(0, 3),
+       hkv=st.integers(1, 2), group=st.sampled_from([1, 2, 4]), d=st.sampled_from([4, 10, 16]),
+       four_d=st.booleans(), mask=st.sampled_from(["none", "bool", "float", "row"]), causal=st.booleans(),
+       softcap=st.sampled_from([0.0, 0.0, 0.0, 5.0]), seed=st.integers(0, 99))
+def test_attention_with_a_cache_below_23(opset, b, s, past, hkv, group, d, four_d, mask, causal, softcap, seed):
+    """The KV cache as inputs (present K/V returned), 4-D or 3-D, GQA, boolean/additive/broadcast
+    masks and is_causal bottom-right over the cache; a softcap takes ONNX's own body (the lean one
+    does not write it)."""
+    hq, t = hkv * group, s + past
+    rng = np.random.default_rng(seed)
+    g = Graph("attn")
+
+    def shape(h, n):
+        return ("batch", h, n, d) if four_d else ("batch", n, h * d)
+    dims = {"batch": b, "seq": s, "past": past}
+    ins = [g.add_input(x, tensor("f32", *shape(h, "seq"))) for x, h in (("q", hq), ("k", hkv), ("v", hkv))]
+    feeds = {x.name: rng.standard_normal([dims.get(a, a) for a in x.type.shape]).astype(np.float32) for x in ins}
+    mt = {"none": None, "bool": ("bool", ("batch", 1, "seq", t)), "float": ("f32", ("batch", hq, "seq", t)),
+          "row": ("f32", (t,))}[mask]
+    if mt is None:
+        ins.append(None)
+    else:
+        m = g.add_input("m", tensor(mt[0], *[a if a != t else t for a in mt[1]]))
+        keep = rng.random([dims.get(a, a) for a in mt[1]]) < 0.7
+        keep[..., 0] = True  # no query sees nothing (such rows are arbitrary)
+        feeds["m"] = keep if mt[0] == "bool" else np.where(keep, rng.standard_normal(keep.shape), -np.inf).astype(np.float32)
+        ins.append(m)
+    for x in ("pk", "pv"):
+        p = g.add_input(x, tensor("f32", "batch", hkv, "past", d))
+        feeds[x] = rng.standard_normal((b, hkv, past, d)).astype(np.float32)
+        ins.append(p)
+    attrs = {} if four_d else {"q_num_heads": hq, "kv_num_heads": hkv}
+    y, pk, pv = Builder(g).Attention(*ins, is_causal=int(causal), softcap=softcap, _outputs=3, **attrs)
+    g.outputs = [y, pk, pv]
+    _check(g, opset, feeds, "Attention")

@@ -59,11 +59,15 @@ def test_opt_to_onnx_runs_in_onnxruntime_with_the_same_outputs(run_cli, block_on
     assert "wrote" in proc.stderr and "nodes" in proc.stderr
     import onnx
     proto = onnx.load(str(out))
-    # the block keeps its opset (< 23): Attention is a call of a model-local function
+    # the block keeps its opset (< 23): Attention is onnxruntime's MultiHeadAttention by default
+    # (--emit ort-contrib), a call of a model-local function with --emit std
     opset = {o.domain: o.version for o in onnx.load(str(block_onnx)).opset_import}[""]
     assert opset < 23 and {o.domain: o.version for o in proto.opset_import}[""] == opset
     ops = [standard_op(n) for n in proto.graph.node]
-    assert ops.count("Attention") == 1 and ops.count("LayerNormalization") == 1 and "Erf" not in ops
+    assert ops.count("MultiHeadAttention") == 1 and ops.count("LayerNormalization") == 1 and "Erf" not in ops
+    std = tmp_path / "std.onnx"
+    assert run_cli("opt", block_onnx, "-p", "default", "-o", std, "--emit", "std").returncode == 0
+    assert [standard_op(n) for n in onnx.load(str(std)).graph.node].count("Attention") == 1
     # fused nodes are calls of model-local functions whose bodies are the Fused bodies
     local = {f.name for f in proto.functions}
     assert local and all(n.domain in ("ridgeline", STD_DOMAIN) for n in proto.graph.node if n.op_type in local)

@@ -38,16 +38,18 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the pass report as JSON")
     p.add_argument("--opset", type=int_arg(1, 1000), metavar="N",
                    help="ONNX opset of the saved .onnx (default: the model's own; fused ops newer than it are "
-                        "model-local functions. 23 writes Attention/RotaryEmbedding/RMSNormalization as themselves, "
-                        "which onnxruntime runs faster)")
+                        "written as --emit says. 23 writes Attention/RotaryEmbedding/RMSNormalization as themselves)")
     p.add_argument("--matmul-nbits", action="store_true",
                    help="write int4/int8 GEMMs quantized in groups of 16, 32, 64... as onnxruntime's "
                         "com.microsoft.MatMulNBits (packed, 0.5 byte per int4 weight)")
-    p.add_argument("--emit", choices=("std", "ort-contrib"), default="std",
-                   help="how fused ops newer than the opset are written: 'std' as model-local functions of "
-                        "standard ops (any runtime); 'ort-contrib' as onnxruntime's com.microsoft contrib ops "
-                        "(MultiHeadAttention, RotaryEmbedding, Gelu/FastGelu, SkipSimplifiedLayerNormalization) "
-                        "where they compute exactly the same, functions elsewhere (--explain lists those)")
+    # default ort-contrib: onnxruntime inlines the std functions and runs the decomposition, slower
+    # than the unoptimized file (docs/passes.md, "Which --emit by default")
+    p.add_argument("--emit", choices=("ort-contrib", "std"), default=None,
+                   help="how fused ops newer than the opset are written: 'ort-contrib' (the default) as "
+                        "onnxruntime's com.microsoft contrib ops (MultiHeadAttention, RotaryEmbedding, "
+                        "Gelu/FastGelu, SkipSimplifiedLayerNormalization) where they compute exactly the same, "
+                        "model-local functions elsewhere (--explain lists those); 'std' as model-local functions "
+                        "of standard ops only (for runtimes other than onnxruntime)")
     p.set_defaults(func=run)
 
 
@@ -69,7 +71,7 @@ def _check_output(args: argparse.Namespace) -> str | None:
             raise UsageError("--opset applies to an .onnx output only")
         if not 17 <= args.opset <= newest:
             raise UsageError(f"--opset {args.opset}: ridgeline writes opsets 17..{newest}")
-    if getattr(args, "emit", "std") != "std" and suffix != ".onnx":
+    if getattr(args, "emit", None) not in (None, "std") and suffix != ".onnx":
         raise UsageError("--emit applies to an .onnx output only")
     check_output_path(out, "-o")  # before the passes run, not after
     return suffix
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ...api import reference_evaluator
     from ...passes import run_pipeline
     suffix = _check_output(args)
+    args.emit = args.emit or "ort-contrib"
     export_notes: list[str] = []  # fused nodes --emit ort-contrib kept as functions, and why
     g = load_model(args)
     report = run_pipeline(g, args.pipeline, verify_each=args.verify_each,
@@ -119,5 +122,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{args.model}: {report.nodes_before} -> {report.nodes_after} nodes "
                          f"in {fmt_time(report.seconds)} ({len(report.records)} passes){where}\n")
     emit(args, {"model": args.model, **report.as_dict(), "output": args.output,
-                **({"kept_as_functions": export_notes} if args.emit != "std" else {})}, render)
+                **({"kept_as_functions": export_notes} if suffix == ".onnx" and args.emit != "std" else {})}, render)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import onnx
 from onnx import TensorProto, defs, helper, version_converter
 
@@ -165,7 +166,7 @@ def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], l
              for v in n.inputs]
     f = onnx.FunctionProto()
     f.ParseFromString(schema.get_context_dependent_function(node.SerializeToString(), types))
-    present = [name for name, v in zip(f.input, list(n.inputs) + [None] * 6) if v is not None]
+    present = list(f.input[:len(n.inputs)])  # by position: a call passes "" for a missing one
     produced = {o for x in f.node for o in x.output}
     outs = [o for o, v in zip(f.output, list(n.outputs) + [None] * 4) if v is not None]
     if not set(outs) <= produced:
@@ -180,6 +181,87 @@ def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], l
     except Exception as e:  # noqa: BLE001 - the converter raises bare RuntimeErrors
         raise ModelError(f"cannot export Attention at opset {opset}: {str(e).splitlines()[-1]}") from None
     return present, outs, list(m.graph.node)
+
+
+def _attention_lean(n: Node, b: _Body) -> tuple[list[str], list[str]] | None:
+    """The common Attention (no softcap, windows or qk output; float32; heads and, with GQA, head
+    sizes known) as the few ops it is: ``softmax(Q·s·Kᵀ + M)·V`` with the head split/merge, the
+    KV-cache Concat, repeat_kv and the causal frontier written out. ONNX's own body (the fallback)
+    computes the head counts, the scale and the masks from shapes at run time and guards fully
+    masked rows: 79 nodes per layer that onnxruntime inlines and runs, slower than the exported
+    decomposition it replaced. Masked scores take the lowest float, not -inf: a query that sees no
+    key gets finite weights (the IR leaves such rows arbitrary; NaN would reach the next layer's
+    unmasked rows through its K/V). None where the lean form does not apply."""
+    q, k, v = n.inputs[:3]
+    mask = n.inputs[3] if len(n.inputs) > 3 else None
+    pk, pv = (n.inputs[i] if len(n.inputs) > i else None for i in (4, 5))
+    if (n.attr("softcap") or 0.0) != 0.0 or (n.attr("qk_matmul_output_mode") or 0) != 0 \
+            or (n.attr("left_window_size") if n.attr("left_window_size") is not None else -1) != -1 \
+            or (n.attr("right_window_size") if n.attr("right_window_size") is not None else -1) != -1 \
+            or n.attr("softmax_precision") not in (None, TensorProto.FLOAT) or len(n.inputs) > 6 \
+            or len(n.outputs) > 3 or (pk is None) != (pv is None):
+        return None
+    if any(x is not None and x.type.dtype.name != "f32" for x in (q, k, v, pk, pv)) \
+            or mask is not None and mask.type.dtype.name not in ("f32", "bool"):
+        return None
+    four = q.type.rank == 4
+    if four:
+        hq, hkv, dk, dv = q.type.shape[1], k.type.shape[1], k.type.shape[3], v.type.shape[3]
+    else:
+        hq, hkv = n.attr("q_num_heads"), n.attr("kv_num_heads")
+        dk = k.type.shape[2] // hkv if isinstance(k.type.shape[2], int) and hkv else None
+        dv = v.type.shape[2] // hkv if isinstance(v.type.shape[2], int) and hkv else None
+    if not (isinstance(hq, int) and isinstance(hkv, int)) or hq % hkv \
+            or hq != hkv and not (isinstance(dk, int) and isinstance(dv, int)):
+        return None
+    scale = n.attr("scale")
+    if scale is None:
+        if not isinstance(dk, int):
+            return None
+        scale = 1.0 / math.sqrt(dk)
+    t_len = k.type.shape[2 if four else 1]
+    if pk is not None:
+        t_len = pk.type.shape[2] + t_len if isinstance(pk.type.shape[2], int) and isinstance(t_len, int) else None
+    if mask is not None and isinstance(mask.type.shape[-1], int) and mask.type.shape[-1] != 1 \
+            and mask.type.shape[-1] != t_len:  # the IR pads a mask shorter than the keys
+        return None
+
+    def heads(x: str, h: int, perm: list[int]) -> str:  # (B, S, H·D) -> (B, H, S, D) (or Kᵀ)
+        return b("Transpose", b("Reshape", x, b.const([0, 0, h, -1])), perm=perm)
+
+    ins = ["Q", "K", "V", "attn_mask", "past_key", "past_value"][:len(n.inputs)]
+    q4, k4, v4 = ("Q", "K", "V") if four else (heads("Q", hq, [0, 2, 1, 3]), heads("K", hkv, [0, 2, 1, 3]),
+                                                heads("V", hkv, [0, 2, 1, 3]))
+    outs = ["Y"]
+    if pk is not None:
+        k4, v4 = b("Concat", "past_key", k4, axis=2), b("Concat", "past_value", v4, axis=2)
+    for i, (x, name) in enumerate(((k4, "present_key"), (v4, "present_value")), start=1):
+        if len(n.outputs) > i and n.outputs[i] is not None:
+            b.nodes.append(helper.make_node("Identity", [x], [name]))
+            outs.append(name)
+    if hq != hkv:  # each KV head repeated for its group of query heads
+        def repeat(x: str, d: int) -> str:
+            x5 = b("Expand", b.unsqueeze(x, 2), b.const([1, 1, hq // hkv, 1, 1]))
+            return b("Reshape", x5, b.const([0, hq, -1, d]))
+        k4, v4 = repeat(k4, dk), repeat(v4, dv)
+    scores = b("MatMul", b("Mul", q4, b.const(float(scale), TensorProto.FLOAT)), b("Transpose", k4, perm=[0, 1, 3, 2]))
+    lowest = b.const(float(np.finfo(np.float32).min), TensorProto.FLOAT)
+    if mask is not None:
+        scores = b("Where", "attn_mask", scores, lowest) if mask.type.dtype.name == "bool" else \
+            b("Add", scores, b("Max", "attn_mask", lowest))
+    if n.attr("is_causal"):  # key j visible to query i when j <= i + (T - S): bottom-right with a cache
+        zero, one = b.const(0), b.const(1)
+        s_len = b("Squeeze", b("Shape", q4, start=2, end=3), b.const([0]))
+        t = b("Squeeze", b("Shape", k4, start=2, end=3), b.const([0]))
+        rows = b.unsqueeze(b("Range", b("Sub", t, s_len), t, one), 1)
+        cols = b.unsqueeze(b("Range", zero, t, one), 0)
+        scores = b("Where", b("LessOrEqual", cols, rows), scores, lowest)
+    y = b("MatMul", b("Softmax", scores, axis=-1), v4)
+    if four:
+        b.nodes.append(helper.make_node("Identity", [y], ["Y"]))
+    else:
+        b.nodes.append(helper.make_node("Reshape", [b("Transpose", y, perm=[0, 2, 1, 3]), b.const([0, 0, -1])], ["Y"]))
+    return ins, outs
 
 
 class FunctionLowering:
@@ -202,7 +284,10 @@ class FunctionLowering:
             name = f"{n.op}_{len(self.functions)}"
             self.functions.append(self._function(n, proto, name))
             self._seen[key] = name
-        ins = [i for i, v in zip(proto.input, n.inputs) if v is not None]
+        # a missing optional input stays "" in its place (a KV cache without a mask keeps its position)
+        ins = [i if v is not None else "" for i, v in zip(proto.input, n.inputs)]
+        while ins and not ins[-1]:
+            ins.pop()
         call = helper.make_node(name, ins, self._outs(n, proto), name=proto.name or None, domain=STD_DOMAIN)
         # the op's own attributes ride on the call (declared by the function, unused by its body),
         # so the importer can rebuild the op exactly
@@ -214,10 +299,13 @@ class FunctionLowering:
         return [o for o, v in zip(proto.output, n.outputs) if v is not None]
 
     def _function(self, n: Node, proto: onnx.NodeProto, name: str) -> onnx.FunctionProto:
-        if n.op == "Attention":
+        b = _Body(self.opset)
+        lean = _attention_lean(n, b) if n.op == "Attention" else None
+        if lean is not None:
+            (ins, outs), nodes = lean, b.nodes
+        elif n.op == "Attention":
             ins, outs, nodes = _attention(n, proto, self.opset)
         else:
-            b = _Body(self.opset)
             ins, outs = {"RMSNormalization": _rms, "Gelu": _gelu, "RotaryEmbedding": _rotary}[n.op](n, b)
             nodes = b.nodes
         f = helper.make_function(STD_DOMAIN, name, ins, outs, nodes, [helper.make_opsetid("", self.opset)],

@@ -21,7 +21,10 @@ uniform average (additive finfo.min masks) and ``Attention`` gives zeros. An add
 passed through as is, so the fused op computes what the graph did; ``where(C, ·, fill)`` becomes a
 boolean mask, which differs from the graph only on such rows (padding queries nobody reads).
 
-Two more rules shape any ``Attention`` node, fused here or written by an exporter:
+Three more rules shape any ``Attention`` node, fused here or written by an exporter:
+
+* ``repeat-kv``: K and V that are ``repeat_kv`` copies of Hkv heads are read before the repeat
+  (torch's opset-23 export repeats them before its native ``Attention``);
 
 * ``kv-cache``: K and V built as ``Concat(past, new)`` on the sequence axis become the op's
   ``past_key``/``past_value`` inputs, and its ``present_*`` outputs replace those Concats;
@@ -39,7 +42,7 @@ from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 from ._norm import attr_float
 
-__all__ = ["FuseAttention", "ATTENTION", "KV_CACHE", "LAYOUT_3D"]
+__all__ = ["ATTENTION", "KV_CACHE", "LAYOUT_3D", "REPEAT_KV", "FuseAttention"]
 
 #: fill values at or below this count as "masked" (exporters use -inf, finfo.min or -10000)
 MASKED = -1.0e4
@@ -194,7 +197,7 @@ def _causal(mask: np.ndarray, sq, t) -> bool:
 
 def _check(m: Match) -> bool | str:
     qv, vv, ktv = m["q"], m["v"], m["kt"]
-    b, hq, sq, d = qv.type.shape
+    d = qv.type.shape[3]
     if ktv.type.shape[2] != d and isinstance(d, int) and isinstance(ktv.type.shape[2], int):
         return f"Kᵀ {ktv.type} does not contract with Q {qv.type}"
     for name in ("s", "d", "sq", "sk", "dq", "dk"):
@@ -358,6 +361,33 @@ def _layout(m: Match, b: RewriteBuilder):
     return out
 
 
+def _repeat_check(m: Match) -> bool | str:
+    if "pk" in m:
+        return "the KV cache is an input (its heads would change too)"
+    if len(m.node("att").outputs) != 1:
+        return "the Attention returns its present K/V (their heads would change)"
+    k, v = _repeat_kv(m["k"]), _repeat_kv(m["v"])
+    if k is None or v is None:
+        return "K and V are not both repeat_kv (Reshape(Expand(Unsqueeze(K, 2))))"
+    hq, hkv = m["q"].type.shape[1], k.type.shape[1]
+    if v.type.shape[1] != hkv or not isinstance(hq, int) or hq % hkv:
+        return f"{hq} query heads do not share {hkv} KV heads evenly"
+    return True
+
+
+def _repeat(m: Match, b: RewriteBuilder):
+    att = m.node("att")
+    ins = [m["q"], _repeat_kv(m["k"]), _repeat_kv(m["v"]), m.get("mask")]
+    return b.node("Attention", ins, dict(att.attrs), outputs=1).outputs[0]
+
+
+# Attention(Q, repeat_kv(K), repeat_kv(V)) = Attention(Q, K, V): the op shares each of the Hkv
+# heads among Hq/Hkv query heads itself (an exporter's Attention, e.g. torch's at opset 23, reads
+# the repeated copies)
+REPEAT_KV = Rule("repeat-kv", ATT, _repeat, check=_repeat_check, benefit=9,
+                 doc="Attention(Q, repeat_kv(K), repeat_kv(V)) = Attention(Q, K, V) (GQA/MQA)")
+
+
 # Attention(Tr(Rs(q)), Tr(Rs(k)), Tr(Rs(v))) merged back = Attention3D(q, k, v, q_num_heads=H):
 # the head split and merge (2 nodes per tensor) move inside the op.
 LAYOUT_3D = Rule("head-layout-3d", ATT, _layout, check=_layout_check, benefit=6,
@@ -374,7 +404,7 @@ class FuseAttention(RewritePass):
     touches = ("attention", "masked-softmax")  # what check_pass generates for it
 
     def rules(self):
-        return [ATTENTION, KV_CACHE, LAYOUT_3D]
+        return [ATTENTION, REPEAT_KV, KV_CACHE, LAYOUT_3D]
 
     def run(self, graph, ctx):
         result = super().run(graph, ctx)

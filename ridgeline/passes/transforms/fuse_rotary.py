@@ -10,7 +10,8 @@ x₂ = x[..., D/2:], and per-position angles θ of shape [B, S, D/2]::
 The cos/sin tables are unsqueezed at axis 1 to broadcast over heads, and may carry a constant
 ``attention_scaling`` factor, which moves onto the half-size tables. A second rule rotates before
 the head split instead of after it (``num_heads``, 3-D input), so that ``fuse-attention`` can use
-its 3-D form and drop the layout ops around the attention.
+its 3-D form and drop the layout ops around the attention. A third folds partial rotation
+(``cat(RoPE(x[..., :r]), x[..., r:])``, GPT-NeoX's ``rotary_pct``) into ``rotary_embedding_dim``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ...ir import Node
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
 
-__all__ = ["INTERLEAVED", "LAYOUT_3D", "ROTARY", "FuseRotary"]
+__all__ = ["INTERLEAVED", "LAYOUT_3D", "PARTIAL", "ROTARY", "FuseRotary"]
 
 x, theta = Var("x", rank=4), Var("theta", rank=3)
 
@@ -225,10 +226,12 @@ def _head_split_of(v):
 
 def _layout_check(m: Match) -> bool | str:
     n = m.node("rope")
-    if n.attr("num_heads"):
-        return "already in the 3-D form"
-    if _head_split_of(m["x4"]) is None:
+    split = _head_split_of(m["x4"])
+    if split is None:
         return f"%{m['x4'].name} is not a head split of a [B, S, H·D] tensor"
+    # a 4-D input ignores num_heads; exporters (torch at opset 23) still set it, to H
+    if n.attr("num_heads") and n.attr("num_heads") != split[1]:
+        return f"num_heads={n.attr('num_heads')} is not the head split's {split[1]} heads"
     return True
 
 
@@ -249,10 +252,44 @@ LAYOUT_3D = Rule("rope-layout-3d", OneOf(ops.RotaryEmbedding(Var("x4", rank=4), 
                  doc="RoPE(head_split(x)) = head_split(RoPE_3d(x, num_heads))")
 
 
+def _partial_check(m: Match) -> bool | str:
+    xt, rope = m["xp"].type, m.node("prope")
+    d = xt.shape[3]
+    if not isinstance(d, int):
+        return f"head size {d} is not a known number"
+    if rope.attr("rotary_embedding_dim") or rope.attr("num_heads") and rope.inputs[0].type.rank != 4:
+        return "the RotaryEmbedding already rotates part of its input"
+    a, c = _slice(m.node("pa"), 4), _slice(m.node("pb"), 4)
+    if a is None or c is None or a[2] != 3 or c[2] != 3 or m.node("pcat").attr("axis") % 4 != 3:
+        return "not constant slices of the last axis concatenated back on it"
+    r = a[1]
+    if a[0] != 0 or not 0 < r < d or r % 2 or c[0] not in (r, r - d) or c[1] < d:
+        return f"slices {a[:2]} and {c[:2]} do not split head size {d} into a rotated prefix and the rest"
+    return True
+
+
+def _partial(m: Match, b: RewriteBuilder):
+    rope = m.node("prope")
+    r = _slice(m.node("pa"), 4)[1]
+    return b.RotaryEmbedding(m["xp"], *rope.inputs[1:], **{**rope.attrs, "rotary_embedding_dim": r})
+
+
+xp = Var("xp", rank=4)
+_prefix = OneOf(ops.Slice(xp, Var(), Var(), Var(), _name="pa"), ops.Slice(xp, Var(), Var(), Var(), Var(), _name="pa"))
+_rest = OneOf(ops.Slice(xp, Var(), Var(), Var(), _name="pb"), ops.Slice(xp, Var(), Var(), Var(), Var(), _name="pb"))
+# cat(RoPE(x[..., :r]), x[..., r:]) = RoPE(x, rotary_embedding_dim=r) (GPT-NeoX's rotary_pct, Phi):
+# the slices and the concat move inside the op
+PARTIAL = Rule("rope-partial", ops.Concat(OneOf(ops.RotaryEmbedding(_prefix, Var(), Var(), _name="prope"),
+                                                ops.RotaryEmbedding(_prefix, Var(), Var(), Var(), _name="prope")),
+                                          _rest, _name="pcat"),
+               _partial, check=_partial_check, benefit=3,
+               doc="cat(RoPE(x[..., :r]), x[..., r:]) = RoPE(x, rotary_embedding_dim=r)")
+
+
 @register_pass("fuse-rotary")
 class FuseRotary(RewritePass):
     """Fuse rotate-half rotary position embeddings into RotaryEmbedding."""
     touches = ("rotary",)  # what check_pass generates for it
 
     def rules(self):
-        return [ROTARY, INTERLEAVED, LAYOUT_3D]
+        return [ROTARY, INTERLEAVED, PARTIAL, LAYOUT_3D]
