@@ -13,7 +13,7 @@ from ridgeline.backends.numpy import Interpreter
 from ridgeline.ir import Graph, tensor
 from ridgeline.passes.transforms import quantize_calibrated
 from ridgeline.passes.transforms.quantize import quantize_graph
-from ridgeline.passes.transforms.quantize_methods import gptq, roundtrip
+from ridgeline.passes.transforms.quantize_methods import gptq, gptq_factor, roundtrip
 from ridgeline.passes.transforms.quantize_schemes import parse_scheme
 
 EVAL = rl.api.reference_evaluator()
@@ -40,12 +40,12 @@ def test_second_gemm_sees_the_quantized_first(k, h, n, group, seed):
     w1 = np.asarray(g.constants["w1"].data, np.float64)
     seen = []
 
-    def spy(w, hessian, scheme, sd, **kw):
+    def spy(hessian, **kw):
         seen.append(np.array(hessian))
-        return gptq(w, hessian, scheme, sd, **kw)
+        return gptq_factor(hessian, **kw)
     scheme = f"int4-asym-g{group}" if group else "int4-asym"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(quantize_calibrated, "gptq", spy)
+        mp.setattr(quantize_calibrated, "gptq_factor", spy)
         quantize_graph(g, scheme, method="gptq", samples=[feeds], evaluator=EVAL)
     assert len(seen) == 2
     x = feeds["x"].astype(np.float64)

@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, gptq, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
 
 __all__ = ["apply_method"]
 
@@ -65,8 +65,9 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
         sd = members[0].w.type.dtype.np_dtype
         if method == "gptq":
+            factor = gptq_factor(st.gram)             # once for the GEMMs sharing the activation
             for c, w in zip(members, ws):
-                s, z, wq = gptq(w, st.gram, scheme, sd)
+                s, z, wq = gptq(w, factor, scheme, sd)
                 if c.k_axis == 1:
                     s = s.T if s.ndim == 2 else s
                     z = z.T if z is not None and z.ndim == 2 else z
