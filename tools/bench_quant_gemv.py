@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import ridgeline as rl
     from ridgeline.backends.llvm import quant_gemv
-    from ridgeline.backends.llvm.calibrate import calibrate
+    from ridgeline.backends.llvm.calibrate import _stream   # ridgeline calibrate's STREAM measure
+    from ridgeline.backends.llvm.jit import host
     from ridgeline.frontends.onnx.matmul_nbits import save_matmul_nbits
     from ridgeline.ir import Graph, tensor
     from ridgeline.passes.transforms.quantize import quantize_graph
     ci = args.profile == "ci"
     reps = args.repeats or (5 if ci else 50)
-    triad = calibrate(quick=ci).stream["triad"]
+    triad = _stream(1 << 16 if ci else 1 << 25, host().cores, 3)["triad"]
     print(f"{args.scheme}, {args.rows} row(s), median of {reps}; STREAM triad (all cores) {triad / 1e9:.1f} GB/s")
     for k, n in SHAPES[args.profile]:
         rng = np.random.default_rng(0)
