@@ -28,13 +28,27 @@ order (float32, as the reference's GEMM). Activations past a group's end are mas
 
 from __future__ import annotations
 
-import llvmlite.ir as ir
 import numpy as np
+from llvmlite import ir
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import (F32, I8, I64, Var, address, call_intrinsic, const, kernel_function, lane_mask, load, loop,
-                     masked_load, splat, store)
+from .irutil import (
+    F32,
+    I8,
+    I64,
+    Var,
+    address,
+    call_intrinsic,
+    const,
+    kernel_function,
+    lane_mask,
+    load,
+    loop,
+    masked_load,
+    splat,
+    store,
+)
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
 __all__ = ["CHUNK", "MAX_ROWS", "QuantGemvLowering", "pack_codes"]
