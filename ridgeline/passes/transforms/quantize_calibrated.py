@@ -38,12 +38,12 @@ def _kn(c, data: np.ndarray) -> np.ndarray:
 
 
 def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: str,
-                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int
+                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int, *, damp: float = 0.01
                  ) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
     """Run ``method`` for ``cands`` (GEMM candidates of ``graph``; ``target``: ``graph`` or a copy
     bound to the samples' dims, to run them on; its nodes are found by output name). Returns
     id(candidate) -> the float weight to quantize, and id(candidate) -> fixed (scales, zero
-    points) (GPTQ)."""
+    points) (GPTQ); ``damp``: GPTQ's Hessian damping."""
     if evaluator is None:
         raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
     if not feeds:
@@ -65,7 +65,7 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
         sd = members[0].w.type.dtype.np_dtype
         if method == "gptq":
-            factor = gptq_factor(st.gram)             # once for the GEMMs sharing the activation
+            factor = gptq_factor(st.gram, damp=damp)   # once for the GEMMs sharing the activation
             for c, w in zip(members, ws):
                 s, z, wq = gptq(w, factor, scheme, sd)
                 if c.k_axis == 1:
