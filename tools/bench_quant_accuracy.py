@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="calibration windows (default: every window before the held-out ones)")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
+    ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
     ap.add_argument("--matmul-nbits", action="store_true",
                     help="save int4/int8 group schemes as com.microsoft.MatMulNBits (what onnxruntime then runs)")
     ap.add_argument("--json", help="also write the rows as JSON here")
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         scheme, _, method = spec.partition(":")
         g = base.copy()
         t0 = time.perf_counter()
-        quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip, evaluator=rl.api.reference_evaluator())
+        quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
+                       evaluator=rl.api.reference_evaluator(), damp=args.damp)
         took = time.perf_counter() - t0
         path = CACHE / f"{model.stem}.{spec.replace(':', '.')}.{os.getpid()}.onnx"
         if args.matmul_nbits:

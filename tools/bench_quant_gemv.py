@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""The llvm backend's packed int4/int8 GEMV against its previous path on the same quantized GEMM.
+"""The llvm backend's packed int4/int8 GEMV against the memory roofline and onnxruntime's MatMulNBits.
 
-    python tools/bench_quant_gemv.py                 # decode shapes of SmolLM2/Llama layers, 1 row
-    python tools/bench_quant_gemv.py --profile ci    # one small shape, few repeats
+    nice -n 5 python tools/bench_quant_gemv.py                 # decode shapes of SmolLM2/Llama layers, 1 row
+    nice -n 5 python tools/bench_quant_gemv.py --scheme int8   # per-channel int8
+    python tools/bench_quant_gemv.py --profile ci              # one small shape, few repeats
 
-The packed kernel (``backends/llvm/quant_gemv.py``) reads 0.5 byte per int4 weight; the path
-the llvm backend took before it ("dequantize") runs the kernel's body node by node: the
-DequantizeLinear on numpy at every call, then the JIT GEMM on the float32 weight it wrote.
-Printed per shape: the median time of each, their ratio, and the packed kernel's weight bytes
-per second (the memory roofline is the host's bandwidth).
+The packed kernel (``backends/llvm/quant_gemv.py``) reads 0.5 byte per int4 weight. Measured
+in the same run, per shape: its median time and achieved packed-weight bytes per second, that
+against the host's STREAM triad bandwidth (``ridgeline calibrate``'s figure, all cores,
+measured here first), onnxruntime's ``com.microsoft.MatMulNBits`` on the same quantized weight
+(``opt --matmul-nbits``' writer, 2 intra-op threads); ``--dequantize`` adds the llvm backend's
+path without the kernel (the ``DequantizeLinear`` run by numpy at every call, then the float
+GEMM: seconds per call on the large shapes).
 """
 
 from __future__ import annotations
@@ -16,12 +19,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-SHAPES = {"soak": [(576, 1536), (1536, 576), (4096, 4096), (4096, 14336)], "ci": [(256, 512)]}
+SHAPES = {"soak": [(576, 1536), (1536, 576), (576, 49152), (4096, 4096), (4096, 14336), (14336, 4096)],
+          "ci": [(256, 512)]}
+
+
+def _median(fn, reps: int) -> float:
+    fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,15 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default="int4-asym-g128")
     ap.add_argument("--rows", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--dequantize", action="store_true", help="also time the path without the packed kernel")
     args = ap.parse_args(argv)
     import numpy as np
+    import onnx
+    import onnxruntime as ort
 
     import ridgeline as rl
     from ridgeline.backends.llvm import quant_gemv
+    from ridgeline.backends.llvm.calibrate import _stream  # ridgeline calibrate's STREAM measure
+    from ridgeline.backends.llvm.jit import host
+    from ridgeline.frontends.onnx.matmul_nbits import save_matmul_nbits
     from ridgeline.ir import Graph, tensor
     from ridgeline.passes.transforms.quantize import quantize_graph
-    reps = args.repeats or (5 if args.profile == "ci" else 50)
-    print(f"{args.scheme}, {args.rows} row(s), median of {reps}")
+    ci = args.profile == "ci"
+    reps = args.repeats or (5 if ci else 50)
+    triad = _stream(1 << 16 if ci else 1 << 25, host().cores, 3)["triad"]
+    print(f"{args.scheme}, {args.rows} row(s), median of {reps}; STREAM triad (all cores) {triad / 1e9:.1f} GB/s")
     for k, n in SHAPES[args.profile]:
         rng = np.random.default_rng(0)
         g = Graph("gemv")
@@ -48,22 +71,31 @@ def main(argv: list[str] | None = None) -> int:
         quantize_graph(g, args.scheme)
         feeds = {"x": rng.standard_normal((args.rows, k)).astype(np.float32)}
         times, outs = {}, {}
-        for path, rows_max in (("packed", quant_gemv.MAX_ROWS), ("dequantize", 0)):
+        paths = (("packed", quant_gemv.MAX_ROWS), ("dequantize", 0))[:2 if args.dequantize else 1]
+        for path, rows_max in paths:
             quant_gemv.MAX_ROWS = rows_max
             exe = rl.compile(g, backend="llvm", pipeline="")
             outs[path] = exe.run(feeds)["y"]      # compiles
-            ts = []
-            for _ in range(reps):
-                t0 = time.perf_counter()
-                exe.run(feeds)
-                ts.append(time.perf_counter() - t0)
-            times[path] = statistics.median(ts)
+            times[path] = _median(lambda e=exe, f=feeds: e.run(f), reps)
         quant_gemv.MAX_ROWS = 16
-        err = float(np.abs(outs["packed"] - outs["dequantize"]).max() / np.abs(outs["dequantize"]).max())
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "gemv.onnx"
+            save_matmul_nbits(g, f)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = 2
+            sess = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+            ops = {nd.op_type for nd in onnx.load(str(f)).graph.node}
+            outs["ort"] = sess.run(None, feeds)[0]
+            times["ort"] = _median(lambda s=sess, f=feeds: s.run(None, f), reps)
+        exact = rl.compile(g, backend="numpy", pipeline="").run(feeds)["y"]
+        err = max(float(np.abs(outs[p] - exact).max() / np.abs(exact).max()) for p in outs)
         packed_bytes = k * n * (0.5 if "4" in args.scheme.split("-")[0] else 1.0)
-        print(f"K={k:5d} N={n:5d}: packed {times['packed'] * 1e6:8.1f} µs ({packed_bytes / times['packed'] / 1e9:5.2f} GB/s)"
-              f"  dequantize {times['dequantize'] * 1e6:8.1f} µs"
-              f"  speedup {times['dequantize'] / times['packed']:5.2f}×  max rel diff {err:.1e}", flush=True)
+        gbs = packed_bytes / times["packed"]
+        print(f"K={k:5d} N={n:5d}: packed {times['packed'] * 1e6:8.1f} µs {gbs / 1e9:6.2f} GB/s "
+              f"({gbs / triad:4.2f} of triad)  ort {'MatMulNBits' if 'MatMulNBits' in ops else '/'.join(sorted(ops))} "
+              f"{times['ort'] * 1e6:8.1f} µs (packed {times['ort'] / times['packed']:4.2f}× faster)  "
+              + (f"dequantize {times['dequantize'] * 1e6:8.1f} µs  " if args.dequantize else "")
+              + f"max rel diff from the numpy reference {err:.1e}", flush=True)
     return 0
 
 

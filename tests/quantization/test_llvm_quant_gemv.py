@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ridgeline as rl
@@ -64,3 +64,19 @@ def test_many_rows_go_to_the_float_gemm():
     np.testing.assert_allclose(exe.run({"x": x})["y"], rl.compile(g, pipeline="").run({"x": x})["y"],
                                rtol=1e-5, atol=1e-4)
     assert "quantgemv" not in exe.plan.kinds.values()
+
+
+@settings(max_examples=3, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(rows=st.integers(1, 4), k=st.integers(1, 200), n=st.integers(17, 300), scheme=st.sampled_from(SCHEMES),
+       group=st.sampled_from([0, 7, 16, 24, 32, 128]), seed=st.integers(0, 2**16))
+def test_packed_gemv_is_bitwise_the_same_on_any_thread_count(rows, k, n, scheme, group, seed):
+    # N split across threads in fixed chunks: each output is summed by one thread in one order
+    g = _quant_gemv(rows, 0, k, n, scheme, group, seed)
+    x = np.random.default_rng(seed).standard_normal((rows, k)).astype(np.float32)
+    runs = []
+    for threads in (1, 2):
+        exe = rl.compile(g, backend="llvm", pipeline="", threads=threads, parallel_threshold=0)
+        assert list(exe.plan.kinds.values()) == ["quantgemv"]
+        runs += [exe.run({"x": x})["y"], exe.run({"x": x})["y"]]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r, runs[0])

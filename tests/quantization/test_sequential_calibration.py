@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.ir import Graph, tensor
+from ridgeline.ir.errors import PassError
 from ridgeline.passes.transforms import quantize_calibrated
 from ridgeline.passes.transforms.quantize import quantize_graph
-from ridgeline.passes.transforms.quantize_methods import gptq, roundtrip
+from ridgeline.passes.transforms.quantize_methods import gptq, gptq_factor, roundtrip
 from ridgeline.passes.transforms.quantize_schemes import parse_scheme
 
 EVAL = rl.api.reference_evaluator()
@@ -40,12 +41,12 @@ def test_second_gemm_sees_the_quantized_first(k, h, n, group, seed):
     w1 = np.asarray(g.constants["w1"].data, np.float64)
     seen = []
 
-    def spy(w, hessian, scheme, sd, **kw):
+    def spy(hessian, **kw):
         seen.append(np.array(hessian))
-        return gptq(w, hessian, scheme, sd, **kw)
+        return gptq_factor(hessian, **kw)
     scheme = f"int4-asym-g{group}" if group else "int4-asym"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(quantize_calibrated, "gptq", spy)
+        mp.setattr(quantize_calibrated, "gptq_factor", spy)
         quantize_graph(g, scheme, method="gptq", samples=[feeds], evaluator=EVAL)
     assert len(seen) == 2
     x = feeds["x"].astype(np.float64)
@@ -86,3 +87,18 @@ def test_awq_sequential_output_matches_its_walk():
     out = Interpreter(g).run(feeds)["y"]
     rel = np.abs(out - ref).max() / np.abs(ref).max()
     assert 0 < rel < 0.2
+
+
+def test_damp_reaches_gptq_through_the_pass_and_is_checked():
+    g, feeds = _chain(32, 16, 16, 8, 0)
+    seen = []
+
+    def spy(hessian, **kw):
+        seen.append(kw.get("damp"))
+        return gptq_factor(hessian, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(quantize_calibrated, "gptq_factor", spy)
+        quantize_graph(g, "int4-asym", method="gptq", samples=[feeds], evaluator=EVAL, damp=0.1)
+    assert seen == [0.1, 0.1]
+    with pytest.raises(PassError, match="damp"):
+        quantize_graph(_chain(32, 16, 16, 8, 0)[0], "int4", method="gptq", samples=[feeds], evaluator=EVAL, damp=0)

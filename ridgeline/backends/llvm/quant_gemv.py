@@ -1,5 +1,5 @@
 """Packed int4/int8 weight-only GEMV: a ``Fused`` ``dequant-matmul`` kernel (``quantize``'s
-``DequantizeLinear`` + ``MatMul``) run on the packed codes, dequantized in registers.
+``DequantizeLinear`` + ``MatMul``) run on the packed codes, dequantized in vector registers.
 
 Without it the executor folds the ``DequantizeLinear`` of the constant weight at plan time and
 the GEMM streams a float32 weight (4 bytes per weight); here the weight stays packed — int4 two
@@ -7,30 +7,79 @@ codes per byte (0.5 byte per weight), int8 one — with one float32 scale and ze
 (output channel, group). Decode-sized products (a few rows) are bound by reading the weight,
 so this is the form that can reach the memory roofline.
 
-Layout, prepared once at bind time from the constant operands: codes ``P[n, ·]`` along K for
-output channel n (unsigned: signed codes are offset by 8 / 128 and so are their zero points),
-scales ``S[n, g]`` and zero points ``Z[n, g]`` per group g of ``block`` input channels (the last
-group may be shorter; per-channel weights are one group). Each weight is dequantized in
-registers, ``w = (P[n, k] − Z[n, g]) · S[n, g]``, and accumulated in float64 (free at the memory
-roofline; the result is the dot product the reference computes, rounded once):
-``y[m, n] = Σ_k x[m, k] · w``.
+Layout, prepared once at bind time from the constant operands: output channel n's codes are one
+contiguous row, group after group; each group is cut into *chunks* of ``CHUNK`` codes (16
+bytes: 32 int4 codes — byte j holds code j in its low nibble and code 16 + j in its high one, so
+both nibbles meet 16 consecutive activations — or 16 int8 codes), the last chunk of a group
+padded with zero codes (a group size that is not a multiple of the chunk costs that padding;
+32, 64, 128 and per-channel rows of a multiple of 32 cost none). Signed codes are offset by 8 /
+128 and so are their zero points. Scales ``S[n, g]`` and zero points ``Z[n, g]`` per group g of
+``block`` input channels (the last group may be shorter; per-channel weights are one group).
+
+The kernel, for each output channel (threads split N in fixed chunks, so a result never depends
+on the thread count): per chunk, one 16-byte load, the nibbles split with ``and``/``lshr`` on
+``<16 x i8>``, converted to float and the zero point subtracted (exact: small integers), then
+one fma per 16 activations and row into a per-group accumulator; at the end of a group the
+accumulator is scaled by the group's scale into the row's total, ``y[m, n] = Σ_g s_g ·
+Σ_{k∈g} x[m, k] · (q[n, k] − z_g)`` — the reference's ``x · ((q − z) · s)`` summed in another
+order (float32, as the reference's GEMM). Activations past a group's end are masked loads
+(zero), so padded codes add nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import F32, F64, I1, I8, I32, I64, REDUCE_FLAGS, Var, const, kernel_function, load, loop, store
+from .irutil import (
+    F32,
+    I8,
+    I64,
+    Var,
+    address,
+    call_intrinsic,
+    const,
+    kernel_function,
+    lane_mask,
+    load,
+    loop,
+    masked_load,
+    splat,
+    store,
+)
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
-__all__ = ["MAX_ROWS", "QuantGemvLowering"]
+__all__ = ["CHUNK", "MAX_ROWS", "QuantGemvLowering", "pack_codes"]
 
 #: rows (tokens) up to which the packed kernel runs; larger products are compute-bound and go
 #: to the float GEMM on the weight dequantized once at plan time
 MAX_ROWS = 16
 _OFFSET = {"i4": (8, 4), "u4": (0, 4), "i8": (128, 8), "u8": (0, 8)}
+#: codes per 16-byte chunk, by code width
+CHUNK = {4: 32, 8: 16}
+_LANES = 16                      # activations per vector: one chunk's int8 codes, half an int4 chunk
+_V16F = ir.VectorType(F32, _LANES)
+_V16B = ir.VectorType(I8, _LANES)
+#: output channels per parallel work item (a chunk of N one thread computes in order)
+_GRAIN = 8
+
+
+def pack_codes(codes: np.ndarray, block: int, bits: int) -> np.ndarray:
+    """Unsigned codes (N × K) in the kernel's layout: rows of ``groups × chunks per group × 16``
+    bytes (see the module docstring)."""
+    n, k = codes.shape
+    chunk = CHUNK[bits]
+    groups, per = -(-k // block), -(-block // chunk)
+    slots = np.zeros((n, groups, per * chunk), np.uint8)
+    for g in range(groups):
+        part = codes[:, g * block:min(k, (g + 1) * block)]
+        slots[:, g, :part.shape[1]] = part
+    if bits == 8:
+        return slots.reshape(n, -1)
+    halves = slots.reshape(n, groups, per, 2, _LANES)          # [..., 0, j]: code j, [..., 1, j]: code 16 + j
+    return (halves[..., 0, :] | (halves[..., 1, :] << 4)).reshape(n, -1)
 
 
 class QuantGemvLowering(Lowering):
@@ -69,16 +118,9 @@ class QuantGemvLowering(Lowering):
             sg, zg, block = s.reshape(n, 1), z.reshape(n, 1), k
         else:
             raise Unsupported("the packed GEMV takes weights blocked along K or per output channel")
-        self.block = block
-        self.groups = -(-k // block)
-        codes = (q.astype(np.int64) + offset).T                         # N × K unsigned
-        if self.bits == 4:
-            kp = k + (k % 2)
-            padded = np.zeros((n, kp), np.int64)
-            padded[:, :k] = codes
-            self.packed = ((padded[:, 0::2] & 15) | ((padded[:, 1::2] & 15) << 4)).astype(np.uint8)
-        else:
-            self.packed = np.ascontiguousarray(codes, dtype=np.uint8)
+        self.block = min(block, k)
+        self.groups = -(-k // self.block)
+        self.packed = pack_codes((q.astype(np.int64) + offset).T, self.block, self.bits)
         self.scales = np.ascontiguousarray(sg, np.float32)
         self.zeros = np.ascontiguousarray(zg + offset, np.float32)
         self.node, self.m, self.n, self.k = node, rows, n, k
@@ -89,30 +131,61 @@ class QuantGemvLowering(Lowering):
     def emit(self, module, name):
         _, b, lo, hi, (X, P, S, Z, Y) = kernel_function(module, name("main"), 5)
         M, N, K, B, G = self.m, self.n, self.k, self.block, self.groups
+        chunk = CHUNK[self.bits]
+        per = -(-B // chunk)
         row_bytes = self.packed.shape[1]
-        with loop(b, lo, hi, name="n") as nn, loop(b, 0, M, name="m") as m:
-            acc = Var(b, F64, const(F64, 0.0), "acc")
-            xrow = b.mul(m, const(I64, K))
+        zero = const(_V16F, 0.0)
+        with loop(b, lo, hi, name="n") as nn:
             prow = b.mul(nn, const(I64, row_bytes))
-            with loop(b, 0, G, name="g") as g:
-                k0 = b.mul(g, const(I64, B))
-                k1 = b.add(k0, const(I64, B))
-                k1 = b.select(b.icmp_signed("<", k1, const(I64, K)), k1, const(I64, K))
+            total = [Var(b, _V16F, zero, f"total{m}") for m in range(M)]
+
+            def group(g, width):
+                """One group of ``width`` input channels starting at ``g · B``: Σ x·(q − z), scaled."""
                 gi = b.add(b.mul(nn, const(I64, G)), g)
-                sc, zp = b.fpext(load(b, S, gi, F32), F64), b.fpext(load(b, Z, gi, F32), F64)
-                with loop(b, k0, k1, name="k") as kk:
+                sc, zp = load(b, S, gi, F32), splat(b, load(b, Z, gi, F32), _LANES)
+                dots = [Var(b, _V16F, zero, f"dot{m}") for m in range(M)]
+                gbyte = b.add(prow, b.mul(g, const(I64, per * 16)))
+                gk = b.mul(g, const(I64, B))
+
+                def do_chunk(c, active):
+                    """Chunk ``c`` of the group; ``active``: its codes that are real (static)."""
+                    raw = b.load(address(b, P, b.add(gbyte, b.mul(c, const(I64, 16))), I8, 16), typ=_V16B, align=1)
                     if self.bits == 4:
-                        byte = load(b, P, b.add(prow, b.ashr(kk, const(I64, 1))), I8)
-                        wide = b.zext(byte, I32)
-                        odd = b.trunc(b.and_(kk, const(I64, 1)), I1)
-                        code = b.select(odd, b.lshr(wide, const(I32, 4)), b.and_(wide, const(I32, 15)))
+                        halves = [b.and_(raw, const(_V16B, 15)), b.lshr(raw, const(_V16B, 4))]
                     else:
-                        code = b.zext(load(b, P, b.add(prow, kk), I8), I32)
-                    # the weight as DequantizeLinear rounds it, (q - z) · s, then the product
-                    wv = b.fmul(b.fsub(b.uitofp(code, F64), zp), sc)
-                    xv = load(b, X, b.add(xrow, kk), F32)
-                    acc.set(b.fadd(acc.get(), b.fmul(b.fpext(xv, F64), wv), flags=REDUCE_FLAGS))   # lanes
-            store(b, b.fptrunc(acc.get(), F32), Y, b.add(b.mul(m, const(I64, N)), nn))
+                        halves = [raw]
+                    k0 = b.add(gk, b.mul(c, const(I64, chunk)))
+                    for h, codes in enumerate(halves):
+                        live = min(_LANES, max(0, active - h * _LANES))
+                        if live == 0:
+                            continue
+                        w = b.fsub(b.uitofp(codes, _V16F), zp)                 # exact: small integers
+                        for m in range(M):
+                            xi = b.add(b.add(k0, const(I64, h * _LANES)), const(I64, m * K))
+                            addr = address(b, X, xi, F32, live)
+                            xv = (b.load(addr, typ=_V16F, align=4) if live == _LANES
+                                  else masked_load(b, addr, _V16F, lane_mask(_LANES, live)))
+                            dots[m].set(call_intrinsic(b, "fma", xv, w, dots[m].get()))
+
+                full, tail = divmod(width, chunk)
+                if full:
+                    with loop(b, 0, full, name="c") as c:
+                        do_chunk(c, chunk)
+                if tail:
+                    do_chunk(const(I64, full), tail)
+                scv = splat(b, sc, _LANES)
+                for m in range(M):
+                    total[m].set(call_intrinsic(b, "fma", dots[m].get(), scv, total[m].get()))
+
+            last = K - (G - 1) * B
+            uniform = G if last == B else G - 1
+            if uniform:
+                with loop(b, 0, uniform, name="g") as g:
+                    group(g, B)
+            if uniform < G:
+                group(const(I64, G - 1), last)
+            for m in range(M):
+                store(b, _tree_sum(b, total[m].get()), Y, b.add(const(I64, m * N), nn))
         b.ret_void()
 
     def bind(self, fn, runner):
@@ -126,10 +199,21 @@ class QuantGemvLowering(Lowering):
         def run(args, outs):
             (out,) = outputs(outs, [shape], [np.float32])
             check_inputs(name, args, expect)
-            runner.launch(kern, n, [ptr(args[xa])] + fixed + [ptr(out)], cost)
+            runner.launch(kern, n, [ptr(args[xa])] + fixed + [ptr(out)], cost, grain=_GRAIN)
             return (out,)
         run.keep = keep
         return run
+
+
+def _tree_sum(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """The lanes of ``v`` summed pairwise (a fixed order: the same result on every run)."""
+    n = v.type.count
+    while n > 1:
+        n //= 2
+        lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n))))
+        hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n, 2 * n))))
+        v = b.fadd(lo, hi)
+    return b.extract_element(v, const(ir.IntType(32), 0))
 
 
 def lower_quant_gemv(node: Node, in_shapes, known, options) -> Lowering:

@@ -10,7 +10,8 @@ Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32``, ``int4-min-g32`
 ``fp8``, ``fp8-tensor``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``, ``w8a8-fp8``, ``w4a8``,
 ``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
-``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``smoothquant``), ``calibration``
+``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``smoothquant``; ``damp``: GPTQ's Hessian
+damping), ``calibration``
 (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
 inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
 real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
@@ -80,12 +81,15 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                    calibration: str = "minmax", percentile: float = 99.99,
                    samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
                    exclude: Sequence[str] | str = (), skip: Sequence[str] | str = (), method: str = "rtn",
-                   evaluator: Callable | None = None) -> QuantizeSummary:
+                   evaluator: Callable | None = None, damp: float = 0.01) -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
     how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
-    ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq`` or ``smoothquant`` (calibrated).
-    Returns a summary; bad options raise ``PassError``."""
+    ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq`` or ``smoothquant`` (calibrated);
+    ``damp``: GPTQ's Hessian damping (share of its mean diagonal). Returns a summary; bad options
+    raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
+    if not 0 < damp <= 1:
+        raise PassError(f"quantize: damp must be in (0, 1], got {damp}")
     if method not in METHODS:
         raise PassError(f"quantize: method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "smoothquant" and s.activations == "none":
@@ -132,7 +136,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             else:
                 feeds = list(samples)
             target = graph if not graph.symbols() else _bound_for(graph, feeds)
-            adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed)
+            adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp)
             summary.calibrated = True
     # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
     act_of: dict[int, tuple] = {}
@@ -257,12 +261,14 @@ class Quantize(Pass):
     skip: str = ""
     #: rtn (round to nearest), awq, gptq, smoothquant (calibrated on the samples)
     method: Literal["rtn", "awq", "gptq", "smoothquant"] = "rtn"
+    #: GPTQ's Hessian damping, a share of its mean diagonal (AutoGPTQ's percdamp; more for few samples)
+    damp: float = field(default=0.01, metadata={"lo": 0, "hi": 1})
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
                                  percentile=self.percentile, samples=self.samples, seed=self.seed,
                                  exclude=self.exclude, skip=self.skip, method=self.method,
-                                 evaluator=ctx.evaluator)
+                                 evaluator=ctx.evaluator, damp=self.damp)
         for note in summary.notes[:8]:
             ctx.note(note)
         stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,

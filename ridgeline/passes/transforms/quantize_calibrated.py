@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, gptq, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
 
 __all__ = ["apply_method"]
 
@@ -38,12 +38,12 @@ def _kn(c, data: np.ndarray) -> np.ndarray:
 
 
 def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: str,
-                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int
+                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int, *, damp: float = 0.01
                  ) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
     """Run ``method`` for ``cands`` (GEMM candidates of ``graph``; ``target``: ``graph`` or a copy
     bound to the samples' dims, to run them on; its nodes are found by output name). Returns
     id(candidate) -> the float weight to quantize, and id(candidate) -> fixed (scales, zero
-    points) (GPTQ)."""
+    points) (GPTQ); ``damp``: GPTQ's Hessian damping."""
     if evaluator is None:
         raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
     if not feeds:
@@ -65,8 +65,9 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
         sd = members[0].w.type.dtype.np_dtype
         if method == "gptq":
+            factor = gptq_factor(st.gram, damp=damp)   # once for the GEMMs sharing the activation
             for c, w in zip(members, ws):
-                s, z, wq = gptq(w, st.gram, scheme, sd)
+                s, z, wq = gptq(w, factor, scheme, sd)
                 if c.k_axis == 1:
                     s = s.T if s.ndim == 2 else s
                     z = z.T if z is not None and z.ndim == 2 else z

@@ -28,7 +28,7 @@ import numpy as np
 from ...ir.errors import PassError
 from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_scales, quantize_array
 
-__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "roundtrip", "smooth_scales"]
+__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
 METHODS = ("rtn", "awq", "gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
@@ -126,25 +126,56 @@ def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype) -> np.ndarray:
     return quantize_array(x, s, dt, 0, block).astype(np.float64) * _expand(s, x.shape, 0, block).astype(np.float64)
 
 
-def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, block: int = 128,
+def gptq_factor(hessian: np.ndarray, *, damp: float = 0.01, act_order: bool = True) -> tuple:
+    """What GPTQ needs of a Hessian (``XᵀX``, K × K), shared by every GEMM reading the same
+    activation: the dead channels, the walk order and the upper Cholesky factor of the inverse
+    of the dampened, permuted Hessian. ``damp``: AutoGPTQ's ``percdamp`` (share of the mean
+    diagonal added to it); ``act_order``: AutoGPTQ's ``desc_act`` (decreasing diagonal)."""
+    k = hessian.shape[0]
+    H = np.array(hessian, np.float64)
+    dead = np.diag(H) <= 0
+    H[dead, dead] = 1.0
+    H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
+    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
+    H = H[np.ix_(perm, perm)]
+    try:   # H⁻¹ = Uᵀ U from H's own factor (cho_solve), as GPTQ's cholesky_inverse
+        L = np.linalg.cholesky(H)
+        Linv = _tri_inv(L)
+        hinv = np.linalg.cholesky(Linv.T @ Linv).T
+    except np.linalg.LinAlgError:
+        raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
+                        "give more calibration samples") from None
+    return dead, perm, hinv
+
+
+def _tri_inv(L: np.ndarray) -> np.ndarray:
+    """The inverse of a lower-triangular matrix (LAPACK's trtri when scipy is there)."""
+    try:
+        from scipy.linalg import lapack
+        inv, info = lapack.dtrtri(L, lower=1)
+        if info == 0:
+            return inv
+    except ImportError:   # pragma: no cover - scipy is optional
+        pass
+    return np.linalg.inv(L)
+
+
+def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dtype, *, block: int = 128,
          damp: float = 0.01, act_order: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``): returns (scales, zero points or
-    None, the adjusted float weight) in the layout ``quantize_weight`` stores — quantizing the
-    adjusted weight with these scales gives GPTQ's codes exactly. ``damp``: AutoGPTQ's
-    ``percdamp`` (share of the mean diagonal added to it); ``act_order``: AutoGPTQ's
-    ``desc_act`` — channels in order of decreasing Hessian diagonal, with *static groups* (each
-    group's scale fitted on the weights before any update, as ``static_groups=True``) so groups
-    stay contiguous in K, as ONNX blocked quantization and MatMulNBits store them."""
+    """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``, or its ``gptq_factor``): returns
+    (scales, zero points or None, the adjusted float weight) in the layout ``quantize_weight``
+    stores — quantizing the adjusted weight with these scales gives GPTQ's codes exactly.
+    ``damp``/``act_order``: see ``gptq_factor``; with ``act_order`` the groups are *static*
+    (each group's scale fitted on the weights before any update, as AutoGPTQ's
+    ``static_groups=True``) so groups stay contiguous in K, as ONNX blocked quantization and
+    MatMulNBits store them."""
     if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
         raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
     k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
+    dead, perm, hinv = hessian if isinstance(hessian, tuple) else gptq_factor(hessian, damp=damp, act_order=act_order)
     W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
-    H = np.array(hessian, np.float64)
-    dead = np.diag(H) <= 0
-    H[dead, dead] = 1.0
     W[:, dead] = 0.0
-    H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
     gb = g if g < k else 0
     if scheme.asym:                                          # static groups: N × groups
         s0, z0 = fit_asym(W, scheme.weights, 1, gb, scale_dtype)
@@ -153,15 +184,8 @@ def gptq(w: np.ndarray, hessian: np.ndarray, scheme, scale_dtype: np.dtype, *, b
         s0 = fit_scales(W, scheme.weights, 1, gb, scale_dtype)
         zeros = None
     scales = s0.T.astype(np.float64)                          # groups × N
-    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
     W = W[:, perm]
-    H = H[np.ix_(perm, perm)]
     gid = perm // g                                           # the group of each walked channel
-    try:
-        hinv = np.linalg.cholesky(np.linalg.inv(H)).T           # upper: Hinv = Uᵀ U
-    except np.linalg.LinAlgError:
-        raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
-                        "give more calibration samples") from None
     stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights
     lo, hi = _INT_RANGE[stored]
     for i1 in range(0, k, block):
