@@ -88,6 +88,8 @@ class Plan:
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     compile_seconds: float = 0.0
     n_functions: int = 0
+    steps: list | None = None                         # the run loop's schedule (LLVMInterpreter._run_plan)
+    constants: dict = field(default_factory=dict)     # id -> data of the graph's constants, for the run loop
 
     def summary(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
@@ -392,8 +394,58 @@ class LLVMInterpreter(Interpreter):
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         env = bind_inputs(self.graph, inputs)   # checks dtypes and shapes before anything compiles
         arrays = {v.name: _contig(env[id(v)]) for v in self.graph.inputs}
-        self.prepare({k: a.shape for k, a in arrays.items()})
-        return super().run(arrays, profile=profile)
+        plan = self.prepare({k: a.shape for k, a in arrays.items()})
+        if profile:
+            return super().run(arrays, profile=True)
+        return self._run_plan(plan, arrays)
+
+    def _run_plan(self, plan: Plan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``Interpreter.run`` without its per-node costs: a decode step is a few hundred small
+        kernels, and a context manager, a result check and a list per node cost as much as the
+        GEMVs' weights take to stream on a loaded host. Compiled kernels return their planned
+        outputs (dtypes and shapes fixed by the plan; checked mode checks them anyway); every
+        other node goes through ``run_node`` as before."""
+        steps = plan.steps
+        if steps is None:
+            steps = plan.steps = self._schedule(plan)
+            if steps is None:   # a constant without data: the reference run says so
+                return super().run(arrays)
+        env: dict[int, Any] = dict(plan.constants)
+        for v in self.graph.inputs:
+            env[id(v)] = arrays[v.name]
+        memory = plan.memory
+        checked = checked_mode()
+        with np.errstate(all="ignore"):   # IEEE semantics, as run_node sets per node
+            for node, kernel, ins, outs, free in steps:
+                args = [env[i] if i is not None else None for i in ins]
+                if kernel is None or checked:
+                    res = self.run_node(node, args)
+                else:
+                    try:
+                        res = kernel([a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
+                                      for a in args], memory.outs(node))
+                    except (ValueError, IndexError, TypeError, FloatingPointError, OverflowError, MemoryError) as e:
+                        raise BackendError(f"{describe(node)} failed at run time: {type(e).__name__}: {e}") from None
+                    memory.keep(node, res)
+                for i, a in zip(outs, res):
+                    env[i] = a
+                for i in free:
+                    env.pop(i, None)
+        return {v.name: env[id(v)] for v in self.graph.outputs}
+
+    def _schedule(self, plan: Plan) -> list[tuple] | None:
+        """(node, its compiled kernel or None, input ids, output ids, ids dead after it) per node."""
+        consts = {}
+        for c in self.graph.constants.values():
+            if c.data is None:
+                return None
+            consts[id(c)] = c.data
+        plan.constants = consts
+        steps = []
+        for node in self.graph:
+            steps.append((node, plan.kernels.get(node), [id(v) if v is not None else None for v in node.inputs],
+                          [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())]))
+        return steps
 
     def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
         plan = self.plan
