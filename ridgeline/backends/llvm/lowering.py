@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 import llvmlite.ir as ir
 import numpy as np
 
-from .irutil import checked_now
+from .irutil import checked_mode, checked_now
 
 __all__ = ["Lowering", "Unsupported", "KernelFn", "contiguous_strides", "broadcast_strides", "coalesce",
            "ptr", "Ptr", "cfunc", "outputs", "check_inputs"]
@@ -51,7 +51,7 @@ def outputs(outs: Sequence[np.ndarray | None], shapes, dtypes) -> tuple[np.ndarr
     """The planned output buffers, allocating the ones not planned; in checked mode filled with
     NaN (integers: their largest value) so that an element no kernel wrote cannot pass as a number."""
     res = tuple(o if o is not None else np.empty(s, d) for o, s, d in zip(outs, shapes, dtypes))
-    if checked_now():
+    if checked_mode():
         for o in res:
             _poison(o)
     return res
@@ -66,15 +66,17 @@ def _poison(a: np.ndarray) -> None:
         a.reshape(-1).view(np.uint8).fill(0x7F)   # neither True (1) nor False (0)
 
 
-def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
+def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]],
+                 loose: frozenset[int] = frozenset()) -> None:
     """Refuse to run a kernel on buffers other than the ones it was compiled for (no reads out of
-    bounds, whatever happens upstream); a None in an expected shape is a size read at run time."""
+    bounds, whatever happens upstream); a None in an expected shape is a size read at run time.
+    Inputs in ``loose`` may be strided (the kernel reads their strides)."""
     for i, shape in expect:
         a = args[i]
         if a.shape == shape and a.flags.c_contiguous:   # the common case, first (a decode step asks ~10^3 times)
             continue
         if len(a.shape) != len(shape) or any(e is not None and n != e for n, e in zip(a.shape, shape)) \
-                or not a.flags.c_contiguous:
+                or not (a.flags.c_contiguous or i in loose):
             from ...ir.errors import BackendError
             raise BackendError(f"{name}: llvm kernel compiled for input {i} of shape "
                                f"{['?' if e is None else e for e in shape]}, "
