@@ -23,7 +23,7 @@ arrays of each run — so one compiled kernel serves a whole generation while th
 from __future__ import annotations
 
 import math
-import weakref
+import sys
 
 from llvmlite import ir
 import numpy as np
@@ -307,31 +307,35 @@ class GrowingCache:
     ``buf[:, :, :t]`` of a buffer with room to grow along the sequence axis; when the past is the
     view this cache last handed out (same buffer, from its start, and nothing appended after it
     since), the new rows are written after it: no copy of the cache and no allocation per step
-    (onnxruntime's past-present buffer sharing). Anything else — another array, a past reused for
-    a second continuation — is copied into a new buffer, so a view once handed out never changes.
-    Buffers grow by half their length (at least 64 rows), so copies amortize to O(1) per token.
+    (onnxruntime's past-present buffer sharing). Any other past — another array, a past reused for
+    a second continuation — is copied into a buffer no view refers to (the last one when the
+    caller has dropped every view of it, else a new one), so a view once handed out never changes.
+    Buffers grow by half their length (at least 64 rows), so copies amortize to O(1) per token;
+    the cache keeps its last buffer, so a step that must copy reuses mapped pages instead of
+    faulting in fresh ones (a page fault per 4 KiB cost more than the copy).
     """
 
     GROW_MIN = 64
 
     def __init__(self):
-        self._buf: weakref.ref | None = None
+        self._buf: np.ndarray | None = None
         self._filled = 0
-        self.copies = 0   # times the past was copied into a new buffer (read by tests and benchmarks)
+        self.copies = 0   # times the past was copied (read by tests and benchmarks)
 
     def append(self, past: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(present view, the buffer it lives in) for ``past`` followed by ``new`` on axis 2."""
         p, s = past.shape[2], new.shape[2]
         t = p + s
-        buf = self._buf() if self._buf is not None else None
-        if not (buf is not None and p and self._filled == p and buf.shape[2] >= t
-                and past.shape[:2] == buf.shape[:2] and past.shape[3:] == buf.shape[3:]
-                and past.strides == buf.strides and past.dtype == buf.dtype
+        buf = self._buf
+        fits = buf is not None and buf.shape[2] >= t and past.shape[:2] == buf.shape[:2] \
+            and past.shape[3:] == buf.shape[3:]
+        if not (fits and p and self._filled == p and past.strides == buf.strides
                 and past.__array_interface__["data"][0] == buf.__array_interface__["data"][0]):
-            cap = t + max(self.GROW_MIN, t // 2)
-            buf = np.empty(past.shape[:2] + (cap,) + past.shape[3:], np.float32)
+            # references: self._buf, ``buf`` here and getrefcount's argument — no view is alive
+            if not (fits and sys.getrefcount(buf) <= 3):
+                cap = t + max(self.GROW_MIN, t // 2)
+                buf = self._buf = np.empty(past.shape[:2] + (cap,) + past.shape[3:], np.float32)
             buf[:, :, :p] = past
-            self._buf = weakref.ref(buf)
             self.copies += 1
         buf[:, :, p:t] = new
         self._filled = t
