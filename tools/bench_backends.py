@@ -60,14 +60,18 @@ def load_avg() -> str:
         return "?"
 
 
-def interleaved(fns: dict, repeats: int, budget: float, clock=time.perf_counter) -> dict[str, list[float]]:
+def interleaved(fns: dict, repeats: int, budget: float, clock=time.perf_counter, settle: float = 0.0) -> dict[str, list[float]]:
     """Call every function once per round, round after round; per-name lists of seconds
     (``clock=time.process_time``: CPU seconds — on a loaded machine the time a one-thread run
-    computes, without the time it waits for a core)."""
+    computes, without the time it waits for a core). ``settle`` seconds of sleep before each call
+    let the thread pools of the previous one (onnxruntime's and OpenMP's spin after a run) park
+    instead of taking the next one's core."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     t_end = time.perf_counter() + budget
     for r in range(repeats):
         for k, f in fns.items():
+            if settle:
+                time.sleep(settle)
             t0 = clock()
             f()
             times[k].append(clock() - t0)
@@ -325,7 +329,7 @@ def bench_generation(path: str, args) -> dict:
             f()   # warm: plans, sessions
         for _ in range(4):
             fns["torch"]()   # the torch backend's thread measurement (its first five runs)
-        times = interleaved(fns, max(args.repeats, 10), args.budget)
+        times = interleaved(fns, max(args.repeats, 10), args.budget, settle=0.05)
         cpu = interleaved({k: fns[k] for k in ("ort1", "llvm1")}, max(args.repeats, 10), args.budget, time.process_time)
         out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
                               "cpu_s": {k: med(v) for k, v in cpu.items()},

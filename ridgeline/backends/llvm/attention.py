@@ -142,6 +142,8 @@ class AttentionLowering(Lowering):
             if self.left >= 0:
                 first = b.sub(pos, const(I64, self.left))
                 start = b.select(b.icmp_signed(">", first, start), first, start)
+            if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
+                start, limit = self._trim(b, MASK, m_st, bi, h, i, start, limit)
             m = Var(b, F32, const(F32, float("-inf")))
             lsum = Var(b, F32, const(F32, 0.0))
             with loop(b, 0, DV, name="z") as z:
@@ -193,6 +195,36 @@ class AttentionLowering(Lowering):
             with loop(b, 0, DV, name="w") as w:
                 store(b, b.fmul(acc.get(w), inv), Y, b.add(yo, w))
         b.ret_void()
+
+    @staticmethod
+    def _trim(b, MASK, m_st, bi, h, i, start, limit):
+        """[start, limit) without the keys at either end whose mask is -inf (a causal or padding
+        mask given as an additive tensor — exporters' way of saying is_causal — then costs what
+        the causal kernel costs, instead of scoring every key to add zero)."""
+        row = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
+        ninf = const(F32, float("-inf"))
+        lo, hi = Var(b, I64, start), Var(b, I64, limit)
+        for end in ("hi", "lo"):
+            cond = b.append_basic_block(f"trim.{end}.cond")
+            test = b.append_basic_block(f"trim.{end}.test")
+            step = b.append_basic_block(f"trim.{end}.step")
+            done = b.append_basic_block(f"trim.{end}.done")
+            b.branch(cond)
+            b.position_at_end(cond)
+            a, z = lo.get(), hi.get()
+            b.cbranch(b.icmp_signed("<", a, z), test, done)
+            b.position_at_end(test)
+            key = b.sub(z, const(I64, 1)) if end == "hi" else a
+            masked = b.fcmp_ordered("==", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
+            b.cbranch(masked, step, done)
+            b.position_at_end(step)
+            if end == "hi":
+                hi.set(key)
+            else:
+                lo.set(b.add(a, const(I64, 1)))
+            b.branch(cond)
+            b.position_at_end(done)
+        return lo.get(), hi.get()
 
     # ------------------------------------------------------------------------------- running
     def _key_axes(self) -> dict[int, int]:
