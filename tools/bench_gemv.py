@@ -10,7 +10,9 @@ Per shape, a graph of ``L`` independent products ``x @ W_i`` (distinct constant 
 at least 4x the last-level cache, so every run streams them from DRAM as a decode step does) runs
 on the llvm backend and on onnxruntime at the same thread count, interleaved round-robin. Printed:
 median time, the weight bytes each read per second, that rate as a share of the STREAM bandwidth
-``ridgeline calibrate`` measures (copy, through llvm kernels, on as many cores), and llvm/ort.
+``ridgeline calibrate`` measures (copy, through llvm kernels, on as many cores), and llvm/ort in
+wall time and in CPU time (``cpu l/o``: at one thread, the computing without the waits for a core
+on a loaded host; at two, CPU summed over both threads).
 The machine's load average is printed beside every row: timings on a shared machine vary, the
 ratio to the peer measured in the same rounds much less.
 """
@@ -88,15 +90,19 @@ def bench_shape(m: int, k: int, n: int, threads: int, llc: int, repeats: int, rn
     err = max(float(np.max(np.abs(got[f"y{i}"] - want[i]) / (np.abs(want[i]) + 1e-3))) for i in range(copies))
     fns = {"llvm": lambda: exe.run({"x": x}), "ort": lambda: sess.run(None, {"x": x})}
     times: dict[str, list[float]] = {key: [] for key in fns}
+    cpu: dict[str, list[float]] = {key: [] for key in fns}
     for _ in range(repeats):
         for key, f in fns.items():
-            t0 = time.perf_counter()
+            time.sleep(0.02)   # onnxruntime's pool spins after a run: let it park first
+            t0, c0 = time.perf_counter(), time.process_time()
             f()
             times[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
     med = {key: statistics.median(v) for key, v in times.items()}
+    cmed = {key: statistics.median(v) for key, v in cpu.items()}
     nbytes = 4.0 * k * n * copies
     return {"m": m, "k": k, "n": n, "copies": copies, "seconds": med, "GBps": {key: nbytes / v / 1e9 for key, v in med.items()},
-            "max_rel_err": err, "load": load_avg()}
+            "cpu_seconds": cmed, "max_rel_err": err, "load": load_avg()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,13 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         bw = stream_bandwidth(th, 4 * llc if not ci else 1 << 20)
         print(f"\n{th} thread(s): STREAM copy via llvm {bw / 1e9:.1f} GB/s (load {load_avg()})")
         print(f"{'M':>3s} {'K':>5s} {'N':>6s} {'mats':>4s} {'llvm ms':>8s} {'ort ms':>8s} {'llvm GB/s':>9s} "
-              f"{'ort GB/s':>8s} {'llvm/stream':>11s} {'llvm/ort':>8s}  err      load")
+              f"{'ort GB/s':>8s} {'llvm/stream':>11s} {'llvm/ort':>8s} {'cpu l/o':>7s}  err      load")
         for m in rows:
             for k, n in SHAPES[args.profile]:
                 r = bench_shape(m, k, n, th, llc, reps, rng)
                 s, gb = r["seconds"], r["GBps"]
                 print(f"{m:3d} {k:5d} {n:6d} {r['copies']:4d} {s['llvm'] * 1e3:8.2f} {s['ort'] * 1e3:8.2f} "
-                      f"{gb['llvm']:9.1f} {gb['ort']:8.1f} {gb['llvm'] * 1e9 / bw:11.0%} {s['llvm'] / s['ort']:8.2f}  "
+                      f"{gb['llvm']:9.1f} {gb['ort']:8.1f} {gb['llvm'] * 1e9 / bw:11.0%} {s['llvm'] / s['ort']:8.2f} "
+                      f"{r['cpu_seconds']['llvm'] / r['cpu_seconds']['ort']:7.2f}  "
                       f"{r['max_rel_err']:.0e}  {r['load']}", flush=True)
     return 0
 
