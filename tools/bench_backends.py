@@ -60,15 +60,21 @@ def load_avg() -> str:
         return "?"
 
 
-def interleaved(fns: dict, repeats: int, budget: float) -> dict[str, list[float]]:
-    """Call every function once per round, round after round; per-name lists of seconds."""
+def interleaved(fns: dict, repeats: int, budget: float, clock=time.perf_counter, settle: float = 0.0) -> dict[str, list[float]]:
+    """Call every function once per round, round after round; per-name lists of seconds
+    (``clock=time.process_time``: CPU seconds — on a loaded machine the time a one-thread run
+    computes, without the time it waits for a core). ``settle`` seconds of sleep before each call
+    let the thread pools of the previous one (onnxruntime's and OpenMP's spin after a run) park
+    instead of taking the next one's core."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     t_end = time.perf_counter() + budget
     for r in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter()
+            if settle:
+                time.sleep(settle)
+            t0 = clock()
             f()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
         if r >= 2 and time.perf_counter() > t_end:
             break
     return times
@@ -304,7 +310,7 @@ def bench_generation(path: str, args) -> dict:
         steps.append(time.perf_counter() - t0)
         counts.append(dict(exe.compile_count))
     out["generation"] = {"step_s": steps, "counts_after_first": counts[0], "counts_at_end": counts[-1],
-                         "runtime_dims": sorted(exe.runtime_dims)}
+                         "runtime_dims": sorted(exe.runtime_dims), "alloc": _step_allocations(g, exe, res, rng, args)}
     sessions = {}
     for th in (1, 2):
         so = ort.SessionOptions()
@@ -323,13 +329,36 @@ def bench_generation(path: str, args) -> dict:
             f()   # warm: plans, sessions
         for _ in range(4):
             fns["torch"]()   # the torch backend's thread measurement (its first five runs)
-        times = interleaved(fns, max(args.repeats, 10), args.budget)
+        times = interleaved(fns, max(args.repeats, 10), args.budget, settle=0.05)
+        cpu = interleaved({k: fns[k] for k in ("ort1", "llvm1")}, max(args.repeats, 10), args.budget, time.process_time)
         out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
+                              "cpu_s": {k: med(v) for k, v in cpu.items()},
                               "runs": min(len(v) for v in times.values()), "load": load_avg(),
                               "torch_threads": [c[0] for c in torch_exe.thread_choice.values()]})
     out["roofline"] = gemv_roofline(g, llvm, rng, args)
     out["load_end"] = load_avg()
     return out
+
+
+def _step_allocations(g, exe, res, rng, args) -> dict:
+    """Bytes allocated (peak over the step, tracemalloc sees numpy's buffers) by decode steps that
+    feed the presents back, and the copies of the KV cache the attention kernels made doing so."""
+    import tracemalloc
+
+    from ridgeline.backends.llvm.attention import AttentionLowering
+    past = args.prompt + args.steps
+    peaks = []
+    for k in range(3):
+        feeds = _gen_feeds(g, rng, 1, past + k, 1)
+        feeds.update(_present_to_past(g, res))
+        tracemalloc.start()
+        res = exe.run(feeds)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    copies = sum(c.copies for lw in exe.plan.lowerings.values() if isinstance(lw, AttentionLowering)
+                 for c in getattr(lw, "caches", ()))
+    cache_bytes = sum(v.nbytes for v in res.values() if v.ndim == 4)
+    return {"peak_bytes": peaks, "kv_copies": copies, "kv_bytes": cache_bytes}
 
 
 def gemv_roofline(g, llvm: dict, rng, args) -> dict:
@@ -367,14 +396,21 @@ def print_generation(r: dict) -> None:
     print(f"  generation on one executable ({len(st_)} steps, runtime dims {gen['runtime_dims']}): first step "
           f"{st_[0] * 1e3:.0f} ms, median of the rest {med(st_[1:]) * 1e3:.1f} ms; plans/functions after the first "
           f"step {gen['counts_after_first']}, at the end {gen['counts_at_end']}")
+    al = gen.get("alloc")
+    if al:
+        print(f"  decode steps feeding presents back: {', '.join(f'{b / 1024:.0f}' for b in al['peak_bytes'])} KiB "
+              f"allocated per step (tracemalloc peak) for a {al['kv_bytes'] / 2**20:.1f} MiB KV cache; "
+              f"{al['kv_copies']} copies of a cache tensor in the whole plan's life")
     print(f"  {'phase':8s} {'past':>5s} {'seq':>4s} {'ort1 ms':>8s} {'ort2 ms':>8s} {'llvm1':>6s} {'llvm2':>6s} "
-          f"{'torch':>6s}  runs  load")
+          f"{'torch':>6s} {'cpu ort1':>8s} {'llvm1':>6s}  runs  load")
     for p in r["points"]:
-        m = p["median_s"]
+        m, c = p["median_s"], p.get("cpu_s", {})
+        cpu = f"{c['ort1'] * 1e3:8.1f} {c['llvm1'] / c['ort1']:6.2f}" if c else " " * 15
         print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} {m['ort1'] * 1e3:8.1f} {m['ort2'] * 1e3:8.1f} "
-              f"{m['llvm1'] / m['ort1']:6.2f} {m['llvm2'] / m['ort2']:6.2f} {m['torch'] / m['ort1']:6.2f}  "
+              f"{m['llvm1'] / m['ort1']:6.2f} {m['llvm2'] / m['ort2']:6.2f} {m['torch'] / m['ort1']:6.2f} {cpu}  "
               f"{p['runs']:4d}  {p['load']}")
-    print("  llvm1/llvm2: ratio to onnxruntime at the same threads; torch (threads measured) against ort1")
+    print("  llvm1/llvm2: wall-time ratio to onnxruntime at the same threads; torch (threads measured) against ort1;\n"
+          "  cpu: one thread's CPU time (process_time: the computing, not the waits for a core on a loaded host)")
     rf = r["roofline"]
     print(f"  GEMV roofline (decode step, past {r['points'][0]['past']}): STREAM via llvm "
           + ", ".join(f"{k} {v:.1f}" for k, v in rf["stream_GBps"].items()) + " GB/s; "

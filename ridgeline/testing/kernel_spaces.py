@@ -24,6 +24,7 @@ __all__ = [
     "elementwise_graphs",
     "gather_graphs",
     "gemm_graphs",
+    "gemv_graphs",
     "matmul_graphs",
     "movement_graphs",
     "norm_graphs",
@@ -196,6 +197,29 @@ def matmul_graphs(draw) -> Graph:
 
 
 @st.composite
+def gemv_graphs(draw) -> Graph:
+    """Decode-step products: 1…8 rows (as a batch of rows or rows of a [b, s, K] activation)
+    against constant weights — the skinny GEMM's packed panels — with K and N off the vector
+    width and the panel width (up to 16 vectors), and with or without a bias/residual/GELU tail."""
+    rows = draw(st.integers(1, 8))
+    k = draw(st.one_of(EDGE, st.sampled_from([64, 255, 257, 513])))
+    n = draw(st.one_of(EDGE, st.sampled_from([63, 64, 129, 255, 257, 300, 513, 1000])))
+    lead = draw(st.sampled_from([(rows,), (1, rows), (rows, 1)] + ([(2, rows // 2)] if rows % 2 == 0 else [])))
+    g, b = _graph("gemv")
+    a = g.add_input("a", tensor("f32", *lead, k))
+    w = g.add_constant("w", np.random.default_rng(k * 7919 + n).standard_normal((k, n)).astype(np.float32))
+    y = b.MatMul(a, w)
+    epi = draw(st.sampled_from(["none", "bias", "residual", "gelu"]))
+    if epi == "bias":
+        y = b.Add(y, g.add_constant("bias", np.random.default_rng(n).standard_normal(n).astype(np.float32)))
+    elif epi == "residual":
+        y = b.Add(y, g.add_input("res", tensor("f32", *tuple(y.type.shape))))
+    elif epi == "gelu":
+        y = b.Gelu(y)
+    return _finish(g, y)
+
+
+@st.composite
 def gemm_graphs(draw) -> Graph:
     """Gemm with transposes (a constant or computed B), alpha/beta and C of every broadcast shape."""
     m, k, n = draw(EDGE), draw(EDGE_K), draw(EDGE_N)
@@ -314,6 +338,6 @@ def gather_graphs(draw) -> Graph:
 #: kernel family -> strategy of graphs that reach its paths
 KERNEL_SPACES = {
     "attention": attention_graphs(), "rotary": rotary_graphs(), "matmul": matmul_graphs(),
-    "gemm": gemm_graphs(), "elementwise": elementwise_graphs(), "norm": norm_graphs(),
+    "gemm": gemm_graphs(), "gemv": gemv_graphs(), "elementwise": elementwise_graphs(), "norm": norm_graphs(),
     "reduce": reduce_graphs(), "movement": movement_graphs(), "gather": gather_graphs(),
 }

@@ -23,6 +23,7 @@ arrays of each run — so one compiled kernel serves a whole generation while th
 from __future__ import annotations
 
 import math
+import sys
 
 from llvmlite import ir
 import numpy as np
@@ -95,6 +96,8 @@ class AttentionLowering(Lowering):
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
+        #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
+        self.strided_inputs = frozenset({4, 5}) if self.past_shape is not None else frozenset()
         self.cost = 4.0 * b * hq * s * self.t * (d + dv)
 
     # ------------------------------------------------------------------------------- code
@@ -139,6 +142,8 @@ class AttentionLowering(Lowering):
             if self.left >= 0:
                 first = b.sub(pos, const(I64, self.left))
                 start = b.select(b.icmp_signed(">", first, start), first, start)
+            if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
+                start, limit = self._trim(b, MASK, m_st, bi, h, i, start, limit)
             m = Var(b, F32, const(F32, float("-inf")))
             lsum = Var(b, F32, const(F32, 0.0))
             with loop(b, 0, DV, name="z") as z:
@@ -191,6 +196,36 @@ class AttentionLowering(Lowering):
                 store(b, b.fmul(acc.get(w), inv), Y, b.add(yo, w))
         b.ret_void()
 
+    @staticmethod
+    def _trim(b, MASK, m_st, bi, h, i, start, limit):
+        """[start, limit) without the keys at either end whose mask is -inf (a causal or padding
+        mask given as an additive tensor — exporters' way of saying is_causal — then costs what
+        the causal kernel costs, instead of scoring every key to add zero)."""
+        row = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
+        ninf = const(F32, float("-inf"))
+        lo, hi = Var(b, I64, start), Var(b, I64, limit)
+        for end in ("hi", "lo"):
+            cond = b.append_basic_block(f"trim.{end}.cond")
+            test = b.append_basic_block(f"trim.{end}.test")
+            step = b.append_basic_block(f"trim.{end}.step")
+            done = b.append_basic_block(f"trim.{end}.done")
+            b.branch(cond)
+            b.position_at_end(cond)
+            a, z = lo.get(), hi.get()
+            b.cbranch(b.icmp_signed("<", a, z), test, done)
+            b.position_at_end(test)
+            key = b.sub(z, const(I64, 1)) if end == "hi" else a
+            masked = b.fcmp_ordered("==", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
+            b.cbranch(masked, step, done)
+            b.position_at_end(step)
+            if end == "hi":
+                hi.set(key)
+            else:
+                lo.set(b.add(a, const(I64, 1)))
+            b.branch(cond)
+            b.position_at_end(done)
+        return lo.get(), hi.get()
+
     # ------------------------------------------------------------------------------- running
     def _key_axes(self) -> dict[int, int]:
         """Input index -> the axis holding a key count (read from the arrays of each run)."""
@@ -217,26 +252,37 @@ class AttentionLowering(Lowering):
         dummy = np.zeros(1, np.float32)
         unused = [tuple(o.type.shape) for o in node.outputs[3:]]
         y_shape = self.out_shapes[0]
+        caches = self.caches = (GrowingCache(), GrowingCache())
+        loose = self.strided_inputs
+        grows = has_past and n_out > 2
 
         def run(args, outs):
-            check_inputs(name, args, expect)
+            check_inputs(name, args, expect, loose)   # the past's layout is _rows's business
             q, k, v = args[0], args[1], args[2]
             skv = k.shape[axes[1]]
             past = args[4].shape[2] if has_past else 0
             t = past + skv
             shapes = [y_shape] + [(B, HKV, t, D), (B, HKV, t, DV)][:n_out - 1]
-            outs = outputs([o if o is None or o.shape == s else None for o, s in zip(outs, shapes)], shapes, dts)
+            if grows:   # the presents come from the caches
+                shapes, outs = shapes[:1], outs[:1]
+            outs = outputs([o if o is None or o.shape == s else None for o, s in zip(outs, shapes)], shapes, dts[:len(shapes)])
             if has_past:
                 pk, pv = args[4], args[5]
-                kk = outs[1] if n_out > 1 else np.empty((B, HKV, t, D), np.float32)
-                vv = outs[2] if n_out > 2 else np.empty((B, HKV, t, DV), np.float32)
                 k4 = k if not three_d else k.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                 v4 = v if not three_d else v.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
-                np.concatenate([pk, k4], axis=2, out=kk)
-                np.concatenate([pv, v4], axis=2, out=vv)
-                st = [HKV * t * D, t * D, HKV * t * DV, t * DV]
+                if n_out > 2:   # both presents go back to the caller: appended in place when they can
+                    kk, kbuf = caches[0].append(pk, k4)
+                    vv, vbuf = caches[1].append(pv, v4)
+                    outs = (outs[0], kk, vv)
+                else:
+                    kbuf = outs[1] if n_out > 1 else np.empty((B, HKV, t, D), np.float32)
+                    vbuf = np.empty((B, HKV, t, DV), np.float32)
+                    np.concatenate([_rows(pk), k4], axis=2, out=kbuf)
+                    np.concatenate([_rows(pv), v4], axis=2, out=vbuf)
+                ck, cv = kbuf.shape[2], vbuf.shape[2]
+                st = [HKV * ck * D, ck * D, HKV * cv * DV, cv * DV]
             else:
-                kk, vv = k, v
+                kbuf, vbuf = k, v
                 for j, src in ((1, k), (2, v)):
                     if n_out > j:
                         if three_d:
@@ -270,10 +316,62 @@ class AttentionLowering(Lowering):
                                        f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
             strides = np.array(st + list(m_st), dtype=np.int64)
             if rows:
-                runner.launch(kern, rows, [ptr(q), ptr(kk), ptr(vv), ptr(bias), ptr(lengths), ptr(offsets),
+                runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
                                            ptr(outs[0]), ptr(strides)], 4.0 * rows * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as the kernel reads it: contiguous rows of its last axis, any stride above
+    (``a`` itself when so — a present handed out by ``GrowingCache`` — else a contiguous copy)."""
+    if a.ndim == 4 and a.strides[3] == a.itemsize and a.strides[2] == a.shape[3] * a.itemsize \
+            and a.strides[1] >= a.shape[2] * a.strides[2] and a.strides[0] >= a.shape[1] * a.strides[1]:
+        return a
+    return np.ascontiguousarray(a)
+
+
+class GrowingCache:
+    """One present K or V of an attention kernel: ``past ++ new`` written in place at the end of
+    the buffer the past already lives in.
+
+    A decode loop hands each step's presents back as the next step's past. Presents are views
+    ``buf[:, :, :t]`` of a buffer with room to grow along the sequence axis; when the past is the
+    view this cache last handed out (same buffer, from its start, and nothing appended after it
+    since), the new rows are written after it: no copy of the cache and no allocation per step
+    (onnxruntime's past-present buffer sharing). Any other past — another array, a past reused for
+    a second continuation — is copied into a buffer no view refers to (the last one when the
+    caller has dropped every view of it, else a new one), so a view once handed out never changes.
+    Buffers grow by half their length (at least 64 rows), so copies amortize to O(1) per token;
+    the cache keeps its last buffer, so a step that must copy reuses mapped pages instead of
+    faulting in fresh ones (a page fault per 4 KiB cost more than the copy).
+    """
+
+    GROW_MIN = 64
+
+    def __init__(self):
+        self._buf: np.ndarray | None = None
+        self._filled = 0
+        self.copies = 0   # times the past was copied (read by tests and benchmarks)
+
+    def append(self, past: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(present view, the buffer it lives in) for ``past`` followed by ``new`` on axis 2."""
+        p, s = past.shape[2], new.shape[2]
+        t = p + s
+        buf = self._buf
+        fits = buf is not None and buf.shape[2] >= t and past.shape[:2] == buf.shape[:2] \
+            and past.shape[3:] == buf.shape[3:]
+        if not (fits and p and self._filled == p and past.strides == buf.strides
+                and past.__array_interface__["data"][0] == buf.__array_interface__["data"][0]):
+            # references: self._buf, ``buf`` here and getrefcount's argument — no view is alive
+            if not (fits and sys.getrefcount(buf) <= 3):
+                cap = t + max(self.GROW_MIN, t // 2)
+                buf = self._buf = np.empty(past.shape[:2] + (cap,) + past.shape[3:], np.float32)
+            buf[:, :, :p] = past
+            self.copies += 1
+        buf[:, :, p:t] = new
+        self._filled = t
+        return buf[:, :, :t], buf
 
 
 class RotaryLowering(Lowering):

@@ -363,8 +363,10 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
     Peaks and bandwidths are what the llvm backend reached here, so the efficiencies are 1: a
     cost model that applies them predicts this backend's time, not the silicon's datasheet.
     """
-    from .parallel import DEFAULT_THRESHOLD
     from datetime import date
+
+    from . import gemm
+    from .parallel import DEFAULT_THRESHOLD
     today = date.today().isoformat()
     lines = [
         f"# Measured by `{command}` on {today}: {cal.cpu} ({cal.llvm_cpu} to LLVM), {cal.cores} cores used,",
@@ -409,8 +411,9 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         "",
         "[array]",
         f"cores = {cal.cores}",
-        "gemm_rows = 8                 # rows of the llvm backend's GEMM micro-kernel",
-        "gemm_task = [64, 256]         # the llvm backend's GEMM task: MC rows x up to 256 columns",
+        f"gemm_rows = {gemm.TILE_512[0]}                 # rows of the llvm backend's GEMM micro-kernel (AVX-512)",
+        f"gemm_task = [{gemm.MC // gemm.TILE_512[0] * gemm.TILE_512[0]}, 256]         "
+        "# the llvm backend's GEMM task: MC rows x up to 256 columns",
         f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
         f'attention_score = "{cal.attention_score_s * 1e9:.4g} ns"   # measured: the attention kernel per score, one core',
         f'attention_channel = "{cal.attention_channel_s * 1e9:.4g} ns"   # measured: per score and head channel (d + dv)',

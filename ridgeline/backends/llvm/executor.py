@@ -37,7 +37,7 @@ from ...ir import Graph, Node
 from ...ir import dims as D
 from ...ir.errors import BackendError, IRError
 from ...ir.verifier import describe
-from ..numpy.interpreter import Interpreter, bind_inputs
+from ..numpy.interpreter import Interpreter, _check_shape, bind_inputs
 from .checked import CheckedKernel, running
 from .irutil import checked_mode
 from .jit import CompiledModule, compile_ir, finalize_text
@@ -89,6 +89,8 @@ class Plan:
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     compile_seconds: float = 0.0
     n_functions: int = 0
+    steps: list | None = None                         # the run loop's schedule (LLVMInterpreter._run_plan)
+    constants: dict = field(default_factory=dict)     # id -> data of the graph's constants, for the run loop
 
     def summary(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
@@ -200,7 +202,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 symbolic.update(id(v) for v in node.outputs)
                 continue
             if varies and node.op not in RUNTIME_SIZED_OPS:
-                if node.op in VIEW_OPS:
+                if node.op in VIEW_OPS or _one_input_concat(node):
                     plan.views.add(orig)
                 else:   # exact by construction (runtime_dims): numpy gives the kernel's bits
                     plan.exact.add(orig)
@@ -222,7 +224,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 for v, a in zip(node.outputs, outs):
                     known[id(v)] = a
                 continue
-        if node.op in VIEW_OPS:
+        if node.op in VIEW_OPS or _one_input_concat(node):
             plan.views.add(orig)
             continue
         in_shapes = [_static(v.type) if v is not None else None for v in ins]
@@ -272,6 +274,34 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
     plan.compile_seconds = time.perf_counter() - t0
     log.info("llvm plan for @%s: %s", graph.name, plan.summary())
     return plan
+
+
+def _one_input_concat(node: Node) -> bool:
+    return node.op == "Concat" and len(node.inputs) == 1 and node.inputs[0] is not None
+
+
+def _feeds_past(v, depth: int = 4) -> bool:
+    """True when ``v`` reaches an attention's past K/V slot, directly or through identities."""
+    return depth > 0 and any((n.op == "Attention" and i in (4, 5)) or
+                             ((n.op == "Identity" or _one_input_concat(n)) and _feeds_past(n.outputs[0], depth - 1))
+                             for n, i in v.uses)
+
+
+def _kernel_args(args: list, loose: frozenset[int] | None) -> list:
+    """A kernel's arguments, contiguous (copied where not) except the inputs it reads strided."""
+    if not loose:
+        return [a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
+    return [a if a is None or i in loose or a.flags.c_contiguous else np.ascontiguousarray(a)
+            for i, a in enumerate(args)]
+
+
+def _check_results(node: Node, res: Sequence[np.ndarray]) -> None:
+    if len(res) != len(node.outputs):
+        raise BackendError(f"kernel of {node.op} returned {len(res)} outputs for {len(node.outputs)}")
+    for v, a in zip(node.outputs, res):
+        if a.dtype != v.type.dtype.np_dtype:
+            raise BackendError(f"{node.op} kernel produced {a.dtype} for %{v.name}: {v.type}")
+        _check_shape(node, v, a)
 
 
 def _specialized_body(node: Node, in_shapes) -> Graph:
@@ -407,6 +437,10 @@ class LLVMInterpreter(Interpreter):
                       for v in graph.inputs]
         self.plans_built = 0
         self.functions_compiled = 0
+        #: inputs read as an attention's past K/V: a present this backend returned is a view of a
+        #: longer buffer (attention.GrowingCache), taken as it is; other kernels reading it get a
+        #: contiguous copy (``_kernel_args``), numpy-run ops read views anyway
+        self._loose = {v.name for v in graph.inputs if _feeds_past(v)}
 
     def prepare(self, shapes: Mapping[str, tuple[int, ...]]) -> Plan:
         """The plan for these input shapes (built and compiled on first use; one plan serves every
@@ -428,9 +462,63 @@ class LLVMInterpreter(Interpreter):
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
         env = bind_inputs(self.graph, inputs)   # checks dtypes and shapes before anything compiles
-        arrays = {v.name: _contig(env[id(v)]) for v in self.graph.inputs}
-        self.prepare({k: a.shape for k, a in arrays.items()})
-        return super().run(arrays, profile=profile)
+        arrays = {v.name: env[id(v)] if v.name in self._loose else _contig(env[id(v)]) for v in self.graph.inputs}
+        plan = self.prepare({k: a.shape for k, a in arrays.items()})
+        if profile:
+            return super().run(arrays, profile=True)
+        return self._run_plan(plan, arrays)
+
+    def _run_plan(self, plan: Plan, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``Interpreter.run`` without its per-node costs: a decode step is a few hundred small
+        kernels, and a context manager, a result check and a list per node cost as much as the
+        GEMVs' weights take to stream on a loaded host. Compiled kernels return their planned
+        outputs (dtypes and shapes fixed by the plan; checked mode checks them anyway); every
+        other node goes through ``run_node`` as before."""
+        steps = plan.steps
+        if steps is None:
+            steps = plan.steps = self._schedule(plan)
+            if steps is None:   # a constant without data: the reference run says so
+                return super().run(arrays)
+        env: dict[int, Any] = dict(plan.constants)
+        for v in self.graph.inputs:
+            env[id(v)] = arrays[v.name]
+        memory = plan.memory
+        checked = checked_mode()
+        with np.errstate(all="ignore"):   # IEEE semantics, as run_node sets per node
+            for node, kernel, ins, outs, free, loose in steps:
+                args = [env[i] if i is not None else None for i in ins]
+                if kernel is None:
+                    res = self.run_node(node, args)
+                else:
+                    if checked:
+                        running(describe(node))
+                    try:
+                        res = kernel(_kernel_args(args, loose), memory.outs(node))
+                    except (ValueError, IndexError, TypeError, FloatingPointError, OverflowError, MemoryError) as e:
+                        raise BackendError(f"{describe(node)} failed at run time: {type(e).__name__}: {e}") from None
+                    memory.keep(node, res)
+                    if checked:   # what run_node checks of every kernel's results
+                        _check_results(node, res)
+                for i, a in zip(outs, res):
+                    env[i] = a
+                for i in free:
+                    env.pop(i, None)
+        return {v.name: env[id(v)] for v in self.graph.outputs}
+
+    def _schedule(self, plan: Plan) -> list[tuple] | None:
+        """(node, its compiled kernel or None, input ids, output ids, ids dead after it) per node."""
+        consts = {}
+        for c in self.graph.constants.values():
+            if c.data is None:
+                return None
+            consts[id(c)] = c.data
+        plan.constants = consts
+        steps = []
+        for node in self.graph:
+            steps.append((node, plan.kernels.get(node), [id(v) if v is not None else None for v in node.inputs],
+                          [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())],
+                          getattr(plan.lowerings.get(node), "strided_inputs", None)))
+        return steps
 
     def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
         plan = self.plan
@@ -438,7 +526,7 @@ class LLVMInterpreter(Interpreter):
         if k is not None:
             if checked_mode():
                 running(describe(node))
-            res = k([a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in args],
+            res = k(_kernel_args(args, getattr(plan.lowerings.get(node), "strided_inputs", None)),
                     plan.memory.outs(node))
             plan.memory.keep(node, res)
             return res
@@ -459,6 +547,8 @@ class LLVMInterpreter(Interpreter):
             res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})
             return tuple(res[v.name] for v in node.body.outputs)
         if node in plan.views:
+            if node.op == "Concat":   # of one input: that input (exporters' Concat(past) before Shape)
+                return (args[0],)
             return super().call_kernel(node, args)
         if self.strict:  # pragma: no cover - build_plan refuses such graphs
             raise BackendError(f"strict: no llvm kernel for {describe(node)}: {plan.fallbacks.get(node)}")

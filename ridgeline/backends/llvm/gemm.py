@@ -1,14 +1,18 @@
 """Matrix products: a tiled, vectorized f32 GEMM generated for the host, or the BLAS numpy has.
 
-The JIT kernel follows the GotoBLAS/BLIS loop order without packing: for each task (a block of
+The JIT kernel follows the GotoBLAS/BLIS loop order (a constant B packed once, A not): for each task (a block of
 MC rows x NC columns of one batch entry), K is walked in KC slices; within a slice the MR x NR
-micro-kernel keeps MR x NR/W accumulators in vector registers (W = SIMD lanes: NR = 2W, so 8 x 32
-on AVX-512 uses 16 of the 32 zmm registers), broadcasting one A element per row and loading two
-B vectors per k. The KC x NR panel of B stays in L1 across the MR-row tiles and the MC x KC block
-of A in L2 across the column tiles. Column tails use masked loads and stores (no access past the
-row's end), row tails a smaller micro-kernel, all fixed at code generation since shapes are.
-Tasks are independent, so the executor splits them across cores. Gemm's alpha and beta·C are
-applied when the last K slice is stored.
+micro-kernel keeps MR x NR/W accumulators in vector registers (W = SIMD lanes; on AVX-512 6 x 64:
+24 of the 32 zmm registers, ~10% faster than 8 x 32 on Zen 5 — tools/bench_backends.py --only
+gemm), broadcasting one A element per row and loading NR/W B vectors per k. The KC x NR panel of
+B stays in L1/L2 across the MR-row tiles and the MC x KC block of A in L2 across the column
+tiles. Column tails use masked loads and stores (no access past the row's end), row tails a
+smaller micro-kernel, all fixed at code generation since shapes are.
+Decode steps (M < 8 rows) take the skinny path: all rows in one tile, B packed once at plan time
+into contiguous K x NR panels streamed at the memory bandwidth, up to 16 vectors of accumulators
+along N, tasks split along N (each output reduced by one thread in a fixed order: the same bits at
+any thread count). Tasks are independent, so the executor splits them across cores. Gemm's alpha
+and beta·C are applied when the last K slice is stored.
 
 ``gemm="auto"`` picks the JIT kernel or numpy's BLAS (``np.matmul`` into the planned buffer) per
 shape by the rule in ``choose``, set from measurements on the host (docs/backends.md);
@@ -33,8 +37,9 @@ from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
 __all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
 
-KC = 256   # K slice: an NR-wide B panel of KC rows (32 KiB at NR=32) fits the L1 data cache
+KC = 256   # K slice: an NR-wide B panel of KC rows (64 KiB at NR=64) stays in L1/L2
 MC = 64    # rows per task: the MC x KC slice of A (64 KiB) stays in L2
+TILE_512 = (6, 4)   # (rows, vectors) with 32 vector registers: 24 accumulators; measured 6x4 > 8x2 by ~10% (docs/backends.md)
 
 
 def choose(m: int, n: int, k: int, batch: int) -> str:
@@ -252,7 +257,7 @@ class GemmLowering(Lowering):
         threads = max(1, host().cores)
         if m >= 8:
             # 8 rows x 2 vectors: 16 accumulators; B panels reused from L1 across row tiles
-            self.mr, self.nv, self.kc = 8 if self.w >= 16 else 6, 2, KC
+            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (KC,)
         else:
             # skinny (decode): every row in one tile, B streamed row by row in wide strips
             # (reading B once is the whole cost), no K slices
@@ -273,7 +278,7 @@ class GemmLowering(Lowering):
         cols = max(1, math.ceil(n / self.nr))
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
-        self.mc = MC
+        self.mc = max(self.mr, MC // self.mr * self.mr)   # whole micro-tiles per block
         self.tile = _cpu_tile(node)
         if self.tile is not None:   # a tile{target=<cpu>} schedule chose the blocks
             tm, tn, tk = self.tile

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
-           "splat", "lane_mask", "masked_load", "masked_store", "checked_mode", "address",
+           "splat", "lane_mask", "masked_load", "masked_store", "checked_mode", "checked_now", "address",
            "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
 
 F16 = ir.HalfType()
@@ -88,7 +88,19 @@ def const(ty: ir.Type, v) -> ir.Constant:
 
 def checked_mode() -> bool:
     """True when kernels are generated with bounds checks (``RIDGELINE_LLVM_CHECKED=1``)."""
-    return os.environ.get("RIDGELINE_LLVM_CHECKED", "").strip() not in ("", "0")
+    _CHECKED[0] = os.environ.get("RIDGELINE_LLVM_CHECKED", "").strip() not in ("", "0")
+    return _CHECKED[0]
+
+
+#: ``checked_mode()`` as last read: reading the environment costs a microsecond, and a decode step
+#: asks per pointer; the executor reads it once per run (``checked_mode()``), kernels use this
+_CHECKED = [False]
+checked_mode()
+
+
+def checked_now() -> bool:
+    """``checked_mode()`` as read at the start of this run (or last asked)."""
+    return _CHECKED[0]
 
 
 def kernel_function(module: ir.Module, name: str, n_ptrs: int, *,

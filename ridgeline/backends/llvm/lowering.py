@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ctypes
 import math
+import weakref
 from typing import Any, Callable, Sequence
 
 import llvmlite.ir as ir
 import numpy as np
 
-from .irutil import checked_mode
+from .irutil import checked_mode, checked_now
 
 __all__ = ["Lowering", "Unsupported", "KernelFn", "contiguous_strides", "broadcast_strides", "coalesce",
            "ptr", "Ptr", "cfunc", "outputs", "check_inputs"]
@@ -71,13 +72,17 @@ def _poison(a: np.ndarray) -> None:
         a.reshape(-1).view(np.uint8).fill(0x7F)   # neither True (1) nor False (0)
 
 
-def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]]) -> None:
+def check_inputs(name: str, args: Sequence[np.ndarray | None], expect: Sequence[tuple[int, tuple[int, ...]]],
+                 loose: frozenset[int] = frozenset()) -> None:
     """Refuse to run a kernel on buffers other than the ones it was compiled for (no reads out of
-    bounds, whatever happens upstream); a None in an expected shape is a size read at run time."""
+    bounds, whatever happens upstream); a None in an expected shape is a size read at run time.
+    Inputs in ``loose`` may be strided (the kernel reads their strides)."""
     for i, shape in expect:
         a = args[i]
+        if a.shape == shape and a.flags.c_contiguous:   # the common case, first (a decode step asks ~10^3 times)
+            continue
         if len(a.shape) != len(shape) or any(e is not None and n != e for n, e in zip(a.shape, shape)) \
-                or not a.flags.c_contiguous:
+                or not (a.flags.c_contiguous or i in loose):
             from ...ir.errors import BackendError
             raise BackendError(f"{name}: llvm kernel compiled for input {i} of shape "
                                f"{['?' if e is None else e for e in shape]}, "
@@ -88,11 +93,35 @@ class Ptr(int):
     """A buffer's address that also knows the buffer's size (``nbytes``), for checked mode."""
 
 
+#: id(array) -> (weak reference, address): the planned buffers and weights a plan hands to its
+#: kernels on every run are the same array objects, and ``a.ctypes.data`` builds a ctypes object
+#: per call (microseconds — as much as a decode step's small kernels). An entry dies with its array.
+_ADDRESSES: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    if _ADDRESSES.get(key, (None,))[0] is ref:
+        _ADDRESSES.pop(key, None)
+
+
 def ptr(a: np.ndarray) -> int:
-    """The address of ``a``'s data, tagged with its size in bytes."""
-    p = Ptr(a.ctypes.data)
-    p.nbytes = a.nbytes
-    return p
+    """The address of ``a``'s data; in checked mode tagged with its size in bytes."""
+    if checked_now():
+        p = Ptr(a.ctypes.data)
+        p.nbytes = a.nbytes
+        return p
+    key = id(a)
+    hit = _ADDRESSES.get(key)
+    if hit is not None and hit[0]() is a:
+        return hit[1]
+    address = a.ctypes.data
+    try:
+        ref = weakref.ref(a, lambda r, key=key: _forget(key, r))
+    except TypeError:   # not weak-referenceable (a numpy scalar): no cache
+        return address
+    _ADDRESSES[key] = (ref, address)
+    return address
+
 
 
 _CFUNC: dict[int, Any] = {}

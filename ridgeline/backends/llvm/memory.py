@@ -53,7 +53,7 @@ class MemoryPlan:
         """Remember the caller-owned outputs of this run for recycling in a later one."""
         for j in range(len(results)):
             key = (id(node), j)
-            if key in self.escaping:
+            if key in self.escaping and results[j].base is None:   # a view (a present) is not a buffer to recycle
                 self._recycled[key] = results[j]
 
 
