@@ -227,16 +227,14 @@ def _full(shape: tuple[int, ...]) -> Window:
 # --------------------------------------------------------------------------- kernels: setup
 def _body_of(node: Node, args: list) -> tuple[_Windows, Graph | None]:
     """The lazy evaluator over a fused body (leaves: its inputs bound to ``args``) or one node."""
-    from .interpreter import Interpreter
+    from .interpreter import call_reference   # it calls run_tiled: imported when first run
     if node.op == "Fused" and node.body is not None:
         body = node.body
         leaves = {id(p): a for p, a in zip(body.inputs, args) if a is not None}
-        helper = Interpreter(body, check=False)
     else:
         body = None
         leaves = {id(v): a for v, a in zip(node.inputs, args) if v is not None and a is not None}
-        helper = Interpreter(Graph("tiled"), check=False)
-    return _Windows(leaves, lambda n, a: helper.call_kernel(n, a)), body
+    return _Windows(leaves, lambda n, a: call_reference(n, a, check=False)), body
 
 
 def _principal(node: Node, ops: Sequence[str]) -> Node | None:

@@ -12,13 +12,13 @@ import torch
 
 from ...kernel_table import KernelTable
 
-__all__ = ["KERNELS", "kernel", "get_kernel", "all_kernels", "ints", "same_device"]
+__all__ = ["TABLE", "KERNELS", "kernel", "get_kernel", "all_kernels", "ints", "same_device"]
 
-_TABLE = KernelTable(__name__, "torch")
-KERNELS = _TABLE.kernels
-kernel = _TABLE.kernel
-get_kernel = _TABLE.get
-all_kernels = _TABLE.all
+TABLE = KernelTable(__name__, "torch")
+KERNELS = TABLE.kernels
+kernel = TABLE.kernel
+get_kernel = TABLE.get
+all_kernels = TABLE.all
 
 
 def ints(t: torch.Tensor | None) -> list[int]:
