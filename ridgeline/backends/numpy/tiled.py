@@ -35,7 +35,7 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
-from .kernels.attention import heads_and_cache
+from ..kernel_math.attention import heads_and_cache, mask_bias
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -368,12 +368,7 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
     pos = np.arange(rows) // g + past
     bias_full = None
     if mask is not None:
-        m = mask
-        if m.shape[-1] < t:
-            pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
-            m = np.pad(m, pad, constant_values=False if m.dtype == np.bool_ else -np.inf)
-        m = np.where(m, 0.0, -np.inf) if m.dtype == np.bool_ else m.astype(np.float64)
-        m = np.broadcast_to(m, (batch, hq, sq, t))
+        m = np.broadcast_to(mask_bias(mask, t, np.float64), (batch, hq, sq, t))
         bias_full = m.reshape(batch, hkv, g, sq, t).transpose(0, 1, 3, 2, 4).reshape(batch, hkv, rows, t)
     out = np.zeros((batch, hkv, rows, dv))
     for r0, r1 in block_ranges(rows, block_q):

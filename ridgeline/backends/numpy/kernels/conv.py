@@ -3,72 +3,26 @@ reduced in float64; see the spec module for the geometry."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ...kernel_math.conv import geometry, pad_widths, transpose_crop, window_kinds
 from . import kernel
 
-
-def geometry(node, spatial: tuple, kernel_shape: tuple):
-    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
-    n = len(spatial)
-    strides = node.attr("strides") or (1,) * n
-    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
-    pads = node.attr("pads") or (0,) * (2 * n)
-    auto = node.attr("auto_pad")
-    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
-    dims = []
-    for i in range(n):
-        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
-        w = (k - 1) * dl + 1
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            out = -(-d // s)
-            total = max(0, (out - 1) * s + w - d)
-            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
-            e = total - b
-        elif auto == "VALID":
-            b = e = 0
-            out = (d - w) // s + 1
-        else:
-            b, e = pads[i], pads[n + i]
-            span = d + b + e - w
-            if ceil:
-                out = math.ceil(span / s) + 1
-                if (out - 1) * s >= d + b:
-                    out -= 1
-            else:
-                out = span // s + 1
-        dims.append((out, b, e, s, dl))
-    return dims
+__all__ = ["geometry", "windows"]
 
 
 def windows(x: np.ndarray, dims, kernel_shape, fill) -> tuple[np.ndarray, np.ndarray]:
     """``(N, C, *out, *kernel)`` windows of x, and a same-shaped code: 0 input, 1 explicit
     padding, 2 positions only ``ceil_mode`` reaches. Padding holds ``fill``."""
     n = len(dims)
-    pad_width, kind_axes = [(0, 0), (0, 0)], []
-    for (out, b, e, s, dl), k, size in zip(dims, kernel_shape, x.shape[2:]):
-        need = (out - 1) * s + (k - 1) * dl + 1
-        right = max(0, need - size - b)
-        pad_width.append((b, right))
-        pos = np.arange(-b, size + right)
-        kind_axes.append(np.where((pos >= 0) & (pos < size), 0, np.where(pos < size + e, 1, 2)))
-    xp = np.pad(x, pad_width, constant_values=fill)
-    kind = np.zeros(xp.shape[2:], np.int8)
-    for i, ka in enumerate(kind_axes):
-        shape = [1] * n
-        shape[i] = -1
-        kind = np.maximum(kind, ka.reshape(shape))
+    spatial = x.shape[2:]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pad_widths(dims, kernel_shape, spatial), constant_values=fill)
     spans = [(k - 1) * dl + 1 for (_, _, _, _, dl), k in zip(dims, kernel_shape)]
-    axes = tuple(range(2, 2 + n))
-    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=axes)
-    kwin = np.lib.stride_tricks.sliding_window_view(kind, spans, axis=tuple(range(n)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + n)))
     sel = tuple(slice(0, (out - 1) * s + 1, s) for out, _, _, s, _ in dims)
     dil = tuple(slice(None, None, dl) for _, _, _, _, dl in dims)
     win = win[(slice(None), slice(None)) + sel + dil]
-    kwin = kwin[sel + dil]
-    return win, np.broadcast_to(kwin, win.shape)
+    return win, np.broadcast_to(window_kinds(dims, kernel_shape, spatial), win.shape)
 
 
 def _conv(x, w, node, fill=0.0):
@@ -205,14 +159,9 @@ def conv_transpose(node, x, w, b=None):
                     for o, dl, s, d in zip(offset, dil, strides, x.shape[2:]))
         canvas[(slice(None),) * 3 + dst] += contrib
     canvas = canvas.reshape((nb, m) + tuple(full))
-    # crop by the begin pads (zeros outside the full result: output_padding, negative pads)
     y = np.zeros((nb, m) + tuple(o for o, _ in geo))
-    src, dst = [], []
-    for (o, begin), f in zip(geo, full):
-        lo, hi = max(begin, 0), min(begin + o, f)
-        src.append(slice(lo, max(hi, lo)))
-        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
-    y[(slice(None), slice(None)) + tuple(dst)] = canvas[(slice(None), slice(None)) + tuple(src)]
+    src, dst = transpose_crop(geo, full)
+    y[dst] = canvas[src]
     if b is not None:
         y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
     return y.astype(x.dtype)

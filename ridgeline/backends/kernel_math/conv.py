@@ -1,0 +1,86 @@
+"""Convolution and pooling geometry (``ridgeline.ir.ops.conv``): output lengths, pads, which
+window positions read input or padding, and how a transposed convolution is cropped."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Dim", "geometry", "pad_widths", "transpose_crop", "window_kinds"]
+
+#: per spatial dim: (output length, begin pad, end pad, stride, dilation)
+Dim = tuple[int, int, int, int, int]
+
+
+def geometry(node, spatial: tuple, kernel_shape: tuple) -> list[Dim]:
+    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
+    n = len(spatial)
+    strides = node.attr("strides") or (1,) * n
+    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
+    pads = node.attr("pads") or (0,) * (2 * n)
+    auto = node.attr("auto_pad")
+    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
+    dims = []
+    for i in range(n):
+        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
+        w = (k - 1) * dl + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-d // s)
+            total = max(0, (out - 1) * s + w - d)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            e = total - b
+        elif auto == "VALID":
+            b = e = 0
+            out = (d - w) // s + 1
+        else:
+            b, e = pads[i], pads[n + i]
+            span = d + b + e - w
+            if ceil:
+                out = math.ceil(span / s) + 1
+                if (out - 1) * s >= d + b:
+                    out -= 1
+            else:
+                out = span // s + 1
+        dims.append((out, b, e, s, dl))
+    return dims
+
+
+def pad_widths(dims: list[Dim], kernel_shape: tuple, spatial: tuple) -> list[tuple[int, int]]:
+    """Per spatial dim, the (begin, end) padding that every window needs: the begin pad and as
+    much at the end as the last window reaches (more than the end pad under ``ceil_mode``)."""
+    widths = []
+    for (out, b, _, s, dl), k, size in zip(dims, kernel_shape, spatial):
+        need = (out - 1) * s + (k - 1) * dl + 1
+        widths.append((b, max(0, need - size - b)))
+    return widths
+
+
+def window_kinds(dims: list[Dim], kernel_shape: tuple, spatial: tuple) -> np.ndarray:
+    """``(*out, *kernel)`` codes of every window position: 0 input, 1 explicit padding, 2 a
+    position only ``ceil_mode`` reaches (from shapes alone; the pools mask with them)."""
+    n = len(dims)
+    kind = None
+    for i, ((out, b, e, s, dl), k, size, (_, right)) in enumerate(
+            zip(dims, kernel_shape, spatial, pad_widths(dims, kernel_shape, spatial))):
+        # padded coordinate of output o, tap j: o·s + j·dl, i.e. input position o·s + j·dl - b
+        pos = (np.arange(out)[:, None] * s + np.arange(k)[None, :] * dl) - b
+        codes = np.where((pos >= 0) & (pos < size), 0, np.where(pos < size + e, 1, 2)).astype(np.int8)
+        shape = [1] * (2 * n)
+        shape[i], shape[n + i] = out, k
+        codes = codes.reshape(shape)
+        kind = codes if kind is None else np.maximum(kind, codes)
+    return kind if kind is not None else np.zeros((), np.int8)
+
+
+def transpose_crop(geo: list[tuple[int, int]], full: list[int]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices (source in the uncropped result of length ``full``, destination in the output)
+    that crop a transposed convolution by its begin pads; what falls outside stays zero
+    (``output_padding``, negative pads)."""
+    src, dst = [], []
+    for (o, begin), f in zip(geo, full):
+        lo, hi = max(begin, 0), min(begin + o, f)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
+    lead = (slice(None), slice(None))
+    return lead + tuple(src), lead + tuple(dst)
