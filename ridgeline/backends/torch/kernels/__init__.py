@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ...kernel_math.views import ints
 from ...kernel_table import KernelTable
 
 __all__ = ["TABLE", "KERNELS", "kernel", "get_kernel", "all_kernels", "ints", "same_device"]
@@ -19,13 +20,6 @@ KERNELS = TABLE.kernels
 kernel = TABLE.kernel
 get_kernel = TABLE.get
 all_kernels = TABLE.all
-
-
-def ints(t: torch.Tensor | None) -> list[int]:
-    """A shape/axes/sizes tensor as Python ints (a host sync on a device)."""
-    if t is None:
-        return []
-    return [int(v) for v in t.reshape(-1).tolist()]
 
 
 def same_device(*ts: torch.Tensor | None) -> list[torch.Tensor | None]:
