@@ -52,6 +52,22 @@ class _Numpy:
     def matrix_transpose(x: np.ndarray) -> np.ndarray:
         return np.swapaxes(x, -1, -2)
 
+    square, sqrt, abs = np.square, np.sqrt, np.abs
+
+    @staticmethod
+    def mean(x: np.ndarray, axis: Any, keepdims: bool = False) -> np.ndarray:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+
+    @staticmethod
+    def clip_min(x: np.ndarray, low: float) -> np.ndarray:
+        return np.maximum(x, low)
+
+    @staticmethod
+    def dtype(name: str) -> Any:
+        """The library's dtype of an IR dtype name."""
+        from ...ir.dtypes import DTYPES
+        return DTYPES[name].np_dtype
+
 
 def _torch_namespace():
     import torch
@@ -97,6 +113,21 @@ def _torch_namespace():
         @staticmethod
         def matrix_transpose(x: torch.Tensor) -> torch.Tensor:
             return x.mT
+
+        square, sqrt, abs = torch.square, torch.sqrt, torch.abs
+
+        @staticmethod
+        def mean(x: torch.Tensor, axis: Any, keepdims: bool = False) -> torch.Tensor:
+            return torch.mean(x, dim=axis, keepdim=keepdims)
+
+        @staticmethod
+        def clip_min(x: torch.Tensor, low: float) -> torch.Tensor:
+            return torch.clamp(x, min=low)
+
+        @staticmethod
+        def dtype(name: str) -> Any:
+            from ..torch.convert import torch_dtype
+            return torch_dtype(name)
 
     return _Torch
 
