@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Dim", "geometry", "pad_widths", "transpose_crop", "window_kinds"]
+__all__ = ["Dim", "geometry", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
 
 #: per spatial dim: (output length, begin pad, end pad, stride, dilation)
 Dim = tuple[int, int, int, int, int]
@@ -84,3 +84,18 @@ def transpose_crop(geo: list[tuple[int, int]], full: list[int]) -> tuple[tuple[s
         dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
     lead = (slice(None), slice(None))
     return lead + tuple(src), lead + tuple(dst)
+
+
+def transpose_geometry(node, spatial: tuple, kernel_shape: tuple) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """ConvTranspose's strides, dilations and per spatial dim (output length, begin crop), by
+    the spec's ``conv_transpose_geometry`` (explicit or automatic pads, output_padding/shape)."""
+    from ...ir.ops.conv import conv_transpose_geometry
+    n = len(spatial)
+    strides = list(node.attr("strides") or (1,) * n)
+    dil = list(node.attr("dilations") or (1,) * n)
+    out_shape = node.attr("output_shape")
+    if out_shape is not None and len(out_shape) == n + 2:
+        out_shape = out_shape[2:]
+    geo = conv_transpose_geometry(spatial, kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
+                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    return strides, dil, geo

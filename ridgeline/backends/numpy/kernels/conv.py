@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernel_math.conv import geometry, pad_widths, transpose_crop, window_kinds
+from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel
 
 __all__ = ["geometry", "windows"]
@@ -135,16 +135,9 @@ def global_pool(node, x):
 
 @kernel("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
-    from ....ir.ops.conv import conv_transpose_geometry
     n = x.ndim - 2
     kernel_shape = tuple(w.shape[2:])
-    strides = node.attr("strides") or (1,) * n
-    dil = node.attr("dilations") or (1,) * n
-    out_shape = node.attr("output_shape")
-    if out_shape is not None and len(out_shape) == x.ndim:
-        out_shape = out_shape[2:]
-    geo = conv_transpose_geometry(x.shape[2:], kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
-                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    strides, dil, geo = transpose_geometry(node, x.shape[2:], kernel_shape)
     g = node.attr("group")
     nb, c = x.shape[:2]
     m = w.shape[1] * g

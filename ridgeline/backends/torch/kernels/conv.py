@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import geometry, pad_widths, transpose_crop, window_kinds
+from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel, same_device
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -156,19 +156,11 @@ def global_pool(node, x):
 @kernel("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
     """torch's transposed convolution without pads (the full result), cropped as the spec says."""
-    from ....ir.ops.conv import conv_transpose_geometry
     x, w, b = same_device(x, w, b)
     n = x.dim() - 2
-    kernel_shape = tuple(w.shape[2:])
-    strides = node.attr("strides") or (1,) * n
-    dil = node.attr("dilations") or (1,) * n
-    out_shape = node.attr("output_shape")
-    if out_shape is not None and len(out_shape) == x.dim():
-        out_shape = out_shape[2:]
-    geo = conv_transpose_geometry(tuple(x.shape[2:]), kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
-                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    strides, dil, geo = transpose_geometry(node, tuple(x.shape[2:]), tuple(w.shape[2:]))
     work = _work(x.dtype)
-    canvas = _CONV_T[n](x.to(work), w.to(work), stride=list(strides), dilation=list(dil), groups=node.attr("group"))
+    canvas = _CONV_T[n](x.to(work), w.to(work), stride=strides, dilation=dil, groups=node.attr("group"))
     y = torch.zeros(tuple(canvas.shape[:2]) + tuple(o for o, _ in geo), dtype=work, device=x.device)
     src, dst = transpose_crop(geo, list(canvas.shape[2:]))
     y[dst] = canvas[src]
