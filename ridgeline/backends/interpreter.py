@@ -19,7 +19,9 @@ evaluate a single node outside a graph (constant folding, the llvm plan's foldin
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, ContextManager, Mapping, Protocol, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,8 +30,16 @@ from ..ir.dtypes import DType
 from ..ir.errors import BackendError
 from .kernel_table import KernelTable
 
-__all__ = ["ArrayNamespace", "Interpreter", "NUMPY", "NumpyNamespace", "bind_inputs", "call_kernel",
-           "evaluate_node", "last_uses"]
+__all__ = [
+    "NUMPY",
+    "ArrayNamespace",
+    "Interpreter",
+    "NumpyNamespace",
+    "bind_inputs",
+    "call_kernel",
+    "evaluate_node",
+    "last_uses",
+]
 
 
 class ArrayNamespace(Protocol):
@@ -246,7 +256,7 @@ class Interpreter:
             fn = self._bodies[node] = lambda *args: tuple(sub.run_values(list(args)))
         return fn
 
-    def nested(self, body: Graph) -> "Interpreter":
+    def nested(self, body: Graph) -> Interpreter:
         """The interpreter of a fused body: this one's kind, kernels and namespace."""
         return Interpreter(body, self.kernels, self.xp, check=self.check)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cases import assert_close
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cases import assert_close
 from ridgeline.backends.interpreter import NUMPY, Interpreter, evaluate_node, last_uses
 from ridgeline.backends.kernel_math.conv import geometry, window_kinds
 from ridgeline.backends.kernel_table import KernelTable
@@ -198,7 +198,7 @@ def test_torch_sdpa_gives_zeros_where_a_query_sees_no_key(causal, gqa, valid, le
     torch's CPU SDPA already does; the kernel forces it for builds that give NaN)."""
     g = Graph("attn")
     b = Builder(g)
-    sq = skv = 5
+    sq = 5
     hkv, d = 2, 4
     shape = (lambda h, dd: (2, sq, h * dd)) if three else (lambda h, dd: (2, h, sq, dd))
     q = g.add_input("q", tensor("f32", *shape(hkv * gqa, d)))

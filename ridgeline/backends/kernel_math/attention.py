@@ -5,7 +5,8 @@ itself, and the rotary split. Arrays keep their library; ``namespace`` supplies 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .namespace import namespace
 

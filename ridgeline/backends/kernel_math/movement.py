@@ -4,7 +4,8 @@ rearrangements (reshape and permute, the same in both libraries)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .namespace import namespace
 
@@ -32,7 +33,8 @@ def split_sizes(extent: int, sizes: Sequence[int] | None, outputs: int) -> list[
     return [part] * (outputs - 1) + [extent - part * (outputs - 1)]
 
 
-def pad_widths(shape: Sequence[int], pads: Sequence[int], axes: Sequence[int] | None) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
+def pad_widths(shape: Sequence[int], pads: Sequence[int],
+               axes: Sequence[int] | None) -> tuple[tuple[slice, ...], list[tuple[int, int]]]:
     """``Pad``'s (begin, end) per axis split into a crop (the negative pads, as slices of the
     input) and the non-negative widths to pad the cropped input by."""
     rank = len(shape)

@@ -75,7 +75,8 @@ def _torch_namespace():
 
     class _Torch:
         float32, float64, int64, bool = torch.float32, torch.float64, torch.int64, torch.bool
-        concat, stack, where, tanh, exp, matmul = torch.cat, torch.stack, torch.where, torch.tanh, torch.exp, torch.matmul
+        concat, stack, where = torch.cat, torch.stack, torch.where
+        tanh, exp, matmul = torch.tanh, torch.exp, torch.matmul
         isneginf, permute_dims = torch.isneginf, torch.permute
 
         @staticmethod

@@ -17,7 +17,7 @@ from ..interpreter import NUMPY, bind_inputs, call_kernel, evaluate_node
 from ..interpreter import Interpreter as _Generic
 from .kernels import TABLE
 
-__all__ = ["Interpreter", "bind_inputs", "evaluate", "call_reference"]
+__all__ = ["Interpreter", "bind_inputs", "call_reference", "evaluate"]
 
 
 def call_reference(node: Node, args: list, *, tiles: bool = True, check: bool = True) -> Any:
@@ -51,7 +51,7 @@ class Interpreter(_Generic):
             return super().call_kernel(node, args)   # the body in a nested interpreter of this kind
         return call_reference(node, args, tiles=self.tiles, check=self.check)
 
-    def nested(self, body: Graph) -> "Interpreter":
+    def nested(self, body: Graph) -> Interpreter:
         sub = type(self)(body, check=self.check)
         sub.tiles = self.tiles
         return sub

@@ -10,7 +10,8 @@ on the host so that reading them never waits for a device.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from ..interpreter import Interpreter
 from .convert import to_numpy, to_torch, torch_dtype
 from .kernels import TABLE
 
-__all__ = ["TorchInterpreter", "TorchNamespace", "HOST_CONSTANT_LIMIT"]
+__all__ = ["HOST_CONSTANT_LIMIT", "TorchInterpreter", "TorchNamespace"]
 
 #: integer constants up to this many elements stay on the host: they are shapes, axes, indices
 HOST_CONSTANT_LIMIT = 64
@@ -88,6 +89,6 @@ class TorchInterpreter(Interpreter):
                 fn = self._bodies[node] = self._compile_fused(fn)
         return fn
 
-    def nested(self, body: Graph) -> "TorchInterpreter":
+    def nested(self, body: Graph) -> TorchInterpreter:
         return TorchInterpreter(body, self.device, xp=self.xp)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...kernel_table import KernelTable
 
-__all__ = ["TABLE", "KERNELS", "kernel", "get_kernel", "all_kernels"]
+__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "kernel"]
 
 TABLE = KernelTable(__name__, "numpy")
 KERNELS = TABLE.kernels

@@ -13,7 +13,7 @@ import torch
 from ...kernel_math.views import ints
 from ...kernel_table import KernelTable
 
-__all__ = ["TABLE", "KERNELS", "kernel", "get_kernel", "all_kernels", "ints", "same_device"]
+__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "ints", "kernel", "same_device"]
 
 TABLE = KernelTable(__name__, "torch")
 KERNELS = TABLE.kernels
