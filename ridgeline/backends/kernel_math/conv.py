@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Dim", "geometry", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
+__all__ = ["Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
 
 #: per spatial dim: (output length, begin pad, end pad, stride, dilation)
 Dim = tuple[int, int, int, int, int]
@@ -99,3 +99,27 @@ def transpose_geometry(node, spatial: tuple, kernel_shape: tuple) -> tuple[list[
     geo = conv_transpose_geometry(spatial, kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
                                   node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
     return strides, dil, geo
+
+
+def max_pool_indices(best, dims: list[Dim], kernel_shape: tuple, x_shape: tuple, storage_order: int):
+    """MaxPool's ``Indices``: the flat offset into X of each window's first maximum, from ``best``,
+    the argmax over each flattened window (an array of numpy or torch; the result is int64)."""
+    from .namespace import namespace
+    xp = namespace(best)
+    n, spatial = len(kernel_shape), tuple(x_shape[2:])
+    coords, rem = [], best
+    for i, (out, b, _, s, dl) in enumerate(dims):   # window position -> input coordinate
+        inner = math.prod(kernel_shape[i + 1:])
+        tap, rem = rem // inner, rem % inner
+        shape = [1] * (2 + n)
+        shape[2 + i] = out
+        coords.append((xp.arange(out, best) * s - b).reshape(shape) + tap * dl)
+    nb, c = x_shape[:2]
+    base = (xp.arange(nb, best).reshape(-1, 1) * c + xp.arange(c, best).reshape(1, -1)).reshape((nb, c) + (1,) * n)
+    offset, stride = 0, 1
+    for i in range(n):
+        if storage_order:   # column-major over the spatial dims
+            offset, stride = offset + coords[i] * stride, stride * spatial[i]
+        else:
+            offset = offset * spatial[i] + coords[i]
+    return xp.astype(base * math.prod(spatial) + offset, xp.int64)

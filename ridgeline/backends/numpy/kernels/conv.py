@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry, window_kinds
+from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel
 
 __all__ = ["geometry", "windows"]
@@ -95,28 +95,8 @@ def max_pool(node, x):
     y = np.max(masked, axis=axes).astype(x.dtype)
     if len(node.outputs) == 1:
         return y
-    # the flat index of the first maximum: window position -> input coordinate -> offset into X
-    flat = masked.reshape(masked.shape[: 2 + n] + (-1,))
-    best = np.unravel_index(np.argmax(flat, axis=-1), kernel_shape)
-    spatial = x.shape[2:]
-    coords = []
-    for i, ((out, b, _, s, dl), k) in enumerate(zip(dims, kernel_shape)):
-        shape = [1] * (2 + n)
-        shape[2 + i] = out
-        start = (np.arange(out) * s - b).reshape(shape)
-        coords.append(start + best[i] * dl)
-    nb, c = x.shape[:2]
-    base = (np.arange(nb).reshape(-1, 1) * c + np.arange(c).reshape(1, -1)).reshape((nb, c) + (1,) * n)
-    if node.attr("storage_order"):  # column-major over the spatial dims
-        offset, stride = 0, 1
-        for i in range(n):
-            offset = offset + coords[i] * stride
-            stride *= spatial[i]
-    else:
-        offset = 0
-        for i in range(n):
-            offset = offset * spatial[i] + coords[i]
-    return y, (base * int(np.prod(spatial)) + offset).astype(np.int64)
+    best = np.argmax(masked.reshape(masked.shape[: 2 + n] + (-1,)), axis=-1)   # the first maximum
+    return y, max_pool_indices(best, dims, kernel_shape, x.shape, node.attr("storage_order"))
 
 
 @kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")

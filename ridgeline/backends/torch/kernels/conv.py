@@ -4,12 +4,11 @@ torch's ``conv*d``/``conv_transpose*d`` on the input padded by the shared geomet
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry, window_kinds
+from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel, same_device
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -108,35 +107,8 @@ def max_pool(node, x):
     y = torch.amax(masked, dim=axes).to(x.dtype)
     if len(node.outputs) == 1:
         return y
-    # the flat index of the first maximum: window position -> input coordinate -> offset into X
-    flat = masked.reshape(tuple(masked.shape[:2 + n]) + (-1,))
-    best = torch.argmax(flat, dim=-1)   # first maximum, as numpy
-    coords = []
-    rem = best
-    sizes = list(kernel_shape)
-    for i in range(n):   # unravel in row-major order
-        inner = int(np.prod(sizes[i + 1:])) if i + 1 < n else 1
-        coords.append(rem // inner)
-        rem = rem % inner
-    pos = []
-    for i, ((out, b, _, s, dl), c) in enumerate(zip(dims, coords)):
-        shape = [1] * (2 + n)
-        shape[2 + i] = out
-        start = (torch.arange(out, device=x.device) * s - b).reshape(shape)
-        pos.append(start + c * dl)
-    nb, ch = x.shape[:2]
-    base = (torch.arange(nb, device=x.device).reshape(-1, 1) * ch + torch.arange(ch, device=x.device).reshape(1, -1))
-    base = base.reshape((nb, ch) + (1,) * n)
-    if node.attr("storage_order"):  # column-major over the spatial dims
-        offset, stride = 0, 1
-        for i in range(n):
-            offset = offset + pos[i] * stride
-            stride *= spatial[i]
-    else:
-        offset = 0
-        for i in range(n):
-            offset = offset * spatial[i] + pos[i]
-    return y, (base * int(np.prod(spatial)) + offset).to(torch.int64)
+    best = torch.argmax(masked.reshape(tuple(masked.shape[:2 + n]) + (-1,)), dim=-1)   # first maximum, as numpy
+    return y, max_pool_indices(best, dims, kernel_shape, tuple(x.shape), node.attr("storage_order"))
 
 
 @kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
