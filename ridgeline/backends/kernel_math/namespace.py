@@ -27,6 +27,7 @@ class _Numpy:
     chunk2 = staticmethod(lambda x: np.split(x, 2, axis=-1))
     matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
     clip_min = staticmethod(lambda x, low: np.maximum(x, low))
+    clip, log1p = np.clip, np.log1p
 
     @staticmethod
     def dtype(name: str) -> Any:
@@ -57,6 +58,7 @@ def _torch_namespace() -> type:
         chunk2 = staticmethod(lambda x: list(torch.chunk(x, 2, dim=-1)))
         matrix_transpose = staticmethod(lambda x: x.mT)
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
+        clip, log1p = torch.clamp, torch.log1p
         dtype = staticmethod(torch_dtype)
 
     return _Torch
