@@ -53,15 +53,8 @@ class ArrayNamespace(Protocol):
     def from_numpy(self, a: np.ndarray) -> Any: ...   # a bound input
     def to_numpy(self, a: Any) -> np.ndarray: ...     # an output handed back to the caller
     def cast(self, a: Any, dtype: DType) -> Any: ...  # a kernel result given its declared dtype
-    def shape(self, a: Any) -> tuple[int, ...]: ...
     def guard(self) -> ContextManager: ...            # around every kernel call
     def sync(self) -> None: ...                       # before a clock is read (device queues)
-
-
-def _constant_data(c: Value) -> np.ndarray:
-    if c.data is None:
-        raise BackendError(f"constant %{c.name} has no data (a weightless graph can be estimated, not run)")
-    return c.data
 
 
 class NumpyNamespace:
@@ -72,7 +65,9 @@ class NumpyNamespace:
     errors = (ValueError, IndexError, TypeError, FloatingPointError, OverflowError, MemoryError)
 
     def constant(self, c: Value) -> np.ndarray:
-        return _constant_data(c)
+        if c.data is None:
+            raise BackendError(f"constant %{c.name} has no data (a weightless graph can be estimated, not run)")
+        return c.data
 
     def from_numpy(self, a: np.ndarray) -> np.ndarray:
         return a
@@ -83,9 +78,6 @@ class NumpyNamespace:
     def cast(self, a: Any, dtype: DType) -> np.ndarray:
         a = np.asarray(a)
         return a if a.dtype == dtype.np_dtype else a.astype(dtype.np_dtype)
-
-    def shape(self, a: np.ndarray) -> tuple[int, ...]:
-        return a.shape
 
     def guard(self) -> ContextManager:
         return np.errstate(all="ignore")
@@ -188,7 +180,7 @@ def evaluate_node(node: Node, args: list, kernels: KernelTable, xp: ArrayNamespa
     for v, a in zip(node.outputs, outs):
         a = xp.cast(a, v.type.dtype)
         if check:
-            shape, got = v.type.shape, tuple(xp.shape(a))
+            shape, got = v.type.shape, tuple(a.shape)
             if len(got) != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, got)):
                 raise BackendError(f"{node.op} kernel produced {a.dtype}{list(got)} for "
                                    f"%{v.name}: {v.type}")

@@ -57,9 +57,6 @@ class TorchNamespace:
         want = torch_dtype(dtype)
         return a if a.dtype == want else a.to(want)
 
-    def shape(self, a: torch.Tensor) -> tuple[int, ...]:
-        return tuple(a.shape)
-
     def guard(self) -> ContextManager:
         return contextlib.nullcontext()
 
