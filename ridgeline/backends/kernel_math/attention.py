@@ -10,7 +10,7 @@ from typing import Any
 
 from .namespace import namespace
 
-__all__ = ["attention", "attention_bias", "heads_and_cache", "mask_bias", "rotary"]
+__all__ = ["attention", "attention_bias", "heads_and_cache", "mask_bias", "rotary", "visible"]
 
 _NEG_INF = float("-inf")
 
@@ -53,7 +53,16 @@ def attention_bias(node, sq: int, t: int, past: int | None, nonpad, mask, work, 
     valid = xp.astype(nonpad, xp.int64).reshape(-1, 1, 1, 1) if nonpad is not None else None
     pos = i + past if past is not None else (i + (valid - sq) if valid is not None else i)
     j = xp.arange(t, like)[None, :]
-    allowed = xp.ones((sq, t), xp.bool, like)
+    allowed = visible(node, pos, j, xp.ones((sq, t), xp.bool, like))
+    if valid is not None:
+        allowed = allowed & (j < valid)
+    bias = xp.astype(xp.where(allowed, 0.0, _NEG_INF), work)
+    return bias + mask_bias(mask, t, work) if mask is not None else bias
+
+
+def visible(node, pos, j, allowed):
+    """``allowed`` narrowed to the keys ``j`` a query at ``pos`` may see by the causal frontier
+    (``j <= pos``) and the sliding window (``left_window_size``, ``right_window_size``)."""
     if node.attr("is_causal"):
         allowed = allowed & (j <= pos)
     left, right = node.attr("left_window_size"), node.attr("right_window_size")
@@ -61,10 +70,7 @@ def attention_bias(node, sq: int, t: int, past: int | None, nonpad, mask, work, 
         allowed = allowed & (pos - j <= left)
     if right >= 0:
         allowed = allowed & (j - pos <= right)
-    if valid is not None:
-        allowed = allowed & (j < valid)
-    bias = xp.astype(xp.where(allowed, 0.0, _NEG_INF), work)
-    return bias + mask_bias(mask, t, work) if mask is not None else bias
+    return allowed
 
 
 def masked_softmax(x) -> Any:

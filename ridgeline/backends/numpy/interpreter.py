@@ -47,9 +47,16 @@ class Interpreter(_Generic):
         self.tiles = tiles
 
     def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
-        if node.op == "Fused" and not (self.tiles and "tile" in node.meta):
-            return super().call_kernel(node, args)   # the body in a nested interpreter of this kind
-        return call_reference(node, args, tiles=self.tiles, check=self.check)
+        if self.tiles and "tile" in node.meta:
+            out = self.call_tiled(node, args)
+            if out is not None:
+                return out
+        return super().call_kernel(node, args)   # a Fused body: a nested interpreter of this kind
+
+    def call_tiled(self, node: Node, args: list[np.ndarray | None]) -> Any:
+        """``node`` run block by block by its tile schedule; None falls back to the plain kernel."""
+        from .tiled import run_tiled
+        return run_tiled(node, args)
 
     def nested(self, body: Graph) -> Interpreter:
         sub = type(self)(body, check=self.check)

@@ -35,7 +35,7 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
-from ..kernel_math.attention import heads_and_cache, mask_bias
+from ..kernel_math.attention import heads_and_cache, mask_bias, visible
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -390,14 +390,7 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
             s = np.matmul(qb, np.swapaxes(kk[:, :, j0:j1], -1, -2)) * scale
             if cap:
                 s = cap * np.tanh(s / cap)
-            j = np.arange(j0, j1)[None, :]
-            allowed = np.ones((r1 - r0, j1 - j0), dtype=bool)
-            if causal:
-                allowed &= j <= rp
-            if left >= 0:
-                allowed &= rp - j <= left
-            if right >= 0:
-                allowed &= j - rp <= right
+            allowed = visible(node, rp, np.arange(j0, j1)[None, :], np.ones((r1 - r0, j1 - j0), dtype=bool))
             s = s + np.where(allowed, 0.0, -np.inf)
             if bias_full is not None:
                 s = s + bias_full[:, :, r0:r1, j0:j1]
