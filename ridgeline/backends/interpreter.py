@@ -30,16 +30,8 @@ from ..ir.dtypes import DType
 from ..ir.errors import BackendError
 from .kernel_table import KernelTable
 
-__all__ = [
-    "NUMPY",
-    "ArrayNamespace",
-    "Interpreter",
-    "NumpyNamespace",
-    "bind_inputs",
-    "call_kernel",
-    "evaluate_node",
-    "last_uses",
-]
+__all__ = ["NUMPY", "ArrayNamespace", "Interpreter", "NumpyNamespace", "bind_inputs", "call_kernel",
+           "evaluate_node", "last_uses"]
 
 
 class ArrayNamespace(Protocol):
