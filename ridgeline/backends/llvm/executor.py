@@ -33,11 +33,11 @@ from typing import Any, Callable, Mapping, Sequence
 import llvmlite.ir as ir
 import numpy as np
 
-from ...ir import Graph, Node
+from ...ir import Graph, Node, Value
 from ...ir import dims as D
 from ...ir.errors import BackendError, IRError
 from ...ir.verifier import describe
-from ..numpy.interpreter import Interpreter, _check_shape, bind_inputs
+from ..numpy.interpreter import Interpreter, bind_inputs, evaluate
 from .checked import CheckedKernel, running
 from .irutil import checked_mode
 from .jit import CompiledModule, compile_ir, finalize_text
@@ -187,7 +187,6 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         except IRError as e:  # keep going with what is static; the rest falls back (and a real
             log.info("could not bind %s: %s", dims, e)  # mismatch fails at run time: one line, not two)
     plan = Plan(runtime=runtime)
-    folder = Interpreter(bound, check=False)
     known: dict[int, np.ndarray] = {id(c): c.data for c in bound.constants.values() if c.data is not None}
     symbolic: set[int] = set()   # values of the shape arithmetic of runtime dims (bound-graph ids)
     lowered: list[tuple[Node, Lowering]] = []
@@ -214,7 +213,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 args = [known.get(id(v)) if v is not None else None for v in ins]
                 if shape_only and args[0] is None:
                     args[0] = _shape_proxy(ins[0])
-                outs = tuple(_contig(a) for a in folder.run_node(node, args))
+                outs = tuple(_contig(a) for a in evaluate(node, args, check=False))
             except BackendError:
                 outs = None  # fails on these values: leave it to run time, where it fails the same way
             if outs is not None:
@@ -293,6 +292,12 @@ def _kernel_args(args: list, loose: frozenset[int] | None) -> list:
         return [a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
     return [a if a is None or i in loose or a.flags.c_contiguous else np.ascontiguousarray(a)
             for i, a in enumerate(args)]
+
+
+def _check_shape(node: Node, v: Value, a: np.ndarray) -> None:
+    shape = v.type.shape
+    if a.ndim != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, a.shape)):
+        raise BackendError(f"{node.op} kernel produced {a.dtype}{list(a.shape)} for %{v.name}: {v.type}")
 
 
 def _check_results(node: Node, res: Sequence[np.ndarray]) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ...ir import Node
 from ...ir.errors import BackendError
+from ..kernel_math.movement import onnx_slice
 from .elementwise import describe_node
 from .irutil import I64, const, kernel_function, load, loop, store
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
@@ -111,7 +112,7 @@ class CopyLowering(Lowering):
         probe = node.outputs[0].type.shape
         for a, s, e, k in zip(axes, starts, ends, steps):
             a = a % len(x)
-            sel = range(x[a])[_py_slice(x[a], s, e, k)]
+            sel = range(x[a])[onnx_slice(x[a], s, e, k)]
             if len(sel) != probe[a]:
                 raise Unsupported("Slice shape disagrees with inference")
             if len(sel):
@@ -150,17 +151,6 @@ class CopyLowering(Lowering):
                 runner.launch(kern, extent, [ptr(args[s]), ptr(outs[d])], cost)
             return outs
         return run
-
-
-def _py_slice(n: int, s: int, e: int, k: int) -> slice:
-    """ONNX's clamping of Slice bounds, as the reference kernel applies it."""
-    s = max(min(s, n), -n - 1)
-    e = max(min(e, n), -n - 1)
-    if k < 0 and e < -n:
-        return slice(s, None, k)
-    if e == -n - 1 and k > 0:
-        e = 0
-    return slice(s, e, k)
 
 
 class GatherLowering(Lowering):

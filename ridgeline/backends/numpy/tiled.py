@@ -35,7 +35,7 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from .kernels import get_kernel
-from .kernels.attention import heads_and_cache
+from ..kernel_math.attention import heads_and_cache, mask_bias, visible
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -227,16 +227,14 @@ def _full(shape: tuple[int, ...]) -> Window:
 # --------------------------------------------------------------------------- kernels: setup
 def _body_of(node: Node, args: list) -> tuple[_Windows, Graph | None]:
     """The lazy evaluator over a fused body (leaves: its inputs bound to ``args``) or one node."""
-    from .interpreter import Interpreter
+    from .interpreter import call_reference   # it calls run_tiled: imported when first run
     if node.op == "Fused" and node.body is not None:
         body = node.body
         leaves = {id(p): a for p, a in zip(body.inputs, args) if a is not None}
-        helper = Interpreter(body, check=False)
     else:
         body = None
         leaves = {id(v): a for v, a in zip(node.inputs, args) if v is not None and a is not None}
-        helper = Interpreter(Graph("tiled"), check=False)
-    return _Windows(leaves, lambda n, a: helper.call_kernel(n, a)), body
+    return _Windows(leaves, lambda n, a: call_reference(n, a, check=False)), body
 
 
 def _principal(node: Node, ops: Sequence[str]) -> Node | None:
@@ -370,12 +368,7 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
     pos = np.arange(rows) // g + past
     bias_full = None
     if mask is not None:
-        m = mask
-        if m.shape[-1] < t:
-            pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
-            m = np.pad(m, pad, constant_values=False if m.dtype == np.bool_ else -np.inf)
-        m = np.where(m, 0.0, -np.inf) if m.dtype == np.bool_ else m.astype(np.float64)
-        m = np.broadcast_to(m, (batch, hq, sq, t))
+        m = np.broadcast_to(mask_bias(mask, t, np.float64), (batch, hq, sq, t))
         bias_full = m.reshape(batch, hkv, g, sq, t).transpose(0, 1, 3, 2, 4).reshape(batch, hkv, rows, t)
     out = np.zeros((batch, hkv, rows, dv))
     for r0, r1 in block_ranges(rows, block_q):
@@ -397,14 +390,7 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
             s = np.matmul(qb, np.swapaxes(kk[:, :, j0:j1], -1, -2)) * scale
             if cap:
                 s = cap * np.tanh(s / cap)
-            j = np.arange(j0, j1)[None, :]
-            allowed = np.ones((r1 - r0, j1 - j0), dtype=bool)
-            if causal:
-                allowed &= j <= rp
-            if left >= 0:
-                allowed &= rp - j <= left
-            if right >= 0:
-                allowed &= j - rp <= right
+            allowed = visible(node, rp, np.arange(j0, j1)[None, :], np.ones((r1 - r0, j1 - j0), dtype=bool))
             s = s + np.where(allowed, 0.0, -np.inf)
             if bias_full is not None:
                 s = s + bias_full[:, :, r0:r1, j0:j1]

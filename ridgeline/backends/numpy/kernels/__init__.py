@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ...kernel_table import KernelTable
 
-__all__ = ["KERNELS", "kernel", "get_kernel", "all_kernels"]
+__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "kernel"]
 
-_TABLE = KernelTable(__name__, "numpy")
-KERNELS = _TABLE.kernels
-kernel = _TABLE.kernel
-get_kernel = _TABLE.get
-all_kernels = _TABLE.all
+TABLE = KernelTable(__name__, "numpy")
+KERNELS = TABLE.kernels
+kernel = TABLE.kernel
+get_kernel = TABLE.get
+all_kernels = TABLE.all

@@ -3,72 +3,26 @@ reduced in float64; see the spec module for the geometry."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel
 
-
-def geometry(node, spatial: tuple, kernel_shape: tuple):
-    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
-    n = len(spatial)
-    strides = node.attr("strides") or (1,) * n
-    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
-    pads = node.attr("pads") or (0,) * (2 * n)
-    auto = node.attr("auto_pad")
-    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
-    dims = []
-    for i in range(n):
-        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
-        w = (k - 1) * dl + 1
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            out = -(-d // s)
-            total = max(0, (out - 1) * s + w - d)
-            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
-            e = total - b
-        elif auto == "VALID":
-            b = e = 0
-            out = (d - w) // s + 1
-        else:
-            b, e = pads[i], pads[n + i]
-            span = d + b + e - w
-            if ceil:
-                out = math.ceil(span / s) + 1
-                if (out - 1) * s >= d + b:
-                    out -= 1
-            else:
-                out = span // s + 1
-        dims.append((out, b, e, s, dl))
-    return dims
+__all__ = ["geometry", "windows"]
 
 
 def windows(x: np.ndarray, dims, kernel_shape, fill) -> tuple[np.ndarray, np.ndarray]:
     """``(N, C, *out, *kernel)`` windows of x, and a same-shaped code: 0 input, 1 explicit
     padding, 2 positions only ``ceil_mode`` reaches. Padding holds ``fill``."""
     n = len(dims)
-    pad_width, kind_axes = [(0, 0), (0, 0)], []
-    for (out, b, e, s, dl), k, size in zip(dims, kernel_shape, x.shape[2:]):
-        need = (out - 1) * s + (k - 1) * dl + 1
-        right = max(0, need - size - b)
-        pad_width.append((b, right))
-        pos = np.arange(-b, size + right)
-        kind_axes.append(np.where((pos >= 0) & (pos < size), 0, np.where(pos < size + e, 1, 2)))
-    xp = np.pad(x, pad_width, constant_values=fill)
-    kind = np.zeros(xp.shape[2:], np.int8)
-    for i, ka in enumerate(kind_axes):
-        shape = [1] * n
-        shape[i] = -1
-        kind = np.maximum(kind, ka.reshape(shape))
+    spatial = x.shape[2:]
+    xp = np.pad(x, [(0, 0), (0, 0)] + pad_widths(dims, kernel_shape, spatial), constant_values=fill)
     spans = [(k - 1) * dl + 1 for (_, _, _, _, dl), k in zip(dims, kernel_shape)]
-    axes = tuple(range(2, 2 + n))
-    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=axes)
-    kwin = np.lib.stride_tricks.sliding_window_view(kind, spans, axis=tuple(range(n)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + n)))
     sel = tuple(slice(0, (out - 1) * s + 1, s) for out, _, _, s, _ in dims)
     dil = tuple(slice(None, None, dl) for _, _, _, _, dl in dims)
     win = win[(slice(None), slice(None)) + sel + dil]
-    kwin = kwin[sel + dil]
-    return win, np.broadcast_to(kwin, win.shape)
+    return win, np.broadcast_to(window_kinds(dims, kernel_shape, spatial), win.shape)
 
 
 def _conv(x, w, node, fill=0.0):
@@ -141,28 +95,8 @@ def max_pool(node, x):
     y = np.max(masked, axis=axes).astype(x.dtype)
     if len(node.outputs) == 1:
         return y
-    # the flat index of the first maximum: window position -> input coordinate -> offset into X
-    flat = masked.reshape(masked.shape[: 2 + n] + (-1,))
-    best = np.unravel_index(np.argmax(flat, axis=-1), kernel_shape)
-    spatial = x.shape[2:]
-    coords = []
-    for i, ((out, b, _, s, dl), k) in enumerate(zip(dims, kernel_shape)):
-        shape = [1] * (2 + n)
-        shape[2 + i] = out
-        start = (np.arange(out) * s - b).reshape(shape)
-        coords.append(start + best[i] * dl)
-    nb, c = x.shape[:2]
-    base = (np.arange(nb).reshape(-1, 1) * c + np.arange(c).reshape(1, -1)).reshape((nb, c) + (1,) * n)
-    if node.attr("storage_order"):  # column-major over the spatial dims
-        offset, stride = 0, 1
-        for i in range(n):
-            offset = offset + coords[i] * stride
-            stride *= spatial[i]
-    else:
-        offset = 0
-        for i in range(n):
-            offset = offset * spatial[i] + coords[i]
-    return y, (base * int(np.prod(spatial)) + offset).astype(np.int64)
+    best = np.argmax(masked.reshape(masked.shape[: 2 + n] + (-1,)), axis=-1)   # the first maximum
+    return y, max_pool_indices(best, dims, kernel_shape, x.shape, node.attr("storage_order"))
 
 
 @kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
@@ -181,16 +115,9 @@ def global_pool(node, x):
 
 @kernel("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
-    from ....ir.ops.conv import conv_transpose_geometry
     n = x.ndim - 2
     kernel_shape = tuple(w.shape[2:])
-    strides = node.attr("strides") or (1,) * n
-    dil = node.attr("dilations") or (1,) * n
-    out_shape = node.attr("output_shape")
-    if out_shape is not None and len(out_shape) == x.ndim:
-        out_shape = out_shape[2:]
-    geo = conv_transpose_geometry(x.shape[2:], kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
-                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    strides, dil, geo = transpose_geometry(node, x.shape[2:], kernel_shape)
     g = node.attr("group")
     nb, c = x.shape[:2]
     m = w.shape[1] * g
@@ -205,14 +132,9 @@ def conv_transpose(node, x, w, b=None):
                     for o, dl, s, d in zip(offset, dil, strides, x.shape[2:]))
         canvas[(slice(None),) * 3 + dst] += contrib
     canvas = canvas.reshape((nb, m) + tuple(full))
-    # crop by the begin pads (zeros outside the full result: output_padding, negative pads)
     y = np.zeros((nb, m) + tuple(o for o, _ in geo))
-    src, dst = [], []
-    for (o, begin), f in zip(geo, full):
-        lo, hi = max(begin, 0), min(begin + o, f)
-        src.append(slice(lo, max(hi, lo)))
-        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
-    y[(slice(None), slice(None)) + tuple(dst)] = canvas[(slice(None), slice(None)) + tuple(src)]
+    src, dst = transpose_crop(geo, full)
+    y[dst] = canvas[src]
     if b is not None:
         y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
     return y.astype(x.dtype)

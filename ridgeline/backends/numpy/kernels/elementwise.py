@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ....ir.dtypes import dtype as to_dtype
+from ...kernel_math.activations import KERNELS as _SHARED
 from . import kernel
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -53,25 +54,6 @@ def relu(node, x):
     return np.maximum(x, x.dtype.type(0))
 
 
-@kernel("LeakyRelu")
-def leaky_relu(node, x):
-    return np.where(x >= 0, x, x * x.dtype.type(node.attr("alpha"))).astype(x.dtype)
-
-
-@kernel("Elu")
-def elu(node, x):
-    a = node.attr("alpha")
-    with np.errstate(over="ignore"):
-        return np.where(x >= 0, x, a * (np.exp(x) - 1)).astype(x.dtype)
-
-
-@kernel("Selu")
-def selu(node, x):
-    a, g = node.attr("alpha"), node.attr("gamma")
-    with np.errstate(over="ignore"):
-        return (g * np.where(x > 0, x, a * (np.exp(x) - 1))).astype(x.dtype)
-
-
 @kernel("Celu")
 def celu(node, x):
     a = node.attr("alpha")
@@ -79,57 +61,10 @@ def celu(node, x):
         return (np.maximum(0, x) + np.minimum(0, a * (np.exp(x / a) - 1))).astype(x.dtype)
 
 
-@kernel("ThresholdedRelu")
-def thresholded_relu(node, x):
-    return np.where(x > node.attr("alpha"), x, 0).astype(x.dtype)
-
-
 @kernel("Softplus")
 def softplus(node, x):
     with np.errstate(over="ignore"):
         return np.log1p(np.exp(x)).astype(x.dtype)
-
-
-@kernel("Softsign")
-def softsign(node, x):
-    return (x / (1 + np.abs(x))).astype(x.dtype)
-
-
-@kernel("HardSigmoid")
-def hard_sigmoid(node, x):
-    return np.clip(node.attr("alpha") * x + node.attr("beta"), 0, 1).astype(x.dtype)
-
-
-@kernel("HardSwish")
-def hard_swish(node, x):
-    return (x * np.clip(x / 6 + 0.5, 0, 1)).astype(x.dtype)
-
-
-@kernel("Mish")
-def mish(node, x):
-    with np.errstate(over="ignore"):
-        return (x * np.tanh(np.log1p(np.exp(x)))).astype(x.dtype)
-
-
-@kernel("Swish")
-def swish(node, x):
-    xf = x.astype(np.float64)
-    with np.errstate(over="ignore"):
-        return (xf / (1.0 + np.exp(-node.attr("alpha") * xf))).astype(x.dtype)
-
-
-@kernel("SwiGLU")
-def swiglu(node, a, b):
-    af = a.astype(np.float64)
-    with np.errstate(over="ignore"):
-        return (af / (1.0 + np.exp(-node.attr("alpha") * af)) * b.astype(np.float64)).astype(a.dtype)
-
-
-@kernel("Shrink")
-def shrink(node, x):
-    lambd, bias = node.attr("lambd"), node.attr("bias")
-    xf = x.astype(np.float64)
-    return np.where(xf < -lambd, xf + bias, np.where(xf > lambd, xf - bias, 0.0)).astype(x.dtype)
 
 
 @kernel("BitShift")
@@ -277,3 +212,7 @@ def _cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
         except (TypeError, ValueError):  # a pair ml_dtypes does not convert directly (int4 <-> uint4)
             via = np.int64 if x.dtype.name in ("int4", "uint4") or x.dtype.kind in "iu" else np.float32
             return x.astype(via).astype(to)
+
+
+for _op, _fn in _SHARED.items():
+    kernel(_op)(_fn)

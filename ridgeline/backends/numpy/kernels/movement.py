@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...kernel_math.movement import depth_to_space, onnx_slice, pad_widths, space_to_depth, split_sizes
 from . import kernel
 
 
@@ -21,13 +22,8 @@ def concat(node, *xs):
 @kernel("Split")
 def split(node, x, sizes=None):
     axis = node.attr("axis") % x.ndim
-    if sizes is not None:
-        bounds = np.cumsum([int(s) for s in sizes])[:-1]
-    else:
-        n = len(node.outputs)
-        part = -(-x.shape[axis] // n)
-        bounds = [part * (i + 1) for i in range(n - 1)]
-    return tuple(np.split(x, bounds, axis=axis))
+    parts = split_sizes(x.shape[axis], None if sizes is None else sizes.reshape(-1), len(node.outputs))
+    return tuple(np.split(x, np.cumsum(parts)[:-1], axis=axis))
 
 
 @kernel("Slice")
@@ -37,16 +33,7 @@ def slice_(node, x, starts, ends, axes=None, steps=None):
     steps = [1] * len(starts) if steps is None else steps.reshape(-1).tolist()
     index = [slice(None)] * x.ndim
     for a, s, e, st in zip(axes, starts, ends, steps):
-        a = a % x.ndim
-        dim = x.shape[a]
-        # clamp as ONNX does (large sentinels such as INT64_MAX mean "to the end")
-        s = max(min(s, dim), -dim - 1)
-        e = max(min(e, dim), -dim - 1)
-        if st < 0 and e < -dim:
-            e = None
-        elif e is not None and e == -dim - 1 and st > 0:
-            e = 0
-        index[a] = slice(s, e, st)
+        index[a % x.ndim] = onnx_slice(x.shape[a % x.ndim], s, e, st)
     return x[tuple(index)]
 
 
@@ -94,15 +81,8 @@ def tile(node, x, reps):
 
 @kernel("Pad")
 def pad(node, x, pads, value=None, axes=None):
-    axes = list(range(x.ndim)) if axes is None else [int(a) % x.ndim for a in axes.reshape(-1)]
-    pads = [int(p) for p in pads.reshape(-1)]
-    width = [(0, 0)] * x.ndim
-    for k, a in enumerate(axes):
-        width[a] = (pads[k], pads[k + len(axes)])
-    # negative pads crop
-    crop = tuple(slice(max(-b, 0), x.shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
+    crop, width = pad_widths(x.shape, pads.reshape(-1), None if axes is None else axes.reshape(-1))
     x = x[crop]
-    width = [(max(b, 0), max(e, 0)) for b, e in width]
     mode = node.attr("mode")
     if mode == "constant":
         cv = value.reshape(()).item() if value is not None and value.size else 0
@@ -183,22 +163,8 @@ def compress(node, x, condition):
     return np.compress(condition, x, axis=node.attr("axis"))
 
 
-@kernel("DepthToSpace")
-def depth_to_space(node, x):
-    b, (n, c, h, w) = node.attr("blocksize"), x.shape
-    if node.attr("mode") == "DCR":
-        t = x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2)
-    else:
-        t = x.reshape(n, c // (b * b), b, b, h, w).transpose(0, 1, 4, 2, 5, 3)
-    return t.reshape(n, c // (b * b), h * b, w * b)
-
-
-@kernel("SpaceToDepth")
-def space_to_depth(node, x):
-    b, (n, c, h, w) = node.attr("blocksize"), x.shape
-    t = x.reshape(n, c, h // b, b, w // b, b)
-    t = t.transpose(0, 3, 5, 1, 2, 4) if node.attr("mode") == "DCR" else t.transpose(0, 1, 3, 5, 2, 4)
-    return t.reshape(n, c * b * b, h // b, w // b)
+kernel("DepthToSpace")(depth_to_space)
+kernel("SpaceToDepth")(space_to_depth)
 
 
 @kernel("ReverseSequence")

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import torch
 
+from ...kernel_math.views import ints
 from ...kernel_table import KernelTable
 
-__all__ = ["KERNELS", "kernel", "get_kernel", "all_kernels", "ints", "same_device"]
+__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "ints", "kernel", "same_device"]
 
-_TABLE = KernelTable(__name__, "torch")
-KERNELS = _TABLE.kernels
-kernel = _TABLE.kernel
-get_kernel = _TABLE.get
-all_kernels = _TABLE.all
-
-
-def ints(t: torch.Tensor | None) -> list[int]:
-    """A shape/axes/sizes tensor as Python ints (a host sync on a device)."""
-    if t is None:
-        return []
-    return [int(v) for v in t.reshape(-1).tolist()]
+TABLE = KernelTable(__name__, "torch")
+KERNELS = TABLE.kernels
+kernel = TABLE.kernel
+get_kernel = TABLE.get
+all_kernels = TABLE.all
 
 
 def same_device(*ts: torch.Tensor | None) -> list[torch.Tensor | None]:

@@ -6,6 +6,7 @@ import torch
 
 from ....ir.dtypes import dtype as to_dtype
 from ..convert import torch_dtype
+from ...kernel_math.activations import KERNELS as _SHARED
 from . import kernel, same_device
 
 _UNARY = {
@@ -32,77 +33,16 @@ def isinf(node, x):
     return pos | neg
 
 
-@kernel("LeakyRelu")
-def leaky_relu(node, x):
-    return torch.where(x >= 0, x, x * node.attr("alpha"))
-
-
-@kernel("Elu")
-def elu(node, x):
-    return torch.where(x >= 0, x, node.attr("alpha") * (torch.exp(x) - 1))
-
-
-@kernel("Selu")
-def selu(node, x):
-    a, g = node.attr("alpha"), node.attr("gamma")
-    return g * torch.where(x > 0, x, a * (torch.exp(x) - 1))
-
-
 @kernel("Celu")
 def celu(node, x):
     a = node.attr("alpha")
     return torch.clamp(x, min=0) + torch.clamp(a * (torch.exp(x / a) - 1), max=0)
 
 
-@kernel("ThresholdedRelu")
-def thresholded_relu(node, x):
-    return torch.where(x > node.attr("alpha"), x, torch.zeros_like(x))
-
-
 @kernel("Softplus")
 def softplus(node, x):
     # log1p(exp(x)) exactly as the reference (torch's softplus switches to x above a threshold)
     return torch.log1p(torch.exp(x))
-
-
-@kernel("Softsign")
-def softsign(node, x):
-    return x / (1 + torch.abs(x))
-
-
-@kernel("HardSigmoid")
-def hard_sigmoid(node, x):
-    return torch.clamp(node.attr("alpha") * x + node.attr("beta"), 0, 1)
-
-
-@kernel("HardSwish")
-def hard_swish(node, x):
-    return x * torch.clamp(x / 6 + 0.5, 0, 1)
-
-
-@kernel("Mish")
-def mish(node, x):
-    return x * torch.tanh(torch.log1p(torch.exp(x)))
-
-
-@kernel("Swish")
-def swish(node, x):
-    xf = x.double()
-    return (xf * torch.sigmoid(node.attr("alpha") * xf)).to(x.dtype)
-
-
-@kernel("SwiGLU")
-def swiglu(node, a, b):
-    a, b = same_device(a, b)
-    af = a.double()
-    return (af * torch.sigmoid(node.attr("alpha") * af) * b.double()).to(a.dtype)
-
-
-@kernel("Shrink")
-def shrink(node, x):
-    lambd, bias = node.attr("lambd"), node.attr("bias")
-    xf = x.double()
-    return torch.where(xf < -lambd, xf + bias, torch.where(xf > lambd, xf - bias, torch.zeros_like(xf))).to(x.dtype)
 
 
 @kernel("BitShift")
@@ -281,3 +221,6 @@ def _cast(x: torch.Tensor, to: str, saturate: int) -> torch.Tensor:
         x = x.float()
     return x.to(want)
 
+
+for _op, _fn in _SHARED.items():
+    kernel(_op)(_fn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...kernel_math.movement import depth_to_space, onnx_slice, pad_widths, space_to_depth, split_sizes
 from . import ints, kernel, same_device
 
 
@@ -23,24 +24,8 @@ def concat(node, *xs):
 @kernel("Split")
 def split(node, x, sizes=None):
     axis = node.attr("axis") % x.dim()
-    if sizes is not None:
-        parts = ints(sizes)
-    else:
-        n = len(node.outputs)
-        part = -(-x.shape[axis] // n)
-        parts = [part] * (n - 1) + [x.shape[axis] - part * (n - 1)]
+    parts = split_sizes(x.shape[axis], None if sizes is None else ints(sizes), len(node.outputs))
     return tuple(torch.split(x, parts, dim=axis))
-
-
-def _index(n: int, start: int, end: int, step: int) -> list[int]:
-    """The positions ``range(n)[start:end:step]`` selects, with ONNX's clamping of sentinels."""
-    start = max(min(start, n), -n - 1)
-    end = max(min(end, n), -n - 1)
-    if step < 0 and end < -n:
-        return list(range(n))[start::step]
-    if end == -n - 1 and step > 0:
-        end = 0
-    return list(range(n))[start:end:step]
 
 
 @kernel("Slice")
@@ -51,7 +36,7 @@ def slice_(node, x, starts, ends, axes=None, steps=None):
     out = x
     for a, s, e, k in zip(ax, st, en, sp):
         a = a % x.dim()
-        idx = _index(x.shape[a], s, e, k)
+        idx = list(range(x.shape[a]))[onnx_slice(x.shape[a], s, e, k)]
         if k == 1:
             out = out.narrow(a, idx[0], len(idx)) if idx else out.narrow(a, 0, 0)
         else:  # torch slicing has no negative steps: select the positions explicitly
@@ -109,17 +94,8 @@ def tile(node, x, reps):
 
 @kernel("Pad")
 def pad(node, x, pads, value=None, axes=None):
-    axes = list(range(x.dim())) if axes is None else [a % x.dim() for a in ints(axes)]
-    p = ints(pads)
-    width = [(0, 0)] * x.dim()
-    for k, a in enumerate(axes):
-        width[a] = (p[k], p[k + len(axes)])
-    # negative pads crop
-    for a, (b, e) in enumerate(width):
-        if b < 0 or e < 0:
-            lo, hi = max(-b, 0), x.shape[a] - max(-e, 0)
-            x = x.narrow(a, lo, hi - lo)
-    width = [(max(b, 0), max(e, 0)) for b, e in width]
+    crop, width = pad_widths(tuple(x.shape), ints(pads), None if axes is None else ints(axes))
+    x = x[crop]
     mode = node.attr("mode")
     if mode == "constant":
         cv = value.reshape(-1)[0].item() if value is not None and value.numel() else 0
@@ -226,22 +202,8 @@ def compress(node, x, condition):
     return x.index_select(axis, keep[keep < x.shape[axis]])
 
 
-@kernel("DepthToSpace")
-def depth_to_space(node, x):
-    b, (n, c, h, w) = node.attr("blocksize"), x.shape
-    if node.attr("mode") == "DCR":
-        t = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
-    else:
-        t = x.reshape(n, c // (b * b), b, b, h, w).permute(0, 1, 4, 2, 5, 3)
-    return t.reshape(n, c // (b * b), h * b, w * b)
-
-
-@kernel("SpaceToDepth")
-def space_to_depth(node, x):
-    b, (n, c, h, w) = node.attr("blocksize"), x.shape
-    t = x.reshape(n, c, h // b, b, w // b, b)
-    t = t.permute(0, 3, 5, 1, 2, 4) if node.attr("mode") == "DCR" else t.permute(0, 1, 3, 5, 2, 4)
-    return t.reshape(n, c * b * b, h // b, w // b)
+kernel("DepthToSpace")(depth_to_space)
+kernel("SpaceToDepth")(space_to_depth)
 
 
 @kernel("ReverseSequence")

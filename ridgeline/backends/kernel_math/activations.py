@@ -1,0 +1,69 @@
+"""Activation kernels of ``ridgeline.ir.ops.elementwise``, one for numpy and torch: the
+reference's formulas (float64 where it widens) over the shared namespace; both tables register
+``KERNELS``."""
+
+from __future__ import annotations
+
+from .namespace import namespace
+
+__all__ = ["KERNELS"]
+
+
+def leaky_relu(node, x):
+    return namespace(x).where(x >= 0, x, x * node.attr("alpha"))
+
+
+def elu(node, x):
+    xp = namespace(x)
+    return xp.astype(xp.where(x >= 0, x, node.attr("alpha") * (xp.exp(x) - 1)), x.dtype)
+
+
+def selu(node, x):
+    xp = namespace(x)
+    return xp.astype(node.attr("gamma") * xp.where(x > 0, x, node.attr("alpha") * (xp.exp(x) - 1)), x.dtype)
+
+
+def thresholded_relu(node, x):
+    xp = namespace(x)
+    return xp.astype(xp.where(x > node.attr("alpha"), x, 0), x.dtype)
+
+
+def softsign(node, x):
+    return namespace(x).astype(x / (1 + namespace(x).abs(x)), x.dtype)
+
+
+def hard_sigmoid(node, x):
+    return namespace(x).astype(namespace(x).clip(node.attr("alpha") * x + node.attr("beta"), 0, 1), x.dtype)
+
+
+def hard_swish(node, x):
+    return namespace(x).astype(x * namespace(x).clip(x / 6 + 0.5, 0, 1), x.dtype)
+
+
+def mish(node, x):
+    xp = namespace(x)
+    return xp.astype(x * xp.tanh(xp.log1p(xp.exp(x))), x.dtype)
+
+
+def swish(node, x):
+    xp = namespace(x)
+    xf = xp.astype(x, xp.float64)
+    return xp.astype(xf / (1.0 + xp.exp(-node.attr("alpha") * xf)), x.dtype)
+
+
+def swiglu(node, a, b):
+    xp = namespace(a)
+    af = xp.astype(a, xp.float64)
+    return xp.astype(af / (1.0 + xp.exp(-node.attr("alpha") * af)) * xp.astype(b, xp.float64), a.dtype)
+
+
+def shrink(node, x):
+    xp = namespace(x)
+    lambd, bias = node.attr("lambd"), node.attr("bias")
+    xf = xp.astype(x, xp.float64)
+    return xp.astype(xp.where(xf < -lambd, xf + bias, xp.where(xf > lambd, xf - bias, 0.0)), x.dtype)
+
+
+KERNELS = {"LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu, "ThresholdedRelu": thresholded_relu,
+           "Softsign": softsign, "HardSigmoid": hard_sigmoid, "HardSwish": hard_swish, "Mish": mish,
+           "Swish": swish, "SwiGLU": swiglu, "Shrink": shrink}

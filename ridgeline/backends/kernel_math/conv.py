@@ -1,0 +1,125 @@
+"""Convolution and pooling geometry (``ridgeline.ir.ops.conv``): output lengths, pads, which
+window positions read input or padding, and how a transposed convolution is cropped."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
+
+#: per spatial dim: (output length, begin pad, end pad, stride, dilation)
+Dim = tuple[int, int, int, int, int]
+
+
+def geometry(node, spatial: tuple, kernel_shape: tuple) -> list[Dim]:
+    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
+    n = len(spatial)
+    strides = node.attr("strides") or (1,) * n
+    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
+    pads = node.attr("pads") or (0,) * (2 * n)
+    auto = node.attr("auto_pad")
+    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
+    dims = []
+    for i in range(n):
+        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
+        w = (k - 1) * dl + 1
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-d // s)
+            total = max(0, (out - 1) * s + w - d)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            e = total - b
+        elif auto == "VALID":
+            b = e = 0
+            out = (d - w) // s + 1
+        else:
+            b, e = pads[i], pads[n + i]
+            span = d + b + e - w
+            if ceil:
+                out = math.ceil(span / s) + 1
+                if (out - 1) * s >= d + b:
+                    out -= 1
+            else:
+                out = span // s + 1
+        dims.append((out, b, e, s, dl))
+    return dims
+
+
+def pad_widths(dims: list[Dim], kernel_shape: tuple, spatial: tuple) -> list[tuple[int, int]]:
+    """Per spatial dim, the (begin, end) padding that every window needs: the begin pad and as
+    much at the end as the last window reaches (more than the end pad under ``ceil_mode``)."""
+    widths = []
+    for (out, b, _, s, dl), k, size in zip(dims, kernel_shape, spatial):
+        need = (out - 1) * s + (k - 1) * dl + 1
+        widths.append((b, max(0, need - size - b)))
+    return widths
+
+
+def window_kinds(dims: list[Dim], kernel_shape: tuple, spatial: tuple) -> np.ndarray:
+    """``(*out, *kernel)`` codes of every window position: 0 input, 1 explicit padding, 2 a
+    position only ``ceil_mode`` reaches (from shapes alone; the pools mask with them)."""
+    n = len(dims)
+    kind = None
+    for i, ((out, b, e, s, dl), k, size, (_, right)) in enumerate(
+            zip(dims, kernel_shape, spatial, pad_widths(dims, kernel_shape, spatial))):
+        # padded coordinate of output o, tap j: o·s + j·dl, i.e. input position o·s + j·dl - b
+        pos = (np.arange(out)[:, None] * s + np.arange(k)[None, :] * dl) - b
+        codes = np.where((pos >= 0) & (pos < size), 0, np.where(pos < size + e, 1, 2)).astype(np.int8)
+        shape = [1] * (2 * n)
+        shape[i], shape[n + i] = out, k
+        codes = codes.reshape(shape)
+        kind = codes if kind is None else np.maximum(kind, codes)
+    return kind if kind is not None else np.zeros((), np.int8)
+
+
+def transpose_crop(geo: list[tuple[int, int]], full: list[int]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """Slices (source in the uncropped result of length ``full``, destination in the output)
+    that crop a transposed convolution by its begin pads; what falls outside stays zero
+    (``output_padding``, negative pads)."""
+    src, dst = [], []
+    for (o, begin), f in zip(geo, full):
+        lo, hi = max(begin, 0), min(begin + o, f)
+        src.append(slice(lo, max(hi, lo)))
+        dst.append(slice(lo - begin, lo - begin + max(hi - lo, 0)))
+    lead = (slice(None), slice(None))
+    return lead + tuple(src), lead + tuple(dst)
+
+
+def transpose_geometry(node, spatial: tuple, kernel_shape: tuple) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """ConvTranspose's strides, dilations and per spatial dim (output length, begin crop), by
+    the spec's ``conv_transpose_geometry`` (explicit or automatic pads, output_padding/shape)."""
+    from ...ir.ops.conv import conv_transpose_geometry
+    n = len(spatial)
+    strides = list(node.attr("strides") or (1,) * n)
+    dil = list(node.attr("dilations") or (1,) * n)
+    out_shape = node.attr("output_shape")
+    if out_shape is not None and len(out_shape) == n + 2:
+        out_shape = out_shape[2:]
+    geo = conv_transpose_geometry(spatial, kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
+                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    return strides, dil, geo
+
+
+def max_pool_indices(best, dims: list[Dim], kernel_shape: tuple, x_shape: tuple, storage_order: int):
+    """MaxPool's ``Indices``: the flat offset into X of each window's first maximum, from ``best``,
+    the argmax over each flattened window (an array of numpy or torch; the result is int64)."""
+    from .namespace import namespace
+    xp = namespace(best)
+    n, spatial = len(kernel_shape), tuple(x_shape[2:])
+    coords, rem = [], best
+    for i, (out, b, _, s, dl) in enumerate(dims):   # window position -> input coordinate
+        inner = math.prod(kernel_shape[i + 1:])
+        tap, rem = rem // inner, rem % inner
+        shape = [1] * (2 + n)
+        shape[2 + i] = out
+        coords.append((xp.arange(out, best) * s - b).reshape(shape) + tap * dl)
+    nb, c = x_shape[:2]
+    base = (xp.arange(nb, best).reshape(-1, 1) * c + xp.arange(c, best).reshape(1, -1)).reshape((nb, c) + (1,) * n)
+    offset, stride = 0, 1
+    for i in range(n):
+        if storage_order:   # column-major over the spatial dims
+            offset, stride = offset + coords[i] * stride, stride * spatial[i]
+        else:
+            offset = offset * spatial[i] + coords[i]
+    return xp.astype(base * math.prod(spatial) + offset, xp.int64)

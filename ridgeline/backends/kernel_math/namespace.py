@@ -1,0 +1,77 @@
+"""The array namespace of the shared kernel math: the array API standard's names over numpy and
+torch, for the few functions whose names or signatures differ (``like`` gives the device where
+one is created). ``namespace(x)`` picks one by an array's type; torch is imported only when a
+tensor is seen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["namespace"]
+
+
+class _Numpy:
+    float32, float64, int64, bool = np.float32, np.float64, np.int64, np.bool_
+    concat, stack, where, tanh, exp, matmul = np.concatenate, np.stack, np.where, np.tanh, np.exp, np.matmul
+    isneginf, permute_dims, square, sqrt, abs = np.isneginf, np.transpose, np.square, np.sqrt, np.abs
+    arange = staticmethod(lambda n, like: np.arange(n))
+    ones = staticmethod(lambda shape, dtype, like: np.ones(shape, dtype))
+    astype = staticmethod(lambda x, dtype: x.astype(dtype, copy=False))
+    repeat = staticmethod(lambda x, n, axis: np.repeat(x, n, axis=axis))
+    pad_last = staticmethod(lambda x, n, value: np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n)], constant_values=value))
+    max = staticmethod(lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims))
+    sum = staticmethod(lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims))
+    mean = staticmethod(lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims))
+    chunk2 = staticmethod(lambda x: np.split(x, 2, axis=-1))
+    matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
+    clip_min = staticmethod(lambda x, low: np.maximum(x, low))
+    clip, log1p = np.clip, np.log1p
+
+    @staticmethod
+    def dtype(name: str) -> Any:
+        """The library's dtype of an IR dtype name."""
+        from ...ir.dtypes import DTYPES
+        return DTYPES[name].np_dtype
+
+
+def _torch_namespace() -> type:
+    import torch
+    import torch.nn.functional as F
+
+    from ..torch.convert import torch_dtype
+
+    class _Torch:
+        float32, float64, int64, bool = torch.float32, torch.float64, torch.int64, torch.bool
+        concat, stack, where = torch.cat, torch.stack, torch.where
+        tanh, exp, matmul = torch.tanh, torch.exp, torch.matmul
+        isneginf, permute_dims, square, sqrt, abs = torch.isneginf, torch.permute, torch.square, torch.sqrt, torch.abs
+        arange = staticmethod(lambda n, like: torch.arange(n, device=like.device))
+        ones = staticmethod(lambda shape, dtype, like: torch.ones(shape, dtype=dtype, device=like.device))
+        astype = staticmethod(lambda x, dtype: x.to(dtype))
+        repeat = staticmethod(lambda x, n, axis: torch.repeat_interleave(x, n, dim=axis))
+        pad_last = staticmethod(lambda x, n, value: F.pad(x, (0, n), value=value))
+        max = staticmethod(lambda x, axis, keepdims=False: torch.amax(x, dim=axis, keepdim=keepdims))
+        sum = staticmethod(lambda x, axis, keepdims=False: torch.sum(x, dim=axis, keepdim=keepdims))
+        mean = staticmethod(lambda x, axis, keepdims=False: torch.mean(x, dim=axis, keepdim=keepdims))
+        chunk2 = staticmethod(lambda x: list(torch.chunk(x, 2, dim=-1)))
+        matrix_transpose = staticmethod(lambda x: x.mT)
+        clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
+        clip, log1p = torch.clamp, torch.log1p
+        dtype = staticmethod(torch_dtype)
+
+    return _Torch
+
+
+_NAMESPACES: dict[str, Any] = {"numpy": _Numpy}
+
+
+def namespace(*arrays: Any) -> Any:
+    """The namespace of the first array that is not None (numpy for numpy arrays and scalars)."""
+    x = next((a for a in arrays if a is not None), None)
+    if type(x).__module__.startswith("torch"):
+        if "torch" not in _NAMESPACES:
+            _NAMESPACES["torch"] = _torch_namespace()
+        return _NAMESPACES["torch"]
+    return _Numpy
