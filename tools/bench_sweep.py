@@ -3,6 +3,7 @@ dtype × tp, 12,288 points) on the local pool, Ray and Dask, against naive per-p
 
     python tools/bench_sweep.py --profile soak [--engines local,ray,dask] [--workers 2] [--naive 192]
     python tools/bench_sweep.py --profile ci          # a 288-point grid, a few seconds
+    python tools/bench_sweep.py --compare local.parquet dask.parquet ray.parquet   # same content?
 
 Printed: points/s per engine (wall, this machine), each engine's table compared with local's
 (the same Parquet content), the per-engine overhead (wall time beyond local's), and the cache's
@@ -48,7 +49,11 @@ def main() -> int:
     ap.add_argument("--cache-chunks", type=int, default=0, help="without a local pool run: measure the cached "
                     "evaluator in this process on N chunks drawn at random (seed 0; 0: every chunk)")
     ap.add_argument("--out", default=None, help="directory for the Parquet files (default: a temporary one)")
+    ap.add_argument("--compare", nargs="+", metavar="TABLE", help="only compare result tables written by "
+                    "`ridgeline sweep` (any engine) with the first: exit 1 unless every row and column is equal")
     args = ap.parse_args()
+    if args.compare:
+        return compare_tables(args.compare)
 
     import pyarrow.parquet as pq
 
@@ -64,6 +69,7 @@ def main() -> int:
     print(f"{len(pts):,} points, {args.workers} workers, results in {out_dir}", file=sys.stderr)
 
     local = None
+    first = args.engines.split(",")[0]
     for name in [e for e in args.engines.split(",") if e]:
         st = SweepStats()
         path = out_dir / f"{name}.parquet"
@@ -79,7 +85,7 @@ def main() -> int:
         if local is None:
             local = (table, wall)
         else:
-            same = pq.read_table(path).to_pylist() == pq.read_table(out_dir / "local.parquet").to_pylist()
+            same = not table_diff(pq.read_table(out_dir / f"{first}.parquet"), pq.read_table(path))
         report["engines"][name] = {"wall_s": wall, "points_per_s": len(pts) / wall, "errors": st.errors,
                                    "startup_s": st.extra.get("startup_s"), "chunks": st.chunks,
                                    "same_as_first": same, "overhead_vs_first_s": wall - local[1]}
@@ -111,6 +117,50 @@ def main() -> int:
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0
+
+
+def table_diff(a, b) -> list[str]:
+    """What differs between two result tables, ignoring row and column order (empty: the same
+    content). Values compare with ``==`` except that NaN equals NaN."""
+    import math
+    out = []
+    if set(a.column_names) != set(b.column_names):
+        out.append(f"columns only in the first: {sorted(set(a.column_names) - set(b.column_names))}; "
+                   f"only in the second: {sorted(set(b.column_names) - set(a.column_names))}")
+    a, b = (t.sort_by("point") for t in (a, b))
+    if a.num_rows != b.num_rows:
+        return out + [f"{a.num_rows} rows against {b.num_rows}"]
+    same = lambda x, y: x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+    points = a.column("point").to_pylist()
+    for col in sorted(set(a.column_names) & set(b.column_names)):
+        if a.schema.field(col).type != b.schema.field(col).type:
+            out.append(f"column {col}: type {a.schema.field(col).type} against {b.schema.field(col).type}")
+            continue
+        bad = [p for p, x, y in zip(points, a.column(col).to_pylist(), b.column(col).to_pylist()) if not same(x, y)]
+        if bad:
+            out.append(f"column {col}: {len(bad)} row(s) differ, first at point {bad[0]}")
+    return out
+
+
+def compare_tables(paths: list[str]) -> int:
+    """Print whether each table has the first one's content; 0 when all do."""
+    from ridgeline.ir.errors import RidgelineError
+    from ridgeline.sweep.results import read_results
+    try:
+        tables = [read_results(p) for p in paths]
+    except RidgelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    first = tables[0]
+    bad = 0
+    for path, table in zip(paths[1:], tables[1:]):
+        diff = table_diff(first, table)
+        bad += bool(diff)
+        print(f"{path}: " + ("identical to " + paths[0] if not diff else "DIFFERS from " + paths[0]) +
+              f" ({first.num_rows} rows × {first.num_columns} columns)")
+        for line in diff:
+            print(f"  {line}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
