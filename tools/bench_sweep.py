@@ -60,6 +60,7 @@ def main() -> int:
     from ridgeline.sweep import SweepStats, parse_spec, sweep
     from ridgeline.sweep.evaluate import Evaluator, evaluate_naive
     from ridgeline.sweep.grid import chunks, default_chunk, points
+    from ridgeline.sweep.results import diff_tables
 
     spec = parse_spec(PROFILES[args.profile], source=f"bench-{args.profile}")
     pts = list(points(spec))
@@ -85,7 +86,7 @@ def main() -> int:
         if local is None:
             local = (table, wall)
         else:
-            same = not table_diff(pq.read_table(out_dir / f"{first}.parquet"), pq.read_table(path))
+            same = not diff_tables(pq.read_table(out_dir / f"{first}.parquet"), pq.read_table(path))
         report["engines"][name] = {"wall_s": wall, "points_per_s": len(pts) / wall, "errors": st.errors,
                                    "startup_s": st.extra.get("startup_s"), "chunks": st.chunks,
                                    "same_as_first": same, "overhead_vs_first_s": wall - local[1]}
@@ -119,33 +120,10 @@ def main() -> int:
     return 0
 
 
-def table_diff(a, b) -> list[str]:
-    """What differs between two result tables, ignoring row and column order (empty: the same
-    content). Values compare with ``==`` except that NaN equals NaN."""
-    import math
-    out = []
-    if set(a.column_names) != set(b.column_names):
-        out.append(f"columns only in the first: {sorted(set(a.column_names) - set(b.column_names))}; "
-                   f"only in the second: {sorted(set(b.column_names) - set(a.column_names))}")
-    a, b = (t.sort_by("point") for t in (a, b))
-    if a.num_rows != b.num_rows:
-        return out + [f"{a.num_rows} rows against {b.num_rows}"]
-    same = lambda x, y: x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
-    points = a.column("point").to_pylist()
-    for col in sorted(set(a.column_names) & set(b.column_names)):
-        if a.schema.field(col).type != b.schema.field(col).type:
-            out.append(f"column {col}: type {a.schema.field(col).type} against {b.schema.field(col).type}")
-            continue
-        bad = [p for p, x, y in zip(points, a.column(col).to_pylist(), b.column(col).to_pylist()) if not same(x, y)]
-        if bad:
-            out.append(f"column {col}: {len(bad)} row(s) differ, first at point {bad[0]}")
-    return out
-
-
 def compare_tables(paths: list[str]) -> int:
     """Print whether each table has the first one's content; 0 when all do."""
     from ridgeline.ir.errors import RidgelineError
-    from ridgeline.sweep.results import read_results
+    from ridgeline.sweep.results import diff_tables, read_results
     try:
         tables = [read_results(p) for p in paths]
     except RidgelineError as e:
@@ -154,7 +132,7 @@ def compare_tables(paths: list[str]) -> int:
     first = tables[0]
     bad = 0
     for path, table in zip(paths[1:], tables[1:]):
-        diff = table_diff(first, table)
+        diff = diff_tables(first, table)
         bad += bool(diff)
         print(f"{path}: " + ("identical to " + paths[0] if not diff else "DIFFERS from " + paths[0]) +
               f" ({first.num_rows} rows × {first.num_columns} columns)")
