@@ -4,6 +4,7 @@ dtype × tp, 12,288 points) on the local pool, Ray and Dask, against naive per-p
     python tools/bench_sweep.py --profile soak [--engines local,ray,dask] [--workers 2] [--naive 192]
     python tools/bench_sweep.py --profile ci          # a 288-point grid, a few seconds
     python tools/bench_sweep.py --compare local.parquet dask.parquet ray.parquet   # same content?
+    python tools/bench_sweep.py --profile soak --cprofile 10   # where a chunk's CPU goes (cProfile)
 
 Printed: points/s per engine (wall, this machine), each engine's table compared with local's
 (the same Parquet content), the per-engine overhead (wall time beyond local's), and the cache's
@@ -51,9 +52,13 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="directory for the Parquet files (default: a temporary one)")
     ap.add_argument("--compare", nargs="+", metavar="TABLE", help="only compare result tables written by "
                     "`ridgeline sweep` (any engine) with the first: exit 1 unless every row and column is equal")
+    ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="only profile the cached evaluator "
+                    "on N chunks drawn at random (seed 0) and print each ridgeline function's share of the CPU")
     args = ap.parse_args()
     if args.compare:
         return compare_tables(args.compare)
+    if args.cprofile:
+        return profile_chunks(args.profile, args.cprofile, args.workers)
 
     import pyarrow.parquet as pq
 
@@ -117,6 +122,38 @@ def main() -> int:
           f"{report['cache_speedup']:.1f}×", file=sys.stderr)
     json.dump(report, sys.stdout, indent=2)
     print()
+    return 0
+
+
+def profile_chunks(profile: str, n: int, workers: int, share: float = 0.03) -> int:
+    """cProfile the worker function (``Evaluator.run``) on ``n`` random chunks of the grid, as the
+    pool cuts it; print every ridgeline function above ``share`` of the CPU, cumulative."""
+    import cProfile
+    import os
+    import pstats
+
+    from ridgeline.sweep import parse_spec
+    from ridgeline.sweep.evaluate import Evaluator
+    from ridgeline.sweep.grid import chunks, default_chunk, points
+    spec = parse_spec(PROFILES[profile], source=f"bench-{profile}")
+    pts = list(points(spec))
+    work = random.Random(0).sample(chunks(spec, pts, default_chunk(len(pts), workers)), n)
+    ev = Evaluator(spec.payload())
+    prof = cProfile.Profile(time.process_time)
+    load = os.getloadavg()[0]
+    prof.enable()
+    for c in work:
+        ev.run(c)
+    prof.disable()
+    st = pstats.Stats(prof)
+    total = st.total_tt
+    n_pts = sum(map(len, work))
+    print(f"{n_pts} points in {n} chunks: {total:.1f} s CPU under cProfile ({total / n_pts * 1e3:.1f} ms/point), "
+          f"load average {load:.1f}")
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][3])
+    for (path, line, name), (_, calls, _, cum, _) in rows:
+        if "ridgeline" in path and cum >= share * total:
+            print(f"{cum / total:6.1%} {calls:9d}  {path.split('ridgeline/')[-1]}:{line}({name})")
     return 0
 
 
