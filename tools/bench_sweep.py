@@ -53,12 +53,13 @@ def main() -> int:
     ap.add_argument("--compare", nargs="+", metavar="TABLE", help="only compare result tables written by "
                     "`ridgeline sweep` (any engine) with the first: exit 1 unless every row and column is equal")
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="only profile the cached evaluator "
-                    "on N chunks drawn at random (seed 0) and print each ridgeline function's share of the CPU")
+                    "on N chunks drawn at random (--seed) and print each ridgeline function's share of the CPU")
+    ap.add_argument("--seed", type=int, default=0, help="the random draw of --cprofile's chunks (default 0)")
     args = ap.parse_args()
     if args.compare:
         return compare_tables(args.compare)
     if args.cprofile:
-        return profile_chunks(args.profile, args.cprofile, args.workers)
+        return profile_chunks(args.profile, args.cprofile, args.workers, seed=args.seed)
 
     import pyarrow.parquet as pq
 
@@ -125,7 +126,7 @@ def main() -> int:
     return 0
 
 
-def profile_chunks(profile: str, n: int, workers: int, share: float = 0.03) -> int:
+def profile_chunks(profile: str, n: int, workers: int, *, seed: int = 0, share: float = 0.03) -> int:
     """cProfile the worker function (``Evaluator.run``) on ``n`` random chunks of the grid, as the
     pool cuts it; print every ridgeline function above ``share`` of the CPU, cumulative."""
     import cProfile
@@ -137,7 +138,7 @@ def profile_chunks(profile: str, n: int, workers: int, share: float = 0.03) -> i
     from ridgeline.sweep.grid import chunks, default_chunk, points
     spec = parse_spec(PROFILES[profile], source=f"bench-{profile}")
     pts = list(points(spec))
-    work = random.Random(0).sample(chunks(spec, pts, default_chunk(len(pts), workers)), n)
+    work = random.Random(seed).sample(chunks(spec, pts, default_chunk(len(pts), workers)), n)
     ev = Evaluator(spec.payload())
     prof = cProfile.Profile(time.process_time)
     load = os.getloadavg()[0]
