@@ -3,6 +3,8 @@ dtype × tp, 12,288 points) on the local pool, Ray and Dask, against naive per-p
 
     python tools/bench_sweep.py --profile soak [--engines local,ray,dask] [--workers 2] [--naive 192]
     python tools/bench_sweep.py --profile ci          # a 288-point grid, a few seconds
+    python tools/bench_sweep.py --compare local.parquet dask.parquet ray.parquet   # same content?
+    python tools/bench_sweep.py --profile soak --cprofile 10   # where a chunk's CPU goes (cProfile)
 
 Printed: points/s per engine (wall, this machine), each engine's table compared with local's
 (the same Parquet content), the per-engine overhead (wall time beyond local's), and the cache's
@@ -48,13 +50,23 @@ def main() -> int:
     ap.add_argument("--cache-chunks", type=int, default=0, help="without a local pool run: measure the cached "
                     "evaluator in this process on N chunks drawn at random (seed 0; 0: every chunk)")
     ap.add_argument("--out", default=None, help="directory for the Parquet files (default: a temporary one)")
+    ap.add_argument("--compare", nargs="+", metavar="TABLE", help="only compare result tables written by "
+                    "`ridgeline sweep` (any engine) with the first: exit 1 unless every row and column is equal")
+    ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="only profile the cached evaluator "
+                    "on N chunks drawn at random (--seed) and print each ridgeline function's share of the CPU")
+    ap.add_argument("--seed", type=int, default=0, help="the random draw of --cprofile's chunks (default 0)")
     args = ap.parse_args()
+    if args.compare:
+        return compare_tables(args.compare)
+    if args.cprofile:
+        return profile_chunks(args.profile, args.cprofile, args.workers, seed=args.seed)
 
     import pyarrow.parquet as pq
 
     from ridgeline.sweep import SweepStats, parse_spec, sweep
     from ridgeline.sweep.evaluate import Evaluator, evaluate_naive
     from ridgeline.sweep.grid import chunks, default_chunk, points
+    from ridgeline.sweep.results import diff_tables
 
     spec = parse_spec(PROFILES[args.profile], source=f"bench-{args.profile}")
     pts = list(points(spec))
@@ -64,6 +76,7 @@ def main() -> int:
     print(f"{len(pts):,} points, {args.workers} workers, results in {out_dir}", file=sys.stderr)
 
     local = None
+    first = args.engines.split(",")[0]
     for name in [e for e in args.engines.split(",") if e]:
         st = SweepStats()
         path = out_dir / f"{name}.parquet"
@@ -79,7 +92,7 @@ def main() -> int:
         if local is None:
             local = (table, wall)
         else:
-            same = pq.read_table(path).to_pylist() == pq.read_table(out_dir / "local.parquet").to_pylist()
+            same = not diff_tables(pq.read_table(out_dir / f"{first}.parquet"), pq.read_table(path))
         report["engines"][name] = {"wall_s": wall, "points_per_s": len(pts) / wall, "errors": st.errors,
                                    "startup_s": st.extra.get("startup_s"), "chunks": st.chunks,
                                    "same_as_first": same, "overhead_vs_first_s": wall - local[1]}
@@ -111,6 +124,59 @@ def main() -> int:
     json.dump(report, sys.stdout, indent=2)
     print()
     return 0
+
+
+def profile_chunks(profile: str, n: int, workers: int, *, seed: int = 0, share: float = 0.03) -> int:
+    """cProfile the worker function (``Evaluator.run``) on ``n`` random chunks of the grid, as the
+    pool cuts it; print every ridgeline function above ``share`` of the CPU, cumulative."""
+    import cProfile
+    import os
+    import pstats
+
+    from ridgeline.sweep import parse_spec
+    from ridgeline.sweep.evaluate import Evaluator
+    from ridgeline.sweep.grid import chunks, default_chunk, points
+    spec = parse_spec(PROFILES[profile], source=f"bench-{profile}")
+    pts = list(points(spec))
+    work = random.Random(seed).sample(chunks(spec, pts, default_chunk(len(pts), workers)), n)
+    ev = Evaluator(spec.payload())
+    prof = cProfile.Profile(time.process_time)
+    load = os.getloadavg()[0]
+    prof.enable()
+    for c in work:
+        ev.run(c)
+    prof.disable()
+    st = pstats.Stats(prof)
+    total = st.total_tt
+    n_pts = sum(map(len, work))
+    print(f"{n_pts} points in {n} chunks: {total:.1f} s CPU under cProfile ({total / n_pts * 1e3:.1f} ms/point), "
+          f"load average {load:.1f}")
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][3])
+    for (path, line, name), (_, calls, _, cum, _) in rows:
+        if "ridgeline" in path and cum >= share * total:
+            print(f"{cum / total:6.1%} {calls:9d}  {path.split('ridgeline/')[-1]}:{line}({name})")
+    return 0
+
+
+def compare_tables(paths: list[str]) -> int:
+    """Print whether each table has the first one's content; 0 when all do."""
+    from ridgeline.ir.errors import RidgelineError
+    from ridgeline.sweep.results import diff_tables, read_results
+    try:
+        tables = [read_results(p) for p in paths]
+    except RidgelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    first = tables[0]
+    bad = 0
+    for path, table in zip(paths[1:], tables[1:]):
+        diff = diff_tables(first, table)
+        bad += bool(diff)
+        print(f"{path}: " + ("identical to " + paths[0] if not diff else "DIFFERS from " + paths[0]) +
+              f" ({first.num_rows} rows × {first.num_columns} columns)")
+        for line in diff:
+            print(f"  {line}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ evaluated again, never both. At the end the parts are merged, sorted by point id
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 from ..ir.errors import RidgelineError
 
-__all__ = ["ResultStore", "ResultsError", "read_results", "rows_to_table", "write_table"]
+__all__ = ["ResultStore", "ResultsError", "diff_tables", "read_results", "rows_to_table", "write_table"]
 
 SPEC_FILE = "spec.json"
 
@@ -97,6 +98,32 @@ def read_results(path: str | os.PathLike):
         return pa.parquet.read_table(p)
     except (pa.ArrowInvalid, OSError) as e:
         raise ResultsError(f"{p}: not a readable results table ({' '.join(str(e).split())[:200]})") from None
+
+
+def diff_tables(a, b) -> list[str]:
+    """What differs between two result tables (pyarrow), one line per column, ignoring row and
+    column order: empty when they hold the same content. NaN equals NaN; nothing else is fuzzy."""
+    out = []
+    if set(a.column_names) != set(b.column_names):
+        out.append(f"columns only in the first: {sorted(set(a.column_names) - set(b.column_names))}; "
+                   f"only in the second: {sorted(set(b.column_names) - set(a.column_names))}")
+    a, b = (t.sort_by("point") for t in (a, b))
+    points = a.column("point").to_pylist()
+    if points != b.column("point").to_pylist():
+        only = sorted(set(points) ^ set(b.column("point").to_pylist()))[:3]
+        return [*out, f"different points: {a.num_rows} rows against {b.num_rows}, first ids in one only {only}"]
+    for col in sorted(set(a.column_names) & set(b.column_names)):
+        if a.schema.field(col).type != b.schema.field(col).type:
+            out.append(f"column {col}: type {a.schema.field(col).type} against {b.schema.field(col).type}")
+            continue
+        bad = [p for p, x, y in zip(points, a.column(col).to_pylist(), b.column(col).to_pylist()) if not _same(x, y)]
+        if bad:
+            out.append(f"column {col}: {len(bad)} row(s) differ, first at point {bad[0]}")
+    return out
+
+
+def _same(x: Any, y: Any) -> bool:
+    return x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
 
 
 class ResultStore:

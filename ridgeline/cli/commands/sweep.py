@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
           chunk=args.chunk, progress=sys.stderr.isatty(), stats=st)
     summary = {"spec": str(args.spec), "output": str(out), "engine": st.engine, "points": st.points,
                "skipped": st.skipped, "evaluated": st.evaluated, "errors": st.errors, "chunks": st.chunks,
-               "seconds": round(st.seconds, 3), "points_per_s": round(st.points_per_s, 2)}
+               "seconds": round(st.seconds, 3), "points_per_s": round(st.points_per_s, 2),
+               "startup_s": round(st.extra.get("startup_s", 0.0), 3)}   # the engine's start (a cluster's)
     emit(args, summary, lambda: table(f"sweep {spec.name}", ["", ""], [(k, v) for k, v in summary.items()],
                                       justify=["left", "right"]))
     return 0
