@@ -73,12 +73,12 @@ def _f32(v) -> bool:
 
 def _live_beyond(v, reader) -> bool:
     """Read by something other than ``reader`` (or returned)."""
-    return any(u is not reader for u in v.users) or (v.graph is not None and any(o is v for o in v.graph.outputs))
+    return any(u is not reader for u in v.users)   # the return node reads graph outputs
 
 
 def _live(v) -> bool:
     """Read by a node or returned by the graph."""
-    return v is not None and (bool(v.uses) or (v.graph is not None and any(o is v for o in v.graph.outputs)))
+    return v is not None and bool(v.uses)   # graph outputs are uses
 
 
 class ContribLowering:

@@ -159,7 +159,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         qw = quantize_weight(graph, c, s, adjusted.get(id(c)), params.get(id(c)))
         w = c.w
         rewrite_matmul(graph, c, qw, act=act)
-        if not w.uses and not any(o is w for o in graph.outputs):
+        if not w.uses:   # graph outputs are uses
             graph.remove_constant(w)
         summary.gemms += 1
     # ---- the KV cache

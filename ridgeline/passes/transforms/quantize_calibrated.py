@@ -139,7 +139,7 @@ def _divide_activation(graph: Graph, members: Sequence, s: np.ndarray) -> None:
     inv = (1.0 / s).astype(dt)
     readers = {id(c.node) for c in members}
     p = x.producer
-    only_ours = all(id(u) in readers for u, _ in x.uses) and not any(o is x for o in graph.outputs)
+    only_ours = all(id(u) in readers for u, _ in x.uses)   # a graph output's use is the return node's
     if (only_ours and p is not None and p.op in ("RMSNormalization", "LayerNormalization")
             and len(p.inputs) > 1 and p.inputs[1] is not None and p.inputs[1].const
             and p.inputs[1].data is not None and len(p.inputs[1].uses) == 1 and p.inputs[1].type.rank == 1):
