@@ -525,6 +525,11 @@ class LLVMInterpreter(Interpreter):
                           getattr(plan.lowerings.get(node), "strided_inputs", None)))
         return steps
 
+    def nested(self, body: Graph) -> Interpreter:
+        """A Fused body left without a kernel or subplan runs on the numpy reference: a nested
+        llvm interpreter would have no plan (``prepare`` runs per call of the outer graph)."""
+        return Interpreter(body, check=self.check, tiles=self.tiles)
+
     def call_kernel(self, node: Node, args: list[np.ndarray | None]) -> Any:
         plan = self.plan
         k = plan.kernels.get(node)
