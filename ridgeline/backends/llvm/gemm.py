@@ -23,6 +23,7 @@ always use BLAS; a transposed constant B is transposed once at compile time.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Sequence
 
 import llvmlite.ir as ir
@@ -211,6 +212,7 @@ class GemmLowering(Lowering):
             raise Unsupported("unknown shape")
         self.aux: list[np.ndarray] = []
         self.b_known = None
+        b_src, b_trans = known.get(self.b_arg), False   # the constant B as the graph holds it
         self.alpha, self.beta = 1.0, 0.0
         self.c_arg = None
         if node.op == "Gemm":
@@ -220,8 +222,8 @@ class GemmLowering(Lowering):
             if node.attr("transB"):
                 if 1 not in known:
                     raise Unsupported("transB of a computed B")
-                self.b_known = np.ascontiguousarray(known[1].T)  # once, at compile time
-                n = self.b_known.shape[1]
+                b_trans = True   # transposed when packed (once per weight: _packed)
+                n = known[1].shape[0]
             else:
                 n = in_shapes[1][1]
             batch, a2, b2 = (), (m, k), (k, n)
@@ -268,13 +270,11 @@ class GemmLowering(Lowering):
         # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
         # K x NR panel (the tail zero-padded), so the micro-kernel streams B without TLB misses or masks
         self.packed = False
-        b_const = self.b_known if self.b_known is not None else known.get(self.b_arg)
-        if b_const is not None and self.batch == 1 and b_const.ndim == 2 and b_const.dtype == np.float32 and n and k:
-            tiles = math.ceil(n / self.nr)
-            padded = np.zeros((k, tiles * self.nr), np.float32)
-            padded[:, :n] = b_const
-            self.b_known = np.ascontiguousarray(padded.reshape(k, tiles, self.nr).transpose(1, 0, 2))
+        if b_src is not None and self.batch == 1 and b_src.ndim == 2 and b_src.dtype == np.float32 and n and k:
+            self.b_known = _packed(b_src, b_trans, self.nr)
             self.packed = True
+        elif b_trans:
+            self.b_known = np.ascontiguousarray(b_src.T)
         cols = max(1, math.ceil(n / self.nr))
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
@@ -465,6 +465,36 @@ class GemmLowering(Lowering):
             return (out,)
         run.keep = (aux, fixed_b, epi_keep)
         return run
+
+
+#: packed panels per constant weight, by (id of the weight's array, transposed, NR): every plan of a
+#: graph (a prefill at each new length is a new plan) and every layer sharing a weight reads one
+#: packed copy, made once per process instead of once per plan. An entry lives as long as the
+#: weight's array does (dropped by a weakref callback), so the key's id cannot be reused meanwhile.
+_PACKED: dict[tuple[int, bool, int], np.ndarray] = {}
+
+
+def _packed(b: np.ndarray, transposed: bool, nr: int) -> np.ndarray:
+    """``b`` (or ``b.T``) as column tiles of NR, each a contiguous K x NR panel, the last tile
+    zero-padded past N: the layout the micro-kernel streams without TLB misses or masks."""
+    key = (id(b), transposed, nr)
+    hit = _PACKED.get(key)
+    if hit is not None:
+        return hit
+    src = b.T if transposed else b
+    k, n = src.shape
+    tiles = math.ceil(n / nr)
+    out = np.zeros((tiles, k, nr), np.float32)
+    for t in range(tiles):   # one panel at a time: no padded copy of the whole matrix
+        c0 = t * nr
+        out[t, :, :min(nr, n - c0)] = src[:, c0:c0 + nr]
+    out.setflags(write=False)
+    try:
+        weakref.finalize(b, _PACKED.pop, key, None)
+    except TypeError:   # an array that takes no weak reference: not cached
+        return out
+    _PACKED[key] = out
+    return out
 
 
 def _cpu_tile(node: Node) -> tuple[int, int, int] | None:
