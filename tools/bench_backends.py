@@ -48,10 +48,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ridgeline import api  # noqa: E402
-from ridgeline.backends.registry import get_backend  # noqa: E402
-from ridgeline.ir import Builder, Graph, tensor  # noqa: E402
-from ridgeline.testing.inputs import random_inputs  # noqa: E402
+from ridgeline import api
+from ridgeline.backends.registry import get_backend
+from ridgeline.ir import Builder, Graph, tensor
+from ridgeline.testing.inputs import random_inputs
 
 
 def load_avg() -> str:
@@ -223,7 +223,7 @@ def print_models(rows: list[dict]) -> None:
           f"{'torch2':>6s} {'eager1':>6s} {'eager2':>6s} {'numpy':>6s}  max rel err llvm / torch")
     for r in rows:
         m = r["median_s"]
-        ratio = lambda k, ref: f"{m[k] / m[ref]:6.2f}" if k in m else "     -"  # noqa: E731
+        ratio = lambda k, ref: f"{m[k] / m[ref]:6.2f}" if k in m else "     -"
         print(f"{r['model'][:28]:28s} {r['phase']:7s} {m['ort1'] * 1e3:8.2f} {m['ort2'] * 1e3:8.2f} "
               f"{ratio('llvm1', 'ort1')} {ratio('llvm2', 'ort2')} {ratio('torch1', 'ort1')} {ratio('torch2', 'ort2')} "
               f"{ratio('eager1', 'ort1')} {ratio('eager2', 'ort2')} {ratio('numpy', 'ort1')}"

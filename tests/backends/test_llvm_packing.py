@@ -11,11 +11,12 @@ import pytest
 
 pytest.importorskip("llvmlite")
 
-from cases import assert_close  # noqa: E402
-from ridgeline.backends.llvm import gemm  # noqa: E402
-from ridgeline.backends.llvm.gemm import GemmLowering  # noqa: E402
-from ridgeline.backends.registry import get_backend  # noqa: E402
-from ridgeline.ir import Builder, Graph, tensor  # noqa: E402
+from cases import assert_close
+
+from ridgeline.backends.llvm import gemm
+from ridgeline.backends.llvm.gemm import GemmLowering
+from ridgeline.backends.registry import get_backend
+from ridgeline.ir import Builder, Graph, tensor
 
 
 def _graph(k: int, n: int, trans: bool) -> tuple[Graph, np.ndarray]:
