@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 pytest.importorskip("llvmlite")
 
 from ridgeline.backends.llvm import attention
+from ridgeline.backends.llvm.jit import host
 from ridgeline.backends.registry import get_backend
 from ridgeline.ir import Builder, Graph, tensor
 from ridgeline.testing.differential import check_backend
@@ -30,7 +31,9 @@ def _expected_group(lw) -> int:
     group = lw.hq // lw.hkv
     if lw.mask_shape is not None and lw.m_st[1] != 0:
         return 1   # a mask that differs per head: each head trims its own keys
-    return max(x for x in range(1, min(group, attention.GMAX) + 1) if group % x == 0)
+    rows = lw.b * lw.hq * lw.s   # one head per task would give this many tasks: keep >= cores of them
+    want = min(rows, host().cores)
+    return max(x for x in range(1, min(group, attention.GMAX) + 1) if group % x == 0 and (rows // x >= want or x == 1))
 
 
 @_CI
@@ -83,11 +86,12 @@ def test_wide_groups_match_numpy():
 
 @pytest.mark.parametrize("group,expect", [(24, 12), (17, 1), (16, 16), (8, 8), (6, 6), (34, 2)])
 def test_group_size_per_task(group, expect):
-    """The largest divisor of the group up to GMAX query heads per task."""
+    """The largest divisor of the group up to GMAX query heads per task (8 positions: enough tasks
+    for any core count up to 16 at every group size)."""
     g = Graph("gqa")
     b = Builder(g)
-    q = g.add_input("q", tensor("f32", 1, 2 * group, 1, 4))
-    k, v = (g.add_input(n, tensor("f32", 1, 2, 1, 4)) for n in "kv")
+    q = g.add_input("q", tensor("f32", 1, 2 * group, 8, 4))
+    k, v = (g.add_input(n, tensor("f32", 1, 2, 8, 4)) for n in "kv")
     g.outputs = [b.Attention(q, k, v, _outputs=1)]
     exe = get_backend("llvm").compile(g, strict=True)
     exe.run(random_inputs(g))

@@ -33,6 +33,7 @@ from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
+from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
@@ -97,9 +98,14 @@ class AttentionLowering(Lowering):
         # grouped-query heads: one task serves G query heads of one K/V head, so each key and
         # value row is read once per group, not once per query head (a mask that differs per
         # head trims each head's keys differently: then one head per task)
+        # — but never fewer tasks than cores where one head per task would have them (a decode
+        # step of few KV heads on many cores runs its heads in parallel rather than grouped)
         group = hq // hkv if hkv and hq % hkv == 0 else 1
         per_head_mask = self.mask_shape is not None and self.m_st[1] != 0
-        self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1) if group % x == 0)
+        rows = b * hq * s
+        want = min(rows, host().cores)
+        self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1)
+                                             if group % x == 0 and (rows // x >= want or x == 1))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
