@@ -23,6 +23,7 @@ kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy'
          fused ``gelu(x·a + b)`` chain and a LayerNormalization at large sizes: GB/s achieved, share
          of the measured stream bandwidth, speed-up over the numpy expression.
 gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
+attention  The attention kernel with grouped-query heads sharing a task against one head per task.
 generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
          (two fresh processes), first token and first decode step; a generation on one executable
          (per-token time, plans and compiles after the first step); then steady decode steps at
@@ -542,10 +543,56 @@ def print_gemm(rows: list[dict]) -> None:
               f"{t['jit'] / t['blas']:14.2f}")
 
 
+# ------------------------------------------------------------------------------------ attention
+#: (query heads, KV heads, new positions, past): SmolLM2-135M and Llama-8B-style decode, a prefill,
+#: and multi-head attention (one head per group: nothing to share)
+ATTENTION_SHAPES = [(9, 3, 1, 512), (9, 3, 1, 2048), (32, 8, 1, 2048), (9, 3, 256, 0), (12, 12, 1, 512)]
+
+
+def bench_attention(args) -> list[dict]:
+    """The llvm attention kernel with the query heads of a KV head grouped in one task (the
+    default) against one head per task (``attention.GMAX = 1``), head dim 64, causal, one thread:
+    CPU medians of interleaved runs."""
+    from ridgeline.backends.llvm import attention
+    rng = np.random.default_rng(0)
+    rows = []
+    for hq, hkv, sq, past in ATTENTION_SHAPES:
+        g = Graph("attn")
+        b = Builder(g)
+        ins = [g.add_input(n, tensor("f32", 1, h, sq, 64)) for n, h in (("q", hq), ("k", hkv), ("v", hkv))]
+        pk = g.add_input("pk", tensor("f32", 1, hkv, past, 64)) if past else None
+        pv = g.add_input("pv", tensor("f32", 1, hkv, past, 64)) if past else None
+        out = b.Attention(*ins, None, pk, pv, is_causal=1, _outputs=3 if past else 1)
+        g.outputs = list(out) if isinstance(out, tuple) else [out]
+        feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+        exes, saved = {}, attention.GMAX
+        try:
+            for label, gmax in (("grouped", saved), ("per-head", 1)):
+                attention.GMAX = gmax
+                exes[label] = api.compile(g, "llvm", pipeline="", threads=1)
+                exes[label].run(feeds)
+        finally:
+            attention.GMAX = saved
+        t = interleaved({k: (lambda e=e: e.run(feeds)) for k, e in exes.items()}, args.repeats * 2, args.budget,
+                        time.process_time)
+        rows.append({"hq": hq, "hkv": hkv, "seq": sq, "past": past, "cpu_s": {k: med(v) for k, v in t.items()},
+                     "load": load_avg()})
+    return rows
+
+
+def print_attention(rows: list[dict]) -> None:
+    print("\n== attention: query heads of a KV head in one task vs one head per task (one core, CPU medians)")
+    print(f"{'heads q/kv':>10s} {'seq':>4s} {'past':>5s} {'grouped us':>10s} {'per-head us':>11s} {'ratio':>6s}  load")
+    for r in rows:
+        c = r["cpu_s"]
+        print(f"{r['hq']:>5d}/{r['hkv']:<4d} {r['seq']:4d} {r['past']:5d} {c['grouped'] * 1e6:10.0f} "
+              f"{c['per-head'] * 1e6:11.0f} {c['grouped'] / c['per-head']:6.2f}  {r['load']}")
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation"], action="append")
+    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention"], action="append")
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
@@ -591,6 +638,9 @@ def main(argv=None) -> int:
     if "gemm" in only:
         result["gemm"] = bench_gemm(args)
         print_gemm(result["gemm"])
+    if "attention" in only:
+        result["attention"] = bench_attention(args)
+        print_attention(result["attention"])
     if "models" in only:
         rows = []
         for m in model_list(args):
