@@ -19,7 +19,7 @@ from ridgeline.testing.differential import check_backend
 from ridgeline.testing.inputs import random_inputs
 from ridgeline.testing.kernel_spaces import attention_graphs
 
-_CI = settings(max_examples=12, deadline=None, derandomize=True, database=None,
+_CI = settings(max_examples=8, deadline=None, derandomize=True, database=None,
                suppress_health_check=list(HealthCheck))
 
 
@@ -81,7 +81,7 @@ def _wide_groups(draw) -> Graph:
 
 def test_wide_groups_match_numpy():
     report = check_backend("llvm", _wide_groups(), options={"strict": True}, settings=_CI)
-    assert report.compared >= 10 and report.skipped == 0, report
+    assert report.compared >= 6 and report.skipped == 0, report
 
 
 @pytest.mark.parametrize("group,expect", [(24, 12), (17, 1), (16, 16), (8, 8), (6, 6), (34, 2)])
