@@ -5,7 +5,8 @@
     /work/venv/bin/python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
     /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs numpy's BLAS per shape
     /work/venv/bin/python tools/bench_backends.py --model my.onnx --only models
-    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache)
+    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache), 1 and 2 threads
+    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx --threads 1 --no-compile-probe
 
 Sections (all timed in this one process, so that ratios compare like with like on a machine other
 jobs share — absolute numbers there vary ~3x between runs, ratios much less):
@@ -22,6 +23,7 @@ kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy'
          fused ``gelu(x·a + b)`` chain and a LayerNormalization at large sizes: GB/s achieved, share
          of the measured stream bandwidth, speed-up over the numpy expression.
 gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
+attention  The attention kernel with grouped-query heads sharing a task against one head per task.
 generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
          (two fresh processes), first token and first decode step; a generation on one executable
          (per-token time, plans and compiles after the first step); then steady decode steps at
@@ -47,10 +49,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ridgeline import api  # noqa: E402
-from ridgeline.backends.registry import get_backend  # noqa: E402
-from ridgeline.ir import Builder, Graph, tensor  # noqa: E402
-from ridgeline.testing.inputs import random_inputs  # noqa: E402
+from ridgeline import api
+from ridgeline.backends.registry import get_backend
+from ridgeline.ir import Builder, Graph, tensor
+from ridgeline.testing.inputs import random_inputs
 
 
 def load_avg() -> str:
@@ -222,7 +224,7 @@ def print_models(rows: list[dict]) -> None:
           f"{'torch2':>6s} {'eager1':>6s} {'eager2':>6s} {'numpy':>6s}  max rel err llvm / torch")
     for r in rows:
         m = r["median_s"]
-        ratio = lambda k, ref: f"{m[k] / m[ref]:6.2f}" if k in m else "     -"  # noqa: E731
+        ratio = lambda k, ref: f"{m[k] / m[ref]:6.2f}" if k in m else "     -"
         print(f"{r['model'][:28]:28s} {r['phase']:7s} {m['ort1'] * 1e3:8.2f} {m['ort2'] * 1e3:8.2f} "
               f"{ratio('llvm1', 'ort1')} {ratio('llvm2', 'ort2')} {ratio('torch1', 'ort1')} {ratio('torch2', 'ort2')} "
               f"{ratio('eager1', 'ort1')} {ratio('eager2', 'ort2')} {ratio('numpy', 'ort1')}"
@@ -289,16 +291,17 @@ def bench_generation(path: str, args) -> dict:
     import onnxruntime as ort
     out: dict = {"model": path, "load_start": load_avg()}
     cache = tempfile.mkdtemp(prefix="ridgeline-bench-cache-")
-    for label in ("cold", "warm"):
+    for label in () if args.no_compile_probe else ("cold", "warm"):
         env = {**os.environ, "RIDGELINE_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
         r = subprocess.run([sys.executable, __file__, "--probe", path, "--prompt", str(args.prompt)],
                            capture_output=True, text=True, env=env, check=False)
         out[label] = json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else {"error": r.stderr[-400:]}
     g = api.optimize(api.load(path), "default")
     rng = np.random.default_rng(0)
-    llvm = {th: api.compile(g, "llvm", pipeline="", threads=th) for th in (1, 2)}
+    threads = args.threads
+    llvm = {th: api.compile(g, "llvm", pipeline="", threads=th) for th in threads}
     # a generation on one executable: prompt, then --steps tokens, the cache growing by one each
-    exe = llvm[1]
+    exe = llvm[threads[0]]
     res = exe.run(_gen_feeds(g, rng, 1, 0, args.prompt))
     steps = []
     counts = []
@@ -312,7 +315,7 @@ def bench_generation(path: str, args) -> dict:
     out["generation"] = {"step_s": steps, "counts_after_first": counts[0], "counts_at_end": counts[-1],
                          "runtime_dims": sorted(exe.runtime_dims), "alloc": _step_allocations(g, exe, res, rng, args)}
     sessions = {}
-    for th in (1, 2):
+    for th in threads:
         so = ort.SessionOptions()
         so.intra_op_num_threads = th
         so.inter_op_num_threads = 1
@@ -330,7 +333,11 @@ def bench_generation(path: str, args) -> dict:
         for _ in range(4):
             fns["torch"]()   # the torch backend's thread measurement (its first five runs)
         times = interleaved(fns, max(args.repeats, 10), args.budget, settle=0.05)
-        cpu = interleaved({k: fns[k] for k in ("ort1", "llvm1")}, max(args.repeats, 10), args.budget, time.process_time)
+        # CPU seconds of the process (at 2 threads: summed over both), each pair interleaved alone
+        cpu = {}
+        for th in threads:
+            cpu.update(interleaved({k: fns[k] for k in (f"ort{th}", f"llvm{th}")}, max(args.repeats, 10), args.budget,
+                                   time.process_time))
         out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
                               "cpu_s": {k: med(v) for k, v in cpu.items()},
                               "runs": min(len(v) for v in times.values()), "load": load_avg(),
@@ -384,6 +391,8 @@ def gemv_roofline(g, llvm: dict, rng, args) -> dict:
 def print_generation(r: dict) -> None:
     print(f"\n== generation: {r['model']}")
     for label in ("cold", "warm"):
+        if label not in r:
+            continue
         c = r[label]
         if "error" in c:
             print(f"  {label} cache: failed: {c['error']}")
@@ -401,21 +410,33 @@ def print_generation(r: dict) -> None:
         print(f"  decode steps feeding presents back: {', '.join(f'{b / 1024:.0f}' for b in al['peak_bytes'])} KiB "
               f"allocated per step (tracemalloc peak) for a {al['kv_bytes'] / 2**20:.1f} MiB KV cache; "
               f"{al['kv_copies']} copies of a cache tensor in the whole plan's life")
-    print(f"  {'phase':8s} {'past':>5s} {'seq':>4s} {'ort1 ms':>8s} {'ort2 ms':>8s} {'llvm1':>6s} {'llvm2':>6s} "
-          f"{'torch':>6s} {'cpu ort1':>8s} {'llvm1':>6s}  runs  load")
+    ths = sorted({int(k[3:]) for p in r["points"] for k in p["median_s"] if k.startswith("ort")})
+    t0 = ths[0]
+    print(f"  {'phase':8s} {'past':>5s} {'seq':>4s} " + " ".join(f"{f'ort{t} ms':>8s}" for t in ths) + " "
+          + " ".join(f"{f'wall{t}':>6s}" for t in ths) + f" {'torch':>6s} " + " ".join(f"{f'cpu{t}':>6s}" for t in ths)
+          + "  runs  load")
     for p in r["points"]:
         m, c = p["median_s"], p.get("cpu_s", {})
-        cpu = f"{c['ort1'] * 1e3:8.1f} {c['llvm1'] / c['ort1']:6.2f}" if c else " " * 15
-        print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} {m['ort1'] * 1e3:8.1f} {m['ort2'] * 1e3:8.1f} "
-              f"{m['llvm1'] / m['ort1']:6.2f} {m['llvm2'] / m['ort2']:6.2f} {m['torch'] / m['ort1']:6.2f} {cpu}  "
-              f"{p['runs']:4d}  {p['load']}")
-    print("  llvm1/llvm2: wall-time ratio to onnxruntime at the same threads; torch (threads measured) against ort1;\n"
-          "  cpu: one thread's CPU time (process_time: the computing, not the waits for a core on a loaded host)")
+        print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} " + " ".join(f"{m[f'ort{t}'] * 1e3:8.1f}" for t in ths) + " "
+              + " ".join(f"{m[f'llvm{t}'] / m[f'ort{t}']:6.2f}" for t in ths) + f" {m['torch'] / m[f'ort{t0}']:6.2f} "
+              + " ".join(f"{c[f'llvm{t}'] / c[f'ort{t}']:6.2f}" if f"ort{t}" in c else " " * 6 for t in ths)
+              + f"  {p['runs']:4d}  {p['load']}")
+    print(f"  wallN: llvm / onnxruntime per-call wall time at N threads; cpuN: the same in CPU seconds of the process\n"
+          f"  (process_time: the computing without the waits for a core on a loaded host; at 2 threads summed over both);\n"
+          f"  torch (threads measured) against ort{t0}")
+    dec = [p for p in r["points"] if p["phase"] == "decode"]
+    for t in ths:
+        if dec:
+            w = [p["median_s"][f"llvm{t}"] / p["median_s"][f"ort{t}"] for p in dec]
+            cc = [p["cpu_s"][f"llvm{t}"] / p["cpu_s"][f"ort{t}"] for p in dec]
+            print(f"  per-token decode, llvm / onnxruntime at {t} thread(s): wall {min(w):.2f}-{max(w):.2f}, "
+                  f"CPU {min(cc):.2f}-{max(cc):.2f} (past {', '.join(str(p['past']) for p in dec)}; "
+                  f"load {dec[0]['load']} .. {dec[-1]['load']})")
     rf = r["roofline"]
     print(f"  GEMV roofline (decode step, past {r['points'][0]['past']}): STREAM via llvm "
           + ", ".join(f"{k} {v:.1f}" for k, v in rf["stream_GBps"].items()) + " GB/s; "
           + "; ".join(f"{k}: {rf[k]['weight_bytes'] / 2**20:.0f} MiB of weights in {rf[k]['gemm_s'] * 1e3:.1f} ms = "
-                      f"{rf[k]['GBps']:.1f} GB/s" for k in ("llvm1", "llvm2")) + f"  (load {rf['load']})")
+                      f"{rf[k]['GBps']:.1f} GB/s" for k in rf if k.startswith("llvm")) + f"  (load {rf['load']})")
 
 
 # ------------------------------------------------------------------------------------ kernels
@@ -522,10 +543,56 @@ def print_gemm(rows: list[dict]) -> None:
               f"{t['jit'] / t['blas']:14.2f}")
 
 
+# ------------------------------------------------------------------------------------ attention
+#: (query heads, KV heads, new positions, past): SmolLM2-135M and Llama-8B-style decode, a prefill,
+#: and multi-head attention (one head per group: nothing to share)
+ATTENTION_SHAPES = [(9, 3, 1, 512), (9, 3, 1, 2048), (32, 8, 1, 2048), (9, 3, 256, 0), (12, 12, 1, 512)]
+
+
+def bench_attention(args) -> list[dict]:
+    """The llvm attention kernel with the query heads of a KV head grouped in one task (the
+    default) against one head per task (``attention.GMAX = 1``), head dim 64, causal, one thread:
+    CPU medians of interleaved runs."""
+    from ridgeline.backends.llvm import attention
+    rng = np.random.default_rng(0)
+    rows = []
+    for hq, hkv, sq, past in ATTENTION_SHAPES:
+        g = Graph("attn")
+        b = Builder(g)
+        ins = [g.add_input(n, tensor("f32", 1, h, sq, 64)) for n, h in (("q", hq), ("k", hkv), ("v", hkv))]
+        pk = g.add_input("pk", tensor("f32", 1, hkv, past, 64)) if past else None
+        pv = g.add_input("pv", tensor("f32", 1, hkv, past, 64)) if past else None
+        out = b.Attention(*ins, None, pk, pv, is_causal=1, _outputs=3 if past else 1)
+        g.outputs = list(out) if isinstance(out, tuple) else [out]
+        feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+        exes, saved = {}, attention.GMAX
+        try:
+            for label, gmax in (("grouped", saved), ("per-head", 1)):
+                attention.GMAX = gmax
+                exes[label] = api.compile(g, "llvm", pipeline="", threads=1)
+                exes[label].run(feeds)
+        finally:
+            attention.GMAX = saved
+        t = interleaved({k: (lambda e=e: e.run(feeds)) for k, e in exes.items()}, args.repeats * 2, args.budget,
+                        time.process_time)
+        rows.append({"hq": hq, "hkv": hkv, "seq": sq, "past": past, "cpu_s": {k: med(v) for k, v in t.items()},
+                     "load": load_avg()})
+    return rows
+
+
+def print_attention(rows: list[dict]) -> None:
+    print("\n== attention: query heads of a KV head in one task vs one head per task (one core, CPU medians)")
+    print(f"{'heads q/kv':>10s} {'seq':>4s} {'past':>5s} {'grouped us':>10s} {'per-head us':>11s} {'ratio':>6s}  load")
+    for r in rows:
+        c = r["cpu_s"]
+        print(f"{r['hq']:>5d}/{r['hkv']:<4d} {r['seq']:4d} {r['past']:5d} {c['grouped'] * 1e6:10.0f} "
+              f"{c['per-head'] * 1e6:11.0f} {c['grouped'] / c['per-head']:6.2f}  {r['load']}")
+
+
 # ------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation"], action="append")
+    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention"], action="append")
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
@@ -548,6 +615,10 @@ def main(argv=None) -> int:
                     help="prefills of these lengths (default 64,256)")
     ap.add_argument("--prompt", type=int, default=16, help="prompt length of the generation loop")
     ap.add_argument("--steps", type=int, default=12, help="tokens of the generation loop")
+    ap.add_argument("--threads", type=lambda s: sorted({int(x) for x in s.split(",")}), default=[1, 2],
+                    help="generation section: thread counts of llvm and onnxruntime (default 1,2)")
+    ap.add_argument("--no-compile-probe", action="store_true",
+                    help="generation section: skip the cold/warm object-cache compile runs (two fresh processes)")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.probe:
@@ -567,6 +638,9 @@ def main(argv=None) -> int:
     if "gemm" in only:
         result["gemm"] = bench_gemm(args)
         print_gemm(result["gemm"])
+    if "attention" in only:
+        result["attention"] = bench_attention(args)
+        print_attention(result["attention"])
     if "models" in only:
         rows = []
         for m in model_list(args):

@@ -5,6 +5,7 @@ onnxruntime's MatMul on the same products, in one process.
     nice -n 5 python tools/bench_gemv.py                  # GPT-2 / SmolLM2 decode shapes, M 1 and 4
     nice -n 5 python tools/bench_gemv.py --profile ci     # one small shape, few repeats
     nice -n 5 python tools/bench_gemv.py --rows 1,2,8 --threads 1
+    nice -n 5 python tools/bench_gemv.py --prefill --threads 1   # GEMM GFLOP/s at prefill rows
 
 Per shape, a graph of ``L`` independent products ``x @ W_i`` (distinct constant weights, together
 at least 4x the last-level cache, so every run streams them from DRAM as a decode step does) runs
@@ -36,6 +37,8 @@ SHAPES = {
              (576, 1536), (1536, 576)],
     "ci": [(256, 300)],
 }
+#: (K, N) of prefill products (compute-bound: one weight, in cache), at --rows 64,128,256
+PREFILL = [(768, 2304), (768, 3072), (3072, 768), (576, 1536), (1536, 576), (576, 49152)]
 
 
 def load_avg() -> str:
@@ -111,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=lambda s: [int(x) for x in s.split(",")], default=None, help="M values (default 1,4)")
     ap.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--prefill", action="store_true",
+                    help="the GEMM at prefill rows (default 64,128,256): GFLOP/s against onnxruntime's MatMul")
     args = ap.parse_args(argv)
+    if args.prefill:
+        return prefill(args)
     import numpy as np
 
     from ridgeline.backends.llvm.calibrate import cache_sizes
@@ -135,6 +142,26 @@ def main(argv: list[str] | None = None) -> int:
                       f"{gb['llvm']:9.1f} {gb['ort']:8.1f} {gb['llvm'] * 1e9 / bw:11.0%} {s['llvm'] / s['ort']:8.2f} "
                       f"{r['cpu_seconds']['llvm'] / r['cpu_seconds']['ort']:7.2f}  "
                       f"{r['max_rel_err']:.0e}  {r['load']}", flush=True)
+    return 0
+
+
+def prefill(args) -> int:
+    """GFLOP/s of the llvm GEMM and onnxruntime's MatMul on one weight each (in cache: the compute
+    rate, not the bandwidth), wall and CPU medians of interleaved runs, the load beside each row."""
+    import numpy as np
+    rows = args.rows or [64, 128, 256]
+    reps = args.repeats or 15
+    rng = np.random.default_rng(0)
+    for th in args.threads:
+        print(f"\n{th} thread(s), load {load_avg()}")
+        print(f"{'M':>4s} {'K':>5s} {'N':>6s} {'llvm GF/s':>9s} {'ort GF/s':>8s} {'llvm/ort':>8s} {'cpu l/o':>7s}  err      load")
+        for m in rows:
+            for k, n in PREFILL if args.profile == "soak" else SHAPES["ci"]:
+                r = bench_shape(m, k, n, th, 0, reps, rng)
+                s, c = r["seconds"], r["cpu_seconds"]
+                gf = {key: 2.0 * m * k * n / v / 1e9 for key, v in s.items()}
+                print(f"{m:4d} {k:5d} {n:6d} {gf['llvm']:9.1f} {gf['ort']:8.1f} {s['llvm'] / s['ort']:8.2f} "
+                      f"{c['llvm'] / c['ort']:7.2f}  {r['max_rel_err']:.0e}  {r['load']}", flush=True)
     return 0
 
 

@@ -5,7 +5,8 @@
     python tools/bench_import.py --big /work/models/smollm2/ext/with_past.onnx --big /work/models/smollm2/with_past.onnx
 
 ``--big FILE`` (repeatable) times, on a real model, the median of 3 fresh processes each of
-``rl.load`` (wall and CPU seconds; the process's first load, as a user's script pays it),
+``rl.load`` (wall and CPU seconds; the process's first load, as a user's script pays it) beside
+an onnxruntime session on the same file (its peer, alternating with it),
 ``ridgeline show`` and ``ridgeline opt -o`` (wall), with the machine's load average printed.
 
 For each model: the median over ``--repeat`` runs of ``load_onnx`` (parse, op check, ONNX shape
@@ -106,6 +107,11 @@ def bench(path: Path, repeat: int) -> dict:
 _LOAD = ("import os, sys, time; sys.path.insert(0, {root!r}); import ridgeline as rl; "
          "t = time.perf_counter(); c = time.process_time(); rl.load({path!r}); "
          "print(time.perf_counter() - t, time.process_time() - c)")
+#: the peer: an onnxruntime session on the same file (1 thread), in a fresh process the same way
+_ORT = ("import time; import onnxruntime as ort; so = ort.SessionOptions(); so.intra_op_num_threads = 1; "
+        "t = time.perf_counter(); c = time.process_time(); "
+        "ort.InferenceSession({path!r}, so, providers=['CPUExecutionProvider']); "
+        "print(time.perf_counter() - t, time.process_time() - c)")
 
 
 def _fresh(cmd: list[str]) -> float:
@@ -115,21 +121,27 @@ def _fresh(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def bench_big(path: Path, repeat: int = 3) -> dict:
-    """``rl.load`` (wall, CPU), ``show`` and ``opt -o`` on a real model, each a fresh process."""
+def bench_big(path: Path, repeat: int = 3, load_only: bool = False) -> dict:
+    """``rl.load`` (wall, CPU) and an onnxruntime session (the peer) alternating, then ``show`` and
+    ``opt -o``, on a real model, each a fresh process."""
     import subprocess
-    loads = []
+    loads, peer = [], []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", _LOAD.format(root=str(ROOT), path=str(path))], check=True,
-                             capture_output=True, text=True, cwd=ROOT).stdout.split()
-        loads.append((float(out[0]), float(out[1])))
+        for code, into in ((_LOAD, loads), (_ORT, peer)):
+            out = subprocess.run([sys.executable, "-c", code.format(root=str(ROOT), path=str(path))], check=True,
+                                 capture_output=True, text=True, cwd=ROOT).stdout.split()
+            into.append((float(out[0]), float(out[1])))
+    res = {"model": str(path), "load_s": statistics.median(w for w, _ in loads),
+           "load_cpu_s": statistics.median(c for _, c in loads), "ort_s": statistics.median(w for w, _ in peer),
+           "ort_cpu_s": statistics.median(c for _, c in peer), "show_s": float("nan"), "opt_s": float("nan"),
+           "loadavg": os.getloadavg()[0]}
+    if load_only:
+        return res
     cli = [sys.executable, "-m", "ridgeline"]
     with tempfile.TemporaryDirectory() as tmp:
         show = statistics.median(_fresh(cli + ["show", str(path)]) for _ in range(repeat))
         opt = statistics.median(_fresh(cli + ["opt", str(path), "-p", "default", "-o", str(Path(tmp) / "o.onnx")]) for _ in range(repeat))
-    return {"model": str(path), "load_s": statistics.median(w for w, _ in loads),
-            "load_cpu_s": statistics.median(c for _, c in loads), "show_s": show, "opt_s": opt,
-            "loadavg": os.getloadavg()[0]}
+    return {**res, "show_s": show, "opt_s": opt, "loadavg": os.getloadavg()[0]}
 
 
 def main(argv=None) -> int:
@@ -139,13 +151,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--big", action="append", default=[], type=Path,
                     help="a real model: rl.load / show / opt -o in fresh processes (repeatable)")
+    ap.add_argument("--load-only", action="store_true", help="with --big: rl.load and the onnxruntime session only")
     args = ap.parse_args(argv)
     if args.big:
         print(f"fresh processes, median of 3; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        print(f"{'model':50s} {'rl.load s':>9s} {'(cpu s)':>8s} {'show s':>7s} {'opt -o s':>9s}")
+        print(f"{'model':50s} {'rl.load s':>9s} {'(cpu s)':>8s} {'ort sess s':>10s} {'(cpu s)':>8s} {'show s':>7s} "
+              f"{'opt -o s':>9s}  load")
         for p in args.big:
-            r = bench_big(p)
-            print(f"{r['model']:50s} {r['load_s']:9.2f} {r['load_cpu_s']:8.2f} {r['show_s']:7.2f} {r['opt_s']:9.2f}")
+            r = bench_big(p, load_only=args.load_only)
+            print(f"{r['model']:50s} {r['load_s']:9.2f} {r['load_cpu_s']:8.2f} {r['ort_s']:10.2f} {r['ort_cpu_s']:8.2f} "
+                  f"{r['show_s']:7.2f} {r['opt_s']:9.2f}  {r['loadavg']:.1f}", flush=True)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         return 0
     manifest = json.loads((ROOT / "tests" / "models" / "manifest.json").read_text())

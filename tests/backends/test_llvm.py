@@ -81,10 +81,11 @@ def test_row_kernels_odd_sizes(rows, n):
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (1, 37, 1), (1, 64, 300), (2, 5, 33), (7, 9, 17), (8, 16, 32),
-                                   (9, 300, 31), (17, 257, 65), (64, 64, 64), (65, 129, 47)])
+                                   (9, 300, 31), (17, 257, 65), (64, 64, 64), (65, 129, 47), (151, 1030, 70)])
 @pytest.mark.parametrize("mode", ["jit", "jit-packed", "blas"])
 def test_gemm_tails(m, k, n, mode):
-    """Every tail of the micro-kernel (rows < MR, columns < NR, K not a multiple of KC), with B
+    """Every tail of the micro-kernel (rows < MR, columns < NR, K not a multiple of KC, M past one
+    MC block), with B
     read in place or packed at compile time (a constant B: the weights)."""
     if mode == "jit-packed":
         case = _case("mm", {"a": _f(m, k)}, lambda b, v: b.MatMul(v["a"], v["w"]), consts={"w": _f(k, n)})

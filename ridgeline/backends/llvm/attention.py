@@ -25,19 +25,21 @@ from __future__ import annotations
 import math
 import sys
 
-from llvmlite import ir
 import numpy as np
+from llvmlite import ir
 
 from ...ir import Node
+from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
-from ...ir.errors import BackendError
+from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
 BK = 64   # keys per block: a block of scores stays in registers / L1
+GMAX = 16   # query heads per task at most (their scores and output rows live on the task's stack)
 
 
 def _needed(v) -> bool:
@@ -56,7 +58,7 @@ class AttentionLowering(Lowering):
             raise Unsupported("unknown shape")
         q, k, v = in_shapes[0], in_shapes[1], in_shapes[2]
         self.three_d = len(q) == 3
-        get = lambda i: in_shapes[i] if i < len(ins) and ins[i] is not None else None  # noqa: E731
+        get = lambda i: in_shapes[i] if i < len(ins) and ins[i] is not None else None
         self.mask_shape, self.past_shape, self.nonpad_shape = get(3), get(4), get(6)
         if self.three_d:
             hq, hkv = node.attr("q_num_heads"), node.attr("kv_num_heads")
@@ -93,6 +95,17 @@ class AttentionLowering(Lowering):
                 self.m_st = broadcast_strides(ms, (b, hq, s, self.t))
             except Unsupported:
                 raise Unsupported("a mask that does not broadcast to (batch, heads, q, kv)") from None
+        # grouped-query heads: one task serves G query heads of one K/V head, so each key and
+        # value row is read once per group, not once per query head (a mask that differs per
+        # head trims each head's keys differently: then one head per task)
+        # — but never fewer tasks than cores where one head per task would have them (a decode
+        # step of few KV heads on many cores runs its heads in parallel rather than grouped)
+        group = hq // hkv if hkv and hq % hkv == 0 else 1
+        per_head_mask = self.mask_shape is not None and self.m_st[1] != 0
+        rows = b * hq * s
+        want = min(rows, host().cores)
+        self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1)
+                                             if group % x == 0 and (rows // x >= want or x == 1))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
@@ -105,11 +118,15 @@ class AttentionLowering(Lowering):
         has_mask = self.mask_shape is not None
         fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 8)
         Q, K, V, MASK, LEN, OFFS, Y, ST = ptrs
-        S, HQ, D, DV = self.s, self.hq, self.d, self.dv
+        S, HQ, D, DV, G = self.s, self.hq, self.d, self.dv, self.g
+        HG = HQ // G   # tasks per batch entry and position: one per group of query heads
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
-        sblk = Array(b, F32, BK)      # one block of scores
-        acc = Array(b, F32, DV)        # the output row being accumulated
+        sblk = Array(b, F32, G * BK)   # one block of scores per query head of the group
+        acc = Array(b, F32, G * DV)    # the output rows being accumulated
+        mrun = Array(b, F32, G)        # running maximum per head
+        lrun = Array(b, F32, G)        # running sum per head
+        bmax = Array(b, F32, G)        # block maximum per head
         # strides that depend on the key count, read once per launch: (K b, K h, V b, V h, mask b, h, q, k)
         rt = [load(b, ST, const(I64, j), I64) for j in range(8)]
         k_st = (rt[0], rt[1], const(I64, self.k_st[2]))
@@ -122,12 +139,14 @@ class AttentionLowering(Lowering):
         def off4(st, bi, h, pos):
             return b.add(b.add(b.mul(bi, c(st[0])), b.mul(h, c(st[1]))), b.mul(pos, c(st[2])))
 
-        with loop(b, lo, hi, name="row") as row:
+        def each_head(nm):
+            return loop(b, 0, G, name=nm)
+
+        with loop(b, lo, hi, name="row") as row:   # rows ordered (batch, head group, position)
             i = b.srem(row, const(I64, S))
-            h = b.srem(b.sdiv(row, const(I64, S)), const(I64, HQ))
-            bi = b.sdiv(row, const(I64, S * HQ))
-            hk = b.sdiv(h, const(I64, group))
-            qo = off4(self.q_st, bi, h, i)
+            h0 = b.mul(b.srem(b.sdiv(row, const(I64, S)), const(I64, HG)), const(I64, G))
+            bi = b.sdiv(row, const(I64, S * HG))
+            hk = b.sdiv(h0, const(I64, group))   # the K/V head every query head of this task reads
             # the keys this query may see: [start, limit) (causal frontier, window, padding)
             pos = b.add(i, load(b, OFFS, bi, I64))
             limit = load(b, LEN, bi, I64)
@@ -143,57 +162,72 @@ class AttentionLowering(Lowering):
                 first = b.sub(pos, const(I64, self.left))
                 start = b.select(b.icmp_signed(">", first, start), first, start)
             if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
-                start, limit = self._trim(b, MASK, m_st, bi, h, i, start, limit)
-            m = Var(b, F32, const(F32, float("-inf")))
-            lsum = Var(b, F32, const(F32, 0.0))
-            with loop(b, 0, DV, name="z") as z:
-                acc.set(z, const(F32, 0.0))
+                # (G > 1 only when the mask is the same for every head: see __init__)
+                start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
+            with each_head("g0") as g:
+                mrun.set(g, const(F32, float("-inf")))
+                lrun.set(g, const(F32, 0.0))
+                with loop(b, 0, DV, name="z") as z:
+                    acc.set(b.add(b.mul(g, const(I64, DV)), z), const(F32, 0.0))
             with loop(b, start, limit, step=BK, name="jb") as jb:
                 jend = b.add(jb, const(I64, BK))
                 jend = b.select(b.icmp_signed("<", jend, limit), jend, limit)
-                bm = Var(b, F32, const(F32, float("-inf")))
+                with each_head("g1") as g:
+                    bmax.set(g, const(F32, float("-inf")))
                 with loop(b, jb, jend, name="j") as j:
-                    ko = off4(k_st, bi, hk, j)
-                    dot = Var(b, F32, const(F32, 0.0))
-                    with loop(b, 0, D, name="d") as dd:
-                        qv = load(b, Q, b.add(qo, dd), F32)
-                        kv = load(b, K, b.add(ko, dd), F32)
-                        dot.set(b.fadd(dot.get(), b.fmul(qv, kv), flags=REDUCE_FLAGS))
-                    sc = b.fmul(dot.get(), const(F32, scale))
-                    if cap:
-                        sc = b.fmul(const(F32, cap), M.tanh(b, b.fdiv(sc, const(F32, cap))))
-                    if has_mask:
-                        mo = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])),
-                                   b.add(b.mul(i, m_st[2]), b.mul(j, m_st[3])))
-                        sc = b.fadd(sc, load(b, MASK, mo, F32))
-                    sblk.set(b.sub(j, jb), sc)
-                    bm.set(call_intrinsic(b, "maximum", bm.get(), sc))
-                m_old = m.get()
-                m_new = call_intrinsic(b, "maximum", m_old, bm.get())
-                m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
-                alpha = M.exp(b, b.fsub(m_old, m_use))
-                lsum.set(b.fmul(lsum.get(), alpha))
-                with loop(b, 0, DV, name="r") as r:
-                    acc.set(r, b.fmul(acc.get(r), alpha))
-                # exponentials over the block as one vectorizable loop, then the weighted rows of V
-                bsum = Var(b, F32, const(F32, 0.0))
-                with loop(b, jb, jend, name="je") as j:
-                    p = M.exp(b, b.fsub(sblk.get(b.sub(j, jb)), m_use))
-                    sblk.set(b.sub(j, jb), p)
-                    bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
-                lsum.set(b.fadd(lsum.get(), bsum.get()))
-                with loop(b, jb, jend, name="jv") as j:
-                    p = sblk.get(b.sub(j, jb))
+                    ko = off4(k_st, bi, hk, j)   # one key row, scored against every head of the group
+                    with each_head("gs") as g:
+                        h = b.add(h0, g)
+                        qo = off4(self.q_st, bi, h, i)
+                        dot = Var(b, F32, const(F32, 0.0))
+                        with loop(b, 0, D, name="d") as dd:
+                            qv = load(b, Q, b.add(qo, dd), F32)
+                            kv = load(b, K, b.add(ko, dd), F32)
+                            dot.set(b.fadd(dot.get(), b.fmul(qv, kv), flags=REDUCE_FLAGS))
+                        sc = b.fmul(dot.get(), const(F32, scale))
+                        if cap:
+                            sc = b.fmul(const(F32, cap), M.tanh(b, b.fdiv(sc, const(F32, cap))))
+                        if has_mask:
+                            mo = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])),
+                                       b.add(b.mul(i, m_st[2]), b.mul(j, m_st[3])))
+                            sc = b.fadd(sc, load(b, MASK, mo, F32))
+                        sblk.set(b.add(b.mul(g, const(I64, BK)), b.sub(j, jb)), sc)
+                        bmax.set(g, call_intrinsic(b, "maximum", bmax.get(g), sc))
+                with each_head("ge") as g:
+                    gb, ga = b.mul(g, const(I64, BK)), b.mul(g, const(I64, DV))
+                    m_old = mrun.get(g)
+                    m_new = call_intrinsic(b, "maximum", m_old, bmax.get(g))
+                    m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
+                    alpha = M.exp(b, b.fsub(m_old, m_use))
+                    lsum = b.fmul(lrun.get(g), alpha)
+                    with loop(b, 0, DV, name="r") as r:
+                        a_i = b.add(ga, r)
+                        acc.set(a_i, b.fmul(acc.get(a_i), alpha))
+                    # exponentials over the block as one vectorizable loop
+                    bsum = Var(b, F32, const(F32, 0.0))
+                    with loop(b, jb, jend, name="je") as j:
+                        s_i = b.add(gb, b.sub(j, jb))
+                        p = M.exp(b, b.fsub(sblk.get(s_i), m_use))
+                        sblk.set(s_i, p)
+                        bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
+                    lrun.set(g, b.fadd(lsum, bsum.get()))
+                    mrun.set(g, m_new)
+                with loop(b, jb, jend, name="jv") as j:   # one value row, added into every head's output
                     vo = off4(v_st, bi, hk, j)
-                    with loop(b, 0, DV, name="dv") as dd:
-                        acc.set(dd, b.fadd(acc.get(dd), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
-                m.set(m_new)
-            tot = lsum.get()
-            inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
-                           b.fdiv(const(F32, 1.0), tot))
-            yo = off4(self.y_st, bi, h, i)
-            with loop(b, 0, DV, name="w") as w:
-                store(b, b.fmul(acc.get(w), inv), Y, b.add(yo, w))
+                    with each_head("gv") as g:
+                        p = sblk.get(b.add(b.mul(g, const(I64, BK)), b.sub(j, jb)))
+                        ga = b.mul(g, const(I64, DV))
+                        with loop(b, 0, DV, name="dv") as dd:
+                            a_i = b.add(ga, dd)
+                            acc.set(a_i, b.fadd(acc.get(a_i), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
+            with each_head("gw") as g:
+                tot = lrun.get(g)
+                inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
+                               b.fdiv(const(F32, 1.0), tot))
+                yo = off4(self.y_st, bi, b.add(h0, g), i)
+                ga = b.mul(g, const(I64, DV))
+                with loop(b, 0, DV, name="w") as w:
+                    store(b, b.fmul(acc.get(b.add(ga, w)), inv), Y, b.add(yo, w))
         b.ret_void()
 
     @staticmethod
@@ -240,7 +274,8 @@ class AttentionLowering(Lowering):
         kern = fn("main")
         node = self.node
         B, HQ, HKV, S, D, DV = self.b, self.hq, self.hkv, self.s, self.d, self.dv
-        rows = B * HQ * S
+        G = self.g
+        rows = B * (HQ // G) * S   # tasks: one per (batch, group of query heads, position)
         n_out = len(self.out_shapes)
         dts = [np.float32] * n_out
         three_d, has_past = self.three_d, self.past_shape is not None
@@ -317,7 +352,7 @@ class AttentionLowering(Lowering):
             strides = np.array(st + list(m_st), dtype=np.int64)
             if rows:
                 runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
-                                           ptr(outs[0]), ptr(strides)], 4.0 * rows * t * (D + DV))
+                                           ptr(outs[0]), ptr(strides)], 4.0 * rows * G * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
 

@@ -412,7 +412,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         "[array]",
         f"cores = {cal.cores}",
         f"gemm_rows = {gemm.TILE_512[0]}                 # rows of the llvm backend's GEMM micro-kernel (AVX-512)",
-        f"gemm_task = [{gemm.MC // gemm.TILE_512[0] * gemm.TILE_512[0]}, 256]         "
+        f"gemm_task = [{gemm._blocks()[1] // gemm.TILE_512[0] * gemm.TILE_512[0]}, 256]         "
         "# the llvm backend's GEMM task: MC rows x up to 256 columns",
         f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
         f'attention_score = "{cal.attention_score_s * 1e9:.4g} ns"   # measured: the attention kernel per score, one core',

@@ -22,7 +22,9 @@ always use BLAS; a transposed constant B is transposed once at compile time.
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
 from typing import Sequence
 
 import llvmlite.ir as ir
@@ -37,8 +39,14 @@ from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 
 __all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
 
-KC = 256   # K slice: an NR-wide B panel of KC rows (64 KiB at NR=64) stays in L1/L2
-MC = 64    # rows per task: the MC x KC slice of A (64 KiB) stays in L2
+#: (KC, MC): a K slice of KC rows and MC rows of A per task. The MC x KC block of A and one KC x NR
+#: panel of B stay in L2 while the micro-tiles walk them: B's panels are streamed once per MC rows,
+#: A's block once per NC columns. Measured on Zen 5 (1 MiB L2; one core, CPU time, load 12-14,
+#: tools/bench_gemv.py --prefill and /tmp sweeps of 6 pairs): 512 x 144 (288 + 128 KiB) gave
+#: 212-224 GFLOP/s on 128-512-row products of K 576-3072, onnxruntime's MatMul 207-220, the
+#: former 256 x 60 172-214. Hosts with a smaller L2 keep 256 x 96 (an assumption, not measured).
+BLOCKS_L2_1M = (512, 144)
+BLOCKS_SMALL_L2 = (256, 96)
 TILE_512 = (6, 4)   # (rows, vectors) with 32 vector registers: 24 accumulators; measured 6x4 > 8x2 by ~10% (docs/backends.md)
 
 
@@ -211,6 +219,7 @@ class GemmLowering(Lowering):
             raise Unsupported("unknown shape")
         self.aux: list[np.ndarray] = []
         self.b_known = None
+        b_src, b_trans = known.get(self.b_arg), False   # the constant B as the graph holds it
         self.alpha, self.beta = 1.0, 0.0
         self.c_arg = None
         if node.op == "Gemm":
@@ -220,8 +229,8 @@ class GemmLowering(Lowering):
             if node.attr("transB"):
                 if 1 not in known:
                     raise Unsupported("transB of a computed B")
-                self.b_known = np.ascontiguousarray(known[1].T)  # once, at compile time
-                n = self.b_known.shape[1]
+                b_trans = True   # transposed when packed (once per weight: _packed)
+                n = known[1].shape[0]
             else:
                 n = in_shapes[1][1]
             batch, a2, b2 = (), (m, k), (k, n)
@@ -255,9 +264,10 @@ class GemmLowering(Lowering):
             self.aux = [np.ascontiguousarray(ia * m * k, dtype=np.int64), np.ascontiguousarray(ib * k * n, dtype=np.int64)]
         self.w = host().vector_width_f32
         threads = max(1, host().cores)
+        kc_blk, mc_blk = _blocks()
         if m >= 8:
-            # 8 rows x 2 vectors: 16 accumulators; B panels reused from L1 across row tiles
-            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (KC,)
+            # 6 rows x 4 vectors: 24 accumulators; a B panel reused from L2 across row tiles
+            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (kc_blk,)
         else:
             # skinny (decode): every row in one tile, B streamed row by row in wide strips
             # (reading B once is the whole cost), no K slices
@@ -268,17 +278,23 @@ class GemmLowering(Lowering):
         # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
         # K x NR panel (the tail zero-padded), so the micro-kernel streams B without TLB misses or masks
         self.packed = False
-        b_const = self.b_known if self.b_known is not None else known.get(self.b_arg)
-        if b_const is not None and self.batch == 1 and b_const.ndim == 2 and b_const.dtype == np.float32 and n and k:
-            tiles = math.ceil(n / self.nr)
-            padded = np.zeros((k, tiles * self.nr), np.float32)
-            padded[:, :n] = b_const
-            self.b_known = np.ascontiguousarray(padded.reshape(k, tiles, self.nr).transpose(1, 0, 2))
+        if b_src is not None and self.batch == 1 and b_src.ndim == 2 and b_src.dtype == np.float32 and n and k:
+            self.b_known = _packed(b_src, b_trans, self.nr)
             self.packed = True
+        elif b_trans:
+            self.b_known = np.ascontiguousarray(b_src.T)
         cols = max(1, math.ceil(n / self.nr))
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
-        self.mc = max(self.mr, MC // self.mr * self.mr)   # whole micro-tiles per block
+        self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
+        if m >= 8:   # at least 4 tasks per core where the product has them (cores claim tasks as
+            # they come free): narrower column blocks first (A's block is kept), then fewer rows
+            def count():
+                return self.batch * math.ceil(m / self.mc) * math.ceil(n / self.nc)
+            while count() < 4 * threads and self.nc > self.nr:
+                self.nc -= self.nr
+            while count() < 4 * threads and self.mc > self.mr:
+                self.mc = max(self.mr, self.mc // 2 // self.mr * self.mr)
         self.tile = _cpu_tile(node)
         if self.tile is not None:   # a tile{target=<cpu>} schedule chose the blocks
             tm, tn, tk = self.tile
@@ -465,6 +481,43 @@ class GemmLowering(Lowering):
             return (out,)
         run.keep = (aux, fixed_b, epi_keep)
         return run
+
+
+@functools.lru_cache(maxsize=1)
+def _blocks() -> tuple[int, int]:
+    """(KC, MC) for this host's L2 (see BLOCKS_L2_1M)."""
+    from .calibrate import cache_sizes
+    return BLOCKS_L2_1M if cache_sizes().get("L2", 0) >= 1 << 20 else BLOCKS_SMALL_L2
+
+
+#: packed panels per constant weight, by (id of the weight's array, transposed, NR): every plan of a
+#: graph (a prefill at each new length is a new plan) and every layer sharing a weight reads one
+#: packed copy, made once per process instead of once per plan. An entry lives as long as the
+#: weight's array does (dropped by a weakref callback), so the key's id cannot be reused meanwhile.
+_PACKED: dict[tuple[int, bool, int], np.ndarray] = {}
+
+
+def _packed(b: np.ndarray, transposed: bool, nr: int) -> np.ndarray:
+    """``b`` (or ``b.T``) as column tiles of NR, each a contiguous K x NR panel, the last tile
+    zero-padded past N: the layout the micro-kernel streams without TLB misses or masks."""
+    key = (id(b), transposed, nr)
+    hit = _PACKED.get(key)
+    if hit is not None:
+        return hit
+    src = b.T if transposed else b
+    k, n = src.shape
+    tiles = math.ceil(n / nr)
+    out = np.zeros((tiles, k, nr), np.float32)
+    for t in range(tiles):   # one panel at a time: no padded copy of the whole matrix
+        c0 = t * nr
+        out[t, :, :min(nr, n - c0)] = src[:, c0:c0 + nr]
+    out.setflags(write=False)
+    try:
+        weakref.finalize(b, _PACKED.pop, key, None)
+    except TypeError:   # an array that takes no weak reference: not cached
+        return out
+    _PACKED[key] = out
+    return out
 
 
 def _cpu_tile(node: Node) -> tuple[int, int, int] | None:

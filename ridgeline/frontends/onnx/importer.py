@@ -300,26 +300,32 @@ def _without_weights(proto: onnx.ModelProto, inline: InlineWeights | None = None
 
 
 def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[onnx.NodeProto]:
+    nodes = list(graph.node)   # one pass over the protobuf field, then Python objects
     producers: dict[str, int] = {}
-    for i, n in enumerate(graph.node):
+    for i, n in enumerate(nodes):
         for o in n.output:
             if o:
                 if o in producers or o in known:
                     raise ModelError(f"{label}: value {o!r} is produced twice")
                 producers[o] = i
     deps = []
-    for i, n in enumerate(graph.node):
+    in_order = True   # exporters write nodes in order: then the order below is the file's
+    for i, n in enumerate(nodes):
         d = set()
         for x in n.input:
             if not x:
                 continue
-            if x in producers:
-                d.add(producers[x])
+            p = producers.get(x)
+            if p is not None:
+                d.add(p)
+                in_order = in_order and p < i
             elif x not in known:
                 raise ModelError(f"{label}: {n.op_type} node {n.name!r} reads {x!r}, which nothing defines")
         deps.append(d)
-    order, state = [], [0] * len(graph.node)  # 0 new, 1 visiting, 2 done
-    for root in range(len(graph.node)):
+    if in_order:   # every input made by an earlier node: no cycle, and the search would return this
+        return nodes
+    order, state = [], [0] * len(nodes)  # 0 new, 1 visiting, 2 done
+    for root in range(len(nodes)):
         if state[root]:
             continue
         stack = [(root, iter(sorted(deps[root])))]
@@ -330,9 +336,9 @@ def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[on
             if nxt is None:
                 stack.pop()
                 state[i] = 2
-                order.append(graph.node[i])
+                order.append(nodes[i])
             elif state[nxt] == 1:
-                n = graph.node[nxt]
+                n = nodes[nxt]
                 raise ModelError(f"{label}: the graph has a cycle through {n.op_type} node {n.name!r}")
             elif state[nxt] == 0:
                 state[nxt] = 1

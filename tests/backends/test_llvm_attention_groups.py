@@ -1,0 +1,99 @@
+"""Grouped-query attention on the llvm kernel: one task serves every query head of a K/V head
+(each key and value row is read once per group), and that gives the bits one task per query
+head gives, and the numpy reference's values, over drawn shapes, masks, caches and group sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("llvmlite")
+
+from ridgeline.backends.llvm import attention
+from ridgeline.backends.llvm.jit import host
+from ridgeline.backends.registry import get_backend
+from ridgeline.ir import Builder, Graph, tensor
+from ridgeline.testing.differential import check_backend
+from ridgeline.testing.inputs import random_inputs
+from ridgeline.testing.kernel_spaces import attention_graphs
+
+_CI = settings(max_examples=8, deadline=None, derandomize=True, database=None,
+               suppress_health_check=list(HealthCheck))
+
+
+def _lowerings(exe):
+    return [lw for lw in exe.plan.lowerings.values() if isinstance(lw, attention.AttentionLowering)]
+
+
+def _expected_group(lw) -> int:
+    group = lw.hq // lw.hkv
+    if lw.mask_shape is not None and lw.m_st[1] != 0:
+        return 1   # a mask that differs per head: each head trims its own keys
+    rows = lw.b * lw.hq * lw.s   # one head per task would give this many tasks: keep >= cores of them
+    want = min(rows, host().cores)
+    return max(x for x in range(1, min(group, attention.GMAX) + 1) if group % x == 0 and (rows // x >= want or x == 1))
+
+
+@_CI
+@given(g=attention_graphs(), seed=st.integers(0, 2 ** 16))
+def test_grouped_heads_give_the_bits_of_one_head_per_task(g, seed):
+    inputs = random_inputs(g, seed=seed)
+    be = get_backend("llvm")
+    grouped = be.compile(g, strict=True)
+    got = grouped.run(inputs)
+    for lw in _lowerings(grouped):
+        assert lw.g == _expected_group(lw), (lw.hq, lw.hkv, lw.mask_shape, lw.g)
+    saved = attention.GMAX
+    attention.GMAX = 1
+    try:
+        single = be.compile(g, strict=True)
+        want = single.run(inputs)
+    finally:
+        attention.GMAX = saved
+    assert all(lw.g == 1 for lw in _lowerings(single))
+    for name in want:   # the same arithmetic in the same order per head: the same bits
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+@st.composite
+def _wide_groups(draw) -> Graph:
+    """Group sizes past the ones exporters' small models use (MQA over 24 heads, 7, 17 — a prime
+    above the cap, so one task per head), causal or not, a KV cache, a mask shared by the heads."""
+    group = draw(st.sampled_from([5, 7, 8, 17, 24]))
+    hkv, bsz = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    sq, past = draw(st.sampled_from([1, 3])), draw(st.sampled_from([0, 5, 70]))
+    d = draw(st.sampled_from([4, 16]))
+    g = Graph("gqa")
+    b = Builder(g)
+    q = g.add_input("q", tensor("f32", bsz, hkv * group, sq, d))
+    k = g.add_input("k", tensor("f32", bsz, hkv, sq, d))
+    v = g.add_input("v", tensor("f32", bsz, hkv, sq, d))
+    mask = g.add_input("bias", tensor("f32", bsz, 1, sq, past + sq)) if draw(st.booleans()) else None
+    pk = g.add_input("pk", tensor("f32", bsz, hkv, past, d)) if past else None
+    pv = g.add_input("pv", tensor("f32", bsz, hkv, past, d)) if past else None
+    outs = b.Attention(q, k, v, mask, pk, pv, is_causal=int(draw(st.booleans())), _outputs=3 if past else 1)
+    g.outputs = list(outs) if isinstance(outs, tuple) else [outs]
+    g.verify()
+    return g
+
+
+def test_wide_groups_match_numpy():
+    report = check_backend("llvm", _wide_groups(), options={"strict": True}, settings=_CI)
+    assert report.compared >= 6 and report.skipped == 0, report
+
+
+@pytest.mark.parametrize("group,expect", [(24, 12), (17, 1), (16, 16), (8, 8), (6, 6), (34, 2)])
+def test_group_size_per_task(group, expect):
+    """The largest divisor of the group up to GMAX query heads per task (8 positions: enough tasks
+    for any core count up to 16 at every group size)."""
+    g = Graph("gqa")
+    b = Builder(g)
+    q = g.add_input("q", tensor("f32", 1, 2 * group, 8, 4))
+    k, v = (g.add_input(n, tensor("f32", 1, 2, 8, 4)) for n in "kv")
+    g.outputs = [b.Attention(q, k, v, _outputs=1)]
+    exe = get_backend("llvm").compile(g, strict=True)
+    exe.run(random_inputs(g))
+    (lw,) = _lowerings(exe)
+    assert lw.g == expect
