@@ -46,7 +46,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ...ir import Graph, Node
@@ -57,6 +57,8 @@ from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
 from ..spatial import (
+    Window,
+    at_keys,
     fastest_weight_form,
     finish_estimate,
     layer_blocks,
@@ -92,6 +94,7 @@ class Partition:
     layer_chips: int = 0                                       # chips per layer when layers own their chips
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
     kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
+    kv_only: int = 0                                           # chips holding positions past the window
 
 
 class DataflowModel(CostModel):
@@ -150,6 +153,8 @@ class DataflowModel(CostModel):
         self.schedule_: Schedule | None = None
         self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
         self.partition_: Partition | None = None
+        self.window_ = Window()
+        self.remote_keys_ = 0
         self.pipeline_: dict[str, Any] = {}
         self._whole: dict[int, NodeWork] = {}
         self._microbatches = 1
@@ -191,7 +196,8 @@ class DataflowModel(CostModel):
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
         part = Partition(0)
-        res = sized_for_window(resident_bytes(graph, self.widen), graph, cap * self.target.max_devices)
+        raw = resident_bytes(graph, self.widen)
+        res, self.window_ = sized_for_window(raw, graph, cap * self.target.max_devices)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
         part.kv_nodes = {k for k, kv in kv_of.items() if kv > 0}
@@ -254,6 +260,14 @@ class DataflowModel(CostModel):
         part.chips = chip + 1 if chip >= 0 else 1
         if not part.resident:
             part.resident, part.kv = [0.0], [0.0]
+        # a step past the layout's window: its further positions on KV-only chips (``Window``)
+        extra = self.window_.devices(cap)
+        part.kv_only = extra
+        for _ in range(extra):
+            part.resident.append(self.window_.overflow_bytes / extra)
+            part.kv.append(self.window_.overflow_bytes / extra)
+        part.chips += extra
+        self.remote_keys_ = self.window_.remote_keys(raw, cap)
         if big_layers and len(part.first_layer_chip) > 1:
             firsts = sorted(part.first_layer_chip.items())
             strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
@@ -307,6 +321,10 @@ class DataflowModel(CostModel):
         if w.contractions:
             if vec:
                 ops.append(self._vector(vec, 0.0))
+            merge = int(w.detail.get("kv_merge_cycles", 0))
+            if merge:
+                # partial attention from the KV-only chips, merged after a round trip (``Window``)
+                ops.append(("merge", "vxm", merge, "communication", {"unit": "vxm", "kv_merge": True}))
             return self._tile_floor(w, ops)
         nbytes = w.device_bytes
         if w.op == "Gather" or w.category == "other":
@@ -340,7 +358,6 @@ class DataflowModel(CostModel):
 
     def _split(self, w: NodeWork, parts: int) -> NodeWork:
         """One chip's share of a node split by output columns across ``parts`` chips."""
-        from dataclasses import replace
         if parts <= 1:
             return w
         return replace(w, contractions=tuple(c.split("n", parts) for c in w.contractions),
@@ -370,6 +387,8 @@ class DataflowModel(CostModel):
         part = self.partition(graph, works)
         self.partition_ = part
         self._whole = works
+        if self.window_.overflows:
+            works = self._local_attention(works, part)
         best = None
         for k in _microbatch_counts(graph):
             self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
@@ -394,6 +413,25 @@ class DataflowModel(CostModel):
             r.time_s = max(0, end - frontier) / self.clock * stretch
             frontier = max(frontier, end)
         return records
+
+    def _local_attention(self, works: dict[int, NodeWork], part: Partition) -> dict[int, NodeWork]:
+        """Past the window, the layout's attention reads the window's keys and waits for the
+        KV-only chips' partial results: a round trip of the query and the partial output to a chip
+        of another node, and whatever longer the remote share takes (``Window``)."""
+        memo: dict[int, NodeWork] = {}
+        far = int(self.target.array["chips_per_node"]) or 1     # assumption: KV-only chips sit in other nodes
+
+        def local(w: NodeWork) -> NodeWork:
+            near = at_keys(w, self.window_.positions)
+            if near is w:
+                return w
+            remote = at_keys(w, max(1, self.remote_keys_))
+            wait = sum(o[2] for o in self.lower(remote)) - sum(o[2] for o in self.lower(near))
+            trip = self._transfer_cycles(w.in_bytes[0] if w.in_bytes else 0.0, 0, far) + \
+                self._transfer_cycles(w.out_bytes[0] if w.out_bytes else 0.0, 0, far)
+            return replace(near, detail={**near.detail, "kv_merge_cycles": trip + max(0, wait)})
+
+        return {k: (memo.setdefault(id(w), local(w)) if k in part.kv_nodes else w) for k, w in works.items()}
 
     def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition) -> tuple[Schedule, list]:
         """The list schedule of one (micro-)batch and its records (flops and bytes of the whole step)."""
