@@ -158,6 +158,7 @@ class DataflowModel(CostModel):
         self.pipeline_: dict[str, Any] = {}
         self._whole: dict[int, NodeWork] = {}
         self._microbatches = 1
+        self._chunks = False        # prefill: the micro-batches are chunks of the prompt
 
     # ----------------------------------------------------------------- devices
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -390,9 +391,11 @@ class DataflowModel(CostModel):
         if self.window_.overflows:
             works = self._local_attention(works, part)
         best = None
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        rows = self._chunks = meta.get("phase") == "prefill"
         for k in _microbatch_counts(graph):
             self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
-            sched, records = self._schedule(nodes, _microbatched(works, k), part)
+            sched, records = self._schedule(nodes, _microbatched(works, k, rows), part)
             bottleneck = _bottleneck(sched, self.capacity)
             step = sched.makespan + (k - 1) * bottleneck
             if best is not None and step >= best[0]:
@@ -462,9 +465,10 @@ class DataflowModel(CostModel):
                 continue
             chips = part.of.get(id(n)) or [cur_chip]
             cur_chip = chips[-1]
-            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1:
+            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1 and not self._chunks:
                 # a KV cache split over chips is split by sequence: a micro-batch's attention
-                # runs on the chips that hold its own sequences' keys and values
+                # runs on the chips that hold its own sequences' keys and values (a chunk of a
+                # prompt reads the keys of every chunk before it: all of them)
                 chips = chips[:max(1, math.ceil(len(chips) / self._microbatches))]
             parts = len(chips)
             lowered = lowered_cache.get((id(w), parts))
@@ -667,23 +671,30 @@ class DataflowModel(CostModel):
 
 # --------------------------------------------------------------------------- micro-batches
 def _microbatch_counts(graph: Graph) -> list[int]:
-    """Micro-batch counts to try: powers of two dividing the batch (1 first)."""
+    """Micro-batch counts to try, 1 first: in decode, powers of two dividing the batch (a
+    sequence's one new token cannot be split); in prefill, powers of two up to the step's tokens
+    (batch × prompt): the prompt streams through the chips' pipeline in chunks, as it does
+    through any layer pipeline -- chunk j+1 enters layer 0's chips while chunk j is in layer 1's.
+    A chunk's attention reads the keys of the chunks before it, whose KV the earlier chunks
+    wrote on the same chips (the last chunk's share is rounded up)."""
     meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
     batch = meta.get("batch", 1) if isinstance(meta.get("batch", 1), int) else 1
+    prompt = meta.get("prompt", 1) if isinstance(meta.get("prompt", 1), int) else 1
+    tokens = batch * prompt if meta.get("phase") == "prefill" else 0
     out, k = [], 1
-    while k <= batch and batch % k == 0:
+    while k <= batch and batch % k == 0 or 1 < k <= tokens:
         out.append(k)
         k *= 2
     return out
 
 
-def _microbatched(works: dict[int, NodeWork], k: int) -> dict[int, NodeWork]:
-    """Each node's work for one of ``k`` micro-batches (``microbatch_work``): every micro-batch
-    installs the weights again."""
+def _microbatched(works: dict[int, NodeWork], k: int, rows: bool = False) -> dict[int, NodeWork]:
+    """Each node's work for one of ``k`` micro-batches (``microbatch_work``; ``rows``: chunks of
+    the prompt): every micro-batch installs the weights again."""
     if k == 1:
         return works
     memo: dict[int, NodeWork] = {}
-    return {key: memo.setdefault(id(w), microbatch_work(w, k)) for key, w in works.items()}
+    return {key: memo.setdefault(id(w), microbatch_work(w, k, rows=rows)) for key, w in works.items()}
 
 
 def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:
