@@ -390,18 +390,29 @@ class DataflowModel(CostModel):
         self._whole = works
         if self.window_.overflows:
             works = self._local_attention(works, part)
-        best = None
         meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
         rows = self._chunks = meta.get("phase") == "prefill"
-        for k in _microbatch_counts(graph):
-            self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
-            sched, records = self._schedule(nodes, _microbatched(works, k, rows), part)
-            bottleneck = _bottleneck(sched, self.capacity)
-            step = sched.makespan + (k - 1) * bottleneck
-            if best is not None and step >= best[0]:
-                break           # a longer pipeline only adds re-installs from here (unimodal in k)
-            best = (step, k, bottleneck, sched, records)
-        step, k, bottleneck, sched, records = best
+        counts = _microbatch_counts(graph)
+        tried: dict[int, tuple] = {}
+
+        def step_at(i: int) -> tuple:
+            k = counts[i]
+            if k not in tried:
+                self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
+                sched, records = self._schedule(nodes, _microbatched(works, k, rows), part)
+                bottleneck = _bottleneck(sched, self.capacity)
+                tried[k] = (sched.makespan + (k - 1) * bottleneck, k, bottleneck, sched, records)
+            return tried[k]
+
+        # the step is unimodal in k (more micro-batches: a shorter fill, more re-installs): climb
+        # from the count whose chunks balance a weight tile's install with its passes (prefill)
+        i = self._balanced_start(counts, meta) if rows else 0
+        while i + 1 < len(counts) and step_at(i + 1)[0] < step_at(i)[0]:
+            i += 1
+        while i > 0 and step_at(i - 1)[0] < step_at(i)[0]:
+            i -= 1
+        step, k, bottleneck, sched, records = step_at(i)
+        self._microbatches = k
         sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
                            and works[id(n)].weight_bytes > 0}
         self.schedule_ = sched
@@ -416,6 +427,18 @@ class DataflowModel(CostModel):
             r.time_s = max(0, end - frontier) / self.clock * stretch
             frontier = max(frontier, end)
         return records
+
+    def _balanced_start(self, counts: list[int], meta: dict) -> int:
+        """The index in ``counts`` whose prompt chunks have about as many rows as make a 16-bit
+        weight tile's passes through the MXM take as long as installing it (where chunking stops
+        paying): the search for the best count starts there."""
+        rows, cols = self.plane
+        key = "f16" if "f16" in self.mxm.peak else max(self.mxm.peak, key=self.mxm.peak.get)
+        per_row = self.geometry_peak / self.mxm.peak[key] / self.mxm.count          # cycles per row and tile
+        install = rows * cols * 2 / self.install_bpc
+        tokens = int(meta.get("batch", 1) or 1) * int(meta.get("prompt", 1) or 1)
+        want = tokens / max(1.0, install / per_row)
+        return min(range(len(counts)), key=lambda j: abs(math.log2(counts[j]) - math.log2(max(1.0, want))))
 
     def _local_attention(self, works: dict[int, NodeWork], part: Partition) -> dict[int, NodeWork]:
         """Past the window, the layout's attention reads the window's keys and waits for the
