@@ -310,7 +310,9 @@ class WaferScaleModel(CostModel):
         else:
             # a streaming op works on values as they pass: only arithmetic that cannot keep pace delays
             latency = int(self.target.overheads["vector_latency"]) + max(0.0, compute_tok - stream_tok)
-        occupancy = max(stream_all, compute)
+        # a streaming op works on values on the routes they pass along (its producer's columns):
+        # only its arithmetic occupies its own PEs; a blocking one gathers each token's stream
+        occupancy = max(stream_all, compute) if blocking else compute
         if w.traffic is not None:
             # a tile record's SRAM bytes, read by the region's PEs at their share of the SRAM bandwidth
             sram = w.bytes_at(self.sram.name).get(self.sram.name, 0.0)
@@ -451,15 +453,22 @@ class WaferScaleModel(CostModel):
                 "kv_merge_cycles": wait}
 
     def _hop(self, v, t: float, src: int, dst: int, layer) -> tuple[float, tuple[NodeCost, float, float]]:
-        """A value crossing from wafer ``src`` to ``dst`` (its first token, then the rest streams)."""
+        """A value crossing from wafer ``src`` to ``dst``: its first token arrives after the link's
+        latency and that token's bytes; the other tokens follow it down the link, which is busy
+        for the whole payload -- a pipeline stage like a region (its occupancy beyond the first
+        token's latency), not a wait on the critical path."""
         nb = float(v.type.dtype.nbytes(v.type.numel)) if isinstance(v.type.numel, int) else 0.0
+        shape = [d if isinstance(d, int) else 1 for d in v.type.shape]
+        tokens = max(1, math.prod(shape[:-1])) if len(shape) > 1 else 1
         lat = (self.link.latency if self.link else 0.0) * abs(dst - src)
         bw = self.link.bandwidth if self.link else 1e12
-        cyc = (lat + nb / bw) * self.clock
+        first = (lat + nb / tokens / bw) * self.clock
+        busy = nb / bw * self.clock
         rec = NodeCost(f"wafer {src}->{dst} %{v.name}", "send", "transfer", 0.0, 0.0, {}, "communication",
-                       unit=f"link:{self.link.name}" if self.link else "", comm_s=cyc / self.clock, layer=layer,
-                       detail={"payload_bytes": nb, "from": src, "to": dst})
-        return t + cyc, (rec, t + cyc, 0.0)
+                       unit=f"link:{self.link.name}" if self.link else "", comm_s=(lat * self.clock + busy) / self.clock,
+                       layer=layer, detail={"payload_bytes": nb, "from": src, "to": dst, "tokens": tokens,
+                                            "link_busy_cycles": busy})
+        return t + first, (rec, t + first, max(0.0, busy - (first - lat * self.clock)))
 
     def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes, floor: float) -> list[NodeCost]:
         """Each record's increment of the critical path; the bottleneck region also carries the
