@@ -130,7 +130,7 @@ def test_a_gemm_task_that_is_not_rows_by_columns_is_refused(tmp_path):
     path = tmp_path / "my-host.toml"
     text = path.read_text()
     assert "gemm_task = [60, 256]" in text
-    path.write_text(text.replace("gemm_task = [60, 256]", "gemm_task = [64]"))
+    path.write_text(text.replace("gemm_task = [60, 256]", "gemm_task = [64]", 1))
     with pytest.raises(TargetError, match=r"gemm_task must be \[rows, columns\]"):
         estimate(_gemm(4, 8, 8), load_target_file(path))
 
