@@ -217,5 +217,5 @@ def test_a_prompt_streams_through_the_chips_in_chunks(monkeypatch):
 
 @pytest.mark.parametrize("preset", ["gpt2", "llama-2-7b"])
 def test_time_to_first_token_grows_with_the_prompt(preset):
-    times = [_est(preset, phase="prefill", context=1024, prompt=p).time_s for p in (1, 2, 17, 129, 1024)]
+    times = [_est(preset, phase="prefill", context=1024, prompt=p).time_s for p in (1, 2, 129, 1024)]
     assert all(b >= a for a, b in itertools.pairwise(times)), times

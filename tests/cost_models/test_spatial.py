@@ -68,8 +68,8 @@ def _attention_work():
 SPATIAL = ("groq-lpu", "wse-3")
 
 
-@settings(max_examples=10, deadline=None, derandomize=True)
-@given(st.sampled_from(SPATIAL), st.sampled_from(("llama-2-7b", "llama-3-8b", "llama-2-13b", "llama-2-70b")),
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(st.sampled_from(SPATIAL), st.sampled_from(("llama-2-7b", "llama-3-8b", "llama-2-13b")),
        st.sampled_from((1, 2, 8, 32)), st.integers(7, 15), st.floats(1.0, 4.0))
 def test_time_per_token_never_falls_as_the_context_grows(target, preset, batch, log_c, grow):
     # at a fixed batch, a longer context reads more keys on the same or a larger deployment:
