@@ -95,7 +95,7 @@ ROWS = [
     # us-west-2 through Groq's public API at 5 concurrent requests (network round trips, HTTP,
     # tokenization and queueing included, none of which is modelled); the machine's own prefill
     # must come in under it. Before prompts streamed through the chip pipeline in chunks the
-    # model gave 360 ms (16-bit), above the whole end-to-end figure.
+    # model gave 348 ms (16-bit), above the whole end-to-end figure.
     *[(f"Groq Llama-2-70B TTFT, 550 prompt tokens, {label} (bound: end-to-end API median)", "groq-lpu", 0.22, "s",
        (lambda dt=dt: prefill_seconds("llama-2-70b", "groq-lpu", 550, dtype=dt)),
        f"{EST} llama-2-70b --target groq-lpu --phase prefill --context 550 --dtype {dt}",
