@@ -316,8 +316,9 @@ class WaferScaleModel(CostModel):
         if w.traffic is not None:
             # a tile record's SRAM bytes, read by the region's PEs at their share of the SRAM bandwidth
             sram = w.bytes_at(self.sram.name).get(self.sram.name, 0.0)
-            stream_all = max(stream_all, math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock))
-            occupancy = max(occupancy, stream_all)
+            sram_cycles = math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock)
+            stream_all = max(stream_all, sram_cycles)
+            occupancy = max(occupancy, stream_all if blocking else sram_cycles)
         wcyc = math.ceil(streamed / weight_stream_bw * self.clock) if weight_stream_bw and streamed else 0
         if wcyc:
             latency += wcyc
