@@ -10,8 +10,9 @@ record once the family knows its device count.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ir import Graph, Node
@@ -22,6 +23,8 @@ from .quantities import format_quantity
 from .work import NodeWork, Prologue
 
 __all__ = [
+    "Window",
+    "at_keys",
     "context_window",
     "fastest_weight_form",
     "finish_estimate",
@@ -81,48 +84,104 @@ def resident_bytes(graph: Graph, widen: bool = False) -> dict[int, tuple[float, 
     return out
 
 
-_LONGEST = 1 << 20      # the longest window a deployment is sized for (tokens)
-
-
 def context_window(graph: Graph, res: dict[int, tuple[float, float]], system_bytes: float) -> int | None:
-    """The context the deployment is sized for: the model's whole window (``max_context``) when its
-    KV cache fits the system, else the largest halving of it that still holds this context.
+    """The context a deployment's layout is sized for: the model's learned window (``max_context``)
+    when the system holds its KV cache, else the largest halving of it that the system holds. It
+    does not depend on the step's context. None: not an LLM preset.
 
     An SRAM machine keeps the KV cache on chip, so the chip/wafer count follows batch × context;
-    sizing it for the actual context would make a longer context add chips and, with them, the
-    SRAM bandwidth and MACs that read it — a longer context would come out cheaper. A deployment
-    is provisioned for the window it serves, so it does not depend on this step's context (and
-    the time per token then grows with context by construction). None: not an LLM preset."""
+    sizing the layout for the step's own context would make a longer context add chips and, with
+    them, the MACs and streams that run every layer -- a longer context would come out cheaper.
+    A deployment is provisioned for the window it serves; a step past that window keeps the
+    layout and puts the further positions on KV-only devices (``Window``)."""
     meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
     ctx, top = meta.get("context"), meta.get("max_context")
     if not isinstance(ctx, int) or not isinstance(top, int) or ctx <= 0 or top <= 0:
         return None
     w = sum(x for x, _ in res.values())
-    kv = sum(x for _, x in res.values())
-
-    def fits(window: int) -> bool:
-        return w + kv * window / ctx <= system_bytes
-
+    kv_per_position = sum(x for _, x in res.values()) / ctx
     window = top
-    if ctx > top:
-        # past the learned window (RoPE models run longer): the longest doubling of it the
-        # system holds, so that this deployment too does not follow the step's context
-        while window < ctx or (window < _LONGEST and fits(window * 2)):
-            window *= 2
-    while window // 2 >= ctx and not fits(window):
+    while window > 1 and w + kv_per_position * window > system_bytes:
         window //= 2
-    return window if fits(window) else ctx
+    return window
+
+
+@dataclass(frozen=True)
+class Window:
+    """Where a step's KV cache lives: the layout holds ``positions`` of every sequence (its
+    window); a step whose ``context`` is longer keeps that layout (weights and the window's KV
+    placed as for any step within it) and holds the further positions on KV-only devices,
+    ``overflow_bytes`` in all. Those devices run attention over their positions while the layout
+    runs it over its own (sequence-parallel attention, as flash-decoding splits the keys); the
+    partial results are merged on the layout's chip after a round trip. So past the window a
+    longer context never runs on a larger layout, and time per token cannot fall."""
+
+    positions: int | None = None
+    context: int | None = None
+    overflow_bytes: float = 0.0
+
+    @property
+    def overflows(self) -> bool:
+        return bool(self.positions and self.context and self.context > self.positions)
+
+    def devices(self, capacity: float) -> int:
+        """KV-only devices of ``capacity`` bytes that hold the overflow."""
+        return math.ceil(self.overflow_bytes / capacity) if self.overflows and capacity > 0 else 0
+
+    def remote_keys(self, res: dict[int, tuple[float, float]], capacity: float) -> int:
+        """Keys one KV-only device attends over per layer: the positions past the window, spread
+        over the devices that hold one layer's share of them (position-major, a layer's positions
+        on devices of their own)."""
+        if not self.overflows:
+            return 0
+        kv_nodes = sum(1 for _, kv in res.values() if kv > 0) or 1
+        per_position = self.overflow_bytes / (self.context - self.positions) / kv_nodes     # one layer's
+        fits = max(1, int(capacity // per_position)) if per_position > 0 else self.context
+        return min(self.context - self.positions, fits)
 
 
 def sized_for_window(res: dict[int, tuple[float, float]], graph: Graph,
-                     system_bytes: float) -> dict[int, tuple[float, float]]:
-    """``res`` with each KV cache at the deployment's window (``context_window``): the bytes the
-    layout places. The work of the step still reads only this step's context."""
+                     system_bytes: float) -> tuple[dict[int, tuple[float, float]], Window]:
+    """``res`` with each KV cache at the layout's window (``context_window``), and the step's
+    ``Window`` (what lies past it). The work of the step still reads only this step's context."""
     window = context_window(graph, res, system_bytes)
     if window is None:
-        return res
-    f = window / graph.meta["llm"]["context"]
-    return {k: (w, kv * f) for k, (w, kv) in res.items()}
+        return res, Window()
+    ctx = graph.meta["llm"]["context"]
+    f = window / ctx
+    sized = {k: (w, kv * f) for k, (w, kv) in res.items()}
+    over = sum(kv for _, kv in res.values()) * (1 - f) if ctx > window else 0.0
+    # the other position-indexed data, a rotary table with a row per position: the layout
+    # holds the window's rows, the rest sit with the KV cache past it
+    for n in graph:
+        if n.op == "RotaryEmbedding" and id(n) in sized and ctx > window:
+            rows = n.inputs[1].type.shape[0] if len(n.inputs[1].type.shape) == 2 else None
+            if isinstance(rows, int) and rows > window:
+                w, kv = sized[id(n)]
+                table = sum(_const_bytes(v) for v in n.inputs[1:3] if v is not None and v.const)
+                cut = min(w, table * (1 - window / rows))
+                sized[id(n)] = (w - cut, kv)
+                over += cut
+    return sized, Window(window, ctx, over)
+
+
+def _const_bytes(v) -> float:
+    num = v.type.numel
+    return float(v.type.dtype.nbytes(num)) if isinstance(num, int) else 0.0
+
+
+def at_keys(w: NodeWork, keys: int) -> NodeWork:
+    """An attention node's work over ``keys`` of its keys (the share a device of a sequence-
+    parallel attention holds): the key dimension of both products, the softmax and the KV reads
+    shrink; unchanged when it reads no more than that."""
+    qk = next((c for c in w.contractions if c.role == "attention.qk"), None)
+    if qk is None or keys >= qk.n:
+        return w
+    f = keys / qk.n
+    cs = tuple(replace(c, n=keys) if c.role == "attention.qk" else replace(c, k=keys) if c.role == "attention.pv"
+               else c for c in w.contractions)
+    return replace(w, contractions=cs, vector_flops=w.vector_flops * f, flops=w.flops * f,
+                   in_bytes=tuple(b * f for b in w.in_bytes), cold_bytes=w.cold_bytes * f)
 
 
 def _weight_only(graph: Graph) -> bool:

@@ -497,14 +497,16 @@ def shared_work(node: Node, key=None) -> NodeWork:
     return hit
 
 
-def microbatch_work(w: NodeWork, k: int, const: tuple[bool, ...] = ()) -> NodeWork:
+def microbatch_work(w: NodeWork, k: int, const: tuple[bool, ...] = (), *, rows: bool = False) -> NodeWork:
     """``w`` for one of ``k`` micro-batches of the step's sequences: rows of a shared weight (m)
     or per-sequence products (attention's batch), vector work and activation / KV-cache bytes
     divide by ``k``; weights (inputs flagged in ``const``, else ``weight_bytes``) do not, since
-    every micro-batch reads them again."""
+    every micro-batch reads them again. ``rows``: the micro-batches are chunks of the tokens (a
+    prompt streamed in chunks), so attention splits its queries (m), every head in every chunk."""
     if k <= 1:
         return w
-    cs = tuple(c.split("batch" if not c.b_weight and c.batch % k == 0 else "m", k) for c in w.contractions)
+    cs = tuple(c.split("batch" if not rows and not c.b_weight and c.batch % k == 0 else "m", k)
+               for c in w.contractions)
     if const and len(const) == len(w.in_bytes):
         ins = tuple(b if c else b / k for b, c in zip(w.in_bytes, const))
     else:

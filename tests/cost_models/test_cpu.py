@@ -128,6 +128,33 @@ def test_a_gemm_task_that_is_not_rows_by_columns_is_refused(tmp_path):
     from ridgeline.ir.errors import TargetError
     _host_with(tmp_path, 'kernel = "5 us"')
     path = tmp_path / "my-host.toml"
-    path.write_text(path.read_text().replace("[array]\n", "[array]\ngemm_task = [64]\n"))
+    text = path.read_text()
+    assert "gemm_task = [60, 256]" in text
+    path.write_text(text.replace("gemm_task = [60, 256]", "gemm_task = [64]", 1))
     with pytest.raises(TargetError, match=r"gemm_task must be \[rows, columns\]"):
         estimate(_gemm(4, 8, 8), load_target_file(path))
+
+
+def test_the_gemm_figures_are_the_llvm_backends():
+    # cost_models cannot import backends: the family's defaults and the packaged host file state
+    # the llvm GEMM's micro-tile, task and skinny-path figures, and must follow them when they change
+    pytest.importorskip("llvmlite")
+    from ridgeline.backends.llvm import gemm
+    from ridgeline.cost_models.families.cpu import CpuModel
+    mr = gemm.TILE_512[0]
+    want = {"gemm_rows": mr, "gemm_task": (gemm.MC // mr * mr, 256), "skinny_rows": 8}
+    arr = CpuModel.schema["array"]
+    assert {k: (tuple(arr[k].default) if k == "gemm_task" else arr[k].default) for k in want} == want
+    host = get_target("host-cpu").array
+    assert {k: (tuple(host[k]) if k == "gemm_task" else host[k]) for k in want} == want
+    import inspect
+    assert "if m < 8 else" in inspect.getsource(gemm.GemmLowering)       # the skinny path's threshold
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 7, 8, 13, 32, 61])
+def test_skinny_products_are_not_padded_tiled_ones_are(m):
+    r = estimate(_gemm(m, 512, 256), "host-cpu").nodes[0]
+    rows = m if m < 8 else -(-m // 6) * 6
+    peak = get_target("host-cpu").peak("f32") * get_target("host-cpu").efficiency["matrix"]
+    cores = r.detail["cores"]
+    assert r.compute_s == pytest.approx(2.0 * rows * 512 * 256 / (peak * cores / 2), rel=1e-6)

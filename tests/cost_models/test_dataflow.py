@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -78,8 +79,11 @@ def test_replicated_layers_equal_the_exact_schedule(monkeypatch):
     assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
 
 
-def test_decode_is_install_bound_prefill_compute_bound():
+def test_decode_is_install_bound_prefill_compute_bound(monkeypatch):
     dec = _est("llama-2-7b", context=2048, dtype="fp16")
+    # the whole prompt as one chunk (the pipeline's chunks are as small as keeps the MXM fed:
+    # near the install/compute balance, ``test_a_prompt_streams_through_the_chips_in_chunks``)
+    monkeypatch.setattr(df_mod, "_microbatch_counts", lambda g: [1])
     pre = _est("llama-2-7b", phase="prefill", context=2048, dtype="fp16")
     proj = [r for r in dec.nodes if r.op == "MatMul"]
     assert proj and all(r.bound == "memory" for r in proj)                        # weights from SRAM
@@ -190,3 +194,28 @@ def test_compare_runs_every_family(run_cli):
     # SRAM machines decode a 7B model per user far faster than one HBM chip can stream it
     assert rows["wse-3"]["tokens_per_s_per_user"] > rows["groq-lpu"]["tokens_per_s_per_user"] \
         > 5 * rows["tpu-v5e"]["tokens_per_s_per_user"]
+
+
+def test_a_prompt_streams_through_the_chips_in_chunks(monkeypatch):
+    # batch 1 prefill: the prompt flows through the layer pipeline in chunks (fill + (k-1) turns of
+    # the busiest chip), never slower than the whole prompt crossing the chips at once, never
+    # faster than the FLOPs at every chip's peak or one token crossing every layer
+    kw = {"phase": "prefill", "context": 512, "dtype": "fp16"}
+    est = _est("llama-2-7b", **kw)
+    pipe = est.detail["pipeline"]
+    assert pipe["microbatches"] > 1
+    assert pipe["step_cycles"] == pipe["microbatch_cycles"] + (pipe["microbatches"] - 1) * pipe["bottleneck_cycles"]
+    monkeypatch.setattr(df_mod, "_microbatch_counts", lambda g: [1])
+    whole = _est("llama-2-7b", **kw)
+    monkeypatch.undo()
+    assert est.time_s < whole.time_s
+    peak = get_target("groq-lpu").peak("f16")
+    assert est.time_s >= est.flops / (est.devices * peak)
+    one = _est("llama-2-7b", phase="prefill", context=512, prompt=1, dtype="fp16")
+    assert est.time_s >= one.time_s
+
+
+@pytest.mark.parametrize("preset", ["gpt2", "llama-2-7b"])
+def test_time_to_first_token_grows_with_the_prompt(preset):
+    times = [_est(preset, phase="prefill", context=1024, prompt=p).time_s for p in (1, 2, 129, 1024)]
+    assert all(b >= a for a, b in itertools.pairwise(times)), times

@@ -78,7 +78,11 @@ def test_decode_is_memory_bound_and_big_prefill_gemms_compute_bound(target):
     big = [r for r in pre.nodes if r.op == "MatMul" and r.flops > 1e10]
     assert big
     for r in big:
-        assert r.bound == "compute", (target, r.name, r.bound)
+        # the LPU streams a prompt through its chips in chunks sized where a weight tile's MXM
+        # passes take about as long as its install: each chunk's product sits at that balance
+        # (test_dataflow checks the whole prompt as one chunk is compute-bound)
+        if get_target(target).family != "dataflow":
+            assert r.bound == "compute", (target, r.name, r.bound)
         assert r.intensity > get_target(target).ridge("bf16") / 4
 
 

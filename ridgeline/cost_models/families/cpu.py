@@ -1,7 +1,8 @@
 """``cpu``: the host — SIMD cores behind a cache hierarchy — on the same roofline machinery.
 
 Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × ``efficiency.matrix``,
-with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; M = 1 is a GEMV); element-wise
+with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; fewer than ``array.skinny_rows`` rows run
+the skinny kernel unpadded, as the llvm backend does); element-wise
 work and conversions on the vector unit. The same cores do both, so the two add. Weights and the
 KV cache come from DRAM unless all of them fit in a cache; activations from the innermost cache
 level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels whose
@@ -37,11 +38,17 @@ class CpuModel(CostModel):
     schema = {
         "array": {
             "cores": Field("int", None, "cores the runtime uses"),
-            "gemm_rows": Field("int", 8, "rows of the GEMM micro-kernel (M is padded to it)"),
+            # defaults: the llvm backend's AVX-512 GEMM (backends/llvm/gemm.py: TILE_512 = 6 rows x 4
+            # vectors, MC = 64 -> 60 whole-tile rows per task, NC = 256 columns, the skinny path below
+            # 8 rows); cost_models cannot import backends, so tests/cost_models/test_cpu.py checks
+            # that these stay equal to the backend's constants
+            "gemm_rows": Field("int", 6, "rows of the GEMM micro-kernel (M is padded to it)"),
+            "skinny_rows": Field("int", 8, "products of fewer rows run the skinny (GEMV-like) kernel: all rows "
+                                 "in one tile, no padding, split by columns"),
             "parallel_min_bytes": Field("size", 256 * 1024,
                                         "kernels whose bytes touched plus flops are fewer run on one core"),
-            "gemm_task": Field("ints", (64, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
-                               "one core (products of fewer than gemm_rows rows split by columns)"),
+            "gemm_task": Field("ints", (60, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
+                               "one core (products of fewer than skinny_rows rows split by columns)"),
             "attention_score": Field("time", 0.0, "attention kernel time per score on one core, beyond the "
                                      "roofline (0: roofline only)"),
             "attention_channel": Field("time", 0.0, "attention kernel time per score and head channel (d + dv)"),
@@ -90,12 +97,15 @@ class CpuModel(CostModel):
         cores = self.cores if work >= t.array["parallel_min_bytes"] and self._splits(w) else 1
         share = cores / self.cores
         rows = int(t.array["gemm_rows"])
+        skinny = int(t.array["skinny_rows"])
         compute = 0.0
         unit = ""
         flops = w.vector_flops
         for c in w.contractions:
             unit, rate = self._rate(c.dtype, ("matrix",), "matrix")
-            m_pad = c.m if c.m == 1 else math.ceil(c.m / rows) * rows   # M = 1 is a GEMV: no padding
+            # the skinny kernel (M < skinny_rows: decode, M = 1 a GEMV) keeps every row in one
+            # tile; larger products run whole micro-tiles of gemm_rows rows
+            m_pad = c.m if c.m < skinny else math.ceil(c.m / rows) * rows
             executed = 2.0 * c.batch * m_pad * c.n * c.k
             frac = w.causal_fraction if w.traffic is not None else 1.0
             compute += executed * frac / (rate * share) if rate else 0.0
@@ -145,8 +155,8 @@ class CpuModel(CostModel):
         if not mm or len(mm) != len(w.contractions):
             return True
         tm, tn = self.target.array["gemm_task"][:2]
-        rows = int(self.target.array["gemm_rows"])
-        return any(c.m < rows or c.batch * math.ceil(c.m / tm) * math.ceil(c.n / tn) >= 2 for c in mm)
+        skinny = int(self.target.array["skinny_rows"])
+        return any(c.m < skinny or c.batch * math.ceil(c.m / tm) * math.ceil(c.n / tn) >= 2 for c in mm)
 
     def _attention_time(self, w: NodeWork) -> float:
         """A row-at-a-time attention kernel's time on one core: per score, a fixed part (the

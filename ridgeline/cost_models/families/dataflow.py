@@ -46,7 +46,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from ...ir import Graph, Node
@@ -57,6 +57,8 @@ from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
 from ..spatial import (
+    Window,
+    at_keys,
     fastest_weight_form,
     finish_estimate,
     layer_blocks,
@@ -92,6 +94,7 @@ class Partition:
     layer_chips: int = 0                                       # chips per layer when layers own their chips
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
     kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
+    kv_only: int = 0                                           # chips holding positions past the window
 
 
 class DataflowModel(CostModel):
@@ -150,9 +153,12 @@ class DataflowModel(CostModel):
         self.schedule_: Schedule | None = None
         self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
         self.partition_: Partition | None = None
+        self.window_ = Window()
+        self.remote_keys_ = 0
         self.pipeline_: dict[str, Any] = {}
         self._whole: dict[int, NodeWork] = {}
         self._microbatches = 1
+        self._chunks = False        # prefill: the micro-batches are chunks of the prompt
 
     # ----------------------------------------------------------------- devices
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -191,7 +197,8 @@ class DataflowModel(CostModel):
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
         part = Partition(0)
-        res = sized_for_window(resident_bytes(graph, self.widen), graph, cap * self.target.max_devices)
+        raw = resident_bytes(graph, self.widen)
+        res, self.window_ = sized_for_window(raw, graph, cap * self.target.max_devices)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
         part.kv_nodes = {k for k, kv in kv_of.items() if kv > 0}
@@ -254,6 +261,14 @@ class DataflowModel(CostModel):
         part.chips = chip + 1 if chip >= 0 else 1
         if not part.resident:
             part.resident, part.kv = [0.0], [0.0]
+        # a step past the layout's window: its further positions on KV-only chips (``Window``)
+        extra = self.window_.devices(cap)
+        part.kv_only = extra
+        for _ in range(extra):
+            part.resident.append(self.window_.overflow_bytes / extra)
+            part.kv.append(self.window_.overflow_bytes / extra)
+        part.chips += extra
+        self.remote_keys_ = self.window_.remote_keys(raw, cap)
         if big_layers and len(part.first_layer_chip) > 1:
             firsts = sorted(part.first_layer_chip.items())
             strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
@@ -307,6 +322,10 @@ class DataflowModel(CostModel):
         if w.contractions:
             if vec:
                 ops.append(self._vector(vec, 0.0))
+            merge = int(w.detail.get("kv_merge_cycles", 0))
+            if merge:
+                # partial attention from the KV-only chips, merged after a round trip (``Window``)
+                ops.append(("merge", "vxm", merge, "communication", {"unit": "vxm", "kv_merge": True}))
             return self._tile_floor(w, ops)
         nbytes = w.device_bytes
         if w.op == "Gather" or w.category == "other":
@@ -340,7 +359,6 @@ class DataflowModel(CostModel):
 
     def _split(self, w: NodeWork, parts: int) -> NodeWork:
         """One chip's share of a node split by output columns across ``parts`` chips."""
-        from dataclasses import replace
         if parts <= 1:
             return w
         return replace(w, contractions=tuple(c.split("n", parts) for c in w.contractions),
@@ -370,16 +388,31 @@ class DataflowModel(CostModel):
         part = self.partition(graph, works)
         self.partition_ = part
         self._whole = works
-        best = None
-        for k in _microbatch_counts(graph):
-            self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
-            sched, records = self._schedule(nodes, _microbatched(works, k), part)
-            bottleneck = _bottleneck(sched, self.capacity)
-            step = sched.makespan + (k - 1) * bottleneck
-            if best is not None and step >= best[0]:
-                break           # a longer pipeline only adds re-installs from here (unimodal in k)
-            best = (step, k, bottleneck, sched, records)
-        step, k, bottleneck, sched, records = best
+        if self.window_.overflows:
+            works = self._local_attention(works, part)
+        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        rows = self._chunks = meta.get("phase") == "prefill"
+        counts = _microbatch_counts(graph)
+        tried: dict[int, tuple] = {}
+
+        def step_at(i: int) -> tuple:
+            k = counts[i]
+            if k not in tried:
+                self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
+                sched, records = self._schedule(nodes, _microbatched(works, k, rows), part)
+                bottleneck = _bottleneck(sched, self.capacity)
+                tried[k] = (sched.makespan + (k - 1) * bottleneck, k, bottleneck, sched, records)
+            return tried[k]
+
+        # the step is unimodal in k (more micro-batches: a shorter fill, more re-installs): climb
+        # from the count whose chunks balance a weight tile's install with its passes (prefill)
+        i = self._balanced_start(counts, meta) if rows else 0
+        while i + 1 < len(counts) and step_at(i + 1)[0] < step_at(i)[0]:
+            i += 1
+        while i > 0 and step_at(i - 1)[0] < step_at(i)[0]:
+            i -= 1
+        step, k, bottleneck, sched, records = step_at(i)
+        self._microbatches = k
         sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
                            and works[id(n)].weight_bytes > 0}
         self.schedule_ = sched
@@ -394,6 +427,37 @@ class DataflowModel(CostModel):
             r.time_s = max(0, end - frontier) / self.clock * stretch
             frontier = max(frontier, end)
         return records
+
+    def _balanced_start(self, counts: list[int], meta: dict) -> int:
+        """The index in ``counts`` whose prompt chunks have about as many rows as make a 16-bit
+        weight tile's passes through the MXM take as long as installing it (where chunking stops
+        paying): the search for the best count starts there."""
+        rows, cols = self.plane
+        key = "f16" if "f16" in self.mxm.peak else max(self.mxm.peak, key=self.mxm.peak.get)
+        per_row = self.geometry_peak / self.mxm.peak[key] / self.mxm.count          # cycles per row and tile
+        install = rows * cols * 2 / self.install_bpc
+        tokens = int(meta.get("batch", 1) or 1) * int(meta.get("prompt", 1) or 1)
+        want = tokens / max(1.0, install / per_row)
+        return min(range(len(counts)), key=lambda j: abs(math.log2(counts[j]) - math.log2(max(1.0, want))))
+
+    def _local_attention(self, works: dict[int, NodeWork], part: Partition) -> dict[int, NodeWork]:
+        """Past the window, the layout's attention reads the window's keys and waits for the
+        KV-only chips' partial results: a round trip of the query and the partial output to a chip
+        of another node, and whatever longer the remote share takes (``Window``)."""
+        memo: dict[int, NodeWork] = {}
+        far = int(self.target.array["chips_per_node"]) or 1     # assumption: KV-only chips sit in other nodes
+
+        def local(w: NodeWork) -> NodeWork:
+            near = at_keys(w, self.window_.positions)
+            if near is w:
+                return w
+            remote = at_keys(w, max(1, self.remote_keys_))
+            wait = sum(o[2] for o in self.lower(remote)) - sum(o[2] for o in self.lower(near))
+            trip = self._transfer_cycles(w.in_bytes[0] if w.in_bytes else 0.0, 0, far) + \
+                self._transfer_cycles(w.out_bytes[0] if w.out_bytes else 0.0, 0, far)
+            return replace(near, detail={**near.detail, "kv_merge_cycles": trip + max(0, wait)})
+
+        return {k: (memo.setdefault(id(w), local(w)) if k in part.kv_nodes else w) for k, w in works.items()}
 
     def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition) -> tuple[Schedule, list]:
         """The list schedule of one (micro-)batch and its records (flops and bytes of the whole step)."""
@@ -424,9 +488,10 @@ class DataflowModel(CostModel):
                 continue
             chips = part.of.get(id(n)) or [cur_chip]
             cur_chip = chips[-1]
-            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1:
+            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1 and not self._chunks:
                 # a KV cache split over chips is split by sequence: a micro-batch's attention
-                # runs on the chips that hold its own sequences' keys and values
+                # runs on the chips that hold its own sequences' keys and values (a chunk of a
+                # prompt reads the keys of every chunk before it: all of them)
                 chips = chips[:max(1, math.ceil(len(chips) / self._microbatches))]
             parts = len(chips)
             lowered = lowered_cache.get((id(w), parts))
@@ -629,23 +694,30 @@ class DataflowModel(CostModel):
 
 # --------------------------------------------------------------------------- micro-batches
 def _microbatch_counts(graph: Graph) -> list[int]:
-    """Micro-batch counts to try: powers of two dividing the batch (1 first)."""
+    """Micro-batch counts to try, 1 first: in decode, powers of two dividing the batch (a
+    sequence's one new token cannot be split); in prefill, powers of two up to the step's tokens
+    (batch × prompt): the prompt streams through the chips' pipeline in chunks, as it does
+    through any layer pipeline -- chunk j+1 enters layer 0's chips while chunk j is in layer 1's.
+    A chunk's attention reads the keys of the chunks before it, whose KV the earlier chunks
+    wrote on the same chips (the last chunk's share is rounded up)."""
     meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
     batch = meta.get("batch", 1) if isinstance(meta.get("batch", 1), int) else 1
+    prompt = meta.get("prompt", 1) if isinstance(meta.get("prompt", 1), int) else 1
+    tokens = batch * prompt if meta.get("phase") == "prefill" else 0
     out, k = [], 1
-    while k <= batch and batch % k == 0:
+    while k <= batch and batch % k == 0 or 1 < k <= tokens:
         out.append(k)
         k *= 2
     return out
 
 
-def _microbatched(works: dict[int, NodeWork], k: int) -> dict[int, NodeWork]:
-    """Each node's work for one of ``k`` micro-batches (``microbatch_work``): every micro-batch
-    installs the weights again."""
+def _microbatched(works: dict[int, NodeWork], k: int, rows: bool = False) -> dict[int, NodeWork]:
+    """Each node's work for one of ``k`` micro-batches (``microbatch_work``; ``rows``: chunks of
+    the prompt): every micro-batch installs the weights again."""
     if k == 1:
         return works
     memo: dict[int, NodeWork] = {}
-    return {key: memo.setdefault(id(w), microbatch_work(w, k)) for key, w in works.items()}
+    return {key: memo.setdefault(id(w), microbatch_work(w, k, rows=rows)) for key, w in works.items()}
 
 
 def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:

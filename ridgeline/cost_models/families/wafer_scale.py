@@ -56,6 +56,7 @@ from ..model import CostModel, GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..spatial import (
+    at_keys,
     fastest_weight_form,
     finish_estimate,
     layer_blocks,
@@ -309,12 +310,15 @@ class WaferScaleModel(CostModel):
         else:
             # a streaming op works on values as they pass: only arithmetic that cannot keep pace delays
             latency = int(self.target.overheads["vector_latency"]) + max(0.0, compute_tok - stream_tok)
-        occupancy = max(stream_all, compute)
+        # a streaming op works on values on the routes they pass along (its producer's columns):
+        # only its arithmetic occupies its own PEs; a blocking one gathers each token's stream
+        occupancy = max(stream_all, compute) if blocking else compute
         if w.traffic is not None:
             # a tile record's SRAM bytes, read by the region's PEs at their share of the SRAM bandwidth
             sram = w.bytes_at(self.sram.name).get(self.sram.name, 0.0)
-            stream_all = max(stream_all, math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock))
-            occupancy = max(occupancy, stream_all)
+            sram_cycles = math.ceil(sram / (self.sram.bandwidth * pes / self.pes) * self.clock)
+            stream_all = max(stream_all, sram_cycles)
+            occupancy = max(occupancy, stream_all if blocking else sram_cycles)
         wcyc = math.ceil(streamed / weight_stream_bw * self.clock) if weight_stream_bw and streamed else 0
         if wcyc:
             latency += wcyc
@@ -343,9 +347,24 @@ class WaferScaleModel(CostModel):
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
-        res = sized_for_window(resident_bytes(graph, self.widen), graph, self._usable() * self.target.max_devices)
+        raw = resident_bytes(graph, self.widen)
+        res, window = sized_for_window(raw, graph, self._usable() * self.target.max_devices)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
+        kv_only = window.devices(self._usable())
+        if wafers + kv_only > self.target.max_devices:
+            raise TargetError(f"{graph.meta['llm'].get('preset', graph.name)} fits no device count of "
+                              f"{self.target.name}: its layout takes {wafers} wafers and the KV cache past its "
+                              f"{window.positions}-position window {kv_only} more; the system joins at most "
+                              f"{self.target.max_devices}")
+        remote_keys = window.remote_keys(raw, self._usable())
         stream = placement == "stream"
+        whole = works
+        if window.overflows:
+            # the layout's attention reads only the window's keys: its region (a share of the
+            # wafer by FLOPs) and its cycles are those of that work
+            memo2: dict[int, NodeWork] = {}
+            works = {i: memo2.setdefault(id(w), at_keys(w, window.positions)) if res.get(i, (0.0, 0.0))[1] > 0
+                     else w for i, w in works.items()}
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
         mx_bw = float(self.target.array["memoryx_bandwidth"]) if stream else 0.0
         cache: dict[tuple, dict] = {}
@@ -383,8 +402,12 @@ class WaferScaleModel(CostModel):
             key = (id(w), pes, need, tokens, k_in, streamed)
             cyc = cache.get(key)
             if cyc is None:
-                cyc = cache[key] = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
-                                                    streamed=streamed)
+                if window.overflows and res.get(id(n), (0.0, 0.0))[1] > 0:
+                    cyc = self._local_attention(w, whole[id(n)], remote_keys, n, pes, tokens, k_in, need)
+                else:
+                    cyc = self.node_cycles(w, pes, tokens, k_in, min_pes=need, weight_stream_bw=mx_bw,
+                                           streamed=streamed)
+                cache[key] = cyc
             rb = sum(res.get(id(n), (0.0, 0.0)))
             if cyc["bound"] == "compute" and w.contractions and rb and \
                     sum(c.batch * c.m * c.n * c.k for c in w.contractions) < 4 * rb / 2:
@@ -395,10 +418,10 @@ class WaferScaleModel(CostModel):
             for v in n.outputs:
                 finish[id(v)] = end
                 wafer_at[id(v)] = wafer_of[id(n)]
-            nbytes = w.bytes_at(sram)
+            nbytes = whole[id(n)].bytes_at(sram)
             if streamed:
                 nbytes["memoryx"] = streamed
-            flops = w.matrix_flops + w.vector_flops
+            flops = whole[id(n)].matrix_flops + whole[id(n)].vector_flops
             rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"], roofline=cyc["bound"],
                            unit=f"pe x{pes}", compute_s=cyc["compute_cycles"] / self.clock,
                            memory_s=max(cyc["stream_cycles"], cyc["weight_stream_cycles"]) / self.clock,
@@ -406,18 +429,47 @@ class WaferScaleModel(CostModel):
             recs.append((rec, end, max(0.0, cyc["occupancy"] - cyc["latency"])))
         # MemoryX is one link: the step cannot end before every weight has streamed through it
         floor = sum(wb for wb, _ in res.values()) / mx_bw * self.clock if stream else 0.0
-        return self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
+        out = self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
+        if kv_only:
+            self.layout_["wafers"] += kv_only
+            self.layout_["kv_only_wafers"] = kv_only
+            self.layout_["window"] = window.positions
+            self.layout_["resident_per_wafer"] += [(0.0, window.overflow_bytes / kv_only)] * kv_only
+        return out
+
+    def _local_attention(self, near_w: NodeWork, whole: NodeWork, remote_keys: int, n: Node, pes: int,
+                         tokens: int, k_in: int, need: int) -> dict[str, Any]:
+        """Past the window, the layout's attention region reads the window's keys while KV-only
+        wafers attend over the rest; their partial results come back over the link and are merged:
+        a round trip, and whatever longer the remote share takes (``spatial.Window``)."""
+        near = self.node_cycles(near_w, pes, tokens, k_in, min_pes=need)
+        far = self.node_cycles(at_keys(whole, max(1, remote_keys)), pes, tokens, k_in, min_pes=need)
+        q = float(n.inputs[0].type.dtype.nbytes(n.inputs[0].type.numel)) \
+            if isinstance(n.inputs[0].type.numel, int) else 0.0
+        lat = self.link.latency if self.link else 0.0
+        bw = self.link.bandwidth if self.link else 1e12
+        trip = math.ceil((2 * lat + 2 * q / bw) * self.clock)      # the query out, the partial output back
+        wait = trip + max(0, far["latency"] - near["latency"])
+        return {**near, "latency": near["latency"] + wait, "occupancy": max(near["occupancy"], far["occupancy"]),
+                "kv_merge_cycles": wait}
 
     def _hop(self, v, t: float, src: int, dst: int, layer) -> tuple[float, tuple[NodeCost, float, float]]:
-        """A value crossing from wafer ``src`` to ``dst`` (its first token, then the rest streams)."""
+        """A value crossing from wafer ``src`` to ``dst``: its first token arrives after the link's
+        latency and that token's bytes; the other tokens follow it down the link, which is busy
+        for the whole payload -- a pipeline stage like a region (its occupancy beyond the first
+        token's latency), not a wait on the critical path."""
         nb = float(v.type.dtype.nbytes(v.type.numel)) if isinstance(v.type.numel, int) else 0.0
+        shape = [d if isinstance(d, int) else 1 for d in v.type.shape]
+        tokens = max(1, math.prod(shape[:-1])) if len(shape) > 1 else 1
         lat = (self.link.latency if self.link else 0.0) * abs(dst - src)
         bw = self.link.bandwidth if self.link else 1e12
-        cyc = (lat + nb / bw) * self.clock
+        first = (lat + nb / tokens / bw) * self.clock
+        busy = nb / bw * self.clock
         rec = NodeCost(f"wafer {src}->{dst} %{v.name}", "send", "transfer", 0.0, 0.0, {}, "communication",
-                       unit=f"link:{self.link.name}" if self.link else "", comm_s=cyc / self.clock, layer=layer,
-                       detail={"payload_bytes": nb, "from": src, "to": dst})
-        return t + cyc, (rec, t + cyc, 0.0)
+                       unit=f"link:{self.link.name}" if self.link else "", comm_s=(lat * self.clock + busy) / self.clock,
+                       layer=layer, detail={"payload_bytes": nb, "from": src, "to": dst, "tokens": tokens,
+                                            "link_busy_cycles": busy})
+        return t + first, (rec, t + first, max(0.0, busy - (first - lat * self.clock)))
 
     def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes, floor: float) -> list[NodeCost]:
         """Each record's increment of the critical path; the bottleneck region also carries the

@@ -116,10 +116,22 @@ def _rotary_flops(c: CostContext):
     return 3 * c.out_numel(0)
 
 
+def _rotary_bytes(c: CostContext):
+    # X in, Y out, and the cos/sin rows the positions select (a 2-D cache is indexed by
+    # position_ids, as a Gather reads the rows it selects; a 3-D one is already per token)
+    table = c.in_bytes(1) + c.in_bytes(2)
+    cache = c.in_shape(1)
+    if len(cache) == 2 and len(c.in_types) > 3 and c.in_types[3] is not None and isinstance(cache[0], int) and cache[0] > 0:
+        rows = c.in_numel(3)
+        if isinstance(rows, int):
+            table = min(table, table * rows / cache[0])
+    return c.in_bytes(0) + c.out_bytes(0) + table
+
+
 @op("RotaryEmbedding", inputs=["X: T", "cos_cache: T", "sin_cache: T", "position_ids?: i64"],
     outputs=["Y: T"], types={"T": FLOAT},
     attrs={"interleaved": ("int", 0), "num_heads": ("int", None), "rotary_embedding_dim": ("int", 0)},
-    category="elementwise", flops=_rotary_flops, since=23)
+    category="elementwise", flops=_rotary_flops, bytes=_rotary_bytes, since=23)
 def _rotary(ctx: InferContext):
     """Rotate pairs of head-dim channels by position-dependent angles (RoPE)."""
     x = ctx.shape(0)
