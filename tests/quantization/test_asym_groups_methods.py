@@ -27,7 +27,7 @@ from ridgeline.passes.transforms.quantize_schemes import (
 from ridgeline.testing.text_accuracy import TextScore, lm_feeds, windows
 
 EVAL = rl.api.reference_evaluator()
-WEIGHT_SCHEMES = ["int4-asym", "int8-asym", "int4-min", "int4", "int8", "nf4", "fp8-tensor", "w4a8", "fp8"]
+WEIGHT_SCHEMES = ["int4-asym", "int8-asym", "int4-zp", "int8-zp", "int4", "int8", "nf4", "fp8-tensor", "w4a8", "fp8"]
 
 
 def _ort(graph: Graph, tmp_path, feeds) -> dict[str, np.ndarray]:
@@ -231,8 +231,8 @@ def test_skip_patterns_keep_layers_and_the_head(llama):
     assert g.outputs[0].producer.op in ("MatMul", "Gemm")
 
 
-@pytest.mark.parametrize("scheme", ["int4-asym-g24", "int8-asym", "nf4-g20", "fp8-tensor", "w4a8-g16", "w4a16",
-                                    "int4-g24:gptq", "int4-asym-g16:awq", "w8a8:smoothquant"])
+@pytest.mark.parametrize("scheme", ["int4-asym-g24", "int8-asym", "int4-zp-g24", "nf4-g20", "fp8-tensor", "w4a8-g16", "w4a16",
+                                    "int4-g24:gptq", "int4-asym-g16:gptq", "int4-asym-g16:awq", "w8a8:smoothquant"])
 def test_every_scheme_runs_in_onnxruntime_from_the_saved_file(llama, tmp_path, scheme):
     from ridgeline.testing.inputs import random_inputs
     name, _, method = scheme.partition(":")

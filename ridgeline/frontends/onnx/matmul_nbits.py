@@ -12,7 +12,7 @@ Layout (onnxruntime docs/ContribOperators.md, ``MatMulNBits``; checked against t
 * attributes ``K``, ``N``, ``bits`` (4 or 8), ``block_size`` (a power of two ≥ 16).
 
 ``save_matmul_nbits`` writes ridgeline's weight-only ``dequant-matmul`` kernels (blocked along K,
-``int4-g*``/``int4-asym-g*``/``int8-g*`` schemes with a power-of-two group ≥ 16) as this op;
+``int4-g*``/``int4-zp-g*``/``int8-g*`` schemes with a power-of-two group ≥ 16) as this op;
 ``expand_matmul_nbits`` turns the op back into blocked ``DequantizeLinear`` + ``MatMul`` (the
 importer runs it), so ridgeline's numpy reference computes what onnxruntime computes.
 """
