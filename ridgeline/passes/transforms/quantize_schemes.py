@@ -310,40 +310,52 @@ def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dt
     ``make_qkx2_quants`` does. Each block keeps the candidate with the least squared error (ties:
     the earlier). Returns (scale, offset), both keeping dims, in ``scale_dtype``."""
     top = float(_INT_RANGE[UNSIGNED[dtype]][1])
-    data = x.astype(np.float64)
-    lo0 = _block_reduce(np.minimum, data, axis, block)
-    hi0 = _block_reduce(np.maximum, data, axis, block)
-    count = _block_sum(np.ones_like(data), axis, block)
+    data = np.moveaxis(x.astype(np.float64), axis, -1)          # [..., K], cut into [..., G, B] blocks
+    k = data.shape[-1]
+    b = block if block and block < k else k
+    g = -(-k // b)
+    live = np.ones(g * b)
+    if g * b > k:        # a short last block: padded with copies of its last value, weighted 0
+        data = np.concatenate([data, np.repeat(data[..., -1:], g * b - k, axis=-1)], axis=-1)
+        live[k:] = 0.0
+    d = data.reshape(*data.shape[:-1], g, b)
+    live = live.reshape(g, b)
+    lo0, hi0 = d.min(axis=-1, keepdims=True), d.max(axis=-1, keepdims=True)
+    count = live.sum(axis=-1, keepdims=True)
 
     def stored(s, m):
         s = np.where(np.isfinite(s) & (s > 0), s, 1.0).astype(scale_dtype)
         s = np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
         return s, m.astype(scale_dtype)
 
-    def error(s, m):
-        q = quantize_min(data, s, m, dtype, axis, block).astype(np.float64)
-        deq = q * _expand(s, data.shape, axis, block).astype(np.float64) + _expand(m, data.shape, axis, block)
-        return q, _block_sum(np.square(data - deq), axis, block)
+    def codes(s, m):
+        return np.clip(np.rint((d - m.astype(np.float64)) / s.astype(np.float64)), 0.0, top)
+
+    def error(s, m, q):
+        return (np.square(d - (q * s.astype(np.float64) + m.astype(np.float64))) * live).sum(axis=-1, keepdims=True)
 
     best_s, best_m = stored((hi0 - lo0) / top, lo0)
-    _, best_err = error(best_s, best_m)
+    best_err = error(best_s, best_m, codes(best_s, best_m))
     for r in sorted(CLIP_RATIOS, reverse=True)[1:]:
         span = (hi0 - lo0) * r
         s, m = stored(span / top, lo0 + (hi0 - lo0 - span) / 2)
-        q, _ = error(s, m)
+        q = codes(s, m)
         # least squares of x on q per block: s = cov(q, x) / var(q), m = mean(x) − s · mean(q)
-        sq, sx = _block_sum(q, axis, block), _block_sum(data, axis, block)
-        var = _block_sum(q * q, axis, block) * count - sq * sq
-        cov = _block_sum(q * data, axis, block) * count - sq * sx
+        ql = q * live
+        sq, sx = ql.sum(axis=-1, keepdims=True), (d * live).sum(axis=-1, keepdims=True)
+        var = (ql * q).sum(axis=-1, keepdims=True) * count - sq * sq
+        cov = (ql * d).sum(axis=-1, keepdims=True) * count - sq * sx
         ok = var > 0
         s_ls = np.where(ok, cov / np.where(ok, var, 1.0), s.astype(np.float64))
         m_ls = np.where(ok, (sx - s_ls * sq) / count, m.astype(np.float64))
         for cs, cm in ((s, m), stored(s_ls, m_ls)):
-            _, err = error(cs, cm)
+            err = error(cs, cm, q if cs is s else codes(cs, cm))
             better = err < best_err
             best_s, best_m = np.where(better, cs, best_s), np.where(better, cm, best_m)
             best_err = np.where(better, err, best_err)
-    return best_s.astype(scale_dtype), best_m.astype(scale_dtype)
+    # [..., G, 1] -> the input's layout with G (or 1) along ``axis``
+    return (np.moveaxis(best_s[..., 0], -1, axis).astype(scale_dtype),
+            np.moveaxis(best_m[..., 0], -1, axis).astype(scale_dtype))
 
 
 def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
