@@ -271,7 +271,7 @@ def test_skip_patterns_keep_layers_and_the_head(llama):
     assert g.outputs[0].producer.op in ("MatMul", "Gemm")
 
 
-@pytest.mark.parametrize("scheme", ["int4-asym-g24", "int8-asym", "int4-zp-g24", "nf4-g20", "fp8-tensor", "w4a8-g16", "w4a16",
+@pytest.mark.parametrize("scheme", ["int4-asym-g24", "int8-asym", "nf4-g20", "fp8-tensor", "w4a8-g16", "w4a16",
                                     "int4-g24:gptq", "int4-asym-g16:gptq", "int4-asym-g16:awq", "w8a8:smoothquant"])
 def test_every_scheme_runs_in_onnxruntime_from_the_saved_file(llama, tmp_path, scheme):
     from ridgeline.testing.inputs import random_inputs
