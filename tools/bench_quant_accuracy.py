@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("RIDGELINE_BENCH_CACHE", "/tmp/ridgeline-bench"))
-SOAK_SCHEMES = ("int8,int8-asym,int4-asym-g32,int4-g32,int4-asym-g128,int4-asym-g128:awq,int4-asym-g128:gptq,"
+SOAK_SCHEMES = ("int8,int8-asym,int4-asym-g32,int4-zp-g32,int4-g32,int4-asym-g128,int4-asym-g128:awq,int4-asym-g128:gptq,"
                 "nf4-g64,fp8,fp8-tensor,w8a8,w8a8:smoothquant,w4a8-g128")
 CI_SCHEMES = "int8,int4-asym-g32"
 log = logging.getLogger("bench_quant_accuracy")
@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="a causal-LM ONNX file (default: SmolLM2-135M-Instruct, exported once)")
     ap.add_argument("--tokenizer", help="tokenizer directory/name or .gguf file (default: the SmolLM2 GGUF)")
     ap.add_argument("--text", help="a text file (default: the bundled public-domain passage)")
+    ap.add_argument("--calib-text", action="append", default=[],
+                    help="more calibration text (a file; repeatable): its windows calibrate before those of --text "
+                         "that precede the held-out ones, so held-out tokens are never calibrated on")
     ap.add_argument("--profile", choices=("ci", "soak"), default="soak")
     ap.add_argument("--schemes", help="comma-separated scheme[:method] (default: per profile)")
     ap.add_argument("--window", type=int, default=None, help="tokens per window (default 128 soak, 32 ci)")
@@ -138,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(wins) < n_eval + 1:
         ap.error(f"the text has {len(ids)} tokens: too few for {positions} held-out positions and calibration")
     evals = wins[-n_eval:]                       # held out: the end of the text
-    calib = wins[:min(args.calib_windows or len(wins), len(wins) - n_eval)]   # never a held-out token
+    extra = [w for f in args.calib_text for w in ta.windows(ta.tokenize(Path(f).read_text(encoding="utf-8"),
+                                                                         tokenizer), window)]
+    calib = (extra + wins[:len(wins) - n_eval])[:args.calib_windows or None]   # never a held-out token
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
           f"= {len(evals) * window} positions", flush=True)
 
@@ -167,11 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             save_onnx(g, path)
         qrun, qnames = ort_runner(path)
         sc, _ = ta.score(qrun, qnames, evals, ref)
-        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1, "file_mb": path.stat().st_size / 1e6,
+        files = [f for f in (path, path.with_name(path.name + ".data")) if f.exists()]   # weights may be external
+        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1,
+               "file_mb": sum(f.stat().st_size for f in files) / 1e6,
                "quantize_s": took, "step_s": decode_speed(g, targets)}
         rows.append(row)
         print(_row(row, targets), flush=True)
-        path.unlink()
+        for f in files:
+            f.unlink()
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -42,7 +42,7 @@ def _median(fn, reps: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", choices=("ci", "soak"), default="soak")
-    ap.add_argument("--scheme", default="int4-asym-g128")
+    ap.add_argument("--scheme", default="int4-zp-g128")
     ap.add_argument("--rows", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--dequantize", action="store_true", help="also time the path without the packed kernel")

@@ -27,7 +27,7 @@ from ridgeline.passes.transforms.quantize_schemes import (
 from ridgeline.testing.text_accuracy import TextScore, lm_feeds, windows
 
 EVAL = rl.api.reference_evaluator()
-WEIGHT_SCHEMES = ["int4-asym", "int8-asym", "int4-min", "int4", "int8", "nf4", "fp8-tensor", "w4a8", "fp8"]
+WEIGHT_SCHEMES = ["int4-asym", "int8-asym", "int4-zp", "int8-zp", "int4", "int8", "nf4", "fp8-tensor", "w4a8", "fp8"]
 
 
 def _ort(graph: Graph, tmp_path, feeds) -> dict[str, np.ndarray]:
@@ -125,25 +125,65 @@ def test_zero_points_fit_each_block_within_half_a_step(seed, k, n, bits, group):
     assert np.all(np.abs(w - w_hat) <= step_bound(w, s, bits, 0, block, z) * (1 + 1e-6))
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**16), blocks=st.integers(1, 6), n=st.integers(1, 8), short=st.integers(0, 31))
-def test_min_form_reproduces_weights_on_a_q4_1_grid(seed, blocks, n, short):
-    """Weights dequantized from llama.cpp's Q4_1 (blocks of 32: ``q·d + m``, q in 0..15 with both
-    ends used) come back exactly from ``int4-min-g32`` — a short last block too."""
-    rng = np.random.default_rng(seed)
-    k = blocks * 32 + short
-    nb = -(-k // 32)
-    d = rng.uniform(1e-3, 0.1, (nb, n)).astype(np.float32)
-    m = (-rng.uniform(0, 1, (nb, n)) * d * 15).astype(np.float32)
-    q = rng.integers(0, 16, (k, n))
-    q[::32] = 0
-    q[1::32] = 15
-    w = (q * np.repeat(d, 32, axis=0)[:k] + np.repeat(m, 32, axis=0)[:k]).astype(np.float32)
+def _grid_weight(rng, k: int, n: int, group: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """A K × N weight on a Q4_1-style grid (llama.cpp's Q4_1/Q8_1, as SmolLM2-135M's GGUF stores
+    it): per block of ``group`` input channels ``q·d + m``, ``d`` and ``m`` fp16 as GGUF stores
+    them, both ends of the codes used (Q4_1 maps a block's min and max onto 0 and 2^bits − 1).
+    Returns (weight, step per row)."""
+    top = (1 << bits) - 1
+    nb = -(-k // group)
+    d = rng.lognormal(-4, 1.5, (nb, n)).astype(np.float16).astype(np.float64)
+    m = (rng.uniform(-1.2, 0.2, (nb, n)) * d * top).astype(np.float16).astype(np.float64)
+    q = rng.integers(0, top + 1, (k, n))
+    q[::group] = 0
+    q[1::group] = top
+    w = (q * np.repeat(d, group, axis=0)[:k] + np.repeat(m, group, axis=0)[:k]).astype(np.float32)
+    return w, np.repeat(d, group, axis=0)[:k]
+
+
+def _gemm_of(w: np.ndarray, rows: int, trans_b: bool) -> Graph:
     g = Graph("gemm")
-    x = g.add_input("x", tensor("f32", 2, k))
-    g.outputs = [g.add_node("MatMul", [x, g.add_constant("w", w)], names=["y"]).outputs[0]]
-    rl.optimize(g, "quantize{scheme=int4-min-g32}")
-    np.testing.assert_allclose(_weight_of(g, 0), w, rtol=0, atol=2e-7 * np.abs(w).max())
+    x = g.add_input("x", tensor("f32", rows, w.shape[0]))
+    if trans_b:
+        node = g.add_node("Gemm", [x, g.add_constant("w", np.ascontiguousarray(w.T))], {"transB": 1}, names=["y"])
+    else:
+        node = g.add_node("MatMul", [x, g.add_constant("w", w)], names=["y"])
+    g.outputs = [node.outputs[0]]
+    return g
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(1, 300), n=st.integers(1, 12),
+       group=st.sampled_from([8, 16, 32, 32, 64, 128]) | st.integers(2, 50), bits=st.sampled_from([4, 4, 8]),
+       trans_b=st.booleans(), rows=st.integers(1, 3))
+def test_weights_on_an_offset_grid_round_trip(tmp_path_factory, seed, k, n, group, bits, trans_b, rows):
+    """The ``-asym`` schemes' float offset (``q·s + m``): weights already on such a grid come back
+    to float rounding whatever K (a multiple of the group or not), N, the group and the layout
+    (MatMul's K × N, Gemm's N × K), in the numpy reference and in onnxruntime from the saved file."""
+    rng = np.random.default_rng(seed)
+    w, _ = _grid_weight(rng, k, n, group, bits)
+    g = _gemm_of(w, rows, trans_b)
+    rl.optimize(g, f"quantize{{scheme=int{bits}-asym-g{group}}}")
+    # float rounding only: q·s + m with s, m in float32 (a code step is ≥ 2^-10 relative to |w|)
+    np.testing.assert_allclose(_weight_of(g, 1 if trans_b else 0), w, rtol=0, atol=4e-7 * np.abs(w).max())
+    x = rng.standard_normal((rows, k)).astype(np.float32)
+    ref = x.astype(np.float64) @ w.astype(np.float64)
+    tol = 1e-5 * (np.abs(x) @ np.abs(w.astype(np.float64))) + 1e-30
+    assert np.all(np.abs(Interpreter(g).run({"x": x})["y"] - ref) <= tol)
+    assert np.all(np.abs(_ort(g, tmp_path_factory.mktemp("ort"), {"x": x})["y"] - ref) <= tol)
+
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(33, 200), n=st.integers(1, 8))
+def test_an_integer_zero_point_cannot_carry_the_grid(seed, k, n):
+    """``int4-zp-g32`` on the same weights is off by far more than float rounding: its grid's
+    origin is a whole step from zero, so it re-rounds every block whose minimum is not a
+    multiple of its step (why ``-asym`` carries a float offset)."""
+    rng = np.random.default_rng(seed)
+    w, d = _grid_weight(rng, k, n, 32, 4)
+    g = _gemm_of(w, 1, False)
+    rl.optimize(g, "quantize{scheme=int4-zp-g32}")
+    assert np.abs(_weight_of(g, 0) - w).max() > 0.05 * d.min()
 
 
 def test_int4_g128_on_a_576_channel_layer():
@@ -232,7 +272,7 @@ def test_skip_patterns_keep_layers_and_the_head(llama):
 
 
 @pytest.mark.parametrize("scheme", ["int4-asym-g24", "int8-asym", "nf4-g20", "fp8-tensor", "w4a8-g16", "w4a16",
-                                    "int4-g24:gptq", "int4-asym-g16:awq", "w8a8:smoothquant"])
+                                    "int4-g24:gptq", "int4-asym-g16:gptq", "int4-asym-g16:awq", "w8a8:smoothquant"])
 def test_every_scheme_runs_in_onnxruntime_from_the_saved_file(llama, tmp_path, scheme):
     from ridgeline.testing.inputs import random_inputs
     name, _, method = scheme.partition(":")

@@ -15,7 +15,7 @@ from ridgeline.ir import Graph, tensor
 from ridgeline.passes.transforms.quantize import quantize_graph
 from ridgeline.testing.differential import check_backend
 
-SCHEMES = ("int4", "int4-asym", "int8", "int8-asym", "w4a16")
+SCHEMES = ("int4", "int4-asym", "int4-zp", "int8", "int8-asym", "int8-zp", "w4a16")
 
 
 def _quant_gemv(rows, lead, k, n, scheme, group, seed) -> Graph:
@@ -47,7 +47,7 @@ def test_packed_gemv_matches_the_reference_checked(monkeypatch):
     assert report.compared >= 6, report
 
 
-@pytest.mark.parametrize("scheme,group", [("int4-asym", 32), ("int8", 0), ("int4", 24)])
+@pytest.mark.parametrize("scheme,group", [("int4-asym", 32), ("int4-zp", 32), ("int8-asym", 0), ("int8", 0), ("int4", 24)])
 def test_the_packed_kernel_runs_not_a_folded_float_weight(scheme, group):
     g = _quant_gemv(1, 0, 96, 20, scheme, group, 1)
     exe = rl.compile(g, backend="llvm", pipeline="")

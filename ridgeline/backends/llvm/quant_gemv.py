@@ -4,7 +4,8 @@
 Without it the executor folds the ``DequantizeLinear`` of the constant weight at plan time and
 the GEMM streams a float32 weight (4 bytes per weight); here the weight stays packed — int4 two
 codes per byte (0.5 byte per weight), int8 one — with one float32 scale and zero point per
-(output channel, group). Decode-sized products (a few rows) are bound by reading the weight,
+(output channel, group); the ``-asym`` schemes' float offset ``m`` (``q·s + m``) is the float
+zero point ``−m/s``. Decode-sized products (a few rows) are bound by reading the weight,
 so this is the form that can reach the memory roofline.
 
 Layout, prepared once at bind time from the constant operands: output channel n's codes are one
@@ -88,12 +89,13 @@ class QuantGemvLowering(Lowering):
 
     def __init__(self, node: Node, in_shapes, known):
         body = list(node.body) if node.body is not None else []
-        if len(body) != 2 or body[0].op != "DequantizeLinear" or body[1].op != "MatMul":
+        if len(body) < 2 or body[0].op != "DequantizeLinear" or body[-1].op != "MatMul":
             raise Unsupported("the packed GEMV takes DequantizeLinear + MatMul without an epilogue")
-        dq, mm = body
+        dq, mm = body[0], body[-1]
         pos = {id(v): i for i, v in enumerate(node.body.inputs)}
-        if mm.inputs[1] is not dq.outputs[0] or id(mm.inputs[0]) not in pos or node.body.outputs != [mm.outputs[0]]:
-            raise Unsupported("the kernel is not MatMul(x, DequantizeLinear(weight))")
+        mi, weight = _offset_form(body, pos, known)     # -asym's float offset: DequantizeLinear + m
+        if mm.inputs[1] is not weight or id(mm.inputs[0]) not in pos or node.body.outputs != [mm.outputs[0]]:
+            raise Unsupported("the kernel is not MatMul(x, DequantizeLinear(weight) [+ offset])")
         qi = [pos.get(id(v)) for v in dq.inputs]
         if any(i is None or i not in known for i in qi):
             raise Unsupported("the weight, scales or zero points are not constants")
@@ -118,6 +120,11 @@ class QuantGemvLowering(Lowering):
             sg, zg, block = s.reshape(n, 1), z.reshape(n, 1), k
         else:
             raise Unsupported("the packed GEMV takes weights blocked along K or per output channel")
+        if mi is not None:      # q·s + m = (q − z)·s with the float zero point z = −m/s
+            m = np.asarray(known[mi], np.float64)
+            if m.size != sg.size:
+                raise Unsupported("the offset is not one per group")
+            zg = -m.reshape(-1, n).T.reshape(sg.shape) / sg
         self.block = min(block, k)
         self.groups = -(-k // self.block)
         self.packed = pack_codes((q.astype(np.int64) + offset).T, self.block, self.bits)
@@ -203,6 +210,27 @@ class QuantGemvLowering(Lowering):
             return (out,)
         run.keep = keep
         return run
+
+
+def _offset_form(body: list, pos: dict, known) -> tuple[int | None, object]:
+    """For ``DequantizeLinear → [Gather(m, k // group) | Unsqueeze] → Add(·, m) → MatMul`` (the
+    ``-asym`` schemes' float offset): (the kernel input holding ``m``, the Add's output); for the
+    plain form (None, the DequantizeLinear's output); ``Unsupported`` for anything else."""
+    dq = body[0]
+    if len(body) == 2:
+        return None, dq.outputs[0]
+    add = body[-2]
+    if add.op != "Add" or len(body) > 4 or dq.outputs[0] not in add.inputs:
+        raise Unsupported("the packed GEMV takes DequantizeLinear [+ a per-group offset] + MatMul")
+    m = add.inputs[1] if add.inputs[0] is dq.outputs[0] else add.inputs[0]
+    if len(body) == 4:
+        g = body[1]
+        if g.op != "Gather" or g.outputs[0] is not m or g.attr("axis") % 2 != 0:
+            raise Unsupported("the offset is not gathered per group along K")
+        m = g.inputs[0]
+    if id(m) not in pos or pos[id(m)] not in known:
+        raise Unsupported("the offset is not a constant kernel input")
+    return pos[id(m)], add.outputs[0]
 
 
 def _tree_sum(b: ir.IRBuilder, v: ir.Value) -> ir.Value:

@@ -12,7 +12,7 @@ Layout (onnxruntime docs/ContribOperators.md, ``MatMulNBits``; checked against t
 * attributes ``K``, ``N``, ``bits`` (4 or 8), ``block_size`` (a power of two ≥ 16).
 
 ``save_matmul_nbits`` writes ridgeline's weight-only ``dequant-matmul`` kernels (blocked along K,
-``int4-g*``/``int4-asym-g*``/``int8-g*`` schemes with a power-of-two group ≥ 16) as this op;
+``int4-g*``/``int4-zp-g*``/``int8-g*`` schemes with a power-of-two group ≥ 16) as this op;
 ``expand_matmul_nbits`` turns the op back into blocked ``DequantizeLinear`` + ``MatMul`` (the
 importer runs it), so ridgeline's numpy reference computes what onnxruntime computes.
 """
@@ -128,17 +128,43 @@ def to_matmul_nbits(graph: Graph, *, opset: int | None = None) -> tuple[onnx.Mod
         for i in node.input:
             users.setdefault(i, []).append(node)
     notes, replace, drop = [], {}, set()
+    producer = {o: nd for nd in m.graph.node for o in nd.output}
     for node in m.graph.node:
         if node.op_type != "DequantizeLinear" or node.domain not in ("", "ai.onnx"):
             continue
         use = users.get(node.output[0], [])
-        if len(use) != 1 or use[0].op_type != "MatMul" or list(use[0].input).index(node.output[0]) != 1:
+        offset = _offset_of(node, use, users, producer, inits) if len(use) == 1 and use[0].op_type == "Add" else None
+        if offset is not None:          # -asym: DequantizeLinear + Gather(m, k // block) → Add → MatMul
+            add, gather, m_off = offset
+            use = users.get(add.output[0], [])
+        elif len(use) == 1 and use[0].op_type == "Add":
+            after = users.get(use[0].output[0], [])
+            if len(after) == 1 and after[0].op_type == "MatMul":
+                notes.append(f"%{after[0].output[0]}: kept as DequantizeLinear+Add+MatMul: its float offset is "
+                             f"not one per block along K (per channel)")
+            continue
+        if len(use) != 1 or use[0].op_type != "MatMul" or list(use[0].input).index(
+                (add if offset is not None else node).output[0]) != 1:
             continue
         form = _weight_form(node, inits)
         if isinstance(form, str):
             notes.append(f"%{use[0].output[0]}: kept as DequantizeLinear+MatMul: {form}")
             continue
         codes, sc, z, bits, block = form
+        if offset is not None:
+            if bits != 4:     # onnxruntime 1.32's CPU kernel refuses 8-bit codes with float zero points
+                notes.append(f"%{use[0].output[0]}: kept as DequantizeLinear+Add+MatMul: onnxruntime's CPU "
+                             f"MatMulNBits takes float zero points for 4-bit weights only")
+                continue
+            if m_off.shape != sc.shape:
+                notes.append(f"%{use[0].output[0]}: kept as DequantizeLinear+MatMul: the offset is not one per block")
+                continue
+            # (q − z)·s + m = (q − z')·s with the float zero point z' = z − m/s (the op's T1 zero points)
+            z = (np.zeros(sc.shape) if z is None else z) - m_off.astype(np.float64) / sc.astype(np.float64)
+            drop.update((id(add), id(gather)))
+            cn = producer.get(gather.input[1])
+            if cn is not None and cn.op_type == "Constant" and len(users.get(gather.input[1], [])) == 1:
+                drop.add(id(cn))
         k, n = codes.shape
         nb = -(-k // block)
         padded = np.zeros((nb * block, n), np.int64)
@@ -149,7 +175,9 @@ def to_matmul_nbits(graph: Graph, *, opset: int | None = None) -> tuple[onnx.Mod
                numpy_helper.from_array(np.ascontiguousarray(sc.T), ins[2])]
         if z is not None:
             ins.append(f"{base}.nbits_zero_points")
-            new.append(numpy_helper.from_array(pack_codes(z.T, bits), ins[3]))
+            zt = (np.ascontiguousarray(z.T).astype(sc.dtype) if offset is not None    # unpacked, A's type
+                  else pack_codes(z.T, bits))
+            new.append(numpy_helper.from_array(zt, ins[3]))
         replace[id(use[0])] = (helper.make_node("MatMulNBits", ins, list(use[0].output), domain=MS_DOMAIN,
                                                 K=k, N=n, bits=bits, block_size=block), new)
         drop.add(id(node))
@@ -170,6 +198,37 @@ def to_matmul_nbits(graph: Graph, *, opset: int | None = None) -> tuple[onnx.Mod
     if replace and not any(o.domain == MS_DOMAIN for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return m, notes
+
+
+def _offset_of(dq: onnx.NodeProto, use: list, users: dict, producer: dict, inits: dict):
+    """(the Add, the Gather, the offset G × N) when ``dq`` feeds ``Add(dq, Gather(m, k // block,
+    axis=0))`` — the ``-asym`` schemes' float offset — else None."""
+    add = use[0]
+    other = [i for i in add.input if i != dq.output[0]]
+    g = producer.get(other[0]) if len(other) == 1 else None
+    if g is None or g.op_type != "Gather" or len(users.get(g.output[0], [])) != 1 or g.input[0] not in inits:
+        return None
+    axis = next((helper.get_attribute_value(x) for x in g.attribute if x.name == "axis"), 0)
+    a = {x.name: helper.get_attribute_value(x) for x in dq.attribute}
+    block = int(a.get("block_size", 0))
+    idx = _constant(g.input[1], producer, inits)
+    q = inits.get(dq.input[0])
+    if axis != 0 or idx is None or q is None or not block:
+        return None
+    k = q.dims[0]
+    if idx.shape != (k,) or np.any(idx != np.arange(k) // block):
+        return None
+    return add, g, numpy_helper.to_array(inits[g.input[0]])
+
+
+def _constant(name: str, producer: dict, inits: dict) -> np.ndarray | None:
+    if name in inits:
+        return numpy_helper.to_array(inits[name])
+    c = producer.get(name)
+    if c is not None and c.op_type == "Constant":
+        v = next((x for x in c.attribute if x.name == "value"), None)
+        return numpy_helper.to_array(v.t) if v is not None else None
+    return None
 
 
 def save_matmul_nbits(graph: Graph, path: str | os.PathLike, *, opset: int | None = None) -> list[str]:
@@ -228,16 +287,24 @@ def _expand_one(n: onnx.NodeProto, inits: dict, graph: onnx.GraphProto) -> list[
                          f"block_size={block}, bits={bits}")
     q = unpack_codes(b.reshape(nn, nb, -1), bits).reshape(nn, -1)[:, :k].T      # K × N codes
     zp = _zero_points(z, nn, nb, bits).T                                          # groups × N
-    if z is not None and z.dtype != np.uint8:
-        raise ModelError(f"{where}: float zero points are not supported (give uint8 zero points)")
     udt = onnx.TensorProto.UINT4 if bits == 4 else onnx.TensorProto.UINT8
     base = n.output[0]
     qn, sn, zn, wn = (f"{base}.expanded_{x}" for x in ("codes", "scales", "zero_points", "weight"))
-    graph.initializer.extend([
-        helper.make_tensor(qn, udt, list(q.shape), q.astype(np.uint8).flatten().tolist()),
-        numpy_helper.from_array(np.ascontiguousarray(s.reshape(nn, nb).T), sn),
-        helper.make_tensor(zn, udt, list(zp.shape), zp.astype(np.uint8).flatten().tolist())])
-    nodes = [helper.make_node("DequantizeLinear", [qn, sn, zn], [wn], axis=0, block_size=block)]
+    sg = np.ascontiguousarray(s.reshape(nn, nb).T)
+    graph.initializer.extend([helper.make_tensor(qn, udt, list(q.shape), q.astype(np.uint8).flatten().tolist()),
+                              numpy_helper.from_array(sg, sn)])
+    if z is not None and z.dtype != np.uint8:
+        # float zero points: (q − z)·s = DequantizeLinear(q, s) + m with m = −z·s per block (ridgeline's -asym)
+        mn, gn, dn = f"{base}.expanded_offset", f"{base}.expanded_group_index", f"{base}.expanded_codes_times_scale"
+        graph.initializer.extend([
+            numpy_helper.from_array((-zp * sg.astype(np.float64)).astype(sg.dtype), mn),
+            numpy_helper.from_array(np.arange(k, dtype=np.int64) // block, gn)])
+        nodes = [helper.make_node("DequantizeLinear", [qn, sn], [dn], axis=0, block_size=block),
+                 helper.make_node("Gather", [mn, gn], [f"{mn}.per_row"], axis=0),
+                 helper.make_node("Add", [dn, f"{mn}.per_row"], [wn])]
+    else:
+        graph.initializer.append(helper.make_tensor(zn, udt, list(zp.shape), zp.astype(np.uint8).flatten().tolist()))
+        nodes = [helper.make_node("DequantizeLinear", [qn, sn, zn], [wn], axis=0, block_size=block)]
     bias = n.input[5] if len(n.input) > 5 and n.input[5] else None
     mm_out = f"{base}.expanded_product" if bias else base
     nodes.append(helper.make_node("MatMul", [n.input[0], wn], [mm_out]))

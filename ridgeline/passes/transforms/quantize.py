@@ -6,7 +6,7 @@ how it is represented: QuantizeLinear/DequantizeLinear (blocked, as ONNX opset 2
 to ONNX that onnxruntime runs, and is priced by the cost models at its narrow bytes. Weightless
 graphs (the presets) get typed constants: the estimate sees quantized bytes without any data.
 
-Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32``, ``int4-min-g32``, ``nf4-g64``,
+Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32`` (float offset), ``int4-zp-g32`` (integer zero point), ``nf4-g64``,
 ``fp8``, ``fp8-tensor``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``, ``w8a8-fp8``, ``w4a8``,
 ``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),

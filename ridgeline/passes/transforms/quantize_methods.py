@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_scales, quantize_array
+from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
@@ -48,6 +48,12 @@ def dequantized(w: np.ndarray, scheme) -> np.ndarray:
         s = scale_for(np.abs(w).max().reshape(1, 1), scheme.weights, np.dtype(np.float32)).astype(np.float64)
         return quantize_array(w, s, scheme.weights, 0, 0).astype(np.float64) * s
     from .quantize_schemes import _expand
+    if scheme.asym == "min":    # the block's [min, max] onto the codes: x ≈ q · s + min
+        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
+        lo, hi = _block_min(w, block), -_block_min(-w, block)
+        s = np.where(hi > lo, (hi - lo) / top, 1.0)
+        q = np.clip(np.rint((w - _expand(lo, w.shape, 0, block)) / _expand(s, w.shape, 0, block)), 0, top)
+        return q * _expand(s, w.shape, 0, block) + _expand(lo, w.shape, 0, block)
     if scheme.asym:
         top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
         lo = np.minimum(_block_min(w, block), 0.0)
@@ -163,21 +169,26 @@ def _tri_inv(L: np.ndarray) -> np.ndarray:
 def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dtype, *, block: int = 128,
          damp: float = 0.01, act_order: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``, or its ``gptq_factor``): returns
-    (scales, zero points or None, the adjusted float weight) in the layout ``quantize_weight``
+    (scales, zero points — the float offsets of ``-asym`` — or None, the adjusted float weight) in the layout ``quantize_weight``
     stores — quantizing the adjusted weight with these scales gives GPTQ's codes exactly.
     ``damp``/``act_order``: see ``gptq_factor``; with ``act_order`` the groups are *static*
     (each group's scale fitted on the weights before any update, as AutoGPTQ's
     ``static_groups=True``) so groups stay contiguous in K, as ONNX blocked quantization and
     MatMulNBits store them."""
-    if scheme.weights not in ("i8", "i4") or scheme.per_tensor or scheme.asym == "min":
-        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not int4/int8 (symmetric or -asym)")
+    if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
+        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not "
+                        f"int4/int8 (symmetric, -asym or -zp)")
     k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     dead, perm, hinv = hessian if isinstance(hessian, tuple) else gptq_factor(hessian, damp=damp, act_order=act_order)
     W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
     W[:, dead] = 0.0
     gb = g if g < k else 0
-    if scheme.asym:                                          # static groups: N × groups
+    offset = scheme.asym == "min"           # x ≈ q·s + m: a float zero point z = −m/s, kept as m
+    if offset:                                               # static groups: N × groups
+        s0, m0 = fit_min(W, scheme.weights, 1, gb, scale_dtype)
+        zeros = m0.T.astype(np.float64)
+    elif scheme.asym:
         s0, z0 = fit_asym(W, scheme.weights, 1, gb, scale_dtype)
         zeros = z0.T.astype(np.float64)
     else:
@@ -196,8 +207,10 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
         for i in range(i2 - i1):
             s = scales[gid[i1 + i]]
             z = zeros[gid[i1 + i]] if zeros is not None else 0.0
-            q = np.clip(np.rint(W1[:, i] / s) + z, lo, hi)
-            deq = (q - z) * s
+            if offset:
+                deq = np.clip(np.rint((W1[:, i] - z) / s), lo, hi) * s + z
+            else:
+                deq = (np.clip(np.rint(W1[:, i] / s) + z, lo, hi) - z) * s
             e = (W1[:, i] - deq) / U1[i, i]
             W1[:, i] = deq
             W1[:, i + 1:] -= np.outer(e, U1[i, i + 1:])
@@ -207,7 +220,7 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     W = W[:, np.argsort(perm)]
     # the layout quantize_weight stores: blocked scales are (groups × N), per-channel ones (N,)
     s_out = scales.astype(scale_dtype)
-    z_out = zeros
+    z_out = zeros.astype(scale_dtype) if offset else zeros
     if g == k:
         s_out, z_out = s_out.reshape(-1), (z_out.reshape(-1) if z_out is not None else None)
     return s_out, z_out, W.T

@@ -209,7 +209,12 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
             sdata = np.asarray(sdata).astype(scale_dt.np_dtype)
             keep = sdata if blocked else np.expand_dims(sdata, k_axis)
             zk = None if zdata is None else (zdata if blocked else np.expand_dims(zdata, k_axis))
-            qdata = quantize_array(x, keep, scheme.stored, k_axis, block, zk)
+            if scheme.asym == "min":      # GPTQ's float offsets
+                mdata = np.asarray(zdata).astype(scale_dt.np_dtype)
+                qdata = quantize_min(x, keep, np.asarray(zk).astype(scale_dt.np_dtype), dtype, k_axis, block)
+                zdata = None
+            else:
+                qdata = quantize_array(x, keep, scheme.stored, k_axis, block, zk)
             if zdata is not None:
                 zdata = np.asarray(zdata).astype(DTYPES[scheme.stored].np_dtype)
         elif scheme.asym == "min":

@@ -13,14 +13,18 @@ A scheme is written like ``int4-g128``, ``w8a8`` or ``int8+kv-int8`` (parts join
 ``w8a8-static``           int8 weights, activations with one calibrated scale per tensor
 ``w8a8-fp8``              float8 e4m3 weights and per-token dynamic float8 activations
 ``kv-int8`` / ``kv-fp8``  the KV cache stored narrow, one calibrated scale per KV head
-``int4-asym`` /           asymmetric: unsigned codes and an integer zero point per channel or
-``int8-asym``             group (AWQ/GPTQ checkpoints, ONNX DequantizeLinear's zero point)
-``int4-min`` /            unsigned codes, a scale and a float minimum per group (llama.cpp's
-``int8-min``              Q4_1/Q8_1): ``x = q·s + m``
+``int4-asym`` /           asymmetric: unsigned codes, a scale and a *float* offset per channel or
+``int8-asym``             group, ``x = q·s + m`` (llama.cpp's Q4_1/Q8_1 and k-quants, HQQ; a float
+                          zero point ``−m/s``): any grid ``[min, max]`` exactly; ``int4-min`` /
+                          ``int8-min`` are the same scheme
+``int4-zp`` /             asymmetric with an *integer* zero point, ``x = (q − z)·s`` (AWQ/GPTQ
+``int8-zp``               checkpoints, ONNX DequantizeLinear's zero point, MatMulNBits' packed
+                          zero points): the grid's origin is a whole step, so a block whose
+                          minimum is not a multiple of its step is off by up to half a step
 ``nf4``                   NF4 (QLoRA): u4 indices into 16 normal quantiles, times max |x|
 ``fp8-tensor``            float8 e4m3 with one scale for the whole weight
 ``w4a8``                  int4 weights (``-gN`` allowed), activations int8 per token at run time
-``w4a16`` / ``w8a16``     spellings of ``int4-asym-g128`` / ``int8``
+``w4a16`` / ``w8a16``     spellings of ``int4-zp-g128`` (AWQ's layout) / ``int8``
 ``none``                  nothing (a baseline; combine with ``kv-…``)
 ========================  ===================================================================
 
@@ -80,15 +84,19 @@ NF4_CODEBOOK = np.array([
 
 # name -> (weight dtype, asymmetric, granularity default, activations, activation dtype)
 _WEIGHTS = {"int8": ("i8", False, "channel"), "int4": ("i4", False, "channel"),
-            "int8-asym": ("i8", True, "channel"), "int4-asym": ("i4", True, "channel"),
+            "int8-asym": ("i8", "min", "channel"), "int4-asym": ("i4", "min", "channel"),
             "int8-min": ("i8", "min", "channel"), "int4-min": ("i4", "min", "channel"),
+            "int8-zp": ("i8", True, "channel"), "int4-zp": ("i4", True, "channel"),
             "fp8": ("f8e4m3", False, "channel"), "fp8-e4m3": ("f8e4m3", False, "channel"),
             "fp8-tensor": ("f8e4m3", False, "tensor"), "fp8-e5m2": ("f8e5m2", False, "channel"),
             "nf4": ("nf4", False, "channel")}
 _W8A8 = {"w8a8": ("i8", "dynamic", "i8"), "w8a8-static": ("i8", "static", "i8"),
          "w8a8-fp8": ("f8e4m3", "dynamic", "f8e4m3"), "w4a8": ("i4", "dynamic", "i8")}
-#: spellings users know from other tools, and what they mean here (W4A16: AWQ's asymmetric g128)
-_ALIASES = {"w4a16": "int4-asym-g128", "w8a16": "int8"}
+#: spellings users know from other tools, and what they mean here (W4A16: AWQ's asymmetric g128,
+#: integer zero points)
+_ALIASES = {"w4a16": "int4-zp-g128", "w8a16": "int8"}
+#: names of one scheme, and the one ``Scheme.name`` says
+_CANONICAL = {"fp8-e4m3": "fp8", "int4-min": "int4-asym", "int8-min": "int8-asym"}
 _KV = {"kv-int8": "i8", "kv-fp8": "f8e4m3"}
 SCHEME_NAMES = tuple(_WEIGHTS) + tuple(_W8A8) + tuple(_ALIASES) + tuple(_KV) + ("none",)
 
@@ -103,7 +111,7 @@ class Scheme:
     activations: str = "none"         # none | dynamic (per token) | static (calibrated, per tensor)
     act_dtype: str | None = None
     kv: str | None = None             # i8 | f8e4m3
-    asym: bool | str = False          # True: integer zero points; "min": a float minimum (stored unsigned)
+    asym: bool | str = False          # True: integer zero points; "min": a float offset (stored unsigned)
     per_tensor: bool = False          # one weight scale for the whole tensor
 
     @property
@@ -182,8 +190,7 @@ def parse_scheme(text: str, *, group: int | None = None, kv: str | None = None) 
             kv_dt = want
     canon = []
     if weights is not None:
-        if base_name == "fp8-e4m3":
-            base_name = "fp8"
+        base_name = _CANONICAL.get(base_name, base_name)
         canon.append(base_name + (f"-g{g}" if g else ""))
     if kv_dt is not None:
         canon.append(next(k for k, v in _KV.items() if v == kv_dt))
@@ -295,16 +302,60 @@ def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.d
 
 def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
             ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale and float minimum per block, as llama.cpp's Q4_1/Q8_1 store them: ``x ≈ q · s + m``
-    with ``m`` the block's minimum and ``s = (max − min) / (2^bits − 1)``; weights already on such
-    a grid (a model dequantized from Q4_1) come back exactly. Returns (scale, minimum)."""
+    """Scale and float offset per block, ``x ≈ q · s + m`` with unsigned codes ``q`` (llama.cpp's
+    Q4_1/Q8_1 and k-quants, HQQ: a float zero point). The first candidate maps the block's
+    ``[min, max]`` onto the codes — weights already on such a grid (a model dequantized from
+    Q4_1) come back exactly; the others shrink that range (``CLIP_RATIOS``, about its middle)
+    and refit ``s`` and ``m`` to their codes by least squares, as llama.cpp's
+    ``make_qkx2_quants`` does. Each block keeps the candidate with the least squared error (ties:
+    the earlier). Returns (scale, offset), both keeping dims, in ``scale_dtype``."""
     top = float(_INT_RANGE[UNSIGNED[dtype]][1])
-    data = x.astype(np.float64)
-    lo = _block_reduce(np.minimum, data, axis, block).astype(scale_dtype)
-    hi = _block_reduce(np.maximum, data, axis, block)
-    s = np.where(hi > lo, (hi - lo.astype(np.float64)) / top, 1.0).astype(scale_dtype)
-    s = np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
-    return s, lo
+    data = np.moveaxis(x.astype(np.float64), axis, -1)          # [..., K], cut into [..., G, B] blocks
+    k = data.shape[-1]
+    b = block if block and block < k else k
+    g = -(-k // b)
+    live = np.ones(g * b)
+    if g * b > k:        # a short last block: padded with copies of its last value, weighted 0
+        data = np.concatenate([data, np.repeat(data[..., -1:], g * b - k, axis=-1)], axis=-1)
+        live[k:] = 0.0
+    d = data.reshape(*data.shape[:-1], g, b)
+    live = live.reshape(g, b)
+    lo0, hi0 = d.min(axis=-1, keepdims=True), d.max(axis=-1, keepdims=True)
+    count = live.sum(axis=-1, keepdims=True)
+
+    def stored(s, m):
+        s = np.where(np.isfinite(s) & (s > 0), s, 1.0).astype(scale_dtype)
+        s = np.where(s.astype(np.float64) > 0, s, np.asarray(1.0, scale_dtype)).astype(scale_dtype)
+        return s, m.astype(scale_dtype)
+
+    def codes(s, m):
+        return np.clip(np.rint((d - m.astype(np.float64)) / s.astype(np.float64)), 0.0, top)
+
+    def error(s, m, q):
+        return (np.square(d - (q * s.astype(np.float64) + m.astype(np.float64))) * live).sum(axis=-1, keepdims=True)
+
+    best_s, best_m = stored((hi0 - lo0) / top, lo0)
+    best_err = error(best_s, best_m, codes(best_s, best_m))
+    for r in sorted(CLIP_RATIOS, reverse=True)[1:]:
+        span = (hi0 - lo0) * r
+        s, m = stored(span / top, lo0 + (hi0 - lo0 - span) / 2)
+        q = codes(s, m)
+        # least squares of x on q per block: s = cov(q, x) / var(q), m = mean(x) − s · mean(q)
+        ql = q * live
+        sq, sx = ql.sum(axis=-1, keepdims=True), (d * live).sum(axis=-1, keepdims=True)
+        var = (ql * q).sum(axis=-1, keepdims=True) * count - sq * sq
+        cov = (ql * d).sum(axis=-1, keepdims=True) * count - sq * sx
+        ok = var > 0
+        s_ls = np.where(ok, cov / np.where(ok, var, 1.0), s.astype(np.float64))
+        m_ls = np.where(ok, (sx - s_ls * sq) / count, m.astype(np.float64))
+        for cs, cm in ((s, m), stored(s_ls, m_ls)):
+            err = error(cs, cm, q if cs is s else codes(cs, cm))
+            better = err < best_err
+            best_s, best_m = np.where(better, cs, best_s), np.where(better, cm, best_m)
+            best_err = np.where(better, err, best_err)
+    # [..., G, 1] -> the input's layout with G (or 1) along ``axis``
+    return (np.moveaxis(best_s[..., 0], -1, axis).astype(scale_dtype),
+            np.moveaxis(best_m[..., 0], -1, axis).astype(scale_dtype))
 
 
 def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
