@@ -243,6 +243,7 @@ class Graph:
         self._count = 0
         self._fresh = itertools.count()
         self._suffix: dict[str, int] = {}  # next suffix to try per hint: fresh names stay O(1)
+        self._unknowns: tuple[Iterator[int], set[str]] | None = None  # see unknown_dim
 
     @property
     def outputs(self) -> list[Value]:
@@ -279,6 +280,19 @@ class Graph:
             cand = str(next(self._fresh))
             if cand not in self._values:
                 return cand
+
+    def unknown_dim(self, tag: str = "") -> str:
+        """A dim name for a size nobody knows (``_u<tag><N>``), unused in this graph so far.
+
+        Numbered per graph, so the printed IR of a graph does not depend on what ran before it.
+        """
+        if self._unknowns is None:  # the names a parsed or copied graph already holds stay taken
+            self._unknowns = (itertools.count(), self.symbols())
+        counter, taken = self._unknowns
+        while (name := f"_u{tag}{next(counter)}") in taken:
+            pass
+        taken.add(name)
+        return name
 
     def _register(self, value: Value) -> Value:
         if value._name in self._values:
@@ -361,7 +375,7 @@ class Graph:
             types = list(outputs)
         if any(t is None for t in types) or not types:
             from .infer import infer_node
-            inferred = infer_node(node, len(types) or None)
+            inferred = infer_node(node, len(types) or None, self)
             if not types:
                 types = [None] * len(inferred)
             types = [t if t is not None else inferred[i] for i, t in enumerate(types)]
