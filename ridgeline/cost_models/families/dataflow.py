@@ -65,7 +65,7 @@ from ..spatial import (
     sized_for_window,
     widened,
 )
-from ..target import Field
+from ..target import Field, dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
@@ -74,11 +74,6 @@ __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
 REPLICATE_ABOVE = 3000
 
 UNITS = ("mxm", "vxm", "mem", "sxm", "c2c")
-
-
-def _bits(dt: str) -> int:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits if dt in DTYPES else 16
 
 
 @dataclass

@@ -40,7 +40,7 @@ from typing import Any
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..parallel import ParallelPlan
-from ..target import Field
+from ..target import Field, dtype_bytes as _bytes_of
 from ..work import Contraction, NodeWork
 
 __all__ = ["GpuSimtModel", "CTA_TILES"]
@@ -49,11 +49,6 @@ __all__ = ["GpuSimtModel", "CTA_TILES"]
 CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64), (32, 128),
              (16, 128), (16, 256))   # the last ones: skinny (GEMV-like) kernels for a handful of rows
 SPLIT_K = (1, 2, 4, 8, 16)
-
-
-def _bytes_of(dt: str) -> float:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits / 8 if dt in DTYPES else (4.0 if dt == "tf32" else 2.0)
 
 
 def _smooth_max(c: float, m: float, p: float) -> float:
