@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..capabilities import Traits
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..parallel import ParallelPlan
@@ -65,6 +66,7 @@ class GpuSimtModel(CostModel):
     """SIMT GPU: tensor vs CUDA cores, tiles in smem/L2, waves over SMs, launch overhead."""
 
     family = "gpu_simt"
+    traits = Traits(accumulators_in_registers=True, row_granule_key="mma_min_m", multicast_key="cluster_multicast")
     description = "GPU: tensor/CUDA cores by dtype, CTA tiles in smem/L2, wave quantization, launch overhead"
     schema = {
         "array": {
