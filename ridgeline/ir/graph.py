@@ -213,11 +213,6 @@ class Node:
         if value is not None:
             value.uses.append((self, i))
 
-    def replace_input(self, old: Value, new: Value) -> None:
-        for i, v in enumerate(self.inputs):
-            if v is old:
-                self.set_input(i, new)
-
     def input_types(self) -> list[TensorType | None]:
         return [v.type if v is not None else None for v in self.inputs]
 
@@ -504,11 +499,6 @@ class Graph:
         self.inputs = [v for v in self.inputs if v is not value]
         self._unregister(value)
 
-    def move_before(self, node: Node, anchor: Node) -> None:
-        """Relink ``node`` just before ``anchor`` (both in this graph)."""
-        self._unlink(node)
-        self._link(node, before=anchor, after=None)
-
     # ----------------------------------------------------------------- traversal
     @property
     def nodes(self) -> list[Node]:
@@ -702,7 +692,3 @@ class Builder:
             raise AttributeError(op)
         return lambda *inputs, **kw: self.op(op, *inputs, **kw)
 
-
-def nodes_of(graphs: Iterable[Graph]) -> Iterator[Node]:
-    for g in graphs:
-        yield from g
