@@ -517,6 +517,13 @@ class Graph:
             yield n
             n = nxt
 
+    def walk(self) -> Iterator[Node]:
+        """Every node in order, each ``Fused`` body's nodes right after their node."""
+        for n in self:
+            yield n
+            if n.body is not None:
+                yield from n.body.walk()
+
     def __len__(self) -> int:
         return self._count
 
