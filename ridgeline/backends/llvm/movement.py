@@ -170,6 +170,23 @@ class _IndexedCopy(Lowering):
         self.out_dtype = node.outputs[0].type.dtype.np_dtype
         self.cost = 2.0 * math.prod(self.out_shape) * item
 
+    def _bind(self, fn, runner, extent: int, check):
+        """The run function: shapes checked, then indices (``check(name, idx)``), then the copy."""
+        kern, cost = fn("main"), self.cost
+        out_shape, out_dtype = self.out_shape, self.out_dtype
+        expect = [(0, self.data_shape), (1, self.idx_shape)]
+        name = describe_node(self.node)
+
+        def run(args, outs):
+            (out,) = outputs(outs, [out_shape], [out_dtype])
+            check_inputs(name, args, expect)
+            idx = args[1]
+            check(name, idx)
+            if out.size:
+                runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
+            return (out,)
+        return run
+
 
 class GatherLowering(_IndexedCopy):
     """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
@@ -202,23 +219,13 @@ class GatherLowering(_IndexedCopy):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        dim, extent, cost = self.dim, self.outer * self.nidx, self.cost
-        out_shape, out_dtype = self.out_shape, self.out_dtype
-        expect = [(0, self.data_shape), (1, self.idx_shape)]
-        name = describe_node(self.node)
+        dim = self.dim
 
-        def run(args, outs):
-            (out,) = outputs(outs, [out_shape], [out_dtype])
-            check_inputs(name, args, expect)
-            idx = args[1]
+        def check(name, idx):
             if idx.size and (int(idx.min()) < -dim or int(idx.max()) >= dim):
                 raise BackendError(f"{name}: index out of range for a dim of size {dim} "
                                    f"(indices span {int(idx.min())}..{int(idx.max())})")
-            if out.size:
-                runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
-            return (out,)
-        return run
+        return self._bind(fn, runner, self.outer * self.nidx, check)
 
 
 class GatherNDLowering(_IndexedCopy):
@@ -254,20 +261,9 @@ class GatherNDLowering(_IndexedCopy):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        rows, cost = self.nb * self.per, self.cost
         dims = np.array(self.dims, dtype=np.int64)
-        out_shape, out_dtype = self.out_shape, self.out_dtype
-        expect = [(0, self.data_shape), (1, self.idx_shape)]
-        name = describe_node(self.node)
 
-        def run(args, outs):
-            (out,) = outputs(outs, [out_shape], [out_dtype])
-            check_inputs(name, args, expect)
-            idx = args[1]
+        def check(name, idx):
             if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
                 raise BackendError(f"{name}: an index tuple is out of range for dims {dims.tolist()}")
-            if out.size:
-                runner.launch(kern, rows, [ptr(args[0]), ptr(idx), ptr(out)], cost)
-            return (out,)
-        return run
+        return self._bind(fn, runner, self.nb * self.per, check)
