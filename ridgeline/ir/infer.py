@@ -9,7 +9,8 @@ computed from ``Shape`` gets a precise output type, symbolic until dims are boun
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -165,7 +166,7 @@ def _run(node: "Node", syms, num_outputs, *, fresh: Callable[[], str] | None):
     return types, ctx.out_syms
 
 
-def infer_node(node: "Node", num_outputs: int | None = None, graph: "Graph | None" = None) -> list[TensorType]:
+def infer_node(node: "Node", num_outputs: int | None = None, graph: Graph | None = None) -> list[TensorType]:
     """Output types of a node from its spec (unknown dims become fresh symbols of ``graph``,
     by default the node's).
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import replace
 from importlib import resources
 
 import pytest
+import tomllib
 
 from ridgeline.cost_models.capabilities import Capabilities, Traits, capabilities
 from ridgeline.cost_models.families import FAMILIES, register_family

@@ -65,7 +65,8 @@ from ..spatial import (
     sized_for_window,
     widened,
 )
-from ..target import Field, dtype_bits as _bits
+from ..target import Field
+from ..target import dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]

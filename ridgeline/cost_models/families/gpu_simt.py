@@ -41,7 +41,8 @@ from ..capabilities import Traits
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..parallel import ParallelPlan
-from ..target import Field, dtype_bytes as _bytes_of
+from ..target import Field
+from ..target import dtype_bytes as _bytes_of
 from ..work import Contraction, NodeWork
 
 __all__ = ["GpuSimtModel", "CTA_TILES"]

@@ -48,7 +48,9 @@ from ..estimate import NodeCost
 from ..model import CostModel
 from ..parallel import ParallelPlan
 from ..systolic_array import ArrayMapping, canonical_dataflow, map_gemm, pipelined_cycles
-from ..target import Field, dtype_bits as _bits, dtype_bytes as _bytes_of
+from ..target import Field
+from ..target import dtype_bits as _bits
+from ..target import dtype_bytes as _bytes_of
 from ..work import Contraction, NodeWork
 
 __all__ = ["GemmPlan", "SystolicModel"]

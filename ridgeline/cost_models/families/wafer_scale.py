@@ -64,7 +64,8 @@ from ..spatial import (
     sized_for_window,
     widened,
 )
-from ..target import Field, dtype_bits as _bits
+from ..target import Field
+from ..target import dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
 __all__ = ["PLACEMENTS", "WaferScaleModel"]

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import KERNELS, geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
+from ...kernel_math.conv import KERNELS as SHARED
+from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel, same_device
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -127,5 +128,6 @@ def conv_transpose(node, x, w, b=None):
         y = y + b.to(work).reshape((-1,) + (1,) * n)
     return y.to(x.dtype)
 
-for _op, _fn in KERNELS.items():
+
+for _op, _fn in SHARED.items():
     kernel(_op)(_fn)
