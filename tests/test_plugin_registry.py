@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ridgeline import plugins
+from ridgeline.ir import plugins
 from ridgeline.ir.errors import BackendError, PluginError
 from ridgeline.plugins import PluginRef, Registry
 

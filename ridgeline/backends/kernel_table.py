@@ -10,26 +10,27 @@ import importlib
 import pkgutil
 from typing import Callable
 
+from ..plugins import Registry
+
 __all__ = ["KernelTable", "Kernel"]
 
 Kernel = Callable[..., object]
 
 
 class KernelTable:
-    """Kernels by op name for the package ``package`` (its modules are imported lazily)."""
+    """Kernels by op name for the package ``package`` (its modules are imported lazily), kept in
+    a ``Registry``: a second kernel for one op is a ``PluginError`` naming both."""
 
     def __init__(self, package: str, label: str):
         self.package, self.label = package, label
-        self.kernels: dict[str, Kernel] = {}
+        self.kernels: Registry[Kernel] = Registry(f"{label} kernel")
         self._loaded = False
 
     def kernel(self, *ops: str):
         """Register the decorated function as the kernel of each op in ``ops``."""
         def decorate(fn: Kernel) -> Kernel:
             for name in ops:
-                if name in self.kernels:
-                    raise ValueError(f"{self.label} kernel for {name} is defined twice")
-                self.kernels[name] = fn
+                self.kernels.add(name, lambda: fn, origin=f"{fn.__module__}.{fn.__qualname__}")
             return fn
         return decorate
 
@@ -44,8 +45,8 @@ class KernelTable:
 
     def get(self, op: str) -> Kernel | None:
         self._load()
-        return self.kernels.get(op)
+        return self.kernels.find(op)
 
     def all(self) -> dict[str, Kernel]:
         self._load()
-        return dict(self.kernels)
+        return {op: self.kernels.get(op) for op in self.kernels.names()}

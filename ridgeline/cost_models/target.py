@@ -37,7 +37,7 @@ from ..ir.errors import IRError, TargetError
 from .quantities import KINDS, parse_quantity
 
 __all__ = ["Field", "ComputeUnit", "MemoryLevel", "Link", "Target", "parse_target", "UNIT_KINDS",
-           "FAMILY_SECTIONS", "dtype_key"]
+           "FAMILY_SECTIONS", "dtype_bits", "dtype_bytes", "dtype_key"]
 
 UNIT_KINDS = ("matrix", "vector", "scalar")
 FAMILY_SECTIONS = ("array", "overheads", "efficiency")
@@ -206,12 +206,12 @@ class Target:
         real kernels do; None when it lists ``dt`` itself or nothing wider."""
         if self.best_unit(dt, (kind,)) is not None:
             return None
-        width = _dtype_bits(dt)
+        width = dtype_bits(dt)
         integer = dt.startswith(("i", "u"))
         best: tuple[tuple, ComputeUnit, str] | None = None
         for u in self.units_of(kind):
             for key, rate in u.peak.items():
-                kb = _dtype_bits(key)
+                kb = dtype_bits(key)
                 if kb < width or not rate or (key.startswith("i") and not integer):
                     continue
                 if integer and not key.startswith(("i", "u")) and _SIGNIFICAND.get(key, 0) < width:
@@ -280,9 +280,15 @@ class Target:
 _SIGNIFICAND = {"f8e5m2": 3, "f8e4m3": 4, "bf16": 8, "f16": 11, "tf32": 11, "f32": 24, "f64": 53}
 
 
-def _dtype_bits(key: str) -> int:
-    # tf32 is a matrix unit's precision, not an IR dtype: its operands are stored as f32
+def dtype_bits(key: str) -> int:
+    """Bits per element of a dtype a cost model prices: an IR dtype, or ``tf32`` (a matrix unit's
+    precision whose operands are stored as f32). An unknown name raises ``IRError``."""
     return 32 if key == "tf32" else bits(key)
+
+
+def dtype_bytes(key: str) -> float:
+    """Bytes per element (``dtype_bits / 8``: 0.5 for i4)."""
+    return dtype_bits(key) / 8
 
 
 def _keys_for(dt: str, kind: str) -> tuple[str, ...]:

@@ -23,6 +23,7 @@ This is where the cost models read what passes leave in the IR:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
@@ -459,7 +460,7 @@ def work_key(node: Node):
     try:
         ins = tuple((v.type, v.const) if v is not None else None for v in node.inputs)
         outs = tuple(v.type for v in node.outputs)
-        attrs = tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in node.attrs.items()))
+        attrs = _attrs_key(node)
         tile = repr(node.meta["tile"]) if "tile" in node.meta else None
         body = _body_key(node.body) if node.body is not None else None
         key = (node.op, ins, outs, attrs, tile, body)
@@ -467,6 +468,17 @@ def work_key(node: Node):
         return key
     except TypeError:
         return None
+
+
+def _attrs_key(node: Node) -> tuple:
+    """The attributes by content: an array is keyed by its bytes (a digest when large), never by
+    ``id()``, which a later array may reuse after this one is collected."""
+    def value(v):
+        if not hasattr(v, "tobytes"):
+            return v
+        data = v.tobytes()
+        return v.dtype.str, v.shape, data if len(data) <= 256 else hashlib.blake2b(data).digest()
+    return tuple(sorted((k, value(v)) for k, v in node.attrs.items()))
 
 
 def _body_key(body):
@@ -478,7 +490,7 @@ def _body_key(body):
         for v in n.outputs:
             index[id(v)] = len(index)
         items.append((n.op, ins, tuple(v.type for v in n.outputs),
-                      tuple(sorted((k, v if not hasattr(v, "tobytes") else id(v)) for k, v in n.attrs.items()))))
+                      _attrs_key(n)))
     outs = tuple(index.get(id(v)) for v in body.outputs)
     return tuple(items), outs
 

@@ -213,11 +213,6 @@ class Node:
         if value is not None:
             value.uses.append((self, i))
 
-    def replace_input(self, old: Value, new: Value) -> None:
-        for i, v in enumerate(self.inputs):
-            if v is old:
-                self.set_input(i, new)
-
     def input_types(self) -> list[TensorType | None]:
         return [v.type if v is not None else None for v in self.inputs]
 
@@ -243,6 +238,7 @@ class Graph:
         self._count = 0
         self._fresh = itertools.count()
         self._suffix: dict[str, int] = {}  # next suffix to try per hint: fresh names stay O(1)
+        self._unknowns: tuple[Iterator[int], set[str]] | None = None  # see unknown_dim
 
     @property
     def outputs(self) -> list[Value]:
@@ -279,6 +275,19 @@ class Graph:
             cand = str(next(self._fresh))
             if cand not in self._values:
                 return cand
+
+    def unknown_dim(self, tag: str = "") -> str:
+        """A dim name for a size nobody knows (``_u<tag><N>``), unused in this graph so far.
+
+        Numbered per graph, so the printed IR of a graph does not depend on what ran before it.
+        """
+        if self._unknowns is None:  # the names a parsed or copied graph already holds stay taken
+            self._unknowns = (itertools.count(), self.symbols())
+        counter, taken = self._unknowns
+        while (name := f"_u{tag}{next(counter)}") in taken:
+            pass
+        taken.add(name)
+        return name
 
     def _register(self, value: Value) -> Value:
         if value._name in self._values:
@@ -361,7 +370,7 @@ class Graph:
             types = list(outputs)
         if any(t is None for t in types) or not types:
             from .infer import infer_node
-            inferred = infer_node(node, len(types) or None)
+            inferred = infer_node(node, len(types) or None, self)
             if not types:
                 types = [None] * len(inferred)
             types = [t if t is not None else inferred[i] for i, t in enumerate(types)]
@@ -490,11 +499,6 @@ class Graph:
         self.inputs = [v for v in self.inputs if v is not value]
         self._unregister(value)
 
-    def move_before(self, node: Node, anchor: Node) -> None:
-        """Relink ``node`` just before ``anchor`` (both in this graph)."""
-        self._unlink(node)
-        self._link(node, before=anchor, after=None)
-
     # ----------------------------------------------------------------- traversal
     @property
     def nodes(self) -> list[Node]:
@@ -512,6 +516,13 @@ class Graph:
             nxt = n._next
             yield n
             n = nxt
+
+    def walk(self) -> Iterator[Node]:
+        """Every node in order, each ``Fused`` body's nodes right after their node."""
+        for n in self:
+            yield n
+            if n.body is not None:
+                yield from n.body.walk()
 
     def __len__(self) -> int:
         return self._count
@@ -688,7 +699,3 @@ class Builder:
             raise AttributeError(op)
         return lambda *inputs, **kw: self.op(op, *inputs, **kw)
 
-
-def nodes_of(graphs: Iterable[Graph]) -> Iterator[Node]:
-    for g in graphs:
-        yield from g

@@ -9,7 +9,8 @@ computed from ``Shape`` gets a precise output type, symbolic until dims are boun
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,7 +28,7 @@ __all__ = ["infer_node", "infer_graph", "infer_node_symbolic", "refine_types", "
            "UNKNOWN_PREFIX", "is_unknown"]
 
 UNKNOWN_PREFIX = "_u"
-_unknown = itertools.count()
+_detached = itertools.count()  # unknown dims of a node in no graph (a probe that is thrown away)
 
 
 def is_unknown(d) -> bool:
@@ -35,8 +36,8 @@ def is_unknown(d) -> bool:
     return isinstance(d, str) and d.startswith(UNKNOWN_PREFIX)
 
 
-def _fresh_unknown() -> str:
-    return f"{UNKNOWN_PREFIX}{next(_unknown)}"
+def _detached_unknown() -> str:
+    return f"{UNKNOWN_PREFIX}d{next(_detached)}"
 
 
 def check_signature(node: "Node", spec: OpSpec) -> dict[str, str]:
@@ -100,7 +101,8 @@ def _input_values(node: "Node", syms: dict[int, np.ndarray] | None):
     return values, symvals
 
 
-def _normalize(spec: OpSpec, node: "Node", result, bound: dict[str, str], *, fresh: bool) -> list[TensorType | None]:
+def _normalize(spec: OpSpec, node: "Node", result, bound: dict[str, str], *,
+               fresh: Callable[[], str] | None) -> list[TensorType | None]:
     out: list[TensorType | None] = []
     for j, r in enumerate(result):
         if r is None:
@@ -125,7 +127,7 @@ def _normalize(spec: OpSpec, node: "Node", result, bound: dict[str, str], *, fre
         dims = []
         for d in shape:
             if d is None:
-                dims.append(_fresh_unknown() if fresh else None)
+                dims.append(fresh() if fresh else None)
             else:
                 dims.append(d if isinstance(d, (int, str)) else D.check_dim(d))
         out.append(_PartialType(dt, tuple(dims)) if (not fresh and None in dims) else TensorType(dt, tuple(dims)))
@@ -144,7 +146,7 @@ class _PartialType:
         return f"{self.dtype.name}[{', '.join('?' if d is None else str(d) for d in self.shape)}]"
 
 
-def _run(node: "Node", syms, num_outputs, *, fresh: bool):
+def _run(node: "Node", syms, num_outputs, *, fresh: Callable[[], str] | None):
     spec = get_spec(node.op)
     bound = check_signature(node, spec)
     values, symvals = _input_values(node, syms)
@@ -164,8 +166,9 @@ def _run(node: "Node", syms, num_outputs, *, fresh: bool):
     return types, ctx.out_syms
 
 
-def infer_node(node: "Node", num_outputs: int | None = None) -> list[TensorType]:
-    """Output types of a node from its spec (unknown dims become fresh symbols).
+def infer_node(node: "Node", num_outputs: int | None = None, graph: Graph | None = None) -> list[TensorType]:
+    """Output types of a node from its spec (unknown dims become fresh symbols of ``graph``,
+    by default the node's).
 
     Small integer inputs computed upstream (a shape built by Shape→Gather→Concat, axes from a
     Range) get their symbolic values by re-running the specs of the short chain that made them,
@@ -175,7 +178,8 @@ def infer_node(node: "Node", num_outputs: int | None = None) -> list[TensorType]
     n = len(node.outputs) or num_outputs or None
     memo: dict[int, np.ndarray | None] = {}
     syms = {id(v): s for v in node.inputs if v is not None and (s := _symbolic_value(v, memo)) is not None}
-    types, _ = _run(node, syms, n, fresh=True)
+    graph = graph if graph is not None else node.graph
+    types, _ = _run(node, syms, n, fresh=graph.unknown_dim if graph is not None else _detached_unknown)
     return types  # type: ignore[return-value]
 
 
@@ -199,7 +203,7 @@ def _symbolic_value(v, memo: dict[int, np.ndarray | None], depth: int = 0) -> np
     p = v.producer
     syms = {id(x): s for x in p.inputs if x is not None and (s := _symbolic_value(x, memo, depth + 1)) is not None}
     try:
-        _, out_syms = _run(p, syms, len(p.outputs), fresh=True)
+        _, out_syms = _run(p, syms, len(p.outputs), fresh=_detached_unknown)  # types unused
     except VerifyError:
         out_syms = {}
     for j, o in enumerate(p.outputs):
@@ -223,7 +227,7 @@ def infer_node_symbolic(node: "Node", syms: dict[int, np.ndarray]) -> list:
 
     Returns the inferred types (``None`` dims where unknown), as ``infer_graph`` yields them.
     """
-    types, out_syms = _run(node, syms, len(node.outputs), fresh=False)
+    types, out_syms = _run(node, syms, len(node.outputs), fresh=None)
     for j, s in out_syms.items():
         if j < len(node.outputs):
             syms[id(node.outputs[j])] = s

@@ -15,7 +15,7 @@ import numpy as np
 from .dims import check_dim
 from .dtypes import DTYPES
 from .errors import IRError, ParseError, UnsupportedOpError, VerifyError
-from .graph import Graph, Node, Value
+from .graph import Graph, Value
 from .types import TensorType
 
 __all__ = ["parse_graph"]
@@ -462,6 +462,3 @@ def _fits(value: np.ndarray, cast: np.ndarray) -> bool:
     finite = np.isfinite(value.astype(np.float64))
     return bool(np.all(np.isfinite(widened[finite])))
 
-
-def _node_of(e: VerifyError) -> Node | None:
-    return e.node

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Mapping
 
 from . import dims as D
 from .dims import Dim
@@ -54,12 +54,6 @@ class TensorType:
             if isinstance(d, str):
                 out |= D.free_symbols(d)
         return out
-
-    def with_shape(self, shape: Iterable[Dim]) -> "TensorType":
-        return TensorType(self.dtype, tuple(shape))
-
-    def with_dtype(self, dt: DType | str) -> "TensorType":
-        return TensorType(to_dtype(dt), self.shape)
 
     def bind(self, binding: Mapping[str, Dim]) -> "TensorType":
         if self.is_static:

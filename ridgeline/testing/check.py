@@ -421,10 +421,6 @@ class CheckReport:
     nodes_after: int = 0
     seconds: float = 0.0
 
-    @property
-    def modified_fraction(self) -> float:
-        return self.modified / self.examples if self.examples else 0.0
-
     def __str__(self) -> str:
         rules = ", ".join(f"{k}×{v}" for k, v in self.stats.most_common(6))
         return (f"check_pass({self.target}): {self.examples} graphs, {self.modified} changed "

@@ -152,7 +152,7 @@ def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Itera
             from ..passes import run_pipeline
             work = g.copy()
             run_pipeline(work, pipeline, evaluator=reference_evaluator(), verify_each=False)
-        bad = sorted({n.op for n in _nodes(work) if not be.supports(n)})
+        bad = sorted({n.op for n in work.walk() if not be.supports(n)})
         if bad and backend == "torch":
             _skip(reasons, "unsupported: " + ",".join(bad))
             return None
@@ -206,13 +206,6 @@ def run_twice(run: Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]
     if diff is not None:
         raise Nondeterministic(f"{what} is not deterministic: two runs on the same inputs differ ({diff})")
     return first
-
-
-def _nodes(graph: Graph):
-    for n in graph:
-        yield n
-        if n.body is not None:
-            yield from _nodes(n.body)
 
 
 #: ops onnxruntime (1.31) does not run at all: they need an opset it does not support yet
@@ -352,7 +345,7 @@ def onnxruntime_gaps(graph: Graph) -> list[str]:
     dims = testing_meta(graph).get("dims")
     if dims:
         graph = graph.bind(**{k: v for k, v in dims.items() if k in graph.symbols()})
-    return gaps + [r for r in (onnxruntime_gap(n) for n in _nodes(graph)) if r]
+    return gaps + [r for r in (onnxruntime_gap(n) for n in graph.walk()) if r]
 
 
 def onnxruntime_runner(graph: Graph) -> Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]:

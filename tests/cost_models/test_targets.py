@@ -149,23 +149,27 @@ def test_register_target_in_process(tmp_path):
         with pytest.raises(TargetError, match="already defined"):
             register_target(t)
     finally:
-        targets_mod._LOCAL.pop("mychip-registered", None)
+        targets_mod.TARGETS.remove("mychip-registered")
+
+
+def _fake_plugins(monkeypatch, refs, path):
+    from ridgeline.ir import plugins
+    from ridgeline.ir.errors import PluginError
+    monkeypatch.setattr(plugins, "discover_lenient",
+                        lambda group: (refs, {}) if group == "ridgeline.targets" else ((), {}))
+
+    def fake_load(ref):
+        if ref.name == "broken-chip":
+            raise PluginError("ridgeline.targets plugin 'broken-chip' from package broken-pkg failed to load")
+        return lambda: str(path)
+    monkeypatch.setattr(plugins, "load", fake_load)
 
 
 def test_plugin_targets_from_entry_points(tmp_path, monkeypatch):
     from ridgeline.plugins import PluginRef
     path = _write(tmp_path, GOOD.replace('name = "mychip"', ""))
-    refs = (PluginRef("ridgeline.targets", "vendor-chip", "vendor_pkg:chip", "vendor-pkg"),
-            PluginRef("ridgeline.targets", "broken-chip", "broken_pkg:chip", "broken-pkg"))
-    monkeypatch.setattr(targets_mod, "discover", lambda group: refs)
-
-    def fake_load(ref):
-        if ref.name == "broken-chip":
-            from ridgeline.ir.errors import PluginError
-            raise PluginError("ridgeline.targets plugin 'broken-chip' from package broken-pkg failed to load")
-        return lambda: str(path)
-    monkeypatch.setattr(targets_mod, "load", fake_load)
-    targets_mod._plugin.cache_clear()
+    _fake_plugins(monkeypatch, (PluginRef("ridgeline.targets", "vendor-chip", "vendor_pkg:chip", "vendor-pkg"),
+                                PluginRef("ridgeline.targets", "broken-chip", "broken_pkg:chip", "broken-pkg")), path)
     try:
         assert get_target("vendor-chip").family == "gpu_simt"
         names = [t.name for t in list_targets()]          # the broken plugin is skipped, not fatal
@@ -173,7 +177,21 @@ def test_plugin_targets_from_entry_points(tmp_path, monkeypatch):
         with pytest.raises(Exception, match="broken-chip"):
             get_target("broken-chip")
     finally:
-        targets_mod._plugin.cache_clear()
+        targets_mod.TARGETS.remove("vendor-chip")
+
+
+def test_a_plugin_target_clashing_with_a_registered_one_names_both(tmp_path, monkeypatch):
+    from ridgeline.ir.errors import PluginError
+    from ridgeline.plugins import PluginRef
+    text = GOOD.replace('name = "mychip"', 'name = "clash-chip"')
+    register_target(_write(tmp_path, text))
+    _fake_plugins(monkeypatch, (PluginRef("ridgeline.targets", "clash-chip", "rogue_pkg:chip", "rogue-pkg"),),
+                  tmp_path / "x.toml")
+    try:
+        with pytest.raises(PluginError, match="clash-chip.*local.*rogue-pkg"):
+            get_target("clash-chip")
+    finally:
+        targets_mod.TARGETS.remove("clash-chip")
 
 
 def test_unimplemented_family_is_a_clear_error():

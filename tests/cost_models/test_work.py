@@ -248,3 +248,25 @@ def test_onnx_quantization_ops_are_priced_as_the_kernels_they_are():
 def estimate_node(g, node, target):
     g.outputs = [node.outputs[0]]
     return next(r for r in estimate(g, target).nodes if r.name == node.outputs[0].name)
+
+
+@settings(max_examples=20, deadline=None, phases=[Phase.generate])
+@given(st.lists(st.floats(-4, 4, width=32), min_size=1, max_size=200),
+       st.sampled_from(["float32", "float16", "int64"]))
+def test_work_key_reads_array_attributes_by_content(values, dtype):
+    """Equal arrays give one key, a changed element another (small arrays by bytes, large ones by
+    digest); never the array's ``id()``, which a later array reuses once this one is collected."""
+    from types import SimpleNamespace
+
+    from ridgeline.cost_models.work import _attrs_key, work_key
+
+    a = np.array(values, dtype)
+    changed = a.copy()
+    changed[-1] = changed[-1] + 1 if dtype == "int64" else -changed[-1] - 1
+    assert _attrs_key(SimpleNamespace(attrs={"value": a})) == _attrs_key(SimpleNamespace(attrs={"value": a.copy()}))
+    assert _attrs_key(SimpleNamespace(attrs={"value": changed})) != _attrs_key(SimpleNamespace(attrs={"value": a}))
+
+    def node(arr):  # and through a real node's key
+        g = Graph("c")
+        return g.add_node("ConstantOfShape", [g.add_input("shape", tensor("i64", 2))], {"value": arr[-1:]}, outputs=1)
+    assert work_key(node(a)) == work_key(node(a.copy())) != work_key(node(changed))

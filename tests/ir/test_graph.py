@@ -129,3 +129,48 @@ def test_symbolic_reshape_resolves_through_shape_chain():
     g.verify()
     assert str(r.type) == "f32[batch, seq, 4, 16]"
     assert str(g.bind(batch=2, seq=5).outputs[0].type) == "f32[2, 5, 4, 16]"
+
+
+def _tiled(name: str) -> Graph:
+    """x tiled by a graph input: every output dim is unknown (a fresh ``_u`` name)."""
+    g = Graph(name)
+    x = g.add_input("x", tensor("f32", "batch", 8))
+    reps = g.add_input("reps", tensor("i64", 2))
+    y = Builder(g).Tile(x, reps)
+    g.outputs = [y]
+    return g
+
+
+def test_unknown_dims_are_numbered_per_graph():
+    from ridgeline.ir.printer import print_graph
+    first = print_graph(_tiled("a"))
+    for _ in range(3):
+        _tiled("other")  # what ran before does not renumber the next graph
+    assert print_graph(_tiled("a")) == first
+    assert _tiled("a").outputs[0].type.shape == ("_u0", "_u1")
+
+
+def test_unknown_dims_skip_names_the_graph_already_holds():
+    g = Graph("g")
+    g.add_input("x", tensor("f32", "_u0", "_u2"))
+    assert [g.unknown_dim() for _ in range(3)] == ["_u1", "_u3", "_u4"]
+    assert g.unknown_dim("i") == "_ui5"
+
+
+def test_imported_unknown_dims_do_not_depend_on_earlier_imports():
+    import onnx
+    from onnx import TensorProto, helper
+
+    from ridgeline.frontends.onnx import load_onnx
+    from ridgeline.ir.printer import print_graph
+
+    def model(width: int) -> onnx.ModelProto:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])  # a dim with no name
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "m", [x], [y])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+    first = print_graph(load_onnx(model(4)))
+    load_onnx(model(3))
+    assert print_graph(load_onnx(model(4))) == first
+    assert "_ui0" in first

@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 
-__all__ = ["Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
+from .namespace import namespace
+
+__all__ = ["KERNELS", "Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
 
 #: per spatial dim: (output length, begin pad, end pad, stride, dilation)
 Dim = tuple[int, int, int, int, int]
@@ -123,3 +125,22 @@ def max_pool_indices(best, dims: list[Dim], kernel_shape: tuple, x_shape: tuple,
         else:
             offset = offset * spatial[i] + coords[i]
     return xp.astype(base * math.prod(spatial) + offset, xp.int64)
+
+
+def global_pool(node, x):
+    """GlobalAveragePool / GlobalMaxPool / GlobalLpPool over every spatial dim, in float64."""
+    xp = namespace(x)
+    axes = tuple(range(2, x.ndim))
+    xf = xp.astype(x, xp.float64)
+    if node.op == "GlobalAveragePool":
+        y = xp.mean(xf, axes, keepdims=True)
+    elif node.op == "GlobalMaxPool":
+        y = xp.max(xf, axes, keepdims=True)
+    else:
+        p = node.attr("p")
+        y = xp.sum(xp.abs(xf) ** p, axes, keepdims=True) ** (1.0 / p)
+    return xp.astype(y, x.dtype)
+
+
+#: the kernels numpy and torch both run as written here
+KERNELS = {op: global_pool for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")}

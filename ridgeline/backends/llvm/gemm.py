@@ -528,8 +528,9 @@ def _cpu_tile(node: Node) -> tuple[int, int, int] | None:
         return None
     shape = rec.get("shape") or {}
     try:
+        from ...cost_models.capabilities import capabilities
         from ...cost_models.targets import get_target
-        if get_target(rec.get("target", "")).family != "cpu":
+        if not capabilities(get_target(rec.get("target", ""))).host_code:
             return None
         tm, tn, tk = (int(shape[d]) for d in ("m", "n", "k"))
     except Exception:  # no such target, or a record without m/n/k: keep the built-in blocking

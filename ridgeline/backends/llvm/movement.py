@@ -153,10 +153,10 @@ class CopyLowering(Lowering):
         return run
 
 
-class GatherLowering(Lowering):
-    """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
+class _IndexedCopy(Lowering):
+    """What Gather and GatherND share: data and index shapes, element type, output, cost."""
 
-    def __init__(self, node: Node, in_shapes, known):
+    def __init__(self, node: Node, in_shapes):
         self.node = node
         data, idx = in_shapes[0], in_shapes[1]
         if data is None or idx is None:
@@ -164,19 +164,44 @@ class GatherLowering(Lowering):
         item = node.inputs[0].type.dtype.np_dtype.itemsize
         if item not in _INT:
             raise Unsupported(f"elements of {item} bytes")
+        self.ty = _INT[item]
+        self.data_shape, self.idx_shape = tuple(data), tuple(idx)
+        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_dtype = node.outputs[0].type.dtype.np_dtype
+        self.cost = 2.0 * math.prod(self.out_shape) * item
+
+    def _bind(self, fn, runner, extent: int, check):
+        """The run function: shapes checked, then indices (``check(name, idx)``), then the copy."""
+        kern, cost = fn("main"), self.cost
+        out_shape, out_dtype = self.out_shape, self.out_dtype
+        expect = [(0, self.data_shape), (1, self.idx_shape)]
+        name = describe_node(self.node)
+
+        def run(args, outs):
+            (out,) = outputs(outs, [out_shape], [out_dtype])
+            check_inputs(name, args, expect)
+            idx = args[1]
+            check(name, idx)
+            if out.size:
+                runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
+            return (out,)
+        return run
+
+
+class GatherLowering(_IndexedCopy):
+    """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
+
+    def __init__(self, node: Node, in_shapes, known):
+        super().__init__(node, in_shapes)
+        data, idx = self.data_shape, self.idx_shape
         if node.inputs[1].type.dtype.name not in ("i64", "i32"):
             raise Unsupported("indices of another dtype than i64/i32")
-        self.ty = _INT[item]
         self.ity = _INT[node.inputs[1].type.dtype.np_dtype.itemsize]
         self.axis = node.attr("axis") % len(data)
         self.outer = math.prod(data[:self.axis])
         self.dim = data[self.axis]
         self.inner = math.prod(data[self.axis + 1:])
         self.nidx = math.prod(idx)
-        self.data_shape, self.idx_shape = tuple(data), tuple(idx)
-        self.out_shape = tuple(node.outputs[0].type.shape)
-        self.out_dtype = node.outputs[0].type.dtype.np_dtype
-        self.cost = 2.0 * math.prod(self.out_shape) * item
 
     def emit(self, module, name):
         ty, ity = self.ty, self.ity
@@ -194,37 +219,21 @@ class GatherLowering(Lowering):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        dim, extent, cost = self.dim, self.outer * self.nidx, self.cost
-        out_shape, out_dtype = self.out_shape, self.out_dtype
-        expect = [(0, self.data_shape), (1, self.idx_shape)]
-        name = describe_node(self.node)
+        dim = self.dim
 
-        def run(args, outs):
-            (out,) = outputs(outs, [out_shape], [out_dtype])
-            check_inputs(name, args, expect)
-            idx = args[1]
+        def check(name, idx):
             if idx.size and (int(idx.min()) < -dim or int(idx.max()) >= dim):
                 raise BackendError(f"{name}: index out of range for a dim of size {dim} "
                                    f"(indices span {int(idx.min())}..{int(idx.max())})")
-            if out.size:
-                runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
-            return (out,)
-        return run
+        return self._bind(fn, runner, self.outer * self.nidx, check)
 
 
-class GatherNDLowering(Lowering):
+class GatherNDLowering(_IndexedCopy):
     """GatherND: each index tuple selects a contiguous slice, copied; indices checked first."""
 
     def __init__(self, node: Node, in_shapes, known):
-        self.node = node
-        data, idx = in_shapes[0], in_shapes[1]
-        if data is None or idx is None:
-            raise Unsupported("unknown shape")
-        item = node.inputs[0].type.dtype.np_dtype.itemsize
-        if item not in _INT:
-            raise Unsupported(f"elements of {item} bytes")
-        self.ty = _INT[item]
+        super().__init__(node, in_shapes)
+        data, idx = self.data_shape, self.idx_shape
         b = node.attr("batch_dims")
         k = idx[-1]
         self.b, self.k = b, k
@@ -235,10 +244,6 @@ class GatherNDLowering(Lowering):
         st = contiguous_strides(data[b:]) if len(data) > b else ()
         self.strides = tuple(st[:k])
         self.batch_stride = math.prod(data[b:])
-        self.data_shape, self.idx_shape = tuple(data), tuple(idx)
-        self.out_shape = tuple(node.outputs[0].type.shape)
-        self.out_dtype = node.outputs[0].type.dtype.np_dtype
-        self.cost = 2.0 * math.prod(self.out_shape) * item
 
     def emit(self, module, name):
         ty, k = self.ty, self.k
@@ -256,20 +261,9 @@ class GatherNDLowering(Lowering):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        rows, cost = self.nb * self.per, self.cost
         dims = np.array(self.dims, dtype=np.int64)
-        out_shape, out_dtype = self.out_shape, self.out_dtype
-        expect = [(0, self.data_shape), (1, self.idx_shape)]
-        name = describe_node(self.node)
 
-        def run(args, outs):
-            (out,) = outputs(outs, [out_shape], [out_dtype])
-            check_inputs(name, args, expect)
-            idx = args[1]
+        def check(name, idx):
             if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
                 raise BackendError(f"{name}: an index tuple is out of range for dims {dims.tolist()}")
-            if out.size:
-                runner.launch(kern, rows, [ptr(args[0]), ptr(idx), ptr(out)], cost)
-            return (out,)
-        return run
+        return self._bind(fn, runner, self.nb * self.per, check)

@@ -175,15 +175,8 @@ class TorchBackend:
         if narrow:  # said here, at compile time, not as a TypeError inside the first run
             raise BackendError(f"the torch backend cannot take input {', '.join(narrow)} (torch has no such "
                                f"dtype); use numpy")
-        bad = sorted({n.op for n in _all_nodes(graph) if not self.supports(n)})
+        bad = sorted({n.op for n in graph.walk() if not self.supports(n)})
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
                                f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
         return TorchExecutable(graph, dev, compile=compile, threads=threads)
-
-
-def _all_nodes(graph: Graph):
-    for n in graph:
-        yield n
-        if n.body is not None:
-            yield from _all_nodes(n.body)

@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 from ...ir.errors import TargetError
+from ..capabilities import Traits
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..target import Field
@@ -34,6 +35,7 @@ class CpuModel(CostModel):
     """Host CPU: SIMD roofline over a cache hierarchy, per-kernel dispatch cost."""
 
     family = "cpu"
+    traits = Traits(host_code=True, row_granule_key="gemm_rows")
     description = "host CPU: SIMD roofline, cache-level bandwidth by footprint, per-kernel dispatch"
     schema = {
         "array": {

@@ -68,6 +68,7 @@ from ..spatial import (
     widened,
 )
 from ..target import Field
+from ..target import dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
@@ -76,11 +77,6 @@ __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
 REPLICATE_ABOVE = 3000
 
 UNITS = ("mxm", "vxm", "mem", "sxm", "c2c")
-
-
-def _bits(dt: str) -> int:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits if dt in DTYPES else 16
 
 
 @dataclass

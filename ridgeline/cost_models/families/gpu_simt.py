@@ -37,10 +37,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..capabilities import Traits
 from ..estimate import NodeCost
 from ..model import CostModel
 from ..parallel import ParallelPlan
 from ..target import Field
+from ..target import dtype_bytes as _bytes_of
 from ..work import Contraction, NodeWork
 
 __all__ = ["GpuSimtModel", "CTA_TILES"]
@@ -49,11 +51,6 @@ __all__ = ["GpuSimtModel", "CTA_TILES"]
 CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64), (32, 128),
              (16, 128), (16, 256))   # the last ones: skinny (GEMV-like) kernels for a handful of rows
 SPLIT_K = (1, 2, 4, 8, 16)
-
-
-def _bytes_of(dt: str) -> float:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits / 8 if dt in DTYPES else (4.0 if dt == "tf32" else 2.0)
 
 
 def _smooth_max(c: float, m: float, p: float) -> float:
@@ -70,6 +67,7 @@ class GpuSimtModel(CostModel):
     """SIMT GPU: tensor vs CUDA cores, tiles in smem/L2, waves over SMs, launch overhead."""
 
     family = "gpu_simt"
+    traits = Traits(accumulators_in_registers=True, row_granule_key="mma_min_m", multicast_key="cluster_multicast")
     description = "GPU: tensor/CUDA cores by dtype, CTA tiles in smem/L2, wave quantization, launch overhead"
     schema = {
         "array": {

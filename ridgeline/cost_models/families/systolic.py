@@ -49,19 +49,11 @@ from ..model import CostModel
 from ..parallel import ParallelPlan
 from ..systolic_array import ArrayMapping, canonical_dataflow, map_gemm, pipelined_cycles
 from ..target import Field
+from ..target import dtype_bits as _bits
+from ..target import dtype_bytes as _bytes_of
 from ..work import Contraction, NodeWork
 
 __all__ = ["GemmPlan", "SystolicModel"]
-
-
-def _bytes_of(dt: str) -> float:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits / 8 if dt in DTYPES else 2.0
-
-
-def _bits(dt: str) -> int:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits if dt in DTYPES else 16
 
 
 class GemmPlan(dict):

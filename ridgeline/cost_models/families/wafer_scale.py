@@ -66,6 +66,7 @@ from ..spatial import (
     widened,
 )
 from ..target import Field
+from ..target import dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
 
 __all__ = ["PLACEMENTS", "WaferScaleModel"]
@@ -73,11 +74,6 @@ __all__ = ["PLACEMENTS", "WaferScaleModel"]
 PLACEMENTS = ("auto", "resident", "stream")
 #: categories whose every output needs every input: a token waits for its whole stream
 _BLOCKING = frozenset({"matmul", "attention", "normalization", "reduction"})
-
-
-def _bits(dt: str) -> int:
-    from ...ir.dtypes import DTYPES
-    return DTYPES[dt].bits if dt in DTYPES else 16
 
 
 class WaferScaleModel(CostModel):

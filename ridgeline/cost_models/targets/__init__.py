@@ -17,21 +17,19 @@ from __future__ import annotations
 import logging
 import os
 import tomllib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ...ir.errors import PluginError, TargetError
-from ...plugins import discover, load
+from ...plugins import PluginRef, Registry
 from ..target import Target, parse_target
 
-__all__ = ["list_targets", "get_target", "target_names", "load_target_file", "load_target_dict",
-           "register_target", "BUILTIN_DIR"]
+__all__ = ["BUILTIN_DIR", "TARGETS", "get_target", "list_targets", "load_target_dict", "load_target_file",
+           "register_target", "target_names"]
 
 log = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent
-_LOCAL: dict[str, Target] = {}
 
 
 def load_target_dict(data: dict[str, Any], *, source: str = "<dict>", default_name: str | None = None) -> Target:
@@ -86,65 +84,51 @@ def _check_depth(data: Any, source: str) -> None:
             stack.extend((v, d + 1) for v in x)
 
 
-@lru_cache(maxsize=None)
-def _builtin() -> dict[str, Target]:
-    out: dict[str, Target] = {}
-    for p in sorted(BUILTIN_DIR.glob("*.toml")):
-        t = load_target_file(p)
-        out[t.name] = t
-    return out
+def _from_plugin(obj: Any, ref: PluginRef) -> Target:
+    """An entry point's object as a ``Target`` (errors name the plugin and its package)."""
+    try:
+        if callable(obj) and not isinstance(obj, Target):
+            obj = obj()
+        if isinstance(obj, (str, os.PathLike)):
+            obj = load_target_file(obj)
+        elif isinstance(obj, dict):
+            obj = load_target_dict(obj, source=f"plugin target {ref.name}", default_name=ref.name)
+        if not isinstance(obj, Target):
+            raise TargetError(f"it is a {type(obj).__name__}; expected a Target, a TOML path or a dict")
+    except TargetError as e:
+        raise TargetError(f"ridgeline.targets plugin {ref.name!r} from package {ref.distribution}: {e}") from None
+    return obj
 
 
-def _from_plugin(obj: Any, name: str) -> Target:
-    if callable(obj) and not isinstance(obj, Target):
-        obj = obj()
-    if isinstance(obj, Target):
-        return obj
-    if isinstance(obj, (str, os.PathLike)):
-        return load_target_file(obj)
-    if isinstance(obj, dict):
-        return load_target_dict(obj, source=f"plugin target {name}", default_name=name)
-    raise TargetError(f"plugin target {name!r} is a {type(obj).__name__}; expected a Target, a TOML path or a dict")
-
-
-@lru_cache(maxsize=None)
-def _plugin(name: str) -> Target:
-    for ref in discover("ridgeline.targets"):
-        if ref.name == name:
-            if name in _builtin():
-                raise PluginError(f"ridgeline.targets plugin {name!r} from package {ref.distribution} clashes with "
-                                  f"the built-in target of that name; rename it")
-            try:
-                return _from_plugin(load(ref), name)
-            except TargetError as e:
-                raise TargetError(f"ridgeline.targets plugin {name!r} from package {ref.distribution}: {e}") from None
-    raise KeyError(name)
+#: target name -> its ``Target``: the built-in files (read on first use), in-process
+#: registrations and the ``ridgeline.targets`` entry points
+TARGETS: Registry[Target] = Registry("target", group="ridgeline.targets", error=TargetError, convert=_from_plugin)
+for _p in sorted(BUILTIN_DIR.glob("*.toml")):  # a built-in file's name is its stem (tests check)
+    TARGETS.add(_p.stem, lambda p=_p: load_target_file(p))
 
 
 def register_target(target: Target | str | os.PathLike) -> Target:
     """Add a target in-process (a ``Target`` or a TOML path); returns it."""
     t = target if isinstance(target, Target) else load_target_file(target)
-    if t.name in _builtin() or t.name in _LOCAL:
-        raise TargetError(f"target {t.name!r} is already defined")
-    _LOCAL[t.name] = t
+    if TARGETS.registered(t.name):
+        raise TargetError(f"target {t.name!r} is already defined ({TARGETS.origin(t.name)})")
+    TARGETS.add(t.name, lambda: t, origin="local")
     return t
 
 
 def target_names() -> list[str]:
-    names = list(_builtin()) + [n for n in _LOCAL]
-    names += [r.name for r in discover("ridgeline.targets") if r.name not in names]
-    return names
+    return TARGETS.names()
 
 
 def list_targets() -> list[Target]:
     """Every target; plugins that fail to load are logged and left out."""
-    out = list(_builtin().values()) + list(_LOCAL.values())
-    for ref in discover("ridgeline.targets"):
-        if ref.name in _builtin() or ref.name in _LOCAL:
-            continue
+    out = []
+    for name in TARGETS.names():
         try:
-            out.append(_plugin(ref.name))
+            out.append(TARGETS.get(name))
         except (PluginError, TargetError) as e:
+            if TARGETS.registered(name):
+                raise
             log.warning("%s", e)
     return out
 
@@ -153,14 +137,6 @@ def get_target(name: str) -> Target:
     """The target called ``name``; unknown names list the known ones."""
     if isinstance(name, Target):
         return name
-    b = _builtin()
-    if name in b:
-        return b[name]
-    if name in _LOCAL:
-        return _LOCAL[name]
-    try:
-        return _plugin(name)
-    except KeyError:
-        pass
-    raise TargetError(f"unknown target {name!r}; known: {', '.join(target_names())} "
-                      f"(or give your own with --target-file my.toml)")
+    if name not in TARGETS:
+        raise TargetError(f"{TARGETS.unknown(name)} (or give your own with --target-file my.toml)")
+    return TARGETS.get(name)

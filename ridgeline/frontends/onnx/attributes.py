@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 from onnx import AttributeProto, helper, numpy_helper
 
 from ...ir.errors import ModelError
@@ -62,6 +61,3 @@ def to_proto(name: str, value: Any) -> AttributeProto:
             return a
     return helper.make_attribute(name, value)
 
-
-def tensor_proto(arr: np.ndarray, name: str) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(arr), name)

@@ -75,7 +75,7 @@ class _Exporter:
         takes the lowest opset every node accepts."""
         own = int(graph.meta.get("onnx", {}).get("opset", 0))
         need = max(MIN_EXPORT_OPSET, own)
-        for n in _all_nodes(graph):
+        for n in graph.walk():
             if n.spec.domain == "" and not (own and n.op in LOWERABLE):
                 need = max(need, required_opset(n))
         return need
@@ -201,13 +201,6 @@ def _rotary_batch(n: Node, proto: onnx.NodeProto, shared: dict) -> list[onnx.Nod
     if key is not None:
         shared[key] = (proto.input[1], proto.input[2])
     return out
-
-
-def _all_nodes(graph: Graph):
-    for n in graph:
-        yield n
-        if n.body is not None:
-            yield from _all_nodes(n.body)
 
 
 def to_onnx(graph: Graph, *, opset: int | None = None, emit: str = "std",

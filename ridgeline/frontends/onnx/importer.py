@@ -9,7 +9,6 @@ input file is opened read-only and never written.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from ...ir.dims import check_dim
 from ...ir.dtypes import from_onnx
 from ...ir.errors import IRError, ModelError, RidgelineError, UnsupportedOpError, VerifyError
 from ...ir.gc_pause import gc_paused
-from ...ir.infer import UNKNOWN_PREFIX, refine_types
+from ...ir.infer import refine_types
 from ...ir.ops import find_spec
 from ...ir.verifier import verify
 from .attributes import from_proto
@@ -47,7 +46,6 @@ MIN_OPSET, MAX_OPSET = 7, 28
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 #: ops whose attributes are sub-graphs: the IR has no control flow
 _CONTROL_FLOW = frozenset({"If", "Loop", "Scan", "SequenceMap"})
-_unknown_dims = itertools.count()
 
 
 def _read(model: str | os.PathLike | bytes | onnx.ModelProto
@@ -243,7 +241,7 @@ def _safe_name(param: str) -> str:
         return "d_" + name
 
 
-def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
+def _value_type(tp: onnx.TypeProto, where: str, g: Graph) -> TensorType | None:
     if not tp.HasField("tensor_type"):
         if tp.WhichOneof("value") is None:
             return None
@@ -257,7 +255,7 @@ def _value_type(tp: onnx.TypeProto, where: str) -> TensorType | None:
     dims = _dims_of(tp, where)
     if dims is None:
         return None
-    return TensorType(dt, tuple(d if d is not None else f"{UNKNOWN_PREFIX}i{next(_unknown_dims)}" for d in dims))
+    return TensorType(dt, tuple(d if d is not None else g.unknown_dim("i") for d in dims))
 
 
 def _tensor(t: onnx.TensorProto, base: Path | None, label: str, maps: dict | None = None,
@@ -407,7 +405,7 @@ def _convert(proto, base, label, opset, dims, name, inline=None) -> Graph:
             continue  # an input with a default initializer: treated as the constant
         if vi.name in values:
             raise ModelError(f"{label}: input {vi.name!r} is declared twice")
-        t = _value_type(vi.type, f"{label}: input {vi.name!r}")
+        t = _value_type(vi.type, f"{label}: input {vi.name!r}", g)
         if t is None:
             raise ModelError(f"{label}: input {vi.name!r} has no tensor type or shape")
         values[vi.name] = g.add_input(vi.name, t)
@@ -478,7 +476,7 @@ def _import_node(g: Graph, n: onnx.NodeProto, values: dict[str, Value], vinfo: d
         raise ModelError(f"{where}: {len(node.outputs)} outputs, but {node.op} has {len(spec.outputs)}")
     types = []
     for o in node.outputs:
-        t = _value_type(vinfo[o], f"{where}: output {o!r}") if o in vinfo else None
+        t = _value_type(vinfo[o], f"{where}: output {o!r}", g) if o in vinfo else None
         types.append(t)
     names = [o if o else None for o in node.outputs]
     try:

@@ -99,10 +99,6 @@ def static_length(ctx: InferContext, i: int) -> int:
     return n
 
 
-def dim_add(a, b):
-    return D.add(a, b)
-
-
 @lru_cache(maxsize=4096)
 def _as_nonnegative(d) -> sympy.Expr:
     # Dims may be 0 (an empty KV cache), so decide comparisons only for what holds at every size

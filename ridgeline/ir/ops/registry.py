@@ -12,22 +12,26 @@ import pkgutil
 from typing import TYPE_CHECKING
 
 from ..errors import IRError, UnsupportedOpError
+from ..plugins import Registry
 
 if TYPE_CHECKING:
     from .spec import OpSpec
 
-__all__ = ["get_spec", "find_spec", "all_specs", "register_spec"]
+__all__ = ["OPS", "all_specs", "find_spec", "get_spec", "register_spec"]
 
-_SPECS: dict[str, OpSpec] = {}
+#: op name -> its spec (the one ``Registry`` of the package, with no entry-point group: a plugin's
+#: ops register when its module is imported)
+OPS: Registry[OpSpec] = Registry("op", error=IRError)
 _loaded = False
 
 
 def register_spec(spec: OpSpec) -> None:
     """Add a spec; a second spec for the same op name is an error (one op, one spec)."""
-    if spec.name in _SPECS and _SPECS[spec.name] is not spec:
-        raise IRError(f"op {spec.name} is declared twice")
-    _SPECS[spec.name] = spec
-
+    if OPS.registered(spec.name):
+        if OPS.get(spec.name) is not spec:
+            raise IRError(f"op {spec.name} is declared twice")
+        return
+    OPS.add(spec.name, lambda: spec)
 
 
 def _load_builtin() -> None:
@@ -44,7 +48,7 @@ def _load_builtin() -> None:
 
 def find_spec(name: str) -> OpSpec | None:
     _load_builtin()
-    return _SPECS.get(name)
+    return OPS.find(name)
 
 
 def get_spec(name: str) -> OpSpec:
@@ -56,4 +60,4 @@ def get_spec(name: str) -> OpSpec:
 
 def all_specs() -> dict[str, OpSpec]:
     _load_builtin()
-    return dict(sorted(_SPECS.items()))
+    return {name: OPS.get(name) for name in sorted(OPS.names())}

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ...cost_models import Target
+from ...cost_models.capabilities import capabilities
 from ...ir.errors import TargetError
 from .tile_problems import AttentionProblem, ElementwiseProblem, GemmProblem, Problem, RowsProblem
 
@@ -119,21 +120,19 @@ def hierarchy(target: Target, level: str | None = None) -> Hierarchy:
                               f"(levels: {', '.join(names)})")
         mem = mem[:names.index(level) + 1]
     levels = tuple(Level(m.name, float(m.capacity), float(m.bandwidth), max(1, int(m.count))) for m in mem)
-    arr = target.array
-    gm = int(arr.get("mma_min_m") or arr.get("gemm_rows") or 8)
-    shape = next((tuple(u.shape) for u in target.units_of("matrix") if u.shape), ())
-    gk, gn = (int(shape[0]), int(shape[1])) if len(shape) >= 2 else (16, 16)
+    caps = capabilities(target)
+    shape = caps.matrix_shape
+    gk, gn = (shape[0], shape[1]) if len(shape) >= 2 else (16, 16)
     stationary = (gk, gn) if len(levels) == 1 and shape else None
-    dtypes = set(target.dtypes()) | {"f32"}
+    dtypes = set(caps.dtypes) | {"f32"}
     peaks = tuple(sorted((dt, target.peak(dt)) for dt in dtypes if target.peak(dt) > 0))
     vec = tuple(sorted((dt, target.peak(dt, ("vector", "scalar"))) for dt in dtypes
                        if target.peak(dt, ("vector", "scalar")) > 0))
     # A GPU keeps accumulator tiles in its register file (256 KiB per SM on A100/H100/B200, about
     # as large as shared memory: taken as the tile level's capacity, an assumption), not in shared
     # memory; other machines hold them in the tile level (a TPU's VMEM, a CPU's L1).
-    acc_regs = target.family == "gpu_simt"
-    multicast = max(1, int(arr.get("cluster_multicast", 1) or 1))
-    return Hierarchy(target.name, levels, (gm, gn, gk), stationary, peaks, vec, acc_regs, multicast)
+    return Hierarchy(target.name, levels, (caps.row_granule, gn, gk), stationary, peaks, vec,
+                     caps.accumulators_in_registers, caps.multicast)
 
 
 # --------------------------------------------------------------------------- helpers

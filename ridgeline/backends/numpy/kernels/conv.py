@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...kernel_math.conv import KERNELS as SHARED
 from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel
 
@@ -99,19 +100,6 @@ def max_pool(node, x):
     return y, max_pool_indices(best, dims, kernel_shape, x.shape, node.attr("storage_order"))
 
 
-@kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
-def global_pool(node, x):
-    axes = tuple(range(2, x.ndim))
-    xf = x.astype(np.float64)
-    if node.op == "GlobalAveragePool":
-        y = np.mean(xf, axis=axes, keepdims=True)
-    elif node.op == "GlobalMaxPool":
-        y = np.max(xf, axis=axes, keepdims=True)
-    else:
-        p = node.attr("p")
-        y = np.sum(np.abs(xf) ** p, axis=axes, keepdims=True) ** (1.0 / p)
-    return y.astype(x.dtype)
-
 
 @kernel("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
@@ -138,3 +126,7 @@ def conv_transpose(node, x, w, b=None):
     if b is not None:
         y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
     return y.astype(x.dtype)
+
+
+for _op, _fn in SHARED.items():
+    kernel(_op)(_fn)

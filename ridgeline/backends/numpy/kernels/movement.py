@@ -37,19 +37,22 @@ def slice_(node, x, starts, ends, axes=None, steps=None):
     return x[tuple(index)]
 
 
-@kernel("Gather")
-def gather(node, x, idx):
+def _axis_and_indices(node, x, idx):
+    """The ``axis`` attribute and ``idx`` with negative indices counted from the end of that axis."""
     axis = node.attr("axis") % x.ndim
     idx = idx.astype(np.int64)
-    idx = np.where(idx < 0, idx + x.shape[axis], idx)
+    return axis, np.where(idx < 0, idx + x.shape[axis], idx)
+
+
+@kernel("Gather")
+def gather(node, x, idx):
+    axis, idx = _axis_and_indices(node, x, idx)
     return np.take(x, idx, axis=axis)
 
 
 @kernel("GatherElements")
 def gather_elements(node, x, idx):
-    axis = node.attr("axis") % x.ndim
-    idx = idx.astype(np.int64)
-    idx = np.where(idx < 0, idx + x.shape[axis], idx)
+    axis, idx = _axis_and_indices(node, x, idx)
     return np.take_along_axis(x, idx, axis=axis)
 
 
@@ -118,9 +121,7 @@ def scatter_nd(node, data, indices, updates):
 
 @kernel("ScatterElements")
 def scatter_elements(node, data, indices, updates):
-    axis = node.attr("axis") % data.ndim
-    idx = indices.astype(np.int64)
-    idx = np.where(idx < 0, idx + data.shape[axis], idx)
+    axis, idx = _axis_and_indices(node, data, indices)
     grid = list(np.indices(idx.shape, sparse=True))
     grid[axis] = idx
     return _scatter(data.copy(), tuple(grid), updates, node.attr("reduction"))

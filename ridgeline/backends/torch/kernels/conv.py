@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
+from ...kernel_math.conv import KERNELS as SHARED
 from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel, same_device
 
@@ -111,19 +112,6 @@ def max_pool(node, x):
     return y, max_pool_indices(best, dims, kernel_shape, tuple(x.shape), node.attr("storage_order"))
 
 
-@kernel("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
-def global_pool(node, x):
-    axes = tuple(range(2, x.dim()))
-    xf = x.double()
-    if node.op == "GlobalAveragePool":
-        y = torch.mean(xf, dim=axes, keepdim=True)
-    elif node.op == "GlobalMaxPool":
-        y = torch.amax(xf, dim=axes, keepdim=True)
-    else:
-        p = node.attr("p")
-        y = torch.sum(torch.abs(xf) ** p, dim=axes, keepdim=True) ** (1.0 / p)
-    return y.to(x.dtype)
-
 
 @kernel("ConvTranspose")
 def conv_transpose(node, x, w, b=None):
@@ -139,3 +127,7 @@ def conv_transpose(node, x, w, b=None):
     if b is not None:
         y = y + b.to(work).reshape((-1,) + (1,) * n)
     return y.to(x.dtype)
+
+
+for _op, _fn in SHARED.items():
+    kernel(_op)(_fn)
