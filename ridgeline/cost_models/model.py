@@ -71,8 +71,8 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
         # a tile record's traffic is the whole node's: a device moves it in the share its own
         # operands have (1/tp of split tensors; a replicated KV head or a replicated activation
         # is read whole on every rank, so the share is not simply 1/tp)
-        whole = w.device_bytes
-        share = (sum(ins) + sum(outs) + w.extra_bytes * f) / whole if whole > 0 else f
+        whole = sum(w.in_bytes) + sum(w.out_bytes)
+        share = (sum(ins) + sum(outs)) / whole if whole > 0 else f
         traffic = {k: v * share for k, v in w.traffic.items()}
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
