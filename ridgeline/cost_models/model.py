@@ -216,7 +216,8 @@ class CostModel:
         c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
         # seconds of the step a mechanism accounts for that a step-wide roofline cannot see, each
         # by name (the invariants subtract them; never a wider tolerance): launch gaps and fixed
-        # per-kernel costs wherever they land (a memory-bound kernel's own gap included), and the
+        # per-kernel costs wherever they land (a memory-bound kernel's own gap included; the whole
+        # of a kernel whose fixed costs exceed its work, whose few bytes pay DRAM latency), and the
         # smaller of the compute- and memory-bound kernels' own times, which max(bytes/BW,
         # FLOPs/peak) assumes hidden behind the larger although those kernels run one after another
         net = {"compute": 0.0, "memory": 0.0}
@@ -224,7 +225,8 @@ class CostModel:
             if r.bound in net:
                 net[r.bound] += max(0.0, r.time_s - r.overhead_s)
         est.detail["mechanism_s"] = {
-            "launch and fixed per-kernel costs": sum(r.overhead_s for r in records if r.bound != "communication"),
+            "launch and fixed per-kernel costs": sum(r.time_s if r.bound == "overhead" else r.overhead_s
+                                                     for r in records if r.bound != "communication"),
             "compute- and memory-bound kernels in turn": min(net.values())}
         if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
