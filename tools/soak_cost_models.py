@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--targets", default="all", help="comma-separated target names or 'all'")
     ap.add_argument("--json", metavar="OUT", help="write cases and violations here")
+    ap.add_argument("--every", type=int, default=100, help="print a progress line every N cases (a soak stopped "
+                    "early then still says how many cases ran clean)")
     a = ap.parse_args(argv)
     if a.cases is None:
         a.cases = 200 if a.profile == "ci" else 2000
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             violations.append(v)
             by_inv[v.split(":", 1)[0]] += 1
             print(v, flush=True)
-        if (i + 1) % 100 == 0:
+        if (i + 1) % max(1, a.every) == 0:
             print(f"... {i + 1} cases, {estimated} estimable, {len(violations)} violations "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     dt = time.perf_counter() - t0

@@ -66,7 +66,14 @@ def shard_work(w: NodeWork, shard: Shard) -> NodeWork:
     cons = tuple(c.split(dim, shard.parts) for c in w.contractions)
     ins = tuple(b * (shard.in_factors[i] if i < len(shard.in_factors) else 1.0) for i, b in enumerate(w.in_bytes))
     outs = tuple(b * (shard.out_factors[i] if i < len(shard.out_factors) else 1.0) for i, b in enumerate(w.out_bytes))
-    traffic = {k: v * f for k, v in w.traffic.items()} if w.traffic is not None else None
+    traffic = None
+    if w.traffic is not None:
+        # a tile record's traffic is the whole node's: a device moves it in the share its own
+        # operands have (1/tp of split tensors; a replicated KV head or a replicated activation
+        # is read whole on every rank, so the share is not simply 1/tp)
+        whole = sum(w.in_bytes) + sum(w.out_bytes)
+        share = (sum(ins) + sum(outs)) / whole if whole > 0 else f
+        traffic = {k: v * share for k, v in w.traffic.items()}
     return replace(w, contractions=cons, in_bytes=ins, out_bytes=outs, extra_bytes=w.extra_bytes * f,
                    vector_flops=w.vector_flops * f, converts=w.converts * f, traffic=traffic,
                    weight_bytes=w.weight_bytes * f, cold_bytes=w.cold_bytes * f, flops=w.flops * f)
@@ -207,6 +214,20 @@ class CostModel:
                        options={k: v for k, v in self.options.items()})
         est.peak_flop_per_s = self.peak_for(analysis)
         c, m = est.breakdown.get("compute", 0.0), est.breakdown.get("memory", 0.0)
+        # seconds of the step a mechanism accounts for that a step-wide roofline cannot see, each
+        # by name (the invariants subtract them; never a wider tolerance): launch gaps and fixed
+        # per-kernel costs wherever they land (a memory-bound kernel's own gap included; the whole
+        # of a kernel whose fixed costs exceed its work, whose few bytes pay DRAM latency), and the
+        # smaller of the compute- and memory-bound kernels' own times, which max(bytes/BW,
+        # FLOPs/peak) assumes hidden behind the larger although those kernels run one after another
+        net = {"compute": 0.0, "memory": 0.0}
+        for r in records:
+            if r.bound in net:
+                net[r.bound] += max(0.0, r.time_s - r.overhead_s)
+        est.detail["mechanism_s"] = {
+            "launch and fixed per-kernel costs": sum(r.time_s if r.bound == "overhead" else r.overhead_s
+                                                     for r in records if r.bound != "communication"),
+            "compute- and memory-bound kernels in turn": min(net.values())}
         if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
             # kernels bound by different resources run one after another (the share is of the

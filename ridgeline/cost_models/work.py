@@ -202,6 +202,10 @@ def node_work(node: Node) -> NodeWork:
     in_b = tuple(_vbytes(v) for v in node.inputs)
     out_b = [_vbytes(v) for v in node.outputs]
     spec_bytes = _static(spec.bytes(node), node)
+    if node.op == "RotaryEmbedding" and len(node.inputs) > 3 and node.inputs[3] is not None:
+        # with position_ids the kernel reads the cos/sin rows of those positions, not the whole
+        # table (which has a row per position the model can reach: 8 MB at 32k for head dim 128)
+        in_b, spec_bytes = _gathered_rows(node, in_b, spec_bytes)
     extra = spec_bytes - sum(in_b) - sum(out_b)
     weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
     cold = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.producer is None)
@@ -237,6 +241,19 @@ def node_work(node: Node) -> NodeWork:
     if tile is not None:
         _set_tile(w, tile)
     return w
+
+
+def _gathered_rows(node: Node, in_b: tuple[float, ...], spec_bytes: float) -> tuple[tuple[float, ...], float]:
+    """``in_b`` and the spec's bytes with RotaryEmbedding's cos/sin caches (inputs 1, 2) counted
+    as the rows ``position_ids`` (input 3) selects, at most the whole table."""
+    rows = _numel(node.inputs[3])
+    out = list(in_b)
+    for i in (1, 2):
+        t = node.inputs[i].type
+        last = t.shape[-1] if t.shape and isinstance(t.shape[-1], int) and t.shape[-1] > 0 else 1
+        table_rows = max(1, _numel(node.inputs[i]) // last)
+        out[i] = min(in_b[i], in_b[i] / table_rows * rows)
+    return tuple(out), spec_bytes - (sum(in_b) - sum(out))
 
 
 def _set_tile(w: NodeWork, tile: Mapping[str, Any]) -> None:
@@ -383,7 +400,10 @@ def _fused(node: Node, w: NodeWork) -> None:
             vector += max(0.0, _static(n.spec.flops(n), n) - c.flops)
         elif n.op == "Attention":
             inner = node_work(n)
-            contractions.extend(inner.contractions)
+            cons, handled, narrowing = _narrow_kv(n, inner.contractions)
+            contractions.extend(cons)
+            prologue_nodes.update(handled)
+            converts += narrowing
             vector += inner.vector_flops
             extra += inner.extra_bytes
             if inner.detail.get("causal"):
@@ -404,6 +424,42 @@ def _fused(node: Node, w: NodeWork) -> None:
     if node.attr("label"):
         w.detail["label"] = node.attr("label")
     return extra
+
+
+def _narrow_kv(att: Node, cons: tuple[Contraction, ...]) -> tuple[tuple[Contraction, ...], set[int], float]:
+    """A narrow KV cache inside a fused attention kernel (fp8/int8 K/V): the cache is widened as
+    its tiles stream into the two products — the B operands of QKᵀ (K) and PV (V) — once per
+    element, as FlashInfer/XQA/TensorRT-LLM kernels do, not by a separate conversion pass over
+    the whole cache; and only the step's new rows are narrowed on the way out (``present_*``
+    alias ``past_*``). Returns the contractions with those prologues, the ids of the conversion
+    nodes they account for, and the conversions of the new rows."""
+    handled: set[int] = set()
+    out = list(cons)
+    for role_i, in_i in ((0, 4), (1, 5)):
+        src = att.inputs[in_i] if in_i < len(att.inputs) else None
+        chain = []
+        while src is not None and src.producer is not None and src.producer.op in _CONVERT_OPS \
+                and len(src.uses) <= 1 and src.producer.inputs[0] is not None:
+            chain.append(src.producer)
+            src = src.producer.inputs[0]
+        if not chain or role_i >= len(out):
+            continue
+        handled.update(id(x) for x in chain)
+        c = out[role_i]
+        pro = Prologue(0.0, float(sum(_numel(x.outputs[0]) for x in chain)), src.type.dtype.name)
+        out[role_i] = replace(c, b_dtype=src.type.dtype.name, b_prologue=pro)
+    narrowing = 0.0
+    for out_i, in_i in ((1, 4), (2, 5)):
+        if out_i >= len(att.outputs):
+            continue
+        v = att.outputs[out_i]
+        past = _numel(att.inputs[in_i]) if in_i < len(att.inputs) and att.inputs[in_i] is not None else 0
+        while len(v.uses) == 1 and v.uses[0][0].op in _CONVERT_OPS:
+            x = v.uses[0][0]
+            handled.add(id(x))
+            narrowing += max(0, _numel(x.outputs[0]) - past)    # the new rows only
+            v = x.outputs[0]
+    return tuple(out), handled, narrowing
 
 
 def _fused_kv_alias(node: Node, out_b: list[float], in_b: tuple[float, ...]) -> None:

@@ -35,6 +35,7 @@ What the model does per node (all inputs from the target file):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from ..capabilities import Traits
@@ -43,7 +44,7 @@ from ..model import CostModel
 from ..parallel import ParallelPlan
 from ..target import Field
 from ..target import dtype_bytes as _bytes_of
-from ..work import Contraction, NodeWork
+from ..work import DEVICE, Contraction, NodeWork
 
 __all__ = ["GpuSimtModel", "CTA_TILES"]
 
@@ -107,6 +108,11 @@ class GpuSimtModel(CostModel):
         "dequant": Field("str", "fast", "how a GEMM widens narrow weights: 'fast' (bit tricks at full ALU rate, "
                          "as Marlin/Machete/TensorRT-LLM kernels do) or 'convert' (conversion instructions, as "
                          "compiler-generated kernels such as Triton's do)"),
+        "gqa": Field("str", "packed", "the decode attention kernel: 'packed' (the query heads of a KV group share "
+                     "one pass over their KV head on the tensor cores: FlashAttention, FlashInfer, TensorRT-LLM's "
+                     "XQA) or 'per_head' (the masked-MHA generation kernel of FasterTransformer and TensorRT-LLM "
+                     "before XQA (v0.8): each query head's thread block reads and widens its KV head itself and "
+                     "multiplies on the CUDA cores)"),
     }
 
     def __init__(self, target, **options: Any):
@@ -125,6 +131,9 @@ class GpuSimtModel(CostModel):
             raise BackendError(f"option dequant must be 'fast' or 'convert', got {self.options['dequant']!r}")
         self.dequant_rate = (t.array["lanes_per_sm_clock"] * self.sms * self.clock / t.array["fast_dequant_ops"]
                              if self.options["dequant"] == "fast" else self.convert_rate)
+        if self.options["gqa"] not in ("packed", "per_head"):
+            from ...ir.errors import BackendError
+            raise BackendError(f"option gqa must be 'packed' or 'per_head', got {self.options['gqa']!r}")
         self.multicast = max(1, int(t.array["cluster_multicast"]))
         smem_bw = (self.smem.bandwidth / self.smem.count) if self.smem else \
             t.array["smem_bytes_per_clock"] * self.clock
@@ -205,6 +214,10 @@ class GpuSimtModel(CostModel):
             best = {"t": t, "compute_s": t, "l2_s": 0.0, "l2_bytes": 0.0, "tile": None, "split_k": 1}
         return best
 
+    def node_work(self, node, key=None, shard=None) -> NodeWork:
+        w = super().node_work(node, key, shard)
+        return _per_head(node, w, self.hbm.name) if self.options["gqa"] == "per_head" else w
+
     # ----------------------------------------------------------------- pricing
     def price_node(self, w: NodeWork) -> NodeCost:
         dev = self.hbm.name
@@ -228,7 +241,7 @@ class GpuSimtModel(CostModel):
             gemms.append({k: v for k, v in g.items() if k not in ("t",)} | {"role": c.role, "mnk": [c.m, c.n, c.k],
                                                                            "batch": c.batch, "unit": unit})
         vec = w.vector_flops * frac / vrate if vrate else 0.0
-        vec += w.converts / self.convert_rate
+        vec += (w.converts + w.detail.get("kv_widen", 0.0)) / self.convert_rate
         compute += vec
         if not units:
             units.append(vunit)
@@ -291,3 +304,32 @@ class GpuSimtModel(CostModel):
             if r.bound != "communication" and r.overhead_s > busy:
                 r.bound = "overhead"
         return records
+
+
+def _per_head(node, w: NodeWork, dev: str) -> NodeWork:
+    """``w`` as a masked-MHA generation kernel runs a decode attention (``gqa="per_head"``): one
+    thread block per (sequence, query head) reads its KV head's cache, widens a narrow cache with
+    conversion instructions and forms the dot products on the CUDA cores. Against the packed
+    kernels the FLOPs are the same, but the products are vector work, each KV head is widened
+    once per query head of its group, and on-chip levels carry a group's K/V once per head
+    (device memory still sees them once: a group's blocks run side by side and share L2)."""
+    att = node if node.op == "Attention" else next((n for n in node.body or () if n.op == "Attention"), None)
+    if att is None:
+        return w
+    from ...ir.ops.attention import attention_dims
+    shapes = [v.type.shape if v is not None else None for v in att.inputs]
+    _, hq, sq, _, hkv, _, _ = attention_dims(shapes[0], shapes[1], shapes[2], att.attr("q_num_heads"),
+                                             att.attr("kv_num_heads"))
+    if sq != 1:
+        return w                                          # prefill runs the fused (tensor-core) kernel
+    group = hq // hkv if isinstance(hq, int) and isinstance(hkv, int) and hkv and hq % hkv == 0 else 1
+    products = [c for c in w.contractions if c.role.startswith("attention.")]
+    if not products:
+        return w
+    traffic = None if w.traffic is None else \
+        {lv: (b if lv in (dev, DEVICE) else b * group) for lv, b in w.traffic.items()}
+    out = replace(w, contractions=tuple(c for c in w.contractions if not c.role.startswith("attention.")),
+                  vector_flops=w.vector_flops + sum(c.flops for c in products), traffic=traffic,
+                  detail={**w.detail, "gqa": "per_head",
+                          "kv_widen": sum(c.b_prologue.converts for c in products) * group})
+    return out

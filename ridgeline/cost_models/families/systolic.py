@@ -264,6 +264,15 @@ class SystolicModel(CostModel):
         # the tile loads, not HBM, then bound the GEMVs; name it where it takes most of the step
         load = sum(r.time_s for r in est.nodes
                    if (lv := r.detail.get("memory_level_s")) and lv.get("array_load", 0.0) >= max(lv.values()) > 0)
+        # the seconds those loads add beyond what HBM, the on-chip level and the MACs need
+        excess = 0.0
+        for r in est.nodes:
+            lv = r.detail.get("memory_level_s") or {}
+            if lv.get("array_load", 0.0) > 0:
+                others = max((v for k, v in lv.items() if k != "array_load"), default=0.0)
+                excess += max(0.0, r.time_s - r.overhead_s - max(r.compute_s, others))
+        if excess > 0:
+            est.detail.setdefault("mechanism_s", {})["weight tiles shifting into the arrays"] = excess
         if est.time_s and load > 0.5 * est.time_s:
             est.detail["mechanism"] = (f"weight tiles shifting into the systolic arrays bound {load / est.time_s:.0%} "
                                        f"of the step (array_load), not HBM")
