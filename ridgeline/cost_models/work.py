@@ -244,8 +244,9 @@ def node_work(node: Node) -> NodeWork:
 
 
 def _gathered_rows(node: Node, in_b: tuple[float, ...], spec_bytes: float) -> tuple[tuple[float, ...], float]:
-    """``in_b`` and the spec's bytes with RotaryEmbedding's cos/sin caches (inputs 1, 2) counted
-    as the rows ``position_ids`` (input 3) selects, at most the whole table."""
+    """``in_b`` with RotaryEmbedding's cos/sin caches (inputs 1, 2) counted as the rows
+    ``position_ids`` (input 3) selects, at most the whole table. The op spec's bytes
+    (``ir/ops/attention._rotary_bytes``) already count only those rows, so they stay."""
     rows = _numel(node.inputs[3])
     out = list(in_b)
     for i in (1, 2):
@@ -253,7 +254,7 @@ def _gathered_rows(node: Node, in_b: tuple[float, ...], spec_bytes: float) -> tu
         last = t.shape[-1] if t.shape and isinstance(t.shape[-1], int) and t.shape[-1] > 0 else 1
         table_rows = max(1, _numel(node.inputs[i]) // last)
         out[i] = min(in_b[i], in_b[i] / table_rows * rows)
-    return tuple(out), spec_bytes - (sum(in_b) - sum(out))
+    return tuple(out), spec_bytes
 
 
 def _set_tile(w: NodeWork, tile: Mapping[str, Any]) -> None:

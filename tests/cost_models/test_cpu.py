@@ -129,8 +129,8 @@ def test_a_gemm_task_that_is_not_rows_by_columns_is_refused(tmp_path):
     _host_with(tmp_path, 'kernel = "5 us"')
     path = tmp_path / "my-host.toml"
     text = path.read_text()
-    assert "gemm_task = [60, 256]" in text
-    path.write_text(text.replace("gemm_task = [60, 256]", "gemm_task = [64]", 1))
+    assert "gemm_task = [96, 256]" in text
+    path.write_text(text.replace("gemm_task = [96, 256]", "gemm_task = [64]", 1))
     with pytest.raises(TargetError, match=r"gemm_task must be \[rows, columns\]"):
         estimate(_gemm(4, 8, 8), load_target_file(path))
 
@@ -142,7 +142,7 @@ def test_the_gemm_figures_are_the_llvm_backends():
     from ridgeline.backends.llvm import gemm
     from ridgeline.cost_models.families.cpu import CpuModel
     mr = gemm.TILE_512[0]
-    want = {"gemm_rows": mr, "gemm_task": (gemm.MC // mr * mr, 256), "skinny_rows": 8}
+    want = {"gemm_rows": mr, "gemm_task": (gemm.BLOCKS_SMALL_L2[1] // mr * mr, 256), "skinny_rows": 8}
     arr = CpuModel.schema["array"]
     assert {k: (tuple(arr[k].default) if k == "gemm_task" else arr[k].default) for k in want} == want
     host = get_target("host-cpu").array

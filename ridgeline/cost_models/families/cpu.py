@@ -41,7 +41,8 @@ class CpuModel(CostModel):
         "array": {
             "cores": Field("int", None, "cores the runtime uses"),
             # defaults: the llvm backend's AVX-512 GEMM (backends/llvm/gemm.py: TILE_512 = 6 rows x 4
-            # vectors, MC = 64 -> 60 whole-tile rows per task, NC = 256 columns, the skinny path below
+            # vectors, MC = 96 rows per task where L2 is under 1 MiB (BLOCKS_SMALL_L2; 144 on a 1 MiB L2,
+            # which `ridgeline calibrate` writes), NC = 256 columns, the skinny path below
             # 8 rows); cost_models cannot import backends, so tests/cost_models/test_cpu.py checks
             # that these stay equal to the backend's constants
             "gemm_rows": Field("int", 6, "rows of the GEMM micro-kernel (M is padded to it)"),
@@ -49,7 +50,7 @@ class CpuModel(CostModel):
                                  "in one tile, no padding, split by columns"),
             "parallel_min_bytes": Field("size", 256 * 1024,
                                         "kernels whose bytes touched plus flops are fewer run on one core"),
-            "gemm_task": Field("ints", (60, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
+            "gemm_task": Field("ints", (96, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
                                "one core (products of fewer than skinny_rows rows split by columns)"),
             "attention_score": Field("time", 0.0, "attention kernel time per score on one core, beyond the "
                                      "roofline (0: roofline only)"),

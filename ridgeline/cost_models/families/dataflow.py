@@ -259,6 +259,7 @@ class DataflowModel(CostModel):
             part.resident, part.kv = [0.0], [0.0]
         # a step past the layout's window: its further positions on KV-only chips (``Window``)
         extra = self.window_.devices(cap)
+        self._check_chips(graph, part.chips + extra)     # before a list per chip is built
         part.kv_only = extra
         for _ in range(extra):
             part.resident.append(self.window_.overflow_bytes / extra)

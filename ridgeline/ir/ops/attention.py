@@ -121,11 +121,12 @@ def _rotary_bytes(c: CostContext):
     # position_ids, as a Gather reads the rows it selects; a 3-D one is already per token)
     table = c.in_bytes(1) + c.in_bytes(2)
     cache = c.in_shape(1)
-    if len(cache) == 2 and len(c.in_types) > 3 and c.in_types[3] is not None and isinstance(cache[0], int) and cache[0] > 0:
+    positions = len(c.in_types) > 3 and c.in_types[3] is not None
+    if positions and len(cache) == 2 and isinstance(cache[0], int) and cache[0] > 0:
         rows = c.in_numel(3)
         if isinstance(rows, int):
             table = min(table, table * rows / cache[0])
-    return c.in_bytes(0) + c.out_bytes(0) + table
+    return c.in_bytes(0) + c.out_bytes(0) + table + (c.in_bytes(3) if positions else 0)
 
 
 @op("RotaryEmbedding", inputs=["X: T", "cos_cache: T", "sin_cache: T", "position_ids?: i64"],
