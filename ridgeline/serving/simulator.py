@@ -164,12 +164,16 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
              prefill_replicas: int | None = None, stages: int | None = None,
              power_w: float | None = None, idle_fraction: float = IDLE_FRACTION, price: float | None = None,
              users: int | None = None, think: float | None = None,
-             table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None) -> ServeResult:
+             table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None,
+             stack: str | None = None, warmup: int | None = None) -> ServeResult:
     """Simulate serving ``model`` on ``target``; returns a ``ServeResult`` (``.metrics``).
 
     ``step_time`` (any ``StepTime``) replaces the cost models, with ``deployment`` describing the
     replica; otherwise both come from the target's cost model through an ``EstimateTable``
-    (pass ``table`` to reuse one across runs). See docs/serving.md for every knob.
+    (pass ``table`` to reuse one across runs). ``stack`` (``vllm``, ``trtllm``) takes that serving
+    stack's engine defaults (``stacks.py``) for whatever is not given. ``warmup`` requests (by
+    arrival; default: one per closed-loop user, none in an open loop) are left out of the latency
+    figures, as benchmark tools report the steady state. See docs/serving.md for every knob.
     """
     w = get_workload(workload, rate=rate, users=users, think=think)
     if requests < 1:
@@ -178,6 +182,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         raise SimulationError(f"unknown preemption mode {preemption!r} (recompute, swap)")
     if not 0 <= prefix_hit < 1:
         raise SimulationError(f"prefix hit rate must be in [0, 1), got {prefix_hit}")
+    if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
+        raise SimulationError(f"--warmup must be a count of requests >= 0, got {warmup!r}")
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
         raise SimulationError("speculative decoding needs k >= 0 and an acceptance rate in [0, 1]")
     for name, v in (("replicas", replicas), ("tp", tp), ("pp", pp)):
@@ -212,6 +218,14 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             deployment = Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
+    chunk_prefill, reserve_output = True, False
+    if stack is not None:
+        from .stacks import get_stack
+        st = get_stack(stack, target)
+        scheduler = scheduler or st.scheduler
+        max_batch = max_batch or st.max_batch
+        token_budget = token_budget or st.token_budget
+        chunk_prefill, reserve_output = st.chunk_prefill, st.reserve_output
     policy = scheduler or ("pipeline" if deployment.family in SPATIAL else "continuous")
     if policy not in SCHEDULERS:
         raise SimulationError(f"unknown scheduler {policy!r} (choose from {', '.join(SCHEDULERS)})")
@@ -227,7 +241,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             dstep = EstimateTable(preset_estimator(draft, target, {} if fam in SPATIAL else {"tp": tp, "pp": pp}, popts))
         spec = SpecDecode(spec_k, spec_acceptance, dstep)
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
-                       preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
+                       chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
                        prefix_hit=prefix_hit, spec=spec, seed=seed)
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
@@ -241,7 +255,9 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         wall -= step_time.seconds - table_s       # the table's estimates are reported apart
     if not trace.seqs:
         raise SimulationError("no request fits this deployment's KV cache (every request was rejected)")
-    m = measure(trace, slo_)
+    if warmup is None:
+        warmup = w.users if w.arrival == "closed" else 0
+    m = measure(trace, slo_, warmup=min(warmup, max(len(trace.seqs) - 1, 0)))
     out_tokens = sum(s.generated for s in trace.seqs)
     m.energy = energy_report(trace, m.duration_s, out_tokens, out_tokens + sum(s.req.prompt for s in trace.seqs),
                              power_w=deployment.power_w, idle_fraction=idle_fraction, price_per_device_hour=price)
@@ -254,7 +270,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
                        step_time.seconds if isinstance(step_time, EstimateTable) else 0.0,
                        {"slo": str(slo_) if slo_ else None, "max_batch": mb, "token_budget": budget,
                         "preemption": preemption, "spec_k": spec_k, "spec_acceptance": spec_acceptance,
-                        "prefix_hit": prefix_hit, "seed": seed, "requests": requests})
+                        "prefix_hit": prefix_hit, "seed": seed, "requests": requests, "stack": stack,
+                        "chunk_prefill": chunk_prefill, "reserve_output": reserve_output})
 
 
 def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 12, **kwargs: Any) -> dict[str, Any]:
