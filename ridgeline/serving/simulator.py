@@ -165,13 +165,16 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
              power_w: float | None = None, idle_fraction: float = IDLE_FRACTION, price: float | None = None,
              users: int | None = None, think: float | None = None,
              table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None,
-             stack: str | None = None, warmup: int | None = None) -> ServeResult:
+             stack: str | None = None, warmup: int | None = None, chunk_prefill: bool | None = None,
+             reserve_output: bool | None = None) -> ServeResult:
     """Simulate serving ``model`` on ``target``; returns a ``ServeResult`` (``.metrics``).
 
     ``step_time`` (any ``StepTime``) replaces the cost models, with ``deployment`` describing the
     replica; otherwise both come from the target's cost model through an ``EstimateTable``
     (pass ``table`` to reuse one across runs). ``stack`` (``vllm``, ``trtllm``) takes that serving
-    stack's engine defaults (``stacks.py``) for whatever is not given. ``warmup`` requests (by
+    stack's engine defaults (``stacks.py``) for whatever is not given; ``chunk_prefill=False`` (whole
+    prompts only) and ``reserve_output=True`` (admit with KV for prompt + output) are the chunked
+    scheduler's TensorRT-LLM admission rules. ``warmup`` requests (by
     arrival; default: one per closed-loop user, none in an open loop) are left out of the latency
     figures, as benchmark tools report the steady state. See docs/serving.md for every knob.
     """
@@ -218,14 +221,16 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             deployment = Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
-    chunk_prefill, reserve_output = True, False
     if stack is not None:
         from .stacks import get_stack
         st = get_stack(stack, target)
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
         token_budget = token_budget or st.token_budget
-        chunk_prefill, reserve_output = st.chunk_prefill, st.reserve_output
+        chunk_prefill = st.chunk_prefill if chunk_prefill is None else chunk_prefill
+        reserve_output = st.reserve_output if reserve_output is None else reserve_output
+    chunk_prefill = True if chunk_prefill is None else bool(chunk_prefill)
+    reserve_output = bool(reserve_output)
     policy = scheduler or ("pipeline" if deployment.family in SPATIAL else "continuous")
     if policy not in SCHEDULERS:
         raise SimulationError(f"unknown scheduler {policy!r} (choose from {', '.join(SCHEDULERS)})")
