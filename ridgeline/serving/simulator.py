@@ -185,6 +185,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         raise SimulationError(f"unknown preemption mode {preemption!r} (recompute, swap)")
     if not 0 <= prefix_hit < 1:
         raise SimulationError(f"prefix hit rate must be in [0, 1), got {prefix_hit}")
+    from .stacks import get_stack
+    st = get_stack(stack, target) if stack is not None else None
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise SimulationError(f"--warmup must be a count of requests >= 0, got {warmup!r}")
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
@@ -221,9 +223,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             deployment = Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
-    if stack is not None:
-        from .stacks import get_stack
-        st = get_stack(stack, target)
+    if st is not None:
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
         token_budget = token_budget or st.token_budget

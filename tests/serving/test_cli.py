@@ -12,6 +12,7 @@ import pytest
     (["--workload", "chat", "--rate", "1", "--scheduler", "fifo"], "unknown scheduler"),
     (["--workload", "/nonexistent/trace.csv"], "cannot read trace"),
     (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
+    (["--workload", "chat", "--rate", "1", "--stack", "tgi"], "unknown serving stack"),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
@@ -52,3 +53,12 @@ def test_compare_targets_as_servers(run_cli, tmp_path):
     assert set(rows) == {"h100", "a100"}
     # same requests on both: the faster target's median TTFT is not the slower one's
     assert rows["h100"]["ttft"]["p50"] <= rows["a100"]["ttft"]["p50"]
+
+
+def test_stack_flag_sets_the_engine_and_says_so(run_cli):
+    out = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", "chat", "--prompt-len", "100", "--output-len",
+                  "10", "--rate", "2", "--requests", "20", "--stack", "trtllm", "--json")
+    data = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr
+    assert data["options"]["stack"] == "trtllm" and data["options"]["reserve_output"] is True
+    assert data["options"]["token_budget"] == 8192
