@@ -279,11 +279,13 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
                         "chunk_prefill": chunk_prefill, "reserve_output": reserve_output})
 
 
-def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 12, **kwargs: Any) -> dict[str, Any]:
+def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 12, strict: bool = True,
+             **kwargs: Any) -> dict[str, Any]:
     """The highest Poisson/gamma arrival rate whose run meets ``slo`` (bisection), with the runs.
 
-    ``kwargs`` go to ``simulate`` (the same seed for every rate). Raises ``SimulationError`` when
-    even a rate far below the offline maximum misses the SLO.
+    ``kwargs`` go to ``simulate`` (the same seed for every rate). When even a rate far below the
+    offline maximum misses the SLO it raises ``SimulationError``, or with ``strict=False`` returns
+    ``max_rate`` 0, that run as ``at_max`` and the reason as ``missed``.
     """
     slo_ = parse_slo(slo)
     if slo_ is None:
@@ -306,9 +308,11 @@ def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 
     first = simulate(rate=lo, slo=slo_, **kwargs)
     if not first.metrics.slo_met:
         m = first.metrics
-        raise SimulationError(f"no arrival rate meets the SLO {slo_}: even at {lo:.3g} req/s "
-                              f"p{slo_.percentile:g} TTFT is {_pct(m.ttft, slo_.percentile)} and TPOT "
-                              f"{_pct(m.tpot, slo_.percentile)}")
+        why = (f"no arrival rate meets the SLO {slo_}: even at {lo:.3g} req/s p{slo_.percentile:g} TTFT is "
+               f"{_pct(m.ttft, slo_.percentile)} and TPOT {_pct(m.tpot, slo_.percentile)}")
+        if strict:
+            raise SimulationError(why)
+        return {"max_rate": 0.0, "offline_max_rps": cap, "slo": str(slo_), "at_max": first, "missed": why}
     hi = cap * 1.5
     best = first
     a, b = lo, hi

@@ -62,3 +62,12 @@ def test_stack_flag_sets_the_engine_and_says_so(run_cli):
     assert out.returncode == 0, out.stderr
     assert data["options"]["stack"] == "trtllm" and data["options"]["reserve_output"] is True
     assert data["options"]["token_budget"] == 8192
+
+
+def test_max_rate_not_strict_reports_a_missed_slo():
+    from ridgeline.serving import Deployment, LinearStepTime, max_rate
+    kw = {"model": "x", "target": "stub", "step_time": LinearStepTime(0.014, 2e-4, 0, 3e-5),
+          "deployment": Deployment("stub", kv_tokens=300000), "workload": "chat", "requests": 40}
+    out = max_rate("ttft=0.001,tpot=0.001", strict=False, **kw)
+    assert out["max_rate"] == 0.0 and "no arrival rate meets" in out["missed"]
+    assert not out["at_max"].metrics.slo_met
