@@ -18,7 +18,7 @@ from .engine_loop import Engine, run
 from .metrics import SLO, Metrics, measure, parse_slo
 from .schedulers import ENGINE_POLICIES, SCHEDULERS, EngineConfig, SpecDecode
 from .schedulers.base import BlockPool
-from .step_table import EstimateTable, StepTime, estimate_on, preset_estimator, preset_step
+from .step_table import EstimateTable, StepTime, preset_estimator, preset_step
 from .workload import Workload, WorkloadError, get_workload
 
 __all__ = ["Deployment", "ServeResult", "SimulationError", "deployment_for", "max_rate", "simulate"]
