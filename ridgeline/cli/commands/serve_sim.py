@@ -211,7 +211,8 @@ def render(res, search=None) -> None:
     rows = [(name, _ms(d, "p50"), _ms(d, "p90"), _ms(d, "p99"), _ms(d, "mean"))
             for name, d in (("TTFT", m.ttft), ("TPOT", m.tpot), ("ITL", m.itl), ("E2E", m.e2e))]
     devices = dep["devices"] * dep["replicas"]
-    table(f"{_title(res)} · {rate} · {res.options['requests']} requests · {devices} devices",
+    warm = f" ({m.warmup} warm-up left out of the latencies)" if m.warmup else ""
+    table(f"{_title(res)} · {rate} · {res.options['requests']} requests{warm} · {devices} devices",
           ["latency", "p50", "p90", "p99", "mean"], rows)
     e = m.energy
     rows2: list[tuple[str, str]] = []
