@@ -179,7 +179,11 @@ def main() -> int:
             rows.append({"source": case.source, "url": SOURCES[case.source], "case": case.label, "metric": metric,
                          "published": pub, "simulated": got, "error": abs(got - pub) / pub})
     errs = [r["error"] for r in rows]
+    worst = max(rows, key=lambda r: max(r["simulated"] / r["published"], r["published"] / r["simulated"]), default=None)
     summary = {"figures": len(rows), "median_error": statistics.median(errs) if errs else None,
+               "worst": worst and {"case": worst["case"], "metric": worst["metric"],
+                                   "factor": max(worst["simulated"] / worst["published"],
+                                                 worst["published"] / worst["simulated"])},
                "by_source": {s: statistics.median([r["error"] for r in rows if r["source"] == s])
                              for s in sorted({r["source"] for r in rows})},
                "wall_s": time.perf_counter() - t0, "load_average": os.getloadavg()[0]}
@@ -194,6 +198,9 @@ def main() -> int:
     print(f"median error over {summary['figures']} figures: {summary['median_error']:.1%}; by source: "
           + ", ".join(f"{k} {v:.1%}" for k, v in summary["by_source"].items())
           + f"  ({summary['wall_s']:.0f} s, load {summary['load_average']:.1f})")
+    if worst:
+        w = summary["worst"]
+        print(f"farthest off: {w['case']} {w['metric']}, {w['factor']:.2f}x (the aim: none off by more than 2x)")
     return 0
 
 
