@@ -24,6 +24,7 @@ def add_workload_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=float_arg(0.0, math.inf, open_lo=True), help="arrival rate in requests/s")
     g.add_argument("--slo", help="ttft=…,tpot=…[,p=99]: also find each target's highest rate meeting it")
     g.add_argument("--requests", type=int_arg(1, 2 ** 20), default=500, help="requests per simulation (default 500)")
+    g.add_argument("--stack", help="serve with a stack's engine defaults on every target (vllm, trtllm; see serve-sim)")
     g.add_argument("--sweep", help="arrival rates, e.g. 0.5,1,2,4: latency percentiles vs rate per target (--plot)")
     g.add_argument("--plot", metavar="OUT.png", help="with --sweep: p50/p99 TTFT and TPOT vs rate, one line per target")
 
@@ -50,7 +51,8 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
     missed: list[str] = []
     for t in targets:
         kw: dict[str, Any] = {"workload": args.workload, "requests": args.requests, "tp": args.tp or "auto",
-                                  "pp": args.pp or "auto", "seed": args.seed, "slo": args.slo}
+                                  "pp": args.pp or "auto", "seed": args.seed, "slo": args.slo,
+                                  "stack": getattr(args, "stack", None)}
         row: dict[str, Any] = {"target": t}
         res = None
         if rates:
