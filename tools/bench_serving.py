@@ -38,7 +38,8 @@ def main() -> int:
     ap.add_argument("--target", default="h100")
     ap.add_argument("--tp", type=int, default=8)
     ap.add_argument("--rate", type=float, default=5.0)
-    ap.add_argument("--scheduler", default="continuous")
+    ap.add_argument("--scheduler", default=None, help="default: continuous, or the stack's")
+    ap.add_argument("--stack", help="a serving stack's engine defaults (vllm, trtllm)")
     a = ap.parse_args()
     n = a.requests or (1000 if a.profile == "ci" else 10000)
 
@@ -49,7 +50,7 @@ def main() -> int:
     table = EstimateTable(preset_estimator(a.model, a.target, {"tp": a.tp}, {}))
     dep, dw, dc = _timed(lambda: deployment_for(a.model, a.target, tp=a.tp, ref_context=4096))
     kw = {"workload": "chat", "rate": a.rate, "requests": n, "scheduler": a.scheduler, "tp": a.tp,
-          "deployment": dep, "seed": 0}
+          "deployment": dep, "seed": 0, "stack": a.stack}
     cold, cw, cc = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))      # builds the table
     warm, ww, wc = _timed(lambda: simulate(a.model, a.target, step_time=table, **kw))      # table cached
     stub = LinearStepTime(table.decode(1, 1024), (table.decode(64, 1024) - table.decode(1, 1024)) / 63, 0,
@@ -57,8 +58,8 @@ def main() -> int:
     _peer, pw, pc = _timed(lambda: simulate(a.model, a.target, step_time=stub, **kw))
     assert warm.metrics.to_json() == cold.metrics.to_json()
     m = warm.metrics
-    print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {a.scheduler} "
-          f"({m.throughput_rps:.2f} req/s served, {m.preemptions} preemptions)")
+    print(f"{a.model} on {a.tp}x{a.target}, {n} chat requests at {a.rate:g} req/s, {warm.scheduler} "
+          f"{f'(stack {a.stack}) ' if a.stack else ''}({m.throughput_rps:.2f} req/s served, {m.preemptions} preemptions)")
     print(f"  deployment estimate          {dw:7.2f} s wall {dc:7.2f} s CPU")
     print(f"  first run, building table    {cw:7.2f} s wall {cc:7.2f} s CPU  ({table.points} estimates, "
           f"{table.seconds:.1f} s wall of them)")

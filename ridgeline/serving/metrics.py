@@ -5,6 +5,12 @@ TPOT = (last token − first token) / (output − 1) per request; ITL = every ga
 streamed chunks of one request (speculative decoding streams several tokens per chunk); E2E =
 last token − arrival. Throughput is over the span from the first arrival to the last token.
 Goodput counts requests meeting both SLO bounds (Distserve's definition), per second.
+
+``warmup``: the first requests by arrival are left out of the latency figures (TTFT, TPOT, ITL,
+E2E, goodput, the SLO), as benchmark tools report a steady state (perf_analyzer measures in
+windows until they are stable; AIPerf and vLLM's bench take warm-up requests). A closed loop's
+first request per user all arrive at once, a burst the steady state never sees again.
+Throughput, occupancy and Little's law still cover the whole run.
 """
 
 from __future__ import annotations
@@ -99,6 +105,7 @@ class Metrics:
     kv_occupancy: dict[str, float]       # mean and peak share of KV blocks used
     utilization: float                   # busy share of engine time
     littles_law: dict[str, float]        # L (time-averaged in system) vs λ·W
+    warmup: int = 0                      # leading requests left out of the latency figures
     prefix_cached_tokens: int = 0
     spec_tokens_per_step: float | None = None
     energy: dict[str, Any] = field(default_factory=dict)
@@ -109,17 +116,24 @@ class Metrics:
         return asdict(self)
 
 
-def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400) -> Metrics:
-    """Metrics of a finished run."""
+def measure(trace: Trace, slo: SLO | None = None, *, warmup: int = 0, timeline_points: int = 400) -> Metrics:
+    """Metrics of a finished run; the first ``warmup`` requests by arrival are left out of the latencies."""
     seqs = [s for s in trace.seqs if s.first is not None]     # stopped before a token: counted apart
     arr = np.array([s.req.arrival for s in seqs])
     first = np.array([s.first for s in seqs])
     fin = np.array([s.finish for s in seqs])
     outs = np.array([s.generated for s in seqs])     # = the asked output unless stopped at the KV capacity
-    ttft = first - arr
-    e2e = fin - arr
-    tpot = np.where(outs > 1, (fin - first) / np.maximum(outs - 1, 1), 0.0)
-    itl = np.concatenate([np.asarray(s.itl) for s in seqs]) if seqs else np.zeros(0)
+    keep = np.ones(len(seqs), dtype=bool)
+    if warmup and len(seqs):
+        order = sorted(range(len(seqs)), key=lambda i: (seqs[i].req.arrival, seqs[i].req.id))
+        keep[order[:min(warmup, len(seqs) - 1)]] = False
+    kept = [s for s, k in zip(seqs, keep) if k]
+    ttft = (first - arr)[keep]
+    e2e_all = fin - arr
+    e2e = e2e_all[keep]
+    tpot = np.where(outs > 1, (fin - first) / np.maximum(outs - 1, 1), 0.0)[keep]
+    k_outs = outs[keep]
+    itl = np.concatenate([np.asarray(s.itl) for s in kept]) if kept else np.zeros(0)
     t0 = float(arr.min()) if len(arr) else 0.0
     span = max(trace.end - t0, 1e-12)
     arr_span = float(arr.max() - t0) if len(arr) > 1 else 0.0
@@ -131,17 +145,17 @@ def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400)
     n_sys = np.cumsum(events[:, 1])
     area = float(np.sum(n_sys[:-1] * np.diff(events[:, 0]))) if len(events) > 1 else 0.0
     lam = len(seqs) / span
-    little = {"L": area / span, "lambda_W": lam * float(np.mean(e2e)) if len(e2e) else 0.0}
+    little = {"L": area / span, "lambda_W": lam * float(np.mean(e2e_all)) if len(e2e_all) else 0.0}
     goodput = attained = met = None
     if slo is not None and len(seqs):
         ok = slo.met_by(ttft, tpot)
-        goodput = float(ok.sum()) / span
+        goodput = float(ok.sum()) / span * len(seqs) / max(len(kept), 1)   # the measured share, per second
         attained = float(ok.mean())
         met = True
         if slo.ttft is not None:
             met &= bool(np.percentile(ttft, slo.percentile) <= slo.ttft)
         if slo.tpot is not None:
-            met &= bool(np.percentile(tpot[outs > 1], slo.percentile) <= slo.tpot) if (outs > 1).any() else True
+            met &= bool(np.percentile(tpot[k_outs > 1], slo.percentile) <= slo.tpot) if (k_outs > 1).any() else True
         met = met and not trace.rejected
     samples = np.array(trace.samples) if trace.samples else np.zeros((0, 5))
     busy = sum(e.busy * e.devices for e in trace.engines)
@@ -156,14 +170,14 @@ def measure(trace: Trace, slo: SLO | None = None, *, timeline_points: int = 400)
     return Metrics(
         requests=len(seqs), rejected=len(trace.rejected) + len(trace.seqs) - len(seqs),
         truncated=sum(len(e.sched.truncated) for e in trace.engines), duration_s=span,
-        ttft=percentiles(ttft), tpot=percentiles(tpot[outs > 1]), itl=percentiles(itl), e2e=percentiles(e2e),
+        ttft=percentiles(ttft), tpot=percentiles(tpot[k_outs > 1]), itl=percentiles(itl), e2e=percentiles(e2e),
         request_rate=(len(seqs) - 1) / arr_span if arr_span > 0 else float("inf"),
         throughput_rps=len(seqs) / span, output_tokens_per_s=float(outs.sum()) / span,
         total_tokens_per_s=float(outs.sum() + prompts.sum()) / span,
         goodput_rps=goodput, slo_attained=attained, slo_met=met, preemptions=len(trace.preemptions),
         kv_occupancy={"mean": float(samples[:, 2].mean()) if len(samples) else 0.0,
                       "peak": float(samples[:, 2].max()) if len(samples) else 0.0},
-        utilization=busy / (devs * span) if devs else 0.0, littles_law=little,
+        utilization=busy / (devs * span) if devs else 0.0, littles_law=little, warmup=int((~keep).sum()),
         prefix_cached_tokens=int(sum(s.cached for s in seqs)),
         spec_tokens_per_step=(float((outs[outs > 1] - 1).sum()) / max(sum(spec_steps), 1)) if spec_steps else None,
         timeline=tl)

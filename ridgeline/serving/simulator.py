@@ -18,7 +18,7 @@ from .engine_loop import Engine, run
 from .metrics import SLO, Metrics, measure, parse_slo
 from .schedulers import ENGINE_POLICIES, SCHEDULERS, EngineConfig, SpecDecode
 from .schedulers.base import BlockPool
-from .step_table import EstimateTable, StepTime, estimate_on, preset_estimator, preset_step
+from .step_table import EstimateTable, StepTime, preset_estimator, preset_step
 from .workload import Workload, WorkloadError, get_workload
 
 __all__ = ["Deployment", "ServeResult", "SimulationError", "deployment_for", "max_rate", "simulate"]
@@ -164,12 +164,19 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
              prefill_replicas: int | None = None, stages: int | None = None,
              power_w: float | None = None, idle_fraction: float = IDLE_FRACTION, price: float | None = None,
              users: int | None = None, think: float | None = None,
-             table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None) -> ServeResult:
+             table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None,
+             stack: str | None = None, warmup: int | None = None, chunk_prefill: bool | None = None,
+             reserve_output: bool | None = None) -> ServeResult:
     """Simulate serving ``model`` on ``target``; returns a ``ServeResult`` (``.metrics``).
 
     ``step_time`` (any ``StepTime``) replaces the cost models, with ``deployment`` describing the
     replica; otherwise both come from the target's cost model through an ``EstimateTable``
-    (pass ``table`` to reuse one across runs). See docs/serving.md for every knob.
+    (pass ``table`` to reuse one across runs). ``stack`` (``vllm``, ``trtllm``) takes that serving
+    stack's engine defaults (``stacks.py``) for whatever is not given; ``chunk_prefill=False`` (whole
+    prompts only) and ``reserve_output=True`` (admit with KV for prompt + output) are the chunked
+    scheduler's TensorRT-LLM admission rules. ``warmup`` requests (by
+    arrival; default: one per closed-loop user, none in an open loop) are left out of the latency
+    figures, as benchmark tools report the steady state. See docs/serving.md for every knob.
     """
     w = get_workload(workload, rate=rate, users=users, think=think)
     if requests < 1:
@@ -178,6 +185,10 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         raise SimulationError(f"unknown preemption mode {preemption!r} (recompute, swap)")
     if not 0 <= prefix_hit < 1:
         raise SimulationError(f"prefix hit rate must be in [0, 1), got {prefix_hit}")
+    from .stacks import get_stack
+    st = get_stack(stack, target) if stack is not None else None
+    if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
+        raise SimulationError(f"--warmup must be a count of requests >= 0, got {warmup!r}")
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
         raise SimulationError("speculative decoding needs k >= 0 and an acceptance rate in [0, 1]")
     for name, v in (("replicas", replicas), ("tp", tp), ("pp", pp)):
@@ -212,6 +223,14 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             deployment = Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
+    if st is not None:
+        scheduler = scheduler or st.scheduler
+        max_batch = max_batch or st.max_batch
+        token_budget = token_budget or st.token_budget
+        chunk_prefill = st.chunk_prefill if chunk_prefill is None else chunk_prefill
+        reserve_output = st.reserve_output if reserve_output is None else reserve_output
+    chunk_prefill = True if chunk_prefill is None else bool(chunk_prefill)
+    reserve_output = bool(reserve_output)
     policy = scheduler or ("pipeline" if deployment.family in SPATIAL else "continuous")
     if policy not in SCHEDULERS:
         raise SimulationError(f"unknown scheduler {policy!r} (choose from {', '.join(SCHEDULERS)})")
@@ -227,7 +246,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             dstep = EstimateTable(preset_estimator(draft, target, {} if fam in SPATIAL else {"tp": tp, "pp": pp}, popts))
         spec = SpecDecode(spec_k, spec_acceptance, dstep)
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
-                       preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
+                       chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
                        prefix_hit=prefix_hit, spec=spec, seed=seed)
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
@@ -241,7 +260,9 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         wall -= step_time.seconds - table_s       # the table's estimates are reported apart
     if not trace.seqs:
         raise SimulationError("no request fits this deployment's KV cache (every request was rejected)")
-    m = measure(trace, slo_)
+    if warmup is None:
+        warmup = w.users if w.arrival == "closed" else 0
+    m = measure(trace, slo_, warmup=min(warmup, max(len(trace.seqs) - 1, 0)))
     out_tokens = sum(s.generated for s in trace.seqs)
     m.energy = energy_report(trace, m.duration_s, out_tokens, out_tokens + sum(s.req.prompt for s in trace.seqs),
                              power_w=deployment.power_w, idle_fraction=idle_fraction, price_per_device_hour=price)
@@ -254,14 +275,17 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
                        step_time.seconds if isinstance(step_time, EstimateTable) else 0.0,
                        {"slo": str(slo_) if slo_ else None, "max_batch": mb, "token_budget": budget,
                         "preemption": preemption, "spec_k": spec_k, "spec_acceptance": spec_acceptance,
-                        "prefix_hit": prefix_hit, "seed": seed, "requests": requests})
+                        "prefix_hit": prefix_hit, "seed": seed, "requests": requests, "stack": stack,
+                        "chunk_prefill": chunk_prefill, "reserve_output": reserve_output})
 
 
-def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 12, **kwargs: Any) -> dict[str, Any]:
+def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 12, strict: bool = True,
+             **kwargs: Any) -> dict[str, Any]:
     """The highest Poisson/gamma arrival rate whose run meets ``slo`` (bisection), with the runs.
 
-    ``kwargs`` go to ``simulate`` (the same seed for every rate). Raises ``SimulationError`` when
-    even a rate far below the offline maximum misses the SLO.
+    ``kwargs`` go to ``simulate`` (the same seed for every rate). When even a rate far below the
+    offline maximum misses the SLO it raises ``SimulationError``, or with ``strict=False`` returns
+    ``max_rate`` 0, that run as ``at_max`` and the reason as ``missed``.
     """
     slo_ = parse_slo(slo)
     if slo_ is None:
@@ -284,9 +308,11 @@ def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 
     first = simulate(rate=lo, slo=slo_, **kwargs)
     if not first.metrics.slo_met:
         m = first.metrics
-        raise SimulationError(f"no arrival rate meets the SLO {slo_}: even at {lo:.3g} req/s "
-                              f"p{slo_.percentile:g} TTFT is {_pct(m.ttft, slo_.percentile)} and TPOT "
-                              f"{_pct(m.tpot, slo_.percentile)}")
+        why = (f"no arrival rate meets the SLO {slo_}: even at {lo:.3g} req/s p{slo_.percentile:g} TTFT is "
+               f"{_pct(m.ttft, slo_.percentile)} and TPOT {_pct(m.tpot, slo_.percentile)}")
+        if strict:
+            raise SimulationError(why)
+        return {"max_rate": 0.0, "offline_max_rps": cap, "slo": str(slo_), "at_max": first, "missed": why}
     hi = cap * 1.5
     best = first
     a, b = lo, hi

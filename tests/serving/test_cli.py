@@ -12,6 +12,7 @@ import pytest
     (["--workload", "chat", "--rate", "1", "--scheduler", "fifo"], "unknown scheduler"),
     (["--workload", "/nonexistent/trace.csv"], "cannot read trace"),
     (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
+    (["--workload", "chat", "--rate", "1", "--stack", "tgi"], "unknown serving stack"),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
@@ -52,3 +53,21 @@ def test_compare_targets_as_servers(run_cli, tmp_path):
     assert set(rows) == {"h100", "a100"}
     # same requests on both: the faster target's median TTFT is not the slower one's
     assert rows["h100"]["ttft"]["p50"] <= rows["a100"]["ttft"]["p50"]
+
+
+def test_stack_flag_sets_the_engine_and_says_so(run_cli):
+    out = run_cli("serve-sim", "gpt2", "--target", "h100", "--workload", "chat", "--prompt-len", "100", "--output-len",
+                  "10", "--rate", "2", "--requests", "20", "--stack", "trtllm", "--json")
+    data = json.loads(out.stdout)
+    assert out.returncode == 0, out.stderr
+    assert data["options"]["stack"] == "trtllm" and data["options"]["reserve_output"] is True
+    assert data["options"]["token_budget"] == 8192
+
+
+def test_max_rate_not_strict_reports_a_missed_slo():
+    from ridgeline.serving import Deployment, LinearStepTime, max_rate
+    kw = {"model": "x", "target": "stub", "step_time": LinearStepTime(0.014, 2e-4, 0, 3e-5),
+          "deployment": Deployment("stub", kv_tokens=300000), "workload": "chat", "requests": 40}
+    out = max_rate("ttft=0.001,tpot=0.001", strict=False, **kw)
+    assert out["max_rate"] == 0.0 and "no arrival rate meets" in out["missed"]
+    assert not out["at_max"].metrics.slo_met

@@ -42,13 +42,14 @@ def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, 
         assert 0 <= m.goodput_rps <= m.throughput_rps + 1e-12
 
 
-@pytest.mark.parametrize("sched", ["static", "continuous", "chunked"])
-def test_low_rate_limits_are_the_prefill_and_the_batch_one_step(sched):
+@pytest.mark.parametrize("sched, stack", [("static", None), ("continuous", None), ("chunked", None), (None, "vllm"),
+                                         (None, "trtllm")])
+def test_low_rate_limits_are_the_prefill_and_the_batch_one_step(sched, stack):
     # one request at a time: TTFT is the prompt's prefill, TPOT the batch-1 decode step
     step = LinearStepTime(fixed=0.02, per_seq=0.001, per_ctx=2e-7, per_token=5e-5, per_token_ctx=1e-9)
     w = Workload("slow", "poisson", rate=0.01, prompt=Lengths("fixed", 500), output=Lengths("fixed", 51))
     r = simulate("stub", "stub", workload=w, requests=30, step_time=step, deployment=Deployment("stub"),
-                 scheduler=sched, token_budget=4096)
+                 scheduler=sched, token_budget=4096, stack=stack)
     m = r.metrics
     assert m.ttft["p50"] == pytest.approx(step.time(0, 0, [(500, 500)]), rel=1e-6)
     # decode contexts run 501..550: TPOT is the mean of those batch-1 steps
@@ -56,15 +57,15 @@ def test_low_rate_limits_are_the_prefill_and_the_batch_one_step(sched):
     assert m.tpot["p50"] == pytest.approx(mean_step, rel=1e-6)
 
 
-@pytest.mark.parametrize("sched", ["continuous", "static"])
+@pytest.mark.parametrize("sched, stack", [("continuous", None), ("static", None), (None, "trtllm")])
 @given(b=st.integers(1, 24), p=st.integers(1, 300), o=st.integers(2, 60))
 @settings(max_examples=5, deadline=None)
-def test_throughput_saturates_at_the_offline_maximum(sched, b, p, o):
+def test_throughput_saturates_at_the_offline_maximum(sched, stack, b, p, o):
     # everything arrives at once: the engine cycles prefill(b x p) + (o - 1) decodes of batch b
     step = LinearStepTime(fixed=0.01, per_seq=1e-3, per_token=2e-5)
     w = Workload("flood", "trace", trace=tuple(Request(i, 0.0, p, o) for i in range(4 * b)))
     r = simulate("stub", "stub", workload=w, requests=4 * b, step_time=step, deployment=Deployment("stub"),
-                 scheduler=sched, max_batch=b, token_budget=10 ** 6)
+                 scheduler=sched, max_batch=b, token_budget=10 ** 6, stack=stack)
     cycle = step.time(0, 0, [(b * p, p)]) + (o - 1) * step.time(b, 0)
     assert r.metrics.throughput_rps == pytest.approx(b / cycle, rel=1e-3)
 

@@ -123,3 +123,61 @@ def test_prefix_cache_skips_a_shared_prefix():
     assert r.metrics.prefix_cached_tokens == 8
     hit = run(trace((0, 10, 1)), prefix_hit=0.5)
     assert hit.metrics.ttft["p50"] == pytest.approx(1.05)
+
+
+def test_whole_prompt_admission_waits_for_room_in_the_token_budget():
+    # TRT-LLM's default (no chunked context), budget 10: A (P=10, O=3) prefills alone (1.1); B (P=10)
+    # arrived at 0.5 but 10 > 10 - 1 decode token, so A decodes (1.1, t=2.2) and finishes (1.1,
+    # t=3.3); B prefills whole (1.1) -> first token at 4.4, one decode (1.1) -> 5.5
+    w = trace((0, 10, 3), (0.5, 10, 2))
+    r = run(w, scheduler="chunked", token_budget=10, chunk_prefill=False)
+    m = r.metrics
+    assert m.ttft["mean"] == pytest.approx((1.1 + (4.4 - 0.5)) / 2)
+    assert m.duration_s == pytest.approx(5.5)
+    # with chunking (vLLM V1) B's first 9 tokens ride in A's first decode step (1 + 0.1 + 0.09), its
+    # last one in the second (1.11): B's first token at 3.4
+    c = run(w, scheduler="chunked", token_budget=10)
+    assert c.metrics.ttft["mean"] == pytest.approx((1.1 + (3.4 - 0.5)) / 2)
+
+
+def test_no_evict_admission_reserves_the_whole_output():
+    # 12 KV tokens in blocks of 1; A and B each need 4 + 4. Reserving prompt + output (TRT-LLM's
+    # GUARANTEED_NO_EVICT) admits A only: prefill (1.04), 3 decodes (1.1 each, t=4.34); then B
+    # prefills (1.04) and decodes 3 times: 8.68, and nothing is ever preempted
+    w = trace((0, 4, 4), (0, 4, 4))
+    r = run(w, scheduler="chunked", token_budget=64, block_size=1, deployment=Deployment("stub", kv_tokens=12),
+            chunk_prefill=False, reserve_output=True)
+    assert r.metrics.preemptions == 0
+    assert r.metrics.duration_s == pytest.approx(2 * (1.04 + 3 * 1.1))
+    assert r.metrics.ttft["mean"] == pytest.approx((1.04 + 1.04 + 3 * 1.1 + 1.04) / 2)
+    # allocating as tokens arrive (vLLM) admits both and preempts B when the pool runs out
+    v = run(w, scheduler="chunked", token_budget=64, block_size=1, deployment=Deployment("stub", kv_tokens=12))
+    assert v.metrics.preemptions >= 1
+
+
+def test_stack_presets_set_the_engine_defaults():
+    from ridgeline.serving import SimulationError
+    from ridgeline.serving.stacks import get_stack
+    assert (get_stack("vllm", "h100").token_budget, get_stack("vllm", "h100").max_batch) == (8192, 1024)
+    assert (get_stack("vllm", "a100").token_budget, get_stack("vllm", "a100").max_batch) == (2048, 256)
+    trt = get_stack("trtllm", "h100")
+    assert (trt.token_budget, trt.chunk_prefill, trt.reserve_output) == (8192, False, True)
+    r = run(trace((0, 10, 2)), stack="trtllm")
+    assert r.options["token_budget"] == 8192 and r.options["reserve_output"] is True
+    # a flag the user gives wins over the stack's default
+    assert run(trace((0, 10, 2)), stack="vllm", token_budget=64).options["token_budget"] == 64
+    with pytest.raises(SimulationError, match="unknown serving stack"):
+        run(trace((0, 10, 2)), stack="nope")
+
+
+def test_closed_loop_warmup_leaves_out_each_users_first_request():
+    # 2 users, P=10, O=1, think 0: the first two arrive together and prefill together (1.2);
+    # from then on each request is alone in the engine (1.1). Warm-up (default: one per user)
+    # leaves the two first ones out of TTFT
+    w = Workload("c", "closed", users=2, prompt=Lengths("fixed", 10), output=Lengths("fixed", 1))
+    r = simulate("stub", "stub", workload=w, requests=6, step_time=STEP, deployment=Deployment("stub"))
+    assert r.metrics.warmup == 2
+    all_in = simulate("stub", "stub", workload=w, requests=6, step_time=STEP, deployment=Deployment("stub"), warmup=0)
+    assert all_in.metrics.ttft["mean"] == pytest.approx((2 * 1.2 + 4 * 1.2) / 6)
+    assert r.metrics.ttft["mean"] == pytest.approx(1.2)
+    assert r.metrics.throughput_rps == all_in.metrics.throughput_rps     # throughput covers the whole run

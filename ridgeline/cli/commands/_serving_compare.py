@@ -24,6 +24,7 @@ def add_workload_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=float_arg(0.0, math.inf, open_lo=True), help="arrival rate in requests/s")
     g.add_argument("--slo", help="ttft=…,tpot=…[,p=99]: also find each target's highest rate meeting it")
     g.add_argument("--requests", type=int_arg(1, 2 ** 20), default=500, help="requests per simulation (default 500)")
+    g.add_argument("--stack", help="serve with a stack's engine defaults on every target (vllm, trtllm; see serve-sim)")
     g.add_argument("--sweep", help="arrival rates, e.g. 0.5,1,2,4: latency percentiles vs rate per target (--plot)")
     g.add_argument("--plot", metavar="OUT.png", help="with --sweep: p50/p99 TTFT and TPOT vs rate, one line per target")
 
@@ -44,11 +45,14 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
             raise UsageError(f"--sweep expects rates such as 0.5,1,2,4, got {args.sweep!r}") from None
         if not rates or min(rates) <= 0:
             raise UsageError(f"--sweep rates must be positive, got {args.sweep!r}")
+    from ...serving import SimulationError
     curves: dict[str, list] = {}
     rows: list[dict[str, Any]] = []
+    missed: list[str] = []
     for t in targets:
         kw: dict[str, Any] = {"workload": args.workload, "requests": args.requests, "tp": args.tp or "auto",
-                                  "pp": args.pp or "auto", "seed": args.seed, "slo": args.slo}
+                                  "pp": args.pp or "auto", "seed": args.seed, "slo": args.slo,
+                                  "stack": getattr(args, "stack", None)}
         row: dict[str, Any] = {"target": t}
         res = None
         if rates:
@@ -58,7 +62,10 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
         if args.rate is not None:
             res = simulate(args.model, t, rate=args.rate, **kw)
         if args.slo:
-            found = max_rate(model=args.model, target=t, **{k: v for k, v in kw.items() if k != "slo"}, slo=args.slo)
+            found = max_rate(model=args.model, target=t, **{k: v for k, v in kw.items() if k != "slo"}, slo=args.slo,
+                             strict=False)
+            if "missed" in found:     # this target meets the SLO at no rate: its row says so, unless none does
+                missed.append(f"{t}: {found['missed']}")
             row["max_rate"] = found["max_rate"]
             res = res or found["at_max"]
         if res is None:          # a sweep alone: the row shows its highest rate
@@ -71,6 +78,8 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
         if "max_rate" in row:
             row["max_rate_per_device"] = row["max_rate"] / devices
         rows.append(row)
+    if missed and len(missed) == len(targets):
+        raise SimulationError("; ".join(missed))
     data = {"model": args.model, "workload": args.workload, "slo": args.slo, "rows": rows}
     if args.plot:
         from ...serving import parse_slo
@@ -90,7 +99,8 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
                     "-" if r["goodput_rps"] is None else f"{r['goodput_rps']:.3g}",
                     "-" if r["j_per_output_token"] is None else f"{r['j_per_output_token']:.3g}"]
             if args.slo:
-                line += [f"{r['max_rate']:.3g} req/s", f"{r['max_rate_per_device']:.3g}"]
+                line += [f"{r['max_rate']:.3g} req/s" if r["max_rate"] else "none meets it",
+                         f"{r['max_rate_per_device']:.3g}"]
             out.append(line)
         table(f"{args.model} serving {args.workload}" + (f" · SLO {args.slo}" if args.slo else ""), cols, out)
 

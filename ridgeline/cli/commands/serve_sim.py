@@ -58,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "int4"), help="weights and activations")
     add_serving_arguments(p)
     g = p.add_argument_group("engine")
+    g.add_argument("--stack", help="a serving stack's engine defaults: vllm (V1: chunked prefill, 2048/8192-token "
+                   "budget), trtllm or nim (in-flight batching: whole prompts, no-evict KV); flags below still win")
     g.add_argument("--max-batch", type=_pos_int, help="sequences per step (default 256; 32 on spatial targets)")
     g.add_argument("--token-budget", type=_pos_int, help="tokens per step (default 8192; chunked: 2048)")
     g.add_argument("--block-size", type=_pos_int, default=16, help="KV block size in tokens (default 16)")
@@ -80,6 +82,8 @@ def register(sub) -> None:
     g.add_argument("--sweep", help="rates for the latency-vs-rate plot, e.g. 1,2,4,8 (with --plot)")
     g.add_argument("--plot", metavar="OUT.png", help="latency percentiles vs rate (with --sweep or --max-rate) "
                    "and the run's timeline (OUT.timeline.png)")
+    g.add_argument("--warmup", type=int_arg(0, 10 ** 9), help="leading requests left out of the latency figures "
+                   "(default: one per --users in a closed loop, none in an open loop)")
     g.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -107,7 +111,8 @@ def _engine_kwargs(args: argparse.Namespace) -> dict:
     kw: dict = {"tp": args.tp, "pp": args.pp, "max_batch": args.max_batch, "token_budget": args.token_budget,
                     "block_size": args.block_size, "preemption": args.preemption, "prefill_replicas": args.prefill_replicas,
                     "stages": args.stages, "prefix_hit": args.prefix_hit, "power_w": args.power,
-                    "idle_fraction": args.idle_fraction, "price": args.price}
+                    "idle_fraction": args.idle_fraction, "price": args.price, "stack": args.stack,
+                    "warmup": args.warmup}
     if not 0 <= args.prefix_hit < 1:
         raise UsageError(f"--prefix-hit must be in [0, 1), got {args.prefix_hit}")
     if args.spec:
@@ -189,7 +194,8 @@ def _slo(text):
 
 
 def _title(res) -> str:
-    return f"{res.model} on {res.target} ({res.scheduler}), {res.workload['name']}"
+    stack = res.options.get("stack")
+    return f"{res.model} on {res.target} ({f'{stack}: ' if stack else ''}{res.scheduler}), {res.workload['name']}"
 
 
 def _ms(d: dict, key: str) -> str:
@@ -205,7 +211,8 @@ def render(res, search=None) -> None:
     rows = [(name, _ms(d, "p50"), _ms(d, "p90"), _ms(d, "p99"), _ms(d, "mean"))
             for name, d in (("TTFT", m.ttft), ("TPOT", m.tpot), ("ITL", m.itl), ("E2E", m.e2e))]
     devices = dep["devices"] * dep["replicas"]
-    table(f"{_title(res)} · {rate} · {res.options['requests']} requests · {devices} devices",
+    warm = f" ({m.warmup} warm-up left out of the latencies)" if m.warmup else ""
+    table(f"{_title(res)} · {rate} · {res.options['requests']} requests{warm} · {devices} devices",
           ["latency", "p50", "p90", "p99", "mean"], rows)
     e = m.energy
     rows2: list[tuple[str, str]] = []

@@ -101,6 +101,8 @@ class EngineConfig:
     block_size: int = 16                  # tokens per KV block (vLLM's default)
     max_batch: int = 256                  # sequences per step (vLLM max_num_seqs default)
     token_budget: int = 8192              # tokens per step (prefill budget; chunked prefill's chunk budget)
+    chunk_prefill: bool = True            # chunked: split a prompt over steps (False: whole prompts, TRT-LLM's default)
+    reserve_output: bool = False          # admit only with KV for prompt + output (TRT-LLM GUARANTEED_NO_EVICT)
     preemption: str = "recompute"         # recompute | swap
     swap_bandwidth: float = 32e9          # B/s device<->host for swapped KV (assumption: ~half of PCIe 5.0 x16)
     kv_bytes_per_token: float = 0.0

@@ -4,6 +4,12 @@ Every iteration carries all running decodes (one token each, k+1 with speculativ
 fills the rest of ``token_budget`` with prefill chunks: first of prompts already started, then of
 waiting requests admitted FCFS while the KV pool has blocks for their chunk. Decodes never stall
 behind a long prompt; a prompt's prefill spreads over several iterations.
+
+Two admission rules of TensorRT-LLM's in-flight batching (``EngineConfig``; ``stacks.py`` says
+where each default comes from): ``chunk_prefill=False`` admits a prompt only whole, when it fits
+what the decodes leave of the budget (a prompt longer than the whole budget runs as the step's only
+prefill, since an engine built for it would have a larger budget); ``reserve_output=True`` admits a
+request only when the pool holds its prompt and its whole output, so decodes never preempt.
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ class ChunkedScheduler(Scheduler):
             if seq is None:
                 break
             n = min(seq.need - seq.prefilled, budget)
-            if not self.grow(seq, seq.prefilled + n):
+            if not cfg.chunk_prefill and n < seq.need - seq.prefilled:
+                if chunks or seq.need - seq.prefilled <= cfg.token_budget:
+                    break                       # whole prompts only: wait for a step with room
+                n = seq.need - seq.prefilled    # longer than any step: alone, over budget
+            reserve = seq.prefilled + n
+            if cfg.reserve_output:      # its whole sequence, or as much as the pool can ever hold
+                reserve = min(seq.need + seq.req.output - seq.generated, self.pool.total * cfg.block_size)
+            if not self.grow(seq, reserve):
                 break
             self.waiting.popleft()
             self.enter(seq)

@@ -1,0 +1,98 @@
+"""What serving stacks do by default: how a step admits prefill, its token budget, its KV policy.
+
+A ``Stack`` is a named set of engine defaults (``--stack vllm``), each read from the stack's own
+code or docs (cited beside it). It decides the scheduler and its knobs; a flag the user gives
+(``--token-budget``, ``--max-batch``, ``--scheduler``, ``--preemption``) still wins.
+
+Prefill admission is where the stacks differ most:
+
+- **vLLM V1** (0.8+; ``vllm/v1/core/sched/scheduler.py``): every step first schedules the running
+  requests (one decode token each, or the next chunk of a prompt in progress), then admits
+  waiting requests FCFS, chunking the last prompt to the ``max_num_batched_tokens`` left. KV
+  blocks are allocated as tokens arrive; when a decode needs a block the pool does not have, the
+  newest request is preempted and recomputed later.
+- **TensorRT-LLM in-flight batching** (the executor API's defaults, which NIM's TRT-LLM backend
+  runs): the capacity scheduler's ``GUARANTEED_NO_EVICT`` admits a request only when the KV blocks
+  for its whole prompt *and* its maximum output are free, so nothing is ever evicted; the
+  micro-batch scheduler then fills a step up to ``max_num_tokens`` with generation tokens and
+  whole context requests (``enable_chunked_context`` is off by default: a prompt runs in one step
+  beside the decodes, never split).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["STACKS", "Stack", "get_stack"]
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A serving stack's engine defaults (see the module docstring)."""
+
+    name: str
+    scheduler: str
+    token_budget: int                 # tokens per step (max_num_batched_tokens / max_num_tokens)
+    max_batch: int                    # sequences per step (max_num_seqs / max_batch_size)
+    chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
+    reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
+    preemption: str = "recompute"
+    source: str = ""
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        """``simulate`` keywords this stack sets."""
+        return {"scheduler": self.scheduler, "token_budget": self.token_budget, "max_batch": self.max_batch,
+                "preemption": self.preemption}
+
+
+def _vllm(target: Any) -> Stack:
+    # vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults (V1, OpenAI API server context):
+    # devices with >= 70 GiB that are not A100s get max_num_batched_tokens 8192 and max_num_seqs
+    # 1024; every other GPU 2048 and 256 ("Setting large max_num_batched_tokens for A100 reduces
+    # throughput", vLLM PR #17885). V1 always chunks prefills.
+    cap = _capacity(target)
+    big = cap >= 70 * GIB and "a100" not in _name(target)
+    return Stack("vllm", "chunked", 8192 if big else 2048, 1024 if big else 256, source=(
+        "vLLM V1 defaults for the OpenAI API server (vllm/engine/arg_utils.py get_batch_defaults)"))
+
+
+def _trtllm(target: Any) -> Stack:
+    # TensorRT-LLM executor defaults: SchedulerConfig capacity policy GUARANTEED_NO_EVICT,
+    # enable_chunked_context False, max_num_tokens 8192 (trtllm-build's default). max_batch_size is
+    # fixed when an engine is built; 256 is an assumption (the build default of the 0.x releases
+    # NIM 1.x shipped; NVIDIA's published engines may differ).
+    return Stack("trtllm", "chunked", 8192, 256, chunk_prefill=False, reserve_output=True, source=(
+        "TensorRT-LLM in-flight batching defaults (GUARANTEED_NO_EVICT, no chunked context, "
+        "max_num_tokens 8192)"))
+
+
+def _capacity(target: Any) -> float:
+    # the device's main memory: its first (outermost) level
+    levels = getattr(target, "memory", None) or ()
+    return float(levels[0].capacity) if levels else 0.0
+
+
+def _name(target: Any) -> str:
+    return str(getattr(target, "name", target)).lower()
+
+
+STACKS = {"vllm": _vllm, "trtllm": _trtllm, "nim": _trtllm}
+
+
+def get_stack(name: str, target: Any) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
+    from .simulator import SimulationError
+    key = str(name).lower()
+    if key not in STACKS:
+        raise SimulationError(f"unknown serving stack {name!r} (choose from {', '.join(STACKS)})")
+    if isinstance(target, str):
+        from ..cost_models import get_target
+        from ..ir.errors import TargetError
+        try:
+            target = get_target(target)
+        except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
+            pass
+    return STACKS[key](target)
