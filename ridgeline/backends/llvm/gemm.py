@@ -36,6 +36,7 @@ from .irutil import (F32, I64, Var, address, call_intrinsic, const, kernel_funct
                      masked_store, splat)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
+from .parallel import DEFAULT_THRESHOLD
 
 __all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
 
@@ -287,8 +288,11 @@ class GemmLowering(Lowering):
         per = max(1, math.ceil(cols / (4 * threads))) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
         self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
-        if m >= 8:   # at least 4 tasks per core where the product has them (cores claim tasks as
-            # they come free): narrower column blocks first (A's block is kept), then fewer rows
+        if m >= 8 and 2.0 * self.batch * m * n * k >= 4 * threads * DEFAULT_THRESHOLD:
+            # at least 4 tasks per core where each task is still worth a dispatch (the runner's
+            # threshold; cores claim tasks as they come free): narrower column blocks first (A's
+            # block is kept), then fewer rows. Smaller products keep whole blocks: split finer, they
+            # paid a dispatch per task (GPT-2 at 32 tokens: 256 -> 335 us)
             def count():
                 return self.batch * math.ceil(m / self.mc) * math.ceil(n / self.nc)
             while count() < 4 * threads and self.nc > self.nr:
