@@ -80,3 +80,17 @@ def test_packed_gemv_is_bitwise_the_same_on_any_thread_count(rows, k, n, scheme,
         runs += [exe.run({"x": x})["y"], exe.run({"x": x})["y"]]
     for r in runs[1:]:
         np.testing.assert_array_equal(r, runs[0])
+
+
+def test_an_offset_gathered_otherwise_than_k_by_group_is_not_taken_for_one():
+    # the packed kernel reads Add(DequantizeLinear, Gather(m, idx)) as a per-group offset only when
+    # idx is k // group; with other indices it must compute what the graph says
+    g = _quant_gemv(1, 0, 96, 20, "int4-asym", 32, 1)
+    (fused,) = g.nodes
+    body = fused.body
+    idx = next(node for node in body.nodes if node.op == "Gather").inputs[1]
+    idx.replace_all_uses_with(body.add_constant("idx_flipped", np.ascontiguousarray(np.asarray(idx.data)[::-1])))
+    x = np.random.default_rng(2).standard_normal((1, 96)).astype(np.float32)
+    want = rl.compile(g, pipeline="").run({"x": x})["y"]
+    np.testing.assert_allclose(rl.compile(g, backend="llvm", pipeline="").run({"x": x})["y"], want,
+                               rtol=1e-5, atol=1e-4)

@@ -93,7 +93,7 @@ class QuantGemvLowering(Lowering):
             raise Unsupported("the packed GEMV takes DequantizeLinear + MatMul without an epilogue")
         dq, mm = body[0], body[-1]
         pos = {id(v): i for i, v in enumerate(node.body.inputs)}
-        mi, weight = _offset_form(body, pos, known)     # -asym's float offset: DequantizeLinear + m
+        mi, gi, weight = _offset_form(body, pos, known)     # -asym's float offset: DequantizeLinear + m
         if mm.inputs[1] is not weight or id(mm.inputs[0]) not in pos or node.body.outputs != [mm.outputs[0]]:
             raise Unsupported("the kernel is not MatMul(x, DequantizeLinear(weight) [+ offset])")
         qi = [pos.get(id(v)) for v in dq.inputs]
@@ -124,6 +124,8 @@ class QuantGemvLowering(Lowering):
             m = np.asarray(known[mi], np.float64)
             if m.size != sg.size:
                 raise Unsupported("the offset is not one per group")
+            if gi is not None and not np.array_equal(np.asarray(gi).reshape(-1), np.arange(k) // block):
+                raise Unsupported("the offset is not gathered as k // group")
             zg = -m.reshape(-1, n).T.reshape(sg.shape) / sg
         self.block = min(block, k)
         self.groups = -(-k // self.block)
@@ -212,25 +214,30 @@ class QuantGemvLowering(Lowering):
         return run
 
 
-def _offset_form(body: list, pos: dict, known) -> tuple[int | None, object]:
-    """For ``DequantizeLinear → [Gather(m, k // group) | Unsqueeze] → Add(·, m) → MatMul`` (the
-    ``-asym`` schemes' float offset): (the kernel input holding ``m``, the Add's output); for the
-    plain form (None, the DequantizeLinear's output); ``Unsupported`` for anything else."""
+def _offset_form(body: list, pos: dict, known) -> tuple[int | None, np.ndarray | None, object]:
+    """For ``DequantizeLinear → [Gather(m, indices)] → Add(·, m) → MatMul`` (the ``-asym``
+    schemes' float offset): (the kernel input holding ``m``, the Gather's constant indices (the
+    caller checks they are k // group), the Add's output); for the plain form (None, None,
+    the DequantizeLinear's output); ``Unsupported`` for anything else."""
     dq = body[0]
     if len(body) == 2:
-        return None, dq.outputs[0]
+        return None, None, dq.outputs[0]
     add = body[-2]
     if add.op != "Add" or len(body) > 4 or dq.outputs[0] not in add.inputs:
         raise Unsupported("the packed GEMV takes DequantizeLinear [+ a per-group offset] + MatMul")
     m = add.inputs[1] if add.inputs[0] is dq.outputs[0] else add.inputs[0]
+    gi = None
     if len(body) == 4:
         g = body[1]
-        if g.op != "Gather" or g.outputs[0] is not m or g.attr("axis") % 2 != 0:
+        if g.op != "Gather" or g.outputs[0] is not m or g.attr("axis") not in (0, -2):
             raise Unsupported("the offset is not gathered per group along K")
-        m = g.inputs[0]
+        m, idx = g.inputs[0], g.inputs[1]
+        gi = known[pos[id(idx)]] if pos.get(id(idx)) in known else (idx.data if idx.has_data else None)
+        if gi is None:
+            raise Unsupported("the offset's gather indices are not constants")
     if id(m) not in pos or pos[id(m)] not in known:
         raise Unsupported("the offset is not a constant kernel input")
-    return pos[id(m)], add.outputs[0]
+    return pos[id(m)], gi, add.outputs[0]
 
 
 def _tree_sum(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
