@@ -39,13 +39,7 @@ class Stack:
     max_batch: int                    # sequences per step (max_num_seqs / max_batch_size)
     chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
     reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
-    preemption: str = "recompute"
     source: str = ""
-
-    def engine_kwargs(self) -> dict[str, Any]:
-        """``simulate`` keywords this stack sets."""
-        return {"scheduler": self.scheduler, "token_budget": self.token_budget, "max_batch": self.max_batch,
-                "preemption": self.preemption}
 
 
 def _vllm(target: Any) -> Stack:
