@@ -205,7 +205,7 @@ def node_work(node: Node) -> NodeWork:
     if node.op == "RotaryEmbedding" and len(node.inputs) > 3 and node.inputs[3] is not None:
         # with position_ids the kernel reads the cos/sin rows of those positions, not the whole
         # table (which has a row per position the model can reach: 8 MB at 32k for head dim 128)
-        in_b, spec_bytes = _gathered_rows(node, in_b, spec_bytes)
+        in_b = _gathered_rows(node, in_b)
     extra = spec_bytes - sum(in_b) - sum(out_b)
     weight = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.const)
     cold = sum(b for v, b in zip(node.inputs, in_b) if v is not None and v.producer is None)
@@ -243,7 +243,7 @@ def node_work(node: Node) -> NodeWork:
     return w
 
 
-def _gathered_rows(node: Node, in_b: tuple[float, ...], spec_bytes: float) -> tuple[tuple[float, ...], float]:
+def _gathered_rows(node: Node, in_b: tuple[float, ...]) -> tuple[float, ...]:
     """``in_b`` with RotaryEmbedding's cos/sin caches (inputs 1, 2) counted as the rows
     ``position_ids`` (input 3) selects, at most the whole table. The op spec's bytes
     (``ir/ops/attention._rotary_bytes``) already count only those rows, so they stay."""
@@ -254,7 +254,7 @@ def _gathered_rows(node: Node, in_b: tuple[float, ...], spec_bytes: float) -> tu
         last = t.shape[-1] if t.shape and isinstance(t.shape[-1], int) and t.shape[-1] > 0 else 1
         table_rows = max(1, _numel(node.inputs[i]) // last)
         out[i] = min(in_b[i], in_b[i] / table_rows * rows)
-    return tuple(out), spec_bytes
+    return tuple(out)
 
 
 def _set_tile(w: NodeWork, tile: Mapping[str, Any]) -> None:
