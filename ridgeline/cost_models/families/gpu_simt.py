@@ -35,7 +35,7 @@ What the model does per node (all inputs from the target file):
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..capabilities import Traits
@@ -46,12 +46,35 @@ from ..target import Field
 from ..target import dtype_bytes as _bytes_of
 from ..work import DEVICE, Contraction, NodeWork
 
-__all__ = ["GpuSimtModel", "CTA_TILES"]
+__all__ = ["CTA_TILES", "GemmCost", "GpuSimtModel"]
 
 #: CTA tile shapes (m, n) the model chooses from: the usual CUTLASS / cuBLAS configurations
 CTA_TILES = ((256, 128), (128, 256), (128, 128), (128, 64), (64, 128), (64, 64), (64, 32), (32, 64), (32, 128),
              (16, 128), (16, 256))   # the last ones: skinny (GEMV-like) kernels for a handful of rows
 SPLIT_K = (1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class GemmCost:
+    """The best CTA tiling of one contraction. The tiling figures (``waves`` on) are None when no
+    tile fits shared memory and the product streams at the unit's rate."""
+
+    t: float                        # the tiling's time: max(tensor-core time, L2 time)
+    compute_s: float
+    l2_s: float
+    l2_bytes: float
+    tile: list[int] | None          # [tm, tn, tk]
+    split_k: int
+    waves: int | None = None
+    wave_efficiency: float | None = None
+    padding_efficiency: float | None = None
+    prologue_s: float | None = None
+
+    def detail(self) -> dict[str, Any]:
+        """The record's ``detail["gemms"]`` entry (without ``t``; the tiling figures when set)."""
+        d = asdict(self)
+        del d["t"]
+        return {k: v for k, v in d.items() if v is not None or k == "tile"}
 
 
 def _smooth_max(c: float, m: float, p: float) -> float:
@@ -164,7 +187,7 @@ class GpuSimtModel(CostModel):
         return ("none", 0.0) if hit is None else (f"{hit[0].name}:{hit[1]}", hit[0].peak[hit[1]] * self.eff["vector"])
 
     # ----------------------------------------------------------------- GEMM tiling
-    def _gemm(self, c: Contraction, unit_peak: float, vec_rate: float) -> dict[str, Any]:
+    def _gemm(self, c: Contraction, unit_peak: float, vec_rate: float) -> GemmCost:
         """Best CTA tiling of one contraction: compute seconds, L2 seconds and the choice."""
         elem = _bytes_of(c.dtype)
         tk = max(16, int(128 / elem))
@@ -174,7 +197,7 @@ class GpuSimtModel(CostModel):
         mma_m = int(self.target.array["mma_min_m"])
         l2_bw = self.l2.bandwidth if self.l2 else math.inf
         a_b, b_b = _bytes_of(c.a_dtype), _bytes_of(c.b_dtype)
-        best: dict[str, Any] | None = None
+        best: GemmCost | None = None
         for tm, tn in CTA_TILES:
             if tm < mma_m:
                 continue
@@ -204,14 +227,14 @@ class GpuSimtModel(CostModel):
                 partial = 2.0 * c.batch * c.m * c.n * 4 * split if split > 1 else 0.0
                 t_l2 = (l2_bytes + partial) / l2_bw
                 t = max(t_mma + pro, t_l2)
-                if best is None or t < best["t"]:
-                    best = {"t": t, "compute_s": t_mma + pro, "l2_s": t_l2, "l2_bytes": l2_bytes + partial,
-                            "tile": [tm, tn, tk], "split_k": split, "waves": math.ceil(tiles / self.sms),
-                            "wave_efficiency": tiles / (math.ceil(tiles / self.sms) * self.sms),
-                            "padding_efficiency": (c.m * c.n) / (mt * tm * nt * tn), "prologue_s": pro + pro_b}
+                if best is None or t < best.t:
+                    best = GemmCost(t, t_mma + pro, t_l2, l2_bytes + partial, [tm, tn, tk], split,
+                                    waves=math.ceil(tiles / self.sms),
+                                    wave_efficiency=tiles / (math.ceil(tiles / self.sms) * self.sms),
+                                    padding_efficiency=(c.m * c.n) / (mt * tm * nt * tn), prologue_s=pro + pro_b)
         if best is None:  # no tile fits shared memory: stream at the unit's rate
             t = c.flops / unit_peak if unit_peak else 0.0
-            best = {"t": t, "compute_s": t, "l2_s": 0.0, "l2_bytes": 0.0, "tile": None, "split_k": 1}
+            best = GemmCost(t, t, 0.0, 0.0, None, 1)
         return best
 
     def node_work(self, node, key=None, shard=None) -> NodeWork:
@@ -234,12 +257,11 @@ class GpuSimtModel(CostModel):
         for c in w.contractions:
             unit, peak = self._matrix_unit(c.dtype)
             g = self._gemm(c, peak, vrate)
-            compute += g["compute_s"] * frac
-            l2_time += g["l2_s"] * frac
-            l2_bytes += g["l2_bytes"] * frac
+            compute += g.compute_s * frac
+            l2_time += g.l2_s * frac
+            l2_bytes += g.l2_bytes * frac
             units.append(unit)
-            gemms.append({k: v for k, v in g.items() if k not in ("t",)} | {"role": c.role, "mnk": [c.m, c.n, c.k],
-                                                                           "batch": c.batch, "unit": unit})
+            gemms.append(g.detail() | {"role": c.role, "mnk": [c.m, c.n, c.k], "batch": c.batch, "unit": unit})
         vec = w.vector_flops * frac / vrate if vrate else 0.0
         vec += (w.converts + w.detail.get("kv_widen", 0.0)) / self.convert_rate
         compute += vec
