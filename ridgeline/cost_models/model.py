@@ -178,6 +178,13 @@ class CostModel:
                  analysis: "GraphAnalysis | None" = None) -> Estimate:
         """Cost ``graph`` on this target; ``companion`` is the other LLM phase's estimate;
         ``analysis`` reuses the target-independent work of an earlier estimate of this graph."""
+        return self.estimate_layout(graph, companion=companion, analysis=analysis)[0]
+
+    def estimate_layout(self, graph: Graph, *, companion: Estimate | None = None,
+                        analysis: "GraphAnalysis | None" = None, **how: Any) -> tuple[Estimate, Any]:
+        """``estimate``, and the layout ``price_layout`` priced the graph on (passed as a value, so
+        that a family keeps no state between pricing and finishing its estimate); ``how`` goes to
+        ``price_layout``."""
         if analysis is None or analysis.graph is not graph:
             analysis = GraphAnalysis(graph)
         base = analysis.plan(1, 1)
@@ -200,7 +207,7 @@ class CostModel:
         if pp > 1:
             self._mb = default_microbatches(graph, pp, self.microbatches)
         try:
-            records = self.price_graph(graph, plan, analysis)
+            records, layout = self.price_layout(graph, plan, analysis, **how)
         finally:
             m, self._mb = self._mb, 1
         if pp > 1:
@@ -257,7 +264,7 @@ class CostModel:
         if not mem.fits:
             est.notes.append(f"does not fit: {format_quantity(mem.per_device_bytes, 'size')} per device > "
                              f"{format_quantity(mem.capacity_bytes, 'size')} usable; {mem.note}")
-        return est
+        return est, layout
 
     def _resolve_degrees(self, graph: Graph, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
         meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
@@ -305,6 +312,12 @@ class CostModel:
         if not by_dtype:
             return self.target.peak("f32")
         return self.target.peak(max(by_dtype, key=by_dtype.get))
+
+    def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis",
+                     **how: Any) -> tuple[list[NodeCost], Any]:
+        """``price_graph``'s records and the layout they assume: None here; the spatial families
+        return their placement and schedule, which ``estimate`` reads."""
+        return self.price_graph(graph, plan, analysis), None
 
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis") -> list[NodeCost]:
         """Price every node (once per distinct shape and split, reusing ``PRICES`` across estimates)

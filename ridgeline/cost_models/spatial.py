@@ -206,30 +206,26 @@ def widened(w: NodeWork) -> NodeWork:
     return replace(w, contractions=cs, flops=sum(c.flops for c in cs) + w.vector_flops)
 
 
-def fastest_weight_form(model: Any, graph: Graph, run: Callable[[], Estimate]) -> Estimate:
-    """``run()`` as the graph stands and, when its weights are int8/int4, again with them widened
-    to 16-bit at load (``model.widen``); the faster deployment that fits.
+def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool], Estimate]) -> Estimate:
+    """``run(False)`` as the graph stands and, when its weights are int8/int4, ``run(True)`` with
+    them widened to 16-bit at load; the faster deployment that fits.
 
     An SRAM machine's MACs are 16-bit: narrow weights need fewer chips/wafers, but every weight
     is then widened on the fly on the chip that holds it, and fewer chips give each layer fewer
     MACs and (LPU) fewer install streams. A deployer whose narrow weights come out slower stores
     them wide instead, which is always possible: the 16-bit model's deployment holds them."""
-    model.widen = False
     if not _weight_only(graph):
-        return run()
+        return run(False)
     try:
-        narrow: Estimate | None = run()
+        narrow: Estimate | None = run(False)
     except TargetError:
         narrow = None
-    model.widen = True
     try:
-        wide = run()
+        wide = run(True)
     except TargetError:
         wide = None
-    finally:
-        model.widen = False
     if wide is None or (narrow is not None and narrow.time_s <= wide.time_s):
-        return narrow if narrow is not None else run()
+        return narrow if narrow is not None else run(False)
     why = (f"dequantizing them on the fly would take {format_quantity(narrow.time_s, 'time')} per step"
            if narrow is not None else "the narrow layout does not fit")
     wide.notes.append(f"int8/int4 weights widened to 16-bit at load ({wide.memory.devices if wide.memory else '?'} "

@@ -47,7 +47,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
@@ -71,12 +71,22 @@ from ..target import Field
 from ..target import dtype_bits as _bits
 from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
 
-__all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition"]
+__all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition", "UnitOp"]
 
 #: op count above which identical layers are scheduled once and replicated
 REPLICATE_ABOVE = 3000
 
 UNITS = ("mxm", "vxm", "mem", "sxm", "c2c")
+
+
+class UnitOp(NamedTuple):
+    """One functional-unit op a node lowers to (``DataflowModel.lower``)."""
+
+    kind: str           # "matmul", "vector", "memory", "switch", "merge"
+    unit: str           # the unit the list schedule books: mxm, vxm, mem, sxm
+    cycles: int
+    bound: str          # "compute", "memory" or "communication"
+    info: dict          # figures for the record (role, install/compute cycles, bytes, ...)
 
 
 @dataclass
@@ -91,6 +101,28 @@ class Partition:
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
     kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
     kv_only: int = 0                                           # chips holding positions past the window
+    window: Window = field(default_factory=Window)             # the KV positions the layout holds
+    remote_keys: int = 0                                       # keys a KV-only chip attends over
+
+
+@dataclass(frozen=True)
+class DataflowLayout:
+    """What a step was priced on (``DataflowModel.price_layout``): the partition, the static
+    schedule of the chosen micro-batch count and its pipeline figures."""
+
+    partition: Partition
+    schedule: Schedule
+    pipeline: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What lowering and scheduling one step reads besides the nodes' work."""
+
+    part: Partition
+    whole: dict[int, NodeWork]          # id(node) -> the whole step's work (flops and bytes of the records)
+    microbatches: int = 1               # a micro-batch sends 1/k of each activation between chips
+    chunks: bool = False                # prefill: the micro-batches are chunks of the prompt
 
 
 class DataflowModel(CostModel):
@@ -146,15 +178,6 @@ class DataflowModel(CostModel):
         self.link = t.interconnect[0] if t.interconnect else None
         self.capacity = {"mxm": 1, "vxm": 1, "mem": 1, "sxm": 1, "c2c": max(1, int(a["c2c_links"]))}
         self.geometry_peak = self.mxm.count * self.plane[0] * self.plane[1] * 2.0 * self.clock
-        self.schedule_: Schedule | None = None
-        self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
-        self.partition_: Partition | None = None
-        self.window_ = Window()
-        self.remote_keys_ = 0
-        self.pipeline_: dict[str, Any] = {}
-        self._whole: dict[int, NodeWork] = {}
-        self._microbatches = 1
-        self._chunks = False        # prefill: the micro-batches are chunks of the prompt
 
     # ----------------------------------------------------------------- devices
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -164,14 +187,14 @@ class DataflowModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
-        return fastest_weight_form(self, graph, lambda: self._estimate(graph, companion, analysis))
+        return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
-    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None) -> Estimate:
-        est = super().estimate(graph, companion=companion, analysis=analysis)
-        part, sched = self.partition_, self.schedule_
-        assert part is not None and sched is not None
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
+                  widen: bool = False) -> Estimate:
+        """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
+        est, layout = self.estimate_layout(graph, companion=companion, analysis=analysis, widen=widen)
+        part, sched, pipe = layout.partition, layout.schedule, layout.pipeline
         busiest = max(range(part.chips), key=lambda c: part.resident[c])
-        pipe = self.pipeline_
         est.time_s = pipe["step_cycles"] / self.clock     # the micro-batch makespan + (k-1) bottleneck turns
         est = finish_estimate(self, graph, est, companion, devices=part.chips,
                               weights=part.resident[busiest] - part.kv[busiest], kv=part.kv[busiest],
@@ -187,14 +210,15 @@ class DataflowModel(CostModel):
             - float(self.target.array["activation_reserve"])
 
     # ----------------------------------------------------------------- partition
-    def partition(self, graph: Graph, works: dict[int, NodeWork]) -> Partition:
-        """Place resident bytes (weights, KV cache) on chips; see the module docstring."""
+    def partition(self, graph: Graph, widen: bool = False) -> Partition:
+        """Place resident bytes (weights, KV cache; ``widen``: weights widened to 16-bit) on chips;
+        see the module docstring."""
         cap = self._usable()
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
         part = Partition(0)
-        raw = resident_bytes(graph, self.widen)
-        res, self.window_ = sized_for_window(raw, graph, cap * self.target.max_devices)
+        raw = resident_bytes(graph, widen)
+        res, part.window = sized_for_window(raw, graph, cap * self.target.max_devices)
         resident = {k: w + kv for k, (w, kv) in res.items()}
         kv_of = {k: kv for k, (_, kv) in res.items()}
         part.kv_nodes = {k for k, kv in kv_of.items() if kv > 0}
@@ -258,14 +282,14 @@ class DataflowModel(CostModel):
         if not part.resident:
             part.resident, part.kv = [0.0], [0.0]
         # a step past the layout's window: its further positions on KV-only chips (``Window``)
-        extra = self.window_.devices(cap)
+        extra = part.window.devices(cap)
         self._check_chips(graph, part.chips + extra)     # before a list per chip is built
         part.kv_only = extra
         for _ in range(extra):
-            part.resident.append(self.window_.overflow_bytes / extra)
-            part.kv.append(self.window_.overflow_bytes / extra)
+            part.resident.append(part.window.overflow_bytes / extra)
+            part.kv.append(part.window.overflow_bytes / extra)
         part.chips += extra
-        self.remote_keys_ = self.window_.remote_keys(raw, cap)
+        part.remote_keys = part.window.remote_keys(raw, cap)
         if big_layers and len(part.first_layer_chip) > 1:
             firsts = sorted(part.first_layer_chip.items())
             strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
@@ -292,12 +316,12 @@ class DataflowModel(CostModel):
         key = "f16" if "f16" in peak else min(peak, key=peak.get)
         return (key, peak[key] / 2) if dt == "f32" else (key, peak[key])
 
-    def lower(self, w: NodeWork) -> list[tuple[str, str, int, str, dict]]:
-        """The unit ops of one node's (per-chip share of) work: (kind, unit, cycles, bound, info)."""
+    def lower(self, w: NodeWork) -> list[UnitOp]:
+        """The unit ops of one node's (per-chip share of) work."""
         if w.kernels == 0:
             return []
         ov = self.target.overheads
-        ops: list[tuple[str, str, int, str, dict]] = []
+        ops: list[UnitOp] = []
         rows, cols = self.plane
         frac = w.causal_fraction if w.traffic is not None else 1.0     # a tile record's skipped blocks
         for c in w.contractions:
@@ -308,7 +332,7 @@ class DataflowModel(CostModel):
             install = math.ceil(b_bytes / self.install_bpc)
             cyc = int(ov["mxm_latency"]) + max(compute, install)
             bound = "memory" if install > compute else "compute"
-            ops.append(("matmul", "mxm", cyc, bound, {"role": c.role, "mnk": [c.m, c.n, c.k], "batch": c.batch,
+            ops.append(UnitOp("matmul", "mxm", cyc, bound, {"role": c.role, "mnk": [c.m, c.n, c.k], "batch": c.batch,
                                                        "install_cycles": install, "compute_cycles": compute,
                                                        "unit": f"mxm:{key}", "bytes": b_bytes}))
             if c.role == "attention.qk" and w.vector_flops:
@@ -322,36 +346,37 @@ class DataflowModel(CostModel):
             merge = int(w.detail.get("kv_merge_cycles", 0))
             if merge:
                 # partial attention from the KV-only chips, merged after a round trip (``Window``)
-                ops.append(("merge", "vxm", merge, "communication", {"unit": "vxm", "kv_merge": True}))
+                ops.append(UnitOp("merge", "vxm", merge, "communication", {"unit": "vxm", "kv_merge": True}))
             return self._tile_floor(w, ops)
         nbytes = w.device_bytes
         if w.op == "Gather" or w.category == "other":
             cyc = int(ov["mem_latency"]) + math.ceil(sum(w.out_bytes) / self.mem_bpc)
-            return [("memory", "mem", cyc, "memory", {"unit": "mem", "bytes": sum(w.out_bytes)})]
+            return [UnitOp("memory", "mem", cyc, "memory", {"unit": "mem", "bytes": sum(w.out_bytes)})]
         if w.category == "movement":
             cyc = int(ov["sxm_latency"]) + math.ceil(nbytes / self.switch_bpc)
-            return [("switch", "sxm", cyc, "memory", {"unit": "sxm", "bytes": nbytes})]
+            return [UnitOp("switch", "sxm", cyc, "memory", {"unit": "sxm", "bytes": nbytes})]
         return [self._vector(vec, nbytes)]
 
-    def _tile_floor(self, w: NodeWork, ops: list) -> list:
+    def _tile_floor(self, w: NodeWork, ops: list[UnitOp]) -> list[UnitOp]:
         """A tile record's SRAM traffic cannot move faster than the SRAM reads: stretch the
         node's longest op to it when its ops are shorter."""
         if w.traffic is None or not ops:
             return ops
         need = math.ceil(w.bytes_at(self.sram.name).get(self.sram.name, 0.0) / self.mem_bpc)
-        have = sum(o[2] for o in ops)
+        have = sum(o.cycles for o in ops)
         if need > have:
-            i = max(range(len(ops)), key=lambda k: ops[k][2])
-            kind, unit, cyc, _bound, info = ops[i]
-            ops[i] = (kind, unit, cyc + need - have, "memory", {**info, "tile_sram_cycles": need})
+            i = max(range(len(ops)), key=lambda k: ops[k].cycles)
+            o = ops[i]
+            ops[i] = o._replace(cycles=o.cycles + need - have, bound="memory",
+                                info={**o.info, "tile_sram_cycles": need})
         return ops
 
-    def _vector(self, flops: float, nbytes: float) -> tuple[str, str, int, str, dict]:
+    def _vector(self, flops: float, nbytes: float) -> UnitOp:
         per_cycle = (self.vxm.peak.get("f32") or max(self.vxm.peak.values())) / self.clock if self.vxm else 1.0
         compute = math.ceil(flops / per_cycle)
         stream = math.ceil(nbytes / self.operand_bpc)
         cyc = int(self.target.overheads["vxm_latency"]) + max(compute, stream)
-        return ("vector", "vxm", cyc, "compute" if compute >= stream else "memory",
+        return UnitOp("vector", "vxm", cyc, "compute" if compute >= stream else "memory",
                 {"unit": f"{self.vxm.name if self.vxm else 'vxm'}", "bytes": nbytes})
 
     def _split(self, w: NodeWork, parts: int) -> NodeWork:
@@ -374,29 +399,33 @@ class DataflowModel(CostModel):
 
     # ----------------------------------------------------------------- the schedule
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
+        return self.price_layout(graph, plan, analysis)[0]
+
+    def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
+                     widen: bool = False) -> tuple[list[NodeCost], DataflowLayout]:
+        """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
+        the partition, schedule and micro-batch pipeline they come from."""
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        if self.widen:
+        if widen:
             memo: dict[int, NodeWork] = {}
             works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
-        part = self.partition(graph, works)
-        self.partition_ = part
-        self._whole = works
-        if self.window_.overflows:
+        part = self.partition(graph, widen)
+        whole = works
+        if part.window.overflows:
             works = self._local_attention(works, part)
         meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
-        rows = self._chunks = meta.get("phase") == "prefill"
+        rows = meta.get("phase") == "prefill"
         counts = _microbatch_counts(graph)
         tried: dict[int, tuple] = {}
 
         def step_at(i: int) -> tuple:
             k = counts[i]
             if k not in tried:
-                self._microbatches = k          # a micro-batch sends 1/k of each activation between chips
-                sched, records = self._schedule(nodes, _microbatched(works, k, rows), part)
+                sched, records = self._schedule(nodes, _microbatched(works, k, rows), _Step(part, whole, k, rows))
                 bottleneck = _bottleneck(sched, self.capacity)
                 tried[k] = (sched.makespan + (k - 1) * bottleneck, k, bottleneck, sched, records)
             return tried[k]
@@ -409,11 +438,9 @@ class DataflowModel(CostModel):
         while i > 0 and step_at(i - 1)[0] < step_at(i)[0]:
             i -= 1
         step, k, bottleneck, sched, records = step_at(i)
-        self._microbatches = k
         sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
                            and works[id(n)].weight_bytes > 0}
-        self.schedule_ = sched
-        self.pipeline_ = {"microbatches": k, "microbatch_cycles": sched.makespan, "bottleneck_cycles": bottleneck,
+        pipeline = {"microbatches": k, "microbatch_cycles": sched.makespan, "bottleneck_cycles": bottleneck,
                           "step_cycles": step, "bubble_fraction": 1.0 - k * bottleneck / step if step else 0.0}
         # each record's time is its increment of the schedule's end (they sum to the makespan);
         # the (k-1) further micro-batches stretch every node's share alike
@@ -423,7 +450,7 @@ class DataflowModel(CostModel):
             end = r.detail.get("end_cycle", 0)
             r.time_s = max(0, end - frontier) / self.clock * stretch
             frontier = max(frontier, end)
-        return records
+        return records, DataflowLayout(part, sched, pipeline)
 
     def _balanced_start(self, counts: list[int], meta: dict) -> int:
         """The index in ``counts`` whose prompt chunks have about as many rows as make a 16-bit
@@ -445,28 +472,29 @@ class DataflowModel(CostModel):
         far = int(self.target.array["chips_per_node"]) or 1     # assumption: KV-only chips sit in other nodes
 
         def local(w: NodeWork) -> NodeWork:
-            near = at_keys(w, self.window_.positions)
+            near = at_keys(w, part.window.positions)
             if near is w:
                 return w
-            remote = at_keys(w, max(1, self.remote_keys_))
-            wait = sum(o[2] for o in self.lower(remote)) - sum(o[2] for o in self.lower(near))
+            remote = at_keys(w, max(1, part.remote_keys))
+            wait = sum(o.cycles for o in self.lower(remote)) - sum(o.cycles for o in self.lower(near))
             trip = self._transfer_cycles(w.in_bytes[0] if w.in_bytes else 0.0, 0, far) + \
                 self._transfer_cycles(w.out_bytes[0] if w.out_bytes else 0.0, 0, far)
             return replace(near, detail={**near.detail, "kv_merge_cycles": trip + max(0, wait)})
 
         return {k: (memo.setdefault(id(w), local(w)) if k in part.kv_nodes else w) for k, w in works.items()}
 
-    def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition) -> tuple[Schedule, list]:
+    def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], step: _Step) -> tuple[Schedule, list]:
         """The list schedule of one (micro-)batch and its records (flops and bytes of the whole step)."""
-        result = self._replicated(nodes, works, part) if self.options["replicate"] and part.layer_chips else None
+        result = self._replicated(nodes, works, step) if self.options["replicate"] and step.part.layer_chips \
+            else None
         if result is not None:
             return result
-        ops, _ = self._ops(nodes, works, part)
+        ops, _ = self._ops(nodes, works, step)
         makespan = list_schedule(ops, self.capacity)
-        sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, ops, makespan)
-        return sched, self._records(nodes, works, ops)
+        sched = Schedule(self.target.name, self.clock, step.part.chips, self.capacity, ops, makespan)
+        return sched, self._records(nodes, works, ops, step)
 
-    def _ops(self, nodes: list[Node], works: dict[int, NodeWork], part: Partition, *,
+    def _ops(self, nodes: list[Node], works: dict[int, NodeWork], step: _Step, *,
              first_id: int = 0, inputs: dict[int, list[tuple[int, int]]] | None = None) -> tuple[list[Op], dict]:
         """Ops for ``nodes`` in order. ``inputs`` maps id(value) -> [(op id, chip)] for values
         produced outside ``nodes``; returns the ops and id(value) -> the ops producing it."""
@@ -474,6 +502,7 @@ class DataflowModel(CostModel):
         out_ops: dict[int, list[tuple[int, int]]] = dict(inputs or {})   # id(value) -> [(op id, chip)]
         sent: dict[tuple[int, int, int], int] = {}                      # (id(value), part op, dst) -> send op
         lowered_cache: dict[tuple[int, int], list] = {}
+        part, k_mb = step.part, step.microbatches
         cur_chip = 0
         for n in nodes:
             w = works[id(n)]
@@ -485,11 +514,11 @@ class DataflowModel(CostModel):
                 continue
             chips = part.of.get(id(n)) or [cur_chip]
             cur_chip = chips[-1]
-            if self._microbatches > 1 and id(n) in part.kv_nodes and len(chips) > 1 and not self._chunks:
+            if k_mb > 1 and id(n) in part.kv_nodes and len(chips) > 1 and not step.chunks:
                 # a KV cache split over chips is split by sequence: a micro-batch's attention
                 # runs on the chips that hold its own sequences' keys and values (a chunk of a
                 # prompt reads the keys of every chunk before it: all of them)
-                chips = chips[:max(1, math.ceil(len(chips) / self._microbatches))]
+                chips = chips[:max(1, math.ceil(len(chips) / k_mb))]
             parts = len(chips)
             lowered = lowered_cache.get((id(w), parts))
             if lowered is None:
@@ -509,7 +538,7 @@ class DataflowModel(CostModel):
                             continue
                         k = (id(v), op_id, chip)
                         if k not in sent:
-                            vb = _value_bytes(v) / max(1, len(producers)) / self._microbatches
+                            vb = _value_bytes(v) / max(1, len(producers)) / k_mb
                             sid = first_id + len(ops)
                             ops.append(Op(sid, f"send {v.name} {src_chip}->{chip}", "send", "transfer", "c2c",
                                           src_chip, self._transfer_cycles(vb, src_chip, chip), (op_id,), dst=chip,
@@ -530,7 +559,7 @@ class DataflowModel(CostModel):
         return ops, out_ops
 
     def _replicated(self, nodes: list[Node], works: dict[int, NodeWork],
-                    part: Partition) -> tuple[Schedule, list[NodeCost]] | None:
+                    step: _Step) -> tuple[Schedule, list[NodeCost]] | None:
         """Schedule one layer exactly and replicate it (models of identical layers on chips of
         their own). The pre-layer nodes and layers 0-2 are lowered and list-scheduled exactly;
         layer 2 must come out as layer 1 shifted by ``shift`` cycles and ``part.layer_chips``
@@ -546,7 +575,7 @@ class DataflowModel(CostModel):
         if any(x != sig[1] for x in sig[2:]):
             return None
         head_nodes = pre + layers[0] + layers[1] + layers[2]
-        head, outs = self._ops(head_nodes, works, part)
+        head, outs = self._ops(head_nodes, works, step)
         spans: dict[int, list[int]] = {}
         for o in head:
             if o.layer is not None:
@@ -561,7 +590,7 @@ class DataflowModel(CostModel):
             return None
         list_schedule(head, self.capacity)
         shift = head[b2s].start - head[b1s].start
-        stride = part.layer_chips
+        stride = step.part.layer_chips
         for a, b in zip(head[b1s:b1e], head[b2s:b2e]):
             if (b.start - a.start, b.chip - a.chip, b.cycles, b.unit, b.kind) != (shift, stride, a.cycles, a.unit,
                                                                                   a.kind):
@@ -588,7 +617,7 @@ class DataflowModel(CostModel):
             for va, vb in zip(x.outputs, y.outputs):
                 if id(va) in outs:
                     tail_in[id(vb)] = [(dep_of(op, last), chip + (last - 2) * stride) for op, chip in outs[id(va)]]
-        post_ops, _ = self._ops(post, works, part, first_id=total, inputs=tail_in)
+        post_ops, _ = self._ops(post, works, step, first_id=total, inputs=tail_in)
         busy_until: dict[tuple[int, str], int] = {}
         for o in head:
             busy_until[(o.chip, o.unit)] = max(busy_until.get((o.chip, o.unit), 0), o.end)
@@ -621,14 +650,14 @@ class DataflowModel(CostModel):
                                   o.bound, o.part, o.start + ts, v))
             return ops + post_ops
 
-        sched = Schedule(self.target.name, self.clock, part.chips, self.capacity, [], makespan,
+        sched = Schedule(self.target.name, self.clock, step.part.chips, self.capacity, [], makespan,
                          replicated={"block": "layer 2", "copies": L - 3, "shift_cycles": shift,
                                      "chip_stride": stride, "ops_per_block": size,
                                      "exact": "the pre-layer nodes, layers 0-2 and the post-layer nodes are "
                                               "list-scheduled; layers 3.. are layer 2 shifted"},
                          expand=expand, stats={"ops": total + len(post_ops), "busy": busy})
         sched.stats_ops = head + post_ops       # the copies repeat layer 2's per-chip busy cycles
-        records = self._records(head_nodes, works, head)
+        records = self._records(head_nodes, works, head, step)
         layer2 = [r for r in records if r.layer == 2]
         for j in range(3, L):
             names = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
@@ -645,10 +674,10 @@ class DataflowModel(CostModel):
                 else:
                     name = names.get(r.name, r.name)
                 records.append(r.clone(name=name, layer=j, detail=d))
-        records += self._records(post, works, post_ops)
+        records += self._records(post, works, post_ops, step)
         return sched, records
 
-    def _records(self, nodes: list[Node], works: dict[int, NodeWork], ops: list[Op]) -> list[NodeCost]:
+    def _records(self, nodes: list[Node], works: dict[int, NodeWork], ops: list[Op], step: _Step) -> list[NodeCost]:
         """One record per node of ``nodes`` and one per value sent between chips (all its sends,
         to every chip that reads it) among ``ops``; times are set by ``price_graph``."""
         by_node: dict[str, list[Op]] = {}
@@ -662,7 +691,7 @@ class DataflowModel(CostModel):
         for n in nodes:
             label = node_label(n)
             layer = n.meta.get("layer")
-            w = getattr(self, "_whole", {}).get(id(n), works[id(n)])      # the whole step's flops and bytes
+            w = step.whole.get(id(n), works[id(n)])      # the whole step's flops and bytes
             records.append(self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer))
         for value, group in sends.items():
             r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)

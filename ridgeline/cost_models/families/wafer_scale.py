@@ -133,8 +133,6 @@ class WaferScaleModel(CostModel):
         self.pe_unit = mats[0] if mats else None
         self.geometry_peak = self.pes * self.fmac * 2.0 * self.clock
         self.link = t.interconnect[0] if t.interconnect else None
-        self.layout_: dict[str, Any] = {}
-        self.widen = False          # int8/int4 weights widened to 16-bit at load (``fastest_weight_form``)
 
     # ----------------------------------------------------------------- deployment
     def plan_devices(self, graph, fp) -> tuple[int, int]:
@@ -146,11 +144,12 @@ class WaferScaleModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
-        return fastest_weight_form(self, graph, lambda: self._estimate(graph, companion, analysis))
+        return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
-    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None) -> Estimate:
-        est = super().estimate(graph, companion=companion, analysis=analysis)
-        lay = self.layout_
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
+                  widen: bool = False) -> Estimate:
+        """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
+        est, lay = self.estimate_layout(graph, companion=companion, analysis=analysis, widen=widen)
         per = lay["resident_per_wafer"]
         busiest = max(range(len(per)), key=lambda i: per[i][0] + per[i][1]) if per else 0
         w, kv = per[busiest] if per else (0.0, 0.0)
@@ -335,15 +334,21 @@ class WaferScaleModel(CostModel):
 
     # ----------------------------------------------------------------- the step
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
+        return self.price_layout(graph, plan, analysis)[0]
+
+    def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
+                     widen: bool = False) -> tuple[list[NodeCost], dict[str, Any]]:
+        """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
+        the layout they come from (placement, wafers, PEs, the critical path)."""
         nodes = list(analysis.nodes)
         works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        if self.widen:
+        if widen:
             memo: dict[int, NodeWork] = {}
             works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
         for n in nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
-        raw = resident_bytes(graph, self.widen)
+        raw = resident_bytes(graph, widen)
         res, window = sized_for_window(raw, graph, self._usable() * self.target.max_devices)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
         kv_only = window.devices(self._usable())
@@ -425,13 +430,13 @@ class WaferScaleModel(CostModel):
             recs.append((rec, end, max(0.0, cyc["occupancy"] - cyc["latency"])))
         # MemoryX is one link: the step cannot end before every weight has streamed through it
         floor = sum(wb for wb, _ in res.values()) / mx_bw * self.clock if stream else 0.0
-        out = self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
+        out, layout = self._attribute(recs, placement, wafers, regions, res, wafer_of, nodes, floor)
         if kv_only:
-            self.layout_["wafers"] += kv_only
-            self.layout_["kv_only_wafers"] = kv_only
-            self.layout_["window"] = window.positions
-            self.layout_["resident_per_wafer"] += [(0.0, window.overflow_bytes / kv_only)] * kv_only
-        return out
+            layout["wafers"] += kv_only
+            layout["kv_only_wafers"] = kv_only
+            layout["window"] = window.positions
+            layout["resident_per_wafer"] += [(0.0, window.overflow_bytes / kv_only)] * kv_only
+        return out, layout
 
     def _local_attention(self, near_w: NodeWork, whole: NodeWork, remote_keys: int, n: Node, pes: int,
                          tokens: int, k_in: int, need: int) -> dict[str, Any]:
@@ -467,10 +472,12 @@ class WaferScaleModel(CostModel):
                                             "link_busy_cycles": busy})
         return t + first, (rec, t + first, max(0.0, busy - (first - lat * self.clock)))
 
-    def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes, floor: float) -> list[NodeCost]:
+    def _attribute(self, recs, placement, wafers, regions, res, wafer_of, nodes,
+                   floor: float) -> tuple[list[NodeCost], dict[str, Any]]:
         """Each record's increment of the critical path; the bottleneck region also carries the
         pipeline's remaining occupancy (tokens after the first), and with weights streamed the
-        wait for the MemoryX link (``floor`` cycles) lands on the node with the most weights."""
+        wait for the MemoryX link (``floor`` cycles) lands on the node with the most weights.
+        Returns the records and the layout's figures."""
         frontier = 0.0
         for rec, end, _ in sorted(recs, key=lambda x: x[1]):
             rec.time_s = max(0.0, end - frontier) / self.clock
@@ -495,10 +502,9 @@ class WaferScaleModel(CostModel):
             wgt, kv = res.get(id(n), (0.0, 0.0))
             per_wafer[wafer_of.get(id(n), 0)][0] += wgt
             per_wafer[wafer_of.get(id(n), 0)][1] += kv
-        self.layout_ = {"placement": placement, "wafers": wafers, "pes_per_wafer": self.pes,
-                        "pes_used": sum(regions.values()), "critical_path_cycles": frontier,
-                        "resident_per_wafer": [tuple(x) for x in per_wafer]}
-        return out
+        return out, {"placement": placement, "wafers": wafers, "pes_per_wafer": self.pes,
+                     "pes_used": sum(regions.values()), "critical_path_cycles": frontier,
+                     "resident_per_wafer": [tuple(x) for x in per_wafer]}
 
 
 def _share(total: int, mins: dict[int, int], work: dict[int, float]) -> dict[int, int]:
