@@ -19,10 +19,13 @@ from ..ir import Graph, Node
 from ..ir.errors import BackendError, TargetError
 from .estimate import Estimate, MemoryPlan, NodeCost, bytes_by_device
 from .llm import llm_metrics
+from .model import CostModel, GraphAnalysis
+from .parallel import ParallelPlan
 from .quantities import format_quantity
-from .work import NodeWork, Prologue
+from .work import NodeWork, Prologue, shared_work
 
 __all__ = [
+    "SpatialModel",
     "Window",
     "at_keys",
     "context_window",
@@ -34,6 +37,40 @@ __all__ = [
     "sized_for_window",
     "widened",
 ]
+
+
+class SpatialModel(CostModel):
+    """Base of the spatial families: the device count comes from the family's own layout
+    (``price_layout``), the weights are priced as stored and widened at load
+    (``fastest_weight_form``), and ``_estimate`` finishes an estimate from its layout."""
+
+    def plan_devices(self, graph, fp) -> tuple[int, int]:
+        return (1, 1)       # the devices come from the layout, not from (tp, pp)
+
+    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
+                 analysis: GraphAnalysis | None = None) -> Estimate:
+        require_no_degrees(self)
+        return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
+
+    def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
+                  widen: bool = False) -> Estimate:
+        """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
+        raise NotImplementedError
+
+    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
+        return self.price_layout(graph, plan, analysis)[0]
+
+    def step_works(self, analysis: GraphAnalysis, widen: bool) -> dict[int, NodeWork]:
+        """id(node) -> the node's work for the whole step (``widen``: int8/int4 weights widened),
+        tile records checked against the target's levels."""
+        works = {id(n): shared_work(n, k) for n, k in zip(analysis.nodes, analysis.keys)}
+        if widen:
+            memo: dict[int, NodeWork] = {}
+            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
+        for n in analysis.nodes:
+            if works[id(n)].traffic is not None:
+                self._check_levels(works[id(n)], n)
+        return works
 
 
 def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:

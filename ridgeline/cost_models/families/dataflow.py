@@ -52,24 +52,22 @@ from typing import Any, ClassVar, NamedTuple
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
 from ..estimate import Estimate, NodeCost
-from ..model import CostModel, GraphAnalysis
+from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
 from ..spatial import (
+    SpatialModel,
     Window,
     at_keys,
-    fastest_weight_form,
     finish_estimate,
     layer_blocks,
-    require_no_degrees,
     resident_bytes,
     sized_for_window,
-    widened,
 )
 from ..target import Field
 from ..target import dtype_bits as _bits
-from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label, shared_work
+from ..work import FREE_CATEGORIES, NodeWork, microbatch_work, node_label
 
 __all__ = ["REPLICATE_ABOVE", "DataflowModel", "Partition", "UnitOp"]
 
@@ -125,7 +123,7 @@ class _Step:
     chunks: bool = False                # prefill: the micro-batches are chunks of the prompt
 
 
-class DataflowModel(CostModel):
+class DataflowModel(SpatialModel):
     """Static list schedule over the LPU's functional units, model partitioned across chips' SRAM."""
 
     family = "dataflow"
@@ -178,16 +176,6 @@ class DataflowModel(CostModel):
         self.link = t.interconnect[0] if t.interconnect else None
         self.capacity = {"mxm": 1, "vxm": 1, "mem": 1, "sxm": 1, "c2c": max(1, int(a["c2c_links"]))}
         self.geometry_peak = self.mxm.count * self.plane[0] * self.plane[1] * 2.0 * self.clock
-
-    # ----------------------------------------------------------------- devices
-    def plan_devices(self, graph, fp) -> tuple[int, int]:
-        # the chip count comes from the partition (``partition``), not from (tp, pp)
-        return (1, 1)
-
-    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
-                 analysis: GraphAnalysis | None = None) -> Estimate:
-        require_no_degrees(self)
-        return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
                   widen: bool = False) -> Estimate:
@@ -398,21 +386,12 @@ class DataflowModel(CostModel):
         return max(1, math.ceil(lat * self.clock + nbytes / bw * self.clock))
 
     # ----------------------------------------------------------------- the schedule
-    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
-        return self.price_layout(graph, plan, analysis)[0]
-
     def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
                      widen: bool = False) -> tuple[list[NodeCost], DataflowLayout]:
         """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
         the partition, schedule and micro-batch pipeline they come from."""
         nodes = list(analysis.nodes)
-        works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        if widen:
-            memo: dict[int, NodeWork] = {}
-            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
-        for n in nodes:
-            if works[id(n)].traffic is not None:
-                self._check_levels(works[id(n)], n)
+        works = self.step_works(analysis, widen)
         part = self.partition(graph, widen)
         whole = works
         if part.window.overflows:

@@ -52,22 +52,20 @@ from typing import Any, ClassVar
 from ...ir import Graph, Node
 from ...ir.errors import BackendError, TargetError
 from ..estimate import Estimate, NodeCost
-from ..model import CostModel, GraphAnalysis
+from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..spatial import (
+    SpatialModel,
     at_keys,
-    fastest_weight_form,
     finish_estimate,
     layer_blocks,
-    require_no_degrees,
     resident_bytes,
     sized_for_window,
-    widened,
 )
 from ..target import Field
 from ..target import dtype_bits as _bits
-from ..work import FREE_CATEGORIES, NodeWork, node_label, shared_work
+from ..work import FREE_CATEGORIES, NodeWork, node_label
 
 __all__ = ["PLACEMENTS", "WaferScaleModel"]
 
@@ -76,7 +74,7 @@ PLACEMENTS = ("auto", "resident", "stream")
 _BLOCKING = frozenset({"matmul", "attention", "normalization", "reduction"})
 
 
-class WaferScaleModel(CostModel):
+class WaferScaleModel(SpatialModel):
     """Spatial layout of the graph over the wafer's PEs; latency = the fabric pipeline's critical path."""
 
     family = "wafer_scale"
@@ -135,16 +133,8 @@ class WaferScaleModel(CostModel):
         self.link = t.interconnect[0] if t.interconnect else None
 
     # ----------------------------------------------------------------- deployment
-    def plan_devices(self, graph, fp) -> tuple[int, int]:
-        return (1, 1)       # wafers come from the layout (``_wafers``), not from (tp, pp)
-
     def _usable(self) -> float:
         return self.sram.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
-
-    def estimate(self, graph: Graph, *, companion: Estimate | None = None,
-                 analysis: GraphAnalysis | None = None) -> Estimate:
-        require_no_degrees(self)
-        return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
                   widen: bool = False) -> Estimate:
@@ -333,21 +323,12 @@ class WaferScaleModel(CostModel):
         return r / 2 if dt == "f32" and "f32" not in peak else r
 
     # ----------------------------------------------------------------- the step
-    def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
-        return self.price_layout(graph, plan, analysis)[0]
-
     def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
                      widen: bool = False) -> tuple[list[NodeCost], dict[str, Any]]:
         """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
         the layout they come from (placement, wafers, PEs, the critical path)."""
         nodes = list(analysis.nodes)
-        works = {id(n): shared_work(n, k) for n, k in zip(nodes, analysis.keys)}
-        if widen:
-            memo: dict[int, NodeWork] = {}
-            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
-        for n in nodes:
-            if works[id(n)].traffic is not None:
-                self._check_levels(works[id(n)], n)
+        works = self.step_works(analysis, widen)
         raw = resident_bytes(graph, widen)
         res, window = sized_for_window(raw, graph, self._usable() * self.target.max_devices)
         placement, wafer_of, wafers = self._wafers(graph, nodes, res)
