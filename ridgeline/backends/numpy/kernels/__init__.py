@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from ...kernel_table import KernelTable
 
-__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "kernel"]
+__all__ = ["TABLE", "all_kernels", "get_kernel", "kernel"]
 
-TABLE = KernelTable(__name__, "numpy")
-KERNELS = TABLE.kernels
+TABLE = KernelTable(__name__, "numpy", shared="ridgeline.backends.kernel_math")
 kernel = TABLE.kernel
 get_kernel = TABLE.get
 all_kernels = TABLE.all

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernel_math.conv import KERNELS as SHARED
 from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel
 
@@ -127,6 +126,3 @@ def conv_transpose(node, x, w, b=None):
         y = y + b.astype(np.float64).reshape((-1,) + (1,) * n)
     return y.astype(x.dtype)
 
-
-for _op, _fn in SHARED.items():
-    kernel(_op)(_fn)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 
 from ....ir.dtypes import dtype as to_dtype
-from ...kernel_math.activations import KERNELS as _SHARED
 from . import kernel
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -213,6 +212,3 @@ def _cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
             via = np.int64 if x.dtype.name in ("int4", "uint4") or x.dtype.kind in "iu" else np.float32
             return x.astype(via).astype(to)
 
-
-for _op, _fn in _SHARED.items():
-    kernel(_op)(_fn)

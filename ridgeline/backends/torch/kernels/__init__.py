@@ -13,10 +13,9 @@ import torch
 from ...kernel_math.views import ints
 from ...kernel_table import KernelTable
 
-__all__ = ["KERNELS", "TABLE", "all_kernels", "get_kernel", "ints", "kernel", "same_device"]
+__all__ = ["TABLE", "all_kernels", "get_kernel", "ints", "kernel", "same_device"]
 
-TABLE = KernelTable(__name__, "torch")
-KERNELS = TABLE.kernels
+TABLE = KernelTable(__name__, "torch", shared="ridgeline.backends.kernel_math")
 kernel = TABLE.kernel
 get_kernel = TABLE.get
 all_kernels = TABLE.all

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import KERNELS as SHARED
 from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
 from . import kernel, same_device
 
@@ -128,6 +127,3 @@ def conv_transpose(node, x, w, b=None):
         y = y + b.to(work).reshape((-1,) + (1,) * n)
     return y.to(x.dtype)
 
-
-for _op, _fn in SHARED.items():
-    kernel(_op)(_fn)

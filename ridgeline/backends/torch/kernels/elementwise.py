@@ -6,7 +6,6 @@ import torch
 
 from ....ir.dtypes import dtype as to_dtype
 from ..convert import torch_dtype
-from ...kernel_math.activations import KERNELS as _SHARED
 from . import kernel, same_device
 
 _UNARY = {
@@ -221,6 +220,3 @@ def _cast(x: torch.Tensor, to: str, saturate: int) -> torch.Tensor:
         x = x.float()
     return x.to(want)
 
-
-for _op, _fn in _SHARED.items():
-    kernel(_op)(_fn)
