@@ -35,6 +35,7 @@ __all__ = [
     "require_no_degrees",
     "resident_bytes",
     "sized_for_window",
+    "value_bytes",
     "widened",
 ]
 
@@ -195,16 +196,25 @@ def sized_for_window(res: dict[int, tuple[float, float]], graph: Graph,
             rows = n.inputs[1].type.shape[0] if len(n.inputs[1].type.shape) == 2 else None
             if isinstance(rows, int) and rows > window:
                 w, kv = sized[id(n)]
-                table = sum(_const_bytes(v) for v in n.inputs[1:3] if v is not None and v.const)
+                table = sum(value_bytes(v) for v in n.inputs[1:3] if v is not None and v.const)
                 cut = min(w, table * (1 - window / rows))
                 sized[id(n)] = (w - cut, kv)
                 over += cut
     return sized, Window(window, ctx, over)
 
 
-def _const_bytes(v) -> float:
-    num = v.type.numel
-    return float(v.type.dtype.nbytes(num)) if isinstance(num, int) else 0.0
+_NBYTES: dict = {}
+
+
+def value_bytes(v) -> float:
+    """Bytes of value ``v`` (0 while its shape is symbolic), memoized by type: the spatial
+    families ask for every value sent between devices, many times per estimate."""
+    t = v.type
+    b = _NBYTES.get(t)
+    if b is None:
+        n = t.numel
+        b = _NBYTES[t] = float(t.dtype.nbytes(n)) if isinstance(n, int) else 0.0
+    return b
 
 
 def at_keys(w: NodeWork, keys: int) -> NodeWork:

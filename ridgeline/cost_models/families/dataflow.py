@@ -64,6 +64,7 @@ from ..spatial import (
     layer_blocks,
     resident_bytes,
     sized_for_window,
+    value_bytes,
 )
 from ..target import Field
 from ..target import dtype_bits as _bits
@@ -517,7 +518,7 @@ class DataflowModel(SpatialModel):
                             continue
                         k = (id(v), op_id, chip)
                         if k not in sent:
-                            vb = _value_bytes(v) / max(1, len(producers)) / k_mb
+                            vb = value_bytes(v) / max(1, len(producers)) / k_mb
                             sid = first_id + len(ops)
                             ops.append(Op(sid, f"send {v.name} {src_chip}->{chip}", "send", "transfer", "c2c",
                                           src_chip, self._transfer_cycles(vb, src_chip, chip), (op_id,), dst=chip,
@@ -735,18 +736,6 @@ def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:
 
 
 # --------------------------------------------------------------------------- helpers
-_NBYTES: dict = {}
-
-
-def _value_bytes(v) -> float:
-    t = v.type
-    b = _NBYTES.get(t)
-    if b is None:
-        n = t.numel
-        b = _NBYTES[t] = float(t.dtype.nbytes(n)) if isinstance(n, int) else 0.0
-    return b
-
-
 def _split_layers(nodes: list[Node]) -> tuple[list[Node], list[list[Node]], list[Node]]:
     """(nodes before the layers, the nodes of each layer 0..L-1, nodes after); ([], [], nodes)
     when the layers are not numbered 0..L-1 in order."""

@@ -62,6 +62,7 @@ from ..spatial import (
     layer_blocks,
     resident_bytes,
     sized_for_window,
+    value_bytes,
 )
 from ..target import Field
 from ..target import dtype_bits as _bits
@@ -426,8 +427,7 @@ class WaferScaleModel(SpatialModel):
         a round trip, and whatever longer the remote share takes (``spatial.Window``)."""
         near = self.node_cycles(near_w, pes, tokens, k_in, min_pes=need)
         far = self.node_cycles(at_keys(whole, max(1, remote_keys)), pes, tokens, k_in, min_pes=need)
-        q = float(n.inputs[0].type.dtype.nbytes(n.inputs[0].type.numel)) \
-            if isinstance(n.inputs[0].type.numel, int) else 0.0
+        q = value_bytes(n.inputs[0])
         lat = self.link.latency if self.link else 0.0
         bw = self.link.bandwidth if self.link else 1e12
         trip = math.ceil((2 * lat + 2 * q / bw) * self.clock)      # the query out, the partial output back
@@ -440,7 +440,7 @@ class WaferScaleModel(SpatialModel):
         latency and that token's bytes; the other tokens follow it down the link, which is busy
         for the whole payload -- a pipeline stage like a region (its occupancy beyond the first
         token's latency), not a wait on the critical path."""
-        nb = float(v.type.dtype.nbytes(v.type.numel)) if isinstance(v.type.numel, int) else 0.0
+        nb = value_bytes(v)
         shape = [d if isinstance(d, int) else 1 for d in v.type.shape]
         tokens = max(1, math.prod(shape[:-1])) if len(shape) > 1 else 1
         lat = (self.link.latency if self.link else 0.0) * abs(dst - src)
