@@ -111,14 +111,14 @@ def test_gemm_traffic_falls_as_tiles_grow_until_they_no_longer_fit():
     p = problem_of(node)
     sizes = [16, 32, 64, 128, 256, 512, 1024]
     ev = evaluate_gemm(p, h, np.array(sizes), np.array(sizes), np.full(7, 64), ("m", "n", "k"), np.full(7, 2))
-    into_smem = ev["traffic"][-1]
-    fits = ev["feasible"]
+    into_smem = ev.traffic[-1]
+    fits = ev.feasible
     assert fits[0] and not fits[-1]
     last_fit = int(np.flatnonzero(fits).max())
     assert all(fits[: last_fit + 1]) and not any(fits[last_fit + 1:])       # fits until it does not
     assert all(np.diff(into_smem[: last_fit + 1]) < 0)                       # and falls until then
     # the footprint of the first tile that does not fit exceeds shared memory
-    assert ev["footprint"][last_fit + 1] > h.tile.capacity or (sizes[last_fit + 1] ** 2 * 4 > h.tile.capacity)
+    assert ev.footprint[last_fit + 1] > h.tile.capacity or (sizes[last_fit + 1] ** 2 * 4 > h.tile.capacity)
     # the search's choice moves no more than the largest square tile that fits
     rec = search(p, h)
     assert rec["traffic"]["smem"] <= into_smem[last_fit] * (1 + 1e-9)
@@ -134,9 +134,9 @@ def test_the_loop_order_decides_what_is_reloaded():
     h = hierarchy(get_target("tpu-v6e"))
     p = problem_of(node)
     one = np.array([64.0])
-    mnk = evaluate_gemm(p, h, one, one, one, ("m", "n", "k"), one)["traffic"][0][0]
-    mkn = evaluate_gemm(p, h, one, one, one, ("m", "k", "n"), one)["traffic"][0][0]
-    nkm = evaluate_gemm(p, h, one, one, one, ("n", "k", "m"), one)["traffic"][0][0]
+    mnk = evaluate_gemm(p, h, one, one, one, ("m", "n", "k"), one).traffic[0][0]
+    mkn = evaluate_gemm(p, h, one, one, one, ("m", "k", "n"), one).traffic[0][0]
+    nkm = evaluate_gemm(p, h, one, one, one, ("n", "k", "m"), one).traffic[0][0]
     a_bytes, b_bytes = 512 * 256 * 4, 256 * 1024 * 4
     # (m, n, k): A once per N tile, B once per M tile, C written once
     assert mnk == pytest.approx(a_bytes * 16 + b_bytes * 8 + 512 * 1024 * 4)
@@ -172,7 +172,7 @@ def test_causal_attention_skips_the_blocks_above_the_diagonal():
     h = hierarchy(h100)
     same = [evaluate_attention(problem_of(node), h, 256, np.array([64.0]), np.array([2.0]))
             for _, node in (full, causal)]
-    assert same[1]["traffic"][-1][0] < 0.6 * same[0]["traffic"][-1][0]
+    assert same[1].traffic[-1][0] < 0.6 * same[0].traffic[-1][0]
     # (the search may pick finer blocks for causal: they skip more of the diagonal's work)
     assert c["shape"]["q"] <= f["shape"]["q"]
     est_f, est_c = estimate(full[0], h100), estimate(causal[0], h100)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ from .tile_problems import AttentionProblem, ElementwiseProblem, GemmProblem, Pr
 
 __all__ = [
     "GEMM_ORDERS",
+    "Candidates",
     "Hierarchy",
     "Level",
     "evaluate_attention",
@@ -168,6 +169,56 @@ def _level_times(h: Hierarchy, traffic: list, util) -> list:
 TIME_RESOLUTION = 0.02
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Tile schedules priced at once: entry i of every array is candidate i."""
+
+    traffic: list               # bytes each level serves (one array per level, device memory first)
+    footprint: np.ndarray       # bytes per instance of the tile level
+    steps: np.ndarray           # loop steps (the last tie-break)
+    time: np.ndarray            # seconds
+    weighted: np.ndarray        # bandwidth-weighted traffic: seconds of traffic summed over levels
+    feasible: np.ndarray        # fits the tile level (and the units' stationary block)
+    tiles: Any = None           # output tiles (gemm, attention)
+    groups: list = field(default_factory=list)    # gemm: the (m, n) tile groups per middle level
+    flops: np.ndarray | None = None               # attention: the FLOPs executed (skipped blocks not)
+    q_blocks: int = 0                             # attention: query blocks per head
+
+    def best(self) -> int | None:
+        """The index of the schedule to take (``_best``)."""
+        return _best(self.time, self.weighted, self.steps, self.feasible)
+
+
+def _priced(h: Hierarchy, tile_loads, middle: list, into_tile, *, footprint, feasible, util, compute,
+            buffers, steps, **extra: Any) -> Candidates:
+    """Candidates whose loads are ``tile_loads`` (what the units read from the tile level),
+    ``middle`` (into each middle level) and ``into_tile``, timed as ``max(compute, memory)`` when
+    double-buffered and their sum when not."""
+    loads = [tile_loads] + middle + [into_tile] if h.on_chip else [tile_loads]
+    traffic = _traffic_per_level(h, loads)
+    times = _level_times(h, traffic, util)
+    mem = np.max(np.stack(times), axis=0)
+    time = np.where(buffers >= 2, np.maximum(compute, mem), compute + mem)
+    weighted = np.sum(np.stack([t * util for t in times]), axis=0)
+    return Candidates(traffic, footprint, steps, time, weighted, feasible, **extra)
+
+
+def _best_of(cands: list[Candidates]) -> tuple[int, int] | None:
+    """(which candidate set, index in it) of the schedule to take among several sets of one size."""
+    j = _best(*(np.concatenate([getattr(c, key) for c in cands]) for key in ("time", "weighted", "steps", "feasible")))
+    return None if j is None else divmod(j, cands[0].time.size)
+
+
+def _record(kernel: str, h: Hierarchy, c: Candidates, i: int, head: dict[str, Any],
+            tail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Candidate ``i`` as a ``node.meta["tile"]`` record: ``head``, its traffic, ``tail``, its footprint."""
+    rec: dict[str, Any] = {"kernel": kernel, "level": h.tile.name, **head,
+                           "traffic": {lvl.name: float(t[i]) for lvl, t in zip(h.levels, c.traffic)}, **(tail or {})}
+    if h.on_chip:
+        rec["footprint"] = {h.tile.name: float(c.footprint[i])}
+    return rec
+
+
 def _best(time, weighted, steps, feasible) -> int | None:
     """The index of the schedule to take: the least bandwidth-weighted traffic (then the fewest
     loop steps) among the feasible ones within ``TIME_RESOLUTION`` of the fastest."""
@@ -230,7 +281,7 @@ def _gemm_middle(p: GemmProblem, h: Hierarchy, tm, tn, tk, buffers) -> tuple[lis
 
 
 def evaluate_gemm(p: GemmProblem, h: Hierarchy, tm, tn, tk, order: tuple[str, str, str], buffers,
-                  middle: tuple[list, list] | None = None) -> dict[str, Any]:
+                  middle: tuple[list, list] | None = None) -> Candidates:
     """Traffic per level, footprint, tile count and time of GEMM tiles (scalars or equal-shape
     arrays ``tm``, ``tn``, ``tk``, ``buffers``) in loop ``order`` (outermost first)."""
     tm, tn, tk, buffers = (np.asarray(x, dtype=np.float64) for x in (tm, tn, tk, buffers))
@@ -264,8 +315,6 @@ def evaluate_gemm(p: GemmProblem, h: Hierarchy, tm, tn, tk, order: tuple[str, st
     # loads[0]: what the units read back from the tile level; loads[i >= 1]: what enters level i.
     # Tiles of a cluster share operand loads from the level above (TMA multicast).
     into_tile = (la + lb) / h.multicast + lc
-    loads = [tile_loads] + mid_loads + [into_tile] if h.on_chip else [tile_loads]
-    traffic = _traffic_per_level(h, loads)
     if h.on_chip:
         feasible = (footprint <= h.tile.capacity) & (acc_tile <= h.tile.capacity)
     else:
@@ -273,13 +322,9 @@ def evaluate_gemm(p: GemmProblem, h: Hierarchy, tm, tn, tk, order: tuple[str, st
         if h.stationary is not None:
             feasible = (tk <= h.stationary[0]) & (tn <= h.stationary[1])
     util = np.minimum(1.0, tiles / h.tile.instances)
-    compute = p.flops / (h.peak(p.dtype) * util)
-    times = _level_times(h, traffic, util)
-    mem = np.max(np.stack(times), axis=0)
-    time = np.where(buffers >= 2, np.maximum(compute, mem), compute + mem)
-    weighted = np.sum(np.stack([t * util for t in times]), axis=0)
-    return {"traffic": traffic, "footprint": footprint, "tiles": tiles, "steps": steps, "time": time,
-            "weighted": weighted, "feasible": feasible, "groups": groups}
+    return _priced(h, tile_loads, mid_loads, into_tile, footprint=footprint, feasible=feasible, util=util,
+                   compute=p.flops / (h.peak(p.dtype) * util), buffers=buffers, steps=steps, tiles=tiles,
+                   groups=groups)
 
 
 def _search_gemm(p: GemmProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict[str, Any] | None:
@@ -290,23 +335,15 @@ def _search_gemm(p: GemmProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict
     tm, tn, tk, bufs = grid.T
     middle = _gemm_middle(p, h, tm, tn, tk, bufs)
     evs = [evaluate_gemm(p, h, tm, tn, tk, order, bufs, middle) for order in GEMM_ORDERS]
-    j = _best(*(np.concatenate([ev[key] for ev in evs]) for key in ("time", "weighted", "steps", "feasible")))
-    if j is None:
+    best = _best_of(evs)
+    if best is None:
         return None
-    order, i = GEMM_ORDERS[j // tm.size], j % tm.size
-    ev = evs[j // tm.size]
-    names = [lvl.name for lvl in h.levels]
-    rec: dict[str, Any] = {
-        "kernel": "gemm", "level": h.tile.name,
-        "shape": {"m": int(tm[i]), "n": int(tn[i]), "k": int(tk[i])},
-        "order": list(order), "buffers": int(bufs[i]),
-        "traffic": {n: float(t[i]) for n, t in zip(names, ev["traffic"])},
-    }
-    if h.on_chip:
-        rec["footprint"] = {h.tile.name: float(ev["footprint"][i])}
-    if ev["groups"]:
+    (o, i), ev = best, evs[best[0]]
+    rec = _record("gemm", h, ev, i, {"shape": {"m": int(tm[i]), "n": int(tn[i]), "k": int(tk[i])},
+                                     "order": list(GEMM_ORDERS[o]), "buffers": int(bufs[i])})
+    if ev.groups:
         rec["groups"] = {lvl.name: {"m": int(g[0][i]), "n": int(g[1][i])}
-                         for lvl, g in zip(h.levels[1:-1], ev["groups"])}
+                         for lvl, g in zip(h.levels[1:-1], ev.groups)}
     return rec
 
 
@@ -340,7 +377,7 @@ def _kv_coverage(p: AttentionProblem, bq: int, bkv: np.ndarray) -> tuple[np.ndar
     return keys.astype(np.float64), pairs.astype(np.float64), blocks.astype(np.float64), nq
 
 
-def evaluate_attention(p: AttentionProblem, h: Hierarchy, bq: int, bkv, buffers) -> dict[str, Any]:
+def evaluate_attention(p: AttentionProblem, h: Hierarchy, bq: int, bkv, buffers) -> Candidates:
     """Traffic per level, footprint, executed FLOPs and time of FlashAttention blocks ``bq`` (packed
     query rows) × ``bkv`` (keys); ``bkv`` and ``buffers`` may be equal-shape arrays."""
     bkv = np.atleast_1d(np.asarray(bkv, dtype=np.float64))
@@ -360,7 +397,6 @@ def evaluate_attention(p: AttentionProblem, h: Hierarchy, bq: int, bkv, buffers)
     if not h.acc_in_registers:
         footprint = footprint + acc
     tiles = heads * nq
-    loads = [tile_loads]
     head_kv = p.total * kv_row
     kv_once = heads * head_kv
     middle = []
@@ -370,19 +406,12 @@ def evaluate_attention(p: AttentionProblem, h: Hierarchy, bq: int, bkv, buffers)
         else:
             share = max(1, min(nq, h.tile.instances // max(1, lvl.instances)))
             middle.append(np.minimum(tile_loads, fixed + np.maximum(kv_once, kv_loads / share)))
-    if h.on_chip:
-        loads = [tile_loads] + middle + [tile_loads]
-    traffic = _traffic_per_level(h, loads)
     feasible = ((footprint <= h.tile.capacity) & (acc <= h.tile.capacity)) if h.on_chip else \
         np.ones_like(bkv, dtype=bool)
     util = min(1.0, tiles / h.tile.instances)
-    compute = flops / (h.peak(p.dtype) * util)
-    times = _level_times(h, traffic, util)
-    mem = np.max(np.stack(times), axis=0)
-    time = np.where(buffers >= 2, np.maximum(compute, mem), compute + mem)
-    weighted = np.sum(np.stack([t * util for t in times]), axis=0)
-    return {"traffic": traffic, "footprint": footprint, "tiles": np.full_like(bkv, tiles), "steps": heads * blocks,
-            "time": time, "weighted": weighted, "feasible": feasible, "flops": flops, "q_blocks": nq}
+    return _priced(h, tile_loads, middle, tile_loads, footprint=footprint, feasible=feasible, util=util,
+                   compute=flops / (h.peak(p.dtype) * util), buffers=buffers, steps=heads * blocks,
+                   tiles=np.full_like(bkv, tiles), flops=flops, q_blocks=nq)
 
 
 def _search_attention(p: AttentionProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict[str, Any] | None:
@@ -394,22 +423,13 @@ def _search_attention(p: AttentionProblem, h: Hierarchy, buffers: tuple[int, ...
     grid = np.array(list(itertools.product(ckv, buffers)), dtype=np.float64)
     bkvs, bufss = grid.T
     evs = [evaluate_attention(p, h, int(bq), bkvs, bufss) for bq in cq]
-    j = _best(*(np.concatenate([ev[key] for ev in evs]) for key in ("time", "weighted", "steps", "feasible")))
-    if j is None:
+    best = _best_of(evs)
+    if best is None:
         return None
-    ev, i = evs[j // bkvs.size], j % bkvs.size
-    bq, bkv, bufs = int(cq[j // bkvs.size]), int(bkvs[i]), int(bufss[i])
-    names = [lvl.name for lvl in h.levels]
-    rec: dict[str, Any] = {
-        "kernel": "attention", "level": h.tile.name,
-        "shape": {"q": bq, "kv": bkv}, "pack": p.group,
-        "order": ["batch", "kv_head", "q", "kv"], "buffers": bufs,
-        "traffic": {n: float(t[i]) for n, t in zip(names, ev["traffic"])},
-        "flops": float(ev["flops"][i]),
-    }
-    if h.on_chip:
-        rec["footprint"] = {h.tile.name: float(ev["footprint"][i])}
-    return rec
+    (q, i), ev = best, evs[best[0]]
+    return _record("attention", h, ev, i, {"shape": {"q": int(cq[q]), "kv": int(bkvs[i])}, "pack": p.group,
+                                           "order": ["batch", "kv_head", "q", "kv"], "buffers": int(bufss[i])},
+                   {"flops": float(ev.flops[i])})
 
 
 # --------------------------------------------------------------------------- rows
@@ -432,28 +452,16 @@ def _search_rows(p: RowsProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict
         resident_rows = r * p.cols * p.in_bytes <= lvl.capacity       # the second pass hits this level
         shared = np.where(p.shared_bytes <= lvl.capacity, p.shared_bytes, p.shared_bytes * nrb)
         middle.append(np.where(resident_rows, total_in, total_in * passes) + total_out + shared)
-    loads = [tile_loads] + middle + [tile_loads] if h.on_chip else [tile_loads]
-    traffic = _traffic_per_level(h, loads)
-    feasible = footprint <= h.tile.capacity if h.on_chip else np.ones_like(r, dtype=bool)
     util = np.minimum(1.0, nrb / h.tile.instances)
-    compute = p.flops * passes / (h.vector_peak(p.dtype) * util)
-    times = _level_times(h, traffic, util)
-    mem = np.max(np.stack(times), axis=0)
-    time = np.where(bufs >= 2, np.maximum(compute, mem), compute + mem)
-    weighted = np.sum(np.stack([t * util for t in times]), axis=0)
-    i = _best(time, weighted, nrb * _cdiv(p.cols, c) * passes, feasible)
+    ev = _priced(h, tile_loads, middle, tile_loads, footprint=footprint,
+                 feasible=footprint <= h.tile.capacity if h.on_chip else np.ones_like(r, dtype=bool), util=util,
+                 compute=p.flops * passes / (h.vector_peak(p.dtype) * util), buffers=bufs,
+                 steps=nrb * _cdiv(p.cols, c) * passes)
+    i = ev.best()
     if i is None:
         return None
-    names = [lvl.name for lvl in h.levels]
-    rec: dict[str, Any] = {
-        "kernel": "rows", "level": h.tile.name,
-        "shape": {"rows": int(r[i]), "cols": int(c[i])}, "passes": int(passes[i]),
-        "order": ["rows", "cols"], "buffers": int(bufs[i]),
-        "traffic": {n: float(t[i]) for n, t in zip(names, traffic)},
-    }
-    if h.on_chip:
-        rec["footprint"] = {h.tile.name: float(footprint[i])}
-    return rec
+    return _record("rows", h, ev, i, {"shape": {"rows": int(r[i]), "cols": int(c[i])}, "passes": int(passes[i]),
+                                      "order": ["rows", "cols"], "buffers": int(bufs[i])})
 
 
 # --------------------------------------------------------------------------- element-wise
@@ -471,28 +479,16 @@ def _search_elementwise(p: ElementwiseProblem, h: Hierarchy, buffers: tuple[int,
     for lvl in h.levels[1:-1]:
         shared = p.row_shared + p.col_shared
         middle.append(np.where(shared <= lvl.capacity, compulsory + shared, tile_loads))
-    loads = [tile_loads] + middle + [tile_loads] if h.on_chip else [tile_loads]
-    traffic = _traffic_per_level(h, loads)
-    feasible = footprint <= h.tile.capacity if h.on_chip else np.ones_like(r, dtype=bool)
     tiles = nrb * ncb
     util = np.minimum(1.0, tiles / h.tile.instances)
-    compute = p.flops / (h.vector_peak(p.dtype) * util)
-    times = _level_times(h, traffic, util)
-    mem = np.max(np.stack(times), axis=0)
-    time = np.where(bufs >= 2, np.maximum(compute, mem), compute + mem)
-    weighted = np.sum(np.stack([t * util for t in times]), axis=0)
-    i = _best(time, weighted, tiles, feasible)
+    ev = _priced(h, tile_loads, middle, tile_loads, footprint=footprint,
+                 feasible=footprint <= h.tile.capacity if h.on_chip else np.ones_like(r, dtype=bool), util=util,
+                 compute=p.flops / (h.vector_peak(p.dtype) * util), buffers=bufs, steps=tiles)
+    i = ev.best()
     if i is None:
         return None
-    names = [lvl.name for lvl in h.levels]
-    rec: dict[str, Any] = {
-        "kernel": "elementwise", "level": h.tile.name,
-        "shape": {"rows": int(r[i]), "cols": int(c[i])}, "order": ["rows", "cols"], "buffers": int(bufs[i]),
-        "traffic": {n: float(t[i]) for n, t in zip(names, traffic)},
-    }
-    if h.on_chip:
-        rec["footprint"] = {h.tile.name: float(footprint[i])}
-    return rec
+    return _record("elementwise", h, ev, i, {"shape": {"rows": int(r[i]), "cols": int(c[i])},
+                                             "order": ["rows", "cols"], "buffers": int(bufs[i])})
 
 
 # --------------------------------------------------------------------------- entry point
