@@ -5,6 +5,7 @@ tensor is seen."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,18 @@ class _Numpy:
     matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
     clip_min = staticmethod(lambda x, low: np.maximum(x, low))
     clip, log1p = np.clip, np.log1p
+    log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
+        np.ascontiguousarray
+    errstate = staticmethod(np.errstate)
+    flip = staticmethod(lambda x, axis: np.flip(x, axis))
+    argmax = staticmethod(lambda x, axis: np.argmax(x, axis=axis))
+    argmin = staticmethod(lambda x, axis: np.argmin(x, axis=axis))
+    argsort_stable = staticmethod(lambda x, axis: np.argsort(x, axis=axis, kind="stable"))
+    take_along_axis = staticmethod(lambda x, idx, axis: np.take_along_axis(x, idx, axis=axis))
+    cumsum = staticmethod(lambda x, axis, dtype: np.cumsum(x, axis=axis, dtype=dtype))
+    cumprod = staticmethod(lambda x, axis, dtype: np.cumprod(x, axis=axis, dtype=dtype))
+    det = staticmethod(np.linalg.det)
+    same_device = staticmethod(lambda *xs: list(xs))
 
     @staticmethod
     def dtype(name: str) -> Any:
@@ -41,6 +54,7 @@ def _torch_namespace() -> type:
     import torch.nn.functional as F
 
     from ..torch.convert import torch_dtype
+    from ..torch.kernels import same_device as torch_same_device
 
     class _Torch:
         float32, float64, int64, bool = torch.float32, torch.float64, torch.int64, torch.bool
@@ -59,6 +73,18 @@ def _torch_namespace() -> type:
         matrix_transpose = staticmethod(lambda x: x.mT)
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
         clip, log1p = torch.clamp, torch.log1p
+        log, full_like, expand_dims, asarray, contiguous = torch.log, torch.full_like, torch.unsqueeze, \
+            staticmethod(lambda x: x), staticmethod(lambda x: x)
+        errstate = staticmethod(lambda **_: contextlib.nullcontext())     # torch does not warn
+        flip = staticmethod(lambda x, axis: torch.flip(x, [axis]))
+        argmax = staticmethod(lambda x, axis: torch.argmax(x, dim=axis))
+        argmin = staticmethod(lambda x, axis: torch.argmin(x, dim=axis))
+        argsort_stable = staticmethod(lambda x, axis: torch.argsort(x, dim=axis, stable=True))
+        take_along_axis = staticmethod(lambda x, idx, axis: torch.take_along_dim(x, idx, dim=axis))
+        cumsum = staticmethod(lambda x, axis, dtype: torch.cumsum(x, dim=axis, dtype=dtype))
+        cumprod = staticmethod(lambda x, axis, dtype: torch.cumprod(x, dim=axis, dtype=dtype))
+        det = staticmethod(torch.linalg.det)
+        same_device = staticmethod(torch_same_device)
         dtype = staticmethod(torch_dtype)
 
     return _Torch

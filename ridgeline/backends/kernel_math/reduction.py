@@ -1,0 +1,123 @@
+"""Kernels of ``ridgeline.ir.ops.reduction``, one for numpy and torch: arg-extremes, softmaxes,
+scans, TopK, Det and the two losses (in float64, as the reference computes them); both tables
+register ``KERNELS``. The Reduce* family and Hardmax stay per table (torch's empty-axes and
+integer-mean rules differ from numpy's)."""
+
+from __future__ import annotations
+
+from .namespace import namespace
+from .views import ints
+
+__all__ = ["KERNELS"]
+
+
+def _along(axis: int, sl: slice) -> tuple:
+    """The index that takes ``sl`` along ``axis`` (every position of the axes before it)."""
+    return (slice(None),) * axis + (sl,)
+
+
+def argext(node, x):
+    xp = namespace(x)
+    axis = node.attr("axis") % x.ndim
+    fn = xp.argmax if node.op == "ArgMax" else xp.argmin
+    out = x.shape[axis] - 1 - fn(xp.flip(x, axis), axis) if node.attr("select_last_index") else fn(x, axis)
+    out = xp.astype(out, xp.int64)
+    return xp.expand_dims(out, axis) if node.attr("keepdims") else out
+
+
+def softmax(node, x):
+    # ONNX's definition exp(x - max) / sum(exp(x - max)): an all -inf row is NaN, as it is there
+    xp = namespace(x)
+    axis = node.attr("axis") % x.ndim
+    with xp.errstate(invalid="ignore"):
+        e = xp.exp(x - xp.max(x, axis, keepdims=True))
+        return xp.astype(e / xp.sum(e, axis, keepdims=True), x.dtype)
+
+
+def log_softmax(node, x):
+    xp = namespace(x)
+    axis = node.attr("axis") % x.ndim
+    with xp.errstate(invalid="ignore", divide="ignore"):
+        s = x - xp.max(x, axis, keepdims=True)
+        return xp.astype(s - xp.log(xp.sum(xp.exp(s), axis, keepdims=True)), x.dtype)
+
+
+def _scan(node, x, axis, fn, identity):
+    # inclusive or exclusive (shifted by one, starting from the identity), forward or reversed
+    xp = namespace(x)
+    axis = ints(axis)[0] % x.ndim
+    y = xp.flip(x, axis) if node.attr("reverse") else x
+    out = fn(y, axis, x.dtype)
+    if node.attr("exclusive"):
+        first = xp.full_like(out[_along(axis, slice(0, 1))], identity)
+        out = xp.concat([first, out[_along(axis, slice(0, -1))]], axis)
+    out = xp.flip(out, axis) if node.attr("reverse") else out
+    return xp.contiguous(xp.astype(out, x.dtype))
+
+
+def cumsum(node, x, axis):
+    return _scan(node, x, axis, namespace(x).cumsum, 0)
+
+
+def cumprod(node, x, axis):
+    return _scan(node, x, axis, namespace(x).cumprod, 1)
+
+
+def topk(node, x, k):
+    xp = namespace(x)
+    axis = node.attr("axis") % x.ndim
+    if node.attr("largest"):
+        # stable ascending sort of the reversed axis, read backwards: descending values with
+        # equal values in increasing index order
+        rev = xp.argsort_stable(xp.flip(x, axis), axis)
+        order = x.shape[axis] - 1 - xp.flip(rev, axis)
+    else:
+        order = xp.argsort_stable(x, axis)
+    idx = xp.contiguous(order[_along(axis, slice(0, ints(k)[0]))])
+    return xp.take_along_axis(x, idx, axis), xp.astype(idx, xp.int64)
+
+
+def det(node, x):
+    xp = namespace(x)
+    return xp.astype(xp.asarray(xp.det(xp.astype(x, xp.float64))), x.dtype)
+
+
+def _nll(node, logp, target, weight):
+    """Negative log-likelihood of float64 log-probabilities (N, C, ...) at integer targets."""
+    xp = namespace(logp)
+    ignore = node.attr("ignore_index")
+    target = xp.astype(target, xp.int64)
+    counted = target != ignore if ignore is not None else xp.ones(target.shape, xp.bool, like=target)
+    safe = xp.where(counted, target, 0)
+    picked = xp.take_along_axis(logp, xp.expand_dims(safe, 1), 1)[:, 0]
+    w = xp.astype(weight, xp.float64)[safe] if weight is not None else xp.ones(target.shape, xp.float64, like=logp)
+    w = xp.where(counted, w, 0.0)
+    loss = -picked * w
+    reduction = node.attr("reduction")
+    if reduction == "sum":
+        return xp.sum(loss, None)
+    if reduction == "mean":
+        with xp.errstate(invalid="ignore", divide="ignore"):
+            return xp.sum(loss, None) / xp.sum(w, None)
+    return loss
+
+
+def nll_loss(node, x, target, weight=None):
+    xp = namespace(x)
+    x, target, weight = xp.same_device(x, target, weight)
+    return xp.astype(xp.asarray(_nll(node, xp.astype(x, xp.float64), target, weight)), x.dtype)
+
+
+def softmax_cross_entropy(node, scores, labels, weights=None):
+    xp = namespace(scores)
+    scores, labels, weights = xp.same_device(scores, labels, weights)
+    s = xp.astype(scores, xp.float64)
+    shifted = s - xp.max(s, 1, keepdims=True)
+    logp = shifted - xp.log(xp.sum(xp.exp(shifted), 1, keepdims=True))
+    loss = xp.astype(xp.asarray(_nll(node, logp, labels, weights)), scores.dtype)
+    return (loss, xp.astype(logp, scores.dtype))[:len(node.outputs)]
+
+
+KERNELS = {"ArgMax": argext, "ArgMin": argext, "Softmax": softmax, "LogSoftmax": log_softmax, "CumSum": cumsum,
+           "CumProd": cumprod, "TopK": topk, "Det": det, "NegativeLogLikelihoodLoss": nll_loss,
+           "SoftmaxCrossEntropyLoss": softmax_cross_entropy}
