@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 __all__ = ["namespace"]
@@ -41,6 +42,8 @@ class _Numpy:
     cumprod = staticmethod(lambda x, axis, dtype: np.cumprod(x, axis=axis, dtype=dtype))
     det = staticmethod(np.linalg.det)
     same_device = staticmethod(lambda *xs: list(xs))
+    rint, any = np.rint, np.any
+    finfo_max = staticmethod(lambda dtype: float(ml_dtypes.finfo(dtype).max))
 
     @staticmethod
     def dtype(name: str) -> Any:
@@ -48,12 +51,18 @@ class _Numpy:
         from ...ir.dtypes import DTYPES
         return DTYPES[name].np_dtype
 
+    @staticmethod
+    def name_of(dtype: Any) -> str:
+        """The IR name of one of the library's dtypes."""
+        from ...ir.dtypes import dtype as to_dtype
+        return to_dtype(dtype).name
+
 
 def _torch_namespace() -> type:
     import torch
     import torch.nn.functional as F
 
-    from ..torch.convert import torch_dtype
+    from ..torch.convert import TORCH_DTYPES, torch_dtype
     from ..torch.kernels import same_device as torch_same_device
 
     class _Torch:
@@ -85,7 +94,10 @@ def _torch_namespace() -> type:
         cumprod = staticmethod(lambda x, axis, dtype: torch.cumprod(x, dim=axis, dtype=dtype))
         det = staticmethod(torch.linalg.det)
         same_device = staticmethod(torch_same_device)
+        rint, any = torch.round, torch.any      # torch.round: half to even, as numpy's rint
+        finfo_max = staticmethod(lambda dtype: torch.finfo(dtype).max)
         dtype = staticmethod(torch_dtype)
+        name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 
     return _Torch
 
