@@ -1,6 +1,8 @@
 """Attention index logic (``ridgeline.ir.ops.attention``), once for numpy and torch: heads and
 the KV cache, the additive bias of every constraint on which keys a query may see, the formula
-itself, and the rotary split. Arrays keep their library; ``namespace`` supplies the names."""
+itself, and the rotary split. Arrays keep their library; ``namespace`` supplies the names. The
+recurrent ops (LinearAttention, CausalConvWithState) are whole kernels here (``KERNELS``), in
+float64 as the reference computes them."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 from .namespace import namespace
 
-__all__ = ["attention", "attention_bias", "heads_and_cache", "mask_bias", "rotary", "visible"]
+__all__ = ["KERNELS", "attention", "attention_bias", "heads_and_cache", "mask_bias", "rotary", "visible"]
 
 _NEG_INF = float("-inf")
 
@@ -144,3 +146,60 @@ def rotary(node, x, cos, sin, pos=None) -> Any:
     y = xp.concat([xr, rest], -1)
     y = xp.permute_dims(y, (0, 2, 1, 3)) if len(shape) == 4 else y.reshape(shape)
     return xp.astype(y, x.dtype)
+
+
+def _heads(x, h: int) -> Any:
+    """(B, T, H·D) -> (B, H, T, D) in float64."""
+    xp = namespace(x)
+    b, t, hd = x.shape
+    return xp.astype(xp.permute_dims(x.reshape(b, t, h, hd // h), (0, 2, 1, 3)), xp.float64)
+
+
+def linear_attention(node, q, k, v, past_state=None, decay=None, beta=None):
+    """The recurrence of ridgeline.ir.ops.attention.LinearAttention, one token at a time."""
+    xp = namespace(q)
+    q, k, v, past_state, decay, beta = xp.same_device(q, k, v, past_state, decay, beta)
+    hq, hkv, rule = node.attr("q_num_heads"), node.attr("kv_num_heads"), node.attr("update_rule")
+    b, t, _ = q.shape
+    q4, k4, v4 = _heads(q, hq), _heads(k, hkv), _heads(v, hkv)
+    dk, dv = q4.shape[3], v4.shape[3]
+    scale = node.attr("scale") or 1.0 / math.sqrt(dk)
+    if decay is not None:  # per-head (B, T, Hkv) or per key dim (B, T, Hkv·dk) -> (B, Hkv, T, 1 | dk)
+        g = _heads(decay, hkv)
+    if beta is not None:  # (B, T, Hkv) or (B, T, 1) -> (B, Hkv | 1, T, 1)
+        bt = xp.astype(xp.permute_dims(beta.reshape(b, t, beta.shape[2], 1), (0, 2, 1, 3)), xp.float64)
+    state = xp.astype(past_state, xp.float64) if past_state is not None else \
+        xp.zeros((b, hkv, dk, dv), xp.float64, like=q)
+    out = xp.zeros((b, hq, t, dv), xp.float64, like=q)
+    for i in range(t):
+        kt, vt = k4[:, :, i], v4[:, :, i]
+        if rule in ("gated", "gated_delta"):
+            state = state * xp.exp(g[:, :, i])[..., None]
+        if rule in ("delta", "gated_delta"):
+            vt = bt[:, :, i] * (vt - xp.einsum("bhdm,bhd->bhm", state, kt))
+        state = state + kt[..., :, None] * vt[..., None, :]
+        read = xp.repeat(state, hq // hkv, 1)
+        out[:, :, i] = scale * xp.einsum("bhd,bhdm->bhm", q4[:, :, i], read)
+    y = xp.astype(xp.permute_dims(out, (0, 2, 1, 3)).reshape(b, t, hq * dv), q.dtype)
+    return y, xp.astype(state, past_state.dtype if past_state is not None else q.dtype)
+
+
+def causal_conv(node, x, w, bias=None, past_state=None):
+    xp = namespace(x)
+    x, w, bias, past_state = xp.same_device(x, w, bias, past_state)
+    b, c, _ = x.shape
+    k = w.shape[2]
+    pad = past_state if past_state is not None else xp.zeros((b, c, k - 1), x.dtype, like=x)
+    padded = xp.concat([pad, x], 2)
+    windows = xp.windows(xp.astype(padded, xp.float64), k, 2)  # (B, C, L, k)
+    y = xp.einsum("bclk,ck->bcl", windows, xp.astype(w[:, 0, :], xp.float64))
+    if bias is not None:
+        y = y + xp.astype(bias, xp.float64)[None, :, None]
+    y = xp.astype(y, x.dtype)  # the convolution's result is rounded before the activation, as ONNX does
+    if node.attr("activation") in ("silu", "swish"):
+        yf = xp.astype(y, xp.float64)
+        y = xp.astype(yf / (1.0 + xp.exp(-yf)), x.dtype)
+    return y, padded[:, :, padded.shape[2] - (k - 1):]
+
+
+KERNELS = {"LinearAttention": linear_attention, "CausalConvWithState": causal_conv}

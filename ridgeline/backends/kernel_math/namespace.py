@@ -44,6 +44,9 @@ class _Numpy:
     same_device = staticmethod(lambda *xs: list(xs))
     rint, any = np.rint, np.any
     finfo_max = staticmethod(lambda dtype: float(ml_dtypes.finfo(dtype).max))
+    einsum = np.einsum
+    zeros = staticmethod(lambda shape, dtype, like: np.zeros(shape, dtype))
+    windows = staticmethod(lambda x, k, axis: np.lib.stride_tricks.sliding_window_view(x, k, axis=axis))
 
     @staticmethod
     def dtype(name: str) -> Any:
@@ -96,6 +99,9 @@ def _torch_namespace() -> type:
         same_device = staticmethod(torch_same_device)
         rint, any = torch.round, torch.any      # torch.round: half to even, as numpy's rint
         finfo_max = staticmethod(lambda dtype: torch.finfo(dtype).max)
+        einsum = torch.einsum
+        zeros = staticmethod(lambda shape, dtype, like: torch.zeros(shape, dtype=dtype, device=like.device))
+        windows = staticmethod(lambda x, k, axis: x.unfold(axis, k, 1))
         dtype = staticmethod(torch_dtype)
         name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 
