@@ -44,7 +44,8 @@ class _Numpy:
     same_device = staticmethod(lambda *xs: list(xs))
     rint, any = np.rint, np.any
     finfo_max = staticmethod(lambda dtype: float(ml_dtypes.finfo(dtype).max))
-    einsum = np.einsum
+    einsum, iinfo, sin, cos = np.einsum, np.iinfo, np.sin, np.cos
+    host_array = staticmethod(lambda values, dtype: np.array(values, dtype=dtype))
     zeros = staticmethod(lambda shape, dtype, like: np.zeros(shape, dtype))
     windows = staticmethod(lambda x, k, axis: np.lib.stride_tricks.sliding_window_view(x, k, axis=axis))
 
@@ -99,7 +100,8 @@ def _torch_namespace() -> type:
         same_device = staticmethod(torch_same_device)
         rint, any = torch.round, torch.any      # torch.round: half to even, as numpy's rint
         finfo_max = staticmethod(lambda dtype: torch.finfo(dtype).max)
-        einsum = torch.einsum
+        einsum, iinfo, sin, cos = torch.einsum, torch.iinfo, torch.sin, torch.cos
+        host_array = staticmethod(lambda values, dtype: torch.tensor(values, dtype=dtype))   # shapes stay on the host
         zeros = staticmethod(lambda shape, dtype, like: torch.zeros(shape, dtype=dtype, device=like.device))
         windows = staticmethod(lambda x, k, axis: x.unfold(axis, k, 1))
         dtype = staticmethod(torch_dtype)
