@@ -10,16 +10,6 @@ from ..convert import to_torch, torch_dtype
 from . import ints, kernel
 
 
-@kernel("Shape")
-def shape(node, x):
-    return torch.tensor(list(x.shape)[slice(node.attr("start"), node.attr("end"))], dtype=torch.int64)
-
-
-@kernel("Size")
-def size(node, x):
-    return torch.tensor(x.numel(), dtype=torch.int64)
-
-
 @kernel("ConstantOfShape")
 def constant_of_shape(node, shape):
     value = to_torch(node.attr("value"), shape.device).reshape(())
@@ -40,30 +30,6 @@ def range_(node, start, limit, delta):
     return torch.arange(s.item(), l.item(), d.item(), dtype=work, device=start.device)[:n].to(dt)
 
 
-@kernel("EyeLike")
-def eye_like(node, x):
-    name = node.attr("dtype")
-    dt = torch_dtype(name) if name else x.dtype
-    rows, cols, k = x.shape[0], x.shape[1], node.attr("k")
-    i = torch.arange(rows, device=x.device)[:, None]
-    j = torch.arange(cols, device=x.device)[None, :]
-    return (j - i == k).to(dt)
-
-
 @kernel("BitCast")
 def bit_cast(node, x):
     return x.contiguous().view(torch_dtype(node.attr("to")))
-
-
-@kernel("HannWindow", "HammingWindow", "BlackmanWindow")
-def window(node, size):
-    n = ints(size)[0]
-    period = n if node.attr("periodic") else n - 1
-    t = 2.0 * math.pi * torch.arange(n, dtype=torch.float64, device=size.device) / period
-    if node.op == "HannWindow":
-        y = torch.sin(t / 2.0) ** 2
-    elif node.op == "HammingWindow":
-        y = 25.0 / 46.0 - (21.0 / 46.0) * torch.cos(t)
-    else:
-        y = 0.42 - 0.5 * torch.cos(t) + 0.08 * torch.cos(2.0 * t)
-    return y.to(torch_dtype(node.attr("output_datatype")))
