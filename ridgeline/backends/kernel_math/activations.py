@@ -64,6 +64,20 @@ def shrink(node, x):
     return xp.astype(xp.where(xf < -lambd, xf + bias, xp.where(xf > lambd, xf - bias, 0.0)), x.dtype)
 
 
-KERNELS = {"LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu, "ThresholdedRelu": thresholded_relu,
-           "Softsign": softsign, "HardSigmoid": hard_sigmoid, "HardSwish": hard_swish, "Mish": mish,
-           "Swish": swish, "SwiGLU": swiglu, "Shrink": shrink}
+def celu(node, x):
+    xp = namespace(x)
+    a = node.attr("alpha")
+    with xp.errstate(over="ignore"):
+        return xp.astype(xp.clip_min(x, 0) + xp.clip_max(a * (xp.exp(x / a) - 1), 0), x.dtype)
+
+
+def softplus(node, x):
+    # log1p(exp(x)) exactly (torch's softplus switches to x above a threshold)
+    xp = namespace(x)
+    with xp.errstate(over="ignore"):
+        return xp.astype(xp.log1p(xp.exp(x)), x.dtype)
+
+
+KERNELS = {"Celu": celu, "Softplus": softplus, "LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu,
+           "ThresholdedRelu": thresholded_relu, "Softsign": softsign, "HardSigmoid": hard_sigmoid,
+           "HardSwish": hard_swish, "Mish": mish, "Swish": swish, "SwiGLU": swiglu, "Shrink": shrink}

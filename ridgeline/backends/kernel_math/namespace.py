@@ -1,7 +1,7 @@
 """The array namespace of the shared kernel math: the array API standard's names over numpy and
-torch, for the few functions whose names or signatures differ (``like`` gives the device where
-one is created). ``namespace(x)`` picks one by an array's type; torch is imported only when a
-tensor is seen."""
+torch, for the functions whose names or signatures differ (``like`` gives the device where one is
+created); ``module`` is the library itself, for the functions both name and call alike.
+``namespace(x)`` picks one by an array's type; torch is imported only when a tensor is seen."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ __all__ = ["namespace"]
 
 
 class _Numpy:
+    module = np         # for the functions both libraries name alike (maximum, logical_and, isposinf, ...)
     float32, float64, int64, bool = np.float32, np.float64, np.int64, np.bool_
     concat, stack, where, tanh, exp, matmul = np.concatenate, np.stack, np.where, np.tanh, np.exp, np.matmul
     isneginf, permute_dims, square, sqrt, abs = np.isneginf, np.transpose, np.square, np.sqrt, np.abs
@@ -29,6 +30,8 @@ class _Numpy:
     chunk2 = staticmethod(lambda x: np.split(x, 2, axis=-1))
     matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
     clip_min = staticmethod(lambda x, low: np.maximum(x, low))
+    clip_max = staticmethod(lambda x, high: np.minimum(x, high))
+    broadcast = staticmethod(np.broadcast_arrays)
     clip, log1p = np.clip, np.log1p
     log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
         np.ascontiguousarray
@@ -70,6 +73,7 @@ def _torch_namespace() -> type:
     from ..torch.kernels import same_device as torch_same_device
 
     class _Torch:
+        module = torch
         float32, float64, int64, bool = torch.float32, torch.float64, torch.int64, torch.bool
         concat, stack, where = torch.cat, torch.stack, torch.where
         tanh, exp, matmul = torch.tanh, torch.exp, torch.matmul
@@ -85,6 +89,8 @@ def _torch_namespace() -> type:
         chunk2 = staticmethod(lambda x: list(torch.chunk(x, 2, dim=-1)))
         matrix_transpose = staticmethod(lambda x: x.mT)
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
+        clip_max = staticmethod(lambda x, high: torch.clamp(x, max=high))
+        broadcast = staticmethod(torch.broadcast_tensors)
         clip, log1p = torch.clamp, torch.log1p
         log, full_like, expand_dims, asarray, contiguous = torch.log, torch.full_like, torch.unsqueeze, \
             staticmethod(lambda x: x), staticmethod(lambda x: x)

@@ -34,13 +34,6 @@ def unary(node, x):
         return np.asarray(_UNARY[node.op](x)).astype(x.dtype if node.op not in ("IsNaN", "Not") else bool, copy=False)
 
 
-@kernel("IsInf")
-def isinf(node, x):
-    pos = np.isposinf(x) if node.attr("detect_positive") else np.zeros(x.shape, bool)
-    neg = np.isneginf(x) if node.attr("detect_negative") else np.zeros(x.shape, bool)
-    return pos | neg
-
-
 @kernel("Sigmoid")
 def sigmoid(node, x):
     with np.errstate(over="ignore"):
@@ -51,19 +44,6 @@ def sigmoid(node, x):
 @kernel("Relu")
 def relu(node, x):
     return np.maximum(x, x.dtype.type(0))
-
-
-@kernel("Celu")
-def celu(node, x):
-    a = node.attr("alpha")
-    with np.errstate(over="ignore"):
-        return (np.maximum(0, x) + np.minimum(0, a * (np.exp(x / a) - 1))).astype(x.dtype)
-
-
-@kernel("Softplus")
-def softplus(node, x):
-    with np.errstate(over="ignore"):
-        return np.log1p(np.exp(x)).astype(x.dtype)
 
 
 @kernel("BitShift")
@@ -125,66 +105,6 @@ def mod(node, a, b):
     return out.astype(a.dtype, copy=False)
 
 
-@kernel("Pow")
-def power(node, x, y):
-    """x ** y in X's type: integer powers exactly (wrapping like C), everything else in float64."""
-    with np.errstate(all="ignore"):
-        if x.dtype.kind in "iu" and y.dtype.kind in "iu":
-            base, exp = np.broadcast_arrays(x.astype(np.int64), y.astype(np.int64))
-            out = np.where(exp >= 0, np.power(base, np.maximum(exp, 0)),
-                           np.trunc(np.power(base.astype(np.float64), exp.astype(np.float64))).astype(np.int64))
-        else:
-            out = np.power(x.astype(np.float64), y.astype(np.float64))
-    return np.asarray(out).astype(x.dtype)
-
-
-@kernel("PRelu")
-def prelu(node, x, slope):
-    return np.where(x < 0, x * slope, x).astype(x.dtype)
-
-
-@kernel("Max", "Min", "Sum", "Mean")
-def variadic(node, *xs):
-    fn = {"Max": np.maximum, "Min": np.minimum, "Sum": np.add, "Mean": np.add}[node.op]
-    out = xs[0]
-    for x in xs[1:]:
-        out = fn(out, x)
-    if node.op == "Mean":
-        out = out / len(xs)
-    return np.asarray(out).astype(xs[0].dtype, copy=False)
-
-
-_COMPARE = {"Equal": np.equal, "Less": np.less, "LessOrEqual": np.less_equal, "Greater": np.greater,
-            "GreaterOrEqual": np.greater_equal, "And": np.logical_and, "Or": np.logical_or,
-            "Xor": np.logical_xor}
-
-
-@kernel(*_COMPARE)
-def compare(node, a, b):
-    return _COMPARE[node.op](a, b)
-
-
-@kernel("BitwiseAnd", "BitwiseOr", "BitwiseXor")
-def bitwise(node, a, b):
-    fn = {"BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or, "BitwiseXor": np.bitwise_xor}[node.op]
-    return fn(a, b)
-
-
-@kernel("Where")
-def where(node, cond, x, y):
-    return np.where(cond, x, y)
-
-
-@kernel("Clip")
-def clip(node, x, lo=None, hi=None):
-    out = x
-    if lo is not None:
-        out = np.maximum(out, lo.reshape(()))
-    if hi is not None:
-        out = np.minimum(out, hi.reshape(()))
-    return out.astype(x.dtype, copy=False)
-
-
 @kernel("Cast")
 def cast(node, x):
     return _cast(x, to_dtype(node.attr("to")).np_dtype, node.attr("saturate"))
@@ -211,4 +131,3 @@ def _cast(x: np.ndarray, to: np.dtype, saturate: int) -> np.ndarray:
         except (TypeError, ValueError):  # a pair ml_dtypes does not convert directly (int4 <-> uint4)
             via = np.int64 if x.dtype.name in ("int4", "uint4") or x.dtype.kind in "iu" else np.float32
             return x.astype(via).astype(to)
-

@@ -25,25 +25,6 @@ def unary(node, x):
     return _UNARY[node.op](x)
 
 
-@kernel("IsInf")
-def isinf(node, x):
-    pos = torch.isposinf(x) if node.attr("detect_positive") else torch.zeros_like(x, dtype=torch.bool)
-    neg = torch.isneginf(x) if node.attr("detect_negative") else torch.zeros_like(x, dtype=torch.bool)
-    return pos | neg
-
-
-@kernel("Celu")
-def celu(node, x):
-    a = node.attr("alpha")
-    return torch.clamp(x, min=0) + torch.clamp(a * (torch.exp(x / a) - 1), max=0)
-
-
-@kernel("Softplus")
-def softplus(node, x):
-    # log1p(exp(x)) exactly as the reference (torch's softplus switches to x above a threshold)
-    return torch.log1p(torch.exp(x))
-
-
 @kernel("BitShift")
 def bit_shift(node, x, y):
     x, y = same_device(x, y)
@@ -131,65 +112,6 @@ def _exact_mod(a, b, fmod: bool):
         return np.fmod(a, b) if fmod else np.mod(a, b)
 
 
-@kernel("Pow")
-def power(node, x, y):
-    """x ** y in X's type: integer powers exactly, everything else computed in float64."""
-    x, y = same_device(x, y)
-    if not x.dtype.is_floating_point and not y.dtype.is_floating_point:
-        base, exp = torch.broadcast_tensors(x.to(torch.int64), y.to(torch.int64))
-        exact = torch.pow(base, torch.clamp(exp, min=0))
-        neg = torch.trunc(torch.pow(base.double(), exp.double())).to(torch.int64)
-        return torch.where(exp >= 0, exact, neg).to(x.dtype)
-    return torch.pow(x.double(), y.double()).to(x.dtype)
-
-
-@kernel("PRelu")
-def prelu(node, x, slope):
-    x, slope = same_device(x, slope)
-    return torch.where(x < 0, x * slope, x)
-
-
-@kernel("Max", "Min", "Sum", "Mean")
-def variadic(node, *xs):
-    xs = same_device(*xs)
-    fn = {"Max": torch.maximum, "Min": torch.minimum, "Sum": torch.add, "Mean": torch.add}[node.op]
-    out = xs[0]
-    for x in xs[1:]:
-        out = fn(out, x)
-    if node.op == "Mean":
-        out = out / len(xs)
-    return out
-
-
-_COMPARE = {"Equal": torch.eq, "Less": torch.lt, "LessOrEqual": torch.le, "Greater": torch.gt,
-            "GreaterOrEqual": torch.ge, "And": torch.logical_and, "Or": torch.logical_or,
-            "Xor": torch.logical_xor, "BitwiseAnd": torch.bitwise_and, "BitwiseOr": torch.bitwise_or,
-            "BitwiseXor": torch.bitwise_xor}
-
-
-@kernel(*_COMPARE)
-def compare(node, a, b):
-    a, b = same_device(a, b)
-    return _COMPARE[node.op](a, b)
-
-
-@kernel("Where")
-def where(node, cond, x, y):
-    cond, x, y = same_device(cond, x, y)
-    return torch.where(cond, x, y)
-
-
-@kernel("Clip")
-def clip(node, x, lo=None, hi=None):
-    x, lo, hi = same_device(x, lo, hi)
-    out = x
-    if lo is not None:
-        out = torch.maximum(out, lo.reshape(()))
-    if hi is not None:
-        out = torch.minimum(out, hi.reshape(()))
-    return out
-
-
 @kernel("Cast")
 def cast(node, x):
     return _cast(x, to_dtype(node.attr("to")).name, node.attr("saturate"))
@@ -219,4 +141,3 @@ def _cast(x: torch.Tensor, to: str, saturate: int) -> torch.Tensor:
     if x.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
         x = x.float()
     return x.to(want)
-
