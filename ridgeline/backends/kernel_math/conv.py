@@ -1,15 +1,18 @@
 """Convolution and pooling geometry (``ridgeline.ir.ops.conv``): output lengths, pads, which
-window positions read input or padding, and how a transposed convolution is cropped."""
+window positions read input or padding, and how a transposed convolution is cropped; and the
+pools, one kernel each for numpy and torch (windows cut and reduced in float64; ``KERNELS``)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .namespace import namespace
 
-__all__ = ["KERNELS", "Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry", "window_kinds"]
+__all__ = ["KERNELS", "Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry",
+           "window_kinds", "windows"]
 
 #: per spatial dim: (output length, begin pad, end pad, stride, dilation)
 Dim = tuple[int, int, int, int, int]
@@ -127,6 +130,55 @@ def max_pool_indices(best, dims: list[Dim], kernel_shape: tuple, x_shape: tuple,
     return xp.astype(base * math.prod(spatial) + offset, xp.int64)
 
 
+def windows(x: Any, dims: list[Dim], kernel_shape: tuple, fill: float) -> tuple[Any, Any]:
+    """``(N, C, *out, *kernel)`` windows of x, and a same-shaped code: 0 input, 1 explicit
+    padding, 2 positions only ``ceil_mode`` reaches. Padding holds ``fill``."""
+    xp = namespace(x)
+    n, spatial = len(dims), tuple(x.shape[2:])
+    win = xp.pad_constant(x, [(0, 0), (0, 0)] + pad_widths(dims, kernel_shape, spatial), fill)
+    for i, ((out, _, _, s, dl), k) in enumerate(zip(dims, kernel_shape)):
+        win = xp.windows(win, (k - 1) * dl + 1, 2 + i)[(slice(None),) * (2 + i) + (slice(0, (out - 1) * s + 1, s),)]
+    win = win[(slice(None),) * (2 + n) + tuple(slice(None, None, dl) for *_, dl in dims)]
+    kind = xp.from_numpy(window_kinds(dims, kernel_shape, spatial), like=x)
+    return win, xp.module.broadcast_to(kind, win.shape)
+
+
+def _pool(node, x, reduce):
+    """``reduce(windows, codes, kernel axes)`` over the pool's windows of x in float64."""
+    xp = namespace(x)
+    kernel_shape = tuple(node.attr("kernel_shape"))
+    dims = geometry(node, tuple(x.shape[2:]), kernel_shape)
+    win, kind = windows(xp.astype(x, xp.float64), dims, kernel_shape, 0.0)
+    return reduce(xp, win, kind, tuple(range(win.ndim - len(kernel_shape), win.ndim)))
+
+
+def average_pool(node, x):
+    def avg(xp, win, kind, axes):
+        total = xp.sum(xp.where(kind == 0, win, 0.0), axes)
+        counted = (kind == 0) | ((kind == 1) & bool(node.attr("count_include_pad")))
+        return total / xp.sum(counted, axes)
+    return namespace(x).astype(_pool(node, x, avg), x.dtype)
+
+
+def lp_pool(node, x):
+    p = node.attr("p")
+    y = _pool(node, x, lambda xp, win, kind, axes: xp.sum(xp.where(kind == 0, xp.abs(win) ** p, 0.0), axes) ** (1 / p))
+    return namespace(x).astype(y, x.dtype)
+
+
+def max_pool(node, x):
+    kernel_shape = tuple(node.attr("kernel_shape"))
+    dims = geometry(node, tuple(x.shape[2:]), kernel_shape)
+    masked = _pool(node, x, lambda xp, win, kind, axes: xp.where(kind == 0, win, float("-inf")))
+    n = len(kernel_shape)
+    xp = namespace(x)
+    y = xp.astype(xp.max(masked, tuple(range(2 + n, 2 + 2 * n))), x.dtype)
+    if len(node.outputs) == 1:
+        return y
+    best = xp.argmax(masked.reshape(tuple(masked.shape[:2 + n]) + (-1,)), -1)   # the first maximum
+    return y, max_pool_indices(best, dims, kernel_shape, tuple(x.shape), node.attr("storage_order"))
+
+
 def global_pool(node, x):
     """GlobalAveragePool / GlobalMaxPool / GlobalLpPool over every spatial dim, in float64."""
     xp = namespace(x)
@@ -143,4 +195,5 @@ def global_pool(node, x):
 
 
 #: the kernels numpy and torch both run as written here
-KERNELS = {op: global_pool for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")}
+KERNELS = {"AveragePool": average_pool, "LpPool": lp_pool, "MaxPool": max_pool,
+           **{op: global_pool for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")}}

@@ -32,6 +32,8 @@ class _Numpy:
     clip_min = staticmethod(lambda x, low: np.maximum(x, low))
     clip_max = staticmethod(lambda x, high: np.minimum(x, high))
     broadcast = staticmethod(np.broadcast_arrays)
+    pad_constant = staticmethod(lambda x, widths, value: np.pad(x, widths, constant_values=value))
+    from_numpy = staticmethod(lambda a, like: a)
     clip, log1p = np.clip, np.log1p
     log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
         np.ascontiguousarray
@@ -91,6 +93,10 @@ def _torch_namespace() -> type:
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
         clip_max = staticmethod(lambda x, high: torch.clamp(x, max=high))
         broadcast = staticmethod(torch.broadcast_tensors)
+        # F.pad lists the last dim first
+        pad_constant = staticmethod(lambda x, widths, value: F.pad(x, [p for w in reversed(widths) for p in w],
+                                                                   value=value))
+        from_numpy = staticmethod(lambda a, like: torch.from_numpy(a).to(like.device))
         clip, log1p = torch.clamp, torch.log1p
         log, full_like, expand_dims, asarray, contiguous = torch.log, torch.full_like, torch.unsqueeze, \
             staticmethod(lambda x: x), staticmethod(lambda x: x)

@@ -1,28 +1,15 @@
-"""Reference kernels of ``ridgeline.ir.ops.conv``: windows are cut with numpy stride tricks and
-reduced in float64; see the spec module for the geometry."""
+"""Reference kernels of ``ridgeline.ir.ops.conv``: Conv and ConvInteger over the shared windows
+(``kernel_math.conv``) in float64 / int64, ConvTranspose tap by tap; the pools are
+``kernel_math.conv``'s."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
+from ...kernel_math.conv import geometry, transpose_crop, transpose_geometry, windows
 from . import kernel
 
-__all__ = ["geometry", "windows"]
-
-
-def windows(x: np.ndarray, dims, kernel_shape, fill) -> tuple[np.ndarray, np.ndarray]:
-    """``(N, C, *out, *kernel)`` windows of x, and a same-shaped code: 0 input, 1 explicit
-    padding, 2 positions only ``ceil_mode`` reaches. Padding holds ``fill``."""
-    n = len(dims)
-    spatial = x.shape[2:]
-    xp = np.pad(x, [(0, 0), (0, 0)] + pad_widths(dims, kernel_shape, spatial), constant_values=fill)
-    spans = [(k - 1) * dl + 1 for (_, _, _, _, dl), k in zip(dims, kernel_shape)]
-    win = np.lib.stride_tricks.sliding_window_view(xp, spans, axis=tuple(range(2, 2 + n)))
-    sel = tuple(slice(0, (out - 1) * s + 1, s) for out, _, _, s, _ in dims)
-    dil = tuple(slice(None, None, dl) for _, _, _, _, dl in dims)
-    win = win[(slice(None), slice(None)) + sel + dil]
-    return win, np.broadcast_to(window_kinds(dims, kernel_shape, spatial), win.shape)
+__all__ = ["geometry"]
 
 
 def _conv(x, w, node, fill=0.0):
@@ -58,45 +45,6 @@ def conv_integer(node, x, w, x_zero_point=None, w_zero_point=None):
         zp = w_zero_point.astype(np.int64)
         ws = ws - (zp.reshape((-1,) + (1,) * (w.ndim - 1)) if zp.size > 1 else zp.reshape(()))
     return _conv(xs, ws, node, fill=0).astype(np.int32)
-
-
-def _pool(node, x, reduce):
-    kernel_shape = tuple(node.attr("kernel_shape"))
-    dims = geometry(node, x.shape[2:], kernel_shape)
-    win, kind = windows(x.astype(np.float64), dims, kernel_shape, 0.0)
-    axes = tuple(range(-len(kernel_shape), 0))
-    return reduce(win, kind, axes)
-
-
-@kernel("AveragePool")
-def average_pool(node, x):
-    def avg(win, kind, axes):
-        total = np.sum(np.where(kind == 0, win, 0.0), axis=axes)
-        counted = (kind == 0) | ((kind == 1) & bool(node.attr("count_include_pad")))
-        return total / np.sum(counted, axis=axes)
-    return _pool(node, x, avg).astype(x.dtype)
-
-
-@kernel("LpPool")
-def lp_pool(node, x):
-    p = node.attr("p")
-    return _pool(node, x, lambda win, kind, axes: np.sum(np.where(kind == 0, np.abs(win) ** p, 0.0),
-                                                         axis=axes) ** (1.0 / p)).astype(x.dtype)
-
-
-@kernel("MaxPool")
-def max_pool(node, x):
-    kernel_shape = tuple(node.attr("kernel_shape"))
-    dims = geometry(node, x.shape[2:], kernel_shape)
-    win, kind = windows(x.astype(np.float64), dims, kernel_shape, 0.0)
-    n = len(kernel_shape)
-    axes = tuple(range(-n, 0))
-    masked = np.where(kind == 0, win, -np.inf)
-    y = np.max(masked, axis=axes).astype(x.dtype)
-    if len(node.outputs) == 1:
-        return y
-    best = np.argmax(masked.reshape(masked.shape[: 2 + n] + (-1,)), axis=-1)   # the first maximum
-    return y, max_pool_indices(best, dims, kernel_shape, x.shape, node.attr("storage_order"))
 
 
 

@@ -1,6 +1,6 @@
 """torch kernels of ``ridgeline.ir.ops.conv``: ``Conv``, ``ConvInteger`` and ``ConvTranspose`` are
 torch's ``conv*d``/``conv_transpose*d`` on the input padded by the shared geometry
-(``kernel_math.conv``); pools cut windows (``unfold``) and mask them with the shared window codes."""
+(``kernel_math.conv``); the pools are ``kernel_math.conv``'s."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import geometry, max_pool_indices, pad_widths, transpose_crop, transpose_geometry, window_kinds
+from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry
 from . import kernel, same_device
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -22,16 +22,6 @@ def _work(dt: torch.dtype) -> torch.dtype:
 
 def _flat_pads(widths) -> list[int]:
     return [p for pair in reversed(widths) for p in pair]   # F.pad lists the last dim first
-
-
-def windows(x: torch.Tensor, dims, kernel_shape, fill) -> torch.Tensor:
-    """``(N, C, *out, *kernel)`` windows of x padded with ``fill`` (the reference's layout)."""
-    win = F.pad(x, _flat_pads(pad_widths(dims, kernel_shape, tuple(x.shape[2:]))), value=fill)
-    for i, ((out, _, _, s, dl), k) in enumerate(zip(dims, kernel_shape)):
-        win = win.unfold(2 + i, (k - 1) * dl + 1, s).narrow(2 + i, 0, out)
-    n = len(dims)
-    dil = tuple(slice(None, None, dl) for _, _, _, _, dl in dims)
-    return win[(slice(None),) * (2 + n) + dil]
 
 
 def _conv(node, x, w, b, work):
@@ -62,53 +52,6 @@ def conv_integer(node, x, w, x_zero_point=None, w_zero_point=None):
         ws = ws - (zp.reshape((-1,) + (1,) * (w.dim() - 1)) if zp.numel() > 1 else zp.reshape(()))
     # float64 holds these exact sums (|products| < 2^16, far fewer than 2^37 terms); torch has no int conv
     return torch.round(_conv(node, xs, ws, None, torch.float64)).to(torch.int32)
-
-
-def _kind(dims, kernel_shape, spatial, device) -> torch.Tensor:
-    return torch.from_numpy(window_kinds(dims, kernel_shape, spatial)).to(device)
-
-
-def _pool(node, x, reduce):
-    kernel_shape = tuple(node.attr("kernel_shape"))
-    dims = geometry(node, tuple(x.shape[2:]), kernel_shape)
-    win = windows(x.double(), dims, kernel_shape, 0.0)
-    kind = _kind(dims, kernel_shape, tuple(x.shape[2:]), x.device).expand(win.shape)
-    axes = tuple(range(win.dim() - len(kernel_shape), win.dim()))
-    return reduce(win, kind, axes)
-
-
-@kernel("AveragePool")
-def average_pool(node, x):
-    def avg(win, kind, axes):
-        total = torch.sum(torch.where(kind == 0, win, torch.zeros_like(win)), dim=axes)
-        counted = (kind == 0) | ((kind == 1) & bool(node.attr("count_include_pad")))
-        return total / torch.sum(counted, dim=axes)
-    return _pool(node, x, avg).to(x.dtype)
-
-
-@kernel("LpPool")
-def lp_pool(node, x):
-    p = node.attr("p")
-    return _pool(node, x, lambda win, kind, axes: torch.sum(torch.where(kind == 0, torch.abs(win) ** p,
-                                                                        torch.zeros_like(win)), dim=axes) ** (1.0 / p)
-                 ).to(x.dtype)
-
-
-@kernel("MaxPool")
-def max_pool(node, x):
-    kernel_shape = tuple(node.attr("kernel_shape"))
-    spatial = tuple(x.shape[2:])
-    dims = geometry(node, spatial, kernel_shape)
-    win = windows(x.double(), dims, kernel_shape, 0.0)
-    kind = _kind(dims, kernel_shape, spatial, x.device).expand(win.shape)
-    n = len(kernel_shape)
-    masked = torch.where(kind == 0, win, torch.full_like(win, float("-inf")))
-    axes = tuple(range(2 + n, 2 + 2 * n))
-    y = torch.amax(masked, dim=axes).to(x.dtype)
-    if len(node.outputs) == 1:
-        return y
-    best = torch.argmax(masked.reshape(tuple(masked.shape[:2 + n]) + (-1,)), dim=-1)   # first maximum, as numpy
-    return y, max_pool_indices(best, dims, kernel_shape, tuple(x.shape), node.attr("storage_order"))
 
 
 
