@@ -1,6 +1,7 @@
 """Movement-op index logic (``ridgeline.ir.ops.movement``), once for numpy and torch: ONNX's
-slice clamping, split sizes, pad widths with negative pads as crops, and the depth/space
-rearrangements (reshape and permute, the same in both libraries)."""
+slice clamping, split sizes, pad widths with negative pads as crops; and the kernels the two
+libraries run alike (``KERNELS``): Transpose, Concat, Split, GatherElements, Trilu,
+TensorScatter, OneHot, CenterCropPad and the depth/space rearrangements."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .namespace import namespace
+from .views import ints
 
-__all__ = ["depth_to_space", "onnx_slice", "pad_widths", "space_to_depth", "split_sizes"]
+__all__ = ["KERNELS", "depth_to_space", "onnx_slice", "pad_widths", "space_to_depth", "split_sizes"]
 
 
 def onnx_slice(n: int, start: int, end: int, step: int) -> slice:
@@ -60,3 +62,87 @@ def space_to_depth(node, x) -> Any:
     t = x.reshape(n, c, h // b, b, w // b, b)
     perm = (0, 3, 5, 1, 2, 4) if node.attr("mode") == "DCR" else (0, 1, 3, 5, 2, 4)
     return namespace(x).permute_dims(t, perm).reshape(n, c * b * b, h // b, w // b)
+
+
+def _along(axis: int, sl: slice) -> tuple:
+    return (slice(None),) * axis + (sl,)
+
+
+def transpose(node, x):
+    perm = node.attr("perm")
+    perm = tuple(perm) if perm is not None else tuple(reversed(range(x.ndim)))
+    return namespace(x).permute_dims(x, perm) if perm else x  # a scalar: torch's permute wants a dim
+
+
+def concat(node, *xs):
+    xp = namespace(*xs)
+    return xp.concat(list(xp.same_device(*xs)), node.attr("axis") % xs[0].ndim)
+
+
+def split(node, x, sizes=None):
+    axis = node.attr("axis") % x.ndim
+    parts = split_sizes(x.shape[axis], None if sizes is None else ints(sizes), len(node.outputs))
+    starts = [sum(parts[:i]) for i in range(len(parts))]
+    return tuple(x[_along(axis, slice(s, s + p))] for s, p in zip(starts, parts))
+
+
+def gather_elements(node, x, idx):
+    xp = namespace(x)
+    x, idx = xp.same_device(x, idx)
+    axis = node.attr("axis") % x.ndim
+    idx = xp.astype(idx, xp.int64)
+    return xp.take_along_axis(x, xp.where(idx < 0, idx + x.shape[axis], idx), axis)
+
+
+def trilu(node, x, k=None):
+    k = ints(k)[0] if k is not None else 0
+    module = namespace(x).module
+    return module.triu(x, k) if node.attr("upper") else module.tril(x, k)
+
+
+def tensor_scatter(node, past, update, write_indices=None):
+    xp = namespace(past)
+    past, update, write_indices = xp.same_device(past, update, write_indices)
+    axis = node.attr("axis") % past.ndim
+    out = xp.copy(past)
+    o, u = xp.module.moveaxis(out, axis, 1), xp.module.moveaxis(update, axis, 1)  # views: writes land in `out`
+    seq, cap = u.shape[1], o.shape[1]
+    starts = [0] * past.shape[0] if write_indices is None else ints(write_indices)
+    for b in range(past.shape[0]):
+        pos = starts[b] + xp.arange(seq, like=past)
+        if node.attr("mode") == "circular":
+            pos = pos % cap
+        o[b, pos] = u[b]
+    return out
+
+
+def one_hot(node, indices, depth, values):
+    xp = namespace(indices)
+    indices, values = xp.same_device(indices, values)
+    d = ints(depth)[0]
+    axis = node.attr("axis") % (indices.ndim + 1)
+    idx = xp.astype(indices, xp.int64)
+    idx = xp.where(idx < 0, idx + d, idx)
+    positions = xp.arange(d, like=indices).reshape([-1 if i == axis else 1 for i in range(indices.ndim + 1)])
+    return xp.astype(xp.where(xp.expand_dims(idx, axis) == positions, values[1], values[0]), values.dtype)
+
+
+def center_crop_pad(node, x, shape):
+    xp = namespace(x)
+    axes = node.attr("axes")
+    axes = range(x.ndim) if axes is None else [a % x.ndim for a in axes]
+    out = x
+    for a, t in zip(axes, ints(shape)):
+        d = out.shape[a]
+        if d > t:
+            out = out[_along(a, slice((d - t) // 2, (d - t) // 2 + t))]
+        elif d < t:
+            width = [(0, 0)] * x.ndim
+            width[a] = ((t - d) // 2, t - d - (t - d) // 2)
+            out = xp.pad_constant(out, width, 0)
+    return out
+
+
+KERNELS = {"Transpose": transpose, "Concat": concat, "Split": split, "GatherElements": gather_elements,
+           "Trilu": trilu, "TensorScatter": tensor_scatter, "OneHot": one_hot, "CenterCropPad": center_crop_pad,
+           "DepthToSpace": depth_to_space, "SpaceToDepth": space_to_depth}

@@ -34,6 +34,7 @@ class _Numpy:
     broadcast = staticmethod(np.broadcast_arrays)
     pad_constant = staticmethod(lambda x, widths, value: np.pad(x, widths, constant_values=value))
     from_numpy = staticmethod(lambda a, like: a)
+    copy = np.copy
     clip, log1p = np.clip, np.log1p
     log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
         np.ascontiguousarray
@@ -97,6 +98,7 @@ def _torch_namespace() -> type:
         pad_constant = staticmethod(lambda x, widths, value: F.pad(x, [p for w in reversed(widths) for p in w],
                                                                    value=value))
         from_numpy = staticmethod(lambda a, like: torch.from_numpy(a).to(like.device))
+        copy = torch.clone
         clip, log1p = torch.clamp, torch.log1p
         log, full_like, expand_dims, asarray, contiguous = torch.log, torch.full_like, torch.unsqueeze, \
             staticmethod(lambda x: x), staticmethod(lambda x: x)

@@ -4,26 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...kernel_math.movement import depth_to_space, onnx_slice, pad_widths, space_to_depth, split_sizes
+from ...kernel_math.movement import onnx_slice, pad_widths
 from . import kernel
-
-
-@kernel("Transpose")
-def transpose(node, x):
-    perm = node.attr("perm")
-    return np.transpose(x, perm)
-
-
-@kernel("Concat")
-def concat(node, *xs):
-    return np.concatenate(xs, axis=node.attr("axis"))
-
-
-@kernel("Split")
-def split(node, x, sizes=None):
-    axis = node.attr("axis") % x.ndim
-    parts = split_sizes(x.shape[axis], None if sizes is None else sizes.reshape(-1), len(node.outputs))
-    return tuple(np.split(x, np.cumsum(parts)[:-1], axis=axis))
 
 
 @kernel("Slice")
@@ -48,12 +30,6 @@ def _axis_and_indices(node, x, idx):
 def gather(node, x, idx):
     axis, idx = _axis_and_indices(node, x, idx)
     return np.take(x, idx, axis=axis)
-
-
-@kernel("GatherElements")
-def gather_elements(node, x, idx):
-    axis, idx = _axis_and_indices(node, x, idx)
-    return np.take_along_axis(x, idx, axis=axis)
 
 
 @kernel("GatherND")
@@ -93,12 +69,6 @@ def pad(node, x, pads, value=None, axes=None):
     return np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])
 
 
-@kernel("Trilu")
-def trilu(node, x, k=None):
-    k = int(k.reshape(())) if k is not None else 0
-    return np.triu(x, k) if node.attr("upper") else np.tril(x, k)
-
-
 _UFUNCS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
@@ -127,31 +97,6 @@ def scatter_elements(node, data, indices, updates):
     return _scatter(data.copy(), tuple(grid), updates, node.attr("reduction"))
 
 
-@kernel("TensorScatter")
-def tensor_scatter(node, past, update, write_indices=None):
-    axis = node.attr("axis") % past.ndim
-    out = past.copy()
-    o, u = np.moveaxis(out, axis, 1), np.moveaxis(update, axis, 1)  # views: writes land in `out`
-    seq, cap = u.shape[1], o.shape[1]
-    starts = np.zeros(past.shape[0], np.int64) if write_indices is None else write_indices.astype(np.int64)
-    for b in range(past.shape[0]):
-        pos = starts[b] + np.arange(seq)
-        if node.attr("mode") == "circular":
-            pos = pos % cap
-        o[b, pos] = u[b]
-    return out
-
-
-@kernel("OneHot")
-def one_hot(node, indices, depth, values):
-    d = int(depth.reshape(-1)[0])
-    axis = node.attr("axis") % (indices.ndim + 1)
-    idx = indices.astype(np.int64)
-    idx = np.where(idx < 0, idx + d, idx)
-    hot = np.expand_dims(idx, axis) == np.arange(d).reshape([-1 if i == axis else 1 for i in range(indices.ndim + 1)])
-    return np.where(hot, values[1], values[0]).astype(values.dtype)
-
-
 @kernel("NonZero")
 def non_zero(node, x):
     if x.ndim == 0:
@@ -164,10 +109,6 @@ def compress(node, x, condition):
     return np.compress(condition, x, axis=node.attr("axis"))
 
 
-kernel("DepthToSpace")(depth_to_space)
-kernel("SpaceToDepth")(space_to_depth)
-
-
 @kernel("ReverseSequence")
 def reverse_sequence(node, x, lens):
     batch_axis, time_axis = node.attr("batch_axis"), node.attr("time_axis")
@@ -178,23 +119,6 @@ def reverse_sequence(node, x, lens):
         dst = list(src)
         dst[time_axis] = slice(int(n) - 1, None, -1) if n > 0 else slice(0, 0)
         out[tuple(src)] = x[tuple(dst)]
-    return out
-
-
-@kernel("CenterCropPad")
-def center_crop_pad(node, x, shape):
-    axes = node.attr("axes")
-    axes = range(x.ndim) if axes is None else [a % x.ndim for a in axes]
-    out = x
-    for a, t in zip(axes, (int(s) for s in shape.reshape(-1))):
-        d = out.shape[a]
-        if d > t:
-            start = (d - t) // 2
-            out = np.take(out, np.arange(start, start + t), axis=a)
-        elif d < t:
-            width = [(0, 0)] * x.ndim
-            width[a] = ((t - d) // 2, t - d - (t - d) // 2)
-            out = np.pad(out, width)
     return out
 
 

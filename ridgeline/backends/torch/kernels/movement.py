@@ -5,27 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...kernel_math.movement import depth_to_space, onnx_slice, pad_widths, space_to_depth, split_sizes
+from ...kernel_math.movement import onnx_slice, pad_widths
 from . import ints, kernel, same_device
-
-
-@kernel("Transpose")
-def transpose(node, x):
-    perm = node.attr("perm")
-    perm = tuple(perm if perm is not None else reversed(range(x.dim())))
-    return x.permute(*perm) if perm else x  # a scalar: permute() wants at least one dim
-
-
-@kernel("Concat")
-def concat(node, *xs):
-    return torch.cat(same_device(*xs), dim=node.attr("axis") % xs[0].dim())
-
-
-@kernel("Split")
-def split(node, x, sizes=None):
-    axis = node.attr("axis") % x.dim()
-    parts = split_sizes(x.shape[axis], None if sizes is None else ints(sizes), len(node.outputs))
-    return tuple(torch.split(x, parts, dim=axis))
 
 
 @kernel("Slice")
@@ -58,13 +39,6 @@ def gather(node, x, idx):
         raise IndexError(f"index out of range for dim {axis} of size {x.shape[axis]}")
     out = x.index_select(axis, flat)
     return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
-
-
-@kernel("GatherElements")
-def gather_elements(node, x, idx):
-    axis = node.attr("axis") % x.dim()
-    x, idx = same_device(x, idx)
-    return torch.gather(x, axis, _wrap(idx, x.shape[axis]))
 
 
 @kernel("GatherND")
@@ -111,12 +85,6 @@ def pad(node, x, pads, value=None, axes=None):
     return x
 
 
-@kernel("Trilu")
-def trilu(node, x, k=None):
-    k = ints(k)[0] if k is not None else 0
-    return torch.triu(x, k) if node.attr("upper") else torch.tril(x, k)
-
-
 _REDUCE = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
 
 
@@ -155,34 +123,6 @@ def scatter_elements(node, data, indices, updates):
     return out.scatter_reduce_(axis, idx, updates, _REDUCE[red], include_self=True)
 
 
-@kernel("TensorScatter")
-def tensor_scatter(node, past, update, write_indices=None):
-    past, update, write_indices = same_device(past, update, write_indices)
-    axis = node.attr("axis") % past.dim()
-    out = past.clone()
-    o, u = torch.movedim(out, axis, 1), torch.movedim(update, axis, 1)  # views: writes land in `out`
-    seq, cap = u.shape[1], o.shape[1]
-    starts = [0] * past.shape[0] if write_indices is None else ints(write_indices)
-    for b in range(past.shape[0]):
-        pos = starts[b] + torch.arange(seq, device=past.device)
-        if node.attr("mode") == "circular":
-            pos = pos % cap
-        o[b, pos] = u[b]
-    return out
-
-
-@kernel("OneHot")
-def one_hot(node, indices, depth, values):
-    indices, values = same_device(indices, values)
-    d = ints(depth)[0]
-    axis = node.attr("axis") % (indices.dim() + 1)
-    idx = indices.to(torch.int64)
-    idx = torch.where(idx < 0, idx + d, idx)
-    shape = [-1 if i == axis else 1 for i in range(indices.dim() + 1)]
-    hot = idx.unsqueeze(axis) == torch.arange(d, device=indices.device).reshape(shape)
-    return torch.where(hot, values[1], values[0])
-
-
 @kernel("NonZero")
 def non_zero(node, x):
     if x.dim() == 0:
@@ -202,10 +142,6 @@ def compress(node, x, condition):
     return x.index_select(axis, keep[keep < x.shape[axis]])
 
 
-kernel("DepthToSpace")(depth_to_space)
-kernel("SpaceToDepth")(space_to_depth)
-
-
 @kernel("ReverseSequence")
 def reverse_sequence(node, x, lens):
     batch_axis, time_axis = node.attr("batch_axis"), node.attr("time_axis")
@@ -215,25 +151,6 @@ def reverse_sequence(node, x, lens):
         src[batch_axis], src[time_axis] = i, slice(0, n)
         part = x[tuple(src)]
         out[tuple(src)] = torch.flip(part, [time_axis - (1 if batch_axis < time_axis else 0)])
-    return out
-
-
-@kernel("CenterCropPad")
-def center_crop_pad(node, x, shape):
-    axes = node.attr("axes")
-    axes = range(x.dim()) if axes is None else [a % x.dim() for a in axes]
-    out = x
-    for a, t in zip(axes, ints(shape)):
-        d = out.shape[a]
-        if d > t:
-            out = out.narrow(a, (d - t) // 2, t)
-        elif d < t:
-            before = (t - d) // 2
-            shape_ = list(out.shape)
-            shape_[a] = t
-            padded = torch.zeros(shape_, dtype=out.dtype, device=out.device)
-            padded.narrow(a, before, d).copy_(out)
-            out = padded
     return out
 
 
