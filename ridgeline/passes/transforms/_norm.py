@@ -7,7 +7,7 @@ import numpy as np
 from ...ir import Value
 from ..rewriter import Match, RewriteBuilder
 
-__all__ = ["trailing_axis", "scale_operand", "ones_like_norm", "attr_float"]
+__all__ = ["attr_float", "check_norm", "ones_like_norm", "scale_operand", "stash", "trailing_axis"]
 
 
 def attr_float(value: np.ndarray | float) -> float:
@@ -66,3 +66,27 @@ def ones_like_norm(m: Match, axis: int, b: RewriteBuilder) -> Value | None:
     if not all(isinstance(d, int) for d in norm):
         return None
     return b.constant(np.ones(norm, dtype=m["x"].type.dtype.np_dtype), "ones")
+
+
+def check_norm(m: Match, reductions: tuple[str, ...], operands: tuple[str, ...]) -> bool | str:
+    """A norm fusion's check: the ReduceMeans ``reductions`` over the same trailing axes of a
+    float x, and each of ``operands`` (scale, bias) per channel; without a scale, static
+    normalized dims to build a ones scale from."""
+    axis = trailing_axis(m, *reductions)
+    if isinstance(axis, str):
+        return axis
+    if m["x"].type.dtype.name not in ("f32", "f16", "bf16", "f64"):
+        return f"x is {m['x'].type.dtype.name}, not a float"
+    for name in operands:
+        why = scale_operand(m, name, axis)
+        if isinstance(why, str):
+            return why
+    if "scale" not in m and not all(isinstance(dm, int) for dm in m["x"].type.shape[axis:]):
+        return "no scale and symbolic normalized dims: cannot build a ones scale"
+    return True
+
+
+def stash(m: Match) -> dict:
+    """The fused op's ``stash_type``: the statistics default to f32 (1); an f64 decomposition keeps
+    its precision only with 11."""
+    return {"stash_type": 11} if m["x"].type.dtype.name == "f64" else {}

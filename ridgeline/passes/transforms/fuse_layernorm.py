@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
-from ._norm import attr_float, ones_like_norm, scale_operand, trailing_axis
+from ._norm import attr_float, check_norm, ones_like_norm, scale_operand, stash, trailing_axis
 
 __all__ = ["FuseLayerNorm", "LAYER_NORM"]
 
@@ -30,24 +30,7 @@ PATTERN = OneOf(ops.Add(ops.Mul(normed, Var("scale")), Var("bias")),            
 
 
 def _check(m: Match) -> bool | str:
-    axis = trailing_axis(m, "mean", "var")
-    if isinstance(axis, str):
-        return axis
-    if m["x"].type.dtype.name not in ("f32", "f16", "bf16", "f64"):
-        return f"x is {m['x'].type.dtype.name}, not a float"
-    for name in ("scale", "bias"):
-        why = scale_operand(m, name, axis)
-        if isinstance(why, str):
-            return why
-    if "scale" not in m and not all(isinstance(dm, int) for dm in m["x"].type.shape[axis:]):
-        return "no scale and symbolic normalized dims: cannot build a ones scale"
-    return True
-
-
-def _stash(m: Match) -> dict:
-    # the statistics default to f32 (stash_type=1): an f64 decomposition keeps its precision only
-    # with stash_type=11
-    return {"stash_type": 11} if m["x"].type.dtype.name == "f64" else {}
+    return check_norm(m, ("mean", "var"), ("scale", "bias"))
 
 
 def _rewrite(m: Match, b: RewriteBuilder):
@@ -56,7 +39,7 @@ def _rewrite(m: Match, b: RewriteBuilder):
     bias = scale_operand(m, "bias", axis, b)
     rank = m["x"].type.rank
     return b.LayerNormalization(m["x"], scale, bias, axis=axis - rank, epsilon=attr_float(m.const("eps")),
-                                _outputs=1, **_stash(m))
+                                _outputs=1, **stash(m))
 
 
 LAYER_NORM = Rule("layer-norm", PATTERN, _rewrite, check=_check, benefit=5,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..registry import register_pass
 from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, Var, ops
-from ._norm import attr_float, ones_like_norm, scale_operand, trailing_axis
+from ._norm import attr_float, check_norm, ones_like_norm, scale_operand, stash, trailing_axis
 
 __all__ = ["FuseRMSNorm", "RMS_NORM"]
 
@@ -27,30 +27,14 @@ PATTERN = OneOf(ops.Mul(normed, Var("scale")), normed)                          
 
 
 def _check(m: Match) -> bool | str:
-    axis = trailing_axis(m, "mean")
-    if isinstance(axis, str):
-        return axis
-    if m["x"].type.dtype.name not in ("f32", "f16", "bf16", "f64"):
-        return f"x is {m['x'].type.dtype.name}, not a float"
-    why = scale_operand(m, "scale", axis)
-    if isinstance(why, str):
-        return why
-    if "scale" not in m and not all(isinstance(dm, int) for dm in m["x"].type.shape[axis:]):
-        return "no scale and symbolic normalized dims: cannot build a ones scale"
-    return True
-
-
-def _stash(m: Match) -> dict:
-    # the statistics default to f32 (stash_type=1): an f64 decomposition keeps its precision only
-    # with stash_type=11
-    return {"stash_type": 11} if m["x"].type.dtype.name == "f64" else {}
+    return check_norm(m, ("mean",), ("scale",))
 
 
 def _rewrite(m: Match, b: RewriteBuilder):
     axis = trailing_axis(m, "mean")
     scale = scale_operand(m, "scale", axis, b) or ones_like_norm(m, axis, b)
     rank = m["x"].type.rank
-    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=attr_float(m.const("eps")), **_stash(m))
+    return b.RMSNormalization(m["x"], scale, axis=axis - rank, epsilon=attr_float(m.const("eps")), **stash(m))
 
 
 RMS_NORM = Rule("rms-norm", PATTERN, _rewrite, check=_check, benefit=5,
