@@ -10,28 +10,47 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from ..ir.errors import RidgelineError
 from ..ir.safe_files import write_atomic
 from .estimate import Estimate
 from .target import Target
 
-__all__ = ["roofline_plot"]
+__all__ = ["pyplot", "roofline_plot", "save_figure"]
 
 _COLORS = {"compute": "#d62728", "memory": "#1f77b4", "overhead": "#7f7f7f", "communication": "#2ca02c"}
 
 
-def roofline_plot(est: Estimate, target: Target, path: str | Path, *, title: str | None = None) -> Path:
-    """Write the plot to ``path`` (.png, .svg or .pdf); returns the path."""
-    path = Path(path)
+def pyplot(path: Path, flag: str, what: str) -> Any:
+    """matplotlib's pyplot (Agg) to draw ``what`` into ``path``; a file type it does not write or
+    matplotlib missing is a one-line error naming ``flag``."""
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
-        raise RidgelineError(f"--plot {path}: use a .png, .svg or .pdf file name")
+        raise RidgelineError(f"{flag} {path}: use a .png, .svg or .pdf file name")
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RidgelineError("the roofline plot needs matplotlib: pip install 'ridgeline[plot]'") from None
+        raise RidgelineError(f"{what} needs matplotlib: pip install 'ridgeline[plot]'") from None
+    return plt
+
+
+def save_figure(plt: Any, fig: Any, path: Path, label: str) -> Path:
+    """Write ``fig`` to ``path`` (atomically, in the suffix's format) and close it."""
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower() or "png"), label)
+    except ValueError as e:  # a format matplotlib does not write
+        raise RidgelineError(f"{label} {path}: {e}") from None
+    finally:
+        plt.close(fig)
+    return path
+
+
+def roofline_plot(est: Estimate, target: Target, path: str | Path, *, title: str | None = None) -> Path:
+    """Write the plot to ``path`` (.png, .svg or .pdf); returns the path."""
+    path = Path(path)
+    plt = pyplot(path, "--plot", "the roofline plot")
     bw = target.device_memory.bandwidth
     pts = [(r.intensity, r.flops / r.time_s, r) for r in est.nodes
            if r.time_s > 0 and r.flops > 0 and r.outer_bytes > 0 and math.isfinite(r.intensity)]
@@ -78,10 +97,4 @@ def roofline_plot(est: Estimate, target: Target, path: str | Path, *, title: str
     ax.grid(True, which="both", lw=0.3, alpha=0.5)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    try:
-        write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:].lower() or "png"), "--plot")
-    except ValueError as e:  # a format matplotlib does not write
-        raise RidgelineError(f"--plot {path}: {e}") from None
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(plt, fig, path, "--plot")

@@ -223,15 +223,9 @@ class Schedule:
         """A Gantt chart (PNG, SVG or PDF): one row per (chip, unit), ops as bars coloured by kind.
         Big deployments show their first ``max_chips`` chips that compute (chips that only hold
         a split embedding and forward it are skipped)."""
+        from .plot import pyplot, save_figure
         path = Path(path)
-        if path.suffix.lower() not in (".png", ".svg", ".pdf"):
-            raise RidgelineError(f"--gantt {path}: use a .png, .svg or .pdf file name")
-        try:
-            import matplotlib
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise RidgelineError("the Gantt chart needs matplotlib: pip install 'ridgeline[plot]'") from None
+        plt = pyplot(path, "--gantt", "the Gantt chart")
         colors = {"matmul": "#d62728", "vector": "#1f77b4", "memory": "#9467bd", "switch": "#8c564b",
                   "transfer": "#2ca02c"}
         units = list(self.capacity)
@@ -265,10 +259,4 @@ class Schedule:
         ax.set_title(title or f"{self.target}: static schedule, {self.makespan:,} cycles "
                               f"({self.seconds * 1e6:,.1f} µs), {which}", fontsize=9)
         fig.tight_layout()
-        try:
-            write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:].lower() or "png"), "Gantt chart")
-        except ValueError as e:  # a format matplotlib does not write
-            raise RidgelineError(f"Gantt chart {path}: {e}") from None
-        finally:
-            plt.close(fig)
-        return path
+        return save_figure(plt, fig, path, "Gantt chart")
