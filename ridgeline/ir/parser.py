@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -110,6 +110,23 @@ class _Parser:
         self.i += 1
         return t
 
+    def items(self, close: str, item: Callable[[], Any]) -> list:
+        """``item()`` for each of the comma-separated items before ``close`` (not consumed)."""
+        out = []
+        if not self.at(close):
+            out.append(item())
+            while self.accept(","):
+                out.append(item())
+        return out
+
+    def bracketed(self, item: Callable[[], Any]) -> list:
+        """A ``[...]`` list after its ``[``: one level deeper, each element by ``item()``."""
+        self.enter()
+        out = self.items("]", item)
+        self.expect("]")
+        self.depth -= 1
+        return out
+
     def at(self, text: str) -> bool:
         t = self.tok
         return t.text == text and t.kind in ("punct", "ident", "arrow")
@@ -151,41 +168,30 @@ class _Parser:
         self.expect("graph")
         g = Graph(self._name(self.expect_kind("gname", "a graph name like @main")))
         self.expect("(")
-        if not self.at(")"):
-            while True:
-                t = self.expect_kind("value", "an input like %x")
-                self.expect(":")
-                typ = self.parse_type()
-                name = self._name(t)
-                if g.has_value(name):
-                    self.error(f"input %{name} is declared twice", t)
-                g.add_input(name, typ)
-                if not self.accept(","):
-                    break
+
+        def declared(what: str) -> tuple[_Tok, TensorType]:
+            t = self.expect_kind("value", what)
+            self.expect(":")
+            return t, self.parse_type()
+
+        def graph_input() -> None:
+            t, typ = declared("an input like %x")
+            if g.has_value(self._name(t)):
+                self.error(f"input %{self._name(t)} is declared twice", t)
+            g.add_input(self._name(t), typ)
+
+        self.items(")", graph_input)
         self.expect(")")
         self.expect("->")
         self.expect("(")
-        declared_outputs: list[tuple[_Tok, TensorType]] = []
-        if not self.at(")"):
-            while True:
-                t = self.expect_kind("value", "an output like %y")
-                self.expect(":")
-                declared_outputs.append((t, self.parse_type()))
-                if not self.accept(","):
-                    break
+        declared_outputs = self.items(")", lambda: declared("an output like %y"))
         self.expect(")")
         self.expect("{")
         while True:
             t = self.tok
             if self.accept("return"):
-                outs = []
-                if not self.at("}"):
-                    while True:
-                        vt = self.expect_kind("value", "a returned value like %y")
-                        outs.append(self.lookup(g, vt))
-                        if not self.accept(","):
-                            break
-                g.outputs = outs
+                g.outputs = self.items("}", lambda: self.lookup(g, self.expect_kind("value",
+                                                                                   "a returned value like %y")))
                 self.expect("}")
                 break
             if self.accept("meta"):
@@ -214,25 +220,7 @@ class _Parser:
         if t.text not in DTYPES:
             self.error(f"unknown dtype {t.text!r} (known: {', '.join(DTYPES)})", t)
         self.expect("[")
-        dims = []
-        if not self.at("]"):
-            while True:
-                d = self.next()
-                if d.kind == "num" and re.fullmatch(r"\d+", d.text):
-                    if len(d.text) > 13 or int(d.text) > MAX_DIM:
-                        self.error(f"dimension {d.text[:20]} is beyond any real tensor (limit 2^40)", d)
-                    dims.append(int(d.text))
-                elif d.kind == "ident":
-                    dims.append(d.text)
-                elif d.kind == "str":
-                    try:
-                        dims.append(check_dim(_unquote(d.text)))
-                    except IRError as e:
-                        self.error(str(e), d)
-                else:
-                    self.error(f"expected a dimension (a size or a name), found {self._describe(d)}", d)
-                if not self.accept(","):
-                    break
+        dims = self.items("]", self._dim)
         self.expect("]")
         if len(dims) > 64:
             self.error(f"rank {len(dims)} is beyond any real tensor", t)
@@ -307,19 +295,25 @@ class _Parser:
             self.error(f"constant %{name}: {len(raw)} bytes of data, its type {typ} needs {expected}", s)
         return np.frombuffer(raw, dtype=typ.dtype.np_dtype).reshape(typ.shape).copy()
 
+    def _dim(self) -> int | str:
+        d = self.next()
+        if d.kind == "num" and re.fullmatch(r"\d+", d.text):
+            if len(d.text) > 13 or int(d.text) > MAX_DIM:
+                self.error(f"dimension {d.text[:20]} is beyond any real tensor (limit 2^40)", d)
+            return int(d.text)
+        if d.kind == "ident":
+            return d.text
+        if d.kind == "str":
+            try:
+                return check_dim(_unquote(d.text))
+            except IRError as e:
+                self.error(str(e), d)
+        self.error(f"expected a dimension (a size or a name), found {self._describe(d)}", d)
+
     def parse_literal(self) -> Any:
         t = self.tok
         if self.accept("["):
-            self.enter()
-            items = []
-            if not self.at("]"):
-                while True:
-                    items.append(self.parse_literal())
-                    if not self.accept(","):
-                        break
-            self.expect("]")
-            self.depth -= 1
-            return items
+            return self.bracketed(self.parse_literal)
         if t.kind == "num":
             self.next()
             if re.fullmatch(r"-?\d+", t.text):
@@ -349,37 +343,25 @@ class _Parser:
             self.expect(">")
             return arr
         if self.accept("["):
-            self.enter()
-            items = []
-            if not self.at("]"):
-                while True:
-                    items.append(self.parse_value())
-                    if not self.accept(","):
-                        break
-            self.expect("]")
-            self.depth -= 1
-            return items
+            return self.bracketed(self.parse_value)
         return self.parse_literal()
 
     def parse_dict(self) -> dict:
         self.expect("{")
         self.enter()
         out: dict[str, Any] = {}
-        if not self.at("}"):
-            while True:
-                k = self.next()
-                if k.kind == "ident":
-                    key = k.text
-                elif k.kind == "str":
-                    key = _unquote(k.text)
-                else:
-                    self.error(f"expected a key, found {self._describe(k)}", k)
-                if key in out:
-                    self.error(f"key {key!r} is given twice", k)
-                self.expect("=")
-                out[key] = self.parse_value()
-                if not self.accept(","):
-                    break
+
+        def entry() -> None:
+            k = self.next()
+            if k.kind not in ("ident", "str"):
+                self.error(f"expected a key, found {self._describe(k)}", k)
+            key = k.text if k.kind == "ident" else _unquote(k.text)
+            if key in out:
+                self.error(f"key {key!r} is given twice", k)
+            self.expect("=")
+            out[key] = self.parse_value()
+
+        self.items("}", entry)
         self.expect("}")
         self.depth -= 1
         return out
@@ -397,15 +379,8 @@ class _Parser:
         if find_spec(op_tok.text) is None:
             self.error(f"unknown op {op_tok.text!r}", op_tok)
         self.expect("(")
-        inputs: list[Value | None] = []
-        if not self.at(")"):
-            while True:
-                if self.accept("none"):
-                    inputs.append(None)
-                else:
-                    inputs.append(self.lookup(g, self.expect_kind("value", "an operand like %x")))
-                if not self.accept(","):
-                    break
+        inputs: list[Value | None] = self.items(")", lambda: None if self.accept("none") else self.lookup(
+            g, self.expect_kind("value", "an operand like %x")))
         self.expect(")")
         attrs = self.parse_dict() if self.at("{") else {}
         self.expect(":")
