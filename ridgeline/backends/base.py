@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..ir import Graph, Node
 
-__all__ = ["Backend", "Executable", "NodeTiming"]
+__all__ = ["Backend", "Executable"]
 
 
 @runtime_checkable
@@ -27,10 +27,6 @@ class Executable(Protocol):
     def run(self, inputs: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Execute once; returns outputs by name."""
         ...
-
-
-class NodeTiming(Protocol):
-    """Per-node wall time of the last ``run(..., profile=True)``: node -> seconds."""
 
 
 @runtime_checkable
