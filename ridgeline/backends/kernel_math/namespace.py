@@ -27,6 +27,9 @@ class _Numpy:
     max = staticmethod(lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims))
     sum = staticmethod(lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims))
     mean = staticmethod(lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims))
+    min = staticmethod(lambda x, axis, keepdims=False: np.min(x, axis=axis, keepdims=keepdims))
+    prod = staticmethod(lambda x, axis, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims))
+    full = staticmethod(lambda shape, value, dtype, like: np.full(shape, value, dtype=dtype))
     chunk2 = staticmethod(lambda x: np.split(x, 2, axis=-1))
     matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
     clip_min = staticmethod(lambda x, low: np.maximum(x, low))
@@ -89,6 +92,9 @@ def _torch_namespace() -> type:
         max = staticmethod(lambda x, axis, keepdims=False: torch.amax(x, dim=axis, keepdim=keepdims))
         sum = staticmethod(lambda x, axis, keepdims=False: torch.sum(x, dim=axis, keepdim=keepdims))
         mean = staticmethod(lambda x, axis, keepdims=False: torch.mean(x, dim=axis, keepdim=keepdims))
+        min = staticmethod(lambda x, axis, keepdims=False: torch.amin(x, dim=axis, keepdim=keepdims))
+        prod = staticmethod(_torch_prod)
+        full = staticmethod(lambda shape, value, dtype, like: torch.full(shape, value, dtype=dtype, device=like.device))
         chunk2 = staticmethod(lambda x: list(torch.chunk(x, 2, dim=-1)))
         matrix_transpose = staticmethod(lambda x: x.mT)
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
@@ -122,6 +128,14 @@ def _torch_namespace() -> type:
         name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 
     return _Torch
+
+
+def _torch_prod(x, axis, keepdims=False):
+    """torch.prod over several axes (it takes one at a time)."""
+    import torch
+    for a in sorted(axis, reverse=True):
+        x = torch.prod(x, dim=a, keepdim=keepdims)
+    return x
 
 
 _NAMESPACES: dict[str, Any] = {"numpy": _Numpy}

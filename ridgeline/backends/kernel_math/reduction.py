@@ -1,19 +1,65 @@
-"""Kernels of ``ridgeline.ir.ops.reduction``, one for numpy and torch: arg-extremes, softmaxes,
-scans, TopK, Det and the two losses (in float64, as the reference computes them); both tables
-register ``KERNELS``. The Reduce* family and Hardmax stay per table (torch's empty-axes and
-integer-mean rules differ from numpy's)."""
+"""Kernels of ``ridgeline.ir.ops.reduction``, one for numpy and torch: the Reduce* family,
+arg-extremes, softmaxes, scans, TopK, Det and the two losses (in float64, as the reference
+computes them); both tables register ``KERNELS``. Hardmax stays per table."""
 
 from __future__ import annotations
+
+import math
 
 from .namespace import namespace
 from .views import ints
 
-__all__ = ["KERNELS"]
+__all__ = ["KERNELS", "REDUCE", "reduce_by"]
 
 
 def _along(axis: int, sl: slice) -> tuple:
     """The index that takes ``sl`` along ``axis`` (every position of the axes before it)."""
     return (slice(None),) * axis + (sl,)
+
+
+#: each Reduce* op as (elementwise part, reduction, final part): with ``noop_with_empty_axes`` and
+#: no axes only the elementwise parts apply (ReduceL2 gives |x|, ReduceLogSum log(x): onnx.reference)
+REDUCE = {
+    "ReduceSum": (None, "sum", None), "ReduceMean": (None, "mean", None), "ReduceMax": (None, "max", None),
+    "ReduceMin": (None, "min", None), "ReduceProd": (None, "prod", None), "ReduceL1": ("abs", "sum", None),
+    "ReduceL2": ("square", "sum", "sqrt"), "ReduceSumSquare": ("square", "sum", None),
+    "ReduceLogSum": (None, "sum", "log"), "ReduceLogSumExp": ("exp", "sum", "log"),
+}
+
+
+def reduce_by(xp, op: str, x, axes: tuple, keep: bool):
+    """``op`` (a Reduce* name) of ``x`` over ``axes`` (none: the elementwise parts only)."""
+    pre, red, post = REDUCE[op]
+    y = getattr(xp, pre)(x) if pre else x
+    if axes:
+        if red == "mean" and xp.name_of(y.dtype)[0] in "iu":
+            y = xp.astype(y, xp.float64)
+        y = getattr(xp, red)(y, axes, keepdims=keep)
+    return getattr(xp, post)(y) if post else y
+
+
+def reduce(node, x, axes=None):
+    xp = namespace(x)
+    ax = tuple(sorted({a % x.ndim for a in ints(axes)}))
+    if not ax and not node.attr("noop_with_empty_axes"):
+        ax = tuple(range(x.ndim))
+    keep = bool(node.attr("keepdims"))
+    if math.prod(x.shape) == 0 and node.op in ("ReduceMax", "ReduceMin"):
+        shape = tuple(1 if i in ax else d for i, d in enumerate(x.shape)) if keep else \
+            tuple(d for i, d in enumerate(x.shape) if i not in ax)
+        name = xp.name_of(x.dtype)
+        if name == "bool":
+            fill = node.op == "ReduceMin"  # the identities of any() and all()
+        elif name[0] in "iu":
+            info = xp.iinfo(x.dtype)
+            fill = info.min if node.op == "ReduceMax" else info.max
+        else:
+            fill = float("-inf") if node.op == "ReduceMax" else float("inf")
+        return xp.full(shape, fill, x.dtype, like=x)
+    boolean = x.dtype == xp.bool
+    with xp.errstate(all="ignore"):
+        y = reduce_by(xp, node.op, xp.astype(x, xp.dtype("u8")) if boolean else x, ax, keep)  # torch: no bool sums
+        return xp.astype(xp.asarray(y), x.dtype)
 
 
 def argext(node, x):
@@ -118,6 +164,6 @@ def softmax_cross_entropy(node, scores, labels, weights=None):
     return (loss, xp.astype(logp, scores.dtype))[:len(node.outputs)]
 
 
-KERNELS = {"ArgMax": argext, "ArgMin": argext, "Softmax": softmax, "LogSoftmax": log_softmax, "CumSum": cumsum,
-           "CumProd": cumprod, "TopK": topk, "Det": det, "NegativeLogLikelihoodLoss": nll_loss,
-           "SoftmaxCrossEntropyLoss": softmax_cross_entropy}
+KERNELS = {**dict.fromkeys(REDUCE, reduce), "ArgMax": argext, "ArgMin": argext, "Softmax": softmax,
+           "LogSoftmax": log_softmax, "CumSum": cumsum, "CumProd": cumprod, "TopK": topk, "Det": det,
+           "NegativeLogLikelihoodLoss": nll_loss, "SoftmaxCrossEntropyLoss": softmax_cross_entropy}

@@ -34,8 +34,10 @@ import numpy as np
 
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
-from .kernels import get_kernel
 from ..kernel_math.attention import heads_and_cache, mask_bias, visible
+from ..kernel_math.namespace import namespace
+from ..kernel_math.reduction import reduce_by
+from .kernels import get_kernel
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -227,7 +229,7 @@ def _full(shape: tuple[int, ...]) -> Window:
 # --------------------------------------------------------------------------- kernels: setup
 def _body_of(node: Node, args: list) -> tuple[_Windows, Graph | None]:
     """The lazy evaluator over a fused body (leaves: its inputs bound to ``args``) or one node."""
-    from .interpreter import call_reference   # it calls run_tiled: imported when first run
+    from .interpreter import call_reference  # it calls run_tiled: imported when first run
     if node.op == "Fused" and node.body is not None:
         body = node.body
         leaves = {id(p): a for p, a in zip(body.inputs, args) if a is not None}
@@ -594,8 +596,7 @@ def _reduce_rows(node: Node, args: list, sizes):
 
 def _partial(op: str, block: np.ndarray) -> np.ndarray:
     """One column block's partial reduction (kept as a column), by the reference's formula."""
-    from .kernels.reduction import _REDUCE
-    return np.asarray(_REDUCE[op](block, (1,), True)).astype(block.dtype, copy=False)
+    return np.asarray(reduce_by(namespace(block), op, block, (1,), True)).astype(block.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- element-wise
