@@ -1,6 +1,6 @@
 """Kernels of ``ridgeline.ir.ops.reduction``, one for numpy and torch: the Reduce* family,
-arg-extremes, softmaxes, scans, TopK, Det and the two losses (in float64, as the reference
-computes them); both tables register ``KERNELS``. Hardmax stays per table."""
+arg-extremes, Hardmax, softmaxes, scans, TopK, Det and the two losses (in float64, as the
+reference computes them); both tables register ``KERNELS``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ def argext(node, x):
     out = x.shape[axis] - 1 - fn(xp.flip(x, axis), axis) if node.attr("select_last_index") else fn(x, axis)
     out = xp.astype(out, xp.int64)
     return xp.expand_dims(out, axis) if node.attr("keepdims") else out
+
+
+def hardmax(node, x):
+    xp = namespace(x)
+    if math.prod(x.shape) == 0:
+        return xp.copy(x)
+    axis = node.attr("axis") % x.ndim
+    positions = xp.arange(x.shape[axis], like=x).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
+    return xp.astype(positions == xp.expand_dims(xp.argmax(x, axis), axis), x.dtype)
 
 
 def softmax(node, x):
@@ -164,6 +173,7 @@ def softmax_cross_entropy(node, scores, labels, weights=None):
     return (loss, xp.astype(logp, scores.dtype))[:len(node.outputs)]
 
 
-KERNELS = {**dict.fromkeys(REDUCE, reduce), "ArgMax": argext, "ArgMin": argext, "Softmax": softmax,
+KERNELS = {**dict.fromkeys(REDUCE, reduce), "ArgMax": argext, "ArgMin": argext, "Hardmax": hardmax,
+           "Softmax": softmax,
            "LogSoftmax": log_softmax, "CumSum": cumsum, "CumProd": cumprod, "TopK": topk, "Det": det,
            "NegativeLogLikelihoodLoss": nll_loss, "SoftmaxCrossEntropyLoss": softmax_cross_entropy}
