@@ -1,7 +1,8 @@
-"""Kernels of ``ridgeline.ir.ops.elementwise`` that numpy and torch compute alike: IsInf, Pow,
-PRelu, the variadic Max/Min/Sum/Mean, comparisons, logical and bitwise pairs, Where and Clip.
-Both tables register ``KERNELS``; the unary functions, arithmetic (integer division and modulo
-by zero or -1), BitShift, Gelu and Cast differ between the libraries and stay per table."""
+"""Kernels of ``ridgeline.ir.ops.elementwise`` that numpy and torch compute alike: the unary
+functions both libraries name alike, IsInf, Pow, PRelu, the variadic Max/Min/Sum/Mean,
+comparisons, logical and bitwise pairs, Where and Clip. Both tables register ``KERNELS``; Sign,
+Erf, Sigmoid, Relu, arithmetic (integer division and modulo by zero or -1), BitShift, Gelu and
+Cast differ between the libraries and stay per table."""
 
 from __future__ import annotations
 
@@ -10,6 +11,23 @@ import operator
 from .namespace import namespace
 
 __all__ = ["KERNELS"]
+
+
+#: op -> the function's name in numpy and torch alike (numpy 2 has the array API's names)
+_UNARY = {
+    "Neg": "negative", "Abs": "abs", "Sqrt": "sqrt", "Reciprocal": "reciprocal", "Exp": "exp", "Log": "log",
+    "Tanh": "tanh", "Cos": "cos", "Sin": "sin", "Tan": "tan", "Atan": "atan", "Asin": "asin", "Acos": "acos",
+    "Sinh": "sinh", "Cosh": "cosh", "Asinh": "asinh", "Acosh": "acosh", "Atanh": "atanh",
+    "BitwiseNot": "bitwise_not", "Floor": "floor", "Ceil": "ceil", "Round": "round",   # both: half to even
+    "Not": "logical_not", "IsNaN": "isnan",
+}
+
+
+def unary(node, x):
+    xp = namespace(x)
+    with xp.errstate(all="ignore"):
+        y = xp.asarray(getattr(xp.module, _UNARY[node.op])(x))
+    return xp.astype(y, xp.bool if node.op in ("IsNaN", "Not") else x.dtype)
 
 
 def isinf(node, x):
@@ -83,5 +101,6 @@ def clip(node, x, lo=None, hi=None):
     return xp.astype(out, x.dtype)
 
 
-KERNELS = {"IsInf": isinf, "Pow": power, "PRelu": prelu, **dict.fromkeys(_VARIADIC, variadic),
-           **dict.fromkeys([*_COMPARE, *_PAIRS], compare), "Where": where, "Clip": clip}
+KERNELS = {**dict.fromkeys(_UNARY, unary), "IsInf": isinf, "Pow": power, "PRelu": prelu,
+           **dict.fromkeys(_VARIADIC, variadic), **dict.fromkeys([*_COMPARE, *_PAIRS], compare), "Where": where,
+           "Clip": clip}

@@ -18,20 +18,9 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return out.astype(x.dtype)
 
 
-_UNARY = {
-    "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal, "Exp": np.exp,
-    "Log": np.log, "Tanh": np.tanh, "Cos": np.cos, "Sin": np.sin, "Tan": np.tan, "Atan": np.arctan,
-    "Asin": np.arcsin, "Acos": np.arccos, "Sinh": np.sinh, "Cosh": np.cosh, "Asinh": np.arcsinh,
-    "Acosh": np.arccosh, "Atanh": np.arctanh, "BitwiseNot": np.invert,
-    "Floor": np.floor, "Ceil": np.ceil, "Round": np.round, "Sign": np.sign, "Not": np.logical_not,
-    "IsNaN": np.isnan, "Erf": _erf,
-}
-
-
-@kernel(*_UNARY)
-def unary(node, x):
-    with np.errstate(all="ignore"):
-        return np.asarray(_UNARY[node.op](x)).astype(x.dtype if node.op not in ("IsNaN", "Not") else bool, copy=False)
+@kernel("Sign", "Erf")
+def sign_erf(node, x):
+    return np.asarray(np.sign(x)) if node.op == "Sign" else _erf(x)
 
 
 @kernel("Sigmoid")

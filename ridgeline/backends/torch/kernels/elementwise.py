@@ -8,16 +8,7 @@ from ....ir.dtypes import dtype as to_dtype
 from ..convert import torch_dtype
 from . import kernel, same_device
 
-_UNARY = {
-    "Neg": torch.neg, "Abs": torch.abs, "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal,
-    "Exp": torch.exp, "Log": torch.log, "Tanh": torch.tanh, "Cos": torch.cos, "Sin": torch.sin,
-    "Tan": torch.tan, "Atan": torch.atan, "Floor": torch.floor, "Ceil": torch.ceil,
-    "Round": torch.round,  # half to even, like numpy
-    "Not": torch.logical_not, "IsNaN": torch.isnan, "Erf": torch.erf,
-    "Sigmoid": torch.sigmoid, "Relu": torch.relu, "Asin": torch.asin, "Acos": torch.acos, "Sinh": torch.sinh,
-    "Cosh": torch.cosh, "Asinh": torch.asinh, "Acosh": torch.acosh, "Atanh": torch.atanh,
-    "BitwiseNot": torch.bitwise_not,
-}
+_UNARY = {"Erf": torch.erf, "Sigmoid": torch.sigmoid, "Relu": torch.relu}
 
 
 @kernel(*_UNARY)
