@@ -399,7 +399,7 @@ class DataflowModel(SpatialModel):
             works = self._local_attention(works, part)
         meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
         rows = meta.get("phase") == "prefill"
-        counts = _microbatch_counts(graph)
+        counts = _microbatch_counts(meta)
         tried: dict[int, tuple] = {}
 
         def step_at(i: int) -> tuple:
@@ -699,14 +699,14 @@ class DataflowModel(SpatialModel):
 
 
 # --------------------------------------------------------------------------- micro-batches
-def _microbatch_counts(graph: Graph) -> list[int]:
+def _microbatch_counts(meta: dict) -> list[int]:
     """Micro-batch counts to try, 1 first: in decode, powers of two dividing the batch (a
     sequence's one new token cannot be split); in prefill, powers of two up to the step's tokens
     (batch × prompt): the prompt streams through the chips' pipeline in chunks, as it does
     through any layer pipeline -- chunk j+1 enters layer 0's chips while chunk j is in layer 1's.
     A chunk's attention reads the keys of the chunks before it, whose KV the earlier chunks
-    wrote on the same chips (the last chunk's share is rounded up)."""
-    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    wrote on the same chips (the last chunk's share is rounded up). ``meta``: the graph's
+    ``meta["llm"]``."""
     batch = meta.get("batch", 1) if isinstance(meta.get("batch", 1), int) else 1
     prompt = meta.get("prompt", 1) if isinstance(meta.get("prompt", 1), int) else 1
     tokens = batch * prompt if meta.get("phase") == "prefill" else 0
