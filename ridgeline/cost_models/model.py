@@ -181,7 +181,7 @@ class CostModel:
         return self.estimate_layout(graph, companion=companion, analysis=analysis)[0]
 
     def estimate_layout(self, graph: Graph, *, companion: Estimate | None = None,
-                        analysis: "GraphAnalysis | None" = None, **how: Any) -> tuple[Estimate, Any]:
+                        analysis: GraphAnalysis | None = None, **how: Any) -> tuple[Estimate, Any]:
         """``estimate``, and the layout ``price_layout`` priced the graph on (passed as a value, so
         that a family keeps no state between pricing and finishing its estimate); ``how`` goes to
         ``price_layout``."""
@@ -313,7 +313,7 @@ class CostModel:
             return self.target.peak("f32")
         return self.target.peak(max(by_dtype, key=by_dtype.get))
 
-    def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: "GraphAnalysis",
+    def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
                      **how: Any) -> tuple[list[NodeCost], Any]:
         """``price_graph``'s records and the layout they assume: None here; the spatial families
         return their placement and schedule, which ``estimate`` reads."""
