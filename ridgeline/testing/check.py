@@ -435,6 +435,9 @@ def _settings(base: hsettings | None, max_examples: int | None) -> hsettings:
                           + [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]}
     if max_examples is not None:
         kw["max_examples"] = max_examples
+    # hypothesis's explain phase re-runs the shrunk failure many times to annotate which draws
+    # mattered; the checks raise their own error describing the graph, which drops those notes
+    kw["phases"] = tuple(p for p in parent.phases if p is not Phase.explain)
     return hsettings(parent, **kw)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,8 +24,13 @@ def _llvm_checked(monkeypatch):
 @pytest.fixture(autouse=True)
 def _llvm_object_cache(tmp_path_factory, monkeypatch):
     """Compiled llvm objects go to a cache of this test session, never the user's
-    ``~/.cache/ridgeline`` (tests of the cache itself point it at their own folder)."""
-    monkeypatch.setenv("RIDGELINE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "ridgeline-cache"))
+    ``~/.cache/ridgeline`` (tests of the cache itself point it at their own folder). Under
+    pytest-xdist the workers share it (the run's folder holds each worker's): a kernel one worker
+    compiled the other loads instead of compiling it again; entries are written atomically."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    monkeypatch.setenv("RIDGELINE_CACHE_DIR", str(base / "ridgeline-cache"))
 
 
 @pytest.fixture(autouse=True)
