@@ -14,9 +14,11 @@ only after every chunk is done. The caller runs chunks itself and waits only for
 has claimed, so a worker the OS has not scheduled never stalls a launch.
 
 Workers are Python daemon threads that enter ``rl_worker`` through ctypes (GIL released). They
-spin for ``spin_us`` microseconds after their last chunk (``RIDGELINE_LLVM_SPIN_US``, default
-``DEFAULT_SPIN_US``; 0 sleeps at once — for oversubscribed hosts), then sleep on a futex the
-caller wakes only when someone sleeps. Linux on x86-64 and AArch64 only (futex numbers below);
+spin for ``spin_us`` microseconds after their last chunk, then sleep on a futex the caller wakes
+only when someone sleeps. ``RIDGELINE_LLVM_SPIN_US`` (or ``spin_us``) fixes the figure (0 sleeps
+at once); by default it is ``DEFAULT_SPIN_US`` while the host's load average (read once a second)
+stays under its core count + ½, and 0 above it: on an oversubscribed host a spinning worker takes
+CPU time from the calling thread of its own process (Linux shares CPU between sessions first). Linux on x86-64 and AArch64 only (futex numbers below);
 elsewhere ``available()`` is False and the Python runner is used. At interpreter exit workers
 are stopped and joined; in a forked child the workers do not exist and are started again.
 """
@@ -29,10 +31,13 @@ import os
 import platform
 import sys
 import threading
+import time
 import weakref
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ...ir.errors import BackendError
 
 __all__ = ["Pool", "available", "MAX_ARGS", "DEFAULT_SPIN_US", "spin_us_from_env"]
 
@@ -43,12 +48,15 @@ MAX_ARGS = 40
 #: 10-100 µs; a sleeping worker costs a futex wake (~5-50 µs) on the next launch. Measured with
 #: tools/bench_backends.py --only launch (see docs/backends.md); an assumption elsewhere.
 DEFAULT_SPIN_US = 300
+#: share of launch time the caller may spend waiting for workers' chunks before the pool decides
+#: the host is not running its workers (on an idle host the last chunk costs ~1/8 of a launch)
+OVERLOAD = 0.4
 #: chunk counts live in 16 bits of the ticket
 MAX_CHUNKS = (1 << 16) - 1
 
 # i64 slot indices in the state array; contended words each get their own 64-byte line
-_TICKET, _DONE, _SLEEPERS, _FUTEX, _STOP = 8, 16, 24, 32, 40
-_FN, _NPTRS, _EXTENT, _GRAIN, _SPIN_NS = 48, 49, 50, 51, 52
+_TICKET, _DONE, _SLEEPERS, _FUTEX, _STOP, _WAITING = 8, 16, 24, 32, 40, 41
+_FN, _NPTRS, _EXTENT, _GRAIN, _SPIN_NS, _WAITED_NS, _LAUNCH_NS = 48, 49, 50, 51, 52, 53, 54
 _ARGS = 56
 _SLOTS = _ARGS + MAX_ARGS
 
@@ -68,17 +76,17 @@ def available() -> bool:
     return sys.platform.startswith("linux") and _machine() in ("x86_64", "aarch64")
 
 
-def spin_us_from_env() -> float:
-    """``RIDGELINE_LLVM_SPIN_US`` (µs an idle worker spins before sleeping), else the default."""
+def spin_us_from_env() -> float | None:
+    """``RIDGELINE_LLVM_SPIN_US`` (µs an idle worker spins before sleeping), else None (adaptive)."""
     raw = os.environ.get("RIDGELINE_LLVM_SPIN_US", "").strip()
     if not raw:
-        return DEFAULT_SPIN_US
+        return None
     try:
         v = float(raw)
     except ValueError:
-        raise ValueError(f"RIDGELINE_LLVM_SPIN_US must be a number of microseconds, got {raw!r}") from None
+        raise BackendError(f"RIDGELINE_LLVM_SPIN_US must be a number of microseconds, got {raw!r}") from None
     if v < 0:
-        raise ValueError(f"RIDGELINE_LLVM_SPIN_US must be >= 0, got {raw!r}")
+        raise BackendError(f"RIDGELINE_LLVM_SPIN_US must be >= 0, got {raw!r}")
     return v
 
 
@@ -111,7 +119,6 @@ target datalayout = ""
 
 {pause_decl}
 declare i64 @syscall(i64, ...)
-declare i32 @sched_yield()
 declare i32 @clock_gettime(i32, ptr)
 
 define internal i64 @rl_now() {{
@@ -140,7 +147,7 @@ define internal i64 @rl_bound(i64 %extent, i64 %grain, i64 %chunks, i64 %k) {{
 
 ; run claimed chunk k of the current launch (its fields are pinned until done counts it), count it
 define internal void @rl_chunk(ptr %st, i64 %k) {{
-{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}  %fn = load ptr, ptr %fnp
+{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("wp", _WAITING)}  %fn = load ptr, ptr %fnp
   %nptrs = load i64, ptr %np
   %extent = load i64, ptr %ep
   %grain = load i64, ptr %gp
@@ -158,7 +165,19 @@ dispatch:
   ]
 {"".join(calls)}
 out:
-  %old = atomicrmw add ptr %dp, i64 1 release
+  %old = atomicrmw add ptr %dp, i64 1 seq_cst
+  %new = add i64 %old, 1
+  %last = icmp eq i64 %new, %chunks
+  br i1 %last, label %lastchunk, label %ret
+lastchunk:
+  ; the caller may be asleep on done (it slept rather than spin while this chunk ran)
+  %w = load atomic i64, ptr %wp seq_cst, align 8
+  %asleep = icmp ne i64 %w, 0
+  br i1 %asleep, label %wake, label %ret
+wake:
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
+  br label %ret
+ret:
   ret void
 }}
 
@@ -183,7 +202,12 @@ none:
 
 define void @rl_launch(ptr %st, ptr %f, i64 %nptrs, i64 %extent, i64 %grain, i64 %chunks) {{
 entry:
-{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}  store ptr %f, ptr %fnp
+{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("waitedp", _WAITED_NS)}{slot("launchp", _LAUNCH_NS)}  %timeout = alloca [2 x i64], align 8
+  store i64 0, ptr %timeout
+  %tnp = getelementptr i64, ptr %timeout, i64 1
+  store i64 10000000, ptr %tnp
+  %lstart = call i64 @rl_now()
+  store ptr %f, ptr %fnp
   store i64 %nptrs, ptr %np
   store i64 %extent, ptr %ep
   store i64 %grain, ptr %gp
@@ -214,23 +238,55 @@ check:
   ; a failed claim with chunks left means a worker claimed first: try again
   %next = and i64 %t, 65535
   %left = icmp ult i64 %next, %chunks
-  br i1 %left, label %work, label %wait
+  br i1 %left, label %work, label %prewait
+prewait:
+  %wstart = call i64 @rl_now()
+  br label %wait
 wait:
-  %spins = phi i64 [ 0, %check ], [ %spins1, %waitmore ], [ %spins1, %doyield ]
+  %spins = phi i64 [ 0, %prewait ], [ %spins1, %waitmore ], [ 0, %slept ], [ %spins1, %notyet ]
   %d = load atomic i64, ptr %dp acquire, align 8
   %alldone = icmp uge i64 %d, %chunks
   br i1 %alldone, label %done, label %waitmore
 waitmore:
   {pause}
   %spins1 = add i64 %spins, 1
-  %lowbits = and i64 %spins1, 1023
-  %yield = icmp eq i64 %lowbits, 0
-  br i1 %yield, label %doyield, label %wait
-doyield:
-  ; a worker descheduled inside its chunk: give it the core
-  call i32 @sched_yield()
+  %lowbits = and i64 %spins1, 255
+  %clock = icmp eq i64 %lowbits, 0
+  br i1 %clock, label %timecheck, label %wait
+timecheck:
+  ; a worker still inside its chunk: spin as long as workers do, then sleep until it is done, so
+  ; that on a busy host the worker gets this thread's share of the CPU
+  %now = call i64 @rl_now()
+  %spent = sub i64 %now, %wstart
+  %budget = load atomic i64, ptr %spinp monotonic, align 8
+  %over = icmp sge i64 %spent, %budget
+  br i1 %over, label %sleepwait, label %notyet
+notyet:
+  br label %wait
+sleepwait:
+  store atomic i64 1, ptr %wp seq_cst, align 8
+  %d2 = load atomic i64, ptr %dp seq_cst, align 8
+  %alldone2 = icmp uge i64 %d2, %chunks
+  br i1 %alldone2, label %slept, label %dosleep
+dosleep:
+  %d32 = and i64 %d2, 4294967295
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 128, i64 %d32, ptr %timeout, ptr null, i64 0)
+  br label %slept
+slept:
+  store atomic i64 0, ptr %wp seq_cst, align 8
   br label %wait
 done:
+  ; the time spent waiting for workers' chunks, and in launches, for the pool's overload check
+  %wstart1 = phi i64 [ %wstart, %wait ]
+  %lend = call i64 @rl_now()
+  %waited = sub i64 %lend, %wstart1
+  %w0 = load i64, ptr %waitedp
+  %w1 = add i64 %w0, %waited
+  store i64 %w1, ptr %waitedp
+  %took = sub i64 %lend, %lstart
+  %l0 = load i64, ptr %launchp
+  %l1 = add i64 %l0, %took
+  store i64 %l1, ptr %launchp
   ret void
 }}
 
@@ -352,8 +408,17 @@ class Pool:
         self._raw = raw
         self.state = raw[off:off + _SLOTS]
         self._st = self.state.ctypes.data
-        self.spin_us = spin_us_from_env() if spin_us is None else float(spin_us)
+        fixed = spin_us_from_env() if spin_us is None else float(spin_us)
+        self.adaptive = fixed is None
+        self.spin_us = DEFAULT_SPIN_US if fixed is None else fixed
         self.state[_SPIN_NS] = int(self.spin_us * 1000)
+        self._next_check = 0.0
+        self._serial_until = 0.0     # launches run serially until then (see _check)
+        self._backoff = 0.0
+        try:
+            self._cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not Linux
+            self._cores = os.cpu_count() or 1
         proto = ctypes.CFUNCTYPE(None, _VOIDP)
         self._worker_fn = proto(mod.address("rl_worker"))
         self._stop_fn = proto(mod.address("rl_stop"))
@@ -386,6 +451,12 @@ class Pool:
         calling thread and the workers claiming them; the caller must hold ``lock``."""
         if not self._workers or self._pid != os.getpid():
             self._start()
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._check(now)
+        if self._serial_until > now:
+            fn(0, extent, *ptrs)
+            return
         addr = getattr(fn, "_rl_addr", None)
         if addr is None:
             addr = ctypes.cast(fn, _VOIDP).value
@@ -394,6 +465,24 @@ class Pool:
             except AttributeError:   # pragma: no cover - a callable that takes no attributes
                 pass
         self._entries[len(ptrs)](self._st, addr, extent, grain, min(chunks, MAX_CHUNKS), *ptrs)
+
+    def _check(self, now: float) -> None:
+        """Once a second: the spin budget from the load average (when adaptive), and whether the
+        caller spent over ``OVERLOAD`` of its launch time waiting for workers' chunks — then the
+        host is not running the workers, and launches run on the calling thread alone for a
+        while (doubling while it lasts, up to 16 s) instead of stalling on a descheduled worker."""
+        self._next_check = now + 1.0
+        if self.adaptive:
+            busy = os.getloadavg()[0] > self._cores + 0.5
+            self.state[_SPIN_NS] = 0 if busy else int(self.spin_us * 1000)
+        waited, total = int(self.state[_WAITED_NS]), int(self.state[_LAUNCH_NS])
+        self.state[[_WAITED_NS, _LAUNCH_NS]] = 0
+        if total and waited > OVERLOAD * total:
+            self._backoff = min(16.0, self._backoff * 2) if self._backoff else 1.0
+            self._serial_until = now + self._backoff
+            self._next_check = self._serial_until
+        elif total:
+            self._backoff = 0.0
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop and join the workers (they are started again by the next launch)."""

@@ -24,6 +24,7 @@ import queue
 import threading
 from typing import Callable, Sequence
 
+from ...ir.errors import BackendError
 from . import native_pool
 
 __all__ = ["Runner", "DEFAULT_THRESHOLD", "get_runner"]
@@ -100,7 +101,7 @@ class Runner:
         if native is None:
             choice = os.environ.get("RIDGELINE_LLVM_RUNNER", "native").strip().lower()
             if choice not in ("native", "python"):
-                raise ValueError(f"RIDGELINE_LLVM_RUNNER must be native or python, got {choice!r}")
+                raise BackendError(f"RIDGELINE_LLVM_RUNNER must be native or python, got {choice!r}")
             native = choice == "native"
         self._pool = (native_pool.Pool(self.threads, spin_us)
                       if native and self.threads > 1 and native_pool.available() else None)
