@@ -33,13 +33,13 @@ import sys
 import threading
 import time
 import weakref
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ...ir.errors import BackendError
 
-__all__ = ["Pool", "available", "MAX_ARGS", "DEFAULT_SPIN_US", "spin_us_from_env"]
+__all__ = ["DEFAULT_SPIN_US", "MAX_ARGS", "Pool", "available", "spin_us_from_env"]
 
 #: most pointer arguments a kernel may take and still go through the pool (checked mode adds a
 #: size per pointer and a record: attention's 10 pointers become 21); more falls back to Python
@@ -377,7 +377,7 @@ define void @rl_stop(ptr %st) {{
 
 _MODULE: list = []          # the compiled pool module, built once per process and never freed
 _BUILD_LOCK = threading.Lock()
-_POOLS: "weakref.WeakSet[Pool]" = weakref.WeakSet()
+_POOLS: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
 def _module():

@@ -22,12 +22,12 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ...ir.errors import BackendError
 from . import native_pool
 
-__all__ = ["Runner", "DEFAULT_THRESHOLD", "get_runner"]
+__all__ = ["DEFAULT_THRESHOLD", "Runner", "get_runner"]
 
 #: kernels below this cost (bytes + flops) run on one core: a split costs ~10-30 µs of dispatch,
 #: the time one core needs for about this much work (an assumption checked by bench_backends.py)
@@ -39,7 +39,7 @@ CHUNKS_PER_THREAD = 4
 class _Launch:
     """One split launch: chunks claimed under a lock; the caller waits only for started workers."""
 
-    __slots__ = ("fn", "ptrs", "bounds", "next", "active", "closed", "cond")
+    __slots__ = ("active", "bounds", "closed", "cond", "fn", "next", "ptrs")
 
     def __init__(self, fn, ptrs, bounds):
         self.fn, self.ptrs, self.bounds = fn, ptrs, bounds
