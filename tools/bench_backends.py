@@ -24,6 +24,7 @@ kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy'
          of the measured stream bandwidth, speed-up over the numpy expression.
 gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
 attention  The attention kernel with grouped-query heads sharing a task against one head per task.
+launch   The runner's cost per split launch: native pool, pure-Python runner, a direct call.
 generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
          (two fresh processes), first token and first decode step; a generation on one executable
          (per-token time, plans and compiles after the first step); then steady decode steps at
@@ -589,6 +590,48 @@ def print_gemm(rows: list[dict]) -> None:
               f"{t['jit'] / t['blas']:14.2f}")
 
 
+# ------------------------------------------------------------------------------------ launch
+def bench_launch(args) -> list[dict]:
+    """The runner's cost per launch: a kernel adding 1 to n floats, called directly (one thread),
+    through the pure-Python runner and through the native pool at all cores, split at any size
+    (threshold 0); median per launch, interleaved."""
+    import llvmlite.ir as lir
+
+    from ridgeline.backends.llvm.irutil import F32, const, kernel_function, load, loop, store
+    from ridgeline.backends.llvm.jit import compile_ir, finalize_text
+    from ridgeline.backends.llvm.lowering import cfunc
+    from ridgeline.backends.llvm.parallel import Runner
+    m = lir.Module(name="bench_launch")
+    _, b, lo, hi, (pa, pb) = kernel_function(m, "add1", 2, checked=False)
+    with loop(b, lo, hi, name="i") as i:
+        store(b, b.fadd(load(b, pa, i, F32), const(F32, 1.0)), pb, i)
+    b.ret_void()
+    mod = compile_ir(finalize_text(str(m)))
+    kern = cfunc(mod.address("add1"), 2)
+    runners = {"python": Runner(None, 0, native=False), "native": Runner(None, 0, native=True)}
+    rows = []
+    for n in (64, 1 << 14, 1 << 18, 1 << 22):
+        a, c = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        ptrs = [a.ctypes.data, c.ctypes.data]
+        fns = {"direct": lambda n=n, p=ptrs: kern(0, n, *p)}
+        fns.update({k: (lambda r=r, n=n, p=ptrs: r.launch(kern, n, p, 1.0, 16)) for k, r in runners.items()})
+        reps = max(20, min(3000, int(3e8 / (8 * n))))
+        t = {k: med(v) for k, v in interleaved(fns, reps, args.budget / 4).items()}
+        rows.append({"n": n, "seconds": t, "load": load_avg()})
+    for r in runners.values():
+        r.close()
+    return rows
+
+
+def print_launch(rows: list[dict]) -> None:
+    print("\n== launch: one kernel over n floats (8 bytes each), median per call, all cores for the runners")
+    print(f"{'n':>9s} {'direct us':>10s} {'python us':>10s} {'native us':>10s} {'native GB/s':>12s}  load")
+    for r in rows:
+        t = r["seconds"]
+        print(f"{r['n']:9d} {t['direct'] * 1e6:10.1f} {t['python'] * 1e6:10.1f} {t['native'] * 1e6:10.1f} "
+              f"{8 * r['n'] / t['native'] / 1e9:12.1f}  {r['load']}")
+
+
 # ------------------------------------------------------------------------------------ attention
 #: (query heads, KV heads, new positions, past): SmolLM2-135M and Llama-8B-style decode, a prefill,
 #: and multi-head attention (one head per group: nothing to share)
@@ -638,7 +681,7 @@ def print_attention(rows: list[dict]) -> None:
 # ------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention"], action="append")
+    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention", "launch"], action="append")
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
@@ -691,6 +734,9 @@ def main(argv=None) -> int:
     if "gemm" in only:
         result["gemm"] = bench_gemm(args)
         print_gemm(result["gemm"])
+    if "launch" in only:
+        result["launch"] = bench_launch(args)
+        print_launch(result["launch"])
     if "attention" in only:
         result["attention"] = bench_attention(args)
         print_attention(result["attention"])
