@@ -415,6 +415,7 @@ class Pool:
         self._next_check = 0.0
         self._serial_until = 0.0     # launches run serially until then (see _check)
         self._backoff = 0.0
+        self.serial_spells = 0       # times the pool went serial (for benchmarks and tests)
         try:
             self._cores = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover - not Linux
@@ -479,6 +480,7 @@ class Pool:
         self.state[[_WAITED_NS, _LAUNCH_NS]] = 0
         if total and waited > OVERLOAD * total:
             self._backoff = min(16.0, self._backoff * 2) if self._backoff else 1.0
+            self.serial_spells += 1
             self._serial_until = now + self._backoff
             self._next_check = self._serial_until
         elif total:
