@@ -16,9 +16,10 @@ has claimed, so a worker the OS has not scheduled never stalls a launch.
 Workers are Python daemon threads that enter ``rl_worker`` through ctypes (GIL released). They
 spin for ``spin_us`` microseconds after their last chunk, then sleep on a futex the caller wakes
 only when someone sleeps. ``RIDGELINE_LLVM_SPIN_US`` (or ``spin_us``) fixes the figure (0 sleeps
-at once); by default it is ``DEFAULT_SPIN_US`` while the host's load average (read once a second)
-stays under its core count + ½, and 0 above it: on an oversubscribed host a spinning worker takes
-CPU time from the calling thread of its own process (Linux shares CPU between sessions first). Linux on x86-64 and AArch64 only (futex numbers below);
+at once); by default it is ``DEFAULT_SPIN_US`` while the calling thread waited for a CPU under 10% of the
+last second (its run-queue wait, from /proc/thread-self/schedstat; else the load average against
+the core count), and 0 above it: on an oversubscribed host a spinning worker takes CPU time from
+the calling thread of its own process (Linux shares CPU between sessions first). Linux on x86-64 and AArch64 only (futex numbers below);
 elsewhere ``available()`` is False and the Python runner is used. At interpreter exit workers
 are stopped and joined; in a forked child the workers do not exist and are started again.
 """
@@ -48,16 +49,21 @@ MAX_ARGS = 40
 #: 10-100 µs; a sleeping worker costs a futex wake (~5-50 µs) on the next launch. Measured with
 #: tools/bench_backends.py --only launch (see docs/backends.md); an assumption elsewhere.
 DEFAULT_SPIN_US = 300
-#: share of launch time the caller may spend waiting for workers' chunks before the pool decides
-#: the host is not running its workers (on an idle host the last chunk costs ~1/8 of a launch)
-OVERLOAD = 0.4
+#: split launches that took longer than this times the caller's estimate of running every chunk
+#: itself (its own chunks' time scaled to all chunks) mean the host is not running the workers
+OVERLOAD = 1.1
+#: share of the time the calling thread may wait for a CPU (run-queue wait) before the pool stops
+#: spinning: above it the host has more runnable threads than cores
+BUSY_WAIT = 0.1
 #: chunk counts live in 16 bits of the ticket
 MAX_CHUNKS = (1 << 16) - 1
 
 # i64 slot indices in the state array; contended words each get their own 64-byte line
 _TICKET, _DONE, _SLEEPERS, _FUTEX, _STOP, _WAITING = 8, 16, 24, 32, 40, 41
-_FN, _NPTRS, _EXTENT, _GRAIN, _SPIN_NS, _WAITED_NS, _LAUNCH_NS = 48, 49, 50, 51, 52, 53, 54
-_ARGS = 56
+_FN, _NPTRS, _EXTENT, _GRAIN, _SPIN_NS = 48, 49, 50, 51, 52
+# the caller's accounts (written by it alone): time in launches, in its own chunks, chunk counts
+_LAUNCH_NS, _OWN_NS, _OWN_CHUNKS, _ALL_CHUNKS = 53, 54, 55, 56
+_ARGS = 64
 _SLOTS = _ARGS + MAX_ARGS
 
 #: syscall numbers of futex(2) per machine; FUTEX_WAIT_PRIVATE = 128, FUTEX_WAKE_PRIVATE = 129
@@ -202,7 +208,11 @@ none:
 
 define void @rl_launch(ptr %st, ptr %f, i64 %nptrs, i64 %extent, i64 %grain, i64 %chunks) {{
 entry:
-{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("waitedp", _WAITED_NS)}{slot("launchp", _LAUNCH_NS)}  %timeout = alloca [2 x i64], align 8
+{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("launchp", _LAUNCH_NS)}{slot("ownp", _OWN_NS)}{slot("ocp", _OWN_CHUNKS)}{slot("acp", _ALL_CHUNKS)}  %timeout = alloca [2 x i64], align 8
+  %own = alloca i64, align 8
+  store i64 0, ptr %own
+  %ownc = alloca i64, align 8
+  store i64 0, ptr %ownc
   store i64 0, ptr %timeout
   %tnp = getelementptr i64, ptr %timeout, i64 1
   store i64 10000000, ptr %tnp
@@ -232,7 +242,16 @@ work:
   %got = icmp sge i64 %k, 0
   br i1 %got, label %run, label %check
 run:
+  %c0 = call i64 @rl_now()
   call void @rl_chunk(ptr %st, i64 %k)
+  %c1 = call i64 @rl_now()
+  %cd = sub i64 %c1, %c0
+  %o0 = load i64, ptr %own
+  %o1 = add i64 %o0, %cd
+  store i64 %o1, ptr %own
+  %n0 = load i64, ptr %ownc
+  %n1 = add i64 %n0, 1
+  store i64 %n1, ptr %ownc
   br label %work
 check:
   ; a failed claim with chunks left means a worker claimed first: try again
@@ -276,17 +295,23 @@ slept:
   store atomic i64 0, ptr %wp seq_cst, align 8
   br label %wait
 done:
-  ; the time spent waiting for workers' chunks, and in launches, for the pool's overload check
-  %wstart1 = phi i64 [ %wstart, %wait ]
+  ; the caller's accounts for the pool's check: would it alone have been faster?
   %lend = call i64 @rl_now()
-  %waited = sub i64 %lend, %wstart1
-  %w0 = load i64, ptr %waitedp
-  %w1 = add i64 %w0, %waited
-  store i64 %w1, ptr %waitedp
   %took = sub i64 %lend, %lstart
   %l0 = load i64, ptr %launchp
   %l1 = add i64 %l0, %took
   store i64 %l1, ptr %launchp
+  %ownt = load i64, ptr %own
+  %ow0 = load i64, ptr %ownp
+  %ow1 = add i64 %ow0, %ownt
+  store i64 %ow1, ptr %ownp
+  %ownn = load i64, ptr %ownc
+  %oc0 = load i64, ptr %ocp
+  %oc1 = add i64 %oc0, %ownn
+  store i64 %oc1, ptr %ocp
+  %ac0 = load i64, ptr %acp
+  %ac1 = add i64 %ac0, %chunks
+  store i64 %ac1, ptr %acp
   ret void
 }}
 
@@ -375,6 +400,15 @@ define void @rl_stop(ptr %st) {{
 {"".join(launches)}"""
 
 
+def _runqueue_wait_ns() -> int | None:
+    """Nanoseconds the calling thread has spent runnable but waiting for a CPU (Linux schedstat)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 _MODULE: list = []          # the compiled pool module, built once per process and never freed
 _BUILD_LOCK = threading.Lock()
 _POOLS: weakref.WeakSet[Pool] = weakref.WeakSet()
@@ -413,6 +447,7 @@ class Pool:
         self.spin_us = DEFAULT_SPIN_US if fixed is None else fixed
         self.state[_SPIN_NS] = int(self.spin_us * 1000)
         self._next_check = 0.0
+        self._last_wait: tuple[int, int, float] | None = None   # (thread, run-queue wait ns, when)
         self._serial_until = 0.0     # launches run serially until then (see _check)
         self._backoff = 0.0
         self.serial_spells = 0       # times the pool went serial (for benchmarks and tests)
@@ -468,23 +503,35 @@ class Pool:
         self._entries[len(ptrs)](self._st, addr, extent, grain, min(chunks, MAX_CHUNKS), *ptrs)
 
     def _check(self, now: float) -> None:
-        """Once a second: the spin budget from the load average (when adaptive), and whether the
-        caller spent over ``OVERLOAD`` of its launch time waiting for workers' chunks — then the
-        host is not running the workers, and launches run on the calling thread alone for a
-        while (doubling while it lasts, up to 16 s) instead of stalling on a descheduled worker."""
+        """Once a second: the spin budget (when adaptive: ``_host_busy``), and whether the split
+        launches since the last check took over ``OVERLOAD`` times what the caller alone would
+        have (its own chunks' time scaled to all chunks) — then the host is not running the
+        workers, and launches run on the calling thread alone for a while (doubling while it
+        lasts, up to 16 s) instead of stalling on a descheduled worker."""
         self._next_check = now + 1.0
         if self.adaptive:
-            busy = os.getloadavg()[0] > self._cores + 0.5
-            self.state[_SPIN_NS] = 0 if busy else int(self.spin_us * 1000)
-        waited, total = int(self.state[_WAITED_NS]), int(self.state[_LAUNCH_NS])
-        self.state[[_WAITED_NS, _LAUNCH_NS]] = 0
-        if total and waited > OVERLOAD * total:
+            self.state[_SPIN_NS] = 0 if self._host_busy(now) else int(self.spin_us * 1000)
+        took, own = int(self.state[_LAUNCH_NS]), int(self.state[_OWN_NS])
+        mine, chunks = int(self.state[_OWN_CHUNKS]), int(self.state[_ALL_CHUNKS])
+        self.state[[_LAUNCH_NS, _OWN_NS, _OWN_CHUNKS, _ALL_CHUNKS]] = 0
+        if mine and took > OVERLOAD * own * chunks / mine:
             self._backoff = min(16.0, self._backoff * 2) if self._backoff else 1.0
             self.serial_spells += 1
             self._serial_until = now + self._backoff
             self._next_check = self._serial_until
-        elif total:
+        elif mine:
             self._backoff = 0.0
+
+    def _host_busy(self, now: float) -> bool:
+        """Whether the calling thread waited for a CPU over ``BUSY_WAIT`` of the time since the
+        last check (the kernel's run-queue wait of this thread; a spinning worker would take its
+        time), else — no schedstat — whether the load average exceeds the cores + 1/2."""
+        wait = _runqueue_wait_ns()
+        tid = threading.get_ident()
+        last, self._last_wait = self._last_wait, (tid, wait, now) if wait is not None else None
+        if wait is not None and last is not None and last[0] == tid and now > last[2]:
+            return (wait - last[1]) * 1e-9 > BUSY_WAIT * (now - last[2])
+        return os.getloadavg()[0] > self._cores + 0.5
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop and join the workers (they are started again by the next launch)."""
