@@ -27,11 +27,16 @@ from collections.abc import Callable, Sequence
 from ...ir.errors import BackendError
 from . import native_pool
 
-__all__ = ["DEFAULT_THRESHOLD", "Runner", "get_runner"]
+__all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "get_runner"]
 
-#: kernels below this cost (bytes + flops) run on one core: a split costs ~10-30 µs of dispatch,
-#: the time one core needs for about this much work (an assumption checked by bench_backends.py)
+#: kernels below this cost (bytes + flops) run on one core: a split through the Python runner costs
+#: ~10-30 µs of dispatch, the time one core needs for about this much work (an assumption checked
+#: by bench_backends.py)
 DEFAULT_THRESHOLD = 1 << 19
+#: the same through the native pool, whose launch costs ~2 µs more than a direct call
+#: (``bench_backends.py --only launch``: 2.3 µs against 7.3 through the Python runner, load 14):
+#: a split pays from ~4 µs of one-core work (~128 KB at ~30 GB/s); twice that, for a margin
+NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
 
@@ -86,7 +91,7 @@ class _Launch:
 class Runner:
     """Runs kernels on ``threads`` cores (the caller's thread plus ``threads - 1`` workers)."""
 
-    def __init__(self, threads: int | None = None, threshold: float = DEFAULT_THRESHOLD, *,
+    def __init__(self, threads: int | None = None, threshold: float | None = None, *,
                  native: bool | None = None, spin_us: float | None = None):
         if threads is None:
             try:
@@ -94,7 +99,6 @@ class Runner:
             except AttributeError:  # pragma: no cover
                 threads = os.cpu_count() or 1
         self.threads = max(1, int(threads))
-        self.threshold = threshold
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
@@ -105,6 +109,9 @@ class Runner:
             native = choice == "native"
         self._pool = (native_pool.Pool(self.threads, spin_us)
                       if native and self.threads > 1 and native_pool.available() else None)
+        if threshold is None:   # the default: what a split costs through this runner
+            threshold = NATIVE_THRESHOLD if self._pool is not None else DEFAULT_THRESHOLD
+        self.threshold = threshold
 
     @property
     def native(self) -> bool:
@@ -172,10 +179,10 @@ class Runner:
         self._started = False
 
 
-_RUNNERS: dict[tuple[int | None, float], Runner] = {}
+_RUNNERS: dict[tuple[int | None, float | None], Runner] = {}
 
 
-def get_runner(threads: int | None = None, threshold: float = DEFAULT_THRESHOLD) -> Runner:
+def get_runner(threads: int | None = None, threshold: float | None = None) -> Runner:
     """The process-wide runner for this thread count (workers are shared between executables)."""
     key = (threads, threshold)
     r = _RUNNERS.get(key)
