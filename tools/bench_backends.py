@@ -349,10 +349,16 @@ def bench_generation(path: str, args) -> dict:
                               "median_s": {k: med(v["wall"]) for k, v in have.items()},
                               "cpu_s": {k: med(v["cpu"]) for k, v in have.items()},
                               "runs": min((len(v["wall"]) for v in have.values()), default=0),
-                              "load": " / ".join(v["load"][-1].split()[0] for v in have.values())})
+                              "load": _load_span([x for v in have.values() for x in v["load"]])})
     out["roofline"] = gemv_roofline(g, llvm, rng, args)
     out["load_end"] = load_avg()
     return out
+
+
+def _load_span(loads: list[str]) -> str:
+    """The span of 1-minute load averages seen after the backends' runs of one point."""
+    firsts = [float(x.split()[0]) for x in loads if x and x != "?"]
+    return f"{min(firsts):.2f}-{max(firsts):.2f}" if firsts else "?"
 
 
 def point_worker(backend: str, threads: int, path: str, args) -> list[dict]:
@@ -469,8 +475,8 @@ def print_generation(r: dict) -> None:
               + f"  {p['runs']:4d}  {p['load']}")
     print(f"  wallN: llvm / onnxruntime per-call wall time at N threads; cpuN: the same in CPU seconds of the process\n"
           f"  (process_time: the computing without the waits for a core on a loaded host; at 2 threads summed over both);\n"
-          f"  torch (threads measured) against ort{t0}; each backend ran alone in its own process (load: 1-minute\n"
-          f"  load average after each backend's last run, in the order ort, llvm, torch)")
+          f"  torch (threads measured) against ort{t0}; each backend ran alone in its own process (load: the span\n"
+          f"  of the 1-minute load average after each backend's runs)")
     dec = [p for p in r["points"] if p["phase"] == "decode"]
     for t in ths:
         if dec:
