@@ -161,3 +161,21 @@ def test_fork_and_exit_with_workers_sleeping_and_spinning():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "0"]
+
+
+@pytest.mark.parametrize("var,value,msg", [("RIDGELINE_LLVM_RUNNER", "fast", "must be native or python"),
+                                           ("RIDGELINE_LLVM_SPIN_US", "soon", "number of microseconds"),
+                                           ("RIDGELINE_LLVM_SPIN_US", "-1", ">= 0")])
+def test_bad_knobs_are_one_line_errors(monkeypatch, var, value, msg):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(BackendError, match=msg) as e:
+        Runner(2, native=None if var == "RIDGELINE_LLVM_RUNNER" else True)
+    assert "\n" not in str(e.value)
+
+
+def test_threshold_follows_the_runner():
+    """The default split threshold is the native pool's where it runs, the Python runner's else."""
+    from ridgeline.backends.llvm.parallel import DEFAULT_THRESHOLD, NATIVE_THRESHOLD
+    assert Runner(2, native=False).threshold == DEFAULT_THRESHOLD
+    assert Runner(2, native=True).threshold == (NATIVE_THRESHOLD if native_pool.available() else DEFAULT_THRESHOLD)
+    assert Runner(2, 123.0, native=True).threshold == 123.0
