@@ -485,7 +485,7 @@ class Pool:
     def launch(self, fn: Callable[..., None], extent: int, grain: int, chunks: int, ptrs: Sequence[int]) -> None:
         """``fn(lo, hi, *ptrs)`` over ``[0, extent)`` in ``chunks`` grain-aligned chunks, the
         calling thread and the workers claiming them; the caller must hold ``lock``."""
-        if not self._workers or self._pid != os.getpid():
+        if not self._workers:    # not started yet, or a forked child (``_forked`` cleared them)
             self._start()
         now = time.monotonic()
         if now >= self._next_check:
