@@ -187,13 +187,37 @@ ret:
   ret void
 }}
 
-; claim the next chunk of the launch in ticket t: returns its index, or -1 if none is left or the
-; ticket moved on (then the caller reloads it)
-define internal i64 @rl_claim(ptr %tp, i64 %t) {{
+; whether ticket t has chunks left to claim (next < chunks)
+define internal i1 @rl_left(i64 %t) {{
   %next = and i64 %t, 65535
   %t16 = lshr i64 %t, 16
   %chunks = and i64 %t16, 65535
   %left = icmp ult i64 %next, %chunks
+  ret i1 %left
+}}
+
+; one idle round: a pause; every 256th round, whether ``spin_ns`` have passed since start
+define internal i1 @rl_spun(i64 %iter, i64 %start, ptr %spinp) {{
+entry:
+  {pause}
+  %low = and i64 %iter, 255
+  %clock = icmp eq i64 %low, 0
+  br i1 %clock, label %timecheck, label %no
+timecheck:
+  %now = call i64 @rl_now()
+  %spent = sub i64 %now, %start
+  %budget = load atomic i64, ptr %spinp monotonic, align 8
+  %over = icmp sge i64 %spent, %budget
+  ret i1 %over
+no:
+  ret i1 false
+}}
+
+; claim the next chunk of the launch in ticket t: returns its index, or -1 if none is left or the
+; ticket moved on (then the caller reloads it)
+define internal i64 @rl_claim(ptr %tp, i64 %t) {{
+  %next = and i64 %t, 65535
+  %left = call i1 @rl_left(i64 %t)
   br i1 %left, label %try, label %none
 try:
   %t1 = add i64 %t, 1
@@ -255,33 +279,22 @@ run:
   br label %work
 check:
   ; a failed claim with chunks left means a worker claimed first: try again
-  %next = and i64 %t, 65535
-  %left = icmp ult i64 %next, %chunks
+  %left = call i1 @rl_left(i64 %t)
   br i1 %left, label %work, label %prewait
 prewait:
   %wstart = call i64 @rl_now()
   br label %wait
 wait:
-  %spins = phi i64 [ 0, %prewait ], [ %spins1, %waitmore ], [ 0, %slept ], [ %spins1, %notyet ]
+  %spins = phi i64 [ 0, %prewait ], [ %spins1, %waitmore ], [ 0, %slept ]
   %d = load atomic i64, ptr %dp acquire, align 8
   %alldone = icmp uge i64 %d, %chunks
   br i1 %alldone, label %done, label %waitmore
 waitmore:
-  {pause}
-  %spins1 = add i64 %spins, 1
-  %lowbits = and i64 %spins1, 255
-  %clock = icmp eq i64 %lowbits, 0
-  br i1 %clock, label %timecheck, label %wait
-timecheck:
   ; a worker still inside its chunk: spin as long as workers do, then sleep until it is done, so
   ; that on a busy host the worker gets this thread's share of the CPU
-  %now = call i64 @rl_now()
-  %spent = sub i64 %now, %wstart
-  %budget = load atomic i64, ptr %spinp monotonic, align 8
-  %over = icmp sge i64 %spent, %budget
-  br i1 %over, label %sleepwait, label %notyet
-notyet:
-  br label %wait
+  %spins1 = add i64 %spins, 1
+  %over = call i1 @rl_spun(i64 %spins1, i64 %wstart, ptr %spinp)
+  br i1 %over, label %sleepwait, label %wait
 sleepwait:
   store atomic i64 1, ptr %wp seq_cst, align 8
   %d2 = load atomic i64, ptr %dp seq_cst, align 8
@@ -324,8 +337,8 @@ entry:
   %start0 = call i64 @rl_now()
   br label %loop
 loop:
-  %start = phi i64 [ %start0, %entry ], [ %start, %idle ], [ %now2, %ran ], [ %start, %lost ], [ %now3, %woke ], [ %start, %notyet ]
-  %iter = phi i64 [ 0, %entry ], [ %iter1, %idle ], [ 0, %ran ], [ %iter, %lost ], [ 0, %woke ], [ %iter1, %notyet ]
+  %start = phi i64 [ %start0, %entry ], [ %start, %idle ], [ %now2, %ran ], [ %start, %lost ], [ %now3, %woke ]
+  %iter = phi i64 [ 0, %entry ], [ %iter1, %idle ], [ 0, %ran ], [ %iter, %lost ], [ 0, %woke ]
   %t = load atomic i64, ptr %tp acquire, align 8
   %k = call i64 @rl_claim(ptr %tp, i64 %t)
   %got = icmp sge i64 %k, 0
@@ -337,10 +350,7 @@ run:
 ran:
   br label %loop
 nowork:
-  %next = and i64 %t, 65535
-  %t16 = lshr i64 %t, 16
-  %chunks = and i64 %t16, 65535
-  %left = icmp ult i64 %next, %chunks
+  %left = call i1 @rl_left(i64 %t)
   br i1 %left, label %lost, label %idlecheck
 lost:
   br label %loop
@@ -349,29 +359,16 @@ idlecheck:
   %stopping = icmp ne i64 %stop, 0
   br i1 %stopping, label %exit, label %spin
 spin:
-  {pause}
   %iter1 = add i64 %iter, 1
-  %low = and i64 %iter1, 255
-  %clock = icmp eq i64 %low, 0
-  br i1 %clock, label %timecheck, label %idle
+  %over = call i1 @rl_spun(i64 %iter1, i64 %start, ptr %spinp)
+  br i1 %over, label %sleep, label %idle
 idle:
-  br label %loop
-timecheck:
-  %now = call i64 @rl_now()
-  %spent = sub i64 %now, %start
-  %budget = load atomic i64, ptr %spinp monotonic, align 8
-  %over = icmp sge i64 %spent, %budget
-  br i1 %over, label %sleep, label %notyet
-notyet:
   br label %loop
 sleep:
   %s1 = atomicrmw add ptr %sp, i64 1 seq_cst
   %e = load atomic i32, ptr %xp seq_cst, align 8
   %t2 = load atomic i64, ptr %tp seq_cst, align 8
-  %next2 = and i64 %t2, 65535
-  %t216 = lshr i64 %t2, 16
-  %chunks2 = and i64 %t216, 65535
-  %left2 = icmp ult i64 %next2, %chunks2
+  %left2 = call i1 @rl_left(i64 %t2)
   %stop2 = load atomic i64, ptr %stopp seq_cst, align 8
   %stopping2 = icmp ne i64 %stop2, 0
   %skip = or i1 %left2, %stopping2
