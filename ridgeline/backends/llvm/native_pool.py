@@ -181,9 +181,15 @@ lastchunk:
   %asleep = icmp ne i64 %w, 0
   br i1 %asleep, label %wake, label %ret
 wake:
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
+  call void @rl_wake(ptr %dp)
   br label %ret
 ret:
+  ret void
+}}
+
+; wake every thread asleep on the futex word at addr (FUTEX_WAKE_PRIVATE)
+define internal void @rl_wake(ptr %addr) {{
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %addr, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
   ret void
 }}
 
@@ -258,7 +264,7 @@ entry:
   %any = icmp sgt i64 %sleepers, 0
   br i1 %any, label %wake, label %work
 wake:
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
+  call void @rl_wake(ptr %xp)
   br label %work
 work:
   %t = load atomic i64, ptr %tp acquire, align 8
@@ -390,7 +396,7 @@ exit:
 define void @rl_stop(ptr %st) {{
 {slot("stopp", _STOP)}{slot("xp", _FUTEX)}  store atomic i64 1, ptr %stopp seq_cst, align 8
   %fx = atomicrmw add ptr %xp, i64 1 seq_cst
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
+  call void @rl_wake(ptr %xp)
   ret void
 }}
 
