@@ -69,9 +69,10 @@ def test_every_element_once(native, extent, grain, threads, launches):
 
 @pytest.mark.skipif(not native_pool.available(), reason="no native pool on this platform")
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
-@given(extent=st.integers(0, 5000), grain=st.integers(1, 64), chunks=st.integers(1, 300))
+@given(extent=st.integers(0, 5000), grain=st.integers(0, 64), chunks=st.integers(0, 300))
 def test_native_chunks_partition_the_range(extent, grain, chunks):
-    """Any chunk count (not only the runner's few per thread): chunks tile [0, extent) exactly."""
+    """Any chunk count (not only the runner's few per thread; 0 and a grain of 0 taken as 1): chunks
+    tile [0, extent) exactly."""
     pool = _runner(2, True)._pool
     counts = np.zeros(extent + 16, np.int32)
     with pool.lock:

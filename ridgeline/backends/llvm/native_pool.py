@@ -503,7 +503,8 @@ class Pool:
                 fn._rl_addr = addr
             except AttributeError:   # pragma: no cover - a callable that takes no attributes
                 pass
-        self._entries[len(ptrs)](self._st, addr, extent, grain, min(chunks, MAX_CHUNKS), *ptrs)
+        # grain and chunks >= 1: the native code divides by both
+        self._entries[len(ptrs)](self._st, addr, extent, max(1, grain), max(1, min(chunks, MAX_CHUNKS)), *ptrs)
 
     def _check(self, now: float) -> None:
         """Once a second: the spin budget (when adaptive: ``_host_busy``), and whether the split
