@@ -24,11 +24,14 @@ kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy'
          of the measured stream bandwidth, speed-up over the numpy expression.
 gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
 attention  The attention kernel with grouped-query heads sharing a task against one head per task.
+launch   The runner's cost per split launch: native pool, pure-Python runner, a direct call.
 generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
          (two fresh processes), first token and first decode step; a generation on one executable
          (per-token time, plans and compiles after the first step); then steady decode steps at
-         ``--past`` 64,512 and prefills at ``--prefill`` 64,256: median of >= 10 interleaved runs
-         of onnxruntime, llvm (1 and 2 threads) and torch, with the load average of each point.
+         ``--past`` 64,512 and prefills at ``--prefill`` 64,256: median of >= 10 runs of
+         onnxruntime, llvm (1 and 2 threads) and torch, each measured alone in a fresh process
+         (--rounds of them in alternating order; another runtime's spinning pool threads in the
+         same process took the second core from 2-thread runs), with the load average per backend.
 
 Goals reported (not asserted anywhere): fused chains >= 70% of stream bandwidth and >= 2x the
 numpy expression; prefill within 1.5x of onnxruntime at the same thread count; decode faster.
@@ -284,11 +287,11 @@ def compile_probe(path: str, prompt: int) -> dict:
 def bench_generation(path: str, args) -> dict:
     """Cold/warm compile (two subprocesses sharing a fresh object cache), a generation loop on one
     llvm executable (per-token times, plans/compiles after the first step), then steady decode
-    steps at each --past and prefills at each --prefill against onnxruntime, interleaved."""
+    steps at each --past and prefills at each --prefill against onnxruntime, each backend in its
+    own process (``point_worker``), in --rounds of alternating order."""
     import subprocess
     import tempfile
 
-    import onnxruntime as ort
     out: dict = {"model": path, "load_start": load_avg()}
     cache = tempfile.mkdtemp(prefix="ridgeline-bench-cache-")
     for label in () if args.no_compile_probe else ("cold", "warm"):
@@ -314,37 +317,82 @@ def bench_generation(path: str, args) -> dict:
         counts.append(dict(exe.compile_count))
     out["generation"] = {"step_s": steps, "counts_after_first": counts[0], "counts_at_end": counts[-1],
                          "runtime_dims": sorted(exe.runtime_dims), "alloc": _step_allocations(g, exe, res, rng, args)}
-    sessions = {}
-    for th in threads:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = th
-        so.inter_op_num_threads = 1
-        sessions[th] = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-    torch_exe = api.compile(g, "torch", pipeline="")
     points = [("decode", p, 1) for p in args.past] + [("prefill", 0, s) for s in args.prefill]
+    # each backend in its own fresh process, one after another, in rounds of alternating order:
+    # a runtime's worker threads (onnxruntime's pool, torch's OpenMP team, our pool) spin for a
+    # while after each run, and in one process they took the other core from the next backend's
+    # 2-thread run (llvm's copy kernel streamed 15 GB/s there against 47 alone). Rounds spread
+    # each backend over the run, so slow drifts of the host's load hit all of them alike.
+    configs = [("ort", th) for th in threads] + [("llvm", th) for th in threads] + [("torch", 0)]
+    runs = -(-max(args.repeats, 10) // args.rounds)
+    samples = {f"{b}{th or ''}": [{"wall": [], "cpu": [], "load": []} for _ in points] for b, th in configs}
+    out["errors"] = {}
+    for rnd in range(args.rounds):
+        for backend, th in (configs if rnd % 2 == 0 else configs[::-1]):
+            name = f"{backend}{th or ''}"
+            cmd = [sys.executable, __file__, "--point-worker", backend, str(th), path, "--repeats", str(runs),
+                   "--budget", str(args.budget / args.rounds), "--past", ",".join(map(str, args.past)),
+                   "--prefill", ",".join(map(str, args.prefill))]
+            r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               check=False)
+            if r.returncode != 0:
+                out["errors"][name] = r.stderr[-400:]
+                continue
+            for acc, got in zip(samples[name], json.loads(r.stdout.strip().splitlines()[-1])):
+                for key in ("wall", "cpu"):
+                    acc[key] += got[key]
+                acc["load"].append(got["load"])
     out["points"] = []
-    for phase, past, seq in points:
-        feeds = _gen_feeds(g, rng, 1, past, seq)
-        fns = {f"ort{th}": (lambda s=sess, f=feeds: s.run(None, f)) for th, sess in sessions.items()}
-        fns.update({f"llvm{th}": (lambda e=e, f=feeds: e.run(f)) for th, e in llvm.items()})
-        fns["torch"] = lambda f=feeds: torch_exe.run(f)
-        for f in fns.values():
-            f()   # warm: plans, sessions
-        for _ in range(4):
-            fns["torch"]()   # the torch backend's thread measurement (its first five runs)
-        times = interleaved(fns, max(args.repeats, 10), args.budget, settle=0.05)
-        # CPU seconds of the process (at 2 threads: summed over both), each pair interleaved alone
-        cpu = {}
-        for th in threads:
-            cpu.update(interleaved({k: fns[k] for k in (f"ort{th}", f"llvm{th}")}, max(args.repeats, 10), args.budget,
-                                   time.process_time))
-        out["points"].append({"phase": phase, "past": past, "seq": seq, "median_s": {k: med(v) for k, v in times.items()},
-                              "cpu_s": {k: med(v) for k, v in cpu.items()},
-                              "runs": min(len(v) for v in times.values()), "load": load_avg(),
-                              "torch_threads": [c[0] for c in torch_exe.thread_choice.values()]})
+    for i, (phase, past, seq) in enumerate(points):
+        have = {k: v[i] for k, v in samples.items() if v[i]["wall"]}
+        out["points"].append({"phase": phase, "past": past, "seq": seq,
+                              "median_s": {k: med(v["wall"]) for k, v in have.items()},
+                              "cpu_s": {k: med(v["cpu"]) for k, v in have.items()},
+                              "runs": min((len(v["wall"]) for v in have.values()), default=0),
+                              "load": _load_span([x for v in have.values() for x in v["load"]])})
     out["roofline"] = gemv_roofline(g, llvm, rng, args)
     out["load_end"] = load_avg()
     return out
+
+
+def _load_span(loads: list[str]) -> str:
+    """The span of 1-minute load averages seen after the backends' runs of one point."""
+    firsts = [float(x.split()[0]) for x in loads if x and x != "?"]
+    return f"{min(firsts):.2f}-{max(firsts):.2f}" if firsts else "?"
+
+
+def point_worker(backend: str, threads: int, path: str, args) -> list[dict]:
+    """One backend alone in this process: per --past decode step and --prefill, per-call wall and
+    CPU seconds of ``--repeats`` runs after two warm-up runs (the torch backend: six, for its
+    thread measurement), and the load average after them."""
+    g = api.optimize(api.load(path), "default")
+    rng = np.random.default_rng(0)
+    if backend == "ort":
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        run = lambda f: sess.run(None, f)
+    else:
+        exe = api.compile(g, backend, pipeline="", **({"threads": threads} if backend == "llvm" else {}))
+        run = exe.run
+    res = []
+    for phase, past, seq in [("decode", p, 1) for p in args.past] + [("prefill", 0, s) for s in args.prefill]:
+        feeds = _gen_feeds(g, rng, 1, past, seq)
+        for _ in range(6 if backend == "torch" else 2):
+            run(feeds)
+        wall, cpu = [], []
+        t_end = time.perf_counter() + args.budget
+        for r in range(args.repeats):
+            w0, c0 = time.perf_counter(), time.process_time()
+            run(feeds)
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+            if r >= 2 and time.perf_counter() > t_end:
+                break
+        res.append({"wall": wall, "cpu": cpu, "load": load_avg()})
+    return res
 
 
 def _step_allocations(g, exe, res, rng, args) -> dict:
@@ -390,6 +438,8 @@ def gemv_roofline(g, llvm: dict, rng, args) -> dict:
 
 def print_generation(r: dict) -> None:
     print(f"\n== generation: {r['model']}")
+    for name, err in r.get("errors", {}).items():
+        print(f"  {name} failed: {err}")
     for label in ("cold", "warm"):
         if label not in r:
             continue
@@ -415,20 +465,23 @@ def print_generation(r: dict) -> None:
     print(f"  {'phase':8s} {'past':>5s} {'seq':>4s} " + " ".join(f"{f'ort{t} ms':>8s}" for t in ths) + " "
           + " ".join(f"{f'wall{t}':>6s}" for t in ths) + f" {'torch':>6s} " + " ".join(f"{f'cpu{t}':>6s}" for t in ths)
           + "  runs  load")
+    def q(d, a, b):
+        return d[a] / d[b] if a in d and b in d else float("nan")
     for p in r["points"]:
         m, c = p["median_s"], p.get("cpu_s", {})
-        print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} " + " ".join(f"{m[f'ort{t}'] * 1e3:8.1f}" for t in ths) + " "
-              + " ".join(f"{m[f'llvm{t}'] / m[f'ort{t}']:6.2f}" for t in ths) + f" {m['torch'] / m[f'ort{t0}']:6.2f} "
-              + " ".join(f"{c[f'llvm{t}'] / c[f'ort{t}']:6.2f}" if f"ort{t}" in c else " " * 6 for t in ths)
+        print(f"  {p['phase']:8s} {p['past']:5d} {p['seq']:4d} " + " ".join(f"{m.get(f'ort{t}', float('nan')) * 1e3:8.1f}" for t in ths)
+              + " " + " ".join(f"{q(m, f'llvm{t}', f'ort{t}'):6.2f}" for t in ths) + f" {q(m, 'torch', f'ort{t0}'):6.2f} "
+              + " ".join(f"{q(c, f'llvm{t}', f'ort{t}'):6.2f}" for t in ths)
               + f"  {p['runs']:4d}  {p['load']}")
     print(f"  wallN: llvm / onnxruntime per-call wall time at N threads; cpuN: the same in CPU seconds of the process\n"
           f"  (process_time: the computing without the waits for a core on a loaded host; at 2 threads summed over both);\n"
-          f"  torch (threads measured) against ort{t0}")
+          f"  torch (threads measured) against ort{t0}; each backend ran alone in its own process (load: the span\n"
+          f"  of the 1-minute load average after each backend's runs)")
     dec = [p for p in r["points"] if p["phase"] == "decode"]
     for t in ths:
         if dec:
-            w = [p["median_s"][f"llvm{t}"] / p["median_s"][f"ort{t}"] for p in dec]
-            cc = [p["cpu_s"][f"llvm{t}"] / p["cpu_s"][f"ort{t}"] for p in dec]
+            w = [q(p["median_s"], f"llvm{t}", f"ort{t}") for p in dec]
+            cc = [q(p["cpu_s"], f"llvm{t}", f"ort{t}") for p in dec]
             print(f"  per-token decode, llvm / onnxruntime at {t} thread(s): wall {min(w):.2f}-{max(w):.2f}, "
                   f"CPU {min(cc):.2f}-{max(cc):.2f} (past {', '.join(str(p['past']) for p in dec)}; "
                   f"load {dec[0]['load']} .. {dec[-1]['load']})")
@@ -543,6 +596,48 @@ def print_gemm(rows: list[dict]) -> None:
               f"{t['jit'] / t['blas']:14.2f}")
 
 
+# ------------------------------------------------------------------------------------ launch
+def bench_launch(args) -> list[dict]:
+    """The runner's cost per launch: a kernel adding 1 to n floats, called directly (one thread),
+    through the pure-Python runner and through the native pool at all cores, split at any size
+    (threshold 0); median per launch, interleaved."""
+    import llvmlite.ir as lir
+
+    from ridgeline.backends.llvm.irutil import F32, const, kernel_function, load, loop, store
+    from ridgeline.backends.llvm.jit import compile_ir, finalize_text
+    from ridgeline.backends.llvm.lowering import cfunc
+    from ridgeline.backends.llvm.parallel import Runner
+    m = lir.Module(name="bench_launch")
+    _, b, lo, hi, (pa, pb) = kernel_function(m, "add1", 2, checked=False)
+    with loop(b, lo, hi, name="i") as i:
+        store(b, b.fadd(load(b, pa, i, F32), const(F32, 1.0)), pb, i)
+    b.ret_void()
+    mod = compile_ir(finalize_text(str(m)))
+    kern = cfunc(mod.address("add1"), 2)
+    runners = {"python": Runner(None, 0, native=False), "native": Runner(None, 0, native=True)}
+    rows = []
+    for n in (64, 1 << 14, 1 << 18, 1 << 22):
+        a, c = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        ptrs = [a.ctypes.data, c.ctypes.data]
+        fns = {"direct": lambda n=n, p=ptrs: kern(0, n, *p)}
+        fns.update({k: (lambda r=r, n=n, p=ptrs: r.launch(kern, n, p, 1.0, 16)) for k, r in runners.items()})
+        reps = max(20, min(3000, int(3e8 / (8 * n))))
+        t = {k: med(v) for k, v in interleaved(fns, reps, args.budget / 4).items()}
+        rows.append({"n": n, "seconds": t, "load": load_avg()})
+    for r in runners.values():
+        r.close()
+    return rows
+
+
+def print_launch(rows: list[dict]) -> None:
+    print("\n== launch: one kernel over n floats (8 bytes each), median per call, all cores for the runners")
+    print(f"{'n':>9s} {'direct us':>10s} {'python us':>10s} {'native us':>10s} {'native GB/s':>12s}  load")
+    for r in rows:
+        t = r["seconds"]
+        print(f"{r['n']:9d} {t['direct'] * 1e6:10.1f} {t['python'] * 1e6:10.1f} {t['native'] * 1e6:10.1f} "
+              f"{8 * r['n'] / t['native'] / 1e9:12.1f}  {r['load']}")
+
+
 # ------------------------------------------------------------------------------------ attention
 #: (query heads, KV heads, new positions, past): SmolLM2-135M and Llama-8B-style decode, a prefill,
 #: and multi-head attention (one head per group: nothing to share)
@@ -592,7 +687,7 @@ def print_attention(rows: list[dict]) -> None:
 # ------------------------------------------------------------------------------------ main
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention"], action="append")
+    ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention", "launch"], action="append")
     ap.add_argument("--models", default=str(ROOT / "tests" / "models"), help="folder with manifest.json")
     ap.add_argument("--model", action="append", help="an ONNX file to benchmark (repeatable)")
     ap.add_argument("--exporter", default="legacy", help="which exports of the manifest to use (default legacy)")
@@ -619,8 +714,15 @@ def main(argv=None) -> int:
                     help="generation section: thread counts of llvm and onnxruntime (default 1,2)")
     ap.add_argument("--no-compile-probe", action="store_true",
                     help="generation section: skip the cold/warm object-cache compile runs (two fresh processes)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="generation section: fresh processes per backend, in alternating order (default 2)")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
+    ap.add_argument("--point-worker", nargs=3, metavar=("BACKEND", "THREADS", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.point_worker:
+        backend, th, path = args.point_worker
+        print(json.dumps(point_worker(backend, int(th), path, args), default=float))
+        return 0
     if args.probe:
         print(json.dumps(compile_probe(args.probe, args.prompt), default=float))
         return 0
@@ -638,6 +740,9 @@ def main(argv=None) -> int:
     if "gemm" in only:
         result["gemm"] = bench_gemm(args)
         print_gemm(result["gemm"])
+    if "launch" in only:
+        result["launch"] = bench_launch(args)
+        print_launch(result["launch"])
     if "attention" in only:
         result["attention"] = bench_attention(args)
         print_attention(result["attention"])

@@ -88,11 +88,15 @@ def test_checked_mode_names_kernel_node_and_index(monkeypatch):
 
 
 def test_checked_mode_poisons_outputs(monkeypatch):
-    """Buffers handed to kernels start as NaN: an element a kernel skips cannot look plausible."""
+    """Buffers handed to kernels start as NaN: an element a kernel skips cannot look plausible.
+    ``outputs`` follows the mode as a run reads it at its start (``checked_mode()``)."""
+    from ridgeline.backends.llvm.irutil import checked_mode
     from ridgeline.backends.llvm.lowering import outputs
+    checked_mode()
     a, i, b = outputs([None, None, None], [(3,), (2,), (2,)], [np.float32, np.int64, np.bool_])
     assert np.isnan(a).all() and (i == np.iinfo(np.int64).max).all() and (b.view(np.uint8) == 0x7F).all()
     monkeypatch.delenv("RIDGELINE_LLVM_CHECKED")
+    checked_mode()
     (plain,) = outputs([np.zeros(2, np.float32)], [(2,)], [np.float32])
     assert not np.isnan(plain).any()
 

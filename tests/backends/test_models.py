@@ -39,9 +39,10 @@ def test_llvm_and_torch_match_numpy(e):
 @pytest.mark.parametrize("e", [e for e in ENTRIES if e["exporter"] in ("legacy", "dynamo") and e["opset"] in (17, 23)],
                          ids=lambda e: e["file"])
 def test_after_the_default_pipeline(e):
-    """The fused graph (attention, norms, gelu, matmul epilogues, elementwise chains)."""
+    """The fused graph (attention, norms, gelu, matmul epilogues, elementwise chains), every
+    kernel launch split across two threads (threshold 0: the runner's chunks on every kernel kind)."""
     g, dims, feeds, ref = _setup(e)
-    exe = api.compile(g, "llvm", strict=True)   # the llvm backend's default pipeline fuses first
+    exe = api.compile(g, "llvm", strict=True, threads=2, parallel_threshold=0)   # the default pipeline fuses first
     assert_outputs_close(e, exe.run(feeds), ref, feeds, dims, what="llvm after the default pipeline")
     kinds = set(exe.plan.kinds.values())
     assert "attention" in kinds and "elementwise" in kinds, kinds

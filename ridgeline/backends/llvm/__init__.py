@@ -20,14 +20,14 @@ from ...ir.errors import BackendError
 from ..threads import check_threads
 from .jit import HostInfo, host
 from .executor import VIEW_OPS, LLVMInterpreter, Plan
-from .parallel import DEFAULT_THRESHOLD, get_runner
+from .parallel import get_runner
 
 __all__ = ["LLVMBackend", "LLVMExecutable", "LLVMInterpreter", "host", "HostInfo"]
 
 _OPTIONS = {"strict": "fail instead of running ops without a kernel on numpy",
             "threads": "cores to use (default: all this process may run on)",
             "gemm": "auto, jit or blas: who runs matrix products",
-            "parallel_threshold": "smallest kernel cost (bytes + flops) split across cores",
+            "parallel_threshold": "smallest kernel cost (bytes + flops) split across cores (default: 256 KiB, 512 KiB with the Python runner)",
             "polymorphic": "one plan for every KV-cache length (default True; False: a plan per shape)"}
 
 
@@ -39,7 +39,7 @@ class LLVMExecutable:
     """
 
     def __init__(self, graph: Graph, *, strict: bool = False, threads: int | None = None,
-                 gemm: str = "auto", parallel_threshold: float = DEFAULT_THRESHOLD, polymorphic: bool = True):
+                 gemm: str = "auto", parallel_threshold: float | None = None, polymorphic: bool = True):
         if gemm not in ("auto", "jit", "blas"):
             raise BackendError(f"gemm must be auto, jit or blas, got {gemm!r}")
         check_threads(threads)

@@ -366,7 +366,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
     from datetime import date
 
     from . import gemm
-    from .parallel import DEFAULT_THRESHOLD
+    from .parallel import get_runner
     today = date.today().isoformat()
     lines = [
         f"# Measured by `{command}` on {today}: {cal.cpu} ({cal.llvm_cpu} to LLVM), {cal.cores} cores used,",
@@ -414,7 +414,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         f"gemm_rows = {gemm.TILE_512[0]}                 # rows of the llvm backend's GEMM micro-kernel (AVX-512)",
         f"gemm_task = [{gemm._blocks()[1] // gemm.TILE_512[0] * gemm.TILE_512[0]}, 256]         "
         "# the llvm backend's GEMM task: MC rows x up to 256 columns",
-        f'parallel_min_bytes = "{_size(int(DEFAULT_THRESHOLD))}"   # the llvm backend splits kernels above this cost',
+        f'parallel_min_bytes = "{_size(int(get_runner().threshold))}"   # the llvm backend splits kernels above this cost',
         f'attention_score = "{cal.attention_score_s * 1e9:.4g} ns"   # measured: the attention kernel per score, one core',
         f'attention_channel = "{cal.attention_channel_s * 1e9:.4g} ns"   # measured: per score and head channel (d + dv)',
         "",

@@ -9,6 +9,12 @@ The range is cut into a few chunks per core that threads claim one at a time, an
 thread never waits for a worker that has not started: on a shared machine (load above the core
 count) a worker may not be scheduled for milliseconds, and then the caller simply runs every
 chunk itself instead of idling — a static half-and-half split would wait for the slowest thread.
+
+Two implementations sit behind ``Runner``: the native pool (``native_pool``: workers spinning
+in JIT-compiled code, one ctypes call per launch, ~1-3 µs of dispatch) where it can be built, and
+the pure-Python one below (a queue, a condition and a lock per launch, tens of µs) elsewhere or
+with ``RIDGELINE_LLVM_RUNNER=python``. A launch from a second Python thread while another is in
+flight on the same runner runs on its own thread rather than waiting.
 """
 
 from __future__ import annotations
@@ -16,13 +22,21 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["Runner", "DEFAULT_THRESHOLD", "get_runner"]
+from ...ir.errors import BackendError
+from . import native_pool
 
-#: kernels below this cost (bytes + flops) run on one core: a split costs ~10-30 µs of dispatch,
-#: the time one core needs for about this much work (an assumption checked by bench_backends.py)
+__all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "get_runner"]
+
+#: kernels below this cost (bytes + flops) run on one core: a split through the Python runner costs
+#: ~10-30 µs of dispatch, the time one core needs for about this much work (an assumption checked
+#: by bench_backends.py)
 DEFAULT_THRESHOLD = 1 << 19
+#: the same through the native pool, whose launch costs ~2 µs more than a direct call
+#: (``bench_backends.py --only launch``: 2.3 µs against 7.3 through the Python runner, load 14):
+#: a split pays from ~4 µs of one-core work (~128 KB at ~30 GB/s); twice that, for a margin
+NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
 
@@ -30,7 +44,7 @@ CHUNKS_PER_THREAD = 4
 class _Launch:
     """One split launch: chunks claimed under a lock; the caller waits only for started workers."""
 
-    __slots__ = ("fn", "ptrs", "bounds", "next", "active", "closed", "cond")
+    __slots__ = ("active", "bounds", "closed", "cond", "fn", "next", "ptrs")
 
     def __init__(self, fn, ptrs, bounds):
         self.fn, self.ptrs, self.bounds = fn, ptrs, bounds
@@ -77,17 +91,32 @@ class _Launch:
 class Runner:
     """Runs kernels on ``threads`` cores (the caller's thread plus ``threads - 1`` workers)."""
 
-    def __init__(self, threads: int | None = None, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, threads: int | None = None, threshold: float | None = None, *,
+                 native: bool | None = None, spin_us: float | None = None):
         if threads is None:
             try:
                 threads = len(os.sched_getaffinity(0))
             except AttributeError:  # pragma: no cover
                 threads = os.cpu_count() or 1
         self.threads = max(1, int(threads))
-        self.threshold = threshold
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
+        if native is None:
+            choice = os.environ.get("RIDGELINE_LLVM_RUNNER", "native").strip().lower()
+            if choice not in ("native", "python"):
+                raise BackendError(f"RIDGELINE_LLVM_RUNNER must be native or python, got {choice!r}")
+            native = choice == "native"
+        self._pool = (native_pool.Pool(self.threads, spin_us)
+                      if native and self.threads > 1 and native_pool.available() else None)
+        if threshold is None:   # the default: what a split costs through this runner
+            threshold = NATIVE_THRESHOLD if self._pool is not None else DEFAULT_THRESHOLD
+        self.threshold = threshold
+
+    @property
+    def native(self) -> bool:
+        """True when launches go through the native pool."""
+        return self._pool is not None
 
     def _start(self) -> None:
         with self._lock:
@@ -120,8 +149,18 @@ class Runner:
         if n == 1 or cost < self.threshold or extent < 2 * grain:
             fn(0, extent, *ptrs)
             return
-        self._start()
         chunks = max(2, min(n * CHUNKS_PER_THREAD, extent // grain))
+        pool = self._pool
+        if pool is not None and len(ptrs) <= native_pool.MAX_ARGS:
+            if not pool.lock.acquire(blocking=False):   # another thread's launch is in flight
+                fn(0, extent, *ptrs)
+                return
+            try:
+                pool.launch(fn, extent, grain, chunks, ptrs)
+            finally:
+                pool.lock.release()
+            return
+        self._start()
         bounds = sorted({min(extent, (extent * k // chunks + grain - 1) // grain * grain) for k in range(chunks)}
                         | {extent})
         job = _Launch(fn, ptrs, bounds)
@@ -130,15 +169,20 @@ class Runner:
         job.finish()
 
     def close(self) -> None:
+        """Stop the workers; the next split launch starts them again."""
+        if self._pool is not None:
+            self._pool.close()
+        if not self._started:
+            return
         for _ in range(self.threads - 1):
             self._jobs.put(None)
         self._started = False
 
 
-_RUNNERS: dict[tuple[int | None, float], Runner] = {}
+_RUNNERS: dict[tuple[int | None, float | None], Runner] = {}
 
 
-def get_runner(threads: int | None = None, threshold: float = DEFAULT_THRESHOLD) -> Runner:
+def get_runner(threads: int | None = None, threshold: float | None = None) -> Runner:
     """The process-wide runner for this thread count (workers are shared between executables)."""
     key = (threads, threshold)
     r = _RUNNERS.get(key)
