@@ -2,7 +2,8 @@
 
 Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × ``efficiency.matrix``,
 with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; fewer than ``array.skinny_rows`` rows run
-the skinny kernel unpadded, as the llvm backend does); element-wise
+the skinny kernel unpadded, as the llvm backend does; weight-only int4/int8 products of up to
+``array.packed_rows`` rows run its packed GEMV, unpadded, dequantizing each weight once in registers); element-wise
 work and conversions on the vector unit. The same cores do both, so the two add. Weights and the
 KV cache come from DRAM unless all of them fit in a cache; activations from the innermost cache
 level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels whose
@@ -48,6 +49,9 @@ class CpuModel(CostModel):
             "gemm_rows": Field("int", 6, "rows of the GEMM micro-kernel (M is padded to it)"),
             "skinny_rows": Field("int", 8, "products of fewer rows run the skinny (GEMV-like) kernel: all rows "
                                  "in one tile, no padding, split by columns"),
+            "packed_rows": Field("int", 16, "weight-only int4/int8 products of up to this many rows run the packed "
+                                 "GEMV (backends/llvm/quant_gemv.py MAX_ROWS): unpadded, each weight chunk "
+                                 "dequantized once in registers for every row"),
             "parallel_min_bytes": Field("size", 256 * 1024,
                                         "kernels whose bytes touched plus flops are fewer run on one core"),
             "gemm_task": Field("ints", (96, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
@@ -106,16 +110,20 @@ class CpuModel(CostModel):
         flops = w.vector_flops
         for c in w.contractions:
             unit, rate = self._rate(c.dtype, ("matrix",), "matrix")
+            # a weight-only int4/int8 product of few rows runs the packed GEMV: every row in one
+            # pass over the packed weight, each chunk unpacked once in registers inside the
+            # kernel's loop (at the kernel's efficiency, not a separate element-wise kernel's)
+            packed = c.b_weight and bool(c.b_prologue) and c.m <= int(t.array["packed_rows"])
             # the skinny kernel (M < skinny_rows: decode, M = 1 a GEMV) keeps every row in one
             # tile; larger products run whole micro-tiles of gemm_rows rows
-            m_pad = c.m if c.m < skinny else math.ceil(c.m / rows) * rows
+            m_pad = c.m if c.m < skinny or packed else math.ceil(c.m / rows) * rows
             executed = 2.0 * c.batch * m_pad * c.n * c.k
             frac = w.causal_fraction if w.traffic is not None else 1.0
             compute += executed * frac / (rate * share) if rate else 0.0
             # weights are widened once per step (packed int4/int8 GEMV/GEMM kernels unpack each
             # block once and reuse it for every row of the batch)
             pro = c.b_prologue.flops + c.b_prologue.converts + c.a_prologue.flops + c.a_prologue.converts
-            compute += pro / (self._rate("f32", ("vector",), "vector")[1] * share)
+            compute += pro / (self._rate("f32", ("vector",), "matrix" if packed else "vector")[1] * share)
             flops += c.flops * frac
         vunit, vrate = self._rate(w.vector_dtype, ("vector",), "vector")
         compute += (w.vector_flops + w.converts) / (vrate * share) if vrate else 0.0
