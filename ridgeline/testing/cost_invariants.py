@@ -63,15 +63,40 @@ class Case:
 def estimate_case(case: Case):
     """The estimate of ``case`` (cached), or None when the deployment cannot be expressed or fit
     (impossible degrees, no device count fits): invariants speak about estimates that exist."""
-    from .. import models
-    from ..cost_models import estimate
+    return _estimate(case, _model(*_model_args(case)))
+
+
+def _model_args(case: Case) -> tuple:
+    return case.preset, case.phase, case.batch, case.context, case.dtype, case.weight_dtype
+
+
+@functools.lru_cache(maxsize=8)
+def _model(*args):
+    """(graph, its target-independent analysis) of one model configuration, shared by the cases
+    that differ only in target and degrees (as ``compare`` shares them across targets); None when
+    the configuration cannot be built."""
     try:
-        g = models.build(case.preset, phase=case.phase, batch=case.batch, context=case.context,
-                         prompt=case.context if case.phase == "prefill" else None, dtype=case.dtype,
-                         weight_dtype=case.weight_dtype)
-        spatial = case.target in _spatial_targets()
-        kw = {} if spatial else {"tp": case.tp, "pp": case.pp}
-        return estimate(g, case.target, companion=None, **kw)
+        return _build(*args)
+    except RidgelineError:
+        return None
+
+
+def _build(preset, phase, batch, context, dtype, weight_dtype):
+    from .. import models
+    from ..cost_models.model import GraphAnalysis
+    g = models.build(preset, phase=phase, batch=batch, context=context,
+                     prompt=context if phase == "prefill" else None, dtype=dtype, weight_dtype=weight_dtype)
+    return g, GraphAnalysis(g)
+
+
+def _estimate(case: Case, model):
+    from ..cost_models import estimate
+    if model is None:
+        return None
+    g, analysis = model
+    try:
+        kw = {} if case.target in _spatial_targets() else {"tp": case.tp, "pp": case.pp}
+        return estimate(g, case.target, companion=None, analysis=analysis, **kw)
     except RidgelineError:
         return None
 
@@ -141,7 +166,13 @@ def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
             # half its share of the resident bytes has lost some
             fail("fits", f"{m.per_device_bytes:.3g} B per device < half its share {share:.3g} B")
     if "deterministic" in which:
-        again = estimate_case.__wrapped__(case)
+        # a graph built again and analysed afresh (no shared analysis, no price cache)
+        from ..cost_models.model import PRICES
+        enabled, PRICES.enabled = PRICES.enabled, False
+        try:
+            again = _estimate(case, _build(*_model_args(case)))
+        finally:
+            PRICES.enabled = enabled
         if again is None or again.time_s != time_s:
             fail("deterministic", f"{time_s} then {getattr(again, 'time_s', None)}")
     if "roofline" in which and case.batch <= 256 and time_s > 0:
