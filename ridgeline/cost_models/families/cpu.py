@@ -86,12 +86,34 @@ class CpuModel(CostModel):
                               f"got {list(self.target.array['gemm_task'])}")
         self._weights_total = 0.0
 
+    def _unit(self, dt: str, kinds: tuple[str, ...]):
+        """The unit and key a ``dt`` kernel runs on: a dtype the SIMD units lack (f16 without
+        AVX512-FP16, fp8) is widened to f32 (F16C, shifts), never to bf16, which has fewer
+        significant bits."""
+        return self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
+
     def _rate(self, dt: str, kinds: tuple[str, ...], eff: str) -> tuple[str, float]:
-        hit = self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
+        hit = self._unit(dt, kinds)
         if hit is None:
             return "none", 0.0
         unit, key = hit
         return f"{unit.name}:{key}", unit.peak[key] * self.target.efficiency[eff]
+
+    def peak_for(self, analysis) -> float:
+        """The peak of the unit and precision most contractions run at here (``_unit``)."""
+        by_dtype = analysis.contraction_flops_by_dtype
+        hit = self._unit(max(by_dtype, key=by_dtype.get) if by_dtype else "f32", ("matrix",))
+        return hit[0].peak[hit[1]] if hit else 0.0
+
+    def upcast_notes(self, analysis) -> list[str]:
+        out = []
+        for dt in sorted(analysis.contraction_flops_by_dtype):
+            if self.target.best_unit(dt, ("matrix",)) is None:
+                hit = self._unit(dt, ("matrix",))
+                if hit is not None:
+                    out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
+                               f"{hit[1]} (operands widened as they load)")
+        return out
 
     def price_node(self, w: NodeWork) -> NodeCost:
         t = self.target
