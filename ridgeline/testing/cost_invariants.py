@@ -166,11 +166,12 @@ def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
             # half its share of the resident bytes has lost some
             fail("fits", f"{m.per_device_bytes:.3g} B per device < half its share {share:.3g} B")
     if "deterministic" in which:
-        # a graph built again and analysed afresh (no shared analysis, no price cache)
-        from ..cost_models.model import PRICES
+        # the graph analysed afresh (no shared analysis, no price cache)
+        from ..cost_models.model import PRICES, GraphAnalysis
+        model = _model(*_model_args(case))
         enabled, PRICES.enabled = PRICES.enabled, False
         try:
-            again = _estimate(case, _build(*_model_args(case)))
+            again = _estimate(case, (model[0], GraphAnalysis(model[0])))
         finally:
             PRICES.enabled = enabled
         if again is None or again.time_s != time_s:
