@@ -185,3 +185,17 @@ def test_weight_only_products_of_few_rows_run_the_packed_gemv(batch, wd):
         + (w.vector_flops + w.converts) / (vec[0].peak[vec[1]] * host.efficiency["vector"] * share)   # epilogue
     assert c.m == batch and pro == pytest.approx(2.0 * c.n * c.k, rel=0.01)   # once per weight, not per row
     assert rec.compute_s == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "fp8"])
+def test_a_dtype_the_simd_units_lack_runs_and_is_bounded_at_f32(dtype):
+    # no f16/fp8 FMA on the host: widened to f32 (never to bf16, which has fewer significant bits);
+    # MFU's peak and the note follow what the family runs, so the roofline invariant compares like with like
+    host = get_target("host-cpu")
+    g = models.build("gpt2", phase="prefill", prompt=64, dtype=dtype)
+    est = estimate(g, host, companion=None)
+    assert est.peak_flop_per_s == host.peak("f32")
+    assert any("as f32" in n for n in est.notes)
+    # the products in the narrow dtype (fp16 GEMMs, fp8 W8A8 kernels; attention runs in its own dtype)
+    mm = [r for r in est.nodes if r.detail.get("kind") == "quant-matmul" or (dtype == "fp16" and r.unit.startswith("fma"))]
+    assert mm and all(r.unit == "fma:f32" for r in mm)
