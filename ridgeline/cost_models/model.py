@@ -34,7 +34,7 @@ from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_
 from .quantities import format_quantity
 from .target import Field, Target
 from .pipeline import default_microbatches, pipeline_step
-from .work import DEVICE, NodeWork, microbatch_work, node_label, shared_work, work_key
+from .work import DEVICE, NodeWork, known_keys, microbatch_work, node_label, shared_work, work_key
 
 __all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "roofline_time", "shard_work"]
 
@@ -433,12 +433,13 @@ class GraphAnalysis:
         self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
         self._by_dtype: dict[str, float] | None = None
         self._model_flops: float | None = None
-        self.tp = analyze_tensor_parallel(graph)
         self._plans: dict[tuple[int, int], ParallelPlan] = {}
         self._placements: dict[tuple[int, int], tuple[list[Shard], list[int]]] = {}
         self._price_keys: tuple[list[Any], list[int | None], list[str]] | None = None
         self._labels: tuple[list[str], list[int | None]] | None = None
-        self.footprint = footprint(graph, self.plan(1, 1))
+        with known_keys(self.nodes, self.keys):         # the analyses below ask for each node's key again
+            self.tp = analyze_tensor_parallel(graph)
+            self.footprint = footprint(graph, self.plan(1, 1))
 
     @property
     def contraction_flops_by_dtype(self) -> dict[str, float]:
@@ -462,7 +463,8 @@ class GraphAnalysis:
     def plan(self, tp: int, pp: int) -> ParallelPlan:
         p = self._plans.get((tp, pp))
         if p is None:
-            p = self._plans[(tp, pp)] = plan_parallel(self.graph, tp, pp, self.tp)
+            with known_keys(self.nodes, self.keys):
+                p = self._plans[(tp, pp)] = plan_parallel(self.graph, tp, pp, self.tp)
         return p
 
     def price_keys(self) -> tuple[list[Any], list[int | None], list[str]]:

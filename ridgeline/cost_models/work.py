@@ -23,6 +23,7 @@ This is where the cost models read what passes leave in the IR:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
@@ -511,13 +512,35 @@ _CACHE: dict = {}
 _CACHE_LIMIT = 8192
 
 
+#: id(node) -> (node, its work key) while a ``known_keys`` block runs (an analysis of a graph
+#: nobody edits meanwhile): the tensor-parallel analysis and the plans ask for the same keys again
+_KNOWN: dict[int, tuple[Node, Any]] | None = None
+
+
+@contextlib.contextmanager
+def known_keys(nodes, keys):
+    """Within the block, ``work_key(node)`` of these ``nodes`` is the given key (computed once;
+    the graph must not be edited inside the block)."""
+    global _KNOWN
+    outer = _KNOWN
+    _KNOWN = {id(n): (n, k) for n, k in zip(nodes, keys)}
+    try:
+        yield
+    finally:
+        _KNOWN = outer
+
+
 def work_key(node: Node):
     """A hashable key of everything ``node_work`` reads but the node's name and layer (None when
     some attribute is not hashable). Nodes of the 126 identical layers of a 405B model share one."""
+    if _KNOWN is not None:
+        hit = _KNOWN.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
     try:
         ins = tuple((v.type, v.const) if v is not None else None for v in node.inputs)
         outs = tuple(v.type for v in node.outputs)
-        attrs = _attrs_key(node)
+        attrs = _attrs_key(node, skip="label" if node.op == "Fused" else "")
         tile = repr(node.meta["tile"]) if "tile" in node.meta else None
         body = _body_key(node.body) if node.body is not None else None
         key = (node.op, ins, outs, attrs, tile, body)
@@ -527,15 +550,17 @@ def work_key(node: Node):
         return None
 
 
-def _attrs_key(node: Node) -> tuple:
+def _attrs_key(node: Node, skip: str = "") -> tuple:
     """The attributes by content: an array is keyed by its bytes (a digest when large), never by
-    ``id()``, which a later array may reuse after this one is collected."""
+    ``id()``, which a later array may reuse after this one is collected. ``skip``: an attribute
+    the work does not depend on (a Fused kernel's ``label``, its layer's name: twin layers share
+    one work, whose ``detail["label"]`` is then one of theirs, as its name is)."""
     def value(v):
         if not hasattr(v, "tobytes"):
             return v
         data = v.tobytes()
         return v.dtype.str, v.shape, data if len(data) <= 256 else hashlib.blake2b(data).digest()
-    return tuple(sorted((k, value(v)) for k, v in node.attrs.items()))
+    return tuple(sorted((k, value(v)) for k, v in node.attrs.items() if k != skip))
 
 
 def _body_key(body):

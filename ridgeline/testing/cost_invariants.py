@@ -63,15 +63,40 @@ class Case:
 def estimate_case(case: Case):
     """The estimate of ``case`` (cached), or None when the deployment cannot be expressed or fit
     (impossible degrees, no device count fits): invariants speak about estimates that exist."""
-    from .. import models
-    from ..cost_models import estimate
+    return _estimate(case, _model(*_model_args(case)))
+
+
+def _model_args(case: Case) -> tuple:
+    return case.preset, case.phase, case.batch, case.context, case.dtype, case.weight_dtype
+
+
+@functools.lru_cache(maxsize=8)
+def _model(*args):
+    """(graph, its target-independent analysis) of one model configuration, shared by the cases
+    that differ only in target and degrees (as ``compare`` shares them across targets); None when
+    the configuration cannot be built."""
     try:
-        g = models.build(case.preset, phase=case.phase, batch=case.batch, context=case.context,
-                         prompt=case.context if case.phase == "prefill" else None, dtype=case.dtype,
-                         weight_dtype=case.weight_dtype)
-        spatial = case.target in _spatial_targets()
-        kw = {} if spatial else {"tp": case.tp, "pp": case.pp}
-        return estimate(g, case.target, companion=None, **kw)
+        return _build(*args)
+    except RidgelineError:
+        return None
+
+
+def _build(preset, phase, batch, context, dtype, weight_dtype):
+    from .. import models
+    from ..cost_models.model import GraphAnalysis
+    g = models.build(preset, phase=phase, batch=batch, context=context,
+                     prompt=context if phase == "prefill" else None, dtype=dtype, weight_dtype=weight_dtype)
+    return g, GraphAnalysis(g)
+
+
+def _estimate(case: Case, model):
+    from ..cost_models import estimate
+    if model is None:
+        return None
+    g, analysis = model
+    try:
+        kw = {} if case.target in _spatial_targets() else {"tp": case.tp, "pp": case.pp}
+        return estimate(g, case.target, companion=None, analysis=analysis, **kw)
     except RidgelineError:
         return None
 
@@ -128,7 +153,15 @@ def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
     if "flop_rate" in which and time_s > 0:
         peak = _device_peak(t)
         spatial = case.target in _spatial_targets()
-        rate = est.flops / time_s / (devices if spatial else 1)
+        if spatial:
+            rate = est.flops / time_s / devices
+        else:
+            # records are one tp rank's share; under pp each stage is its own device: the busiest
+            # stage's FLOPs (as ``bytes`` is the busiest stage's), not the pipeline's sum
+            by_stage: dict = {}
+            for r in est.nodes:
+                by_stage[r.stage] = by_stage.get(r.stage, 0.0) + r.flops
+            rate = max(by_stage.values(), default=est.flops) / time_s
         if peak and rate > peak * (1 + 1e-3):
             fail("flop_rate", f"{rate / 1e12:.1f} TFLOP/s per device > peak {peak / 1e12:.1f}")
     if "fits" in which and est.memory is not None:
@@ -141,7 +174,14 @@ def check(case: Case, which: tuple[str, ...] = INVARIANTS) -> list[str]:
             # half its share of the resident bytes has lost some
             fail("fits", f"{m.per_device_bytes:.3g} B per device < half its share {share:.3g} B")
     if "deterministic" in which:
-        again = estimate_case.__wrapped__(case)
+        # the graph analysed afresh (no shared analysis, no price cache)
+        from ..cost_models.model import PRICES, GraphAnalysis
+        model = _model(*_model_args(case))
+        enabled, PRICES.enabled = PRICES.enabled, False
+        try:
+            again = _estimate(case, (model[0], GraphAnalysis(model[0])))
+        finally:
+            PRICES.enabled = enabled
         if again is None or again.time_s != time_s:
             fail("deterministic", f"{time_s} then {getattr(again, 'time_s', None)}")
     if "roofline" in which and case.batch <= 256 and time_s > 0:

@@ -139,10 +139,11 @@ def test_the_gemm_figures_are_the_llvm_backends():
     # cost_models cannot import backends: the family's defaults and the packaged host file state
     # the llvm GEMM's micro-tile, task and skinny-path figures, and must follow them when they change
     pytest.importorskip("llvmlite")
-    from ridgeline.backends.llvm import gemm
+    from ridgeline.backends.llvm import gemm, quant_gemv
     from ridgeline.cost_models.families.cpu import CpuModel
     mr = gemm.TILE_512[0]
-    want = {"gemm_rows": mr, "gemm_task": (gemm.BLOCKS_SMALL_L2[1] // mr * mr, 256), "skinny_rows": 8}
+    want = {"gemm_rows": mr, "gemm_task": (gemm.BLOCKS_SMALL_L2[1] // mr * mr, 256), "skinny_rows": 8,
+            "packed_rows": quant_gemv.MAX_ROWS}
     arr = CpuModel.schema["array"]
     assert {k: (tuple(arr[k].default) if k == "gemm_task" else arr[k].default) for k in want} == want
     host = get_target("host-cpu").array
@@ -158,3 +159,43 @@ def test_skinny_products_are_not_padded_tiled_ones_are(m):
     peak = get_target("host-cpu").peak("f32") * get_target("host-cpu").efficiency["matrix"]
     cores = r.detail["cores"]
     assert r.compute_s == pytest.approx(2.0 * rows * 512 * 256 / (peak * cores / 2), rel=1e-6)
+
+
+@pytest.mark.parametrize(("batch", "wd"), [(3, "int4"), (8, "int8"), (16, "int4"), (24, "int4")])
+def test_weight_only_products_of_few_rows_run_the_packed_gemv(batch, wd):
+    # up to packed_rows rows: every row unpadded and each weight dequantized once, in the kernel's
+    # loop (the matrix efficiency); more rows: the tiled GEMM (padded to gemm_rows) after a
+    # separate dequantization pass at the element-wise efficiency
+    host = get_target("host-cpu")
+    g = models.build("gpt2", phase="decode", batch=batch, context=64, weight_dtype=wd)
+    est = estimate(g, host, companion=None)
+    rec = next(r for r in est.nodes if r.detail.get("kind") == "dequant-matmul" and "mlp" in r.name)
+    node = next(n for n in g.nodes if n.name == rec.name or n.attr("label") == rec.name)
+    from ridgeline.cost_models.work import shared_work
+    w = shared_work(node)
+    c = w.contractions[0]
+    packed = batch <= host.array["packed_rows"]
+    rows = batch if packed or batch < host.array["skinny_rows"] else -(-batch // 6) * 6
+    share = rec.detail["cores"] / host.array["cores"]
+    mat = host.best_unit(c.dtype, ("matrix",))
+    vec = host.best_unit("f32", ("vector",))
+    pro = c.b_prologue.flops + c.b_prologue.converts
+    want = 2.0 * rows * c.n * c.k / (mat[0].peak[mat[1]] * host.efficiency["matrix"] * share) \
+        + pro / (vec[0].peak[vec[1]] * host.efficiency["matrix" if packed else "vector"] * share) \
+        + (w.vector_flops + w.converts) / (vec[0].peak[vec[1]] * host.efficiency["vector"] * share)   # epilogue
+    assert c.m == batch and pro == pytest.approx(2.0 * c.n * c.k, rel=0.01)   # once per weight, not per row
+    assert rec.compute_s == pytest.approx(want, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "fp8"])
+def test_a_dtype_the_simd_units_lack_runs_and_is_bounded_at_f32(dtype):
+    # no f16/fp8 FMA on the host: widened to f32 (never to bf16, which has fewer significant bits);
+    # MFU's peak and the note follow what the family runs, so the roofline invariant compares like with like
+    host = get_target("host-cpu")
+    g = models.build("gpt2", phase="prefill", prompt=64, dtype=dtype)
+    est = estimate(g, host, companion=None)
+    assert est.peak_flop_per_s == host.peak("f32")
+    assert any("as f32" in n for n in est.notes)
+    # the products in the narrow dtype (fp16 GEMMs, fp8 W8A8 kernels; attention runs in its own dtype)
+    mm = [r for r in est.nodes if r.detail.get("kind") == "quant-matmul" or (dtype == "fp16" and r.unit.startswith("fma"))]
+    assert mm and all(r.unit == "fma:f32" for r in mm)

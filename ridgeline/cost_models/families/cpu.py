@@ -2,7 +2,8 @@
 
 Per node: contractions run on the matrix unit (FMA SIMD) at the dtype's peak × ``efficiency.matrix``,
 with M padded to the GEMM micro-kernel's rows (``array.gemm_rows``; fewer than ``array.skinny_rows`` rows run
-the skinny kernel unpadded, as the llvm backend does); element-wise
+the skinny kernel unpadded, as the llvm backend does; weight-only int4/int8 products of up to
+``array.packed_rows`` rows run its packed GEMV, unpadded, dequantizing each weight once in registers); element-wise
 work and conversions on the vector unit. The same cores do both, so the two add. Weights and the
 KV cache come from DRAM unless all of them fit in a cache; activations from the innermost cache
 level that holds the node's activation footprint (a tile schedule gives bytes per level instead). Kernels whose
@@ -48,6 +49,9 @@ class CpuModel(CostModel):
             "gemm_rows": Field("int", 6, "rows of the GEMM micro-kernel (M is padded to it)"),
             "skinny_rows": Field("int", 8, "products of fewer rows run the skinny (GEMV-like) kernel: all rows "
                                  "in one tile, no padding, split by columns"),
+            "packed_rows": Field("int", 16, "weight-only int4/int8 products of up to this many rows run the packed "
+                                 "GEMV (backends/llvm/quant_gemv.py MAX_ROWS): unpadded, each weight chunk "
+                                 "dequantized once in registers for every row"),
             "parallel_min_bytes": Field("size", 256 * 1024,
                                         "kernels whose bytes touched plus flops are fewer run on one core"),
             "gemm_task": Field("ints", (96, 256), "rows x columns of one GEMM task: a GEMM of one task runs on "
@@ -82,12 +86,34 @@ class CpuModel(CostModel):
                               f"got {list(self.target.array['gemm_task'])}")
         self._weights_total = 0.0
 
+    def _unit(self, dt: str, kinds: tuple[str, ...]):
+        """The unit and key a ``dt`` kernel runs on: a dtype the SIMD units lack (f16 without
+        AVX512-FP16, fp8) is widened to f32 (F16C, shifts), never to bf16, which has fewer
+        significant bits."""
+        return self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
+
     def _rate(self, dt: str, kinds: tuple[str, ...], eff: str) -> tuple[str, float]:
-        hit = self.target.best_unit(dt, kinds) or self.target.best_unit("f32", kinds) or self.target.best_unit("f32")
+        hit = self._unit(dt, kinds)
         if hit is None:
             return "none", 0.0
         unit, key = hit
         return f"{unit.name}:{key}", unit.peak[key] * self.target.efficiency[eff]
+
+    def peak_for(self, analysis) -> float:
+        """The peak of the unit and precision most contractions run at here (``_unit``)."""
+        by_dtype = analysis.contraction_flops_by_dtype
+        hit = self._unit(max(by_dtype, key=by_dtype.get) if by_dtype else "f32", ("matrix",))
+        return hit[0].peak[hit[1]] if hit else 0.0
+
+    def upcast_notes(self, analysis) -> list[str]:
+        out = []
+        for dt in sorted(analysis.contraction_flops_by_dtype):
+            if self.target.best_unit(dt, ("matrix",)) is None:
+                hit = self._unit(dt, ("matrix",))
+                if hit is not None:
+                    out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
+                               f"{hit[1]} (operands widened as they load)")
+        return out
 
     def price_node(self, w: NodeWork) -> NodeCost:
         t = self.target
@@ -106,16 +132,20 @@ class CpuModel(CostModel):
         flops = w.vector_flops
         for c in w.contractions:
             unit, rate = self._rate(c.dtype, ("matrix",), "matrix")
+            # a weight-only int4/int8 product of few rows runs the packed GEMV: every row in one
+            # pass over the packed weight, each chunk unpacked once in registers inside the
+            # kernel's loop (at the kernel's efficiency, not a separate element-wise kernel's)
+            packed = c.b_weight and bool(c.b_prologue) and c.m <= int(t.array["packed_rows"])
             # the skinny kernel (M < skinny_rows: decode, M = 1 a GEMV) keeps every row in one
             # tile; larger products run whole micro-tiles of gemm_rows rows
-            m_pad = c.m if c.m < skinny else math.ceil(c.m / rows) * rows
+            m_pad = c.m if c.m < skinny or packed else math.ceil(c.m / rows) * rows
             executed = 2.0 * c.batch * m_pad * c.n * c.k
             frac = w.causal_fraction if w.traffic is not None else 1.0
             compute += executed * frac / (rate * share) if rate else 0.0
             # weights are widened once per step (packed int4/int8 GEMV/GEMM kernels unpack each
             # block once and reuse it for every row of the batch)
             pro = c.b_prologue.flops + c.b_prologue.converts + c.a_prologue.flops + c.a_prologue.converts
-            compute += pro / (self._rate("f32", ("vector",), "vector")[1] * share)
+            compute += pro / (self._rate("f32", ("vector",), "matrix" if packed else "vector")[1] * share)
             flops += c.flops * frac
         vunit, vrate = self._rate(w.vector_dtype, ("vector",), "vector")
         compute += (w.vector_flops + w.converts) / (vrate * share) if vrate else 0.0
