@@ -35,6 +35,7 @@ from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
+from .replay import replayable
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
@@ -488,15 +489,21 @@ class RotaryLowering(Lowering):
         has_pos, cache_rows = self.has_pos, self.cache_rows
         dummy = np.zeros(1, np.int64)
 
+        def check_positions(args):
+            pos = args[3]
+            if pos.size and (int(pos.min()) < 0 or int(pos.max()) >= cache_rows):
+                raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
+                                   f"the cos/sin caches have {cache_rows} rows")
+
         def run(args, outs):
             (out,) = outputs(outs, [shape], [np.float32])
             check_inputs(name, args, expect)
-            pos = args[3] if has_pos else dummy
-            if has_pos and pos.size and (int(pos.min()) < 0 or int(pos.max()) >= cache_rows):
-                raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
-                                   f"the cos/sin caches have {cache_rows} rows")
+            if has_pos:
+                check_positions(args)
             if out.size:
                 runner.launch(kern, rows, [ptr(args[0]), ptr(args[1]), ptr(args[2]),
-                                           ptr(pos), ptr(out)], cost)
+                                           ptr(args[3] if has_pos else dummy), ptr(out)], cost)
             return (out,)
-        return run
+        if has_pos:   # the position ids' values are checked against the caches at every run
+            run.precheck = check_positions
+        return replayable(run)
