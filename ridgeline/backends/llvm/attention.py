@@ -35,12 +35,19 @@ from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
+from .parallel import CHUNKS_PER_THREAD
 from .replay import replayable
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
 BK = 64   # keys per block: a block of scores stays in registers / L1
 GMAX = 16   # query heads per task at most (their scores and output rows live on the task's stack)
+
+
+def _even(tasks: int, cores: int) -> bool:
+    """True when ``tasks`` split evenly enough over ``cores``: a multiple of them, or at least
+    ``CHUNKS_PER_THREAD`` per core (claimed in chunks, the last ones even out)."""
+    return tasks >= cores and tasks % cores == 0 or tasks >= CHUNKS_PER_THREAD * cores
 
 
 def _needed(v) -> bool:
@@ -99,14 +106,14 @@ class AttentionLowering(Lowering):
         # grouped-query heads: one task serves G query heads of one K/V head, so each key and
         # value row is read once per group, not once per query head (a mask that differs per
         # head trims each head's keys differently: then one head per task)
-        # — but never fewer tasks than cores where one head per task would have them (a decode
-        # step of few KV heads on many cores runs its heads in parallel rather than grouped)
+        # — but only where the tasks split evenly over the cores: as many per core, or enough of
+        # them that the runner's chunks even out (a decode step of SmolLM2's 9 query heads over 3
+        # KV heads was 3 tasks, 2:1 on two cores; one head per task is 9, 5:4)
         group = hq // hkv if hkv and hq % hkv == 0 else 1
         per_head_mask = self.mask_shape is not None and self.m_st[1] != 0
         rows = b * hq * s
-        want = min(rows, host().cores)
         self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1)
-                                             if group % x == 0 and (rows // x >= want or x == 1))
+                                             if group % x == 0 and (x == 1 or _even(rows // x, host().cores)))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
