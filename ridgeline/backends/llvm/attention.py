@@ -332,14 +332,17 @@ class AttentionLowering(Lowering):
                             src = src.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
                 st = [skv * HKV * D, D, skv * HKV * DV, DV] if three_d else [HKV * t * D, t * D, HKV * t * DV, t * DV]
-            lengths = np.full(B, t, dtype=np.int64)
-            offsets = np.full(B, past, dtype=np.int64)
-            if len(args) > 6 and args[6] is not None:
+            nonpad = len(args) > 6 and args[6] is not None
+            sized = None if nonpad else _SIZES.get((B, HQ, S, t, past, mask_shape, *st))
+            bias = dummy
+            if sized is None:
+                lengths = np.full(B, t, dtype=np.int64)
+                offsets = np.full(B, past, dtype=np.int64)
+            if nonpad:
                 nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (B,)))
                 lengths = np.minimum(nonpad, t)
                 if not has_past:  # an external cache: queries are the last sq of the nonpad keys
                     offsets = nonpad - S
-            bias = dummy
             m_st = (0, 0, 0, 0)
             if mask_shape is not None:
                 m = args[3]
@@ -352,17 +355,37 @@ class AttentionLowering(Lowering):
                     pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
                     m = np.pad(m, pad, constant_values=-np.inf)
                 bias = np.ascontiguousarray(m, dtype=np.float32)
-                try:
-                    m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
-                except Unsupported:
-                    raise BackendError(f"{name}: a mask of shape {list(m.shape)} does not broadcast to "
-                                       f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
-            strides = np.array(st + list(m_st), dtype=np.int64)
+                if sized is None:
+                    try:
+                        m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
+                    except Unsupported:
+                        raise BackendError(f"{name}: a mask of shape {list(m.shape)} does not broadcast to "
+                                           f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
+            if sized is not None:
+                lengths, offsets, strides = sized
+            else:
+                strides = np.array(st + list(m_st), dtype=np.int64)
+                if not nonpad:
+                    _remember_sizes((B, HQ, S, t, past, mask_shape, *st), (lengths, offsets, strides))
             if rows:
                 runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
                                            ptr(outs[0]), ptr(strides)], 4.0 * rows * G * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
+
+
+#: (shapes, key count, past, mask shape, K/V strides) -> the lengths, offsets and strides arrays an
+#: attention kernel reads: the same for every layer of a step (30 in SmolLM2), so made once a step.
+#: Read-only; a few entries (one per step size in flight)
+_SIZES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _remember_sizes(key: tuple, arrays: tuple[np.ndarray, ...]) -> None:
+    for a in arrays:
+        a.setflags(write=False)
+    if len(_SIZES) >= 8:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[key] = arrays
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
