@@ -598,7 +598,7 @@ class LLVMInterpreter(Interpreter):
             steps.append((node, kernel, [id(v) if v is not None else None for v in node.inputs],
                           [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())],
                           getattr(plan.lowerings.get(node), "strided_inputs", None), slot,
-                          kernel is None and node not in plan.folded and any([pin(v) for v in node.outputs])))
+                          kernel is None and node not in plan.folded and sum(map(pin, node.outputs)) > 0))
         return steps
 
     @staticmethod

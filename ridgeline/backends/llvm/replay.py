@@ -18,7 +18,8 @@ held). Checked mode never replays: every launch is verified as before.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class LaunchRecorder:
     call, so patching ``runner.launch`` still takes effect) and, while ``log`` is a list, records
     ``(fn, extent, ptrs, cost, grain)`` of each."""
 
-    __slots__ = ("runner", "log")
+    __slots__ = ("log", "runner")
 
     def __init__(self, runner: Any):
         self.runner = runner
