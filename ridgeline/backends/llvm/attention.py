@@ -332,13 +332,13 @@ class AttentionLowering(Lowering):
                             src = src.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
                 st = [skv * HKV * D, D, skv * HKV * DV, DV] if three_d else [HKV * t * D, t * D, HKV * t * DV, t * DV]
-            nonpad = len(args) > 6 and args[6] is not None
-            sized = None if nonpad else _SIZES.get((B, HQ, S, t, past, mask_shape, *st))
+            has_nonpad = len(args) > 6 and args[6] is not None
+            sized = None if has_nonpad else _SIZES.get((B, HQ, S, t, past, mask_shape, *st))
             bias = dummy
             if sized is None:
                 lengths = np.full(B, t, dtype=np.int64)
                 offsets = np.full(B, past, dtype=np.int64)
-            if nonpad:
+            if has_nonpad:
                 nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (B,)))
                 lengths = np.minimum(nonpad, t)
                 if not has_past:  # an external cache: queries are the last sq of the nonpad keys
@@ -365,7 +365,7 @@ class AttentionLowering(Lowering):
                 lengths, offsets, strides = sized
             else:
                 strides = np.array(st + list(m_st), dtype=np.int64)
-                if not nonpad:
+                if not has_nonpad:
                     _remember_sizes((B, HQ, S, t, past, mask_shape, *st), (lengths, offsets, strides))
             if rows:
                 runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
