@@ -31,9 +31,26 @@ def _expected_group(lw) -> int:
     group = lw.hq // lw.hkv
     if lw.mask_shape is not None and lw.m_st[1] != 0:
         return 1   # a mask that differs per head: each head trims its own keys
-    rows = lw.b * lw.hq * lw.s   # one head per task would give this many tasks: keep >= cores of them
-    want = min(rows, host().cores)
-    return max(x for x in range(1, min(group, attention.GMAX) + 1) if group % x == 0 and (rows // x >= want or x == 1))
+    rows = lw.b * lw.hq * lw.s   # one head per task would give this many tasks
+    cores = host().cores
+
+    def even(tasks: int) -> bool:   # as many tasks per core, or >= 4 per core (chunks even out)
+        return tasks >= cores and tasks % cores == 0 or tasks >= 4 * cores
+    return max(x for x in range(1, min(group, attention.GMAX) + 1) if group % x == 0 and (x == 1 or even(rows // x)))
+
+
+def test_decode_step_of_three_groups_splits_evenly():
+    """SmolLM2's decode step (9 query heads over 3 KV heads, one position) on two cores: 3 grouped
+    tasks would run 2:1, so it runs one head per task (9 tasks in the runner's chunks)."""
+    from unittest import mock
+    for batch, expect in ((1, 1), (2, 3)):   # batch 2: 6 grouped tasks, 3 per core
+        g = Graph("dec")
+        q = g.add_input("q", tensor("f32", batch, 9, 1, 8))
+        k, v = (g.add_input(n, tensor("f32", batch, 3, 5, 8)) for n in "kv")
+        g.outputs = [Builder(g).Attention(q, k, v, _outputs=1)]
+        shapes = [(batch, 9, 1, 8), (batch, 3, 5, 8), (batch, 3, 5, 8)]
+        with mock.patch.object(attention, "host", lambda: mock.Mock(cores=2)):
+            assert attention.AttentionLowering(g.nodes[0], shapes, {}).g == expect
 
 
 @_CI

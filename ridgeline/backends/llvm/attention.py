@@ -35,11 +35,19 @@ from .elementwise import describe_node
 from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
+from .parallel import CHUNKS_PER_THREAD
+from .replay import replayable
 
 __all__ = ["AttentionLowering", "RotaryLowering"]
 
 BK = 64   # keys per block: a block of scores stays in registers / L1
 GMAX = 16   # query heads per task at most (their scores and output rows live on the task's stack)
+
+
+def _even(tasks: int, cores: int) -> bool:
+    """True when ``tasks`` split evenly enough over ``cores``: a multiple of them, or at least
+    ``CHUNKS_PER_THREAD`` per core (claimed in chunks, the last ones even out)."""
+    return tasks >= cores and tasks % cores == 0 or tasks >= CHUNKS_PER_THREAD * cores
 
 
 def _needed(v) -> bool:
@@ -98,14 +106,14 @@ class AttentionLowering(Lowering):
         # grouped-query heads: one task serves G query heads of one K/V head, so each key and
         # value row is read once per group, not once per query head (a mask that differs per
         # head trims each head's keys differently: then one head per task)
-        # — but never fewer tasks than cores where one head per task would have them (a decode
-        # step of few KV heads on many cores runs its heads in parallel rather than grouped)
+        # — but only where the tasks split evenly over the cores: as many per core, or enough of
+        # them that the runner's chunks even out (a decode step of SmolLM2's 9 query heads over 3
+        # KV heads was 3 tasks, 2:1 on two cores; one head per task is 9, 5:4)
         group = hq // hkv if hkv and hq % hkv == 0 else 1
         per_head_mask = self.mask_shape is not None and self.m_st[1] != 0
         rows = b * hq * s
-        want = min(rows, host().cores)
         self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1)
-                                             if group % x == 0 and (rows // x >= want or x == 1))
+                                             if group % x == 0 and (x == 1 or _even(rows // x, host().cores)))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
@@ -324,14 +332,17 @@ class AttentionLowering(Lowering):
                             src = src.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
                 st = [skv * HKV * D, D, skv * HKV * DV, DV] if three_d else [HKV * t * D, t * D, HKV * t * DV, t * DV]
-            lengths = np.full(B, t, dtype=np.int64)
-            offsets = np.full(B, past, dtype=np.int64)
-            if len(args) > 6 and args[6] is not None:
+            has_nonpad = len(args) > 6 and args[6] is not None
+            sized = None if has_nonpad else _SIZES.get((B, HQ, S, t, past, mask_shape, *st))
+            bias = dummy
+            if sized is None:
+                lengths = np.full(B, t, dtype=np.int64)
+                offsets = np.full(B, past, dtype=np.int64)
+            if has_nonpad:
                 nonpad = np.ascontiguousarray(np.broadcast_to(args[6].reshape(-1).astype(np.int64), (B,)))
                 lengths = np.minimum(nonpad, t)
                 if not has_past:  # an external cache: queries are the last sq of the nonpad keys
                     offsets = nonpad - S
-            bias = dummy
             m_st = (0, 0, 0, 0)
             if mask_shape is not None:
                 m = args[3]
@@ -344,17 +355,37 @@ class AttentionLowering(Lowering):
                     pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
                     m = np.pad(m, pad, constant_values=-np.inf)
                 bias = np.ascontiguousarray(m, dtype=np.float32)
-                try:
-                    m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
-                except Unsupported:
-                    raise BackendError(f"{name}: a mask of shape {list(m.shape)} does not broadcast to "
-                                       f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
-            strides = np.array(st + list(m_st), dtype=np.int64)
+                if sized is None:
+                    try:
+                        m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
+                    except Unsupported:
+                        raise BackendError(f"{name}: a mask of shape {list(m.shape)} does not broadcast to "
+                                           f"(batch, heads, q, kv) = {[B, HQ, S, t]}") from None
+            if sized is not None:
+                lengths, offsets, strides = sized
+            else:
+                strides = np.array(st + list(m_st), dtype=np.int64)
+                if not has_nonpad:
+                    _remember_sizes((B, HQ, S, t, past, mask_shape, *st), (lengths, offsets, strides))
             if rows:
                 runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
                                            ptr(outs[0]), ptr(strides)], 4.0 * rows * G * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
+
+
+#: (shapes, key count, past, mask shape, K/V strides) -> the lengths, offsets and strides arrays an
+#: attention kernel reads: the same for every layer of a step (30 in SmolLM2), so made once a step.
+#: Read-only; a few entries (one per step size in flight)
+_SIZES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _remember_sizes(key: tuple, arrays: tuple[np.ndarray, ...]) -> None:
+    for a in arrays:
+        a.setflags(write=False)
+    if len(_SIZES) >= 8:
+        _SIZES.pop(next(iter(_SIZES)))
+    _SIZES[key] = arrays
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
@@ -488,15 +519,21 @@ class RotaryLowering(Lowering):
         has_pos, cache_rows = self.has_pos, self.cache_rows
         dummy = np.zeros(1, np.int64)
 
+        def check_positions(args):
+            pos = args[3]
+            if pos.size and (int(pos.min()) < 0 or int(pos.max()) >= cache_rows):
+                raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
+                                   f"the cos/sin caches have {cache_rows} rows")
+
         def run(args, outs):
             (out,) = outputs(outs, [shape], [np.float32])
             check_inputs(name, args, expect)
-            pos = args[3] if has_pos else dummy
-            if has_pos and pos.size and (int(pos.min()) < 0 or int(pos.max()) >= cache_rows):
-                raise BackendError(f"{name}: position ids span {int(pos.min())}..{int(pos.max())}, "
-                                   f"the cos/sin caches have {cache_rows} rows")
+            if has_pos:
+                check_positions(args)
             if out.size:
                 runner.launch(kern, rows, [ptr(args[0]), ptr(args[1]), ptr(args[2]),
-                                           ptr(pos), ptr(out)], cost)
+                                           ptr(args[3] if has_pos else dummy), ptr(out)], cost)
             return (out,)
-        return run
+        if has_pos:   # the position ids' values are checked against the caches at every run
+            run.precheck = check_positions
+        return replayable(run)

@@ -20,6 +20,7 @@ from .irutil import I64, STORAGE, const, kernel_function, load, loop, store
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, numel,
                        outputs, ptr)
 from .scalar_ops import COMPUTE, SUPPORTED_OPS, Scalar, constant, emit, load_scalar, store_value
+from .replay import replayable
 
 __all__ = ["ElementwiseLowering", "is_elementwise"]
 
@@ -188,7 +189,7 @@ class ElementwiseLowering(Lowering):
             runner.launch(kern, extent, ptrs, cost, grain)
             return outs
         run.keep = aux_keep
-        return run
+        return replayable(run)
 
 
 def _np(dt: str):

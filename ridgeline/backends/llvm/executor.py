@@ -45,6 +45,7 @@ from .lowering import Lowering, Unsupported, cfunc
 from .lowerings import lower
 from .memory import MemoryPlan, plan_memory
 from .parallel import Runner
+from .replay import LaunchRecorder, is_stable, stable_ids
 
 __all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "SHAPE_OPS", "EXACT_OPS", "build_plan", "runtime_dims", "STATS"]
 
@@ -62,6 +63,13 @@ EXACT_OPS = frozenset({"Cast", "CastLike", "Where", "Equal", "Less", "Greater", 
                        "Not", "And", "Or", "Xor", "Add", "Sub", "Mul", "Neg", "Abs", "Min", "Max", "Sign",
                        "Identity", "Gather", "GatherElements", "GatherND", "Concat", "Slice", "Expand",
                        "Transpose", "Tile", "Split", "Trilu"}) | VIEW_OPS
+#: graph inputs and values computed on numpy (shape arithmetic of runtime dims: a decode step's
+#: rotary cos/sin rows) up to this size that only kernels read are copied into a buffer of the
+#: plan at each run, so that those kernels can replay (replay.py)
+SMALL_PINNED = 1 << 16
+#: views whose result the run loop may reuse (replay.py): a new view object per run costs a
+#: miss in every kernel reading it
+_MEMO_VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
 #: ops that read their key-count sizes from the arrays of each run (see attention.py)
 RUNTIME_SIZED_OPS = frozenset({"Attention"})
 #: plans kept per executable (the least recently used is dropped beyond this)
@@ -91,6 +99,11 @@ class Plan:
     n_functions: int = 0
     steps: list | None = None                         # the run loop's schedule (LLVMInterpreter._run_plan)
     constants: dict = field(default_factory=dict)     # id -> data of the graph's constants, for the run loop
+    recorder: LaunchRecorder | None = None            # the runner kernels are bound to (replay.py)
+    memos: list = field(default_factory=list)         # per replayable step: its last launches (replay.py)
+    stable: set = field(default_factory=set)          # ids of arrays that live as long as the plan
+    readonly: set = field(default_factory=set)        # of those, the ones no kernel writes (constants)
+    pinned: dict = field(default_factory=dict)        # value id -> plan-owned copy (see SMALL_PINNED)
 
     def summary(self) -> dict[str, Any]:
         kinds: dict[str, int] = {}
@@ -186,7 +199,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
             bound = graph.bind(dims)
         except IRError as e:  # keep going with what is static; the rest falls back (and a real
             log.info("could not bind %s: %s", dims, e)  # mismatch fails at run time: one line, not two)
-    plan = Plan(runtime=runtime)
+    plan = Plan(runtime=runtime, recorder=LaunchRecorder(runner))
     known: dict[int, np.ndarray] = {id(c): c.data for c in bound.constants.values() if c.data is not None}
     symbolic: set[int] = set()   # values of the shape arithmetic of runtime dims (bound-graph ids)
     lowered: list[tuple[Node, Lowering]] = []
@@ -250,7 +263,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 plan.kinds[orig] = "fused-body"
                 continue
         plan.fallbacks[orig] = reason
-    _compile(plan, lowered, runner)  # may move a node to the fallbacks (an op with no code for its dtype)
+    _compile(plan, lowered, plan.recorder)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
         ops: dict[str, int] = {}
         for n in plan.fallbacks:
@@ -261,18 +274,31 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
     nbytes, dtypes, shapes_of = {}, {}, {}
     for orig, node in zip(graph.nodes, bound.nodes):
-        if orig in plan.kernels and not (runtime and any(v.type.symbols & runtime for v in orig.outputs)):
+        if orig in plan.kernels:
             for vo, vb in zip(orig.outputs, node.outputs):
+                if runtime and vo.type.symbols & runtime:
+                    continue   # varies with the runtime dims: allocated by the kernel at each run
                 dt = vb.type.dtype.np_dtype
                 shapes_of[id(vo)] = tuple(vb.type.shape)
                 dtypes[id(vo)] = dt
                 nbytes[id(vo)] = int(np.prod(vb.type.shape, dtype=np.int64)) * dt.itemsize
-    # kernels whose outputs vary with the runtime dims allocate them at each run
-    plan.memory = plan_memory(graph, [n for n in plan.kernels if id(n.outputs[0]) in nbytes], plan.folded,
-                              nbytes, dtypes, shapes_of)
+    plan.memory = plan_memory(graph, list(plan.kernels), plan.folded, nbytes, dtypes, shapes_of)
     plan.compile_seconds = time.perf_counter() - t0
     log.info("llvm plan for @%s: %s", graph.name, plan.summary())
     return plan
+
+
+def _pin(plan: Plan, key: int, a: np.ndarray) -> np.ndarray:
+    """``a`` copied into the plan's buffer for value ``key`` (made on first use, or when ``a``'s
+    shape or dtype differs from the buffer's); ``a`` itself when it is larger than SMALL_PINNED."""
+    if not isinstance(a, np.ndarray) or a.nbytes > SMALL_PINNED:
+        return a
+    buf = plan.pinned[key]
+    if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
+        buf = plan.pinned[key] = np.empty(a.shape, a.dtype)
+        plan.stable.add(id(buf))
+    np.copyto(buf, a)
+    return buf
 
 
 def _one_input_concat(node: Node) -> bool:
@@ -369,7 +395,7 @@ def _verify_signatures() -> bool:
     return os.environ.get("RIDGELINE_LLVM_VERIFY_SIGNATURES", "").strip() not in ("", "0")
 
 
-def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner) -> None:
+def _compile(plan: Plan, lowered: list[tuple[Node, Lowering]], runner: Runner | LaunchRecorder) -> None:
     """Emit every lowering not emitted before (by signature), compile the functions not compiled
     before in one module, bind."""
     defs: dict[str, str] = {}       # final symbol -> definition text
@@ -485,25 +511,54 @@ class LLVMInterpreter(Interpreter):
             if steps is None:   # a constant without data: the reference run says so
                 return super().run(arrays)
         env: dict[int, Any] = dict(plan.constants)
+        pinned = plan.pinned
         for v in self.graph.inputs:
-            env[id(v)] = arrays[v.name]
+            a = arrays[v.name]
+            env[id(v)] = a if id(v) not in pinned else _pin(plan, id(v), a)
         memory = plan.memory
         checked = checked_mode()
+        memos = plan.memos
+        launch = self.runner.launch
         with np.errstate(all="ignore"):   # IEEE semantics, as run_node sets per node
-            for node, kernel, ins, outs, free, loose in steps:
+            for node, kernel, ins, outs, free, loose, slot, pins in steps:
                 args = [env[i] if i is not None else None for i in ins]
+                if slot is not None and not checked:   # the same arrays as last run: the same launches
+                    memo = memos[slot]
+                    if memo is not None and memo[0] == tuple(map(id, args)):
+                        if memo[4] is not None:
+                            memo[4](args)
+                        res = memo[2]
+                        for call in memo[3]:
+                            launch(*call)
+                        for i, a in zip(outs, res):
+                            env[i] = a
+                        for i in free:
+                            env.pop(i, None)
+                        continue
                 if kernel is None:
                     res = self.run_node(node, args)
+                    if slot is not None and not checked:
+                        self._memo_view(plan, slot, args, res)
+                    elif pins:
+                        res = tuple(_pin(plan, i, a) if i in pinned else a for i, a in zip(outs, res))
                 else:
                     if checked:
                         running(describe(node))
+                    kargs = _kernel_args(args, loose)
+                    record = slot is not None and not checked
+                    if record:
+                        plan.recorder.log = []
                     try:
-                        res = kernel(_kernel_args(args, loose), memory.outs(node))
+                        res = kernel(kargs, memory.outs(node))
                     except (ValueError, IndexError, TypeError, FloatingPointError, OverflowError, MemoryError) as e:
                         raise BackendError(f"{describe(node)} failed at run time: {type(e).__name__}: {e}") from None
+                    finally:
+                        log, plan.recorder.log = plan.recorder.log, None
                     memory.keep(node, res)
                     if checked:   # what run_node checks of every kernel's results
                         _check_results(node, res)
+                    if record:
+                        self._memo_kernel(plan, slot, kernel, args, kargs, res, log)
                 for i, a in zip(outs, res):
                     env[i] = a
                 for i in free:
@@ -511,19 +566,58 @@ class LLVMInterpreter(Interpreter):
         return {v.name: env[id(v)] for v in self.graph.outputs}
 
     def _schedule(self, plan: Plan) -> list[tuple] | None:
-        """(node, its compiled kernel or None, input ids, output ids, ids dead after it) per node."""
+        """(node, its compiled kernel or None, input ids, output ids, ids dead after it, inputs read
+        strided, its memo slot or None) per node."""
         consts = {}
         for c in self.graph.constants.values():
             if c.data is None:
                 return None
             consts[id(c)] = c.data
         plan.constants = consts
+        plan.readonly = stable_ids(list(consts.values()) + [a for outs in plan.folded.values() for a in outs])
+        plan.stable = plan.readonly | stable_ids(plan.memory.arena)
+        escaping = {n for n, _ in plan.memory.escaping}
+        outputs = set(map(id, self.graph.outputs))
+
+        def pin(v) -> bool:   # read by kernels only (which never return their inputs), of fixed size
+            if v is None or v.name in self._loose or v.type.symbols & plan.runtime or id(v) in outputs or \
+                    not v.uses or not all(n in plan.kernels for n, _ in v.uses):
+                return False
+            plan.pinned[id(v)] = None
+            return True
+        for v in self.graph.inputs:
+            pin(v)
         steps = []
         for node in self.graph:
-            steps.append((node, plan.kernels.get(node), [id(v) if v is not None else None for v in node.inputs],
+            kernel = plan.kernels.get(node)
+            slot = None
+            if (kernel is not None and getattr(kernel, "replay", False) and id(node) not in escaping) or \
+                    (kernel is None and node in plan.views and node.op in _MEMO_VIEWS):
+                slot = len(plan.memos)
+                plan.memos.append(None)
+            steps.append((node, kernel, [id(v) if v is not None else None for v in node.inputs],
                           [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())],
-                          getattr(plan.lowerings.get(node), "strided_inputs", None)))
+                          getattr(plan.lowerings.get(node), "strided_inputs", None), slot,
+                          kernel is None and node not in plan.folded and sum(map(pin, node.outputs)) > 0))
         return steps
+
+    @staticmethod
+    def _memo_kernel(plan: Plan, slot: int, kernel: Callable, args: list, kargs: list, res: Sequence,
+                     log: list | None) -> None:
+        """Keep a replayable kernel's launches for its next run on the same arrays, when every array
+        it touched lives as long as the plan (replay.py)."""
+        stable = plan.stable
+        if log is not None and all(k is a and is_stable(a, stable) for k, a in zip(kargs, args)) and \
+                all(is_stable(o, stable) for o in res):
+            plan.memos[slot] = (tuple(map(id, args)), tuple(args), tuple(res), tuple(log),
+                                getattr(kernel, "precheck", None))
+
+    @staticmethod
+    def _memo_view(plan: Plan, slot: int, args: list, res: Sequence) -> None:
+        """Keep a view of a stable array (shaped by constants) for its next run on the same arrays."""
+        if is_stable(args[0], plan.stable) and all(is_stable(a, plan.readonly) for a in args[1:]) and \
+                isinstance(res, tuple) and all(is_stable(o, plan.stable) for o in res):
+            plan.memos[slot] = (tuple(map(id, args)), tuple(args), res, (), None)
 
     def nested(self, body: Graph) -> Interpreter:
         """A Fused body left without a kernel or subplan runs on the numpy reference: a nested

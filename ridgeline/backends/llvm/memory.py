@@ -29,6 +29,7 @@ class MemoryPlan:
         self.buffers: dict[Node, list[np.ndarray | None]] = {}
         self.escaping: set[tuple[int, int]] = set()    # (id(node), output index) owned by the caller
         self._recycled: dict[tuple[int, int], np.ndarray] = {}
+        self.arena: list[np.ndarray] = []               # the buffers planned outputs are views of
         self.arena_bytes = 0
 
     def outs(self, node: Node) -> list[np.ndarray | None]:
@@ -59,7 +60,9 @@ class MemoryPlan:
 
 def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Node], nbytes: dict[int, int],
                 dtypes: dict[int, np.dtype], shapes: dict[int, tuple]) -> MemoryPlan:
-    """Assign buffers to the outputs of ``kernel_nodes`` (values keyed by id in ``nbytes``…)."""
+    """Assign buffers to the outputs of ``kernel_nodes`` (values keyed by id in ``nbytes``…); a
+    kernel output missing from ``nbytes`` (its size varies with a runtime dim) is allocated by its
+    kernel at each run — fresh memory, aliasing nothing (kernels never return their inputs)."""
     mp = MemoryPlan()
     kernels = set(map(id, kernel_nodes))
     folded_ids = set(map(id, folded))
@@ -70,6 +73,9 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
     for idx, n in enumerate(nodes):
         if id(n) in kernels:
             for v in n.outputs:
+                if id(v) not in nbytes:
+                    may_alias[id(v)] = set()
+                    continue
                 may_alias[id(v)] = {id(v)}
                 defined_at[id(v)] = idx
         elif id(n) in folded_ids:
@@ -102,6 +108,9 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
             bufs: list[np.ndarray | None] = []
             for j, v in enumerate(n.outputs):
                 r = id(v)
+                if r not in nbytes:
+                    bufs.append(None)
+                    continue
                 if r in escaping:
                     mp.escaping.add((id(n), j))
                     bufs.append(None)
@@ -123,5 +132,6 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
         for r in releases.get(idx, ()):
             if r in slot_of:
                 free.append(slot_of[r])
+    mp.arena = buffers
     mp.arena_bytes = sum(b.nbytes for b in buffers)
     return mp

@@ -24,6 +24,7 @@ from .elementwise import describe_node
 from .irutil import I64, const, kernel_function, load, loop, store
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
                        ptr)
+from .replay import replayable
 
 __all__ = ["CopyLowering", "GatherLowering", "GatherNDLowering"]
 
@@ -150,7 +151,7 @@ class CopyLowering(Lowering):
             for kern, s, d, extent, cost in calls:
                 runner.launch(kern, extent, [ptr(args[s]), ptr(outs[d])], cost)
             return outs
-        return run
+        return replayable(run)
 
 
 class _IndexedCopy(Lowering):

@@ -51,6 +51,7 @@ from .irutil import (
     store,
 )
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
+from .replay import replayable
 
 __all__ = ["CHUNK", "MAX_ROWS", "QuantGemvLowering", "pack_codes"]
 
@@ -211,7 +212,7 @@ class QuantGemvLowering(Lowering):
             runner.launch(kern, n, [ptr(args[xa])] + fixed + [ptr(out)], cost, grain=_GRAIN)
             return (out,)
         run.keep = keep
-        return run
+        return replayable(run)
 
 
 def _offset_form(body: list, pos: dict, known) -> tuple[int | None, np.ndarray | None, object]:

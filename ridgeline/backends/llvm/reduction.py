@@ -24,6 +24,7 @@ from . import mathlib as M
 from .elementwise import describe_node
 from .irutil import F32, F64, I64, REDUCE_FLAGS, Var, call_intrinsic, const, kernel_function, load, loop, store
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
+from .replay import replayable
 
 __all__ = ["SoftmaxLowering", "NormLowering", "ReduceLowering"]
 
@@ -68,7 +69,7 @@ class _RowLowering(Lowering):
                           cost)
             return outs
         run.keep = aux
-        return run
+        return replayable(run)
 
 
 class SoftmaxLowering(_RowLowering):
@@ -309,4 +310,4 @@ class ReduceLowering(Lowering):
             check_inputs(name, args, [(0, shape)])
             runner.launch(kern, outer, [ptr(args[0]), ptr(out)], cost)
             return (out,)
-        return run
+        return replayable(run)
