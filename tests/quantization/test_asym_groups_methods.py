@@ -359,3 +359,26 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
     rows = json.loads(out.read_text())
     assert [r["scheme"] for r in rows] == ["fp32", "int8"]
     assert rows[1]["top1"] > 0.9 and rows[1]["file_mb"] < rows[0]["file_mb"]
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
+       scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]))
+def test_awq_then_gptq_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, half_n, scheme):
+    """AWQ's scales then GPTQ (``awq-gptq``; the activation divided by a ``Mul``, no norm to fold
+    into), on any K (a short last group) and odd N: less output error than plain rounding on the
+    calibration rows, and onnxruntime runs the saved file to the numpy result."""
+    rng = np.random.default_rng(seed)
+    n = 2 * half_n + 1
+    g, w = _gemm(rng, 64, k, n, False)
+    x = _correlated(rng, 64, k)
+    ref = x.astype(np.float64) @ w
+    errs, outs = {}, {}
+    for method in ("rtn", "awq-gptq"):
+        gq = g.copy()
+        quantize_graph(gq, scheme, method=method, samples=[{"x": x}], evaluator=EVAL, damp=0.01)
+        outs[method] = Interpreter(gq).run({"x": x})["y"]
+        errs[method] = float(np.square(outs[method] - ref).sum())
+    assert errs["awq-gptq"] < errs["rtn"]
+    np.testing.assert_allclose(_ort(gq, tmp_path, {"x": x})["y"], outs["awq-gptq"], rtol=1e-4,
+                               atol=1e-4 * float(np.abs(outs["awq-gptq"]).max()))

@@ -30,7 +30,7 @@ from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scale
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
-METHODS = ("rtn", "awq", "gptq", "smoothquant")
+METHODS = ("rtn", "awq", "gptq", "awq-gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
 AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
