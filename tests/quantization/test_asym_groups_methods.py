@@ -365,14 +365,16 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
-       scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]))
-def test_awq_then_gptq_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, half_n, scheme):
+       scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]),
+       trans_b=st.booleans())
+def test_awq_then_gptq_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, half_n, scheme, trans_b):
     """AWQ's scales then GPTQ (``awq-gptq``; the activation divided by a ``Mul``, no norm to fold
     into), on any K (a short last group) and odd N: less output error than plain rounding on the
-    calibration rows, and onnxruntime runs the saved file to the numpy result."""
+    calibration rows, and onnxruntime runs the saved file to the numpy result (MatMul or Gemm
+    with transB)."""
     rng = np.random.default_rng(seed)
     n = 2 * half_n + 1
-    g, w = _gemm(rng, 64, k, n, False)
+    g, w = _gemm(rng, 64, k, n, trans_b)
     x = _correlated(rng, 64, k)
     ref = x.astype(np.float64) @ w
     errs, outs = {}, {}
