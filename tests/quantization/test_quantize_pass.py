@@ -376,7 +376,7 @@ def test_tied_weights_are_left_with_a_note():
 
 @pytest.mark.parametrize("pipeline,fragment", [
     ("quantize{scheme=int3}", "unknown quantization scheme 'int3'"),
-    ("quantize{scheme=int4-g100,method=best}", "method expects one of rtn, awq, gptq, smoothquant"),
+    ("quantize{scheme=int4-g100,method=best}", "method expects one of rtn, awq, gptq, awq-gptq, smoothquant"),
     ("quantize{scheme=int8,skip=layer:x}", "write layer:N or layer:A-B"),
     ("quantize{scheme=int8,kv=int2}", "kv must be int8, fp8 or none"),
     ("quantize{calibration=median}", "calibration expects one of minmax, percentile"),
