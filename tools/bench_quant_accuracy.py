@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CACHE = Path(os.environ.get("RIDGELINE_BENCH_CACHE", "/tmp/ridgeline-bench"))
-SOAK_SCHEMES = ("int8,int8-asym,int4-asym-g32,int4-zp-g32,int4-g32,int4-asym-g128,int4-asym-g128:awq,int4-asym-g128:gptq,"
+SOAK_SCHEMES = ("int8,int8-asym,int4-asym-g32,int4-zp-g32,int4-g32,int4-asym-g128,int4-asym-g128:awq,int4-asym-g128:gptq,int4-asym-g128:awq-gptq,"
                 "nf4-g64,fp8,fp8-tensor,w8a8,w8a8:smoothquant,w4a8-g128")
 CI_SCHEMES = "int8,int4-asym-g32"
 log = logging.getLogger("bench_quant_accuracy")

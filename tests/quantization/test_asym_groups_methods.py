@@ -259,13 +259,15 @@ def llama():
 def test_skip_patterns_keep_layers_and_the_head(llama):
     n_all = len(find_candidates(llama)[0])
     counts = {}
-    for skip in ("lm_head", "first", "last", "layer:0-1", "lm_head,first"):
+    for skip in ("lm_head", "first", "last", "layer:0-1", "lm_head,first", "down_proj", "*o_proj*,gate_proj"):
         g = llama.copy()
         s = quantize_graph(g, "int8", skip=skip)
         counts[skip] = n_all - s.gemms
         assert not any(n.op == "MatMul" and n.outputs[0] is not g.outputs[0] and False for n in g)
     # 2 layers of 7 GEMMs (q, k, v, o, gate, up, down) and one LM head
-    assert counts == {"lm_head": 1, "first": 7, "last": 7, "layer:0-1": 14, "lm_head,first": 8}
+    # down_proj, o_proj and gate_proj are fused (residual Add, activation) and matched by their MatMul's name
+    assert counts == {"lm_head": 1, "first": 7, "last": 7, "layer:0-1": 14, "lm_head,first": 8, "down_proj": 2,
+                      "*o_proj*,gate_proj": 4}
     g = llama.copy()
     quantize_graph(g, "int8", skip="lm_head")
     assert g.outputs[0].producer.op in ("MatMul", "Gemm")
@@ -359,3 +361,28 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
     rows = json.loads(out.read_text())
     assert [r["scheme"] for r in rows] == ["fp32", "int8"]
     assert rows[1]["top1"] > 0.9 and rows[1]["file_mb"] < rows[0]["file_mb"]
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
+       scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]),
+       trans_b=st.booleans())
+def test_awq_then_gptq_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, half_n, scheme, trans_b):
+    """AWQ's scales then GPTQ (``awq-gptq``; the activation divided by a ``Mul``, no norm to fold
+    into), on any K (a short last group) and odd N: less output error than plain rounding on the
+    calibration rows, and onnxruntime runs the saved file to the numpy result (MatMul or Gemm
+    with transB)."""
+    rng = np.random.default_rng(seed)
+    n = 2 * half_n + 1
+    g, w = _gemm(rng, 64, k, n, trans_b)
+    x = _correlated(rng, 64, k)
+    ref = x.astype(np.float64) @ w
+    errs, outs = {}, {}
+    for method in ("rtn", "awq-gptq"):
+        gq = g.copy()
+        quantize_graph(gq, scheme, method=method, samples=[{"x": x}], evaluator=EVAL, damp=0.01)
+        outs[method] = Interpreter(gq).run({"x": x})["y"]
+        errs[method] = float(np.square(outs[method] - ref).sum())
+    assert errs["awq-gptq"] < errs["rtn"]
+    np.testing.assert_allclose(_ort(gq, tmp_path, {"x": x})["y"], outs["awq-gptq"], rtol=1e-4,
+                               atol=1e-4 * float(np.abs(outs["awq-gptq"]).max()))

@@ -376,7 +376,7 @@ def test_tied_weights_are_left_with_a_note():
 
 @pytest.mark.parametrize("pipeline,fragment", [
     ("quantize{scheme=int3}", "unknown quantization scheme 'int3'"),
-    ("quantize{scheme=int4-g100,method=best}", "method expects one of rtn, awq, gptq, smoothquant"),
+    ("quantize{scheme=int4-g100,method=best}", "method expects one of rtn, awq, gptq, awq-gptq, smoothquant"),
     ("quantize{scheme=int8,skip=layer:x}", "write layer:N or layer:A-B"),
     ("quantize{scheme=int8,kv=int2}", "kv must be int8, fp8 or none"),
     ("quantize{calibration=median}", "calibration expects one of minmax, percentile"),
@@ -449,3 +449,24 @@ def test_static_scales_of_a_constant_activation_are_calibrated():
     rl.optimize(g, "quantize{scheme=w8a8-static}")
     q = next(n for n in g if n.op == "QuantizeLinear" and n.inputs[0].name == "a")
     assert float(q.inputs[1].data) == pytest.approx(np.abs(a.data).max() / 127, rel=1e-6)
+
+
+def test_group_scales_and_offsets_are_priced_as_bytes():
+    """A group's scale and float offset are stored bytes: GPT-2 decode with int4-asym at g32
+    moves exactly the extra groups' bf16 scale and offset more than at g128, and on a
+    bandwidth-bound H100 step (CUDA graphs) the smaller group is the slower one. (Targets whose
+    step is bound by launches, dequantization work or loading the systolic array price both
+    group sizes the same: the bytes are not their limit.)"""
+    kind, per_group = "int4-asym", 4.0
+    from ridgeline.cost_models import estimate
+    from ridgeline.passes.transforms.quantize_rewrite import find_candidates
+    base = rl.load("gpt2", phase="decode", batch=1, context=1024)
+    extra = sum(c.n * (-(-c.k // 32) - -(-c.k // 128)) for c in find_candidates(base)[0])   # groups per column
+    est = {}
+    for g in (32, 128):
+        q = base.copy()
+        rl.optimize(q, f"quantize{{scheme={kind}-g{g}}}")
+        est[g] = estimate(q, "h100", tp=1, cuda_graphs=True)
+    dev = next(iter(est[32].bytes))
+    assert est[32].bytes[dev] - est[128].bytes[dev] == pytest.approx(extra * per_group, rel=1e-6)
+    assert est[32].time_s > est[128].time_s

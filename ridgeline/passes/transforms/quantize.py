@@ -10,7 +10,7 @@ Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32`` (float offset), 
 ``fp8``, ``fp8-tensor``, ``fp8-e5m2``, ``w8a8``, ``w8a8-static``, ``w8a8-fp8``, ``w4a8``,
 ``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
-``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``smoothquant``; ``damp``: GPTQ's Hessian
+``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``awq-gptq``, ``smoothquant``; ``damp``: GPTQ's Hessian
 damping), ``calibration``
 (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
 inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
@@ -84,7 +84,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                    evaluator: Callable | None = None, damp: float = 0.01) -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
     how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
-    ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq`` or ``smoothquant`` (calibrated);
+    ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq``, ``awq-gptq`` or ``smoothquant`` (calibrated);
     ``damp``: GPTQ's Hessian damping (share of its mean diagonal). Returns a summary; bad options
     raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
@@ -259,8 +259,8 @@ class Quantize(Pass):
     exclude: str = ""
     #: GEMMs kept in full precision: name globs/fragments, lm_head, first, last, layer:N, layer:A-B
     skip: str = ""
-    #: rtn (round to nearest), awq, gptq, smoothquant (calibrated on the samples)
-    method: Literal["rtn", "awq", "gptq", "smoothquant"] = "rtn"
+    #: rtn (round to nearest), awq, gptq, awq-gptq (AWQ's scales, then GPTQ), smoothquant (calibrated on the samples)
+    method: Literal["rtn", "awq", "gptq", "awq-gptq", "smoothquant"] = "rtn"
     #: GPTQ's Hessian damping, a share of its mean diagonal (AutoGPTQ's percdamp; more for few samples)
     damp: float = field(default=0.01, metadata={"lo": 0, "hi": 1})
 

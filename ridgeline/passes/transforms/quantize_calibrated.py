@@ -58,28 +58,35 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
     scaled: list[tuple[list, np.ndarray]] = []     # (members, s): activations divided after the walk
     quantized: dict[str, np.ndarray] = {}          # node output name -> the weight it now computes with
 
+    def awq_search(st: ActivationStats, ws: list[np.ndarray]) -> np.ndarray:
+        n_total = sum(w.shape[1] for w in ws)
+        cap = max(32, int(_AWQ_BUDGET / max(1, ws[0].shape[0] * n_total)))
+        return awq_scales(ws, st.sample[:cap], st.mean_abs, scheme)[0]
+
     def calibrate_group(members: list, xs: list[np.ndarray]) -> None:
-        st = ActivationStats(members[0].k, method == "gptq", 512, rng)
+        st = ActivationStats(members[0].k, method in ("gptq", "awq-gptq"), 512, rng)
         for a in xs:
             st.add(a)
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
         sd = members[0].w.type.dtype.np_dtype
-        if method == "gptq":
-            factor = gptq_factor(st.gram, damp=damp)   # once for the GEMMs sharing the activation
+        if method in ("gptq", "awq-gptq"):
+            # awq-gptq: AWQ's scales first, then GPTQ rounds diag(s)·W against the Hessian of x / s
+            a = awq_search(st, ws) if method == "awq-gptq" else np.ones(members[0].k)
+            unit = np.allclose(a, 1.0)
+            if not unit:
+                scaled.append((members, a))
+            factor = gptq_factor(st.gram / np.outer(a, a), damp=damp)   # once for the GEMMs sharing x
             for c, w in zip(members, ws):
-                s, z, wq = gptq(w, factor, scheme, sd)
+                s, z, wq = gptq(w * a[:, None], factor, scheme, sd)
                 if c.k_axis == 1:
                     s = s.T if s.ndim == 2 else s
                     z = z.T if z is not None and z.ndim == 2 else z
                 adjusted[id(c)] = _kn(c, wq)
                 params[id(c)] = (s, z)
-                quantized[c.node.outputs[0].name] = _kn(c, wq)
+                quantized[c.node.outputs[0].name] = _kn(c, wq / a[:, None])
             return
         if method == "awq":
-            rows = st.sample
-            n_total = sum(w.shape[1] for w in ws)
-            cap = max(32, int(_AWQ_BUDGET / max(1, ws[0].shape[0] * n_total)))
-            s, _ = awq_scales(ws, rows[:cap], st.mean_abs, scheme)
+            s = awq_search(st, ws)
         else:
             s = smooth_scales(ws, st.amax)
         unit = np.allclose(s, 1.0)

@@ -26,11 +26,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array
+from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
-METHODS = ("rtn", "awq", "gptq", "smoothquant")
+METHODS = ("rtn", "awq", "gptq", "awq-gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
 AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
@@ -102,14 +102,7 @@ def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.
 def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype) -> np.ndarray:
     """``w`` (K × N) as ``quantize`` stores and dequantizes it (the same scale fits, clip search
     included): the weight a quantized GEMM computes with, for the sequential calibration walk."""
-    from .quantize_schemes import (
-        _expand,
-        block_amax,
-        dequantize_nf4,
-        fit_min,
-        quantize_min,
-        quantize_nf4,
-    )
+    from .quantize_schemes import _expand, block_amax, dequantize_nf4, quantize_nf4
     x = np.asarray(w, np.float64)
     dt = scheme.weights
     block = scheme.group if scheme.group and scheme.group < x.shape[0] else 0
@@ -198,7 +191,6 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     W = W[:, perm]
     gid = perm // g                                           # the group of each walked channel
     stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights
-    lo, hi = _INT_RANGE[stored]
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
         W1 = W[:, i1:i2].copy()
@@ -206,11 +198,13 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
         U1 = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             s = scales[gid[i1 + i]]
-            z = zeros[gid[i1 + i]] if zeros is not None else 0.0
+            z = zeros[gid[i1 + i]] if zeros is not None else None
+            # the codes quantize_weight stores for this column (one rounding, shared with it)
             if offset:
-                deq = np.clip(np.rint((W1[:, i] - z) / s), lo, hi) * s + z
+                deq = quantize_min(W1[:, i], s, z, scheme.weights, 0, 0).astype(np.float64) * s + z
             else:
-                deq = (np.clip(np.rint(W1[:, i] / s) + z, lo, hi) - z) * s
+                deq = quantize_array(W1[:, i], s, stored, 0, 0, z).astype(np.float64)
+                deq = (deq - z) * s if z is not None else deq * s
             e = (W1[:, i] - deq) / U1[i, i]
             W1[:, i] = deq
             W1[:, i + 1:] -= np.outer(e, U1[i, i + 1:])

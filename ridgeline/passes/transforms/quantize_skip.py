@@ -92,7 +92,8 @@ def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str]) -> li
     heads = _heads(graph, cands)       # the head is no transformer layer: first/last/layer:N leave it
     out = []
     for c in cands:
-        names = [x for x in (c.node.outputs[0].name, c.node.name, c.w.name,
+        # the MatMul's own name too: a fused GEMM (residual Add, activation) is named for its output
+        names = [x for x in (c.node.outputs[0].name, c.node.name, c.mm.name, c.w.name,
                              c.node.attr("label") if c.node.op == "Fused" else "") if x]
         for p in patterns:
             if _matches(p, c, names, layers, known, heads):
