@@ -421,7 +421,7 @@ def gemv_roofline(g, llvm: dict, rng, args) -> dict:
     ``ridgeline calibrate`` measures (STREAM through llvm kernels), at 1 and 2 threads: the
     weights each product reads once, divided by its time (best of a few profiled runs)."""
     from ridgeline.backends.llvm.calibrate import calibrate
-    cal = calibrate(quick=True)
+    cal = calibrate()   # full sizes: quick STREAM arrays (256 KiB) time a worker's wake-up, not memory
     feeds = _gen_feeds(g, rng, 1, args.past[0], 1)
     res = {"stream_GBps": {k: v / 1e9 for k, v in cal.stream.items()}}
     for th, exe in llvm.items():
