@@ -234,7 +234,9 @@ class CostModel:
         est.detail["mechanism_s"] = {
             "launch and fixed per-kernel costs": sum(r.time_s if r.bound == "overhead" else r.overhead_s
                                                      for r in records if r.bound != "communication"),
-            "compute- and memory-bound kernels in turn": min(net.values())}
+            "compute- and memory-bound kernels in turn": min(net.values()),
+            "contractions at a wider precision than the step's peak": self._wider_precision_s(records,
+                                                                                            est.peak_flop_per_s)}
         if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
             # kernels bound by different resources run one after another (the share is of the
@@ -305,6 +307,21 @@ class CostModel:
                 out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
                            f"{hit[1]} (operands widened per tile, as real kernels do)")
         return out
+
+    def _wider_precision_s(self, records: list[NodeCost], peak: float) -> float:
+        """Seconds compute-bound kernels spend beyond ``peak`` on the matrix unit that gives it,
+        because they run at a slower precision of that unit (attention's bf16 QK^T and PV beside
+        fp8 products). The step-wide roofline divides every FLOP by ``peak``; kernels on other
+        units (vector work) are not counted here, so a product mispriced onto them stays visible."""
+        units = {u.name: u for u in self.target.units.values() if u.kind == "matrix"
+                 and any(abs(p - peak) <= 1e-9 * peak for p in u.peak.values())}
+        extra = 0.0
+        for r in records:
+            name, _, prec = r.unit.partition(":")
+            rate = units[name].peak.get(prec, 0.0) if r.bound == "compute" and name in units else 0.0
+            if 0.0 < rate < peak:
+                extra += max(0.0, r.time_s - r.overhead_s) * (1.0 - rate / peak)
+        return extra
 
     def peak_for(self, analysis: "GraphAnalysis") -> float:
         """Peak FLOP/s of the precision most of the graph's contractions run at (for MFU)."""
