@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
+    ap.add_argument("--then", help="scheme[:method] of a second quantize pass over the GEMMs the first left "
+                                   "(a mixed recipe, as llama.cpp's Q4_K_M keeps down_proj wider: "
+                                   "--skip lm_head,down_proj --then int8 --then-skip lm_head)")
+    ap.add_argument("--then-skip", default="", help="quantize{skip=…} patterns of the --then pass")
     ap.add_argument("--matmul-nbits", action="store_true",
                     help="save int4/int8 group schemes as com.microsoft.MatMulNBits (what onnxruntime then runs)")
     ap.add_argument("--json", help="also write the rows as JSON here")
@@ -163,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
                        evaluator=rl.api.reference_evaluator(), damp=args.damp)
+        if args.then:
+            then, _, then_method = args.then.partition(":")
+            quantize_graph(g, then, method=then_method or "rtn", samples=calib_feeds, skip=args.then_skip,
+                           evaluator=rl.api.reference_evaluator(), damp=args.damp)
+            spec = f"{spec}+{args.then}"
         took = time.perf_counter() - t0
-        path = CACHE / f"{model.stem}.{spec.replace(':', '.')}.{os.getpid()}.onnx"
+        path = CACHE / f"{model.stem}.{spec.replace(':', '.').replace('+', '.')}.{os.getpid()}.onnx"
         if args.matmul_nbits:
             from ridgeline.frontends.onnx.matmul_nbits import save_matmul_nbits
             save_matmul_nbits(g, path)
