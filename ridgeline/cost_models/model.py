@@ -231,12 +231,15 @@ class CostModel:
         for r in records:
             if r.bound in net:
                 net[r.bound] += max(0.0, r.time_s - r.overhead_s)
+        # the wider-precision excess is compute-bound time: take it off that class first, so the
+        # "in turn" share never counts the same seconds again
+        wider = self._wider_precision_s(records, est.peak_flop_per_s)
+        net["compute"] = max(0.0, net["compute"] - wider)
         est.detail["mechanism_s"] = {
             "launch and fixed per-kernel costs": sum(r.time_s if r.bound == "overhead" else r.overhead_s
                                                      for r in records if r.bound != "communication"),
             "compute- and memory-bound kernels in turn": min(net.values()),
-            "contractions at a wider precision than the step's peak": self._wider_precision_s(records,
-                                                                                            est.peak_flop_per_s)}
+            "contractions at a wider precision than the step's peak": wider}
         if est.time_s and min(c, m) > 0.25 * (c + m):
             # a step-wide roofline max(bytes/BW, FLOPs/peak) assumes compute and memory overlap;
             # kernels bound by different resources run one after another (the share is of the

@@ -28,3 +28,14 @@ def test_fp8_prefill_names_the_bf16_attention_excess_and_holds_the_roofline():
     expected = sum(r.time_s - r.overhead_s for r in slow) * (1 - mxu.peak["bf16"] / mxu.peak["f8e4m3"])
     assert est.detail["mechanism_s"][NAME] == pytest.approx(expected, rel=1e-9)
     assert check(case, ("roofline",)) == []
+
+
+def test_named_seconds_never_exceed_the_step():
+    # the wider-precision excess is compute-bound time: the "in turn" share must not count it again
+    for case in (Case("llama-2-7b", "tpu-v7", "prefill", 32, 8192, "fp8"), Case("llama-3-8b", "h100", "prefill", 8, 4096, "fp8")):
+        est = estimate_case(case)
+        mech = est.detail["mechanism_s"]
+        compute = sum(r.time_s - r.overhead_s for r in est.nodes if r.bound == "compute")
+        memory = sum(r.time_s - r.overhead_s for r in est.nodes if r.bound == "memory")
+        assert mech[NAME] + mech["compute- and memory-bound kernels in turn"] <= max(compute, memory) + min(compute, memory) + 1e-12
+        assert mech["compute- and memory-bound kernels in turn"] <= min(compute - mech[NAME], memory) + 1e-12
