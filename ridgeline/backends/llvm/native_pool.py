@@ -465,6 +465,7 @@ class Pool:
             mod.address(f"rl_launch_{k}")) for k in range(MAX_ARGS + 1)]
         self.lock = threading.Lock()     # one launch at a time on this pool's state
         self._workers: list[threading.Thread] = []
+        self._finalizer: weakref.finalize | None = None
         self._pid = os.getpid()
         _POOLS.add(self)
 
@@ -475,9 +476,14 @@ class Pool:
             return
         self.state[_STOP] = 0
         for _ in range(self.threads - 1):
-            t = threading.Thread(target=self._worker_fn, args=(self._st,), daemon=True, name="ridgeline-llvm-native")
+            # the thread holds the state array (not the pool): a pool collected while its workers
+            # run must not free the memory they read; the finalizer below stops them
+            t = threading.Thread(target=_work, args=(self._worker_fn, self._st, self._raw), daemon=True,
+                                 name="ridgeline-llvm-native")
             t.start()
             self._workers.append(t)
+        if self._finalizer is None:
+            self._finalizer = weakref.finalize(self, self._stop_fn, self._st)
 
     def _after_fork(self) -> None:
         self._workers = []
@@ -546,6 +552,12 @@ class Pool:
         for t in self._workers:
             t.join(timeout)
         self._workers = []
+
+
+def _work(worker_fn, st: int, raw: np.ndarray) -> None:
+    """A worker thread's body: the native loop, with ``raw`` (its state) kept alive while it runs."""
+    worker_fn(st)
+    del raw
 
 
 def _close_all() -> None:
