@@ -295,6 +295,8 @@ def _pin(plan: Plan, key: int, a: np.ndarray) -> np.ndarray:
         return a
     buf = plan.pinned[key]
     if buf is None or buf.shape != a.shape or buf.dtype != a.dtype:
+        if buf is not None:   # freed with it: its id may come back on an array that is not the plan's
+            plan.stable.discard(id(buf))
         buf = plan.pinned[key] = np.empty(a.shape, a.dtype)
         plan.stable.add(id(buf))
     np.copyto(buf, a)
