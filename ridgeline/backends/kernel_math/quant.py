@@ -39,8 +39,9 @@ def quantize_linear(node, x, scale, zero_point=None):
     axis, block = node.attr("axis"), node.attr("block_size")
     out = _out_name(xp, node, zero_point)
     precision = node.attr("precision")
-    # the division runs in `precision`, else in the scale's type (an i32 scale divides exactly in f64)
-    work = xp.dtype(precision) if precision else (xp.float64 if xp.name_of(scale.dtype) == "i32" else scale.dtype)
+    # the division runs in `precision`, else in the scale's type (an integer scale divides exactly
+    # in f64: in its own type the division would drop x's fractions)
+    work = xp.dtype(precision) if precision else (xp.float64 if xp.name_of(scale.dtype)[0] in "iu" else scale.dtype)
     s = xp.astype(expand_param(scale, x.shape, axis, block), work)
     with xp.errstate(divide="ignore", invalid="ignore"):
         q = xp.astype(x, work) / s
