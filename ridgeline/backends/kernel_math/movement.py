@@ -1,17 +1,19 @@
-"""Movement-op index logic (``ridgeline.ir.ops.movement``), once for numpy and torch: ONNX's
-slice clamping, split sizes, pad widths with negative pads as crops; and the kernels the two
-libraries run alike (``KERNELS``): Transpose, Concat, Split, GatherElements, Trilu,
-TensorScatter, OneHot, CenterCropPad and the depth/space rearrangements."""
+"""Kernels of ``ridgeline.ir.ops.movement``, one for numpy and torch (``KERNELS``), and their index
+logic: ONNX's slice clamping, split sizes, pad widths with negative pads as crops, indices
+counted from the end and checked, and scatters as writes to the rows of a flattened copy."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from .namespace import namespace
 from .views import ints
 
-__all__ = ["KERNELS", "depth_to_space", "onnx_slice", "pad_widths", "space_to_depth", "split_sizes"]
+__all__ = ["KERNELS", "depth_to_space", "onnx_slice", "pad_widths", "space_to_depth", "split_sizes", "wrap"]
 
 
 def onnx_slice(n: int, start: int, end: int, step: int) -> slice:
@@ -46,6 +48,17 @@ def pad_widths(shape: Sequence[int], pads: Sequence[int],
         width[a] = (int(pads[k]), int(pads[k + len(axes)]))
     crop = tuple(slice(max(-b, 0), shape[i] - max(-e, 0)) for i, (b, e) in enumerate(width))
     return crop, [(max(b, 0), max(e, 0)) for b, e in width]
+
+
+def wrap(idx: Any, n: int) -> Any:
+    """Indices into an axis of length ``n`` as int64, negative ones counted from the end; an
+    index outside the axis is an ``IndexError`` (a bad input, as numpy's indexing says)."""
+    xp = namespace(idx)
+    idx = xp.astype(idx, xp.int64)
+    idx = xp.where(idx < 0, idx + n, idx)
+    if math.prod(idx.shape) and (int(xp.module.min(idx)) < 0 or int(xp.module.max(idx)) >= n):
+        raise IndexError(f"index out of range for an axis of size {n}")
+    return idx
 
 
 def depth_to_space(node, x) -> Any:
@@ -142,7 +155,139 @@ def center_crop_pad(node, x, shape):
             out = xp.pad_constant(out, width, 0)
     return out
 
+def slice_(node, x, starts, ends, axes=None, steps=None):
+    starts, ends = ints(starts), ints(ends)
+    axes = range(len(starts)) if axes is None else ints(axes)
+    steps = [1] * len(starts) if steps is None else ints(steps)
+    for a, s, e, k in zip(axes, starts, ends, steps):
+        a, n = a % x.ndim, x.shape[a % x.ndim]
+        sl = onnx_slice(n, s, e, k)
+        # torch slices by positive steps only: a negative step takes the positions it selects
+        x = x[_along(a, sl if k > 0 else namespace(x).from_numpy(np.array(range(n)[sl], np.int64), like=x))]
+    return x
+
+
+def gather(node, x, idx):
+    xp = namespace(x)
+    x, idx = xp.same_device(x, idx)
+    axis = node.attr("axis") % x.ndim
+    out = x[_along(axis, wrap(idx, x.shape[axis]).reshape(-1))]
+    return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
+
+
+def gather_nd(node, data, idx):
+    """Rows of ``data`` (its batch dims flattened) picked by the index tuples in ``idx``'s last axis."""
+    xp = namespace(data)
+    data, idx = xp.same_device(data, idx)
+    b, k = node.attr("batch_dims"), idx.shape[-1]
+    nb = math.prod(data.shape[:b])
+    rows = xp.astype(idx.reshape(nb, -1, k), xp.int64)
+    batch = xp.arange(nb, like=data).reshape(nb, 1)
+    out = data.reshape((nb,) + tuple(data.shape[b:]))[(batch,) + tuple(rows[..., j] for j in range(k))]
+    return out.reshape(tuple(idx.shape[:-1]) + tuple(data.shape[b + k:]))
+
+
+def expand(node, x, shape):
+    module = namespace(x).module
+    return namespace(x).copy(module.broadcast_to(x, module.broadcast_shapes(tuple(x.shape), tuple(ints(shape)))))
+
+
+def tile(node, x, reps):
+    return namespace(x).module.tile(x, tuple(ints(reps)))
+
+
+def pad(node, x, pads, value=None, axes=None):
+    xp = namespace(x)
+    crop, width = pad_widths(tuple(x.shape), ints(pads), None if axes is None else ints(axes))
+    x = x[crop]
+    mode = node.attr("mode")
+    if mode == "constant":
+        return xp.pad_constant(x, width, value.reshape(-1)[0].item() if value is not None and math.prod(value.shape)
+                               else 0)
+    for a, (b, e) in enumerate(width):   # reflect / edge / wrap: the positions numpy's pad reads, axis by axis
+        if b or e:
+            x = x[_along(a, xp.from_numpy(np.pad(np.arange(x.shape[a]), (b, e), mode=mode), like=x))]
+    return x
+
+
+def _scatter(node, data, flat, updates, row: tuple):
+    """``data`` seen as rows of shape ``row``, with the rows at ``flat`` replaced by ``updates``
+    or combined with them by the node's ``reduction``."""
+    xp = namespace(data)
+    rows = xp.copy(data).reshape((-1,) + row)
+    xp.scatter_rows(rows, flat.reshape(-1), updates.reshape((-1,) + row), node.attr("reduction"))
+    return rows.reshape(data.shape)
+
+
+def scatter_nd(node, data, indices, updates):
+    xp = namespace(data)
+    data, indices, updates = xp.same_device(data, indices, updates)
+    k = indices.shape[-1]
+    flat = xp.zeros(tuple(indices.shape[:-1]), xp.int64, like=indices)
+    for j in range(k):   # row-major row number over the first k dims
+        flat = flat * data.shape[j] + wrap(indices[..., j], data.shape[j])
+    return _scatter(node, data, flat, updates, tuple(data.shape[k:]))
+
+
+def scatter_elements(node, data, indices, updates):
+    xp = namespace(data)
+    data, indices, updates = xp.same_device(data, indices, updates)
+    axis = node.attr("axis") % data.ndim
+    flat = 0
+    for d in range(data.ndim):   # the element's flat offset: its own coordinates, the index on `axis`
+        coord = wrap(indices, data.shape[d]) if d == axis else \
+            xp.arange(indices.shape[d], like=indices).reshape([-1 if i == d else 1 for i in range(data.ndim)])
+        flat = flat * data.shape[d] + coord
+    return _scatter(node, data, flat, updates, ())
+
+
+def non_zero(node, x):
+    xp = namespace(x)
+    if x.ndim == 0:
+        return xp.zeros((0, int(bool(x))), xp.int64, like=x)
+    return xp.contiguous(xp.astype(xp.matrix_transpose(xp.module.argwhere(x)), xp.int64))
+
+
+def compress(node, x, condition):
+    xp = namespace(x)
+    axis = node.attr("axis")
+    x, axis = (x.reshape(-1), 0) if axis is None else (x, axis % x.ndim)
+    keep = [i for i, c in enumerate(ints(condition)) if c]
+    return x[_along(axis, wrap(xp.from_numpy(np.array(keep, np.int64), like=x), x.shape[axis]))]
+
+
+def reverse_sequence(node, x, lens):
+    xp = namespace(x)
+    batch_axis, time_axis = node.attr("batch_axis"), node.attr("time_axis")
+    out = xp.copy(x)
+    for i, n in enumerate(ints(lens)):
+        src = [slice(None)] * x.ndim
+        src[batch_axis], src[time_axis] = i, slice(0, n)
+        out[tuple(src)] = xp.flip(x[tuple(src)], time_axis - (1 if batch_axis < time_axis else 0))
+    return out
+
+
+def unique(node, x):
+    """np.unique's results (sorted values, first indices, inverse, counts), renumbered by first
+    occurrence when ``sorted`` is 0."""
+    xp = namespace(x)
+    axis = node.attr("axis")
+    dim = 0 if axis is None else axis % x.ndim
+    y, inverse, counts = xp.unique(x.reshape(-1) if axis is None else x, None if axis is None else dim)
+    inverse = inverse.reshape(-1)
+    # a value's first index: where its run starts among the positions sorted stably by value
+    first = xp.argsort_stable(inverse, 0)[xp.cumsum(counts, 0, xp.int64) - counts]
+    if not node.attr("sorted"):
+        order = xp.argsort_stable(first, 0)
+        rank = xp.argsort_stable(order, 0)   # the inverse permutation: old number -> new
+        y, first, counts, inverse = y[_along(dim, order)], first[order], counts[order], rank[inverse]
+    outs = (y, xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
+    return outs[:len(node.outputs)]
+
 
 KERNELS = {"Transpose": transpose, "Concat": concat, "Split": split, "GatherElements": gather_elements,
            "Trilu": trilu, "TensorScatter": tensor_scatter, "OneHot": one_hot, "CenterCropPad": center_crop_pad,
-           "DepthToSpace": depth_to_space, "SpaceToDepth": space_to_depth}
+           "DepthToSpace": depth_to_space, "SpaceToDepth": space_to_depth, "Slice": slice_, "Gather": gather,
+           "GatherND": gather_nd, "Expand": expand, "Tile": tile, "Pad": pad, "ScatterND": scatter_nd,
+           "ScatterElements": scatter_elements, "NonZero": non_zero, "Compress": compress,
+           "ReverseSequence": reverse_sequence, "Unique": unique}

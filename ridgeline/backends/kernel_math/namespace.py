@@ -57,6 +57,16 @@ class _Numpy:
     host_array = staticmethod(lambda values, dtype: np.array(values, dtype=dtype))
     zeros = staticmethod(lambda shape, dtype, like: np.zeros(shape, dtype))
     windows = staticmethod(lambda x, k, axis: np.lib.stride_tricks.sliding_window_view(x, k, axis=axis))
+    unique = staticmethod(lambda x, axis: np.unique(x, return_inverse=True, return_counts=True, axis=axis))
+
+    @staticmethod
+    def scatter_rows(rows: np.ndarray, flat: np.ndarray, updates: np.ndarray, reduction: str) -> None:
+        """``rows[flat] = updates`` in place, or combined with them by ``reduction`` (add, mul, max, min)."""
+        if reduction == "none":
+            rows[flat] = updates
+        else:
+            getattr(np, {"add": "add", "mul": "multiply", "max": "maximum", "min": "minimum"}[reduction]).at(
+                rows, flat, updates)
 
     @staticmethod
     def dtype(name: str) -> Any:
@@ -100,9 +110,7 @@ def _torch_namespace() -> type:
         clip_min = staticmethod(lambda x, low: torch.clamp(x, min=low))
         clip_max = staticmethod(lambda x, high: torch.clamp(x, max=high))
         broadcast = staticmethod(torch.broadcast_tensors)
-        # F.pad lists the last dim first
-        pad_constant = staticmethod(lambda x, widths, value: F.pad(x, [p for w in reversed(widths) for p in w],
-                                                                   value=value))
+        pad_constant = staticmethod(_torch_pad_constant)
         from_numpy = staticmethod(lambda a, like: torch.from_numpy(a).to(like.device))
         copy = torch.clone
         clip, log1p = torch.clamp, torch.log1p
@@ -124,6 +132,9 @@ def _torch_namespace() -> type:
         host_array = staticmethod(lambda values, dtype: torch.tensor(values, dtype=dtype))   # shapes stay on the host
         zeros = staticmethod(lambda shape, dtype, like: torch.zeros(shape, dtype=dtype, device=like.device))
         windows = staticmethod(lambda x, k, axis: x.unfold(axis, k, 1))
+        unique = staticmethod(lambda x, axis: torch.unique(x, sorted=True, return_inverse=True, return_counts=True,
+                                                           dim=axis))
+        scatter_rows = staticmethod(_torch_scatter_rows)
         dtype = staticmethod(torch_dtype)
         name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 
@@ -136,6 +147,24 @@ def _torch_prod(x, axis, keepdims=False):
     for a in sorted(axis, reverse=True):
         x = torch.prod(x, dim=a, keepdim=keepdims)
     return x
+
+
+def _torch_pad_constant(x, widths, value):
+    """x padded by (begin, end) per axis with ``value`` (written into a full tensor: ``F.pad``
+    takes the value as a float, which drops low bits of a large int64)."""
+    import torch
+    out = torch.full([d + b + e for d, (b, e) in zip(x.shape, widths)], value, dtype=x.dtype, device=x.device)
+    out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, widths))] = x
+    return out
+
+
+def _torch_scatter_rows(rows, flat, updates, reduction: str) -> None:
+    """The numpy namespace's ``scatter_rows`` by ``scatter_`` / ``scatter_reduce_`` along the rows."""
+    idx = flat.reshape((-1,) + (1,) * (rows.ndim - 1)).expand(updates.shape)
+    if reduction == "none":
+        rows.scatter_(0, idx, updates)
+    else:
+        rows.scatter_reduce_(0, idx, updates, {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}[reduction])
 
 
 _NAMESPACES: dict[str, Any] = {"numpy": _Numpy}
