@@ -3,7 +3,8 @@
 The numpy and torch backends (and any plugin backend) each keep one: the modules of the kernel
 package register into it when first asked for a kernel, so importing a backend stays cheap. The
 kernels written once for several tables (``shared``: ``backends.kernel_math``) are each module's
-``KERNELS`` mapping, registered by ``register_all``.
+``KERNELS`` mapping, registered by ``register_all``; a kernel of the table's own package takes the
+place of the shared one for its op (torch's ``conv2d`` and ``scaled_dot_product_attention``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ Kernel = Callable[..., object]
 
 class KernelTable:
     """Kernels by op name for the package ``package`` and the ``KERNELS`` of the modules of
-    ``shared`` (all imported lazily), kept in a ``Registry``: a second kernel for one op is a
+    ``shared`` (all imported lazily; the package's own kernels first, and they win), kept in a
+    ``Registry``: a second kernel for one op in the package, or in ``shared``, is a
     ``PluginError`` naming both."""
 
     def __init__(self, package: str, label: str, shared: str | None = None):
@@ -47,13 +49,10 @@ class KernelTable:
         if self._loaded:
             return
         self._loaded = True
-        for name in (self.package, self.shared):
-            pkg = importlib.import_module(name) if name else None
-            for mod in pkgutil.iter_modules(pkg.__path__) if pkg else ():
-                if not mod.name.startswith("_"):
-                    module = importlib.import_module(f"{name}.{mod.name}")
-                    if name == self.shared:
-                        self.register_all(getattr(module, "KERNELS", {}))
+        _modules(self.package)   # they register by decorator
+        own = set(self.kernels.names())
+        for module in _modules(self.shared):
+            self.register_all({op: fn for op, fn in getattr(module, "KERNELS", {}).items() if op not in own})
 
     def get(self, op: str) -> Kernel | None:
         self._load()
@@ -62,3 +61,12 @@ class KernelTable:
     def all(self) -> dict[str, Kernel]:
         self._load()
         return {op: self.kernels.get(op) for op in self.kernels.names()}
+
+
+def _modules(name: str | None) -> list:
+    """The public modules of package ``name``, imported."""
+    if not name:
+        return []
+    pkg = importlib.import_module(name)
+    return [importlib.import_module(f"{name}.{m.name}") for m in pkgutil.iter_modules(pkg.__path__)
+            if not m.name.startswith("_")]

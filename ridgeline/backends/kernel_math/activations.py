@@ -4,9 +4,35 @@ reference's formulas (float64 where it widens) over the shared namespace; both t
 
 from __future__ import annotations
 
+import math
+
 from .namespace import namespace
 
 __all__ = ["KERNELS"]
+
+
+def sigmoid(node, x):
+    xp = namespace(x)
+    with xp.errstate(over="ignore"):
+        xf = xp.astype(x, xp.float64)
+        return xp.astype(1.0 / (1.0 + xp.exp(-xf)), x.dtype)
+
+
+def relu(node, x):
+    return namespace(x).clip_min(x, 0)
+
+
+def gelu(node, x):
+    xp = namespace(x)
+    xf = xp.astype(x, xp.float64)
+    with xp.errstate(all="ignore"):  # inf in, the limits below out
+        if node.attr("approximate") == "tanh":
+            y = 0.5 * xf * (1.0 + xp.tanh(math.sqrt(2.0 / math.pi) * (xf + 0.044715 * xf ** 3)))
+        else:
+            y = 0.5 * xf * (1.0 + xp.erf(xf / math.sqrt(2.0)))
+    # the limits (the formula gives -inf * 0 = NaN at -inf): Gelu(inf) = inf, Gelu(-inf) = 0
+    y = xp.where(xp.module.isinf(xf), xp.where(xf > 0, xf, 0.0), y)
+    return xp.astype(y, x.dtype)
 
 
 def leaky_relu(node, x):
@@ -78,6 +104,6 @@ def softplus(node, x):
         return xp.astype(xp.log1p(xp.exp(x)), x.dtype)
 
 
-KERNELS = {"Celu": celu, "Softplus": softplus, "LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu,
+KERNELS = {"Sigmoid": sigmoid, "Relu": relu, "Gelu": gelu, "Celu": celu, "Softplus": softplus, "LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu,
            "ThresholdedRelu": thresholded_relu, "Softsign": softsign, "HardSigmoid": hard_sigmoid,
            "HardSwish": hard_swish, "Mish": mish, "Swish": swish, "SwiGLU": swiglu, "Shrink": shrink}

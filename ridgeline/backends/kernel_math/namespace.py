@@ -6,6 +6,7 @@ created); ``module`` is the library itself, for the functions both name and call
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import ml_dtypes
@@ -58,6 +59,20 @@ class _Numpy:
     zeros = staticmethod(lambda shape, dtype, like: np.zeros(shape, dtype))
     windows = staticmethod(lambda x, k, axis: np.lib.stride_tricks.sliding_window_view(x, k, axis=axis))
     unique = staticmethod(lambda x, axis: np.unique(x, return_inverse=True, return_counts=True, axis=axis))
+    to_numpy = staticmethod(np.asarray)
+    # math.erf per element in float64: exact to double precision, no scipy dependency
+    erf = staticmethod(lambda x: np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)))
+
+    @staticmethod
+    def convert(x: np.ndarray, dtype: Any) -> np.ndarray:
+        """``x`` as ``dtype`` (ml_dtypes rounds to nearest even; integers wrap around as in C),
+        also between the pairs ml_dtypes does not convert directly (int4 <-> uint4)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            try:
+                return x.astype(dtype)
+            except (TypeError, ValueError):
+                via = np.int64 if x.dtype.name in ("int4", "uint4") or x.dtype.kind in "iu" else np.float32
+                return x.astype(via).astype(dtype)
 
     @staticmethod
     def scatter_rows(rows: np.ndarray, flat: np.ndarray, updates: np.ndarray, reduction: str) -> None:
@@ -86,6 +101,7 @@ def _torch_namespace() -> type:
     import torch.nn.functional as F
 
     from ..torch.convert import TORCH_DTYPES, torch_dtype
+    from ..torch.convert import to_numpy as tensor_to_numpy
     from ..torch.kernels import same_device as torch_same_device
 
     class _Torch:
@@ -135,6 +151,7 @@ def _torch_namespace() -> type:
         unique = staticmethod(lambda x, axis: torch.unique(x, sorted=True, return_inverse=True, return_counts=True,
                                                            dim=axis))
         scatter_rows = staticmethod(_torch_scatter_rows)
+        to_numpy, erf, convert = staticmethod(tensor_to_numpy), torch.erf, staticmethod(_torch_convert)
         dtype = staticmethod(torch_dtype)
         name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 
@@ -156,6 +173,13 @@ def _torch_pad_constant(x, widths, value):
     out = torch.full([d + b + e for d, (b, e) in zip(x.shape, widths)], value, dtype=x.dtype, device=x.device)
     out[tuple(slice(b, b + d) for d, (b, _) in zip(x.shape, widths))] = x
     return out
+
+
+def _torch_convert(x, dtype):
+    """``x.to(dtype)``; to and from float8 through float32 (or from float64), which torch converts."""
+    import torch
+    f8 = (torch.float8_e4m3fn, torch.float8_e5m2)
+    return (x.float() if (dtype in f8 or x.dtype in f8) and x.dtype != torch.float64 else x).to(dtype)
 
 
 def _torch_scatter_rows(rows, flat, updates, reduction: str) -> None:
