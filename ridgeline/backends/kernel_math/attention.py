@@ -1,8 +1,8 @@
 """Attention index logic (``ridgeline.ir.ops.attention``), once for numpy and torch: heads and
 the KV cache, the additive bias of every constraint on which keys a query may see, the formula
 itself, and the rotary split. Arrays keep their library; ``namespace`` supplies the names. The
-recurrent ops (LinearAttention, CausalConvWithState) are whole kernels here (``KERNELS``), in
-float64 as the reference computes them."""
+kernels (``KERNELS``) are the reference's: Attention, LinearAttention and CausalConvWithState in
+float64, RotaryEmbedding in the input's type (torch runs its own Attention, through SDPA)."""
 
 from __future__ import annotations
 
@@ -89,12 +89,15 @@ def masked_softmax(x) -> Any:
 Fused = Callable[[Any, Any, Any, Any, float], Any]
 
 
-def attention(node, q, k, v, mask=None, past_k=None, past_v=None, nonpad=None, *, work, fused: Fused | None = None):
-    """ONNX Attention (opset 23-25), computed in ``work``: see ridgeline.ir.ops.attention.
+def attention(node, q, k, v, mask=None, past_k=None, past_v=None, nonpad=None, *, work=None,
+              fused: Fused | None = None):
+    """ONNX Attention (opset 23-25), computed in ``work`` (float64 by default): see
+    ridgeline.ir.ops.attention.
 
     The bias is :func:`attention_bias`; grouped-query attention reads KV head h // (hq / hk);
     a query row that may see no key yields zeros."""
     xp = namespace(q)
+    work = xp.float64 if work is None else work
     three_d = q.ndim == 3
     q, present_k, present_v = heads_and_cache(node, q, k, v, past_k, past_v)
     dt = q.dtype
@@ -128,6 +131,7 @@ def rotary(node, x, cos, sin, pos=None) -> Any:
     """RotaryEmbedding: the first ``rotary_embedding_dim`` of each head rotated by (cos, sin) at
     its position, pairs taken interleaved or as halves; the rest passes through."""
     xp = namespace(x)
+    x, cos, sin, pos = xp.same_device(x, cos, sin, pos)
     shape = tuple(x.shape)
     if x.ndim == 4:
         x = xp.permute_dims(x, (0, 2, 1, 3))  # -> (batch, seq, heads, head)
@@ -202,4 +206,5 @@ def causal_conv(node, x, w, bias=None, past_state=None):
     return y, padded[:, :, padded.shape[2] - (k - 1):]
 
 
-KERNELS = {"LinearAttention": linear_attention, "CausalConvWithState": causal_conv}
+KERNELS = {"Attention": attention, "RotaryEmbedding": rotary, "LinearAttention": linear_attention,
+           "CausalConvWithState": causal_conv}

@@ -1,8 +1,8 @@
 """Kernels of ``ridgeline.ir.ops.quant``, one for numpy and torch: QuantizeLinear and
 DequantizeLinear, per tensor, per axis or per block (the division in ``precision`` or the
 scale's type, rounding half to even, then the zero point and the clamp, all in float64; float8
-outputs saturate as Cast does). Both tables register ``KERNELS``; DynamicQuantizeLinear, computed
-step by step in float32 scalars, stays per table."""
+outputs saturate as Cast does), and DynamicQuantizeLinear, step by step in float32 scalars.
+Both tables register ``KERNELS``."""
 
 from __future__ import annotations
 
@@ -73,4 +73,17 @@ def dequantize_linear(node, x, scale, zero_point=None):
     return xp.astype(dx * xp.astype(expand_param(scale, x.shape, axis, block), xp.float64), out)
 
 
-KERNELS = {"QuantizeLinear": quantize_linear, "DequantizeLinear": dequantize_linear}
+def dynamic_quantize_linear(node, x):
+    # computed in float32 step by step, as the ONNX definition spells it out
+    xp = namespace(x)
+    f32 = lambda v: xp.full((), v, xp.float32, like=x)
+    hi = f32(max(0.0, float(xp.module.max(x))) if math.prod(x.shape) else 0.0)
+    lo = f32(min(0.0, float(xp.module.min(x))) if math.prod(x.shape) else 0.0)
+    scale = (f32(1.0) if float(hi) == float(lo) else hi - lo) / f32(255.0)
+    zero = xp.rint(xp.clip(f32(0.0) - lo / scale, 0, 255))
+    y = xp.clip(xp.rint(x / scale) + zero, 0, 255)
+    return xp.astype(y, xp.dtype("u8")), scale, xp.astype(zero, xp.dtype("u8"))
+
+
+KERNELS = {"QuantizeLinear": quantize_linear, "DequantizeLinear": dequantize_linear,
+           "DynamicQuantizeLinear": dynamic_quantize_linear}

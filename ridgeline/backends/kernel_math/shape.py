@@ -1,11 +1,12 @@
 """Kernels of ``ridgeline.ir.ops.shape``, one for numpy and torch: Shape and Size (host int64
-arrays), EyeLike and the three windows (computed in float64). Both tables register ``KERNELS``;
-ConstantOfShape, Range and BitCast stay per table."""
+arrays), ConstantOfShape, Range, BitCast, EyeLike and the three windows (computed in float64).
+Both tables register ``KERNELS``."""
 
 from __future__ import annotations
 
 import math
 
+from ...ir.dtypes import dtype as to_dtype
 from .namespace import namespace
 from .views import ints
 
@@ -20,6 +21,29 @@ def shape(node, x):
 def size(node, x):
     xp = namespace(x)
     return xp.host_array(math.prod(x.shape), xp.int64)
+
+
+def constant_of_shape(node, shape):
+    xp, value = namespace(shape), node.attr("value")
+    return xp.full(tuple(ints(shape)), value.reshape(()).item(), xp.dtype(to_dtype(value.dtype).name), like=shape)
+
+
+def range_(node, start, limit, delta):
+    xp, name = namespace(start), namespace(start).name_of(start.dtype)
+    if name[0] in "iu":
+        s, l, d = (int(v.reshape(())) for v in (start, limit, delta))
+        n = max(-(-(l - s) // d), 0)
+        return xp.astype(s + xp.arange(n, like=start) * d, start.dtype)
+    # f16/bf16 accumulate in the stash type, as opset 27 specifies; f32/f64 in their own type
+    work = start.dtype if name in ("f32", "f64") else xp.dtype("f64" if node.attr("stash_type") == 11 else "f32")
+    s, l, d = (xp.astype(v.reshape(()), work) for v in (start, limit, delta))
+    n = max(math.ceil(float((l - s) / d)), 0)
+    return xp.astype(xp.module.arange(s, l, d, dtype=work)[:n], start.dtype)
+
+
+def bit_cast(node, x):
+    xp = namespace(x)
+    return xp.copy(x).view(xp.dtype(to_dtype(node.attr("to")).name))
 
 
 def eye_like(node, x):
@@ -43,5 +67,5 @@ def window(node, size):
     return xp.astype(y, xp.dtype(node.attr("output_datatype")))
 
 
-KERNELS = {"Shape": shape, "Size": size, "EyeLike": eye_like, "HannWindow": window, "HammingWindow": window,
+KERNELS = {"Shape": shape, "Size": size, "ConstantOfShape": constant_of_shape, "Range": range_, "BitCast": bit_cast, "EyeLike": eye_like, "HannWindow": window, "HammingWindow": window,
            "BlackmanWindow": window}

@@ -1,13 +1,12 @@
-"""torch kernels of ``ridgeline.ir.ops.attention``: the same math as the numpy reference."""
+"""torch's Attention: the shared formula (``kernel_math.attention``) in float32 (float64 for f64)
+through ``scaled_dot_product_attention``, torch's own function for it."""
 
 from __future__ import annotations
-
 
 import torch
 import torch.nn.functional as F
 
 from ...kernel_math.attention import attention as shared_attention
-from ...kernel_math.attention import rotary as shared_rotary
 from . import kernel, same_device
 
 
@@ -22,13 +21,7 @@ def _sdpa(q, k, v, bias, scale):
 
 @kernel("Attention")
 def attention(node, q, k, v, mask=None, past_k=None, past_v=None, nonpad=None):
-    """ONNX Attention: the shared formula (``kernel_math.attention``) in float32 (float64 for f64),
-    through SDPA when neither a softcap nor the scores output is asked for."""
+    """ONNX Attention through SDPA when neither a softcap nor the scores output is asked for."""
     q, k, v, mask, past_k, past_v, nonpad = same_device(q, k, v, mask, past_k, past_v, nonpad)
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
     return shared_attention(node, q, k, v, mask, past_k, past_v, nonpad, work=work, fused=_sdpa)
-
-
-@kernel("RotaryEmbedding")
-def rotary(node, x, cos, sin, pos=None):
-    return shared_rotary(node, *same_device(x, cos, sin, pos))
