@@ -1,6 +1,8 @@
 """Convolution and pooling geometry (``ridgeline.ir.ops.conv``): output lengths, pads, which
 window positions read input or padding, and how a transposed convolution is cropped; and the
-pools, one kernel each for numpy and torch (windows cut and reduced in float64; ``KERNELS``)."""
+kernels (``KERNELS``): the pools (windows cut and reduced in float64), and the reference
+convolutions — Conv and ConvInteger as sums over the windows in float64 / int64, ConvTranspose
+tap by tap (torch runs its own ``conv*d`` for these three)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import numpy as np
 
 from .namespace import namespace
 
-__all__ = ["KERNELS", "Dim", "geometry", "max_pool_indices", "pad_widths", "transpose_crop", "transpose_geometry",
-           "window_kinds", "windows"]
+__all__ = ["KERNELS", "Dim", "geometry", "integer_operands", "max_pool_indices", "pad_widths", "transpose_crop",
+           "transpose_geometry", "window_kinds", "windows"]
 
 #: per spatial dim: (output length, begin pad, end pad, stride, dilation)
 Dim = tuple[int, int, int, int, int]
@@ -194,6 +196,79 @@ def global_pool(node, x):
     return xp.astype(y, x.dtype)
 
 
-#: the kernels numpy and torch both run as written here
+def _conv(x, w, node, fill=0.0):
+    """The convolution of x by w summed over the windows (in their dtype): (N, M, *out)."""
+    xp = namespace(x)
+    n = x.ndim - 2
+    kernel_shape = tuple(w.shape[2:])
+    dims = geometry(node, tuple(x.shape[2:]), kernel_shape)
+    win, _ = windows(x, dims, kernel_shape, fill)  # (N, C, *O, *k)
+    g = node.attr("group")
+    nb, c = x.shape[:2]
+    m = w.shape[0]
+    outs = tuple(d[0] for d in dims)
+    win = win.reshape((nb, g, c // g) + outs + kernel_shape)
+    wg = w.reshape((g, m // g, c // g) + kernel_shape)
+    letters = "abcdefghij"[:n]
+    ks = "klmnopqrst"[:n]
+    y = xp.contract(f"NGC{letters}{ks},GMC{ks}->NGM{letters}", win, wg)
+    return y.reshape((nb, m) + outs)
+
+
+def _bias(y, b):
+    """y plus the per-channel bias b, in float64."""
+    return y if b is None else y + namespace(b).astype(b, namespace(b).float64).reshape((-1,) + (1,) * (y.ndim - 2))
+
+
+def conv(node, x, w, b=None):
+    xp = namespace(x)
+    x, w, b = xp.same_device(x, w, b)
+    return xp.astype(_bias(_conv(xp.astype(x, xp.float64), xp.astype(w, xp.float64), node), b), x.dtype)
+
+
+def integer_operands(x, w, x_zero_point=None, w_zero_point=None):
+    """ConvInteger's operands less their zero points (w's per output channel or per tensor), in int64."""
+    xp = namespace(x)
+    xs = xp.astype(x, xp.int64) - (xp.astype(x_zero_point, xp.int64) if x_zero_point is not None else 0)
+    ws = xp.astype(w, xp.int64)
+    if w_zero_point is not None:
+        zp = xp.astype(w_zero_point, xp.int64)
+        ws = ws - (zp.reshape((-1,) + (1,) * (w.ndim - 1)) if math.prod(zp.shape) > 1 else zp.reshape(()))
+    return xs, ws
+
+
+def conv_integer(node, x, w, x_zero_point=None, w_zero_point=None):
+    xp = namespace(x)
+    xs, ws = integer_operands(*xp.same_device(x, w, x_zero_point, w_zero_point))
+    return xp.astype(_conv(xs, ws, node, fill=0), xp.dtype("i32"))
+
+
+def conv_transpose(node, x, w, b=None):
+    xp = namespace(x)
+    x, w, b = xp.same_device(x, w, b)
+    n = x.ndim - 2
+    kernel_shape = tuple(w.shape[2:])
+    strides, dil, geo = transpose_geometry(node, tuple(x.shape[2:]), kernel_shape)
+    g = node.attr("group")
+    nb, c = x.shape[:2]
+    m = w.shape[1] * g
+    full = [s * (d - 1) + (k - 1) * dl + 1 for s, d, k, dl in zip(strides, x.shape[2:], kernel_shape, dil)]
+    canvas = xp.zeros((nb, g, m // g) + tuple(full), xp.float64, like=x)
+    xg = xp.astype(x, xp.float64).reshape((nb, g, c // g) + tuple(x.shape[2:]))
+    wg = xp.astype(w, xp.float64).reshape((g, c // g, m // g) + kernel_shape)
+    letters = "abcdefghij"[:n]
+    for offset in np.ndindex(*kernel_shape):   # each tap adds its product at its strided positions
+        contrib = xp.einsum(f"NGC{letters},GCM->NGM{letters}", xg, wg[(slice(None),) * 3 + offset])
+        dst = tuple(slice(o * dl, o * dl + s * (d - 1) + 1, s)
+                    for o, dl, s, d in zip(offset, dil, strides, x.shape[2:]))
+        canvas[(slice(None),) * 3 + dst] += contrib
+    canvas = canvas.reshape((nb, m) + tuple(full))
+    y = xp.zeros((nb, m) + tuple(o for o, _ in geo), xp.float64, like=x)
+    src, dst = transpose_crop(geo, full)
+    y[dst] = canvas[src]
+    return xp.astype(_bias(y, b), x.dtype)
+
+
 KERNELS = {"AveragePool": average_pool, "LpPool": lp_pool, "MaxPool": max_pool,
-           **{op: global_pool for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")}}
+           **{op: global_pool for op in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")},
+           "Conv": conv, "ConvInteger": conv_integer, "ConvTranspose": conv_transpose}

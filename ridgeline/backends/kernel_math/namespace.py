@@ -60,6 +60,8 @@ class _Numpy:
     windows = staticmethod(lambda x, k, axis: np.lib.stride_tricks.sliding_window_view(x, k, axis=axis))
     unique = staticmethod(lambda x, axis: np.unique(x, return_inverse=True, return_counts=True, axis=axis))
     to_numpy = staticmethod(np.asarray)
+    # einsum free to sum in another order, through BLAS where it can (the convolutions)
+    contract = staticmethod(lambda spec, *xs: np.einsum(spec, *xs, optimize=True))
     # math.erf per element in float64: exact to double precision, no scipy dependency
     erf = staticmethod(lambda x: np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64)))
 
@@ -151,7 +153,8 @@ def _torch_namespace() -> type:
         unique = staticmethod(lambda x, axis: torch.unique(x, sorted=True, return_inverse=True, return_counts=True,
                                                            dim=axis))
         scatter_rows = staticmethod(_torch_scatter_rows)
-        to_numpy, erf, convert = staticmethod(tensor_to_numpy), torch.erf, staticmethod(_torch_convert)
+        to_numpy, erf, convert, contract = staticmethod(tensor_to_numpy), torch.erf, staticmethod(_torch_convert), \
+            torch.einsum
         dtype = staticmethod(torch_dtype)
         name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
 

@@ -1,6 +1,7 @@
-"""torch kernels of ``ridgeline.ir.ops.conv``: ``Conv``, ``ConvInteger`` and ``ConvTranspose`` are
-torch's ``conv*d``/``conv_transpose*d`` on the input padded by the shared geometry
-(``kernel_math.conv``); the pools are ``kernel_math.conv``'s."""
+"""torch's own functions for ``ridgeline.ir.ops.conv``: ``Conv``, ``ConvInteger`` and
+``ConvTranspose`` are torch's ``conv*d``/``conv_transpose*d`` on the input padded by the shared
+geometry (``kernel_math.conv``), in float32 for narrow types where the reference sums in float64;
+the pools are ``kernel_math.conv``'s."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ....ir.errors import BackendError
-from ...kernel_math.conv import geometry, pad_widths, transpose_crop, transpose_geometry
+from ...kernel_math.conv import geometry, integer_operands, pad_widths, transpose_crop, transpose_geometry
 from . import kernel, same_device
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -44,12 +45,7 @@ def conv(node, x, w, b=None):
 
 @kernel("ConvInteger")
 def conv_integer(node, x, w, x_zero_point=None, w_zero_point=None):
-    x, w, x_zero_point, w_zero_point = same_device(x, w, x_zero_point, w_zero_point)
-    xs = x.to(torch.int64) - (x_zero_point.to(torch.int64) if x_zero_point is not None else 0)
-    ws = w.to(torch.int64)
-    if w_zero_point is not None:
-        zp = w_zero_point.to(torch.int64)
-        ws = ws - (zp.reshape((-1,) + (1,) * (w.dim() - 1)) if zp.numel() > 1 else zp.reshape(()))
+    xs, ws = integer_operands(*same_device(x, w, x_zero_point, w_zero_point))
     # float64 holds these exact sums (|products| < 2^16, far fewer than 2^37 terms); torch has no int conv
     return torch.round(_conv(node, xs, ws, None, torch.float64)).to(torch.int32)
 
