@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .namespace import namespace
-from .views import ints
+from .views import along, ints
 
 __all__ = ["KERNELS", "depth_to_space", "onnx_slice", "pad_widths", "space_to_depth", "split_sizes", "wrap"]
 
@@ -77,10 +77,6 @@ def space_to_depth(node, x) -> Any:
     return namespace(x).permute_dims(t, perm).reshape(n, c * b * b, h // b, w // b)
 
 
-def _along(axis: int, sl: slice) -> tuple:
-    return (slice(None),) * axis + (sl,)
-
-
 def transpose(node, x):
     perm = node.attr("perm")
     perm = tuple(perm) if perm is not None else tuple(reversed(range(x.ndim)))
@@ -96,15 +92,14 @@ def split(node, x, sizes=None):
     axis = node.attr("axis") % x.ndim
     parts = split_sizes(x.shape[axis], None if sizes is None else ints(sizes), len(node.outputs))
     starts = [sum(parts[:i]) for i in range(len(parts))]
-    return tuple(x[_along(axis, slice(s, s + p))] for s, p in zip(starts, parts))
+    return tuple(x[along(axis, slice(s, s + p))] for s, p in zip(starts, parts))
 
 
 def gather_elements(node, x, idx):
     xp = namespace(x)
     x, idx = xp.same_device(x, idx)
     axis = node.attr("axis") % x.ndim
-    idx = xp.astype(idx, xp.int64)
-    return xp.take_along_axis(x, xp.where(idx < 0, idx + x.shape[axis], idx), axis)
+    return xp.take_along_axis(x, wrap(idx, x.shape[axis]), axis)
 
 
 def trilu(node, x, k=None):
@@ -148,7 +143,7 @@ def center_crop_pad(node, x, shape):
     for a, t in zip(axes, ints(shape)):
         d = out.shape[a]
         if d > t:
-            out = out[_along(a, slice((d - t) // 2, (d - t) // 2 + t))]
+            out = out[along(a, slice((d - t) // 2, (d - t) // 2 + t))]
         elif d < t:
             width = [(0, 0)] * x.ndim
             width[a] = ((t - d) // 2, t - d - (t - d) // 2)
@@ -163,7 +158,7 @@ def slice_(node, x, starts, ends, axes=None, steps=None):
         a, n = a % x.ndim, x.shape[a % x.ndim]
         sl = onnx_slice(n, s, e, k)
         # torch slices by positive steps only: a negative step takes the positions it selects
-        x = x[_along(a, sl if k > 0 else namespace(x).from_numpy(np.array(range(n)[sl], np.int64), like=x))]
+        x = x[along(a, sl if k > 0 else namespace(x).from_numpy(np.array(range(n)[sl], np.int64), like=x))]
     return x
 
 
@@ -171,7 +166,7 @@ def gather(node, x, idx):
     xp = namespace(x)
     x, idx = xp.same_device(x, idx)
     axis = node.attr("axis") % x.ndim
-    out = x[_along(axis, wrap(idx, x.shape[axis]).reshape(-1))]
+    out = x[along(axis, wrap(idx, x.shape[axis]).reshape(-1))]
     return out.reshape(tuple(x.shape[:axis]) + tuple(idx.shape) + tuple(x.shape[axis + 1:]))
 
 
@@ -206,7 +201,7 @@ def pad(node, x, pads, value=None, axes=None):
                                else 0)
     for a, (b, e) in enumerate(width):   # reflect / edge / wrap: the positions numpy's pad reads, axis by axis
         if b or e:
-            x = x[_along(a, xp.from_numpy(np.pad(np.arange(x.shape[a]), (b, e), mode=mode), like=x))]
+            x = x[along(a, xp.from_numpy(np.pad(np.arange(x.shape[a]), (b, e), mode=mode), like=x))]
     return x
 
 
@@ -253,7 +248,7 @@ def compress(node, x, condition):
     axis = node.attr("axis")
     x, axis = (x.reshape(-1), 0) if axis is None else (x, axis % x.ndim)
     keep = [i for i, c in enumerate(ints(condition)) if c]
-    return x[_along(axis, wrap(xp.from_numpy(np.array(keep, np.int64), like=x), x.shape[axis]))]
+    return x[along(axis, wrap(xp.from_numpy(np.array(keep, np.int64), like=x), x.shape[axis]))]
 
 
 def reverse_sequence(node, x, lens):
@@ -280,7 +275,7 @@ def unique(node, x):
     if not node.attr("sorted"):
         order = xp.argsort_stable(first, 0)
         rank = xp.argsort_stable(order, 0)   # the inverse permutation: old number -> new
-        y, first, counts, inverse = y[_along(dim, order)], first[order], counts[order], rank[inverse]
+        y, first, counts, inverse = y[along(dim, order)], first[order], counts[order], rank[inverse]
     outs = (y, xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
     return outs[:len(node.outputs)]
 

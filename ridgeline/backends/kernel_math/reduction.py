@@ -7,14 +7,9 @@ from __future__ import annotations
 import math
 
 from .namespace import namespace
-from .views import ints
+from .views import along, ints
 
 __all__ = ["KERNELS", "REDUCE", "reduce_by"]
-
-
-def _along(axis: int, sl: slice) -> tuple:
-    """The index that takes ``sl`` along ``axis`` (every position of the axes before it)."""
-    return (slice(None),) * axis + (sl,)
 
 
 #: each Reduce* op as (elementwise part, reduction, final part): with ``noop_with_empty_axes`` and
@@ -104,8 +99,8 @@ def _scan(node, x, axis, fn, identity):
     y = xp.flip(x, axis) if node.attr("reverse") else x
     out = fn(y, axis, x.dtype)
     if node.attr("exclusive"):
-        first = xp.full_like(out[_along(axis, slice(0, 1))], identity)
-        out = xp.concat([first, out[_along(axis, slice(0, -1))]], axis)
+        first = xp.full_like(out[along(axis, slice(0, 1))], identity)
+        out = xp.concat([first, out[along(axis, slice(0, -1))]], axis)
     out = xp.flip(out, axis) if node.attr("reverse") else out
     return xp.contiguous(xp.astype(out, x.dtype))
 
@@ -128,7 +123,7 @@ def topk(node, x, k):
         order = x.shape[axis] - 1 - xp.flip(rev, axis)
     else:
         order = xp.argsort_stable(x, axis)
-    idx = xp.contiguous(order[_along(axis, slice(0, ints(k)[0]))])
+    idx = xp.contiguous(order[along(axis, slice(0, ints(k)[0]))])
     return xp.take_along_axis(x, idx, axis), xp.astype(idx, xp.int64)
 
 

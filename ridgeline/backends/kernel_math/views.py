@@ -8,12 +8,17 @@ from typing import Any
 
 from .namespace import namespace
 
-__all__ = ["KERNELS", "ints"]
+__all__ = ["KERNELS", "along", "ints"]
 
 
 def ints(a: Any) -> list[int]:
     """A shape/axes tensor as Python ints (one host read on a device)."""
     return [int(v) for v in a.reshape(-1).tolist()] if a is not None else []
+
+
+def along(axis: int, index: Any) -> tuple:
+    """The index that takes ``index`` (a slice or positions) along ``axis``, all of the axes before it."""
+    return (slice(None),) * axis + (index,)
 
 
 def reshape(node, x, shape):

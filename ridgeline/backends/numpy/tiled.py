@@ -34,10 +34,11 @@ import numpy as np
 
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
+from ..interpreter import NUMPY, call_kernel
 from ..kernel_math.attention import heads_and_cache, mask_bias, visible
 from ..kernel_math.namespace import namespace
 from ..kernel_math.reduction import reduce_by
-from .kernels import get_kernel
+from .kernels import TABLE
 
 __all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
@@ -132,9 +133,7 @@ class _Windows:
         if key in self.full:
             return self.full[key]
         if v.const:
-            if v.data is None:
-                raise BackendError(f"constant %{v.name} has no data (a weightless graph can be estimated, not run)")
-            return v.data
+            return NUMPY.constant(v)
         p = v.producer
         args = [self.value(x) if x is not None else None for x in p.inputs]
         outs = self.call(p, args)
@@ -165,8 +164,7 @@ class _Windows:
                 args.append(None)
                 continue
             args.append(self.window(x, _align(win, self.shape(x), out_shape)))
-        fn = get_kernel(p.op)
-        res = fn(p, *_trim(args))
+        res = call_kernel(p, args, TABLE)
         return np.asarray(res).astype(p.outputs[0].type.dtype.np_dtype, copy=False)
 
     def _quant(self, p: Node, win: Window, out_shape: tuple[int, ...]) -> np.ndarray:
@@ -199,7 +197,7 @@ class _Windows:
             else:
                 cut = [(a, b) if k != axis else (a // block, -(-b // block)) for k, (a, b) in enumerate(win)]
                 params.append(self.value(q)[tuple(slice(a, b) for a, b in cut)])
-        res = np.asarray(get_kernel(p.op)(p, x, *_trim(params)))
+        res = np.asarray(call_kernel(p, [x, *params], TABLE))
         if lead:
             res = res[(slice(None),) * axis + (slice(lead, None),)]
         return res.astype(p.outputs[0].type.dtype.np_dtype, copy=False)
@@ -208,12 +206,6 @@ class _Windows:
 def _windowable(p: Node) -> bool:
     cat = p.spec.category
     return (cat == "elementwise" and p.op != "RotaryEmbedding") or p.op in ("QuantizeLinear", "DequantizeLinear")
-
-
-def _trim(args: list) -> list:
-    while args and args[-1] is None:
-        args = args[:-1]
-    return args
 
 
 def _align(win: Window, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Window:
@@ -290,11 +282,11 @@ def _run_gemm(node: Node, args: list, rec: Mapping[str, Any]):
         if ta:
             a_blk = ev.window(a_v, ((k0, k1), (m0, m1))).T
         else:
-            a_blk = ev.window(a_v, _batch_full(ba) + ((m0, m1), (k0, k1)))
+            a_blk = ev.window(a_v, _full(ba) + ((m0, m1), (k0, k1)))
         if tb:
             b_blk = ev.window(b_v, ((n0, n1), (k0, k1))).T
         else:
-            b_blk = ev.window(b_v, _batch_full(bb) + ((k0, k1), (n0, n1)))
+            b_blk = ev.window(b_v, _full(bb) + ((k0, k1), (n0, n1)))
         acc[..., m0:m1, n0:n1] += np.matmul(a_blk.astype(acc_dt, copy=False), b_blk.astype(acc_dt, copy=False))
     if gemm:
         y = mm.attr("alpha") * acc
@@ -306,10 +298,6 @@ def _run_gemm(node: Node, args: list, rec: Mapping[str, Any]):
     ev.full[id(mm.outputs[0])] = result
     outs = _outputs(node, body)
     return tuple(_epilogue(ev, o, mm.outputs[0], levels) for o in outs)
-
-
-def _batch_full(batch: tuple[int, ...]) -> Window:
-    return tuple((0, d) for d in batch)
 
 
 def _epilogue(ev: _Windows, out: Value, acc: Value, levels) -> np.ndarray:
@@ -396,20 +384,25 @@ def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tu
             s = s + np.where(allowed, 0.0, -np.inf)
             if bias_full is not None:
                 s = s + bias_full[:, :, r0:r1, j0:j1]
-            m_new = np.maximum(m_run, np.max(s, axis=-1, keepdims=True))
-            safe = np.where(np.isneginf(m_new), 0.0, m_new)
-            with np.errstate(invalid="ignore"):
-                alpha = np.where(np.isneginf(m_run), 0.0, np.exp(m_run - safe))
-            p = np.exp(s - safe)
+            m_run, p, alpha = _online_max(m_run, s)
             l_run = l_run * alpha + np.sum(p, axis=-1, keepdims=True)
             acc = acc * alpha + np.matmul(p, vv[:, :, j0:j1])
-            m_run = m_new
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, :, r0:r1] = np.where(l_run > 0, acc / np.where(l_run > 0, l_run, 1.0), 0.0)
     y = out.reshape(batch, hkv, sq, g, dv).transpose(0, 1, 3, 2, 4).reshape(batch, hq, sq, dv).astype(dt)
     if three_d:
         y = y.transpose(0, 2, 1, 3).reshape(batch, sq, -1)
     return (y, present_k, present_v)[:len(node.outputs)]
+
+
+def _online_max(m: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block of an online softmax: the running max ``m`` updated by ``block`` (rows on the
+    last axis), ``exp(block - max)``, and the factor rescaling what was summed under the old max
+    (0 where nothing was)."""
+    m_new = np.maximum(m, np.max(block, axis=-1, keepdims=True))
+    safe = np.where(np.isneginf(m_new), 0.0, m_new)
+    with np.errstate(invalid="ignore"):
+        return m_new, np.exp(block - safe), np.where(np.isneginf(m), 0.0, np.exp(m - safe))
 
 
 # --------------------------------------------------------------------------- rows
@@ -447,12 +440,11 @@ def _norm_rows(node: Node, args: list, sizes, passes: int):
     lead, norm = x.shape[:axis], x.shape[axis:]
     rows, cols = math.prod(lead), math.prod(norm)
     x2 = x.reshape((rows,) + norm)
-    fn = get_kernel(node.op)
     proxy = _Attrs(node, axis=1)
     outs: list[list[np.ndarray]] = []
     if passes <= 1 or sizes["cols"] >= cols:
         for r0, r1 in block_ranges(rows, sizes["rows"]):
-            res = fn(proxy, x2[r0:r1], *_trim(list(args[1:])))
+            res = call_kernel(proxy, [x2[r0:r1], *args[1:]], TABLE)
             outs.append(list(res) if isinstance(res, tuple) else [res])
     else:
         for r0, r1 in block_ranges(rows, sizes["rows"]):
@@ -510,23 +502,18 @@ def _softmax_rows(node: Node, x: np.ndarray, sizes):
     x2 = xm.reshape(rows, cols)
     y = np.empty_like(x2)
     log = node.op == "LogSoftmax"
-    fn = get_kernel(node.op)
     proxy = _Attrs(node, axis=1)
     for r0, r1 in block_ranges(rows, sizes["rows"]):
         blk = x2[r0:r1]
         if sizes["cols"] >= cols:
-            y[r0:r1] = fn(proxy, blk)
+            y[r0:r1] = call_kernel(proxy, [blk], TABLE)
             continue
         # online: running max and sum over column blocks, then the output block by block
         m = np.full((r1 - r0, 1), -np.inf)
         s = np.zeros((r1 - r0, 1))
         for c0, c1 in block_ranges(cols, sizes["cols"]):
-            b = blk[:, c0:c1].astype(np.float64)
-            m_new = np.maximum(m, b.max(axis=1, keepdims=True))
-            safe = np.where(np.isneginf(m_new), 0.0, m_new)
-            with np.errstate(invalid="ignore"):
-                s = s * np.where(np.isneginf(m), 0.0, np.exp(m - safe)) + np.exp(b - safe).sum(axis=1, keepdims=True)
-            m = m_new
+            m, e, alpha = _online_max(m, blk[:, c0:c1].astype(np.float64))
+            s = s * alpha + e.sum(axis=1, keepdims=True)
         safe = np.where(np.isneginf(m), 0.0, m)
         for c0, c1 in block_ranges(cols, sizes["cols"]):
             b = blk[:, c0:c1].astype(np.float64)
@@ -564,14 +551,13 @@ def _reduce_rows(node: Node, args: list, sizes):
     keep = bool(node.attr("keepdims"))
     out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else \
         tuple(x.shape[i] for i in kept)
-    fn = get_kernel(node.op)
     one = np.array([1], dtype=np.int64)
     res = np.empty((rows,), dtype=x.dtype)
     op = node.op
     for r0, r1 in block_ranges(rows, sizes["rows"]):
         blk = x2[r0:r1]
         if sizes["cols"] >= cols:
-            res[r0:r1] = np.asarray(fn(_Attrs(node, keepdims=0, noop_with_empty_axes=0), blk, one))
+            res[r0:r1] = np.asarray(call_kernel(_Attrs(node, keepdims=0, noop_with_empty_axes=0), [blk, one], TABLE))
             continue
         with np.errstate(all="ignore"):
             if op == "ReduceLogSumExp":
@@ -646,15 +632,14 @@ def _rotary_rows(node: Node, args: list, sizes):
         pf, cf, sf = pos.reshape(1, rows), cos, sin
     else:
         pf, cf, sf = None, cos.reshape((1, rows) + cos.shape[2:]), sin.reshape((1, rows) + sin.shape[2:])
-    fn = get_kernel("RotaryEmbedding")
     out = np.empty_like(xf)
     seq = 2 if four_d else 1
     for r0, r1 in block_ranges(rows, sizes["rows"]):
         cut = (slice(None),) * seq + (slice(r0, r1),)
         if pf is not None:
-            out[cut] = fn(node, xf[cut], cf, sf, pf[:, r0:r1])
+            out[cut] = call_kernel(node, [xf[cut], cf, sf, pf[:, r0:r1]], TABLE)
         else:
-            out[cut] = fn(node, xf[cut], cf[:, r0:r1], sf[:, r0:r1])
+            out[cut] = call_kernel(node, [xf[cut], cf[:, r0:r1], sf[:, r0:r1]], TABLE)
     if four_d:
         return out.transpose(0, 2, 1, 3).reshape(b, s, h, d).transpose(0, 2, 1, 3)
     return out.reshape(x.shape)
