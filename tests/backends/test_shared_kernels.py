@@ -213,3 +213,53 @@ def test_torch_sdpa_gives_zeros_where_a_query_sees_no_key(causal, gqa, valid, le
     inputs = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs[:3]}
     inputs["n"] = np.array(valid, np.int64)
     _torch_matches_numpy(g, inputs)
+
+
+# --------------------------------------------------------------------------- one kernel per op
+#: the ops torch runs with its own library function in place of the shared reference kernel
+TORCH_OWN = {"Conv", "ConvInteger", "ConvTranspose", "Attention", "Sigmoid", "Gelu"}
+
+
+def test_every_kernel_is_written_once_and_torch_replaces_only_its_library_calls():
+    pytest.importorskip("torch")
+    from ridgeline.backends.torch.kernels import TABLE as TORCH
+    numpy_kernels, torch_kernels = TABLE.all(), TORCH.all()
+    assert set(numpy_kernels) == set(torch_kernels)
+    assert {fn.__module__.rsplit(".", 1)[0] for fn in numpy_kernels.values()} == {"ridgeline.backends.kernel_math"}
+    assert {op for op, fn in torch_kernels.items() if fn is not numpy_kernels[op]} == TORCH_OWN
+
+
+def _bad_index_graph(op: str, shape: list[int], axis: int, bad: int) -> tuple[Graph, dict]:
+    """``op`` reading or writing at index ``bad`` on ``axis`` (0 for ScatterND) of an f32 tensor."""
+    g = Graph("bad_index")
+    b = Builder(g)
+    x = g.add_input("x", tensor("f32", *shape))
+    idx_shape = {"Gather": [2], "ScatterND": [1, 1]}.get(op, shape)
+    idx = np.zeros(idx_shape, np.int64)
+    idx.reshape(-1)[-1] = bad
+    i = g.add_input("i", tensor("i64", *idx_shape))
+    inputs = {"x": np.ones(shape, np.float32), "i": idx}
+    if op in ("Gather", "GatherElements"):
+        g.outputs = [getattr(b, op)(x, i, axis=axis)]
+    else:
+        up_shape = [1, *shape[1:]] if op == "ScatterND" else shape
+        u = g.add_input("u", tensor("f32", *up_shape))
+        inputs["u"] = np.ones(up_shape, np.float32)
+        g.outputs = [b.ScatterND(x, i, u) if op == "ScatterND" else b.ScatterElements(x, i, u, axis=axis)]
+    return g, inputs
+
+
+@FAST
+@given(op=st.sampled_from(["Gather", "GatherElements", "ScatterElements", "ScatterND"]),
+       shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data())
+def test_an_index_out_of_range_is_a_one_line_error_on_numpy_and_torch(op, shape, data):
+    """Indices are wrapped and checked once for both libraries, so a scatter never folds a bad
+    index into another row's flat number."""
+    pytest.importorskip("torch")
+    from ridgeline.backends.registry import get_backend
+    axis = 0 if op == "ScatterND" else data.draw(st.integers(0, len(shape) - 1))
+    bad = data.draw(st.sampled_from([shape[axis], -shape[axis] - 1, 100]))
+    g, inputs = _bad_index_graph(op, shape, axis, bad)
+    for exe in (NumpyBackend().compile(g), get_backend("torch").compile(g, threads=1)):
+        with pytest.raises(BackendError, match=f"{op} node .* IndexError: index out of range"):
+            exe.run(inputs)

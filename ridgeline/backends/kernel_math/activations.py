@@ -104,6 +104,7 @@ def softplus(node, x):
         return xp.astype(xp.log1p(xp.exp(x)), x.dtype)
 
 
-KERNELS = {"Sigmoid": sigmoid, "Relu": relu, "Gelu": gelu, "Celu": celu, "Softplus": softplus, "LeakyRelu": leaky_relu, "Elu": elu, "Selu": selu,
-           "ThresholdedRelu": thresholded_relu, "Softsign": softsign, "HardSigmoid": hard_sigmoid,
-           "HardSwish": hard_swish, "Mish": mish, "Swish": swish, "SwiGLU": swiglu, "Shrink": shrink}
+KERNELS = {"Sigmoid": sigmoid, "Relu": relu, "Gelu": gelu, "Celu": celu, "Softplus": softplus, "LeakyRelu": leaky_relu,
+           "Elu": elu, "Selu": selu, "ThresholdedRelu": thresholded_relu, "Softsign": softsign,
+           "HardSigmoid": hard_sigmoid, "HardSwish": hard_swish, "Mish": mish, "Swish": swish, "SwiGLU": swiglu,
+           "Shrink": shrink}

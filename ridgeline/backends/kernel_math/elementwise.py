@@ -190,6 +190,6 @@ def clip(node, x, lo=None, hi=None):
 
 
 KERNELS = {**dict.fromkeys(_UNARY, unary), "Sign": sign_erf, "Erf": sign_erf, **dict.fromkeys(_ARITH, arith),
-           "Mod": mod, "BitShift": bit_shift, "Cast": cast, "CastLike": cast, "IsInf": isinf, "Pow": power, "PRelu": prelu,
-           **dict.fromkeys(_VARIADIC, variadic), **dict.fromkeys([*_COMPARE, *_PAIRS], compare), "Where": where,
-           "Clip": clip}
+           "Mod": mod, "BitShift": bit_shift, "Cast": cast, "CastLike": cast, "IsInf": isinf, "Pow": power,
+           "PRelu": prelu, **dict.fromkeys(_VARIADIC, variadic), **dict.fromkeys([*_COMPARE, *_PAIRS], compare),
+           "Where": where, "Clip": clip}

@@ -23,13 +23,11 @@ class _Numpy:
     arange = staticmethod(lambda n, like: np.arange(n))
     ones = staticmethod(lambda shape, dtype, like: np.ones(shape, dtype))
     astype = staticmethod(lambda x, dtype: x.astype(dtype, copy=False))
-    repeat = staticmethod(lambda x, n, axis: np.repeat(x, n, axis=axis))
     pad_last = staticmethod(lambda x, n, value: np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n)], constant_values=value))
-    max = staticmethod(lambda x, axis, keepdims=False: np.max(x, axis=axis, keepdims=keepdims))
-    sum = staticmethod(lambda x, axis, keepdims=False: np.sum(x, axis=axis, keepdims=keepdims))
-    mean = staticmethod(lambda x, axis, keepdims=False: np.mean(x, axis=axis, keepdims=keepdims))
-    min = staticmethod(lambda x, axis, keepdims=False: np.min(x, axis=axis, keepdims=keepdims))
-    prod = staticmethod(lambda x, axis, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims))
+    # called as (x, axis, keepdims=...), (x, axis) and (x, axis, dtype), as numpy takes them
+    max, sum, mean, min, prod = np.max, np.sum, np.mean, np.min, np.prod
+    repeat, flip, argmax, argmin, take_along_axis = np.repeat, np.flip, np.argmax, np.argmin, np.take_along_axis
+    cumsum, cumprod = np.cumsum, np.cumprod
     full = staticmethod(lambda shape, value, dtype, like: np.full(shape, value, dtype=dtype))
     chunk2 = staticmethod(lambda x: np.split(x, 2, axis=-1))
     matrix_transpose = staticmethod(lambda x: np.swapaxes(x, -1, -2))
@@ -43,13 +41,7 @@ class _Numpy:
     log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
         np.ascontiguousarray
     errstate = staticmethod(np.errstate)
-    flip = staticmethod(lambda x, axis: np.flip(x, axis))
-    argmax = staticmethod(lambda x, axis: np.argmax(x, axis=axis))
-    argmin = staticmethod(lambda x, axis: np.argmin(x, axis=axis))
     argsort_stable = staticmethod(lambda x, axis: np.argsort(x, axis=axis, kind="stable"))
-    take_along_axis = staticmethod(lambda x, idx, axis: np.take_along_axis(x, idx, axis=axis))
-    cumsum = staticmethod(lambda x, axis, dtype: np.cumsum(x, axis=axis, dtype=dtype))
-    cumprod = staticmethod(lambda x, axis, dtype: np.cumprod(x, axis=axis, dtype=dtype))
     det = staticmethod(np.linalg.det)
     same_device = staticmethod(lambda *xs: list(xs))
     rint, any = np.rint, np.any

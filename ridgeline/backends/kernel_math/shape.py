@@ -67,5 +67,5 @@ def window(node, size):
     return xp.astype(y, xp.dtype(node.attr("output_datatype")))
 
 
-KERNELS = {"Shape": shape, "Size": size, "ConstantOfShape": constant_of_shape, "Range": range_, "BitCast": bit_cast, "EyeLike": eye_like, "HannWindow": window, "HammingWindow": window,
-           "BlackmanWindow": window}
+KERNELS = {"Shape": shape, "Size": size, "ConstantOfShape": constant_of_shape, "Range": range_, "BitCast": bit_cast,
+           "EyeLike": eye_like, "HannWindow": window, "HammingWindow": window, "BlackmanWindow": window}
