@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
-from typing import Callable
+from collections.abc import Callable, Mapping
 
 from ..plugins import Registry
 
-__all__ = ["KernelTable", "Kernel"]
+__all__ = ["Kernel", "KernelTable"]
 
 Kernel = Callable[..., object]
 

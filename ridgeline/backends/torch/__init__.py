@@ -1,8 +1,9 @@
 """The torch backend: the IR mapped to torch ops on ``cpu`` or ``cuda``, optionally ``torch.compile``d.
 
-Every op with a spec has a torch kernel in ``kernels/`` that computes what the numpy reference
-computes; a ``Fused`` node runs its body as one function, which ``compile=True`` hands to
-``torch.compile`` (inductor then emits one kernel per fused body).
+Every op with a spec runs its shared kernel (``backends.kernel_math``, the numpy reference's) over
+torch tensors, or torch's own function for it (``kernels/``); a ``Fused`` node runs its body as
+one function, which ``compile=True`` hands to ``torch.compile`` (inductor then emits one kernel
+per fused body).
 
 The CUDA path is written against torch's public API (tensors placed with ``device=``, host syncs
 only to read shape values and to time nodes) but has not been run on a GPU by our tests, which run

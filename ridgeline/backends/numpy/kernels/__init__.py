@@ -1,8 +1,6 @@
-"""The numpy reference kernels, one per op, grouped like ``ridgeline.ir.ops``.
-
-A kernel is ``fn(node, *inputs) -> array | tuple[array, ...]``: it reads attributes from ``node``
-(``node.attr(name)`` applies the spec's defaults) and returns the outputs. Kernels are plain and
-obviously correct rather than fast: they define what every op means.
+"""The numpy reference's kernel table: the shared kernels (``ridgeline.backends.kernel_math``), one
+per op, over numpy arrays. They are plain and obviously correct rather than fast: they define
+what every op means. A module here would register numpy's own kernel for an op (none does).
 """
 
 from __future__ import annotations

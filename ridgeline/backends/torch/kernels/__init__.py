@@ -1,19 +1,16 @@
-"""torch kernels, one per op, grouped like ``ridgeline.ir.ops`` and the numpy reference.
-
-A kernel is ``fn(node, *inputs) -> tensor | tuple[tensor, ...]`` over ``torch.Tensor`` inputs
-(``None`` for an absent optional input); it must compute what the numpy kernel of the same op
-computes (the numpy backend defines meaning). Small integer tensors that hold shapes or axes are
-read with :func:`ints`.
+"""The torch kernel table: every op's shared kernel (``ridgeline.backends.kernel_math``) over torch
+tensors, except where a module here registers torch's own function for the op (``conv*d``,
+``scaled_dot_product_attention``, ``sigmoid``, ``gelu``); such a kernel must compute what the
+shared one computes, which defines the op.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ...kernel_math.views import ints
 from ...kernel_table import KernelTable
 
-__all__ = ["TABLE", "all_kernels", "get_kernel", "ints", "kernel", "same_device"]
+__all__ = ["TABLE", "all_kernels", "get_kernel", "kernel", "same_device"]
 
 TABLE = KernelTable(__name__, "torch", shared="ridgeline.backends.kernel_math")
 kernel = TABLE.kernel
