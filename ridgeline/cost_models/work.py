@@ -35,7 +35,7 @@ from ..ir.errors import IRError
 from ..ir.ops.attention import attention_dims
 
 __all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile", "with_tile",
-           "node_label", "FREE_CATEGORIES"]
+           "node_label", "FREE_CATEGORIES", "compute_dtype"]
 
 #: the traffic key of untiled bytes: the target's outermost memory level, whatever its name
 DEVICE = "device"
@@ -355,7 +355,7 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
         raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
     adt, bdt = _dtype_name(a), _dtype_name(b)
     an, bn = a_narrow or adt, b_narrow or bdt
-    dt = _compute_dtype(adt, an, bn)
+    dt = compute_dtype(adt, an, bn)
     # An operand the matrix unit consumes in its stored precision (an fp8 weight in an fp8 GEMM)
     # needs no conversion: the body's upcast only spells out the arithmetic; scales go to the epilogue.
     if an == dt and an != adt:
@@ -366,7 +366,7 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
                        b.const if b_weight is None else b_weight, a_pro, b_pro)
 
 
-def _compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
+def compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
     """The precision a MatMul runs at, from the narrowest dtype each operand passes through."""
     if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
         # both sides quantized (W8A8, FP8, W4A8): the multiply runs at the wider of the two

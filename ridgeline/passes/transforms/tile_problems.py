@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
+from ...cost_models.work import compute_dtype
 from ...ir import Node, Value
 from ...ir.dtypes import bits
 from ...ir.ops.attention import attention_dims
@@ -272,7 +273,7 @@ def _gemm(node: Node, mm: Node, outer: Node) -> GemmProblem | str:
         align = _k_align(b) if mm.op == "MatMul" else 1
         align = math.lcm(align, _k_align(a))
     c_bytes = (out_b + extra) / (batch * m * n)
-    dt = _compute_dtype(_dtype(a), a_dt, b_dt)
+    dt = compute_dtype(_dtype(a), a_dt, b_dt)  # as the cost models read it
     return GemmProblem(batch, m, n, k, a_bytes, b_bytes, c_bytes, dt, _flops(outer), align if align < k else 1, weight)
 
 
@@ -284,13 +285,6 @@ def _narrowest(v: Value, srcs: list[int], outer: Node) -> str:
         if x is not None and x.type.dtype.bits < bits(best):
             best = _dtype(x)
     return best
-
-
-def _compute_dtype(stored: str, a_narrow: str, b_narrow: str) -> str:
-    # as the cost models read it: both operands narrow -> the multiply runs narrow (W8A8, FP8)
-    if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
-        return a_narrow if bits(a_narrow) >= bits(b_narrow) else b_narrow
-    return stored
 
 
 def _attention(att: Node, outer: Node) -> AttentionProblem | str:
