@@ -175,12 +175,7 @@ def _static(x: Any, node: Node) -> float:
 
 
 def _vbytes(v: Value | None) -> float:
-    if v is None:
-        return 0.0
-    n = v.type.numel
-    if not isinstance(n, int):
-        raise IRError(f"value %{v.name}: {v.type} has unbound dims; bind them first (--dim NAME=SIZE)")
-    return float(v.type.dtype.nbytes(n))
+    return 0.0 if v is None else float(v.type.dtype.nbytes(_numel(v)))
 
 
 def _numel(v: Value) -> int:
