@@ -32,7 +32,7 @@ from .inputs import random_inputs
 
 __all__ = ["check_backend", "check_onnxruntime", "BackendCheckError", "DiffReport", "supported_ops",
            "run_twice", "first_difference", "Nondeterministic",
-           "run_onnxruntime", "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
+           "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
 
 
 class BackendCheckError(PassCheckError):
@@ -373,11 +373,6 @@ def onnxruntime_runner(graph: Graph) -> Callable[[Mapping[str, np.ndarray]], dic
             out[name] = arr
         return out
     return run
-
-
-def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
-    return onnxruntime_runner(graph)(inputs)
 
 
 def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
