@@ -87,7 +87,6 @@ def plot_pareto(rep: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """One picture per group: every ranked point (by target), the front drawn through them."""
     plt = _mpl()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     x, y = rep["x"], rep["y"]
     for g, rows in rep["_groups"].items():
@@ -102,19 +101,26 @@ def plot_pareto(rep: dict[str, Any], out_dir: str | Path) -> list[Path]:
         if front:
             ax.plot([r[x] for r in front], [r[y] for r in front], "k-", lw=1.2, label="Pareto front")
             ax.scatter([r[x] for r in front], [r[y] for r in front], s=28, facecolors="none", edgecolors="k")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(x + (" (lower is better)" if x in MINIMIZE else ""))
-        ax.set_ylabel(y + (" (lower is better)" if y in MINIMIZE else ""))
-        ax.set_title(f"{g}: {rep['phase'] or 'all phases'}, {len(rows)} points, {len(front)} on the front")
-        ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7, ncol=2, loc="best")
-        fig.tight_layout()
-        p = out / f"pareto_{_safe(g)}.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        labels = [c + (" (lower is better)" if c in MINIMIZE else "") for c in (x, y)]
+        paths.append(_save(plt, fig, ax, out / f"pareto_{_safe(g)}.png", *labels,
+                           f"{g}: {rep['phase'] or 'all phases'}, {len(rows)} points, {len(front)} on the front"))
     return paths
+
+
+def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label a log-log plot, write it to ``path`` and close it."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
 
 
 def plot_roofline(table, out_dir: str | Path) -> Path | None:
@@ -142,20 +148,9 @@ def plot_roofline(table, out_dir: str | Path) -> Path | None:
             ridge = peak / bw
             lo, hi = min(xs + [ridge]) / 4, max(xs + [ridge]) * 4
             ax.plot([lo, ridge, hi], [lo * bw, peak, peak], "-", color=c, lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOPs per byte of device memory)")
-    ax.set_ylabel("attained FLOP/s per device")
-    ax.set_title(f"rooflines: {len(rows)} points")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    p = out / "roofline.png"
-    fig.savefig(p, dpi=130)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, ax, Path(out_dir) / "roofline.png",
+                 "arithmetic intensity (FLOPs per byte of device memory)", "attained FLOP/s per device",
+                 f"rooflines: {len(rows)} points")
 
 
 def _safe(name: str) -> str:
