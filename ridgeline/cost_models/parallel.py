@@ -300,10 +300,8 @@ def _weight_input(n: Node) -> int | None:
 
 def _check_divisible(n: Node, shard: Shard, tp: int) -> None:
     if n.op == "Attention":
-        from ..ir.ops.attention import attention_dims
-        shapes = [v.type.shape if v is not None else None for v in n.inputs]
-        _, hq, _, _, hkv, _, _ = attention_dims(shapes[0], shapes[1], shapes[2], n.attr("q_num_heads"),
-                                                n.attr("kv_num_heads"))
+        from ..ir.ops.attention import node_attention_dims
+        _, hq, _, _, hkv, _, _, _ = node_attention_dims(n)
         for what, h in (("query", hq), ("KV", hkv)):
             if isinstance(h, int) and h % tp and (what == "query" or tp % h):
                 raise ParallelError(f"tp={tp} does not divide the {h} {what} heads of Attention %{node_label(n)}")

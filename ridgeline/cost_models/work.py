@@ -32,7 +32,7 @@ from typing import Any, Mapping
 from ..ir import Node, Value
 from ..ir.dtypes import bits
 from ..ir.errors import IRError
-from ..ir.ops.attention import attention_dims
+from ..ir.ops.attention import node_attention_dims
 
 __all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile", "with_tile",
            "node_label", "FREE_CATEGORIES", "compute_dtype"]
@@ -294,11 +294,8 @@ def _generic_contraction(node: Node, flops: float) -> Contraction:
 
 
 def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
-    c_in = [v.type.shape if v is not None else None for v in node.inputs]
-    b, hq, sq, d, hkv, skv, dv = attention_dims(c_in[0], c_in[1], c_in[2], node.attr("q_num_heads"),
-                                                node.attr("kv_num_heads"))
-    past = c_in[4][2] if len(c_in) > 4 and c_in[4] is not None else 0
-    dims = (b, hq, sq, d, hkv, skv, dv, past)
+    dims = node_attention_dims(node)
+    b, hq, sq, d, hkv, skv, dv, past = dims
     if not all(isinstance(x, int) for x in dims):
         raise IRError(f"Attention node %{w.name} has symbolic sizes; bind the model's dims first")
     t = skv + past

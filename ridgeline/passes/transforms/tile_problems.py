@@ -26,7 +26,7 @@ from typing import Union
 from ...cost_models.work import compute_dtype
 from ...ir import Node, Value
 from ...ir.dtypes import bits
-from ...ir.ops.attention import attention_dims
+from ...ir.ops.attention import node_attention_dims
 
 __all__ = [
     "ELEMENTWISE_QUANT",
@@ -287,9 +287,7 @@ def _attention(att: Node, outer: Node) -> AttentionProblem | str:
     shapes = [_static_shape(v) for v in att.inputs]
     if any(s is None for v, s in zip(att.inputs, shapes) if v is not None):
         return "symbolic sizes (bind the model's dims first)"
-    b, hq, sq, d, hkv, skv, dv = attention_dims(shapes[0], shapes[1], shapes[2], att.attr("q_num_heads"),
-                                                att.attr("kv_num_heads"))
-    past = shapes[4][2] if len(shapes) > 4 and shapes[4] is not None else 0
+    b, hq, sq, d, hkv, skv, dv, past = node_attention_dims(att)
     if not all(isinstance(x, int) and x > 0 for x in (b, hq, sq, d, hkv, skv, dv)):
         return "empty or symbolic attention sizes"
     if att.inputs[6:7] and att.inputs[6] is not None:
