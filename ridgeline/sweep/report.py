@@ -135,12 +135,10 @@ def plot_roofline(table, out_dir: str | Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     cmap = plt.get_cmap("tab20")
-    xs_all = []
     for i, t in enumerate(sorted({str(r["target"]) for r in rows})):
         mine = [r for r in rows if str(r["target"]) == t]
         xs = [r["flops"] / (r["achieved_bandwidth"] * r["time_s"]) for r in mine]
         ys = [r["flops"] / r["time_s"] for r in mine]
-        xs_all += xs
         c = cmap(i % 20)
         ax.scatter(xs, ys, s=8, alpha=0.5, color=c, label=t)
         peak, bw = max(r["peak_flop_per_s"] for r in mine), max(r["detail.device_bandwidth"] for r in mine)

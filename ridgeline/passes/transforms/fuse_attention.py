@@ -94,7 +94,7 @@ def _scale(m: Match) -> float:
     return s
 
 
-def _head_split(x: Value, heads_dim: int = 1):
+def _head_split(x: Value):
     """``x = Transpose(Reshape(x3, [B, S, H, D]), [0, 2, 1, 3])`` → (x3, H), else None."""
     t = x.producer
     if t is None or t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3):
