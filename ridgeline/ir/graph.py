@@ -536,20 +536,18 @@ class Graph:
                 if v is not None and v.producer is not None and id(v.producer) in pos:
                     indeg[id(n)] += 1
         import heapq
-        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]
-        heap = [(p, i, n) for i, (p, n) in enumerate(heap)]
+        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]  # positions are unique: no ties
         heapq.heapify(heap)
         sorted_nodes = []
-        tie = itertools.count(len(order))
         while heap:
-            _, _, n = heapq.heappop(heap)
+            _, n = heapq.heappop(heap)
             sorted_nodes.append(n)
             for v in n.outputs:
                 for user, _ in v.uses:
                     if id(user) in indeg:
                         indeg[id(user)] -= 1
                         if indeg[id(user)] == 0:
-                            heapq.heappush(heap, (pos[id(user)], next(tie), user))
+                            heapq.heappush(heap, (pos[id(user)], user))
         if len(sorted_nodes) != len(order):
             stuck = next(n for n in order if indeg[id(n)] > 0)
             raise IRError(f"graph @{self.name} has a cycle through {stuck.op} node producing "
