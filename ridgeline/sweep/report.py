@@ -27,10 +27,6 @@ class ReportError(RidgelineError):
     """A report over columns the table does not have, or a table with nothing to rank."""
 
 
-def _rows(table) -> list[dict[str, Any]]:
-    return table.to_pylist()
-
-
 def pareto_front(rows: Sequence[dict[str, Any]], x: str, y: str) -> list[dict[str, Any]]:
     """The rows no other row beats on both ``x`` and ``y`` (direction by ``MINIMIZE``), by ``x``."""
     sx = -1.0 if x in MINIMIZE else 1.0
@@ -54,7 +50,7 @@ def report(table, *, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_pe
         if c not in cols:
             raise ReportError(f"no column {c!r} in the results (columns include: "
                               f"{', '.join(sorted(c for c in cols if not c.startswith(('detail.', 'options.'))))})")
-    rows = _rows(table)
+    rows = table.to_pylist()
     total = len(rows)
     errors = sum(r.get("error") is not None for r in rows)
     keep = [r for r in rows if r.get("error") is None]
