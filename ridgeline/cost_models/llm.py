@@ -17,16 +17,12 @@ from typing import Any
 from ..ir import Graph
 from .estimate import Estimate, LLMMetrics
 
-__all__ = ["is_llm", "llm_meta", "kv_cache_bytes_per_token", "llm_metrics"]
+__all__ = ["llm_meta", "kv_cache_bytes_per_token", "llm_metrics"]
 
 
 def llm_meta(graph: Graph) -> dict[str, Any]:
     m = graph.meta.get("llm")
     return dict(m) if isinstance(m, dict) else {}
-
-
-def is_llm(graph: Graph) -> bool:
-    return bool(llm_meta(graph))
 
 
 def kv_cache_bytes_per_token(graph: Graph) -> float:

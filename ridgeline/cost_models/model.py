@@ -27,7 +27,7 @@ from ..ir import Graph, Node
 from ..ir.errors import BackendError, IRError, TargetError
 from .collectives import collective_time
 from .estimate import Estimate, NodeCost, bytes_by_device
-from .llm import llm_metrics
+from .llm import llm_meta, llm_metrics
 from .memory import footprint, memory_plan, plan_devices
 from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
                        plan_parallel)
@@ -202,7 +202,7 @@ class CostModel:
                               f"{self.target.max_devices} (see its [[interconnect]] max_devices)")
         plan = analysis.plan(tp, pp) if (tp, pp) != (1, 1) else base
         mem = memory_plan(graph, self.target, plan, fp, choice=choice)
-        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        meta = llm_meta(graph)
         pipe = None
         if pp > 1:
             self._mb = default_microbatches(graph, pp, self.microbatches)
@@ -272,7 +272,7 @@ class CostModel:
         return est, layout
 
     def _resolve_degrees(self, graph: Graph, fp, choice: tuple[int, int] | None) -> tuple[int, int]:
-        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        meta = llm_meta(graph)
         tp = self.tp if self.tp is not None else _degree(meta.get("tp", 1), "tp")
         pp = self.pp if self.pp is not None else _degree(meta.get("pp", 1), "pp")
         if tp == "auto" and pp == "auto":
@@ -449,8 +449,6 @@ class GraphAnalysis:
         self.graph = graph
         self.nodes = graph.nodes
         self.keys = [work_key(n) for n in self.nodes]
-        ids: dict[Any, int] = {}
-        self.key_ids = [None if k is None else ids.setdefault(k, len(ids)) for k in self.keys]
         self._by_dtype: dict[str, float] | None = None
         self._model_flops: float | None = None
         self._plans: dict[tuple[int, int], ParallelPlan] = {}
@@ -551,8 +549,7 @@ def _require_static(graph: Graph) -> None:
 
 
 def _model_name(graph: Graph) -> str:
-    m = graph.meta.get("llm")
-    return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
+    return llm_meta(graph).get("preset", graph.name)
 
 
 

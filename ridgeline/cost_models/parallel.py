@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from ..ir import Graph, Node, Value
 from ..ir.errors import TargetError
+from .llm import llm_meta
 from .work import FREE_CATEGORIES, node_label
 
 __all__ = ["Shard", "Comm", "ParallelPlan", "TPAnalysis", "analyze_tensor_parallel", "plan_parallel", "check_degrees",
@@ -85,16 +86,11 @@ class ParallelPlan:
 _REPLICATED = Shard()
 
 
-def _llm_meta(graph: Graph) -> dict:
-    m = graph.meta.get("llm")
-    return m if isinstance(m, dict) else {}
-
-
 def check_degrees(graph: Graph, tp: int, pp: int) -> None:
     """Reject degrees the graph cannot be split into (one clear line each)."""
     if not isinstance(tp, int) or not isinstance(pp, int) or tp < 1 or pp < 1:
         raise ParallelError(f"parallel degrees must be positive integers, got tp={tp!r} pp={pp!r}")
-    meta = _llm_meta(graph)
+    meta = llm_meta(graph)
     heads, kv, layers = meta.get("heads"), meta.get("kv_heads"), meta.get("layers")
     name = meta.get("preset", graph.name)
     if tp > 1 and heads:
@@ -139,7 +135,7 @@ def _is_attention(n: Node) -> bool:
 
 def analyze_tensor_parallel(graph: Graph) -> TPAnalysis:
     """Propagate sharding states through ``graph`` (see the module docstring)."""
-    a = TPAnalysis(layers=_llm_meta(graph).get("layers") or _count_layers(graph))
+    a = TPAnalysis(layers=llm_meta(graph).get("layers") or _count_layers(graph))
     for n in graph:
         if _is_attention(n):
             for i in (1, 2):
@@ -304,10 +300,8 @@ def _weight_input(n: Node) -> int | None:
 
 def _check_divisible(n: Node, shard: Shard, tp: int) -> None:
     if n.op == "Attention":
-        from ..ir.ops.attention import attention_dims
-        shapes = [v.type.shape if v is not None else None for v in n.inputs]
-        _, hq, _, _, hkv, _, _ = attention_dims(shapes[0], shapes[1], shapes[2], n.attr("q_num_heads"),
-                                                n.attr("kv_num_heads"))
+        from ..ir.ops.attention import node_attention_dims
+        _, hq, _, _, hkv, _, _, _ = node_attention_dims(n)
         for what, h in (("query", hq), ("KV", hkv)):
             if isinstance(h, int) and h % tp and (what == "query" or tp % h):
                 raise ParallelError(f"tp={tp} does not divide the {h} {what} heads of Attention %{node_label(n)}")

@@ -25,13 +25,13 @@ from typing import Any
 from ..ir import Graph
 from ..ir.errors import BackendError
 from .estimate import NodeCost
+from .llm import llm_meta
 
 __all__ = ["default_microbatches", "pipeline_step"]
 
 
 def _batch(graph: Graph) -> int:
-    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
-    b = meta.get("batch", 1)
+    b = llm_meta(graph).get("batch", 1)
     return b if isinstance(b, int) and b > 0 else 1
 
 

@@ -24,7 +24,7 @@ import math
 from typing import Any
 
 from ..ir import Node
-from ..ir.ops.attention import attention_dims
+from ..ir.ops.attention import node_attention_dims
 from .target import Target
 from .work import NodeWork, node_work, with_tile
 
@@ -90,10 +90,7 @@ def flash_attention_tile(node: Node, target: Target, *, block_q: int | None = No
     """
     if node.op != "Attention":
         raise ValueError(f"flash_attention_tile needs an Attention node, got {node.op}")
-    shapes = [v.type.shape if v is not None else None for v in node.inputs]
-    b, hq, sq, d, hkv, skv, dv = attention_dims(shapes[0], shapes[1], shapes[2], node.attr("q_num_heads"),
-                                                node.attr("kv_num_heads"))
-    past = shapes[4][2] if len(shapes) > 4 and shapes[4] is not None else 0
+    b, hq, sq, d, hkv, skv, dv, past = node_attention_dims(node)
     elem = node.inputs[0].type.dtype.bits / 8
     kv_elem = node.inputs[1].type.dtype.bits / 8
     level = on_chip_level(target)

@@ -32,10 +32,10 @@ from typing import Any, Mapping
 from ..ir import Node, Value
 from ..ir.dtypes import bits
 from ..ir.errors import IRError
-from ..ir.ops.attention import attention_dims
+from ..ir.ops.attention import node_attention_dims
 
 __all__ = ["DEVICE", "Contraction", "Prologue", "NodeWork", "node_work", "shared_work", "work_key", "read_tile", "with_tile",
-           "node_label", "FREE_CATEGORIES"]
+           "node_label", "FREE_CATEGORIES", "compute_dtype"]
 
 #: the traffic key of untiled bytes: the target's outermost memory level, whatever its name
 DEVICE = "device"
@@ -175,12 +175,7 @@ def _static(x: Any, node: Node) -> float:
 
 
 def _vbytes(v: Value | None) -> float:
-    if v is None:
-        return 0.0
-    n = v.type.numel
-    if not isinstance(n, int):
-        raise IRError(f"value %{v.name}: {v.type} has unbound dims; bind them first (--dim NAME=SIZE)")
-    return float(v.type.dtype.nbytes(n))
+    return 0.0 if v is None else float(v.type.dtype.nbytes(_numel(v)))
 
 
 def _numel(v: Value) -> int:
@@ -299,11 +294,8 @@ def _generic_contraction(node: Node, flops: float) -> Contraction:
 
 
 def _attention(node: Node, w: NodeWork, out_b: list[float]) -> None:
-    c_in = [v.type.shape if v is not None else None for v in node.inputs]
-    b, hq, sq, d, hkv, skv, dv = attention_dims(c_in[0], c_in[1], c_in[2], node.attr("q_num_heads"),
-                                                node.attr("kv_num_heads"))
-    past = c_in[4][2] if len(c_in) > 4 and c_in[4] is not None else 0
-    dims = (b, hq, sq, d, hkv, skv, dv, past)
+    dims = node_attention_dims(node)
+    b, hq, sq, d, hkv, skv, dv, past = dims
     if not all(isinstance(x, int) for x in dims):
         raise IRError(f"Attention node %{w.name} has symbolic sizes; bind the model's dims first")
     t = skv + past
@@ -355,7 +347,7 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
         raise IRError(f"{node.op} node %{node_label(node)} has symbolic sizes; bind the model's dims first")
     adt, bdt = _dtype_name(a), _dtype_name(b)
     an, bn = a_narrow or adt, b_narrow or bdt
-    dt = _compute_dtype(adt, an, bn)
+    dt = compute_dtype(adt, an, bn)
     # An operand the matrix unit consumes in its stored precision (an fp8 weight in an fp8 GEMM)
     # needs no conversion: the body's upcast only spells out the arithmetic; scales go to the epilogue.
     if an == dt and an != adt:
@@ -366,7 +358,7 @@ def _contraction(node: Node, a: Value, b: Value, *, role: str = "matmul", a_pro:
                        b.const if b_weight is None else b_weight, a_pro, b_pro)
 
 
-def _compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
+def compute_dtype(operand: str, a_narrow: str, b_narrow: str) -> str:
     """The precision a MatMul runs at, from the narrowest dtype each operand passes through."""
     if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
         # both sides quantized (W8A8, FP8, W4A8): the multiply runs at the wider of the two

@@ -401,28 +401,21 @@ class Graph:
         node.graph = self
         if before is not None and after is not None:
             raise IRError("give `before` or `after`, not both")
-        if before is not None:
-            if before.graph is not self:
-                raise IRError("insertion anchor is not in this graph")
-            node._prev, node._next = before._prev, before
-            if before._prev is None:
-                self._head = node
-            else:
-                before._prev._next = node
-            before._prev = node
+        if before is not None and before.graph is not self:
+            raise IRError("insertion anchor is not in this graph")
+        # insert after ``anchor``; None: at the head (before the first node, or into an empty graph)
+        anchor = before._prev if before is not None else (after if after is not None else self._tail)
+        if anchor is not None and anchor.graph is not self:
+            raise IRError("insertion anchor is not in this graph")
+        node._prev, node._next = anchor, (anchor._next if anchor is not None else self._head)
+        if anchor is None:
+            self._head = node
         else:
-            anchor = after if after is not None else self._tail
-            if anchor is not None and anchor.graph is not self:
-                raise IRError("insertion anchor is not in this graph")
-            node._prev, node._next = anchor, (anchor._next if anchor is not None else None)
-            if anchor is None:
-                self._head = node
-            else:
-                anchor._next = node
-            if node._next is None:
-                self._tail = node
-            else:
-                node._next._prev = node
+            anchor._next = node
+        if node._next is None:
+            self._tail = node
+        else:
+            node._next._prev = node
         self._count += 1
 
     def _unlink(self, node: Node) -> None:
@@ -543,20 +536,18 @@ class Graph:
                 if v is not None and v.producer is not None and id(v.producer) in pos:
                     indeg[id(n)] += 1
         import heapq
-        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]
-        heap = [(p, i, n) for i, (p, n) in enumerate(heap)]
+        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]  # positions are unique: no ties
         heapq.heapify(heap)
         sorted_nodes = []
-        tie = itertools.count(len(order))
         while heap:
-            _, _, n = heapq.heappop(heap)
+            _, n = heapq.heappop(heap)
             sorted_nodes.append(n)
             for v in n.outputs:
                 for user, _ in v.uses:
                     if id(user) in indeg:
                         indeg[id(user)] -= 1
                         if indeg[id(user)] == 0:
-                            heapq.heappush(heap, (pos[id(user)], next(tie), user))
+                            heapq.heappush(heap, (pos[id(user)], user))
         if len(sorted_nodes) != len(order):
             stuck = next(n for n in order if indeg[id(n)] > 0)
             raise IRError(f"graph @{self.name} has a cycle through {stuck.op} node producing "

@@ -105,10 +105,8 @@ def build(preset: str, *, phase: str | None = None, batch: int = 1, context: int
     opt = BuildOptions(phase, batch, context, prompt, wd, ad, base, kv, int(weight_group), logits)
     g = build_graph(cfg, opt)
     for key, val in (("tp", tp), ("pp", pp)):
-        if val is not None and val != "auto":
-            g.meta["llm"][key] = _positive(val, key)
-        elif val == "auto":
-            g.meta["llm"][key] = "auto"
+        if val is not None:
+            g.meta["llm"][key] = "auto" if val == "auto" else _positive(val, key)
     return g
 
 

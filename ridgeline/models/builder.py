@@ -142,26 +142,11 @@ class _Emitter:
             w = self.weight(f"{name}.weight", wd, k, n)
             if not bias and gelu is None:
                 return self.op("MatMul", x, w, _name=name)
-            b = self.weight(f"{name}.bias", base, n) if bias else None
-            return self._epilogue(x, w, b, gelu, name)
+            return self._fused_matmul("matmul-epilogue", name, {"x": x, "w": w}, n, bias, gelu,
+                                      lambda body, bx, bw: body.add_node("MatMul", [bx, bw]).outputs[0])
         if bits(ad) <= 8:
             return self._quant_matmul(x, k, n, name, bias, gelu)
         return self._dequant_matmul(x, k, n, name, bias, gelu)
-
-    def _epilogue(self, x: Value, w: Value, b: Value | None, gelu: str | None, name: str) -> Value:
-        body = Graph(f"{name}_epilogue")
-        bx = body.add_input("x", x.type)
-        bw = body.add_input("w", w.type)
-        y = body.add_node("MatMul", [bx, bw]).outputs[0]
-        ins = [x, w]
-        if b is not None:
-            bb = body.add_input("b", b.type)
-            y = body.add_node("Add", [y, bb]).outputs[0]
-            ins.append(b)
-        if gelu is not None:
-            y = body.add_node("Gelu", [y], {"approximate": gelu}).outputs[0]
-        body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="matmul-epilogue", label=name, _name=name)
 
     def _dequant_matmul(self, x: Value, k: int, n: int, name: str, bias: bool, gelu: str | None) -> Value:
         # weight-only quantization: narrow weights and their scales are read; the kernel widens
@@ -171,24 +156,20 @@ class _Emitter:
         group = o.weight_group if (o.weight_group and k % o.weight_group == 0) else 0
         wq = self.weight(f"{name}.qweight", o.weight_dtype, k, n)
         scales = self.weight(f"{name}.scales", base, *((k // group, 1, n) if group else (1, n)))
-        body = Graph(f"{name}_dequant_matmul")
-        bx = body.add_input("x", x.type)
-        bw = body.add_input("qweight", wq.type)
-        bs = body.add_input("scales", scales.type)
-        w = body.add_node("Cast", [bw], {"to": base}).outputs[0]
-        if group:
-            s1 = body.add_constant("grouped", np.array([k // group, group, n], np.int64))
-            s2 = body.add_constant("ungrouped", np.array([k, n], np.int64))
-            w = body.add_node("Reshape", [w, s1]).outputs[0]
-            w = body.add_node("Mul", [w, bs]).outputs[0]
-            w = body.add_node("Reshape", [w, s2]).outputs[0]
-        else:
-            w = body.add_node("Mul", [w, bs]).outputs[0]
-        y = body.add_node("MatMul", [bx, w]).outputs[0]
-        ins = [x, wq, scales]
-        y = self._body_epilogue(body, y, ins, n, name, bias, gelu)
-        body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="dequant-matmul", label=name, _name=name)
+
+        def product(body: Graph, bx: Value, bw: Value, bs: Value) -> Value:
+            w = body.add_node("Cast", [bw], {"to": base}).outputs[0]
+            if group:
+                s1 = body.add_constant("grouped", np.array([k // group, group, n], np.int64))
+                s2 = body.add_constant("ungrouped", np.array([k, n], np.int64))
+                w = body.add_node("Reshape", [w, s1]).outputs[0]
+                w = body.add_node("Mul", [w, bs]).outputs[0]
+                w = body.add_node("Reshape", [w, s2]).outputs[0]
+            else:
+                w = body.add_node("Mul", [w, bs]).outputs[0]
+            return body.add_node("MatMul", [bx, w]).outputs[0]
+        return self._fused_matmul("dequant-matmul", name, {"x": x, "qweight": wq, "scales": scales}, n, bias, gelu,
+                                  product)
 
     def _quant_matmul(self, x: Value, k: int, n: int, name: str, bias: bool, gelu: str | None) -> Value:
         # W8A8 / FP8: the activation is quantized once where it is produced, both operands stay
@@ -198,27 +179,30 @@ class _Emitter:
         xq = self.quantize(x)
         wq = self.weight(f"{name}.qweight", o.weight_dtype, k, n)
         ws = self.weight(f"{name}.scales", base, 1, n)
-        body = Graph(f"{name}_quant_matmul")
-        bx = body.add_input("xq", xq.type)
-        bw = body.add_input("qweight", wq.type)
-        bs = body.add_input("scales", ws.type)
-        a = body.add_node("Cast", [bx], {"to": base}).outputs[0]
-        w = body.add_node("Cast", [bw], {"to": base}).outputs[0]
-        y = body.add_node("MatMul", [a, w]).outputs[0]
-        y = body.add_node("Mul", [y, bs]).outputs[0]
-        ins = [xq, wq, ws]
-        y = self._body_epilogue(body, y, ins, n, name, bias, gelu)
-        body.outputs = [y]
-        return self.op("Fused", *ins, _body=body, kind="quant-matmul", label=name, _name=name)
 
-    def _body_epilogue(self, body: Graph, y: Value, ins: list, n: int, name: str, bias: bool, gelu: str | None):
+        def product(body: Graph, bx: Value, bw: Value, bs: Value) -> Value:
+            a = body.add_node("Cast", [bx], {"to": base}).outputs[0]
+            w = body.add_node("Cast", [bw], {"to": base}).outputs[0]
+            y = body.add_node("MatMul", [a, w]).outputs[0]
+            return body.add_node("Mul", [y, bs]).outputs[0]
+        return self._fused_matmul("quant-matmul", name, {"xq": xq, "qweight": wq, "scales": ws}, n, bias, gelu,
+                                  product)
+
+    def _fused_matmul(self, kind: str, name: str, ins: dict[str, Value], n: int, bias: bool, gelu: str | None,
+                      product) -> Value:
+        """A ``Fused`` node of ``kind`` over ``ins`` (its body's inputs, by name): ``product(body, *inputs)``
+        adds the matrix product to the body; then the bias and GELU epilogue."""
+        body = Graph(f"{name}_{kind.removeprefix('matmul-').replace('-', '_')}")
+        y = product(body, *(body.add_input(k, v.type) for k, v in ins.items()))
+        args = list(ins.values())
         if bias:
             b = self.weight(f"{name}.bias", self.opt.base_dtype, n)
             y = body.add_node("Add", [y, body.add_input("bias", b.type)]).outputs[0]
-            ins.append(b)
+            args.append(b)
         if gelu is not None:
             y = body.add_node("Gelu", [y], {"approximate": gelu}).outputs[0]
-        return y
+        body.outputs = [y]
+        return self.op("Fused", *args, _body=body, kind=kind, label=name, _name=name)
 
     def quantize(self, x: Value) -> Value:
         """``x`` in the activation dtype (static per-tensor scale), computed once per value."""

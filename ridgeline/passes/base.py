@@ -153,22 +153,20 @@ def options_of(cls: type) -> tuple[OptionSpec, ...]:
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+#: option kind -> (what its text must match, what it is, its type); ASCII digits only: no 1_000, no ٣
+_NUMBERS = {"int": (r"[-+]?[0-9]{1,19}", "an integer", int),
+            "float": (r"[-+]?([0-9]{1,30}\.?[0-9]{0,30}|\.[0-9]{1,30})([eE][-+]?[0-9]{1,4})?", "a number", float)}
 
 
 def parse_option_value(spec: OptionSpec, text: str, *, pass_name: str) -> Any:
     """Convert the text of an option to its type; a mismatch names the option and its type."""
     def bad(expected: str):
         return PipelineError(f"pass {pass_name}: option {spec.name} expects {expected}, got {text!r}")
-    if spec.kind == "int":
-        if not re.fullmatch(r"[-+]?[0-9]{1,19}", text.strip()):  # ASCII digits: no 1_000, no ٣
-            raise bad("an integer")
-        value = int(text)
-        spec.check(value, pass_name)
-        return value
-    if spec.kind == "float":
-        if not re.fullmatch(r"[-+]?([0-9]{1,30}\.?[0-9]{0,30}|\.[0-9]{1,30})([eE][-+]?[0-9]{1,4})?", text.strip()):
-            raise bad("a number")
-        value = float(text)
+    if spec.kind in _NUMBERS:
+        pattern, what, convert = _NUMBERS[spec.kind]
+        if not re.fullmatch(pattern, text.strip()):
+            raise bad(what)
+        value = convert(text)
         spec.check(value, pass_name)
         return value
     if spec.kind == "bool":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -288,9 +287,3 @@ def get_workload(name: str | Workload, *, rate: float | None = None, arrival: st
     if changes.get("arrival") == "closed" and not changes.get("users", w.users):
         raise WorkloadError("a closed loop needs --users N")
     return replace(w, **changes)
-
-
-def trace_rows(requests: Sequence[Request]) -> list[dict]:
-    """Rows for writing a CSV trace back (arrival, prompt, output, prefix, group)."""
-    return [{"arrival": r.arrival, "prompt": r.prompt, "output": r.output, "prefix": r.prefix, "group": r.group}
-            for r in requests]

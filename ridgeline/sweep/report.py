@@ -27,10 +27,6 @@ class ReportError(RidgelineError):
     """A report over columns the table does not have, or a table with nothing to rank."""
 
 
-def _rows(table) -> list[dict[str, Any]]:
-    return table.to_pylist()
-
-
 def pareto_front(rows: Sequence[dict[str, Any]], x: str, y: str) -> list[dict[str, Any]]:
     """The rows no other row beats on both ``x`` and ``y`` (direction by ``MINIMIZE``), by ``x``."""
     sx = -1.0 if x in MINIMIZE else 1.0
@@ -54,7 +50,7 @@ def report(table, *, x: str = "tokens_per_s_per_user", y: str = "tokens_per_s_pe
         if c not in cols:
             raise ReportError(f"no column {c!r} in the results (columns include: "
                               f"{', '.join(sorted(c for c in cols if not c.startswith(('detail.', 'options.'))))})")
-    rows = _rows(table)
+    rows = table.to_pylist()
     total = len(rows)
     errors = sum(r.get("error") is not None for r in rows)
     keep = [r for r in rows if r.get("error") is None]
@@ -87,7 +83,6 @@ def plot_pareto(rep: dict[str, Any], out_dir: str | Path) -> list[Path]:
     """One picture per group: every ranked point (by target), the front drawn through them."""
     plt = _mpl()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     x, y = rep["x"], rep["y"]
     for g, rows in rep["_groups"].items():
@@ -102,19 +97,26 @@ def plot_pareto(rep: dict[str, Any], out_dir: str | Path) -> list[Path]:
         if front:
             ax.plot([r[x] for r in front], [r[y] for r in front], "k-", lw=1.2, label="Pareto front")
             ax.scatter([r[x] for r in front], [r[y] for r in front], s=28, facecolors="none", edgecolors="k")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(x + (" (lower is better)" if x in MINIMIZE else ""))
-        ax.set_ylabel(y + (" (lower is better)" if y in MINIMIZE else ""))
-        ax.set_title(f"{g}: {rep['phase'] or 'all phases'}, {len(rows)} points, {len(front)} on the front")
-        ax.grid(True, which="both", alpha=0.25)
-        ax.legend(fontsize=7, ncol=2, loc="best")
-        fig.tight_layout()
-        p = out / f"pareto_{_safe(g)}.png"
-        fig.savefig(p, dpi=130)
-        plt.close(fig)
-        paths.append(p)
+        labels = [c + (" (lower is better)" if c in MINIMIZE else "") for c in (x, y)]
+        paths.append(_save(plt, fig, ax, out / f"pareto_{_safe(g)}.png", *labels,
+                           f"{g}: {rep['phase'] or 'all phases'}, {len(rows)} points, {len(front)} on the front"))
     return paths
+
+
+def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label a log-log plot, write it to ``path`` and close it."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
 
 
 def plot_roofline(table, out_dir: str | Path) -> Path | None:
@@ -129,12 +131,10 @@ def plot_roofline(table, out_dir: str | Path) -> Path | None:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
     cmap = plt.get_cmap("tab20")
-    xs_all = []
     for i, t in enumerate(sorted({str(r["target"]) for r in rows})):
         mine = [r for r in rows if str(r["target"]) == t]
         xs = [r["flops"] / (r["achieved_bandwidth"] * r["time_s"]) for r in mine]
         ys = [r["flops"] / r["time_s"] for r in mine]
-        xs_all += xs
         c = cmap(i % 20)
         ax.scatter(xs, ys, s=8, alpha=0.5, color=c, label=t)
         peak, bw = max(r["peak_flop_per_s"] for r in mine), max(r["detail.device_bandwidth"] for r in mine)
@@ -142,20 +142,9 @@ def plot_roofline(table, out_dir: str | Path) -> Path | None:
             ridge = peak / bw
             lo, hi = min(xs + [ridge]) / 4, max(xs + [ridge]) * 4
             ax.plot([lo, ridge, hi], [lo * bw, peak, peak], "-", color=c, lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOPs per byte of device memory)")
-    ax.set_ylabel("attained FLOP/s per device")
-    ax.set_title(f"rooflines: {len(rows)} points")
-    ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    p = out / "roofline.png"
-    fig.savefig(p, dpi=130)
-    plt.close(fig)
-    return p
+    return _save(plt, fig, ax, Path(out_dir) / "roofline.png",
+                 "arithmetic intensity (FLOPs per byte of device memory)", "attained FLOP/s per device",
+                 f"rooflines: {len(rows)} points")
 
 
 def _safe(name: str) -> str:

@@ -34,7 +34,7 @@ from ..ir import Graph, Node
 from ..ir.ops import envelopes
 
 __all__ = ["TOLERANCES", "ReferenceRun", "Mismatch", "reference_run", "compare_outputs", "assert_outputs_close",
-           "tolerance_for", "ERROR_FACTOR", "ULPS"]
+           "ERROR_FACTOR", "ULPS"]
 
 #: a rewrite may be this many times as far from the oracle as the original was, per element ...
 ERROR_FACTOR = 8.0
@@ -45,11 +45,6 @@ ULPS = 8.0
 #: that pass explicit ``rtol`` and for tools that want a dtype's rough resolution
 TOLERANCES: dict[str, float] = {"f64": 1e-7, "f32": 2e-4, "f16": 2e-2, "bf16": 6e-2, "f8e4m3": 0.3, "f8e5m2": 0.6}
 _RANK = ["f64", "f32", "f16", "bf16", "f8e4m3", "f8e5m2"]  # most to least precise
-
-
-def tolerance_for(dtype_name: str) -> float:
-    """The rough relative resolution of a float dtype (0 for integers and bool: exact)."""
-    return TOLERANCES.get(dtype_name, 0.0)
 
 
 @dataclass

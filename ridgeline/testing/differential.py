@@ -32,7 +32,7 @@ from .inputs import random_inputs
 
 __all__ = ["check_backend", "check_onnxruntime", "BackendCheckError", "DiffReport", "supported_ops",
            "run_twice", "first_difference", "Nondeterministic",
-           "run_onnxruntime", "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
+           "onnxruntime_runner", "ORT_UNSUPPORTED", "onnxruntime_gap", "onnxruntime_gaps", "onnxruntime_max_opset"]
 
 
 class BackendCheckError(PassCheckError):
@@ -77,6 +77,7 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
     t0 = time.perf_counter()
     target = PassTarget(pipeline or "", lambda g: (g, False, {}), pipeline=pipeline or "")
     target.label = name
+    check = "onnxruntime" if name == "onnxruntime" else "backend"
 
     def one(g: Graph, inputs: dict) -> bool:
         expected = reference_run(g, inputs)
@@ -84,12 +85,11 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
             got = fn(g, inputs)
         except Nondeterministic as e:
             raise BackendCheckError(Failure("nondeterministic", str(e), g, inputs, target, backend=name,
-                                            check="onnxruntime" if name == "onnxruntime" else "backend")) from None
+                                            check=check)) from None
         except Exception as e:
             raise BackendCheckError(Failure("run", f"{name} fails on a graph the reference runs: "
                                             f"{type(e).__name__}: {str(e)[:2000]}", g, inputs, target,
-                                            backend=name, check="onnxruntime" if name == "onnxruntime"
-                                            else "backend")) from None
+                                            backend=name, check=check)) from None
         if got is None:
             report.skipped += 1
             return False
@@ -98,8 +98,7 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
         if problems:
             raise BackendCheckError(Failure("mismatch", f"{name} disagrees with the numpy reference "
                                             f"({len(problems)} of {len(expected.outputs)} outputs)",
-                                            g, inputs, target, None, problems, backend=name,
-                                            check="onnxruntime" if name == "onnxruntime" else "backend"))
+                                            g, inputs, target, None, problems, backend=name, check=check))
         report.compared += 1
         for op, k in g.op_histogram().items():
             report.ops[op] = report.ops.get(op, 0) + k
@@ -373,11 +372,6 @@ def onnxruntime_runner(graph: Graph) -> Callable[[Mapping[str, np.ndarray]], dic
             out[name] = arr
         return out
     return run
-
-
-def run_onnxruntime(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Export ``graph`` to ONNX and run it with onnxruntime on the CPU; outputs by name."""
-    return onnxruntime_runner(graph)(inputs)
 
 
 def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,

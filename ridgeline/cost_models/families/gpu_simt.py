@@ -338,10 +338,8 @@ def _per_head(node, w: NodeWork, dev: str) -> NodeWork:
     att = node if node.op == "Attention" else next((n for n in node.body or () if n.op == "Attention"), None)
     if att is None:
         return w
-    from ...ir.ops.attention import attention_dims
-    shapes = [v.type.shape if v is not None else None for v in att.inputs]
-    _, hq, sq, _, hkv, _, _ = attention_dims(shapes[0], shapes[1], shapes[2], att.attr("q_num_heads"),
-                                             att.attr("kv_num_heads"))
+    from ...ir.ops.attention import node_attention_dims
+    _, hq, sq, _, hkv, _, _, _ = node_attention_dims(att)
     if sq != 1:
         return w                                          # prefill runs the fused (tensor-core) kernel
     group = hq // hkv if isinstance(hq, int) and isinstance(hkv, int) and hkv and hq % hkv == 0 else 1

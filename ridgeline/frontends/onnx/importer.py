@@ -574,14 +574,8 @@ def _fresh_if_taken(g: Graph, name: str | None) -> str | None:
 
 
 def _constant_value(attrs: dict[str, Any], where: str) -> np.ndarray:
-    if "value" in attrs:
-        return np.asarray(attrs["value"])
-    if "value_float" in attrs:
-        return np.asarray(attrs["value_float"], dtype=np.float32)
-    if "value_floats" in attrs:
-        return np.asarray(attrs["value_floats"], dtype=np.float32)
-    if "value_int" in attrs:
-        return np.asarray(attrs["value_int"], dtype=np.int64)
-    if "value_ints" in attrs:
-        return np.asarray(attrs["value_ints"], dtype=np.int64)
+    for key, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
     raise ModelError(f"{where}: Constant with {', '.join(attrs) or 'no value'} is not supported")

@@ -7,6 +7,7 @@ form per op; this table upgrades the older ones as they are imported, so no late
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,11 +36,12 @@ class ImportedNode:
 
 
 Upgrade = Callable[[ImportedNode, int, Graph], ImportedNode]
-_UPGRADES: dict[str, list[tuple[int, Upgrade]]] = {}
+_UPGRADES: dict[str, list[tuple[float, Upgrade]]] = {}
 
 
-def upgrades(*ops: str, before: int):
-    """Register an upgrade applied to ``ops`` imported at an opset lower than ``before``."""
+def upgrades(*ops: str, before: float = math.inf):
+    """Register an upgrade applied to ``ops`` imported at an opset lower than ``before`` (default:
+    at every opset); upgrades run in the order they are registered."""
     def decorate(fn: Upgrade) -> Upgrade:
         for op in ops:
             _UPGRADES.setdefault(op, []).append((before, fn))
@@ -48,24 +50,11 @@ def upgrades(*ops: str, before: int):
 
 
 def upgrade(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    """Apply every registered upgrade for ``node.op`` at this opset, then the always-on ones."""
+    """Apply every registered upgrade for ``node.op`` at this opset."""
     for before, fn in _UPGRADES.get(node.op, ()):
         if opset < before:
             node = fn(node, opset, graph)
-    for fn in _ALWAYS.get(node.op, ()):
-        node = fn(node, opset, graph)
     return node
-
-
-_ALWAYS: dict[str, list[Upgrade]] = {}
-
-
-def always(*ops: str):
-    def decorate(fn: Upgrade) -> Upgrade:
-        for op in ops:
-            _ALWAYS.setdefault(op, []).append(fn)
-        return fn
-    return decorate
 
 
 def _const(graph: Graph, node: ImportedNode, what: str, data) -> Value:
@@ -98,29 +87,11 @@ def _dtype_attr_to_name(node: ImportedNode, *attrs: str) -> ImportedNode:
     return node
 
 
-@always("Cast")
-def _cast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _dtype_attr_to_name(node, "to")
-
-
-@always("EyeLike")
-def _eye_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _dtype_attr_to_name(node, "dtype")
-
-
-@always("HannWindow", "HammingWindow", "BlackmanWindow")
-def _window_dtype_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _dtype_attr_to_name(node, "output_datatype")
-
-
-@always("BitCast")
-def _bitcast_to_name(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _dtype_attr_to_name(node, "to")
-
-
-@always("QuantizeLinear", "DequantizeLinear")
-def _quant_dtypes_to_names(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _dtype_attr_to_name(node, "output_dtype", "precision")
+# Dtype-valued attributes at every opset: (ops, attributes).
+for _ops, _attrs in ((("Cast", "BitCast"), ("to",)), (("EyeLike",), ("dtype",)),
+                     (("HannWindow", "HammingWindow", "BlackmanWindow"), ("output_datatype",)),
+                     (("QuantizeLinear", "DequantizeLinear"), ("output_dtype", "precision"))):
+    upgrades(*_ops)(lambda node, opset, graph, _attrs=_attrs: _dtype_attr_to_name(node, *_attrs))
 
 
 @upgrades("Dropout", before=12)
@@ -133,7 +104,7 @@ def _dropout_ratio(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode
     return node
 
 
-@always("Dropout")
+@upgrades("Dropout")
 def _dropout_is_identity(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
     # Inference: Dropout passes its input through, so it becomes Identity unless its mask is used
     # or a training_mode input is given (then the Dropout op itself says what happens).

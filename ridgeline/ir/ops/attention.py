@@ -18,7 +18,7 @@ from ..types import TensorType
 from . import envelopes
 from .spec import FLOAT, CostContext, InferContext, op
 
-__all__ = ["attention_dims"]
+__all__ = ["attention_dims", "node_attention_dims"]
 
 
 def attention_dims(q: tuple, k: tuple, v: tuple, q_heads, kv_heads):
@@ -27,6 +27,14 @@ def attention_dims(q: tuple, k: tuple, v: tuple, q_heads, kv_heads):
         return q[0], q[1], q[2], q[3], k[1], k[2], v[3]
     hq, hkv = q_heads, kv_heads
     return (q[0], hq, q[1], D.floordiv(q[2], hq), hkv, k[1], D.floordiv(v[2], hkv))
+
+
+def node_attention_dims(node) -> tuple:
+    """(batch, Hq, Sq, D, Hkv, Skv, Dv, past) of an Attention node from its inputs' shapes; past is
+    the KV cache's length (0 without one)."""
+    s = [v.type.shape if v is not None else None for v in node.inputs]
+    past = s[4][2] if len(s) > 4 and s[4] is not None else 0
+    return (*attention_dims(s[0], s[1], s[2], node.attr("q_num_heads"), node.attr("kv_num_heads")), past)
 
 
 def _dims_of(c: CostContext):

@@ -17,6 +17,8 @@ explicit pads (never the extra positions ``ceil_mode`` reaches).
 
 from __future__ import annotations
 
+import math
+
 from .. import dims as D
 from . import envelopes
 from ._util import broadcast
@@ -213,7 +215,7 @@ def conv_transpose_geometry(spatial, kernel, strides, dilations, pads, output_pa
 
 @op("ConvTranspose", inputs=["X: T", "W: T", "B?: T"], outputs=["Y: T"], types={"T": FLOAT},
     attrs={**_CONV_ATTRS, "output_padding": ("ints", None), "output_shape": ("ints", None)},
-    category="matmul", flops=lambda c: 2 * c.in_numel(0) * _prod(c.in_shape(1)[1:]), since=22,
+    category="matmul", flops=lambda c: 2 * c.in_numel(0) * math.prod(c.in_shape(1)[1:]), since=22,
     envelope=envelopes.multilinear)
 def _conv_transpose(ctx: InferContext):
     """The transpose (gradient) of Conv: every input position adds its value times the kernel
@@ -244,10 +246,3 @@ def _conv_transpose(ctx: InferContext):
         if isinstance(o, int) and o < 1:
             ctx.fail(f"spatial dim {i} of the output would have size {o} (pads crop more than the result)")
     return [(x[0], D.mul(w[1], g), *(o for o, _ in geo))]
-
-
-def _prod(dims):
-    out = 1
-    for d in dims:
-        out = out * d
-    return out

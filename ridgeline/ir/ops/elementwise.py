@@ -114,8 +114,11 @@ def _same_shape(doc: str):
     return infer
 
 
-def _broadcasting(doc: str):
+def _broadcasting(doc: str, sym=None):
+    """Infers the broadcast shape (and, with ``sym``, publishes the symbolic result elementwise)."""
     def infer(ctx: InferContext):
+        if sym is not None:
+            sym_elementwise(ctx, sym)
         return [broadcast_ctx(ctx)]
     infer.__doc__ = doc
     return infer
@@ -144,13 +147,7 @@ _BINARY = {
 
 
 def _declare_binary(name, allowed, commutative, k):
-    fn = _SYM.get(name)
-
-    def infer(ctx: InferContext):
-        if fn is not None:
-            sym_elementwise(ctx, fn)
-        return [broadcast_ctx(ctx)]
-    infer.__doc__ = f"{name}(A, B) with numpy broadcasting."
+    infer = _broadcasting(f"{name}(A, B) with numpy broadcasting.", _SYM.get(name))
     attrs = {"fmod": ("int", 0)} if name == "Mod" else {}
     op(name, inputs=["A: T", "B: T"], outputs=["C: T"], types={"T": allowed}, attrs=attrs,
        category="elementwise", commutative=commutative, flops=per_element(k), since=14)(infer)
@@ -171,13 +168,7 @@ _VARIADIC_SYM = {"Max": _int_only(max), "Min": _int_only(min), "Sum": _int_only(
 
 
 def _declare_variadic(name):
-    sym = _VARIADIC_SYM.get(name)
-
-    def infer(ctx: InferContext):
-        if sym is not None:
-            sym_elementwise(ctx, sym)
-        return [broadcast_ctx(ctx)]
-    infer.__doc__ = f"Elementwise {name} of any number of inputs, with broadcasting."
+    infer = _broadcasting(f"Elementwise {name} of any number of inputs, with broadcasting.", _VARIADIC_SYM.get(name))
     # ONNX's Max and Min take every numeric type, Sum and Mean floats only
     allowed = NUMERIC if name in ("Max", "Min") else FLOAT
     op(name, inputs=["data_0*: T"], outputs=["Y: T"], types={"T": allowed}, category="elementwise",
@@ -200,13 +191,9 @@ def _declare_compare(name, allowed, how):
         if r is None:
             raise ValueError("undecided comparison of symbols")  # sym_elementwise then publishes nothing
         return int(r)
-
-    def infer(ctx: InferContext):
-        sym_elementwise(ctx, decide)
-        return [broadcast_ctx(ctx)]
-    infer.__doc__ = f"{name}(A, B) -> bool, with broadcasting."
     op(name, inputs=["A: T", "B: T"], outputs=["C: bool"], types={"T": allowed}, category="elementwise",
-       commutative=name == "Equal", flops=per_element(1), since=13)(infer)
+       commutative=name == "Equal", flops=per_element(1), since=13)(
+        _broadcasting(f"{name}(A, B) -> bool, with broadcasting.", decide))
 
 
 for _name, (_allowed, _how) in _COMPARE.items():

@@ -97,8 +97,8 @@ for _name in ("Softmax", "LogSoftmax"):
 @op("CumSum", inputs=["x: T", "axis: Tind"], outputs=["y: T"], types={"T": NUMERIC, "Tind": INDEX},
     attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
     flops=per_element(1), since=14)
-def _cumsum(ctx: InferContext):
-    """Running sum along the scalar ``axis`` input."""
+def _cumulative(ctx: InferContext):
+    """Running sum (CumSum) or product (CumProd; exclusive: starts from 1) along the scalar ``axis`` input."""
     if ctx.type(1).numel != 1:
         ctx.fail("axis must be a scalar")
     return [ctx.shape(0)]
@@ -138,15 +138,10 @@ def _hardmax(ctx: InferContext):
     return [ctx.shape(0)]
 
 
-@op("CumProd", inputs=["x: T", "axis: Tind"], outputs=["y: T"],
-    types={"T": FLOAT | {"i32", "i64", "u32", "u64"}, "Tind": INDEX},
-    attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
-    flops=per_element(1), since=26)
-def _cumprod(ctx: InferContext):
-    """Running product along the scalar ``axis`` input (exclusive: starts from 1)."""
-    if ctx.type(1).numel != 1:
-        ctx.fail("axis must be a scalar")
-    return [ctx.shape(0)]
+op("CumProd", inputs=["x: T", "axis: Tind"], outputs=["y: T"],
+   types={"T": FLOAT | {"i32", "i64", "u32", "u64"}, "Tind": INDEX},
+   attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
+   flops=per_element(1), since=26)(_cumulative)
 
 
 def _det_flops(c: CostContext):

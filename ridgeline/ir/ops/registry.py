@@ -26,12 +26,8 @@ _loaded = False
 
 
 def register_spec(spec: OpSpec) -> None:
-    """Add a spec; a second spec for the same op name is an error (one op, one spec)."""
-    if OPS.registered(spec.name):
-        if OPS.get(spec.name) is not spec:
-            raise IRError(f"op {spec.name} is declared twice")
-        return
-    OPS.add(spec.name, lambda: spec)
+    """Add a spec; a second spec for the same op name is an error naming both modules (one op, one spec)."""
+    OPS.add(spec.name, lambda: spec, origin=f"module {spec.infer.__module__}")
 
 
 def _load_builtin() -> None:

@@ -394,10 +394,10 @@ class CostContext:
 
     def in_numel(self, i: int):
         t = self.in_types[i]
-        return 0 if t is None else _prod(self._dims(t))
+        return 0 if t is None else math.prod(self._dims(t))
 
     def out_numel(self, i: int = 0):
-        return _prod(self._dims(self.out_types[i]))
+        return math.prod(self._dims(self.out_types[i]))
 
     def in_bytes(self, i: int):
         t = self.in_types[i]
@@ -414,15 +414,8 @@ class CostContext:
         return sum((self.out_bytes(i) for i in range(len(self.out_types))), 0)
 
 
-def _prod(dims):
-    out = 1
-    for d in dims:
-        out = out * d
-    return out
-
-
 def _type_bytes(t: TensorType, dims: tuple):
-    n = _prod(dims)
+    n = math.prod(dims)
     if isinstance(n, int):
         return t.dtype.nbytes(n)
     return n * t.dtype.bits / 8

@@ -77,6 +77,13 @@ class _Miss:
     where: str = ""
     candidates: int = 0
 
+    def note(self, matcher: Matcher, node: Node) -> None:
+        """One more node the rule did not match; keep the failure that got furthest."""
+        self.candidates += 1
+        if matcher.best is not None and matcher.best[0] > self.score:
+            self.score, self.reason = matcher.best
+            self.where = node_text(node)
+
 
 @dataclass
 class RewriteStats:
@@ -193,11 +200,7 @@ def apply_rules(graph: Graph, rules: Sequence[Rule], *, explain: bool = False,
             m = try_rule(rule, node, matcher)
             if m is None:
                 if explain:
-                    miss = misses.setdefault(rule.name, _Miss())
-                    miss.candidates += 1
-                    if matcher.best is not None and matcher.best[0] > miss.score:
-                        miss.score, miss.reason = matcher.best
-                        miss.where = node_text(node)
+                    misses.setdefault(rule.name, _Miss()).note(matcher, node)
                 continue
             if _apply(graph, rule, m, push):
                 stats.rewrites[rule.name] += 1
@@ -298,9 +301,6 @@ def explain(rules: Rule | Iterable[Rule], graph: Graph) -> list[str]:
             if try_rule(r, node, matcher) is not None:
                 hits += 1
                 continue
-            miss.candidates += 1
-            if matcher.best is not None and matcher.best[0] > miss.score:
-                miss.score, miss.reason = matcher.best
-                miss.where = node_text(node)
+            miss.note(matcher, node)
         out.append(f"{r.name}: matches {hits} node(s)" if hits else _miss_line(r, miss))
     return out

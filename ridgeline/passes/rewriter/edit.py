@@ -12,8 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from ...ir import Builder, Graph, Node, Value
 
-__all__ = ["RewriteBuilder", "replace_value", "erase_dead", "adopt_name", "output_slots", "build_body", "fuse_nodes",
-           "is_graph_output"]
+__all__ = ["RewriteBuilder", "replace_value", "erase_dead", "adopt_name", "output_slots", "build_body", "fuse_nodes"]
 
 
 class RewriteBuilder(Builder):
@@ -52,10 +51,6 @@ def _strip(inputs: Sequence[Value | None]) -> list[Value | None]:
     while out and out[-1] is None:
         out.pop()
     return out
-
-
-def is_graph_output(graph: Graph, v: Value) -> bool:
-    return v.is_output
 
 
 def replace_value(graph: Graph, old: Value, new: Value) -> None:

@@ -26,8 +26,6 @@ from ..rewriter import Const, Match, OneOf, RewriteBuilder, RewritePass, Rule, V
 
 __all__ = ["Canonicalize", "RULES"]
 
-VIEWS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Flatten"})
-
 
 def _known(t: TensorType) -> bool:
     from ...ir.infer import is_unknown

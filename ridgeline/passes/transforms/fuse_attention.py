@@ -94,7 +94,7 @@ def _scale(m: Match) -> float:
     return s
 
 
-def _head_split(x: Value, heads_dim: int = 1):
+def _head_split(x: Value):
     """``x = Transpose(Reshape(x3, [B, S, H, D]), [0, 2, 1, 3])`` → (x3, H), else None."""
     t = x.producer
     if t is None or t.op != "Transpose" or tuple(t.attr("perm") or ()) != (0, 2, 1, 3):
@@ -256,18 +256,12 @@ def _rewrite(m: Match, b: RewriteBuilder):
     sq, t = qv.type.shape[2], k_src.type.shape[2]
     if "mask2" in m:
         mask = b.Add(m["mask"], m["mask2"])
-    elif "mask" in m:
-        mv = m["mask"]
+    elif "mask" in m or "cond" in m:
+        mv = m["mask"] if "mask" in m else m["cond"]
         if mv.const and mv.data is not None and _causal(mv.data, sq, t):
             attrs["is_causal"] = 1
         else:
             mask = mv
-    elif "cond" in m:
-        cv = m["cond"]
-        if cv.const and cv.data is not None and _causal(cv.data, sq, t):
-            attrs["is_causal"] = 1
-        else:
-            mask = cv
     return b.Attention(qv, k_src, v_src, mask, _outputs=1, **attrs)
 
 

@@ -23,9 +23,10 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
+from ...cost_models.work import compute_dtype
 from ...ir import Node, Value
 from ...ir.dtypes import bits
-from ...ir.ops.attention import attention_dims
+from ...ir.ops.attention import node_attention_dims
 
 __all__ = [
     "ELEMENTWISE_QUANT",
@@ -149,10 +150,6 @@ def _nbytes(v: Value | None) -> float:
     return float(v.type.dtype.nbytes(n)) if isinstance(n, int) else 0.0
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape) if shape else 1
-
-
 def _is_static_node(node: Node) -> bool:
     vals = [v for v in node.inputs if v is not None] + list(node.outputs)
     return all(_static_shape(v) is not None for v in vals)
@@ -245,14 +242,14 @@ def _gemm(node: Node, mm: Node, outer: Node) -> GemmProblem | str:
             return "a matrix-vector product of a 1-D operand"
         m, k, n = sa[-2], sa[-1], sb[-1]
         if len(sb) == 2:   # one weight for every row: fold A's batch dims into M
-            m, batch = _numel(sa[:-1]), 1
+            m, batch = math.prod(sa[:-1]), 1
         else:
-            batch = _numel(so[:-2])
+            batch = math.prod(so[:-2])
     if not (m and n and k):
         return "an empty product"
     if outer is mm:
-        a_bytes = _nbytes(a) / _numel(sa)
-        b_bytes = _nbytes(b) / _numel(sb)
+        a_bytes = _nbytes(a) / math.prod(sa)
+        b_bytes = _nbytes(b) / math.prod(sb)
         out_b = sum(_nbytes(v) for v in node.outputs)
         extra = _nbytes(node.inputs[2]) if node.op == "Gemm" and len(node.inputs) > 2 else 0.0
         a_dt, b_dt, weight = _dtype(a), _dtype(b), b.const
@@ -262,8 +259,8 @@ def _gemm(node: Node, mm: Node, outer: Node) -> GemmProblem | str:
         srcs = [_chain_sources(x, index) for x in (a, b)]
         if srcs[0] is None or srcs[1] is None:
             return "a matrix operand computed by something other than element-wise ops"
-        a_bytes = sum(_nbytes(outer.inputs[i]) for i in srcs[0]) / _numel(sa)
-        b_bytes = sum(_nbytes(outer.inputs[i]) for i in srcs[1]) / _numel(sb)
+        a_bytes = sum(_nbytes(outer.inputs[i]) for i in srcs[0]) / math.prod(sa)
+        b_bytes = sum(_nbytes(outer.inputs[i]) for i in srcs[1]) / math.prod(sb)
         used = set(srcs[0]) | set(srcs[1])
         out_b = sum(_nbytes(v) for v in outer.outputs)
         extra = sum(_nbytes(v) for i, v in enumerate(outer.inputs) if i not in used)
@@ -272,7 +269,7 @@ def _gemm(node: Node, mm: Node, outer: Node) -> GemmProblem | str:
         align = _k_align(b) if mm.op == "MatMul" else 1
         align = math.lcm(align, _k_align(a))
     c_bytes = (out_b + extra) / (batch * m * n)
-    dt = _compute_dtype(_dtype(a), a_dt, b_dt)
+    dt = compute_dtype(_dtype(a), a_dt, b_dt)  # as the cost models read it
     return GemmProblem(batch, m, n, k, a_bytes, b_bytes, c_bytes, dt, _flops(outer), align if align < k else 1, weight)
 
 
@@ -286,20 +283,11 @@ def _narrowest(v: Value, srcs: list[int], outer: Node) -> str:
     return best
 
 
-def _compute_dtype(stored: str, a_narrow: str, b_narrow: str) -> str:
-    # as the cost models read it: both operands narrow -> the multiply runs narrow (W8A8, FP8)
-    if bits(a_narrow) <= 8 and bits(b_narrow) <= 8:
-        return a_narrow if bits(a_narrow) >= bits(b_narrow) else b_narrow
-    return stored
-
-
 def _attention(att: Node, outer: Node) -> AttentionProblem | str:
     shapes = [_static_shape(v) for v in att.inputs]
     if any(s is None for v, s in zip(att.inputs, shapes) if v is not None):
         return "symbolic sizes (bind the model's dims first)"
-    b, hq, sq, d, hkv, skv, dv = attention_dims(shapes[0], shapes[1], shapes[2], att.attr("q_num_heads"),
-                                                att.attr("kv_num_heads"))
-    past = shapes[4][2] if len(shapes) > 4 and shapes[4] is not None else 0
+    b, hq, sq, d, hkv, skv, dv, past = node_attention_dims(att)
     if not all(isinstance(x, int) and x > 0 for x in (b, hq, sq, d, hkv, skv, dv)):
         return "empty or symbolic attention sizes"
     if att.inputs[6:7] and att.inputs[6] is not None:
@@ -359,8 +347,8 @@ def _rows(node: Node) -> RowsProblem | str:
         red = _reduce_axes(node, rank)
         if isinstance(red, str):
             return red
-    cols = _numel(tuple(sx[a] for a in red))
-    rows = _numel(sx) // max(cols, 1)
+    cols = math.prod(tuple(sx[a] for a in red))
+    rows = math.prod(sx) // max(cols, 1)
     if not rows or not cols:
         return "an empty tensor"
     elem = x.type.dtype.nbytes(1) if x.type.dtype.bits >= 8 else x.type.dtype.bits / 8
@@ -388,7 +376,7 @@ def _elementwise(node: Node) -> ElementwiseProblem | str:
         bad = _elementwise_body(node)
         if bad:
             return bad
-    rows, cols = _numel(out[:-1]), out[-1]
+    rows, cols = math.prod(out[:-1]), out[-1]
     if not rows or not cols:
         return "an empty tensor"
     total = rows * cols
@@ -400,7 +388,7 @@ def _elementwise(node: Node) -> ElementwiseProblem | str:
             continue
         if not _broadcasts_to(s, out):
             return f"input %{v.name} {v.type} does not broadcast to the result {node.outputs[0].type}"
-        n = _numel(s)
+        n = math.prod(s)
         if n == total:
             full += _nbytes(v) / total
         elif s and s[-1] == out[-1]:
@@ -418,7 +406,7 @@ def _elementwise_body(node: Node) -> str | None:
         cat = n.spec.category
         if cat == "elementwise" and n.op != "RotaryEmbedding":
             continue
-        if n.op in ELEMENTWISE_QUANT and all(v is None or _numel(_static_shape(v) or (2,)) == 1 for v in n.inputs[1:]):
+        if n.op in ELEMENTWISE_QUANT and all(v is None or math.prod(_static_shape(v) or (2,)) == 1 for v in n.inputs[1:]):
             continue
         return f"its body has a {n.op}, which is not element-wise"
     return None
