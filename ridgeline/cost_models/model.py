@@ -490,10 +490,9 @@ class GraphAnalysis:
     def price_keys(self) -> tuple[list[Any], list[int | None], list[str]]:
         """(distinct price keys, per node the index of its price key, per node its Fused label).
 
-        A price key is the node's work key without a Fused node's ``label`` (a layer's name, which
-        ``node_work`` only copies into ``detail``), so the twin nodes of identical layers share one
-        price; ``None`` where the work key names an array attribute by ``id()`` (not portable to
-        another graph: such a price is cached within this estimate only)."""
+        A price key is the node's work key (which leaves out a Fused node's ``label``, a layer's
+        name that ``node_work`` only copies into ``detail``), so the twin nodes of identical layers
+        share one price; array attributes are keyed by content, so every key is portable."""
         if self._price_keys is None:
             index: dict[Any, int] = {}
             keys: list[Any] = []
@@ -510,7 +509,7 @@ class GraphAnalysis:
                 pid = index.get(key)
                 if pid is None:
                     pid = index[key] = len(keys)
-                    keys.append(None if _has_array_attr(node) else key)
+                    keys.append(key)
                 pids.append(pid)
             self._price_keys = (keys, pids, labels)
         return self._price_keys
@@ -554,10 +553,3 @@ def _model_name(graph: Graph) -> str:
     m = graph.meta.get("llm")
     return m.get("preset", graph.name) if isinstance(m, dict) else graph.name
 
-
-
-def _has_array_attr(node: Node) -> bool:
-    """Whether ``node`` (or its body) has an array attribute, which ``work_key`` names by ``id()``."""
-    if any(hasattr(v, "tobytes") for v in node.attrs.values()):
-        return True
-    return node.body is not None and any(_has_array_attr(n) for n in node.body)
