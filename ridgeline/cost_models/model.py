@@ -504,8 +504,8 @@ class GraphAnalysis:
                 if key is None:
                     pids.append(None)
                     continue
-                if label:
-                    key = key[:3] + (tuple(a for a in key[3] if a[0] != "label") + (("label?", True),),) + key[4:]
+                if label:       # a labelled twin never lends its detail["label"] to an unlabelled one
+                    key = key[:3] + (key[3] + (("label?", True),),) + key[4:]
                 pid = index.get(key)
                 if pid is None:
                     pid = index[key] = len(keys)
