@@ -301,15 +301,17 @@ class CostModel:
         """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
         return plan_devices(graph, self.target, fp)
 
+    upcast_how = "operands widened per tile, as real kernels do"
+
+    def upcast_to(self, dt: str):
+        """(unit, precision) a ``dt`` product runs at when no matrix unit lists ``dt``, else None."""
+        return self.target.upcast_unit(dt)
+
     def upcast_notes(self, analysis: "GraphAnalysis") -> list[str]:
         """One line per contraction precision this chip's matrix units do not list (and run wider)."""
-        out = []
-        for dt in sorted(analysis.contraction_flops_by_dtype):
-            hit = self.target.upcast_unit(dt)
-            if hit is not None:
-                out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
-                           f"{hit[1]} (operands widened per tile, as real kernels do)")
-        return out
+        return [f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as {hit[1]} "
+                f"({self.upcast_how})" for dt in sorted(analysis.contraction_flops_by_dtype)
+                if (hit := self.upcast_to(dt)) is not None]
 
     def _wider_precision_s(self, records: list[NodeCost], peak: float) -> float:
         """Seconds compute-bound kernels spend beyond ``peak`` on the matrix unit that gives it,
