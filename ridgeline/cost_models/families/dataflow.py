@@ -221,6 +221,7 @@ class DataflowModel(SpatialModel):
 
         chip = -1
         room = 0.0
+        spreads: dict = {}
 
         def new_chip() -> None:
             nonlocal chip, room
@@ -262,13 +263,16 @@ class DataflowModel(SpatialModel):
                 for n in nodes:
                     place(n)
                 packed = {n: [c - first for c in part.of[id(n)]] for n in nodes}
-                spread = self._spread(nodes, resident, cap, packed, works) if works else None
-                if spread is not None:           # the same chips, placed for latency
-                    of, loads = spread
+                sig = tuple((id(works.get(id(n))), resident.get(id(n)), tuple(packed[n])) for n in nodes) \
+                    if works else None
+                if sig not in spreads:           # identical layers: placed once
+                    spreads[sig] = self._spread(nodes, resident, cap, packed, works) if works else None
+                if spreads[sig] is not None:     # the same chips, placed for latency
+                    of, loads = spreads[sig]
                     part.resident[first:] = loads
                     part.kv[first:] = [0.0] * len(loads)
-                    for n in nodes:
-                        local = of.get(n, [0])
+                    for i, n in enumerate(nodes):
+                        local = of[i]
                         part.of[id(n)] = [first + c for c in local]
                         for c in local:
                             part.kv[first + c] += kv_of.get(id(n), 0.0) / len(local)
@@ -300,7 +304,7 @@ class DataflowModel(SpatialModel):
         return part
 
     def _spread(self, nodes: list[Node], resident: dict[int, float], cap: float,
-                packed: dict[Node, list[int]], works: dict[int, NodeWork]) -> tuple[dict[Node, list[int]],
+                packed: dict[Node, list[int]], works: dict[int, NodeWork]) -> tuple[list[list[int]],
                                                                                     list[float]] | None:
         """A layer's nodes placed for latency on the chips that packing by bytes (``packed``:
         node -> local chips) needs: products that do not read each other's results (Q/K/V,
@@ -308,7 +312,8 @@ class DataflowModel(SpatialModel):
         without resident bytes go where they would finish first. Packing by bytes alone lets a
         KV cache that grows with batch decide which products share a chip's MXM, so the layer's
         parallelism came and went with batch. The compiler keeps whichever of the two layouts
-        its own estimate of the layer's latency (``_layer_cycles``) finds faster; None: packing."""
+        its own estimate of the layer's latency (``_layer_cycles``) finds faster. Returns each
+        node's local chips and the bytes per local chip; None: packing."""
         budget = 1 + max(c for cs in packed.values() for c in cs)
         size = {n: resident.get(id(n), 0.0) for n in nodes}
         parts = {n: math.ceil(b / cap) for n, b in size.items() if b > cap}
@@ -334,7 +339,7 @@ class DataflowModel(SpatialModel):
             loads += [size[n] / k] * k
         if self._layer_cycles(nodes, of, works) >= self._layer_cycles(nodes, dict(packed), works):
             return None
-        return of, loads
+        return [of.get(n, [0]) for n in nodes], loads
 
     def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> int:
         """The compiler's estimate of a layer's latency on the chips ``of`` gives its nodes: each
