@@ -6,7 +6,8 @@ The model does what the machine's compiler does:
    cache live in each chip's SRAM (there is no DRAM), ``efficiency.capacity_usable`` of it minus
    ``array.activation_reserve`` for activations. Whole layers are packed onto chips when a layer
    fits one; a layer bigger than a chip gets chips of its own (so every layer is laid out alike),
-   and a node bigger than a chip (a 1 GB LM head) is split by output columns across several.
+   its independent products apart when that is faster (``_spread``), and a node bigger than a
+   chip (a 1 GB LM head) is split by output columns across several.
 2. **Lower** every node to operations on the chip's functional units (``schedule.Op``):
 
    - ``mxm`` (matrix): a contraction installs its B operand (the weights, or K/V in attention)
