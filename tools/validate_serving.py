@@ -55,11 +55,21 @@ SOURCES = {
 
 
 def a100_pcie():
-    """A100 80GB PCIe: 1,935 GB/s HBM2e and 300 W (NVIDIA A100 datasheet, PCIe column); GPUs talk
-    over PCIe Gen4 x16, 32 GB/s each way (PCI-SIG Gen4 rate). Everything else as the SXM4 part
-    (assumption: the same 1.41 GHz boost clock and tensor peaks, as the datasheet lists)."""
+    """A100 80GB PCIe: 1,935 GB/s HBM2e and 300 W (NVIDIA A100 datasheet, PCIe column); everything
+    else as the SXM4 part (assumption: the same 1.41 GHz boost clock and tensor peaks, as the
+    datasheet lists). The four GPUs are not all joined by NVLink, so vLLM's own all-reduce is off
+    ("Custom allreduce is disabled because it's not supported on more than two PCIe-only GPUs",
+    vllm/distributed/device_communicators/custom_all_reduce.py) and every layer's all-reduce is
+    NCCL's ring over PCIe Gen4 x16:
+    - bandwidth 25 GB/s each way: 16 GT/s x 16 lanes x 128/130 = 31.5 GB/s on the wire (PCI-SIG
+      Gen4 rate); TLP headers and flow control at 256-byte payloads leave about 80% of it
+      (assumption from the packet arithmetic; cudaMemcpy peer copies measure about this);
+    - 2.6 us per ring step: NCCL's all-reduce of 8 bytes on 8 PCIe-only GPUs takes 42 us
+      (NVIDIA/nccl#1530, all_reduce_perf), which over 2 x 7 ring steps after the 5 us launch is
+      2.6 us each (NVLink's 1 us is the target's own assumption)."""
     return apply_overrides(get_target("a100"), {"memory.hbm.bandwidth": "1935 GB/s", "power": "300 W",
-                                                "interconnect.nvlink3.bandwidth": "32 GB/s"}, name="a100-pcie")
+                                                "interconnect.nvlink3.bandwidth": "25 GB/s",
+                                                "interconnect.nvlink3.latency": "2.6 us"}, name="a100-pcie")
 
 
 @dataclass

@@ -301,15 +301,17 @@ class CostModel:
         """The (tp, pp) a fitting deployment needs (override for machines that scale differently)."""
         return plan_devices(graph, self.target, fp)
 
+    upcast_how = "operands widened per tile, as real kernels do"
+
+    def upcast_to(self, dt: str):
+        """(unit, precision) a ``dt`` product runs at when no matrix unit lists ``dt``, else None."""
+        return self.target.upcast_unit(dt)
+
     def upcast_notes(self, analysis: "GraphAnalysis") -> list[str]:
         """One line per contraction precision this chip's matrix units do not list (and run wider)."""
-        out = []
-        for dt in sorted(analysis.contraction_flops_by_dtype):
-            hit = self.target.upcast_unit(dt)
-            if hit is not None:
-                out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
-                           f"{hit[1]} (operands widened per tile, as real kernels do)")
-        return out
+        return [f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as {hit[1]} "
+                f"({self.upcast_how})" for dt in sorted(analysis.contraction_flops_by_dtype)
+                if (hit := self.upcast_to(dt)) is not None]
 
     def _wider_precision_s(self, records: list[NodeCost], peak: float) -> float:
         """Seconds compute-bound kernels spend beyond ``peak`` on the matrix unit that gives it,
@@ -488,10 +490,9 @@ class GraphAnalysis:
     def price_keys(self) -> tuple[list[Any], list[int | None], list[str]]:
         """(distinct price keys, per node the index of its price key, per node its Fused label).
 
-        A price key is the node's work key without a Fused node's ``label`` (a layer's name, which
-        ``node_work`` only copies into ``detail``), so the twin nodes of identical layers share one
-        price; ``None`` where the work key names an array attribute by ``id()`` (not portable to
-        another graph: such a price is cached within this estimate only)."""
+        A price key is the node's work key (which leaves out a Fused node's ``label``, a layer's
+        name that ``node_work`` only copies into ``detail``), so the twin nodes of identical layers
+        share one price; array attributes are keyed by content, so every key is portable."""
         if self._price_keys is None:
             index: dict[Any, int] = {}
             keys: list[Any] = []
@@ -503,12 +504,12 @@ class GraphAnalysis:
                 if key is None:
                     pids.append(None)
                     continue
-                if label:
-                    key = key[:3] + (tuple(a for a in key[3] if a[0] != "label") + (("label?", True),),) + key[4:]
+                if label:       # a labelled twin never lends its detail["label"] to an unlabelled one
+                    key = key[:3] + (key[3] + (("label?", True),),) + key[4:]
                 pid = index.get(key)
                 if pid is None:
                     pid = index[key] = len(keys)
-                    keys.append(None if _has_array_attr(node) else key)
+                    keys.append(key)
                 pids.append(pid)
             self._price_keys = (keys, pids, labels)
         return self._price_keys
@@ -551,10 +552,3 @@ def _require_static(graph: Graph) -> None:
 def _model_name(graph: Graph) -> str:
     return llm_meta(graph).get("preset", graph.name)
 
-
-
-def _has_array_attr(node: Node) -> bool:
-    """Whether ``node`` (or its body) has an array attribute, which ``work_key`` names by ``id()``."""
-    if any(hasattr(v, "tobytes") for v in node.attrs.values()):
-        return True
-    return node.body is not None and any(_has_array_attr(n) for n in node.body)

@@ -105,15 +105,10 @@ class CpuModel(CostModel):
         hit = self._unit(max(by_dtype, key=by_dtype.get) if by_dtype else "f32", ("matrix",))
         return hit[0].peak[hit[1]] if hit else 0.0
 
-    def upcast_notes(self, analysis) -> list[str]:
-        out = []
-        for dt in sorted(analysis.contraction_flops_by_dtype):
-            if self.target.best_unit(dt, ("matrix",)) is None:
-                hit = self._unit(dt, ("matrix",))
-                if hit is not None:
-                    out.append(f"{self.target.name} has no {dt} matrix unit: {dt} products run on {hit[0].name} as "
-                               f"{hit[1]} (operands widened as they load)")
-        return out
+    upcast_how = "operands widened as they load"
+
+    def upcast_to(self, dt: str):
+        return None if self.target.best_unit(dt, ("matrix",)) is not None else self._unit(dt, ("matrix",))
 
     def price_node(self, w: NodeWork) -> NodeCost:
         t = self.target

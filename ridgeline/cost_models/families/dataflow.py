@@ -6,7 +6,8 @@ The model does what the machine's compiler does:
    cache live in each chip's SRAM (there is no DRAM), ``efficiency.capacity_usable`` of it minus
    ``array.activation_reserve`` for activations. Whole layers are packed onto chips when a layer
    fits one; a layer bigger than a chip gets chips of its own (so every layer is laid out alike),
-   and a node bigger than a chip (a 1 GB LM head) is split by output columns across several.
+   its independent products apart when that is faster (``_spread``), and a node bigger than a
+   chip (a 1 GB LM head) is split by output columns across several.
 2. **Lower** every node to operations on the chip's functional units (``schedule.Op``):
 
    - ``mxm`` (matrix): a contraction installs its B operand (the weights, or K/V in attention)
@@ -199,9 +200,10 @@ class DataflowModel(SpatialModel):
             - float(self.target.array["activation_reserve"])
 
     # ----------------------------------------------------------------- partition
-    def partition(self, graph: Graph, widen: bool = False) -> Partition:
+    def partition(self, graph: Graph, widen: bool = False, works: dict[int, NodeWork] | None = None) -> Partition:
         """Place resident bytes (weights, KV cache; ``widen``: weights widened to 16-bit) on chips;
-        see the module docstring."""
+        see the module docstring (``works``: id(node) -> its step's work, to place a layer's
+        nodes for latency on the chips its bytes need, ``_spread``)."""
         cap = self._usable()
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
@@ -220,6 +222,7 @@ class DataflowModel(SpatialModel):
 
         chip = -1
         room = 0.0
+        spreads: dict = {}
 
         def new_chip() -> None:
             nonlocal chip, room
@@ -257,9 +260,24 @@ class DataflowModel(SpatialModel):
             size = sum(resident.get(id(n), 0.0) for n in nodes)
             if key is not None and big_layers:
                 new_chip()                       # every layer starts on a fresh chip: identical layouts
-                part.first_layer_chip[key] = chip
+                first = part.first_layer_chip[key] = chip
                 for n in nodes:
                     place(n)
+                packed = {n: [c - first for c in part.of[id(n)]] for n in nodes}
+                sig = tuple((id(works.get(id(n))), resident.get(id(n)), tuple(packed[n])) for n in nodes) \
+                    if works else None
+                if sig not in spreads:           # identical layers: placed once
+                    spreads[sig] = self._spread(nodes, resident, cap, packed, works) if works else None
+                if spreads[sig] is not None:     # the same chips, placed for latency
+                    of, loads = spreads[sig]
+                    part.resident[first:] = loads
+                    part.kv[first:] = [0.0] * len(loads)
+                    for i, n in enumerate(nodes):
+                        local = of[i]
+                        part.of[id(n)] = [first + c for c in local]
+                        for c in local:
+                            part.kv[first + c] += kv_of.get(id(n), 0.0) / len(local)
+                    room = cap - loads[-1]
                 continue
             if key is not None and size > room:
                 new_chip()                       # whole layers per chip when they fit one
@@ -285,6 +303,83 @@ class DataflowModel(SpatialModel):
             part.layer_chips = strides.pop() if len(strides) == 1 else 0
         self._check_chips(graph, part.chips)
         return part
+
+    def _spread(self, nodes: list[Node], resident: dict[int, float], cap: float,
+                packed: dict[Node, list[int]], works: dict[int, NodeWork]) -> tuple[list[list[int]],
+                                                                                    list[float]] | None:
+        """A layer's nodes placed for latency on the chips that packing by bytes (``packed``:
+        node -> local chips) needs: products that do not read each other's results (Q/K/V,
+        gate/up) go to different chips when room allows, the largest placed first, and nodes
+        without resident bytes go where they would finish first. Packing by bytes alone lets a
+        KV cache that grows with batch decide which products share a chip's MXM, so the layer's
+        parallelism came and went with batch. The compiler keeps whichever of the two layouts
+        its own estimate of the layer's latency (``_layer_cycles``) finds faster. Returns each
+        node's local chips and the bytes per local chip; None: packing."""
+        budget = 1 + max(c for cs in packed.values() for c in cs)
+        size = {n: resident.get(id(n), 0.0) for n in nodes}
+        parts = {n: math.ceil(b / cap) for n, b in size.items() if b > cap}
+        local = budget - sum(parts.values())
+        made = {id(v): n for n in nodes for v in n.outputs}
+        before: dict[Node, set[Node]] = {}       # the layer's nodes each node reads through
+        for n in nodes:
+            before[n] = set().union(*(before[m] | {m} for v in n.inputs if v is not None
+                                      for m in [made.get(id(v))] if m is not None))
+        on: list[list[Node]] = [[] for _ in range(local)]
+        loads = [0.0] * local
+        for n in sorted((n for n in nodes if 0 < size[n] <= cap), key=lambda n: -size[n]):
+            fits = [c for c in range(local) if loads[c] + size[n] <= cap]
+            apart = [c for c in fits if all(m in before[n] or n in before[m] for m in on[c])]
+            if not fits:
+                return None
+            c = (apart or fits)[0]
+            on[c].append(n)
+            loads[c] += size[n]
+        of = {n: [c] for c, ns in enumerate(on) for n in ns}
+        for n, k in parts.items():
+            of[n] = list(range(len(loads), len(loads) + k))
+            loads += [size[n] / k] * k
+        if self._layer_cycles(nodes, of, works) >= self._layer_cycles(nodes, dict(packed), works):
+            return None
+        return [of.get(n, [0]) for n in nodes], loads
+
+    def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> int:
+        """The compiler's estimate of a layer's latency on the chips ``of`` gives its nodes: each
+        node starts when its inputs have arrived and its chip is idle (a chip runs one node at a
+        time here; the list schedule overlaps units later). Nodes missing from ``of`` (no resident
+        bytes) are added to it where they would finish first."""
+        free: dict[int, int] = {}
+        ready: dict[int, tuple[int, int | None]] = {}      # id(value) -> (cycle, chip)
+        chips = sorted({c for cs in of.values() for c in cs})
+        memo: dict[tuple[int, int], int] = {}
+
+        def finish(n: Node, w: NodeWork, cs: list[int]) -> int:
+            key = (id(w), len(cs))
+            if key not in memo:
+                memo[key] = sum(o.cycles for o in self.lower(self._split(w, len(cs))))
+            start = 0
+            for c in cs:
+                start = max(start, free.get(c, 0))
+                for v in n.inputs:
+                    at, src = ready.get(id(v), (0, None)) if v is not None else (0, None)
+                    start = max(start, at + (self._transfer_cycles(value_bytes(v), src, c)
+                                             if src is not None and src != c else 0))
+            return start + memo[key]
+
+        for n in nodes:
+            w = works.get(id(n))
+            if w is None or n.spec.category in FREE_CATEGORIES or w.kernels == 0:
+                done = max((ready.get(id(v), (0, None)) for v in n.inputs if v is not None),
+                           default=(0, None), key=lambda r: r[0])
+            else:
+                if n not in of:
+                    of[n] = [min(chips, key=lambda c: (finish(n, w, [c]), c))]
+                end = finish(n, w, of[n])
+                for c in of[n]:
+                    free[c] = end
+                done = (end, of[n][0])
+            for v in n.outputs:
+                ready[id(v)] = done
+        return max(free.values(), default=0)
 
     def _check_chips(self, graph: Graph, chips: int) -> None:
         if chips > self.target.max_devices:
@@ -393,7 +488,7 @@ class DataflowModel(SpatialModel):
         the partition, schedule and micro-batch pipeline they come from."""
         nodes = list(analysis.nodes)
         works = self.step_works(analysis, widen)
-        part = self.partition(graph, widen)
+        part = self.partition(graph, widen, works)
         whole = works
         if part.window.overflows:
             works = self._local_attention(works, part)
