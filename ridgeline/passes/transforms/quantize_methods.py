@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
+from .quantize_schemes import UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "fit_params", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
@@ -36,40 +36,8 @@ AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 def dequantized(w: np.ndarray, scheme) -> np.ndarray:
-    """Round-trip ``w`` (K × N, K the input channels) through ``scheme``'s weight grid, with the
-    scales fitted as ``quantize`` fits them (no clip search: this is the inner loop of AWQ)."""
-    from .quantize_schemes import block_amax, dequantize_nf4, quantize_nf4, scale_for
-    block = scheme.group if scheme.group and scheme.group < w.shape[0] else 0
-    if scheme.weights == "nf4":
-        amax = block_amax(w, 0, block)
-        s = np.where(amax > 0, amax, 1.0)
-        return dequantize_nf4(quantize_nf4(w, s, 0, block), s, 0, block)
-    if scheme.per_tensor:
-        s = scale_for(np.abs(w).max().reshape(1, 1), scheme.weights, np.dtype(np.float32)).astype(np.float64)
-        return quantize_array(w, s, scheme.weights, 0, 0).astype(np.float64) * s
-    from .quantize_schemes import _expand
-    if scheme.asym == "min":    # the block's [min, max] onto the codes: x ≈ q · s + min
-        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
-        lo, hi = _block_min(w, block), -_block_min(-w, block)
-        s = np.where(hi > lo, (hi - lo) / top, 1.0)
-        q = np.clip(np.rint((w - _expand(lo, w.shape, 0, block)) / _expand(s, w.shape, 0, block)), 0, top)
-        return q * _expand(s, w.shape, 0, block) + _expand(lo, w.shape, 0, block)
-    if scheme.asym:
-        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
-        lo = np.minimum(_block_min(w, block), 0.0)
-        hi = np.maximum(-_block_min(-w, block), 0.0)
-        s = np.where(hi > lo, (hi - lo) / top, 1.0)
-        z = np.clip(np.rint(-lo / s), 0, top)
-        q = quantize_array(w, s, UNSIGNED[scheme.weights], 0, block, z).astype(np.float64)
-        return (q - _expand(z, w.shape, 0, block)) * _expand(s, w.shape, 0, block)
-    s = scale_for(block_amax(w, 0, block), scheme.weights, np.dtype(np.float32)).astype(np.float64)
-    return quantize_array(w, s, scheme.weights, 0, block).astype(np.float64) * _expand(s, w.shape, 0, block)
-
-
-def _block_min(w: np.ndarray, block: int) -> np.ndarray:
-    if not block:
-        return w.min(axis=0, keepdims=True)
-    return np.minimum.reduceat(w, np.arange(0, w.shape[0], block), axis=0)
+    """``roundtrip`` without the clip search (each block's whole range): AWQ's inner loop."""
+    return roundtrip(w, scheme, np.dtype(np.float32), ratios=(1.0,))
 
 
 def awq_scales(weights: list[np.ndarray], rows: np.ndarray, mean_abs: np.ndarray, scheme,
@@ -99,22 +67,24 @@ def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.
     return np.where(np.isfinite(s) & (s > 0), s, 1.0)
 
 
-def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray | None = None) -> np.ndarray:
+def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray | None = None,
+              ratios: tuple = ()) -> np.ndarray:
     """``w`` (K × N) as ``quantize`` stores and dequantizes it (the same scale fits, clip search
     included): the weight a quantized GEMM computes with, for the sequential calibration walk.
-    ``hessian`` (``XᵀX``, K × K): integer scales from the output-error clip search (``fit_params``)."""
+    ``hessian`` (``XᵀX``, K × K): integer scales from the output-error clip search (``fit_params``);
+    ``ratios``: the clip ratios searched (``fit_scales``)."""
     from .quantize_schemes import _expand, block_amax, dequantize_nf4, quantize_nf4
     x = np.asarray(w, np.float64)
     dt = scheme.weights
     block = scheme.group if scheme.group and scheme.group < x.shape[0] else 0
     if scheme.per_tensor:
-        s = fit_scales(x.reshape(1, -1), dt, 1, 0, scale_dtype).reshape(()).astype(np.float64)
+        s = fit_scales(x.reshape(1, -1), dt, 1, 0, scale_dtype, ratios=ratios).reshape(()).astype(np.float64)
         return quantize_array(x, s, dt, 0, 0).astype(np.float64) * s
     if dt == "nf4":
         amax = block_amax(x, 0, block)
         s = np.where(amax > 0, amax, 1.0).astype(scale_dtype).astype(np.float64)
         return dequantize_nf4(quantize_nf4(x, s, 0, block), s, 0, block)
-    s, z = _fit(x, scheme, block, scale_dtype, hessian)
+    s, z = _fit(x, scheme, block, scale_dtype, hessian, ratios)
     s, z = _expand(s, x.shape, 0, block).astype(np.float64), None if z is None else _expand(z, x.shape, 0, block)
     if scheme.asym == "min":
         return quantize_min(x, s, z, dt, 0, 0).astype(np.float64) * s + z.astype(np.float64)
@@ -122,13 +92,12 @@ def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray 
     return (q - z.astype(np.float64)) * s if scheme.asym else q * s
 
 
-def _fit(x: np.ndarray, scheme, block: int, scale_dtype: np.dtype, hessian: np.ndarray | None) -> tuple:
+def _fit(x: np.ndarray, scheme, block: int, scale_dtype: np.dtype, hessian: np.ndarray | None,
+         ratios: tuple = ()) -> tuple:
     """(scales, zero points or offsets or None) of a K × N integer weight, keeping dims."""
-    if scheme.asym == "min":
-        return fit_min(x, scheme.weights, 0, block, scale_dtype, hessian)
-    if scheme.asym:
-        return fit_asym(x, scheme.weights, 0, block, scale_dtype, hessian)
-    return fit_scales(x, scheme.weights, 0, block, scale_dtype, hessian), None
+    fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
+    out = fit(x, scheme.weights, 0, block, scale_dtype, hessian, ratios)
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def fit_params(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray) -> tuple:

@@ -274,17 +274,18 @@ def _block_err(diff: np.ndarray, axis: int, block: int, hb: np.ndarray | None) -
     return e.T if axis % 2 == 0 else e
 
 
-def _ratios(hessian) -> tuple:
-    return CLIP_RATIOS if hessian is None else OUTPUT_CLIP_RATIOS
+def _ratios(hessian, ratios) -> tuple:
+    return ratios or (CLIP_RATIOS if hessian is None else OUTPUT_CLIP_RATIOS)
 
 
 def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
-               hessian: np.ndarray | None = None) -> np.ndarray:
+               hessian: np.ndarray | None = None, ratios: tuple = ()) -> np.ndarray:
     """Per-block scales for weights ``x``: for integer types the clipping range that minimizes the
     block's squared rounding error among ``CLIP_RATIOS`` of max |x| (clipping a few outliers buys
     a finer step for all others: llama.cpp's and AWQ's clip search); float8 keeps max |x|.
     ``hessian`` (``XᵀX`` of the calibration inputs, K × K; 2-D ``x``): minimize each block's
-    *output* error instead, over ``OUTPUT_CLIP_RATIOS`` (AWQ's ``auto_clip``)."""
+    *output* error instead, over ``OUTPUT_CLIP_RATIOS`` (AWQ's ``auto_clip``); ``ratios``: others
+    (``(1.0,)``: no clipping)."""
     amax = block_amax(x, axis, block)
     best = scale_for(amax, dtype, scale_dtype)
     if dtype not in _INT_RANGE:
@@ -292,7 +293,7 @@ def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np
     data = x.astype(np.float64)
     hb = None if hessian is None else block_hessians(hessian, x.shape[axis], block)
     best_err = None
-    for r in _ratios(hessian):
+    for r in _ratios(hessian, ratios):
         s = scale_for(amax * r, dtype, scale_dtype)
         q = quantize_array(data, s, dtype, axis, block).astype(np.float64)
         err = _block_err(data - q * _expand(s, data.shape, axis, block).astype(np.float64), axis, block, hb)
@@ -314,14 +315,14 @@ def _block_reduce(ufunc, a: np.ndarray, axis: int, block: int) -> np.ndarray:
 
 
 def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
-             hessian: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+             hessian: np.ndarray | None = None, ratios: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric (zero-point) scales and zero points per block for integer weights ``x``:
     ``x ≈ (q - z) · s`` with unsigned codes ``q`` in ``[0, 2^bits - 1]`` (``dtype``: i8/i4, the
     signedness of the scheme; codes are stored as u8/u4). The range ``[min, max]`` of each block
     (shrunk by ``CLIP_RATIOS``, keeping the one with the least squared error, as AWQ's clip
     search does) is mapped onto the codes; ``z = round(-min / s)``, an integer as ONNX
     DequantizeLinear and MatMulNBits store it. Returns (scale, zero point), both keeping dims.
-    ``hessian``: the output-error search, as ``fit_scales``'s."""
+    ``hessian``, ``ratios``: as ``fit_scales``'s."""
     udt = UNSIGNED[dtype]
     top = float(_INT_RANGE[udt][1])
     data = x.astype(np.float64)
@@ -329,7 +330,7 @@ def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.d
     hi0 = np.maximum(_block_reduce(np.maximum, data, axis, block), 0.0)
     best = best_z = best_err = None
     hb = None if hessian is None else block_hessians(hessian, x.shape[axis], block)
-    for r in _ratios(hessian):
+    for r in _ratios(hessian, ratios):
         lo, hi = lo0 * r, hi0 * r
         s = scale_for((hi - lo) * QMAX[dtype] / top, dtype, scale_dtype)   # scale_for divides by QMAX
         z = np.clip(np.rint(-lo / s.astype(np.float64)), 0, top)
@@ -346,7 +347,7 @@ def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.d
 
 
 def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
-            hessian: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            hessian: np.ndarray | None = None, ratios: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """Scale and float offset per block, ``x ≈ q · s + m`` with unsigned codes ``q`` (llama.cpp's
     Q4_1/Q8_1 and k-quants, HQQ: a float zero point). The first candidate maps the block's
     ``[min, max]`` onto the codes — weights already on such a grid (a model dequantized from
@@ -354,7 +355,7 @@ def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dt
     and refit ``s`` and ``m`` to their codes by least squares, as llama.cpp's
     ``make_qkx2_quants`` does. Each block keeps the candidate with the least squared error (ties:
     the earlier). Returns (scale, offset), both keeping dims, in ``scale_dtype``. ``hessian``
-    (2-D ``x``): the output-error search, as ``fit_scales``'s (the least-squares refit stays)."""
+    (2-D ``x``), ``ratios``: as ``fit_scales``'s (the least-squares refit stays)."""
     top = float(_INT_RANGE[UNSIGNED[dtype]][1])
     data = np.moveaxis(x.astype(np.float64), axis, -1)          # [..., K], cut into [..., G, B] blocks
     k = data.shape[-1]
@@ -385,7 +386,7 @@ def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dt
 
     best_s, best_m = stored((hi0 - lo0) / top, lo0)
     best_err = error(best_s, best_m, codes(best_s, best_m))
-    for r in sorted(_ratios(hessian), reverse=True)[1:]:
+    for r in sorted(_ratios(hessian, ratios), reverse=True)[1:]:
         span = (hi0 - lo0) * r
         s, m = stored(span / top, lo0 + (hi0 - lo0 - span) / 2)
         q = codes(s, m)
