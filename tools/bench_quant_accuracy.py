@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
+    ap.add_argument("--clip", choices=("weight", "output"), default="weight",
+                    help="integer ranges searched on the weight's or the output's error (quantize{clip=…})")
     ap.add_argument("--then", help="scheme[:method] of a second quantize pass over the GEMMs the first left "
                                    "(a mixed recipe, as llama.cpp's Q4_K_M keeps down_proj wider: "
                                    "--skip lm_head,down_proj --then int8 --then-skip lm_head)")
@@ -166,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         g = base.copy()
         t0 = time.perf_counter()
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
-                       evaluator=rl.api.reference_evaluator(), damp=args.damp)
+                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip)
         if args.then:
             then, _, then_method = args.then.partition(":")
             quantize_graph(g, then, method=then_method or "rtn", samples=calib_feeds, skip=args.then_skip,
-                           evaluator=rl.api.reference_evaluator(), damp=args.damp)
+                           evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip)
             spec = f"{spec}+{args.then}"
         took = time.perf_counter() - t0
         path = CACHE / f"{model.stem}.{spec.replace(':', '.').replace('+', '.')}.{os.getpid()}.onnx"

@@ -4,6 +4,7 @@
     nice -n 10 python tools/quant_flip_probe.py floor                    # fp32 numpy vs fp32 onnxruntime
     nice -n 10 python tools/quant_flip_probe.py kinds --scheme int8      # one layer kind at a time
     nice -n 10 python tools/quant_flip_probe.py methods --scheme int8 --methods rtn,gptq,awq,awq-gptq
+    nice -n 10 python tools/quant_flip_probe.py methods --scheme int4-asym-g128 --methods rtn,awq-gptq --clip output
 
 Fast and approximate where ``tools/bench_quant_accuracy.py`` is exact: weights of the fp32 export
 (SmolLM2-135M-Instruct by default, the bench's cached file) are quantized and dequantized in
@@ -142,9 +143,9 @@ def kinds(p: Probe, scheme: str) -> None:
         p.score_weights({k: rt(p.w[k]) for k, v in p.kind.items() if v[0] == kind}, f"{scheme}: only {kind}")
 
 
-def methods(p: Probe, scheme: str, names: list[str], damp: float) -> None:
+def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "weight") -> None:
     from ridgeline.passes.transforms import quantize_methods as qm
-    sch, rt = quantizer(scheme)
+    sch, _ = quantizer(scheme)
     f32 = np.dtype(np.float32)
     body = [k for k, v in p.kind.items() if v[0] != "lm_head"]
     groups: dict[str, list[str]] = {}
@@ -162,19 +163,25 @@ def methods(p: Probe, scheme: str, names: list[str], damp: float) -> None:
                 if a not in awq:
                     awq[a] = qm.awq_scales([p.w[k] for k in ks], x[:512], np.abs(x).mean(0), sch)[0]
                 s = awq[a]
+            xs = x / s
+            h = xs.T @ xs if clip == "output" else None
             if meth in ("gptq", "awq-gptq"):
-                xs = x / s
                 fac = qm.gptq_factor(xs.T @ xs, damp=damp)
                 for k in ks:
-                    new[k] = qm.gptq(p.w[k] * s[:, None], fac, sch, f32)[2] / s[:, None]
+                    new[k] = qm.gptq(p.w[k] * s[:, None], fac, sch, f32, clip_hessian=h)[2] / s[:, None]
             else:
                 for k in ks:
-                    new[k] = rt(p.w[k] * s[:, None]) / s[:, None]
-        err = sum(float(np.square(X[p.kind[k][2]] @ (new[k] - p.w[k])).sum()) for k in body)
-        ref = sum(float(np.square(X[p.kind[k][2]] @ p.w[k]).sum()) for k in body)
-        print(json.dumps({"method": meth, "scheme": scheme, "damp": damp, "calib_rel_out_err": err / ref,
+                    new[k] = qm.roundtrip(p.w[k] * s[:, None], sch, f32, h) / s[:, None]
+        per_kind: dict[str, list[float]] = {}
+        for k in body:        # relative output error on the calibration rows, summed per kind
+            e = per_kind.setdefault(p.kind[k][0], [0.0, 0.0])
+            e[0] += float(np.square(X[p.kind[k][2]] @ (new[k] - p.w[k])).sum())
+            e[1] += float(np.square(X[p.kind[k][2]] @ p.w[k]).sum())
+        print(json.dumps({"method": meth, "scheme": scheme, "damp": damp, "clip": clip,
+                          "calib_rel_out_err": sum(e for e, _ in per_kind.values()) / sum(r for _, r in per_kind.values()),
+                          "per_kind": {kd: float(f"{e / r:.3g}") for kd, (e, r) in per_kind.items()},
                           "seconds": round(time.time() - t0)}), flush=True)
-        p.score_weights(new, f"{scheme}:{meth} (fp32 activations, LM head kept)")
+        p.score_weights(new, f"{scheme}:{meth} clip={clip} (fp32 activations, LM head kept)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scheme", default="int8")
     ap.add_argument("--methods", default="rtn,gptq,awq,awq-gptq")
     ap.add_argument("--damp", type=float, default=0.1)
+    ap.add_argument("--clip", choices=("weight", "output"), default="weight",
+                    help="integer ranges searched on the weight's or the output's error (quantize{clip=…})")
     ap.add_argument("--model", help="an fp32 causal-LM ONNX file with MatMul weights (default: the bench's SmolLM2)")
     ap.add_argument("--tokenizer", help="its tokenizer (default: the SmolLM2 GGUF)")
     args = ap.parse_args(argv)
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "kinds":
         kinds(p, args.scheme)
     else:
-        methods(p, args.scheme, [m for m in args.methods.split(",") if m], args.damp)
+        methods(p, args.scheme, [m for m in args.methods.split(",") if m], args.damp, args.clip)
     return 0
 
 

@@ -18,8 +18,13 @@ from ridgeline.passes.transforms.quantize import quantize_graph
 from ridgeline.passes.transforms.quantize_calibrated import apply_method
 from ridgeline.passes.transforms.quantize_rewrite import find_candidates
 from ridgeline.passes.transforms.quantize_schemes import (
+    _INT_RANGE,
     NF4_CODEBOOK,
+    UNSIGNED,
+    _expand,
     fit_asym,
+    fit_min,
+    fit_scales,
     parse_scheme,
     quantize_array,
     step_bound,
@@ -386,3 +391,61 @@ def test_awq_then_gptq_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k,
     assert errs["awq-gptq"] < errs["rtn"]
     np.testing.assert_allclose(_ort(gq, tmp_path, {"x": x})["y"], outs["awq-gptq"], rtol=1e-4,
                                atol=1e-4 * float(np.abs(outs["awq-gptq"]).max()))
+
+
+# ---- clip=output (AWQ's auto_clip): each group's integer range searched on the output error
+def _group_out_err(x: np.ndarray, w: np.ndarray, deq: np.ndarray, group: int) -> np.ndarray:
+    """‖X_g (w_g − ŵ_g)‖² per group g and output channel, from the rows themselves (groups × N)."""
+    k = w.shape[0]
+    return np.stack([np.square(x[:, a:a + group] @ (w - deq)[a:a + group]).sum(0) for a in range(0, k, group)])
+
+
+def _deq(w, s, z, kind, bits, block):
+    s = _expand(s, w.shape, 0, block).astype(np.float64)
+    if kind == "min":
+        top = _INT_RANGE[UNSIGNED[bits]][1]
+        m = _expand(z, w.shape, 0, block).astype(np.float64)
+        return np.clip(np.rint((w - m) / s), 0, top) * s + m
+    lo, hi = _INT_RANGE[UNSIGNED[bits] if kind == "zp" else bits]
+    zz = 0.0 if z is None else _expand(z, w.shape, 0, block).astype(np.float64)
+    return (np.clip(np.rint(w / s) + zz, lo, hi) - zz) * s
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(5, 70), n=st.integers(1, 9), group=st.sampled_from([0, 8, 13, 32]),
+       bits=st.sampled_from(["i4", "i8"]), kind=st.sampled_from(["sym", "zp", "min"]))
+def test_output_search_never_loses_a_group(seed, k, n, group, bits, kind):
+    """Per group and output channel, the output-error search's ``‖X_g (w_g − ŵ_g)‖²`` (computed
+    here from the rows, not the Hessian it searched with) is at most the weight-error search's:
+    its ratios include those; any K (a short last group), N."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((k, n)) * rng.lognormal(0, 1, (k, n)) + rng.normal(0, 0.5, (1, n))
+    x = _correlated(rng, 48, k).astype(np.float64)
+    block = group if group and group < k else 0
+    fit = {"sym": lambda h: (fit_scales(w, bits, 0, block, np.float32, h), None),
+           "zp": lambda h: fit_asym(w, bits, 0, block, np.float32, h),
+           "min": lambda h: fit_min(w, bits, 0, block, np.float32, h)}[kind]
+    errs = [_group_out_err(x, w, _deq(w, *fit(h), kind, bits, block), block or k) for h in (None, x.T @ x)]
+    assert np.all(errs[1] <= errs[0] * (1 + 1e-9) + 1e-12)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
+       scheme=st.sampled_from(["int4-asym-g16", "int4-zp-g32", "int4-g20", "int8", "int8-zp", "int8-asym"]),
+       method=st.sampled_from(["rtn", "awq", "gptq", "awq-gptq"]), trans_b=st.booleans())
+def test_output_clip_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, half_n, scheme, method, trans_b):
+    """Every method with ``clip=output``, on any K (a short last group), odd N, MatMul or Gemm
+    with transB: less output error on the calibration rows than plain rounding, and the saved
+    file gives the numpy result in onnxruntime."""
+    rng = np.random.default_rng(seed)
+    g, w = _gemm(rng, 64, k, 2 * half_n + 1, trans_b)
+    x = _correlated(rng, 64, k)
+    ref = x.astype(np.float64) @ w
+    errs = {}
+    for m, clip in (("rtn", "weight"), (method, "output")):
+        gq = g.copy()
+        quantize_graph(gq, scheme, method=m, samples=[{"x": x}], evaluator=EVAL, clip=clip)
+        out = Interpreter(gq).run({"x": x})["y"]
+        errs[clip] = float(np.square(out - ref).sum())
+    assert errs["output"] < errs["weight"]
+    np.testing.assert_allclose(_ort(gq, tmp_path, {"x": x})["y"], out, rtol=1e-4, atol=1e-4 * float(np.abs(out).max()))

@@ -11,7 +11,7 @@ Options: ``scheme`` (``int8``, ``int4-g128``, ``int4-asym-g32`` (float offset), 
 ``w4a16``, ``kv-int8``, ``kv-fp8``, ``none``; joined with ``+``), ``group`` (input channels per
 weight scale; ``-gN`` in the scheme says the same), ``kv`` (``int8``/``fp8``: also the KV cache),
 ``method`` (``rtn``, or calibrated: ``awq``, ``gptq``, ``awq-gptq``, ``smoothquant``; ``damp``: GPTQ's Hessian
-damping), ``calibration``
+damping), ``clip`` (``output``: integer ranges searched on the output error, AWQ's auto_clip), ``calibration``
 (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
 inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
 real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
@@ -81,15 +81,18 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                    calibration: str = "minmax", percentile: float = 99.99,
                    samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
                    exclude: Sequence[str] | str = (), skip: Sequence[str] | str = (), method: str = "rtn",
-                   evaluator: Callable | None = None, damp: float = 0.01) -> QuantizeSummary:
+                   evaluator: Callable | None = None, damp: float = 0.01, clip: str = "weight") -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
     how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
     ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq``, ``awq-gptq`` or ``smoothquant`` (calibrated);
-    ``damp``: GPTQ's Hessian damping (share of its mean diagonal). Returns a summary; bad options
-    raise ``PassError``."""
+    ``damp``: GPTQ's Hessian damping (share of its mean diagonal); ``clip``: integer ranges searched
+    on the weight's rounding error (``weight``) or on the GEMM's output error on the samples
+    (``output``: AWQ's ``auto_clip``). Returns a summary; bad options raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
     if not 0 < damp <= 1:
         raise PassError(f"quantize: damp must be in (0, 1], got {damp}")
+    if clip not in ("weight", "output"):
+        raise PassError(f"quantize: clip must be weight or output, got {clip!r}")
     if method not in METHODS:
         raise PassError(f"quantize: method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "smoothquant" and s.activations == "none":
@@ -127,7 +130,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     # ---- calibrated methods: scaled or error-compensated weights (and activation scales)
     adjusted: dict[int, np.ndarray] = {}
     params: dict[int, tuple] = {}
-    if method != "rtn" and cands:
+    if (method != "rtn" or clip == "output") and cands:
         if weightless:
             summary.notes.append(f"weightless graph: method={method} needs weights; rounded to nearest")
         else:
@@ -136,7 +139,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             else:
                 feeds = list(samples)
             target = graph if not graph.symbols() else _bound_for(graph, feeds)
-            adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp)
+            adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
+                                            clip=clip)
             summary.calibrated = True
     # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
     act_of: dict[int, tuple] = {}
@@ -263,12 +267,14 @@ class Quantize(Pass):
     method: Literal["rtn", "awq", "gptq", "awq-gptq", "smoothquant"] = "rtn"
     #: GPTQ's Hessian damping, a share of its mean diagonal (AutoGPTQ's percdamp; more for few samples)
     damp: float = field(default=0.01, metadata={"lo": 0, "hi": 1})
+    #: integer ranges searched on the weight's rounding error, or on the output error on the samples (AWQ's auto_clip)
+    clip: Literal["weight", "output"] = "weight"
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
                                  percentile=self.percentile, samples=self.samples, seed=self.seed,
                                  exclude=self.exclude, skip=self.skip, method=self.method,
-                                 evaluator=ctx.evaluator, damp=self.damp)
+                                 evaluator=ctx.evaluator, damp=self.damp, clip=self.clip)
         for note in summary.notes[:8]:
             ctx.note(note)
         stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,

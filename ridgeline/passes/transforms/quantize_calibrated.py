@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, fit_params, gptq, gptq_factor, roundtrip, smooth_scales
 
 __all__ = ["apply_method"]
 
@@ -38,12 +38,13 @@ def _kn(c, data: np.ndarray) -> np.ndarray:
 
 
 def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: str,
-                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int, *, damp: float = 0.01
-                 ) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
+                 feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int, *, damp: float = 0.01,
+                 clip: str = "weight") -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
     """Run ``method`` for ``cands`` (GEMM candidates of ``graph``; ``target``: ``graph`` or a copy
     bound to the samples' dims, to run them on; its nodes are found by output name). Returns
     id(candidate) -> the float weight to quantize, and id(candidate) -> fixed (scales, zero
-    points) (GPTQ); ``damp``: GPTQ's Hessian damping."""
+    points) (GPTQ, or ``clip="output"``: each group's range searched on the output error, AWQ's
+    ``auto_clip``); ``damp``: GPTQ's Hessian damping."""
     if evaluator is None:
         raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
     if not feeds:
@@ -53,6 +54,7 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         groups.setdefault(c.x.name, []).append(c)
     by_out = {c.node.outputs[0].name: c for c in cands}
     rng = np.random.default_rng(seed)
+    by_output = clip == "output"
     adjusted: dict[int, np.ndarray] = {}
     params: dict[int, tuple] = {}
     scaled: list[tuple[list, np.ndarray]] = []     # (members, s): activations divided after the walk
@@ -63,8 +65,14 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         cap = max(32, int(_AWQ_BUDGET / max(1, ws[0].shape[0] * n_total)))
         return awq_scales(ws, st.sample[:cap], st.mean_abs, scheme)[0]
 
+    def keep(c, s: np.ndarray, z: np.ndarray | None) -> None:     # K × N layout -> the candidate's
+        if c.k_axis == 1:
+            s = s.T if s.ndim == 2 else s
+            z = z.T if z is not None and z.ndim == 2 else z
+        params[id(c)] = (s, z)
+
     def calibrate_group(members: list, xs: list[np.ndarray]) -> None:
-        st = ActivationStats(members[0].k, method in ("gptq", "awq-gptq"), 512, rng)
+        st = ActivationStats(members[0].k, method in ("gptq", "awq-gptq") or by_output, 512, rng)
         for a in xs:
             st.add(a)
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
@@ -75,28 +83,27 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
             unit = np.allclose(a, 1.0)
             if not unit:
                 scaled.append((members, a))
-            factor = gptq_factor(st.gram / np.outer(a, a), damp=damp)   # once for the GEMMs sharing x
+            h = st.gram / np.outer(a, a)
+            factor = gptq_factor(h, damp=damp)   # once for the GEMMs sharing x
             for c, w in zip(members, ws):
-                s, z, wq = gptq(w * a[:, None], factor, scheme, sd)
-                if c.k_axis == 1:
-                    s = s.T if s.ndim == 2 else s
-                    z = z.T if z is not None and z.ndim == 2 else z
+                s, z, wq = gptq(w * a[:, None], factor, scheme, sd, clip_hessian=h if by_output else None)
+                keep(c, s, z)
                 adjusted[id(c)] = _kn(c, wq)
-                params[id(c)] = (s, z)
                 quantized[c.node.outputs[0].name] = _kn(c, wq / a[:, None])
             return
-        if method == "awq":
-            s = awq_search(st, ws)
-        else:
-            s = smooth_scales(ws, st.amax)
+        s = awq_search(st, ws) if method == "awq" else (
+            smooth_scales(ws, st.amax) if method == "smoothquant" else np.ones(members[0].k))
         unit = np.allclose(s, 1.0)
         if not unit:
             scaled.append((members, s))
+        h = st.gram / np.outer(s, s) if by_output else None
         for c, w in zip(members, ws):
             ww = w if unit else w * s[:, None]
             if not unit:
                 adjusted[id(c)] = _kn(c, ww)
-            eff = roundtrip(ww, scheme, sd)
+            if by_output:
+                keep(c, *fit_params(ww, scheme, sd, h))
+            eff = roundtrip(ww, scheme, sd, h)
             quantized[c.node.outputs[0].name] = _kn(c, eff if unit else eff / s[:, None])
 
     _walk_sequential(target, feeds, evaluator, by_out, groups, calibrate_group, quantized)

@@ -26,9 +26,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import _INT_RANGE, UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
+from .quantize_schemes import UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
 
-__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
+__all__ = ["METHODS", "awq_scales", "dequantized", "fit_params", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
 METHODS = ("rtn", "awq", "gptq", "awq-gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
@@ -36,40 +36,8 @@ AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 
 
 def dequantized(w: np.ndarray, scheme) -> np.ndarray:
-    """Round-trip ``w`` (K × N, K the input channels) through ``scheme``'s weight grid, with the
-    scales fitted as ``quantize`` fits them (no clip search: this is the inner loop of AWQ)."""
-    from .quantize_schemes import block_amax, dequantize_nf4, quantize_nf4, scale_for
-    block = scheme.group if scheme.group and scheme.group < w.shape[0] else 0
-    if scheme.weights == "nf4":
-        amax = block_amax(w, 0, block)
-        s = np.where(amax > 0, amax, 1.0)
-        return dequantize_nf4(quantize_nf4(w, s, 0, block), s, 0, block)
-    if scheme.per_tensor:
-        s = scale_for(np.abs(w).max().reshape(1, 1), scheme.weights, np.dtype(np.float32)).astype(np.float64)
-        return quantize_array(w, s, scheme.weights, 0, 0).astype(np.float64) * s
-    from .quantize_schemes import _expand
-    if scheme.asym == "min":    # the block's [min, max] onto the codes: x ≈ q · s + min
-        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
-        lo, hi = _block_min(w, block), -_block_min(-w, block)
-        s = np.where(hi > lo, (hi - lo) / top, 1.0)
-        q = np.clip(np.rint((w - _expand(lo, w.shape, 0, block)) / _expand(s, w.shape, 0, block)), 0, top)
-        return q * _expand(s, w.shape, 0, block) + _expand(lo, w.shape, 0, block)
-    if scheme.asym:
-        top = float(_INT_RANGE[UNSIGNED[scheme.weights]][1])
-        lo = np.minimum(_block_min(w, block), 0.0)
-        hi = np.maximum(-_block_min(-w, block), 0.0)
-        s = np.where(hi > lo, (hi - lo) / top, 1.0)
-        z = np.clip(np.rint(-lo / s), 0, top)
-        q = quantize_array(w, s, UNSIGNED[scheme.weights], 0, block, z).astype(np.float64)
-        return (q - _expand(z, w.shape, 0, block)) * _expand(s, w.shape, 0, block)
-    s = scale_for(block_amax(w, 0, block), scheme.weights, np.dtype(np.float32)).astype(np.float64)
-    return quantize_array(w, s, scheme.weights, 0, block).astype(np.float64) * _expand(s, w.shape, 0, block)
-
-
-def _block_min(w: np.ndarray, block: int) -> np.ndarray:
-    if not block:
-        return w.min(axis=0, keepdims=True)
-    return np.minimum.reduceat(w, np.arange(0, w.shape[0], block), axis=0)
+    """``roundtrip`` without the clip search (each block's whole range): AWQ's inner loop."""
+    return roundtrip(w, scheme, np.dtype(np.float32), ratios=(1.0,))
 
 
 def awq_scales(weights: list[np.ndarray], rows: np.ndarray, mean_abs: np.ndarray, scheme,
@@ -99,30 +67,49 @@ def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.
     return np.where(np.isfinite(s) & (s > 0), s, 1.0)
 
 
-def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype) -> np.ndarray:
+def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray | None = None,
+              ratios: tuple = ()) -> np.ndarray:
     """``w`` (K × N) as ``quantize`` stores and dequantizes it (the same scale fits, clip search
-    included): the weight a quantized GEMM computes with, for the sequential calibration walk."""
+    included): the weight a quantized GEMM computes with, for the sequential calibration walk.
+    ``hessian`` (``XᵀX``, K × K): integer scales from the output-error clip search (``fit_params``);
+    ``ratios``: the clip ratios searched (``fit_scales``)."""
     from .quantize_schemes import _expand, block_amax, dequantize_nf4, quantize_nf4
     x = np.asarray(w, np.float64)
     dt = scheme.weights
     block = scheme.group if scheme.group and scheme.group < x.shape[0] else 0
     if scheme.per_tensor:
-        s = fit_scales(x.reshape(1, -1), dt, 1, 0, scale_dtype).reshape(()).astype(np.float64)
+        s = fit_scales(x.reshape(1, -1), dt, 1, 0, scale_dtype, ratios=ratios).reshape(()).astype(np.float64)
         return quantize_array(x, s, dt, 0, 0).astype(np.float64) * s
     if dt == "nf4":
         amax = block_amax(x, 0, block)
         s = np.where(amax > 0, amax, 1.0).astype(scale_dtype).astype(np.float64)
         return dequantize_nf4(quantize_nf4(x, s, 0, block), s, 0, block)
+    s, z = _fit(x, scheme, block, scale_dtype, hessian, ratios)
+    s, z = _expand(s, x.shape, 0, block).astype(np.float64), None if z is None else _expand(z, x.shape, 0, block)
     if scheme.asym == "min":
-        s, m = fit_min(x, dt, 0, block, scale_dtype)
-        q = quantize_min(x, s, m, dt, 0, block).astype(np.float64)
-        return q * _expand(s, x.shape, 0, block).astype(np.float64) + _expand(m, x.shape, 0, block).astype(np.float64)
-    if scheme.asym:
-        s, z = fit_asym(x, dt, 0, block, scale_dtype)
-        q = quantize_array(x, s, UNSIGNED[dt], 0, block, z).astype(np.float64)
-        return (q - _expand(z, x.shape, 0, block).astype(np.float64)) * _expand(s, x.shape, 0, block).astype(np.float64)
-    s = fit_scales(x, dt, 0, block, scale_dtype)
-    return quantize_array(x, s, dt, 0, block).astype(np.float64) * _expand(s, x.shape, 0, block).astype(np.float64)
+        return quantize_min(x, s, z, dt, 0, 0).astype(np.float64) * s + z.astype(np.float64)
+    q = quantize_array(x, s, UNSIGNED[dt] if scheme.asym else dt, 0, 0, z).astype(np.float64)
+    return (q - z.astype(np.float64)) * s if scheme.asym else q * s
+
+
+def _fit(x: np.ndarray, scheme, block: int, scale_dtype: np.dtype, hessian: np.ndarray | None,
+         ratios: tuple = ()) -> tuple:
+    """(scales, zero points or offsets or None) of a K × N integer weight, keeping dims."""
+    fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
+    out = fit(x, scheme.weights, 0, block, scale_dtype, hessian, ratios)
+    return out if isinstance(out, tuple) else (out, None)
+
+
+def fit_params(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray) -> tuple:
+    """AWQ's ``auto_clip`` for integer weights ``w`` (K × N): per output channel and group, the
+    clip ratio of the range whose rounding least changes the output on the calibration inputs
+    (``hessian``: their ``XᵀX``), as (scales, zero points) in ``gptq``'s stored layout."""
+    if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
+        raise PassError(f"quantize: clip=output searches an integer grid's range; scheme {scheme.name} is not "
+                        f"int4/int8 per channel or group")
+    block = scheme.group if scheme.group and scheme.group < w.shape[0] else 0
+    s, z = _fit(np.asarray(w, np.float64), scheme, block, scale_dtype, hessian)
+    return (s, z) if block else (s.reshape(-1), None if z is None else z.reshape(-1))
 
 
 def gptq_factor(hessian: np.ndarray, *, damp: float = 0.01, act_order: bool = True) -> tuple:
@@ -160,14 +147,16 @@ def _tri_inv(L: np.ndarray) -> np.ndarray:
 
 
 def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dtype, *, block: int = 128,
-         damp: float = 0.01, act_order: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+         damp: float = 0.01, act_order: bool = True, clip_hessian: np.ndarray | None = None
+         ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """GPTQ on ``w`` (K × N) with ``hessian`` (K × K, ``XᵀX``, or its ``gptq_factor``): returns
     (scales, zero points — the float offsets of ``-asym`` — or None, the adjusted float weight) in the layout ``quantize_weight``
     stores — quantizing the adjusted weight with these scales gives GPTQ's codes exactly.
     ``damp``/``act_order``: see ``gptq_factor``; with ``act_order`` the groups are *static*
     (each group's scale fitted on the weights before any update, as AutoGPTQ's
     ``static_groups=True``) so groups stay contiguous in K, as ONNX blocked quantization and
-    MatMulNBits store them."""
+    MatMulNBits store them. ``clip_hessian`` (``XᵀX``): those scales from the output-error clip
+    search (``fit_params``) instead of the weight-error one."""
     if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
         raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not "
                         f"int4/int8 (symmetric, -asym or -zp)")
@@ -178,16 +167,9 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     W[:, dead] = 0.0
     gb = g if g < k else 0
     offset = scheme.asym == "min"           # x ≈ q·s + m: a float zero point z = −m/s, kept as m
-    if offset:                                               # static groups: N × groups
-        s0, m0 = fit_min(W, scheme.weights, 1, gb, scale_dtype)
-        zeros = m0.T.astype(np.float64)
-    elif scheme.asym:
-        s0, z0 = fit_asym(W, scheme.weights, 1, gb, scale_dtype)
-        zeros = z0.T.astype(np.float64)
-    else:
-        s0 = fit_scales(W, scheme.weights, 1, gb, scale_dtype)
-        zeros = None
-    scales = s0.T.astype(np.float64)                          # groups × N
+    s0, z0 = _fit(W.T, scheme, gb, scale_dtype, clip_hessian)    # static groups: groups × N
+    zeros = None if z0 is None else z0.astype(np.float64)
+    scales = s0.astype(np.float64)
     W = W[:, perm]
     gid = perm // g                                           # the group of each walked channel
     stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights

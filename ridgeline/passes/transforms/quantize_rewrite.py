@@ -170,7 +170,7 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
     ``data``: the float weight to quantize instead of ``c.w``'s (calibrated methods scale or
     correct it first). Any group size works: a last group shorter than the others covers the
     remaining input channels (ONNX blocked quantization's ``ceil(K / block_size)`` scales).
-    ``params``: fixed (scales, zero points) in the stored layout (GPTQ chose them)."""
+    ``params``: fixed (scales, zero points) in the stored layout (GPTQ or ``clip=output`` chose them)."""
     w = c.w
     k_axis = c.k_axis
     n_axis = 1 - k_axis
@@ -204,12 +204,17 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
             amax = block_amax(x, k_axis, block)                # codes span [-1, 1]: scale = max |x|
             sdata = np.where(amax > 0, amax, 1.0).astype(scale_dt.np_dtype)
             qdata = quantize_nf4(x, sdata, k_axis, block)
-        elif params is not None:
+        else:
+            if params is None:      # the scheme's own fit (its clip search on the rounding error)
+                fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
+                sc = fit(x, dtype, k_axis, block, scale_dt.np_dtype)          # keeps dims
+                sc, zp = sc if isinstance(sc, tuple) else (sc, None)
+                params = (sc, zp) if blocked else (sc.reshape(-1), None if zp is None else zp.reshape(-1))
             sdata, zdata = params
             sdata = np.asarray(sdata).astype(scale_dt.np_dtype)
             keep = sdata if blocked else np.expand_dims(sdata, k_axis)
             zk = None if zdata is None else (zdata if blocked else np.expand_dims(zdata, k_axis))
-            if scheme.asym == "min":      # GPTQ's float offsets
+            if scheme.asym == "min":      # float offsets, added after DequantizeLinear
                 mdata = np.asarray(zdata).astype(scale_dt.np_dtype)
                 qdata = quantize_min(x, keep, np.asarray(zk).astype(scale_dt.np_dtype), dtype, k_axis, block)
                 zdata = None
@@ -217,18 +222,6 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
                 qdata = quantize_array(x, keep, scheme.stored, k_axis, block, zk)
             if zdata is not None:
                 zdata = np.asarray(zdata).astype(DTYPES[scheme.stored].np_dtype)
-        elif scheme.asym == "min":
-            sc, mn = fit_min(x, dtype, k_axis, block, scale_dt.np_dtype)       # keep dims
-            qdata = quantize_min(x, sc, mn, dtype, k_axis, block)
-            sdata, mdata = (sc, mn) if blocked else (sc.reshape(-1), mn.reshape(-1))
-        elif scheme.asym:
-            sc, zp = fit_asym(x, dtype, k_axis, block, scale_dt.np_dtype)      # keep dims
-            qdata = quantize_array(x, sc, scheme.stored, k_axis, block, zp)
-            sdata, zdata = (sc, zp) if blocked else (sc.reshape(-1), zp.reshape(-1))
-        else:
-            sc = fit_scales(x, dtype, k_axis, block, scale_dt.np_dtype)       # keeps dims
-            qdata = quantize_array(x, sc, dtype, k_axis, block)
-            sdata = sc if blocked else sc.reshape(-1)
     qtype = TensorType(DTYPES[scheme.stored], tuple(w.type.shape))
     stype = TensorType(scale_dt, tuple(sshape))
     q = graph.add_constant(f"{w.name}.q", qdata, type=None if qdata is not None else qtype)

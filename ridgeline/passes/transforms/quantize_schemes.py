@@ -238,21 +238,65 @@ def quantize_array(x: np.ndarray, scale: np.ndarray, dtype: str, axis: int, bloc
 CLIP_RATIOS = tuple(np.round(np.linspace(0.6, 1.0, 21), 3))
 
 
-def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype) -> np.ndarray:
+#: the clip ratios of the output-error search (``hessian`` given): ``CLIP_RATIOS`` (so it never
+#: does worse than them on a group's output), down to 0.5 of max |x| as AWQ's ``auto_clip``, and
+#: steps of 0.01 near 1, where int8 finds a rounding-aware scale
+OUTPUT_CLIP_RATIOS = tuple(sorted(set(np.round(np.linspace(0.5, 1.0, 26), 3)) | set(np.round(np.linspace(0.9, 1.0, 11), 3))))
+
+
+def block_hessians(hessian: np.ndarray, k: int, block: int) -> np.ndarray:
+    """The diagonal blocks (groups × B × B, a short last block zero-padded) of an input-channel
+    Hessian ``XᵀX`` (K × K): what the output error of each group of a weight column weighs by."""
+    b = block if block and block < k else k
+    g = -(-k // b)
+    h = np.zeros((g * b, g * b))
+    h[:k, :k] = hessian
+    return np.stack([h[i * b:(i + 1) * b, i * b:(i + 1) * b] for i in range(g)])
+
+
+def _hess_err(d: np.ndarray, hb: np.ndarray) -> np.ndarray:
+    """``eᵀ H_g e`` per (output channel, group) of block errors ``d`` (N × G × B): the squared
+    output error each group's rounding adds on the calibration inputs (N × G)."""
+    t = d.transpose(1, 0, 2)
+    return ((t @ hb) * t).sum(-1).T
+
+
+def _block_err(diff: np.ndarray, axis: int, block: int, hb: np.ndarray | None) -> np.ndarray:
+    """Per-block error of a 2-D weight's rounding ``diff``, laid out as ``_block_sum``'s: squared
+    (``hb`` None) or weighted by the calibration inputs' block Hessians (``block_hessians``)."""
+    if hb is None:
+        return _block_sum(np.square(diff), axis, block)
+    d = np.moveaxis(diff, axis, -1)
+    b = hb.shape[1]
+    pad = hb.shape[0] * b - d.shape[-1]
+    d = np.concatenate([d, np.zeros((d.shape[0], pad))], axis=-1) if pad else d
+    e = _hess_err(d.reshape(d.shape[0], -1, b), hb)
+    return e.T if axis % 2 == 0 else e
+
+
+def _ratios(hessian, ratios) -> tuple:
+    return ratios or (CLIP_RATIOS if hessian is None else OUTPUT_CLIP_RATIOS)
+
+
+def fit_scales(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
+               hessian: np.ndarray | None = None, ratios: tuple = ()) -> np.ndarray:
     """Per-block scales for weights ``x``: for integer types the clipping range that minimizes the
     block's squared rounding error among ``CLIP_RATIOS`` of max |x| (clipping a few outliers buys
-    a finer step for all others: llama.cpp's and AWQ's clip search); float8 keeps max |x|."""
+    a finer step for all others: llama.cpp's and AWQ's clip search); float8 keeps max |x|.
+    ``hessian`` (``XᵀX`` of the calibration inputs, K × K; 2-D ``x``): minimize each block's
+    *output* error instead, over ``OUTPUT_CLIP_RATIOS`` (AWQ's ``auto_clip``); ``ratios``: others
+    (``(1.0,)``: no clipping)."""
     amax = block_amax(x, axis, block)
     best = scale_for(amax, dtype, scale_dtype)
     if dtype not in _INT_RANGE:
         return best
     data = x.astype(np.float64)
+    hb = None if hessian is None else block_hessians(hessian, x.shape[axis], block)
     best_err = None
-    for r in CLIP_RATIOS:
+    for r in _ratios(hessian, ratios):
         s = scale_for(amax * r, dtype, scale_dtype)
         q = quantize_array(data, s, dtype, axis, block).astype(np.float64)
-        err = np.square(data - q * _expand(s, data.shape, axis, block).astype(np.float64))
-        err = _block_sum(err, axis, block)
+        err = _block_err(data - q * _expand(s, data.shape, axis, block).astype(np.float64), axis, block, hb)
         if best_err is None:
             best, best_err = s, err
             continue
@@ -270,27 +314,29 @@ def _block_reduce(ufunc, a: np.ndarray, axis: int, block: int) -> np.ndarray:
     return ufunc.reduceat(a, np.arange(0, n, block), axis=axis)
 
 
-def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
-             ) -> tuple[np.ndarray, np.ndarray]:
+def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
+             hessian: np.ndarray | None = None, ratios: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric (zero-point) scales and zero points per block for integer weights ``x``:
     ``x ≈ (q - z) · s`` with unsigned codes ``q`` in ``[0, 2^bits - 1]`` (``dtype``: i8/i4, the
     signedness of the scheme; codes are stored as u8/u4). The range ``[min, max]`` of each block
     (shrunk by ``CLIP_RATIOS``, keeping the one with the least squared error, as AWQ's clip
     search does) is mapped onto the codes; ``z = round(-min / s)``, an integer as ONNX
-    DequantizeLinear and MatMulNBits store it. Returns (scale, zero point), both keeping dims."""
+    DequantizeLinear and MatMulNBits store it. Returns (scale, zero point), both keeping dims.
+    ``hessian``, ``ratios``: as ``fit_scales``'s."""
     udt = UNSIGNED[dtype]
     top = float(_INT_RANGE[udt][1])
     data = x.astype(np.float64)
     lo0 = np.minimum(_block_reduce(np.minimum, data, axis, block), 0.0)
     hi0 = np.maximum(_block_reduce(np.maximum, data, axis, block), 0.0)
     best = best_z = best_err = None
-    for r in CLIP_RATIOS:
+    hb = None if hessian is None else block_hessians(hessian, x.shape[axis], block)
+    for r in _ratios(hessian, ratios):
         lo, hi = lo0 * r, hi0 * r
         s = scale_for((hi - lo) * QMAX[dtype] / top, dtype, scale_dtype)   # scale_for divides by QMAX
         z = np.clip(np.rint(-lo / s.astype(np.float64)), 0, top)
         q = quantize_array(data, s, udt, axis, block, z).astype(np.float64)
         deq = (q - _expand(z, data.shape, axis, block)) * _expand(s, data.shape, axis, block).astype(np.float64)
-        err = _block_sum(np.square(data - deq), axis, block)
+        err = _block_err(data - deq, axis, block, hb)
         if best_err is None:
             best, best_z, best_err = s, z, err
             continue
@@ -300,15 +346,16 @@ def fit_asym(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.d
     return best.astype(scale_dtype), best_z.astype(DTYPES[udt].np_dtype)
 
 
-def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype
-            ) -> tuple[np.ndarray, np.ndarray]:
+def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dtype,
+            hessian: np.ndarray | None = None, ratios: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """Scale and float offset per block, ``x ≈ q · s + m`` with unsigned codes ``q`` (llama.cpp's
     Q4_1/Q8_1 and k-quants, HQQ: a float zero point). The first candidate maps the block's
     ``[min, max]`` onto the codes — weights already on such a grid (a model dequantized from
     Q4_1) come back exactly; the others shrink that range (``CLIP_RATIOS``, about its middle)
     and refit ``s`` and ``m`` to their codes by least squares, as llama.cpp's
     ``make_qkx2_quants`` does. Each block keeps the candidate with the least squared error (ties:
-    the earlier). Returns (scale, offset), both keeping dims, in ``scale_dtype``."""
+    the earlier). Returns (scale, offset), both keeping dims, in ``scale_dtype``. ``hessian``
+    (2-D ``x``), ``ratios``: as ``fit_scales``'s (the least-squares refit stays)."""
     top = float(_INT_RANGE[UNSIGNED[dtype]][1])
     data = np.moveaxis(x.astype(np.float64), axis, -1)          # [..., K], cut into [..., G, B] blocks
     k = data.shape[-1]
@@ -331,12 +378,15 @@ def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dt
     def codes(s, m):
         return np.clip(np.rint((d - m.astype(np.float64)) / s.astype(np.float64)), 0.0, top)
 
+    hb = None if hessian is None else block_hessians(hessian, k, b)
+
     def error(s, m, q):
-        return (np.square(d - (q * s.astype(np.float64) + m.astype(np.float64))) * live).sum(axis=-1, keepdims=True)
+        diff = (d - (q * s.astype(np.float64) + m.astype(np.float64))) * live
+        return np.square(diff).sum(axis=-1, keepdims=True) if hb is None else _hess_err(diff, hb)[..., None]
 
     best_s, best_m = stored((hi0 - lo0) / top, lo0)
     best_err = error(best_s, best_m, codes(best_s, best_m))
-    for r in sorted(CLIP_RATIOS, reverse=True)[1:]:
+    for r in sorted(_ratios(hessian, ratios), reverse=True)[1:]:
         span = (hi0 - lo0) * r
         s, m = stored(span / top, lo0 + (hi0 - lo0 - span) / 2)
         q = codes(s, m)
