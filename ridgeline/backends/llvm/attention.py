@@ -33,23 +33,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (
-    F32,
-    I64,
-    REDUCE_FLAGS,
-    Array,
-    Var,
-    address,
-    call_intrinsic,
-    const,
-    kernel_function,
-    lane_mask,
-    load,
-    loop,
-    masked_load,
-    splat,
-    store,
-)
+from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, kernel_function, lane_mask, load,
+                     loop, masked_load, splat, store)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
