@@ -309,6 +309,10 @@ class GemmLowering(Lowering):
             self.nc = max(self.nr, tn // self.nr * self.nr)
             if m >= 8:
                 self.kc = max(1, tk)
+        if m >= 8 and self.tile is None and m and n:   # blocks of even size (in whole tiles): 256 rows in
+            # blocks of 144 ran 144 + 112, the larger task setting the pace of the split
+            self.mc = -(-m // -(-m // self.mc) // self.mr) * self.mr
+            self.nc = -(-n // -(-n // self.nc) // self.nr) * self.nr
         self.mblocks = math.ceil(m / self.mc) if m else 0
         self.nblocks = math.ceil(n / self.nc) if n else 0
         self.tasks = self.batch * self.mblocks * self.nblocks
