@@ -704,9 +704,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write every figure here")
     ap.add_argument("--with-past", action="append", default=[],
                     help="generation section: an ONNX export with a KV cache (inputs past_*, outputs present_*)")
-    ap.add_argument("--past", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512],
-                    help="decode steps at these cache lengths (default 64,512)")
-    ap.add_argument("--prefill", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256],
+    ap.add_argument("--past", type=lambda s: [int(x) for x in s.split(",") if x], default=[64, 512],
+                    help='decode steps at these cache lengths (default 64,512; "" for none)')
+    ap.add_argument("--prefill", type=lambda s: [int(x) for x in s.split(",") if x], default=[64, 256],
                     help="prefills of these lengths (default 64,256)")
     ap.add_argument("--prompt", type=int, default=16, help="prompt length of the generation loop")
     ap.add_argument("--steps", type=int, default=12, help="tokens of the generation loop")

@@ -33,8 +33,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, kernel_function, lane_mask, load,
-                     loop, masked_load, splat, store)
+from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop,
+                     splat, store)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -243,12 +243,12 @@ class AttentionLowering(Lowering):
                                               b.icmp_signed("<", j0, hi_r))):
                             i = b.add(i0, r)
                             qo = off4(self.q_st, bi, h, i)
-                            qv = [self._vload(b, Q, b.add(qo, const(I64, cc * W)), D - cc * W) for cc in range(nvd)]
+                            qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
                             dots = []
                             for ko in kos:
-                                d_acc = b.fmul(qv[0], self._vload(b, K, ko, D))
+                                d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
                                 for cc in range(1, nvd):
-                                    kv = self._vload(b, K, b.add(ko, const(I64, cc * W)), D - cc * W)
+                                    kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
                                     d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
                                 dots.append(d_acc)
                             sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
@@ -267,12 +267,12 @@ class AttentionLowering(Lowering):
                                           b.icmp_signed("<", lane, splat(b, hi_r, W)))
                             sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
                             spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
-                            b.store(sc, b.bitcast(sblk.at(spot), ir.PointerType(vt)), align=4)
+                            b.store(sc, b.bitcast(sblk.at(spot), vt.as_pointer()), align=4)
                             bmax.set(mi, call_intrinsic(b, "maximum", bmax.get(mi), sc))
                 with each_member("me") as (mi, h, r):
                     gb = b.mul(mi, const(I64, BK))
                     m_old = mrun.get(mi)
-                    m_new = call_intrinsic(b, "maximum", m_old, _max_lanes(b, bmax.get(mi)))
+                    m_new = call_intrinsic(b, "maximum", m_old, call_intrinsic(b, "vector.reduce.fmaximum", bmax.get(mi), ret=F32))
                     m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
                     alpha = M.exp(b, b.fsub(m_old, m_use))
                     lsum = b.fmul(lrun.get(mi), alpha)
@@ -286,15 +286,15 @@ class AttentionLowering(Lowering):
                     lrun.set(mi, b.fadd(lsum, bsum.get()))
                     mrun.set(mi, m_new)
                     # the member's output row stays in registers across the value rows it sees
-                    spots = [b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))),
-                                       ir.PointerType(vt)) for cc in range(nvv)]
+                    spots = [b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), vt.as_pointer())
+                             for cc in range(nvv)]
                     av = splat(b, alpha, W)
                     accv = [Var(b, vt, b.fmul(b.load(sp, typ=vt, align=4), av)) for sp in spots]
                     with loop(b, at_least(jfirst, klo.get(r)), at_most(jend, khi.get(r)), name="jv") as j:
                         vo = off4(v_st, bi, hk, j)
                         pv = splat(b, sblk.get(b.add(gb, b.sub(j, jb))), W)
                         for cc, av_ in enumerate(accv):
-                            vv = self._vload(b, V, b.add(vo, const(I64, cc * W)), DV - cc * W)
+                            vv = load_lanes(b, V, b.add(vo, const(I64, cc * W)), vt, DV - cc * W)
                             av_.set(call_intrinsic(b, "fma", pv, vv, av_.get()))
                     for sp, av_ in zip(spots, accv):
                         b.store(av_.get(), sp, align=4)
@@ -307,16 +307,6 @@ class AttentionLowering(Lowering):
                 with loop(b, 0, DV, name="w") as w:
                     store(b, b.fmul(acc.get(b.add(ga, w)), inv), Y, b.add(yo, w))
         b.ret_void()
-
-    @staticmethod
-    def _vload(b, base, index, valid: int) -> ir.Value:
-        """A vector of W floats at ``base[index]``; lanes past ``valid`` read as 0 (not loaded)."""
-        w = host().vector_width_f32
-        vt = ir.VectorType(F32, w)
-        addr = address(b, base, index, F32, min(w, valid))
-        if valid >= w:
-            return b.load(b.bitcast(addr, ir.PointerType(vt)), typ=vt, align=4)
-        return masked_load(b, addr, vt, lane_mask(w, valid))
 
     @staticmethod
     def _trim(b, MASK, m_st, bi, h, i, start, limit):
@@ -472,17 +462,6 @@ def _sum_lanes(b, vs: list) -> ir.Value:
                               b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), hi))))
         vs, width = nxt, half
     return vs[0]
-
-
-def _max_lanes(b, v) -> ir.Value:
-    """The largest lane of ``v`` (NaN-propagating, as ``llvm.maximum``)."""
-    w = v.type.count
-    while w > 1:
-        w //= 2
-        hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), v.type.count),
-                                                [w + i for i in range(w)] + list(range(w, v.type.count))))
-        v = call_intrinsic(b, "maximum", v, hi)
-    return b.extract_element(v, const(ir.IntType(32), 0))
 
 
 #: (shapes, key count, past, mask shape, K/V strides) -> the lengths, offsets and strides arrays an

@@ -32,8 +32,8 @@ import numpy as np
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import (F32, I64, Var, address, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
-                     masked_store, splat)
+from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop, splat,
+                     store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 from .parallel import DEFAULT_THRESHOLD
@@ -380,22 +380,13 @@ class GemmLowering(Lowering):
         N, K = self.n, self.k
         vt = ir.VectorType(F32, w)
         nv = math.ceil(ncols / w)
-        masks = [None if (c + 1) * w <= ncols else lane_mask(w, ncols - c * w) for c in range(nv)]
-
         lanes = [min(w, ncols - c * w) for c in range(nv)]
 
         def vload(base, idx, c):
-            addr = address(b, base, idx, F32, lanes[c])
-            if masks[c] is None:
-                return b.load(addr, typ=vt, align=4)
-            return masked_load(b, addr, vt, masks[c])
+            return load_lanes(b, base, idx, vt, lanes[c])
 
         def vstore(v, base, idx, c):
-            addr = address(b, base, idx, F32, lanes[c], is_store=True)
-            if masks[c] is None:
-                b.store(v, addr, align=4)
-            else:
-                masked_store(b, v, addr, masks[c])
+            store_lanes(b, v, base, idx, lanes[c])
 
         crow = [b.add(c0, b.mul(b.add(i, const(I64, r)), const(I64, N))) for r in range(mr)]
         accs = []
@@ -410,8 +401,7 @@ class GemmLowering(Lowering):
         with loop(b, kc, kend, name="k") as k:
             if self.packed:   # panel j // NR, row k: NR contiguous floats, zero past N
                 prow = b.mul(b.add(b.mul(b.sdiv(j, const(I64, self.nr)), const(I64, K)), k), const(I64, self.nr))
-                bv = [b.load(address(b, B, b.add(prow, const(I64, c * w)), F32, w), typ=vt, align=4)
-                      for c in range(nv)]
+                bv = [load_lanes(b, B, b.add(prow, const(I64, c * w)), vt, w) for c in range(nv)]
             else:
                 brow = b.add(b0, b.mul(k, const(I64, N)))
                 bv = [vload(B, b.add(brow, b.add(j, const(I64, c * w))), c) for c in range(nv)]
