@@ -14,9 +14,9 @@ along N, tasks split along N (each output reduced by one thread in a fixed order
 any thread count). Tasks are independent, so the executor splits them across cores. Gemm's alpha
 and beta·C are applied when the last K slice is stored.
 
-``gemm="auto"`` picks the JIT kernel or numpy's BLAS (``np.matmul`` into the planned buffer) per
-shape by the rule in ``choose``, set from measurements on the host (docs/backends.md);
-``gemm="jit"`` / ``"blas"`` force one. Non-f32 products and transposed non-constant operands
+``gemm="auto"`` takes the JIT kernel wherever it applies and numpy's BLAS (``np.matmul`` into the
+planned buffer) elsewhere: it matched or beat OpenBLAS from M = 2 up, and keeps its speed when
+other processes share the cores (docs/backends.md); ``gemm="jit"`` / ``"blas"`` force one. Non-f32 products and transposed non-constant operands
 always use BLAS; a transposed constant B is transposed once at compile time.
 """
 
@@ -39,7 +39,7 @@ from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 from .parallel import DEFAULT_THRESHOLD
 from .replay import replayable
 
-__all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
+__all__ = ["GemmLowering", "BlasLowering", "matmul_dims"]
 
 #: (KC, MC): a K slice of KC rows and MC rows of A per task. The MC x KC block of A and one KC x NR
 #: panel of B stay in L2 while the micro-tiles walk them: B's panels are streamed once per MC rows,
@@ -50,16 +50,6 @@ __all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
 BLOCKS_L2_1M = (512, 144)
 BLOCKS_SMALL_L2 = (256, 96)
 TILE_512 = (6, 4)   # (rows, vectors) with 32 vector registers: 24 accumulators; measured 6x4 > 8x2 by ~10% (docs/backends.md)
-
-
-def choose(m: int, n: int, k: int, batch: int) -> str:
-    """The faster GEMM for this shape on hosts like ours (measured with tools/bench_backends.py
-    --gemm; figures in docs/backends.md): the JIT kernel throughout. It matches or beats
-    OpenBLAS from M = 2 up (both near 60% of one core's FMA peak on the large products of a
-    prefill) and, unlike OpenBLAS's spinning threads, keeps its speed when other processes
-    share the cores; OpenBLAS wins only the single-row products of a decode step when the
-    weights sit in cache — rarely the case for real weights."""
-    return "jit"
 
 
 def matmul_dims(a: Sequence[int], b: Sequence[int]):
@@ -553,7 +543,5 @@ def lower_matmul(node: Node, in_shapes, known, options) -> Lowering:
     except Unsupported:
         if mode == "jit":
             raise
-        return BlasLowering(node, in_shapes, known)
-    if mode == "auto" and choose(low.m, low.n, low.k, low.batch) == "blas":
         return BlasLowering(node, in_shapes, known)
     return low
