@@ -152,6 +152,8 @@ class AttentionLowering(Lowering):
         DVP = nvv * W                   # a member's output row, padded to whole vectors
         acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
         mrun = Array(b, F32, GR)        # running maximum per member
+        arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
+        MB = max(1, 16 // nvv)          # members whose output rows the value loop holds at once
         lrun = Array(b, F32, GR)        # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
         klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
@@ -285,19 +287,29 @@ class AttentionLowering(Lowering):
                         bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
                     lrun.set(mi, b.fadd(lsum, bsum.get()))
                     mrun.set(mi, m_new)
-                    # the member's output row stays in registers across the value rows it sees
-                    spots = [b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), vt.as_pointer())
-                             for cc in range(nvv)]
-                    av = splat(b, alpha, W)
-                    accv = [Var(b, vt, b.fmul(b.load(sp, typ=vt, align=4), av)) for sp in spots]
-                    with loop(b, at_least(jfirst, klo.get(r)), at_most(jend, khi.get(r)), name="jv") as j:
+                    arun.set(mi, alpha)
+                # value rows into the output rows of MB members at once (each V row loaded once for
+                # them, their rows in registers); a key a member cannot see has p = 0 and adds
+                # exactly nothing. Past the last member the last chunk repeats it: the same values,
+                # stored twice
+                gn = b.mul(const(I64, G), nr)   # the task's members, counted g·nr + r here
+                with loop(b, 0, gn, step=MB, name="pm") as f:
+                    ms = [at_most(b.add(f, const(I64, u)), b.sub(gn, const(I64, 1))) for u in range(MB)]
+                    mis = [b.add(b.mul(b.sdiv(m_, nr), const(I64, R)), b.srem(m_, nr)) for m_ in ms]
+                    spots = [[b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), vt.as_pointer())
+                              for cc in range(nvv)] for mi in mis]
+                    accv = [[Var(b, vt, b.fmul(b.load(sp, typ=vt, align=4), splat(b, arun.get(mi), W))) for sp in row]
+                            for mi, row in zip(mis, spots)]
+                    with loop(b, jfirst, jend, name="jv") as j:
                         vo = off4(v_st, bi, hk, j)
-                        pv = splat(b, sblk.get(b.add(gb, b.sub(j, jb))), W)
-                        for cc, av_ in enumerate(accv):
-                            vv = load_lanes(b, V, b.add(vo, const(I64, cc * W)), vt, DV - cc * W)
-                            av_.set(call_intrinsic(b, "fma", pv, vv, av_.get()))
-                    for sp, av_ in zip(spots, accv):
-                        b.store(av_.get(), sp, align=4)
+                        vv = [load_lanes(b, V, b.add(vo, const(I64, cc * W)), vt, DV - cc * W) for cc in range(nvv)]
+                        for mi, row in zip(mis, accv):
+                            pv = splat(b, sblk.get(b.add(b.mul(mi, const(I64, BK)), b.sub(j, jb))), W)
+                            for x, v_ in zip(row, vv):
+                                x.set(call_intrinsic(b, "fma", pv, v_, x.get()))
+                    for row, xs in zip(spots, accv):
+                        for sp, x in zip(row, xs):
+                            b.store(x.get(), sp, align=4)
             with each_member("mw") as (mi, h, r):
                 tot = lrun.get(mi)
                 inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
