@@ -14,7 +14,7 @@ pytest.importorskip("llvmlite")
 from ridgeline.backends.registry import get_backend
 from ridgeline.ir import Builder, Graph, tensor
 
-_CI = settings(max_examples=5, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
+_CI = settings(max_examples=4, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
                suppress_health_check=list(HealthCheck))
 
 
