@@ -350,7 +350,7 @@ def bench_generation(path: str, args) -> dict:
                               "cpu_s": {k: med(v["cpu"]) for k, v in have.items()},
                               "runs": min((len(v["wall"]) for v in have.values()), default=0),
                               "load": _load_span([x for v in have.values() for x in v["load"]])})
-    out["roofline"] = gemv_roofline(g, llvm, rng, args)
+    out["roofline"] = gemv_roofline(g, llvm, rng, args) if args.past else None
     out["load_end"] = load_avg()
     return out
 
@@ -486,6 +486,8 @@ def print_generation(r: dict) -> None:
                   f"CPU {min(cc):.2f}-{max(cc):.2f} (past {', '.join(str(p['past']) for p in dec)}; "
                   f"load {dec[0]['load']} .. {dec[-1]['load']})")
     rf = r["roofline"]
+    if rf is None:   # --past "": no decode step
+        return
     print(f"  GEMV roofline (decode step, past {r['points'][0]['past']}): STREAM via llvm "
           + ", ".join(f"{k} {v:.1f}" for k, v in rf["stream_GBps"].items()) + " GB/s; "
           + "; ".join(f"{k}: {rf[k]['weight_bytes'] / 2**20:.0f} MiB of weights in {rf[k]['gemm_s'] * 1e3:.1f} ms = "
@@ -704,9 +706,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write every figure here")
     ap.add_argument("--with-past", action="append", default=[],
                     help="generation section: an ONNX export with a KV cache (inputs past_*, outputs present_*)")
-    ap.add_argument("--past", type=lambda s: [int(x) for x in s.split(",")], default=[64, 512],
-                    help="decode steps at these cache lengths (default 64,512)")
-    ap.add_argument("--prefill", type=lambda s: [int(x) for x in s.split(",")], default=[64, 256],
+    ap.add_argument("--past", type=lambda s: [int(x) for x in s.split(",") if x], default=[64, 512],
+                    help='decode steps at these cache lengths (default 64,512; "" for none)')
+    ap.add_argument("--prefill", type=lambda s: [int(x) for x in s.split(",") if x], default=[64, 256],
                     help="prefills of these lengths (default 64,256)")
     ap.add_argument("--prompt", type=int, default=16, help="prompt length of the generation loop")
     ap.add_argument("--steps", type=int, default=12, help="tokens of the generation loop")

@@ -55,21 +55,23 @@ def test_decode_step_of_three_groups_splits_evenly():
 
 @_CI
 @given(g=attention_graphs(), seed=st.integers(0, 2 ** 16))
-def test_grouped_heads_give_the_bits_of_one_head_per_task(g, seed):
+def test_grouped_heads_and_positions_give_the_bits_of_one_per_task(g, seed):
+    """Query heads of a KV head and a block of positions in one task (aligned key blocks: each
+    row sees the blocks and lanes it sees alone) give the bits of one (head, position) per task."""
     inputs = random_inputs(g, seed=seed)
     be = get_backend("llvm")
     grouped = be.compile(g, strict=True)
     got = grouped.run(inputs)
     for lw in _lowerings(grouped):
         assert lw.g == _expected_group(lw), (lw.hq, lw.hkv, lw.mask_shape, lw.g)
-    saved = attention.GMAX
-    attention.GMAX = 1
+    saved = attention.GMAX, attention.QMAX
+    attention.GMAX = attention.QMAX = 1
     try:
         single = be.compile(g, strict=True)
         want = single.run(inputs)
     finally:
-        attention.GMAX = saved
-    assert all(lw.g == 1 for lw in _lowerings(single))
+        attention.GMAX, attention.QMAX = saved
+    assert all(lw.g == 1 and lw.r == 1 for lw in _lowerings(single))
     for name in want:   # the same arithmetic in the same order per head: the same bits
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 

@@ -1,10 +1,10 @@
 """Attention (ONNX opset 23/24) as one blocked kernel with an online softmax.
 
-Per query row (a batch, head and position — the rows are split across cores) the kernel walks
-the keys in blocks of ``BK``: it computes the block's scores ``q·k · scale`` (softcapped, plus
-the additive mask), takes the block maximum, rescales the running sum and the output
-accumulator by ``exp(m_old - m_new)`` and adds ``exp(s - m_new)·v`` (FlashAttention's
-recurrence). Scores never reach memory: the working set is one block of scores and one output
+Per task — the query heads of one KV head times a block of positions, the "members" — the kernel
+walks the keys in blocks of ``BK`` (aligned to BK): per member it computes the block's scores
+``q·k · scale`` W keys at a time (softcapped, plus the additive mask), takes the block maximum,
+rescales the running sum and the output accumulator by ``exp(m_old - m_new)`` and adds
+``exp(s - m_new)·v`` (FlashAttention's recurrence). Scores never reach memory: the working set is one block of scores and one output
 row. Keys outside what a query may see — past the causal frontier, outside the sliding window,
 beyond a batch's ``nonpad_kv_seqlen`` — are skipped, which equals masking them (the query's
 position is ``i + offset``: the past length with a KV cache input, ``nonpad_kv_seqlen - q_len``
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import contextmanager
 
 import numpy as np
 from llvmlite import ir
@@ -32,7 +33,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, loop, store
+from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop,
+                     splat, store)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -42,6 +44,11 @@ __all__ = ["AttentionLowering", "RotaryLowering"]
 
 BK = 64   # keys per block: a block of scores stays in registers / L1
 GMAX = 16   # query heads per task at most (their scores and output rows live on the task's stack)
+#: (query head, position) pairs per task at most: a prefill's task takes a block of positions,
+#: so each key and value row read from L2 serves all of them from L1 (one position per task
+#: streamed every K/V row of its head from L2 again: GPT-2's attention at 256 tokens ran at
+#: ~25 GFLOP/s, twice onnxruntime's unfused MatMul-Softmax-MatMul time)
+QMAX = 16
 
 
 def _even(tasks: int, cores: int) -> bool:
@@ -114,6 +121,13 @@ class AttentionLowering(Lowering):
         rows = b * hq * s
         self.g = 1 if per_head_mask else max(x for x in range(1, min(group, GMAX) + 1)
                                              if group % x == 0 and (x == 1 or _even(rows // x, host().cores)))
+        # positions per task: as many as fit QMAX beside the group, while the tasks still split
+        # evenly over the cores (a decode step has one)
+        heads = b * (hq // self.g)
+        self.r = max(1, min(s, QMAX // self.g))
+        while self.r > 1 and not _even(heads * -(-s // self.r), host().cores):
+            self.r -= 1
+        self.nrb = -(-s // self.r) if s else 0
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
@@ -126,15 +140,23 @@ class AttentionLowering(Lowering):
         has_mask = self.mask_shape is not None
         fn, b, lo, hi, ptrs = kernel_function(module, name("main"), 8)
         Q, K, V, MASK, LEN, OFFS, Y, ST = ptrs
-        S, HQ, D, DV, G = self.s, self.hq, self.d, self.dv, self.g
-        HG = HQ // G   # tasks per batch entry and position: one per group of query heads
+        S, HQ, D, DV, G, R = self.s, self.hq, self.d, self.dv, self.g, self.r
+        HG, NRB = HQ // G, self.nrb   # head groups, and blocks of R positions, per batch entry
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
-        sblk = Array(b, F32, G * BK)   # one block of scores per query head of the group
-        acc = Array(b, F32, G * DV)    # the output rows being accumulated
-        mrun = Array(b, F32, G)        # running maximum per head
-        lrun = Array(b, F32, G)        # running sum per head
-        bmax = Array(b, F32, G)        # block maximum per head
+        GR = G * R   # members of a task: (query head, position) pairs, index g·R + r
+        sblk = Array(b, F32, GR * BK)   # one block of scores per member
+        W = host().vector_width_f32
+        vt = ir.VectorType(F32, W)
+        nvd, nvv = -(-D // W), -(-DV // W)
+        DVP = nvv * W                   # a member's output row, padded to whole vectors
+        acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
+        mrun = Array(b, F32, GR)        # running maximum per member
+        arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
+        MB = max(1, 16 // nvv)          # members whose output rows the value loop holds at once
+        lrun = Array(b, F32, GR)        # running sum per member
+        bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
+        klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
         # strides that depend on the key count, read once per launch: (K b, K h, V b, V h, mask b, h, q, k)
         rt = [load(b, ST, const(I64, j), I64) for j in range(8)]
         k_st = (rt[0], rt[1], const(I64, self.k_st[2]))
@@ -147,93 +169,153 @@ class AttentionLowering(Lowering):
         def off4(st, bi, h, pos):
             return b.add(b.add(b.mul(bi, c(st[0])), b.mul(h, c(st[1]))), b.mul(pos, c(st[2])))
 
-        def each_head(nm):
-            return loop(b, 0, G, name=nm)
+        def at_most(x, bound):
+            return b.select(b.icmp_signed("<", bound, x), bound, x)
 
-        with loop(b, lo, hi, name="row") as row:   # rows ordered (batch, head group, position)
-            i = b.srem(row, const(I64, S))
-            h0 = b.mul(b.srem(b.sdiv(row, const(I64, S)), const(I64, HG)), const(I64, G))
-            bi = b.sdiv(row, const(I64, S * HG))
+        def at_least(x, bound):
+            return b.select(b.icmp_signed(">", bound, x), bound, x)
+
+        with loop(b, lo, hi, name="task") as task:   # tasks ordered (batch, head group, position block)
+            # position blocks zigzag (0, last, 1, last-1, ...): causal blocks' work grows with the
+            # position, so any run of tasks a core claims holds light and heavy ones alike
+            kz = b.srem(task, const(I64, NRB))
+            half = b.sdiv(kz, const(I64, 2))
+            rb = b.select(b.icmp_signed("==", b.srem(kz, const(I64, 2)), const(I64, 0)),
+                          half, b.sub(const(I64, NRB - 1), half))
+            i0 = b.mul(rb, const(I64, R))
+            nr = at_most(const(I64, R), b.sub(const(I64, S), i0))   # positions in this block
+            h0 = b.mul(b.srem(b.sdiv(task, const(I64, NRB)), const(I64, HG)), const(I64, G))
+            bi = b.sdiv(task, const(I64, NRB * HG))
             hk = b.sdiv(h0, const(I64, group))   # the K/V head every query head of this task reads
-            # the keys this query may see: [start, limit) (causal frontier, window, padding)
-            pos = b.add(i, load(b, OFFS, bi, I64))
-            limit = load(b, LEN, bi, I64)
+            offs, length = load(b, OFFS, bi, I64), load(b, LEN, bi, I64)
+            ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
+            with loop(b, 0, nr, name="rr") as r:
+                # the keys this query may see: [start, limit) (causal frontier, window, padding)
+                i = b.add(i0, r)
+                pos = b.add(i, offs)
+                limit = length
+                if self.causal:
+                    limit = at_most(limit, b.add(pos, const(I64, 1)))
+                if self.right >= 0:
+                    limit = at_most(limit, b.add(pos, const(I64, self.right + 1)))
+                start = const(I64, 0)
+                if self.left >= 0:
+                    start = at_least(start, b.sub(pos, const(I64, self.left)))
+                if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
+                    # (G > 1 only when the mask is the same for every head: see __init__)
+                    start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
+                klo.set(r, start)
+                khi.set(r, limit)
+                ustart.set(at_most(ustart.get(), start))
+                ulimit.set(at_least(ulimit.get(), limit))
 
-            def at_most(x, bound):
-                return b.select(b.icmp_signed("<", bound, x), bound, x)
-            if self.causal:
-                limit = at_most(limit, b.add(pos, const(I64, 1)))
-            if self.right >= 0:
-                limit = at_most(limit, b.add(pos, const(I64, self.right + 1)))
-            start = const(I64, 0)
-            if self.left >= 0:
-                first = b.sub(pos, const(I64, self.left))
-                start = b.select(b.icmp_signed(">", first, start), first, start)
-            if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
-                # (G > 1 only when the mask is the same for every head: see __init__)
-                start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
-            with each_head("g0") as g:
-                mrun.set(g, const(F32, float("-inf")))
-                lrun.set(g, const(F32, 0.0))
-                with loop(b, 0, DV, name="z") as z:
-                    acc.set(b.add(b.mul(g, const(I64, DV)), z), const(F32, 0.0))
-            with loop(b, start, limit, step=BK, name="jb") as jb:
-                jend = b.add(jb, const(I64, BK))
-                jend = b.select(b.icmp_signed("<", jend, limit), jend, limit)
-                with each_head("g1") as g:
-                    bmax.set(g, const(F32, float("-inf")))
-                with loop(b, jb, jend, name="j") as j:
-                    ko = off4(k_st, bi, hk, j)   # one key row, scored against every head of the group
-                    with each_head("gs") as g:
-                        h = b.add(h0, g)
-                        qo = off4(self.q_st, bi, h, i)
-                        dot = Var(b, F32, const(F32, 0.0))
-                        with loop(b, 0, D, name="d") as dd:
-                            qv = load(b, Q, b.add(qo, dd), F32)
-                            kv = load(b, K, b.add(ko, dd), F32)
-                            dot.set(b.fadd(dot.get(), b.fmul(qv, kv), flags=REDUCE_FLAGS))
-                        sc = b.fmul(dot.get(), const(F32, scale))
-                        if cap:
-                            sc = b.fmul(const(F32, cap), M.tanh(b, b.fdiv(sc, const(F32, cap))))
-                        if has_mask:
-                            mo = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])),
-                                       b.add(b.mul(i, m_st[2]), b.mul(j, m_st[3])))
-                            sc = b.fadd(sc, load(b, MASK, mo, F32))
-                        sblk.set(b.add(b.mul(g, const(I64, BK)), b.sub(j, jb)), sc)
-                        bmax.set(g, call_intrinsic(b, "maximum", bmax.get(g), sc))
-                with each_head("ge") as g:
-                    gb, ga = b.mul(g, const(I64, BK)), b.mul(g, const(I64, DV))
-                    m_old = mrun.get(g)
-                    m_new = call_intrinsic(b, "maximum", m_old, bmax.get(g))
+            @contextmanager
+            def each_member(nm):
+                """(member index g·R + r, its head, its position index r) over the task's members."""
+                with loop(b, 0, G, name=nm + "g") as g, loop(b, 0, nr, name=nm + "r") as r:
+                    yield b.add(b.mul(g, const(I64, R)), r), b.add(h0, g), r
+
+            with each_member("m0") as (mi, h, r):
+                mrun.set(mi, const(F32, float("-inf")))
+                lrun.set(mi, const(F32, 0.0))
+                with loop(b, 0, DVP, name="z") as z:
+                    acc.set(b.add(b.mul(mi, const(I64, DVP)), z), const(F32, 0.0))
+            # key blocks aligned to multiples of BK: every member sees the blocks (and, within
+            # them, the lanes) it would see alone, so grouping never changes a result's bits; a
+            # block holding none of a member's keys leaves its state as it was (exp(0) = 1, +0)
+            us = ustart.get()
+            with loop(b, b.sub(us, b.srem(us, const(I64, BK))), ulimit.get(), step=BK, name="jb") as jb:
+                jend = at_most(b.add(jb, const(I64, BK)), ulimit.get())
+                jfirst = at_least(jb, us)
+                with each_member("m1") as (mi, h, r):
+                    bmax.set(mi, splat(b, const(F32, float("-inf")), W))
+                    with loop(b, 0, BK, name="sf") as z:
+                        sblk.set(b.add(b.mul(mi, const(I64, BK)), z), const(F32, float("-inf")))
+                # scores W keys at a time (groups aligned to W within the block), for every member
+                # that sees one of them: each key's products over d in vectors, then the W
+                # vectors reduced into one vector of W scores together (a transposing tree:
+                # ~2 shuffles a score, not a horizontal sum each)
+                with loop(b, b.sub(jfirst, b.srem(jfirst, const(I64, W))), jend, step=W, name="jq") as j0:
+                    kos = [off4(k_st, bi, hk, at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))))
+                           for u in range(W)]   # rows past the block's end read its last one, then masked
+                    lane = b.add(splat(b, j0, W), ir.Constant(ir.VectorType(I64, W), list(range(W))))
+                    with each_member("ms") as (mi, h, r):
+                        lo_r, hi_r = klo.get(r), khi.get(r)
+                        with b.if_then(b.and_(b.icmp_signed(">", b.add(j0, const(I64, W)), lo_r),
+                                              b.icmp_signed("<", j0, hi_r))):
+                            i = b.add(i0, r)
+                            qo = off4(self.q_st, bi, h, i)
+                            qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
+                            dots = []
+                            for ko in kos:
+                                d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
+                                for cc in range(1, nvd):
+                                    kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
+                                    d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
+                                dots.append(d_acc)
+                            sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
+                            if cap:
+                                capv = splat(b, const(F32, cap), W)
+                                sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
+                            if has_mask:
+                                mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
+                                mv = ir.Constant(ir.VectorType(F32, W), [0.0] * W)
+                                for u, ko in enumerate(kos):
+                                    ju = at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1)))
+                                    mv = b.insert_element(mv, load(b, MASK, b.add(mrow, b.mul(ju, m_st[3])), F32),
+                                                          const(ir.IntType(32), u))
+                                sc = b.fadd(sc, mv)
+                            seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
+                                          b.icmp_signed("<", lane, splat(b, hi_r, W)))
+                            sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
+                            spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
+                            b.store(sc, b.bitcast(sblk.at(spot), vt.as_pointer()), align=4)
+                            bmax.set(mi, call_intrinsic(b, "maximum", bmax.get(mi), sc))
+                with each_member("me") as (mi, h, r):
+                    gb = b.mul(mi, const(I64, BK))
+                    m_old = mrun.get(mi)
+                    m_new = call_intrinsic(b, "maximum", m_old, call_intrinsic(b, "vector.reduce.fmaximum", bmax.get(mi), ret=F32))
                     m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
                     alpha = M.exp(b, b.fsub(m_old, m_use))
-                    lsum = b.fmul(lrun.get(g), alpha)
-                    with loop(b, 0, DV, name="r") as r:
-                        a_i = b.add(ga, r)
-                        acc.set(a_i, b.fmul(acc.get(a_i), alpha))
-                    # exponentials over the block as one vectorizable loop
+                    lsum = b.fmul(lrun.get(mi), alpha)
+                    # exponentials over the whole block (a fixed trip count: one vectorized loop)
                     bsum = Var(b, F32, const(F32, 0.0))
-                    with loop(b, jb, jend, name="je") as j:
-                        s_i = b.add(gb, b.sub(j, jb))
+                    with loop(b, 0, BK, name="je") as z:
+                        s_i = b.add(gb, z)
                         p = M.exp(b, b.fsub(sblk.get(s_i), m_use))
                         sblk.set(s_i, p)
                         bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
-                    lrun.set(g, b.fadd(lsum, bsum.get()))
-                    mrun.set(g, m_new)
-                with loop(b, jb, jend, name="jv") as j:   # one value row, added into every head's output
-                    vo = off4(v_st, bi, hk, j)
-                    with each_head("gv") as g:
-                        p = sblk.get(b.add(b.mul(g, const(I64, BK)), b.sub(j, jb)))
-                        ga = b.mul(g, const(I64, DV))
-                        with loop(b, 0, DV, name="dv") as dd:
-                            a_i = b.add(ga, dd)
-                            acc.set(a_i, b.fadd(acc.get(a_i), b.fmul(p, load(b, V, b.add(vo, dd), F32))))
-            with each_head("gw") as g:
-                tot = lrun.get(g)
+                    lrun.set(mi, b.fadd(lsum, bsum.get()))
+                    mrun.set(mi, m_new)
+                    arun.set(mi, alpha)
+                # value rows into the output rows of MB members at once (each V row loaded once for
+                # them, their rows in registers); a key a member cannot see has p = 0 and adds
+                # exactly nothing. Past the last member the last chunk repeats it: the same values,
+                # stored twice
+                gn = b.mul(const(I64, G), nr)   # the task's members, counted g·nr + r here
+                with loop(b, 0, gn, step=MB, name="pm") as f:
+                    ms = [at_most(b.add(f, const(I64, u)), b.sub(gn, const(I64, 1))) for u in range(MB)]
+                    mis = [b.add(b.mul(b.sdiv(m_, nr), const(I64, R)), b.srem(m_, nr)) for m_ in ms]
+                    spots = [[b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), vt.as_pointer())
+                              for cc in range(nvv)] for mi in mis]
+                    accv = [[Var(b, vt, b.fmul(b.load(sp, typ=vt, align=4), splat(b, arun.get(mi), W))) for sp in row]
+                            for mi, row in zip(mis, spots)]
+                    with loop(b, jfirst, jend, name="jv") as j:
+                        vo = off4(v_st, bi, hk, j)
+                        vv = [load_lanes(b, V, b.add(vo, const(I64, cc * W)), vt, DV - cc * W) for cc in range(nvv)]
+                        for mi, row in zip(mis, accv):
+                            pv = splat(b, sblk.get(b.add(b.mul(mi, const(I64, BK)), b.sub(j, jb))), W)
+                            for x, v_ in zip(row, vv):
+                                x.set(call_intrinsic(b, "fma", pv, v_, x.get()))
+                    for row, xs in zip(spots, accv):
+                        for sp, x in zip(row, xs):
+                            b.store(x.get(), sp, align=4)
+            with each_member("mw") as (mi, h, r):
+                tot = lrun.get(mi)
                 inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
                                b.fdiv(const(F32, 1.0), tot))
-                yo = off4(self.y_st, bi, b.add(h0, g), i)
-                ga = b.mul(g, const(I64, DV))
+                yo = off4(self.y_st, bi, h, b.add(i0, r))
+                ga = b.mul(mi, const(I64, DVP))
                 with loop(b, 0, DV, name="w") as w:
                     store(b, b.fmul(acc.get(b.add(ga, w)), inv), Y, b.add(yo, w))
         b.ret_void()
@@ -283,7 +365,7 @@ class AttentionLowering(Lowering):
         node = self.node
         B, HQ, HKV, S, D, DV = self.b, self.hq, self.hkv, self.s, self.d, self.dv
         G = self.g
-        rows = B * (HQ // G) * S   # tasks: one per (batch, group of query heads, position)
+        tasks = B * (HQ // G) * self.nrb   # one per (batch, group of query heads, block of positions)
         n_out = len(self.out_shapes)
         dts = [np.float32] * n_out
         three_d, has_past = self.three_d, self.past_shape is not None
@@ -367,11 +449,31 @@ class AttentionLowering(Lowering):
                 strides = np.array(st + list(m_st), dtype=np.int64)
                 if not has_nonpad:
                     _remember_sizes((B, HQ, S, t, past, mask_shape, *st), (lengths, offsets, strides))
-            if rows:
-                runner.launch(kern, rows, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
-                                           ptr(outs[0]), ptr(strides)], 4.0 * rows * G * t * (D + DV))
+            if tasks:
+                runner.launch(kern, tasks, [ptr(q), ptr(kbuf), ptr(vbuf), ptr(bias), ptr(lengths), ptr(offsets),
+                                            ptr(outs[0]), ptr(strides)], 4.0 * B * HQ * S * t * (D + DV))
             return outs + tuple(np.empty(s, np.float32) for s in unused)
         return run
+
+
+def _sum_lanes(b, vs: list) -> ir.Value:
+    """One vector whose lane u is the sum of ``vs[u]``'s lanes (len(vs) = lanes): pairs of vectors
+    fold their items' halves together (two shuffles and an add), halving each item's width."""
+    w = len(vs)
+    width = w   # lanes per item; each vector holds w // width items, in order
+    while width > 1:
+        half = width // 2
+        items = w // width
+        nxt = []
+        for x, y in zip(vs[0::2], vs[1::2]):
+            lo = [k * width + l for k in range(items) for l in range(half)]
+            hi = [k * width + half + l for k in range(items) for l in range(half)]
+            lo = lo + [w + i for i in lo]
+            hi = hi + [w + i for i in hi]
+            nxt.append(b.fadd(b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), lo)),
+                              b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), hi))))
+        vs, width = nxt, half
+    return vs[0]
 
 
 #: (shapes, key count, past, mask shape, K/V strides) -> the lengths, offsets and strides arrays an

@@ -14,9 +14,9 @@ along N, tasks split along N (each output reduced by one thread in a fixed order
 any thread count). Tasks are independent, so the executor splits them across cores. Gemm's alpha
 and beta·C are applied when the last K slice is stored.
 
-``gemm="auto"`` picks the JIT kernel or numpy's BLAS (``np.matmul`` into the planned buffer) per
-shape by the rule in ``choose``, set from measurements on the host (docs/backends.md);
-``gemm="jit"`` / ``"blas"`` force one. Non-f32 products and transposed non-constant operands
+``gemm="auto"`` takes the JIT kernel wherever it applies and numpy's BLAS (``np.matmul`` into the
+planned buffer) elsewhere: it matched or beat OpenBLAS from M = 2 up, and keeps its speed when
+other processes share the cores (docs/backends.md); ``gemm="jit"`` / ``"blas"`` force one. Non-f32 products and transposed non-constant operands
 always use BLAS; a transposed constant B is transposed once at compile time.
 """
 
@@ -32,14 +32,14 @@ import numpy as np
 
 from ...ir import Node
 from .elementwise import describe_node
-from .irutil import (F32, I64, Var, address, call_intrinsic, const, kernel_function, lane_mask, load, loop, masked_load,
-                     masked_store, splat)
+from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop, splat,
+                     store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
 from .parallel import DEFAULT_THRESHOLD
 from .replay import replayable
 
-__all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
+__all__ = ["GemmLowering", "BlasLowering", "matmul_dims"]
 
 #: (KC, MC): a K slice of KC rows and MC rows of A per task. The MC x KC block of A and one KC x NR
 #: panel of B stay in L2 while the micro-tiles walk them: B's panels are streamed once per MC rows,
@@ -50,16 +50,6 @@ __all__ = ["GemmLowering", "BlasLowering", "choose", "matmul_dims"]
 BLOCKS_L2_1M = (512, 144)
 BLOCKS_SMALL_L2 = (256, 96)
 TILE_512 = (6, 4)   # (rows, vectors) with 32 vector registers: 24 accumulators; measured 6x4 > 8x2 by ~10% (docs/backends.md)
-
-
-def choose(m: int, n: int, k: int, batch: int) -> str:
-    """The faster GEMM for this shape on hosts like ours (measured with tools/bench_backends.py
-    --gemm; figures in docs/backends.md): the JIT kernel throughout. It matches or beats
-    OpenBLAS from M = 2 up (both near 60% of one core's FMA peak on the large products of a
-    prefill) and, unlike OpenBLAS's spinning threads, keeps its speed when other processes
-    share the cores; OpenBLAS wins only the single-row products of a decode step when the
-    weights sit in cache — rarely the case for real weights."""
-    return "jit"
 
 
 def matmul_dims(a: Sequence[int], b: Sequence[int]):
@@ -309,6 +299,10 @@ class GemmLowering(Lowering):
             self.nc = max(self.nr, tn // self.nr * self.nr)
             if m >= 8:
                 self.kc = max(1, tk)
+        if m >= 8 and self.tile is None and m and n:   # blocks of even size (in whole tiles): 256 rows in
+            # blocks of 144 ran 144 + 112, the larger task setting the pace of the split
+            self.mc = -(-m // -(-m // self.mc) // self.mr) * self.mr
+            self.nc = -(-n // -(-n // self.nc) // self.nr) * self.nr
         self.mblocks = math.ceil(m / self.mc) if m else 0
         self.nblocks = math.ceil(n / self.nc) if n else 0
         self.tasks = self.batch * self.mblocks * self.nblocks
@@ -376,22 +370,13 @@ class GemmLowering(Lowering):
         N, K = self.n, self.k
         vt = ir.VectorType(F32, w)
         nv = math.ceil(ncols / w)
-        masks = [None if (c + 1) * w <= ncols else lane_mask(w, ncols - c * w) for c in range(nv)]
-
         lanes = [min(w, ncols - c * w) for c in range(nv)]
 
         def vload(base, idx, c):
-            addr = address(b, base, idx, F32, lanes[c])
-            if masks[c] is None:
-                return b.load(addr, typ=vt, align=4)
-            return masked_load(b, addr, vt, masks[c])
+            return load_lanes(b, base, idx, vt, lanes[c])
 
         def vstore(v, base, idx, c):
-            addr = address(b, base, idx, F32, lanes[c], is_store=True)
-            if masks[c] is None:
-                b.store(v, addr, align=4)
-            else:
-                masked_store(b, v, addr, masks[c])
+            store_lanes(b, v, base, idx, lanes[c])
 
         crow = [b.add(c0, b.mul(b.add(i, const(I64, r)), const(I64, N))) for r in range(mr)]
         accs = []
@@ -406,8 +391,7 @@ class GemmLowering(Lowering):
         with loop(b, kc, kend, name="k") as k:
             if self.packed:   # panel j // NR, row k: NR contiguous floats, zero past N
                 prow = b.mul(b.add(b.mul(b.sdiv(j, const(I64, self.nr)), const(I64, K)), k), const(I64, self.nr))
-                bv = [b.load(address(b, B, b.add(prow, const(I64, c * w)), F32, w), typ=vt, align=4)
-                      for c in range(nv)]
+                bv = [load_lanes(b, B, b.add(prow, const(I64, c * w)), vt, w) for c in range(nv)]
             else:
                 brow = b.add(b0, b.mul(k, const(I64, N)))
                 bv = [vload(B, b.add(brow, b.add(j, const(I64, c * w))), c) for c in range(nv)]
@@ -559,7 +543,5 @@ def lower_matmul(node: Node, in_shapes, known, options) -> Lowering:
     except Unsupported:
         if mode == "jit":
             raise
-        return BlasLowering(node, in_shapes, known)
-    if mode == "auto" and choose(low.m, low.n, low.k, low.batch) == "blas":
         return BlasLowering(node, in_shapes, known)
     return low

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
-           "splat", "lane_mask", "masked_load", "masked_store", "checked_mode", "checked_now", "address",
+           "splat", "lane_mask", "masked_load", "masked_store", "load_lanes", "store_lanes", "checked_mode", "checked_now", "address",
            "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
 
 F16 = ir.HalfType()
@@ -243,3 +243,18 @@ def masked_store(b: ir.IRBuilder, value: ir.Value, address: ir.Value, mask: ir.C
     name = f"llvm.masked.store.{mangle(value.type)}.p0"
     fn = intrinsic(b.module, name, ir.VoidType(), [value.type, PTR, I32, mask.type])
     b.call(fn, [value, address, const(I32, align), mask])
+
+
+def load_lanes(b: ir.IRBuilder, base: ir.Value, index: ir.Value, vt: ir.VectorType, live: int) -> ir.Value:
+    """``vt`` at ``base[index]``; lanes from ``live`` on read no memory and are zero (a row's tail)."""
+    addr = address(b, base, index, vt.element, min(live, vt.count))
+    return b.load(addr, typ=vt, align=4) if live >= vt.count else masked_load(b, addr, vt, lane_mask(vt.count, live))
+
+
+def store_lanes(b: ir.IRBuilder, value: ir.Value, base: ir.Value, index: ir.Value, live: int) -> None:
+    """``value``'s first ``live`` lanes to ``base[index]`` (no write past them)."""
+    addr = address(b, base, index, value.type.element, min(live, value.type.count), is_store=True)
+    if live >= value.type.count:
+        b.store(value, addr, align=4)
+    else:
+        masked_store(b, value, addr, lane_mask(value.type.count, live))
