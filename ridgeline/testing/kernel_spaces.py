@@ -200,15 +200,23 @@ def matmul_graphs(draw) -> Graph:
 def gemv_graphs(draw) -> Graph:
     """Decode-step products: 1…8 rows (as a batch of rows or rows of a [b, s, K] activation)
     against constant weights — the skinny GEMM's packed panels — with K and N off the vector
-    width and the panel width (up to 16 vectors), and with or without a bias/residual/GELU tail."""
+    width and the panel width (up to 16 vectors), and with or without a bias/residual/GELU tail.
+    The weight is ``[K, N]`` (Conv1D, x·W) or ``[N, K]`` read transposed: a tied embedding's
+    transposed view (GPT-2's LM head) or ``Gemm(transB=1)``."""
     rows = draw(st.integers(1, 8))
     k = draw(st.one_of(EDGE, st.sampled_from([64, 255, 257, 513])))
     n = draw(st.one_of(EDGE, st.sampled_from([63, 64, 129, 255, 257, 300, 513, 1000])))
-    lead = draw(st.sampled_from([(rows,), (1, rows), (rows, 1)] + ([(2, rows // 2)] if rows % 2 == 0 else [])))
+    layout = draw(st.sampled_from(["kn", "nk-view", "transB"]))
+    lead = (rows,) if layout == "transB" else \
+        draw(st.sampled_from([(rows,), (1, rows), (rows, 1)] + ([(2, rows // 2)] if rows % 2 == 0 else [])))
     g, b = _graph("gemv")
     a = g.add_input("a", tensor("f32", *lead, k))
-    w = g.add_constant("w", np.random.default_rng(k * 7919 + n).standard_normal((k, n)).astype(np.float32))
-    y = b.MatMul(a, w)
+    nk = np.random.default_rng(k * 7919 + n).standard_normal((n, k)).astype(np.float32)
+    nk.setflags(write=False)   # a read-only array: the constant keeps it (and nk.T a view of it)
+    if layout == "transB":
+        y = b.Gemm(a, g.add_constant("w", nk), transB=1)
+    else:
+        y = b.MatMul(a, g.add_constant("w", nk.T if layout == "nk-view" else np.ascontiguousarray(nk.T)))
     epi = draw(st.sampled_from(["none", "bias", "residual", "gelu"]))
     if epi == "bias":
         y = b.Add(y, g.add_constant("bias", np.random.default_rng(n).standard_normal(n).astype(np.float32)))

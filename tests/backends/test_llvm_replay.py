@@ -44,6 +44,7 @@ def test_replayed_steps_give_the_bits_of_first_runs(name, batch, past, threads, 
         cache = _present_to_past(graph, got)
     memos = exe.interpreter.plan.memos
     assert sum(m is not None for m in memos) >= len(memos) // 2, "most kernels of a decode step should replay"
+    assert exe.interpreter.plan.segments, "runs of replayable steps should replay as segments"
 
 
 def test_replayed_kernels_still_check_index_values():
@@ -72,3 +73,27 @@ def test_replayed_kernels_still_check_index_values():
     feeds["position_ids"] = np.full_like(feeds["position_ids"], 10 ** 6)
     with pytest.raises(BackendError, match="out of range"):
         exe.run(feeds)
+
+
+def test_segments_replay_new_values_and_still_check_positions():
+    """A run of replayable steps replays as one segment (replay.Segment) — on new values copied
+    into the same pinned buffers each run it gives numpy's results, and the rotary's check of its
+    position ids inside the segment still fires."""
+    g = Graph("seg")
+    bld = Builder(g)
+    x = g.add_input("x", tensor("f32", 1, 2, 8))
+    pos = g.add_input("pos", tensor("i64", 1, 2))
+    rng = np.random.default_rng(0)
+    cos, sin = (g.add_constant(n, rng.standard_normal((16, 2)).astype(np.float32)) for n in ("cos", "sin"))
+    w1, w2 = (g.add_constant(n, rng.standard_normal((8, 8)).astype(np.float32)) for n in ("w1", "w2"))
+    g.outputs = [bld.MatMul(bld.MatMul(bld.RotaryEmbedding(x, cos, sin, pos, num_heads=2), w1), w2)]
+    exe = api.compile(g, backend="llvm", pipeline="", strict=True)
+    ref = NumpyBackend().compile(g)
+    for step in range(3):
+        feeds = {"x": rng.standard_normal((1, 2, 8)).astype(np.float32), "pos": np.array([[step, step + 1]])}
+        np.testing.assert_allclose(exe.run(feeds)[g.outputs[0].name], ref.run(feeds)[g.outputs[0].name],
+                                   rtol=1e-5, atol=1e-5)
+    segs = exe.interpreter.plan.segments
+    assert any(f is not None for seg in segs.values() for f, _ in seg.calls), "the rotary should be in a segment"
+    with pytest.raises(BackendError, match="position ids"):
+        exe.run({"x": feeds["x"], "pos": np.array([[3, 16]])})

@@ -45,7 +45,7 @@ from .lowering import Lowering, Unsupported, cfunc
 from .lowerings import lower
 from .memory import MemoryPlan, plan_memory
 from .parallel import Runner
-from .replay import LaunchRecorder, is_stable, stable_ids
+from .replay import LaunchRecorder, Segment, is_stable, stable_ids
 
 __all__ = ["Plan", "LLVMInterpreter", "VIEW_OPS", "SHAPE_OPS", "EXACT_OPS", "build_plan", "runtime_dims", "STATS"]
 
@@ -101,6 +101,7 @@ class Plan:
     constants: dict = field(default_factory=dict)     # id -> data of the graph's constants, for the run loop
     recorder: LaunchRecorder | None = None            # the runner kernels are bound to (replay.py)
     memos: list = field(default_factory=list)         # per replayable step: its last launches (replay.py)
+    segments: dict = field(default_factory=dict)      # first step -> a run of memos replayed at once (replay.py)
     stable: set = field(default_factory=set)          # ids of arrays that live as long as the plan
     readonly: set = field(default_factory=set)        # of those, the ones no kernel writes (constants)
     pinned: dict = field(default_factory=dict)        # value id -> plan-owned copy (see SMALL_PINNED)
@@ -520,11 +521,28 @@ class LLVMInterpreter(Interpreter):
         memory = plan.memory
         checked = checked_mode()
         memos = plan.memos
+        segments = plan.segments
         launch = self.runner.launch
+        streak: list[int] = []   # consecutive steps that replayed or were recorded on this run's arrays
+        at, n_steps = 0, len(steps)
         with np.errstate(all="ignore"):   # IEEE semantics, as run_node sets per node
-            for node, kernel, ins, outs, free, loose, slot, pins in steps:
+            while at < n_steps:
+                seg = segments.get(at) if not checked else None
+                if seg is not None and all(env.get(i) is a for i, a in seg.reads):   # replay.Segment
+                    self._close_streak(plan, streak)
+                    for f, call in seg.calls:
+                        (f or launch)(*call)
+                    env.update(seg.sets)
+                    for i in seg.pops:
+                        env.pop(i, None)
+                    at = seg.end
+                    continue
+                node, kernel, ins, outs, free, loose, slot, pins = steps[at]
+                at += 1
                 args = [env[i] if i is not None else None for i in ins]
-                if slot is not None and not checked:   # the same arrays as last run: the same launches
+                if slot is None or checked:
+                    self._close_streak(plan, streak)
+                else:   # the same arrays as last run: the same launches
                     memo = memos[slot]
                     if memo is not None and memo[0] == tuple(map(id, args)):
                         if memo[4] is not None:
@@ -536,6 +554,7 @@ class LLVMInterpreter(Interpreter):
                             env[i] = a
                         for i in free:
                             env.pop(i, None)
+                        streak.append(at - 1)
                         continue
                 if kernel is None:
                     res = self.run_node(node, args)
@@ -561,11 +580,27 @@ class LLVMInterpreter(Interpreter):
                         _check_results(node, res)
                     if record:
                         self._memo_kernel(plan, slot, kernel, args, kargs, res, log)
+                if slot is not None and not checked:   # recorded on these arrays: part of a streak
+                    Segment.drop(segments, at - 1)
+                    memo = memos[slot]
+                    if memo is not None and memo[0] == tuple(map(id, args)):
+                        streak.append(at - 1)
+                    else:
+                        self._close_streak(plan, streak)
                 for i, a in zip(outs, res):
                     env[i] = a
                 for i in free:
                     env.pop(i, None)
+            self._close_streak(plan, streak)
         return {v.name: env[id(v)] for v in self.graph.outputs}
+
+    def _close_streak(self, plan: Plan, streak: list[int]) -> None:
+        """Keep a run of consecutive replayable steps as one ``Segment`` (replay.py), then start anew."""
+        if len(streak) > 1:
+            seg = Segment([plan.steps[k] for k in streak], [plan.memos[plan.steps[k][6]] for k in streak],
+                          plan.constants, streak[-1] + 1, self.runner.serial)
+            plan.segments[streak[0]] = seg
+        streak.clear()
 
     def _schedule(self, plan: Plan) -> list[tuple] | None:
         """(node, its compiled kernel or None, input ids, output ids, ids dead after it, inputs read

@@ -144,9 +144,13 @@ class Runner:
             return
         self._launch(fn, extent, ptrs, cost, grain)
 
+    def serial(self, extent: int, cost: float, grain: int = 1) -> bool:
+        """Whether a launch of this extent and cost runs as one call on the calling thread."""
+        return self.threads == 1 or cost < self.threshold or extent < 2 * grain
+
     def _launch(self, fn: Callable[..., None], extent: int, ptrs: Sequence[int], cost: float, grain: int) -> None:
         n = self.threads
-        if n == 1 or cost < self.threshold or extent < 2 * grain:
+        if self.serial(extent, cost, grain):
             fn(0, extent, *ptrs)
             return
         chunks = max(2, min(n * CHUNKS_PER_THREAD, extent // grain))
