@@ -75,35 +75,29 @@ def cache_sizes() -> dict[str, int]:
     return out
 
 
-def _mem_total() -> int:
+def _proc_field(path: str, key: str) -> str:
+    """The value of ``key:`` in a /proc file ("" where the platform has none)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _vendor() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                v = line.split(":", 1)[1].strip()
-                return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(v, v)
-    except OSError:
-        pass
-    return platform.machine()
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return ""
+
+
+def _mem_total() -> int:
+    kib = _proc_field("/proc/meminfo", "MemTotal:").split()
+    return int(kib[0]) * 1024 if kib and kib[0].isdigit() else 0
+
+
+def _vendor() -> str:
+    v = _proc_field("/proc/cpuinfo", "vendor_id")
+    return {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(v, v) or platform.machine()
+
+
+def _cpu_name() -> str:
+    return _proc_field("/proc/cpuinfo", "model name") or platform.processor() or platform.machine()
 
 
 def _best(fn: Callable[[], object], repeats: int, min_time: float = 0.0) -> float:

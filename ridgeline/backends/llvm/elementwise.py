@@ -74,7 +74,6 @@ class ElementwiseLowering(Lowering):
                 if n.op not in SUPPORTED_OPS or n.body is not None:
                     raise Unsupported(f"{n.op} in an elementwise body")
             self._n_ops = len(ops)
-            self._body_consts = []
             for c in body.constants.values():
                 if c.data is None:
                     raise Unsupported("a body constant without data")

@@ -48,9 +48,6 @@ class HostInfo:
     def vector_width_f32(self) -> int:
         return self.vector_bits // 32
 
-    def has(self, feature: str) -> bool:
-        return f"+{feature}" in self.features.split(",")
-
 
 def _new_target_machine(triple: str, cpu: str, features: str):
     target = llvm.Target.from_triple(triple)

@@ -31,6 +31,14 @@ __all__ = ["CopyLowering", "GatherLowering", "GatherNDLowering"]
 _INT = {1: ir.IntType(8), 2: ir.IntType(16), 4: ir.IntType(32), 8: ir.IntType(64)}
 
 
+def _element(node: Node) -> tuple[ir.IntType, int]:
+    """The integer type that moves one element of ``node``'s data (any dtype of 1-8 bytes), and its size."""
+    item = node.inputs[0].type.dtype.np_dtype.itemsize
+    if item not in _INT:
+        raise Unsupported(f"elements of {item} bytes")
+    return _INT[item], item
+
+
 @dataclass(frozen=True)
 class _Nest:
     src: int                  # node input index
@@ -57,10 +65,7 @@ class CopyLowering(Lowering):
         x = in_shapes[0]
         if x is None or any(not v.type.is_static for v in node.outputs):
             raise Unsupported("unknown shape")
-        item = node.inputs[0].type.dtype.np_dtype.itemsize
-        if item not in _INT:
-            raise Unsupported(f"elements of {item} bytes")
-        self.ty = _INT[item]
+        self.ty, item = _element(node)
         self.out_shapes = [tuple(v.type.shape) for v in node.outputs]
         self.out_dtypes = [v.type.dtype.np_dtype for v in node.outputs]
         self.in_shapes = [tuple(s) if s is not None else None for s in in_shapes]
@@ -155,38 +160,41 @@ class CopyLowering(Lowering):
 
 
 class _IndexedCopy(Lowering):
-    """What Gather and GatherND share: data and index shapes, element type, output, cost."""
+    """What Gather and GatherND share: data and index shapes, element type, output, cost, and the
+    run: every index checked against ``dims`` (the indexed dims) before ``extent`` copies."""
+
+    dims: tuple[int, ...]
+    extent: int
 
     def __init__(self, node: Node, in_shapes):
         self.node = node
         data, idx = in_shapes[0], in_shapes[1]
         if data is None or idx is None:
             raise Unsupported("unknown shape")
-        item = node.inputs[0].type.dtype.np_dtype.itemsize
-        if item not in _INT:
-            raise Unsupported(f"elements of {item} bytes")
-        self.ty = _INT[item]
+        self.ty, item = _element(node)
         self.data_shape, self.idx_shape = tuple(data), tuple(idx)
         self.out_shape = tuple(node.outputs[0].type.shape)
         self.out_dtype = node.outputs[0].type.dtype.np_dtype
         self.cost = 2.0 * math.prod(self.out_shape) * item
 
-    def _bind(self, fn, runner, extent: int, check):
-        """The run function: shapes checked, then indices (``check(name, idx)``), then the copy."""
-        kern, cost = fn("main"), self.cost
+    def bind(self, fn, runner):
+        kern, cost, extent = fn("main"), self.cost, self.extent
         out_shape, out_dtype = self.out_shape, self.out_dtype
         expect = [(0, self.data_shape), (1, self.idx_shape)]
         name = describe_node(self.node)
+        dims = np.array(self.dims, dtype=np.int64)   # GatherND: one per index-tuple entry
 
         def run(args, outs):
             (out,) = outputs(outs, [out_shape], [out_dtype])
             check_inputs(name, args, expect)
             idx = args[1]
-            check(name, idx)
+            if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
+                raise BackendError(f"{name}: index out of range for dims {dims.tolist()} "
+                                   f"(indices span {int(idx.min())}..{int(idx.max())})")
             if out.size:
                 runner.launch(kern, extent, [ptr(args[0]), ptr(idx), ptr(out)], cost)
             return (out,)
-        return run
+        return run   # not replayable: the indices are data, checked on every run
 
 
 class GatherLowering(_IndexedCopy):
@@ -201,8 +209,10 @@ class GatherLowering(_IndexedCopy):
         self.axis = node.attr("axis") % len(data)
         self.outer = math.prod(data[:self.axis])
         self.dim = data[self.axis]
+        self.dims = (self.dim,)
         self.inner = math.prod(data[self.axis + 1:])
         self.nidx = math.prod(idx)
+        self.extent = self.outer * self.nidx
 
     def emit(self, module, name):
         ty, ity = self.ty, self.ity
@@ -218,15 +228,6 @@ class GatherLowering(_IndexedCopy):
             with loop(b, 0, self.inner, name="r") as r:
                 store(b, load(b, data, b.add(src, r), ty), out, b.add(dst, r))
         b.ret_void()
-
-    def bind(self, fn, runner):
-        dim = self.dim
-
-        def check(name, idx):
-            if idx.size and (int(idx.min()) < -dim or int(idx.max()) >= dim):
-                raise BackendError(f"{name}: index out of range for a dim of size {dim} "
-                                   f"(indices span {int(idx.min())}..{int(idx.max())})")
-        return self._bind(fn, runner, self.outer * self.nidx, check)
 
 
 class GatherNDLowering(_IndexedCopy):
@@ -245,6 +246,7 @@ class GatherNDLowering(_IndexedCopy):
         st = contiguous_strides(data[b:]) if len(data) > b else ()
         self.strides = tuple(st[:k])
         self.batch_stride = math.prod(data[b:])
+        self.extent = self.nb * self.per
 
     def emit(self, module, name):
         ty, k = self.ty, self.k
@@ -260,11 +262,3 @@ class GatherNDLowering(_IndexedCopy):
             with loop(b, 0, self.inner, name="c") as c:
                 store(b, load(b, data, b.add(src, c), ty), out, b.add(dst, c))
         b.ret_void()
-
-    def bind(self, fn, runner):
-        dims = np.array(self.dims, dtype=np.int64)
-
-        def check(name, idx):
-            if idx.size and bool(np.any((idx < -dims) | (idx >= dims))):
-                raise BackendError(f"{name}: an index tuple is out of range for dims {dims.tolist()}")
-        return self._bind(fn, runner, self.nb * self.per, check)

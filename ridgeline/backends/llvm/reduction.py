@@ -47,26 +47,38 @@ def _fadd(b, x, y):
 
 
 class _RowLowering(Lowering):
-    """A kernel over ``rows`` rows of ``n`` contiguous elements; operands in a fixed order."""
+    """A kernel over ``rows`` rows of ``n`` contiguous elements: inputs ``args_idx`` of shapes
+    ``expect``, then the constant ``aux`` arrays, then the outputs."""
 
     ty: ir.Type
     rows: int
     n: int
 
-    def _run(self, fn, runner, *, args_idx: list[int], aux: list[np.ndarray], expect, out_shapes, out_dtypes,
-             node: Node):
+    def _start(self, node: Node, in_shapes, *values) -> tuple[int, ...]:
+        """The input's shape and the kernel's float type; by default one input, one output."""
+        self.node = node
+        if in_shapes[0] is None:
+            raise Unsupported("unknown shape")
+        self.ty = _float_type(node, *values)
+        self.shape = tuple(in_shapes[0])
+        self.args_idx, self.expect, self.aux = [0], [(0, self.shape)], []
+        self.out_shapes = [tuple(v.type.shape) for v in node.outputs]
+        self.out_dtypes = [v.type.dtype.np_dtype for v in node.outputs]
+        return self.shape
+
+    def bind(self, fn, runner):
         kern = fn("main")
-        rows, cost = self.rows, self.cost
+        rows, cost, aux, args_idx, expect = self.rows, self.cost, self.aux, self.args_idx, self.expect
+        out_shapes, out_dtypes = self.out_shapes, self.out_dtypes
         fixed = [ptr(a) for a in aux]
-        name = describe_node(node)
+        name = describe_node(self.node)
 
         def run(args, outs):
             outs = outputs(outs, out_shapes, out_dtypes)
             if rows == 0 or any(o.size == 0 for o in outs):
                 return outs
             check_inputs(name, args, expect)
-            runner.launch(kern, rows, [ptr(args[i]) for i in args_idx] + fixed + [ptr(o) for o in outs],
-                          cost)
+            runner.launch(kern, rows, [ptr(args[i]) for i in args_idx] + fixed + [ptr(o) for o in outs], cost)
             return outs
         run.keep = aux
         return replayable(run)
@@ -76,16 +88,11 @@ class SoftmaxLowering(_RowLowering):
     """Softmax / LogSoftmax along the last axis (or an axis followed only by 1-sized dims)."""
 
     def __init__(self, node: Node, in_shapes):
-        self.node = node
-        shape = in_shapes[0]
-        if shape is None:
-            raise Unsupported("unknown shape")
-        self.ty = _float_type(node, node.inputs[0], node.outputs[0])
+        shape = self._start(node, in_shapes, node.inputs[0], node.outputs[0])
         axis = node.attr("axis") % max(len(shape), 1)
         if any(d != 1 for d in shape[axis + 1:]):
             raise Unsupported(f"{node.op} along a non-trailing axis")
         self.rows, self.n = _rows(shape, axis)
-        self.shape = tuple(shape)
         self.log = node.op == "LogSoftmax"
         self.cost = 8.0 * self.rows * self.n * (4 if self.ty == F32 else 8)
 
@@ -116,30 +123,17 @@ class SoftmaxLowering(_RowLowering):
                     store(b, b.fmul(load(b, y, idx, ty), inv), y, idx)
         b.ret_void()
 
-    def bind(self, fn, runner):
-        dt = self.node.outputs[0].type.dtype.np_dtype
-        return self._run(fn, runner, args_idx=[0], aux=[], expect=[(0, self.shape)], out_shapes=[self.shape],
-                         out_dtypes=[dt], node=self.node)
-
 
 class NormLowering(_RowLowering):
     """LayerNormalization (with its optional Mean / InvStdDev outputs) and RMSNormalization."""
 
     def __init__(self, node: Node, in_shapes, known):
-        self.node = node
-        shape = in_shapes[0]
-        if shape is None:
-            raise Unsupported("unknown shape")
-        self.ty = _float_type(node, *node.inputs, *node.outputs)
+        shape = self._start(node, in_shapes, *node.inputs, *node.outputs)
         axis = node.attr("axis") % len(shape)
         self.rows, self.n = _rows(shape, axis)
-        self.shape = tuple(shape)
         self.eps = float(node.attr("epsilon"))
         self.rms = node.op == "RMSNormalization"
         trailing = tuple(shape[axis:])
-        self.args_idx = [0]
-        self.expect = [(0, self.shape)]
-        self.aux: list[np.ndarray] = []
         # scale and bias: read per element of the row; anything smaller is broadcast once here
         self.has_bias = not self.rms and len(node.inputs) > 2 and node.inputs[2] is not None
         for i in (1, 2) if self.has_bias else (1,):
@@ -152,8 +146,6 @@ class NormLowering(_RowLowering):
             else:
                 raise Unsupported(f"{node.op} with a broadcast, non-constant input {i}")
         self.n_stats = len(node.outputs) - 1
-        self.out_shapes = [tuple(v.type.shape) for v in node.outputs]
-        self.out_dtypes = [v.type.dtype.np_dtype for v in node.outputs]
         if self.n_stats and any(v.type.dtype.name != "f32" for v in node.outputs[1:]):
             raise Unsupported("LayerNormalization statistics in a dtype other than f32")
         self.cost = 10.0 * self.rows * self.n * (4 if self.ty == F32 else 8)
@@ -204,10 +196,6 @@ class NormLowering(_RowLowering):
                 store(b, b.fptrunc(inv, F32) if ty == F64 else inv, stats[1], r)
         b.ret_void()
 
-    def bind(self, fn, runner):
-        return self._run(fn, runner, args_idx=self.args_idx, aux=self.aux, expect=self.expect,
-                         out_shapes=self.out_shapes, out_dtypes=self.out_dtypes, node=self.node)
-
 
 # ----------------------------------------------------------------------------------- Reduce*
 _INIT = {"ReduceSum": 0.0, "ReduceMean": 0.0, "ReduceSumSquare": 0.0, "ReduceL1": 0.0, "ReduceL2": 0.0,
@@ -215,15 +203,11 @@ _INIT = {"ReduceSum": 0.0, "ReduceMean": 0.0, "ReduceSumSquare": 0.0, "ReduceL1"
          "ReduceMin": float("inf")}
 
 
-class ReduceLowering(Lowering):
-    """Reduce* over one contiguous run of axes, in f32 or f64."""
+class ReduceLowering(_RowLowering):
+    """Reduce* over one contiguous run of axes, in f32 or f64: ``rows`` is the outer extent."""
 
     def __init__(self, node: Node, in_shapes, known):
-        self.node = node
-        shape = in_shapes[0]
-        if shape is None:
-            raise Unsupported("unknown shape")
-        self.ty = _float_type(node, node.inputs[0], node.outputs[0])
+        shape = self._start(node, in_shapes, node.inputs[0], node.outputs[0])
         has_axes = len(node.inputs) > 1 and node.inputs[1] is not None
         if has_axes and 1 not in known:
             raise Unsupported("axes not constant")
@@ -240,11 +224,9 @@ class ReduceLowering(Lowering):
             if any(shape[d] != 1 for d in between):
                 raise Unsupported("reduced axes are not one contiguous run")
         first, last = (live[0], live[-1]) if live else (0, -1)
-        self.outer = math.prod(shape[:first]) if live else math.prod(shape)
+        self.rows = math.prod(shape[:first]) if live else math.prod(shape)
         self.r = math.prod(shape[first:last + 1]) if live else 1
         self.inner = math.prod(shape[last + 1:]) if live else 1
-        self.shape = tuple(shape)
-        self.out_shape = tuple(node.outputs[0].type.shape)
         self.cost = 2.0 * math.prod(shape) * (4 if self.ty == F32 else 8)
 
     def _accumulate(self, b, acc, v):
@@ -295,19 +277,3 @@ class ReduceLowering(Lowering):
                     idx = b.add(obase, i)
                     store(b, self._finish(b, load(b, y, idx, ty)), y, idx)
         b.ret_void()
-
-    def bind(self, fn, runner):
-        kern = fn("main")
-        outer, cost = self.outer, self.cost
-        shape, out_shape = self.shape, self.out_shape
-        dt = self.node.outputs[0].type.dtype.np_dtype
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            (out,) = outputs(outs, [out_shape], [dt])
-            if out.size == 0:
-                return (out,)
-            check_inputs(name, args, [(0, shape)])
-            runner.launch(kern, outer, [ptr(args[0]), ptr(out)], cost)
-            return (out,)
-        return replayable(run)

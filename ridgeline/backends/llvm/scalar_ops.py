@@ -68,10 +68,6 @@ def _f(x: Scalar, v) -> ir.Constant:
     return const(x.v.type, v)
 
 
-def _select(b, c, x, y):
-    return b.select(c, x, y)
-
-
 def _fcmp(b, op, x, y):
     return b.fcmp_ordered(op, x, y)
 
@@ -160,16 +156,8 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
         return call_intrinsic(b, "sqrt", v)
     if op == "Reciprocal":
         return b.fdiv(_f(x, 1.0), v)
-    if op == "Exp":
-        return M.exp(b, v)
-    if op == "Log":
-        return M.log(b, v)
-    if op == "Tanh":
-        return M.tanh(b, v)
-    if op == "Erf":
-        return M.erf(b, v)
-    if op == "Sigmoid":
-        return M.sigmoid(b, v)
+    if op in ("Exp", "Log", "Tanh", "Erf", "Sigmoid"):
+        return getattr(M, op.lower())(b, v)   # mathlib's inline polynomial forms
     if op in ("Floor", "Ceil", "Sin", "Cos", "Tan", "Atan", "Asin", "Acos", "Sinh", "Cosh"):
         return call_intrinsic(b, op.lower(), v)   # libm calls (no vector forms without a vector libm)
     if op in ("Asinh", "Acosh", "Atanh"):
