@@ -153,10 +153,12 @@ def test_matmul_flops_are_2mnk():
 
 def test_a_second_spec_for_an_op_is_refused_naming_both_modules():
     from ridgeline.ir.errors import PluginError
-    from ridgeline.ir.ops import get_spec, op
+    from ridgeline.ir.ops import get_spec, op, register_spec
 
     before = get_spec("Relu")
     with pytest.raises(PluginError, match=r"op 'Relu' is already registered \(module ridgeline\.ir\.ops\.elementwise\)"
                                           r".*module \S*test_registry"):
         op("Relu", inputs=["X: f32"], outputs=["Y: f32"], category="elementwise")(lambda ctx: [ctx.shape(0)])
+    assert get_spec("Relu") is before
+    register_spec(before)  # the same spec again is not a clash
     assert get_spec("Relu") is before

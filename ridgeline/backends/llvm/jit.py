@@ -99,11 +99,9 @@ def finalize_text(text: str) -> str:
 class CompiledModule:
     """Machine code for one module; keep it alive as long as its functions are called."""
 
-    def __init__(self, engine, names: list[str], seconds: float, ir_text: str):
+    def __init__(self, engine, ir_text: str):
         self._engine = engine
-        self.names = names
-        self.compile_seconds = seconds
-        self.ir = ir_text
+        self.ir = ir_text   # the optimized IR, for tests and reports
 
     def address(self, name: str) -> int:
         addr = self._engine.get_function_address(name)
@@ -147,4 +145,4 @@ def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
     seconds = time.perf_counter() - t0
     log.info("JIT-%s %d function(s) in %.1f ms", "loaded" if cached is not None else "compiled", len(names),
              seconds * 1e3)
-    return CompiledModule(engine, names, seconds, optimized)
+    return CompiledModule(engine, optimized)

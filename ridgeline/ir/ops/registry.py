@@ -27,7 +27,9 @@ _loaded = False
 
 def register_spec(spec: OpSpec) -> None:
     """Add a spec; a second spec for the same op name is an error naming both modules (one op, one spec)."""
-    OPS.add(spec.name, lambda: spec, origin=f"module {spec.infer.__module__}")
+    if OPS.registered(spec.name) and OPS.get(spec.name) is spec:
+        return  # the same declaration again (a module imported twice, importlib.reload)
+    OPS.add(spec.name, lambda: spec, origin=f"module {getattr(spec.infer, '__module__', None) or '?'}")
 
 
 def _load_builtin() -> None:

@@ -127,8 +127,7 @@ class Matcher:
 
     # ------------------------------------------------------------------ failures
     def fail(self, reason: Any, *args: Any, bonus: float = 0.0) -> None:
-        """Record a failure when explaining (callers need not check ``explain``); ``reason`` is a
-        format string, formatted only if it is the best."""
+        """Record a failure; ``reason`` is a format string (formatted only if it is the best)."""
         if not self.explain:
             return
         score = len(self.matched) + bonus
@@ -155,7 +154,8 @@ class Matcher:
                     elif self.values[p.name] is v:
                         yield
                     else:
-                        self.fail("{} must be the same value as %{}", value_text(v), self.values[p.name].name)
+                        if self.explain:
+                            self.fail("{} must be the same value as %{}", value_text(v), self.values[p.name].name)
         else:  # pragma: no cover - guarded by as_pattern
             raise TypeError(p)
 
@@ -165,34 +165,40 @@ class Matcher:
         ok = where(subject)
         if ok is None or ok is True:
             return True
-        if self.explain:  # what() is a pattern's text: built only to explain
+        if self.explain:
             self.fail("{}: {}", what(), ok if isinstance(ok, str) else "constraint not met")
         return False
 
     def _var(self, p: Var, v: Value | None) -> Iterator[None]:
         if v is None:
-            self.fail("expected a value for {!r}, the input is missing", p)
+            if self.explain:
+                self.fail("expected a value for {!r}, the input is missing", p)
             return
         if p.name is not None and p.name in self.values:
             if self.values[p.name] is v:
                 yield
             else:
-                self.fail("{} must be the same value as %{} (bound to {!r}), found {}", p, self.values[p.name].name,
-                          p.name, value_text(v))
+                if self.explain:
+                    self.fail("{} must be the same value as %{} (bound to {!r}), found {}", p, self.values[p.name].name,
+                              p.name, value_text(v))
             return
         t = v.type
         if p.dtypes is not None and t.dtype.name not in p.dtypes:
-            self.fail("{} is {}, expected dtype {}", value_text(v), t.dtype.name, "|".join(sorted(p.dtypes)))
+            if self.explain:
+                self.fail("{} is {}, expected dtype {}", value_text(v), t.dtype.name, "|".join(sorted(p.dtypes)))
             return
         if p.rank is not None and t.rank != p.rank:
-            self.fail("{} has rank {}, expected {}", value_text(v), t.rank, p.rank)
+            if self.explain:
+                self.fail("{} has rank {}, expected {}", value_text(v), t.rank, p.rank)
             return
         if p.shape is not None and (len(p.shape) != t.rank or
                                     any(a is not None and a != b for a, b in zip(p.shape, t.shape))):
-            self.fail("{} has shape {}, expected {}", value_text(v), t, p.shape)
+            if self.explain:
+                self.fail("{} has shape {}, expected {}", value_text(v), t, p.shape)
             return
         if p.constant is not None and bool(v.const) != p.constant:
-            self.fail("{} {} a constant", value_text(v), "is not" if p.constant else "is")
+            if self.explain:
+                self.fail("{} {} a constant", value_text(v), "is not" if p.constant else "is")
             return
         if not self._check(p.where, v, lambda: f"{value_text(v)} as {p!r}"):
             return
@@ -205,18 +211,21 @@ class Matcher:
 
     def _const(self, p: Const, v: Value | None) -> Iterator[None]:
         if v is None or not v.const or v.data is None:
-            self.fail("{} is not a constant{}", value_text(v), f" (expected {p!r})" if p.value is not None else "")
+            if self.explain:
+                self.fail("{} is not a constant{}", value_text(v), f" (expected {p!r})" if p.value is not None else "")
             return
         data = v.data
         if p.scalar and data.size != 1:
-            self.fail("constant %{} has {} elements, expected a scalar{}", v.name, data.size,
-                      f" {p!r}" if p.value is not None else "")
+            if self.explain:
+                self.fail("constant %{} has {} elements, expected a scalar{}", v.name, data.size,
+                          f" {p!r}" if p.value is not None else "")
             return
         if p.value is not None:
             ok = _close(data, p)
             if not ok:
                 shown = data.reshape(-1)[0].item() if data.size == 1 else f"{data.size} values"
-                self.fail("constant %{} is {!r}, expected {!r}", v.name, shown, p)
+                if self.explain:
+                    self.fail("constant %{} is {!r}, expected {!r}", v.name, shown, p)
                 return
         if not self._check(p.where, v, lambda: f"constant %{v.name}"):
             return
@@ -227,7 +236,8 @@ class Matcher:
             if self.values[p.name] is v:
                 yield
             else:
-                self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
+                if self.explain:
+                    self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
             return
         self.values[p.name] = v
         yield
@@ -239,35 +249,42 @@ class Matcher:
             if seen is v:
                 yield
             else:
-                self.fail("{} must be the same value as %{}", value_text(v), seen.name)
+                if self.explain:
+                    self.fail("{} must be the same value as %{}", value_text(v), seen.name)
             return
         node = v.producer if v is not None else None
         if node is None:
-            self.fail("{} is not produced by {}", value_text(v), p.op_text)
+            if self.explain:
+                self.fail("{} is not produced by {}", value_text(v), p.op_text)
             return
         if node.op not in p.ops:
-            self.fail("{} is produced by {}, expected {}", value_text(v), node.op, p.op_text)
+            if self.explain:
+                self.fail("{} is produced by {}, expected {}", value_text(v), node.op, p.op_text)
             return
         if v.index != p.output:
-            self.fail("{} is output {} of its {} node, expected output {}", value_text(v), v.index, node.op,
-                      p.output)
+            if self.explain:
+                self.fail("{} is output {} of its {} node, expected output {}", value_text(v), v.index, node.op,
+                          p.output)
             return
         # a node reached again through another pattern object (a shared sub-expression such as
         # the cat(θ, θ) feeding both cos and sin) is matched again but counted once
         again = id(node) in self.matched_ids
         if p.name is not None and p.name in self.values and self.values[p.name] is not v:
-            self.fail("{} must be the same value as %{} ({})", value_text(v), self.values[p.name].name, p.name)
+            if self.explain:
+                self.fail("{} must be the same value as %{} ({})", value_text(v), self.values[p.name].name, p.name)
             return
         for key, want in p.attrs.items():
             got = node.attr(key)
             if callable(want):
                 ok = want(got)
                 if not (ok is None or ok is True):
-                    self.fail("{}: attribute {}: {}", node_text(node), key,
-                              ok if isinstance(ok, str) else f"{got!r} does not satisfy the constraint")
+                    if self.explain:
+                        self.fail("{}: attribute {}: {}", node_text(node), key,
+                                  ok if isinstance(ok, str) else f"{got!r} does not satisfy the constraint")
                     return
             elif got != want and not (isinstance(want, (list, tuple)) and tuple(want) == got):
-                self.fail("{}: attribute {} is {!r}, expected {!r}", node_text(node), key, got, want)
+                if self.explain:
+                    self.fail("{}: attribute {} is {!r}, expected {!r}", node_text(node), key, got, want)
                 return
         if not self._check(p.where, node, lambda: node_text(node)):
             return
@@ -280,7 +297,8 @@ class Matcher:
         while inputs and inputs[-1] is None:
             inputs.pop()
         if len(inputs) != len(p.inputs):
-            self.fail("{} has {} inputs, the pattern expects {}", node_text(node), len(inputs), len(p.inputs))
+            if self.explain:
+                self.fail("{} has {} inputs, the pattern expects {}", node_text(node), len(inputs), len(p.inputs))
             return
         commute = p.commute
         if commute is None:
@@ -330,12 +348,14 @@ class Matcher:
             for out in node.outputs:
                 for user, _ in out.uses:
                     if user.is_return:
-                        self.fail("{} is a graph output, so {} cannot be fused away", value_text(out),
-                                  node_text(node), bonus=0.5)
+                        if self.explain:
+                            self.fail("{} is a graph output, so {} cannot be fused away", value_text(out),
+                                      node_text(node), bonus=0.5)
                         return False
                     if id(user) not in self.matched_ids:
-                        self.fail("{} is also used outside the pattern, by {}", value_text(out), node_text(user),
-                                  bonus=0.5)
+                        if self.explain:
+                            self.fail("{} is also used outside the pattern, by {}", value_text(out), node_text(user),
+                                      bonus=0.5)
                         return False
         del root
         return True
