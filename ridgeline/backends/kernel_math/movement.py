@@ -183,8 +183,8 @@ def gather_nd(node, data, idx):
 
 
 def expand(node, x, shape):
-    module = namespace(x).module
-    return namespace(x).copy(module.broadcast_to(x, module.broadcast_shapes(tuple(x.shape), tuple(ints(shape)))))
+    xp = namespace(x)
+    return xp.expand(x, xp.module.broadcast_shapes(tuple(x.shape), tuple(ints(shape))))
 
 
 def tile(node, x, reps):
@@ -202,7 +202,7 @@ def pad(node, x, pads, value=None, axes=None):
     for a, (b, e) in enumerate(width):   # reflect / edge / wrap: the positions numpy's pad reads, axis by axis
         if b or e:
             x = x[along(a, xp.from_numpy(np.pad(np.arange(x.shape[a]), (b, e), mode=mode), like=x))]
-    return x
+    return xp.contiguous(x)
 
 
 def _scatter(node, data, flat, updates, row: tuple):
@@ -276,7 +276,7 @@ def unique(node, x):
         order = xp.argsort_stable(first, 0)
         rank = xp.argsort_stable(order, 0)   # the inverse permutation: old number -> new
         y, first, counts, inverse = y[along(dim, order)], first[order], counts[order], rank[inverse]
-    outs = (y, xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
+    outs = (xp.contiguous(y), xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
     return outs[:len(node.outputs)]
 
 
