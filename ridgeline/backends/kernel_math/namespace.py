@@ -196,8 +196,8 @@ _NAMESPACES: dict[str, Any] = {"numpy": _Numpy}
 
 def namespace(*arrays: Any) -> Any:
     """The namespace of the first array that is not None (numpy for numpy arrays and scalars)."""
-    x = next((a for a in arrays if a is not None), None)
-    if type(x).__module__.startswith("torch"):
+    x = arrays[0] if arrays[0] is not None else next((a for a in arrays if a is not None), None)
+    if type(x) is not np.ndarray and type(x).__module__.startswith("torch"):
         if "torch" not in _NAMESPACES:
             _NAMESPACES["torch"] = _torch_namespace()
         return _NAMESPACES["torch"]
