@@ -234,13 +234,15 @@ def _bad_index_graph(op: str, shape: list[int], axis: int, bad: int) -> tuple[Gr
     g = Graph("bad_index")
     b = Builder(g)
     x = g.add_input("x", tensor("f32", *shape))
-    idx_shape = {"Gather": [2], "ScatterND": [1, 1]}.get(op, shape)
+    idx_shape = {"Gather": [2], "ScatterND": [1, 1], "GatherND": [1, 1]}.get(op, shape)
     idx = np.zeros(idx_shape, np.int64)
     idx.reshape(-1)[-1] = bad
     i = g.add_input("i", tensor("i64", *idx_shape))
     inputs = {"x": np.ones(shape, np.float32), "i": idx}
     if op in ("Gather", "GatherElements"):
         g.outputs = [getattr(b, op)(x, i, axis=axis)]
+    elif op == "GatherND":
+        g.outputs = [b.GatherND(x, i)]
     else:
         up_shape = [1, *shape[1:]] if op == "ScatterND" else shape
         u = g.add_input("u", tensor("f32", *up_shape))
@@ -250,16 +252,48 @@ def _bad_index_graph(op: str, shape: list[int], axis: int, bad: int) -> tuple[Gr
 
 
 @FAST
-@given(op=st.sampled_from(["Gather", "GatherElements", "ScatterElements", "ScatterND"]),
+@given(op=st.sampled_from(["Gather", "GatherElements", "GatherND", "ScatterElements", "ScatterND"]),
        shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data())
 def test_an_index_out_of_range_is_a_one_line_error_on_numpy_and_torch(op, shape, data):
     """Indices are wrapped and checked once for both libraries, so a scatter never folds a bad
     index into another row's flat number."""
     pytest.importorskip("torch")
     from ridgeline.backends.registry import get_backend
-    axis = 0 if op == "ScatterND" else data.draw(st.integers(0, len(shape) - 1))
+    axis = 0 if op in ("ScatterND", "GatherND") else data.draw(st.integers(0, len(shape) - 1))
     bad = data.draw(st.sampled_from([shape[axis], -shape[axis] - 1, 100]))
     g, inputs = _bad_index_graph(op, shape, axis, bad)
     for exe in (NumpyBackend().compile(g), get_backend("torch").compile(g, threads=1)):
         with pytest.raises(BackendError, match=f"{op} node .* IndexError: index out of range"):
             exe.run(inputs)
+
+
+class _Node(_Attrs):
+    def __init__(self, op, **attrs):
+        super().__init__(**attrs)
+        self.op, self.outputs = op, [None] * 4
+
+
+def test_kernels_give_c_order_numpy_results_torch_views_and_the_input_device(monkeypatch):
+    """numpy results C-contiguous as numpy's own calls gave them, torch's Expand a view, Range on
+    the inputs' device, Sign(NaN) NaN and a scatter into an empty tensor the tensor."""
+    torch = pytest.importorskip("torch")
+    from ridgeline.backends.kernel_math import elementwise, movement
+    from ridgeline.backends.kernel_math import shape as shape_ops
+    to = np.array([1, 8, 4, 4, 2])
+    assert movement.expand(_Node("Expand"), np.ones((1, 8, 1, 4, 2), np.float32), to).flags.c_contiguous
+    t = torch.ones(1, 8, 1, 4, 2)
+    assert movement.expand(_Node("Expand"), t, to).data_ptr() == t.data_ptr()
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    for mode in ("edge", "reflect", "wrap"):
+        assert movement.pad(_Node("Pad", mode=mode), x, np.array([1, 2, 1, 2])).flags.c_contiguous
+    assert shape_ops.bit_cast(_Node("BitCast", to="i32"), x.T).flags.c_contiguous
+    assert movement.unique(_Node("Unique", axis=1, sorted=1), x[:, [0, 1, 0]])[0].flags.c_contiguous
+    empty = np.zeros((2, 0), np.float32)
+    assert movement.scatter_nd(_Node("ScatterND", reduction="none"), empty, np.array([[1]]),
+                               np.zeros((1, 0), np.float32)).shape == (2, 0)
+    for nan in (np.array([np.nan, -2.0]), torch.tensor([float("nan"), -2.0])):
+        assert np.isnan(np.asarray(elementwise.sign_erf(_Node("Sign"), nan))[0])
+    seen, arange = [], torch.arange
+    monkeypatch.setattr(torch, "arange", lambda *a, **k: seen.append(k.get("device")) or arange(*a, **k))
+    shape_ops.range_(_Node("Range", stash_type=1), *(torch.tensor(v) for v in (0.0, 3.0, 1.0)))
+    assert seen == [torch.device("cpu")]

@@ -37,7 +37,7 @@ def sign_erf(node, x):
     xp = namespace(x)
     if node.op == "Erf":
         return xp.astype(xp.erf(x), x.dtype)
-    return xp.where(xp.module.isnan(x), x, xp.module.sign(x))   # Sign(NaN) is NaN as in C (torch.sign: 0)
+    return xp.sign(x)
 
 
 def _trapping_divisors(xp, b):
@@ -67,13 +67,16 @@ def arith(node, a, b):
             out = _int_div(xp, a, b) if xp.name_of(a.dtype)[0] in "iu" else a / b
         else:
             out = _ARITH[node.op](a, b)
-    return xp.astype(xp.asarray(out), a.dtype)
+    return out if type(out) is type(a) and out.dtype == a.dtype else xp.astype(xp.asarray(out), a.dtype)
 
 
 def mod(node, a, b):
     xp = namespace(a)
     a, b = xp.same_device(a, b)
     fn = xp.module.fmod if node.attr("fmod") else xp.module.remainder
+    if xp.module is np:   # numpy's own: x mod 0 and x mod -1 are 0, floats exact
+        with np.errstate(all="ignore"):
+            return fn(a, b).astype(a.dtype, copy=False)
     if xp.name_of(a.dtype)[0] in "iu":
         zero, minus_one = _trapping_divisors(xp, b)   # x mod -1 is 0; x mod 0 is 0 in the reference
         return xp.astype(xp.where(zero | minus_one, 0, fn(a, xp.where(zero | minus_one, 1, b))), a.dtype)

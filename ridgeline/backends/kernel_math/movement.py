@@ -50,14 +50,18 @@ def pad_widths(shape: Sequence[int], pads: Sequence[int],
     return crop, [(max(b, 0), max(e, 0)) for b, e in width]
 
 
-def wrap(idx: Any, n: int) -> Any:
-    """Indices into an axis of length ``n`` as int64, negative ones counted from the end; an
-    index outside the axis is an ``IndexError`` (a bad input, as numpy's indexing says)."""
+def wrap(idx: Any, n: int | Sequence[int]) -> Any:
+    """Indices into an axis of length ``n`` (or per last-axis column, into axes of lengths ``n``)
+    as int64, negative ones counted from the end; an index outside the axis is an ``IndexError``
+    (a bad input, as numpy's indexing says), found by one reduction (none if the dtype fits)."""
     xp = namespace(idx)
+    lo = n if isinstance(n, int) else min(n, default=0)
+    fits = xp.name_of(idx.dtype) in ("i8", "u8", "i16", "u16") and xp.iinfo(idx.dtype).max < lo // 2
     idx = xp.astype(idx, xp.int64)
+    n = n if isinstance(n, int) else xp.from_numpy(np.array(n, np.int64), like=idx)
     idx = xp.where(idx < 0, idx + n, idx)
-    if math.prod(idx.shape) and (int(xp.module.min(idx)) < 0 or int(xp.module.max(idx)) >= n):
-        raise IndexError(f"index out of range for an axis of size {n}")
+    if not fits and math.prod(idx.shape) and bool(xp.any((idx < 0) | (idx >= n))):
+        raise IndexError(f"index out of range for an axis of size {n if isinstance(n, int) else n.tolist()}")
     return idx
 
 
@@ -176,15 +180,15 @@ def gather_nd(node, data, idx):
     data, idx = xp.same_device(data, idx)
     b, k = node.attr("batch_dims"), idx.shape[-1]
     nb = math.prod(data.shape[:b])
-    rows = xp.astype(idx.reshape(nb, -1, k), xp.int64)
+    rows = wrap(idx.reshape(nb, -1, k), list(data.shape[b:b + k]))
     batch = xp.arange(nb, like=data).reshape(nb, 1)
     out = data.reshape((nb,) + tuple(data.shape[b:]))[(batch,) + tuple(rows[..., j] for j in range(k))]
     return out.reshape(tuple(idx.shape[:-1]) + tuple(data.shape[b + k:]))
 
 
 def expand(node, x, shape):
-    module = namespace(x).module
-    return namespace(x).copy(module.broadcast_to(x, module.broadcast_shapes(tuple(x.shape), tuple(ints(shape)))))
+    xp = namespace(x)
+    return xp.expand(x, xp.module.broadcast_shapes(tuple(x.shape), tuple(ints(shape))))
 
 
 def tile(node, x, reps):
@@ -202,13 +206,15 @@ def pad(node, x, pads, value=None, axes=None):
     for a, (b, e) in enumerate(width):   # reflect / edge / wrap: the positions numpy's pad reads, axis by axis
         if b or e:
             x = x[along(a, xp.from_numpy(np.pad(np.arange(x.shape[a]), (b, e), mode=mode), like=x))]
-    return x
+    return xp.contiguous(x)
 
 
 def _scatter(node, data, flat, updates, row: tuple):
     """``data`` seen as rows of shape ``row``, with the rows at ``flat`` replaced by ``updates``
     or combined with them by the node's ``reduction``."""
     xp = namespace(data)
+    if not math.prod(data.shape):
+        return xp.copy(data)
     rows = xp.copy(data).reshape((-1,) + row)
     xp.scatter_rows(rows, flat.reshape(-1), updates.reshape((-1,) + row), node.attr("reduction"))
     return rows.reshape(data.shape)
@@ -218,9 +224,8 @@ def scatter_nd(node, data, indices, updates):
     xp = namespace(data)
     data, indices, updates = xp.same_device(data, indices, updates)
     k = indices.shape[-1]
-    flat = xp.zeros(tuple(indices.shape[:-1]), xp.int64, like=indices)
-    for j in range(k):   # row-major row number over the first k dims
-        flat = flat * data.shape[j] + wrap(indices[..., j], data.shape[j])
+    strides = [math.prod(data.shape[j + 1:k]) for j in range(k)]   # row-major row number over the first k dims
+    flat = xp.sum(wrap(indices, list(data.shape[:k])) * xp.from_numpy(np.array(strides, np.int64), like=indices), -1)
     return _scatter(node, data, flat, updates, tuple(data.shape[k:]))
 
 
@@ -276,7 +281,7 @@ def unique(node, x):
         order = xp.argsort_stable(first, 0)
         rank = xp.argsort_stable(order, 0)   # the inverse permutation: old number -> new
         y, first, counts, inverse = y[along(dim, order)], first[order], counts[order], rank[inverse]
-    outs = (y, xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
+    outs = (xp.contiguous(y), xp.astype(first, xp.int64), xp.astype(inverse, xp.int64), xp.astype(counts, xp.int64))
     return outs[:len(node.outputs)]
 
 

@@ -36,7 +36,9 @@ class _Numpy:
     broadcast = staticmethod(np.broadcast_arrays)
     pad_constant = staticmethod(lambda x, widths, value: np.pad(x, widths, constant_values=value))
     from_numpy = staticmethod(lambda a, like: a)
-    copy = np.copy
+    copy = staticmethod(lambda x: x.copy())     # C order, as np.copy (it keeps the layout) is not
+    expand = staticmethod(lambda x, shape: np.broadcast_to(x, shape).copy())
+    sign = staticmethod(lambda x: np.asarray(np.sign(x)))     # NaN for NaN, as in C
     clip, log1p = np.clip, np.log1p
     log, full_like, expand_dims, asarray, contiguous = np.log, np.full_like, np.expand_dims, np.asarray, \
         np.ascontiguousarray
@@ -123,6 +125,9 @@ def _torch_namespace() -> type:
         pad_constant = staticmethod(_torch_pad_constant)
         from_numpy = staticmethod(lambda a, like: torch.from_numpy(a).to(like.device))
         copy = torch.clone
+        expand = staticmethod(lambda x, shape: x.expand(shape))     # a view
+        sign = staticmethod(lambda x: torch.where(torch.isnan(x), x, torch.sign(x)) if x.dtype.is_floating_point
+                            else torch.sign(x))     # torch.sign(NaN) is 0
         clip, log1p = torch.clamp, torch.log1p
         log, full_like, expand_dims, asarray, contiguous = torch.log, torch.full_like, torch.unsqueeze, \
             staticmethod(lambda x: x), staticmethod(lambda x: x)
@@ -191,8 +196,8 @@ _NAMESPACES: dict[str, Any] = {"numpy": _Numpy}
 
 def namespace(*arrays: Any) -> Any:
     """The namespace of the first array that is not None (numpy for numpy arrays and scalars)."""
-    x = next((a for a in arrays if a is not None), None)
-    if type(x).__module__.startswith("torch"):
+    x = arrays[0] if arrays[0] is not None else next((a for a in arrays if a is not None), None)
+    if type(x) is not np.ndarray and type(x).__module__.startswith("torch"):
         if "torch" not in _NAMESPACES:
             _NAMESPACES["torch"] = _torch_namespace()
         return _NAMESPACES["torch"]

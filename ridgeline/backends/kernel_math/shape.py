@@ -38,7 +38,7 @@ def range_(node, start, limit, delta):
     work = start.dtype if name in ("f32", "f64") else xp.dtype("f64" if node.attr("stash_type") == 11 else "f32")
     s, l, d = (xp.astype(v.reshape(()), work) for v in (start, limit, delta))
     n = max(math.ceil(float((l - s) / d)), 0)
-    return xp.astype(xp.module.arange(s, l, d, dtype=work)[:n], start.dtype)
+    return xp.astype(xp.module.arange(s, l, d, dtype=work, device=start.device)[:n], start.dtype)
 
 
 def bit_cast(node, x):
