@@ -10,12 +10,11 @@ import contextlib
 import math
 import re
 import sys
-from pathlib import Path
 from typing import Any, Iterator
 
 from ...ir import Graph
 from ...ir.errors import TargetError
-from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, load_model, parse_int
+from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, is_file_model, load_model, parse_int
 
 __all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
            "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
@@ -116,11 +115,6 @@ def target_from_args(args: argparse.Namespace):
     if not getattr(args, "target", None):
         raise UsageError("give a target with --target NAME (see `ridgeline targets`) or --target-file my.toml")
     return get_target(args.target)
-
-
-def is_file_model(name: str) -> bool:
-    p = Path(name)
-    return p.suffix.lower() in (".onnx", ".rir") or p.exists()
 
 
 _PRESET_OPTIONS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
