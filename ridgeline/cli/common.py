@@ -92,7 +92,8 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
 
 
 #: preset flags a command may define; load_model forwards those present to the preset builder
-PRESET_FLAGS = ("phase", "batch", "context", "dtype", "weight_dtype", "kv_dtype", "act_dtype", "prompt", "tp", "pp")
+PRESET_FLAGS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
+                "act_dtype", "tp", "pp")
 
 
 def is_file_model(name: str) -> bool:
