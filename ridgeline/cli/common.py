@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ..ir import Graph
@@ -91,7 +92,14 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
 
 
 #: preset flags a command may define; load_model forwards those present to the preset builder
-PRESET_FLAGS = ("phase", "batch", "context", "dtype", "weight_dtype", "kv_dtype", "act_dtype", "prompt", "tp", "pp")
+PRESET_FLAGS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
+                "act_dtype", "tp", "pp")
+
+
+def is_file_model(name: str) -> bool:
+    """Whether MODEL names a file (an .onnx/.rir suffix, or any existing path) rather than a preset."""
+    p = Path(name)
+    return p.suffix.lower() in (".onnx", ".rir") or p.exists()
 
 
 def load_model(args: argparse.Namespace, *, bind: bool = True) -> Graph:
@@ -99,9 +107,7 @@ def load_model(args: argparse.Namespace, *, bind: bool = True) -> Graph:
     from ..api import load
     dims = parse_dims(getattr(args, "dim", []) or [])
     opts = {}
-    from pathlib import Path
-    is_file = Path(args.model).suffix.lower() in (".onnx", ".rir") or Path(args.model).exists()
-    if not is_file:
+    if not is_file_model(args.model):
         opts = {k: getattr(args, k) for k in PRESET_FLAGS if getattr(args, k, None) is not None}
     return load(args.model, dims=dims if (dims and bind) else None, **opts)
 

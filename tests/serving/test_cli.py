@@ -71,3 +71,13 @@ def test_max_rate_not_strict_reports_a_missed_slo():
     out = max_rate("ttft=0.001,tpot=0.001", strict=False, **kw)
     assert out["max_rate"] == 0.0 and "no arrival rate meets" in out["missed"]
     assert not out["at_max"].metrics.slo_met
+
+
+@pytest.mark.parametrize("text", ["0,1", "1,nan", "inf", "-2", ",", "1,fast"])
+def test_sweep_rates_are_finite_and_positive(text):
+    """serve-sim and compare --workload read --sweep with one parser, which names --sweep."""
+    from ridgeline.cli.commands.serve_sim import parse_rates
+    from ridgeline.cli.common import UsageError
+    with pytest.raises(UsageError, match="--sweep"):
+        parse_rates(text)
+    assert parse_rates("0.5, 1,2") == [0.5, 1.0, 2.0]

@@ -10,12 +10,12 @@ import contextlib
 import math
 import re
 import sys
-from pathlib import Path
 from typing import Any, Iterator
 
 from ...ir import Graph
 from ...ir.errors import TargetError
-from ..common import MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, UsageError, int_arg, load_model, parse_int
+from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, PRESET_FLAGS, UsageError, int_arg, is_file_model,
+                      load_model, parse_int)
 
 __all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
            "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
@@ -118,35 +118,18 @@ def target_from_args(args: argparse.Namespace):
     return get_target(args.target)
 
 
-def is_file_model(name: str) -> bool:
-    p = Path(name)
-    return p.suffix.lower() in (".onnx", ".rir") or p.exists()
-
-
-_PRESET_OPTIONS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
-                   "tp", "pp")
-
-
 def load_estimable(args: argparse.Namespace) -> Graph:
     """Load MODEL; preset flags with a file are an error rather than silently ignored."""
-    if is_file_model(args.model):
-        given = [f"--{k.replace('_', '-')}" for k in _PRESET_OPTIONS[:-2] if getattr(args, k, None) is not None]
+    is_file = is_file_model(args.model)
+    if is_file:
+        given = [f"--{k.replace('_', '-')}" for k in PRESET_FLAGS
+                 if k not in ("tp", "pp") and getattr(args, k, None) is not None]
         if given:
             raise UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to presets; for a model "
                              f"file bind its dims with --dim NAME=SIZE")
-    if is_file_model(args.model):
-        graph = load_model(args)
-    else:
-        from ...api import load
-        from ...models import find_preset
-        opts = {k: getattr(args, k) for k in _PRESET_OPTIONS if getattr(args, k, None) is not None}
-        if find_preset(args.model) is None:
-            graph = load(args.model)   # the standard "no such file, and not a preset" error
-        else:
-            from ...models import build
-            graph = build(args.model, **opts)
+    graph = load_model(args, bind=is_file)   # a preset's sizes are its flags; --dim binds a file's
     pipeline = getattr(args, "pipeline", None)
-    if pipeline is None and is_file_model(args.model):
+    if pipeline is None and is_file:
         # an imported model is fused first, as a compiler would (presets are built fused)
         from ...backends.estimate import EstimateBackend
         pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..common import UsageError, emit, float_arg, fmt_time, int_arg, table
 from ._estimating import wide_output
+from .serve_sim import parse_rates
 
 __all__ = ["add_workload_arguments", "compare_serving"]
 
@@ -37,14 +38,7 @@ def compare_serving(args: argparse.Namespace, targets: list[str]) -> int:
         raise UsageError("--workload needs --rate R, --sweep R1,R2,… and/or --slo ttft=…,tpot=…")
     if args.plot and not args.sweep:
         raise UsageError("--plot draws latency vs rate: give the rates with --sweep 0.5,1,2,4")
-    rates: list[float] = []
-    if args.sweep:
-        try:
-            rates = [float(x) for x in args.sweep.split(",") if x.strip()]
-        except ValueError:
-            raise UsageError(f"--sweep expects rates such as 0.5,1,2,4, got {args.sweep!r}") from None
-        if not rates or min(rates) <= 0:
-            raise UsageError(f"--sweep rates must be positive, got {args.sweep!r}")
+    rates = parse_rates(args.sweep) if args.sweep else []
     from ...serving import SimulationError
     curves: dict[str, list] = {}
     rows: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ import numpy as np
 from ...ir import Graph
 from ...ir.errors import RidgelineError
 from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_SEED, UsageError, add_model_argument, console, emit, fmt_bytes,
-                      fmt_time, int_arg, table)
+                      fmt_time, int_arg, is_file_model, table)
 
 DEFAULT_SCHEMES = "int8,int4-g128,fp8,w8a8"
 DEFAULT_TARGETS = "h100"
@@ -55,24 +55,15 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------- loading
-def _is_file(name: str) -> bool:
-    from pathlib import Path
-    p = Path(name)
-    return p.suffix.lower() in (".onnx", ".rir") or p.exists()
-
-
 def _load(args) -> tuple[Graph, Graph | None, dict[str, int]]:
     """(graph, companion phase or None, dims bound) — fused and with static dims."""
     from ...api import load, optimize
     from ..common import parse_dims
     dims = parse_dims(args.dim)
-    if _is_file(args.model):
+    if is_file_model(args.model):
         if any(getattr(args, k) is not None for k in ("phase", "batch", "context")):
             raise UsageError("--phase, --batch and --context apply to presets; bind a model file's dims with --dim")
-        g = load(args.model)
-        pipe = "default" if args.pipeline is None else args.pipeline
-        if pipe:
-            optimize(g, pipe)
+        g = _load_unbound(args)
         free = sorted(g.symbols() - set(dims))
         for s in free:                    # unbound dims: a small decode-like binding
             dims[s] = 1 if "batch" in s else 16
@@ -252,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     opts: dict[str, Any] = {"tp": tp}
     text = None
     if args.tokenizer:
-        if not _is_file(args.model):
+        if not is_file_model(args.model):
             raise UsageError("--tokenizer measures a model file on text; presets have no weights")
         args.dim = list(args.dim or [])
         base_unbound = _load_unbound(args)

@@ -26,6 +26,17 @@ def _pos_int(text: str) -> int:
     return int(v)
 
 
+def parse_rates(text: str) -> list[float]:
+    """``--sweep``'s comma-separated arrival rates, each finite and positive."""
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--sweep expects rates such as 0.5,1,2,4, got {text!r}") from None
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise UsageError(f"--sweep rates must be positive, got {text!r}")
+    return rates
+
+
 def add_serving_arguments(p: argparse.ArgumentParser) -> None:
     """Flags ``serve-sim`` shares with ``compare --workload``."""
     from ...serving.schedulers import SCHEDULERS
@@ -163,11 +174,8 @@ def run(args: argparse.Namespace) -> int:
         res = simulate(args.model, args.target, **kw)
     curves = None
     if args.sweep:
-        try:
-            rates = [float(x) for x in args.sweep.split(",") if x.strip()]
-        except ValueError:
-            raise UsageError(f"--sweep expects rates such as 1,2,4,8, got {args.sweep!r}") from None
-        curves = {args.target: [(r, simulate(args.model, args.target, **(kw | {"rate": r})).metrics) for r in rates]}
+        curves = {args.target: [(r, simulate(args.model, args.target, **(kw | {"rate": r})).metrics)
+                                for r in parse_rates(args.sweep)]}
     if args.plot:
         from ...serving.plot import plot_rate_sweep, plot_timeline
         out = Path(args.plot)

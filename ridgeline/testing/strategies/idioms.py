@@ -166,49 +166,42 @@ def _square(ctx: GenContext, d: Value, dt: str) -> Value:
     return _op(ctx, "Pow", d, _c(ctx, 2.0, dt), ranges=r) if ctx.flag() else _op(ctx, "Mul", d, d, ranges=r)
 
 
-@idiom("layernorm")
-def layernorm(ctx: GenContext) -> None:
-    """(x − mean(x)) / √(mean((x − mean(x))²) + ε) · γ + β over the trailing axes."""
+def _norm(ctx: GenContext, *, centred: bool) -> None:
+    """x (− mean(x) when ``centred``) / √(mean(·²) + ε) · γ (+ β when centred) over the trailing
+    axes; f16/bf16 computed in f32 between casts (always when centred, at times otherwise)."""
     x = _norm_input(ctx)
     dt = x.type.dtype.name
     cast_back = None
-    if dt in ("f16", "bf16"):
-        # x − mean(x) cancels: in 8 mantissa bits a near-constant slice is all rounding noise,
-        # which the division then scales up. Exporters compute it in f32, as here.
+    # centred: x − mean(x) cancels: in 8 mantissa bits a near-constant slice is all rounding
+    # noise, which the division then scales up. Exporters compute it in f32, as here.
+    if dt in ("f16", "bf16") and (centred or ctx.flag()):
         cast_back, x = dt, _op(ctx, "Cast", x, to="f32")
         dt = "f32"
     axes, n = _trailing_axes(ctx, x)
-    i = ctx.info_of(x)
-    mean = _op(ctx, "ReduceMean", x, ctx.ints(axes), ranges=[(i.lo, i.hi)])
-    d = _op(ctx, "Sub", x, mean)
+    d = x
+    if centred:
+        i = ctx.info_of(x)
+        d = _op(ctx, "Sub", x, _op(ctx, "ReduceMean", x, ctx.ints(axes), ranges=[(i.lo, i.hi)]))
     sq = _square(ctx, d, dt)
-    var = _op(ctx, "ReduceMean", sq, ctx.ints(axes), ranges=_keep(ctx, sq))
-    std = _op(ctx, "Sqrt", _op(ctx, "Add", *_commute(ctx, var, _c(ctx, _eps(ctx, dt), dt))))
-    y = _normed(ctx, d, std, n, dt)
+    ms = _op(ctx, "ReduceMean", sq, ctx.ints(axes), ranges=_keep(ctx, sq))
+    rms = _op(ctx, "Sqrt", _op(ctx, "Add", *_commute(ctx, ms, _c(ctx, _eps(ctx, dt), dt))))
+    y = _normed(ctx, d, rms, n, dt)
     if cast_back:
         y = _op(ctx, "Cast", y, to=cast_back)
         dt = cast_back
-    _affine(ctx, y, tuple(x.type.shape[len(x.type.shape) - len(axes):]), dt, bias=True)
+    _affine(ctx, y, tuple(x.type.shape[len(x.type.shape) - len(axes):]), dt, bias=centred)
+
+
+@idiom("layernorm")
+def layernorm(ctx: GenContext) -> None:
+    """(x − mean(x)) / √(mean((x − mean(x))²) + ε) · γ + β over the trailing axes."""
+    _norm(ctx, centred=True)
 
 
 @idiom("rmsnorm")
 def rmsnorm(ctx: GenContext) -> None:
     """x / √(mean(x²) + ε) · γ, optionally computed in f32 between casts (Llama's export)."""
-    x = _norm_input(ctx)
-    dt = x.type.dtype.name
-    cast_back = None
-    if dt in ("f16", "bf16") and ctx.flag():
-        cast_back, x = dt, _op(ctx, "Cast", x, to="f32")
-        dt = "f32"
-    axes, n = _trailing_axes(ctx, x)
-    sq = _square(ctx, x, dt)
-    ms = _op(ctx, "ReduceMean", sq, ctx.ints(axes), ranges=_keep(ctx, sq))
-    rms = _op(ctx, "Sqrt", _op(ctx, "Add", *_commute(ctx, ms, _c(ctx, _eps(ctx, dt), dt))))
-    y = _normed(ctx, x, rms, n, dt)
-    if cast_back:
-        y = _op(ctx, "Cast", y, to=cast_back)
-        dt = cast_back
-    _affine(ctx, y, tuple(x.type.shape[len(x.type.shape) - len(axes):]), dt, bias=False)
+    _norm(ctx, centred=False)
 
 
 # ---------------------------------------------------------------------------- rotary
