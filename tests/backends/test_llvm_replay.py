@@ -47,16 +47,22 @@ def test_replayed_steps_give_the_bits_of_first_runs(name, batch, past, threads, 
     assert exe.interpreter.plan.segments, "runs of replayable steps should replay as segments"
 
 
-def test_replayed_kernels_still_check_index_values():
-    """Indices are data: a rotary kernel reading position ids checks them at every run, replayed
-    or not (and so does GPT-2's position-embedding Gather)."""
+def _rotary():
+    """A graph with inputs x [1, 2, 8] and pos [1, 2], and a rotary of x by pos (no outputs yet)."""
     g = Graph("rot")
     bld = Builder(g)
     x = g.add_input("x", tensor("f32", 1, 2, 8))
     pos = g.add_input("pos", tensor("i64", 1, 2))
     rng = np.random.default_rng(0)
     cos, sin = (g.add_constant(n, rng.standard_normal((16, 2)).astype(np.float32)) for n in ("cos", "sin"))
-    g.outputs = [bld.Add(bld.RotaryEmbedding(x, cos, sin, pos, num_heads=2), x)]   # the rotary stays inside
+    return g, bld, x, bld.RotaryEmbedding(x, cos, sin, pos, num_heads=2), rng
+
+
+def test_replayed_kernels_still_check_index_values():
+    """Indices are data: a rotary kernel reading position ids checks them at every run, replayed
+    or not (and so does GPT-2's position-embedding Gather)."""
+    g, bld, x, rot, rng = _rotary()
+    g.outputs = [bld.Add(rot, x)]   # the rotary stays inside
     exe = api.compile(g, backend="llvm", pipeline="", strict=True)
     feeds = {"x": rng.standard_normal((1, 2, 8)).astype(np.float32), "pos": np.array([[3, 4]])}
     ref = NumpyBackend().compile(g).run(feeds)
@@ -79,14 +85,9 @@ def test_segments_replay_new_values_and_still_check_positions():
     """A run of replayable steps replays as one segment (replay.Segment) — on new values copied
     into the same pinned buffers each run it gives numpy's results, and the rotary's check of its
     position ids inside the segment still fires."""
-    g = Graph("seg")
-    bld = Builder(g)
-    x = g.add_input("x", tensor("f32", 1, 2, 8))
-    pos = g.add_input("pos", tensor("i64", 1, 2))
-    rng = np.random.default_rng(0)
-    cos, sin = (g.add_constant(n, rng.standard_normal((16, 2)).astype(np.float32)) for n in ("cos", "sin"))
+    g, bld, _, rot, rng = _rotary()
     w1, w2 = (g.add_constant(n, rng.standard_normal((8, 8)).astype(np.float32)) for n in ("w1", "w2"))
-    g.outputs = [bld.MatMul(bld.MatMul(bld.RotaryEmbedding(x, cos, sin, pos, num_heads=2), w1), w2)]
+    g.outputs = [bld.MatMul(bld.MatMul(rot, w1), w2)]
     exe = api.compile(g, backend="llvm", pipeline="", strict=True)
     ref = NumpyBackend().compile(g)
     for step in range(3):

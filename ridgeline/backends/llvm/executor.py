@@ -523,7 +523,7 @@ class LLVMInterpreter(Interpreter):
         memos = plan.memos
         segments = plan.segments
         launch = self.runner.launch
-        streak: list[int] = []   # consecutive steps that replayed or were recorded on this run's arrays
+        streak: list[int] = []   # consecutive steps recorded on this run's arrays (replay.Segment)
         at, n_steps = 0, len(steps)
         with np.errstate(all="ignore"):   # IEEE semantics, as run_node sets per node
             while at < n_steps:
@@ -540,22 +540,6 @@ class LLVMInterpreter(Interpreter):
                 node, kernel, ins, outs, free, loose, slot, pins = steps[at]
                 at += 1
                 args = [env[i] if i is not None else None for i in ins]
-                if slot is None or checked:
-                    self._close_streak(plan, streak)
-                else:   # the same arrays as last run: the same launches
-                    memo = memos[slot]
-                    if memo is not None and memo[0] == tuple(map(id, args)):
-                        if memo[4] is not None:
-                            memo[4](args)
-                        res = memo[2]
-                        for call in memo[3]:
-                            launch(*call)
-                        for i, a in zip(outs, res):
-                            env[i] = a
-                        for i in free:
-                            env.pop(i, None)
-                        streak.append(at - 1)
-                        continue
                 if kernel is None:
                     res = self.run_node(node, args)
                     if slot is not None and not checked:
@@ -580,13 +564,12 @@ class LLVMInterpreter(Interpreter):
                         _check_results(node, res)
                     if record:
                         self._memo_kernel(plan, slot, kernel, args, kargs, res, log)
-                if slot is not None and not checked:   # recorded on these arrays: part of a streak
+                memo = memos[slot] if slot is not None and not checked else None
+                if memo is not None and memo[0] == tuple(map(id, args)):   # recorded on these arrays
                     Segment.drop(segments, at - 1)
-                    memo = memos[slot]
-                    if memo is not None and memo[0] == tuple(map(id, args)):
-                        streak.append(at - 1)
-                    else:
-                        self._close_streak(plan, streak)
+                    streak.append(at - 1)
+                else:
+                    self._close_streak(plan, streak)
                 for i, a in zip(outs, res):
                     env[i] = a
                 for i in free:
@@ -596,7 +579,7 @@ class LLVMInterpreter(Interpreter):
 
     def _close_streak(self, plan: Plan, streak: list[int]) -> None:
         """Keep a run of consecutive replayable steps as one ``Segment`` (replay.py), then start anew."""
-        if len(streak) > 1:
+        if streak:
             seg = Segment([plan.steps[k] for k in streak], [plan.memos[plan.steps[k][6]] for k in streak],
                           plan.constants, streak[-1] + 1, self.runner.serial)
             plan.segments[streak[0]] = seg

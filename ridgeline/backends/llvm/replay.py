@@ -85,7 +85,7 @@ class Segment:
     ``sets`` of the values alive after it and ``pops`` of outside values it frees; ``end`` is
     the step after it. ``serial(extent, cost, grain)``: the runner runs such a launch as one call."""
 
-    __slots__ = ("calls", "end", "pops", "reads", "sets")
+    __slots__ = ("calls", "end", "memos", "pops", "reads", "sets")
 
     def __init__(self, steps: Sequence[tuple], memos: Sequence[tuple], constants: dict, end: int,
                  serial: Callable[[int, float, int], bool]):
@@ -108,6 +108,7 @@ class Segment:
                     self.pops.append(i)
         self.reads = tuple(reads.items())
         self.sets, self.end = made, end
+        self.memos = tuple(memos)   # every array its launches point to stays alive with it
 
     @staticmethod
     def drop(segments: dict[int, Segment], step: int) -> None:
