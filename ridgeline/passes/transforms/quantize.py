@@ -185,7 +185,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         log.warning("quantize{scheme=%s}: no GEMM quantized: %s", s.name, why)
     if summary.changed:
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
-                                      if summary.calibrated else "none", "method": method}
+                                      if summary.calibrated else "none", "method": method, "clip": clip}
     return summary
 
 
