@@ -497,9 +497,11 @@ class DataflowModel(SpatialModel):
         best = self._price_on(graph, nodes, works, packed)
         if self.options["spread"]:
             # the compiler compiles the step on both layouts and keeps the faster: the choice is
-            # made by the estimate that is reported, so it is never slower than packing
+            # made by the estimate that is reported, so it is never slower than packing. The nodes
+            # after the last layer fill what room its last chip leaves, which differs by layout: a
+            # layout that would need more chips than packing is not one the compiler gets
             spread = self.partition(graph, widen, works)
-            if spread.of != packed.of:
+            if spread.of != packed.of and spread.chips <= packed.chips:
                 other = self._price_on(graph, nodes, works, spread)
                 if other[1].pipeline["step_cycles"] < best[1].pipeline["step_cycles"]:
                     best = other
