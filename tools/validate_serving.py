@@ -63,10 +63,12 @@ def a100_pcie():
     NCCL's ring over PCIe Gen4 x16:
     - bandwidth 25 GB/s each way: 16 GT/s x 16 lanes x 128/130 = 31.5 GB/s on the wire (PCI-SIG
       Gen4 rate); TLP headers and flow control at 256-byte payloads leave about 80% of it
-      (assumption from the packet arithmetic; cudaMemcpy peer copies measure about this);
-    - 2.6 us per ring step: NCCL's all-reduce of 8 bytes on 8 PCIe-only GPUs takes 42 us
-      (NVIDIA/nccl#1530, all_reduce_perf), which over 2 x 7 ring steps after the 5 us launch is
-      2.6 us each (NVLink's 1 us is the target's own assumption)."""
+      (an assumption from the packet arithmetic, not a measurement);
+    - 2.6 us per ring step: NCCL's all-reduce of 8 bytes takes 42 us on 8x GeForce RTX 4090 over
+      PCIe with NCCL's default algorithm (NVIDIA/nccl#1530, all_reduce_perf), which over 2 x 7
+      ring steps after the 5 us launch is 2.6 us each. That was measured on RTX 4090s, not A100
+      PCIe: using it for the 4xA100 PCIe host is an assumption (NVLink's 1 us is the target's own
+      assumption)."""
     return apply_overrides(get_target("a100"), {"memory.hbm.bandwidth": "1935 GB/s", "power": "300 W",
                                                 "interconnect.nvlink3.bandwidth": "25 GB/s",
                                                 "interconnect.nvlink3.latency": "2.6 us"}, name="a100-pcie")

@@ -153,6 +153,9 @@ class DataflowModel(SpatialModel):
     }
     option_fields: ClassVar[Mapping[str, Field]] = {
         "replicate": Field("bool", True, "schedule one layer and replicate it for large models of identical layers"),
+        "spread": Field("bool", True, "also compile a layer spanning several chips with its independent products on "
+                                      "different chips, and keep whichever layout's step is faster (off: packing by "
+                                      "bytes only)"),
     }
 
     def __init__(self, target, **options: Any):
@@ -202,8 +205,9 @@ class DataflowModel(SpatialModel):
     # ----------------------------------------------------------------- partition
     def partition(self, graph: Graph, widen: bool = False, works: dict[int, NodeWork] | None = None) -> Partition:
         """Place resident bytes (weights, KV cache; ``widen``: weights widened to 16-bit) on chips;
-        see the module docstring (``works``: id(node) -> its step's work, to place a layer's
-        nodes for latency on the chips its bytes need, ``_spread``)."""
+        see the module docstring. Without ``works``: packing by bytes. With ``works`` (id(node) ->
+        its step's work): a layer spanning several chips is placed for latency on the chips its
+        bytes need (``_spread``); ``price_layout`` prices both and keeps the faster step."""
         cap = self._usable()
         if cap <= 0:
             raise TargetError(f"target {self.target.name}: array.activation_reserve leaves no SRAM for weights")
@@ -312,9 +316,9 @@ class DataflowModel(SpatialModel):
         gate/up) go to different chips when room allows, the largest placed first, and nodes
         without resident bytes go where they would finish first. Packing by bytes alone lets a
         KV cache that grows with batch decide which products share a chip's MXM, so the layer's
-        parallelism came and went with batch. The compiler keeps whichever of the two layouts
-        its own estimate of the layer's latency (``_layer_cycles``) finds faster. Returns each
-        node's local chips and the bytes per local chip; None: packing."""
+        parallelism came and went with batch. This is a candidate: ``price_layout`` estimates the
+        whole step on it and on packing and keeps the faster. Returns each node's local chips and
+        the bytes per local chip; None: no such layout fits, or it is packing's."""
         budget = 1 + max(c for cs in packed.values() for c in cs)
         size = {n: resident.get(id(n), 0.0) for n in nodes}
         parts = {n: math.ceil(b / cap) for n, b in size.items() if b > cap}
@@ -338,15 +342,16 @@ class DataflowModel(SpatialModel):
         for n, k in parts.items():
             of[n] = list(range(len(loads), len(loads) + k))
             loads += [size[n] / k] * k
-        if self._layer_cycles(nodes, of, works) >= self._layer_cycles(nodes, dict(packed), works):
+        self._layer_cycles(nodes, of, works)     # nodes without resident bytes: where they finish first
+        if all(of.get(n) == packed[n] for n in nodes):
             return None
         return [of.get(n, [0]) for n in nodes], loads
 
     def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> int:
-        """The compiler's estimate of a layer's latency on the chips ``of`` gives its nodes: each
-        node starts when its inputs have arrived and its chip is idle (a chip runs one node at a
-        time here; the list schedule overlaps units later). Nodes missing from ``of`` (no resident
-        bytes) are added to it where they would finish first."""
+        """A rough layer latency on the chips ``of`` gives its nodes, used only to add the nodes
+        missing from ``of`` (no resident bytes) where they would finish first: each node starts
+        when its inputs have arrived and its chip is idle (one node at a time per chip; it ignores
+        micro-batching and unit overlap, so it never chooses between layouts: ``price_layout``)."""
         free: dict[int, int] = {}
         ready: dict[int, tuple[int, int | None]] = {}      # id(value) -> (cycle, chip)
         chips = sorted({c for cs in of.values() for c in cs})
@@ -488,7 +493,23 @@ class DataflowModel(SpatialModel):
         the partition, schedule and micro-batch pipeline they come from."""
         nodes = list(analysis.nodes)
         works = self.step_works(analysis, widen)
-        part = self.partition(graph, widen, works)
+        packed = self.partition(graph, widen)
+        best = self._price_on(graph, nodes, works, packed)
+        if self.options["spread"]:
+            # the compiler compiles the step on both layouts and keeps the faster: the choice is
+            # made by the estimate that is reported, so it is never slower than packing. The nodes
+            # after the last layer fill what room its last chip leaves, which differs by layout: a
+            # layout that would need more chips than packing is not one the compiler gets
+            spread = self.partition(graph, widen, works)
+            if spread.of != packed.of and spread.chips <= packed.chips:
+                other = self._price_on(graph, nodes, works, spread)
+                if other[1].pipeline["step_cycles"] < best[1].pipeline["step_cycles"]:
+                    best = other
+        return best
+
+    def _price_on(self, graph: Graph, nodes: list[Node], works: dict[int, NodeWork],
+                  part: Partition) -> tuple[list[NodeCost], DataflowLayout]:
+        """The records and layout of the step on partition ``part`` (the fastest micro-batch count)."""
         whole = works
         if part.window.overflows:
             works = self._local_attention(works, part)
