@@ -153,7 +153,7 @@ class AttentionLowering(Lowering):
         acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
         mrun = Array(b, F32, GR)        # running maximum per member
         arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
-        MB = max(1, 16 // nvv)          # members whose output rows the value loop holds at once
+        MB = max(1, 16 // max(nvv, 1))  # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GR)        # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
         klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
