@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Export decode-sized random-weight LLMs of architectures other than GPT-2/SmolLM2, the way a
+user exports them (transformers defaults: SDPA, no position_ids; legacy exporter, opset 17;
+dynamic batch/seq/past), to benchmark llvm against onnxruntime on models not tuned for.
+
+    python tools/export_heldout.py /tmp/heldout            # all three
+    python tools/export_heldout.py /tmp/heldout --only qwen2
+
+Writes DIR/<name>/with_past.onnx (external data beside it): input_ids, attention_mask,
+past_key_values.{i}.key/value -> logits, present.{i}.key/value. Sizes are 150-250M parameters so
+a decode step streams 0.6-1 GB of weights (memory-bound, like the real thing). Each export is
+checked against eager torch on one decode step.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import warnings
+from pathlib import Path
+
+
+def configs():
+    """name -> config factory. Shapes follow published small models, vocab cut to 32000."""
+    import transformers as tf
+    common = {"vocab_size": 32000, "max_position_embeddings": 4096, "bos_token_id": 0, "eos_token_id": 0}
+    return {
+        # Qwen2-0.5B-like: q/k/v biases, GQA 7:1, head dim 64, SiLU gate, tied head
+        "qwen2": lambda: tf.Qwen2Config(hidden_size=896, num_hidden_layers=12, num_attention_heads=14,
+                                        num_key_value_heads=2, intermediate_size=4864, tie_word_embeddings=True,
+                                        **common),
+        # Phi-2-like: parallel attention + MLP, partial rotary (half of head dim 64), GELU, biases, untied
+        "phi": lambda: tf.PhiConfig(hidden_size=1024, num_hidden_layers=8, num_attention_heads=16,
+                                    intermediate_size=4096, partial_rotary_factor=0.5, **common),
+        # Llama with head dim 128, GQA 4:1, untied head
+        "llama128": lambda: tf.LlamaConfig(hidden_size=1024, num_hidden_layers=8, num_attention_heads=8,
+                                           num_key_value_heads=2, intermediate_size=2816,
+                                           tie_word_embeddings=False, **common),
+    }
+
+
+def export(name: str, factory, out: Path) -> None:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    torch.manual_seed(0)
+    cfg = factory()
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    cfg = model.config
+    L = cfg.num_hidden_layers
+    kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    d = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+
+    class WithPast(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = model
+
+        def forward(self, input_ids, attention_mask, *past):
+            pairs = [(past[2 * i], past[2 * i + 1]) for i in range(L)]
+            o = self.m(input_ids=input_ids, attention_mask=attention_mask,
+                       past_key_values=DynamicCache(ddp_cache_data=pairs, config=cfg), use_cache=True)
+            return (o.logits, *[t for layer in o.past_key_values.layers[:L] for t in (layer.keys, layer.values)])
+
+    b, s, p = 2, 5, 3
+    ids = torch.randint(0, cfg.vocab_size, (b, s))
+    past = [torch.randn(b, kv, p, d) for _ in range(2 * L)]
+    mask = torch.ones(b, p + s, dtype=torch.int64)
+    pn = [f"past_key_values.{i}.{k}" for i in range(L) for k in ("key", "value")]
+    on = [f"present.{i}.{k}" for i in range(L) for k in ("key", "value")]
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+            "logits": {0: "batch", 1: "seq"}, **{n: {0: "batch", 2: "past"} for n in pn},
+            **{n: {0: "batch", 2: "total"} for n in on}}
+    (out / name).mkdir(parents=True, exist_ok=True)
+    path = out / name / "with_past.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        buf = io.BytesIO()
+        torch.onnx.export(WithPast().eval(), (ids, mask, *past), buf, dynamo=False, opset_version=17,
+                          input_names=["input_ids", "attention_mask", *pn], output_names=["logits", *on],
+                          dynamic_axes=axes, do_constant_folding=True)
+        onnx.save(onnx.load_from_string(buf.getvalue()), str(path), save_as_external_data=True,
+                  all_tensors_to_one_file=True, location="with_past.onnx.data", size_threshold=1024)
+        # one decode step (batch 1, past 7) against eager torch
+        ids1, past1 = torch.randint(0, cfg.vocab_size, (1, 1)), [torch.randn(1, kv, 7, d) for _ in range(2 * L)]
+        ref = WithPast()(ids1, torch.ones(1, 8, dtype=torch.int64), *past1)[0].numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(["logits"], {"input_ids": ids1.numpy(), "attention_mask": np.ones((1, 8), np.int64),
+                                **{n: t.numpy() for n, t in zip(pn, past1)}})[0]
+    err = float(np.abs(got - ref).max())
+    n_params = sum(t.numel() for t in model.parameters())
+    print(f"{name}: {n_params / 1e6:.0f}M params, layers {L}, kv heads {kv}, head dim {d}; "
+          f"onnxruntime vs torch max |diff| {err:.2e} -> {path}")
+    if err > 1e-3:
+        sys.exit(f"export_heldout: {name}: onnxruntime differs from torch by {err:.2e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--only", action="append", help="export only this config (repeatable)")
+    args = ap.parse_args()
+    table = configs()
+    for name in args.only or table:
+        if name not in table:
+            sys.exit(f"export_heldout: unknown config {name!r} (have {', '.join(table)})")
+        export(name, table[name], args.out)
+
+
+if __name__ == "__main__":
+    main()
