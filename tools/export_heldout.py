@@ -9,7 +9,9 @@ dynamic batch/seq/past), to benchmark llvm against onnxruntime on models not tun
 Writes DIR/<name>/with_past.onnx (external data beside it): input_ids, attention_mask,
 past_key_values.{i}.key/value -> logits, present.{i}.key/value. Sizes are 150-250M parameters so
 a decode step streams 0.6-1 GB of weights (memory-bound, like the real thing). Each export is
-checked against eager torch on one decode step.
+checked against eager torch on one decode step; ``--greedy N`` then generates N tokens with
+``rl.generate`` on llvm (1 and 2 threads) and checks they are torch's greedy tokens
+(``--skip-export`` checks files already written).
 """
 from __future__ import annotations
 
@@ -39,16 +41,38 @@ def configs():
     }
 
 
-def export(name: str, factory, out: Path) -> None:
+def build(factory):
+    """The random-weight model of a config (seed 0: the same weights on every call)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(factory()).eval()
+
+
+def greedy(name: str, model, path: Path, tokens: int) -> None:
+    """``tokens`` greedy tokens of ``rl.generate`` on llvm against transformers' ``generate``."""
+    import numpy as np
+    import torch
+    import ridgeline as rl
+    prompt = np.random.default_rng(1).integers(1, model.config.vocab_size, (1, 12))
+    with torch.no_grad():
+        ref = model.generate(torch.from_numpy(prompt), max_new_tokens=tokens, do_sample=False,
+                             min_new_tokens=tokens)[0, 12:].tolist()
+    for threads in (1, 2):
+        got = rl.generate(str(path), input_ids=prompt, max_new_tokens=tokens, backend="llvm", threads=threads)
+        got = got.new_tokens[0].tolist()
+        print(f"{name}: llvm {threads} thread(s) greedy {'==' if got == ref else '!='} torch: {got} vs {ref}")
+        if got != ref:
+            sys.exit(f"export_heldout: {name}: llvm's greedy tokens differ from torch's")
+
+
+def export(name: str, model, out: Path) -> None:
     import numpy as np
     import onnx
     import onnxruntime as ort
     import torch
-    from transformers import AutoModelForCausalLM, DynamicCache
+    from transformers import DynamicCache
 
-    torch.manual_seed(0)
-    cfg = factory()
-    model = AutoModelForCausalLM.from_config(cfg).eval()
     cfg = model.config
     L = cfg.num_hidden_layers
     kv = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
@@ -102,12 +126,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--only", action="append", help="export only this config (repeatable)")
+    ap.add_argument("--greedy", type=int, default=0, help="check N greedy tokens on llvm against torch")
+    ap.add_argument("--skip-export", action="store_true", help="only check the files already in OUT")
     args = ap.parse_args()
     table = configs()
     for name in args.only or table:
         if name not in table:
             sys.exit(f"export_heldout: unknown config {name!r} (have {', '.join(table)})")
-        export(name, table[name], args.out)
+        model = build(table[name])
+        if not args.skip_export:
+            export(name, model, args.out)
+        if args.greedy:
+            greedy(name, model, args.out / name / "with_past.onnx", args.greedy)
 
 
 if __name__ == "__main__":
