@@ -46,7 +46,12 @@ def build(factory):
     import torch
     from transformers import AutoModelForCausalLM
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(factory()).eval()
+    model = AutoModelForCausalLM.from_config(factory()).eval()
+    with torch.no_grad():   # transformers zeroes biases at init; a trained model's are not (a zero Add folds away)
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.02)
+    return model
 
 
 def greedy(name: str, model, path: Path, tokens: int) -> None:
