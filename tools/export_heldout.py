@@ -58,6 +58,7 @@ def greedy(name: str, model, path: Path, tokens: int) -> None:
     """``tokens`` greedy tokens of ``rl.generate`` on llvm against transformers' ``generate``."""
     import numpy as np
     import torch
+
     import ridgeline as rl
     prompt = np.random.default_rng(1).integers(1, model.config.vocab_size, (1, 12))
     with torch.no_grad():
