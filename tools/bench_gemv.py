@@ -6,6 +6,7 @@ onnxruntime's MatMul on the same products, in one process.
     nice -n 5 python tools/bench_gemv.py --profile ci     # one small shape, few repeats
     nice -n 5 python tools/bench_gemv.py --rows 1,2,8 --threads 1
     nice -n 5 python tools/bench_gemv.py --prefill --threads 1   # GEMM GFLOP/s at prefill rows
+    nice -n 5 python tools/bench_gemv.py --siblings       # q/k/v, gate/up as separate products or one
 
 Per shape, a graph of ``L`` independent products ``x @ W_i`` (distinct constant weights, together
 at least 4x the last-level cache, so every run streams them from DRAM as a decode step does) runs
@@ -108,6 +109,57 @@ def bench_shape(m: int, k: int, n: int, threads: int, llc: int, repeats: int, rn
             "cpu_seconds": cmed, "max_rel_err": err, "load": load_avg()}
 
 
+#: (K, [N...]) of products that read the same activation: q/k/v and gate/up of SmolLM2-135M and Qwen2-0.5B
+SIBLINGS = [(576, (576, 192, 192)), (576, (1536, 1536)), (896, (896, 128, 128)), (896, (4864, 4864))]
+
+
+def siblings(args) -> int:
+    """Llama-family exports keep q/k/v (and gate/up) as separate products of one activation; GPT-2
+    has one. Per group: llvm on L layers of separate products against the same weights as one
+    product per layer (concatenated along N), alternating; ratio merged / separate (< 1: merging
+    the siblings would pay). 1-thread CPU time is the figure that survives a loaded host."""
+    import numpy as np
+
+    import ridgeline as rl
+    from ridgeline.backends.llvm.calibrate import cache_sizes
+    from ridgeline.ir import Builder, Graph, tensor
+    llc = max(cache_sizes().values(), default=32 << 20)
+    rng = np.random.default_rng(0)
+    print("GB/s per CPU second (at 2 threads: of both threads' CPU time); m/s: merged / separate time")
+    print(f"{'K':>5s} {'N':>16s} {'L':>3s} {'thr':>3s} {'separate GB/s':>13s} {'merged GB/s':>11s} "
+          f"{'wall m/s':>8s} {'cpu m/s':>7s}  load")
+    for k, ns in SIBLINGS:
+        layers = max(1, -(-4 * llc // (4 * k * sum(ns))))
+        ws = [[(rng.standard_normal((k, n)) * 0.05).astype(np.float32) for n in ns] for _ in range(layers)]
+        graphs = {}
+        for merged in (False, True):
+            g = Graph("siblings")
+            x, b = g.add_input("x", tensor("f32", 1, k)), Builder(g)
+            mats = [[np.concatenate(w, axis=1)] if merged else w for w in ws]
+            g.outputs = [b.MatMul(x, g.add_constant(f"w{i}_{j}", m)) for i, ms in enumerate(mats) for j, m in enumerate(ms)]
+            graphs[merged] = g
+        feeds = {"x": rng.standard_normal((1, k)).astype(np.float32)}
+        for th in args.threads:
+            exes = {mg: rl.compile(g, backend="llvm", pipeline="", threads=th) for mg, g in graphs.items()}
+            wall: dict = {mg: [] for mg in exes}
+            cpu: dict = {mg: [] for mg in exes}
+            for exe in exes.values():
+                exe.run(feeds)   # the plan and its kernels
+            for _ in range(args.repeats or 15):
+                for mg, exe in exes.items():
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    exe.run(feeds)
+                    wall[mg].append(time.perf_counter() - t0)
+                    cpu[mg].append(time.process_time() - c0)
+            w = {mg: statistics.median(v) for mg, v in wall.items()}
+            c = {mg: statistics.median(v) for mg, v in cpu.items()}
+            nbytes = 4.0 * k * sum(ns) * layers
+            print(f"{k:5d} {'+'.join(map(str, ns)):>16s} {layers:3d} {th:3d} {nbytes / c[False] / 1e9:13.1f} "
+                  f"{nbytes / c[True] / 1e9:11.1f} {w[True] / w[False]:8.2f} {c[True] / c[False]:7.2f}  {load_avg()}",
+                  flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", choices=("ci", "soak"), default="soak")
@@ -116,9 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--prefill", action="store_true",
                     help="the GEMM at prefill rows (default 64,128,256): GFLOP/s against onnxruntime's MatMul")
+    ap.add_argument("--siblings", action="store_true",
+                    help="separate sibling products (q/k/v, gate/up) against one merged product, llvm only")
     args = ap.parse_args(argv)
     if args.prefill:
         return prefill(args)
+    if args.siblings:
+        return siblings(args)
     import numpy as np
 
     from ridgeline.backends.llvm.calibrate import cache_sizes
