@@ -4,7 +4,7 @@ user exports them (transformers defaults: SDPA, no position_ids; legacy exporter
 dynamic batch/seq/past), to benchmark llvm against onnxruntime on models not tuned for.
 
     python tools/export_heldout.py /tmp/heldout            # all three
-    python tools/export_heldout.py /tmp/heldout --only qwen2
+    python tools/export_heldout.py /tmp/heldout --only qwen2 --dynamo --greedy 8   # torch.export, checked on llvm
 
 Writes DIR/<name>/with_past.onnx (external data beside it): input_ids, attention_mask,
 past_key_values.{i}.key/value -> logits, present.{i}.key/value. Sizes are 150-250M parameters so
@@ -72,7 +72,7 @@ def greedy(name: str, model, path: Path, tokens: int) -> None:
             sys.exit(f"export_heldout: {name}: llvm's greedy tokens differ from torch's")
 
 
-def export(name: str, model, out: Path) -> None:
+def export(name: str, model, out: Path, dynamo: bool = False) -> Path:
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -105,15 +105,22 @@ def export(name: str, model, out: Path) -> None:
             "logits": {0: "batch", 1: "seq"}, **{n: {0: "batch", 2: "past"} for n in pn},
             **{n: {0: "batch", 2: "total"} for n in on}}
     (out / name).mkdir(parents=True, exist_ok=True)
-    path = out / name / "with_past.onnx"
+    path = out / name / ("with_past_dynamo.onnx" if dynamo else "with_past.onnx")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        buf = io.BytesIO()
-        torch.onnx.export(WithPast().eval(), (ids, mask, *past), buf, dynamo=False, opset_version=17,
-                          input_names=["input_ids", "attention_mask", *pn], output_names=["logits", *on],
-                          dynamic_axes=axes, do_constant_folding=True)
-        onnx.save(onnx.load_from_string(buf.getvalue()), str(path), save_as_external_data=True,
-                  all_tensors_to_one_file=True, location="with_past.onnx.data", size_threshold=1024)
+        names = {"input_names": ["input_ids", "attention_mask", *pn], "output_names": ["logits", *on]}
+        if dynamo:   # torch.export derives the mask's past + seq itself (see export_models.py)
+            dyn = ({0: "batch", 1: "seq"}, {0: "batch", 1: torch.export.Dim.DYNAMIC},
+                   tuple({0: "batch", 2: "past"} for _ in pn))
+            proto = torch.onnx.export(WithPast().eval(), (ids, mask, *past), dynamo=True, opset_version=18,
+                                      dynamic_shapes=dyn, optimize=True, verbose=False, **names).model_proto
+        else:
+            buf = io.BytesIO()
+            torch.onnx.export(WithPast().eval(), (ids, mask, *past), buf, dynamo=False, opset_version=17,
+                              dynamic_axes=axes, do_constant_folding=True, **names)
+            proto = onnx.load_from_string(buf.getvalue())
+        onnx.save(proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=path.name + ".data", size_threshold=1024)
         # one decode step (batch 1, past 7) against eager torch
         ids1, past1 = torch.randint(0, cfg.vocab_size, (1, 1)), [torch.randn(1, kv, 7, d) for _ in range(2 * L)]
         ref = WithPast()(ids1, torch.ones(1, 8, dtype=torch.int64), *past1)[0].numpy()
@@ -126,6 +133,7 @@ def export(name: str, model, out: Path) -> None:
           f"onnxruntime vs torch max |diff| {err:.2e} -> {path}")
     if err > 1e-3:
         sys.exit(f"export_heldout: {name}: onnxruntime differs from torch by {err:.2e}")
+    return path
 
 
 def main() -> None:
@@ -134,16 +142,18 @@ def main() -> None:
     ap.add_argument("--only", action="append", help="export only this config (repeatable)")
     ap.add_argument("--greedy", type=int, default=0, help="check N greedy tokens on llvm against torch")
     ap.add_argument("--skip-export", action="store_true", help="only check the files already in OUT")
+    ap.add_argument("--dynamo", action="store_true", help="torch.export (dynamo=True, opset 18): with_past_dynamo.onnx")
     args = ap.parse_args()
     table = configs()
     for name in args.only or table:
         if name not in table:
             sys.exit(f"export_heldout: unknown config {name!r} (have {', '.join(table)})")
         model = build(table[name])
+        path = args.out / name / ("with_past_dynamo.onnx" if args.dynamo else "with_past.onnx")
         if not args.skip_export:
-            export(name, model, args.out)
+            path = export(name, model, args.out, args.dynamo)
         if args.greedy:
-            greedy(name, model, args.out / name / "with_past.onnx", args.greedy)
+            greedy(name, model, path, args.greedy)
 
 
 if __name__ == "__main__":

@@ -498,10 +498,10 @@ def _packed(b: np.ndarray, transposed: bool, nr: int) -> np.ndarray:
     src = b.T if transposed else b
     k, n = src.shape
     tiles = math.ceil(n / nr)
-    # on a 4 KiB page: numpy's large arrays start 16 bytes past one, so each 64-byte panel load
-    # straddled two cache lines (1-thread GEMV +0-13% in CPU time aligned; s7-gemv A/B at load 15-20)
-    raw = np.zeros(tiles * k * nr + 1024, np.float32)
-    out = raw[(-raw.ctypes.data % 4096) // 4:][:tiles * k * nr].reshape(tiles, k, nr)
+    # on a cache line: numpy's large arrays start 16 bytes past one, so each 64-byte panel load
+    # straddled two lines (standalone GEMVs +0-13% in CPU time aligned; a whole decode step: in noise)
+    raw = np.zeros(tiles * k * nr + 16, np.float32)
+    out = raw[(-raw.ctypes.data % 64) // 4:][:tiles * k * nr].reshape(tiles, k, nr)
     for t in range(tiles):   # one panel at a time: no padded copy of the whole matrix
         c0 = t * nr
         out[t, :, :min(nr, n - c0)] = src[:, c0:c0 + nr]
