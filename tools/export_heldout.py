@@ -72,6 +72,17 @@ def greedy(name: str, model, path: Path, tokens: int) -> None:
             sys.exit(f"export_heldout: {name}: llvm's greedy tokens differ from torch's")
 
 
+def name_mask_dim(proto) -> None:
+    """torch.export names the mask's length with a fresh symbol (``s53``), only guarded to equal
+    past + seq: spell it that way, as the legacy export does, so the relation is in the file."""
+    g = proto.graph
+    sym = g.input[1].type.tensor_type.shape.dim[1].dim_param
+    for vi in [*g.input, *g.output, *g.value_info]:
+        for d in vi.type.tensor_type.shape.dim:
+            if sym and d.dim_param == sym:
+                d.dim_param = "past + seq"
+
+
 def export(name: str, model, out: Path, dynamo: bool = False) -> Path:
     import numpy as np
     import onnx
@@ -114,6 +125,7 @@ def export(name: str, model, out: Path, dynamo: bool = False) -> Path:
                    tuple({0: "batch", 2: "past"} for _ in pn))
             proto = torch.onnx.export(WithPast().eval(), (ids, mask, *past), dynamo=True, opset_version=18,
                                       dynamic_shapes=dyn, optimize=True, verbose=False, **names).model_proto
+            name_mask_dim(proto)
         else:
             buf = io.BytesIO()
             torch.onnx.export(WithPast().eval(), (ids, mask, *past), buf, dynamo=False, opset_version=17,
