@@ -143,8 +143,10 @@ def siblings(args) -> int:
             exes = {mg: rl.compile(g, backend="llvm", pipeline="", threads=th) for mg, g in graphs.items()}
             wall: dict = {mg: [] for mg in exes}
             cpu: dict = {mg: [] for mg in exes}
-            for exe in exes.values():
-                exe.run(feeds)   # the plan and its kernels
+            outs = {mg: list(exe.run(feeds).values()) for mg, exe in exes.items()}   # the plan and its kernels
+            sep = np.concatenate([np.concatenate(outs[False][i * len(ns):(i + 1) * len(ns)], axis=1) for i in range(layers)])
+            if not np.allclose(np.concatenate(outs[True]), sep, rtol=1e-4, atol=1e-4):
+                sys.exit("bench_gemv: the merged product differs from the separate ones")
             for _ in range(args.repeats or 15):
                 for mg, exe in exes.items():
                     t0, c0 = time.perf_counter(), time.process_time()
