@@ -57,8 +57,25 @@ def test_gemv_packs_weights_once():
     low = next(iter(exe.plan.lowerings.values()))
     assert low.packed and low.mr == 1
     assert low.b_known.shape[0] * low.b_known.shape[2] >= 300 and low.b_known.flags.c_contiguous
-    # on a cache line: numpy's own large arrays start 16 bytes past one (each vector load split in two)
-    assert low.b_known.ctypes.data % 64 == 0
+
+
+@pytest.mark.parametrize("nr", [16, 32, 64, 128])   # NR = 2-16 vectors of 8 or 16 floats (AVX2, AVX-512)
+def test_packed_panels_start_on_a_cache_line(nr):
+    """Every K x NR panel of a packed weight starts on a 64-byte line, whatever the size: numpy's
+    arrays are only 16-byte aligned (measured 16 or 48 mod 64 here), so an unaligned pack splits
+    each 64-byte panel load across two lines. The panels hold the weight, zero-padded past N."""
+    from ridgeline.backends.llvm.gemm import _packed
+    rng = np.random.default_rng(2)
+    # 3 x 5 and 33 x 17: small, odd; 257 x 1000, 1001 x 129, 768 x 300 (transposed): > 128 KiB (mmap'd)
+    for k, n, trans in [(3, 5, False), (33, 17, False), (257, 1000, False), (1001, 129, False), (768, 300, True)]:
+        b = rng.standard_normal((n, k) if trans else (k, n)).astype(np.float32)
+        out = _packed(b, trans, nr)
+        tiles = -(-n // nr)
+        assert out.shape == (tiles, k, nr) and out.flags.c_contiguous
+        assert [(out.ctypes.data + t * out.strides[0]) % 64 for t in range(tiles)] == [0] * tiles, (k, n, nr)
+        want = np.zeros((k, tiles * nr), np.float32)
+        want[:, :n] = b.T if trans else b
+        assert np.array_equal(out.transpose(1, 0, 2).reshape(k, tiles * nr), want)
 
 
 def test_bench_gemv_ci_profile_agrees_with_onnxruntime():

@@ -498,8 +498,10 @@ def _packed(b: np.ndarray, transposed: bool, nr: int) -> np.ndarray:
     src = b.T if transposed else b
     k, n = src.shape
     tiles = math.ceil(n / nr)
-    # on a cache line: numpy's large arrays start 16 bytes past one, so each 64-byte panel load
-    # straddled two (1-thread GEMVs alone: 5 of 6 shapes 10-28% less CPU time; a whole step: in noise)
+    # on a cache line: numpy's arrays are only 16-byte aligned (measured 16 or 48 mod 64), so each
+    # 64-byte panel load straddled two (1-thread GEMVs alone: 5 of 6 shapes 10-28% less CPU time;
+    # a whole step: in noise). Panels are K x NR floats: with NR a multiple of 16 (AVX2, AVX-512)
+    # every panel starts on a line.
     raw = np.zeros(tiles * k * nr + 16, np.float32)
     out = raw[(-raw.ctypes.data % 64) // 4:][:tiles * k * nr].reshape(tiles, k, nr)
     for t in range(tiles):   # one panel at a time: no padded copy of the whole matrix
