@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -72,6 +73,23 @@ def stream_bandwidth(threads: int, llc: int) -> float:
     return _stream(max(llc, 1 << 22), threads, 3)["copy"]
 
 
+def interleaved(fns: dict, repeats: int, pause: float = 0.0) -> tuple[dict, dict]:
+    """Median wall and CPU seconds of each of ``fns``, run round-robin ``repeats`` times (sleeping
+    ``pause`` before each run)."""
+    wall: dict[str, list[float]] = {key: [] for key in fns}
+    cpu: dict[str, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, f in fns.items():
+            if pause:
+                time.sleep(pause)
+            t0, c0 = time.perf_counter(), time.process_time()
+            f()
+            wall[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
+    return ({key: statistics.median(v) for key, v in wall.items()},
+            {key: statistics.median(v) for key, v in cpu.items()})
+
+
 def bench_shape(m: int, k: int, n: int, threads: int, llc: int, repeats: int, rng) -> dict:
     import numpy as np
     import onnxruntime as ort
@@ -93,17 +111,8 @@ def bench_shape(m: int, k: int, n: int, threads: int, llc: int, repeats: int, rn
     want = sess.run(None, {"x": x})
     err = max(float(np.max(np.abs(got[f"y{i}"] - want[i]) / (np.abs(want[i]) + 1e-3))) for i in range(copies))
     fns = {"llvm": lambda: exe.run({"x": x}), "ort": lambda: sess.run(None, {"x": x})}
-    times: dict[str, list[float]] = {key: [] for key in fns}
-    cpu: dict[str, list[float]] = {key: [] for key in fns}
-    for _ in range(repeats):
-        for key, f in fns.items():
-            time.sleep(0.02)   # onnxruntime's pool spins after a run: let it park first
-            t0, c0 = time.perf_counter(), time.process_time()
-            f()
-            times[key].append(time.perf_counter() - t0)
-            cpu[key].append(time.process_time() - c0)
-    med = {key: statistics.median(v) for key, v in times.items()}
-    cmed = {key: statistics.median(v) for key, v in cpu.items()}
+    # onnxruntime's pool spins after a run: let it park first
+    med, cmed = interleaved(fns, repeats, pause=0.02)
     nbytes = 4.0 * k * n * copies
     return {"m": m, "k": k, "n": n, "copies": copies, "seconds": med, "GBps": {key: nbytes / v / 1e9 for key, v in med.items()},
             "cpu_seconds": cmed, "max_rel_err": err, "load": load_avg()}
@@ -141,20 +150,11 @@ def siblings(args) -> int:
         feeds = {"x": rng.standard_normal((1, k)).astype(np.float32)}
         for th in args.threads:
             exes = {mg: rl.compile(g, backend="llvm", pipeline="", threads=th) for mg, g in graphs.items()}
-            wall: dict = {mg: [] for mg in exes}
-            cpu: dict = {mg: [] for mg in exes}
             outs = {mg: list(exe.run(feeds).values()) for mg, exe in exes.items()}   # the plan and its kernels
             sep = np.concatenate([np.concatenate(outs[False][i * len(ns):(i + 1) * len(ns)], axis=1) for i in range(layers)])
             if not np.allclose(np.concatenate(outs[True]), sep, rtol=1e-4, atol=1e-4):
                 sys.exit("bench_gemv: the merged product differs from the separate ones")
-            for _ in range(args.repeats or 15):
-                for mg, exe in exes.items():
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    exe.run(feeds)
-                    wall[mg].append(time.perf_counter() - t0)
-                    cpu[mg].append(time.process_time() - c0)
-            w = {mg: statistics.median(v) for mg, v in wall.items()}
-            c = {mg: statistics.median(v) for mg, v in cpu.items()}
+            w, c = interleaved({mg: partial(exe.run, feeds) for mg, exe in exes.items()}, args.repeats or 15)
             nbytes = 4.0 * k * sum(ns) * layers
             print(f"{k:5d} {'+'.join(map(str, ns)):>16s} {layers:3d} {th:3d} {nbytes / c[False] / 1e9:13.1f} "
                   f"{nbytes / c[True] / 1e9:11.1f} {w[True] / w[False]:8.2f} {c[True] / c[False]:7.2f}  {load_avg()}",
@@ -164,7 +164,7 @@ def siblings(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", choices=("ci", "soak"), default="soak")
+    ap.add_argument("--profile", choices=("ci", "soak"), default=None, help="default soak")
     ap.add_argument("--rows", type=lambda s: [int(x) for x in s.split(",")], default=None, help="M values (default 1,4)")
     ap.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
     ap.add_argument("--repeats", type=int, default=None)
@@ -173,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--siblings", action="store_true",
                     help="separate sibling products (q/k/v, gate/up) against one merged product, llvm only")
     args = ap.parse_args(argv)
+    if args.siblings:
+        ignored = [f for f, v in (("--rows", args.rows), ("--profile", args.profile), ("--prefill", args.prefill)) if v]
+        if ignored:
+            ap.error(f"--siblings takes only --threads and --repeats, not {', '.join(ignored)}")
+    args.profile = args.profile or "soak"
     if args.prefill:
         return prefill(args)
     if args.siblings:
