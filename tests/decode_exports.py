@@ -13,6 +13,7 @@ import hashlib
 import io
 import tempfile
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,20 +61,22 @@ def kv_shape(cfg: dict, batch: int, past: int) -> tuple[int, int, int, int]:
     return batch, cfg["n_head"], past, cfg["n_embd"] // cfg["n_head"]
 
 
-def export_decode(cfg: dict, exporter: str = "legacy", opset: int = 17, position_ids: bool = False,
-                  seed: int = 0) -> Path:
-    """The cached path of ``cfg`` exported as one prefill/decode graph (see the module doc)."""
+#: batch, seq, past of the example inputs an export traces
+EXAMPLE = (2, 5, 3)
+
+
+def port_names(layers: int) -> tuple[list[str], list[str]]:
+    """The cache inputs ``past_key_values.{i}.key/value`` and outputs ``present.{i}.key/value``."""
+    kinds = ("key", "value")
+    return ([f"past_key_values.{i}.{kv}" for i in range(layers) for kv in kinds],
+            [f"present.{i}.{kv}" for i in range(layers) for kv in kinds])
+
+
+def step_module(model, layers: int, position_ids: bool = False):
+    """``model`` as one export-ready step: ``(input_ids, attention_mask[, position_ids], *past)`` ->
+    ``(logits, *present)``, the cache flattened key, value per layer (tools/export_heldout.py uses it too)."""
     import torch
-    import transformers as tf
     from transformers import DynamicCache
-    key = hashlib.sha1(repr((sorted(cfg.items()), exporter, opset, position_ids, seed, INIT, torch.__version__,
-                             tf.__version__)).encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / "ridgeline-decode-exports" / f"{cfg['family']}-{exporter}{opset}-{key}.onnx"
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model = model_for(cfg, seed)
-    layers = _layers(cfg)
 
     class Step(torch.nn.Module):
         def __init__(self):
@@ -91,13 +94,29 @@ def export_decode(cfg: dict, exporter: str = "legacy", opset: int = 17, position
                 present += [layer.keys, layer.values]
             return (o.logits, *present)
 
-    b, s, p = 2, 5, 3
+    return Step()
+
+
+def export_decode(cfg: dict, exporter: str = "legacy", opset: int = 17, position_ids: bool = False,
+                  seed: int = 0) -> Path:
+    """The cached path of ``cfg`` exported as one prefill/decode graph (see the module doc)."""
+    import torch
+    import transformers as tf
+    key = hashlib.sha1(repr((sorted(cfg.items()), exporter, opset, position_ids, seed, INIT, torch.__version__,
+                             tf.__version__)).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / "ridgeline-decode-exports" / f"{cfg['family']}-{exporter}{opset}-{key}.onnx"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model_for(cfg, seed)
+    layers = _layers(cfg)
+    Step = partial(step_module, model, layers, position_ids)
+    b, s, p = EXAMPLE
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, cfg["vocab_size"], (b, s), generator=gen)
     mask = torch.ones(b, p + s, dtype=torch.int64)
     past = [torch.randn(*kv_shape(cfg, b, p), generator=gen) for _ in range(2 * layers)]
-    pn = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-    on = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    pn, on = port_names(layers)
     extra = [torch.arange(p, p + s).expand(b, s)] if position_ids else []
     in_names = ["input_ids", "attention_mask"] + (["position_ids"] if position_ids else []) + pn
     args = (ids, mask, *extra, *past)
