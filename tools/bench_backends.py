@@ -3,7 +3,7 @@
 
     /work/venv/bin/python tools/bench_backends.py                 # everything, models from tests/models
     /work/venv/bin/python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
-    /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs numpy's BLAS per shape
+    /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs onnxruntime's MatMul and the FMA peak
     /work/venv/bin/python tools/bench_backends.py --model my.onnx --only models
     /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache), 1 and 2 threads
     /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx --threads 1 --no-compile-probe
@@ -22,7 +22,9 @@ models   GPT-2, BERT and Llama exports: the tiny test models of ``tests/models/m
 kernels  STREAM copy/triad through the llvm backend (1 and all cores) and numpy's copy; then a
          fused ``gelu(x·a + b)`` chain and a LayerNormalization at large sizes: GB/s achieved, share
          of the measured stream bandwidth, speed-up over the numpy expression.
-gemm     The JIT GEMM and numpy's BLAS on the products of transformer prefill and decode steps.
+gemm     The JIT GEMM against onnxruntime's MatMul (1 thread in CPU time, 2 in wall time) on the
+         products of prefill and decode steps of several model widths, as a share of one
+         core's FMA peak (24 register-resident vector multiply-adds in flight).
 attention  The attention kernel with grouped-query heads sharing a task against one head per task.
 launch   The runner's cost per split launch: native pool, pure-Python runner, a direct call.
 generation  For each ``--with-past`` export: llvm compile time with a cold and a warm object cache
@@ -567,35 +569,108 @@ def print_kernels(k: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------ gemm
-GEMM_SHAPES = [(1, 768, 768), (1, 768, 3072), (1, 3072, 768), (1, 2048, 8192), (4, 768, 3072), (16, 768, 3072),
-               (128, 768, 768), (128, 768, 2304), (128, 768, 3072), (128, 3072, 768), (128, 2048, 5632),
-               (512, 1024, 1024)]
+#: (M, K, N): decode rows, and prefill products of 256 tokens (batch 2 x 128 padded is the same M)
+#: of SmolLM2-135M (576 / 1536 / 192 kv, LM head 49152), a Qwen2-0.5B-like model (896 / 4864, GQA
+#: 7:1 so k/v are 128 wide, vocab cut to 32000) and hidden 1024 / 2048 decoders (MLP 2.75-4x)
+GEMM_SHAPES = [(1, 768, 3072), (1, 2048, 8192), (16, 768, 3072),
+               (256, 576, 576), (256, 576, 192), (256, 576, 1536), (256, 1536, 576), (256, 576, 49152),
+               (256, 896, 128), (256, 896, 4864), (256, 4864, 896), (256, 896, 32000),
+               (256, 1024, 2816), (256, 2048, 8192), (512, 1024, 1024)]
+
+
+def fma_peak(seconds: float = 0.3) -> float:
+    """f32 FLOP/s of one core on independent register-resident multiply-adds (24 vector
+    accumulators, the GEMM micro-kernel's count): the ceiling its products are measured against."""
+    import ctypes
+
+    from llvmlite import ir
+
+    from ridgeline.backends.llvm import host
+    from ridgeline.backends.llvm.jit import compile_ir, finalize_text
+    w = host().vector_width_f32
+    i64, vt = ir.IntType(64), ir.VectorType(ir.FloatType(), w)
+    mod = ir.Module("fma_peak")
+    fn = ir.Function(mod, ir.FunctionType(ir.VoidType(), [i64, vt.as_pointer()]), "fma_peak")
+    fma = ir.Function(mod, ir.FunctionType(vt, [vt] * 3), f"llvm.fma.v{w}f32")
+    b = ir.IRBuilder(fn.append_basic_block())
+    entry, body, done = b.block, fn.append_basic_block(), fn.append_basic_block()
+    vals = [b.load(b.gep(fn.args[1], [ir.Constant(i64, j)]), align=4) for j in range(26)]
+    b.branch(body)
+    b.position_at_end(body)
+    i = b.phi(i64)
+    accs = [b.phi(vt) for _ in range(24)]
+    new = [b.call(fma, [vals[24], vals[25], a]) for a in accs]
+    nxt = b.add(i, ir.Constant(i64, 1))
+    i.add_incoming(ir.Constant(i64, 0), entry)
+    i.add_incoming(nxt, body)
+    for a, v0, v1 in zip(accs, vals, new):
+        a.add_incoming(v0, entry)
+        a.add_incoming(v1, body)
+    b.cbranch(b.icmp_signed("<", nxt, fn.args[0]), body, done)
+    b.position_at_end(done)
+    for j, v in enumerate(new):   # stored, so the loop is not dead code
+        b.store(v, b.gep(fn.args[1], [ir.Constant(i64, j)]), align=4)
+    b.ret_void()
+    cm = compile_ir(finalize_text(str(mod)))
+    run = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p)(cm.address("fma_peak"))
+    buf = np.ones(26 * w, np.float32)
+    n, best = 1 << 20, float("inf")
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or best == float("inf"):
+        t0 = time.thread_time()
+        run(n, buf.ctypes.data)
+        best = min(best, (time.thread_time() - t0) or float("inf"))
+    return 24 * 2 * w * n / best
+
+
+def _ort_matmul(w: np.ndarray, m: int, threads: int):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    k, n = w.shape
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "mm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+                              [numpy_helper.from_array(w, "w")])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                                .SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
 def bench_gemm(args) -> list[dict]:
+    """Per shape: the JIT GEMM against onnxruntime's MatMul (MLAS) at 1 thread in CPU time of the
+    calling thread (both run there: what a core computes, not how long it waited for one), and at
+    2 threads in wall time; with the share of the register-resident FMA peak of one core."""
     rng = np.random.default_rng(0)
+    peak = fma_peak()
     rows = []
     for m, k, n in GEMM_SHAPES:
         g = Graph("mm")
         x = g.add_input("x", tensor("f32", m, k))
-        w = g.add_constant("w", (rng.standard_normal((k, n)) * 0.05).astype(np.float32))
-        g.outputs = [Builder(g).MatMul(x, w)]
+        w = (rng.standard_normal((k, n)) * 0.05).astype(np.float32)
+        g.outputs = [Builder(g).MatMul(x, g.add_constant("w", w))]
         inp = {"x": rng.standard_normal((m, k)).astype(np.float32)}
-        exes = {mode: api.compile(g, "llvm", gemm=mode) for mode in ("jit", "blas")}
-        exes["jit1"] = api.compile(g, "llvm", gemm="jit", threads=1)
-        times = interleaved({kk: (lambda e=e: e.run(inp)) for kk, e in exes.items()}, args.repeats * 2, args.budget)
-        t = {kk: med(v) for kk, v in times.items()}
-        rows.append({"m": m, "k": k, "n": n, "seconds": t, "gflops": {kk: 2 * m * n * k / v / 1e9 for kk, v in t.items()}})
+        row = {"m": m, "k": k, "n": n, "fma_peak_1core": peak, "gflops": {}}
+        for threads, clock in ((1, time.thread_time), (2, time.perf_counter)):
+            exe, sess = api.compile(g, "llvm", gemm="jit", threads=threads), _ort_matmul(w, m, threads)
+            times = interleaved({"jit": lambda e=exe: e.run(inp), "ort": lambda s=sess: s.run(None, inp)},  # noqa: B023 (called here)
+                                args.repeats * 2, args.budget / 2, clock=clock)
+            for kk, v in times.items():
+                row["gflops"][f"{kk}{threads}"] = 2 * m * n * k / max(min(v), 1e-9) / 1e9
+        rows.append(row)
     return rows
 
 
 def print_gemm(rows: list[dict]) -> None:
-    print("\n== GEMM: JIT kernel vs numpy's BLAS (median, all cores unless noted)")
-    print(f"{'M x K x N':>18s} {'jit GF/s':>9s} {'blas GF/s':>10s} {'jit 1-core':>10s} {'jit/blas time':>14s}")
+    peak = rows[0]["fma_peak_1core"] / 1e9 if rows else float("nan")
+    print(f"\n== GEMM: JIT kernel vs onnxruntime's MatMul (best of the runs; 1 thread in CPU time, 2 in wall"
+          f" time); one core's FMA peak {peak:.0f} GF/s")
+    print(f"{'M x K x N':>18s} {'jit GF/s':>9s} {'% peak':>7s} {'ort GF/s':>9s} {'jit/ort time':>13s}"
+          f" {'jit 2t':>7s} {'ort 2t':>7s} {'jit/ort 2t':>11s}")
     for r in rows:
-        gf, t = r["gflops"], r["seconds"]
-        print(f"{r['m']:5d} x{r['k']:5d} x{r['n']:5d} {gf['jit']:9.1f} {gf['blas']:10.1f} {gf['jit1']:10.1f} "
-              f"{t['jit'] / t['blas']:14.2f}")
+        gf = r["gflops"]
+        print(f"{r['m']:5d} x{r['k']:5d} x{r['n']:5d} {gf['jit1']:9.1f} {100 * gf['jit1'] / peak:7.0f} {gf['ort1']:9.1f}"
+              f" {gf['ort1'] / gf['jit1']:13.2f} {gf['jit2']:7.1f} {gf['ort2']:7.1f} {gf['ort2'] / gf['jit2']:11.2f}")
 
 
 # ------------------------------------------------------------------------------------ launch
