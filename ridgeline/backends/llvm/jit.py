@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 from . import objcache
 
 try:
@@ -63,11 +63,7 @@ def _target_machine():
     features = llvm.get_host_cpu_features().flatten()
     tm = _new_target_machine(triple, cpu, features)
     bits = 512 if "+avx512f" in features.split(",") else 256 if "+avx2" in features.split(",") else 128
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return tm, HostInfo(triple, cpu, features, bits, cores)
+    return tm, HostInfo(triple, cpu, features, bits, available_cores())
 
 
 def host() -> HostInfo:

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 
 __all__ = ["DEFAULT_SPIN_US", "MAX_ARGS", "Pool", "available", "spin_us_from_env"]
 
@@ -453,11 +454,7 @@ class Pool:
         self._last_wait: tuple[int, int, float] | None = None   # (thread, run-queue wait ns, when)
         self._serial_until = 0.0     # launches run serially until then (see _check)
         self._backoff = 0.0
-        self.serial_spells = 0       # times the pool went serial (for benchmarks and tests)
-        try:
-            self._cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            self._cores = os.cpu_count() or 1
+        self._cores = available_cores()
         proto = ctypes.CFUNCTYPE(None, _VOIDP)
         self._worker_fn = proto(mod.address("rl_worker"))
         self._stop_fn = proto(mod.address("rl_stop"))
@@ -526,7 +523,6 @@ class Pool:
         self.state[[_LAUNCH_NS, _OWN_NS, _OWN_CHUNKS, _ALL_CHUNKS]] = 0
         if mine and took > OVERLOAD * own * chunks / mine:
             self._backoff = min(16.0, self._backoff * 2) if self._backoff else 1.0
-            self.serial_spells += 1
             self._serial_until = now + self._backoff
             self._next_check = self._serial_until
         elif mine:

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 from . import native_pool
 
 __all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "get_runner"]
@@ -93,12 +94,7 @@ class Runner:
 
     def __init__(self, threads: int | None = None, threshold: float | None = None, *,
                  native: bool | None = None, spin_us: float | None = None):
-        if threads is None:
-            try:
-                threads = len(os.sched_getaffinity(0))
-            except AttributeError:  # pragma: no cover
-                threads = os.cpu_count() or 1
-        self.threads = max(1, int(threads))
+        self.threads = max(1, int(threads if threads is not None else available_cores()))
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()
