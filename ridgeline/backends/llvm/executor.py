@@ -26,7 +26,7 @@ import hashlib
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -107,14 +107,8 @@ class Plan:
     pinned: dict = field(default_factory=dict)        # value id -> plan-owned copy (see SMALL_PINNED)
 
     def summary(self) -> dict[str, Any]:
-        kinds: dict[str, int] = {}
-        for k in self.kinds.values():
-            kinds[k] = kinds.get(k, 0) + 1
-        fallbacks: dict[str, int] = {}
-        for n in self.fallbacks:
-            fallbacks[n.op] = fallbacks.get(n.op, 0) + 1
-        return {"kernels": kinds, "folded": len(self.folded), "views": len(self.views),
-                "fused_bodies": len(self.subplans), "fallbacks": fallbacks,
+        return {"kernels": dict(Counter(self.kinds.values())), "folded": len(self.folded), "views": len(self.views),
+                "fused_bodies": len(self.subplans), "fallbacks": dict(Counter(n.op for n in self.fallbacks)),
                 "functions": self.n_functions, "compile_seconds": self.compile_seconds,
                 "runtime_dims": sorted(self.runtime), "refold": len(self.refold), "exact_numpy": len(self.exact),
                 "arena_bytes": self.memory.arena_bytes}
@@ -266,12 +260,9 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         plan.fallbacks[orig] = reason
     _compile(plan, lowered, plan.recorder)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
-        ops: dict[str, int] = {}
-        for n in plan.fallbacks:
-            ops[n.op] = ops.get(n.op, 0) + 1
         first = next(iter(plan.fallbacks.items()))
         raise BackendError("strict: the llvm backend has no kernel for "
-                           + ", ".join(f"{op} (x{k})" for op, k in sorted(ops.items()))
+                           + ", ".join(f"{op} (x{k})" for op, k in sorted(Counter(n.op for n in plan.fallbacks).items()))
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
     nbytes, dtypes, shapes_of = {}, {}, {}
     for orig, node in zip(graph.nodes, bound.nodes):
@@ -358,6 +349,11 @@ def _shape_proxy(v) -> np.ndarray:
 def _contig(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _contig_all(out):
+    """A kernel's result (one array or a tuple of them) made contiguous."""
+    return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
 
 
 #: every function compiled in this process, by symbol (a hash of its IR): plans that need a kernel
@@ -664,8 +660,7 @@ class LLVMInterpreter(Interpreter):
                     ref = plan.numpy_bodies[node] = Interpreter(node.body, check=False)
                 res = ref.run({p.name: a for p, a in zip(node.body.inputs, args)})
                 return tuple(_contig(res[v.name]) for v in node.body.outputs)
-            out = super().call_kernel(node, args)
-            return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
+            return _contig_all(super().call_kernel(node, args))
         sub = plan.subplans.get(node)
         if sub is not None:
             res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})
@@ -676,7 +671,4 @@ class LLVMInterpreter(Interpreter):
             return super().call_kernel(node, args)
         if self.strict:  # pragma: no cover - build_plan refuses such graphs
             raise BackendError(f"strict: no llvm kernel for {describe(node)}: {plan.fallbacks.get(node)}")
-        out = super().call_kernel(node, args)
-        if isinstance(out, tuple):
-            return tuple(_contig(a) for a in out)
-        return _contig(out)
+        return _contig_all(super().call_kernel(node, args))
