@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
            "splat", "lane_mask", "masked_load", "masked_store", "load_lanes", "store_lanes", "checked_mode", "checked_now", "address",
-           "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
+           "Var", "Array", "loop", "strided_loops", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
 
 F16 = ir.HalfType()
 F32 = ir.FloatType()
@@ -209,6 +209,18 @@ def loop(b: ir.IRBuilder, start, stop, step: int = 1, name: str = "i") -> Iterat
     i.add_incoming(nxt, b.block)
     b.branch(head)
     b.position_at_end(end)
+
+
+def strided_loops(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, dims: Sequence[int], strides: Sequence[Sequence[int]],
+                  offsets: list[ir.Value], body: Callable[[list[ir.Value]], None], d: int = 0) -> None:
+    """A loop nest over ``dims`` (dim 0 over the kernel's slice ``[lo, hi)``) calling ``body`` innermost
+    with each operand's element offset: ``offsets[k]`` plus ``strides[k][d]`` per step of dim d."""
+    with loop(b, lo if d == 0 else 0, hi if d == 0 else dims[d], name=f"i{d}") as i:
+        offs = [b.add(o, b.mul(i, const(I64, s[d]))) if s[d] else o for o, s in zip(offsets, strides)]
+        if d == len(dims) - 1:
+            body(offs)
+        else:
+            strided_loops(b, lo, hi, dims, strides, offs, body, d + 1)
 
 
 def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type, align: int | None = None) -> ir.Value:

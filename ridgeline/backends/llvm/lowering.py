@@ -11,7 +11,6 @@ from shapes alone and kernels are specialized on them (constant trip counts and 
 from __future__ import annotations
 
 import ctypes
-import math
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -123,7 +122,6 @@ def ptr(a: np.ndarray) -> int:
     return address
 
 
-
 _CFUNC: dict[int, Any] = {}
 
 
@@ -184,7 +182,3 @@ def coalesce(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tu
             for s_, s in zip(out_st, st):
                 s_.append(s[d])
     return tuple(out_dims), [tuple(s) for s in out_st]
-
-
-def numel(shape: Sequence[int]) -> int:
-    return math.prod(shape)

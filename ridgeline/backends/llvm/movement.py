@@ -21,7 +21,7 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from ..kernel_math.movement import onnx_slice
 from .elementwise import describe_node
-from .irutil import I64, const, kernel_function, load, loop, store
+from .irutil import I64, const, kernel_function, load, loop, store, strided_loops
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
                        ptr)
 from .replay import replayable
@@ -130,17 +130,8 @@ class CopyLowering(Lowering):
         ty = self.ty
         for k, n in enumerate(self.nests):
             fn, b, lo, hi, (src, dst) = kernel_function(module, name(f"c{k}"), 2)
-
-            def nest(d, so, do):
-                start, stop = (lo, hi) if d == 0 else (0, n.shape[d])
-                with loop(b, start, stop, name=f"i{d}") as i:
-                    s2 = b.add(so, b.mul(i, const(I64, n.src_strides[d])))
-                    d2 = b.add(do, b.mul(i, const(I64, n.dst_strides[d])))
-                    if d == len(n.shape) - 1:
-                        store(b, load(b, src, s2, ty), dst, d2)
-                    else:
-                        nest(d + 1, s2, d2)
-            nest(0, const(I64, n.src_off), const(I64, n.dst_off))
+            strided_loops(b, lo, hi, n.shape, (n.src_strides, n.dst_strides), [const(I64, n.src_off), const(I64, n.dst_off)],
+                          lambda o: store(b, load(b, src, o[0], ty), dst, o[1]))   # noqa: B023 - called at once
             b.ret_void()
 
     def bind(self, fn, runner):
