@@ -43,10 +43,9 @@ from .irutil import (
     call_intrinsic,
     const,
     kernel_function,
-    lane_mask,
     load,
+    load_lanes,
     loop,
-    masked_load,
     splat,
     store,
 )
@@ -171,10 +170,7 @@ class QuantGemvLowering(Lowering):
                             continue
                         w = b.fsub(b.uitofp(codes, _V16F), zp)                 # exact: small integers
                         for m in range(M):
-                            xi = b.add(b.add(k0, const(I64, h * _LANES)), const(I64, m * K))
-                            addr = address(b, X, xi, F32, live)
-                            xv = (b.load(addr, typ=_V16F, align=4) if live == _LANES
-                                  else masked_load(b, addr, _V16F, lane_mask(_LANES, live)))
+                            xv = load_lanes(b, X, b.add(k0, const(I64, h * _LANES + m * K)), _V16F, live)
                             dots[m].set(call_intrinsic(b, "fma", xv, w, dots[m].get()))
 
                 full, tail = divmod(width, chunk)
@@ -250,8 +246,3 @@ def _tree_sum(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
         hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n, 2 * n))))
         v = b.fadd(lo, hi)
     return b.extract_element(v, const(ir.IntType(32), 0))
-
-
-def lower_quant_gemv(node: Node, in_shapes, known, options) -> Lowering:
-    """The packed GEMV of a ``dequant-matmul`` node (``Unsupported`` otherwise)."""
-    return QuantGemvLowering(node, in_shapes, known)
