@@ -188,6 +188,14 @@ ret:
   ret void
 }}
 
+; *p += v, for counters one thread alone writes
+define internal void @rl_add(ptr %p, i64 %v) {{
+  %old = load i64, ptr %p
+  %new = add i64 %old, %v
+  store i64 %new, ptr %p
+  ret void
+}}
+
 ; wake every thread asleep on the futex word at addr (FUTEX_WAKE_PRIVATE)
 define internal void @rl_wake(ptr %addr) {{
   call i64 (i64, ...) @syscall(i64 {futex}, ptr %addr, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
@@ -277,12 +285,8 @@ run:
   call void @rl_chunk(ptr %st, i64 %k)
   %c1 = call i64 @rl_now()
   %cd = sub i64 %c1, %c0
-  %o0 = load i64, ptr %own
-  %o1 = add i64 %o0, %cd
-  store i64 %o1, ptr %own
-  %n0 = load i64, ptr %ownc
-  %n1 = add i64 %n0, 1
-  store i64 %n1, ptr %ownc
+  call void @rl_add(ptr %own, i64 %cd)
+  call void @rl_add(ptr %ownc, i64 1)
   br label %work
 check:
   ; a failed claim with chunks left means a worker claimed first: try again
@@ -318,20 +322,12 @@ done:
   ; the caller's accounts for the pool's check: would it alone have been faster?
   %lend = call i64 @rl_now()
   %took = sub i64 %lend, %lstart
-  %l0 = load i64, ptr %launchp
-  %l1 = add i64 %l0, %took
-  store i64 %l1, ptr %launchp
+  call void @rl_add(ptr %launchp, i64 %took)
   %ownt = load i64, ptr %own
-  %ow0 = load i64, ptr %ownp
-  %ow1 = add i64 %ow0, %ownt
-  store i64 %ow1, ptr %ownp
+  call void @rl_add(ptr %ownp, i64 %ownt)
   %ownn = load i64, ptr %ownc
-  %oc0 = load i64, ptr %ocp
-  %oc1 = add i64 %oc0, %ownn
-  store i64 %oc1, ptr %ocp
-  %ac0 = load i64, ptr %acp
-  %ac1 = add i64 %ac0, %chunks
-  store i64 %ac1, ptr %acp
+  call void @rl_add(ptr %ocp, i64 %ownn)
+  call void @rl_add(ptr %acp, i64 %chunks)
   ret void
 }}
 
@@ -344,8 +340,8 @@ entry:
   %start0 = call i64 @rl_now()
   br label %loop
 loop:
-  %start = phi i64 [ %start0, %entry ], [ %start, %idle ], [ %now2, %ran ], [ %start, %lost ], [ %now3, %woke ]
-  %iter = phi i64 [ 0, %entry ], [ %iter1, %idle ], [ 0, %ran ], [ %iter, %lost ], [ 0, %woke ]
+  %start = phi i64 [ %start0, %entry ], [ %start, %spin ], [ %now2, %run ], [ %start, %nowork ], [ %now3, %awake ]
+  %iter = phi i64 [ 0, %entry ], [ %iter1, %spin ], [ 0, %run ], [ %iter, %nowork ], [ 0, %awake ]
   %t = load atomic i64, ptr %tp acquire, align 8
   %k = call i64 @rl_claim(ptr %tp, i64 %t)
   %got = icmp sge i64 %k, 0
@@ -353,14 +349,10 @@ loop:
 run:
   call void @rl_chunk(ptr %st, i64 %k)
   %now2 = call i64 @rl_now()
-  br label %ran
-ran:
   br label %loop
 nowork:
   %left = call i1 @rl_left(i64 %t)
-  br i1 %left, label %lost, label %idlecheck
-lost:
-  br label %loop
+  br i1 %left, label %loop, label %idlecheck
 idlecheck:
   %stop = load atomic i64, ptr %stopp monotonic, align 8
   %stopping = icmp ne i64 %stop, 0
@@ -368,9 +360,7 @@ idlecheck:
 spin:
   %iter1 = add i64 %iter, 1
   %over = call i1 @rl_spun(i64 %iter1, i64 %start, ptr %spinp)
-  br i1 %over, label %sleep, label %idle
-idle:
-  br label %loop
+  br i1 %over, label %sleep, label %loop
 sleep:
   %s1 = atomicrmw add ptr %sp, i64 1 seq_cst
   %e = load atomic i32, ptr %xp seq_cst, align 8
@@ -387,8 +377,6 @@ dosleep:
 awake:
   %s2 = atomicrmw sub ptr %sp, i64 1 seq_cst
   %now3 = call i64 @rl_now()
-  br label %woke
-woke:
   br label %loop
 exit:
   ret void
