@@ -128,6 +128,10 @@ target datalayout = ""
 declare i64 @syscall(i64, ...)
 declare i32 @clock_gettime(i32, ptr)
 
+; futex wait timeouts (struct timespec: seconds, nanoseconds) of the caller and of a worker
+@rl_10ms = internal constant [2 x i64] [i64 0, i64 10000000], align 8
+@rl_100ms = internal constant [2 x i64] [i64 0, i64 100000000], align 8
+
 define internal i64 @rl_now() {{
   %ts = alloca [2 x i64], align 8
   call i32 @clock_gettime(i32 1, ptr %ts)
@@ -247,14 +251,10 @@ none:
 
 define void @rl_launch(ptr %st, ptr %f, i64 %nptrs, i64 %extent, i64 %grain, i64 %chunks) {{
 entry:
-{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("launchp", _LAUNCH_NS)}{slot("ownp", _OWN_NS)}{slot("ocp", _OWN_CHUNKS)}{slot("acp", _ALL_CHUNKS)}  %timeout = alloca [2 x i64], align 8
-  %own = alloca i64, align 8
+{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("launchp", _LAUNCH_NS)}{slot("ownp", _OWN_NS)}{slot("ocp", _OWN_CHUNKS)}{slot("acp", _ALL_CHUNKS)}  %own = alloca i64, align 8
   store i64 0, ptr %own
   %ownc = alloca i64, align 8
   store i64 0, ptr %ownc
-  store i64 0, ptr %timeout
-  %tnp = getelementptr i64, ptr %timeout, i64 1
-  store i64 10000000, ptr %tnp
   %lstart = call i64 @rl_now()
   store ptr %f, ptr %fnp
   store i64 %nptrs, ptr %np
@@ -313,7 +313,7 @@ sleepwait:
   br i1 %alldone2, label %slept, label %dosleep
 dosleep:
   %d32 = and i64 %d2, 4294967295
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 128, i64 %d32, ptr %timeout, ptr null, i64 0)
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 128, i64 %d32, ptr @rl_10ms, ptr null, i64 0)
   br label %slept
 slept:
   store atomic i64 0, ptr %wp seq_cst, align 8
@@ -333,11 +333,7 @@ done:
 
 define void @rl_worker(ptr %st) {{
 entry:
-{slot("tp", _TICKET)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("stopp", _STOP)}{slot("spinp", _SPIN_NS)}  %timeout = alloca [2 x i64], align 8
-  store i64 0, ptr %timeout
-  %tnp = getelementptr i64, ptr %timeout, i64 1
-  store i64 100000000, ptr %tnp
-  %start0 = call i64 @rl_now()
+{slot("tp", _TICKET)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("stopp", _STOP)}{slot("spinp", _SPIN_NS)}  %start0 = call i64 @rl_now()
   br label %loop
 loop:
   %start = phi i64 [ %start0, %entry ], [ %start, %spin ], [ %now2, %run ], [ %start, %nowork ], [ %now3, %awake ]
@@ -372,7 +368,7 @@ sleep:
   br i1 %skip, label %awake, label %dosleep
 dosleep:
   %e64 = zext i32 %e to i64
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 128, i64 %e64, ptr %timeout, ptr null, i64 0)
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 128, i64 %e64, ptr @rl_100ms, ptr null, i64 0)
   br label %awake
 awake:
   %s2 = atomicrmw sub ptr %sp, i64 1 seq_cst
