@@ -130,7 +130,8 @@ class CopyLowering(Lowering):
         ty = self.ty
         for k, n in enumerate(self.nests):
             fn, b, lo, hi, (src, dst) = kernel_function(module, name(f"c{k}"), 2)
-            strided_loops(b, lo, hi, n.shape, (n.src_strides, n.dst_strides), [const(I64, n.src_off), const(I64, n.dst_off)],
+            offsets = [const(I64, n.src_off), const(I64, n.dst_off)]
+            strided_loops(b, lo, hi, n.shape, (n.src_strides, n.dst_strides), offsets,
                           lambda o: store(b, load(b, src, o[0], ty), dst, o[1]))   # noqa: B023 - called at once
             b.ret_void()
 
@@ -187,6 +188,19 @@ class _IndexedCopy(Lowering):
             return (out,)
         return run   # not replayable: the indices are data, checked on every run
 
+    def emit(self, module, name):
+        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
+        with loop(b, lo, hi, name="r") as r:   # one contiguous run of ``inner`` elements per step
+            src, dst = self._source(b, r, idx), b.mul(r, const(I64, self.inner))
+            with loop(b, 0, self.inner, name="c") as c:
+                store(b, load(b, data, b.add(src, c), self.ty), out, b.add(dst, c))
+        b.ret_void()
+
+
+def _wrap(b: ir.IRBuilder, index: ir.Value, dim: int) -> ir.Value:
+    """A checked index in [-dim, dim) as its position in [0, dim), as numpy reads a negative one."""
+    return b.select(b.icmp_signed("<", index, const(I64, 0)), b.add(index, const(I64, dim)), index)
+
 
 class GatherLowering(_IndexedCopy):
     """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
@@ -205,20 +219,11 @@ class GatherLowering(_IndexedCopy):
         self.nidx = math.prod(idx)
         self.extent = self.outer * self.nidx
 
-    def emit(self, module, name):
-        ty, ity = self.ty, self.ity
-        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
-        with loop(b, lo, hi, name="o") as o:   # outer x indices, flattened
-            oi = b.sdiv(o, const(I64, self.nidx))
-            i = b.srem(o, const(I64, self.nidx))
-            raw = load(b, idx, i, ity)
-            raw = b.sext(raw, I64) if ity.width < 64 else raw
-            k = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dim)), raw)
-            src = b.mul(b.add(b.mul(oi, const(I64, self.dim)), k), const(I64, self.inner))
-            dst = b.mul(o, const(I64, self.inner))
-            with loop(b, 0, self.inner, name="r") as r:
-                store(b, load(b, data, b.add(src, r), ty), out, b.add(dst, r))
-        b.ret_void()
+    def _source(self, b, o, idx):
+        """Step ``o`` is (outer, index) flattened: the row ``data[outer, idx[index]]``."""
+        raw = load(b, idx, b.srem(o, const(I64, self.nidx)), self.ity)
+        k = _wrap(b, b.sext(raw, I64) if self.ity.width < 64 else raw, self.dim)
+        return b.mul(b.add(b.mul(b.sdiv(o, const(I64, self.nidx)), const(I64, self.dim)), k), const(I64, self.inner))
 
 
 class GatherNDLowering(_IndexedCopy):
@@ -239,17 +244,10 @@ class GatherNDLowering(_IndexedCopy):
         self.batch_stride = math.prod(data[b:])
         self.extent = self.nb * self.per
 
-    def emit(self, module, name):
-        ty, k = self.ty, self.k
-        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
-        with loop(b, lo, hi, name="r") as r:   # (batch entry, index tuple), flattened
-            n = b.sdiv(r, const(I64, self.per))
-            src = b.mul(n, const(I64, self.batch_stride))
-            for j in range(k):
-                raw = load(b, idx, b.add(b.mul(r, const(I64, k)), const(I64, j)), I64)
-                v = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dims[j])), raw)
-                src = b.add(src, b.mul(v, const(I64, self.strides[j])))
-            dst = b.mul(r, const(I64, self.inner))
-            with loop(b, 0, self.inner, name="c") as c:
-                store(b, load(b, data, b.add(src, c), ty), out, b.add(dst, c))
-        b.ret_void()
+    def _source(self, b, r, idx):
+        """Step ``r`` is (batch entry, index tuple) flattened: the slice that tuple selects."""
+        src = b.mul(b.sdiv(r, const(I64, self.per)), const(I64, self.batch_stride))
+        for j in range(self.k):
+            raw = load(b, idx, b.add(b.mul(r, const(I64, self.k)), const(I64, j)), I64)
+            src = b.add(src, b.mul(_wrap(b, raw, self.dims[j]), const(I64, self.strides[j])))
+        return src
