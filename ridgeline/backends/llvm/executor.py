@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import llvmlite.ir as ir
 import numpy as np
 
-from ...ir import Graph, Node, Value
+from ...ir import Graph, Node
 from ...ir import dims as D
 from ...ir.errors import BackendError, IRError
 from ...ir.verifier import describe
@@ -121,10 +121,6 @@ def _bind_dims(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> dict[str,
             if isinstance(d, str) and D.is_name(d):
                 dims[d] = int(n)
     return dims
-
-
-def _static(t) -> tuple[int, ...] | None:
-    return tuple(t.shape) if t.is_static else None
 
 
 def _exact(node: Node) -> bool:
@@ -234,7 +230,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         if node.op in VIEW_OPS or _one_input_concat(node):
             plan.views.add(orig)
             continue
-        in_shapes = [_static(v.type) if v is not None else None for v in ins]
+        in_shapes = [tuple(v.type.shape) if v is not None and v.type.is_static else None for v in ins]
         kn = {i: known[id(v)] for i, v in enumerate(ins) if v is not None and id(v) in known}
         if not all(v.type.is_static for v in node.outputs):
             plan.fallbacks[orig] = "its output shape is not static after binding the input dims"
@@ -260,21 +256,17 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         plan.fallbacks[orig] = reason
     _compile(plan, lowered, plan.recorder)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
-        first = next(iter(plan.fallbacks.items()))
+        first, ops = next(iter(plan.fallbacks.items())), Counter(n.op for n in plan.fallbacks)
         raise BackendError("strict: the llvm backend has no kernel for "
-                           + ", ".join(f"{op} (x{k})" for op, k in sorted(Counter(n.op for n in plan.fallbacks).items()))
+                           + ", ".join(f"{op} (x{k})" for op, k in sorted(ops.items()))
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
-    nbytes, dtypes, shapes_of = {}, {}, {}
+    types = {}   # kernel outputs -> their bound types, except those that vary with the runtime dims
     for orig, node in zip(graph.nodes, bound.nodes):
         if orig in plan.kernels:
             for vo, vb in zip(orig.outputs, node.outputs):
-                if runtime and vo.type.symbols & runtime:
-                    continue   # varies with the runtime dims: allocated by the kernel at each run
-                dt = vb.type.dtype.np_dtype
-                shapes_of[id(vo)] = tuple(vb.type.shape)
-                dtypes[id(vo)] = dt
-                nbytes[id(vo)] = int(np.prod(vb.type.shape, dtype=np.int64)) * dt.itemsize
-    plan.memory = plan_memory(graph, list(plan.kernels), plan.folded, nbytes, dtypes, shapes_of)
+                if not (runtime and vo.type.symbols & runtime):   # else allocated by the kernel at each run
+                    types[id(vo)] = vb.type
+    plan.memory = plan_memory(graph, list(plan.kernels), plan.folded, types)
     plan.compile_seconds = time.perf_counter() - t0
     log.info("llvm plan for @%s: %s", graph.name, plan.summary())
     return plan
@@ -314,19 +306,14 @@ def _kernel_args(args: list, loose: frozenset[int] | None) -> list:
             for i, a in enumerate(args)]
 
 
-def _check_shape(node: Node, v: Value, a: np.ndarray) -> None:
-    shape = v.type.shape
-    if a.ndim != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, a.shape)):
-        raise BackendError(f"{node.op} kernel produced {a.dtype}{list(a.shape)} for %{v.name}: {v.type}")
-
-
 def _check_results(node: Node, res: Sequence[np.ndarray]) -> None:
     if len(res) != len(node.outputs):
         raise BackendError(f"kernel of {node.op} returned {len(res)} outputs for {len(node.outputs)}")
     for v, a in zip(node.outputs, res):
-        if a.dtype != v.type.dtype.np_dtype:
-            raise BackendError(f"{node.op} kernel produced {a.dtype} for %{v.name}: {v.type}")
-        _check_shape(node, v, a)
+        shape = v.type.shape
+        if a.dtype != v.type.dtype.np_dtype or a.ndim != len(shape) or \
+                any(isinstance(d, int) and d != n for d, n in zip(shape, a.shape)):
+            raise BackendError(f"{node.op} kernel produced {a.dtype}{list(a.shape)} for %{v.name}: {v.type}")
 
 
 def _specialized_body(node: Node, in_shapes) -> Graph:
