@@ -18,10 +18,9 @@ import numpy as np
 
 from ...ir import Node
 from ...ir.dtypes import dtype
-from ...ir.verifier import describe as describe_node  # also for the other lowerings' error messages
+from ...ir.verifier import describe as describe_node  # noqa: F401 - the other lowerings' error messages
 from .irutil import I64, STORAGE, const, kernel_function, load, store, strided_loops
-from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs, ptr
-from .replay import replayable
+from .lowering import Lowering, Unsupported, broadcast_strides, coalesce, contiguous_strides, launcher
 from .scalar_ops import COMPUTE, SUPPORTED_OPS, Scalar, constant, emit, load_scalar, store_value
 
 __all__ = ["ElementwiseLowering", "is_elementwise"]
@@ -153,28 +152,7 @@ class ElementwiseLowering(Lowering):
 
     # ------------------------------------------------------------------ running
     def bind(self, fn, runner):
-        kern = fn("main")
-        out_shapes, out_dtypes = self.out_shapes, self.out_dtypes
-        args_idx = [(k, src[1]) for k, src in enumerate(self.operands) if src[0] == "arg"]
-        fixed = [ptr(src[1]) if src[0] == "aux" else 0 for src in self.operands]
-        aux_keep = [src[1] for src in self.operands if src[0] == "aux"]  # keep the arrays alive
-        expect = [(i, self.op_shapes[k]) for k, i in args_idx]
-        total, extent = self.total, self.dims[0]
-        grain = _GRAIN if len(self.dims) == 1 else 1
-        cost = self.cost
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            outs = outputs(outs, out_shapes, out_dtypes)
-            if total == 0:
-                return outs
-            check_inputs(name, args, expect)
-            ptrs = list(fixed)
-            for k, i in args_idx:
-                ptrs[k] = ptr(args[i])
-            ptrs += [ptr(o) for o in outs]
-            runner.launch(kern, extent, ptrs, cost, grain)
-            return outs
-        run.keep = aux_keep
-        return replayable(run)
-
+        operands = [src[1] for src in self.operands]   # node input indices and constant arrays
+        expect = [(src[1], shape) for src, shape in zip(self.operands, self.op_shapes) if src[0] == "arg"]
+        return launcher(self, fn("main"), runner, self.dims[0], operands, expect, self.cost,
+                        _GRAIN if len(self.dims) == 1 else 1)

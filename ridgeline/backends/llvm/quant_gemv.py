@@ -33,7 +33,6 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir import Node
-from .elementwise import describe_node
 from .irutil import (
     F32,
     I8,
@@ -49,8 +48,7 @@ from .irutil import (
     splat,
     store,
 )
-from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
-from .replay import replayable
+from .lowering import Lowering, Unsupported, launcher
 
 __all__ = ["CHUNK", "MAX_ROWS", "QuantGemvLowering", "pack_codes"]
 
@@ -134,7 +132,7 @@ class QuantGemvLowering(Lowering):
         self.zeros = np.ascontiguousarray(zg + offset, np.float32)
         self.node, self.m, self.n, self.k = node, rows, n, k
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
-        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_shapes, self.out_dtypes = [tuple(node.outputs[0].type.shape)], [np.float32]
         self.cost = float(self.packed.nbytes + 4 * rows * (k + n) + 2 * rows * k * n)
 
     def emit(self, module, name):
@@ -195,20 +193,9 @@ class QuantGemvLowering(Lowering):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        keep = (self.packed, self.scales, self.zeros)
-        fixed = [ptr(a) for a in keep]
-        shape, n, cost, xa = self.out_shape, self.n, self.cost, self.x_arg
-        expect = [(xa, self.in_shapes[xa])]
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            (out,) = outputs(outs, [shape], [np.float32])
-            check_inputs(name, args, expect)
-            runner.launch(kern, n, [ptr(args[xa])] + fixed + [ptr(out)], cost, grain=_GRAIN)
-            return (out,)
-        run.keep = keep
-        return replayable(run)
+        xa = self.x_arg
+        return launcher(self, fn("main"), runner, self.n, [xa, self.packed, self.scales, self.zeros],
+                        [(xa, self.in_shapes[xa])], self.cost, _GRAIN)
 
 
 def _offset_form(body: list, pos: dict, known) -> tuple[int | None, np.ndarray | None, object]:
