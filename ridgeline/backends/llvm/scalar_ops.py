@@ -246,12 +246,9 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
     if x.dt != y.dt and op != "Pow":
         raise Unsupported(f"{op} of {x.dt} and {y.dt}")
     f = x.is_float
-    if op == "Add":
-        return b.fadd(x.v, y.v) if f else b.add(x.v, y.v)
-    if op == "Sub":
-        return b.fsub(x.v, y.v) if f else b.sub(x.v, y.v)
-    if op == "Mul":
-        return b.fmul(x.v, y.v) if f else b.mul(x.v, y.v)
+    arith = {"Add": (b.fadd, b.add), "Sub": (b.fsub, b.sub), "Mul": (b.fmul, b.mul)}.get(op)
+    if arith is not None:
+        return arith[0 if f else 1](x.v, y.v)
     if op == "Div":
         return b.fdiv(x.v, y.v) if f else _int_div(b, x, y, rem=False, floor=False)
     if op == "Mod":
@@ -275,12 +272,9 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
         return b.fmul(b.fmul(x.v, M.sigmoid(b, b.fmul(_f(x, node.attr("alpha")), x.v))), y.v)
     if op == "BitShift":
         return _bit_shift(b, node, x, y)
-    if op in ("And", "BitwiseAnd"):
-        return b.and_(x.v, y.v)
-    if op in ("Or", "BitwiseOr"):
-        return b.or_(x.v, y.v)
-    if op in ("Xor", "BitwiseXor"):
-        return b.xor(x.v, y.v)
+    logic = {"And": b.and_, "Or": b.or_, "Xor": b.xor}.get(op.removeprefix("Bitwise"))
+    if logic is not None:
+        return logic(x.v, y.v)
     raise Unsupported(op)
 
 
