@@ -82,22 +82,16 @@ class CopyLowering(Lowering):
             nests.append(_nest(0, 0, out, 0, broadcast_strides(x, out), 0, contiguous_strides(out)))
         elif op == "Slice":
             nests.append(self._slice(x, known))
-        elif op == "Concat":
+        elif op in ("Concat", "Split"):   # each part a block of the whole tensor along the axis
             axis = node.attr("axis") % len(x)
-            out = self.out_shapes[0]
-            ost = contiguous_strides(out)
+            whole = contiguous_strides(self.out_shapes[0] if op == "Concat" else x)
+            parts = self.in_shapes if op == "Concat" else self.out_shapes
+            if any(s is None for s in parts):
+                raise Unsupported("unknown shape")
             off = 0
-            for i, s in enumerate(self.in_shapes):
-                if s is None:
-                    raise Unsupported("unknown shape")
-                nests.append(_nest(i, 0, s, 0, contiguous_strides(s), off * ost[axis], ost))
-                off += s[axis]
-        elif op == "Split":
-            axis = node.attr("axis") % len(x)
-            st = contiguous_strides(x)
-            off = 0
-            for j, s in enumerate(self.out_shapes):
-                nests.append(_nest(0, j, s, off * st[axis], st, 0, contiguous_strides(s)))
+            for k, s in enumerate(parts):
+                at, own = off * whole[axis], contiguous_strides(s)
+                nests.append(_nest(k, 0, s, 0, own, at, whole) if op == "Concat" else _nest(0, k, s, at, whole, 0, own))
                 off += s[axis]
         else:
             raise Unsupported(f"{op} has no llvm kernel")

@@ -54,16 +54,12 @@ class _Launch:
         self.closed = False
         self.cond = threading.Condition(threading.Lock())
 
-    def _claim(self) -> int:
-        with self.cond:
-            k = self.next
-            self.next += 1
-            return k
-
     def work(self) -> None:
         n = len(self.bounds) - 1
         while True:
-            k = self._claim()
+            with self.cond:   # claim the next chunk
+                k = self.next
+                self.next += 1
             if k >= n:
                 return
             self.fn(self.bounds[k], self.bounds[k + 1], *self.ptrs)
