@@ -334,12 +334,8 @@ def _path(kind: str | None) -> str:
     return {"jit": "the JIT GEMM", "blas": "numpy's BLAS"}.get(kind or "", str(kind))
 
 
-def _rate(v: float) -> str:
-    return f"{v / 1e9:.4g} GFLOP/s"   # 4 digits: a slow host (2.03 GB/s) must not round by 2%
-
-
-def _bw(v: float) -> str:
-    return f"{v / 1e9:.4g} GB/s"
+def _giga(v: float, unit: str = "GB/s") -> str:
+    return f"{v / 1e9:.4g} {unit}"   # 4 digits: a slow host (2.03 GB/s) must not round by 2%
 
 
 def _size(v: int) -> str:
@@ -375,19 +371,19 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         'kind = "matrix"',
         f"count = {cal.cores}",
         "# measured: square MatMul through the llvm backend (f32: its JIT GEMM; f64: numpy's BLAS), all cores",
-        "peak = { " + ", ".join(f'{dt} = "{_rate(v)}"' for dt, v in cal.gemm_flops.items()) + " }",
+        "peak = { " + ", ".join(f'{dt} = "{_giga(v, "GFLOP/s")}"' for dt, v in cal.gemm_flops.items()) + " }",
         "",
         "[units.simd]",
         'kind = "vector"',
         f"count = {cal.cores}",
         "# measured: a JIT loop of 32 dependent multiply-adds per element on L1-resident data, all cores",
-        f'peak = {{ f32 = "{_rate(cal.vector_flops)}" }}',
+        f'peak = {{ f32 = "{_giga(cal.vector_flops, "GFLOP/s")}" }}',
         "",
         "[[memory]]",
         'name = "dram"',
         f'capacity = "{_size(cal.memory_bytes) if cal.memory_bytes else "16 GiB"}"   # MemTotal',
-        f'bandwidth = "{_bw(cal.stream.get("triad", 0.0))}"   # measured: STREAM triad, all cores '
-        f'(copy {_bw(cal.stream.get("copy", 0.0))}; one core: triad {_bw(cal.stream.get("triad_1core", 0.0))})',
+        f'bandwidth = "{_giga(cal.stream.get("triad", 0.0))}"   # measured: STREAM triad, all cores '
+        f'(copy {_giga(cal.stream.get("copy", 0.0))}; one core: triad {_giga(cal.stream.get("triad_1core", 0.0))})',
     ]
     for level, mem_name in (("L3", "l3"), ("L2", "l2"), ("L1d", "l1")):
         if level not in cal.caches:
@@ -397,7 +393,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         if per_core:
             lines += ['per = "core"', f"count = {cal.cores}"]
         lines += [f'capacity = "{_size(cal.caches[level])}"   # sysfs',
-                  f'bandwidth = "{_bw(cal.level_bandwidth.get(level, 0.0))}"   # measured: copy within the level, all cores '
+                  f'bandwidth = "{_giga(cal.level_bandwidth.get(level, 0.0))}"   # measured: copy within the level, all cores '
                   f'(read + write)']
     lines += [
         "",

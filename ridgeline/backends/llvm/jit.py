@@ -124,10 +124,7 @@ def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
             raise RuntimeError(f"generated LLVM IR does not verify: {e}\n{text}") from None
         if optimize and cached is None:   # a cached object was optimized before it was stored
             pto = llvm.create_pipeline_tuning_options(speed_level=3)
-            pto.loop_vectorization = True
-            pto.slp_vectorization = True
-            pto.loop_unrolling = True
-            pto.loop_interleaving = True
+            pto.slp_vectorization = True   # off by default; loop vectorization, interleaving and unrolling are on
             pb = llvm.create_pass_builder(tm, pto)
             pb.getModulePassManager().run(mod, pb)
         # an engine takes ownership of its target machine: give each its own
