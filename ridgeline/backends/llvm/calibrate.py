@@ -205,25 +205,32 @@ def _vector_peak(threads: int) -> float:
     return 64.0 * n * reps / _pingpong(n, 32, reps, threads)
 
 
+def _chain_times(make: Callable, shape: tuple[int, ...], k: int, repeats: tuple[int, int]) -> list[float]:
+    """Best run times of chains of 1 and ``k`` links ``v = make(builder, v, x, c)`` from an f32
+    input ``x`` of ``shape`` (``c(name, array)`` adds a constant), compiled for one core."""
+    inp = {"x": np.ones(shape, np.float32)}
+    times = []
+    for n, reps in zip((1, k), repeats):
+        g = Graph(f"chain{n}")
+        v = x = g.add_input("x", tensor("f32", *shape))
+        b = Builder(g)
+        for j in range(n):
+            v = _first(make(b, v, x, lambda name, a, j=j: g.add_constant(f"{name}{j}", a)))
+        g.outputs = [v]
+        exe = _compile(g, threads=1)
+        times.append(_best(lambda: exe.run(inp), reps))   # noqa: B023 - timed here, at once
+    return times
+
+
 def _overheads(repeats: int) -> tuple[float, float, float]:
     """Per kernel node, per view node, per run: slopes and intercept of chains of 1 and 65 nodes."""
-    def chain(k: int, op: str):
-        g = Graph(f"chain{k}")
-        v = g.add_input("x", tensor("f32", 1))
-        b = Builder(g)
-        for j in range(k):
-            v = b.Neg(v) if op == "Neg" else (b.Unsqueeze(v, g.add_constant(f"a{j}", np.array([0], np.int64)))
-                                              if j % 2 == 0 else b.Squeeze(v, g.add_constant(f"a{j}", np.array([0], np.int64))))
-        g.outputs = [v]
-        return _compile(g, threads=1)
-    x = {"x": np.ones(1, np.float32)}
-    times = {}
-    for op in ("Neg", "view"):
-        e1, e65 = chain(1, op), chain(65, op)
-        times[op] = (_best(lambda: e1.run(x), repeats * 20), _best(lambda: e65.run(x), repeats * 5))
-    per = max((times["Neg"][1] - times["Neg"][0]) / 64, 0.0)
-    view = max((times["view"][1] - times["view"][0]) / 64, 0.0)
-    return per, view, max(times["Neg"][0] - per, 0.0)
+    axis = np.array([0], np.int64)
+    reps = (repeats * 20, repeats * 5)
+    n1, n65 = _chain_times(lambda b, v, x, c: b.Neg(v), (1,), 65, reps)
+    v1, v65 = _chain_times(lambda b, v, x, c: (b.Unsqueeze if v.type.rank == 1 else b.Squeeze)(v, c("a", axis)),
+                           (1,), 65, reps)
+    per = max((n65 - n1) / 64, 0.0)
+    return per, max((v65 - v1) / 64, 0.0), max(n1 - per, 0.0)
 
 
 def _first(v):
@@ -249,19 +256,10 @@ _OP_CHAINS: dict[str, Callable] = {
 def _op_overheads(repeats: int, base: float, view: float) -> dict[str, float]:
     """Dispatch cost per kernel of each op in ``_OP_CHAINS`` (slope of chains of 1 and 17), kept
     where it differs from the unary element-wise ``base`` by more than 10%."""
-    def chain(k: int, make):
-        g = Graph(f"chain{k}")
-        v = x = g.add_input("x", tensor("f32", 4, 8))
-        b = Builder(g)
-        for j in range(k):
-            v = _first(make(b, v, x, lambda n, a, j=j: g.add_constant(f"{n}{j}", a)))
-        g.outputs = [v]
-        return _compile(g, threads=1)
-    inp = {"x": np.ones((4, 8), np.float32)}
     out = {}
     for op, make in _OP_CHAINS.items():
-        e1, e17 = chain(1, make), chain(17, make)
-        t = (_best(lambda: e17.run(inp), repeats * 10) - _best(lambda: e1.run(inp), repeats * 10)) / 16
+        t1, t17 = _chain_times(make, (4, 8), 17, (repeats * 10, repeats * 10))
+        t = (t17 - t1) / 16
         if op == "Attention":
             t -= 2 * view   # its chain steps through two reshapes per link
         if abs(t - base) > 0.1 * base:
@@ -336,12 +334,8 @@ def _path(kind: str | None) -> str:
     return {"jit": "the JIT GEMM", "blas": "numpy's BLAS"}.get(kind or "", str(kind))
 
 
-def _rate(v: float) -> str:
-    return f"{v / 1e9:.4g} GFLOP/s"   # 4 digits: a slow host (2.03 GB/s) must not round by 2%
-
-
-def _bw(v: float) -> str:
-    return f"{v / 1e9:.4g} GB/s"
+def _giga(v: float, unit: str = "GB/s") -> str:
+    return f"{v / 1e9:.4g} {unit}"   # 4 digits: a slow host (2.03 GB/s) must not round by 2%
 
 
 def _size(v: int) -> str:
@@ -377,19 +371,19 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         'kind = "matrix"',
         f"count = {cal.cores}",
         "# measured: square MatMul through the llvm backend (f32: its JIT GEMM; f64: numpy's BLAS), all cores",
-        "peak = { " + ", ".join(f'{dt} = "{_rate(v)}"' for dt, v in cal.gemm_flops.items()) + " }",
+        "peak = { " + ", ".join(f'{dt} = "{_giga(v, "GFLOP/s")}"' for dt, v in cal.gemm_flops.items()) + " }",
         "",
         "[units.simd]",
         'kind = "vector"',
         f"count = {cal.cores}",
         "# measured: a JIT loop of 32 dependent multiply-adds per element on L1-resident data, all cores",
-        f'peak = {{ f32 = "{_rate(cal.vector_flops)}" }}',
+        f'peak = {{ f32 = "{_giga(cal.vector_flops, "GFLOP/s")}" }}',
         "",
         "[[memory]]",
         'name = "dram"',
         f'capacity = "{_size(cal.memory_bytes) if cal.memory_bytes else "16 GiB"}"   # MemTotal',
-        f'bandwidth = "{_bw(cal.stream.get("triad", 0.0))}"   # measured: STREAM triad, all cores '
-        f'(copy {_bw(cal.stream.get("copy", 0.0))}; one core: triad {_bw(cal.stream.get("triad_1core", 0.0))})',
+        f'bandwidth = "{_giga(cal.stream.get("triad", 0.0))}"   # measured: STREAM triad, all cores '
+        f'(copy {_giga(cal.stream.get("copy", 0.0))}; one core: triad {_giga(cal.stream.get("triad_1core", 0.0))})',
     ]
     for level, mem_name in (("L3", "l3"), ("L2", "l2"), ("L1d", "l1")):
         if level not in cal.caches:
@@ -399,7 +393,7 @@ def target_toml(cal: Calibration, *, name: str = "host-calibrated", command: str
         if per_core:
             lines += ['per = "core"', f"count = {cal.cores}"]
         lines += [f'capacity = "{_size(cal.caches[level])}"   # sysfs',
-                  f'bandwidth = "{_bw(cal.level_bandwidth.get(level, 0.0))}"   # measured: copy within the level, all cores '
+                  f'bandwidth = "{_giga(cal.level_bandwidth.get(level, 0.0))}"   # measured: copy within the level, all cores '
                   f'(read + write)']
     lines += [
         "",

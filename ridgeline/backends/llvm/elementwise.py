@@ -10,17 +10,18 @@ width and handles remainders, so odd sizes need no special code.
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import llvmlite.ir as ir
 import numpy as np
 
 from ...ir import Node
-from .irutil import I64, STORAGE, const, kernel_function, load, loop, store
-from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, numel,
-                       outputs, ptr)
+from ...ir.dtypes import dtype
+from ...ir.verifier import describe as describe_node  # noqa: F401 - the other lowerings' error messages
+from .irutil import I64, STORAGE, const, kernel_function, load, store, strided_loops
+from .lowering import Lowering, Unsupported, broadcast_strides, coalesce, contiguous_strides, launcher
 from .scalar_ops import COMPUTE, SUPPORTED_OPS, Scalar, constant, emit, load_scalar, store_value
-from .replay import replayable
 
 __all__ = ["ElementwiseLowering", "is_elementwise"]
 
@@ -59,7 +60,7 @@ class ElementwiseLowering(Lowering):
         strides = [broadcast_strides(s, shape) for s in self.op_shapes]
         strides += [contiguous_strides(shape)] * len(node.outputs)
         self.dims, self.strides = coalesce(shape, strides)
-        self.total = numel(shape)
+        self.total = math.prod(shape)
         itemsize = sum(np.dtype(d).itemsize for d in self.out_dtypes)
         self.cost = float(self.total * (itemsize + 4 * len(self.op_shapes)) + self.total * self._n_ops)
 
@@ -107,32 +108,18 @@ class ElementwiseLowering(Lowering):
     def emit(self, module: ir.Module, name: Callable[[str], str]) -> None:
         n_in = len(self.operands)
         fn, b, lo, hi, ptrs = kernel_function(module, name("main"), n_in + len(self.out_dtypes))
-        dims, strides = self.dims, self.strides
-        rank = len(dims)
 
         def body(offsets: list[ir.Value]) -> None:
             loaded = []
             for k in range(n_in):
                 dt = self.op_dtypes[k]
-                raw = load(b, ptrs[k], offsets[k], STORAGE[dt], align=np.dtype(_np(dt)).itemsize)
+                raw = load(b, ptrs[k], offsets[k], STORAGE[dt], align=dtype(dt).np_dtype.itemsize)
                 loaded.append(load_scalar(b, raw, dt))
             results = self._compute(b, loaded)
             for j, r in enumerate(results):
-                dt = self.node.outputs[j].type.dtype.name
-                store(b, store_value(b, r), ptrs[n_in + j], offsets[n_in + j],
-                      align=np.dtype(_np(dt)).itemsize)
+                store(b, store_value(b, r), ptrs[n_in + j], offsets[n_in + j], align=self.out_dtypes[j].itemsize)
 
-        def nest(d: int, base: list[ir.Value]) -> None:
-            start, stop = (lo, hi) if d == 0 else (0, dims[d])
-            with loop(b, start, stop, name=f"i{d}") as i:
-                offs = [b.add(base[k], b.mul(i, const(I64, strides[k][d]))) if strides[k][d] else base[k]
-                        for k in range(len(base))]
-                if d == rank - 1:
-                    body(offs)
-                else:
-                    nest(d + 1, offs)
-
-        nest(0, [const(I64, 0)] * (n_in + len(self.out_dtypes)))
+        strided_loops(b, lo, hi, self.dims, self.strides, [const(I64, 0)] * len(self.strides), body)
         b.ret_void()
 
     def _compute(self, b: ir.IRBuilder, loaded: list[Scalar]) -> list[Scalar]:
@@ -165,37 +152,7 @@ class ElementwiseLowering(Lowering):
 
     # ------------------------------------------------------------------ running
     def bind(self, fn, runner):
-        kern = fn("main")
-        out_shapes, out_dtypes = self.out_shapes, self.out_dtypes
-        args_idx = [(k, src[1]) for k, src in enumerate(self.operands) if src[0] == "arg"]
-        fixed = [ptr(src[1]) if src[0] == "aux" else 0 for src in self.operands]
-        aux_keep = [src[1] for src in self.operands if src[0] == "aux"]  # keep the arrays alive
-        expect = [(i, self.op_shapes[k]) for k, i in args_idx]
-        total, extent = self.total, self.dims[0]
-        grain = _GRAIN if len(self.dims) == 1 else 1
-        cost = self.cost
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            outs = outputs(outs, out_shapes, out_dtypes)
-            if total == 0:
-                return outs
-            check_inputs(name, args, expect)
-            ptrs = list(fixed)
-            for k, i in args_idx:
-                ptrs[k] = ptr(args[i])
-            ptrs += [ptr(o) for o in outs]
-            runner.launch(kern, extent, ptrs, cost, grain)
-            return outs
-        run.keep = aux_keep
-        return replayable(run)
-
-
-def _np(dt: str):
-    from ...ir.dtypes import dtype
-    return dtype(dt).np_dtype
-
-
-def describe_node(node: Node) -> str:
-    from ...ir.verifier import describe
-    return describe(node)
+        operands = [src[1] for src in self.operands]   # node input indices and constant arrays
+        expect = [(src[1], shape) for src, shape in zip(self.operands, self.op_shapes) if src[0] == "arg"]
+        return launcher(self, fn("main"), runner, self.dims[0], operands, expect, self.cost,
+                        _GRAIN if len(self.dims) == 1 else 1)

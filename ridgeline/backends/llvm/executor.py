@@ -26,14 +26,14 @@ import hashlib
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import llvmlite.ir as ir
 import numpy as np
 
-from ...ir import Graph, Node, Value
+from ...ir import Graph, Node
 from ...ir import dims as D
 from ...ir.errors import BackendError, IRError
 from ...ir.verifier import describe
@@ -107,14 +107,8 @@ class Plan:
     pinned: dict = field(default_factory=dict)        # value id -> plan-owned copy (see SMALL_PINNED)
 
     def summary(self) -> dict[str, Any]:
-        kinds: dict[str, int] = {}
-        for k in self.kinds.values():
-            kinds[k] = kinds.get(k, 0) + 1
-        fallbacks: dict[str, int] = {}
-        for n in self.fallbacks:
-            fallbacks[n.op] = fallbacks.get(n.op, 0) + 1
-        return {"kernels": kinds, "folded": len(self.folded), "views": len(self.views),
-                "fused_bodies": len(self.subplans), "fallbacks": fallbacks,
+        return {"kernels": dict(Counter(self.kinds.values())), "folded": len(self.folded), "views": len(self.views),
+                "fused_bodies": len(self.subplans), "fallbacks": dict(Counter(n.op for n in self.fallbacks)),
                 "functions": self.n_functions, "compile_seconds": self.compile_seconds,
                 "runtime_dims": sorted(self.runtime), "refold": len(self.refold), "exact_numpy": len(self.exact),
                 "arena_bytes": self.memory.arena_bytes}
@@ -127,10 +121,6 @@ def _bind_dims(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> dict[str,
             if isinstance(d, str) and D.is_name(d):
                 dims[d] = int(n)
     return dims
-
-
-def _static(t) -> tuple[int, ...] | None:
-    return tuple(t.shape) if t.is_static else None
 
 
 def _exact(node: Node) -> bool:
@@ -240,7 +230,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         if node.op in VIEW_OPS or _one_input_concat(node):
             plan.views.add(orig)
             continue
-        in_shapes = [_static(v.type) if v is not None else None for v in ins]
+        in_shapes = [tuple(v.type.shape) if v is not None and v.type.is_static else None for v in ins]
         kn = {i: known[id(v)] for i, v in enumerate(ins) if v is not None and id(v) in known}
         if not all(v.type.is_static for v in node.outputs):
             plan.fallbacks[orig] = "its output shape is not static after binding the input dims"
@@ -266,24 +256,17 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
         plan.fallbacks[orig] = reason
     _compile(plan, lowered, plan.recorder)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
-        ops: dict[str, int] = {}
-        for n in plan.fallbacks:
-            ops[n.op] = ops.get(n.op, 0) + 1
-        first = next(iter(plan.fallbacks.items()))
+        first, ops = next(iter(plan.fallbacks.items())), Counter(n.op for n in plan.fallbacks)
         raise BackendError("strict: the llvm backend has no kernel for "
                            + ", ".join(f"{op} (x{k})" for op, k in sorted(ops.items()))
                            + f" ({describe(first[0])}: {first[1]}); drop --strict to run them on numpy")
-    nbytes, dtypes, shapes_of = {}, {}, {}
+    types = {}   # kernel outputs -> their bound types, except those that vary with the runtime dims
     for orig, node in zip(graph.nodes, bound.nodes):
         if orig in plan.kernels:
             for vo, vb in zip(orig.outputs, node.outputs):
-                if runtime and vo.type.symbols & runtime:
-                    continue   # varies with the runtime dims: allocated by the kernel at each run
-                dt = vb.type.dtype.np_dtype
-                shapes_of[id(vo)] = tuple(vb.type.shape)
-                dtypes[id(vo)] = dt
-                nbytes[id(vo)] = int(np.prod(vb.type.shape, dtype=np.int64)) * dt.itemsize
-    plan.memory = plan_memory(graph, list(plan.kernels), plan.folded, nbytes, dtypes, shapes_of)
+                if not (runtime and vo.type.symbols & runtime):   # else allocated by the kernel at each run
+                    types[id(vo)] = vb.type
+    plan.memory = plan_memory(graph, list(plan.kernels), plan.folded, types)
     plan.compile_seconds = time.perf_counter() - t0
     log.info("llvm plan for @%s: %s", graph.name, plan.summary())
     return plan
@@ -323,19 +306,14 @@ def _kernel_args(args: list, loose: frozenset[int] | None) -> list:
             for i, a in enumerate(args)]
 
 
-def _check_shape(node: Node, v: Value, a: np.ndarray) -> None:
-    shape = v.type.shape
-    if a.ndim != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, a.shape)):
-        raise BackendError(f"{node.op} kernel produced {a.dtype}{list(a.shape)} for %{v.name}: {v.type}")
-
-
 def _check_results(node: Node, res: Sequence[np.ndarray]) -> None:
     if len(res) != len(node.outputs):
         raise BackendError(f"kernel of {node.op} returned {len(res)} outputs for {len(node.outputs)}")
     for v, a in zip(node.outputs, res):
-        if a.dtype != v.type.dtype.np_dtype:
-            raise BackendError(f"{node.op} kernel produced {a.dtype} for %{v.name}: {v.type}")
-        _check_shape(node, v, a)
+        shape = v.type.shape
+        if a.dtype != v.type.dtype.np_dtype or a.ndim != len(shape) or \
+                any(isinstance(d, int) and d != n for d, n in zip(shape, a.shape)):
+            raise BackendError(f"{node.op} kernel produced {a.dtype}{list(a.shape)} for %{v.name}: {v.type}")
 
 
 def _specialized_body(node: Node, in_shapes) -> Graph:
@@ -358,6 +336,11 @@ def _shape_proxy(v) -> np.ndarray:
 def _contig(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _contig_all(out):
+    """A kernel's result (one array or a tuple of them) made contiguous."""
+    return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
 
 
 #: every function compiled in this process, by symbol (a hash of its IR): plans that need a kernel
@@ -664,8 +647,7 @@ class LLVMInterpreter(Interpreter):
                     ref = plan.numpy_bodies[node] = Interpreter(node.body, check=False)
                 res = ref.run({p.name: a for p, a in zip(node.body.inputs, args)})
                 return tuple(_contig(res[v.name]) for v in node.body.outputs)
-            out = super().call_kernel(node, args)
-            return tuple(_contig(a) for a in out) if isinstance(out, tuple) else _contig(out)
+            return _contig_all(super().call_kernel(node, args))
         sub = plan.subplans.get(node)
         if sub is not None:
             res = sub.run({p.name: a for p, a in zip(node.body.inputs, args)})
@@ -676,7 +658,4 @@ class LLVMInterpreter(Interpreter):
             return super().call_kernel(node, args)
         if self.strict:  # pragma: no cover - build_plan refuses such graphs
             raise BackendError(f"strict: no llvm kernel for {describe(node)}: {plan.fallbacks.get(node)}")
-        out = super().call_kernel(node, args)
-        if isinstance(out, tuple):
-            return tuple(_contig(a) for a in out)
-        return _contig(out)
+        return _contig_all(super().call_kernel(node, args))

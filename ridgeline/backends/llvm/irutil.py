@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
            "splat", "lane_mask", "masked_load", "masked_store", "load_lanes", "store_lanes", "checked_mode", "checked_now", "address",
-           "Var", "Array", "loop", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "vec"]
+           "Var", "Array", "loop", "strided_loops", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS"]
 
 F16 = ir.HalfType()
 F32 = ir.FloatType()
@@ -37,24 +37,18 @@ PTR = ir.PointerType()
 STORAGE: dict[str, ir.Type] = {"f32": F32, "f64": F64, "i64": I64, "i32": I32, "i16": I16, "i8": I8,
                                "u8": I8, "u16": I16, "u32": I32, "u64": I64, "bool": I8}
 
+_FLOAT_BYTES = {ir.FloatType: 4, ir.DoubleType: 8, ir.HalfType: 2}
+
 #: fast-math flags for reductions: reassociation lets LLVM vectorize a sum into several lanes
 REDUCE_FLAGS = ("reassoc", "contract")
-
-
-def vec(ty: ir.Type, n: int) -> ir.VectorType:
-    return ir.VectorType(ty, n)
 
 
 def mangle(ty: ir.Type) -> str:
     """The overload suffix of an intrinsic for ``ty`` (``f32``, ``v16f32``, ``i64``)."""
     if isinstance(ty, ir.VectorType):
         return f"v{ty.count}{mangle(ty.element)}"
-    if isinstance(ty, ir.FloatType):
-        return "f32"
-    if isinstance(ty, ir.DoubleType):
-        return "f64"
-    if isinstance(ty, ir.HalfType):
-        return "f16"
+    if type(ty) in _FLOAT_BYTES:
+        return f"f{8 * _FLOAT_BYTES[type(ty)]}"
     if isinstance(ty, ir.IntType):
         return f"i{ty.width}"
     raise TypeError(f"no intrinsic suffix for {ty}")
@@ -130,7 +124,7 @@ def _nbytes(ty: ir.Type) -> int:
         return ty.count * _nbytes(ty.element)
     if isinstance(ty, ir.IntType):
         return max(1, ty.width // 8)
-    return {ir.FloatType: 4, ir.DoubleType: 8, ir.HalfType: 2}[type(ty)]
+    return _FLOAT_BYTES[type(ty)]
 
 
 def address(b: ir.IRBuilder, base: ir.Value, index: ir.Value, etype: ir.Type, lanes: int = 1,
@@ -209,6 +203,18 @@ def loop(b: ir.IRBuilder, start, stop, step: int = 1, name: str = "i") -> Iterat
     i.add_incoming(nxt, b.block)
     b.branch(head)
     b.position_at_end(end)
+
+
+def strided_loops(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value, dims: Sequence[int], strides: Sequence[Sequence[int]],
+                  offsets: list[ir.Value], body: Callable[[list[ir.Value]], None], d: int = 0) -> None:
+    """A loop nest over ``dims`` (dim 0 over the kernel's slice ``[lo, hi)``) calling ``body`` innermost
+    with each operand's element offset: ``offsets[k]`` plus ``strides[k][d]`` per step of dim d."""
+    with loop(b, lo if d == 0 else 0, hi if d == 0 else dims[d], name=f"i{d}") as i:
+        offs = [b.add(o, b.mul(i, const(I64, s[d]))) if s[d] else o for o, s in zip(offsets, strides)]
+        if d == len(dims) - 1:
+            body(offs)
+        else:
+            strided_loops(b, lo, hi, dims, strides, offs, body, d + 1)
 
 
 def load(b: ir.IRBuilder, base: ir.Value, index: ir.Value, ty: ir.Type, align: int | None = None) -> ir.Value:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 import threading
 import time
 from dataclasses import dataclass
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 from . import objcache
 
 try:
@@ -63,11 +63,7 @@ def _target_machine():
     features = llvm.get_host_cpu_features().flatten()
     tm = _new_target_machine(triple, cpu, features)
     bits = 512 if "+avx512f" in features.split(",") else 256 if "+avx2" in features.split(",") else 128
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return tm, HostInfo(triple, cpu, features, bits, cores)
+    return tm, HostInfo(triple, cpu, features, bits, available_cores())
 
 
 def host() -> HostInfo:
@@ -128,10 +124,7 @@ def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
             raise RuntimeError(f"generated LLVM IR does not verify: {e}\n{text}") from None
         if optimize and cached is None:   # a cached object was optimized before it was stored
             pto = llvm.create_pipeline_tuning_options(speed_level=3)
-            pto.loop_vectorization = True
-            pto.slp_vectorization = True
-            pto.loop_unrolling = True
-            pto.loop_interleaving = True
+            pto.slp_vectorization = True   # off by default; loop vectorization, interleaving and unrolling are on
             pb = llvm.create_pass_builder(tm, pto)
             pb.getModulePassManager().run(mod, pb)
         # an engine takes ownership of its target machine: give each its own

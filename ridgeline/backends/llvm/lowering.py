@@ -18,10 +18,12 @@ from typing import Any, Callable, Sequence
 import llvmlite.ir as ir
 import numpy as np
 
+from ...ir.verifier import describe
 from .irutil import checked_now
+from .replay import replayable
 
 __all__ = ["Lowering", "Unsupported", "KernelFn", "contiguous_strides", "broadcast_strides", "coalesce",
-           "ptr", "Ptr", "cfunc", "outputs", "check_inputs"]
+           "ptr", "Ptr", "cfunc", "outputs", "check_inputs", "launcher"]
 
 
 class Unsupported(Exception):
@@ -61,6 +63,31 @@ def outputs(outs: Sequence[np.ndarray | None], shapes, dtypes) -> tuple[np.ndarr
         for o in res:
             _poison(o)
     return res
+
+
+def launcher(lw: Lowering, kern: KernelFn, runner: Any, extent: int, operands: Sequence[int | np.ndarray],
+             expect: Sequence[tuple[int, tuple[int, ...]]], cost: float, grain: int = 1) -> Callable[[list, list], tuple]:
+    """The ``bind`` of a one-launch kernel: a replayable ``run(args, outs)`` that takes its outputs
+    (``lw.out_shapes``/``out_dtypes``) as ``outputs`` does, checks the inputs against ``expect`` and
+    launches ``kern`` over ``extent`` on the pointers of ``operands`` — an int is that node input,
+    an array a constant the kernel reads (kept alive with ``run``) — then of the outputs."""
+    name, shapes, dtypes = describe(lw.node), lw.out_shapes, lw.out_dtypes
+    empty = extent == 0 or any(math.prod(s) == 0 for s in shapes)
+    fixed = [0 if isinstance(o, int) else ptr(o) for o in operands]
+    args_idx = [(k, o) for k, o in enumerate(operands) if isinstance(o, int)]
+
+    def run(args, outs):
+        outs = outputs(outs, shapes, dtypes)
+        if empty:
+            return outs
+        check_inputs(name, args, expect)
+        ptrs = list(fixed)
+        for k, i in args_idx:
+            ptrs[k] = ptr(args[i])
+        runner.launch(kern, extent, ptrs + [ptr(o) for o in outs], cost, grain)
+        return outs
+    run.keep = [o for o in operands if not isinstance(o, int)]
+    return replayable(run)
 
 
 def _poison(a: np.ndarray) -> None:
@@ -123,7 +150,6 @@ def ptr(a: np.ndarray) -> int:
     return address
 
 
-
 _CFUNC: dict[int, Any] = {}
 
 
@@ -184,7 +210,3 @@ def coalesce(shape: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[tu
             for s_, s in zip(out_st, st):
                 s_.append(s[d])
     return tuple(out_dims), [tuple(s) for s in out_st]
-
-
-def numel(shape: Sequence[int]) -> int:
-    return math.prod(shape)

@@ -12,7 +12,7 @@ from .lowering import Lowering, Unsupported
 from .attention import AttentionLowering, RotaryLowering
 from .gemm import lower_matmul
 from .movement import CopyLowering, GatherLowering, GatherNDLowering
-from .quant_gemv import lower_quant_gemv
+from .quant_gemv import QuantGemvLowering
 from .reduction import NormLowering, ReduceLowering, SoftmaxLowering
 
 __all__ = ["lower"]
@@ -26,7 +26,7 @@ def lower(node: Node, in_shapes: Sequence[tuple[int, ...] | None], known: Mappin
     if node.op == "Fused" and node.attr("kind") == "matmul-epilogue" and node.body is not None:
         return lower_matmul(node, in_shapes, known, options)
     if node.op == "Fused" and node.attr("kind") == "dequant-matmul" and node.body is not None:
-        return lower_quant_gemv(node, in_shapes, known, options)   # packed int4/int8 weights (quant_gemv.py)
+        return QuantGemvLowering(node, in_shapes, known)   # packed int4/int8 weights (quant_gemv.py)
     op = node.op
     if op in ("Softmax", "LogSoftmax"):
         return SoftmaxLowering(node, in_shapes)

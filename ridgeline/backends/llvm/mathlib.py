@@ -142,17 +142,11 @@ _ERF_Q = [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -
 def erf(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """erf: x·P(x²)/Q(x²) on x clamped to [-4, 4] (beyond, erf is ±1 in float32)."""
     ty = x.type
-    if not is_f32(ty):
-        return _erf_libm(b, x)
+    if not is_f32(ty):   # LLVM has no erf intrinsic: libm's erf (f64)
+        return b.call(intrinsic(b.module, "erf", ty, [ty]), [x])
     xc = _clamp(b, x, -4.0, 4.0)
     z = b.fmul(xc, xc)
     return b.fdiv(b.fmul(xc, _poly(b, z, _ERF_P)), _poly(b, z, _ERF_Q))
-
-
-def _erf_libm(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    # LLVM has no erf intrinsic: call libm's erf (f64)
-    fn = intrinsic(b.module, "erf", x.type, [x.type])
-    return b.call(fn, [x])
 
 
 def sigmoid(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

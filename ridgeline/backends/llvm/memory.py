@@ -11,12 +11,13 @@ they are recycled only once the caller has dropped them (nothing else refers to 
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from ...ir import Graph, Node
+from ...ir import Graph, Node, TensorType
 from ...ir.errors import BackendError
 
 __all__ = ["MemoryPlan", "plan_memory"]
@@ -58,10 +59,10 @@ class MemoryPlan:
                 self._recycled[key] = results[j]
 
 
-def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Node], nbytes: dict[int, int],
-                dtypes: dict[int, np.dtype], shapes: dict[int, tuple]) -> MemoryPlan:
-    """Assign buffers to the outputs of ``kernel_nodes`` (values keyed by id in ``nbytes``…); a
-    kernel output missing from ``nbytes`` (its size varies with a runtime dim) is allocated by its
+def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Node],
+                types: dict[int, TensorType]) -> MemoryPlan:
+    """Assign buffers to the outputs of ``kernel_nodes`` (their static types by value id in ``types``);
+    a kernel output missing from ``types`` (its size varies with a runtime dim) is allocated by its
     kernel at each run — fresh memory, aliasing nothing (kernels never return their inputs)."""
     mp = MemoryPlan()
     kernels = set(map(id, kernel_nodes))
@@ -73,7 +74,7 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
     for idx, n in enumerate(nodes):
         if id(n) in kernels:
             for v in n.outputs:
-                if id(v) not in nbytes:
+                if id(v) not in types:
                     may_alias[id(v)] = set()
                     continue
                 may_alias[id(v)] = {id(v)}
@@ -108,14 +109,16 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
             bufs: list[np.ndarray | None] = []
             for j, v in enumerate(n.outputs):
                 r = id(v)
-                if r not in nbytes:
+                if r not in types:
                     bufs.append(None)
                     continue
                 if r in escaping:
                     mp.escaping.add((id(n), j))
                     bufs.append(None)
                     continue
-                need = max(nbytes[r], 1)
+                t = types[r]
+                size = math.prod(t.shape) * t.dtype.np_dtype.itemsize
+                need = max(size, 1)
                 fit = [k for k, b in enumerate(free) if b.nbytes >= need]
                 if fit:
                     buf = free.pop(min(fit, key=lambda k: free[k].nbytes))
@@ -127,7 +130,7 @@ def plan_memory(graph: Graph, kernel_nodes: Iterable[Node], folded: Iterable[Nod
                                            "more than this process can allocate") from None
                     buffers.append(buf)
                 slot_of[r] = buf
-                bufs.append(buf[:nbytes[r]].view(dtypes[r]).reshape(shapes[r]))
+                bufs.append(buf[:size].view(t.dtype.np_dtype).reshape(t.shape))
             mp.buffers[n] = bufs
         for r in releases.get(idx, ()):
             if r in slot_of:

@@ -21,7 +21,7 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from ..kernel_math.movement import onnx_slice
 from .elementwise import describe_node
-from .irutil import I64, const, kernel_function, load, loop, store
+from .irutil import I64, const, kernel_function, load, loop, store, strided_loops
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
                        ptr)
 from .replay import replayable
@@ -82,22 +82,16 @@ class CopyLowering(Lowering):
             nests.append(_nest(0, 0, out, 0, broadcast_strides(x, out), 0, contiguous_strides(out)))
         elif op == "Slice":
             nests.append(self._slice(x, known))
-        elif op == "Concat":
+        elif op in ("Concat", "Split"):   # each part a block of the whole tensor along the axis
             axis = node.attr("axis") % len(x)
-            out = self.out_shapes[0]
-            ost = contiguous_strides(out)
+            whole = contiguous_strides(self.out_shapes[0] if op == "Concat" else x)
+            parts = self.in_shapes if op == "Concat" else self.out_shapes
+            if any(s is None for s in parts):
+                raise Unsupported("unknown shape")
             off = 0
-            for i, s in enumerate(self.in_shapes):
-                if s is None:
-                    raise Unsupported("unknown shape")
-                nests.append(_nest(i, 0, s, 0, contiguous_strides(s), off * ost[axis], ost))
-                off += s[axis]
-        elif op == "Split":
-            axis = node.attr("axis") % len(x)
-            st = contiguous_strides(x)
-            off = 0
-            for j, s in enumerate(self.out_shapes):
-                nests.append(_nest(0, j, s, off * st[axis], st, 0, contiguous_strides(s)))
+            for k, s in enumerate(parts):
+                at, own = off * whole[axis], contiguous_strides(s)
+                nests.append(_nest(k, 0, s, 0, own, at, whole) if op == "Concat" else _nest(0, k, s, at, whole, 0, own))
                 off += s[axis]
         else:
             raise Unsupported(f"{op} has no llvm kernel")
@@ -130,17 +124,9 @@ class CopyLowering(Lowering):
         ty = self.ty
         for k, n in enumerate(self.nests):
             fn, b, lo, hi, (src, dst) = kernel_function(module, name(f"c{k}"), 2)
-
-            def nest(d, so, do):
-                start, stop = (lo, hi) if d == 0 else (0, n.shape[d])
-                with loop(b, start, stop, name=f"i{d}") as i:
-                    s2 = b.add(so, b.mul(i, const(I64, n.src_strides[d])))
-                    d2 = b.add(do, b.mul(i, const(I64, n.dst_strides[d])))
-                    if d == len(n.shape) - 1:
-                        store(b, load(b, src, s2, ty), dst, d2)
-                    else:
-                        nest(d + 1, s2, d2)
-            nest(0, const(I64, n.src_off), const(I64, n.dst_off))
+            offsets = [const(I64, n.src_off), const(I64, n.dst_off)]
+            strided_loops(b, lo, hi, n.shape, (n.src_strides, n.dst_strides), offsets,
+                          lambda o: store(b, load(b, src, o[0], ty), dst, o[1]))   # noqa: B023 - called at once
             b.ret_void()
 
     def bind(self, fn, runner):
@@ -196,6 +182,19 @@ class _IndexedCopy(Lowering):
             return (out,)
         return run   # not replayable: the indices are data, checked on every run
 
+    def emit(self, module, name):
+        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
+        with loop(b, lo, hi, name="r") as r:   # one contiguous run of ``inner`` elements per step
+            src, dst = self._source(b, r, idx), b.mul(r, const(I64, self.inner))
+            with loop(b, 0, self.inner, name="c") as c:
+                store(b, load(b, data, b.add(src, c), self.ty), out, b.add(dst, c))
+        b.ret_void()
+
+
+def _wrap(b: ir.IRBuilder, index: ir.Value, dim: int) -> ir.Value:
+    """A checked index in [-dim, dim) as its position in [0, dim), as numpy reads a negative one."""
+    return b.select(b.icmp_signed("<", index, const(I64, 0)), b.add(index, const(I64, dim)), index)
+
 
 class GatherLowering(_IndexedCopy):
     """Gather: ``out[o, i, r] = data[o, idx[i], r]`` with every index checked before the copy."""
@@ -214,20 +213,11 @@ class GatherLowering(_IndexedCopy):
         self.nidx = math.prod(idx)
         self.extent = self.outer * self.nidx
 
-    def emit(self, module, name):
-        ty, ity = self.ty, self.ity
-        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
-        with loop(b, lo, hi, name="o") as o:   # outer x indices, flattened
-            oi = b.sdiv(o, const(I64, self.nidx))
-            i = b.srem(o, const(I64, self.nidx))
-            raw = load(b, idx, i, ity)
-            raw = b.sext(raw, I64) if ity.width < 64 else raw
-            k = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dim)), raw)
-            src = b.mul(b.add(b.mul(oi, const(I64, self.dim)), k), const(I64, self.inner))
-            dst = b.mul(o, const(I64, self.inner))
-            with loop(b, 0, self.inner, name="r") as r:
-                store(b, load(b, data, b.add(src, r), ty), out, b.add(dst, r))
-        b.ret_void()
+    def _source(self, b, o, idx):
+        """Step ``o`` is (outer, index) flattened: the row ``data[outer, idx[index]]``."""
+        raw = load(b, idx, b.srem(o, const(I64, self.nidx)), self.ity)
+        k = _wrap(b, b.sext(raw, I64) if self.ity.width < 64 else raw, self.dim)
+        return b.mul(b.add(b.mul(b.sdiv(o, const(I64, self.nidx)), const(I64, self.dim)), k), const(I64, self.inner))
 
 
 class GatherNDLowering(_IndexedCopy):
@@ -248,17 +238,10 @@ class GatherNDLowering(_IndexedCopy):
         self.batch_stride = math.prod(data[b:])
         self.extent = self.nb * self.per
 
-    def emit(self, module, name):
-        ty, k = self.ty, self.k
-        fn, b, lo, hi, (data, idx, out) = kernel_function(module, name("main"), 3)
-        with loop(b, lo, hi, name="r") as r:   # (batch entry, index tuple), flattened
-            n = b.sdiv(r, const(I64, self.per))
-            src = b.mul(n, const(I64, self.batch_stride))
-            for j in range(k):
-                raw = load(b, idx, b.add(b.mul(r, const(I64, k)), const(I64, j)), I64)
-                v = b.select(b.icmp_signed("<", raw, const(I64, 0)), b.add(raw, const(I64, self.dims[j])), raw)
-                src = b.add(src, b.mul(v, const(I64, self.strides[j])))
-            dst = b.mul(r, const(I64, self.inner))
-            with loop(b, 0, self.inner, name="c") as c:
-                store(b, load(b, data, b.add(src, c), ty), out, b.add(dst, c))
-        b.ret_void()
+    def _source(self, b, r, idx):
+        """Step ``r`` is (batch entry, index tuple) flattened: the slice that tuple selects."""
+        src = b.mul(b.sdiv(r, const(I64, self.per)), const(I64, self.batch_stride))
+        for j in range(self.k):
+            raw = load(b, idx, b.add(b.mul(r, const(I64, self.k)), const(I64, j)), I64)
+            src = b.add(src, b.mul(_wrap(b, raw, self.dims[j]), const(I64, self.strides[j])))
+        return src

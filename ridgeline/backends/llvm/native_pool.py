@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 
 __all__ = ["DEFAULT_SPIN_US", "MAX_ARGS", "Pool", "available", "spin_us_from_env"]
 
@@ -127,6 +128,10 @@ target datalayout = ""
 declare i64 @syscall(i64, ...)
 declare i32 @clock_gettime(i32, ptr)
 
+; futex wait timeouts (struct timespec: seconds, nanoseconds) of the caller and of a worker
+@rl_10ms = internal constant [2 x i64] [i64 0, i64 10000000], align 8
+@rl_100ms = internal constant [2 x i64] [i64 0, i64 100000000], align 8
+
 define internal i64 @rl_now() {{
   %ts = alloca [2 x i64], align 8
   call i32 @clock_gettime(i32 1, ptr %ts)
@@ -187,6 +192,14 @@ ret:
   ret void
 }}
 
+; *p += v, for counters one thread alone writes
+define internal void @rl_add(ptr %p, i64 %v) {{
+  %old = load i64, ptr %p
+  %new = add i64 %old, %v
+  store i64 %new, ptr %p
+  ret void
+}}
+
 ; wake every thread asleep on the futex word at addr (FUTEX_WAKE_PRIVATE)
 define internal void @rl_wake(ptr %addr) {{
   call i64 (i64, ...) @syscall(i64 {futex}, ptr %addr, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
@@ -238,14 +251,10 @@ none:
 
 define void @rl_launch(ptr %st, ptr %f, i64 %nptrs, i64 %extent, i64 %grain, i64 %chunks) {{
 entry:
-{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("launchp", _LAUNCH_NS)}{slot("ownp", _OWN_NS)}{slot("ocp", _OWN_CHUNKS)}{slot("acp", _ALL_CHUNKS)}  %timeout = alloca [2 x i64], align 8
-  %own = alloca i64, align 8
+{slot("fnp", _FN)}{slot("np", _NPTRS)}{slot("ep", _EXTENT)}{slot("gp", _GRAIN)}{slot("tp", _TICKET)}{slot("dp", _DONE)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("wp", _WAITING)}{slot("spinp", _SPIN_NS)}{slot("launchp", _LAUNCH_NS)}{slot("ownp", _OWN_NS)}{slot("ocp", _OWN_CHUNKS)}{slot("acp", _ALL_CHUNKS)}  %own = alloca i64, align 8
   store i64 0, ptr %own
   %ownc = alloca i64, align 8
   store i64 0, ptr %ownc
-  store i64 0, ptr %timeout
-  %tnp = getelementptr i64, ptr %timeout, i64 1
-  store i64 10000000, ptr %tnp
   %lstart = call i64 @rl_now()
   store ptr %f, ptr %fnp
   store i64 %nptrs, ptr %np
@@ -276,12 +285,8 @@ run:
   call void @rl_chunk(ptr %st, i64 %k)
   %c1 = call i64 @rl_now()
   %cd = sub i64 %c1, %c0
-  %o0 = load i64, ptr %own
-  %o1 = add i64 %o0, %cd
-  store i64 %o1, ptr %own
-  %n0 = load i64, ptr %ownc
-  %n1 = add i64 %n0, 1
-  store i64 %n1, ptr %ownc
+  call void @rl_add(ptr %own, i64 %cd)
+  call void @rl_add(ptr %ownc, i64 1)
   br label %work
 check:
   ; a failed claim with chunks left means a worker claimed first: try again
@@ -308,7 +313,7 @@ sleepwait:
   br i1 %alldone2, label %slept, label %dosleep
 dosleep:
   %d32 = and i64 %d2, 4294967295
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 128, i64 %d32, ptr %timeout, ptr null, i64 0)
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %dp, i64 128, i64 %d32, ptr @rl_10ms, ptr null, i64 0)
   br label %slept
 slept:
   store atomic i64 0, ptr %wp seq_cst, align 8
@@ -317,34 +322,22 @@ done:
   ; the caller's accounts for the pool's check: would it alone have been faster?
   %lend = call i64 @rl_now()
   %took = sub i64 %lend, %lstart
-  %l0 = load i64, ptr %launchp
-  %l1 = add i64 %l0, %took
-  store i64 %l1, ptr %launchp
+  call void @rl_add(ptr %launchp, i64 %took)
   %ownt = load i64, ptr %own
-  %ow0 = load i64, ptr %ownp
-  %ow1 = add i64 %ow0, %ownt
-  store i64 %ow1, ptr %ownp
+  call void @rl_add(ptr %ownp, i64 %ownt)
   %ownn = load i64, ptr %ownc
-  %oc0 = load i64, ptr %ocp
-  %oc1 = add i64 %oc0, %ownn
-  store i64 %oc1, ptr %ocp
-  %ac0 = load i64, ptr %acp
-  %ac1 = add i64 %ac0, %chunks
-  store i64 %ac1, ptr %acp
+  call void @rl_add(ptr %ocp, i64 %ownn)
+  call void @rl_add(ptr %acp, i64 %chunks)
   ret void
 }}
 
 define void @rl_worker(ptr %st) {{
 entry:
-{slot("tp", _TICKET)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("stopp", _STOP)}{slot("spinp", _SPIN_NS)}  %timeout = alloca [2 x i64], align 8
-  store i64 0, ptr %timeout
-  %tnp = getelementptr i64, ptr %timeout, i64 1
-  store i64 100000000, ptr %tnp
-  %start0 = call i64 @rl_now()
+{slot("tp", _TICKET)}{slot("sp", _SLEEPERS)}{slot("xp", _FUTEX)}{slot("stopp", _STOP)}{slot("spinp", _SPIN_NS)}  %start0 = call i64 @rl_now()
   br label %loop
 loop:
-  %start = phi i64 [ %start0, %entry ], [ %start, %idle ], [ %now2, %ran ], [ %start, %lost ], [ %now3, %woke ]
-  %iter = phi i64 [ 0, %entry ], [ %iter1, %idle ], [ 0, %ran ], [ %iter, %lost ], [ 0, %woke ]
+  %start = phi i64 [ %start0, %entry ], [ %start, %spin ], [ %now2, %run ], [ %start, %nowork ], [ %now3, %awake ]
+  %iter = phi i64 [ 0, %entry ], [ %iter1, %spin ], [ 0, %run ], [ %iter, %nowork ], [ 0, %awake ]
   %t = load atomic i64, ptr %tp acquire, align 8
   %k = call i64 @rl_claim(ptr %tp, i64 %t)
   %got = icmp sge i64 %k, 0
@@ -352,14 +345,10 @@ loop:
 run:
   call void @rl_chunk(ptr %st, i64 %k)
   %now2 = call i64 @rl_now()
-  br label %ran
-ran:
   br label %loop
 nowork:
   %left = call i1 @rl_left(i64 %t)
-  br i1 %left, label %lost, label %idlecheck
-lost:
-  br label %loop
+  br i1 %left, label %loop, label %idlecheck
 idlecheck:
   %stop = load atomic i64, ptr %stopp monotonic, align 8
   %stopping = icmp ne i64 %stop, 0
@@ -367,9 +356,7 @@ idlecheck:
 spin:
   %iter1 = add i64 %iter, 1
   %over = call i1 @rl_spun(i64 %iter1, i64 %start, ptr %spinp)
-  br i1 %over, label %sleep, label %idle
-idle:
-  br label %loop
+  br i1 %over, label %sleep, label %loop
 sleep:
   %s1 = atomicrmw add ptr %sp, i64 1 seq_cst
   %e = load atomic i32, ptr %xp seq_cst, align 8
@@ -381,13 +368,11 @@ sleep:
   br i1 %skip, label %awake, label %dosleep
 dosleep:
   %e64 = zext i32 %e to i64
-  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 128, i64 %e64, ptr %timeout, ptr null, i64 0)
+  call i64 (i64, ...) @syscall(i64 {futex}, ptr %xp, i64 128, i64 %e64, ptr @rl_100ms, ptr null, i64 0)
   br label %awake
 awake:
   %s2 = atomicrmw sub ptr %sp, i64 1 seq_cst
   %now3 = call i64 @rl_now()
-  br label %woke
-woke:
   br label %loop
 exit:
   ret void
@@ -453,11 +438,7 @@ class Pool:
         self._last_wait: tuple[int, int, float] | None = None   # (thread, run-queue wait ns, when)
         self._serial_until = 0.0     # launches run serially until then (see _check)
         self._backoff = 0.0
-        self.serial_spells = 0       # times the pool went serial (for benchmarks and tests)
-        try:
-            self._cores = len(os.sched_getaffinity(0))
-        except AttributeError:  # pragma: no cover - not Linux
-            self._cores = os.cpu_count() or 1
+        self._cores = available_cores()
         proto = ctypes.CFUNCTYPE(None, _VOIDP)
         self._worker_fn = proto(mod.address("rl_worker"))
         self._stop_fn = proto(mod.address("rl_stop"))
@@ -526,7 +507,6 @@ class Pool:
         self.state[[_LAUNCH_NS, _OWN_NS, _OWN_CHUNKS, _ALL_CHUNKS]] = 0
         if mine and took > OVERLOAD * own * chunks / mine:
             self._backoff = min(16.0, self._backoff * 2) if self._backoff else 1.0
-            self.serial_spells += 1
             self._serial_until = now + self._backoff
             self._next_check = self._serial_until
         elif mine:

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ...ir.errors import BackendError
+from ..threads import available_cores
 from . import native_pool
 
 __all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "get_runner"]
@@ -53,16 +54,12 @@ class _Launch:
         self.closed = False
         self.cond = threading.Condition(threading.Lock())
 
-    def _claim(self) -> int:
-        with self.cond:
-            k = self.next
-            self.next += 1
-            return k
-
     def work(self) -> None:
         n = len(self.bounds) - 1
         while True:
-            k = self._claim()
+            with self.cond:   # claim the next chunk
+                k = self.next
+                self.next += 1
             if k >= n:
                 return
             self.fn(self.bounds[k], self.bounds[k + 1], *self.ptrs)
@@ -93,12 +90,7 @@ class Runner:
 
     def __init__(self, threads: int | None = None, threshold: float | None = None, *,
                  native: bool | None = None, spin_us: float | None = None):
-        if threads is None:
-            try:
-                threads = len(os.sched_getaffinity(0))
-            except AttributeError:  # pragma: no cover
-                threads = os.cpu_count() or 1
-        self.threads = max(1, int(threads))
+        self.threads = max(1, int(threads if threads is not None else available_cores()))
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._started = False
         self._lock = threading.Lock()

@@ -33,7 +33,6 @@ import numpy as np
 from llvmlite import ir
 
 from ...ir import Node
-from .elementwise import describe_node
 from .irutil import (
     F32,
     I8,
@@ -43,15 +42,13 @@ from .irutil import (
     call_intrinsic,
     const,
     kernel_function,
-    lane_mask,
     load,
+    load_lanes,
     loop,
-    masked_load,
     splat,
     store,
 )
-from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
-from .replay import replayable
+from .lowering import Lowering, Unsupported, launcher
 
 __all__ = ["CHUNK", "MAX_ROWS", "QuantGemvLowering", "pack_codes"]
 
@@ -135,7 +132,7 @@ class QuantGemvLowering(Lowering):
         self.zeros = np.ascontiguousarray(zg + offset, np.float32)
         self.node, self.m, self.n, self.k = node, rows, n, k
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
-        self.out_shape = tuple(node.outputs[0].type.shape)
+        self.out_shapes, self.out_dtypes = [tuple(node.outputs[0].type.shape)], [np.float32]
         self.cost = float(self.packed.nbytes + 4 * rows * (k + n) + 2 * rows * k * n)
 
     def emit(self, module, name):
@@ -171,10 +168,7 @@ class QuantGemvLowering(Lowering):
                             continue
                         w = b.fsub(b.uitofp(codes, _V16F), zp)                 # exact: small integers
                         for m in range(M):
-                            xi = b.add(b.add(k0, const(I64, h * _LANES)), const(I64, m * K))
-                            addr = address(b, X, xi, F32, live)
-                            xv = (b.load(addr, typ=_V16F, align=4) if live == _LANES
-                                  else masked_load(b, addr, _V16F, lane_mask(_LANES, live)))
+                            xv = load_lanes(b, X, b.add(k0, const(I64, h * _LANES + m * K)), _V16F, live)
                             dots[m].set(call_intrinsic(b, "fma", xv, w, dots[m].get()))
 
                 full, tail = divmod(width, chunk)
@@ -199,20 +193,9 @@ class QuantGemvLowering(Lowering):
         b.ret_void()
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        keep = (self.packed, self.scales, self.zeros)
-        fixed = [ptr(a) for a in keep]
-        shape, n, cost, xa = self.out_shape, self.n, self.cost, self.x_arg
-        expect = [(xa, self.in_shapes[xa])]
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            (out,) = outputs(outs, [shape], [np.float32])
-            check_inputs(name, args, expect)
-            runner.launch(kern, n, [ptr(args[xa])] + fixed + [ptr(out)], cost, grain=_GRAIN)
-            return (out,)
-        run.keep = keep
-        return replayable(run)
+        xa = self.x_arg
+        return launcher(self, fn("main"), runner, self.n, [xa, self.packed, self.scales, self.zeros],
+                        [(xa, self.in_shapes[xa])], self.cost, _GRAIN)
 
 
 def _offset_form(body: list, pos: dict, known) -> tuple[int | None, np.ndarray | None, object]:
@@ -250,8 +233,3 @@ def _tree_sum(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
         hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), n), list(range(n, 2 * n))))
         v = b.fadd(lo, hi)
     return b.extract_element(v, const(ir.IntType(32), 0))
-
-
-def lower_quant_gemv(node: Node, in_shapes, known, options) -> Lowering:
-    """The packed GEMV of a ``dequant-matmul`` node (``Unsupported`` otherwise)."""
-    return QuantGemvLowering(node, in_shapes, known)

@@ -21,10 +21,8 @@ import numpy as np
 
 from ...ir import Node
 from . import mathlib as M
-from .elementwise import describe_node
 from .irutil import F32, F64, I64, REDUCE_FLAGS, Var, call_intrinsic, const, kernel_function, load, loop, store
-from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
-from .replay import replayable
+from .lowering import Lowering, Unsupported, launcher
 
 __all__ = ["SoftmaxLowering", "NormLowering", "ReduceLowering"]
 
@@ -67,21 +65,7 @@ class _RowLowering(Lowering):
         return self.shape
 
     def bind(self, fn, runner):
-        kern = fn("main")
-        rows, cost, aux, args_idx, expect = self.rows, self.cost, self.aux, self.args_idx, self.expect
-        out_shapes, out_dtypes = self.out_shapes, self.out_dtypes
-        fixed = [ptr(a) for a in aux]
-        name = describe_node(self.node)
-
-        def run(args, outs):
-            outs = outputs(outs, out_shapes, out_dtypes)
-            if rows == 0 or any(o.size == 0 for o in outs):
-                return outs
-            check_inputs(name, args, expect)
-            runner.launch(kern, rows, [ptr(args[i]) for i in args_idx] + fixed + [ptr(o) for o in outs], cost)
-            return outs
-        run.keep = aux
-        return replayable(run)
+        return launcher(self, fn("main"), runner, self.rows, self.args_idx + self.aux, self.expect, self.cost)
 
 
 class SoftmaxLowering(_RowLowering):
@@ -190,10 +174,8 @@ class NormLowering(_RowLowering):
                 if bias is not None:
                     out = b.fadd(out, load(b, bias, w, ty))
                 store(b, out, y, idx)
-            if self.n_stats >= 1:
-                store(b, b.fptrunc(mean, F32) if ty == F64 else mean, stats[0], r)
-            if self.n_stats >= 2:
-                store(b, b.fptrunc(inv, F32) if ty == F64 else inv, stats[1], r)
+            for stat, v in zip(stats, (mean, inv)):   # LayerNormalization's Mean and InvStdDev, in f32
+                store(b, b.fptrunc(v, F32) if ty == F64 else v, stat, r)
         b.ret_void()
 
 

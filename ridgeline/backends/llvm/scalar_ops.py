@@ -68,10 +68,6 @@ def _f(x: Scalar, v) -> ir.Constant:
     return const(x.v.type, v)
 
 
-def _fcmp(b, op, x, y):
-    return b.fcmp_ordered(op, x, y)
-
-
 def _cmp(b, op: str, x: Scalar, y: Scalar) -> ir.Value:
     if x.is_float:
         return b.fcmp_ordered(op, x.v, y.v)
@@ -135,16 +131,13 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
         if x.is_float:
             return call_intrinsic(b, "fabs", v)
         return v if x.unsigned else call_intrinsic(b, "abs", v, ir.Constant(I1, 0), overload=[v.type])
+    zero = _f(x, 0)
     if op == "Relu":
-        zero = _f(x, 0.0) if x.is_float else ir.Constant(v.type, 0)
         return b.select(_cmp(b, "<", x, Scalar(zero, x.dt)), zero, v)
     if op == "Sign":
-        zero = _f(x, 0.0) if x.is_float else ir.Constant(v.type, 0)
-        one = _f(x, 1.0) if x.is_float else ir.Constant(v.type, 1)
-        m1 = _f(x, -1.0) if x.is_float else ir.Constant(v.type, -1)
         pos = _cmp(b, ">", x, Scalar(zero, x.dt))
         neg = _cmp(b, "<", x, Scalar(zero, x.dt))
-        return b.select(pos, one, b.select(neg, m1, v if x.is_float else zero))
+        return b.select(pos, _f(x, 1), b.select(neg, _f(x, -1), v if x.is_float else zero))
     if op == "Not":
         return b.xor(v, ir.Constant(I1, 1))
     if op == "BitwiseNot":
@@ -179,20 +172,20 @@ def _unary(b: ir.IRBuilder, node, x: Scalar) -> ir.Value:
         neg = b.fcmp_ordered("==", v, _f(x, -math.inf)) if node.attr("detect_negative") else ir.Constant(I1, 0)
         return b.or_(pos, neg)
     if op == "LeakyRelu":
-        return b.select(_fcmp(b, ">=", v, _f(x, 0.0)), v, b.fmul(v, _f(x, node.attr("alpha"))))
+        return b.select(b.fcmp_ordered(">=", v, _f(x, 0.0)), v, b.fmul(v, _f(x, node.attr("alpha"))))
     if op == "Elu":
         a = node.attr("alpha")
-        return b.select(_fcmp(b, ">=", v, _f(x, 0.0)), v, b.fmul(_f(x, a), b.fsub(M.exp(b, v), _f(x, 1.0))))
+        return b.select(b.fcmp_ordered(">=", v, _f(x, 0.0)), v, b.fmul(_f(x, a), b.fsub(M.exp(b, v), _f(x, 1.0))))
     if op == "Selu":
         a, g = node.attr("alpha"), node.attr("gamma")
         neg = b.fmul(_f(x, a), b.fsub(M.exp(b, v), _f(x, 1.0)))
-        return b.fmul(_f(x, g), b.select(_fcmp(b, ">", v, _f(x, 0.0)), v, neg))
+        return b.fmul(_f(x, g), b.select(b.fcmp_ordered(">", v, _f(x, 0.0)), v, neg))
     if op == "Celu":
         a = node.attr("alpha")
         e = b.fmul(_f(x, a), b.fsub(M.exp(b, b.fdiv(v, _f(x, a))), _f(x, 1.0)))
         return b.fadd(call_intrinsic(b, "maximum", v, _f(x, 0.0)), call_intrinsic(b, "minimum", e, _f(x, 0.0)))
     if op == "ThresholdedRelu":
-        return b.select(_fcmp(b, ">", v, _f(x, node.attr("alpha"))), v, _f(x, 0.0))
+        return b.select(b.fcmp_ordered(">", v, _f(x, node.attr("alpha"))), v, _f(x, 0.0))
     if op == "Softplus":
         return M.log1p(b, M.exp(b, v))
     if op == "Softsign":
@@ -253,12 +246,9 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
     if x.dt != y.dt and op != "Pow":
         raise Unsupported(f"{op} of {x.dt} and {y.dt}")
     f = x.is_float
-    if op == "Add":
-        return b.fadd(x.v, y.v) if f else b.add(x.v, y.v)
-    if op == "Sub":
-        return b.fsub(x.v, y.v) if f else b.sub(x.v, y.v)
-    if op == "Mul":
-        return b.fmul(x.v, y.v) if f else b.mul(x.v, y.v)
+    arith = {"Add": (b.fadd, b.add), "Sub": (b.fsub, b.sub), "Mul": (b.fmul, b.mul)}.get(op)
+    if arith is not None:
+        return arith[0 if f else 1](x.v, y.v)
     if op == "Div":
         return b.fdiv(x.v, y.v) if f else _int_div(b, x, y, rem=False, floor=False)
     if op == "Mod":
@@ -273,7 +263,7 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
         return b.select(fix, b.fadd(r, y.v), r)
     if op == "PRelu":
         _float_only(x, op)
-        return b.select(_fcmp(b, "<", x.v, _f(x, 0.0)), b.fmul(x.v, y.v), x.v)
+        return b.select(b.fcmp_ordered("<", x.v, _f(x, 0.0)), b.fmul(x.v, y.v), x.v)
     if op in ("Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"):
         cmp = {"Equal": "==", "Less": "<", "LessOrEqual": "<=", "Greater": ">", "GreaterOrEqual": ">="}[op]
         return _cmp(b, cmp, x, y)
@@ -282,12 +272,9 @@ def _binary(b: ir.IRBuilder, node, x: Scalar, y: Scalar) -> ir.Value:
         return b.fmul(b.fmul(x.v, M.sigmoid(b, b.fmul(_f(x, node.attr("alpha")), x.v))), y.v)
     if op == "BitShift":
         return _bit_shift(b, node, x, y)
-    if op in ("And", "BitwiseAnd"):
-        return b.and_(x.v, y.v)
-    if op in ("Or", "BitwiseOr"):
-        return b.or_(x.v, y.v)
-    if op in ("Xor", "BitwiseXor"):
-        return b.xor(x.v, y.v)
+    logic = {"And": b.and_, "Or": b.or_, "Xor": b.xor}.get(op.removeprefix("Bitwise"))
+    if logic is not None:
+        return logic(x.v, y.v)
     raise Unsupported(op)
 
 
