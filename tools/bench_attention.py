@@ -29,14 +29,16 @@ import numpy as np
 CONFIGS = [("tiny-4:2", 4, 2, 16), ("gpt2", 12, 12, 64), ("smollm2", 9, 3, 64), ("qwen-14:2", 14, 2, 64), ("llama-32:8", 32, 8, 128)]
 
 
-def _graph(hq: int, hkv: int, d: int, sq: int, past: int):
-    """One causal Attention node, 4-D, with a KV cache when ``past`` > 0 (as the decode exports)."""
+def _graph(hq: int, hkv: int, d: int, sq: int, past: int, mask: bool = False):
+    """One causal Attention node, 4-D, with a KV cache when ``past`` > 0 (as the decode exports);
+    ``mask``: causal by an additive [1, 1, seq, past + seq] mask, as legacy exports say it."""
     from ridgeline.ir import Builder, Graph, tensor
     g = Graph("attn")
     q = g.add_input("q", tensor("f32", 1, hq, sq, d))
     k, v = (g.add_input(n, tensor("f32", 1, hkv, sq, d)) for n in "kv")
     pk, pv = ((g.add_input(n, tensor("f32", 1, hkv, past, d)) for n in ("pk", "pv")) if past else (None, None))
-    out = Builder(g).Attention(q, k, v, None, pk, pv, is_causal=1, _outputs=3 if past else 1)
+    bias = g.add_input("mask", tensor("f32", 1, 1, sq, past + sq)) if mask else None
+    out = Builder(g).Attention(q, k, v, bias, pk, pv, is_causal=int(not mask), _outputs=3 if past else 1)
     g.outputs = list(out) if isinstance(out, tuple) else [out]
     return g
 
@@ -76,6 +78,9 @@ def run_time(g, threads: int, repeats: int) -> tuple[float, float]:
     from ridgeline.backends.registry import get_backend
     rng = np.random.default_rng(0)
     feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    if "mask" in feeds:
+        sq, t = feeds["mask"].shape[2:]
+        feeds["mask"] = np.triu(np.full((sq, t), -np.inf, np.float32), t - sq + 1)[None, None]
     exe = get_backend("llvm").compile(g, strict=True, threads=threads)
     exe.run(feeds)
     wall, cpu = [], []
@@ -85,6 +90,36 @@ def run_time(g, threads: int, repeats: int) -> tuple[float, float]:
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     return statistics.median(wall), statistics.median(cpu)
+
+
+def against(path: str, g, threads: int, repeats: int) -> tuple[float, float]:
+    """Median CPU seconds per call of this checkout's kernel and of the attention.py at ``path``
+    (another version of the file, loaded beside it), runs interleaved in one process so that the
+    host's load weighs on both alike."""
+    import importlib.util
+    from unittest import mock
+
+    from ridgeline.backends.llvm import lowerings
+    from ridgeline.backends.registry import get_backend
+    spec = importlib.util.spec_from_file_location("ridgeline.backends.llvm._attention_other", path)
+    other = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(other)
+    rng = np.random.default_rng(0)
+    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    if "mask" in feeds:
+        sq, t = feeds["mask"].shape[2:]
+        feeds["mask"] = np.triu(np.full((sq, t), -np.inf, np.float32), t - sq + 1)[None, None]
+    mine = get_backend("llvm").compile(g, strict=True, threads=threads)
+    with mock.patch.object(lowerings, "AttentionLowering", other.AttentionLowering):
+        theirs = get_backend("llvm").compile(g, strict=True, threads=threads)
+    out = {"mine": [], "other": []}
+    for _ in range(repeats):
+        for k, exe in (("mine", mine), ("other", theirs)):
+            exe.run(feeds)
+            c = time.process_time()
+            exe.run(feeds)
+            out[k].append(time.process_time() - c)
+    return statistics.median(out["mine"]), statistics.median(out["other"])
 
 
 def ort_time(hq: int, hkv: int, d: int, sq: int, past: int, threads: int, repeats: int) -> float:
@@ -125,6 +160,86 @@ def ort_time(hq: int, hkv: int, d: int, sq: int, past: int, threads: int, repeat
     return statistics.median(times)
 
 
+def _ort_attention_nodes(model) -> set[str]:
+    """Names of the nodes of an unfused export that compute attention: each Softmax, the nodes
+    between it and the MatMul of two activations that feeds it (scale, mask), the MatMul after
+    it, and the movement ops before both MatMuls that repeat the K/V heads (Expand, Reshape...)."""
+    inits = {i.name for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    picked: set[str] = set()
+
+    def repeats(name: str) -> None:   # back through the head-repeat of K/V (repeat_kv) to a real op
+        n = producer.get(name)
+        while n is not None and n.op_type in ("Expand", "Reshape", "Unsqueeze", "Transpose") and n.name not in picked:
+            picked.add(n.name)
+            n = producer.get(n.input[0])
+
+    for sm in (n for n in model.graph.node if n.op_type == "Softmax"):
+        picked.add(sm.name)
+        n = producer.get(sm.input[0])
+        while n is not None and n.op_type != "MatMul":
+            picked.add(n.name)
+            n = producer.get(n.input[0])
+        mms = [n] + [c for c in consumers.get(sm.output[0], []) if c.op_type == "MatMul"]
+        for mm in mms:
+            if mm is not None and not any(i in inits for i in mm.input):
+                picked.add(mm.name)
+                for i in mm.input:
+                    repeats(i)
+    return picked
+
+
+def model_profile(path: str, seq: int, threads: int, repeats: int) -> tuple[float, float]:
+    """Seconds per prefill of ``seq`` tokens spent in attention: the llvm backend's Attention
+    kind (``exe.run(feeds, profile=True)``) and onnxruntime's profiler over the unfused nodes
+    :func:`_ort_attention_nodes` names (medians over ``repeats`` runs)."""
+    import json
+
+    import onnx
+    import onnxruntime as ort
+
+    from ridgeline import api
+    from ridgeline.backends.registry import get_backend
+    g = api.optimize(api.load(path), "default")
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for v in g.inputs:
+        shape = tuple(1 if d == "batch" else seq if isinstance(d, str) else d for d in v.type.shape)
+        feeds[v.name] = (rng.integers(0, 1000, shape) if v.name == "input_ids" else np.ones(shape)).astype(np.int64) \
+            if v.type.dtype.name == "i64" else rng.standard_normal(shape).astype(np.float32)
+    if "position_ids" in feeds:
+        feeds["position_ids"] = np.arange(seq, dtype=np.int64)[None]
+    exe = get_backend("llvm").compile(g, threads=threads)
+    exe.run(feeds)
+    ours = []
+    for _ in range(repeats):
+        exe.run(feeds, profile=True)
+        ours.append(sum(t for n, t in exe.timings.items() if n.op == "Attention"))
+    names = _ort_attention_nodes(onnx.load(path, load_external_data=False))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.enable_profiling = True
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    for _ in range(repeats + 1):
+        sess.run(None, feeds)
+    with open(sess.end_profiling()) as f:
+        events = json.load(f)
+    os.unlink(f.name)
+    per_run: dict[int, float] = {}
+    run = -1
+    for e in events:
+        if e.get("name") == "model_run":
+            run += 1
+        elif e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["name"][:-12] in names:
+            per_run[run] = per_run.get(run, 0.0) + e["dur"] * 1e-6
+    theirs = [t for r, t in per_run.items() if r >= 1] or list(per_run.values())
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["compile", "run"], help="one half of the report")
@@ -133,15 +248,26 @@ def main(argv=None) -> int:
     ap.add_argument("--seq", type=int, nargs="*", default=[256], help="prefill points (sequence length)")
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--against", help="another attention.py: run time per call A/B, interleaved in one process")
+    ap.add_argument("--mask", action="store_true", help="causal by an additive mask input, not is_causal")
     ap.add_argument("--ort", action="store_true", help="onnxruntime on the same node beside llvm")
+    ap.add_argument("--model", help="an unfused ONNX export (no KV cache): attention's share of a prefill of "
+                                    "each --seq, llvm's Attention kind against onnxruntime's profiler")
     a = ap.parse_args(argv)
     import ridgeline
     print(f"# ridgeline from {os.path.dirname(ridgeline.__file__)}; load {os.getloadavg()[0]:.1f}")
+    if a.model:
+        for sq in a.seq:
+            for th in a.threads:
+                ours, theirs = model_profile(a.model, sq, th, a.repeats)
+                print(f"model prefill {sq} {th} thr: llvm Attention {ours * 1e3:8.3f} ms  onnxruntime attention nodes "
+                      f"{theirs * 1e3:8.3f} ms  llvm/ort {ours / theirs:5.2f}  (load {os.getloadavg()[0]:.1f})", flush=True)
+        return 0
     want = set(a.configs.split(","))
     points = [(name, hq, hkv, d, 1, p) for name, hq, hkv, d in CONFIGS if name in want for p in a.past] + \
              [(name, hq, hkv, d, s, 0) for name, hq, hkv, d in CONFIGS if name in want for s in a.seq]
     for name, hq, hkv, d, sq, past in points:
-        g = _graph(hq, hkv, d, sq, past)
+        g = _graph(hq, hkv, d, sq, past, a.mask)
         label = f"{name:11s} {'decode past' if past else 'prefill seq'} {past or sq:5d}"
         if a.only != "run":
             emit, opt, cg, lines = compile_phases(g)
@@ -149,6 +275,11 @@ def main(argv=None) -> int:
                   f"  total {(emit + opt + cg) * 1e3:6.1f} ms  ({lines} lines of optimized IR)", flush=True)
         if a.only != "compile":
             for th in a.threads:
+                if a.against:
+                    t, o = against(a.against, g, th, a.repeats)
+                    print(f"run     {label} {th} thr: CPU this {t * 1e3:8.3f} ms  other {o * 1e3:8.3f} ms  "
+                          f"this/other {t / o:5.3f}  (load {os.getloadavg()[0]:.1f})", flush=True)
+                    continue
                 t, cpu = run_time(g, th, a.repeats)
                 extra = ""
                 if a.ort:

@@ -32,8 +32,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, intrinsic, kernel_function, load,
-                     load_lanes, loop, mangle, splat, store, store_lanes)
+from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
+                     load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -267,13 +267,11 @@ class AttentionLowering(Lowering):
                         if cap:
                             capv = splat(b, const(F32, cap), W)
                             sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
-                        if has_mask:
-                            mv = ir.Constant(ir.VectorType(F32, W), [0.0] * W)
-                            for u, ju in enumerate(jus):
-                                mv = b.insert_element(mv, load(b, MASK, b.add(mrow, b.mul(ju, m_st[3])), F32),
-                                                      const(ir.IntType(32), u))
-                            sc = b.fadd(sc, mv)
                         lane = b.add(splat(b, j0, W), ir.Constant(ir.VectorType(I64, W), list(range(W))))
+                        if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
+                            # count, so their stride is 1), no lane read past the block
+                            live = b.icmp_signed("<", lane, splat(b, jend, W))
+                            sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
                         seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
                                       b.icmp_signed("<", lane, splat(b, hi_r, W)))
                         sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
