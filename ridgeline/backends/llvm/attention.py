@@ -331,11 +331,13 @@ class AttentionLowering(Lowering):
 
     @staticmethod
     def _trim(b, MASK, m_st, bi, h, i, start, limit):
-        """[start, limit) without the keys at either end whose mask is -inf (a causal or padding
-        mask given as an additive tensor — exporters' way of saying is_causal — then costs what
-        the causal kernel costs, instead of scoring every key to add zero)."""
+        """[start, limit) without the keys at either end whose mask is -inf or at most -1e30 (a
+        causal or padding mask given as an additive tensor — exporters' way of saying is_causal,
+        transformers' with float32's minimum — then costs what the causal kernel costs, instead of
+        scoring every key to add zero). Beside a key it keeps, such a key's weight is exactly 0;
+        a row with no other key keeps its whole range (a row of finite minima averages them all)."""
         row = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
-        ninf = const(F32, float("-inf"))
+        ninf = const(F32, -1e30)
         lo, hi = Var(b, I64, start), Var(b, I64, limit)
         for end in ("hi", "lo"):
             cond = b.append_basic_block(f"trim.{end}.cond")
@@ -348,7 +350,7 @@ class AttentionLowering(Lowering):
             b.cbranch(b.icmp_signed("<", a, z), test, done)
             b.position_at_end(test)
             key = b.sub(z, const(I64, 1)) if end == "hi" else a
-            masked = b.fcmp_ordered("==", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
+            masked = b.fcmp_ordered("<=", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
             b.cbranch(masked, step, done)
             b.position_at_end(step)
             if end == "hi":
@@ -357,7 +359,8 @@ class AttentionLowering(Lowering):
                 lo.set(b.add(a, const(I64, 1)))
             b.branch(cond)
             b.position_at_end(done)
-        return lo.get(), hi.get()
+        empty = b.icmp_signed(">=", lo.get(), hi.get())
+        return b.select(empty, start, lo.get()), b.select(empty, limit, hi.get())
 
     # ------------------------------------------------------------------------------- running
     def _key_axes(self) -> dict[int, int]:
