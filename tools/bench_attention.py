@@ -234,8 +234,9 @@ def model_profile(path: str, seq: int, threads: int, repeats: int) -> tuple[floa
     os.unlink(f.name)
     theirs: dict[str, float] = {}
     for e in events:
-        node = e["name"][:-12]
-        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and node in names:
+        node = e["name"][:-12]   # onnxruntime names a fused node after its first: "<MatMul>/MatMulScaleFusion/"
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and node.split("/MatmulTransposeFusion")[0] \
+                .split("/MatMulScaleFusion")[0] in names:
             theirs[node] = min(e["dur"] * 1e-6, theirs.get(node, float("inf")))
     return sum(ours.values()), sum(theirs.values())
 
@@ -269,8 +270,8 @@ def main(argv=None) -> int:
     for name, hq, hkv, d, sq, past in points:
         g = _graph(hq, hkv, d, sq, past, a.mask)
         label = f"{name:11s} {'decode past' if past else 'prefill seq'} {past or sq:5d}"
-        if a.only != "run":
-            emit, opt, cg, lines = compile_phases(g)
+        if a.only != "run":   # the fastest of three: a loaded host's stalls are not compile work
+            emit, opt, cg, lines = min((compile_phases(g) for _ in range(3)), key=lambda r: sum(r[:3]))
             print(f"compile {label}: emit {emit * 1e3:6.1f} ms  opt {opt * 1e3:6.1f} ms  codegen {cg * 1e3:6.1f} ms"
                   f"  total {(emit + opt + cg) * 1e3:6.1f} ms  ({lines} lines of optimized IR)", flush=True)
         if a.only != "compile":

@@ -32,8 +32,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
-                     load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
+from .irutil import (F32, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
+                     lanes, load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -152,7 +152,7 @@ class AttentionLowering(Lowering):
         acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
         mrun = Array(b, F32, GR)        # running maximum per member
         arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
-        MB = max(1, 16 // max(nvv, 1))  # members whose output rows the value loop holds at once (DV may be 0)
+        MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GR)        # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
         klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
@@ -267,7 +267,7 @@ class AttentionLowering(Lowering):
                         if cap:
                             capv = splat(b, const(F32, cap), W)
                             sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
-                        lane = b.add(splat(b, j0, W), ir.Constant(ir.VectorType(I64, W), list(range(W))))
+                        lane = b.add(splat(b, j0, W), lanes(I64, tuple(range(W))))
                         if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
                             # count, so their stride is 1), no lane read past the block
                             live = b.icmp_signed("<", lane, splat(b, jend, W))
@@ -480,10 +480,9 @@ def _sum_lanes(b, vs: list) -> ir.Value:
         for x, y in zip(vs[0::2], vs[1::2]):
             lo = [k * width + l for k in range(items) for l in range(half)]
             hi = [k * width + half + l for k in range(items) for l in range(half)]
-            lo = lo + [w + i for i in lo]
-            hi = hi + [w + i for i in hi]
-            nxt.append(b.fadd(b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), lo)),
-                              b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), hi))))
+            lo = tuple(lo + [w + i for i in lo])
+            hi = tuple(hi + [w + i for i in hi])
+            nxt.append(b.fadd(b.shuffle_vector(x, y, lanes(I32, lo)), b.shuffle_vector(x, y, lanes(I32, hi))))
         vs, width = nxt, half
     return vs[0]
 
