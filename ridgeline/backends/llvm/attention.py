@@ -56,24 +56,20 @@ def _even(tasks: int, cores: int) -> bool:
     return tasks >= cores and tasks % cores == 0 or tasks >= CHUNKS_PER_THREAD * cores
 
 
-def _needed(v) -> bool:
-    return bool(v.uses)
-
-
 class AttentionLowering(Lowering):
     def __init__(self, node: Node, in_shapes, known):
         self.node = node
         ins = node.inputs
         if any(v is not None and v.type.dtype.name not in ("f32", "bool") for v in ins[:6]):
             raise Unsupported("attention kernels take f32")
-        if len(node.outputs) > 3 and _needed(node.outputs[3]):
+        if len(node.outputs) > 3 and node.outputs[3].uses:
             raise Unsupported("the qk_matmul_output output")
         if any(s is None for i, s in enumerate(in_shapes) if i < len(ins) and ins[i] is not None):
             raise Unsupported("unknown shape")
         q, k, v = in_shapes[0], in_shapes[1], in_shapes[2]
         self.three_d = len(q) == 3
         get = lambda i: in_shapes[i] if i < len(ins) and ins[i] is not None else None
-        self.mask_shape, self.past_shape, self.nonpad_shape = get(3), get(4), get(6)
+        self.mask_shape, self.past_shape = get(3), get(4)
         if self.three_d:
             hq, hkv = node.attr("q_num_heads"), node.attr("kv_num_heads")
             b, s = q[0], q[1]
@@ -129,7 +125,6 @@ class AttentionLowering(Lowering):
         self.nrb = -(-s // self.r) if s else 0
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
-        self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
         #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
         self.strided_inputs = frozenset({4, 5}) if self.past_shape is not None else frozenset()
         self.cost = 4.0 * b * hq * s * self.t * (d + dv)
@@ -155,7 +150,6 @@ class AttentionLowering(Lowering):
         MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GR)        # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
-        klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
         zero, ninf = splat(b, const(F32, 0.0), W), splat(b, const(F32, float("-inf")), W)
 
         def vec_at(arr, index):
@@ -191,10 +185,15 @@ class AttentionLowering(Lowering):
             bi = b.sdiv(task, const(I64, NRB * HG))
             hk = b.sdiv(h0, const(I64, group))   # the K/V head every query head of this task reads
             offs, length = load(b, OFFS, bi, I64), load(b, LEN, bi, I64)
+            # the task's members flat, m = g·nr + r: one runtime loop over them, what each reads
+            # precomputed (nested loops over a constant G were unrolled G times by LLVM, and the
+            # deeper nest cost its loop passes most of the kernel's compile time)
+            gn = b.mul(const(I64, G), nr)
+            qoff, mlo, mhi = Array(b, I64, GR), Array(b, I64, GR), Array(b, I64, GR)
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
-            with loop(b, 0, nr, name="rr") as r:
+            with loop(b, 0, gn, name="m0") as mi:
                 # the keys this query may see: [start, limit) (causal frontier, window, padding)
-                i = b.add(i0, r)
+                i = b.add(i0, b.srem(mi, nr))
                 pos = b.add(i, offs)
                 limit = length
                 if self.causal:
@@ -207,23 +206,11 @@ class AttentionLowering(Lowering):
                 if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
                     # (G > 1 only when the mask is the same for every head: see __init__)
                     start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
-                klo.set(r, start)
-                khi.set(r, limit)
+                qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
+                mlo.set(mi, start)
+                mhi.set(mi, limit)
                 ustart.set(at_most(ustart.get(), start))
                 ulimit.set(at_least(ulimit.get(), limit))
-
-            # the task's members flat, m = g·nr + r, with what each reads precomputed: one runtime
-            # loop over them (nested loops over a constant G were unrolled G times by LLVM, and the
-            # deeper nest cost its loop passes most of the kernel's compile time)
-            gn = b.mul(const(I64, G), nr)
-            qoff, mlo, mhi = Array(b, I64, GR), Array(b, I64, GR), Array(b, I64, GR)
-            with loop(b, 0, gn, name="mt") as m:
-                r = b.srem(m, nr)
-                qoff.set(m, off4(self.q_st, bi, b.add(h0, b.sdiv(m, nr)), b.add(i0, r)))
-                mlo.set(m, klo.get(r))
-                mhi.set(m, khi.get(r))
-
-            with loop(b, 0, gn, name="m0") as mi:
                 mrun.set(mi, const(F32, float("-inf")))
                 lrun.set(mi, const(F32, 0.0))
                 for cc in range(nvv):   # (vectors written here, not loops left for LLVM to vectorize)
