@@ -43,6 +43,16 @@ def _graph(hq: int, hkv: int, d: int, sq: int, past: int, mask: bool = False):
     return g
 
 
+def _feeds(g) -> dict[str, np.ndarray]:
+    """Random Q/K/V (and past) for :func:`_graph`'s graph; its mask, when it has one, causal."""
+    rng = np.random.default_rng(0)
+    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    if "mask" in feeds:
+        sq, t = feeds["mask"].shape[2:]
+        feeds["mask"] = np.triu(np.full((sq, t), -np.inf, np.float32), t - sq + 1)[None, None]
+    return feeds
+
+
 def compile_phases(g) -> tuple[float, float, float, int]:
     """CPU seconds to (emit the IR in Python, optimize it at -O3, generate code) and the IR's lines."""
     import llvmlite.binding as llvm
@@ -76,11 +86,7 @@ def run_time(g, threads: int, repeats: int) -> tuple[float, float]:
     """Median (wall, CPU) seconds per call of the compiled graph (the attention kernel and its
     bookkeeping); CPU time is the steadier figure on a loaded host."""
     from ridgeline.backends.registry import get_backend
-    rng = np.random.default_rng(0)
-    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
-    if "mask" in feeds:
-        sq, t = feeds["mask"].shape[2:]
-        feeds["mask"] = np.triu(np.full((sq, t), -np.inf, np.float32), t - sq + 1)[None, None]
+    feeds = _feeds(g)
     exe = get_backend("llvm").compile(g, strict=True, threads=threads)
     exe.run(feeds)
     wall, cpu = [], []
@@ -104,11 +110,7 @@ def against(path: str, g, threads: int, repeats: int) -> tuple[float, float]:
     spec = importlib.util.spec_from_file_location("ridgeline.backends.llvm._attention_other", path)
     other = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(other)
-    rng = np.random.default_rng(0)
-    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
-    if "mask" in feeds:
-        sq, t = feeds["mask"].shape[2:]
-        feeds["mask"] = np.triu(np.full((sq, t), -np.inf, np.float32), t - sq + 1)[None, None]
+    feeds = _feeds(g)
     mine = get_backend("llvm").compile(g, strict=True, threads=threads)
     with mock.patch.object(lowerings, "AttentionLowering", other.AttentionLowering):
         theirs = get_backend("llvm").compile(g, strict=True, threads=threads)
