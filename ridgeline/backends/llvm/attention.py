@@ -203,7 +203,7 @@ class AttentionLowering(Lowering):
                 start = const(I64, 0)
                 if self.left >= 0:
                     start = at_least(start, b.sub(pos, const(I64, self.left)))
-                if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
+                if has_mask:   # keys masked at either end (-inf, or <= -1e30) add exactly 0: not visited
                     # (G > 1 only when the mask is the same for every head: see __init__)
                     start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
                 qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
