@@ -18,11 +18,12 @@ _CI = settings(max_examples=4, deadline=None, derandomize=True, database=None, p
                suppress_health_check=list(HealthCheck))
 
 
-def _check(g: Graph, feeds: dict, threads: int, rtol: float) -> None:
-    want = get_backend("numpy").compile(g).run(feeds)
-    got = get_backend("llvm").compile(g, strict=True, threads=threads).run(feeds)
-    for name, w in want.items():
-        np.testing.assert_allclose(got[name], w, rtol=rtol, atol=rtol, err_msg=name)
+def _check(g: Graph, feeds: dict | list[dict], threads: int, rtol: float) -> None:
+    ref, exe = get_backend("numpy").compile(g), get_backend("llvm").compile(g, strict=True, threads=threads)
+    for f in feeds if isinstance(feeds, list) else [feeds]:
+        got = exe.run(f)
+        for name, w in ref.run(f).items():
+            np.testing.assert_allclose(got[name], w, rtol=rtol, atol=rtol, err_msg=name)
 
 
 @_CI
@@ -46,8 +47,9 @@ def test_gemm_blocks_match_numpy(m, k, n, threads, epi):
        d=st.sampled_from([8, 40, 64]), past=st.sampled_from([0, 0, 37]), mask=st.sampled_from(["causal", "additive", "window"]),
        threads=st.sampled_from([1, 2]))
 def test_prefill_attention_matches_numpy(sq, hkv, group, d, past, mask, threads):
-    """Causal rows (unequal work per position), an additive causal mask with padding, a sliding
-    window; GQA; head dims below, at and not a multiple of the vector width; a KV cache."""
+    """Causal rows (unequal work per position), an additive causal mask with padding (by -inf, and
+    by float32's minimum as transformers writes it: rows with every key masked then average them
+    all), a sliding window; GQA; head dims below, at and not a multiple of the vector width; a KV cache."""
     rng = np.random.default_rng(sq * 31 + d)
     g = Graph("attn")
     b = Builder(g)
@@ -62,11 +64,14 @@ def test_prefill_attention_matches_numpy(sq, hkv, group, d, past, mask, threads)
     out = b.Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1, **attrs)
     g.outputs = list(out) if isinstance(out, tuple) else [out]
     feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    runs = [feeds]
     if bias is not None:   # causal, and the first 3 keys padded away
-        m = np.triu(np.full((sq, t), -np.inf, np.float32), past + 1)
-        m[:, :3] = -np.inf
-        feeds["bias"] = m[None, None]
-    _check(g, feeds, threads, 1e-4)
+        runs = []
+        for fill in (-np.inf, np.finfo(np.float32).min):
+            m = np.triu(np.full((sq, t), fill, np.float32), past + 1)
+            m[:, :3] = fill
+            runs.append({**feeds, "bias": m[None, None]})
+    _check(g, runs, threads, 1e-4)
 
 
 @pytest.mark.parametrize("form", ["tied", "gemm", "gemm_t", "batched", "broadcast"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 from llvmlite import ir
@@ -33,8 +32,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (F32, I64, REDUCE_FLAGS, Array, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop,
-                     splat, store)
+from .irutil import (F32, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
+                     lanes, load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -57,24 +56,20 @@ def _even(tasks: int, cores: int) -> bool:
     return tasks >= cores and tasks % cores == 0 or tasks >= CHUNKS_PER_THREAD * cores
 
 
-def _needed(v) -> bool:
-    return bool(v.uses)
-
-
 class AttentionLowering(Lowering):
     def __init__(self, node: Node, in_shapes, known):
         self.node = node
         ins = node.inputs
         if any(v is not None and v.type.dtype.name not in ("f32", "bool") for v in ins[:6]):
             raise Unsupported("attention kernels take f32")
-        if len(node.outputs) > 3 and _needed(node.outputs[3]):
+        if len(node.outputs) > 3 and node.outputs[3].uses:
             raise Unsupported("the qk_matmul_output output")
         if any(s is None for i, s in enumerate(in_shapes) if i < len(ins) and ins[i] is not None):
             raise Unsupported("unknown shape")
         q, k, v = in_shapes[0], in_shapes[1], in_shapes[2]
         self.three_d = len(q) == 3
         get = lambda i: in_shapes[i] if i < len(ins) and ins[i] is not None else None
-        self.mask_shape, self.past_shape, self.nonpad_shape = get(3), get(4), get(6)
+        self.mask_shape, self.past_shape = get(3), get(4)
         if self.three_d:
             hq, hkv = node.attr("q_num_heads"), node.attr("kv_num_heads")
             b, s = q[0], q[1]
@@ -130,7 +125,6 @@ class AttentionLowering(Lowering):
         self.nrb = -(-s // self.r) if s else 0
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
-        self.n_unused = len(node.outputs) - len(self.out_shapes)   # an unread qk output: left empty
         #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
         self.strided_inputs = frozenset({4, 5}) if self.past_shape is not None else frozenset()
         self.cost = 4.0 * b * hq * s * self.t * (d + dv)
@@ -144,7 +138,7 @@ class AttentionLowering(Lowering):
         HG, NRB = HQ // G, self.nrb   # head groups, and blocks of R positions, per batch entry
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
-        GR = G * R   # members of a task: (query head, position) pairs, index g·R + r
+        GR = G * R   # members of a task at most: (query head, position) pairs, index g·nr + r
         sblk = Array(b, F32, GR * BK)   # one block of scores per member
         W = host().vector_width_f32
         vt = ir.VectorType(F32, W)
@@ -153,10 +147,13 @@ class AttentionLowering(Lowering):
         acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
         mrun = Array(b, F32, GR)        # running maximum per member
         arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
-        MB = max(1, 16 // max(nvv, 1))  # members whose output rows the value loop holds at once (DV may be 0)
+        MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GR)        # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
-        klo, khi = Array(b, I64, R), Array(b, I64, R)   # the keys each position may see
+        zero, ninf = splat(b, const(F32, 0.0), W), splat(b, const(F32, float("-inf")), W)
+
+        def vec_at(arr, index):
+            return b.bitcast(arr.at(index), vt.as_pointer())
         # strides that depend on the key count, read once per launch: (K b, K h, V b, V h, mask b, h, q, k)
         rt = [load(b, ST, const(I64, j), I64) for j in range(8)]
         k_st = (rt[0], rt[1], const(I64, self.k_st[2]))
@@ -188,10 +185,15 @@ class AttentionLowering(Lowering):
             bi = b.sdiv(task, const(I64, NRB * HG))
             hk = b.sdiv(h0, const(I64, group))   # the K/V head every query head of this task reads
             offs, length = load(b, OFFS, bi, I64), load(b, LEN, bi, I64)
+            # the task's members flat, m = g·nr + r: one runtime loop over them, what each reads
+            # precomputed (nested loops over a constant G were unrolled G times by LLVM, and the
+            # deeper nest cost its loop passes most of the kernel's compile time)
+            gn = b.mul(const(I64, G), nr)
+            qoff, mlo, mhi = Array(b, I64, GR), Array(b, I64, GR), Array(b, I64, GR)
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
-            with loop(b, 0, nr, name="rr") as r:
+            with loop(b, 0, gn, name="m0") as mi:
                 # the keys this query may see: [start, limit) (causal frontier, window, padding)
-                i = b.add(i0, r)
+                i = b.add(i0, b.srem(mi, nr))
                 pos = b.add(i, offs)
                 limit = length
                 if self.causal:
@@ -201,25 +203,18 @@ class AttentionLowering(Lowering):
                 start = const(I64, 0)
                 if self.left >= 0:
                     start = at_least(start, b.sub(pos, const(I64, self.left)))
-                if has_mask:   # keys masked with -inf at either end add exp(-inf) = 0: not visited
+                if has_mask:   # keys masked at either end (-inf, or <= -1e30) add exactly 0: not visited
                     # (G > 1 only when the mask is the same for every head: see __init__)
                     start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
-                klo.set(r, start)
-                khi.set(r, limit)
+                qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
+                mlo.set(mi, start)
+                mhi.set(mi, limit)
                 ustart.set(at_most(ustart.get(), start))
                 ulimit.set(at_least(ulimit.get(), limit))
-
-            @contextmanager
-            def each_member(nm):
-                """(member index g·R + r, its head, its position index r) over the task's members."""
-                with loop(b, 0, G, name=nm + "g") as g, loop(b, 0, nr, name=nm + "r") as r:
-                    yield b.add(b.mul(g, const(I64, R)), r), b.add(h0, g), r
-
-            with each_member("m0") as (mi, h, r):
                 mrun.set(mi, const(F32, float("-inf")))
                 lrun.set(mi, const(F32, 0.0))
-                with loop(b, 0, DVP, name="z") as z:
-                    acc.set(b.add(b.mul(mi, const(I64, DVP)), z), const(F32, 0.0))
+                for cc in range(nvv):   # (vectors written here, not loops left for LLVM to vectorize)
+                    b.store(zero, vec_at(acc, b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), align=4)
             # key blocks aligned to multiples of BK: every member sees the blocks (and, within
             # them, the lanes) it would see alone, so grouping never changes a result's bits; a
             # block holding none of a member's keys leaves its state as it was (exp(0) = 1, +0)
@@ -227,77 +222,77 @@ class AttentionLowering(Lowering):
             with loop(b, b.sub(us, b.srem(us, const(I64, BK))), ulimit.get(), step=BK, name="jb") as jb:
                 jend = at_most(b.add(jb, const(I64, BK)), ulimit.get())
                 jfirst = at_least(jb, us)
-                with each_member("m1") as (mi, h, r):
-                    bmax.set(mi, splat(b, const(F32, float("-inf")), W))
-                    with loop(b, 0, BK, name="sf") as z:
-                        sblk.set(b.add(b.mul(mi, const(I64, BK)), z), const(F32, float("-inf")))
-                # scores W keys at a time (groups aligned to W within the block), for every member
-                # that sees one of them: each key's products over d in vectors, then the W
+                with loop(b, 0, gn, name="m1") as mi:
+                    bmax.set(mi, ninf)
+                    for z in range(0, BK, W):
+                        b.store(ninf, vec_at(sblk, b.add(b.mul(mi, const(I64, BK)), const(I64, z))), align=4)
+                # scores W keys at a time, per member over the groups of the block (aligned to W)
+                # that hold one of its keys: each key's products over d in vectors, then the W
                 # vectors reduced into one vector of W scores together (a transposing tree:
                 # ~2 shuffles a score, not a horizontal sum each)
-                with loop(b, b.sub(jfirst, b.srem(jfirst, const(I64, W))), jend, step=W, name="jq") as j0:
-                    kos = [off4(k_st, bi, hk, at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))))
-                           for u in range(W)]   # rows past the block's end read its last one, then masked
-                    lane = b.add(splat(b, j0, W), ir.Constant(ir.VectorType(I64, W), list(range(W))))
-                    with each_member("ms") as (mi, h, r):
-                        lo_r, hi_r = klo.get(r), khi.get(r)
-                        with b.if_then(b.and_(b.icmp_signed(">", b.add(j0, const(I64, W)), lo_r),
-                                              b.icmp_signed("<", j0, hi_r))):
-                            i = b.add(i0, r)
-                            qo = off4(self.q_st, bi, h, i)
-                            qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
-                            dots = []
-                            for ko in kos:
-                                d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
-                                for cc in range(1, nvd):
-                                    kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
-                                    d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
-                                dots.append(d_acc)
-                            sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
-                            if cap:
-                                capv = splat(b, const(F32, cap), W)
-                                sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
-                            if has_mask:
-                                mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
-                                mv = ir.Constant(ir.VectorType(F32, W), [0.0] * W)
-                                for u, ko in enumerate(kos):
-                                    ju = at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1)))
-                                    mv = b.insert_element(mv, load(b, MASK, b.add(mrow, b.mul(ju, m_st[3])), F32),
-                                                          const(ir.IntType(32), u))
-                                sc = b.fadd(sc, mv)
-                            seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
-                                          b.icmp_signed("<", lane, splat(b, hi_r, W)))
-                            sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
-                            spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
-                            b.store(sc, b.bitcast(sblk.at(spot), vt.as_pointer()), align=4)
-                            bmax.set(mi, call_intrinsic(b, "maximum", bmax.get(mi), sc))
-                with each_member("me") as (mi, h, r):
+                with loop(b, 0, gn, name="ms") as mi:
+                    lo_r, hi_r = mlo.get(mi), mhi.get(mi)
+                    qo = qoff.get(mi)
+                    qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
+                    j_lo = at_least(jfirst, lo_r)
+                    mmax = Var(b, vt, bmax.get(mi))
+                    if has_mask:   # (the mask is the same for every head of a task)
+                        i = b.add(i0, b.srem(mi, nr))
+                        mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2]))
+                    with loop(b, b.sub(j_lo, b.srem(j_lo, const(I64, W))), at_most(jend, hi_r), step=W, name="jq") as j0:
+                        jus = [at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))) for u in range(W)]
+                        # (rows past the block's end read its last one, then masked)
+                        dots = []
+                        for ju in jus:
+                            ko = off4(k_st, bi, hk, ju)
+                            d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
+                            for cc in range(1, nvd):
+                                kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
+                                d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
+                            dots.append(d_acc)
+                        sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
+                        if cap:
+                            capv = splat(b, const(F32, cap), W)
+                            sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
+                        lane = b.add(splat(b, j0, W), lanes(I64, tuple(range(W))))
+                        if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
+                            # count, so their stride is 1), no lane read past the block
+                            live = b.icmp_signed("<", lane, splat(b, jend, W))
+                            sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
+                        seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
+                                      b.icmp_signed("<", lane, splat(b, hi_r, W)))
+                        sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
+                        spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
+                        b.store(sc, vec_at(sblk, spot), align=4)
+                        mmax.set(call_intrinsic(b, "maximum", mmax.get(), sc))
+                    bmax.set(mi, mmax.get())
+                with loop(b, 0, gn, name="me") as mi:
                     gb = b.mul(mi, const(I64, BK))
                     m_old = mrun.get(mi)
                     m_new = call_intrinsic(b, "maximum", m_old, call_intrinsic(b, "vector.reduce.fmaximum", bmax.get(mi), ret=F32))
                     m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
                     alpha = M.exp(b, b.fsub(m_old, m_use))
                     lsum = b.fmul(lrun.get(mi), alpha)
-                    # exponentials over the whole block (a fixed trip count: one vectorized loop)
-                    bsum = Var(b, F32, const(F32, 0.0))
-                    with loop(b, 0, BK, name="je") as z:
-                        s_i = b.add(gb, z)
-                        p = M.exp(b, b.fsub(sblk.get(s_i), m_use))
-                        sblk.set(s_i, p)
-                        bsum.set(b.fadd(bsum.get(), p, flags=REDUCE_FLAGS))
-                    lrun.set(mi, b.fadd(lsum, bsum.get()))
+                    # exponentials over the whole block, W at a time
+                    bsum = zero
+                    for z in range(0, BK, W):
+                        spot = vec_at(sblk, b.add(gb, const(I64, z)))
+                        p = M.exp(b, b.fsub(b.load(spot, typ=vt, align=4), splat(b, m_use, W)))
+                        b.store(p, spot, align=4)
+                        bsum = b.fadd(bsum, p)
+                    bsum = b.call(intrinsic(module, f"llvm.vector.reduce.fadd.{mangle(vt)}", F32, [F32, vt]),
+                                  [const(F32, 0.0), bsum], fastmath=REDUCE_FLAGS)
+                    lrun.set(mi, b.fadd(lsum, bsum))
                     mrun.set(mi, m_new)
                     arun.set(mi, alpha)
                 # value rows into the output rows of MB members at once (each V row loaded once for
                 # them, their rows in registers); a key a member cannot see has p = 0 and adds
                 # exactly nothing. Past the last member the last chunk repeats it: the same values,
                 # stored twice
-                gn = b.mul(const(I64, G), nr)   # the task's members, counted g·nr + r here
                 with loop(b, 0, gn, step=MB, name="pm") as f:
-                    ms = [at_most(b.add(f, const(I64, u)), b.sub(gn, const(I64, 1))) for u in range(MB)]
-                    mis = [b.add(b.mul(b.sdiv(m_, nr), const(I64, R)), b.srem(m_, nr)) for m_ in ms]
-                    spots = [[b.bitcast(acc.at(b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), vt.as_pointer())
-                              for cc in range(nvv)] for mi in mis]
+                    mis = [at_most(b.add(f, const(I64, u)), b.sub(gn, const(I64, 1))) for u in range(MB)]
+                    spots = [[vec_at(acc, b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))) for cc in range(nvv)]
+                             for mi in mis]
                     accv = [[Var(b, vt, b.fmul(b.load(sp, typ=vt, align=4), splat(b, arun.get(mi), W))) for sp in row]
                             for mi, row in zip(mis, spots)]
                     with loop(b, jfirst, jend, name="jv") as j:
@@ -310,23 +305,26 @@ class AttentionLowering(Lowering):
                     for row, xs in zip(spots, accv):
                         for sp, x in zip(row, xs):
                             b.store(x.get(), sp, align=4)
-            with each_member("mw") as (mi, h, r):
+            with loop(b, 0, gn, name="mw") as mi:
                 tot = lrun.get(mi)
                 inv = b.select(b.fcmp_ordered("==", tot, const(F32, 0.0)), const(F32, 0.0),
                                b.fdiv(const(F32, 1.0), tot))
-                yo = off4(self.y_st, bi, h, b.add(i0, r))
+                yo = off4(self.y_st, bi, b.add(h0, b.sdiv(mi, nr)), b.add(i0, b.srem(mi, nr)))
                 ga = b.mul(mi, const(I64, DVP))
-                with loop(b, 0, DV, name="w") as w:
-                    store(b, b.fmul(acc.get(b.add(ga, w)), inv), Y, b.add(yo, w))
+                for cc in range(nvv):
+                    row = b.load(vec_at(acc, b.add(ga, const(I64, cc * W))), typ=vt, align=4)
+                    store_lanes(b, b.fmul(row, splat(b, inv, W)), Y, b.add(yo, const(I64, cc * W)), DV - cc * W)
         b.ret_void()
 
     @staticmethod
     def _trim(b, MASK, m_st, bi, h, i, start, limit):
-        """[start, limit) without the keys at either end whose mask is -inf (a causal or padding
-        mask given as an additive tensor — exporters' way of saying is_causal — then costs what
-        the causal kernel costs, instead of scoring every key to add zero)."""
+        """[start, limit) without the keys at either end whose mask is -inf or at most -1e30 (a
+        causal or padding mask given as an additive tensor — exporters' way of saying is_causal,
+        transformers' with float32's minimum — then costs what the causal kernel costs, instead of
+        scoring every key to add zero). Beside a key it keeps, such a key's weight is exactly 0;
+        a row with no other key keeps its whole range (a row of finite minima averages them all)."""
         row = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
-        ninf = const(F32, float("-inf"))
+        ninf = const(F32, -1e30)
         lo, hi = Var(b, I64, start), Var(b, I64, limit)
         for end in ("hi", "lo"):
             cond = b.append_basic_block(f"trim.{end}.cond")
@@ -339,7 +337,7 @@ class AttentionLowering(Lowering):
             b.cbranch(b.icmp_signed("<", a, z), test, done)
             b.position_at_end(test)
             key = b.sub(z, const(I64, 1)) if end == "hi" else a
-            masked = b.fcmp_ordered("==", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
+            masked = b.fcmp_ordered("<=", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
             b.cbranch(masked, step, done)
             b.position_at_end(step)
             if end == "hi":
@@ -348,7 +346,8 @@ class AttentionLowering(Lowering):
                 lo.set(b.add(a, const(I64, 1)))
             b.branch(cond)
             b.position_at_end(done)
-        return lo.get(), hi.get()
+        empty = b.icmp_signed(">=", lo.get(), hi.get())
+        return b.select(empty, start, lo.get()), b.select(empty, limit, hi.get())
 
     # ------------------------------------------------------------------------------- running
     def _key_axes(self) -> dict[int, int]:
@@ -468,10 +467,9 @@ def _sum_lanes(b, vs: list) -> ir.Value:
         for x, y in zip(vs[0::2], vs[1::2]):
             lo = [k * width + l for k in range(items) for l in range(half)]
             hi = [k * width + half + l for k in range(items) for l in range(half)]
-            lo = lo + [w + i for i in lo]
-            hi = hi + [w + i for i in hi]
-            nxt.append(b.fadd(b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), lo)),
-                              b.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), w), hi))))
+            lo = tuple(lo + [w + i for i in lo])
+            hi = tuple(hi + [w + i for i in hi])
+            nxt.append(b.fadd(b.shuffle_vector(x, y, lanes(I32, lo)), b.shuffle_vector(x, y, lanes(I32, hi))))
         vs, width = nxt, half
     return vs[0]
 

@@ -13,6 +13,7 @@ to a scratch slot instead of touching memory; the executor turns the record into
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ import llvmlite.ir as ir
 
 __all__ = ["F16", "F32", "F64", "I1", "I8", "I16", "I32", "I64", "PTR", "STORAGE", "mangle", "kernel_function",
            "splat", "lane_mask", "masked_load", "masked_store", "load_lanes", "store_lanes", "checked_mode", "checked_now", "address",
-           "Var", "Array", "loop", "strided_loops", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS"]
+           "Var", "Array", "loop", "strided_loops", "intrinsic", "call_intrinsic", "const", "load", "store", "REDUCE_FLAGS", "lanes"]
 
 F16 = ir.HalfType()
 F32 = ir.FloatType()
@@ -230,12 +231,19 @@ def splat(b: ir.IRBuilder, value: ir.Value, n: int) -> ir.Value:
     """``<n x T>`` with ``value`` in every lane."""
     vt = ir.VectorType(value.type, n)
     v = b.insert_element(ir.Constant(vt, None), value, const(I32, 0))
-    return b.shuffle_vector(v, ir.Constant(vt, None), ir.Constant(ir.VectorType(I32, n), [0] * n))
+    return b.shuffle_vector(v, ir.Constant(vt, None), lanes(I32, (0,) * n))
+
+
+@functools.lru_cache(maxsize=256)
+def lanes(ty: ir.Type, values: tuple) -> ir.Constant:
+    """The constant vector ``<values>`` of ``ty`` (made once: llvmlite takes ~0.1 ms to build a
+    16-lane constant, and kernels ask for the same few masks hundreds of times)."""
+    return ir.Constant(ir.VectorType(ty, len(values)), list(values))
 
 
 def lane_mask(n: int, active: int) -> ir.Constant:
     """``<n x i1>`` with the first ``active`` lanes on."""
-    return ir.Constant(ir.VectorType(I1, n), [1] * active + [0] * (n - active))
+    return lanes(I1, (1,) * active + (0,) * (n - active))
 
 
 def masked_load(b: ir.IRBuilder, address: ir.Value, vt: ir.VectorType, mask: ir.Constant, align: int = 4) -> ir.Value:
