@@ -271,6 +271,10 @@ class AttentionLowering(Lowering):
                         if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
                             # count, so their stride is 1), no lane read past the block
                             live = b.icmp_signed("<", lane, splat(b, jend, W))
+                            # (checked mode checks the last live lane's address as well as the
+                            # first's, so the whole read; unchecked, that address is dead code)
+                            last = b.sub(at_most(b.add(j0, const(I64, W)), jend), const(I64, 1))
+                            address(b, MASK, b.add(mrow, last), F32)
                             sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
                         seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
                                       b.icmp_signed("<", lane, splat(b, hi_r, W)))
