@@ -119,3 +119,32 @@ def test_gemm_forms_match_numpy(form, m, k, n, tail, threads):
     got = get_backend("llvm").compile(g2, strict=True, threads=threads).run(feeds)
     for name, v in want.items():
         np.testing.assert_allclose(got[name], v, rtol=3e-4, atol=3e-4 * np.sqrt(k), err_msg=name)
+
+
+@pytest.mark.parametrize("past", [0, 5])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_prefill_additive_mask_rows_match_numpy(past, threads):
+    """The additive mask's trim over rows it must not empty or widen wrongly: a row of float32's
+    minimum (averages every key), a row of -inf (zeros), -inf and float32's minimum mixed (averages
+    the finite ones), -1e30 ends around one -1e29 key (that key alone); per batch entry, shared by
+    3 query heads of a KV head; a head dim past the vector width."""
+    rng = np.random.default_rng(past + 7)
+    sq, d, t = 23, 33, past + 23
+    g = Graph("attn")
+    q = g.add_input("q", tensor("f32", 2, 6, sq, d))
+    k, v = (g.add_input(n, tensor("f32", 2, 2, sq, d)) for n in "kv")
+    bias = g.add_input("bias", tensor("f32", 2, 1, sq, t))
+    pk, pv = ((g.add_input(n, tensor("f32", 2, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
+    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
+    g.outputs = list(out) if isinstance(out, tuple) else [out]
+    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    m = rng.standard_normal((2, 1, sq, t)).astype(np.float32)
+    m[..., 20:] = -np.inf   # finite rows with a masked tail
+    fmin = np.finfo(np.float32).min
+    for bb, r in ((0, 0), (1, 9)):   # the special rows at other positions per batch entry
+        m[bb, 0, r] = fmin
+        m[bb, 0, r + 1] = -np.inf
+        m[bb, 0, r + 2] = np.where(np.arange(t) % 3 == 1, fmin, -np.inf)
+        m[bb, 0, r + 3] = -1e30
+        m[bb, 0, r + 3, t // 2] = -1e29
+    _check(g, {**feeds, "bias": m}, threads, 1e-4)

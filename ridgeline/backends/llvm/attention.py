@@ -8,7 +8,10 @@ rescales the running sum and the output accumulator by ``exp(m_old - m_new)`` an
 row. Keys outside what a query may see — past the causal frontier, outside the sliding window,
 beyond a batch's ``nonpad_kv_seqlen`` — are skipped, which equals masking them (the query's
 position is ``i + offset``: the past length with a KV cache input, ``nonpad_kv_seqlen - q_len``
-for an external cache). A row with every key masked gives zeros, as the reference does.
+for an external cache). An additive mask's keys at either end that are -inf or at most -1e30
+(transformers' float32 minimum) are skipped too. A row with every key masked by -inf, or unseen,
+gives zeros; a row masked entirely by large finite negatives averages over them, as the
+reference does.
 
 3-D inputs (batch, seq, heads·head_dim) are read in place through strides; grouped-query heads
 read their shared KV head. With a KV cache, ``present_key``/``present_value`` are the
@@ -32,7 +35,7 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from .elementwise import describe_node
-from .irutil import (F32, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
+from .irutil import (F32, I1, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
                      lanes, load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
@@ -203,9 +206,19 @@ class AttentionLowering(Lowering):
                 start = const(I64, 0)
                 if self.left >= 0:
                     start = at_least(start, b.sub(pos, const(I64, self.left)))
-                if has_mask:   # keys masked at either end (-inf, or <= -1e30) add exactly 0: not visited
-                    # (G > 1 only when the mask is the same for every head: see __init__)
+                if has_mask and G == 1:   # keys masked at either end (-inf, or <= -1e30) add exactly 0: not visited
                     start, limit = self._trim(b, MASK, m_st, bi, h0, i, start, limit)
+                elif has_mask:   # G > 1 only when the mask is the same for every head (see __init__):
+                    # the first head's members trim, the others take their position's range
+                    trimmed = Var(b, I64), Var(b, I64)
+                    with b.if_else(b.icmp_signed("<", mi, nr)) as (first, rest):
+                        with first:
+                            for var, x in zip(trimmed, self._trim(b, MASK, m_st, bi, h0, i, start, limit)):
+                                var.set(x)
+                        with rest:
+                            for var, arr in zip(trimmed, (mlo, mhi)):
+                                var.set(arr.get(b.srem(mi, nr)))
+                    start, limit = trimmed[0].get(), trimmed[1].get()
                 qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
                 mlo.set(mi, start)
                 mhi.set(mi, limit)
@@ -258,6 +271,10 @@ class AttentionLowering(Lowering):
                         if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
                             # count, so their stride is 1), no lane read past the block
                             live = b.icmp_signed("<", lane, splat(b, jend, W))
+                            # (checked mode checks the last live lane's address as well as the
+                            # first's, so the whole read; unchecked, that address is dead code)
+                            last = b.sub(at_most(b.add(j0, const(I64, W)), jend), const(I64, 1))
+                            address(b, MASK, b.add(mrow, last), F32)
                             sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
                         seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
                                       b.icmp_signed("<", lane, splat(b, hi_r, W)))
@@ -321,11 +338,14 @@ class AttentionLowering(Lowering):
         """[start, limit) without the keys at either end whose mask is -inf or at most -1e30 (a
         causal or padding mask given as an additive tensor — exporters' way of saying is_causal,
         transformers' with float32's minimum — then costs what the causal kernel costs, instead of
-        scoring every key to add zero). Beside a key it keeps, such a key's weight is exactly 0;
-        a row with no other key keeps its whole range (a row of finite minima averages them all)."""
+        scoring every key to add zero). Beside a key it keeps, such a key's weight is exactly 0.
+        A row with no other key keeps its whole range when one of its keys is finite (a row of
+        finite minima averages them, as the reference does); a row all -inf stays empty (zeros,
+        and no key scored: the pad rows of a left-padded prefill)."""
         row = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h, m_st[1])), b.mul(i, m_st[2]))
-        ninf = const(F32, -1e30)
+        floor = const(F32, -1e30)
         lo, hi = Var(b, I64, start), Var(b, I64, limit)
+        finite = Var(b, I1, const(I1, 0))   # a trimmed key was > -inf (only the top end can empty the range)
         for end in ("hi", "lo"):
             cond = b.append_basic_block(f"trim.{end}.cond")
             test = b.append_basic_block(f"trim.{end}.test")
@@ -337,17 +357,18 @@ class AttentionLowering(Lowering):
             b.cbranch(b.icmp_signed("<", a, z), test, done)
             b.position_at_end(test)
             key = b.sub(z, const(I64, 1)) if end == "hi" else a
-            masked = b.fcmp_ordered("<=", load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32), ninf)
-            b.cbranch(masked, step, done)
+            mval = load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32)
+            b.cbranch(b.fcmp_ordered("<=", mval, floor), step, done)
             b.position_at_end(step)
             if end == "hi":
                 hi.set(key)
+                finite.set(b.or_(finite.get(), b.fcmp_ordered(">", mval, const(F32, float("-inf")))))
             else:
                 lo.set(b.add(a, const(I64, 1)))
             b.branch(cond)
             b.position_at_end(done)
-        empty = b.icmp_signed(">=", lo.get(), hi.get())
-        return b.select(empty, start, lo.get()), b.select(empty, limit, hi.get())
+        whole = b.and_(b.icmp_signed(">=", lo.get(), hi.get()), finite.get())
+        return b.select(whole, start, lo.get()), b.select(whole, limit, hi.get())
 
     # ------------------------------------------------------------------------------- running
     def _key_axes(self) -> dict[int, int]:

@@ -13,7 +13,6 @@ to a scratch slot instead of touching memory; the executor turns the record into
 
 from __future__ import annotations
 
-import functools
 import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
@@ -234,11 +233,21 @@ def splat(b: ir.IRBuilder, value: ir.Value, n: int) -> ir.Value:
     return b.shuffle_vector(v, ir.Constant(vt, None), lanes(I32, (0,) * n))
 
 
-@functools.lru_cache(maxsize=256)
-def lanes(ty: ir.Type, values: tuple) -> ir.Constant:
+_LANES: dict[tuple, ir.Constant] = {}
+
+
+def lanes(ty: ir.Type, values: Sequence) -> ir.Constant:
     """The constant vector ``<values>`` of ``ty`` (made once: llvmlite takes ~0.1 ms to build a
-    16-lane constant, and kernels ask for the same few masks hundreds of times)."""
-    return ir.Constant(ir.VectorType(ty, len(values)), list(values))
+    16-lane constant, and kernels ask for the same few masks hundreds of times). Cached by each
+    value's type and repr, not by ``==``: -0.0 and 0.0, or 1 and True (``i1 true``), are
+    different constants."""
+    key = (ty, tuple((type(v), repr(v)) for v in values))
+    c = _LANES.get(key)
+    if c is None:
+        if len(_LANES) >= 256:
+            _LANES.pop(next(iter(_LANES)), None)   # the oldest
+        c = _LANES[key] = ir.Constant(ir.VectorType(ty, len(values)), list(values))
+    return c
 
 
 def lane_mask(n: int, active: int) -> ir.Constant:
