@@ -133,17 +133,6 @@ def _nbytes(ty: ir.Type) -> int:
     return {ir.FloatType: 4, ir.DoubleType: 8, ir.HalfType: 2}[type(ty)]
 
 
-def _last_index(b: ir.IRBuilder, size: ir.Value, esize: int, lanes: int) -> ir.Value:
-    """The last element index where ``lanes`` elements of ``esize`` bytes fit in ``size`` bytes,
-    computed once per kernel in its entry block (each check is then two compares)."""
-    limits = b.function.__dict__.setdefault("bound_limits", {})
-    key = (id(size), esize, lanes)
-    if key not in limits:
-        with b.goto_entry_block():
-            limits[key] = b.sub(b.sdiv(size, const(I64, esize)), const(I64, lanes))
-    return limits[key]
-
-
 def address(b: ir.IRBuilder, base: ir.Value, index: ir.Value, etype: ir.Type, lanes: int = 1,
             is_store: bool = False) -> ir.Value:
     """The address of ``base[index]`` (elements of ``etype``) for an access of ``lanes`` elements;
@@ -154,8 +143,12 @@ def address(b: ir.IRBuilder, base: ir.Value, index: ir.Value, etype: ir.Type, la
     if entry is None or lanes <= 0:
         return addr
     k, size, rec, scratch = entry
-    ok = b.and_(b.icmp_signed(">=", index, const(I64, 0)),
-                b.icmp_signed("<=", index, _last_index(b, size, _nbytes(etype), lanes)))
+    key = (k, _nbytes(etype), lanes)
+    last = b.function.__dict__.setdefault("last_index", {})   # per buffer and width, once per kernel
+    if key not in last:
+        with b.goto_entry_block():
+            last[key] = b.sub(b.sdiv(size, const(I64, key[1])), const(I64, lanes))
+    ok = b.and_(b.icmp_signed(">=", index, const(I64, 0)), b.icmp_signed("<=", index, last[key]))
     # no branch: the record is written on every access, to itself only on the first miss (else to
     # the scratch), so a loop body stays one block (two nested branches and four stores per access
     # cost the checked GEMM/matmul spaces ~45% more compile time)
