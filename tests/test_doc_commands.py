@@ -25,9 +25,7 @@ too: ``RIDGELINE_DOC_COMMANDS=all pytest tests/test_doc_commands.py``.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import os
 import re
 import shlex
@@ -38,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers import cli_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -204,11 +203,11 @@ def test_doc_commands_run_verbatim(block: Block, tmp_path: Path, monkeypatch):
             continue
         argv = None if SLOW else _plain_ridgeline(command)
         if argv is not None:  # the entry point's own function, without a new interpreter per line
-            code, out, err = _in_process(argv)
+            r = cli_in_process(argv)
         else:
             r = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
                                timeout=COMMAND_TIMEOUT, check=False)
-            code, out, err = r.returncode, r.stdout, r.stderr
+        code, out, err = r.returncode, r.stdout, r.stderr
         assert code == 0, (f"{block.doc}:{n}: `{command}` exited {code}\n"
                            f"--- stderr ---\n{err[-3000:]}\n--- stdout ---\n{out[-1500:]}")
     new = _repo_state() - before
@@ -224,14 +223,3 @@ def _plain_ridgeline(command: str) -> list[str] | None:
     if not words or words[0] != "ridgeline" or any(ch in command.split("#")[0] for ch in "|&;<>$`*?"):
         return None
     return words[1:]
-
-
-def _in_process(argv: list[str]) -> tuple[int, str, str]:
-    from ridgeline.cli import main
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as e:  # argparse: --help, usage errors
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    return code, out.getvalue(), err.getvalue()

@@ -19,6 +19,7 @@ prints as ``fuse-elementwise{max-nodes=8}`` and parses back to the same pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -134,6 +135,7 @@ def _kind_of(annotation: Any, where: str) -> tuple[str, tuple[str, ...]]:
                     f"(use int, float, bool, str or Literal[...] of strings)")
 
 
+@functools.cache  # every pass run asks; get_type_hints compiles each string annotation anew
 def options_of(cls: type) -> tuple[OptionSpec, ...]:
     """The options of a pass class: its dataclass fields, minus private (``_``) ones."""
     hints = typing.get_type_hints(cls)

@@ -36,8 +36,9 @@ def test_bad_model_one_line_exit_2(tmp_path, run_cli, name, data, fragments):
 
 
 def test_missing_file_and_unknown_preset(run_cli):
-    assert_user_error(run_cli("show", "no/such/model.onnx"), "no such file")
-    assert_user_error(run_cli("show", "not-a-preset-or-file"), "not a preset")
+    # through the real entry point (``python -m ridgeline``): its exit status, not only main()'s
+    assert_user_error(run_cli("show", "no/such/model.onnx", subprocess=True), "no such file")
+    assert_user_error(run_cli("show", "not-a-preset-or-file", subprocess=True), "not a preset")
 
 
 def test_bad_flags(tmp_path, run_cli):
@@ -47,12 +48,12 @@ def test_bad_flags(tmp_path, run_cli):
     assert_user_error(run_cli("run", p), "unbound dims")
     assert_user_error(run_cli("run", p, "--dim", "batch=2", "--backend", "nope"), "unknown backend 'nope'")
     assert_user_error(run_cli("run", p, "--dim", "batch=2", "--inputs", tmp_path / "none.npz"), "no such file")
-    assert_user_error(run_cli("frobnicate"), "invalid choice")
+    assert_user_error(run_cli("frobnicate", subprocess=True), "invalid choice")  # argparse's exit, for real
 
 
 def test_run_show_ir_work(tmp_path, run_cli):
     p = write(tmp_path, "m.onnx", mlp_model().SerializeToString())
-    proc = run_cli("run", p, "--dim", "batch=3", "--json", "-o", tmp_path / "out.npz")
+    proc = run_cli("run", p, "--dim", "batch=3", "--json", "-o", tmp_path / "out.npz", subprocess=True)
     assert proc.returncode == 0, proc.stderr
     import json
     import numpy as np

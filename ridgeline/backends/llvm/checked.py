@@ -1,7 +1,7 @@
 """The Python half of ``RIDGELINE_LLVM_CHECKED=1``: sizes and an error record for every launch.
 
 Kernels compiled in checked mode (see ``irutil``) take each buffer's size in bytes after its
-pointers, and an i64[4] record (flag, buffer, element index, store?) where the first access out
+pointers, and an i64[2] record (1 + 2 * buffer + store?, element index) where the first access out
 of bounds is noted — the access itself goes to a scratch slot, so nothing outside the buffers is
 read or written. ``CheckedKernel.launch`` appends the sizes (from ``lowering.ptr``, which tags
 each address with its array's size) and turns a noted access into a ``BackendError`` naming the
@@ -46,14 +46,14 @@ class CheckedKernel:
         if len(ptrs) != self.n_ptrs:
             raise BackendError(f"llvm kernel {self.symbol} of {current_node()}: launched with {len(ptrs)} "
                                f"buffers, compiled for {self.n_ptrs}")
-        rec = np.zeros(4, np.int64)
+        rec = np.zeros(2, np.int64)
         sizes = [int(getattr(p, "nbytes", UNKNOWN_SIZE)) for p in ptrs]
         return list(ptrs) + sizes + [rec.ctypes.data], rec
 
     def verify(self, rec: np.ndarray, ptrs: Sequence[int]) -> None:
         if not rec[0]:
             return
-        k, index, is_store = int(rec[1]), int(rec[2]), bool(rec[3])
+        (k, is_store), index = divmod(int(rec[0]) - 1, 2), int(rec[1])
         size = getattr(ptrs[k], "nbytes", None)
         raise BackendError(f"RIDGELINE_LLVM_CHECKED: llvm kernel {self.symbol} of {current_node()}: "
                            f"{'store to' if is_store else 'load from'} buffer {k} at element {index}, "
