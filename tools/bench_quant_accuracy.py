@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
     ap.add_argument("--clip", choices=("weight", "output"), default="weight",
                     help="integer ranges searched on the weight's or the output's error (quantize{clip=…})")
+    ap.add_argument("--rotate", default="", help="quantize{rotate=…}: GEMMs whose input is block-Hadamard rotated "
+                    "first (QuaRot), e.g. down_proj")
     ap.add_argument("--then", help="scheme[:method] of a second quantize pass over the GEMMs the first left "
                                    "(a mixed recipe, as llama.cpp's Q4_K_M keeps down_proj wider: "
                                    "--skip lm_head,down_proj --then int8 --then-skip lm_head)")
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         g = base.copy()
         t0 = time.perf_counter()
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
-                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip)
+                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip, rotate=args.rotate)
         if args.then:
             then, _, then_method = args.then.partition(":")
             quantize_graph(g, then, method=then_method or "rtn", samples=calib_feeds, skip=args.then_skip,

@@ -15,7 +15,8 @@ damping), ``clip`` (``output``: integer ranges searched on the output error, AWQ
 (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
 inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
 real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
-``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling).
+``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling), ``rotate`` (the same
+patterns: GEMMs whose input is rotated by a block Hadamard first, QuaRot — ``quantize_rotate``).
 
 Any group size works: when it does not divide a GEMM's input channels the last group is shorter
 (ONNX blocked quantization's ``ceil(K / block_size)`` scales); a layer with fewer input channels
@@ -39,6 +40,7 @@ from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
 from .quantize_calibrated import apply_method
 from .quantize_methods import METHODS
+from .quantize_rotate import rotate_gemms
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -81,13 +83,15 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                    calibration: str = "minmax", percentile: float = 99.99,
                    samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
                    exclude: Sequence[str] | str = (), skip: Sequence[str] | str = (), method: str = "rtn",
-                   evaluator: Callable | None = None, damp: float = 0.01, clip: str = "weight") -> QuantizeSummary:
+                   evaluator: Callable | None = None, damp: float = 0.01, clip: str = "weight",
+                   rotate: Sequence[str] | str = ()) -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
     how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
     ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq``, ``awq-gptq`` or ``smoothquant`` (calibrated);
     ``damp``: GPTQ's Hessian damping (share of its mean diagonal); ``clip``: integer ranges searched
     on the weight's rounding error (``weight``) or on the GEMM's output error on the samples
-    (``output``: AWQ's ``auto_clip``). Returns a summary; bad options raise ``PassError``."""
+    (``output``: AWQ's ``auto_clip``); ``rotate``: GEMMs (``skip``'s patterns) computed as
+    ``(x·R)·(Rᵀ·W)``, ``R`` a block Hadamard, before calibration. Returns a summary; bad options raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
     if not 0 < damp <= 1:
         raise PassError(f"quantize: damp must be in (0, 1], got {damp}")
@@ -106,6 +110,9 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
+    rotated = rotate_gemms(graph, select_skipped(graph, cands, _split(rotate)), s.group, seed) if rotate else 0
+    if rotate:
+        summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
     summary.notes += kv_notes
     # ---- calibration: static activation scales and KV-cache scales
@@ -186,6 +193,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if summary.changed:
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
                                       if summary.calibrated else "none", "method": method, "clip": clip}
+        if rotate:        # only when asked: the records (and golden hashes) of other pipelines stay
+            graph.meta["quantization"]["rotate"] = ",".join(_split(rotate))
     return summary
 
 
@@ -269,12 +278,14 @@ class Quantize(Pass):
     damp: float = field(default=0.01, metadata={"lo": 0, "hi": 1})
     #: integer ranges searched on the weight's rounding error, or on the output error on the samples (AWQ's auto_clip)
     clip: Literal["weight", "output"] = "weight"
+    #: GEMMs (skip's patterns) whose input is rotated by a seeded block Hadamard first (QuaRot), e.g. down_proj
+    rotate: str = ""
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
                                  percentile=self.percentile, samples=self.samples, seed=self.seed,
                                  exclude=self.exclude, skip=self.skip, method=self.method,
-                                 evaluator=ctx.evaluator, damp=self.damp, clip=self.clip)
+                                 evaluator=ctx.evaluator, damp=self.damp, clip=self.clip, rotate=self.rotate)
         for note in summary.notes[:8]:
             ctx.note(note)
         stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,
