@@ -72,6 +72,31 @@ def smollm2() -> tuple[Path, str]:
     return out, gguf
 
 
+def generated_windows(gguf: str, prompts: list[int], window: int, seed: int) -> list:
+    """Calibration text sampled from the fp32 model itself (LLM-QAT's data-free calibration,
+    arXiv:2305.17888): one window of ``window`` tokens per prompt token, temperature 1, seeded,
+    batched with transformers' KV cache; cached under CACHE. Never reads the held-out text."""
+    import numpy as np
+    out = CACHE / f"generated.{len(prompts)}x{window}.{seed}.{abs(hash(tuple(prompts))) % 10**8}.npy"
+    if out.exists():
+        return list(np.load(out))
+    import torch
+    from transformers import AutoModelForCausalLM
+    d, f = os.path.split(gguf)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    torch.manual_seed(seed)
+    rows = []
+    for at in range(0, len(prompts), 16):      # batches of 16 keep the KV cache small
+        start = torch.tensor(prompts[at:at + 16])[:, None]
+        with torch.no_grad():
+            ids = model.generate(start, attention_mask=torch.ones_like(start), do_sample=True, top_k=0, top_p=1.0,
+                                 temperature=1.0, min_new_tokens=window - 1, max_new_tokens=window - 1)
+        rows += list(ids.numpy())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(out, np.stack(rows))
+    return rows
+
+
 def ort_runner(path: Path):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -110,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--positions", type=int, default=None, help="held-out positions (default 640 soak, 64 ci)")
     ap.add_argument("--calib-windows", type=int, default=None,
                     help="calibration windows (default: every window before the held-out ones)")
+    ap.add_argument("--calib-generate", type=int, default=0, metavar="N",
+                    help="add N calibration windows sampled from the fp32 model (SmolLM2 only; data-free, LLM-QAT)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --calib-generate")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
@@ -152,6 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     extra = [w for f in args.calib_text for w in ta.windows(ta.tokenize(Path(f).read_text(encoding="utf-8"),
                                                                          tokenizer), window)]
     calib = (extra + wins[:len(wins) - n_eval])[:args.calib_windows or None]   # never a held-out token
+    if args.calib_generate:
+        if args.model:
+            ap.error("--calib-generate samples SmolLM2 (its GGUF); give other models' text with --calib-text")
+        t0 = time.perf_counter()
+        starts = [int(w[0]) for w in calib]
+        calib += generated_windows(tokenizer, [starts[i % len(starts)] for i in range(args.calib_generate)],
+                                   window, args.seed)
+        print(f"generated {args.calib_generate}×{window} calibration tokens in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
           f"= {len(evals) * window} positions", flush=True)
 

@@ -40,7 +40,6 @@ from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
 from .quantize_calibrated import apply_method
 from .quantize_methods import METHODS
-from .quantize_rotate import rotate_gemms
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -51,6 +50,7 @@ from .quantize_rewrite import (
     rewrite_concat_kv,
     rewrite_matmul,
 )
+from .quantize_rotate import rotate_gemms
 from .quantize_schemes import Scheme, parse_scheme
 from .quantize_skip import select_skipped
 
