@@ -125,11 +125,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             wanted[v.name] = 1
     weightless = any(c.data is None for c in graph.constants.values())
     if wanted and not weightless:
-        if isinstance(samples, int) or samples is None:
-            feeds = default_samples(graph, max(1, int(samples or 1)), seed)
-        else:
-            feeds = list(samples)
-        target = graph if not graph.symbols() else _bound_for(graph, feeds)
+        feeds, target = _samples(graph, samples, seed)
         ranges = calibrate(target, wanted, feeds, evaluator=evaluator, method=calibration, percentile=percentile)
         summary.calibrated = True
     elif wanted:
@@ -141,11 +137,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         if weightless:
             summary.notes.append(f"weightless graph: method={method} needs weights; rounded to nearest")
         else:
-            if isinstance(samples, int) or samples is None:
-                feeds = default_samples(graph, max(1, int(samples or 1)), seed)
-            else:
-                feeds = list(samples)
-            target = graph if not graph.symbols() else _bound_for(graph, feeds)
+            feeds, target = _samples(graph, samples, seed)
             adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
                                             clip=clip)
             summary.calibrated = True
@@ -234,6 +226,13 @@ def _dequantizer_of(v):
                     if scale is not None and scale.data is not None:
                         return n, scale
     return None
+
+
+def _samples(graph: Graph, samples, seed: int) -> tuple[list, Graph]:
+    """The calibration feeds (given, or that many seeded random ones) and the graph to run them on."""
+    feeds = default_samples(graph, max(1, int(samples or 1)), seed) if isinstance(samples, int) or samples is None \
+        else list(samples)
+    return feeds, graph if not graph.symbols() else _bound_for(graph, feeds)
 
 
 def _bound_for(graph: Graph, feeds: Sequence[Mapping[str, np.ndarray]]) -> Graph:
