@@ -183,10 +183,14 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             summary.notes[0] if summary.notes else "no MatMul/Gemm reads a constant 2-D float weight")
         log.warning("quantize{scheme=%s}: no GEMM quantized: %s", s.name, why)
     if summary.changed:
+        # a second pass (a mixed recipe) rewrites the record but keeps the rotations an earlier one
+        # applied: they are still in the graph
+        prev = (graph.meta.get("quantization") or {}).get("rotate", "")
+        rotations = list(dict.fromkeys(_split(prev) + _split(rotate)))
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
                                       if summary.calibrated else "none", "method": method, "clip": clip}
-        if rotate:        # only when asked: the records (and golden hashes) of other pipelines stay
-            graph.meta["quantization"]["rotate"] = ",".join(_split(rotate))
+        if rotations:     # only when any: the records (and golden hashes) of other pipelines stay
+            graph.meta["quantization"]["rotate"] = ",".join(rotations)
     return summary
 
 
