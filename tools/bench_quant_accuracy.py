@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         if tokenizer is None:
             ap.error("--model needs --tokenizer")
     else:
-        model, tokenizer = smollm2()
-        tokenizer = args.tokenizer or tokenizer
+        model, gguf = smollm2()
+        tokenizer = args.tokenizer or gguf
     text = Path(args.text).read_text(encoding="utf-8") if args.text else ta.passage()
     ids = ta.tokenize(text, tokenizer)
     n_eval = -(-positions // window)
@@ -183,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.calib_generate:
         if args.model:
             ap.error("--calib-generate samples SmolLM2 (its GGUF); give other models' text with --calib-text")
+        if args.calib_generate < 0:
+            ap.error(f"--calib-generate takes a window count >= 0, got {args.calib_generate}")
+        if not calib:
+            ap.error("--calib-generate prompts with the first token of each calibration window; there is none")
         t0 = time.perf_counter()
         starts = [int(w[0]) for w in calib]
-        calib += generated_windows(tokenizer, [starts[i % len(starts)] for i in range(args.calib_generate)],
+        calib += generated_windows(gguf, [starts[i % len(starts)] for i in range(args.calib_generate)],
                                    window, args.seed)
         print(f"generated {args.calib_generate}×{window} calibration tokens in {time.perf_counter() - t0:.0f} s",
               flush=True)
