@@ -12,7 +12,9 @@ it once to ``/tmp/ridgeline-bench/`` (650 MB; never committed).
 
 For each scheme (``scheme[:method]``, e.g. ``int4-asym-g128:gptq``): ``ridgeline`` quantizes the
 model (calibrated methods on the first part of the text, the *calibration* windows), saves it
-with ``save_onnx`` and onnxruntime runs the saved file (basic optimizations: ONNX semantics) on
+with ``save_onnx`` and onnxruntime runs the saved file (basic optimizations: ONNX semantics;
+``--ort-opt all|both``: onnxruntime's default, whose MatMulNBits fusion also quantizes
+activations for symmetric int8/int4) on
 the *held-out* windows; reported are perplexity, top-1 agreement with the unquantized model,
 file size, and the predicted time of a one-token step per target (``ridgeline.estimate``).
 """
@@ -97,10 +99,15 @@ def generated_windows(gguf: str, prompts: list[int], window: int, seed: int) -> 
     return rows
 
 
-def ort_runner(path: Path):
+def ort_runner(path: Path, opt: str = "basic"):
+    """``basic``: ONNX semantics (DequantizeLinear → MatMul in float). ``all`` is onnxruntime's
+    default: it fuses symmetric DequantizeLinear → MatMul into MatMulNBits, which by default
+    (``session.qdq_matmulnbits_accuracy_level`` 4) quantizes the activations to int8 too — for
+    int8/int4 symmetric schemes a ~0.5–3% output difference that is onnxruntime's, not the file's."""
     import onnxruntime as ort
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC   # ONNX semantics
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if opt == "basic"
+                                   else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
@@ -151,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--then-skip", default="", help="quantize{skip=…} patterns of the --then pass")
     ap.add_argument("--matmul-nbits", action="store_true",
                     help="save int4/int8 group schemes as com.microsoft.MatMulNBits (what onnxruntime then runs)")
+    ap.add_argument("--ort-opt", choices=("basic", "all", "both"), default="basic",
+                    help="onnxruntime graph optimizations for the quantized files: basic (ONNX semantics, the "
+                         "default), all (onnxruntime's own default: symmetric int8/int4 DequantizeLinear→MatMul "
+                         "become MatMulNBits with int8 activations, accuracy level 4), or both (all's perplexity "
+                         "and top-1 as extra columns)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -194,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {args.calib_generate}×{window} calibration tokens in {time.perf_counter() - t0:.0f} s",
               flush=True)
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
-          f"= {len(evals) * window} positions", flush=True)
+          f"= {len(evals) * window} positions; onnxruntime optimizations: {args.ort_opt}", flush=True)
 
     run, names = ort_runner(model)
     base_score, ref = ta.score(run, names, evals)
@@ -224,12 +236,16 @@ def main(argv: list[str] | None = None) -> int:
             save_matmul_nbits(g, path)
         else:
             save_onnx(g, path)
-        qrun, qnames = ort_runner(path)
+        qrun, qnames = ort_runner(path, "all" if args.ort_opt == "all" else "basic")
         sc, _ = ta.score(qrun, qnames, evals, ref)
         files = [f for f in (path, path.with_name(path.name + ".data")) if f.exists()]   # weights may be external
-        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1,
+        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1, "ort_opt": args.ort_opt,
                "file_mb": sum(f.stat().st_size for f in files) / 1e6,
                "quantize_s": took, "step_s": decode_speed(g, targets)}
+        if args.ort_opt == "both":
+            arun, anames = ort_runner(path, "all")
+            sa, _ = ta.score(arun, anames, evals, ref)
+            row.update(ort_all_perplexity=sa.perplexity, ort_all_top1=sa.top1)
         rows.append(row)
         print(_row(row, targets), flush=True)
         for f in files:
@@ -241,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _row(r: dict, targets: list[str]) -> str:
     speed = "  ".join(f"{t} {r['step_s'][t] * 1e3:.3g} ms" for t in targets)
-    return (f"{r['scheme']:<24} ppl {r['perplexity']:8.3f}  top-1 {r['top1']:.4f}  file {r['file_mb']:7.1f} MB  "
+    both = (f"  [ort all: ppl {r['ort_all_perplexity']:8.3f}  top-1 {r['ort_all_top1']:.4f}]"
+            if "ort_all_perplexity" in r else "")
+    return (f"{r['scheme']:<24} ppl {r['perplexity']:8.3f}  top-1 {r['top1']:.4f}{both}  file {r['file_mb']:7.1f} MB  "
             f"quantize {r['quantize_s']:5.1f} s  step: {speed}")
 
 

@@ -43,7 +43,9 @@ def _tol(x: np.ndarray, w: np.ndarray, k: int) -> float:
 
 def _ort(graph: Graph, path, feeds) -> list[np.ndarray]:
     save_onnx(graph, path)
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    so = ort.SessionOptions()      # basic: ONNX semantics (ORT's default fuses symmetric DQ→MatMul
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC   # with int8 activations)
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 @settings(max_examples=12, deadline=None)
