@@ -12,7 +12,9 @@ it once to ``/tmp/ridgeline-bench/`` (650 MB; never committed).
 
 For each scheme (``scheme[:method]``, e.g. ``int4-asym-g128:gptq``): ``ridgeline`` quantizes the
 model (calibrated methods on the first part of the text, the *calibration* windows), saves it
-with ``save_onnx`` and onnxruntime runs the saved file (basic optimizations: ONNX semantics) on
+with ``save_onnx`` and onnxruntime runs the saved file (basic optimizations: ONNX semantics;
+``--ort-opt all|both``: onnxruntime's default, whose MatMulNBits fusion also quantizes
+activations for symmetric int8/int4) on
 the *held-out* windows; reported are perplexity, top-1 agreement with the unquantized model,
 file size, and the predicted time of a one-token step per target (``ridgeline.estimate``).
 """
@@ -72,10 +74,40 @@ def smollm2() -> tuple[Path, str]:
     return out, gguf
 
 
-def ort_runner(path: Path):
+def generated_windows(gguf: str, prompts: list[int], window: int, seed: int) -> list:
+    """Calibration text sampled from the fp32 model itself (LLM-QAT's data-free calibration,
+    arXiv:2305.17888): one window of ``window`` tokens per prompt token, temperature 1, seeded,
+    batched with transformers' KV cache; cached under CACHE. Never reads the held-out text."""
+    import numpy as np
+    out = CACHE / f"generated.{len(prompts)}x{window}.{seed}.{abs(hash(tuple(prompts))) % 10**8}.npy"
+    if out.exists():
+        return list(np.load(out))
+    import torch
+    from transformers import AutoModelForCausalLM
+    d, f = os.path.split(gguf)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    torch.manual_seed(seed)
+    rows = []
+    for at in range(0, len(prompts), 16):      # batches of 16 keep the KV cache small
+        start = torch.tensor(prompts[at:at + 16])[:, None]
+        with torch.no_grad():
+            ids = model.generate(start, attention_mask=torch.ones_like(start), do_sample=True, top_k=0, top_p=1.0,
+                                 temperature=1.0, min_new_tokens=window - 1, max_new_tokens=window - 1)
+        rows += list(ids.numpy())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(out, np.stack(rows))
+    return rows
+
+
+def ort_runner(path: Path, opt: str = "basic"):
+    """``basic``: ONNX semantics (DequantizeLinear → MatMul in float). ``all`` is onnxruntime's
+    default: it fuses symmetric DequantizeLinear → MatMul into MatMulNBits, which by default
+    (``session.qdq_matmulnbits_accuracy_level`` 4) quantizes the activations to int8 too — for
+    int8/int4 symmetric schemes a ~0.5–3% output difference that is onnxruntime's, not the file's."""
     import onnxruntime as ort
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC   # ONNX semantics
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if opt == "basic"
+                                   else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     so.intra_op_num_threads = 2
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
@@ -110,17 +142,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--positions", type=int, default=None, help="held-out positions (default 640 soak, 64 ci)")
     ap.add_argument("--calib-windows", type=int, default=None,
                     help="calibration windows (default: every window before the held-out ones)")
+    ap.add_argument("--calib-generate", type=int, default=0, metavar="N",
+                    help="add N calibration windows sampled from the fp32 model (SmolLM2 only; data-free, LLM-QAT)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --calib-generate")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
     ap.add_argument("--clip", choices=("weight", "output"), default="weight",
                     help="integer ranges searched on the weight's or the output's error (quantize{clip=…})")
+    ap.add_argument("--rotate", default="", help="quantize{rotate=…}: GEMMs whose input is block-Hadamard rotated "
+                    "first (QuaRot), e.g. down_proj")
     ap.add_argument("--then", help="scheme[:method] of a second quantize pass over the GEMMs the first left "
                                    "(a mixed recipe, as llama.cpp's Q4_K_M keeps down_proj wider: "
                                    "--skip lm_head,down_proj --then int8 --then-skip lm_head)")
     ap.add_argument("--then-skip", default="", help="quantize{skip=…} patterns of the --then pass")
     ap.add_argument("--matmul-nbits", action="store_true",
                     help="save int4/int8 group schemes as com.microsoft.MatMulNBits (what onnxruntime then runs)")
+    ap.add_argument("--ort-opt", choices=("basic", "all", "both"), default="basic",
+                    help="onnxruntime graph optimizations for the quantized files: basic (ONNX semantics, the "
+                         "default), all (onnxruntime's own default: symmetric int8/int4 DequantizeLinear→MatMul "
+                         "become MatMulNBits with int8 activations, accuracy level 4), or both (all's perplexity "
+                         "and top-1 as extra columns)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -138,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         if tokenizer is None:
             ap.error("--model needs --tokenizer")
     else:
-        model, tokenizer = smollm2()
-        tokenizer = args.tokenizer or tokenizer
+        model, gguf = smollm2()
+        tokenizer = args.tokenizer or gguf
     text = Path(args.text).read_text(encoding="utf-8") if args.text else ta.passage()
     ids = ta.tokenize(text, tokenizer)
     n_eval = -(-positions // window)
@@ -150,8 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     extra = [w for f in args.calib_text for w in ta.windows(ta.tokenize(Path(f).read_text(encoding="utf-8"),
                                                                          tokenizer), window)]
     calib = (extra + wins[:len(wins) - n_eval])[:args.calib_windows or None]   # never a held-out token
+    if args.calib_generate:
+        if args.model:
+            ap.error("--calib-generate samples SmolLM2 (its GGUF); give other models' text with --calib-text")
+        if args.calib_generate < 0:
+            ap.error(f"--calib-generate takes a window count >= 0, got {args.calib_generate}")
+        if not calib:
+            ap.error("--calib-generate prompts with the first token of each calibration window; there is none")
+        t0 = time.perf_counter()
+        starts = [int(w[0]) for w in calib]
+        calib += generated_windows(gguf, [starts[i % len(starts)] for i in range(args.calib_generate)],
+                                   window, args.seed)
+        print(f"generated {args.calib_generate}×{window} calibration tokens in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
-          f"= {len(evals) * window} positions", flush=True)
+          f"= {len(evals) * window} positions; onnxruntime optimizations: {args.ort_opt}", flush=True)
 
     run, names = ort_runner(model)
     base_score, ref = ta.score(run, names, evals)
@@ -168,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         g = base.copy()
         t0 = time.perf_counter()
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
-                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip)
+                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip, rotate=args.rotate)
         if args.then:
             then, _, then_method = args.then.partition(":")
             quantize_graph(g, then, method=then_method or "rtn", samples=calib_feeds, skip=args.then_skip,
@@ -181,12 +236,16 @@ def main(argv: list[str] | None = None) -> int:
             save_matmul_nbits(g, path)
         else:
             save_onnx(g, path)
-        qrun, qnames = ort_runner(path)
+        qrun, qnames = ort_runner(path, "all" if args.ort_opt == "all" else "basic")
         sc, _ = ta.score(qrun, qnames, evals, ref)
         files = [f for f in (path, path.with_name(path.name + ".data")) if f.exists()]   # weights may be external
-        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1,
+        row = {"scheme": spec, "perplexity": sc.perplexity, "top1": sc.top1, "ort_opt": args.ort_opt,
                "file_mb": sum(f.stat().st_size for f in files) / 1e6,
                "quantize_s": took, "step_s": decode_speed(g, targets)}
+        if args.ort_opt == "both":
+            arun, anames = ort_runner(path, "all")
+            sa, _ = ta.score(arun, anames, evals, ref)
+            row.update(ort_all_perplexity=sa.perplexity, ort_all_top1=sa.top1)
         rows.append(row)
         print(_row(row, targets), flush=True)
         for f in files:
@@ -198,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _row(r: dict, targets: list[str]) -> str:
     speed = "  ".join(f"{t} {r['step_s'][t] * 1e3:.3g} ms" for t in targets)
-    return (f"{r['scheme']:<24} ppl {r['perplexity']:8.3f}  top-1 {r['top1']:.4f}  file {r['file_mb']:7.1f} MB  "
+    both = (f"  [ort all: ppl {r['ort_all_perplexity']:8.3f}  top-1 {r['ort_all_top1']:.4f}]"
+            if "ort_all_perplexity" in r else "")
+    return (f"{r['scheme']:<24} ppl {r['perplexity']:8.3f}  top-1 {r['top1']:.4f}{both}  file {r['file_mb']:7.1f} MB  "
             f"quantize {r['quantize_s']:5.1f} s  step: {speed}")
 
 

@@ -18,6 +18,7 @@ of each position's top-1/top-2 logit margin (``dmargin``) against the fp32 margi
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 import time
@@ -143,35 +144,45 @@ def kinds(p: Probe, scheme: str) -> None:
         p.score_weights({k: rt(p.w[k]) for k, v in p.kind.items() if v[0] == kind}, f"{scheme}: only {kind}")
 
 
-def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "weight") -> None:
+def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "weight",
+            rotate: tuple[str, ...] = ()) -> None:
+    """``rotate``: layer kinds (exact, or ``fnmatch`` globs such as ``*_proj``) quantized as ``Rᵀ·W``
+    on ``x·R`` (``quantize{rotate}``'s block Hadamard) and written back as ``R·deq(Rᵀ·W)``, the same
+    function. Only the matched GEMMs rotate, as in the pass: a sibling reading the same input
+    (``k_proj`` beside a rotated ``q_proj``) is calibrated on the unrotated input."""
     from ridgeline.passes.transforms import quantize_methods as qm
+    from ridgeline.passes.transforms.quantize_rotate import rotation
     sch, _ = quantizer(scheme)
     f32 = np.dtype(np.float32)
     body = [k for k, v in p.kind.items() if v[0] != "lm_head"]
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, bool], list[str]] = {}      # (activation, rotated) -> weights
     for k in body:
-        groups.setdefault(p.kind[k][2], []).append(k)
-    X = p.activations(sorted(groups))
-    awq: dict[str, np.ndarray] = {}
+        groups.setdefault((p.kind[k][2], any(fnmatch.fnmatchcase(p.kind[k][0], r) for r in rotate)), []).append(k)
+    X = p.activations(sorted({a for a, _ in groups}))
+    awq: dict[tuple[str, bool], np.ndarray] = {}
     for meth in names:
         t0 = time.time()
         new = {}
-        for a, ks in groups.items():
-            x = X[a]
+        for (a, rot), ks in groups.items():
+            r = rotation(X[a].shape[1], sch.group) if rot else None
+            x = X[a] if r is None else X[a] @ r
+            w = {k: p.w[k] if r is None else r.T @ p.w[k] for k in ks}
             s = np.ones(x.shape[1])
             if meth in ("awq", "awq-gptq"):
-                if a not in awq:
-                    awq[a] = qm.awq_scales([p.w[k] for k in ks], x[:512], np.abs(x).mean(0), sch)[0]
-                s = awq[a]
+                if (a, rot) not in awq:
+                    awq[a, rot] = qm.awq_scales([w[k] for k in ks], x[:512], np.abs(x).mean(0), sch)[0]
+                s = awq[a, rot]
             xs = x / s
             h = xs.T @ xs if clip == "output" else None
             if meth in ("gptq", "awq-gptq"):
                 fac = qm.gptq_factor(xs.T @ xs, damp=damp)
                 for k in ks:
-                    new[k] = qm.gptq(p.w[k] * s[:, None], fac, sch, f32, clip_hessian=h)[2] / s[:, None]
+                    new[k] = qm.gptq(w[k] * s[:, None], fac, sch, f32, clip_hessian=h)[2] / s[:, None]
             else:
                 for k in ks:
-                    new[k] = qm.roundtrip(p.w[k] * s[:, None], sch, f32, h) / s[:, None]
+                    new[k] = qm.roundtrip(w[k] * s[:, None], sch, f32, h) / s[:, None]
+            if r is not None:
+                new.update({k: r @ new[k] for k in ks})
         per_kind: dict[str, list[float]] = {}
         for k in body:        # relative output error on the calibration rows, summed per kind
             e = per_kind.setdefault(p.kind[k][0], [0.0, 0.0])
@@ -181,7 +192,7 @@ def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "w
                           "calib_rel_out_err": sum(e for e, _ in per_kind.values()) / sum(r for _, r in per_kind.values()),
                           "per_kind": {kd: float(f"{e / r:.3g}") for kd, (e, r) in per_kind.items()},
                           "seconds": round(time.time() - t0)}), flush=True)
-        p.score_weights(new, f"{scheme}:{meth} clip={clip} (fp32 activations, LM head kept)")
+        p.score_weights(new, f"{scheme}:{meth} clip={clip} rotate={','.join(rotate)} (fp32 activations, LM head kept)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--damp", type=float, default=0.1)
     ap.add_argument("--clip", choices=("weight", "output"), default="weight",
                     help="integer ranges searched on the weight's or the output's error (quantize{clip=…})")
+    ap.add_argument("--rotate", default="", help="layer kinds (exact names or fnmatch globs, e.g. down_proj or "
+                    "'*_proj'; not the pass's name fragments or layer:N) whose GEMMs are rotated first "
+                    "(quantize{rotate}); only those: siblings sharing their input stay unrotated")
     ap.add_argument("--model", help="an fp32 causal-LM ONNX file with MatMul weights (default: the bench's SmolLM2)")
     ap.add_argument("--tokenizer", help="its tokenizer (default: the SmolLM2 GGUF)")
     args = ap.parse_args(argv)
@@ -209,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "kinds":
         kinds(p, args.scheme)
     else:
-        methods(p, args.scheme, [m for m in args.methods.split(",") if m], args.damp, args.clip)
+        methods(p, args.scheme, [m for m in args.methods.split(",") if m], args.damp, args.clip,
+                tuple(k for k in args.rotate.split(",") if k))
     return 0
 
 

@@ -362,10 +362,12 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
     out = tmp_path / "rows.json"
     assert bench.main(["--model", LLAMA, "--tokenizer", word_tokenizer, "--profile", "ci", "--schemes", "int8",
                        "--window", "16", "--positions", "32", "--calib-windows", "1", "--targets", "h100",
-                       "--json", str(out)]) == 0
+                       "--ort-opt", "both", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert [r["scheme"] for r in rows] == ["fp32", "int8"]
     assert rows[1]["top1"] > 0.9 and rows[1]["file_mb"] < rows[0]["file_mb"]
+    # the row says which onnxruntime optimizations scored it; "both" adds onnxruntime's default
+    assert rows[1]["ort_opt"] == "both" and rows[1]["ort_all_top1"] > 0.9
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -15,7 +15,8 @@ damping), ``clip`` (``output``: integer ranges searched on the output error, AWQ
 (``minmax`` or ``percentile``) with ``percentile``, ``samples`` and ``seed`` for the seeded random
 inputs static scales and calibrated methods use (``quantize_graph(..., samples=[feeds])`` takes
 real ones, e.g. token windows of a text), ``skip`` (GEMMs kept in full precision: ``lm_head``,
-``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling).
+``first``, ``last``, ``layer:N``, name globs; ``exclude`` is the older spelling), ``rotate`` (the same
+patterns: GEMMs whose input is rotated by a block Hadamard first, QuaRot — ``quantize_rotate``).
 
 Any group size works: when it does not divide a GEMM's input channels the last group is shorter
 (ONNX blocked quantization's ``ceil(K / block_size)`` scales); a layer with fewer input channels
@@ -49,6 +50,7 @@ from .quantize_rewrite import (
     rewrite_concat_kv,
     rewrite_matmul,
 )
+from .quantize_rotate import rotate_gemms
 from .quantize_schemes import Scheme, parse_scheme
 from .quantize_skip import select_skipped
 
@@ -81,13 +83,15 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
                    calibration: str = "minmax", percentile: float = 99.99,
                    samples: int | Sequence[Mapping[str, np.ndarray]] | None = 4, seed: int = 0,
                    exclude: Sequence[str] | str = (), skip: Sequence[str] | str = (), method: str = "rtn",
-                   evaluator: Callable | None = None, damp: float = 0.01, clip: str = "weight") -> QuantizeSummary:
+                   evaluator: Callable | None = None, damp: float = 0.01, clip: str = "weight",
+                   rotate: Sequence[str] | str = ()) -> QuantizeSummary:
     """Quantize ``graph`` in place (see the module docstring); ``samples``: calibration inputs, or
     how many seeded random ones to draw; ``skip``: GEMMs kept in full precision (``skip_patterns``);
     ``method``: ``rtn`` (round to nearest), ``awq``, ``gptq``, ``awq-gptq`` or ``smoothquant`` (calibrated);
     ``damp``: GPTQ's Hessian damping (share of its mean diagonal); ``clip``: integer ranges searched
     on the weight's rounding error (``weight``) or on the GEMM's output error on the samples
-    (``output``: AWQ's ``auto_clip``). Returns a summary; bad options raise ``PassError``."""
+    (``output``: AWQ's ``auto_clip``); ``rotate``: GEMMs (``skip``'s patterns) computed as
+    ``(x·R)·(Rᵀ·W)``, ``R`` a block Hadamard, before calibration. Returns a summary; bad options raise ``PassError``."""
     s = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme, group=group or None, kv=kv or None)
     if not 0 < damp <= 1:
         raise PassError(f"quantize: damp must be in (0, 1], got {damp}")
@@ -106,6 +110,9 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
+    rotated = rotate_gemms(graph, select_skipped(graph, cands, _split(rotate)), s.group, seed) if rotate else 0
+    if rotate:
+        summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
     summary.notes += kv_notes
     # ---- calibration: static activation scales and KV-cache scales
@@ -118,11 +125,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             wanted[v.name] = 1
     weightless = any(c.data is None for c in graph.constants.values())
     if wanted and not weightless:
-        if isinstance(samples, int) or samples is None:
-            feeds = default_samples(graph, max(1, int(samples or 1)), seed)
-        else:
-            feeds = list(samples)
-        target = graph if not graph.symbols() else _bound_for(graph, feeds)
+        feeds, target = _samples(graph, samples, seed)
         ranges = calibrate(target, wanted, feeds, evaluator=evaluator, method=calibration, percentile=percentile)
         summary.calibrated = True
     elif wanted:
@@ -134,11 +137,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         if weightless:
             summary.notes.append(f"weightless graph: method={method} needs weights; rounded to nearest")
         else:
-            if isinstance(samples, int) or samples is None:
-                feeds = default_samples(graph, max(1, int(samples or 1)), seed)
-            else:
-                feeds = list(samples)
-            target = graph if not graph.symbols() else _bound_for(graph, feeds)
+            feeds, target = _samples(graph, samples, seed)
             adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
                                             clip=clip)
             summary.calibrated = True
@@ -184,8 +183,14 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             summary.notes[0] if summary.notes else "no MatMul/Gemm reads a constant 2-D float weight")
         log.warning("quantize{scheme=%s}: no GEMM quantized: %s", s.name, why)
     if summary.changed:
+        # a second pass (a mixed recipe) rewrites the record but keeps the rotations an earlier one
+        # applied: they are still in the graph
+        prev = (graph.meta.get("quantization") or {}).get("rotate", "")
+        rotations = list(dict.fromkeys(_split(prev) + _split(rotate)))
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
                                       if summary.calibrated else "none", "method": method, "clip": clip}
+        if rotations:     # only when any: the records (and golden hashes) of other pipelines stay
+            graph.meta["quantization"]["rotate"] = ",".join(rotations)
     return summary
 
 
@@ -225,6 +230,13 @@ def _dequantizer_of(v):
                     if scale is not None and scale.data is not None:
                         return n, scale
     return None
+
+
+def _samples(graph: Graph, samples, seed: int) -> tuple[list, Graph]:
+    """The calibration feeds (given, or that many seeded random ones) and the graph to run them on."""
+    feeds = default_samples(graph, max(1, int(samples or 1)), seed) if isinstance(samples, int) or samples is None \
+        else list(samples)
+    return feeds, graph if not graph.symbols() else _bound_for(graph, feeds)
 
 
 def _bound_for(graph: Graph, feeds: Sequence[Mapping[str, np.ndarray]]) -> Graph:
@@ -269,12 +281,14 @@ class Quantize(Pass):
     damp: float = field(default=0.01, metadata={"lo": 0, "hi": 1})
     #: integer ranges searched on the weight's rounding error, or on the output error on the samples (AWQ's auto_clip)
     clip: Literal["weight", "output"] = "weight"
+    #: GEMMs (skip's patterns) whose input is rotated by a seeded block Hadamard first (QuaRot), e.g. down_proj
+    rotate: str = ""
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         summary = quantize_graph(graph, self.scheme, group=self.group, kv=self.kv, calibration=self.calibration,
                                  percentile=self.percentile, samples=self.samples, seed=self.seed,
                                  exclude=self.exclude, skip=self.skip, method=self.method,
-                                 evaluator=ctx.evaluator, damp=self.damp, clip=self.clip)
+                                 evaluator=ctx.evaluator, damp=self.damp, clip=self.clip, rotate=self.rotate)
         for note in summary.notes[:8]:
             ctx.note(note)
         stats: dict[str, Any] = {"gemms": summary.gemms, "activations": summary.activations,

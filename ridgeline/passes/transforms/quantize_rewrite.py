@@ -99,6 +99,8 @@ def find_candidates(graph: Graph) -> tuple[list[Candidate], list[str]]:
     out: list[Candidate] = []
     skipped: list[str] = []
     for node in graph:
+        if node.meta.get("quantize") == "rotation":     # x·R of quantize{rotate}: full precision
+            continue
         if node.op in _CONSUMER_OPS:
             mm, ia, x, w = node, 0, node.inputs[0], node.inputs[1]
         elif node.op == "Fused" and node.body is not None and node.attr("kind") == "matmul-epilogue":
