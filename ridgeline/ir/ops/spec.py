@@ -435,6 +435,7 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
     dtype, except for letters listed in ``heterogeneous`` (a fused body's mixed inputs).
     """
     extra["heterogeneous"] = frozenset(heterogeneous)
+    doc = extra.pop("doc", None)  # for an op that shares another's inference function
     if category not in CATEGORIES:
         raise ValueError(f"{name}: unknown category {category!r}")
     if isinstance(outputs, str):
@@ -459,7 +460,7 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
             attrs=attr_specs,
             types={k: frozenset(v) for k, v in (types or {}).items()},
             category=category, infer=fn, flops_fn=flops, bytes_fn=bytes, domain=domain,
-            since=since, commutative=commutative, doc=(fn.__doc__ or "").strip(), extra=dict(extra),
+            since=since, commutative=commutative, doc=doc or (fn.__doc__ or "").strip(), extra=dict(extra),
         )
         for port in spec.inputs + spec.outputs:
             if port.constraint not in spec.types and port.constraint not in DTYPES:
