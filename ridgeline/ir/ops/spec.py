@@ -29,7 +29,8 @@ import numpy as np
 from .._lazy import is_sympy, sympy
 from .. import dims as D
 from ..dtypes import DTYPES, DType
-from ..errors import VerifyError
+from ..dtypes import dtype as _dtype
+from ..errors import IRError, VerifyError
 from ..types import TensorType
 from .registry import register_spec
 
@@ -341,6 +342,13 @@ class InferContext:
 
     def fail(self, message: str):
         raise VerifyError(f"{self.spec.name}: {message}", self.node)
+
+    def to_dtype(self, spec: Any) -> DType:
+        """``spec`` (a dtype name, alias or numpy dtype) as an IR dtype; an unknown one fails."""
+        try:
+            return _dtype(spec)
+        except IRError as e:
+            self.fail(str(e))
 
     def normalize_axis(self, axis: int, rank: int) -> int:
         if not -rank <= axis < max(rank, 1):
