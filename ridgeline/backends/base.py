@@ -48,7 +48,7 @@ class Backend(Protocol):
 class InterpretedExecutable:
     """The part every executing backend's executable shares: it runs ``self.interpreter``."""
 
-    graph: "Graph"
+    graph: Graph
     interpreter: Any
 
     def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
@@ -59,6 +59,6 @@ class InterpretedExecutable:
         return self.run(inputs, profile=profile)
 
     @property
-    def timings(self) -> dict["Node", float]:
+    def timings(self) -> dict[Node, float]:
         """Per-node wall times of the last ``run(..., profile=True)``."""
         return self.interpreter.timings
