@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     from ..ir import Graph, Node
 
-__all__ = ["Backend", "Executable"]
+__all__ = ["Backend", "Executable", "InterpretedExecutable"]
 
 
 @runtime_checkable
@@ -43,3 +43,22 @@ class Backend(Protocol):
 
     def compile(self, graph: "Graph", **options: Any) -> Any:
         ...
+
+
+class InterpretedExecutable:
+    """The part every executing backend's executable shares: it runs ``self.interpreter``."""
+
+    graph: Graph
+    interpreter: Any
+
+    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
+        return self.interpreter.run(inputs, profile=profile)
+
+    def __call__(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
+        return self.run(inputs, profile=profile)
+
+    @property
+    def timings(self) -> dict[Node, float]:
+        """Per-node wall times of the last ``run(..., profile=True)``."""
+        return self.interpreter.timings

@@ -1,8 +1,9 @@
 """The ``ridgeline`` command.
 
 Each sub-command lives in ``ridgeline/cli/commands/<name>.py`` and exposes ``register(subparsers)``,
-which adds its parser and sets ``func``; this module discovers them, runs the chosen one, and turns
-any user error into one line on stderr with exit status 2 (argparse usage errors included).
+which adds its parser (named as the module, ``-`` for ``_``), and ``run(args)``; this module discovers
+them, runs the chosen one, and turns any user error into one line on stderr with exit status 2
+(argparse usage errors included).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not mod.name.startswith("_"):
-            importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)
+            command = importlib.import_module(f"{commands.__name__}.{mod.name}")
+            command.register(sub)
+            sub.choices[mod.name.replace("_", "-")].set_defaults(func=command.run)
     return parser
 
 

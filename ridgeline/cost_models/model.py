@@ -355,7 +355,7 @@ class CostModel:
             ck = (pid, id(shard)) if pid is not None else None    # shards are interned per plan
             proto = cache.get(ck) if ck is not None else None
             if proto is None:
-                gk = (pkeys[pid], shard) if pid is not None and pkeys[pid] is not None else None
+                gk = (pkeys[pid], shard) if pid is not None else None
                 proto = table.get(gk) if gk is not None else None
                 if proto is None:
                     w = self.node_work(node, key, shard)

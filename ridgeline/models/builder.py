@@ -130,6 +130,13 @@ class _Emitter:
     def _prefix(self, what: str) -> str:
         return f"layers.{self.layer}.{what}" if self.layer is not None else what
 
+    def layer_norm(self, x: Value, prefix: str, *, named: bool = True) -> Value:
+        """LayerNormalization of ``x`` by ``{prefix}.weight`` and ``{prefix}.bias``, named ``prefix``."""
+        base, H = self.opt.base_dtype, self.cfg.hidden
+        return self.op("LayerNormalization", x, self.weight(f"{prefix}.weight", base, H),
+                       self.weight(f"{prefix}.bias", base, H), epsilon=self.cfg.norm_eps, _outputs=1,
+                       _name=prefix if named else None)
+
     def weight(self, name: str, dt: str, *shape: int) -> Value:
         return self.g.add_constant(name, type=TensorType(to_dtype(dt), tuple(shape)))
 
@@ -352,21 +359,18 @@ def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]
     for i in range(cfg.layers):
         e.layer = i
         p = f"h.{i}"
-        x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_1.weight", base, H), e.weight(f"{p}.ln_1.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_1")
+        x = e.layer_norm(h, f"{p}.ln_1")
         q = e.linear(x, H, H, f"{p}.attn.q", bias=True)
         k = e.linear(x, H, H, f"{p}.attn.k", bias=True)
         v = e.linear(x, H, H, f"{p}.attn.v", bias=True)
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
         h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True), _name=f"{p}.attn_residual")
-        x = e.op("LayerNormalization", h, e.weight(f"{p}.ln_2.weight", base, H), e.weight(f"{p}.ln_2.bias", base, H),
-                 epsilon=cfg.norm_eps, _outputs=1, _name=f"{p}.ln_2")
+        x = e.layer_norm(h, f"{p}.ln_2")
         x = e.linear(x, H, cfg.intermediate, f"{p}.mlp.c_fc", bias=True, gelu="tanh")
         h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True), _name=f"{p}.mlp_residual")
     e.layer = None
-    h = e.op("LayerNormalization", h, e.weight("ln_f.weight", base, H), e.weight("ln_f.bias", base, H),
-             epsilon=cfg.norm_eps, _outputs=1, _name="ln_f")
+    h = e.layer_norm(h, "ln_f")
     h = _last_position(e, h)
     # the LM head is tied to the token embedding: logits = h · wteᵀ
     if h.type.rank == 3:
@@ -387,8 +391,7 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
     zeros = e.g.add_constant("token_type_ids", np.zeros((o.batch, o.prompt), np.int64))
     h = e.op("Add", e.op("Gather", word, ids, axis=0), e.op("Gather", posw, pos, axis=0))
     h = e.op("Add", h, e.op("Gather", typ, zeros, axis=0))
-    h = e.op("LayerNormalization", h, e.weight("embeddings.LayerNorm.weight", base, H),
-             e.weight("embeddings.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1)
+    h = e.layer_norm(h, "embeddings.LayerNorm", named=False)
     for i in range(cfg.layers):
         e.layer = i
         p = f"encoder.layer.{i}"
@@ -399,14 +402,10 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
                  _name=f"{p}.attention.self")
         h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True),
                  _name=f"{p}.attention.residual")
-        h = e.op("LayerNormalization", h, e.weight(f"{p}.attention.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.attention.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
-                 _name=f"{p}.attention.output.LayerNorm")
+        h = e.layer_norm(h, f"{p}.attention.output.LayerNorm")
         x = e.linear(h, H, cfg.intermediate, f"{p}.intermediate.dense", bias=True, gelu="none")
         h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True), _name=f"{p}.output.residual")
-        h = e.op("LayerNormalization", h, e.weight(f"{p}.output.LayerNorm.weight", base, H),
-                 e.weight(f"{p}.output.LayerNorm.bias", base, H), epsilon=cfg.norm_eps, _outputs=1,
-                 _name=f"{p}.output.LayerNorm")
+        h = e.layer_norm(h, f"{p}.output.LayerNorm")
     e.layer = None
     return h, []
 

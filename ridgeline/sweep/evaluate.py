@@ -88,26 +88,19 @@ class Evaluator:
         return hit, fresh
 
     def row(self, pid: int, values: Sequence[Any]) -> dict[str, Any]:
-        row: dict[str, Any] = {"point": pid, **dict(zip(self.names, values)), "error": None}
-        try:
-            build, tname, opts = _split(self.names, values)
-            target = self.targets.get(tname)
-            graph, analysis = self.graphs.get(build)
-            comp = None
-            ckw = _companion_kwargs(graph)
-            if ckw is not None:     # first, as the estimate backend does: its error is the point's error
-                cgraph, canalysis = self.graphs.get(ckw)
-                comp, _ = self._estimate(cgraph, canalysis, target, opts)
-            est, fresh = self._estimate(graph, analysis, target, opts, comp)
-            if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
-                est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
-            row.update(estimate_row(est, skip=row))
-            row.update(derived(row, target))
-        except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
-            row["error"] = _one_line(e)
-        if self.serve is not None:
-            row.update(_serve_row(self.serve, self.targets, self.names, values, row["error"]))
-        return row
+        return _point_row(pid, values, self.names, self.targets, self.serve, self._price)
+
+    def _price(self, build: dict[str, Any], target, opts: dict[str, Any]) -> Estimate:
+        graph, analysis = self.graphs.get(build)
+        comp = None
+        ckw = _companion_kwargs(graph)
+        if ckw is not None:     # first, as the estimate backend does: its error is the point's error
+            cgraph, canalysis = self.graphs.get(ckw)
+            comp, _ = self._estimate(cgraph, canalysis, target, opts)
+        est, fresh = self._estimate(graph, analysis, target, opts, comp)
+        if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
+            est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
+        return est
 
     def run(self, chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
         try:
@@ -133,25 +126,30 @@ def evaluate_naive(payload: Mapping[str, Any], chunk: Sequence[tuple[int, Sequen
     """Rows by one public ``estimate`` per point (graph built, companion built and priced each time)."""
     from ..backends.estimate import EstimateBackend
     from ..models import build, companion
+
+    def price(kw: dict[str, Any], target, opts: dict[str, Any]) -> Estimate:
+        g = build(**kw)
+        return EstimateBackend(target).compile(g, companion=companion(g), **opts)
     names = list(payload["axes"])
     targets = TargetCache(payload.get("variants", {}))
     serve = ServeColumns(payload["serve"]) if payload.get("serve") else None
-    out = []
-    for pid, values in chunk:
-        row: dict[str, Any] = {"point": pid, **dict(zip(names, values)), "error": None}
-        try:
-            kw, tname, opts = _split(names, values)
-            target = targets.get(tname)
-            g = build(**kw)
-            est = EstimateBackend(target).compile(g, companion=companion(g), **opts)
-            row.update(estimate_row(est, skip=row))
-            row.update(derived(row, target))
-        except Exception as e:  # noqa: BLE001 - as above
-            row["error"] = _one_line(e)
-        if serve is not None:
-            row.update(_serve_row(serve, targets, names, values, row["error"]))
-        out.append(row)
-    return out
+    return [_point_row(pid, values, names, targets, serve, price) for pid, values in chunk]
+
+
+def _point_row(pid: int, values: Sequence[Any], names: Sequence[str], targets: TargetCache,
+               serve: ServeColumns | None, price: Any) -> dict[str, Any]:
+    """One point's row: its axes, then ``price(build kwargs, target, options)``'s metrics, or its error."""
+    row: dict[str, Any] = {"point": pid, **dict(zip(names, values)), "error": None}
+    try:
+        build, tname, opts = _split(names, values)
+        target = targets.get(tname)
+        row.update(estimate_row(price(build, target, opts), skip=row))
+        row.update(derived(row, target))
+    except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
+        row["error"] = _one_line(e)
+    if serve is not None:
+        row.update(_serve_row(serve, targets, names, values, row["error"]))
+    return row
 
 
 def _serve_row(serve: ServeColumns, targets: TargetCache, names: Sequence[str], values: Sequence[Any],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
@@ -122,10 +123,6 @@ def _run(name: str, fn: Callable[[Graph, dict], dict[str, np.ndarray] | None], g
     return report
 
 
-def _skip(report_reasons: dict[str, int], why: str) -> None:
-    report_reasons[why] = report_reasons.get(why, 0) + 1
-
-
 def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph] | None = None, *,
                   pipeline: str | None = None, options: Mapping[str, Any] | None = None,
                   rtol: float | None = None, atol: float | None = None, max_examples: int | None = None,
@@ -142,7 +139,7 @@ def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Itera
         raise BackendError(f"{backend!r} estimates; check_backend compares executing backends")
     strategy = graphs if graphs is not None else random_graphs(ops=supported_ops(backend),
                                                                dtypes=BACKEND_DTYPES.get(backend))
-    reasons: dict[str, int] = {}
+    reasons: Counter[str] = Counter()
 
     def run(g: Graph, inputs: dict) -> dict[str, np.ndarray] | None:
         work = g
@@ -153,12 +150,12 @@ def check_backend(backend: str, graphs: st.SearchStrategy[Graph] | Graph | Itera
             run_pipeline(work, pipeline, evaluator=reference_evaluator(), verify_each=False)
         bad = sorted({n.op for n in work.walk() if not be.supports(n)})
         if bad and backend == "torch":
-            _skip(reasons, "unsupported: " + ",".join(bad))
+            reasons["unsupported: " + ",".join(bad)] += 1
             return None
         try:
             exe = be.compile(work, **dict(options or {}))
         except BackendError as e:
-            _skip(reasons, str(e).split(":")[0])
+            reasons[str(e).split(":")[0]] += 1
             return None
         out = run_twice(exe.run, inputs, backend)
         return {v.name: out[w.name] for v, w in zip(g.outputs, work.outputs)}
@@ -384,19 +381,19 @@ def check_onnxruntime(graphs: st.SearchStrategy[Graph] | Graph | Iterable[Graph]
     from .strategies import op_names
     ops = [op for op in op_names() if op not in ORT_UNSUPPORTED]
     strategy = graphs if graphs is not None else random_graphs(ops=ops)
-    reasons: dict[str, int] = {}
+    reasons: Counter[str] = Counter()
 
     def run(g: Graph, inputs: dict) -> dict[str, np.ndarray] | None:
         gaps = onnxruntime_gaps(g)
         if gaps:
-            _skip(reasons, gaps[0])
+            reasons[gaps[0]] += 1
             return None
         try:
             return run_twice(onnxruntime_runner(g), inputs, "onnxruntime")
         except Exception as e:  # onnxruntime's own errors carry no common type
             text = str(e)
             if any(m in text for m in ("NOT_IMPLEMENTED", "Could not find an implementation", "is not supported")):
-                _skip(reasons, text.split("\n")[0][:160])
+                reasons[text.split("\n")[0][:160]] += 1
                 return None
             raise
     report = _run("onnxruntime", run, strategy, rtol=rtol, atol=atol, max_examples=max_examples,

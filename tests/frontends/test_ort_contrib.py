@@ -130,17 +130,23 @@ def test_rmsnorm_of_a_sum_as_skip_simplified_layer_norm(opset, b, s, h, eps, sum
     _check(g, opset, feeds, "RMSNormalization", "SkipSimplifiedLayerNormalization")
 
 
-def test_cases_without_an_exact_contrib_op_stay_functions_with_a_note():
-    # a softcap: MultiHeadAttention has none
+@pytest.mark.parametrize("attrs, why", [({"softcap": 5.0}, "softcap"),
+                                        # a window of 0 keys is a window (it once passed as none)
+                                        ({"left_window_size": 0}, "window"), ({"right_window_size": 0}, "window")])
+def test_cases_without_an_exact_contrib_op_stay_functions_with_a_note(attrs, why):
+    # MultiHeadAttention has no softcap and no sliding window
     g = Graph("fallback")
     q = g.add_input("q", tensor("f32", 1, 3, 8))
-    g.outputs = [Builder(g).Attention(q, q, q, q_num_heads=2, kv_num_heads=2, softcap=5.0)[0]]
+    g.outputs = [Builder(g).Attention(q, q, q, q_num_heads=2, kv_num_heads=2, **attrs)[0]]
     notes: list[str] = []
     m = to_onnx(g, opset=17, emit="ort-contrib", notes=notes)
     assert [n.domain for n in m.graph.node] == [STD_DOMAIN]
-    assert len(notes) == 1 and "softcap" in notes[0]
+    assert len(notes) == 1 and why in notes[0]
     feeds = {"q": np.random.default_rng(0).standard_normal((1, 3, 8)).astype(np.float32)}
-    np.testing.assert_allclose(_ort(m, feeds)[0], Interpreter(g).run(feeds)[g.outputs[0].name], rtol=1e-4, atol=1e-5)
+    want = Interpreter(g).run(feeds)[g.outputs[0].name]
+    np.testing.assert_allclose(_ort(m, feeds)[0], want, rtol=1e-4, atol=1e-5)
+    # the standard export too: below opset 25 a window needs ONNX's opset-25 body (23's has none)
+    np.testing.assert_allclose(_ort(to_onnx(g, opset=17), feeds)[0], want, rtol=1e-4, atol=1e-5)
 
 
 def test_an_unknown_emit_is_a_one_line_error():

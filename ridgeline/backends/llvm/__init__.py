@@ -17,6 +17,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
+from ..base import InterpretedExecutable
 from ..threads import check_threads
 from .jit import HostInfo, host
 from .executor import VIEW_OPS, LLVMInterpreter, Plan
@@ -31,7 +32,7 @@ _OPTIONS = {"strict": "fail instead of running ops without a kernel on numpy",
             "polymorphic": "one plan for every KV-cache length (default True; False: a plan per shape)"}
 
 
-class LLVMExecutable:
+class LLVMExecutable(InterpretedExecutable):
     """A graph compiled for the host: ``run(inputs, profile=False)`` -> outputs by name.
 
     Plans are cached per set of input shapes; a graph whose input shapes are all static is
@@ -55,13 +56,6 @@ class LLVMExecutable:
         """Execute once; outputs by name (``profile=True`` fills ``timings``)."""
         with self._lock:
             return self.interpreter.run(inputs, profile=profile)
-
-    __call__ = run
-
-    @property
-    def timings(self) -> dict[Node, float]:
-        """Per-node wall times of the last ``run(..., profile=True)``."""
-        return self.interpreter.timings
 
     @property
     def runtime_dims(self) -> frozenset[str]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
-import numpy as np
+from typing import Any
 
 from ...ir import Graph, Node
+from ..base import InterpretedExecutable
 from .interpreter import Interpreter, evaluate
 from .kernels import get_kernel
 
@@ -21,21 +20,12 @@ def reference_evaluator():
     return evaluate
 
 
-class NumpyExecutable:
+class NumpyExecutable(InterpretedExecutable):
     """A graph bound to the reference interpreter (``tiles=False``: ignore tile schedules)."""
 
     def __init__(self, graph: Graph, *, tiles: bool = True):
         self.graph = graph
         self.interpreter = Interpreter(graph, tiles=tiles)
-
-    def run(self, inputs: Mapping[str, Any] | Sequence[Any] = (), *, profile: bool = False) -> dict[str, np.ndarray]:
-        return self.interpreter.run(inputs, profile=profile)
-
-    @property
-    def timings(self) -> dict[Node, float]:
-        return self.interpreter.timings
-
-    __call__ = run
 
 
 class NumpyBackend:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
+from ..base import InterpretedExecutable
 from ..threads import check_threads
 
 try:
@@ -68,8 +69,9 @@ def _size_bucket(inputs) -> tuple:
     return tuple((a.ndim, a.dtype.str) for a in arrays) + (int(total).bit_length(),)
 
 
-class TorchExecutable:
-    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name.
+class TorchExecutable(InterpretedExecutable):
+    """A graph bound to torch on one device: ``run(inputs, profile=False)`` -> outputs by name
+    (``timings`` are device-synchronized).
 
     On CPU without ``threads=``, the first run of each input size class first measures: a
     warm-up at torch's default threads, then one intra-op thread against the default,
@@ -132,13 +134,6 @@ class TorchExecutable:
         finally:
             if torch.get_num_threads() != before:
                 torch.set_num_threads(before)
-
-    @property
-    def timings(self) -> dict[Node, float]:
-        """Per-node wall times of the last ``run(..., profile=True)`` (device-synchronized)."""
-        return self.interpreter.timings
-
-    __call__ = run
 
 
 def _torch_compile(fn):

@@ -11,7 +11,6 @@ from ..common import emit, table
 def register(sub) -> None:
     p = sub.add_parser("backends", help="list backends (executors, plugins, and one per target)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -25,7 +25,6 @@ def register(sub) -> None:
     p.add_argument("--quick", action="store_true", help="small sizes: a rough calibration in a few seconds")
     p.add_argument("--force", action="store_true", help="replace --output if it exists")
     p.add_argument("--json", action="store_true", help="machine-readable measurements")
-    p.set_defaults(func=run)
 
 
 def _check_output(path: str, force: bool) -> Path:

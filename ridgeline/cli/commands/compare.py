@@ -53,7 +53,6 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     from ._serving_compare import add_workload_arguments
     add_workload_arguments(p)
-    p.set_defaults(func=run)
 
 
 def _names(args: argparse.Namespace, allow_empty: bool = False) -> list[str]:

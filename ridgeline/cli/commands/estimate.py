@@ -32,7 +32,6 @@ def register(sub) -> None:
     p.add_argument("--gantt", metavar="OUT.png|OUT.svg", help="dataflow targets: draw the static schedule as a "
                    "Gantt chart")
     p.add_argument("--json", action="store_true", help="machine-readable output (every node)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ def register(sub) -> None:
                    help="write a complete, runnable .rir (large constants in FILE.rir.npz)")
     p.add_argument("--constants", choices=("elide", "inline", "sidecar"), default=None,
                    help="how constant data prints: elide on screen (default), inline base64, or a sidecar file")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,6 @@ def register(sub) -> None:
                         "Gelu/FastGelu, SkipSimplifiedLayerNormalization) where they compute exactly the same, "
                         "model-local functions elsewhere (--explain lists those); 'std' as model-local functions "
                         "of standard ops only (for runtimes other than onnxruntime)")
-    p.set_defaults(func=run)
 
 
 def _check_output(args: argparse.Namespace) -> str | None:

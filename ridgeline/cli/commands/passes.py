@@ -10,7 +10,6 @@ from ..common import emit, table
 def register(sub) -> None:
     p = sub.add_parser("passes", help="list passes and pipelines: summary, options, origin (plugins included)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,7 +51,6 @@ def register(sub) -> None:
     t.add_argument("--positions", type=int_arg(1, 2 ** 20), default=256,
                    help="held-out token positions to score (default 256)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 # --------------------------------------------------------------------------- loading

@@ -24,7 +24,6 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs")
     add_backend_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
-    p.set_defaults(func=run)
 
 
 def add_backend_options(p) -> None:

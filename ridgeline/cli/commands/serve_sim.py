@@ -96,7 +96,6 @@ def register(sub) -> None:
     g.add_argument("--warmup", type=int_arg(0, 10 ** 9), help="leading requests left out of the latency figures "
                    "(default: one per --users in a closed loop, none in an open loop)")
     g.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def sim_kwargs(args: argparse.Namespace) -> dict:

@@ -16,7 +16,6 @@ def register(sub) -> None:
     add_model_argument(p)
     p.add_argument("-p", "--pipeline", help="also show the effect of this pass pipeline")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def _io(values) -> list[dict]:

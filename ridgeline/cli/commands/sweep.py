@@ -28,7 +28,6 @@ def register(sub) -> None:
     p.add_argument("--chunk", type=int_arg(1, 2 ** 20), help="points per task (default: chosen from the grid size)")
     p.add_argument("--resume", action="store_true", help="skip points already written to OUT (or its .parts)")
     p.add_argument("--json", action="store_true", help="print the run's summary as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

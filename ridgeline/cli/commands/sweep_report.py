@@ -24,7 +24,6 @@ def register(sub) -> None:
     p.add_argument("--include-unfit", action="store_true", help="also rank points that do not fit in memory")
     p.add_argument("--plots", metavar="DIR", help="write pareto_<model>.png and roofline.png into DIR")
     p.add_argument("--json", action="store_true", help="the fronts as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

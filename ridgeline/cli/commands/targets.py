@@ -18,7 +18,6 @@ def register(sub) -> None:
     p.add_argument("name", nargs="?", help="show one target in detail")
     p.add_argument("--file", metavar="FILE.toml", help="validate and show a target file of your own")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -117,21 +117,10 @@ def _dropout_is_identity(node: ImportedNode, opset: int, graph: Graph) -> Import
 _REDUCE = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
            "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
 
-
-@upgrades(*_REDUCE, before=18)
-@upgrades("ReduceSum", before=13)
-def _reduce_axes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _attr_to_input(node, graph, "axes", 1)
-
-
-@upgrades("Squeeze", "Unsqueeze", before=13)
-def _squeeze_axes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _attr_to_input(node, graph, "axes", 1)
-
-
-@upgrades("Split", before=13)
-def _split_sizes(node: ImportedNode, opset: int, graph: Graph) -> ImportedNode:
-    return _attr_to_input(node, graph, "split", 1)
+# Attributes that became the second input: (ops, attribute, the opset that moved it).
+for _ops, _attr, _before in ((("ReduceSum",), "axes", 13), (_REDUCE, "axes", 18),
+                             (("Squeeze", "Unsqueeze"), "axes", 13), (("Split",), "split", 13)):
+    upgrades(*_ops, before=_before)(lambda node, opset, graph, _attr=_attr: _attr_to_input(node, graph, _attr, 1))
 
 
 @upgrades("Slice", before=10)

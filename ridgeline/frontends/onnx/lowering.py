@@ -158,7 +158,9 @@ def _without_constant_of_shape(nodes) -> list[onnx.NodeProto]:
 
 
 def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], list[str], list[onnx.NodeProto]]:
-    schema = defs.get_schema("Attention", 23)
+    # ONNX's body of the opset a window needs (25); the version converter takes it down to ``opset``
+    since = 25 if any(n.attr(w) not in (None, -1) for w in ("left_window_size", "right_window_size")) else 23
+    schema = defs.get_schema("Attention", since)
     node = onnx.NodeProto()
     node.CopyFrom(proto)
     node.domain = ""
@@ -175,12 +177,26 @@ def _attention(n: Node, proto: onnx.NodeProto, opset: int) -> tuple[list[str], l
     ins = [helper.make_value_info(name, _type(v)) for name, v in zip(f.input, n.inputs) if v is not None]
     g = helper.make_graph(_without_constant_of_shape(f.node), "body", ins,
                           [helper.make_tensor_value_info(o, n.outputs[0].type.dtype.onnx_code, None) for o in outs])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 23)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", since)])
     try:
         m = version_converter.convert_version(m, opset)
     except Exception as e:  # noqa: BLE001 - the converter raises bare RuntimeErrors
         raise ModelError(f"cannot export Attention at opset {opset}: {str(e).splitlines()[-1]}") from None
     return present, outs, list(m.graph.node)
+
+
+def attention_beyond_sdpa(n: Node) -> str | None:
+    """What an Attention node computes beyond ``softmax(Q·Kᵀ·s + M)·V`` (with a KV cache, in
+    float32 softmax) that the lean lowering and onnxruntime's MultiHeadAttention lack, or None."""
+    for attr, neutral, what in (("softcap", 0.0, "softcap"), ("left_window_size", -1, "a window"),
+                                ("right_window_size", -1, "a window"), ("qk_matmul_output_mode", 0, "qk output")):
+        if n.attr(attr) not in (None, neutral):     # a window of 0 keys is a window
+            return what
+    if n.attr("softmax_precision") not in (None, TensorProto.FLOAT):
+        return "softmax_precision other than float32"
+    if len(n.inputs) > 6 and n.inputs[6] is not None:
+        return "nonpad_kv_seqlen"
+    return None
 
 
 def _attention_lean(n: Node, b: _Body) -> tuple[list[str], list[str]] | None:
@@ -195,11 +211,7 @@ def _attention_lean(n: Node, b: _Body) -> tuple[list[str], list[str]] | None:
     q, k, v = n.inputs[:3]
     mask = n.inputs[3] if len(n.inputs) > 3 else None
     pk, pv = (n.inputs[i] if len(n.inputs) > i else None for i in (4, 5))
-    if (n.attr("softcap") or 0.0) != 0.0 or (n.attr("qk_matmul_output_mode") or 0) != 0 \
-            or (n.attr("left_window_size") if n.attr("left_window_size") is not None else -1) != -1 \
-            or (n.attr("right_window_size") if n.attr("right_window_size") is not None else -1) != -1 \
-            or n.attr("softmax_precision") not in (None, TensorProto.FLOAT) or len(n.inputs) > 6 \
-            or len(n.outputs) > 3 or (pk is None) != (pv is None):
+    if attention_beyond_sdpa(n) or len(n.inputs) > 6 or len(n.outputs) > 3 or (pk is None) != (pv is None):
         return None
     if any(x is not None and x.type.dtype.name != "f32" for x in (q, k, v, pk, pv)) \
             or mask is not None and mask.type.dtype.name not in ("f32", "bool"):

@@ -35,6 +35,7 @@ from onnx import TensorProto, helper
 
 from ...ir import Node
 from ...ir import dims as D
+from .lowering import attention_beyond_sdpa
 
 __all__ = ["CONTRIB_DOMAIN", "EMIT_CHOICES", "ContribImportError", "ContribLowering", "is_contrib", "to_standard"]
 
@@ -153,15 +154,9 @@ class ContribLowering:
         pk = n.inputs[4] if len(n.inputs) > 4 else None
         pv = n.inputs[5] if len(n.inputs) > 5 else None
         four = q.type.rank == 4
-        for attr, neutral, what in (("softcap", 0.0, "softcap"),
-                                    ("left_window_size", -1, "a window"), ("right_window_size", -1, "a window"),
-                                    ("qk_matmul_output_mode", 0, "qk output")):
-            if (n.attr(attr) or neutral) != neutral:
-                return f"{what} (MultiHeadAttention has no exact equivalent)"
-        if n.attr("softmax_precision") not in (None, 1):
-            return "softmax_precision other than float32"
-        if len(n.inputs) > 6 and n.inputs[6] is not None:
-            return "nonpad_kv_seqlen"
+        beyond = attention_beyond_sdpa(n)
+        if beyond:
+            return f"{beyond} (MultiHeadAttention has no exact equivalent)"
         if len(n.outputs) > 3 and _live(n.outputs[3]):
             return "its qk output is read"
         if not all(_f32(x) for x in (q, k, v)) or (mask is not None and mask.type.dtype.name not in ("f32", "bool")):

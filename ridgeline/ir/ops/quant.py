@@ -20,8 +20,6 @@ from __future__ import annotations
 
 from .. import dims as D
 from ..dtypes import DTYPES
-from ..dtypes import dtype as to_dtype
-from ..errors import IRError
 from ..types import TensorType
 from ._util import per_element
 from .spec import FLOAT8, InferContext, op
@@ -71,10 +69,7 @@ def _named_dtype(ctx: InferContext, attr: str, allowed: frozenset[str]):
     name = ctx.attr(attr)
     if name is None:
         return None
-    try:
-        dt = to_dtype(name)
-    except IRError as e:
-        ctx.fail(str(e))
+    dt = ctx.to_dtype(name)
     if dt.name not in allowed:
         ctx.fail(f"{attr} {dt.name} is not one of {', '.join(sorted(allowed))}")
     return dt

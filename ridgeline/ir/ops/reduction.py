@@ -98,7 +98,7 @@ for _name in ("Softmax", "LogSoftmax"):
     attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
     flops=per_element(1), since=14)
 def _cumulative(ctx: InferContext):
-    """Running sum (CumSum) or product (CumProd; exclusive: starts from 1) along the scalar ``axis`` input."""
+    """Running sum along the scalar ``axis`` input (exclusive: starts from 0)."""
     if ctx.type(1).numel != 1:
         ctx.fail("axis must be a scalar")
     return [ctx.shape(0)]
@@ -141,7 +141,7 @@ def _hardmax(ctx: InferContext):
 op("CumProd", inputs=["x: T", "axis: Tind"], outputs=["y: T"],
    types={"T": FLOAT | {"i32", "i64", "u32", "u64"}, "Tind": INDEX},
    attrs={"exclusive": ("int", 0), "reverse": ("int", 0)}, category="reduction",
-   flops=per_element(1), since=26)(_cumulative)
+   flops=per_element(1), since=26, doc="Running product along the scalar ``axis`` input (exclusive: starts from 1).")(_cumulative)
 
 
 def _det_flops(c: CostContext):

@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dims as D
-from ..dtypes import dtype as to_dtype
-from ..errors import IRError
 from ..types import TensorType
 from . import envelopes
 from ._util import per_element
@@ -50,10 +48,7 @@ def _constant_of_shape(ctx: InferContext):
     value = ctx.attr("value")
     if value.size != 1:
         ctx.fail(f"value must hold one element, got {value.size}")
-    try:
-        dt = to_dtype(value.dtype)
-    except IRError as e:
-        ctx.fail(str(e))
+    dt = ctx.to_dtype(value.dtype)
     shape = ctx.sym(0)
     if ctx.rank(0) != 1:
         ctx.fail(f"input must be 1-D, got {ctx.type(0)}")
@@ -79,10 +74,7 @@ def _partial(dt, n):
     envelope=envelopes.elementwise)  # from an integer: nothing wider went in (not a generator)
 def _cast(ctx: InferContext):
     """Convert elements to dtype ``to`` (an IR dtype name such as "f16")."""
-    try:
-        dt = to_dtype(ctx.attr("to"))
-    except IRError as e:
-        ctx.fail(str(e))
+    dt = ctx.to_dtype(ctx.attr("to"))
     s = ctx.sym(0)
     if s is not None and dt.is_integer:
         ctx.set_sym(0, s)
@@ -138,10 +130,7 @@ def _eye_like(ctx: InferContext):
         ctx.fail(f"input must be 2-D, got {ctx.type(0)}")
     dt = ctx.dtype(0)
     if ctx.attr("dtype") is not None:
-        try:
-            dt = to_dtype(ctx.attr("dtype"))
-        except IRError as e:
-            ctx.fail(str(e))
+        dt = ctx.to_dtype(ctx.attr("dtype"))
         if dt.name not in ALL:
             ctx.fail(f"dtype {dt} is not allowed")
     return [TensorType(dt, ctx.shape(0))]
@@ -151,10 +140,7 @@ def _eye_like(ctx: InferContext):
     attrs={"to": ("str",)}, category="view", bytes=_free, since=26)
 def _bit_cast(ctx: InferContext):
     """Reinterpret the bits as dtype ``to`` of the same width (little endian); no conversion."""
-    try:
-        dt = to_dtype(ctx.attr("to"))
-    except IRError as e:
-        ctx.fail(str(e))
+    dt = ctx.to_dtype(ctx.attr("to"))
     if dt.bits != ctx.dtype(0).bits:
         ctx.fail(f"cannot reinterpret {ctx.dtype(0)} as {dt}: the bit widths differ")
     return [TensorType(dt, ctx.shape(0))]
@@ -163,10 +149,7 @@ def _bit_cast(ctx: InferContext):
 def _window(ctx: InferContext):
     if ctx.type(0).numel != 1:
         ctx.fail(f"size must be a scalar, got {ctx.type(0)}")
-    try:
-        dt = to_dtype(ctx.attr("output_datatype"))
-    except IRError as e:
-        ctx.fail(str(e))
+    dt = ctx.to_dtype(ctx.attr("output_datatype"))
     size = ctx.sym(0)
     if size is None:
         return [_partial(dt, 1)]  # as long as the run-time size

@@ -29,7 +29,8 @@ import numpy as np
 from .._lazy import is_sympy, sympy
 from .. import dims as D
 from ..dtypes import DTYPES, DType
-from ..errors import VerifyError
+from ..dtypes import dtype as _dtype
+from ..errors import IRError, VerifyError
 from ..types import TensorType
 from .registry import register_spec
 
@@ -342,6 +343,13 @@ class InferContext:
     def fail(self, message: str):
         raise VerifyError(f"{self.spec.name}: {message}", self.node)
 
+    def to_dtype(self, spec: Any) -> DType:
+        """``spec`` (a dtype name, alias or numpy dtype) as an IR dtype; an unknown one fails."""
+        try:
+            return _dtype(spec)
+        except IRError as e:
+            self.fail(str(e))
+
     def normalize_axis(self, axis: int, rank: int) -> int:
         if not -rank <= axis < max(rank, 1):
             self.fail(f"axis {axis} is out of range for rank {rank}")
@@ -435,6 +443,7 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
     dtype, except for letters listed in ``heterogeneous`` (a fused body's mixed inputs).
     """
     extra["heterogeneous"] = frozenset(heterogeneous)
+    doc = extra.pop("doc", None)  # for an op that shares another's inference function
     if category not in CATEGORIES:
         raise ValueError(f"{name}: unknown category {category!r}")
     if isinstance(outputs, str):
@@ -459,7 +468,7 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
             attrs=attr_specs,
             types={k: frozenset(v) for k, v in (types or {}).items()},
             category=category, infer=fn, flops_fn=flops, bytes_fn=bytes, domain=domain,
-            since=since, commutative=commutative, doc=(fn.__doc__ or "").strip(), extra=dict(extra),
+            since=since, commutative=commutative, doc=doc or (fn.__doc__ or "").strip(), extra=dict(extra),
         )
         for port in spec.inputs + spec.outputs:
             if port.constraint not in spec.types and port.constraint not in DTYPES:

@@ -179,10 +179,8 @@ class Candidates:
     time: np.ndarray            # seconds
     weighted: np.ndarray        # bandwidth-weighted traffic: seconds of traffic summed over levels
     feasible: np.ndarray        # fits the tile level (and the units' stationary block)
-    tiles: Any = None           # output tiles (gemm, attention)
     groups: list = field(default_factory=list)    # gemm: the (m, n) tile groups per middle level
     flops: np.ndarray | None = None               # attention: the FLOPs executed (skipped blocks not)
-    q_blocks: int = 0                             # attention: query blocks per head
 
     def best(self) -> int | None:
         """The index of the schedule to take (``_best``)."""
@@ -323,8 +321,7 @@ def evaluate_gemm(p: GemmProblem, h: Hierarchy, tm, tn, tk, order: tuple[str, st
             feasible = (tk <= h.stationary[0]) & (tn <= h.stationary[1])
     util = np.minimum(1.0, tiles / h.tile.instances)
     return _priced(h, tile_loads, mid_loads, into_tile, footprint=footprint, feasible=feasible, util=util,
-                   compute=p.flops / (h.peak(p.dtype) * util), buffers=buffers, steps=steps, tiles=tiles,
-                   groups=groups)
+                   compute=p.flops / (h.peak(p.dtype) * util), buffers=buffers, steps=steps, groups=groups)
 
 
 def _search_gemm(p: GemmProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict[str, Any] | None:
@@ -411,7 +408,7 @@ def evaluate_attention(p: AttentionProblem, h: Hierarchy, bq: int, bkv, buffers)
     util = min(1.0, tiles / h.tile.instances)
     return _priced(h, tile_loads, middle, tile_loads, footprint=footprint, feasible=feasible, util=util,
                    compute=flops / (h.peak(p.dtype) * util), buffers=buffers, steps=heads * blocks,
-                   tiles=np.full_like(bkv, tiles), flops=flops, q_blocks=nq)
+                   flops=flops)
 
 
 def _search_attention(p: AttentionProblem, h: Hierarchy, buffers: tuple[int, ...]) -> dict[str, Any] | None:
