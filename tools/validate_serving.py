@@ -16,10 +16,13 @@ Sources (all read through the project's search tool; none is in REFERENCE.md):
 [NIM] NVIDIA NIM for LLMs benchmarking guide, "Performance", Llama-3.3-70b-instruct, NIM 1.8.0,
       2 x H100 80G, fp8, TP2, 5000 input / 500 output tokens, concurrency sweep (AIPerf, closed
       loop): https://docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance
-[VLLM] vLLM's serving benchmark (benchmark_serving, 200 ShareGPT prompts, Poisson QPS) run on Azure
-      Standard_NC96ads_A100_v4 (4 x A100 80GB PCIe), Llama-3.3-70B-Instruct, TP4:
+[VLLM] vLLM's serving benchmark (benchmark_serving, 200 ShareGPT prompts, Poisson QPS), Llama-3.3-70B-Instruct:
       https://gist.github.com/surajssd/c8bbcb244b210a3607ad952a7bdda759 (read through its
-      mirror gist.521000.best/surajssd/c8bbcb244b210a3607ad952a7bdda759)
+      mirror gist.521000.best/surajssd/c8bbcb244b210a3607ad952a7bdda759). The deployment is the
+      author's (github.com/surajssd/llm-k8s at 4b4dd8e, 2025-03-05): its benchmark README lists this
+      gist as "Infiniband results-serving_..._tp4_pp2_sharegpt" (tp = GPUs per VM, pp = VMs), and the
+      InfiniBand config (configs/llama-3-3-70b-instruct/two-nodes-eight-gpus) runs vLLM 0.7.3 with
+      --tensor-parallel-size 4 --pipeline-parallel-size 2 on two Standard_ND96asr_v4 (A100 40GB SXM4)
 [LMD] LMDeploy v0.2.0 benchmark, A100-80G, llama2-70b, TP4, batch 256, 3000 ShareGPT prompts all at
       once: https://github.com/InternLM/lmdeploy/blob/main/docs/en/benchmark/a100_fp16.md
 [TRT] TensorRT-LLM release 0.5.0 "Performance", H100 FP8, LLaMA 70B, batch 64, TP4 (static batches
@@ -54,24 +57,14 @@ SOURCES = {
 }
 
 
-def a100_pcie():
-    """A100 80GB PCIe: 1,935 GB/s HBM2e and 300 W (NVIDIA A100 datasheet, PCIe column); everything
-    else as the SXM4 part (assumption: the same 1.41 GHz boost clock and tensor peaks, as the
-    datasheet lists). The four GPUs are not all joined by NVLink, so vLLM's own all-reduce is off
-    ("Custom allreduce is disabled because it's not supported on more than two PCIe-only GPUs",
-    vllm/distributed/device_communicators/custom_all_reduce.py) and every layer's all-reduce is
-    NCCL's ring over PCIe Gen4 x16:
-    - bandwidth 25 GB/s each way: 16 GT/s x 16 lanes x 128/130 = 31.5 GB/s on the wire (PCI-SIG
-      Gen4 rate); TLP headers and flow control at 256-byte payloads leave about 80% of it
-      (an assumption from the packet arithmetic, not a measurement);
-    - 2.6 us per ring step: NCCL's all-reduce of 8 bytes takes 42 us on 8x GeForce RTX 4090 over
-      PCIe with NCCL's default algorithm (NVIDIA/nccl#1530, all_reduce_perf), which over 2 x 7
-      ring steps after the 5 us launch is 2.6 us each. That was measured on RTX 4090s, not A100
-      PCIe: using it for the 4xA100 PCIe host is an assumption (NVLink's 1 us is the target's own
-      assumption)."""
-    return apply_overrides(get_target("a100"), {"memory.hbm.bandwidth": "1935 GB/s", "power": "300 W",
-                                                "interconnect.nvlink3.bandwidth": "25 GB/s",
-                                                "interconnect.nvlink3.latency": "2.6 us"}, name="a100-pcie")
+def a100_40gb():
+    """A100 SXM4 40GB, as in Azure's Standard_ND96asr_v4 (8 per VM on NVSwitch, one 200 Gb/s HDR
+    InfiniBand NIC per GPU): 40 GB of HBM2 at 1,555 GB/s (NVIDIA A100 datasheet, 40GB SXM column);
+    everything else as the 80GB SXM4 part (same 400 W, clocks and tensor peaks in the datasheet).
+    [VLLM]'s run used four GPUs of each of two VMs (a pod per VM), so NVLink joins groups of 4 and
+    the pipeline's sends between the two VMs go over InfiniBand (the target's scale-out link)."""
+    return apply_overrides(get_target("a100"), {"memory.hbm.capacity": "40960 MiB", "memory.hbm.bandwidth": "1555 GB/s",
+                                                "interconnect.nvlink3.max_devices": 4}, name="a100-40gb")
 
 
 @dataclass
@@ -86,6 +79,7 @@ class Case:
     workload: Workload
     figures: dict[str, float]
     dtype: str = "bf16"
+    pp: int = 1
     kv_dtype: str | None = None          # None: the activations' (the preset's default)
     stack: str | None = None             # the serving stack's engine defaults (ridgeline/serving/stacks.py)
     scheduler: str | None = None
@@ -134,11 +128,14 @@ def cases() -> list[Case]:
         mean_in = (total_tps - out_tps) / rps
         w = Workload("sharegpt-200", arrival="poisson", rate=qps, prompt=_lognormal_with_mean(mean_in),
                      output=_lognormal_with_mean(mean_out))
-        # vLLM's V1 engine chunks prefills into steps with the running decodes; on an A100 API
-        # server its defaults are 2048 tokens and 256 sequences per step (stack "vllm")
-        out.append(Case("vllm", f"4xA100-80GB-PCIe TP4, ShareGPT, {qps} req/s", "llama-3-70b", a100_pcie(), 4, w,
-                        {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3, "throughput_rps": rps},
-                        requests=200, rate=qps, stack="vllm"))
+        # vLLM 0.7.3 (the V0 engine; ghcr.io/surajssd/llm-k8s/lws-vllm:0.7.3, multi-node over Ray):
+        # Llama-3.3's 131k context turns chunked prefill on by default, and V0's SchedulerConfig then
+        # takes 2048 tokens and 256 sequences per step, the decodes first; with PP its output
+        # processing is synchronous (stack "vllm-v0"). TP 4 within each VM, PP 2 across the two.
+        out.append(Case("vllm", f"2 VMs x 4xA100-40GB TP4 PP2 (IB), ShareGPT, {qps} req/s", "llama-3-70b",
+                        a100_40gb(), 4, w, {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3,
+                                            "throughput_rps": rps}, pp=2,
+                        requests=200, rate=qps, stack="vllm-v0"))
     # [LMD] 3000 ShareGPT prompts at once, batch 256, TP4: 7.231 req/s, 1682.738 output tokens/s;
     # means from the row: 232.7 output, 246.9 input tokens per request
     w = Workload("sharegpt-3000", arrival="poisson", rate=1e9,
@@ -161,7 +158,7 @@ def _options(case: Case) -> dict[str, str]:
 
 
 def simulated(case: Case, table: EstimateTable) -> dict[str, float]:
-    r = simulate(case.model, case.target, workload=case.workload, requests=case.requests, tp=case.tp,
+    r = simulate(case.model, case.target, workload=case.workload, requests=case.requests, tp=case.tp, pp=case.pp,
                  scheduler=case.scheduler, max_batch=case.max_batch, token_budget=case.token_budget, table=table,
                  seed=0, stack=case.stack, preset_options=_options(case))
     m = r.metrics
@@ -182,9 +179,9 @@ def main() -> int:
         if args.source and case.source != args.source:
             continue
         target = get_target(case.target)
-        key = (case.model, target.name, case.tp, case.dtype, case.kv_dtype)
+        key = (case.model, target.name, case.tp, case.pp, case.dtype, case.kv_dtype)
         if key not in tables:
-            tables[key] = EstimateTable(preset_estimator(case.model, target, {"tp": case.tp, "pp": 1}, _options(case)))
+            tables[key] = EstimateTable(preset_estimator(case.model, target, {"tp": case.tp, "pp": case.pp}, _options(case)))
         sim = simulated(case, tables[key])
         for metric, pub in case.figures.items():
             got = sim[metric]

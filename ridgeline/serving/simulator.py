@@ -224,6 +224,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
     if st is not None:
+        st = get_stack(stack, target, pp=pp)      # the parallel layout is settled now (pp may have been "auto")
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
         token_budget = token_budget or st.token_budget
@@ -247,7 +248,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         spec = SpecDecode(spec_k, spec_acceptance, dstep)
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
                        chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
-                       prefix_hit=prefix_hit, spec=spec, seed=seed)
+                       prefix_hit=prefix_hit, spec=spec, seed=seed, host=st.host if st else (0.0, 0.0))
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
     table_s = step_time.seconds if isinstance(step_time, EstimateTable) else 0.0

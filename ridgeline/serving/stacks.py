@@ -21,7 +21,7 @@ Prefill admission is where the stacks differ most:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["STACKS", "Stack", "get_stack"]
@@ -40,9 +40,10 @@ class Stack:
     chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
     reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
     source: str = ""
+    host: tuple[float, float] = (0.0, 0.0)   # engine CPU time each step waits for: per step, per sequence
 
 
-def _vllm(target: Any) -> Stack:
+def _vllm(target: Any, pp: int = 1) -> Stack:
     # vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults (V1, OpenAI API server context):
     # devices with >= 70 GiB that are not A100s get max_num_batched_tokens 8192 and max_num_seqs
     # 1024; every other GPU 2048 and 256 ("Setting large max_num_batched_tokens for A100 reduces
@@ -53,7 +54,7 @@ def _vllm(target: Any) -> Stack:
         "vLLM V1 defaults for the OpenAI API server (vllm/engine/arg_utils.py get_batch_defaults)"))
 
 
-def _trtllm(target: Any) -> Stack:
+def _trtllm(target: Any, pp: int = 1) -> Stack:
     # TensorRT-LLM executor defaults: SchedulerConfig capacity policy GUARANTEED_NO_EVICT,
     # enable_chunked_context False, max_num_tokens 8192 (trtllm-build's default). max_batch_size is
     # fixed when an engine is built; 256 is an assumption (the build default of the 0.x releases
@@ -61,6 +62,24 @@ def _trtllm(target: Any) -> Stack:
     return Stack("trtllm", "chunked", 8192, 256, chunk_prefill=False, reserve_output=True, source=(
         "TensorRT-LLM in-flight batching defaults (GUARANTEED_NO_EVICT, no chunked context, "
         "max_num_tokens 8192)"))
+
+
+def _vllm_v0(target: Any, pp: int = 1) -> Stack:
+    # vLLM 0.6-0.7 (the V0 engine) with chunked prefill, which V0 turns on for models of more than
+    # 32k context: SchedulerConfig takes 2048 tokens and max_num_seqs 256 per step, decodes first.
+    # Its scheduler, input preparation and output processing run on the CPU between GPU steps
+    # (one step per schedule: num_scheduler_steps 1). Async output processing hides the output
+    # half, but V0 turns it off under pipeline parallelism ("Async output processing can not be
+    # enabled with pipeline parallel", config.py). Only that case is priced, with the figures
+    # measured without it: a GPU bubble of about 4 ms per decode step (vLLM RFC #6854, multi-step
+    # scheduling: "about 4ms", of a stated 5-13 ms range; the profiled model is not named), and output processing growing by 0.1 ms per sequence
+    # (RFC #6913: _process_model_outputs 0.2 ms at batch 1, 3.4 ms at batch 32, Llama-3-70B on
+    # 4xH100). Using them on other models and hosts is an assumption; with pp 1 the unhidden
+    # rest is not measured anywhere we found, so it is left out.
+    host = (4e-3, 1e-4) if pp > 1 else (0.0, 0.0)
+    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
+        "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
+        "from vLLM RFCs #6854 and #6913"))
 
 
 def _capacity(target: Any) -> float:
@@ -73,11 +92,11 @@ def _name(target: Any) -> str:
     return str(getattr(target, "name", target)).lower()
 
 
-STACKS = {"vllm": _vllm, "trtllm": _trtllm, "nim": _trtllm}
+STACKS = {"vllm": _vllm, "vllm-v0": _vllm_v0, "trtllm": _trtllm, "nim": _trtllm}
 
 
-def get_stack(name: str, target: Any) -> Stack:
-    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
+def get_stack(name: str, target: Any, pp: int = 1) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name), ``pp`` pipeline stages."""
     from .simulator import SimulationError
     key = str(name).lower()
     if key not in STACKS:
@@ -89,4 +108,4 @@ def get_stack(name: str, target: Any) -> Stack:
             target = get_target(target)
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
-    return STACKS[key](target)
+    return STACKS[key](target, pp)
