@@ -65,17 +65,15 @@ def _trtllm(target: Any, pp: int = 1) -> Stack:
 
 
 def _vllm_v0(target: Any, pp: int = 1) -> Stack:
-    # vLLM 0.6-0.7 (the V0 engine) with chunked prefill, which V0 turns on for models of more than
-    # 32k context: SchedulerConfig takes 2048 tokens and max_num_seqs 256 per step, decodes first.
-    # Its scheduler, input preparation and output processing run on the CPU between GPU steps
-    # (one step per schedule: num_scheduler_steps 1). Async output processing hides the output
-    # half, but V0 turns it off under pipeline parallelism ("Async output processing can not be
-    # enabled with pipeline parallel", config.py). Only that case is priced, with the figures
-    # measured without it: a GPU bubble of about 4 ms per decode step (vLLM RFC #6854, multi-step
-    # scheduling: "about 4ms", of a stated 5-13 ms range; the profiled model is not named), and output processing growing by 0.1 ms per sequence
-    # (RFC #6913: _process_model_outputs 0.2 ms at batch 1, 3.4 ms at batch 32, Llama-3-70B on
-    # 4xH100). Using them on other models and hosts is an assumption; with pp 1 the unhidden
-    # rest is not measured anywhere we found, so it is left out.
+    # vLLM 0.6-0.7 (V0) with chunked prefill, on by default for models of > 32k context:
+    # SchedulerConfig takes 2048 tokens and 256 sequences per step, decodes first. Scheduling, input
+    # preparation and output processing run on the CPU between GPU steps; async output processing
+    # hides the last, but V0 turns it off under pipeline parallelism ("Async output processing can
+    # not be enabled with pipeline parallel", config.py). Only that case is priced, by figures
+    # measured without it: ~4 ms of GPU bubble per decode step (RFC #6854, of a stated 5-13 ms; the
+    # model is not named) and 0.1 ms more output processing per sequence (RFC #6913: 0.2 ms at batch
+    # 1, 3.4 ms at 32, Llama-3-70B on 4xH100). Other models and hosts: an assumption. With pp 1 what
+    # stays unhidden is not measured anywhere we found, so nothing is added.
     host = (4e-3, 1e-4) if pp > 1 else (0.0, 0.0)
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
