@@ -65,15 +65,12 @@ def _trtllm(target: Any, pp: int = 1) -> Stack:
 
 
 def _vllm_v0(target: Any, pp: int = 1) -> Stack:
-    # vLLM 0.6-0.7 (V0) with chunked prefill, on by default for models of > 32k context:
-    # SchedulerConfig takes 2048 tokens and 256 sequences per step, decodes first. Scheduling, input
-    # preparation and output processing run on the CPU between GPU steps; async output processing
-    # hides the last, but V0 turns it off under pipeline parallelism ("Async output processing can
-    # not be enabled with pipeline parallel", config.py). Only that case is priced, by figures
-    # measured without it: ~4 ms of GPU bubble per decode step (RFC #6854, of a stated 5-13 ms; the
-    # model is not named) and 0.1 ms more output processing per sequence (RFC #6913: 0.2 ms at batch
-    # 1, 3.4 ms at 32, Llama-3-70B on 4xH100). Other models and hosts: an assumption. With pp 1 what
-    # stays unhidden is not measured anywhere we found, so nothing is added.
+    # V0 (0.6-0.7) with chunked prefill (on for models of > 32k context): SchedulerConfig's 2048
+    # tokens, 256 sequences. Under pp it turns async output processing off ("can not be enabled with
+    # pipeline parallel", config.py), so each step waits for its CPU work: ~4 ms of GPU bubble (RFC
+    # #6854, "about 4ms", model not named) + 0.1 ms per sequence (RFC #6913: output processing 0.2 ms
+    # at batch 1, 3.4 ms at 32, Llama-3-70B, 4xH100); other models/hosts: an assumption. With pp 1
+    # what stays unhidden is not measured anywhere we found: nothing is added.
     host = (4e-3, 1e-4) if pp > 1 else (0.0, 0.0)
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
