@@ -22,7 +22,9 @@ Sources (all read through the project's search tool; none is in REFERENCE.md):
       author's (github.com/surajssd/llm-k8s at 4b4dd8e, 2025-03-05): its benchmark README lists this
       gist as "Infiniband results-serving_..._tp4_pp2_sharegpt" (tp = GPUs per VM, pp = VMs), and the
       InfiniBand config (configs/llama-3-3-70b-instruct/two-nodes-eight-gpus) runs vLLM 0.7.3 with
-      --tensor-parallel-size 4 --pipeline-parallel-size 2 on two Standard_ND96asr_v4 (A100 40GB SXM4)
+      --tensor-parallel-size 4 --pipeline-parallel-size 2 on two Standard_ND96asr_v4 (A100 40GB SXM4).
+      The gist itself could not be re-read when this was changed; an earlier reading recorded one
+      Standard_NC96ads_A100_v4 at TP4 (its table's GPU column prints "$GPU_VM_SKU x $PP": check it)
 [LMD] LMDeploy v0.2.0 benchmark, A100-80G, llama2-70b, TP4, batch 256, 3000 ShareGPT prompts all at
       once: https://github.com/InternLM/lmdeploy/blob/main/docs/en/benchmark/a100_fp16.md
 [TRT] TensorRT-LLM release 0.5.0 "Performance", H100 FP8, LLaMA 70B, batch 64, TP4 (static batches
