@@ -53,8 +53,8 @@ from typing import Any, ClassVar, NamedTuple
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
 from ..estimate import Estimate, NodeCost
-from ..llm import llm_meta
-from ..model import GraphAnalysis, _model_name
+from ..llm import llm_meta, model_name
+from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..schedule import Op, Schedule, list_schedule
@@ -389,7 +389,7 @@ class DataflowModel(SpatialModel):
 
     def _check_chips(self, graph: Graph, chips: int) -> None:
         if chips > self.target.max_devices:
-            name = _model_name(graph)
+            name = model_name(graph)
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {chips} chips of "
                               f"{format_quantity(self.sram.capacity, 'size')} SRAM for its weights and KV cache; the "
                               f"interconnect joins at most {self.target.max_devices}")

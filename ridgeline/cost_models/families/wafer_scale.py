@@ -52,8 +52,8 @@ from typing import Any, ClassVar
 from ...ir import Graph, Node
 from ...ir.errors import BackendError, TargetError
 from ..estimate import Estimate, NodeCost
-from ..llm import llm_meta
-from ..model import GraphAnalysis, _model_name
+from ..llm import llm_meta, model_name
+from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
 from ..spatial import (
@@ -174,7 +174,7 @@ class WaferScaleModel(SpatialModel):
                                   f"({format_quantity(mx, 'size')})")
             return "stream", {id(n): 0 for n in nodes}, 1
         if need > self.target.max_devices:
-            name = _model_name(graph)
+            name = model_name(graph)
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {need} wafers of SRAM; "
                               f"the system joins at most {self.target.max_devices} (try -O placement=stream)")
         _check_nodes_fit(graph, nodes, res, cap, self.target.name)
