@@ -67,14 +67,23 @@ def _trtllm(target: Any, pp: int = 1) -> Stack:
 def _vllm_v0(target: Any, pp: int = 1) -> Stack:
     # V0 (0.6-0.7) with chunked prefill (on for models of > 32k context): SchedulerConfig's 2048
     # tokens, 256 sequences. Under pp it turns async output processing off ("can not be enabled with
-    # pipeline parallel", config.py), so each step waits for its CPU work: ~4 ms of GPU bubble (RFC
-    # #6854, "about 4ms", model not named) + 0.1 ms per sequence (RFC #6913: output processing 0.2 ms
-    # at batch 1, 3.4 ms at 32, Llama-3-70B, 4xH100); other models/hosts: an assumption. With pp 1
-    # what stays unhidden is not measured anywhere we found: nothing is added.
-    host = (4e-3, 1e-4) if pp > 1 else (0.0, 0.0)
+    # pipeline parallel", config.py), so each step waits for its CPU work. How long: vLLM RFC #6854
+    # (multi-step scheduling, July 2024, vLLM before 0.6.0; model and batch not named) annotates "about
+    # 4ms of GPU bubble" per decode step, its TLDR says 5-13 ms; 4 ms, the low end, is our pick -- an
+    # assumption, measured on a vLLM older than 0.7.3. That bubble already holds the output
+    # processing (pythonizing and detokenizing the sampled tokens) besides the input preparation and
+    # the scheduler, so RFC #6913's per-sequence output processing (Llama-3-70B, 4xH100, July 2024:
+    # 0.2 ms at batch 1, 3.4 ms at 32) is not added on top: h1 = 0 (one source, no double count).
+    # With pp V0 runs one virtual engine per stage, each with its own micro-batch (~n/pp of the n
+    # sequences) and its own host step, so a token's path waits h0 + h1 * n / pp: the simulator's step
+    # carries all n sequences, hence h1 / pp. Whether the stages' host work overlaps beyond that is not
+    # modelled. With pp 1 (async output processing on) what stays unhidden is not measured anywhere we
+    # found: nothing is added.
+    h0, h1 = 4e-3, 0.0
+    host = (h0, h1 / pp) if pp > 1 else (0.0, 0.0)
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
-        "from vLLM RFCs #6854 and #6913"))
+        "under pp: ~4 ms, vLLM RFC #6854 (an assumption: July 2024, before 0.6.0)"))
 
 
 def _capacity(target: Any) -> float:
