@@ -17,12 +17,17 @@ from typing import Any
 from ..ir import Graph
 from .estimate import Estimate, LLMMetrics
 
-__all__ = ["llm_meta", "kv_cache_bytes_per_token", "llm_metrics"]
+__all__ = ["llm_meta", "model_name", "kv_cache_bytes_per_token", "llm_metrics"]
 
 
 def llm_meta(graph: Graph) -> dict[str, Any]:
     m = graph.meta.get("llm")
     return dict(m) if isinstance(m, dict) else {}
+
+
+def model_name(graph: Graph) -> str:
+    """The preset's name (``llama-3-70b``) for messages, else the graph's."""
+    return llm_meta(graph).get("preset", graph.name)
 
 
 def kv_cache_bytes_per_token(graph: Graph) -> float:

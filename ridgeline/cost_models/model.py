@@ -27,7 +27,7 @@ from ..ir import Graph, Node
 from ..ir.errors import BackendError, IRError, TargetError
 from .collectives import collective_time
 from .estimate import Estimate, NodeCost, bytes_by_device
-from .llm import llm_meta, llm_metrics
+from .llm import llm_meta, llm_metrics, model_name
 from .memory import footprint, memory_plan, plan_devices
 from .parallel import (Comm, ParallelError, ParallelPlan, Shard, analyze_tensor_parallel, check_degrees,
                        plan_parallel)
@@ -192,7 +192,7 @@ class CostModel:
         choice = self.plan_devices(graph, fp)
         if choice is None and fp.total_weights + fp.total_kv > 0:
             cap = self.target.device_memory.total_capacity
-            raise TargetError(f"{_model_name(graph)} fits no device count of {self.target.name}: it needs "
+            raise TargetError(f"{model_name(graph)} fits no device count of {self.target.name}: it needs "
                               f"{format_quantity(fp.total_weights + fp.total_kv, 'size')} of weights and KV cache; "
                               f"a device holds {format_quantity(cap, 'size')} and the target joins at most "
                               f"{self.target.max_devices} device(s) (tp ≤ heads, pp ≤ layers)")
@@ -289,7 +289,7 @@ class CostModel:
             # no tensor-parallel degree fits at this pp: say what would, never return one that does not fit
             hint = f"tp={choice[0]} pp={choice[1]} fits (or use --pp auto)" if choice else "no deployment fits"
             raise ParallelError(f"--tp auto: no tensor-parallel degree of {self.target.name} fits "
-                                f"{_model_name(graph)} with pp={pp}; {hint}")
+                                f"{model_name(graph)} with pp={pp}; {hint}")
         if pp == "auto":
             for cand in range(1, max(1, fp.layers) + 1):
                 if sum(fp.per_device(tp, cand)) <= cap:
@@ -547,8 +547,4 @@ def _require_static(graph: Graph) -> None:
     if syms:
         raise IRError(f"graph @{graph.name} has unbound dims {', '.join(syms)}; estimates need sizes: bind them "
                       f"with --dim NAME=SIZE (or graph.bind(...))")
-
-
-def _model_name(graph: Graph) -> str:
-    return llm_meta(graph).get("preset", graph.name)
 

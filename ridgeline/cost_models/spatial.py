@@ -18,7 +18,7 @@ from typing import Any
 from ..ir import Graph, Node
 from ..ir.errors import BackendError, TargetError
 from .estimate import Estimate, MemoryPlan, NodeCost, bytes_by_device
-from .llm import llm_metrics
+from .llm import llm_meta, llm_metrics
 from .model import CostModel, GraphAnalysis
 from .parallel import ParallelPlan
 from .quantities import format_quantity
@@ -132,7 +132,7 @@ def context_window(graph: Graph, res: dict[int, tuple[float, float]], system_byt
     them, the MACs and streams that run every layer -- a longer context would come out cheaper.
     A deployment is provisioned for the window it serves; a step past that window keeps the
     layout and puts the further positions on KV-only devices (``Window``)."""
-    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    meta = llm_meta(graph)
     ctx, top = meta.get("context"), meta.get("max_context")
     if not isinstance(ctx, int) or not isinstance(top, int) or ctx <= 0 or top <= 0:
         return None
@@ -185,7 +185,7 @@ def sized_for_window(res: dict[int, tuple[float, float]], graph: Graph,
     window = context_window(graph, res, system_bytes)
     if window is None:
         return res, Window()
-    ctx = graph.meta["llm"]["context"]
+    ctx = llm_meta(graph)["context"]
     f = window / ctx
     sized = {k: (w, kv * f) for k, (w, kv) in res.items()}
     over = sum(kv for _, kv in res.values()) * (1 - f) if ctx > window else 0.0
@@ -234,8 +234,8 @@ def at_keys(w: NodeWork, keys: int) -> NodeWork:
 def _weight_only(graph: Graph) -> bool:
     """Narrow integer weights widened before a 16-bit multiply (not W8A8, whose products stay
     narrow): a preset says so in its metadata, an imported graph by what reads the weights."""
-    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else None
-    if meta is not None:
+    meta = llm_meta(graph)
+    if meta:
         wd, ad = str(meta.get("weight_dtype", "")), str(meta.get("act_dtype", ""))
         return wd in ("i8", "u8", "i4", "u4") and ad not in ("i8", "u8", "i4", "u4")
     return any(v.const and _narrow_int(v.type.dtype) and len(v.type.shape) >= 2

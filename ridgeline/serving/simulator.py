@@ -115,6 +115,16 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                       int(tp) if not spatial else 1, int(pp) if not spatial else 1)
 
 
+def _spatial(target: Any) -> bool:
+    from ..cost_models import get_target
+    return get_target(target).family in SPATIAL
+
+
+def _parallel(target: Any, tp: Any, pp: Any) -> dict[str, Any]:
+    """The estimate's parallel options: none on a spatial machine (its layout decides)."""
+    return {} if _spatial(target) else {"tp": tp, "pp": pp}
+
+
 def _engines(policy: str, dep: Deployment, cfg: EngineConfig, replicas: int, prefill_replicas: int | None,
              stages: int | None) -> tuple[list[Engine], Any]:
     blocks = (dep.kv_tokens // cfg.block_size) if dep.kv_tokens is not None else (1 << 30)
@@ -200,30 +210,22 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     ref_context = int(min(32768, max(512, 2 * (w.prompt.mean + w.output.mean)))) if w.arrival != "trace" else \
         int(min(32768, max(512, 2 * max(r.prompt + r.output for r in w.trace))))
     popts = dict(preset_options or {})
+    spatial = (step_time is None or isinstance(step_time, EstimateTable)) and _spatial(target)
     if step_time is None and table is None and "auto" in (tp, pp):
-        from ..cost_models import get_target
-        spatial = get_target(target).family in SPATIAL
         deployment = deployment or deployment_for(model, target, tp=tp, pp=pp, max_batch=max_batch or (32 if spatial else 256),
                                                   ref_context=ref_context, preset_options=popts)
         tp, pp = deployment.tp, deployment.pp
     if step_time is None:
-        if table is None:
-            from ..cost_models import get_target
-            fam = get_target(target).family
-            opts = {} if fam in SPATIAL else {"tp": tp, "pp": pp}
-            table = EstimateTable(preset_estimator(model, target, opts, popts))
-        step_time = table
+        step_time = table if table is not None else \
+            EstimateTable(preset_estimator(model, target, _parallel(target, tp, pp), popts))
     if deployment is None:
-        if isinstance(step_time, EstimateTable):
-            from ..cost_models import get_target
-            spatial = get_target(target).family in SPATIAL
-            deployment = deployment_for(model, target, tp=tp, pp=pp, max_batch=(max_batch or (32 if spatial else 256)),
-                                        ref_context=ref_context, preset_options=popts)
-        else:
-            deployment = Deployment(str(target), devices=tp * pp)
+        deployment = deployment_for(model, target, tp=tp, pp=pp, max_batch=max_batch or (32 if spatial else 256),
+                                    ref_context=ref_context, preset_options=popts) \
+            if isinstance(step_time, EstimateTable) else Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
     if st is not None:
+        st = get_stack(stack, target, pp=pp)      # the parallel layout is settled now (pp may have been "auto")
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
         token_budget = token_budget or st.token_budget
@@ -241,13 +243,11 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if spec_k:
         dstep = draft
         if isinstance(draft, str):
-            from ..cost_models import get_target
-            fam = get_target(target).family
-            dstep = EstimateTable(preset_estimator(draft, target, {} if fam in SPATIAL else {"tp": tp, "pp": pp}, popts))
+            dstep = EstimateTable(preset_estimator(draft, target, _parallel(target, tp, pp), popts))
         spec = SpecDecode(spec_k, spec_acceptance, dstep)
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
                        chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
-                       prefix_hit=prefix_hit, spec=spec, seed=seed)
+                       prefix_hit=prefix_hit, spec=spec, seed=seed, host=st.host if st else (0.0, 0.0))
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
     table_s = step_time.seconds if isinstance(step_time, EstimateTable) else 0.0
@@ -296,11 +296,10 @@ def max_rate(slo: str | SLO, *, rate_lo: float | None = None, iterations: int = 
         raise SimulationError(f"the highest rate meeting an SLO needs an open-loop workload, not a {w.arrival} "
                               f"({w.name}): its arrivals are given")
     if kwargs.get("step_time") is None and kwargs.get("table") is None:
-        from ..cost_models import get_target
-        fam = get_target(kwargs.get("target", "h100")).family
-        opts = {} if fam in SPATIAL else {"tp": kwargs.get("tp", 1), "pp": kwargs.get("pp", 1)}
-        kwargs["table"] = EstimateTable(preset_estimator(kwargs.get("model", "llama-3-70b"), kwargs.get("target", "h100"),
-                                                         opts, kwargs.get("preset_options") or {}))
+        target = kwargs.get("target", "h100")
+        opts = _parallel(target, kwargs.get("tp", 1), kwargs.get("pp", 1))
+        kwargs["table"] = EstimateTable(preset_estimator(kwargs.get("model", "llama-3-70b"), target, opts,
+                                                         kwargs.get("preset_options") or {}))
     # offline maximum: everything arrives at once
     sat = simulate(rate=1e9, slo=slo_, **kwargs)
     cap = sat.metrics.throughput_rps

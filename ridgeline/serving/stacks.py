@@ -21,7 +21,7 @@ Prefill admission is where the stacks differ most:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 __all__ = ["STACKS", "Stack", "get_stack"]
@@ -40,9 +40,10 @@ class Stack:
     chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
     reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
     source: str = ""
+    host: tuple[float, float] = (0.0, 0.0)   # engine CPU time each step waits for: per step, per sequence
 
 
-def _vllm(target: Any) -> Stack:
+def _vllm(target: Any, pp: int = 1) -> Stack:
     # vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults (V1, OpenAI API server context):
     # devices with >= 70 GiB that are not A100s get max_num_batched_tokens 8192 and max_num_seqs
     # 1024; every other GPU 2048 and 256 ("Setting large max_num_batched_tokens for A100 reduces
@@ -53,7 +54,7 @@ def _vllm(target: Any) -> Stack:
         "vLLM V1 defaults for the OpenAI API server (vllm/engine/arg_utils.py get_batch_defaults)"))
 
 
-def _trtllm(target: Any) -> Stack:
+def _trtllm(target: Any, pp: int = 1) -> Stack:
     # TensorRT-LLM executor defaults: SchedulerConfig capacity policy GUARANTEED_NO_EVICT,
     # enable_chunked_context False, max_num_tokens 8192 (trtllm-build's default). max_batch_size is
     # fixed when an engine is built; 256 is an assumption (the build default of the 0.x releases
@@ -61,6 +62,28 @@ def _trtllm(target: Any) -> Stack:
     return Stack("trtllm", "chunked", 8192, 256, chunk_prefill=False, reserve_output=True, source=(
         "TensorRT-LLM in-flight batching defaults (GUARANTEED_NO_EVICT, no chunked context, "
         "max_num_tokens 8192)"))
+
+
+def _vllm_v0(target: Any, pp: int = 1) -> Stack:
+    # V0 (0.6-0.7) with chunked prefill (on for models of > 32k context): SchedulerConfig's 2048
+    # tokens, 256 sequences. Under pp it turns async output processing off ("can not be enabled with
+    # pipeline parallel", config.py), so each step waits for its CPU work. How long: vLLM RFC #6854
+    # (multi-step scheduling, July 2024, vLLM before 0.6.0; model and batch not named) annotates "about
+    # 4ms of GPU bubble" per decode step, its TLDR says 5-13 ms; 4 ms, the low end, is our pick -- an
+    # assumption, measured on a vLLM older than 0.7.3. That bubble already holds the output
+    # processing (pythonizing and detokenizing the sampled tokens) besides the input preparation and
+    # the scheduler, so RFC #6913's per-sequence output processing (Llama-3-70B, 4xH100, July 2024:
+    # 0.2 ms at batch 1, 3.4 ms at 32) is not added on top: h1 = 0 (one source, no double count).
+    # With pp V0 runs one virtual engine per stage, each with its own micro-batch (~n/pp of the n
+    # sequences) and its own host step, so a token's path waits h0 + h1 * n / pp: the simulator's step
+    # carries all n sequences, hence h1 / pp. Whether the stages' host work overlaps beyond that is not
+    # modelled. With pp 1 (async output processing on) what stays unhidden is not measured anywhere we
+    # found: nothing is added.
+    h0, h1 = 4e-3, 0.0
+    host = (h0, h1 / pp) if pp > 1 else (0.0, 0.0)
+    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
+        "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
+        "under pp: ~4 ms, vLLM RFC #6854 (an assumption: July 2024, before 0.6.0)"))
 
 
 def _capacity(target: Any) -> float:
@@ -73,11 +96,11 @@ def _name(target: Any) -> str:
     return str(getattr(target, "name", target)).lower()
 
 
-STACKS = {"vllm": _vllm, "trtllm": _trtllm, "nim": _trtllm}
+STACKS = {"vllm": _vllm, "vllm-v0": _vllm_v0, "trtllm": _trtllm, "nim": _trtllm}
 
 
-def get_stack(name: str, target: Any) -> Stack:
-    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
+def get_stack(name: str, target: Any, pp: int = 1) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name), ``pp`` pipeline stages."""
     from .simulator import SimulationError
     key = str(name).lower()
     if key not in STACKS:
@@ -89,4 +112,4 @@ def get_stack(name: str, target: Any) -> Stack:
             target = get_target(target)
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
-    return STACKS[key](target)
+    return STACKS[key](target, pp)

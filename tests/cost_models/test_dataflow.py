@@ -270,15 +270,11 @@ def test_spread_false_is_packing_and_the_choice_is_the_reported_step():
 @pytest.mark.parametrize("preset,dtype", [("llama-2-7b", "fp16"), ("llama-3-8b", "fp8"), ("llama-2-7b", "int8")])
 def test_weight_bound_decode_scales_over_batch_pairs(preset, dtype):
     # the invariant itself (cost_invariants: >= 1.6x tokens/s per doubling while weight-bound),
-    # over 1 -> 2 -> ... -> 32, with each step never slower than packing alone
+    # over 1 -> 2 -> ... -> 32. That each step is never slower than packing alone is asserted by the
+    # two tests above (the reported step is the faster layout's by construction); pricing packing
+    # again here at every batch made this test about 1.4x slower
     from ridgeline.testing import cost_invariants as inv
     bad = []
-    for batch in (1, 2, 4, 8, 16, 32):
-        case = inv.Case(preset, "groq-lpu", "decode", batch=batch, context=128, dtype=dtype)
-        est = inv.estimate_case(case)
-        g, analysis = inv._model(*inv._model_args(case))
-        pack = estimate(g, "groq-lpu", companion=None, analysis=analysis, spread=False)
-        assert est.time_s <= pack.time_s, batch
-        if batch < 32:
-            bad += inv.check(case, ("batch",))
+    for batch in (1, 2, 4, 8, 16):
+        bad += inv.check(inv.Case(preset, "groq-lpu", "decode", batch=batch, context=128, dtype=dtype), ("batch",))
     assert not bad, bad

@@ -170,6 +170,22 @@ def test_stack_presets_set_the_engine_defaults():
         run(trace((0, 10, 2)), stack="nope")
 
 
+def test_v0_host_time_is_added_to_every_step_only_under_pipeline_parallelism():
+    # vLLM V0 turns async output processing off with pp > 1: each step then waits for the engine's
+    # CPU work (RFC #6854's bubble, which holds the output processing: no per-sequence term on top);
+    # with pp 1 nothing is added
+    from ridgeline.serving.stacks import get_stack
+    h0, h1 = get_stack("vllm-v0", "a100", pp=2).host
+    assert h0 > 0 and h1 == 0 and get_stack("vllm-v0", "a100").host == (0.0, 0.0)
+    w = trace((0, 10, 6), (100, 10, 6))
+    one, two = (run(w, stack="vllm-v0", pp=pp).metrics for pp in (1, 2))
+    assert two.ttft["p50"] - one.ttft["p50"] == pytest.approx(h0)
+    assert two.tpot["p50"] - one.tpot["p50"] == pytest.approx(h0)
+    both = run(trace((0, 10, 6), (0, 10, 6)), stack="vllm-v0", pp=2).metrics     # two sequences per step
+    assert both.tpot["p50"] - run(trace((0, 10, 6), (0, 10, 6)), stack="vllm-v0").metrics.tpot["p50"] == \
+        pytest.approx(h0)
+
+
 def test_closed_loop_warmup_leaves_out_each_users_first_request():
     # 2 users, P=10, O=1, think 0: the first two arrive together and prefill together (1.2);
     # from then on each request is alone in the engine (1.1). Warm-up (default: one per user)

@@ -53,6 +53,7 @@ from typing import Any, ClassVar, NamedTuple
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
 from ..estimate import Estimate, NodeCost
+from ..llm import llm_meta, model_name
 from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
@@ -388,8 +389,7 @@ class DataflowModel(SpatialModel):
 
     def _check_chips(self, graph: Graph, chips: int) -> None:
         if chips > self.target.max_devices:
-            name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \
-                else graph.name
+            name = model_name(graph)
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {chips} chips of "
                               f"{format_quantity(self.sram.capacity, 'size')} SRAM for its weights and KV cache; the "
                               f"interconnect joins at most {self.target.max_devices}")
@@ -513,7 +513,7 @@ class DataflowModel(SpatialModel):
         whole = works
         if part.window.overflows:
             works = self._local_attention(works, part)
-        meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+        meta = llm_meta(graph)
         rows = meta.get("phase") == "prefill"
         counts = _microbatch_counts(meta)
         tried: dict[int, tuple] = {}

@@ -52,6 +52,7 @@ from typing import Any, ClassVar
 from ...ir import Graph, Node
 from ...ir.errors import BackendError, TargetError
 from ..estimate import Estimate, NodeCost
+from ..llm import llm_meta, model_name
 from ..model import GraphAnalysis
 from ..parallel import ParallelPlan
 from ..quantities import format_quantity
@@ -173,8 +174,7 @@ class WaferScaleModel(SpatialModel):
                                   f"({format_quantity(mx, 'size')})")
             return "stream", {id(n): 0 for n in nodes}, 1
         if need > self.target.max_devices:
-            name = graph.meta.get("llm", {}).get("preset", graph.name) if isinstance(graph.meta.get("llm"), dict) \
-                else graph.name
+            name = model_name(graph)
             raise TargetError(f"{name} fits no device count of {self.target.name}: it needs {need} wafers of SRAM; "
                               f"the system joins at most {self.target.max_devices} (try -O placement=stream)")
         _check_nodes_fit(graph, nodes, res, cap, self.target.name)
@@ -530,7 +530,7 @@ def _check_nodes_fit(graph: Graph, nodes: list[Node], res: dict[int, tuple[float
     size = sum(res.get(id(big), (0.0, 0.0))) if big is not None else 0.0
     if big is None or size <= cap:
         return
-    meta = graph.meta.get("llm") if isinstance(graph.meta.get("llm"), dict) else {}
+    meta = llm_meta(graph)
     w, kv = res[id(big)]
     batch = int(meta.get("batch", 1) or 1)
     hint = ""
