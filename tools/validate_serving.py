@@ -66,6 +66,13 @@ SOURCES = {
 }
 
 
+def _sharegpt_200(qps: float, rps: float, out_tps: float, total_tps: float) -> Workload:
+    """vLLM's benchmark_serving workload: 200 ShareGPT prompts at Poisson ``qps``, with the run's
+    own mean prompt and output lengths (tokens/s over requests/s)."""
+    return Workload("sharegpt-200", arrival="poisson", rate=qps, prompt=_lognormal_with_mean((total_tps - out_tps) / rps),
+                    output=_lognormal_with_mean(out_tps / rps))
+
+
 def a100_pcie():
     """A100 80GB PCIe: 1,935 GB/s HBM2e and 300 W (NVIDIA A100 datasheet, PCIe column); everything
     else as the SXM4 part (assumption: the same 1.41 GHz boost clock and tensor peaks, as the
@@ -156,10 +163,7 @@ def cases() -> list[Case]:
     for qps, rps, out_tps, total_tps, ttft_med, tpot_med, itl_med in (
             (1, 0.927978, 198.508, 396.441, 128.388, 44.6347, 43.878),
             (4, 2.4957, 532.931, 1065.25, 219.599, 73.8304, 55.5315)):
-        mean_out = out_tps / rps
-        mean_in = (total_tps - out_tps) / rps
-        w = Workload("sharegpt-200", arrival="poisson", rate=qps, prompt=_lognormal_with_mean(mean_in),
-                     output=_lognormal_with_mean(mean_out))
+        w = _sharegpt_200(qps, rps, out_tps, total_tps)
         # vLLM's V1 engine chunks prefills into steps with the running decodes; on an A100 API
         # server its defaults are 2048 tokens and 256 sequences per step (stack "vllm")
         out.append(Case("vllm", f"4xA100-80GB-PCIe TP4, ShareGPT, {qps} req/s", "llama-3-70b", a100_pcie(), 4, w,
@@ -170,10 +174,7 @@ def cases() -> list[Case]:
     for qps, rps, out_tps, total_tps, ttft_med, tpot_med, itl_med in (
             (1, 0.928406, 198.242, 396.267, 96.9817, 43.5453, 42.2756),
             (4, 2.52147, 539.053, 1076.87, 125.156, 63.497, 57.8237)):
-        mean_out = out_tps / rps
-        mean_in = (total_tps - out_tps) / rps
-        w = Workload("sharegpt-200", arrival="poisson", rate=qps, prompt=_lognormal_with_mean(mean_in),
-                     output=_lognormal_with_mean(mean_out))
+        w = _sharegpt_200(qps, rps, out_tps, total_tps)
         # vLLM 0.7.3 (the V0 engine; ghcr.io/surajssd/llm-k8s/lws-vllm:0.7.3, multi-node over Ray):
         # Llama-3.3's 131k context turns chunked prefill on by default, and V0's SchedulerConfig then
         # takes 2048 tokens and 256 sequences per step, the decodes first; with PP its output
