@@ -304,6 +304,7 @@ def ensure_dataclass(cls: type) -> type:
     """Make a plain ``Pass`` subclass a frozen dataclass, so its annotated attributes are options."""
     if "__dataclass_fields__" in cls.__dict__:
         return cls
+    options_of.cache_clear()   # the class is changed in place: options read before are stale
     return dataclass(frozen=True, kw_only=True)(cls)
 
 

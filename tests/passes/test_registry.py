@@ -117,3 +117,24 @@ def test_list_passes_has_every_builtin_with_summary_and_origin():
         assert infos[name].origin == "built-in" and infos[name].summary, name
     assert infos["default"].kind == "pipeline" and "fuse-attention" in infos["default"].expansion
     assert [str(o) for o in infos["fuse-elementwise"].options] == ["max-nodes: int = 16"]
+
+
+def test_options_of_a_subclass_read_before_it_became_a_dataclass_are_not_stale():
+    """``options_of`` is cached per class, and ``ensure_dataclass`` changes a class in place: a
+    subclass whose options were read while it only inherited its parent's must see its own after."""
+    from ridgeline.passes.base import ensure_dataclass, options_of
+
+    class Parent(Pass):
+        x: int = 3
+
+        def run(self, graph, ctx):
+            return PassResult(graph)
+
+    parent = ensure_dataclass(Parent)
+
+    class Child(parent):
+        y: int = 1
+
+    assert [o.name for o in options_of(Child)] == ["x"]
+    ensure_dataclass(Child)
+    assert [o.name for o in options_of(Child)] == ["x", "y"]
