@@ -6,6 +6,7 @@ created); ``module`` is the library itself, for the functions both name and call
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Any
 
@@ -86,6 +87,7 @@ class _Numpy:
         return DTYPES[name].np_dtype
 
     @staticmethod
+    @functools.cache   # kernels ask on every call (Gather, Div, Cast): a dict hit, not a dtype parse
     def name_of(dtype: Any) -> str:
         """The IR name of one of the library's dtypes."""
         from ...ir.dtypes import dtype as to_dtype
@@ -153,7 +155,7 @@ def _torch_namespace() -> type:
         to_numpy, erf, convert, contract = staticmethod(tensor_to_numpy), torch.erf, staticmethod(_torch_convert), \
             torch.einsum
         dtype = staticmethod(torch_dtype)
-        name_of = staticmethod(lambda dtype: next(k for k, v in TORCH_DTYPES.items() if v == dtype))
+        name_of = staticmethod({v: k for k, v in reversed(TORCH_DTYPES.items())}.__getitem__)   # the first name
 
     return _Torch
 
