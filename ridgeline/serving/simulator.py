@@ -224,6 +224,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             if isinstance(step_time, EstimateTable) else Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
+    if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
+        tp, pp = deployment.tp, deployment.pp
     if st is not None:
         st = get_stack(stack, target, pp=pp)      # the parallel layout is settled now (pp may have been "auto")
         scheduler = scheduler or st.scheduler

@@ -197,3 +197,15 @@ def test_closed_loop_warmup_leaves_out_each_users_first_request():
     assert all_in.metrics.ttft["mean"] == pytest.approx((2 * 1.2 + 4 * 1.2) / 6)
     assert r.metrics.ttft["mean"] == pytest.approx(1.2)
     assert r.metrics.throughput_rps == all_in.metrics.throughput_rps     # throughput covers the whole run
+
+
+def test_an_auto_layout_with_a_given_step_table_is_read_back_before_the_stack_is_picked():
+    """With ``table=`` the simulator does not resolve ``tp``/``pp="auto"`` itself: the deployment
+    does, and the stack (whose host time depends on ``pp``) must see the resolved numbers."""
+    from ridgeline.serving import EstimateTable, simulate
+    from ridgeline.serving.simulator import _parallel, preset_estimator
+
+    table = EstimateTable(preset_estimator("llama-3-8b", "h100", _parallel("h100", 1, 1), {}))
+    r = simulate("llama-3-8b", "h100", workload="chat", rate=1.0, requests=20, tp="auto", pp="auto",
+                 table=table, stack="vllm-v0")
+    assert r.metrics.throughput_rps > 0
