@@ -34,7 +34,7 @@ from llvmlite import ir
 from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
-from .elementwise import describe_node
+from ...ir.verifier import describe as describe_node
 from .irutil import (F32, I1, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
                      lanes, load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
 from .jit import host

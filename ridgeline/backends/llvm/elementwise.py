@@ -18,7 +18,6 @@ import numpy as np
 
 from ...ir import Node
 from ...ir.dtypes import dtype
-from ...ir.verifier import describe as describe_node  # noqa: F401 - the other lowerings' error messages
 from .irutil import I64, STORAGE, const, kernel_function, load, store, strided_loops
 from .lowering import Lowering, Unsupported, broadcast_strides, coalesce, contiguous_strides, launcher
 from .scalar_ops import COMPUTE, SUPPORTED_OPS, Scalar, constant, emit, load_scalar, store_value

@@ -31,7 +31,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from ...ir import Node
-from .elementwise import describe_node
+from ...ir.verifier import describe as describe_node
 from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, load, load_lanes, loop, splat,
                      store_lanes)
 from .jit import host

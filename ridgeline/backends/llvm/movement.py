@@ -20,7 +20,7 @@ import numpy as np
 from ...ir import Node
 from ...ir.errors import BackendError
 from ..kernel_math.movement import onnx_slice
-from .elementwise import describe_node
+from ...ir.verifier import describe as describe_node
 from .irutil import I64, const, kernel_function, load, loop, store, strided_loops
 from .lowering import (Lowering, Unsupported, broadcast_strides, check_inputs, coalesce, contiguous_strides, outputs,
                        ptr)
