@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Benchmark the executing backends against onnxruntime and the host's memory bandwidth.
 
-    /work/venv/bin/python tools/bench_backends.py                 # everything, models from tests/models
-    /work/venv/bin/python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
-    /work/venv/bin/python tools/bench_backends.py --only gemm     # JIT GEMM vs onnxruntime's MatMul and the FMA peak
-    /work/venv/bin/python tools/bench_backends.py --model my.onnx --only models
-    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache), 1 and 2 threads
-    /work/venv/bin/python tools/bench_backends.py --with-past with_past.onnx --threads 1 --no-compile-probe
+    python tools/bench_backends.py                 # everything, models from tests/models
+    python tools/bench_backends.py --only kernels  # fused chain + layernorm vs bandwidth
+    python tools/bench_backends.py --only gemm     # JIT GEMM vs onnxruntime's MatMul and the FMA peak
+    python tools/bench_backends.py --model my.onnx --only models
+    python tools/bench_backends.py --with-past with_past.onnx    # generation (KV cache), 1 and 2 threads
+    python tools/bench_backends.py --with-past with_past.onnx --threads 1 --no-compile-probe
 
 Sections (all timed in this one process, so that ratios compare like with like on a machine other
 jobs share — absolute numbers there vary ~3x between runs, ratios much less):

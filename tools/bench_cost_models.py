@@ -1,6 +1,6 @@
 """Benchmark: ``ridgeline compare llama-3.1-405b --targets all`` (the issue's 2-second budget).
 
-    /work/venv/bin/python tools/bench_cost_models.py [--repeat 5]
+    python tools/bench_cost_models.py [--repeat 5]
 
 Timings on a shared machine vary a lot, so each run also measures a peer in the same run: the bare
 CLI start-up (``ridgeline targets --json``, which imports the package and parses every target

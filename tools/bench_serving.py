@@ -1,6 +1,6 @@
 """Benchmark: requests simulated per second, 10,000 chat requests of Llama-3-70B on 8xH100.
 
-    /work/main/.venv/bin/python tools/bench_serving.py [--requests 10000] [--profile ci|soak]
+    python tools/bench_serving.py [--requests 10000] [--profile ci|soak]
 
 The step-time table is built first (its cost-model estimates are timed and reported apart: they
 are paid once per model x target x deployment, and cached across runs of ``max_rate``). Then the

@@ -1,6 +1,6 @@
 """Benchmark: ``tile`` and ``quantize`` on the llama-3.1-405b preset (the issue's 1-second budget).
 
-    /work/venv/bin/python tools/bench_tile_quantize.py [--repeat 5]
+    python tools/bench_tile_quantize.py [--repeat 5]
 
 In-process, after a warm-up (imports, the pass registry): each measurement builds a fresh preset
 graph (decode and prefill, 126 layers, ~1,900 nodes), clears the schedule cache, and times one pass

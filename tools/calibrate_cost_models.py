@@ -1,7 +1,7 @@
 """Check the cost models against the measured rows of REFERENCE.md: prediction, measurement, error.
 
-    /work/venv/bin/python tools/calibrate_cost_models.py            # the table
-    /work/venv/bin/python tools/calibrate_cost_models.py --json
+    python tools/calibrate_cost_models.py            # the table
+    python tools/calibrate_cost_models.py --json
 
 Each row names the command that reproduces it (``ridgeline estimate …`` where one exists).
 Rows a target file was *calibrated on* (they set an efficiency factor) are marked as such; the

@@ -1,7 +1,7 @@
 """The systolic, wafer-scale and dataflow families against published measurements.
 
-    /work/venv/bin/python tools/calibrate_non_gpu.py            # the table, with each row's command
-    /work/venv/bin/python tools/calibrate_non_gpu.py --json
+    python tools/calibrate_non_gpu.py            # the table, with each row's command
+    python tools/calibrate_non_gpu.py --json
 
 Two kinds of rows:
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Export the small random-weight transformers that ridgeline's tests run on.
 
-    /work/venv/bin/python tools/export_models.py            # writes tests/models/*.onnx + manifest.json
-    /work/venv/bin/python tools/export_models.py --check    # exports to a temp dir, compares with the committed files
+    python tools/export_models.py            # writes tests/models/*.onnx + manifest.json
+    python tools/export_models.py --check    # exports to a temp dir, compares with the committed files
 
 GPT-2, BERT and a Llama-style model (grouped-query attention, RoPE, SwiGLU, RMSNorm) are built
 from tiny configs with fixed seeds (nothing is downloaded) and exported with torch's two ONNX

@@ -1,7 +1,7 @@
 """Run SCALE-Sim 3.0 on a sweep of GEMMs and write the reference table the systolic tests check.
 
-    /work/venv/bin/python tools/scalesim_reference.py                 # -> tests/cost_models/scalesim_reference.csv
-    /work/venv/bin/python tools/scalesim_reference.py --venv /tmp/ssv --out table.csv
+    python tools/scalesim_reference.py                 # -> tests/cost_models/scalesim_reference.csv
+    python tools/scalesim_reference.py --venv /tmp/ssv --out table.csv
 
 SCALE-Sim (``scalesim`` on PyPI) crashes with numpy >= 2.4, so this script keeps it in its own
 virtual environment (created on first use with ``pip install scalesim "numpy<2.4"``) and re-runs
@@ -142,7 +142,7 @@ def main() -> int:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     rel = os.path.relpath(args.out, ROOT) if args.out.is_absolute() else str(args.out)
-    command = "/work/venv/bin/python tools/scalesim_reference.py" + ("" if args.out == DEFAULT_OUT else f" --out {rel}")
+    command = "python tools/scalesim_reference.py" + ("" if args.out == DEFAULT_OUT else f" --out {rel}")
     if args.worker:
         return _worker(args.out, command)
     py = _ensure_venv(args.venv)
