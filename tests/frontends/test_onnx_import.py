@@ -226,7 +226,7 @@ def test_external_data_needs_a_path_to_resolve_against():
 
 
 def test_save_to_an_unwritable_place_is_a_model_error(tmp_path):
-    from ridgeline.frontends.rir import save_rir
+    from ridgeline.ir.rir_file import save_rir
     g = load_onnx(mlp_model())
     (tmp_path / "dir.onnx").mkdir()
     with pytest.raises(ModelError, match="cannot write"):

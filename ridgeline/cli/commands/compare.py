@@ -18,17 +18,16 @@ from typing import Any
 import numpy as np
 
 from ...ir.errors import RidgelineError
-from ..common import MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, parse_dims, table
+from ..common import (MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, is_file_model, parse_dims,
+                      table, wide_output)
 from ._estimating import (
     add_estimate_options,
     add_preset_arguments,
     companion_for,
     estimate_options,
-    is_file_model,
     known_target_or_backend,
     load_estimable,
     progress,
-    wide_output,
 )
 
 
