@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any, Iterator
 
+from ...api import optimize
 from ...ir import Graph
 from ...ir.errors import TargetError
 from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, PRESET_FLAGS, UsageError, int_arg, is_file_model,
@@ -124,13 +125,8 @@ def load_estimable(args: argparse.Namespace) -> Graph:
         from ...backends.estimate import EstimateBackend
         pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
     if pipeline:
-        graph = _optimize(graph, pipeline)
+        graph = optimize(graph, pipeline)
     return graph
-
-
-def _optimize(graph: Graph, pipeline: str) -> Graph:
-    from ...api import optimize
-    return optimize(graph, pipeline)
 
 
 def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
@@ -138,7 +134,7 @@ def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
     from ...models import companion
     other = companion(graph)
     if other is not None and pipeline:
-        other = _optimize(other, pipeline)
+        other = optimize(other, pipeline)
     return other
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ...api import optimize
 from ...ir.errors import RidgelineError
 from ..common import (MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, is_file_model, parse_dims,
                       table, wide_output)
@@ -175,8 +176,7 @@ def _run_executors(args, graph, executors: list[str], host: str | None) -> list[
             pipe = args.pipeline if args.pipeline is not None else getattr(be, "default_pipeline", "")
             g = graph
             if pipe:
-                from ._estimating import _optimize
-                g = _optimize(graph.copy(), pipe)
+                g = optimize(graph.copy(), pipe)
             with progress(f"running on {name}"):
                 exe = be.compile(g)
                 outs = exe.run(inputs)                       # warm-up (JIT compiles here)
