@@ -231,8 +231,6 @@ def run(args: argparse.Namespace) -> int:
     from ...passes.transforms.quantize import quantize_inputs
     schemes = _schemes(args.schemes)
     targets = _targets(args.targets)
-    if args.samples < 1:
-        raise UsageError(f"--samples must be at least 1, got {args.samples}")
     tp: Any = args.tp if args.tp == "auto" else int(args.tp) if str(args.tp).isdigit() else None
     if tp is None or tp == 0:
         raise UsageError(f"--tp expects a positive integer or 'auto', got {args.tp!r}")
