@@ -29,13 +29,13 @@ def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | No
     text = os.fspath(model)
     path = Path(text)
     suffix = path.suffix.lower()
-    if suffix == ".onnx" or (path.is_file() and suffix not in (".rir",) and _looks_like_onnx(path)):
+    if suffix == ".onnx" or (suffix in (".pb", ".model") and path.is_file()):
         from .frontends.onnx import load_onnx
         if preset_options:
             raise ModelError(f"options {', '.join(preset_options)} apply to presets, not to ONNX files")
         return load_onnx(path, dims=dims)
     if suffix == ".rir":
-        from .frontends.rir import load_rir
+        from .ir.rir_file import load_rir
         if preset_options:
             raise ModelError(f"options {', '.join(preset_options)} apply to presets, not to .rir files")
         g = load_rir(path)
@@ -46,19 +46,11 @@ def load(model: str | os.PathLike | Graph, *, dims: Mapping[str, int | str] | No
         raise ModelError(f"{text}: is a directory; name an .onnx or .rir file inside it")
     if path.exists():
         raise ModelError(f"{text}: not a regular file (a device or a pipe); name an .onnx or .rir file")
-    try:
-        from . import models
-    except ImportError:  # pragma: no cover - models ships with the package
-        models = None
-    if models is not None and hasattr(models, "find_preset") and models.find_preset(text) is not None:
-        g = models.build(text, **preset_options)
-        return g.bind(dims) if dims else g
-    known = ", ".join(models.preset_names()) if models is not None and hasattr(models, "preset_names") else "none"
-    raise ModelError(f"{text}: no such file, and not a preset (presets: {known})")
-
-
-def _looks_like_onnx(path: Path) -> bool:
-    return path.suffix.lower() in (".pb", ".model")
+    from . import models
+    if models.find_preset(text) is None:
+        raise ModelError(f"{text}: no such file, and not a preset (presets: {', '.join(models.preset_names())})")
+    g = models.build(text, **preset_options)
+    return g.bind(dims) if dims else g
 
 
 def optimize(graph: Graph, pipeline: str = "default", **options: Any) -> Graph:

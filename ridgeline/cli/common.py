@@ -91,6 +91,17 @@ def parse_dims(items: Sequence[str]) -> dict[str, int]:
     return out
 
 
+def parse_rates(text: str) -> list[float]:
+    """``--sweep``'s comma-separated arrival rates, each finite and positive."""
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--sweep expects rates such as 0.5,1,2,4, got {text!r}") from None
+    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
+        raise UsageError(f"--sweep rates must be positive, got {text!r}")
+    return rates
+
+
 #: preset flags a command may define; load_model forwards those present to the preset builder
 PRESET_FLAGS = ("phase", "batch", "context", "prompt", "dtype", "weight_dtype", "kv_dtype", "weight_group", "logits",
                 "act_dtype", "tp", "pp")
@@ -151,6 +162,15 @@ def console():
         from rich.console import Console
         _console = Console(highlight=False, soft_wrap=False)
     return _console
+
+
+def wide_output(min_width: int = 160) -> None:
+    """Tables of estimates are wide: when stdout is not a terminal (a pipe, a file, a test), render
+    them at least ``min_width`` columns wide instead of wrapping every cell at 80."""
+    if not sys.stdout.isatty():
+        c = console()
+        if c.width < min_width:
+            c.width = min_width
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,

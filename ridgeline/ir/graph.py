@@ -433,17 +433,7 @@ class Graph:
 
     def erase_node(self, node: Node) -> None:
         """Remove a node whose outputs are unused (not read, not graph outputs)."""
-        if node.graph is not self or node is self._return:
-            raise IRError(f"{node!r} is not in graph @{self.name}")
-        for v in node.outputs:
-            if v.uses:
-                users = ", ".join(_user_text(u) for u, _ in v.uses)
-                raise IRError(f"cannot erase {node.op} node: its output %{v.name} is still used by {users}")
-        for i in range(len(node.inputs)):
-            node.set_input(i, None)
-        for v in node.outputs:
-            self._unregister(v)
-        self._unlink(node)
+        self.erase_nodes((node,))
 
     def erase_nodes(self, nodes: Iterable[Node]) -> None:
         """Erase a set of nodes at once; their outputs may only be read by each other.
@@ -528,30 +518,17 @@ class Graph:
 
     def topological_sort(self) -> None:
         """Reorder the node list topologically, keeping the current order where it is valid."""
+        import networkx as nx
         order = self.nodes
-        pos = {id(n): i for i, n in enumerate(order)}
-        indeg = {id(n): 0 for n in order}
-        for n in order:
-            for v in n.inputs:
-                if v is not None and v.producer is not None and id(v.producer) in pos:
-                    indeg[id(n)] += 1
-        import heapq
-        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]  # positions are unique: no ties
-        heapq.heapify(heap)
-        sorted_nodes = []
-        while heap:
-            _, n = heapq.heappop(heap)
-            sorted_nodes.append(n)
-            for v in n.outputs:
-                for user, _ in v.uses:
-                    if id(user) in indeg:
-                        indeg[id(user)] -= 1
-                        if indeg[id(user)] == 0:
-                            heapq.heappush(heap, (pos[id(user)], user))
-        if len(sorted_nodes) != len(order):
-            stuck = next(n for n in order if indeg[id(n)] > 0)
+        pos = {n: i for i, n in enumerate(order)}
+        sorted_nodes: list[Node] = []
+        try:
+            sorted_nodes.extend(nx.lexicographical_topological_sort(self.to_networkx(), key=pos.__getitem__))
+        except nx.NetworkXUnfeasible:
+            done = set(sorted_nodes)
+            stuck = next(n for n in order if n not in done)
             raise IRError(f"graph @{self.name} has a cycle through {stuck.op} node producing "
-                          f"%{stuck.outputs[0].name if stuck.outputs else '?'}")
+                          f"%{stuck.outputs[0].name if stuck.outputs else '?'}") from None
         prev = None
         for n in sorted_nodes:
             n._prev, n._next = prev, None

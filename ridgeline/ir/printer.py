@@ -156,13 +156,9 @@ def _print(graph, lines: list[str], ind: str, mode: ConstantMode, limit: int) ->
         elif mode != "inline" and stored.size > limit:  # printed without reading a file-backed weight
             lines.append(f"{head} = @sidecar" if mode == "sidecar" else
                          f"{head} = <elided {_human_bytes(stored.nbytes)}>")
-        elif v.data.size <= limit:
+        elif stored.size <= limit:
             lines.append(f"{head} = {_literal(v.data)}")
-        elif mode == "sidecar":
-            lines.append(f"{head} = @sidecar")
-        elif mode == "elide":
-            lines.append(f"{head} = <elided {_human_bytes(v.data.nbytes)}>")
-        else:
+        else:   # inline mode
             lines.append(f"{head} = {_format_data(v.data)}")
         if v.meta:
             lines[-1] += f" meta {format_value(v.meta)}"

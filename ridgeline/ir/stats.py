@@ -56,12 +56,8 @@ def summarize(graph: Graph) -> GraphStats:
             pbytes = pbytes + c.type.dtype.nbytes(n)
         if not c.has_data:
             weightless += 1
-    flops: list = []
-    moved: list = []
-    for n in graph:
-        spec = n.spec
-        flops.append(spec.flops(n))
-        moved.append(spec.bytes(n))
+    flops = [n.spec.flops(n) for n in graph]
+    moved = [n.spec.bytes(n) for n in graph]
     return GraphStats(nodes=len(graph), ops=graph.op_histogram(), parameters=_simplify(params),
                       parameter_bytes=_simplify(pbytes), weightless=weightless, flops=_simplify(_total(flops)),
                       bytes_touched=_simplify(_total(moved)), symbols=sorted(graph.symbols()))

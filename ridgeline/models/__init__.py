@@ -27,7 +27,7 @@ from ..ir.errors import ModelError
 from .builder import BuildOptions, build_graph, resolve_dtypes
 from .config import PRESETS, TransformerConfig
 
-__all__ = ["build", "find_preset", "preset_names", "companion", "TransformerConfig", "PRESETS", "BuildOptions"]
+__all__ = ["build", "find_preset", "preset_names", "companion", "companion_build", "TransformerConfig", "PRESETS", "BuildOptions"]
 
 _ALIASES = {name.replace(".", "_"): name for name in PRESETS} | {"bert-base-uncased": "bert-base",
                                                                   "llama-3.1-405B": "llama-3.1-405b"}
@@ -110,22 +110,29 @@ def build(preset: str, *, phase: str | None = None, batch: int = 1, context: int
     return g
 
 
-def companion(graph: Graph) -> Graph | None:
-    """The other phase of a preset graph (prefill ↔ decode), same model, batch, context, dtypes."""
+def companion_build(graph: Graph) -> dict[str, Any] | None:
+    """``build``'s arguments for the other phase of a preset graph (prefill ↔ decode), same model,
+    batch, context, dtypes; None for an encoder, a one-token context or any other graph."""
     m = graph.meta.get("llm")
-    if not isinstance(m, dict) or find_preset(m.get("preset", "")) is None:
-        return None
-    cfg = find_preset(m["preset"])
-    if not cfg.causal:
+    cfg = find_preset(m.get("preset", "")) if isinstance(m, dict) else None
+    if cfg is None or not cfg.causal:
         return None
     other = "decode" if m.get("phase") == "prefill" else "prefill"
     context = int(m.get("context", 2))
     if other == "decode" and context < 2:
         return None
-    g = build(cfg.name, phase=other, batch=m.get("batch", 1), context=context,
-              weight_dtype=m.get("weight_dtype"), act_dtype=m.get("act_dtype"), kv_dtype=m.get("kv_dtype"),
-              weight_group=m.get("weight_group"), logits=m.get("logits", "last"))
+    return {"preset": cfg.name, "phase": other, "batch": m.get("batch", 1), "context": context,
+            **{k: m.get(k) for k in ("weight_dtype", "act_dtype", "kv_dtype", "weight_group")},
+            "logits": m.get("logits", "last")}
+
+
+def companion(graph: Graph) -> Graph | None:
+    """The other phase of a preset graph (``companion_build``), with its tensor/pipeline split."""
+    kw = companion_build(graph)
+    if kw is None:
+        return None
+    g = build(**kw)
     for key in ("tp", "pp"):
-        if key in m:
-            g.meta["llm"][key] = m[key]
+        if key in graph.meta["llm"]:
+            g.meta["llm"][key] = graph.meta["llm"][key]
     return g

@@ -226,14 +226,10 @@ class Pass:
         """Run once, outside a pipeline; a bool result becomes a ``PassResult``."""
         ctx = ctx or PassContext()
         self.check_options()
-        result = self.run(graph, ctx)
-        if isinstance(result, PassResult):
-            if ctx.notes and not result.notes:
-                result = dataclasses.replace(result, notes=tuple(ctx.notes))
-            return result
-        if not isinstance(result, bool):
-            raise TypeError(f"pass {self.name} returned {type(result).__name__}; return a PassResult or a bool")
-        return PassResult(graph, result, tuple(ctx.notes))
+        result = check_result(self.run(graph, ctx), self.name, graph)
+        if ctx.notes and not result.notes:
+            result = dataclasses.replace(result, notes=tuple(ctx.notes))
+        return result
 
     @classmethod
     def options(cls) -> tuple[OptionSpec, ...]:

@@ -15,14 +15,13 @@ from typing import Any
 from ..cost_models import Estimate, estimate
 from ..cost_models.llm import llm_metrics
 from ..ir.errors import RidgelineError
+from ..models import companion_build
 from .cache import GraphCache, TargetCache, graph_key
 from .serve_columns import COLUMNS as SERVE_COLUMNS
 from .serve_columns import ServeColumns
 from .spec import BUILD_AXES, OPTION_PREFIX
 
 __all__ = ["Evaluator", "derived", "estimate_row", "evaluate_chunk", "evaluate_naive"]
-
-_COMPANION_KEYS = ("batch", "context", "weight_dtype", "act_dtype", "kv_dtype", "weight_group", "logits")
 
 
 def _split(names: Sequence[str], values: Sequence[Any]) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -42,22 +41,6 @@ def _split(names: Sequence[str], values: Sequence[Any]) -> tuple[dict[str, Any],
         else:   # tp, pp
             opts[n] = v
     return build, target, opts
-
-
-def _companion_kwargs(graph) -> dict[str, Any] | None:
-    """``models.companion``'s build arguments for ``graph`` (None: an encoder, no other phase)."""
-    from ..models import find_preset
-    m = graph.meta.get("llm") or {}
-    cfg = find_preset(m.get("preset", ""))
-    if cfg is None or not cfg.causal:
-        return None
-    other = "decode" if m.get("phase") == "prefill" else "prefill"
-    if other == "decode" and int(m.get("context", 2)) < 2:
-        return None
-    kw = {"preset": cfg.name, "phase": other, **{k: m.get(k) for k in _COMPANION_KEYS}}
-    kw["batch"] = m.get("batch", 1)
-    kw["logits"] = m.get("logits", "last")
-    return kw
 
 
 class Evaluator:
@@ -93,7 +76,7 @@ class Evaluator:
     def _price(self, build: dict[str, Any], target, opts: dict[str, Any]) -> Estimate:
         graph, analysis = self.graphs.get(build)
         comp = None
-        ckw = _companion_kwargs(graph)
+        ckw = companion_build(graph)
         if ckw is not None:     # first, as the estimate backend does: its error is the point's error
             cgraph, canalysis = self.graphs.get(ckw)
             comp, _ = self._estimate(cgraph, canalysis, target, opts)

@@ -190,7 +190,7 @@ class Repro:
 def save_repro(failure: Failure, directory: str | os.PathLike | None = None) -> Repro:
     """Write the failing graph (``.rir`` and ``.onnx``) and its inputs (``.npz``) to ``directory``
     (default: ``$RIDGELINE_REPRO_DIR`` or the temp dir) and attach the replay commands."""
-    from ..frontends.rir import save_rir
+    from ..ir.rir_file import save_rir
     base = Path(directory or os.environ.get(REPRO_ENV) or Path(tempfile.gettempdir()) / "ridgeline-repro")
     base.mkdir(parents=True, exist_ok=True)
     text = print_graph(failure.graph)

@@ -17,7 +17,7 @@ import pytest
 
 from cases import CASES
 from ridgeline.cli import main
-from ridgeline.frontends.rir import save_rir
+from ridgeline.ir.rir_file import save_rir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

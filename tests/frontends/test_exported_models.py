@@ -18,7 +18,7 @@ import pytest
 
 import ridgeline
 from ridgeline.frontends.onnx import load_onnx, save_onnx
-from ridgeline.frontends.rir import load_rir, save_rir
+from ridgeline.ir.rir_file import load_rir, save_rir
 from ridgeline.ir import parse_graph, print_graph
 from ridgeline.ir.infer import is_unknown
 

@@ -186,7 +186,7 @@ def test_a_contrib_case_ridgeline_does_not_read_is_a_one_line_error(tmp_path, ca
 
 def test_cli_opt_emit_ort_contrib(tmp_path, capsys):
     from ridgeline.cli import main
-    from ridgeline.frontends.rir import save_rir
+    from ridgeline.ir.rir_file import save_rir
     g = Graph("cli")
     x = g.add_input("x", tensor("f32", 2, 6))
     g.outputs = [Builder(g).Gelu(x)]

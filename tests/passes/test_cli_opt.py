@@ -12,7 +12,7 @@ from passes.test_fuse_attention import MHA
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import load_onnx, save_onnx
 from ridgeline.frontends.onnx.lowering import STD_DOMAIN, standard_op
-from ridgeline.frontends.rir import load_rir
+from ridgeline.ir.rir_file import load_rir
 from ridgeline.ir import parse_graph
 from ridgeline.testing.inputs import random_inputs
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from ridgeline.frontends.rir import load_rir
+from ridgeline.ir.rir_file import load_rir
 from ridgeline.ir import parse_graph, print_graph, tensor
 from ridgeline.ir.errors import IRError, PassError
 from ridgeline.passes import register_pass, run_pipeline, unregister_pass, verify_each_default

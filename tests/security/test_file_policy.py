@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from ridgeline.frontends.onnx import load_onnx, save_onnx
-from ridgeline.frontends.rir import load_rir, save_rir
+from ridgeline.ir.rir_file import load_rir, save_rir
 from ridgeline.ir.errors import ModelError
 from ridgeline.ir.safe_files import OutputError, write_atomic
 

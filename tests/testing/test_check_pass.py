@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from ridgeline.frontends.rir import load_rir
+from ridgeline.ir.rir_file import load_rir
 from ridgeline.ir import Graph, tensor
 from ridgeline.passes import PassResult, list_passes
 from ridgeline.testing import PassCheckError, check_graph, check_pass

@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 
 from ...ir.errors import RidgelineError
-from ..common import UsageError, emit, fmt_time, parse_dims, table
+from ..common import UsageError, emit, fmt_time, is_file_model, parse_dims, table
 
 
 def compare_decode(args, executors: list[str], host: str | None) -> int:
     from ...runtime import kv_pairs, step_model
-    from ._estimating import is_file_model
     if not is_file_model(args.model):
         raise UsageError(f"{args.model} is a weightless preset: --decode-steps runs a model with weights "
                          f"(an .onnx export with a KV cache)")

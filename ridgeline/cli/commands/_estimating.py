@@ -12,23 +12,14 @@ import re
 import sys
 from typing import Any, Iterator
 
+from ...api import optimize
 from ...ir import Graph
 from ...ir.errors import TargetError
 from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_DEGREE, PRESET_FLAGS, UsageError, int_arg, is_file_model,
                       load_model, parse_int)
 
-__all__ = ["wide_output", "add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
-           "load_estimable", "estimate_options", "progress", "is_file_model", "companion_for"]
-
-
-def wide_output(min_width: int = 160) -> None:
-    """Tables of estimates are wide: when stdout is not a terminal (a pipe, a file, a test), render
-    them at least ``min_width`` columns wide instead of wrapping every cell at 80."""
-    if not sys.stdout.isatty():
-        from ..common import console
-        c = console()
-        if c.width < min_width:
-            c.width = min_width
+__all__ = ["add_preset_arguments", "add_estimate_options", "parse_degree", "target_from_args",
+           "load_estimable", "estimate_options", "progress", "companion_for"]
 
 
 def parse_degree(text: str) -> int | str:
@@ -134,13 +125,8 @@ def load_estimable(args: argparse.Namespace) -> Graph:
         from ...backends.estimate import EstimateBackend
         pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
     if pipeline:
-        graph = _optimize(graph, pipeline)
+        graph = optimize(graph, pipeline)
     return graph
-
-
-def _optimize(graph: Graph, pipeline: str) -> Graph:
-    from ...api import optimize
-    return optimize(graph, pipeline)
 
 
 def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
@@ -148,7 +134,7 @@ def companion_for(graph: Graph, pipeline: str | None) -> Graph | None:
     from ...models import companion
     other = companion(graph)
     if other is not None and pipeline:
-        other = _optimize(other, pipeline)
+        other = optimize(other, pipeline)
     return other
 
 

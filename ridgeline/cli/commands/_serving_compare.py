@@ -11,9 +11,7 @@ import argparse
 import math
 from typing import Any
 
-from ..common import UsageError, emit, float_arg, fmt_time, int_arg, table
-from ._estimating import wide_output
-from .serve_sim import parse_rates
+from ..common import UsageError, emit, float_arg, fmt_time, int_arg, parse_rates, table, wide_output
 
 __all__ = ["add_workload_arguments", "compare_serving"]
 

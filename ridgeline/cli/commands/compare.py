@@ -17,18 +17,18 @@ from typing import Any
 
 import numpy as np
 
+from ...api import optimize
 from ...ir.errors import RidgelineError
-from ..common import MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, parse_dims, table
+from ..common import (MAX_SEED, UsageError, add_model_argument, emit, fmt_time, int_arg, is_file_model, parse_dims,
+                      table, wide_output)
 from ._estimating import (
     add_estimate_options,
     add_preset_arguments,
     companion_for,
     estimate_options,
-    is_file_model,
     known_target_or_backend,
     load_estimable,
     progress,
-    wide_output,
 )
 
 
@@ -115,18 +115,17 @@ def run(args: argparse.Namespace) -> int:
     with progress(f"loading {args.model}"):
         graph = load_estimable(args)
     rows: list[dict[str, Any]] = []
-    results: dict[str, Any] = {}
     if targets:
-        rows += _estimate_targets(args, graph, targets, results)
+        rows += _estimate_targets(args, graph, targets)
     if executors:
-        rows += _run_executors(args, graph, executors, _host_model(names, file_targets), results)
+        rows += _run_executors(args, graph, executors, _host_model(names, file_targets))
     data = {"model": args.model, "rows": rows, "elapsed_s": time.perf_counter() - t0}
-    emit(args, data, lambda: _render(args, rows, results))
+    emit(args, data, lambda: _render(args, rows))
     return 0
 
 
 # --------------------------------------------------------------------------- estimating targets
-def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[dict[str, Any]]:
+def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
     from ...backends.estimate import EstimateBackend
     from ...cost_models import GraphAnalysis, get_target
     other = companion_for(graph, args.pipeline)
@@ -151,7 +150,6 @@ def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[di
             row["error"] = msg
             rows.append(row)
             continue
-        results[name] = est
         row.update({"time_s": est.time_s, "bound": est.bound, "devices": est.devices, "tp": est.parallel["tp"],
                     "pp": est.parallel["pp"], "fits": est.fits,
                     "devices_needed": est.memory.devices_needed if est.memory else None})
@@ -163,7 +161,7 @@ def _estimate_targets(args, graph, targets: list[str], results: dict) -> list[di
 
 
 # --------------------------------------------------------------------------- executing backends
-def _run_executors(args, graph, executors: list[str], host: str | None, results: dict) -> list[dict[str, Any]]:
+def _run_executors(args, graph, executors: list[str], host: str | None) -> list[dict[str, Any]]:
     from ...backends.registry import get_backend
     from ...ir.inputs import random_inputs
     dims = parse_dims(args.dim)
@@ -178,8 +176,7 @@ def _run_executors(args, graph, executors: list[str], host: str | None, results:
             pipe = args.pipeline if args.pipeline is not None else getattr(be, "default_pipeline", "")
             g = graph
             if pipe:
-                from ._estimating import _optimize
-                g = _optimize(graph.copy(), pipe)
+                g = optimize(graph.copy(), pipe)
             with progress(f"running on {name}"):
                 exe = be.compile(g)
                 outs = exe.run(inputs)                       # warm-up (JIT compiles here)
@@ -199,7 +196,7 @@ def _run_executors(args, graph, executors: list[str], host: str | None, results:
         measured = statistics.median(times)
         row.update({"measured_s": measured, "max_abs_error": _max_error(reference, outs)})
         if host is not None:
-            _host_prediction(args, row, exe, g, inputs, results, host)
+            _host_prediction(args, row, exe, g, inputs, host)
         rows.append(row)
     return rows
 
@@ -219,7 +216,7 @@ def _max_error(ref: dict[str, np.ndarray], outs: dict[str, np.ndarray]) -> float
     return worst
 
 
-def _host_prediction(args, row: dict, exe, g, inputs, results: dict, host: str) -> None:
+def _host_prediction(args, row: dict, exe, g, inputs, host: str) -> None:
     from ...cost_models import estimate
     graph = getattr(exe, "graph", g)
     row["host_model"] = host
@@ -245,11 +242,10 @@ def _host_prediction(args, row: dict, exe, g, inputs, results: dict, host: str) 
         row["per_node"] = [{"node": r.name, "op": r.op, "predicted_s": r.time_s, "measured_s": measured.get(r.name),
                             "ratio": (r.time_s / measured[r.name]) if measured.get(r.name) else None}
                            for r in est.nodes if r.time_s > 0 and r.op != "run"]
-    results[f"{row['name']}/{host}"] = est
 
 
 # --------------------------------------------------------------------------- output
-def _render(args, rows: list[dict[str, Any]], results: dict) -> None:
+def _render(args, rows: list[dict[str, Any]]) -> None:
     wide_output()
     est_rows = [r for r in rows if r["kind"] == "estimate"]
     if est_rows:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, int_arg, table
-from ._estimating import (wide_output, add_estimate_options, add_preset_arguments, companion_for, estimate_options,
-                          load_estimable, progress, target_from_args)
+from ..common import UsageError, add_model_argument, emit, fmt_bytes, fmt_count, fmt_time, int_arg, table, wide_output
+from ._estimating import (add_estimate_options, add_preset_arguments, companion_for, estimate_options, load_estimable,
+                          progress, target_from_args)
 
 
 def register(sub) -> None:

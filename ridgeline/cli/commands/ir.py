@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.output.endswith(".rir"):
             raise UsageError(f"-o {args.output}: the output file must end in .rir")
         check_output_path(args.output, "-o")
-        from ...frontends.rir import save_rir
+        from ...ir.rir_file import save_rir
         save_rir(g, args.output, constants=args.constants if args.constants in ("inline", "sidecar") else "sidecar")
         sys.stderr.write(f"wrote {args.output}\n")
         return 0

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         from ...frontends.onnx import save_onnx
         save_onnx(g, args.output, opset=args.opset, emit=args.emit, notes=export_notes)
     elif suffix == ".rir":
-        from ...frontends.rir import save_rir
+        from ...ir.rir_file import save_rir
         save_rir(g, args.output)
 
     def render() -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from ...ir import Graph
 from ...ir.errors import RidgelineError
 from ..common import (MAX_BATCH, MAX_CONTEXT, MAX_SEED, UsageError, add_model_argument, console, emit, fmt_bytes,
-                      fmt_time, int_arg, is_file_model, table)
+                      fmt_time, int_arg, is_file_model, parse_dims, table)
 
 DEFAULT_SCHEMES = "int8,int4-g128,fp8,w8a8"
 DEFAULT_TARGETS = "h100"
@@ -57,7 +57,6 @@ def register(sub) -> None:
 def _load(args) -> tuple[Graph, Graph | None, dict[str, int]]:
     """(graph, companion phase or None, dims bound) — fused and with static dims."""
     from ...api import load, optimize
-    from ..common import parse_dims
     dims = parse_dims(args.dim)
     if is_file_model(args.model):
         if any(getattr(args, k) is not None for k in ("phase", "batch", "context")):
@@ -67,13 +66,11 @@ def _load(args) -> tuple[Graph, Graph | None, dict[str, int]]:
         for s in free:                    # unbound dims: a small decode-like binding
             dims[s] = 1 if "batch" in s else 16
         return (g.bind(dims) if dims else g), None, dims
-    from ...models import build, companion, find_preset
-    if find_preset(args.model) is None:
-        load(args.model)                   # the standard "no such file, and not a preset" error
+    from ...models import companion, find_preset
     opts = {k: getattr(args, k) for k in ("phase", "batch", "context") if getattr(args, k) is not None}
-    if find_preset(args.model).causal:
+    if getattr(find_preset(args.model), "causal", False):
         opts.setdefault("phase", "decode")     # per-token cost is the point; TTFT comes from the companion
-    g = build(args.model, **opts)
+    g = load(args.model, **opts)               # the standard error for neither a file nor a preset
     other = companion(g)
     if args.pipeline:
         optimize(g, args.pipeline)
@@ -234,8 +231,6 @@ def run(args: argparse.Namespace) -> int:
     from ...passes.transforms.quantize import quantize_inputs
     schemes = _schemes(args.schemes)
     targets = _targets(args.targets)
-    if args.samples < 1:
-        raise UsageError(f"--samples must be at least 1, got {args.samples}")
     tp: Any = args.tp if args.tp == "auto" else int(args.tp) if str(args.tp).isdigit() else None
     if tp is None or tp == 0:
         raise UsageError(f"--tp expects a positive integer or 'auto', got {args.tp!r}")

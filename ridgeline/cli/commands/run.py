@@ -22,21 +22,12 @@ def register(sub) -> None:
     p.add_argument("--inputs", metavar="IN.npz", help="inputs by name (default: seeded random inputs)")
     p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="seed for random inputs (default 0)")
     p.add_argument("-o", "--output", metavar="OUT.npz", help="save the outputs")
-    add_backend_options(p)
-    p.add_argument("--json", action="store_true", help="machine-readable summary")
-
-
-def add_backend_options(p) -> None:
-    """Options of the executing backends; each is passed only when given (a backend that does not
-    take it says so)."""
+    # the executing backends' options: each is passed only when given (a backend that does not take it says so)
     p.add_argument("--device", help="torch: cpu or cuda[:N] (default cpu)")
     p.add_argument("--strict", action="store_true", default=None,
                    help="llvm: fail instead of running ops without a kernel on numpy")
     p.add_argument("--threads", type=int_arg(1, 2 ** 31), help="llvm, torch: cores to use (default: all available)")
-
-
-def backend_options(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("device", "strict", "threads") if getattr(args, k, None) is not None}
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
 
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
@@ -63,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         inputs = restore_dtypes(g, _load_npz(args.inputs))  # bf16/fp8/int4 come back from .npz as bytes
     else:
         inputs = random_inputs(g, seed=args.seed, dims=dims)
-    exe = compile(g, backend=args.backend, pipeline=args.pipeline, **backend_options(args))
+    options = {k: getattr(args, k) for k in ("device", "strict", "threads") if getattr(args, k) is not None}
+    exe = compile(g, backend=args.backend, pipeline=args.pipeline, **options)
     outs = exe.run(inputs)
     if args.output:
         buf = io.BytesIO()

@@ -13,8 +13,8 @@ import argparse
 import math
 from pathlib import Path
 
-from ..common import MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, table
-from ._estimating import parse_degree, wide_output
+from ..common import MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, parse_rates, table, wide_output
+from ._estimating import parse_degree
 
 _pos_float = float_arg(0.0, math.inf, open_lo=True)
 
@@ -24,17 +24,6 @@ def _pos_int(text: str) -> int:
     if v == "auto":
         raise argparse.ArgumentTypeError("expected a positive integer, got 'auto'")
     return int(v)
-
-
-def parse_rates(text: str) -> list[float]:
-    """``--sweep``'s comma-separated arrival rates, each finite and positive."""
-    try:
-        rates = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--sweep expects rates such as 0.5,1,2,4, got {text!r}") from None
-    if not rates or not all(math.isfinite(r) and r > 0 for r in rates):
-        raise UsageError(f"--sweep rates must be positive, got {text!r}")
-    return rates
 
 
 def add_serving_arguments(p: argparse.ArgumentParser) -> None:

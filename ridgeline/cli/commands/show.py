@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     def render() -> None:
         table(f"{args.model} (@{g.name})", ["", "name", "type"],
               [("input", v.name, v.type) for v in g.inputs] + [("output", v.name, v.type) for v in g.outputs])
-        rows = [("nodes", stats.nodes), ("parameters", fmt_count(stats.parameters)),
-                ("parameter bytes", fmt_bytes(stats.parameter_bytes)), ("FLOPs", fmt_count(stats.flops)),
-                ("bytes touched (est. HBM)", fmt_bytes(stats.bytes_touched))]
+        rows = _rows(stats)
         if stats.weightless:
             rows.append(("weightless constants", stats.weightless))
         if stats.symbols:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import emit, fmt_time, table
-from ._estimating import wide_output
+from ..common import emit, fmt_time, table, wide_output
 
 
 def register(sub) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..common import emit, fmt_bytes, table
+from ..common import emit, fmt_bytes, table, wide_output
 
 
 def register(sub) -> None:
@@ -47,7 +47,6 @@ def _tflops(x: float) -> str:
 
 
 def _render(targets, data) -> None:
-    from ._estimating import wide_output
     wide_output()
     rows = []
     for t, d in zip(targets, data):
@@ -63,7 +62,6 @@ def _render(targets, data) -> None:
 
 
 def _render_one(t, d) -> None:
-    from ._estimating import wide_output
     wide_output()
     table(f"{t.name}: {t.title} ({t.family}; {t.source})", ["unit", "kind", "count", "shape", "dtype", "peak",
                                                            "ridge FLOP/B"],

@@ -126,10 +126,7 @@ def _conv_integer(ctx: InferContext):
 
 
 def _pool_flops(c: CostContext):
-    k = 1
-    for d in c.attr("kernel_shape"):
-        k *= d
-    return c.out_numel(0) * k
+    return c.out_numel(0) * math.prod(c.attr("kernel_shape"))
 
 
 def _pool_shape(ctx: InferContext) -> tuple:

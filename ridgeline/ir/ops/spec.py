@@ -165,6 +165,15 @@ class PortSpec:
         return PortSpec(name, constraint, optional=mark == "?", variadic=mark == "*")
 
 
+def _port(ports: list[PortSpec], i: int) -> PortSpec:
+    """Port ``i``; a trailing variadic port stands for every later one."""
+    if i < len(ports):
+        return ports[i]
+    if ports and ports[-1].variadic:
+        return ports[-1]
+    raise IndexError(i)
+
+
 @dataclass
 class OpSpec:
     """The single declaration of an op; see the module docstring."""
@@ -198,18 +207,10 @@ class OpSpec:
         return None if any(p.variadic for p in self.inputs) else len(self.inputs)
 
     def input_port(self, i: int) -> PortSpec:
-        if i < len(self.inputs):
-            return self.inputs[i]
-        if self.inputs and self.inputs[-1].variadic:
-            return self.inputs[-1]
-        raise IndexError(i)
+        return _port(self.inputs, i)
 
     def output_port(self, i: int) -> PortSpec:
-        if i < len(self.outputs):
-            return self.outputs[i]
-        if self.outputs and self.outputs[-1].variadic:
-            return self.outputs[-1]
-        raise IndexError(i)
+        return _port(self.outputs, i)
 
     def allowed_dtypes(self, constraint: str) -> frozenset[str]:
         if constraint in self.types:

@@ -202,12 +202,7 @@ class Matcher:
             return
         if not self._check(p.where, v, lambda: f"{value_text(v)} as {p!r}"):
             return
-        if p.name is None:
-            yield
-            return
-        self.values[p.name] = v
-        yield
-        del self.values[p.name]
+        yield from self._bind(p.name, v)
 
     def _const(self, p: Const, v: Value | None) -> Iterator[None]:
         if v is None or not v.const or v.data is None:
@@ -229,19 +224,22 @@ class Matcher:
                 return
         if not self._check(p.where, v, lambda: f"constant %{v.name}"):
             return
-        if p.name is None:
-            yield
-            return
         if p.name in self.values:
             if self.values[p.name] is v:
                 yield
-            else:
-                if self.explain:
-                    self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
+            elif self.explain:
+                self.fail("constant %{} must be the same value as %{}", v.name, self.values[p.name].name)
             return
-        self.values[p.name] = v
+        yield from self._bind(p.name, v)
+
+    def _bind(self, name: str | None, v: Value) -> Iterator[None]:
+        """Hold ``name`` → ``v`` while the rest of the pattern matches (nothing for an unnamed part)."""
+        if name is None:
+            yield
+            return
+        self.values[name] = v
         yield
-        del self.values[p.name]
+        del self.values[name]
 
     def _op(self, p: Op, v: Value | None) -> Iterator[None]:
         seen = self.by_pattern.get(id(p))

@@ -471,8 +471,7 @@ class GenContext:
         for name in [c for c in g.constants if c not in consts]:
             g.remove_constant(g.constants[name])
         for v in g.inputs[n_inputs:]:
-            g._unregister(v)  # the Graph API has no remove_input: these inputs were never read
-        del g.inputs[n_inputs:]
+            g.remove_input(v)
         del self.pool[pool_len:]
         self.input_ranges, self.input_kinds = ranges, kinds
 

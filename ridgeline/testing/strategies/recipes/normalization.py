@@ -29,21 +29,31 @@ def _param(ctx: GenContext, dtype: str, dims: tuple, *, within=None):
     return ctx.pick([dtype], shape=tuple(dims), within=within)
 
 
-@recipe("LayerNormalization")
-def layer_norm(ctx: GenContext, op: str) -> None:
+def _trailing_input(ctx: GenContext):
+    """(x, axis, the normalized dims): mostly the last dim alone."""
     x = ctx.pick(FLOAT, min_rank=1)
-    r = x.type.rank
-    axis = ctx.integer(0, r - 1) if ctx.rare() else r - 1
-    norm = tuple(x.type.shape[axis:])
-    dt = x.type.dtype.name
-    scale = _param(ctx, dt, norm)
-    bias = _param(ctx, dt, norm) if ctx.flag() else None
+    axis = ctx.integer(0, x.type.rank - 1) if ctx.rare() else x.type.rank - 1
+    return x, axis, tuple(x.type.shape[axis:])
+
+
+def _axis_eps(ctx: GenContext, axis: int, r: int) -> tuple[dict, float]:
+    """The axis and epsilon attributes, defaults sometimes written out and sometimes left off."""
     attrs = {}
     if axis != r - 1:
         attrs["axis"] = axis - r if ctx.flag() else axis
     eps = ctx.choice(_EPS)
     if eps != 1e-5:
         attrs["epsilon"] = eps
+    return attrs, eps
+
+
+@recipe("LayerNormalization")
+def layer_norm(ctx: GenContext, op: str) -> None:
+    x, axis, norm = _trailing_input(ctx)
+    dt = x.type.dtype.name
+    scale = _param(ctx, dt, norm)
+    bias = _param(ctx, dt, norm) if ctx.flag() else None
+    attrs, eps = _axis_eps(ctx, axis, x.type.rank)
     n = math.prod(ctx.sizes(norm))
     i = ctx.info_of(x)
     outputs = 3 if ctx.rare() else 1
@@ -53,17 +63,9 @@ def layer_norm(ctx: GenContext, op: str) -> None:
 
 @recipe("RMSNormalization")
 def rms_norm(ctx: GenContext, op: str) -> None:
-    x = ctx.pick(FLOAT, min_rank=1)
-    r = x.type.rank
-    axis = ctx.integer(0, r - 1) if ctx.rare() else r - 1
-    norm = tuple(x.type.shape[axis:])
+    x, axis, norm = _trailing_input(ctx)
     scale = _param(ctx, ctx.dtype(get_spec(op).allowed_dtypes("V")), norm)
-    attrs = {}
-    if axis != r - 1:
-        attrs["axis"] = axis - r if ctx.flag() else axis
-    eps = ctx.choice(_EPS)
-    if eps != 1e-5:
-        attrs["epsilon"] = eps
+    attrs, _ = _axis_eps(ctx, axis, x.type.rank)
     n = math.prod(ctx.sizes(norm))
     ctx.add(op, [x, scale], attrs, ranges=[_norm_bound(ctx, n, scale)])
 
