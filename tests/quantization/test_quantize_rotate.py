@@ -181,8 +181,8 @@ def test_a_second_quantize_pass_keeps_the_rotate_record():
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(1, 4), typo=st.text("abcdxyz_*?", min_size=1, max_size=6), option=st.sampled_from(["skip", "rotate"]),
-       good=st.booleans())
+@given(n=st.integers(1, 4), typo=st.text("abcdxyz_*?", min_size=1, max_size=6),
+       option=st.sampled_from(["skip", "rotate"]), good=st.booleans())
 def test_a_pattern_matching_no_gemm_is_an_error_naming_the_gemms(n, typo, option, good):
     """``skip=``/``rotate=``: a pattern that matches no GEMM (a typo would silently quantize, or
     not rotate, what it meant) is refused, naming the pattern and the GEMMs there are; a pattern

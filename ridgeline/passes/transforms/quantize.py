@@ -116,7 +116,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
-    rotated = rotate_gemms(graph, select_skipped(graph, cands, _split(rotate), "rotate"), s.group, seed) if rotate else 0
+    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate")
+    rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
     if rotate:
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
