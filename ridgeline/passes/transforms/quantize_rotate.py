@@ -48,19 +48,15 @@ def _powers(n: int) -> list[int]:
     return out
 
 
-def _diag(sizes: list[int], seed: int) -> np.ndarray:
-    """Hadamards of ``sizes`` (powers of two) on the diagonal of one square matrix (float64)."""
+def _block(sizes: list[int], seed: int) -> np.ndarray:
+    """Hadamards of ``sizes`` (powers of two) on the diagonal of one square matrix (float64): a
+    block of ``_powers(n)`` when ``n`` is no power of two, or all of ``R``."""
     r = np.zeros((sum(sizes),) * 2)
     at = 0
     for b in sizes:
         r[at:at + b, at:at + b] = _hadamard(b, seed)
         at += b
     return r
-
-
-def _block(n: int, seed: int) -> np.ndarray:
-    """The ``n×n`` block: a Hadamard, or Hadamards of ``_powers(n)`` on its diagonal."""
-    return _diag(_powers(n), seed)
 
 
 def _plan(k: int, group: int) -> tuple[int, int, int]:
@@ -87,7 +83,7 @@ def _blocks(k: int, group: int) -> list[int]:
 def rotation(k: int, group: int, seed: int = 0) -> np.ndarray:
     """The orthogonal ``K×K`` matrix ``R`` that ``rotate_gemms`` applies (float64; for tests —
     ``rotate_gemms`` never builds it)."""
-    return _diag(_blocks(k, group), seed)
+    return _block(_blocks(k, group), seed)
 
 
 def fold(w: np.ndarray, k_axis: int, group: int, seed: int = 0) -> np.ndarray:
@@ -96,7 +92,7 @@ def fold(w: np.ndarray, k_axis: int, group: int, seed: int = 0) -> np.ndarray:
     w = np.asarray(w, np.float64)
     k = w.shape[k_axis]
     b, count, tail = _plan(k, group)
-    m, t = _block(b, seed), _block(tail, seed)
+    m, t = _block(_powers(b), seed), _block(_powers(tail), seed)
     main = count * b
     if k_axis == 0:
         head = np.einsum("ji,cjn->cin", m, w[:main].reshape(count, b, -1)).reshape(main, -1)
@@ -114,7 +110,7 @@ def _rotate_input(graph: Graph, x, k: int, group: int, seed: int, shared: dict, 
 
     def const(n: int):
         if (n, dt.str) not in shared:
-            shared[n, dt.str] = ops.constant(_block(n, seed).astype(dt), f"rotate.hadamard{n}")
+            shared[n, dt.str] = ops.constant(_block(_powers(n), seed).astype(dt), f"rotate.hadamard{n}")
         return shared[n, dt.str]
 
     def ints(*v: int):
