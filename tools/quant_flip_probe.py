@@ -5,6 +5,8 @@
     nice -n 10 python tools/quant_flip_probe.py kinds --scheme int8      # one layer kind at a time
     nice -n 10 python tools/quant_flip_probe.py methods --scheme int8 --methods rtn,gptq,awq,awq-gptq
     nice -n 10 python tools/quant_flip_probe.py methods --scheme int4-asym-g128 --methods rtn,awq-gptq --clip output
+    nice -n 10 python tools/quant_flip_probe.py weights                  # max/rms per output channel, per kind
+    nice -n 10 python tools/quant_flip_probe.py rounding --variants int8,int8/rotate,int8-asym,noise:0.5,int8/head
 
 Fast and approximate where ``tools/bench_quant_accuracy.py`` is exact: weights of the fp32 export
 (SmolLM2-135M-Instruct by default, the bench's cached file) are quantized and dequantized in
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+#: fp32 top-1/top-2 margins (logits) the flips are binned by
+MARGIN_BINS = (0.01, 0.03, 0.1, 0.3)
 KINDS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head")
 
 
@@ -100,6 +104,8 @@ class Probe:
                "flip_margin_median": round(float(np.median(margin[flip])), 4) if flip.any() else None,
                "dmargin_median": round(float(np.median(dmargin)), 4), "dmargin_p95": round(float(np.percentile(dmargin, 95)), 4),
                "flips_below_p95_dmargin": int((flip & (margin < np.percentile(dmargin, 95))).sum()),
+               "flips_by_margin": {f"<{hi:g}": int((flip & (margin >= lo) & (margin < hi)).sum())
+                                   for lo, hi in zip((0,) + MARGIN_BINS, MARGIN_BINS + (np.inf,))},
                "max_abs_logit_diff": float(np.abs(Q - R).max())}
         print(json.dumps(row), flush=True)
         return row
@@ -112,7 +118,7 @@ def margins(p: Probe) -> None:
     R = np.concatenate([r.reshape(-1, r.shape[-1]) for r in p._ref])
     srt = np.sort(R, axis=1)
     m = srt[:, -1] - srt[:, -2]
-    print(json.dumps({"positions": len(m), "fp32_margin_below": {t: int((m < t).sum()) for t in (0.01, 0.03, 0.1, 0.3)}}))
+    print(json.dumps({"positions": len(m), "fp32_margin_below": {t: int((m < t).sum()) for t in MARGIN_BINS}}))
 
 
 def floor(p: Probe) -> None:
@@ -195,9 +201,57 @@ def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "w
         p.score_weights(new, f"{scheme}:{meth} clip={clip} rotate={','.join(rotate)} (fp32 activations, LM head kept)")
 
 
+def weights(p: Probe) -> None:
+    """Per layer kind, the crest factor max|w| / rms(w) of each output channel (a per-channel
+    int8 step is max|w|/127, so this sets its error relative to the weights), before and after
+    ``quantize{rotate}``'s block Hadamard (per-channel block, 128)."""
+    from ridgeline.passes.transforms.quantize_rotate import fold
+    crest: dict[str, list] = {}
+    for k, (kind, _, _) in p.kind.items():
+        c = crest.setdefault(kind, [[], [], p.w[k].shape])
+        for i, w in enumerate((p.w[k], fold(p.w[k], 0, 0))):
+            c[i].append(np.abs(w).max(0) / np.sqrt(np.square(w).mean(0)))
+    for kind, (c, r, shape) in crest.items():
+        c, r = np.concatenate(c), np.concatenate(r)
+        print(json.dumps({"kind": kind, "shape": "x".join(map(str, shape)),
+                          "crest_median": round(float(np.median(c)), 2),
+                          "crest_p99": round(float(np.percentile(c, 99)), 2),
+                          "crest_max": round(float(c.max()), 1), "rotated_median": round(float(np.median(r)), 2),
+                          "rotated_max": round(float(r.max()), 1),
+                          "int8_error_rel_rms": float(f"{np.median(c) / 127 / np.sqrt(12):.3g}")}), flush=True)
+
+
+def rounding(p: Probe, variants: list[str]) -> None:
+    """Uncalibrated rounding of every GEMM but the LM head (``/head``: it too), one variant a row:
+    ``scheme`` (ridgeline's fit), ``/rotate`` (all of them rotated, R·deq(Rᵀ·W); ``/seedN``: the
+    rotation's sign seed), ``/absmax`` (no clip search), or ``noise:F`` — Gaussian noise of F
+    times int8's error rms per output channel: do the flips follow the error's size or its form?"""
+    from ridgeline.passes.transforms import quantize_methods as qm
+    from ridgeline.passes.transforms.quantize_rotate import rotation
+    f32 = np.dtype(np.float32)
+    for v in variants:
+        name, *flags = v.split("/")
+        rng = np.random.default_rng(0)
+        keys = [k for k, (kind, _, _) in p.kind.items() if kind != "lm_head" or "head" in flags]
+        new = {}
+        for k in keys:
+            w = p.w[k]
+            if name.startswith("noise:"):
+                e = quantizer("int8")[1](w) - w
+                new[k] = w + float(name[6:]) * rng.standard_normal(w.shape) * np.sqrt(np.square(e).mean(0))
+                continue
+            sch, _ = quantizer(name)
+            seed = next((int(f[4:]) for f in flags if f.startswith("seed")), 0)     # the rotation's signs
+            r = rotation(w.shape[0], sch.group, seed) if "rotate" in flags else np.eye(w.shape[0])
+            new[k] = r @ qm.roundtrip(r.T @ w, sch, f32, ratios=(1.0,) if "absmax" in flags else ())
+        p.score_weights(new, f"{v} (LM head {'rounded too' if 'head' in flags else 'kept'})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=("floor", "kinds", "methods"))
+    ap.add_argument("what", choices=("floor", "kinds", "methods", "weights", "rounding"))
+    ap.add_argument("--variants", default="int8,int8/rotate,int8-asym,int8/absmax,noise:1,noise:0.5,noise:0.25",
+                    help="rounding: scheme[/rotate[/seedN]][/absmax][/head] or noise:F[/head], comma-separated")
     ap.add_argument("--scheme", default="int8")
     ap.add_argument("--methods", default="rtn,gptq,awq,awq-gptq")
     ap.add_argument("--damp", type=float, default=0.1)
@@ -220,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     margins(p)
     if args.what == "floor":
         floor(p)
+    elif args.what == "weights":
+        weights(p)
+    elif args.what == "rounding":
+        rounding(p, [v for v in args.variants.split(",") if v])
     elif args.what == "kinds":
         kinds(p, args.scheme)
     else:

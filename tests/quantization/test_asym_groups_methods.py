@@ -14,6 +14,7 @@ import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import save_onnx
 from ridgeline.ir import Graph, tensor
+from ridgeline.ir.errors import PassError
 from ridgeline.passes.transforms.quantize import quantize_graph
 from ridgeline.passes.transforms.quantize_calibrated import apply_method
 from ridgeline.passes.transforms.quantize_rewrite import find_candidates
@@ -451,3 +452,52 @@ def test_output_clip_beats_rounding_and_runs_in_onnxruntime(tmp_path, seed, k, h
         errs[clip] = float(np.square(out - ref).sum())
     assert errs["output"] < errs["weight"]
     np.testing.assert_allclose(_ort(gq, tmp_path, {"x": x})["y"], out, rtol=1e-4, atol=1e-4 * float(np.abs(out).max()))
+
+
+@settings(max_examples=6, deadline=None)
+@given(scheme=st.sampled_from(["fp8", "fp8-tensor", "nf4-g32", "w8a8-fp8"]),
+       opts=st.sampled_from([("rtn", "output"), ("gptq", "weight"), ("awq-gptq", "weight"), ("awq", "output")]))
+def test_a_scheme_off_the_integer_grid_is_refused_before_calibration_runs(scheme, opts):
+    """GPTQ and ``clip=output`` round onto an integer grid: a float8/NF4 scheme is refused before
+    the calibration walk (minutes on a real model) evaluates a single node."""
+    method, clip = opts
+    g = Graph("relu-gemm")        # a node before the GEMM: the walk evaluates it before calibrating
+    h = g.add_node("Relu", [g.add_input("x", tensor("f32", 8, 32))]).outputs[0]
+    g.outputs = g.add_node("MatMul", [h, g.add_constant("w", np.eye(32, 4, dtype=np.float32))]).outputs
+    calls = []
+
+    def evaluator(node, args):
+        calls.append(node.op)
+        return EVAL(node, args)
+    with pytest.raises(PassError, match=f"{scheme} is not int4/int8"):
+        quantize_graph(g, scheme, method=method, clip=clip, samples=[{"x": np.ones((8, 32), np.float32)}],
+                       evaluator=evaluator)
+    assert calls == []
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 2**16), ns=st.lists(st.integers(1, 9), min_size=1, max_size=3),
+       scheme=st.sampled_from(["int4-asym-g16", "int4-zp-g32", "int8", "w8a8-static"]),
+       method=st.sampled_from(["rtn", "awq"]))
+def test_output_clip_searches_once_per_gemm_and_feeds_are_drawn_once(seed, ns, scheme, method):
+    """``clip=output`` fits each GEMM's integer range on the output error once (the stored
+    scales and the calibration walk's simulated weight share it), and the calibration feeds are
+    drawn once when static activation scales and a calibrated method both need them."""
+    from ridgeline.passes.transforms import quantize as qmod
+    from ridgeline.passes.transforms import quantize_schemes as qs
+    rng = np.random.default_rng(seed)
+    g = Graph("gemms")
+    x = g.add_input("x", tensor("f32", 16, 40))
+    g.outputs = [g.add_node("MatMul", [x, g.add_constant(f"w{i}", rng.standard_normal((40, n)).astype(np.float32))],
+                            names=[f"y{i}"]).outputs[0] for i, n in enumerate(ns)]
+    searches, draws = [], []
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("fit_scales", "fit_asym", "fit_min"):
+            real = getattr(qs, name)
+            mp.setattr(qs, name, lambda *a, _real=real, **kw: (
+                searches.append(a[5] if len(a) > 5 else kw.get("hessian")), _real(*a, **kw))[1])
+        real_samples = qmod._samples
+        mp.setattr(qmod, "_samples", lambda *a: (draws.append(1), real_samples(*a))[1])
+        assert quantize_graph(g, scheme, method=method, clip="output", samples=2, evaluator=EVAL).gemms == len(ns)
+    assert sum(h is not None for h in searches) == len(ns)
+    assert len(draws) == 1

@@ -3,8 +3,12 @@ runs in onnxruntime, lowers int4's output error on outlier-heavy activations and
 
 from __future__ import annotations
 
+import fnmatch
+import re
+
 import numpy as np
 import onnxruntime as ort
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +16,7 @@ import ridgeline as rl
 from ridgeline.backends.numpy import Interpreter
 from ridgeline.frontends.onnx import save_onnx
 from ridgeline.ir import Graph, tensor
+from ridgeline.ir.errors import PassError
 from ridgeline.passes.transforms.quantize import quantize_graph
 from ridgeline.passes.transforms.quantize_rewrite import find_candidates
 from ridgeline.passes.transforms.quantize_rotate import rotate_gemms, rotation
@@ -173,3 +178,33 @@ def test_a_second_quantize_pass_keeps_the_rotate_record():
     assert quantize_graph(g, "int4-asym-g128", skip="y1", rotate="y0", samples=[{"x": x}], evaluator=EVAL).gemms == 1
     assert quantize_graph(g, "int8", samples=[{"x": x}], evaluator=EVAL).gemms == 1
     assert g.meta["quantization"]["scheme"] == "int8" and g.meta["quantization"]["rotate"] == "y0"
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 4), typo=st.text("abcdxyz_*?", min_size=1, max_size=6),
+       option=st.sampled_from(["skip", "rotate"]), good=st.booleans())
+def test_a_pattern_matching_no_gemm_is_an_error_naming_the_gemms(n, typo, option, good):
+    """``skip=``/``rotate=``: a pattern that matches no GEMM (a typo would silently quantize, or
+    not rotate, what it meant) is refused, naming the pattern and the GEMMs there are; a pattern
+    list whose every entry matches something is not."""
+    rng = np.random.default_rng(n)
+    g = _graph(rng, (4,), 32, [3] * n, [False] * n)
+    names = [f"y{i}" for i in range(n)]
+    matches = any(fnmatch.fnmatchcase(nm, typo) if any(c in typo for c in "*?") else typo in nm
+                  for nm in names + [f"w{i}" for i in range(n)])
+    patterns = ",".join(["y0"] * good + [typo])
+    if matches:
+        quantize_graph(g, "int8", **{option: patterns})
+        return
+    with pytest.raises(PassError, match=rf"{option} pattern {re.escape(repr(typo))} matches none of the {n} GEMMs "
+                                        r"\(named like yN\)"):     # numbers shown as N: y0, y1, … are one
+        quantize_graph(g, "int8", **{option: patterns})
+
+
+def test_the_cli_refuses_an_unmatched_pattern_in_one_line(run_cli):
+    proc = run_cli("opt", "llama-3-8b", "-p", 'quantize{scheme=int8,rotate="lm_head,q_prj"}')
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "ridgeline opt: error: quantize: rotate pattern 'q_prj' matches none of the 225 GEMMs (named like "
+        "layers.N.mlp.down_proj, layers.N.mlp.gate_proj, layers.N.mlp.up_proj, layers.N.self_attn.k_proj, "
+        "layers.N.self_attn.o_proj, layers.N.self_attn.q_proj, layers.N.self_attn.v_proj, lm_head)"]

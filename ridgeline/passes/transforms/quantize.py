@@ -102,6 +102,12 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if method == "smoothquant" and s.activations == "none":
         raise PassError(f"quantize: method=smoothquant moves activation outliers into the weights for schemes "
                         f"that quantize activations (w8a8, w4a8); scheme {s.name} does not — use awq")
+    calibrated = method in ("gptq", "awq-gptq") or clip == "output"
+    if calibrated and s.weights and (s.weights not in ("i8", "i4") or s.per_tensor):
+        # before the calibration walk, not after it: it takes minutes on a real model
+        what = "method=" + method if method in ("gptq", "awq-gptq") else "clip=output"
+        raise PassError(f"quantize: {what} rounds onto an integer grid per channel or group; scheme {s.name} "
+                        f"is not int4/int8 (symmetric, -asym or -zp) per channel or group")
     skip = _split(skip) + _split(exclude)
     summary = QuantizeSummary(s.name)
     cands, skipped = find_candidates(graph) if s.weights else ([], [])
@@ -110,7 +116,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
-    rotated = rotate_gemms(graph, select_skipped(graph, cands, _split(rotate)), s.group, seed) if rotate else 0
+    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate")
+    rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
     if rotate:
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
@@ -124,6 +131,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         for v in values:
             wanted[v.name] = 1
     weightless = any(c.data is None for c in graph.constants.values())
+    feeds = target = None    # the calibration feeds, drawn once for the static scales and the method
     if wanted and not weightless:
         feeds, target = _samples(graph, samples, seed)
         ranges = calibrate(target, wanted, feeds, evaluator=evaluator, method=calibration, percentile=percentile)
@@ -137,7 +145,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         if weightless:
             summary.notes.append(f"weightless graph: method={method} needs weights; rounded to nearest")
         else:
-            feeds, target = _samples(graph, samples, seed)
+            if feeds is None:
+                feeds, target = _samples(graph, samples, seed)
             adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
                                             clip=clip)
             summary.calibrated = True

@@ -24,7 +24,8 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, fit_params, gptq, gptq_factor, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
+from .quantize_schemes import fit_weight
 
 __all__ = ["apply_method"]
 
@@ -66,6 +67,8 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         return awq_scales(ws, st.sample[:cap], st.mean_abs, scheme)[0]
 
     def keep(c, s: np.ndarray, z: np.ndarray | None) -> None:     # K × N layout -> the candidate's
+        if s.ndim == 2 and s.shape[0] == 1:      # per channel (a blocked weight has ≥ 2 groups): (N,)
+            s, z = s.reshape(-1), None if z is None else z.reshape(-1)
         if c.k_axis == 1:
             s = s.T if s.ndim == 2 else s
             z = z.T if z is not None and z.ndim == 2 else z
@@ -97,13 +100,15 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         if not unit:
             scaled.append((members, s))
         h = st.gram / np.outer(s, s) if by_output else None
+        block = scheme.group if scheme.group and scheme.group < members[0].k else 0
         for c, w in zip(members, ws):
             ww = w if unit else w * s[:, None]
             if not unit:
                 adjusted[id(c)] = _kn(c, ww)
-            if by_output:
-                keep(c, *fit_params(ww, scheme, sd, h))
-            eff = roundtrip(ww, scheme, sd, h)
+            fitted = fit_weight(ww, scheme, 0, block, sd, h) if by_output else None   # searched once
+            if fitted:
+                keep(c, *fitted)
+            eff = roundtrip(ww, scheme, sd, params=fitted)
             quantized[c.node.outputs[0].name] = _kn(c, eff if unit else eff / s[:, None])
 
     _walk_sequential(target, feeds, evaluator, by_out, groups, calibrate_group, quantized)
@@ -160,13 +165,13 @@ def _divide_activation(graph: Graph, members: Sequence, s: np.ndarray) -> None:
         for i in (1, 2):          # the scale, and LayerNormalization's bias
             if i < len(p.inputs) and p.inputs[i] is not None and p.inputs[i].data is not None:
                 old = p.inputs[i]
-                new = graph.add_constant(graph.fresh_name(f"{old.name}.smoothed"),
+                new = graph.add_constant(f"{old.name}.smoothed",
                                          (np.asarray(old.data, np.float64) * (1.0 / s)).astype(old.type.dtype.np_dtype))
                 p.set_input(i, new)
                 if not old.uses:
                     graph.remove_constant(old)
         return
-    k = graph.add_constant(graph.fresh_name(f"{x.name}.inv_smooth"), inv)
+    k = graph.add_constant(f"{x.name}.inv_smooth", inv)
     first = min(members, key=lambda c: list(graph).index(c.node))
     mul = graph.add_node("Mul", [x, k], names=[f"{x.name}.smoothed"], before=first.node)
     for c in members:

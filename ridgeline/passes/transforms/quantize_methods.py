@@ -26,9 +26,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import UNSIGNED, fit_asym, fit_min, fit_scales, quantize_array, quantize_min
+from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min
 
-__all__ = ["METHODS", "awq_scales", "dequantized", "fit_params", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
+__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
 
 METHODS = ("rtn", "awq", "gptq", "awq-gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
@@ -68,11 +68,12 @@ def smooth_scales(weights: list[np.ndarray], amax: np.ndarray, alpha: float = 0.
 
 
 def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray | None = None,
-              ratios: tuple = ()) -> np.ndarray:
+              ratios: tuple = (), params: tuple | None = None) -> np.ndarray:
     """``w`` (K × N) as ``quantize`` stores and dequantizes it (the same scale fits, clip search
     included): the weight a quantized GEMM computes with, for the sequential calibration walk.
-    ``hessian`` (``XᵀX``, K × K): integer scales from the output-error clip search (``fit_params``);
-    ``ratios``: the clip ratios searched (``fit_scales``)."""
+    ``hessian`` (``XᵀX``, K × K): integer scales from the output-error clip search (AWQ's
+    ``auto_clip``); ``ratios``: the clip ratios searched (``fit_scales``); ``params``: integer
+    (scales, zero points) already fitted (``fit_weight``'s, keeping dims), not searched again."""
     from .quantize_schemes import _expand, block_amax, dequantize_nf4, quantize_nf4
     x = np.asarray(w, np.float64)
     dt = scheme.weights
@@ -84,32 +85,12 @@ def roundtrip(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray 
         amax = block_amax(x, 0, block)
         s = np.where(amax > 0, amax, 1.0).astype(scale_dtype).astype(np.float64)
         return dequantize_nf4(quantize_nf4(x, s, 0, block), s, 0, block)
-    s, z = _fit(x, scheme, block, scale_dtype, hessian, ratios)
+    s, z = params or fit_weight(x, scheme, 0, block, scale_dtype, hessian, ratios)
     s, z = _expand(s, x.shape, 0, block).astype(np.float64), None if z is None else _expand(z, x.shape, 0, block)
     if scheme.asym == "min":
         return quantize_min(x, s, z, dt, 0, 0).astype(np.float64) * s + z.astype(np.float64)
     q = quantize_array(x, s, UNSIGNED[dt] if scheme.asym else dt, 0, 0, z).astype(np.float64)
     return (q - z.astype(np.float64)) * s if scheme.asym else q * s
-
-
-def _fit(x: np.ndarray, scheme, block: int, scale_dtype: np.dtype, hessian: np.ndarray | None,
-         ratios: tuple = ()) -> tuple:
-    """(scales, zero points or offsets or None) of a K × N integer weight, keeping dims."""
-    fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
-    out = fit(x, scheme.weights, 0, block, scale_dtype, hessian, ratios)
-    return out if isinstance(out, tuple) else (out, None)
-
-
-def fit_params(w: np.ndarray, scheme, scale_dtype: np.dtype, hessian: np.ndarray) -> tuple:
-    """AWQ's ``auto_clip`` for integer weights ``w`` (K × N): per output channel and group, the
-    clip ratio of the range whose rounding least changes the output on the calibration inputs
-    (``hessian``: their ``XᵀX``), as (scales, zero points) in ``gptq``'s stored layout."""
-    if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
-        raise PassError(f"quantize: clip=output searches an integer grid's range; scheme {scheme.name} is not "
-                        f"int4/int8 per channel or group")
-    block = scheme.group if scheme.group and scheme.group < w.shape[0] else 0
-    s, z = _fit(np.asarray(w, np.float64), scheme, block, scale_dtype, hessian)
-    return (s, z) if block else (s.reshape(-1), None if z is None else z.reshape(-1))
 
 
 def gptq_factor(hessian: np.ndarray, *, damp: float = 0.01, act_order: bool = True) -> tuple:
@@ -156,10 +137,7 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     (each group's scale fitted on the weights before any update, as AutoGPTQ's
     ``static_groups=True``) so groups stay contiguous in K, as ONNX blocked quantization and
     MatMulNBits store them. ``clip_hessian`` (``XᵀX``): those scales from the output-error clip
-    search (``fit_params``) instead of the weight-error one."""
-    if scheme.weights not in ("i8", "i4") or scheme.per_tensor:
-        raise PassError(f"quantize: method=gptq rounds onto an integer grid; scheme {scheme.name} is not "
-                        f"int4/int8 (symmetric, -asym or -zp)")
+    search instead of the weight-error one. Integer schemes only (``quantize_graph`` refuses others)."""
     k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     dead, perm, hinv = hessian if isinstance(hessian, tuple) else gptq_factor(hessian, damp=damp, act_order=act_order)
@@ -167,7 +145,7 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     W[:, dead] = 0.0
     gb = g if g < k else 0
     offset = scheme.asym == "min"           # x ≈ q·s + m: a float zero point z = −m/s, kept as m
-    s0, z0 = _fit(W.T, scheme, gb, scale_dtype, clip_hessian)    # static groups: groups × N
+    s0, z0 = fit_weight(W.T, scheme, 0, gb, scale_dtype, clip_hessian)    # static groups: groups × N
     zeros = None if z0 is None else z0.astype(np.float64)
     scales = s0.astype(np.float64)
     W = W[:, perm]

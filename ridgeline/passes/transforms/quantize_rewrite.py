@@ -37,9 +37,8 @@ from .quantize_schemes import (
     NF4_CODEBOOK,
     QMAX,
     block_amax,
-    fit_asym,
-    fit_min,
     fit_scales,
+    fit_weight,
     quantize_array,
     quantize_min,
     quantize_nf4,
@@ -208,9 +207,7 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
             qdata = quantize_nf4(x, sdata, k_axis, block)
         else:
             if params is None:      # the scheme's own fit (its clip search on the rounding error)
-                fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
-                sc = fit(x, dtype, k_axis, block, scale_dt.np_dtype)          # keeps dims
-                sc, zp = sc if isinstance(sc, tuple) else (sc, None)
+                sc, zp = fit_weight(x, scheme, k_axis, block, scale_dt.np_dtype)          # keeps dims
                 params = (sc, zp) if blocked else (sc.reshape(-1), None if zp is None else zp.reshape(-1))
             sdata, zdata = params
             sdata = np.asarray(sdata).astype(scale_dt.np_dtype)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...ir import Graph
+from ...ir import Builder, Graph
 
 __all__ = ["fold", "rotate_gemms", "rotation"]
 
@@ -48,11 +48,12 @@ def _powers(n: int) -> list[int]:
     return out
 
 
-def _block(n: int, seed: int) -> np.ndarray:
-    """The ``n×n`` block: a Hadamard, or Hadamards of ``_powers(n)`` on its diagonal (float64)."""
-    r = np.zeros((n, n))
+def _block(sizes: list[int], seed: int) -> np.ndarray:
+    """Hadamards of ``sizes`` (powers of two) on the diagonal of one square matrix (float64): a
+    block of ``_powers(n)`` when ``n`` is no power of two, or all of ``R``."""
+    r = np.zeros((sum(sizes),) * 2)
     at = 0
-    for b in _powers(n):
+    for b in sizes:
         r[at:at + b, at:at + b] = _hadamard(b, seed)
         at += b
     return r
@@ -82,12 +83,7 @@ def _blocks(k: int, group: int) -> list[int]:
 def rotation(k: int, group: int, seed: int = 0) -> np.ndarray:
     """The orthogonal ``K×K`` matrix ``R`` that ``rotate_gemms`` applies (float64; for tests —
     ``rotate_gemms`` never builds it)."""
-    r = np.zeros((k, k))
-    at = 0
-    for b in _blocks(k, group):
-        r[at:at + b, at:at + b] = _hadamard(b, seed)
-        at += b
-    return r
+    return _block(_blocks(k, group), seed)
 
 
 def fold(w: np.ndarray, k_axis: int, group: int, seed: int = 0) -> np.ndarray:
@@ -96,7 +92,7 @@ def fold(w: np.ndarray, k_axis: int, group: int, seed: int = 0) -> np.ndarray:
     w = np.asarray(w, np.float64)
     k = w.shape[k_axis]
     b, count, tail = _plan(k, group)
-    m, t = _block(b, seed), _block(tail, seed)
+    m, t = _block(_powers(b), seed), _block(_powers(tail), seed)
     main = count * b
     if k_axis == 0:
         head = np.einsum("ji,cjn->cin", m, w[:main].reshape(count, b, -1)).reshape(main, -1)
@@ -110,38 +106,29 @@ def _rotate_input(graph: Graph, x, k: int, group: int, seed: int, shared: dict, 
     channels, one ``MatMul(tail×tail)`` over the rest, ``Slice``/``Concat`` joining them."""
     dt = x.type.dtype.np_dtype
     b, count, tail = _plan(k, group)
+    ops = Builder(graph, before=before)
 
     def const(n: int):
         if (n, dt.str) not in shared:
-            shared[n, dt.str] = graph.add_constant(graph.fresh_name(f"rotate.hadamard{n}"),
-                                                   _block(n, seed).astype(dt))
+            shared[n, dt.str] = ops.constant(_block(_powers(n), seed).astype(dt), f"rotate.hadamard{n}")
         return shared[n, dt.str]
 
-    def ints(name: str, v: list[int]):
-        return graph.add_constant(graph.fresh_name(f"{x.name}.{name}"), np.array(v, np.int64))
+    def ints(*v: int):
+        return ops.constant(np.array(v, np.int64))
 
-    def node(op: str, inputs: list, name: str, meta=None):
-        return graph.add_node(op, inputs, names=[graph.fresh_name(f"{x.name}.{name}")], before=before,
-                              meta=meta).outputs[0]
-
-    def part(v, n: int, m: int, name: str):     # v (last dim n·m) times blockdiag(m×m) n times
+    def part(v, n: int, m: int):     # v (last dim n·m) times blockdiag(m×m) n times
         if n == 1:
-            return node("MatMul", [v, const(m)], name, _ROTATION)
+            return ops.MatMul(v, const(m), _meta=_ROTATION)
         lead = [0] * (x.type.rank - 1)
-        vb = node("Reshape", [v, ints(f"{name}.blocks", lead + [n, m])], f"{name}.blocked")
-        vr = node("MatMul", [vb, const(m)], f"{name}.rotated_blocks", _ROTATION)
-        return node("Reshape", [vr, ints(f"{name}.unblocks", lead + [n * m])], name)
+        blocks = ops.MatMul(ops.Reshape(v, ints(*lead, n, m)), const(m), _meta=_ROTATION)
+        return ops.Reshape(blocks, ints(*lead, n * m))
 
-    if not tail:
-        return part(x, count, b, "rotated")
-    if not count:
-        return part(x, 1, tail, "rotated")
+    if not tail or not count:
+        return part(x, count or 1, b if count else tail)
     main = count * b
-    axes = ints("last_axis", [-1])
-    head = node("Slice", [x, ints("head_starts", [0]), ints("head_ends", [main]), axes], "head")
-    rest = node("Slice", [x, ints("tail_starts", [main]), ints("tail_ends", [k]), axes], "tail")
-    return graph.add_node("Concat", [part(head, count, b, "head_rotated"), part(rest, 1, tail, "tail_rotated")],
-                          {"axis": -1}, names=[graph.fresh_name(f"{x.name}.rotated")], before=before).outputs[0]
+    head = ops.Slice(x, ints(0), ints(main), ints(-1))
+    rest = ops.Slice(x, ints(main), ints(k), ints(-1))
+    return ops.Concat(part(head, count, b), part(rest, 1, tail), axis=-1)
 
 
 def rotate_gemms(graph: Graph, cands: Sequence, group: int, seed: int = 0) -> int:
@@ -159,7 +146,7 @@ def rotate_gemms(graph: Graph, cands: Sequence, group: int, seed: int = 0) -> in
         out = _rotate_input(graph, x, k, group, seed, shared, first)
         for c in members:
             c.node.set_input(c.x_index, out)
-            new = graph.add_constant(graph.fresh_name(f"{c.w.name}.rotated"),
+            new = graph.add_constant(f"{c.w.name}.rotated",
                                      fold(c.w.data, c.k_axis, group, seed).astype(c.w.type.dtype.np_dtype))
             old, c.w = c.w, new
             c.node.set_input(c.node.inputs.index(old), new)

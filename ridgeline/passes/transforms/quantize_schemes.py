@@ -59,6 +59,7 @@ __all__ = [
     "fit_asym",
     "fit_min",
     "fit_scales",
+    "fit_weight",
     "parse_scheme",
     "quantize_array",
     "quantize_min",
@@ -406,6 +407,15 @@ def fit_min(x: np.ndarray, dtype: str, axis: int, block: int, scale_dtype: np.dt
     # [..., G, 1] -> the input's layout with G (or 1) along ``axis``
     return (np.moveaxis(best_s[..., 0], -1, axis).astype(scale_dtype),
             np.moveaxis(best_m[..., 0], -1, axis).astype(scale_dtype))
+
+
+def fit_weight(x: np.ndarray, scheme: Scheme, axis: int, block: int, scale_dtype: np.dtype,
+               hessian: np.ndarray | None = None, ratios: tuple = ()) -> tuple[np.ndarray, np.ndarray | None]:
+    """The integer ``scheme``'s (scales, zero points — or float offsets, or None), keeping dims:
+    ``fit_min``, ``fit_asym`` or ``fit_scales`` (``hessian``, ``ratios``: theirs)."""
+    fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
+    out = fit(x, scheme.weights, axis, block, scale_dtype, hessian, ratios)
+    return out if isinstance(out, tuple) else (out, None)
 
 
 def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
