@@ -85,8 +85,7 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                          context=ref_context, **(preset_options or {}))
     llm = g.meta["llm"]
     mem = est.memory
-    if not spatial:
-        tp, pp = int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1))
+    tp, pp = (1, 1) if spatial else (int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1)))
     kv_tok = est.llm.kv_cache_bytes_per_token if est.llm else 0.0
     devices = mem.devices if mem else tp * pp
     if spatial:
@@ -102,16 +101,14 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                                   f"usable per device (raise --tp/--pp)")
         kv_tokens = int(free // kv_tok)
         note = f"KV cache: {kv_tokens} tokens in {free / 1e9:.1f} GB left after weights"
-    n_dev = tp * pp * 1 if not spatial else devices
     links = t.interconnect
     link = links[0] if links else None
     out = links[-1] if len(links) > 1 else None
-    return Deployment(t.name, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
+    return Deployment(t.name, t.family, int(devices if spatial else tp * pp), kv_tokens, float(kv_tok), t.power_w,
                       link.bandwidth if link else float("inf"), link.latency if link else 0.0,
                       link.max_devices if link else 1 << 30, out.bandwidth if out else None,
                       out.latency if out else 0.0,
-                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note,
-                      int(tp) if not spatial else 1, int(pp) if not spatial else 1)
+                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note, tp, pp)
 
 
 def _spatial(target: Any) -> bool:
