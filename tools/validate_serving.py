@@ -164,11 +164,13 @@ def cases() -> list[Case]:
             (1, 0.927978, 198.508, 396.441, 128.388, 44.6347, 43.878),
             (4, 2.4957, 532.931, 1065.25, 219.599, 73.8304, 55.5315)):
         w = _sharegpt_200(qps, rps, out_tps, total_tps)
-        # vLLM's V1 engine chunks prefills into steps with the running decodes; on an A100 API
-        # server its defaults are 2048 tokens and 256 sequences per step (stack "vllm")
+        # vLLM 0.7.3 (V0): the author's llm-k8s pinned vllm/vllm-openai:v0.7.3 for this one-VM
+        # deployment on 2025-02-26 (commit 0285ba5; --tensor-parallel-size 4, mp executor, V1 not
+        # asked for) and added these results the next day (643c866); V0's chunked-prefill defaults
+        # (Llama-3.3's 131k context) and host time per step (stack "vllm-v0")
         out.append(Case("vllm", f"4xA100-80GB-PCIe TP4, ShareGPT, {qps} req/s", "llama-3-70b", a100_pcie(), 4, w,
                         {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3, "throughput_rps": rps},
-                        diagnostics={"itl_p50_s": itl_med / 1e3}, requests=200, rate=qps, stack="vllm"))
+                        diagnostics={"itl_p50_s": itl_med / 1e3}, requests=200, rate=qps, stack="vllm-v0"))
     # [VLLM-PP2] the same benchmark on two VMs: qps 1 -> 213 in / 214 out, qps 4 -> 213 in / 214 out.
     # The median inter-token latency (42.2756 / 57.8237 ms) is printed as a diagnostic.
     for qps, rps, out_tps, total_tps, ttft_med, tpot_med, itl_med in (

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..ir import Graph, Node, Value
 from ..ir.errors import TargetError
-from .llm import llm_meta
+from .llm import llm_meta, model_name
 from .work import FREE_CATEGORIES, node_label
 
 __all__ = ["Shard", "Comm", "ParallelPlan", "TPAnalysis", "analyze_tensor_parallel", "plan_parallel", "check_degrees",
@@ -92,7 +92,7 @@ def check_degrees(graph: Graph, tp: int, pp: int) -> None:
         raise ParallelError(f"parallel degrees must be positive integers, got tp={tp!r} pp={pp!r}")
     meta = llm_meta(graph)
     heads, kv, layers = meta.get("heads"), meta.get("kv_heads"), meta.get("layers")
-    name = meta.get("preset", graph.name)
+    name = model_name(graph)
     if tp > 1 and heads:
         if heads % tp or (kv and kv % tp and tp % kv):
             fit = [t for t in range(2, heads + 1) if not heads % t and (not kv or not kv % t or not t % kv)]

@@ -81,13 +81,11 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
     from ..cost_models import get_target
     t = get_target(target)
     spatial = t.family in SPATIAL
-    opts = {} if spatial else {"tp": tp, "pp": pp}
-    g, est = preset_step(model, target, opts, phase="decode", batch=max_batch if spatial else 1,
+    g, est = preset_step(model, target, _parallel(t, tp, pp), phase="decode", batch=max_batch if spatial else 1,
                          context=ref_context, **(preset_options or {}))
     llm = g.meta["llm"]
     mem = est.memory
-    if not spatial:
-        tp, pp = int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1))
+    tp, pp = (1, 1) if spatial else (int(est.parallel.get("tp", 1)), int(est.parallel.get("pp", 1)))
     kv_tok = est.llm.kv_cache_bytes_per_token if est.llm else 0.0
     devices = mem.devices if mem else tp * pp
     if spatial:
@@ -103,16 +101,14 @@ def deployment_for(model: str, target: str, *, tp: int | str = 1, pp: int | str 
                                   f"usable per device (raise --tp/--pp)")
         kv_tokens = int(free // kv_tok)
         note = f"KV cache: {kv_tokens} tokens in {free / 1e9:.1f} GB left after weights"
-    n_dev = tp * pp * 1 if not spatial else devices
     links = t.interconnect
     link = links[0] if links else None
     out = links[-1] if len(links) > 1 else None
-    return Deployment(t.name, t.family, int(n_dev), kv_tokens, float(kv_tok), t.power_w,
+    return Deployment(t.name, t.family, int(devices if spatial else tp * pp), kv_tokens, float(kv_tok), t.power_w,
                       link.bandwidth if link else float("inf"), link.latency if link else 0.0,
                       link.max_devices if link else 1 << 30, out.bandwidth if out else None,
                       out.latency if out else 0.0,
-                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note,
-                      int(tp) if not spatial else 1, int(pp) if not spatial else 1)
+                      int(llm.get("layers", 1)), float(mem.weights_bytes if mem else 0.0), note, tp, pp)
 
 
 def _spatial(target: Any) -> bool:
@@ -227,7 +223,6 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
         tp, pp = deployment.tp, deployment.pp
     if st is not None:
-        st = get_stack(stack, target, pp=pp)      # the parallel layout is settled now (pp may have been "auto")
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
         token_budget = token_budget or st.token_budget
@@ -249,7 +244,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         spec = SpecDecode(spec_k, spec_acceptance, dstep)
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
                        chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
-                       prefix_hit=prefix_hit, spec=spec, seed=seed, host=st.host if st else (0.0, 0.0))
+                       prefix_hit=prefix_hit, spec=spec, seed=seed, graph_pad=st.graph_pad if st else 0,
+                       host=(st.host[0], st.host[1] if pp > 1 else 0.0) if st else (0.0, 0.0))
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
     table_s = step_time.seconds if isinstance(step_time, EstimateTable) else 0.0

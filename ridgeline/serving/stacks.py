@@ -40,21 +40,24 @@ class Stack:
     chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
     reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
     source: str = ""
-    host: tuple[float, float] = (0.0, 0.0)   # engine CPU time each step waits for: per step, per sequence
+    host: tuple[float, float] = (0.0, 0.0)   # engine CPU time each step waits for: per step, per sequence under pp
+    graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
 
 
-def _vllm(target: Any, pp: int = 1) -> Stack:
+def _vllm(target: Any) -> Stack:
     # vllm/engine/arg_utils.py, EngineArgs.get_batch_defaults (V1, OpenAI API server context):
     # devices with >= 70 GiB that are not A100s get max_num_batched_tokens 8192 and max_num_seqs
     # 1024; every other GPU 2048 and 256 ("Setting large max_num_batched_tokens for A100 reduces
-    # throughput", vLLM PR #17885). V1 always chunks prefills.
+    # throughput", vLLM PR #17885). V1 always chunks prefills. CUDA graphs: CompilationConfig's
+    # capture sizes 1, 2, 4, then multiples of 8 up to max_capture_size 512; the model runner pads a
+    # step's tokens up to the next one (padding of mixed steps is not modelled).
     cap = _capacity(target)
     big = cap >= 70 * GIB and "a100" not in _name(target)
-    return Stack("vllm", "chunked", 8192 if big else 2048, 1024 if big else 256, source=(
+    return Stack("vllm", "chunked", 8192 if big else 2048, 1024 if big else 256, graph_pad=512, source=(
         "vLLM V1 defaults for the OpenAI API server (vllm/engine/arg_utils.py get_batch_defaults)"))
 
 
-def _trtllm(target: Any, pp: int = 1) -> Stack:
+def _trtllm(target: Any) -> Stack:
     # TensorRT-LLM executor defaults: SchedulerConfig capacity policy GUARANTEED_NO_EVICT,
     # enable_chunked_context False, max_num_tokens 8192 (trtllm-build's default). max_batch_size is
     # fixed when an engine is built; 256 is an assumption (the build default of the 0.x releases
@@ -64,26 +67,21 @@ def _trtllm(target: Any, pp: int = 1) -> Stack:
         "max_num_tokens 8192)"))
 
 
-def _vllm_v0(target: Any, pp: int = 1) -> Stack:
-    # V0 (0.6-0.7) with chunked prefill (on for models of > 32k context): SchedulerConfig's 2048
-    # tokens, 256 sequences. Under pp it turns async output processing off ("can not be enabled with
-    # pipeline parallel", config.py), so each step waits for its CPU work. How long: vLLM RFC #6854
-    # (multi-step scheduling, July 2024, vLLM before 0.6.0; model and batch not named) annotates "about
-    # 4ms of GPU bubble" per decode step, its TLDR says 5-13 ms; 4 ms, the low end, is our pick -- an
-    # assumption, measured on a vLLM older than 0.7.3. That bubble already holds the output
-    # processing (pythonizing and detokenizing the sampled tokens) besides the input preparation and
-    # the scheduler, so RFC #6913's per-sequence output processing (Llama-3-70B, 4xH100, July 2024:
-    # 0.2 ms at batch 1, 3.4 ms at 32) is not added on top: h1 = 0 (one source, no double count).
-    # With pp V0 runs one virtual engine per stage, each with its own micro-batch (~n/pp of the n
-    # sequences) and its own host step, so a token's path waits h0 + h1 * n / pp: the simulator's step
-    # carries all n sequences, hence h1 / pp. Whether the stages' host work overlaps beyond that is not
-    # modelled. With pp 1 (async output processing on) what stays unhidden is not measured anywhere we
-    # found: nothing is added.
-    h0, h1 = 4e-3, 0.0
-    host = (h0, h1 / pp) if pp > 1 else (0.0, 0.0)
-    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=host, source=(
+def _vllm_v0(target: Any) -> Stack:
+    # V0 (0.6-0.7) with chunked prefill (on for models of > 32k context, arg_utils.py
+    # create_engine_config): SchedulerConfig's 2048 tokens, 256 sequences, decodes first.
+    # Host time: LLMEngine.step schedules and prepares inputs on the CPU before each GPU step; async
+    # output processing (PR #7049) overlaps only _process_model_outputs, and is off under pp
+    # (config.py). 4 ms per step at every pp: the GPU bubble vLLM RFC #6854 annotates (July 2024,
+    # before 0.6.0; its output-processing share is not given: an assumption). Under pp also 0.1 ms
+    # per sequence: RFC #6913's _process_model_outputs, Llama-3-70B on 4xH100, 0.2 ms at batch 1 and
+    # 3.4 ms at 32 (the virtual engines share one process: every sequence of a round waits for it).
+    # CUDA graphs: decode-only steps up to 256 sequences are padded to a captured batch
+    # (worker/model_runner.py _get_graph_batch_size); a step with a prefill runs eager (_use_captured_graph).
+    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=(4e-3, 1e-4),
+                   graph_pad=256, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
-        "under pp: ~4 ms, vLLM RFC #6854 (an assumption: July 2024, before 0.6.0)"))
+        "~4 ms (vLLM RFC #6854, an assumption), output processing 0.1 ms per sequence under pp (RFC #6913)"))
 
 
 def _capacity(target: Any) -> float:
@@ -99,8 +97,8 @@ def _name(target: Any) -> str:
 STACKS = {"vllm": _vllm, "vllm-v0": _vllm_v0, "trtllm": _trtllm, "nim": _trtllm}
 
 
-def get_stack(name: str, target: Any, pp: int = 1) -> Stack:
-    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name), ``pp`` pipeline stages."""
+def get_stack(name: str, target: Any) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
     from .simulator import SimulationError
     key = str(name).lower()
     if key not in STACKS:
@@ -112,4 +110,4 @@ def get_stack(name: str, target: Any, pp: int = 1) -> Stack:
             target = get_target(target)
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
-    return STACKS[key](target, pp)
+    return STACKS[key](target)

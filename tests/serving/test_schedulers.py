@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ridgeline.serving import Deployment, LinearStepTime, Request, Workload, simulate
 from ridgeline.serving.workload import Lengths
@@ -170,20 +172,36 @@ def test_stack_presets_set_the_engine_defaults():
         run(trace((0, 10, 2)), stack="nope")
 
 
-def test_v0_host_time_is_added_to_every_step_only_under_pipeline_parallelism():
-    # vLLM V0 turns async output processing off with pp > 1: each step then waits for the engine's
-    # CPU work (RFC #6854's bubble, which holds the output processing: no per-sequence term on top);
-    # with pp 1 nothing is added
+def test_v0_host_time_per_step_and_its_output_processing_per_sequence_under_pp():
+    # vLLM V0 waits ~4 ms per step for its scheduler and input preparation at every pp; under pp > 1
+    # (async output processing off) also for each sequence's output processing
     from ridgeline.serving.stacks import get_stack
-    h0, h1 = get_stack("vllm-v0", "a100", pp=2).host
-    assert h0 > 0 and h1 == 0 and get_stack("vllm-v0", "a100").host == (0.0, 0.0)
-    w = trace((0, 10, 6), (100, 10, 6))
-    one, two = (run(w, stack="vllm-v0", pp=pp).metrics for pp in (1, 2))
-    assert two.ttft["p50"] - one.ttft["p50"] == pytest.approx(h0)
-    assert two.tpot["p50"] - one.tpot["p50"] == pytest.approx(h0)
-    both = run(trace((0, 10, 6), (0, 10, 6)), stack="vllm-v0", pp=2).metrics     # two sequences per step
-    assert both.tpot["p50"] - run(trace((0, 10, 6), (0, 10, 6)), stack="vllm-v0").metrics.tpot["p50"] == \
-        pytest.approx(h0)
+    h0, per_seq = get_stack("vllm-v0", "a100").host
+    assert h0 > 0 and per_seq > 0 and get_stack("vllm", "a100").host == (0.0, 0.0)
+    one = trace((0, 10, 6), (100, 10, 6))
+    two = trace((0, 10, 6), (0, 10, 6))                   # two sequences in every step
+    for w, n in ((one, 1), (two, 2)):
+        v1, pp1, pp2 = (run(w, stack=s, pp=pp).metrics for s, pp in (("vllm", 1), ("vllm-v0", 1), ("vllm-v0", 2)))
+        assert pp1.tpot["p50"] - v1.tpot["p50"] == pytest.approx(h0)
+        assert pp1.ttft["p50"] - v1.ttft["p50"] == pytest.approx(h0)
+        assert pp2.tpot["p50"] - pp1.tpot["p50"] == pytest.approx(n * per_seq)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 600), st.integers(0, 3), st.sampled_from([0, 8, 256, 512]))
+def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chunks, pad):
+    # vLLM replays graphs captured at 1, 2, 4, 8, 16, 24, ... sequences: a decode-only step of b <= pad
+    # sequences costs the captured size it rounds up to; a step with a prefill chunk (eager) or
+    # larger than every captured graph costs its own batch
+    from ridgeline.serving.schedulers import ContinuousScheduler, EngineConfig, Seq
+    sched = ContinuousScheduler(EngineConfig(LinearStepTime(fixed=0.0, per_seq=1.0), graph_pad=pad))
+    seqs = [Seq(Request(i, 0.0, 4, 4)) for i in range(b)]
+    priced = sched.price(seqs, [(Seq(Request(b, 0.0, 4, 4)), 0)] * chunks).duration
+    captured = [1, 2, 4] + list(range(8, 1024, 8))
+    if chunks or b > pad:
+        assert priced == b
+    else:
+        assert priced == min(c for c in captured if c >= b) and priced - b < 8
 
 
 def test_closed_loop_warmup_leaves_out_each_users_first_request():

@@ -137,18 +137,16 @@ def _check_model(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...cost_models import get_target
     from ...serving import max_rate, simulate
+    from ...serving.simulator import _parallel
     from ...serving.step_table import EstimateTable, preset_estimator
     _check_model(args.model)
-    t = get_target(args.target)
     kw = sim_kwargs(args) | _engine_kwargs(args)
-    spatial = t.family in ("wafer_scale", "dataflow")
-    opts = {} if spatial else {"tp": args.tp, "pp": args.pp}
+    opts = _parallel(args.target, args.tp, args.pp)     # none on a spatial target
     kw["table"] = EstimateTable(preset_estimator(args.model, args.target, opts, kw.get("preset_options") or {}))
     if args.kv_tokens:
         from ...serving.simulator import deployment_for
-        mb = args.max_batch or (32 if spatial else 256)
+        mb = args.max_batch or (256 if opts else 32)
         dep = deployment_for(args.model, args.target, tp=args.tp, pp=args.pp, max_batch=mb,
                              preset_options=kw.get("preset_options"))
         from dataclasses import replace

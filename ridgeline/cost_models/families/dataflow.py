@@ -348,9 +348,9 @@ class DataflowModel(SpatialModel):
             return None
         return [of.get(n, [0]) for n in nodes], loads
 
-    def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> int:
-        """A rough layer latency on the chips ``of`` gives its nodes, used only to add the nodes
-        missing from ``of`` (no resident bytes) where they would finish first: each node starts
+    def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> None:
+        """Add the nodes missing from ``of`` (no resident bytes) where a rough layer timeline on the
+        chips ``of`` gives the others would finish them first: each node starts
         when its inputs have arrived and its chip is idle (one node at a time per chip; it ignores
         micro-batching and unit overlap, so it never chooses between layouts: ``price_layout``)."""
         free: dict[int, int] = {}
@@ -385,7 +385,6 @@ class DataflowModel(SpatialModel):
                 done = (end, of[n][0])
             for v in n.outputs:
                 ready[id(v)] = done
-        return max(free.values(), default=0)
 
     def _check_chips(self, graph: Graph, chips: int) -> None:
         if chips > self.target.max_devices:

@@ -111,6 +111,7 @@ class EngineConfig:
     spec: SpecDecode | None = None
     handoff: bool = False                 # disaggregated prefill pool: hand sequences on after prefill
     host: tuple[float, float] = (0.0, 0.0)  # engine CPU time the GPU waits for: per step, per scheduled sequence
+    graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -283,6 +284,8 @@ class Scheduler:
               padded_batch: int | None = None, padded_ctx: float | None = None) -> Step:
         st = self.cfg.step
         b = padded_batch if padded_batch is not None else len(decode)
+        if not chunks and 2 < b <= self.cfg.graph_pad:      # captured sizes 1, 2, 4, then multiples of 8
+            b = 4 if b <= 4 else -(-b // 8) * 8
         ctx = padded_ctx if padded_ctx is not None else (
             sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
         pre = [(n, s.prefilled + n) for s, n in chunks]
