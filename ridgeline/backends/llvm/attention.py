@@ -202,9 +202,10 @@ class AttentionLowering(Lowering):
             qoff, mlo, mhi, mrows = (Array(b, I64, GRP) for _ in range(4))
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
             if tiled:   # the padding lanes: no keys, no state
+                vi = ir.VectorType(I64, W)
                 for z in range(0, GRP, W):
-                    for arr, x in ((mlo, 0), (mhi, 0), (mrows, 0)):
-                        b.store(const(ir.VectorType(I64, W), x), b.bitcast(arr.at(const(I64, z)), ir.VectorType(I64, W).as_pointer()))
+                    for arr in (mlo, mhi, mrows):
+                        b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
                     b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
                     b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
@@ -392,7 +393,8 @@ class AttentionLowering(Lowering):
             # ~1/D of the scores' work — members past the first nr repeat their rows and ranges)
             nz = Var(b, ir.VectorType(I1, W), const(ir.VectorType(I1, W), 0))
             with loop(b, 0, nr, name="mz") as mi:
-                lo, hi, row = mlo.get(mi), b.select(b.icmp_signed("<", mhi.get(mi), jend), mhi.get(mi), jend), mrows.get(mi)
+                lo, hi, row = mlo.get(mi), mhi.get(mi), mrows.get(mi)
+                hi = b.select(b.icmp_signed("<", hi, jend), hi, jend)
                 with loop(b, b.select(b.icmp_signed("<", jfirst, lo), lo, jfirst), hi, step=W, name="mzj") as j:
                     live = b.icmp_signed("<", b.add(splat(b, j, W), lanes(I64, tuple(range(W)))), splat(b, hi, W))
                     address(b, MASK, b.add(row, b.sub(b.select(b.icmp_signed("<", b.add(j, const(I64, W)), hi),
@@ -489,7 +491,8 @@ class AttentionLowering(Lowering):
             else:
                 mval = load_lanes(b, MASK, b.add(row, key), vt, W)
                 below = call_intrinsic(b, "vector.reduce.and", b.fcmp_ordered("<=", mval, splat(b, floor, W)), ret=I1)
-                above = call_intrinsic(b, "vector.reduce.or", b.fcmp_ordered(">", mval, const(vt, float("-inf"))), ret=I1)
+                above = call_intrinsic(b, "vector.reduce.or", b.fcmp_ordered(">", mval, const(vt, float("-inf"))),
+                                       ret=I1)
             b.cbranch(below, step, done)
             b.position_at_end(step)
             if end == "hi":
@@ -522,6 +525,10 @@ class AttentionLowering(Lowering):
         dts = [np.float32] * n_out
         three_d, has_past = self.three_d, self.past_shape is not None
         mask_shape = self.mask_shape
+        mask_v = node.inputs[3] if mask_shape is not None else None
+        readers = [u for u, at in mask_v.uses if at == 3 and u.op == "Attention"] if mask_v is not None else []
+        shared, mask_key = len(readers) > 1, id(mask_v)
+        owns = not shared or node is next(n for n in node.graph if any(n is u for u in readers))
         axes = self._key_axes()
         expect = [(i, tuple(None if axes.get(i) == a else n for a, n in enumerate(s)))
                   for i, s in enumerate(self.in_shapes) if s is not None]
@@ -580,15 +587,18 @@ class AttentionLowering(Lowering):
             m_st = (0, 0, 0, 0)
             if mask_shape is not None:
                 m = args[3]
-                if m.dtype == np.bool_:
-                    m = np.where(m, np.float32(0), np.float32(-np.inf))
                 if m.shape[-1] > t:
                     raise BackendError(f"{name}: a mask over {m.shape[-1]} keys, attention has {t} "
                                        f"(past {past} + {skv} new)")
-                if m.shape[-1] < t:
-                    pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
-                    m = np.pad(m, pad, constant_values=-np.inf)
-                bias = np.ascontiguousarray(m, dtype=np.float32)
+                # every layer reads the same mask: the first in the graph builds the kernel's
+                # float rows once a step, the others take them while their mask is that array
+                hit = None if owns else _BIAS.get(mask_key)
+                if hit is not None and hit[0] is m and hit[1] == t:
+                    bias = hit[2]
+                else:
+                    bias = _bias(m, t)
+                    if shared:
+                        _remember(_BIAS, mask_key, (m, t, bias))
                 if sized is None:
                     try:
                         m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
@@ -633,12 +643,31 @@ def _sum_lanes(b, vs: list) -> ir.Value:
 _SIZES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
+#: id of a mask Value read by several attention nodes -> (the array its first reader got, key
+#: count, the float rows built from it); replaced whole, so a reader sees one step's triple
+_BIAS: dict[int, tuple] = {}
+
+
+def _remember(memo: dict, key, value) -> None:
+    if len(memo) >= 8:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
+
+
 def _remember_sizes(key: tuple, arrays: tuple[np.ndarray, ...]) -> None:
     for a in arrays:
         a.setflags(write=False)
-    if len(_SIZES) >= 8:
-        _SIZES.pop(next(iter(_SIZES)))
-    _SIZES[key] = arrays
+    _remember(_SIZES, key, arrays)
+
+
+def _bias(m: np.ndarray, t: int) -> np.ndarray:
+    """The mask as the kernel reads it: f32 (a bool mask's False is -inf), contiguous rows of ``t``
+    keys (a shorter mask's missing keys are -inf)."""
+    if m.dtype == np.bool_:
+        m = np.where(m, np.float32(0), np.float32(-np.inf))
+    if m.shape[-1] < t:
+        m = np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])], constant_values=-np.inf)
+    return np.ascontiguousarray(m, dtype=np.float32)
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
