@@ -150,3 +150,32 @@ def test_mask_shared_by_layers_follows_each_step(dtype, short):
         for name in want:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=f"step {step} {name}")
     assert built == [0, 1, 2]   # once a step, not once a layer
+
+
+@settings(_CI, max_examples=6)
+@given(sq=st.integers(2, 150), past=st.sampled_from([0, 70]), group=st.sampled_from([1, 3]),
+       n_odd=st.integers(1, 4), seed=st.integers(0, 2 ** 16))
+def test_prefill_mask_sparse_values_over_key_blocks(sq, past, group, n_odd, seed):
+    """A causal float32-minimum mask that adds 0 to every seen key but a few, drawn anywhere in
+    the key blocks: a block is gathered from the mask exactly when one of its members' keys adds
+    something else (skipping a block that does, or the check of only some members' rows, would
+    drop those values)."""
+    rng = np.random.default_rng(seed)
+    t, d = past + sq, 16
+    g = Graph("sparse")
+    q = g.add_input("q", tensor("f32", 1, 2 * group, sq, d))
+    k, v = (g.add_input(n, tensor("f32", 1, 2, sq, d)) for n in "kv")
+    bias = g.add_input("bias", tensor("f32", 1, 1, sq, t))
+    pk, pv = ((g.add_input(n, tensor("f32", 1, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
+    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
+    g.outputs = list(out) if isinstance(out, tuple) else [out]
+    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    m = np.where(np.arange(t)[None, :] <= np.arange(sq)[:, None] + past, 0, np.finfo(np.float32).min)
+    for _ in range(n_odd):   # a few seen keys add a large value
+        i = int(rng.integers(0, sq))
+        m[i, int(rng.integers(0, i + past + 1))] = 5.0
+    feeds["bias"] = m.astype(np.float32)[None, None]
+    want = get_backend("numpy").compile(g).run(feeds)
+    got = get_backend("llvm").compile(g, strict=True).run(feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
