@@ -1,8 +1,9 @@
 """Attention (ONNX opset 23/24) as one blocked kernel with an online softmax.
 
 Per task — the query heads of one KV head times a block of positions, the "members" — the kernel
-walks the keys in blocks of ``BK`` (aligned to BK): per member it computes the block's scores
-``q·k · scale`` W keys at a time (softcapped, plus the additive mask), takes the block maximum,
+walks the keys in blocks of ``BK`` (aligned to BK): it computes the block's scores ``q·k · scale``
+(softcapped, plus the additive mask) — a decode step per member, W keys at a time; a prefill for
+all members at once, as a GEMM micro-kernel with the members in vector lanes — takes the block maximum,
 rescales the running sum and the output accumulator by ``exp(m_old - m_new)`` and adds
 ``exp(s - m_new)·v`` (FlashAttention's recurrence). Scores never reach memory: the working set is one block of scores and one output
 row. Keys outside what a query may see — past the causal frontier, outside the sliding window,
