@@ -4,6 +4,8 @@ head gives, and the numpy reference's values, over drawn shapes, masks, caches a
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,7 +44,6 @@ def _expected_group(lw) -> int:
 def test_decode_step_of_three_groups_splits_evenly():
     """SmolLM2's decode step (9 query heads over 3 KV heads, one position) on two cores: 3 grouped
     tasks would run 2:1, so it runs one head per task (9 tasks in the runner's chunks)."""
-    from unittest import mock
     for batch, expect in ((1, 1), (2, 3)):   # batch 2: 6 grouped tasks, 3 per core
         g = Graph("dec")
         q = g.add_input("q", tensor("f32", batch, 9, 1, 8))
@@ -116,3 +117,65 @@ def test_group_size_per_task(group, expect):
     exe.run(random_inputs(g))
     (lw,) = _lowerings(exe)
     assert lw.g == expect
+
+
+@pytest.mark.parametrize("dtype,short", [("bool", 0), ("f32", 1)])
+def test_mask_shared_by_layers_follows_each_step(dtype, short):
+    """Layers reading one mask share the float rows the first of them builds (bool -> f32, padded
+    to the key count) — rebuilt every step: a left-padded batch's mask array changed in place
+    between decode steps must not leave the later layers on the last step's rows."""
+    bsz, hq, hkv, d, past = 2, 4, 2, 8, 37
+    g = Graph("layers")
+    b = Builder(g)
+    mask = g.add_input("mask", tensor(dtype, bsz, 1, 1, past + 1 - short))
+    outs = []
+    for layer in range(3):
+        q = g.add_input(f"q{layer}", tensor("f32", bsz, hq, 1, d))
+        k, v, pk, pv = (g.add_input(f"{n}{layer}", tensor("f32", bsz, hkv, p, d))
+                        for n, p in (("k", 1), ("v", 1), ("pk", past), ("pv", past)))
+        outs.append(b.Attention(q, k, v, mask, pk, pv, _outputs=1))
+    g.outputs = outs
+    g.verify()
+    feeds = random_inputs(g, seed=3)
+    exe, ref = get_backend("llvm").compile(g, strict=True), get_backend("numpy").compile(g)
+    m = feeds["mask"] = np.zeros(mask.type.shape, bool if dtype == "bool" else np.float32)
+    built = []
+    real = attention._bias
+    for step, pad in enumerate((0, 5, 20)):   # row 1 left-padded by more keys each step
+        keep = np.arange(m.shape[-1]) >= pad
+        m[1, 0, 0] = keep if dtype == "bool" else np.where(keep, 0, -np.inf)
+        with mock.patch.object(attention, "_bias", lambda *a: built.append(step) or real(*a)):
+            got = exe.run(feeds)
+        want = ref.run(feeds)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=f"step {step} {name}")
+    assert built == [0, 1, 2]   # once a step, not once a layer
+
+
+@settings(_CI, max_examples=6)
+@given(sq=st.integers(2, 150), past=st.sampled_from([0, 70]), group=st.sampled_from([1, 3]),
+       n_odd=st.integers(1, 4), seed=st.integers(0, 2 ** 16))
+def test_prefill_mask_sparse_values_over_key_blocks(sq, past, group, n_odd, seed):
+    """A causal float32-minimum mask that adds 0 to every seen key but a few, drawn anywhere in
+    the key blocks: a block is gathered from the mask exactly when one of its members' keys adds
+    something else (skipping a block that does, or the check of only some members' rows, would
+    drop those values)."""
+    rng = np.random.default_rng(seed)
+    t, d = past + sq, 16
+    g = Graph("sparse")
+    q = g.add_input("q", tensor("f32", 1, 2 * group, sq, d))
+    k, v = (g.add_input(n, tensor("f32", 1, 2, sq, d)) for n in "kv")
+    bias = g.add_input("bias", tensor("f32", 1, 1, sq, t))
+    pk, pv = ((g.add_input(n, tensor("f32", 1, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
+    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
+    g.outputs = list(out) if isinstance(out, tuple) else [out]
+    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    m = np.where(np.arange(t)[None, :] <= np.arange(sq)[:, None] + past, 0, np.finfo(np.float32).min)
+    for _ in range(n_odd):   # a few seen keys add a large value
+        i = int(rng.integers(0, sq))
+        m[i, int(rng.integers(0, i + past + 1))] = 5.0
+    feeds["bias"] = m.astype(np.float32)[None, None]
+    want = get_backend("numpy").compile(g).run(feeds)
+    got = get_backend("llvm").compile(g, strict=True).run(feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)

@@ -1,8 +1,9 @@
 """Attention (ONNX opset 23/24) as one blocked kernel with an online softmax.
 
 Per task — the query heads of one KV head times a block of positions, the "members" — the kernel
-walks the keys in blocks of ``BK`` (aligned to BK): per member it computes the block's scores
-``q·k · scale`` W keys at a time (softcapped, plus the additive mask), takes the block maximum,
+walks the keys in blocks of ``BK`` (aligned to BK): it computes the block's scores ``q·k · scale``
+(softcapped, plus the additive mask) — a decode step per member, W keys at a time; a prefill for
+all members at once, as a GEMM micro-kernel with the members in vector lanes — takes the block maximum,
 rescales the running sum and the output accumulator by ``exp(m_old - m_new)`` and adds
 ``exp(s - m_new)·v`` (FlashAttention's recurrence). Scores never reach memory: the working set is one block of scores and one output
 row. Keys outside what a query may see — past the causal frontier, outside the sliding window,
@@ -35,8 +36,8 @@ from ...ir import Node
 from ...ir.errors import BackendError
 from . import mathlib as M
 from ...ir.verifier import describe as describe_node
-from .irutil import (F32, I1, I32, I64, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, intrinsic, kernel_function,
-                     lanes, load, load_lanes, loop, mangle, masked_load, splat, store, store_lanes)
+from .irutil import (F32, I1, I32, I64, PTR, REDUCE_FLAGS, Array, Var, address, call_intrinsic, const, kernel_function,
+                     lanes, load, load_lanes, loop, masked_load, splat, store, store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, broadcast_strides, check_inputs, outputs, ptr
 from .parallel import CHUNKS_PER_THREAD
@@ -51,6 +52,7 @@ GMAX = 16   # query heads per task at most (their scores and output rows live on
 #: streamed every K/V row of its head from L2 again: GPT-2's attention at 256 tokens ran at
 #: ~25 GFLOP/s, twice onnxruntime's unfused MatMul-Softmax-MatMul time)
 QMAX = 16
+KT = 4   # keys a tiled prefill scores at once (KT accumulators per vector of members)
 
 
 def _even(tasks: int, cores: int) -> bool:
@@ -126,6 +128,10 @@ class AttentionLowering(Lowering):
         while self.r > 1 and not _even(heads * -(-s // self.r), host().cores):
             self.r -= 1
         self.nrb = -(-s // self.r) if s else 0
+        #: prefill: scores as a GEMM over the task's members as vector lanes (see _scores_tiled);
+        #: a decode step's one position per head would fill few lanes (chosen by shape alone, so
+        #: grouping never changes a result's bits)
+        self.tiled = s > 1
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
@@ -142,16 +148,18 @@ class AttentionLowering(Lowering):
         group = HQ // self.hkv
         scale, cap = self.scale, self.softcap
         GR = G * R   # members of a task at most: (query head, position) pairs, index g·nr + r
-        sblk = Array(b, F32, GR * BK)   # one block of scores per member
         W = host().vector_width_f32
         vt = ir.VectorType(F32, W)
+        tiled = self.tiled
+        GRP = -(-GR // W) * W if tiled else GR   # members padded to whole vectors (their lanes, tiled)
+        sblk = Array(b, F32, GRP * BK)   # one block of scores per member (tiled: per key, members in lanes)
         nvd, nvv = -(-D // W), -(-DV // W)
         DVP = nvv * W                   # a member's output row, padded to whole vectors
         acc = Array(b, F32, GR * DVP)   # the output rows being accumulated
-        mrun = Array(b, F32, GR)        # running maximum per member
-        arun = Array(b, F32, GR)        # the block's rescaling of the output row per member
+        mrun = Array(b, F32, GRP)       # running maximum per member
+        arun = Array(b, F32, GRP)       # the block's rescaling of the output row per member
         MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
-        lrun = Array(b, F32, GR)        # running sum per member
+        lrun = Array(b, F32, GRP)       # running sum per member
         bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
         zero, ninf = splat(b, const(F32, 0.0), W), splat(b, const(F32, float("-inf")), W)
 
@@ -192,8 +200,15 @@ class AttentionLowering(Lowering):
             # precomputed (nested loops over a constant G were unrolled G times by LLVM, and the
             # deeper nest cost its loop passes most of the kernel's compile time)
             gn = b.mul(const(I64, G), nr)
-            qoff, mlo, mhi = Array(b, I64, GR), Array(b, I64, GR), Array(b, I64, GR)
+            qoff, mlo, mhi, mrows = (Array(b, I64, GRP) for _ in range(4))
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
+            if tiled:   # the padding lanes: no keys, no state
+                vi = ir.VectorType(I64, W)
+                for z in range(0, GRP, W):
+                    for arr in (mlo, mhi, mrows):
+                        b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
+                    b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
+                    b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
                 # the keys this query may see: [start, limit) (causal frontier, window, padding)
                 i = b.add(i0, b.srem(mi, nr))
@@ -220,6 +235,8 @@ class AttentionLowering(Lowering):
                                 var.set(arr.get(b.srem(mi, nr)))
                     start, limit = trimmed[0].get(), trimmed[1].get()
                 qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
+                if has_mask:
+                    mrows.set(mi, b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2])))
                 mlo.set(mi, start)
                 mhi.set(mi, limit)
                 ustart.set(at_most(ustart.get(), start))
@@ -232,76 +249,82 @@ class AttentionLowering(Lowering):
             # them, the lanes) it would see alone, so grouping never changes a result's bits; a
             # block holding none of a member's keys leaves its state as it was (exp(0) = 1, +0)
             us = ustart.get()
+            if tiled:
+                qt, lanes_m = self._pack_tiled(b, Q, qoff, mlo, mhi, mrows, nr, gn, GRP, vec_at, zero)
             with loop(b, b.sub(us, b.srem(us, const(I64, BK))), ulimit.get(), step=BK, name="jb") as jb:
                 jend = at_most(b.add(jb, const(I64, BK)), ulimit.get())
                 jfirst = at_least(jb, us)
-                with loop(b, 0, gn, name="m1") as mi:
-                    bmax.set(mi, ninf)
-                    for z in range(0, BK, W):
-                        b.store(ninf, vec_at(sblk, b.add(b.mul(mi, const(I64, BK)), const(I64, z))), align=4)
-                # scores W keys at a time, per member over the groups of the block (aligned to W)
-                # that hold one of its keys: each key's products over d in vectors, then the W
-                # vectors reduced into one vector of W scores together (a transposing tree:
-                # ~2 shuffles a score, not a horizontal sum each)
-                with loop(b, 0, gn, name="ms") as mi:
-                    lo_r, hi_r = mlo.get(mi), mhi.get(mi)
-                    qo = qoff.get(mi)
-                    qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
-                    j_lo = at_least(jfirst, lo_r)
-                    mmax = Var(b, vt, bmax.get(mi))
-                    if has_mask:   # (the mask is the same for every head of a task)
-                        i = b.add(i0, b.srem(mi, nr))
-                        mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2]))
-                    with loop(b, b.sub(j_lo, b.srem(j_lo, const(I64, W))), at_most(jend, hi_r), step=W, name="jq") as j0:
-                        jus = [at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))) for u in range(W)]
-                        # (rows past the block's end read its last one, then masked)
-                        dots = []
-                        for ju in jus:
-                            ko = off4(k_st, bi, hk, ju)
-                            d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
-                            for cc in range(1, nvd):
-                                kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
-                                d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
-                            dots.append(d_acc)
-                        sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
-                        if cap:
-                            capv = splat(b, const(F32, cap), W)
-                            sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
-                        lane = b.add(splat(b, j0, W), lanes(I64, tuple(range(W))))
-                        if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
-                            # count, so their stride is 1), no lane read past the block
-                            live = b.icmp_signed("<", lane, splat(b, jend, W))
-                            # (checked mode checks the last live lane's address as well as the
-                            # first's, so the whole read; unchecked, that address is dead code)
-                            last = b.sub(at_most(b.add(j0, const(I64, W)), jend), const(I64, 1))
-                            address(b, MASK, b.add(mrow, last), F32)
-                            sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
-                        seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
-                                      b.icmp_signed("<", lane, splat(b, hi_r, W)))
-                        sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
-                        spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
-                        b.store(sc, vec_at(sblk, spot), align=4)
-                        mmax.set(call_intrinsic(b, "maximum", mmax.get(), sc))
-                    bmax.set(mi, mmax.get())
-                with loop(b, 0, gn, name="me") as mi:
-                    gb = b.mul(mi, const(I64, BK))
-                    m_old = mrun.get(mi)
-                    m_new = call_intrinsic(b, "maximum", m_old, call_intrinsic(b, "vector.reduce.fmaximum", bmax.get(mi), ret=F32))
-                    m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
-                    alpha = M.exp(b, b.fsub(m_old, m_use))
-                    lsum = b.fmul(lrun.get(mi), alpha)
-                    # exponentials over the whole block, W at a time
-                    bsum = zero
-                    for z in range(0, BK, W):
-                        spot = vec_at(sblk, b.add(gb, const(I64, z)))
-                        p = M.exp(b, b.fsub(b.load(spot, typ=vt, align=4), splat(b, m_use, W)))
-                        b.store(p, spot, align=4)
-                        bsum = b.fadd(bsum, p)
-                    bsum = b.call(intrinsic(module, f"llvm.vector.reduce.fadd.{mangle(vt)}", F32, [F32, vt]),
-                                  [const(F32, 0.0), bsum], fastmath=REDUCE_FLAGS)
-                    lrun.set(mi, b.fadd(lsum, bsum))
-                    mrun.set(mi, m_new)
-                    arun.set(mi, alpha)
+                if tiled:
+                    self._block_tiled(b, K, MASK, qt, sblk, mrun, lrun, arun, lanes_m, jb, jfirst, jend,
+                                      off4(k_st, bi, hk, const(I64, 0)), k_st[2], has_mask)
+                else:
+                    with loop(b, 0, gn, name="m1") as mi:
+                        bmax.set(mi, ninf)
+                        for z in range(0, BK, W):
+                            b.store(ninf, vec_at(sblk, b.add(b.mul(mi, const(I64, BK)), const(I64, z))), align=4)
+                    # scores W keys at a time, per member over the groups of the block (aligned to W)
+                    # that hold one of its keys: each key's products over d in vectors, then the W
+                    # vectors reduced into one vector of W scores together (a transposing tree:
+                    # ~2 shuffles a score, not a horizontal sum each)
+                    with loop(b, 0, gn, name="ms") as mi:
+                        lo_r, hi_r = mlo.get(mi), mhi.get(mi)
+                        qo = qoff.get(mi)
+                        qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
+                        j_lo = at_least(jfirst, lo_r)
+                        mmax = Var(b, vt, bmax.get(mi))
+                        if has_mask:   # (the mask is the same for every head of a task)
+                            i = b.add(i0, b.srem(mi, nr))
+                            mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2]))
+                        with loop(b, b.sub(j_lo, b.srem(j_lo, const(I64, W))), at_most(jend, hi_r), step=W, name="jq") as j0:
+                            jus = [at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))) for u in range(W)]
+                            # (rows past the block's end read its last one, then masked)
+                            dots = []
+                            for ju in jus:
+                                ko = off4(k_st, bi, hk, ju)
+                                d_acc = b.fmul(qv[0], load_lanes(b, K, ko, vt, D))
+                                for cc in range(1, nvd):
+                                    kv = load_lanes(b, K, b.add(ko, const(I64, cc * W)), vt, D - cc * W)
+                                    d_acc = call_intrinsic(b, "fma", qv[cc], kv, d_acc)
+                                dots.append(d_acc)
+                            sc = b.fmul(_sum_lanes(b, dots), splat(b, const(F32, scale), W))
+                            if cap:
+                                capv = splat(b, const(F32, cap), W)
+                                sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
+                            lane = b.add(splat(b, j0, W), lanes(I64, tuple(range(W))))
+                            if has_mask:   # W keys of a mask row in one load (run() pads the rows to the key
+                                # count, so their stride is 1), no lane read past the block
+                                live = b.icmp_signed("<", lane, splat(b, jend, W))
+                                # (checked mode checks the last live lane's address as well as the
+                                # first's, so the whole read; unchecked, that address is dead code)
+                                last = b.sub(at_most(b.add(j0, const(I64, W)), jend), const(I64, 1))
+                                address(b, MASK, b.add(mrow, last), F32)
+                                sc = b.fadd(sc, masked_load(b, address(b, MASK, b.add(mrow, j0), F32), vt, live))
+                            seen = b.and_(b.icmp_signed(">=", lane, splat(b, lo_r, W)),
+                                          b.icmp_signed("<", lane, splat(b, hi_r, W)))
+                            sc = b.select(seen, sc, splat(b, const(F32, float("-inf")), W))
+                            spot = b.add(b.mul(mi, const(I64, BK)), b.sub(j0, jb))
+                            b.store(sc, vec_at(sblk, spot), align=4)
+                            mmax.set(call_intrinsic(b, "maximum", mmax.get(), sc))
+                        bmax.set(mi, mmax.get())
+                    with loop(b, 0, gn, name="me") as mi:
+                        gb = b.mul(mi, const(I64, BK))
+                        m_old = mrun.get(mi)
+                        m_new = call_intrinsic(b, "maximum", m_old, call_intrinsic(b, "vector.reduce.fmaximum", bmax.get(mi), ret=F32))
+                        m_use = b.select(b.fcmp_ordered("==", m_new, const(F32, float("-inf"))), const(F32, 0.0), m_new)
+                        alpha = M.exp(b, b.fsub(m_old, m_use))
+                        lsum = b.fmul(lrun.get(mi), alpha)
+                        # exponentials over the whole block, W at a time
+                        bsum = zero
+                        for z in range(0, BK, W):
+                            spot = vec_at(sblk, b.add(gb, const(I64, z)))
+                            p = M.exp(b, b.fsub(b.load(spot, typ=vt, align=4), splat(b, m_use, W)))
+                            b.store(p, spot, align=4)
+                            bsum = b.fadd(bsum, p)
+                        bsum = call_intrinsic(b, "vector.reduce.fadd", const(F32, 0.0), bsum, ret=F32,
+                                              overload=[vt], fastmath=REDUCE_FLAGS)
+                        lrun.set(mi, b.fadd(lsum, bsum))
+                        mrun.set(mi, m_new)
+                        arun.set(mi, alpha)
                 # value rows into the output rows of MB members at once (each V row loaded once for
                 # them, their rows in registers); a key a member cannot see has p = 0 and adds
                 # exactly nothing. Past the last member the last chunk repeats it: the same values,
@@ -316,7 +339,9 @@ class AttentionLowering(Lowering):
                         vo = off4(v_st, bi, hk, j)
                         vv = [load_lanes(b, V, b.add(vo, const(I64, cc * W)), vt, DV - cc * W) for cc in range(nvv)]
                         for mi, row in zip(mis, accv):
-                            pv = splat(b, sblk.get(b.add(b.mul(mi, const(I64, BK)), b.sub(j, jb))), W)
+                            spot = b.add(b.mul(b.sub(j, jb), const(I64, GRP)), mi) if tiled else \
+                                b.add(b.mul(mi, const(I64, BK)), b.sub(j, jb))
+                            pv = splat(b, sblk.get(spot), W)
                             for x, v_ in zip(row, vv):
                                 x.set(call_intrinsic(b, "fma", pv, v_, x.get()))
                     for row, xs in zip(spots, accv):
@@ -333,6 +358,106 @@ class AttentionLowering(Lowering):
                     store_lanes(b, b.fmul(row, splat(b, inv, W)), Y, b.add(yo, const(I64, cc * W)), DV - cc * W)
         b.ret_void()
 
+    def _pack_tiled(self, b, Q, qoff, mlo, mhi, mrows, nr, gn, GRP, vec_at, zero):
+        """The task's queries transposed, ``qt[d·GRP + m]`` (members in lanes, padding lanes zero),
+        and per vector of members: their key ranges, mask rows and which lanes are members."""
+        W, D = zero.type.count, self.d
+        qt = Array(b, F32, max(D, 1) * GRP)
+        with loop(b, 0, D * GRP, step=W, name="qz") as z:
+            b.store(zero, vec_at(qt, z), align=4)
+        with loop(b, 0, gn, name="qm") as mi:
+            qo = qoff.get(mi)
+            with loop(b, 0, D, name="qd") as dd:
+                qt.set(b.add(b.mul(dd, const(I64, GRP)), mi), load(b, Q, b.add(qo, dd), F32))
+        vi = ir.VectorType(I64, W).as_pointer()
+        per = [[b.load(b.bitcast(arr.at(const(I64, z)), vi), align=8) for arr in (mlo, mhi, mrows)]
+               + [b.icmp_signed("<", lanes(I64, tuple(range(z, z + W))), splat(b, gn, W))] for z in range(0, GRP, W)]
+        return qt, (per, mrows.get(b.sub(gn, const(I64, 1))), (mlo, mhi, mrows, nr))
+
+    def _block_tiled(self, b, K, MASK, qt, sblk, mrun, lrun, arun, lanes_m, jb, jfirst, jend, kbase, kstride, has_mask):
+        """One key block for every member of the task: scores as a GEMM micro-kernel — ``KT`` keys
+        at once, each member vector of Q^T loaded once for them, each key element broadcast — so a
+        key row read serves the whole task, with no reduction across lanes (llama.cpp / MLAS
+        flash-attention tiling); then the online softmax lane-wise, scores stored per key
+        (``sblk[(j - jb)·GRP + m]``). Each member's sums run over d and keys in order, whatever
+        shares its vector: grouping never changes a result's bits."""
+        per, mask_last, (mlo, mhi, mrows, nr) = lanes_m
+        W = per[0][3].type.count
+        vt = ir.VectorType(F32, W)
+        GRP = len(per) * W
+        zero, ninf = const(vt, 0.0), const(vt, float("-inf"))
+
+        def vec(arr, index):
+            return b.bitcast(arr.at(index), vt.as_pointer())
+        if has_mask:   # does the mask add anything but 0 to a key some member sees in this block? (a
+            # causal or padding mask, trimmed, does not: then no gathers; a row's values W at a time,
+            # ~1/D of the scores' work — members past the first nr repeat their rows and ranges)
+            nz = Var(b, ir.VectorType(I1, W), const(ir.VectorType(I1, W), 0))
+            with loop(b, 0, nr, name="mz") as mi:
+                lo, hi, row = mlo.get(mi), mhi.get(mi), mrows.get(mi)
+                hi = b.select(b.icmp_signed("<", hi, jend), hi, jend)
+                with loop(b, b.select(b.icmp_signed("<", jfirst, lo), lo, jfirst), hi, step=W, name="mzj") as j:
+                    live = b.icmp_signed("<", b.add(splat(b, j, W), lanes(I64, tuple(range(W)))), splat(b, hi, W))
+                    address(b, MASK, b.add(row, b.sub(b.select(b.icmp_signed("<", b.add(j, const(I64, W)), hi),
+                                                               b.add(j, const(I64, W)), hi), const(I64, 1))), F32)
+                    mv = masked_load(b, address(b, MASK, b.add(row, j), F32), vt, live)
+                    nz.set(b.or_(nz.get(), b.fcmp_unordered("!=", mv, zero)))
+            masked = call_intrinsic(b, "vector.reduce.or", nz.get(), ret=I1)
+        bm = [Var(b, vt, ninf) for _ in per]
+        last = b.sub(jend, const(I64, 1))
+        with loop(b, jfirst, jend, step=KT, name="jk") as j0:
+            js = [b.select(b.icmp_signed("<", last, b.add(j0, const(I64, u))), last, b.add(j0, const(I64, u)))
+                  for u in range(KT)]   # (past the block's end: its last key again, stored twice)
+            kos = [b.add(kbase, b.mul(ju, kstride)) for ju in js]
+            accs = [[Var(b, vt, zero) for _ in per] for _ in js]
+            with loop(b, 0, self.d, name="kd") as dd:
+                qd = [b.load(vec(qt, b.add(b.mul(dd, const(I64, GRP)), const(I64, z * W))), typ=vt, align=4)
+                      for z in range(len(per))]
+                for ko, row in zip(kos, accs):
+                    kd = splat(b, load(b, K, b.add(ko, dd), F32), W)
+                    for x, q in zip(row, qd):
+                        x.set(call_intrinsic(b, "fma", kd, q, x.get()))
+            for ju, row in zip(js, accs):
+                jv = splat(b, ju, W)
+                for z, (x, (lo, hi, mrow, live)) in enumerate(zip(row, per)):
+                    sc = b.fmul(x.get(), const(vt, self.scale))
+                    if self.softcap:
+                        capv = const(vt, self.softcap)
+                        sc = b.fmul(capv, M.tanh(b, b.fdiv(sc, capv)))
+                    if has_mask:   # each member's mask row at this key, one gather
+                        scv = Var(b, vt, sc)
+                        with b.if_then(masked):
+                            address(b, MASK, b.add(mask_last, ju), F32)   # (checked mode: the last row's)
+                            base = splat(b, b.ptrtoint(MASK, I64), W)
+                            ptrs = b.inttoptr(b.add(base, b.mul(b.add(mrow, jv), const(ir.VectorType(I64, W), 4))),
+                                              ir.VectorType(PTR, W))
+                            scv.set(b.fadd(sc, call_intrinsic(b, "masked.gather", ptrs, const(I32, 4), live, zero,
+                                                              ret=vt, overload=[vt, ptrs.type])))
+                        sc = scv.get()
+                    seen = b.and_(b.icmp_signed("<=", lo, jv), b.icmp_signed("<", jv, hi))
+                    sc = b.select(seen, sc, ninf)
+                    b.store(sc, vec(sblk, b.add(b.mul(b.sub(ju, jb), const(I64, GRP)), const(I64, z * W))), align=4)
+                    bm[z].set(call_intrinsic(b, "maximum", bm[z].get(), sc))
+        state = []
+        for z, x in enumerate(bm):
+            zi = const(I64, z * W)
+            m_old = b.load(vec(mrun, zi), typ=vt, align=4)
+            m_new = call_intrinsic(b, "maximum", m_old, x.get())
+            m_use = b.select(b.fcmp_ordered("==", m_new, ninf), zero, m_new)
+            alpha = M.exp(b, b.fsub(m_old, m_use))
+            b.store(alpha, vec(arun, zi), align=4)
+            b.store(m_new, vec(mrun, zi), align=4)
+            state.append((zi, m_use, b.fmul(b.load(vec(lrun, zi), typ=vt, align=4), alpha), Var(b, vt, zero)))
+        with loop(b, jfirst, jend, name="je") as j:
+            row = b.mul(b.sub(j, jb), const(I64, GRP))
+            for zi, m_use, _, bsum in state:
+                spot = vec(sblk, b.add(row, zi))
+                p = M.exp(b, b.fsub(b.load(spot, typ=vt, align=4), m_use))
+                b.store(p, spot, align=4)
+                bsum.set(b.fadd(bsum.get(), p))
+        for zi, _, lsum, bsum in state:
+            b.store(b.fadd(lsum, bsum.get()), vec(lrun, zi), align=4)
+
     @staticmethod
     def _trim(b, MASK, m_st, bi, h, i, start, limit):
         """[start, limit) without the keys at either end whose mask is -inf or at most -1e30 (a
@@ -346,25 +471,36 @@ class AttentionLowering(Lowering):
         floor = const(F32, -1e30)
         lo, hi = Var(b, I64, start), Var(b, I64, limit)
         finite = Var(b, I1, const(I1, 0))   # a trimmed key was > -inf (only the top end can empty the range)
-        for end in ("hi", "lo"):
-            cond = b.append_basic_block(f"trim.{end}.cond")
-            test = b.append_basic_block(f"trim.{end}.test")
-            step = b.append_basic_block(f"trim.{end}.step")
-            done = b.append_basic_block(f"trim.{end}.done")
+        W = host().vector_width_f32
+        vt = ir.VectorType(F32, W)
+        # W keys a step while W are left (the rows are padded to the key count: stride 1), then one:
+        # a causal mask's row of T - i keys was T - i scalar steps (GPT-2's prefill 256: 4.7M a run)
+        for end, n in (("hi", W), ("hi", 1), ("lo", W), ("lo", 1)):
+            cond = b.append_basic_block(f"trim.{end}{n}.cond")
+            test = b.append_basic_block(f"trim.{end}{n}.test")
+            step = b.append_basic_block(f"trim.{end}{n}.step")
+            done = b.append_basic_block(f"trim.{end}{n}.done")
             b.branch(cond)
             b.position_at_end(cond)
             a, z = lo.get(), hi.get()
-            b.cbranch(b.icmp_signed("<", a, z), test, done)
+            b.cbranch(b.icmp_signed("<=", b.add(a, const(I64, n)), z), test, done)
             b.position_at_end(test)
-            key = b.sub(z, const(I64, 1)) if end == "hi" else a
-            mval = load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32)
-            b.cbranch(b.fcmp_ordered("<=", mval, floor), step, done)
+            key = b.sub(z, const(I64, n)) if end == "hi" else a
+            if n == 1:
+                mval = load(b, MASK, b.add(row, b.mul(key, m_st[3])), F32)
+                below, above = b.fcmp_ordered("<=", mval, floor), b.fcmp_ordered(">", mval, const(F32, float("-inf")))
+            else:
+                mval = load_lanes(b, MASK, b.add(row, key), vt, W)
+                below = call_intrinsic(b, "vector.reduce.and", b.fcmp_ordered("<=", mval, splat(b, floor, W)), ret=I1)
+                above = call_intrinsic(b, "vector.reduce.or", b.fcmp_ordered(">", mval, const(vt, float("-inf"))),
+                                       ret=I1)
+            b.cbranch(below, step, done)
             b.position_at_end(step)
             if end == "hi":
                 hi.set(key)
-                finite.set(b.or_(finite.get(), b.fcmp_ordered(">", mval, const(F32, float("-inf")))))
+                finite.set(b.or_(finite.get(), above))
             else:
-                lo.set(b.add(a, const(I64, 1)))
+                lo.set(b.add(a, const(I64, n)))
             b.branch(cond)
             b.position_at_end(done)
         whole = b.and_(b.icmp_signed(">=", lo.get(), hi.get()), finite.get())
@@ -390,6 +526,10 @@ class AttentionLowering(Lowering):
         dts = [np.float32] * n_out
         three_d, has_past = self.three_d, self.past_shape is not None
         mask_shape = self.mask_shape
+        mask_v = node.inputs[3] if mask_shape is not None else None
+        readers = [u for u, at in mask_v.uses if at == 3 and u.op == "Attention"] if mask_v is not None else []
+        shared, mask_key = len(readers) > 1, id(mask_v)
+        owns = not shared or node is next(n for n in node.graph if any(n is u for u in readers))
         axes = self._key_axes()
         expect = [(i, tuple(None if axes.get(i) == a else n for a, n in enumerate(s)))
                   for i, s in enumerate(self.in_shapes) if s is not None]
@@ -448,15 +588,18 @@ class AttentionLowering(Lowering):
             m_st = (0, 0, 0, 0)
             if mask_shape is not None:
                 m = args[3]
-                if m.dtype == np.bool_:
-                    m = np.where(m, np.float32(0), np.float32(-np.inf))
                 if m.shape[-1] > t:
                     raise BackendError(f"{name}: a mask over {m.shape[-1]} keys, attention has {t} "
                                        f"(past {past} + {skv} new)")
-                if m.shape[-1] < t:
-                    pad = [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])]
-                    m = np.pad(m, pad, constant_values=-np.inf)
-                bias = np.ascontiguousarray(m, dtype=np.float32)
+                # every layer reads the same mask: the first in the graph builds the kernel's
+                # float rows once a step, the others take them while their mask is that array
+                hit = None if owns else _BIAS.get(mask_key)
+                if hit is not None and hit[0] is m and hit[1] == t:
+                    bias = hit[2]
+                else:
+                    bias = _bias(m, t)
+                    if shared:
+                        _remember(_BIAS, mask_key, (m, t, bias))
                 if sized is None:
                     try:
                         m_st = broadcast_strides(tuple(mask_shape[:-1]) + (t,), (B, HQ, S, t))
@@ -501,12 +644,31 @@ def _sum_lanes(b, vs: list) -> ir.Value:
 _SIZES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
+#: id of a mask Value read by several attention nodes -> (the array its first reader got, key
+#: count, the float rows built from it); replaced whole, so a reader sees one step's triple
+_BIAS: dict[int, tuple] = {}
+
+
+def _remember(memo: dict, key, value) -> None:
+    if len(memo) >= 8:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
+
+
 def _remember_sizes(key: tuple, arrays: tuple[np.ndarray, ...]) -> None:
     for a in arrays:
         a.setflags(write=False)
-    if len(_SIZES) >= 8:
-        _SIZES.pop(next(iter(_SIZES)))
-    _SIZES[key] = arrays
+    _remember(_SIZES, key, arrays)
+
+
+def _bias(m: np.ndarray, t: int) -> np.ndarray:
+    """The mask as the kernel reads it: f32 (a bool mask's False is -inf), contiguous rows of ``t``
+    keys (a shorter mask's missing keys are -inf)."""
+    if m.dtype == np.bool_:
+        m = np.where(m, np.float32(0), np.float32(-np.inf))
+    if m.shape[-1] < t:
+        m = np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])], constant_values=-np.inf)
+    return np.ascontiguousarray(m, dtype=np.float32)
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

@@ -44,13 +44,15 @@ REDUCE_FLAGS = ("reassoc", "contract")
 
 
 def mangle(ty: ir.Type) -> str:
-    """The overload suffix of an intrinsic for ``ty`` (``f32``, ``v16f32``, ``i64``)."""
+    """The overload suffix of an intrinsic for ``ty`` (``f32``, ``v16f32``, ``i64``, ``v16p0``)."""
     if isinstance(ty, ir.VectorType):
         return f"v{ty.count}{mangle(ty.element)}"
     if type(ty) in _FLOAT_BYTES:
         return f"f{8 * _FLOAT_BYTES[type(ty)]}"
     if isinstance(ty, ir.IntType):
         return f"i{ty.width}"
+    if isinstance(ty, ir.PointerType):
+        return "p0"
     raise TypeError(f"no intrinsic suffix for {ty}")
 
 
@@ -63,12 +65,13 @@ def intrinsic(module: ir.Module, name: str, ret: ir.Type, args: Sequence[ir.Type
 
 
 def call_intrinsic(b: ir.IRBuilder, base: str, *args: ir.Value, ret: ir.Type | None = None,
-                   overload: Sequence[ir.Type] | None = None) -> ir.Value:
-    """``llvm.<base>.<suffix>(args)``, overloaded on the first argument's type by default."""
+                   overload: Sequence[ir.Type] | None = None, fastmath: Sequence[str] = ()) -> ir.Value:
+    """``llvm.<base>.<suffix>(args)``, overloaded on the first argument's type by default, with
+    the fast-math flags ``fastmath`` (e.g. ``REDUCE_FLAGS``)."""
     over = overload if overload is not None else [args[0].type]
     name = f"llvm.{base}." + ".".join(mangle(t) for t in over)
     fn = intrinsic(b.module, name, ret if ret is not None else args[0].type, [a.type for a in args])
-    return b.call(fn, list(args))
+    return b.call(fn, list(args), fastmath=tuple(fastmath))
 
 
 def const(ty: ir.Type, v) -> ir.Constant:
