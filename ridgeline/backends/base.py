@@ -8,14 +8,16 @@ wants first; ``supports`` says which nodes it can take without falling back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
+
+from ..ir.errors import BackendError
 
 if TYPE_CHECKING:
     from ..ir import Graph, Node
 
-__all__ = ["Backend", "Executable", "InterpretedExecutable"]
+__all__ = ["Backend", "Executable", "ExecutingBackend", "InterpretedExecutable"]
 
 
 @runtime_checkable
@@ -43,6 +45,26 @@ class Backend(Protocol):
 
     def compile(self, graph: "Graph", **options: Any) -> Any:
         ...
+
+
+class ExecutingBackend:
+    """The declaration every executing backend shares: ``compile`` refuses option names not in
+    ``options`` (name -> what it does), then builds ``executable(graph, **options)``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    kind: ClassVar[str] = "execute"
+    #: the fusions give kernels whole bodies; shape arithmetic of exported graphs folds away
+    default_pipeline: ClassVar[str] = "default"
+    options: ClassVar[Mapping[str, str]] = {}
+    executable: ClassVar[type]
+
+    def compile(self, graph: "Graph", **options: Any) -> Any:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise BackendError(f"unknown option(s) for the {self.name} backend: {', '.join(unknown)} "
+                               f"(the {self.name} backend takes {', '.join(self.options) or 'none'})")
+        return self.executable(graph, **options)
 
 
 class InterpretedExecutable:

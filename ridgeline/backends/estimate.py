@@ -27,21 +27,14 @@ class EstimateBackend:
     """Estimates graphs on a hardware target with its family's cost model."""
 
     kind = "estimate"
+    #: the fusions leave the kernels a real compiler would launch
+    default_pipeline = "default"
 
     def __init__(self, target: Target | str, **options: Any):
         self.target = target if isinstance(target, Target) else get_target(target)
         self.name = self.target.name
         self.description = f"{self.target.family} cost model: {self.target.title}"
         self.options = dict(options)
-
-    @property
-    def default_pipeline(self) -> str:
-        """The fusion pipeline when the passes package provides one (``default``), else none."""
-        try:
-            from .. import passes
-        except ImportError:  # pragma: no cover - passes ship with the package
-            return ""
-        return "default" if hasattr(passes, "run_pipeline") else ""
 
     def supports(self, node: Node) -> bool:
         # every op with a spec has FLOPs and bytes, which is all a cost model needs

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
-from ..base import InterpretedExecutable
+from ..base import ExecutingBackend, InterpretedExecutable
 from ..threads import check_threads
 from .jit import HostInfo, host
 from .executor import VIEW_OPS, LLVMInterpreter, Plan
@@ -74,14 +74,13 @@ class LLVMExecutable(InterpretedExecutable):
         return self.interpreter.plan
 
 
-class LLVMBackend:
+class LLVMBackend(ExecutingBackend):
     """JIT-compiles kernels for the host CPU with llvmlite."""
 
     name = "llvm"
-    kind = "execute"
-    #: the fusions give it whole kernels: attention, norms, GELU, matmul epilogues, elementwise chains
-    default_pipeline = "default"
     description = "JIT-compiles fused kernels for the host CPU with llvmlite"
+    options = _OPTIONS
+    executable = LLVMExecutable
 
     def supports(self, node: Node) -> bool:
         """True when ``node`` gets a kernel (or is free) at any static shape it may take."""
@@ -97,10 +96,3 @@ class LLVMBackend:
             return True
         except Unsupported:
             return False
-
-    def compile(self, graph: Graph, **options: Any) -> LLVMExecutable:
-        unknown = sorted(set(options) - set(_OPTIONS))
-        if unknown:
-            raise BackendError(f"unknown option(s) for the llvm backend: {', '.join(unknown)} "
-                               f"(it takes {', '.join(_OPTIONS)})")
-        return LLVMExecutable(graph, **options)

@@ -118,7 +118,9 @@ def kernel_function(module: ir.Module, name: str, n_ptrs: int, *,
     if checked:
         sizes, rec = fn.args[2 + n_ptrs:2 + 2 * n_ptrs], fn.args[2 + 2 * n_ptrs]
         scratch = b.bitcast(b.alloca(I8, size=const(I64, 256), name="oob.scratch"), PTR)  # wider than any vector
-        fn.bounds = {id(p): (k, sizes[k], rec, scratch) for k, p in enumerate(ptrs)}
+        # per pointer: its index, size, the record, the scratch, and its last valid index per access
+        # width (computed once per kernel, in the entry block)
+        fn.bounds = {id(p): (k, sizes[k], rec, scratch, {}) for k, p in enumerate(ptrs)}
     return fn, b, fn.args[0], fn.args[1], ptrs
 
 
@@ -139,12 +141,11 @@ def address(b: ir.IRBuilder, base: ir.Value, index: ir.Value, etype: ir.Type, la
     entry = bounds.get(id(base)) if bounds else None
     if entry is None or lanes <= 0:
         return addr
-    k, size, rec, scratch = entry
-    key = (k, _nbytes(etype), lanes)
-    last = b.function.__dict__.setdefault("last_index", {})   # per buffer and width, once per kernel
+    k, size, rec, scratch, last = entry
+    key = (_nbytes(etype), lanes)
     if key not in last:
         with b.goto_entry_block():
-            last[key] = b.sub(b.sdiv(size, const(I64, key[1])), const(I64, lanes))
+            last[key] = b.sub(b.sdiv(size, const(I64, key[0])), const(I64, lanes))
     ok = b.and_(b.icmp_signed(">=", index, const(I64, 0)), b.icmp_signed("<=", index, last[key]))
     # no branch: the record is written on every access, to itself only on the first miss (else to
     # the scratch), so a loop body stays one block (two nested branches and four stores per access
@@ -268,7 +269,7 @@ def masked_load(b: ir.IRBuilder, address: ir.Value, vt: ir.VectorType, mask: ir.
     """Load only the lanes of ``mask`` (the others read no memory and are zero)."""
     name = f"llvm.masked.load.{mangle(vt)}.p0"
     fn = intrinsic(b.module, name, vt, [PTR, I32, mask.type, vt])
-    return b.call(fn, [address, const(I32, align), mask, ir.Constant(vt, [const(vt.element, 0)] * vt.count)])
+    return b.call(fn, [address, const(I32, align), mask, const(vt, 0)])
 
 
 def masked_store(b: ir.IRBuilder, value: ir.Value, address: ir.Value, mask: ir.Constant, align: int = 4) -> None:

@@ -182,11 +182,7 @@ out:
   br i1 %last, label %lastchunk, label %ret
 lastchunk:
   ; the caller may be asleep on done (it slept rather than spin while this chunk ran)
-  %w = load atomic i64, ptr %wp seq_cst, align 8
-  %asleep = icmp ne i64 %w, 0
-  br i1 %asleep, label %wake, label %ret
-wake:
-  call void @rl_wake(ptr %dp)
+  call void @rl_wake_if(ptr %wp, ptr %dp)
   br label %ret
 ret:
   ret void
@@ -203,6 +199,19 @@ define internal void @rl_add(ptr %p, i64 %v) {{
 ; wake every thread asleep on the futex word at addr (FUTEX_WAKE_PRIVATE)
 define internal void @rl_wake(ptr %addr) {{
   call i64 (i64, ...) @syscall(i64 {futex}, ptr %addr, i64 129, i64 2147483647, ptr null, ptr null, i64 0)
+  ret void
+}}
+
+; wake the threads asleep on the futex word at addr if the count at n (sleepers, or the caller's
+; waiting flag) is above zero
+define internal void @rl_wake_if(ptr %n, ptr %addr) {{
+  %c = load atomic i64, ptr %n seq_cst, align 8
+  %any = icmp sgt i64 %c, 0
+  br i1 %any, label %wake, label %out
+wake:
+  call void @rl_wake(ptr %addr)
+  br label %out
+out:
   ret void
 }}
 
@@ -269,11 +278,7 @@ entry:
   %new = or i64 %tagh, %ch
   store atomic i64 %new, ptr %tp seq_cst, align 8
   %fx = atomicrmw add ptr %xp, i64 1 seq_cst
-  %sleepers = load atomic i64, ptr %sp seq_cst, align 8
-  %any = icmp sgt i64 %sleepers, 0
-  br i1 %any, label %wake, label %work
-wake:
-  call void @rl_wake(ptr %xp)
+  call void @rl_wake_if(ptr %sp, ptr %xp)
   br label %work
 work:
   %t = load atomic i64, ptr %tp acquire, align 8

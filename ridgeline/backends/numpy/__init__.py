@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ...ir import Graph, Node
-from ..base import InterpretedExecutable
+from ..base import ExecutingBackend, InterpretedExecutable
 from .interpreter import Interpreter, evaluate
 from .kernels import get_kernel
 
@@ -25,23 +23,17 @@ class NumpyExecutable(InterpretedExecutable):
 
     def __init__(self, graph: Graph, *, tiles: bool = True):
         self.graph = graph
-        self.interpreter = Interpreter(graph, tiles=tiles)
+        self.interpreter = Interpreter(graph, tiles=bool(tiles))
 
 
-class NumpyBackend:
+class NumpyBackend(ExecutingBackend):
     """Reference interpreter: one plain numpy kernel per op."""
 
     name = "numpy"
-    kind = "execute"
     default_pipeline = ""
     description = "reference interpreter: one plain numpy kernel per op; defines meaning"
+    options = {"tiles": "run nodes with a tile schedule block by block (default) or as one kernel"}
+    executable = NumpyExecutable
 
     def supports(self, node: Node) -> bool:
         return node.op == "Fused" or get_kernel(node.op) is not None
-
-    def compile(self, graph: Graph, *, tiles: bool = True, **options: Any) -> NumpyExecutable:
-        """``tiles``: run nodes with a tile schedule block by block (default) or as one kernel."""
-        if options:
-            from ...ir.errors import BackendError
-            raise BackendError(f"the numpy backend takes only the option tiles, got {', '.join(options)}")
-        return NumpyExecutable(graph, tiles=bool(tiles))

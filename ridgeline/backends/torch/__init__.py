@@ -20,7 +20,7 @@ import numpy as np
 
 from ...ir import Graph, Node
 from ...ir.errors import BackendError
-from ..base import InterpretedExecutable
+from ..base import ExecutingBackend, InterpretedExecutable
 from ..threads import check_threads
 
 try:
@@ -33,9 +33,6 @@ from .interpreter import TorchInterpreter
 from .kernels import get_kernel
 
 __all__ = ["TorchBackend", "TorchExecutable", "TorchInterpreter"]
-
-_OPTIONS = ("device", "compile", "threads")
-
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``cpu``, ``cuda`` or ``cuda:N``, checked against what this machine has."""
@@ -140,15 +137,14 @@ def _torch_compile(fn):
     return torch.compile(fn, dynamic=False)
 
 
-class TorchBackend:
+class TorchBackend(ExecutingBackend):
     """Executes graphs with torch on cpu or cuda."""
 
     name = "torch"
-    kind = "execute"
-    #: folding the shape arithmetic of exported graphs removes most of their nodes (each costs a
-    #: Python dispatch here); fused bodies become single functions that ``compile=True`` compiles
-    default_pipeline = "default"
     description = "maps the IR to torch ops on cpu or cuda, optionally torch.compile"
+    options = {"device": "cpu, cuda or cuda:N", "compile": "hand fused bodies to torch.compile",
+               "threads": "torch's intra-op CPU threads"}
+    executable = TorchExecutable
 
     def supports(self, node: Node) -> bool:
         if not all(supported_dtype(v.type.dtype) for v in node.outputs):
@@ -157,16 +153,13 @@ class TorchBackend:
             return node.body is not None and all(self.supports(n) for n in node.body)
         return get_kernel(node.op) is not None
 
-    def compile(self, graph: Graph, *, device: str = "cpu", compile: bool = False, threads: int | None = None,
+    def compile(self, graph: Graph, *, device: str = "cpu", threads: int | None = None,
                 **options: Any) -> TorchExecutable:
         """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
         ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
         restored); by default the faster of one and torch's default, measured on the first run of
         each input size class (``TorchExecutable.thread_choice``)."""
         check_threads(threads)
-        if options:
-            raise BackendError(f"unknown option(s) for the torch backend: {', '.join(sorted(options))} "
-                               f"(it takes {', '.join(_OPTIONS)})")
         dev = resolve_device(device)
         narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
         if narrow:  # said here, at compile time, not as a TypeError inside the first run
@@ -176,4 +169,4 @@ class TorchBackend:
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
                                f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
-        return TorchExecutable(graph, dev, compile=compile, threads=threads)
+        return super().compile(graph, device=dev, threads=threads, **options)

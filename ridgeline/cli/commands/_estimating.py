@@ -123,7 +123,7 @@ def load_estimable(args: argparse.Namespace) -> Graph:
     if pipeline is None and is_file:
         # an imported model is fused first, as a compiler would (presets are built fused)
         from ...backends.estimate import EstimateBackend
-        pipeline = EstimateBackend.default_pipeline.fget(None)   # type: ignore[attr-defined]
+        pipeline = EstimateBackend.default_pipeline
     if pipeline:
         graph = optimize(graph, pipeline)
     return graph
