@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import mmap
 import weakref
 from typing import Sequence
 
@@ -508,12 +509,30 @@ def _packed(b: np.ndarray, transposed: bool, nr: int) -> np.ndarray:
         c0 = t * nr
         out[t, :, :min(nr, n - c0)] = src[:, c0:c0 + nr]
     out.setflags(write=False)
+    _release(b)
     try:
         weakref.finalize(b, _PACKED.pop, key, None)
     except TypeError:   # an array that takes no weak reference: not cached
         return out
     _PACKED[key] = out
     return out
+
+
+def _release(b: np.ndarray) -> None:
+    """Drop the pages of a weight mapped from the model's file out of this process once it is
+    packed: only the packed copy stays resident (the page cache keeps the bytes; a later read,
+    such as an embedding's Gather, faults its pages back in)."""
+    base = b
+    while isinstance(base, np.ndarray):
+        base = base.base
+    base = getattr(base, "obj", None)   # np.frombuffer(a memoryview of the file's read-only mmap)
+    if not isinstance(base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or not \
+            (b.flags.c_contiguous or b.flags.f_contiguous):
+        return   # anything else may be the only copy
+    start = b.ctypes.data - np.frombuffer(base, np.uint8, count=1).ctypes.data
+    lo, hi = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE, (start + b.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+    if hi > lo:
+        base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def _cpu_tile(node: Node) -> tuple[int, int, int] | None:
