@@ -281,7 +281,9 @@ def compile_probe(path: str, prompt: int) -> dict:
     t0 = time.perf_counter()
     exe.run(feeds)
     second = time.perf_counter() - t0
-    return {"load_opt_s": load_s, "first_token_s": first, "first_decode_s": second,
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux: MiB
+    return {"load_opt_s": load_s, "first_token_s": first, "first_decode_s": second, "peak_rss_mib": peak,
             "llvm_compile_s": sum(p.compile_seconds for p in exe.interpreter._plans.values()),
             "cache": dict(objcache.STATS), "counts": exe.compile_count}
 
@@ -451,7 +453,7 @@ def print_generation(r: dict) -> None:
             continue
         print(f"  {label} object cache: load+optimize {c['load_opt_s']:.1f} s, llvm plans {c['llvm_compile_s']:.1f} s, "
               f"first token (prefill, with compile) {c['first_token_s']:.2f} s, first decode step {c['first_decode_s']:.2f} s; "
-              f"cache {c['cache']}")
+              f"cache {c['cache']}; peak resident {c.get('peak_rss_mib', 0):.0f} MiB")
     gen = r["generation"]
     st_ = gen["step_s"]
     print(f"  generation on one executable ({len(st_)} steps, runtime dims {gen['runtime_dims']}): first step "
