@@ -518,17 +518,30 @@ class Graph:
 
     def topological_sort(self) -> None:
         """Reorder the node list topologically, keeping the current order where it is valid."""
-        import networkx as nx
         order = self.nodes
-        pos = {n: i for i, n in enumerate(order)}
-        sorted_nodes: list[Node] = []
-        try:
-            sorted_nodes.extend(nx.lexicographical_topological_sort(self.to_networkx(), key=pos.__getitem__))
-        except nx.NetworkXUnfeasible:
-            done = set(sorted_nodes)
-            stuck = next(n for n in order if n not in done)
+        pos = {id(n): i for i, n in enumerate(order)}
+        indeg = {id(n): 0 for n in order}
+        for n in order:
+            for v in n.inputs:
+                if v is not None and v.producer is not None and id(v.producer) in pos:
+                    indeg[id(n)] += 1
+        import heapq
+        heap = [(pos[id(n)], n) for n in order if indeg[id(n)] == 0]  # positions are unique: no ties
+        heapq.heapify(heap)
+        sorted_nodes = []
+        while heap:
+            _, n = heapq.heappop(heap)
+            sorted_nodes.append(n)
+            for v in n.outputs:
+                for user, _ in v.uses:
+                    if id(user) in indeg:
+                        indeg[id(user)] -= 1
+                        if indeg[id(user)] == 0:
+                            heapq.heappush(heap, (pos[id(user)], user))
+        if len(sorted_nodes) != len(order):
+            stuck = next(n for n in order if indeg[id(n)] > 0)
             raise IRError(f"graph @{self.name} has a cycle through {stuck.op} node producing "
-                          f"%{stuck.outputs[0].name if stuck.outputs else '?'}") from None
+                          f"%{stuck.outputs[0].name if stuck.outputs else '?'}")
         prev = None
         for n in sorted_nodes:
             n._prev, n._next = prev, None

@@ -76,7 +76,7 @@ def test_max_rate_not_strict_reports_a_missed_slo():
 @pytest.mark.parametrize("text", ["0,1", "1,nan", "inf", "-2", ",", "1,fast"])
 def test_sweep_rates_are_finite_and_positive(text):
     """serve-sim and compare --workload read --sweep with one parser, which names --sweep."""
-    from ridgeline.cli.commands.serve_sim import parse_rates
+    from ridgeline.cli.common import parse_rates
     from ridgeline.cli.common import UsageError
     with pytest.raises(UsageError, match="--sweep"):
         parse_rates(text)

@@ -320,16 +320,28 @@ def _topological(graph: onnx.GraphProto, known: set[str], label: str) -> list[on
             elif x not in known:
                 raise ModelError(f"{label}: {n.op_type} node {n.name!r} reads {x!r}, which nothing defines")
         deps.append(d)
-    if in_order:   # every input made by an earlier node: no cycle, and the sort would return this
+    if in_order:   # every input made by an earlier node: no cycle, and the search would return this
         return nodes
-    import networkx as nx
-    dag = nx.DiGraph((p, i) for i, d in enumerate(deps) for p in d)
-    dag.add_nodes_from(range(len(nodes)))
-    try:   # the file's order wherever it is valid
-        return [nodes[i] for i in nx.lexicographical_topological_sort(dag)]
-    except nx.NetworkXUnfeasible:
-        n = nodes[nx.find_cycle(dag)[0][0]]
-        raise ModelError(f"{label}: the graph has a cycle through {n.op_type} node {n.name!r}") from None
+    order, state = [], [0] * len(nodes)  # 0 new, 1 visiting, 2 done
+    for root in range(len(nodes)):
+        if state[root]:
+            continue
+        stack = [(root, iter(sorted(deps[root])))]
+        state[root] = 1
+        while stack:
+            i, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                state[i] = 2
+                order.append(nodes[i])
+            elif state[nxt] == 1:
+                n = nodes[nxt]
+                raise ModelError(f"{label}: the graph has a cycle through {n.op_type} node {n.name!r}")
+            elif state[nxt] == 0:
+                state[nxt] = 1
+                stack.append((nxt, iter(sorted(deps[nxt]))))
+    return order
 
 
 def load_onnx(model: str | os.PathLike | bytes | onnx.ModelProto, *,
