@@ -49,22 +49,25 @@ class Backend(Protocol):
 
 class ExecutingBackend:
     """The declaration every executing backend shares: ``compile`` refuses option names not in
-    ``options`` (name -> what it does), then builds ``executable(graph, **options)``."""
+    ``accepts`` (name -> what it does), then builds ``executable(graph, **options)``."""
 
     name: ClassVar[str]
     description: ClassVar[str]
     kind: ClassVar[str] = "execute"
-    #: the fusions give kernels whole bodies; shape arithmetic of exported graphs folds away
     default_pipeline: ClassVar[str] = "default"
-    options: ClassVar[Mapping[str, str]] = {}
+    accepts: ClassVar[Mapping[str, str]] = {}
     executable: ClassVar[type]
 
     def compile(self, graph: "Graph", **options: Any) -> Any:
-        unknown = sorted(set(options) - set(self.options))
+        self.check_options(options)
+        return self.executable(graph, **options)
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """A typo in an option name is said first, before any other complaint about the graph."""
+        unknown = sorted(set(options) - set(self.accepts))
         if unknown:
             raise BackendError(f"unknown option(s) for the {self.name} backend: {', '.join(unknown)} "
-                               f"(the {self.name} backend takes {', '.join(self.options) or 'none'})")
-        return self.executable(graph, **options)
+                               f"(the {self.name} backend takes {', '.join(self.accepts) or 'none'})")
 
 
 class InterpretedExecutable:

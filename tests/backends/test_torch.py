@@ -44,6 +44,9 @@ def test_bad_device(device):
 def test_unknown_option():
     with pytest.raises(BackendError, match="unknown option.*strict"):
         get_backend("torch").compile(CASES["unary-Exp"].graph, strict=True)
+    # said before any other complaint (a bad device here), so the typo is never hidden
+    with pytest.raises(BackendError, match="unknown option.*strict"):
+        get_backend("torch").compile(CASES["unary-Exp"].graph, device="tpu", strict=True)
 
 
 def test_int4_is_refused_with_a_reason():

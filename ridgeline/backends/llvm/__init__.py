@@ -79,7 +79,9 @@ class LLVMBackend(ExecutingBackend):
 
     name = "llvm"
     description = "JIT-compiles fused kernels for the host CPU with llvmlite"
-    options = _OPTIONS
+    #: the fusions give it whole kernels: attention, norms, GELU, matmul epilogues, elementwise chains
+    default_pipeline = "default"
+    accepts = _OPTIONS
     executable = LLVMExecutable
 
     def supports(self, node: Node) -> bool:

@@ -32,7 +32,7 @@ class NumpyBackend(ExecutingBackend):
     name = "numpy"
     default_pipeline = ""
     description = "reference interpreter: one plain numpy kernel per op; defines meaning"
-    options = {"tiles": "run nodes with a tile schedule block by block (default) or as one kernel"}
+    accepts = {"tiles": "run nodes with a tile schedule block by block (default) or as one kernel"}
     executable = NumpyExecutable
 
     def supports(self, node: Node) -> bool:

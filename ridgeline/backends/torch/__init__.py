@@ -142,7 +142,10 @@ class TorchBackend(ExecutingBackend):
 
     name = "torch"
     description = "maps the IR to torch ops on cpu or cuda, optionally torch.compile"
-    options = {"device": "cpu, cuda or cuda:N", "compile": "hand fused bodies to torch.compile",
+    #: folding the shape arithmetic of exported graphs removes most of their nodes (each costs a
+    #: Python dispatch here); fused bodies become single functions that ``compile=True`` compiles
+    default_pipeline = "default"
+    accepts = {"device": "cpu, cuda or cuda:N", "compile": "hand fused bodies to torch.compile",
                "threads": "torch's intra-op CPU threads"}
     executable = TorchExecutable
 
@@ -159,6 +162,7 @@ class TorchBackend(ExecutingBackend):
         ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
         restored); by default the faster of one and torch's default, measured on the first run of
         each input size class (``TorchExecutable.thread_choice``)."""
+        self.check_options({"device": device, "threads": threads, **options})
         check_threads(threads)
         dev = resolve_device(device)
         narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
