@@ -75,7 +75,7 @@ def register(sub) -> None:
     g.add_argument("--max-batch", type=_pos_int, help="sequences per step (default 256; 32 on spatial targets)")
     g.add_argument("--token-budget", type=_pos_int, help="tokens per step (default 8192; chunked: 2048)")
     g.add_argument("--block-size", type=_pos_int, default=16, help="KV block size in tokens (default 16)")
-    g.add_argument("--kv-tokens", type=_pos_int, help="override the KV-cache capacity per replica (tokens)")
+    g.add_argument("--kv-tokens", type=int_arg(1, 10 ** 15), help="override the KV-cache capacity per replica (tokens)")
     g.add_argument("--preemption", choices=("recompute", "swap"), default="recompute")
     g.add_argument("--prefill-replicas", type=_pos_int, help="disaggregated: replicas in the prefill pool")
     g.add_argument("--stages", type=_pos_int, help="pipeline: micro-batch groups in flight (default: "
