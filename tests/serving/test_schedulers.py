@@ -188,20 +188,24 @@ def test_v0_host_time_per_step_and_its_output_processing_per_sequence_under_pp()
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 600), st.integers(0, 3), st.sampled_from([0, 8, 256, 512]))
-def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chunks, pad):
+@given(st.integers(1, 600), st.integers(0, 3), st.sampled_from([0, 8, 256, 512]), st.integers(0, 5000))
+def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chunks, pad, ctx):
     # vLLM replays graphs captured at 1, 2, 4, 8, 16, 24, ... sequences: a decode-only step of b <= pad
-    # sequences costs the captured size it rounds up to; a step with a prefill chunk (eager) or
-    # larger than every captured graph costs its own batch
+    # sequences costs the captured size it rounds up to, each padded slot a sequence of length 1; a
+    # step with a prefill chunk (eager) or larger than every captured graph costs its own batch
     from ridgeline.serving.schedulers import ContinuousScheduler, EngineConfig, Seq
-    sched = ContinuousScheduler(EngineConfig(LinearStepTime(fixed=0.0, per_seq=1.0), graph_pad=pad))
+    sched = ContinuousScheduler(EngineConfig(LinearStepTime(fixed=0.0, per_seq=1.0, per_ctx=1e-3), graph_pad=pad))
     seqs = [Seq(Request(i, 0.0, 4, 4)) for i in range(b)]
+    for i, s in enumerate(seqs):
+        s.ctx = ctx + i % 7
     priced = sched.price(seqs, [(Seq(Request(b, 0.0, 4, 4)), 0)] * chunks).duration
     captured = [1, 2, 4] + list(range(8, 1024, 8))
+    attention = 1e-3 * sum(s.ctx + 1 for s in seqs)       # each real sequence at its context + the new token
     if chunks or b > pad:
-        assert priced == b
+        assert priced == pytest.approx(b + attention)
     else:
-        assert priced == min(c for c in captured if c >= b) and priced - b < 8
+        size = min(c for c in captured if c >= b)
+        assert size - b < 8 and priced == pytest.approx(size + attention + 1e-3 * (size - b))
 
 
 def test_closed_loop_warmup_leaves_out_each_users_first_request():

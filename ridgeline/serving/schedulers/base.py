@@ -284,10 +284,13 @@ class Scheduler:
               padded_batch: int | None = None, padded_ctx: float | None = None) -> Step:
         st = self.cfg.step
         b = padded_batch if padded_batch is not None else len(decode)
-        if not chunks and 2 < b <= self.cfg.graph_pad:      # captured sizes 1, 2, 4, then multiples of 8
-            b = 4 if b <= 4 else -(-b // 8) * 8
         ctx = padded_ctx if padded_ctx is not None else (
             sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
+        if not chunks and 2 < b <= self.cfg.graph_pad:      # captured sizes 1, 2, 4, then multiples of 8
+            # a padded slot is a sequence of length 1 (V0 worker/model_runner.py: seq_lens.extend(
+            # itertools.repeat(1, cuda_graph_pad_size)))
+            n, b = b, 4 if b <= 4 else -(-b // 8) * 8
+            ctx = (ctx * n + b - n) / b
         pre = [(n, s.prefilled + n) for s, n in chunks]
         tokens = None
         spec = self.cfg.spec
