@@ -110,7 +110,7 @@ class EngineConfig:
     prefix_cache: bool = True             # cache shared prefixes of requests with a group
     spec: SpecDecode | None = None
     handoff: bool = False                 # disaggregated prefill pool: hand sequences on after prefill
-    host: tuple[float, float] = (0.0, 0.0)  # engine CPU time the GPU waits for: per step, per scheduled sequence
+    host: float = 0.0                     # engine CPU time the GPU waits for each step (s)
     graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -307,8 +307,7 @@ class Scheduler:
             else:
                 acc = np.minimum(self.rng.geometric(1 - a, len(decode)) - 1, spec.k)
             tokens = [int(x) + 1 for x in acc]
-        h0, h1 = self.cfg.host
-        t = st.time(b, ctx, pre) + extra + h0 + h1 * (len(decode) + len(chunks))
+        t = st.time(b, ctx, pre) + extra + self.cfg.host
         return Step(decode, chunks, t, tokens, extra)
 
     # -- effects --------------------------------------------------------------------------------
