@@ -209,6 +209,16 @@ def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chu
         assert size - b < 8 and priced == pytest.approx(size + attention + 1e-3 * (size - b))
 
 
+@pytest.mark.parametrize("n, prompt, max_batch, priced", [(9, 100, None, 16), (3, 100, None, 4), (2, 100, None, 2)])
+def test_vllm_v0_decodes_at_the_cuda_graph_batch(n, prompt, max_batch, priced):
+    # n sequences decode together; V0 replays the graph of the captured batch size n pads to
+    from ridgeline.serving.stacks import get_stack
+    step = LinearStepTime(fixed=0.0, per_seq=1.0)
+    w = trace(*[(0, prompt, 4)] * n)
+    m = run(w, step=step, stack="vllm-v0", max_batch=max_batch).metrics
+    assert m.tpot["p50"] == pytest.approx(priced + get_stack("vllm-v0", "stub").host)
+
+
 def test_closed_loop_warmup_leaves_out_each_users_first_request():
     # 2 users, P=10, O=1, think 0: the first two arrive together and prefill together (1.2);
     # from then on each request is alone in the engine (1.1). Warm-up (default: one per user)
