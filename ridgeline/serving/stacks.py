@@ -42,6 +42,7 @@ class Stack:
     source: str = ""
     host: float = 0.0                 # engine CPU time each step waits for (s)
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
+    graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
 
 
 def _vllm(target: Any) -> Stack:
@@ -76,10 +77,13 @@ def _vllm_v0(target: Any) -> Stack:
     # before 0.6.0), which already holds the output processing (de-tokenization, pythonization);
     # RFC #6913's per-sequence _process_model_outputs is inside it, not added (no published figure
     # separates the two; 4 ms at every pp and batch is an assumption).
-    # CUDA graphs: decode-only steps up to 256 sequences are padded to a captured batch
-    # (worker/model_runner.py _get_graph_batch_size); a step with a prefill runs eager (_use_captured_graph).
+    # CUDA graphs: a decode-only step is padded to a captured batch (worker/model_runner.py
+    # _get_graph_batch_size). 0.7 captures 1, 2, 4, 8, ... up to the first size >= max_num_seqs
+    # (config.py _set_cudagraph_sizes, at most 8192), so every decode-only step of the effective max
+    # batch pads; _use_captured_graph runs eager a step with a prefill or a sequence longer than
+    # max_seq_len_to_capture (8192 by default).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
-                   graph_pad=256, source=(
+                   graph_pad=8192, graph_ctx=8192, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
         "~4 ms with output processing inside it (vLLM RFC #6854, an assumption)"))
 

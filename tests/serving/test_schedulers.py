@@ -209,13 +209,15 @@ def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chu
         assert size - b < 8 and priced == pytest.approx(size + attention + 1e-3 * (size - b))
 
 
-@pytest.mark.parametrize("n, prompt, max_batch, priced", [(9, 100, None, 16), (3, 100, None, 4), (2, 100, None, 2)])
+@pytest.mark.parametrize("n, prompt, max_batch, priced", [(9, 100, None, 16), (3, 100, None, 4), (2, 100, None, 2),
+                                                     (300, 10, 300, 304), (3, 8000, None, 4), (3, 8300, None, 3)])
 def test_vllm_v0_decodes_at_the_cuda_graph_batch(n, prompt, max_batch, priced):
-    # n sequences decode together; V0 replays the graph of the captured batch size n pads to
+    # n sequences decode together; V0 replays the graph of the captured batch size n pads to, captured
+    # up to the first size >= max_num_seqs; past max_seq_len_to_capture (8192) the step runs eager
     from ridgeline.serving.stacks import get_stack
     step = LinearStepTime(fixed=0.0, per_seq=1.0)
     w = trace(*[(0, prompt, 4)] * n)
-    m = run(w, step=step, stack="vllm-v0", max_batch=max_batch).metrics
+    m = run(w, step=step, stack="vllm-v0", max_batch=max_batch, token_budget=10 ** 6).metrics
     assert m.tpot["p50"] == pytest.approx(priced + get_stack("vllm-v0", "stub").host)
 
 

@@ -112,6 +112,7 @@ class EngineConfig:
     handoff: bool = False                 # disaggregated prefill pool: hand sequences on after prefill
     host: float = 0.0                     # engine CPU time the GPU waits for each step (s)
     graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
+    graph_ctx: int = 0                    # longest sequence a captured graph serves (0: any; longer runs eager)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -286,7 +287,8 @@ class Scheduler:
         b = padded_batch if padded_batch is not None else len(decode)
         ctx = padded_ctx if padded_ctx is not None else (
             sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
-        if not chunks and 2 < b <= self.cfg.graph_pad:      # captured sizes 1, 2, 4, then multiples of 8
+        long = self.cfg.graph_ctx and max((s.ctx + 1 for s in decode), default=0) > self.cfg.graph_ctx
+        if not chunks and not long and 2 < b <= self.cfg.graph_pad:   # captured sizes 1, 2, 4, then multiples of 8
             # a padded slot is a sequence of length 1 (V0 worker/model_runner.py: seq_lens.extend(
             # itertools.repeat(1, cuda_graph_pad_size)))
             n, b = b, 4 if b <= 4 else -(-b // 8) * 8
