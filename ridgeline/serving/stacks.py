@@ -73,15 +73,12 @@ def _vllm_v0(target: Any) -> Stack:
     # create_engine_config): SchedulerConfig's 2048 tokens, 256 sequences, decodes first.
     # Host time: LLMEngine.step schedules and prepares inputs on the CPU before each GPU step; async
     # output processing (PR #7049) overlaps only _process_model_outputs, and is off under pp
-    # (config.py). 4 ms per step at every pp: the GPU bubble vLLM RFC #6854 annotates (July 2024,
-    # before 0.6.0), which already holds the output processing (de-tokenization, pythonization);
-    # RFC #6913's per-sequence _process_model_outputs is inside it, not added (no published figure
-    # separates the two; 4 ms at every pp and batch is an assumption).
-    # CUDA graphs: a decode-only step is padded to a captured batch (worker/model_runner.py
-    # _get_graph_batch_size). 0.7 captures 1, 2, 4, 8, ... up to the first size >= max_num_seqs
-    # (config.py _set_cudagraph_sizes, at most 8192), so every decode-only step of the effective max
-    # batch pads; _use_captured_graph runs eager a step with a prefill or a sequence longer than
-    # max_seq_len_to_capture (8192 by default).
+    # (config.py). 4 ms per step at every pp and batch (an assumption): the GPU bubble of vLLM RFC
+    # #6854 (July 2024), output processing inside it, so RFC #6913's per-sequence cost is not added.
+    # CUDA graphs: a decode-only step pads to a captured batch (worker/model_runner.py
+    # _get_graph_batch_size); 0.7 captures up to the first size >= max_num_seqs (config.py
+    # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
+    # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
                    graph_pad=8192, graph_ctx=8192, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "

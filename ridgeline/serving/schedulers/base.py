@@ -289,8 +289,7 @@ class Scheduler:
             sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
         long = self.cfg.graph_ctx and max((s.ctx + 1 for s in decode), default=0) > self.cfg.graph_ctx
         if not chunks and not long and 2 < b <= self.cfg.graph_pad:   # captured sizes 1, 2, 4, then multiples of 8
-            # a padded slot is a sequence of length 1 (V0 worker/model_runner.py: seq_lens.extend(
-            # itertools.repeat(1, cuda_graph_pad_size)))
+            # a pad slot is a sequence of length 1 (V0 model_runner.py: seq_lens.extend(repeat(1, pad_size)))
             n, b = b, 4 if b <= 4 else -(-b // 8) * 8
             ctx = (ctx * n + b - n) / b
         pre = [(n, s.prefilled + n) for s, n in chunks]
