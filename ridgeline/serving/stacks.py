@@ -40,8 +40,9 @@ class Stack:
     chunk_prefill: bool = True        # split a prompt across steps to fill the token budget
     reserve_output: bool = False      # admit only when prompt + output KV is free (never preempt)
     source: str = ""
-    host: tuple[float, float] = (0.0, 0.0)   # engine CPU time each step waits for: per step, per sequence under pp
+    host: float = 0.0                 # engine CPU time each step waits for (s)
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
+    graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
 
 
 def _vllm(target: Any) -> Stack:
@@ -72,16 +73,16 @@ def _vllm_v0(target: Any) -> Stack:
     # create_engine_config): SchedulerConfig's 2048 tokens, 256 sequences, decodes first.
     # Host time: LLMEngine.step schedules and prepares inputs on the CPU before each GPU step; async
     # output processing (PR #7049) overlaps only _process_model_outputs, and is off under pp
-    # (config.py). 4 ms per step at every pp: the GPU bubble vLLM RFC #6854 annotates (July 2024,
-    # before 0.6.0; its output-processing share is not given: an assumption). Under pp also 0.1 ms
-    # per sequence: RFC #6913's _process_model_outputs, Llama-3-70B on 4xH100, 0.2 ms at batch 1 and
-    # 3.4 ms at 32 (the virtual engines share one process: every sequence of a round waits for it).
-    # CUDA graphs: decode-only steps up to 256 sequences are padded to a captured batch
-    # (worker/model_runner.py _get_graph_batch_size); a step with a prefill runs eager (_use_captured_graph).
-    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=(4e-3, 1e-4),
-                   graph_pad=256, source=(
+    # (config.py). 4 ms per step at every pp and batch (an assumption): the GPU bubble of vLLM RFC
+    # #6854 (July 2024), output processing inside it, so RFC #6913's per-sequence cost is not added.
+    # CUDA graphs: a decode-only step pads to a captured batch (worker/model_runner.py
+    # _get_graph_batch_size); 0.7 captures up to the first size >= max_num_seqs (config.py
+    # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
+    # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
+    return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
+                   graph_pad=8192, graph_ctx=8192, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
-        "~4 ms (vLLM RFC #6854, an assumption), output processing 0.1 ms per sequence under pp (RFC #6913)"))
+        "~4 ms with output processing inside it (vLLM RFC #6854, an assumption)"))
 
 
 def _capacity(target: Any) -> float:

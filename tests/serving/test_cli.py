@@ -13,11 +13,18 @@ import pytest
     (["--workload", "/nonexistent/trace.csv"], "cannot read trace"),
     (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
     (["--workload", "chat", "--rate", "1", "--stack", "tgi"], "unknown serving stack"),
+    *((["--workload", "chat", "--rate", "1", "--kv-tokens", v], "--kv-tokens") for v in ("0", "-5", "1e5", "many")),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_kv_tokens_takes_a_capacity_above_the_parallel_degree_cap(run_cli):
+    r = run_cli("serve-sim", "llama-3-8b", "--target", "h100", "--workload", "chat", "--rate", "1", "--requests", "5",
+                "--prompt-len", "100", "--output-len", "10", "--kv-tokens", "100000", "--json")
+    assert r.returncode == 0, r.stderr
 
 
 def test_an_slo_no_rate_meets_is_one_line(run_cli):

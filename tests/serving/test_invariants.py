@@ -19,15 +19,16 @@ lengths = st.one_of(st.integers(1, 600).map(lambda n: Lengths("fixed", n)),
 @given(step=steps, prompt=lengths, output=lengths, rate=st.floats(0.5, 200), sched=st.sampled_from(
     ["static", "continuous", "chunked", "disaggregated", "pipeline"]), kv=st.one_of(st.none(), st.integers(800, 20000)),
     mode=st.sampled_from(["recompute", "swap"]), seed=st.integers(0, 2 ** 16), arrival=st.sampled_from(["poisson", "gamma"]),
-    spec=st.sampled_from([(0, 0.0), (3, 0.6), (2, 1.0)]), prefix_hit=st.sampled_from([0.0, 0.4]))
-def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, seed, arrival, spec, prefix_hit):
+    spec=st.sampled_from([(0, 0.0), (3, 0.6), (2, 1.0)]), prefix_hit=st.sampled_from([0.0, 0.4]),
+    stack=st.sampled_from([None, "vllm-v0"]))
+def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, seed, arrival, spec, prefix_hit, stack):
     w = Workload("g", arrival, rate=rate, cv=2.0, prompt=prompt, output=output)
     dep = Deployment("stub", family="dataflow" if sched == "pipeline" else "stub", devices=4, layers=8,
                      kv_tokens=kv, kv_bytes_per_token=1e5, link_bandwidth=1e10)
     r = simulate("stub", "stub", workload=w, requests=40, step_time=step, deployment=dep, scheduler=sched,
                  replicas=2 if sched == "disaggregated" else 1, preemption=mode, seed=seed, max_batch=16,
                  token_budget=256 if sched == "chunked" else None, slo="ttft=1,tpot=0.1",
-                 spec_k=spec[0], spec_acceptance=spec[1], prefix_hit=prefix_hit)
+                 spec_k=spec[0], spec_acceptance=spec[1], prefix_hit=prefix_hit, stack=stack)
     m = r.metrics
     assert m.requests + m.rejected == 40
     # every served request got all its tokens, or was stopped at the KV capacity
@@ -43,30 +44,37 @@ def test_littles_law_and_causality(step, prompt, output, rate, sched, kv, mode, 
 
 
 @pytest.mark.parametrize("sched, stack", [("static", None), ("continuous", None), ("chunked", None), (None, "vllm"),
-                                         (None, "trtllm")])
+                                         (None, "trtllm"), (None, "vllm-v0")])
 def test_low_rate_limits_are_the_prefill_and_the_batch_one_step(sched, stack):
-    # one request at a time: TTFT is the prompt's prefill, TPOT the batch-1 decode step
+    # one request at a time: TTFT is the prompt's prefill, TPOT the batch-1 decode step (each plus
+    # the stack's host time per step; batch 1 is a captured CUDA-graph size, never padded)
+    from ridgeline.serving.stacks import get_stack
+    host = get_stack(stack, "stub").host if stack else 0.0
     step = LinearStepTime(fixed=0.02, per_seq=0.001, per_ctx=2e-7, per_token=5e-5, per_token_ctx=1e-9)
     w = Workload("slow", "poisson", rate=0.01, prompt=Lengths("fixed", 500), output=Lengths("fixed", 51))
     r = simulate("stub", "stub", workload=w, requests=30, step_time=step, deployment=Deployment("stub"),
                  scheduler=sched, token_budget=4096, stack=stack)
     m = r.metrics
-    assert m.ttft["p50"] == pytest.approx(step.time(0, 0, [(500, 500)]), rel=1e-6)
+    assert m.ttft["p50"] == pytest.approx(step.time(0, 0, [(500, 500)]) + host, rel=1e-6)
     # decode contexts run 501..550: TPOT is the mean of those batch-1 steps
-    mean_step = sum(step.time(1, c) for c in range(501, 551)) / 50
+    mean_step = sum(step.time(1, c) for c in range(501, 551)) / 50 + host
     assert m.tpot["p50"] == pytest.approx(mean_step, rel=1e-6)
 
 
-@pytest.mark.parametrize("sched, stack", [("continuous", None), ("static", None), (None, "trtllm")])
+@pytest.mark.parametrize("sched, stack", [("continuous", None), ("static", None), (None, "trtllm"), (None, "vllm-v0")])
 @given(b=st.integers(1, 24), p=st.integers(1, 300), o=st.integers(2, 60))
 @settings(max_examples=5, deadline=None)
 def test_throughput_saturates_at_the_offline_maximum(sched, stack, b, p, o):
     # everything arrives at once: the engine cycles prefill(b x p) + (o - 1) decodes of batch b
+    # (vllm-v0: decodes at the CUDA-graph batch b pads to, every step plus its host time)
+    from ridgeline.serving.stacks import get_stack
+    host = get_stack(stack, "stub").host if stack else 0.0
+    padded = b if stack != "vllm-v0" or b <= 2 else 4 if b <= 4 else -(-b // 8) * 8
     step = LinearStepTime(fixed=0.01, per_seq=1e-3, per_token=2e-5)
     w = Workload("flood", "trace", trace=tuple(Request(i, 0.0, p, o) for i in range(4 * b)))
     r = simulate("stub", "stub", workload=w, requests=4 * b, step_time=step, deployment=Deployment("stub"),
                  scheduler=sched, max_batch=b, token_budget=10 ** 6, stack=stack)
-    cycle = step.time(0, 0, [(b * p, p)]) + (o - 1) * step.time(b, 0)
+    cycle = step.time(0, 0, [(b * p, p)]) + host + (o - 1) * (step.time(padded, 0) + host)
     assert r.metrics.throughput_rps == pytest.approx(b / cycle, rel=1e-3)
 
 

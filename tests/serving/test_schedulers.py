@@ -172,36 +172,53 @@ def test_stack_presets_set_the_engine_defaults():
         run(trace((0, 10, 2)), stack="nope")
 
 
-def test_v0_host_time_per_step_and_its_output_processing_per_sequence_under_pp():
-    # vLLM V0 waits ~4 ms per step for its scheduler and input preparation at every pp; under pp > 1
-    # (async output processing off) also for each sequence's output processing
+def test_v0_host_time_is_one_charge_per_step_at_every_pp_and_batch():
+    # vLLM V0 waits ~4 ms per step for its scheduler, input preparation and output processing (RFC
+    # #6854's bubble holds all three): not more for more sequences, not more under pp
     from ridgeline.serving.stacks import get_stack
-    h0, per_seq = get_stack("vllm-v0", "a100").host
-    assert h0 > 0 and per_seq > 0 and get_stack("vllm", "a100").host == (0.0, 0.0)
+    h0 = get_stack("vllm-v0", "a100").host
+    assert h0 > 0 and get_stack("vllm", "a100").host == 0.0
     one = trace((0, 10, 6), (100, 10, 6))
     two = trace((0, 10, 6), (0, 10, 6))                   # two sequences in every step
-    for w, n in ((one, 1), (two, 2)):
-        v1, pp1, pp2 = (run(w, stack=s, pp=pp).metrics for s, pp in (("vllm", 1), ("vllm-v0", 1), ("vllm-v0", 2)))
-        assert pp1.tpot["p50"] - v1.tpot["p50"] == pytest.approx(h0)
-        assert pp1.ttft["p50"] - v1.ttft["p50"] == pytest.approx(h0)
-        assert pp2.tpot["p50"] - pp1.tpot["p50"] == pytest.approx(n * per_seq)
+    for w in (one, two):
+        v1 = run(w, stack="vllm").metrics
+        for pp in (1, 2, 4):
+            v0 = run(w, stack="vllm-v0", pp=pp).metrics
+            assert v0.tpot["p50"] - v1.tpot["p50"] == pytest.approx(h0)
+            assert v0.ttft["p50"] - v1.ttft["p50"] == pytest.approx(h0)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 600), st.integers(0, 3), st.sampled_from([0, 8, 256, 512]))
-def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chunks, pad):
+@given(st.integers(1, 600), st.integers(0, 3), st.sampled_from([0, 8, 256, 512]), st.integers(0, 5000))
+def test_decode_only_steps_are_priced_at_the_cuda_graph_batch_they_pad_to(b, chunks, pad, ctx):
     # vLLM replays graphs captured at 1, 2, 4, 8, 16, 24, ... sequences: a decode-only step of b <= pad
-    # sequences costs the captured size it rounds up to; a step with a prefill chunk (eager) or
-    # larger than every captured graph costs its own batch
+    # sequences costs the captured size it rounds up to, each padded slot a sequence of length 1; a
+    # step with a prefill chunk (eager) or larger than every captured graph costs its own batch
     from ridgeline.serving.schedulers import ContinuousScheduler, EngineConfig, Seq
-    sched = ContinuousScheduler(EngineConfig(LinearStepTime(fixed=0.0, per_seq=1.0), graph_pad=pad))
+    sched = ContinuousScheduler(EngineConfig(LinearStepTime(fixed=0.0, per_seq=1.0, per_ctx=1e-3), graph_pad=pad))
     seqs = [Seq(Request(i, 0.0, 4, 4)) for i in range(b)]
+    for i, s in enumerate(seqs):
+        s.ctx = ctx + i % 7
     priced = sched.price(seqs, [(Seq(Request(b, 0.0, 4, 4)), 0)] * chunks).duration
     captured = [1, 2, 4] + list(range(8, 1024, 8))
+    attention = 1e-3 * sum(s.ctx + 1 for s in seqs)       # each real sequence at its context + the new token
     if chunks or b > pad:
-        assert priced == b
+        assert priced == pytest.approx(b + attention)
     else:
-        assert priced == min(c for c in captured if c >= b) and priced - b < 8
+        size = min(c for c in captured if c >= b)
+        assert size - b < 8 and priced == pytest.approx(size + attention + 1e-3 * (size - b))
+
+
+@pytest.mark.parametrize("n, prompt, max_batch, priced", [(9, 100, None, 16), (3, 100, None, 4), (2, 100, None, 2),
+                                                     (300, 10, 300, 304), (3, 8000, None, 4), (3, 8300, None, 3)])
+def test_vllm_v0_decodes_at_the_cuda_graph_batch(n, prompt, max_batch, priced):
+    # n sequences decode together; V0 replays the graph of the captured batch size n pads to, captured
+    # up to the first size >= max_num_seqs; past max_seq_len_to_capture (8192) the step runs eager
+    from ridgeline.serving.stacks import get_stack
+    step = LinearStepTime(fixed=0.0, per_seq=1.0)
+    w = trace(*[(0, prompt, 4)] * n)
+    m = run(w, step=step, stack="vllm-v0", max_batch=max_batch, token_budget=10 ** 6).metrics
+    assert m.tpot["p50"] == pytest.approx(priced + get_stack("vllm-v0", "stub").host)
 
 
 def test_closed_loop_warmup_leaves_out_each_users_first_request():
@@ -219,7 +236,7 @@ def test_closed_loop_warmup_leaves_out_each_users_first_request():
 
 def test_an_auto_layout_with_a_given_step_table_is_read_back_before_the_stack_is_picked():
     """With ``table=`` the simulator does not resolve ``tp``/``pp="auto"`` itself: the deployment
-    does, and the stack (whose host time depends on ``pp``) must see the resolved numbers."""
+    does, and the stack must see the resolved numbers."""
     from ridgeline.serving import EstimateTable, simulate
     from ridgeline.serving.simulator import _parallel, preset_estimator
 

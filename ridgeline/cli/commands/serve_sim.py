@@ -59,12 +59,12 @@ def register(sub) -> None:
     add_serving_arguments(p)
     g = p.add_argument_group("engine")
     g.add_argument("--stack", help="a serving stack's engine defaults: vllm (V1: chunked prefill, 2048/8192-token "
-                   "budget), vllm-v0 (0.6-0.7; with --pp its CPU work per step), trtllm or nim (in-flight batching: "
-                   "whole prompts, no-evict KV); flags below still win")
+                   "budget), vllm-v0 (0.6-0.7: engine CPU time every step, decodes padded to CUDA-graph batches), "
+                   "trtllm or nim (in-flight batching: whole prompts, no-evict KV); flags below still win")
     g.add_argument("--max-batch", type=_pos_int, help="sequences per step (default 256; 32 on spatial targets)")
     g.add_argument("--token-budget", type=_pos_int, help="tokens per step (default 8192; chunked: 2048)")
     g.add_argument("--block-size", type=_pos_int, default=16, help="KV block size in tokens (default 16)")
-    g.add_argument("--kv-tokens", type=_pos_int, help="override the KV-cache capacity per replica (tokens)")
+    g.add_argument("--kv-tokens", type=int_arg(1, 10 ** 15), help="override the KV-cache capacity per replica (tokens)")
     g.add_argument("--preemption", choices=("recompute", "swap"), default="recompute")
     g.add_argument("--prefill-replicas", type=_pos_int, help="disaggregated: replicas in the prefill pool")
     g.add_argument("--stages", type=_pos_int, help="pipeline: micro-batch groups in flight (default: "

@@ -343,12 +343,12 @@ class DataflowModel(SpatialModel):
         for n, k in parts.items():
             of[n] = list(range(len(loads), len(loads) + k))
             loads += [size[n] / k] * k
-        self._layer_cycles(nodes, of, works)     # nodes without resident bytes: where they finish first
+        self._place_unpinned(nodes, of, works)
         if all(of.get(n) == packed[n] for n in nodes):
             return None
         return [of.get(n, [0]) for n in nodes], loads
 
-    def _layer_cycles(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> None:
+    def _place_unpinned(self, nodes: list[Node], of: dict[Node, list[int]], works: dict[int, NodeWork]) -> None:
         """Add the nodes missing from ``of`` (no resident bytes) where a rough layer timeline on the
         chips ``of`` gives the others would finish them first: each node starts
         when its inputs have arrived and its chip is idle (one node at a time per chip; it ignores

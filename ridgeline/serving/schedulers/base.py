@@ -110,8 +110,9 @@ class EngineConfig:
     prefix_cache: bool = True             # cache shared prefixes of requests with a group
     spec: SpecDecode | None = None
     handoff: bool = False                 # disaggregated prefill pool: hand sequences on after prefill
-    host: tuple[float, float] = (0.0, 0.0)  # engine CPU time the GPU waits for: per step, per scheduled sequence
+    host: float = 0.0                     # engine CPU time the GPU waits for each step (s)
     graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
+    graph_ctx: int = 0                    # longest sequence a captured graph serves (0: any; longer runs eager)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -284,10 +285,13 @@ class Scheduler:
               padded_batch: int | None = None, padded_ctx: float | None = None) -> Step:
         st = self.cfg.step
         b = padded_batch if padded_batch is not None else len(decode)
-        if not chunks and 2 < b <= self.cfg.graph_pad:      # captured sizes 1, 2, 4, then multiples of 8
-            b = 4 if b <= 4 else -(-b // 8) * 8
         ctx = padded_ctx if padded_ctx is not None else (
             sum(s.ctx for s in decode) / len(decode) + 1 if decode else 0.0)
+        long = self.cfg.graph_ctx and max((s.ctx + 1 for s in decode), default=0) > self.cfg.graph_ctx
+        if not chunks and not long and 2 < b <= self.cfg.graph_pad:   # captured sizes 1, 2, 4, then multiples of 8
+            # a pad slot is a sequence of length 1 (V0 model_runner.py: seq_lens.extend(repeat(1, pad_size)))
+            n, b = b, 4 if b <= 4 else -(-b // 8) * 8
+            ctx = (ctx * n + b - n) / b
         pre = [(n, s.prefilled + n) for s, n in chunks]
         tokens = None
         spec = self.cfg.spec
@@ -304,8 +308,7 @@ class Scheduler:
             else:
                 acc = np.minimum(self.rng.geometric(1 - a, len(decode)) - 1, spec.k)
             tokens = [int(x) + 1 for x in acc]
-        h0, h1 = self.cfg.host
-        t = st.time(b, ctx, pre) + extra + h0 + h1 * (len(decode) + len(chunks))
+        t = st.time(b, ctx, pre) + extra + self.cfg.host
         return Step(decode, chunks, t, tokens, extra)
 
     # -- effects --------------------------------------------------------------------------------
