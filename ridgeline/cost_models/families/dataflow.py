@@ -48,7 +48,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 from ...ir import Graph, Node
 from ...ir.errors import TargetError
@@ -493,6 +493,8 @@ class DataflowModel(SpatialModel):
         nodes = list(analysis.nodes)
         works = self.step_works(analysis, widen)
         packed = self.partition(graph, widen)
+        # records are built only for the layout and micro-batch count that win (the losers' were
+        # half of a groq estimate's time)
         best = self._price_on(graph, nodes, works, packed)
         if self.options["spread"]:
             # the compiler compiles the step on both layouts and keeps the faster: the choice is
@@ -504,11 +506,12 @@ class DataflowModel(SpatialModel):
                 other = self._price_on(graph, nodes, works, spread)
                 if other[1].pipeline["step_cycles"] < best[1].pipeline["step_cycles"]:
                     best = other
-        return best
+        return best[0](), best[1]
 
     def _price_on(self, graph: Graph, nodes: list[Node], works: dict[int, NodeWork],
-                  part: Partition) -> tuple[list[NodeCost], DataflowLayout]:
-        """The records and layout of the step on partition ``part`` (the fastest micro-batch count)."""
+                  part: Partition) -> tuple[Callable[[], list[NodeCost]], DataflowLayout]:
+        """The layout of the step on partition ``part`` (the fastest micro-batch count) and a
+        function that builds its records."""
         whole = works
         if part.window.overflows:
             works = self._local_attention(works, part)
@@ -532,19 +535,22 @@ class DataflowModel(SpatialModel):
             i += 1
         while i > 0 and step_at(i - 1)[0] < step_at(i)[0]:
             i -= 1
-        step, k, bottleneck, sched, records = step_at(i)
+        step, k, bottleneck, sched, make_records = step_at(i)
         sched.placement = {node_label(n): list(part.of[id(n)]) for n in nodes if id(n) in part.of
                            and works[id(n)].weight_bytes > 0}
         pipeline = {"microbatches": k, "microbatch_cycles": sched.makespan, "bottleneck_cycles": bottleneck,
                           "step_cycles": step, "bubble_fraction": 1.0 - k * bottleneck / step if step else 0.0}
-        # each record's time is its increment of the schedule's end (they sum to the makespan);
-        # the (k-1) further micro-batches stretch every node's share alike
-        frontier = 0
-        stretch = step / sched.makespan if sched.makespan else 1.0
-        for r in sorted(records, key=lambda r: r.detail.get("end_cycle", 0)):
-            end = r.detail.get("end_cycle", 0)
-            r.time_s = max(0, end - frontier) / self.clock * stretch
-            frontier = max(frontier, end)
+
+        def records() -> list[NodeCost]:
+            # each record's time is its increment of the schedule's end (they sum to the makespan);
+            # the (k-1) further micro-batches stretch every node's share alike
+            out, frontier = make_records(), 0
+            stretch = step / sched.makespan if sched.makespan else 1.0
+            for r in sorted(out, key=lambda r: r.detail.get("end_cycle", 0)):
+                end = r.detail.get("end_cycle", 0)
+                r.time_s = max(0, end - frontier) / self.clock * stretch
+                frontier = max(frontier, end)
+            return out
         return records, DataflowLayout(part, sched, pipeline)
 
     def _balanced_start(self, counts: list[int], meta: dict) -> int:
@@ -578,8 +584,10 @@ class DataflowModel(SpatialModel):
 
         return {k: (memo.setdefault(id(w), local(w)) if k in part.kv_nodes else w) for k, w in works.items()}
 
-    def _schedule(self, nodes: list[Node], works: dict[int, NodeWork], step: _Step) -> tuple[Schedule, list]:
-        """The list schedule of one (micro-)batch and its records (flops and bytes of the whole step)."""
+    def _schedule(self, nodes: list[Node], works: dict[int, NodeWork],
+                  step: _Step) -> tuple[Schedule, Callable[[], list[NodeCost]]]:
+        """The list schedule of one (micro-)batch and a function that builds its records (flops and
+        bytes of the whole step)."""
         result = self._replicated(nodes, works, step) if self.options["replicate"] and step.part.layer_chips \
             else None
         if result is not None:
@@ -587,7 +595,7 @@ class DataflowModel(SpatialModel):
         ops, _ = self._ops(nodes, works, step)
         makespan = list_schedule(ops, self.capacity)
         sched = Schedule(self.target.name, self.clock, step.part.chips, self.capacity, ops, makespan)
-        return sched, self._records(nodes, works, ops, step)
+        return sched, lambda: self._records(nodes, works, ops, step)
 
     def _ops(self, nodes: list[Node], works: dict[int, NodeWork], step: _Step, *,
              first_id: int = 0, inputs: dict[int, list[tuple[int, int]]] | None = None) -> tuple[list[Op], dict]:
@@ -654,7 +662,7 @@ class DataflowModel(SpatialModel):
         return ops, out_ops
 
     def _replicated(self, nodes: list[Node], works: dict[int, NodeWork],
-                    step: _Step) -> tuple[Schedule, list[NodeCost]] | None:
+                    step: _Step) -> tuple[Schedule, Callable[[], list[NodeCost]]] | None:
         """Schedule one layer exactly and replicate it (models of identical layers on chips of
         their own). The pre-layer nodes and layers 0-2 are lowered and list-scheduled exactly;
         layer 2 must come out as layer 1 shifted by ``shift`` cycles and ``part.layer_chips``
@@ -752,24 +760,26 @@ class DataflowModel(SpatialModel):
                                               "list-scheduled; layers 3.. are layer 2 shifted"},
                          expand=expand, stats={"ops": total + len(post_ops), "busy": busy})
         sched.stats_ops = head + post_ops       # the copies repeat layer 2's per-chip busy cycles
-        records = self._records(head_nodes, works, head, step)
-        layer2 = [r for r in records if r.layer == 2]
-        for j in range(3, L):
-            names = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
-            values = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
-            cs, ts = (j - 2) * stride, (j - 2) * shift
-            for r in layer2:
-                d = dict(r.detail)
-                d["chips"] = [c + cs for c in d["chips"]]
-                d["start_cycle"] += ts
-                d["end_cycle"] += ts
-                if r.category == "transfer":
-                    d["value"] = values.get(d["value"], d["value"])
-                    name = f"send %{d['value']}"
-                else:
-                    name = names.get(r.name, r.name)
-                records.append(r.clone(name=name, layer=j, detail=d))
-        records += self._records(post, works, post_ops, step)
+
+        def records() -> list[NodeCost]:
+            out = self._records(head_nodes, works, head, step)
+            layer2 = [r for r in out if r.layer == 2]
+            for j in range(3, L):
+                names = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
+                values = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
+                cs, ts = (j - 2) * stride, (j - 2) * shift
+                for r in layer2:
+                    d = dict(r.detail)
+                    d["chips"] = [c + cs for c in d["chips"]]
+                    d["start_cycle"] += ts
+                    d["end_cycle"] += ts
+                    if r.category == "transfer":
+                        d["value"] = values.get(d["value"], d["value"])
+                        name = f"send %{d['value']}"
+                    else:
+                        name = names.get(r.name, r.name)
+                    out.append(r.clone(name=name, layer=j, detail=d))
+            return out + self._records(post, works, post_ops, step)
         return sched, records
 
     def _records(self, nodes: list[Node], works: dict[int, NodeWork], ops: list[Op], step: _Step) -> list[NodeCost]:
