@@ -598,7 +598,8 @@ class AttentionLowering(Lowering):
                     bias = hit[2]
                 else:
                     bias = _bias(m, t)
-                    if shared:
+                    if shared and owns:   # (no llvm owner — it fell back to numpy — no saving: a
+                        # later reader would keep rows the caller has since changed in place)
                         _remember(_BIAS, mask_key, (m, t, bias))
                 if sized is None:
                     try:
