@@ -160,7 +160,7 @@ class AttentionLowering(Lowering):
         arun = Array(b, F32, GRP)       # the block's rescaling of the output row per member
         MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GRP)       # running sum per member
-        bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
+        bmax = None if tiled else Array(b, vt, GR)   # block maximum per member, lane-wise
         zero, ninf = splat(b, const(F32, 0.0), W), splat(b, const(F32, float("-inf")), W)
 
         def vec_at(arr, index):
