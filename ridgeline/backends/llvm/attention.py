@@ -652,7 +652,7 @@ _BIAS: dict[int, tuple] = {}
 
 def _remember(memo: dict, key, value) -> None:
     if len(memo) >= 8:
-        memo.pop(next(iter(memo)))
+        memo.pop(next(iter(memo), None), None)   # (two threads may evict at once)
     memo[key] = value
 
 
