@@ -128,10 +128,14 @@ class AttentionLowering(Lowering):
         while self.r > 1 and not _even(heads * -(-s // self.r), host().cores):
             self.r -= 1
         self.nrb = -(-s // self.r) if s else 0
-        #: prefill: scores as a GEMM over the task's members as vector lanes (see _scores_tiled);
-        #: a decode step's one position per head would fill few lanes (chosen by shape alone, so
-        #: grouping never changes a result's bits)
-        self.tiled = s > 1
+        #: prefill: scores as a GEMM over the task's members as vector lanes (see _block_tiled),
+        #: when they fill more than 3/4 of a vector on average; fewer (a decode step, a short chunk
+        #: on a long past) score faster one member at a time. Kernel alone, 16 lanes, past 512-1024,
+        #: tiled / base CPU time: 2-9 members 1.15-2.0, 12 a toss-up (0.83-1.07), 14-16 0.75-0.93.
+        #: The members counted as if the tasks took up to 16 (not the even split over the cores, nor
+        #: the key count): a shape gets one kernel, so one result's bits, whatever the cores and the step
+        hg = 1 if per_head_mask else min(group, 16)
+        self.tiled = s > 1 and 4 * hg * s > 3 * host().vector_width_f32 * -(-s // max(1, min(s, 16 // hg)))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
