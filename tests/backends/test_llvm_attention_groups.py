@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("llvmlite")
 
+from cases import biased_attention
+
 from ridgeline.backends.llvm import attention
 from ridgeline.backends.llvm.jit import host
 from ridgeline.backends.registry import get_backend
@@ -168,15 +170,8 @@ def test_prefill_mask_sparse_values_over_key_blocks(sq, past, group, n_odd, seed
     something else (skipping a block that does, or the check of only some members' rows, would
     drop those values)."""
     rng = np.random.default_rng(seed)
-    t, d = past + sq, 16
-    g = Graph("sparse")
-    q = g.add_input("q", tensor("f32", 1, 2 * group, sq, d))
-    k, v = (g.add_input(n, tensor("f32", 1, 2, sq, d)) for n in "kv")
-    bias = g.add_input("bias", tensor("f32", 1, 1, sq, t))
-    pk, pv = ((g.add_input(n, tensor("f32", 1, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
-    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
-    g.outputs = list(out) if isinstance(out, tuple) else [out]
-    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    t = past + sq
+    g, feeds = biased_attention(rng, 1, 2 * group, 2, sq, 16, past)
     m = np.where(np.arange(t)[None, :] <= np.arange(sq)[:, None] + past, 0, np.finfo(np.float32).min)
     for _ in range(n_odd):   # a few seen keys add a large value
         i = int(rng.integers(0, sq))
