@@ -155,7 +155,7 @@ class AttentionLowering(Lowering):
         W = host().vector_width_f32
         vt = ir.VectorType(F32, W)
         tiled = self.tiled
-        GRP = -(-GR // W) * W if tiled else GR   # members padded to whole vectors (their lanes, tiled)
+        GRP = -(-GR // W) * W   # members padded to whole vectors (their lanes, tiled)
         sblk = Array(b, F32, GRP * BK)   # one block of scores per member (tiled: per key, members in lanes)
         nvd, nvv = -(-D // W), -(-DV // W)
         DVP = nvv * W                   # a member's output row, padded to whole vectors
@@ -206,13 +206,12 @@ class AttentionLowering(Lowering):
             gn = b.mul(const(I64, G), nr)
             qoff, mlo, mhi, mrows = (Array(b, I64, GRP) for _ in range(4))
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
-            if tiled:   # the padding lanes: no keys, no state
-                vi = ir.VectorType(I64, W)
-                for z in range(0, GRP, W):
-                    for arr in (mlo, mhi, mrows):
-                        b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
-                    b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
-                    b.store(zero, vec_at(lrun, const(I64, z)), align=4)
+            vi = ir.VectorType(I64, W)
+            for z in range(0, GRP, W):   # every member's state, and the padding lanes': no keys
+                for arr in (mlo, mhi, mrows):
+                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
+                b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
+                b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
                 # the keys this query may see: [start, limit) (causal frontier, window, padding)
                 i = b.add(i0, b.srem(mi, nr))
@@ -245,8 +244,6 @@ class AttentionLowering(Lowering):
                 mhi.set(mi, limit)
                 ustart.set(at_most(ustart.get(), start))
                 ulimit.set(at_least(ulimit.get(), limit))
-                mrun.set(mi, const(F32, float("-inf")))
-                lrun.set(mi, const(F32, 0.0))
                 for cc in range(nvv):   # (vectors written here, not loops left for LLVM to vectorize)
                     b.store(zero, vec_at(acc, b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), align=4)
             # key blocks aligned to multiples of BK: every member sees the blocks (and, within
@@ -276,9 +273,7 @@ class AttentionLowering(Lowering):
                         qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
                         j_lo = at_least(jfirst, lo_r)
                         mmax = Var(b, vt, bmax.get(mi))
-                        if has_mask:   # (the mask is the same for every head of a task)
-                            i = b.add(i0, b.srem(mi, nr))
-                            mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2]))
+                        mrow = mrows.get(mi)   # (the mask is the same for every head of a task)
                         with loop(b, b.sub(j_lo, b.srem(j_lo, const(I64, W))), at_most(jend, hi_r), step=W, name="jq") as j0:
                             jus = [at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))) for u in range(W)]
                             # (rows past the block's end read its last one, then masked)
