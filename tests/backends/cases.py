@@ -15,7 +15,7 @@ import numpy as np
 
 from ridgeline.ir import Builder, Graph, tensor
 
-__all__ = ["Case", "CASES", "compare", "assert_close", "fused"]
+__all__ = ["Case", "CASES", "compare", "assert_close", "fused", "biased_attention"]
 
 RTOL = 1e-4
 
@@ -59,6 +59,19 @@ def compare(case: Case, exe) -> None:
 
 # ------------------------------------------------------------------------------------ building
 _rng = np.random.default_rng(1234)
+
+
+def biased_attention(rng, bsz: int, hq: int, hkv: int, sq: int, d: int, past: int):
+    """(graph, normal feeds) of one Attention with an additive f32 mask ``bias`` of shape
+    (bsz, 1, sq, past + sq) shared by the heads, and with a past, the presents among its outputs."""
+    g = Graph("attn")
+    q = g.add_input("q", tensor("f32", bsz, hq, sq, d))
+    k, v = (g.add_input(n, tensor("f32", bsz, hkv, sq, d)) for n in "kv")
+    bias = g.add_input("bias", tensor("f32", bsz, 1, sq, past + sq))
+    pk, pv = ((g.add_input(n, tensor("f32", bsz, hkv, past, d)) for n in ("pk", "pv")) if past else (None, None))
+    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
+    g.outputs = list(out) if isinstance(out, tuple) else [out]
+    return g, {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
 
 
 def _normal(*shape, dtype=np.float32):

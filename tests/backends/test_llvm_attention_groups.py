@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("llvmlite")
 
+from cases import biased_attention
+
 from ridgeline.backends.llvm import attention
 from ridgeline.backends.llvm.jit import host
 from ridgeline.backends.registry import get_backend
@@ -119,11 +121,14 @@ def test_group_size_per_task(group, expect):
     assert lw.g == expect
 
 
+@pytest.mark.parametrize("fallback", [False, True])
 @pytest.mark.parametrize("dtype,short", [("bool", 0), ("f32", 1)])
-def test_mask_shared_by_layers_follows_each_step(dtype, short):
+def test_mask_shared_by_layers_follows_each_step(dtype, short, fallback):
     """Layers reading one mask share the float rows the first of them builds (bool -> f32, padded
     to the key count) — rebuilt every step: a left-padded batch's mask array changed in place
-    between decode steps must not leave the later layers on the last step's rows."""
+    between decode steps must not leave the later layers on the last step's rows. Also when the
+    first reader runs on numpy (its qk_matmul_output is asked for): no llvm layer builds for the
+    others then."""
     bsz, hq, hkv, d, past = 2, 4, 2, 8, 37
     g = Graph("layers")
     b = Builder(g)
@@ -133,11 +138,15 @@ def test_mask_shared_by_layers_follows_each_step(dtype, short):
         q = g.add_input(f"q{layer}", tensor("f32", bsz, hq, 1, d))
         k, v, pk, pv = (g.add_input(f"{n}{layer}", tensor("f32", bsz, hkv, p, d))
                         for n, p in (("k", 1), ("v", 1), ("pk", past), ("pv", past)))
-        outs.append(b.Attention(q, k, v, mask, pk, pv, _outputs=1))
+        if fallback and layer == 0:
+            y, _, _, qk = b.Attention(q, k, v, mask, pk, pv, _outputs=4)
+            outs += [y, qk]
+        else:
+            outs.append(b.Attention(q, k, v, mask, pk, pv, _outputs=1))
     g.outputs = outs
     g.verify()
     feeds = random_inputs(g, seed=3)
-    exe, ref = get_backend("llvm").compile(g, strict=True), get_backend("numpy").compile(g)
+    exe, ref = get_backend("llvm").compile(g, strict=not fallback), get_backend("numpy").compile(g)
     m = feeds["mask"] = np.zeros(mask.type.shape, bool if dtype == "bool" else np.float32)
     built = []
     real = attention._bias
@@ -149,7 +158,7 @@ def test_mask_shared_by_layers_follows_each_step(dtype, short):
         want = ref.run(feeds)
         for name in want:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6, err_msg=f"step {step} {name}")
-    assert built == [0, 1, 2]   # once a step, not once a layer
+    assert built == ([0, 0, 1, 1, 2, 2] if fallback else [0, 1, 2])   # once a step, not once a layer
 
 
 @settings(_CI, max_examples=6)
@@ -161,15 +170,8 @@ def test_prefill_mask_sparse_values_over_key_blocks(sq, past, group, n_odd, seed
     something else (skipping a block that does, or the check of only some members' rows, would
     drop those values)."""
     rng = np.random.default_rng(seed)
-    t, d = past + sq, 16
-    g = Graph("sparse")
-    q = g.add_input("q", tensor("f32", 1, 2 * group, sq, d))
-    k, v = (g.add_input(n, tensor("f32", 1, 2, sq, d)) for n in "kv")
-    bias = g.add_input("bias", tensor("f32", 1, 1, sq, t))
-    pk, pv = ((g.add_input(n, tensor("f32", 1, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
-    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
-    g.outputs = list(out) if isinstance(out, tuple) else [out]
-    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    t = past + sq
+    g, feeds = biased_attention(rng, 1, 2 * group, 2, sq, 16, past)
     m = np.where(np.arange(t)[None, :] <= np.arange(sq)[:, None] + past, 0, np.finfo(np.float32).min)
     for _ in range(n_odd):   # a few seen keys add a large value
         i = int(rng.integers(0, sq))

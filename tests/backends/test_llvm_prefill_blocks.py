@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 pytest.importorskip("llvmlite")
 
+from cases import biased_attention
+
 from ridgeline.backends.registry import get_backend
 from ridgeline.ir import Builder, Graph, tensor
 
@@ -130,14 +132,7 @@ def test_prefill_additive_mask_rows_match_numpy(past, threads):
     3 query heads of a KV head; a head dim past the vector width."""
     rng = np.random.default_rng(past + 7)
     sq, d, t = 23, 33, past + 23
-    g = Graph("attn")
-    q = g.add_input("q", tensor("f32", 2, 6, sq, d))
-    k, v = (g.add_input(n, tensor("f32", 2, 2, sq, d)) for n in "kv")
-    bias = g.add_input("bias", tensor("f32", 2, 1, sq, t))
-    pk, pv = ((g.add_input(n, tensor("f32", 2, 2, past, d)) for n in ("pk", "pv")) if past else (None, None))
-    out = Builder(g).Attention(q, k, v, bias, pk, pv, _outputs=3 if past else 1)
-    g.outputs = list(out) if isinstance(out, tuple) else [out]
-    feeds = {p.name: rng.standard_normal(p.type.shape).astype(np.float32) for p in g.inputs}
+    g, feeds = biased_attention(rng, 2, 6, 2, sq, d, past)
     m = rng.standard_normal((2, 1, sq, t)).astype(np.float32)
     m[..., 20:] = -np.inf   # finite rows with a masked tail
     fmin = np.finfo(np.float32).min

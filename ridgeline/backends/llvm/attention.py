@@ -128,10 +128,14 @@ class AttentionLowering(Lowering):
         while self.r > 1 and not _even(heads * -(-s // self.r), host().cores):
             self.r -= 1
         self.nrb = -(-s // self.r) if s else 0
-        #: prefill: scores as a GEMM over the task's members as vector lanes (see _scores_tiled);
-        #: a decode step's one position per head would fill few lanes (chosen by shape alone, so
-        #: grouping never changes a result's bits)
-        self.tiled = s > 1
+        #: prefill: scores as a GEMM over the task's members as vector lanes (see _block_tiled),
+        #: when they fill more than 3/4 of a vector on average; fewer (a decode step, a short chunk
+        #: on a long past) score faster one member at a time. Kernel alone, 16 lanes, past 512-1024,
+        #: tiled / base CPU time: 2-9 members 1.15-2.0, 12 a toss-up (0.83-1.07), 14-16 0.75-0.93.
+        #: The members counted as if the tasks took up to 16 (not the even split over the cores, nor
+        #: the key count): a shape gets one kernel, so one result's bits, whatever the cores and the step
+        hg = 1 if per_head_mask else min(group, 16)
+        self.tiled = s > 1 and 4 * hg * s > 3 * host().vector_width_f32 * -(-s // max(1, min(s, 16 // hg)))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
         #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
@@ -151,7 +155,7 @@ class AttentionLowering(Lowering):
         W = host().vector_width_f32
         vt = ir.VectorType(F32, W)
         tiled = self.tiled
-        GRP = -(-GR // W) * W if tiled else GR   # members padded to whole vectors (their lanes, tiled)
+        GRP = -(-GR // W) * W   # members padded to whole vectors (their lanes, tiled)
         sblk = Array(b, F32, GRP * BK)   # one block of scores per member (tiled: per key, members in lanes)
         nvd, nvv = -(-D // W), -(-DV // W)
         DVP = nvv * W                   # a member's output row, padded to whole vectors
@@ -160,7 +164,7 @@ class AttentionLowering(Lowering):
         arun = Array(b, F32, GRP)       # the block's rescaling of the output row per member
         MB = max(1, min(8, 16 // max(nvv, 1)))   # members whose output rows the value loop holds at once (DV may be 0)
         lrun = Array(b, F32, GRP)       # running sum per member
-        bmax = Array(b, vt, GR)         # block maximum per member, lane-wise
+        bmax = None if tiled else Array(b, vt, GR)   # block maximum per member, lane-wise
         zero, ninf = splat(b, const(F32, 0.0), W), splat(b, const(F32, float("-inf")), W)
 
         def vec_at(arr, index):
@@ -202,13 +206,12 @@ class AttentionLowering(Lowering):
             gn = b.mul(const(I64, G), nr)
             qoff, mlo, mhi, mrows = (Array(b, I64, GRP) for _ in range(4))
             ustart, ulimit = Var(b, I64, length), Var(b, I64, const(I64, 0))   # the union of the ranges
-            if tiled:   # the padding lanes: no keys, no state
-                vi = ir.VectorType(I64, W)
-                for z in range(0, GRP, W):
-                    for arr in (mlo, mhi, mrows):
-                        b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
-                    b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
-                    b.store(zero, vec_at(lrun, const(I64, z)), align=4)
+            vi = ir.VectorType(I64, W)
+            for z in range(0, GRP, W):   # every member's state, and the padding lanes': no keys
+                for arr in (mlo, mhi, mrows):
+                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
+                b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
+                b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
                 # the keys this query may see: [start, limit) (causal frontier, window, padding)
                 i = b.add(i0, b.srem(mi, nr))
@@ -241,8 +244,6 @@ class AttentionLowering(Lowering):
                 mhi.set(mi, limit)
                 ustart.set(at_most(ustart.get(), start))
                 ulimit.set(at_least(ulimit.get(), limit))
-                mrun.set(mi, const(F32, float("-inf")))
-                lrun.set(mi, const(F32, 0.0))
                 for cc in range(nvv):   # (vectors written here, not loops left for LLVM to vectorize)
                     b.store(zero, vec_at(acc, b.add(b.mul(mi, const(I64, DVP)), const(I64, cc * W))), align=4)
             # key blocks aligned to multiples of BK: every member sees the blocks (and, within
@@ -272,9 +273,7 @@ class AttentionLowering(Lowering):
                         qv = [load_lanes(b, Q, b.add(qo, const(I64, cc * W)), vt, D - cc * W) for cc in range(nvd)]
                         j_lo = at_least(jfirst, lo_r)
                         mmax = Var(b, vt, bmax.get(mi))
-                        if has_mask:   # (the mask is the same for every head of a task)
-                            i = b.add(i0, b.srem(mi, nr))
-                            mrow = b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2]))
+                        mrow = mrows.get(mi)   # (the mask is the same for every head of a task)
                         with loop(b, b.sub(j_lo, b.srem(j_lo, const(I64, W))), at_most(jend, hi_r), step=W, name="jq") as j0:
                             jus = [at_most(b.add(j0, const(I64, u)), b.sub(jend, const(I64, 1))) for u in range(W)]
                             # (rows past the block's end read its last one, then masked)
@@ -598,7 +597,8 @@ class AttentionLowering(Lowering):
                     bias = hit[2]
                 else:
                     bias = _bias(m, t)
-                    if shared:
+                    if shared and owns:   # (no llvm owner — it fell back to numpy — no saving: a
+                        # later reader would keep rows the caller has since changed in place)
                         _remember(_BIAS, mask_key, (m, t, bias))
                 if sized is None:
                     try:
@@ -651,7 +651,7 @@ _BIAS: dict[int, tuple] = {}
 
 def _remember(memo: dict, key, value) -> None:
     if len(memo) >= 8:
-        memo.pop(next(iter(memo)))
+        memo.pop(next(iter(memo), None), None)   # (two threads may evict at once)
     memo[key] = value
 
 
