@@ -501,3 +501,37 @@ def test_output_clip_searches_once_per_gemm_and_feeds_are_drawn_once(seed, ns, s
         assert quantize_graph(g, scheme, method=method, clip="output", samples=2, evaluator=EVAL).gemms == len(ns)
     assert sum(h is not None for h in searches) == len(ns)
     assert len(draws) == 1
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(4, 48), ns=st.lists(st.integers(1, 12), min_size=1, max_size=2),
+       method=st.sampled_from(["smoothquant", "awq", "awq-gptq", "gptq", "rtn"]), norm=st.booleans())
+def test_static_scales_are_the_range_of_the_smoothed_input(seed, k, ns, method, norm):
+    """Every static scheme × scaling method: the graph runs, and each static activation scale is
+    the range of what its QuantizeLinear reads on the calibration samples (``x / s`` when AWQ or
+    SmoothQuant divided ``x`` — folded into a normalization or an explicit ``Mul``), by the numpy
+    reference; the output stays near fp32."""
+    from ridgeline.passes.transforms.quantize_calibrate import calibrate
+    from ridgeline.passes.transforms.quantize_schemes import _W8A8
+    rng = np.random.default_rng(seed)
+    g = Graph("smoothed")
+    x = g.add_input("x", tensor("f32", 16, k))
+    if norm:
+        x = g.add_node("LayerNormalization", [x, g.add_constant("ln.w", rng.uniform(0.5, 2, k).astype(np.float32)),
+                                              g.add_constant("ln.b", rng.normal(0, 0.1, k).astype(np.float32))],
+                       {"axis": -1}, names=["h"]).outputs[0]
+    g.outputs = [g.add_node("MatMul", [x, g.add_constant(f"w{i}", rng.standard_normal((k, n)).astype(np.float32))],
+                            names=[f"y{i}"]).outputs[0] for i, n in enumerate(ns)]
+    feeds = [{"x": (rng.standard_normal((16, k)) * rng.lognormal(0, 1, k)).astype(np.float32)}]
+    ref = Interpreter(g).run(feeds[0])
+    for scheme in [n for n, (_, act, _) in _W8A8.items() if act == "static"]:
+        q = g.copy()
+        quantize_graph(q, scheme, method=method, samples=feeds, evaluator=EVAL)
+        quants = [n for n in q if n.op == "QuantizeLinear"]
+        assert quants
+        seen = calibrate(q, {n.inputs[0].name: None for n in quants}, feeds, evaluator=EVAL)
+        for n in quants:
+            assert float(n.inputs[1].data) == pytest.approx(float(seen[n.inputs[0].name][0]) / 127, rel=1e-4)
+        out = Interpreter(q).run(feeds[0])
+        for name, want in ref.items():
+            assert np.linalg.norm(out[name] - want) <= 0.1 * np.linalg.norm(want) + 1e-6

@@ -125,8 +125,9 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     # ---- calibration: static activation scales and KV-cache scales
     ranges: dict[str, np.ndarray] = {}
     wanted: dict[str, int | None] = {}
-    if s.activations == "static":
-        wanted.update({c.x.name: None for c in cands})
+    smoothing = method in ("awq", "awq-gptq", "smoothquant")
+    if s.activations == "static":     # per channel when a method divides x by per-channel scales
+        wanted.update({c.x.name: c.x.type.rank - 1 if smoothing else None for c in cands})
     for _, _, values in sites:
         for v in values:
             wanted[v.name] = 1
@@ -148,7 +149,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             if feeds is None:
                 feeds, target = _samples(graph, samples, seed)
             adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
-                                            clip=clip)
+                                            clip=clip, ranges=ranges)
             summary.calibrated = True
     # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
     act_of: dict[int, tuple] = {}
