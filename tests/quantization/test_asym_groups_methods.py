@@ -371,6 +371,25 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
     assert rows[1]["ort_opt"] == "both" and rows[1]["ort_all_top1"] > 0.9
 
 
+@pytest.mark.parametrize("option", ["--skip", "--rotate", "--then-skip"])
+def test_bench_quant_accuracy_pattern_typo_is_a_usage_error(option, word_tokenizer, tmp_path, monkeypatch, capsys):
+    """A --skip/--rotate/--then-skip pattern matching no GEMM: one line, exit 2, before the fp32 run."""
+    import importlib.util
+    monkeypatch.setenv("RIDGELINE_BENCH_CACHE", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("bench_quant_accuracy", "tools/bench_quant_accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "ort_runner", lambda *a, **k: pytest.fail("the fp32 baseline ran"))
+    extra = ["--skip", "lm_head", "--then", "int8"] if option == "--then-skip" else []
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--model", LLAMA, "--tokenizer", word_tokenizer, "--profile", "ci", "--schemes", "int8",
+                    "--window", "16", "--positions", "32", "--calib-windows", "1", "--targets", "h100",
+                    *extra, option, "dwon_proj"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "'dwon_proj' matches none" in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
        scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]),
