@@ -152,6 +152,19 @@ def test_rotation_constants_stay_block_sized_for_any_k(m, r, group, rank):
     assert sum(n.op == "MatMul" and n.meta.get("quantize") == "rotation" for n in g) == 1 + (r > 0 and m > 0)
     folded = next(v.data for v in g.constants.values() if v.name not in before and v.data.shape == (k, 3))
     np.testing.assert_allclose(folded, rotation(k, group, 3).T @ w.astype(np.float64), atol=1e-5)
+    # readable names (saved files and messages say %x.rotated), and one [-1] axes constant
+    mm = next(n for n in g if n.op == "MatMul" and n.meta.get("quantize") != "rotation")
+    assert mm.inputs[0].name == "x.rotated"
+    assert sum(v.data.dtype == np.int64 and v.data.tolist() == [-1] for v in g.constants.values()) <= 1
+
+
+def test_a_rotated_input_keeps_its_name_through_smoothing():
+    """SmoothQuant after rotation divides ``%x.rotated``: its constant reads ``x.rotated.inv_smooth``."""
+    rng = np.random.default_rng(0)
+    g = _graph(rng, (8,), 32, [5], [False])
+    feeds = [{"x": rng.standard_normal((8, 32)).astype(np.float32)}]
+    quantize_graph(g, "w8a8", method="smoothquant", rotate="y0", samples=feeds, evaluator=EVAL)
+    assert "x.rotated.inv_smooth" in g.constants
 
 
 def test_the_tolerance_catches_a_wrong_fold():
