@@ -139,7 +139,7 @@ def _check_patterns(ap: argparse.ArgumentParser, base, args: argparse.Namespace)
     cands = find_candidates(base)[0]
     try:
         kept = select_skipped(base, cands, split(args.skip))
-        select_skipped(base, cands, split(args.rotate), "rotate")
+        select_skipped(base, cands, split(args.rotate), "rotate", kept)
         if args.then:      # the second pass sees the GEMMs the first kept
             select_skipped(base, kept, split(args.then_skip))
     except PassError as e:

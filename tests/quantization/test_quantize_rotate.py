@@ -221,3 +221,29 @@ def test_the_cli_refuses_an_unmatched_pattern_in_one_line(run_cli):
         "ridgeline opt: error: quantize: rotate pattern 'q_prj' matches none of the 225 GEMMs (named like "
         "layers.N.mlp.down_proj, layers.N.mlp.gate_proj, layers.N.mlp.up_proj, layers.N.self_attn.k_proj, "
         "layers.N.self_attn.o_proj, layers.N.self_attn.q_proj, layers.N.self_attn.v_proj, lm_head)"]
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(2, 5), data=st.data())
+def test_rotate_patterns_match_all_gemms_then_leave_the_skipped(n, data):
+    """``rotate=`` is matched against every GEMM, then ``skip=``'s are left out: in a chain of
+    GEMMs ``lm_head`` is the last one even when ``skip`` keeps it (so nothing else is rotated in
+    its place), and a pattern whose GEMMs are all kept by skip is refused saying so."""
+    rng = np.random.default_rng(n)
+    g = Graph("chain")
+    v = g.add_input("x", tensor("f32", 4, 16))
+    for i in range(n):
+        v = g.add_node("MatMul", [v, g.add_constant(f"w{i}", rng.standard_normal((16, 16)).astype(np.float32))],
+                       names=[f"y{i}"]).outputs[0]
+    g.outputs = [v]
+    skipped = data.draw(st.sets(st.integers(0, n - 1), max_size=n - 1))
+    target = data.draw(st.sampled_from(["lm_head", *(f"y{i}" for i in range(n))]))
+    hit = n - 1 if target == "lm_head" else int(target[1:])
+    skip = ",".join(f"y{i}" for i in sorted(skipped))
+    if hit in skipped:
+        with pytest.raises(PassError, match=rf"rotate pattern '{target}' .*all kept by skip"):
+            quantize_graph(g, "int8", skip=skip, rotate=target)
+        return
+    assert quantize_graph(g, "int8", skip=skip, rotate=target).gemms == n - len(skipped)
+    rotated = {n.outputs[0].name for n in g if n.inputs and n.inputs[0].name.endswith(".rotated")}
+    assert rotated == {f"y{hit}"}

@@ -115,8 +115,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     skipped_by = select_skipped(graph, cands, skip)
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
+    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate", skipped_by)
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
-    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate")
     rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
     if rotate:
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
