@@ -556,3 +556,22 @@ def test_static_scales_are_the_range_of_the_smoothed_input(seed, k, ns, method, 
         out = Interpreter(q).run(feeds[0])
         for name, want in ref.items():
             assert np.linalg.norm(out[name] - want) <= 0.1 * np.linalg.norm(want) + 1e-6
+
+
+@pytest.mark.parametrize("scheme", ["fp8", "nf4", "fp8-tensor", "w8a8-fp8"])
+@pytest.mark.parametrize("how", ["gptq", "apply_method:gptq", "apply_method:awq-gptq", "apply_method:clip"])
+def test_public_gptq_and_apply_method_refuse_a_non_integer_scheme(scheme, how):
+    """The public ``gptq()`` and ``apply_method()`` refuse fp8/nf4 weights with a ``PassError``, as
+    ``quantize_graph`` does, instead of rounding them onto an integer grid."""
+    from ridgeline.passes.transforms.quantize_methods import gptq
+    rng = np.random.default_rng(0)
+    sch = parse_scheme(scheme)
+    with pytest.raises(PassError, match=f"{sch.name} is not int4/int8"):
+        if how == "gptq":
+            x = rng.standard_normal((32, 16))
+            gptq(rng.standard_normal((16, 8)), x.T @ x, sch, np.dtype(np.float32))
+        else:
+            g, _ = _gemm(rng, 8, 16, 8, False)
+            method = how.partition(":")[2]
+            apply_method(g, g, find_candidates(g)[0], sch, "rtn" if method == "clip" else method,
+                         [{"x": np.ones((8, 16), np.float32)}], EVAL, 0, clip="output" if method == "clip" else "weight")

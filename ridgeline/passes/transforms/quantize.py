@@ -39,7 +39,7 @@ from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
 from .quantize_calibrated import apply_method
-from .quantize_methods import METHODS
+from .quantize_methods import METHODS, integer_only
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -102,12 +102,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if method == "smoothquant" and s.activations == "none":
         raise PassError(f"quantize: method=smoothquant moves activation outliers into the weights for schemes "
                         f"that quantize activations (w8a8, w4a8); scheme {s.name} does not — use awq")
-    calibrated = method in ("gptq", "awq-gptq") or clip == "output"
-    if calibrated and s.weights and (s.weights not in ("i8", "i4") or s.per_tensor):
-        # before the calibration walk, not after it: it takes minutes on a real model
-        what = "method=" + method if method in ("gptq", "awq-gptq") else "clip=output"
-        raise PassError(f"quantize: {what} rounds onto an integer grid per channel or group; scheme {s.name} "
-                        f"is not int4/int8 (symmetric, -asym or -zp) per channel or group")
+    integer_only(s, method, clip)     # before the calibration walk, not after it: minutes on a real model
     skip = _split(skip) + _split(exclude)
     summary = QuantizeSummary(s.name)
     cands, skipped = find_candidates(graph) if s.weights else ([], [])

@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, gptq, gptq_factor, integer_only, roundtrip, smooth_scales
 from .quantize_schemes import fit_weight
 
 __all__ = ["apply_method"]
@@ -52,6 +52,7 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
     if not feeds:
         raise PassError("calibration needs at least one sample input")
+    integer_only(scheme, method, clip)
     groups: dict[str, list] = {}
     for c in cands:
         groups.setdefault(c.x.name, []).append(c)
