@@ -113,25 +113,24 @@ def _rotate_input(graph: Graph, x, k: int, group: int, seed: int, shared: dict, 
             shared[n, dt.str] = ops.constant(_block(_powers(n), seed).astype(dt), f"rotate.hadamard{n}")
         return shared[n, dt.str]
 
-    def ints(name: str, *v: int):
-        return ops.constant(np.array(v, np.int64), f"{x.name}.{name}")
+    def ints(*v: int):
+        return ops.constant(np.array(v, np.int64), f"{x.name}.rotate_shape")
 
-    def part(v, n: int, m: int, name: str):     # v (last dim n·m) times blockdiag(m×m) n times
+    def part(v, n: int, m: int, names=None):     # v (last dim n·m) times blockdiag(m×m) n times
         if n == 1:
-            return ops.MatMul(v, const(m), _meta=_ROTATION, _names=[f"{x.name}.{name}"])
+            return ops.MatMul(v, const(m), _meta=_ROTATION, _names=names)
         lead = [0] * (x.type.rank - 1)
-        vb = ops.Reshape(v, ints(f"{name}.blocks", *lead, n, m), _names=[f"{x.name}.{name}.blocked"])
-        vr = ops.MatMul(vb, const(m), _meta=_ROTATION, _names=[f"{x.name}.{name}.rotated_blocks"])
-        return ops.Reshape(vr, ints(f"{name}.unblocks", *lead, n * m), _names=[f"{x.name}.{name}"])
+        blocks = ops.MatMul(ops.Reshape(v, ints(*lead, n, m)), const(m), _meta=_ROTATION)
+        return ops.Reshape(blocks, ints(*lead, n * m), _names=names)
 
+    out = [f"{x.name}.rotated"]     # readable in saved files and messages (%h.rotated.inv_smooth)
     if not tail or not count:
-        return part(x, count or 1, b if count else tail, "rotated")
+        return part(x, count or 1, b if count else tail, out)
     main = count * b
-    axes = ints("last_axis", -1)     # one, shared by both slices
-    head = ops.Slice(x, ints("head_starts", 0), ints("head_ends", main), axes, _names=[f"{x.name}.head"])
-    rest = ops.Slice(x, ints("tail_starts", main), ints("tail_ends", k), axes, _names=[f"{x.name}.tail"])
-    return ops.Concat(part(head, count, b, "head_rotated"), part(rest, 1, tail, "tail_rotated"), axis=-1,
-                      _names=[f"{x.name}.rotated"])
+    axes = ints(-1)                 # one, shared by both slices
+    head = ops.Slice(x, ints(0), ints(main), axes)
+    rest = ops.Slice(x, ints(main), ints(k), axes)
+    return ops.Concat(part(head, count, b), part(rest, 1, tail), axis=-1, _names=out)
 
 
 def rotate_gemms(graph: Graph, cands: Sequence, group: int, seed: int = 0) -> int:
