@@ -128,6 +128,24 @@ def decode_speed(graph, targets: list[str]) -> dict[str, float]:
     return out
 
 
+def _check_patterns(ap: argparse.ArgumentParser, base, args: argparse.Namespace) -> None:
+    """``ap.error`` when a --skip/--rotate/--then-skip pattern matches none of the GEMMs it may name."""
+    from ridgeline.ir.errors import PassError
+    from ridgeline.passes.transforms.quantize_rewrite import find_candidates
+    from ridgeline.passes.transforms.quantize_skip import select_skipped
+
+    def split(x: str) -> list[str]:
+        return [p.strip() for p in x.split(",") if p.strip()]
+    cands = find_candidates(base)[0]
+    try:
+        kept = select_skipped(base, cands, split(args.skip))
+        select_skipped(base, cands, split(args.rotate), "rotate", kept)
+        if args.then:      # the second pass sees the GEMMs the first kept
+            select_skipped(base, kept, split(args.then_skip))
+    except PassError as e:
+        ap.error(str(e))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", help="a causal-LM ONNX file (default: SmolLM2-135M-Instruct, exported once)")
@@ -208,10 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{model.name}: {len(ids)} tokens; calibration {len(calib)}×{window}, held-out {len(evals)}×{window} "
           f"= {len(evals) * window} positions; onnxruntime optimizations: {args.ort_opt}", flush=True)
 
-    run, names = ort_runner(model)
-    base_score, ref = ta.score(run, names, evals)
     base = rl.load(model)
     rl.optimize(base, "default")
+    _check_patterns(ap, base, args)     # a typo is one line now, not a traceback after the fp32 run
+    run, names = ort_runner(model)
+    base_score, ref = ta.score(run, names, evals)
     calib_feeds = [ta.lm_feeds([v.name for v in base.inputs], w) for w in calib]
     targets = [t for t in args.targets.split(",") if t]
     rows = [{"scheme": "fp32", "perplexity": base_score.perplexity, "top1": 1.0,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ridgeline as rl
@@ -371,6 +371,25 @@ def test_bench_quant_accuracy_ci_profile(word_tokenizer, tmp_path, monkeypatch):
     assert rows[1]["ort_opt"] == "both" and rows[1]["ort_all_top1"] > 0.9
 
 
+@pytest.mark.parametrize("option", ["--skip", "--rotate", "--then-skip"])
+def test_bench_quant_accuracy_pattern_typo_is_a_usage_error(option, word_tokenizer, tmp_path, monkeypatch, capsys):
+    """A --skip/--rotate/--then-skip pattern matching no GEMM: one line, exit 2, before the fp32 run."""
+    import importlib.util
+    monkeypatch.setenv("RIDGELINE_BENCH_CACHE", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("bench_quant_accuracy", "tools/bench_quant_accuracy.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "ort_runner", lambda *a, **k: pytest.fail("the fp32 baseline ran"))
+    extra = ["--skip", "lm_head", "--then", "int8"] if option == "--then-skip" else []
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--model", LLAMA, "--tokenizer", word_tokenizer, "--profile", "ci", "--schemes", "int8",
+                    "--window", "16", "--positions", "32", "--calib-windows", "1", "--targets", "h100",
+                    *extra, option, "dwon_proj"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "'dwon_proj' matches none" in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**16), k=st.integers(17, 90), half_n=st.integers(1, 9),
        scheme=st.sampled_from(["int4-asym-g16", "int4-asym-g32", "int4-g32", "int4-zp-g16", "int8", "int8-asym"]),
@@ -479,6 +498,8 @@ def test_a_scheme_off_the_integer_grid_is_refused_before_calibration_runs(scheme
 @given(seed=st.integers(0, 2**16), ns=st.lists(st.integers(1, 9), min_size=1, max_size=3),
        scheme=st.sampled_from(["int4-asym-g16", "int4-zp-g32", "int8", "w8a8-static"]),
        method=st.sampled_from(["rtn", "awq"]))
+@example(seed=0, ns=[3, 5], scheme="w8a8-static", method="rtn")    # the only scheme that draws twice if it can
+@example(seed=1, ns=[4], scheme="w8a8-static", method="awq")
 def test_output_clip_searches_once_per_gemm_and_feeds_are_drawn_once(seed, ns, scheme, method):
     """``clip=output`` fits each GEMM's integer range on the output error once (the stored
     scales and the calibration walk's simulated weight share it), and the calibration feeds are
@@ -501,3 +522,56 @@ def test_output_clip_searches_once_per_gemm_and_feeds_are_drawn_once(seed, ns, s
         assert quantize_graph(g, scheme, method=method, clip="output", samples=2, evaluator=EVAL).gemms == len(ns)
     assert sum(h is not None for h in searches) == len(ns)
     assert len(draws) == 1
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), k=st.integers(4, 48), ns=st.lists(st.integers(1, 12), min_size=1, max_size=2),
+       method=st.sampled_from(["smoothquant", "awq", "awq-gptq", "gptq", "rtn"]), norm=st.booleans())
+def test_static_scales_are_the_range_of_the_smoothed_input(seed, k, ns, method, norm):
+    """Every static scheme × scaling method: the graph runs, and each static activation scale is
+    the range of what its QuantizeLinear reads on the calibration samples (``x / s`` when AWQ or
+    SmoothQuant divided ``x`` — folded into a normalization or an explicit ``Mul``), by the numpy
+    reference; the output stays near fp32."""
+    from ridgeline.passes.transforms.quantize_calibrate import calibrate
+    from ridgeline.passes.transforms.quantize_schemes import _W8A8
+    rng = np.random.default_rng(seed)
+    g = Graph("smoothed")
+    x = g.add_input("x", tensor("f32", 16, k))
+    if norm:
+        x = g.add_node("LayerNormalization", [x, g.add_constant("ln.w", rng.uniform(0.5, 2, k).astype(np.float32)),
+                                              g.add_constant("ln.b", rng.normal(0, 0.1, k).astype(np.float32))],
+                       {"axis": -1}, names=["h"]).outputs[0]
+    g.outputs = [g.add_node("MatMul", [x, g.add_constant(f"w{i}", rng.standard_normal((k, n)).astype(np.float32))],
+                            names=[f"y{i}"]).outputs[0] for i, n in enumerate(ns)]
+    feeds = [{"x": (rng.standard_normal((16, k)) * rng.lognormal(0, 1, k)).astype(np.float32)}]
+    ref = Interpreter(g).run(feeds[0])
+    for scheme in [n for n, (_, act, _) in _W8A8.items() if act == "static"]:
+        q = g.copy()
+        quantize_graph(q, scheme, method=method, samples=feeds, evaluator=EVAL)
+        quants = [n for n in q if n.op == "QuantizeLinear"]
+        assert quants
+        seen = calibrate(q, {n.inputs[0].name: None for n in quants}, feeds, evaluator=EVAL)
+        for n in quants:
+            assert float(n.inputs[1].data) == pytest.approx(float(seen[n.inputs[0].name][0]) / 127, rel=1e-4)
+        out = Interpreter(q).run(feeds[0])
+        for name, want in ref.items():
+            assert np.linalg.norm(out[name] - want) <= 0.1 * np.linalg.norm(want) + 1e-6
+
+
+@pytest.mark.parametrize("scheme", ["fp8", "nf4", "fp8-tensor", "w8a8-fp8"])
+@pytest.mark.parametrize("how", ["gptq", "apply_method:gptq", "apply_method:awq-gptq", "apply_method:clip"])
+def test_public_gptq_and_apply_method_refuse_a_non_integer_scheme(scheme, how):
+    """The public ``gptq()`` and ``apply_method()`` refuse fp8/nf4 weights with a ``PassError``, as
+    ``quantize_graph`` does, instead of rounding them onto an integer grid."""
+    from ridgeline.passes.transforms.quantize_methods import gptq
+    rng = np.random.default_rng(0)
+    sch = parse_scheme(scheme)
+    with pytest.raises(PassError, match=f"{sch.name} is not int4/int8"):
+        if how == "gptq":
+            x = rng.standard_normal((32, 16))
+            gptq(rng.standard_normal((16, 8)), x.T @ x, sch, np.dtype(np.float32))
+        else:
+            g, _ = _gemm(rng, 8, 16, 8, False)
+            method = how.partition(":")[2]
+            apply_method(g, g, find_candidates(g)[0], sch, "rtn" if method == "clip" else method,
+                         [{"x": np.ones((8, 16), np.float32)}], EVAL, 0, clip="output" if method == "clip" else "weight")

@@ -152,6 +152,19 @@ def test_rotation_constants_stay_block_sized_for_any_k(m, r, group, rank):
     assert sum(n.op == "MatMul" and n.meta.get("quantize") == "rotation" for n in g) == 1 + (r > 0 and m > 0)
     folded = next(v.data for v in g.constants.values() if v.name not in before and v.data.shape == (k, 3))
     np.testing.assert_allclose(folded, rotation(k, group, 3).T @ w.astype(np.float64), atol=1e-5)
+    # readable names (saved files and messages say %x.rotated), and one [-1] axes constant
+    mm = next(n for n in g if n.op == "MatMul" and n.meta.get("quantize") != "rotation")
+    assert mm.inputs[0].name == "x.rotated"
+    assert sum(v.data.dtype == np.int64 and v.data.tolist() == [-1] for v in g.constants.values()) <= 1
+
+
+def test_a_rotated_input_keeps_its_name_through_smoothing():
+    """SmoothQuant after rotation divides ``%x.rotated``: its constant reads ``x.rotated.inv_smooth``."""
+    rng = np.random.default_rng(0)
+    g = _graph(rng, (8,), 32, [5], [False])
+    feeds = [{"x": rng.standard_normal((8, 32)).astype(np.float32)}]
+    quantize_graph(g, "w8a8", method="smoothquant", rotate="y0", samples=feeds, evaluator=EVAL)
+    assert "x.rotated.inv_smooth" in g.constants
 
 
 def test_the_tolerance_catches_a_wrong_fold():
@@ -208,3 +221,29 @@ def test_the_cli_refuses_an_unmatched_pattern_in_one_line(run_cli):
         "ridgeline opt: error: quantize: rotate pattern 'q_prj' matches none of the 225 GEMMs (named like "
         "layers.N.mlp.down_proj, layers.N.mlp.gate_proj, layers.N.mlp.up_proj, layers.N.self_attn.k_proj, "
         "layers.N.self_attn.o_proj, layers.N.self_attn.q_proj, layers.N.self_attn.v_proj, lm_head)"]
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(2, 5), data=st.data())
+def test_rotate_patterns_match_all_gemms_then_leave_the_skipped(n, data):
+    """``rotate=`` is matched against every GEMM, then ``skip=``'s are left out: in a chain of
+    GEMMs ``lm_head`` is the last one even when ``skip`` keeps it (so nothing else is rotated in
+    its place), and a pattern whose GEMMs are all kept by skip is refused saying so."""
+    rng = np.random.default_rng(n)
+    g = Graph("chain")
+    v = g.add_input("x", tensor("f32", 4, 16))
+    for i in range(n):
+        v = g.add_node("MatMul", [v, g.add_constant(f"w{i}", rng.standard_normal((16, 16)).astype(np.float32))],
+                       names=[f"y{i}"]).outputs[0]
+    g.outputs = [v]
+    skipped = data.draw(st.sets(st.integers(0, n - 1), max_size=n - 1))
+    target = data.draw(st.sampled_from(["lm_head", *(f"y{i}" for i in range(n))]))
+    hit = n - 1 if target == "lm_head" else int(target[1:])
+    skip = ",".join(f"y{i}" for i in sorted(skipped))
+    if hit in skipped:
+        with pytest.raises(PassError, match=rf"rotate pattern '{target}' .*all kept by skip"):
+            quantize_graph(g, "int8", skip=skip, rotate=target)
+        return
+    assert quantize_graph(g, "int8", skip=skip, rotate=target).gemms == n - len(skipped)
+    rotated = {n.outputs[0].name for n in g if n.inputs and n.inputs[0].name.endswith(".rotated")}
+    assert rotated == {f"y{hit}"}

@@ -39,7 +39,7 @@ from ..base import Pass, PassContext, PassResult
 from ..registry import register_pass
 from .quantize_calibrate import calibrate, default_samples
 from .quantize_calibrated import apply_method
-from .quantize_methods import METHODS
+from .quantize_methods import METHODS, integer_only
 from .quantize_rewrite import (
     add_dynamic_quantizer,
     add_static_quantizer,
@@ -102,12 +102,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     if method == "smoothquant" and s.activations == "none":
         raise PassError(f"quantize: method=smoothquant moves activation outliers into the weights for schemes "
                         f"that quantize activations (w8a8, w4a8); scheme {s.name} does not — use awq")
-    calibrated = method in ("gptq", "awq-gptq") or clip == "output"
-    if calibrated and s.weights and (s.weights not in ("i8", "i4") or s.per_tensor):
-        # before the calibration walk, not after it: it takes minutes on a real model
-        what = "method=" + method if method in ("gptq", "awq-gptq") else "clip=output"
-        raise PassError(f"quantize: {what} rounds onto an integer grid per channel or group; scheme {s.name} "
-                        f"is not int4/int8 (symmetric, -asym or -zp) per channel or group")
+    integer_only(s, method, clip)     # before the calibration walk, not after it: minutes on a real model
     skip = _split(skip) + _split(exclude)
     summary = QuantizeSummary(s.name)
     cands, skipped = find_candidates(graph) if s.weights else ([], [])
@@ -115,8 +110,8 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     skipped_by = select_skipped(graph, cands, skip)
     if skipped_by:
         summary.notes.append(f"kept in full precision (skip): {len(skipped_by)} GEMMs, e.g. %{skipped_by[0].label}")
+    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate", skipped_by)
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
-    to_rotate = select_skipped(graph, cands, _split(rotate), "rotate")
     rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
     if rotate:
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
@@ -125,8 +120,9 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     # ---- calibration: static activation scales and KV-cache scales
     ranges: dict[str, np.ndarray] = {}
     wanted: dict[str, int | None] = {}
-    if s.activations == "static":
-        wanted.update({c.x.name: None for c in cands})
+    smoothing = method in ("awq", "awq-gptq", "smoothquant")
+    if s.activations == "static":     # per channel when a method divides x by per-channel scales
+        wanted.update({c.x.name: c.x.type.rank - 1 if smoothing else None for c in cands})
     for _, _, values in sites:
         for v in values:
             wanted[v.name] = 1
@@ -148,7 +144,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
             if feeds is None:
                 feeds, target = _samples(graph, samples, seed)
             adjusted, params = apply_method(graph, target, cands, s, method, feeds, evaluator, seed, damp=damp,
-                                            clip=clip)
+                                            clip=clip, ranges=ranges)
             summary.calibrated = True
     # ---- activations first (a value feeding several GEMMs is quantized once), then the GEMMs
     act_of: dict[int, tuple] = {}

@@ -24,7 +24,7 @@ import numpy as np
 from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
-from .quantize_methods import awq_scales, gptq, gptq_factor, roundtrip, smooth_scales
+from .quantize_methods import awq_scales, gptq, gptq_factor, integer_only, roundtrip, smooth_scales
 from .quantize_schemes import fit_weight
 
 __all__ = ["apply_method"]
@@ -40,16 +40,19 @@ def _kn(c, data: np.ndarray) -> np.ndarray:
 
 def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: str,
                  feeds: Sequence[Mapping[str, np.ndarray]], evaluator: Callable, seed: int, *, damp: float = 0.01,
-                 clip: str = "weight") -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
+                 clip: str = "weight", ranges: dict[str, np.ndarray] | None = None
+                 ) -> tuple[dict[int, np.ndarray], dict[int, tuple]]:
     """Run ``method`` for ``cands`` (GEMM candidates of ``graph``; ``target``: ``graph`` or a copy
     bound to the samples' dims, to run them on; its nodes are found by output name). Returns
     id(candidate) -> the float weight to quantize, and id(candidate) -> fixed (scales, zero
     points) (GPTQ, or ``clip="output"``: each group's range searched on the output error, AWQ's
-    ``auto_clip``); ``damp``: GPTQ's Hessian damping."""
+    ``auto_clip``); ``damp``: GPTQ's Hessian damping; ``ranges``: per-channel static ranges of
+    the GEMM inputs, moved in place to the inputs divided by AWQ's/SmoothQuant's scales."""
     if evaluator is None:
         raise PassError("calibration runs the model: give the pass an evaluator (ridgeline.optimize does)")
     if not feeds:
         raise PassError("calibration needs at least one sample input")
+    integer_only(scheme, method, clip)
     groups: dict[str, list] = {}
     for c in cands:
         groups.setdefault(c.x.name, []).append(c)
@@ -113,7 +116,10 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
 
     _walk_sequential(target, feeds, evaluator, by_out, groups, calibrate_group, quantized)
     for members, s in scaled:
+        amax = (ranges or {}).pop(members[0].x.name, None)
         _divide_activation(graph, members, s)
+        if amax is not None:      # max |x / s| per channel is max |x| / s: s > 0
+            ranges[members[0].x.name] = amax / s
     return adjusted, params
 
 

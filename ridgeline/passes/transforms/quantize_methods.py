@@ -28,11 +28,19 @@ import numpy as np
 from ...ir.errors import PassError
 from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min
 
-__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "roundtrip", "smooth_scales"]
+__all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "integer_only", "roundtrip", "smooth_scales"]
 
 METHODS = ("rtn", "awq", "gptq", "awq-gptq", "smoothquant")
 #: AWQ's grid of exponents α (the paper's search uses 20 points in [0, 1))
 AWQ_ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+
+
+def integer_only(scheme, method: str, clip: str = "weight") -> None:
+    """``PassError`` when GPTQ or ``clip=output`` (integer grids per channel or group) meets other weights."""
+    what = f"method={method}" if method in ("gptq", "awq-gptq") else "clip=output" if clip == "output" else ""
+    if what and scheme.weights and (scheme.weights not in ("i8", "i4") or scheme.per_tensor):
+        raise PassError(f"quantize: {what} rounds onto an integer grid per channel or group; scheme {scheme.name} "
+                        f"is not int4/int8 (symmetric, -asym or -zp) per channel or group")
 
 
 def dequantized(w: np.ndarray, scheme) -> np.ndarray:
@@ -137,7 +145,8 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     (each group's scale fitted on the weights before any update, as AutoGPTQ's
     ``static_groups=True``) so groups stay contiguous in K, as ONNX blocked quantization and
     MatMulNBits store them. ``clip_hessian`` (``XᵀX``): those scales from the output-error clip
-    search instead of the weight-error one. Integer schemes only (``quantize_graph`` refuses others)."""
+    search instead of the weight-error one. Integer schemes only."""
+    integer_only(scheme, "gptq")
     k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     dead, perm, hinv = hessian if isinstance(hessian, tuple) else gptq_factor(hessian, damp=damp, act_order=act_order)

@@ -114,21 +114,23 @@ def _rotate_input(graph: Graph, x, k: int, group: int, seed: int, shared: dict, 
         return shared[n, dt.str]
 
     def ints(*v: int):
-        return ops.constant(np.array(v, np.int64))
+        return ops.constant(np.array(v, np.int64), f"{x.name}.rotate_shape")
 
-    def part(v, n: int, m: int):     # v (last dim n·m) times blockdiag(m×m) n times
+    def part(v, n: int, m: int, names=None):     # v (last dim n·m) times blockdiag(m×m) n times
         if n == 1:
-            return ops.MatMul(v, const(m), _meta=_ROTATION)
+            return ops.MatMul(v, const(m), _meta=_ROTATION, _names=names)
         lead = [0] * (x.type.rank - 1)
         blocks = ops.MatMul(ops.Reshape(v, ints(*lead, n, m)), const(m), _meta=_ROTATION)
-        return ops.Reshape(blocks, ints(*lead, n * m))
+        return ops.Reshape(blocks, ints(*lead, n * m), _names=names)
 
+    out = [f"{x.name}.rotated"]     # readable in saved files and messages (%h.rotated.inv_smooth)
     if not tail or not count:
-        return part(x, count or 1, b if count else tail)
+        return part(x, count or 1, b if count else tail, out)
     main = count * b
-    head = ops.Slice(x, ints(0), ints(main), ints(-1))
-    rest = ops.Slice(x, ints(main), ints(k), ints(-1))
-    return ops.Concat(part(head, count, b), part(rest, 1, tail), axis=-1)
+    axes = ints(-1)                 # one, shared by both slices
+    head = ops.Slice(x, ints(0), ints(main), axes)
+    rest = ops.Slice(x, ints(main), ints(k), axes)
+    return ops.Concat(part(head, count, b), part(rest, 1, tail), axis=-1, _names=out)
 
 
 def rotate_gemms(graph: Graph, cands: Sequence, group: int, seed: int = 0) -> int:

@@ -81,10 +81,12 @@ def _heads(graph: Graph, cands: Sequence) -> set[int]:
     return {id(c) for c in cands if not feeds_gemm.get(id(c.node), False)}
 
 
-def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str], option: str = "skip") -> list:
-    """The candidates any of ``patterns`` matches (see the module docstring). A pattern matching
-    none is a ``PassError`` naming the GEMMs there are (``option``: the option it came from) — a
-    typo would otherwise quantize, or leave unrotated, what the user meant to name."""
+def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str], option: str = "skip",
+                   kept: Sequence = ()) -> list:
+    """The candidates any of ``patterns`` matches (see the module docstring), less ``kept`` (those
+    ``skip=`` keeps). A pattern matching none, or only ``kept`` ones, is a ``PassError`` naming the
+    GEMMs there are (``option``: the option it came from) — a typo would otherwise quantize, or
+    leave unrotated, what the user meant to name."""
     patterns = [p for p in patterns if p]
     if not patterns or not cands:
         return []
@@ -92,20 +94,23 @@ def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str], optio
                                               for p in patterns) else {}
     known = [x for x in layers.values() if x >= 0]
     heads = _heads(graph, cands)       # the head is no transformer layer: first/last/layer:N leave it
-    out, hit = [], set()
+    out, hit, live = [], set(), set()
+    kept_ids = {id(c) for c in kept}
     for c in cands:
         # the MatMul's own name too: a fused GEMM (residual Add, activation) is named for its output
         names = [x for x in (c.node.outputs[0].name, c.node.name, c.mm.name, c.w.name,
                              c.node.attr("label") if c.node.op == "Fused" else "") if x]
         found = {p for p in patterns if _matches(p, c, names, layers, known, heads)}
         hit |= found
-        if found:
+        if found and id(c) not in kept_ids:
             out.append(c)
-    missing = [p for p in patterns if p not in hit]
+            live |= found
+    missing = [p for p in patterns if p not in live]
     if missing:
         like = sorted({re.sub(r"\d+", "N", c.mm.name or c.label) for c in cands})
-        raise PassError(f"quantize: {option} pattern {missing[0]!r} matches none of the {len(cands)} GEMMs "
-                        f"(named like {', '.join(like[:8])}{', …' if len(like) > 8 else ''})")
+        why = " left (those it matches are all kept by skip)" if missing[0] in hit else ""
+        raise PassError(f"quantize: {option} pattern {missing[0]!r} matches none of the {len(cands) - len(kept_ids)} "
+                        f"GEMMs{why} (named like {', '.join(like[:8])}{', …' if len(like) > 8 else ''})")
     return out
 
 
