@@ -111,4 +111,7 @@ def get_stack(name: str, target: Any) -> Stack:
             target = get_target(target)
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
-    return STACKS[key](target)
+    stack = STACKS[key](target)
+    if getattr(target, "family", "gpu_simt") != "gpu_simt" and stack.graph_pad:
+        stack = replace(stack, graph_pad=0, graph_ctx=0)   # CUDA graphs exist on GPUs only
+    return stack

@@ -244,3 +244,12 @@ def test_an_auto_layout_with_a_given_step_table_is_read_back_before_the_stack_is
     r = simulate("llama-3-8b", "h100", workload="chat", rate=1.0, requests=20, tp="auto", pp="auto",
                  table=table, stack="vllm-v0")
     assert r.metrics.throughput_rps > 0
+
+
+@pytest.mark.parametrize("stack", ["vllm", "vllm-v0"])
+def test_cuda_graph_padding_only_on_gpus(stack):
+    from ridgeline.serving.stacks import get_stack
+    assert get_stack(stack, "h100").graph_pad > 0
+    for target in ("groq-lpu", "tpu-v6e", "wse-3"):
+        st = get_stack(stack, target)
+        assert st.graph_pad == 0 and st.graph_ctx == 0, target

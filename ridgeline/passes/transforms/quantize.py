@@ -113,7 +113,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     to_rotate = select_skipped(graph, cands, _split(rotate), "rotate", skipped_by)
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
     rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
-    if rotate:
+    if rotated:   # nothing rotated (no GEMM with weights left) is no reason of its own to report
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
     summary.notes += kv_notes

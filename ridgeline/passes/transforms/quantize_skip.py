@@ -107,7 +107,7 @@ def select_skipped(graph: Graph, cands: Sequence, patterns: Sequence[str], optio
             live |= found
     missing = [p for p in patterns if p not in live]
     if missing:
-        like = sorted({re.sub(r"\d+", "N", c.mm.name or c.label) for c in cands})
+        like = sorted({re.sub(r"\d+", "N", c.mm.name or c.label) for c in cands if id(c) not in kept_ids})
         why = " left (those it matches are all kept by skip)" if missing[0] in hit else ""
         raise PassError(f"quantize: {option} pattern {missing[0]!r} matches none of the {len(cands) - len(kept_ids)} "
                         f"GEMMs{why} (named like {', '.join(like[:8])}{', …' if len(like) > 8 else ''})")
