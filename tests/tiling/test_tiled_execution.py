@@ -179,8 +179,8 @@ def attention_cases(draw):
 @SETTINGS
 @given(c=attention_cases())
 def test_flash_attention_matches_the_reference(c):
-    """Blocked K/V with an online softmax: causal and sliding windows (whole blocks skipped),
-    KV cache, GQA (heads of a group packed into one query block), masks, softcap, 3-D and 4-D."""
+    """Query blocks, each placed after the keys before it: causal and sliding windows, KV cache,
+    GQA, masks (per query row or broadcast), softcap, 3-D and 4-D."""
     rng = rng_for(c["seed"])
     b, hq, hkv, sq, past, d, dv = (c[k] for k in ("b", "hq", "hkv", "sq", "past", "d", "dv"))
     t = past + sq
@@ -271,8 +271,7 @@ REDUCTIONS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd",
 @given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4), data=st.data(),
        op=st.sampled_from(REDUCTIONS + ["Softmax", "LogSoftmax"]), keep=st.booleans(), seed=st.integers(0, 2**16))
 def test_reductions_and_softmax_by_blocks(shape, data, op, keep, seed):
-    """Row blocks, and column blocks whose partial results combine (online for softmax and
-    log-sum-exp), over any set of reduced axes."""
+    """Row blocks over any set of reduced axes, kept or dropped, whatever the column blocks."""
     rng = rng_for(seed)
     rank = len(shape)
     g = Graph("red")

@@ -9,13 +9,16 @@ kernel kind of the record:
   when the record has them), accumulating each output tile in the precision the reference
   accumulates in. For a ``Fused`` node the body's prologue (dequantizing a weight tile) is
   evaluated per tile on the windows of its inputs, and the epilogue per output tile.
-- ``attention``: FlashAttention — query blocks of packed rows (the query heads of a KV group),
-  key/value blocks streamed with an online softmax (running max and sum, rescaled accumulator);
-  key blocks that the causal frontier or the sliding window hides from a whole query block are
-  skipped, as the schedule's FLOPs say.
-- ``rows``: row blocks; with ``passes = 2`` the reduced extent is split into column blocks
-  (statistics first, then the output; partial reductions combined; softmax online).
-- ``elementwise``: 2-D blocks of the result.
+- ``attention``: blocks of query positions, each the reference kernel with the keys before the
+  block as its KV cache.
+- ``rows``: blocks of rows (what a normalization, softmax or reduction keeps independent), each
+  the reference kernel.
+- ``elementwise``: 2-D blocks of the result (RoPE: blocks of tokens).
+
+Where a schedule splits a reduced extent other than a product's K (attention's key/value blocks
+with an online softmax, ``passes = 2`` column blocks), that split is the hardware kernel's inner
+loop: the cost models count it, the llvm backend runs attention's, and here the reference kernel
+reduces the whole extent, which gives the same result.
 
 Batch dims of a matrix product run vectorized (a tile covers M×N×K of every batch element).
 ``run_tiled`` returns None when the schedule does not apply to what the node is given at run time
@@ -35,12 +38,10 @@ import numpy as np
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
 from ..interpreter import NUMPY, call_kernel
-from ..kernel_math.attention import heads_and_cache, mask_bias, visible
-from ..kernel_math.namespace import namespace
-from ..kernel_math.reduction import reduce_by
+from ..kernel_math.attention import heads_and_cache
 from .kernels import TABLE
 
-__all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
+__all__ = ["attention_by_query_blocks", "block_ranges", "gemm_blocks", "run_tiled"]
 
 log = logging.getLogger(__name__)
 
@@ -326,270 +327,100 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
     sizes = _shape(node, rec, ("q", "kv"))
     ev, body = _body_of(node, args)
     ins = [ev.value(v) if v is not None else None for v in att.inputs]
-    outs = flash_attention(att, ins, sizes["q"], sizes["kv"])
+    outs = attention_by_query_blocks(att, ins, sizes["q"])
     for v, a in zip(att.outputs, outs):
         ev.full[id(v)] = a
     return tuple(ev.value(o) for o in _outputs(node, body))
 
 
-def flash_attention(node: Node, inputs: list, block_q: int, block_kv: int) -> tuple[np.ndarray, ...]:
-    """ONNX ``Attention`` (see the reference kernel) by FlashAttention-2 blocks."""
+def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
+    """ONNX ``Attention`` by blocks of ``block_q`` query positions, each the reference kernel:
+    the keys before a block are its KV cache, so the kernel places its queries (causal frontier,
+    sliding window) where they stand in the whole. The key/value blocks the schedule streams are
+    the kernel's inner loop, which changes no result; the llvm backend runs them."""
     q, k, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None
-    past_k = inputs[4] if len(inputs) > 4 else None
-    past_v = inputs[5] if len(inputs) > 5 else None
-    three_d = q.ndim == 3
-    q, present_k, present_v = heads_and_cache(node, q, k, v, past_k, past_v)
-    dt = q.dtype
-    batch, hq, sq, d = q.shape
-    hkv, t, dv = present_k.shape[1], present_k.shape[2], present_v.shape[3]
-    g = hq // hkv
-    past = past_k.shape[2] if past_k is not None else 0
-    scale = node.attr("scale")
-    scale = 1.0 / np.sqrt(d) if scale is None else scale
-    cap = node.attr("softcap")
-    causal = bool(node.attr("is_causal"))
-    left, right = node.attr("left_window_size"), node.attr("right_window_size")
-    # packed rows: for each KV head, row r is query position r // g of query head (head·g + r % g)
-    rows = sq * g
-    qp = q.reshape(batch, hkv, g, sq, d).transpose(0, 1, 3, 2, 4).reshape(batch, hkv, rows, d).astype(np.float64)
-    kk = present_k.astype(np.float64)
-    vv = present_v.astype(np.float64)
-    pos = np.arange(rows) // g + past
-    bias_full = None
-    if mask is not None:
-        m = np.broadcast_to(mask_bias(mask, t, np.float64), (batch, hq, sq, t))
-        bias_full = m.reshape(batch, hkv, g, sq, t).transpose(0, 1, 3, 2, 4).reshape(batch, hkv, rows, t)
-    out = np.zeros((batch, hkv, rows, dv))
-    for r0, r1 in block_ranges(rows, block_q):
-        p_lo, p_hi = pos[r0], pos[r1 - 1]
-        hi_key = t - 1
-        if causal:
-            hi_key = min(hi_key, p_hi)
-        if right >= 0:
-            hi_key = min(hi_key, p_hi + right)
-        lo_key = max(0, p_lo - left) if left >= 0 else 0
-        m_run = np.full((batch, hkv, r1 - r0, 1), -np.inf)
-        l_run = np.zeros((batch, hkv, r1 - r0, 1))
-        acc = np.zeros((batch, hkv, r1 - r0, dv))
-        qb = qp[:, :, r0:r1]
-        rp = pos[r0:r1, None]
-        for j0, j1 in block_ranges(t, block_kv):
-            if j0 > hi_key or j1 - 1 < lo_key:
-                continue           # no row of this query block may see this key block
-            s = np.matmul(qb, np.swapaxes(kk[:, :, j0:j1], -1, -2)) * scale
-            if cap:
-                s = cap * np.tanh(s / cap)
-            allowed = visible(node, rp, np.arange(j0, j1)[None, :], np.ones((r1 - r0, j1 - j0), dtype=bool))
-            s = s + np.where(allowed, 0.0, -np.inf)
-            if bias_full is not None:
-                s = s + bias_full[:, :, r0:r1, j0:j1]
-            m_run, p, alpha = _online_max(m_run, s)
-            l_run = l_run * alpha + np.sum(p, axis=-1, keepdims=True)
-            acc = acc * alpha + np.matmul(p, vv[:, :, j0:j1])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, :, r0:r1] = np.where(l_run > 0, acc / np.where(l_run > 0, l_run, 1.0), 0.0)
-    y = out.reshape(batch, hkv, sq, g, dv).transpose(0, 1, 3, 2, 4).reshape(batch, hq, sq, dv).astype(dt)
-    if three_d:
-        y = y.transpose(0, 2, 1, 3).reshape(batch, sq, -1)
+    past = inputs[4].shape[2] if len(inputs) > 4 and inputs[4] is not None else 0
+    q4, present_k, present_v = heads_and_cache(node, q, k, v, *inputs[4:6])
+    sq = q4.shape[2]
+    ys = []
+    for r0, r1 in block_ranges(sq, block_q):
+        m = mask[..., r0:r1, :] if mask is not None and mask.ndim > 1 and mask.shape[-2] == sq else mask
+        cut = past + r0
+        ys.append(call_kernel(node, [q4[:, :, r0:r1], present_k[:, :, cut:], present_v[:, :, cut:], m,
+                                     present_k[:, :, :cut], present_v[:, :, :cut]], TABLE)[0])
+    y = np.concatenate(ys, axis=2)
+    if q.ndim == 3:
+        y = y.transpose(0, 2, 1, 3).reshape(q.shape[0], sq, -1)
     return (y, present_k, present_v)[:len(node.outputs)]
 
 
-def _online_max(m: np.ndarray, block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One block of an online softmax: the running max ``m`` updated by ``block`` (rows on the
-    last axis), ``exp(block - max)``, and the factor rescaling what was summed under the old max
-    (0 where nothing was)."""
-    m_new = np.maximum(m, np.max(block, axis=-1, keepdims=True))
-    safe = np.where(np.isneginf(m_new), 0.0, m_new)
-    with np.errstate(invalid="ignore"):
-        return m_new, np.exp(block - safe), np.where(np.isneginf(m), 0.0, np.exp(m - safe))
-
-
-# --------------------------------------------------------------------------- rows
-class _Attrs:
-    """A node seen with some attributes overridden (to run a kernel on a reshaped block)."""
-
-    def __init__(self, node: Node, **overrides: Any):
-        self._node, self._over = node, overrides
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        return self._over[name] if name in self._over else self._node.attr(name, default)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._node, name)
+# --------------------------------------------------------------------------- row blocks
+def _by_rows(node: Node, args: list, kept: tuple[int, ...], block: int,
+             cut: Callable[[tuple[slice, ...]], tuple[list, tuple[slice, ...]]]):
+    """``node``'s reference kernel on blocks of ``block`` rows, a row being one index of the
+    ``kept`` dims (those the kernel keeps independent). ``cut(window)`` gives the kernel's
+    arguments for a window of the kept dims and where its results go in the outputs; a block of
+    flattened rows is split into rectangular windows. None when there is no row."""
+    pieces = []
+    for r0, r1 in block_ranges(math.prod(kept), block):
+        for win, _, _ in _row_windows(kept, r0, r1):
+            block_args, where = cut(tuple(slice(a, b) for a, b in win))
+            pieces.append((where, call_kernel(node, block_args, TABLE)))
+    if not pieces:
+        return None
+    many = isinstance(pieces[0][1], tuple)
+    outs = []
+    for i, first in enumerate(pieces[0][1] if many else (pieces[0][1],)):
+        # a windowed dim spans to the furthest window's end; the others are whole in every piece
+        lead = pieces[0][0]
+        shape = [max(w[d].stop for w, _ in pieces) if d < len(lead) and lead[d].stop is not None else n
+                 for d, n in enumerate(np.shape(first))]
+        out = np.empty(shape, dtype=np.asarray(first).dtype)
+        for where, res in pieces:
+            out[where] = res[i] if many else res
+        outs.append(out)
+    return tuple(outs) if many else outs[0]
 
 
 def _run_rows(node: Node, args: list, rec: Mapping[str, Any]):
-    sizes = _shape(node, rec, ("rows", "cols"))
+    """A normalization, softmax or reduction by blocks of rows (the reduced extent whole)."""
+    rows = _shape(node, rec, ("rows", "cols"))["rows"]
     x = args[0]
-    if x is None or x.ndim == 0:
+    if x is None or x.ndim == 0 or x.size == 0:
         return None
     op = node.op
     if op in ("LayerNormalization", "RMSNormalization"):
-        return _norm_rows(node, args, sizes, int(rec.get("passes", 1)))
+        axis = node.attr("axis") % x.ndim
+        return _by_rows(node, args, x.shape[:axis], rows, lambda w: ([x[w], *args[1:]], w))
     if op in ("Softmax", "LogSoftmax"):
-        return _softmax_rows(node, x, sizes)
-    if op.startswith("Reduce"):
-        return _reduce_rows(node, args, sizes)
-    raise BackendError(f"{_where(node)}: no 'rows' schedule for {op}")
-
-
-def _norm_rows(node: Node, args: list, sizes, passes: int):
-    x = args[0]
-    axis = node.attr("axis") % x.ndim
-    lead, norm = x.shape[:axis], x.shape[axis:]
-    rows, cols = math.prod(lead), math.prod(norm)
-    x2 = x.reshape((rows,) + norm)
-    proxy = _Attrs(node, axis=1)
-    outs: list[list[np.ndarray]] = []
-    if passes <= 1 or sizes["cols"] >= cols:
-        for r0, r1 in block_ranges(rows, sizes["rows"]):
-            res = call_kernel(proxy, [x2[r0:r1], *args[1:]], TABLE)
-            outs.append(list(res) if isinstance(res, tuple) else [res])
-    else:
-        for r0, r1 in block_ranges(rows, sizes["rows"]):
-            outs.append(_norm_two_pass(node, x2[r0:r1].reshape(r1 - r0, cols), args[1:], norm, sizes["cols"]))
-    parts = [np.concatenate([o[i] for o in outs], axis=0) for i in range(len(outs[0]))]
-    return tuple(a.reshape(x.shape if i == 0 else lead + (1,) * len(norm)) for i, a in enumerate(parts))
-
-
-def _norm_two_pass(node: Node, x: np.ndarray, params: list, norm: tuple, block: int) -> list[np.ndarray]:
-    """Layer/RMS normalization of a row block whose rows are split into column blocks: the
-    statistics accumulate over the blocks, then each block is normalized (as the reference:
-    statistics in the stash type, scale and bias in x's type)."""
-    eps = node.attr("epsilon")
-    stash = np.float32 if node.attr("stash_type") == 1 else x.dtype
-    work = np.float64 if x.dtype == np.float64 else stash
-    rows, cols = x.shape
-    total = np.zeros((rows, 1), dtype=np.float64)
-    sq = np.zeros((rows, 1), dtype=np.float64)
-    for c0, c1 in block_ranges(cols, block):
-        blk = x[:, c0:c1].astype(work).astype(np.float64)
-        total += blk.sum(axis=1, keepdims=True)
-        sq += np.square(blk).sum(axis=1, keepdims=True)
-    scale = np.broadcast_to(params[0], norm).reshape(cols)
-    bias = np.broadcast_to(params[1], norm).reshape(cols) if len(params) > 1 and params[1] is not None else None
-    rms = node.op == "RMSNormalization"
-    mean = total / cols
-    if rms:
-        inv = 1.0 / np.sqrt(sq / cols + eps)
-    else:
-        var = np.maximum(sq / cols - mean * mean, 0.0)
-        inv = 1.0 / np.sqrt(var + eps)
-    y = np.empty((rows, cols), dtype=(params[0].dtype if rms else x.dtype))
-    for c0, c1 in block_ranges(cols, block):
-        blk = x[:, c0:c1].astype(np.float64)
-        if rms:
-            y[:, c0:c1] = (blk * inv).astype(work) * scale[c0:c1]
+        axes = (node.attr("axis") % x.ndim,)
+    elif op.startswith("Reduce"):
+        axes_arr = args[1] if len(args) > 1 else None
+        if axes_arr is None or axes_arr.size == 0:
+            if node.attr("noop_with_empty_axes"):
+                return None
+            axes = tuple(range(x.ndim))
         else:
-            z = ((blk - mean) * inv).astype(work).astype(x.dtype) * scale[c0:c1]
-            if bias is not None:
-                z = z + bias[c0:c1]
-            y[:, c0:c1] = z
-    out = [y.reshape((rows,) + norm)]
-    if not rms:
-        stat_dt = np.dtype(stash) if node.attr("stash_type") == 1 else x.dtype
-        out += [mean.astype(stat_dt).reshape((rows,) + (1,) * len(norm)),
-                inv.astype(stat_dt).reshape((rows,) + (1,) * len(norm))]
-    return out[:len(node.outputs)]
-
-
-def _softmax_rows(node: Node, x: np.ndarray, sizes):
-    axis = node.attr("axis") % x.ndim
-    xm = np.moveaxis(x, axis, -1)
-    lead, cols = xm.shape[:-1], xm.shape[-1]
-    rows = math.prod(lead)
-    x2 = xm.reshape(rows, cols)
-    y = np.empty_like(x2)
-    log = node.op == "LogSoftmax"
-    proxy = _Attrs(node, axis=1)
-    for r0, r1 in block_ranges(rows, sizes["rows"]):
-        blk = x2[r0:r1]
-        if sizes["cols"] >= cols:
-            y[r0:r1] = call_kernel(proxy, [blk], TABLE)
-            continue
-        # online: running max and sum over column blocks, then the output block by block
-        m = np.full((r1 - r0, 1), -np.inf)
-        s = np.zeros((r1 - r0, 1))
-        for c0, c1 in block_ranges(cols, sizes["cols"]):
-            m, e, alpha = _online_max(m, blk[:, c0:c1].astype(np.float64))
-            s = s * alpha + e.sum(axis=1, keepdims=True)
-        safe = np.where(np.isneginf(m), 0.0, m)
-        for c0, c1 in block_ranges(cols, sizes["cols"]):
-            b = blk[:, c0:c1].astype(np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if log:
-                    y[r0:r1, c0:c1] = b - safe - np.log(s)
-                else:
-                    y[r0:r1, c0:c1] = np.exp(b - safe) / np.where(s == 0, 1.0, s)
-    return np.moveaxis(y.reshape(xm.shape), -1, axis)
-
-
-_COMBINE = {"ReduceSum": np.sum, "ReduceMean": np.sum, "ReduceMax": np.max, "ReduceMin": np.min,
-            "ReduceProd": np.prod, "ReduceL1": np.sum, "ReduceL2": np.sum, "ReduceSumSquare": np.sum,
-            "ReduceLogSum": np.sum, "ReduceLogSumExp": None}
-# the partial result each column block contributes, before combining
-_PARTIAL = {"ReduceMean": "ReduceSum", "ReduceL2": "ReduceSumSquare", "ReduceLogSum": "ReduceSum"}
-
-
-def _reduce_rows(node: Node, args: list, sizes):
-    x = args[0]
-    axes_arr = args[1] if len(args) > 1 else None
-    if axes_arr is None or axes_arr.size == 0:
-        if node.attr("noop_with_empty_axes"):
-            return None
-        axes = tuple(range(x.ndim))
+            axes = tuple(sorted({int(a) % x.ndim for a in axes_arr.reshape(-1)}))
     else:
-        axes = tuple(sorted({int(a) % x.ndim for a in axes_arr.reshape(-1)}))
-    kept = tuple(i for i in range(x.ndim) if i not in axes)
-    xt = np.transpose(x, kept + axes)
-    rows = math.prod(x.shape[i] for i in kept)
-    cols = math.prod(x.shape[i] for i in axes)
-    if rows * cols == 0:
-        return None
-    x2 = xt.reshape(rows, cols)
-    keep = bool(node.attr("keepdims"))
-    out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else \
-        tuple(x.shape[i] for i in kept)
-    one = np.array([1], dtype=np.int64)
-    res = np.empty((rows,), dtype=x.dtype)
-    op = node.op
-    for r0, r1 in block_ranges(rows, sizes["rows"]):
-        blk = x2[r0:r1]
-        if sizes["cols"] >= cols:
-            res[r0:r1] = np.asarray(call_kernel(_Attrs(node, keepdims=0, noop_with_empty_axes=0), [blk, one], TABLE))
-            continue
-        with np.errstate(all="ignore"):
-            if op == "ReduceLogSumExp":
-                m = blk.max(axis=1, keepdims=True).astype(np.float64)
-                safe = np.where(np.isinf(m), 0.0, m)
-                s = sum(np.exp(blk[:, c0:c1].astype(np.float64) - safe).sum(axis=1, keepdims=True)
-                        for c0, c1 in block_ranges(cols, sizes["cols"]))
-                val = (np.log(s) + safe)[:, 0]
-            else:
-                part = _PARTIAL.get(op, op)
-                partials = [_partial(part, blk[:, c0:c1]) for c0, c1 in block_ranges(cols, sizes["cols"])]
-                val = _COMBINE[op](np.concatenate(partials, axis=1), axis=1)
-                if op == "ReduceMean":
-                    val = val / cols
-                elif op == "ReduceL2":
-                    val = np.sqrt(val)
-                elif op == "ReduceLogSum":
-                    val = np.log(val)
-        res[r0:r1] = np.asarray(val).astype(x.dtype, copy=False)
-    return res.reshape(out_shape)
+        raise BackendError(f"{_where(node)}: no 'rows' schedule for {op}")
+    kept = [d for d in range(x.ndim) if d not in axes]
+    keep = op in ("Softmax", "LogSoftmax") or bool(node.attr("keepdims"))
 
-
-def _partial(op: str, block: np.ndarray) -> np.ndarray:
-    """One column block's partial reduction (kept as a column), by the reference's formula."""
-    return np.asarray(reduce_by(namespace(block), op, block, (1,), True)).astype(block.dtype, copy=False)
+    def cut(w: tuple[slice, ...]):
+        index = [slice(None)] * x.ndim
+        for d, s in zip(kept, w):
+            index[d] = s
+        return [x[tuple(index)], *args[1:]], tuple(index) if keep else w
+    return _by_rows(node, args, tuple(x.shape[d] for d in kept), rows, cut)
 
 
 # --------------------------------------------------------------------------- element-wise
 def _run_elementwise(node: Node, args: list, rec: Mapping[str, Any]):
     sizes = _shape(node, rec, ("rows", "cols"))
     if node.op == "RotaryEmbedding":
-        return _rotary_rows(node, args, sizes)
+        return _rotary_rows(node, args, sizes["rows"])
     if node.op == "Fused":
         ev, body = _body_of(node, args)
         outs = _outputs(node, body)
@@ -615,34 +446,18 @@ def _run_elementwise(node: Node, args: list, rec: Mapping[str, Any]):
     return res
 
 
-def _rotary_rows(node: Node, args: list, sizes):
-    """RoPE by blocks of tokens (a token's heads rotate together; its position picks cos/sin):
-    the tokens of every batch row are laid end to end as one sequence of batch 1."""
+def _rotary_rows(node: Node, args: list, rows: int):
+    """RoPE by blocks of tokens (a token's heads rotate together; its position picks cos/sin)."""
     x, cos, sin = args[:3]
     pos = args[3] if len(args) > 3 else None
     four_d = x.ndim == 4
-    if four_d:
-        b, h, s, d = x.shape
-        xf = x.transpose(0, 2, 1, 3).reshape(1, b * s, h, d).transpose(0, 2, 1, 3)   # (1, H, B·S, D)
-    else:
-        b, s = x.shape[:2]
-        xf = x.reshape((1, b * s) + x.shape[2:])
-    rows = b * s
-    if pos is not None:
-        pf, cf, sf = pos.reshape(1, rows), cos, sin
-    else:
-        pf, cf, sf = None, cos.reshape((1, rows) + cos.shape[2:]), sin.reshape((1, rows) + sin.shape[2:])
-    out = np.empty_like(xf)
-    seq = 2 if four_d else 1
-    for r0, r1 in block_ranges(rows, sizes["rows"]):
-        cut = (slice(None),) * seq + (slice(r0, r1),)
-        if pf is not None:
-            out[cut] = call_kernel(node, [xf[cut], cf, sf, pf[:, r0:r1]], TABLE)
-        else:
-            out[cut] = call_kernel(node, [xf[cut], cf[:, r0:r1], sf[:, r0:r1]], TABLE)
-    if four_d:
-        return out.transpose(0, 2, 1, 3).reshape(b, s, h, d).transpose(0, 2, 1, 3)
-    return out.reshape(x.shape)
+
+    def cut(w: tuple[slice, ...]):
+        index = (w[0], slice(None), w[1]) if four_d else w
+        if pos is not None:
+            return [x[index], cos, sin, pos[w]], index
+        return [x[index], cos[w], sin[w]], index
+    return _by_rows(node, args, (x.shape[0], x.shape[2] if four_d else x.shape[1]), rows, cut)
 
 
 def _row_windows(lead: tuple[int, ...], r0: int, r1: int) -> Iterator[tuple[Window, int, int]]:
