@@ -130,12 +130,13 @@ class _Emitter:
     def _prefix(self, what: str) -> str:
         return f"layers.{self.layer}.{what}" if self.layer is not None else what
 
-    def layer_norm(self, x: Value, prefix: str, *, named: bool = True) -> Value:
-        """LayerNormalization of ``x`` by ``{prefix}.weight`` and ``{prefix}.bias``, named ``prefix``."""
+    def norm(self, x: Value, prefix: str, *, rms: bool = False, named: bool = True) -> Value:
+        """Layer normalization (``rms``: RMS) of ``x`` by ``{prefix}.weight`` and, for layer
+        normalization, ``{prefix}.bias``; named ``prefix``."""
         base, H = self.opt.base_dtype, self.cfg.hidden
-        return self.op("LayerNormalization", x, self.weight(f"{prefix}.weight", base, H),
-                       self.weight(f"{prefix}.bias", base, H), epsilon=self.cfg.norm_eps, _outputs=1,
-                       _name=prefix if named else None)
+        params = [self.weight(f"{prefix}.{p}", base, H) for p in (("weight",) if rms else ("weight", "bias"))]
+        return self.op("RMSNormalization" if rms else "LayerNormalization", x, *params, epsilon=self.cfg.norm_eps,
+                       _outputs=1, _name=prefix if named else None)
 
     def weight(self, name: str, dt: str, *shape: int) -> Value:
         return self.g.add_constant(name, type=TensorType(to_dtype(dt), tuple(shape)))
@@ -313,8 +314,7 @@ def _llama(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list
     for i in range(cfg.layers):
         e.layer = i
         p = f"layers.{i}"
-        x = e.op("RMSNormalization", h, e.weight(f"{p}.input_layernorm.weight", base, H), epsilon=cfg.norm_eps,
-                 _name=f"{p}.input_layernorm")
+        x = e.norm(h, f"{p}.input_layernorm", rms=True)
         q = e.linear(x, H, cfg.heads * D, f"{p}.self_attn.q_proj")
         k = e.linear(x, H, cfg.kv_heads * D, f"{p}.self_attn.k_proj")
         v = e.linear(x, H, cfg.kv_heads * D, f"{p}.self_attn.v_proj")
@@ -323,15 +323,14 @@ def _llama(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
         h = e.op("Add", h, e.linear(y, cfg.heads * D, H, f"{p}.self_attn.o_proj"), _name=f"{p}.attn_residual")
-        x = e.op("RMSNormalization", h, e.weight(f"{p}.post_attention_layernorm.weight", base, H),
-                 epsilon=cfg.norm_eps, _name=f"{p}.post_attention_layernorm")
+        x = e.norm(h, f"{p}.post_attention_layernorm", rms=True)
         gate = e.linear(x, H, cfg.intermediate, f"{p}.mlp.gate_proj")
         up = e.linear(x, H, cfg.intermediate, f"{p}.mlp.up_proj")
         act = e.op("Fused", gate, up, _body=_swiglu_body(gate.type), kind="elementwise", label="swiglu",
                    _name=f"{p}.mlp.swiglu")
         h = e.op("Add", h, e.linear(act, cfg.intermediate, H, f"{p}.mlp.down_proj"), _name=f"{p}.mlp_residual")
     e.layer = None
-    h = e.op("RMSNormalization", h, e.weight("norm.weight", base, H), epsilon=cfg.norm_eps, _name="norm")
+    h = e.norm(h, "norm", rms=True)
     h = _last_position(e, h)
     logits = e.linear(h, H, cfg.vocab, "lm_head")
     return logits, presents
@@ -359,18 +358,18 @@ def _gpt2(e: _Emitter, ids: Value, pos: Value, past: list) -> tuple[Value, list]
     for i in range(cfg.layers):
         e.layer = i
         p = f"h.{i}"
-        x = e.layer_norm(h, f"{p}.ln_1")
+        x = e.norm(h, f"{p}.ln_1")
         q = e.linear(x, H, H, f"{p}.attn.q", bias=True)
         k = e.linear(x, H, H, f"{p}.attn.k", bias=True)
         v = e.linear(x, H, H, f"{p}.attn.v", bias=True)
         y, pk, pv = e.attention(q, k, v, past[i] if past else None)
         presents.append((pk, pv))
         h = e.op("Add", h, e.linear(y, H, H, f"{p}.attn.c_proj", bias=True), _name=f"{p}.attn_residual")
-        x = e.layer_norm(h, f"{p}.ln_2")
+        x = e.norm(h, f"{p}.ln_2")
         x = e.linear(x, H, cfg.intermediate, f"{p}.mlp.c_fc", bias=True, gelu="tanh")
         h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.mlp.c_proj", bias=True), _name=f"{p}.mlp_residual")
     e.layer = None
-    h = e.layer_norm(h, "ln_f")
+    h = e.norm(h, "ln_f")
     h = _last_position(e, h)
     # the LM head is tied to the token embedding: logits = h · wteᵀ
     if h.type.rank == 3:
@@ -391,7 +390,7 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
     zeros = e.g.add_constant("token_type_ids", np.zeros((o.batch, o.prompt), np.int64))
     h = e.op("Add", e.op("Gather", word, ids, axis=0), e.op("Gather", posw, pos, axis=0))
     h = e.op("Add", h, e.op("Gather", typ, zeros, axis=0))
-    h = e.layer_norm(h, "embeddings.LayerNorm", named=False)
+    h = e.norm(h, "embeddings.LayerNorm", named=False)
     for i in range(cfg.layers):
         e.layer = i
         p = f"encoder.layer.{i}"
@@ -402,10 +401,10 @@ def _bert(e: _Emitter, ids: Value, pos: Value) -> tuple[Value, list]:
                  _name=f"{p}.attention.self")
         h = e.op("Add", h, e.linear(y, H, H, f"{p}.attention.output.dense", bias=True),
                  _name=f"{p}.attention.residual")
-        h = e.layer_norm(h, f"{p}.attention.output.LayerNorm")
+        h = e.norm(h, f"{p}.attention.output.LayerNorm")
         x = e.linear(h, H, cfg.intermediate, f"{p}.intermediate.dense", bias=True, gelu="none")
         h = e.op("Add", h, e.linear(x, cfg.intermediate, H, f"{p}.output.dense", bias=True), _name=f"{p}.output.residual")
-        h = e.layer_norm(h, f"{p}.output.LayerNorm")
+        h = e.norm(h, f"{p}.output.LayerNorm")
     e.layer = None
     return h, []
 

@@ -173,4 +173,4 @@ class TorchBackend(ExecutingBackend):
         if bad:
             raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
                                f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
-        return super().compile(graph, device=dev, threads=threads, **options)
+        return self.executable(graph, device=dev, threads=threads, **options)   # options checked above

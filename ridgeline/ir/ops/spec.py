@@ -436,15 +436,15 @@ def op(name: str, *, inputs: Sequence[str], outputs: Sequence[str] = ("Y: T"),
        flops: Callable[[CostContext], Any] | None = None,
        bytes: Callable[[CostContext], Any] | None = None,
        domain: str = "", since: int = 1, commutative: bool = False,
-       heterogeneous: Sequence[str] = (), **extra: Any):
+       heterogeneous: Sequence[str] = (), doc: str = "", **extra: Any):
     """Declare an op; decorates its inference function and registers the spec.
 
     ``attrs`` maps a name to an ``AttrSpec`` or a ``(kind, default)`` pair (default omitted or
     ``REQUIRED`` for a required attribute). Ports sharing a constraint letter must have the same
-    dtype, except for letters listed in ``heterogeneous`` (a fused body's mixed inputs).
+    dtype, except for letters listed in ``heterogeneous`` (a fused body's mixed inputs). ``doc``
+    replaces the inference function's docstring (for an op that shares another's function).
     """
     extra["heterogeneous"] = frozenset(heterogeneous)
-    doc = extra.pop("doc", None)  # for an op that shares another's inference function
     if category not in CATEGORIES:
         raise ValueError(f"{name}: unknown category {category!r}")
     if isinstance(outputs, str):
