@@ -147,9 +147,9 @@ def _dequant_matmul(rng, m, k, n, block, axis_scale):
 @SETTINGS
 @given(m=st.integers(1, 20), k=st.integers(4, 40), n=st.integers(1, 20), block=st.sampled_from([0, 4, 8, 16]),
        axis_scale=st.booleans(), tm=tile, tn=tile, tk=tile, order=orders, seed=st.integers(0, 2**16))
-def test_fused_dequant_matmul_dequantizes_per_tile(m, k, n, block, axis_scale, tm, tn, tk, order, seed):
-    """The prologue runs on each weight tile (blocked scales cut to the tile, K tiles that do not
-    start on a block boundary included); the epilogue on each output tile."""
+def test_fused_dequant_matmul_by_tiles(m, k, n, block, axis_scale, tm, tn, tk, order, seed):
+    """The product by tiles inside a fused body whose prologue dequantizes (per tensor, per axis,
+    blocked) and whose epilogue adds a bias and applies ReLU."""
     rng = rng_for(seed)
     g, node = _dequant_matmul(rng, m, k, n, block if block < k else 0, axis_scale)
     node.meta["tile"] = {"kernel": "gemm", "shape": {"m": tm, "n": tn, "k": tk}, "order": list(order),

@@ -7,18 +7,18 @@ kernel kind of the record:
 
 - ``gemm``: the blocked loop nest over M, N, K in the recorded order (outer-level groups first,
   when the record has them), accumulating each output tile in the precision the reference
-  accumulates in. For a ``Fused`` node the body's prologue (dequantizing a weight tile) is
-  evaluated per tile on the windows of its inputs, and the epilogue per output tile.
+  accumulates in. A ``Fused`` node's body runs by the reference interpreter around its product.
 - ``attention``: blocks of query positions, each the reference kernel with the keys before the
   block as its KV cache.
 - ``rows``: blocks of rows (what a normalization, softmax or reduction keeps independent), each
   the reference kernel.
-- ``elementwise``: 2-D blocks of the result (RoPE: blocks of tokens).
+- ``elementwise``: 2-D blocks of the result, a fused body evaluated on the windows of its
+  inputs (RoPE: blocks of tokens).
 
-Where a schedule splits a reduced extent other than a product's K (attention's key/value blocks
-with an online softmax, ``passes = 2`` column blocks), that split is the hardware kernel's inner
-loop: the cost models count it, the llvm backend runs attention's, and here the reference kernel
-reduces the whole extent, which gives the same result.
+What runs inside a block is the reference kernel. Where a schedule splits a reduced extent other
+than a product's K (attention's key/value blocks with an online softmax, ``passes = 2`` column
+blocks) or tiles a product's prologue and epilogue, that is the hardware kernel's inner loop: the
+cost models count it, the llvm backend runs attention's, and the result here is the same.
 
 Batch dims of a matrix product run vectorized (a tile covers M×N×K of every batch element).
 ``run_tiled`` returns None when the schedule does not apply to what the node is given at run time
@@ -37,7 +37,8 @@ import numpy as np
 
 from ...ir import Graph, Node, Value
 from ...ir.errors import BackendError
-from ..interpreter import NUMPY, call_kernel
+from ..interpreter import NUMPY, call_kernel, evaluate_node
+from ..interpreter import Interpreter as _Generic
 from ..kernel_math.attention import heads_and_cache
 from .kernels import TABLE
 
@@ -97,16 +98,15 @@ def gemm_blocks(extents: Mapping[str, int], levels: Sequence[tuple[Mapping[str, 
 
 # --------------------------------------------------------------------------- lazy windows
 class _Windows:
-    """Evaluates values of a kernel (a fused body, or one node) over index windows.
+    """Evaluates values of an element-wise kernel (a fused body, or one node) over index windows.
 
     Leaves are the kernel's inputs and constants; element-wise ops (and per-tensor / per-axis /
-    blocked quantization) are evaluated on the windows of their inputs — so a dequantizing
-    prologue runs per tile —, any other op on its whole inputs once (cached)."""
+    blocked quantization) are evaluated on the windows of their inputs, any other op (a view) on
+    its whole inputs once (cached)."""
 
-    def __init__(self, leaves: Mapping[int, np.ndarray], call: Callable[[Node, list], Any]):
+    def __init__(self, leaves: Mapping[int, np.ndarray]):
         self.leaves = dict(leaves)
         self.full: dict[int, np.ndarray] = {}
-        self.call = call
         self._shapes: dict[int, tuple[int, ...]] = {}
 
     def shape(self, v: Value) -> tuple[int, ...]:
@@ -137,10 +137,8 @@ class _Windows:
             return NUMPY.constant(v)
         p = v.producer
         args = [self.value(x) if x is not None else None for x in p.inputs]
-        outs = self.call(p, args)
-        outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
-        for o, a in zip(p.outputs, outs):
-            self.full[id(o)] = np.asarray(a).astype(o.type.dtype.np_dtype, copy=False)
+        for o, a in zip(p.outputs, evaluate_node(p, args, TABLE, check=False)):
+            self.full[id(o)] = a
         return self.full[key]
 
     def window(self, v: Value, win: Window) -> np.ndarray:
@@ -165,8 +163,7 @@ class _Windows:
                 args.append(None)
                 continue
             args.append(self.window(x, _align(win, self.shape(x), out_shape)))
-        res = call_kernel(p, args, TABLE)
-        return np.asarray(res).astype(p.outputs[0].type.dtype.np_dtype, copy=False)
+        return evaluate_node(p, args, TABLE, check=False)[0]
 
     def _quant(self, p: Node, win: Window, out_shape: tuple[int, ...]) -> np.ndarray:
         """A quantization op on a window: its scale and zero point cut to the same elements
@@ -198,10 +195,8 @@ class _Windows:
             else:
                 cut = [(a, b) if k != axis else (a // block, -(-b // block)) for k, (a, b) in enumerate(win)]
                 params.append(self.value(q)[tuple(slice(a, b) for a, b in cut)])
-        res = np.asarray(call_kernel(p, [x, *params], TABLE))
-        if lead:
-            res = res[(slice(None),) * axis + (slice(lead, None),)]
-        return res.astype(p.outputs[0].type.dtype.np_dtype, copy=False)
+        res = evaluate_node(p, [x, *params], TABLE, check=False)[0]
+        return res[(slice(None),) * axis + (slice(lead, None),)] if lead else res
 
 
 def _windowable(p: Node) -> bool:
@@ -215,23 +210,7 @@ def _align(win: Window, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> W
     return tuple((0, 1) if d == 1 and out_shape[off + i] != 1 else win[off + i] for i, d in enumerate(shape))
 
 
-def _full(shape: tuple[int, ...]) -> Window:
-    return tuple((0, d) for d in shape)
-
-
-# --------------------------------------------------------------------------- kernels: setup
-def _body_of(node: Node, args: list) -> tuple[_Windows, Graph | None]:
-    """The lazy evaluator over a fused body (leaves: its inputs bound to ``args``) or one node."""
-    from .interpreter import call_reference  # it calls run_tiled: imported when first run
-    if node.op == "Fused" and node.body is not None:
-        body = node.body
-        leaves = {id(p): a for p, a in zip(body.inputs, args) if a is not None}
-    else:
-        body = None
-        leaves = {id(v): a for v, a in zip(node.inputs, args) if v is not None and a is not None}
-    return _Windows(leaves, lambda n, a: call_reference(n, a, check=False)), body
-
-
+# --------------------------------------------------------------------------- a principal node
 def _principal(node: Node, ops: Sequence[str]) -> Node | None:
     if node.op != "Fused":
         return node if node.op in ops else None
@@ -239,8 +218,23 @@ def _principal(node: Node, ops: Sequence[str]) -> Node | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _outputs(node: Node, body: Graph | None) -> list[Value]:
-    return list(body.outputs) if body is not None else list(node.outputs)
+class _AroundPrincipal(_Generic):
+    """A fused body run by the reference interpreter, but for its principal node, which ``fn``
+    runs by the schedule."""
+
+    def __init__(self, body: Graph, principal: Node, fn: Callable[[Node, list], Any]):
+        super().__init__(body, TABLE, NUMPY)
+        self.principal, self.fn = principal, fn
+
+    def call_kernel(self, node: Node, args: list) -> Any:
+        return self.fn(node, args) if node is self.principal else super().call_kernel(node, args)
+
+
+def _around(node: Node, principal: Node, args: list, fn: Callable[[Node, list], Any]) -> Any:
+    """``fn`` on the principal node's arguments; a ``Fused`` node's body around it by the reference."""
+    if node.op != "Fused":
+        return fn(principal, args)
+    return tuple(_AroundPrincipal(node.body, principal, fn).run_values(args))
 
 
 # --------------------------------------------------------------------------- gemm
@@ -254,65 +248,41 @@ def _run_gemm(node: Node, args: list, rec: Mapping[str, Any]):
     mm = _principal(node, ("MatMul", "Gemm"))
     if mm is None:
         raise BackendError(f"{_where(node)}: a 'gemm' tile schedule needs a MatMul or Gemm")
-    ev, body = _body_of(node, args)
-    a_v, b_v = mm.inputs[0], mm.inputs[1]
-    sa, sb = ev.shape(a_v), ev.shape(b_v)
-    if len(sa) < 2 or len(sb) < 2:
+    if mm.inputs[0].type.rank < 2 or mm.inputs[1].type.rank < 2:
         return None
-    gemm = mm.op == "Gemm"
-    ta, tb = (bool(mm.attr("transA")), bool(mm.attr("transB"))) if gemm else (False, False)
-    m, k = (sa[1], sa[0]) if ta else (sa[-2], sa[-1])
-    n = sb[0] if tb else sb[-1]
-    ba, bb = sa[:-2], sb[:-2]
-    batch = np.broadcast_shapes(ba, bb)
     sizes = _shape(node, rec, ("m", "n", "k"))
-    order = _order(node, rec, ("m", "n", "k"))
-    levels: list[tuple[Mapping[str, int], Sequence[str]]] = []
+    levels: list[tuple[Mapping[str, int | None], Sequence[str]]] = []
     groups = rec.get("groups")
     if isinstance(groups, Mapping):
-        for g in groups.values():   # outermost level first, as recorded
+        for g in groups.values():   # outermost level first, as recorded; K whole at those levels
             if isinstance(g, Mapping):
                 levels.append(({"m": sizes["m"] * int(g.get("m", 1)), "n": sizes["n"] * int(g.get("n", 1)),
-                                "k": k}, ["m", "n", "k"]))
-    levels.append((sizes, order))
-    dt_a = np.dtype(a_v.type.dtype.np_dtype)
-    acc_dt = _acc_dtype(np.result_type(dt_a, np.dtype(b_v.type.dtype.np_dtype)))
-    acc = np.zeros(batch + (m, n), dtype=acc_dt)
+                                "k": None}, ["m", "n", "k"]))
+    levels.append((sizes, _order(node, rec, ("m", "n", "k"))))
+    return _around(node, mm, args, lambda n, a: _blocked_product(n, a, levels))
+
+
+def _blocked_product(mm: Node, args: list, levels) -> np.ndarray:
+    """MatMul or Gemm by the loop nest ``levels``, accumulating as the reference does."""
+    a, b = args[0], args[1]
+    gemm = mm.op == "Gemm"
+    ta, tb = (bool(mm.attr("transA")), bool(mm.attr("transB"))) if gemm else (False, False)
+    m, k = (a.shape[1], a.shape[0]) if ta else a.shape[-2:]
+    n = b.shape[0] if tb else b.shape[-1]
+    levels = [({d: k if size is None else size for d, size in sizes.items()}, order) for sizes, order in levels]
+    acc_dt = _acc_dtype(np.result_type(a.dtype, b.dtype))
+    acc = np.zeros(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (m, n), dtype=acc_dt)
     for w in gemm_blocks({"m": m, "n": n, "k": k}, levels):
         (m0, m1), (n0, n1), (k0, k1) = w["m"], w["n"], w["k"]
-        if ta:
-            a_blk = ev.window(a_v, ((k0, k1), (m0, m1))).T
-        else:
-            a_blk = ev.window(a_v, _full(ba) + ((m0, m1), (k0, k1)))
-        if tb:
-            b_blk = ev.window(b_v, ((n0, n1), (k0, k1))).T
-        else:
-            b_blk = ev.window(b_v, _full(bb) + ((k0, k1), (n0, n1)))
+        a_blk = a[k0:k1, m0:m1].T if ta else a[..., m0:m1, k0:k1]
+        b_blk = b[n0:n1, k0:k1].T if tb else b[..., k0:k1, n0:n1]
         acc[..., m0:m1, n0:n1] += np.matmul(a_blk.astype(acc_dt, copy=False), b_blk.astype(acc_dt, copy=False))
-    if gemm:
-        y = mm.attr("alpha") * acc
-        if len(mm.inputs) > 2 and mm.inputs[2] is not None:
-            y = y + mm.attr("beta") * ev.value(mm.inputs[2])
-        result = np.asarray(y).astype(dt_a, copy=False)
-    else:
-        result = acc.astype(mm.outputs[0].type.dtype.np_dtype, copy=False)
-    ev.full[id(mm.outputs[0])] = result
-    outs = _outputs(node, body)
-    return tuple(_epilogue(ev, o, mm.outputs[0], levels) for o in outs)
-
-
-def _epilogue(ev: _Windows, out: Value, acc: Value, levels) -> np.ndarray:
-    """A body output, evaluated per output tile when it is element-wise over the product."""
-    shape = ev.shape(out)
-    if id(out) in ev.full or shape != ev.shape(acc) or out.producer is None or not _windowable(out.producer):
-        return ev.value(out)
-    m, n = shape[-2], shape[-1]
-    sizes = levels[-1][0]
-    res = np.empty(shape, dtype=out.type.dtype.np_dtype)
-    lead = _full(shape[:-2])
-    for (m0, m1), (n0, n1) in itertools.product(block_ranges(m, sizes["m"]), block_ranges(n, sizes["n"])):
-        res[..., m0:m1, n0:n1] = ev.window(out, lead + ((m0, m1), (n0, n1)))
-    return res
+    if not gemm:
+        return acc
+    y = mm.attr("alpha") * acc
+    if len(args) > 2 and args[2] is not None:
+        y = y + mm.attr("beta") * args[2]
+    return y.astype(a.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- attention
@@ -324,13 +294,8 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
         return None            # the score matrix is an output: nothing to tile
     if len(att.inputs) > 6 and att.inputs[6] is not None:
         return None
-    sizes = _shape(node, rec, ("q", "kv"))
-    ev, body = _body_of(node, args)
-    ins = [ev.value(v) if v is not None else None for v in att.inputs]
-    outs = attention_by_query_blocks(att, ins, sizes["q"])
-    for v, a in zip(att.outputs, outs):
-        ev.full[id(v)] = a
-    return tuple(ev.value(o) for o in _outputs(node, body))
+    block_q = _shape(node, rec, ("q", "kv"))["q"]
+    return _around(node, att, args, lambda n, a: attention_by_query_blocks(n, a, block_q))
 
 
 def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
@@ -421,14 +386,11 @@ def _run_elementwise(node: Node, args: list, rec: Mapping[str, Any]):
     sizes = _shape(node, rec, ("rows", "cols"))
     if node.op == "RotaryEmbedding":
         return _rotary_rows(node, args, sizes["rows"])
-    if node.op == "Fused":
-        ev, body = _body_of(node, args)
-        outs = _outputs(node, body)
-        if len(outs) != 1:
-            return None
-        out_v = outs[0]
-    else:
-        ev, out_v = _body_of(node, args)[0], node.outputs[0]
+    inputs, outs = (node.body.inputs, node.body.outputs) if node.op == "Fused" else (node.inputs, node.outputs)
+    if len(outs) != 1:
+        return None
+    out_v = outs[0]
+    ev = _Windows({id(v): a for v, a in zip(inputs, args) if v is not None and a is not None})
     shape = ev.shape(out_v)
     if not shape:
         return None
