@@ -16,6 +16,7 @@ from ...ir import Graph, Node
 from ..interpreter import NUMPY, bind_inputs, call_kernel, evaluate_node
 from ..interpreter import Interpreter as _Generic
 from .kernels import TABLE
+from .tiled import run_tiled
 
 __all__ = ["Interpreter", "bind_inputs", "call_reference", "evaluate"]
 
@@ -24,7 +25,6 @@ def call_reference(node: Node, args: list, *, tiles: bool = True, check: bool = 
     """The numpy kernel of ``node`` on ``args``, by its tile schedule when it has one and
     ``tiles`` is on (``tiled.py`` says None when it cannot: then the plain kernel)."""
     if tiles and "tile" in node.meta:
-        from .tiled import run_tiled
         out = run_tiled(node, args)
         if out is not None:
             return out
@@ -55,7 +55,6 @@ class Interpreter(_Generic):
 
     def call_tiled(self, node: Node, args: list[np.ndarray | None]) -> Any:
         """``node`` run block by block by its tile schedule; None falls back to the plain kernel."""
-        from .tiled import run_tiled
         return run_tiled(node, args)
 
     def nested(self, body: Graph) -> Interpreter:

@@ -100,9 +100,8 @@ def gemm_blocks(extents: Mapping[str, int], levels: Sequence[tuple[Mapping[str, 
 class _Windows:
     """Evaluates values of an element-wise kernel (a fused body, or one node) over index windows.
 
-    Leaves are the kernel's inputs and constants; element-wise ops (and per-tensor / per-axis /
-    blocked quantization) are evaluated on the windows of their inputs, any other op (a view) on
-    its whole inputs once (cached)."""
+    Leaves are the kernel's inputs and constants; element-wise ops are evaluated on the windows of
+    their inputs, any other op (a view, a quantization) on its whole inputs once (cached)."""
 
     def __init__(self, leaves: Mapping[int, np.ndarray]):
         self.leaves = dict(leaves)
@@ -136,6 +135,8 @@ class _Windows:
         if v.const:
             return NUMPY.constant(v)
         p = v.producer
+        if p is None:
+            raise BackendError(f"value %{v.name} has no producer and no data")
         args = [self.value(x) if x is not None else None for x in p.inputs]
         for o, a in zip(p.outputs, evaluate_node(p, args, TABLE, check=False)):
             self.full[id(o)] = a
@@ -143,65 +144,16 @@ class _Windows:
 
     def window(self, v: Value, win: Window) -> np.ndarray:
         """``v[win]`` (``win``: one (start, stop) per dim of v)."""
-        key = id(v)
-        if key in self.leaves or key in self.full or v.const:
-            return self.value(v)[tuple(slice(a, b) for a, b in win)]
         p = v.producer
-        if p is None:
-            raise BackendError(f"value %{v.name} has no producer and no data")
-        if len(p.outputs) == 1 and _windowable(p):
-            return self._eval(p, win)
-        return self.value(v)[tuple(slice(a, b) for a, b in win)]
-
-    def _eval(self, p: Node, win: Window) -> np.ndarray:
-        out_shape = self.shape(p.outputs[0])
-        if p.op in ("QuantizeLinear", "DequantizeLinear"):
-            return self._quant(p, win, out_shape)
-        args = []
-        for x in p.inputs:
-            if x is None:
-                args.append(None)
-                continue
-            args.append(self.window(x, _align(win, self.shape(x), out_shape)))
+        if id(v) in self.leaves or id(v) in self.full or p is None or len(p.outputs) > 1 or not _windowable(p):
+            return self.value(v)[tuple(slice(a, b) for a, b in win)]
+        args = [self.window(x, _align(win, self.shape(x), self.shape(v))) if x is not None else None
+                for x in p.inputs]
         return evaluate_node(p, args, TABLE, check=False)[0]
-
-    def _quant(self, p: Node, win: Window, out_shape: tuple[int, ...]) -> np.ndarray:
-        """A quantization op on a window: its scale and zero point cut to the same elements
-        (per tensor: whole; per axis: the axis' range; blocked: the blocks covering it — widened
-        to a block boundary and cut back, so the kernel's block expansion lines up)."""
-        rank = len(out_shape)
-        scale = p.inputs[1]
-        sshape = self.shape(scale)
-        axis = p.attr("axis") % rank if rank else 0
-        block = p.attr("block_size")
-        win = list(win)
-        lead = 0
-        if block and math.prod(sshape) > 1:
-            a, b = win[axis]
-            lead = a % block
-            win[axis] = (a - lead, b)
-        x = self.window(p.inputs[0], tuple(win))
-        params = []
-        for q in p.inputs[1:]:
-            if q is None:
-                params.append(None)
-                continue
-            qs = self.shape(q)
-            if math.prod(qs) == 1:
-                params.append(self.value(q))
-            elif not block:
-                a, b = win[axis]
-                params.append(self.value(q)[a:b])
-            else:
-                cut = [(a, b) if k != axis else (a // block, -(-b // block)) for k, (a, b) in enumerate(win)]
-                params.append(self.value(q)[tuple(slice(a, b) for a, b in cut)])
-        res = evaluate_node(p, [x, *params], TABLE, check=False)[0]
-        return res[(slice(None),) * axis + (slice(lead, None),)] if lead else res
 
 
 def _windowable(p: Node) -> bool:
-    cat = p.spec.category
-    return (cat == "elementwise" and p.op != "RotaryEmbedding") or p.op in ("QuantizeLinear", "DequantizeLinear")
+    return p.spec.category == "elementwise" and p.op != "RotaryEmbedding"
 
 
 def _align(win: Window, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Window:
