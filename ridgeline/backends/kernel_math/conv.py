@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ir.ops.conv import conv_transpose_geometry, window_output
 from .namespace import namespace
 
 __all__ = ["KERNELS", "Dim", "geometry", "integer_operands", "max_pool_indices", "pad_widths", "transpose_crop",
@@ -31,25 +32,12 @@ def geometry(node, spatial: tuple, kernel_shape: tuple) -> list[Dim]:
     dims = []
     for i in range(n):
         d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
-        w = (k - 1) * dl + 1
+        b, e = (0, 0) if auto == "VALID" else (pads[i], pads[n + i])
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            out = -(-d // s)
-            total = max(0, (out - 1) * s + w - d)
+            total = max(0, (-(-d // s) - 1) * s + (k - 1) * dl + 1 - d)
             b = total // 2 if auto == "SAME_UPPER" else total - total // 2
             e = total - b
-        elif auto == "VALID":
-            b = e = 0
-            out = (d - w) // s + 1
-        else:
-            b, e = pads[i], pads[n + i]
-            span = d + b + e - w
-            if ceil:
-                out = math.ceil(span / s) + 1
-                if (out - 1) * s >= d + b:
-                    out -= 1
-            else:
-                out = span // s + 1
-        dims.append((out, b, e, s, dl))
+        dims.append((window_output(d, k, s, dl, b, e, auto, ceil), b, e, s, dl))
     return dims
 
 
@@ -96,7 +84,6 @@ def transpose_crop(geo: list[tuple[int, int]], full: list[int]) -> tuple[tuple[s
 def transpose_geometry(node, spatial: tuple, kernel_shape: tuple) -> tuple[list[int], list[int], list[tuple[int, int]]]:
     """ConvTranspose's strides, dilations and per spatial dim (output length, begin crop), by
     the spec's ``conv_transpose_geometry`` (explicit or automatic pads, output_padding/shape)."""
-    from ...ir.ops.conv import conv_transpose_geometry
     n = len(spatial)
     strides = list(node.attr("strides") or (1,) * n)
     dil = list(node.attr("dilations") or (1,) * n)
