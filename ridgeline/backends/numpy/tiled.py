@@ -106,24 +106,13 @@ class _Windows:
     def __init__(self, leaves: Mapping[int, np.ndarray]):
         self.leaves = dict(leaves)
         self.full: dict[int, np.ndarray] = {}
-        self._shapes: dict[int, tuple[int, ...]] = {}
 
     def shape(self, v: Value) -> tuple[int, ...]:
-        key = id(v)
-        if key in self._shapes:
-            return self._shapes[key]
-        if key in self.leaves:
-            s = self.leaves[key].shape
-        elif key in self.full:
-            s = self.full[key].shape
-        elif v.const and v.data is not None:
-            s = v.data.shape
-        elif all(isinstance(d, int) for d in v.type.shape):
-            s = tuple(v.type.shape)
-        else:
-            s = self.value(v).shape
-        self._shapes[key] = tuple(s)
-        return tuple(s)
+        if id(v) in self.leaves:
+            return self.leaves[id(v)].shape
+        if all(isinstance(d, int) for d in v.type.shape):
+            return tuple(v.type.shape)
+        return self.value(v).shape
 
     def value(self, v: Value) -> np.ndarray:
         """The whole value (computed once)."""
@@ -246,7 +235,8 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
         return None            # the score matrix is an output: nothing to tile
     if len(att.inputs) > 6 and att.inputs[6] is not None:
         return None
-    block_q = _shape(node, rec, ("q", "kv"))["q"]
+    # q counts packed rows: the ``pack`` query heads of a KV group at each position
+    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // int(rec.get("pack", 1)))
     return _around(node, att, args, lambda n, a: attention_by_query_blocks(n, a, block_q))
 
 
