@@ -263,7 +263,7 @@ def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[n
 
 
 # --------------------------------------------------------------------------- row blocks
-def _by_rows(node: Node, args: list, kept: tuple[int, ...], block: int,
+def _by_rows(node: Node, kept: tuple[int, ...], block: int,
              cut: Callable[[tuple[slice, ...]], tuple[list, tuple[slice, ...]]]):
     """``node``'s reference kernel on blocks of ``block`` rows, a row being one index of the
     ``kept`` dims (those the kernel keeps independent). ``cut(window)`` gives the kernel's
@@ -277,10 +277,10 @@ def _by_rows(node: Node, args: list, kept: tuple[int, ...], block: int,
     if not pieces:
         return None
     many = isinstance(pieces[0][1], tuple)
+    lead = pieces[0][0]
     outs = []
     for i, first in enumerate(pieces[0][1] if many else (pieces[0][1],)):
         # a windowed dim spans to the furthest window's end; the others are whole in every piece
-        lead = pieces[0][0]
         shape = [max(w[d].stop for w, _ in pieces) if d < len(lead) and lead[d].stop is not None else n
                  for d, n in enumerate(np.shape(first))]
         out = np.empty(shape, dtype=np.asarray(first).dtype)
@@ -299,7 +299,7 @@ def _run_rows(node: Node, args: list, rec: Mapping[str, Any]):
     op = node.op
     if op in ("LayerNormalization", "RMSNormalization"):
         axis = node.attr("axis") % x.ndim
-        return _by_rows(node, args, x.shape[:axis], rows, lambda w: ([x[w], *args[1:]], w))
+        return _by_rows(node, x.shape[:axis], rows, lambda w: ([x[w], *args[1:]], w))
     if op in ("Softmax", "LogSoftmax"):
         axes = (node.attr("axis") % x.ndim,)
     elif op.startswith("Reduce"):
@@ -320,7 +320,7 @@ def _run_rows(node: Node, args: list, rec: Mapping[str, Any]):
         for d, s in zip(kept, w):
             index[d] = s
         return [x[tuple(index)], *args[1:]], tuple(index) if keep else w
-    return _by_rows(node, args, tuple(x.shape[d] for d in kept), rows, cut)
+    return _by_rows(node, tuple(x.shape[d] for d in kept), rows, cut)
 
 
 # --------------------------------------------------------------------------- element-wise
@@ -361,7 +361,7 @@ def _rotary_rows(node: Node, args: list, rows: int):
         if pos is not None:
             return [x[index], cos, sin, pos[w]], index
         return [x[index], cos[w], sin[w]], index
-    return _by_rows(node, args, (x.shape[0], x.shape[2] if four_d else x.shape[1]), rows, cut)
+    return _by_rows(node, (x.shape[0], x.shape[2] if four_d else x.shape[1]), rows, cut)
 
 
 def _row_windows(lead: tuple[int, ...], r0: int, r1: int) -> Iterator[tuple[Window, int, int]]:
