@@ -99,7 +99,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         if step is None:
             return
         e.running = True
-        e.busy += step.duration
+        e.busy += step.duration - e.sched.cfg.host     # the devices idle while the engine's CPU schedules
         e.steps += 1
         if e.steps % sample_every == 0:
             s = e.sched
