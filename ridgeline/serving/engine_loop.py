@@ -73,17 +73,17 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         pending = workload.closed_lengths(closed_requests, seed)
         pending.reverse()
 
-        def issue(user: int, t: float) -> None:
+        def issue(user: int, t: float, kind: str = "reply") -> None:
             nonlocal issued
             if not pending:
                 return
             p, o, g = pending.pop()
             pre = workload.shared_prefix if g >= 0 else 0
-            push(t, "arrive", Request(issued, t, p, o, pre, g, user))
+            push(t, kind, Request(issued, t, p, o, pre, g, user))
             issued += 1
 
         for u in range(workload.users):
-            issue(u, 0.0)
+            issue(u, 0.0, "arrive")
     else:
         for r in requests or ():
             push(r.arrival, "arrive", r)
@@ -99,7 +99,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         if step is None:
             return
         e.running = True
-        e.busy += step.duration
+        e.busy += step.duration - e.sched.cfg.host     # the devices idle while the engine's CPU schedules
         e.steps += 1
         if e.steps % sample_every == 0:
             s = e.sched
@@ -119,7 +119,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
 
     while heap:
         now, _, kind, data = heapq.heappop(heap)
-        if kind == "arrive":
+        if kind in ("arrive", "reply"):
             seq = Seq(data)
             e = least_loaded(entry)
             if e.sched.add(seq, now):
@@ -151,8 +151,12 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
                 kick_later(engines.index(e), now)
             else:                        # the decode pool's KV cache can never hold it
                 e.sched.stop(data, now)
-        if not heap or heap[0][0] > now:
-            # simultaneous arrivals and step ends all land before any engine plans its next step
+        if not heap or heap[0][0] > now or (heap[0][2] == "reply") > (kind == "reply"):
+            # simultaneous arrivals and step ends all land before any engine plans its next step; a
+            # closed-loop user's next request lands after: the reply leaves (detokenizer, HTTP) as the
+            # engine launches its next step, and the new prompt arrives later still (tokenized, queued),
+            # so at think 0 it joins the step after (TensorRT-LLM's executor fetches new requests once
+            # per iteration; vLLM V0 processes a step's outputs during the next)
             for idx in sorted(set(due)):
                 kick(idx, now)
             due.clear()

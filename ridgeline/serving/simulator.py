@@ -168,7 +168,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
              preemption: str = "recompute", spec_k: int = 0, spec_acceptance: float = 0.0,
              draft: str | StepTime | None = None, prefix_hit: float = 0.0,
              prefill_replicas: int | None = None, stages: int | None = None,
-             power_w: float | None = None, idle_fraction: float = IDLE_FRACTION, price: float | None = None,
+             power_w: float | None = None, kv_tokens: int | None = None, idle_fraction: float = IDLE_FRACTION, price: float | None = None,
              users: int | None = None, think: float | None = None,
              table: EstimateTable | None = None, preset_options: dict[str, Any] | None = None,
              stack: str | None = None, warmup: int | None = None, chunk_prefill: bool | None = None,
@@ -197,11 +197,12 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         raise SimulationError(f"--warmup must be a count of requests >= 0, got {warmup!r}")
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
         raise SimulationError("speculative decoding needs k >= 0 and an acceptance rate in [0, 1]")
-    for name, v in (("replicas", replicas), ("tp", tp), ("pp", pp)):
-        if v == "auto" and name != "replicas":
-            continue
-        if not isinstance(v, int) or v < 1:
-            raise SimulationError(f"--{name} must be a positive integer, got {v!r}")
+    for name, v in (("replicas", replicas), ("tp", tp), ("pp", pp), ("kv-tokens", 1 if kv_tokens is None else kv_tokens)):
+        if v == "auto" and name in ("tp", "pp") and (deployment or step_time is None or isinstance(step_time, EstimateTable)):
+            continue    # the cost models' deployment resolves it below (or the one given says it)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SimulationError(f"--{name} must be a positive integer, got {v!r}"
+                                  + (" ('auto' needs the cost models: no step_time, or a deployment)" * (v == "auto")))
     slo_ = parse_slo(slo)
     ref_context = int(min(32768, max(512, 2 * (w.prompt.mean + w.output.mean)))) if w.arrival != "trace" else \
         int(min(32768, max(512, 2 * max(r.prompt + r.output for r in w.trace))))
@@ -220,6 +221,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             if isinstance(step_time, EstimateTable) else Deployment(str(target), devices=tp * pp)
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
+    if kv_tokens is not None:
+        deployment = replace(deployment, kv_tokens=kv_tokens)
     if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
         tp, pp = deployment.tp, deployment.pp
     if st is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
+
+from ridgeline.cli.commands.serve_sim import register
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -21,10 +24,37 @@ def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def test_kv_tokens_takes_a_capacity_above_the_parallel_degree_cap(run_cli):
-    r = run_cli("serve-sim", "llama-3-8b", "--target", "h100", "--workload", "chat", "--rate", "1", "--requests", "5",
-                "--prompt-len", "100", "--output-len", "10", "--kv-tokens", "100000", "--json")
-    assert r.returncode == 0, r.stderr
+@pytest.mark.parametrize("flag", ["--max-batch", "--token-budget", "--requests", "--users", "--replicas", "--block-size",
+                                  "--stages", "--prefill-replicas", "--shared-prefix", "--prefix-groups"])
+def test_counts_are_counts_not_parallel_degrees(run_cli, flag):
+    # they went through the tp/pp parser: capped at 65536, and its message offered 'auto'
+    r = run_cli("serve-sim", "gpt2", "--rate", "1", flag, "0")
+    assert r.returncode == 2 and flag in r.stderr and "auto" not in r.stderr, r.stderr
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers())
+    assert getattr(p.parse_args(["serve-sim", "gpt2", flag, "100000"]), flag[2:].replace("-", "_")) == 100000
+
+
+def test_kv_tokens_sizes_the_cache_of_the_workloads_own_deployment(run_cli):
+    # a capacity above the parallel-degree cap; and on gpt2 (1,024 positions) the deployment is sized
+    # at the workload's context, as without the flag (it was rebuilt at 4,096 tokens and refused)
+    for model, kv in (("llama-3-8b", "100000"), ("gpt2", "5000")):
+        r = run_cli("serve-sim", model, "--target", "h100", "--workload", "chat", "--rate", "1", "--requests", "5",
+                    "--prompt-len", "100", "--output-len", "10", "--kv-tokens", kv, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["deployment"]["kv_tokens"] == int(kv)
+
+
+def test_auto_layouts_need_the_cost_models_or_a_deployment():
+    from ridgeline.serving import Deployment, LinearStepTime, SimulationError, simulate
+    kw = {"workload": "chat", "rate": 1, "requests": 5, "step_time": LinearStepTime()}
+    for par in ({"tp": "auto"}, {"pp": "auto"}):
+        with pytest.raises(SimulationError, match="'auto' needs the cost models"):
+            simulate("stub", "stub", **kw, **par)
+        r = simulate("stub", "stub", **kw, **par, deployment=Deployment("stub", tp=2, pp=3))
+        assert (r.deployment["tp"], r.deployment["pp"]) == (2, 3)
+    with pytest.raises(SimulationError, match="--kv-tokens"):
+        simulate("stub", "stub", **kw, kv_tokens=0)
 
 
 def test_an_slo_no_rate_meets_is_one_line(run_cli):

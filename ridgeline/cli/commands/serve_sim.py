@@ -13,17 +13,11 @@ import argparse
 import math
 from pathlib import Path
 
-from ..common import MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, parse_rates, table, wide_output
-from ._estimating import parse_degree
+from ..common import MAX_DEGREE, MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, parse_rates, table, wide_output
 
 _pos_float = float_arg(0.0, math.inf, open_lo=True)
-
-
-def _pos_int(text: str) -> int:
-    v = parse_degree(text)
-    if v == "auto":
-        raise argparse.ArgumentTypeError("expected a positive integer, got 'auto'")
-    return int(v)
+_count = int_arg(1, 10 ** 9)        # requests, users, batch sizes, budgets: counts, not parallel degrees
+_degree = int_arg(1, MAX_DEGREE)    # no 'auto': the step table is priced at one layout
 
 
 def add_serving_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,15 +29,15 @@ def add_serving_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=_pos_float, help="arrivals per second (Poisson unless --arrival gamma)")
     g.add_argument("--arrival", choices=("poisson", "gamma"), help="open-loop arrival process")
     g.add_argument("--cv", type=float_arg(0.0, 100.0, open_lo=True), help="gamma arrivals: coefficient of variation (burstiness)")
-    g.add_argument("--users", type=_pos_int, help="closed loop of N users instead of an arrival rate")
+    g.add_argument("--users", type=_count, help="closed loop of N users instead of an arrival rate")
     g.add_argument("--think", type=float_arg(0.0, 1e9), help="closed loop: seconds between a reply and the next request")
     g.add_argument("--prompt-len", help="prompt tokens: N or lognormal:MEDIAN,SIGMA (overrides the workload)")
     g.add_argument("--output-len", help="output tokens: N or lognormal:MEDIAN,SIGMA")
-    g.add_argument("--requests", type=_pos_int, default=1000, help="requests to simulate (default 1000)")
+    g.add_argument("--requests", type=_count, default=1000, help="requests to simulate (default 1000)")
     g.add_argument("--scheduler", help=f"one of {', '.join(SCHEDULERS)} (default: continuous; pipeline on "
                    "wafer-scale and dataflow targets)")
     g.add_argument("--slo", help="latency bounds, e.g. ttft=0.2,tpot=0.05[,p=99] (seconds or 200ms)")
-    g.add_argument("--replicas", type=_pos_int, default=1, help="engine replicas (each --tp x --pp devices)")
+    g.add_argument("--replicas", type=_count, default=1, help="engine replicas (each --tp x --pp devices)")
     g.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed of arrivals and lengths (default 0)")
 
 
@@ -53,27 +47,27 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("model", metavar="MODEL", help="an LLM preset (see `ridgeline estimate --help`)")
     p.add_argument("--target", default="h100", help="hardware target (default h100)")
-    p.add_argument("--tp", type=_pos_int, default=1, help="tensor-parallel degree per replica")
-    p.add_argument("--pp", type=_pos_int, default=1, help="pipeline-parallel degree per replica")
+    p.add_argument("--tp", type=_degree, default=1, help="tensor-parallel degree per replica")
+    p.add_argument("--pp", type=_degree, default=1, help="pipeline-parallel degree per replica")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "int8", "int4"), help="weights and activations")
     add_serving_arguments(p)
     g = p.add_argument_group("engine")
     g.add_argument("--stack", help="a serving stack's engine defaults: vllm (V1: chunked prefill, 2048/8192-token "
                    "budget), vllm-v0 (0.6-0.7: engine CPU time every step, decodes padded to CUDA-graph batches), "
                    "trtllm or nim (in-flight batching: whole prompts, no-evict KV); flags below still win")
-    g.add_argument("--max-batch", type=_pos_int, help="sequences per step (default 256; 32 on spatial targets)")
-    g.add_argument("--token-budget", type=_pos_int, help="tokens per step (default 8192; chunked: 2048)")
-    g.add_argument("--block-size", type=_pos_int, default=16, help="KV block size in tokens (default 16)")
+    g.add_argument("--max-batch", type=_count, help="sequences per step (default 256; 32 on spatial targets)")
+    g.add_argument("--token-budget", type=_count, help="tokens per step (default 8192; chunked: 2048)")
+    g.add_argument("--block-size", type=_count, default=16, help="KV block size in tokens (default 16)")
     g.add_argument("--kv-tokens", type=int_arg(1, 10 ** 15), help="override the KV-cache capacity per replica (tokens)")
     g.add_argument("--preemption", choices=("recompute", "swap"), default="recompute")
-    g.add_argument("--prefill-replicas", type=_pos_int, help="disaggregated: replicas in the prefill pool")
-    g.add_argument("--stages", type=_pos_int, help="pipeline: micro-batch groups in flight (default: "
+    g.add_argument("--prefill-replicas", type=_count, help="disaggregated: replicas in the prefill pool")
+    g.add_argument("--stages", type=_count, help="pipeline: micro-batch groups in flight (default: "
                    "one per device, at most one per layer)")
     g.add_argument("--spec", metavar="K,ACCEPT[,DRAFT]", help="speculative decoding: K drafted tokens, "
                    "acceptance rate, and a draft preset (omit for an n-gram draft), e.g. 4,0.7,llama-3-8b")
     g.add_argument("--prefix-hit", type=float_arg(0.0, 1.0), default=0.0, help="share of each prompt served by a prefix cache")
-    g.add_argument("--shared-prefix", type=_pos_int, help="a shared prefix of N tokens per group (prefix caching)")
-    g.add_argument("--prefix-groups", type=_pos_int, help="distinct shared prefixes (default 1)")
+    g.add_argument("--shared-prefix", type=_count, help="a shared prefix of N tokens per group (prefix caching)")
+    g.add_argument("--prefix-groups", type=_count, help="distinct shared prefixes (default 1)")
     g = p.add_argument_group("energy and cost")
     g.add_argument("--power", type=_pos_float, help="watts per device (default: the target file's power)")
     g.add_argument("--idle-fraction", type=float_arg(0.0, 1.0), default=0.2, help="idle power as a share of rated (default 0.2)")
@@ -112,7 +106,7 @@ def _engine_kwargs(args: argparse.Namespace) -> dict:
                     "block_size": args.block_size, "preemption": args.preemption, "prefill_replicas": args.prefill_replicas,
                     "stages": args.stages, "prefix_hit": args.prefix_hit, "power_w": args.power,
                     "idle_fraction": args.idle_fraction, "price": args.price, "stack": args.stack,
-                    "warmup": args.warmup}
+                    "warmup": args.warmup, "kv_tokens": args.kv_tokens}
     if not 0 <= args.prefix_hit < 1:
         raise UsageError(f"--prefix-hit must be in [0, 1), got {args.prefix_hit}")
     if args.spec:
@@ -144,13 +138,6 @@ def run(args: argparse.Namespace) -> int:
     kw = sim_kwargs(args) | _engine_kwargs(args)
     opts = _parallel(args.target, args.tp, args.pp)     # none on a spatial target
     kw["table"] = EstimateTable(preset_estimator(args.model, args.target, opts, kw.get("preset_options") or {}))
-    if args.kv_tokens:
-        from ...serving.simulator import deployment_for
-        mb = args.max_batch or (256 if opts else 32)
-        dep = deployment_for(args.model, args.target, tp=args.tp, pp=args.pp, max_batch=mb,
-                             preset_options=kw.get("preset_options"))
-        from dataclasses import replace
-        kw["deployment"] = replace(dep, kv_tokens=args.kv_tokens)
     search = None
     if args.max_rate:
         if not args.slo:
