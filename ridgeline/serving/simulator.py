@@ -202,7 +202,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
             continue    # the cost models' deployment resolves it below (or the one given says it)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise SimulationError(f"--{name} must be a positive integer, got {v!r}"
-                                  + (" ('auto' needs the cost models: no step_time, or a deployment)" * (v == "auto")))
+                                  + (" ('auto' needs the cost models: no step_time, or a deployment)" * (v == "auto" and name in ("tp", "pp"))))
     slo_ = parse_slo(slo)
     ref_context = int(min(32768, max(512, 2 * (w.prompt.mean + w.output.mean)))) if w.arrival != "trace" else \
         int(min(32768, max(512, 2 * max(r.prompt + r.output for r in w.trace))))
