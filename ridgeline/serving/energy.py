@@ -1,10 +1,9 @@
 """Energy and cost of a simulated run from the target's power figure.
 
 Model (an assumption, stated in docs/serving.md): a device draws its rated power (the target
-file's ``power``, board/system TDP) while it runs steps, the engine's CPU time between a step's
-kernels included (a GPU's clocks and power state do not fall in a few-ms host gap; assumption),
-and ``idle_fraction`` of it while idle —
-0.2 by default, roughly what an H100 SXM reports idle (~70-100 W of 700 W under nvidia-smi;
+file's ``power``, board/system TDP) in steps, with the engine's CPU time in them (clocks do not fall
+in a few-ms host gap), and ``idle_fraction`` of it while idle — 0.2 by default, roughly what an
+H100 SXM reports idle (~70-100 W of 700 W under nvidia-smi;
 assumption for other chips). Energy per output token = run energy / output tokens.
 Cost per million output tokens = devices × price per device-hour × run hours / tokens × 1e6,
 when a price is given (targets carry no prices: they change monthly).

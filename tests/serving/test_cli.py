@@ -61,6 +61,9 @@ def test_auto_layouts_need_the_cost_models_or_a_deployment():
         assert (r.deployment["tp"], r.deployment["pp"]) == (2, 3)
     with pytest.raises(SimulationError, match="--kv-tokens"):
         simulate("stub", "stub", **kw, kv_tokens=0)
+    for par in ({"replicas": "auto"}, {"kv_tokens": "auto"}):   # no cost model resolves these: no hint
+        with pytest.raises(SimulationError, match=r"got 'auto'$"):
+            simulate("stub", "stub", **kw, **par)
 
 
 def test_an_slo_no_rate_meets_is_one_line(run_cli):
