@@ -25,7 +25,8 @@ class Engine:
     sched: Scheduler
     devices: float                  # devices this engine accounts for (energy, cost)
     role: str = "mixed"             # mixed | prefill | decode
-    busy: float = 0.0               # seconds spent in steps
+    busy: float = 0.0               # device seconds in steps (utilization)
+    stepping: float = 0.0           # seconds in steps with the engine's CPU time (energy)
     running: bool = False
     steps: int = 0
 
@@ -82,7 +83,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             push(t, kind, Request(issued, t, p, o, pre, g, user))
             issued += 1
 
-        for u in range(workload.users):
+        for u in range(min(workload.users, len(pending))):   # users past the requests never ask
             issue(u, 0.0, "arrive")
     else:
         for r in requests or ():
@@ -100,6 +101,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             return
         e.running = True
         e.busy += step.duration - e.sched.cfg.host     # the devices idle while the engine's CPU schedules
+        e.stepping += step.duration
         e.steps += 1
         if e.steps % sample_every == 0:
             s = e.sched

@@ -201,12 +201,13 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         if v == "auto" and name in ("tp", "pp") and (deployment or step_time is None or isinstance(step_time, EstimateTable)):
             continue    # the cost models' deployment resolves it below (or the one given says it)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise SimulationError(f"--{name} must be a positive integer, got {v!r}"
-                                  + (" ('auto' needs the cost models: no step_time, or a deployment)" * (v == "auto")))
+            hint = " ('auto' needs the cost models: no step_time, or a deployment)" * (v == "auto" and name in ("tp", "pp"))
+            raise SimulationError(f"--{name} must be a positive integer, got {v!r}{hint}")
     slo_ = parse_slo(slo)
     ref_context = int(min(32768, max(512, 2 * (w.prompt.mean + w.output.mean)))) if w.arrival != "trace" else \
         int(min(32768, max(512, 2 * max(r.prompt + r.output for r in w.trace))))
     popts = dict(preset_options or {})
+    sized = deployment is None and (step_time is None or isinstance(step_time, EstimateTable))  # memory sets its KV
     spatial = (step_time is None or isinstance(step_time, EstimateTable)) and _spatial(target)
     if step_time is None and table is None and "auto" in (tp, pp):
         deployment = deployment or deployment_for(model, target, tp=tp, pp=pp, max_batch=max_batch or (32 if spatial else 256),
@@ -222,7 +223,10 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
     if kv_tokens is not None:
-        deployment = replace(deployment, kv_tokens=kv_tokens)
+        if sized and not spatial and kv_tokens > deployment.kv_tokens:
+            raise SimulationError(f"--kv-tokens {kv_tokens} does not fit {deployment.tp}x{deployment.pp} x {target}: "
+                                  f"its memory holds {deployment.kv_tokens} tokens of KV cache (raise --tp/--pp)")
+        deployment = replace(deployment, kv_tokens=kv_tokens, note=f"KV cache set to {kv_tokens} tokens ({deployment.note})")
     if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
         tp, pp = deployment.tp, deployment.pp
     if st is not None:

@@ -17,6 +17,12 @@ from ridgeline.cli.commands.serve_sim import register
     (["--workload", "chat", "--rate", "1", "--slo", "ttft=fast"], "--slo"),
     (["--workload", "chat", "--rate", "1", "--stack", "tgi"], "unknown serving stack"),
     *((["--workload", "chat", "--rate", "1", "--kv-tokens", v], "--kv-tokens") for v in ("0", "-5", "1e5", "many")),
+    (["--workload", "chat", "--rate", "1", "--prompt-len", "100", "--output-len", "10", "--kv-tokens", str(10 ** 12)],
+     "its memory holds"),
+    # sizes that allocated GiBs, hung or built 1e9 engines: requests and users at 10^7, devices at the degree cap
+    *((["--workload", "chat", "--rate", "1", flag, str(cap + 1)], flag) for flag, cap in (
+        ("--requests", 10 ** 7), ("--replicas", 65536), ("--prefill-replicas", 65536), ("--stages", 65536))),
+    (["--workload", "chat", "--users", str(10 ** 7 + 1)], "--users"),
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     r = run_cli("serve-sim", "gpt2", "--target", "h100", "--requests", "5", *args)
@@ -24,8 +30,8 @@ def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("flag", ["--max-batch", "--token-budget", "--requests", "--users", "--replicas", "--block-size",
-                                  "--stages", "--prefill-replicas", "--shared-prefix", "--prefix-groups"])
+@pytest.mark.parametrize("flag", ["--max-batch", "--token-budget", "--requests", "--users", "--block-size",
+                                  "--shared-prefix", "--prefix-groups"])
 def test_counts_are_counts_not_parallel_degrees(run_cli, flag):
     # they went through the tp/pp parser: capped at 65536, and its message offered 'auto'
     r = run_cli("serve-sim", "gpt2", "--rate", "1", flag, "0")
@@ -55,6 +61,9 @@ def test_auto_layouts_need_the_cost_models_or_a_deployment():
         assert (r.deployment["tp"], r.deployment["pp"]) == (2, 3)
     with pytest.raises(SimulationError, match="--kv-tokens"):
         simulate("stub", "stub", **kw, kv_tokens=0)
+    for par in ({"replicas": "auto"}, {"kv_tokens": "auto"}):   # no cost model resolves these: no hint
+        with pytest.raises(SimulationError, match=r"got 'auto'$"):
+            simulate("stub", "stub", **kw, **par)
 
 
 def test_an_slo_no_rate_meets_is_one_line(run_cli):

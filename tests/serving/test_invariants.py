@@ -109,13 +109,14 @@ def test_max_rate_meets_the_slo_and_grows_with_a_looser_one():
         max_rate("ttft=0.001,tpot=0.001", **kw)
 
 
-def test_engine_cpu_time_is_not_busy_device_time():
-    # vllm-v0's 4 ms of host time per step leaves the GPUs idle: saturated by 1 ms steps, the devices
-    # are busy 1/5 of the time and draw idle power the rest (it was billed as busy, utilization 1.0)
+def test_engine_cpu_time_is_not_busy_device_time_but_draws_stepping_power():
+    # vllm-v0's 4 ms of host time per step leaves the GPUs without work: saturated by 1 ms steps, the
+    # devices are busy 1/5 of the time (utilization), but a GPU's clocks and power state do not drop
+    # to idle in a 4 ms gap, so energy bills the whole step at the stepping power
     from ridgeline.serving.stacks import get_stack
     host = get_stack("vllm-v0", "stub").host
     w = Workload("sat", "poisson", rate=1e9, prompt=Lengths("fixed", 10), output=Lengths("fixed", 50))
     m = simulate("stub", "stub", workload=w, requests=40, step_time=LinearStepTime(fixed=1e-3),
                  deployment=Deployment("stub", power_w=100.0), stack="vllm-v0").metrics
     assert m.utilization == pytest.approx(1e-3 / (1e-3 + host))
-    assert m.energy["average_w"] == pytest.approx(100.0 * (m.utilization + 0.2 * (1 - m.utilization)))
+    assert m.energy["average_w"] == pytest.approx(100.0, rel=0.02)

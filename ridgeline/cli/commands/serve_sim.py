@@ -16,8 +16,9 @@ from pathlib import Path
 from ..common import MAX_DEGREE, MAX_SEED, UsageError, emit, float_arg, fmt_time, int_arg, parse_rates, table, wide_output
 
 _pos_float = float_arg(0.0, math.inf, open_lo=True)
-_count = int_arg(1, 10 ** 9)        # requests, users, batch sizes, budgets: counts, not parallel degrees
-_degree = int_arg(1, MAX_DEGREE)    # no 'auto': the step table is priced at one layout
+_count = int_arg(1, 10 ** 9)        # batch sizes, budgets, prefixes: counts, not parallel degrees
+_degree = int_arg(1, MAX_DEGREE)    # tp, pp, replicas, stages (no 'auto': the step table is priced at one layout)
+_sim = int_arg(1, 10 ** 7)          # requests, users: what a run holds in memory and time
 
 
 def add_serving_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,15 +30,15 @@ def add_serving_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=_pos_float, help="arrivals per second (Poisson unless --arrival gamma)")
     g.add_argument("--arrival", choices=("poisson", "gamma"), help="open-loop arrival process")
     g.add_argument("--cv", type=float_arg(0.0, 100.0, open_lo=True), help="gamma arrivals: coefficient of variation (burstiness)")
-    g.add_argument("--users", type=_count, help="closed loop of N users instead of an arrival rate")
+    g.add_argument("--users", type=_sim, help="closed loop of N users instead of an arrival rate (at most 10^7)")
     g.add_argument("--think", type=float_arg(0.0, 1e9), help="closed loop: seconds between a reply and the next request")
     g.add_argument("--prompt-len", help="prompt tokens: N or lognormal:MEDIAN,SIGMA (overrides the workload)")
     g.add_argument("--output-len", help="output tokens: N or lognormal:MEDIAN,SIGMA")
-    g.add_argument("--requests", type=_count, default=1000, help="requests to simulate (default 1000)")
+    g.add_argument("--requests", type=_sim, default=1000, help="requests to simulate (default 1000, at most 10^7)")
     g.add_argument("--scheduler", help=f"one of {', '.join(SCHEDULERS)} (default: continuous; pipeline on "
                    "wafer-scale and dataflow targets)")
     g.add_argument("--slo", help="latency bounds, e.g. ttft=0.2,tpot=0.05[,p=99] (seconds or 200ms)")
-    g.add_argument("--replicas", type=_count, default=1, help="engine replicas (each --tp x --pp devices)")
+    g.add_argument("--replicas", type=_degree, default=1, help="engine replicas (each --tp x --pp devices)")
     g.add_argument("--seed", type=int_arg(0, MAX_SEED), default=0, help="random seed of arrivals and lengths (default 0)")
 
 
@@ -60,8 +61,8 @@ def register(sub) -> None:
     g.add_argument("--block-size", type=_count, default=16, help="KV block size in tokens (default 16)")
     g.add_argument("--kv-tokens", type=int_arg(1, 10 ** 15), help="override the KV-cache capacity per replica (tokens)")
     g.add_argument("--preemption", choices=("recompute", "swap"), default="recompute")
-    g.add_argument("--prefill-replicas", type=_count, help="disaggregated: replicas in the prefill pool")
-    g.add_argument("--stages", type=_count, help="pipeline: micro-batch groups in flight (default: "
+    g.add_argument("--prefill-replicas", type=_degree, help="disaggregated: replicas in the prefill pool")
+    g.add_argument("--stages", type=_degree, help="pipeline: micro-batch groups in flight (default: "
                    "one per device, at most one per layer)")
     g.add_argument("--spec", metavar="K,ACCEPT[,DRAFT]", help="speculative decoding: K drafted tokens, "
                    "acceptance rate, and a draft preset (omit for an n-gram draft), e.g. 4,0.7,llama-3-8b")
