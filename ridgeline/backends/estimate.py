@@ -17,6 +17,7 @@ from typing import Any
 
 from ..cost_models import Estimate, Target, get_family, get_target
 from ..ir import Graph, Node
+from ..ir.errors import TargetError
 
 __all__ = ["EstimateBackend"]
 
@@ -48,7 +49,14 @@ class EstimateBackend:
         """Estimate ``graph``; see the module docstring for ``companion``."""
         model = self.model(**options)
         # the other phase on a model of its own: a family model may keep state between pricing and totals
-        comp = self.model(**options).estimate(companion) if isinstance(companion, Graph) else companion
+        try:
+            comp = self.model(**options).estimate(companion) if isinstance(companion, Graph) else companion
+        except TargetError as e:
+            # the other phase need not fit where this one does (a batch of 131k-token prompts in one
+            # prefill holds far more activations than its decode step): this phase, without it
+            est = model.estimate(graph)
+            est.notes.append(f"no {companion.meta.get('llm', {}).get('phase', 'companion')} estimate: {e}")
+            return est
         if comp is not None and not isinstance(comp, Estimate):
             from ..ir.errors import BackendError
             raise BackendError(f"companion must be an Estimate, a Graph or None, got {companion!r} "

@@ -54,20 +54,22 @@ class SpatialModel(CostModel):
         return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
-                  widen: bool = False) -> Estimate:
-        """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
+                  widen: bool | int = False) -> Estimate:
+        """The estimate with the weights as they stand or (``widen``: all, or layers below it)
+        widened to 16-bit at load."""
         raise NotImplementedError
 
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         return self.price_layout(graph, plan, analysis)[0]
 
-    def step_works(self, analysis: GraphAnalysis, widen: bool) -> dict[int, NodeWork]:
+    def step_works(self, analysis: GraphAnalysis, widen: bool | int) -> dict[int, NodeWork]:
         """id(node) -> the node's work for the whole step (``widen``: int8/int4 weights widened),
         tile records checked against the target's levels."""
         works = {id(n): shared_work(n, k) for n, k in zip(analysis.nodes, analysis.keys)}
         if widen:
             memo: dict[int, NodeWork] = {}
-            works = {i: memo.setdefault(id(w), widened(w)) for i, w in works.items()}
+            works = {id(n): memo.setdefault(id(works[id(n)]), widened(works[id(n)])) if _widens(n, widen)
+                     else works[id(n)] for n in analysis.nodes}
         for n in analysis.nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
@@ -95,13 +97,22 @@ def require_no_degrees(model: Any) -> None:
     model.tp = model.pp = 1
 
 
+def _widens(n: Node, widen: bool | int) -> bool:
+    """Whether ``n``'s weights are widened: all (True), none (False), or layers below ``widen``."""
+    if isinstance(widen, bool):
+        return widen
+    layer = n.meta.get("layer")
+    return isinstance(layer, int) and layer < widen
+
+
 def _narrow_int(dtype) -> bool:
     return dtype.name[0] in "iu" and dtype.bits <= 8
 
 
-def resident_bytes(graph: Graph, widen: bool = False) -> dict[int, tuple[float, float]]:
+def resident_bytes(graph: Graph, widen: bool | int = False) -> dict[int, tuple[float, float]]:
     """id(node) -> (weight bytes, KV-cache bytes) it keeps resident; each constant is counted at
-    its first reader (``widen``: int8/int4 weights as the 16-bit values they dequantize to)."""
+    its first reader (``widen``: int8/int4 weights, all or those of layers below it (``_widens``), as
+    the 16-bit values they dequantize to)."""
     seen: set[int] = set()
     out: dict[int, tuple[float, float]] = {}
     for n in graph:
@@ -111,7 +122,8 @@ def resident_bytes(graph: Graph, widen: bool = False) -> dict[int, tuple[float, 
                 seen.add(id(v))
                 num = v.type.numel
                 if isinstance(num, int):
-                    w += 2.0 * num if widen and _narrow_int(v.type.dtype) else float(v.type.dtype.nbytes(num))
+                    w += 2.0 * num if _narrow_int(v.type.dtype) and _widens(n, widen) \
+                        else float(v.type.dtype.nbytes(num))
         kv = 0.0
         if n.op == "Attention" or (n.op == "Fused" and n.body is not None and any(b.op == "Attention" for b in n.body)):
             for v in n.outputs[1:3]:
@@ -253,31 +265,46 @@ def widened(w: NodeWork) -> NodeWork:
     return replace(w, contractions=cs, flops=sum(c.flops for c in cs) + w.vector_flops)
 
 
-def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool], Estimate]) -> Estimate:
+def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Estimate]) -> Estimate:
     """``run(False)`` as the graph stands and, when its weights are int8/int4, ``run(True)`` with
     them widened to 16-bit at load; the faster deployment that fits.
 
     An SRAM machine's MACs are 16-bit: narrow weights need fewer chips/wafers, but every weight
     is then widened on the fly on the chip that holds it, and fewer chips give each layer fewer
     MACs and (LPU) fewer install streams. A deployer whose narrow weights come out slower stores
-    them wide instead, which is always possible: the 16-bit model's deployment holds them."""
+    them wide instead. When the 16-bit form does not fit -- a large batch's KV cache fills the
+    devices the interconnect joins -- the deployer widens as many layers as the spare devices hold
+    (``run(m)``: layers below m; the most that fit, each widened layer being faster), so a batch
+    that only just fits is not left with every weight dequantized on the fly."""
     if not _weight_only(graph):
         return run(False)
-    try:
-        narrow: Estimate | None = run(False)
-    except TargetError:
-        narrow = None
-    try:
-        wide = run(True)
-    except TargetError:
-        wide = None
+
+    def attempt(widen: bool | int) -> Estimate | None:
+        try:
+            return run(widen)
+        except TargetError:
+            return None
+
+    narrow, wide = attempt(False), attempt(True)
+    layers = 1 + max((x for n in graph if isinstance(x := n.meta.get("layer"), int)), default=-1)
+    form = "widened at load"
+    if wide is None and narrow is not None:
+        lo, hi = 0, layers              # the most leading layers widened that still fit (fits: monotone)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            e = attempt(mid)
+            lo, hi, wide = (mid, hi, e) if e is not None else (lo, mid - 1, wide)
+        form += f" in {lo} of {layers} layers"
     if wide is None or (narrow is not None and narrow.time_s <= wide.time_s):
         return narrow if narrow is not None else run(False)
     why = (f"dequantizing them on the fly would take {format_quantity(narrow.time_s, 'time')} per step"
            if narrow is not None else "the narrow layout does not fit")
-    wide.notes.append(f"int8/int4 weights widened to 16-bit at load ({wide.memory.devices if wide.memory else '?'} "
+    if form.endswith("layers"):
+        why += f"; all 16-bit would need more than the {model.target.max_devices} {model.device_word}s joined"
+    devices = wide.memory.devices if wide.memory else "?"
+    wide.notes.append(f"int8/int4 weights {form.replace('at load', 'to 16-bit at load')} ({devices} "
                       f"{model.device_word}s): {why}")
-    wide.detail["weight_form"] = "widened at load"
+    wide.detail["weight_form"] = form
     return wide
 
 

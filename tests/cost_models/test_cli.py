@@ -8,6 +8,8 @@ import json
 import subprocess
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from helpers import assert_user_error
 from onnx_builders import mlp_model
 
@@ -180,3 +182,17 @@ def test_microbatches_flag(cli):
     assert_user_error(cli("estimate", "llama-2-7b", "--target", "h100", "--pp", "2", "--batch", "8",
                           "--microbatches", "3"), "microbatches=3", "divide the batch")
     assert_user_error(cli("estimate", "gpt2", "--target", "groq-lpu", "--microbatches", "2"), "does not apply")
+
+
+@settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(("llama-2-7b", "llama-3-8b")), st.sampled_from(("h100", "tpu-v5p")), st.sampled_from((64, 128)))
+def test_decode_estimated_where_its_prefill_does_not_fit(cli, preset, target, batch):
+    # a whole batch of 131k-token prompts in one prefill can hold more activations than any device
+    # count fits (h100), while its decode step fits (tp 8 pp 2+): the decode estimate stands, and
+    # says why it has no TTFT
+    r = cli("estimate", preset, "--target", target, "--phase", "decode", "--batch", batch, "--context", 131072,
+            "--tp", "auto", "--pp", "auto", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["fits"] and d["tpot_s"] > 0
+    assert (d["ttft_s"] is None) == any(n.startswith("no prefill estimate") for n in d["notes"])

@@ -184,7 +184,7 @@ class DataflowModel(SpatialModel):
         self.geometry_peak = self.mxm.count * self.plane[0] * self.plane[1] * 2.0 * self.clock
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
-                  widen: bool = False) -> Estimate:
+                  widen: bool | int = False) -> Estimate:
         """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
         est, layout = self.estimate_layout(graph, companion=companion, analysis=analysis, widen=widen)
         part, sched, pipe = layout.partition, layout.schedule, layout.pipeline
@@ -204,7 +204,7 @@ class DataflowModel(SpatialModel):
             - float(self.target.array["activation_reserve"])
 
     # ----------------------------------------------------------------- partition
-    def partition(self, graph: Graph, widen: bool = False, works: dict[int, NodeWork] | None = None) -> Partition:
+    def partition(self, graph: Graph, widen: bool | int = False, works: dict[int, NodeWork] | None = None) -> Partition:
         """Place resident bytes (weights, KV cache; ``widen``: weights widened to 16-bit) on chips;
         see the module docstring. Without ``works``: packing by bytes. With ``works`` (id(node) ->
         its step's work): a layer spanning several chips is placed for latency on the chips its
@@ -487,7 +487,7 @@ class DataflowModel(SpatialModel):
 
     # ----------------------------------------------------------------- the schedule
     def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
-                     widen: bool = False) -> tuple[list[NodeCost], DataflowLayout]:
+                     widen: bool | int = False) -> tuple[list[NodeCost], DataflowLayout]:
         """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
         the partition, schedule and micro-batch pipeline they come from."""
         nodes = list(analysis.nodes)

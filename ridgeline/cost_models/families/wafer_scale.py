@@ -139,7 +139,7 @@ class WaferScaleModel(SpatialModel):
         return self.sram.total_capacity * float(self.target.efficiency.get("capacity_usable", 0.9))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
-                  widen: bool = False) -> Estimate:
+                  widen: bool | int = False) -> Estimate:
         """The estimate with the weights as they stand or (``widen``) widened to 16-bit at load."""
         est, lay = self.estimate_layout(graph, companion=companion, analysis=analysis, widen=widen)
         per = lay["resident_per_wafer"]
@@ -325,7 +325,7 @@ class WaferScaleModel(SpatialModel):
 
     # ----------------------------------------------------------------- the step
     def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
-                     widen: bool = False) -> tuple[list[NodeCost], dict[str, Any]]:
+                     widen: bool | int = False) -> tuple[list[NodeCost], dict[str, Any]]:
         """The records of the step (``widen``: int8/int4 weights widened to 16-bit at load) and
         the layout they come from (placement, wafers, PEs, the critical path)."""
         nodes = list(analysis.nodes)
