@@ -127,9 +127,12 @@ def _walk_sequential(target: Graph, feeds: Sequence[Mapping[str, np.ndarray]], e
                      by_out: dict, groups: dict[str, list], calibrate_group: Callable,
                      quantized: dict[str, np.ndarray]) -> None:
     """Run ``target`` on all samples at once, node by node; before the first GEMM of a group runs,
-    ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight."""
+    ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight.
+    The walk ends at the last GEMM it calibrates: what follows (an LM head kept wide) changes nothing."""
     last_use = last_uses(target)
     nodes = list(target)
+    end = max((i for i, n in enumerate(nodes) if n.outputs and n.outputs[0].name in by_out), default=len(nodes))
+    nodes = nodes[:end + 1]
     envs = [sample_env(target, f) for f in feeds]
     consts = constant_arrays(target)
     done: set[str] = set()

@@ -113,14 +113,12 @@ def gptq_factor(hessian: np.ndarray, *, damp: float = 0.01, act_order: bool = Tr
     H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
     perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
     H = H[np.ix_(perm, perm)]
-    try:   # H⁻¹ = Uᵀ U from H's own factor (cho_solve), as GPTQ's cholesky_inverse
-        L = np.linalg.cholesky(H)
-        Linv = _tri_inv(L)
-        hinv = np.linalg.cholesky(Linv.T @ Linv).T
+    try:   # H⁻¹ = Uᵀ U with U = J M⁻¹ J, M·Mᵀ = J·H·J (J reverses): one factorization, not GPTQ's two
+        M = np.linalg.cholesky(H[::-1, ::-1])
     except np.linalg.LinAlgError:
         raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
                         "give more calibration samples") from None
-    return dead, perm, hinv
+    return dead, perm, np.triu(_tri_inv(M)[::-1, ::-1])
 
 
 def _tri_inv(L: np.ndarray) -> np.ndarray:
