@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min
+from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min, stored_layout
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "integer_only", "roundtrip", "smooth_scales"]
 
@@ -182,6 +182,4 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     # the layout quantize_weight stores: blocked scales are (groups × N), per-channel ones (N,)
     s_out = scales.astype(scale_dtype)
     z_out = zeros.astype(scale_dtype) if offset else zeros
-    if g == k:
-        s_out, z_out = s_out.reshape(-1), (z_out.reshape(-1) if z_out is not None else None)
-    return s_out, z_out, W.T
+    return (*stored_layout(s_out, z_out, g < k), W.T)
