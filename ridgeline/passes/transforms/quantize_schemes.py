@@ -117,10 +117,6 @@ class Scheme:
     per_tensor: bool = False          # one weight scale for the whole tensor
 
     @property
-    def needs_calibration(self) -> bool:
-        return self.activations == "static" or self.kv is not None
-
-    @property
     def stored(self) -> str | None:
         """The IR dtype the weight codes are stored in."""
         if self.weights == "nf4":
