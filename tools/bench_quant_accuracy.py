@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="calibration windows (default: every window before the held-out ones)")
     ap.add_argument("--calib-generate", type=int, default=0, metavar="N",
                     help="add N calibration windows sampled from the fp32 model (SmolLM2 only; data-free, LLM-QAT)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of --calib-generate")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --calib-generate and of the pass (quantize{seed}: "
+                    "the rotation's signs, AWQ's row sample): a second seed shows the spread of a recipe's flips")
     ap.add_argument("--targets", default="h100,tpu-v6e,groq-lpu,host-cpu")
     ap.add_argument("--skip", default="", help="quantize{skip=…} patterns for every scheme (e.g. lm_head,first)")
     ap.add_argument("--damp", type=float, default=0.01, help="GPTQ's Hessian damping (quantize{damp=…})")
@@ -242,11 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         g = base.copy()
         t0 = time.perf_counter()
         quantize_graph(g, scheme, method=method or "rtn", samples=calib_feeds, skip=args.skip,
-                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip, rotate=args.rotate)
+                       evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip, rotate=args.rotate,
+                       seed=args.seed)
         if args.then:
             then, _, then_method = args.then.partition(":")
             quantize_graph(g, then, method=then_method or "rtn", samples=calib_feeds, skip=args.then_skip,
-                           evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip)
+                           evaluator=rl.api.reference_evaluator(), damp=args.damp, clip=args.clip, seed=args.seed)
             spec = f"{spec}+{args.then}"
         took = time.perf_counter() - t0
         path = CACHE / f"{model.stem}.{spec.replace(':', '.').replace('+', '.')}.{os.getpid()}.onnx"

@@ -224,14 +224,15 @@ def weights(p: Probe) -> None:
 def rounding(p: Probe, variants: list[str]) -> None:
     """Uncalibrated rounding of every GEMM but the LM head (``/head``: it too), one variant a row:
     ``scheme`` (ridgeline's fit), ``/rotate`` (all of them rotated, R·deq(Rᵀ·W); ``/seedN``: the
-    rotation's sign seed), ``/absmax`` (no clip search), or ``noise:F`` — Gaussian noise of F
+    rotation's sign seed, or the noise's), ``/absmax`` (no clip search), or ``noise:F`` — Gaussian noise of F
     times int8's error rms per output channel: do the flips follow the error's size or its form?"""
     from ridgeline.passes.transforms import quantize_methods as qm
     from ridgeline.passes.transforms.quantize_rotate import rotation
     f32 = np.dtype(np.float32)
     for v in variants:
         name, *flags = v.split("/")
-        rng = np.random.default_rng(0)
+        seed = next((int(f[4:]) for f in flags if f.startswith("seed")), 0)     # rotation signs, or the noise
+        rng = np.random.default_rng(seed)
         keys = [k for k, (kind, _, _) in p.kind.items() if kind != "lm_head" or "head" in flags]
         new = {}
         for k in keys:
@@ -241,7 +242,6 @@ def rounding(p: Probe, variants: list[str]) -> None:
                 new[k] = w + float(name[6:]) * rng.standard_normal(w.shape) * np.sqrt(np.square(e).mean(0))
                 continue
             sch, _ = quantizer(name)
-            seed = next((int(f[4:]) for f in flags if f.startswith("seed")), 0)     # the rotation's signs
             r = rotation(w.shape[0], sch.group, seed) if "rotate" in flags else np.eye(w.shape[0])
             new[k] = r @ qm.roundtrip(r.T @ w, sch, f32, ratios=(1.0,) if "absmax" in flags else ())
         p.score_weights(new, f"{v} (LM head {'rounded too' if 'head' in flags else 'kept'})")
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("floor", "kinds", "methods", "weights", "rounding"))
     ap.add_argument("--variants", default="int8,int8/rotate,int8-asym,int8/absmax,noise:1,noise:0.5,noise:0.25",
-                    help="rounding: scheme[/rotate[/seedN]][/absmax][/head] or noise:F[/head], comma-separated")
+                    help="rounding: scheme[/rotate[/seedN]][/absmax][/head] or noise:F[/seedN][/head], comma-separated")
     ap.add_argument("--scheme", default="int8")
     ap.add_argument("--methods", default="rtn,gptq,awq,awq-gptq")
     ap.add_argument("--damp", type=float, default=0.1)

@@ -102,3 +102,45 @@ def test_damp_reaches_gptq_through_the_pass_and_is_checked():
     assert seen == [0.1, 0.1]
     with pytest.raises(PassError, match="damp"):
         quantize_graph(_chain(32, 16, 16, 8, 0)[0], "int4", method="gptq", samples=[feeds], evaluator=EVAL, damp=0)
+
+
+@settings(max_examples=12, deadline=None)
+@given(k=st.integers(2, 96), rows=st.integers(1, 128), damp=st.sampled_from([0.001, 0.01, 0.1, 1.0]),
+       act_order=st.booleans(), seed=st.integers(0, 2**16))
+def test_gptq_factor_is_the_upper_cholesky_factor_of_the_inverse_hessian(k, rows, damp, act_order, seed):
+    """GPTQ walks ``U`` with ``UᵀU = H⁻¹`` (H dampened, permuted to the walk order, dead channels
+    set to 1), ``U`` upper triangular with a positive diagonal — numpy's inverse and Cholesky of
+    the same matrix, also when fewer rows than channels leave ``XᵀX`` singular."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, k)) * rng.uniform(0.05, 5, k)
+    x[:, rng.random(k) < 0.1] = 0.0                 # dead channels
+    h = x.T @ x
+    dead, perm, u = gptq_factor(h, damp=damp, act_order=act_order)
+    want = h.copy()
+    want[dead, dead] = 1.0
+    want[np.diag_indices(k)] += damp * np.mean(np.diag(want))
+    want = want[np.ix_(perm, perm)]
+    np.testing.assert_array_equal(dead, np.diag(h) <= 0)
+    assert sorted(perm) == list(range(k))
+    if act_order:
+        assert np.all(np.diff(np.diag(want)) <= 0)
+    np.testing.assert_array_equal(u, np.triu(u))
+    assert np.all(np.diag(u) > 0)
+    np.testing.assert_allclose(u, np.linalg.cholesky(np.linalg.inv(want)).T, rtol=1e-6,
+                               atol=1e-9 * float(np.abs(u).max()))
+
+
+def test_the_walk_ends_at_the_last_gemm_it_calibrates():
+    """Nodes after the last quantized GEMM (here a head kept in full precision) change no
+    calibration statistic, so the sequential walk does not evaluate them."""
+    g, feeds = _chain(32, 16, 16, 8, 3)
+    head = g.add_constant("head", np.ones((8, 64), np.float32))
+    g.outputs = list(g.add_node("MatMul", [g.outputs[0], head], names=["logits"]).outputs)
+    ran = []
+
+    def spy(node, args):
+        ran.append(node.outputs[0].name)
+        return EVAL(node, args)
+    summary = quantize_graph(g, "int8", method="gptq", samples=[feeds], evaluator=spy, skip="lm_head")
+    assert summary.gemms == 2
+    assert "y" in ran and "logits" not in ran

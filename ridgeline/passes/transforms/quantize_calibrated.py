@@ -25,7 +25,7 @@ from ...ir import Graph, Value
 from ...ir.errors import PassError
 from .quantize_calibrate import ActivationStats, constant_arrays, last_uses, sample_env
 from .quantize_methods import awq_scales, gptq, gptq_factor, integer_only, roundtrip, smooth_scales
-from .quantize_schemes import fit_weight
+from .quantize_schemes import fit_weight, stored_layout
 
 __all__ = ["apply_method"]
 
@@ -69,13 +69,9 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         cap = max(32, int(_AWQ_BUDGET / max(1, ws[0].shape[0] * n_total)))
         return awq_scales(ws, st.sample[:cap], st.mean_abs, scheme)[0]
 
-    def keep(c, s: np.ndarray, z: np.ndarray | None) -> None:     # K × N layout -> the candidate's
-        if s.ndim == 2 and s.shape[0] == 1:      # per channel (a blocked weight has ≥ 2 groups): (N,)
-            s, z = s.reshape(-1), None if z is None else z.reshape(-1)
-        if c.k_axis == 1:
-            s = s.T if s.ndim == 2 else s
-            z = z.T if z is not None and z.ndim == 2 else z
-        params[id(c)] = (s, z)
+    def keep(c, s: np.ndarray, z: np.ndarray | None, blocked: bool) -> None:   # K × N layout -> the candidate's
+        s, z = stored_layout(s, z, blocked)
+        params[id(c)] = (s.T, None if z is None else z.T) if blocked and c.k_axis == 1 else (s, z)
 
     def calibrate_group(members: list, xs: list[np.ndarray]) -> None:
         st = ActivationStats(members[0].k, method in ("gptq", "awq-gptq") or by_output, 512, rng)
@@ -83,6 +79,7 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
             st.add(a)
         ws = [_kn(c, np.asarray(c.w.data, np.float64)) for c in members]
         sd = members[0].w.type.dtype.np_dtype
+        block = scheme.group if scheme.group and scheme.group < members[0].k else 0
         if method in ("gptq", "awq-gptq"):
             # awq-gptq: AWQ's scales first, then GPTQ rounds diag(s)·W against the Hessian of x / s
             a = awq_search(st, ws) if method == "awq-gptq" else np.ones(members[0].k)
@@ -93,7 +90,7 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
             factor = gptq_factor(h, damp=damp)   # once for the GEMMs sharing x
             for c, w in zip(members, ws):
                 s, z, wq = gptq(w * a[:, None], factor, scheme, sd, clip_hessian=h if by_output else None)
-                keep(c, s, z)
+                keep(c, s, z, block > 0)
                 adjusted[id(c)] = _kn(c, wq)
                 quantized[c.node.outputs[0].name] = _kn(c, wq / a[:, None])
             return
@@ -103,14 +100,13 @@ def apply_method(graph: Graph, target: Graph, cands: Sequence, scheme, method: s
         if not unit:
             scaled.append((members, s))
         h = st.gram / np.outer(s, s) if by_output else None
-        block = scheme.group if scheme.group and scheme.group < members[0].k else 0
         for c, w in zip(members, ws):
             ww = w if unit else w * s[:, None]
             if not unit:
                 adjusted[id(c)] = _kn(c, ww)
             fitted = fit_weight(ww, scheme, 0, block, sd, h) if by_output else None   # searched once
             if fitted:
-                keep(c, *fitted)
+                keep(c, *fitted, block > 0)
             eff = roundtrip(ww, scheme, sd, params=fitted)
             quantized[c.node.outputs[0].name] = _kn(c, eff if unit else eff / s[:, None])
 
@@ -127,9 +123,12 @@ def _walk_sequential(target: Graph, feeds: Sequence[Mapping[str, np.ndarray]], e
                      by_out: dict, groups: dict[str, list], calibrate_group: Callable,
                      quantized: dict[str, np.ndarray]) -> None:
     """Run ``target`` on all samples at once, node by node; before the first GEMM of a group runs,
-    ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight."""
+    ``calibrate_group(members, activations)``; GEMMs named in ``quantized`` run with that weight.
+    The walk ends at the last GEMM it calibrates: what follows (an LM head kept wide) changes nothing."""
     last_use = last_uses(target)
     nodes = list(target)
+    end = max((i for i, n in enumerate(nodes) if n.outputs and n.outputs[0].name in by_out), default=len(nodes))
+    nodes = nodes[:end + 1]
     envs = [sample_env(target, f) for f in feeds]
     consts = constant_arrays(target)
     done: set[str] = set()

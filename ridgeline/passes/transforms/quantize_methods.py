@@ -26,7 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ...ir.errors import PassError
-from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min
+from .quantize_schemes import UNSIGNED, fit_scales, fit_weight, quantize_array, quantize_min, stored_layout
 
 __all__ = ["METHODS", "awq_scales", "dequantized", "gptq", "gptq_factor", "integer_only", "roundtrip", "smooth_scales"]
 
@@ -113,14 +113,12 @@ def gptq_factor(hessian: np.ndarray, *, damp: float = 0.01, act_order: bool = Tr
     H[np.diag_indices(k)] += damp * float(np.mean(np.diag(H)))
     perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(k)
     H = H[np.ix_(perm, perm)]
-    try:   # H⁻¹ = Uᵀ U from H's own factor (cho_solve), as GPTQ's cholesky_inverse
-        L = np.linalg.cholesky(H)
-        Linv = _tri_inv(L)
-        hinv = np.linalg.cholesky(Linv.T @ Linv).T
+    try:   # H⁻¹ = Uᵀ U with U = J M⁻¹ J, M·Mᵀ = J·H·J (J reverses): one factorization, not GPTQ's two
+        M = np.linalg.cholesky(H[::-1, ::-1])
     except np.linalg.LinAlgError:
         raise PassError("quantize: method=gptq: the calibration Hessian is not positive definite; "
                         "give more calibration samples") from None
-    return dead, perm, hinv
+    return dead, perm, np.triu(_tri_inv(M)[::-1, ::-1])
 
 
 def _tri_inv(L: np.ndarray) -> np.ndarray:
@@ -150,40 +148,38 @@ def gptq(w: np.ndarray, hessian: np.ndarray | tuple, scheme, scale_dtype: np.dty
     k = w.shape[0]
     g = scheme.group if scheme.group and scheme.group < k else k
     dead, perm, hinv = hessian if isinstance(hessian, tuple) else gptq_factor(hessian, damp=damp, act_order=act_order)
-    W = np.array(w, np.float64).T.copy()                      # N × K: GPTQ walks input channels
-    W[:, dead] = 0.0
+    W = np.array(w, np.float64)                               # K × N: GPTQ walks input channels (rows)
+    W[dead] = 0.0
     gb = g if g < k else 0
     offset = scheme.asym == "min"           # x ≈ q·s + m: a float zero point z = −m/s, kept as m
-    s0, z0 = fit_weight(W.T, scheme, 0, gb, scale_dtype, clip_hessian)    # static groups: groups × N
+    s0, z0 = fit_weight(W, scheme, 0, gb, scale_dtype, clip_hessian)    # static groups: groups × N
     zeros = None if z0 is None else z0.astype(np.float64)
     scales = s0.astype(np.float64)
-    W = W[:, perm]
+    W = W[perm]
     gid = perm // g                                           # the group of each walked channel
     stored = UNSIGNED[scheme.weights] if scheme.asym else scheme.weights
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
-        W1 = W[:, i1:i2].copy()
+        W1 = W[i1:i2].copy()
         E1 = np.zeros_like(W1)
         U1 = hinv[i1:i2, i1:i2]
         for i in range(i2 - i1):
             s = scales[gid[i1 + i]]
             z = zeros[gid[i1 + i]] if zeros is not None else None
-            # the codes quantize_weight stores for this column (one rounding, shared with it)
+            # the codes quantize_weight stores for this channel (one rounding, shared with it)
             if offset:
-                deq = quantize_min(W1[:, i], s, z, scheme.weights, 0, 0).astype(np.float64) * s + z
+                deq = quantize_min(W1[i], s, z, scheme.weights, 0, 0).astype(np.float64) * s + z
             else:
-                deq = quantize_array(W1[:, i], s, stored, 0, 0, z).astype(np.float64)
+                deq = quantize_array(W1[i], s, stored, 0, 0, z).astype(np.float64)
                 deq = (deq - z) * s if z is not None else deq * s
-            e = (W1[:, i] - deq) / U1[i, i]
-            W1[:, i] = deq
-            W1[:, i + 1:] -= np.outer(e, U1[i, i + 1:])
-            E1[:, i] = e
-        W[:, i1:i2] = W1
-        W[:, i2:] -= E1 @ hinv[i1:i2, i2:]
-    W = W[:, np.argsort(perm)]
+            e = (W1[i] - deq) / U1[i, i]
+            W1[i] = deq
+            W1[i + 1:] -= np.outer(U1[i, i + 1:], e)
+            E1[i] = e
+        W[i1:i2] = W1
+        W[i2:] -= hinv[i1:i2, i2:].T @ E1
+    W = W[np.argsort(perm)]
     # the layout quantize_weight stores: blocked scales are (groups × N), per-channel ones (N,)
     s_out = scales.astype(scale_dtype)
     z_out = zeros.astype(scale_dtype) if offset else zeros
-    if g == k:
-        s_out, z_out = s_out.reshape(-1), (z_out.reshape(-1) if z_out is not None else None)
-    return s_out, z_out, W.T
+    return (*stored_layout(s_out, z_out, g < k), W)

@@ -43,6 +43,7 @@ from .quantize_schemes import (
     quantize_min,
     quantize_nf4,
     scale_for,
+    stored_layout,
 )
 
 __all__ = [
@@ -208,7 +209,7 @@ def quantize_weight(graph: Graph, c: Candidate, scheme, data: np.ndarray | None 
         else:
             if params is None:      # the scheme's own fit (its clip search on the rounding error)
                 sc, zp = fit_weight(x, scheme, k_axis, block, scale_dt.np_dtype)          # keeps dims
-                params = (sc, zp) if blocked else (sc.reshape(-1), None if zp is None else zp.reshape(-1))
+                params = stored_layout(sc, zp, blocked)
             sdata, zdata = params
             sdata = np.asarray(sdata).astype(scale_dt.np_dtype)
             keep = sdata if blocked else np.expand_dims(sdata, k_axis)

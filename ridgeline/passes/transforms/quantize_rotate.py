@@ -95,9 +95,9 @@ def fold(w: np.ndarray, k_axis: int, group: int, seed: int = 0) -> np.ndarray:
     m, t = _block(_powers(b), seed), _block(_powers(tail), seed)
     main = count * b
     if k_axis == 0:
-        head = np.einsum("ji,cjn->cin", m, w[:main].reshape(count, b, -1)).reshape(main, -1)
+        head = (m.T @ w[:main].reshape(count, b, -1)).reshape(main, -1)     # batched matmul: einsum took 14 s
         return np.concatenate([head, t.T @ w[main:]], axis=0)
-    head = np.einsum("ncj,ji->nci", w[:, :main].reshape(-1, count, b), m).reshape(-1, main)
+    head = (w[:, :main].reshape(-1, count, b) @ m).reshape(-1, main)
     return np.concatenate([head, w[:, main:] @ t], axis=1)
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "quantize_nf4",
     "scale_for",
     "step_bound",
+    "stored_layout",
 ]
 
 #: the largest magnitude a symmetric quantized value takes
@@ -114,10 +115,6 @@ class Scheme:
     kv: str | None = None             # i8 | f8e4m3
     asym: bool | str = False          # True: integer zero points; "min": a float offset (stored unsigned)
     per_tensor: bool = False          # one weight scale for the whole tensor
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self.activations == "static" or self.kv is not None
 
     @property
     def stored(self) -> str | None:
@@ -416,6 +413,11 @@ def fit_weight(x: np.ndarray, scheme: Scheme, axis: int, block: int, scale_dtype
     fit = fit_min if scheme.asym == "min" else fit_asym if scheme.asym else fit_scales
     out = fit(x, scheme.weights, axis, block, scale_dtype, hessian, ratios)
     return out if isinstance(out, tuple) else (out, None)
+
+
+def stored_layout(scale: np.ndarray, zero: np.ndarray | None, blocked: bool) -> tuple:
+    """(scales, zero points) fitted keeping dims, as ``quantize_weight`` stores them: flat (N,) per channel."""
+    return (scale, zero) if blocked else (scale.reshape(-1), None if zero is None else zero.reshape(-1))
 
 
 def quantize_min(x: np.ndarray, scale: np.ndarray, minimum: np.ndarray, dtype: str, axis: int,
