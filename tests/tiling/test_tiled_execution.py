@@ -375,3 +375,15 @@ def test_malformed_schedules_are_clear_errors(rec, fragment):
     node.meta["tile"] = rec
     with pytest.raises(BackendError, match=fragment):
         Interpreter(g).run({"a": np.ones((3, 4), np.float32)})
+
+
+@pytest.mark.parametrize("pack", [0, -1, 2.5, "2", True])
+def test_attention_pack_must_be_a_positive_integer(pack):
+    from ridgeline.ir.errors import BackendError
+    g = Graph("bad")
+    q = g.add_input("q", tensor("f32", 1, 2, 5, 4))
+    node = g.add_node("Attention", [q, q, q], outputs=1)
+    g.outputs = [node.outputs[0]]
+    node.meta["tile"] = {"kernel": "attention", "shape": {"q": 2, "kv": 2}, "pack": pack}
+    with pytest.raises(BackendError, match="Attention %.*: tile pack must be a positive integer"):
+        Interpreter(g).run({"q": np.ones((1, 2, 5, 4), np.float32)})

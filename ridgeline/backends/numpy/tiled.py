@@ -58,13 +58,13 @@ def _shape(node: Node, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str
     shape = rec.get("shape")
     if not isinstance(shape, Mapping):
         raise BackendError(f"{_where(node)}: tile schedule has no 'shape' table")
-    out = {}
-    for n in names:
-        v = shape.get(n)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise BackendError(f"{_where(node)}: tile shape.{n} must be a positive integer, got {v!r}")
-        out[n] = v
-    return out
+    return {n: _positive(node, f"shape.{n}", shape.get(n)) for n in names}
+
+
+def _positive(node: Node, field: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise BackendError(f"{_where(node)}: tile {field} must be a positive integer, got {v!r}")
+    return v
 
 
 def _order(node: Node, rec: Mapping[str, Any], dims: Sequence[str]) -> list[str]:
@@ -236,7 +236,7 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
     if len(att.inputs) > 6 and att.inputs[6] is not None:
         return None
     # q counts packed rows: the ``pack`` query heads of a KV group at each position
-    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // int(rec.get("pack", 1)))
+    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // _positive(node, "pack", rec.get("pack", 1)))
     return _around(node, att, args, lambda n, a: attention_by_query_blocks(n, a, block_q))
 
 
