@@ -251,7 +251,7 @@ def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[n
     q4, present_k, present_v = heads_and_cache(node, q, k, v, *inputs[4:6])
     sq = q4.shape[2]
     ys = []
-    for r0, r1 in block_ranges(sq, block_q):
+    for r0, r1 in block_ranges(sq, block_q) or [(0, 0)]:   # an empty query is one empty block
         m = mask[..., r0:r1, :] if mask is not None and mask.ndim > 1 and mask.shape[-2] == sq else mask
         cut = past + r0
         ys.append(call_kernel(node, [q4[:, :, r0:r1], present_k[:, :, cut:], present_v[:, :, cut:], m,
