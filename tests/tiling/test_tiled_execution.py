@@ -333,22 +333,25 @@ def test_elementwise_and_fused_elementwise_by_blocks(shape, data, seed):
     assert_close(got, ref)
 
 
-@pytest.mark.parametrize("four_d,pos", list(itertools.product([False, True], [True, False])))
-def test_rotary_by_token_blocks(four_d, pos):
+@pytest.mark.parametrize("four_d,pos,one", list(itertools.product([False, True], [True, False], [False, True])))
+def test_rotary_by_token_blocks(four_d, pos, one):
+    """Blocks of tokens; ``one``: the cos/sin cache (or the position ids) has batch 1 and serves
+    every batch, as exported models give it."""
     rng = rng_for(3)
     b, s, h, d = 2, 7, 3, 8
+    cb = 1 if one else b
     g = Graph("rope")
     x = g.add_input("x", tensor("f32", *((b, h, s, d) if four_d else (b, s, h * d))))
     feeds = {"x": rng.standard_normal(x.type.shape).astype(np.float32)}
     if pos:
         cos = g.add_constant("cos", rng.standard_normal((16, d // 2)).astype(np.float32))
         sin = g.add_constant("sin", rng.standard_normal((16, d // 2)).astype(np.float32))
-        p = g.add_input("pos", tensor("i64", b, s))
-        feeds["pos"] = rng.integers(0, 16, (b, s))
+        p = g.add_input("pos", tensor("i64", cb, s))
+        feeds["pos"] = rng.integers(0, 16, (cb, s))
         ins = [x, cos, sin, p]
     else:
-        cos = g.add_constant("cos", rng.standard_normal((b, s, d // 2)).astype(np.float32))
-        sin = g.add_constant("sin", rng.standard_normal((b, s, d // 2)).astype(np.float32))
+        cos = g.add_constant("cos", rng.standard_normal((cb, s, d // 2)).astype(np.float32))
+        sin = g.add_constant("sin", rng.standard_normal((cb, s, d // 2)).astype(np.float32))
         ins = [x, cos, sin]
     node = g.add_node("RotaryEmbedding", ins, {} if four_d else {"num_heads": h})
     g.outputs = [node.outputs[0]]

@@ -358,9 +358,12 @@ def _rotary_rows(node: Node, args: list, rows: int):
 
     def cut(w: tuple[slice, ...]):
         index = (w[0], slice(None), w[1]) if four_d else w
+
+        def tokens(a: np.ndarray) -> np.ndarray:   # a batch-1 cache or position table serves every batch
+            return a[(slice(None) if a.shape[0] == 1 else w[0], w[1])]
         if pos is not None:
-            return [x[index], cos, sin, pos[w]], index
-        return [x[index], cos[w], sin[w]], index
+            return [x[index], cos, sin, tokens(pos)], index
+        return [x[index], tokens(cos), tokens(sin)], index
     return _by_rows(node, (x.shape[0], x.shape[2] if four_d else x.shape[1]), rows, cut)
 
 
