@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ridgeline.backends.numpy import Interpreter
+from ridgeline.backends.numpy.interpreter import call_reference
 from ridgeline.ir import Graph, tensor
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,19 +106,24 @@ def test_gemm_by_tiles(m, n, k, ta, tb, bias, alpha, tm, tn, tk, order, seed):
     assert_close(got, ref)
 
 
-def test_half_precision_gemm_accumulates_in_f32_like_the_reference():
+@pytest.mark.parametrize("dtype,ulp", [("f16", 2e-3), ("bf16", 1.6e-2)])
+def test_half_precision_gemm_accumulates_in_f32_like_the_reference(dtype, ulp):
     rng = rng_for(0)
     g = Graph("h")
-    a = g.add_input("a", tensor("f16", 37, 70))
-    b = g.add_constant("b", rng.standard_normal((70, 23)).astype(np.float16))
+    a = g.add_input("a", tensor(dtype, 37, 70))
+    np_dt = a.type.dtype.np_dtype
+    b = g.add_constant("b", rng.standard_normal((70, 23)).astype(np_dt))
     node = g.add_node("MatMul", [a, b])
     g.outputs = [node.outputs[0]]
     node.meta["tile"] = {"kernel": "gemm", "shape": {"m": 8, "n": 5, "k": 9}, "order": ["k", "m", "n"],
                          "traffic": {"hbm": 1.0}}
-    got, ref, tiled = run_both(g, {"a": rng.standard_normal((37, 70)).astype(np.float16)})
+    av = rng.standard_normal((37, 70)).astype(np_dt)
+    got, ref, tiled = run_both(g, {"a": av})
     assert tiled == 1
-    # both round the f32 accumulator to f16 once: at most one f16 ulp apart
-    assert_close(got, ref, rtol=2e-3)
+    # both round the f32 accumulator to the input type once: at most one ulp apart
+    assert_close(got, ref, rtol=ulp)
+    # the tiled kernel itself returns the input type, as the plain kernel does
+    assert call_reference(node, [av, b.data]).dtype == np_dt
 
 
 def _dequant_matmul(rng, m, k, n, block, axis_scale):

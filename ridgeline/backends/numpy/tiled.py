@@ -219,7 +219,7 @@ def _blocked_product(mm: Node, args: list, levels) -> np.ndarray:
         b_blk = b[n0:n1, k0:k1].T if tb else b[..., k0:k1, n0:n1]
         acc[..., m0:m1, n0:n1] += np.matmul(a_blk.astype(acc_dt, copy=False), b_blk.astype(acc_dt, copy=False))
     if not gemm:
-        return acc
+        return acc.astype(np.result_type(a.dtype, b.dtype), copy=False)   # the reference's dtype
     y = mm.attr("alpha") * acc
     if len(args) > 2 and args[2] is not None:
         y = y + mm.attr("beta") * args[2]
