@@ -15,10 +15,10 @@ kernel kind of the record:
 - ``elementwise``: 2-D blocks of the result, a fused body evaluated on the windows of its
   inputs (RoPE: blocks of tokens).
 
-What runs inside a block is the reference kernel. Where a schedule splits a reduced extent other
-than a product's K (attention's key/value blocks with an online softmax, ``passes = 2`` column
-blocks) or tiles a product's prologue and epilogue, that is the hardware kernel's inner loop: the
-cost models count it, the llvm backend runs attention's, and the result here is the same.
+What runs inside a block is the reference kernel: this checks the record's row, query-block and
+K decomposition. The rest of the record (attention's key/value blocks, ``passes = 2`` column
+splits, the causal block skip, a tiled prologue and epilogue) is priced by the cost models and
+executed by nothing; no backend reads it (llvm attention streams its own fixed key blocks).
 
 Batch dims of a matrix product run vectorized (a tile covers M×N×K of every batch element).
 ``run_tiled`` returns None when the schedule does not apply to what the node is given at run time
@@ -42,7 +42,7 @@ from ..interpreter import Interpreter as _Generic
 from ..kernel_math.attention import heads_and_cache
 from .kernels import TABLE
 
-__all__ = ["attention_by_query_blocks", "block_ranges", "gemm_blocks", "run_tiled"]
+__all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
 log = logging.getLogger(__name__)
 
@@ -237,14 +237,13 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
         return None
     # q counts packed rows: the ``pack`` query heads of a KV group at each position
     block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // _positive(node, "pack", rec.get("pack", 1)))
-    return _around(node, att, args, lambda n, a: attention_by_query_blocks(n, a, block_q))
+    return _around(node, att, args, lambda n, a: _attention_by_query_blocks(n, a, block_q))
 
 
-def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
+def _attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
     """ONNX ``Attention`` by blocks of ``block_q`` query positions, each the reference kernel:
     the keys before a block are its KV cache, so the kernel places its queries (causal frontier,
-    sliding window) where they stand in the whole. The key/value blocks the schedule streams are
-    the kernel's inner loop, which changes no result; the llvm backend runs them."""
+    sliding window) where they stand in the whole. The schedule's key/value blocks are not run."""
     q, k, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None
     past = inputs[4].shape[2] if len(inputs) > 4 and inputs[4] is not None else 0
