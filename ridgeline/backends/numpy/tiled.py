@@ -15,10 +15,10 @@ kernel kind of the record:
 - ``elementwise``: 2-D blocks of the result, a fused body evaluated on the windows of its
   inputs (RoPE: blocks of tokens).
 
-What runs inside a block is the reference kernel. Where a schedule splits a reduced extent other
-than a product's K (attention's key/value blocks with an online softmax, ``passes = 2`` column
-blocks) or tiles a product's prologue and epilogue, that is the hardware kernel's inner loop: the
-cost models count it, the llvm backend runs attention's, and the result here is the same.
+What runs inside a block is the reference kernel: this checks the record's row, query-block and
+K decomposition. The rest of the record (attention's key/value blocks, ``passes = 2`` column
+splits, the causal block skip, a tiled prologue and epilogue) is priced by the cost models and
+executed by nothing; no backend reads it (llvm attention streams its own fixed key blocks).
 
 Batch dims of a matrix product run vectorized (a tile covers M×N×K of every batch element).
 ``run_tiled`` returns None when the schedule does not apply to what the node is given at run time
@@ -42,7 +42,7 @@ from ..interpreter import Interpreter as _Generic
 from ..kernel_math.attention import heads_and_cache
 from .kernels import TABLE
 
-__all__ = ["attention_by_query_blocks", "block_ranges", "gemm_blocks", "run_tiled"]
+__all__ = ["block_ranges", "gemm_blocks", "run_tiled"]
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ def _shape(node: Node, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str
     shape = rec.get("shape")
     if not isinstance(shape, Mapping):
         raise BackendError(f"{_where(node)}: tile schedule has no 'shape' table")
-    out = {}
-    for n in names:
-        v = shape.get(n)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise BackendError(f"{_where(node)}: tile shape.{n} must be a positive integer, got {v!r}")
-        out[n] = v
-    return out
+    return {n: _positive(node, f"shape.{n}", shape.get(n)) for n in names}
+
+
+def _positive(node: Node, field: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise BackendError(f"{_where(node)}: tile {field} must be a positive integer, got {v!r}")
+    return v
 
 
 def _order(node: Node, rec: Mapping[str, Any], dims: Sequence[str]) -> list[str]:
@@ -219,7 +219,7 @@ def _blocked_product(mm: Node, args: list, levels) -> np.ndarray:
         b_blk = b[n0:n1, k0:k1].T if tb else b[..., k0:k1, n0:n1]
         acc[..., m0:m1, n0:n1] += np.matmul(a_blk.astype(acc_dt, copy=False), b_blk.astype(acc_dt, copy=False))
     if not gemm:
-        return acc
+        return acc.astype(np.result_type(a.dtype, b.dtype), copy=False)   # the reference's dtype
     y = mm.attr("alpha") * acc
     if len(args) > 2 and args[2] is not None:
         y = y + mm.attr("beta") * args[2]
@@ -236,22 +236,21 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
     if len(att.inputs) > 6 and att.inputs[6] is not None:
         return None
     # q counts packed rows: the ``pack`` query heads of a KV group at each position
-    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // int(rec.get("pack", 1)))
-    return _around(node, att, args, lambda n, a: attention_by_query_blocks(n, a, block_q))
+    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // _positive(node, "pack", rec.get("pack", 1)))
+    return _around(node, att, args, lambda n, a: _attention_by_query_blocks(n, a, block_q))
 
 
-def attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
+def _attention_by_query_blocks(node: Node, inputs: list, block_q: int) -> tuple[np.ndarray, ...]:
     """ONNX ``Attention`` by blocks of ``block_q`` query positions, each the reference kernel:
     the keys before a block are its KV cache, so the kernel places its queries (causal frontier,
-    sliding window) where they stand in the whole. The key/value blocks the schedule streams are
-    the kernel's inner loop, which changes no result; the llvm backend runs them."""
+    sliding window) where they stand in the whole. The schedule's key/value blocks are not run."""
     q, k, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None
     past = inputs[4].shape[2] if len(inputs) > 4 and inputs[4] is not None else 0
     q4, present_k, present_v = heads_and_cache(node, q, k, v, *inputs[4:6])
     sq = q4.shape[2]
     ys = []
-    for r0, r1 in block_ranges(sq, block_q):
+    for r0, r1 in block_ranges(sq, block_q) or [(0, 0)]:   # an empty query is one empty block
         m = mask[..., r0:r1, :] if mask is not None and mask.ndim > 1 and mask.shape[-2] == sq else mask
         cut = past + r0
         ys.append(call_kernel(node, [q4[:, :, r0:r1], present_k[:, :, cut:], present_v[:, :, cut:], m,
@@ -358,9 +357,12 @@ def _rotary_rows(node: Node, args: list, rows: int):
 
     def cut(w: tuple[slice, ...]):
         index = (w[0], slice(None), w[1]) if four_d else w
+
+        def tokens(a: np.ndarray) -> np.ndarray:   # a batch-1 cache or position table serves every batch
+            return a[(slice(None) if a.shape[0] == 1 else w[0], w[1])]
         if pos is not None:
-            return [x[index], cos, sin, pos[w]], index
-        return [x[index], cos[w], sin[w]], index
+            return [x[index], cos, sin, tokens(pos)], index
+        return [x[index], tokens(cos), tokens(sin)], index
     return _by_rows(node, (x.shape[0], x.shape[2] if four_d else x.shape[1]), rows, cut)
 
 
