@@ -131,16 +131,24 @@ def test_gptq_factor_is_the_upper_cholesky_factor_of_the_inverse_hessian(k, rows
 
 
 def test_the_walk_ends_at_the_last_gemm_it_calibrates():
-    """Nodes after the last quantized GEMM (here a head kept in full precision) change no
-    calibration statistic, so the sequential walk does not evaluate them."""
-    g, feeds = _chain(32, 16, 16, 8, 3)
-    head = g.add_constant("head", np.ones((8, 64), np.float32))
-    g.outputs = list(g.add_node("MatMul", [g.outputs[0], head], names=["logits"]).outputs)
+    """Nodes from the last quantized GEMM on (a head kept in full precision, or the head itself)
+    change no calibration statistic, so the sequential walk does not evaluate them."""
+    def headed():
+        g, feeds = _chain(32, 16, 16, 8, 3)
+        head = g.add_constant("head", np.ones((8, 64), np.float32))
+        g.outputs = list(g.add_node("MatMul", [g.outputs[0], head], names=["logits"]).outputs)
+        return g, feeds
     ran = []
 
     def spy(node, args):
         ran.append(node.outputs[0].name)
         return EVAL(node, args)
+    g, feeds = headed()
     summary = quantize_graph(g, "int8", method="gptq", samples=[feeds], evaluator=spy, skip="lm_head")
     assert summary.gemms == 2
+    assert "a" in ran and "y" not in ran and "logits" not in ran     # y: the last calibrated GEMM
+    ran.clear()
+    g, feeds = headed()
+    summary = quantize_graph(g, "int8", method="gptq", samples=[feeds], evaluator=spy)
+    assert summary.gemms == 3
     assert "y" in ran and "logits" not in ran

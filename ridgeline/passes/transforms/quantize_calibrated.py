@@ -138,6 +138,8 @@ def _walk_sequential(target: Graph, feeds: Sequence[Mapping[str, np.ndarray]], e
             done.add(c.x.name)
             xv = node.inputs[c.x_index]
             calibrate_group(groups[c.x.name], [_get(env, consts, xv) for env in envs])
+        if i == end:      # the last calibrated GEMM's own output feeds no calibration
+            return
         wpos = c.node.inputs.index(c.w) if c is not None else -1
         override = quantized.get(node.outputs[0].name) if c is not None else None
         for env in envs:
