@@ -91,19 +91,13 @@ class AttentionLowering(Lowering):
         self.softcap = float(node.attr("softcap") or 0.0)
         self.causal = bool(node.attr("is_causal"))
         self.left, self.right = int(node.attr("left_window_size")), int(node.attr("right_window_size"))
-        # element strides (b, h, s, d) of Q, of the K/V the kernel reads, and of Y
+        # element strides (b, h, s, d) of Q (b and s read at run time) and of Y
         if self.three_d:
             self.q_st = (s * hq * d, d, hq * d, 1)
             self.y_st = (s * hq * dv, dv, hq * dv, 1)
         else:
             self.q_st = (hq * s * d, s * d, d, 1)
             self.y_st = (hq * s * dv, s * dv, dv, 1)
-        if self.three_d and self.past_shape is None:
-            self.k_st = (skv * hkv * d, d, hkv * d, 1)
-            self.v_st = (skv * hkv * dv, dv, hkv * dv, 1)
-        else:  # 4-D K/V, or the 4-D present cache
-            self.k_st = (hkv * self.t * d, self.t * d, d, 1)
-            self.v_st = (hkv * self.t * dv, self.t * dv, dv, 1)
         if self.mask_shape is not None:
             ms = tuple(self.mask_shape[:-1]) + (self.t,)
             try:
