@@ -70,3 +70,24 @@ def test_split_parts_read_in_place(case, seed):
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_array_equal(got[name], copied[name], err_msg=name)   # the same arithmetic
+
+
+@pytest.mark.parametrize("past", [None, 0, 3])
+def test_checked_mode_bounds_a_view_by_its_reach(past):
+    """Checked mode (tests/backends/conftest.py) bounds a strided view's reads by the memory it
+    reaches, not by its element count: GPT-2's prefill reads Q rows 2304 floats apart."""
+    g = Graph("gpt2-like")
+    b = Builder(g)
+    x = g.add_input("x", tensor("f32", 1, 64, 5))
+    w = b.constant(np.random.default_rng(0).standard_normal((5, 3 * 768), np.float32))
+    q, k, v = b.Split(b.MatMul(x, w), b.constant(np.array([768] * 3, np.int64)), axis=2, _outputs=3)
+    cache = [g.add_input(n, tensor("f32", 1, 12, past, 64)) for n in ("pk", "pv")] if past is not None else []
+    res = b.Attention(q, k, v, None, *cache, q_num_heads=12, kv_num_heads=12, _outputs=3 if cache else 1)
+    g.outputs = list(res) if isinstance(res, tuple) else [res]
+    feeds = random_inputs(g, seed=0)
+    exe = get_backend("llvm").compile(g, strict=True)
+    got = exe.run(feeds)
+    assert any(n.op == "Split" for n in exe.plan.views)
+    want = get_backend("numpy").compile(g).run(feeds)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)

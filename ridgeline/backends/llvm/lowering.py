@@ -135,7 +135,9 @@ def ptr(a: np.ndarray) -> int:
     """The address of ``a``'s data; in checked mode tagged with its size in bytes."""
     if checked_now():
         p = Ptr(a.ctypes.data)
-        p.nbytes = a.nbytes
+        # a strided view (a column block, a cache's first rows) reaches past its nbytes
+        p.nbytes = a.nbytes if a.flags.c_contiguous or not a.size else \
+            a.itemsize + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st > 0)
         return p
     key = id(a)
     hit = _ADDRESSES.get(key)
