@@ -279,8 +279,8 @@ class GemmLowering(Lowering):
         elif b_trans:
             self.b_known = np.ascontiguousarray(b_src.T)
         cols = max(1, math.ceil(n / self.nr))
-        # skinny: at least 4 column tasks per core, rounding the strip down — rounding it up made
-        # SmolLM2's 576-wide products 5 tasks, 3 : 2 over two cores (83% at best; 9 tasks: 90%)
+        # skinny: at least 4 column tasks per core, as even as the strips allow (SmolLM2's 576-wide
+        # products were 5 tasks, 3 : 2 over two cores, then 9, 5 : 4; now 18 strips of 32)
         per = _strips_per_task(cols, threads) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
         self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
