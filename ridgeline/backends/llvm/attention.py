@@ -208,7 +208,7 @@ class AttentionLowering(Lowering):
             vi = ir.VectorType(I64, W)
             for z in range(0, GRP, W):   # every member's state, and the padding lanes': no keys
                 for arr in (mlo, mhi, mrows):
-                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
+                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()), align=8)
                 b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
                 b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
