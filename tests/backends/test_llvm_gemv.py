@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings
 
 pytest.importorskip("llvmlite")
 
@@ -92,21 +91,3 @@ def test_bench_gemv_ci_profile_agrees_with_onnxruntime():
     r = bench.bench_shape(3, 256, 300, 2, 1 << 20, 2, np.random.default_rng(0))
     assert r["copies"] >= 4 and r["max_rel_err"] < 1e-4
     assert all(v > 0 for v in r["GBps"].values())
-
-
-@settings(_CI, max_examples=200)
-@given(cols=st.integers(1, 600), threads=st.integers(1, 8))
-def test_skinny_tasks_split_evenly(cols, threads):
-    """A skinny product's column strips in tasks the cores claim in order: at least 4 tasks a core
-    where there are strips enough, and where the strips split evenly over the cores, each core
-    gets exactly its share (9 tasks of 2 strips ran 10 : 8 on two cores)."""
-    from ridgeline.backends.llvm.gemm import _strips_per_task
-    per = _strips_per_task(cols, threads)
-    sizes = [per] * (cols // per) + [cols % per] * (cols % per > 0)
-    loads = [0] * threads
-    for s in sizes:
-        loads[loads.index(min(loads))] += s
-    assert len(sizes) >= min(cols, 4 * threads)
-    assert max(loads) <= -(-cols // threads) + (cols % threads > 0) * per
-    if cols % threads == 0:
-        assert max(loads) == cols // threads
