@@ -265,9 +265,7 @@ class GemmLowering(Lowering):
             # skinny (decode): every row in one tile, B streamed row by row in wide strips
             # (reading B once is the whole cost), no K slices
             self.mr, self.nv, self.kc = max(m, 1), max(2, 16 // max(m, 1)), max(k, 1)
-            # (and narrower where a few strips would not split evenly: 9 on two cores run 5 : 4)
-            while self.nv > 2 and ((c := math.ceil(n / (self.nv * self.w))) < 4 * threads or
-                                   c % threads and c < 8 * threads):
+            while self.nv > 2 and math.ceil(n / (self.nv * self.w)) < 4 * threads:
                 self.nv //= 2
         self.nr = self.nv * self.w
         # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
@@ -279,9 +277,9 @@ class GemmLowering(Lowering):
         elif b_trans:
             self.b_known = np.ascontiguousarray(b_src.T)
         cols = max(1, math.ceil(n / self.nr))
-        # skinny: at least 4 column tasks per core, as even as the strips allow (SmolLM2's 576-wide
-        # products were 5 tasks, 3 : 2 over two cores, then 9, 5 : 4; now 18 strips of 32)
-        per = _strips_per_task(cols, threads) if m < 8 else max(1, min(cols, 256 // self.nr))
+        # skinny: at least 4 column tasks per core, rounding the strip down — rounding it up made
+        # SmolLM2's 576-wide products 5 tasks, 3 : 2 over two cores (83% at best; 9 tasks: 90%)
+        per = max(1, cols // (4 * threads)) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
         self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
         if m >= 8 and 2.0 * self.batch * m * n * k >= 4 * threads * DEFAULT_THRESHOLD:
@@ -475,17 +473,6 @@ class GemmLowering(Lowering):
             return (out,)
         run.keep = (aux, fixed_b, epi_keep)
         return replayable(run) if self.k else run   # k == 0 writes zeros with numpy: not only launches
-
-
-def _strips_per_task(cols: int, threads: int) -> int:
-    """Column strips per task of a skinny product: at most a quarter of a core's share, and of
-    those widths the widest whose tasks, claimed in order by the cores, finish first."""
-    def finish(per: int) -> int:
-        loads = [0] * threads
-        for size in [per] * (cols // per) + [cols % per] * (cols % per > 0):
-            loads[loads.index(min(loads))] += size
-        return max(loads)
-    return min(range(max(1, cols // (4 * threads)), 0, -1), key=finish)
 
 
 @functools.lru_cache(maxsize=1)

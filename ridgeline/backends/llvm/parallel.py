@@ -40,9 +40,6 @@ DEFAULT_THRESHOLD = 1 << 19
 NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
-#: launches of up to this many grains (a product's or attention's tasks) give the native pool a
-#: chunk per grain
-EVEN_UNITS = 64
 
 
 class _Launch:
@@ -148,12 +145,9 @@ class Runner:
         if self.serial(extent, cost, grain):
             fn(0, extent, *ptrs)
             return
-        units = extent // grain
-        chunks = max(2, min(n * CHUNKS_PER_THREAD, units))
+        chunks = max(2, min(n * CHUNKS_PER_THREAD, extent // grain))
         pool = self._pool
         if pool is not None and len(ptrs) <= native_pool.MAX_ARGS:
-            if units <= EVEN_UNITS:   # a claim is one compare-and-swap: a chunk per unit, so that
-                chunks = max(2, units)   # equal tasks split as evenly as they can (9 in 8 chunks ran 5 : 4)
             if not pool.lock.acquire(blocking=False):   # another thread's launch is in flight
                 fn(0, extent, *ptrs)
                 return
