@@ -618,7 +618,8 @@ class LLVMInterpreter(Interpreter):
             steps.append((node, kernel, [id(v) if v is not None else None for v in node.inputs],
                           [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())],
                           getattr(plan.lowerings.get(node), "strided_inputs", None), slot,
-                          kernel is None and node not in plan.folded and sum(map(pin, node.outputs)) > 0))
+                          kernel is None and node not in plan.folded and node not in plan.views and
+                          sum(map(pin, node.outputs)) > 0))   # (a view's parts stay views)
         return steps
 
     @staticmethod
