@@ -49,7 +49,7 @@ def _graph(hkv, group, d, dv, bsz, sq, past, causal, four_d):
     return g
 
 
-_SHAPE = (2, 2, 8, 8, 1, 6, None, True, False)   # hkv, group, d, dv, batch, seq, past, causal, 4-D
+_SHAPE = (2, 2, 8, 8, 1, 6, None, True)   # hkv, group, d, dv, batch, seq, past, causal
 
 
 @_CI
@@ -69,12 +69,13 @@ def test_grouped_attention_over_shapes_and_cores(hkv, group, d, dv, bsz, sq, pas
 
 
 def test_crashing_shape_runs_unchecked():
-    """The shape that crashed, unchecked (a fault kills the process: run it in a child)."""
+    """The shape that crashed (3-D and 4-D), unchecked (a fault kills the process: run it in a child)."""
     code = ("from test_llvm_attention_shapes import _graph, _SHAPE\n"
             "from ridgeline.backends.registry import get_backend\n"
             "from ridgeline.testing.inputs import random_inputs\n"
-            "g = _graph(*_SHAPE)\n"
-            "get_backend('llvm').compile(g, strict=True).run(random_inputs(g, seed=31))\n")
+            "for four_d in (False, True):\n"
+            "    g = _graph(*_SHAPE, four_d)\n"
+            "    get_backend('llvm').compile(g, strict=True).run(random_inputs(g, seed=31))\n")
     env = dict(os.environ, RIDGELINE_LLVM_CHECKED="0")
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), os.getcwd(), env.get("PYTHONPATH", "")])
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
