@@ -91,19 +91,13 @@ class AttentionLowering(Lowering):
         self.softcap = float(node.attr("softcap") or 0.0)
         self.causal = bool(node.attr("is_causal"))
         self.left, self.right = int(node.attr("left_window_size")), int(node.attr("right_window_size"))
-        # element strides (b, h, s, d) of Q, of the K/V the kernel reads, and of Y
+        # element strides (b, h, s, d) of Q (b and s read at run time) and of Y
         if self.three_d:
             self.q_st = (s * hq * d, d, hq * d, 1)
             self.y_st = (s * hq * dv, dv, hq * dv, 1)
         else:
             self.q_st = (hq * s * d, s * d, d, 1)
             self.y_st = (hq * s * dv, s * dv, dv, 1)
-        if self.three_d and self.past_shape is None:
-            self.k_st = (skv * hkv * d, d, hkv * d, 1)
-            self.v_st = (skv * hkv * dv, dv, hkv * dv, 1)
-        else:  # 4-D K/V, or the 4-D present cache
-            self.k_st = (hkv * self.t * d, self.t * d, d, 1)
-            self.v_st = (hkv * self.t * dv, self.t * dv, dv, 1)
         if self.mask_shape is not None:
             ms = tuple(self.mask_shape[:-1]) + (self.t,)
             try:
@@ -138,8 +132,10 @@ class AttentionLowering(Lowering):
         self.tiled = s > 1 and 4 * hg * s > 3 * host().vector_width_f32 * -(-s // max(1, min(s, 16 // hg)))
         self.in_shapes = [tuple(x) if x is not None else None for x in in_shapes]
         self.out_shapes = [tuple(o.type.shape) for o in node.outputs[:3]]
-        #: the past K/V may come as views of a longer buffer (the presents this kernel returned)
-        self.strided_inputs = frozenset({4, 5}) if self.past_shape is not None else frozenset()
+        #: the past K/V may come as views of a longer buffer (the presents this kernel returned);
+        #: 3-D Q/K/V as views with any (batch, position) strides (run() reads them)
+        self.strided_inputs = frozenset({4, 5} if self.past_shape is not None else ()) | \
+            frozenset({0, 1, 2} if self.three_d else ())
         self.cost = 4.0 * b * hq * s * self.t * (d + dv)
 
     # ------------------------------------------------------------------------------- code
@@ -169,10 +165,13 @@ class AttentionLowering(Lowering):
 
         def vec_at(arr, index):
             return b.bitcast(arr.at(index), vt.as_pointer())
-        # strides that depend on the key count, read once per launch: (K b, K h, V b, V h, mask b, h, q, k)
-        rt = [load(b, ST, const(I64, j), I64) for j in range(8)]
-        k_st = (rt[0], rt[1], const(I64, self.k_st[2]))
-        v_st = (rt[2], rt[3], const(I64, self.v_st[2]))
+        # strides read once per launch: those that depend on the key count (K b, K h, V b, V h, mask
+        # b, h, q, k), then the (b, s) strides of Q and the s strides of K and V (3-D inputs may be
+        # views: the columns of a fused QKV product's Split)
+        rt = [load(b, ST, const(I64, j), I64) for j in range(12)]
+        q_st = (rt[8], const(I64, self.q_st[1]), rt[9])
+        k_st = (rt[0], rt[1], rt[10])
+        v_st = (rt[2], rt[3], rt[11])
         m_st = rt[4:8]
 
         def c(x):
@@ -209,7 +208,7 @@ class AttentionLowering(Lowering):
             vi = ir.VectorType(I64, W)
             for z in range(0, GRP, W):   # every member's state, and the padding lanes': no keys
                 for arr in (mlo, mhi, mrows):
-                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()))
+                    b.store(const(vi, 0), b.bitcast(arr.at(const(I64, z)), vi.as_pointer()), align=8)
                 b.store(ninf, vec_at(mrun, const(I64, z)), align=4)
                 b.store(zero, vec_at(lrun, const(I64, z)), align=4)
             with loop(b, 0, gn, name="m0") as mi:
@@ -237,7 +236,7 @@ class AttentionLowering(Lowering):
                             for var, arr in zip(trimmed, (mlo, mhi)):
                                 var.set(arr.get(b.srem(mi, nr)))
                     start, limit = trimmed[0].get(), trimmed[1].get()
-                qoff.set(mi, off4(self.q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
+                qoff.set(mi, off4(q_st, bi, b.add(h0, b.sdiv(mi, nr)), i))
                 if has_mask:
                     mrows.set(mi, b.add(b.add(b.mul(bi, m_st[0]), b.mul(h0, m_st[1])), b.mul(i, m_st[2])))
                 mlo.set(mi, start)
@@ -542,7 +541,7 @@ class AttentionLowering(Lowering):
 
         def run(args, outs):
             check_inputs(name, args, expect, loose)   # the past's layout is _rows's business
-            q, k, v = args[0], args[1], args[2]
+            q, k, v = (_rows3(a) for a in args[:3]) if three_d else args[:3]
             skv = k.shape[axes[1]]
             past = args[4].shape[2] if has_past else 0
             t = past + skv
@@ -565,6 +564,7 @@ class AttentionLowering(Lowering):
                     np.concatenate([_rows(pv), v4], axis=2, out=vbuf)
                 ck, cv = kbuf.shape[2], vbuf.shape[2]
                 st = [HKV * ck * D, ck * D, HKV * cv * DV, cv * DV]
+                kv_s = [D, DV]
             else:
                 kbuf, vbuf = k, v
                 for j, src in ((1, k), (2, v)):
@@ -572,7 +572,13 @@ class AttentionLowering(Lowering):
                         if three_d:
                             src = src.reshape(B, skv, HKV, -1).transpose(0, 2, 1, 3)
                         np.copyto(outs[j], src)
-                st = [skv * HKV * D, D, skv * HKV * DV, DV] if three_d else [HKV * t * D, t * D, HKV * t * DV, t * DV]
+                if three_d:
+                    (kb, ks), (vb, vs) = (_st(k), _st(v))
+                    st, kv_s = [kb, D, vb, DV], [ks, vs]
+                else:
+                    st, kv_s = [HKV * t * D, t * D, HKV * t * DV, t * DV], [D, DV]
+            st += [*_st(q)] if three_d else [HQ * S * D, D]
+            st += kv_s
             has_nonpad = len(args) > 6 and args[6] is not None
             sized = None if has_nonpad else _SIZES.get((B, HQ, S, t, past, mask_shape, *st))
             bias = dummy
@@ -609,7 +615,7 @@ class AttentionLowering(Lowering):
             if sized is not None:
                 lengths, offsets, strides = sized
             else:
-                strides = np.array(st + list(m_st), dtype=np.int64)
+                strides = np.array(st[:4] + list(m_st) + st[4:], dtype=np.int64)
                 if not has_nonpad:
                     _remember_sizes((B, HQ, S, t, past, mask_shape, *st), (lengths, offsets, strides))
             if tasks:
@@ -669,6 +675,17 @@ def _bias(m: np.ndarray, t: int) -> np.ndarray:
     if m.shape[-1] < t:
         m = np.pad(m, [(0, 0)] * (m.ndim - 1) + [(0, t - m.shape[-1])], constant_values=-np.inf)
     return np.ascontiguousarray(m, dtype=np.float32)
+
+
+def _rows3(a: np.ndarray) -> np.ndarray:
+    """A 3-D (batch, seq, heads·dim) input as the kernel reads it: contiguous last axis, any
+    stride above it (a view of a wider product's columns is read in place)."""
+    return a if a.strides[2] == a.itemsize and min(a.strides[:2]) >= 0 else np.ascontiguousarray(a)
+
+
+def _st(a: np.ndarray) -> tuple[int, int]:
+    """(batch, position) element strides of a 3-D input."""
+    return a.strides[0] // a.itemsize, a.strides[1] // a.itemsize
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

@@ -69,7 +69,7 @@ EXACT_OPS = frozenset({"Cast", "CastLike", "Where", "Equal", "Less", "Greater", 
 SMALL_PINNED = 1 << 16
 #: views whose result the run loop may reuse (replay.py): a new view object per run costs a
 #: miss in every kernel reading it
-_MEMO_VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"})
+_MEMO_VIEWS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Split"})
 #: ops that read their key-count sizes from the arrays of each run (see attention.py)
 RUNTIME_SIZED_OPS = frozenset({"Attention"})
 #: plans kept per executable (the least recently used is dropped beyond this)
@@ -254,6 +254,7 @@ def build_plan(graph: Graph, shapes: Mapping[str, tuple[int, ...]], *, runner: R
                 plan.kinds[orig] = "fused-body"
                 continue
         plan.fallbacks[orig] = reason
+    lowered = _split_views(graph, plan, lowered)
     _compile(plan, lowered, plan.recorder)  # may move a node to the fallbacks (an op with no code for its dtype)
     if strict and plan.fallbacks:
         first, ops = next(iter(plan.fallbacks.items())), Counter(n.op for n in plan.fallbacks)
@@ -285,6 +286,22 @@ def _pin(plan: Plan, key: int, a: np.ndarray) -> np.ndarray:
         plan.stable.add(id(buf))
     np.copyto(buf, a)
     return buf
+
+
+def _split_views(graph: Graph, plan: Plan, lowered: list) -> list:
+    """Turn into views each Split whose parts only kernels read, each reading them strided (an
+    attention's Q/K/V from a fused QKV product): numpy's parts are views, so nothing is copied."""
+    outputs = set(map(id, graph.outputs))
+    keep = []
+    for orig, lw in lowered:
+        if orig.op == "Split" and all(id(v) not in outputs and all(
+                i in (getattr(plan.lowerings.get(u), "strided_inputs", None) or ()) for u, i in v.uses)
+                for v in orig.outputs):
+            plan.views.add(orig)
+            del plan.lowerings[orig], plan.kinds[orig]
+            continue
+        keep.append((orig, lw))
+    return keep
 
 
 def _one_input_concat(node: Node) -> bool:
@@ -601,7 +618,8 @@ class LLVMInterpreter(Interpreter):
             steps.append((node, kernel, [id(v) if v is not None else None for v in node.inputs],
                           [id(v) for v in node.outputs], [id(v) for v in self._last_use.get(id(node), ())],
                           getattr(plan.lowerings.get(node), "strided_inputs", None), slot,
-                          kernel is None and node not in plan.folded and sum(map(pin, node.outputs)) > 0))
+                          kernel is None and node not in plan.folded and node not in plan.views and
+                          sum(map(pin, node.outputs)) > 0))   # (a view's parts stay views)
         return steps
 
     @staticmethod

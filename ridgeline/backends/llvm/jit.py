@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ...ir.errors import BackendError
 from ..threads import available_cores
 from . import objcache
+from .irutil import checked_now
 
 try:
     import llvmlite.binding as llvm
@@ -106,9 +107,30 @@ class CompiledModule:
         return addr
 
 
+#: a vector load or store through a reinterpreted pointer with no stated alignment: LLVM assumes
+#: the vector's own size (64 bytes for 16 floats) and emits aligned moves, which fault on memory
+#: aligned less (attention's i64 stack arrays, at some shapes) — a crash no bounds check sees
+_CAST = re.compile(r"^\s*(%\S+) = bitcast [^\n]* to <[^\n]*>\*$", re.M)
+_ACCESS = re.compile(r"^\s*(?:%\S+ = )?(?:load|store) <(?![^\n]*, align )[^\n]*\* (%\S+)$", re.M)
+
+
+def _unaligned(text: str) -> str | None:
+    """The first vector access through a bitcast pointer that does not state its alignment."""
+    for fn in text.split("\ndefine "):   # (value names are per function)
+        casts = set(_CAST.findall(fn))
+        bad = next((m.group(0).strip() for m in _ACCESS.finditer(fn) if m.group(1) in casts), None)
+        if bad:
+            return bad
+    return None
+
+
 def compile_ir(module_text: str, *, optimize: bool = True) -> CompiledModule:
-    """Parse, verify, optimize (-O3 for the host) and JIT-compile ``module_text``."""
+    """Parse, verify, optimize (-O3 for the host) and JIT-compile ``module_text``. Checked mode
+    also refuses a vector load or store that does not state its alignment."""
     tm, info = _target_machine()
+    bad = _unaligned(module_text) if checked_now() else None
+    if bad:
+        raise RuntimeError(f"generated LLVM IR has a vector access with no alignment: {bad}")
     t0 = time.perf_counter()
     text = module_text.replace('target triple = "unknown-unknown-unknown"', f'target triple = "{info.triple}"')
     text = text.replace('target datalayout = ""', f'target datalayout = "{tm.target_data}"')

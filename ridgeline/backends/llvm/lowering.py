@@ -132,10 +132,14 @@ def _forget(key: int, ref: weakref.ref) -> None:
 
 
 def ptr(a: np.ndarray) -> int:
-    """The address of ``a``'s data; in checked mode tagged with its size in bytes."""
+    """The address of ``a``'s data; in checked mode tagged with its size in bytes — for a strided
+    view, the bytes it reaches (first to last element), so a read past one row's end that stays
+    inside that reach (into the next row, or a column block's neighbours) goes unnoticed."""
     if checked_now():
         p = Ptr(a.ctypes.data)
-        p.nbytes = a.nbytes
+        # a strided view (a column block, a cache's first rows) reaches past its nbytes
+        p.nbytes = a.nbytes if a.flags.c_contiguous or not a.size else \
+            a.itemsize + sum((n - 1) * st for n, st in zip(a.shape, a.strides) if st > 0)
         return p
     key = id(a)
     hit = _ADDRESSES.get(key)
