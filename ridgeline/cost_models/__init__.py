@@ -27,7 +27,8 @@ from .work import DEVICE, Contraction, NodeWork, node_work
 __all__ = ["estimate", "cost_model", "Estimate", "NodeCost", "MemoryPlan", "LLMMetrics", "BOUNDS", "CostModel",
            "Target", "ComputeUnit", "MemoryLevel", "Link", "Field", "get_target", "list_targets",
            "load_target_file", "register_target", "target_names", "get_family", "register_family",
-           "family_names", "companion_estimate", "GraphAnalysis", "NodeWork", "Contraction", "node_work", "DEVICE", "roofline_time"]
+           "family_names", "companion_estimate", "GraphAnalysis", "NodeWork", "Contraction", "node_work", "DEVICE",
+           "roofline_time"]
 
 
 def cost_model(target: str | Target, **options: Any) -> CostModel:

@@ -284,18 +284,11 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
     if not _weight_only(graph):
         return run(False)
 
-    def attempt(widen: bool | int) -> tuple[Estimate | None, str]:
+    def attempt(widen: bool | int, how: Callable[..., Any] = run) -> tuple[Any, str]:
         try:
-            return run(widen), ""
+            return how(widen), ""
         except TargetError as e:
             return None, str(e)
-
-    def placed(m: int) -> bool:
-        try:
-            model.place(graph, m)
-            return True
-        except TargetError:
-            return False
 
     (narrow, _), (wide, wide_error) = attempt(False), attempt(True)
     layers = 1 + max((x for n in graph if isinstance(x := n.meta.get("layer"), int)), default=-1)
@@ -306,8 +299,9 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
         lo, hi = 0, layers
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if placed(mid) else (lo, mid - 1)
-        wide = attempt(lo)[0] if lo else None
+            lo, hi = (mid, hi) if attempt(mid, lambda m: model.place(graph, m))[0] is not None else (lo, mid - 1)
+        while lo and (wide := attempt(lo)[0]) is None:
+            lo //= 2        # the bytes fit but the layout does not (wse-3: PEs per wafer): fewer layers
         form += f" in {lo} of {layers} layers"
     if wide is None or (narrow is not None and narrow.time_s <= wide.time_s):
         return narrow if narrow is not None else run(False)

@@ -152,7 +152,8 @@ class WaferScaleModel(SpatialModel):
             w = 0.0
         return finish_estimate(self, graph, est, companion, devices=lay["wafers"], weights=w, kv=kv,
                                capacity=self._usable(), note=note,
-                               detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}}, widen=widen)
+                               detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}},
+                               widen=widen)
 
     # ----------------------------------------------------------------- layout
     def _wafers(self, graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]]) -> tuple[str, dict[int, int], int]:
