@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..cost_models import Estimate, Target, get_family, get_target
+from ..cost_models import Estimate, Target, companion_estimate, get_family, get_target
 from ..ir import Graph, Node
-from ..ir.errors import TargetError
 
 __all__ = ["EstimateBackend"]
 
@@ -49,16 +48,13 @@ class EstimateBackend:
         """Estimate ``graph``; see the module docstring for ``companion``."""
         model = self.model(**options)
         # the other phase on a model of its own: a family model may keep state between pricing and totals
-        try:
-            comp = self.model(**options).estimate(companion) if isinstance(companion, Graph) else companion
-        except TargetError as e:
-            # the other phase need not fit where this one does (a batch of 131k-token prompts in one
-            # prefill holds far more activations than its decode step): this phase, without it
-            est = model.estimate(graph)
-            est.notes.append(f"no {companion.meta.get('llm', {}).get('phase', 'companion')} estimate: {e}")
-            return est
+        comp, note = (companion_estimate(companion, lambda: self.model(**options).estimate(companion))
+                      if isinstance(companion, Graph) else (companion, ""))
         if comp is not None and not isinstance(comp, Estimate):
             from ..ir.errors import BackendError
             raise BackendError(f"companion must be an Estimate, a Graph or None, got {companion!r} "
                                f"(ridgeline.estimate builds the 'auto' one for presets)")
-        return model.estimate(graph, companion=comp)
+        est = model.estimate(graph, companion=comp)
+        if note:
+            est.notes.append(note)
+        return est

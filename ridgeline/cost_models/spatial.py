@@ -59,6 +59,11 @@ class SpatialModel(CostModel):
         widened to 16-bit at load."""
         raise NotImplementedError
 
+    def place(self, graph: Graph, widen: bool | int = False) -> Any:
+        """Where ``graph``'s resident bytes (``widen`` as in ``_estimate``) go, by bytes alone:
+        TargetError when they take more devices than the target joins."""
+        raise NotImplementedError
+
     def price_graph(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis) -> list[NodeCost]:
         return self.price_layout(graph, plan, analysis)[0]
 
@@ -279,28 +284,31 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
     if not _weight_only(graph):
         return run(False)
 
-    def attempt(widen: bool | int) -> Estimate | None:
+    def attempt(widen: bool | int, how: Callable[..., Any] = run) -> tuple[Any, str]:
         try:
-            return run(widen)
-        except TargetError:
-            return None
+            return how(widen), ""
+        except TargetError as e:
+            return None, str(e)
 
-    narrow, wide = attempt(False), attempt(True)
+    (narrow, _), (wide, wide_error) = attempt(False), attempt(True)
     layers = 1 + max((x for n in graph if isinstance(x := n.meta.get("layer"), int)), default=-1)
     form = "widened at load"
     if wide is None and narrow is not None:
-        lo, hi = 0, layers              # the most leading layers widened that still fit (fits: monotone)
+        # the most leading layers widened whose bytes still fit (monotone in m: each widened layer
+        # only adds bytes), searched by placement alone; the step is priced once, on that m
+        lo, hi = 0, layers
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            e = attempt(mid)
-            lo, hi, wide = (mid, hi, e) if e is not None else (lo, mid - 1, wide)
+            lo, hi = (mid, hi) if attempt(mid, lambda m: model.place(graph, m))[0] is not None else (lo, mid - 1)
+        while lo and (wide := attempt(lo)[0]) is None:
+            lo //= 2        # the bytes fit but the layout does not (wse-3: PEs per wafer): fewer layers
         form += f" in {lo} of {layers} layers"
     if wide is None or (narrow is not None and narrow.time_s <= wide.time_s):
         return narrow if narrow is not None else run(False)
     why = (f"dequantizing them on the fly would take {format_quantity(narrow.time_s, 'time')} per step"
            if narrow is not None else "the narrow layout does not fit")
     if form.endswith("layers"):
-        why += f"; all 16-bit would need more than the {model.target.max_devices} {model.device_word}s joined"
+        why += f"; all of them 16-bit does not fit ({wide_error})"
     devices = wide.memory.devices if wide.memory else "?"
     wide.notes.append(f"int8/int4 weights {form.replace('at load', 'to 16-bit at load')} ({devices} "
                       f"{model.device_word}s): {why}")
@@ -309,13 +317,17 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
 
 
 def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate | None, *, devices: int,
-                    weights: float, kv: float, capacity: float, note: str, detail: dict[str, Any]) -> Estimate:
+                    weights: float, kv: float, capacity: float, note: str, detail: dict[str, Any],
+                    widen: bool | int = False) -> Estimate:
     """Record the family's own deployment (``devices`` wafers/chips, the busiest one holding
-    ``weights`` + ``kv`` of ``capacity``) on ``est`` and recompute its LLM metrics."""
+    ``weights`` + ``kv`` of ``capacity``; ``widen`` as in ``resident_bytes``) on ``est`` and
+    recompute its LLM metrics."""
     est.parallel = {"tp": 1, "pp": devices}
     # bytes per device: the busiest wafer / chip (a node split over chips counts on its first)
     est.bytes, est.total_bytes = bytes_by_device(est.nodes, 1, _device_of)
     total_w = est.memory.total_weights_bytes if est.memory else 0.0
+    if widen:       # the weights as the layout holds them: widened ones at 16 bits
+        total_w = sum(w for w, _ in resident_bytes(graph, widen).values())
     total_kv = est.memory.total_kv_cache_bytes if est.memory else 0.0
     est.memory = MemoryPlan(weights_bytes=weights, kv_cache_bytes=kv, activation_bytes=0.0, capacity_bytes=capacity,
                             devices=devices, devices_needed=devices, total_weights_bytes=total_w,

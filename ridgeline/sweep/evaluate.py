@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..cost_models import Estimate, estimate
+from ..cost_models import Estimate, companion_estimate, estimate
 from ..cost_models.llm import llm_metrics
 from ..ir.errors import RidgelineError
 from ..models import companion_build
@@ -75,14 +75,16 @@ class Evaluator:
 
     def _price(self, build: dict[str, Any], target, opts: dict[str, Any]) -> Estimate:
         graph, analysis = self.graphs.get(build)
-        comp = None
+        comp, note = None, ""
         ckw = companion_build(graph)
-        if ckw is not None:     # first, as the estimate backend does: its error is the point's error
+        if ckw is not None:     # first, as the estimate backend does
             cgraph, canalysis = self.graphs.get(ckw)
-            comp, _ = self._estimate(cgraph, canalysis, target, opts)
+            comp, note = companion_estimate(cgraph, lambda: self._estimate(cgraph, canalysis, target, opts)[0])
         est, fresh = self._estimate(graph, analysis, target, opts, comp)
         if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
             est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
+        if note and note not in est.notes:
+            est.notes.append(note)
         return est
 
     def run(self, chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:

@@ -35,6 +35,20 @@ def test_cached_rows_equal_one_public_estimate_per_point(small_spec, axes):
     assert any(r["error"] is None for r in naive)
 
 
+@pytest.mark.parametrize("phases", [["decode", "prefill"], ["prefill", "decode"]])
+def test_a_decode_step_whose_prefill_does_not_fit_is_a_row_on_both_paths(small_spec, phases):
+    # a batch of 128 131k-token prompts in one prefill takes more than h100 joins; its decode step
+    # fits. Either order: the cache prices the decode step first, or first as the prefill's companion
+    axes = {"model": ["llama-3-8b"], "target": ["h100"], "phase": phases, "batch": [128], "context": [131072]}
+    spec = parse_spec({**small_spec, "axes": axes})
+    pts = list(points(spec))
+    cached = [r for c in chunks(spec, pts, 16) for r in evaluate_chunk(spec.payload(), c)]
+    assert cached == evaluate_naive(spec.payload(), pts)
+    by_phase = {r["phase"]: r for r in cached}
+    assert by_phase["prefill"]["error"] and by_phase["decode"]["error"] is None
+    assert by_phase["decode"]["ttft_s"] is None and "no prefill estimate" in by_phase["decode"]["notes"]
+
+
 @pytest.fixture(scope="module")
 def reference():
     from tests.sweep.conftest import SMALL

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- estimating targets
 def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
     from ...backends.estimate import EstimateBackend
-    from ...cost_models import GraphAnalysis, get_target
+    from ...cost_models import GraphAnalysis, companion_estimate, get_target
     other = companion_for(graph, args.pipeline)
     analysis = GraphAnalysis(graph)
     other_analysis = GraphAnalysis(other) if other is not None else None
@@ -139,7 +139,8 @@ def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
             with progress(f"estimating on {name}"):
                 opts = estimate_options(args, target.family)
                 model = EstimateBackend(target).model(**opts)
-                comp = model.estimate(other, analysis=other_analysis) if other is not None else None
+                comp, note = (companion_estimate(other, lambda: model.estimate(other, analysis=other_analysis))
+                              if other is not None else (None, ""))
                 est = model.estimate(graph, companion=comp, analysis=analysis)
         except UsageError:
             raise
@@ -153,6 +154,8 @@ def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
         row.update({"time_s": est.time_s, "bound": est.bound, "devices": est.devices, "tp": est.parallel["tp"],
                     "pp": est.parallel["pp"], "fits": est.fits,
                     "devices_needed": est.memory.devices_needed if est.memory else None})
+        if note:
+            row["note"] = note
         if est.llm is not None:
             row.update({"ttft_s": est.llm.ttft_s, "tpot_s": est.llm.tpot_s, "tokens_per_s": est.llm.tokens_per_s,
                         "tokens_per_s_per_user": est.llm.tokens_per_s_per_user, "mfu": est.llm.mfu})

@@ -173,9 +173,10 @@ def accuracy(base_out: list[np.ndarray], got: list[np.ndarray]) -> dict[str, flo
 
 # --------------------------------------------------------------------------- cost
 def _cost(g: Graph, companion: Graph | None, target, opts: dict[str, Any]) -> dict[str, Any]:
-    from ...cost_models import estimate
+    from ...cost_models import companion_estimate, estimate
     try:
-        comp = estimate(companion, target, **opts) if companion is not None else None
+        comp, note = (companion_estimate(companion, lambda: estimate(companion, target, **opts))
+                      if companion is not None else (None, ""))
         est = estimate(g, target, companion=comp, **opts)
     except RidgelineError as e:
         return {"error": str(e).splitlines()[0]}
@@ -194,6 +195,8 @@ def _cost(g: Graph, companion: Graph | None, target, opts: dict[str, Any]) -> di
         tokens = opts_tokens(g)
         if tokens:
             out["tokens_per_s"] = tokens / est.time_s if est.time_s else None
+    if note:
+        out["note"] = note
     return out
 
 

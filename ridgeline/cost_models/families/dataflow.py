@@ -195,7 +195,7 @@ class DataflowModel(SpatialModel):
                               capacity=self._usable(),
                               note=f"partitioned across {part.chips} chip(s) of "
                                    f"{format_quantity(self.sram.capacity, 'size')} SRAM",
-                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)})
+                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)}, widen=widen)
         est.schedule = sched            # the full op list: --schedule / --gantt
         return est
 
@@ -204,6 +204,10 @@ class DataflowModel(SpatialModel):
             - float(self.target.array["activation_reserve"])
 
     # ----------------------------------------------------------------- partition
+    def place(self, graph: Graph, widen: bool | int = False) -> Partition:
+        """The partition by bytes (``partition`` without works)."""
+        return self.partition(graph, widen)
+
     def partition(self, graph: Graph, widen: bool | int = False, works: dict[int, NodeWork] | None = None) -> Partition:
         """Place resident bytes (weights, KV cache; ``widen``: weights widened to 16-bit) on chips;
         see the module docstring. Without ``works``: packing by bytes. With ``works`` (id(node) ->

@@ -152,7 +152,8 @@ class WaferScaleModel(SpatialModel):
             w = 0.0
         return finish_estimate(self, graph, est, companion, devices=lay["wafers"], weights=w, kv=kv,
                                capacity=self._usable(), note=note,
-                               detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}})
+                               detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}},
+                               widen=widen)
 
     # ----------------------------------------------------------------- layout
     def _wafers(self, graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]]) -> tuple[str, dict[int, int], int]:
@@ -323,6 +324,20 @@ class WaferScaleModel(SpatialModel):
         r = peak[key] / self.geometry_peak
         return r / 2 if dt == "f32" and "f32" not in peak else r
 
+    def place(self, graph: Graph, widen: bool | int = False) -> tuple[dict, dict, Any, tuple[str, dict[int, int], int]]:
+        """The resident bytes (raw, sized for the KV window), the window and the wafer placement
+        (``_wafers``) of ``graph``; TargetError when they take more wafers than the system joins."""
+        raw = resident_bytes(graph, widen)
+        res, window = sized_for_window(raw, graph, self._usable() * self.target.max_devices)
+        placed = self._wafers(graph, list(graph.nodes), res)
+        kv_only = window.devices(self._usable())
+        if placed[2] + kv_only > self.target.max_devices:
+            raise TargetError(f"{graph.meta['llm'].get('preset', graph.name)} fits no device count of "
+                              f"{self.target.name}: its layout takes {placed[2]} wafers and the KV cache past its "
+                              f"{window.positions}-position window {kv_only} more; the system joins at most "
+                              f"{self.target.max_devices}")
+        return raw, res, window, placed
+
     # ----------------------------------------------------------------- the step
     def price_layout(self, graph: Graph, plan: ParallelPlan, analysis: GraphAnalysis,
                      widen: bool | int = False) -> tuple[list[NodeCost], dict[str, Any]]:
@@ -330,15 +345,8 @@ class WaferScaleModel(SpatialModel):
         the layout they come from (placement, wafers, PEs, the critical path)."""
         nodes = list(analysis.nodes)
         works = self.step_works(analysis, widen)
-        raw = resident_bytes(graph, widen)
-        res, window = sized_for_window(raw, graph, self._usable() * self.target.max_devices)
-        placement, wafer_of, wafers = self._wafers(graph, nodes, res)
+        raw, res, window, (placement, wafer_of, wafers) = self.place(graph, widen)
         kv_only = window.devices(self._usable())
-        if wafers + kv_only > self.target.max_devices:
-            raise TargetError(f"{graph.meta['llm'].get('preset', graph.name)} fits no device count of "
-                              f"{self.target.name}: its layout takes {wafers} wafers and the KV cache past its "
-                              f"{window.positions}-position window {kv_only} more; the system joins at most "
-                              f"{self.target.max_devices}")
         remote_keys = window.remote_keys(raw, self._usable())
         stream = placement == "stream"
         whole = works
