@@ -223,9 +223,10 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if power_w is not None:
         deployment = replace(deployment, power_w=power_w)
     if kv_tokens is not None:
-        if sized and not spatial and kv_tokens > deployment.kv_tokens:
+        if sized and kv_tokens > deployment.kv_tokens:   # a spatial layout holds what it was priced for
             raise SimulationError(f"--kv-tokens {kv_tokens} does not fit {deployment.tp}x{deployment.pp} x {target}: "
-                                  f"its memory holds {deployment.kv_tokens} tokens of KV cache (raise --tp/--pp)")
+                                  f"its memory holds {deployment.kv_tokens} tokens of KV cache "
+                                  f"({'raise --max-batch' if spatial else 'raise --tp/--pp'})")
         deployment = replace(deployment, kv_tokens=kv_tokens, note=f"KV cache set to {kv_tokens} tokens ({deployment.note})")
     if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
         tp, pp = deployment.tp, deployment.pp

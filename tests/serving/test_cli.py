@@ -10,6 +10,15 @@ import pytest
 from ridgeline.cli.commands.serve_sim import register
 
 
+def test_kv_tokens_beyond_a_spatial_layout_is_refused(run_cli):
+    """A spatial layout holds the KV cache it was priced for; a larger --kv-tokens was simulated silently."""
+    base = ("serve-sim", "gpt2", "--target", "groq-lpu", "--workload", "chat", "--rate", "1", "--requests", "5",
+            "--prompt-len", "100", "--output-len", "10", "--kv-tokens")
+    r = run_cli(*base, str(10 ** 10))
+    assert r.returncode == 2 and "raise --max-batch" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert run_cli(*base, "8000").returncode == 0
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--workload", "nosuch", "--rate", "1"], "unknown workload"),
     (["--workload", "chat", "--rate", "1", "--scheduler", "fifo"], "unknown scheduler"),
