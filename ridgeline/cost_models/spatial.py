@@ -291,9 +291,9 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
             return None, str(e)
 
     (narrow, _), (wide, wide_error) = attempt(False), attempt(True)
-    layers = 1 + max((x for n in graph if isinstance(x := n.meta.get("layer"), int)), default=-1)
     form = "widened at load"
     if wide is None and narrow is not None:
+        layers = 1 + max((x for n in graph if isinstance(x := n.meta.get("layer"), int)), default=-1)
         # the most leading layers widened whose bytes still fit (monotone in m: each widened layer
         # only adds bytes), searched by placement alone; the step is priced once, on that m
         lo, hi = 0, layers
