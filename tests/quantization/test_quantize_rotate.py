@@ -247,3 +247,14 @@ def test_rotate_patterns_match_all_gemms_then_leave_the_skipped(n, data):
     assert quantize_graph(g, "int8", skip=skip, rotate=target).gemms == n - len(skipped)
     rotated = {n.outputs[0].name for n in g if n.inputs and n.inputs[0].name.endswith(".rotated")}
     assert rotated == {f"y{hit}"}
+
+
+def test_a_weightless_graph_records_no_rotation_it_did_not_do():
+    """rotate_gemms skips weights without data; the record and notes must not claim a rotation."""
+    g = Graph("weightless")
+    x = g.add_input("x", tensor("f32", 4, 64))
+    w = g.add_constant("w0", type=tensor("f32", 64, 32))
+    g.outputs = list(g.add_node("MatMul", [x, w], names=["y0"]).outputs)
+    summary = quantize_graph(g, "int8", rotate="y0")
+    assert "rotate" not in (g.meta.get("quantization") or {})
+    assert any("not rotated" in n for n in summary.notes)

@@ -113,8 +113,10 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
     to_rotate = select_skipped(graph, cands, _split(rotate), "rotate", skipped_by)
     cands = [c for c in cands if not any(c is d for d in skipped_by)]
     rotated = rotate_gemms(graph, to_rotate, s.group, seed) if rotate else 0
-    if rotated:   # nothing rotated (no GEMM with weights left) is no reason of its own to report
+    if rotated:
         summary.notes.append(f"rotated (block Hadamard) the inputs of {rotated} GEMMs")
+    elif to_rotate:   # matched but weightless: say so, and record no rotation that did not happen
+        summary.notes.append(f"weightless graph: rotate= needs weights; {len(to_rotate)} GEMMs not rotated")
     sites, kv_notes = kv_sites(graph) if s.kv else ([], [])
     summary.notes += kv_notes
     # ---- calibration: static activation scales and KV-cache scales
@@ -191,7 +193,7 @@ def quantize_graph(graph: Graph, scheme: str | Scheme = "int8", *, group: int = 
         # a second pass (a mixed recipe) rewrites the record but keeps the rotations an earlier one
         # applied: they are still in the graph
         prev = (graph.meta.get("quantization") or {}).get("rotate", "")
-        rotations = list(dict.fromkeys(_split(prev) + _split(rotate)))
+        rotations = list(dict.fromkeys(_split(prev) + (_split(rotate) if rotated else [])))
         graph.meta["quantization"] = {"scheme": s.name, "group": s.group, "calibration": calibration
                                       if summary.calibrated else "none", "method": method, "clip": clip}
         if rotations:     # only when any: the records (and golden hashes) of other pipelines stay
