@@ -432,19 +432,8 @@ class Graph:
         self._count -= 1
 
     def erase_node(self, node: Node) -> None:
-        """Remove a node whose outputs are unused (not read, not graph outputs); one node at a time costs
-        no rebuilt use lists (``erase_nodes`` does, for a batch): CSE erases one by one."""
-        if node.graph is not self or node is self._return:
-            raise IRError(f"{node!r} is not in graph @{self.name}")
-        for v in node.outputs:
-            if v.uses:
-                users = ", ".join(_user_text(u) for u, _ in v.uses)
-                raise IRError(f"cannot erase {node.op} node: its output %{v.name} is still used by {users}")
-        for i in range(len(node.inputs)):
-            node.set_input(i, None)
-        for v in node.outputs:
-            self._unregister(v)
-        self._unlink(node)
+        """Remove a node whose outputs are unused (not read, not graph outputs)."""
+        self.erase_nodes((node,))
 
     def erase_nodes(self, nodes: Iterable[Node]) -> None:
         """Erase a set of nodes at once; their outputs may only be read by each other.
@@ -453,7 +442,7 @@ class Graph:
         O(n), not O(n·k) as k ``erase_node`` calls would (a shape constant read by thousands of
         folded nodes).
         """
-        group = [n for n in nodes]
+        group = list(nodes)
         ids = {id(n) for n in group}
         for n in group:
             if n.graph is not self or n is self._return:

@@ -80,12 +80,22 @@ class TorchExecutable(InterpretedExecutable):
     measurement decides, not a size cutoff.
     """
 
-    def __init__(self, graph: Graph, device: torch.device, compile: bool = False, threads: int | None = None):
+    def __init__(self, graph: Graph, *, device: str | torch.device = "cpu", compile: bool = False,
+                 threads: int | None = None):
+        check_threads(threads)
+        self.device = resolve_device(device)
+        narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
+        if narrow:  # said here, at compile time, not as a TypeError inside the first run
+            raise BackendError(f"the torch backend cannot take input {', '.join(narrow)} (torch has no such "
+                               f"dtype); use numpy")
+        bad = sorted({n.op for n in graph.walk() if not _supports(n)})
+        if bad:
+            raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
+                               f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
         self.graph = graph
-        self.device = device
         self.compiled = bool(compile)
         self.threads = threads
-        self.interpreter = TorchInterpreter(graph, device, compile_fused=_torch_compile if compile else None)
+        self.interpreter = TorchInterpreter(graph, self.device, compile_fused=_torch_compile if compile else None)
         #: size class of the inputs -> (the intra-op threads measured fastest, best seconds per count)
         self.thread_choice: dict[tuple, tuple[int, dict[int, float]]] = {}
 
@@ -137,6 +147,14 @@ def _torch_compile(fn):
     return torch.compile(fn, dynamic=False)
 
 
+def _supports(node: Node) -> bool:
+    if not all(supported_dtype(v.type.dtype) for v in node.outputs):
+        return False
+    if node.op == "Fused":
+        return node.body is not None and all(_supports(n) for n in node.body)
+    return get_kernel(node.op) is not None
+
+
 class TorchBackend(ExecutingBackend):
     """Executes graphs with torch on cpu or cuda."""
 
@@ -145,32 +163,11 @@ class TorchBackend(ExecutingBackend):
     #: folding the shape arithmetic of exported graphs removes most of their nodes (each costs a
     #: Python dispatch here); fused bodies become single functions that ``compile=True`` compiles
     default_pipeline = "default"
+    #: ``threads`` (``torch.set_num_threads``) is set for each run and restored; by default the faster
+    #: of one and torch's default, measured per input size class (``TorchExecutable.thread_choice``)
     accepts = {"device": "cpu, cuda or cuda:N", "compile": "hand fused bodies to torch.compile",
                "threads": "torch's intra-op CPU threads"}
     executable = TorchExecutable
 
     def supports(self, node: Node) -> bool:
-        if not all(supported_dtype(v.type.dtype) for v in node.outputs):
-            return False
-        if node.op == "Fused":
-            return node.body is not None and all(self.supports(n) for n in node.body)
-        return get_kernel(node.op) is not None
-
-    def compile(self, graph: Graph, *, device: str = "cpu", threads: int | None = None,
-                **options: Any) -> TorchExecutable:
-        """``device``: cpu, cuda or cuda:N; ``compile``: hand fused bodies to torch.compile;
-        ``threads``: torch's intra-op CPU threads (``torch.set_num_threads``, set for each run and
-        restored); by default the faster of one and torch's default, measured on the first run of
-        each input size class (``TorchExecutable.thread_choice``)."""
-        self.check_options({"device": device, "threads": threads, **options})
-        check_threads(threads)
-        dev = resolve_device(device)
-        narrow = [f"%{v.name}: {v.type}" for v in graph.inputs if not supported_dtype(v.type.dtype)]
-        if narrow:  # said here, at compile time, not as a TypeError inside the first run
-            raise BackendError(f"the torch backend cannot take input {', '.join(narrow)} (torch has no such "
-                               f"dtype); use numpy")
-        bad = sorted({n.op for n in graph.walk() if not self.supports(n)})
-        if bad:
-            raise BackendError(f"the torch backend cannot run {', '.join(bad)} "
-                               f"(an op without a torch kernel or a dtype torch lacks, such as i4); use numpy")
-        return self.executable(graph, device=dev, threads=threads, **options)   # options checked above
+        return _supports(node)
