@@ -55,6 +55,7 @@ def _where(node: Node) -> str:
 
 
 def _shape(node: Node, rec: Mapping[str, Any], names: Sequence[str]) -> dict[str, int]:
+    """The record's ``shape`` fields ``names``, each checked; fields nothing here runs are not required."""
     shape = rec.get("shape")
     if not isinstance(shape, Mapping):
         raise BackendError(f"{_where(node)}: tile schedule has no 'shape' table")
@@ -236,7 +237,7 @@ def _run_attention(node: Node, args: list, rec: Mapping[str, Any]):
     if len(att.inputs) > 6 and att.inputs[6] is not None:
         return None
     # q counts packed rows: the ``pack`` query heads of a KV group at each position
-    block_q = max(1, _shape(node, rec, ("q", "kv"))["q"] // _positive(node, "pack", rec.get("pack", 1)))
+    block_q = max(1, _shape(node, rec, ("q",))["q"] // _positive(node, "pack", rec.get("pack", 1)))
     return _around(node, att, args, lambda n, a: _attention_by_query_blocks(n, a, block_q))
 
 
@@ -291,7 +292,7 @@ def _by_rows(node: Node, kept: tuple[int, ...], block: int,
 
 def _run_rows(node: Node, args: list, rec: Mapping[str, Any]):
     """A normalization, softmax or reduction by blocks of rows (the reduced extent whole)."""
-    rows = _shape(node, rec, ("rows", "cols"))["rows"]
+    rows = _shape(node, rec, ("rows",))["rows"]
     x = args[0]
     if x is None or x.ndim == 0 or x.size == 0:
         return None
@@ -324,9 +325,9 @@ def _run_rows(node: Node, args: list, rec: Mapping[str, Any]):
 
 # --------------------------------------------------------------------------- element-wise
 def _run_elementwise(node: Node, args: list, rec: Mapping[str, Any]):
-    sizes = _shape(node, rec, ("rows", "cols"))
     if node.op == "RotaryEmbedding":
-        return _rotary_rows(node, args, sizes["rows"])
+        return _rotary_rows(node, args, _shape(node, rec, ("rows",))["rows"])
+    sizes = _shape(node, rec, ("rows", "cols"))
     inputs, outs = (node.body.inputs, node.body.outputs) if node.op == "Fused" else (node.inputs, node.outputs)
     if len(outs) != 1:
         return None
