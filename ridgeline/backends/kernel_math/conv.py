@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ...ir.ops.conv import conv_transpose_geometry, window_output
+from ...ir.ops.conv import conv_transpose_geometry, window_attrs, window_dims
 from .namespace import namespace
 
 __all__ = ["KERNELS", "Dim", "geometry", "integer_operands", "max_pool_indices", "pad_widths", "transpose_crop",
@@ -22,23 +22,8 @@ Dim = tuple[int, int, int, int, int]
 
 
 def geometry(node, spatial: tuple, kernel_shape: tuple) -> list[Dim]:
-    """Per spatial dim: (output length, begin pad, end pad, stride, dilation)."""
-    n = len(spatial)
-    strides = node.attr("strides") or (1,) * n
-    dil = (node.attr("dilations") if "dilations" in node.spec.attrs else None) or (1,) * n
-    pads = node.attr("pads") or (0,) * (2 * n)
-    auto = node.attr("auto_pad")
-    ceil = node.attr("ceil_mode") if "ceil_mode" in node.spec.attrs else 0
-    dims = []
-    for i in range(n):
-        d, k, s, dl = spatial[i], kernel_shape[i], strides[i], dil[i]
-        b, e = (0, 0) if auto == "VALID" else (pads[i], pads[n + i])
-        if auto in ("SAME_UPPER", "SAME_LOWER"):
-            total = max(0, (-(-d // s) - 1) * s + (k - 1) * dl + 1 - d)
-            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
-            e = total - b
-        dims.append((window_output(d, k, s, dl, b, e, auto, ceil), b, e, s, dl))
-    return dims
+    """Per spatial dim: (output length, begin pad, end pad, stride, dilation), by the op spec."""
+    return window_dims(spatial, kernel_shape, window_attrs(node, len(spatial)))
 
 
 def pad_widths(dims: list[Dim], kernel_shape: tuple, spatial: tuple) -> list[tuple[int, int]]:
@@ -84,14 +69,9 @@ def transpose_crop(geo: list[tuple[int, int]], full: list[int]) -> tuple[tuple[s
 def transpose_geometry(node, spatial: tuple, kernel_shape: tuple) -> tuple[list[int], list[int], list[tuple[int, int]]]:
     """ConvTranspose's strides, dilations and per spatial dim (output length, begin crop), by
     the spec's ``conv_transpose_geometry`` (explicit or automatic pads, output_padding/shape)."""
-    n = len(spatial)
-    strides = list(node.attr("strides") or (1,) * n)
-    dil = list(node.attr("dilations") or (1,) * n)
-    out_shape = node.attr("output_shape")
-    if out_shape is not None and len(out_shape) == n + 2:
-        out_shape = out_shape[2:]
-    geo = conv_transpose_geometry(spatial, kernel_shape, strides, dil, node.attr("pads") or (0,) * (2 * n),
-                                  node.attr("output_padding") or (0,) * n, out_shape, node.attr("auto_pad"))
+    a = window_attrs(node, len(spatial))
+    strides, dil = list(a["strides"]), list(a["dilations"])
+    geo = conv_transpose_geometry(spatial, kernel_shape, a)
     return strides, dil, geo
 
 

@@ -24,7 +24,7 @@ from . import envelopes
 from ._util import broadcast
 from .spec import FLOAT, CostContext, InferContext, op
 
-__all__ = ["window_output", "AUTO_PADS"]
+__all__ = ["window_output", "window_attrs", "window_dims", "conv_transpose_geometry", "AUTO_PADS"]
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -51,24 +51,49 @@ def window_output(dim, k: int, s: int, d: int, begin: int, end: int, auto_pad: s
     return D.add(D.floordiv(span, s), 1)
 
 
+def window_attrs(obj, n: int) -> dict:
+    """A windowed op's geometry attributes for ``n`` spatial dims with ONNX's defaults, from a node
+    or an inference context: strides, dilations, pads, auto_pad, ceil_mode and ConvTranspose's
+    output_padding and output_shape (pools without dilations or ceil_mode get 1s and 0)."""
+    def get(name: str):
+        return obj.attr(name) if name in obj.spec.attrs else None
+    out_shape = get("output_shape")
+    if out_shape is not None and len(out_shape) == n + 2:
+        out_shape = out_shape[2:]  # some exporters give the full (N, C, ...) shape
+    return {"strides": get("strides") or (1,) * n, "dilations": get("dilations") or (1,) * n,
+            "pads": get("pads") or (0,) * (2 * n), "auto_pad": get("auto_pad"), "ceil_mode": get("ceil_mode") or 0,
+            "output_padding": get("output_padding") or (0,) * n, "output_shape": out_shape}
+
+
+def window_dims(spatial: tuple, kernel: tuple, a: dict) -> list[tuple]:
+    """Per spatial dim: (output length, begin pad, end pad, stride, dilation) for ``window_attrs``
+    ``a``; SAME pads are split as the module docstring says (a symbolic dim keeps the explicit ones)."""
+    n, auto, pads = len(spatial), a["auto_pad"], a["pads"]
+    dims = []
+    for i, (d, k, s, dl) in enumerate(zip(spatial, kernel, a["strides"], a["dilations"])):
+        b, e = (0, 0) if auto == "VALID" else (pads[i], pads[n + i])
+        if auto in ("SAME_UPPER", "SAME_LOWER") and isinstance(d, int):
+            total = max(0, (-(-d // s) - 1) * s + (k - 1) * dl + 1 - d)
+            b = total // 2 if auto == "SAME_UPPER" else total - total // 2
+            e = total - b
+        dims.append((window_output(d, k, s, dl, pads[i], pads[n + i], auto, a["ceil_mode"]), b, e, s, dl))
+    return dims
+
+
 def _geometry(ctx: InferContext, x: tuple, kernel: tuple) -> list:
     n = len(x) - 2
     if len(kernel) != n:
         ctx.fail(f"kernel_shape {list(kernel)} does not match {n} spatial dims of {ctx.type(0)}")
-    strides = ctx.attr("strides") or (1,) * n
-    dilations = (ctx.attr("dilations") if "dilations" in ctx.spec.attrs else None) or (1,) * n
-    pads = ctx.attr("pads") or (0,) * (2 * n)
-    auto = ctx.attr("auto_pad")
-    ceil = ctx.attr("ceil_mode") if "ceil_mode" in ctx.spec.attrs else 0
-    if auto not in AUTO_PADS:
-        ctx.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {auto!r}")
+    a = window_attrs(ctx, n)
+    strides, dilations, pads = a["strides"], a["dilations"], a["pads"]
+    if a["auto_pad"] not in AUTO_PADS:
+        ctx.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {a['auto_pad']!r}")
     if len(strides) != n or len(dilations) != n or len(pads) != 2 * n:
         ctx.fail(f"strides/dilations need {n} values and pads {2 * n}")
     if min(strides) < 1 or min(dilations) < 1 or min(pads, default=0) < 0 or min(kernel) < 1:
         ctx.fail("kernel_shape, strides and dilations must be positive and pads non-negative")
     out = []
-    for i in range(n):
-        o = window_output(x[2 + i], kernel[i], strides[i], dilations[i], pads[i], pads[n + i], auto, ceil)
+    for i, (o, *_) in enumerate(window_dims(x[2:], kernel, a)):
         if o == -1 or (isinstance(o, int) and o < 1):
             ctx.fail(f"the {kernel[i]}-wide kernel (dilation {dilations[i]}) does not fit spatial dim {i} "
                      f"of size {x[2 + i]} with pads {pads[i]}+{pads[n + i]}")
@@ -186,13 +211,14 @@ for _name, _doc, _attrs in (("GlobalAveragePool", "Mean over all spatial dims (k
 
 
 
-def conv_transpose_geometry(spatial, kernel, strides, dilations, pads, output_padding, output_shape, auto_pad):
-    """Per spatial dim of ConvTranspose: (output length, begin pad). The full result of
+def conv_transpose_geometry(spatial, kernel, a: dict):
+    """Per spatial dim of ConvTranspose, for ``window_attrs`` ``a``: (output length, begin pad). The full result of
     scattering each input position over its dilated kernel has ``s·(D - 1) + (k - 1)·d + 1``
     positions; ``output_padding`` extends it at the end and the pads crop it. An explicit
     ``output_shape`` (or SAME auto_pad, which asks for ``D·s``) decides the pads instead: their total
     is split evenly, the odd one at the end for SAME_UPPER and at the beginning otherwise."""
-    n = len(spatial)
+    n, auto_pad, output_shape = len(spatial), a["auto_pad"], a["output_shape"]
+    strides, dilations, pads, output_padding = a["strides"], a["dilations"], a["pads"], a["output_padding"]
     out = []
     for i in range(n):
         full = D.add(D.mul(strides[i], D.sub(spatial[i], 1)), (kernel[i] - 1) * dilations[i] + 1 + output_padding[i])
@@ -226,19 +252,13 @@ def _conv_transpose(ctx: InferContext):
     kernel = tuple(ctx.attr("kernel_shape") or w[2:])
     if not all(isinstance(k, int) for k in kernel) or len(kernel) != n:
         ctx.fail("the kernel shape must be static and match the spatial rank")
-    strides = ctx.attr("strides") or (1,) * n
-    dilations = ctx.attr("dilations") or (1,) * n
-    pads = ctx.attr("pads") or (0,) * (2 * n)
-    out_pad = ctx.attr("output_padding") or (0,) * n
-    out_shape = ctx.attr("output_shape")
-    if out_shape is not None and len(out_shape) == len(x):
-        out_shape = out_shape[2:]  # some exporters give the full (N, C, ...) shape
-    if ctx.attr("auto_pad") not in AUTO_PADS:
-        ctx.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {ctx.attr('auto_pad')!r}")
-    if len(strides) != n or len(dilations) != n or len(pads) != 2 * n or len(out_pad) != n or \
-            (out_shape is not None and len(out_shape) != n):
+    a = window_attrs(ctx, n)
+    if a["auto_pad"] not in AUTO_PADS:
+        ctx.fail(f"auto_pad must be one of {', '.join(AUTO_PADS)}, got {a['auto_pad']!r}")
+    if len(a["strides"]) != n or len(a["dilations"]) != n or len(a["pads"]) != 2 * n or \
+            len(a["output_padding"]) != n or (a["output_shape"] is not None and len(a["output_shape"]) != n):
         ctx.fail(f"strides/dilations/output_padding/output_shape need {n} values and pads {2 * n}")
-    geo = conv_transpose_geometry(x[2:], kernel, strides, dilations, pads, out_pad, out_shape, ctx.attr("auto_pad"))
+    geo = conv_transpose_geometry(x[2:], kernel, a)
     for i, (o, _) in enumerate(geo):
         if isinstance(o, int) and o < 1:
             ctx.fail(f"spatial dim {i} of the output would have size {o} (pads crop more than the result)")
