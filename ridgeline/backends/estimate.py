@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..cost_models import Estimate, Target, companion_estimate, get_family, get_target
+from ..cost_models import Estimate, Target, estimate_pair, get_family, get_target
 from ..ir import Graph, Node
 
 __all__ = ["EstimateBackend"]
@@ -46,15 +46,12 @@ class EstimateBackend:
 
     def compile(self, graph: Graph, *, companion: Estimate | Graph | None = None, **options: Any) -> Estimate:
         """Estimate ``graph``; see the module docstring for ``companion``."""
+        if isinstance(companion, Graph):
+            # each phase on a model of its own: a family model may keep state between pricing and totals
+            return estimate_pair(lambda g, c: self.model(**options).estimate(g, companion=c), graph, companion)[0]
         model = self.model(**options)
-        # the other phase on a model of its own: a family model may keep state between pricing and totals
-        comp, note = (companion_estimate(companion, lambda: self.model(**options).estimate(companion))
-                      if isinstance(companion, Graph) else (companion, ""))
-        if comp is not None and not isinstance(comp, Estimate):
+        if companion is not None and not isinstance(companion, Estimate):
             from ..ir.errors import BackendError
             raise BackendError(f"companion must be an Estimate, a Graph or None, got {companion!r} "
                                f"(ridgeline.estimate builds the 'auto' one for presets)")
-        est = model.estimate(graph, companion=comp)
-        if note:
-            est.notes.append(note)
-        return est
+        return model.estimate(graph, companion=companion)

@@ -14,12 +14,11 @@ dataflow), ``plot.py`` (roofline plots). This package imports ``ir`` only; it ne
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from ..ir.errors import TargetError
 from .estimate import BOUNDS, Estimate, LLMMetrics, MemoryPlan, NodeCost
 from .families import family_names, get_family, register_family
-from .model import CostModel, GraphAnalysis, roofline_time
+from .model import CostModel, GraphAnalysis, estimate_pair, roofline_time
 from .target import ComputeUnit, Field, Link, MemoryLevel, Target
 from .targets import get_target, list_targets, load_target_file, register_target, target_names
 from .work import DEVICE, Contraction, NodeWork, node_work
@@ -27,7 +26,7 @@ from .work import DEVICE, Contraction, NodeWork, node_work
 __all__ = ["estimate", "cost_model", "Estimate", "NodeCost", "MemoryPlan", "LLMMetrics", "BOUNDS", "CostModel",
            "Target", "ComputeUnit", "MemoryLevel", "Link", "Field", "get_target", "list_targets",
            "load_target_file", "register_target", "target_names", "get_family", "register_family",
-           "family_names", "companion_estimate", "GraphAnalysis", "NodeWork", "Contraction", "node_work", "DEVICE",
+           "family_names", "estimate_pair", "GraphAnalysis", "NodeWork", "Contraction", "node_work", "DEVICE",
            "roofline_time"]
 
 
@@ -41,13 +40,3 @@ def estimate(graph, target: str | Target = "h100", *, companion: Estimate | None
              analysis: GraphAnalysis | None = None, **options: Any) -> Estimate:
     """Estimate ``graph`` on ``target`` (a name or a ``Target``); see ``CostModel.estimate``."""
     return cost_model(target, **options).estimate(graph, companion=companion, analysis=analysis)
-
-
-def companion_estimate(companion, price: Callable[[], Estimate]) -> tuple[Estimate | None, str]:
-    """``price()``, the estimate of the other phase's graph ``companion``, or None and the note
-    that says why it is missing: the other phase need not fit where this one does (a batch of
-    131k-token prompts in one prefill holds far more activations than its decode step)."""
-    try:
-        return price(), ""
-    except TargetError as e:
-        return None, f"no {companion.meta.get('llm', {}).get('phase', 'companion')} estimate: {e}"

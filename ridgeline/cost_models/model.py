@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import replace
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 from ..ir import Graph, Node
 from ..ir.errors import BackendError, IRError, TargetError
@@ -36,7 +36,8 @@ from .target import Field, Target
 from .pipeline import default_microbatches, pipeline_step
 from .work import DEVICE, NodeWork, known_keys, microbatch_work, node_label, shared_work, work_key
 
-__all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "roofline_time", "shard_work"]
+__all__ = ["BASE_SCHEMA", "PRICES", "CostModel", "GraphAnalysis", "PriceCache", "estimate_pair", "roofline_time",
+           "shard_work"]
 
 #: target keys every family reads, merged under each family's own ``schema``
 BASE_SCHEMA: dict[str, dict[str, Field]] = {
@@ -55,6 +56,25 @@ def roofline_time(flops: float, peak: float, nbytes: float, bandwidth: float) ->
     c = flops / peak if peak else (float("inf") if flops else 0.0)
     m = nbytes / bandwidth if bandwidth else (float("inf") if nbytes else 0.0)
     return max(c, m)
+
+
+def estimate_pair(price: Callable[[Graph, Estimate | None], Estimate], graph: Graph,
+                  companion: Graph | None) -> tuple[Estimate, str]:
+    """``price(graph, its companion's estimate)``, the companion (the other LLM phase's graph, or
+    None) priced first by ``price(companion, None)``. The other phase need not fit where this one
+    does (a batch of 131k-token prompts in one prefill holds far more activations than its decode
+    step): then ``graph`` is priced without it, and the note saying why is added to its notes and
+    returned."""
+    comp, note = None, ""
+    if companion is not None:
+        try:
+            comp = price(companion, None)
+        except TargetError as e:
+            note = f"no {companion.meta.get('llm', {}).get('phase', 'companion')} estimate: {e}"
+    est = price(graph, comp)
+    if note and note not in est.notes:      # an estimate may be memoized and asked for again
+        est.notes.append(note)
+    return est, note
 
 
 def shard_work(w: NodeWork, shard: Shard) -> NodeWork:

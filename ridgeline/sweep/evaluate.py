@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..cost_models import Estimate, companion_estimate, estimate
+from ..cost_models import Estimate, estimate, estimate_pair
 from ..cost_models.llm import llm_metrics
 from ..ir.errors import RidgelineError
 from ..models import companion_build
@@ -75,17 +75,15 @@ class Evaluator:
 
     def _price(self, build: dict[str, Any], target, opts: dict[str, Any]) -> Estimate:
         graph, analysis = self.graphs.get(build)
-        comp, note = None, ""
         ckw = companion_build(graph)
-        if ckw is not None:     # first, as the estimate backend does
-            cgraph, canalysis = self.graphs.get(ckw)
-            comp, note = companion_estimate(cgraph, lambda: self._estimate(cgraph, canalysis, target, opts)[0])
-        est, fresh = self._estimate(graph, analysis, target, opts, comp)
-        if not fresh:       # first priced as the other phase's companion: add this one's TTFT/TPOT
-            est.llm = llm_metrics(graph, est, comp)     # as CostModel.estimate does with a companion
-        if note and note not in est.notes:
-            est.notes.append(note)
-        return est
+        cgraph, canalysis = self.graphs.get(ckw) if ckw is not None else (None, None)
+
+        def price(g, comp: Estimate | None) -> Estimate:
+            est, fresh = self._estimate(g, analysis if g is graph else canalysis, target, opts, comp)
+            if g is graph and not fresh:    # first priced as the other phase's companion: add this one's
+                est.llm = llm_metrics(graph, est, comp)     # TTFT/TPOT, as CostModel.estimate does with one
+            return est
+        return estimate_pair(price, graph, cgraph)[0]
 
     def run(self, chunk: Sequence[tuple[int, Sequence[Any]]]) -> list[dict[str, Any]]:
         try:

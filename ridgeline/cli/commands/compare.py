@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- estimating targets
 def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
     from ...backends.estimate import EstimateBackend
-    from ...cost_models import GraphAnalysis, companion_estimate, get_target
+    from ...cost_models import GraphAnalysis, estimate_pair, get_target
     other = companion_for(graph, args.pipeline)
     analysis = GraphAnalysis(graph)
     other_analysis = GraphAnalysis(other) if other is not None else None
@@ -139,9 +139,8 @@ def _estimate_targets(args, graph, targets: list[str]) -> list[dict[str, Any]]:
             with progress(f"estimating on {name}"):
                 opts = estimate_options(args, target.family)
                 model = EstimateBackend(target).model(**opts)
-                comp, note = (companion_estimate(other, lambda: model.estimate(other, analysis=other_analysis))
-                              if other is not None else (None, ""))
-                est = model.estimate(graph, companion=comp, analysis=analysis)
+                est, note = estimate_pair(lambda g, c: model.estimate(
+                    g, companion=c, analysis=analysis if g is graph else other_analysis), graph, other)
         except UsageError:
             raise
         except RidgelineError as e:

@@ -173,11 +173,9 @@ def accuracy(base_out: list[np.ndarray], got: list[np.ndarray]) -> dict[str, flo
 
 # --------------------------------------------------------------------------- cost
 def _cost(g: Graph, companion: Graph | None, target, opts: dict[str, Any]) -> dict[str, Any]:
-    from ...cost_models import companion_estimate, estimate
+    from ...cost_models import estimate, estimate_pair
     try:
-        comp, note = (companion_estimate(companion, lambda: estimate(companion, target, **opts))
-                      if companion is not None else (None, ""))
-        est = estimate(g, target, companion=comp, **opts)
+        est, note = estimate_pair(lambda x, c: estimate(x, target, companion=c, **opts), g, companion)
     except RidgelineError as e:
         return {"error": str(e).splitlines()[0]}
     dev = target.device_memory.name
