@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from ...ir import Graph
 from ..base import Pass, PassContext, PassResult
@@ -12,10 +12,13 @@ __all__ = ["RewritePass"]
 
 
 class RewritePass(Pass):
-    """Subclasses implement ``rules()``; with ``--explain`` each rule that did not fire says why."""
+    """Subclasses list their rules in ``rule_set``, or implement ``rules()`` when the rules depend on
+    the pass's options; with ``--explain`` each rule that did not fire says why."""
 
-    def rules(self) -> Sequence[Rule]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    rule_set: ClassVar[Sequence[Rule]] = ()
+
+    def rules(self) -> Sequence[Rule]:
+        return self.rule_set
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = apply_rules(graph, self.rules(), explain=ctx.explain)

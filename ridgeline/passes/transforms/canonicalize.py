@@ -239,6 +239,4 @@ RULES = [IDENTITY, NOOP_VIEW, NOOP_TRANSPOSE, NOOP_CAST, NEUTRAL, VIEW_CHAIN, TR
 class Canonicalize(RewritePass):
     """Remove no-ops, merge view/transpose/cast chains, turn Gemm into MatMul+Add."""
     touches = ("noise", "equal-axes", "Transpose", "Reshape", "Cast", "Gemm")  # what check_pass generates for it
-
-    def rules(self):
-        return RULES
+    rule_set = RULES

@@ -396,9 +396,7 @@ ATTENTION = Rule("sdpa", PATTERN, _rewrite, check=_check, benefit=10,
 class FuseAttention(RewritePass):
     """Fuse scaled dot-product attention (scale, causal/additive mask, GQA) into Attention."""
     touches = ("attention", "masked-softmax")  # what check_pass generates for it
-
-    def rules(self):
-        return [ATTENTION, REPEAT_KV, KV_CACHE, LAYOUT_3D]
+    rule_set = (ATTENTION, REPEAT_KV, KV_CACHE, LAYOUT_3D)
 
     def run(self, graph, ctx):
         result = super().run(graph, ctx)

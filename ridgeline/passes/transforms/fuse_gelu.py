@@ -46,6 +46,4 @@ GELU_TANH = Rule("gelu-tanh", _product(tanh_term), lambda m, b: b.Gelu(m["x"], a
 class FuseGelu(RewritePass):
     """Fuse the erf and tanh forms of GELU into Gelu."""
     touches = ("gelu",)  # what check_pass generates for it
-
-    def rules(self):
-        return [GELU_ERF, GELU_TANH]
+    rule_set = (GELU_ERF, GELU_TANH)

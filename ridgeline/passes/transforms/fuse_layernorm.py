@@ -50,6 +50,4 @@ LAYER_NORM = Rule("layer-norm", PATTERN, _rewrite, check=_check, benefit=5,
 class FuseLayerNorm(RewritePass):
     """Fuse decomposed layer normalization into LayerNormalization."""
     touches = ("layernorm", "norm-edge")  # what check_pass generates for it
-
-    def rules(self):
-        return [LAYER_NORM]
+    rule_set = (LAYER_NORM,)

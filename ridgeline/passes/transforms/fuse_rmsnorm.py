@@ -45,6 +45,4 @@ RMS_NORM = Rule("rms-norm", PATTERN, _rewrite, check=_check, benefit=5,
 class FuseRMSNorm(RewritePass):
     """Fuse decomposed RMS normalization into RMSNormalization."""
     touches = ("rmsnorm", "norm-edge")  # what check_pass generates for it
-
-    def rules(self):
-        return [RMS_NORM]
+    rule_set = (RMS_NORM,)

@@ -290,6 +290,4 @@ PARTIAL = Rule("rope-partial", ops.Concat(OneOf(ops.RotaryEmbedding(_prefix, Var
 class FuseRotary(RewritePass):
     """Fuse rotate-half rotary position embeddings into RotaryEmbedding."""
     touches = ("rotary",)  # what check_pass generates for it
-
-    def rules(self):
-        return [ROTARY, INTERLEAVED, PARTIAL, LAYOUT_3D]
+    rule_set = (ROTARY, INTERLEAVED, PARTIAL, LAYOUT_3D)

@@ -29,6 +29,4 @@ def _clip(m, b):
 @register_pass("fuse-relu6")
 class FuseRelu6(RewritePass):
     """Fuse min(relu(x), 6) and min(max(x, 0), 6) into Clip(x, 0, 6)."""
-
-    def rules(self):
-        return [Rule("relu6", PATTERN, _clip, doc="min(max(x, 0), 6) = Clip(x, 0, 6)")]
+    rule_set = (Rule("relu6", PATTERN, _clip, doc="min(max(x, 0), 6) = Clip(x, 0, 6)"),)
