@@ -38,3 +38,18 @@ words = st.text(st.characters(codec="ascii", exclude_characters="`:"), min_size=
 def test_plain_text_keeps_the_words_and_drops_the_markup(a, b, form):
     out = plain_text(f"{a} {form.format(b)} and then::\n")
     assert out == f"{a} {b} and then:\n"
+
+
+def test_the_passes_table_shows_a_docstring_summary_as_plain_text(run_cli):
+    # a plugin's pass summary is its docstring's first line, reST and all (docs/extending.md's example)
+    from ridgeline.passes import register_pass, unregister_pass
+
+    @register_pass("test-marked-up-summary")
+    def marked_up(graph, *, divide: bool = True) -> bool:
+        """Remove ``x * 1`` (and ``x / 1`` unless ``divide=false``)."""
+        return False
+    try:
+        line = next(ln for ln in run_cli("passes").stdout.splitlines() if "test-marked-up-summary" in ln)
+    finally:
+        unregister_pass("test-marked-up-summary")
+    assert "Remove x * 1" in line and "`" not in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import plain_text
 from ..common import emit, table
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 summary = i.summary
             opts = ", ".join(str(o) for o in i.options) or "-"
-            rows.append((i.name if i.kind == "pass" else f"{i.name} (pipeline)", summary, opts, i.origin))
+            rows.append((i.name if i.kind == "pass" else f"{i.name} (pipeline)", plain_text(summary), opts, i.origin))
         table("passes", ["name", "summary", "options", "origin"], rows, justify=["left"] * 4)
     emit(args, data, render)
     return 0
