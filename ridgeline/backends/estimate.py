@@ -12,15 +12,12 @@ output token. ``ridgeline.estimate`` / ``ridgeline.compile`` build it for preset
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..cost_models import Estimate, Target, estimate_pair, get_family, get_target
 from ..ir import Graph, Node
 
 __all__ = ["EstimateBackend"]
-
-log = logging.getLogger(__name__)
 
 
 class EstimateBackend:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,8 +25,6 @@ from .errors import PluginError, RidgelineError
 __all__ = ["GROUPS", "PluginRef", "Registry", "discover", "discover_lenient", "import_ref", "load"]
 
 T = TypeVar("T")
-
-log = logging.getLogger(__name__)
 
 GROUPS = ("ridgeline.passes", "ridgeline.backends", "ridgeline.targets")
 

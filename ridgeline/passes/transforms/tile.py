@@ -16,7 +16,6 @@ the model's dims first.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 from ...ir import Graph, Node
@@ -27,8 +26,6 @@ from .tile_problems import problem_of
 from .tile_search import Hierarchy, hierarchy, search
 
 __all__ = ["Tile", "load_target", "tile_graph", "tile_node"]
-
-log = logging.getLogger(__name__)
 
 
 def load_target(target):
