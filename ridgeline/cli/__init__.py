@@ -12,7 +12,6 @@ import argparse
 import importlib
 import logging
 import pkgutil
-import re
 import sys
 from typing import Sequence
 
@@ -30,17 +29,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def format_help(self) -> str:
+        from .common import plain_text
         return plain_text(super().format_help())
-
-
-_ROLE = re.compile(r":[a-z]+:`([^`]*)`")
-
-
-def plain_text(text: str) -> str:
-    """Help from docstrings, as a terminal shows it: reST roles, ``literals`` and `quotes` lose
-    their markup and a paragraph's closing ``::`` becomes ``:``."""
-    text = _ROLE.sub(r"\1", text).replace("``", "").replace("`", "")
-    return re.sub(r"(?<=\S)::(?=\s|$)", ":", text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from ..ir.errors import RidgelineError
 from ..models import MAX_BATCH, MAX_CONTEXT  # noqa: F401 - the flags' bounds are the builder's
 
 __all__ = ["add_model_argument", "load_model", "parse_dims", "emit", "table", "console", "fmt_bytes",
-           "fmt_count", "fmt_time", "to_jsonable", "UsageError", "parse_int", "int_arg"]
+           "fmt_count", "fmt_time", "to_jsonable", "UsageError", "parse_int", "int_arg", "plain_text"]
 
 
 class UsageError(RidgelineError):
@@ -211,3 +211,13 @@ def fmt_time(s: float | None) -> str:
     if s >= 1e-3:
         return f"{s * 1e3:.3f} ms"
     return f"{s * 1e6:.2f} µs"
+
+
+_ROLE = re.compile(r":[a-z]+:`([^`]*)`")
+
+
+def plain_text(text: str) -> str:
+    """Help from docstrings, as a terminal shows it: reST roles, ``literals`` and `quotes` lose
+    their markup and a paragraph's closing ``::`` becomes ``:``."""
+    text = _ROLE.sub(r"\1", text).replace("``", "").replace("`", "")
+    return re.sub(r"(?<=\S)::(?=\s|$)", ":", text)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ridgeline.cli import build_parser, plain_text
+from ridgeline.cli import build_parser
+from ridgeline.cli.common import plain_text
 from ridgeline.models import preset_names
 
 PARSER = build_parser()

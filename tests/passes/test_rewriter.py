@@ -169,3 +169,15 @@ def test_the_driver_is_linear_in_the_graph():
         assert apply_rules(g, [rule]).total == n
         counts.append(calls["n"])
     assert counts[1] <= 2 * counts[0] + 10
+
+
+def test_a_rewrite_pass_without_rules_says_so():
+    """A plugin that misspells ``rule_set`` gets a one-line error, not a pass that never fires."""
+    from ridgeline.passes.base import PassContext
+    from ridgeline.passes.rewriter import RewritePass
+
+    class Misspelt(RewritePass):
+        rules_set = ()
+
+    with pytest.raises(PassError, match="Misspelt lists no rules"):
+        Misspelt().run(Graph("g"), PassContext())

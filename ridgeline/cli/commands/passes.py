@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .. import plain_text
-from ..common import emit, table
+from ..common import emit, plain_text, table
 
 
 def register(sub) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Sequence
 
 from ...ir import Graph
+from ...ir.errors import PassError
 from ..base import Pass, PassContext, PassResult
 from .driver import Rule, apply_rules
 
@@ -18,6 +19,8 @@ class RewritePass(Pass):
     rule_set: ClassVar[Sequence[Rule]] = ()
 
     def rules(self) -> Sequence[Rule]:
+        if not self.rule_set:  # a misspelt ``rule_set`` would otherwise make a pass that never fires
+            raise PassError(f"{type(self).__name__} lists no rules: set rule_set or implement rules()")
         return self.rule_set
 
     def run(self, graph: Graph, ctx: PassContext) -> PassResult:
