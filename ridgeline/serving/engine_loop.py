@@ -29,6 +29,7 @@ class Engine:
     stepping: float = 0.0           # seconds in steps with the engine's CPU time (energy)
     running: bool = False
     steps: int = 0
+    pending: list = field(default_factory=list)   # (seq, tokens before) of a step whose outputs wait (output_lag)
 
 
 @dataclass
@@ -92,11 +93,32 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
     def least_loaded(pool: list[int]) -> Engine:
         return engines[min(pool, key=lambda i: (engines[i].sched.load(), i))]
 
+    def deliver(e: Engine, lag: float) -> None:
+        # the outputs of the engine's last step reach the client ``lag`` later (output_lag)
+        for seq, before in e.pending:
+            seq.last += lag
+            if before == 0:
+                seq.first += lag
+            else:
+                seq.itl[-1] += lag
+            if seq.finish is not None:
+                seq.finish += lag
+                if closed:
+                    issue(seq.req.user, seq.finish + workload.think)
+        e.pending = []
+
     def kick(idx: int, t: float) -> None:
         e = engines[idx]
         if e.running:
             return
         step: Step | None = e.sched.plan(t)
+        if e.pending:
+            # vLLM V0 learns that a sequence finished only when it processes the step's outputs, during
+            # the next step: with nothing else to run it still runs the finished ones once more
+            ended = [s for s, _ in e.pending if s.finish is not None]
+            if step is None and ended:
+                step = e.sched.price(ended, [])
+            deliver(e, step.duration if step is not None else 0.0)
         if step is None:
             return
         e.running = True
@@ -134,13 +156,18 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         elif kind == "step":
             idx, step = data
             engines[idx].running = False
+            lag = engines[idx].sched.cfg.output_lag
+            if lag:
+                out = [(s, s.generated) for s in (*step.decode, *(s for s, _ in step.chunks))]
             done, handed = engines[idx].sched.commit(step, now)
+            if lag:
+                engines[idx].pending = [(s, n) for s, n in out if s.generated > n]
             for seq in handed:
                 dt = transfer(seq) if transfer else 0.0
                 n_transfers += 1
                 t_transfers += dt
                 push(now + dt, "handoff", seq)
-            if closed:
+            if closed and not lag:
                 for seq in done:
                     issue(seq.req.user, now + workload.think)
             kick_later(idx, now)

@@ -43,6 +43,7 @@ class Stack:
     host: float = 0.0                 # engine CPU time each step waits for (s)
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
     graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
+    output_lag: bool = False          # a step's tokens reach the client when the next step ends
 
 
 def _vllm(target: Any) -> Stack:
@@ -79,8 +80,13 @@ def _vllm_v0(target: Any) -> Stack:
     # _get_graph_batch_size); 0.7 captures up to the first size >= max_num_seqs (config.py
     # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
     # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
+    # Output lag: with async output processing (on by default; off under pp, ModelConfig.
+    # verify_async_output_proc) LLMEngine.step appends a step's outputs to a queue and processes them
+    # in the next step's callback, and step() returns what that callback made: a token reaches the
+    # API server as the step after its own ends. Finished sequences are found there too, so the engine
+    # runs them once more (engine/llm_engine.py step, _advance_to_next_step; vLLM PR #7049).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
-                   graph_pad=8192, graph_ctx=8192, source=(
+                   graph_pad=8192, graph_ctx=8192, output_lag=True, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
         "~4 ms with output processing inside it (vLLM RFC #6854, an assumption)"))
 
@@ -112,6 +118,8 @@ def get_stack(name: str, target: Any) -> Stack:
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
     stack = STACKS[key](target)
-    if getattr(target, "family", "gpu_simt") != "gpu_simt" and stack.graph_pad:
-        stack = replace(stack, graph_pad=0, graph_ctx=0)   # CUDA graphs exist on GPUs only
+    if getattr(target, "family", "gpu_simt") != "gpu_simt":
+        # the host terms are the engines' own (Python schedulers driving CUDA GPUs, CUDA graphs): a
+        # spatial or TPU deployment keeps the scheduling policy, not their host time
+        stack = replace(stack, host=0.0, graph_pad=0, graph_ctx=0, output_lag=False)
     return stack
