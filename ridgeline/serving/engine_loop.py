@@ -122,7 +122,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         if step is None:
             return
         e.running = True
-        e.busy += step.duration - step.host     # the devices idle while the engine's CPU schedules
+        e.busy += step.duration - e.sched.cfg.host     # the devices idle while the engine's CPU schedules
         e.stepping += step.duration
         e.steps += 1
         if e.steps % sample_every == 0:

@@ -44,7 +44,6 @@ class Stack:
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
     graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
     output_lag: bool = False          # a step's tokens reach the client when the next step ends
-    host_per_seq: float = 0.0         # output processing per sequence a step waits for when not overlapped (s)
 
 
 def _vllm(target: Any) -> Stack:
@@ -86,10 +85,8 @@ def _vllm_v0(target: Any) -> Stack:
     # in the next step's callback, and step() returns what that callback made: a token reaches the
     # API server as the step after its own ends. Finished sequences are found there too, so the engine
     # runs them once more (engine/llm_engine.py step, _advance_to_next_step; vLLM PR #7049).
-    # Where it is off (pp) the step waits for _process_model_outputs: 0.2 ms at batch 1, 3.4 ms at
-    # batch 32 for Llama-3-70B on 4xH100 (vLLM RFC #6913's table), ~0.1 ms per sequence.
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
-                   graph_pad=8192, graph_ctx=8192, output_lag=True, host_per_seq=1e-4, source=(
+                   graph_pad=8192, graph_ctx=8192, output_lag=True, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
         "~4 ms with output processing inside it (vLLM RFC #6854, an assumption)"))
 
@@ -124,5 +121,5 @@ def get_stack(name: str, target: Any) -> Stack:
     if getattr(target, "family", "gpu_simt") != "gpu_simt":
         # the host terms are the engines' own (Python schedulers driving CUDA GPUs, CUDA graphs): a
         # spatial or TPU deployment keeps the scheduling policy, not their host time
-        stack = replace(stack, host=0.0, graph_pad=0, graph_ctx=0, output_lag=False, host_per_seq=0.0)
+        stack = replace(stack, host=0.0, graph_pad=0, graph_ctx=0, output_lag=False)
     return stack

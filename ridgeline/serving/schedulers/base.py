@@ -72,7 +72,6 @@ class Step:
     duration: float
     tokens: list[int] | None = None     # decode tokens per sequence (speculative decoding), else 1 each
     extra: float = 0.0                  # swap traffic, draft model steps (already in duration)
-    host: float = 0.0                   # engine CPU time the devices wait for (already in duration)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,6 @@ class EngineConfig:
     graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
     graph_ctx: int = 0                    # longest sequence a captured graph serves (0: any; longer runs eager)
     output_lag: bool = False              # a step's tokens reach the client as the next step ends (V0 async outputs)
-    host_per_seq: float = 0.0             # engine CPU time per sequence in a step, on top of ``host`` (s)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -311,8 +309,8 @@ class Scheduler:
             else:
                 acc = np.minimum(self.rng.geometric(1 - a, len(decode)) - 1, spec.k)
             tokens = [int(x) + 1 for x in acc]
-        host = self.cfg.host + self.cfg.host_per_seq * (len(decode) + len(chunks))
-        return Step(decode, chunks, st.time(b, ctx, pre) + extra + host, tokens, extra, host)
+        t = st.time(b, ctx, pre) + extra + self.cfg.host
+        return Step(decode, chunks, t, tokens, extra)
 
     # -- effects --------------------------------------------------------------------------------
     def plan(self, now: float) -> Step | None:  # pragma: no cover - each policy defines it
