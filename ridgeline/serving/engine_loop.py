@@ -116,9 +116,8 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             # vLLM V0 learns that a sequence finished only when it processes the step's outputs, during
             # the next step: with nothing else to run it still runs the finished ones once more
             ended = [s for s, _ in e.pending if s.finish is not None]
-            if step is None and ended:
-                step = e.sched.price(ended, [])
-            deliver(e, step.duration if step is not None else 0.0)
+            step = step or (e.sched.price(ended, []) if ended else None)
+            deliver(e, step.duration if step else 0.0)
         if step is None:
             return
         e.running = True
@@ -157,11 +156,9 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
             idx, step = data
             engines[idx].running = False
             lag = engines[idx].sched.cfg.output_lag
-            if lag:
-                out = [(s, s.generated) for s in (*step.decode, *(s for s, _ in step.chunks))]
+            out = [(s, s.generated) for s in (*step.decode, *(s for s, _ in step.chunks))] if lag else ()
             done, handed = engines[idx].sched.commit(step, now)
-            if lag:
-                engines[idx].pending = [(s, n) for s, n in out if s.generated > n]
+            engines[idx].pending = [(s, n) for s, n in out if s.generated > n]
             for seq in handed:
                 dt = transfer(seq) if transfer else 0.0
                 n_transfers += 1
