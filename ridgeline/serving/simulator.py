@@ -254,7 +254,8 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
                        chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
                        prefix_hit=prefix_hit, spec=spec, seed=seed, graph_pad=st.graph_pad if st else 0,
                        graph_ctx=st.graph_ctx if st else 0, host=st.host if st else 0.0,
-                       output_lag=bool(st and st.output_lag and pp == 1 and not spec_k))  # V0: not under pp or spec
+                       output_lag=bool(st and st.output_lag and pp == 1 and not spec_k  # V0: not under pp or spec,
+                                       and policy != "disaggregated"))                  # nor with pools V0 lacks
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
     table_s = step_time.seconds if isinstance(step_time, EstimateTable) else 0.0

@@ -119,7 +119,6 @@ def get_stack(name: str, target: Any) -> Stack:
             pass
     stack = STACKS[key](target)
     if getattr(target, "family", "gpu_simt") != "gpu_simt":
-        # the host terms are the engines' own (Python schedulers driving CUDA GPUs, CUDA graphs): a
-        # spatial or TPU deployment keeps the scheduling policy, not their host time
+        # host time, CUDA graphs and the output lag are a Python engine's on GPUs: keep only the policy
         stack = replace(stack, host=0.0, graph_pad=0, graph_ctx=0, output_lag=False)
     return stack

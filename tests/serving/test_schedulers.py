@@ -281,6 +281,24 @@ def test_an_auto_layout_with_a_given_step_table_is_read_back_before_the_stack_is
     assert r.metrics.throughput_rps > 0
 
 
+def test_v0_output_lag_stays_out_of_disaggregated_pools():
+    # V0 has no prefill and decode pools: a handed-off sequence's first token is not held back for
+    # the prefill pool's next step while the decode pool already generates its next ones
+    import dataclasses
+
+    from ridgeline.serving import stacks
+    w = trace((0, 10, 4), (0.5, 300, 4), (0.6, 10, 4))
+    kw = {"workload": w, "requests": 3, "step_time": STEP, "stack": "vllm-v0", "scheduler": "disaggregated",
+          "replicas": 2, "deployment": Deployment("stub", link_bandwidth=1e10, kv_bytes_per_token=1e3)}
+    base = stacks.STACKS["vllm-v0"]
+    lagged = simulate("stub", "stub", **kw).metrics
+    try:
+        stacks.STACKS["vllm-v0"] = lambda t: dataclasses.replace(base(t), output_lag=False)
+        assert simulate("stub", "stub", **kw).metrics.to_json() == lagged.to_json()
+    finally:
+        stacks.STACKS["vllm-v0"] = base
+
+
 @pytest.mark.parametrize("stack", ["vllm", "vllm-v0"])
 def test_host_terms_only_on_gpus(stack):
     # CUDA graphs, V0's host time per step and its output lag belong to a Python engine driving
