@@ -29,7 +29,7 @@ class Engine:
     stepping: float = 0.0           # seconds in steps with the engine's CPU time (energy)
     running: bool = False
     steps: int = 0
-    pending: list = field(default_factory=list)   # (seq, tokens before) of a step whose outputs wait (output_lag)
+    ended: list = field(default_factory=list)     # finished in its last step, not yet known to be (output_lag)
 
 
 @dataclass
@@ -93,31 +93,20 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
     def least_loaded(pool: list[int]) -> Engine:
         return engines[min(pool, key=lambda i: (engines[i].sched.load(), i))]
 
-    def deliver(e: Engine, lag: float) -> None:
-        # the outputs of the engine's last step reach the client ``lag`` later (output_lag)
-        for seq, before in e.pending:
-            seq.last += lag
-            if before == 0:
-                seq.first += lag
-            else:
-                seq.itl[-1] += lag
-            if seq.finish is not None:
-                seq.finish += lag
-                if closed:
-                    issue(seq.req.user, seq.finish + workload.think)
-        e.pending = []
-
     def kick(idx: int, t: float) -> None:
         e = engines[idx]
         if e.running:
             return
         step: Step | None = e.sched.plan(t)
-        if e.pending:
-            # vLLM V0 learns that a sequence finished only when it processes the step's outputs, during
-            # the next step: with nothing else to run it still runs the finished ones once more
-            ended = [s for s, _ in e.pending if s.finish is not None]
-            step = step or (e.sched.price(ended, []) if ended else None)
-            deliver(e, step.duration if step else 0.0)
+        if e.ended:
+            # vLLM V0 learns a sequence finished only in the next step's output callback, so that step
+            # decodes it once more (core/scheduler.py _schedule_running: "an extra decode run"); its
+            # default scheduler runs a prefill alone, and that step's callback finds them finished
+            if step is None:
+                step = e.sched.price(e.ended, [])
+            elif step.decode or e.sched.name == "chunked":
+                step = e.sched.price(step.decode + e.ended, step.chunks, step.extra)
+            e.ended = []
         if step is None:
             return
         e.running = True
@@ -155,18 +144,19 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         elif kind == "step":
             idx, step = data
             engines[idx].running = False
-            lag = engines[idx].sched.cfg.output_lag
-            out = [(s, s.generated) for s in (*step.decode, *(s for s, _ in step.chunks))] if lag else ()
-            done, handed = engines[idx].sched.commit(step, now)
-            engines[idx].pending = [(s, n) for s, n in out if s.generated > n]
+            cfg = engines[idx].sched.cfg
+            # V0 hands a step's tokens out from the next step's callback, which runs once that step's
+            # host time is spent (the next step starts now: there is always one after an output)
+            done, handed = engines[idx].sched.commit(step, now + cfg.host * cfg.output_lag)
+            engines[idx].ended = done if cfg.output_lag else []
             for seq in handed:
                 dt = transfer(seq) if transfer else 0.0
                 n_transfers += 1
                 t_transfers += dt
                 push(now + dt, "handoff", seq)
-            if closed and not lag:
+            if closed:
                 for seq in done:
-                    issue(seq.req.user, now + workload.think)
+                    issue(seq.req.user, seq.finish + workload.think)
             kick_later(idx, now)
             if shared:
                 # blocks freed here may admit another micro-batch group's queue (one KV pool)

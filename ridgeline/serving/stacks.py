@@ -81,10 +81,12 @@ def _vllm_v0(target: Any) -> Stack:
     # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
     # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
     # Output lag: with async output processing (on by default; off under pp, ModelConfig.
-    # verify_async_output_proc) LLMEngine.step appends a step's outputs to a queue and processes them
-    # in the next step's callback, and step() returns what that callback made: a token reaches the
-    # API server as the step after its own ends. Finished sequences are found there too, so the engine
-    # runs them once more (engine/llm_engine.py step, _advance_to_next_step; vLLM PR #7049).
+    # verify_async_output_proc) LLMEngine.step queues a step's outputs, and the next step's model runner
+    # calls the callback that processes and sends them (MQLLMEngine._async_socket_engine_callback) once
+    # its forward is launched, before the sampler syncs (worker/model_runner.py execute_model): a token
+    # reaches the API server the next step's host time after that step starts (launches not modelled).
+    # A finished sequence is found there too, so that step decodes it once more (core/scheduler.py
+    # _schedule_running; vLLM PR #7049).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
                    graph_pad=8192, graph_ctx=8192, output_lag=True, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
@@ -104,9 +106,10 @@ def _name(target: Any) -> str:
 STACKS = {"vllm": _vllm, "vllm-v0": _vllm_v0, "trtllm": _trtllm, "nim": _trtllm}
 
 
-def get_stack(name: str, target: Any) -> Stack:
-    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
-    from .simulator import SimulationError
+def get_stack(name: str, target: Any, family: str | None = None) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name) for a deployment of
+    ``family`` (default: the target's); host terms follow the family (docs/serving.md)."""
+    from .simulator import SPATIAL, SimulationError
     key = str(name).lower()
     if key not in STACKS:
         raise SimulationError(f"unknown serving stack {name!r} (choose from {', '.join(STACKS)})")
@@ -118,7 +121,10 @@ def get_stack(name: str, target: Any) -> Stack:
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
     stack = STACKS[key](target)
-    if getattr(target, "family", "gpu_simt") != "gpu_simt":
-        # host time, CUDA graphs and the output lag are a Python engine's on GPUs: keep only the policy
-        stack = replace(stack, host=0.0, graph_pad=0, graph_ctx=0, output_lag=False)
+    if family in (None, "stub"):    # no deployment's family (your own step times): the target's
+        family = getattr(target, "family", "gpu_simt")
+    if family in SPATIAL:   # no host-side Python engine steps them (V0's LLMEngine did drive TPUs and Neuron)
+        stack = replace(stack, host=0.0, output_lag=False)
+    if family != "gpu_simt":    # CUDA graphs exist on GPUs only
+        stack = replace(stack, graph_pad=0, graph_ctx=0)
     return stack
