@@ -29,7 +29,7 @@ class Engine:
     stepping: float = 0.0           # seconds in steps with the engine's CPU time (energy)
     running: bool = False
     steps: int = 0
-    ended: list = field(default_factory=list)     # finished in its last step, not yet known to be (output_lag)
+    ended: list = field(default_factory=list)     # finished in its last step, not yet found so (output_lag)
 
 
 @dataclass
@@ -98,15 +98,12 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         if e.running:
             return
         step: Step | None = e.sched.plan(t)
-        if e.ended:
-            # vLLM V0 learns a sequence finished only in the next step's output callback, so that step
-            # decodes it once more (core/scheduler.py _schedule_running: "an extra decode run"); its
-            # default scheduler runs a prefill alone, and that step's callback finds them finished
-            if step is None:
-                step = e.sched.price(e.ended, [])
-            elif step.decode or e.sched.name == "chunked":
-                step = e.sched.price(step.decode + e.ended, step.chunks, step.extra)
-            e.ended = []
+        ended, e.ended = e.ended, []
+        if ended and (not step or step.decode or e.sched.name == "chunked"):
+            # vLLM V0 finds them finished only in this step's output callback, so it decodes them once
+            # more (core/scheduler.py _schedule_running), not in a prefill its default scheduler runs alone
+            step = step or Step([], [], 0.0)
+            step = e.sched.price(step.decode + ended, step.chunks, step.extra)
         if step is None:
             return
         e.running = True
@@ -144,9 +141,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         elif kind == "step":
             idx, step = data
             engines[idx].running = False
-            cfg = engines[idx].sched.cfg
-            # V0 hands a step's tokens out from the next step's callback, which runs once that step's
-            # host time is spent (the next step starts now: there is always one after an output)
+            cfg = engines[idx].sched.cfg   # V0's tokens go out as the next step (starting now) ends its host work
             done, handed = engines[idx].sched.commit(step, now + cfg.host * cfg.output_lag)
             engines[idx].ended = done if cfg.output_lag else []
             for seq in handed:

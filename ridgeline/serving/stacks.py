@@ -43,7 +43,7 @@ class Stack:
     host: float = 0.0                 # engine CPU time each step waits for (s)
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
     graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
-    output_lag: bool = False          # a step's tokens reach the client when the next step ends
+    output_lag: bool = False          # a step's tokens go out in the next step, after its host time
 
 
 def _vllm(target: Any) -> Stack:
@@ -80,13 +80,11 @@ def _vllm_v0(target: Any) -> Stack:
     # _get_graph_batch_size); 0.7 captures up to the first size >= max_num_seqs (config.py
     # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
     # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
-    # Output lag: with async output processing (on by default; off under pp, ModelConfig.
-    # verify_async_output_proc) LLMEngine.step queues a step's outputs, and the next step's model runner
-    # calls the callback that processes and sends them (MQLLMEngine._async_socket_engine_callback) once
-    # its forward is launched, before the sampler syncs (worker/model_runner.py execute_model): a token
-    # reaches the API server the next step's host time after that step starts (launches not modelled).
-    # A finished sequence is found there too, so that step decodes it once more (core/scheduler.py
-    # _schedule_running; vLLM PR #7049).
+    # Output lag (async output processing; off under pp): the next step's model runner calls the callback
+    # that processes and sends a step's outputs (MQLLMEngine._async_socket_engine_callback) after its
+    # forward is launched, before the sampler syncs (worker/model_runner.py execute_model): a token goes
+    # out the next step's host time after it starts (launches not modelled), and a finished sequence is
+    # found only then, so that step decodes it once more (core/scheduler.py _schedule_running).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
                    graph_pad=8192, graph_ctx=8192, output_lag=True, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
@@ -121,8 +119,7 @@ def get_stack(name: str, target: Any, family: str | None = None) -> Stack:
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
     stack = STACKS[key](target)
-    if family in (None, "stub"):    # no deployment's family (your own step times): the target's
-        family = getattr(target, "family", "gpu_simt")
+    family = getattr(target, "family", "gpu_simt") if family in (None, "stub") else family   # stub: your step times
     if family in SPATIAL:   # no host-side Python engine steps them (V0's LLMEngine did drive TPUs and Neuron)
         stack = replace(stack, host=0.0, output_lag=False)
     if family != "gpu_simt":    # CUDA graphs exist on GPUs only
