@@ -174,7 +174,9 @@ def cases() -> list[Case]:
         # asked for) and added these results the next day (643c866); V0's chunked-prefill defaults
         # (Llama-3.3's 131k context), host time per step and output lag (stack "vllm-v0"). The published
         # TTFT is benchmark_serving's, client-side: from before the HTTP request to the first streamed
-        # chunk with text, so it holds the lag (a token goes out as the next step ends)
+        # chunk with text, so it holds the lag: vllm serve's MQLLMEngine sends a step's outputs from the
+        # async callback (_async_socket_engine_callback) the model runner calls in the next step, once
+        # that step's host work is done and its forward launched (worker/model_runner.py execute_model)
         out.append(Case("vllm", f"4xA100-80GB-PCIe TP4, ShareGPT, {qps} req/s", "llama-3-70b", a100_pcie(), 4, w,
                         {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3, "throughput_rps": rps},
                         diagnostics={"itl_p50_s": itl_med / 1e3}, requests=200, rate=qps, stack="vllm-v0"))
