@@ -214,18 +214,20 @@ def test_v0_outputs_go_out_a_host_time_into_the_next_step(reqs, pp):
         assert lagged.tpot[q] == pytest.approx(plain.tpot[q], abs=1e-9)
 
 
-def test_v0_decodes_a_finished_sequence_once_more_beside_the_next_work():
+@pytest.mark.parametrize("sched, b_ttft", [("chunked", 2.25), ("continuous", 2.15)])
+def test_v0_decodes_a_finished_sequence_once_more_beside_the_next_work(sched, b_ttft):
     # V0 finds A finished only in the next step's callback, so that step decodes A again beside B's
     # prompt (core/scheduler.py _schedule_running: "an extra decode run"). Steps cost 1 s + 0.1 s a
     # decode + 0.01 s a prompt token + h of host time; every token goes out h after its step ends.
     # A: prefill 1.1 + h, first token at 1.1 + 2h; decode 1.1 + h, last token at 2.2 + 3h.
     # B (at 1.15) waits; step 3 holds its 10 tokens and A's extra decode: 1.2 + h, so B's only
-    # token goes out at 3.4 + 4h, 2.25 + 4h after it arrived
+    # token goes out at 3.4 + 4h, 2.25 + 4h after it arrived. V0's default scheduler (continuous)
+    # runs B's prefill alone (1.1 + h), and A is found finished in that step's callback
     from ridgeline.serving.stacks import get_stack
     h = get_stack("vllm-v0", "stub").host
-    m = run(trace((0, 10, 2), (1.15, 10, 1)), stack="vllm-v0").metrics
-    assert m.ttft["mean"] == pytest.approx((1.1 + 2 * h + 2.25 + 4 * h) / 2)
-    assert m.e2e["mean"] == pytest.approx((2.2 + 3 * h + 2.25 + 4 * h) / 2)
+    m = run(trace((0, 10, 2), (1.15, 10, 1)), stack="vllm-v0", scheduler=sched).metrics
+    assert m.ttft["mean"] == pytest.approx((1.1 + 2 * h + b_ttft + 4 * h) / 2)
+    assert m.e2e["mean"] == pytest.approx((2.2 + 3 * h + b_ttft + 4 * h) / 2)
 
 
 @settings(max_examples=60, deadline=None)
