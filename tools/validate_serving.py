@@ -172,7 +172,11 @@ def cases() -> list[Case]:
         # vLLM 0.7.3 (V0): the author's llm-k8s pinned vllm/vllm-openai:v0.7.3 for this one-VM
         # deployment on 2025-02-26 (commit 0285ba5; --tensor-parallel-size 4, mp executor, V1 not
         # asked for) and added these results the next day (643c866); V0's chunked-prefill defaults
-        # (Llama-3.3's 131k context) and host time per step (stack "vllm-v0")
+        # (Llama-3.3's 131k context), host time per step and output lag (stack "vllm-v0"). The published
+        # TTFT is benchmark_serving's, client-side: from before the HTTP request to the first streamed
+        # chunk with text, so it holds the lag: vllm serve's MQLLMEngine sends a step's outputs from the
+        # async callback (_async_socket_engine_callback) the model runner calls in the next step, once
+        # that step's host work is done and its forward launched (worker/model_runner.py execute_model)
         out.append(Case("vllm", f"4xA100-80GB-PCIe TP4, ShareGPT, {qps} req/s", "llama-3-70b", a100_pcie(), 4, w,
                         {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3, "throughput_rps": rps},
                         diagnostics={"itl_p50_s": itl_med / 1e3}, requests=200, rate=qps, stack="vllm-v0"))
@@ -185,7 +189,7 @@ def cases() -> list[Case]:
         # vLLM 0.7.3 (the V0 engine; ghcr.io/surajssd/llm-k8s/lws-vllm:0.7.3, multi-node over Ray):
         # Llama-3.3's 131k context turns chunked prefill on by default, and V0's SchedulerConfig then
         # takes 2048 tokens and 256 sequences per step, the decodes first; with PP its output
-        # processing is synchronous (stack "vllm-v0"). TP 4 within each VM, PP 2 across the two.
+        # processing is synchronous, so no output lag (stack "vllm-v0"). TP 4 within each VM, PP 2 across.
         out.append(Case("vllm-pp2", f"2 VMs x 4xA100-40GB TP4 PP2 (IB), ShareGPT, {qps} req/s", "llama-3-70b",
                         a100_40gb(), 4, w, {"ttft_p50_s": ttft_med / 1e3, "tpot_p50_s": tpot_med / 1e3,
                                             "throughput_rps": rps}, diagnostics={"itl_p50_s": itl_med / 1e3},

@@ -29,6 +29,7 @@ class Engine:
     stepping: float = 0.0           # seconds in steps with the engine's CPU time (energy)
     running: bool = False
     steps: int = 0
+    ended: list = field(default_factory=list)     # finished in its last step, not yet found so (output_lag)
 
 
 @dataclass
@@ -97,6 +98,12 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         if e.running:
             return
         step: Step | None = e.sched.plan(t)
+        ended, e.ended = e.ended, []
+        if ended and (not step or step.decode or e.sched.name == "chunked"):
+            # vLLM V0 finds them finished only in this step's output callback, so it decodes them once
+            # more (core/scheduler.py _schedule_running), not in a prefill its default scheduler runs alone
+            step = step or Step([], [], 0.0)
+            step = e.sched.price(step.decode + ended, step.chunks, step.extra)
         if step is None:
             return
         e.running = True
@@ -134,7 +141,9 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
         elif kind == "step":
             idx, step = data
             engines[idx].running = False
-            done, handed = engines[idx].sched.commit(step, now)
+            cfg = engines[idx].sched.cfg   # V0's tokens go out as the next step (starting now) ends its host work
+            done, handed = engines[idx].sched.commit(step, now + cfg.host * cfg.output_lag)
+            engines[idx].ended = done if cfg.output_lag else []
             for seq in handed:
                 dt = transfer(seq) if transfer else 0.0
                 n_transfers += 1
@@ -142,7 +151,7 @@ def run(engines: Sequence[Engine], requests: Sequence[Request] | None = None, *,
                 push(now + dt, "handoff", seq)
             if closed:
                 for seq in done:
-                    issue(seq.req.user, now + workload.think)
+                    issue(seq.req.user, seq.finish + workload.think)
             kick_later(idx, now)
             if shared:
                 # blocks freed here may admit another micro-batch group's queue (one KV pool)

@@ -192,7 +192,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     if not 0 <= prefix_hit < 1:
         raise SimulationError(f"prefix hit rate must be in [0, 1), got {prefix_hit}")
     from .stacks import get_stack
-    st = get_stack(stack, target) if stack is not None else None
+    st = get_stack(stack, target) if stack is not None else None     # an unknown name fails before the cost models
     if warmup is not None and (not isinstance(warmup, int) or warmup < 0):
         raise SimulationError(f"--warmup must be a count of requests >= 0, got {warmup!r}")
     if spec_k < 0 or not 0 <= spec_acceptance <= 1:
@@ -230,6 +230,7 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
         deployment = replace(deployment, kv_tokens=kv_tokens, note=f"KV cache set to {kv_tokens} tokens ({deployment.note})")
     if "auto" in (tp, pp):   # a given table or deployment settled the layout: read it back
         tp, pp = deployment.tp, deployment.pp
+    st = get_stack(stack, target, deployment.family) if st else None   # host terms follow the deployment's family
     if st is not None:
         scheduler = scheduler or st.scheduler
         max_batch = max_batch or st.max_batch
@@ -253,7 +254,9 @@ def simulate(model: str = "llama-3-70b", target: str = "h100", *, workload: str 
     cfg = EngineConfig(step_time, block_size=block_size, max_batch=mb, token_budget=max(budget, 1),
                        chunk_prefill=chunk_prefill, reserve_output=reserve_output, preemption=preemption, kv_bytes_per_token=deployment.kv_bytes_per_token,
                        prefix_hit=prefix_hit, spec=spec, seed=seed, graph_pad=st.graph_pad if st else 0,
-                       graph_ctx=st.graph_ctx if st else 0, host=st.host if st else 0.0)
+                       graph_ctx=st.graph_ctx if st else 0, host=st.host if st else 0.0,
+                       output_lag=bool(st and st.output_lag and pp == 1 and not spec_k  # V0: not under pp or spec,
+                                       and policy in ("chunked", "continuous")))        # nor with policies it lacks
     engines, transfer = _engines(policy, deployment, cfg, replicas, prefill_replicas, stages)
     t0 = time.perf_counter()
     table_s = step_time.seconds if isinstance(step_time, EstimateTable) else 0.0

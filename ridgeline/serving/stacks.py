@@ -43,6 +43,7 @@ class Stack:
     host: float = 0.0                 # engine CPU time each step waits for (s)
     graph_pad: int = 0                # largest CUDA-graph batch (decode-only steps padded to a captured size)
     graph_ctx: int = 0                # longest sequence a captured graph serves (0: any)
+    output_lag: bool = False          # a step's tokens go out in the next step, after its host time
 
 
 def _vllm(target: Any) -> Stack:
@@ -79,8 +80,13 @@ def _vllm_v0(target: Any) -> Stack:
     # _get_graph_batch_size); 0.7 captures up to the first size >= max_num_seqs (config.py
     # _set_cudagraph_sizes, at most 8192), so any step within the max batch pads. _use_captured_graph
     # runs eager a step with a prefill or a sequence past max_seq_len_to_capture (8192 by default).
+    # Output lag (async output processing; off under pp): the next step's model runner calls the callback
+    # that processes and sends a step's outputs (MQLLMEngine._async_socket_engine_callback) after its
+    # forward is launched, before the sampler syncs (worker/model_runner.py execute_model): a token goes
+    # out the next step's host time after it starts (launches not modelled), and a finished sequence is
+    # found only then, so that step decodes it once more (core/scheduler.py _schedule_running).
     return replace(_vllm(target), name="vllm-v0", token_budget=2048, max_batch=256, host=4e-3,
-                   graph_pad=8192, graph_ctx=8192, source=(
+                   graph_pad=8192, graph_ctx=8192, output_lag=True, source=(
         "vLLM V0 (0.6-0.7) chunked-prefill defaults (vllm/config.py SchedulerConfig); host time per step "
         "~4 ms with output processing inside it (vLLM RFC #6854, an assumption)"))
 
@@ -98,9 +104,10 @@ def _name(target: Any) -> str:
 STACKS = {"vllm": _vllm, "vllm-v0": _vllm_v0, "trtllm": _trtllm, "nim": _trtllm}
 
 
-def get_stack(name: str, target: Any) -> Stack:
-    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name)."""
-    from .simulator import SimulationError
+def get_stack(name: str, target: Any, family: str | None = None) -> Stack:
+    """The stack ``name``'s defaults on ``target`` (a ``Target`` or its name) for a deployment of
+    ``family`` (default: the target's); host terms follow the family (docs/serving.md)."""
+    from .simulator import SPATIAL, SimulationError
     key = str(name).lower()
     if key not in STACKS:
         raise SimulationError(f"unknown serving stack {name!r} (choose from {', '.join(STACKS)})")
@@ -112,6 +119,9 @@ def get_stack(name: str, target: Any) -> Stack:
         except TargetError:     # a stub target (your own step times): no memory figures, the smaller defaults
             pass
     stack = STACKS[key](target)
-    if getattr(target, "family", "gpu_simt") != "gpu_simt" and stack.graph_pad:
-        stack = replace(stack, graph_pad=0, graph_ctx=0)   # CUDA graphs exist on GPUs only
+    family = getattr(target, "family", "gpu_simt") if family in (None, "stub") else family   # stub: your step times
+    if family in SPATIAL:   # no host-side Python engine steps them (V0's LLMEngine did drive TPUs and Neuron)
+        stack = replace(stack, host=0.0, output_lag=False)
+    if family != "gpu_simt":    # CUDA graphs exist on GPUs only
+        stack = replace(stack, graph_pad=0, graph_ctx=0)
     return stack

@@ -174,7 +174,8 @@ def test_stack_presets_set_the_engine_defaults():
 
 def test_v0_host_time_is_one_charge_per_step_at_every_pp_and_batch():
     # vLLM V0 waits ~4 ms per step for its scheduler, input preparation and output processing (RFC
-    # #6854's bubble holds all three): not more for more sequences, not more under pp
+    # #6854's bubble holds all three): not more for more sequences, not more under pp (at pp 1 every
+    # token also goes out a host time later: test_v0_outputs_go_out_a_host_time_into_the_next_step)
     from ridgeline.serving.stacks import get_stack
     h0 = get_stack("vllm-v0", "a100").host
     assert h0 > 0 and get_stack("vllm", "a100").host == 0.0
@@ -185,7 +186,48 @@ def test_v0_host_time_is_one_charge_per_step_at_every_pp_and_batch():
         for pp in (1, 2, 4):
             v0 = run(w, stack="vllm-v0", pp=pp).metrics
             assert v0.tpot["p50"] - v1.tpot["p50"] == pytest.approx(h0)
-            assert v0.ttft["p50"] - v1.ttft["p50"] == pytest.approx(h0)
+            assert v0.ttft["p50"] - v1.ttft["p50"] == pytest.approx(h0 * (1 + (pp == 1)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 300), st.integers(1, 12)), min_size=1, max_size=8), st.sampled_from([1, 2]))
+def test_v0_outputs_go_out_a_host_time_into_the_next_step(reqs, pp):
+    # V0 hands a step's tokens out from the next step's output callback, which the model runner calls
+    # once that step's host work is done and its forward launched: one request at a time, every
+    # token (the first, the last) goes out one host time after its own step ends, so TTFT and
+    # end-to-end time grow by exactly that and TPOT not at all; under pp (no async output) nothing moves
+    import dataclasses
+
+    from ridgeline.serving import stacks
+    w = trace(*((1000.0 * i, p, o) for i, (p, o) in enumerate(reqs)))
+    base = stacks.STACKS["vllm-v0"]
+    lagged = run(w, stack="vllm-v0", pp=pp).metrics
+    try:
+        stacks.STACKS["vllm-v0"] = lambda t: dataclasses.replace(base(t), output_lag=False)
+        plain = run(w, stack="vllm-v0", pp=pp).metrics
+    finally:
+        stacks.STACKS["vllm-v0"] = base
+    lag = stacks.get_stack("vllm-v0", "stub").host * (pp == 1)
+    for q in ("p50", "p99", "mean"):
+        assert lagged.ttft[q] == pytest.approx(plain.ttft[q] + lag, abs=1e-9)
+        assert lagged.e2e[q] == pytest.approx(plain.e2e[q] + lag, abs=1e-9)
+        assert lagged.tpot[q] == pytest.approx(plain.tpot[q], abs=1e-9)
+
+
+@pytest.mark.parametrize("sched, b_ttft", [("chunked", 2.25), ("continuous", 2.15)])
+def test_v0_decodes_a_finished_sequence_once_more_beside_the_next_work(sched, b_ttft):
+    # V0 finds A finished only in the next step's callback, so that step decodes A again beside B's
+    # prompt (core/scheduler.py _schedule_running: "an extra decode run"). Steps cost 1 s + 0.1 s a
+    # decode + 0.01 s a prompt token + h of host time; every token goes out h after its step ends.
+    # A: prefill 1.1 + h, first token at 1.1 + 2h; decode 1.1 + h, last token at 2.2 + 3h.
+    # B (at 1.15) waits; step 3 holds its 10 tokens and A's extra decode: 1.2 + h, so B's only
+    # token goes out at 3.4 + 4h, 2.25 + 4h after it arrived. V0's default scheduler (continuous)
+    # runs B's prefill alone (1.1 + h), and A is found finished in that step's callback
+    from ridgeline.serving.stacks import get_stack
+    h = get_stack("vllm-v0", "stub").host
+    m = run(trace((0, 10, 2), (1.15, 10, 1)), stack="vllm-v0", scheduler=sched).metrics
+    assert m.ttft["mean"] == pytest.approx((1.1 + 2 * h + b_ttft + 4 * h) / 2)
+    assert m.e2e["mean"] == pytest.approx((2.2 + 3 * h + b_ttft + 4 * h) / 2)
 
 
 @settings(max_examples=60, deadline=None)
@@ -246,10 +288,46 @@ def test_an_auto_layout_with_a_given_step_table_is_read_back_before_the_stack_is
     assert r.metrics.throughput_rps > 0
 
 
+def test_v0_output_lag_stays_out_of_disaggregated_pools():
+    # V0 has no prefill and decode pools: a handed-off sequence's first token is not held back for
+    # the prefill pool's next step while the decode pool already generates its next ones
+    import dataclasses
+
+    from ridgeline.serving import stacks
+    w = trace((0, 10, 4), (0.5, 300, 4), (0.6, 10, 4))
+    kw = {"workload": w, "requests": 3, "step_time": STEP, "stack": "vllm-v0", "scheduler": "disaggregated",
+          "replicas": 2, "deployment": Deployment("stub", link_bandwidth=1e10, kv_bytes_per_token=1e3)}
+    base = stacks.STACKS["vllm-v0"]
+    lagged = simulate("stub", "stub", **kw).metrics
+    try:
+        stacks.STACKS["vllm-v0"] = lambda t: dataclasses.replace(base(t), output_lag=False)
+        assert simulate("stub", "stub", **kw).metrics.to_json() == lagged.to_json()
+    finally:
+        stacks.STACKS["vllm-v0"] = base
+
+
 @pytest.mark.parametrize("stack", ["vllm", "vllm-v0"])
-def test_cuda_graph_padding_only_on_gpus(stack):
+def test_host_terms_follow_the_family(stack):
+    # CUDA graphs are GPUs'. V0's host time per step and output lag are its Python LLMEngine's, which
+    # drove GPUs, TPUs and Neuron alike but not a wafer or a dataflow chip. Every family keeps the
+    # stack's scheduling policy; a deployment's family decides over its target's
+    from ridgeline.cost_models import get_target
     from ridgeline.serving.stacks import get_stack
-    assert get_stack(stack, "h100").graph_pad > 0
+
+    def terms(s):
+        return s.graph_pad, s.graph_ctx, s.host, s.output_lag
+    gpu = get_stack(stack, "h100")
+    v0 = stack == "vllm-v0"
+    assert gpu.graph_pad > 0 and gpu.graph_ctx == 8192 * v0 and (gpu.host > 0, gpu.output_lag) == (v0, v0)
     for target in ("groq-lpu", "tpu-v6e", "wse-3"):
         st = get_stack(stack, target)
-        assert st.graph_pad == 0 and st.graph_ctx == 0, target
+        assert terms(st) == (0, 0, *((gpu.host, gpu.output_lag) if target == "tpu-v6e" else (0.0, False))), target
+        assert st.scheduler == gpu.scheduler and st.name == gpu.name
+        assert terms(get_stack(stack, "h100", get_target(target).family)) == terms(st), target
+    # simulate takes the family from the deployment: one request's TTFT is its prefill (1.1 s), plus
+    # V0's host time and output lag wherever its engine runs
+    h = get_stack("vllm-v0", "stub").host * v0
+    for family, ttft in (("gpu_simt", 1.1 + 2 * h), ("systolic", 1.1 + 2 * h), ("dataflow", 1.1), ("wafer_scale", 1.1)):
+        r = simulate("stub", "h100", workload=trace((0, 10, 3)), requests=1, step_time=STEP,
+                     deployment=Deployment("x", family=family), stack=stack)
+        assert r.metrics.ttft["p50"] == pytest.approx(ttft), family

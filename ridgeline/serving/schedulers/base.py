@@ -113,6 +113,7 @@ class EngineConfig:
     host: float = 0.0                     # engine CPU time the GPU waits for each step (s)
     graph_pad: int = 0                    # largest CUDA-graph batch: decode-only steps priced at the captured size
     graph_ctx: int = 0                    # longest sequence a captured graph serves (0: any; longer runs eager)
+    output_lag: bool = False              # a step's tokens go out a host time later, in the next step (V0)
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
