@@ -143,3 +143,33 @@ def test_prefill_additive_mask_rows_match_numpy(past, threads):
         m[bb, 0, r + 3] = -1e30
         m[bb, 0, r + 3, t // 2] = -1e29
     _check(g, {**feeds, "bias": m}, threads, 1e-4)
+
+
+@settings(_CI, max_examples=300)
+@given(m=st.integers(1, 300), k=st.integers(1, 5000), n=st.integers(1, 6000), cores=st.integers(1, 4),
+       bits=st.sampled_from([256, 512]))
+def test_gemm_partition_even_over_cores_and_k(monkeypatch, m, k, n, cores, bits):
+    """How a product is cut, on a host of ``cores`` cores: K slices differ in depth by under one
+    step per slice (K 576 ran 512 + 64); the column strips per task keep at least 4 tasks a core
+    for decode rows where there are strips enough; and where the tasks can split evenly (one row
+    block, strips a multiple of the cores, few enough to claim one by one), the cores claiming the
+    runner's chunks each finish exactly their share (2432 columns ran as 10 tasks in 8 chunks)."""
+    import dataclasses
+
+    from ridgeline.backends.llvm import gemm
+    from ridgeline.backends.llvm.parallel import EVEN_UNITS, finish
+    monkeypatch.setattr(gemm, "host", lambda h=dataclasses.replace(gemm.host(), cores=cores, vector_bits=bits): h)
+    g = Graph("mm")
+    x = g.add_input("x", tensor("f32", m, k))
+    y = Builder(g).MatMul(x, g.add_constant("w", np.zeros((k, n), np.float32)))
+    lw = gemm.GemmLowering(g.nodes[0], [(m, k), (k, n)], {1: g.constants[y.producer.inputs[1].name].data})
+    slices = -(-k // lw.kc)
+    assert lw.kc - (k - (slices - 1) * lw.kc) < slices
+    cols, per = -(-n // lw.nr), lw.nc // lw.nr
+    rows = [min(lw.mc, m - i) for i in range(0, m, lw.mc)]
+    sizes = [r * min(per, cols - j) for r in rows for j in range(0, cols, per)]
+    assert len(sizes) == lw.tasks
+    if m < 8:
+        assert lw.tasks >= min(cols, 4 * cores) // 2
+    if len(rows) == 1 and cols % cores == 0 and cols <= EVEN_UNITS:
+        assert finish(sizes, cores) == sum(sizes) / cores, (lw.tasks, per, cols)

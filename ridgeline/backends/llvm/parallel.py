@@ -28,7 +28,7 @@ from ...ir.errors import BackendError
 from ..threads import available_cores
 from . import native_pool
 
-__all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "get_runner"]
+__all__ = ["DEFAULT_THRESHOLD", "NATIVE_THRESHOLD", "Runner", "finish", "get_runner"]
 
 #: kernels below this cost (bytes + flops) run on one core: a split through the Python runner costs
 #: ~10-30 µs of dispatch, the time one core needs for about this much work (an assumption checked
@@ -40,6 +40,25 @@ DEFAULT_THRESHOLD = 1 << 19
 NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
+#: launches of up to this many grains (a product's tasks) give the native pool a chunk per grain: a
+#: claim is one compare-and-swap, and equal tasks then split as evenly as they can (9 in 8 chunks ran 5 : 4)
+EVEN_UNITS = 64
+
+
+def _chunk_count(units: int, threads: int, native: bool = True) -> int:
+    """The chunks a split launch of ``units`` grains is cut into (by the native pool or not)."""
+    return max(2, units if native and units <= EVEN_UNITS else min(threads * CHUNKS_PER_THREAD, units))
+
+
+def finish(sizes: Sequence[float], threads: int) -> float:
+    """When the last of ``threads`` cores is done with tasks of ``sizes`` (in launch order), each
+    core claiming the native pool's next chunk as it comes free."""
+    chunks = _chunk_count(len(sizes), threads)
+    cuts = [len(sizes) * k // chunks for k in range(chunks + 1)]
+    loads = [0.0] * threads
+    for lo, hi in zip(cuts, cuts[1:]):
+        loads[loads.index(min(loads))] += sum(sizes[lo:hi])
+    return max(loads)
 
 
 class _Launch:
@@ -145,8 +164,8 @@ class Runner:
         if self.serial(extent, cost, grain):
             fn(0, extent, *ptrs)
             return
-        chunks = max(2, min(n * CHUNKS_PER_THREAD, extent // grain))
         pool = self._pool
+        chunks = _chunk_count(extent // grain, n, pool is not None)
         if pool is not None and len(ptrs) <= native_pool.MAX_ARGS:
             if not pool.lock.acquire(blocking=False):   # another thread's launch is in flight
                 fn(0, extent, *ptrs)
