@@ -259,18 +259,15 @@ class GemmLowering(Lowering):
         threads = max(1, host().cores)
         kc_blk, mc_blk = _blocks()
         if m >= 8:
-            # 6 rows x 4 vectors: 24 accumulators; a B panel reused from L2 across row tiles. K in
-            # slices of about KC, of even depth: K 576 ran 512 + 64, the thin slice reloading and
-            # storing C for 64 steps (one slice of 576: 2-7% less CPU on K-576 products, 1 thread)
-            self.mr, self.nv = TILE_512 if self.w >= 16 else (6, 2)
-            self.kc = -(-k // max(1, round(k / kc_blk)))
+            # 6 rows x 4 vectors: 24 accumulators; a B panel reused from L2 across row tiles; K in even
+            # slices of about KC (K 576 ran 512 + 64; as one: 2-7% less CPU on K-576 products)
+            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (-(-k // max(1, round(k / kc_blk))),)
         else:
             # skinny (decode): every row in one tile, B streamed row by row in wide strips
             # (reading B once is the whole cost), no K slices
             self.mr, self.nv, self.kc = max(m, 1), max(2, 16 // max(m, 1)), max(k, 1)
-            # (and narrower where a few strips would not split evenly: 9 on two cores run 5 : 4)
             while self.nv > 2 and ((c := math.ceil(n / (self.nv * self.w))) < 4 * threads or
-                                   c % threads and c < 8 * threads):
+                                   c % threads and c < 8 * threads):   # or a few that split unevenly
                 self.nv //= 2
         self.nr = self.nv * self.w
         # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
@@ -282,7 +279,7 @@ class GemmLowering(Lowering):
         elif b_trans:
             self.b_known = np.ascontiguousarray(b_src.T)
         cols = max(1, math.ceil(n / self.nr))
-        # skinny: at least 4 column tasks per core (fewer strips per task: see below)
+        # skinny: at least 4 column tasks per core
         per = max(1, cols // (4 * threads)) if m < 8 else max(1, min(cols, 256 // self.nr))
         self.nc = per * self.nr
         self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
@@ -305,10 +302,8 @@ class GemmLowering(Lowering):
             if m >= 8:
                 self.kc = max(1, tk)
         if self.tile is None and m and n:
-            # blocks of even size (in whole tiles): 256 rows in blocks of 144 ran 144 + 112, the
-            # larger task setting the pace of the split; then the widest column block (in strips)
-            # whose tasks the cores finish first: 4864 columns in 19 blocks of 4 strips ran 10 : 9,
-            # in 38 of 2 evenly; SmolLM2's 576-wide GEMVs in 9 tasks 5 : 4, in 12 evenly
+            # row blocks of even size (256 rows in blocks of 144 ran 144 + 112), then the widest column
+            # blocks whose tasks the cores finish first (qwen2's 4864 columns: 19 tasks ran 10 : 9)
             self.mc = -(-m // -(-m // self.mc) // self.mr) * self.mr
             rows = [min(self.mc, m - i) for i in range(0, m, self.mc)] * self.batch
             self.nc = self.nr * min(range(self.nc // self.nr, 0, -1), key=lambda per: finish(

@@ -40,24 +40,21 @@ DEFAULT_THRESHOLD = 1 << 19
 NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
-#: launches of up to this many grains (a product's tasks) give the native pool a chunk per grain: a
-#: claim is one compare-and-swap, and equal tasks then split as evenly as they can (9 in 8 chunks ran 5 : 4)
+#: launches of up to this many grains (a product's tasks) give the native pool a chunk per grain (a
+#: claim is one compare-and-swap): equal tasks then split as evenly as they can (9 in 8 chunks ran 5 : 4)
 EVEN_UNITS = 64
 
 
 def _chunk_count(units: int, threads: int, native: bool = True) -> int:
-    """The chunks a split launch of ``units`` grains is cut into (by the native pool or not)."""
     return max(2, units if native and units <= EVEN_UNITS else min(threads * CHUNKS_PER_THREAD, units))
 
 
 def finish(sizes: Sequence[float], threads: int) -> float:
     """When the last of ``threads`` cores is done with tasks of ``sizes`` (in launch order), each
-    core claiming the native pool's next chunk as it comes free."""
-    chunks = _chunk_count(len(sizes), threads)
-    cuts = [len(sizes) * k // chunks for k in range(chunks + 1)]
-    loads = [0.0] * threads
-    for lo, hi in zip(cuts, cuts[1:]):
-        loads[loads.index(min(loads))] += sum(sizes[lo:hi])
+    claiming the native pool's next chunk as it comes free."""
+    n, chunks, loads = len(sizes), _chunk_count(len(sizes), threads), [0.0] * threads
+    for k in range(chunks):
+        loads[loads.index(min(loads))] += sum(sizes[n * k // chunks:n * (k + 1) // chunks])
     return max(loads)
 
 
