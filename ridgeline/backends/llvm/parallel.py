@@ -5,10 +5,10 @@ calls on disjoint chunks. The calls go through ctypes, which releases the GIL, s
 worker threads run them truly in parallel. Dispatch costs some microseconds, so only kernels
 whose estimated traffic (bytes moved plus flops) exceeds ``threshold`` are split.
 
-The range is cut into a few chunks per core that threads claim one at a time, and the calling
-thread never waits for a worker that has not started: on a shared machine (load above the core
-count) a worker may not be scheduled for milliseconds, and then the caller simply runs every
-chunk itself instead of idling — a static half-and-half split would wait for the slowest thread.
+The range is cut into a few chunks per core (a few dozen units: one each) that threads claim one
+at a time, and the calling thread never waits for a worker that has not started: on a shared
+machine (load above the core count) a worker may not be scheduled for milliseconds, and then the
+caller runs every chunk itself instead of idling — a static even split waits for the slowest thread.
 
 Two implementations sit behind ``Runner``: the native pool (``native_pool``: workers spinning
 in JIT-compiled code, one ctypes call per launch, ~1-3 µs of dispatch) where it can be built, and
