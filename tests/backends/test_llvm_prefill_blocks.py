@@ -152,6 +152,21 @@ def test_prefill_additive_mask_rows_match_numpy(past, threads):
     _check(g, {**feeds, "bias": m}, threads, 1e-4)
 
 
+def _cut(monkeypatch, m: int, k: int, n: int, cores: int, bits: int):
+    """The GEMM lowering of an (m x k) @ (k x n) product on a host of ``cores`` cores and ``bits``-bit
+    vectors, and its tasks' sizes in rows x column strips, in launch order."""
+    import dataclasses
+
+    from ridgeline.backends.llvm import gemm
+    monkeypatch.setattr(gemm, "host", lambda h=dataclasses.replace(gemm.host(), cores=cores, vector_bits=bits): h)
+    g = Graph("mm")
+    Builder(g).MatMul(g.add_input("x", tensor("f32", m, k)), g.add_input("w", tensor("f32", k, n)))
+    lw = gemm.GemmLowering(g.nodes[0], [(m, k), (k, n)], {})
+    cols, per = -(-n // lw.nr), lw.nc // lw.nr
+    rows = [min(lw.mc, m - i) for i in range(0, m, lw.mc)]
+    return lw, rows, cols, [r * min(per, cols - j) for r in rows for j in range(0, cols, per)]
+
+
 @settings(_CI, max_examples=300)
 @given(m=st.integers(1, 300), k=st.integers(1, 5000), n=st.integers(1, 6000), cores=st.integers(1, 4),
        bits=st.sampled_from([256, 512]))
@@ -161,22 +176,24 @@ def test_gemm_partition_even_over_cores_and_k(monkeypatch, m, k, n, cores, bits)
     for decode rows where there are strips enough; and where the tasks can split evenly (one row
     block, strips a multiple of the cores, few enough to claim one by one), the cores claiming the
     runner's chunks each finish exactly their share (2432 columns ran as 10 tasks in 8 chunks)."""
-    import dataclasses
-
-    from ridgeline.backends.llvm import gemm
     from ridgeline.backends.llvm.parallel import EVEN_UNITS, finish
-    monkeypatch.setattr(gemm, "host", lambda h=dataclasses.replace(gemm.host(), cores=cores, vector_bits=bits): h)
-    g = Graph("mm")
-    x = g.add_input("x", tensor("f32", m, k))
-    y = Builder(g).MatMul(x, g.add_constant("w", np.zeros((k, n), np.float32)))
-    lw = gemm.GemmLowering(g.nodes[0], [(m, k), (k, n)], {1: g.constants[y.producer.inputs[1].name].data})
+    lw, rows, cols, sizes = _cut(monkeypatch, m, k, n, cores, bits)
     slices = -(-k // lw.kc)
     assert lw.kc - (k - (slices - 1) * lw.kc) < slices
-    cols, per = -(-n // lw.nr), lw.nc // lw.nr
-    rows = [min(lw.mc, m - i) for i in range(0, m, lw.mc)]
-    sizes = [r * min(per, cols - j) for r in rows for j in range(0, cols, per)]
     assert len(sizes) == lw.tasks
     if m < 8:
         assert lw.tasks >= min(cols, 4 * cores) // 2
     if len(rows) == 1 and cols % cores == 0 and cols <= EVEN_UNITS:
-        assert finish(sizes, cores) == sum(sizes) / cores, (lw.tasks, per, cols)
+        assert finish(sizes, cores) == sum(sizes) / cores, (lw.tasks, cols)
+
+
+@settings(_CI, max_examples=60)
+@given(m=st.integers(1, 7), k=st.integers(1, 3000), share=st.integers(1, 15), cores=st.integers(1, 4),
+       bits=st.sampled_from([256, 512]))
+def test_gemm_decode_strips_narrowed_to_split_evenly(monkeypatch, m, k, share, cores, bits):
+    """Decode rows over columns that the narrowest strips (2 vectors) cut into ``share`` a core, under
+    16 (one strip more on one core would cost over 1/16): the strips are narrowed until the tasks
+    split evenly (SmolLM2's 576 columns at 2 cores and 512-bit vectors ran 9 strips, 5 : 4)."""
+    from ridgeline.backends.llvm.parallel import finish
+    _, _, _, sizes = _cut(monkeypatch, m, k, share * cores * 2 * bits // 32, cores, bits)
+    assert finish(sizes, cores) == sum(sizes) / cores, sizes

@@ -40,8 +40,7 @@ DEFAULT_THRESHOLD = 1 << 19
 NATIVE_THRESHOLD = 1 << 18
 #: chunks per thread: small enough that a late worker costs little, big enough to amortize calls
 CHUNKS_PER_THREAD = 4
-#: launches of up to this many grains (a product's tasks) give the native pool a chunk per grain (a
-#: claim is one compare-and-swap): equal tasks then split as evenly as they can (9 in 8 chunks ran 5 : 4)
+#: launches of up to this many grains (a product's tasks) get a native chunk each: 9 in 8 chunks ran 5 : 4
 EVEN_UNITS = 64
 
 
@@ -50,8 +49,8 @@ def _chunk_count(units: int, threads: int, native: bool = True) -> int:
 
 
 def finish(sizes: Sequence[float], threads: int) -> float:
-    """When the last of ``threads`` cores is done with tasks of ``sizes`` (in launch order), each
-    claiming the native pool's next chunk as it comes free."""
+    """When the last of ``threads`` cores (the lowering passes ``host().cores``, not a runner's thread count)
+    is done with tasks of ``sizes`` in launch order, each claiming the native pool's next chunk when free."""
     n, chunks, loads = len(sizes), _chunk_count(len(sizes), threads), [0.0] * threads
     for k in range(chunks):
         loads[loads.index(min(loads))] += sum(sizes[n * k // chunks:n * (k + 1) // chunks])
