@@ -34,6 +34,8 @@ generation  For each ``--with-past`` export: llvm compile time with a cold and a
          onnxruntime, llvm (1 and 2 threads) and torch, each measured alone in a fresh process
          (--rounds of them in alternating order; another runtime's spinning pool threads in the
          same process took the second core from 2-thread runs), with the load average per backend.
+         ``--profile``: per point, llvm's and onnxruntime's own per-node profiles (minimum per node
+         over the runs), summed per op and the slowest nodes: where one loses to the other.
 
 Goals reported (not asserted anywhere): fused chains >= 70% of stream bandwidth and >= 2x the
 numpy expression; prefill within 1.5x of onnxruntime at the same thread count; decode faster.
@@ -336,7 +338,7 @@ def bench_generation(path: str, args) -> dict:
             name = f"{backend}{th or ''}"
             cmd = [sys.executable, __file__, "--point-worker", backend, str(th), path, "--repeats", str(runs),
                    "--budget", str(args.budget / args.rounds), "--past", ",".join(map(str, args.past)),
-                   "--prefill", ",".join(map(str, args.prefill))]
+                   "--prefill", ",".join(map(str, args.prefill)), "--profile", str(args.profile)]
             r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                check=False)
             if r.returncode != 0:
@@ -346,6 +348,9 @@ def bench_generation(path: str, args) -> dict:
                 for key in ("wall", "cpu"):
                     acc[key] += got[key]
                 acc["load"].append(got["load"])
+                for label, node, t in got.get("profile", ()):   # the minimum over every round
+                    prof = acc.setdefault("profile", {})
+                    prof[node] = (label, min(t, prof.get(node, (label, t))[1]))
     out["points"] = []
     for i, (phase, past, seq) in enumerate(points):
         have = {k: v[i] for k, v in samples.items() if v[i]["wall"]}
@@ -353,7 +358,8 @@ def bench_generation(path: str, args) -> dict:
                               "median_s": {k: med(v["wall"]) for k, v in have.items()},
                               "cpu_s": {k: med(v["cpu"]) for k, v in have.items()},
                               "runs": min((len(v["wall"]) for v in have.values()), default=0),
-                              "load": _load_span([x for v in have.values() for x in v["load"]])})
+                              "load": _load_span([x for v in have.values() for x in v["load"]]),
+                              "profile": {k: v["profile"] for k, v in have.items() if "profile" in v}})
     out["roofline"] = gemv_roofline(g, llvm, rng, args) if args.past else None
     out["load_end"] = load_avg()
     return out
@@ -396,7 +402,50 @@ def point_worker(backend: str, threads: int, path: str, args) -> list[dict]:
             if r >= 2 and time.perf_counter() > t_end:
                 break
         res.append({"wall": wall, "cpu": cpu, "load": load_avg()})
+        if args.profile and backend in ("llvm", "ort"):
+            res[-1]["profile"] = (_profile_llvm(exe, feeds, args.profile) if backend == "llvm"
+                                  else _profile_ort(path, threads, feeds, args.profile))
     return res
+
+
+def _node_label(node, kind: str) -> str:
+    """An llvm plan node's op, with its kernel kind and a fused body's ops (``gemm:Fused[MatMul+Add]``)."""
+    body = f"[{'+'.join(n.op for n in node.body)}]" if node.op == "Fused" and node.body is not None else ""
+    return f"{kind}:{node.op}{body}"
+
+
+def _profile_llvm(exe, feeds, runs: int) -> list[tuple[str, str, float]]:
+    """(label, node, seconds) per plan node: the minimum over ``runs`` runs with ``profile=True``."""
+    from ridgeline.ir.verifier import describe
+    best: dict = {}
+    for _ in range(runs):
+        exe.run(feeds, profile=True)
+        for n, t in exe.timings.items():
+            best[n] = min(t, best.get(n, t))
+    kinds = exe.plan.kinds
+    return [(_node_label(n, kinds.get(n, "numpy")), describe(n), t) for n, t in best.items()]
+
+
+def _profile_ort(path: str, threads: int, feeds, runs: int) -> list[tuple[str, str, float]]:
+    """The same from onnxruntime's profiler (``enable_profiling``: each node's kernel time), in a
+    session of its own so that the timed runs above paid no profiling."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.enable_profiling = True
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    for _ in range(runs + 1):   # the first run allocates
+        sess.run(None, feeds)
+    trace = sess.end_profiling()
+    with open(trace) as f:
+        events = json.load(f)
+    os.unlink(trace)
+    best: dict[str, tuple[str, float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            name, t = e["name"][:-len("_kernel_time")], e["dur"] * 1e-6
+            best[name] = (e["args"].get("op_name", "?"), min(t, best.get(name, ("", t))[1]))
+    return [(op, name, t) for name, (op, t) in best.items()]
 
 
 def _step_allocations(g, exe, res, rng, args) -> dict:
@@ -481,6 +530,8 @@ def print_generation(r: dict) -> None:
           f"  (process_time: the computing without the waits for a core on a loaded host; at 2 threads summed over both);\n"
           f"  torch (threads measured) against ort{t0}; each backend ran alone in its own process (load: the span\n"
           f"  of the 1-minute load average after each backend's runs)")
+    for p in r["points"]:
+        print_profile(p)
     dec = [p for p in r["points"] if p["phase"] == "decode"]
     for t in ths:
         if dec:
@@ -764,6 +815,22 @@ def print_attention(rows: list[dict]) -> None:
 
 
 # ------------------------------------------------------------------------------------ main
+def print_profile(p: dict, top: int = 8) -> None:
+    """A point's per-node profiles (``--profile``): each backend's sum of per-node minima beside
+    its measured step, the sums per op, and the slowest nodes."""
+    for name, prof in sorted(p.get("profile", {}).items()):
+        total = sum(t for _, t in prof.values())
+        by_op: dict[str, list[float]] = {}
+        for label, t in prof.values():
+            by_op.setdefault(label, []).append(t)
+        print(f"  profile {name} {p['phase']} past {p['past']} seq {p['seq']}: {len(prof)} nodes, sum of per-node "
+              f"minima {total * 1e3:.2f} ms (step median {p['median_s'].get(name, float('nan')) * 1e3:.2f} ms)")
+        for label, ts in sorted(by_op.items(), key=lambda kv: -sum(kv[1]))[:top]:
+            print(f"    {sum(ts) * 1e3:8.2f} ms {sum(ts) / total:5.1%}  x{len(ts):<4d} {label}")
+        print("    slowest nodes: " + "; ".join(f"{node} {t * 1e3:.2f} ms" for node, (_, t) in
+                                                sorted(prof.items(), key=lambda kv: -kv[1][1])[:top]))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=["models", "kernels", "gemm", "generation", "attention", "launch"], action="append")
@@ -795,6 +862,9 @@ def main(argv=None) -> int:
                     help="generation section: skip the cold/warm object-cache compile runs (two fresh processes)")
     ap.add_argument("--rounds", type=int, default=2,
                     help="generation section: fresh processes per backend, in alternating order (default 2)")
+    ap.add_argument("--profile", type=int, nargs="?", const=5, default=0, metavar="RUNS",
+                    help="generation section: per-node profiles of llvm (run(profile=True)) and onnxruntime "
+                         "(enable_profiling), minimum of RUNS runs (default 5) per point, summed per op")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     ap.add_argument("--point-worker", nargs=3, metavar=("BACKEND", "THREADS", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

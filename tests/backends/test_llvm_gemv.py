@@ -91,3 +91,33 @@ def test_bench_gemv_ci_profile_agrees_with_onnxruntime():
     r = bench.bench_shape(3, 256, 300, 2, 1 << 20, 2, np.random.default_rng(0))
     assert r["copies"] >= 4 and r["max_rel_err"] < 1e-4
     assert all(v > 0 for v in r["GBps"].values())
+
+
+def test_bench_backends_profile_names_each_runtimes_nodes(tmp_path, capsys):
+    """tools/bench_backends.py --profile's two sides on one small export: every llvm plan node and
+    every onnxruntime kernel gets a positive minimum time, and the printout sums them per op."""
+    import importlib.util
+    from pathlib import Path
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    pytest.importorskip("onnxruntime")
+    path = Path(__file__).resolve().parents[2] / "tools" / "bench_backends.py"
+    spec = importlib.util.spec_from_file_location("bench_backends", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("Relu", ["y"], ["z"])],
+                              "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 96])], [w])
+    model = tmp_path / "p.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    feeds = {"x": np.ones((4, 64), np.float32)}
+    exe = get_backend("llvm").compile(bench.api.load(str(model)), threads=1)
+    ours, theirs = bench._profile_llvm(exe, feeds, 2), bench._profile_ort(str(model), 1, feeds, 2)
+    assert ours and all(t > 0 for _, _, t in ours) and {op for op, _, _ in theirs} >= {"MatMul", "Relu"}
+    bench.print_profile({"phase": "prefill", "past": 0, "seq": 4, "median_s": {"llvm1": 1e-3},
+                         "profile": {"llvm1": {n: (lab, t) for lab, n, t in ours},
+                                     "ort1": {n: (op, t) for op, n, t in theirs}}})
+    out = capsys.readouterr().out
+    assert "profile llvm1" in out and "profile ort1" in out and "MatMul" in out

@@ -28,10 +28,17 @@ def _check(g: Graph, feeds: dict | list[dict], threads: int, rtol: float) -> Non
             np.testing.assert_allclose(got[name], w, rtol=rtol, atol=rtol, err_msg=name)
 
 
-@_CI
-@given(m=st.integers(8, 300), k=st.sampled_from([7, 64, 513, 700]), n=st.integers(1, 400),
-       threads=st.sampled_from([1, 2]), epi=st.booleans())
-def test_gemm_blocks_match_numpy(m, k, n, threads, epi):
+@settings(_CI, max_examples=8)
+@given(m=st.integers(1, 300), k=st.sampled_from([7, 64, 513, 576, 700, 1100]), n=st.integers(1, 400),
+       threads=st.integers(1, 4), epi=st.booleans())
+def test_gemm_blocks_match_numpy(monkeypatch, m, k, n, threads, epi):
+    """Decode and prefill rows, K in one slice or several of even depth, tasks cut for a host of 1-4
+    cores (run on as many as this one has)."""
+    import dataclasses
+
+    from ridgeline.backends.llvm import gemm
+    from ridgeline.backends.threads import available_cores
+    monkeypatch.setattr(gemm, "host", lambda h=dataclasses.replace(gemm.host(), cores=threads): h)
     rng = np.random.default_rng(m * 7 + n)
     g = Graph("mm")
     x = g.add_input("x", tensor("f32", m, k))
@@ -41,7 +48,7 @@ def test_gemm_blocks_match_numpy(m, k, n, threads, epi):
     g.outputs = [y]
     from ridgeline import api
     g = api.optimize(g, "default")
-    _check(g, {"x": rng.standard_normal((m, k)).astype(np.float32)}, threads, 2e-4)
+    _check(g, {"x": rng.standard_normal((m, k)).astype(np.float32)}, min(threads, available_cores()), 2e-4)
 
 
 @_CI
@@ -143,3 +150,50 @@ def test_prefill_additive_mask_rows_match_numpy(past, threads):
         m[bb, 0, r + 3] = -1e30
         m[bb, 0, r + 3, t // 2] = -1e29
     _check(g, {**feeds, "bias": m}, threads, 1e-4)
+
+
+def _cut(monkeypatch, m: int, k: int, n: int, cores: int, bits: int):
+    """The GEMM lowering of an (m x k) @ (k x n) product on a host of ``cores`` cores and ``bits``-bit
+    vectors, and its tasks' sizes in rows x column strips, in launch order."""
+    import dataclasses
+
+    from ridgeline.backends.llvm import gemm
+    monkeypatch.setattr(gemm, "host", lambda h=dataclasses.replace(gemm.host(), cores=cores, vector_bits=bits): h)
+    g = Graph("mm")
+    Builder(g).MatMul(g.add_input("x", tensor("f32", m, k)), g.add_input("w", tensor("f32", k, n)))
+    lw = gemm.GemmLowering(g.nodes[0], [(m, k), (k, n)], {})
+    cols, per = -(-n // lw.nr), lw.nc // lw.nr
+    rows = [min(lw.mc, m - i) for i in range(0, m, lw.mc)]
+    return lw, rows, cols, [r * min(per, cols - j) for r in rows for j in range(0, cols, per)]
+
+
+@settings(_CI, max_examples=300)
+@given(m=st.integers(1, 300), k=st.integers(1, 5000), n=st.integers(1, 6000), cores=st.integers(1, 4),
+       bits=st.sampled_from([256, 512]))
+def test_gemm_partition_even_over_cores_and_k(monkeypatch, m, k, n, cores, bits):
+    """How a product is cut, on a host of ``cores`` cores: K slices differ in depth by under one
+    step per slice (K 576 ran 512 + 64); the column strips per task keep at least 4 tasks a core
+    for decode rows where there are strips enough; and where the tasks can split evenly (one row
+    block, strips a multiple of the cores, few enough to claim one by one), the cores claiming the
+    runner's chunks each finish exactly their share (2432 columns ran as 10 tasks in 8 chunks)."""
+    from ridgeline.backends.llvm.parallel import EVEN_UNITS, finish
+    lw, rows, cols, sizes = _cut(monkeypatch, m, k, n, cores, bits)
+    slices = -(-k // lw.kc)
+    assert lw.kc - (k - (slices - 1) * lw.kc) < slices
+    assert len(sizes) == lw.tasks
+    if m < 8:
+        assert lw.tasks >= min(cols, 4 * cores) // 2
+    if len(rows) == 1 and cols % cores == 0 and cols <= EVEN_UNITS:
+        assert finish(sizes, cores) == sum(sizes) / cores, (lw.tasks, cols)
+
+
+@settings(_CI, max_examples=60)
+@given(m=st.integers(1, 7), k=st.integers(1, 3000), share=st.integers(1, 15), cores=st.integers(1, 4),
+       bits=st.sampled_from([256, 512]))
+def test_gemm_decode_strips_narrowed_to_split_evenly(monkeypatch, m, k, share, cores, bits):
+    """Decode rows over columns that the narrowest strips (2 vectors) cut into ``share`` a core, under
+    16 (one strip more on one core would cost over 1/16): the strips are narrowed until the tasks
+    split evenly (SmolLM2's 576 columns at 2 cores and 512-bit vectors ran 9 strips, 5 : 4)."""
+    from ridgeline.backends.llvm.parallel import finish
+    _, _, _, sizes = _cut(monkeypatch, m, k, share * cores * 2 * bits // 32, cores, bits)
+    assert finish(sizes, cores) == sum(sizes) / cores, sizes

@@ -37,7 +37,7 @@ from .irutil import (F32, I64, Var, call_intrinsic, const, kernel_function, load
                      store_lanes)
 from .jit import host
 from .lowering import Lowering, Unsupported, check_inputs, outputs, ptr
-from .parallel import DEFAULT_THRESHOLD
+from .parallel import DEFAULT_THRESHOLD, EVEN_UNITS, finish
 from .replay import replayable
 
 __all__ = ["GemmLowering", "BlasLowering", "matmul_dims"]
@@ -259,13 +259,14 @@ class GemmLowering(Lowering):
         threads = max(1, host().cores)
         kc_blk, mc_blk = _blocks()
         if m >= 8:
-            # 6 rows x 4 vectors: 24 accumulators; a B panel reused from L2 across row tiles
-            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (kc_blk,)
+            # 6 rows x 4 vectors: 24 accumulators; a B panel reused from L2 across row tiles; K in even
+            # slices of about KC (K 576 ran 512 + 64; as one: 2-7% less CPU on K-576 products)
+            self.mr, self.nv, self.kc = (TILE_512 if self.w >= 16 else (6, 2)) + (-(-k // max(1, round(k / kc_blk))),)
         else:
-            # skinny (decode): every row in one tile, B streamed row by row in wide strips
-            # (reading B once is the whole cost), no K slices
+            # skinny (decode): every row in one tile, B streamed row by row in wide strips (reading B once is
+            # the whole cost), no K slices; narrower strips where there are few, or a few that split unevenly
             self.mr, self.nv, self.kc = max(m, 1), max(2, 16 // max(m, 1)), max(k, 1)
-            while self.nv > 2 and math.ceil(n / (self.nv * self.w)) < 4 * threads:
+            while self.nv > 2 and ((c := -(-n // (self.nv * self.w))) < 4 * threads or c % threads and c < 8 * threads):
                 self.nv //= 2
         self.nr = self.nv * self.w
         # a constant B (the weights) is packed once, here: column tiles of NR, each a contiguous
@@ -276,34 +277,28 @@ class GemmLowering(Lowering):
             self.packed = True
         elif b_trans:
             self.b_known = np.ascontiguousarray(b_src.T)
-        cols = max(1, math.ceil(n / self.nr))
-        # skinny: at least 4 column tasks per core, rounding the strip down — rounding it up made
-        # SmolLM2's 576-wide products 5 tasks, 3 : 2 over two cores (83% at best; 9 tasks: 90%)
-        per = max(1, cols // (4 * threads)) if m < 8 else max(1, min(cols, 256 // self.nr))
-        self.nc = per * self.nr
-        self.mc = max(self.mr, mc_blk // self.mr * self.mr)   # whole micro-tiles per block
-        if m >= 8 and 2.0 * self.batch * m * n * k >= 4 * threads * DEFAULT_THRESHOLD:
-            # at least 4 tasks per core where each task is still worth a dispatch (the runner's
-            # threshold; cores claim tasks as they come free): narrower column blocks first (A's
-            # block is kept), then fewer rows. Smaller products keep whole blocks: split finer, they
-            # paid a dispatch per task (GPT-2 at 32 tokens: 256 -> 335 us)
-            def count():
-                return self.batch * math.ceil(m / self.mc) * math.ceil(n / self.nc)
-            while count() < 4 * threads and self.nc > self.nr:
-                self.nc -= self.nr
-            while count() < 4 * threads and self.mc > self.mr:
-                self.mc = max(self.mr, self.mc // 2 // self.mr * self.mr)
+        cols, self.mc = max(1, math.ceil(n / self.nr)), max(self.mr, mc_blk // self.mr * self.mr)   # whole tiles
+        # skinny: at least 4 column tasks per core; else up to 256 columns, and where a task is worth a dispatch (the
+        # runner's threshold) 4 tasks per core, narrowing columns, then rows. Smaller products keep whole blocks:
+        # split finer, they paid a dispatch per task (GPT-2 at 32 tokens: 256 -> 335 us)
+        self.nc = self.nr * (top := max(1, cols // (4 * threads) if m < 8 else min(cols, 256 // self.nr)))
+        big = m >= 8 and 2.0 * self.batch * m * n * k >= 4 * threads * DEFAULT_THRESHOLD
+        while big and self.batch * math.ceil(m / self.mc) * cols < 4 * threads and self.mc > self.mr:
+            self.mc = max(self.mr, self.mc // 2 // self.mr * self.mr)
+        need = min(cols, -(-4 * threads // (self.batch * math.ceil(m / self.mc)))) if big else 0
         self.tile = _cpu_tile(node)
         if self.tile is not None:   # a tile{target=<cpu>} schedule chose the blocks
             tm, tn, tk = self.tile
-            self.mc = max(self.mr, tm // self.mr * self.mr)
-            self.nc = max(self.nr, tn // self.nr * self.nr)
-            if m >= 8:
-                self.kc = max(1, tk)
-        if m >= 8 and self.tile is None and m and n:   # blocks of even size (in whole tiles): 256 rows in
-            # blocks of 144 ran 144 + 112, the larger task setting the pace of the split
+            self.mc, self.nc = max(self.mr, tm // self.mr * self.mr), max(self.nr, tn // self.nr * self.nr)
+            self.kc = max(1, tk) if m >= 8 else self.kc
+        elif m and n:
+            # row blocks of even size (256 rows in blocks of 144 ran 144 + 112), then the widest column blocks the
+            # cores finish first (4864 columns: 19 tasks ran 10 : 9); over 4 * EVEN_UNITS tasks, the widest, even
             self.mc = -(-m // -(-m // self.mc) // self.mr) * self.mr
-            self.nc = -(-n // -(-n // self.nc) // self.nr) * self.nr
+            rows = [min(self.mc, m - i) for i in range(0, m, self.mc)] * self.batch
+            few = [p for p in range(top, 0, -1) if need <= -(-cols // p) <= 4 * EVEN_UNITS // len(rows)]
+            self.nc = self.nr * (-(-cols // -(-cols // top)) if not few else few[0] if threads < 2 else min(
+                few, key=lambda p: finish([r * min(p, cols - j) for r in rows for j in range(0, cols, p)], threads)))
         self.mblocks = math.ceil(m / self.mc) if m else 0
         self.nblocks = math.ceil(n / self.nc) if n else 0
         self.tasks = self.batch * self.mblocks * self.nblocks
