@@ -195,7 +195,8 @@ class DataflowModel(SpatialModel):
                               capacity=self._usable(),
                               note=f"partitioned across {part.chips} chip(s) of "
                                    f"{format_quantity(self.sram.capacity, 'size')} SRAM",
-                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)}, widen=widen)
+                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)}, widen=widen,
+                              kv_only=part.kv_only)
         est.schedule = sched            # the full op list: --schedule / --gantt
         return est
 
@@ -801,7 +802,16 @@ class DataflowModel(SpatialModel):
             label = node_label(n)
             layer = n.meta.get("layer")
             w = step.whole.get(id(n), works[id(n)])      # the whole step's flops and bytes
-            records.append(self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer))
+            r = self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer)
+            if id(n) in step.part.kv_nodes:
+                # the chips holding its cache read it (one micro-batch's ops run on a share of
+                # them), and the keys past the window are read on the KV-only chips
+                r.detail["chips"] = list(step.part.of.get(id(n)) or r.detail.get("chips") or [0])
+                near, whole = works[id(n)].bytes_at(self.sram.name), w.bytes_at(self.sram.name)
+                near_b, whole_b = next(iter(near.values()), 0.0), next(iter(whole.values()), 0.0)
+                if whole_b > near_b:
+                    r.detail["far_share"] = 1.0 - near_b / whole_b
+            records.append(r)
         for value, group in sends.items():
             r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)
             r.detail["value"] = value
