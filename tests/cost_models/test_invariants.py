@@ -4,6 +4,7 @@ profile is ``tools/soak_cost_models.py``). Each failure names the deployment tha
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -86,6 +87,7 @@ def test_a_broken_invariant_names_its_deployment(monkeypatch):
     c = Case("gpt2", "h100", "decode", 1, 128)
     e = estimate_case(c)
     monkeypatch.setattr(e, "time_s", e.time_s * 1e-6)      # an impossibly fast step
+    monkeypatch.setattr(e, "llm", replace(e.llm, achieved_bandwidth=e.llm.achieved_bandwidth * 1e6))
     broken = check(c, ("bandwidth",))
     assert broken and "preset=gpt2 target=h100" in broken[0]
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from ...ir.errors import BackendError, TargetError
@@ -51,7 +52,7 @@ from ..systolic_array import ArrayMapping, canonical_dataflow, map_gemm, pipelin
 from ..target import Field
 from ..target import dtype_bits as _bits
 from ..target import dtype_bytes as _bytes_of
-from ..work import Contraction, NodeWork
+from ..work import FREE_CATEGORIES, Contraction, NodeWork, microbatch_work, shared_work
 
 __all__ = ["GemmPlan", "SystolicModel"]
 
@@ -90,6 +91,8 @@ class SystolicModel(CostModel):
                            "(the score matrix goes through device memory); a tile record in the IR overrides both"),
         "dataflow": Field("str", None, "override the target's dataflow: ws, os or is"),
         "double_buffered": Field("bool", None, "override whether stationary tiles are double-buffered"),
+        "fusion": Field("bool", True, "price each run of vector-only kernels between GEMMs as one loop fusion "
+                        "(XLA / neuronx-cc: its intermediates stay in VMEM); off: each kernel through HBM"),
     }
 
     def __init__(self, target, **options: Any):
@@ -278,6 +281,68 @@ class SystolicModel(CostModel):
                                        f"of the step (array_load), not HBM")
         return est
 
+    def price_graph(self, graph, plan: ParallelPlan, analysis) -> list[NodeCost]:
+        """The records with each run of vector-only kernels (norms, residual adds, activations,
+        quantizers between two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to:
+        a value made and used within the run stays in VMEM (never written to HBM and read back),
+        and the run pays one op's fixed cost."""
+        records = super().price_graph(graph, plan, analysis)
+        if not self.options["fusion"]:
+            return records
+        shards, _ = analysis.placement(plan)
+        by_node, i = [], 0
+        for node in analysis.nodes:      # records come in node order, each node's collectives after it
+            by_node.append(records[i])
+            i += 1 + len(plan.after.get(id(node), ()))
+        run: list[int] = []
+        memo: dict[tuple, NodeCost] = {}
+        for j, node in enumerate([*analysis.nodes, None]):
+            w = self._vector_only(node, analysis.keys[j], shards[j]) if node is not None else None
+            if w is not None:
+                run.append(j)
+                if not plan.after.get(id(node)):
+                    continue
+            if len(run) > 1:
+                self._fuse_run(run, analysis, shards, by_node, memo)
+            run = []
+        return records
+
+    def _vector_only(self, node, key, shard) -> NodeWork | None:
+        if node.spec.category in FREE_CATEGORIES:
+            return None
+        w = shared_work(node, key)
+        return None if w.contractions or w.kernels == 0 or w.traffic is not None else w
+
+    def _fuse_run(self, run: list[int], analysis, shards, by_node: list[NodeCost], memo: dict) -> None:
+        """Re-price the kernels of ``run`` (indices into the nodes) as one fusion."""
+        nodes = [analysis.nodes[j] for j in run]
+        members = {id(n) for n in nodes}
+
+        for pos, (j, n) in enumerate(zip(run, nodes)):
+            reads = tuple(v is not None and id(_producer(v)) in members for v in n.inputs)
+            writes = tuple(not _escapes(v, members) for v in n.outputs)
+            mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0)
+            rec = memo.get(mk)
+            if rec is None:
+                w = self.node_work(n, analysis.keys[j], shards[j])
+                if self._mb > 1:
+                    w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in n.inputs))
+                w = replace(w, in_bytes=tuple(0.0 if r else b for r, b in zip(reads, w.in_bytes)),
+                            out_bytes=tuple(0.0 if x else b for x, b in zip(writes, w.out_bytes)))
+                if w.device_bytes < 0:      # a gather's rows: its extra bytes took off the unread table
+                    w = replace(w, extra_bytes=w.extra_bytes - w.device_bytes)
+                rec = self.price_node(w)
+                if pos:         # the fusion's fixed cost is paid once, by its first kernel
+                    rec.time_s -= rec.overhead_s
+                    rec.overhead_s = 0.0
+                    rec.bound = rec.roofline
+                rec.detail["loop_fusion"] = len(run)
+                memo[mk] = rec
+            old = by_node[j]
+            old.__dict__.update({k: v for k, v in rec.__dict__.items()
+                                 if k not in ("name", "layer", "stage", "shard", "detail")})
+            old.detail = {**old.detail, **rec.detail}
+
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)
         rec.detail["kernels"] = 1
@@ -294,3 +359,18 @@ class SystolicModel(CostModel):
                 if first.overhead_s > first.time_s - first.overhead_s:
                     first.bound = "overhead"
         return records
+
+
+def _producer(v):
+    """The node whose kernel made ``v``, looking through views (which produce no kernel)."""
+    n = v.producer
+    while n is not None and n.spec.category in FREE_CATEGORIES and n.inputs and n.inputs[0] is not None:
+        n = n.inputs[0].producer
+    return n
+
+
+def _escapes(v, members: set[int]) -> bool:
+    """Whether ``v`` is read by a kernel outside ``members`` (through views) or leaves the graph."""
+    return v.is_output or any(_escapes(o, members) for u, _ in v.uses if u.spec.category in FREE_CATEGORIES
+                              for o in u.outputs) \
+        or any(u.spec.category not in FREE_CATEGORIES and id(u) not in members for u, _ in v.uses)
