@@ -32,6 +32,7 @@ __all__ = [
     "fastest_weight_form",
     "finish_estimate",
     "layer_blocks",
+    "map_works",
     "require_no_degrees",
     "resident_bytes",
     "sized_for_window",
@@ -51,6 +52,8 @@ class SpatialModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
+        if analysis is None or analysis.graph is not graph:     # one for every weight form tried
+            analysis = GraphAnalysis(graph)
         return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
@@ -72,13 +75,25 @@ class SpatialModel(CostModel):
         tile records checked against the target's levels."""
         works = {id(n): shared_work(n, k) for n, k in zip(analysis.nodes, analysis.keys)}
         if widen:
-            memo: dict[int, NodeWork] = {}
-            works = {id(n): memo.setdefault(id(works[id(n)]), widened(works[id(n)])) if _widens(n, widen)
-                     else works[id(n)] for n in analysis.nodes}
+            works = map_works(works, widened, {id(n) for n in analysis.nodes if _widens(n, widen)})
         for n in analysis.nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
         return works
+
+
+def map_works(works: dict[int, NodeWork], f: Callable[[NodeWork], NodeWork],
+              keys: Iterable[int] | None = None) -> dict[int, NodeWork]:
+    """``works`` with ``f`` applied to those of ``keys`` (all by default), once per distinct work:
+    identical layers keep sharing one work, which is how the schedules recognise them."""
+    keys = set(works) if keys is None else set(keys)
+    memo: dict[int, NodeWork] = {}
+    out = {}
+    for k, w in works.items():
+        if k in keys:
+            w = memo[id(w)] if id(w) in memo else memo.setdefault(id(w), f(w))
+        out[k] = w
+    return out
 
 
 def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:
@@ -345,11 +360,13 @@ def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate
     return est
 
 
-def _devices_of(r: NodeCost, devices: int, kv_only: int) -> dict[int, float]:
+def _devices_of(r: NodeCost, devices: int, kv_only: int) -> dict[int, float] | int:
     """Device -> share of record ``r``'s bytes: its chips (or wafer) alike, but the share its
     attention reads past the window (``detail["far_share"]``) on the KV-only devices."""
     held = r.detail.get("chips") or [int(r.detail.get("wafer", 0))]
     far = float(r.detail.get("far_share", 0.0)) if kv_only else 0.0
+    if len(held) == 1 and not far:
+        return held[0]
     out = dict.fromkeys(held, (1.0 - far) / len(held))
     for d in range(devices - kv_only, devices) if far else ():
         out[d] = out.get(d, 0.0) + far / kv_only

@@ -81,6 +81,32 @@ def test_replicated_layers_equal_the_exact_schedule(monkeypatch):
     assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
 
 
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(st.sampled_from(("llama-2-7b", "llama-3-8b")), st.sampled_from(("int8", "int4")), st.sampled_from((1, 8, 64)),
+       st.sampled_from((1024, 32768)), st.integers(4, 28))
+def test_a_partly_widened_layout_is_replicated_per_layer_form(preset, wd, batch, ctx, widened):
+    # the layers below ``widened`` hold 16-bit weights, the rest int8/int4: two runs of identical
+    # layers, each scheduled from three of its layers and replicated (a 405B corner took 18.8 s
+    # CPU when a mixed layout fell back to scheduling every layer), to the same ops and records
+    from ridgeline.cost_models import cost_model
+    from ridgeline.cost_models.spatial import require_no_degrees
+    g = models.build(preset, phase="decode", batch=batch, context=ctx, dtype="bf16", weight_dtype=wd)
+    ests = {}
+    for rep in (True, False):
+        m = cost_model("groq-lpu", replicate=rep)
+        require_no_degrees(m)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(df_mod, "REPLICATE_ABOVE", 100)
+            ests[rep] = m._estimate(g, None, None, widened)
+    rep, exact = ests[True], ests[False]
+    assert rep.schedule.replicated["forms"] == 2
+    assert rep.schedule.replicated["copies"] == 32 - 6 == (widened - 3) + (32 - widened - 3)
+    assert rep.schedule.makespan == exact.schedule.makespan and rep.time_s == exact.time_s
+    assert [(o.node, o.start, o.chip, o.unit, o.deps) for o in rep.schedule.ops] == \
+        [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
+    assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+
+
 def test_decode_is_install_bound_prefill_compute_bound(monkeypatch):
     dec = _est("llama-2-7b", context=2048, dtype="fp16")
     # the whole prompt as one chunk (the pipeline's chunks are as small as keeps the MXM fed:

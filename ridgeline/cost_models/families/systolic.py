@@ -294,33 +294,17 @@ class SystolicModel(CostModel):
         for node in analysis.nodes:      # records come in node order, each node's collectives after it
             by_node.append(records[i])
             i += 1 + len(plan.after.get(id(node), ()))
-        run: list[int] = []
         memo: dict[tuple, NodeCost] = {}
-        for j, node in enumerate([*analysis.nodes, None]):
-            w = self._vector_only(node, analysis.keys[j], shards[j]) if node is not None else None
-            if w is not None:
-                run.append(j)
-                if not plan.after.get(id(node)):
-                    continue
-            if len(run) > 1:
-                self._fuse_run(run, analysis, shards, by_node, memo)
-            run = []
+        for run in _fusion_runs(analysis, plan):
+            self._fuse_run(run, analysis, shards, by_node, memo)
         return records
 
-    def _vector_only(self, node, key, shard) -> NodeWork | None:
-        if node.spec.category in FREE_CATEGORIES:
-            return None
-        w = shared_work(node, key)
-        return None if w.contractions or w.kernels == 0 or w.traffic is not None else w
-
-    def _fuse_run(self, run: list[int], analysis, shards, by_node: list[NodeCost], memo: dict) -> None:
-        """Re-price the kernels of ``run`` (indices into the nodes) as one fusion."""
-        nodes = [analysis.nodes[j] for j in run]
-        members = {id(n) for n in nodes}
-
-        for pos, (j, n) in enumerate(zip(run, nodes)):
-            reads = tuple(v is not None and id(_producer(v)) in members for v in n.inputs)
-            writes = tuple(not _escapes(v, members) for v in n.outputs)
+    def _fuse_run(self, run: list[tuple[int, tuple, tuple]], analysis, shards, by_node: list[NodeCost],
+                  memo: dict) -> None:
+        """Re-price the kernels of ``run`` ((node index, inputs made in the run, outputs used only in
+        it) of each) as one fusion."""
+        for pos, (j, reads, writes) in enumerate(run):
+            n = analysis.nodes[j]
             mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0)
             rec = memo.get(mk)
             if rec is None:
@@ -359,6 +343,44 @@ class SystolicModel(CostModel):
                 if first.overhead_s > first.time_s - first.overhead_s:
                     first.bound = "overhead"
         return records
+
+
+_RUNS: dict = {}
+
+
+def _fusion_runs(analysis, plan: ParallelPlan) -> list[list[tuple[int, tuple, tuple]]]:
+    """The runs of two or more consecutive vector-only kernels with no collective inside, each
+    kernel as (its index, which inputs the run made, which outputs only the run reads). The runs
+    are found once per graph analysis (``compare`` prices one graph on every systolic target) and
+    cut where a plan puts a collective."""
+    hit = _RUNS.get(id(analysis))
+    if hit is None or hit[0] is not analysis:
+        runs, run = [], []
+        for j, node in enumerate([*analysis.nodes, None]):
+            if node is not None and node.spec.category not in FREE_CATEGORIES:
+                w = shared_work(node, analysis.keys[j])
+                if not (w.contractions or w.kernels == 0 or w.traffic is not None):
+                    run.append(j)
+                    continue
+            if len(run) > 1:
+                runs.append(run)
+            run = []
+        if len(_RUNS) > 8:
+            _RUNS.clear()
+        hit = _RUNS[id(analysis)] = (analysis, runs, {})
+    _, runs, done = hit
+    out = []
+    for run in runs:
+        cuts = [i + 1 for i, j in enumerate(run[:-1]) if plan.after.get(id(analysis.nodes[j]))]
+        for part in (run[a:b] for a, b in zip([0, *cuts], [*cuts, len(run)])):
+            key = (part[0], len(part))
+            if len(part) > 1 and key not in done:
+                members = {id(analysis.nodes[k]) for k in part}
+                done[key] = [(k, tuple(v is not None and id(_producer(v)) in members for v in analysis.nodes[k].inputs),
+                              tuple(not _escapes(v, members) for v in analysis.nodes[k].outputs)) for k in part]
+            if len(part) > 1:
+                out.append(done[key])
+    return out
 
 
 def _producer(v):

@@ -61,6 +61,7 @@ from ..spatial import (
     at_keys,
     finish_estimate,
     layer_blocks,
+    map_works,
     resident_bytes,
     sized_for_window,
     value_bytes,
@@ -353,9 +354,7 @@ class WaferScaleModel(SpatialModel):
         if window.overflows:
             # the layout's attention reads only the window's keys: its region (a share of the
             # wafer by FLOPs) and its cycles are those of that work
-            memo2: dict[int, NodeWork] = {}
-            works = {i: memo2.setdefault(id(w), at_keys(w, window.positions)) if res.get(i, (0.0, 0.0))[1] > 0
-                     else w for i, w in works.items()}
+            works = map_works(works, lambda w: at_keys(w, window.positions), (i for i in works if res.get(i, (0.0, 0.0))[1] > 0))
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
         mx_bw = float(self.target.array["memoryx_bandwidth"]) if stream else 0.0
         cache: dict[tuple, dict] = {}
