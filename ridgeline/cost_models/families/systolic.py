@@ -283,21 +283,14 @@ class SystolicModel(CostModel):
 
     def price_graph(self, graph, plan: ParallelPlan, analysis) -> list[NodeCost]:
         """The records with each run of vector-only kernels (norms, residual adds, activations,
-        quantizers between two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to:
-        a value made and used within the run stays in VMEM (never written to HBM and read back),
-        and the run pays one op's fixed cost."""
-        records = super().price_graph(graph, plan, analysis)
-        if not self.options["fusion"]:
-            return records
-        shards, _ = analysis.placement(plan)
-        by_node, i = [], 0
-        for node in analysis.nodes:      # records come in node order, each node's collectives after it
-            by_node.append(records[i])
-            i += 1 + len(plan.after.get(id(node), ()))
-        memo: dict[tuple, NodeCost] = {}
-        for run in _fusion_runs(analysis, plan):
-            self._fuse_run(run, analysis, shards, by_node, memo)
-        return records
+        quantizers between two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to
+        (``schedule``): a value made and used within the run stays in VMEM (never written to HBM
+        and read back), and the run pays one op's fixed cost."""
+        self._fusing = analysis if self.options["fusion"] else None
+        try:
+            return super().price_graph(graph, plan, analysis)
+        finally:
+            del self._fusing
 
     def _fuse_run(self, run: list[tuple[int, tuple, tuple]], analysis, shards, by_node: list[NodeCost],
                   memo: dict) -> None:
@@ -333,7 +326,18 @@ class SystolicModel(CostModel):
         return rec
 
     def schedule(self, records: list[NodeCost], plan: ParallelPlan) -> list[NodeCost]:
-        """One program per step: ops run back to back; the step's fixed cost lands on its first op."""
+        """One program per step: ops run back to back, runs of vector-only kernels fused; the
+        step's fixed cost lands on its first op."""
+        analysis = getattr(self, "_fusing", None)
+        if analysis is not None:
+            shards, _ = analysis.placement(plan)
+            by_node, i = [], 0
+            for node in analysis.nodes:      # records come in node order, each node's collectives after it
+                by_node.append(records[i])
+                i += 1 + len(plan.after.get(id(node), ()))
+            memo: dict[tuple, NodeCost] = {}
+            for run in _fusion_runs(analysis, plan):
+                self._fuse_run(run, analysis, shards, by_node, memo)
         step = float(self.ovh["step"])
         if step and records:
             first = next((r for r in records if r.detail.get("kernels", 1)), None)
