@@ -104,7 +104,8 @@ def test_a_partly_widened_layout_is_replicated_per_layer_form(preset, wd, batch,
     assert rep.schedule.makespan == exact.schedule.makespan and rep.time_s == exact.time_s
     assert [(o.node, o.start, o.chip, o.unit, o.deps) for o in rep.schedule.ops] == \
         [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
-    assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+    assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == \
+        sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
 
 
 def test_decode_is_install_bound_prefill_compute_bound(monkeypatch):

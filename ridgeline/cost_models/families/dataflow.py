@@ -775,13 +775,20 @@ class DataflowModel(SpatialModel):
         exact_nodes.append(pending + post)
         makespan = max([o.end for _, ops in pieces for o in ops]
                        + [max(o.end for o in b) + c * sh for _, b, sh, c in blocks])
-        busy: dict[str, int] = {}
-        for _, ops in pieces:
-            for o in ops:
-                busy[o.unit] = busy.get(o.unit, 0) + o.cycles
-        for _, block, _, copies in blocks:
+        # each (chip, unit)'s busy cycles, copies included: the last layer's chips also run the post-layer nodes
+        chip_busy: dict[tuple[int, str], int] = {}
+        for o in (o for _, ops in pieces for o in ops):
+            chip_busy[(o.chip, o.unit)] = chip_busy.get((o.chip, o.unit), 0) + o.cycles
+        for (_, block, _, copies), (_, _, stride, _) in zip(blocks, runs_done):
+            per: dict[tuple[int, str], int] = {}
             for o in block:
-                busy[o.unit] += o.cycles * copies
+                per[(o.chip, o.unit)] = per.get((o.chip, o.unit), 0) + o.cycles
+            for (chip, unit), cycles in per.items():
+                for j in range(1, copies + 1):
+                    chip_busy[(chip + j * stride, unit)] = chip_busy.get((chip + j * stride, unit), 0) + cycles
+        busy: dict[str, int] = {}
+        for (_, unit), cycles in chip_busy.items():
+            busy[unit] = busy.get(unit, 0) + cycles
 
         def expand() -> list[Op]:
             out: list[Op] = []
@@ -812,19 +819,7 @@ class DataflowModel(SpatialModel):
                                               "precedes them and the post-layer nodes are list-scheduled; a run's "
                                               "further layers are its third shifted"},
                          expand=expand, stats={"ops": nid, "busy": busy})
-        # each (chip, unit)'s busy cycles, copies included: the last layer's chips also run the post-layer nodes
-        sched.chip_busy = {}
-        for _, ops in pieces:
-            for o in ops:
-                sched.chip_busy[(o.chip, o.unit)] = sched.chip_busy.get((o.chip, o.unit), 0) + o.cycles
-        for (_, block, _, copies), (_, _, stride, _) in zip(blocks, runs_done):
-            per: dict[tuple[int, str], int] = {}
-            for o in block:
-                per[(o.chip, o.unit)] = per.get((o.chip, o.unit), 0) + o.cycles
-            for (chip, unit), cycles in per.items():
-                for j in range(1, copies + 1):
-                    key = (chip + j * stride, unit)
-                    sched.chip_busy[key] = sched.chip_busy.get(key, 0) + cycles
+        sched.chip_busy = chip_busy
 
         def records() -> list[NodeCost]:
             out: list[NodeCost] = []

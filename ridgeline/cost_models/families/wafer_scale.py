@@ -354,7 +354,8 @@ class WaferScaleModel(SpatialModel):
         if window.overflows:
             # the layout's attention reads only the window's keys: its region (a share of the
             # wafer by FLOPs) and its cycles are those of that work
-            works = map_works(works, lambda w: at_keys(w, window.positions), (i for i in works if res.get(i, (0.0, 0.0))[1] > 0))
+            works = map_works(works, lambda w: at_keys(w, window.positions),
+                              (i for i in works if res.get(i, (0.0, 0.0))[1] > 0))
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
         mx_bw = float(self.target.array["memoryx_bandwidth"]) if stream else 0.0
         cache: dict[tuple, dict] = {}
