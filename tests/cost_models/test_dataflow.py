@@ -7,7 +7,7 @@ import json
 
 import pytest
 from helpers import assert_user_error
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from schedule_checker import check_schedule
 
@@ -106,6 +106,24 @@ def test_a_partly_widened_layout_is_replicated_per_layer_form(preset, wd, batch,
         [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
     assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == \
         sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(st.sampled_from(("llama-2-7b", "llama-3-8b")), st.sampled_from((1, 8, 64)), st.sampled_from((32768, 131072)))
+@example("llama-2-7b", 16, 32768)
+def test_a_step_past_the_window_reads_each_chips_cache_once(preset, batch, ctx):
+    # the layout's chips read the window's cache and the KV-only chips the rest, once a step (plus
+    # the query, scores and output, a few percent): the far share is the window's, not one
+    # micro-batch's bytes over the step's (that put 1/4 of the window's reads on its chips at k=4)
+    from ridgeline.cost_models import cost_model
+    g = models.build(preset, phase="decode", batch=batch, context=ctx, dtype="bf16", weight_dtype="int4")
+    est, layout = cost_model("groq-lpu").estimate_layout(g)
+    part = layout.partition
+    assume(part.window.overflows)
+    kv = [(next(iter(r.bytes.values())), r.detail["far_share"]) for r in est.nodes if "far_share" in r.detail]
+    near, far = sum(b * (1 - f) for b, f in kv), sum(b * f for b, f in kv)
+    assert 1 <= near / sum(part.kv[:part.chips - part.kv_only]) < 1.1
+    assert 1 <= far / part.window.overflow_bytes < 1.1
 
 
 def test_decode_is_install_bound_prefill_compute_bound(monkeypatch):

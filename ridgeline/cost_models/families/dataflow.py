@@ -866,12 +866,11 @@ class DataflowModel(SpatialModel):
             r = self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer)
             if id(n) in step.part.kv_nodes:
                 # the chips holding its cache read it (one micro-batch's ops run on a share of
-                # them), and the keys past the window are read on the KV-only chips
+                # them), and the keys past the window are read on the KV-only chips (the window's
+                # share, not near/whole bytes: those are one micro-batch's and the step's)
                 r.detail["chips"] = list(step.part.of.get(id(n)) or r.detail.get("chips") or [0])
-                near, whole = works[id(n)].bytes_at(self.sram.name), w.bytes_at(self.sram.name)
-                near_b, whole_b = next(iter(near.values()), 0.0), next(iter(whole.values()), 0.0)
-                if whole_b > near_b:
-                    r.detail["far_share"] = 1.0 - near_b / whole_b
+                if step.part.window.overflows:
+                    r.detail["far_share"] = 1.0 - step.part.window.positions / step.part.window.context
             records.append(r)
         for value, group in sends.items():
             r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)

@@ -410,8 +410,8 @@ class WaferScaleModel(SpatialModel):
                 finish[id(v)] = end
                 wafer_at[id(v)] = wafer_of[id(n)]
             nbytes = whole[id(n)].bytes_at(sram)
-            near = next(iter(w.bytes_at(sram).values()), 0.0)     # past the window: the rest on KV-only wafers
-            far = 1.0 - near / next(iter(nbytes.values())) if near and window.overflows else 0.0
+            # the keys past the window are read on the KV-only wafers
+            far = 1.0 - window.positions / window.context if window.overflows and res.get(id(n), (0, 0))[1] else 0.0
             if streamed:
                 nbytes["memoryx"] = streamed
             flops = whole[id(n)].matrix_flops + whole[id(n)].vector_flops
