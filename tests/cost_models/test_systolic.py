@@ -175,6 +175,50 @@ def test_element_wise_runs_are_one_loop_fusion(target, preset, phase, batch, ctx
     assert fused.bytes["hbm"] < apart.bytes["hbm"]
     assert fused.time_s <= apart.time_s * (1 + 1e-9)
     assert all(b >= 0 for r in fused.nodes for b in r.bytes.values())
+    # exactly what stays in VMEM: each read of a value made in the run, and the write of one no
+    # kernel after the run reads (the residual stream is still written); a prefill's last-token
+    # Gather reads rows, less than the whole value
+    saved, bound, runs = _vmem_bytes(g, fused)
+    assert sum(r.detail["kernels"] for r in fused.nodes if "loop_fusion" in r.detail) == runs    # one kernel each
+    diff = apart.total_bytes["hbm"] - fused.total_bytes["hbm"]
+    assert diff == saved if phase == "decode" else saved - bound <= diff <= saved
+
+
+def _vmem_bytes(g, est) -> tuple[int, int, int]:
+    """The HBM bytes the loop fusions of ``est`` should save (reads and writes of the values their
+    runs make, through views), of those the reads by a Gather, and the number of runs."""
+    from ridgeline.cost_models.work import FREE_CATEGORIES, node_label
+
+    def readers(v):      # the kernels reading v (views make no kernel) and whether it leaves the graph
+        out, leaves = [], v.is_output
+        for u, _ in v.uses:
+            if u.spec.category not in FREE_CATEGORIES:
+                out.append(u)
+                continue
+            for o in u.outputs:
+                more, gone = readers(o)
+                out, leaves = out + more, leaves or gone
+        return out, leaves
+
+    node = {node_label(n): n for n in g.nodes}
+    saved = gathered = runs = 0
+    run: list = []
+    for r in est.nodes:
+        if "loop_fusion" not in r.detail:
+            assert not run
+            continue
+        run.append(node[r.name])
+        if len(run) < r.detail["loop_fusion"]:
+            continue
+        members = {id(n) for n in run}
+        for v in (v for n in run for v in n.outputs):
+            rd, leaves = readers(v)
+            inside = [u for u in rd if id(u) in members]
+            saved += int(v.type.nbytes) * (len(inside) + (not leaves and len(inside) == len(rd)))
+            gathered += int(v.type.nbytes) * sum(u.op == "Gather" for u in inside)
+        run, runs = [], runs + 1
+    assert not run
+    return saved, gathered, runs
 
 
 def test_the_last_soak_violation_was_unfused_element_wise_kernels():

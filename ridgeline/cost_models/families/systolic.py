@@ -298,7 +298,7 @@ class SystolicModel(CostModel):
         it) of each) as one fusion."""
         for pos, (j, reads, writes) in enumerate(run):
             n = analysis.nodes[j]
-            mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0)
+            mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0, len(run))
             rec = memo.get(mk)
             if rec is None:
                 w = self.node_work(n, analysis.keys[j], shards[j])
@@ -308,11 +308,13 @@ class SystolicModel(CostModel):
                             out_bytes=tuple(0.0 if x else b for x, b in zip(writes, w.out_bytes)))
                 if w.device_bytes < 0:      # a gather's rows: its extra bytes took off the unread table
                     w = replace(w, extra_bytes=w.extra_bytes - w.device_bytes)
+                self._check_levels(w, n)
                 rec = self.price_node(w)
-                if pos:         # the fusion's fixed cost is paid once, by its first kernel
+                if pos:         # the fusion is one kernel: its fixed cost is paid once, by its first
                     rec.time_s -= rec.overhead_s
                     rec.overhead_s = 0.0
                     rec.bound = rec.roofline
+                    rec.detail["kernels"] = 0
                 rec.detail["loop_fusion"] = len(run)
                 memo[mk] = rec
             old = by_node[j]
