@@ -88,12 +88,8 @@ def map_works(works: dict[int, NodeWork], f: Callable[[NodeWork], NodeWork],
     identical layers keep sharing one work, which is how the schedules recognise them."""
     keys = set(works) if keys is None else set(keys)
     memo: dict[int, NodeWork] = {}
-    out = {}
-    for k, w in works.items():
-        if k in keys:
-            w = memo[id(w)] if id(w) in memo else memo.setdefault(id(w), f(w))
-        out[k] = w
-    return out
+    return {k: (memo[id(w)] if id(w) in memo else memo.setdefault(id(w), f(w))) if k in keys else w
+            for k, w in works.items()}
 
 
 def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:

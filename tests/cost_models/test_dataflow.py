@@ -291,7 +291,7 @@ def test_a_latency_placement_uses_the_chips_packing_needs_and_is_never_slower(pr
     analysis = GraphAnalysis(g)
     works = model.step_works(analysis, False)
     packed, placed = model.partition(g), model.partition(g, works=works)
-    assert placed.layer_chips == packed.layer_chips
+    assert placed.first_layer_chip == packed.first_layer_chip
     assert max(placed.resident) <= model._usable() * (1 + 1e-9)
     # the reported step (the faster layout) against the step compiled on packing alone
     est = estimate(g, "groq-lpu", companion=None, analysis=analysis)

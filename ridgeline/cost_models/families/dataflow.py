@@ -44,7 +44,6 @@ out.json --gantt out.png``) and its summary in ``est.detail["schedule"]``.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -99,7 +98,6 @@ class Partition:
     of: dict[int, list[int]] = field(default_factory=dict)     # id(node) -> chips (several: split by columns)
     resident: list[float] = field(default_factory=list)        # bytes per chip
     kv: list[float] = field(default_factory=list)              # KV-cache bytes per chip
-    layer_chips: int = 0                                       # chips per layer when layers own their chips
     own_chips: bool = False                                    # every layer starts on a chip of its own
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
     kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
@@ -310,10 +308,6 @@ class DataflowModel(SpatialModel):
         part.chips += extra
         part.remote_keys = part.window.remote_keys(raw, cap)
         part.own_chips = big_layers
-        if big_layers and len(part.first_layer_chip) > 1:
-            firsts = sorted(part.first_layer_chip.items())
-            strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
-            part.layer_chips = strides.pop() if len(strides) == 1 else 0
         self._check_chips(graph, part.chips)
         return part
 
@@ -691,21 +685,23 @@ class DataflowModel(SpatialModel):
             if j == L or sig[j] != sig[s] or (j - s >= 2 and firsts[j] - firsts[j - 1] != firsts[s + 1] - firsts[s]):
                 runs.append((s, j))
                 s = j
-        # (first op id, exact ops) of each exact piece; (first copy id, block ops, shift, copies) of each run
-        pieces: list[tuple[int, list[Op]]] = []
-        blocks: list[tuple[int, list[Op], int, int]] = []
+        # (first op id, exact ops, their nodes) of each exact piece; of each replicated run (first copy
+        # id, block ops, shift, copies, first layer, end layer, chip stride, dep_of)
+        pieces: list[tuple[int, list[Op], list[Node]]] = []
+        blocks: list[tuple[int, list[Op], int, int, int, int, int, Callable[[int, int], int]]] = []
         outs: dict[int, list[tuple[int, int]]] = {}
         busy_until: dict[tuple[int, str], int] = {}
-        runs_done: list[tuple[int, int, int, Callable[[int, int], int]]] = []   # (start, end, stride, dep_of)
+        # each (chip, unit)'s busy cycles, copies included: the last layer's chips also run the post-layer nodes
+        chip_busy: dict[tuple[int, str], int] = {}
         nid = 0
 
         def end_of(op_id: int) -> int:          # the end cycle of any op, copies included
-            for base, ops in reversed(pieces):
+            for base, ops, _ in reversed(pieces):
                 if op_id >= base:
                     if op_id - base < len(ops):
                         return ops[op_id - base].end
                     break
-            for base, block, shift, copies in reversed(blocks):
+            for base, block, shift, copies, *_ in reversed(blocks):
                 if base <= op_id < base + copies * len(block):
                     j, k = divmod(op_id - base, len(block))
                     return block[k].end + (j + 1) * shift
@@ -717,19 +713,18 @@ class DataflowModel(SpatialModel):
             list_schedule(ops, self.capacity, external_end=end_of if pieces else None, busy_until=busy_until)
             for o in ops:
                 busy_until[(o.chip, o.unit)] = max(busy_until.get((o.chip, o.unit), 0), o.end)
-            pieces.append((nid, ops))
+                chip_busy[(o.chip, o.unit)] = chip_busy.get((o.chip, o.unit), 0) + o.cycles
+            pieces.append((nid, ops, piece_nodes))
             nid += len(ops)
             return ops
 
         pending = list(pre)
-        exact_nodes: list[list[Node]] = []
         for s, e in runs:
             if e - s < 4:
                 pending += [n for layer in layers[s:e] for n in layer]
                 continue
             piece_nodes = pending + layers[s] + layers[s + 1] + layers[s + 2]
             ops = schedule_piece(piece_nodes)
-            exact_nodes.append(piece_nodes)
             pending = []
             span: dict[int, list[int]] = {}
             for k, o in enumerate(ops):
@@ -754,16 +749,18 @@ class DataflowModel(SpatialModel):
                     return base + j * size + d - b2
                 return base + (j - 1) * size + d - b1 if d >= b1 else d
 
-            blocks.append((base, block, shift, copies))
-            runs_done.append((s, e, stride, dep_of))
+            blocks.append((base, block, shift, copies, s, e, stride, dep_of))
             nid += copies * size
             last: dict[tuple[int, str], int] = {}
+            per: dict[tuple[int, str], int] = {}
             for o in block:
                 last[(o.chip, o.unit)] = max(last.get((o.chip, o.unit), 0), o.end)
+                per[(o.chip, o.unit)] = per.get((o.chip, o.unit), 0) + o.cycles
             for (chip, unit), end in last.items():
                 for j in range(1, copies + 1):
                     key = (chip + j * stride, unit)
                     busy_until[key] = max(busy_until.get(key, 0), end + j * shift)
+                    chip_busy[key] = chip_busy.get(key, 0) + per[(chip, unit)]
             # the run's last layer's outputs come from its copy's ops
             for x, y in zip(layers[s + 2], layers[e - 1]):
                 for va, vb in zip(x.outputs, y.outputs):
@@ -772,35 +769,27 @@ class DataflowModel(SpatialModel):
         if not blocks or nid <= REPLICATE_ABOVE:
             return None
         schedule_piece(pending + post)
-        exact_nodes.append(pending + post)
-        makespan = max([o.end for _, ops in pieces for o in ops]
-                       + [max(o.end for o in b) + c * sh for _, b, sh, c in blocks])
-        # each (chip, unit)'s busy cycles, copies included: the last layer's chips also run the post-layer nodes
-        chip_busy: dict[tuple[int, str], int] = {}
-        for o in (o for _, ops in pieces for o in ops):
-            chip_busy[(o.chip, o.unit)] = chip_busy.get((o.chip, o.unit), 0) + o.cycles
-        for (_, block, _, copies), (_, _, stride, _) in zip(blocks, runs_done):
-            per: dict[tuple[int, str], int] = {}
-            for o in block:
-                per[(o.chip, o.unit)] = per.get((o.chip, o.unit), 0) + o.cycles
-            for (chip, unit), cycles in per.items():
-                for j in range(1, copies + 1):
-                    chip_busy[(chip + j * stride, unit)] = chip_busy.get((chip + j * stride, unit), 0) + cycles
+        makespan = max([o.end for _, ops, _ in pieces for o in ops]
+                       + [max(o.end for o in b[1]) + b[3] * b[2] for b in blocks])
         busy: dict[str, int] = {}
         for (_, unit), cycles in chip_busy.items():
             busy[unit] = busy.get(unit, 0) + cycles
 
+        def copy_maps(s: int, j: int) -> tuple[dict[str, str], dict[str, str]]:
+            # node and value names of layer j, a copy of its run's third layer (s + 2)
+            return ({node_label(x): node_label(y) for x, y in zip(layers[s + 2], layers[j])},
+                    _value_names(layers[s + 2], layers[j]) | _value_names(layers[s + 1], layers[j - 1]))
+
         def expand() -> list[Op]:
             out: list[Op] = []
-            for i, (_, ops) in enumerate(pieces):
+            for i, (_, ops, _) in enumerate(pieces):
                 out += ops
                 if i >= len(blocks):
                     continue
-                (s, _, stride, dep_of), (base, block, shift, copies) = runs_done[i], blocks[i]
+                base, block, shift, copies, s, _, stride, dep_of = blocks[i]
                 for c in range(copies):
                     j = s + 3 + c
-                    nodes_j = {node_label(x): node_label(y) for x, y in zip(layers[s + 2], layers[j])}
-                    values_j = _value_names(layers[s + 2], layers[j]) | _value_names(layers[s + 1], layers[j - 1])
+                    nodes_j, values_j = copy_maps(s, j)
                     cs, ts = (c + 1) * stride, (c + 1) * shift
                     for k, o in enumerate(block):
                         v = values_j.get(o.value, o.value) if o.kind == "transfer" else None
@@ -811,10 +800,8 @@ class DataflowModel(SpatialModel):
             return out
 
         sched = Schedule(self.target.name, self.clock, step.part.chips, self.capacity, [], makespan,
-                         replicated={"block": ", ".join(f"layer {r[0] + 2}" for r in runs_done),
+                         replicated={"block": ", ".join(f"layer {b[4] + 2}" for b in blocks),
                                      "copies": sum(b[3] for b in blocks), "forms": len(blocks),
-                                     "shift_cycles": blocks[0][2], "chip_stride": runs_done[0][2],
-                                     "ops_per_block": len(blocks[0][1]),
                                      "exact": "the first three layers of each run of identical layers, what "
                                               "precedes them and the post-layer nodes are list-scheduled; a run's "
                                               "further layers are its third shifted"},
@@ -823,16 +810,15 @@ class DataflowModel(SpatialModel):
 
         def records() -> list[NodeCost]:
             out: list[NodeCost] = []
-            for i, (piece_nodes, (_, ops)) in enumerate(zip(exact_nodes, pieces)):
+            for i, (_, ops, piece_nodes) in enumerate(pieces):
                 recs = self._records(piece_nodes, works, ops, step)
                 out += recs
                 if i >= len(blocks):
                     continue
-                (s, e, stride, _), shift = runs_done[i], blocks[i][2]
+                _, _, shift, _, s, e, stride, _ = blocks[i]
                 block_recs = [r for r in recs if r.layer == s + 2]
                 for j in range(s + 3, e):
-                    names = {node_label(x): node_label(y) for x, y in zip(layers[s + 2], layers[j])}
-                    values = _value_names(layers[s + 2], layers[j]) | _value_names(layers[s + 1], layers[j - 1])
+                    names, values = copy_maps(s, j)
                     cs, ts = (j - s - 2) * stride, (j - s - 2) * shift
                     for r in block_recs:
                         d = dict(r.detail)
