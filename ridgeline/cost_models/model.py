@@ -457,6 +457,7 @@ class GraphAnalysis:
         self._placements: dict[tuple[int, int], tuple[list[Shard], list[int]]] = {}
         self._price_keys: tuple[list[Any], list[int | None], list[str]] | None = None
         self._labels: tuple[list[str], list[int | None]] | None = None
+        self.memo: dict[str, Any] = {}          # what a family derives from the graph alone, by name
         with known_keys(self.nodes, self.keys):         # the analyses below ask for each node's key again
             self.tp = analyze_tensor_parallel(graph)
             self.footprint = footprint(graph, self.plan(1, 1))

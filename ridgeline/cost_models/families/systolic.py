@@ -351,16 +351,12 @@ class SystolicModel(CostModel):
         return records
 
 
-_RUNS: dict = {}
-
-
 def _fusion_runs(analysis, plan: ParallelPlan) -> list[list[tuple[int, tuple, tuple]]]:
     """The runs of two or more consecutive vector-only kernels with no collective inside, each
     kernel as (its index, which inputs the run made, which outputs only the run reads). The runs
     are found once per graph analysis (``compare`` prices one graph on every systolic target) and
     cut where a plan puts a collective."""
-    hit = _RUNS.get(id(analysis))
-    if hit is None or hit[0] is not analysis:
+    if "loop_fusion" not in analysis.memo:
         runs, run = [], []
         for j, node in enumerate([*analysis.nodes, None]):
             if node is not None and node.spec.category not in FREE_CATEGORIES:
@@ -371,10 +367,8 @@ def _fusion_runs(analysis, plan: ParallelPlan) -> list[list[tuple[int, tuple, tu
             if len(run) > 1:
                 runs.append(run)
             run = []
-        if len(_RUNS) > 8:
-            _RUNS.clear()
-        hit = _RUNS[id(analysis)] = (analysis, runs, {})
-    _, runs, done = hit
+        analysis.memo["loop_fusion"] = (runs, {})
+    runs, done = analysis.memo["loop_fusion"]
     out = []
     for run in runs:
         cuts = [i + 1 for i, j in enumerate(run[:-1]) if plan.after.get(id(analysis.nodes[j]))]
@@ -382,23 +376,16 @@ def _fusion_runs(analysis, plan: ParallelPlan) -> list[list[tuple[int, tuple, tu
             key = (part[0], len(part))
             if len(part) > 1 and key not in done:
                 members = {id(analysis.nodes[k]) for k in part}
-                done[key] = [(k, tuple(v is not None and id(_producer(v)) in members for v in analysis.nodes[k].inputs),
-                              tuple(not _escapes(v, members) for v in analysis.nodes[k].outputs)) for k in part]
+                made = {id(x) for k in part for v in analysis.nodes[k].outputs for x in _views(v)}
+                done[key] = [(k, tuple(id(v) in made for v in analysis.nodes[k].inputs),
+                              tuple(not any(x.is_output or any(u.spec.category not in FREE_CATEGORIES
+                                                               and id(u) not in members for u, _ in x.uses)
+                                            for x in _views(v)) for v in analysis.nodes[k].outputs)) for k in part]
             if len(part) > 1:
                 out.append(done[key])
     return out
 
 
-def _producer(v):
-    """The node whose kernel made ``v``, looking through views (which produce no kernel)."""
-    n = v.producer
-    while n is not None and n.spec.category in FREE_CATEGORIES and n.inputs and n.inputs[0] is not None:
-        n = n.inputs[0].producer
-    return n
-
-
-def _escapes(v, members: set[int]) -> bool:
-    """Whether ``v`` is read by a kernel outside ``members`` (through views) or leaves the graph."""
-    return v.is_output or any(_escapes(o, members) for u, _ in v.uses if u.spec.category in FREE_CATEGORIES
-                              for o in u.outputs) \
-        or any(u.spec.category not in FREE_CATEGORIES and id(u) not in members for u, _ in v.uses)
+def _views(v) -> list:
+    """``v`` and the values views of it make (a view produces no kernel: they are ``v`` in memory)."""
+    return [v, *(x for u, _ in v.uses if u.spec.category in FREE_CATEGORIES for o in u.outputs for x in _views(o))]
