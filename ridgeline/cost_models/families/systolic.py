@@ -281,46 +281,37 @@ class SystolicModel(CostModel):
                                        f"of the step (array_load), not HBM")
         return est
 
-    def price_graph(self, graph, plan: ParallelPlan, analysis) -> list[NodeCost]:
-        """The records with each run of vector-only kernels (norms, residual adds, activations,
-        quantizers between two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to
-        (``schedule``): a value made and used within the run stays in VMEM (never written to HBM
-        and read back), and the run pays one op's fixed cost."""
-        self._fusing = analysis if self.options["fusion"] else None
-        try:
-            return super().price_graph(graph, plan, analysis)
-        finally:
-            del self._fusing
-
-    def _fuse_run(self, run: list[tuple[int, tuple, tuple]], analysis, shards, by_node: list[NodeCost],
-                  memo: dict) -> None:
-        """Re-price the kernels of ``run`` ((node index, inputs made in the run, outputs used only in
-        it) of each) as one fusion."""
-        for pos, (j, reads, writes) in enumerate(run):
-            n = analysis.nodes[j]
-            mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0, len(run))
-            rec = memo.get(mk)
-            if rec is None:
-                w = self.node_work(n, analysis.keys[j], shards[j])
-                if self._mb > 1:
-                    w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in n.inputs))
-                w = replace(w, in_bytes=tuple(0.0 if r else b for r, b in zip(reads, w.in_bytes)),
-                            out_bytes=tuple(0.0 if x else b for x, b in zip(writes, w.out_bytes)))
-                if w.device_bytes < 0:      # a gather's rows: its extra bytes took off the unread table
-                    w = replace(w, extra_bytes=w.extra_bytes - w.device_bytes)
-                self._check_levels(w, n)
-                rec = self.price_node(w)
-                if pos:         # the fusion is one kernel: its fixed cost is paid once, by its first
-                    rec.time_s -= rec.overhead_s
-                    rec.overhead_s = 0.0
-                    rec.bound = rec.roofline
-                    rec.detail["kernels"] = 0
-                rec.detail["loop_fusion"] = len(run)
-                memo[mk] = rec
-            old = by_node[j]
-            old.__dict__.update({k: v for k, v in rec.__dict__.items()
-                                 if k not in ("name", "layer", "stage", "shard", "detail")})
-            old.detail = {**old.detail, **rec.detail}
+    def fuse(self, by_node: list[NodeCost], plan: ParallelPlan, analysis, shards) -> None:
+        """Each run of vector-only kernels (norms, residual adds, activations, quantizers between
+        two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to: a value made and
+        used within the run stays in VMEM (never written to HBM and read back), and the run pays
+        one op's fixed cost."""
+        memo: dict[tuple, NodeCost] = {}
+        for run in _fusion_runs(analysis, plan) if self.options["fusion"] else ():
+            for pos, (j, reads, writes) in enumerate(run):   # (node index, inputs the run made, outputs only it reads)
+                n = analysis.nodes[j]
+                mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0, len(run))
+                rec = memo.get(mk)
+                if rec is None:
+                    w = self.node_work(n, analysis.keys[j], shards[j])
+                    if self._mb > 1:
+                        w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in n.inputs))
+                    w = replace(w, in_bytes=tuple(0.0 if r else b for r, b in zip(reads, w.in_bytes)),
+                                out_bytes=tuple(0.0 if x else b for x, b in zip(writes, w.out_bytes)))
+                    if w.device_bytes < 0:      # a gather's rows: its extra bytes took off the unread table
+                        w = replace(w, extra_bytes=w.extra_bytes - w.device_bytes)
+                    self._check_levels(w, n)
+                    rec = memo[mk] = self.price_node(w)
+                    if pos:         # the fusion is one kernel: its fixed cost is paid once, by its first
+                        rec.time_s -= rec.overhead_s
+                        rec.overhead_s = 0.0
+                        rec.bound = rec.roofline
+                        rec.detail["kernels"] = 0
+                    rec.detail["loop_fusion"] = len(run)
+                old = by_node[j]
+                old.__dict__.update({k: v for k, v in rec.__dict__.items()
+                                     if k not in ("name", "layer", "stage", "shard", "detail")})
+                old.detail = {**old.detail, **rec.detail}
 
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)
@@ -328,18 +319,8 @@ class SystolicModel(CostModel):
         return rec
 
     def schedule(self, records: list[NodeCost], plan: ParallelPlan) -> list[NodeCost]:
-        """One program per step: ops run back to back, runs of vector-only kernels fused; the
-        step's fixed cost lands on its first op."""
-        analysis = getattr(self, "_fusing", None)
-        if analysis is not None:
-            shards, _ = analysis.placement(plan)
-            by_node, i = [], 0
-            for node in analysis.nodes:      # records come in node order, each node's collectives after it
-                by_node.append(records[i])
-                i += 1 + len(plan.after.get(id(node), ()))
-            memo: dict[tuple, NodeCost] = {}
-            for run in _fusion_runs(analysis, plan):
-                self._fuse_run(run, analysis, shards, by_node, memo)
+        """One program per step: ops run back to back (runs of vector-only kernels fused, ``fuse``);
+        the step's fixed cost lands on its first op."""
         step = float(self.ovh["step"])
         if step and records:
             first = next((r for r in records if r.detail.get("kernels", 1)), None)
