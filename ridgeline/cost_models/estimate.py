@@ -215,13 +215,17 @@ class Estimate:
 
 def bytes_by_device(records: list[NodeCost], tp: int = 1, key=lambda r: r.stage) -> tuple[dict, dict]:
     """(the busiest device's bytes per level, all devices' bytes per level) of a step whose records
-    run on the device ``key(record)`` names (a pipeline stage), each split over ``tp`` ranks."""
+    run on the device ``key(record)`` names (a pipeline stage), or spread over the devices of the
+    ``{device: share}`` it returns (a node split over chips); each split over ``tp`` ranks."""
     per: dict[Any, dict[str, float]] = {}
     total: dict[str, float] = {}
     for r in records:
-        d = per.setdefault(key(r), {})
+        where = key(r)
+        for dev, share in (where.items() if isinstance(where, dict) else ((where, 1.0),)):
+            d = per.setdefault(dev, {})
+            for k, v in r.bytes.items():
+                d[k] = d.get(k, 0.0) + v * share
         for k, v in r.bytes.items():
-            d[k] = d.get(k, 0.0) + v
             total[k] = total.get(k, 0.0) + v * tp
     if not per:
         return {}, {}

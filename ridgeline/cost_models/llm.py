@@ -62,11 +62,9 @@ def llm_metrics(graph: Graph, est: Estimate, companion: Estimate | None = None) 
     model_flops = float(est.detail.get("model_flops", est.flops))
     peak = est.peak_flop_per_s * max(1, est.devices)
     mfu = model_flops / (est.time_s * peak) if est.time_s and peak else 0.0
-    dev_bytes = sum(n.outer_bytes for n in est.nodes)
-    pipe = est.detail.get("pipeline")
-    if isinstance(pipe, dict) and pipe.get("microbatches", 1) > 1 and pipe.get("stages", 1) > 1:
-        # micro-batched stages work at once: each device moves its stage's share
-        dev_bytes /= min(pipe["microbatches"], pipe["stages"])
+    # what the busiest device moves in the step (a pipeline's busiest stage, a spatial layout's
+    # busiest chip): the figure a nameplate bandwidth bounds
+    dev_bytes = next(iter(est.bytes.values()), 0.0) if est.bytes else 0.0
     bw = dev_bytes / est.time_s if est.time_s else 0.0
     nameplate = float(est.detail.get("device_bandwidth", 0.0))
     return LLMMetrics(

@@ -365,6 +365,7 @@ class CostModel:
         """Price every node (once per distinct shape and split, reusing ``PRICES`` across estimates)
         and every inserted collective, then ``schedule`` them."""
         records: list[NodeCost] = []
+        by_node: list[NodeCost] = []        # each node's record (the records add its collectives)
         cache: dict[Any, NodeCost] = {}
         table = PRICES.table(self)
         names, layers = analysis.labels()
@@ -395,12 +396,14 @@ class CostModel:
             if label and proto.detail.get("label", label) != label:    # a layer's twin: its own label
                 rec.detail = {**proto.detail, "label": label}
             records.append(rec)
+            by_node.append(rec)
             for comm in plan.after.get(id(node), ()):
                 if self._mb > 1 and comm.kind == "send":       # a micro-batch's activations
                     comm = replace(comm, bytes=comm.bytes / self._mb)
                 c = self.price_comm(comm, plan)
                 c.stage = stages[i]
                 records.append(c)
+        self.fuse(by_node, plan, analysis, shards)
         return self.schedule(records, plan)
 
     def node_work(self, node: Node, key: Any = None, shard: Shard | None = None) -> NodeWork:
@@ -456,6 +459,10 @@ class CostModel:
                         unit=f"link:{link.name}" if link else "", comm_s=t, layer=comm.layer,
                         detail={"payload_bytes": comm.bytes, "devices": comm.devices})
 
+    def fuse(self, by_node: list[NodeCost], plan: ParallelPlan, analysis: "GraphAnalysis", shards: list[Shard]) -> None:
+        """Re-price in place the records (one per node of ``analysis``) of kernels the target's
+        compiler fuses; none by default."""
+
     def schedule(self, records: list[NodeCost], plan: ParallelPlan) -> list[NodeCost]:
         """Turn per-node costs into the step's timeline; the default runs them one after another."""
         return records
@@ -477,6 +484,7 @@ class GraphAnalysis:
         self._placements: dict[tuple[int, int], tuple[list[Shard], list[int]]] = {}
         self._price_keys: tuple[list[Any], list[int | None], list[str]] | None = None
         self._labels: tuple[list[str], list[int | None]] | None = None
+        self.memo: dict[str, Any] = {}          # what a family derives from the graph alone, by name
         with known_keys(self.nodes, self.keys):         # the analyses below ask for each node's key again
             self.tp = analyze_tensor_parallel(graph)
             self.footprint = footprint(graph, self.plan(1, 1))

@@ -32,6 +32,7 @@ __all__ = [
     "fastest_weight_form",
     "finish_estimate",
     "layer_blocks",
+    "map_works",
     "require_no_degrees",
     "resident_bytes",
     "sized_for_window",
@@ -51,6 +52,8 @@ class SpatialModel(CostModel):
     def estimate(self, graph: Graph, *, companion: Estimate | None = None,
                  analysis: GraphAnalysis | None = None) -> Estimate:
         require_no_degrees(self)
+        if analysis is None or analysis.graph is not graph:     # one for every weight form tried
+            analysis = GraphAnalysis(graph)
         return fastest_weight_form(self, graph, lambda widen: self._estimate(graph, companion, analysis, widen))
 
     def _estimate(self, graph: Graph, companion: Estimate | None, analysis: GraphAnalysis | None,
@@ -72,13 +75,21 @@ class SpatialModel(CostModel):
         tile records checked against the target's levels."""
         works = {id(n): shared_work(n, k) for n, k in zip(analysis.nodes, analysis.keys)}
         if widen:
-            memo: dict[int, NodeWork] = {}
-            works = {id(n): memo.setdefault(id(works[id(n)]), widened(works[id(n)])) if _widens(n, widen)
-                     else works[id(n)] for n in analysis.nodes}
+            works = map_works(works, widened, {id(n) for n in analysis.nodes if _widens(n, widen)})
         for n in analysis.nodes:
             if works[id(n)].traffic is not None:
                 self._check_levels(works[id(n)], n)
         return works
+
+
+def map_works(works: dict[int, NodeWork], f: Callable[[NodeWork], NodeWork],
+              keys: Iterable[int] | None = None) -> dict[int, NodeWork]:
+    """``works`` with ``f`` applied to those of ``keys`` (all by default), once per distinct work:
+    identical layers keep sharing one work, which is how the schedules recognise them."""
+    keys = set(works) if keys is None else set(keys)
+    memo: dict[int, NodeWork] = {}
+    return {k: (memo[id(w)] if id(w) in memo else memo.setdefault(id(w), f(w))) if k in keys else w
+            for k, w in works.items()}
 
 
 def layer_blocks(nodes: Iterable[Node]) -> list[tuple[int | None, list[Node]]]:
@@ -245,7 +256,8 @@ def at_keys(w: NodeWork, keys: int) -> NodeWork:
     cs = tuple(replace(c, n=keys) if c.role == "attention.qk" else replace(c, k=keys) if c.role == "attention.pv"
                else c for c in w.contractions)
     return replace(w, contractions=cs, vector_flops=w.vector_flops * f, flops=w.flops * f,
-                   in_bytes=tuple(b * f for b in w.in_bytes), cold_bytes=w.cold_bytes * f)
+                   in_bytes=tuple(b * f for b in w.in_bytes), cold_bytes=w.cold_bytes * f,
+                   extra_bytes=w.extra_bytes * f)      # the materialized scores: one per key
 
 
 def _weight_only(graph: Graph) -> bool:
@@ -318,13 +330,13 @@ def fastest_weight_form(model: Any, graph: Graph, run: Callable[[bool | int], Es
 
 def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate | None, *, devices: int,
                     weights: float, kv: float, capacity: float, note: str, detail: dict[str, Any],
-                    widen: bool | int = False) -> Estimate:
-    """Record the family's own deployment (``devices`` wafers/chips, the busiest one holding
-    ``weights`` + ``kv`` of ``capacity``; ``widen`` as in ``resident_bytes``) on ``est`` and
-    recompute its LLM metrics."""
+                    widen: bool | int = False, kv_only: int = 0) -> Estimate:
+    """Record the family's own deployment (``devices`` wafers/chips, the last ``kv_only`` of them
+    holding the KV cache past the window, the busiest one holding ``weights`` + ``kv`` of
+    ``capacity``; ``widen`` as in ``resident_bytes``) on ``est`` and recompute its LLM metrics."""
     est.parallel = {"tp": 1, "pp": devices}
-    # bytes per device: the busiest wafer / chip (a node split over chips counts on its first)
-    est.bytes, est.total_bytes = bytes_by_device(est.nodes, 1, _device_of)
+    # bytes per device: the busiest wafer / chip's, a node split over chips spread over them
+    est.bytes, est.total_bytes = bytes_by_device(est.nodes, 1, lambda r: _devices_of(r, devices, kv_only))
     total_w = est.memory.total_weights_bytes if est.memory else 0.0
     if widen:       # the weights as the layout holds them: widened ones at 16 bits
         total_w = sum(w for w, _ in resident_bytes(graph, widen).values())
@@ -344,6 +356,14 @@ def finish_estimate(model: Any, graph: Graph, est: Estimate, companion: Estimate
     return est
 
 
-def _device_of(r: NodeCost) -> int:
-    chips = r.detail.get("chips")
-    return int(chips[0]) if chips else int(r.detail.get("wafer", 0))
+def _devices_of(r: NodeCost, devices: int, kv_only: int) -> dict[int, float] | int:
+    """Device -> share of record ``r``'s bytes: its chips (or wafer) alike, but the share its
+    attention reads past the window (``detail["far_share"]``) on the KV-only devices."""
+    held = r.detail.get("chips") or [int(r.detail.get("wafer", 0))]
+    far = float(r.detail.get("far_share", 0.0)) if kv_only else 0.0
+    if len(held) == 1 and not far:
+        return held[0]
+    out = dict.fromkeys(held, (1.0 - far) / len(held))
+    for d in range(devices - kv_only, devices) if far else ():
+        out[d] = out.get(d, 0.0) + far / kv_only
+    return out

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from helpers import assert_user_error
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from schedule_checker import check_schedule
 
@@ -79,6 +79,51 @@ def test_replicated_layers_equal_the_exact_schedule(monkeypatch):
     assert [(o.node, o.start, o.chip, o.unit, o.deps) for o in rep.schedule.ops] == \
         [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
     assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(st.sampled_from(("llama-2-7b", "llama-3-8b")), st.sampled_from(("int8", "int4")), st.sampled_from((1, 8, 64)),
+       st.sampled_from((1024, 32768)), st.integers(4, 28))
+def test_a_partly_widened_layout_is_replicated_per_layer_form(preset, wd, batch, ctx, widened):
+    # the layers below ``widened`` hold 16-bit weights, the rest int8/int4: two runs of identical
+    # layers, each scheduled from three of its layers and replicated (a 405B corner took 18.8 s
+    # CPU when a mixed layout fell back to scheduling every layer), to the same ops and records
+    from ridgeline.cost_models import cost_model
+    from ridgeline.cost_models.spatial import require_no_degrees
+    g = models.build(preset, phase="decode", batch=batch, context=ctx, dtype="bf16", weight_dtype=wd)
+    ests = {}
+    for rep in (True, False):
+        m = cost_model("groq-lpu", replicate=rep)
+        require_no_degrees(m)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(df_mod, "REPLICATE_ABOVE", 100)
+            ests[rep] = m._estimate(g, None, None, widened)
+    rep, exact = ests[True], ests[False]
+    assert rep.schedule.replicated["forms"] == 2
+    assert rep.schedule.replicated["copies"] == 32 - 6 == (widened - 3) + (32 - widened - 3)
+    assert rep.schedule.makespan == exact.schedule.makespan and rep.time_s == exact.time_s
+    assert [(o.node, o.start, o.chip, o.unit, o.deps) for o in rep.schedule.ops] == \
+        [(o.node, o.start, o.chip, o.unit, o.deps) for o in exact.schedule.ops]
+    assert sorted((r.name, r.time_s, r.bound) for r in rep.nodes) == \
+        sorted((r.name, r.time_s, r.bound) for r in exact.nodes)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(st.sampled_from(("llama-2-7b", "llama-3-8b")), st.sampled_from((1, 8, 64)), st.sampled_from((32768, 131072)))
+@example("llama-2-7b", 16, 32768)
+def test_a_step_past_the_window_reads_each_chips_cache_once(preset, batch, ctx):
+    # the layout's chips read the window's cache and the KV-only chips the rest, once a step (plus
+    # the query, scores and output, a few percent): the far share is the window's, not one
+    # micro-batch's bytes over the step's (that put 1/4 of the window's reads on its chips at k=4)
+    from ridgeline.cost_models import cost_model
+    g = models.build(preset, phase="decode", batch=batch, context=ctx, dtype="bf16", weight_dtype="int4")
+    est, layout = cost_model("groq-lpu").estimate_layout(g)
+    part = layout.partition
+    assume(part.window.overflows)
+    kv = [(next(iter(r.bytes.values())), r.detail["far_share"]) for r in est.nodes if "far_share" in r.detail]
+    near, far = sum(b * (1 - f) for b, f in kv), sum(b * f for b, f in kv)
+    assert 1 <= near / sum(part.kv[:part.chips - part.kv_only]) < 1.1
+    assert 1 <= far / part.window.overflow_bytes < 1.1
 
 
 def test_decode_is_install_bound_prefill_compute_bound(monkeypatch):
@@ -246,7 +291,7 @@ def test_a_latency_placement_uses_the_chips_packing_needs_and_is_never_slower(pr
     analysis = GraphAnalysis(g)
     works = model.step_works(analysis, False)
     packed, placed = model.partition(g), model.partition(g, works=works)
-    assert placed.layer_chips == packed.layer_chips
+    assert placed.first_layer_chip == packed.first_layer_chip
     assert max(placed.resident) <= model._usable() * (1 + 1e-9)
     # the reported step (the faster layout) against the step compiled on packing alone
     est = estimate(g, "groq-lpu", companion=None, analysis=analysis)

@@ -44,14 +44,13 @@ out.json --gantt out.png``) and its summary in ``est.detail["schedule"]``.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar, NamedTuple
 
 from ...ir import Graph, Node
-from ...ir.errors import TargetError
+from ...ir.errors import RidgelineError, TargetError
 from ..estimate import Estimate, NodeCost
 from ..llm import llm_meta, model_name
 from ..model import GraphAnalysis
@@ -64,6 +63,7 @@ from ..spatial import (
     at_keys,
     finish_estimate,
     layer_blocks,
+    map_works,
     resident_bytes,
     sized_for_window,
     value_bytes,
@@ -98,7 +98,7 @@ class Partition:
     of: dict[int, list[int]] = field(default_factory=dict)     # id(node) -> chips (several: split by columns)
     resident: list[float] = field(default_factory=list)        # bytes per chip
     kv: list[float] = field(default_factory=list)              # KV-cache bytes per chip
-    layer_chips: int = 0                                       # chips per layer when layers own their chips
+    own_chips: bool = False                                    # every layer starts on a chip of its own
     first_layer_chip: dict[int, int] = field(default_factory=dict)   # layer -> its first chip
     kv_nodes: set[int] = field(default_factory=set)            # id(node) of nodes holding a KV cache
     kv_only: int = 0                                           # chips holding positions past the window
@@ -195,7 +195,8 @@ class DataflowModel(SpatialModel):
                               capacity=self._usable(),
                               note=f"partitioned across {part.chips} chip(s) of "
                                    f"{format_quantity(self.sram.capacity, 'size')} SRAM",
-                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)}, widen=widen)
+                              detail={"schedule": sched.summary(), "pipeline": dict(pipe)}, widen=widen,
+                              kv_only=part.kv_only)
         est.schedule = sched            # the full op list: --schedule / --gantt
         return est
 
@@ -306,10 +307,7 @@ class DataflowModel(SpatialModel):
             part.kv.append(part.window.overflow_bytes / extra)
         part.chips += extra
         part.remote_keys = part.window.remote_keys(raw, cap)
-        if big_layers and len(part.first_layer_chip) > 1:
-            firsts = sorted(part.first_layer_chip.items())
-            strides = {b[1] - a[1] for a, b in itertools.pairwise(firsts)}
-            part.layer_chips = strides.pop() if len(strides) == 1 else 0
+        part.own_chips = big_layers
         self._check_chips(graph, part.chips)
         return part
 
@@ -573,7 +571,6 @@ class DataflowModel(SpatialModel):
         """Past the window, the layout's attention reads the window's keys and waits for the
         KV-only chips' partial results: a round trip of the query and the partial output to a chip
         of another node, and whatever longer the remote share takes (``Window``)."""
-        memo: dict[int, NodeWork] = {}
         far = int(self.target.array["chips_per_node"]) or 1     # assumption: KV-only chips sit in other nodes
 
         def local(w: NodeWork) -> NodeWork:
@@ -586,13 +583,13 @@ class DataflowModel(SpatialModel):
                 self._transfer_cycles(w.out_bytes[0] if w.out_bytes else 0.0, 0, far)
             return replace(near, detail={**near.detail, "kv_merge_cycles": trip + max(0, wait)})
 
-        return {k: (memo.setdefault(id(w), local(w)) if k in part.kv_nodes else w) for k, w in works.items()}
+        return map_works(works, local, part.kv_nodes)
 
     def _schedule(self, nodes: list[Node], works: dict[int, NodeWork],
                   step: _Step) -> tuple[Schedule, Callable[[], list[NodeCost]]]:
         """The list schedule of one (micro-)batch and a function that builds its records (flops and
         bytes of the whole step)."""
-        result = self._replicated(nodes, works, step) if self.options["replicate"] and step.part.layer_chips \
+        result = self._replicated(nodes, works, step) if self.options["replicate"] and step.part.own_chips \
             else None
         if result is not None:
             return result
@@ -667,123 +664,174 @@ class DataflowModel(SpatialModel):
 
     def _replicated(self, nodes: list[Node], works: dict[int, NodeWork],
                     step: _Step) -> tuple[Schedule, Callable[[], list[NodeCost]]] | None:
-        """Schedule one layer exactly and replicate it (models of identical layers on chips of
-        their own). The pre-layer nodes and layers 0-2 are lowered and list-scheduled exactly;
-        layer 2 must come out as layer 1 shifted by ``shift`` cycles and ``part.layer_chips``
-        chips, and layers 3.. are then layer 2 shifted again (their ops are built only when the
+        """Schedule each run of identical layers (one form: same works, same chips per layer; a
+        partly widened model has two) from three of its layers and replicate the third (models of
+        identical layers on chips of their own). Each run's first three layers, with whatever
+        precedes them since the last run, are lowered and list-scheduled exactly; its third layer
+        must come out as its second shifted by ``shift`` cycles and the run's chip stride, and its
+        further layers are then the third shifted again (their ops are built only when the
         schedule is exported; their records are renamed copies); the post-layer nodes are
         list-scheduled after the last layer. None (schedule everything) when the model is small or
         its layers are not laid out alike."""
         pre, layers, post = _split_layers(nodes)
         L = len(layers)
-        if L < 4:
+        firsts = step.part.first_layer_chip
+        if L < 4 or len(firsts) != L:
             return None
         sig = [tuple(id(works[id(n)]) for n in layer) for layer in layers]
-        if any(x != sig[1] for x in sig[2:]):
-            return None
-        head_nodes = pre + layers[0] + layers[1] + layers[2]
-        head, outs = self._ops(head_nodes, works, step)
-        spans: dict[int, list[int]] = {}
-        for o in head:
-            if o.layer is not None:
-                sp = spans.setdefault(o.layer, [o.id, o.id + 1])
-                sp[1] = o.id + 1
-        if sorted(spans) != [0, 1, 2] or any(o.layer not in (None, 0, 1, 2) for o in head):
-            return None
-        (b1s, b1e), (b2s, b2e) = spans[1], spans[2]
-        size = b2e - b2s
-        total = len(head) + (L - 3) * size
-        if b1e - b1s != size or b2e != len(head) or total <= REPLICATE_ABOVE:
-            return None
-        list_schedule(head, self.capacity)
-        shift = head[b2s].start - head[b1s].start
-        stride = step.part.layer_chips
-        for a, b in zip(head[b1s:b1e], head[b2s:b2e]):
-            if (b.start - a.start, b.chip - a.chip, b.cycles, b.unit, b.kind) != (shift, stride, a.cycles, a.unit,
-                                                                                  a.kind):
-                return None
-        block = head[b2s:b2e]
-        n_head = len(head)
+        # runs of one form: equal works and an equal chip stride from each layer to the next
+        runs, s = [], 0
+        for j in range(1, L + 1):
+            if j == L or sig[j] != sig[s] or (j - s >= 2 and firsts[j] - firsts[j - 1] != firsts[s + 1] - firsts[s]):
+                runs.append((s, j))
+                s = j
+        # (first op id, exact ops, their nodes) of each exact piece; of each replicated run (first copy
+        # id, block ops, shift, copies, first layer, end layer, chip stride, dep_of)
+        pieces: list[tuple[int, list[Op], list[Node]]] = []
+        blocks: list[tuple[int, list[Op], int, int, int, int, int, Callable[[int, int], int]]] = []
+        outs: dict[int, list[tuple[int, int]]] = {}
+        busy_until: dict[tuple[int, str], int] = {}
+        # each (chip, unit)'s busy cycles, copies included: the last layer's chips also run the post-layer nodes
+        chip_busy: dict[tuple[int, str], int] = {}
+        nid = 0
 
         def end_of(op_id: int) -> int:          # the end cycle of any op, copies included
-            if op_id < n_head:
-                return head[op_id].end
-            j, k = divmod(op_id - n_head, size)
-            return block[k].end + (j + 1) * shift
+            for base, ops, _ in reversed(pieces):
+                if op_id >= base:
+                    if op_id - base < len(ops):
+                        return ops[op_id - base].end
+                    break
+            for base, block, shift, copies, *_ in reversed(blocks):
+                if base <= op_id < base + copies * len(block):
+                    j, k = divmod(op_id - base, len(block))
+                    return block[k].end + (j + 1) * shift
+            raise RidgelineError(f"schedule: op {op_id} is in no piece")
 
-        def dep_of(d: int, j: int) -> int:      # a block op's dependency, in copy j (3..L-1)
-            base = n_head + (j - 3) * size
-            if d >= b2s:
-                return base + d - b2s
-            return (base - size) + d - b1s if d >= b1s else d
+        def schedule_piece(piece_nodes: list[Node]) -> list[Op]:
+            nonlocal nid, outs
+            ops, outs = self._ops(piece_nodes, works, step, first_id=nid, inputs=outs)
+            list_schedule(ops, self.capacity, external_end=end_of if pieces else None, busy_until=busy_until)
+            for o in ops:
+                busy_until[(o.chip, o.unit)] = max(busy_until.get((o.chip, o.unit), 0), o.end)
+                chip_busy[(o.chip, o.unit)] = chip_busy.get((o.chip, o.unit), 0) + o.cycles
+            pieces.append((nid, ops, piece_nodes))
+            nid += len(ops)
+            return ops
 
-        # the post-layer nodes read the last layer's values: map them to its copy's ops
-        last = L - 1
-        tail_in = dict(outs)
-        for x, y in zip(layers[2], layers[last]):
-            for va, vb in zip(x.outputs, y.outputs):
-                if id(va) in outs:
-                    tail_in[id(vb)] = [(dep_of(op, last), chip + (last - 2) * stride) for op, chip in outs[id(va)]]
-        post_ops, _ = self._ops(post, works, step, first_id=total, inputs=tail_in)
-        busy_until: dict[tuple[int, str], int] = {}
-        for o in head:
-            busy_until[(o.chip, o.unit)] = max(busy_until.get((o.chip, o.unit), 0), o.end)
-        block_last: dict[tuple[int, str], int] = {}
-        for o in block:
-            block_last[(o.chip, o.unit)] = max(block_last.get((o.chip, o.unit), 0), o.end)
-        for j in range(3, L):
-            for (chip, unit), end in block_last.items():
-                key = (chip + (j - 2) * stride, unit)
-                busy_until[key] = max(busy_until.get(key, 0), end + (j - 2) * shift)
-        list_schedule(post_ops, self.capacity, external_end=end_of, busy_until=busy_until)
-        makespan = max([o.end for o in head] + [end_of(total - 1)] + [o.end for o in post_ops])
+        pending = list(pre)
+        for s, e in runs:
+            if e - s < 4:
+                pending += [n for layer in layers[s:e] for n in layer]
+                continue
+            piece_nodes = pending + layers[s] + layers[s + 1] + layers[s + 2]
+            ops = schedule_piece(piece_nodes)
+            pending = []
+            span: dict[int, list[int]] = {}
+            for k, o in enumerate(ops):
+                if o.layer in (s + 1, s + 2):
+                    span.setdefault(o.layer, [k, k + 1])[1] = k + 1
+            (b1s, b1e), (b2s, b2e) = span.get(s + 1, (0, 0)), span.get(s + 2, (0, 0))
+            size = b2e - b2s
+            stride = firsts[s + 2] - firsts[s + 1]
+            if not size or b1e - b1s != size or b2e != len(ops) or b1e != b2s or stride <= 0:
+                return None
+            shift = ops[b2s].start - ops[b1s].start
+            for a, b in zip(ops[b1s:b2s], ops[b2s:]):
+                if (b.start - a.start, b.chip - a.chip, b.cycles, b.unit, b.kind) != (shift, stride, a.cycles, a.unit,
+                                                                                      a.kind):
+                    return None
+            block, base, copies = ops[b2s:], nid, e - s - 3
+            first = pieces[-1][0]
+
+            def dep_of(d: int, j: int, base=base, size=size, b1=first + b1s, b2=first + b2s) -> int:
+                # a block op's dependency, in copy j (0: the run's fourth layer)
+                if d >= b2:
+                    return base + j * size + d - b2
+                return base + (j - 1) * size + d - b1 if d >= b1 else d
+
+            blocks.append((base, block, shift, copies, s, e, stride, dep_of))
+            nid += copies * size
+            last: dict[tuple[int, str], int] = {}
+            per: dict[tuple[int, str], int] = {}
+            for o in block:
+                last[(o.chip, o.unit)] = max(last.get((o.chip, o.unit), 0), o.end)
+                per[(o.chip, o.unit)] = per.get((o.chip, o.unit), 0) + o.cycles
+            for (chip, unit), end in last.items():
+                for j in range(1, copies + 1):
+                    key = (chip + j * stride, unit)
+                    busy_until[key] = max(busy_until.get(key, 0), end + j * shift)
+                    chip_busy[key] = chip_busy.get(key, 0) + per[(chip, unit)]
+            # the run's last layer's outputs come from its copy's ops
+            for x, y in zip(layers[s + 2], layers[e - 1]):
+                for va, vb in zip(x.outputs, y.outputs):
+                    if id(va) in outs:
+                        outs[id(vb)] = [(dep_of(op, copies - 1), chip + copies * stride) for op, chip in outs[id(va)]]
+        if not blocks or nid <= REPLICATE_ABOVE:
+            return None
+        schedule_piece(pending + post)
+        makespan = max([o.end for _, ops, _ in pieces for o in ops]
+                       + [max(o.end for o in b[1]) + b[3] * b[2] for b in blocks])
         busy: dict[str, int] = {}
-        for o in head + post_ops:
-            busy[o.unit] = busy.get(o.unit, 0) + o.cycles
-        for o in block:
-            busy[o.unit] += o.cycles * (L - 3)
+        for (_, unit), cycles in chip_busy.items():
+            busy[unit] = busy.get(unit, 0) + cycles
+
+        def copy_maps(s: int, j: int) -> tuple[dict[str, str], dict[str, str]]:
+            # node and value names of layer j, a copy of its run's third layer (s + 2)
+            return ({node_label(x): node_label(y) for x, y in zip(layers[s + 2], layers[j])},
+                    _value_names(layers[s + 2], layers[j]) | _value_names(layers[s + 1], layers[j - 1]))
 
         def expand() -> list[Op]:
-            ops = list(head)
-            for j in range(3, L):
-                nodes_j = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
-                values_j = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
-                cs, ts, base = (j - 2) * stride, (j - 2) * shift, n_head + (j - 3) * size
-                for k, o in enumerate(block):
-                    v = values_j.get(o.value, o.value) if o.kind == "transfer" else None
-                    name = f"send {v} {o.chip + cs}->{o.dst + cs}" if v is not None else nodes_j.get(o.node, o.node)
-                    ops.append(Op(base + k, name, o.op, o.kind, o.unit, o.chip + cs, o.cycles,
-                                  tuple(dep_of(d, j) for d in o.deps), None if o.dst is None else o.dst + cs, j,
-                                  o.bound, o.part, o.start + ts, v))
-            return ops + post_ops
+            out: list[Op] = []
+            for i, (_, ops, _) in enumerate(pieces):
+                out += ops
+                if i >= len(blocks):
+                    continue
+                base, block, shift, copies, s, _, stride, dep_of = blocks[i]
+                for c in range(copies):
+                    j = s + 3 + c
+                    nodes_j, values_j = copy_maps(s, j)
+                    cs, ts = (c + 1) * stride, (c + 1) * shift
+                    for k, o in enumerate(block):
+                        v = values_j.get(o.value, o.value) if o.kind == "transfer" else None
+                        name = f"send {v} {o.chip + cs}->{o.dst + cs}" if v is not None else nodes_j.get(o.node, o.node)
+                        out.append(Op(base + c * len(block) + k, name, o.op, o.kind, o.unit, o.chip + cs, o.cycles,
+                                      tuple(dep_of(d, c) for d in o.deps), None if o.dst is None else o.dst + cs, j,
+                                      o.bound, o.part, o.start + ts, v))
+            return out
 
         sched = Schedule(self.target.name, self.clock, step.part.chips, self.capacity, [], makespan,
-                         replicated={"block": "layer 2", "copies": L - 3, "shift_cycles": shift,
-                                     "chip_stride": stride, "ops_per_block": size,
-                                     "exact": "the pre-layer nodes, layers 0-2 and the post-layer nodes are "
-                                              "list-scheduled; layers 3.. are layer 2 shifted"},
-                         expand=expand, stats={"ops": total + len(post_ops), "busy": busy})
-        sched.stats_ops = head + post_ops       # the copies repeat layer 2's per-chip busy cycles
+                         replicated={"block": ", ".join(f"layer {b[4] + 2}" for b in blocks),
+                                     "copies": sum(b[3] for b in blocks), "forms": len(blocks),
+                                     "exact": "the first three layers of each run of identical layers, what "
+                                              "precedes them and the post-layer nodes are list-scheduled; a run's "
+                                              "further layers are its third shifted"},
+                         expand=expand, stats={"ops": nid, "busy": busy})
+        sched.chip_busy = chip_busy
 
         def records() -> list[NodeCost]:
-            out = self._records(head_nodes, works, head, step)
-            layer2 = [r for r in out if r.layer == 2]
-            for j in range(3, L):
-                names = {node_label(x): node_label(y) for x, y in zip(layers[2], layers[j])}
-                values = _value_names(layers[2], layers[j]) | _value_names(layers[1], layers[j - 1])
-                cs, ts = (j - 2) * stride, (j - 2) * shift
-                for r in layer2:
-                    d = dict(r.detail)
-                    d["chips"] = [c + cs for c in d["chips"]]
-                    d["start_cycle"] += ts
-                    d["end_cycle"] += ts
-                    if r.category == "transfer":
-                        d["value"] = values.get(d["value"], d["value"])
-                        name = f"send %{d['value']}"
-                    else:
-                        name = names.get(r.name, r.name)
-                    out.append(r.clone(name=name, layer=j, detail=d))
-            return out + self._records(post, works, post_ops, step)
+            out: list[NodeCost] = []
+            for i, (_, ops, piece_nodes) in enumerate(pieces):
+                recs = self._records(piece_nodes, works, ops, step)
+                out += recs
+                if i >= len(blocks):
+                    continue
+                _, _, shift, _, s, e, stride, _ = blocks[i]
+                block_recs = [r for r in recs if r.layer == s + 2]
+                for j in range(s + 3, e):
+                    names, values = copy_maps(s, j)
+                    cs, ts = (j - s - 2) * stride, (j - s - 2) * shift
+                    for r in block_recs:
+                        d = dict(r.detail)
+                        d["chips"] = [c + cs for c in d["chips"]]
+                        d["start_cycle"] += ts
+                        d["end_cycle"] += ts
+                        if r.category == "transfer":
+                            d["value"] = values.get(d["value"], d["value"])
+                            name = f"send %{d['value']}"
+                        else:
+                            name = names.get(r.name, r.name)
+                        out.append(r.clone(name=name, layer=j, detail=d))
+            return out
         return sched, records
 
     def _records(self, nodes: list[Node], works: dict[int, NodeWork], ops: list[Op], step: _Step) -> list[NodeCost]:
@@ -801,7 +849,15 @@ class DataflowModel(SpatialModel):
             label = node_label(n)
             layer = n.meta.get("layer")
             w = step.whole.get(id(n), works[id(n)])      # the whole step's flops and bytes
-            records.append(self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer))
+            r = self._record(label, n.op, n.spec.category, w, by_node.pop(label, []), layer)
+            if id(n) in step.part.kv_nodes:
+                # the chips holding its cache read it (one micro-batch's ops run on a share of
+                # them), and the keys past the window are read on the KV-only chips (the window's
+                # share, not near/whole bytes: those are one micro-batch's and the step's)
+                r.detail["chips"] = list(step.part.of.get(id(n)) or r.detail.get("chips") or [0])
+                if step.part.window.overflows:
+                    r.detail["far_share"] = 1.0 - step.part.window.positions / step.part.window.context
+            records.append(r)
         for value, group in sends.items():
             r = self._record(f"send %{value}", "send", "transfer", None, group, group[0].layer)
             r.detail["value"] = value
@@ -851,15 +907,13 @@ def _microbatched(works: dict[int, NodeWork], k: int, rows: bool = False) -> dic
     the prompt): every micro-batch installs the weights again."""
     if k == 1:
         return works
-    memo: dict[int, NodeWork] = {}
-    return {key: memo.setdefault(id(w), microbatch_work(w, k, rows=rows)) for key, w in works.items()}
+    return map_works(works, lambda w: microbatch_work(w, k, rows=rows))
 
 
 def _bottleneck(sched: Schedule, capacity: dict[str, int]) -> int:
     """Cycles the busiest (chip, unit) works per micro-batch: the pipeline's steady-state turn."""
-    busy: dict[tuple[int, str], int] = {}
-    ops = sched.stats_ops if hasattr(sched, "stats_ops") else sched.ops
-    for o in ops:
+    busy: dict[tuple[int, str], int] = getattr(sched, "chip_busy", None) or {}
+    for o in sched.ops if not busy else ():
         busy[(o.chip, o.unit)] = busy.get((o.chip, o.unit), 0) + o.cycles
     return max((math.ceil(c / capacity.get(u, 1)) for (_, u), c in busy.items()), default=0)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from ...ir.errors import BackendError, TargetError
@@ -51,7 +52,7 @@ from ..systolic_array import ArrayMapping, canonical_dataflow, map_gemm, pipelin
 from ..target import Field
 from ..target import dtype_bits as _bits
 from ..target import dtype_bytes as _bytes_of
-from ..work import Contraction, NodeWork
+from ..work import FREE_CATEGORIES, Contraction, NodeWork, microbatch_work, shared_work
 
 __all__ = ["GemmPlan", "SystolicModel"]
 
@@ -90,6 +91,8 @@ class SystolicModel(CostModel):
                            "(the score matrix goes through device memory); a tile record in the IR overrides both"),
         "dataflow": Field("str", None, "override the target's dataflow: ws, os or is"),
         "double_buffered": Field("bool", None, "override whether stationary tiles are double-buffered"),
+        "fusion": Field("bool", True, "price each run of vector-only kernels between GEMMs as one loop fusion "
+                        "(XLA / neuronx-cc: its intermediates stay in VMEM); off: each kernel through HBM"),
     }
 
     def __init__(self, target, **options: Any):
@@ -278,13 +281,46 @@ class SystolicModel(CostModel):
                                        f"of the step (array_load), not HBM")
         return est
 
+    def fuse(self, by_node: list[NodeCost], plan: ParallelPlan, analysis, shards) -> None:
+        """Each run of vector-only kernels (norms, residual adds, activations, quantizers between
+        two GEMMs) priced as the one loop fusion XLA / neuronx-cc compile it to: a value made and
+        used within the run stays in VMEM (never written to HBM and read back), and the run pays
+        one op's fixed cost."""
+        memo: dict[tuple, NodeCost] = {}
+        for run in _fusion_runs(analysis, plan) if self.options["fusion"] else ():
+            for pos, (j, reads, writes) in enumerate(run):   # (node index, inputs the run made, outputs only it reads)
+                n = analysis.nodes[j]
+                mk = (analysis.keys[j], id(shards[j]), reads, writes, self._mb, pos > 0, len(run))
+                rec = memo.get(mk)
+                if rec is None:
+                    w = self.node_work(n, analysis.keys[j], shards[j])
+                    if self._mb > 1:
+                        w = microbatch_work(w, self._mb, tuple(v is not None and v.const for v in n.inputs))
+                    w = replace(w, in_bytes=tuple(0.0 if r else b for r, b in zip(reads, w.in_bytes)),
+                                out_bytes=tuple(0.0 if x else b for x, b in zip(writes, w.out_bytes)))
+                    if w.device_bytes < 0:      # a gather's rows: its extra bytes took off the unread table
+                        w = replace(w, extra_bytes=w.extra_bytes - w.device_bytes)
+                    self._check_levels(w, n)
+                    rec = memo[mk] = self.price_node(w)
+                    if pos:         # the fusion is one kernel: its fixed cost is paid once, by its first
+                        rec.time_s -= rec.overhead_s
+                        rec.overhead_s = 0.0
+                        rec.bound = rec.roofline
+                        rec.detail["kernels"] = 0
+                    rec.detail["loop_fusion"] = len(run)
+                old = by_node[j]
+                old.__dict__.update({k: v for k, v in rec.__dict__.items()
+                                     if k not in ("name", "layer", "stage", "shard", "detail")})
+                old.detail = {**old.detail, **rec.detail}
+
     def price_comm(self, comm, plan: ParallelPlan) -> NodeCost:
         rec = super().price_comm(comm, plan)
         rec.detail["kernels"] = 1
         return rec
 
     def schedule(self, records: list[NodeCost], plan: ParallelPlan) -> list[NodeCost]:
-        """One program per step: ops run back to back; the step's fixed cost lands on its first op."""
+        """One program per step: ops run back to back (runs of vector-only kernels fused, ``fuse``);
+        the step's fixed cost lands on its first op."""
         step = float(self.ovh["step"])
         if step and records:
             first = next((r for r in records if r.detail.get("kernels", 1)), None)
@@ -294,3 +330,43 @@ class SystolicModel(CostModel):
                 if first.overhead_s > first.time_s - first.overhead_s:
                     first.bound = "overhead"
         return records
+
+
+def _fusion_runs(analysis, plan: ParallelPlan) -> list[list[tuple[int, tuple, tuple]]]:
+    """The runs of two or more consecutive vector-only kernels with no collective inside, each
+    kernel as (its index, which inputs the run made, which outputs only the run reads). The runs
+    are found once per graph analysis (``compare`` prices one graph on every systolic target) and
+    cut where a plan puts a collective."""
+    if "loop_fusion" not in analysis.memo:
+        runs, run = [], []
+        for j, node in enumerate([*analysis.nodes, None]):
+            if node is not None and node.spec.category not in FREE_CATEGORIES:
+                w = shared_work(node, analysis.keys[j])
+                if not (w.contractions or w.kernels == 0 or w.traffic is not None):
+                    run.append(j)
+                    continue
+            if len(run) > 1:
+                runs.append(run)
+            run = []
+        analysis.memo["loop_fusion"] = (runs, {})
+    runs, done = analysis.memo["loop_fusion"]
+    out = []
+    for run in runs:
+        cuts = [i + 1 for i, j in enumerate(run[:-1]) if plan.after.get(id(analysis.nodes[j]))]
+        for part in (run[a:b] for a, b in zip([0, *cuts], [*cuts, len(run)])):
+            key = (part[0], len(part))
+            if len(part) > 1 and key not in done:
+                members = {id(analysis.nodes[k]) for k in part}
+                made = {id(x) for k in part for v in analysis.nodes[k].outputs for x in _views(v)}
+                done[key] = [(k, tuple(id(v) in made for v in analysis.nodes[k].inputs),
+                              tuple(not any(x.is_output or any(u.spec.category not in FREE_CATEGORIES
+                                                               and id(u) not in members for u, _ in x.uses)
+                                            for x in _views(v)) for v in analysis.nodes[k].outputs)) for k in part]
+            if len(part) > 1:
+                out.append(done[key])
+    return out
+
+
+def _views(v) -> list:
+    """``v`` and the values views of it make (a view produces no kernel: they are ``v`` in memory)."""
+    return [v, *(x for u, _ in v.uses if u.spec.category in FREE_CATEGORIES for o in u.outputs for x in _views(o))]

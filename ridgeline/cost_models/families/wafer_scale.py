@@ -61,6 +61,7 @@ from ..spatial import (
     at_keys,
     finish_estimate,
     layer_blocks,
+    map_works,
     resident_bytes,
     sized_for_window,
     value_bytes,
@@ -153,7 +154,7 @@ class WaferScaleModel(SpatialModel):
         return finish_estimate(self, graph, est, companion, devices=lay["wafers"], weights=w, kv=kv,
                                capacity=self._usable(), note=note,
                                detail={"layout": {k: v for k, v in lay.items() if k != "resident_per_wafer"}},
-                               widen=widen)
+                               widen=widen, kv_only=lay.get("kv_only_wafers", 0))
 
     # ----------------------------------------------------------------- layout
     def _wafers(self, graph: Graph, nodes: list[Node], res: dict[int, tuple[float, float]]) -> tuple[str, dict[int, int], int]:
@@ -353,9 +354,8 @@ class WaferScaleModel(SpatialModel):
         if window.overflows:
             # the layout's attention reads only the window's keys: its region (a share of the
             # wafer by FLOPs) and its cycles are those of that work
-            memo2: dict[int, NodeWork] = {}
-            works = {i: memo2.setdefault(id(w), at_keys(w, window.positions)) if res.get(i, (0.0, 0.0))[1] > 0
-                     else w for i, w in works.items()}
+            works = map_works(works, lambda w: at_keys(w, window.positions),
+                              (i for i in works if res.get(i, (0.0, 0.0))[1] > 0))
         regions = self._regions(nodes, works, res, wafer_of, wafers, stream)
         mx_bw = float(self.target.array["memoryx_bandwidth"]) if stream else 0.0
         cache: dict[tuple, dict] = {}
@@ -410,13 +410,16 @@ class WaferScaleModel(SpatialModel):
                 finish[id(v)] = end
                 wafer_at[id(v)] = wafer_of[id(n)]
             nbytes = whole[id(n)].bytes_at(sram)
+            # the keys past the window are read on the KV-only wafers
+            far = 1.0 - window.positions / window.context if window.overflows and res.get(id(n), (0, 0))[1] else 0.0
             if streamed:
                 nbytes["memoryx"] = streamed
             flops = whole[id(n)].matrix_flops + whole[id(n)].vector_flops
             rec = NodeCost(label, n.op, n.spec.category, 0.0, flops, nbytes, cyc["bound"], roofline=cyc["bound"],
                            unit=f"pe x{pes}", compute_s=cyc["compute_cycles"] / self.clock,
                            memory_s=max(cyc["stream_cycles"], cyc["weight_stream_cycles"]) / self.clock,
-                           layer=layer, detail={"kernels": 1, "wafer": wafer_of[id(n)], **cyc})
+                           layer=layer, detail={"kernels": 1, "wafer": wafer_of[id(n)], **cyc,
+                                                       **({"far_share": far} if far > 0 else {})})
             recs.append((rec, end, max(0.0, cyc["occupancy"] - cyc["latency"])))
         # MemoryX is one link: the step cannot end before every weight has streamed through it
         floor = sum(wb for wb, _ in res.values()) / mx_bw * self.clock if stream else 0.0
