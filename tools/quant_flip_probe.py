@@ -46,6 +46,7 @@ class Probe:
         from onnx import numpy_helper
 
         from ridgeline.testing import text_accuracy as ta
+        wins = ta.windows(ta.tokenize(ta.passage(), tokenizer), window)    # a bad tokenizer fails before the load
         self.onnx, self.ta, self.path = onnx, ta, model
         self.m = onnx.load(str(model))
         inits = {i.name: i for i in self.m.graph.initializer}
@@ -57,7 +58,6 @@ class Probe:
                 layer = int(n.name.split("layers.")[1].split("/")[0]) if "layers." in n.name else -1
                 self.kind[n.input[1]] = (kind, layer, n.input[0])
         self.w = {k: numpy_helper.to_array(inits[k]).astype(np.float64) for k in self.kind}
-        wins = ta.windows(ta.tokenize(ta.passage(), tokenizer), window)
         self.evals, self.calib = wins[-n_eval:], wins[:len(wins) - n_eval]
         self._ref = [o[0] for o in self.run(str(model), self.evals)]
 
@@ -276,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from bench_quant_accuracy import smollm2
         model, tok = smollm2()
-    p = Probe(model, tok)
+    from ridgeline.ir.errors import ModelError
+    try:
+        p = Probe(model, tok)
+    except (ModelError, OSError) as e:    # a bad --tokenizer or --model: one line, not a traceback
+        ap.error(str(e))
     margins(p)
     if args.what == "floor":
         floor(p)

@@ -593,3 +593,23 @@ def test_flip_probe_by_layer_adds_up(word_tokenizer, capsys):
     assert [r["label"] for r in rows[1:]] == [f"int4-g32: only layer {i}" for i in layers]
     total, parts = rows[0]["logit_err_rms"] ** 2, sum(r["logit_err_rms"] ** 2 for r in rows[1:])
     assert 0.5 * total < parts < 2 * total and all(r["logit_err_rms"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("tool", ["quant_flip_probe", "bench_quant_accuracy"])
+@pytest.mark.parametrize("bad", ["missing/tokenizer", "empty-dir"])
+def test_bad_tokenizer_is_a_usage_error(tool, bad, tmp_path, capsys, monkeypatch):
+    """The quantization tools' ``--tokenizer`` naming no tokenizer (a missing path, or a folder
+    without one): one line, exit 2, no traceback."""
+    import importlib.util
+    monkeypatch.setenv("RIDGELINE_BENCH_CACHE", str(tmp_path))
+    spec = importlib.util.spec_from_file_location(tool, f"tools/{tool}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tok = tmp_path / bad
+    if bad == "empty-dir":
+        tok.mkdir()
+    with pytest.raises(SystemExit) as e:
+        mod.main(["floor" if tool == "quant_flip_probe" else "--profile=ci", "--model", LLAMA, "--tokenizer", str(tok)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tok) in err.strip().splitlines()[-1] and "Traceback" not in err
