@@ -131,11 +131,10 @@ def decode_speed(graph, targets: list[str]) -> dict[str, float]:
 def _check_patterns(ap: argparse.ArgumentParser, base, args: argparse.Namespace) -> None:
     """``ap.error`` when a --skip/--rotate/--then-skip pattern matches none of the GEMMs it may name."""
     from ridgeline.ir.errors import PassError
+    from ridgeline.passes.transforms.quantize import _split as split   # the pass's own reading of skip=
     from ridgeline.passes.transforms.quantize_rewrite import find_candidates
     from ridgeline.passes.transforms.quantize_skip import select_skipped
 
-    def split(x: str) -> list[str]:
-        return [p.strip() for p in x.split(",") if p.strip()]
     cands = find_candidates(base)[0]
     try:
         kept = select_skipped(base, cands, split(args.skip))
@@ -187,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     import ridgeline as rl
     from ridgeline.frontends.onnx.exporter import save_onnx
+    from ridgeline.ir.errors import ModelError
     from ridgeline.passes.transforms.quantize import quantize_graph
     from ridgeline.testing import text_accuracy as ta
 
@@ -201,15 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, gguf = smollm2()
         tokenizer = args.tokenizer or gguf
-    text = Path(args.text).read_text(encoding="utf-8") if args.text else ta.passage()
-    ids = ta.tokenize(text, tokenizer)
+    try:       # a bad --tokenizer, --text or --calib-text: one line, not a traceback
+        ids = ta.tokenize(Path(args.text).read_text(encoding="utf-8") if args.text else ta.passage(), tokenizer)
+        extra = [w for f in args.calib_text for w in ta.windows(ta.tokenize(Path(f).read_text(encoding="utf-8"),
+                                                                             tokenizer), window)]
+    except (ModelError, OSError) as e:
+        ap.error(str(e))
     n_eval = -(-positions // window)
     wins = ta.windows(ids, window)
     if len(wins) < n_eval + 1:
         ap.error(f"the text has {len(ids)} tokens: too few for {positions} held-out positions and calibration")
     evals = wins[-n_eval:]                       # held out: the end of the text
-    extra = [w for f in args.calib_text for w in ta.windows(ta.tokenize(Path(f).read_text(encoding="utf-8"),
-                                                                         tokenizer), window)]
     calib = (extra + wins[:len(wins) - n_eval])[:args.calib_windows or None]   # never a held-out token
     if args.calib_generate:
         if args.model:

@@ -3,6 +3,7 @@
 
     nice -n 10 python tools/quant_flip_probe.py floor                    # fp32 numpy vs fp32 onnxruntime
     nice -n 10 python tools/quant_flip_probe.py kinds --scheme int8      # one layer kind at a time
+    nice -n 10 python tools/quant_flip_probe.py kinds --scheme int8 --by layer   # one decoder layer at a time
     nice -n 10 python tools/quant_flip_probe.py methods --scheme int8 --methods rtn,gptq,awq,awq-gptq
     nice -n 10 python tools/quant_flip_probe.py methods --scheme int4-asym-g128 --methods rtn,awq-gptq --clip output
     nice -n 10 python tools/quant_flip_probe.py weights                  # max/rms per output channel, per kind
@@ -45,6 +46,7 @@ class Probe:
         from onnx import numpy_helper
 
         from ridgeline.testing import text_accuracy as ta
+        wins = ta.windows(ta.tokenize(ta.passage(), tokenizer), window)    # a bad tokenizer fails before the load
         self.onnx, self.ta, self.path = onnx, ta, model
         self.m = onnx.load(str(model))
         inits = {i.name: i for i in self.m.graph.initializer}
@@ -56,7 +58,6 @@ class Probe:
                 layer = int(n.name.split("layers.")[1].split("/")[0]) if "layers." in n.name else -1
                 self.kind[n.input[1]] = (kind, layer, n.input[0])
         self.w = {k: numpy_helper.to_array(inits[k]).astype(np.float64) for k in self.kind}
-        wins = ta.windows(ta.tokenize(ta.passage(), tokenizer), window)
         self.evals, self.calib = wins[-n_eval:], wins[:len(wins) - n_eval]
         self._ref = [o[0] for o in self.run(str(model), self.evals)]
 
@@ -106,7 +107,8 @@ class Probe:
                "flips_below_p95_dmargin": int((flip & (margin < np.percentile(dmargin, 95))).sum()),
                "flips_by_margin": {f"<{hi:g}": int((flip & (margin >= lo) & (margin < hi)).sum())
                                    for lo, hi in zip((0,) + MARGIN_BINS, MARGIN_BINS + (np.inf,))},
-               "max_abs_logit_diff": float(np.abs(Q - R).max())}
+               "max_abs_logit_diff": float(np.abs(Q - R).max()),
+               "logit_err_rms": round(float(np.sqrt(np.square(Q - R).mean())), 4)}
         print(json.dumps(row), flush=True)
         return row
 
@@ -142,12 +144,15 @@ def quantizer(scheme_name: str):
     return sch, (lambda w: qm.roundtrip(w, sch, np.dtype(np.float32)))
 
 
-def kinds(p: Probe, scheme: str) -> None:
+def kinds(p: Probe, scheme: str, by: str = "kind") -> None:
+    """Rounding in one layer kind (``by="kind"``) or one decoder layer (``"layer"``) at a time."""
     _, rt = quantizer(scheme)
     body = [k for k, v in p.kind.items() if v[0] != "lm_head"]
     p.score_weights({k: rt(p.w[k]) for k in body}, f"{scheme}: every GEMM but the LM head")
-    for kind in KINDS:
-        p.score_weights({k: rt(p.w[k]) for k, v in p.kind.items() if v[0] == kind}, f"{scheme}: only {kind}")
+    parts = KINDS if by == "kind" else sorted({v[1] for v in p.kind.values() if v[1] >= 0})
+    for part in parts:
+        p.score_weights({k: rt(p.w[k]) for k, v in p.kind.items() if v[0 if by == "kind" else 1] == part},
+                        f"{scheme}: only {by} {part}")
 
 
 def methods(p: Probe, scheme: str, names: list[str], damp: float, clip: str = "weight",
@@ -253,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default="int8,int8/rotate,int8-asym,int8/absmax,noise:1,noise:0.5,noise:0.25",
                     help="rounding: scheme[/rotate[/seedN]][/absmax][/head] or noise:F[/seedN][/head], comma-separated")
     ap.add_argument("--scheme", default="int8")
+    ap.add_argument("--by", choices=("kind", "layer"), default="kind", help="kinds: one layer kind or one decoder layer at a time")
     ap.add_argument("--methods", default="rtn,gptq,awq,awq-gptq")
     ap.add_argument("--damp", type=float, default=0.1)
     ap.add_argument("--clip", choices=("weight", "output"), default="weight",
@@ -270,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from bench_quant_accuracy import smollm2
         model, tok = smollm2()
-    p = Probe(model, tok)
+    from ridgeline.ir.errors import ModelError
+    try:
+        p = Probe(model, tok)
+    except (ModelError, OSError) as e:    # a bad --tokenizer or --model: one line, not a traceback
+        ap.error(str(e))
     margins(p)
     if args.what == "floor":
         floor(p)
@@ -279,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.what == "rounding":
         rounding(p, [v for v in args.variants.split(",") if v])
     elif args.what == "kinds":
-        kinds(p, args.scheme)
+        kinds(p, args.scheme, args.by)
     else:
         methods(p, args.scheme, [m for m in args.methods.split(",") if m], args.damp, args.clip,
                 tuple(k for k in args.rotate.split(",") if k))

@@ -575,3 +575,41 @@ def test_public_gptq_and_apply_method_refuse_a_non_integer_scheme(scheme, how):
             method = how.partition(":")[2]
             apply_method(g, g, find_candidates(g)[0], sch, "rtn" if method == "clip" else method,
                          [{"x": np.ones((8, 16), np.float32)}], EVAL, 0, clip="output" if method == "clip" else "weight")
+
+
+def test_flip_probe_by_layer_adds_up(word_tokenizer, capsys):
+    """``quant_flip_probe.py kinds --by layer``: one row per decoder layer, and rounding errors of
+    different layers are independent, so their logit error variances add up to the whole model's
+    (within a factor of 2: the layers' errors interact through the nonlinearities)."""
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("quant_flip_probe", "tools/quant_flip_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.main(["kinds", "--by", "layer", "--scheme", "int4-g32", "--model", LLAMA,
+                       "--tokenizer", word_tokenizer]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"label"')]
+    layers = sorted({n.name.split("layers.")[1].split("/")[0] for n in rl.load(LLAMA) if "layers." in n.name}, key=int)
+    assert [r["label"] for r in rows[1:]] == [f"int4-g32: only layer {i}" for i in layers]
+    total, parts = rows[0]["logit_err_rms"] ** 2, sum(r["logit_err_rms"] ** 2 for r in rows[1:])
+    assert 0.5 * total < parts < 2 * total and all(r["logit_err_rms"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize("tool", ["quant_flip_probe", "bench_quant_accuracy"])
+@pytest.mark.parametrize("bad", ["missing/tokenizer", "empty-dir"])
+def test_bad_tokenizer_is_a_usage_error(tool, bad, tmp_path, capsys, monkeypatch):
+    """The quantization tools' ``--tokenizer`` naming no tokenizer (a missing path, or a folder
+    without one): one line, exit 2, no traceback."""
+    import importlib.util
+    monkeypatch.setenv("RIDGELINE_BENCH_CACHE", str(tmp_path))
+    spec = importlib.util.spec_from_file_location(tool, f"tools/{tool}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tok = tmp_path / bad
+    if bad == "empty-dir":
+        tok.mkdir()
+    with pytest.raises(SystemExit) as e:
+        mod.main(["floor" if tool == "quant_flip_probe" else "--profile=ci", "--model", LLAMA, "--tokenizer", str(tok)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert str(tok) in err.strip().splitlines()[-1] and "Traceback" not in err
